@@ -1,0 +1,3 @@
+"""Quiver: API gateway, AI gateway and API platform."""
+
+__version__ = "0.1.0"

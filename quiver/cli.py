@@ -1,0 +1,188 @@
+"""The ``quiver`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from quiver import __version__
+from quiver.config.models import Config
+from quiver.errors import ConfigError
+
+log = logging.getLogger("quiver")
+
+DEFAULT_CONFIG = "quiver.yaml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"quiver: invalid config ({len(exc.issues)} problem(s)):", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"quiver: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quiver", description="Quiver: API gateway, AI gateway and API platform."
+    )
+    parser.add_argument("--version", action="version", version=f"quiver {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway",
+        description=(
+            "Run the gateway. Without -c, ./quiver.yaml is used when present; otherwise "
+            "Quiver starts on embedded defaults with a built-in demo target."
+        ),
+    )
+    _config_option(serve, required=False)
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        help='worker processes sharing the port (a number or "auto"); overrides the config',
+    )
+    serve.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    serve.set_defaults(handler=_serve)
+
+    check = commands.add_parser(
+        "check", help="validate a config file", description="Validate a config file."
+    )
+    _config_option(check, required=True)
+    check.set_defaults(handler=_check)
+
+    routes = commands.add_parser(
+        "routes",
+        help="print the compiled route table",
+        description="Print the route table in the order requests are matched against it.",
+    )
+    _config_option(routes, required=True)
+    routes.set_defaults(handler=_routes)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "-c", "--config", metavar="FILE", required=required, help="config file (YAML or JSON)"
+    )
+
+
+def _load(path: str) -> Config:
+    from quiver.config import load_config
+
+    return load_config(path)
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    print(
+        f"{args.config}: OK ({len(config.targets)} targets, {len(config.routes)} routes, "
+        f"{len(config.listen)} listen addresses)"
+    )
+    return 0
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from quiver.proxy.routing import Router
+
+    config = _load(args.config)
+    rows = Router([(route, route.target) for route in config.routes]).table()
+    if not rows:
+        print("no routes")
+        return 0
+    columns = list(rows[0])
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row_cells in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row_cells, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from quiver.proxy.server import listen_socket
+
+    path = args.config or os.environ.get("QUIVER_CONFIG")
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        path = DEFAULT_CONFIG
+    demo_socket = None
+    if path is not None:
+        config = _load(path)
+        log.info("config loaded from %s", path)
+    else:
+        from quiver.demo import demo_config
+
+        demo_socket = listen_socket("127.0.0.1:0", reuse_port=False)
+        host, port = demo_socket.getsockname()[:2]
+        config = demo_config(f"{host}:{port}")
+        log.info("no config file: serving the built-in demo target (try: curl %s)", _demo_url())
+    workers = _worker_count(args.workers if args.workers is not None else config.workers)
+
+    from quiver.proxy.tls import warn_unverified
+
+    warn_unverified(config.targets)
+    if workers > 1:
+        from quiver.proxy.supervisor import Supervisor
+
+        return Supervisor(config, workers, demo_socket=demo_socket).run()
+
+    from quiver.proxy.worker import run_worker
+
+    sockets = [(spec, listen_socket(spec.address, reuse_port=True)) for spec in config.listen]
+
+    def announce(addresses: list[object]) -> None:
+        for address in addresses:
+            log.info("proxy listening on %s", getattr(address, "url", address))
+
+    run_worker(config, sockets, demo_socket=demo_socket, announce=announce)
+    return 0
+
+
+def _demo_url() -> str:
+    return "http://127.0.0.1:8080/hello"
+
+
+def _worker_count(value: object) -> int:
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(str(value))
+    except ValueError:
+        raise SystemExit(f'quiver: --workers takes a number or "auto", not {value!r}') from None
+    if count < 1:
+        raise SystemExit("quiver: --workers must be at least 1")
+    return count
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""Reading ``quiver.yaml`` (or JSON) into a validated :class:`Config`.
+
+Loading runs in four steps.  Every problem found along the way becomes a
+:class:`ConfigIssue` naming the file, the line and the key at fault, and all of
+them are raised together as one :class:`ConfigError`, sorted by line:
+
+1. parse the text with the YAML parser (JSON too, so both get line numbers) into
+   plain data, recording the line of every value and rejecting duplicate keys;
+2. substitute ``${VAR}`` in string values (:mod:`quiver.config.envsubst`);
+3. validate with the pydantic models, rewording their errors for people;
+4. check references between entities: unique names, routes naming defined
+   targets, rewrite templates using only parameters the paths capture.
+
+Mapping keys are always taken as the text written, so ``on:`` or ``200:`` are the
+keys ``"on"`` and ``"200"`` rather than YAML 1.1's boolean and integer.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from quiver.config.envsubst import SubstitutionError, substitute
+from quiver.config.models import Config
+from quiver.errors import ConfigError, ConfigIssue
+
+Path = tuple[str | int, ...]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_SIMPLE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, substitute, validate and cross-check the config file at ``path``."""
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8-sig") as file:
+            text = file.read()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError([ConfigIssue("", f"cannot read config file: {reason}", source)]) from exc
+    except UnicodeDecodeError as exc:
+        issue = ConfigIssue("", f"config file is not UTF-8 text: {exc}", source)
+        raise ConfigError([issue]) from exc
+    return load_config_text(text, source=source)
+
+
+def load_config_text(
+    text: str, source: str = "<config>", env: Mapping[str, str] | None = None
+) -> Config:
+    """Like :func:`load_config` for text already read; ``env`` defaults to ``os.environ``."""
+    report = _Report(source)
+    reader = _TreeReader(report, os.environ if env is None else env)
+    data = reader.read_document(text)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        _add_validation_issues(report, exc, data, skip=reader.unreadable)
+    else:
+        _add_reference_issues(report, config)
+    if report.issues:
+        raise ConfigError(report.sorted_issues())
+    return config
+
+
+def format_location(path: Path) -> str:
+    """``("routes", 0, "target")`` as ``routes[0].target``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _SIMPLE_KEY.fullmatch(part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{part!r}]"
+    return text
+
+
+@dataclass
+class _Report:
+    """Issues found so far and the line of every value, to say where each one is."""
+
+    source: str
+    lines: dict[Path, int] = field(default_factory=dict)
+    issues: list[ConfigIssue] = field(default_factory=list)
+
+    def line_of(self, path: Path) -> int | None:
+        """Line of the deepest part of ``path`` written in the file."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+    def add(self, path: Path, message: str, line: int | None = None) -> None:
+        line = line or self.line_of(path)
+        self.issues.append(ConfigIssue(format_location(path), message, self.source, line))
+
+    def sorted_issues(self) -> list[ConfigIssue]:
+        return sorted(self.issues, key=lambda issue: (issue.line is None, issue.line or 0))
+
+
+class _TreeReader:
+    """Turns a composed YAML node tree into plain data, noting lines and problems."""
+
+    def __init__(self, report: _Report, env: Mapping[str, str]) -> None:
+        self.report = report
+        self.env = env
+        self.json_numbers = False
+        #: paths whose value could not be read as written, already reported
+        self.unreadable: list[Path] = []
+        self._constructor = yaml.SafeLoader("")
+        self._open: set[int] = set()  # nodes being read: an alias inside one is a cycle
+
+    def read_document(self, text: str) -> dict[str, object]:
+        """The top-level mapping of ``text``; raises ConfigError if there is none."""
+        self.json_numbers = _is_json(text)
+        if self.json_numbers:
+            # JSON allows tabs between tokens where YAML does not; valid JSON has no
+            # raw tab inside a string (RFC 8259 section 7), so replacing them is safe.
+            text = text.replace("\t", " ")
+        source = self.report.source
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            raise ConfigError([_syntax_issue(exc, source)]) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError([ConfigIssue("", f"cannot parse: {exc}", source)]) from exc
+        data = None if root is None else self.read(root, ())
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            message = (
+                "the top level must be a mapping of keys such as 'listen', 'targets' and "
+                f"'routes', not {_kind(data)}"
+            )
+            self.report.add((), message)
+            raise ConfigError(self.report.sorted_issues())
+        return data
+
+    def read(self, node: yaml.Node, path: Path) -> object:
+        self.report.lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in self._open:
+            self._unreadable(path, "an alias refers to a value that contains it")
+            return None
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            self._unreadable(path, f"unsupported YAML tag {node.tag!r}")
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.read(item, (*path, index)) for index, item in enumerate(node.value)]
+            if isinstance(node, yaml.ScalarNode):
+                return self._scalar(node, path)
+            return None
+        finally:
+            self._open.discard(id(node))
+
+    def _unreadable(self, path: Path, message: str) -> None:
+        self.report.add(path, message)
+        self.unreadable.append(path)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, object]:
+        result: dict[str, object] = {}
+        merges: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                is_list = isinstance(value_node, yaml.SequenceNode)
+                merges.extend(value_node.value if is_list else [value_node])
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.report.add(path, "a key must be a plain value, not a list or mapping")
+                continue
+            key: str = key_node.value
+            key_path = (*path, key)
+            if key in result:
+                message = (
+                    f"duplicate key '{key}' (first written on line {self.report.lines[key_path]})"
+                )
+                self.report.add(key_path, message, line=key_node.start_mark.line + 1)
+                continue
+            self.report.lines.setdefault(key_path, key_node.start_mark.line + 1)
+            result[key] = self.read(value_node, key_path)
+        # "<<: *defaults" fills in keys the mapping does not write itself
+        for merge_node in merges:
+            merged = self.read(merge_node, path)
+            if not isinstance(merged, dict):
+                self.report.add(path, "'<<' can only merge mappings")
+                continue
+            for key, value in merged.items():
+                result.setdefault(key, value)
+        return result
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path) -> object:
+        if self.json_numbers and node.style is None and node.tag == _STR_TAG:
+            # In valid JSON an unquoted word that YAML 1.1 leaves as text is a
+            # number with an exponent, such as 1e3.
+            return float(node.value)
+        try:
+            value = self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            self._unreadable(path, f"cannot read value: {getattr(exc, 'problem', exc)}")
+            return None
+        if not isinstance(value, str):
+            return value
+        try:
+            return substitute(value, self.env)
+        except SubstitutionError as exc:
+            self._unreadable(path, str(exc))
+            return value
+
+
+def _is_json(text: str) -> bool:
+    if text.lstrip()[:1] not in ("{", "["):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _syntax_issue(exc: yaml.MarkedYAMLError, source: str) -> ConfigIssue:
+    mark = exc.problem_mark or exc.context_mark
+    line = None if mark is None else mark.line + 1
+    if exc.problem == "but found another document":
+        return ConfigIssue(
+            "", "a config file holds one YAML document; found a second", source, line
+        )
+    message = f"syntax error: {exc.problem or exc.context or 'invalid YAML'}"
+    if exc.problem and exc.context:
+        context_mark = exc.context_mark
+        if context_mark is not None and context_mark.line + 1 != line:
+            message += f" ({exc.context} that starts on line {context_mark.line + 1})"
+        else:
+            message += f" ({exc.context})"
+    return ConfigIssue("", message, source, line)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return f"the value {value!r}"
+
+
+# -- pydantic errors, reworded ---------------------------------------------------------
+
+
+def _add_validation_issues(
+    report: _Report, exc: ValidationError, data: dict[str, object], skip: list[Path]
+) -> None:
+    messages: dict[Path, list[str]] = {}
+    for error in exc.errors(include_url=False):
+        kind = error["type"]
+        path = _data_path(error["loc"], data, keep_last=kind == "missing")
+        if any(path[: len(bad)] == bad for bad in skip):
+            continue  # the reader already said why this value is wrong
+        if kind == "missing":
+            path, message = path[:-1], f"missing required key '{path[-1]}'"
+        elif kind == "extra_forbidden":
+            message = f"unknown key '{path[-1]}'" + _suggestion(path[-1], _field_names(path[:-1]))
+        else:
+            message = _plain(str(error["msg"]))
+        # the branches of a union fail separately at one place; say it once
+        known = messages.setdefault(path, [])
+        if message not in known:
+            known.append(message)
+    for path, texts in messages.items():
+        report.add(path, "; or ".join(texts))
+
+
+def _data_path(loc: tuple[int | str, ...], data: object, *, keep_last: bool) -> Path:
+    """The part of a pydantic ``loc`` that exists in the data.
+
+    Union branches add their type names to ``loc`` and some validators reshape
+    the value (a ``listen`` string becomes a list); such parts are dropped so the
+    location names what the user wrote.
+    """
+    path: list[str | int] = []
+    value = data
+    for index, part in enumerate(loc):
+        if _has_part(value, part):
+            value = value[part]  # type: ignore[index]
+        elif not (keep_last and index == len(loc) - 1):
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def _has_part(value: object, part: str | int) -> bool:
+    if isinstance(value, dict):
+        return part in value
+    return isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+
+
+def _plain(message: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+def _suggestion(word: str | int, choices: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _field_names(path: Path) -> list[str]:
+    """Field names of the model(s) that validate the mapping at ``path``."""
+    kinds = _members(Config)
+    for part in path:
+        kinds = [child for kind in kinds for child in _members(_child_type(kind, part))]
+    return [name for kind in kinds if _is_model(kind) for name in kind.model_fields]
+
+
+def _child_type(kind: Any, part: str | int) -> Any:
+    origin = get_origin(kind)
+    if isinstance(part, int) and origin is list:
+        return get_args(kind)[0]
+    if isinstance(part, str) and origin is dict:
+        return get_args(kind)[1]
+    if isinstance(part, str) and _is_model(kind) and part in kind.model_fields:
+        return kind.model_fields[part].annotation
+    return None
+
+
+def _members(kind: Any) -> list[Any]:
+    origin = get_origin(kind)
+    if origin is Annotated:
+        return _members(get_args(kind)[0])
+    if origin is Union or origin is UnionType:
+        return [member for arg in get_args(kind) for member in _members(arg)]
+    return [kind]
+
+
+def _is_model(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, BaseModel)
+
+
+# -- references between entities --------------------------------------------------------
+
+
+def _add_reference_issues(report: _Report, config: Config) -> None:
+    _check_unique(report, "targets", "target", [target.name for target in config.targets])
+    _check_unique(report, "routes", "route", [route.name for route in config.routes])
+    targets = list(dict.fromkeys(target.name for target in config.targets))
+    for index, route in enumerate(config.routes):
+        if route.target not in targets:
+            if targets:
+                defined = ", ".join(f"'{name}'" for name in targets)
+                message = f"unknown target '{route.target}' (defined targets: {defined})"
+            else:
+                message = f"unknown target '{route.target}': no targets are defined"
+            message += _suggestion(route.target, targets)
+            report.add(("routes", index, "target"), message)
+        if route.rewrite is not None:
+            _check_rewrite(report, ("routes", index, "rewrite"), route.rewrite, route.paths)
+
+
+def _check_unique(report: _Report, section: str, noun: str, names: list[str]) -> None:
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in first:
+            earlier = (section, first[name], "name")
+            line = report.line_of(earlier)
+            where = format_location(earlier[:2]) + (f" on line {line}" if line else "")
+            report.add((section, index, "name"), f"duplicate {noun} name '{name}' (also {where})")
+        else:
+            first[name] = index
+
+
+def _check_rewrite(report: _Report, path: Path, rewrite: str, paths: list[str]) -> None:
+    captured = {route_path: captured_params(route_path) for route_path in paths}
+    usable = set.intersection(*captured.values())
+    for param in dict.fromkeys(_PARAM.findall(rewrite)):
+        if param in usable:
+            continue
+        lacking = [route_path for route_path, names in captured.items() if param not in names]
+        quoted = ", ".join(f"'{route_path}'" for route_path in lacking)
+        noun = "path" if len(lacking) == 1 else "paths"
+        message = f"'{{{param}}}' is not captured by {noun} {quoted}"
+        if usable:
+            message += f"; usable here: {', '.join(f'{{{name}}}' for name in sorted(usable))}"
+        elif len(paths) > 1:
+            message += "; a rewrite may only use parameters that every path captures"
+        report.add(path, message)
+
+
+def captured_params(path: str) -> set[str]:
+    """Parameter names a route path captures: ``{name}`` segments or regex named groups."""
+    if path.startswith("~"):
+        return set(re.compile(path[1:]).groupindex)
+    return set(_PARAM.findall(path))

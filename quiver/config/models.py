@@ -1,0 +1,256 @@
+"""The declarative config as pydantic models.
+
+Every model rejects unknown keys and is frozen once validated; every field carries
+a description because the docs are generated from them.  Durations accept a
+number of seconds or a string such as ``"250ms"``, ``"5s"``, ``"2m"``; sizes accept
+a number of bytes or ``"64k"``, ``"10MB"``, ``"1GiB"``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from quiver.config.units import parse_duration, parse_size
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsCertificate(Strict):
+    cert: str = Field(description="Path to a PEM certificate chain (leaf first).")
+    key: str = Field(description="Path to the PEM private key of the certificate.")
+
+
+class ListenTls(Strict):
+    certificates: list[TlsCertificate] = Field(
+        min_length=1,
+        description="Certificates offered to clients; chosen by SNI, the first is the default.",
+    )
+    min_version: Literal["1.2", "1.3"] = Field("1.2", description="Lowest TLS version accepted.")
+
+
+class Listen(Strict):
+    address: str = Field(description="host:port to accept connections on, e.g. 127.0.0.1:8080.")
+    tls: ListenTls | None = Field(None, description="Terminate TLS on this address.")
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_address(value)
+        return value
+
+
+def split_address(value: str) -> tuple[str, int]:
+    """``"host:port"`` or ``"[::1]:port"`` into its parts; ValueError names the problem."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class Limits(Strict):
+    max_request_line: Size = Field(8192, gt=0, description="Longest request line (414 beyond).")
+    max_header_size: Size = Field(
+        32768, gt=0, description="Largest header block in bytes (431 beyond)."
+    )
+    max_headers: int = Field(100, gt=0, description="Most header fields in a request (431 beyond).")
+    max_body_size: Size | None = Field(
+        None, description="Largest request body in bytes (413 beyond); unset means unlimited."
+    )
+    header_timeout: Duration = Field(
+        10.0, gt=0, description="Time a client has to send a complete request head (408)."
+    )
+    body_timeout: Duration = Field(
+        60.0, gt=0, description="Longest pause between two reads of a request body (408)."
+    )
+    idle_timeout: Duration = Field(
+        60.0, gt=0, description="Idle keep-alive client connections are closed after this."
+    )
+    send_timeout: Duration = Field(
+        60.0, gt=0, description="Longest stall writing a response to a client that stopped reading."
+    )
+
+
+class Timeouts(Strict):
+    connect: Duration = Field(5.0, gt=0, description="Connecting (and TLS handshake) to a node.")
+    read: Duration = Field(60.0, gt=0, description="Longest wait between two reads from a node.")
+    write: Duration = Field(60.0, gt=0, description="Longest stall writing a request to a node.")
+
+
+class Pool(Strict):
+    max_idle: int = Field(64, ge=0, description="Idle keep-alive connections kept per node.")
+    idle_timeout: Duration = Field(
+        30.0, gt=0, description="An idle pooled connection is closed after this."
+    )
+    max_requests: int = Field(
+        0, ge=0, description="Requests sent on one connection before it is retired; 0: no limit."
+    )
+    max_connections: int = Field(
+        0, ge=0, description="Open connections per node; 0: no limit. Beyond it, 503."
+    )
+
+
+class Node(Strict):
+    url: str = Field(description="http:// or https:// URL of one server of the target.")
+    weight: int = Field(1, ge=0, le=1000, description="Share of traffic relative to other nodes.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        check_target_url(value)
+        return value
+
+
+def check_target_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"URL must start with http:// or https://, got {value!r}")
+    if not parts.hostname:
+        raise ValueError(f"URL has no host: {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"target URL may not carry a query or fragment: {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"bad port in {value!r}") from exc
+
+
+class Target(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Unique name routes refer to.")
+    url: str | None = Field(None, description="URL of a single-node target (base path allowed).")
+    nodes: list[Node] | None = Field(
+        None, min_length=1, description="Several nodes sharing the traffic by weight."
+    )
+    timeouts: Timeouts | None = Field(None, description="Overrides the global upstream timeouts.")
+    pool: Pool | None = Field(None, description="Overrides the global connection pool settings.")
+    tls_verify: bool = Field(
+        True, description="Verify https:// nodes against the CA store (false logs a warning)."
+    )
+    tls_ca_file: str | None = Field(None, description="PEM CA bundle used instead of the system's.")
+    tls_client_cert: str | None = Field(
+        None, description="PEM client certificate presented to the node (mutual TLS)."
+    )
+    tls_client_key: str | None = Field(None, description="Key of tls_client_cert.")
+    tls_server_name: str | None = Field(
+        None, description="SNI and verified name; defaults to the node's host."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_target_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_of_url_nodes(self) -> Target:
+        if (self.url is None) == (self.nodes is None):
+            raise ValueError("give exactly one of 'url' or 'nodes'")
+        if self.tls_client_key and not self.tls_client_cert:
+            raise ValueError("'tls_client_key' needs 'tls_client_cert'")
+        if self.nodes is not None and not any(node.weight for node in self.nodes):
+            raise ValueError("at least one node needs a weight above 0")
+        return self
+
+    @property
+    def node_list(self) -> list[Node]:
+        return self.nodes if self.nodes is not None else [Node(url=self.url or "")]
+
+
+class Route(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Unique name of the route.")
+    paths: list[str] = Field(
+        min_length=1,
+        description=(
+            'Path patterns: "/items" matches that prefix on segment boundaries; "=/items" '
+            'only that exact path; "{id}" captures one segment; "~^/v[0-9]+/" is a regex.'
+        ),
+    )
+    methods: list[str] | None = Field(None, description="HTTP methods accepted; all when unset.")
+    hosts: list[str] | None = Field(
+        None, description='Host names accepted, "*.example.com" wildcards allowed; any when unset.'
+    )
+    headers: dict[str, list[str]] | None = Field(
+        None,
+        description='Headers that must be present with one of the values ("~regex" allowed).',
+    )
+    priority: int = Field(0, description="Higher wins over any other ordering rule.")
+    strip_path: bool = Field(False, description="Remove the matched prefix before forwarding.")
+    rewrite: str | None = Field(
+        None,
+        description='Upstream path template, e.g. "/v2/users/{id}", filled from captured params.',
+    )
+    preserve_host: bool = Field(
+        False, description="Forward the client's Host header instead of the node's."
+    )
+    target: str = Field(description="Name of the target requests are forwarded to.")
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            literal = path[1:] if path[:1] == "=" else path
+            if path[:1] == "~":
+                try:
+                    re.compile(path[1:])
+                except re.error as exc:
+                    raise ValueError(f"bad regex {path!r}: {exc}") from exc
+            elif not literal.startswith("/"):
+                raise ValueError(f"path must start with '/', '=/' or '~': {path!r}")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for method in value:
+            if not _TOKEN.fullmatch(method):
+                raise ValueError(f"not an HTTP method: {method!r}")
+        return [method.upper() for method in value]
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _header_values(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+
+class Config(Strict):
+    listen: list[Listen] = Field(
+        default_factory=lambda: [Listen(address="127.0.0.1:8080")],
+        description='Addresses the proxy accepts on: "host:port" or mappings with TLS.',
+    )
+    workers: int | Literal["auto"] = Field(
+        1, description='Worker processes sharing the port; "auto" is one per CPU.'
+    )
+    limits: Limits = Field(default_factory=Limits, description="Client-side limits and timeouts.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Default upstream timeouts.")
+    pool: Pool = Field(default_factory=Pool, description="Default upstream connection pool.")
+    targets: list[Target] = Field(default_factory=list, description="Upstream APIs.")
+    routes: list[Route] = Field(default_factory=list, description="How requests reach targets.")
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen_forms(cls, value: object) -> object:
+        items = value if isinstance(value, list) else [value]
+        return [{"address": item} if isinstance(item, str) else item for item in items]
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("workers must be at least 1 or 'auto'")
+        return value

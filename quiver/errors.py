@@ -1,0 +1,153 @@
+"""Every error Quiver raises on purpose.
+
+    QuiverError
+    ├── ConfigError                  the declarative config is invalid (lists each issue)
+    └── HTTPError                    stops a request; rendered as application/problem+json
+        ├── ClientError              4xx: the caller sent something we refuse
+        │   ├── BadRequest               400 malformed or ambiguous request (closes)
+        │   ├── NotFound                 404 no route matched
+        │   ├── RequestTimeout           408 client too slow sending head or body
+        │   ├── ContentTooLarge          413 body over the configured limit
+        │   ├── URITooLong               414 request line over the limit
+        │   └── HeaderFieldsTooLarge     431 header block or count over the limit
+        └── GatewayError             5xx: the target failed us
+            ├── BadGateway               502 refused, reset or unparsable upstream
+            ├── ServiceUnavailable       503 no node can take the request
+            └── GatewayTimeout           504 upstream did not answer in time
+
+``retryable`` on a gateway error says whether the request may be sent again
+on another connection without risk of doing its work twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class QuiverError(Exception):
+    """Base of every error Quiver raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a config source: where it is and what is wrong."""
+
+    location: str  # dotted path such as "routes[0].plugins"
+    message: str
+    source: str | None = None  # file name
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.source or "<config>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        if self.location:
+            return f"{where}: {self.location}: {self.message}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(QuiverError):
+    """The config is invalid; ``issues`` names every key at fault and where it is."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(issue) for issue in issues))
+
+
+class HTTPError(QuiverError):
+    """Stops a request. Subclasses set ``status_code``, ``title`` and ``slug``.
+
+    Raise one from any request phase, for example::
+
+        raise NotFound("no route matches GET /nothing")
+    """
+
+    status_code = 500
+    title = "Internal Server Error"
+    slug = "internal-error"
+    #: the client connection cannot be trusted after this error
+    close_connection = False
+    retryable = False
+
+    def __init__(self, detail: str = "", *, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers
+
+
+class ClientError(HTTPError):
+    status_code = 400
+
+
+class BadRequest(ClientError):
+    status_code = 400
+    title = "Bad Request"
+    slug = "bad-request"
+    close_connection = True
+
+
+class NotFound(ClientError):
+    status_code = 404
+    title = "Not Found"
+    slug = "no-route"
+
+
+class RequestTimeout(ClientError):
+    status_code = 408
+    title = "Request Timeout"
+    slug = "request-timeout"
+    close_connection = True
+
+
+class ContentTooLarge(ClientError):
+    status_code = 413
+    title = "Content Too Large"
+    slug = "content-too-large"
+    close_connection = True
+
+
+class URITooLong(ClientError):
+    status_code = 414
+    title = "URI Too Long"
+    slug = "uri-too-long"
+    close_connection = True
+
+
+class HeaderFieldsTooLarge(ClientError):
+    status_code = 431
+    title = "Request Header Fields Too Large"
+    slug = "header-fields-too-large"
+    close_connection = True
+
+
+class GatewayError(HTTPError):
+    status_code = 502
+
+
+class BadGateway(GatewayError):
+    status_code = 502
+    title = "Bad Gateway"
+    slug = "bad-gateway"
+
+
+class UpstreamConnectError(BadGateway):
+    """The node refused or could not be reached: nothing was sent, so retrying is safe."""
+
+    retryable = True
+
+
+class UpstreamResetError(BadGateway):
+    """The connection broke before any response byte arrived."""
+
+
+class ServiceUnavailable(GatewayError):
+    status_code = 503
+    title = "Service Unavailable"
+    slug = "no-upstream-available"
+    retryable = True
+
+
+class GatewayTimeout(GatewayError):
+    status_code = 504
+    title = "Gateway Timeout"
+    slug = "upstream-timeout"

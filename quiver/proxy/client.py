@@ -1,0 +1,398 @@
+"""The client side: one protocol instance per accepted connection.
+
+Requests are parsed by llhttp as bytes arrive.  The first request in flight is
+the *current* exchange; requests pipelined behind it wait in a queue (reading
+pauses meanwhile) and are answered strictly in order.  A connection is closed
+gracefully: our side is shut for writing first and what the client still sends
+is read and dropped for a moment, so an error answer is never lost to a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from quiver.errors import BadRequest, HeaderFieldsTooLarge, HTTPError, RequestTimeout, URITooLong
+from quiver.proxy.exchange import Exchange
+from quiver.proxy.problem import problem_response
+from quiver.proxy.request import SPECIAL_REQUEST_HEADERS, RequestHead
+
+if TYPE_CHECKING:
+    from quiver.proxy.server import ProxyState
+    from quiver.proxy.upstream import UpstreamConnection
+
+_PIPELINE_PAUSE = 1
+_LINGER_SECONDS = 2.0
+
+
+class ClientConnection(asyncio.Protocol):
+    __slots__ = (
+        "current",
+        "deadline",
+        "draining",
+        "head",
+        "head_bytes",
+        "lingering",
+        "parser",
+        "parsing",
+        "peer",
+        "queue",
+        "read_paused",
+        "scheme",
+        "server",
+        "transport",
+        "tunnel",
+        "tunnel_buffer",
+        "url",
+        "write_paused",
+    )
+
+    def __init__(self, server: ProxyState, scheme: bytes) -> None:
+        self.server = server
+        self.scheme = scheme
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = b""
+        self.head: RequestHead | None = None
+        self.head_bytes = 0
+        self.url = b""
+        self.parsing: Exchange | None = None
+        self.current: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.deadline = 0.0
+        self.read_paused = 0
+        self.write_paused = False
+        self.lingering = False
+        self.draining = False
+        self.tunnel: UpstreamConnection | None = None
+        self.tunnel_buffer: list[bytes] | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]).encode() if peer else b"unknown"
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server = self.server
+        server.connections.add(self)
+        server.sweeper.add(self)
+        self.deadline = server.loop.time() + server.snapshot.limits.header_timeout
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self.server
+        server.connections.discard(self)
+        server.sweeper.discard(self)
+        self.transport = None
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
+        for exchange in (self.current, *self.queue):
+            if exchange is not None and not exchange.finished:
+                exchange.finished = True
+                exchange.cancel_upstream()
+        self.current = None
+        self.queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write(data)
+            return
+        if self.tunnel_buffer is not None:
+            self.tunnel_buffer.append(data)
+            return
+        if self.lingering:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.tunnel_buffer = [data[exc.args[0] :]]
+            self.pause_reading_for(_PIPELINE_PAUSE)
+            return
+        except httptools.HttpParserError as exc:
+            self._refuse(BadRequest(_parser_message(exc)))
+            return
+        except HTTPError as exc:
+            self._refuse(exc)
+            return
+        if self.head is not None:
+            # llhttp holds a header field until it is complete: bound that too
+            self.head_bytes += len(data)
+            limits = self.server.snapshot.limits
+            if self.head_bytes > 2 * (limits.max_request_line + limits.max_header_size):
+                self._refuse(HeaderFieldsTooLarge("request head is too large"))
+
+    def eof_received(self) -> bool | None:
+        if self.lingering or (self.current is None and self.head is None):
+            return None
+        # half-closed client: keep writing what is owed, the exchange decides the end
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self.deadline = self.server.loop.time() + self.server.snapshot.limits.send_timeout
+        current = self.current
+        if self.tunnel is not None:
+            self.tunnel.pause_reading()
+        elif current is not None and current.upstream is not None:
+            current.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._settle_deadline()
+        current = self.current
+        if self.tunnel is not None:
+            self.tunnel.resume_reading()
+        elif current is not None and current.upstream is not None:
+            current.upstream.resume_reading()
+
+    # -- httptools callbacks ----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.head = RequestHead()
+        self.url = b""
+        self.head_bytes = 0
+        if self.current is None:
+            server = self.server
+            self.deadline = server.loop.time() + server.snapshot.limits.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.server.snapshot.limits.max_request_line:
+            raise URITooLong(f"request target longer than {len(self.url) - 1} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        head = self.head
+        assert head is not None
+        head.size += len(name) + len(value) + 4
+        limits = self.server.snapshot.limits
+        if head.size > limits.max_header_size:
+            raise HeaderFieldsTooLarge(f"header fields exceed {limits.max_header_size} bytes")
+        if len(head.fields) >= limits.max_headers:
+            raise HeaderFieldsTooLarge(f"more than {limits.max_headers} header fields")
+        lname = name.lower()
+        fields = head.fields
+        fields[lname] = value if lname not in fields else fields[lname] + b", " + value
+        if lname in SPECIAL_REQUEST_HEADERS:
+            head.add_special(lname, value)
+        else:
+            head.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        head = self.head
+        assert head is not None
+        parser = self.parser
+        head.finish(self.url, parser.get_method(), parser.get_http_version())
+        head.keep_alive = parser.should_keep_alive()
+        self.head = None
+        server = self.server
+        exchange = Exchange(self, head, head.request_id or server.new_request_id())
+        self.parsing = exchange
+        if not head.has_body:
+            exchange.request_done = True
+        if self.draining:
+            exchange.keep_alive = False
+        if self.current is None:
+            self.current = exchange
+            self._begin(exchange)
+        else:
+            self.queue.append(exchange)
+            self.pause_reading_for(_PIPELINE_PAUSE)
+        if head.has_body:
+            self.deadline = server.loop.time() + server.snapshot.limits.body_timeout
+        else:
+            self._settle_deadline()
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.parsing
+        assert exchange is not None
+        server = self.server
+        self.deadline = server.loop.time() + server.snapshot.limits.body_timeout
+        exchange.on_request_body(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self.parsing
+        self.parsing = None
+        if exchange is not None:
+            exchange.on_request_end()
+            if exchange.finished and exchange is not self.current and not self.queue:
+                # answered early (error) while its body was still arriving
+                self._after_exchange(exchange)
+        self._settle_deadline()
+
+    # -- used by exchanges ------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def writelines(self, parts: tuple[bytes, ...]) -> None:
+        if self.transport is not None:
+            self.transport.writelines(parts)
+
+    def pause_reading_for(self, reason: int) -> None:
+        if not self.read_paused and self.transport is not None:
+            self.transport.pause_reading()
+        self.read_paused |= reason
+
+    def resume_reading_for(self, reason: int) -> None:
+        if not self.read_paused & reason:
+            return
+        self.read_paused &= ~reason
+        if not self.read_paused and self.transport is not None:
+            self.transport.resume_reading()
+
+    def respond_error(self, exchange: Exchange, error: HTTPError) -> None:
+        close = error.close_connection or not exchange.request_done or not exchange.keep_alive
+        exchange.keep_alive = not close
+        head_only = exchange.head.method == b"HEAD"
+        self.write(
+            problem_response(
+                error, exchange.request_id.decode("latin-1"), close=close, head_only=head_only
+            )
+        )
+        self.exchange_finished(exchange)
+
+    def exchange_finished(self, exchange: Exchange) -> None:
+        if exchange is not self.current:
+            return
+        self.current = None
+        if not exchange.request_done:
+            if exchange.keep_alive and exchange is self.parsing:
+                return  # the rest of its body is read and dropped; see on_message_complete
+            self._linger()
+            return
+        self._after_exchange(exchange)
+
+    def start_tunnel(self, upstream: UpstreamConnection, early: bytes) -> None:
+        """The node accepted an Upgrade: from now on bytes pass through untouched."""
+        self.current = None
+        self.deadline = 0.0
+        self.tunnel = upstream
+        if early:
+            self.write(early)
+        buffered = self.tunnel_buffer or []
+        self.tunnel_buffer = None
+        for data in buffered:
+            if data:
+                upstream.write(data)
+        self.resume_reading_for(_PIPELINE_PAUSE)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def on_deadline(self, now: float) -> None:
+        self.deadline = 0.0
+        if self.lingering or self.write_paused or self.tunnel is not None:
+            self.abort()
+            return
+        parsing = self.parsing
+        if self.head is not None or (parsing is not None and not parsing.request_done):
+            error = RequestTimeout("the client did not send the request in time")
+            if parsing is not None and parsing is self.current:
+                parsing.fail(error)
+            elif self.current is None:
+                self._refuse(error)
+            else:
+                self.abort()
+            return
+        if self.current is None:
+            self.close()  # idle keep-alive connection
+
+    # -- internals --------------------------------------------------------------------
+
+    def _begin(self, exchange: Exchange) -> None:
+        try:
+            exchange.start()
+        except HTTPError as exc:
+            exchange.fail(exc)
+
+    def _after_exchange(self, exchange: Exchange) -> None:
+        if not exchange.keep_alive:
+            self._linger()
+            return
+        if self.queue:
+            nxt = self.queue.popleft()
+            self.current = nxt
+            if not self.queue:
+                self.resume_reading_for(_PIPELINE_PAUSE)
+            self._begin(nxt)
+            return
+        self._settle_deadline()
+
+    def _settle_deadline(self) -> None:
+        if self.head is not None or self.lingering:
+            return
+        parsing = self.parsing
+        limits = self.server.snapshot.limits
+        if parsing is not None and not parsing.request_done:
+            self.deadline = self.server.loop.time() + limits.body_timeout
+        elif self.write_paused:
+            self.deadline = self.server.loop.time() + limits.send_timeout
+        elif self.current is None and not self.queue:
+            self.deadline = self.server.loop.time() + limits.idle_timeout
+        else:
+            self.deadline = 0.0
+
+    def _refuse(self, error: HTTPError) -> None:
+        """The request cannot be parsed any further: answer in turn, then close."""
+        parsing = self.parsing
+        if parsing is not None and not parsing.finished and parsing is self.current:
+            parsing.fail(error)
+            if not self.lingering:
+                self._linger()
+            return
+        head = RequestHead()
+        bare = Exchange(self, head, self.server.new_request_id())
+        bare.keep_alive = False
+        if self.current is None or self.current.finished:
+            self.current = bare
+            self.respond_error(bare, error)
+        else:
+            # answer after the requests already in flight, then close
+            self.pause_reading_for(_PIPELINE_PAUSE)
+            self.queue.append(_FailingExchange(bare, error))
+
+    def _linger(self) -> None:
+        transport = self.transport
+        if transport is None or self.lingering:
+            return
+        self.lingering = True
+        self.deadline = self.server.loop.time() + _LINGER_SECONDS
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.read_paused = 0
+            transport.resume_reading()
+        else:
+            transport.close()
+
+
+class _FailingExchange(Exchange):
+    """Stands in the pipeline queue for a request that could not be parsed."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, bare: Exchange, error: HTTPError) -> None:
+        super().__init__(bare.client, bare.head, bare.request_id)
+        self.request_done = True
+        self.keep_alive = False
+        self.error = error
+
+    def start(self) -> None:
+        raise self.error
+
+
+def _parser_message(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"malformed request: {text}"

@@ -1,0 +1,287 @@
+"""The compiled route table: built once per config, read by every request."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from quiver.config.models import Route
+from quiver.proxy.routing.entry import Entry, HeaderRule, pick
+from quiver.proxy.routing.patterns import KIND_ORDER, PathPattern, parse_path_pattern, parse_rewrite
+from quiver.proxy.routing.trie import Found, Node
+
+T = TypeVar("T")
+
+_EXACT_HOST, _WILDCARD_HOST, _ANY_HOST = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch(Generic[T]):
+    """The route chosen for a request and the path to forward upstream."""
+
+    value: T  # payload given with the route at compile time
+    route: Route
+    params: dict[str, str]  # {name} segments or named regex groups, still percent-encoded
+    path: bytes  # after strip_path / rewrite; always starts with b"/"
+
+
+class _Table(Generic[T]):
+    """Routes of one host key (or of no host), indexed by path."""
+
+    __slots__ = ("exact", "regexes", "trie")
+
+    def __init__(self) -> None:
+        self.exact: dict[bytes, tuple[Entry[T], ...]] = {}
+        self.trie: Node[T] | None = None
+        self.regexes: tuple[Entry[T], ...] = ()
+
+    def add(self, entry: Entry[T]) -> None:
+        pattern = entry.pattern
+        if pattern.regex is not None:
+            self.regexes = (*self.regexes, entry)
+        elif pattern.segments is not None:
+            if self.trie is None:
+                self.trie = Node()
+            self.trie.insert(entry)
+        else:
+            self.exact[pattern.literal] = (*self.exact.get(pattern.literal, ()), entry)
+
+    def search(
+        self,
+        method: bytes,
+        path: bytes,
+        segments: list[bytes],
+        headers: Mapping[bytes, bytes],
+        found: Found[T],
+    ) -> Found[T]:
+        bucket = self.exact.get(path)
+        if bucket is not None and bucket[0].rank < found[0]:
+            entry = pick(bucket, found[0], method, headers)
+            if entry is not None:
+                found = (entry.rank, entry, None)
+        if self.trie is not None:
+            found = self.trie.search(segments, method, headers, found)
+        if self.regexes:
+            text = path.decode("latin-1")
+            for entry in self.regexes:
+                if entry.rank >= found[0]:
+                    break
+                assert entry.pattern.regex is not None
+                hit = entry.pattern.regex.match(text)
+                if hit is not None and entry.accepts(method, headers):
+                    return (entry.rank, entry, hit)
+        return found
+
+
+class Router(Generic[T]):
+    """Routes compiled for lookup; immutable once built.
+
+    >>> router = Router([(Route(name="u", paths=["/users/{id}"], target="t"), "users")])
+    >>> hit = router.match(b"GET", b"", b"/users/7/posts", {})
+    >>> (hit.value, hit.params, hit.path) if hit else None
+    ('users', {'id': '7'}, b'/users/7/posts')
+    """
+
+    __slots__ = ("_any_host", "_entries", "_exact_hosts", "_miss", "_wildcard_hosts")
+
+    def __init__(self, entries: Sequence[tuple[Route, T]]) -> None:
+        ordered = _rank(entries)
+        self._entries: tuple[Entry[T], ...] = ordered
+        self._exact_hosts: dict[bytes, _Table[T]] = {}
+        self._wildcard_hosts: dict[bytes, _Table[T]] = {}  # keyed by ".example.com"
+        self._any_host: _Table[T] | None = None
+        for entry in ordered:
+            if entry.host is None:
+                if self._any_host is None:
+                    self._any_host = _Table()
+                self._any_host.add(entry)
+                continue
+            kind, key = _host_key(entry.host)
+            index = self._exact_hosts if kind == _EXACT_HOST else self._wildcard_hosts
+            index.setdefault(key, _Table()).add(entry)
+        self._miss: Found[T] = (len(ordered), None, None)
+
+    def match(
+        self, method: bytes, host: bytes, path: bytes, headers: Mapping[bytes, bytes]
+    ) -> RouteMatch[T] | None:
+        """The route of best precedence accepting the request, or None.
+
+        ``path`` is normalized (see ``normalize_path``) and has no query string;
+        ``host`` is lowercase without port (b"" when absent); header names are
+        lowercase.
+        """
+        segments = path.split(b"/")
+        found = self._miss
+        if host:
+            if self._exact_hosts:
+                table = self._exact_hosts.get(host)
+                if table is not None:
+                    found = table.search(method, path, segments, headers, found)
+            if self._wildcard_hosts:
+                dot = host.find(b".", 1)
+                while dot > 0:
+                    table = self._wildcard_hosts.get(host[dot:])
+                    if table is not None:
+                        found = table.search(method, path, segments, headers, found)
+                    dot = host.find(b".", dot + 1)
+        if self._any_host is not None:
+            found = self._any_host.search(method, path, segments, headers, found)
+        entry = found[1]
+        if entry is None:
+            return None
+        return _result(entry, path, segments, found[2])
+
+    def table(self) -> list[dict[str, object]]:
+        """One row per route, path and host, in match precedence order.
+
+        ``hosts`` holds the one host of the row (None: any host); a route with
+        several paths or hosts has a row for each combination.
+        """
+        rows: list[dict[str, object]] = []
+        for entry in self._entries:
+            route = entry.route
+            rows.append(
+                {
+                    "order": entry.rank + 1,
+                    "name": route.name,
+                    "kind": entry.pattern.kind,
+                    "pattern": entry.pattern.text,
+                    "methods": list(route.methods) if route.methods else None,
+                    "hosts": [entry.host] if entry.host is not None else None,
+                    "headers": dict(route.headers) if route.headers else None,
+                    "priority": route.priority,
+                    "strip_path": route.strip_path,
+                    "rewrite": route.rewrite,
+                }
+            )
+        return rows
+
+
+def _result(entry: Entry[T], path: bytes, segments: list[bytes], extra: object) -> RouteMatch[T]:
+    pattern = entry.pattern
+    route = entry.route
+    raw: dict[str, bytes]
+    if isinstance(extra, re.Match):
+        params = {k: v for k, v in extra.groupdict().items() if v is not None}
+        raw = {k: v.encode("latin-1") for k, v in params.items()} if entry.rewrite else {}
+        rest = path[extra.end() :]
+        rest = rest if rest[:1] == b"/" else b"/" + rest
+    else:
+        if isinstance(extra, tuple) and extra:
+            raw = dict(zip(pattern.param_names, extra, strict=True))
+            params = {k: v.decode("latin-1") for k, v in raw.items()}
+        else:
+            raw = {}
+            params = {}
+        if pattern.anchored:
+            rest = b"/"
+        else:
+            depth = len(pattern.segments or ())
+            rest = path[depth + sum(map(len, segments[1 : depth + 1])) :] or b"/"
+    if entry.rewrite is not None:
+        forward = b"".join(
+            part if isinstance(part, bytes) else raw.get(part, b"") for part in entry.rewrite
+        )
+    elif route.strip_path:
+        forward = rest
+    else:
+        forward = path
+    return RouteMatch(entry.value, route, params, forward)
+
+
+def _rank(entries: Sequence[tuple[Route, T]]) -> tuple[Entry[T], ...]:
+    """Every path/host combination of every route, in match precedence order."""
+    drafts: list[tuple[tuple[int, ...], Route, T, PathPattern, str | None]] = []
+    for route_index, (route, value) in enumerate(entries):
+        conditions = (1 if route.methods else 0) + len(route.headers or {})
+        hosts: list[str | None] = list(route.hosts) if route.hosts else [None]
+        for path_index, text in enumerate(route.paths):
+            try:
+                pattern = parse_path_pattern(text)
+            except ValueError as exc:
+                raise ValueError(f"route {route.name!r}: {exc}") from exc
+            for host_index, host in enumerate(hosts):
+                host = None if host is None or host.strip() == "*" else host
+                host_kind, host_bytes = _host_key(host) if host is not None else (_ANY_HOST, b"")
+                key = (
+                    -route.priority,
+                    host_kind,
+                    -len(host_bytes) if host_kind == _WILDCARD_HOST else 0,
+                    0 if pattern.anchored else 1,
+                    -pattern.literal_count,
+                    KIND_ORDER[pattern.kind],
+                    -conditions,
+                    route_index,
+                    path_index,
+                    host_index,
+                )
+                drafts.append((key, route, value, pattern, host))
+    drafts.sort(key=lambda draft: draft[0])
+    compiled: list[Entry[T]] = []
+    for rank, (_, route, value, pattern, host) in enumerate(drafts):
+        compiled.append(
+            Entry(
+                rank,
+                value,
+                route,
+                pattern,
+                host,
+                frozenset(m.encode("ascii") for m in route.methods) if route.methods else None,
+                _header_rules(route),
+                _rewrite(route, pattern),
+            )
+        )
+    return tuple(compiled)
+
+
+def _host_key(host: str) -> tuple[int, bytes]:
+    """(exact or wildcard, lowercase bytes); wildcards keyed by their ".suffix"."""
+    name = host.strip().lower()
+    wildcard = name.startswith("*.")
+    if wildcard:
+        name = name[1:]
+    if "*" in name or not name.strip(".") or (":" in name and not name.startswith("[")):
+        raise ValueError(f"host {host!r}: give a name without port, optionally starting with '*.'")
+    encoded = name.encode("ascii") if name.isascii() else name.encode("idna")
+    if wildcard and not encoded.startswith(b"."):
+        encoded = b"." + encoded
+    return (_WILDCARD_HOST if wildcard else _EXACT_HOST), encoded
+
+
+def _header_rules(route: Route) -> tuple[HeaderRule, ...] | None:
+    if not route.headers:
+        return None
+    rules: list[HeaderRule] = []
+    for name, accepted in route.headers.items():
+        values: set[bytes] = set()
+        patterns: list[re.Pattern[str]] = []
+        for value in accepted:
+            if value.startswith("~"):
+                try:
+                    patterns.append(re.compile(value[1:]))
+                except re.error as exc:
+                    raise ValueError(
+                        f"route {route.name!r}: header {name!r}: bad regex {value!r}: {exc}"
+                    ) from exc
+            else:
+                values.add(value.encode())
+        rules.append(HeaderRule(name.lower().encode("latin-1"), frozenset(values), tuple(patterns)))
+    return tuple(rules)
+
+
+def _rewrite(route: Route, pattern: PathPattern) -> tuple[bytes | str, ...] | None:
+    if route.rewrite is None:
+        return None
+    try:
+        parts = parse_rewrite(route.rewrite)
+    except ValueError as exc:
+        raise ValueError(f"route {route.name!r}: {exc}") from exc
+    for part in parts:
+        if isinstance(part, str) and part not in pattern.param_names:
+            raise ValueError(
+                f"route {route.name!r}: rewrite {route.rewrite!r} uses {{{part}}}, "
+                f"which path {pattern.text!r} does not capture"
+            )
+    return parts

@@ -1,0 +1,112 @@
+"""A worker's proxy: listening sockets, the live snapshot and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import dataclass
+
+from quiver.config.models import Config, Listen, split_address
+from quiver.proxy.client import ClientConnection
+from quiver.proxy.snapshot import Snapshot, compile_snapshot
+from quiver.proxy.sweeper import Sweeper
+from quiver.proxy.tls import server_context
+
+
+class ProxyState:
+    """What every connection of a worker shares; ``snapshot`` is swapped whole."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Snapshot, sweeper: Sweeper):
+        self.loop = loop
+        self.snapshot = snapshot
+        self.sweeper = sweeper
+        self.connections: set[ClientConnection] = set()
+        self._id_prefix = os.urandom(10).hex()
+        self._id_counter = 0
+
+    def new_request_id(self) -> bytes:
+        """32 hex digits, unique per worker: a random prefix and a counter."""
+        self._id_counter += 1
+        return b"%s%012x" % (self._id_prefix.encode(), self._id_counter)
+
+
+@dataclass(frozen=True)
+class BoundAddress:
+    host: str
+    port: int
+    tls: bool
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+
+def listen_socket(address: str, *, reuse_port: bool, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``address``; with ``reuse_port`` others may bind it too."""
+    host, port = split_address(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        if listen:
+            sock.listen(4096)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class ProxyServer:
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        limits = config.limits
+        shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
+        self.sweeper = Sweeper(loop, interval=min(0.5, max(0.02, shortest / 4)))
+        self.state = ProxyState(loop, compile_snapshot(config, loop, self.sweeper), self.sweeper)
+        self.servers: list[asyncio.Server] = []
+        self.addresses: list[BoundAddress] = []
+
+    async def start(self, sockets: list[tuple[Listen, socket.socket]]) -> list[BoundAddress]:
+        self.sweeper.start()
+        state = self.state
+        for spec, sock in sockets:
+            context = server_context(spec.tls) if spec.tls else None
+            scheme = b"https" if context else b"http"
+            server = await self.loop.create_server(
+                lambda scheme=scheme: ClientConnection(state, scheme),  # type: ignore[misc]
+                sock=sock,
+                ssl=context,
+                backlog=4096,
+            )
+            self.servers.append(server)
+            host, port = sock.getsockname()[:2]
+            self.addresses.append(BoundAddress(host, port, context is not None))
+        return self.addresses
+
+    def swap(self, config: Config) -> None:
+        """Serve new requests from ``config``; requests in flight finish on the old one."""
+        old = self.state.snapshot
+        self.state.snapshot = compile_snapshot(config, self.loop, self.sweeper)
+        self.loop.call_later(old.limits.idle_timeout, old.close)
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, let exchanges in flight finish for up to ``grace`` seconds."""
+        for server in self.servers:
+            server.close()
+        for conn in list(self.state.connections):
+            conn.draining = True
+            if conn.current is None and conn.head is None:
+                conn.close()
+        deadline = self.loop.time() + grace
+        while self.state.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self.state.connections):
+            conn.abort()
+        self.sweeper.stop()
+        self.state.snapshot.close()

@@ -1,0 +1,130 @@
+"""A validated config compiled into what the data plane reads per request.
+
+Everything that can be decided once per config is decided here: the route table,
+each target's nodes and balancer, base paths and header bytes.  A snapshot is
+never mutated; a new config produces a new snapshot that replaces the old one in
+a single assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from quiver.config.effective import effective_pool, effective_timeouts
+from quiver.config.models import Config, Limits, Route, Target
+from quiver.proxy.balancer import SmoothWeightedRoundRobin
+from quiver.proxy.routing import Router
+from quiver.proxy.sweeper import Sweeper
+from quiver.proxy.tls import upstream_context
+from quiver.proxy.upstream import Node, NodePool
+
+if TYPE_CHECKING:
+    from quiver.proxy.exchange import Exchange
+
+_VIA = b"Via: 1.1 quiver\r\n\r\n"
+
+
+class TargetRuntime:
+    __slots__ = ("balancer", "base_path", "name", "nodes")
+
+    def __init__(self, name: str, nodes: list[Node], base_path: bytes) -> None:
+        self.name = name
+        self.nodes = nodes
+        self.base_path = base_path
+        self.balancer = SmoothWeightedRoundRobin(nodes)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if node.pool is not None:
+                node.pool.close()
+
+
+class RouteRuntime:
+    """A route with its target resolved and its forwarding rules precomputed."""
+
+    __slots__ = ("base_path", "name", "preserve_host", "target")
+
+    def __init__(self, route: Route, target: TargetRuntime) -> None:
+        self.name = route.name
+        self.target = target
+        self.base_path = target.base_path
+        self.preserve_host = route.preserve_host
+
+    def request_head(self, exchange: Exchange, node: Node) -> bytes:
+        """The request line and header block sent to ``node``."""
+        head = exchange.head
+        client = exchange.client
+        host = head.host_header if self.preserve_host and head.host_header else node.host_header
+        parts = [head.method, b" ", exchange.upstream_path, b" HTTP/1.1\r\nHost: ", host, b"\r\n"]
+        tokens = head.connection_tokens
+        if tokens and any(t not in (b"close", b"keep-alive", b"upgrade") for t in tokens):
+            for name, value in head.headers:
+                if name.lower() not in tokens:
+                    parts += (name, b": ", value, b"\r\n")
+        else:
+            for name, value in head.headers:
+                parts += (name, b": ", value, b"\r\n")
+        if head.chunked:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        elif head.content_length is not None:
+            parts.append(b"Content-Length: %d\r\n" % head.content_length)
+        if head.upgrade is not None:
+            parts += (b"Connection: Upgrade\r\nUpgrade: ", head.upgrade, b"\r\n")
+        xff = head.xff + b", " + client.peer if head.xff else client.peer
+        parts += (b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: ", client.scheme, b"\r\n")
+        if head.host_header:
+            parts += (b"X-Forwarded-Host: ", head.host_header, b"\r\n")
+        parts += (b"X-Request-ID: ", exchange.request_id, b"\r\n", _VIA)
+        return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    config: Config
+    limits: Limits
+    router: Router[RouteRuntime]
+    targets: dict[str, TargetRuntime]
+
+    def close(self) -> None:
+        for target in self.targets.values():
+            target.close()
+
+
+def compile_snapshot(
+    config: Config, loop: asyncio.AbstractEventLoop, sweeper: Sweeper
+) -> Snapshot:
+    targets = {t.name: _compile_target(config, t, loop, sweeper) for t in config.targets}
+    entries = [(route, RouteRuntime(route, targets[route.target])) for route in config.routes]
+    return Snapshot(config=config, limits=config.limits, router=Router(entries), targets=targets)
+
+
+def _compile_target(
+    config: Config, target: Target, loop: asyncio.AbstractEventLoop, sweeper: Sweeper
+) -> TargetRuntime:
+    timeouts = effective_timeouts(config, target)
+    pool = effective_pool(config, target)
+    context = None
+    nodes = []
+    # every node of a target serves the same API: the first URL's path is the base
+    base_path = urlsplit(target.node_list[0].url).path.rstrip("/").encode()
+    for spec in target.node_list:
+        parts = urlsplit(spec.url)
+        https = parts.scheme == "https"
+        if https and context is None:
+            context = upstream_context(target)
+        host = parts.hostname or ""
+        default_port = 443 if https else 80
+        node = Node(
+            host,
+            parts.port or default_port,
+            weight=spec.weight,
+            ssl_context=context if https else None,
+            server_hostname=(target.tls_server_name or host) if https else None,
+            default_port=default_port,
+        )
+        node.pool = NodePool(node, pool, timeouts, loop, sweeper)
+        nodes.append(node)
+    return TargetRuntime(target.name, nodes, base_path)

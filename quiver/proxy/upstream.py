@@ -1,0 +1,409 @@
+"""The upstream side: one keep-alive connection pool per node.
+
+A pooled connection carries one exchange at a time (no upstream pipelining).  It
+is handed back to its pool only when the response was complete, the request fully
+written and the node did not ask to close; a connection the node closes while idle
+leaves the pool the moment the loop sees it go (``connection_lost``), and an
+exchange that still meets such a race is sent again on a fresh connection when
+its request is replayable (see ``Exchange``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from quiver.config.models import Pool, Timeouts
+from quiver.errors import (
+    BadGateway,
+    GatewayTimeout,
+    HTTPError,
+    ServiceUnavailable,
+    UpstreamConnectError,
+    UpstreamResetError,
+)
+from quiver.proxy.sweeper import Sweeper
+
+if TYPE_CHECKING:
+    from quiver.proxy.exchange import Exchange
+
+# Response headers the proxy re-frames itself.
+_DROPPED_RESPONSE_HEADERS = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+    }
+)
+
+
+class Node:
+    """One server of a target, with its pool of connections."""
+
+    __slots__ = ("address", "host_header", "label", "pool", "server_hostname", "ssl", "weight")
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        weight: int,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+        default_port: int,
+    ) -> None:
+        self.address = (host, port)
+        self.weight = weight
+        self.ssl = ssl_context
+        self.server_hostname = server_hostname
+        bracketed = f"[{host}]" if ":" in host else host
+        self.label = f"{bracketed}:{port}"
+        self.host_header = (bracketed if port == default_port else self.label).encode()
+        self.pool: NodePool | None = None
+
+
+class NodePool:
+    """Keep-alive connections to one node, most recently used first."""
+
+    __slots__ = ("_connecting", "idle", "loop", "node", "open", "settings", "sweeper", "timeouts")
+
+    def __init__(
+        self,
+        node: Node,
+        settings: Pool,
+        timeouts: Timeouts,
+        loop: asyncio.AbstractEventLoop,
+        sweeper: Sweeper,
+    ) -> None:
+        self.node = node
+        self.settings = settings
+        self.timeouts = timeouts
+        self.loop = loop
+        self.sweeper = sweeper
+        self.idle: list[UpstreamConnection] = []
+        self.open = 0
+        self._connecting = 0
+
+    def take_idle(self) -> UpstreamConnection | None:
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.transport is not None and not conn.transport.is_closing():
+                return conn
+        return None
+
+    async def connect(self) -> UpstreamConnection:
+        limit = self.settings.max_connections
+        if limit and self.open + self._connecting >= limit:
+            raise ServiceUnavailable(f"node {self.node.label} is at its limit of {limit} connections")
+        node = self.node
+        self._connecting += 1
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: UpstreamConnection(self),
+                    node.address[0],
+                    node.address[1],
+                    ssl=node.ssl,
+                    server_hostname=node.server_hostname if node.ssl else None,
+                ),
+                self.timeouts.connect,
+            )
+        except TimeoutError as exc:
+            raise GatewayTimeout(f"connecting to {node.label} timed out") from exc
+        except ssl.SSLError as exc:
+            raise BadGateway(f"TLS handshake with {node.label} failed: {exc.reason}") from exc
+        except ssl.CertificateError as exc:
+            raise BadGateway(f"certificate of {node.label} rejected: {exc}") from exc
+        except ConnectionRefusedError as exc:
+            raise UpstreamConnectError(f"{node.label} refused the connection") from exc
+        except OSError as exc:
+            raise UpstreamConnectError(f"cannot connect to {node.label}: {exc.strerror}") from exc
+        finally:
+            self._connecting -= 1
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        settings = self.settings
+        if (
+            len(self.idle) >= settings.max_idle
+            or (settings.max_requests and conn.requests >= settings.max_requests)
+            or conn.transport is None
+            or conn.transport.is_closing()
+        ):
+            conn.close()
+            return
+        conn.deadline = self.loop.time() + settings.idle_timeout
+        self.idle.append(conn)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        if conn in self.idle:
+            self.idle.remove(conn)
+
+    def close(self) -> None:
+        while self.idle:
+            self.idle.pop().close()
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """Writes one request at a time to a node and parses its response."""
+
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "deadline",
+        "exchange",
+        "headers",
+        "keep_alive",
+        "message_done",
+        "parser",
+        "pool",
+        "reason",
+        "requests",
+        "reset_parser",
+        "response_bytes",
+        "token_headers",
+        "transport",
+        "tunnel",
+        "write_paused",
+    )
+
+    def __init__(self, pool: NodePool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: Exchange | None = None
+        self.deadline = 0.0
+        self.requests = 0
+        self.response_bytes = 0
+        self.message_done = False
+        self.reset_parser = False
+        self.tunnel = False
+        self.write_paused = False
+        self.keep_alive = False
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.content_length: int | None = None
+        self.chunked = False
+        self.token_headers: tuple[bytes, ...] = ()
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.pool.open += 1
+        self.pool.sweeper.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pool = self.pool
+        pool.open -= 1
+        pool.sweeper.discard(self)
+        pool.forget(self)
+        self.transport = None
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self.exchange = None
+        if self.tunnel:
+            exchange.on_tunnel_closed()
+        elif self.response_bytes and self.headers_received_close_delimited():
+            exchange.on_response_end(self, reusable=False)
+        elif self.response_bytes:
+            exchange.on_upstream_failed(self, BadGateway("upstream closed mid-response"))
+        else:
+            exchange.on_upstream_failed(
+                self, UpstreamResetError(f"{pool.node.label} closed the connection")
+            )
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            self.close()  # unsolicited bytes: this connection cannot be trusted
+            return
+        if self.tunnel:
+            self.deadline = self.pool.loop.time() + self.pool.timeouts.read
+            exchange.client.write(data)
+            return
+        if self.deadline:
+            self.deadline = self.pool.loop.time() + self.pool.timeouts.read
+        self.response_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.tunnel = True
+            exchange.on_upgrade_accepted(data[exc.args[0] :])
+            return
+        except httptools.HttpParserError as exc:
+            self._fail(BadGateway(f"invalid response from upstream: {exc}"))
+            return
+        except HTTPError as exc:
+            self._fail(exc)
+            return
+        if self.message_done:
+            self._message_finished(exchange)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        exchange = self.exchange
+        if exchange is not None:
+            self.deadline = self.pool.loop.time() + self.pool.timeouts.write
+            exchange.client.pause_reading_for(_UPSTREAM_BACKPRESSURE)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        exchange = self.exchange
+        if exchange is not None:
+            self.deadline = 0.0 if not exchange.request_done else self._read_deadline()
+            exchange.client.resume_reading_for(_UPSTREAM_BACKPRESSURE)
+
+    # -- used by the exchange ---------------------------------------------------------
+
+    def send(self, exchange: Exchange, data: bytes) -> None:
+        self.exchange = exchange
+        self.requests += 1
+        self.response_bytes = 0
+        self.deadline = 0.0
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def request_sent(self) -> None:
+        """The whole request is written: from now on the node owes us bytes."""
+        if not self.write_paused:
+            self.deadline = self._read_deadline()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+            self.deadline = 0.0  # the client is slow, not the node
+
+    def resume_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+            self.deadline = self._read_deadline()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.exchange = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def on_deadline(self, now: float) -> None:
+        exchange = self.exchange
+        self.deadline = 0.0
+        if exchange is None:
+            self.close()  # idle too long in the pool
+            return
+        self.exchange = None
+        self.abort()
+        if self.tunnel:
+            exchange.on_tunnel_closed()
+        else:
+            exchange.on_upstream_failed(
+                self, GatewayTimeout(f"{self.pool.node.label} did not answer in time")
+            )
+
+    def headers_received_close_delimited(self) -> bool:
+        exchange = self.exchange
+        return (
+            exchange is not None
+            and exchange.response_started
+            and self.content_length is None
+            and not self.chunked
+        )
+
+    # -- httptools callbacks ----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.message_done:
+            # bytes after a complete response: the node is out of step with us
+            raise BadGateway("upstream sent more than one response")
+        self.headers = []
+        self.content_length = None
+        self.chunked = False
+        self.token_headers = ()
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lname = name.lower()
+        if lname in _DROPPED_RESPONSE_HEADERS:
+            if lname == b"content-length":
+                self.content_length = int(value)
+            elif lname == b"transfer-encoding":
+                self.chunked = value.strip().lower().endswith(b"chunked")
+            elif lname == b"connection":
+                self.token_headers += tuple(
+                    t.strip(b" \t").lower() for t in value.split(b",") if t.strip()
+                )
+            elif lname == b"upgrade":
+                self.headers.append((name, value))
+            return
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        exchange = self.exchange
+        assert exchange is not None
+        if 100 <= status < 200 and status != 101:
+            return  # interim response: dropped, the final one follows
+        if exchange.head.method == b"HEAD" and (self.content_length or self.chunked):
+            # llhttp cannot be told a HEAD response has no body; start afresh after it
+            self.reset_parser = True
+            self.message_done = True
+            self.keep_alive = self.parser.should_keep_alive()
+        exchange.on_response_head(self, status)
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.exchange
+        if exchange is not None and not self.reset_parser:
+            exchange.on_response_body(body)
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        if 100 <= parser.get_status_code() < 200 and not parser.should_upgrade():
+            return
+        self.message_done = True
+        # llhttp forgets keep-alive once the callback returns
+        self.keep_alive = parser.should_keep_alive() and b"close" not in self.token_headers
+
+    # -- internals --------------------------------------------------------------------
+
+    def _message_finished(self, exchange: Exchange) -> None:
+        self.message_done = False
+        if self.reset_parser:
+            self.reset_parser = False
+            self.parser = httptools.HttpResponseParser(self)
+        self.exchange = None
+        self.deadline = 0.0
+        exchange.on_response_end(self, reusable=self.keep_alive and exchange.request_done)
+
+    def _read_deadline(self) -> float:
+        return self.pool.loop.time() + self.pool.timeouts.read
+
+    def _fail(self, error: HTTPError) -> None:
+        exchange = self.exchange
+        self.abort()
+        if exchange is not None:
+            exchange.on_upstream_failed(self, error)
+
+
+_UPSTREAM_BACKPRESSURE = 2
