@@ -19,7 +19,6 @@ import httptools
 from quiver.errors import BadRequest, HeaderFieldsTooLarge, HTTPError, RequestTimeout, URITooLong
 from quiver.proxy.exchange import Exchange
 from quiver.proxy.problem import problem_response
-from quiver.proxy.request import SPECIAL_REQUEST_HEADERS, RequestHead
 
 if TYPE_CHECKING:
     from quiver.proxy.server import ProxyState
@@ -57,7 +56,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = b""
-        self.head: RequestHead | None = None
+        self.head: Exchange | None = None  # being parsed, until its head is complete
         self.head_bytes = 0
         self.url = b""
         self.parsing: Exchange | None = None
@@ -155,7 +154,7 @@ class ClientConnection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.head = RequestHead()
+        self.head = Exchange(self)
         self.url = b""
         self.head_bytes = 0
         if self.current is None:
@@ -168,46 +167,40 @@ class ClientConnection(asyncio.Protocol):
             raise URITooLong(f"request target longer than {len(self.url) - 1} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        head = self.head
-        assert head is not None
-        head.size += len(name) + len(value) + 4
-        limits = self.server.snapshot.limits
-        if head.size > limits.max_header_size:
-            raise HeaderFieldsTooLarge(f"header fields exceed {limits.max_header_size} bytes")
-        if len(head.fields) >= limits.max_headers:
-            raise HeaderFieldsTooLarge(f"more than {limits.max_headers} header fields")
-        lname = name.lower()
-        fields = head.fields
-        fields[lname] = value if lname not in fields else fields[lname] + b", " + value
-        if lname in SPECIAL_REQUEST_HEADERS:
-            head.add_special(lname, value)
-        else:
-            head.headers.append((name, value))
+        self.head.headers.append((name, value))  # type: ignore[union-attr]
 
     def on_headers_complete(self) -> None:
-        head = self.head
-        assert head is not None
+        exchange = self.head
+        assert exchange is not None
         parser = self.parser
-        head.finish(self.url, parser.get_method(), parser.get_http_version())
-        head.keep_alive = parser.should_keep_alive()
-        self.head = None
         server = self.server
-        exchange = Exchange(self, head, head.request_id or server.new_request_id())
+        limits = server.snapshot.limits
+        exchange.finish(
+            self.url,
+            parser.get_method(),
+            parser.get_http_version(),
+            limits.max_headers,
+            limits.max_header_size,
+        )
+        exchange.keep_alive = parser.should_keep_alive() and not self.draining
+        exchange.rid = exchange.request_id or server.new_request_id()
+        self.head = None
         self.parsing = exchange
-        if not head.has_body:
+        has_body = exchange.chunked or bool(exchange.content_length)
+        if not has_body:
             exchange.request_done = True
-        if self.draining:
-            exchange.keep_alive = False
         if self.current is None:
             self.current = exchange
             self._begin(exchange)
         else:
             self.queue.append(exchange)
             self.pause_reading_for(_PIPELINE_PAUSE)
-        if head.has_body:
-            self.deadline = server.loop.time() + server.snapshot.limits.body_timeout
-        else:
+        if has_body:
+            self.deadline = server.loop.time() + limits.body_timeout
+        elif self.current is not exchange or exchange.finished:
             self._settle_deadline()
+        else:
+            self.deadline = 0.0
 
     def on_body(self, body: bytes) -> None:
         exchange = self.parsing
@@ -219,12 +212,12 @@ class ClientConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         exchange = self.parsing
         self.parsing = None
-        if exchange is not None:
+        if exchange is not None and not exchange.request_done:
             exchange.on_request_end()
             if exchange.finished and exchange is not self.current and not self.queue:
                 # answered early (error) while its body was still arriving
                 self._after_exchange(exchange)
-        self._settle_deadline()
+            self._settle_deadline()
 
     # -- used by exchanges ------------------------------------------------------------
 
@@ -232,7 +225,7 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.write(data)
 
-    def writelines(self, parts: tuple[bytes, ...]) -> None:
+    def writelines(self, parts: list[bytes] | tuple[bytes, ...]) -> None:
         if self.transport is not None:
             self.transport.writelines(parts)
 
@@ -251,12 +244,9 @@ class ClientConnection(asyncio.Protocol):
     def respond_error(self, exchange: Exchange, error: HTTPError) -> None:
         close = error.close_connection or not exchange.request_done or not exchange.keep_alive
         exchange.keep_alive = not close
-        head_only = exchange.head.method == b"HEAD"
-        self.write(
-            problem_response(
-                error, exchange.request_id.decode("latin-1"), close=close, head_only=head_only
-            )
-        )
+        head_only = exchange.method == b"HEAD"
+        rid = exchange.rid or self.server.new_request_id()
+        self.write(problem_response(error, rid.decode("latin-1"), close=close, head_only=head_only))
         self.exchange_finished(exchange)
 
     def exchange_finished(self, exchange: Exchange) -> None:
@@ -353,8 +343,8 @@ class ClientConnection(asyncio.Protocol):
             if not self.lingering:
                 self._linger()
             return
-        head = RequestHead()
-        bare = Exchange(self, head, self.server.new_request_id())
+        bare = Exchange(self)
+        bare.rid = self.server.new_request_id()
         bare.keep_alive = False
         if self.current is None or self.current.finished:
             self.current = bare
@@ -384,7 +374,8 @@ class _FailingExchange(Exchange):
     __slots__ = ("error",)
 
     def __init__(self, bare: Exchange, error: HTTPError) -> None:
-        super().__init__(bare.client, bare.head, bare.request_id)
+        super().__init__(bare.client)
+        self.rid = bare.rid
         self.request_done = True
         self.keep_alive = False
         self.error = error

@@ -1,18 +1,30 @@
 """One request's trip through the proxy: from a parsed head to a finished response.
 
-The exchange owns the relay in both directions.  Request body chunks go to the
-node as they arrive (buffered only until a connection is attached), response
-chunks go to the client as they arrive, and each side's flow control pauses the
-other: memory stays bounded whatever the body sizes.
+An exchange is the request head plus the relay in both directions.  Request body
+chunks go to the node as they arrive (buffered only until a connection is
+attached); response bytes go to the client as they arrive, and each side's flow
+control pauses the other, so memory stays bounded whatever the body sizes.
+
+Responses framed by Content-Length, and chunked responses to HTTP/1.1 clients,
+are relayed byte for byte after the head: llhttp checks their framing, the proxy
+only rewrites the head.  Other responses (ended by closing the connection, or
+chunked to an HTTP/1.0 client) are decoded and framed again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING
 
-from quiver.errors import ContentTooLarge, HTTPError, NotFound, ServiceUnavailable
-from quiver.errors import UpstreamResetError
+from quiver.errors import (
+    BadGateway,
+    ContentTooLarge,
+    HTTPError,
+    NotFound,
+    ServiceUnavailable,
+    UpstreamResetError,
+)
 from quiver.proxy.request import RequestHead
 
 if TYPE_CHECKING:
@@ -21,15 +33,26 @@ if TYPE_CHECKING:
     from quiver.proxy.upstream import Node, UpstreamConnection
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-VIA = b"Via: 1.1 quiver\r\n"
-# how the response body is framed toward the client
-NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = range(4)
+# How the response body travels to the client.
+NO_BODY = 0
+RELAY = 1  # the node's bytes as they are (Content-Length, or chunked to HTTP/1.1)
+REFRAME_CHUNKED = 2  # decoded, sent chunked (the node closes to end the body)
+REFRAME_UNTIL_CLOSE = 3  # decoded, ended by closing (HTTP/1.0 client)
+
 _BUFFER_LIMIT = 65536
 _BUFFER_PAUSE = 4
 _LAST_CHUNK = b"0\r\n\r\n"
+# Response fields that are hop-by-hop (RFC 9110 §7.6.1) or re-framed by the proxy.
+_HOP_BY_HOP = re.compile(
+    rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer|upgrade)[ \t]*:[^\r]*", re.I
+)
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r]*)", re.I)
+_CONNECTION = re.compile(rb"\r\nconnection[ \t]*:([^\r]*)", re.I)
+_UPGRADE = re.compile(rb"\r\nupgrade[ \t]*:[ \t]*([^\r]*)", re.I)
+_PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 
 
-class Exchange:
+class Exchange(RequestHead):
     __slots__ = (
         "body_buffer",
         "body_received",
@@ -37,23 +60,22 @@ class Exchange:
         "client",
         "connect_task",
         "finished",
-        "head",
-        "keep_alive",
         "mode",
         "node",
+        "out",
         "request_done",
-        "request_id",
         "response_started",
         "reused",
+        "rid",
         "route",
         "upstream",
         "upstream_path",
     )
 
-    def __init__(self, client: ClientConnection, head: RequestHead, request_id: bytes) -> None:
+    def __init__(self, client: ClientConnection) -> None:
+        super().__init__()
         self.client = client
-        self.head = head
-        self.request_id = request_id
+        self.rid = b""
         self.route: RouteRuntime | None = None
         self.node: Node | None = None
         self.upstream: UpstreamConnection | None = None
@@ -66,26 +88,26 @@ class Exchange:
         self.response_started = False
         self.finished = False
         self.reused = False
-        self.keep_alive = head.keep_alive
         self.mode = NO_BODY
+        # response bytes gathered while one upstream read is parsed, sent in one write
+        self.out: list[bytes] = []
 
     # -- request side -----------------------------------------------------------------
 
     def start(self) -> None:
         """Route the request and send it on its way; raises HTTPError to refuse it."""
-        head = self.head
         snapshot = self.client.server.snapshot
-        match = snapshot.router.match(head.method, head.host, head.path, head.fields)
+        match = snapshot.router.match(self.method, self.host, self.path, self)
         if match is None:
-            method, path = head.method.decode("latin-1"), head.path.decode("latin-1")
+            method, path = self.method.decode("latin-1"), self.path.decode("latin-1")
             raise NotFound(f"no route matches {method} {path}")
         route = self.route = match.value
         limit = snapshot.limits.max_body_size
-        if limit is not None and head.content_length is not None and head.content_length > limit:
-            raise ContentTooLarge(f"request body of {head.content_length} bytes exceeds {limit}")
+        if limit is not None and self.content_length is not None and self.content_length > limit:
+            raise ContentTooLarge(f"request body of {self.content_length} bytes exceeds {limit}")
         path = route.base_path + match.path
-        self.upstream_path = path + b"?" + head.query if head.query else path
-        if head.expect_continue and not self.body_received:
+        self.upstream_path = path + b"?" + self.query if self.query else path
+        if self.expect_continue and not self.body_received:
             self.client.write(CONTINUE)
         self._send_to_node()
 
@@ -96,7 +118,8 @@ class Exchange:
             raise ContentTooLarge(f"request body exceeds {limit} bytes")
         if self.finished:
             return
-        if self.head.chunked:
+        if self.chunked:
+            # re-framed rather than relayed: chunk extensions and trailers stop here
             self._forward((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
         else:
             self._forward((chunk,))
@@ -107,7 +130,7 @@ class Exchange:
         self.request_done = True
         if self.finished:
             return
-        if self.head.chunked:
+        if self.chunked:
             self._forward((_LAST_CHUNK,))
         if self.upstream is not None:
             self.upstream.request_sent()
@@ -165,64 +188,75 @@ class Exchange:
 
     # -- response side ----------------------------------------------------------------
 
-    def on_response_head(self, conn: UpstreamConnection, status: int) -> None:
-        head = self.head
-        client = self.client
-        if status == 101 and head.upgrade is None:
-            raise UpstreamResetError("upstream switched protocols without being asked")
-        parts = [b"HTTP/1.1 %d %s\r\n" % (status, conn.reason)]
-        tokens = conn.token_headers
-        if tokens and any(t not in (b"close", b"keep-alive", b"upgrade") for t in tokens):
-            headers = [(n, v) for n, v in conn.headers if n.lower() not in tokens]
-        else:
-            headers = conn.headers
-        seen_request_id = False
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-            if not seen_request_id and len(name) == 12 and name.lower() == b"x-request-id":
-                seen_request_id = True
+    def on_response_head(self, conn: UpstreamConnection, status: int, raw: bytes) -> None:
+        """Rewrite the node's head for the client and choose how the body travels."""
+        low = raw.lower()
+        head = _HOP_BY_HOP.sub(b"", raw)
+        if b"\r\nconnection:" in low:
+            head = _drop_connection_named(raw, head)
+        extra = [b"X-Request-ID: ", self.rid, b"\r\n"] if b"\r\nx-request-id:" not in low else []
+        extra.append(b"Via: 1.1 quiver\r\n")
+        keep_alive = self.keep_alive and not self.client.draining
         if status == 101:
-            parts.append(b"Connection: Upgrade\r\n")
+            if self.upgrade is None:
+                raise BadGateway("upstream switched protocols without being asked")
+            match = _UPGRADE.search(raw)
+            extra += (b"Connection: Upgrade\r\nUpgrade: ", match.group(1) if match else b"", b"\r\n")
             self.mode = NO_BODY
-        elif head.method == b"HEAD" or status in (204, 304) or status < 200:
-            if conn.content_length is not None and status != 204:
-                parts += (b"Content-Length: %d\r\n" % conn.content_length,)
+        elif status < 200 or status == 204 or status == 304 or self.method == b"HEAD":
             self.mode = NO_BODY
-        elif conn.content_length is not None:
-            parts.append(b"Content-Length: %d\r\n" % conn.content_length)
-            self.mode = LENGTH
-        elif head.version == b"1.1":
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-            self.mode = CHUNKED
+        elif b"\r\ncontent-length:" in low:
+            self.mode = RELAY
+        elif b"\r\ntransfer-encoding:" in low:
+            match = _TRANSFER_ENCODING.search(raw)
+            coding = match.group(1).strip().lower() if match else b""
+            if not coding.endswith(b"chunked"):
+                raise BadGateway("upstream used a transfer coding other than chunked")
+            if self.version == b"1.1":
+                self.mode = RELAY
+            else:
+                head = _TRANSFER_ENCODING.sub(b"", head)
+                self.mode = REFRAME_UNTIL_CLOSE
+                keep_alive = False
         else:
-            self.mode = UNTIL_CLOSE
-            self.keep_alive = False
-        if not seen_request_id:
-            parts += (b"X-Request-ID: ", self.request_id, b"\r\n")
-        parts.append(VIA)
+            conn.close_delimited = True
+            if self.version == b"1.1":
+                extra.append(b"Transfer-Encoding: chunked\r\n")
+                self.mode = REFRAME_CHUNKED
+            else:
+                self.mode = REFRAME_UNTIL_CLOSE
+                keep_alive = False
         if status != 101:
-            if not self.keep_alive or client.draining:
-                self.keep_alive = False
-                parts.append(b"Connection: close\r\n")
-            elif head.version == b"1.0":
-                parts.append(b"Connection: keep-alive\r\n")
-        parts.append(b"\r\n")
+            if not keep_alive:
+                extra.append(b"Connection: close\r\n")
+            elif self.version == b"1.0":
+                extra.append(b"Connection: keep-alive\r\n")
+        self.keep_alive = keep_alive
+        extra.append(b"\r\n")
         self.response_started = True
-        client.write(b"".join(parts))
+        self.out += (head[:-2], *extra)
 
     def on_response_body(self, chunk: bytes) -> None:
-        if self.mode == CHUNKED:
-            self.client.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
-        elif self.mode != NO_BODY:
-            self.client.write(chunk)
+        """A decoded body chunk (re-framing modes only)."""
+        if self.mode == REFRAME_CHUNKED:
+            self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
+        else:
+            self.out.append(chunk)
+
+    def flush(self) -> None:
+        """Send what the last upstream read produced, in one system call."""
+        out = self.out
+        if out:
+            self.out = []
+            self.client.writelines(out)
 
     def on_response_end(self, conn: UpstreamConnection, *, reusable: bool) -> None:
         self.upstream = None
-        if self.mode == CHUNKED:
-            self.client.write(_LAST_CHUNK)
-        pool = conn.pool
+        if self.mode == REFRAME_CHUNKED:
+            self.out.append(_LAST_CHUNK)
+        self.flush()
         if reusable and not self.finished:
-            pool.release(conn)
+            conn.pool.release(conn)
         else:
             conn.close()
         if not self.finished:
@@ -238,7 +272,7 @@ class Exchange:
             self.reused
             and isinstance(error, UpstreamResetError)
             and not self.response_started
-            and self.head.replayable
+            and self.replayable
             and self.node is not None
         ):
             # A pooled connection the node had already closed: the request never
@@ -254,6 +288,7 @@ class Exchange:
         upstream = self.upstream
         assert upstream is not None
         self.finished = True
+        self.flush()
         self.client.start_tunnel(upstream, early)
 
     def on_tunnel_closed(self) -> None:
@@ -268,6 +303,7 @@ class Exchange:
         self.finished = True
         self.cancel_upstream()
         if self.response_started:
+            self.out = []
             self.client.abort()
         else:
             self.client.respond_error(self, error)
@@ -279,3 +315,17 @@ class Exchange:
         if self.upstream is not None:
             self.upstream.abort()
             self.upstream = None
+
+
+def _drop_connection_named(raw: bytes, head: bytes) -> bytes:
+    """Also drop the fields the node's Connection header names (RFC 9110 §7.6.1)."""
+    tokens: set[bytes] = set()
+    for match in _CONNECTION.finditer(raw):
+        tokens.update(t.strip(b" \t").lower() for t in match.group(1).split(b","))
+    tokens -= _PLAIN_CONNECTION
+    tokens.discard(b"")
+    if not tokens:
+        return head
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines[1:] if line.split(b":", 1)[0].strip().lower() not in tokens]
+    return b"\r\n".join([lines[0], *kept])

@@ -1,18 +1,20 @@
 """The parsed head of a client request and the rules that make it safe to forward.
 
-The parser (llhttp) already refuses most malformed framing: Content-Length with
-Transfer-Encoding, duplicate Content-Length, bad chunk sizes, obs-fold, bare CR or
-LF, NUL and other controls in header values.  What it lets through and a proxy
-must still refuse is checked here (RFC 9112 §3.2, §6.1, §6.3).
+The parser (llhttp, strict mode) already refuses most malformed framing:
+Content-Length with Transfer-Encoding, duplicate or non-numeric Content-Length,
+bad chunk-size lines, obs-fold, bare CR or LF, NUL and other controls in header
+values.  What it lets through and a proxy must still refuse is checked here
+(RFC 9112 §3.2, §6.1, §6.3).
 """
 
 from __future__ import annotations
 
-from quiver.errors import BadRequest
+from quiver.errors import BadRequest, HeaderFieldsTooLarge
 from quiver.proxy.routing import normalize_path
 
-# Headers the proxy consumes and rebuilds itself; never copied upstream as they are.
-HOP_BY_HOP = frozenset(
+# Request headers with a meaning to the proxy, never copied upstream as they are:
+# hop-by-hop fields (RFC 9110 §7.6.1) and those the proxy rebuilds itself.
+SPECIAL_REQUEST_HEADERS = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -21,19 +23,17 @@ HOP_BY_HOP = frozenset(
         b"trailer",
         b"transfer-encoding",
         b"upgrade",
+        b"host",
+        b"content-length",
+        b"expect",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-request-id",
     }
 )
-# Request headers with a meaning to the proxy; all others are forwarded untouched.
-SPECIAL_REQUEST_HEADERS = HOP_BY_HOP | {
-    b"host",
-    b"content-length",
-    b"expect",
-    b"x-forwarded-for",
-    b"x-forwarded-proto",
-    b"x-forwarded-host",
-    b"x-request-id",
-}
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 _MAX_REQUEST_ID = 200
 
 
@@ -41,11 +41,12 @@ class RequestHead:
     """What the proxy keeps of one request head while it travels."""
 
     __slots__ = (
+        "_fields",
         "chunked",
         "connection_tokens",
         "content_length",
         "expect_continue",
-        "fields",
+        "forward",
         "headers",
         "host",
         "host_header",
@@ -54,7 +55,6 @@ class RequestHead:
         "path",
         "query",
         "request_id",
-        "size",
         "upgrade",
         "version",
         "xff",
@@ -65,12 +65,11 @@ class RequestHead:
         self.path = b""
         self.query = b""
         self.version = b"1.1"
-        # forwarded as they came (name, value); special headers are kept apart
-        self.headers: list[tuple[bytes, bytes]] = []
-        # lowercase name -> value of every field, for routing conditions
-        self.fields: dict[bytes, bytes] = {}
+        self.headers: list[tuple[bytes, bytes]] = []  # every field as received
+        self.forward: list[tuple[bytes, bytes]] = []  # the fields copied upstream unchanged
+        self._fields: dict[bytes, bytes] | None = None
         self.host = b""  # lowercase, without port; for routing
-        self.host_header: bytes | None = None  # as sent, for X-Forwarded-Host / preserve_host
+        self.host_header: bytes | None = None  # as sent
         self.content_length: int | None = None
         self.chunked = False
         self.keep_alive = True
@@ -79,7 +78,16 @@ class RequestHead:
         self.connection_tokens: tuple[bytes, ...] = ()
         self.xff: bytes | None = None
         self.request_id: bytes | None = None
-        self.size = 0
+
+    def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
+        """A header's value by lowercase name (repeated fields joined by ", ")."""
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = {}
+            for field, value in self.headers:
+                key = field.lower()
+                fields[key] = value if key not in fields else fields[key] + b", " + value
+        return fields.get(name, default)
 
     @property
     def has_body(self) -> bool:
@@ -90,28 +98,67 @@ class RequestHead:
         """May be sent again on a new connection: idempotent and nothing to re-stream."""
         if self.has_body:
             return False
-        return self.method in IDEMPOTENT_METHODS or b"idempotency-key" in self.fields
+        return self.method in IDEMPOTENT_METHODS or self.get(b"idempotency-key") is not None
 
-    def add_special(self, lname: bytes, value: bytes) -> None:
-        """Record a header the proxy interprets; raises BadRequest when it is unsafe."""
+    def finish(
+        self, url: bytes, method: bytes, version: str, max_headers: int, max_size: int
+    ) -> None:
+        """Check the whole head once every field is known (RFC 9112 §3.2, §6.1)."""
+        self.method = method
+        if version != "1.1" and version != "1.0":
+            raise BadRequest(f"unsupported HTTP version {version}")
+        self.version = b"1.1" if version == "1.1" else b"1.0"
+        headers = self.headers
+        if len(headers) > max_headers:
+            raise HeaderFieldsTooLarge(f"more than {max_headers} header fields")
+        forward = self.forward
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+            lname = name.lower()
+            if lname in SPECIAL_REQUEST_HEADERS:
+                self._special(lname, value)
+            else:
+                forward.append((name, value))
+        if size > max_size:
+            raise HeaderFieldsTooLarge(f"header fields exceed {max_size} bytes")
+        if self.chunked and version == "1.0":
+            raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        if method == b"CONNECT":
+            raise BadRequest("CONNECT tunnels are not supported")
+        if url[:1] != b"/":
+            url = self._absolute_form(url)
+        elif self.host_header is not None:
+            self.host = _host_for_routing(self.host_header)
+        elif version == "1.1":
+            raise BadRequest("HTTP/1.1 request without a Host header")
+        if b"#" in url:
+            raise BadRequest("request target carries a fragment")
+        raw_path, _, self.query = url.partition(b"?")
+        path = normalize_path(raw_path)
+        if path is None:
+            raise BadRequest("malformed request path")
+        # Routed and forwarded in normal form: the target sees the path that was routed.
+        self.path = path
+
+    def _special(self, lname: bytes, value: bytes) -> None:
         if lname == b"host":
             if self.host_header is not None:
                 raise BadRequest("more than one Host header")
             self.host_header = value
+        elif lname == b"content-length":
+            self.content_length = int(value)  # llhttp checked digits and uniqueness
         elif lname == b"transfer-encoding":
             if self.chunked:
                 raise BadRequest("more than one Transfer-Encoding header")
-            # Only the plain "chunked" coding is forwarded: anything else (gzip, chunked,
-            # "chunked, identity", odd spacing) is a smuggling vector or unsupported.
+            # Only the plain "chunked" coding is accepted: anything else ("gzip, chunked",
+            # "chunked, identity", odd spacing) is unsupported or a smuggling attempt.
             if value.strip(b" \t").lower() != b"chunked":
                 raise BadRequest(f"unsupported Transfer-Encoding {value.decode('latin-1')!r}")
             self.chunked = True
-        elif lname == b"content-length":
-            self.content_length = int(value)  # llhttp validated digits and uniqueness
         elif lname == b"connection":
-            self.connection_tokens += tuple(
-                token.strip(b" \t").lower() for token in value.split(b",") if token.strip()
-            )
+            tokens = tuple(t.strip(b" \t").lower() for t in value.split(b",") if t.strip())
+            self.connection_tokens += tokens
         elif lname == b"expect":
             if value.strip(b" \t").lower() != b"100-continue":
                 raise BadRequest("only 'Expect: 100-continue' is understood")
@@ -123,34 +170,15 @@ class RequestHead:
         elif lname == b"x-request-id":
             if 0 < len(value) <= _MAX_REQUEST_ID and value.isascii() and b" " not in value:
                 self.request_id = value
-        else:  # x-forwarded-proto / -host are rebuilt by the proxy, never trusted
-            pass
+        # keep-alive, te, trailer, proxy-connection and x-forwarded-proto/-host are
+        # dropped: hop-by-hop, or rebuilt by the proxy and never trusted from clients
 
-    def finish(self, url: bytes, method: bytes, version: str) -> None:
-        """Check the whole head once every field is known (RFC 9112 §3.2, §6.1)."""
-        self.method = method
-        if version not in ("1.1", "1.0"):
-            raise BadRequest(f"unsupported HTTP version {version}")
-        self.version = version.encode()
-        if self.chunked and version == "1.0":
-            raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
-        if method == b"CONNECT":
-            raise BadRequest("CONNECT tunnels are not supported")
-        if b"#" in url:
-            raise BadRequest("request target carries a fragment")
-        if url[:1] != b"/":
-            url = self._absolute_form(url)
-        elif self.host_header is None and version == "1.1":
-            raise BadRequest("HTTP/1.1 request without a Host header")
-        elif self.host_header is not None:
-            self.host = _host_for_routing(self.host_header)
-        raw_path, _, query = url.partition(b"?")
-        path = normalize_path(raw_path)
-        if path is None:
-            raise BadRequest("malformed request path")
-        # Routed and forwarded in normal form, so the target sees the path that was routed.
-        self.path = path
-        self.query = query
+    def forwarded_fields(self) -> list[tuple[bytes, bytes]]:
+        """Fields to copy upstream, without those the Connection header names."""
+        tokens = self.connection_tokens
+        if tokens and not _PLAIN_CONNECTION.issuperset(tokens):
+            return [(n, v) for n, v in self.forward if n.lower() not in tokens]
+        return self.forward
 
     def _absolute_form(self, url: bytes) -> bytes:
         lowered = url[:8].lower()
@@ -170,15 +198,17 @@ class RequestHead:
 
 
 def _host_for_routing(value: bytes) -> bytes:
-    host = value.strip(b" \t").lower()
-    if host.startswith(b"["):
+    host = value.rstrip(b" \t").lower()
+    if host[:1] == b"[":
         end = host.find(b"]")
         if end < 0:
             raise BadRequest("malformed Host header")
         return host[: end + 1]
-    name, _, port = host.partition(b":")
-    if port and not port.isdigit():
+    colon = host.find(b":")
+    if colon >= 0:
+        if not host[colon + 1 :].isdigit():
+            raise BadRequest("malformed Host header")
+        host = host[:colon]
+    if not host or b"/" in host or b" " in host:
         raise BadRequest("malformed Host header")
-    if not name or b" " in name or b"/" in name:
-        raise BadRequest("malformed Host header")
-    return name
+    return host

@@ -55,29 +55,29 @@ class RouteRuntime:
 
     def request_head(self, exchange: Exchange, node: Node) -> bytes:
         """The request line and header block sent to ``node``."""
-        head = exchange.head
-        client = exchange.client
-        host = head.host_header if self.preserve_host and head.host_header else node.host_header
-        parts = [head.method, b" ", exchange.upstream_path, b" HTTP/1.1\r\nHost: ", host, b"\r\n"]
-        tokens = head.connection_tokens
-        if tokens and any(t not in (b"close", b"keep-alive", b"upgrade") for t in tokens):
-            for name, value in head.headers:
-                if name.lower() not in tokens:
-                    parts += (name, b": ", value, b"\r\n")
-        else:
-            for name, value in head.headers:
-                parts += (name, b": ", value, b"\r\n")
-        if head.chunked:
+        host = exchange.host_header if self.preserve_host and exchange.host_header else None
+        parts = [
+            exchange.method,
+            b" ",
+            exchange.upstream_path,
+            b" HTTP/1.1\r\nHost: ",
+            host or node.host_header,
+            b"\r\n",
+        ]
+        for name, value in exchange.forwarded_fields():
+            parts += (name, b": ", value, b"\r\n")
+        if exchange.chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
-        elif head.content_length is not None:
-            parts.append(b"Content-Length: %d\r\n" % head.content_length)
-        if head.upgrade is not None:
-            parts += (b"Connection: Upgrade\r\nUpgrade: ", head.upgrade, b"\r\n")
-        xff = head.xff + b", " + client.peer if head.xff else client.peer
+        elif exchange.content_length is not None:
+            parts.append(b"Content-Length: %d\r\n" % exchange.content_length)
+        if exchange.upgrade is not None:
+            parts += (b"Connection: Upgrade\r\nUpgrade: ", exchange.upgrade, b"\r\n")
+        client = exchange.client
+        xff = exchange.xff + b", " + client.peer if exchange.xff else client.peer
         parts += (b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: ", client.scheme, b"\r\n")
-        if head.host_header:
-            parts += (b"X-Forwarded-Host: ", head.host_header, b"\r\n")
-        parts += (b"X-Request-ID: ", exchange.request_id, b"\r\n", _VIA)
+        if exchange.host_header:
+            parts += (b"X-Forwarded-Host: ", exchange.host_header, b"\r\n")
+        parts += (b"X-Request-ID: ", exchange.rid, b"\r\n", _VIA)
         return b"".join(parts)
 
 

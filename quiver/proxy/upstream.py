@@ -30,19 +30,7 @@ from quiver.proxy.sweeper import Sweeper
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
 
-# Response headers the proxy re-frames itself.
-_DROPPED_RESPONSE_HEADERS = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-    }
-)
+RELAY = 1  # Exchange.mode: the node's body bytes go to the client as they are
 
 
 class Node:
@@ -154,23 +142,26 @@ class NodePool:
 
 
 class UpstreamConnection(asyncio.Protocol):
-    """Writes one request at a time to a node and parses its response."""
+    """Writes one request at a time to a node and relays its response.
+
+    The response head is collected as raw bytes and handed to the exchange whole;
+    llhttp parses it (and the body framing) without a Python call per header.
+    """
 
     __slots__ = (
-        "chunked",
-        "content_length",
+        "body_tail",
+        "close_delimited",
         "deadline",
         "exchange",
-        "headers",
+        "head_buffer",
+        "head_done",
         "keep_alive",
         "message_done",
         "parser",
         "pool",
-        "reason",
         "requests",
         "reset_parser",
         "response_bytes",
-        "token_headers",
         "transport",
         "tunnel",
         "write_paused",
@@ -184,16 +175,15 @@ class UpstreamConnection(asyncio.Protocol):
         self.deadline = 0.0
         self.requests = 0
         self.response_bytes = 0
+        self.head_buffer = b""
+        self.head_done = False
+        self.body_tail = 0
         self.message_done = False
         self.reset_parser = False
+        self.close_delimited = False
+        self.keep_alive = False
         self.tunnel = False
         self.write_paused = False
-        self.keep_alive = False
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.content_length: int | None = None
-        self.chunked = False
-        self.token_headers: tuple[bytes, ...] = ()
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -214,7 +204,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = None
         if self.tunnel:
             exchange.on_tunnel_closed()
-        elif self.response_bytes and self.headers_received_close_delimited():
+        elif self.head_done and self.close_delimited:
             exchange.on_response_end(self, reusable=False)
         elif self.response_bytes:
             exchange.on_upstream_failed(self, BadGateway("upstream closed mid-response"))
@@ -235,6 +225,11 @@ class UpstreamConnection(asyncio.Protocol):
         if self.deadline:
             self.deadline = self.pool.loop.time() + self.pool.timeouts.read
         self.response_bytes += len(data)
+        if self.head_done:
+            self.body_tail = -1  # all of this chunk is body
+        else:
+            self.body_tail = 0
+            self.head_buffer = self.head_buffer + data if self.head_buffer else data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -247,8 +242,16 @@ class UpstreamConnection(asyncio.Protocol):
         except HTTPError as exc:
             self._fail(exc)
             return
+        if exchange.mode == RELAY:
+            tail = self.body_tail
+            if tail < 0:
+                exchange.out.append(data)
+            elif tail:
+                exchange.out.append(data[-tail:])
         if self.message_done:
             self._message_finished(exchange)
+        else:
+            exchange.flush()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -273,6 +276,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = exchange
         self.requests += 1
         self.response_bytes = 0
+        self.head_done = False
+        self.close_delimited = False
         self.deadline = 0.0
         assert self.transport is not None
         self.transport.write(data)
@@ -320,61 +325,37 @@ class UpstreamConnection(asyncio.Protocol):
                 self, GatewayTimeout(f"{self.pool.node.label} did not answer in time")
             )
 
-    def headers_received_close_delimited(self) -> bool:
-        exchange = self.exchange
-        return (
-            exchange is not None
-            and exchange.response_started
-            and self.content_length is None
-            and not self.chunked
-        )
-
     # -- httptools callbacks ----------------------------------------------------------
 
     def on_message_begin(self) -> None:
         if self.message_done:
             # bytes after a complete response: the node is out of step with us
             raise BadGateway("upstream sent more than one response")
-        self.headers = []
-        self.content_length = None
-        self.chunked = False
-        self.token_headers = ()
-
-    def on_status(self, reason: bytes) -> None:
-        self.reason = reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lname = name.lower()
-        if lname in _DROPPED_RESPONSE_HEADERS:
-            if lname == b"content-length":
-                self.content_length = int(value)
-            elif lname == b"transfer-encoding":
-                self.chunked = value.strip().lower().endswith(b"chunked")
-            elif lname == b"connection":
-                self.token_headers += tuple(
-                    t.strip(b" \t").lower() for t in value.split(b",") if t.strip()
-                )
-            elif lname == b"upgrade":
-                self.headers.append((name, value))
-            return
-        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
+        parser = self.parser
+        status = parser.get_status_code()
         exchange = self.exchange
         assert exchange is not None
+        buffer = self.head_buffer
+        end = buffer.find(b"\r\n\r\n") + 4
         if 100 <= status < 200 and status != 101:
-            return  # interim response: dropped, the final one follows
-        if exchange.head.method == b"HEAD" and (self.content_length or self.chunked):
-            # llhttp cannot be told a HEAD response has no body; start afresh after it
+            self.head_buffer = buffer[end:]  # interim response: dropped, the final one follows
+            return
+        self.head_buffer = b""
+        self.head_done = True
+        # the bytes after the head, all at the end of the chunk being parsed, are body
+        self.body_tail = len(buffer) - end
+        if exchange.method == b"HEAD" and end:
+            # llhttp cannot be told a HEAD response has no body: start afresh after it
             self.reset_parser = True
             self.message_done = True
-            self.keep_alive = self.parser.should_keep_alive()
-        exchange.on_response_head(self, status)
+            self.keep_alive = parser.should_keep_alive()
+        exchange.on_response_head(self, status, buffer[:end])
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
-        if exchange is not None and not self.reset_parser:
+        if exchange is not None and exchange.mode > RELAY:
             exchange.on_response_body(body)
 
     def on_message_complete(self) -> None:
@@ -383,7 +364,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.message_done = True
         # llhttp forgets keep-alive once the callback returns
-        self.keep_alive = parser.should_keep_alive() and b"close" not in self.token_headers
+        self.keep_alive = parser.should_keep_alive()
 
     # -- internals --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""One route for one of its path/host combinations, with everything precomputed."""
+"""A route compiled for one of its path/host combinations, and the match it yields."""
 
 from __future__ import annotations
 
@@ -11,6 +11,42 @@ from quiver.config.models import Route
 from quiver.proxy.routing.patterns import PathPattern
 
 T = TypeVar("T")
+
+NO_PARAMS: dict[str, str] = {}  # shared by every match without parameters; never mutated
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch(Generic[T]):
+    """The route chosen for a request and the path to forward upstream.
+
+    ``params`` is read-only: matches without parameters share one empty dict, and
+    an exact-path route returns the same match object for every request.
+    """
+
+    value: T  # payload given with the route at compile time
+    route: Route
+    params: dict[str, str]  # {name} segments or named regex groups, still percent-encoded
+    path: bytes  # after strip_path / rewrite; always starts with b"/"
+
+
+# A frozen dataclass's __init__ goes through object.__setattr__ once per field;
+# writing the slots directly builds the same object in about half the time, which
+# matters because every routed request gets one.
+_SLOTS = vars(RouteMatch)
+_SET_VALUE = _SLOTS["value"].__set__
+_SET_ROUTE = _SLOTS["route"].__set__
+_SET_PARAMS = _SLOTS["params"].__set__
+_SET_PATH = _SLOTS["path"].__set__
+
+
+def new_match(value: T, route: Route, params: dict[str, str], path: bytes) -> RouteMatch[T]:
+    """``RouteMatch(value, route, params, path)``, built faster."""
+    match: RouteMatch[T] = object.__new__(RouteMatch)
+    _SET_VALUE(match, value)
+    _SET_ROUTE(match, route)
+    _SET_PARAMS(match, params)
+    _SET_PATH(match, path)
+    return match
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +86,13 @@ class Entry(Generic[T]):
     host: str | None  # as configured; None: any host
     methods: frozenset[bytes] | None
     headers: tuple[HeaderRule, ...] | None
-    rewrite: tuple[bytes | str, ...] | None  # literal bytes and parameter names
+    plain: bool  # neither methods nor headers: accepts every request its path fits
+    strip: bool
+    # Literal bytes, and for each parameter its index among the trie's captured
+    # segments (int) or its regex group name (str).
+    rewrite: tuple[bytes | int | str, ...] | None
+    depth: int  # segments a trie pattern covers, to strip them
+    static: RouteMatch[T] | None  # the match itself when no request can change it
 
     def accepts(self, method: bytes, headers: Mapping[bytes, bytes]) -> bool:
         if self.methods is not None and method not in self.methods:
@@ -61,6 +103,62 @@ class Entry(Generic[T]):
                     return False
         return True
 
+    def result(self, path: bytes, segments: list[bytes], extra: object) -> RouteMatch[T]:
+        """The match for ``path``; ``extra`` is the trie's captured segments or a re.Match."""
+        if self.static is not None:
+            return self.static
+        rewrite = self.rewrite
+        if type(extra) is tuple:  # from the trie: captured segments, in parameter order
+            names = self.pattern.param_names
+            if not names:
+                params = NO_PARAMS
+            elif len(names) == 1:
+                params = {names[0]: extra[0].decode("latin-1")}
+            else:
+                params = {}
+                for name, captured in zip(names, extra, strict=True):
+                    params[name] = captured.decode("latin-1")
+            if rewrite is not None:
+                forward = fill(rewrite, extra, None)
+            elif not self.strip:
+                forward = path
+            elif self.pattern.anchored:
+                forward = b"/"
+            else:
+                cut = self.depth  # one slash per covered segment, plus their lengths
+                for segment in segments[1 : self.depth + 1]:
+                    cut += len(segment)
+                forward = path[cut:] or b"/"
+            return new_match(self.value, self.route, params, forward)
+        assert isinstance(extra, re.Match)
+        params = {k: v for k, v in extra.groupdict().items() if v is not None} or NO_PARAMS
+        if rewrite is not None:
+            forward = fill(rewrite, (), extra)
+        elif self.strip:
+            forward = path[extra.end() :]
+            if forward[:1] != b"/":
+                forward = b"/" + forward
+        else:
+            forward = path
+        return new_match(self.value, self.route, params, forward)
+
+
+def fill(
+    rewrite: tuple[bytes | int | str, ...],
+    captured: tuple[bytes, ...],
+    groups: re.Match[str] | None,
+) -> bytes:
+    """A rewrite template with its parameters substituted as captured."""
+    out: list[bytes] = []
+    for part in rewrite:
+        if isinstance(part, bytes):
+            out.append(part)
+        elif isinstance(part, int):
+            out.append(captured[part])
+        elif groups is not None:
+            out.append((groups.group(part) or "").encode("latin-1"))
+    return b"".join(out)
+
 
 def pick(
     bucket: Sequence[Entry[T]], best_rank: int, method: bytes, headers: Mapping[bytes, bytes]
@@ -69,6 +167,6 @@ def pick(
     for entry in bucket:
         if entry.rank >= best_rank:
             return None
-        if (entry.methods is None and entry.headers is None) or entry.accepts(method, headers):
+        if entry.plain or entry.accepts(method, headers):
             return entry
     return None

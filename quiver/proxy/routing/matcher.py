@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from quiver.config.models import Route
-from quiver.proxy.routing.entry import Entry, HeaderRule, pick
+from quiver.proxy.routing.entry import NO_PARAMS, Entry, HeaderRule, RouteMatch, fill, pick
 from quiver.proxy.routing.patterns import KIND_ORDER, PathPattern, parse_path_pattern, parse_rewrite
 from quiver.proxy.routing.trie import Found, Node
 
@@ -17,31 +16,18 @@ T = TypeVar("T")
 _EXACT_HOST, _WILDCARD_HOST, _ANY_HOST = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
-class RouteMatch(Generic[T]):
-    """The route chosen for a request and the path to forward upstream."""
-
-    value: T  # payload given with the route at compile time
-    route: Route
-    params: dict[str, str]  # {name} segments or named regex groups, still percent-encoded
-    path: bytes  # after strip_path / rewrite; always starts with b"/"
-
-
 class _Table(Generic[T]):
-    """Routes of one host key (or of no host), indexed by path."""
+    """Routes of one host key (or of no host), indexed by path; not changed once built."""
 
-    __slots__ = ("exact", "regexes", "trie")
+    __slots__ = ("exact", "trie")
 
     def __init__(self) -> None:
         self.exact: dict[bytes, tuple[Entry[T], ...]] = {}
         self.trie: Node[T] | None = None
-        self.regexes: tuple[Entry[T], ...] = ()
 
     def add(self, entry: Entry[T]) -> None:
         pattern = entry.pattern
-        if pattern.regex is not None:
-            self.regexes = (*self.regexes, entry)
-        elif pattern.segments is not None:
+        if pattern.segments is not None:
             if self.trie is None:
                 self.trie = Node()
             self.trie.insert(entry)
@@ -62,16 +48,7 @@ class _Table(Generic[T]):
             if entry is not None:
                 found = (entry.rank, entry, None)
         if self.trie is not None:
-            found = self.trie.search(segments, method, headers, found)
-        if self.regexes:
-            text = path.decode("latin-1")
-            for entry in self.regexes:
-                if entry.rank >= found[0]:
-                    break
-                assert entry.pattern.regex is not None
-                hit = entry.pattern.regex.match(text)
-                if hit is not None and entry.accepts(method, headers):
-                    return (entry.rank, entry, hit)
+            found = self.trie.search(path, segments, method, headers, found)
         return found
 
 
@@ -98,7 +75,7 @@ class Router(Generic[T]):
                     self._any_host = _Table()
                 self._any_host.add(entry)
                 continue
-            kind, key = _host_key(entry.host)
+            kind, key = _host_key(entry.route, entry.host)
             index = self._exact_hosts if kind == _EXACT_HOST else self._wildcard_hosts
             index.setdefault(key, _Table()).add(entry)
         self._miss: Found[T] = (len(ordered), None, None)
@@ -131,7 +108,7 @@ class Router(Generic[T]):
         entry = found[1]
         if entry is None:
             return None
-        return _result(entry, path, segments, found[2])
+        return entry.result(path, segments, found[2])
 
     def table(self) -> list[dict[str, object]]:
         """One row per route, path and host, in match precedence order.
@@ -150,7 +127,9 @@ class Router(Generic[T]):
                     "pattern": entry.pattern.text,
                     "methods": list(route.methods) if route.methods else None,
                     "hosts": [entry.host] if entry.host is not None else None,
-                    "headers": dict(route.headers) if route.headers else None,
+                    "headers": {k: list(v) for k, v in route.headers.items()}
+                    if route.headers
+                    else None,
                     "priority": route.priority,
                     "strip_path": route.strip_path,
                     "rewrite": route.rewrite,
@@ -159,52 +138,24 @@ class Router(Generic[T]):
         return rows
 
 
-def _result(entry: Entry[T], path: bytes, segments: list[bytes], extra: object) -> RouteMatch[T]:
-    pattern = entry.pattern
-    route = entry.route
-    raw: dict[str, bytes]
-    if isinstance(extra, re.Match):
-        params = {k: v for k, v in extra.groupdict().items() if v is not None}
-        raw = {k: v.encode("latin-1") for k, v in params.items()} if entry.rewrite else {}
-        rest = path[extra.end() :]
-        rest = rest if rest[:1] == b"/" else b"/" + rest
-    else:
-        if isinstance(extra, tuple) and extra:
-            raw = dict(zip(pattern.param_names, extra, strict=True))
-            params = {k: v.decode("latin-1") for k, v in raw.items()}
-        else:
-            raw = {}
-            params = {}
-        if pattern.anchored:
-            rest = b"/"
-        else:
-            depth = len(pattern.segments or ())
-            rest = path[depth + sum(map(len, segments[1 : depth + 1])) :] or b"/"
-    if entry.rewrite is not None:
-        forward = b"".join(
-            part if isinstance(part, bytes) else raw.get(part, b"") for part in entry.rewrite
-        )
-    elif route.strip_path:
-        forward = rest
-    else:
-        forward = path
-    return RouteMatch(entry.value, route, params, forward)
-
-
 def _rank(entries: Sequence[tuple[Route, T]]) -> tuple[Entry[T], ...]:
-    """Every path/host combination of every route, in match precedence order."""
-    drafts: list[tuple[tuple[int, ...], Route, T, PathPattern, str | None]] = []
+    """Every path/host combination of every route, compiled, in match precedence order."""
+    drafts: list[tuple[tuple[int, ...], _Draft[T]]] = []
     for route_index, (route, value) in enumerate(entries):
-        conditions = (1 if route.methods else 0) + len(route.headers or {})
-        hosts: list[str | None] = list(route.hosts) if route.hosts else [None]
+        methods = frozenset(m.encode("ascii") for m in route.methods) if route.methods else None
+        headers = _header_rules(route)
+        conditions = (1 if methods else 0) + len(headers or ())
+        hosts = [None if h.strip() == "*" else h for h in route.hosts or ()] or [None]
+        host_keys = [(_ANY_HOST, b"") if h is None else _host_key(route, h) for h in hosts]
         for path_index, text in enumerate(route.paths):
             try:
                 pattern = parse_path_pattern(text)
             except ValueError as exc:
                 raise ValueError(f"route {route.name!r}: {exc}") from exc
-            for host_index, host in enumerate(hosts):
-                host = None if host is None or host.strip() == "*" else host
-                host_kind, host_bytes = _host_key(host) if host is not None else (_ANY_HOST, b"")
+            rewrite = _rewrite(route, pattern)
+            for host_index, (host, (host_kind, host_bytes)) in enumerate(
+                zip(hosts, host_keys, strict=True)
+            ):
                 key = (
                     -route.priority,
                     host_kind,
@@ -217,33 +168,62 @@ def _rank(entries: Sequence[tuple[Route, T]]) -> tuple[Entry[T], ...]:
                     path_index,
                     host_index,
                 )
-                drafts.append((key, route, value, pattern, host))
+                drafts.append((key, (value, route, pattern, host, methods, headers, rewrite)))
     drafts.sort(key=lambda draft: draft[0])
-    compiled: list[Entry[T]] = []
-    for rank, (_, route, value, pattern, host) in enumerate(drafts):
-        compiled.append(
-            Entry(
-                rank,
-                value,
-                route,
-                pattern,
-                host,
-                frozenset(m.encode("ascii") for m in route.methods) if route.methods else None,
-                _header_rules(route),
-                _rewrite(route, pattern),
-            )
+    return tuple(
+        Entry(
+            rank=rank,
+            value=value,
+            route=route,
+            pattern=pattern,
+            host=host,
+            methods=methods,
+            headers=headers,
+            plain=methods is None and headers is None,
+            strip=route.strip_path,
+            rewrite=rewrite,
+            depth=len(pattern.segments or ()) if pattern.regex is None else 0,
+            static=_static_match(route, value, pattern, rewrite),
         )
-    return tuple(compiled)
+        for rank, (_, (value, route, pattern, host, methods, headers, rewrite)) in enumerate(drafts)
+    )
 
 
-def _host_key(host: str) -> tuple[int, bytes]:
+_Draft = tuple[
+    T,
+    Route,
+    PathPattern,
+    "str | None",
+    "frozenset[bytes] | None",
+    "tuple[HeaderRule, ...] | None",
+    "tuple[bytes | int | str, ...] | None",
+]
+
+
+def _static_match(
+    route: Route, value: T, pattern: PathPattern, rewrite: tuple[bytes | int | str, ...] | None
+) -> RouteMatch[T] | None:
+    """The match of an exact path, the same for every request it accepts."""
+    if pattern.segments is not None:
+        return None
+    if rewrite is not None:
+        forward = fill(rewrite, (), None)
+    else:
+        forward = b"/" if route.strip_path else pattern.literal
+    return RouteMatch(value, route, NO_PARAMS, forward)
+
+
+def _host_key(route: Route, host: str) -> tuple[int, bytes]:
     """(exact or wildcard, lowercase bytes); wildcards keyed by their ".suffix"."""
     name = host.strip().lower()
     wildcard = name.startswith("*.")
     if wildcard:
         name = name[1:]
     if "*" in name or not name.strip(".") or (":" in name and not name.startswith("[")):
-        raise ValueError(f"host {host!r}: give a name without port, optionally starting with '*.'")
+        raise ValueError(
+            f"route {route.name!r}: host {host!r}: give a name without port, "
+            "optionally starting with '*.'"
+        )
     encoded = name.encode("ascii") if name.isascii() else name.encode("idna")
     if wildcard and not encoded.startswith(b"."):
         encoded = b"." + encoded
@@ -271,17 +251,24 @@ def _header_rules(route: Route) -> tuple[HeaderRule, ...] | None:
     return tuple(rules)
 
 
-def _rewrite(route: Route, pattern: PathPattern) -> tuple[bytes | str, ...] | None:
+def _rewrite(route: Route, pattern: PathPattern) -> tuple[bytes | int | str, ...] | None:
     if route.rewrite is None:
         return None
     try:
         parts = parse_rewrite(route.rewrite)
     except ValueError as exc:
         raise ValueError(f"route {route.name!r}: {exc}") from exc
+    compiled: list[bytes | int | str] = []
     for part in parts:
-        if isinstance(part, str) and part not in pattern.param_names:
+        if isinstance(part, bytes):
+            compiled.append(part)
+        elif part not in pattern.param_names:
             raise ValueError(
                 f"route {route.name!r}: rewrite {route.rewrite!r} uses {{{part}}}, "
                 f"which path {pattern.text!r} does not capture"
             )
-    return parts
+        elif pattern.regex is None:
+            compiled.append(pattern.param_names.index(part))
+        else:
+            compiled.append(part)
+    return tuple(compiled)

@@ -38,7 +38,9 @@ class PathPattern:
     - ``exact`` without parameters: a dict keyed by ``literal``;
     - ``prefix`` and whole-segment templates: the segment trie, along ``segments``
       (``None`` stands for a parameter);
-    - regexes and templates with parameters inside a segment: ``regex``.
+    - regexes and templates with parameters inside a segment: ``regex``, tried
+      only when the walk reaches the trie node of ``segments``, the literal
+      segments every path it matches starts with (often none).
     """
 
     text: str  # as configured
@@ -47,7 +49,7 @@ class PathPattern:
     literal: bytes  # canonical bytes of the pattern ("{name}" kept in templates)
     literal_count: int  # characters that are not parameters or regex syntax
     param_names: tuple[str, ...]
-    segments: tuple[bytes | None, ...] | None  # trie path; None when matched otherwise
+    segments: tuple[bytes | None, ...] | None  # trie path; None: the exact-path dict
     trailing_slash: bool  # prefix forms ending in "/": more path must follow the segments
     regex: re.Pattern[str] | None
 
@@ -59,9 +61,16 @@ def parse_path_pattern(text: str) -> PathPattern:
             regex = re.compile(text[1:])
         except re.error as exc:
             raise ValueError(f"bad regex {text!r}: {exc}") from exc
-        names = tuple(regex.groupindex)
         return PathPattern(
-            text, "regex", False, b"", regex_literal_count(text[1:]), names, None, False, regex
+            text=text,
+            kind="regex",
+            anchored=False,
+            literal=b"",
+            literal_count=regex_literal_count(text[1:]),
+            param_names=tuple(regex.groupindex),
+            segments=_whole_segments(regex_literal_prefix(text[1:])),
+            trailing_slash=False,
+            regex=regex,
         )
     anchored = text.startswith("=")
     body = text[1:] if anchored else text
@@ -70,12 +79,19 @@ def parse_path_pattern(text: str) -> PathPattern:
     literal = canonical_pattern(body)
     if b"{" in literal or b"}" in literal:
         return _parse_template(text, literal, anchored)
-    if anchored:
-        return PathPattern(text, "exact", True, literal, len(literal), (), None, False, None)
-    trailing = literal.endswith(b"/")
+    trailing = not anchored and literal.endswith(b"/")
     stem = literal[1:-1] if trailing else literal[1:]
-    segments = tuple(stem.split(b"/")) if len(literal) > 1 else ()
-    return PathPattern(text, "prefix", False, literal, len(literal), (), segments, trailing, None)
+    return PathPattern(
+        text=text,
+        kind="exact" if anchored else "prefix",
+        anchored=anchored,
+        literal=literal,
+        literal_count=len(literal),
+        param_names=(),
+        segments=None if anchored else tuple(stem.split(b"/")) if len(literal) > 1 else (),
+        trailing_slash=trailing,
+        regex=None,
+    )
 
 
 def _parse_template(text: str, literal: bytes, anchored: bool) -> PathPattern:
@@ -109,28 +125,64 @@ def _parse_template(text: str, literal: bytes, anchored: bool) -> PathPattern:
             segments.append(None)
         elif found:
             whole_segments = False
+            segments.append(None)
         else:
             segments.append(segment)
-    count = len(literal) - sum(len(name) + 2 for name in names)
-    if whole_segments:
-        return PathPattern(
-            text,
-            "template",
-            anchored,
-            literal,
-            count,
-            tuple(names),
-            tuple(segments),
-            trailing,
-            None,
-        )
-    source = "".join(pieces) + ("/" if trailing else "") + (r"\Z" if anchored else "")
-    if not anchored and not trailing:
-        source += r"(?=/|\Z)"
-    regex = re.compile(source)
+    regex = None
+    if not whole_segments:
+        source = "".join(pieces) + ("/" if trailing else "") + (r"\Z" if anchored else "")
+        if not anchored and not trailing:
+            source += r"(?=/|\Z)"  # the template ends on a segment boundary
+        regex = re.compile(source)
+        segments = segments[: segments.index(None)]  # tried under its leading literals
     return PathPattern(
-        text, "template", anchored, literal, count, tuple(names), None, trailing, regex
+        text=text,
+        kind="template",
+        anchored=anchored,
+        literal=literal,
+        literal_count=len(literal) - sum(len(name) + 2 for name in names),
+        param_names=tuple(names),
+        segments=tuple(segments),
+        trailing_slash=trailing,
+        regex=regex,
     )
+
+
+def regex_literal_prefix(source: str) -> str:
+    """Text every string the regex matches (with ``re.match``) starts with.
+
+    Conservative: gives up at the first syntax character, drops a character a
+    quantifier applies to, and returns "" for any regex containing ``|``.
+    """
+    if "|" in source:
+        return ""
+    index = 1 if source.startswith("^") else 2 if source.startswith("\\A") else 0
+    prefix: list[str] = []
+    while index < len(source):
+        char = source[index]
+        step = 1
+        if char == "\\":
+            char = source[index + 1 : index + 2]
+            if not char or char.isalnum():
+                break
+            step = 2
+        elif char in ".^$*+?{}[]()":
+            break
+        if source[index + step : index + step + 1] in ("*", "+", "?", "{"):
+            break
+        prefix.append(char)
+        index += step
+    return "".join(prefix)
+
+
+def _whole_segments(prefix: str) -> tuple[bytes | None, ...]:
+    """The complete segments of a path prefix: ``"/a/b/c"`` -> ``(b"a", b"b")``."""
+    if not prefix.startswith("/"):
+        return ()
+    try:
+        return tuple(prefix[1:].encode("latin-1").split(b"/")[:-1])
+    except UnicodeEncodeError:  # can never match a latin-1 decoded path: try it everywhere
+        return ()
 
 
 def regex_literal_count(source: str) -> int:

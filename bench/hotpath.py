@@ -1,0 +1,97 @@
+"""Time the proxy's Python work per request, without sockets.
+
+Feeds one request into a client connection and the matching response into its
+upstream connection through stand-in transports, many times over, so the cost
+measured is ours alone (parsing callbacks, routing, header building), not the
+kernel's.  Run: python bench/hotpath.py [--profile]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+
+from quiver.config.models import Config
+from quiver.proxy.client import ClientConnection
+from quiver.proxy.server import ProxyState
+from quiver.proxy.snapshot import compile_snapshot
+from quiver.proxy.sweeper import Sweeper
+from quiver.proxy.upstream import UpstreamConnection
+
+REQUEST = b"GET /items/42?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 21 Nov 2026 12:00:00 GMT\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 56\r\nConnection: keep-alive\r\n\r\n"
+    b'{"message":"hello from the backend","ok":true,"n":12345}'
+)
+
+
+class NullTransport:
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def write(self, data: bytes) -> None:
+        self.sent += 1
+
+    def writelines(self, data: list[bytes]) -> None:
+        self.sent += 1
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 5555) if name == "peername" else None
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def main() -> None:
+    loop = asyncio.new_event_loop()
+    config = Config.model_validate(
+        {
+            "targets": [{"name": "backend", "url": "http://127.0.0.1:9001"}],
+            "routes": [{"name": "all", "paths": ["/"], "target": "backend"}],
+        }
+    )
+    sweeper = Sweeper(loop, 1.0)
+    snapshot = compile_snapshot(config, loop, sweeper)
+    state = ProxyState(loop, snapshot, sweeper)
+    client = ClientConnection(state, b"http")
+    client.connection_made(NullTransport())  # type: ignore[arg-type]
+    node = snapshot.targets["backend"].nodes[0]
+    assert node.pool is not None
+    upstream = UpstreamConnection(node.pool)
+    upstream.connection_made(NullTransport())  # type: ignore[arg-type]
+    node.pool.idle.append(upstream)
+
+    def one() -> None:
+        client.data_received(REQUEST)
+        upstream.data_received(RESPONSE)
+
+    for _ in range(1000):
+        one()
+    count = 200_000
+    if "--profile" in sys.argv:
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [one() for _ in range(count)])
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
+    start = time.perf_counter()
+    for _ in range(count):
+        one()
+    elapsed = time.perf_counter() - start
+    print(f"{elapsed / count * 1e6:.2f} µs of Python work per proxied request")
+
+
+if __name__ == "__main__":
+    main()
