@@ -33,6 +33,7 @@ class ClientConnection(asyncio.Protocol):
         "current",
         "deadline",
         "draining",
+        "forwarded",
         "head",
         "head_bytes",
         "lingering",
@@ -56,6 +57,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = b""
+        self.forwarded = b""
         self.head: Exchange | None = None  # being parsed, until its head is complete
         self.head_bytes = 0
         self.url = b""
@@ -76,6 +78,11 @@ class ClientConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]).encode() if peer else b"unknown"
+        # what a request without X-Forwarded-For of its own carries upstream
+        self.forwarded = b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n" % (
+            self.peer,
+            self.scheme,
+        )
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -108,6 +115,9 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.lingering:
             return
+        if self.current is None and self.head is None:
+            server = self.server  # a new request begins: it has header_timeout to arrive
+            self.deadline = server.loop.time() + server.snapshot.limits.header_timeout
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -115,10 +125,9 @@ class ClientConnection(asyncio.Protocol):
             self.pause_reading_for(_PIPELINE_PAUSE)
             return
         except httptools.HttpParserError as exc:
-            self._refuse(BadRequest(_parser_message(exc)))
-            return
-        except HTTPError as exc:
-            self._refuse(exc)
+            # httptools wraps what a callback raised; our own refusals keep their type
+            cause = exc.__context__
+            self._refuse(cause if isinstance(cause, HTTPError) else BadRequest(_parser_message(exc)))
             return
         if self.head is not None:
             # llhttp holds a header field until it is complete: bound that too
@@ -153,36 +162,30 @@ class ClientConnection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self.head = Exchange(self)
-        self.url = b""
-        self.head_bytes = 0
-        if self.current is None:
-            server = self.server
-            self.deadline = server.loop.time() + server.snapshot.limits.header_timeout
-
     def on_url(self, url: bytes) -> None:
-        self.url += url
+        # the first callback of every request (llhttp always reports a target)
+        if self.head is None:
+            self.head = Exchange(self)
+            self.url = url
+            self.head_bytes = 0
+        else:
+            self.url += url
         if len(self.url) > self.server.snapshot.limits.max_request_line:
             raise URITooLong(f"request target longer than {len(self.url) - 1} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.head.headers.append((name, value))  # type: ignore[union-attr]
+        head = self.head
+        if head is not None:  # None for trailer fields after a chunked body: dropped
+            head.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         exchange = self.head
         assert exchange is not None
-        parser = self.parser
         server = self.server
         limits = server.snapshot.limits
-        exchange.finish(
-            self.url,
-            parser.get_method(),
-            parser.get_http_version(),
-            limits.max_headers,
-            limits.max_header_size,
-        )
-        exchange.keep_alive = parser.should_keep_alive() and not self.draining
+        exchange.finish(self.url, self.parser, limits.max_headers, limits.max_header_size)
+        if self.draining:
+            exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
         self.head = None
         self.parsing = exchange
@@ -311,15 +314,17 @@ class ClientConnection(asyncio.Protocol):
     def _after_exchange(self, exchange: Exchange) -> None:
         if not exchange.keep_alive:
             self._linger()
-            return
-        if self.queue:
+        elif self.queue:
             nxt = self.queue.popleft()
             self.current = nxt
             if not self.queue:
                 self.resume_reading_for(_PIPELINE_PAUSE)
             self._begin(nxt)
-            return
-        self._settle_deadline()
+        elif self.head is None and self.parsing is None and not self.write_paused:
+            server = self.server
+            self.deadline = server.loop.time() + server.snapshot.limits.idle_timeout
+        else:
+            self._settle_deadline()
 
     def _settle_deadline(self) -> None:
         if self.head is not None or self.lingering:
@@ -343,6 +348,9 @@ class ClientConnection(asyncio.Protocol):
             if not self.lingering:
                 self._linger()
             return
+        if parsing is not None and parsing in self.queue:
+            self.queue.remove(parsing)  # its body is broken: it never starts
+            parsing.finished = True
         bare = Exchange(self)
         bare.rid = self.server.new_request_id()
         bare.keep_alive = False

@@ -5,10 +5,10 @@ chunks go to the node as they arrive (buffered only until a connection is
 attached); response bytes go to the client as they arrive, and each side's flow
 control pauses the other, so memory stays bounded whatever the body sizes.
 
-Responses framed by Content-Length, and chunked responses to HTTP/1.1 clients,
-are relayed byte for byte after the head: llhttp checks their framing, the proxy
-only rewrites the head.  Other responses (ended by closing the connection, or
-chunked to an HTTP/1.0 client) are decoded and framed again.
+Response bodies are relayed byte for byte after the head whenever the client can
+take them as they are: llhttp checks their framing, the proxy only rewrites the
+head.  A body the node ends by closing is sent chunked to an HTTP/1.1 client, and
+a chunked body is decoded for an HTTP/1.0 client.
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ if TYPE_CHECKING:
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # How the response body travels to the client.
 NO_BODY = 0
-RELAY = 1  # the node's bytes as they are (Content-Length, or chunked to HTTP/1.1)
-REFRAME_CHUNKED = 2  # decoded, sent chunked (the node closes to end the body)
-REFRAME_UNTIL_CLOSE = 3  # decoded, ended by closing (HTTP/1.0 client)
+RELAY = 1  # the node's bytes as they are (Content-Length, chunked to HTTP/1.1, or to close)
+WRAP_CHUNKS = 2  # the node ends the body by closing: its bytes are sent as chunks
+DECODED = 3  # chunked by the node, decoded for an HTTP/1.0 client (ended by closing)
 
 _BUFFER_LIMIT = 65536
 _BUFFER_PAUSE = 4
 _LAST_CHUNK = b"0\r\n\r\n"
+_VIA_END = b"Via: 1.1 quiver\r\n\r\n"
+_JOIN_BELOW = 16384  # smaller writes are joined into one buffer, larger go as a vector
 # Response fields that are hop-by-hop (RFC 9110 §7.6.1) or re-framed by the proxy.
 _HOP_BY_HOP = re.compile(
     rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer|upgrade)[ \t]*:[^\r]*", re.I
@@ -53,42 +55,25 @@ _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 
 
 class Exchange(RequestHead):
-    __slots__ = (
-        "body_buffer",
-        "body_received",
-        "buffered",
-        "client",
-        "connect_task",
-        "finished",
-        "mode",
-        "node",
-        "out",
-        "request_done",
-        "response_started",
-        "reused",
-        "rid",
-        "route",
-        "upstream",
-        "upstream_path",
-    )
+    rid = b""  # the request id, sent upstream and on the response
+    route: RouteRuntime | None = None
+    node: Node | None = None
+    upstream: UpstreamConnection | None = None
+    connect_task: asyncio.Task[None] | None = None
+    upstream_path = b""
+    body_buffer: list[bytes] | None = None  # body held until a connection is attached
+    buffered = 0
+    body_received = 0
+    request_done = False
+    response_started = False
+    finished = False
+    reused = False
+    mode = NO_BODY
 
     def __init__(self, client: ClientConnection) -> None:
-        super().__init__()
+        self.headers = []
+        self.forward = []
         self.client = client
-        self.rid = b""
-        self.route: RouteRuntime | None = None
-        self.node: Node | None = None
-        self.upstream: UpstreamConnection | None = None
-        self.connect_task: asyncio.Task[None] | None = None
-        self.upstream_path = b""
-        self.body_buffer: list[bytes] = []
-        self.buffered = 0
-        self.body_received = 0
-        self.request_done = False
-        self.response_started = False
-        self.finished = False
-        self.reused = False
-        self.mode = NO_BODY
         # response bytes gathered while one upstream read is parsed, sent in one write
         self.out: list[bytes] = []
 
@@ -97,10 +82,10 @@ class Exchange(RequestHead):
     def start(self) -> None:
         """Route the request and send it on its way; raises HTTPError to refuse it."""
         snapshot = self.client.server.snapshot
-        match = snapshot.router.match(self.method, self.host, self.path, self)
+        path, match = snapshot.resolve(self)
         if match is None:
-            method, path = self.method.decode("latin-1"), self.path.decode("latin-1")
-            raise NotFound(f"no route matches {method} {path}")
+            method = self.method.decode("latin-1")
+            raise NotFound(f"no route matches {method} {path.decode('latin-1')}")
         route = self.route = match.value
         limit = snapshot.limits.max_body_size
         if limit is not None and self.content_length is not None and self.content_length > limit:
@@ -140,6 +125,8 @@ class Exchange(RequestHead):
         if upstream is not None and upstream.transport is not None:
             upstream.transport.writelines(parts)
             return
+        if self.body_buffer is None:
+            self.body_buffer = []
         self.body_buffer.extend(parts)
         self.buffered += sum(len(part) for part in parts)
         if self.buffered > _BUFFER_LIMIT:
@@ -179,12 +166,10 @@ class Exchange(RequestHead):
         head = self.route.request_head(self, self.node)
         if self.body_buffer:
             head = b"".join((head, *self.body_buffer))
-            self.body_buffer = []
+            self.body_buffer = None
             self.buffered = 0
             self.client.resume_reading_for(_BUFFER_PAUSE)
-        conn.send(self, head)
-        if self.request_done:
-            conn.request_sent()
+        conn.send(self, head, self.request_done)
 
     # -- response side ----------------------------------------------------------------
 
@@ -192,16 +177,18 @@ class Exchange(RequestHead):
         """Rewrite the node's head for the client and choose how the body travels."""
         low = raw.lower()
         head = _HOP_BY_HOP.sub(b"", raw)
-        if b"\r\nconnection:" in low:
+        if b"\r\nconnection:" in low and (
+            low.count(b"\r\nconnection:") != 1 or b"\r\nconnection: keep-alive\r\n" not in low
+        ):
             head = _drop_connection_named(raw, head)
-        extra = [b"X-Request-ID: ", self.rid, b"\r\n"] if b"\r\nx-request-id:" not in low else []
-        extra.append(b"Via: 1.1 quiver\r\n")
         keep_alive = self.keep_alive and not self.client.draining
+        framing = b""
         if status == 101:
             if self.upgrade is None:
                 raise BadGateway("upstream switched protocols without being asked")
             match = _UPGRADE.search(raw)
-            extra += (b"Connection: Upgrade\r\nUpgrade: ", match.group(1) if match else b"", b"\r\n")
+            upgrade = match.group(1) if match else b""
+            framing = b"Connection: Upgrade\r\nUpgrade: " + upgrade + b"\r\n"
             self.mode = NO_BODY
         elif status < 200 or status == 204 or status == 304 or self.method == b"HEAD":
             self.mode = NO_BODY
@@ -216,31 +203,29 @@ class Exchange(RequestHead):
                 self.mode = RELAY
             else:
                 head = _TRANSFER_ENCODING.sub(b"", head)
-                self.mode = REFRAME_UNTIL_CLOSE
+                self.mode = DECODED
                 keep_alive = False
         else:
             conn.close_delimited = True
             if self.version == b"1.1":
-                extra.append(b"Transfer-Encoding: chunked\r\n")
-                self.mode = REFRAME_CHUNKED
+                framing = b"Transfer-Encoding: chunked\r\n"
+                self.mode = WRAP_CHUNKS
             else:
-                self.mode = REFRAME_UNTIL_CLOSE
+                self.mode = RELAY
                 keep_alive = False
         if status != 101:
             if not keep_alive:
-                extra.append(b"Connection: close\r\n")
+                framing += b"Connection: close\r\n"
             elif self.version == b"1.0":
-                extra.append(b"Connection: keep-alive\r\n")
+                framing += b"Connection: keep-alive\r\n"
         self.keep_alive = keep_alive
-        extra.append(b"\r\n")
+        request_id = b"" if b"\r\nx-request-id:" in low else b"X-Request-ID: " + self.rid + b"\r\n"
         self.response_started = True
-        self.out += (head[:-2], *extra)
+        self.out.append(b"".join((head[:-2], request_id, framing, _VIA_END)))
 
     def on_response_body(self, chunk: bytes) -> None:
-        """A decoded body chunk (re-framing modes only)."""
-        if self.mode == REFRAME_CHUNKED:
-            self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
-        else:
+        """A decoded body chunk (only parsers set up for HTTP/1.0 clients decode)."""
+        if self.mode == DECODED:
             self.out.append(chunk)
 
     def flush(self) -> None:
@@ -248,11 +233,19 @@ class Exchange(RequestHead):
         out = self.out
         if out:
             self.out = []
-            self.client.writelines(out)
+            transport = self.client.transport
+            if transport is None:
+                return
+            if len(out) == 1:
+                transport.write(out[0])
+            elif len(out) == 2 and len(out[1]) < _JOIN_BELOW:
+                transport.write(out[0] + out[1])
+            else:
+                transport.writelines(out)
 
     def on_response_end(self, conn: UpstreamConnection, *, reusable: bool) -> None:
         self.upstream = None
-        if self.mode == REFRAME_CHUNKED:
+        if self.mode == WRAP_CHUNKS:
             self.out.append(_LAST_CHUNK)
         self.flush()
         if reusable and not self.finished:

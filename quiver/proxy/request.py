@@ -3,14 +3,16 @@
 The parser (llhttp, strict mode) already refuses most malformed framing:
 Content-Length with Transfer-Encoding, duplicate or non-numeric Content-Length,
 bad chunk-size lines, obs-fold, bare CR or LF, NUL and other controls in header
-values.  What it lets through and a proxy must still refuse is checked here
-(RFC 9112 §3.2, §6.1, §6.3).
+values, unknown HTTP versions.  What it lets through and a proxy must still refuse
+is checked here (RFC 9112 §3.2, §6.1, §6.3).
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from quiver.errors import BadRequest, HeaderFieldsTooLarge
-from quiver.proxy.routing import normalize_path
 
 # Request headers with a meaning to the proxy, never copied upstream as they are:
 # hop-by-hop fields (RFC 9110 §7.6.1) and those the proxy rebuilds itself.
@@ -35,49 +37,35 @@ SPECIAL_REQUEST_HEADERS = frozenset(
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 _MAX_REQUEST_ID = 200
+# uri-host [ ":" port ] (RFC 3986 §3.2.2): an IP literal, or reg-name characters
+_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]*)?[ \t]*\Z")
 
 
 class RequestHead:
-    """What the proxy keeps of one request head while it travels."""
+    """What the proxy keeps of one request head while it travels.
 
-    __slots__ = (
-        "_fields",
-        "chunked",
-        "connection_tokens",
-        "content_length",
-        "expect_continue",
-        "forward",
-        "headers",
-        "host",
-        "host_header",
-        "keep_alive",
-        "method",
-        "path",
-        "query",
-        "request_id",
-        "upgrade",
-        "version",
-        "xff",
-    )
+    Fields most requests leave alone are class-level defaults: a request only pays
+    for the fields it sets (no __slots__ on purpose; see bench/hotpath.py).
+    """
+
+    method = b""
+    raw_path = b""  # as received; routed and forwarded once normalized
+    query = b""
+    version = b"1.1"
+    _fields: dict[bytes, bytes] | None = None
+    host_header: bytes | None = None  # as sent (or the absolute target's authority)
+    content_length: int | None = None
+    chunked = False
+    keep_alive = True
+    expect_continue = False
+    upgrade: bytes | None = None
+    connection_tokens: tuple[bytes, ...] = ()
+    xff: bytes | None = None
+    request_id: bytes | None = None
 
     def __init__(self) -> None:
-        self.method = b""
-        self.path = b""
-        self.query = b""
-        self.version = b"1.1"
         self.headers: list[tuple[bytes, bytes]] = []  # every field as received
         self.forward: list[tuple[bytes, bytes]] = []  # the fields copied upstream unchanged
-        self._fields: dict[bytes, bytes] | None = None
-        self.host = b""  # lowercase, without port; for routing
-        self.host_header: bytes | None = None  # as sent
-        self.content_length: int | None = None
-        self.chunked = False
-        self.keep_alive = True
-        self.expect_continue = False
-        self.upgrade: bytes | None = None
-        self.connection_tokens: tuple[bytes, ...] = ()
-        self.xff: bytes | None = None
-        self.request_id: bytes | None = None
 
     def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
         """A header's value by lowercase name (repeated fields joined by ", ")."""
@@ -100,53 +88,57 @@ class RequestHead:
             return False
         return self.method in IDEMPOTENT_METHODS or self.get(b"idempotency-key") is not None
 
-    def finish(
-        self, url: bytes, method: bytes, version: str, max_headers: int, max_size: int
-    ) -> None:
+    def finish(self, url: bytes, parser: Any, max_headers: int, max_size: int) -> None:
         """Check the whole head once every field is known (RFC 9112 §3.2, §6.1)."""
-        self.method = method
-        if version != "1.1" and version != "1.0":
-            raise BadRequest(f"unsupported HTTP version {version}")
-        self.version = b"1.1" if version == "1.1" else b"1.0"
+        self.method = method = parser.get_method()
         headers = self.headers
         if len(headers) > max_headers:
             raise HeaderFieldsTooLarge(f"more than {max_headers} header fields")
         forward = self.forward
         size = 0
         for name, value in headers:
-            size += len(name) + len(value) + 4
+            size += len(name) + len(value)
             lname = name.lower()
-            if lname in SPECIAL_REQUEST_HEADERS:
-                self._special(lname, value)
-            else:
+            if lname not in SPECIAL_REQUEST_HEADERS:
                 forward.append((name, value))
-        if size > max_size:
+            elif lname == b"host":
+                if self.host_header is not None:
+                    raise BadRequest("more than one Host header")
+                self.host_header = value
+            else:
+                self._special(lname, value)
+        if self.upgrade is not None and b"upgrade" not in self.connection_tokens:
+            self.upgrade = None  # RFC 9110 §7.8: only meaningful when Connection lists it
+        if size + 4 * len(headers) > max_size:
             raise HeaderFieldsTooLarge(f"header fields exceed {max_size} bytes")
-        if self.chunked and version == "1.0":
-            raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        # llhttp only keeps alive HTTP/1.1, or HTTP/1.0 that asked to: in the usual case
+        # the version is known without asking for it (which costs a string format).
+        self.keep_alive = parser.should_keep_alive()
+        if not self.keep_alive or b"keep-alive" in self.connection_tokens:
+            version = parser.get_http_version()
+            if version != "1.1" and version != "1.0":
+                raise BadRequest(f"unsupported HTTP version {version}")
+            if version == "1.0":
+                self.version = b"1.0"
+                if self.chunked:
+                    raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
         if method == b"CONNECT":
             raise BadRequest("CONNECT tunnels are not supported")
         if url[:1] != b"/":
             url = self._absolute_form(url)
-        elif self.host_header is not None:
-            self.host = _host_for_routing(self.host_header)
-        elif version == "1.1":
+        elif self.host_header is None and self.version == b"1.1":
             raise BadRequest("HTTP/1.1 request without a Host header")
         if b"#" in url:
             raise BadRequest("request target carries a fragment")
-        raw_path, _, self.query = url.partition(b"?")
-        path = normalize_path(raw_path)
-        if path is None:
-            raise BadRequest("malformed request path")
-        # Routed and forwarded in normal form: the target sees the path that was routed.
-        self.path = path
+        question = url.find(b"?")
+        if question < 0:
+            self.raw_path = url
+        else:
+            self.raw_path = url[:question]
+            self.query = url[question + 1 :]
 
     def _special(self, lname: bytes, value: bytes) -> None:
-        if lname == b"host":
-            if self.host_header is not None:
-                raise BadRequest("more than one Host header")
-            self.host_header = value
-        elif lname == b"content-length":
+        if lname == b"content-length":
             self.content_length = int(value)  # llhttp checked digits and uniqueness
         elif lname == b"transfer-encoding":
             if self.chunked:
@@ -193,22 +185,12 @@ class RequestHead:
             raise BadRequest("absolute request target without a valid host")
         # RFC 9112 §3.2.2: the target's authority replaces the Host header.
         self.host_header = authority
-        self.host = _host_for_routing(authority)
         return slash + remainder if slash else b"/"
 
 
-def _host_for_routing(value: bytes) -> bytes:
-    host = value.rstrip(b" \t").lower()
-    if host[:1] == b"[":
-        end = host.find(b"]")
-        if end < 0:
-            raise BadRequest("malformed Host header")
-        return host[: end + 1]
-    colon = host.find(b":")
-    if colon >= 0:
-        if not host[colon + 1 :].isdigit():
-            raise BadRequest("malformed Host header")
-        host = host[:colon]
-    if not host or b"/" in host or b" " in host:
+def host_for_routing(value: bytes) -> bytes:
+    """The host name of a Host header (RFC 9110 §7.2), lowercase, without the port."""
+    match = _HOST.match(value)
+    if match is None:
         raise BadRequest("malformed Host header")
-    return host
+    return match.group(1).lower()

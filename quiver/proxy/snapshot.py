@@ -9,14 +9,16 @@ a single assignment.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.proxy.balancer import SmoothWeightedRoundRobin
-from quiver.proxy.routing import Router
+from quiver.errors import BadRequest
+from quiver.proxy.request import host_for_routing
+from quiver.proxy.routing import RouteMatch, Router, normalize_path
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import upstream_context
 from quiver.proxy.upstream import Node, NodePool
@@ -24,7 +26,7 @@ from quiver.proxy.upstream import Node, NodePool
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
 
-_VIA = b"Via: 1.1 quiver\r\n\r\n"
+_VIA = b"\r\nVia: 1.1 quiver\r\n\r\n"
 
 
 class TargetRuntime:
@@ -55,15 +57,11 @@ class RouteRuntime:
 
     def request_head(self, exchange: Exchange, node: Node) -> bytes:
         """The request line and header block sent to ``node``."""
-        host = exchange.host_header if self.preserve_host and exchange.host_header else None
-        parts = [
-            exchange.method,
-            b" ",
-            exchange.upstream_path,
-            b" HTTP/1.1\r\nHost: ",
-            host or node.host_header,
-            b"\r\n",
-        ]
+        if self.preserve_host and exchange.host_header:
+            host_line = b" HTTP/1.1\r\nHost: " + exchange.host_header + b"\r\n"
+        else:
+            host_line = node.request_line_tail
+        parts = [exchange.method, b" ", exchange.upstream_path, host_line]
         for name, value in exchange.forwarded_fields():
             parts += (name, b": ", value, b"\r\n")
         if exchange.chunked:
@@ -73,12 +71,19 @@ class RouteRuntime:
         if exchange.upgrade is not None:
             parts += (b"Connection: Upgrade\r\nUpgrade: ", exchange.upgrade, b"\r\n")
         client = exchange.client
-        xff = exchange.xff + b", " + client.peer if exchange.xff else client.peer
-        parts += (b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: ", client.scheme, b"\r\n")
+        if exchange.xff is None:
+            parts.append(client.forwarded)
+        else:
+            parts += (b"X-Forwarded-For: ", exchange.xff, b", ", client.peer, b"\r\n")
+            parts += (b"X-Forwarded-Proto: ", client.scheme, b"\r\n")
         if exchange.host_header:
             parts += (b"X-Forwarded-Host: ", exchange.host_header, b"\r\n")
-        parts += (b"X-Request-ID: ", exchange.rid, b"\r\n", _VIA)
+        parts += (b"X-Request-ID: ", exchange.rid, _VIA)
         return b"".join(parts)
+
+
+Resolved = tuple[bytes, "RouteMatch[RouteRuntime] | None"]
+_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,28 @@ class Snapshot:
     limits: Limits
     router: Router[RouteRuntime]
     targets: dict[str, TargetRuntime]
+    # (method, Host as sent, path as sent) -> (normalized path, match or None).  Most
+    # traffic repeats a few paths; a hit skips normalizing, host checks and routing.
+    route_cache: dict[tuple[bytes, bytes | None, bytes], Resolved] = field(default_factory=dict)
+
+    def resolve(self, exchange: Exchange) -> Resolved:
+        """The normalized path and route of a request; raises BadRequest if malformed."""
+        key = (exchange.method, exchange.host_header, exchange.raw_path)
+        resolved = self.route_cache.get(key)
+        if resolved is not None:
+            return resolved
+        path = normalize_path(exchange.raw_path)
+        if path is None:
+            raise BadRequest("malformed request path")
+        host = host_for_routing(exchange.host_header) if exchange.host_header else b""
+        router = self.router
+        resolved = (path, router.match(exchange.method, host, path, exchange))
+        if not router.depends_on_headers:
+            cache = self.route_cache
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[key] = resolved
+        return resolved
 
     def close(self) -> None:
         for target in self.targets.values():

@@ -30,13 +30,24 @@ from quiver.proxy.sweeper import Sweeper
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
 
-RELAY = 1  # Exchange.mode: the node's body bytes go to the client as they are
+# Exchange.mode values this module acts on (see quiver.proxy.exchange)
+RELAY = 1
+WRAP_CHUNKS = 2
 
 
 class Node:
     """One server of a target, with its pool of connections."""
 
-    __slots__ = ("address", "host_header", "label", "pool", "server_hostname", "ssl", "weight")
+    __slots__ = (
+        "address",
+        "host_header",
+        "label",
+        "pool",
+        "request_line_tail",
+        "server_hostname",
+        "ssl",
+        "weight",
+    )
 
     def __init__(
         self,
@@ -55,6 +66,7 @@ class Node:
         bracketed = f"[{host}]" if ":" in host else host
         self.label = f"{bracketed}:{port}"
         self.host_header = (bracketed if port == default_port else self.label).encode()
+        self.request_line_tail = b" HTTP/1.1\r\nHost: " + self.host_header + b"\r\n"
         self.pool: NodePool | None = None
 
 
@@ -121,16 +133,17 @@ class NodePool:
 
     def release(self, conn: UpstreamConnection) -> None:
         settings = self.settings
+        transport = conn.transport
         if (
-            len(self.idle) >= settings.max_idle
-            or (settings.max_requests and conn.requests >= settings.max_requests)
-            or conn.transport is None
-            or conn.transport.is_closing()
+            len(self.idle) < settings.max_idle
+            and transport is not None
+            and not transport.is_closing()
+            and not (settings.max_requests and conn.requests >= settings.max_requests)
         ):
+            conn.deadline = self.loop.time() + settings.idle_timeout
+            self.idle.append(conn)
+        else:
             conn.close()
-            return
-        conn.deadline = self.loop.time() + settings.idle_timeout
-        self.idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:
         if conn in self.idle:
@@ -242,12 +255,15 @@ class UpstreamConnection(asyncio.Protocol):
         except HTTPError as exc:
             self._fail(exc)
             return
-        if exchange.mode == RELAY:
+        mode = exchange.mode
+        if mode == RELAY or mode == WRAP_CHUNKS:
             tail = self.body_tail
-            if tail < 0:
-                exchange.out.append(data)
-            elif tail:
-                exchange.out.append(data[-tail:])
+            body = data if tail < 0 else data[-tail:] if tail else None
+            if body is not None:
+                if mode == RELAY:
+                    exchange.out.append(body)
+                else:
+                    exchange.out += (b"%x\r\n" % len(body), body, b"\r\n")
         if self.message_done:
             self._message_finished(exchange)
         else:
@@ -272,15 +288,19 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- used by the exchange ---------------------------------------------------------
 
-    def send(self, exchange: Exchange, data: bytes) -> None:
+    def send(self, exchange: Exchange, data: bytes, complete: bool) -> None:
+        """Write a request head (and what there is of its body) for ``exchange``."""
+        if exchange.version == b"1.0":
+            # its response may need decoding, which the fast parser does not do
+            self.parser = httptools.HttpResponseParser(_Decoder(self))
         self.exchange = exchange
         self.requests += 1
         self.response_bytes = 0
         self.head_done = False
         self.close_delimited = False
-        self.deadline = 0.0
-        assert self.transport is not None
-        self.transport.write(data)
+        self.transport.write(data)  # type: ignore[union-attr]
+        # once the whole request is out, the node owes us bytes within the read timeout
+        self.deadline = self.pool.loop.time() + self.pool.timeouts.read if complete else 0.0
 
     def write(self, data: bytes) -> None:
         if self.transport is not None:
@@ -353,11 +373,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.keep_alive = parser.should_keep_alive()
         exchange.on_response_head(self, status, buffer[:end])
 
-    def on_body(self, body: bytes) -> None:
-        exchange = self.exchange
-        if exchange is not None and exchange.mode > RELAY:
-            exchange.on_response_body(body)
-
     def on_message_complete(self) -> None:
         parser = self.parser
         if 100 <= parser.get_status_code() < 200 and not parser.should_upgrade():
@@ -370,7 +385,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _message_finished(self, exchange: Exchange) -> None:
         self.message_done = False
-        if self.reset_parser:
+        if self.reset_parser or exchange.version == b"1.0":
             self.reset_parser = False
             self.parser = httptools.HttpResponseParser(self)
         self.exchange = None
@@ -388,3 +403,24 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 _UPSTREAM_BACKPRESSURE = 2
+
+
+class _Decoder:
+    """Parser callbacks that also hand decoded body chunks to the exchange.
+
+    Only requests from HTTP/1.0 clients use it: relaying needs no body callback,
+    and leaving ``on_body`` out spares a Python call per response.
+    """
+
+    __slots__ = ("on_headers_complete", "on_message_begin", "on_message_complete", "upstream")
+
+    def __init__(self, upstream: UpstreamConnection) -> None:
+        self.upstream = upstream
+        self.on_message_begin = upstream.on_message_begin
+        self.on_headers_complete = upstream.on_headers_complete
+        self.on_message_complete = upstream.on_message_complete
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.upstream.exchange
+        if exchange is not None:
+            exchange.on_response_body(body)

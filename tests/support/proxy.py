@@ -17,10 +17,21 @@ from quiver.config.models import Config
 from quiver.proxy.server import BoundAddress, ProxyServer, listen_socket
 
 
-def make_config(targets: dict[str, str], routes: list[dict[str, Any]] | None = None, **extra: Any) -> Config:
-    """A Config listening on a free port; ``routes`` default to one catch-all route."""
+def make_config(
+    targets: dict[str, str | dict[str, Any]],
+    routes: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> Config:
+    """A Config listening on a free port; ``routes`` default to one catch-all route.
+
+    A target is given by its URL, or by a mapping of its other settings, e.g.
+    ``{"backend": {"url": upstream.url, "timeouts": {"read": 0.3}}}``.
+    """
     data: dict[str, Any] = {"listen": "127.0.0.1:0"}
-    data["targets"] = [{"name": name, "url": url} for name, url in targets.items()]
+    data["targets"] = [
+        {"name": name, "url": spec} if isinstance(spec, str) else {"name": name, **spec}
+        for name, spec in targets.items()
+    ]
     if routes is None:
         first = next(iter(targets))
         routes = [{"name": "all", "paths": ["/"], "target": first}]
@@ -165,6 +176,9 @@ class Client:
         self.sock = sock
         self.buffer = b""
         self.closed = False
+        # responses that arrived in the same read as an earlier one (pipelining)
+        self._pending: list[Response] = []
+        self._reader: _ResponseReader | None = None
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -180,7 +194,12 @@ class Client:
         return self.read_response(head=method == "HEAD")
 
     def read_response(self, *, head: bool = False) -> Response:
-        reader = _ResponseReader(head_request=head)
+        if self._pending:
+            return self._pending.pop(0)
+        reader = self._reader
+        if reader is None or reader.current is None:
+            # a fresh parser unless a pipelined response is already half read
+            reader = self._reader = _ResponseReader(head_request=head)
         data = self.buffer
         self.buffer = b""
         while True:
@@ -190,15 +209,24 @@ class Client:
                 except httptools.HttpParserUpgrade:
                     pass
                 if reader.done:
-                    return reader.done[0]
-            data = self.sock.recv(65536)
+                    first, *self._pending = reader.done
+                    reader.done = []
+                    if reader.current is None:
+                        self._reader = None
+                    return first
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""  # cut off: treated like a close, the response stays incomplete
             if not data:
                 self.closed = True
+                self._reader = None
                 if reader.current is not None and reader.current.status:
-                    return reader.current  # close-delimited body
+                    return reader.current  # close-delimited body, or cut short
                 raise ConnectionError("connection closed before a complete response")
 
     def read_until_close(self) -> bytes:
+        """Every byte until the peer closes; the socket timeout bounds the wait."""
         chunks = [self.buffer]
         self.buffer = b""
         while True:
@@ -222,6 +250,32 @@ class Client:
             self.buffer += data
             return False
         return True
+
+    def wait_closed(self, timeout: float = 5.0) -> bytes:
+        """Bytes received until the peer closes; raises TimeoutError if it stays open."""
+        previous = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            return self.read_until_close()
+        except TimeoutError as exc:
+            raise TimeoutError(f"the peer kept the connection open for {timeout}s") from exc
+        finally:
+            self.sock.settimeout(previous)
+
+    def stays_open(self, seconds: float) -> bool:
+        """True when nothing arrives and the peer does not close within ``seconds``."""
+        previous = self.sock.gettimeout()
+        self.sock.settimeout(seconds)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return True
+        except (ConnectionResetError, BrokenPipeError):
+            return False
+        finally:
+            self.sock.settimeout(previous)
+        self.buffer += data
+        return False
 
     def close(self) -> None:
         self.sock.close()

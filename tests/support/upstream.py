@@ -202,3 +202,21 @@ class Upstream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def silent(conn: Conn) -> None:
+    """Reads one request and never answers; holds the connection until the peer closes."""
+    if conn.read_request() is None:
+        return
+    while True:
+        try:
+            if not conn.sock.recv(65536):
+                return
+        except OSError:
+            return
+
+
+def reset_after_request(conn: Conn) -> None:
+    """Reads one request, then resets the connection without a response byte."""
+    if conn.read_request() is not None:
+        conn.reset()

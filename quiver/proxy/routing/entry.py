@@ -92,6 +92,7 @@ class Entry(Generic[T]):
     # segments (int) or its regex group name (str).
     rewrite: tuple[bytes | int | str, ...] | None
     depth: int  # segments a trie pattern covers, to strip them
+    cut: int  # bytes strip_path removes for a literal prefix; -1 when it depends on the path
     static: RouteMatch[T] | None  # the match itself when no request can change it
 
     def accepts(self, method: bytes, headers: Mapping[bytes, bytes]) -> bool:
@@ -124,6 +125,8 @@ class Entry(Generic[T]):
                 forward = path
             elif self.pattern.anchored:
                 forward = b"/"
+            elif self.cut >= 0:
+                forward = path[self.cut :] or b"/"
             else:
                 cut = self.depth  # one slash per covered segment, plus their lengths
                 for segment in segments[1 : self.depth + 1]:

@@ -61,7 +61,15 @@ class Router(Generic[T]):
     ('users', {'id': '7'}, b'/users/7/posts')
     """
 
-    __slots__ = ("_any_host", "_entries", "_exact_hosts", "_miss", "_wildcard_hosts")
+    __slots__ = (
+        "_any_host",
+        "_entries",
+        "_exact_hosts",
+        "_miss",
+        "_wildcard_hosts",
+        "depends_on_headers",
+        "depends_on_host",
+    )
 
     def __init__(self, entries: Sequence[tuple[Route, T]]) -> None:
         ordered = _rank(entries)
@@ -79,6 +87,10 @@ class Router(Generic[T]):
             index = self._exact_hosts if kind == _EXACT_HOST else self._wildcard_hosts
             index.setdefault(key, _Table()).add(entry)
         self._miss: Found[T] = (len(ordered), None, None)
+        #: whether a match can depend on request headers / on the Host: callers may
+        #: cache matches by method, host and path when it cannot depend on headers
+        self.depends_on_headers = any(entry.headers for entry in ordered)
+        self.depends_on_host = bool(self._exact_hosts or self._wildcard_hosts)
 
     def match(
         self, method: bytes, host: bytes, path: bytes, headers: Mapping[bytes, bytes]
@@ -183,6 +195,7 @@ def _rank(entries: Sequence[tuple[Route, T]]) -> tuple[Entry[T], ...]:
             strip=route.strip_path,
             rewrite=rewrite,
             depth=len(pattern.segments or ()) if pattern.regex is None else 0,
+            cut=len(pattern.literal) - pattern.trailing_slash if pattern.kind == "prefix" else -1,
             static=_static_match(route, value, pattern, rewrite),
         )
         for rank, (_, (value, route, pattern, host, methods, headers, rewrite)) in enumerate(drafts)
