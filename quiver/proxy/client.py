@@ -32,6 +32,8 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "current",
         "deadline",
+        "chunk_len",
+        "client_eof",
         "draining",
         "forwarded",
         "head",
@@ -60,6 +62,8 @@ class ClientConnection(asyncio.Protocol):
         self.forwarded = b""
         self.head: Exchange | None = None  # being parsed, until its head is complete
         self.head_bytes = 0
+        self.chunk_len = 0
+        self.client_eof = False
         self.url = b""
         self.parsing: Exchange | None = None
         self.current: Exchange | None = None
@@ -118,6 +122,7 @@ class ClientConnection(asyncio.Protocol):
         if self.current is None and self.head is None:
             server = self.server  # a new request begins: it has header_timeout to arrive
             self.deadline = server.loop.time() + server.snapshot.limits.header_timeout
+        self.chunk_len = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -139,7 +144,8 @@ class ClientConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self.lingering or (self.current is None and self.head is None):
             return None
-        # half-closed client: keep writing what is owed, the exchange decides the end
+        # half-closed client: answer what it sent, then close
+        self.client_eof = True
         return True
 
     def pause_writing(self) -> None:
@@ -183,7 +189,15 @@ class ClientConnection(asyncio.Protocol):
         assert exchange is not None
         server = self.server
         limits = server.snapshot.limits
-        exchange.finish(self.url, self.parser, limits.max_headers, limits.max_header_size)
+        # the head is no larger than what was read since it began: count fields only if
+        # that could exceed the limit
+        size_bound = self.head_bytes + self.chunk_len
+        exchange.finish(
+            self.url,
+            self.parser,
+            limits.max_headers,
+            limits.max_header_size if size_bound > limits.max_header_size else 0,
+        )
         if self.draining:
             exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
@@ -194,7 +208,10 @@ class ClientConnection(asyncio.Protocol):
             exchange.request_done = True
         if self.current is None:
             self.current = exchange
-            self._begin(exchange)
+            try:
+                exchange.start()
+            except HTTPError as exc:
+                exchange.fail(exc)
         else:
             self.queue.append(exchange)
             self.pause_reading_for(_PIPELINE_PAUSE)
@@ -245,7 +262,12 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def respond_error(self, exchange: Exchange, error: HTTPError) -> None:
-        close = error.close_connection or not exchange.request_done or not exchange.keep_alive
+        close = (
+            error.close_connection
+            or not exchange.request_done
+            or not exchange.keep_alive
+            or exchange.upgrade is not None
+        )
         exchange.keep_alive = not close
         head_only = exchange.method == b"HEAD"
         rid = exchange.rid or self.server.new_request_id()
@@ -260,8 +282,17 @@ class ClientConnection(asyncio.Protocol):
             if exchange.keep_alive and exchange is self.parsing:
                 return  # the rest of its body is read and dropped; see on_message_complete
             self._linger()
-            return
-        self._after_exchange(exchange)
+        elif (
+            exchange.keep_alive
+            and not self.queue
+            and self.head is None
+            and not self.write_paused
+            and not self.client_eof
+        ):
+            server = self.server  # the usual case: idle until the next request
+            self.deadline = server.loop.time() + server.snapshot.limits.idle_timeout
+        else:
+            self._after_exchange(exchange)
 
     def start_tunnel(self, upstream: UpstreamConnection, early: bytes) -> None:
         """The node accepted an Upgrade: from now on bytes pass through untouched."""
@@ -312,7 +343,7 @@ class ClientConnection(asyncio.Protocol):
             exchange.fail(exc)
 
     def _after_exchange(self, exchange: Exchange) -> None:
-        if not exchange.keep_alive:
+        if not exchange.keep_alive or (self.client_eof and not self.queue):
             self._linger()
         elif self.queue:
             nxt = self.queue.popleft()
@@ -367,8 +398,9 @@ class ClientConnection(asyncio.Protocol):
         if transport is None or self.lingering:
             return
         self.lingering = True
+        self.tunnel_buffer = None
         self.deadline = self.server.loop.time() + _LINGER_SECONDS
-        if transport.can_write_eof():
+        if transport.can_write_eof() and not self.client_eof:
             transport.write_eof()
             self.read_paused = 0
             transport.resume_reading()

@@ -92,9 +92,17 @@ class Exchange(RequestHead):
             raise ContentTooLarge(f"request body of {self.content_length} bytes exceeds {limit}")
         path = route.base_path + match.path
         self.upstream_path = path + b"?" + self.query if self.query else path
-        if self.expect_continue and not self.body_received:
+        if self.expect_continue and self.version == b"1.1" and not self.body_received:
+            # (RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored)
             self.client.write(CONTINUE)
-        self._send_to_node()
+        node = self.node = route.target.balancer.pick()
+        if node is None:
+            raise ServiceUnavailable(f"target {route.target.name!r} has no node available")
+        conn = node.pool.take_idle()  # type: ignore[union-attr]
+        if conn is not None:
+            self._attach(conn, reused=True)
+        else:
+            self.connect_task = self.client.server.loop.create_task(self._connect(node))
 
     def on_request_body(self, chunk: bytes) -> None:
         self.body_received += len(chunk)
@@ -132,19 +140,6 @@ class Exchange(RequestHead):
         if self.buffered > _BUFFER_LIMIT:
             self.client.pause_reading_for(_BUFFER_PAUSE)
 
-    def _send_to_node(self) -> None:
-        assert self.route is not None
-        node = self.route.target.balancer.pick()
-        if node is None:
-            raise ServiceUnavailable(f"target {self.route.target.name!r} has no node available")
-        self.node = node
-        assert node.pool is not None
-        conn = node.pool.take_idle()
-        if conn is not None:
-            self._attach(conn, reused=True)
-        else:
-            self.connect_task = self.client.server.loop.create_task(self._connect(node))
-
     async def _connect(self, node: Node) -> None:
         assert node.pool is not None
         try:
@@ -177,11 +172,15 @@ class Exchange(RequestHead):
         """Rewrite the node's head for the client and choose how the body travels."""
         low = raw.lower()
         head = _HOP_BY_HOP.sub(b"", raw)
-        if b"\r\nconnection:" in low and (
-            low.count(b"\r\nconnection:") != 1 or b"\r\nconnection: keep-alive\r\n" not in low
+        # bytes.find, not `in`: in CPython 3.11 `in` first tries the operand as an int
+        # and formats the error it then drops, which costs twice the search itself
+        if low.find(b"\r\nconnection:") >= 0 and (
+            low.count(b"\r\nconnection:") != 1 or low.find(b"\r\nconnection: keep-alive\r\n") < 0
         ):
             head = _drop_connection_named(raw, head)
         keep_alive = self.keep_alive and not self.client.draining
+        if self.upgrade is not None and status != 101:
+            keep_alive = False  # what the client sent after its head was never HTTP
         framing = b""
         if status == 101:
             if self.upgrade is None:
@@ -192,9 +191,9 @@ class Exchange(RequestHead):
             self.mode = NO_BODY
         elif status < 200 or status == 204 or status == 304 or self.method == b"HEAD":
             self.mode = NO_BODY
-        elif b"\r\ncontent-length:" in low:
+        elif low.find(b"\r\ncontent-length:") >= 0:
             self.mode = RELAY
-        elif b"\r\ntransfer-encoding:" in low:
+        elif low.find(b"\r\ntransfer-encoding:") >= 0:
             match = _TRANSFER_ENCODING.search(raw)
             coding = match.group(1).strip().lower() if match else b""
             if not coding.endswith(b"chunked"):
@@ -219,7 +218,10 @@ class Exchange(RequestHead):
             elif self.version == b"1.0":
                 framing += b"Connection: keep-alive\r\n"
         self.keep_alive = keep_alive
-        request_id = b"" if b"\r\nx-request-id:" in low else b"X-Request-ID: " + self.rid + b"\r\n"
+        if low.find(b"\r\nx-request-id:") >= 0:
+            request_id = b""
+        else:
+            request_id = b"X-Request-ID: " + self.rid + b"\r\n"
         self.response_started = True
         self.out.append(b"".join((head[:-2], request_id, framing, _VIA_END)))
 
@@ -236,10 +238,8 @@ class Exchange(RequestHead):
             transport = self.client.transport
             if transport is None:
                 return
-            if len(out) == 1:
-                transport.write(out[0])
-            elif len(out) == 2 and len(out[1]) < _JOIN_BELOW:
-                transport.write(out[0] + out[1])
+            if len(out) == 2 and len(out[1]) < _JOIN_BELOW:
+                transport.write(out[0] + out[1])  # a head and a small body: one buffer
             else:
                 transport.writelines(out)
 
@@ -248,13 +248,15 @@ class Exchange(RequestHead):
         if self.mode == WRAP_CHUNKS:
             self.out.append(_LAST_CHUNK)
         self.flush()
-        if reusable and not self.finished:
+        if self.finished:
+            conn.close()
+            return
+        if reusable:
             conn.pool.release(conn)
         else:
             conn.close()
-        if not self.finished:
-            self.finished = True
-            self.client.exchange_finished(self)
+        self.finished = True
+        self.client.exchange_finished(self)
 
     def on_upstream_failed(self, conn: UpstreamConnection, error: HTTPError) -> None:
         if self.upstream is conn:

@@ -89,15 +89,16 @@ class RequestHead:
         return self.method in IDEMPOTENT_METHODS or self.get(b"idempotency-key") is not None
 
     def finish(self, url: bytes, parser: Any, max_headers: int, max_size: int) -> None:
-        """Check the whole head once every field is known (RFC 9112 §3.2, §6.1)."""
+        """Check the whole head once every field is known (RFC 9112 §3.2, §6.1).
+
+        ``max_size`` is the header block limit, or 0 when the head is known to fit.
+        """
         self.method = method = parser.get_method()
         headers = self.headers
         if len(headers) > max_headers:
             raise HeaderFieldsTooLarge(f"more than {max_headers} header fields")
         forward = self.forward
-        size = 0
         for name, value in headers:
-            size += len(name) + len(value)
             lname = name.lower()
             if lname not in SPECIAL_REQUEST_HEADERS:
                 forward.append((name, value))
@@ -109,7 +110,7 @@ class RequestHead:
                 self._special(lname, value)
         if self.upgrade is not None and b"upgrade" not in self.connection_tokens:
             self.upgrade = None  # RFC 9110 §7.8: only meaningful when Connection lists it
-        if size + 4 * len(headers) > max_size:
+        if max_size and sum(len(n) + len(v) + 4 for n, v in headers) > max_size:
             raise HeaderFieldsTooLarge(f"header fields exceed {max_size} bytes")
         # llhttp only keeps alive HTTP/1.1, or HTTP/1.0 that asked to: in the usual case
         # the version is known without asking for it (which costs a string format).
@@ -128,7 +129,7 @@ class RequestHead:
             url = self._absolute_form(url)
         elif self.host_header is None and self.version == b"1.1":
             raise BadRequest("HTTP/1.1 request without a Host header")
-        if b"#" in url:
+        if url.find(b"#") >= 0:  # (bytes.find: see the note in exchange.py)
             raise BadRequest("request target carries a fragment")
         question = url.find(b"?")
         if question < 0:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.proxy.balancer import SmoothWeightedRoundRobin
+from quiver.proxy.plain import plain
 from quiver.errors import BadRequest
 from quiver.proxy.request import host_for_routing
 from quiver.proxy.routing import RouteMatch, Router, normalize_path
@@ -125,7 +126,9 @@ def compile_snapshot(
 ) -> Snapshot:
     targets = {t.name: _compile_target(config, t, loop, sweeper) for t in config.targets}
     entries = [(route, RouteRuntime(route, targets[route.target])) for route in config.routes]
-    return Snapshot(config=config, limits=config.limits, router=Router(entries), targets=targets)
+    return Snapshot(
+        config=config, limits=plain(config.limits), router=Router(entries), targets=targets
+    )
 
 
 def _compile_target(
@@ -152,6 +155,6 @@ def _compile_target(
             server_hostname=(target.tls_server_name or host) if https else None,
             default_port=default_port,
         )
-        node.pool = NodePool(node, pool, timeouts, loop, sweeper)
+        node.pool = NodePool(node, plain(pool), plain(timeouts), loop, sweeper)
         nodes.append(node)
     return TargetRuntime(target.name, nodes, base_path)

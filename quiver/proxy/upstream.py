@@ -119,6 +119,9 @@ class NodePool:
             )
         except TimeoutError as exc:
             raise GatewayTimeout(f"connecting to {node.label} timed out") from exc
+        except ssl.SSLCertVerificationError as exc:
+            reason = exc.verify_message or exc.reason
+            raise BadGateway(f"TLS certificate of {node.label} rejected: {reason}") from exc
         except ssl.SSLError as exc:
             raise BadGateway(f"TLS handshake with {node.label} failed: {exc.reason}") from exc
         except ssl.CertificateError as exc:
@@ -221,6 +224,10 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.on_response_end(self, reusable=False)
         elif self.response_bytes:
             exchange.on_upstream_failed(self, BadGateway("upstream closed mid-response"))
+        elif isinstance(exc, ssl.SSLError):
+            # e.g. a node that wants a client certificate says so after the handshake
+            reason = f"TLS error from {pool.node.label}: {exc.reason or exc}"
+            exchange.on_upstream_failed(self, BadGateway(reason))
         else:
             exchange.on_upstream_failed(
                 self, UpstreamResetError(f"{pool.node.label} closed the connection")
