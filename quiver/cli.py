@@ -130,7 +130,7 @@ def _cell(value: object) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from quiver.proxy.server import listen_socket
+    from quiver.proxy.server import BoundAddress, listen_socket
 
     path = args.config or os.environ.get("QUIVER_CONFIG")
     if path is None and Path(DEFAULT_CONFIG).is_file():
@@ -160,9 +160,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     sockets = [(spec, listen_socket(spec.address, reuse_port=True)) for spec in config.listen]
 
-    def announce(addresses: list[object]) -> None:
+    def announce(addresses: list[BoundAddress]) -> None:
         for address in addresses:
-            log.info("proxy listening on %s", getattr(address, "url", address))
+            log.info("proxy listening on %s", address.url)
 
     run_worker(config, sockets, demo_socket=demo_socket, announce=announce)
     return 0

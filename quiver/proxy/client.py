@@ -30,10 +30,10 @@ _LINGER_SECONDS = 2.0
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
-        "current",
-        "deadline",
         "chunk_len",
         "client_eof",
+        "current",
+        "deadline",
         "draining",
         "forwarded",
         "head",
@@ -132,7 +132,9 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             # httptools wraps what a callback raised; our own refusals keep their type
             cause = exc.__context__
-            self._refuse(cause if isinstance(cause, HTTPError) else BadRequest(_parser_message(exc)))
+            self._refuse(
+                cause if isinstance(cause, HTTPError) else BadRequest(_parser_message(exc))
+            )
             return
         if self.head is not None:
             # llhttp holds a header field until it is complete: bound that too

@@ -160,9 +160,13 @@ class RequestHead:
             self.upgrade = value
         elif lname == b"x-forwarded-for":
             self.xff = value if self.xff is None else self.xff + b", " + value
-        elif lname == b"x-request-id":
-            if 0 < len(value) <= _MAX_REQUEST_ID and value.isascii() and b" " not in value:
-                self.request_id = value
+        elif (
+            lname == b"x-request-id"
+            and 0 < len(value) <= _MAX_REQUEST_ID
+            and value.isascii()
+            and b" " not in value
+        ):
+            self.request_id = value  # a client's id is kept when it is a sane token
         # keep-alive, te, trailer, proxy-connection and x-forwarded-proto/-host are
         # dropped: hop-by-hop, or rebuilt by the proxy and never trusted from clients
 

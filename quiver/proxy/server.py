@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class ProxyServer:
             context = server_context(spec.tls) if spec.tls else None
             scheme = b"https" if context else b"http"
             server = await self.loop.create_server(
-                lambda scheme=scheme: ClientConnection(state, scheme),  # type: ignore[misc]
+                functools.partial(ClientConnection, state, scheme),
                 sock=sock,
                 ssl=context,
                 backlog=4096,

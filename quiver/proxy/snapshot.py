@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
+from quiver.errors import BadRequest
 from quiver.proxy.balancer import SmoothWeightedRoundRobin
 from quiver.proxy.plain import plain
-from quiver.errors import BadRequest
 from quiver.proxy.request import host_for_routing
 from quiver.proxy.routing import RouteMatch, Router, normalize_path
 from quiver.proxy.sweeper import Sweeper
@@ -121,9 +121,7 @@ class Snapshot:
             target.close()
 
 
-def compile_snapshot(
-    config: Config, loop: asyncio.AbstractEventLoop, sweeper: Sweeper
-) -> Snapshot:
+def compile_snapshot(config: Config, loop: asyncio.AbstractEventLoop, sweeper: Sweeper) -> Snapshot:
     targets = {t.name: _compile_target(config, t, loop, sweeper) for t in config.targets}
     entries = [(route, RouteRuntime(route, targets[route.target])) for route in config.routes]
     return Snapshot(

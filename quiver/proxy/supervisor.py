@@ -9,6 +9,7 @@ SIGTERM or SIGINT stops every worker gracefully.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -40,7 +41,8 @@ class Supervisor:
 
     def run(self) -> int:
         reserved = [
-            listen_socket(spec.address, reuse_port=True, listen=False) for spec in self.config.listen
+            listen_socket(spec.address, reuse_port=True, listen=False)
+            for spec in self.config.listen
         ]
         for spec, sock in zip(self.config.listen, reserved, strict=True):
             host, port = sock.getsockname()[:2]
@@ -114,10 +116,8 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 
 def _kill(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _describe(status: int) -> str:

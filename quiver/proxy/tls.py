@@ -12,7 +12,9 @@ log = logging.getLogger("quiver.tls")
 
 def server_context(settings: ListenTls) -> ssl.SSLContext:
     """Certificates chosen by SNI (the first is the default), ALPN http/1.1."""
-    contexts = [_single_certificate(settings, cert.cert, cert.key) for cert in settings.certificates]
+    contexts = [
+        _single_certificate(settings, cert.cert, cert.key) for cert in settings.certificates
+    ]
     default = contexts[0]
     if len(contexts) > 1:
         by_name = _contexts_by_name(settings, contexts)
@@ -24,7 +26,7 @@ def server_context(settings: ListenTls) -> ssl.SSLContext:
                     sock.context = chosen
             return None
 
-        default.sni_callback = choose  # type: ignore[assignment]
+        default.sni_callback = choose
     return default
 
 

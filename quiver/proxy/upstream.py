@@ -103,7 +103,9 @@ class NodePool:
     async def connect(self) -> UpstreamConnection:
         limit = self.settings.max_connections
         if limit and self.open + self._connecting >= limit:
-            raise ServiceUnavailable(f"node {self.node.label} is at its limit of {limit} connections")
+            raise ServiceUnavailable(
+                f"node {self.node.label} is at its limit of {limit} connections"
+            )
         node = self.node
         self._connecting += 1
         try:
@@ -263,7 +265,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(exc)
             return
         mode = exchange.mode
-        if mode == RELAY or mode == WRAP_CHUNKS:
+        if mode in (RELAY, WRAP_CHUNKS):
             tail = self.body_tail
             body = data if tail < 0 else data[-tail:] if tail else None
             if body is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import threading
@@ -57,7 +58,9 @@ class RunningProxy:
             asyncio.set_event_loop(self.loop)
             try:
                 self.server = ProxyServer(config, self.loop)
-                sockets = [(spec, listen_socket(spec.address, reuse_port=False)) for spec in config.listen]
+                sockets = [
+                    (spec, listen_socket(spec.address, reuse_port=False)) for spec in config.listen
+                ]
                 self.addresses = self.loop.run_until_complete(self.server.start(sockets))
             except BaseException as exc:  # handed to the test thread
                 failure.append(exc)
@@ -86,9 +89,11 @@ class RunningProxy:
         """Run ``fn(*args)`` on the proxy's loop and return its result."""
         done = threading.Event()
         result: list[Any] = []
+
         def wrapper() -> None:
             result.append(fn(*args))
             done.set()
+
         self.loop.call_soon_threadsafe(wrapper)
         done.wait(10)
         return result[0]
@@ -168,8 +173,14 @@ class _ResponseReader:
 class Client:
     """A raw HTTP/1.1 client connection: send any bytes, read responses one by one."""
 
-    def __init__(self, port: int, *, timeout: float = 10.0, tls: ssl.SSLContext | None = None,
-                 server_hostname: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if tls is not None:
             sock = tls.wrap_socket(sock, server_hostname=server_hostname or "localhost")
@@ -183,8 +194,14 @@ class Client:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def request(self, method: str = "GET", path: str = "/", headers: dict[str, str] | None = None,
-                body: bytes = b"", host: str = "test.local") -> Response:
+    def request(
+        self,
+        method: str = "GET",
+        path: str = "/",
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        host: str = "test.local",
+    ) -> Response:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
         all_headers = dict(headers or {})
         if body and "Content-Length" not in all_headers and "Transfer-Encoding" not in all_headers:
@@ -204,10 +221,8 @@ class Client:
         self.buffer = b""
         while True:
             if data:
-                try:
+                with contextlib.suppress(httptools.HttpParserUpgrade):
                     reader.parser.feed_data(data)
-                except httptools.HttpParserUpgrade:
-                    pass
                 if reader.done:
                     first, *self._pending = reader.done
                     reader.done = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -108,14 +109,14 @@ class Conn:
         self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
     def reset(self) -> None:
         """Close with RST instead of FIN."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )
         self.sock.close()
 
 
@@ -183,19 +184,15 @@ class Upstream:
         except (OSError, ssl.SSLError):
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
     def close(self) -> None:
         self._closed.set()
         self.listener.close()
         for sock in self._conns:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
     def __enter__(self) -> Upstream:
         return self

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from quiver.config.models import Route
 from quiver.proxy.routing.patterns import PathPattern
 
 T = TypeVar("T")
 
-NO_PARAMS: dict[str, str] = {}  # shared by every match without parameters; never mutated
+NO_PARAMS: dict[str, str] = {}
+
+
+class HeaderLookup(Protocol):
+    """Request headers as routing reads them: a value by lowercase name, or None."""
+
+    def get(self, name: bytes, /) -> bytes | None: ...
+
+
+# shared by every match without parameters; never mutated
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +104,7 @@ class Entry(Generic[T]):
     cut: int  # bytes strip_path removes for a literal prefix; -1 when it depends on the path
     static: RouteMatch[T] | None  # the match itself when no request can change it
 
-    def accepts(self, method: bytes, headers: Mapping[bytes, bytes]) -> bool:
+    def accepts(self, method: bytes, headers: HeaderLookup) -> bool:
         if self.methods is not None and method not in self.methods:
             return False
         if self.headers is not None:
@@ -164,7 +173,7 @@ def fill(
 
 
 def pick(
-    bucket: Sequence[Entry[T]], best_rank: int, method: bytes, headers: Mapping[bytes, bytes]
+    bucket: Sequence[Entry[T]], best_rank: int, method: bytes, headers: HeaderLookup
 ) -> Entry[T] | None:
     """The first entry of a rank-sorted bucket that beats ``best_rank`` and accepts."""
     for entry in bucket:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from quiver.config.models import Route
-from quiver.proxy.routing.entry import NO_PARAMS, Entry, HeaderRule, RouteMatch, fill, pick
+from quiver.proxy.routing.entry import (
+    NO_PARAMS,
+    Entry,
+    HeaderLookup,
+    HeaderRule,
+    RouteMatch,
+    fill,
+    pick,
+)
 from quiver.proxy.routing.patterns import KIND_ORDER, PathPattern, parse_path_pattern, parse_rewrite
 from quiver.proxy.routing.trie import Found, Node
 
@@ -39,7 +47,7 @@ class _Table(Generic[T]):
         method: bytes,
         path: bytes,
         segments: list[bytes],
-        headers: Mapping[bytes, bytes],
+        headers: HeaderLookup,
         found: Found[T],
     ) -> Found[T]:
         bucket = self.exact.get(path)
@@ -93,7 +101,7 @@ class Router(Generic[T]):
         self.depends_on_host = bool(self._exact_hosts or self._wildcard_hosts)
 
     def match(
-        self, method: bytes, host: bytes, path: bytes, headers: Mapping[bytes, bytes]
+        self, method: bytes, host: bytes, path: bytes, headers: HeaderLookup
     ) -> RouteMatch[T] | None:
         """The route of best precedence accepting the request, or None.
 

@@ -18,10 +18,9 @@ of best rank (priority can beat path length).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Generic, TypeVar
 
-from quiver.proxy.routing.entry import Entry, pick
+from quiver.proxy.routing.entry import Entry, HeaderLookup, pick
 
 T = TypeVar("T")
 
@@ -72,7 +71,7 @@ class Node(Generic[T]):
         path: bytes,
         segments: list[bytes],
         method: bytes,
-        headers: Mapping[bytes, bytes],
+        headers: HeaderLookup,
         found: Found[T],
     ) -> Found[T]:
         """Improve ``found`` with the best entry whose pattern fits the request.
