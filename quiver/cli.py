@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help='worker processes sharing the port (a number or "auto"); overrides the config',
     )
+    serve.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="accept plain HTTP on this address instead of the config's listen entries",
+    )
     serve.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     serve.set_defaults(handler=_serve)
 
@@ -132,7 +137,7 @@ def _cell(value: object) -> str:
 def _serve(args: argparse.Namespace) -> int:
     from quiver.proxy.server import BoundAddress, listen_socket
 
-    path = args.config or os.environ.get("QUIVER_CONFIG")
+    path = args.config or os.environ.get("QUIVER_CONFIG") or None
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
     demo_socket = None
@@ -145,7 +150,9 @@ def _serve(args: argparse.Namespace) -> int:
         demo_socket = listen_socket("127.0.0.1:0", reuse_port=False)
         host, port = demo_socket.getsockname()[:2]
         config = demo_config(f"{host}:{port}")
-        log.info("no config file: serving the built-in demo target (try: curl %s)", _demo_url())
+        log.info("no config file: serving the built-in demo target")
+    if args.listen is not None:
+        config = _with_listen(config, args.listen)
     workers = _worker_count(args.workers if args.workers is not None else config.workers)
 
     from quiver.proxy.tls import warn_unverified
@@ -163,13 +170,21 @@ def _serve(args: argparse.Namespace) -> int:
     def announce(addresses: list[BoundAddress]) -> None:
         for address in addresses:
             log.info("proxy listening on %s", address.url)
+        if demo_socket is not None and addresses:
+            log.info("try: curl %s/hello", addresses[0].url)
 
     run_worker(config, sockets, demo_socket=demo_socket, announce=announce)
     return 0
 
 
-def _demo_url() -> str:
-    return "http://127.0.0.1:8080/hello"
+def _with_listen(config: Config, address: str) -> Config:
+    from quiver.config.models import Listen
+
+    try:
+        listen = Listen(address=address)
+    except ValueError as exc:
+        raise SystemExit(f"quiver: --listen: expected HOST:PORT, got {address!r}") from exc
+    return config.model_copy(update={"listen": [listen]})
 
 
 def _worker_count(value: object) -> int:

@@ -2,9 +2,13 @@
 
 The master reserves each listening address (bound, never listening, so it takes
 no connections) and forks N workers that each bind the same address with
-SO_REUSEPORT: the kernel spreads connections across them.  A worker that dies is
-replaced; a worker that keeps dying right after start is replaced with backoff.
-SIGTERM or SIGINT stops every worker gracefully.
+SO_REUSEPORT: the kernel spreads connections across them.  It announces the
+addresses once a worker is accepting, replaces a worker that dies (with backoff
+when one keeps dying at start), and stops every worker gracefully on SIGTERM or
+SIGINT.
+
+Signals are blocked in the master and taken with ``sigwaitinfo`` rather than
+handled asynchronously, so none is lost while a worker is being forked.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -25,10 +30,9 @@ log = logging.getLogger("quiver.supervisor")
 
 _QUICK_DEATH = 1.0  # a worker dying sooner than this after start counts as a crash loop
 _MAX_BACKOFF = 5.0
-
-
-class _Stop(Exception):
-    pass
+_READY_TIMEOUT = 30.0
+_STOP_GRACE = 15.0
+_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
 
 
 @dataclass
@@ -38,56 +42,62 @@ class Supervisor:
     demo_socket: socket.socket | None = None
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
+    _backoff: float = 0.0
 
     def run(self) -> int:
         reserved = [
             listen_socket(spec.address, reuse_port=True, listen=False)
             for spec in self.config.listen
         ]
+        announced = []
         for spec, sock in zip(self.config.listen, reserved, strict=True):
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             self._addresses.append((spec, f"{shown}:{port}"))
-            log.info("proxy listening on %s", BoundAddress(host, port, spec.tls is not None).url)
-        signal.signal(signal.SIGTERM, _raise_stop)
-        signal.signal(signal.SIGINT, _raise_stop)
-        backoff = 0.0
+            announced.append(BoundAddress(host, port, spec.tls is not None))
+        ready_read, ready_write = os.pipe()
+        previous_chld = signal.signal(signal.SIGCHLD, lambda *_: None)  # queued, not dropped
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             for _ in range(self.workers):
-                self._spawn()
+                self._spawn(ready_write)
+            if select.select([ready_read], [], [], _READY_TIMEOUT)[0]:
+                for address in announced:
+                    log.info("proxy listening on %s", address.url)
+            else:
+                log.error("no worker became ready within %.0fs", _READY_TIMEOUT)
             while True:
-                pid, status = os.wait()
-                started = self.children.pop(pid, None)
-                if started is None:
-                    continue
-                log.error("worker %d exited (%s); starting another", pid, _describe(status))
-                quick = time.monotonic() - started < _QUICK_DEATH
-                backoff = min(_MAX_BACKOFF, backoff * 2 or 0.1) if quick else 0.0
-                if backoff:
-                    time.sleep(backoff)
-                self._spawn()
-        except _Stop:
-            pass
+                info = signal.sigwaitinfo(_SIGNALS)
+                if info.si_signo != signal.SIGCHLD:
+                    break
+                self._reap_and_replace(ready_write)
         finally:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
             self._stop_children()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+            signal.signal(signal.SIGCHLD, previous_chld)
+            os.close(ready_read)
+            os.close(ready_write)
             for sock in reserved:
                 sock.close()
         return 0
 
-    def _spawn(self) -> None:
+    def _spawn(self, ready_write: int) -> None:
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
             try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
                 sockets = [
                     (spec, listen_socket(address, reuse_port=True))
                     for spec, address in self._addresses
                 ]
-                run_worker(self.config, sockets, demo_socket=self.demo_socket)
+                run_worker(
+                    self.config,
+                    sockets,
+                    demo_socket=self.demo_socket,
+                    announce=lambda _addresses: os.write(ready_write, b"."),
+                )
             except BaseException:
                 log.exception("worker failed")
                 code = 1
@@ -97,22 +107,33 @@ class Supervisor:
         self.children[pid] = time.monotonic()
         log.info("worker %d started", pid)
 
+    def _reap_and_replace(self, ready_write: int) -> None:
+        while self.children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return
+            started = self.children.pop(pid, None)
+            if started is None:
+                continue
+            log.error("worker %d exited (%s); starting another", pid, _describe(status))
+            quick = time.monotonic() - started < _QUICK_DEATH
+            self._backoff = min(_MAX_BACKOFF, self._backoff * 2 or 0.1) if quick else 0.0
+            if self._backoff:
+                time.sleep(self._backoff)
+            self._spawn(ready_write)
+
     def _stop_children(self) -> None:
         for pid in self.children:
             _kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15.0
+        deadline = time.monotonic() + _STOP_GRACE
         while self.children and time.monotonic() < deadline:
             pid, _ = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
-                time.sleep(0.05)
+                signal.sigtimedwait({signal.SIGCHLD}, 0.1)
             else:
                 self.children.pop(pid, None)
         for pid in self.children:
             _kill(pid, signal.SIGKILL)
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop
 
 
 def _kill(pid: int, signum: int) -> None:

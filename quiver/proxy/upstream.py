@@ -126,8 +126,6 @@ class NodePool:
             raise BadGateway(f"TLS certificate of {node.label} rejected: {reason}") from exc
         except ssl.SSLError as exc:
             raise BadGateway(f"TLS handshake with {node.label} failed: {exc.reason}") from exc
-        except ssl.CertificateError as exc:
-            raise BadGateway(f"certificate of {node.label} rejected: {exc}") from exc
         except ConnectionRefusedError as exc:
             raise UpstreamConnectError(f"{node.label} refused the connection") from exc
         except OSError as exc:

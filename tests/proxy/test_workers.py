@@ -1,0 +1,204 @@
+"""``quiver serve --workers N``: a master process and N workers sharing the port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from tests.support.process import (
+    LISTENING,
+    WORKER_EXITED,
+    WORKER_STARTED,
+    QuiverProcess,
+    parent_pid,
+    process_alive,
+    serving,
+    write_config,
+)
+from tests.support.proxy import Client, Response
+from tests.support.upstream import Upstream, echo
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    with Upstream(echo) as server:
+        yield server
+
+
+@pytest.fixture
+def config(tmp_path: Path, upstream: Upstream) -> Path:
+    return write_config(
+        tmp_path,
+        f"""\
+        listen: 127.0.0.1:0
+        targets:
+          - name: backend
+            url: {upstream.url}
+        routes:
+          - name: all
+            paths: ["/"]
+            target: backend
+        """,
+    )
+
+
+def fresh_request(proxy: QuiverProcess, path: str = "/") -> Response:
+    """One request on a new connection (the kernel picks a worker for each); must be 200."""
+    for attempt in range(3):
+        try:
+            with Client(proxy.port, timeout=10) as client:
+                response = client.request("GET", path)
+        except (ConnectionError, OSError):
+            # a connection can land on a worker in the instant it is killed
+            if attempt == 2:
+                raise
+            time.sleep(0.1)
+            continue
+        assert response.status == 200, f"{response.body!r}\nquiver stderr:\n{proxy.stderr}"
+        return response
+    raise AssertionError("unreachable")
+
+
+def worker_tag(response: Response) -> str:
+    """Which worker answered: each one draws its own random request-id prefix."""
+    request_id = response.header("X-Request-ID")
+    assert request_id is not None and len(request_id) == 32
+    return request_id[:20]
+
+
+def started_workers(proxy: QuiverProcess, count: int) -> list[int]:
+    return [int(match.group(1)) for match in proxy.wait_for(WORKER_STARTED, count=count)]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def none_alive(pids: list[int]) -> bool:
+    return not any(process_alive(pid) for pid in pids)
+
+
+def test_two_workers_start_and_share_the_connections(config: Path) -> None:
+    with serving(config, "--workers", "2") as proxy:
+        workers = started_workers(proxy, 2)
+        assert len(set(workers)) == 2
+        assert proxy.pid not in workers
+        assert all(parent_pid(pid) == proxy.pid for pid in workers)
+        tags = set()
+        for index in range(60):
+            response = fresh_request(proxy, f"/n{index}")
+            assert response.json()["path"] == f"/n{index}"
+            tags.add(worker_tag(response))
+        assert len(tags) == 2, "every connection went to the same worker"
+        assert proxy.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_listening_is_logged_once_connections_are_accepted(config: Path, workers: str) -> None:
+    # Scripts and service managers take this line to mean "ready".
+    with QuiverProcess(["serve", "-c", str(config), "--workers", workers]) as proxy:
+        [match] = proxy.wait_for(LISTENING)
+        with Client(int(match.group(3)), timeout=5) as client:
+            assert client.request().status == 200
+
+
+def test_workers_count_from_the_config_file(tmp_path: Path, upstream: Upstream) -> None:
+    path = write_config(
+        tmp_path,
+        f"""\
+        listen: 127.0.0.1:0
+        workers: 2
+        targets:
+          - name: backend
+            url: {upstream.url}
+        routes:
+          - name: all
+            paths: ["/"]
+            target: backend
+        """,
+    )
+    with serving(path) as proxy:
+        assert len(set(started_workers(proxy, 2))) == 2
+        fresh_request(proxy)
+
+
+def test_killed_worker_is_replaced_and_requests_keep_succeeding(config: Path) -> None:
+    with serving(config, "--workers", "2") as proxy:
+        first, second = started_workers(proxy, 2)
+        fresh_request(proxy)
+        os.kill(first, signal.SIGKILL)
+        [exited] = proxy.wait_for(WORKER_EXITED)
+        assert int(exited.group(1)) == first
+        assert "killed by signal 9" in exited.string
+        replacement = started_workers(proxy, 3)[2]
+        assert replacement not in (first, second)
+        assert parent_pid(replacement) == proxy.pid
+        assert wait_until(lambda: not process_alive(first), 5)
+        tags = set()
+        for index in range(60):
+            response = fresh_request(proxy, f"/after{index}")
+            tags.add(worker_tag(response))
+        # the surviving worker and its replacement both take connections
+        assert len(tags) == 2
+        assert process_alive(second)
+        assert proxy.stop() == 0
+
+
+def test_worker_that_exits_on_its_own_is_replaced(config: Path) -> None:
+    with serving(config, "--workers", "2") as proxy:
+        first, _second = started_workers(proxy, 2)
+        os.kill(first, signal.SIGTERM)  # a worker stopping gracefully by itself
+        [exited] = proxy.wait_for(WORKER_EXITED)
+        assert int(exited.group(1)) == first
+        assert "exit code 0" in exited.string
+        started_workers(proxy, 3)
+        fresh_request(proxy)
+
+
+def test_sigterm_on_the_master_stops_every_worker(config: Path) -> None:
+    with serving(config, "--workers", "2") as proxy:
+        workers = started_workers(proxy, 2)
+        fresh_request(proxy)
+        assert proxy.stop(timeout=20) == 0
+        assert not any(process_alive(pid) for pid in workers)
+        assert proxy.stderr.count("stopping: draining connections") == 2
+        with pytest.raises(ConnectionRefusedError):
+            Client(proxy.port, timeout=2)
+        assert "Traceback" not in proxy.stderr
+
+
+def test_sigterm_while_workers_are_starting_stops_the_master(config: Path) -> None:
+    # The signal lands while the master is forking; it must not be lost.
+    for _ in range(5):
+        with QuiverProcess(["serve", "-c", str(config), "--workers", "4"]) as proxy:
+            proxy.wait_for(LISTENING)
+            proxy.signal(signal.SIGTERM)
+            try:
+                code = proxy.wait(5)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"SIGTERM during start-up was ignored; stderr:\n{proxy.stderr}")
+            assert code == 0
+            workers = [int(m.group(1)) for m in WORKER_STARTED.finditer(proxy.stderr)]
+            assert wait_until(partial(none_alive, workers), 5)
+
+
+def test_sigint_on_the_master_stops_every_worker(config: Path) -> None:
+    with serving(config, "--workers", "2") as proxy:
+        workers = started_workers(proxy, 2)
+        proxy.signal(signal.SIGINT)
+        assert proxy.wait(20) == 0
+        assert not any(process_alive(pid) for pid in workers)

@@ -1,0 +1,520 @@
+"""The ``quiver`` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from quiver import __version__
+from quiver.demo import DemoProtocol, demo_config
+from tests.support.process import QuiverProcess, run_quiver, serving, write_config
+from tests.support.proxy import Client, RunningProxy
+from tests.support.upstream import Conn, Upstream, echo
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def served_config(upstream_url: str) -> str:
+    return f"""\
+        listen: 127.0.0.1:0
+        targets:
+          - name: backend
+            url: {upstream_url}
+        routes:
+          - name: all
+            paths: ["/"]
+            target: backend
+        """
+
+
+def refuses_connections(port: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def assert_no_traceback(output: str) -> None:
+    assert "Traceback" not in output, output
+
+
+# -- --version and --help -------------------------------------------------------------------
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run_quiver("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"quiver {__version__}"
+
+
+def test_main_help_lists_every_command() -> None:
+    result = run_quiver("--help")
+    assert result.returncode == 0, result.stderr
+    for word in ("serve", "check", "routes", "--version"):
+        assert word in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("serve", ["-c", "--config", "--workers", "--verbose"]),
+        ("check", ["-c", "--config"]),
+        ("routes", ["-c", "--config"]),
+    ],
+)
+def test_every_command_has_help_naming_its_options(command: str, options: list[str]) -> None:
+    result = run_quiver(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"usage: quiver {command}" in result.stdout
+    for option in options:
+        assert option in result.stdout
+
+
+def test_no_command_prints_usage_to_stderr_and_fails() -> None:
+    result = run_quiver()
+    assert result.returncode != 0
+    assert "usage: quiver" in result.stderr
+    assert result.stdout == ""
+
+
+def test_check_without_config_option_is_a_usage_error() -> None:
+    result = run_quiver("check")
+    assert result.returncode == 2
+    assert "-c/--config" in result.stderr
+
+
+# -- check ----------------------------------------------------------------------------------
+
+
+def test_check_accepts_a_valid_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, served_config("http://127.0.0.1:9001"))
+    result = run_quiver("check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{path}: OK (1 targets, 1 routes, 1 listen addresses)"
+    assert result.stderr == ""
+
+
+def test_check_names_an_unknown_key_with_its_location_and_line(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        """\
+        listen: 127.0.0.1:0
+        targets:
+          - name: backend
+            url: http://127.0.0.1:9001
+            retries: 3
+        routes:
+          - name: all
+            paths: ["/"]
+            target: backend
+        """,
+    )
+    result = run_quiver("check", "-c", str(path))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert f"{path}:5: targets[0].retries: unknown key 'retries'" in result.stderr
+    assert_no_traceback(result.stderr)
+
+
+def test_check_lists_every_problem_sorted_by_line(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        """\
+        listen: 127.0.0.1:0
+        targets:
+          - name: backend
+            url: ftp://127.0.0.1:9001
+        routes:
+          - name: all
+            paths: ["/"]
+            target: backend
+            timeout: 5
+        """,
+    )
+    result = run_quiver("check", "-c", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "quiver: invalid config (2 problem(s)):"
+    assert lines[1].startswith(f"  {path}:4: targets[0].url:")
+    assert lines[2] == f"  {path}:9: routes[0].timeout: unknown key 'timeout'"
+
+
+def test_check_of_a_missing_file_is_a_readable_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    result = run_quiver("check", "-c", str(missing))
+    assert result.returncode == 1
+    assert f"{missing}: cannot read config file: No such file or directory" in result.stderr
+    assert_no_traceback(result.stderr)
+
+
+def test_check_of_a_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "targets:\n  - name: [unclosed\nroutes: []\n")
+    result = run_quiver("check", "-c", str(path))
+    assert result.returncode == 1
+    assert f"{path}:3: syntax error" in result.stderr
+    assert_no_traceback(result.stderr)
+
+
+def test_check_reads_json_configs(tmp_path: Path) -> None:
+    data = {
+        "listen": "127.0.0.1:0",
+        "targets": [{"name": "backend", "url": "http://127.0.0.1:9001"}],
+        "routes": [{"name": "all", "paths": ["/"], "target": "backend"}],
+    }
+    path = tmp_path / "quiver.json"
+    path.write_text(json.dumps(data, indent=2))
+    result = run_quiver("check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def test_routes_prints_the_table_in_precedence_order(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        """\
+        targets:
+          - name: backend
+            url: http://127.0.0.1:9001
+        routes:
+          - name: catch-all
+            paths: ["/"]
+            target: backend
+          - name: items
+            paths: ["/items"]
+            target: backend
+          - name: one-item
+            paths: ["=/items/special"]
+            methods: [GET]
+            target: backend
+          - name: urgent
+            paths: ["/zzz"]
+            priority: 10
+            target: backend
+        """,
+    )
+    result = run_quiver("routes", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:4] == ["ORDER", "NAME", "KIND", "PATTERN"]
+    table = [row.split()[:4] for row in rows]
+    # priority first, then exact paths, then longer prefixes before shorter ones
+    assert [row[1] for row in table] == ["urgent", "one-item", "items", "catch-all"]
+    assert [row[0] for row in table] == ["1", "2", "3", "4"]
+    assert table[1][2:] == ["exact", "=/items/special"]
+    assert "GET" in rows[1]
+
+
+def test_routes_with_no_routes_says_so(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "listen: 127.0.0.1:0\n")
+    result = run_quiver("routes", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "no routes"
+
+
+def test_routes_of_an_invalid_file_fails_like_check(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "routes:\n  - name: all\n    paths: ['/']\n    target: nope\n")
+    result = run_quiver("routes", "-c", str(path))
+    assert result.returncode == 1
+    assert "routes[0].target: unknown target 'nope'" in result.stderr
+    assert_no_traceback(result.stderr)
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+def test_serve_proxies_requests_to_the_configured_target(tmp_path: Path) -> None:
+    with Upstream(echo) as upstream:
+        path = write_config(tmp_path, served_config(upstream.url))
+        with serving(path) as proxy, Client(proxy.port) as client:
+            response = client.request("POST", "/hello?x=1", body=b"ping")
+            assert response.status == 200
+            sent = response.json()
+            assert (sent["method"], sent["path"], sent["body"]) == ("POST", "/hello?x=1", "ping")
+            assert response.header("Via") == "1.1 quiver"
+            assert f"config loaded from {path}" in proxy.stderr
+            assert proxy.stop() == 0
+
+
+def test_serve_answers_a_missing_route_with_problem_json(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        """\
+        listen: 127.0.0.1:0
+        targets:
+          - name: backend
+            url: http://127.0.0.1:9
+        routes:
+          - name: api
+            paths: ["/api"]
+            target: backend
+        """,
+    )
+    with serving(path) as proxy, Client(proxy.port) as client:
+        response = client.request("GET", "/elsewhere")
+        assert response.status == 404
+        assert response.header("Content-Type") == "application/problem+json"
+        assert response.json()["detail"] == "no route matches GET /elsewhere"
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path: Path) -> None:
+    arrived = threading.Event()
+    release = threading.Event()
+
+    def slow(conn: Conn) -> None:
+        request = conn.read_request()
+        if request is None:
+            return
+        arrived.set()
+        release.wait(20)
+        conn.respond(200, b"finished", [("Content-Type", "text/plain")])
+
+    with Upstream(slow) as upstream:
+        path = write_config(tmp_path, served_config(upstream.url))
+        with serving(path) as proxy, Client(proxy.port, timeout=20) as client:
+            client.send(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert arrived.wait(10), "the request never reached the target"
+            proxy.signal(signal.SIGTERM)
+            proxy.wait_for("stopping: draining connections")
+            # the listener closes right after that line: new connections are refused
+            assert refuses_connections(proxy.port, within=2.0)
+            assert proxy.proc.poll() is None, "exited with a request still in flight"
+            release.set()
+            response = client.read_response()
+            assert (response.status, response.body) == (200, b"finished")
+            assert response.header("Connection") == "close"
+            assert client.is_closed_by_peer()
+            client.close()
+            started = time.monotonic()
+            assert proxy.wait(timeout=10) == 0
+            # once the last connection is gone the process leaves without sitting out
+            # the 10 s grace period
+            assert time.monotonic() - started < 1.5
+            assert_no_traceback(proxy.stderr)
+
+
+def test_sigterm_on_an_idle_proxy_exits_with_code_zero(tmp_path: Path) -> None:
+    with Upstream(echo) as upstream:
+        path = write_config(tmp_path, served_config(upstream.url))
+        with serving(path) as proxy:
+            with Client(proxy.port) as client:
+                assert client.request().status == 200  # leaves an idle keep-alive connection
+                started = time.monotonic()
+                assert proxy.stop(timeout=10) == 0
+                assert time.monotonic() - started < 3
+                assert client.is_closed_by_peer()
+            assert_no_traceback(proxy.stderr)
+
+
+def test_serve_with_an_invalid_config_exits_1_without_a_traceback(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "listen: 127.0.0.1:0\nworkerz: 2\n")
+    with QuiverProcess(["serve", "-c", str(path)]) as proc:
+        assert proc.wait(20) == 1
+        assert f"{path}:2: workerz: unknown key 'workerz'; did you mean 'workers'?" in proc.stderr
+        assert_no_traceback(proc.stderr)
+
+
+def test_serve_on_an_address_in_use_exits_1_with_a_readable_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write_config(
+            tmp_path,
+            served_config("http://127.0.0.1:9").replace("127.0.0.1:0", f"127.0.0.1:{port}"),
+        )
+        with QuiverProcess(["serve", "-c", str(path)]) as proc:
+            assert proc.wait(20) == 1
+            assert "Address already in use" in proc.stderr
+            assert_no_traceback(proc.stderr)
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_serve_rejects_a_bad_worker_count(tmp_path: Path, value: str) -> None:
+    path = write_config(tmp_path, served_config("http://127.0.0.1:9"))
+    with QuiverProcess(["serve", "-c", str(path), "--workers", value]) as proc:
+        assert proc.wait(20) != 0
+        assert "--workers" in proc.stderr
+        assert_no_traceback(proc.stderr)
+
+
+def test_serve_substitutes_environment_variables(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        """\
+        listen: ${PROXY_LISTEN}
+        targets:
+          - name: backend
+            url: http://127.0.0.1:${BACKEND_PORT}
+        routes:
+          - name: all
+            paths: ["${ROUTE_PREFIX:-/}"]
+            target: backend
+        """,
+    )
+    with Upstream(echo) as upstream:
+        env: dict[str, str | None] = {
+            "PROXY_LISTEN": "127.0.0.1:0",
+            "BACKEND_PORT": str(upstream.port),
+        }
+        with serving(path, env=env) as proxy, Client(proxy.port) as client:
+            response = client.request("GET", "/from-env")
+            assert response.status == 200
+            assert response.json()["path"] == "/from-env"
+        assert len(upstream.requests) == 1
+
+
+def test_serve_names_an_unset_environment_variable(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        """\
+        targets:
+          - name: backend
+            url: http://127.0.0.1:${QUIVER_TEST_UNSET_PORT}
+        """,
+    )
+    env: dict[str, str | None] = {"QUIVER_TEST_UNSET_PORT": None}
+    with QuiverProcess(["serve", "-c", str(path)], env=env) as proc:
+        assert proc.wait(20) == 1
+        assert "environment variable 'QUIVER_TEST_UNSET_PORT' is not set" in proc.stderr
+        assert f"{path}:3: targets[0].url" in proc.stderr
+        assert_no_traceback(proc.stderr)
+
+
+def test_serve_reads_quiver_yaml_from_the_working_directory(tmp_path: Path) -> None:
+    with Upstream(echo) as upstream:
+        write_config(tmp_path, served_config(upstream.url))
+        with serving(None, cwd=tmp_path) as proxy, Client(proxy.port) as client:
+            assert client.request("GET", "/here").json()["path"] == "/here"
+            assert "config loaded from quiver.yaml" in proxy.stderr
+
+
+def test_serve_reads_the_file_named_by_quiver_config(tmp_path: Path) -> None:
+    with Upstream(echo) as upstream:
+        path = write_config(tmp_path, served_config(upstream.url), name="elsewhere.yaml")
+        env: dict[str, str | None] = {"QUIVER_CONFIG": str(path)}
+        with serving(None, cwd=tmp_path, env=env) as proxy, Client(proxy.port) as client:
+            assert client.request("GET", "/named").json()["path"] == "/named"
+            assert f"config loaded from {path}" in proxy.stderr
+
+
+# -- the built-in demo ----------------------------------------------------------------------
+
+
+def test_demo_config_routes_everything_to_the_demo_target() -> None:
+    loop_ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    def run_demo_target() -> None:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        holder["loop"] = loop
+        server = loop.run_until_complete(loop.create_server(DemoProtocol, "127.0.0.1", 0))
+        holder["port"] = server.sockets[0].getsockname()[1]
+        loop_ready.set()
+        loop.run_forever()
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+        loop.close()
+
+    thread = threading.Thread(target=run_demo_target, daemon=True)
+    thread.start()
+    assert loop_ready.wait(10)
+    try:
+        config = demo_config(f"127.0.0.1:{holder['port']}", listen="127.0.0.1:0")
+        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+            response = client.request("POST", "/hello?name=quiver", body=b"12345")
+            assert response.status == 200
+            assert response.header("Content-Type") == "application/json"
+            echoed = response.json()
+            assert echoed["service"] == "quiver demo target"
+            assert (echoed["method"], echoed["path"], echoed["query"]) == (
+                "POST",
+                "/hello",
+                "name=quiver",
+            )
+            assert echoed["body_bytes"] == 5
+            assert echoed["headers"]["via"] == "1.1 quiver"
+    finally:
+        loop = holder["loop"]
+        loop.call_soon_threadsafe(loop.stop)  # type: ignore[attr-defined]
+        thread.join(10)
+
+
+def test_demo_config_listens_on_the_documented_default_address() -> None:
+    config = demo_config("127.0.0.1:9999")
+    assert [spec.address for spec in config.listen] == ["127.0.0.1:8080"]
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_serve_without_config_serves_the_demo_on_8080(tmp_path: Path) -> None:
+    # Without --listen the demo listens on the documented address.
+    if not _port_is_free(8080):
+        pytest.skip("127.0.0.1:8080 is in use on this machine; the demo cannot listen there")
+    with QuiverProcess(["serve"], cwd=tmp_path, env={"QUIVER_CONFIG": None}) as proc:
+        proc.wait_listening()
+        assert proc.port == 8080
+        assert "serving the built-in demo target" in proc.stderr
+        with Client(8080) as client:
+            response = client.request("GET", "/hello")
+            assert response.status == 200
+            assert response.json()["path"] == "/hello"
+        assert proc.stop() == 0
+
+
+def test_serve_without_config_reports_8080_in_use(tmp_path: Path) -> None:
+    if not _port_is_free(8080):
+        pytest.skip("127.0.0.1:8080 is in use on this machine; cannot hold it for the test")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 8080))
+        taken.listen()
+        with QuiverProcess(["serve"], cwd=tmp_path, env={"QUIVER_CONFIG": None}) as proc:
+            assert proc.wait(20) == 1
+            assert "Address already in use" in proc.stderr
+            assert_no_traceback(proc.stderr)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_without_config_on_a_chosen_address_serves_the_demo(
+    tmp_path: Path, workers: str
+) -> None:
+    args = ["serve", "--listen", "127.0.0.1:0", "--workers", workers]
+    with QuiverProcess(args, cwd=tmp_path, env={"QUIVER_CONFIG": None}) as proc:
+        proc.wait_listening()
+        assert proc.port != 8080
+        with Client(proc.port) as client:
+            response = client.request("GET", "/hello?name=quiver")
+            assert response.status == 200
+            body = response.json()
+            assert body["service"] == "quiver demo target"
+            assert (body["path"], body["query"]) == ("/hello", "name=quiver")
+            assert body["headers"]["x-forwarded-for"] == "127.0.0.1"
+        assert proc.stop() == 0
+
+
+def test_listen_option_rejects_a_malformed_address(tmp_path: Path) -> None:
+    result = run_quiver("serve", "--listen", "nowhere", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "--listen" in result.stderr
+    assert_no_traceback(result.stderr)
