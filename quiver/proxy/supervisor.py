@@ -92,12 +92,11 @@ class Supervisor:
                     (spec, listen_socket(address, reuse_port=True))
                     for spec, address in self._addresses
                 ]
-                run_worker(
-                    self.config,
-                    sockets,
-                    demo_socket=self.demo_socket,
-                    announce=lambda _addresses: os.write(ready_write, b"."),
-                )
+
+                def ready(_addresses: list[BoundAddress]) -> None:
+                    os.write(ready_write, b".")
+
+                run_worker(self.config, sockets, demo_socket=self.demo_socket, announce=ready)
             except BaseException:
                 log.exception("worker failed")
                 code = 1
