@@ -87,10 +87,11 @@ class Exchange(RequestHead):
             method = self.method.decode("latin-1")
             raise NotFound(f"no route matches {method} {path.decode('latin-1')}")
         route = self.route = match.value
-        limit = snapshot.limits.max_body_size
-        if limit is not None and self.content_length is not None and self.content_length > limit:
-            raise ContentTooLarge(f"request body of {self.content_length} bytes exceeds {limit}")
-        path = route.base_path + match.path
+        if self.content_length is not None:
+            limit = snapshot.limits.max_body_size
+            if limit is not None and self.content_length > limit:
+                size = self.content_length
+                raise ContentTooLarge(f"request body of {size} bytes exceeds {limit}")
         self.upstream_path = path + b"?" + self.query if self.query else path
         if self.expect_continue and self.version == b"1.1" and not self.body_received:
             # (RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored)

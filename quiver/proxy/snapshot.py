@@ -98,7 +98,11 @@ class Snapshot:
     route_cache: dict[tuple[bytes, bytes | None, bytes], Resolved] = field(default_factory=dict)
 
     def resolve(self, exchange: Exchange) -> Resolved:
-        """The normalized path and route of a request; raises BadRequest if malformed."""
+        """Where a request goes: ``(upstream path, match)``, or ``(path, None)`` if nowhere.
+
+        The upstream path is the target's base path joined to the route's path (query
+        not included). Raises BadRequest when the path or Host is malformed.
+        """
         key = (exchange.method, exchange.host_header, exchange.raw_path)
         resolved = self.route_cache.get(key)
         if resolved is not None:
@@ -108,7 +112,8 @@ class Snapshot:
             raise BadRequest("malformed request path")
         host = host_for_routing(exchange.host_header) if exchange.host_header else b""
         router = self.router
-        resolved = (path, router.match(exchange.method, host, path, exchange))
+        match = router.match(exchange.method, host, path, exchange)
+        resolved = (path, None) if match is None else (match.value.base_path + match.path, match)
         if not router.depends_on_headers:
             cache = self.route_cache
             if len(cache) >= _CACHE_SIZE:

@@ -177,7 +177,6 @@ class UpstreamConnection(asyncio.Protocol):
         "pool",
         "requests",
         "reset_parser",
-        "response_bytes",
         "transport",
         "tunnel",
         "write_paused",
@@ -190,7 +189,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange: Exchange | None = None
         self.deadline = 0.0
         self.requests = 0
-        self.response_bytes = 0
         self.head_buffer = b""
         self.head_done = False
         self.body_tail = 0
@@ -222,7 +220,7 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.on_tunnel_closed()
         elif self.head_done and self.close_delimited:
             exchange.on_response_end(self, reusable=False)
-        elif self.response_bytes:
+        elif self.head_done or self.head_buffer:
             exchange.on_upstream_failed(self, BadGateway("upstream closed mid-response"))
         elif isinstance(exc, ssl.SSLError):
             # e.g. a node that wants a client certificate says so after the handshake
@@ -242,9 +240,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.deadline = self.pool.loop.time() + self.pool.timeouts.read
             exchange.client.write(data)
             return
-        if self.deadline:
-            self.deadline = self.pool.loop.time() + self.pool.timeouts.read
-        self.response_bytes += len(data)
         if self.head_done:
             self.body_tail = -1  # all of this chunk is body
         else:
@@ -273,8 +268,10 @@ class UpstreamConnection(asyncio.Protocol):
                     exchange.out += (b"%x\r\n" % len(body), body, b"\r\n")
         if self.message_done:
             self._message_finished(exchange)
-        else:
-            exchange.flush()
+            return
+        if self.deadline:  # more is owed: the read timeout starts again
+            self.deadline = self.pool.loop.time() + self.pool.timeouts.read
+        exchange.flush()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -302,7 +299,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser = httptools.HttpResponseParser(_Decoder(self))
         self.exchange = exchange
         self.requests += 1
-        self.response_bytes = 0
         self.head_done = False
         self.close_delimited = False
         self.transport.write(data)  # type: ignore[union-attr]
@@ -381,12 +377,11 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.on_response_head(self, status, buffer[:end])
 
     def on_message_complete(self) -> None:
-        parser = self.parser
-        if 100 <= parser.get_status_code() < 200 and not parser.should_upgrade():
-            return
+        if not self.head_done:
+            return  # the end of an interim (1xx) response
         self.message_done = True
         # llhttp forgets keep-alive once the callback returns
-        self.keep_alive = parser.should_keep_alive()
+        self.keep_alive = self.parser.should_keep_alive()
 
     # -- internals --------------------------------------------------------------------
 
