@@ -13,24 +13,17 @@ import pytest
 
 from quiver import __version__
 from quiver.demo import DemoProtocol, demo_config
-from tests.support.process import QuiverProcess, run_quiver, serving, write_config
+from tests.support.process import (
+    QuiverProcess,
+    catch_all_config,
+    run_quiver,
+    serving,
+    write_config,
+)
 from tests.support.proxy import Client, RunningProxy
 from tests.support.upstream import Conn, Upstream, echo
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def served_config(upstream_url: str) -> str:
-    return f"""\
-        listen: 127.0.0.1:0
-        targets:
-          - name: backend
-            url: {upstream_url}
-        routes:
-          - name: all
-            paths: ["/"]
-            target: backend
-        """
 
 
 def refuses_connections(port: int, within: float) -> bool:
@@ -97,7 +90,7 @@ def test_check_without_config_option_is_a_usage_error() -> None:
 
 
 def test_check_accepts_a_valid_file(tmp_path: Path) -> None:
-    path = write_config(tmp_path, served_config("http://127.0.0.1:9001"))
+    path = write_config(tmp_path, catch_all_config("http://127.0.0.1:9001"))
     result = run_quiver("check", "-c", str(path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{path}: OK (1 targets, 1 routes, 1 listen addresses)"
@@ -237,7 +230,7 @@ def test_routes_of_an_invalid_file_fails_like_check(tmp_path: Path) -> None:
 
 def test_serve_proxies_requests_to_the_configured_target(tmp_path: Path) -> None:
     with Upstream(echo) as upstream:
-        path = write_config(tmp_path, served_config(upstream.url))
+        path = write_config(tmp_path, catch_all_config(upstream.url))
         with serving(path) as proxy, Client(proxy.port) as client:
             response = client.request("POST", "/hello?x=1", body=b"ping")
             assert response.status == 200
@@ -282,7 +275,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path: Pat
         conn.respond(200, b"finished", [("Content-Type", "text/plain")])
 
     with Upstream(slow) as upstream:
-        path = write_config(tmp_path, served_config(upstream.url))
+        path = write_config(tmp_path, catch_all_config(upstream.url))
         with serving(path) as proxy, Client(proxy.port, timeout=20) as client:
             client.send(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
             assert arrived.wait(10), "the request never reached the target"
@@ -307,7 +300,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path: Pat
 
 def test_sigterm_on_an_idle_proxy_exits_with_code_zero(tmp_path: Path) -> None:
     with Upstream(echo) as upstream:
-        path = write_config(tmp_path, served_config(upstream.url))
+        path = write_config(tmp_path, catch_all_config(upstream.url))
         with serving(path) as proxy:
             with Client(proxy.port) as client:
                 assert client.request().status == 200  # leaves an idle keep-alive connection
@@ -332,8 +325,7 @@ def test_serve_on_an_address_in_use_exits_1_with_a_readable_error(tmp_path: Path
         taken.listen()
         port = taken.getsockname()[1]
         path = write_config(
-            tmp_path,
-            served_config("http://127.0.0.1:9").replace("127.0.0.1:0", f"127.0.0.1:{port}"),
+            tmp_path, catch_all_config("http://127.0.0.1:9", listen=f"127.0.0.1:{port}")
         )
         with QuiverProcess(["serve", "-c", str(path)]) as proc:
             assert proc.wait(20) == 1
@@ -343,7 +335,7 @@ def test_serve_on_an_address_in_use_exits_1_with_a_readable_error(tmp_path: Path
 
 @pytest.mark.parametrize("value", ["0", "many"])
 def test_serve_rejects_a_bad_worker_count(tmp_path: Path, value: str) -> None:
-    path = write_config(tmp_path, served_config("http://127.0.0.1:9"))
+    path = write_config(tmp_path, catch_all_config("http://127.0.0.1:9"))
     with QuiverProcess(["serve", "-c", str(path), "--workers", value]) as proc:
         assert proc.wait(20) != 0
         assert "--workers" in proc.stderr
@@ -395,7 +387,7 @@ def test_serve_names_an_unset_environment_variable(tmp_path: Path) -> None:
 
 def test_serve_reads_quiver_yaml_from_the_working_directory(tmp_path: Path) -> None:
     with Upstream(echo) as upstream:
-        write_config(tmp_path, served_config(upstream.url))
+        write_config(tmp_path, catch_all_config(upstream.url))
         with serving(None, cwd=tmp_path) as proxy, Client(proxy.port) as client:
             assert client.request("GET", "/here").json()["path"] == "/here"
             assert "config loaded from quiver.yaml" in proxy.stderr
@@ -403,7 +395,7 @@ def test_serve_reads_quiver_yaml_from_the_working_directory(tmp_path: Path) -> N
 
 def test_serve_reads_the_file_named_by_quiver_config(tmp_path: Path) -> None:
     with Upstream(echo) as upstream:
-        path = write_config(tmp_path, served_config(upstream.url), name="elsewhere.yaml")
+        path = write_config(tmp_path, catch_all_config(upstream.url), name="elsewhere.yaml")
         env: dict[str, str | None] = {"QUIVER_CONFIG": str(path)}
         with serving(None, cwd=tmp_path, env=env) as proxy, Client(proxy.port) as client:
             assert client.request("GET", "/named").json()["path"] == "/named"

@@ -37,6 +37,12 @@ def echo_upstream(start_upstream: StartUpstream) -> Upstream:
 
 
 @pytest.fixture
+def node(echo_upstream: Upstream) -> Upstream:
+    """``echo_upstream``, the node behind ``proxy``, under the name data-plane tests use."""
+    return echo_upstream
+
+
+@pytest.fixture
 def start_proxy() -> Iterator[StartProxy]:
     """Starts proxies from a Config, or from ``make_config`` arguments; all stopped after."""
     started: list[RunningProxy] = []

@@ -17,7 +17,13 @@ import pytest
 from tests.proxy.conftest import StartProxy, StartUpstream
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy
-from tests.support.upstream import Conn, Upstream, reset_after_request, silent
+from tests.support.upstream import (
+    Conn,
+    Upstream,
+    reset_after_request,
+    silent,
+    silent_until_closed,
+)
 
 
 def closed_port() -> int:
@@ -40,6 +46,24 @@ def proxy_with(
     )
 
 
+def proxy_with_api_route_only(start_proxy: StartProxy, echo: Upstream) -> RunningProxy:
+    """Only ``/api`` has a route, to ``echo``."""
+    return start_proxy(
+        {"backend": echo.url}, [{"name": "api", "paths": ["/api"], "target": "backend"}]
+    )
+
+
+def proxy_with_refusing_target(start_proxy: StartProxy, echo: Upstream) -> RunningProxy:
+    """``/failing`` goes to a port nothing listens on, ``/ok`` to ``echo``; no other routes."""
+    return start_proxy(
+        {"backend": echo.url, "failing": f"http://127.0.0.1:{closed_port()}"},
+        [
+            {"name": "failing", "paths": ["/failing"], "target": "failing"},
+            {"name": "ok", "paths": ["/ok"], "target": "backend"},
+        ],
+    )
+
+
 def assert_still_serving(client: Client) -> None:
     response = client.request("GET", "/ok")
     assert response.status == 200
@@ -57,9 +81,7 @@ def assert_new_connection_served(proxy: RunningProxy) -> None:
 def test_unmatched_path_gets_404_problem_and_the_connection_stays_usable(
     start_proxy: StartProxy, echo_upstream: Upstream
 ) -> None:
-    proxy = start_proxy(
-        {"backend": echo_upstream.url}, [{"name": "api", "paths": ["/api"], "target": "backend"}]
-    )
+    proxy = proxy_with_api_route_only(start_proxy, echo_upstream)
     with Client(proxy.port, timeout=5) as client:
         response = client.request("GET", "/nothing/here")
         problem = assert_problem(response, 404)
@@ -76,9 +98,7 @@ def test_unmatched_path_gets_404_problem_and_the_connection_stays_usable(
 def test_unmatched_post_with_body_gets_404_and_the_body_is_not_taken_for_a_request(
     start_proxy: StartProxy, echo_upstream: Upstream
 ) -> None:
-    proxy = start_proxy(
-        {"backend": echo_upstream.url}, [{"name": "api", "paths": ["/api"], "target": "backend"}]
-    )
+    proxy = proxy_with_api_route_only(start_proxy, echo_upstream)
     body = b"GET /api/smuggled HTTP/1.1\r\nHost: example.test\r\n\r\n"
     with Client(proxy.port, timeout=5) as client:
         response = client.request("POST", "/nothing", body=body)
@@ -183,15 +203,6 @@ def test_target_answering_garbage_gets_502(
         problem = assert_problem(client.request("GET", "/failing/x"), 502)
         assert "Traceback" not in problem["detail"]
         assert_still_serving(client)
-
-
-def silent_until_closed(conn: Conn) -> None:
-    while True:
-        try:
-            if not conn.sock.recv(65536):
-                return
-        except OSError:
-            return
 
 
 CUT_RESPONSES = {
@@ -304,13 +315,7 @@ def test_target_stalling_mid_body_past_its_read_timeout_cuts_the_client_connecti
 def test_error_answer_to_head_has_no_body(
     path: str, status: int, start_proxy: StartProxy, echo_upstream: Upstream
 ) -> None:
-    proxy = start_proxy(
-        {"backend": echo_upstream.url, "failing": f"http://127.0.0.1:{closed_port()}"},
-        [
-            {"name": "failing", "paths": ["/failing"], "target": "failing"},
-            {"name": "ok", "paths": ["/ok"], "target": "backend"},
-        ],
-    )
+    proxy = proxy_with_refusing_target(start_proxy, echo_upstream)
     with Client(proxy.port, timeout=5) as client:
         response = client.request("HEAD", path)
         assert_problem(response, status, head=True)
@@ -322,13 +327,7 @@ def test_error_answer_to_head_has_no_body(
 def test_client_request_id_is_echoed_in_errors(
     path: str, status: int, start_proxy: StartProxy, echo_upstream: Upstream
 ) -> None:
-    proxy = start_proxy(
-        {"backend": echo_upstream.url, "failing": f"http://127.0.0.1:{closed_port()}"},
-        [
-            {"name": "failing", "paths": ["/failing"], "target": "failing"},
-            {"name": "ok", "paths": ["/ok"], "target": "backend"},
-        ],
-    )
+    proxy = proxy_with_refusing_target(start_proxy, echo_upstream)
     with Client(proxy.port, timeout=5) as client:
         response = client.request("GET", path, headers={"X-Request-ID": "client-chosen-42"})
         problem = assert_problem(response, status)
@@ -342,9 +341,7 @@ def test_client_request_id_is_echoed_in_errors(
 def test_unusable_client_request_id_is_replaced_in_errors(
     unusable: str, start_proxy: StartProxy, echo_upstream: Upstream
 ) -> None:
-    proxy = start_proxy(
-        {"backend": echo_upstream.url}, [{"name": "api", "paths": ["/api"], "target": "backend"}]
-    )
+    proxy = proxy_with_api_route_only(start_proxy, echo_upstream)
     with Client(proxy.port, timeout=5) as client:
         response = client.request("GET", "/nothing", headers={"X-Request-ID": unusable})
         problem = assert_problem(response, 404)

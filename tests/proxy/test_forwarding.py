@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.proxy import RunningProxy, make_config
+from tests.support.proxy import RunningProxy, make_config, serve
 from tests.support.streams import Wire, WireResponse
 from tests.support.upstream import Conn, Upstream
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def node() -> Iterator[Upstream]:
-    with Upstream() as upstream:
-        yield upstream
-
-
-@pytest.fixture
-def proxy(node: Upstream) -> Iterator[RunningProxy]:
-    with RunningProxy(make_config({"backend": node.url})) as running:
-        yield running
 
 
 def call(port: int, raw: bytes) -> WireResponse:
@@ -254,7 +241,7 @@ def test_hop_by_hop_response_headers_are_not_relayed() -> None:
                 ],
             )
 
-    with Upstream(handler) as node, RunningProxy(make_config({"backend": node.url})) as proxy:
+    with serve(handler) as (_, proxy):
         response = get(proxy.port)
     assert response.status == 200
     assert response.body == b"ok"
@@ -295,7 +282,7 @@ def test_end_to_end_response_headers_keep_their_order_and_repeats() -> None:
         while conn.read_request() is not None:
             conn.respond(200, b"{}", [("Content-Type", "application/json"), *fields])
 
-    with Upstream(handler) as node, RunningProxy(make_config({"backend": node.url})) as proxy:
+    with serve(handler) as (_, proxy):
         response = get(proxy.port)
     relayed = [
         (n, v)
@@ -312,7 +299,7 @@ def test_response_status_and_reason_are_relayed() -> None:
         while conn.read_request() is not None:
             conn.respond(418, b"short and stout", reason="I'm a teapot")
 
-    with Upstream(handler) as node, RunningProxy(make_config({"backend": node.url})) as proxy:
+    with serve(handler) as (_, proxy):
         response = get(proxy.port)
     assert (response.status, response.head.reason) == (418, "I'm a teapot")
     assert response.body == b"short and stout"

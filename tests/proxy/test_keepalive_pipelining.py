@@ -5,27 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.support.proxy import RunningProxy, make_config
-from tests.support.streams import Wire, json_response
-from tests.support.upstream import Conn, Upstream
+from tests.support.proxy import RunningProxy, make_config, serve
+from tests.support.streams import Wire
+from tests.support.upstream import Conn, Upstream, json_response
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def node() -> Iterator[Upstream]:
-    with Upstream() as upstream:
-        yield upstream
-
-
-@pytest.fixture
-def proxy(node: Upstream) -> Iterator[RunningProxy]:
-    with RunningProxy(make_config({"backend": node.url})) as running:
-        yield running
 
 
 # ----------------------------------------------------------------------- keep-alive
@@ -143,11 +130,7 @@ def _chunked_node(conn: Conn) -> None:
 @pytest.mark.parametrize("keep_alive", [False, True])
 def test_http10_client_gets_a_chunked_response_as_a_close_delimited_body(keep_alive: bool) -> None:
     extra = b"Connection: keep-alive\r\n" if keep_alive else b""
-    with (
-        Upstream(_chunked_node) as node,
-        RunningProxy(make_config({"backend": node.url})) as proxy,
-        Wire(proxy.port) as wire,
-    ):
+    with serve(_chunked_node) as (_, proxy), Wire(proxy.port) as wire:
         wire.send(b"GET /c HTTP/1.0\r\nHost: t\r\n" + extra + b"\r\n")
         response = wire.read_response()
         assert response.status == 200
@@ -171,11 +154,7 @@ def _close_delimited_node(conn: Conn) -> None:
 @pytest.mark.parametrize("keep_alive", [False, True])
 def test_http10_client_gets_a_close_delimited_response_as_it_is(keep_alive: bool) -> None:
     extra = b"Connection: keep-alive\r\n" if keep_alive else b""
-    with (
-        Upstream(_close_delimited_node) as node,
-        RunningProxy(make_config({"backend": node.url})) as proxy,
-        Wire(proxy.port) as wire,
-    ):
+    with serve(_close_delimited_node) as (_, proxy), Wire(proxy.port) as wire:
         wire.send(b"GET /d HTTP/1.0\r\nHost: t\r\n" + extra + b"\r\n")
         response = wire.read_response()
         assert response.status == 200
@@ -241,11 +220,7 @@ def test_pipelined_requests_stay_in_order_when_the_first_answer_is_slow() -> Non
                 time.sleep(0.3)  # a slow node, not synchronisation
             json_response(conn, request)
 
-    with (
-        Upstream(handler) as node,
-        RunningProxy(make_config({"backend": node.url})) as proxy,
-        Wire(proxy.port) as wire,
-    ):
+    with serve(handler) as (_, proxy), Wire(proxy.port) as wire:
         paths = ["/slow", "/fast/1", "/slow/2", "/fast/3"]
         wire.send(b"".join(wire.request("GET", p) for p in paths))
         assert [wire.read_response().json()["path"] for _ in paths] == paths
@@ -286,7 +261,7 @@ def test_pipelined_head_request_leaves_no_bytes_for_the_next_response() -> None:
             else:
                 conn.respond(200, body)
 
-    with Upstream(handler) as node, RunningProxy(make_config({"backend": node.url})) as proxy:
+    with serve(handler) as (node, proxy):
         with Wire(proxy.port) as wire:
             wire.send(
                 wire.request("GET", "/1") + wire.request("HEAD", "/2") + wire.request("GET", "/3")

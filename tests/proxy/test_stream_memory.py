@@ -23,7 +23,7 @@ from pathlib import Path
 import httptools
 import pytest
 
-from tests.support.process import rss_bytes, serving, write_config
+from tests.support.process import catch_all_config, rss_bytes, serving, write_config
 from tests.support.upstream import Conn, Upstream
 
 pytestmark = pytest.mark.timeout(240)
@@ -216,19 +216,7 @@ def upload(port: int, size: int, *, chunked: bool) -> tuple[int, dict[str, objec
 
 
 def proxy_config(tmp_path: Path, upstream: Upstream) -> Path:
-    return write_config(
-        tmp_path,
-        f"""\
-        listen: 127.0.0.1:0
-        targets:
-          - name: backend
-            url: {upstream.url}
-        routes:
-          - name: all
-            paths: ["/"]
-            target: backend
-        """,
-    )
+    return write_config(tmp_path, catch_all_config(upstream.url))
 
 
 def report(label: str, seconds: float, baseline: int, sampler: RssSampler) -> None:

@@ -8,12 +8,10 @@ import hashlib
 import json
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
-from tests.support.proxy import RunningProxy, make_config
+from tests.support.proxy import RunningProxy, make_config, serve
 from tests.support.streams import (
     BodyReader,
     MiB,
@@ -33,25 +31,6 @@ BIG = 64 * MiB
 # What the proxy may hold in user space for one connection while a side is stalled:
 # a few socket reads and the transports' high-water marks, far below the body size.
 USER_SPACE_BOUND = 4 * MiB
-
-
-@pytest.fixture
-def node() -> Iterator[Upstream]:
-    with Upstream() as upstream:
-        yield upstream
-
-
-@pytest.fixture
-def proxy(node: Upstream) -> Iterator[RunningProxy]:
-    with RunningProxy(make_config({"backend": node.url})) as running:
-        yield running
-
-
-@contextmanager
-def serve(handler: Handler) -> Iterator[tuple[Upstream, RunningProxy]]:
-    """A node running ``handler`` and a proxy in front of it."""
-    with Upstream(handler) as node, RunningProxy(make_config({"backend": node.url})) as proxy:
-        yield node, proxy
 
 
 # ----------------------------------------------------------------------- request bodies

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import trustme
 
 from quiver.config.models import Target
 from quiver.proxy.tls import warn_unverified
-from tests.support.process import serving, write_config
+from tests.support.process import catch_all_config, serving, write_config
 from tests.support.proxy import Client, RunningProxy
 from tests.support.upstream import Conn, Upstream, echo
 
@@ -88,35 +87,17 @@ def peer_dns_names(client: Client) -> list[str]:
 
 
 def tls_listen_config(upstream_url: str, *certs: CertFiles, min_version: str = "1.2") -> str:
-    listed = "\n".join(f"        - {{cert: '{files.cert}', key: '{files.key}'}}" for files in certs)
-    return textwrap.dedent(
-        f"""\
-            listen:
-              - address: 127.0.0.1:0
-                tls:
-                  min_version: "{min_version}"
-                  certificates:
-            LISTED
-            targets:
-              - name: backend
-                url: {upstream_url}
-            routes:
-              - name: all
-                paths: ["/"]
-                target: backend
-            """
-    ).replace("LISTED", listed)
+    certificates = [{"cert": str(files.cert), "key": str(files.key)} for files in certs]
+    tls = {"min_version": min_version, "certificates": certificates}
+    # JSON is YAML: the listen list in flow style
+    return catch_all_config(
+        upstream_url, listen=json.dumps([{"address": "127.0.0.1:0", "tls": tls}])
+    )
 
 
 @pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    with Upstream(echo) as server:
-        yield server
-
-
-@pytest.fixture
-def tls_proxy(pki: Pki, upstream: Upstream) -> Iterator[RunningProxy]:
-    with RunningProxy(tls_listen_config(upstream.url, pki.a, pki.b, pki.wildcard)) as proxy:
+def tls_proxy(pki: Pki, echo_upstream: Upstream) -> Iterator[RunningProxy]:
+    with RunningProxy(tls_listen_config(echo_upstream.url, pki.a, pki.b, pki.wildcard)) as proxy:
         yield proxy
 
 
@@ -176,8 +157,8 @@ def test_tls_1_1_is_refused(pki: Pki, tls_proxy: RunningProxy) -> None:
         Client(tls_proxy.port, tls=context, server_hostname="a.test")
 
 
-def test_min_version_1_3_refuses_tls_1_2(pki: Pki, upstream: Upstream) -> None:
-    with RunningProxy(tls_listen_config(upstream.url, pki.a, min_version="1.3")) as proxy:
+def test_min_version_1_3_refuses_tls_1_2(pki: Pki, echo_upstream: Upstream) -> None:
+    with RunningProxy(tls_listen_config(echo_upstream.url, pki.a, min_version="1.3")) as proxy:
         context = client_context(pki)
         context.maximum_version = ssl.TLSVersion.TLSv1_2
         with pytest.raises(ssl.SSLError):
@@ -188,13 +169,13 @@ def test_min_version_1_3_refuses_tls_1_2(pki: Pki, upstream: Upstream) -> None:
 
 
 def test_plain_http_to_a_tls_port_does_not_reach_the_target(
-    tls_proxy: RunningProxy, upstream: Upstream
+    tls_proxy: RunningProxy, echo_upstream: Upstream
 ) -> None:
     with Client(tls_proxy.port, timeout=5) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
         data = client.read_until_close()
     assert b"HTTP/1.1 200" not in data
-    assert upstream.requests == []
+    assert echo_upstream.requests == []
 
 
 def _assert_client_can_speak(pki: Pki, context: ssl.SSLContext, version: str) -> None:

@@ -5,35 +5,23 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from tests.support.proxy import RunningProxy, make_config
+from tests.support.proxy import RunningProxy, make_config, serve
 from tests.support.streams import (
     MiB,
     Payload,
     Progress,
     Wire,
     idle_upstream_connections,
-    json_response,
     send_counted,
     wait_for,
 )
-from tests.support.upstream import Conn, Handler, Request, Upstream, echo
+from tests.support.upstream import Conn, Handler, Request, Upstream, echo, json_response
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@contextmanager
-def serve(handler: Handler, **extra: Any) -> Iterator[tuple[Upstream, RunningProxy]]:
-    with (
-        Upstream(handler) as node,
-        RunningProxy(make_config({"backend": node.url}, **extra)) as proxy,
-    ):
-        yield node, proxy
 
 
 def get(
@@ -79,18 +67,27 @@ class PerConnection:
             self.served.append(paths)
             return paths
 
+    def echo(self, conn: Conn) -> None:
+        """A handler answering like ``echo`` and recording the paths of its connection."""
+        paths = self.open()
+        while (request := conn.read_request()) is not None:
+            paths.append(request.path)
+            json_response(conn, request)
+
 
 # ----------------------------------------------------------------------- reuse and retirement
 
 
-def test_connection_the_node_closes_after_answering_is_not_reused() -> None:
-    def handler(conn: Conn) -> None:
-        request = conn.read_request()
-        if request is not None:
-            json_response(conn, request)  # no "Connection: close", then gone
-        conn.close()
+def answer_once_then_close(conn: Conn) -> None:
+    """Answers one request like ``echo`` (no "Connection: close"), then closes."""
+    request = conn.read_request()
+    if request is not None:
+        json_response(conn, request)
+    conn.close()
 
-    with serve(handler) as (node, proxy), Wire(proxy.port) as wire:
+
+def test_connection_the_node_closes_after_answering_is_not_reused() -> None:
+    with serve(answer_once_then_close) as (node, proxy), Wire(proxy.port) as wire:
         for index in range(20):
             response = get(wire, f"/s/{index}")
             assert response.status == 200, response.body
@@ -99,13 +96,7 @@ def test_connection_the_node_closes_after_answering_is_not_reused() -> None:
 
 
 def test_non_idempotent_request_after_an_idle_close_goes_on_a_new_connection() -> None:
-    def handler(conn: Conn) -> None:
-        request = conn.read_request()
-        if request is not None:
-            json_response(conn, request)
-        conn.close()
-
-    with serve(handler) as (node, proxy), Wire(proxy.port) as wire:
+    with serve(answer_once_then_close) as (node, proxy), Wire(proxy.port) as wire:
         for index in range(3):
             response = get(wire, f"/p/{index}", "POST", b"body")
             assert response.status == 200, response.body
@@ -239,14 +230,7 @@ def test_http10_node_without_keep_alive_is_not_reused() -> None:
 
 def test_max_requests_retires_a_connection_after_that_many_requests() -> None:
     record = PerConnection()
-
-    def handler(conn: Conn) -> None:
-        paths = record.open()
-        while (request := conn.read_request()) is not None:
-            paths.append(request.path)
-            json_response(conn, request)
-
-    with serve(handler, pool={"max_requests": 2}) as (node, proxy), Wire(proxy.port) as wire:
+    with serve(record.echo, pool={"max_requests": 2}) as (node, proxy), Wire(proxy.port) as wire:
         for index in range(5):
             assert get(wire, f"/r/{index}").status == 200
     assert record.served == [["/r/0", "/r/1"], ["/r/2", "/r/3"], ["/r/4"]]
@@ -255,14 +239,7 @@ def test_max_requests_retires_a_connection_after_that_many_requests() -> None:
 
 def test_target_pool_settings_override_the_global_ones() -> None:
     record = PerConnection()
-
-    def handler(conn: Conn) -> None:
-        paths = record.open()
-        while (request := conn.read_request()) is not None:
-            paths.append(request.path)
-            json_response(conn, request)
-
-    with Upstream(handler) as node:
+    with Upstream(record.echo) as node:
         config = make_config({"backend": node.url}, pool={"max_requests": 100})
         data = config.model_dump()
         data["targets"][0]["pool"] = {"max_requests": 1}

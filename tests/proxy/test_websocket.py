@@ -6,23 +6,20 @@ import hashlib
 import os
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
-from tests.support.proxy import RunningProxy, make_config
+from tests.support.proxy import RunningProxy, make_config, serve
 from tests.support.streams import (
     MiB,
     Payload,
     Progress,
     Wire,
-    json_response,
     proxy_buffered_bytes,
     send_counted,
     wait_until_stalled,
 )
-from tests.support.upstream import Conn, Handler, Request, Upstream
+from tests.support.upstream import Conn, Request, Upstream, json_response
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -71,12 +68,6 @@ class EchoNode:
                 self.peer_closed.set()
                 return
             conn.send(data)
-
-
-@contextmanager
-def serve(handler: Handler) -> Iterator[tuple[Upstream, RunningProxy]]:
-    with Upstream(handler) as node, RunningProxy(make_config({"backend": node.url})) as proxy:
-        yield node, proxy
 
 
 def open_tunnel(wire: Wire, early: bytes = b"") -> None:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -17,38 +16,22 @@ from tests.support.process import (
     WORKER_EXITED,
     WORKER_STARTED,
     QuiverProcess,
+    catch_all_config,
     parent_pid,
     process_alive,
     serving,
     write_config,
 )
 from tests.support.proxy import Client, Response
-from tests.support.upstream import Upstream, echo
+from tests.support.streams import wait_for
+from tests.support.upstream import Upstream
 
 pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    with Upstream(echo) as server:
-        yield server
-
-
-@pytest.fixture
-def config(tmp_path: Path, upstream: Upstream) -> Path:
-    return write_config(
-        tmp_path,
-        f"""\
-        listen: 127.0.0.1:0
-        targets:
-          - name: backend
-            url: {upstream.url}
-        routes:
-          - name: all
-            paths: ["/"]
-            target: backend
-        """,
-    )
+def config(tmp_path: Path, echo_upstream: Upstream) -> Path:
+    return write_config(tmp_path, catch_all_config(echo_upstream.url))
 
 
 def fresh_request(proxy: QuiverProcess, path: str = "/") -> Response:
@@ -79,15 +62,6 @@ def started_workers(proxy: QuiverProcess, count: int) -> list[int]:
     return [int(match.group(1)) for match in proxy.wait_for(WORKER_STARTED, count=count)]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def none_alive(pids: list[int]) -> bool:
     return not any(process_alive(pid) for pid in pids)
 
@@ -116,21 +90,8 @@ def test_listening_is_logged_once_connections_are_accepted(config: Path, workers
             assert client.request().status == 200
 
 
-def test_workers_count_from_the_config_file(tmp_path: Path, upstream: Upstream) -> None:
-    path = write_config(
-        tmp_path,
-        f"""\
-        listen: 127.0.0.1:0
-        workers: 2
-        targets:
-          - name: backend
-            url: {upstream.url}
-        routes:
-          - name: all
-            paths: ["/"]
-            target: backend
-        """,
-    )
+def test_workers_count_from_the_config_file(tmp_path: Path, echo_upstream: Upstream) -> None:
+    path = write_config(tmp_path, catch_all_config(echo_upstream.url, workers=2))
     with serving(path) as proxy:
         assert len(set(started_workers(proxy, 2))) == 2
         fresh_request(proxy)
@@ -147,7 +108,7 @@ def test_killed_worker_is_replaced_and_requests_keep_succeeding(config: Path) ->
         replacement = started_workers(proxy, 3)[2]
         assert replacement not in (first, second)
         assert parent_pid(replacement) == proxy.pid
-        assert wait_until(lambda: not process_alive(first), 5)
+        assert wait_for(lambda: not process_alive(first), 5)
         tags = set()
         for index in range(60):
             response = fresh_request(proxy, f"/after{index}")
@@ -193,7 +154,7 @@ def test_sigterm_while_workers_are_starting_stops_the_master(config: Path) -> No
                 pytest.fail(f"SIGTERM during start-up was ignored; stderr:\n{proxy.stderr}")
             assert code == 0
             workers = [int(m.group(1)) for m in WORKER_STARTED.finditer(proxy.stderr)]
-            assert wait_until(partial(none_alive, workers), 5)
+            assert wait_for(partial(none_alive, workers), 5)
 
 
 def test_sigint_on_the_master_stops_every_worker(config: Path) -> None:

@@ -52,6 +52,24 @@ def write_config(directory: Path, text: str, name: str = "quiver.yaml") -> Path:
     return path
 
 
+def catch_all_config(
+    target_url: str, *, listen: str = "127.0.0.1:0", workers: int | None = None
+) -> str:
+    """Config text routing every path to its one target, ``backend`` at ``target_url``."""
+    workers_setting = f"workers: {workers}\n" if workers is not None else ""
+    return f"listen: {listen}\n{workers_setting}" + textwrap.dedent(
+        f"""\
+        targets:
+          - name: backend
+            url: {target_url}
+        routes:
+          - name: all
+            paths: ["/"]
+            target: backend
+        """
+    )
+
+
 def _environment(extra: dict[str, str | None] | None) -> dict[str, str]:
     """The test's environment with ``extra`` applied; a None value removes the variable."""
     env = dict(os.environ)

@@ -7,6 +7,7 @@ import contextlib
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ import uvloop
 from quiver.config import load_config_text
 from quiver.config.models import Config
 from quiver.proxy.server import BoundAddress, ProxyServer, listen_socket
+from tests.support.fields import field_value
+from tests.support.upstream import Handler, Upstream
 
 
 def make_config(
@@ -110,6 +113,16 @@ class RunningProxy:
         self.close()
 
 
+@contextlib.contextmanager
+def serve(handler: Handler, **extra: Any) -> Iterator[tuple[Upstream, RunningProxy]]:
+    """A node running ``handler`` and a proxy in front of it (``extra`` as for ``make_config``)."""
+    with (
+        Upstream(handler) as node,
+        RunningProxy(make_config({"backend": node.url}, **extra)) as proxy,
+    ):
+        yield node, proxy
+
+
 @dataclass
 class Response:
     status: int
@@ -120,8 +133,7 @@ class Response:
     complete: bool = False
 
     def header(self, name: str) -> str | None:
-        values = [v for n, v in self.headers if n.lower() == name.lower()]
-        return ", ".join(values) if values else None
+        return field_value(self.headers, name)
 
     def json(self) -> Any:
         import json

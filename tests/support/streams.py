@@ -20,7 +20,8 @@ from typing import Any
 
 import httptools
 
-from tests.support.upstream import Conn, Request
+from tests.support.fields import field_value, field_values
+from tests.support.upstream import Conn
 
 MiB = 1024 * 1024
 
@@ -37,11 +38,10 @@ class Head:
     raw: bytes
 
     def header(self, name: str) -> str | None:
-        values = self.all(name)
-        return ", ".join(values) if values else None
+        return field_value(self.headers, name)
 
     def all(self, name: str) -> list[str]:
-        return [v for n, v in self.headers if n.lower() == name.lower()]
+        return field_values(self.headers, name)
 
     def has(self, name: str) -> bool:
         return any(n.lower() == name.lower() for n, _ in self.headers)
@@ -262,21 +262,6 @@ class Wire:
         self.close()
 
 
-def json_response(conn: Conn, request: Request, **extra: Any) -> None:
-    """Answer with the JSON ``echo`` gives, plus ``extra`` keys."""
-    body = json.dumps(
-        {
-            "method": request.method,
-            "path": request.path,
-            "headers": request.headers,
-            "body_length": len(request.body),
-            "body": request.body[:1000].decode("latin-1"),
-            **extra,
-        }
-    ).encode()
-    conn.respond(200, body, [("Content-Type", "application/json")])
-
-
 # ----------------------------------------------------------------------- big bodies
 
 
@@ -405,8 +390,7 @@ class BodyReader:
         self.complete = True
 
     def header(self, name: str) -> str | None:
-        values = [v for n, v in self.headers if n.lower() == name.lower()]
-        return ", ".join(values) if values else None
+        return field_value(self.headers, name)
 
     def read(self) -> None:
         sock = self.conn.sock

@@ -9,8 +9,11 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httptools
+
+from tests.support.fields import field_value
 
 
 @dataclass
@@ -23,8 +26,7 @@ class Request:
     keep_alive: bool = True
 
     def header(self, name: str) -> str | None:
-        values = [v for n, v in self.headers if n.lower() == name.lower()]
-        return ", ".join(values) if values else None
+        return field_value(self.headers, name)
 
 
 class _RequestReader:
@@ -123,22 +125,28 @@ class Conn:
 Handler = Callable[[Conn], None]
 
 
+def json_response(conn: Conn, request: Request, **extra: Any) -> None:
+    """Answer with JSON describing ``request`` (what ``echo`` sends), plus ``extra`` keys."""
+    body = json.dumps(
+        {
+            "method": request.method,
+            "path": request.path,
+            "headers": request.headers,
+            "body_length": len(request.body),
+            "body": request.body[:1000].decode("latin-1"),
+            **extra,
+        }
+    ).encode()
+    conn.respond(200, body, [("Content-Type", "application/json")])
+
+
 def echo(conn: Conn) -> None:
     """Answers every request with JSON describing it; keep-alive until the peer closes."""
     while True:
         request = conn.read_request()
         if request is None:
             return
-        body = json.dumps(
-            {
-                "method": request.method,
-                "path": request.path,
-                "headers": request.headers,
-                "body_length": len(request.body),
-                "body": request.body[:1000].decode("latin-1"),
-            }
-        ).encode()
-        conn.respond(200, body, [("Content-Type", "application/json")])
+        json_response(conn, request)
         if not request.keep_alive:
             conn.close()
             return
@@ -201,16 +209,20 @@ class Upstream:
         self.close()
 
 
-def silent(conn: Conn) -> None:
-    """Reads one request and never answers; holds the connection until the peer closes."""
-    if conn.read_request() is None:
-        return
+def silent_until_closed(conn: Conn) -> None:
+    """Reads and drops whatever comes until the peer closes the connection."""
     while True:
         try:
             if not conn.sock.recv(65536):
                 return
         except OSError:
             return
+
+
+def silent(conn: Conn) -> None:
+    """Reads one request and never answers; holds the connection until the peer closes."""
+    if conn.read_request() is not None:
+        silent_until_closed(conn)
 
 
 def reset_after_request(conn: Conn) -> None:
