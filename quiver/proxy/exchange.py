@@ -49,6 +49,24 @@ _HOP_BY_HOP = re.compile(
     rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer|upgrade)[ \t]*:[^\r]*", re.I
 )
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r]*)", re.I)
+# The response fields the proxy acts on, with their values, found in one pass.
+_RESPONSE_FIELDS = re.compile(
+    rb"\r\n(connection|keep-alive|proxy-connection|te|trailer|upgrade|content-length"
+    rb"|transfer-encoding|x-request-id)[ \t]*:[ \t]*([^\r]*)"
+)
+_CONNECTION_FIELD, _OTHER_HOP_FIELD, _LENGTH_FIELD, _TE_FIELD, _REQUEST_ID_FIELD = 1, 2, 4, 8, 16
+_HOP_FIELDS = _CONNECTION_FIELD | _OTHER_HOP_FIELD
+_FIELD_KINDS = {
+    b"connection": _CONNECTION_FIELD,
+    b"keep-alive": _OTHER_HOP_FIELD,
+    b"proxy-connection": _OTHER_HOP_FIELD,
+    b"te": _OTHER_HOP_FIELD,
+    b"trailer": _OTHER_HOP_FIELD,
+    b"upgrade": _OTHER_HOP_FIELD,
+    b"content-length": _LENGTH_FIELD,
+    b"transfer-encoding": _TE_FIELD,
+    b"x-request-id": _REQUEST_ID_FIELD,
+}
 _CONNECTION = re.compile(rb"\r\nconnection[ \t]*:([^\r]*)", re.I)
 _UPGRADE = re.compile(rb"\r\nupgrade[ \t]*:[ \t]*([^\r]*)", re.I)
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
@@ -96,10 +114,16 @@ class Exchange(RequestHead):
         if self.expect_continue and self.version == b"1.1" and not self.body_received:
             # (RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored)
             self.client.write(CONTINUE)
-        node = self.node = route.target.balancer.pick()
+        target = route.target
+        node = self.node = target.only_node or target.balancer.pick()
         if node is None:
-            raise ServiceUnavailable(f"target {route.target.name!r} has no node available")
-        conn = node.pool.take_idle()  # type: ignore[union-attr]
+            raise ServiceUnavailable(f"target {target.name!r} has no node available")
+        pool = node.pool
+        assert pool is not None
+        idle = pool.idle
+        conn = idle.pop() if idle else None  # the most recently used connection
+        if conn is not None and (conn.transport is None or conn.transport.is_closing()):
+            conn = pool.take_idle()  # that one is going away: try the others
         if conn is not None:
             self._attach(conn, reused=True)
         else:
@@ -171,14 +195,17 @@ class Exchange(RequestHead):
 
     def on_response_head(self, conn: UpstreamConnection, status: int, raw: bytes) -> None:
         """Rewrite the node's head for the client and choose how the body travels."""
-        low = raw.lower()
-        head = _HOP_BY_HOP.sub(b"", raw)
-        # bytes.find, not `in`: in CPython 3.11 `in` first tries the operand as an int
-        # and formats the error it then drops, which costs twice the search itself
-        if low.find(b"\r\nconnection:") >= 0 and (
-            low.count(b"\r\nconnection:") != 1 or low.find(b"\r\nconnection: keep-alive\r\n") < 0
-        ):
-            head = _drop_connection_named(raw, head)
+        kinds = 0
+        connection = coding = b""
+        # one pass over the lowercased head (a case-sensitive regex runs several times
+        # faster); only the lowercase values of Connection and Transfer-Encoding are used
+        for name, value in _RESPONSE_FIELDS.findall(raw.lower()):
+            kind = _FIELD_KINDS[name]
+            kinds |= kind
+            if kind == _CONNECTION_FIELD:
+                connection = value if not connection else connection + b"," + value
+            elif kind == _TE_FIELD:
+                coding = value.strip()
         keep_alive = self.keep_alive and not self.client.draining
         if self.upgrade is not None and status != 101:
             keep_alive = False  # what the client sent after its head was never HTTP
@@ -192,17 +219,15 @@ class Exchange(RequestHead):
             self.mode = NO_BODY
         elif status < 200 or status == 204 or status == 304 or self.method == b"HEAD":
             self.mode = NO_BODY
-        elif low.find(b"\r\ncontent-length:") >= 0:
+        elif kinds & _LENGTH_FIELD:
             self.mode = RELAY
-        elif low.find(b"\r\ntransfer-encoding:") >= 0:
-            match = _TRANSFER_ENCODING.search(raw)
-            coding = match.group(1).strip().lower() if match else b""
+        elif kinds & _TE_FIELD:
             if not coding.endswith(b"chunked"):
                 raise BadGateway("upstream used a transfer coding other than chunked")
             if self.version == b"1.1":
                 self.mode = RELAY
             else:
-                head = _TRANSFER_ENCODING.sub(b"", head)
+                raw = _TRANSFER_ENCODING.sub(b"", raw)
                 self.mode = DECODED
                 keep_alive = False
         else:
@@ -219,10 +244,18 @@ class Exchange(RequestHead):
             elif self.version == b"1.0":
                 framing += b"Connection: keep-alive\r\n"
         self.keep_alive = keep_alive
-        if low.find(b"\r\nx-request-id:") >= 0:
-            request_id = b""
-        else:
-            request_id = b"X-Request-ID: " + self.rid + b"\r\n"
+        head = raw
+        if kinds & _HOP_FIELDS and not (
+            # a lone "Connection: keep-alive" says what this hop does too: it can stay
+            kinds & _HOP_FIELDS == _CONNECTION_FIELD
+            and connection == b"keep-alive"
+            and keep_alive
+            and not framing
+        ):
+            head = _HOP_BY_HOP.sub(b"", raw)
+            if connection and connection != b"keep-alive" and connection != b"close":
+                head = _drop_connection_named(raw, head)
+        request_id = b"" if kinds & _REQUEST_ID_FIELD else b"X-Request-ID: " + self.rid + b"\r\n"
         self.response_started = True
         self.out.append(b"".join((head[:-2], request_id, framing, _VIA_END)))
 

@@ -31,13 +31,15 @@ _VIA = b"\r\nVia: 1.1 quiver\r\n\r\n"
 
 
 class TargetRuntime:
-    __slots__ = ("balancer", "base_path", "name", "nodes")
+    __slots__ = ("balancer", "base_path", "name", "nodes", "only_node")
 
     def __init__(self, name: str, nodes: list[Node], base_path: bytes) -> None:
         self.name = name
         self.nodes = nodes
         self.base_path = base_path
         self.balancer = SmoothWeightedRoundRobin(nodes)
+        #: the node when there is just one: no balancing to do
+        self.only_node = nodes[0] if len(nodes) == 1 and nodes[0].weight else None
 
     def close(self) -> None:
         for node in self.nodes:
@@ -63,7 +65,8 @@ class RouteRuntime:
         else:
             host_line = node.request_line_tail
         parts = [exchange.method, b" ", exchange.upstream_path, host_line]
-        for name, value in exchange.forwarded_fields():
+        fields = exchange.forward if not exchange.connection_tokens else exchange.forwarded_fields()
+        for name, value in fields:
             parts += (name, b": ", value, b"\r\n")
         if exchange.chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
