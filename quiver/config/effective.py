@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from quiver.config.models import Config, Pool, Strict, Target, Timeouts
+from quiver.config.base import Strict
+from quiver.config.models import Config, Pool, Target, Timeouts
 
 _Section = TypeVar("_Section", bound=Strict)
 

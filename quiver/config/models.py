@@ -9,22 +9,16 @@ a number of bytes or ``"64k"``, ``"10MB"``, ``"1GiB"``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from quiver.config.units import parse_duration, parse_size
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+from quiver.config.base import Duration, Size, Strict
+from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TlsCertificate(Strict):
@@ -145,6 +139,19 @@ class Target(Strict):
     tls_server_name: str | None = Field(
         None, description="SNI and verified name; defaults to the node's host."
     )
+    balance: Balance = Field(
+        default_factory=Balance, description="How requests are spread over the nodes."
+    )
+    health_check: HealthCheck | None = Field(
+        None, description="Active probes and/or passive ejection of failing nodes."
+    )
+    retries: Retries | None = Field(
+        default_factory=Retries,
+        description="Retrying failed requests; null turns retries off. Routes may override.",
+    )
+    circuit_breaker: CircuitBreaker | None = Field(
+        None, description="Per-node breaker on the failure rate; off when unset."
+    )
 
     @field_validator("url")
     @classmethod
@@ -194,6 +201,9 @@ class Route(Strict):
     preserve_host: bool = Field(
         False, description="Forward the client's Host header instead of the node's."
     )
+    retries: Retries | None = Field(
+        None, description="Overrides the target's retries for this route when set."
+    )
     target: str = Field(description="Name of the target requests are forwarded to.")
 
     @field_validator("paths")
@@ -241,6 +251,7 @@ class Config(Strict):
     pool: Pool = Field(default_factory=Pool, description="Default upstream connection pool.")
     targets: list[Target] = Field(default_factory=list, description="Upstream APIs.")
     routes: list[Route] = Field(default_factory=list, description="How requests reach targets.")
+    watch: bool = Field(False, description="Reload when the config file changes, as on SIGHUP.")
 
     @field_validator("listen", mode="before")
     @classmethod

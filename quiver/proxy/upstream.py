@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -40,12 +40,19 @@ class Node:
 
     __slots__ = (
         "address",
+        "breaker",
+        "ewma",
+        "ewma_at",
+        "health",
         "host_header",
+        "in_flight",
         "label",
         "pool",
         "request_line_tail",
         "server_hostname",
         "ssl",
+        "up",
+        "url",
         "weight",
     )
 
@@ -67,7 +74,15 @@ class Node:
         self.label = f"{bracketed}:{port}"
         self.host_header = (bracketed if port == default_port else self.label).encode()
         self.request_line_tail = b" HTTP/1.1\r\nHost: " + self.host_header + b"\r\n"
+        self.url = f"{'https' if ssl_context else 'http'}://{self.label}"
         self.pool: NodePool | None = None
+        # Live state, read by balancers and written as requests end:
+        self.in_flight = 0  # requests sent to this node and not finished
+        self.up = True  # False while health checks or the circuit breaker keep it out
+        self.ewma = 0.0  # peak-EWMA response time in seconds (see balancing.ewma)
+        self.ewma_at = 0.0  # loop time of the last update
+        self.health: Any = None  # quiver.proxy.health.NodeHealth when checks are on
+        self.breaker: Any = None  # quiver.proxy.breaker.CircuitBreaker when configured
 
 
 class NodePool:
