@@ -161,7 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
     if workers > 1:
         from quiver.proxy.supervisor import Supervisor
 
-        return Supervisor(config, workers, demo_socket=demo_socket).run()
+        return Supervisor(config, workers, demo_socket=demo_socket, config_path=path).run()
 
     from quiver.proxy.worker import run_worker
 
@@ -173,7 +173,14 @@ def _serve(args: argparse.Namespace) -> int:
         if demo_socket is not None and addresses:
             log.info("try: curl %s/hello", addresses[0].url)
 
-    run_worker(config, sockets, demo_socket=demo_socket, announce=announce)
+    run_worker(
+        config,
+        sockets,
+        demo_socket=demo_socket,
+        announce=announce,
+        config_path=path,
+        watch=config.watch,
+    )
     return 0
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
 from quiver.proxy.client import ClientConnection
-from quiver.proxy.snapshot import Snapshot, compile_snapshot
+from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
 
@@ -91,10 +91,20 @@ class ProxyServer:
         return self.addresses
 
     def swap(self, config: Config) -> None:
-        """Serve new requests from ``config``; requests in flight finish on the old one."""
+        """Serve new requests from ``config``; requests in flight finish on the old one.
+
+        The swap is one assignment: a request is routed by either snapshot, never a
+        mix.  Targets that did not change keep their pools and health state; the
+        pools of those that did are closed once the old requests had time to end.
+        """
         old = self.state.snapshot
-        self.state.snapshot = compile_snapshot(config, self.loop, self.sweeper)
-        self.loop.call_later(old.limits.idle_timeout, old.close)
+        new = compile_snapshot(config, self.loop, self.sweeper, previous=old)
+        self.state.snapshot = new
+        kept = {id(target) for target in new.targets.values()}
+        retired = [target for target in old.targets.values() if id(target) not in kept]
+        if retired:
+            grace = max(config.limits.idle_timeout, old.limits.idle_timeout)
+            self.loop.call_later(grace, _close_all, retired)
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, let exchanges in flight finish for up to ``grace`` seconds."""
@@ -111,3 +121,8 @@ class ProxyServer:
             conn.abort()
         self.sweeper.stop()
         self.state.snapshot.close()
+
+
+def _close_all(targets: list[TargetRuntime]) -> None:
+    for target in targets:
+        target.close()

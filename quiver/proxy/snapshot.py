@@ -31,7 +31,7 @@ _VIA = b"\r\nVia: 1.1 quiver\r\n\r\n"
 
 
 class TargetRuntime:
-    __slots__ = ("balancer", "base_path", "name", "nodes", "only_node")
+    __slots__ = ("balancer", "base_path", "name", "nodes", "only_node", "settings")
 
     def __init__(self, name: str, nodes: list[Node], base_path: bytes) -> None:
         self.name = name
@@ -40,6 +40,7 @@ class TargetRuntime:
         self.balancer = SmoothWeightedRoundRobin(nodes)
         #: the node when there is just one: no balancing to do
         self.only_node = nodes[0] if len(nodes) == 1 and nodes[0].weight else None
+        self.settings: tuple[object, ...] = ()
 
     def close(self) -> None:
         for node in self.nodes:
@@ -129,12 +130,31 @@ class Snapshot:
             target.close()
 
 
-def compile_snapshot(config: Config, loop: asyncio.AbstractEventLoop, sweeper: Sweeper) -> Snapshot:
-    targets = {t.name: _compile_target(config, t, loop, sweeper) for t in config.targets}
+def compile_snapshot(
+    config: Config,
+    loop: asyncio.AbstractEventLoop,
+    sweeper: Sweeper,
+    previous: Snapshot | None = None,
+) -> Snapshot:
+    """Compile ``config``; targets whose settings did not change are taken over from
+    ``previous`` whole, with their pooled connections and health state."""
+    targets = {}
+    for target in config.targets:
+        settings = _target_settings(config, target)
+        kept = previous.targets.get(target.name) if previous is not None else None
+        if kept is not None and kept.settings == settings:
+            targets[target.name] = kept
+        else:
+            targets[target.name] = _compile_target(config, target, loop, sweeper)
     entries = [(route, RouteRuntime(route, targets[route.target])) for route in config.routes]
     return Snapshot(
         config=config, limits=plain(config.limits), router=Router(entries), targets=targets
     )
+
+
+def _target_settings(config: Config, target: Target) -> tuple[object, ...]:
+    """Everything a compiled target depends on, for telling whether it changed."""
+    return (target, effective_timeouts(config, target), effective_pool(config, target))
 
 
 def _compile_target(
@@ -163,4 +183,6 @@ def _compile_target(
         )
         node.pool = NodePool(node, plain(pool), plain(timeouts), loop, sweeper)
         nodes.append(node)
-    return TargetRuntime(target.name, nodes, base_path)
+    runtime = TargetRuntime(target.name, nodes, base_path)
+    runtime.settings = _target_settings(config, target)
+    return runtime

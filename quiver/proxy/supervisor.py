@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from quiver.config.models import Config, Listen
+from quiver.proxy.reload import WATCH_INTERVAL, file_signature, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.worker import run_worker
 
@@ -32,7 +33,7 @@ _QUICK_DEATH = 1.0  # a worker dying sooner than this after start counts as a cr
 _MAX_BACKOFF = 5.0
 _READY_TIMEOUT = 30.0
 _STOP_GRACE = 15.0
-_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Supervisor:
     config: Config
     workers: int
     demo_socket: socket.socket | None = None
+    config_path: str | None = None
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
     _backoff: float = 0.0
@@ -66,11 +68,24 @@ class Supervisor:
                     log.info("proxy listening on %s", address.url)
             else:
                 log.error("no worker became ready within %.0fs", _READY_TIMEOUT)
+            signature = file_signature(self.config_path) if self.config_path else None
             while True:
-                info = signal.sigwaitinfo(_SIGNALS)
-                if info.si_signo != signal.SIGCHLD:
+                if self.config.watch and self.config_path:
+                    info = signal.sigtimedwait(_SIGNALS, WATCH_INTERVAL)
+                    current = file_signature(self.config_path)
+                    if info is None and current is not None and current != signature:
+                        signature = current
+                        self._reload()
+                else:
+                    info = signal.sigwaitinfo(_SIGNALS)
+                if info is None:
+                    continue
+                if info.si_signo == signal.SIGCHLD:
+                    self._reap_and_replace(ready_write)
+                elif info.si_signo == signal.SIGHUP:
+                    self._reload()
+                else:
                     break
-                self._reap_and_replace(ready_write)
         finally:
             self._stop_children()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
@@ -96,7 +111,13 @@ class Supervisor:
                 def ready(_addresses: list[BoundAddress]) -> None:
                     os.write(ready_write, b".")
 
-                run_worker(self.config, sockets, demo_socket=self.demo_socket, announce=ready)
+                run_worker(
+                    self.config,
+                    sockets,
+                    demo_socket=self.demo_socket,
+                    announce=ready,
+                    config_path=self.config_path,
+                )
             except BaseException:
                 log.exception("worker failed")
                 code = 1
@@ -105,6 +126,18 @@ class Supervisor:
                 os._exit(code)
         self.children[pid] = time.monotonic()
         log.info("worker %d started", pid)
+
+    def _reload(self) -> None:
+        if self.config_path is None:
+            log.warning("no config file to reload")
+            return
+        config = read_config(self.config_path)
+        if config is None:
+            return
+        self.config = config  # workers started from now on get it too
+        for pid in self.children:
+            _kill(pid, signal.SIGHUP)
+        log.info("config %s is valid: workers reload it", self.config_path)
 
     def _reap_and_replace(self, ready_write: int) -> None:
         while self.children:

@@ -8,16 +8,24 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import uvloop
 
 from quiver.config.models import Config, Listen
 from quiver.demo import DemoProtocol
+from quiver.proxy.reload import Reloader
 from quiver.proxy.server import BoundAddress, ProxyServer
 
 log = logging.getLogger("quiver.worker")
 
 Announce = Callable[[list[BoundAddress]], None]
+
+
+@dataclass(frozen=True)
+class _ReloadSettings:
+    path: str | None
+    watch: bool
 
 
 def run_worker(
@@ -27,12 +35,18 @@ def run_worker(
     demo_socket: socket.socket | None = None,
     announce: Announce | None = None,
     grace: float = 10.0,
+    config_path: str | None = None,
+    watch: bool = False,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain for up to ``grace`` seconds."""
+    """Serve until SIGTERM or SIGINT, then drain for up to ``grace`` seconds.
+
+    With ``config_path``, SIGHUP (and a change of the file when ``watch``) reloads it.
+    """
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
+    reload = _ReloadSettings(config_path, watch)
     try:
-        loop.run_until_complete(_serve(loop, config, sockets, demo_socket, announce, grace))
+        loop.run_until_complete(_serve(loop, config, sockets, demo_socket, announce, grace, reload))
     finally:
         loop.close()
 
@@ -44,6 +58,7 @@ async def _serve(
     demo_socket: socket.socket | None,
     announce: Announce | None,
     grace: float,
+    reload: _ReloadSettings,
 ) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -53,6 +68,12 @@ async def _serve(
         demo = await loop.create_server(DemoProtocol, sock=demo_socket)
     server = ProxyServer(config, loop)
     addresses = await server.start(sockets)
+    reloader = None
+    if reload.path is not None:
+        reloader = Reloader(server, reload.path, loop, watch=reload.watch)
+        reloader.start()
+    else:
+        loop.add_signal_handler(signal.SIGHUP, log.warning, "no config file to reload")
     if announce is not None:
         announce(addresses)
     # Everything allocated so far lives as long as the worker: keep it out of the
@@ -61,6 +82,8 @@ async def _serve(
     gc.freeze()
     await stop.wait()
     log.info("stopping: draining connections for up to %.0fs", grace)
+    if reloader is not None:
+        reloader.stop()
     if demo is not None:
         demo.close()
     await server.stop(grace)
