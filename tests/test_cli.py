@@ -105,7 +105,7 @@ def test_check_names_an_unknown_key_with_its_location_and_line(tmp_path: Path) -
         targets:
           - name: backend
             url: http://127.0.0.1:9001
-            retries: 3
+            retry_count: 3
         routes:
           - name: all
             paths: ["/"]
@@ -115,7 +115,7 @@ def test_check_names_an_unknown_key_with_its_location_and_line(tmp_path: Path) -
     result = run_quiver("check", "-c", str(path))
     assert result.returncode == 1
     assert result.stdout == ""
-    assert f"{path}:5: targets[0].retries: unknown key 'retries'" in result.stderr
+    assert f"{path}:5: targets[0].retry_count: unknown key 'retry_count'" in result.stderr
     assert_no_traceback(result.stderr)
 
 

@@ -11,7 +11,7 @@ from quiver.config.base import Duration, Strict
 BalanceAlgorithm = Literal["round_robin", "least_conn", "p2c", "ewma", "consistent_hash"]
 HashOn = Literal["header", "cookie", "ip", "path"]
 RetryOn = Literal["connect_error", "timeout", "reset", "502", "503", "504"]
-_DEFAULT_RETRY_ON: tuple[RetryOn, ...] = ("connect_error", "reset", "timeout")
+_DEFAULT_RETRY_ON: tuple[RetryOn, ...] = ("connect_error", "reset")
 
 
 class Balance(Strict):

@@ -30,16 +30,18 @@ class SmoothWeightedRoundRobin(Generic[N]):
         self._total = sum(node.weight for node in self._nodes)
         self._single = self._nodes[0] if len(self._nodes) == 1 else None
 
-    def pick(self) -> N | None:
-        if self._single is not None:
-            return self._single
-        if not self._nodes:
-            return None
-        best = 0
+    def pick(self, request: object = None, avoid: object = None) -> N | None:
+        best = -1
         current = self._current
+        total = 0
         for index, node in enumerate(self._nodes):
+            if not getattr(node, "up", True) or node is avoid:
+                continue
+            total += node.weight
             current[index] += node.weight
-            if current[index] > current[best]:
+            if best < 0 or current[index] > current[best]:
                 best = index
-        current[best] -= self._total
+        if best < 0:
+            return avoid if avoid is not None and getattr(avoid, "up", False) else None  # type: ignore[return-value]
+        current[best] -= total
         return self._nodes[best]

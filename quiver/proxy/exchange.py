@@ -25,7 +25,8 @@ from quiver.errors import (
     ServiceUnavailable,
     UpstreamResetError,
 )
-from quiver.proxy.request import RequestHead
+from quiver.proxy.request import IDEMPOTENT_METHODS, RequestHead
+from quiver.proxy.retry import failure_kind
 
 if TYPE_CHECKING:
     from quiver.proxy.client import ClientConnection
@@ -40,6 +41,7 @@ WRAP_CHUNKS = 2  # the node ends the body by closing: its bytes are sent as chun
 DECODED = 3  # chunked by the node, decoded for an HTTP/1.0 client (ended by closing)
 
 _BUFFER_LIMIT = 65536
+REPLAY_LIMIT = 1 << 20  # request bodies up to this size are kept so a retry can resend them
 _BUFFER_PAUSE = 4
 _LAST_CHUNK = b"0\r\n\r\n"
 _VIA_END = b"Via: 1.1 quiver\r\n\r\n"
@@ -87,6 +89,13 @@ class Exchange(RequestHead):
     finished = False
     reused = False
     mode = NO_BODY
+    attempt = 1  # tries so far, this one included
+    started_at = 0.0  # loop time of the first try, for the retry deadline
+    avoid: Node | None = None  # the node that just failed, not to be picked again
+    replay: list[bytes] | None = None  # the body as sent so far, kept to send it again
+    replay_size = 0
+    replay_lost = False  # the body outgrew what is kept: it cannot be sent again
+    retry_handle: asyncio.TimerHandle | None = None
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -114,10 +123,23 @@ class Exchange(RequestHead):
         if self.expect_continue and self.version == b"1.1" and not self.body_received:
             # (RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored)
             self.client.write(CONTINUE)
-        target = route.target
-        node = self.node = target.only_node or target.balancer.pick()
+        policy = route.retries
+        if policy is not None:
+            policy.budget.requests += 1
+            if policy.deadline is not None:
+                self.started_at = self.client.server.loop.time()
+        self._send_to_node()
+
+    def _send_to_node(self) -> None:
+        """Pick a node and send the request on a pooled or new connection."""
+        target = self.route.target  # type: ignore[union-attr]
+        if target.only_node is not None and target.only_node.up:
+            node = target.only_node
+        else:
+            node = target.balancer.pick(self, self.avoid)
         if node is None:
-            raise ServiceUnavailable(f"target {target.name!r} has no node available")
+            raise ServiceUnavailable(f"target {target.name!r} has no healthy node")
+        self.node = node
         pool = node.pool
         assert pool is not None
         idle = pool.idle
@@ -154,6 +176,8 @@ class Exchange(RequestHead):
             self.upstream.request_sent()
 
     def _forward(self, parts: tuple[bytes, ...]) -> None:
+        if not self.replay_lost:
+            self._keep_for_replay(parts)
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None:
             upstream.transport.writelines(parts)
@@ -165,13 +189,27 @@ class Exchange(RequestHead):
         if self.buffered > _BUFFER_LIMIT:
             self.client.pause_reading_for(_BUFFER_PAUSE)
 
+    def _keep_for_replay(self, parts: tuple[bytes, ...]) -> None:
+        route = self.route
+        if route is None or route.retries is None:
+            self.replay_lost = True  # no retries: nothing to keep
+            return
+        self.replay_size += sum(len(part) for part in parts)
+        if self.replay_size > REPLAY_LIMIT:
+            self.replay_lost = True
+            self.replay = None
+            return
+        if self.replay is None:
+            self.replay = []
+        self.replay.extend(parts)
+
     async def _connect(self, node: Node) -> None:
         assert node.pool is not None
         try:
             conn = await node.pool.connect()
         except HTTPError as exc:
             self.connect_task = None
-            self.fail(exc)
+            self._upstream_error(exc)
             return
         self.connect_task = None
         if self.finished:
@@ -183,18 +221,33 @@ class Exchange(RequestHead):
         assert self.route is not None and self.node is not None
         self.upstream = conn
         self.reused = reused
+        self.node.in_flight += 1
         head = self.route.request_head(self, self.node)
-        if self.body_buffer:
+        if self.attempt > 1 and self.replay:
+            head = b"".join((head, *self.replay))  # a retry: the whole body so far again
+            self.body_buffer = None
+            self.buffered = 0
+            self.client.resume_reading_for(_BUFFER_PAUSE)
+        elif self.body_buffer:
             head = b"".join((head, *self.body_buffer))
             self.body_buffer = None
             self.buffered = 0
             self.client.resume_reading_for(_BUFFER_PAUSE)
-        conn.send(self, head, self.request_done)
+        conn.send(self, head, self.request_done, self.route.read_timeout)
 
     # -- response side ----------------------------------------------------------------
 
-    def on_response_head(self, conn: UpstreamConnection, status: int, raw: bytes) -> None:
-        """Rewrite the node's head for the client and choose how the body travels."""
+    def on_response_head(self, conn: UpstreamConnection, status: int, raw: bytes) -> bool:
+        """Rewrite the node's head for the client and choose how the body travels.
+
+        False when the response is dropped instead because the request is tried again.
+        """
+        if status >= 500:
+            policy = self.route.retries  # type: ignore[union-attr]
+            if policy is not None and status in policy.statuses and self._retry(str(status)):
+                self.upstream = None
+                self.node.in_flight -= 1  # type: ignore[union-attr]
+                return False
         kinds = 0
         connection = coding = b""
         # one pass over the lowercased head (a case-sensitive regex runs several times
@@ -258,6 +311,7 @@ class Exchange(RequestHead):
         request_id = b"" if kinds & _REQUEST_ID_FIELD else b"X-Request-ID: " + self.rid + b"\r\n"
         self.response_started = True
         self.out.append(b"".join((head[:-2], request_id, framing, _VIA_END)))
+        return True
 
     def on_response_body(self, chunk: bytes) -> None:
         """A decoded body chunk (only parsers set up for HTTP/1.0 clients decode)."""
@@ -279,6 +333,8 @@ class Exchange(RequestHead):
 
     def on_response_end(self, conn: UpstreamConnection, *, reusable: bool) -> None:
         self.upstream = None
+        if self.node is not None:
+            self.node.in_flight -= 1
         if self.mode == WRAP_CHUNKS:
             self.out.append(_LAST_CHUNK)
         self.flush()
@@ -309,7 +365,51 @@ class Exchange(RequestHead):
             self.reused = False
             self.connect_task = self.client.server.loop.create_task(self._connect(self.node))
             return
-        self.fail(error)
+        if self.node is not None:
+            self.node.in_flight -= 1
+        self._upstream_error(error)
+
+    def _upstream_error(self, error: HTTPError) -> None:
+        """A try failed: try again when the route allows it, else answer the error."""
+        kind = failure_kind(error)
+        if kind is None or not self._retry(kind):
+            self.fail(error)
+
+    def _retry(self, kind: str) -> bool:
+        """Schedule another try after a failure of ``kind``; False when none is allowed."""
+        route = self.route
+        policy = route.retries if route is not None else None
+        if (
+            policy is None
+            or self.response_started
+            or self.attempt >= policy.attempts
+            or kind not in policy.kinds
+            or (self.has_body and (self.replay_lost or self.replay is None))
+        ):
+            return False
+        if not policy.all_methods and not (
+            self.method in IDEMPOTENT_METHODS or self.get(b"idempotency-key") is not None
+        ):
+            return False
+        loop = self.client.server.loop
+        delay = policy.delay(self.attempt)
+        if policy.deadline is not None and loop.time() + delay > self.started_at + policy.deadline:
+            return False
+        if not policy.budget.allow():
+            return False
+        self.attempt += 1
+        self.avoid = self.node
+        self.retry_handle = loop.call_later(delay, self._try_again)
+        return True
+
+    def _try_again(self) -> None:
+        self.retry_handle = None
+        if self.finished:
+            return
+        try:
+            self._send_to_node()
+        except HTTPError as exc:
+            self.fail(exc)
 
     # -- upgrade tunnels --------------------------------------------------------------
 
@@ -338,6 +438,11 @@ class Exchange(RequestHead):
             self.client.respond_error(self, error)
 
     def cancel_upstream(self) -> None:
+        if self.upstream is not None and self.node is not None:
+            self.node.in_flight -= 1
+        if self.retry_handle is not None:
+            self.retry_handle.cancel()
+            self.retry_handle = None
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None

@@ -71,10 +71,12 @@ class ProxyServer:
         self.sweeper = Sweeper(loop, interval=min(0.5, max(0.02, shortest / 4)))
         self.state = ProxyState(loop, compile_snapshot(config, loop, self.sweeper), self.sweeper)
         self.servers: list[asyncio.Server] = []
+        self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
 
     async def start(self, sockets: list[tuple[Listen, socket.socket]]) -> list[BoundAddress]:
         self.sweeper.start()
+        self._budget_timer = self.loop.call_later(1.0, self._roll_budgets)
         state = self.state
         for spec, sock in sockets:
             context = server_context(spec.tls) if spec.tls else None
@@ -106,6 +108,13 @@ class ProxyServer:
             grace = max(config.limits.idle_timeout, old.limits.idle_timeout)
             self.loop.call_later(grace, _close_all, retired)
 
+    def _roll_budgets(self) -> None:
+        """Move the targets' retry budgets to the next one-second bucket."""
+        now = self.loop.time()
+        for target in self.state.snapshot.targets.values():
+            target.budget.roll(now)
+        self._budget_timer = self.loop.call_later(1.0, self._roll_budgets)
+
     async def stop(self, grace: float) -> None:
         """Stop accepting, let exchanges in flight finish for up to ``grace`` seconds."""
         for server in self.servers:
@@ -120,6 +129,8 @@ class ProxyServer:
         for conn in list(self.state.connections):
             conn.abort()
         self.sweeper.stop()
+        if self._budget_timer is not None:
+            self._budget_timer.cancel()
         self.state.snapshot.close()
 
 

@@ -9,16 +9,19 @@ a single assignment.
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
+from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest
 from quiver.proxy.balancer import SmoothWeightedRoundRobin
 from quiver.proxy.plain import plain
 from quiver.proxy.request import host_for_routing
+from quiver.proxy.retry import RetryBudget, RetryPolicy
 from quiver.proxy.routing import RouteMatch, Router, normalize_path
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import upstream_context
@@ -31,12 +34,26 @@ _VIA = b"\r\nVia: 1.1 quiver\r\n\r\n"
 
 
 class TargetRuntime:
-    __slots__ = ("balancer", "base_path", "name", "nodes", "only_node", "settings")
+    __slots__ = (
+        "balancer",
+        "base_path",
+        "budget",
+        "name",
+        "nodes",
+        "only_node",
+        "random",
+        "retry_settings",
+        "settings",
+    )
 
-    def __init__(self, name: str, nodes: list[Node], base_path: bytes) -> None:
-        self.name = name
+    def __init__(self, target: Target, nodes: list[Node], base_path: bytes) -> None:
+        self.name = target.name
         self.nodes = nodes
         self.base_path = base_path
+        self.retry_settings = target.retries
+        budget = target.retries.budget if target.retries is not None else RetryBudgetSettings()
+        self.budget = RetryBudget(budget.ratio, budget.min_per_second)
+        self.random = random.Random()
         self.balancer = SmoothWeightedRoundRobin(nodes)
         #: the node when there is just one: no balancing to do
         self.only_node = nodes[0] if len(nodes) == 1 and nodes[0].weight else None
@@ -51,13 +68,19 @@ class TargetRuntime:
 class RouteRuntime:
     """A route with its target resolved and its forwarding rules precomputed."""
 
-    __slots__ = ("base_path", "name", "preserve_host", "target")
+    __slots__ = ("base_path", "name", "preserve_host", "read_timeout", "retries", "target")
 
     def __init__(self, route: Route, target: TargetRuntime) -> None:
         self.name = route.name
         self.target = target
         self.base_path = target.base_path
         self.preserve_host = route.preserve_host
+        settings = route.retries or target.retry_settings
+        self.retries = (
+            RetryPolicy(settings, target.budget, target.random) if settings is not None else None
+        )
+        #: a try's read timeout when the retries set one (None: the target's timeouts.read)
+        self.read_timeout = self.retries.per_try_timeout if self.retries is not None else None
 
     def request_head(self, exchange: Exchange, node: Node) -> bytes:
         """The request line and header block sent to ``node``."""
@@ -183,6 +206,6 @@ def _compile_target(
         )
         node.pool = NodePool(node, plain(pool), plain(timeouts), loop, sweeper)
         nodes.append(node)
-    runtime = TargetRuntime(target.name, nodes, base_path)
+    runtime = TargetRuntime(target, nodes, base_path)
     runtime.settings = _target_settings(config, target)
     return runtime

@@ -102,7 +102,8 @@ class Supervisor:
             code = 0
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+                # SIGHUP stays blocked (pending) until the worker can handle it
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS - {signal.SIGHUP})
                 sockets = [
                     (spec, listen_socket(address, reuse_port=True))
                     for spec, address in self._addresses

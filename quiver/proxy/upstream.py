@@ -190,6 +190,7 @@ class UpstreamConnection(asyncio.Protocol):
         "message_done",
         "parser",
         "pool",
+        "read_timeout",
         "requests",
         "reset_parser",
         "transport",
@@ -211,6 +212,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reset_parser = False
         self.close_delimited = False
         self.keep_alive = False
+        self.read_timeout = pool.timeouts.read
         self.tunnel = False
         self.write_paused = False
 
@@ -272,6 +274,9 @@ class UpstreamConnection(asyncio.Protocol):
         except HTTPError as exc:
             self._fail(exc)
             return
+        if self.exchange is not exchange:
+            self.abort()  # its response was dropped so the request could be tried again
+            return
         mode = exchange.mode
         if mode in (RELAY, WRAP_CHUNKS):
             tail = self.body_tail
@@ -285,7 +290,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._message_finished(exchange)
             return
         if self.deadline:  # more is owed: the read timeout starts again
-            self.deadline = self.pool.loop.time() + self.pool.timeouts.read
+            self.deadline = self.pool.loop.time() + self.read_timeout
         exchange.flush()
 
     def eof_received(self) -> bool | None:
@@ -307,7 +312,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- used by the exchange ---------------------------------------------------------
 
-    def send(self, exchange: Exchange, data: bytes, complete: bool) -> None:
+    def send(
+        self, exchange: Exchange, data: bytes, complete: bool, read_timeout: float | None = None
+    ) -> None:
         """Write a request head (and what there is of its body) for ``exchange``."""
         if exchange.version == b"1.0":
             # its response may need decoding, which the fast parser does not do
@@ -318,7 +325,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.close_delimited = False
         self.transport.write(data)  # type: ignore[union-attr]
         # once the whole request is out, the node owes us bytes within the read timeout
-        self.deadline = self.pool.loop.time() + self.pool.timeouts.read if complete else 0.0
+        self.read_timeout = read_timeout or self.pool.timeouts.read
+        self.deadline = self.pool.loop.time() + self.read_timeout if complete else 0.0
 
     def write(self, data: bytes) -> None:
         if self.transport is not None:
@@ -389,7 +397,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.reset_parser = True
             self.message_done = True
             self.keep_alive = parser.should_keep_alive()
-        exchange.on_response_head(self, status, buffer[:end])
+        if not exchange.on_response_head(self, status, buffer[:end]):
+            self.exchange = None  # dropped for a retry: data_received lets the connection go
 
     def on_message_complete(self) -> None:
         if not self.head_done:
@@ -410,7 +419,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.on_response_end(self, reusable=self.keep_alive and exchange.request_done)
 
     def _read_deadline(self) -> float:
-        return self.pool.loop.time() + self.pool.timeouts.read
+        return self.pool.loop.time() + self.read_timeout
 
     def _fail(self, error: HTTPError) -> None:
         exchange = self.exchange

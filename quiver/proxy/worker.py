@@ -74,6 +74,8 @@ async def _serve(
         reloader.start()
     else:
         loop.add_signal_handler(signal.SIGHUP, log.warning, "no config file to reload")
+    # a SIGHUP that arrived while starting was held back (see the supervisor)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     if announce is not None:
         announce(addresses)
     # Everything allocated so far lives as long as the worker: keep it out of the
