@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -36,83 +36,75 @@ def resetting(conn: Conn) -> None:
 
 
 @contextmanager
-def proxy_to(urls: list[str], **target: Any) -> Iterator[RunningProxy]:
-    spec = {"nodes": [{"url": url} for url in urls], **target}
-    with RunningProxy(make_config({"backend": spec})) as proxy:
-        yield proxy
+def through_proxy(
+    *nodes: Callable[[Conn], None] | str, **target: Any
+) -> Iterator[tuple[list[Upstream], Client]]:
+    """Nodes (handlers, or URLs of nothing) behind one target, and a client of the proxy."""
+    with ExitStack() as stack:
+        upstreams = [stack.enter_context(Upstream(n)) for n in nodes if not isinstance(n, str)]
+        running = iter(upstreams)
+        urls = [n if isinstance(n, str) else next(running).url for n in nodes]
+        spec = {"nodes": [{"url": url} for url in urls], **target}
+        proxy = stack.enter_context(RunningProxy(make_config({"backend": spec})))
+        yield upstreams, stack.enter_context(Client(proxy.port))
 
 
 def test_idempotent_requests_never_fail_when_one_of_three_nodes_is_down() -> None:
-    with Upstream(answering(200, b"a")) as a, Upstream(answering(200, b"b")) as b:
-        dead = f"http://127.0.0.1:{closed_port()}"
-        with proxy_to([a.url, dead, b.url]) as proxy, Client(proxy.port) as client:
-            bodies = [client.request("GET", f"/{i}").body for i in range(30)]
+    dead = f"http://127.0.0.1:{closed_port()}"
+    with through_proxy(answering(200, b"a"), dead, answering(200, b"b")) as ([a, b], client):
+        bodies = [client.request("GET", f"/{i}").body for i in range(30)]
     assert all(body.strip() in (b"a", b"b") for body in bodies)
     assert len(a.requests) + len(b.requests) == 30
 
 
 def test_a_post_is_not_retried_by_default() -> None:
-    with Upstream(resetting) as failing, Upstream(answering(200, b"ok")) as good:
-        with proxy_to([failing.url, good.url]) as proxy, Client(proxy.port) as client:
-            statuses = [client.request("POST", "/", body=b"x").status for _ in range(4)]
+    with through_proxy(resetting, answering(200, b"ok")) as ([failing, _], client):
+        statuses = [client.request("POST", "/", body=b"x").status for _ in range(4)]
     assert 502 in statuses
     assert len(failing.requests) == statuses.count(502)
 
 
 def test_a_post_with_an_idempotency_key_is_retried() -> None:
-    with Upstream(resetting) as failing, Upstream(answering(200, b"ok")) as good:
-        with proxy_to([failing.url, good.url]) as proxy, Client(proxy.port) as client:
-            headers = {"Idempotency-Key": "k1"}
-            statuses = [
-                client.request("POST", "/", headers=headers, body=b"x").status for _ in range(4)
-            ]
+    headers = {"Idempotency-Key": "k1"}
+    with through_proxy(resetting, answering(200, b"ok")) as (_, client):
+        statuses = [client.request("POST", "/", headers=headers, body=b"x").status for _ in "1234"]
     assert statuses == [200] * 4
 
 
 def test_methods_all_retries_a_post_with_its_whole_body() -> None:
     body = bytes(range(256)) * 40
-    with Upstream(resetting) as failing, Upstream(answering(200, b"ok")) as good:
-        with (
-            proxy_to([failing.url, good.url], retries={"methods": "all"}) as proxy,
-            Client(proxy.port) as client,
-        ):
-            responses = [client.request("POST", "/", body=body) for _ in range(4)]
+    all_methods = {"methods": "all"}
+    nodes = (resetting, answering(200, b"ok"))
+    with through_proxy(*nodes, retries=all_methods) as ([_, good], client):
+        responses = [client.request("POST", "/", body=body) for _ in range(4)]
     assert [r.status for r in responses] == [200] * 4
     assert all(r.body == b"ok " + body for r in responses)
     assert all(request.body == body for request in good.requests)
 
 
 def test_a_chunked_body_is_replayed_on_retry() -> None:
-    with Upstream(resetting) as failing, Upstream(echo) as good:
-        with (
-            proxy_to([failing.url, good.url], retries={"methods": "all"}) as proxy,
-            Client(proxy.port) as client,
-        ):
-            for _ in range(3):
-                client.send(
-                    b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-                )
-                response = client.read_response()
-                assert response.status == 200
-                assert response.json()["body"] == "hello world"
+    with through_proxy(resetting, echo, retries={"methods": "all"}) as (_, client):
+        for _ in range(3):
+            client.send(
+                b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            )
+            response = client.read_response()
+            assert response.status == 200
+            assert response.json()["body"] == "hello world"
 
 
 def test_configured_statuses_are_retried_on_another_node() -> None:
-    with Upstream(answering(503, b"busy")) as busy, Upstream(answering(200, b"ok")) as good:
-        with (
-            proxy_to([busy.url, good.url], retries={"on": ["503"]}) as proxy,
-            Client(proxy.port) as client,
-        ):
-            bodies = [client.request("GET", "/").body.strip() for _ in range(6)]
+    nodes = (answering(503, b"busy"), answering(200, b"ok"))
+    with through_proxy(*nodes, retries={"on": ["503"]}) as ([busy, _], client):
+        bodies = [client.request("GET", "/").body.strip() for _ in range(6)]
     assert bodies == [b"ok"] * 6
     assert len(busy.requests) >= 1
 
 
 def test_statuses_not_configured_are_relayed() -> None:
-    with Upstream(answering(503, b"busy")) as busy:
-        with proxy_to([busy.url]) as proxy, Client(proxy.port) as client:
-            response = client.request("GET", "/")
+    with through_proxy(answering(503, b"busy")) as ([busy], client):
+        response = client.request("GET", "/")
     assert (response.status, response.body.strip()) == (503, b"busy")
     assert len(busy.requests) == 1
 
@@ -123,13 +115,10 @@ def test_a_retry_never_happens_after_response_bytes_reached_the_client() -> None
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
         conn.reset()
 
-    with Upstream(half_then_reset) as node:
-        with (
-            proxy_to([node.url], retries={"on": ["reset", "connect_error", "502"]}) as proxy,
-            Client(proxy.port) as client,
-        ):
-            client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            data = client.read_until_close()
+    retries = {"on": ["reset", "connect_error", "502"]}
+    with through_proxy(half_then_reset, retries=retries) as ([node], client):
+        client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = client.read_until_close()
     assert data.startswith(b"HTTP/1.1 200 OK")
     assert data.endswith(b"partial")
     assert len(node.requests) == 1
@@ -140,27 +129,22 @@ def test_per_try_timeout_moves_on_to_a_node_that_answers() -> None:
         conn.read_request()
         conn.sock.recv(1)  # until the proxy gives up on it
 
-    with Upstream(hanging) as slow, Upstream(answering(200, b"ok")) as good:
-        retries = {"on": ["timeout"], "per_try_timeout": 0.2}
-        with proxy_to([slow.url, good.url], retries=retries) as proxy:
-            with Client(proxy.port) as client:
-                bodies = [client.request("GET", "/").body.strip() for _ in range(4)]
+    retries = {"on": ["timeout"], "per_try_timeout": 0.2}
+    with through_proxy(hanging, answering(200, b"ok"), retries=retries) as (_, client):
+        bodies = [client.request("GET", "/").body.strip() for _ in range(4)]
     assert bodies == [b"ok"] * 4
 
 
 def test_attempts_bound_the_tries_and_the_last_error_is_answered() -> None:
-    with Upstream(resetting) as a, Upstream(resetting) as b:
-        with proxy_to([a.url, b.url], retries={"attempts": 4}) as proxy:
-            with Client(proxy.port) as client:
-                response = client.request("GET", "/")
+    with through_proxy(resetting, resetting, retries={"attempts": 4}) as ([a, b], client):
+        response = client.request("GET", "/")
     assert response.status == 502
     assert len(a.requests) + len(b.requests) == 4
 
 
 def test_retries_null_turns_them_off() -> None:
-    with Upstream(resetting) as a, Upstream(answering(200, b"ok")) as b:
-        with proxy_to([a.url, b.url], retries=None) as proxy, Client(proxy.port) as client:
-            statuses = [client.request("GET", "/").status for _ in range(4)]
+    with through_proxy(resetting, answering(200, b"ok"), retries=None) as ([a, _], client):
+        statuses = [client.request("GET", "/").status for _ in range(4)]
     assert statuses.count(502) == 2
     assert len(a.requests) == 2
 
@@ -172,10 +156,12 @@ def test_a_route_can_override_the_target_retries() -> None:
             {"name": "safe", "paths": ["/safe"], "target": "backend", "retries": {}},
             {"name": "rest", "paths": ["/"], "target": "backend"},
         ]
-        with RunningProxy(make_config({"backend": spec}, routes)) as proxy:
-            with Client(proxy.port) as client:
-                safe = [client.request("GET", "/safe").status for _ in range(4)]
-                rest = [client.request("GET", "/other").status for _ in range(4)]
+        with (
+            RunningProxy(make_config({"backend": spec}, routes)) as proxy,
+            Client(proxy.port) as client,
+        ):
+            safe = [client.request("GET", "/safe").status for _ in range(4)]
+            rest = [client.request("GET", "/other").status for _ in range(4)]
     assert safe == [200] * 4
     assert 502 in rest
 
