@@ -25,11 +25,13 @@ from quiver.errors import (
     ServiceUnavailable,
     UpstreamResetError,
 )
+from quiver.proxy.balancing.ewma import record_latency
 from quiver.proxy.request import IDEMPOTENT_METHODS, RequestHead
 from quiver.proxy.retry import failure_kind
 
 if TYPE_CHECKING:
     from quiver.proxy.client import ClientConnection
+    from quiver.proxy.health import Outcome
     from quiver.proxy.snapshot import RouteRuntime
     from quiver.proxy.upstream import Node, UpstreamConnection
 
@@ -96,6 +98,7 @@ class Exchange(RequestHead):
     replay_size = 0
     replay_lost = False  # the body outgrew what is kept: it cannot be sent again
     retry_handle: asyncio.TimerHandle | None = None
+    sent_at = 0.0  # loop time the request went to the node (for latency-aware balancing)
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -137,6 +140,10 @@ class Exchange(RequestHead):
             node = target.only_node
         else:
             node = target.balancer.pick(self, self.avoid)
+        if node is not None and node.breaker is not None and not self._admitted(node):
+            node = target.balancer.pick(self, node)
+            if node is not None and node.breaker is not None and not self._admitted(node):
+                node = None
         if node is None:
             raise ServiceUnavailable(f"target {target.name!r} has no healthy node")
         self.node = node
@@ -189,6 +196,15 @@ class Exchange(RequestHead):
         if self.buffered > _BUFFER_LIMIT:
             self.client.pause_reading_for(_BUFFER_PAUSE)
 
+    def _admitted(self, node: Node) -> bool:
+        return bool(node.breaker.admit(self.client.server.loop.time()))
+
+    def _report(self, outcome: Outcome) -> None:
+        """Tell the node's health checks and breaker how this try ended."""
+        node = self.node
+        if node is not None and node.health is not None:
+            node.health.record(outcome, self.client.server.loop.time())
+
     def _keep_for_replay(self, parts: tuple[bytes, ...]) -> None:
         route = self.route
         if route is None or route.retries is None:
@@ -222,6 +238,8 @@ class Exchange(RequestHead):
         self.upstream = conn
         self.reused = reused
         self.node.in_flight += 1
+        if self.route.target.tracks_latency:
+            self.sent_at = self.client.server.loop.time()
         head = self.route.request_head(self, self.node)
         if self.attempt > 1 and self.replay:
             head = b"".join((head, *self.replay))  # a retry: the whole body so far again
@@ -242,6 +260,9 @@ class Exchange(RequestHead):
 
         False when the response is dropped instead because the request is tried again.
         """
+        target = self.route.target  # type: ignore[union-attr]
+        if target.guarded or target.tracks_latency:
+            self._response_arrived(status)
         if status >= 500:
             policy = self.route.retries  # type: ignore[union-attr]
             if policy is not None and status in policy.statuses and self._retry(str(status)):
@@ -313,6 +334,14 @@ class Exchange(RequestHead):
         self.out.append(b"".join((head[:-2], request_id, framing, _VIA_END)))
         return True
 
+    def _response_arrived(self, status: int) -> None:
+        target = self.route.target  # type: ignore[union-attr]
+        if target.tracks_latency and self.node is not None:
+            now = self.client.server.loop.time()
+            record_latency(self.node, now - self.sent_at, now)
+        if target.guarded:
+            self._report("failure" if status in target.failure_statuses else "ok")
+
     def on_response_body(self, chunk: bytes) -> None:
         """A decoded body chunk (only parsers set up for HTTP/1.0 clients decode)."""
         if self.mode == DECODED:
@@ -372,6 +401,8 @@ class Exchange(RequestHead):
     def _upstream_error(self, error: HTTPError) -> None:
         """A try failed: try again when the route allows it, else answer the error."""
         kind = failure_kind(error)
+        if self.route is not None and self.route.target.guarded:
+            self._report("timeout" if kind == "timeout" else "failure")
         if kind is None or not self._retry(kind):
             self.fail(error)
 
@@ -440,6 +471,8 @@ class Exchange(RequestHead):
     def cancel_upstream(self) -> None:
         if self.upstream is not None and self.node is not None:
             self.node.in_flight -= 1
+            if self.node.breaker is not None and not self.response_started:
+                self.node.breaker.release()  # the client left: says nothing of the node
         if self.retry_handle is not None:
             self.retry_handle.cancel()
             self.retry_handle = None

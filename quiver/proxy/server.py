@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
@@ -77,6 +78,7 @@ class ProxyServer:
     async def start(self, sockets: list[tuple[Listen, socket.socket]]) -> list[BoundAddress]:
         self.sweeper.start()
         self._budget_timer = self.loop.call_later(1.0, self._roll_budgets)
+        _start_checkers(self.state.snapshot.targets.values(), ())
         state = self.state
         for spec, sock in sockets:
             context = server_context(spec.tls) if spec.tls else None
@@ -102,6 +104,7 @@ class ProxyServer:
         old = self.state.snapshot
         new = compile_snapshot(config, self.loop, self.sweeper, previous=old)
         self.state.snapshot = new
+        _start_checkers(new.targets.values(), old.targets.values())
         kept = {id(target) for target in new.targets.values()}
         retired = [target for target in old.targets.values() if id(target) not in kept]
         if retired:
@@ -137,3 +140,11 @@ class ProxyServer:
 def _close_all(targets: list[TargetRuntime]) -> None:
     for target in targets:
         target.close()
+
+
+def _start_checkers(targets: Iterable[TargetRuntime], running: Iterable[TargetRuntime]) -> None:
+    """Start the health probes of targets that are new (not among ``running``)."""
+    already = {id(target) for target in running}
+    for target in targets:
+        if target.checker is not None and id(target) not in already:
+            target.checker.start()

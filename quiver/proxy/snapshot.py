@@ -18,7 +18,8 @@ from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest
-from quiver.proxy.balancer import SmoothWeightedRoundRobin
+from quiver.proxy.balancing import make_balancer
+from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
 from quiver.proxy.request import host_for_routing
 from quiver.proxy.retry import RetryBudget, RetryPolicy
@@ -38,15 +39,21 @@ class TargetRuntime:
         "balancer",
         "base_path",
         "budget",
+        "checker",
+        "failure_statuses",
+        "guarded",
         "name",
         "nodes",
         "only_node",
         "random",
         "retry_settings",
         "settings",
+        "tracks_latency",
     )
 
-    def __init__(self, target: Target, nodes: list[Node], base_path: bytes) -> None:
+    def __init__(
+        self, target: Target, nodes: list[Node], base_path: bytes, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.name = target.name
         self.nodes = nodes
         self.base_path = base_path
@@ -54,13 +61,24 @@ class TargetRuntime:
         budget = target.retries.budget if target.retries is not None else RetryBudgetSettings()
         self.budget = RetryBudget(budget.ratio, budget.min_per_second)
         self.random = random.Random()
-        self.balancer = SmoothWeightedRoundRobin(nodes)
+        self.balancer = make_balancer(target.balance, nodes, clock=loop.time)
         #: the node when there is just one: no balancing to do
         self.only_node = nodes[0] if len(nodes) == 1 and nodes[0].weight else None
+        self.tracks_latency = target.balance.algorithm == "ewma"
+        #: probes of the nodes, when active health checks are on (started by the server)
+        self.checker = watch_nodes(nodes, loop, target.health_check, target.circuit_breaker)
+        #: outcomes are reported to the nodes' health and breakers
+        self.guarded = any(node.health is not None for node in nodes)
+        passive = target.health_check.passive if target.health_check is not None else None
+        self.failure_statuses = frozenset(passive.statuses if passive is not None else ())
         self.settings: tuple[object, ...] = ()
 
     def close(self) -> None:
+        if self.checker is not None:
+            self.checker.stop()
         for node in self.nodes:
+            if node.health is not None:
+                node.health.close()
             if node.pool is not None:
                 node.pool.close()
 
@@ -206,6 +224,6 @@ def _compile_target(
         )
         node.pool = NodePool(node, plain(pool), plain(timeouts), loop, sweeper)
         nodes.append(node)
-    runtime = TargetRuntime(target, nodes, base_path)
+    runtime = TargetRuntime(target, nodes, base_path, loop)
     runtime.settings = _target_settings(config, target)
     return runtime

@@ -1,0 +1,63 @@
+"""Smooth weighted round robin, the algorithm of nginx's upstream module.
+
+Each pick adds every eligible node's weight to that node's running score, takes the
+node with the highest score and subtracts the total weight of the eligible nodes
+from it.  Over a cycle of ``sum(weights)`` picks each node is chosen exactly
+``weight`` times, and a heavy node's turns are spread out instead of bunched::
+
+    balancer = RoundRobin(nodes)                 # weights a=5, b=1, c=1
+    [balancer.pick(request).label for _ in range(7)]
+    # a a b a c a a      (not a a a a a b c)
+
+A down node, and the node a retry avoids, sit the round out: their scores stay as
+they are and the total shrinks, so the others share the traffic by weight.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from quiver.config.resilience import Balance
+    from quiver.proxy.balancing import RequestKeys
+    from quiver.proxy.upstream import Node
+
+
+class RoundRobin:
+    """Spreads requests over the nodes in proportion to their weights."""
+
+    __slots__ = ("_nodes", "_scores")
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        self._nodes = [node for node in nodes if node.weight > 0]
+        self._scores = [0] * len(self._nodes)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Balance,
+        nodes: Sequence[Node],
+        rng: random.Random,
+        clock: Callable[[], float],
+    ) -> RoundRobin:
+        return cls(nodes)
+
+    def pick(self, request: RequestKeys, avoid: Node | None = None) -> Node | None:
+        scores = self._scores
+        best = -1
+        top = 0
+        total = 0
+        for index, node in enumerate(self._nodes):
+            if node.up and node is not avoid:
+                weight = node.weight
+                score = scores[index] = scores[index] + weight
+                total += weight
+                if best < 0 or score > top:
+                    best = index
+                    top = score
+        if best < 0:
+            return avoid if avoid is not None and avoid.up else None
+        scores[best] = top - total
+        return self._nodes[best]
