@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="accept plain HTTP on this address instead of the config's listen entries",
     )
+    _run_dir_option(serve)
     serve.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     serve.set_defaults(handler=_serve)
 
@@ -85,7 +86,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     _config_option(routes, required=True)
     routes.set_defaults(handler=_routes)
+
+    status = commands.add_parser(
+        "status",
+        help="show the nodes of each target as the running workers see them",
+        description=(
+            "Show each target's nodes (up, requests in flight, pooled connections, circuit "
+            "breaker, health checks) from the status the workers of a running "
+            "`quiver serve` write every second."
+        ),
+    )
+    _config_option(status, required=False)
+    _run_dir_option(status)
+    status.add_argument("--json", action="store_true", help="print the raw worker documents")
+    status.set_defaults(handler=_status)
     return parser
+
+
+def _run_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="where workers write their status (default: from the first listen address)",
+    )
 
 
 def _config_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -98,6 +121,27 @@ def _load(path: str) -> Config:
     from quiver.config import load_config
 
     return load_config(path)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from quiver.proxy.status import default_run_dir, read_status, render
+
+    if args.run_dir:
+        run_dir = Path(args.run_dir)
+    else:
+        path = args.config or os.environ.get("QUIVER_CONFIG") or None
+        if path is None and Path(DEFAULT_CONFIG).is_file():
+            path = DEFAULT_CONFIG
+        address = _load(path).listen[0].address if path else "127.0.0.1:8080"
+        run_dir = default_run_dir(address)
+    workers = read_status(run_dir)
+    if not workers:
+        print(f"quiver: no running worker reports status in {run_dir}", file=sys.stderr)
+        return 1
+    print(json.dumps(workers, indent=2) if args.json else render(workers))
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -161,7 +205,13 @@ def _serve(args: argparse.Namespace) -> int:
     if workers > 1:
         from quiver.proxy.supervisor import Supervisor
 
-        return Supervisor(config, workers, demo_socket=demo_socket, config_path=path).run()
+        return Supervisor(
+            config,
+            workers,
+            demo_socket=demo_socket,
+            config_path=path,
+            run_dir=Path(args.run_dir) if args.run_dir else None,
+        ).run()
 
     from quiver.proxy.worker import run_worker
 
@@ -173,6 +223,10 @@ def _serve(args: argparse.Namespace) -> int:
         if demo_socket is not None and addresses:
             log.info("try: curl %s/hello", addresses[0].url)
 
+    from quiver.proxy.status import default_run_dir
+
+    host, port = sockets[0][1].getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
     run_worker(
         config,
         sockets,
@@ -180,6 +234,7 @@ def _serve(args: argparse.Namespace) -> int:
         announce=announce,
         config_path=path,
         watch=config.watch,
+        run_dir=Path(args.run_dir) if args.run_dir else default_run_dir(f"{shown}:{port}"),
     )
     return 0
 

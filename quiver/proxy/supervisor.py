@@ -21,10 +21,12 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from quiver.config.models import Config, Listen
 from quiver.proxy.reload import WATCH_INTERVAL, file_signature, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
+from quiver.proxy.status import default_run_dir
 from quiver.proxy.worker import run_worker
 
 log = logging.getLogger("quiver.supervisor")
@@ -42,6 +44,7 @@ class Supervisor:
     workers: int
     demo_socket: socket.socket | None = None
     config_path: str | None = None
+    run_dir: Path | None = None
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
     _backoff: float = 0.0
@@ -118,6 +121,7 @@ class Supervisor:
                     demo_socket=self.demo_socket,
                     announce=ready,
                     config_path=self.config_path,
+                    run_dir=self.run_dir or default_run_dir(self._addresses[0][1]),
                 )
             except BaseException:
                 log.exception("worker failed")

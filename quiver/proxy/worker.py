@@ -9,6 +9,7 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvloop
 
@@ -16,6 +17,7 @@ from quiver.config.models import Config, Listen
 from quiver.demo import DemoProtocol
 from quiver.proxy.reload import Reloader
 from quiver.proxy.server import BoundAddress, ProxyServer
+from quiver.proxy.status import StatusWriter
 
 log = logging.getLogger("quiver.worker")
 
@@ -26,6 +28,7 @@ Announce = Callable[[list[BoundAddress]], None]
 class _ReloadSettings:
     path: str | None
     watch: bool
+    run_dir: Path | None
 
 
 def run_worker(
@@ -37,6 +40,7 @@ def run_worker(
     grace: float = 10.0,
     config_path: str | None = None,
     watch: bool = False,
+    run_dir: Path | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain for up to ``grace`` seconds.
 
@@ -44,7 +48,7 @@ def run_worker(
     """
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    reload = _ReloadSettings(config_path, watch)
+    reload = _ReloadSettings(config_path, watch, run_dir)
     try:
         loop.run_until_complete(_serve(loop, config, sockets, demo_socket, announce, grace, reload))
     finally:
@@ -74,6 +78,9 @@ async def _serve(
         reloader.start()
     else:
         loop.add_signal_handler(signal.SIGHUP, log.warning, "no config file to reload")
+    status = StatusWriter(server.state, reload.run_dir) if reload.run_dir is not None else None
+    if status is not None:
+        status.start()
     # a SIGHUP that arrived while starting was held back (see the supervisor)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     if announce is not None:
@@ -86,6 +93,8 @@ async def _serve(
     log.info("stopping: draining connections for up to %.0fs", grace)
     if reloader is not None:
         reloader.stop()
+    if status is not None:
+        status.stop()
     if demo is not None:
         demo.close()
     await server.stop(grace)

@@ -1,0 +1,154 @@
+"""What each worker knows about its targets' nodes, for ``quiver status``.
+
+Every worker writes a small JSON document about its nodes (health, circuit state,
+requests in flight, pooled connections) to ``<run dir>/worker-<pid>.json`` once a
+second, replacing the file atomically, and removes it when it stops.  ``quiver
+status`` reads the documents of the workers still alive and shows them together.
+The run directory is ``--run-dir``, else ``$QUIVER_RUN_DIR``, else a directory
+named after the first listen address under the system's temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from quiver.proxy.server import ProxyState
+
+log = logging.getLogger("quiver.status")
+
+INTERVAL = 1.0
+
+
+def default_run_dir(address: str) -> Path:
+    override = os.environ.get("QUIVER_RUN_DIR")
+    if override:
+        return Path(override)
+    name = address.replace("[", "").replace("]", "").replace(":", "_")
+    return Path(tempfile.gettempdir()) / f"quiver-{os.getuid()}" / name
+
+
+def worker_status(state: ProxyState) -> dict[str, Any]:
+    now = state.loop.time()
+    targets = {}
+    for name, target in state.snapshot.targets.items():
+        nodes = []
+        for node in target.nodes:
+            pool = node.pool
+            entry: dict[str, Any] = {
+                "url": node.url,
+                "weight": node.weight,
+                "up": node.up,
+                "in_flight": node.in_flight,
+                "pool": {"open": pool.open, "idle": len(pool.idle)} if pool else None,
+                "health": node.health.snapshot(now) if node.health is not None else None,
+            }
+            nodes.append(entry)
+        targets[name] = {"nodes": nodes}
+    return {"pid": os.getpid(), "written_at": time.time(), "targets": targets}
+
+
+class StatusWriter:
+    def __init__(self, state: ProxyState, run_dir: Path) -> None:
+        self.state = state
+        self.path = run_dir / f"worker-{os.getpid()}.json"
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("status not written: cannot create %s: %s", self.path.parent, exc)
+            return
+        self._write()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self.path.unlink(missing_ok=True)
+
+    def _write(self) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        try:
+            temporary.write_text(json.dumps(worker_status(self.state)))
+            temporary.replace(self.path)
+        except OSError as exc:
+            log.warning("status not written to %s: %s", self.path, exc)
+        self._handle = self.state.loop.call_later(INTERVAL, self._write)
+
+
+def read_status(run_dir: Path) -> list[dict[str, Any]]:
+    """The documents of the live workers in ``run_dir``, oldest process first."""
+    workers = []
+    for path in sorted(run_dir.glob("worker-*.json")):
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(int(document.get("pid", 0))):
+            workers.append(document)
+    return workers
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def render(workers: list[dict[str, Any]]) -> str:
+    """One row per target and node, summed over the workers."""
+    rows = [("TARGET", "NODE", "UP", "IN FLIGHT", "OPEN", "IDLE", "BREAKER", "HEALTH")]
+    merged: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for worker in workers:
+        for target, info in worker["targets"].items():
+            for position, node in enumerate(info["nodes"]):
+                merged.setdefault((target, position, node["url"]), []).append(node)
+    for (target, _, url), views in merged.items():
+        up = sum(1 for view in views if view["up"])
+        pools = [view["pool"] or {} for view in views]
+        healths = [view["health"] for view in views if view["health"]]
+        breakers = {h["breaker"]["state"] for h in healths if h.get("breaker")}
+        rows.append(
+            (
+                target,
+                url,
+                f"{up}/{len(views)}",
+                str(sum(view["in_flight"] for view in views)),
+                str(sum(pool.get("open", 0) for pool in pools)),
+                str(sum(pool.get("idle", 0) for pool in pools)),
+                ",".join(sorted(breakers)) or "-",
+                _health_words(healths),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    header = f"{len(workers)} worker(s)"
+    return "\n".join([header, *(line.rstrip() for line in lines)])
+
+
+def _health_words(healths: list[dict[str, Any]]) -> str:
+    words = set()
+    for health in healths:
+        passive = health.get("passive")
+        active = health.get("active")
+        if passive and passive.get("ejected"):
+            words.add(f"ejected ({passive.get('reason') or 'failures'})")
+        if active is not None:
+            words.add("probe ok" if active.get("healthy") else "probe failing")
+    return ", ".join(sorted(words)) or "-"
