@@ -16,6 +16,9 @@ from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
 
 
+DRAIN_IDLE = 0.5  # seconds a connection may stay idle while the worker drains
+
+
 class ProxyState:
     """What every connection of a worker shares; ``snapshot`` is swapped whole."""
 
@@ -119,15 +122,28 @@ class ProxyServer:
         self._budget_timer = self.loop.call_later(1.0, self._roll_budgets)
 
     async def stop(self, grace: float) -> None:
-        """Stop accepting, let exchanges in flight finish for up to ``grace`` seconds."""
+        """Stop accepting, let exchanges in flight finish for up to ``grace`` seconds.
+
+        Each keep-alive connection gets its next response with ``Connection: close``.
+        One that stays idle is closed after ``DRAIN_IDLE`` seconds: closing it at once
+        would race a request its client may be sending right then.  (Connections
+        still queued on the listening socket are lost when it closes unless another
+        process listens on the same port and the kernel migrates them:
+        ``net.ipv4.tcp_migrate_req = 1``, see docs/resilience.md.)
+        """
         for server in self.servers:
             server.close()
         for conn in list(self.state.connections):
             conn.draining = True
-            if conn.current is None and conn.head is None:
-                conn.close()
         deadline = self.loop.time() + grace
+        idle_since: dict[ClientConnection, float] = {}
         while self.state.connections and self.loop.time() < deadline:
+            now = self.loop.time()
+            for conn in list(self.state.connections):
+                if conn.current is not None or conn.head is not None:
+                    idle_since.pop(conn, None)  # busy: its response will close it
+                elif now - idle_since.setdefault(conn, now) > DRAIN_IDLE:
+                    conn.close()
             await asyncio.sleep(0.05)
         for conn in list(self.state.connections):
             conn.abort()
