@@ -15,7 +15,6 @@ from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
 
-
 DRAIN_IDLE = 0.5  # seconds a connection may stay idle while the worker drains
 
 
@@ -101,18 +100,16 @@ class ProxyServer:
         """Serve new requests from ``config``; requests in flight finish on the old one.
 
         The swap is one assignment: a request is routed by either snapshot, never a
-        mix.  Targets that did not change keep their pools and health state; the
-        pools of those that did are closed once the old requests had time to end.
+        mix.  Targets that did not change keep their pools and health state.
         """
         old = self.state.snapshot
         new = compile_snapshot(config, self.loop, self.sweeper, previous=old)
         self.state.snapshot = new
         _start_checkers(new.targets.values(), old.targets.values())
         kept = {id(target) for target in new.targets.values()}
-        retired = [target for target in old.targets.values() if id(target) not in kept]
-        if retired:
-            grace = max(config.limits.idle_timeout, old.limits.idle_timeout)
-            self.loop.call_later(grace, _close_all, retired)
+        # Retired targets stop pooling at once: their idle connections close now, the
+        # busy ones when their request ends.
+        _close_all([target for target in old.targets.values() if id(target) not in kept])
 
     def _roll_budgets(self) -> None:
         """Move the targets' retry budgets to the next one-second bucket."""

@@ -88,7 +88,17 @@ class Node:
 class NodePool:
     """Keep-alive connections to one node, most recently used first."""
 
-    __slots__ = ("_connecting", "idle", "loop", "node", "open", "settings", "sweeper", "timeouts")
+    __slots__ = (
+        "_connecting",
+        "closed",
+        "idle",
+        "loop",
+        "node",
+        "open",
+        "settings",
+        "sweeper",
+        "timeouts",
+    )
 
     def __init__(
         self,
@@ -106,6 +116,7 @@ class NodePool:
         self.idle: list[UpstreamConnection] = []
         self.open = 0
         self._connecting = 0
+        self.closed = False  # retired by a reload: connections close once their request ends
 
     def take_idle(self) -> UpstreamConnection | None:
         idle = self.idle
@@ -154,6 +165,7 @@ class NodePool:
         transport = conn.transport
         if (
             len(self.idle) < settings.max_idle
+            and not self.closed
             and transport is not None
             and not transport.is_closing()
             and not (settings.max_requests and conn.requests >= settings.max_requests)
@@ -168,6 +180,7 @@ class NodePool:
             self.idle.remove(conn)
 
     def close(self) -> None:
+        self.closed = True
         while self.idle:
             self.idle.pop().close()
 
