@@ -43,6 +43,7 @@ WRAP_CHUNKS = 2  # the node ends the body by closing: its bytes are sent as chun
 DECODED = 3  # chunked by the node, decoded for an HTTP/1.0 client (ended by closing)
 
 _BUFFER_LIMIT = 65536
+FAILURE_LATENCY = 1.0  # seconds a failed try counts as, for latency-aware balancing
 REPLAY_LIMIT = 1 << 20  # request bodies up to this size are kept so a retry can resend them
 _BUFFER_PAUSE = 4
 _LAST_CHUNK = b"0\r\n\r\n"
@@ -392,6 +393,7 @@ class Exchange(RequestHead):
             # A pooled connection the node had already closed: the request never
             # reached it, so a fresh connection is safe (RFC 9112 §9.3.1).
             self.reused = False
+            self.node.in_flight -= 1  # _attach counts the request again
             self.connect_task = self.client.server.loop.create_task(self._connect(self.node))
             return
         if self.node is not None:
@@ -401,8 +403,15 @@ class Exchange(RequestHead):
     def _upstream_error(self, error: HTTPError) -> None:
         """A try failed: try again when the route allows it, else answer the error."""
         kind = failure_kind(error)
-        if self.route is not None and self.route.target.guarded:
-            self._report("timeout" if kind == "timeout" else "failure")
+        target = self.route.target if self.route is not None else None
+        if target is not None and not isinstance(error, ServiceUnavailable):
+            # (a full pool of our own says nothing about the node)
+            if target.guarded:
+                self._report("timeout" if kind == "timeout" else "failure")
+            if target.tracks_latency and self.node is not None:
+                # a node that fails fast must not look fast: count a failure as slow
+                now = self.client.server.loop.time()
+                record_latency(self.node, FAILURE_LATENCY, now)
         if kind is None or not self._retry(kind):
             self.fail(error)
 
@@ -469,10 +478,12 @@ class Exchange(RequestHead):
             self.client.respond_error(self, error)
 
     def cancel_upstream(self) -> None:
-        if self.upstream is not None and self.node is not None:
-            self.node.in_flight -= 1
-            if self.node.breaker is not None and not self.response_started:
-                self.node.breaker.release()  # the client left: says nothing of the node
+        node = self.node
+        if node is not None and (self.upstream is not None or self.connect_task is not None):
+            if self.upstream is not None:
+                node.in_flight -= 1
+            if node.breaker is not None and not self.response_started:
+                node.breaker.release()  # the client left: says nothing of the node
         if self.retry_handle is not None:
             self.retry_handle.cancel()
             self.retry_handle = None

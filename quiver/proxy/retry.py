@@ -53,10 +53,12 @@ class RetryBudget:
         self.requests = 0  # this second
         self.retries = 0  # this second
         self.past: deque[tuple[int, int]] = deque(maxlen=_WINDOW_SECONDS - 1)
-        self._second = 0
+        self._second: int | None = None
 
     def roll(self, now: float) -> None:
         second = int(now)
+        if self._second is None:
+            self._second = second  # the first second in progress
         if second == self._second:
             return
         for _ in range(min(second - self._second, _WINDOW_SECONDS)):

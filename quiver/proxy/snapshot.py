@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -70,7 +71,11 @@ class TargetRuntime:
         #: outcomes are reported to the nodes' health and breakers
         self.guarded = any(node.health is not None for node in nodes)
         passive = target.health_check.passive if target.health_check is not None else None
-        self.failure_statuses = frozenset(passive.statuses if passive is not None else ())
+        if passive is not None:
+            statuses: Iterable[int] = passive.statuses
+        else:  # a breaker alone counts server errors as failures
+            statuses = (500, 502, 503, 504) if target.circuit_breaker is not None else ()
+        self.failure_statuses = frozenset(statuses)
         self.settings: tuple[object, ...] = ()
 
     def close(self) -> None:
