@@ -341,7 +341,10 @@ class Exchange(RequestHead):
             now = self.client.server.loop.time()
             record_latency(self.node, now - self.sent_at, now)
         if target.guarded:
-            self._report("failure" if status in target.failure_statuses else "ok")
+            if status in target.failure_statuses:
+                self._report("failure")
+            elif self.node is not None and self.node.health.wants_success:
+                self._report("ok")
 
     def on_response_body(self, chunk: bytes) -> None:
         """A decoded body chunk (only parsers set up for HTTP/1.0 clients decode)."""

@@ -84,6 +84,14 @@ class NodeHealth:
             and (breaker is None or breaker.available)
         )
 
+    @property
+    def wants_success(self) -> bool:
+        """Whether a successful request changes anything here (else the proxy skips it)."""
+        passive = self.passive
+        return self.breaker is not None or (
+            passive is not None and bool(passive.failures or passive.timeouts)
+        )
+
     def record(self, outcome: Outcome, now: float) -> None:
         """How a request to the node ended, for passive checks and the breaker.
 
