@@ -140,7 +140,9 @@ class Target(Strict):
         None, description="SNI and verified name; defaults to the node's host."
     )
     balance: Balance = Field(
-        default_factory=Balance, description="How requests are spread over the nodes."
+        default_factory=Balance,
+        description='How requests are spread over the nodes; "least_conn" is short for '
+        "{algorithm: least_conn}.",
     )
     health_check: HealthCheck | None = Field(
         None, description="Active probes and/or passive ejection of failing nodes."
@@ -159,6 +161,11 @@ class Target(Strict):
         if value is not None:
             check_target_url(value)
         return value
+
+    @field_validator("balance", mode="before")
+    @classmethod
+    def _balance_shorthand(cls, value: object) -> object:
+        return {"algorithm": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _one_of_url_nodes(self) -> Target:

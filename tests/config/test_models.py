@@ -266,3 +266,23 @@ def test_defaults_without_any_keys() -> None:
     assert [item.address for item in config.listen] == ["127.0.0.1:8080"]
     assert config.targets == [] and config.routes == []
     assert config.timeouts == Timeouts()
+
+
+def test_balance_takes_an_algorithm_name_as_shorthand() -> None:
+    from quiver.config.models import Config
+
+    config = Config.model_validate(
+        {"targets": [{"name": "b", "url": "http://127.0.0.1:9", "balance": "least_conn"}]}
+    )
+    assert config.targets[0].balance.algorithm == "least_conn"
+
+
+def test_consistent_hash_needs_its_key() -> None:
+    import pydantic
+
+    from quiver.config.models import Config
+
+    with pytest.raises(pydantic.ValidationError, match="hash_on"):
+        Config.model_validate(
+            {"targets": [{"name": "b", "url": "http://127.0.0.1:9", "balance": "consistent_hash"}]}
+        )
