@@ -9,17 +9,17 @@ QUIVER=${QUIVER:-quiver}
 WORKERS=${WORKERS:-1}
 MIGRATE=${MIGRATE:-1}
 DURATION=${DURATION:-8}
-command -v nginx >/dev/null && command -v wrk >/dev/null || {
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
     apt-get update -qq && apt-get install -y -qq nginx wrk >/dev/null
-}
+fi
 work=$(mktemp -d)
 sysctl_file=/proc/sys/net/ipv4/tcp_migrate_req
 previous=$(cat "$sysctl_file" 2>/dev/null || echo "")
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    [ -f "$work/nginx.pid" ] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
-    [ -n "$previous" ] && echo "$previous" > "$sysctl_file" 2>/dev/null || true
+    if [ -f "$work/nginx.pid" ]; then kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
+    if [ -n "$previous" ]; then echo "$previous" > "$sysctl_file" 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,4 +61,5 @@ wait "$old" && echo "old server exited cleanly"
 wait "$load"
 echo "workers=$WORKERS tcp_migrate_req=$MIGRATE"
 grep -E "requests in|Socket errors|Non-2xx" "$work/wrk.log"
-grep -q -E "Socket errors|Non-2xx" "$work/wrk.log" && exit 3 || echo "no errors"
+if grep -q -E "Socket errors|Non-2xx" "$work/wrk.log"; then exit 3; fi
+echo "no errors"
