@@ -87,6 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(routes, required=True)
     routes.set_defaults(handler=_routes)
 
+    plugins = commands.add_parser(
+        "plugins",
+        help="list the available plugins and their config",
+        description="List every plugin (built in or installed) with its phases and config keys.",
+    )
+    plugins.add_argument("name", nargs="?", help="show only this plugin")
+    plugins.add_argument("--json", action="store_true", help="print JSON Schemas instead")
+    plugins.set_defaults(handler=_plugins)
+
     status = commands.add_parser(
         "status",
         help="show the nodes of each target as the running workers see them",
@@ -121,6 +130,32 @@ def _load(path: str) -> Config:
     from quiver.config import load_config
 
     return load_config(path)
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    import json
+
+    from quiver.plugins.registry import registry
+
+    plugins = registry()
+    if args.name is not None:
+        if args.name not in plugins:
+            print(f"quiver: no plugin named {args.name!r}", file=sys.stderr)
+            return 1
+        plugins = {args.name: plugins[args.name]}
+    if args.json:
+        schemas = {name: cls.Config.model_json_schema() for name, cls in plugins.items()}
+        print(json.dumps(schemas, indent=2))
+        return 0
+    for name, cls in sorted(plugins.items(), key=lambda item: -item[1].priority):
+        print(f"{name}  (priority {cls.priority}; phases: {', '.join(cls.phases())})")
+        doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+        if doc:
+            print("  " + " ".join(doc.split()))
+        for key, field in cls.Config.model_fields.items():
+            required = "required" if field.is_required() else f"default {field.default!r}"
+            print(f"    {key} ({required}): {field.description}")
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:

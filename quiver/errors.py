@@ -5,6 +5,8 @@
     └── HTTPError                    stops a request; rendered as application/problem+json
         ├── ClientError              4xx: the caller sent something we refuse
         │   ├── BadRequest               400 malformed or ambiguous request (closes)
+        │   ├── Unauthorized             401 missing or bad credentials
+        │   ├── Forbidden                403 credentials fine, access refused
         │   ├── NotFound                 404 no route matched
         │   ├── RequestTimeout           408 client too slow sending head or body
         │   ├── ContentTooLarge          413 body over the configured limit
@@ -84,6 +86,20 @@ class BadRequest(ClientError):
     title = "Bad Request"
     slug = "bad-request"
     close_connection = True
+
+
+class Unauthorized(ClientError):
+    """Missing or invalid credentials; pass a ``WWW-Authenticate`` challenge in headers."""
+
+    status_code = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+
+class Forbidden(ClientError):
+    status_code = 403
+    title = "Forbidden"
+    slug = "forbidden"
 
 
 class NotFound(ClientError):

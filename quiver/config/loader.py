@@ -70,6 +70,7 @@ def load_config_text(
         _add_validation_issues(report, exc, data, skip=reader.unreadable)
     else:
         _add_reference_issues(report, config)
+        _add_plugin_issues(report, config)
     if report.issues:
         raise ConfigError(report.sorted_issues())
     return config
@@ -354,6 +355,38 @@ def _is_model(kind: Any) -> bool:
 
 
 # -- references between entities --------------------------------------------------------
+
+
+def _add_plugin_issues(report: _Report, config: Config) -> None:
+    """Every plugin name must exist and its config must validate against its model."""
+    from quiver.plugins.registry import registry  # plugins import the config package
+
+    known = registry()
+    levels: list[tuple[Path, dict[str, dict[str, object]]]] = [((), config.plugins)]
+    levels += [(("targets", i), t.plugins) for i, t in enumerate(config.targets)]
+    levels += [(("routes", i), r.plugins) for i, r in enumerate(config.routes)]
+    for prefix, plugins in levels:
+        for name, settings in plugins.items():
+            where: Path = (*prefix, "plugins", name)
+            plugin = known.get(name)
+            if plugin is None:
+                message = f"unknown plugin '{name}'" + _suggestion(name, sorted(known))
+                report.add(where, message + " (see: quiver plugins)")
+                continue
+            try:
+                plugin.Config.model_validate(settings)
+            except ValidationError as exc:
+                fields = list(plugin.Config.model_fields)
+                for error in exc.errors(include_url=False):
+                    loc = tuple(error["loc"])
+                    if error["type"] == "extra_forbidden":
+                        key = loc[-1]
+                        message = f"unknown key '{key}'" + _suggestion(key, fields)
+                    elif error["type"] == "missing":
+                        loc, message = loc[:-1], f"missing required key '{loc[-1]}'"
+                    else:
+                        message = _plain(str(error["msg"]))
+                    report.add((*where, *loc), message)
 
 
 def _add_reference_issues(report: _Report, config: Config) -> None:

@@ -9,7 +9,7 @@ a number of bytes or ``"64k"``, ``"10MB"``, ``"1GiB"``.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -154,6 +154,11 @@ class Target(Strict):
     circuit_breaker: CircuitBreaker | None = Field(
         None, description="Per-node breaker on the failure rate; off when unset."
     )
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Plugins by name with their config (see `quiver plugins`); they "
+        "override the global ones for the target's routes.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -211,6 +216,11 @@ class Route(Strict):
     retries: Retries | None = Field(
         None, description="Overrides the target's retries for this route when set."
     )
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Plugins by name with their config (see `quiver plugins`); they "
+        "override the target's and the global ones.",
+    )
     target: str = Field(description="Name of the target requests are forwarded to.")
 
     @field_validator("paths")
@@ -258,6 +268,11 @@ class Config(Strict):
     pool: Pool = Field(default_factory=Pool, description="Default upstream connection pool.")
     targets: list[Target] = Field(default_factory=list, description="Upstream APIs.")
     routes: list[Route] = Field(default_factory=list, description="How requests reach targets.")
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Plugins by name with their config (see `quiver plugins`); they "
+        "apply to every route.",
+    )
     watch: bool = Field(False, description="Reload when the config file changes, as on SIGHUP.")
 
     @field_validator("listen", mode="before")

@@ -36,7 +36,7 @@ def _render(model: type[BaseModel], path: str, out: list[str], seen: set[str]) -
     for name, info in model.model_fields.items():
         default = _default(info)
         out.append(
-            f"| `{name}` | {_type_name(info.annotation)} | {default} | {info.description or ''} |"
+            f"| `{name}` | {type_name(info.annotation)} | {default} | {info.description or ''} |"
         )
         for sub in _models_in(info.annotation):
             key = f"{path}.{name}" if path else name
@@ -63,18 +63,18 @@ def _default(info: Any) -> str:
     return f"`{info.default!r}`"
 
 
-def _type_name(annotation: Any) -> str:
+def type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
-        return _type_name(args[0])
+        return type_name(args[0])
     if origin in (typing.Union, types.UnionType):
-        names = [_type_name(a) for a in args if a is not type(None)]
+        names = [type_name(a) for a in args if a is not type(None)]
         return " or ".join(names)
     if origin is list:
-        return f"list of {_type_name(args[0])}"
+        return f"list of {type_name(args[0])}"
     if origin is dict:
-        return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
+        return f"mapping of {type_name(args[0])} to {type_name(args[1])}"
     if origin is typing.Literal:
         return " or ".join(f"`{a!r}`" for a in args)
     if isinstance(annotation, type):

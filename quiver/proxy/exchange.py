@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from quiver.errors import (
@@ -30,6 +31,7 @@ from quiver.proxy.request import IDEMPOTENT_METHODS, RequestHead
 from quiver.proxy.retry import failure_kind
 
 if TYPE_CHECKING:
+    from quiver.plugins.chain import Phase
     from quiver.proxy.client import ClientConnection
     from quiver.proxy.health import Outcome
     from quiver.proxy.snapshot import RouteRuntime
@@ -100,6 +102,7 @@ class Exchange(RequestHead):
     replay_lost = False  # the body outgrew what is kept: it cannot be sent again
     retry_handle: asyncio.TimerHandle | None = None
     sent_at = 0.0  # loop time the request went to the node (for latency-aware balancing)
+    body_limit: int | None = None  # a plugin's body size limit, below the global one
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -132,7 +135,51 @@ class Exchange(RequestHead):
             policy.budget.requests += 1
             if policy.deadline is not None:
                 self.started_at = self.client.server.loop.time()
+        if route.access:
+            for index, access in enumerate(route.access):
+                waiting = access(self)
+                if waiting is not None:  # the plugin has to wait: go on in a task
+                    rest = route.access[index + 1 :]
+                    loop = self.client.server.loop
+                    self.connect_task = loop.create_task(self._access_async(waiting, rest))
+                    return
         self._send_to_node()
+
+    async def _access_async(self, waiting: Awaitable[None], rest: tuple[Phase, ...]) -> None:
+        try:
+            await waiting
+            for access in rest:
+                result = access(self)
+                if result is not None:
+                    await result
+            self.connect_task = None
+            if not self.finished:
+                self._send_to_node()
+        except HTTPError as exc:
+            self.connect_task = None
+            self.fail(exc)
+
+    # -- what plugins may do to a request (see quiver.plugins.base.PluginRequest) -----
+
+    def set_header(self, name: bytes, value: bytes) -> None:
+        self.remove_header(name)
+        self.forward.append((name, value))
+        self.headers.append((name, value))
+        self._fields = None
+
+    def remove_header(self, name: bytes) -> None:
+        lname = name.lower()
+        self.forward = [(n, v) for n, v in self.forward if n.lower() != lname]
+        self.headers = [(n, v) for n, v in self.headers if n.lower() != lname]
+        self._fields = None
+
+    def limit_body(self, max_size: int) -> None:
+        if self.body_limit is None or max_size < self.body_limit:
+            self.body_limit = max_size
+
+    @property
+    def client_ip(self) -> bytes:
+        return self.client.peer
 
     def _send_to_node(self) -> None:
         """Pick a node and send the request on a pooled or new connection."""
@@ -161,7 +208,7 @@ class Exchange(RequestHead):
 
     def on_request_body(self, chunk: bytes) -> None:
         self.body_received += len(chunk)
-        limit = self.client.server.snapshot.limits.max_body_size
+        limit = self.body_limit or self.client.server.snapshot.limits.max_body_size
         if limit is not None and self.body_received > limit:
             raise ContentTooLarge(f"request body exceeds {limit} bytes")
         if self.finished:

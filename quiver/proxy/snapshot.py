@@ -12,13 +12,16 @@ import asyncio
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest
+from quiver.plugins.base import Plugin
+from quiver.plugins.chain import attached, phase
+from quiver.plugins.chain import build as build_plugins
 from quiver.proxy.balancing import make_balancer
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
@@ -91,10 +94,24 @@ class TargetRuntime:
 class RouteRuntime:
     """A route with its target resolved and its forwarding rules precomputed."""
 
-    __slots__ = ("base_path", "name", "preserve_host", "read_timeout", "retries", "target")
+    __slots__ = (
+        "access",
+        "base_path",
+        "name",
+        "plugins",
+        "preserve_host",
+        "read_timeout",
+        "retries",
+        "target",
+    )
 
-    def __init__(self, route: Route, target: TargetRuntime) -> None:
+    def __init__(
+        self, route: Route, target: TargetRuntime, plugins: tuple[Plugin[Any], ...] = ()
+    ) -> None:
         self.name = route.name
+        self.plugins = plugins
+        #: the access phases of the route's plugins, in the order they run
+        self.access = phase(plugins, "access")
         self.target = target
         self.base_path = target.base_path
         self.preserve_host = route.preserve_host
@@ -192,7 +209,18 @@ def compile_snapshot(
             targets[target.name] = kept
         else:
             targets[target.name] = _compile_target(config, target, loop, sweeper)
-    entries = [(route, RouteRuntime(route, targets[route.target])) for route in config.routes]
+    models = {target.name: target for target in config.targets}
+    entries = [
+        (
+            route,
+            RouteRuntime(
+                route,
+                targets[route.target],
+                build_plugins(attached(config, models[route.target], route)),
+            ),
+        )
+        for route in config.routes
+    ]
     return Snapshot(
         config=config, limits=plain(config.limits), router=Router(entries), targets=targets
     )

@@ -1,0 +1,95 @@
+"""The plugin contract.
+
+A plugin is a small class with declared metadata and only the phases it needs::
+
+    class RequireHeader(Plugin["RequireHeader.Config"]):
+        name = "require-header"
+        priority = 2500
+
+        class Config(PluginConfig):
+            header: str = Field(description="Header every request must carry.")
+
+        def access(self, request: PluginRequest) -> None:
+            if request.get(self.config.header.lower().encode()) is None:
+                raise BadRequest(f"missing {self.config.header} header")
+
+Phases, in the order a request meets them:
+
+- ``access(request)`` before the request goes upstream; raise a typed
+  ``HTTPError`` to stop it; may return an awaitable when it has to wait (e.g.
+  for a token introspection endpoint).
+- ``response_headers(request, response)`` and ``response_body(request, chunk)``
+  as the response comes back.
+- ``log(request, response)`` after the response, off the hot path.
+
+Plugins run in ``priority`` order, highest first (authentication plugins sit
+near 1000 to 2000, rate limiting below them, transformations lower still).  A plugin
+instance is built once per route when the config loads, never per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from quiver.config.base import Strict
+
+PHASES = ("access", "response_headers", "response_body", "log")
+
+
+class PluginConfig(Strict):
+    """Base of every plugin's config: unknown keys are errors, every field is described."""
+
+
+C = TypeVar("C", bound=PluginConfig)
+
+
+class PluginRequest(Protocol):
+    """What a plugin sees of a request (the proxy's exchange implements it)."""
+
+    method: bytes
+    raw_path: bytes
+    query: bytes
+    content_length: int | None
+
+    def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
+        """A request header by lowercase name (repeated fields joined by ", ")."""
+
+    def set_header(self, name: bytes, value: bytes) -> None:
+        """Send ``name: value`` upstream instead of any field of that name."""
+
+    def remove_header(self, name: bytes) -> None:
+        """Send no field of that name upstream."""
+
+    def limit_body(self, max_size: int) -> None:
+        """Refuse (413) a body that grows past ``max_size`` bytes while it streams."""
+
+    @property
+    def client_ip(self) -> bytes:
+        """The address of the client connection."""
+
+
+class Plugin(Generic[C]):
+    """Base class of plugins: set ``name``, ``priority`` and ``Config``; add phases."""
+
+    name: ClassVar[str]
+    priority: ClassVar[int]
+    Config: ClassVar[type[PluginConfig]]
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    @classmethod
+    def phases(cls) -> tuple[str, ...]:
+        """The phases this plugin implements."""
+        return tuple(phase for phase in PHASES if getattr(cls, phase, None) is not None)
+
+    # Phases are looked up by name; a plugin defines only those it needs, e.g.:
+    #   def access(self, request: PluginRequest) -> None | Awaitable[None]
+    access: Any = None
+    response_headers: Any = None
+    response_body: Any = None
+    log: Any = None
+
+
+AccessResult = None | Awaitable[None]

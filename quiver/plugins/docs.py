@@ -1,0 +1,52 @@
+"""A Markdown page per plugin, generated from its docstring and Config descriptions.
+
+``python -m quiver.plugins.docs DIR`` writes ``DIR/<name>.md`` for every plugin;
+a test keeps docs/plugins/ equal to what this produces.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import PydanticUndefined
+
+from quiver.config.reference import type_name
+from quiver.plugins.base import Plugin
+from quiver.plugins.registry import BUILT_IN
+
+
+def render(plugin: type[Plugin[Any]]) -> str:
+    doc = " ".join((plugin.__doc__ or "").split())
+    lines = [
+        f"# `{plugin.name}`",
+        "",
+        doc,
+        "",
+        f"Priority {plugin.priority} (higher runs first); phases: {', '.join(plugin.phases())}.",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for key, field in plugin.Config.model_fields.items():
+        if field.is_required():
+            default = "required"
+        elif field.default is PydanticUndefined or field.default is None:
+            default = "unset"
+        else:
+            default = f"`{field.default!r}`"
+        lines.append(
+            f"| `{key}` | {type_name(field.annotation)} | {default} | {field.description} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for plugin in BUILT_IN:
+        (directory / f"{plugin.name}.md").write_text(render(plugin))
+
+
+if __name__ == "__main__":
+    write(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/plugins"))

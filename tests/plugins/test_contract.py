@@ -1,0 +1,187 @@
+"""The plugin contract: what the loader accepts, how plugins attach and run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import Field
+
+from quiver.config import load_config_text
+from quiver.errors import ConfigError, Forbidden
+from quiver.plugins import registry as registry_module
+from quiver.plugins.base import Plugin, PluginConfig, PluginRequest
+from quiver.plugins.registry import PluginDefinitionError, check_plugin
+from tests.support.proxy import Client, RunningProxy, make_config
+from tests.support.upstream import Upstream, echo
+
+
+class TagConfig(PluginConfig):
+    value: str = Field(description="Value of the X-Tag header sent upstream.")
+
+
+class Tag(Plugin[TagConfig]):
+    """Adds X-Tag upstream."""
+
+    name = "test-tag"
+    priority = 100
+    Config = TagConfig
+
+    def access(self, request: PluginRequest) -> None:
+        request.set_header(b"X-Tag", self.config.value.encode())
+
+
+class GateConfig(PluginConfig):
+    allow: bool = Field(description="Let requests through.")
+    delay: float = Field(0.0, description="Seconds to wait before deciding.")
+
+
+class Gate(Plugin[GateConfig]):
+    """Refuses requests unless allowed; may decide asynchronously."""
+
+    name = "test-gate"
+    priority = 2000
+    Config = GateConfig
+
+    def access(self, request: PluginRequest) -> Any:
+        if self.config.delay:
+            return self._later()
+        if not self.config.allow:
+            raise Forbidden("the gate is closed")
+        return None
+
+    async def _later(self) -> None:
+        await asyncio.sleep(self.config.delay)
+        if not self.config.allow:
+            raise Forbidden("the gate closed after a while")
+
+
+@pytest.fixture(autouse=True)
+def test_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(registry_module, "BUILT_IN", (*registry_module.BUILT_IN, Tag, Gate))
+    registry_module.registry.cache_clear()
+    yield
+    registry_module.registry.cache_clear()
+
+
+def test_a_class_without_the_declared_metadata_is_refused() -> None:
+    class Nameless(Plugin[TagConfig]):
+        priority = 1
+        Config = TagConfig
+
+        def access(self, request: PluginRequest) -> None:
+            pass
+
+    with pytest.raises(PluginDefinitionError, match="no 'name'"):
+        check_plugin(Nameless)
+
+
+def test_a_config_field_without_description_is_refused() -> None:
+    class Bare(PluginConfig):
+        value: int = 1
+
+    class Undocumented(Plugin[Bare]):
+        name = "undocumented"
+        priority = 1
+        Config = Bare
+
+        def access(self, request: PluginRequest) -> None:
+            pass
+
+    with pytest.raises(PluginDefinitionError, match="without description"):
+        check_plugin(Undocumented)
+
+
+def test_a_plugin_without_any_phase_is_refused() -> None:
+    class Idle(Plugin[TagConfig]):
+        name = "idle"
+        priority = 1
+        Config = TagConfig
+
+    with pytest.raises(PluginDefinitionError, match="no phase"):
+        check_plugin(Idle)
+
+
+def test_unknown_plugins_and_bad_plugin_config_are_named_with_their_line() -> None:
+    text = """\
+targets: [{name: b, url: "http://127.0.0.1:9"}]
+plugins:
+  test-tag: {value: 1, colour: red}
+routes:
+  - name: r
+    paths: ["/"]
+    target: b
+    plugins:
+      test-gat: {}
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "quiver.yaml")
+    messages = [str(issue) for issue in caught.value.issues]
+    assert "quiver.yaml:3: plugins.test-tag.colour: unknown key 'colour'" in messages
+    assert any(
+        m.startswith("quiver.yaml:9: routes[0].plugins.test-gat: unknown plugin 'test-gat'")
+        and "did you mean 'test-gate'" in m
+        for m in messages
+    )
+    assert any("plugins.test-tag.value" in m for m in messages)  # 1 is not a string
+
+
+def config_with(
+    url: str, *, global_: dict[str, Any], target: dict[str, Any], route: dict[str, Any]
+) -> Any:
+    return make_config(
+        {"b": {"url": url, "plugins": target}},
+        [{"name": "r", "paths": ["/"], "target": "b", "plugins": route}],
+        plugins=global_,
+    )
+
+
+def test_route_plugins_override_target_ones_which_override_global_ones() -> None:
+    with Upstream(echo) as node:
+        config = config_with(
+            node.url,
+            global_={"test-tag": {"value": "global"}, "test-gate": {"allow": True}},
+            target={"test-tag": {"value": "target"}},
+            route={},
+        )
+        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+            headers = dict(client.request("GET", "/").json()["headers"])
+        assert headers["X-Tag"] == "target"
+        config = config_with(
+            node.url,
+            global_={"test-tag": {"value": "global"}},
+            target={"test-tag": {"value": "target"}},
+            route={"test-tag": {"value": "route"}},
+        )
+        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+            headers = dict(client.request("GET", "/").json()["headers"])
+        assert headers["X-Tag"] == "route"
+
+
+def test_a_plugin_stops_a_request_with_a_typed_error_before_it_goes_upstream() -> None:
+    with Upstream(echo) as node:
+        config = config_with(node.url, global_={}, target={}, route={"test-gate": {"allow": False}})
+        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+            response = client.request("GET", "/")
+            assert response.status == 403
+            assert response.header("Content-Type") == "application/problem+json"
+            assert response.json()["detail"] == "the gate is closed"
+            # the connection stays usable after a refusal
+            assert client.request("GET", "/").status == 403
+        assert node.requests == []
+
+
+@pytest.mark.parametrize("allow, status", [(True, 200), (False, 403)])
+def test_an_access_phase_may_wait_before_deciding(allow: bool, status: int) -> None:
+    with Upstream(echo) as node:
+        route = {"test-gate": {"allow": allow, "delay": 0.05}, "test-tag": {"value": "x"}}
+        config = config_with(node.url, global_={}, target={}, route=route)
+        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+            response = client.request("POST", "/", body=b"payload")
+            assert response.status == status
+            if allow:  # the later plugin ran too, and the body waited for the decision
+                body = response.json()
+                assert dict(body["headers"])["X-Tag"] == "x"
+                assert body["body"] == "payload"

@@ -1,0 +1,16 @@
+"""docs/plugins/ holds the page generated for every built-in plugin."""
+
+from pathlib import Path
+
+import pytest
+
+from quiver.plugins.docs import render
+from quiver.plugins.registry import BUILT_IN
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins"
+
+
+@pytest.mark.parametrize("plugin", BUILT_IN, ids=lambda p: p.name)
+def test_each_built_in_plugin_has_its_generated_page(plugin: type) -> None:
+    page = DOCS / f"{plugin.name}.md"
+    assert page.read_text() == render(plugin), "run: python -m quiver.plugins.docs"
