@@ -362,6 +362,7 @@ def _add_plugin_issues(report: _Report, config: Config) -> None:
     from quiver.plugins.registry import registry  # plugins import the config package
 
     known = registry()
+    consumers = [consumer.name for consumer in config.consumers]
     levels: list[tuple[Path, dict[str, dict[str, object]]]] = [((), config.plugins)]
     levels += [(("targets", i), t.plugins) for i, t in enumerate(config.targets)]
     levels += [(("routes", i), r.plugins) for i, r in enumerate(config.routes)]
@@ -374,7 +375,7 @@ def _add_plugin_issues(report: _Report, config: Config) -> None:
                 report.add(where, message + " (see: quiver plugins)")
                 continue
             try:
-                plugin.Config.model_validate(settings)
+                validated = plugin.Config.model_validate(settings)
             except ValidationError as exc:
                 fields = list(plugin.Config.model_fields)
                 for error in exc.errors(include_url=False):
@@ -387,11 +388,17 @@ def _add_plugin_issues(report: _Report, config: Config) -> None:
                     else:
                         message = _plain(str(error["msg"]))
                     report.add((*where, *loc), message)
+                continue
+            anonymous = getattr(validated, "anonymous", None)
+            if anonymous is not None and anonymous not in consumers:
+                message = f"unknown consumer '{anonymous}'" + _suggestion(anonymous, consumers)
+                report.add((*where, "anonymous"), message)
 
 
 def _add_reference_issues(report: _Report, config: Config) -> None:
     _check_unique(report, "targets", "target", [target.name for target in config.targets])
     _check_unique(report, "routes", "route", [route.name for route in config.routes])
+    _check_unique(report, "consumers", "consumer", [c.name for c in config.consumers])
     targets = list(dict.fromkeys(target.name for target in config.targets))
     for index, route in enumerate(config.routes):
         if route.target not in targets:

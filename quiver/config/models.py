@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from quiver.config.base import Duration, Size, Strict
+from quiver.config.consumers import Consumer
 from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -268,6 +269,9 @@ class Config(Strict):
     pool: Pool = Field(default_factory=Pool, description="Default upstream connection pool.")
     targets: list[Target] = Field(default_factory=list, description="Upstream APIs.")
     routes: list[Route] = Field(default_factory=list, description="How requests reach targets.")
+    consumers: list[Consumer] = Field(
+        default_factory=list, description="Callers of the APIs and their credentials."
+    )
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Plugins by name with their config (see `quiver plugins`); they "

@@ -30,11 +30,20 @@ instance is built once per route when the config loads, never per request.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from quiver.config.base import Strict
+from quiver.proxy.consumers import ConsumerRuntime, Consumers
 
 PHASES = ("access", "response_headers", "response_body", "log")
+
+
+@dataclass(frozen=True)
+class PluginContext:
+    """What a plugin may use when it is built: the config's consumers, for one."""
+
+    consumers: Consumers
 
 
 class PluginConfig(Strict):
@@ -64,6 +73,16 @@ class PluginRequest(Protocol):
     def limit_body(self, max_size: int) -> None:
         """Refuse (413) a body that grows past ``max_size`` bytes while it streams."""
 
+    def set_query(self, query: bytes) -> None:
+        """Forward this query string (without "?") instead of the client's."""
+
+    def set_consumer(self, consumer: ConsumerRuntime) -> None:
+        """The request comes from ``consumer``: its identity is sent upstream."""
+
+    @property
+    def consumer(self) -> ConsumerRuntime | None:
+        """The consumer an authentication plugin identified, if any."""
+
     @property
     def client_ip(self) -> bytes:
         """The address of the client connection."""
@@ -76,8 +95,9 @@ class Plugin(Generic[C]):
     priority: ClassVar[int]
     Config: ClassVar[type[PluginConfig]]
 
-    def __init__(self, config: C) -> None:
+    def __init__(self, config: C, context: PluginContext) -> None:
         self.config = config
+        self.context = context
 
     @classmethod
     def phases(cls) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from quiver.config.models import Config, Route, Target
-from quiver.plugins.base import Plugin
+from quiver.plugins.base import Plugin, PluginContext
 from quiver.plugins.registry import registry
 
 Phase = Callable[..., Any]
@@ -25,11 +25,13 @@ def attached(config: Config, target: Target, route: Route) -> dict[str, Mapping[
     return merged
 
 
-def build(settings: Mapping[str, Mapping[str, Any]]) -> tuple[Plugin[Any], ...]:
+def build(
+    settings: Mapping[str, Mapping[str, Any]], context: PluginContext
+) -> tuple[Plugin[Any], ...]:
     """Plugin instances for validated ``settings``, highest priority first."""
     plugins = registry()
     instances = [
-        plugins[name](plugins[name].Config.model_validate(dict(raw)))
+        plugins[name](plugins[name].Config.model_validate(dict(raw)), context)
         for name, raw in settings.items()
     ]
     instances.sort(key=lambda plugin: -plugin.priority)

@@ -16,13 +16,16 @@ import logging
 from importlib.metadata import entry_points
 from typing import Any
 
+from quiver.plugins.acl import Acl
 from quiver.plugins.base import Plugin, PluginConfig
+from quiver.plugins.ip_restriction import IpRestriction
+from quiver.plugins.key_auth import KeyAuth
 from quiver.plugins.request_size_limit import RequestSizeLimit
 
 log = logging.getLogger("quiver.plugins")
 
 ENTRY_POINT_GROUP = "quiver.plugins"
-BUILT_IN: tuple[type[Plugin[Any]], ...] = (RequestSizeLimit,)
+BUILT_IN: tuple[type[Plugin[Any]], ...] = (IpRestriction, KeyAuth, Acl, RequestSizeLimit)
 
 
 class PluginDefinitionError(TypeError):

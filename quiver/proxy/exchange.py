@@ -33,6 +33,7 @@ from quiver.proxy.retry import failure_kind
 if TYPE_CHECKING:
     from quiver.plugins.chain import Phase
     from quiver.proxy.client import ClientConnection
+    from quiver.proxy.consumers import ConsumerRuntime
     from quiver.proxy.health import Outcome
     from quiver.proxy.snapshot import RouteRuntime
     from quiver.proxy.upstream import Node, UpstreamConnection
@@ -50,6 +51,7 @@ REPLAY_LIMIT = 1 << 20  # request bodies up to this size are kept so a retry can
 _BUFFER_PAUSE = 4
 _LAST_CHUNK = b"0\r\n\r\n"
 _VIA_END = b"Via: 1.1 quiver\r\n\r\n"
+_CONSUMER_FIELDS = (b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups")
 _JOIN_BELOW = 16384  # smaller writes are joined into one buffer, larger go as a vector
 # Response fields that are hop-by-hop (RFC 9110 §7.6.1) or re-framed by the proxy.
 _HOP_BY_HOP = re.compile(
@@ -103,6 +105,7 @@ class Exchange(RequestHead):
     retry_handle: asyncio.TimerHandle | None = None
     sent_at = 0.0  # loop time the request went to the node (for latency-aware balancing)
     body_limit: int | None = None  # a plugin's body size limit, below the global one
+    consumer: ConsumerRuntime | None = None  # who is calling, once a plugin identified it
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -172,6 +175,18 @@ class Exchange(RequestHead):
         self.forward = [(n, v) for n, v in self.forward if n.lower() != lname]
         self.headers = [(n, v) for n, v in self.headers if n.lower() != lname]
         self._fields = None
+
+    def set_query(self, query: bytes) -> None:
+        self.query = query
+        path = self.upstream_path.partition(b"?")[0]
+        self.upstream_path = path + b"?" + query if query else path
+
+    def set_consumer(self, consumer: ConsumerRuntime) -> None:
+        self.consumer = consumer
+        for name in _CONSUMER_FIELDS:  # a client cannot claim an identity of its own
+            self.remove_header(name)
+        for name, value in consumer.headers:
+            self.set_header(name, value)
 
     def limit_body(self, max_size: int) -> None:
         if self.body_limit is None or max_size < self.body_limit:

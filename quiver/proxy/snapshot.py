@@ -19,10 +19,11 @@ from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest
-from quiver.plugins.base import Plugin
+from quiver.plugins.base import Plugin, PluginContext
 from quiver.plugins.chain import attached, phase
 from quiver.plugins.chain import build as build_plugins
 from quiver.proxy.balancing import make_balancer
+from quiver.proxy.consumers import Consumers
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
 from quiver.proxy.request import host_for_routing
@@ -210,13 +211,14 @@ def compile_snapshot(
         else:
             targets[target.name] = _compile_target(config, target, loop, sweeper)
     models = {target.name: target for target in config.targets}
+    context = PluginContext(consumers=Consumers(config.consumers))
     entries = [
         (
             route,
             RouteRuntime(
                 route,
                 targets[route.target],
-                build_plugins(attached(config, models[route.target], route)),
+                build_plugins(attached(config, models[route.target], route), context),
             ),
         )
         for route in config.routes

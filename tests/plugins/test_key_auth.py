@@ -1,0 +1,166 @@
+"""key-auth and acl through the running proxy."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import pydantic
+import pytest
+
+from quiver.config import load_config_text
+from quiver.errors import ConfigError
+from quiver.plugins.acl import Acl
+from quiver.plugins.key_auth import KeyAuth
+from tests.support.proxy import Client, RunningProxy, make_config
+from tests.support.upstream import Upstream, echo
+
+ALICE_KEY = "alice-key-0123456789"
+BOB_KEY = "bob-key-9876543210"
+CONSUMERS = [
+    {"name": "alice", "groups": ["admins"], "credentials": {"key-auth": [{"key": ALICE_KEY}]}},
+    {
+        "name": "bob",
+        "custom_id": "b-42",
+        "groups": ["staff"],
+        "credentials": {
+            "key-auth": [{"key_hash": "sha256:" + hashlib.sha256(BOB_KEY.encode()).hexdigest()}]
+        },
+    },
+    {"name": "guest"},
+]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"header_names": ["Authorization"]}, {"query_names": []}, {"anonymous": "guest"}],
+)
+def test_valid_key_auth_configs(settings: dict[str, Any]) -> None:
+    KeyAuth.Config.model_validate(settings)
+
+
+@pytest.mark.parametrize("settings", [{"header_names": "apikey"}, {"hide": True}])
+def test_invalid_key_auth_configs(settings: dict[str, Any]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        KeyAuth.Config.model_validate(settings)
+
+
+@pytest.mark.parametrize("settings", [{}, {"allow": "admins"}, {"permit": ["a"]}])
+def test_invalid_acl_configs(settings: dict[str, Any]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        Acl.Config.model_validate(settings)
+
+
+def test_an_unknown_anonymous_consumer_is_a_config_error() -> None:
+    text = """\
+targets: [{name: b, url: "http://127.0.0.1:9"}]
+routes:
+  - name: r
+    paths: ["/"]
+    target: b
+    plugins:
+      key-auth: {anonymous: gust}
+consumers:
+  - name: guest
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "quiver.yaml")
+    [issue] = caught.value.issues
+    assert issue.location == "routes[0].plugins.key-auth.anonymous"
+    assert "unknown consumer 'gust'" in issue.message and "did you mean 'guest'" in issue.message
+
+
+@pytest.fixture
+def node() -> Iterator[Upstream]:
+    with Upstream(echo) as upstream:
+        yield upstream
+
+
+def proxy(node: Upstream, plugins: dict[str, Any]) -> RunningProxy:
+    routes = [{"name": "r", "paths": ["/"], "target": "b", "plugins": plugins}]
+    return RunningProxy(make_config({"b": node.url}, routes, consumers=CONSUMERS))
+
+
+def upstream_headers(response: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in response.json()["headers"]}
+
+
+def test_a_valid_key_in_a_header_identifies_the_consumer_and_is_not_forwarded(
+    node: Upstream,
+) -> None:
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", "/x", headers={"X-API-Key": ALICE_KEY})
+    assert response.status == 200
+    headers = upstream_headers(response)
+    assert headers["x-consumer-username"] == "alice"
+    assert headers["x-consumer-groups"] == "admins"
+    assert "x-api-key" not in headers and ALICE_KEY not in response.body.decode()
+
+
+def test_a_hashed_key_works_and_carries_the_custom_id(node: Upstream) -> None:
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", "/", headers={"apikey": BOB_KEY})
+    headers = upstream_headers(response)
+    assert (headers["x-consumer-username"], headers["x-consumer-custom-id"]) == ("bob", "b-42")
+
+
+def test_a_key_in_the_query_is_accepted_and_removed(node: Upstream) -> None:
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?page=2&apikey={ALICE_KEY}&sort=asc")
+    assert response.status == 200
+    assert response.json()["path"] == "/items?page=2&sort=asc"
+
+
+@pytest.mark.parametrize("headers", [{}, {"apikey": "not-a-real-key"}])
+def test_missing_or_unknown_keys_get_401_with_a_challenge(
+    node: Upstream, headers: dict[str, str]
+) -> None:
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", "/", headers=headers)
+        assert response.status == 401
+        assert response.header("WWW-Authenticate") == 'Key realm="quiver"'
+        assert response.header("Content-Type") == "application/problem+json"
+        assert "not-a-real-key" not in response.body.decode()
+        assert client.request("GET", "/", headers={"apikey": ALICE_KEY}).status == 200
+    assert len(node.requests) == 1
+
+
+def test_a_client_cannot_claim_a_consumer_identity(node: Upstream) -> None:
+    spoofed = {"apikey": BOB_KEY, "X-Consumer-Username": "alice", "X-Consumer-Groups": "admins"}
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        headers = upstream_headers(client.request("GET", "/", headers=spoofed))
+    assert (headers["x-consumer-username"], headers["x-consumer-groups"]) == ("bob", "staff")
+
+
+def test_requests_without_a_key_fall_back_to_the_anonymous_consumer(node: Upstream) -> None:
+    plugins = {"key-auth": {"anonymous": "guest"}}
+    with proxy(node, plugins) as running, Client(running.port) as client:
+        assert upstream_headers(client.request("GET", "/"))["x-consumer-username"] == "guest"
+        bad = client.request("GET", "/", headers={"apikey": "wrong-key-123"})
+        assert bad.status == 401  # a wrong key is not anonymous
+
+
+@pytest.mark.parametrize(
+    "acl, key, status",
+    [
+        ({"allow": ["admins"]}, ALICE_KEY, 200),
+        ({"allow": ["admins"]}, BOB_KEY, 403),
+        ({"deny": ["staff"]}, BOB_KEY, 403),
+        ({"deny": ["staff"]}, ALICE_KEY, 200),
+        ({"allow": ["admins", "staff"], "deny": ["staff"]}, BOB_KEY, 403),
+    ],
+)
+def test_acl_lets_groups_in_or_keeps_them_out(
+    node: Upstream, acl: dict[str, Any], key: str, status: int
+) -> None:
+    with proxy(node, {"key-auth": {}, "acl": acl}) as running, Client(running.port) as client:
+        response = client.request("GET", "/", headers={"apikey": key})
+    assert response.status == status
+    if status == 403:
+        assert response.json()["type"] == "urn:quiver:problem:forbidden"
+
+
+def test_acl_without_an_identified_consumer_is_401(node: Upstream) -> None:
+    with proxy(node, {"acl": {"allow": ["admins"]}}) as running, Client(running.port) as client:
+        assert client.request("GET", "/").status == 401
