@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="print JSON Schemas instead")
     plugins.set_defaults(handler=_plugins)
 
+    keys = commands.add_parser(
+        "keys",
+        help="make an API key for a consumer",
+        description="Print a new random API key and the key_hash to put in the config.",
+    )
+    keys.add_argument("action", choices=["new"], help="new: make a key")
+    keys.set_defaults(handler=_keys)
+
     status = commands.add_parser(
         "status",
         help="show the nodes of each target as the running workers see them",
@@ -130,6 +138,17 @@ def _load(path: str) -> Config:
     from quiver.config import load_config
 
     return load_config(path)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    import hashlib
+    import secrets
+
+    key = secrets.token_urlsafe(32)
+    print(f"key:      {key}")
+    print(f"key_hash: sha256:{hashlib.sha256(key.encode()).hexdigest()}")
+    print("Give the key to the consumer now: only its hash belongs in the config.", file=sys.stderr)
+    return 0
 
 
 def _plugins(args: argparse.Namespace) -> int:

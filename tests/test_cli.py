@@ -510,3 +510,15 @@ def test_listen_option_rejects_a_malformed_address(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "--listen" in result.stderr
     assert_no_traceback(result.stderr)
+
+
+def test_keys_new_prints_a_key_and_the_hash_that_lets_it_in(tmp_path: Path) -> None:
+    import hashlib
+
+    result = run_quiver("keys", "new")
+    assert result.returncode == 0
+    lines = dict(line.split(":", 1) for line in result.stdout.strip().splitlines())
+    key, key_hash = lines["key"].strip(), lines["key_hash"].strip()
+    assert len(key) >= 40
+    assert key_hash == "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    assert "only its hash" in result.stderr
