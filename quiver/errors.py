@@ -3,6 +3,7 @@
     QuiverError
     ├── ConfigError                  the declarative config is invalid (lists each issue)
     └── HTTPError                    stops a request; rendered as application/problem+json
+        ├── Answer                   not an error: a plugin answers the request itself
         ├── ClientError              4xx: the caller sent something we refuse
         │   ├── BadRequest               400 malformed or ambiguous request (closes)
         │   ├── Unauthorized             401 missing or bad credentials
@@ -75,6 +76,28 @@ class HTTPError(QuiverError):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.headers = headers
+
+
+class Answer(HTTPError):
+    """A plugin answers the request itself, without going upstream.
+
+    Rendered as given (status, headers, optional body), not as a problem document::
+
+        raise Answer(204, headers=((b"Access-Control-Allow-Origin", b"*"),))
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        body: bytes = b"",
+        content_type: bytes = b"text/plain",
+    ) -> None:
+        super().__init__("answered by a plugin", headers=headers)
+        self.status_code = status
+        self.body = body
+        self.content_type = content_type
 
 
 class ClientError(HTTPError):

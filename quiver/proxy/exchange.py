@@ -26,6 +26,7 @@ from quiver.errors import (
     ServiceUnavailable,
     UpstreamResetError,
 )
+from quiver.plugins.response import ResponseHead
 from quiver.proxy.balancing.ewma import record_latency
 from quiver.proxy.request import IDEMPOTENT_METHODS, RequestHead
 from quiver.proxy.retry import failure_kind
@@ -323,7 +324,9 @@ class Exchange(RequestHead):
 
         False when the response is dropped instead because the request is tried again.
         """
-        target = self.route.target  # type: ignore[union-attr]
+        route = self.route
+        assert route is not None
+        target = route.target
         if target.guarded or target.tracks_latency:
             self._response_arrived(status)
         if status >= 500:
@@ -332,6 +335,8 @@ class Exchange(RequestHead):
                 self.upstream = None
                 self.node.in_flight -= 1  # type: ignore[union-attr]
                 return False
+        if route.response_headers and status != 101:
+            raw = self._run_response_headers(raw)
         kinds = 0
         connection = coding = b""
         # one pass over the lowercased head (a case-sensitive regex runs several times
@@ -396,6 +401,13 @@ class Exchange(RequestHead):
         self.response_started = True
         self.out.append(b"".join((head[:-2], request_id, framing, _VIA_END)))
         return True
+
+    def _run_response_headers(self, raw: bytes) -> bytes:
+        """Let the route's plugins see and change the response head."""
+        head = ResponseHead(raw)
+        for plugin_phase in self.route.response_headers:  # type: ignore[union-attr]
+            plugin_phase(self, head)
+        return head.render()
 
     def _response_arrived(self, status: int) -> None:
         target = self.route.target  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ from http import HTTPStatus
 
 import orjson
 
-from quiver.errors import HTTPError
+from quiver.errors import Answer, HTTPError
 
 PROBLEM_TYPE_PREFIX = "urn:quiver:problem:"
 
@@ -32,18 +32,21 @@ def problem_body(error: HTTPError, request_id: str) -> bytes:
 
 def problem_response(error: HTTPError, request_id: str, *, close: bool, head_only: bool) -> bytes:
     """The whole HTTP/1.1 response carrying ``error``; no body when ``head_only``."""
-    body = problem_body(error, request_id)
-    lines = [
-        b"HTTP/1.1 %d %s\r\n" % (error.status_code, reason_phrase(error.status_code)),
-        b"Content-Type: application/problem+json\r\n",
-        b"Content-Length: %d\r\n" % len(body),
-        b"X-Request-ID: %s\r\n" % request_id.encode(),
-        b"Cache-Control: no-store\r\n",
-    ]
+    if isinstance(error, Answer):
+        body, content_type = error.body, error.content_type
+    else:
+        body, content_type = problem_body(error, request_id), b"application/problem+json"
+    status = error.status_code
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
+    if status != 204 and status != 304:  # (RFC 9110 §8.6: no Content-Length on 204)
+        lines += (b"Content-Type: %s\r\n" % content_type, b"Content-Length: %d\r\n" % len(body))
+    lines.append(b"X-Request-ID: %s\r\n" % request_id.encode())
+    if not isinstance(error, Answer):
+        lines.append(b"Cache-Control: no-store\r\n")
     lines.extend(b"%s: %s\r\n" % pair for pair in error.headers)
     if close:
         lines.append(b"Connection: close\r\n")
     lines.append(b"\r\n")
-    if not head_only:
+    if not head_only and status != 204 and status != 304:
         lines.append(body)
     return b"".join(lines)

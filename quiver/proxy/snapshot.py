@@ -98,10 +98,12 @@ class RouteRuntime:
     __slots__ = (
         "access",
         "base_path",
+        "log",
         "name",
         "plugins",
         "preserve_host",
         "read_timeout",
+        "response_headers",
         "retries",
         "target",
     )
@@ -111,8 +113,10 @@ class RouteRuntime:
     ) -> None:
         self.name = route.name
         self.plugins = plugins
-        #: the access phases of the route's plugins, in the order they run
+        #: the phases of the route's plugins, each in the order they run
         self.access = phase(plugins, "access")
+        self.response_headers = phase(plugins, "response_headers")
+        self.log = phase(plugins, "log")
         self.target = target
         self.base_path = target.base_path
         self.preserve_host = route.preserve_host

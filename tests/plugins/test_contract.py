@@ -10,10 +10,11 @@ import pytest
 from pydantic import Field
 
 from quiver.config import load_config_text
-from quiver.errors import ConfigError, Forbidden
+from quiver.errors import Answer, ConfigError, Forbidden
 from quiver.plugins import registry as registry_module
 from quiver.plugins.base import Plugin, PluginConfig, PluginRequest
 from quiver.plugins.registry import PluginDefinitionError, check_plugin
+from quiver.plugins.response import ResponseHead
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
 
@@ -185,3 +186,51 @@ def test_an_access_phase_may_wait_before_deciding(allow: bool, status: int) -> N
                 body = response.json()
                 assert dict(body["headers"])["X-Tag"] == "x"
                 assert body["body"] == "payload"
+
+
+class StampConfig(PluginConfig):
+    header: str = Field(description="Response header to add.")
+    answer_options: bool = Field(False, description="Answer OPTIONS requests with 204.")
+
+
+class Stamp(Plugin[StampConfig]):
+    """Adds a response header; may answer OPTIONS itself."""
+
+    name = "test-stamp"
+    priority = 10
+    Config = StampConfig
+
+    def access(self, request: PluginRequest) -> None:
+        if self.config.answer_options and request.method == b"OPTIONS":
+            raise Answer(204, headers=((b"Allow", b"GET, OPTIONS"),))
+
+    def response_headers(self, request: PluginRequest, response: ResponseHead) -> None:
+        response.set(self.config.header.encode(), b"stamped")
+        response.remove(b"X-Secret")
+
+
+def test_a_plugin_changes_response_headers_and_can_answer_by_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry_module, "BUILT_IN", (*registry_module.BUILT_IN, Stamp))
+    registry_module.registry.cache_clear()
+
+    def secretive(conn: Any) -> None:
+        while conn.read_request() is not None:
+            conn.respond(200, b"ok", [("X-Secret", "s3cr3t"), ("X-Kept", "yes")])
+
+    with Upstream(secretive) as node:
+        route = {"test-stamp": {"header": "X-Stamp", "answer_options": True}}
+        config = config_with(node.url, global_={}, target={}, route=route)
+        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+            response = client.request("GET", "/")
+            assert (response.status, response.body) == (200, b"ok")
+            assert response.header("X-Stamp") == "stamped"
+            assert response.header("X-Secret") is None
+            assert response.header("X-Kept") == "yes"
+            answered = client.request("OPTIONS", "/")
+            assert answered.status == 204
+            assert answered.header("Allow") == "GET, OPTIONS"
+            assert answered.header("Content-Length") is None
+            assert client.request("GET", "/").status == 200  # still usable
+        assert [r.method for r in node.requests] == ["GET", "GET"]
