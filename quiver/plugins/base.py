@@ -20,7 +20,8 @@ Phases, in the order a request meets them:
   for a token introspection endpoint).
 - ``response_headers(request, response)`` and ``response_body(request, chunk)``
   as the response comes back.
-- ``log(request, response)`` after the response, off the hot path.
+- ``log(request)`` once the exchange is over (``request.status`` says how it
+  ended), scheduled off the hot path; an exception there is logged, never raised.
 
 Plugins run in ``priority`` order, highest first (authentication plugins sit
 near 1000 to 2000, rate limiting below them, transformations lower still).  A plugin
@@ -82,6 +83,10 @@ class PluginRequest(Protocol):
     @property
     def consumer(self) -> ConsumerRuntime | None:
         """The consumer an authentication plugin identified, if any."""
+
+    @property
+    def status(self) -> int:
+        """The response status (in ``response_headers`` and ``log``; 0 before)."""
 
     @property
     def client_ip(self) -> bytes:

@@ -14,6 +14,7 @@ a chunked body is decoded for an HTTP/1.0 client.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from quiver.proxy.health import Outcome
     from quiver.proxy.snapshot import RouteRuntime
     from quiver.proxy.upstream import Node, UpstreamConnection
+
+log = logging.getLogger("quiver.exchange")
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # How the response body travels to the client.
@@ -107,6 +110,7 @@ class Exchange(RequestHead):
     sent_at = 0.0  # loop time the request went to the node (for latency-aware balancing)
     body_limit: int | None = None  # a plugin's body size limit, below the global one
     consumer: ConsumerRuntime | None = None  # who is calling, once a plugin identified it
+    status = 0  # of the response (the node's, or the proxy's error)
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -335,6 +339,7 @@ class Exchange(RequestHead):
                 self.upstream = None
                 self.node.in_flight -= 1  # type: ignore[union-attr]
                 return False
+        self.status = status
         if route.response_headers and status != 101:
             raw = self._run_response_headers(raw)
         kinds = 0
@@ -402,6 +407,14 @@ class Exchange(RequestHead):
         self.out.append(b"".join((head[:-2], request_id, framing, _VIA_END)))
         return True
 
+    def _run_log(self) -> None:
+        """The route's log phases, once the exchange is over (off the hot path)."""
+        for plugin_phase in self.route.log:  # type: ignore[union-attr]
+            try:
+                plugin_phase(self)
+            except Exception:  # a log plugin must never hurt the proxy
+                log.exception("log phase of a plugin failed")
+
     def _run_response_headers(self, raw: bytes) -> bytes:
         """Let the route's plugins see and change the response head."""
         head = ResponseHead(raw)
@@ -454,6 +467,8 @@ class Exchange(RequestHead):
             conn.close()
         self.finished = True
         self.client.exchange_finished(self)
+        if self.route.log:  # type: ignore[union-attr]
+            self.client.server.loop.call_soon(self._run_log)
 
     def on_upstream_failed(self, conn: UpstreamConnection, error: HTTPError) -> None:
         if self.upstream is conn:
@@ -548,11 +563,15 @@ class Exchange(RequestHead):
             return
         self.finished = True
         self.cancel_upstream()
+        if not self.response_started:
+            self.status = error.status_code
         if self.response_started:
             self.out = []
             self.client.abort()
         else:
             self.client.respond_error(self, error)
+        if self.route is not None and self.route.log:
+            self.client.server.loop.call_soon(self._run_log)
 
     def cancel_upstream(self) -> None:
         node = self.node

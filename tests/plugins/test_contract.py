@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -234,3 +235,45 @@ def test_a_plugin_changes_response_headers_and_can_answer_by_itself(
             assert answered.header("Content-Length") is None
             assert client.request("GET", "/").status == 200  # still usable
         assert [r.method for r in node.requests] == ["GET", "GET"]
+
+
+class RecordConfig(PluginConfig):
+    fail: bool = Field(False, description="Raise from the log phase.")
+
+
+RECORDED: list[tuple[int, bytes]] = []
+
+
+class Record(Plugin[RecordConfig]):
+    """Records how requests ended."""
+
+    name = "test-record"
+    priority = 1
+    Config = RecordConfig
+
+    def log(self, request: PluginRequest) -> None:
+        if self.config.fail:
+            raise RuntimeError("a broken log plugin")
+        RECORDED.append((request.status, request.raw_path))
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_log_phase_sees_how_each_request_ended(
+    monkeypatch: pytest.MonkeyPatch, fail: bool
+) -> None:
+    monkeypatch.setattr(registry_module, "BUILT_IN", (*registry_module.BUILT_IN, Record))
+    registry_module.registry.cache_clear()
+    RECORDED.clear()
+    with Upstream(echo) as node:
+        route = {"test-record": {"fail": fail}, "test-gate": {"allow": True}}
+        config = config_with(node.url, global_={}, target={}, route=route)
+        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+            assert client.request("GET", "/one").status == 200
+            assert client.request("GET", "/two").status == 200
+            deadline = time.monotonic() + 5
+            while not fail and len(RECORDED) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the log phase runs on the proxy's loop, just after
+    if fail:
+        assert RECORDED == []  # and the proxy kept serving
+    else:
+        assert RECORDED == [(200, b"/one"), (200, b"/two")]
