@@ -18,14 +18,31 @@ from typing import Any
 
 from quiver.plugins.acl import Acl
 from quiver.plugins.base import Plugin, PluginConfig
+from quiver.plugins.basic_auth import BasicAuth
+from quiver.plugins.cors import Cors
 from quiver.plugins.ip_restriction import IpRestriction
+from quiver.plugins.jwt import Jwt
 from quiver.plugins.key_auth import KeyAuth
+from quiver.plugins.oauth2_introspection import OAuth2Introspection
 from quiver.plugins.request_size_limit import RequestSizeLimit
+from quiver.plugins.request_transformer import RequestTransformer
+from quiver.plugins.response_transformer import ResponseTransformer
 
 log = logging.getLogger("quiver.plugins")
 
 ENTRY_POINT_GROUP = "quiver.plugins"
-BUILT_IN: tuple[type[Plugin[Any]], ...] = (IpRestriction, KeyAuth, Acl, RequestSizeLimit)
+BUILT_IN: tuple[type[Plugin[Any]], ...] = (
+    IpRestriction,
+    KeyAuth,
+    BasicAuth,
+    Jwt,
+    Acl,
+    RequestSizeLimit,
+    OAuth2Introspection,
+    Cors,
+    RequestTransformer,
+    ResponseTransformer,
+)
 
 
 class PluginDefinitionError(TypeError):

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from quiver.errors import BadRequest, HeaderFieldsTooLarge, HTTPError, RequestTimeout, URITooLong
+from quiver.errors import (
+    Answer,
+    BadRequest,
+    HeaderFieldsTooLarge,
+    HTTPError,
+    RequestTimeout,
+    URITooLong,
+)
 from quiver.proxy.exchange import Exchange
 from quiver.proxy.problem import problem_response
 
@@ -277,7 +284,13 @@ class ClientConnection(asyncio.Protocol):
         exchange.keep_alive = not close
         head_only = exchange.method == b"HEAD"
         rid = exchange.rid or self.server.new_request_id()
-        self.write(problem_response(error, rid.decode("latin-1"), close=close, head_only=head_only))
+        response = problem_response(error, rid.decode("latin-1"), close=close, head_only=head_only)
+        route = exchange.route
+        if route is not None and route.response_headers and not isinstance(error, Answer):
+            # the route's plugins shape gateway answers too (e.g. CORS on a 401)
+            end = response.index(b"\r\n\r\n") + 4
+            response = exchange.run_response_headers(response[:end]) + response[end:]
+        self.write(response)
         self.exchange_finished(exchange)
 
     def exchange_finished(self, exchange: Exchange) -> None:

@@ -341,7 +341,7 @@ class Exchange(RequestHead):
                 return False
         self.status = status
         if route.response_headers and status != 101:
-            raw = self._run_response_headers(raw)
+            raw = self.run_response_headers(raw)
         kinds = 0
         connection = coding = b""
         # one pass over the lowercased head (a case-sensitive regex runs several times
@@ -415,7 +415,7 @@ class Exchange(RequestHead):
             except Exception:  # a log plugin must never hurt the proxy
                 log.exception("log phase of a plugin failed")
 
-    def _run_response_headers(self, raw: bytes) -> bytes:
+    def run_response_headers(self, raw: bytes) -> bytes:
         """Let the route's plugins see and change the response head."""
         head = ResponseHead(raw)
         for plugin_phase in self.route.response_headers:  # type: ignore[union-attr]

@@ -32,6 +32,10 @@ SPECIAL_REQUEST_HEADERS = frozenset(
         b"x-forwarded-proto",
         b"x-forwarded-host",
         b"x-request-id",
+        # identity fields only the gateway may set (an authentication plugin does)
+        b"x-consumer-username",
+        b"x-consumer-custom-id",
+        b"x-consumer-groups",
     }
 )
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
@@ -173,7 +177,7 @@ class RequestHead:
             and b" " not in value
         ):
             self.request_id = value  # a client's id is kept when it is a sane token
-        # keep-alive, te, trailer, proxy-connection and x-forwarded-proto/-host are
+        # keep-alive, te, trailer, proxy-connection, x-forwarded-proto/-host and x-consumer-* are
         # dropped: hop-by-hop, or rebuilt by the proxy and never trusted from clients
 
     def forwarded_fields(self) -> list[tuple[bytes, bytes]]:

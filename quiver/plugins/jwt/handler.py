@@ -1,0 +1,219 @@
+"""The ``jwt`` plugin: verify a JSON Web Token (RFC 7519) and identify its consumer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable
+from typing import Any
+
+import jwt
+import orjson
+
+from quiver.errors import Unauthorized
+from quiver.plugins.base import Plugin, PluginContext, PluginRequest
+from quiver.plugins.jwt.config import JwtConfig
+from quiver.plugins.jwt.jwks import JwksCache
+from quiver.plugins.jwt.keys import VerificationKey, consumer_keys
+from quiver.plugins.jwt.tokens import TokenFinder
+
+# RFC 6750 §3: no error code when the request carried no token at all
+_MISSING = ((b"WWW-Authenticate", b'Bearer realm="quiver"'),)
+_INVALID = ((b"WWW-Authenticate", b'Bearer realm="quiver", error="invalid_token"'),)
+_CONSUMER_FIELDS = (b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # never in a header value (RFC 9110 §5.5)
+
+# Fixed reasons per failure: PyJWT's messages are not shown, so no part of a token
+# ever reaches a response or a log line.
+_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "the token has expired"),
+    (jwt.ImmatureSignatureError, "the token is not valid yet"),
+    (jwt.InvalidAudienceError, "the token's audience is not accepted"),
+    (jwt.InvalidIssuerError, "the token's issuer is not accepted"),
+    (jwt.InvalidSignatureError, "the token's signature does not verify"),
+    (jwt.InvalidAlgorithmError, "the token's algorithm is not accepted"),
+    (jwt.DecodeError, "the token is malformed"),
+)
+
+
+def invalid(reason: str) -> Unauthorized:
+    return Unauthorized(reason, headers=_INVALID)
+
+
+class Jwt(Plugin[JwtConfig]):
+    """Requests must carry a JSON Web Token signed with an accepted algorithm (`none` never
+    is) by a known key: 401 with `WWW-Authenticate: Bearer` when it is missing, and with
+    `error="invalid_token"` when it is malformed, badly signed, expired, not yet valid, or
+    carries a refused `iss` or `aud`. Keys come from consumers' `jwt` credentials, selected
+    by the token's `iss` claim or `kid` header (`key_claim`); such a token identifies that
+    consumer. Each credential fixes its algorithm, so an RSA public key is never taken as
+    an HMAC secret. Keys can also come from a `jwks_url`, selected by `kid`: the set is
+    fetched when first needed, again when a token names an unknown `kid` (at most every
+    `jwks_min_refresh` seconds) and after `jwks_cache_ttl`, so keys rotate without a
+    restart. A token verified by a JWKS key identifies the consumer named by its
+    `consumer_claim`, if any; otherwise no consumer is set (plugins such as `acl` then
+    refuse the request) and any X-Consumer-* headers from the client are removed. Chosen
+    claims go upstream as headers; the token itself does not, unless `hide_credentials`
+    is off."""
+
+    name = "jwt"
+    priority = 1450
+    Config = JwtConfig
+
+    def __init__(self, config: JwtConfig, context: PluginContext) -> None:
+        super().__init__(config, context)
+        self.algorithms = frozenset(config.algorithms)
+        self.consumers = context.consumers
+        self.keys = consumer_keys(context.consumers, self.algorithms)
+        self.jwks: JwksCache | None = None
+        if config.jwks_url is not None:
+            self.jwks = JwksCache(
+                config.jwks_url,
+                algorithms=self.algorithms,
+                min_refresh=config.jwks_min_refresh,
+                ttl=config.jwks_cache_ttl,
+                timeout=config.jwks_timeout,
+            )
+        self.tokens = TokenFinder(config)
+        self.decoder = jwt.PyJWT(
+            options={
+                "require": list(config.required_claims),
+                # RFC 7519 §4.1.3: a token for named audiences is refused by everyone
+                # else, so even with no audiences configured an "aud" is checked
+                "verify_aud": True,
+                "verify_iss": bool(config.issuers),
+            }
+        )
+        self.audiences = list(config.audiences) or None
+        self.issuers = frozenset(config.issuers) or None
+        self.claim_headers = tuple(
+            (claim, header.encode()) for claim, header in config.claims_to_headers.items()
+        )
+        self.anonymous = (
+            context.consumers.by_name.get(config.anonymous) if config.anonymous else None
+        )
+        if config.anonymous and self.anonymous is None:
+            raise ValueError(f"jwt: anonymous consumer {config.anonymous!r} is not defined")
+
+    def access(self, request: PluginRequest) -> Awaitable[None] | None:
+        token = self.tokens.take(request)
+        if token is None:
+            if self.anonymous is not None:
+                if request.consumer is None:
+                    request.set_consumer(self.anonymous)
+                return None
+            raise Unauthorized("no bearer token in the request", headers=_MISSING)
+        try:
+            header = jwt.get_unverified_header(token)
+        except (jwt.PyJWTError, ValueError):
+            raise invalid("the token is malformed") from None
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
+            # "none" never is (RFC 8725 §3.1)
+            raise invalid("the token's algorithm is not accepted")
+        keys = self._consumer_keys(token, header, algorithm)
+        if keys:
+            self._accept(request, token, algorithm, keys)
+            return None
+        kid = header.get("kid")
+        if self.jwks is None or not isinstance(kid, str | None):
+            raise invalid("no key is known for this token")
+        key = self.jwks.find(kid, algorithm)
+        if key is not None:
+            self.jwks.refresh_if_stale()
+            self._accept(request, token, algorithm, (key,))
+            return None
+        if not self.jwks.may_fetch():
+            raise invalid("no key is known for this token")
+        return self._fetch_and_accept(request, token, algorithm, kid)
+
+    def _consumer_keys(
+        self, token: bytes, header: dict[str, Any], algorithm: str
+    ) -> tuple[VerificationKey, ...]:
+        if not self.keys:
+            return ()
+        if self.config.key_claim == "kid":
+            selector = header.get("kid")
+        else:
+            try:
+                selector = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            except (jwt.PyJWTError, ValueError):
+                raise invalid("the token is malformed") from None
+        if not isinstance(selector, str):
+            return ()
+        return tuple(key for key in self.keys.get(selector, ()) if algorithm in key.algorithms)
+
+    async def _fetch_and_accept(
+        self, request: PluginRequest, token: bytes, algorithm: str, kid: str | None
+    ) -> None:
+        assert self.jwks is not None
+        await self.jwks.refresh()
+        key = self.jwks.find(kid, algorithm)
+        if key is None:
+            raise invalid("no key is known for this token")
+        self._accept(request, token, algorithm, (key,))
+
+    def _accept(
+        self,
+        request: PluginRequest,
+        token: bytes,
+        algorithm: str,
+        keys: tuple[VerificationKey, ...],
+    ) -> None:
+        for key in keys:  # several while a consumer's key is rotated
+            try:
+                claims = self.decoder.decode(
+                    token,
+                    key.material,
+                    algorithms=[algorithm],
+                    audience=self.audiences,
+                    issuer=self.issuers,
+                    leeway=self.config.leeway,
+                )
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.MissingRequiredClaimError as exc:
+                raise invalid(f"the token has no '{exc.claim}' claim") from None
+            except (jwt.PyJWTError, ValueError) as exc:
+                raise invalid(_reason(exc)) from None
+            self._identify(request, key, claims)
+            return
+        raise invalid("the token's signature does not verify")
+
+    def _identify(
+        self, request: PluginRequest, key: VerificationKey, claims: dict[str, Any]
+    ) -> None:
+        consumer = key.consumer
+        if consumer is None and self.config.consumer_claim is not None:
+            name = claims.get(self.config.consumer_claim)
+            consumer = self.consumers.by_name.get(name) if isinstance(name, str) else None
+        if consumer is not None:
+            request.set_consumer(consumer)
+        elif request.consumer is None:  # a client must not pass for a consumer it names
+            for field in _CONSUMER_FIELDS:
+                request.remove_header(field)
+        for claim, header in self.claim_headers:
+            value = claims.get(claim)
+            if value is None:
+                request.remove_header(header)
+            else:
+                request.set_header(header, header_value(value))
+
+
+def _reason(exc: Exception) -> str:
+    for kind, reason in _REASONS:
+        if isinstance(exc, kind):
+            return reason
+    return "the token is not valid"
+
+
+def header_value(value: object) -> bytes:
+    """A claim as a header value: strings as they are, lists joined by ", ", else JSON."""
+    if isinstance(value, list):
+        text = ", ".join(item if isinstance(item, str) else _json(item) for item in value)
+    else:
+        text = value if isinstance(value, str) else _json(value)
+    return _CONTROL.sub("", text).encode()
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()

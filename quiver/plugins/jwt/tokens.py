@@ -1,0 +1,68 @@
+"""Finding the token in a request: headers, then cookies, then the query string."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+from quiver.plugins.base import PluginRequest
+from quiver.plugins.jwt.config import JwtConfig
+
+
+class TokenFinder:
+    """Takes the token out of a request (removing it there when ``hide_credentials``)."""
+
+    def __init__(self, config: JwtConfig) -> None:
+        self.headers = tuple(name.lower().encode() for name in config.header_names)
+        self.cookies = frozenset(name.encode("latin-1") for name in config.cookie_names)
+        self.query_names = frozenset(config.query_names)
+        self.hide = config.hide_credentials
+
+    def take(self, request: PluginRequest) -> bytes | None:
+        for header in self.headers:
+            value = request.get(header)
+            if value is None:
+                continue
+            token = _bearer(value, scheme_required=header == b"authorization")
+            if token:
+                if self.hide:
+                    request.remove_header(header)
+                return token
+        token = self._from_cookie(request) if self.cookies else None
+        if token is None and self.query_names and request.query:
+            token = self._from_query(request)
+        return token
+
+    def _from_cookie(self, request: PluginRequest) -> bytes | None:
+        header = request.get(b"cookie")
+        if header is None:
+            return None
+        pairs = [part.strip() for part in header.split(b";")]
+        token = None
+        for pair in pairs:
+            name, _, value = pair.partition(b"=")
+            if name in self.cookies and value:
+                token = value.strip(b'"')  # a cookie value may be quoted (RFC 6265 §4.1.1)
+                break
+        if token is not None and self.hide:
+            kept = [pair for pair in pairs if pair.partition(b"=")[0] not in self.cookies]
+            if kept:
+                request.set_header(b"cookie", b"; ".join(kept))
+            else:
+                request.remove_header(b"cookie")
+        return token
+
+    def _from_query(self, request: PluginRequest) -> bytes | None:
+        pairs = parse_qsl(request.query.decode("latin-1"), keep_blank_values=True)
+        token = next((value for name, value in pairs if name in self.query_names and value), None)
+        if token is not None and self.hide:
+            kept = [(name, value) for name, value in pairs if name not in self.query_names]
+            request.set_query(urlencode(kept).encode("latin-1"))
+        return token.encode("latin-1") if token is not None else None
+
+
+def _bearer(value: bytes, *, scheme_required: bool) -> bytes | None:
+    """The token of ``Bearer <token>`` (RFC 6750 §2.1; the scheme is case-insensitive)."""
+    scheme, space, rest = value.strip().partition(b" ")
+    if space and scheme.lower() == b"bearer":
+        return rest.strip()
+    return None if scheme_required or space else value.strip()
