@@ -27,6 +27,8 @@ from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.upstream import UpstreamConnection
 
 REQUEST = b"GET /items/42?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
+KEY = "bench-key-0123456789"
+WITH_KEY = REQUEST.replace(b"\r\n\r\n", b"\r\napikey: " + KEY.encode() + b"\r\n\r\n")
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 21 Nov 2026 12:00:00 GMT\r\n"
     b"Content-Type: application/json\r\nContent-Length: 56\r\nConnection: keep-alive\r\n\r\n"
@@ -62,12 +64,18 @@ class NullTransport:
 
 def main() -> None:
     loop = uvloop.new_event_loop()
+    key_auth = "--key-auth" in sys.argv  # measure the route with key-auth on
+    route: dict[str, object] = {"name": "all", "paths": ["/"], "target": "backend"}
+    if key_auth:
+        route["plugins"] = {"key-auth": {}}
     config = Config.model_validate(
         {
             "targets": [{"name": "backend", "url": "http://127.0.0.1:9001"}],
-            "routes": [{"name": "all", "paths": ["/"], "target": "backend"}],
+            "routes": [route],
+            "consumers": [{"name": "c", "credentials": {"key-auth": [{"key": KEY}]}}],
         }
     )
+    request = WITH_KEY if key_auth else REQUEST
     sweeper = Sweeper(loop, 1.0)
     snapshot = compile_snapshot(config, loop, sweeper)
     state = ProxyState(loop, snapshot, sweeper)
@@ -80,7 +88,7 @@ def main() -> None:
     node.pool.idle.append(upstream)
 
     def one() -> None:
-        client.data_received(REQUEST)
+        client.data_received(request)
         upstream.data_received(RESPONSE)
 
     for _ in range(1000):

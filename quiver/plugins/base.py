@@ -63,7 +63,8 @@ class PluginRequest(Protocol):
     content_length: int | None
 
     def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
-        """A request header by lowercase name (repeated fields joined by ", ")."""
+        """A request header by lowercase name (repeated fields joined by ", "), as
+        changed by ``set_header``/``remove_header`` so far."""
 
     def set_header(self, name: bytes, value: bytes) -> None:
         """Send ``name: value`` upstream instead of any field of that name."""

@@ -41,6 +41,7 @@ class KeyAuth(Plugin[KeyAuthConfig]):
     def __init__(self, config: KeyAuthConfig, context: PluginContext) -> None:
         super().__init__(config, context)
         self.headers = tuple(name.lower().encode() for name in config.header_names)
+        self.hide = config.hide_credentials  # (plain attributes: read every request)
         self.query_names = frozenset(config.query_names)
         self.consumers = context.consumers
         self.anonymous = (
@@ -54,7 +55,7 @@ class KeyAuth(Plugin[KeyAuthConfig]):
         for header in self.headers:
             key = request.get(header)
             if key is not None:
-                if self.config.hide_credentials:
+                if self.hide:
                     request.remove_header(header)
                 break
         if key is None and self.query_names and request.query:
@@ -72,7 +73,7 @@ class KeyAuth(Plugin[KeyAuthConfig]):
     def _from_query(self, request: PluginRequest) -> bytes | None:
         pairs = parse_qsl(request.query.decode("latin-1"), keep_blank_values=True)
         key = next((value for name, value in pairs if name in self.query_names), None)
-        if key is not None and self.config.hide_credentials:
+        if key is not None and self.hide:
             kept = [(name, value) for name, value in pairs if name not in self.query_names]
             request.set_query(urlencode(kept).encode("latin-1"))
         return key.encode("latin-1") if key is not None else None

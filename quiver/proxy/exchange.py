@@ -144,10 +144,10 @@ class Exchange(RequestHead):
             if policy.deadline is not None:
                 self.started_at = self.client.server.loop.time()
         if route.access:
-            for index, access in enumerate(route.access):
+            for access in route.access:
                 waiting = access(self)
                 if waiting is not None:  # the plugin has to wait: go on in a task
-                    rest = route.access[index + 1 :]
+                    rest = route.access[route.access.index(access) + 1 :]
                     loop = self.client.server.loop
                     self.connect_task = loop.create_task(self._access_async(waiting, rest))
                     return
@@ -173,13 +173,16 @@ class Exchange(RequestHead):
         self.remove_header(name)
         self.forward.append((name, value))
         self.headers.append((name, value))
-        self._fields = None
 
     def remove_header(self, name: bytes) -> None:
         lname = name.lower()
-        self.forward = [(n, v) for n, v in self.forward if n.lower() != lname]
-        self.headers = [(n, v) for n, v in self.headers if n.lower() != lname]
-        self._fields = None
+        self._fields = None  # `get` indexes again when it needs to
+        for fields in (self.forward, self.headers):
+            index = len(fields)
+            while index:  # a handful of fields; from the end so deleting keeps the places
+                index -= 1
+                if fields[index][0].lower() == lname:
+                    del fields[index]
 
     def set_query(self, query: bytes) -> None:
         self.query = query
@@ -187,11 +190,14 @@ class Exchange(RequestHead):
         self.upstream_path = path + b"?" + query if query else path
 
     def set_consumer(self, consumer: ConsumerRuntime) -> None:
+        # (X-Consumer-* from the client never reach `forward`: see SPECIAL_REQUEST_HEADERS)
+        if self.consumer is not None:
+            for name in _CONSUMER_FIELDS:
+                self.remove_header(name)
         self.consumer = consumer
-        for name in _CONSUMER_FIELDS:  # a client cannot claim an identity of its own
-            self.remove_header(name)
-        for name, value in consumer.headers:
-            self.set_header(name, value)
+        self.forward.extend(consumer.headers)
+        self.headers.extend(consumer.headers)  # (a client's own were dropped on arrival)
+        self._fields = None
 
     def limit_body(self, max_size: int) -> None:
         if self.body_limit is None or max_size < self.body_limit:

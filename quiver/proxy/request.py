@@ -41,6 +41,7 @@ SPECIAL_REQUEST_HEADERS = frozenset(
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 _MAX_REQUEST_ID = 200
+_SCAN_BELOW = 9  # header lookups scan up to this many fields instead of indexing them
 # uri-host [ ":" port ] (RFC 3986 §3.2.2): an IP literal, or reg-name characters
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]*)?[ \t]*\Z")
 
@@ -75,8 +76,14 @@ class RequestHead:
         """A header's value by lowercase name (repeated fields joined by ", ")."""
         fields = self._fields
         if fields is None:
+            headers = self.headers
+            if len(headers) <= _SCAN_BELOW:  # a few fields: a scan beats building a dict
+                found = [value for field, value in headers if field.lower() == name]
+                if not found:
+                    return default
+                return found[0] if len(found) == 1 else b", ".join(found)
             fields = self._fields = {}
-            for field, value in self.headers:
+            for field, value in headers:
                 key = field.lower()
                 fields[key] = value if key not in fields else fields[key] + b", " + value
         return fields.get(name, default)
@@ -120,6 +127,9 @@ class RequestHead:
         # the version is known without asking for it (which costs a string format).
         self.keep_alive = keep_alive = parser.should_keep_alive()
         if special:
+            if any(name[:11].lower() == b"x-consumer-" for name, _ in headers):
+                # identities are the gateway's to state: a client's claim is dropped
+                self.headers = [(n, v) for n, v in headers if n[:11].lower() != b"x-consumer-"]
             if self.upgrade is not None and b"upgrade" not in self.connection_tokens:
                 self.upgrade = None  # RFC 9110 §7.8: only meaningful when Connection lists it
             if b"keep-alive" in self.connection_tokens:

@@ -1,0 +1,628 @@
+#!/usr/bin/env python3
+"""Plugin benchmark: what authentication plugins cost Quiver per request.
+
+Run it through ``bench/plugins.sh``, which installs the tools and owns the
+scratch directory; see ``bench/README.md`` for what every number means.
+
+The rig of ``bench/proxy.sh``, step 1::
+
+    core 0: backend nginx (1 worker, ``return 200`` + 60-byte JSON) + wrk -t1 -c64
+    core 1: the proxy under test (nginx with 1 worker, or Quiver with 1 worker)
+
+Configurations (``CONFIGS`` below), measured in alternated rounds in one run:
+nginx as a proxy (the reference), Quiver without plugins, Quiver with ``key-auth``
+on the route and ``CONSUMERS`` consumers with one key each, and Quiver with
+``key-auth`` + ``acl`` allowing the consumer's group. The headline is *requests per
+proxy CPU-second*; the cost of a plugin configuration is
+``1 - (its req/CPU-s / Quiver plain's req/CPU-s)``.
+
+Standard library only; servers, CPU meters and wrk come from ``proxy_bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import proxy_bench as pb
+from proxy_bench import (
+    BODY,
+    WRK_LUA,
+    BenchError,
+    CoreMeter,
+    Processes,
+    Server,
+    Throughput,
+    backend_conf,
+    check_response,
+    free_port,
+    nginx_proxy_conf,
+    run_wrk,
+    say,
+    start_nginx,
+    wait_for_port,
+)
+from resilience_bench import write_config
+
+# --------------------------------------------------------------------------- settings
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        sys.exit(f"plugins bench: {name}={raw!r} is not a number")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env_float(name, default)
+    if value != int(value):
+        sys.exit(f"plugins bench: {name}={value} must be a whole number")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    configs: tuple[str, ...]  # keys of CONFIGS to measure, in table order
+    quiver: tuple[str, ...]
+    duration: int
+    rounds: int
+    connections: int
+    warmup: int
+    consumers: int
+    load_cpu: int
+    proxy_cpu: int
+    start_timeout: float
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        known = [c.key for c in CONFIGS]
+        wanted = os.environ.get("CONFIGS", "").split() or known
+        wrong = [w for w in wanted if w not in known]
+        if wrong:
+            sys.exit(f"plugins bench: CONFIGS takes some of {' '.join(known)}, got {wrong!r}")
+        s = cls(
+            configs=tuple(k for k in known if k in wanted),
+            quiver=tuple(shlex.split(os.environ.get("QUIVER", "quiver"))),
+            duration=_env_int("DURATION", 10),
+            rounds=_env_int("ROUNDS", 3),
+            connections=_env_int("CONNECTIONS", 64),
+            warmup=_env_int("WARMUP", 2),
+            consumers=_env_int("CONSUMERS", 100),
+            load_cpu=_env_int("LOAD_CPU", 0),
+            proxy_cpu=_env_int("PROXY_CPU", 1),
+            start_timeout=_env_float("START_TIMEOUT", 30.0),
+        )
+        if s.duration < 1 or s.rounds < 1:
+            sys.exit("plugins bench: DURATION and ROUNDS must be at least 1")
+        if s.consumers < 2:
+            sys.exit("plugins bench: CONSUMERS must be at least 2 (one outside the allowed group)")
+        return s
+
+    def for_proxy_bench(self) -> pb.Settings:
+        """The subset proxy_bench's functions read (timeouts, cores, wrk connections)."""
+        return pb.Settings(
+            duration=self.duration,
+            rounds=self.rounds,
+            connections=self.connections,
+            proxies=("nginx", "quiver"),
+            quiver=self.quiver,
+            warmup=self.warmup,
+            tls=False,
+            latency=False,
+            lat_rate=0,
+            lat_duration=self.duration,
+            lat_rounds=self.rounds,
+            load_cpu=self.load_cpu,
+            proxy_cpu=self.proxy_cpu,
+            start_timeout=self.start_timeout,
+        )
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+GROUPS = 10  # consumer i is in group "group-<i mod GROUPS>"
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """Consumers and credentials shared by every configuration of a run.
+
+    Keys are random per run (32 hex digits), never written anywhere but the scratch
+    directory. The consumer whose key wrk sends is in the middle of the list; another
+    consumer, in a different group, is used to check that ``acl`` refuses it.
+    """
+
+    consumers: list[dict[str, Any]]  # the config's `consumers:` entries
+    name: str  # the consumer whose key the measured requests carry
+    key: str
+    group: str
+    other_name: str  # a consumer outside `group`
+    other_key: str
+
+    @classmethod
+    def make(cls, count: int) -> Fixture:
+        consumers: list[dict[str, Any]] = [
+            {
+                "name": f"consumer-{i:04d}",
+                "groups": [f"group-{i % GROUPS}"],
+                "credentials": {"key-auth": [{"key": secrets.token_hex(16)}]},
+            }
+            for i in range(count)
+        ]
+        me, other = consumers[count // 2], consumers[count // 2 + 1]
+        return cls(
+            consumers=consumers,
+            name=me["name"],
+            key=me["credentials"]["key-auth"][0]["key"],
+            group=me["groups"][0],
+            other_name=other["name"],
+            other_key=other["credentials"]["key-auth"][0]["key"],
+        )
+
+
+# --------------------------------------------------------------------------- configurations
+
+
+@dataclass(frozen=True)
+class Check:
+    """One request sent before measuring, and the status it must get. A 200 must also
+    carry the backend's body byte for byte."""
+
+    what: str
+    headers: dict[str, str]
+    status: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """One measured configuration.
+
+    ``plugins`` is None for the nginx reference; for Quiver it gives the route's
+    ``plugins:`` (empty: no plugins). ``consumers`` adds the fixture's consumers to
+    Quiver's config. ``headers`` are the headers of every measured request (wrk sets
+    them in its Lua script, as ``-H`` would). ``checks`` must all pass before the run
+    measures anything. ``cost_goal``, when set, is the highest acceptable cost over
+    Quiver without plugins (1 - req/CPU-s ÷ plain req/CPU-s).
+    """
+
+    key: str
+    title: str  # "{consumers}" is replaced by the number of consumers
+    plugins: Callable[[Fixture], dict[str, Any]] | None
+    checks: Callable[[Fixture], list[Check]]
+    consumers: bool = False
+    headers: Callable[[Fixture], dict[str, str]] = lambda f: {"apikey": f.key}
+    cost_goal: float | None = None
+
+
+def _with_key(f: Fixture) -> list[Check]:
+    return [Check("with the consumer's key", {"apikey": f.key}, 200)]
+
+
+def _key_auth_checks(f: Fixture) -> list[Check]:
+    return [
+        Check("without a key", {}, 401),
+        Check("with an unknown key", {"apikey": "0" * 32}, 401),
+        *_with_key(f),
+    ]
+
+
+def _acl_checks(f: Fixture) -> list[Check]:
+    other = f"with the key of {f.other_name}, outside {f.group}"
+    return [*_key_auth_checks(f), Check(other, {"apikey": f.other_key}, 403)]
+
+
+# Every configuration sends the same request (the `apikey` header with a valid key), so
+# the rows differ only in what the proxy does with it: nginx and Quiver without plugins
+# pass the header upstream as any other.
+#
+# To measure another plugin, add a Config here; the table, the JSON, the checks before
+# measuring and the cost over Quiver plain follow from it. Next: JWT with RS256, once
+# Quiver has a jwt plugin. Its entry would give each consumer a `jwt` credential with an
+# RSA public key (the fixture would make the key pair and sign a token with `openssl`,
+# as this script is standard library only), put `jwt: {...}` in the route's plugins,
+# send `Authorization: Bearer <token>` in `headers`, and check that a request without a
+# token and one with a bad signature get 401 while the signed token gets 200.
+CONFIGS: list[Config] = [
+    Config("nginx", "nginx (reference)", None, _with_key),
+    Config("plain", "Quiver, no plugins", lambda f: {}, _with_key),
+    Config(
+        "key_auth",
+        "Quiver, `key-auth`, {consumers} consumers",
+        lambda f: {"key-auth": {}},
+        _key_auth_checks,
+        consumers=True,
+        cost_goal=0.10,
+    ),
+    Config(
+        "key_auth_acl",
+        "Quiver, `key-auth` + `acl` (allow the consumer's group)",
+        lambda f: {"key-auth": {}, "acl": {"allow": [f.group]}},
+        _acl_checks,
+        consumers=True,
+    ),
+]
+CONFIG_BY_KEY = {c.key: c for c in CONFIGS}
+
+
+def quiver_config(config: Config, f: Fixture, port: int, backend: int) -> dict[str, Any]:
+    assert config.plugins is not None
+    route: dict[str, Any] = {"name": "all", "paths": ["/"], "target": "backend"}
+    plugins = config.plugins(f)
+    if plugins:
+        route["plugins"] = plugins
+    doc: dict[str, Any] = {
+        "listen": f"127.0.0.1:{port}",
+        "workers": 1,
+        "targets": [{"name": "backend", "url": f"http://127.0.0.1:{backend}"}],
+        "routes": [route],
+    }
+    if config.consumers:
+        doc["consumers"] = f.consumers
+    return doc
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string of printable ASCII is a valid Lua string
+
+
+@dataclass
+class Run:
+    settings: Settings
+    work: Path
+    procs: Processes
+    fixture: Fixture
+    ps: pb.Settings = field(init=False)
+    backend: Server | None = None
+    throughput: list[Throughput] = field(default_factory=list)
+    checked: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    cautions: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ps = self.settings.for_proxy_bench()
+
+    def start(self, config: Config) -> Server:
+        """The proxy of ``config`` on the proxy core, its scratch dir holding the wrk
+        script with the configuration's request headers."""
+        s, backend = self.settings, self.backend
+        assert backend is not None
+        base = self.work / config.key
+        base.mkdir(parents=True, exist_ok=True)
+        headers = "".join(
+            f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}\n"
+            for k, v in config.headers(self.fixture).items()
+        )
+        (base / "report.lua").write_text(headers + WRK_LUA)
+        port = free_port()
+        if config.plugins is None:
+            conf = nginx_proxy_conf(base, "nginx", port, backend.port, None)
+            return start_nginx(self.procs, self.ps, config.key, conf, port, s.proxy_cpu, False)
+        conf = base / "quiver.yaml"
+        write_config(conf, quiver_config(config, self.fixture, port, backend.port))
+        log = base / "quiver.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1", QUIVER_RUN_DIR=str(base / "run"))
+        argv = [*s.quiver, "serve", "-c", str(conf)]
+        proc = self.procs.spawn(argv, cpu=s.proxy_cpu, out=log, env=env)
+        wait_for_port(port, proc, log, s.start_timeout)
+        return Server(config.key, "http", port, proc, log)
+
+    def verify(self, config: Config, server: Server) -> None:
+        """Every check of ``config`` gets its status (and a 200 the backend's body), or
+        the run stops here."""
+        results = []
+        for check in config.checks(self.fixture):
+            status, ctype, body, challenge = request(server, check.headers)
+            results.append({"check": check.what, "status": status, "expected": check.status})
+            wrong = status != check.status
+            if status == 200 and not wrong:
+                wrong = body != BODY or not ctype.startswith("application/json")
+            if wrong:
+                raise BenchError(
+                    f"{config.key}: GET {server.url} {check.what} returned {status} "
+                    f"({ctype or 'no content type'}) {body[:300]!r}; expected {check.status}"
+                    + (f" with {BODY!r}" if check.status == 200 else "")
+                    + f"; the proxy's output:\n{pb._tail(server.log)}"
+                )
+            extra = f" ({challenge})" if challenge else ""
+            say(f"    ok: {check.what} -> {status}{extra}")
+        self.checked[config.key] = results
+
+    def measure(self, config: Config, server: Server, seconds: int, rnd: int) -> Throughput:
+        assert self.backend is not None
+        work = self.work / config.key
+        return run_wrk(self.procs, self.ps, work, server, self.backend, seconds, rnd)
+
+    def execute(self) -> None:
+        s = self.settings
+        port = free_port()
+        self.backend = start_nginx(
+            self.procs, self.ps, "backend", backend_conf(self.work, port), port, s.load_cpu, False
+        )
+        check_response(self.backend)
+        say(f"backend nginx {self.backend.url} on core {s.load_cpu}; proxies on core {s.proxy_cpu}")
+        configs = [CONFIG_BY_KEY[k] for k in s.configs]
+        servers = []
+        for config in configs:
+            server = self.start(config)
+            say(f"  {config.key:14} {server.url}  pid {server.proc.pid}")
+            self.verify(config, server)
+            servers.append(server)
+
+        say(
+            f"throughput: wrk -t1 -c{s.connections}, {s.rounds} rounds x {s.duration} s, "
+            "configurations alternated"
+        )
+        if s.warmup:
+            for config, server in zip(configs, servers, strict=True):
+                warm = self.measure(config, server, s.warmup, 0)
+                if warm.errors:
+                    say(f"  !! warm-up through {config.key}: ERRORS {warm.errors}")
+        for rnd in range(1, s.rounds + 1):
+            for config, server in zip(configs, servers, strict=True):
+                t = self.measure(config, server, s.duration, rnd)
+                self.throughput.append(t)
+                flag = ""
+                if t.errors:
+                    flag += f"  !! ERRORS {t.errors}"
+                    self.errors.append(f"{config.key} round {rnd}: {t.errors}")
+                if t.other_load_on_proxy_core > 0.05:
+                    flag += f"  !! other processes used {t.other_load_on_proxy_core:.0%} of core"
+                    self.cautions.append(
+                        f"{config.key} round {rnd}: other processes used "
+                        f"{t.other_load_on_proxy_core:.0%} of the proxy core"
+                    )
+                say(
+                    f"  round {rnd} {config.key:14} {t.rps:>9,.0f} req/s  "
+                    f"{t.req_per_cpu_s:>9,.0f} req/CPU-s  proxy core {t.proxy_core_busy:4.0%}  "
+                    f"load core {t.load_core_busy:4.0%}{flag}"
+                )
+        for server in servers:
+            self.procs.stop(server.proc)
+
+
+def request(server: Server, headers: dict[str, str]) -> tuple[int, str, bytes, str]:
+    """GET / on a new connection: status, content type, body, WWW-Authenticate."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/", headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise BenchError(
+            f"GET {server.url} through {server.label} failed: {exc}; its output:\n"
+            + pb._tail(server.log)
+        ) from exc
+    finally:
+        conn.close()
+    return (
+        resp.status,
+        resp.getheader("Content-Type", ""),
+        body,
+        resp.getheader("WWW-Authenticate", ""),
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+
+def summarize(run: Run) -> dict[str, Any]:
+    s = run.settings
+    summary: dict[str, Any] = {}
+    for key in s.configs:
+        mine = [t for t in run.throughput if t.proxy == key]
+        summary[key] = {
+            "req_per_cpu_s": round(statistics.median(t.req_per_cpu_s for t in mine), 1),
+            "rps": round(statistics.median(t.rps for t in mine), 1),
+            "proxy_core_busy": round(statistics.median(t.proxy_core_busy for t in mine), 3),
+            "load_core_busy": round(statistics.median(t.load_core_busy for t in mine), 3),
+        }
+    by_round: dict[tuple[str, int], float] = {
+        (t.proxy, t.round): t.req_per_cpu_s for t in run.throughput
+    }
+    for key in s.configs:
+        row, config = summary[key], CONFIG_BY_KEY[key]
+        if key != "nginx" and "nginx" in summary:
+            row["over_nginx"] = round(row["req_per_cpu_s"] / summary["nginx"]["req_per_cpu_s"], 3)
+        if config.plugins is not None and key != "plain" and "plain" in summary:
+            row["cost_over_plain"] = round(
+                1 - row["req_per_cpu_s"] / summary["plain"]["req_per_cpu_s"], 4
+            )
+            # the same ratio within each round (the configurations ran back to back), to
+            # show how much the cost moves from round to round
+            row["cost_over_plain_by_round"] = [
+                round(1 - by_round[key, r] / by_round["plain", r], 4)
+                for r in range(1, s.rounds + 1)
+            ]
+            if config.cost_goal is not None:
+                row["cost_goal"] = config.cost_goal
+                row["cost_goal_met"] = row["cost_over_plain"] <= config.cost_goal
+    return summary
+
+
+def describe(config: Config, run: Run) -> dict[str, Any]:
+    """What the JSON records about a configuration (not the keys themselves)."""
+    f = run.fixture
+    return {
+        "title": title(config, run.settings),
+        "proxy": "nginx" if config.plugins is None else "quiver",
+        "route_plugins": None if config.plugins is None else config.plugins(f),
+        "consumers": run.settings.consumers if config.consumers else 0,
+        "request_headers": sorted(config.headers(f)),
+        "cost_goal": config.cost_goal,
+        "checks": run.checked.get(config.key, []),
+    }
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def title(config: Config, s: Settings) -> str:
+    return config.title.replace("{consumers}", str(s.consumers))
+
+
+def markdown(run: Run, summary: dict[str, Any], env: dict[str, Any], stamp: str) -> str:
+    s = run.settings
+    out = [
+        f"Plugin benchmark, {stamp} (`bench/plugins.sh`): {env['cpu_model']}, {env['cpus']} "
+        f"cores; {env.get('quiver', 'quiver')}, nginx {env['nginx']}. Proxy pinned to core "
+        f"{s.proxy_cpu}; backend (nginx, 1 worker, {len(BODY)}-byte JSON) and wrk -t1 "
+        f"-c{s.connections} on core {s.load_cpu}. Every request carries a valid `apikey` "
+        f"header; median of {s.rounds} x {s.duration} s rounds, configurations alternated; "
+        "higher is better.",
+        "",
+        "| configuration | requests per proxy CPU-second | requests/s (proxy core) | / nginx "
+        "| cost over Quiver plain |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key in s.configs:
+        row, config = summary[key], CONFIG_BY_KEY[key]
+        over = f"{row['over_nginx']:.2f}" if "over_nginx" in row else "—"
+        cost = "—"
+        if "cost_over_plain" in row:
+            cost = _pct(row["cost_over_plain"])
+            if "cost_goal" in row:
+                cost = f"**{cost}** (goal ≤ {row['cost_goal']:.0%})"
+        out.append(
+            f"| {title(config, s)} | {row['req_per_cpu_s']:,.0f} | {row['rps']:,.0f} "
+            f"({row['proxy_core_busy']:.0%}) | {over} | {cost} |"
+        )
+    out += ["", "cost = 1 - (req/CPU-s of the configuration ÷ req/CPU-s of Quiver plain)."]
+    return "\n".join(out)
+
+
+def goal_lines(run: Run, summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for key in run.settings.configs:
+        row = summary[key]
+        if "cost_goal" not in row:
+            continue
+        rounds = ", ".join(_pct(c) for c in row["cost_over_plain_by_round"])
+        verdict = "met" if row["cost_goal_met"] else "MISSED"
+        mark = "" if row["cost_goal_met"] else "!! "
+        lines.append(
+            f"{mark}cost of {title(CONFIG_BY_KEY[key], run.settings)}: "
+            f"{_pct(row['cost_over_plain'])} (rounds: {rounds}); "
+            f"goal ≤ {row['cost_goal']:.0%}: {verdict}"
+        )
+    return lines
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _raise_exit(signum: int, _frame: object) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    say(f"\nplugins bench: stopped by signal {signum}")
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, required=True, help="scratch directory")
+    parser.add_argument("--results", type=Path, required=True, help="where the JSON goes")
+    args = parser.parse_args()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+
+    s = Settings.from_env()
+    uses_quiver = any(CONFIG_BY_KEY[k].plugins is not None for k in s.configs)
+    if uses_quiver and not shutil.which(s.quiver[0]):
+        say(
+            f"plugins bench: {s.quiver[0]!r} not found; activate the virtualenv where Quiver "
+            "is installed or set QUIVER=/path/to/quiver"
+        )
+        return 2
+    for cpu in (s.load_cpu, s.proxy_cpu):
+        if cpu not in os.sched_getaffinity(0):
+            say(f"plugins bench: core {cpu} is not available ({os.sched_getaffinity(0)})")
+            return 2
+
+    procs = Processes(args.workdir / "pids")
+    fixture = Fixture.make(s.consumers)
+    run = Run(s, args.workdir, procs, fixture)
+    started = dt.datetime.now(dt.UTC)
+    env = pb.environment(run.ps)
+    env.pop("h2load", None)
+    idle_meter = CoreMeter((s.load_cpu, s.proxy_cpu))
+    idle_meter.start()
+    time.sleep(1.0)
+    idle = idle_meter.stop()
+    for core, busy in idle.items():
+        if busy > 0.05:
+            say(f"!! core {core} is {busy:.0%} busy before the run: expect noisy numbers")
+            run.cautions.append(f"core {core} was {busy:.0%} busy before the run started")
+    say(
+        f"plugins bench: {', '.join(s.configs)}; {s.consumers} consumers, requests as "
+        f"{fixture.name} ({fixture.group}); {env.get('quiver')}, nginx {env['nginx']}, "
+        f"{env['wrk']}"
+    )
+    try:
+        run.execute()
+    except BenchError as exc:
+        say(f"\nplugins bench FAILED: {exc}")
+        return 1
+    finally:
+        procs.stop_all()
+
+    summary = summarize(run)
+    result = {
+        "started": started.isoformat(timespec="seconds"),
+        "settings": {k: getattr(s, k) for k in s.__dataclass_fields__ if k != "quiver"}
+        | {"quiver_command": list(s.quiver), "body_bytes": len(BODY)},
+        "environment": env,
+        "configurations": {k: describe(CONFIG_BY_KEY[k], run) for k in s.configs},
+        "request_consumer": {"name": fixture.name, "group": fixture.group},
+        "summary": summary,
+        "throughput": [vars(t) for t in run.throughput],
+        "busy_before_run": idle,
+        "cautions": run.cautions,
+        "errors": run.errors,
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"plugins-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(result, indent=2, default=list) + "\n")
+
+    say("\n" + markdown(run, summary, env, started.strftime("%Y-%m-%d")) + "\n")
+    for line in goal_lines(run, summary):
+        say(line)
+    say(f"results: {path}")
+    if run.cautions:
+        say("\ncautions:")
+        for line in run.cautions:
+            say(f"  - {line}")
+    if run.errors:
+        bar = "!" * 72
+        say(f"\n{bar}\nERRORS during the run; the numbers above are not trustworthy:")
+        for line in run.errors:
+            say(f"  - {line}")
+        say(bar)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
