@@ -78,10 +78,11 @@ class RequestHead:
         if fields is None:
             headers = self.headers
             if len(headers) <= _SCAN_BELOW:  # a few fields: a scan beats building a dict
-                found = [value for field, value in headers if field.lower() == name]
-                if not found:
-                    return default
-                return found[0] if len(found) == 1 else b", ".join(found)
+                found = None
+                for field, value in headers:
+                    if field.lower() == name:
+                        found = value if found is None else found + b", " + value
+                return default if found is None else found
             fields = self._fields = {}
             for field, value in headers:
                 key = field.lower()
