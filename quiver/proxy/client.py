@@ -209,11 +209,7 @@ class ClientConnection(asyncio.Protocol):
         )
         if self.draining:
             exchange.keep_alive = False
-        if exchange.request_id is None:
-            server.request_count += 1  # ids: a random prefix per worker and a counter
-            exchange.rid = b"%s%012x" % (server.request_id_prefix, server.request_count)
-        else:
-            exchange.rid = exchange.request_id
+        exchange.rid = exchange.request_id or server.new_request_id()
         self.head = None
         self.parsing = exchange
         has_body = exchange.chunked or bool(exchange.content_length)

@@ -29,7 +29,7 @@ from quiver.errors import (
 )
 from quiver.plugins.response import ResponseHead
 from quiver.proxy.balancing.ewma import record_latency
-from quiver.proxy.request import IDEMPOTENT_METHODS, RequestHead
+from quiver.proxy.request import CONSUMER_FIELDS, IDEMPOTENT_METHODS, RequestHead
 from quiver.proxy.retry import failure_kind
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ REPLAY_LIMIT = 1 << 20  # request bodies up to this size are kept so a retry can
 _BUFFER_PAUSE = 4
 _LAST_CHUNK = b"0\r\n\r\n"
 _VIA_END = b"Via: 1.1 quiver\r\n\r\n"
-_CONSUMER_FIELDS = (b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups")
 _JOIN_BELOW = 16384  # smaller writes are joined into one buffer, larger go as a vector
 # Response fields that are hop-by-hop (RFC 9110 §7.6.1) or re-framed by the proxy.
 _HOP_BY_HOP = re.compile(
@@ -192,7 +191,7 @@ class Exchange(RequestHead):
     def set_consumer(self, consumer: ConsumerRuntime) -> None:
         # (X-Consumer-* from the client never reach `forward`: see SPECIAL_REQUEST_HEADERS)
         if self.consumer is not None:
-            for name in _CONSUMER_FIELDS:
+            for name in CONSUMER_FIELDS:
                 self.remove_header(name)
         self.consumer = consumer
         self.forward.extend(consumer.headers)
@@ -342,8 +341,7 @@ class Exchange(RequestHead):
         if status >= 500:
             policy = self.route.retries  # type: ignore[union-attr]
             if policy is not None and status in policy.statuses and self._retry(str(status)):
-                self.upstream = None
-                self.node.in_flight -= 1  # type: ignore[union-attr]
+                self._detach()
                 return False
         self.status = status
         if route.response_headers and status != 101:
@@ -458,9 +456,7 @@ class Exchange(RequestHead):
                 transport.writelines(out)
 
     def on_response_end(self, conn: UpstreamConnection, *, reusable: bool) -> None:
-        self.upstream = None
-        if self.node is not None:
-            self.node.in_flight -= 1
+        self._detach()
         if self.mode == WRAP_CHUNKS:
             self.out.append(_LAST_CHUNK)
         self.flush()
@@ -478,7 +474,7 @@ class Exchange(RequestHead):
 
     def on_upstream_failed(self, conn: UpstreamConnection, error: HTTPError) -> None:
         if self.upstream is conn:
-            self.upstream = None
+            self._detach()
         if self.finished:
             return
         if (
@@ -491,11 +487,8 @@ class Exchange(RequestHead):
             # A pooled connection the node had already closed: the request never
             # reached it, so a fresh connection is safe (RFC 9112 §9.3.1).
             self.reused = False
-            self.node.in_flight -= 1  # _attach counts the request again
             self.connect_task = self.client.server.loop.create_task(self._connect(self.node))
             return
-        if self.node is not None:
-            self.node.in_flight -= 1
         self._upstream_error(error)
 
     def _upstream_error(self, error: HTTPError) -> None:
@@ -579,22 +572,28 @@ class Exchange(RequestHead):
         if self.route is not None and self.route.log:
             self.client.server.loop.call_soon(self._run_log)
 
+    def _detach(self) -> UpstreamConnection | None:
+        """The try is done with its connection: the node has one request fewer in flight."""
+        upstream = self.upstream
+        if upstream is not None:
+            self.upstream = None
+            self.node.in_flight -= 1  # type: ignore[union-attr]
+        return upstream
+
     def cancel_upstream(self) -> None:
         node = self.node
-        if node is not None and (self.upstream is not None or self.connect_task is not None):
-            if self.upstream is not None:
-                node.in_flight -= 1
-            if node.breaker is not None and not self.response_started:
-                node.breaker.release()  # the client left: says nothing of the node
+        pending = self.upstream is not None or self.connect_task is not None
+        if pending and node is not None and node.breaker is not None and not self.response_started:
+            node.breaker.release()  # the client left: says nothing of the node
         if self.retry_handle is not None:
             self.retry_handle.cancel()
             self.retry_handle = None
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None
-        if self.upstream is not None:
-            self.upstream.abort()
-            self.upstream = None
+        upstream = self._detach()
+        if upstream is not None:
+            upstream.abort()
 
 
 def _drop_connection_named(raw: bytes, head: bytes) -> bytes:

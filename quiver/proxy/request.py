@@ -14,6 +14,10 @@ from typing import Any
 
 from quiver.errors import BadRequest, HeaderFieldsTooLarge
 
+# Identity fields only the gateway states (an authentication plugin does); what a
+# client sends under these names is dropped on arrival.
+CONSUMER_FIELDS = frozenset({b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups"})
+
 # Request headers with a meaning to the proxy, never copied upstream as they are:
 # hop-by-hop fields (RFC 9110 §7.6.1) and those the proxy rebuilds itself.
 SPECIAL_REQUEST_HEADERS = frozenset(
@@ -32,11 +36,8 @@ SPECIAL_REQUEST_HEADERS = frozenset(
         b"x-forwarded-proto",
         b"x-forwarded-host",
         b"x-request-id",
-        # identity fields only the gateway may set (an authentication plugin does)
-        b"x-consumer-username",
-        b"x-consumer-custom-id",
-        b"x-consumer-groups",
     }
+    | CONSUMER_FIELDS
 )
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
@@ -111,6 +112,7 @@ class RequestHead:
             raise HeaderFieldsTooLarge(f"more than {max_headers} header fields")
         forward = self.forward
         special = False  # any field besides Host that the proxy interprets
+        claimed = False  # the client sent identity fields of its own
         for name, value in headers:
             lname = name.lower()
             if lname not in SPECIAL_REQUEST_HEADERS:
@@ -119,6 +121,8 @@ class RequestHead:
                 if self.host_header is not None:
                     raise BadRequest("more than one Host header")
                 self.host_header = value
+            elif lname in CONSUMER_FIELDS:
+                claimed = True
             else:
                 self._special(lname, value)
                 special = True
@@ -127,10 +131,9 @@ class RequestHead:
         # llhttp only keeps alive HTTP/1.1, or HTTP/1.0 that asked to: in the usual case
         # the version is known without asking for it (which costs a string format).
         self.keep_alive = keep_alive = parser.should_keep_alive()
+        if claimed:
+            self.headers = [(n, v) for n, v in headers if n.lower() not in CONSUMER_FIELDS]
         if special:
-            if any(name[:11].lower() == b"x-consumer-" for name, _ in headers):
-                # identities are the gateway's to state: a client's claim is dropped
-                self.headers = [(n, v) for n, v in headers if n[:11].lower() != b"x-consumer-"]
             if self.upgrade is not None and b"upgrade" not in self.connection_tokens:
                 self.upgrade = None  # RFC 9110 §7.8: only meaningful when Connection lists it
             if b"keep-alive" in self.connection_tokens:

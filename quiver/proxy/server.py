@@ -26,13 +26,13 @@ class ProxyState:
         self.snapshot = snapshot
         self.sweeper = sweeper
         self.connections: set[ClientConnection] = set()
-        self.request_id_prefix = os.urandom(10).hex().encode()
-        self.request_count = 0
+        self._request_id_prefix = os.urandom(10).hex().encode()
+        self._request_count = 0
 
     def new_request_id(self) -> bytes:
         """32 hex digits, unique per worker: a random prefix and a counter."""
-        self.request_count += 1
-        return b"%s%012x" % (self.request_id_prefix, self.request_count)
+        self._request_count += 1
+        return b"%s%012x" % (self._request_id_prefix, self._request_count)
 
 
 @dataclass(frozen=True)

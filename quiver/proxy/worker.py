@@ -25,7 +25,7 @@ Announce = Callable[[list[BoundAddress]], None]
 
 
 @dataclass(frozen=True)
-class _ReloadSettings:
+class _WorkerOptions:
     path: str | None
     watch: bool
     run_dir: Path | None
@@ -48,9 +48,11 @@ def run_worker(
     """
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    reload = _ReloadSettings(config_path, watch, run_dir)
+    options = _WorkerOptions(config_path, watch, run_dir)
     try:
-        loop.run_until_complete(_serve(loop, config, sockets, demo_socket, announce, grace, reload))
+        loop.run_until_complete(
+            _serve(loop, config, sockets, demo_socket, announce, grace, options)
+        )
     finally:
         loop.close()
 
@@ -62,7 +64,7 @@ async def _serve(
     demo_socket: socket.socket | None,
     announce: Announce | None,
     grace: float,
-    reload: _ReloadSettings,
+    options: _WorkerOptions,
 ) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -73,12 +75,12 @@ async def _serve(
     server = ProxyServer(config, loop)
     addresses = await server.start(sockets)
     reloader = None
-    if reload.path is not None:
-        reloader = Reloader(server, reload.path, loop, watch=reload.watch)
+    if options.path is not None:
+        reloader = Reloader(server, options.path, loop, watch=options.watch)
         reloader.start()
     else:
         loop.add_signal_handler(signal.SIGHUP, log.warning, "no config file to reload")
-    status = StatusWriter(server.state, reload.run_dir) if reload.run_dir is not None else None
+    status = StatusWriter(server.state, options.run_dir) if options.run_dir is not None else None
     if status is not None:
         status.start()
     # a SIGHUP that arrived while starting was held back (see the supervisor)

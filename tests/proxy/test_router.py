@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from quiver.config.models import Route
-from quiver.proxy.router import RouteMatch, Router, normalize_path
+from quiver.proxy.routing import RouteMatch, Router, normalize_path
 from quiver.proxy.routing.entry import new_match
 from quiver.proxy.routing.patterns import (
     parse_path_pattern,

@@ -19,7 +19,6 @@ from quiver.plugins.jwt.tokens import TokenFinder
 # RFC 6750 §3: no error code when the request carried no token at all
 _MISSING = ((b"WWW-Authenticate", b'Bearer realm="quiver"'),)
 _INVALID = ((b"WWW-Authenticate", b'Bearer realm="quiver", error="invalid_token"'),)
-_CONSUMER_FIELDS = (b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # never in a header value (RFC 9110 §5.5)
 
 # Fixed reasons per failure: PyJWT's messages are not shown, so no part of a token
@@ -188,9 +187,6 @@ class Jwt(Plugin[JwtConfig]):
             consumer = self.consumers.by_name.get(name) if isinstance(name, str) else None
         if consumer is not None:
             request.set_consumer(consumer)
-        elif request.consumer is None:  # a client must not pass for a consumer it names
-            for field in _CONSUMER_FIELDS:
-                request.remove_header(field)
         for claim, header in self.claim_headers:
             value = claims.get(claim)
             if value is None:
