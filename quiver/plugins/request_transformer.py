@@ -4,51 +4,41 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field
 
-from quiver.config.base import Strict
-from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
+from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.transform import (
+    EditsConfig,
     HeaderEdits,
+    HeaderNames,
+    HeaderRenames,
+    HeaderValues,
     QueryEdits,
-    check_value,
-    distinct,
-    header_keys,
     header_name,
     renamed_once,
 )
-from quiver.proxy.request import SPECIAL_REQUEST_HEADERS
+from quiver.proxy.request import CONSUMER_FIELDS, SPECIAL_REQUEST_HEADERS
 
 # Fields the proxy interprets or writes itself (Host, framing, hop-by-hop, X-Forwarded-*).
 # The proxy's own fields, except the consumer identity: a plugin may rename that one
 # after authentication (e.g. X-Consumer-Username to the X-User a service expects).
-_check_name = header_name(
-    name.decode() for name in SPECIAL_REQUEST_HEADERS if not name.startswith(b"x-consumer-")
-)
+_check_name = header_name(name.decode() for name in SPECIAL_REQUEST_HEADERS - CONSUMER_FIELDS)
 HeaderName = Annotated[str, AfterValidator(_check_name)]
-HeaderValue = Annotated[str, AfterValidator(check_value)]
 QueryName = Annotated[str, Field(min_length=1)]
 
 
-class RequestNames(Strict):
+class RequestNames(HeaderNames[HeaderName]):
     """Names of request headers and query parameters."""
 
-    headers: Annotated[list[HeaderName], AfterValidator(distinct)] = Field(
-        default_factory=list, description="Header names (case-insensitive)."
-    )
     query: list[QueryName] = Field(
         default_factory=list, description="Query parameter names (case-sensitive)."
     )
 
 
-class RequestRenames(Strict):
+class RequestRenames(HeaderRenames[HeaderName]):
     """Request headers and query parameters to rename, old name to new name."""
 
-    headers: Annotated[
-        dict[str, HeaderName],
-        AfterValidator(header_keys(_check_name)),
-        AfterValidator(renamed_once(fold_case=True)),
-    ] = Field(default_factory=dict, description="Header names, old to new (case-insensitive).")
+    check_name = _check_name
     query: Annotated[dict[QueryName, QueryName], AfterValidator(renamed_once(fold_case=False))] = (
         Field(
             default_factory=dict,
@@ -57,18 +47,16 @@ class RequestRenames(Strict):
     )
 
 
-class RequestValues(Strict):
+class RequestValues(HeaderValues):
     """Request headers and query parameters with the values to give them."""
 
-    headers: Annotated[dict[str, HeaderValue], AfterValidator(header_keys(_check_name))] = Field(
-        default_factory=dict, description="Header names to values (printable ASCII)."
-    )
+    check_name = _check_name
     query: dict[QueryName, str] = Field(
         default_factory=dict, description="Query parameter names to values (sent form-encoded)."
     )
 
 
-class RequestTransformerConfig(PluginConfig):
+class RequestTransformerConfig(EditsConfig):
     remove: RequestNames = Field(
         default_factory=RequestNames,
         description="Headers and query parameters to drop: "
@@ -91,37 +79,6 @@ class RequestTransformerConfig(PluginConfig):
         "`{headers: {name: value}, query: {name: value}}`; present ones are kept.",
     )
 
-    @model_validator(mode="after")
-    def _something_to_do(self) -> RequestTransformerConfig:
-        edits = (self.remove, self.rename, self.replace, self.add)
-        if not any(edit.headers or edit.query for edit in edits):
-            raise ValueError("nothing to change: give 'remove', 'rename', 'replace' or 'add'")
-        return self
-
-
-class _UpstreamFields:
-    """The request's header fields as a ``HeaderEdits`` changes them."""
-
-    __slots__ = ("request",)
-
-    def __init__(self, request: PluginRequest) -> None:
-        self.request = request
-
-    def get(self, lname: bytes) -> bytes | None:
-        return self.request.get(lname)
-
-    def set(self, name: bytes, value: bytes) -> None:
-        self.request.set_header(name, value)
-
-    def remove(self, name: bytes) -> None:
-        self.request.remove_header(name)
-
-    def rename(self, lname: bytes, new: bytes) -> None:
-        value = self.request.get(lname)  # repeated fields come joined with ", "
-        if value is not None:
-            self.request.remove_header(lname)
-            self.request.set_header(new, value)
-
 
 class RequestTransformer(Plugin[RequestTransformerConfig]):
     """Changes the request before it goes upstream: headers and query parameters are
@@ -141,15 +98,12 @@ class RequestTransformer(Plugin[RequestTransformerConfig]):
 
     def __init__(self, config: RequestTransformerConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        remove, rename, replace, add = config.remove, config.rename, config.replace, config.add
-        self.headers = HeaderEdits.build(
-            remove.headers, rename.headers, replace.headers, add.headers
-        )
-        self.query = QueryEdits.build(remove.query, rename.query, replace.query, add.query)
+        self.headers = HeaderEdits.build(*config.edits("headers"))
+        self.query = QueryEdits.build(*config.edits("query"))
 
     def access(self, request: PluginRequest) -> None:
         if self.headers:
-            self.headers.apply(_UpstreamFields(request))
+            self.headers.apply(request.get, request.set_header, request.remove_header)
         if self.query:
             query = self.query.apply(request.query)
             if query is not None:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field
 
-from quiver.config.base import Strict
-from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
+from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.response import ResponseHead
 from quiver.plugins.transform import (
+    EditsConfig,
     HeaderEdits,
-    check_value,
-    distinct,
-    header_keys,
+    HeaderNames,
+    HeaderRenames,
+    HeaderValues,
     header_name,
-    renamed_once,
 )
 
 # Framing and hop-by-hop fields: the proxy drops or rewrites them on every response.
@@ -31,36 +31,25 @@ _REFUSED = (
 )
 _check_name = header_name(_REFUSED)
 HeaderName = Annotated[str, AfterValidator(_check_name)]
-HeaderValue = Annotated[str, AfterValidator(check_value)]
 
 
-class ResponseNames(Strict):
+class ResponseNames(HeaderNames[HeaderName]):
     """Names of response headers."""
 
-    headers: Annotated[list[HeaderName], AfterValidator(distinct)] = Field(
-        default_factory=list, description="Header names (case-insensitive)."
-    )
 
-
-class ResponseRenames(Strict):
+class ResponseRenames(HeaderRenames[HeaderName]):
     """Response headers to rename, old name to new name."""
 
-    headers: Annotated[
-        dict[str, HeaderName],
-        AfterValidator(header_keys(_check_name)),
-        AfterValidator(renamed_once(fold_case=True)),
-    ] = Field(default_factory=dict, description="Header names, old to new (case-insensitive).")
+    check_name = _check_name
 
 
-class ResponseValues(Strict):
+class ResponseValues(HeaderValues):
     """Response headers with the values to give them."""
 
-    headers: Annotated[dict[str, HeaderValue], AfterValidator(header_keys(_check_name))] = Field(
-        default_factory=dict, description="Header names to values (printable ASCII)."
-    )
+    check_name = _check_name
 
 
-class ResponseTransformerConfig(PluginConfig):
+class ResponseTransformerConfig(EditsConfig):
     remove: ResponseNames = Field(
         default_factory=ResponseNames,
         description="Headers to drop: `{headers: [name, ...]}`.",
@@ -81,42 +70,18 @@ class ResponseTransformerConfig(PluginConfig):
         "`{headers: {name: value}}`; present ones are kept.",
     )
 
-    @model_validator(mode="after")
-    def _something_to_do(self) -> ResponseTransformerConfig:
-        edits = (self.remove, self.rename, self.replace, self.add)
-        if not any(edit.headers for edit in edits):
-            raise ValueError("nothing to change: give 'remove', 'rename', 'replace' or 'add'")
-        return self
 
-
-class _ResponseFields:
-    """A response head as a ``HeaderEdits`` changes it."""
-
-    __slots__ = ("head",)
-
-    def __init__(self, head: ResponseHead) -> None:
-        self.head = head
-
-    def get(self, lname: bytes) -> bytes | None:
-        return self.head.get(lname)
-
-    def set(self, name: bytes, value: bytes) -> None:
-        self.head.set(name, value)
-
-    def remove(self, name: bytes) -> None:
-        self.head.remove(name)
-
-    def rename(self, lname: bytes, new: bytes) -> None:
-        # Field by field rather than joined: some fields, Set-Cookie first of all,
-        # cannot be combined into one line (RFC 9110 §5.3).
-        fields = self.head.fields
-        if any(name.lower() == lname for name, _ in fields):
-            lnew = new.lower()
-            self.head.fields = [
-                (new if name.lower() == lname else name, value)
-                for name, value in fields
-                if name.lower() != lnew
-            ]
+def _rename_fields(head: ResponseHead, lname: bytes, new: bytes) -> None:
+    # Field by field rather than joined: some fields, Set-Cookie first of all,
+    # cannot be combined into one line (RFC 9110 §5.3).
+    fields = head.fields
+    if any(name.lower() == lname for name, _ in fields):
+        lnew = new.lower()
+        head.fields = [
+            (new if name.lower() == lname else name, value)
+            for name, value in fields
+            if name.lower() != lnew
+        ]
 
 
 class ResponseTransformer(Plugin[ResponseTransformerConfig]):
@@ -137,10 +102,9 @@ class ResponseTransformer(Plugin[ResponseTransformerConfig]):
 
     def __init__(self, config: ResponseTransformerConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        remove, rename, replace, add = config.remove, config.rename, config.replace, config.add
-        self.headers = HeaderEdits.build(
-            remove.headers, rename.headers, replace.headers, add.headers
-        )
+        self.headers = HeaderEdits.build(*config.edits("headers"))
 
     def response_headers(self, request: PluginRequest, response: ResponseHead) -> None:
-        self.headers.apply(_ResponseFields(response))
+        self.headers.apply(
+            response.get, response.set, response.remove, partial(_rename_fields, response)
+        )

@@ -13,10 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 from urllib.parse import quote_plus, unquote_plus
 
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from quiver.config.base import Strict
+from quiver.plugins.base import PluginConfig
+
 V = TypeVar("V")
+N = TypeVar("N", bound=str)  # a header name type, checked as the plugin allows
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 §5.6.2
 # RFC 9110 §5.5 field-value restricted to ASCII: visible characters, with spaces or
@@ -131,21 +137,58 @@ def renamed_once(*, fold_case: bool) -> Callable[[dict[str, str]], dict[str, str
     return check
 
 
-class HeaderFields(Protocol):
-    """The header fields a ``HeaderEdits`` changes, by name (any case unless said)."""
+class HeaderNames(Strict, Generic[N]):
+    headers: Annotated[list[N], AfterValidator(distinct)] = Field(
+        default_factory=list, description="Header names (case-insensitive)."
+    )
 
-    def get(self, lname: bytes) -> bytes | None:
-        """The value of the fields called ``lname`` (lowercase), or None."""
 
-    def set(self, name: bytes, value: bytes) -> None:
-        """One field ``name: value`` in place of any of that name."""
+class _CheckedKeys(Strict):
+    check_name: ClassVar[Callable[[str], str]]  # a ``header_name`` validator
 
-    def remove(self, name: bytes) -> None:
-        """No field of that name any more."""
+    @classmethod
+    def _check_keys(cls, mapping: dict[str, V]) -> dict[str, V]:
+        return header_keys(cls.check_name)(mapping)
 
-    def rename(self, lname: bytes, new: bytes) -> None:
-        """The fields called ``lname`` (lowercase), if any, called ``new`` instead,
-        in place of any field that was called ``new``."""
+
+class HeaderRenames(_CheckedKeys, Generic[N]):
+    headers: dict[str, N] = Field(
+        default_factory=dict, description="Header names, old to new (case-insensitive)."
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _renamed_once(cls, renames: dict[str, str]) -> dict[str, str]:
+        return renamed_once(fold_case=True)(cls._check_keys(renames))
+
+
+class HeaderValues(_CheckedKeys):
+    headers: dict[str, Annotated[str, AfterValidator(check_value)]] = Field(
+        default_factory=dict, description="Header names to values (printable ASCII)."
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _keys(cls, values: dict[str, str]) -> dict[str, str]:
+        return cls._check_keys(values)
+
+
+_EDITS = ("remove", "rename", "replace", "add")
+
+
+class EditsConfig(PluginConfig):
+    """A config whose fields are the four edits, each a model of what it changes
+    (``headers``, and ``query`` for requests)."""
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> Self:
+        if not any(names for _, edit in self for _, names in edit):
+            raise ValueError("nothing to change: give 'remove', 'rename', 'replace' or 'add'")
+        return self
+
+    def edits(self, target: str) -> tuple[Any, ...]:
+        """What ``remove``, ``rename``, ``replace`` and ``add`` say of ``target``."""
+        return tuple(getattr(getattr(self, edit), target) for edit in _EDITS)
 
 
 def _encode(text: str) -> bytes:
@@ -179,17 +222,35 @@ class HeaderEdits:
     def __bool__(self) -> bool:
         return bool(self.remove or self.rename or self.replace or self.add)
 
-    def apply(self, fields: HeaderFields) -> None:
+    def apply(
+        self,
+        get: Callable[[bytes], bytes | None],
+        set_field: Callable[[bytes, bytes], None],
+        remove_field: Callable[[bytes], None],
+        rename_fields: Callable[[bytes, bytes], None] | None = None,
+    ) -> None:
+        """Edits header fields: ``get(lname)`` is the value of the fields called
+        ``lname`` (lowercase) or None, ``set_field(name, value)`` puts one field in place
+        of any of that name, ``remove_field(name)`` drops those of that name, and
+        ``rename_fields(lname, new)`` calls the fields ``lname``, if any, ``new`` instead,
+        in place of any called ``new``.  Without ``rename_fields``, a renamed field's
+        value is set as ``get`` gives it (repeated fields joined)."""
         for name in self.remove:
-            fields.remove(name)
+            remove_field(name)
         for lname, new in self.rename:
-            fields.rename(lname, new)
+            if rename_fields is not None:
+                rename_fields(lname, new)
+            else:
+                value = get(lname)
+                if value is not None:
+                    remove_field(lname)
+                    set_field(new, value)
         for lname, name, value in self.replace:
-            if fields.get(lname) is not None:
-                fields.set(name, value)
+            if get(lname) is not None:
+                set_field(name, value)
         for lname, name, value in self.add:
-            if fields.get(lname) is None:
-                fields.set(name, value)
+            if get(lname) is None:
+                set_field(name, value)
 
 
 def _component(text: str) -> bytes:
