@@ -16,23 +16,17 @@ on the route and ``CONSUMERS`` consumers with one key each, and Quiver with
 proxy CPU-second*; the cost of a plugin configuration is
 ``1 - (its req/CPU-s / Quiver plain's req/CPU-s)``.
 
-Standard library only; servers, CPU meters and wrk come from ``proxy_bench``.
+Standard library only; servers, CPU meters and wrk come from ``rig``.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import http.client
 import json
 import os
 import secrets
-import shlex
-import shutil
-import signal
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,42 +34,28 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import proxy_bench as pb
-from proxy_bench import (
+import driver
+import rig
+from rig import (
     BODY,
     WRK_LUA,
     BenchError,
-    CoreMeter,
     Processes,
     Server,
     Throughput,
-    backend_conf,
-    check_response,
     free_port,
     nginx_proxy_conf,
     run_wrk,
     say,
     start_nginx,
-    wait_for_port,
+    write_config,
 )
-from resilience_bench import write_config
 
 # --------------------------------------------------------------------------- settings
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        sys.exit(f"plugins bench: {name}={raw!r} is not a number")
-
-
 def _env_int(name: str, default: int) -> int:
-    value = _env_float(name, default)
-    if value != int(value):
-        sys.exit(f"plugins bench: {name}={value} must be a whole number")
-    return int(value)
+    return driver.env_int("plugins", name, default)
 
 
 @dataclass(frozen=True)
@@ -100,7 +80,7 @@ class Settings:
             sys.exit(f"plugins bench: CONFIGS takes some of {' '.join(known)}, got {wrong!r}")
         s = cls(
             configs=tuple(k for k in known if k in wanted),
-            quiver=tuple(shlex.split(os.environ.get("QUIVER", "quiver"))),
+            quiver=driver.quiver_command(),
             duration=_env_int("DURATION", 10),
             rounds=_env_int("ROUNDS", 3),
             connections=_env_int("CONNECTIONS", 64),
@@ -108,32 +88,13 @@ class Settings:
             consumers=_env_int("CONSUMERS", 100),
             load_cpu=_env_int("LOAD_CPU", 0),
             proxy_cpu=_env_int("PROXY_CPU", 1),
-            start_timeout=_env_float("START_TIMEOUT", 30.0),
+            start_timeout=driver.env_float("plugins", "START_TIMEOUT", 30.0),
         )
         if s.duration < 1 or s.rounds < 1:
             sys.exit("plugins bench: DURATION and ROUNDS must be at least 1")
         if s.consumers < 2:
             sys.exit("plugins bench: CONSUMERS must be at least 2 (one outside the allowed group)")
         return s
-
-    def for_proxy_bench(self) -> pb.Settings:
-        """The subset proxy_bench's functions read (timeouts, cores, wrk connections)."""
-        return pb.Settings(
-            duration=self.duration,
-            rounds=self.rounds,
-            connections=self.connections,
-            proxies=("nginx", "quiver"),
-            quiver=self.quiver,
-            warmup=self.warmup,
-            tls=False,
-            latency=False,
-            lat_rate=0,
-            lat_duration=self.duration,
-            lat_rounds=self.rounds,
-            load_cpu=self.load_cpu,
-            proxy_cpu=self.proxy_cpu,
-            start_timeout=self.start_timeout,
-        )
 
 
 # --------------------------------------------------------------------------- credentials
@@ -293,15 +254,11 @@ class Run:
     work: Path
     procs: Processes
     fixture: Fixture
-    ps: pb.Settings = field(init=False)
     backend: Server | None = None
     throughput: list[Throughput] = field(default_factory=list)
     checked: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     cautions: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.ps = self.settings.for_proxy_bench()
 
     def start(self, config: Config) -> Server:
         """The proxy of ``config`` on the proxy core, its scratch dir holding the wrk
@@ -318,15 +275,10 @@ class Run:
         port = free_port()
         if config.plugins is None:
             conf = nginx_proxy_conf(base, "nginx", port, backend.port, None)
-            return start_nginx(self.procs, self.ps, config.key, conf, port, s.proxy_cpu, False)
+            return start_nginx(self.procs, s, config.key, conf, port, s.proxy_cpu, False)
         conf = base / "quiver.yaml"
         write_config(conf, quiver_config(config, self.fixture, port, backend.port))
-        log = base / "quiver.log"
-        env = dict(os.environ, PYTHONUNBUFFERED="1", QUIVER_RUN_DIR=str(base / "run"))
-        argv = [*s.quiver, "serve", "-c", str(conf)]
-        proc = self.procs.spawn(argv, cpu=s.proxy_cpu, out=log, env=env)
-        wait_for_port(port, proc, log, s.start_timeout)
-        return Server(config.key, "http", port, proc, log)
+        return rig.start_quiver(self.procs, s, config.key, conf, port, run_dir=base / "run")
 
     def verify(self, config: Config, server: Server) -> None:
         """Every check of ``config`` gets its status (and a 200 the backend's body), or
@@ -343,25 +295,21 @@ class Run:
                     f"{config.key}: GET {server.url} {check.what} returned {status} "
                     f"({ctype or 'no content type'}) {body[:300]!r}; expected {check.status}"
                     + (f" with {BODY!r}" if check.status == 200 else "")
-                    + f"; the proxy's output:\n{pb._tail(server.log)}"
+                    + f"; the proxy's output:\n{rig.tail(server.log)}"
                 )
             extra = f" ({challenge})" if challenge else ""
             say(f"    ok: {check.what} -> {status}{extra}")
         self.checked[config.key] = results
 
-    def measure(self, config: Config, server: Server, seconds: int, rnd: int) -> Throughput:
+    def measure(self, server: Server, seconds: int, rnd: int) -> Throughput:
+        """wrk through ``server``, with the script in its configuration's directory."""
         assert self.backend is not None
-        work = self.work / config.key
-        return run_wrk(self.procs, self.ps, work, server, self.backend, seconds, rnd)
+        work = self.work / server.label
+        return run_wrk(self.procs, self.settings, work, server, self.backend, seconds, rnd)
 
     def execute(self) -> None:
         s = self.settings
-        port = free_port()
-        self.backend = start_nginx(
-            self.procs, self.ps, "backend", backend_conf(self.work, port), port, s.load_cpu, False
-        )
-        check_response(self.backend)
-        say(f"backend nginx {self.backend.url} on core {s.load_cpu}; proxies on core {s.proxy_cpu}")
+        self.backend = rig.start_backend(self.procs, s, self.work)
         configs = [CONFIG_BY_KEY[k] for k in s.configs]
         servers = []
         for config in configs:
@@ -374,30 +322,9 @@ class Run:
             f"throughput: wrk -t1 -c{s.connections}, {s.rounds} rounds x {s.duration} s, "
             "configurations alternated"
         )
-        if s.warmup:
-            for config, server in zip(configs, servers, strict=True):
-                warm = self.measure(config, server, s.warmup, 0)
-                if warm.errors:
-                    say(f"  !! warm-up through {config.key}: ERRORS {warm.errors}")
-        for rnd in range(1, s.rounds + 1):
-            for config, server in zip(configs, servers, strict=True):
-                t = self.measure(config, server, s.duration, rnd)
-                self.throughput.append(t)
-                flag = ""
-                if t.errors:
-                    flag += f"  !! ERRORS {t.errors}"
-                    self.errors.append(f"{config.key} round {rnd}: {t.errors}")
-                if t.other_load_on_proxy_core > 0.05:
-                    flag += f"  !! other processes used {t.other_load_on_proxy_core:.0%} of core"
-                    self.cautions.append(
-                        f"{config.key} round {rnd}: other processes used "
-                        f"{t.other_load_on_proxy_core:.0%} of the proxy core"
-                    )
-                say(
-                    f"  round {rnd} {config.key:14} {t.rps:>9,.0f} req/s  "
-                    f"{t.req_per_cpu_s:>9,.0f} req/CPU-s  proxy core {t.proxy_core_busy:4.0%}  "
-                    f"load core {t.load_core_busy:4.0%}{flag}"
-                )
+        self.throughput = rig.wrk_rounds(s, servers, self.measure, lambda t: f"{t.proxy:14}")
+        self.errors += rig.round_errors(self.throughput, lambda t: t.proxy)
+        self.cautions += rig.round_cautions(self.throughput, lambda t: t.proxy)
         for server in servers:
             self.procs.stop(server.proc)
 
@@ -412,7 +339,7 @@ def request(server: Server, headers: dict[str, str]) -> tuple[int, str, bytes, s
     except (OSError, http.client.HTTPException) as exc:
         raise BenchError(
             f"GET {server.url} through {server.label} failed: {exc}; its output:\n"
-            + pb._tail(server.log)
+            + rig.tail(server.log)
         ) from exc
     finally:
         conn.close()
@@ -432,12 +359,7 @@ def summarize(run: Run) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for key in s.configs:
         mine = [t for t in run.throughput if t.proxy == key]
-        summary[key] = {
-            "req_per_cpu_s": round(statistics.median(t.req_per_cpu_s for t in mine), 1),
-            "rps": round(statistics.median(t.rps for t in mine), 1),
-            "proxy_core_busy": round(statistics.median(t.proxy_core_busy for t in mine), 3),
-            "load_core_busy": round(statistics.median(t.load_core_busy for t in mine), 3),
-        }
+        summary[key] = rig.medians(mine)
     by_round: dict[tuple[str, int], float] = {
         (t.proxy, t.round): t.req_per_cpu_s for t in run.throughput
     }
@@ -533,48 +455,20 @@ def goal_lines(run: Run, summary: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- main
 
 
-def _raise_exit(signum: int, _frame: object) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    say(f"\nplugins bench: stopped by signal {signum}")
-    raise SystemExit(128 + signum)
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, required=True, help="scratch directory")
-    parser.add_argument("--results", type=Path, required=True, help="where the JSON goes")
-    args = parser.parse_args()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
-
+    args = driver.parse_args(__doc__, "plugins")
     s = Settings.from_env()
     uses_quiver = any(CONFIG_BY_KEY[k].plugins is not None for k in s.configs)
-    if uses_quiver and not shutil.which(s.quiver[0]):
-        say(
-            f"plugins bench: {s.quiver[0]!r} not found; activate the virtualenv where Quiver "
-            "is installed or set QUIVER=/path/to/quiver"
-        )
+    if driver.missing("plugins", s, uses_quiver):
         return 2
-    for cpu in (s.load_cpu, s.proxy_cpu):
-        if cpu not in os.sched_getaffinity(0):
-            say(f"plugins bench: core {cpu} is not available ({os.sched_getaffinity(0)})")
-            return 2
 
     procs = Processes(args.workdir / "pids")
     fixture = Fixture.make(s.consumers)
     run = Run(s, args.workdir, procs, fixture)
     started = dt.datetime.now(dt.UTC)
-    env = pb.environment(run.ps)
-    env.pop("h2load", None)
-    idle_meter = CoreMeter((s.load_cpu, s.proxy_cpu))
-    idle_meter.start()
-    time.sleep(1.0)
-    idle = idle_meter.stop()
-    for core, busy in idle.items():
-        if busy > 0.05:
-            say(f"!! core {core} is {busy:.0%} busy before the run: expect noisy numbers")
-            run.cautions.append(f"core {core} was {busy:.0%} busy before the run started")
+    env = driver.environment(s.quiver, h2load=False)
+    idle = driver.busy_before_run(s)
+    run.cautions += driver.idle_cautions(idle)
     say(
         f"plugins bench: {', '.join(s.configs)}; {s.consumers} consumers, requests as "
         f"{fixture.name} ({fixture.group}); {env.get('quiver')}, nginx {env['nginx']}, "
@@ -591,8 +485,7 @@ def main() -> int:
     summary = summarize(run)
     result = {
         "started": started.isoformat(timespec="seconds"),
-        "settings": {k: getattr(s, k) for k in s.__dataclass_fields__ if k != "quiver"}
-        | {"quiver_command": list(s.quiver), "body_bytes": len(BODY)},
+        "settings": driver.settings_record(s),
         "environment": env,
         "configurations": {k: describe(CONFIG_BY_KEY[k], run) for k in s.configs},
         "request_consumer": {"name": fixture.name, "group": fixture.group},
@@ -602,26 +495,11 @@ def main() -> int:
         "cautions": run.cautions,
         "errors": run.errors,
     }
-    args.results.mkdir(parents=True, exist_ok=True)
-    path = args.results / f"plugins-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=2, default=list) + "\n")
-
+    path = driver.write_results(args.results, "plugins", started, result)
     say("\n" + markdown(run, summary, env, started.strftime("%Y-%m-%d")) + "\n")
     for line in goal_lines(run, summary):
         say(line)
-    say(f"results: {path}")
-    if run.cautions:
-        say("\ncautions:")
-        for line in run.cautions:
-            say(f"  - {line}")
-    if run.errors:
-        bar = "!" * 72
-        say(f"\n{bar}\nERRORS during the run; the numbers above are not trustworthy:")
-        for line in run.errors:
-            say(f"  - {line}")
-        say(bar)
-        return 3
-    return 0
+    return driver.closing_report(path, run.cautions, run.errors)
 
 
 if __name__ == "__main__":

@@ -19,23 +19,12 @@ Standard library only: this runs before anything else is installed.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import datetime as dt
-import http.client
 import itertools
-import json
 import math
 import os
-import platform
 import re
-import shlex
-import shutil
-import signal
-import socket
-import ssl
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -43,43 +32,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# 60 bytes, served by the backend and expected byte for byte through every proxy.
-BODY = b'{"id":1042,"name":"quiver-bench","tags":["a","b"],"ok":true}'
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-# wrk prints this line from its done() hook; parsing it beats scraping the text report.
-WRK_LUA = r"""
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRK_RESULT {\"requests\":%d,\"duration_us\":%d,\"bytes\":%d," ..
-    "\"connect_errors\":%d,\"read_errors\":%d,\"write_errors\":%d," ..
-    "\"status_errors\":%d,\"timeouts\":%d," ..
-    "\"latency_p50_us\":%d,\"latency_p99_us\":%d,\"latency_max_us\":%d}\n",
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
-end
-"""
-
+import driver
+import rig
+from rig import (
+    BODY,
+    WRK_LUA,
+    BenchError,
+    CoreMeter,
+    CpuMeter,
+    Processes,
+    Server,
+    Throughput,
+    check_response,
+    free_port,
+    make_certificate,
+    nginx_proxy_conf,
+    quiver_conf,
+    run_wrk,
+    say,
+    start_nginx,
+)
 
 # --------------------------------------------------------------------------- settings
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        sys.exit(f"proxy bench: {name}={raw!r} is not a number")
-
-
 def _env_int(name: str, default: int) -> int:
-    value = _env_float(name, default)
-    if value != int(value):
-        sys.exit(f"proxy bench: {name}={value} must be a whole number")
-    return int(value)
+    return driver.env_int("proxy", name, default)
 
 
 @dataclass(frozen=True)
@@ -114,7 +94,7 @@ class Settings:
             rounds=rounds,
             connections=_env_int("CONNECTIONS", 64),
             proxies=proxies,
-            quiver=tuple(shlex.split(os.environ.get("QUIVER", "quiver"))),
+            quiver=driver.quiver_command(),
             warmup=_env_int("WARMUP", 2),
             tls=os.environ.get("TLS", "1") != "0",
             latency=os.environ.get("LATENCY", "1") != "0",
@@ -123,483 +103,11 @@ class Settings:
             lat_rounds=_env_int("LAT_ROUNDS", rounds),
             load_cpu=_env_int("LOAD_CPU", 0),
             proxy_cpu=_env_int("PROXY_CPU", 1),
-            start_timeout=_env_float("START_TIMEOUT", 30.0),
+            start_timeout=driver.env_float("proxy", "START_TIMEOUT", 30.0),
         )
 
 
-# --------------------------------------------------------------------------- processes
-
-
-class Processes:
-    """Every process this benchmark starts, so that all of them are stopped at the end.
-
-    Each child runs in its own process group (so a Ctrl-C on the terminal reaches only
-    the scripts, which then stop the children in order) and its pid is kept in a file
-    that ``proxy.sh`` reads as a last resort if this program dies without cleaning up.
-    """
-
-    def __init__(self, pidfile: Path) -> None:
-        self.pidfile = pidfile
-        self.running: list[subprocess.Popen[bytes]] = []
-
-    def spawn(
-        self, argv: list[str], *, cpu: int, out: Path, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        with out.open("wb") as sink:
-            proc = subprocess.Popen(
-                ["taskset", "-c", str(cpu), *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-            )
-        self.running.append(proc)
-        self._write_pidfile()
-        return proc
-
-    def wait_rusage(self, proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
-        """Wait for a short-lived tool; returns (exit code, CPU seconds it used)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                self.stop(proc)
-                raise BenchError(f"{_command(proc)} did not finish within {timeout:.0f} s")
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        self._forget(proc)
-        return proc.returncode, usage.ru_utime + usage.ru_stime
-
-    def stop(self, proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-        if proc.returncode is None:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-                try:
-                    proc.wait(grace)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        self._forget(proc)
-
-    def stop_all(self) -> None:
-        for proc in reversed(list(self.running)):
-            self.stop(proc)
-
-    def _forget(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc in self.running:
-            self.running.remove(proc)
-            self._write_pidfile()
-
-    def _write_pidfile(self) -> None:
-        self.pidfile.write_text("".join(f"{p.pid}\n" for p in self.running))
-
-
-class BenchError(Exception):
-    """A failure that ends the run with a message and no traceback."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(
-                f"{_command(proc)} exited with {proc.returncode} before listening "
-                f"on 127.0.0.1:{port}; its output:\n{_tail(log)}"
-            )
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise BenchError(
-        f"nothing accepted connections on 127.0.0.1:{port} within {timeout:.0f} s "
-        f"(START_TIMEOUT); output of {_command(proc)}:\n{_tail(log)}"
-    )
-
-
-def _command(proc: subprocess.Popen[bytes]) -> str:
-    """The command line without the taskset prefix that spawn() adds."""
-    args = proc.args
-    return shlex.join(args[3:]) if isinstance(args, list) else str(args)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "  (no output file)"
-    return "\n".join("  " + line for line in text[-lines:]) or "  (no output)"
-
-
-# --------------------------------------------------------------------------- CPU time
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name may contain spaces and parentheses; it ends at the last ')'.
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def process_tree(root: int) -> list[int]:
-    """root and all its descendants (nginx master + workers, Quiver supervisor + workers)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields:
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, ()))
-    return tree
-
-
-def cpu_ticks(pids: list[int]) -> dict[int, int]:
-    """utime + stime (fields 14 and 15 of /proc/PID/stat, all threads) per live pid."""
-    ticks = {}
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields:
-            ticks[pid] = int(fields[11]) + int(fields[12])
-    return ticks
-
-
-class CpuMeter:
-    """CPU seconds used by a process tree between start() and stop()."""
-
-    def __init__(self, root: int) -> None:
-        self.root = root
-
-    def start(self) -> None:
-        self.pids = process_tree(self.root)
-        self.before = cpu_ticks(self.pids)
-
-    def stop(self) -> tuple[float, int]:
-        pids = process_tree(self.root)
-        after = cpu_ticks(pids)
-        lost = set(self.before) - set(after)
-        if lost:
-            raise BenchError(f"processes {sorted(lost)} under pid {self.root} exited mid-run")
-        used = sum(after[p] - self.before.get(p, 0) for p in after)
-        return used / CLK_TCK, len(pids)
-
-
-def core_times(cpus: tuple[int, ...]) -> dict[int, tuple[int, int]]:
-    """(busy, total) jiffies per core from /proc/stat, for spotting other load."""
-    times = {}
-    for line in Path("/proc/stat").read_text().splitlines():
-        name, *values = line.split()
-        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
-            # user nice system idle iowait irq softirq steal (guest is inside user)
-            v = [int(x) for x in values[:8]]
-            times[int(name[3:])] = (sum(v) - v[3] - v[4], sum(v))
-    return times
-
-
-class CoreMeter:
-    """Busy fraction of whole cores (all processes) between start() and stop()."""
-
-    def __init__(self, cpus: tuple[int, ...]) -> None:
-        self.cpus = cpus
-
-    def start(self) -> None:
-        self.before = core_times(self.cpus)
-
-    def stop(self) -> dict[int, float]:
-        after = core_times(self.cpus)
-        return {
-            c: round((after[c][0] - self.before[c][0]) / max(1, after[c][1] - self.before[c][1]), 3)
-            for c in self.cpus
-        }
-
-
-# --------------------------------------------------------------------------- servers
-
-
-def nginx_main_conf(work: Path, name: str, http_block: str) -> Path:
-    """A self-contained nginx.conf: every path in the scratch dir, nothing shared with a
-    system nginx (its service, pid file, logs and temp dirs are never touched)."""
-    base = work / name
-    (base / "temp").mkdir(parents=True, exist_ok=True)
-    temp = "\n".join(
-        f"    {kind}_temp_path {base}/temp/{kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    conf = base / "nginx.conf"
-    conf.write_text(
-        f"""worker_processes 1;
-pid {base}/nginx.pid;
-error_log {base}/error.log warn;
-worker_rlimit_nofile 65536;
-events {{
-    worker_connections 16384;
-}}
-http {{
-    access_log off;
-    server_tokens off;
-{temp}
-    keepalive_timeout 120s;
-    keepalive_requests 10000000;
-{http_block}
-}}
-"""
-    )
-    return conf
-
-
-def backend_conf(work: Path, port: int) -> Path:
-    return nginx_main_conf(
-        work,
-        "backend",
-        f"""    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{
-            default_type application/json;
-            return 200 '{BODY.decode()}';
-        }}
-    }}""",
-    )
-
-
-def nginx_proxy_conf(work: Path, name: str, port: int, backend: int, tls: Path | None) -> Path:
-    if tls:
-        listen = f"""listen 127.0.0.1:{port} ssl backlog=4096;
-        ssl_certificate {tls}/cert.pem;
-        ssl_certificate_key {tls}/key.pem;
-        ssl_protocols TLSv1.2 TLSv1.3;"""
-    else:
-        listen = f"listen 127.0.0.1:{port} backlog=4096;"
-    return nginx_main_conf(
-        work,
-        name,
-        f"""    upstream backend {{
-        server 127.0.0.1:{backend};
-        keepalive 64;
-        keepalive_requests 10000000;
-        keepalive_timeout 120s;
-    }}
-    server {{
-        {listen}
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }}
-    }}""",
-    )
-
-
-def quiver_conf(work: Path, name: str, port: int, backend: int, tls: Path | None) -> Path:
-    if tls:
-        listen = f"""listen:
-  - address: 127.0.0.1:{port}
-    tls:
-      certificates: [{{cert: {tls}/cert.pem, key: {tls}/key.pem}}]"""
-    else:
-        listen = f"listen: 127.0.0.1:{port}"
-    base = work / name
-    base.mkdir(parents=True, exist_ok=True)
-    conf = base / "quiver.yaml"
-    conf.write_text(
-        f"""{listen}
-workers: 1
-targets:
-  - name: backend
-    url: http://127.0.0.1:{backend}
-routes:
-  - name: all
-    paths: ["/"]
-    target: backend
-"""
-    )
-    return conf
-
-
-def make_certificate(work: Path) -> Path:
-    tls = work / "tls"
-    tls.mkdir(exist_ok=True)
-    argv = shlex.split(
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-        "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
-    )
-    keys = ["-keyout", str(tls / "key.pem"), "-out", str(tls / "cert.pem")]
-    run = subprocess.run([*argv, *keys], capture_output=True, text=True)
-    if run.returncode:
-        raise BenchError(f"openssl could not make a certificate:\n{run.stderr}")
-    return tls
-
-
-@dataclass
-class Server:
-    label: str  # "nginx", "quiver" or "backend"
-    scheme: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-    tls_info: str = ""
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}/"
-
-
-def start_nginx(
-    procs: Processes, s: Settings, label: str, conf: Path, port: int, cpu: int, tls: bool
-) -> Server:
-    base = conf.parent
-    log = base / "error.log"  # nginx writes nothing else; stdout is kept for crashes
-    proc = procs.spawn(
-        ["nginx", "-p", str(base), "-e", str(log), "-c", str(conf), "-g", "daemon off;"],
-        cpu=cpu,
-        out=base / "stdout.log",
-    )
-    wait_for_port(port, proc, log, s.start_timeout)
-    return Server(label, "https" if tls else "http", port, proc, log)
-
-
-def start_quiver(procs: Processes, s: Settings, conf: Path, port: int, tls: bool) -> Server:
-    log = conf.parent / "quiver.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = procs.spawn([*s.quiver, "serve", "-c", str(conf)], cpu=s.proxy_cpu, out=log, env=env)
-    wait_for_port(port, proc, log, s.start_timeout)
-    return Server("quiver", "https" if tls else "http", port, proc, log)
-
-
-def check_response(server: Server) -> None:
-    """One request through the server; it must return exactly the backend's answer."""
-    if server.scheme == "https":
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            "127.0.0.1", server.port, timeout=10, context=ctx
-        )
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        conn.request("GET", "/")
-        resp = conn.getresponse()
-        body = resp.read()
-        if server.scheme == "https":
-            sock = conn.sock
-            assert isinstance(sock, ssl.SSLSocket)
-            cipher = sock.cipher()
-            server.tls_info = f"{sock.version()} {cipher[0] if cipher else '?'}"
-    except OSError as exc:
-        raise BenchError(
-            f"GET {server.url} through {server.label} failed: {exc}; its output:\n"
-            + _tail(server.log)
-        ) from exc
-    finally:
-        conn.close()
-    ctype = resp.getheader("Content-Type", "")
-    if resp.status != 200 or body != BODY or not ctype.startswith("application/json"):
-        raise BenchError(
-            f"GET {server.url} through {server.label} returned {resp.status} "
-            f"({ctype or 'no content type'}) {body[:300]!r}; expected 200 application/json "
-            f"{BODY!r}; its output:\n" + _tail(server.log)
-        )
-
-
-# --------------------------------------------------------------------------- load
-
-
-@dataclass
-class Throughput:
-    proxy: str
-    scheme: str
-    round: int
-    requests: int
-    seconds: float
-    rps: float
-    proxy_cpu_s: float
-    req_per_cpu_s: float
-    proxy_core_busy: float  # proxy CPU seconds / wall seconds
-    load_core_busy: float  # (backend + wrk) CPU seconds / wall seconds
-    proxy_processes: int
-    errors: dict[str, int]
-    latency_p50_us: int
-    latency_p99_us: int
-    other_load_on_proxy_core: float  # whole-core busy minus the proxy's own share
-
-
-def run_wrk(
-    procs: Processes,
-    s: Settings,
-    work: Path,
-    target: Server,
-    backend: Server,
-    seconds: int,
-    rnd: int,
-) -> Throughput:
-    out = work / f"wrk-{target.label}-{target.scheme}-{rnd}.txt"
-    proxy_cpu, backend_cpu = CpuMeter(target.proc.pid), CpuMeter(backend.proc.pid)
-    cores = CoreMeter((s.load_cpu, s.proxy_cpu))
-    proxy_cpu.start()
-    backend_cpu.start()
-    cores.start()
-    t0 = time.monotonic()
-    proc = procs.spawn(
-        [
-            "wrk",
-            "-t1",
-            f"-c{s.connections}",
-            f"-d{seconds}s",
-            "-s",
-            str(work / "report.lua"),
-            target.url,
-        ],
-        cpu=s.load_cpu,
-        out=out,
-    )
-    code, wrk_cpu = procs.wait_rusage(proc, seconds + 60)
-    wall = time.monotonic() - t0
-    busy = cores.stop()
-    cpu, nprocs = proxy_cpu.stop()
-    bcpu, _ = backend_cpu.stop()
-    text = out.read_text(errors="replace")
-    match = re.search(r"^WRK_RESULT (\{.*\})$", text, re.M)
-    if code or not match:
-        raise BenchError(f"wrk against {target.url} failed (exit {code}):\n{text}")
-    r = json.loads(match.group(1))
-    errors = {
-        k: r[k]
-        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-        if r[k]
-    }
-    secs = r["duration_us"] / 1e6
-    return Throughput(
-        proxy=target.label,
-        scheme=target.scheme,
-        round=rnd,
-        requests=r["requests"],
-        seconds=round(secs, 3),
-        rps=round(r["requests"] / secs, 1),
-        proxy_cpu_s=round(cpu, 2),
-        req_per_cpu_s=round(r["requests"] / cpu, 1) if cpu > 0 else 0.0,
-        proxy_core_busy=round(cpu / wall, 3),
-        load_core_busy=round((bcpu + wrk_cpu) / wall, 3),
-        proxy_processes=nprocs,
-        errors=errors,
-        latency_p50_us=r["latency_p50_us"],
-        latency_p99_us=r["latency_p99_us"],
-        other_load_on_proxy_core=round(max(0.0, busy[s.proxy_cpu] - cpu / wall), 3),
-    )
+# --------------------------------------------------------------------------- latency
 
 
 # Fixed-rate latency: why h2load.
@@ -836,7 +344,7 @@ class Run:
                 server = start_nginx(self.procs, s, "nginx", conf, port, s.proxy_cpu, bool(tls))
             else:
                 conf = quiver_conf(self.work, f"quiver{suffix}", port, backend.port, tls)
-                server = start_quiver(self.procs, s, conf, port, tls is not None)
+                server = rig.start_quiver(self.procs, s, "quiver", conf, port, tls=tls is not None)
             check_response(server)
             if server.tls_info:
                 self.tls_info[name] = server.tls_info
@@ -847,23 +355,13 @@ class Run:
     def throughput_rounds(self, servers: list[Server]) -> None:
         s, backend = self.settings, self.backend
         assert backend is not None
-        if s.warmup:
-            for server in servers:
-                warm = run_wrk(self.procs, s, self.work, server, backend, s.warmup, 0)
-                if warm.errors:
-                    say(f"  !! warm-up through {server.label}: ERRORS {warm.errors}")
-        for rnd in range(1, s.rounds + 1):
-            for server in servers:
-                t = run_wrk(self.procs, s, self.work, server, backend, s.duration, rnd)
-                self.throughput.append(t)
-                flag = f"  !! ERRORS {t.errors}" if t.errors else ""
-                if t.other_load_on_proxy_core > 0.05:
-                    flag += f"  !! other processes used {t.other_load_on_proxy_core:.0%} of core"
-                say(
-                    f"  round {rnd} {t.scheme:5} {t.proxy:6} {t.rps:>9,.0f} req/s  "
-                    f"{t.req_per_cpu_s:>9,.0f} req/CPU-s  proxy core {t.proxy_core_busy:4.0%}  "
-                    f"load core {t.load_core_busy:4.0%}{flag}"
-                )
+
+        def measure(server: Server, seconds: int, rnd: int) -> Throughput:
+            return run_wrk(self.procs, s, self.work, server, backend, seconds, rnd)
+
+        self.throughput += rig.wrk_rounds(
+            s, servers, measure, lambda t: f"{t.scheme:5} {t.proxy:6}"
+        )
 
     def latency_rounds(self, servers: list[Server]) -> None:
         s, backend = self.settings, self.backend
@@ -931,12 +429,7 @@ class Run:
     def execute(self) -> None:
         s = self.settings
         (self.work / "report.lua").write_text(WRK_LUA)
-        port = free_port()
-        self.backend = start_nginx(
-            self.procs, s, "backend", backend_conf(self.work, port), port, s.load_cpu, False
-        )
-        check_response(self.backend)
-        say(f"backend nginx {self.backend.url} on core {s.load_cpu}; proxies on core {s.proxy_cpu}")
+        self.backend = rig.start_backend(self.procs, s, self.work)
 
         say("plain HTTP:")
         servers = self.start_proxies(None)
@@ -955,43 +448,6 @@ class Run:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def _version(argv: list[str]) -> str:
-    try:
-        run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    text = (run.stdout + run.stderr).strip().splitlines()
-    return text[0].strip() if text else "unknown"
-
-
-def environment(s: Settings) -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    env = {
-        "cpu_model": cpu,
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "nginx": _version(["nginx", "-v"]).replace("nginx version: ", ""),
-        "wrk": _version(["wrk", "-v"]).split(" [")[0],
-        "h2load": _version(["h2load", "--version"]),
-        "openssl": _version(["openssl", "version"]),
-    }
-    if "quiver" in s.proxies:
-        env["quiver"] = _version([*s.quiver, "--version"])
-    return env
 
 
 def _median(values: list[float]) -> float:
@@ -1105,27 +561,20 @@ def markdown(run: Run, summary: dict[str, Any], env: dict[str, Any], stamp: str)
     return "\n".join(out)
 
 
+def _row(t: Throughput) -> str:
+    return f"{t.scheme} {t.proxy}"
+
+
 def cautions(run: Run, idle: dict[int, float]) -> list[str]:
     """Things that make numbers noisy or biased without making them wrong."""
-    found = [
-        f"core {c} was {b:.0%} busy before the run started (other processes)"
-        for c, b in idle.items()
-        if b > 0.05
-    ]
-    found += [
-        f"{t.scheme} {t.proxy} round {t.round}: other processes used "
-        f"{t.other_load_on_proxy_core:.0%} of the proxy core"
-        for t in run.throughput
-        if t.other_load_on_proxy_core > 0.05
-    ]
+    found = driver.idle_cautions(idle, " (other processes)")
+    found += rig.round_cautions(run.throughput, _row)
     found += [f"latency {x.target} round {x.round}: {n}" for x in run.latency for n in x.notes]
     return found
 
 
 def problems(run: Run) -> list[str]:
-    found = [
-        f"{t.scheme} {t.proxy} round {t.round}: {t.errors}" for t in run.throughput if t.errors
-    ]
+    found = rig.round_errors(run.throughput, _row)
     found += [
         f"latency {x.target} round {x.round}: {x.errors} failed requests"
         for x in run.latency
@@ -1137,48 +586,18 @@ def problems(run: Run) -> list[str]:
 # --------------------------------------------------------------------------- main
 
 
-def _raise_exit(signum: int, _frame: object) -> None:
-    # Leave the run; further signals must not interrupt stopping the servers.
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    say(f"\nproxy bench: stopped by signal {signum}")
-    raise SystemExit(128 + signum)
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, required=True, help="scratch directory")
-    parser.add_argument("--results", type=Path, required=True, help="where the JSON goes")
-    args = parser.parse_args()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
-
+    args = driver.parse_args(__doc__, "proxy")
     s = Settings.from_env()
-    if "quiver" in s.proxies and not shutil.which(s.quiver[0]):
-        say(
-            f"proxy bench: {s.quiver[0]!r} not found; activate the virtualenv where Quiver is "
-            "installed, set QUIVER=/path/to/quiver, or run with PROXIES=nginx"
-        )
+    hint = ", set QUIVER=/path/to/quiver, or run with PROXIES=nginx"
+    if driver.missing("proxy", s, "quiver" in s.proxies, hint, "cores: "):
         return 2
-    for cpu in (s.load_cpu, s.proxy_cpu):
-        if cpu not in os.sched_getaffinity(0):
-            say(f"proxy bench: core {cpu} is not available (cores: {os.sched_getaffinity(0)})")
-            return 2
 
     procs = Processes(args.workdir / "pids")
     run = Run(s, args.workdir, procs)
     started = dt.datetime.now(dt.UTC)
-    env = environment(s)
-    idle_meter = CoreMeter((s.load_cpu, s.proxy_cpu))
-    idle_meter.start()
-    time.sleep(1.0)
-    idle = idle_meter.stop()
-    for core, busy in idle.items():
-        if busy > 0.05:
-            say(
-                f"!! core {core} is {busy:.0%} busy before the run: other processes are "
-                "running, expect noisy numbers"
-            )
+    env = driver.environment(s.quiver if "quiver" in s.proxies else None)
+    idle = driver.busy_before_run(s, "other processes are running, expect noisy numbers")
     say(
         f"proxy bench: {', '.join(s.proxies)}; {s.rounds} rounds x {s.duration} s; "
         f"nginx {env['nginx']}, {env['wrk']}, {env['h2load']}"
@@ -1197,8 +616,7 @@ def main() -> int:
     caution = cautions(run, idle)
     result = {
         "started": started.isoformat(timespec="seconds"),
-        "settings": {k: getattr(s, k) for k in s.__dataclass_fields__ if k != "quiver"}
-        | {"quiver_command": list(s.quiver), "body_bytes": len(BODY)},
+        "settings": driver.settings_record(s),
         "environment": env,
         "summary": summary,
         "tls": run.tls_info,
@@ -1209,24 +627,9 @@ def main() -> int:
         "cautions": caution,
         "errors": found,
     }
-    args.results.mkdir(parents=True, exist_ok=True)
-    path = args.results / f"proxy-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=2, default=list) + "\n")
-
+    path = driver.write_results(args.results, "proxy", started, result)
     say("\n" + markdown(run, summary, env, stamp) + "\n")
-    say(f"results: {path}")
-    if caution:
-        say("\ncautions:")
-        for line in caution:
-            say(f"  - {line}")
-    if found:
-        bar = "!" * 72
-        say(f"\n{bar}\nERRORS during the run; the numbers above are not trustworthy:")
-        for line in found:
-            say(f"  - {line}")
-        say(bar)
-        return 3
-    return 0
+    return driver.closing_report(path, caution, found)
 
 
 if __name__ == "__main__":

@@ -17,20 +17,16 @@ Steps (``STEPS``, default all three)::
 Layout on a 2-core machine: the nginx backends and wrk on core 0, the proxy under
 test on core 1 (Quiver's workers all on core 1).
 
-Standard library only; servers, CPU meters and wrk come from ``proxy_bench``.
+Standard library only; servers, CPU meters and wrk come from ``rig``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import http.client
-import json
 import os
 import re
-import shlex
-import shutil
 import signal
 import statistics
 import subprocess
@@ -42,8 +38,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import proxy_bench as pb
-from proxy_bench import (
+import driver
+import rig
+from rig import (
     BODY,
     WRK_LUA,
     BenchError,
@@ -60,7 +57,7 @@ from proxy_bench import (
     run_wrk,
     say,
     start_nginx,
-    wait_for_port,
+    write_config,
 )
 
 STEPS = ("reload", "kill", "ratio")
@@ -78,18 +75,11 @@ def node_body(index: int) -> bytes:
 
 
 def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        sys.exit(f"resilience bench: {name}={raw!r} is not a number")
+    return driver.env_float("resilience", name, default)
 
 
 def _env_int(name: str, default: int) -> int:
-    value = _env_float(name, default)
-    if value != int(value):
-        sys.exit(f"resilience bench: {name}={value} must be a whole number")
-    return int(value)
+    return driver.env_int("resilience", name, default)
 
 
 def _env_words(name: str, default: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -133,7 +123,7 @@ class Settings:
             workers.append(int(word))
         s = cls(
             steps=_env_words("STEPS", " ".join(STEPS), STEPS),
-            quiver=tuple(shlex.split(os.environ.get("QUIVER", "quiver"))),
+            quiver=driver.quiver_command(),
             connections=_env_int("CONNECTIONS", 64),
             load_cpu=_env_int("LOAD_CPU", 0),
             proxy_cpu=_env_int("PROXY_CPU", 1),
@@ -158,25 +148,6 @@ class Settings:
         if s.duration < 1 or s.rounds < 1:
             sys.exit("resilience bench: DURATION and ROUNDS must be at least 1")
         return s
-
-    def for_proxy_bench(self) -> pb.Settings:
-        """The subset proxy_bench's helpers read (timeouts, cores, wrk connections)."""
-        return pb.Settings(
-            duration=self.duration,
-            rounds=self.rounds,
-            connections=self.connections,
-            proxies=("nginx", "quiver"),
-            quiver=self.quiver,
-            warmup=self.warmup,
-            tls=False,
-            latency=False,
-            lat_rate=0,
-            lat_duration=self.duration,
-            lat_rounds=self.rounds,
-            load_cpu=self.load_cpu,
-            proxy_cpu=self.proxy_cpu,
-            start_timeout=self.start_timeout,
-        )
 
 
 # --------------------------------------------------------------------------- servers
@@ -228,12 +199,8 @@ class Run:
     settings: Settings
     work: Path
     procs: Processes
-    ps: pb.Settings = field(init=False)
     errors: list[str] = field(default_factory=list)
     cautions: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.ps = self.settings.for_proxy_bench()
 
     def start_backends(self, prefix: str, count: int, same_body: bool = False) -> list[Backend]:
         backends = []
@@ -242,7 +209,13 @@ class Run:
             body = BODY if same_body else node_body(i)
             conf = nginx_main_conf(self.work, f"{prefix}-node{i}", backend_block(port, body))
             server = start_nginx(
-                self.procs, self.ps, f"{prefix}-node{i}", conf, port, self.settings.load_cpu, False
+                self.procs,
+                self.settings,
+                f"{prefix}-node{i}",
+                conf,
+                port,
+                self.settings.load_cpu,
+                False,
             )
             backends.append(Backend(i, port, body, server))
         return backends
@@ -260,60 +233,26 @@ class Run:
 
     def start_quiver_file(self, label: str, conf: Path, port: int, workers: int) -> Server:
         s = self.settings
-        log = conf.parent / "quiver.log"
-        env = dict(os.environ, PYTHONUNBUFFERED="1", QUIVER_RUN_DIR=str(conf.parent / "run"))
-        argv = [*s.quiver, "serve", "-c", str(conf), "--workers", str(workers)]
-        proc = self.procs.spawn(argv, cpu=s.proxy_cpu, out=log, env=env)
-        wait_for_port(port, proc, log, s.start_timeout)
+        options = ("--workers", str(workers))
+        server = rig.start_quiver(
+            self.procs, s, label, conf, port, options=options, run_dir=conf.parent / "run"
+        )
+        proc = server.proc
         if workers > 1:
             # the port accepts once one worker listens; wait for all of them
             deadline = time.monotonic() + s.start_timeout
             while len(process_tree(proc.pid)) < workers + 1:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise BenchError(f"Quiver did not start {workers} workers:\n{pb._tail(log)}")
+                    raise BenchError(
+                        f"Quiver did not start {workers} workers:\n{rig.tail(server.log)}"
+                    )
                 time.sleep(0.05)
             time.sleep(1.0)
-        return Server(label, "http", port, proc, log)
+        return server
 
 
 def port_of(config: dict[str, Any]) -> int:
     return int(str(config["listen"]).rsplit(":", 1)[1])
-
-
-def to_yaml(value: Any, indent: int = 0) -> str:
-    """Block-style YAML for dicts, lists and scalars (strings JSON-quoted)."""
-    pad = "  " * indent
-    lines = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, dict | list) and item:
-                lines += [f"{pad}{key}:", to_yaml(item, indent + 1)]
-            else:
-                lines.append(f"{pad}{key}: {_scalar(item)}")
-    else:
-        for item in value:
-            if isinstance(item, dict | list) and item:
-                nested = to_yaml(item, indent + 1)
-                lines.append(f"{pad}- {nested[len(pad) + 2 :]}")
-            else:
-                lines.append(f"{pad}- {_scalar(item)}")
-    return "\n".join(lines)
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, list):
-        return "[]"
-    return json.dumps(value)  # true/false/null, numbers, quoted strings: all valid YAML
-
-
-def write_config(path: Path, config: dict[str, Any]) -> None:
-    """Replace the file in one rename, as editors and config management tools do:
-    a reader sees the old file or the new one, never half of it."""
-    fresh = path.with_name(path.name + ".new")
-    fresh.write_text(to_yaml(config) + "\n")
-    os.replace(fresh, path)
 
 
 def fetch(port: int, count: int, path: str = "/") -> list[tuple[int, bytes]]:
@@ -342,7 +281,7 @@ def check_spread(server: Server, backends: list[Backend], *, want_all: bool = Tr
         if status != 200 or body not in bodies:
             raise BenchError(
                 f"GET {server.url} through {server.label} returned {status} {body[:300]!r}; "
-                f"expected 200 and a backend's body; its output:\n{pb._tail(server.log)}"
+                f"expected 200 and a backend's body; its output:\n{rig.tail(server.log)}"
             )
         seen.add(body)
     if want_all and len(seen) < len(bodies):
@@ -388,11 +327,7 @@ class BackgroundWrk:
         except BenchError as exc:  # a process of the proxy ended mid-run
             proxy_busy = None
             self.run.errors.append(f"{self.name}: {exc}")
-        text = self.out.read_text(errors="replace")
-        match = re.search(r"^WRK_RESULT (\{.*\})$", text, re.M)
-        if code or not match:
-            raise BenchError(f"wrk failed (exit {code}):\n{text}")
-        r: dict[str, Any] = json.loads(match.group(1))
+        r = rig.wrk_result(self.out, code, "wrk")
         r["seconds"] = round(r["duration_us"] / 1e6, 3)
         r["rps"] = round(r["requests"] / r["seconds"], 1)
         r["socket_errors"] = sum(r[k] for k in WRK_ERROR_KEYS)
@@ -476,6 +411,12 @@ class LogFollower:
 
     def count(self, needle: str) -> int:
         return sum(needle in e.message for e in self.poll())
+
+
+def show_log_problems(lines: list[str]) -> None:
+    say("    !! Quiver logged (t = seconds since wrk started):")
+    for line in lines[:20]:
+        say("      " + line.replace("\n", "\n      "))
 
 
 def is_problem(entry: LogEntry) -> bool:
@@ -636,9 +577,7 @@ def reload_run(run: Run, backends: list[Backend], workers: int, trigger: str) ->
         )
     if problems:
         run.errors.append(f"{label}: {len(problems)} warning/error lines in Quiver's log")
-        say("    !! Quiver logged (t = seconds since wrk started):")
-        for line in out["log_problems"][:20]:
-            say("      " + line.replace("\n", "\n      "))
+        show_log_problems(out["log_problems"])
     return out
 
 
@@ -749,7 +688,7 @@ def kill_run(run: Run, mode: str) -> dict[str, Any]:
         )
         restarted_at = time.time()
         victim.server = start_nginx(
-            run.procs, run.ps, f"{name}-restarted", conf, victim.port, s.load_cpu, False
+            run.procs, run.settings, f"{name}-restarted", conf, victim.port, s.load_cpu, False
         )
         listening_at = time.time()
         result = wrk.finish()
@@ -824,9 +763,7 @@ def kill_run(run: Run, mode: str) -> dict[str, Any]:
         run.errors.append(f"{label}: Quiver never put node {victim.label} back in rotation")
     if problems:
         run.errors.append(f"{label}: {len(problems)} unexpected warning/error lines in the log")
-        say("    !! Quiver logged (t = seconds since wrk started):")
-        for line in out["log_problems"][:20]:
-            say("      " + line.replace("\n", "\n      "))
+        show_log_problems(out["log_problems"])
     return out
 
 
@@ -909,7 +846,7 @@ def start_proxy(run: Run, key: str, backends: list[Backend]) -> Server:
             nodes = urls * 3 if key == "quiver_rr_passive_x3" else urls
             write_config(qconf, balanced_config(port, nodes))
         return run.start_quiver_file(key, qconf, port, 1)
-    return start_nginx(run.procs, run.ps, key, conf, port, run.settings.proxy_cpu, False)
+    return start_nginx(run.procs, run.settings, key, conf, port, run.settings.proxy_cpu, False)
 
 
 def measure(
@@ -919,7 +856,7 @@ def measure(
     others = [CpuMeter(b.server.proc.pid) for b in backends[1:]]
     for meter in others:
         meter.start()
-    t = run_wrk(run.procs, run.ps, run.work, server, backends[0].server, seconds, rnd)
+    t = run_wrk(run.procs, run.settings, run.work, server, backends[0].server, seconds, rnd)
     extra = sum(meter.stop()[0] for meter in others)
     t.load_core_busy = round(t.load_core_busy + extra / max(t.seconds, 1e-9), 3)
     return t
@@ -933,31 +870,14 @@ def ratio_group(run: Run, keys: list[str], backends: list[Backend]) -> list[Thro
         check_spread(server, backends)
         servers.append(server)
         say(f"  {key:22} {server.url}  pid {server.proc.pid}")
-    rows = []
     try:
-        if s.warmup:
-            for server in servers:
-                warm = measure(run, server, backends, s.warmup, 0)
-                if warm.errors:
-                    say(f"  !! warm-up through {server.label}: ERRORS {warm.errors}")
-        for rnd in range(1, s.rounds + 1):
-            for server in servers:
-                t = measure(run, server, backends, s.duration, rnd)
-                rows.append(t)
-                flag = f"  !! ERRORS {t.errors}" if t.errors else ""
-                if t.other_load_on_proxy_core > 0.05:
-                    flag += f"  !! other processes used {t.other_load_on_proxy_core:.0%} of core"
-                    run.cautions.append(
-                        f"ratio {t.proxy} round {rnd}: other processes used "
-                        f"{t.other_load_on_proxy_core:.0%} of the proxy core"
-                    )
-                if t.errors:
-                    run.errors.append(f"ratio {t.proxy} round {rnd}: {t.errors}")
-                say(
-                    f"  round {rnd} {t.proxy:22} {t.rps:>9,.0f} req/s  "
-                    f"{t.req_per_cpu_s:>9,.0f} req/CPU-s  proxy core {t.proxy_core_busy:4.0%}  "
-                    f"load core {t.load_core_busy:4.0%}{flag}"
-                )
+
+        def measured(server: Server, seconds: int, rnd: int) -> Throughput:
+            return measure(run, server, backends, seconds, rnd)
+
+        rows = rig.wrk_rounds(s, servers, measured, lambda t: f"{t.proxy:22}")
+        run.cautions += rig.round_cautions(rows, lambda t: f"ratio {t.proxy}")
+        run.errors += rig.round_errors(rows, lambda t: f"ratio {t.proxy}")
     finally:
         for server in servers:
             run.procs.stop(server.proc)
@@ -984,13 +904,7 @@ def step_ratio(run: Run) -> dict[str, Any]:
 
     summary: dict[str, Any] = {}
     for key, _ in RATIO_ROWS:
-        mine = [t for t in rows if t.proxy == key]
-        summary[key] = {
-            "req_per_cpu_s": round(statistics.median(t.req_per_cpu_s for t in mine), 1),
-            "rps": round(statistics.median(t.rps for t in mine), 1),
-            "proxy_core_busy": round(statistics.median(t.proxy_core_busy for t in mine), 3),
-            "load_core_busy": round(statistics.median(t.load_core_busy for t in mine), 3),
-        }
+        summary[key] = rig.medians([t for t in rows if t.proxy == key])
     for key, _ in RATIO_ROWS:
         if key.startswith("quiver"):
             peer = "nginx_3" if key.startswith("quiver_3") else "nginx"
@@ -1005,8 +919,13 @@ def step_ratio(run: Run) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
-def _errcell(r: dict[str, Any]) -> str:
-    return "/".join(str(r[k]) for k in WRK_ERROR_KEYS)
+def _wrk_cells(w: dict[str, Any]) -> str:
+    """requests | req/s | non-2xx | socket errors c/r/w/t | p99 / max latency"""
+    errors = "/".join(str(w[k]) for k in WRK_ERROR_KEYS)
+    return (
+        f"{w['requests']:,} | {w['rps']:,.0f} | {w['status_errors']} | {errors} | "
+        f"{w['latency_p99_us'] / 1000:.1f} / {w['latency_max_us'] / 1000:.0f} ms"
+    )
 
 
 def markdown(result: dict[str, Any], env: dict[str, Any], stamp: str) -> str:
@@ -1037,9 +956,7 @@ def markdown(result: dict[str, Any], env: dict[str, Any], stamp: str) -> str:
             out.append(
                 f"| {r['workers']} worker{'s' if r['workers'] > 1 else ''} | {trigger} | "
                 f"{r['reloads_logged']}/{r['reloads_wanted']} | "
-                f"{_secs(r, 'median')} / {_secs(r, 'max')} | {w['requests']:,} | "
-                f"{w['rps']:,.0f} | {w['status_errors']} | {_errcell(w)} | "
-                f"{w['latency_p99_us'] / 1000:.1f} / {w['latency_max_us'] / 1000:.0f} ms | "
+                f"{_secs(r, 'median')} / {_secs(r, 'max')} | {_wrk_cells(w)} | "
                 f"{r['wrong_node_responses']} | {len(r['log_problems'])} |"
             )
     if "kill" in result:
@@ -1059,9 +976,7 @@ def markdown(result: dict[str, Any], env: dict[str, Any], stamp: str) -> str:
             w = r["wrk"]
             how = "`nginx -s stop`" if r["mode"] == "stop" else "SIGKILL"
             out.append(
-                f"| {how} | {w['requests']:,} | {w['rps']:,.0f} | {w['status_errors']} | "
-                f"{_errcell(w)} | {w['latency_p99_us'] / 1000:.1f} / "
-                f"{w['latency_max_us'] / 1000:.0f} ms | "
+                f"| {how} | {_wrk_cells(w)} | "
                 f"{_s(r['ejected_after_s'])} / {_s(r['unhealthy_after_s'])} | "
                 f"{_s(r['back_in_rotation_after_restart_s'])} | "
                 f"{_s(r['first_proxied_request_after_restart_s'])} |"
@@ -1095,54 +1010,26 @@ def markdown(result: dict[str, Any], env: dict[str, Any], stamp: str) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def _raise_exit(signum: int, _frame: object) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    say(f"\nresilience bench: stopped by signal {signum}")
-    raise SystemExit(128 + signum)
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, required=True, help="scratch directory")
-    parser.add_argument("--results", type=Path, required=True, help="where the JSON goes")
-    args = parser.parse_args()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
-
+    args = driver.parse_args(__doc__, "resilience")
     s = Settings.from_env()
-    if not shutil.which(s.quiver[0]):
-        say(
-            f"resilience bench: {s.quiver[0]!r} not found; activate the virtualenv where "
-            "Quiver is installed or set QUIVER=/path/to/quiver"
-        )
+    if driver.missing("resilience", s):
         return 2
-    for cpu in (s.load_cpu, s.proxy_cpu):
-        if cpu not in os.sched_getaffinity(0):
-            say(f"resilience bench: core {cpu} is not available ({os.sched_getaffinity(0)})")
-            return 2
 
     procs = Processes(args.workdir / "pids")
     run = Run(s, args.workdir, procs)
     (run.work / "report.lua").write_text(WRK_LUA)
     started = dt.datetime.now(dt.UTC)
-    env = pb.environment(run.ps)
-    idle_meter = CoreMeter((s.load_cpu, s.proxy_cpu))
-    idle_meter.start()
-    time.sleep(1.0)
-    idle = idle_meter.stop()
-    for core, busy in idle.items():
-        if busy > 0.05:
-            say(f"!! core {core} is {busy:.0%} busy before the run: expect noisy numbers")
-            run.cautions.append(f"core {core} was {busy:.0%} busy before the run started")
+    env = driver.environment(s.quiver)
+    idle = driver.busy_before_run(s)
+    run.cautions += driver.idle_cautions(idle)
     say(
         f"resilience bench: steps {', '.join(s.steps)}; {env.get('quiver')}, "
         f"nginx {env['nginx']}, {env['wrk']}"
     )
     result: dict[str, Any] = {
         "started": started.isoformat(timespec="seconds"),
-        "settings": {k: getattr(s, k) for k in s.__dataclass_fields__ if k != "quiver"}
-        | {"quiver_command": list(s.quiver), "body_bytes": len(BODY)},
+        "settings": driver.settings_record(s),
         "environment": env,
         "busy_before_run": idle,
     }
@@ -1162,27 +1049,14 @@ def main() -> int:
 
     result["cautions"] = run.cautions
     result["errors"] = run.errors + ([f"run failed: {failed}"] if failed else [])
-    args.results.mkdir(parents=True, exist_ok=True)
-    path = args.results / f"resilience-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=2, default=list) + "\n")
+    path = driver.write_results(args.results, "resilience", started, result)
     if failed:
         say(f"partial results: {path}")
         return 1
 
     say("\n" + markdown(result, env, started.strftime("%Y-%m-%d")) + "\n")
-    say(f"results: {path}")
-    if run.cautions:
-        say("\ncautions:")
-        for line in run.cautions:
-            say(f"  - {line}")
-    if run.errors:
-        bar = "!" * 72
-        say(f"\n{bar}\nGOALS MISSED (errors, or Quiver misbehaved); details above and in the JSON:")
-        for line in run.errors:
-            say(f"  - {line}")
-        say(bar)
-        return 3
-    return 0
+    heading = "GOALS MISSED (errors, or Quiver misbehaved); details above and in the JSON:"
+    return driver.closing_report(path, run.cautions, run.errors, heading)
 
 
 if __name__ == "__main__":

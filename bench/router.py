@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from quiver.config.models import Route
-from quiver.proxy.router import Router, normalize_path
+from quiver.proxy.routing import Router, normalize_path
 
 Probe = tuple[bytes, bytes, bytes, dict[bytes, bytes], str | None]
 
