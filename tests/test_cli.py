@@ -31,7 +31,8 @@ def refuses_connections(port: int, within: float) -> bool:
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
+            # refused, or reset when the attempt met the listener as it closed
             return True
         time.sleep(0.02)
     return False
