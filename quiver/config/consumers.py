@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -229,4 +229,10 @@ class Consumer(Strict):
     tags: list[str] = Field(default_factory=list, description="Free-form labels.")
     credentials: Credentials = Field(
         default_factory=Credentials, description="How the consumer proves who it is."
+    )
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Plugins by name with their config (see `quiver plugins`); once an "
+        "authentication plugin identifies the consumer, they override the route's, "
+        "target's and global ones of the same name for the plugins still to run.",
     )

@@ -366,6 +366,7 @@ def _add_plugin_issues(report: _Report, config: Config) -> None:
     levels: list[tuple[Path, dict[str, dict[str, object]]]] = [((), config.plugins)]
     levels += [(("targets", i), t.plugins) for i, t in enumerate(config.targets)]
     levels += [(("routes", i), r.plugins) for i, r in enumerate(config.routes)]
+    levels += [(("consumers", i), c.plugins) for i, c in enumerate(config.consumers)]
     for prefix, plugins in levels:
         for name, settings in plugins.items():
             where: Path = (*prefix, "plugins", name)
@@ -373,6 +374,9 @@ def _add_plugin_issues(report: _Report, config: Config) -> None:
             if plugin is None:
                 message = f"unknown plugin '{name}'" + _suggestion(name, sorted(known))
                 report.add(where, message + " (see: quiver plugins)")
+                continue
+            if prefix[:1] == ("consumers",) and plugin.identifies_consumers:
+                report.add(where, f"'{name}' identifies consumers: it cannot be attached to one")
                 continue
             try:
                 validated = plugin.Config.model_validate(settings)

@@ -63,6 +63,13 @@ class Limits(Strict):
     max_body_size: Size | None = Field(
         None, description="Largest request body in bytes (413 beyond); unset means unlimited."
     )
+    max_buffered_body: Size = Field(
+        1 << 20,
+        gt=0,
+        description="Largest request body held in memory for plugins that read whole "
+        "bodies (request-validator, request-transformer with JSON edits); 413 beyond. "
+        "Other routes stream bodies of any size.",
+    )
     header_timeout: Duration = Field(
         10.0, gt=0, description="Time a client has to send a complete request head (408)."
     )

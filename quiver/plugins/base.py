@@ -18,10 +18,24 @@ Phases, in the order a request meets them:
 - ``access(request)`` before the request goes upstream; raise a typed
   ``HTTPError`` to stop it; may return an awaitable when it has to wait (e.g.
   for a token introspection endpoint).
-- ``response_headers(request, response)`` and ``response_body(request, chunk)``
-  as the response comes back.
+- ``response_headers(request, response)`` once the node's response head is in;
+  ``response`` is a ``ResponseHead`` to read and change.
+- ``response_body(request, chunk, last) -> bytes`` for each piece of the response
+  body as it streams (decoded from any chunked framing), and once more with
+  ``last=True`` (and possibly ``chunk == b""``) at its end; it returns what to send
+  in place of ``chunk``, ``b""`` to hold it back.  A route with such a plugin sends
+  its response bodies chunked (close-delimited to an HTTP/1.0 client), since their
+  length may change.  Per-request state goes in ``request.ctx``.
 - ``log(request)`` once the exchange is over (``request.status`` says how it
   ended), scheduled off the hot path; an exception there is logged, never raised.
+
+A plugin that needs the whole request body sets ``reads_body = True`` (on the class
+or, when that depends on its config, on the instance in ``__init__``).  On such a
+route the plugins above the first body reader run as soon as the head is in (an
+authentication plugin refuses a request before its body is read); the rest run once
+the whole body has arrived, with ``request.body`` holding it (dechunked; ``b""`` when
+there is none) and ``request.set_body`` able to replace it.  The body is held in
+memory up to ``limits.max_buffered_body``; a larger one is refused with 413.
 
 Plugins run in ``priority`` order, highest first (authentication plugins sit
 near 1000 to 2000, rate limiting below them, transformations lower still).  A plugin
@@ -58,9 +72,12 @@ class PluginRequest(Protocol):
     """What a plugin sees of a request (the proxy's exchange implements it)."""
 
     method: bytes
-    raw_path: bytes
-    query: bytes
+    raw_path: bytes  # as received (not normalized)
+    query: bytes  # without "?", as it will be forwarded
     content_length: int | None
+    headers: list[tuple[bytes, bytes]]  # every field as it stands now, names as sent
+    body: bytes | None  # the whole body, for plugins that set ``reads_body`` (else None)
+    ctx: dict[str, Any]  # scratch space for plugins for this request (key by plugin name)
 
     def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
         """A request header by lowercase name (repeated fields joined by ", "), as
@@ -74,6 +91,10 @@ class PluginRequest(Protocol):
 
     def limit_body(self, max_size: int) -> None:
         """Refuse (413) a body that grows past ``max_size`` bytes while it streams."""
+
+    def set_body(self, body: bytes) -> None:
+        """Forward ``body`` instead (only where ``body`` is not None); Content-Length
+        follows it."""
 
     def set_query(self, query: bytes) -> None:
         """Forward this query string (without "?") instead of the client's."""
@@ -100,6 +121,11 @@ class Plugin(Generic[C]):
     name: ClassVar[str]
     priority: ClassVar[int]
     Config: ClassVar[type[PluginConfig]]
+
+    #: True for authentication plugins: they cannot be attached to a consumer
+    identifies_consumers: ClassVar[bool] = False
+    #: True when its ``access`` phase reads ``request.body`` (see the module docstring)
+    reads_body: bool = False
 
     def __init__(self, config: C, context: PluginContext) -> None:
         self.config = config

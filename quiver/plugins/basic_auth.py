@@ -47,6 +47,7 @@ class BasicAuth(Plugin[BasicAuthConfig]):
 
     name = "basic-auth"
     priority = 1100
+    identifies_consumers = True
     Config = BasicAuthConfig
 
     def __init__(self, config: BasicAuthConfig, context: PluginContext) -> None:

@@ -36,6 +36,7 @@ class KeyAuth(Plugin[KeyAuthConfig]):
 
     name = "key-auth"
     priority = 1250
+    identifies_consumers = True
     Config = KeyAuthConfig
 
     def __init__(self, config: KeyAuthConfig, context: PluginContext) -> None:

@@ -168,6 +168,7 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
 
     name = "oauth2-introspection"
     priority = 1400
+    identifies_consumers = True
     Config = OAuth2IntrospectionConfig
 
     def __init__(self, config: OAuth2IntrospectionConfig, context: PluginContext) -> None:

@@ -281,8 +281,7 @@ class ClientConnection(asyncio.Protocol):
         head_only = exchange.method == b"HEAD"
         rid = exchange.rid or self.server.new_request_id()
         response = problem_response(error, rid.decode("latin-1"), close=close, head_only=head_only)
-        route = exchange.route
-        if route is not None and route.response_headers and not isinstance(error, Answer):
+        if exchange.chain.response_headers and not isinstance(error, Answer):
             # the route's plugins shape gateway answers too (e.g. CORS on a 401)
             end = response.index(b"\r\n\r\n") + 4
             response = exchange.run_response_headers(response[:end]) + response[end:]

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quiver.errors import (
     BadGateway,
@@ -27,13 +27,13 @@ from quiver.errors import (
     ServiceUnavailable,
     UpstreamResetError,
 )
+from quiver.plugins.chain import Chain
 from quiver.plugins.response import ResponseHead
 from quiver.proxy.balancing.ewma import record_latency
 from quiver.proxy.request import CONSUMER_FIELDS, IDEMPOTENT_METHODS, RequestHead
 from quiver.proxy.retry import failure_kind
 
 if TYPE_CHECKING:
-    from quiver.plugins.chain import Phase
     from quiver.proxy.client import ClientConnection
     from quiver.proxy.consumers import ConsumerRuntime
     from quiver.proxy.health import Outcome
@@ -48,6 +48,7 @@ NO_BODY = 0
 RELAY = 1  # the node's bytes as they are (Content-Length, chunked to HTTP/1.1, or to close)
 WRAP_CHUNKS = 2  # the node ends the body by closing: its bytes are sent as chunks
 DECODED = 3  # chunked by the node, decoded for an HTTP/1.0 client (ended by closing)
+FILTERED = 4  # decoded, passed through plugins, sent as chunks (HTTP/1.0: ended by closing)
 
 _BUFFER_LIMIT = 65536
 FAILURE_LATENCY = 1.0  # seconds a failed try counts as, for latency-aware balancing
@@ -61,6 +62,7 @@ _HOP_BY_HOP = re.compile(
     rb"\r\n(?:connection|keep-alive|proxy-connection|te|trailer|upgrade)[ \t]*:[^\r]*", re.I
 )
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r]*)", re.I)
+_FRAMING_FIELDS = re.compile(rb"\r\n(?:content-length|transfer-encoding)[ \t]*:[^\r]*", re.I)
 # The response fields the proxy acts on, with their values, found in one pass.
 _RESPONSE_FIELDS = re.compile(
     rb"\r\n(connection|keep-alive|proxy-connection|te|trailer|upgrade|content-length"
@@ -109,6 +111,12 @@ class Exchange(RequestHead):
     sent_at = 0.0  # loop time the request went to the node (for latency-aware balancing)
     body_limit: int | None = None  # a plugin's body size limit, below the global one
     consumer: ConsumerRuntime | None = None  # who is calling, once a plugin identified it
+    chain = Chain(())  # the plugins this request runs: its route's, or its consumer's
+    held: list[bytes] | None = None  # body chunks kept from the node until plugins are done
+    hold_limit: int | None = None  # most bytes held for plugins that read the body whole
+    body: bytes | None = None  # the whole body, once read for such plugins
+    resume_at = -1  # the access phase waiting for the whole body
+    _ctx: dict[str, Any] | None = None
     status = 0  # of the response (the node's, or the proxy's error)
 
     def __init__(self, client: ClientConnection) -> None:
@@ -134,37 +142,110 @@ class Exchange(RequestHead):
                 size = self.content_length
                 raise ContentTooLarge(f"request body of {size} bytes exceeds {limit}")
         self.upstream_path = path + b"?" + self.query if self.query else path
-        if self.expect_continue and self.version == b"1.1" and not self.body_received:
-            # (RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored)
-            self.client.write(CONTINUE)
         policy = route.retries
         if policy is not None:
             policy.budget.requests += 1
             if policy.deadline is not None:
                 self.started_at = self.client.server.loop.time()
-        if route.access:
-            for access in route.access:
-                waiting = access(self)
-                if waiting is not None:  # the plugin has to wait: go on in a task
-                    rest = route.access[route.access.index(access) + 1 :]
-                    loop = self.client.server.loop
-                    self.connect_task = loop.create_task(self._access_async(waiting, rest))
-                    return
+        chain = self.chain = route.chain
+        if chain.holds_body:
+            self._hold_body(snapshot.limits.max_buffered_body)
+        elif self.held is not None or (self.request_done and self.chunked):
+            # (body that came while this request waited its turn behind another)
+            self.held = self.held or []
+            self._release_body()
+        if chain.access:
+            self._access(0)
+        else:
+            self._continue()
+            self._send_to_node()
+
+    def _continue(self) -> None:
+        """Invite the body of a client that waits to be asked (once the plugins that
+        can refuse on the head alone have let the request through)."""
+        if self.expect_continue and self.version == b"1.1" and not self.body_received:
+            # (RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored)
+            self.expect_continue = False
+            self.client.write(CONTINUE)
+
+    def _access(self, index: int) -> None:
+        """Run the access phases from ``index`` on, then send the request to a node."""
+        chain = self.chain
+        while index < len(chain.access):
+            if index >= chain.body_at and self.body is None:
+                limit = self.hold_limit
+                if limit is not None and (self.content_length or 0) > limit:
+                    size = self.content_length
+                    raise ContentTooLarge(f"request body of {size} bytes exceeds {limit}")
+                self.resume_at = index  # goes on once the whole body is in
+                self._continue()
+                return
+            waiting = chain.access[index](self)
+            index = self._next_access(chain, index)
+            if waiting is not None:  # the plugin has to wait: go on in a task
+                loop = self.client.server.loop
+                self.connect_task = loop.create_task(self._access_async(waiting, index))
+                return
+            chain = self.chain
+        if self.body is not None or self.held is not None:
+            self._release_body()
+        self._continue()
         self._send_to_node()
 
-    async def _access_async(self, waiting: Awaitable[None], rest: tuple[Phase, ...]) -> None:
+    def _next_access(self, chain: Chain, index: int) -> int:
+        """The next access phase after ``chain.access[index]`` ran (it may have
+        identified a consumer whose own chain takes over)."""
+        if self.chain is chain:
+            return index + 1
+        return self.chain.index_after(chain.keys[index])
+
+    async def _access_async(self, waiting: Awaitable[None], index: int) -> None:
+        chain = self.chain
         try:
             await waiting
-            for access in rest:
-                result = access(self)
-                if result is not None:
-                    await result
             self.connect_task = None
+            if chain is not self.chain:  # the awaited phase identified a consumer
+                index = self._next_access(chain, index - 1)
             if not self.finished:
-                self._send_to_node()
+                self._access(index)
         except HTTPError as exc:
             self.connect_task = None
             self.fail(exc)
+
+    # -- request bodies read whole by plugins -----------------------------------------
+
+    def _hold_body(self, limit: int) -> None:
+        """Keep the body instead of forwarding it, for a plugin that reads it whole."""
+        self.hold_limit = limit
+        if not self.has_body:
+            self.body = b""
+        elif self.request_done:
+            self.body = b"".join(self.held or ())
+            self.held = None
+        elif self.held is None:
+            self.held = []
+        if self.body_received > limit:
+            raise ContentTooLarge(f"request body exceeds {limit} bytes, the most plugins read")
+
+    def _release_body(self) -> None:
+        """Forward what was held: the body as read (and maybe replaced) by plugins, or
+        what arrived so far when no plugin read it after all (the rest then streams)."""
+        body = self.body
+        if body is not None:
+            self.body = None
+            if body or self.has_body:
+                self.chunked = False
+                self.content_length = len(body)
+                if body:
+                    self._forward((body,))
+            return
+        held = self.held or []
+        self.held = None
+        self.hold_limit = None
+        for chunk in held:
+            self._relay_body(chunk)
+        if self.request_done and self.chunked:
+            self._forward((_LAST_CHUNK,))
 
     # -- what plugins may do to a request (see quiver.plugins.base.PluginRequest) -----
 
@@ -197,6 +278,21 @@ class Exchange(RequestHead):
         self.forward.extend(consumer.headers)
         self.headers.extend(consumer.headers)  # (a client's own were dropped on arrival)
         self._fields = None
+        route = self.route
+        if route is not None and route.chain.by_consumer:
+            self.chain = route.chain.by_consumer.get(consumer.name, route.chain)
+
+    def set_body(self, body: bytes) -> None:
+        if self.body is None:
+            raise RuntimeError("set_body is for plugins that read the body (reads_body)")
+        self.body = body
+
+    @property
+    def ctx(self) -> dict[str, Any]:
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._ctx = {}
+        return ctx
 
     def limit_body(self, max_size: int) -> None:
         if self.body_limit is None or max_size < self.body_limit:
@@ -238,6 +334,19 @@ class Exchange(RequestHead):
             raise ContentTooLarge(f"request body exceeds {limit} bytes")
         if self.finished:
             return
+        if self.held is not None or self.route is None:
+            # held whole for a plugin, or not routed yet (a pipelined request in line)
+            hold_limit = self.hold_limit
+            if hold_limit is not None and self.body_received > hold_limit:
+                message = f"request body exceeds {hold_limit} bytes, the most plugins read"
+                raise ContentTooLarge(message)
+            if self.held is None:
+                self.held = []
+            self.held.append(chunk)
+            return
+        self._relay_body(chunk)
+
+    def _relay_body(self, chunk: bytes) -> None:
         if self.chunked:
             # re-framed rather than relayed: chunk extensions and trailers stop here
             self._forward((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
@@ -250,6 +359,17 @@ class Exchange(RequestHead):
         self.request_done = True
         if self.finished:
             return
+        if self.held is not None or self.route is None:
+            resume_at = self.resume_at
+            if resume_at >= 0:  # the access phases wait for this body
+                self.body = b"".join(self.held or ())
+                self.held = None
+                self.resume_at = -1
+                try:
+                    self._access(resume_at)
+                except HTTPError as exc:
+                    self.fail(exc)
+            return  # (not routed yet: `start` forwards what came)
         if self.chunked:
             self._forward((_LAST_CHUNK,))
         if self.upstream is not None:
@@ -344,7 +464,8 @@ class Exchange(RequestHead):
                 self._detach()
                 return False
         self.status = status
-        if route.response_headers and status != 101:
+        chain = self.chain
+        if chain.response_headers and status != 101:
             raw = self.run_response_headers(raw)
         kinds = 0
         connection = coding = b""
@@ -389,6 +510,16 @@ class Exchange(RequestHead):
             else:
                 self.mode = RELAY
                 keep_alive = False
+        if self.mode != NO_BODY and chain.response_body:
+            # plugins may change the body: its length is unknown until it ends
+            raw = _FRAMING_FIELDS.sub(b"", raw)
+            kinds &= ~(_LENGTH_FIELD | _TE_FIELD)
+            self.mode = FILTERED
+            if self.version == b"1.1":
+                framing = b"Transfer-Encoding: chunked\r\n"
+            else:
+                framing = b""
+                keep_alive = False
         if status != 101:
             if not keep_alive:
                 framing += b"Connection: close\r\n"
@@ -413,7 +544,7 @@ class Exchange(RequestHead):
 
     def _run_log(self) -> None:
         """The route's log phases, once the exchange is over (off the hot path)."""
-        for plugin_phase in self.route.log:  # type: ignore[union-attr]
+        for plugin_phase in self.chain.log:
             try:
                 plugin_phase(self)
             except Exception:  # a log plugin must never hurt the proxy
@@ -422,9 +553,27 @@ class Exchange(RequestHead):
     def run_response_headers(self, raw: bytes) -> bytes:
         """Let the route's plugins see and change the response head."""
         head = ResponseHead(raw)
-        for plugin_phase in self.route.response_headers:  # type: ignore[union-attr]
+        for plugin_phase in self.chain.response_headers:
             plugin_phase(self, head)
         return head.render()
+
+    def _filter(self, chunk: bytes, last: bool) -> bool:
+        """Pass a piece of the response body through the response_body phases and
+        queue what comes out as a chunk; False when a plugin failed (the client is
+        then cut off: its response has begun)."""
+        try:
+            for plugin_phase in self.chain.response_body:
+                chunk = plugin_phase(self, chunk, last)
+        except Exception:
+            log.exception("response_body phase of a plugin failed")
+            self.fail(BadGateway("a plugin failed on the response body"))
+            return False
+        if chunk:
+            if self.version == b"1.1":
+                self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
+            else:
+                self.out.append(chunk)
+        return True
 
     def _response_arrived(self, status: int) -> None:
         target = self.route.target  # type: ignore[union-attr]
@@ -438,9 +587,13 @@ class Exchange(RequestHead):
                 self._report("ok")
 
     def on_response_body(self, chunk: bytes) -> None:
-        """A decoded body chunk (only parsers set up for HTTP/1.0 clients decode)."""
-        if self.mode == DECODED:
+        """A decoded body chunk (only parsers set up to decode call this: for HTTP/1.0
+        clients and for routes with response_body phases)."""
+        mode = self.mode
+        if mode == DECODED:
             self.out.append(chunk)
+        elif mode == FILTERED and not self.finished:
+            self._filter(chunk, False)
 
     def flush(self) -> None:
         """Send what the last upstream read produced, in one system call."""
@@ -459,6 +612,12 @@ class Exchange(RequestHead):
         self._detach()
         if self.mode == WRAP_CHUNKS:
             self.out.append(_LAST_CHUNK)
+        elif self.mode == FILTERED and not self.finished:
+            if not self._filter(b"", True):
+                conn.close()
+                return
+            if self.version == b"1.1":
+                self.out.append(_LAST_CHUNK)
         self.flush()
         if self.finished:
             conn.close()
@@ -469,7 +628,7 @@ class Exchange(RequestHead):
             conn.close()
         self.finished = True
         self.client.exchange_finished(self)
-        if self.route.log:  # type: ignore[union-attr]
+        if self.chain.log:
             self.client.server.loop.call_soon(self._run_log)
 
     def on_upstream_failed(self, conn: UpstreamConnection, error: HTTPError) -> None:
@@ -569,7 +728,7 @@ class Exchange(RequestHead):
             self.client.abort()
         else:
             self.client.respond_error(self, error)
-        if self.route is not None and self.route.log:
+        if self.chain.log:
             self.client.server.loop.call_soon(self._run_log)
 
     def _detach(self) -> UpstreamConnection | None:

@@ -12,15 +12,15 @@ import asyncio
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest
-from quiver.plugins.base import Plugin, PluginContext
-from quiver.plugins.chain import attached, phase
+from quiver.plugins.base import PluginContext
+from quiver.plugins.chain import Chain, attached
 from quiver.plugins.chain import build as build_plugins
 from quiver.proxy.balancing import make_balancer
 from quiver.proxy.consumers import Consumers
@@ -96,27 +96,19 @@ class RouteRuntime:
     """A route with its target resolved and its forwarding rules precomputed."""
 
     __slots__ = (
-        "access",
         "base_path",
-        "log",
+        "chain",
         "name",
-        "plugins",
         "preserve_host",
         "read_timeout",
-        "response_headers",
         "retries",
         "target",
     )
 
-    def __init__(
-        self, route: Route, target: TargetRuntime, plugins: tuple[Plugin[Any], ...] = ()
-    ) -> None:
+    def __init__(self, route: Route, target: TargetRuntime, chain: Chain | None = None) -> None:
         self.name = route.name
-        self.plugins = plugins
         #: the phases of the route's plugins, each in the order they run
-        self.access = phase(plugins, "access")
-        self.response_headers = phase(plugins, "response_headers")
-        self.log = phase(plugins, "log")
+        self.chain = chain if chain is not None else Chain(())
         self.target = target
         self.base_path = target.base_path
         self.preserve_host = route.preserve_host
@@ -216,17 +208,13 @@ def compile_snapshot(
             targets[target.name] = _compile_target(config, target, loop, sweeper)
     models = {target.name: target for target in config.targets}
     context = PluginContext(consumers=Consumers(config.consumers))
-    entries = [
-        (
-            route,
-            RouteRuntime(
-                route,
-                targets[route.target],
-                build_plugins(attached(config, models[route.target], route), context),
-            ),
-        )
-        for route in config.routes
-    ]
+    # a consumer's plugins are built once and shared by every route's chain
+    by_consumer = {c.name: build_plugins(c.plugins, context) for c in config.consumers if c.plugins}
+    entries = []
+    for route in config.routes:
+        plugins = build_plugins(attached(config, models[route.target], route), context)
+        chain = Chain(plugins.values()).with_consumers(by_consumer)
+        entries.append((route, RouteRuntime(route, targets[route.target], chain)))
     return Snapshot(
         config=config, limits=plain(config.limits), router=Router(entries), targets=targets
     )

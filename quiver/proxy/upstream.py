@@ -329,9 +329,10 @@ class UpstreamConnection(asyncio.Protocol):
         self, exchange: Exchange, data: bytes, complete: bool, read_timeout: float | None = None
     ) -> None:
         """Write a request head (and what there is of its body) for ``exchange``."""
-        if exchange.version == b"1.0":
+        if exchange.version == b"1.0" or exchange.chain.response_body:
             # its response may need decoding, which the fast parser does not do
             self.parser = httptools.HttpResponseParser(_Decoder(self))
+            self.reset_parser = True
         self.exchange = exchange
         self.requests += 1
         self.head_done = False
@@ -424,7 +425,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _message_finished(self, exchange: Exchange) -> None:
         self.message_done = False
-        if self.reset_parser or exchange.version == b"1.0":
+        if self.reset_parser:
             self.reset_parser = False
             self.parser = httptools.HttpResponseParser(self)
         self.exchange = None

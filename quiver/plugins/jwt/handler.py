@@ -56,6 +56,7 @@ class Jwt(Plugin[JwtConfig]):
 
     name = "jwt"
     priority = 1450
+    identifies_consumers = True
     Config = JwtConfig
 
     def __init__(self, config: JwtConfig, context: PluginContext) -> None:
