@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Plugin benchmark: what key-auth (and key-auth + acl) cost Quiver per request, next
+# Plugin benchmark: what key-auth (key-auth + acl, jwt RS256) cost Quiver per request, next
 # to Quiver without plugins and nginx, on one core each, same run, same backend.
 #
 #   bench/plugins.sh                                # 4 configurations, 3 rounds x 10 s (~3 min)
@@ -17,6 +17,6 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-bench_need_tools plugins nginx wrk taskset:util-linux
+bench_need_tools plugins nginx wrk openssl taskset:util-linux
 bench_need_two_cores plugins "proxy on one, backend + wrk on the other"
 bench_run plugins

@@ -11,8 +11,9 @@ The rig of ``bench/proxy.sh``, step 1::
 
 Configurations (``CONFIGS`` below), measured in alternated rounds in one run:
 nginx as a proxy (the reference), Quiver without plugins, Quiver with ``key-auth``
-on the route and ``CONSUMERS`` consumers with one key each, and Quiver with
-``key-auth`` + ``acl`` allowing the consumer's group. The headline is *requests per
+on the route and ``CONSUMERS`` consumers with one key each, Quiver with
+``key-auth`` + ``acl`` allowing the consumer's group, and Quiver with ``jwt``
+verifying an RS256 token (2048-bit RSA) against the same consumers. The headline is *requests per
 proxy CPU-second*; the cost of a plugin configuration is
 ``1 - (its req/CPU-s / Quiver plain's req/CPU-s)``.
 
@@ -21,12 +22,15 @@ Standard library only; servers, CPU meters and wrk come from ``rig``.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.client
 import json
 import os
 import secrets
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +113,10 @@ class Fixture:
 
     Keys are random per run (32 hex digits), never written anywhere but the scratch
     directory. The consumer whose key wrk sends is in the middle of the list; another
-    consumer, in a different group, is used to check that ``acl`` refuses it.
+    consumer, in a different group, is used to check that ``acl`` refuses it. Every
+    consumer also has a ``jwt`` RS256 credential (one RSA key pair made per run with
+    ``openssl``; the consumer's name is the token's ``iss``), and ``token`` is a token
+    signed for the measured consumer.
     """
 
     consumers: list[dict[str, Any]]  # the config's `consumers:` entries
@@ -118,18 +125,33 @@ class Fixture:
     group: str
     other_name: str  # a consumer outside `group`
     other_key: str
+    token: str  # RS256, iss = name, valid for a day
+    forged: str  # the same token with its signature damaged
 
     @classmethod
-    def make(cls, count: int) -> Fixture:
+    def make(cls, count: int, work: Path) -> Fixture:
+        public_pem = _rsa_key_pair(work)
         consumers: list[dict[str, Any]] = [
             {
                 "name": f"consumer-{i:04d}",
                 "groups": [f"group-{i % GROUPS}"],
-                "credentials": {"key-auth": [{"key": secrets.token_hex(16)}]},
+                "credentials": {
+                    "key-auth": [{"key": secrets.token_hex(16)}],
+                    "jwt": [
+                        {
+                            "key": f"consumer-{i:04d}",
+                            "algorithm": "RS256",
+                            "public_key": public_pem,
+                        }
+                    ],
+                },
             }
             for i in range(count)
         ]
         me, other = consumers[count // 2], consumers[count // 2 + 1]
+        token = _rs256_token(work, {"iss": me["name"], "exp": int(time.time()) + 86400})
+        head, _, signature = token.rpartition(".")
+        forged = head + "." + ("A" if signature[0] != "A" else "B") + signature[1:]
         return cls(
             consumers=consumers,
             name=me["name"],
@@ -137,7 +159,42 @@ class Fixture:
             group=me["groups"][0],
             other_name=other["name"],
             other_key=other["credentials"]["key-auth"][0]["key"],
+            token=token,
+            forged=forged,
         )
+
+
+def _rsa_key_pair(work: Path) -> str:
+    """Make work/jwt-key.pem (RSA 2048) and return its public key in PEM."""
+    key = work / "jwt-key.pem"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        stdout=key.open("wb"),
+        check=True,
+    )
+    public = subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-pubout"], capture_output=True, check=True
+    )
+    return public.stdout.decode("ascii")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _rs256_token(work: Path, claims: dict[str, Any]) -> str:
+    """A compact JWS (RFC 7515) of ``claims`` signed RS256 with work/jwt-key.pem."""
+    header = {"alg": "RS256", "typ": "JWT"}
+    signing_input = ".".join(
+        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
+    signature = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-sign", str(work / "jwt-key.pem")],
+        input=signing_input.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    return signing_input + "." + _b64url(signature)
 
 
 # --------------------------------------------------------------------------- configurations
@@ -191,17 +248,20 @@ def _acl_checks(f: Fixture) -> list[Check]:
     return [*_key_auth_checks(f), Check(other, {"apikey": f.other_key}, 403)]
 
 
-# Every configuration sends the same request (the `apikey` header with a valid key), so
-# the rows differ only in what the proxy does with it: nginx and Quiver without plugins
-# pass the header upstream as any other.
+def _jwt_checks(f: Fixture) -> list[Check]:
+    return [
+        Check("without a token", {}, 401),
+        Check("with a damaged signature", {"Authorization": f"Bearer {f.forged}"}, 401),
+        Check("with the consumer's RS256 token", {"Authorization": f"Bearer {f.token}"}, 200),
+    ]
+
+
+# Every configuration but jwt sends the same request (the `apikey` header with a valid
+# key), so the rows differ only in what the proxy does with it: nginx and Quiver without
+# plugins pass the header upstream as any other. The jwt row sends a bearer token instead.
 #
 # To measure another plugin, add a Config here; the table, the JSON, the checks before
-# measuring and the cost over Quiver plain follow from it. Next: JWT with RS256, once
-# Quiver has a jwt plugin. Its entry would give each consumer a `jwt` credential with an
-# RSA public key (the fixture would make the key pair and sign a token with `openssl`,
-# as this script is standard library only), put `jwt: {...}` in the route's plugins,
-# send `Authorization: Bearer <token>` in `headers`, and check that a request without a
-# token and one with a bad signature get 401 while the signed token gets 200.
+# measuring and the cost over Quiver plain follow from it.
 CONFIGS: list[Config] = [
     Config("nginx", "nginx (reference)", None, _with_key),
     Config("plain", "Quiver, no plugins", lambda f: {}, _with_key),
@@ -219,6 +279,14 @@ CONFIGS: list[Config] = [
         lambda f: {"key-auth": {}, "acl": {"allow": [f.group]}},
         _acl_checks,
         consumers=True,
+    ),
+    Config(
+        "jwt_rs256",
+        "Quiver, `jwt` (RS256, 2048-bit key), {consumers} consumers",
+        lambda f: {"jwt": {"algorithms": ["RS256"]}},
+        _jwt_checks,
+        consumers=True,
+        headers=lambda f: {"Authorization": f"Bearer {f.token}"},
     ),
 ]
 CONFIG_BY_KEY = {c.key: c for c in CONFIGS}
@@ -463,7 +531,7 @@ def main() -> int:
         return 2
 
     procs = Processes(args.workdir / "pids")
-    fixture = Fixture.make(s.consumers)
+    fixture = Fixture.make(s.consumers, args.workdir)
     run = Run(s, args.workdir, procs, fixture)
     started = dt.datetime.now(dt.UTC)
     env = driver.environment(s.quiver, h2load=False)

@@ -14,7 +14,7 @@ from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.jwt.config import JwtConfig
 from quiver.plugins.jwt.jwks import JwksCache
 from quiver.plugins.jwt.keys import VerificationKey, consumer_keys
-from quiver.plugins.jwt.tokens import TokenFinder
+from quiver.plugins.jwt.tokens import TokenFinder, peek
 
 # RFC 6750 §3: no error code when the request carried no token at all
 _MISSING = ((b"WWW-Authenticate", b'Bearer realm="quiver"'),)
@@ -103,14 +103,14 @@ class Jwt(Plugin[JwtConfig]):
                 return None
             raise Unauthorized("no bearer token in the request", headers=_MISSING)
         try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.PyJWTError, ValueError):
+            header, claims = peek(token)
+        except ValueError:
             raise invalid("the token is malformed") from None
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in self.algorithms:
             # "none" never is (RFC 8725 §3.1)
             raise invalid("the token's algorithm is not accepted")
-        keys = self._consumer_keys(token, header, algorithm)
+        keys = self._consumer_keys(header, claims, algorithm)
         if keys:
             self._accept(request, token, algorithm, keys)
             return None
@@ -127,17 +127,11 @@ class Jwt(Plugin[JwtConfig]):
         return self._fetch_and_accept(request, token, algorithm, kid)
 
     def _consumer_keys(
-        self, token: bytes, header: dict[str, Any], algorithm: str
+        self, header: dict[str, Any], claims: dict[str, Any], algorithm: str
     ) -> tuple[VerificationKey, ...]:
         if not self.keys:
             return ()
-        if self.config.key_claim == "kid":
-            selector = header.get("kid")
-        else:
-            try:
-                selector = jwt.decode(token, options={"verify_signature": False}).get("iss")
-            except (jwt.PyJWTError, ValueError):
-                raise invalid("the token is malformed") from None
+        selector = header.get("kid") if self.config.key_claim == "kid" else claims.get("iss")
         if not isinstance(selector, str):
             return ()
         return tuple(key for key in self.keys.get(selector, ()) if algorithm in key.algorithms)

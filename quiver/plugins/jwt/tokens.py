@@ -1,8 +1,15 @@
-"""Finding the token in a request: headers, then cookies, then the query string."""
+"""Finding the token in a request (headers, then cookies, then the query string), and
+reading its header and claims before verification, to choose the key."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
+
+import orjson
 
 from quiver.plugins.base import PluginRequest
 from quiver.plugins.jwt.config import JwtConfig
@@ -66,3 +73,32 @@ def _bearer(value: bytes, *, scheme_required: bool) -> bytes | None:
     if space and scheme.lower() == b"bearer":
         return rest.strip()
     return None if scheme_required or space else value.strip()
+
+
+_SEGMENT = re.compile(rb"[A-Za-z0-9_-]+\Z")  # base64url without padding (RFC 7515 §2)
+
+
+def peek(token: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JOSE header and the claims of a compact JWS, NOT verified: only for choosing
+    the algorithm and key, which PyJWT then verifies the whole token with.
+
+    (One split and two decodes instead of PyJWT parsing the token for its header and
+    again for its claims: its strict parse is slow, and it still runs once, on the
+    verified decode.)  Raises ValueError when the token is malformed.
+    """
+    parts = token.split(b".")
+    if len(parts) != 3:
+        raise ValueError("not a compact JWS")
+    header, claims = _json_segment(parts[0]), _json_segment(parts[1])
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise ValueError("the header and the claims must be JSON objects")
+    return header, claims
+
+
+def _json_segment(segment: bytes) -> Any:
+    if not _SEGMENT.match(segment):
+        raise ValueError("not base64url")
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
+    except (binascii.Error, orjson.JSONDecodeError) as exc:
+        raise ValueError("not base64url-encoded JSON") from exc
