@@ -37,6 +37,10 @@ the whole body has arrived, with ``request.body`` holding it (dechunked; ``b""``
 there is none) and ``request.set_body`` able to replace it.  The body is held in
 memory up to ``limits.max_buffered_body``; a larger one is refused with 413.
 
+A phase set to ``None`` on an instance is not run for it (the response-transformer
+drops its ``response_body`` phase when it has no JSON edits, so its routes keep the
+node's framing).
+
 Plugins run in ``priority`` order, highest first (authentication plugins sit
 near 1000 to 2000, rate limiting below them, transformations lower still).  A plugin
 instance is built once per route when the config loads, never per request.

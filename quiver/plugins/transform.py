@@ -1,11 +1,11 @@
 """Edits of header fields and query parameters, and the checks of names and values
-that plugin config models share.
+that plugin config models share (JSON body fields: ``json_body``).
 
 The request- and response-transformer list four kinds of edit, applied in this order:
 ``remove`` drops fields, ``rename`` moves a field's value to a new name, ``replace``
 changes only fields that are present, ``add`` sets only fields that are absent.  Both
-compile their config once into a ``HeaderEdits`` (and the request one into a
-``QueryEdits``).
+compile their config once into a ``HeaderEdits`` and a ``JsonEdits`` (and the request
+one into a ``QueryEdits``).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ _EDITS = ("remove", "rename", "replace", "add")
 
 class EditsConfig(PluginConfig):
     """A config whose fields are the four edits, each a model of what it changes
-    (``headers``, and ``query`` for requests)."""
+    (``headers``, ``json_fields``, and ``query`` for requests)."""
 
     @model_validator(mode="after")
     def _something_to_do(self) -> Self:

@@ -150,14 +150,15 @@ class Exchange(RequestHead):
         chain = self.chain = route.chain
         if chain.holds_body:
             self._hold_body(snapshot.limits.max_buffered_body)
-        elif self.held is not None or (self.request_done and self.chunked):
+        elif self.held is not None or (self.chunked and self.request_done):
             # (body that came while this request waited its turn behind another)
             self.held = self.held or []
             self._release_body()
         if chain.access:
             self._access(0)
         else:
-            self._continue()
+            if self.expect_continue:
+                self._continue()
             self._send_to_node()
 
     def _continue(self) -> None:
