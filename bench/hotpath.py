@@ -3,7 +3,7 @@
 Feeds one request into a client connection and the matching response into its
 upstream connection through stand-in transports, many times over, so the cost
 measured is ours alone (parsing callbacks, routing, header building), not the
-kernel's.  Run: python bench/hotpath.py [--profile]
+kernel's.  Run: python bench/hotpath.py [--profile] [--key-auth | --send-key]
 
 For numbers that do not depend on what else the machine is doing, count
 instructions:  bench/hotpath_instructions.sh
@@ -75,7 +75,8 @@ def main() -> None:
             "consumers": [{"name": "c", "credentials": {"key-auth": [{"key": KEY}]}}],
         }
     )
-    request = WITH_KEY if key_auth else REQUEST
+    # --send-key: the plain route gets the key-auth request too (as in bench/plugins.sh)
+    request = WITH_KEY if key_auth or "--send-key" in sys.argv else REQUEST
     sweeper = Sweeper(loop, 1.0)
     snapshot = compile_snapshot(config, loop, sweeper)
     state = ProxyState(loop, snapshot, sweeper)

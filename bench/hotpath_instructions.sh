@@ -2,6 +2,9 @@
 # Instructions the proxy's Python work costs per request, counted by callgrind:
 # the difference between two runs of bench/hotpath.py divided by the extra requests.
 # Repeatable to a fraction of a percent whatever the machine is doing.
+#
+#   bench/hotpath_instructions.sh              # a route without plugins
+#   bench/hotpath_instructions.sh --key-auth   # the same route with key-auth
 set -euo pipefail
 command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 PY=${PYTHON:-python}
@@ -9,10 +12,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 count() {
     local out
     out=$(mktemp)
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$PY" "$here/hotpath.py" --count "$1" 2>&1 \
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$PY" "$here/hotpath.py" --count "$1" "${@:2}" 2>&1 \
         | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
     rm -f "$out"
 }
-low=$(count 2000)
-high=$(count 12000)
+low=$(count 2000 "$@")
+high=$(count 12000 "$@")
 echo "$(( (high - low) / 10000 )) instructions per proxied request"

@@ -24,6 +24,7 @@ on another connection without risk of doing its work twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -72,10 +73,19 @@ class HTTPError(QuiverError):
     close_connection = False
     retryable = False
 
-    def __init__(self, detail: str = "", *, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+        extensions: Mapping[str, object] | None = None,
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.headers = headers
+        #: extra members of the problem document (RFC 9457 §3.2), e.g. a list of
+        #: violations; JSON values, never overriding type, title, status or detail
+        self.extensions: Mapping[str, object] = extensions or {}
 
 
 class Answer(HTTPError):

@@ -26,6 +26,7 @@ from quiver.plugins.key_auth import KeyAuth
 from quiver.plugins.oauth2_introspection import OAuth2Introspection
 from quiver.plugins.request_size_limit import RequestSizeLimit
 from quiver.plugins.request_transformer import RequestTransformer
+from quiver.plugins.request_validator import RequestValidator
 from quiver.plugins.response_transformer import ResponseTransformer
 
 log = logging.getLogger("quiver.plugins")
@@ -40,6 +41,7 @@ BUILT_IN: tuple[type[Plugin[Any]], ...] = (
     RequestSizeLimit,
     OAuth2Introspection,
     Cors,
+    RequestValidator,
     RequestTransformer,
     ResponseTransformer,
 )

@@ -172,7 +172,8 @@ class Exchange(RequestHead):
     def _access(self, index: int) -> None:
         """Run the access phases from ``index`` on, then send the request to a node."""
         chain = self.chain
-        while index < len(chain.access):
+        phases = chain.access
+        while index < len(phases):
             if index >= chain.body_at and self.body is None:
                 limit = self.hold_limit
                 if limit is not None and (self.content_length or 0) > limit:
@@ -181,16 +182,21 @@ class Exchange(RequestHead):
                 self.resume_at = index  # goes on once the whole body is in
                 self._continue()
                 return
-            waiting = chain.access[index](self)
-            index = self._next_access(chain, index)
+            waiting = phases[index](self)
+            if self.chain is chain:
+                index += 1
+            else:  # a consumer with plugins of its own: its chain takes over
+                index = self._next_access(chain, index)
+                chain = self.chain
+                phases = chain.access
             if waiting is not None:  # the plugin has to wait: go on in a task
                 loop = self.client.server.loop
                 self.connect_task = loop.create_task(self._access_async(waiting, index))
                 return
-            chain = self.chain
         if self.body is not None or self.held is not None:
             self._release_body()
-        self._continue()
+        if self.expect_continue:
+            self._continue()
         self._send_to_node()
 
     def _next_access(self, chain: Chain, index: int) -> int:
@@ -257,12 +263,14 @@ class Exchange(RequestHead):
 
     def remove_header(self, name: bytes) -> None:
         lname = name.lower()
+        size = len(lname)
         self._fields = None  # `get` indexes again when it needs to
         for fields in (self.forward, self.headers):
             index = len(fields)
             while index:  # a handful of fields; from the end so deleting keeps the places
                 index -= 1
-                if fields[index][0].lower() == lname:
+                field = fields[index][0]
+                if len(field) == size and field.lower() == lname:
                     del fields[index]
 
     def set_query(self, query: bytes) -> None:

@@ -19,15 +19,16 @@ def reason_phrase(status: int) -> bytes:
 
 
 def problem_body(error: HTTPError, request_id: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": PROBLEM_TYPE_PREFIX + error.slug,
-            "title": error.title,
-            "status": error.status_code,
-            "detail": error.detail,
-            "request_id": request_id,
-        }
-    )
+    document: dict[str, object] = {
+        "type": PROBLEM_TYPE_PREFIX + error.slug,
+        "title": error.title,
+        "status": error.status_code,
+        "detail": error.detail,
+        "request_id": request_id,
+    }
+    for key, value in error.extensions.items():  # (RFC 9457 §3.2)
+        document.setdefault(key, value)
+    return orjson.dumps(document)
 
 
 def problem_response(error: HTTPError, request_id: str, *, close: bool, head_only: bool) -> bytes:

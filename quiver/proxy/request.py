@@ -80,8 +80,9 @@ class RequestHead:
             headers = self.headers
             if len(headers) <= _SCAN_BELOW:  # a few fields: a scan beats building a dict
                 found = None
+                size = len(name)
                 for field, value in headers:
-                    if field.lower() == name:
+                    if len(field) == size and field.lower() == name:
                         found = value if found is None else found + b", " + value
                 return default if found is None else found
             fields = self._fields = {}
