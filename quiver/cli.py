@@ -154,6 +154,7 @@ def _keys(args: argparse.Namespace) -> int:
 def _plugins(args: argparse.Namespace) -> int:
     import json
 
+    from quiver.config.reference import describe_default
     from quiver.plugins.registry import registry
 
     plugins = registry()
@@ -172,8 +173,10 @@ def _plugins(args: argparse.Namespace) -> int:
         if doc:
             print("  " + " ".join(doc.split()))
         for key, field in cls.Config.model_fields.items():
-            required = "required" if field.is_required() else f"default {field.default!r}"
-            print(f"    {key} ({required}): {field.description}")
+            default = describe_default(field, nested=None).replace("`", "")
+            if default != "required":
+                default = "default " + default
+            print(f"    {key} ({default}): {field.description}")
     return 0
 
 

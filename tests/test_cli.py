@@ -523,3 +523,26 @@ def test_keys_new_prints_a_key_and_the_hash_that_lets_it_in(tmp_path: Path) -> N
     assert len(key) >= 40
     assert key_hash == "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     assert "only its hash" in result.stderr
+
+
+def test_plugins_lists_every_built_in_plugin_with_priority_phases_and_keys() -> None:
+    result = run_quiver("plugins")
+    assert result.returncode == 0, result.stderr
+    for line in (
+        "key-auth  (priority 1250; phases: access)",
+        "request-validator  (priority 900; phases: access)",
+        "response-transformer  (priority 800; phases: response_headers, response_body)",
+    ):
+        assert line in result.stdout
+    assert "    header_names (default ['apikey', 'X-API-Key']):" in result.stdout
+    assert "    origins (required):" in result.stdout
+    assert "Undefined" not in result.stdout
+
+
+def test_plugins_json_gives_one_plugin_s_config_schema() -> None:
+    result = run_quiver("plugins", "acl", "--json")
+    assert result.returncode == 0, result.stderr
+    schemas = json.loads(result.stdout)
+    assert list(schemas) == ["acl"]
+    assert schemas["acl"]["additionalProperties"] is False
+    assert all("description" in spec for spec in schemas["acl"]["properties"].values())

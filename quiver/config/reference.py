@@ -34,7 +34,7 @@ def _render(model: type[BaseModel], path: str, out: list[str], seen: set[str]) -
     out.append("|---|---|---|---|")
     nested: list[tuple[str, type[BaseModel]]] = []
     for name, info in model.model_fields.items():
-        default = _default(info)
+        default = describe_default(info)
         out.append(
             f"| `{name}` | {type_name(info.annotation)} | {default} | {info.description or ''} |"
         )
@@ -48,13 +48,15 @@ def _render(model: type[BaseModel], path: str, out: list[str], seen: set[str]) -
         _render(sub, key, out, seen)
 
 
-def _default(info: Any) -> str:
+def describe_default(info: Any, *, nested: str | None = "see below") -> str:
+    """A field's default as the docs show it; a nested model's default is ``nested``
+    (its fields are described below it), or its values when ``nested`` is None."""
     if info.is_required():
         return "required"
     if info.default_factory is not None:
         value = info.default_factory()
         if isinstance(value, BaseModel):
-            return "see below"
+            return nested or f"`{value.model_dump(by_alias=True, exclude_none=True)!r}`"
         if isinstance(value, list) and value and isinstance(value[0], BaseModel):
             return ", ".join(f"`{item.model_dump(exclude_none=True)}`" for item in value)
         return f"`{value!r}`" if value not in ([], {}) else "empty"

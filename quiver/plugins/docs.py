@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import PydanticUndefined
-
-from quiver.config.reference import type_name
+from quiver.config.reference import describe_default, type_name
 from quiver.plugins.base import Plugin
 from quiver.plugins.registry import BUILT_IN
 
@@ -30,12 +28,7 @@ def render(plugin: type[Plugin[Any]]) -> str:
         "|---|---|---|---|",
     ]
     for key, field in plugin.Config.model_fields.items():
-        if field.is_required():
-            default = "required"
-        elif field.default is PydanticUndefined or field.default is None:
-            default = "unset"
-        else:
-            default = f"`{field.default!r}`"
+        default = describe_default(field, nested=None)
         lines.append(
             f"| `{key}` | {type_name(field.annotation)} | {default} | {field.description} |"
         )
