@@ -90,7 +90,8 @@ class Chain:
         for consumer, own in consumers.items():
             kept = [p for p in self.plugins if p.name not in own]
             chain = self.by_consumer[consumer] = Chain([*kept, *own.values()])
-            self.holds_body = self.holds_body or chain.holds_body
+            # (only an access phase can identify a consumer: without one, nothing to hold)
+            self.holds_body = self.holds_body or (chain.holds_body and bool(self.access))
         return self
 
 

@@ -370,3 +370,28 @@ consumers:
     by_location = {issue.location: issue.message for issue in caught.value.issues}
     assert "cannot be attached" in by_location["consumers[0].plugins.key-auth"]
     assert "consumers[0].plugins.test-stamp.tail" in by_location
+
+
+def test_a_body_reader_on_a_consumer_leaves_other_routes_streaming() -> None:
+    alice = {"test-shout": {}}
+    routes = [
+        {"name": "open", "paths": ["/open"], "target": "b"},
+        {"name": "keyed", "paths": ["/keyed"], "target": "b", "plugins": {"key-auth": {}}},
+    ]
+    with Upstream(echo) as node:
+        config = make_config({"b": node.url}, routes, consumers=consumers(alice))
+        with RunningProxy(config) as running, Client(running.port) as client:
+            chunked = {"Transfer-Encoding": "chunked"}
+            open_route = client.request("POST", "/open", chunked, body=b"2\r\nhi\r\n0\r\n\r\n")
+            as_bob = client.request(
+                "POST", "/keyed", {**chunked, "apikey": BOB_KEY}, body=b"2\r\nhi\r\n0\r\n\r\n"
+            )
+            as_alice = client.request(
+                "POST", "/keyed", {**chunked, "apikey": ALICE_KEY}, body=b"2\r\nhi\r\n0\r\n\r\n"
+            )
+        assert seen_by_node(open_route)[1] == "hi"
+        assert seen_by_node(open_route)[0]["transfer-encoding"] == "chunked"
+        assert seen_by_node(as_bob)[1] == "hi"
+        assert seen_by_node(as_bob)[0]["transfer-encoding"] == "chunked"
+        assert seen_by_node(as_alice)[1] == "HI"
+        assert seen_by_node(as_alice)[0]["content-length"] == "2"
