@@ -175,13 +175,17 @@ class Exchange(RequestHead):
         phases = chain.access
         while index < len(phases):
             if index >= chain.body_at and self.body is None:
-                limit = self.hold_limit
-                if limit is not None and (self.content_length or 0) > limit:
-                    size = self.content_length
-                    raise ContentTooLarge(f"request body of {size} bytes exceeds {limit}")
-                self.resume_at = index  # goes on once the whole body is in
-                self._continue()
-                return
+                if not self.request_done:
+                    limit = self.hold_limit
+                    if limit is not None and (self.content_length or 0) > limit:
+                        size = self.content_length
+                        raise ContentTooLarge(f"request body of {size} bytes exceeds {limit}")
+                    self.resume_at = index  # goes on once the whole body is in
+                    self._continue()
+                    return
+                # it came whole while an earlier phase was waiting
+                self.body = b"".join(self.held or ())
+                self.held = None
             waiting = phases[index](self)
             if self.chain is chain:
                 index += 1

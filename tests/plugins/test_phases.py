@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,6 +79,21 @@ class Tail(Plugin[TailConfig]):
         return chunk.upper()
 
 
+class Slow(Plugin[RefuseConfig]):
+    """Decides only once the whole request has arrived (an awaitable access phase)."""
+
+    name = "test-slow"
+    priority = 1500
+    Config = RefuseConfig
+
+    def access(self, request: PluginRequest) -> Any:
+        return self._after_the_body(request)
+
+    async def _after_the_body(self, request: Any) -> None:
+        while not request.request_done:  # (the proxy's exchange: yield until it is in)
+            await asyncio.sleep(0)
+
+
 class Stamp(Plugin[TailConfig]):
     """Adds X-Stamp to responses (a response_headers phase to see which chain ran)."""
 
@@ -91,7 +107,7 @@ class Stamp(Plugin[TailConfig]):
 
 @pytest.fixture(autouse=True)
 def test_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    extra = (Shout, Refuse, Tail, Stamp)
+    extra = (Shout, Refuse, Tail, Stamp, Slow)
     monkeypatch.setattr(registry_module, "BUILT_IN", (*registry_module.BUILT_IN, *extra))
     registry_module.registry.cache_clear()
     yield
@@ -169,6 +185,15 @@ def test_a_body_over_the_buffered_limit_is_refused() -> None:
         assert declared.header("content-type") == "application/problem+json"
         assert within.status == 200
         assert len(node.requests) == 1
+
+
+def test_a_body_that_arrives_while_an_earlier_phase_waits_is_read_whole() -> None:
+    with Upstream(echo) as node, proxy(node.url, {"test-slow": {}, "test-shout": {}}) as p:
+        with Client(p.port) as client:
+            client.send(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            client.send(b"5\r\nhello\r\n0\r\n\r\n")
+            response = client.read_response()
+        assert seen_by_node(response)[1] == "HELLO"
 
 
 def test_a_refusal_on_the_head_comes_before_the_body_is_invited() -> None:
