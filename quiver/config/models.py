@@ -68,7 +68,8 @@ class Limits(Strict):
         gt=0,
         description="Largest request body held in memory for plugins that read whole "
         "bodies (request-validator, request-transformer with JSON edits); 413 beyond. "
-        "Other routes stream bodies of any size.",
+        "Other routes stream bodies of any size. Also the largest JSON response body "
+        "response-transformer edits (larger ones go on unedited).",
     )
     header_timeout: Duration = Field(
         10.0, gt=0, description="Time a client has to send a complete request head (408)."

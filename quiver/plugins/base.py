@@ -49,10 +49,11 @@ instance is built once per route when the config loads, never per request.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from quiver.config.base import Strict
+from quiver.config.models import Limits
 from quiver.proxy.consumers import ConsumerRuntime, Consumers
 
 PHASES = ("access", "response_headers", "response_body", "log")
@@ -60,9 +61,10 @@ PHASES = ("access", "response_headers", "response_body", "log")
 
 @dataclass(frozen=True)
 class PluginContext:
-    """What a plugin may use when it is built: the config's consumers, for one."""
+    """What a plugin may use when it is built: the config's consumers and limits."""
 
     consumers: Consumers
+    limits: Limits = field(default_factory=Limits)
 
 
 class PluginConfig(Strict):

@@ -15,7 +15,7 @@ import orjson
 from pydantic import AfterValidator, Field, JsonValue
 
 from quiver.config.base import Strict
-from quiver.plugins.transform import renamed_once
+from quiver.plugins.transform import Edits, renamed_once
 
 JsonName = Annotated[str, Field(min_length=1)]
 
@@ -130,7 +130,7 @@ def _load(body: bytes) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class JsonEdits:
+class JsonEdits(Edits):
     """Edits of the top-level fields of a JSON object, compiled from a config.
 
     Names compare exactly.  A field is present when the object has the member,
@@ -152,9 +152,6 @@ class JsonEdits:
         add: Mapping[str, JsonValue],
     ) -> JsonEdits:
         return cls(tuple(remove), tuple(rename.items()), tuple(replace.items()), tuple(add.items()))
-
-    def __bool__(self) -> bool:
-        return bool(self.remove or self.rename or self.replace or self.add)
 
     def apply(self, fields: dict[str, Any]) -> dict[str, Any] | None:
         """The edited object (``fields`` itself, changed, or a new one), or None when

@@ -123,21 +123,21 @@ class RequestTransformer(Plugin[RequestTransformerConfig]):
 
     def __init__(self, config: RequestTransformerConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        self.headers = HeaderEdits.build(*config.edits("headers"))
-        self.query = QueryEdits.build(*config.edits("query"))
-        self.json = JsonEdits.build(*config.edits("json_fields"))
+        self.headers = HeaderEdits.build(*config.edits("headers")) or None
+        self.query = QueryEdits.build(*config.edits("query")) or None
+        self.json = JsonEdits.build(*config.edits("json_fields")) or None
         # Only JSON edits need the body: other routes keep streaming it.
-        self.reads_body = bool(self.json)
+        self.reads_body = self.json is not None
 
     def access(self, request: PluginRequest) -> None:
-        if self.headers:
+        if self.headers is not None:
             self.headers.apply(request.get, request.set_header, request.remove_header)
-        if self.query:
+        if self.query is not None:
             query = self.query.apply(request.query)
             if query is not None:
                 request.set_query(query)
         if (
-            self.json
+            self.json is not None
             and request.body is not None
             and is_json(request.get(b"content-type"))
             and is_identity(request.get(b"content-encoding"))

@@ -30,9 +30,6 @@ from quiver.plugins.transform import (
 
 log = logging.getLogger("quiver.plugins")
 
-#: A JSON response body larger than this is passed on as it is, not edited.
-MAX_BUFFERED_RESPONSE = 1 << 20
-
 # Framing and hop-by-hop fields: the proxy drops or rewrites them on every response.
 _REFUSED = (
     "content-length",
@@ -122,7 +119,8 @@ class ResponseTransformer(Plugin[ResponseTransformerConfig]):
     Content-Encoding (a gzip-compressed body goes on as it is): the edited body is
     compact UTF-8 JSON, sent without a Content-Length (chunked). A body that is not a
     JSON object (invalid JSON, an array, empty) or that no edit applies to is sent as it
-    came, and so is one larger than 1 MiB, which streams on from there (with a warning
+    came, and so is one larger than `limits.max_buffered_body` (1 MiB by default), which
+    streams on from there (with a warning
     in the log, once per route). Routes without JSON edits keep the node's framing.
     """
 
@@ -132,21 +130,22 @@ class ResponseTransformer(Plugin[ResponseTransformerConfig]):
 
     def __init__(self, config: ResponseTransformerConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        self.headers = HeaderEdits.build(*config.edits("headers"))
-        self.json = JsonEdits.build(*config.edits("json_fields"))
+        self.headers = HeaderEdits.build(*config.edits("headers")) or None
+        self.json = JsonEdits.build(*config.edits("json_fields")) or None
+        self.max_body = context.limits.max_buffered_body  # larger JSON bodies go unedited
         self.warned = False  # about a body too large to edit, once per route
-        if not self.json:
+        if self.json is None:
             # The proxy re-frames the responses of a route with a response_body phase,
             # and runs the phases an instance has (chain.phase): drop this one.
             self.response_body = None  # type: ignore[method-assign, assignment]
 
     def response_headers(self, request: PluginRequest, response: ResponseHead) -> None:
-        if self.headers:
+        if self.headers is not None:
             self.headers.apply(
                 response.get, response.set, response.remove, partial(_rename_fields, response)
             )
         if (
-            self.json
+            self.json is not None
             and request.method != b"HEAD"
             and response.status >= 200
             and response.status not in (204, 304)
@@ -159,7 +158,7 @@ class ResponseTransformer(Plugin[ResponseTransformerConfig]):
         held: bytearray | None = request.ctx.get(self.name)
         if held is None:
             return chunk
-        if len(held) + len(chunk) > MAX_BUFFERED_RESPONSE:
+        if len(held) + len(chunk) > self.max_body:
             del request.ctx[self.name]
             if not self.warned:
                 self.warned = True
@@ -169,7 +168,7 @@ class ResponseTransformer(Plugin[ResponseTransformerConfig]):
                     self.name,
                     request.method.decode("latin-1"),
                     request.raw_path.decode("latin-1"),
-                    MAX_BUFFERED_RESPONSE,
+                    self.max_body,
                 )
             return bytes(held) + chunk
         held += chunk
@@ -177,4 +176,5 @@ class ResponseTransformer(Plugin[ResponseTransformerConfig]):
             return b""
         del request.ctx[self.name]
         body = bytes(held)
+        assert self.json is not None  # (the phase is dropped without JSON edits)
         return self.json.apply_to_body(body) or body

@@ -195,8 +195,18 @@ def _encode(text: str) -> bytes:
     return text.encode("ascii")
 
 
+class Edits:
+    """Base of compiled edits: false when none of the four kinds has anything to do
+    (plugins keep ``edits or None``, so requests skip what has nothing to do)."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, kind) for kind in _EDITS)
+
+
 @dataclass(frozen=True, slots=True)
-class HeaderEdits:
+class HeaderEdits(Edits):
     """Header edits compiled from a config: names as bytes, looked up lowercase."""
 
     remove: tuple[bytes, ...] = ()
@@ -218,9 +228,6 @@ class HeaderEdits:
             replace=tuple((_encode(n.lower()), _encode(n), _encode(v)) for n, v in replace.items()),
             add=tuple((_encode(n.lower()), _encode(n), _encode(v)) for n, v in add.items()),
         )
-
-    def __bool__(self) -> bool:
-        return bool(self.remove or self.rename or self.replace or self.add)
 
     def apply(
         self,
@@ -271,7 +278,7 @@ def _name_of(param: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class QueryEdits:
+class QueryEdits(Edits):
     """Query parameter edits compiled from a config.
 
     Names compare after percent-decoding and are case-sensitive.  Parameters left
@@ -299,9 +306,6 @@ class QueryEdits:
             replace=tuple((name, _pair(name, value)) for name, value in replace.items()),
             add=tuple((name, _pair(name, value)) for name, value in add.items()),
         )
-
-    def __bool__(self) -> bool:
-        return bool(self.remove or self.rename or self.replace or self.add)
 
     def apply(self, query: bytes) -> bytes | None:
         """The edited query string, or None when it stays as it is."""

@@ -207,7 +207,7 @@ def compile_snapshot(
         else:
             targets[target.name] = _compile_target(config, target, loop, sweeper)
     models = {target.name: target for target in config.targets}
-    context = PluginContext(consumers=Consumers(config.consumers))
+    context = PluginContext(consumers=Consumers(config.consumers), limits=config.limits)
     # a consumer's plugins are built once and shared by every route's chain
     by_consumer = {c.name: build_plugins(c.plugins, context) for c in config.consumers if c.plugins}
     entries = []

@@ -16,10 +16,11 @@ import pytest
 import yaml
 
 from quiver.config import load_config_text
+from quiver.config.models import Limits
 from quiver.plugins.base import PluginContext
 from quiver.plugins.json_body import JsonEdits, is_identity, is_json
 from quiver.plugins.request_transformer import RequestTransformer
-from quiver.plugins.response_transformer import MAX_BUFFERED_RESPONSE, ResponseTransformer
+from quiver.plugins.response_transformer import ResponseTransformer
 from quiver.proxy.consumers import Consumers
 from quiver.proxy.request import SPECIAL_REQUEST_HEADERS
 from tests.support.proxy import Client, Response, RunningProxy, make_config
@@ -824,7 +825,7 @@ def test_a_header_only_response_transformer_keeps_the_framing() -> None:
 def test_a_json_response_too_large_to_edit_streams_on_unchanged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    large = json.dumps({"debug": True, "data": "x" * MAX_BUFFERED_RESPONSE}).encode()
+    large = json.dumps({"debug": True, "data": "x" * Limits().max_buffered_body}).encode()
     small = json.dumps(SENT).encode()
 
     def handler(conn: Conn) -> None:
