@@ -151,9 +151,7 @@ class Exchange(RequestHead):
         if chain.holds_body:
             self._hold_body(snapshot.limits.max_buffered_body)
         elif self.held is not None or (self.chunked and self.request_done):
-            # (body that came while this request waited its turn behind another)
-            self.held = self.held or []
-            self._release_body()
+            self._release_body()  # body that came while this request waited its turn
         if chain.access:
             self._access(0)
         else:

@@ -3,14 +3,13 @@ reading its header and claims before verification, to choose the key."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
+from quiver.config.consumers import decode_base64
 from quiver.plugins.base import PluginRequest
 from quiver.plugins.jwt.config import JwtConfig
 
@@ -99,6 +98,6 @@ def _json_segment(segment: bytes) -> Any:
     if not _SEGMENT.match(segment):
         raise ValueError("not base64url")
     try:
-        return orjson.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
-    except (binascii.Error, orjson.JSONDecodeError) as exc:
+        return orjson.loads(decode_base64(segment.decode("ascii")))
+    except orjson.JSONDecodeError as exc:
         raise ValueError("not base64url-encoded JSON") from exc
