@@ -15,6 +15,8 @@ import random
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from quiver.proxy.balancing.round_robin import take_turn
+
 if TYPE_CHECKING:
     from quiver.config.resilience import Balance
     from quiver.proxy.balancing import RequestKeys
@@ -60,17 +62,4 @@ class LeastConn:
         if tied == 1:
             return nodes[first]
         # smooth weighted round robin among the tied nodes
-        scores = self._scores
-        best = first
-        top = 0
-        total = 0
-        for index in range(first, len(nodes)):
-            node = nodes[index]
-            if node.up and node is not avoid and node.in_flight / node.weight == lowest:
-                score = scores[index] = scores[index] + node.weight
-                total += node.weight
-                if index == first or score > top:
-                    best = index
-                    top = score
-        scores[best] = top - total
-        return nodes[best]
+        return nodes[take_turn(nodes, self._scores, avoid, first, lowest)]

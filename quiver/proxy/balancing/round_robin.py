@@ -45,19 +45,35 @@ class RoundRobin:
         return cls(nodes)
 
     def pick(self, request: RequestKeys, avoid: Node | None = None) -> Node | None:
-        scores = self._scores
-        best = -1
-        top = 0
-        total = 0
-        for index, node in enumerate(self._nodes):
-            if node.up and node is not avoid:
-                weight = node.weight
-                score = scores[index] = scores[index] + weight
-                total += weight
-                if best < 0 or score > top:
-                    best = index
-                    top = score
+        best = take_turn(self._nodes, self._scores, avoid)
         if best < 0:
             return avoid if avoid is not None and avoid.up else None
-        scores[best] = top - total
         return self._nodes[best]
+
+
+def take_turn(
+    nodes: Sequence[Node],
+    scores: list[int],
+    avoid: Node | None,
+    start: int = 0,
+    load: float | None = None,
+) -> int:
+    """One smooth weighted round-robin step over the nodes from ``start`` on that are
+    up, not ``avoid`` and, when ``load`` is given, have that many requests in flight
+    per unit of weight: each adds its weight to its score, the highest score wins and
+    gives back the total weight of those taking part.  The winner's index, or -1."""
+    best = -1
+    top = 0
+    total = 0
+    for index in range(start, len(nodes)):
+        node = nodes[index]
+        if node.up and node is not avoid and (load is None or node.in_flight / node.weight == load):
+            weight = node.weight
+            score = scores[index] = scores[index] + weight
+            total += weight
+            if best < 0 or score > top:
+                best = index
+                top = score
+    if best >= 0:
+        scores[best] = top - total
+    return best
