@@ -241,16 +241,17 @@ def _serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("QUIVER_CONFIG") or None
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
-    demo_socket = None
+    from quiver.target_types import default_target_types
+
+    target_types = default_target_types()
+    demo = path is None
     if path is not None:
         config = _load(path)
         log.info("config loaded from %s", path)
     else:
         from quiver.demo import demo_config
 
-        demo_socket = listen_socket("127.0.0.1:0", reuse_port=False)
-        host, port = demo_socket.getsockname()[:2]
-        config = demo_config(f"{host}:{port}")
+        config = demo_config()
         log.info("no config file: serving the built-in demo target")
     if args.listen is not None:
         config = _with_listen(config, args.listen)
@@ -265,7 +266,7 @@ def _serve(args: argparse.Namespace) -> int:
         return Supervisor(
             config,
             workers,
-            demo_socket=demo_socket,
+            target_types=target_types,
             config_path=path,
             run_dir=Path(args.run_dir) if args.run_dir else None,
         ).run()
@@ -277,7 +278,7 @@ def _serve(args: argparse.Namespace) -> int:
     def announce(addresses: list[BoundAddress]) -> None:
         for address in addresses:
             log.info("proxy listening on %s", address.url)
-        if demo_socket is not None and addresses:
+        if demo and addresses:
             log.info("try: curl %s/hello", addresses[0].url)
 
     from quiver.proxy.status import default_run_dir
@@ -287,7 +288,7 @@ def _serve(args: argparse.Namespace) -> int:
     run_worker(
         config,
         sockets,
-        demo_socket=demo_socket,
+        target_types=target_types,
         announce=announce,
         config_path=path,
         watch=config.watch,

@@ -9,17 +9,24 @@
         │   ├── Unauthorized             401 missing or bad credentials
         │   ├── Forbidden                403 credentials fine, access refused
         │   ├── NotFound                 404 no route matched
+        │   ├── MethodNotAllowed         405 the resource exists, not with this method
         │   ├── RequestTimeout           408 client too slow sending head or body
         │   ├── ContentTooLarge          413 body over the configured limit
         │   ├── URITooLong               414 request line over the limit
         │   └── HeaderFieldsTooLarge     431 header block or count over the limit
+        ├── ServerError              5xx raised by Quiver itself
+        │   └── PluginError              500 a plugin phase failed (a fault, not a refusal)
         └── GatewayError             5xx: the target failed us
-            ├── BadGateway               502 refused, reset or unparsable upstream
+            ├── BadGateway               502 unparsable or cut upstream response
+            │   ├── UpstreamConnectError     refused or unreachable  (retry kind "connect_error")
+            │   └── UpstreamResetError       reset before any byte   (retry kind "reset")
             ├── ServiceUnavailable       503 no node can take the request
-            └── GatewayTimeout           504 upstream did not answer in time
+            └── GatewayTimeout           504 upstream did not answer in time (retry kind "timeout")
 
-``retryable`` on a gateway error says whether the request may be sent again
-on another connection without risk of doing its work twice.
+``retry_kind`` names the ``retries.on`` condition an error is (None: never
+retried), and ``retryable`` says whether the request may be sent again on another
+connection without risk of doing its work twice.  ``internal`` is what the log
+gets instead of ``detail`` (it may name node addresses); clients never see it.
 """
 
 from __future__ import annotations
@@ -72,6 +79,8 @@ class HTTPError(QuiverError):
     #: the client connection cannot be trusted after this error
     close_connection = False
     retryable = False
+    #: the ``retries.on`` condition this error is; None when never retried
+    retry_kind: str | None = None
 
     def __init__(
         self,
@@ -79,9 +88,12 @@ class HTTPError(QuiverError):
         *,
         headers: tuple[tuple[bytes, bytes], ...] = (),
         extensions: Mapping[str, object] | None = None,
+        internal: str | None = None,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
+        #: for the log only (e.g. with the node's address); ``detail`` when None
+        self.internal = internal
         self.headers = headers
         #: extra members of the problem document (RFC 9457 §3.2), e.g. a list of
         #: violations; JSON values, never overriding type, title, status or detail
@@ -141,6 +153,14 @@ class NotFound(ClientError):
     slug = "no-route"
 
 
+class MethodNotAllowed(ClientError):
+    """Pass the methods that would be accepted as an ``Allow`` header."""
+
+    status_code = 405
+    title = "Method Not Allowed"
+    slug = "method-not-allowed"
+
+
 class RequestTimeout(ClientError):
     status_code = 408
     title = "Request Timeout"
@@ -169,6 +189,18 @@ class HeaderFieldsTooLarge(ClientError):
     close_connection = True
 
 
+class ServerError(HTTPError):
+    status_code = 500
+
+
+class PluginError(ServerError):
+    """A plugin phase raised something other than an HTTPError: a fault in the plugin."""
+
+    status_code = 500
+    title = "Internal Server Error"
+    slug = "plugin-failed"
+
+
 class GatewayError(HTTPError):
     status_code = 502
 
@@ -183,10 +215,13 @@ class UpstreamConnectError(BadGateway):
     """The node refused or could not be reached: nothing was sent, so retrying is safe."""
 
     retryable = True
+    retry_kind = "connect_error"
 
 
 class UpstreamResetError(BadGateway):
     """The connection broke before any response byte arrived."""
+
+    retry_kind = "reset"
 
 
 class ServiceUnavailable(GatewayError):
@@ -200,3 +235,4 @@ class GatewayTimeout(GatewayError):
     status_code = 504
     title = "Gateway Timeout"
     slug = "upstream-timeout"
+    retry_kind = "timeout"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from quiver import __version__
-from quiver.demo import DemoProtocol, demo_config
+from quiver.demo import demo_config
+from quiver.target_types import default_target_types
 from tests.support.process import (
     QuiverProcess,
     catch_all_config,
@@ -407,48 +408,29 @@ def test_serve_reads_the_file_named_by_quiver_config(tmp_path: Path) -> None:
 
 
 def test_demo_config_routes_everything_to_the_demo_target() -> None:
-    loop_ready = threading.Event()
-    holder: dict[str, object] = {}
-
-    def run_demo_target() -> None:
-        import asyncio
-
-        loop = asyncio.new_event_loop()
-        holder["loop"] = loop
-        server = loop.run_until_complete(loop.create_server(DemoProtocol, "127.0.0.1", 0))
-        holder["port"] = server.sockets[0].getsockname()[1]
-        loop_ready.set()
-        loop.run_forever()
-        server.close()
-        loop.run_until_complete(server.wait_closed())
-        loop.close()
-
-    thread = threading.Thread(target=run_demo_target, daemon=True)
-    thread.start()
-    assert loop_ready.wait(10)
-    try:
-        config = demo_config(f"127.0.0.1:{holder['port']}", listen="127.0.0.1:0")
-        with RunningProxy(config) as proxy, Client(proxy.port) as client:
-            response = client.request("POST", "/hello?name=quiver", body=b"12345")
-            assert response.status == 200
-            assert response.header("Content-Type") == "application/json"
-            echoed = response.json()
-            assert echoed["service"] == "quiver demo target"
-            assert (echoed["method"], echoed["path"], echoed["query"]) == (
-                "POST",
-                "/hello",
-                "name=quiver",
-            )
-            assert echoed["body_bytes"] == 5
-            assert echoed["headers"]["via"] == "1.1 quiver"
-    finally:
-        loop = holder["loop"]
-        loop.call_soon_threadsafe(loop.stop)  # type: ignore[attr-defined]
-        thread.join(10)
+    config = demo_config(listen="127.0.0.1:0")
+    with (
+        RunningProxy(config, target_types=default_target_types()) as proxy,
+        Client(proxy.port) as client,
+    ):
+        response = client.request("POST", "/hello?name=quiver", body=b"12345")
+        assert response.status == 200
+        assert response.header("Content-Type") == "application/json"
+        echoed = response.json()
+        assert echoed["service"] == "quiver demo target"
+        assert (echoed["method"], echoed["path"], echoed["query"]) == (
+            "POST",
+            "/hello",
+            "name=quiver",
+        )
+        assert echoed["body_bytes"] == 5
+        assert echoed["headers"]["via"] == "1.1 quiver"
+        assert echoed["headers"]["x-request-id"] == response.header("X-Request-ID")
+        assert echoed["headers"]["x-forwarded-for"] == "127.0.0.1"
 
 
 def test_demo_config_listens_on_the_documented_default_address() -> None:
-    config = demo_config("127.0.0.1:9999")
+    config = demo_config()
     assert [spec.address for spec in config.listen] == ["127.0.0.1:8080"]
 
 

@@ -131,6 +131,15 @@ def check_target_url(value: str) -> None:
 
 class Target(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Unique name routes refer to.")
+    type: str = Field(
+        "http",
+        pattern=NAME_PATTERN,
+        description='How its routes are answered: "http" forwards to the nodes; other '
+        'types answer inside the gateway, such as the built-in "demo".',
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Settings of an in-process target type."
+    )
     url: str | None = Field(None, description="URL of a single-node target (base path allowed).")
     nodes: list[Node] | None = Field(
         None, min_length=1, description="Several nodes sharing the traffic by weight."
@@ -183,6 +192,12 @@ class Target(Strict):
 
     @model_validator(mode="after")
     def _one_of_url_nodes(self) -> Target:
+        if self.type != "http":
+            if self.url is not None or self.nodes is not None:
+                raise ValueError(f"a target of type {self.type!r} has no 'url' or 'nodes'")
+            return self
+        if self.options:
+            raise ValueError("'options' are for in-process target types, not 'http'")
         if (self.url is None) == (self.nodes is None):
             raise ValueError("give exactly one of 'url' or 'nodes'")
         if self.tls_client_key and not self.tls_client_cert:
@@ -193,7 +208,18 @@ class Target(Strict):
 
     @property
     def node_list(self) -> list[Node]:
-        return self.nodes if self.nodes is not None else [Node(url=self.url or "")]
+        if self.nodes is not None:
+            return self.nodes
+        return [Node(url=self.url)] if self.url is not None else []
+
+
+class RedirectRule(Strict):
+    from_: str = Field(
+        alias="from",
+        min_length=1,
+        description="Start of a Location, Content-Location or cookie path as the node sends it.",
+    )
+    to: str = Field(description="What replaces it for the client.")
 
 
 class Route(Strict):
@@ -221,6 +247,12 @@ class Route(Strict):
     )
     preserve_host: bool = Field(
         False, description="Forward the client's Host header instead of the node's."
+    )
+    redirects: Literal["auto", "off"] | list[RedirectRule] = Field(
+        "auto",
+        description='Rewriting of Location, Content-Location and Set-Cookie paths: "auto" '
+        "maps the node's own URLs and prefixes back to the client's; a list of {from, to} "
+        'rules replaces that; "off" leaves them as sent.',
     )
     retries: Retries | None = Field(
         None, description="Overrides the target's retries for this route when set."

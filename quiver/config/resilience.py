@@ -71,8 +71,10 @@ class PassiveHealthCheck(Strict):
     )
     timeouts: int = Field(3, ge=1, description="Consecutive timed-out requests to eject.")
     statuses: list[int] = Field(
-        default_factory=lambda: [500, 502, 503, 504],
-        description="Response statuses that count as failures.",
+        default_factory=lambda: [502, 503, 504],
+        description="Response statuses that count as failures, besides connection failures "
+        "and timeouts. An application's own 500 says nothing of the node: add it only when "
+        "it does.",
     )
     cooldown: Duration = Field(
         10.0, gt=0, description="How long an ejected node gets no traffic before it is tried again."

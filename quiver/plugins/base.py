@@ -83,7 +83,7 @@ class PluginRequest(Protocol):
     content_length: int | None
     headers: list[tuple[bytes, bytes]]  # every field as it stands now, names as sent
     body: bytes | None  # the whole body, for plugins that set ``reads_body`` (else None)
-    ctx: dict[str, Any]  # scratch space for plugins for this request (key by plugin name)
+    rid: bytes  # the request's id, as sent upstream and to the client in X-Request-ID
 
     def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
         """A request header by lowercase name (repeated fields joined by ", "), as
@@ -111,6 +111,10 @@ class PluginRequest(Protocol):
     @property
     def consumer(self) -> ConsumerRuntime | None:
         """The consumer an authentication plugin identified, if any."""
+
+    @property
+    def ctx(self) -> dict[str, Any]:
+        """Scratch space for plugins for this request (key it by plugin name)."""
 
     @property
     def status(self) -> int:

@@ -25,13 +25,13 @@ from quiver.errors import (
     URITooLong,
 )
 from quiver.proxy.exchange import Exchange
+from quiver.proxy.flow import PAUSE_PIPELINE
 from quiver.proxy.problem import problem_response
 
 if TYPE_CHECKING:
     from quiver.proxy.server import ProxyState
     from quiver.proxy.upstream import UpstreamConnection
 
-_PIPELINE_PAUSE = 1
 _LINGER_SECONDS = 2.0
 
 
@@ -134,7 +134,7 @@ class ClientConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.tunnel_buffer = [data[exc.args[0] :]]
-            self.pause_reading_for(_PIPELINE_PAUSE)
+            self.pause_reading_for(PAUSE_PIPELINE)
             return
         except httptools.HttpParserError as exc:
             # httptools wraps what a callback raised; our own refusals keep their type
@@ -172,8 +172,11 @@ class ClientConnection(asyncio.Protocol):
         current = self.current
         if self.tunnel is not None:
             self.tunnel.resume_reading()
-        elif current is not None and current.upstream is not None:
-            current.upstream.resume_reading()
+        elif current is not None:
+            if current.upstream is not None:
+                current.upstream.resume_reading()
+            elif current.drained is not None and not current.drained.done():
+                current.drained.set_result(None)  # an in-process body goes on
 
     # -- httptools callbacks ----------------------------------------------------------
 
@@ -223,7 +226,7 @@ class ClientConnection(asyncio.Protocol):
                 exchange.fail(exc)
         else:
             self.queue.append(exchange)
-            self.pause_reading_for(_PIPELINE_PAUSE)
+            self.pause_reading_for(PAUSE_PIPELINE)
         if has_body:
             self.deadline = server.loop.time() + limits.body_timeout
         elif self.current is not exchange or exchange.finished:
@@ -281,10 +284,20 @@ class ClientConnection(asyncio.Protocol):
         head_only = exchange.method == b"HEAD"
         rid = exchange.rid or self.server.new_request_id()
         response = problem_response(error, rid.decode("latin-1"), close=close, head_only=head_only)
-        if exchange.chain.response_headers and not isinstance(error, Answer):
+        if (
+            exchange.chain.response_headers
+            and not exchange.headers_shaped
+            and not isinstance(error, Answer)
+        ):
             # the route's plugins shape gateway answers too (e.g. CORS on a 401)
             end = response.index(b"\r\n\r\n") + 4
-            response = exchange.run_response_headers(response[:end]) + response[end:]
+            try:
+                response = exchange.run_response_headers(response[:end]) + response[end:]
+            except HTTPError as fault:  # the answer is the fault now, unshaped
+                exchange.status = fault.status_code
+                response = problem_response(
+                    fault, rid.decode("latin-1"), close=close, head_only=head_only
+                )
         self.write(response)
         self.exchange_finished(exchange)
 
@@ -320,7 +333,7 @@ class ClientConnection(asyncio.Protocol):
         for data in buffered:
             if data:
                 upstream.write(data)
-        self.resume_reading_for(_PIPELINE_PAUSE)
+        self.resume_reading_for(PAUSE_PIPELINE)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -363,7 +376,7 @@ class ClientConnection(asyncio.Protocol):
             nxt = self.queue.popleft()
             self.current = nxt
             if not self.queue:
-                self.resume_reading_for(_PIPELINE_PAUSE)
+                self.resume_reading_for(PAUSE_PIPELINE)
             self._begin(nxt)
         elif self.head is None and self.parsing is None and not self.write_paused:
             server = self.server
@@ -404,7 +417,7 @@ class ClientConnection(asyncio.Protocol):
             self.respond_error(bare, error)
         else:
             # answer after the requests already in flight, then close
-            self.pause_reading_for(_PIPELINE_PAUSE)
+            self.pause_reading_for(PAUSE_PIPELINE)
             self.queue.append(_FailingExchange(bare, error))
 
     def _linger(self) -> None:

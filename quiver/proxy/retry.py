@@ -17,26 +17,9 @@ import random
 from collections import deque
 
 from quiver.config.resilience import Retries
-from quiver.errors import (
-    GatewayTimeout,
-    HTTPError,
-    UpstreamConnectError,
-    UpstreamResetError,
-)
 from quiver.proxy.plain import plain
 
 _WINDOW_SECONDS = 10
-
-
-def failure_kind(error: HTTPError) -> str | None:
-    """The ``retries.on`` name of an upstream failure, None when it is never retried."""
-    if isinstance(error, UpstreamConnectError):
-        return "connect_error"
-    if isinstance(error, UpstreamResetError):
-        return "reset"
-    if isinstance(error, GatewayTimeout):
-        return "timeout"
-    return None
 
 
 class RetryBudget:

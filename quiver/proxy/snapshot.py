@@ -12,20 +12,24 @@ import asyncio
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
-from quiver.errors import BadRequest
+from quiver.errors import BadRequest, ConfigError, ConfigIssue
 from quiver.plugins.base import PluginContext
 from quiver.plugins.chain import Chain, attached
 from quiver.plugins.chain import build as build_plugins
+from quiver.plugins.responder import HTTP_TARGET, TargetType, TargetTypes
 from quiver.proxy.balancing import make_balancer
 from quiver.proxy.consumers import Consumers
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
+from quiver.proxy.redirects import Redirects
 from quiver.proxy.request import host_for_routing
 from quiver.proxy.retry import RetryBudget, RetryPolicy
 from quiver.proxy.routing import RouteMatch, Router, normalize_path
@@ -51,7 +55,9 @@ class TargetRuntime:
         "nodes",
         "only_node",
         "random",
+        "responder",
         "retry_settings",
+        "rotation",
         "settings",
         "tracks_latency",
     )
@@ -78,11 +84,26 @@ class TargetRuntime:
         if passive is not None:
             statuses: Iterable[int] = passive.statuses
         else:  # a breaker alone counts server errors as failures
-            statuses = (500, 502, 503, 504) if target.circuit_breaker is not None else ()
+            statuses = (502, 503, 504) if target.circuit_breaker is not None else ()
         self.failure_statuses = frozenset(statuses)
         self.settings: tuple[object, ...] = ()
+        #: answers its routes inside the worker (a target type other than "http")
+        self.responder: TargetType[Any] | None = None
+        self.rotation = 0
+
+    def panic_pick(self, avoid: Node | None) -> Node | None:
+        """A node when the balancer has none up: health checks have ejected them all.
+        Trying them anyway (in turn) beats answering 503 on a verdict that may be
+        wrong; a node kept out by its open breaker still refuses at admission."""
+        nodes = [node for node in self.nodes if node.weight and node is not avoid]
+        if not nodes:
+            return avoid if avoid is not None and avoid.weight else None
+        self.rotation += 1
+        return nodes[self.rotation % len(nodes)]
 
     def close(self) -> None:
+        if self.responder is not None:
+            self.responder.close()
         if self.checker is not None:
             self.checker.stop()
         for node in self.nodes:
@@ -98,9 +119,12 @@ class RouteRuntime:
     __slots__ = (
         "base_path",
         "chain",
+        "holds_body",
         "name",
         "preserve_host",
         "read_timeout",
+        "redirects",
+        "responder",
         "retries",
         "target",
     )
@@ -110,6 +134,11 @@ class RouteRuntime:
         #: the phases of the route's plugins, each in the order they run
         self.chain = chain if chain is not None else Chain(())
         self.target = target
+        #: None: a node of the target answers; else the in-process target does
+        self.responder = target.responder
+        #: the request body is read whole before it goes on (plugins or responder read it)
+        self.holds_body = self.chain.holds_body or self.responder is not None
+        self.redirects = _redirects(route, target)
         self.base_path = target.base_path
         self.preserve_host = route.preserve_host
         settings = route.retries or target.retry_settings
@@ -195,19 +224,28 @@ def compile_snapshot(
     loop: asyncio.AbstractEventLoop,
     sweeper: Sweeper,
     previous: Snapshot | None = None,
+    target_types: TargetTypes | None = None,
 ) -> Snapshot:
     """Compile ``config``; targets whose settings did not change are taken over from
-    ``previous`` whole, with their pooled connections and health state."""
+    ``previous`` whole, with their pooled connections and health state.
+
+    ``target_types`` are the in-process target types by name (see
+    :mod:`quiver.plugins.responder`); an unknown ``type`` is a ConfigError.
+    """
+    context = PluginContext(consumers=Consumers(config.consumers), limits=config.limits)
     targets = {}
-    for target in config.targets:
+    for index, target in enumerate(config.targets):
         settings = _target_settings(config, target)
         kept = previous.targets.get(target.name) if previous is not None else None
-        if kept is not None and kept.settings == settings:
+        if target.type != HTTP_TARGET:
+            targets[target.name] = _in_process_target(
+                config, target, index, target_types or {}, context, loop
+            )
+        elif kept is not None and kept.settings == settings:
             targets[target.name] = kept
         else:
             targets[target.name] = _compile_target(config, target, loop, sweeper)
     models = {target.name: target for target in config.targets}
-    context = PluginContext(consumers=Consumers(config.consumers), limits=config.limits)
     # a consumer's plugins are built once and shared by every route's chain
     by_consumer = {c.name: build_plugins(c.plugins, context) for c in config.consumers if c.plugins}
     entries = []
@@ -248,9 +286,54 @@ def _compile_target(
             ssl_context=context if https else None,
             server_hostname=(target.tls_server_name or host) if https else None,
             default_port=default_port,
+            target=target.name,
         )
         node.pool = NodePool(node, plain(pool), plain(timeouts), loop, sweeper)
         nodes.append(node)
     runtime = TargetRuntime(target, nodes, base_path, loop)
     runtime.settings = _target_settings(config, target)
     return runtime
+
+
+def _in_process_target(
+    config: Config,
+    target: Target,
+    index: int,
+    types: TargetTypes,
+    context: PluginContext,
+    loop: asyncio.AbstractEventLoop,
+) -> TargetRuntime:
+    """A target answered inside the worker by its type's responder."""
+    kind = types.get(target.type)
+    where = f"targets[{index}]"
+    if kind is None:
+        known = ", ".join([HTTP_TARGET, *sorted(types)])
+        raise ConfigError(
+            [ConfigIssue(f"{where}.type", f"unknown target type {target.type!r}; known: {known}")]
+        )
+    try:
+        options = kind.Options.model_validate(target.options)
+    except ValidationError as exc:
+        issues = [
+            ConfigIssue(
+                ".".join([f"{where}.options", *(str(p) for p in error["loc"])]), error["msg"]
+            )
+            for error in exc.errors()
+        ]
+        raise ConfigError(issues) from exc
+    runtime = TargetRuntime(target, [], b"", loop)
+    runtime.responder = kind(options, context)
+    return runtime
+
+
+def _redirects(route: Route, target: TargetRuntime) -> Redirects | None:
+    """How the route maps the URLs its nodes answer with back to the client's view."""
+    if route.redirects == "off" or target.responder is not None:
+        return None
+    if route.redirects != "auto":
+        return Redirects(rules=[(r.from_.encode(), r.to.encode()) for r in route.redirects])
+    origins: list[bytes] = []
+    for node in target.nodes:
+        scheme = b"https://" if node.ssl is not None else b"http://"
+        origins += (scheme + node.label.encode(), scheme + node.host_header)
+    return Redirects(origins)

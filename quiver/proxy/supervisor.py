@@ -18,12 +18,12 @@ import logging
 import os
 import select
 import signal
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from quiver.config.models import Config, Listen
+from quiver.plugins.responder import TargetTypes
 from quiver.proxy.reload import WATCH_INTERVAL, file_signature, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.status import default_run_dir
@@ -42,7 +42,7 @@ _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
 class Supervisor:
     config: Config
     workers: int
-    demo_socket: socket.socket | None = None
+    target_types: TargetTypes | None = None
     config_path: str | None = None
     run_dir: Path | None = None
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
@@ -118,7 +118,7 @@ class Supervisor:
                 run_worker(
                     self.config,
                     sockets,
-                    demo_socket=self.demo_socket,
+                    target_types=self.target_types,
                     announce=ready,
                     config_path=self.config_path,
                     run_dir=self.run_dir or default_run_dir(self._addresses[0][1]),

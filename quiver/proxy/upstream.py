@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httptools
 
@@ -25,14 +25,13 @@ from quiver.errors import (
     UpstreamConnectError,
     UpstreamResetError,
 )
+from quiver.proxy.flow import PAUSE_UPSTREAM, RELAY, WRAP_CHUNKS
 from quiver.proxy.sweeper import Sweeper
+
+E = TypeVar("E", bound=HTTPError)
 
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
-
-# Exchange.mode values this module acts on (see quiver.proxy.exchange)
-RELAY = 1
-WRAP_CHUNKS = 2
 
 
 class Node:
@@ -48,6 +47,7 @@ class Node:
         "in_flight",
         "label",
         "pool",
+        "public",
         "request_line_tail",
         "server_hostname",
         "ssl",
@@ -65,8 +65,11 @@ class Node:
         ssl_context: ssl.SSLContext | None,
         server_hostname: str | None,
         default_port: int,
+        target: str = "",
     ) -> None:
         self.address = (host, port)
+        #: how clients hear of this node: by its target's name, never its address
+        self.public = f"target {target!r}" if target else "the upstream"
         self.weight = weight
         self.ssl = ssl_context
         self.server_hostname = server_hostname
@@ -83,6 +86,12 @@ class Node:
         self.ewma_at = 0.0  # loop time of the last update
         self.health: Any = None  # quiver.proxy.health.NodeHealth when checks are on
         self.breaker: Any = None  # quiver.proxy.breaker.CircuitBreaker when configured
+
+
+def node_error(kind: type[E], node: Node, template: str) -> E:
+    """An error about ``node``: clients read its target's name (``template`` filled
+    with it), the log its address."""
+    return kind(template.format(node.public), internal=template.format(node.label))
 
 
 class NodePool:
@@ -129,8 +138,8 @@ class NodePool:
     async def connect(self) -> UpstreamConnection:
         limit = self.settings.max_connections
         if limit and self.open + self._connecting >= limit:
-            raise ServiceUnavailable(
-                f"node {self.node.label} is at its limit of {limit} connections"
+            raise node_error(
+                ServiceUnavailable, self.node, f"{{}} is at its limit of {limit} connections"
             )
         node = self.node
         self._connecting += 1
@@ -146,16 +155,22 @@ class NodePool:
                 self.timeouts.connect,
             )
         except TimeoutError as exc:
-            raise GatewayTimeout(f"connecting to {node.label} timed out") from exc
+            raise node_error(GatewayTimeout, node, "connecting to {} timed out") from exc
         except ssl.SSLCertVerificationError as exc:
             reason = exc.verify_message or exc.reason
-            raise BadGateway(f"TLS certificate of {node.label} rejected: {reason}") from exc
+            raise node_error(
+                BadGateway, node, f"TLS certificate of {{}} rejected: {reason}"
+            ) from exc
         except ssl.SSLError as exc:
-            raise BadGateway(f"TLS handshake with {node.label} failed: {exc.reason}") from exc
+            raise node_error(
+                BadGateway, node, f"TLS handshake with {{}} failed: {exc.reason}"
+            ) from exc
         except ConnectionRefusedError as exc:
-            raise UpstreamConnectError(f"{node.label} refused the connection") from exc
+            raise node_error(UpstreamConnectError, node, "{} refused the connection") from exc
         except OSError as exc:
-            raise UpstreamConnectError(f"cannot connect to {node.label}: {exc.strerror}") from exc
+            raise node_error(
+                UpstreamConnectError, node, f"cannot connect to {{}}: {exc.strerror}"
+            ) from exc
         finally:
             self._connecting -= 1
         return conn
@@ -254,11 +269,11 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.on_upstream_failed(self, BadGateway("upstream closed mid-response"))
         elif isinstance(exc, ssl.SSLError):
             # e.g. a node that wants a client certificate says so after the handshake
-            reason = f"TLS error from {pool.node.label}: {exc.reason or exc}"
-            exchange.on_upstream_failed(self, BadGateway(reason))
+            reason = f"TLS error from {{}}: {exc.reason or exc}"
+            exchange.on_upstream_failed(self, node_error(BadGateway, pool.node, reason))
         else:
             exchange.on_upstream_failed(
-                self, UpstreamResetError(f"{pool.node.label} closed the connection")
+                self, node_error(UpstreamResetError, pool.node, "{} closed the connection")
             )
 
     def data_received(self, data: bytes) -> None:
@@ -282,7 +297,13 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.on_upgrade_accepted(data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
-            self._fail(BadGateway(f"invalid response from upstream: {exc}"))
+            # httptools wraps what a callback raised: the proxy's own errors (a plugin's
+            # fault in response_headers, a response it cannot relay) keep their type
+            cause = exc.__context__
+            if isinstance(cause, HTTPError):
+                self._fail(cause)
+            else:
+                self._fail(BadGateway(f"invalid response from upstream: {exc}"))
             return
         except HTTPError as exc:
             self._fail(exc)
@@ -314,14 +335,14 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is not None:
             self.deadline = self.pool.loop.time() + self.pool.timeouts.write
-            exchange.client.pause_reading_for(_UPSTREAM_BACKPRESSURE)
+            exchange.client.pause_reading_for(PAUSE_UPSTREAM)
 
     def resume_writing(self) -> None:
         self.write_paused = False
         exchange = self.exchange
         if exchange is not None:
             self.deadline = 0.0 if not exchange.request_done else self._read_deadline()
-            exchange.client.resume_reading_for(_UPSTREAM_BACKPRESSURE)
+            exchange.client.resume_reading_for(PAUSE_UPSTREAM)
 
     # -- used by the exchange ---------------------------------------------------------
 
@@ -382,7 +403,7 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.on_tunnel_closed()
         else:
             exchange.on_upstream_failed(
-                self, GatewayTimeout(f"{self.pool.node.label} did not answer in time")
+                self, node_error(GatewayTimeout, self.pool.node, "{} did not answer in time")
             )
 
     # -- httptools callbacks ----------------------------------------------------------
@@ -440,9 +461,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.abort()
         if exchange is not None:
             exchange.on_upstream_failed(self, error)
-
-
-_UPSTREAM_BACKPRESSURE = 2
 
 
 class _Decoder:

@@ -14,7 +14,7 @@ from pathlib import Path
 import uvloop
 
 from quiver.config.models import Config, Listen
-from quiver.demo import DemoProtocol
+from quiver.plugins.responder import TargetTypes
 from quiver.proxy.reload import Reloader
 from quiver.proxy.server import BoundAddress, ProxyServer
 from quiver.proxy.status import StatusWriter
@@ -35,7 +35,7 @@ def run_worker(
     config: Config,
     sockets: list[tuple[Listen, socket.socket]],
     *,
-    demo_socket: socket.socket | None = None,
+    target_types: TargetTypes | None = None,
     announce: Announce | None = None,
     grace: float = 10.0,
     config_path: str | None = None,
@@ -51,7 +51,7 @@ def run_worker(
     options = _WorkerOptions(config_path, watch, run_dir)
     try:
         loop.run_until_complete(
-            _serve(loop, config, sockets, demo_socket, announce, grace, options)
+            _serve(loop, config, sockets, target_types, announce, grace, options)
         )
     finally:
         loop.close()
@@ -61,7 +61,7 @@ async def _serve(
     loop: asyncio.AbstractEventLoop,
     config: Config,
     sockets: list[tuple[Listen, socket.socket]],
-    demo_socket: socket.socket | None,
+    target_types: TargetTypes | None,
     announce: Announce | None,
     grace: float,
     options: _WorkerOptions,
@@ -69,10 +69,7 @@ async def _serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    demo = None
-    if demo_socket is not None:
-        demo = await loop.create_server(DemoProtocol, sock=demo_socket)
-    server = ProxyServer(config, loop)
+    server = ProxyServer(config, loop, target_types=target_types)
     addresses = await server.start(sockets)
     reloader = None
     if options.path is not None:
@@ -97,6 +94,4 @@ async def _serve(
         reloader.stop()
     if status is not None:
         status.stop()
-    if demo is not None:
-        demo.close()
     await server.stop(grace)

@@ -16,6 +16,7 @@ import uvloop
 
 from quiver.config import load_config_text
 from quiver.config.models import Config
+from quiver.plugins.responder import TargetTypes
 from quiver.proxy.server import BoundAddress, ProxyServer, listen_socket
 from tests.support.fields import field_value
 from tests.support.upstream import Handler, Upstream
@@ -47,7 +48,7 @@ def make_config(
 class RunningProxy:
     """A ProxyServer on its own uvloop thread, for the duration of a test."""
 
-    def __init__(self, config: Config | str) -> None:
+    def __init__(self, config: Config | str, *, target_types: TargetTypes | None = None) -> None:
         if isinstance(config, str):
             config = load_config_text(config)
         self.config = config
@@ -60,7 +61,7 @@ class RunningProxy:
         def run() -> None:
             asyncio.set_event_loop(self.loop)
             try:
-                self.server = ProxyServer(config, self.loop)
+                self.server = ProxyServer(config, self.loop, target_types=target_types)
                 sockets = [
                     (spec, listen_socket(spec.address, reuse_port=False)) for spec in config.listen
                 ]

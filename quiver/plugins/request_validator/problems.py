@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from quiver.errors import BadRequest, ClientError, NotFound
+from quiver import errors
+from quiver.errors import BadRequest, NotFound
 from quiver.plugins.request_validator.schemas import MAX_VIOLATIONS, Violation
 
 
@@ -36,13 +37,9 @@ class UnknownOperation(NotFound):
     slug = "unknown-operation"
 
 
-class MethodNotAllowed(ClientError):
+class MethodNotAllowed(errors.MethodNotAllowed):
     """405: the path is in the OpenAPI document, the method is not; ``Allow`` lists
     those it has (RFC 9110 §15.5.6)."""
-
-    status_code = 405
-    title = "Method Not Allowed"
-    slug = "method-not-allowed"
 
     def __init__(self, detail: str, allowed: list[str]) -> None:
         super().__init__(detail, headers=((b"Allow", ", ".join(allowed).encode("latin-1")),))

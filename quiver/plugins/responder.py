@@ -1,0 +1,74 @@
+"""In-process target types: a route answered inside the worker, plugins all around it.
+
+A target's ``type`` names how its routes are answered.  ``http`` (the default) is
+the proxy's own upstream responder: requests go to the target's nodes.  Any other
+type is a small class, looked up by name in the target types handed to the proxy,
+built once per config and asked to ``handle`` each request after the route's
+``access`` phases; its response then goes through the ``response_headers`` and
+``response_body`` phases like a node's::
+
+    class Hello(TargetType):
+        name = "hello"
+
+        class Options(TargetOptions):
+            greeting: str = Field("hello", description="What to answer.")
+
+        def handle(self, request: PluginRequest) -> Response:
+            body = self.options.greeting.encode()
+            return Response(200, [(b"Content-Type", b"text/plain")], body)
+
+``handle`` may be a coroutine.  ``request.body`` holds the whole request body
+(dechunked; read up to ``limits.max_buffered_body``, 413 beyond).  A response body
+is bytes, or an async iterator of bytes sent as it comes (chunked to HTTP/1.1
+clients).  Raising an ``HTTPError`` answers a problem document; anything else is
+a fault, logged and answered 500 like a plugin's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from quiver.config.base import Strict
+from quiver.plugins.base import PluginContext, PluginRequest
+
+
+class TargetOptions(Strict):
+    """Base of a target type's options: unknown keys are errors, fields described."""
+
+
+OptionsT = TypeVar("OptionsT", bound=TargetOptions)
+
+
+@dataclass(slots=True)
+class Response:
+    """What an in-process target answers; ``Content-Length`` is added for bytes."""
+
+    status: int = 200
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes | AsyncIterator[bytes] = b""
+
+
+class TargetType(Generic[OptionsT]):
+    """Base class of in-process target types: set ``name`` and ``Options``; define
+    ``handle``.  Built once per config with the target's options."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[TargetOptions]] = TargetOptions
+
+    def __init__(self, options: OptionsT, context: PluginContext) -> None:
+        self.options = options
+        self.context = context
+
+    def handle(self, request: PluginRequest) -> Response | Awaitable[Response]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called when a new config replaces the one this target was built for."""
+
+
+TargetTypes = dict[str, type[TargetType[Any]]]
+"""In-process target types by name (``http`` is the proxy's own and never listed)."""
+
+HTTP_TARGET = "http"
