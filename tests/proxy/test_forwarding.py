@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.proxy import RunningProxy, make_config, serve
+from tests.support.proxy import Client, RunningProxy, make_config, serve
 from tests.support.streams import Wire, WireResponse
 from tests.support.upstream import Conn, Upstream
 
@@ -432,3 +432,25 @@ def test_no_matching_route_is_a_problem_document_with_the_request_id(node: Upstr
     assert problem["status"] == 404
     assert problem["request_id"] == "rid-1"
     assert response.header("x-request-id") == "rid-1"
+
+
+def _http10_node(conn: Conn) -> None:
+    while (request := conn.read_request()) is not None:
+        body = request.path.encode()
+        conn.send(
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+
+
+def test_the_status_line_carries_the_proxys_own_version_not_the_nodes() -> None:
+    # RFC 9110 §6.2: a node speaking HTTP/1.0 must not cost HTTP/1.1 clients keep-alive
+    with (
+        Upstream(_http10_node) as node,
+        RunningProxy(make_config({"backend": node.url})) as proxy,
+        Client(proxy.port) as client,
+    ):
+        first = client.request("GET", "/one")
+        second = client.request("GET", "/two")  # the same connection
+    assert (first.version, first.status, first.body) == ("1.1", 200, b"/one")
+    assert (second.version, second.body) == ("1.1", b"/two")

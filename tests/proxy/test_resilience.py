@@ -509,3 +509,19 @@ def test_ewma_does_not_keep_choosing_a_node_whose_requests_all_fail() -> None:
     # a node that only fails is no better than one that answers: at most its fair share
     tries_on_broken = len(broken.hits())
     assert tries_on_broken <= requests // 2
+
+
+def test_an_applications_500s_do_not_eject_its_nodes_by_default() -> None:
+    # Passive checks count connection failures, timeouts and 502/503/504 by default:
+    # a bad client request answered 500 by the app says nothing of the node.
+    with behind_proxy("a", "b", health_check={"passive": {"failures": 2}}) as (nodes, proxy):
+        for node in nodes:
+            node.mode = "500"
+        with Client(proxy.port) as client:
+            statuses = [client.request("GET", "/").status for _ in range(8)]
+        assert statuses == [500] * 8
+        for node in nodes:
+            node.mode = "ok"
+        with Client(proxy.port) as client:
+            assert client.request("GET", "/").status == 200
+    assert all(len(node.hits()) >= 4 for node in nodes)
