@@ -1,19 +1,23 @@
-"""The ``quiver`` command line."""
+"""The ``quiver`` command line.
+
+Each command imports the planes it uses inside its function: ``quiver --version``
+and ``--help`` load nothing beyond argparse (tests/test_cli.py checks it).
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
+import os  # both already loaded by the interpreter at start-up: free to import
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quiver import __version__
-from quiver.config.models import Config
-from quiver.errors import ConfigError
 
-log = logging.getLogger("quiver")
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from quiver.config.models import Config
 
 DEFAULT_CONFIG = "quiver.yaml"
 
@@ -24,11 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from quiver.errors import ConfigError
+    from quiver.logconfig import configure_logging
+
+    configure_logging(verbose=getattr(args, "verbose", False))
     try:
         return int(args.handler(args))
     except ConfigError as exc:
@@ -236,8 +239,11 @@ def _cell(value: object) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging
+
     from quiver.proxy.server import BoundAddress, listen_socket
 
+    log = logging.getLogger("quiver")
     path = args.config or os.environ.get("QUIVER_CONFIG") or None
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -72,6 +74,40 @@ def test_every_command_has_help_naming_its_options(command: str, options: list[s
     assert f"usage: quiver {command}" in result.stdout
     for option in options:
         assert option in result.stdout
+
+
+HEAVY_MODULES = ("pydantic", "uvloop", "httptools", "yaml", "jwt", "jsonschema", "orjson")
+HEAVY_PACKAGES = ("quiver.proxy", "quiver.plugins", "quiver.config")
+LOADED_AFTER = """
+import json, sys
+from quiver.cli import main
+try:
+    main({argv!r})
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["serve", "--help"]])
+def test_version_and_help_load_no_plane(argv: list[str]) -> None:
+    # They answer at once because the commands import what they use when they run.
+    result = subprocess.run(
+        [sys.executable, "-c", LOADED_AFTER.format(argv=argv)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    loaded = json.loads(result.stderr.splitlines()[-1])
+    heavy = [
+        name
+        for name in loaded
+        if name.split(".")[0] in HEAVY_MODULES
+        or any(name == p or name.startswith(p + ".") for p in HEAVY_PACKAGES)
+    ]
+    assert heavy == []
+    assert "usage: quiver" in result.stdout or result.stdout.startswith("quiver ")
 
 
 def test_no_command_prints_usage_to_stderr_and_fails() -> None:
