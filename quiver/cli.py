@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="accept plain HTTP on this address instead of the config's listen entries",
     )
+    serve.add_argument(
+        "--takeover",
+        action="store_true",
+        help="share the listen addresses with a running `quiver serve` that this one "
+        "replaces (stop the old one once this one is listening); without it, an "
+        "address in use is an error",
+    )
     _run_dir_option(serve)
     serve.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     serve.set_defaults(handler=_serve)
@@ -260,6 +267,17 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("no config file: serving the built-in demo target")
     if args.listen is not None:
         config = _with_listen(config, args.listen)
+    if not args.takeover:
+        from quiver.proxy.exclusive import first_taken
+
+        taken = first_taken(config.listen)
+        if taken is not None:
+            raise SystemExit(
+                f"quiver: cannot listen on {taken}: Address already in use (by another "
+                "`quiver serve`, or another program). To replace a running `quiver serve` "
+                "without downtime, start the new one with --takeover, then send SIGTERM "
+                "to the old one."
+            )
     workers = _worker_count(args.workers if args.workers is not None else config.workers)
 
     from quiver.proxy.tls import warn_unverified

@@ -63,7 +63,7 @@ def test_main_help_lists_every_command() -> None:
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        ("serve", ["-c", "--config", "--workers", "--verbose"]),
+        ("serve", ["-c", "--config", "--workers", "--takeover", "--verbose"]),
         ("check", ["-c", "--config"]),
         ("routes", ["-c", "--config"]),
     ],
@@ -368,6 +368,49 @@ def test_serve_on_an_address_in_use_exits_1_with_a_readable_error(tmp_path: Path
             assert proc.wait(20) == 1
             assert "Address already in use" in proc.stderr
             assert_no_traceback(proc.stderr)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_second_serve_on_the_same_address_is_refused(tmp_path: Path, workers: int) -> None:
+    # Both would bind with SO_REUSEPORT: the second would silently take half the traffic.
+    listen = f"127.0.0.1:{free_port()}"
+    with Upstream(echo) as upstream:
+        config = catch_all_config(upstream.url, listen=listen, workers=workers)
+        first_path = write_config(tmp_path, config, "first.yaml")
+        second_path = write_config(tmp_path, config, "second.yaml")
+        with serving(first_path) as first:
+            for args in (
+                ["-c", str(second_path)],
+                ["-c", str(second_path), "--workers", "2"],
+                ["--listen", listen],  # the demo
+            ):
+                result = run_quiver("serve", *args, cwd=tmp_path)
+                assert result.returncode == 1
+                assert f"cannot listen on {listen}: Address already in use" in result.stderr
+                assert "--takeover" in result.stderr
+                assert "proxy listening" not in result.stderr
+                assert_no_traceback(result.stderr)
+            with Client(first.port) as client:
+                assert client.request().status == 200
+            assert first.stop() == 0
+
+
+def test_takeover_shares_the_address_with_the_server_it_replaces(tmp_path: Path) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    with Upstream(echo) as upstream:
+        path = write_config(tmp_path, catch_all_config(upstream.url, listen=listen))
+        with serving(path) as old, serving(path, "--takeover") as new:
+            assert new.port == old.port
+            assert old.stop() == 0
+            with Client(new.port) as client:
+                assert client.request("GET", "/after").json()["path"] == "/after"
+            assert new.stop() == 0
 
 
 @pytest.mark.parametrize("value", ["0", "many"])
