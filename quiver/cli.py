@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         help="accept plain HTTP on this address instead of the config's listen entries",
     )
     serve.add_argument(
+        "--drain-timeout",
+        metavar="DURATION",
+        help='on SIGTERM, how long requests in flight may take to finish (e.g. "30s"); '
+        "overrides the config's drain_timeout",
+    )
+    serve.add_argument(
         "--takeover",
         action="store_true",
         help="share the listen addresses with a running `quiver serve` that this one "
@@ -267,6 +273,8 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("no config file: serving the built-in demo target")
     if args.listen is not None:
         config = _with_listen(config, args.listen)
+    if args.drain_timeout is not None:
+        config = config.model_copy(update={"drain_timeout": _seconds(args.drain_timeout)})
     if not args.takeover:
         from quiver.proxy.exclusive import first_taken
 
@@ -313,6 +321,7 @@ def _serve(args: argparse.Namespace) -> int:
         sockets,
         demo_socket=demo_socket,
         announce=announce,
+        grace=config.drain_timeout,
         config_path=path,
         watch=config.watch,
         run_dir=Path(args.run_dir) if args.run_dir else default_run_dir(f"{shown}:{port}"),
@@ -328,6 +337,18 @@ def _with_listen(config: Config, address: str) -> Config:
     except ValueError as exc:
         raise SystemExit(f"quiver: --listen: expected HOST:PORT, got {address!r}") from exc
     return config.model_copy(update={"listen": [listen]})
+
+
+def _seconds(value: str) -> float:
+    from quiver.config.units import parse_duration
+
+    try:
+        seconds = float(str(parse_duration(value)))
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise SystemExit(f'quiver: --drain-timeout takes a duration such as "30s", not {value!r}')
+    return seconds
 
 
 def _worker_count(value: object) -> int:

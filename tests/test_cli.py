@@ -335,6 +335,50 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path: Pat
             assert_no_traceback(proxy.stderr)
 
 
+@pytest.mark.parametrize(
+    ("setting", "option", "workers"),
+    [
+        ("drain_timeout: 200ms\n", [], "1"),
+        ("drain_timeout: 60s\n", ["--drain-timeout", "0.2"], "1"),  # the option wins
+        ("drain_timeout: 200ms\n", [], "2"),
+    ],
+)
+def test_drain_timeout_bounds_the_wait_for_requests_in_flight(
+    tmp_path: Path, setting: str, option: list[str], workers: str
+) -> None:
+    arrived = threading.Event()
+    release = threading.Event()
+
+    def stuck(conn: Conn) -> None:
+        if conn.read_request() is not None:
+            arrived.set()
+            release.wait(30)
+
+    with Upstream(stuck) as upstream:
+        path = write_config(tmp_path, setting + catch_all_config(upstream.url))
+        args = ("--workers", workers, *option)
+        try:
+            with serving(path, *args) as proxy, Client(proxy.port, timeout=20) as client:
+                client.send(b"GET /stuck HTTP/1.1\r\nHost: test\r\n\r\n")
+                assert arrived.wait(10), "the request never reached the target"
+                proxy.signal(signal.SIGTERM)
+                # well before the default 10 s: the request in flight is cut off
+                assert proxy.wait(timeout=5) == 0
+                assert "draining connections for up to 0.2s" in proxy.stderr
+                assert client.is_closed_by_peer()
+                assert_no_traceback(proxy.stderr)
+        finally:
+            release.set()
+
+
+@pytest.mark.parametrize("value", ["soon", "-1"])
+def test_drain_timeout_option_rejects_what_is_not_a_duration(tmp_path: Path, value: str) -> None:
+    result = run_quiver("serve", "--listen", "127.0.0.1:0", "--drain-timeout", value, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f'--drain-timeout takes a duration such as "30s", not {value!r}' in result.stderr
+    assert_no_traceback(result.stderr)
+
+
 def test_sigterm_on_an_idle_proxy_exits_with_code_zero(tmp_path: Path) -> None:
     with Upstream(echo) as upstream:
         path = write_config(tmp_path, catch_all_config(upstream.url))

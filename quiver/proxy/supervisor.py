@@ -34,7 +34,7 @@ log = logging.getLogger("quiver.supervisor")
 _QUICK_DEATH = 1.0  # a worker dying sooner than this after start counts as a crash loop
 _MAX_BACKOFF = 5.0
 _READY_TIMEOUT = 30.0
-_STOP_GRACE = 15.0
+_STOP_MARGIN = 5.0  # beyond the workers' drain timeout, before they are killed
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
 
 
@@ -48,6 +48,11 @@ class Supervisor:
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
     _backoff: float = 0.0
+    # fixed at start, like the addresses: a reload does not change it
+    drain_timeout: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.drain_timeout = self.config.drain_timeout
 
     def run(self) -> int:
         reserved = [
@@ -120,6 +125,7 @@ class Supervisor:
                     sockets,
                     demo_socket=self.demo_socket,
                     announce=ready,
+                    grace=self.drain_timeout,
                     config_path=self.config_path,
                     run_dir=self.run_dir or default_run_dir(self._addresses[0][1]),
                 )
@@ -162,7 +168,7 @@ class Supervisor:
     def _stop_children(self) -> None:
         for pid in self.children:
             _kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_GRACE
+        deadline = time.monotonic() + self.drain_timeout + _STOP_MARGIN
         while self.children and time.monotonic() < deadline:
             pid, _ = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
