@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Graceful restart behind SO_REUSEPORT under wrk load: a second `quiver serve` starts
-# on the same address, then the first gets SIGTERM. Prints wrk's totals and errors.
+# Graceful restart behind SO_REUSEPORT under wrk load: a second `quiver serve --takeover`
+# starts on the same address, then the first gets SIGTERM. Prints wrk's totals and errors.
 #   bench/restart.sh                 # 1 worker, tcp_migrate_req=1
 #   WORKERS=2 MIGRATE=0 bench/restart.sh
 # Needs root to set net.ipv4.tcp_migrate_req (restored on exit).
@@ -53,7 +53,7 @@ taskset -c 1 "$QUIVER" serve -c "$work/quiver.yaml" 2> "$work/old.log" & old=$!;
 wait_log "$work/old.log"
 taskset -c 0 wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:$port/" > "$work/wrk.log" & load=$!
 sleep 2
-taskset -c 1 "$QUIVER" serve -c "$work/quiver.yaml" 2> "$work/new.log" & new=$!; pids+=("$new")
+taskset -c 1 "$QUIVER" serve -c "$work/quiver.yaml" --takeover 2> "$work/new.log" & new=$!; pids+=("$new")
 wait_log "$work/new.log"
 sleep 0.5
 kill -TERM "$old"

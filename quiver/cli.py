@@ -1,19 +1,23 @@
-"""The ``quiver`` command line."""
+"""The ``quiver`` command line.
+
+Each command imports the planes it uses inside its function: ``quiver --version``
+and ``--help`` load nothing beyond argparse (tests/test_cli.py checks it).
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
+import os  # loaded with the interpreter anyway; pathlib costs about 2 ms
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quiver import __version__
-from quiver.config.models import Config
-from quiver.errors import ConfigError
 
-log = logging.getLogger("quiver")
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from quiver.config.models import Config
 
 DEFAULT_CONFIG = "quiver.yaml"
 
@@ -24,11 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from quiver.errors import ConfigError
+    from quiver.logconfig import configure_logging
+
+    configure_logging(verbose=getattr(args, "verbose", False))
     try:
         return int(args.handler(args))
     except ConfigError as exc:
@@ -68,6 +71,19 @@ def _parser() -> argparse.ArgumentParser:
         "--listen",
         metavar="HOST:PORT",
         help="accept plain HTTP on this address instead of the config's listen entries",
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        metavar="DURATION",
+        help='on SIGTERM, how long requests in flight may take to finish (e.g. "30s"); '
+        "overrides the config's drain_timeout",
+    )
+    serve.add_argument(
+        "--takeover",
+        action="store_true",
+        help="share the listen addresses with a running `quiver serve` that this one "
+        "replaces (stop the old one once this one is listening); without it, an "
+        "address in use is an error",
     )
     _run_dir_option(serve)
     serve.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -236,8 +252,11 @@ def _cell(value: object) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging
+
     from quiver.proxy.server import BoundAddress, listen_socket
 
+    log = logging.getLogger("quiver")
     path = args.config or os.environ.get("QUIVER_CONFIG") or None
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
@@ -255,6 +274,19 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("no config file: serving the built-in demo target")
     if args.listen is not None:
         config = _with_listen(config, args.listen)
+    if args.drain_timeout is not None:
+        config = config.model_copy(update={"drain_timeout": _seconds(args.drain_timeout)})
+    if not args.takeover:
+        from quiver.proxy.exclusive import first_taken
+
+        taken = first_taken(config.listen)
+        if taken is not None:
+            raise SystemExit(
+                f"quiver: cannot listen on {taken}: Address already in use (by another "
+                "`quiver serve`, or another program). To replace a running `quiver serve` "
+                "without downtime, start the new one with --takeover, then send SIGTERM "
+                "to the old one."
+            )
     workers = _worker_count(args.workers if args.workers is not None else config.workers)
 
     from quiver.proxy.tls import warn_unverified
@@ -290,6 +322,7 @@ def _serve(args: argparse.Namespace) -> int:
         sockets,
         target_types=target_types,
         announce=announce,
+        grace=config.drain_timeout,
         config_path=path,
         watch=config.watch,
         run_dir=Path(args.run_dir) if args.run_dir else default_run_dir(f"{shown}:{port}"),
@@ -305,6 +338,19 @@ def _with_listen(config: Config, address: str) -> Config:
     except ValueError as exc:
         raise SystemExit(f"quiver: --listen: expected HOST:PORT, got {address!r}") from exc
     return config.model_copy(update={"listen": [listen]})
+
+
+def _seconds(value: str) -> float:
+    from quiver.config.units import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise SystemExit(
+            f'quiver: --drain-timeout takes a duration such as "30s", not {value!r}'
+        ) from None
+    assert isinstance(seconds, float)  # a string is parsed or refused
+    return seconds
 
 
 def _worker_count(value: object) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -62,7 +64,7 @@ def test_main_help_lists_every_command() -> None:
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        ("serve", ["-c", "--config", "--workers", "--verbose"]),
+        ("serve", ["-c", "--config", "--workers", "--takeover", "--verbose"]),
         ("check", ["-c", "--config"]),
         ("routes", ["-c", "--config"]),
     ],
@@ -73,6 +75,40 @@ def test_every_command_has_help_naming_its_options(command: str, options: list[s
     assert f"usage: quiver {command}" in result.stdout
     for option in options:
         assert option in result.stdout
+
+
+HEAVY_MODULES = ("pydantic", "uvloop", "httptools", "yaml", "jwt", "jsonschema", "orjson")
+HEAVY_PACKAGES = ("quiver.proxy", "quiver.plugins", "quiver.config")
+LOADED_AFTER = """
+import json, sys
+from quiver.cli import main
+try:
+    main({argv!r})
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["serve", "--help"]])
+def test_version_and_help_load_no_plane(argv: list[str]) -> None:
+    # They answer at once because the commands import what they use when they run.
+    result = subprocess.run(
+        [sys.executable, "-c", LOADED_AFTER.format(argv=argv)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    loaded = json.loads(result.stderr.splitlines()[-1])
+    heavy = [
+        name
+        for name in loaded
+        if name.split(".")[0] in HEAVY_MODULES
+        or any(name == p or name.startswith(p + ".") for p in HEAVY_PACKAGES)
+    ]
+    assert heavy == []
+    assert "usage: quiver" in result.stdout or result.stdout.startswith("quiver ")
 
 
 def test_no_command_prints_usage_to_stderr_and_fails() -> None:
@@ -300,6 +336,50 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(tmp_path: Pat
             assert_no_traceback(proxy.stderr)
 
 
+@pytest.mark.parametrize(
+    ("setting", "option", "workers"),
+    [
+        ("drain_timeout: 200ms\n", [], "1"),
+        ("drain_timeout: 60s\n", ["--drain-timeout", "0.2"], "1"),  # the option wins
+        ("drain_timeout: 200ms\n", [], "2"),
+    ],
+)
+def test_drain_timeout_bounds_the_wait_for_requests_in_flight(
+    tmp_path: Path, setting: str, option: list[str], workers: str
+) -> None:
+    arrived = threading.Event()
+    release = threading.Event()
+
+    def stuck(conn: Conn) -> None:
+        if conn.read_request() is not None:
+            arrived.set()
+            release.wait(30)
+
+    with Upstream(stuck) as upstream:
+        path = write_config(tmp_path, setting + catch_all_config(upstream.url))
+        args = ("--workers", workers, *option)
+        try:
+            with serving(path, *args) as proxy, Client(proxy.port, timeout=20) as client:
+                client.send(b"GET /stuck HTTP/1.1\r\nHost: test\r\n\r\n")
+                assert arrived.wait(10), "the request never reached the target"
+                proxy.signal(signal.SIGTERM)
+                # well before the default 10 s: the request in flight is cut off
+                assert proxy.wait(timeout=5) == 0
+                assert "draining connections for up to 0.2s" in proxy.stderr
+                assert client.is_closed_by_peer()
+                assert_no_traceback(proxy.stderr)
+        finally:
+            release.set()
+
+
+@pytest.mark.parametrize("value", ["soon", "-1"])
+def test_drain_timeout_option_rejects_what_is_not_a_duration(tmp_path: Path, value: str) -> None:
+    result = run_quiver("serve", "--listen", "127.0.0.1:0", "--drain-timeout", value, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f'--drain-timeout takes a duration such as "30s", not {value!r}' in result.stderr
+    assert_no_traceback(result.stderr)
+
+
 def test_sigterm_on_an_idle_proxy_exits_with_code_zero(tmp_path: Path) -> None:
     with Upstream(echo) as upstream:
         path = write_config(tmp_path, catch_all_config(upstream.url))
@@ -333,6 +413,49 @@ def test_serve_on_an_address_in_use_exits_1_with_a_readable_error(tmp_path: Path
             assert proc.wait(20) == 1
             assert "Address already in use" in proc.stderr
             assert_no_traceback(proc.stderr)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_second_serve_on_the_same_address_is_refused(tmp_path: Path, workers: int) -> None:
+    # Both would bind with SO_REUSEPORT: the second would silently take half the traffic.
+    listen = f"127.0.0.1:{free_port()}"
+    with Upstream(echo) as upstream:
+        config = catch_all_config(upstream.url, listen=listen, workers=workers)
+        first_path = write_config(tmp_path, config, "first.yaml")
+        second_path = write_config(tmp_path, config, "second.yaml")
+        with serving(first_path) as first:
+            for args in (
+                ["-c", str(second_path)],
+                ["-c", str(second_path), "--workers", "2"],
+                ["--listen", listen],  # the demo
+            ):
+                result = run_quiver("serve", *args, cwd=tmp_path)
+                assert result.returncode == 1
+                assert f"cannot listen on {listen}: Address already in use" in result.stderr
+                assert "--takeover" in result.stderr
+                assert "proxy listening" not in result.stderr
+                assert_no_traceback(result.stderr)
+            with Client(first.port) as client:
+                assert client.request().status == 200
+            assert first.stop() == 0
+
+
+def test_takeover_shares_the_address_with_the_server_it_replaces(tmp_path: Path) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    with Upstream(echo) as upstream:
+        path = write_config(tmp_path, catch_all_config(upstream.url, listen=listen))
+        with serving(path) as old, serving(path, "--takeover") as new:
+            assert new.port == old.port
+            assert old.stop() == 0
+            with Client(new.port) as client:
+                assert client.request("GET", "/after").json()["path"] == "/after"
+            assert new.stop() == 0
 
 
 @pytest.mark.parametrize("value", ["0", "many"])

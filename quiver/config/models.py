@@ -318,6 +318,11 @@ class Config(Strict):
         "apply to every route.",
     )
     watch: bool = Field(False, description="Reload when the config file changes, as on SIGHUP.")
+    drain_timeout: Duration = Field(
+        10.0,
+        description="On SIGTERM or SIGINT, how long requests in flight may take to finish "
+        "before their connections are closed; read at start (a change needs a restart).",
+    )
 
     @field_validator("listen", mode="before")
     @classmethod

@@ -5,7 +5,8 @@ no connections) and forks N workers that each bind the same address with
 SO_REUSEPORT: the kernel spreads connections across them.  It announces the
 addresses once a worker is accepting, replaces a worker that dies (with backoff
 when one keeps dying at start), and stops every worker gracefully on SIGTERM or
-SIGINT.
+SIGINT.  Each worker has an index, 0 to N-1, that its replacement takes over; it
+names the worker in its log lines (see quiver.logconfig).
 
 Signals are blocked in the master and taken with ``sigwaitinfo`` rather than
 handled asynchronously, so none is lost while a worker is being forked.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quiver.config.models import Config, Listen
+from quiver.logconfig import tag_worker
 from quiver.plugins.responder import TargetTypes
 from quiver.proxy.reload import WATCH_INTERVAL, file_signature, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
@@ -34,7 +36,7 @@ log = logging.getLogger("quiver.supervisor")
 _QUICK_DEATH = 1.0  # a worker dying sooner than this after start counts as a crash loop
 _MAX_BACKOFF = 5.0
 _READY_TIMEOUT = 30.0
-_STOP_GRACE = 15.0
+_STOP_MARGIN = 5.0  # beyond the workers' drain timeout, before they are killed
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
 
 
@@ -46,8 +48,14 @@ class Supervisor:
     config_path: str | None = None
     run_dir: Path | None = None
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
+    indexes: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
     _backoff: float = 0.0
+    # fixed at start, like the addresses: a reload does not change it
+    drain_timeout: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.drain_timeout = self.config.drain_timeout
 
     def run(self) -> int:
         reserved = [
@@ -64,8 +72,8 @@ class Supervisor:
         previous_chld = signal.signal(signal.SIGCHLD, lambda *_: None)  # queued, not dropped
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
-            for _ in range(self.workers):
-                self._spawn(ready_write)
+            for index in range(self.workers):
+                self._spawn(ready_write, index)
             if select.select([ready_read], [], [], _READY_TIMEOUT)[0]:
                 for address in announced:
                     log.info("proxy listening on %s", address.url)
@@ -99,11 +107,12 @@ class Supervisor:
                 sock.close()
         return 0
 
-    def _spawn(self, ready_write: int) -> None:
+    def _spawn(self, ready_write: int, index: int) -> None:
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
             try:
+                tag_worker(index)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 # SIGHUP stays blocked (pending) until the worker can handle it
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS - {signal.SIGHUP})
@@ -120,6 +129,7 @@ class Supervisor:
                     sockets,
                     target_types=self.target_types,
                     announce=ready,
+                    grace=self.drain_timeout,
                     config_path=self.config_path,
                     run_dir=self.run_dir or default_run_dir(self._addresses[0][1]),
                 )
@@ -130,7 +140,8 @@ class Supervisor:
                 logging.shutdown()
                 os._exit(code)
         self.children[pid] = time.monotonic()
-        log.info("worker %d started", pid)
+        self.indexes[pid] = index
+        log.info("worker %d started (index %d)", pid, index)
 
     def _reload(self) -> None:
         if self.config_path is None:
@@ -152,17 +163,18 @@ class Supervisor:
             started = self.children.pop(pid, None)
             if started is None:
                 continue
+            index = self.indexes.pop(pid)
             log.error("worker %d exited (%s); starting another", pid, _describe(status))
             quick = time.monotonic() - started < _QUICK_DEATH
             self._backoff = min(_MAX_BACKOFF, self._backoff * 2 or 0.1) if quick else 0.0
             if self._backoff:
                 time.sleep(self._backoff)
-            self._spawn(ready_write)
+            self._spawn(ready_write, index)  # the replacement takes the same index
 
     def _stop_children(self) -> None:
         for pid in self.children:
             _kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_GRACE
+        deadline = time.monotonic() + self.drain_timeout + _STOP_MARGIN
         while self.children and time.monotonic() < deadline:
             pid, _ = os.waitpid(-1, os.WNOHANG)
             if pid == 0:

@@ -195,9 +195,11 @@ class NodePool:
             self.idle.remove(conn)
 
     def close(self) -> None:
+        # Idle connections are dropped at once: a TLS close() waits for the node's
+        # close_notify, which may come after the worker's event loop has closed.
         self.closed = True
         while self.idle:
-            self.idle.pop().close()
+            self.idle.pop().abort()
 
 
 class UpstreamConnection(asyncio.Protocol):

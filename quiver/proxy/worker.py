@@ -89,7 +89,7 @@ async def _serve(
     gc.collect()
     gc.freeze()
     await stop.wait()
-    log.info("stopping: draining connections for up to %.0fs", grace)
+    log.info("stopping: draining connections for up to %gs", grace)
     if reloader is not None:
         reloader.stop()
     if status is not None:

@@ -1,4 +1,5 @@
-"""A graceful restart behind SO_REUSEPORT: start the new server, then SIGTERM the old.
+"""A graceful restart behind SO_REUSEPORT: start the new server with ``--takeover``,
+then SIGTERM the old.
 
 The old server stops accepting and finishes what it has; connections the kernel
 had already queued on its listening socket move to the new one when
@@ -85,7 +86,7 @@ def test_restart_loses_no_request(tmp_path: Path, migrating_listeners: None, wor
             for thread in threads:
                 thread.start()
             try:
-                with serving(new_config):
+                with serving(new_config, "--takeover"):
                     before = served[0]
                     old.signal(signal.SIGTERM)
                     assert old.wait(timeout=15) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -163,3 +164,47 @@ def test_sigint_on_the_master_stops_every_worker(config: Path) -> None:
         proxy.signal(signal.SIGINT)
         assert proxy.wait(20) == 0
         assert not any(process_alive(pid) for pid in workers)
+
+
+LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+    r"\[(?P<pid>\d+)(?: worker (?P<index>\d+))?\] [\w.]+: "
+)
+
+
+def log_lines(stderr: str) -> list[re.Match[str]]:
+    """Every stderr line as a parsed log line; fails on a line not in the log format."""
+    matches = []
+    for line in stderr.splitlines():
+        match = LOG_LINE.match(line)
+        assert match is not None, f"not in the log format: {line!r}"
+        matches.append(match)
+    return matches
+
+
+def test_every_log_line_names_its_process_and_worker_index(config: Path) -> None:
+    with serving(config, "--workers", "2") as proxy:
+        first, second = started_workers(proxy, 2)
+        os.kill(first, signal.SIGKILL)
+        replacement = started_workers(proxy, 3)[2]
+        # each worker logs its reload, the replacement once it is running
+        proxy.signal(signal.SIGHUP)
+        proxy.wait_for("config reloaded", count=2)
+        assert proxy.stop() == 0
+    lines = log_lines(proxy.stderr)
+    master = [m for m in lines if int(m["pid"]) == proxy.pid]
+    assert master and all(m["index"] is None for m in master)
+    tagged = {(int(m["pid"]), m["index"]) for m in lines if int(m["pid"]) != proxy.pid}
+    started = dict(re.findall(r"worker (\d+) started \(index (\d+)\)", proxy.stderr))
+    assert sorted(started.values()) == ["0", "0", "1"]
+    # the replacement takes over the index of the worker it replaces
+    assert tagged == {(second, started[str(second)]), (replacement, started[str(first)])}
+
+
+def test_a_single_process_logs_its_pid_without_a_worker_index(config: Path) -> None:
+    with serving(config) as proxy:
+        fresh_request(proxy)
+        assert proxy.stop() == 0
+    lines = log_lines(proxy.stderr)
+    assert len(lines) >= 3  # config loaded, listening, stopping
+    assert {(int(m["pid"]), m["index"]) for m in lines} == {(proxy.pid, None)}

@@ -214,6 +214,9 @@ class QuiverProcess:
         self.kill()  # the group may outlive the master: orphaned workers
         for reader in self._readers:
             reader.join(5)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
     def __enter__(self) -> QuiverProcess:
         return self
