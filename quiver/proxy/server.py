@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
+from quiver.plugins.catalog import Catalog
 from quiver.proxy.client import ClientConnection
 from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
@@ -67,12 +68,20 @@ def listen_socket(address: str, *, reuse_port: bool, listen: bool = True) -> soc
 
 
 class ProxyServer:
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+    """Serves ``config``; its plugins are built from ``catalog`` (the one the config was
+    validated against), and so are those of every config swapped in later."""
+
+    def __init__(
+        self, config: Config, loop: asyncio.AbstractEventLoop, catalog: Catalog | None = None
+    ) -> None:
         self.loop = loop
+        self.catalog = catalog if catalog is not None else Catalog()
         limits = config.limits
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
         self.sweeper = Sweeper(loop, interval=min(0.5, max(0.02, shortest / 4)))
-        self.state = ProxyState(loop, compile_snapshot(config, loop, self.sweeper), self.sweeper)
+        self.state = ProxyState(
+            loop, compile_snapshot(config, loop, self.sweeper, catalog=self.catalog), self.sweeper
+        )
         self.servers: list[asyncio.Server] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
@@ -103,7 +112,7 @@ class ProxyServer:
         mix.  Targets that did not change keep their pools and health state.
         """
         old = self.state.snapshot
-        new = compile_snapshot(config, self.loop, self.sweeper, previous=old)
+        new = compile_snapshot(config, self.loop, self.sweeper, previous=old, catalog=self.catalog)
         self.state.snapshot = new
         _start_checkers(new.targets.values(), old.targets.values())
         kept = {id(target) for target in new.targets.values()}

@@ -20,10 +20,11 @@ from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest
 from quiver.plugins.base import PluginContext
+from quiver.plugins.catalog import Catalog
 from quiver.plugins.chain import Chain, attached
 from quiver.plugins.chain import build as build_plugins
+from quiver.plugins.consumers import Consumers
 from quiver.proxy.balancing import make_balancer
-from quiver.proxy.consumers import Consumers
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
 from quiver.proxy.request import host_for_routing
@@ -195,9 +196,12 @@ def compile_snapshot(
     loop: asyncio.AbstractEventLoop,
     sweeper: Sweeper,
     previous: Snapshot | None = None,
+    catalog: Catalog | None = None,
 ) -> Snapshot:
-    """Compile ``config``; targets whose settings did not change are taken over from
-    ``previous`` whole, with their pooled connections and health state."""
+    """Compile ``config``, building its plugins from ``catalog`` (no plugins without
+    one); targets whose settings did not change are taken over from ``previous`` whole,
+    with their pooled connections and health state."""
+    catalog = catalog if catalog is not None else Catalog()
     targets = {}
     for target in config.targets:
         settings = _target_settings(config, target)
@@ -209,10 +213,12 @@ def compile_snapshot(
     models = {target.name: target for target in config.targets}
     context = PluginContext(consumers=Consumers(config.consumers), limits=config.limits)
     # a consumer's plugins are built once and shared by every route's chain
-    by_consumer = {c.name: build_plugins(c.plugins, context) for c in config.consumers if c.plugins}
+    by_consumer = {
+        c.name: build_plugins(c.plugins, context, catalog) for c in config.consumers if c.plugins
+    }
     entries = []
     for route in config.routes:
-        plugins = build_plugins(attached(config, models[route.target], route), context)
+        plugins = build_plugins(attached(config, models[route.target], route), context, catalog)
         chain = Chain(plugins.values()).with_consumers(by_consumer)
         entries.append((route, RouteRuntime(route, targets[route.target], chain)))
     return Snapshot(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quiver.config.models import Config, Listen
+from quiver.plugins.catalog import Catalog
 from quiver.proxy.reload import WATCH_INTERVAL, file_signature, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.status import default_run_dir
@@ -45,6 +46,7 @@ class Supervisor:
     demo_socket: socket.socket | None = None
     config_path: str | None = None
     run_dir: Path | None = None
+    catalog: Catalog | None = None  # the plugins of the config (and of reloaded ones)
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
     _backoff: float = 0.0
@@ -121,6 +123,7 @@ class Supervisor:
                     demo_socket=self.demo_socket,
                     announce=ready,
                     config_path=self.config_path,
+                    catalog=self.catalog,
                     run_dir=self.run_dir or default_run_dir(self._addresses[0][1]),
                 )
             except BaseException:
@@ -136,7 +139,7 @@ class Supervisor:
         if self.config_path is None:
             log.warning("no config file to reload")
             return
-        config = read_config(self.config_path)
+        config = read_config(self.config_path, self.catalog)
         if config is None:
             return
         self.config = config  # workers started from now on get it too
