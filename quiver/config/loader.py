@@ -58,17 +58,22 @@ def load_config(path: str | os.PathLike[str], catalog: PluginSet | None = None) 
     """Read, substitute, validate and cross-check the config file at ``path``.
 
     ``catalog`` holds the plugins the file may name (none without one)."""
+    source, text = _read(path)
+    return load_config_text(text, source=source, catalog=catalog)
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The name and text of the file at ``path``; ConfigError when it cannot be read."""
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8-sig") as file:
-            text = file.read()
+            return source, file.read()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError([ConfigIssue("", f"cannot read config file: {reason}", source)]) from exc
     except UnicodeDecodeError as exc:
         issue = ConfigIssue("", f"config file is not UTF-8 text: {exc}", source)
         raise ConfigError([issue]) from exc
-    return load_config_text(text, source=source, catalog=catalog)
 
 
 def load_config_text(
@@ -89,13 +94,7 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
     """Only the :class:`Settings` of the config file at ``path`` (listen, workers, run
     directory, ...): problems elsewhere in the file, such as a ``${VAR}`` of a secret that
     is not set here, are not looked at."""
-    source = os.fspath(path)
-    try:
-        with open(source, encoding="utf-8-sig") as file:
-            text = file.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError([ConfigIssue("", f"cannot read config file: {reason}", source)]) from exc
+    source, text = _read(path)
     report = _Report(source)
     data = _TreeReader(report, os.environ if env is None else env).read_document(text)
     fields = list(Settings.model_fields)
@@ -105,6 +104,7 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
         result = Settings.model_validate(settings)
     except ValidationError as exc:
         _add_validation_issues(report, exc, settings, skip=report.unreadable)
+        raise ConfigError(report.sorted_issues()) from None
     if report.issues:
         raise ConfigError(report.sorted_issues())
     return result
