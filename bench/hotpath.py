@@ -20,6 +20,7 @@ import time
 import uvloop
 
 from quiver.config.models import Config
+from quiver.plugins.builtin import default_catalog
 from quiver.proxy.client import ClientConnection
 from quiver.proxy.server import ProxyState
 from quiver.proxy.snapshot import compile_snapshot
@@ -78,7 +79,7 @@ def main() -> None:
     # --send-key: the plain route gets the key-auth request too (as in bench/plugins.sh)
     request = WITH_KEY if key_auth or "--send-key" in sys.argv else REQUEST
     sweeper = Sweeper(loop, 1.0)
-    snapshot = compile_snapshot(config, loop, sweeper)
+    snapshot = compile_snapshot(config, loop, sweeper, catalog=default_catalog())
     state = ProxyState(loop, snapshot, sweeper)
     client = ClientConnection(state, b"http")
     client.connection_made(NullTransport())  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from quiver.config.models import Config
+    from quiver.plugins.catalog import Catalog
 
 DEFAULT_CONFIG = "quiver.yaml"
 
@@ -90,9 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     check = commands.add_parser(
-        "check", help="validate a config file", description="Validate a config file."
+        "check",
+        help="validate a config file",
+        description="Validate a config file (./quiver.yaml without -c) and list every problem.",
     )
-    _config_option(check, required=True)
+    _config_option(check, required=False)
     check.set_defaults(handler=_check)
 
     routes = commands.add_parser(
@@ -100,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         help="print the compiled route table",
         description="Print the route table in the order requests are matched against it.",
     )
-    _config_option(routes, required=True)
+    _config_option(routes, required=False)
     routes.set_defaults(handler=_routes)
 
     plugins = commands.add_parser(
@@ -150,10 +153,21 @@ def _config_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
     )
 
 
-def _load(path: str) -> Config:
+def _load(path: str, catalog: Catalog) -> Config:
     from quiver.config import load_config
 
-    return load_config(path)
+    return load_config(path, catalog)
+
+
+def _catalog() -> Catalog:
+    from quiver.plugins.builtin import default_catalog
+
+    return default_catalog()
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    """``-c``, else $QUIVER_CONFIG, else ./quiver.yaml."""
+    return str(args.config or os.environ.get("QUIVER_CONFIG") or DEFAULT_CONFIG)
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -171,9 +185,8 @@ def _plugins(args: argparse.Namespace) -> int:
     import json
 
     from quiver.config.reference import describe_default
-    from quiver.plugins.registry import registry
 
-    plugins = registry()
+    plugins = dict(_catalog().items())
     if args.name is not None:
         if args.name not in plugins:
             print(f"quiver: no plugin named {args.name!r}", file=sys.stderr)
@@ -199,16 +212,20 @@ def _plugins(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
+    from quiver.config.loader import load_settings
     from quiver.proxy.status import default_run_dir, read_status, render
 
     if args.run_dir:
         run_dir = Path(args.run_dir)
     else:
-        path = args.config or os.environ.get("QUIVER_CONFIG") or None
-        if path is None and Path(DEFAULT_CONFIG).is_file():
-            path = DEFAULT_CONFIG
-        address = _load(path).listen[0].address if path else "127.0.0.1:8080"
-        run_dir = default_run_dir(address)
+        # only the settings: the secrets the rest of the file names need not be set here
+        path = _config_path(args)
+        if args.config or Path(path).is_file():
+            settings = load_settings(path)
+            address, configured = settings.listen[0].address, settings.run_dir
+        else:
+            address, configured = "127.0.0.1:8080", None
+        run_dir = Path(configured) if configured else default_run_dir(address)
     workers = read_status(run_dir)
     if not workers:
         print(f"quiver: no running worker reports status in {run_dir}", file=sys.stderr)
@@ -218,9 +235,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    path = _config_path(args)
+    config = _load(path, _catalog())
     print(
-        f"{args.config}: OK ({len(config.targets)} targets, {len(config.routes)} routes, "
+        f"{path}: OK ({len(config.targets)} targets, {len(config.routes)} routes, "
         f"{len(config.listen)} listen addresses)"
     )
     return 0
@@ -229,7 +247,7 @@ def _check(args: argparse.Namespace) -> int:
 def _routes(args: argparse.Namespace) -> int:
     from quiver.proxy.routing import Router
 
-    config = _load(args.config)
+    config = _load(_config_path(args), _catalog())
     rows = Router([(route, route.target) for route in config.routes]).table()
     if not rows:
         print("no routes")
@@ -264,8 +282,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     target_types = default_target_types()
     demo = path is None
+    catalog = _catalog()
     if path is not None:
-        config = _load(path)
+        config = _load(path, catalog)
         log.info("config loaded from %s", path)
     else:
         from quiver.demo import demo_config
@@ -295,12 +314,15 @@ def _serve(args: argparse.Namespace) -> int:
     if workers > 1:
         from quiver.proxy.supervisor import Supervisor
 
+        run_dir = args.run_dir or config.run_dir
+
         return Supervisor(
             config,
             workers,
             target_types=target_types,
             config_path=path,
-            run_dir=Path(args.run_dir) if args.run_dir else None,
+            run_dir=Path(run_dir) if run_dir else None,
+            catalog=catalog,
         ).run()
 
     from quiver.proxy.worker import run_worker
@@ -325,7 +347,8 @@ def _serve(args: argparse.Namespace) -> int:
         grace=config.drain_timeout,
         config_path=path,
         watch=config.watch,
-        run_dir=Path(args.run_dir) if args.run_dir else default_run_dir(f"{shown}:{port}"),
+        run_dir=Path(args.run_dir or config.run_dir or default_run_dir(f"{shown}:{port}")),
+        catalog=catalog,
     )
     return 0
 

@@ -118,10 +118,19 @@ def test_no_command_prints_usage_to_stderr_and_fails() -> None:
     assert result.stdout == ""
 
 
-def test_check_without_config_option_is_a_usage_error() -> None:
-    result = run_quiver("check")
-    assert result.returncode == 2
-    assert "-c/--config" in result.stderr
+@pytest.mark.parametrize("command", ["check", "routes"])
+def test_check_and_routes_without_config_option_read_quiver_yaml(
+    tmp_path: Path, command: str
+) -> None:
+    write_config(tmp_path, catch_all_config("http://127.0.0.1:9001"))
+    result = run_quiver(command, cwd=tmp_path, env={"QUIVER_CONFIG": None})
+    assert result.returncode == 0, result.stderr
+    assert ("quiver.yaml: OK" if command == "check" else "prefix") in result.stdout
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    missing = run_quiver(command, cwd=elsewhere, env={"QUIVER_CONFIG": None})
+    assert missing.returncode == 1
+    assert "quiver.yaml: cannot read config file" in missing.stderr
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -178,6 +187,70 @@ def test_check_lists_every_problem_sorted_by_line(tmp_path: Path) -> None:
     assert lines[0] == "quiver: invalid config (2 problem(s)):"
     assert lines[1].startswith(f"  {path}:4: targets[0].url:")
     assert lines[2] == f"  {path}:9: routes[0].timeout: unknown key 'timeout'"
+
+
+def test_check_reports_every_kind_of_problem_of_a_file_in_one_run(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        """\
+        listen: 127.0.0.1:0
+        limits: {header_timeout: 5 minutes}
+        targets:
+          - name: backend
+            url: http://127.0.0.1:9001
+            colour: blue
+        routes:
+          - name: api
+            paths: ["~^/v[0-9+/"]
+            target: backend
+            plugins:
+              key-auth: {header_names: apikey}
+          - name: other
+            paths: ["/other"]
+            target: backnd
+            plugins:
+              rate-limit: {}
+        consumers:
+          - name: alice
+            credentials:
+              key-auth: [{key: short}]
+              oauth: []
+        """,
+    )
+    result = run_quiver("check", "-c", str(path))
+    assert result.returncode == 1
+    problems = [line.removeprefix(f"  {path}:") for line in result.stderr.splitlines()[1:]]
+    assert problems[0].startswith("2: limits.header_timeout: not a duration: '5 minutes'")
+    assert problems[1:] == [
+        "6: targets[0].colour: unknown key 'colour'",
+        problems[2],
+        "12: routes[0].plugins.key-auth.header_names: Input should be a valid list",
+        "15: routes[1].target: unknown target 'backnd' (defined targets: 'backend'); "
+        "did you mean 'backend'?",
+        "17: routes[1].plugins.rate-limit: unknown plugin 'rate-limit' (see: quiver plugins)",
+        "21: consumers[0].credentials.key-auth[0].key: String should have at least 8 characters",
+        "22: consumers[0].credentials.oauth: unknown key 'oauth'",
+    ]
+    assert problems[2].startswith("9: routes[0].paths: bad regex '~^/v[0-9+/'")
+    assert result.stderr.splitlines()[0] == "quiver: invalid config (8 problem(s)):"
+
+
+def test_status_needs_only_the_settings_of_the_config(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    path = write_config(
+        tmp_path,
+        f"""\
+        listen: 127.0.0.1:0
+        run_dir: {run_dir}
+        targets: [{{name: b, url: "http://127.0.0.1:9001"}}]
+        consumers:
+          - name: alice
+            credentials: {{key-auth: [{{key: "${{ALICE_KEY}}"}}]}}
+        """,
+    )
+    result = run_quiver("status", "-c", str(path), env={"ALICE_KEY": None})
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"quiver: no running worker reports status in {run_dir}"
 
 
 def test_check_of_a_missing_file_is_a_readable_error(tmp_path: Path) -> None:

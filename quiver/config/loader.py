@@ -1,15 +1,25 @@
 """Reading ``quiver.yaml`` (or JSON) into a validated :class:`Config`.
 
-Loading runs in four steps.  Every problem found along the way becomes a
+Loading runs in these steps.  Every problem found along the way becomes a
 :class:`ConfigIssue` naming the file, the line and the key at fault, and all of
 them are raised together as one :class:`ConfigError`, sorted by line:
 
 1. parse the text with the YAML parser (JSON too, so both get line numbers) into
    plain data, recording the line of every value and rejecting duplicate keys;
 2. substitute ``${VAR}`` in string values (:mod:`quiver.config.envsubst`);
-3. validate with the pydantic models, rewording their errors for people;
-4. check references between entities: unique names, routes naming defined
-   targets, rewrite templates using only parameters the paths capture.
+3. :func:`validate` the plain data against the plugin catalog it is handed:
+
+   - the pydantic models, their errors reworded for people;
+   - references between entities: unique names, routes naming defined targets,
+     rewrite templates using only parameters the paths capture;
+   - plugins: each name in the catalog, each config valid for its plugin;
+   - consumers' credentials, each valid for the model its plugin declares.
+
+   Each check reads the plain data, so a value one of them refuses hides no problem
+   another finds: ``quiver check`` lists every problem of a file in one run.
+
+:func:`validate` also takes data that did not come from a file (an admin API), and
+reports the same issues with the same messages, without line numbers.
 
 Mapping keys are always taken as the text written, so ``on:`` or ``200:`` are the
 keys ``"on"`` and ``"200"`` rather than YAML 1.1's boolean and integer.
@@ -24,13 +34,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from quiver.config.consumers import Credential
 from quiver.config.envsubst import SubstitutionError, substitute
-from quiver.config.models import Config
+from quiver.config.models import Config, Settings
+from quiver.config.plugin_set import NoPlugins, PluginSet
 from quiver.errors import ConfigError, ConfigIssue
 
 Path = tuple[str | int, ...]
@@ -42,38 +54,99 @@ _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, substitute, validate and cross-check the config file at ``path``."""
+def load_config(path: str | os.PathLike[str], catalog: PluginSet | None = None) -> Config:
+    """Read, substitute, validate and cross-check the config file at ``path``.
+
+    ``catalog`` holds the plugins the file may name (none without one)."""
+    source, text = _read(path)
+    return load_config_text(text, source=source, catalog=catalog)
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The name and text of the file at ``path``; ConfigError when it cannot be read."""
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8-sig") as file:
-            text = file.read()
+            return source, file.read()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError([ConfigIssue("", f"cannot read config file: {reason}", source)]) from exc
     except UnicodeDecodeError as exc:
         issue = ConfigIssue("", f"config file is not UTF-8 text: {exc}", source)
         raise ConfigError([issue]) from exc
-    return load_config_text(text, source=source)
 
 
 def load_config_text(
-    text: str, source: str = "<config>", env: Mapping[str, str] | None = None
+    text: str,
+    source: str = "<config>",
+    env: Mapping[str, str] | None = None,
+    *,
+    catalog: PluginSet | None = None,
 ) -> Config:
     """Like :func:`load_config` for text already read; ``env`` defaults to ``os.environ``."""
     report = _Report(source)
     reader = _TreeReader(report, os.environ if env is None else env)
     data = reader.read_document(text)
+    return _validated(report, data, catalog)
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Only the :class:`Settings` of the config file at ``path`` (listen, workers, run
+    directory, ...): problems elsewhere in the file, such as a ``${VAR}`` of a secret that
+    is not set here, are not looked at."""
+    source, text = _read(path)
+    report = _Report(source)
+    data = _TreeReader(report, os.environ if env is None else env).read_document(text)
+    fields = list(Settings.model_fields)
+    report.issues = [issue for issue in report.issues if _names_one_of(issue.location, fields)]
+    settings = {key: value for key, value in data.items() if key in fields}
     try:
-        config = Config.model_validate(data)
+        result = Settings.model_validate(settings)
     except ValidationError as exc:
-        _add_validation_issues(report, exc, data, skip=reader.unreadable)
-    else:
-        _add_reference_issues(report, config)
-        _add_plugin_issues(report, config)
+        _add_validation_issues(report, exc, settings, skip=report.unreadable)
+        raise ConfigError(report.sorted_issues()) from None
     if report.issues:
         raise ConfigError(report.sorted_issues())
-    return config
+    return result
+
+
+def _names_one_of(location: str, keys: list[str]) -> bool:
+    return any(location == key or location.startswith((f"{key}.", f"{key}[")) for key in keys)
+
+
+def validate(data: object, catalog: PluginSet | None = None) -> Config:
+    """The config that plain ``data`` (mappings, lists, strings, numbers) declares.
+
+    Raises :class:`ConfigError` with every issue, as loading a file does but without
+    line numbers.  ``catalog`` holds the plugins ``data`` may name (none without one).
+    """
+    report = _Report(None)
+    if not isinstance(data, Mapping):
+        report.add((), _top_level_message(data))
+        raise ConfigError(report.sorted_issues())
+    return _validated(report, dict(data), catalog)
+
+
+def _validated(report: _Report, data: dict[str, object], catalog: PluginSet | None) -> Config:
+    plugins = catalog if catalog is not None else NoPlugins()
+    try:
+        config: Config | None = Config.model_validate(data)
+    except ValidationError as exc:
+        config = None
+        _add_validation_issues(report, exc, data, skip=report.unreadable)
+    _add_reference_issues(report, data)
+    _add_plugin_issues(report, data, plugins)
+    credentials = _checked_credentials(report, data, plugins)
+    if report.issues or config is None:
+        raise ConfigError(report.sorted_issues())
+    return _with_credentials(config, credentials)
+
+
+def _top_level_message(data: object) -> str:
+    return (
+        "the top level must be a mapping of keys such as 'listen', 'targets' and "
+        f"'routes', not {_kind(data)}"
+    )
 
 
 def format_location(path: Path) -> str:
@@ -93,9 +166,11 @@ def format_location(path: Path) -> str:
 class _Report:
     """Issues found so far and the line of every value, to say where each one is."""
 
-    source: str
+    source: str | None
     lines: dict[Path, int] = field(default_factory=dict)
     issues: list[ConfigIssue] = field(default_factory=list)
+    #: paths whose value could not be read as written, already reported
+    unreadable: list[Path] = field(default_factory=list)
 
     def line_of(self, path: Path) -> int | None:
         """Line of the deepest part of ``path`` written in the file."""
@@ -109,6 +184,11 @@ class _Report:
         line = line or self.line_of(path)
         self.issues.append(ConfigIssue(format_location(path), message, self.source, line))
 
+    def add_found(self, path: Path, message: str) -> None:
+        """Add a problem a check found, unless the value was unreadable (said already)."""
+        if not any(path[: len(bad)] == bad for bad in self.unreadable):
+            self.add(path, message)
+
     def sorted_issues(self) -> list[ConfigIssue]:
         return sorted(self.issues, key=lambda issue: (issue.line is None, issue.line or 0))
 
@@ -120,8 +200,6 @@ class _TreeReader:
         self.report = report
         self.env = env
         self.json_numbers = False
-        #: paths whose value could not be read as written, already reported
-        self.unreadable: list[Path] = []
         self._constructor = yaml.SafeLoader("")
         self._open: set[int] = set()  # nodes being read: an alias inside one is a cycle
 
@@ -132,7 +210,7 @@ class _TreeReader:
             # JSON allows tabs between tokens where YAML does not; valid JSON has no
             # raw tab inside a string (RFC 8259 section 7), so replacing them is safe.
             text = text.replace("\t", " ")
-        source = self.report.source
+        source = self.report.source or "<config>"
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
@@ -143,11 +221,7 @@ class _TreeReader:
         if data is None:
             return {}
         if not isinstance(data, dict):
-            message = (
-                "the top level must be a mapping of keys such as 'listen', 'targets' and "
-                f"'routes', not {_kind(data)}"
-            )
-            self.report.add((), message)
+            self.report.add((), _top_level_message(data))
             raise ConfigError(self.report.sorted_issues())
         return data
 
@@ -173,7 +247,7 @@ class _TreeReader:
 
     def _unreadable(self, path: Path, message: str) -> None:
         self.report.add(path, message)
-        self.unreadable.append(path)
+        self.report.unreadable.append(path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, object]:
         result: dict[str, object] = {}
@@ -354,72 +428,62 @@ def _is_model(kind: Any) -> bool:
     return isinstance(kind, type) and issubclass(kind, BaseModel)
 
 
-# -- references between entities --------------------------------------------------------
+# -- references between entities, plugins and credentials --------------------------------
+#
+# These checks read the plain data, not the validated models, so that they run (and
+# find what they find) whatever the models refused elsewhere.  Each looks only at
+# values of the shape it needs; a value of another shape is the models' to report.
 
 
-def _add_plugin_issues(report: _Report, config: Config) -> None:
-    """Every plugin name must exist and its config must validate against its model."""
-    from quiver.plugins.registry import registry  # plugins import the config package
-
-    known = registry()
-    consumers = [consumer.name for consumer in config.consumers]
-    levels: list[tuple[Path, dict[str, dict[str, object]]]] = [((), config.plugins)]
-    levels += [(("targets", i), t.plugins) for i, t in enumerate(config.targets)]
-    levels += [(("routes", i), r.plugins) for i, r in enumerate(config.routes)]
-    levels += [(("consumers", i), c.plugins) for i, c in enumerate(config.consumers)]
-    for prefix, plugins in levels:
-        for name, settings in plugins.items():
-            where: Path = (*prefix, "plugins", name)
-            plugin = known.get(name)
-            if plugin is None:
-                message = f"unknown plugin '{name}'" + _suggestion(name, sorted(known))
-                report.add(where, message + " (see: quiver plugins)")
-                continue
-            if prefix[:1] == ("consumers",) and plugin.identifies_consumers:
-                report.add(where, f"'{name}' identifies consumers: it cannot be attached to one")
-                continue
-            try:
-                validated = plugin.Config.model_validate(settings)
-            except ValidationError as exc:
-                fields = list(plugin.Config.model_fields)
-                for error in exc.errors(include_url=False):
-                    loc = tuple(error["loc"])
-                    if error["type"] == "extra_forbidden":
-                        key = loc[-1]
-                        message = f"unknown key '{key}'" + _suggestion(key, fields)
-                    elif error["type"] == "missing":
-                        loc, message = loc[:-1], f"missing required key '{loc[-1]}'"
-                    else:
-                        message = _plain(str(error["msg"]))
-                    report.add((*where, *loc), message)
-                continue
-            anonymous = getattr(validated, "anonymous", None)
-            if anonymous is not None and anonymous not in consumers:
-                message = f"unknown consumer '{anonymous}'" + _suggestion(anonymous, consumers)
-                report.add((*where, "anonymous"), message)
+def _items(data: Mapping[str, object], section: str) -> list[tuple[int, dict[str, object]]]:
+    """The mappings of the list ``data[section]``, with their index."""
+    items = data.get(section)
+    if not isinstance(items, list):
+        return []
+    return [(index, item) for index, item in enumerate(items) if isinstance(item, dict)]
 
 
-def _add_reference_issues(report: _Report, config: Config) -> None:
-    _check_unique(report, "targets", "target", [target.name for target in config.targets])
-    _check_unique(report, "routes", "route", [route.name for route in config.routes])
-    _check_unique(report, "consumers", "consumer", [c.name for c in config.consumers])
-    targets = list(dict.fromkeys(target.name for target in config.targets))
-    for index, route in enumerate(config.routes):
-        if route.target not in targets:
+def _names(data: Mapping[str, object], section: str) -> list[tuple[int, str]]:
+    named = [(index, item.get("name")) for index, item in _items(data, section)]
+    return [(index, name) for index, name in named if isinstance(name, str)]
+
+
+def _add_reference_issues(report: _Report, data: Mapping[str, object]) -> None:
+    _check_unique(report, "targets", "target", _names(data, "targets"))
+    _check_unique(report, "routes", "route", _names(data, "routes"))
+    _check_unique(report, "consumers", "consumer", _names(data, "consumers"))
+    targets = list(dict.fromkeys(name for _, name in _names(data, "targets")))
+    for index, route in _items(data, "routes"):
+        target = route.get("target")
+        if isinstance(target, str) and target not in targets:
             if targets:
                 defined = ", ".join(f"'{name}'" for name in targets)
-                message = f"unknown target '{route.target}' (defined targets: {defined})"
+                message = f"unknown target '{target}' (defined targets: {defined})"
             else:
-                message = f"unknown target '{route.target}': no targets are defined"
-            message += _suggestion(route.target, targets)
-            report.add(("routes", index, "target"), message)
-        if route.rewrite is not None:
-            _check_rewrite(report, ("routes", index, "rewrite"), route.rewrite, route.paths)
+                message = f"unknown target '{target}': no targets are defined"
+            message += _suggestion(target, targets)
+            report.add_found(("routes", index, "target"), message)
+        rewrite, paths = route.get("rewrite"), _usable_paths(route.get("paths"))
+        if isinstance(rewrite, str) and paths:
+            _check_rewrite(report, ("routes", index, "rewrite"), rewrite, paths)
 
 
-def _check_unique(report: _Report, section: str, noun: str, names: list[str]) -> None:
+def _usable_paths(paths: object) -> list[str]:
+    """The route paths whose parameters can be told (all of them, or none)."""
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+        return []
+    for path in paths:
+        if path.startswith("~"):
+            try:
+                re.compile(path[1:])
+            except re.error:
+                return []  # the model reports the bad regex
+    return list(paths)
+
+
+def _check_unique(report: _Report, section: str, noun: str, names: list[tuple[int, str]]) -> None:
     first: dict[str, int] = {}
-    for index, name in enumerate(names):
+    for index, name in names:
         if name in first:
             earlier = (section, first[name], "name")
             line = report.line_of(earlier)
@@ -427,6 +491,102 @@ def _check_unique(report: _Report, section: str, noun: str, names: list[str]) ->
             report.add((section, index, "name"), f"duplicate {noun} name '{name}' (also {where})")
         else:
             first[name] = index
+
+
+def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:
+    """Every plugin name must exist and its config must validate against its model."""
+    consumers = [name for _, name in _names(data, "consumers")]
+    levels: list[tuple[Path, object]] = [((), data.get("plugins"))]
+    for section in ("targets", "routes", "consumers"):
+        levels += [((section, i), item.get("plugins")) for i, item in _items(data, section)]
+    for prefix, plugins in levels:
+        if not isinstance(plugins, dict):
+            continue
+        for name, settings in plugins.items():
+            where: Path = (*prefix, "plugins", name)
+            plugin = known.get(name)
+            if plugin is None:
+                message = f"unknown plugin '{name}'" + _suggestion(name, sorted(known.names()))
+                report.add_found(where, message + " (see: quiver plugins)")
+                continue
+            if prefix[:1] == ("consumers",) and plugin.identifies_consumers:
+                report.add(where, f"'{name}' identifies consumers: it cannot be attached to one")
+                continue
+            if not isinstance(settings, dict):
+                continue
+            validated = _validated_part(report, where, plugin.Config, settings)
+            anonymous = getattr(validated, "anonymous", None)
+            if anonymous is not None and anonymous not in consumers:
+                message = f"unknown consumer '{anonymous}'" + _suggestion(anonymous, consumers)
+                report.add_found((*where, "anonymous"), message)
+
+
+Validated = dict[int, dict[str, list[Credential]]]
+
+
+def _checked_credentials(
+    report: _Report, data: Mapping[str, object], known: PluginSet
+) -> Validated:
+    """Each consumer's credentials validated by the model of the plugin they are filed
+    under, by consumer index."""
+    models = known.credential_models()
+    validated: Validated = {}
+    for index, consumer in _items(data, "consumers"):
+        credentials = consumer.get("credentials")
+        if not isinstance(credentials, dict):
+            continue
+        mine = validated[index] = {}
+        for name, items in credentials.items():
+            where: Path = ("consumers", index, "credentials", name)
+            model = models.get(name)
+            if model is None:
+                report.add_found(where, f"unknown key '{name}'" + _suggestion(name, list(models)))
+                continue
+            if not isinstance(items, list):
+                continue
+            mine[name] = [
+                credential
+                for position, item in enumerate(items)
+                if isinstance(item, dict)
+                and (credential := _validated_part(report, (*where, position), model, item))
+                is not None
+            ]
+    return validated
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated_part(report: _Report, where: Path, model: type[M], value: object) -> M | None:
+    """``value`` validated by ``model``, or None with its problems reported under ``where``."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        fields = list(model.model_fields)
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            if error["type"] == "extra_forbidden":
+                key = loc[-1]
+                message = f"unknown key '{key}'" + _suggestion(key, fields)
+            elif error["type"] == "missing":
+                loc, message = loc[:-1], f"missing required key '{loc[-1]}'"
+            else:
+                message = _plain(str(error["msg"]))
+            report.add_found((*where, *loc), message)
+        return None
+
+
+def _with_credentials(config: Config, validated: Validated) -> Config:
+    """``config`` with each consumer's credentials as their plugin's model."""
+    if not any(validated.values()):
+        return config
+    consumers = [
+        consumer.model_copy(update={"credentials": validated[index]})
+        if validated.get(index)
+        else consumer
+        for index, consumer in enumerate(config.consumers)
+    ]
+    return config.model_copy(update={"consumers": consumers})
 
 
 def _check_rewrite(report: _Report, path: Path, rewrite: str, paths: list[str]) -> None:

@@ -296,7 +296,10 @@ class Route(Strict):
         return value
 
 
-class Config(Strict):
+class Settings(Strict):
+    """How the gateway process runs: read when it starts (a reload warns that changes
+    take effect on restart only)."""
+
     listen: list[Listen] = Field(
         default_factory=lambda: [Listen(address="127.0.0.1:8080")],
         description='Addresses the proxy accepts on: "host:port" or mappings with TLS.',
@@ -304,18 +307,10 @@ class Config(Strict):
     workers: int | Literal["auto"] = Field(
         1, description='Worker processes sharing the port; "auto" is one per CPU.'
     )
-    limits: Limits = Field(default_factory=Limits, description="Client-side limits and timeouts.")
-    timeouts: Timeouts = Field(default_factory=Timeouts, description="Default upstream timeouts.")
-    pool: Pool = Field(default_factory=Pool, description="Default upstream connection pool.")
-    targets: list[Target] = Field(default_factory=list, description="Upstream APIs.")
-    routes: list[Route] = Field(default_factory=list, description="How requests reach targets.")
-    consumers: list[Consumer] = Field(
-        default_factory=list, description="Callers of the APIs and their credentials."
-    )
-    plugins: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="Plugins by name with their config (see `quiver plugins`); they "
-        "apply to every route.",
+    run_dir: str | None = Field(
+        None,
+        description="Where workers write their status for `quiver status` (`--run-dir` "
+        "overrides it); by default a directory named after the first listen address.",
     )
     watch: bool = Field(False, description="Reload when the config file changes, as on SIGHUP.")
     drain_timeout: Duration = Field(
@@ -336,3 +331,39 @@ class Config(Strict):
         if isinstance(value, int) and value < 1:
             raise ValueError("workers must be at least 1 or 'auto'")
         return value
+
+
+class Declaration(Strict):
+    """What the gateway serves: targets, routes, consumers, plugins and limits.  A
+    reload applies it to running workers without dropping a request."""
+
+    limits: Limits = Field(default_factory=Limits, description="Client-side limits and timeouts.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Default upstream timeouts.")
+    pool: Pool = Field(default_factory=Pool, description="Default upstream connection pool.")
+    targets: list[Target] = Field(default_factory=list, description="Upstream APIs.")
+    routes: list[Route] = Field(default_factory=list, description="How requests reach targets.")
+    consumers: list[Consumer] = Field(
+        default_factory=list, description="Callers of the APIs and their credentials."
+    )
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Plugins by name with their config (see `quiver plugins`); they "
+        "apply to every route.",
+    )
+
+
+class Config(Declaration, Settings):
+    """A whole config file: its :class:`Settings` and its :class:`Declaration`, written
+    side by side at the top level."""
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.model_construct(**{name: getattr(self, name) for name in _SETTINGS})
+
+    @property
+    def declaration(self) -> Declaration:
+        return Declaration.model_construct(**{name: getattr(self, name) for name in _DECLARATION})
+
+
+_SETTINGS = tuple(Settings.model_fields)
+_DECLARATION = tuple(Declaration.model_fields)

@@ -88,7 +88,8 @@ def type_name(annotation: Any) -> str:
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
+        # a model without fields of its own (a consumer's credential) is described elsewhere
+        return [annotation] if annotation.model_fields else []
     found: list[type[BaseModel]] = []
     for arg in typing.get_args(annotation):
         found.extend(_models_in(arg))

@@ -41,6 +41,11 @@ A phase set to ``None`` on an instance is not run for it (the response-transform
 drops its ``response_body`` phase when it has no JSON edits, so its routes keep the
 node's framing).
 
+An authentication plugin that checks credentials of its own declares their model
+as ``credential`` (a ``CredentialModel``); consumers then file them under the
+plugin's name (``credentials: {api-token: [{token: ...}]}``) and the config is
+validated against it, with no change anywhere else.
+
 Plugins run in ``priority`` order, highest first (authentication plugins sit
 near 1000 to 2000, rate limiting below them, transformations lower still).  A plugin
 instance is built once per route when the config loads, never per request.
@@ -53,8 +58,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from quiver.config.base import Strict
+from quiver.config.consumers import CredentialModel
 from quiver.config.models import Limits
-from quiver.proxy.consumers import ConsumerRuntime, Consumers
+from quiver.plugins.consumers import ConsumerRuntime, Consumers
 
 PHASES = ("access", "response_headers", "response_body", "log")
 
@@ -134,6 +140,9 @@ class Plugin(Generic[C]):
 
     #: True for authentication plugins: they cannot be attached to a consumer
     identifies_consumers: ClassVar[bool] = False
+    #: the model of the credentials consumers file under this plugin's name (``None``:
+    #: the plugin has none); the plugin indexes them itself (``Consumers.credentials``)
+    credential: ClassVar[type[CredentialModel] | None] = None
     #: True when its ``access`` phase reads ``request.body`` (see the module docstring)
     reads_body: bool = False
 

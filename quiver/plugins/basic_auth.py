@@ -15,16 +15,67 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from quiver.config.consumers import CredentialModel
 from quiver.errors import Unauthorized
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
-from quiver.proxy.consumers import ConsumerRuntime, Consumers, PasswordHash
+from quiver.plugins.consumers import ConsumerRuntime, Consumers
+from quiver.plugins.passwords import PasswordHash, check_scrypt_hash
 
 _CHALLENGE = ((b"WWW-Authenticate", b'Basic realm="quiver"'),)
 _CACHE_SIZE = 1024
 # scrypt takes ~16 MiB and tens of milliseconds per check: a few at a time, in threads
 _PARALLEL_CHECKS = min(4, os.cpu_count() or 1)
+
+
+class BasicAuthCredential(CredentialModel):
+    username: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^:\x00-\x1f\x7f]+$",
+        description="The user-id of HTTP Basic authentication (RFC 7617: no colon).",
+    )
+    password: str | None = Field(
+        None,
+        min_length=1,
+        repr=False,
+        description='The password, e.g. "${ALICE_PASSWORD}"; hashed with scrypt when the '
+        "config loads, and only the hash is used.",
+    )
+    password_hash: str | None = Field(
+        None,
+        description='"scrypt$<n>$<r>$<p>$<salt>$<hash>" (salt and hash in base64), so the '
+        "password need not be in the file and no hashing delays the start "
+        "(`python -m quiver.plugins.basic_auth` prints one).",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> BasicAuthCredential:
+        if (self.password is None) == (self.password_hash is None):
+            raise ValueError("give exactly one of 'password' or 'password_hash'")
+        if self.password_hash is not None:
+            check_scrypt_hash(self.password_hash)
+        return self
+
+    def hashed(self) -> PasswordHash:
+        if self.password is not None:
+            return PasswordHash.create(self.password.encode())
+        return PasswordHash.parse(self.password_hash or "")
+
+
+#: username (UTF-8) -> each password hash with its consumer; a username on two
+#: consumers (or twice, while a password is rotated) is told apart by the password
+Passwords = dict[bytes, tuple[tuple[PasswordHash, ConsumerRuntime], ...]]
+
+
+def index_passwords(consumers: Consumers) -> Passwords:
+    """Every basic-auth credential by username (plaintext passwords hashed now)."""
+    index: Passwords = {}
+    for credential, consumer in consumers.credentials("basic-auth", BasicAuthCredential):
+        user = credential.username.encode()
+        index[user] = (*index.get(user, ()), (credential.hashed(), consumer))
+    return index
 
 
 class BasicAuthConfig(PluginConfig):
@@ -49,6 +100,7 @@ class BasicAuth(Plugin[BasicAuthConfig]):
     priority = 1100
     identifies_consumers = True
     Config = BasicAuthConfig
+    credential = BasicAuthCredential
 
     def __init__(self, config: BasicAuthConfig, context: PluginContext) -> None:
         super().__init__(config, context)
@@ -108,7 +160,8 @@ class PasswordVerifier:
     """
 
     def __init__(self, consumers: Consumers, size: int = _CACHE_SIZE) -> None:
-        self.by_username = consumers.by_username
+        # (hashing the plaintext passwords takes scrypt's time: once per config)
+        self.by_username = consumers.shared(index_passwords, lambda: index_passwords(consumers))
         self.size = size
         self._key = secrets.token_bytes(32)
         self._verified: OrderedDict[bytes, ConsumerRuntime] = OrderedDict()

@@ -16,7 +16,7 @@ from typing import Any
 
 from quiver.config.models import Config, Route, Target
 from quiver.plugins.base import Plugin, PluginContext
-from quiver.plugins.registry import registry
+from quiver.plugins.catalog import Catalog
 
 Phase = Callable[..., Any]
 Settings = Mapping[str, Mapping[str, Any]]
@@ -30,9 +30,9 @@ def attached(config: Config, target: Target, route: Route) -> dict[str, Mapping[
     return merged
 
 
-def build(settings: Settings, context: PluginContext) -> dict[str, Plugin[Any]]:
-    """Plugin instances for validated ``settings``, by name."""
-    plugins = registry()
+def build(settings: Settings, context: PluginContext, catalog: Catalog) -> dict[str, Plugin[Any]]:
+    """Plugin instances for validated ``settings``, by name, from the classes of ``catalog``."""
+    plugins = catalog
     return {
         name: plugins[name](plugins[name].Config.model_validate(dict(raw)), context)
         for name, raw in settings.items()

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from quiver.config.reference import describe_default, type_name
 from quiver.plugins.base import Plugin
-from quiver.plugins.registry import BUILT_IN
+from quiver.plugins.builtin import BUILT_IN
 
 
 def render(plugin: type[Plugin[Any]]) -> str:
@@ -27,12 +29,30 @@ def render(plugin: type[Plugin[Any]]) -> str:
         "| key | type | default | meaning |",
         "|---|---|---|---|",
     ]
-    for key, field in plugin.Config.model_fields.items():
+    lines += _rows(plugin.Config)
+    if plugin.credential is not None:
+        lines += [
+            "",
+            "## Credentials",
+            "",
+            f"A consumer lists its credentials under `credentials: {{{plugin.name}: [...]}}`, "
+            "each with these keys:",
+            "",
+            "| key | type | default | meaning |",
+            "|---|---|---|---|",
+            *_rows(plugin.credential),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _rows(model: type[BaseModel]) -> list[str]:
+    rows = []
+    for key, field in model.model_fields.items():
         default = describe_default(field, nested=None)
-        lines.append(
+        rows.append(
             f"| `{key}` | {type_name(field.annotation)} | {default} | {field.description} |"
         )
-    return "\n".join(lines) + "\n"
+    return rows
 
 
 def write(directory: Path) -> None:

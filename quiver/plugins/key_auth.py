@@ -2,14 +2,67 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from urllib.parse import parse_qsl, urlencode
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from quiver.config.consumers import CredentialModel
 from quiver.errors import Unauthorized
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
+from quiver.plugins.consumers import ConsumerRuntime, Consumers
 
 _CHALLENGE = ((b"WWW-Authenticate", b'Key realm="quiver"'),)
+_KEY_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class KeyAuthCredential(CredentialModel):
+    key: str | None = Field(
+        None,
+        min_length=8,
+        description='The API key, e.g. "${ALICE_KEY}"; only its SHA-256 is kept in memory.',
+    )
+    key_hash: str | None = Field(
+        None,
+        description='"sha256:<hex>" of the key, so the key itself need not be in the file '
+        "(`quiver keys new` prints a key with its hash).",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> KeyAuthCredential:
+        if (self.key is None) == (self.key_hash is None):
+            raise ValueError("give exactly one of 'key' or 'key_hash'")
+        if self.key_hash is not None and not _KEY_HASH.match(self.key_hash):
+            raise ValueError("key_hash must look like sha256:<64 lowercase hex digits>")
+        return self
+
+    def digest(self) -> bytes:
+        if self.key is not None:
+            return key_digest(self.key.encode())
+        return bytes.fromhex((self.key_hash or "")[len("sha256:") :])
+
+
+def key_digest(key: bytes) -> bytes:
+    """API keys are looked up by their SHA-256 digest: the plaintext of a key is never
+    kept, and looking a digest up in a dict reveals nothing useful through timing (an
+    attacker cannot steer the digest of a guess)."""
+    return hashlib.sha256(key).digest()
+
+
+class ApiKeys:
+    """The consumers' API keys by digest, built once per config."""
+
+    __slots__ = ("by_digest",)
+
+    def __init__(self, consumers: Consumers) -> None:
+        self.by_digest = {
+            credential.digest(): consumer
+            for credential, consumer in consumers.credentials("key-auth", KeyAuthCredential)
+        }
+
+    def by_api_key(self, key: bytes) -> ConsumerRuntime | None:
+        return self.by_digest.get(key_digest(key))
 
 
 class KeyAuthConfig(PluginConfig):
@@ -38,13 +91,14 @@ class KeyAuth(Plugin[KeyAuthConfig]):
     priority = 1250
     identifies_consumers = True
     Config = KeyAuthConfig
+    credential = KeyAuthCredential
 
     def __init__(self, config: KeyAuthConfig, context: PluginContext) -> None:
         super().__init__(config, context)
         self.headers = tuple(name.lower().encode() for name in config.header_names)
         self.hide = config.hide_credentials  # (plain attributes: read every request)
         self.query_names = frozenset(config.query_names)
-        self.consumers = context.consumers
+        self.keys = context.consumers.shared(ApiKeys, lambda: ApiKeys(context.consumers))
         self.anonymous = (
             context.consumers.by_name.get(config.anonymous) if config.anonymous else None
         )
@@ -66,7 +120,7 @@ class KeyAuth(Plugin[KeyAuthConfig]):
                 request.set_consumer(self.anonymous)
                 return
             raise Unauthorized("no API key in the request", headers=_CHALLENGE)
-        consumer = self.consumers.by_api_key(key)
+        consumer = self.keys.by_api_key(key)
         if consumer is None:
             raise Unauthorized("invalid API key", headers=_CHALLENGE)
         request.set_consumer(consumer)

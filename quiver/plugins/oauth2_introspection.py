@@ -18,9 +18,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from quiver.config.base import Duration
 from quiver.errors import Forbidden, Unauthorized
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
+from quiver.plugins.consumers import ConsumerRuntime
 from quiver.plugins.introspection import Introspector
 from quiver.plugins.introspection_client import IntrospectionClient
-from quiver.proxy.consumers import ConsumerRuntime
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from quiver.http.fields import CONSUMER_FIELDS, SPECIAL_REQUEST_HEADERS
 from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.json_body import (
     JsonEdits,
@@ -26,7 +27,6 @@ from quiver.plugins.transform import (
     header_name,
     renamed_once,
 )
-from quiver.proxy.request import CONSUMER_FIELDS, SPECIAL_REQUEST_HEADERS
 
 # Fields the proxy interprets or writes itself (Host, framing, hop-by-hop, X-Forwarded-*).
 # The proxy's own fields, except the consumer identity: a plugin may rename that one

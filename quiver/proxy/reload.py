@@ -1,88 +1,77 @@
-"""Reloading the config file into a running worker without dropping a request.
+"""Reloading the config into a running worker without dropping a request.
 
-A reload reads and validates the whole file first; an invalid file is refused with
-a log line naming every problem and the worker keeps serving the config it has.
-A valid one is compiled into a new snapshot that replaces the old one in a single
-assignment (``ProxyServer.swap``).  Triggers: SIGHUP, and with ``watch: true`` a
-change of the file (polled once a second: size, mtime and inode).
+A reload loads and validates the whole config from its source first; an invalid one
+is refused with a log line naming every problem and the worker keeps serving the
+config it has.  A valid one is compiled into a new snapshot that replaces the old
+one in a single assignment (``ProxyServer.swap``); its settings (``listen``,
+``workers``, ...) take effect on restart only.  The source says when to reload: for
+the config file, SIGHUP, and with ``watch: true`` a change of the file
+(:class:`quiver.config.sources.FileSource`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 
-from quiver.config import load_config
 from quiver.config.models import Config
+from quiver.config.plugin_set import PluginSet
+from quiver.config.sources import (
+    WATCH_INTERVAL,
+    ConfigSource,
+    FileSource,
+    file_signature,
+    restart_only_changes,
+)
 from quiver.errors import ConfigError
 from quiver.proxy.server import ProxyServer
 
 log = logging.getLogger("quiver.reload")
 
-WATCH_INTERVAL = 1.0
+__all__ = ["WATCH_INTERVAL", "Reloader", "file_signature", "read_config"]
 
 
-def read_config(path: str) -> Config | None:
-    """The config at ``path``, or None (logged) when it cannot be used."""
+def read_config(source: ConfigSource | str, catalog: PluginSet | None = None) -> Config | None:
+    """The config of ``source`` (a source, or a file path read with ``catalog``), or
+    None (logged) when it cannot be used."""
+    if isinstance(source, str):
+        source = FileSource(source, catalog)
     try:
-        return load_config(path)
+        return source.load()
     except ConfigError as exc:
         log.error("config reload refused, still serving the previous config:\n%s", exc)
     except OSError as exc:
-        log.error("config reload refused, cannot read %s: %s", path, exc.strerror)
+        log.error("config reload refused, cannot read %s: %s", source.name, exc.strerror)
     return None
-
-
-def file_signature(path: str) -> tuple[int, int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 class Reloader:
     def __init__(
-        self, server: ProxyServer, path: str, loop: asyncio.AbstractEventLoop, *, watch: bool
+        self, server: ProxyServer, source: ConfigSource, loop: asyncio.AbstractEventLoop
     ) -> None:
         self.server = server
-        self.path = path
+        self.source = source
         self.loop = loop
-        self.watch = watch
-        self._signature = file_signature(path)
-        self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        self.loop.add_signal_handler(signal.SIGHUP, self.reload)
-        if self.watch:
-            self._handle = self.loop.call_later(WATCH_INTERVAL, self._poll)
+        self.source.watch(self.loop, self.reload)
 
     def stop(self) -> None:
-        self.loop.remove_signal_handler(signal.SIGHUP)
-        if self._handle is not None:
-            self._handle.cancel()
+        self.source.close()
 
     def reload(self) -> bool:
-        config = read_config(self.path)
+        config = read_config(self.source)
         if config is None:
             return False
-        current = self.server.state.snapshot.config
-        if config.listen != current.listen or config.workers != current.workers:
-            log.warning("'listen' and 'workers' changes take effect on restart only")
+        changed = restart_only_changes(self.server.state.snapshot.config, config)
+        if changed:
+            names = ", ".join(f"'{name}'" for name in changed)
+            log.warning("%s changes take effect on restart only", names)
         self.server.swap(config)
         log.info(
             "config reloaded from %s (%d targets, %d routes)",
-            self.path,
+            self.source.name,
             len(config.targets),
             len(config.routes),
         )
         return True
-
-    def _poll(self) -> None:
-        signature = file_signature(self.path)
-        if signature is not None and signature != self._signature:
-            self._signature = signature
-            self.reload()
-        self._handle = self.loop.call_later(WATCH_INTERVAL, self._poll)

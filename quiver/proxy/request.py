@@ -13,32 +13,9 @@ import re
 from typing import Any
 
 from quiver.errors import BadRequest, HeaderFieldsTooLarge
+from quiver.http.fields import CONSUMER_FIELDS as CONSUMER_FIELDS
+from quiver.http.fields import SPECIAL_REQUEST_HEADERS as SPECIAL_REQUEST_HEADERS
 
-# Identity fields only the gateway states (an authentication plugin does); what a
-# client sends under these names is dropped on arrival.
-CONSUMER_FIELDS = frozenset({b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups"})
-
-# Request headers with a meaning to the proxy, never copied upstream as they are:
-# hop-by-hop fields (RFC 9110 §7.6.1) and those the proxy rebuilds itself.
-SPECIAL_REQUEST_HEADERS = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"host",
-        b"content-length",
-        b"expect",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
-        b"x-request-id",
-    }
-    | CONSUMER_FIELDS
-)
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 _MAX_REQUEST_ID = 200

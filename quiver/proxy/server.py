@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
+from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetTypes
 from quiver.proxy.client import ClientConnection
 from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
@@ -68,20 +69,28 @@ def listen_socket(address: str, *, reuse_port: bool, listen: bool = True) -> soc
 
 
 class ProxyServer:
+    """Serves ``config``; its plugins are built from ``catalog`` (the one the config was
+    validated against) and its in-process targets from ``target_types``, and so are
+    those of every config swapped in later."""
+
     def __init__(
         self,
         config: Config,
         loop: asyncio.AbstractEventLoop,
+        catalog: Catalog | None = None,
         *,
         target_types: TargetTypes | None = None,
     ) -> None:
         self.loop = loop
+        self.catalog = catalog if catalog is not None else Catalog()
         #: in-process target types by name, handed in by the entry point
         self.target_types: TargetTypes = dict(target_types or {})
         limits = config.limits
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
         self.sweeper = Sweeper(loop, interval=min(0.5, max(0.02, shortest / 4)))
-        snapshot = compile_snapshot(config, loop, self.sweeper, target_types=self.target_types)
+        snapshot = compile_snapshot(
+            config, loop, self.sweeper, catalog=self.catalog, target_types=self.target_types
+        )
         self.state = ProxyState(loop, snapshot, self.sweeper)
         self.servers: list[asyncio.Server] = []
         self._budget_timer: asyncio.TimerHandle | None = None
@@ -114,7 +123,12 @@ class ProxyServer:
         """
         old = self.state.snapshot
         new = compile_snapshot(
-            config, self.loop, self.sweeper, previous=old, target_types=self.target_types
+            config,
+            self.loop,
+            self.sweeper,
+            previous=old,
+            catalog=self.catalog,
+            target_types=self.target_types,
         )
         self.state.snapshot = new
         _start_checkers(new.targets.values(), old.targets.values())

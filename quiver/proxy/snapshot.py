@@ -22,11 +22,12 @@ from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest, ConfigError, ConfigIssue
 from quiver.plugins.base import PluginContext
+from quiver.plugins.catalog import Catalog
 from quiver.plugins.chain import Chain, attached
 from quiver.plugins.chain import build as build_plugins
+from quiver.plugins.consumers import Consumers
 from quiver.plugins.responder import HTTP_TARGET, TargetType, TargetTypes
 from quiver.proxy.balancing import make_balancer
-from quiver.proxy.consumers import Consumers
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
 from quiver.proxy.redirects import Redirects
@@ -224,14 +225,14 @@ def compile_snapshot(
     loop: asyncio.AbstractEventLoop,
     sweeper: Sweeper,
     previous: Snapshot | None = None,
+    catalog: Catalog | None = None,
     target_types: TargetTypes | None = None,
 ) -> Snapshot:
-    """Compile ``config``; targets whose settings did not change are taken over from
-    ``previous`` whole, with their pooled connections and health state.
-
-    ``target_types`` are the in-process target types by name (see
-    :mod:`quiver.plugins.responder`); an unknown ``type`` is a ConfigError.
-    """
+    """Compile ``config``, building its plugins from ``catalog`` (no plugins without
+    one) and its in-process targets from ``target_types`` (an unknown ``type`` is a
+    ConfigError); targets whose settings did not change are taken over from
+    ``previous`` whole, with their pooled connections and health state."""
+    catalog = catalog if catalog is not None else Catalog()
     context = PluginContext(consumers=Consumers(config.consumers), limits=config.limits)
     targets = {}
     for index, target in enumerate(config.targets):
@@ -247,10 +248,12 @@ def compile_snapshot(
             targets[target.name] = _compile_target(config, target, loop, sweeper)
     models = {target.name: target for target in config.targets}
     # a consumer's plugins are built once and shared by every route's chain
-    by_consumer = {c.name: build_plugins(c.plugins, context) for c in config.consumers if c.plugins}
+    by_consumer = {
+        c.name: build_plugins(c.plugins, context, catalog) for c in config.consumers if c.plugins
+    }
     entries = []
     for route in config.routes:
-        plugins = build_plugins(attached(config, models[route.target], route), context)
+        plugins = build_plugins(attached(config, models[route.target], route), context, catalog)
         chain = Chain(plugins.values()).with_consumers(by_consumer)
         entries.append((route, RouteRuntime(route, targets[route.target], chain)))
     return Snapshot(

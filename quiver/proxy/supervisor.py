@@ -25,6 +25,7 @@ from pathlib import Path
 
 from quiver.config.models import Config, Listen
 from quiver.logconfig import tag_worker
+from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetTypes
 from quiver.proxy.reload import WATCH_INTERVAL, file_signature, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
@@ -47,6 +48,7 @@ class Supervisor:
     target_types: TargetTypes | None = None
     config_path: str | None = None
     run_dir: Path | None = None
+    catalog: Catalog | None = None  # the plugins of the config (and of reloaded ones)
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     indexes: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
@@ -131,6 +133,7 @@ class Supervisor:
                     announce=ready,
                     grace=self.drain_timeout,
                     config_path=self.config_path,
+                    catalog=self.catalog,
                     run_dir=self.run_dir or default_run_dir(self._addresses[0][1]),
                 )
             except BaseException:
@@ -147,7 +150,7 @@ class Supervisor:
         if self.config_path is None:
             log.warning("no config file to reload")
             return
-        config = read_config(self.config_path)
+        config = read_config(self.config_path, self.catalog)
         if config is None:
             return
         self.config = config  # workers started from now on get it too

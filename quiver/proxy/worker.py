@@ -14,6 +14,8 @@ from pathlib import Path
 import uvloop
 
 from quiver.config.models import Config, Listen
+from quiver.config.sources import FileSource
+from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetTypes
 from quiver.proxy.reload import Reloader
 from quiver.proxy.server import BoundAddress, ProxyServer
@@ -29,6 +31,7 @@ class _WorkerOptions:
     path: str | None
     watch: bool
     run_dir: Path | None
+    catalog: Catalog | None
 
 
 def run_worker(
@@ -41,14 +44,16 @@ def run_worker(
     config_path: str | None = None,
     watch: bool = False,
     run_dir: Path | None = None,
+    catalog: Catalog | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain for up to ``grace`` seconds.
 
     With ``config_path``, SIGHUP (and a change of the file when ``watch``) reloads it.
+    Plugins come from ``catalog`` (the one ``config`` was validated against).
     """
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    options = _WorkerOptions(config_path, watch, run_dir)
+    options = _WorkerOptions(config_path, watch, run_dir, catalog)
     try:
         loop.run_until_complete(
             _serve(loop, config, sockets, target_types, announce, grace, options)
@@ -69,11 +74,12 @@ async def _serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = ProxyServer(config, loop, target_types=target_types)
+    server = ProxyServer(config, loop, options.catalog, target_types=target_types)
     addresses = await server.start(sockets)
     reloader = None
     if options.path is not None:
-        reloader = Reloader(server, options.path, loop, watch=options.watch)
+        source = FileSource(options.path, options.catalog, poll=options.watch)
+        reloader = Reloader(server, source, loop)
         reloader.start()
     else:
         loop.add_signal_handler(signal.SIGHUP, log.warning, "no config file to reload")

@@ -78,9 +78,10 @@ def test_json_numbers_with_exponents_are_numbers() -> None:
 
 def test_json_errors_carry_lines() -> None:
     issue = only_issue(
-        '{\n  "routes": [\n    {"name": "r", "paths": ["/"], "target": "t", "x": 1}\n  ]\n}'
+        '{\n  "targets": [{"name": "t", "url": "http://127.0.0.1:9"}],\n  "routes": [\n'
+        '    {"name": "r", "paths": ["/"], "target": "t", "x": 1}\n  ]\n}'
     )
-    assert (issue.location, issue.line) == ("routes[0].x", 3)
+    assert (issue.location, issue.line) == ("routes[0].x", 4)
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# nothing configured yet\n", "---\n", "~\n"])

@@ -15,11 +15,10 @@ from typing import Any
 import pydantic
 import pytest
 
-from quiver.config import load_config_text
-from quiver.config.consumers import BasicAuthCredential
 from quiver.errors import ConfigError
-from quiver.plugins.basic_auth import BasicAuth
-from quiver.proxy.consumers import PasswordHash
+from quiver.plugins.basic_auth import BasicAuth, BasicAuthCredential
+from quiver.plugins.passwords import PasswordHash
+from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo

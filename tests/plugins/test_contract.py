@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pydantic import Field
 
-from quiver.config import load_config_text
-from quiver.errors import Answer, ConfigError, Forbidden
-from quiver.plugins import registry as registry_module
-from quiver.plugins.base import Plugin, PluginConfig, PluginRequest
-from quiver.plugins.registry import PluginDefinitionError, check_plugin
+from quiver.config import validate
+from quiver.config.consumers import CredentialModel
+from quiver.errors import Answer, ConfigError, Forbidden, Unauthorized
+from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
+from quiver.plugins.builtin import BUILT_IN
+from quiver.plugins.catalog import Catalog, PluginDefinitionError, check_plugin
+from quiver.plugins.consumers import ConsumerRuntime
 from quiver.plugins.response import ResponseHead
+from tests.support.catalog import built_in, load_config_text
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
 
@@ -60,12 +62,31 @@ class Gate(Plugin[GateConfig]):
             raise Forbidden("the gate closed after a while")
 
 
-@pytest.fixture(autouse=True)
-def test_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(registry_module, "BUILT_IN", (*registry_module.BUILT_IN, Tag, Gate))
-    registry_module.registry.cache_clear()
-    yield
-    registry_module.registry.cache_clear()
+def test_a_catalog_holds_the_built_in_plugins_by_name() -> None:
+    catalog = built_in()
+    assert [catalog[plugin.name] for plugin in BUILT_IN] == list(BUILT_IN)
+    assert "test-tag" not in catalog
+
+
+def test_plugins_are_added_to_a_new_catalog_and_a_name_cannot_be_taken_twice() -> None:
+    catalog = built_in().with_plugins(Tag)
+    assert catalog["test-tag"] is Tag
+    assert "test-tag" not in built_in()  # the catalog it came from is unchanged
+
+    class Impostor(Tag):
+        name = "key-auth"
+
+    with pytest.raises(PluginDefinitionError, match="two plugins are named 'key-auth'"):
+        catalog.with_plugins(Impostor)
+
+
+def test_a_config_names_only_the_plugins_of_the_catalog_it_is_validated_with() -> None:
+    text = 'targets: [{name: b, url: "http://127.0.0.1:9"}]\nplugins: {test-tag: {value: v}}\n'
+    assert load_config_text(text, catalog=CATALOG).plugins == {"test-tag": {"value": "v"}}
+    with pytest.raises(ConfigError, match="unknown plugin 'test-tag'"):
+        load_config_text(text)  # the built-in catalog has no test-tag
+    with pytest.raises(ConfigError, match="unknown plugin 'test-tag'"):
+        validate({"plugins": {"test-tag": {"value": "v"}}})  # no catalog: no plugins
 
 
 def test_a_class_without_the_declared_metadata_is_refused() -> None:
@@ -119,7 +140,7 @@ routes:
       test-gat: {}
 """
     with pytest.raises(ConfigError) as caught:
-        load_config_text(text, "quiver.yaml")
+        load_config_text(text, "quiver.yaml", catalog=CATALOG)
     messages = [str(issue) for issue in caught.value.issues]
     assert "quiver.yaml:3: plugins.test-tag.colour: unknown key 'colour'" in messages
     assert any(
@@ -148,7 +169,7 @@ def test_route_plugins_override_target_ones_which_override_global_ones() -> None
             target={"test-tag": {"value": "target"}},
             route={},
         )
-        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+        with RunningProxy(config, CATALOG) as proxy, Client(proxy.port) as client:
             headers = dict(client.request("GET", "/").json()["headers"])
         assert headers["X-Tag"] == "target"
         config = config_with(
@@ -157,7 +178,7 @@ def test_route_plugins_override_target_ones_which_override_global_ones() -> None
             target={"test-tag": {"value": "target"}},
             route={"test-tag": {"value": "route"}},
         )
-        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+        with RunningProxy(config, CATALOG) as proxy, Client(proxy.port) as client:
             headers = dict(client.request("GET", "/").json()["headers"])
         assert headers["X-Tag"] == "route"
 
@@ -165,7 +186,7 @@ def test_route_plugins_override_target_ones_which_override_global_ones() -> None
 def test_a_plugin_stops_a_request_with_a_typed_error_before_it_goes_upstream() -> None:
     with Upstream(echo) as node:
         config = config_with(node.url, global_={}, target={}, route={"test-gate": {"allow": False}})
-        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+        with RunningProxy(config, CATALOG) as proxy, Client(proxy.port) as client:
             response = client.request("GET", "/")
             assert response.status == 403
             assert response.header("Content-Type") == "application/problem+json"
@@ -180,7 +201,7 @@ def test_an_access_phase_may_wait_before_deciding(allow: bool, status: int) -> N
     with Upstream(echo) as node:
         route = {"test-gate": {"allow": allow, "delay": 0.05}, "test-tag": {"value": "x"}}
         config = config_with(node.url, global_={}, target={}, route=route)
-        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+        with RunningProxy(config, CATALOG) as proxy, Client(proxy.port) as client:
             response = client.request("POST", "/", body=b"payload")
             assert response.status == status
             if allow:  # the later plugin ran too, and the body waited for the decision
@@ -210,12 +231,7 @@ class Stamp(Plugin[StampConfig]):
         response.remove(b"X-Secret")
 
 
-def test_a_plugin_changes_response_headers_and_can_answer_by_itself(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(registry_module, "BUILT_IN", (*registry_module.BUILT_IN, Stamp))
-    registry_module.registry.cache_clear()
-
+def test_a_plugin_changes_response_headers_and_can_answer_by_itself() -> None:
     def secretive(conn: Any) -> None:
         while conn.read_request() is not None:
             conn.respond(200, b"ok", [("X-Secret", "s3cr3t"), ("X-Kept", "yes")])
@@ -223,7 +239,7 @@ def test_a_plugin_changes_response_headers_and_can_answer_by_itself(
     with Upstream(secretive) as node:
         route = {"test-stamp": {"header": "X-Stamp", "answer_options": True}}
         config = config_with(node.url, global_={}, target={}, route=route)
-        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+        with RunningProxy(config, CATALOG) as proxy, Client(proxy.port) as client:
             response = client.request("GET", "/")
             assert (response.status, response.body) == (200, b"ok")
             assert response.header("X-Stamp") == "stamped"
@@ -258,16 +274,12 @@ class Record(Plugin[RecordConfig]):
 
 
 @pytest.mark.parametrize("fail", [False, True])
-def test_the_log_phase_sees_how_each_request_ended(
-    monkeypatch: pytest.MonkeyPatch, fail: bool
-) -> None:
-    monkeypatch.setattr(registry_module, "BUILT_IN", (*registry_module.BUILT_IN, Record))
-    registry_module.registry.cache_clear()
+def test_the_log_phase_sees_how_each_request_ended(fail: bool) -> None:
     RECORDED.clear()
     with Upstream(echo) as node:
         route = {"test-record": {"fail": fail}, "test-gate": {"allow": True}}
         config = config_with(node.url, global_={}, target={}, route=route)
-        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+        with RunningProxy(config, CATALOG) as proxy, Client(proxy.port) as client:
             assert client.request("GET", "/one").status == 200
             assert client.request("GET", "/two").status == 200
             deadline = time.monotonic() + 5
@@ -277,3 +289,113 @@ def test_the_log_phase_sees_how_each_request_ended(
         assert RECORDED == []  # and the proxy kept serving
     else:
         assert RECORDED == [(200, b"/one"), (200, b"/two")]
+
+
+# -- a plugin that brings its own credential type ---------------------------------------
+
+
+class TokenCredential(CredentialModel):
+    token: str = Field(min_length=8, description="The bearer token of the consumer.")
+
+
+class TokenAuthConfig(PluginConfig):
+    header: str = Field("X-Token", description="Header carrying the token.")
+
+
+INDEX_BUILDS: list[int] = []
+
+
+class TokenAuth(Plugin[TokenAuthConfig]):
+    """Identifies the consumer by a token of its own credential type."""
+
+    name = "test-token"
+    priority = 1300
+    identifies_consumers = True
+    Config = TokenAuthConfig
+    credential = TokenCredential
+
+    def __init__(self, config: TokenAuthConfig, context: PluginContext) -> None:
+        super().__init__(config, context)
+        self.tokens = context.consumers.shared(TokenAuth, lambda: self._index(context))
+        self.header = config.header.lower().encode()
+
+    @staticmethod
+    def _index(context: PluginContext) -> dict[bytes, ConsumerRuntime]:
+        INDEX_BUILDS.append(1)
+        credentials = context.consumers.credentials("test-token", TokenCredential)
+        return {credential.token.encode(): consumer for credential, consumer in credentials}
+
+    def access(self, request: PluginRequest) -> None:
+        consumer = self.tokens.get(request.get(self.header) or b"")
+        if consumer is None:
+            raise Unauthorized("unknown token")
+        request.set_consumer(consumer)
+
+
+CATALOG = built_in().with_plugins(Tag, Gate, Stamp, Record, TokenAuth)
+
+TOKEN_CONFIG = """\
+targets: [{name: b, url: "%s"}]
+plugins:
+  test-token: {}
+routes:
+  - {name: one, paths: ["/one"], target: b}
+  - {name: two, paths: ["/two"], target: b}
+consumers:
+  - name: alice
+    credentials:
+      test-token: [{token: "alice-token"}]
+      key-auth: [{key: "alice-api-key"}]
+"""
+
+
+def test_a_plugin_declares_its_credential_type_and_indexes_it_once_per_config() -> None:
+    INDEX_BUILDS.clear()
+    with Upstream(echo) as node:
+        config = load_config_text(TOKEN_CONFIG % node.url, catalog=CATALOG)
+        [credential] = config.consumers[0].credentials["test-token"]
+        assert isinstance(credential, TokenCredential)
+        with RunningProxy(config, CATALOG) as proxy, Client(proxy.port) as client:
+            for path in ("/one", "/two"):
+                response = client.request("GET", path, headers={"X-Token": "alice-token"})
+                assert dict(response.json()["headers"])["X-Consumer-Username"] == "alice"
+            assert client.request("GET", "/one", headers={"X-Token": "wrong-token"}).status == 401
+    assert INDEX_BUILDS == [1]  # two routes, one index
+
+
+def test_credentials_are_checked_against_the_model_their_plugin_declares() -> None:
+    text = TOKEN_CONFIG.replace('"alice-token"', '"short", colour: red') % "http://127.0.0.1:9"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "quiver.yaml", catalog=CATALOG)
+    found = {(issue.location, issue.line, issue.message) for issue in caught.value.issues}
+    location = "consumers[0].credentials.test-token[0]"
+    assert (f"{location}.colour", 10, "unknown key 'colour'") in found
+    assert (f"{location}.token", 10, "String should have at least 8 characters") in found
+    # without the plugin, its credentials are an unknown key like any other
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(TOKEN_CONFIG % "http://127.0.0.1:9", "quiver.yaml")
+    messages = [str(issue) for issue in caught.value.issues]
+    assert "quiver.yaml:10: consumers[0].credentials.test-token: unknown key 'test-token'" in (
+        messages
+    )
+
+
+def test_a_credential_model_must_be_a_described_credential_model() -> None:
+    class Loose(TokenAuth):
+        credential = TokenAuthConfig  # type: ignore[assignment]
+
+    with pytest.raises(PluginDefinitionError, match="must subclass CredentialModel"):
+        check_plugin(Loose)
+
+    class Bare(CredentialModel):
+        token: str
+
+    class Undescribed(TokenAuth):
+        credential = Bare
+
+    with pytest.raises(PluginDefinitionError, match="credential fields without description"):
+        check_plugin(Undescribed)
+
+
+def test_an_empty_catalog_knows_no_plugin() -> None:
+    assert Catalog().names() == [] and Catalog().credential_models() == {}

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from quiver.plugins.builtin import BUILT_IN
 from quiver.plugins.docs import render
-from quiver.plugins.registry import BUILT_IN
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins"
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from pydantic import Field
 
-from quiver.plugins import registry as registry_module
 from quiver.plugins.base import Plugin, PluginConfig, PluginRequest
 from quiver.plugins.response import ResponseHead
+from tests.support.catalog import built_in
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
@@ -81,22 +81,20 @@ class CoroutineFaulty(Plugin[FaultConfig]):
         raise ValueError("boom in a coroutine")
 
 
+CATALOG = built_in().with_plugins(Faulty, CoroutineFaulty)
+
+
 @pytest.fixture(autouse=True)
-def faulty_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(
-        registry_module, "BUILT_IN", (*registry_module.BUILT_IN, Faulty, CoroutineFaulty)
-    )
-    registry_module.registry.cache_clear()
+def fresh_counts() -> Iterator[None]:
     CALLS.clear()
     yield
-    registry_module.registry.cache_clear()
 
 
 def faulty_proxy(node: Upstream, plugin: str, **settings: Any) -> RunningProxy:
     passive = {"passive": {"failures": 1, "statuses": [500, 502, 503, 504], "cooldown": 60}}
     target = {"url": node.url, "health_check": passive, "retries": None}
     route = {"name": "r", "paths": ["/"], "target": "backend", "plugins": {plugin: settings}}
-    return RunningProxy(make_config({"backend": target}, [route]))
+    return RunningProxy(make_config({"backend": target}, [route]), CATALOG)
 
 
 def fault_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -10,11 +10,11 @@ from typing import Any, cast
 import pydantic
 import pytest
 
-from quiver.config import load_config_text
 from quiver.errors import ConfigError, Forbidden
 from quiver.plugins.base import PluginContext, PluginRequest
+from quiver.plugins.consumers import Consumers
 from quiver.plugins.ip_restriction import IpRestriction
-from quiver.proxy.consumers import Consumers
+from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo

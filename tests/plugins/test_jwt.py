@@ -22,13 +22,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, HMACAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from quiver.config import load_config_text
-from quiver.config.consumers import JwtCredential
 from quiver.errors import ConfigError
 from quiver.plugins.jwt import Jwt
 from quiver.plugins.jwt.fetch import MAX_SIZE, FetchError, fetch
 from quiver.plugins.jwt.handler import header_value
-from quiver.plugins.jwt.keys import parse_jwks
+from quiver.plugins.jwt.keys import JwtCredential, parse_jwks
+from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Conn, Upstream, echo

@@ -9,10 +9,10 @@ from typing import Any
 import pydantic
 import pytest
 
-from quiver.config import load_config_text
 from quiver.errors import ConfigError
 from quiver.plugins.acl import Acl
 from quiver.plugins.key_auth import KeyAuth
+from tests.support.catalog import load_config_text
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
 

@@ -23,10 +23,10 @@ import pydantic
 import pytest
 import trustme
 
-from quiver.config import load_config_text
 from quiver.errors import ConfigError
 from quiver.plugins.introspection import VerdictCache
 from quiver.plugins.oauth2_introspection import OAuth2Introspection
+from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, Response, RunningProxy, make_config
 from tests.support.upstream import Conn, Request, Upstream, echo

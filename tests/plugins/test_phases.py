@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pydantic import Field
 
-from quiver.config import load_config_text
 from quiver.errors import ConfigError, Forbidden
-from quiver.plugins import registry as registry_module
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
+from quiver.plugins.catalog import Catalog
 from quiver.plugins.response import ResponseHead
+from tests.support.catalog import built_in, load_config_text
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Conn, Upstream, echo
 
@@ -105,18 +104,14 @@ class Stamp(Plugin[TailConfig]):
         response.set(b"X-Stamp", self.config.tail.encode())
 
 
-@pytest.fixture(autouse=True)
-def test_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    extra = (Shout, Refuse, Tail, Stamp, Slow)
-    monkeypatch.setattr(registry_module, "BUILT_IN", (*registry_module.BUILT_IN, *extra))
-    registry_module.registry.cache_clear()
-    yield
-    registry_module.registry.cache_clear()
+CATALOG = built_in().with_plugins(Shout, Refuse, Tail, Stamp, Slow)
 
 
-def proxy(url: str, plugins: dict[str, Any], **extra: Any) -> RunningProxy:
+def proxy(
+    url: str, plugins: dict[str, Any], catalog: Catalog = CATALOG, **extra: Any
+) -> RunningProxy:
     route = {"name": "r", "paths": ["/"], "target": "b", "plugins": plugins}
-    return RunningProxy(make_config({"b": url}, [route], **extra))
+    return RunningProxy(make_config({"b": url}, [route], **extra), catalog)
 
 
 def seen_by_node(response: Any) -> tuple[dict[str, str], str]:
@@ -316,9 +311,11 @@ def test_a_failing_body_phase_cuts_the_client_off() -> None:
                 raise RuntimeError("broken")
             return chunk
 
-    registry_module.BUILT_IN = (*registry_module.BUILT_IN, Broken)
-    registry_module.registry.cache_clear()
-    with Upstream(answer(*SIZED)) as node, proxy(node.url, {"test-broken": {}}) as running:
+    catalog = CATALOG.with_plugins(Broken)
+    with (
+        Upstream(answer(*SIZED)) as node,
+        proxy(node.url, {"test-broken": {}}, catalog) as running,
+    ):
         with Client(running.port) as client:
             client.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Break: 1\r\n\r\n")
             raw = client.read_until_close()
@@ -391,7 +388,7 @@ consumers:
       test-stamp: {tail: 3}
 """
     with pytest.raises(ConfigError) as caught:
-        load_config_text(text, "quiver.yaml")
+        load_config_text(text, "quiver.yaml", catalog=CATALOG)
     by_location = {issue.location: issue.message for issue in caught.value.issues}
     assert "cannot be attached" in by_location["consumers[0].plugins.key-auth"]
     assert "consumers[0].plugins.test-stamp.tail" in by_location
@@ -405,7 +402,7 @@ def test_a_body_reader_on_a_consumer_leaves_other_routes_streaming() -> None:
     ]
     with Upstream(echo) as node:
         config = make_config({"b": node.url}, routes, consumers=consumers(alice))
-        with RunningProxy(config) as running, Client(running.port) as client:
+        with RunningProxy(config, CATALOG) as running, Client(running.port) as client:
             chunked = {"Transfer-Encoding": "chunked"}
             open_route = client.request("POST", "/open", chunked, body=b"2\r\nhi\r\n0\r\n\r\n")
             as_bob = client.request(

@@ -13,9 +13,9 @@ import orjson
 import pydantic
 import pytest
 
-from quiver.config import load_config_text
 from quiver.errors import BadRequest, ConfigError
 from quiver.plugins.base import PluginContext
+from quiver.plugins.consumers import Consumers
 from quiver.plugins.request_validator import RequestValidator
 from quiver.plugins.request_validator.params import Param, coerce, gather
 from quiver.plugins.request_validator.problems import (
@@ -24,8 +24,8 @@ from quiver.plugins.request_validator.problems import (
     UnknownOperation,
 )
 from quiver.plugins.request_validator.schemas import pointer
-from quiver.proxy.consumers import Consumers
 from quiver.proxy.problem import problem_body
+from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo

@@ -15,14 +15,14 @@ import pydantic
 import pytest
 import yaml
 
-from quiver.config import load_config_text
 from quiver.config.models import Limits
+from quiver.http.fields import SPECIAL_REQUEST_HEADERS
 from quiver.plugins.base import PluginContext
+from quiver.plugins.consumers import Consumers
 from quiver.plugins.json_body import JsonEdits, is_identity, is_json
 from quiver.plugins.request_transformer import RequestTransformer
 from quiver.plugins.response_transformer import ResponseTransformer
-from quiver.proxy.consumers import Consumers
-from quiver.proxy.request import SPECIAL_REQUEST_HEADERS
+from tests.support.catalog import load_config_text
 from tests.support.proxy import Client, Response, RunningProxy, make_config
 from tests.support.upstream import Conn, Upstream, echo
 

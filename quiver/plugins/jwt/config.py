@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, model_validator
 
 from quiver.config.base import Duration
-from quiver.config.consumers import JwtAlgorithm
 from quiver.plugins.base import PluginConfig
+from quiver.plugins.jwt.keys import JwtAlgorithm
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # a field name (RFC 9110 §5.1)
 

@@ -13,7 +13,7 @@ from quiver.errors import Unauthorized
 from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.jwt.config import JwtConfig
 from quiver.plugins.jwt.jwks import JwksCache
-from quiver.plugins.jwt.keys import VerificationKey, consumer_keys
+from quiver.plugins.jwt.keys import JwtCredential, VerificationKey, consumer_keys
 from quiver.plugins.jwt.tokens import TokenFinder, peek
 
 # RFC 6750 §3: no error code when the request carried no token at all
@@ -58,6 +58,7 @@ class Jwt(Plugin[JwtConfig]):
     priority = 1450
     identifies_consumers = True
     Config = JwtConfig
+    credential = JwtCredential
 
     def __init__(self, config: JwtConfig, context: PluginContext) -> None:
         super().__init__(config, context)

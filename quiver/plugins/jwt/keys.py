@@ -4,15 +4,134 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from jwt import PyJWK, PyJWTError
+from pydantic import Field, field_validator, model_validator
 
-from quiver.config.consumers import JwtCredential, load_public_key, public_key_problem
-from quiver.proxy.consumers import ConsumerRuntime, Consumers
+from quiver.config.consumers import CredentialModel, decode_base64
+from quiver.plugins.consumers import ConsumerRuntime, Consumers
 
 log = logging.getLogger("quiver.plugins.jwt")
+
+JwtAlgorithm = Literal[
+    "HS256", "HS384", "HS512",
+    "RS256", "RS384", "RS512",
+    "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512",
+    "EdDSA",
+]  # fmt: skip
+_EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+
+
+def public_key_problem(algorithm: str, key: object) -> str | None:
+    """Why ``key`` cannot verify ``algorithm`` signatures, or None when it can.
+
+    Tying each key to one family of algorithms is what stops "algorithm confusion":
+    a token cannot have an RSA public key used as an HMAC secret.
+    """
+    if algorithm.startswith(("RS", "PS")):
+        if not isinstance(key, rsa.RSAPublicKey):
+            return f"{algorithm} needs an RSA public key"
+        if key.key_size < 2048:  # RFC 7518 §3.3 and §3.5
+            return f"{algorithm} needs an RSA key of at least 2048 bits, not {key.key_size}"
+        return None
+    if algorithm in _EC_CURVES:
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            return f"{algorithm} needs an EC public key"
+        if key.curve.name != _EC_CURVES[algorithm]:  # RFC 7518 §3.4
+            return f"{algorithm} needs a key on curve {_EC_CURVES[algorithm]}, not {key.curve.name}"
+        return None
+    if algorithm == "EdDSA":
+        if not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            return "EdDSA needs an Ed25519 or Ed448 public key"  # RFC 8037 §3.1
+        return None
+    return f"{algorithm} does not use a public key"
+
+
+def load_public_key(algorithm: str, pem: str) -> PublicKeyTypes:
+    """The PEM public key ``pem``, checked to suit ``algorithm``; ValueError otherwise."""
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError) as exc:
+        raise ValueError("public_key is not a PEM public key (BEGIN PUBLIC KEY)") from exc
+    problem = public_key_problem(algorithm, key)
+    if problem is not None:
+        raise ValueError(problem)
+    return key
+
+
+class JwtCredential(CredentialModel):
+    key: str = Field(
+        min_length=1,
+        description="The token's `iss` claim or `kid` header value that selects this "
+        "credential (which of the two: the jwt plugin's `key_claim`).",
+    )
+    algorithm: JwtAlgorithm = Field(
+        "HS256", description="The only algorithm tokens verified with this credential may use."
+    )
+    secret: str | None = Field(
+        None,
+        repr=False,
+        description='HMAC secret for HS256/384/512, e.g. "${JWT_SECRET}": at least 32, 48 or '
+        "64 bytes (RFC 7518 §3.2).",
+    )
+    secret_base64: bool = Field(
+        False, description="The secret is the base64 (or base64url) form of binary key bytes."
+    )
+    public_key: str | None = Field(
+        None,
+        description="For the RS, PS, ES and EdDSA algorithms: a PEM public key, or the path "
+        "of a file holding one.",
+    )
+
+    @field_validator("public_key")
+    @classmethod
+    def _read_key_file(cls, value: str | None) -> str | None:
+        if value is None or value.lstrip().startswith("-----BEGIN"):
+            return value
+        try:
+            return Path(value).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ValueError(f"cannot read public key file {value!r}: {reason}") from exc
+
+    @model_validator(mode="after")
+    def _fits_algorithm(self) -> JwtCredential:
+        if self.algorithm.startswith("HS"):
+            if self.secret is None or self.public_key is not None:
+                raise ValueError(f"{self.algorithm} needs 'secret' (and no 'public_key')")
+            needed = int(self.algorithm[2:]) // 8
+            if len(self.secret_bytes()) < needed:
+                raise ValueError(f"an {self.algorithm} secret must be at least {needed} bytes")
+        else:
+            if self.public_key is None or self.secret is not None:
+                raise ValueError(f"{self.algorithm} needs 'public_key' (and no 'secret')")
+            load_public_key(self.algorithm, self.public_key)
+        return self
+
+    def secret_bytes(self) -> bytes:
+        """The HMAC key as bytes (UTF-8 of the secret, or its base64 decoded)."""
+        secret = self.secret or ""
+        return decode_base64(secret) if self.secret_base64 else secret.encode()
+
+
+#: iss or kid -> each jwt credential with its consumer (several while a key rotates)
+CredentialIndex = dict[str, tuple[tuple[JwtCredential, ConsumerRuntime], ...]]
+
+
+def index_credentials(consumers: Consumers) -> CredentialIndex:
+    """Every consumer's jwt credential by its ``key`` (built once per config)."""
+    index: CredentialIndex = {}
+    for credential, consumer in consumers.credentials("jwt", JwtCredential):
+        index[credential.key] = (*index.get(credential.key, ()), (credential, consumer))
+    return index
+
 
 # the algorithm PyJWK is told to read each key type as; only the key object is used
 _READ_AS = {"RSA": "RS256", "OKP": "EdDSA", "EC": None}
@@ -33,7 +152,8 @@ KeyIndex = dict[str | None, tuple[VerificationKey, ...]]
 def consumer_keys(consumers: Consumers, allowed: frozenset[str]) -> KeyIndex:
     """Each consumer's jwt credential whose algorithm is allowed, by its iss/kid."""
     index: KeyIndex = {}
-    for selector, entries in consumers.by_jwt_key.items():
+    by_key = consumers.shared(index_credentials, lambda: index_credentials(consumers))
+    for selector, entries in by_key.items():
         keys = tuple(
             VerificationKey(frozenset({credential.algorithm}), _material(credential), consumer)
             for credential, consumer in entries

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from quiver.http.normalize import normalize_path
 from quiver.plugins.request_validator.checks import BodyCheck
 from quiver.plugins.request_validator.operations import Check, Compiler, path_parameters
 from quiver.plugins.request_validator.problems import MethodNotAllowed, UnknownOperation
-from quiver.proxy.routing import normalize_path
 
 
 class Operations:

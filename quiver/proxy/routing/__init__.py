@@ -29,8 +29,8 @@ that cannot beat the best so far is skipped before its methods or headers are
 looked at.
 """
 
+from quiver.http.normalize import normalize_path
 from quiver.proxy.routing.entry import RouteMatch
 from quiver.proxy.routing.matcher import Router
-from quiver.proxy.routing.normalize import normalize_path
 
 __all__ = ["RouteMatch", "Router", "normalize_path"]

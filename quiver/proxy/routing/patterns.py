@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from quiver.proxy.routing.normalize import canonical_pattern, percent_encode_non_ascii
+from quiver.http.normalize import canonical_pattern, percent_encode_non_ascii
 
 Kind = Literal["exact", "prefix", "template", "regex"]
 

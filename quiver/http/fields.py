@@ -1,0 +1,29 @@
+"""Request header fields with a meaning to the gateway (names in lowercase)."""
+
+from __future__ import annotations
+
+# Identity fields only the gateway states (an authentication plugin does); what a
+# client sends under these names is dropped on arrival.
+CONSUMER_FIELDS = frozenset({b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups"})
+
+# Request headers with a meaning to the proxy, never copied upstream as they are:
+# hop-by-hop fields (RFC 9110 §7.6.1) and those the proxy rebuilds itself.
+SPECIAL_REQUEST_HEADERS = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        b"expect",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-request-id",
+    }
+    | CONSUMER_FIELDS
+)

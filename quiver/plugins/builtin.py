@@ -1,0 +1,38 @@
+"""The plugins that ship with Quiver, and the catalog the entry points start from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quiver.plugins.acl import Acl
+from quiver.plugins.base import Plugin
+from quiver.plugins.basic_auth import BasicAuth
+from quiver.plugins.catalog import Catalog
+from quiver.plugins.cors import Cors
+from quiver.plugins.ip_restriction import IpRestriction
+from quiver.plugins.jwt import Jwt
+from quiver.plugins.key_auth import KeyAuth
+from quiver.plugins.oauth2_introspection import OAuth2Introspection
+from quiver.plugins.request_size_limit import RequestSizeLimit
+from quiver.plugins.request_transformer import RequestTransformer
+from quiver.plugins.request_validator import RequestValidator
+from quiver.plugins.response_transformer import ResponseTransformer
+
+BUILT_IN: tuple[type[Plugin[Any]], ...] = (
+    IpRestriction,
+    KeyAuth,
+    BasicAuth,
+    Jwt,
+    Acl,
+    RequestSizeLimit,
+    OAuth2Introspection,
+    Cors,
+    RequestValidator,
+    RequestTransformer,
+    ResponseTransformer,
+)
+
+
+def default_catalog() -> Catalog:
+    """The built-in plugins and those installed as ``quiver.plugins`` entry points."""
+    return Catalog.installed(BUILT_IN)
