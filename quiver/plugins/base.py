@@ -54,6 +54,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from quiver.config.base import Strict
 from quiver.config.models import Limits
+from quiver.plugins.outbound import Outbound
 from quiver.proxy.consumers import ConsumerRuntime, Consumers
 
 PHASES = ("access", "response_headers", "response_body", "log")
@@ -61,10 +62,12 @@ PHASES = ("access", "response_headers", "response_body", "log")
 
 @dataclass(frozen=True)
 class PluginContext:
-    """What a plugin may use when it is built: the config's consumers and limits."""
+    """What a plugin may use when it is built: the config's consumers and limits, and
+    the worker's HTTP client for requests of its own (None where nothing is served)."""
 
     consumers: Consumers
     limits: Limits = field(default_factory=Limits)
+    outbound: Outbound | None = None
 
 
 class PluginConfig(Strict):

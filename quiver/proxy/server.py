@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
 from quiver.proxy.client import ClientConnection
+from quiver.proxy.outbound import OutboundClient
 from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
@@ -72,7 +73,12 @@ class ProxyServer:
         limits = config.limits
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
         self.sweeper = Sweeper(loop, interval=min(0.5, max(0.02, shortest / 4)))
-        self.state = ProxyState(loop, compile_snapshot(config, loop, self.sweeper), self.sweeper)
+        #: the worker's own requests (key sets, introspection, ...), on the live targets
+        self.outbound = OutboundClient(
+            loop, self.sweeper, targets=lambda: self.state.snapshot.targets
+        )
+        snapshot = compile_snapshot(config, loop, self.sweeper, outbound=self.outbound)
+        self.state = ProxyState(loop, snapshot, self.sweeper)
         self.servers: list[asyncio.Server] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
@@ -103,7 +109,9 @@ class ProxyServer:
         mix.  Targets that did not change keep their pools and health state.
         """
         old = self.state.snapshot
-        new = compile_snapshot(config, self.loop, self.sweeper, previous=old)
+        new = compile_snapshot(
+            config, self.loop, self.sweeper, previous=old, outbound=self.outbound
+        )
         self.state.snapshot = new
         _start_checkers(new.targets.values(), old.targets.values())
         kept = {id(target) for target in new.targets.values()}
@@ -148,6 +156,7 @@ class ProxyServer:
         if self._budget_timer is not None:
             self._budget_timer.cancel()
         self.state.snapshot.close()
+        self.outbound.close()
 
 
 def _close_all(targets: list[TargetRuntime]) -> None:

@@ -22,6 +22,7 @@ from quiver.errors import BadRequest
 from quiver.plugins.base import PluginContext
 from quiver.plugins.chain import Chain, attached
 from quiver.plugins.chain import build as build_plugins
+from quiver.plugins.outbound import Outbound
 from quiver.proxy.balancing import make_balancer
 from quiver.proxy.consumers import Consumers
 from quiver.proxy.health import watch_nodes
@@ -195,9 +196,11 @@ def compile_snapshot(
     loop: asyncio.AbstractEventLoop,
     sweeper: Sweeper,
     previous: Snapshot | None = None,
+    outbound: Outbound | None = None,
 ) -> Snapshot:
     """Compile ``config``; targets whose settings did not change are taken over from
-    ``previous`` whole, with their pooled connections and health state."""
+    ``previous`` whole, with their pooled connections and health state.  Plugins get
+    ``outbound`` for requests of their own."""
     targets = {}
     for target in config.targets:
         settings = _target_settings(config, target)
@@ -207,7 +210,9 @@ def compile_snapshot(
         else:
             targets[target.name] = _compile_target(config, target, loop, sweeper)
     models = {target.name: target for target in config.targets}
-    context = PluginContext(consumers=Consumers(config.consumers), limits=config.limits)
+    context = PluginContext(
+        consumers=Consumers(config.consumers), limits=config.limits, outbound=outbound
+    )
     # a consumer's plugins are built once and shared by every route's chain
     by_consumer = {c.name: build_plugins(c.plugins, context) for c in config.consumers if c.plugins}
     entries = []
