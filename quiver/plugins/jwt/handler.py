@@ -72,6 +72,7 @@ class Jwt(Plugin[JwtConfig]):
                 min_refresh=config.jwks_min_refresh,
                 ttl=config.jwks_cache_ttl,
                 timeout=config.jwks_timeout,
+                outbound=context.outbound,
             )
         self.tokens = TokenFinder(config)
         self.decoder = jwt.PyJWT(
