@@ -910,3 +910,107 @@ def test_a_key_set_that_cannot_be_used_keeps_the_keys_and_says_why(
     [record] = caplog.records
     assert record.getMessage().startswith(f"JWKS {server.url} not fetched (")
     assert reason in record.getMessage()
+
+
+# -- verified tokens --------------------------------------------------------------------
+
+
+class CountingDecoder:
+    """Wraps a plugin's PyJWT decoder, counting the tokens it verifies."""
+
+    def __init__(self, plugin: Jwt) -> None:
+        self.calls = 0
+        self.inner = plugin.decoder.decode
+        plugin.decoder.decode = self  # type: ignore[method-assign]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.inner(*args, **kwargs)
+
+
+def test_a_repeated_token_is_verified_once(node: Upstream) -> None:
+    settings = {"claims_to_headers": {"sub": "X-User"}}
+    with proxy(node, settings) as running, Client(running.port) as client:
+        decoder = CountingDecoder(jwt_plugin(running))
+        token = token_for("alice", sub="u-1")
+        for _ in range(3):
+            response = client.request("GET", "/", headers=bearer(token))
+            assert response.status == 200
+            headers = upstream_headers(response)
+            assert headers["x-consumer-username"] == "alice" and headers["x-user"] == "u-1"
+        assert decoder.calls == 1
+
+
+def test_without_a_token_cache_every_request_is_verified(node: Upstream) -> None:
+    with proxy(node, {"token_cache_size": 0}) as running, Client(running.port) as client:
+        decoder = CountingDecoder(jwt_plugin(running))
+        token = token_for("erin")
+        for _ in range(3):
+            assert client.request("GET", "/", headers=bearer(token)).status == 200
+        assert decoder.calls == 3
+
+
+def test_a_remembered_token_is_refused_once_it_expires(node: Upstream) -> None:
+    with proxy(node, {"leeway": 10}) as running, Client(running.port) as client:
+        plugin = jwt_plugin(running)
+        decoder = CountingDecoder(plugin)
+        clock = FakeClock(time.time())
+        plugin.clock = clock
+        token = token_for("alice", exp_in=60)
+        assert client.request("GET", "/", headers=bearer(token)).status == 200
+        clock.advance(60 + 9)  # within the leeway
+        assert client.request("GET", "/", headers=bearer(token)).status == 200
+        clock.advance(2)
+        assert_invalid(client.request("GET", "/", headers=bearer(token)), "expired")
+        assert decoder.calls == 1
+        assert plugin.verified is not None and len(plugin.verified) == 0
+
+
+def test_a_remembered_token_is_refused_before_its_nbf(node: Upstream) -> None:
+    with proxy(node) as running, Client(running.port) as client:
+        plugin = jwt_plugin(running)
+        clock = FakeClock(time.time())
+        plugin.clock = clock
+        token = token_for("ed", nbf=int(time.time()) - 5)
+        assert client.request("GET", "/", headers=bearer(token)).status == 200
+        clock.advance(-60)  # the wall clock stepped back
+        assert_invalid(client.request("GET", "/", headers=bearer(token)), "not valid yet")
+
+
+def test_a_remembered_token_whose_key_left_the_set_is_refused_after_rotation(
+    node: Upstream,
+) -> None:
+    server = KeyServer(jwk(RSA_KEY, "k1"), jwk(EC_KEY, "k2"))
+    with (
+        Upstream(server) as keys,
+        jwks_proxy(node, keys.url) as running,
+        Client(running.port) as client,
+    ):
+        plugin = jwt_plugin(running)
+        old = make_token(RSA_KEY, "RS256", kid="k1")
+        kept = make_token(EC_KEY, "ES256", kid="k2")
+        for token in (old, kept):
+            assert client.request("GET", "/", headers=bearer(token)).status == 200
+        assert plugin.verified is not None and len(plugin.verified) == 2
+        on_loop(running, jwks_of(running).refresh())  # the same set: nothing forgotten
+        assert len(plugin.verified) == 2
+        server.keys = [jwk(EC_KEY, "k2")]  # k1 is withdrawn
+        on_loop(running, jwks_of(running).refresh())
+        assert len(plugin.verified) == 0
+        assert_invalid(client.request("GET", "/", headers=bearer(old)), "no key")
+        assert client.request("GET", "/", headers=bearer(kept)).status == 200
+
+
+def test_the_token_cache_keeps_to_its_size(node: Upstream) -> None:
+    with proxy(node, {"token_cache_size": 2}) as running, Client(running.port) as client:
+        plugin = jwt_plugin(running)
+        decoder = CountingDecoder(plugin)
+        tokens = [token_for("hana", sub=f"user-{i}") for i in range(3)]
+        for token in tokens:
+            assert client.request("GET", "/", headers=bearer(token)).status == 200
+        assert plugin.verified is not None and len(plugin.verified) == 2
+        assert client.request("GET", "/", headers=bearer(tokens[2])).status == 200
+        assert decoder.calls == 3  # the newest is still remembered
+        assert client.request("GET", "/", headers=bearer(tokens[0])).status == 200
+        assert decoder.calls == 4  # the oldest was forgotten
+        assert len(plugin.verified) == 2

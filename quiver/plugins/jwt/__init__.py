@@ -2,7 +2,8 @@
 
 The package keeps the plugin (``handler``) apart from its settings (``config``), the
 keys that verify tokens (``keys``), the JWK Set cache (``jwks``, fetched with the
-worker's outbound client) and finding the token in a request (``tokens``).
+worker's outbound client), the tokens verified lately (``verified``) and finding the
+token in a request (``tokens``).
 """
 
 from quiver.plugins.jwt.config import JwtConfig
