@@ -202,6 +202,9 @@ class Response:
             self.reused = conn is not None
             if conn is None:
                 conn = await self._connect(pool)
+                if conn.transport is None:  # closed by the node as soon as it was opened
+                    self._report("failure")
+                    raise UpstreamResetError(f"{self.label} closed the connection")
             self.conn = conn
             self.node.in_flight += 1
             if self.target is not None and self.target.tracks_latency:
