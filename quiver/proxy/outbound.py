@@ -176,9 +176,7 @@ class Response:
             conn = self._detach()
             if conn is not None:
                 conn.abort()
-                breaker = self.node.breaker
-                if not self.reported and breaker is not None and self.target is not None:
-                    breaker.release()  # abandoned: it says nothing of the node
+            self._release()  # abandoned before the head: it says nothing of the node
 
     async def __aenter__(self) -> Self:
         return self
@@ -224,14 +222,23 @@ class Response:
             raise self.error
 
     async def _connect(self, pool: NodePool) -> UpstreamConnection:
-        if self.deadline is None:
-            return await pool.connect()
         try:
+            if self.deadline is None:
+                return await pool.connect()
             async with asyncio.timeout_at(self.deadline):
                 return await pool.connect()
         except TimeoutError:
             self._report("timeout")
             raise self._timed_out() from None
+        except ServiceUnavailable:
+            self._release()  # our own pool is full: that says nothing of the node
+            raise
+        except HTTPError as exc:
+            self._report("timeout" if failure_kind(exc) == "timeout" else "failure")
+            raise
+        except asyncio.CancelledError:
+            self._release()
+            raise
 
     async def _wait(self) -> None:
         waiter = self._waiter = self.loop.create_future()
@@ -283,6 +290,13 @@ class Response:
             self.node.in_flight -= 1
         return conn
 
+    def _release(self) -> None:
+        """Give back a target node's breaker admission that no outcome will use."""
+        breaker = self.node.breaker
+        if not self.reported and self.target is not None and breaker is not None:
+            self.reported = True
+            breaker.release()
+
     def _report(self, outcome: str) -> None:
         """Tell a target's health checks and breaker how the request went."""
         target, node = self.target, self.node
@@ -304,8 +318,9 @@ class Response:
         if status == 101:
             self.error = BadGateway(f"{self.label} switched protocols without being asked")
             self._detach()
+            conn.abort()
             self._wake()
-            return False  # the connection is dropped
+            return False
         self.status = status
         if self.target is not None:
             self._report("failure" if status in self.target.failure_statuses else "ok")
@@ -360,9 +375,7 @@ class Response:
         self._wake()
 
     def on_upgrade_accepted(self, early: bytes) -> None:
-        conn = self._detach()
-        if conn is not None:
-            conn.abort()
+        return None  # never asked for: the connection was dropped at its head
 
     def on_tunnel_closed(self) -> None:
         return None

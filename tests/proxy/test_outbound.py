@@ -339,3 +339,53 @@ def test_a_target_whose_nodes_are_all_down_is_unavailable() -> None:
         snapshot.close()
 
     run(main)
+
+
+def test_a_target_node_that_fails_is_ejected_by_its_passive_health_check() -> None:
+    def failing(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.respond(500, b"down")
+
+    async def main(client: OutboundClient) -> list[int]:
+        passive = {"failures": 2, "cooldown": 60}
+        config = make_config(
+            {
+                "t": {
+                    "nodes": [{"url": bad.url}, {"url": good.url}],
+                    "health_check": {"passive": passive},
+                }
+            }
+        )
+        snapshot = compile_snapshot(config, asyncio.get_running_loop(), client.sweeper)
+        client.targets = lambda: snapshot.targets
+        try:
+            statuses = []
+            for _ in range(8):
+                response = await client.request("GET", "target://t/")
+                await response.read()
+                statuses.append(response.status)
+            assert not snapshot.targets["t"].nodes[0].up
+            return statuses
+        finally:
+            snapshot.close()
+
+    with Upstream(failing) as bad, Upstream(echo) as good:
+        statuses = run(main)
+        assert len(bad.requests) == 2  # then ejected: every request goes to the good node
+    assert statuses.count(500) == 2 and statuses.count(200) == 6
+
+
+def test_a_node_switching_protocols_unasked_is_a_bad_gateway() -> None:
+    def switching(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n")
+        conn.read_request()  # until the client drops the connection
+
+    async def main(client: OutboundClient) -> None:
+        with pytest.raises(BadGateway, match="switched protocols"):
+            await client.request("GET", server.url)
+        for node in client.origins.values():
+            assert node.pool is not None and not node.pool.idle
+
+    with Upstream(switching) as server:
+        run(main)
