@@ -48,23 +48,25 @@ class Identity(NamedTuple):
 
 
 class Jwt(Plugin[JwtConfig]):
-    """Requests must carry a JSON Web Token signed with an accepted algorithm (`none` never
-    is) by a known key: 401 with `WWW-Authenticate: Bearer` when it is missing, and with
-    `error="invalid_token"` when it is malformed, badly signed, expired, not yet valid, or
-    carries a refused `iss` or `aud`. Keys come from consumers' `jwt` credentials, selected
-    by the token's `iss` claim or `kid` header (`key_claim`); such a token identifies that
-    consumer. Each credential fixes its algorithm, so an RSA public key is never taken as
-    an HMAC secret. Keys can also come from a `jwks_url`, selected by `kid`: the set is
-    fetched when first needed, again when a token names an unknown `kid` (at most every
-    `jwks_min_refresh` seconds) and after `jwks_cache_ttl`, so keys rotate without a
-    restart. A token verified by a JWKS key identifies the consumer named by its
-    `consumer_claim`, if any; otherwise no consumer is set (plugins such as `acl` then
-    refuse the request) and any X-Consumer-* headers from the client are removed. Chosen
-    claims go upstream as headers; the token itself does not, unless `hide_credentials`
-    is off. Verified tokens are remembered (up to `token_cache_size`, by a keyed hash) so
-    that a repeated token skips the signature check; its `exp` and `nbf` are still
-    checked on every request, and a fetch of `jwks_url` that brings a different set
-    forgets every remembered token."""
+    """Requests must carry a JSON Web Token signed with an accepted algorithm (`none` never is)
+    by a known key: 401 with `WWW-Authenticate: Bearer` when it is missing, and with
+    `error="invalid_token"` when it is malformed, badly signed, expired, not yet valid,
+    or carries a refused `iss` or `aud`. Keys come from consumers' `jwt` credentials,
+    selected by the token's `iss` claim or `kid` header (`key_claim`); such a token
+    identifies that consumer. Each credential fixes its algorithm, so an RSA public key
+    is never taken as an HMAC secret. Keys can also come from a `jwks_url`, selected by
+    `kid`: the set is fetched when first needed, again when a token names an unknown
+    `kid` (at most every `jwks_min_refresh` seconds) and after `jwks_cache_ttl`, so keys
+    rotate without a restart; a fetch that fails keeps the keys known, and a key of the
+    set that cannot be used is skipped (and logged once) while the others work. A token
+    verified by a JWKS key identifies the consumer named by its `consumer_claim`, if
+    any; otherwise no consumer is set (plugins such as `acl` then refuse the request)
+    and any X-Consumer-* headers from the client are removed. Chosen claims go upstream
+    as headers; the token itself does not, unless `hide_credentials` is off. Verified
+    tokens are remembered (up to `token_cache_size`, by a keyed hash) so that a repeated
+    token skips the signature check; its `exp` and `nbf` are still checked on every
+    request, and a fetch of `jwks_url` that brings a different set forgets every
+    remembered token."""
 
     name = "jwt"
     priority = 1450
