@@ -62,6 +62,9 @@ _HIGH_WATER = 1 << 18
 _LOW_WATER = 1 << 16
 #: a target request tries at most this many nodes when it cannot reach one
 _MAX_TRIES = 3
+#: seconds a failure counts as for latency-aware balancing: a node that fails fast
+#: must not look fast (as for proxied requests)
+_FAILURE_LATENCY = 1.0
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # a field name (RFC 9110 §5.6.2)
 _UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
 _OWN_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -216,6 +219,7 @@ class Response:
             # (RFC 9112 §9.3.1), so a fresh connection is safe for an idempotent one
             self.stale = False
             if not retry_stale:
+                self._release()
                 raise UpstreamResetError(f"{self.label} closed the connection")
             retry_stale = False
         if self.error is not None:
@@ -305,7 +309,8 @@ class Response:
         self.reported = True
         if target.tracks_latency:
             now = self.loop.time()
-            record_latency(node, now - self.sent_at if outcome == "ok" else 1.0, now)
+            latency = now - self.sent_at if outcome == "ok" else _FAILURE_LATENCY
+            record_latency(node, latency, now)
         health = node.health
         if target.guarded and health is not None:
             if outcome == "ok" and not health.wants_success:
@@ -317,6 +322,7 @@ class Response:
     def on_response_head(self, conn: UpstreamConnection, status: int, raw: bytes) -> bool:
         if status == 101:
             self.error = BadGateway(f"{self.label} switched protocols without being asked")
+            self._report("failure")
             self._detach()
             conn.abort()
             self._wake()

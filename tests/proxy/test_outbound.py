@@ -21,7 +21,7 @@ from quiver.proxy.outbound import OutboundClient
 from quiver.proxy.snapshot import compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from tests.support.proxy import make_config
-from tests.support.upstream import Conn, Upstream, echo, silent
+from tests.support.upstream import Conn, Upstream, echo, json_response, silent
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -389,3 +389,41 @@ def test_a_node_switching_protocols_unasked_is_a_bad_gateway() -> None:
 
     with Upstream(switching) as server:
         run(main)
+
+
+def answers_once_then_drops_the_next() -> Callable[[Conn], None]:
+    """The first connection answers one request and closes on reading the next one,
+    as a server does that times an idle connection out just as it is reused."""
+    connections: list[Conn] = []
+
+    def handler(conn: Conn) -> None:
+        connections.append(conn)
+        first = len(connections) == 1
+        while (request := conn.read_request()) is not None:
+            if first and len(conn.server.requests) > 1:
+                conn.close()
+                return
+            json_response(conn, request)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "method, idempotent, sent_again",
+    [("GET", None, True), ("POST", None, False), ("POST", True, True), ("PUT", False, False)],
+)
+def test_a_request_meeting_a_closed_pooled_connection_is_sent_again_if_idempotent(
+    method: str, idempotent: bool | None, sent_again: bool
+) -> None:
+    async def main(client: OutboundClient) -> None:
+        await (await client.request("GET", server.url)).read()
+        if sent_again:
+            response = await client.request(method, server.url, idempotent=idempotent)
+            assert json.loads(await response.read())["method"] == method
+        else:
+            with pytest.raises(BadGateway, match="closed the connection"):
+                await client.request(method, server.url, idempotent=idempotent)
+
+    with Upstream(answers_once_then_drops_the_next()) as server:
+        run(main)
+        assert server.accepted == (2 if sent_again else 1)
