@@ -61,16 +61,19 @@ from quiver.config.base import Strict
 from quiver.config.consumers import CredentialModel
 from quiver.config.models import Limits
 from quiver.plugins.consumers import ConsumerRuntime, Consumers
+from quiver.plugins.outbound import Outbound
 
 PHASES = ("access", "response_headers", "response_body", "log")
 
 
 @dataclass(frozen=True)
 class PluginContext:
-    """What a plugin may use when it is built: the config's consumers and limits."""
+    """What a plugin may use when it is built: the config's consumers and limits, and
+    the worker's HTTP client for requests of its own (None where nothing is served)."""
 
     consumers: Consumers
     limits: Limits = field(default_factory=Limits)
+    outbound: Outbound | None = None
 
 
 class PluginConfig(Strict):

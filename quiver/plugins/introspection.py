@@ -88,12 +88,14 @@ class Introspector(Generic[T]):
         ttl_max: float,
         negative_ttl: float,
         max_entries: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.judge = judge
         self.ttl_max = ttl_max
         self.negative_ttl = negative_ttl
-        self.cache: VerdictCache[T] = VerdictCache(max_entries)
+        # wall-clock seconds: answers carry their expiry as a date ("exp")
+        self.cache: VerdictCache[T] = VerdictCache(max_entries, clock)
         self._pending: dict[bytes, asyncio.Task[T]] = {}
 
     def key(self, token: bytes) -> bytes:
@@ -119,7 +121,7 @@ class Introspector(Generic[T]):
             ttl = self.ttl_max
             exp = claims.get("exp")
             if exp is not None:
-                ttl = min(ttl, exp - time.time())
+                ttl = min(ttl, exp - self.cache.clock())
                 if ttl <= 0:  # the endpoint says active, its own expiry says otherwise
                     claims, ttl = INACTIVE, self.negative_ttl
         verdict = self.judge(claims)

@@ -187,6 +187,7 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
             client_secret=secret,
             token_type_hint=config.token_type_hint,
             timeout=config.timeout,
+            outbound=context.outbound,
             ca_file=config.ca_file,
         )
         self.introspector = Introspector(

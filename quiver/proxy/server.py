@@ -13,6 +13,7 @@ from quiver.config.models import Config, Listen, split_address
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetTypes
 from quiver.proxy.client import ClientConnection
+from quiver.proxy.outbound import OutboundClient
 from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
@@ -88,8 +89,17 @@ class ProxyServer:
         limits = config.limits
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
         self.sweeper = Sweeper(loop, interval=min(0.5, max(0.02, shortest / 4)))
+        #: the worker's own requests (key sets, introspection, ...), on the live targets
+        self.outbound = OutboundClient(
+            loop, self.sweeper, targets=lambda: self.state.snapshot.targets
+        )
         snapshot = compile_snapshot(
-            config, loop, self.sweeper, catalog=self.catalog, target_types=self.target_types
+            config,
+            loop,
+            self.sweeper,
+            catalog=self.catalog,
+            target_types=self.target_types,
+            outbound=self.outbound,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
         self.servers: list[asyncio.Server] = []
@@ -129,6 +139,7 @@ class ProxyServer:
             previous=old,
             catalog=self.catalog,
             target_types=self.target_types,
+            outbound=self.outbound,
         )
         self.state.snapshot = new
         _start_checkers(new.targets.values(), old.targets.values())
@@ -174,6 +185,7 @@ class ProxyServer:
         if self._budget_timer is not None:
             self._budget_timer.cancel()
         self.state.snapshot.close()
+        self.outbound.close()
 
 
 def _close_all(targets: list[TargetRuntime]) -> None:

@@ -26,6 +26,7 @@ from quiver.plugins.catalog import Catalog
 from quiver.plugins.chain import Chain, attached
 from quiver.plugins.chain import build as build_plugins
 from quiver.plugins.consumers import Consumers
+from quiver.plugins.outbound import Outbound
 from quiver.plugins.responder import HTTP_TARGET, TargetType, TargetTypes
 from quiver.proxy.balancing import make_balancer
 from quiver.proxy.health import watch_nodes
@@ -227,13 +228,17 @@ def compile_snapshot(
     previous: Snapshot | None = None,
     catalog: Catalog | None = None,
     target_types: TargetTypes | None = None,
+    outbound: Outbound | None = None,
 ) -> Snapshot:
     """Compile ``config``, building its plugins from ``catalog`` (no plugins without
     one) and its in-process targets from ``target_types`` (an unknown ``type`` is a
     ConfigError); targets whose settings did not change are taken over from
-    ``previous`` whole, with their pooled connections and health state."""
+    ``previous`` whole, with their pooled connections and health state.  Plugins get
+    ``outbound`` for requests of their own."""
     catalog = catalog if catalog is not None else Catalog()
-    context = PluginContext(consumers=Consumers(config.consumers), limits=config.limits)
+    context = PluginContext(
+        consumers=Consumers(config.consumers), limits=config.limits, outbound=outbound
+    )
     targets = {}
     for index, target in enumerate(config.targets):
         settings = _target_settings(config, target)

@@ -86,3 +86,12 @@ def warn_unverified(targets: list[Target]) -> None:
                 "anyone on the path can impersonate them",
                 target.name,
             )
+
+
+def client_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """Verifies a server the gateway calls on its own behalf (a key set, an introspection
+    endpoint) against the system CA store, or against ``ca_file`` when given."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    return context

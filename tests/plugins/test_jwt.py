@@ -7,12 +7,13 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt as pyjwt
 import pydantic
@@ -24,9 +25,11 @@ from jwt.algorithms import ECAlgorithm, HMACAlgorithm, OKPAlgorithm, RSAAlgorith
 
 from quiver.errors import ConfigError
 from quiver.plugins.jwt import Jwt
-from quiver.plugins.jwt.fetch import MAX_SIZE, FetchError, fetch
 from quiver.plugins.jwt.handler import header_value
+from quiver.plugins.jwt.jwks import MAX_SIZE, JwksCache
 from quiver.plugins.jwt.keys import JwtCredential, parse_jwks
+from quiver.proxy.outbound import OutboundClient
+from quiver.proxy.sweeper import Sweeper
 from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy, make_config
@@ -46,6 +49,7 @@ RFC_UNSECURED = (
     "."
 )
 A_CENTURY = 100 * 365 * 24 * 3600
+T = TypeVar("T")
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_KEY_2 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -263,64 +267,34 @@ def test_a_key_set_keeps_only_public_signing_keys_of_allowed_algorithms() -> Non
         {"kty": "EC", "kid": "no-curve"},
         "not a key",
         {**rsa_jwk, "kid": 7},
+        {**rsa_jwk, "kty": ["RSA"], "kid": "listed-type"},
+        {"kty": "RSA", "kid": "no-modulus", "e": "AQAB"},
+        {**rsa_jwk, "kid": "listed-alg", "alg": ["RS256"]},
+        {**rsa_jwk, "kid": "listed-use", "use": ["sig"]},
     ]
-    index = parse_jwks(json.dumps({"keys": keys}).encode(), frozenset(ALL))
+    skipped: list[tuple[str, str]] = []
+    document = json.dumps({"keys": keys}).encode()
+    index = parse_jwks(document, frozenset(ALL), lambda key, why: skipped.append((key, why)))
     assert sorted(str(kid) for kid in index) == ["ec", "ed", "rsa"]
+    assert [key for key, _ in skipped] == [
+        "'oct'",
+        "'broken'",
+        "'no-curve'",
+        "#9",
+        "#10",
+        "'listed-type'",
+        "'no-modulus'",
+        "'listed-alg'",
+        "'listed-use'",
+    ]
+    assert skipped[0][1] == "key type 'oct' is not taken from a key set"
+    assert skipped[3][1] == "not a JSON object"
+    assert skipped[4][1] == "'kid' is not a string"
     assert index["rsa"][0].algorithms == {"RS256", "PS256"}
     assert index["ec"][0].algorithms == {"ES256"}
     assert index["ed"][0].algorithms == {"EdDSA"}
     with pytest.raises(ValueError):
         parse_jwks(b'{"kid": "x"}', frozenset(ALL))
-
-
-def serve_once(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Any:
-    def handler(conn: Conn) -> None:
-        if conn.read_request() is not None:
-            conn.respond(status, body, headers)
-            conn.close()
-
-    return handler
-
-
-def test_fetch_reads_chunked_and_close_delimited_bodies() -> None:
-    def chunked(conn: Conn) -> None:
-        conn.read_request()
-        conn.send(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
-        )
-
-    def until_close(conn: Conn) -> None:
-        conn.read_request()
-        conn.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
-        conn.close()
-
-    for handler, body in ((chunked, b"abcde"), (until_close, b"all of it")):
-        with Upstream(handler) as server:
-            assert asyncio.run(fetch(server.url + "/jwks?x=1", timeout=5, tls=None)) == body
-            assert server.requests[0].path == "/jwks?x=1"
-
-
-@pytest.mark.parametrize(
-    "handler, message",
-    [
-        (serve_once(404, b"gone"), "HTTP status 404"),
-        (serve_once(302, b"", [("Location", "http://elsewhere/")]), "HTTP status 302"),
-        (serve_once(200, b"x" * (MAX_SIZE + 1)), "over"),
-        (serve_once(200, b"short", [("Content-Length", "100")]), "closed"),
-    ],
-)
-def test_fetch_refuses_what_is_not_a_whole_200_response(handler: Any, message: str) -> None:
-    with Upstream(handler) as server, pytest.raises(FetchError, match=message):
-        asyncio.run(fetch(server.url, timeout=5, tls=None))
-
-
-def test_fetch_gives_up_after_its_timeout() -> None:
-    def silent(conn: Conn) -> None:
-        conn.read_request()
-        time.sleep(2)
-
-    with Upstream(silent) as server, pytest.raises(TimeoutError):
-        asyncio.run(fetch(server.url, timeout=0.3, tls=None))
 
 
 # -- consumer keys through the proxy ----------------------------------------------------
@@ -632,6 +606,40 @@ def jwks_proxy(
     return proxy(node, settings)
 
 
+class FakeClock:
+    """A clock that moves only when a test says so."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def jwt_plugin(running: RunningProxy) -> Jwt:
+    """The jwt plugin instance serving the proxy's catch-all route."""
+    assert running.server is not None
+    match = running.server.state.snapshot.router.match(b"GET", b"", b"/", {})
+    assert match is not None
+    return next(p for p in match.value.chain.plugins if isinstance(p, Jwt))
+
+
+def jwks_of(running: RunningProxy, clock: FakeClock | None = None) -> JwksCache:
+    jwks = jwt_plugin(running).jwks
+    assert jwks is not None
+    if clock is not None:
+        jwks.clock = clock
+    return jwks
+
+
+def on_loop(running: RunningProxy, coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on the proxy's loop and wait for it."""
+    return asyncio.run_coroutine_threadsafe(coroutine, running.loop).result(10)
+
+
 def test_a_token_verified_by_a_jwks_key_names_its_consumer_by_a_claim(node: Upstream) -> None:
     server = KeyServer(jwk(EC_KEY, "ec-1"), jwk(ED_KEY, "ed-1"))
     with (
@@ -656,11 +664,13 @@ def test_keys_rotate_without_a_restart_and_unknown_kids_cannot_hammer_the_key_se
 ) -> None:
     server = KeyServer(jwk(RSA_KEY, "k1"))
     stranger = ec.generate_private_key(ec.SECP256R1())
+    clock = FakeClock()
     with (
         Upstream(server) as keys,
         jwks_proxy(node, keys.url, min_refresh=1.0) as running,
         Client(running.port) as client,
     ):
+        jwks_of(running, clock)
         old = make_token(RSA_KEY, "RS256", kid="k1")
         assert client.request("GET", "/", headers=bearer(old)).status == 200
         assert len(keys.requests) == 1
@@ -668,14 +678,14 @@ def test_keys_rotate_without_a_restart_and_unknown_kids_cannot_hammer_the_key_se
             forged = make_token(stranger, "ES256", kid=f"forged-{i}")
             assert_invalid(client.request("GET", "/", headers=bearer(forged)), "no key")
         assert len(keys.requests) == 1
-        time.sleep(1.1)
+        clock.advance(1.1)
         for i in range(20):  # once the interval passed: one fetch for the whole flood
             forged = make_token(stranger, "ES256", kid=f"forged-again-{i}")
             assert client.request("GET", "/", headers=bearer(forged)).status == 401
         assert len(keys.requests) == 2
 
         server.keys = [jwk(RSA_KEY_2, "k2")]  # the identity provider rotates
-        time.sleep(1.1)
+        clock.advance(1.1)
         new = make_token(RSA_KEY_2, "RS256", kid="k2")
         assert client.request("GET", "/", headers=bearer(new)).status == 200
         assert len(keys.requests) == 3
@@ -720,16 +730,18 @@ def test_a_failing_key_server_gets_401_and_is_retried_after_the_interval(
     server = KeyServer(jwk(ED_KEY, "ed-1"))
     server.status = 500
     token = make_token(ED_KEY, "EdDSA", kid="ed-1")
+    clock = FakeClock()
     with (
         Upstream(server) as keys,
         jwks_proxy(node, keys.url, min_refresh=0.5) as running,
         Client(running.port) as client,
     ):
+        jwks_of(running, clock)
         for _ in range(3):
             assert_invalid(client.request("GET", "/", headers=bearer(token)), "no key")
         assert len(keys.requests) == 1
         server.status = 200
-        time.sleep(0.6)
+        clock.advance(0.6)
         assert client.request("GET", "/", headers=bearer(token)).status == 200
         assert len(keys.requests) == 2
 
@@ -762,20 +774,23 @@ def test_symmetric_keys_and_algorithm_mismatches_in_a_key_set_are_refused(
 def test_an_expired_key_set_is_refreshed_in_the_background(node: Upstream) -> None:
     server = KeyServer(jwk(RSA_KEY, "k1"))
     old = make_token(RSA_KEY, "RS256", kid="k1")
+    clock = FakeClock()
     with (
         Upstream(server) as keys,
-        jwks_proxy(node, keys.url, min_refresh=0, jwks_cache_ttl=0.3) as running,
+        jwks_proxy(node, keys.url, min_refresh=0, jwks_cache_ttl=300) as running,
         Client(running.port) as client,
     ):
+        jwks = jwks_of(running, clock)
         assert client.request("GET", "/", headers=bearer(old)).status == 200
         server.keys = [jwk(RSA_KEY_2, "k2")]  # k1 is withdrawn
-        time.sleep(0.4)
+        clock.advance(299)
+        assert client.request("GET", "/", headers=bearer(old)).status == 200
+        assert len(keys.requests) == 1
+        clock.advance(1)
         # still known: answered at once while the set is fetched again
         assert client.request("GET", "/", headers=bearer(old)).status == 200
-        deadline = time.monotonic() + 5
-        while len(keys.requests) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.1)
+        on_loop(running, jwks.settle())
+        assert len(keys.requests) == 2
         assert_invalid(client.request("GET", "/", headers=bearer(old)), "no key")
 
 
@@ -795,3 +810,206 @@ def test_a_key_set_is_fetched_over_https_with_verified_certificates(
         monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # now the proxy trusts the CA
         with jwks_proxy(node, keys.url) as running, Client(running.port) as client:
             assert client.request("GET", "/", headers=bearer(token)).status == 200
+
+
+def test_one_odd_key_in_the_set_is_skipped_and_logged_once(
+    node: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="quiver.plugins.jwt")
+    odd = {**jwk(RSA_KEY_2, "odd"), "kty": ["RSA"]}
+    server = KeyServer(odd, {"kty": "RSA", "kid": "no-modulus", "e": "AQAB"}, jwk(EC_KEY, "ec-1"))
+    clock = FakeClock()
+    with (
+        Upstream(server) as keys,
+        jwks_proxy(node, keys.url, min_refresh=1.0) as running,
+        Client(running.port) as client,
+    ):
+        jwks_of(running, clock)
+        token = make_token(EC_KEY, "ES256", kid="ec-1")
+        assert client.request("GET", "/", headers=bearer(token)).status == 200
+        odd_token = make_token(RSA_KEY_2, "RS256", kid="odd")
+        assert_invalid(client.request("GET", "/", headers=bearer(odd_token)), "no key")
+        server.keys.append(jwk(ED_KEY, "ed-1"))  # a new document, the same odd keys
+        clock.advance(1.1)
+        ed_token = make_token(ED_KEY, "EdDSA", kid="ed-1")
+        assert client.request("GET", "/", headers=bearer(ed_token)).status == 200
+        assert len(keys.requests) == 2
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 2, skipped
+    assert skipped[0].endswith("key 'odd' skipped: 'kty' and 'use' must be strings")
+    assert "key 'no-modulus' skipped" in skipped[1]
+
+
+def run_jwks(
+    url: str, main: Callable[[JwksCache], Coroutine[Any, Any, T]], *, timeout: float = 5
+) -> T:
+    """Run ``main`` with a JwksCache fetching ``url`` through a real outbound client."""
+
+    async def with_cache() -> T:
+        loop = asyncio.get_running_loop()
+        sweeper = Sweeper(loop, interval=0.05)
+        sweeper.start()
+        client = OutboundClient(loop, sweeper)
+        cache = JwksCache(
+            url,
+            algorithms=frozenset(ALL),
+            min_refresh=0,
+            ttl=300,
+            timeout=timeout,
+            outbound=client,
+            clock=FakeClock(),
+        )
+        try:
+            return await main(cache)
+        finally:
+            client.close()
+            sweeper.stop()
+
+    return asyncio.run(with_cache())
+
+
+def serve_once(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Any:
+    def handler(conn: Conn) -> None:
+        if conn.read_request() is not None:
+            conn.respond(status, body, headers)
+            conn.close()
+
+    return handler
+
+
+def silent_for_a_while(conn: Conn) -> None:
+    conn.read_request()
+    conn.read_request()  # until the client gives up and closes
+
+
+@pytest.mark.parametrize(
+    "handler, reason",
+    [
+        (serve_once(404, b"gone"), "HTTP status 404"),
+        (serve_once(302, b"", [("Location", "http://elsewhere/")]), "HTTP status 302"),
+        (serve_once(200, b"x" * (MAX_SIZE + 1)), f"more than {MAX_SIZE} bytes"),
+        (serve_once(200, b"short", [("Content-Length", "100")]), "closed mid-response"),
+        (serve_once(200, b"[1, 2]"), "not a JWK Set"),
+        (serve_once(200, b"{not json"), "unexpected character"),
+        (silent_for_a_while, "did not answer within 0.3s"),
+    ],
+)
+def test_a_key_set_that_cannot_be_used_keeps_the_keys_and_says_why(
+    handler: Any, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="quiver.plugins.jwt")
+
+    async def main(cache: JwksCache) -> None:
+        cache.keys = {"kept": ()}
+        await cache.refresh()
+        assert cache.keys == {"kept": ()}
+
+    with Upstream(handler) as server:
+        run_jwks(server.url, main, timeout=0.3)
+    [record] = caplog.records
+    assert record.getMessage().startswith(f"JWKS {server.url} not fetched (")
+    assert reason in record.getMessage()
+
+
+# -- verified tokens --------------------------------------------------------------------
+
+
+class CountingDecoder:
+    """Wraps a plugin's PyJWT decoder, counting the tokens it verifies."""
+
+    def __init__(self, plugin: Jwt) -> None:
+        self.calls = 0
+        self.inner = plugin.decoder.decode
+        plugin.decoder.decode = self  # type: ignore[method-assign]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.inner(*args, **kwargs)
+
+
+def test_a_repeated_token_is_verified_once(node: Upstream) -> None:
+    settings = {"claims_to_headers": {"sub": "X-User"}}
+    with proxy(node, settings) as running, Client(running.port) as client:
+        decoder = CountingDecoder(jwt_plugin(running))
+        token = token_for("alice", sub="u-1")
+        for _ in range(3):
+            response = client.request("GET", "/", headers=bearer(token))
+            assert response.status == 200
+            headers = upstream_headers(response)
+            assert headers["x-consumer-username"] == "alice" and headers["x-user"] == "u-1"
+        assert decoder.calls == 1
+
+
+def test_without_a_token_cache_every_request_is_verified(node: Upstream) -> None:
+    with proxy(node, {"token_cache_size": 0}) as running, Client(running.port) as client:
+        decoder = CountingDecoder(jwt_plugin(running))
+        token = token_for("erin")
+        for _ in range(3):
+            assert client.request("GET", "/", headers=bearer(token)).status == 200
+        assert decoder.calls == 3
+
+
+def test_a_remembered_token_is_refused_once_it_expires(node: Upstream) -> None:
+    with proxy(node, {"leeway": 10}) as running, Client(running.port) as client:
+        plugin = jwt_plugin(running)
+        decoder = CountingDecoder(plugin)
+        clock = FakeClock(time.time())
+        plugin.clock = clock
+        token = token_for("alice", exp_in=60)
+        assert client.request("GET", "/", headers=bearer(token)).status == 200
+        clock.advance(60 + 9)  # within the leeway
+        assert client.request("GET", "/", headers=bearer(token)).status == 200
+        clock.advance(2)
+        assert_invalid(client.request("GET", "/", headers=bearer(token)), "expired")
+        assert decoder.calls == 1
+        assert plugin.verified is not None and len(plugin.verified) == 0
+
+
+def test_a_remembered_token_is_refused_before_its_nbf(node: Upstream) -> None:
+    with proxy(node) as running, Client(running.port) as client:
+        plugin = jwt_plugin(running)
+        clock = FakeClock(time.time())
+        plugin.clock = clock
+        token = token_for("ed", nbf=int(time.time()) - 5)
+        assert client.request("GET", "/", headers=bearer(token)).status == 200
+        clock.advance(-60)  # the wall clock stepped back
+        assert_invalid(client.request("GET", "/", headers=bearer(token)), "not valid yet")
+
+
+def test_a_remembered_token_whose_key_left_the_set_is_refused_after_rotation(
+    node: Upstream,
+) -> None:
+    server = KeyServer(jwk(RSA_KEY, "k1"), jwk(EC_KEY, "k2"))
+    with (
+        Upstream(server) as keys,
+        jwks_proxy(node, keys.url) as running,
+        Client(running.port) as client,
+    ):
+        plugin = jwt_plugin(running)
+        old = make_token(RSA_KEY, "RS256", kid="k1")
+        kept = make_token(EC_KEY, "ES256", kid="k2")
+        for token in (old, kept):
+            assert client.request("GET", "/", headers=bearer(token)).status == 200
+        assert plugin.verified is not None and len(plugin.verified) == 2
+        on_loop(running, jwks_of(running).refresh())  # the same set: nothing forgotten
+        assert len(plugin.verified) == 2
+        server.keys = [jwk(EC_KEY, "k2")]  # k1 is withdrawn
+        on_loop(running, jwks_of(running).refresh())
+        assert len(plugin.verified) == 0
+        assert_invalid(client.request("GET", "/", headers=bearer(old)), "no key")
+        assert client.request("GET", "/", headers=bearer(kept)).status == 200
+
+
+def test_the_token_cache_keeps_to_its_size(node: Upstream) -> None:
+    with proxy(node, {"token_cache_size": 2}) as running, Client(running.port) as client:
+        plugin = jwt_plugin(running)
+        decoder = CountingDecoder(plugin)
+        tokens = [token_for("hana", sub=f"user-{i}") for i in range(3)]
+        for token in tokens:
+            assert client.request("GET", "/", headers=bearer(token)).status == 200
+        assert plugin.verified is not None and len(plugin.verified) == 2
+        assert client.request("GET", "/", headers=bearer(tokens[2])).status == 200
+        assert decoder.calls == 3  # the newest is still remembered
+        assert client.request("GET", "/", headers=bearer(tokens[0])).status == 200
+        assert decoder.calls == 4  # the oldest was forgotten
+        assert len(plugin.verified) == 2

@@ -128,6 +128,30 @@ def upstream_headers(response: Response) -> dict[str, str]:
     return {name.lower(): value for name, value in response.json()["headers"]}
 
 
+class FakeClock:
+    """A wall clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def with_clock(running: RunningProxy) -> FakeClock:
+    """Give the proxy's oauth2-introspection plugin a clock the test moves."""
+    assert running.server is not None
+    match = running.server.state.snapshot.router.match(b"GET", b"", b"/", {})
+    assert match is not None
+    plugin = next(p for p in match.value.chain.plugins if isinstance(p, OAuth2Introspection))
+    clock = FakeClock()
+    plugin.introspector.cache.clock = clock
+    return clock
+
+
 # -- config -----------------------------------------------------------------------------
 
 URL = "https://auth.example/oauth2/introspect"
@@ -317,6 +341,7 @@ def test_an_inactive_token_gets_401_invalid_token_and_is_remembered_briefly(
 ) -> None:
     plugin = settings(auth, negative_cache_ttl=0.6)
     with proxy(node, {"oauth2-introspection": plugin}) as running, Client(running.port) as client:
+        clock = with_clock(running)
         for _ in range(3):
             response = client.request("GET", "/", headers=bearer(REVOKED))
             assert_problem(response, 401)
@@ -324,7 +349,7 @@ def test_an_inactive_token_gets_401_invalid_token_and_is_remembered_briefly(
             assert response.header("WWW-Authenticate") == challenge
             assert REVOKED not in response.body.decode()
         assert len(auth.calls) == 1
-        time.sleep(0.7)
+        clock.advance(0.7)
         assert client.request("GET", "/", headers=bearer(REVOKED)).status == 401
     assert len(auth.calls) == 2
     assert node.requests == []
@@ -360,15 +385,17 @@ def test_requests_without_a_token_fall_back_to_the_anonymous_consumer(
 
 
 def test_an_answer_is_reused_until_the_token_expires(auth: AuthServer, node: Upstream) -> None:
-    exp = time.time() + 1.5
-    auth.tokens[READER] = claims(exp=exp)
     plugin = settings(auth)
     with proxy(node, {"oauth2-introspection": plugin}) as running, Client(running.port) as client:
+        clock = with_clock(running)
+        auth.tokens[READER] = claims(exp=clock.now + 30)
         for _ in range(3):
             assert client.request("GET", "/", headers=bearer(READER)).status == 200
         assert len(auth.calls) == 1
         auth.tokens[READER] = {"active": False}
-        time.sleep(exp - time.time() + 0.1)
+        clock.advance(29)
+        assert client.request("GET", "/", headers=bearer(READER)).status == 200
+        clock.advance(1)
         assert client.request("GET", "/", headers=bearer(READER)).status == 401
     assert len(auth.calls) == 2
 
@@ -376,10 +403,11 @@ def test_an_answer_is_reused_until_the_token_expires(auth: AuthServer, node: Ups
 def test_cache_ttl_max_caps_how_long_an_answer_is_reused(auth: AuthServer, node: Upstream) -> None:
     plugin = settings(auth, cache_ttl_max="500ms")
     with proxy(node, {"oauth2-introspection": plugin}) as running, Client(running.port) as client:
+        clock = with_clock(running)
         assert client.request("GET", "/", headers=bearer(READER)).status == 200
         assert client.request("GET", "/", headers=bearer(READER)).status == 200
         assert len(auth.calls) == 1
-        time.sleep(0.6)
+        clock.advance(0.5)
         assert client.request("GET", "/", headers=bearer(READER)).status == 200
     assert len(auth.calls) == 2
 
@@ -544,7 +572,9 @@ def test_the_client_leaving_does_not_cancel_an_introspection_others_wait_for(
         leaving.send(
             f"GET / HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {READER}\r\n\r\n".encode()
         )
-        time.sleep(0.05)
+        deadline = time.monotonic() + 5
+        while not auth.calls and time.monotonic() < deadline:  # the question is out
+            time.sleep(0.005)
         leaving.close()
         with Client(running.port) as staying:
             assert staying.request("GET", "/", headers=bearer(READER)).status == 200

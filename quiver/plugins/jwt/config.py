@@ -75,6 +75,12 @@ class JwtConfig(PluginConfig):
     jwks_timeout: Duration = Field(
         5.0, gt=0, description="Seconds a key set fetch may take, connecting included."
     )
+    token_cache_size: int = Field(
+        4096,
+        ge=0,
+        description="Verified tokens remembered by a keyed hash, so that a repeated token "
+        "skips its signature check (its `exp` and `nbf` are still checked); 0 turns this off.",
+    )
     leeway: Duration = Field(
         0.0, description="Seconds of clock skew allowed when checking `exp`, `nbf` and `iat`."
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 import orjson
@@ -15,6 +16,7 @@ from quiver.plugins.jwt.config import JwtConfig
 from quiver.plugins.jwt.jwks import JwksCache
 from quiver.plugins.jwt.keys import JwtCredential, VerificationKey, consumer_keys
 from quiver.plugins.jwt.tokens import TokenFinder, peek
+from quiver.plugins.jwt.verified import Verified, VerifiedTokens
 
 # RFC 6750 §3: no error code when the request carried no token at all
 _MISSING = ((b"WWW-Authenticate", b'Bearer realm="quiver"'),)
@@ -38,21 +40,33 @@ def invalid(reason: str) -> Unauthorized:
     return Unauthorized(reason, headers=_INVALID)
 
 
+class Identity(NamedTuple):
+    """What a verified token means for a request, worked out once per token."""
+
+    consumer: Any  # the ConsumerRuntime it identifies, or None
+    headers: tuple[tuple[bytes, bytes | None], ...]  # claim headers to set (None: remove)
+
+
 class Jwt(Plugin[JwtConfig]):
-    """Requests must carry a JSON Web Token signed with an accepted algorithm (`none` never
-    is) by a known key: 401 with `WWW-Authenticate: Bearer` when it is missing, and with
-    `error="invalid_token"` when it is malformed, badly signed, expired, not yet valid, or
-    carries a refused `iss` or `aud`. Keys come from consumers' `jwt` credentials, selected
-    by the token's `iss` claim or `kid` header (`key_claim`); such a token identifies that
-    consumer. Each credential fixes its algorithm, so an RSA public key is never taken as
-    an HMAC secret. Keys can also come from a `jwks_url`, selected by `kid`: the set is
-    fetched when first needed, again when a token names an unknown `kid` (at most every
-    `jwks_min_refresh` seconds) and after `jwks_cache_ttl`, so keys rotate without a
-    restart. A token verified by a JWKS key identifies the consumer named by its
-    `consumer_claim`, if any; otherwise no consumer is set (plugins such as `acl` then
-    refuse the request) and any X-Consumer-* headers from the client are removed. Chosen
-    claims go upstream as headers; the token itself does not, unless `hide_credentials`
-    is off."""
+    """Requests must carry a JSON Web Token signed with an accepted algorithm (`none` never is)
+    by a known key: 401 with `WWW-Authenticate: Bearer` when it is missing, and with
+    `error="invalid_token"` when it is malformed, badly signed, expired, not yet valid,
+    or carries a refused `iss` or `aud`. Keys come from consumers' `jwt` credentials,
+    selected by the token's `iss` claim or `kid` header (`key_claim`); such a token
+    identifies that consumer. Each credential fixes its algorithm, so an RSA public key
+    is never taken as an HMAC secret. Keys can also come from a `jwks_url`, selected by
+    `kid`: the set is fetched when first needed, again when a token names an unknown
+    `kid` (at most every `jwks_min_refresh` seconds) and after `jwks_cache_ttl`, so keys
+    rotate without a restart; a fetch that fails keeps the keys known, and a key of the
+    set that cannot be used is skipped (and logged once) while the others work. A token
+    verified by a JWKS key identifies the consumer named by its `consumer_claim`, if
+    any; otherwise no consumer is set (plugins such as `acl` then refuse the request)
+    and any X-Consumer-* headers from the client are removed. Chosen claims go upstream
+    as headers; the token itself does not, unless `hide_credentials` is off. Verified
+    tokens are remembered (up to `token_cache_size`, by a keyed hash) so that a repeated
+    token skips the signature check; its `exp` and `nbf` are still checked on every
+    request, and a fetch of `jwks_url` that brings a different set forgets every
+    remembered token."""
 
     name = "jwt"
     priority = 1450
@@ -65,6 +79,11 @@ class Jwt(Plugin[JwtConfig]):
         self.algorithms = frozenset(config.algorithms)
         self.consumers = context.consumers
         self.keys = consumer_keys(context.consumers, self.algorithms)
+        #: wall-clock seconds, for checking the times of remembered tokens
+        self.clock = time.time
+        self.verified: VerifiedTokens[Identity] | None = (
+            VerifiedTokens(config.token_cache_size) if config.token_cache_size else None
+        )
         self.jwks: JwksCache | None = None
         if config.jwks_url is not None:
             self.jwks = JwksCache(
@@ -73,6 +92,8 @@ class Jwt(Plugin[JwtConfig]):
                 min_refresh=config.jwks_min_refresh,
                 ttl=config.jwks_cache_ttl,
                 timeout=config.jwks_timeout,
+                outbound=context.outbound,
+                on_change=self.verified.clear if self.verified is not None else None,
             )
         self.tokens = TokenFinder(config)
         self.decoder = jwt.PyJWT(
@@ -103,6 +124,17 @@ class Jwt(Plugin[JwtConfig]):
                     request.set_consumer(self.anonymous)
                 return None
             raise Unauthorized("no bearer token in the request", headers=_MISSING)
+        digest = b""
+        verified = self.verified
+        if verified is not None:
+            digest = verified.key(token)
+            known = verified.get(digest)
+            if known is not None:
+                if known.expires is not None and self.clock() >= known.expires:
+                    verified.drop(digest)
+                    raise invalid("the token has expired")
+                self._admit_again(request, known)
+                return None
         try:
             header, claims = peek(token)
         except ValueError:
@@ -113,7 +145,7 @@ class Jwt(Plugin[JwtConfig]):
             raise invalid("the token's algorithm is not accepted")
         keys = self._consumer_keys(header, claims, algorithm)
         if keys:
-            self._accept(request, token, algorithm, keys)
+            self._accept(request, token, digest, algorithm, keys)
             return None
         kid = header.get("kid")
         if self.jwks is None or not isinstance(kid, str | None):
@@ -121,11 +153,20 @@ class Jwt(Plugin[JwtConfig]):
         key = self.jwks.find(kid, algorithm)
         if key is not None:
             self.jwks.refresh_if_stale()
-            self._accept(request, token, algorithm, (key,))
+            self._accept(request, token, digest, algorithm, (key,))
             return None
         if not self.jwks.may_fetch():
             raise invalid("no key is known for this token")
-        return self._fetch_and_accept(request, token, algorithm, kid)
+        return self._fetch_and_accept(request, token, digest, algorithm, kid)
+
+    def _admit_again(self, request: PluginRequest, known: Verified[Identity]) -> None:
+        """A token verified before: what depends on the time is checked again (its
+        expiry by the caller, which forgets an expired token)."""
+        if known.starts is not None and self.clock() < known.starts:
+            raise invalid("the token is not valid yet")
+        if known.from_jwks and self.jwks is not None:
+            self.jwks.refresh_if_stale()  # keys that left the set must stop working
+        self._admit(request, known.value)
 
     def _consumer_keys(
         self, header: dict[str, Any], claims: dict[str, Any], algorithm: str
@@ -138,19 +179,20 @@ class Jwt(Plugin[JwtConfig]):
         return tuple(key for key in self.keys.get(selector, ()) if algorithm in key.algorithms)
 
     async def _fetch_and_accept(
-        self, request: PluginRequest, token: bytes, algorithm: str, kid: str | None
+        self, request: PluginRequest, token: bytes, digest: bytes, algorithm: str, kid: str | None
     ) -> None:
         assert self.jwks is not None
         await self.jwks.refresh()
         key = self.jwks.find(kid, algorithm)
         if key is None:
             raise invalid("no key is known for this token")
-        self._accept(request, token, algorithm, (key,))
+        self._accept(request, token, digest, algorithm, (key,))
 
     def _accept(
         self,
         request: PluginRequest,
         token: bytes,
+        digest: bytes,
         algorithm: str,
         keys: tuple[VerificationKey, ...],
     ) -> None:
@@ -170,25 +212,47 @@ class Jwt(Plugin[JwtConfig]):
                 raise invalid(f"the token has no '{exc.claim}' claim") from None
             except (jwt.PyJWTError, ValueError) as exc:
                 raise invalid(_reason(exc)) from None
-            self._identify(request, key, claims)
+            identity = self._identity(key, claims)
+            if self.verified is not None:
+                self.verified.put(digest, self._remembered(key, claims, identity))
+            self._admit(request, identity)
             return
         raise invalid("the token's signature does not verify")
 
-    def _identify(
-        self, request: PluginRequest, key: VerificationKey, claims: dict[str, Any]
-    ) -> None:
+    def _identity(self, key: VerificationKey, claims: dict[str, Any]) -> Identity:
         consumer = key.consumer
         if consumer is None and self.config.consumer_claim is not None:
             name = claims.get(self.config.consumer_claim)
             consumer = self.consumers.by_name.get(name) if isinstance(name, str) else None
-        if consumer is not None:
-            request.set_consumer(consumer)
+        headers = []
         for claim, header in self.claim_headers:
             value = claims.get(claim)
+            headers.append((header, None if value is None else header_value(value)))
+        return Identity(consumer, tuple(headers))
+
+    def _remembered(
+        self, key: VerificationKey, claims: dict[str, Any], identity: Identity
+    ) -> Verified[Identity]:
+        # PyJWT checked both are numbers; it refuses from exp - leeway on (RFC 7519 §4.1.4)
+        # and before nbf - leeway (§4.1.5), and so does _admit_again
+        leeway = self.config.leeway
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        return Verified(
+            expires=float(exp) + leeway if exp is not None else None,
+            starts=float(nbf) - leeway if nbf is not None else None,
+            from_jwks=key.consumer is None,
+            value=identity,
+        )
+
+    @staticmethod
+    def _admit(request: PluginRequest, identity: Identity) -> None:
+        if identity.consumer is not None:
+            request.set_consumer(identity.consumer)
+        for header, value in identity.headers:
             if value is None:
                 request.remove_header(header)
             else:
-                request.set_header(header, header_value(value))
+                request.set_header(header, value)
 
 
 def _reason(exc: Exception) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -11,7 +12,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from jwt import PyJWK, PyJWTError
+from jwt import PyJWK
 from pydantic import Field, field_validator, model_validator
 
 from quiver.config.consumers import CredentialModel, decode_base64
@@ -170,33 +171,60 @@ def _material(credential: JwtCredential) -> Any:
     return load_public_key(credential.algorithm, credential.public_key or "")
 
 
-def parse_jwks(body: bytes, allowed: frozenset[str]) -> KeyIndex:
+def parse_jwks(
+    body: bytes, allowed: frozenset[str], skipped: Callable[[str, str], None] | None = None
+) -> KeyIndex:
     """The signing keys of a JWK Set document (RFC 7517 §5) by ``kid``.
 
     Only public RSA, EC and OKP keys meant for signatures are taken: a symmetric
     (``oct``) key from a URL would let whoever serves it mint tokens, and a key with
     private parts is refused rather than trusted. Each key verifies only the allowed
     algorithms its type and curve suit, and only its ``alg`` when it names one.
-    Keys that cannot be read are skipped, so one odd key does not hide the others.
+    A key that cannot be read is skipped, so one odd key does not hide the others:
+    ``skipped(key, reason)`` hears of it (by default it is logged). Raises
+    ValueError when the document is not a JWK Set at all.
     """
     document = orjson.loads(body)
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("not a JWK Set: no 'keys' list")
+    report = skipped or _log_skipped
     index: dict[str | None, list[VerificationKey]] = {}
-    for jwk in document["keys"]:
-        if not isinstance(jwk, dict) or jwk.get("kty") not in _READ_AS:
-            continue
-        kid = jwk.get("kid")
-        if jwk.get("use", "sig") != "sig" or not isinstance(kid, str | None):
-            continue
+    for position, jwk in enumerate(document["keys"]):
+        kid = jwk.get("kid") if isinstance(jwk, dict) else None
         try:
-            material = PyJWK(jwk, _READ_AS[jwk["kty"]]).key
-        except PyJWTError as exc:
-            log.info("JWK %r skipped: %s", kid, exc)
+            key = _signing_key(jwk, allowed)
+        except Exception as exc:  # whatever a key holds, the others still count
+            name = f"{kid!r}" if isinstance(kid, str) else f"#{position}"
+            report(name, str(exc) or type(exc).__name__)
             continue
-        fitting = {alg for alg in allowed if public_key_problem(alg, material) is None}
-        if "alg" in jwk:
-            fitting &= {jwk["alg"]} if isinstance(jwk["alg"], str) else set()
-        if fitting:
-            index.setdefault(kid, []).append(VerificationKey(frozenset(fitting), material))
+        if key is not None:
+            index.setdefault(kid, []).append(key)
     return {kid: tuple(keys) for kid, keys in index.items()}
+
+
+def _signing_key(jwk: object, allowed: frozenset[str]) -> VerificationKey | None:
+    """The key ``jwk`` holds, None when it is not for verifying signatures here;
+    raises when it cannot be read."""
+    if not isinstance(jwk, dict):
+        raise ValueError("not a JSON object")
+    kty, kid, use = jwk.get("kty"), jwk.get("kid"), jwk.get("use", "sig")
+    if not isinstance(kid, str | None):
+        raise ValueError("'kid' is not a string")
+    if not isinstance(kty, str) or not isinstance(use, str):
+        raise ValueError("'kty' and 'use' must be strings")
+    if use != "sig":
+        return None  # e.g. an encryption key published alongside
+    if kty not in _READ_AS:
+        raise ValueError(f"key type {kty!r} is not taken from a key set")
+    alg = jwk.get("alg")
+    if alg is not None and not isinstance(alg, str):
+        raise ValueError("'alg' is not a string")
+    material = PyJWK(jwk, _READ_AS[kty]).key
+    fitting = {name for name in allowed if public_key_problem(name, material) is None}
+    if alg is not None:
+        fitting &= {alg}
+    return VerificationKey(frozenset(fitting), material) if fitting else None
+
+
+def _log_skipped(key: str, reason: str) -> None:
+    log.warning("JWK %s skipped: %s", key, reason)

@@ -1,11 +1,13 @@
 """Active health: probe every node with ``GET {path}`` on a schedule.
 
-Each node gets its own task on the loop.  A probe opens a fresh connection (TLS
-when the node speaks https, with its SNI name), sends one HTTP/1.1 request with
-``Connection: close`` and reads no further than the status line (RFC 9112
-section 4); ``timeout`` covers the connect, the handshake and that line.  A probe
-fails on a timeout, a refused or broken connection, an unparsable answer or a
-status not in ``statuses``.
+Each node gets its own task on the loop.  A probe is an HTTP/1.1 request sent
+through the outbound client's machinery over the node's own pool, so it meets the
+node as proxied traffic does: same TLS (with its SNI name), same keep-alive
+connections (a fresh one when none is idle).  ``timeout`` covers connecting, the
+handshake and the response; a body beyond ``_MAX_BODY`` bytes is not read (the
+connection is dropped instead).  A probe fails on a timeout, a refused or broken
+connection, an unparsable answer or a status not in ``statuses``; when the node's
+pool is at its connection limit the probe is skipped (the node is busy, not sick).
 
 Nodes start healthy.  ``unhealthy_threshold`` failed probes in a row take a node
 out, ``healthy_threshold`` good ones in a row bring it back; the verdict is one
@@ -16,14 +18,16 @@ as soon as the checker starts, then one every ``interval`` (start to start).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import ssl
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TYPE_CHECKING, TypedDict
 from urllib.parse import quote
 
 from quiver.config.resilience import ActiveHealthCheck
+from quiver.errors import GatewayTimeout, HTTPError, ServiceUnavailable
 from quiver.proxy.health.node import NodeHealth
+from quiver.proxy.outbound import send_to_node
 
 if TYPE_CHECKING:
     from quiver.proxy.upstream import Node
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("quiver.health")
 
 USER_AGENT = b"quiver-health-check"
-_MAX_STATUS_LINE = 8192
+_MAX_BODY = 65536
 
 
 class ProbeFailed(Exception):
@@ -147,7 +151,7 @@ class ActiveHealthChecker:
         if self._tasks:
             return
         for node, state in self.watched:
-            request = probe_request(self.settings.path, node.host_header)
+            request = probe_request(self.settings.path, node.request_line_tail)
             task = self.loop.create_task(
                 self._watch(node, state, request), name=f"health check of {node.label}"
             )
@@ -180,96 +184,40 @@ class ActiveHealthChecker:
                 log.exception("health probe of %s crashed", node.label)
                 state.record(None, f"probe error: {exc!r}", loop.time())
             else:
-                state.record(status, None, loop.time())
+                if status is not None:
+                    state.record(status, None, loop.time())
             await asyncio.sleep(max(0.0, started + interval - loop.time()))
 
 
-def probe_request(path: str, host_header: bytes) -> bytes:
+def probe_request(path: str, request_line_tail: bytes) -> bytes:
+    """``GET path`` for the node whose request line ends with ``request_line_tail``
+    (its version and Host field: ``Node.request_line_tail``)."""
     # characters not allowed in a request target are percent-encoded (RFC 3986 section 3.3)
     target = quote(path, safe="/?&=%:@!$'()*+,;~-._").encode("ascii")
     return (
-        b"GET " + target + b" HTTP/1.1\r\nHost: " + host_header + b"\r\n"
-        b"User-Agent: " + USER_AGENT + b"\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        b"GET " + target + request_line_tail + b"User-Agent: " + USER_AGENT + b"\r\n"
+        b"Accept: */*\r\n\r\n"
     )
 
 
-async def probe(loop: asyncio.AbstractEventLoop, node: Node, request: bytes, timeout: float) -> int:
-    """Send ``request`` to ``node`` on a new connection; the response status.
-
-    Raises ProbeFailed saying what went wrong.
-    """
-    transport: asyncio.Transport | None = None
-    done: asyncio.Future[bytes] = loop.create_future()
-    ok = False
+async def probe(
+    loop: asyncio.AbstractEventLoop, node: Node, request: bytes, timeout: float
+) -> int | None:
+    """Send ``request`` to ``node`` over its pool; the response status, or None when
+    the pool is full.  Raises ProbeFailed saying what went wrong."""
     try:
-        async with asyncio.timeout(timeout):
-            transport, _ = await loop.create_connection(
-                lambda: _StatusLineReader(request, done),
-                node.address[0],
-                node.address[1],
-                ssl=node.ssl,
-                server_hostname=node.server_hostname if node.ssl else None,
-            )
-            status = parse_status_line(await done)
-        ok = True
-        return status
-    except TimeoutError as exc:
+        response = await send_to_node(node, "GET", loop=loop, head=request, timeout=timeout)
+    except GatewayTimeout as exc:
         raise ProbeFailed(f"no response within {timeout:g}s") from exc
-    except ssl.SSLCertVerificationError as exc:
-        raise ProbeFailed(f"TLS certificate rejected: {exc.verify_message or exc}") from exc
-    except ssl.SSLError as exc:
-        raise ProbeFailed(f"TLS error: {exc.reason or exc}") from exc
-    except ConnectionRefusedError as exc:
-        raise ProbeFailed("connection refused") from exc
-    except OSError as exc:
-        raise ProbeFailed(f"cannot connect: {exc.strerror or exc}") from exc
-    finally:
-        if transport is not None:
-            if ok:
-                transport.close()
-            else:
-                transport.abort()
-
-
-def parse_status_line(line: bytes) -> int:
-    """The status code of ``HTTP-version SP status-code SP [reason-phrase]``."""
-    if (
-        len(line) < 12
-        or not line.startswith(b"HTTP/1.")
-        or line[8:9] != b" "
-        or not line[9:12].isdigit()
-        or line[12:13] not in (b"", b" ")
-    ):
-        shown = line[:40].decode("latin-1")
-        raise ProbeFailed(f"invalid status line {shown!r}")
-    return int(line[9:12])
-
-
-class _StatusLineReader(asyncio.Protocol):
-    """Writes the probe request and resolves ``done`` with the status line."""
-
-    def __init__(self, request: bytes, done: asyncio.Future[bytes]) -> None:
-        self.request = request
-        self.done = done
-        self.buffer = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        cast(asyncio.Transport, transport).write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        if self.done.done():
-            return
-        self.buffer += data
-        end = self.buffer.find(b"\n")
-        if end >= 0:
-            self.done.set_result(self.buffer[:end].rstrip(b"\r"))
-        elif len(self.buffer) > _MAX_STATUS_LINE:
-            self.done.set_exception(ProbeFailed("status line too long"))
-
-    def eof_received(self) -> bool | None:
+    except ServiceUnavailable:
         return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            reason = f": {exc}" if exc is not None else ""
-            self.done.set_exception(ProbeFailed(f"connection closed before a response{reason}"))
+    except HTTPError as exc:
+        # (the node's label starts most reasons: the log line names the node already)
+        reason = exc.internal or exc.detail  # (the log may name the node)
+        raise ProbeFailed(reason.removeprefix(f"{node.label} ")) from exc
+    # the body is read so that the connection can be kept; if that fails, the status
+    # is the verdict all the same (and the connection is dropped)
+    async with response:
+        with contextlib.suppress(HTTPError):
+            await response.read(limit=_MAX_BODY)
+    return response.status
