@@ -68,7 +68,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer = b""
         self.forwarded = b""
         self.head: Exchange | None = None  # being parsed, until its head is complete
-        self.head_bytes = 0
+        self.head_bytes = -1  # of `head` read after the read it began in; -1: none yet
         self.chunk_len = 0
         self.client_eof = False
         self.url = b""
@@ -144,7 +144,12 @@ class ClientConnection(asyncio.Protocol):
             )
             return
         if self.head is not None:
-            # llhttp holds a header field until it is complete: bound that too
+            # A head goes on in the next read.  httptools holds a header field until it
+            # is complete: bound that too, counting the reads after the one the head
+            # began in (what came before it in that read belongs to other requests).
+            if self.head_bytes < 0:
+                self.head_bytes = 0
+                return
             self.head_bytes += len(data)
             limits = self.server.snapshot.limits
             if self.head_bytes > 2 * (limits.max_request_line + limits.max_header_size):
@@ -182,7 +187,7 @@ class ClientConnection(asyncio.Protocol):
         if self.head is None:
             self.head = Exchange(self)
             self.url = url
-            self.head_bytes = 0
+            self.head_bytes = -1  # began in the read being parsed
         else:
             self.url += url
         if len(self.url) > self.server.snapshot.limits.max_request_line:
@@ -198,14 +203,14 @@ class ClientConnection(asyncio.Protocol):
         assert exchange is not None
         server = self.server
         limits = server.snapshot.limits
-        # the head is no larger than what was read since it began: count fields only if
-        # that could exceed the limit
-        size_bound = self.head_bytes + self.chunk_len
+        # a head that began in this read is no larger than the read: count its fields
+        # only if that could exceed the limit (or when it spans reads)
+        max_size = limits.max_header_size
         exchange.finish(
             self.url,
             self.parser,
             limits.max_headers,
-            limits.max_header_size if size_bound > limits.max_header_size else 0,
+            max_size if self.head_bytes >= 0 or self.chunk_len > max_size else 0,
         )
         if self.draining:
             exchange.keep_alive = False
