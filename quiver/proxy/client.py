@@ -427,6 +427,16 @@ class ClientConnection(asyncio.Protocol):
             transport.close()
 
 
+class PlainOnTlsPort(ClientConnection):
+    """A client speaking plain HTTP to a TLS port: told so, then closed (as nginx does)."""
+
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._refuse(BadRequest("plain HTTP request sent to HTTPS port"))
+
+
 class _FailingExchange(Exchange):
     """Stands in the pipeline queue for a request that could not be parsed."""
 

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
-from quiver.proxy.client import ClientConnection
+from quiver.proxy.client import ClientConnection, PlainOnTlsPort
+from quiver.proxy.listener import TlsListener
 from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
@@ -73,7 +74,7 @@ class ProxyServer:
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
         self.sweeper = Sweeper(loop, interval=min(0.5, max(0.02, shortest / 4)))
         self.state = ProxyState(loop, compile_snapshot(config, loop, self.sweeper), self.sweeper)
-        self.servers: list[asyncio.Server] = []
+        self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
 
@@ -83,17 +84,28 @@ class ProxyServer:
         _start_checkers(self.state.snapshot.targets.values(), ())
         state = self.state
         for spec, sock in sockets:
-            context = server_context(spec.tls) if spec.tls else None
-            scheme = b"https" if context else b"http"
-            server = await self.loop.create_server(
-                functools.partial(ClientConnection, state, scheme),
-                sock=sock,
-                ssl=context,
-                backlog=4096,
-            )
-            self.servers.append(server)
             host, port = sock.getsockname()[:2]
-            self.addresses.append(BoundAddress(host, port, context is not None))
+            if spec.tls:
+                self.servers.append(
+                    TlsListener(
+                        self.loop,
+                        sock,
+                        server_context(spec.tls),
+                        tls_factory=functools.partial(ClientConnection, state, b"https"),
+                        plain_factory=functools.partial(PlainOnTlsPort, state, b"http"),
+                        sweeper=self.sweeper,
+                        first_byte_timeout=lambda: state.snapshot.limits.header_timeout,
+                    )
+                )
+            else:
+                self.servers.append(
+                    await self.loop.create_server(
+                        functools.partial(ClientConnection, state, b"http"),
+                        sock=sock,
+                        backlog=4096,
+                    )
+                )
+            self.addresses.append(BoundAddress(host, port, spec.tls is not None))
         return self.addresses
 
     def swap(self, config: Config) -> None:
@@ -144,6 +156,9 @@ class ProxyServer:
             await asyncio.sleep(0.05)
         for conn in list(self.state.connections):
             conn.abort()
+        for server in self.servers:
+            if isinstance(server, TlsListener):
+                server.abort()
         self.sweeper.stop()
         if self._budget_timer is not None:
             self._budget_timer.cancel()

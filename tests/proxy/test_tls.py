@@ -19,6 +19,7 @@ import trustme
 
 from quiver.config.models import Target
 from quiver.proxy.tls import warn_unverified
+from tests.support.problems import assert_problem
 from tests.support.process import catch_all_config, serving, write_config
 from tests.support.proxy import Client, RunningProxy
 from tests.support.upstream import Conn, Upstream, echo
@@ -168,14 +169,26 @@ def test_min_version_1_3_refuses_tls_1_2(pki: Pki, echo_upstream: Upstream) -> N
             assert client.request().status == 200
 
 
-def test_plain_http_to_a_tls_port_does_not_reach_the_target(
+def test_plain_http_to_a_tls_port_is_answered_400_then_closed(
     tls_proxy: RunningProxy, echo_upstream: Upstream
 ) -> None:
     with Client(tls_proxy.port, timeout=5) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        data = client.read_until_close()
-    assert b"HTTP/1.1 200" not in data
+        response = client.read_response()
+        problem = assert_problem(response, 400)
+        assert "plain HTTP request sent to HTTPS port" in problem["detail"]
+        assert response.header("connection") == "close"
+        assert client.wait_closed() == b""
     assert echo_upstream.requests == []
+
+
+def test_tls_port_closes_a_connection_that_sends_nothing(pki: Pki, echo_upstream: Upstream) -> None:
+    config = tls_listen_config(echo_upstream.url, pki.a) + "limits: {header_timeout: 0.2}\n"
+    with RunningProxy(config) as proxy, Client(proxy.port, timeout=5) as client:
+        assert client.wait_closed() == b""
+        # the port still speaks TLS to the next client
+        with Client(proxy.port, tls=client_context(pki), server_hostname="a.test") as other:
+            assert other.request("GET", "/", host="a.test").status == 200
 
 
 def _assert_client_can_speak(pki: Pki, context: ssl.SSLContext, version: str) -> None:
