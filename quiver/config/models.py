@@ -89,6 +89,12 @@ class Timeouts(Strict):
     connect: Duration = Field(5.0, gt=0, description="Connecting (and TLS handshake) to a node.")
     read: Duration = Field(60.0, gt=0, description="Longest wait between two reads from a node.")
     write: Duration = Field(60.0, gt=0, description="Longest stall writing a request to a node.")
+    tunnel_idle: Duration = Field(
+        3600.0,
+        gt=0,
+        description="An Upgrade tunnel (WebSocket) is closed after this long without bytes "
+        "in either direction; replaces `read` once the node switched protocols.",
+    )
 
 
 class Pool(Strict):

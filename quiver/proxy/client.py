@@ -119,7 +119,7 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
-            self.tunnel.write(data)
+            self.tunnel.tunnel_write(data)
             return
         if self.tunnel_buffer is not None:
             self.tunnel_buffer.append(data)

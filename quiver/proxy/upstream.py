@@ -11,6 +11,7 @@ its request is replayable (see ``Exchange``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,6 +30,8 @@ from quiver.proxy.sweeper import Sweeper
 
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
+
+tunnel_log = logging.getLogger("quiver.tunnel")
 
 # Exchange.mode values this module acts on (see quiver.proxy.exchange)
 RELAY = 1
@@ -247,6 +250,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.exchange = None
         if self.tunnel:
+            if tunnel_log.isEnabledFor(logging.DEBUG):
+                tunnel_log.debug("tunnel %s to %s closed", exchange.rid.decode(), pool.node.label)
             exchange.on_tunnel_closed()
         elif self.head_done and self.close_delimited:
             exchange.on_response_end(self, reusable=False)
@@ -267,7 +272,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # unsolicited bytes: this connection cannot be trusted
             return
         if self.tunnel:
-            self.deadline = self.pool.loop.time() + self.pool.timeouts.read
+            self.deadline = self.pool.loop.time() + self.read_timeout  # timeouts.tunnel_idle
             exchange.client.write(data)
             return
         if self.head_done:
@@ -279,6 +284,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.tunnel = True
+            # from now on silence is measured in both directions (see tunnel_write)
+            self.read_timeout = self.pool.timeouts.tunnel_idle
+            self.deadline = self.pool.loop.time() + self.read_timeout
             exchange.on_upgrade_accepted(data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
@@ -346,6 +354,14 @@ class UpstreamConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.write(data)
 
+    def tunnel_write(self, data: bytes) -> None:
+        """Bytes from the client of a tunnel: they keep it from idling out too."""
+        transport = self.transport
+        if transport is not None:
+            transport.write(data)
+            if self.deadline:  # (0.0 while the client is not reading: it is not idle)
+                self.deadline = self.pool.loop.time() + self.read_timeout
+
     def request_sent(self) -> None:
         """The whole request is written: from now on the node owes us bytes."""
         if not self.write_paused:
@@ -377,13 +393,20 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # idle too long in the pool
             return
         self.exchange = None
-        self.abort()
         if self.tunnel:
-            exchange.on_tunnel_closed()
-        else:
-            exchange.on_upstream_failed(
-                self, GatewayTimeout(f"{self.pool.node.label} did not answer in time")
+            tunnel_log.info(
+                "tunnel %s to %s closed after %gs without traffic (timeouts.tunnel_idle)",
+                exchange.rid.decode(),
+                self.pool.node.label,
+                self.read_timeout,
             )
+            self.close()
+            exchange.on_tunnel_closed()
+            return
+        self.abort()
+        exchange.on_upstream_failed(
+            self, GatewayTimeout(f"{self.pool.node.label} did not answer in time")
+        )
 
     # -- httptools callbacks ----------------------------------------------------------
 
