@@ -77,6 +77,14 @@ class Limits(Strict):
     body_timeout: Duration = Field(
         60.0, gt=0, description="Longest pause between two reads of a request body (408)."
     )
+    min_body_rate: Size = Field(
+        1024,
+        ge=0,
+        description="Slowest request body accepted, in bytes per second (408 below): a body "
+        "is due body_timeout after it begins plus one second per min_body_rate bytes "
+        "received. Time the proxy itself holds the body back does not count; 0 turns "
+        "it off.",
+    )
     idle_timeout: Duration = Field(
         60.0, gt=0, description="Idle keep-alive client connections are closed after this."
     )

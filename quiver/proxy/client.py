@@ -37,6 +37,7 @@ _LINGER_SECONDS = 2.0
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
+        "body_started",
         "chunk_len",
         "client_eof",
         "current",
@@ -48,6 +49,7 @@ class ClientConnection(asyncio.Protocol):
         "lingering",
         "parser",
         "parsing",
+        "paused_at",
         "peer",
         "queue",
         "read_paused",
@@ -76,6 +78,10 @@ class ClientConnection(asyncio.Protocol):
         self.current: Exchange | None = None
         self.queue: deque[Exchange] = deque()
         self.deadline = 0.0
+        # when the body being read began, moved on by the time reading was paused by
+        # the proxy itself (limits.min_body_rate is the client's rate); 0.0: no body
+        self.body_started = 0.0
+        self.paused_at = 0.0  # when the proxy paused reading during a body
         self.read_paused = 0
         self.write_paused = False
         self.lingering = False
@@ -220,6 +226,10 @@ class ClientConnection(asyncio.Protocol):
         has_body = exchange.chunked or bool(exchange.content_length)
         if not has_body:
             exchange.request_done = True
+        else:
+            self.body_started = now = server.loop.time()
+            if self.read_paused:
+                self.paused_at = now
         if self.current is None:
             self.current = exchange
             try:
@@ -230,7 +240,7 @@ class ClientConnection(asyncio.Protocol):
             self.queue.append(exchange)
             self.pause_reading_for(_PIPELINE_PAUSE)
         if has_body:
-            self.deadline = server.loop.time() + limits.body_timeout
+            self.deadline = self.body_started + limits.body_timeout
         elif self.current is not exchange or exchange.finished:
             self._settle_deadline()
         else:
@@ -240,13 +250,27 @@ class ClientConnection(asyncio.Protocol):
         exchange = self.parsing
         assert exchange is not None
         server = self.server
-        self.deadline = server.loop.time() + server.snapshot.limits.body_timeout
+        limits = server.snapshot.limits
+        deadline = server.loop.time() + limits.body_timeout
+        rate = limits.min_body_rate
+        if rate:
+            # the body is due by its start, plus body_timeout, plus a second per `rate`
+            # bytes received (the idea of Apache's mod_reqtimeout MinRate)
+            due = (
+                self.body_started
+                + limits.body_timeout
+                + (exchange.body_received + len(body)) / rate
+            )
+            if due < deadline:
+                deadline = due
+        self.deadline = deadline
         exchange.on_request_body(body)
 
     def on_message_complete(self) -> None:
         exchange = self.parsing
         self.parsing = None
         if exchange is not None and not exchange.request_done:
+            self.body_started = self.paused_at = 0.0
             exchange.on_request_end()
             if exchange.finished and exchange is not self.current and not self.queue:
                 # answered early (error) while its body was still arriving
@@ -264,16 +288,23 @@ class ClientConnection(asyncio.Protocol):
             self.transport.writelines(parts)
 
     def pause_reading_for(self, reason: int) -> None:
-        if not self.read_paused and self.transport is not None:
-            self.transport.pause_reading()
+        if not self.read_paused:
+            if self.transport is not None:
+                self.transport.pause_reading()
+            if self.body_started:
+                self.paused_at = self.server.loop.time()
         self.read_paused |= reason
 
     def resume_reading_for(self, reason: int) -> None:
         if not self.read_paused & reason:
             return
         self.read_paused &= ~reason
-        if not self.read_paused and self.transport is not None:
-            self.transport.resume_reading()
+        if not self.read_paused:
+            if self.transport is not None:
+                self.transport.resume_reading()
+            if self.paused_at:  # the client is not to blame for the time we held it
+                self.body_started += self.server.loop.time() - self.paused_at
+                self.paused_at = 0.0
 
     def respond_error(self, exchange: Exchange, error: HTTPError) -> None:
         close = (
@@ -341,8 +372,18 @@ class ClientConnection(asyncio.Protocol):
             self.abort()
             return
         parsing = self.parsing
-        if self.head is not None or (parsing is not None and not parsing.request_done):
+        in_body = parsing is not None and not parsing.request_done
+        if in_body and self.read_paused:
+            # the proxy holds the body back (a slow node, a request waiting its turn)
+            self.deadline = now + self.server.snapshot.limits.body_timeout
+            return
+        if self.head is not None or in_body:
             error = RequestTimeout("the client did not send the request in time")
+            if in_body and self._too_slow(now):
+                rate = self.server.snapshot.limits.min_body_rate
+                error = RequestTimeout(
+                    f"the request body arrived slower than limits.min_body_rate ({rate} bytes/s)"
+                )
             if parsing is not None and parsing is self.current:
                 parsing.fail(error)
             elif self.current is None:
@@ -382,13 +423,27 @@ class ClientConnection(asyncio.Protocol):
         parsing = self.parsing
         limits = self.server.snapshot.limits
         if parsing is not None and not parsing.request_done:
-            self.deadline = self.server.loop.time() + limits.body_timeout
+            now = self.server.loop.time()
+            self.deadline = now + limits.body_timeout
+            if limits.min_body_rate:
+                due = self.body_started + limits.body_timeout
+                due += parsing.body_received / limits.min_body_rate
+                self.deadline = min(self.deadline, due)
         elif self.write_paused:
             self.deadline = self.server.loop.time() + limits.send_timeout
         elif self.current is None and not self.queue:
             self.deadline = self.server.loop.time() + limits.idle_timeout
         else:
             self.deadline = 0.0
+
+    def _too_slow(self, now: float) -> bool:
+        """Whether the body in progress is overdue by limits.min_body_rate."""
+        limits = self.server.snapshot.limits
+        parsing = self.parsing
+        if not limits.min_body_rate or parsing is None:
+            return False
+        received = parsing.body_received
+        return self.body_started + limits.body_timeout + received / limits.min_body_rate <= now
 
     def _refuse(self, error: HTTPError) -> None:
         """The request cannot be parsed any further: answer in turn, then close."""
