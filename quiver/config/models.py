@@ -71,6 +71,13 @@ class Limits(Strict):
         "Other routes stream bodies of any size. Also the largest JSON response body "
         "response-transformer edits (larger ones go on unedited).",
     )
+    underscores_in_headers: bool = Field(
+        False,
+        description='Forward request header names containing "_"; by default they are '
+        "dropped, as nginx does, because some servers read them as the same name with "
+        '"-" (X_Forwarded_For as X-Forwarded-For). Even when on, names that would read as '
+        "a field the proxy manages (Transfer_Encoding, X_Consumer_ID) are dropped.",
+    )
     header_timeout: Duration = Field(
         10.0, gt=0, description="Time a client has to send a complete request head (408)."
     )

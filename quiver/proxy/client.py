@@ -217,6 +217,8 @@ class ClientConnection(asyncio.Protocol):
             self.parser,
             limits.max_headers,
             max_size if self.head_bytes >= 0 or self.chunk_len > max_size else 0,
+            server.field_names,
+            limits.underscores_in_headers,
         )
         if self.draining:
             exchange.keep_alive = False

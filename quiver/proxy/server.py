@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from quiver.config.models import Config, Listen, split_address
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
 from quiver.proxy.listener import TlsListener
+from quiver.proxy.request import FieldNames
 from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
@@ -27,6 +28,7 @@ class ProxyState:
         self.snapshot = snapshot
         self.sweeper = sweeper
         self.connections: set[ClientConnection] = set()
+        self.field_names = FieldNames()  # what to do with each request field, by name
         self._request_id_prefix = os.urandom(10).hex().encode()
         self._request_count = 0
 

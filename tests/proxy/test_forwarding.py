@@ -252,6 +252,53 @@ def test_hop_by_hop_response_headers_are_not_relayed() -> None:
     assert response.head.all("x-kept") == ["yes"]
 
 
+# ----------------------------------------------------------------------- fields dropped on arrival
+
+
+def test_identity_fields_sent_by_the_client_are_dropped(proxy: RunningProxy) -> None:
+    # only the gateway says who the consumer is: every X-Consumer-* name, in any case
+    headers = [
+        ("X-Consumer-ID", "42"),
+        ("X-Consumer-Username", "alice"),
+        ("x-consumer-foo", "bar"),
+        ("X-CONSUMER-GROUPS", "admins"),
+        ("X-Consumerism", "kept"),
+        ("X-Kept", "yes"),
+    ]
+    report = seen(get(proxy.port, headers=headers))
+    assert [n for n in upstream_names(report) if n.startswith("x-consumer")] == ["x-consumerism"]
+    assert upstream_values(report, "x-kept") == ["yes"]
+
+
+def test_header_names_with_underscores_are_dropped(proxy: RunningProxy) -> None:
+    headers = [
+        ("Transfer_Encoding", "chunked"),
+        ("X_Forwarded_For", "10.0.0.1"),
+        ("X_Custom", "1"),
+        ("X-Kept", "yes"),
+    ]
+    report = seen(get(proxy.port, headers=headers))
+    assert [n for n in upstream_names(report) if "_" in n] == []
+    assert upstream_values(report, "x-kept") == ["yes"]
+    assert upstream_values(report, "x-forwarded-for") == ["127.0.0.1"]
+
+
+def test_underscores_in_headers_keeps_them_but_not_lookalikes_of_managed_fields(
+    node: Upstream,
+) -> None:
+    config = make_config({"backend": node.url}, limits={"underscores_in_headers": True})
+    headers = [
+        ("X_Custom", "1"),
+        ("Transfer_Encoding", "chunked"),
+        ("X_Consumer_ID", "42"),
+        ("X-Kept", "yes"),
+    ]
+    with RunningProxy(config) as proxy:
+        report = seen(get(proxy.port, headers=headers))
+    assert [n for n in upstream_names(report) if "_" in n] == ["x_custom"]
+    assert upstream_values(report, "x-kept") == ["yes"]
+
+
 # ----------------------------------------------------------------------- other fields
 
 
