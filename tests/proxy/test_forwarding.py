@@ -377,6 +377,22 @@ def test_rewrite_fills_captured_parameters(node: Upstream) -> None:
     assert report["path"] == "/v2/people/42/articles/abc?fields=title"
 
 
+def test_rewrite_keeps_the_rest_of_the_path_after_the_matched_part(node: Upstream) -> None:
+    routes: list[dict[str, Any]] = [
+        {
+            "name": "user",
+            "paths": ["/users/{id}"],
+            "target": "backend",
+            "rewrite": "/echo/user/{id}",
+        },
+        {"name": "one", "paths": ["=/only/{id}"], "target": "backend", "rewrite": "/o/{id}"},
+    ]
+    with RunningProxy(make_config({"backend": node.url}, routes)) as proxy:
+        assert seen(get(proxy.port, "/users/42/posts?x=1"))["path"] == "/echo/user/42/posts?x=1"
+        assert seen(get(proxy.port, "/users/42"))["path"] == "/echo/user/42"
+        assert seen(get(proxy.port, "/only/7"))["path"] == "/o/7"
+
+
 def test_target_url_base_path_prefixes_the_forwarded_path(node: Upstream) -> None:
     routes: list[dict[str, Any]] = [
         {"name": "api", "paths": ["/api"], "target": "backend", "strip_path": True},
