@@ -397,6 +397,26 @@ def _add_plugin_issues(report: _Report, config: Config) -> None:
             if anonymous is not None and anonymous not in consumers:
                 message = f"unknown consumer '{anonymous}'" + _suggestion(anonymous, consumers)
                 report.add((*where, "anonymous"), message)
+            path_issues = getattr(validated, "path_issues", None)  # settings that need routes
+            if path_issues is not None:
+                for key, message in path_issues(_paths_served(config, prefix, name)):
+                    report.add((*where, key), message)
+
+
+def _paths_served(config: Config, prefix: Path, name: str) -> list[str]:
+    """Path patterns of the routes a plugin set at ``prefix`` applies to: those that do
+    not set it closer to themselves (none for a consumer's plugins)."""
+    if prefix[:1] == ("routes",):
+        return list(config.routes[int(prefix[1])].paths)
+    if prefix[:1] == ("consumers",):
+        return []
+    on_target = {target.name for target in config.targets if name in target.plugins}
+    if prefix[:1] == ("targets",):
+        target = config.targets[int(prefix[1])].name
+        routes = [r for r in config.routes if r.target == target]
+    else:
+        routes = [r for r in config.routes if r.target not in on_target]
+    return [path for route in routes if name not in route.plugins for path in route.paths]
 
 
 def _add_reference_issues(report: _Report, config: Config) -> None:
