@@ -6,6 +6,7 @@ loopback, so handshakes, SNI, ALPN and verification all happen for real.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import ssl
@@ -16,9 +17,13 @@ from typing import Any
 
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from quiver.config.models import Target
-from quiver.proxy.tls import warn_unverified
+from quiver.proxy.tls import certificate_names, warn_unverified
 from tests.support.problems import assert_problem
 from tests.support.process import catch_all_config, serving, write_config
 from tests.support.proxy import Client, RunningProxy
@@ -132,6 +137,41 @@ def test_certificate_is_chosen_by_sni(
     with Client(tls_proxy.port, tls=client_context(pki), server_hostname=server_name) as client:
         assert peer_dns_names(client) == expected
         assert client.request("GET", "/", host=server_name).status == 200
+
+
+def test_sni_choice_does_not_need_cpythons_private_certificate_decoder(
+    pki: Pki, echo_upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # certificate names are read with cryptography.x509, not ssl._ssl._test_decode_cert
+    monkeypatch.delattr(ssl._ssl, "_test_decode_cert", raising=False)  # type: ignore[attr-defined]
+    config = tls_listen_config(echo_upstream.url, pki.a, pki.b, pki.wildcard)
+    with (
+        RunningProxy(config) as proxy,
+        Client(proxy.port, tls=client_context(pki), server_hostname="x.wild.test") as client,
+    ):
+        assert peer_dns_names(client) == ["*.wild.test"]
+        assert client.request("GET", "/", host="x.wild.test").status == 200
+
+
+def test_certificate_names_are_the_alt_names_else_the_common_name(pki: Pki, tmp_path: Path) -> None:
+    assert certificate_names(str(pki.b.cert)) == ["b.test"]  # a chain file: the leaf's
+    assert certificate_names(str(pki.node.cert)) == ["localhost", "node.test"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "legacy.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path / "cn-only.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    assert certificate_names(str(path)) == ["legacy.test"]
 
 
 @pytest.mark.parametrize("server_name", ["unknown.test", None])
