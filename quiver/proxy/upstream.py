@@ -358,9 +358,11 @@ class UpstreamConnection(asyncio.Protocol):
         """Bytes from the client of a tunnel: they keep it from idling out too."""
         transport = self.transport
         if transport is not None:
-            transport.write(data)
-            if self.deadline:  # (0.0 while the client is not reading: it is not idle)
+            # (no deadline while the client is not reading; while the node is not, the
+            # write timeout runs, and it may start with this write)
+            if self.deadline and not self.write_paused:
                 self.deadline = self.pool.loop.time() + self.read_timeout
+            transport.write(data)
 
     def request_sent(self) -> None:
         """The whole request is written: from now on the node owes us bytes."""
@@ -394,13 +396,14 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.exchange = None
         if self.tunnel:
-            tunnel_log.info(
-                "tunnel %s to %s closed after %gs without traffic (timeouts.tunnel_idle)",
-                exchange.rid.decode(),
-                self.pool.node.label,
-                self.read_timeout,
-            )
-            self.close()
+            if self.write_paused:  # what it still has to take would never be flushed
+                why = f"the node took no bytes for {self.pool.timeouts.write:g}s (timeouts.write)"
+                self.abort()
+            else:
+                why = f"no bytes either way for {self.read_timeout:g}s (timeouts.tunnel_idle)"
+                self.close()
+            label = self.pool.node.label
+            tunnel_log.info("tunnel %s to %s closed: %s", exchange.rid.decode(), label, why)
             exchange.on_tunnel_closed()
             return
         self.abort()

@@ -334,3 +334,35 @@ def test_client_traffic_alone_keeps_a_tunnel_open_until_it_stops(
     assert bytes(node.received) == b"." * 8
     messages = [r.getMessage() for r in caplog.records if r.name == "quiver.tunnel"]
     assert any("timeouts.tunnel_idle" in message for message in messages), messages
+
+
+def test_a_node_that_stops_reading_ends_the_tunnel_after_the_write_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    finished = threading.Event()
+
+    def deaf(conn: Conn) -> None:
+        conn.read_request()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        conn.send(SWITCHING)
+        finished.wait(10)  # reads nothing more until the test is over
+
+    caplog.set_level(logging.INFO, logger="quiver.tunnel")
+    progress = Progress()
+    with (
+        serve(deaf, timeouts={"write": 0.3}) as (_, proxy),
+        Wire(proxy.port, timeout=5) as wire,
+    ):
+        open_tunnel(wire)
+        sender = threading.Thread(
+            target=send_counted, args=(wire.sock, Payload(256 * MiB).pieces(), progress)
+        )
+        sender.start()
+        try:
+            assert progress.done.wait(10), "the client could send without end"
+        finally:
+            finished.set()
+        sender.join(5)
+    assert progress.error is not None  # the proxy cut the client off
+    messages = [r.getMessage() for r in caplog.records if r.name == "quiver.tunnel"]
+    assert any("timeouts.write" in message for message in messages), messages
