@@ -10,6 +10,7 @@ is read and dropped for a moment, so an error answer is never lost to a reset.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 from collections import deque
 from typing import TYPE_CHECKING, cast
@@ -255,9 +256,7 @@ class ClientConnection(asyncio.Protocol):
         limits = server.snapshot.limits
         deadline = server.loop.time() + limits.body_timeout
         rate = limits.min_body_rate
-        if rate:
-            # the body is due by its start, plus body_timeout, plus a second per `rate`
-            # bytes received (the idea of Apache's mod_reqtimeout MinRate)
+        if rate:  # (_body_due, inlined: this runs for every piece of every body)
             due = (
                 self.body_started
                 + limits.body_timeout
@@ -381,7 +380,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.head is not None or in_body:
             error = RequestTimeout("the client did not send the request in time")
-            if in_body and self._too_slow(now):
+            if in_body and self._body_due() <= now:
                 rate = self.server.snapshot.limits.min_body_rate
                 error = RequestTimeout(
                     f"the request body arrived slower than limits.min_body_rate ({rate} bytes/s)"
@@ -425,12 +424,7 @@ class ClientConnection(asyncio.Protocol):
         parsing = self.parsing
         limits = self.server.snapshot.limits
         if parsing is not None and not parsing.request_done:
-            now = self.server.loop.time()
-            self.deadline = now + limits.body_timeout
-            if limits.min_body_rate:
-                due = self.body_started + limits.body_timeout
-                due += parsing.body_received / limits.min_body_rate
-                self.deadline = min(self.deadline, due)
+            self.deadline = min(self.server.loop.time() + limits.body_timeout, self._body_due())
         elif self.write_paused:
             self.deadline = self.server.loop.time() + limits.send_timeout
         elif self.current is None and not self.queue:
@@ -438,14 +432,16 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.deadline = 0.0
 
-    def _too_slow(self, now: float) -> bool:
-        """Whether the body in progress is overdue by limits.min_body_rate."""
+    def _body_due(self) -> float:
+        """When the body being read must be complete by limits.min_body_rate: its start,
+        plus body_timeout, plus a second per min_body_rate bytes received (the idea of
+        Apache's mod_reqtimeout MinRate); inf when the rate is not limited."""
         limits = self.server.snapshot.limits
         parsing = self.parsing
         if not limits.min_body_rate or parsing is None:
-            return False
+            return math.inf
         received = parsing.body_received
-        return self.body_started + limits.body_timeout + received / limits.min_body_rate <= now
+        return self.body_started + limits.body_timeout + received / limits.min_body_rate
 
     def _refuse(self, error: HTTPError) -> None:
         """The request cannot be parsed any further: answer in turn, then close."""
