@@ -43,6 +43,9 @@ SPECIAL_REQUEST_HEADERS = frozenset(
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 _MAX_REQUEST_ID = 200
+_SCAN_BELOW = 9  # header lookups scan up to this many fields instead of indexing them
+# uri-host [ ":" port ] (RFC 3986 §3.2.2): an IP literal, or reg-name characters
+_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]*)?[ \t]*\Z")
 _REMEMBERED_NAMES = 4096  # field names a worker remembers the kind of (see FieldNames)
 
 # What the proxy does with a request field, by name (see FieldNames).
@@ -52,9 +55,6 @@ SPECIAL = 2  # interpreted (and dropped or rebuilt): see SPECIAL_REQUEST_HEADERS
 CONSUMER = 3  # X-Consumer-*: dropped
 UNDERSCORE = 4  # a name with "_": dropped unless limits.underscores_in_headers
 LOOKALIKE = 5  # with "_" read as "-", a special or X-Consumer-* name: always dropped
-_SCAN_BELOW = 9  # header lookups scan up to this many fields instead of indexing them
-# uri-host [ ":" port ] (RFC 3986 §3.2.2): an IP literal, or reg-name characters
-_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]*)?[ \t]*\Z")
 
 
 class FieldNames:
