@@ -519,6 +519,37 @@ def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: Plugi
             if anonymous is not None and anonymous not in consumers:
                 message = f"unknown consumer '{anonymous}'" + _suggestion(anonymous, consumers)
                 report.add_found((*where, "anonymous"), message)
+            path_issues = getattr(validated, "path_issues", None)  # settings that need routes
+            if path_issues is not None:
+                for key, message in path_issues(_paths_served(data, prefix, name)):
+                    report.add((*where, key), message)
+
+
+def _paths_served(data: Mapping[str, object], prefix: Path, name: str) -> list[str]:
+    """Path patterns of the routes a plugin set at ``prefix`` applies to: those that do
+    not set it closer to themselves (none for a consumer's plugins)."""
+
+    def plugins_of(item: Mapping[str, object]) -> Mapping[str, object]:
+        plugins = item.get("plugins")
+        return plugins if isinstance(plugins, dict) else {}
+
+    def paths_of(route: Mapping[str, object]) -> list[str]:
+        paths = route.get("paths")
+        return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+
+    routes = [route for _, route in _items(data, "routes")]
+    if prefix[:1] == ("routes",):
+        return paths_of(dict(_items(data, "routes"))[int(prefix[1])])
+    if prefix[:1] == ("consumers",):
+        return []
+    targets = [target for _, target in _items(data, "targets")]
+    on_target = {t.get("name") for t in targets if name in plugins_of(t)}
+    if prefix[:1] == ("targets",):
+        target = dict(_items(data, "targets"))[int(prefix[1])].get("name")
+        routes = [r for r in routes if r.get("target") == target]
+    else:
+        routes = [r for r in routes if r.get("target") not in on_target]
+    return [path for route in routes if name not in plugins_of(route) for path in paths_of(route)]
 
 
 Validated = dict[int, dict[str, list[Credential]]]

@@ -71,11 +71,26 @@ class Limits(Strict):
         "Other routes stream bodies of any size. Also the largest JSON response body "
         "response-transformer edits (larger ones go on unedited).",
     )
+    underscores_in_headers: bool = Field(
+        False,
+        description='Forward request header names containing "_"; by default they are '
+        "dropped, as nginx does, because some servers read them as the same name with "
+        '"-" (X_Forwarded_For as X-Forwarded-For). Even when on, names that would read as '
+        "a field the proxy manages (Transfer_Encoding, X_Consumer_ID) are dropped.",
+    )
     header_timeout: Duration = Field(
         10.0, gt=0, description="Time a client has to send a complete request head (408)."
     )
     body_timeout: Duration = Field(
         60.0, gt=0, description="Longest pause between two reads of a request body (408)."
+    )
+    min_body_rate: Size = Field(
+        1024,
+        ge=0,
+        description="Slowest request body accepted, in bytes per second (408 below): a body "
+        "is due body_timeout after it begins plus one second per min_body_rate bytes "
+        "received. Time the proxy itself holds the body back does not count; 0 turns "
+        "it off.",
     )
     idle_timeout: Duration = Field(
         60.0, gt=0, description="Idle keep-alive client connections are closed after this."
@@ -89,6 +104,12 @@ class Timeouts(Strict):
     connect: Duration = Field(5.0, gt=0, description="Connecting (and TLS handshake) to a node.")
     read: Duration = Field(60.0, gt=0, description="Longest wait between two reads from a node.")
     write: Duration = Field(60.0, gt=0, description="Longest stall writing a request to a node.")
+    tunnel_idle: Duration = Field(
+        3600.0,
+        gt=0,
+        description="An Upgrade tunnel (WebSocket) is closed after this long without bytes "
+        "in either direction; replaces `read` once the node switched protocols.",
+    )
 
 
 class Pool(Strict):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-# Identity fields only the gateway states (an authentication plugin does); what a
-# client sends under these names is dropped on arrival.
+# Identity fields only the gateway states (an authentication plugin does).  What a
+# client sends under any X-Consumer-* name is dropped on arrival.
 CONSUMER_FIELDS = frozenset({b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups"})
+CONSUMER_PREFIX = b"x-consumer-"
 
 # Request headers with a meaning to the proxy, never copied upstream as they are:
 # hop-by-hop fields (RFC 9110 §7.6.1) and those the proxy rebuilds itself.

@@ -75,7 +75,9 @@ class KeyAuthConfig(PluginConfig):
         description="Query parameters that may carry the key, when no header does.",
     )
     hide_credentials: bool = Field(
-        True, description="Remove the key from the request before it goes upstream."
+        True,
+        description="Remove every header and query parameter named above from the request "
+        "before it goes upstream, not only the one that carried the key.",
     )
     anonymous: str | None = Field(
         None, description="Consumer to use for requests without a key (else 401)."
@@ -110,11 +112,15 @@ class KeyAuth(Plugin[KeyAuthConfig]):
         for header in self.headers:
             key = request.get(header)
             if key is not None:
-                if self.hide:
-                    request.remove_header(header)
                 break
         if key is None and self.query_names and request.query:
-            key = self._from_query(request)
+            key = self._from_query(request)  # (hides the query's keys itself)
+        elif key is not None and self.hide:
+            # every place a key may be, not only the one used: a second key is a secret too
+            for header in self.headers:
+                request.remove_header(header)
+            if self.query_names and request.query:
+                self._from_query(request)
         if key is None:
             if self.anonymous is not None:
                 request.set_consumer(self.anonymous)

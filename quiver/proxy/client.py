@@ -10,6 +10,7 @@ is read and dropped for a moment, so an error answer is never lost to a reset.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 from collections import deque
 from typing import TYPE_CHECKING, cast
@@ -37,6 +38,7 @@ _LINGER_SECONDS = 2.0
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
+        "body_started",
         "chunk_len",
         "client_eof",
         "current",
@@ -48,6 +50,7 @@ class ClientConnection(asyncio.Protocol):
         "lingering",
         "parser",
         "parsing",
+        "paused_at",
         "peer",
         "queue",
         "read_paused",
@@ -68,7 +71,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer = b""
         self.forwarded = b""
         self.head: Exchange | None = None  # being parsed, until its head is complete
-        self.head_bytes = 0
+        self.head_bytes = -1  # of `head` read after the read it began in; -1: none yet
         self.chunk_len = 0
         self.client_eof = False
         self.url = b""
@@ -76,6 +79,10 @@ class ClientConnection(asyncio.Protocol):
         self.current: Exchange | None = None
         self.queue: deque[Exchange] = deque()
         self.deadline = 0.0
+        # when the body being read began, moved on by the time reading was paused by
+        # the proxy itself (limits.min_body_rate is the client's rate); 0.0: no body
+        self.body_started = 0.0
+        self.paused_at = 0.0  # when the proxy paused reading during a body
         self.read_paused = 0
         self.write_paused = False
         self.lingering = False
@@ -119,7 +126,7 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
-            self.tunnel.write(data)
+            self.tunnel.tunnel_write(data)
             return
         if self.tunnel_buffer is not None:
             self.tunnel_buffer.append(data)
@@ -144,7 +151,12 @@ class ClientConnection(asyncio.Protocol):
             )
             return
         if self.head is not None:
-            # llhttp holds a header field until it is complete: bound that too
+            # A head goes on in the next read.  httptools holds a header field until it
+            # is complete: bound that too, counting the reads after the one the head
+            # began in (what came before it in that read belongs to other requests).
+            if self.head_bytes < 0:
+                self.head_bytes = 0
+                return
             self.head_bytes += len(data)
             limits = self.server.snapshot.limits
             if self.head_bytes > 2 * (limits.max_request_line + limits.max_header_size):
@@ -185,7 +197,7 @@ class ClientConnection(asyncio.Protocol):
         if self.head is None:
             self.head = Exchange(self)
             self.url = url
-            self.head_bytes = 0
+            self.head_bytes = -1  # began in the read being parsed
         else:
             self.url += url
         if len(self.url) > self.server.snapshot.limits.max_request_line:
@@ -201,14 +213,16 @@ class ClientConnection(asyncio.Protocol):
         assert exchange is not None
         server = self.server
         limits = server.snapshot.limits
-        # the head is no larger than what was read since it began: count fields only if
-        # that could exceed the limit
-        size_bound = self.head_bytes + self.chunk_len
+        # a head that began in this read is no larger than the read: count its fields
+        # only if that could exceed the limit (or when it spans reads)
+        max_size = limits.max_header_size
         exchange.finish(
             self.url,
             self.parser,
             limits.max_headers,
-            limits.max_header_size if size_bound > limits.max_header_size else 0,
+            max_size if self.head_bytes >= 0 or self.chunk_len > max_size else 0,
+            server.field_names,
+            limits.underscores_in_headers,
         )
         if self.draining:
             exchange.keep_alive = False
@@ -218,6 +232,10 @@ class ClientConnection(asyncio.Protocol):
         has_body = exchange.chunked or bool(exchange.content_length)
         if not has_body:
             exchange.request_done = True
+        else:
+            self.body_started = now = server.loop.time()
+            if self.read_paused:
+                self.paused_at = now
         if self.current is None:
             self.current = exchange
             try:
@@ -228,7 +246,7 @@ class ClientConnection(asyncio.Protocol):
             self.queue.append(exchange)
             self.pause_reading_for(PAUSE_PIPELINE)
         if has_body:
-            self.deadline = server.loop.time() + limits.body_timeout
+            self.deadline = self.body_started + limits.body_timeout
         elif self.current is not exchange or exchange.finished:
             self._settle_deadline()
         else:
@@ -238,13 +256,25 @@ class ClientConnection(asyncio.Protocol):
         exchange = self.parsing
         assert exchange is not None
         server = self.server
-        self.deadline = server.loop.time() + server.snapshot.limits.body_timeout
+        limits = server.snapshot.limits
+        deadline = server.loop.time() + limits.body_timeout
+        rate = limits.min_body_rate
+        if rate:  # (_body_due, inlined: this runs for every piece of every body)
+            due = (
+                self.body_started
+                + limits.body_timeout
+                + (exchange.body_received + len(body)) / rate
+            )
+            if due < deadline:
+                deadline = due
+        self.deadline = deadline
         exchange.on_request_body(body)
 
     def on_message_complete(self) -> None:
         exchange = self.parsing
         self.parsing = None
         if exchange is not None and not exchange.request_done:
+            self.body_started = self.paused_at = 0.0
             exchange.on_request_end()
             if exchange.finished and exchange is not self.current and not self.queue:
                 # answered early (error) while its body was still arriving
@@ -262,16 +292,23 @@ class ClientConnection(asyncio.Protocol):
             self.transport.writelines(parts)
 
     def pause_reading_for(self, reason: int) -> None:
-        if not self.read_paused and self.transport is not None:
-            self.transport.pause_reading()
+        if not self.read_paused:
+            if self.transport is not None:
+                self.transport.pause_reading()
+            if self.body_started:
+                self.paused_at = self.server.loop.time()
         self.read_paused |= reason
 
     def resume_reading_for(self, reason: int) -> None:
         if not self.read_paused & reason:
             return
         self.read_paused &= ~reason
-        if not self.read_paused and self.transport is not None:
-            self.transport.resume_reading()
+        if not self.read_paused:
+            if self.transport is not None:
+                self.transport.resume_reading()
+            if self.paused_at:  # the client is not to blame for the time we held it
+                self.body_started += self.server.loop.time() - self.paused_at
+                self.paused_at = 0.0
 
     def respond_error(self, exchange: Exchange, error: HTTPError) -> None:
         close = (
@@ -349,8 +386,18 @@ class ClientConnection(asyncio.Protocol):
             self.abort()
             return
         parsing = self.parsing
-        if self.head is not None or (parsing is not None and not parsing.request_done):
+        in_body = parsing is not None and not parsing.request_done
+        if in_body and self.read_paused:
+            # the proxy holds the body back (a slow node, a request waiting its turn)
+            self.deadline = now + self.server.snapshot.limits.body_timeout
+            return
+        if self.head is not None or in_body:
             error = RequestTimeout("the client did not send the request in time")
+            if in_body and self._body_due() <= now:
+                rate = self.server.snapshot.limits.min_body_rate
+                error = RequestTimeout(
+                    f"the request body arrived slower than limits.min_body_rate ({rate} bytes/s)"
+                )
             if parsing is not None and parsing is self.current:
                 parsing.fail(error)
             elif self.current is None:
@@ -390,13 +437,24 @@ class ClientConnection(asyncio.Protocol):
         parsing = self.parsing
         limits = self.server.snapshot.limits
         if parsing is not None and not parsing.request_done:
-            self.deadline = self.server.loop.time() + limits.body_timeout
+            self.deadline = min(self.server.loop.time() + limits.body_timeout, self._body_due())
         elif self.write_paused:
             self.deadline = self.server.loop.time() + limits.send_timeout
         elif self.current is None and not self.queue:
             self.deadline = self.server.loop.time() + limits.idle_timeout
         else:
             self.deadline = 0.0
+
+    def _body_due(self) -> float:
+        """When the body being read must be complete by limits.min_body_rate: its start,
+        plus body_timeout, plus a second per min_body_rate bytes received (the idea of
+        Apache's mod_reqtimeout MinRate); inf when the rate is not limited."""
+        limits = self.server.snapshot.limits
+        parsing = self.parsing
+        if not limits.min_body_rate or parsing is None:
+            return math.inf
+        received = parsing.body_received
+        return self.body_started + limits.body_timeout + received / limits.min_body_rate
 
     def _refuse(self, error: HTTPError) -> None:
         """The request cannot be parsed any further: answer in turn, then close."""
@@ -433,6 +491,16 @@ class ClientConnection(asyncio.Protocol):
             transport.resume_reading()
         else:
             transport.close()
+
+
+class PlainOnTlsPort(ClientConnection):
+    """A client speaking plain HTTP to a TLS port: told so, then closed (as nginx does)."""
+
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._refuse(BadRequest("plain HTTP request sent to HTTPS port"))
 
 
 class _FailingExchange(Exchange):

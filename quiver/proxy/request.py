@@ -14,6 +14,7 @@ from typing import Any
 
 from quiver.errors import BadRequest, HeaderFieldsTooLarge
 from quiver.http.fields import CONSUMER_FIELDS as CONSUMER_FIELDS
+from quiver.http.fields import CONSUMER_PREFIX as CONSUMER_PREFIX
 from quiver.http.fields import SPECIAL_REQUEST_HEADERS as SPECIAL_REQUEST_HEADERS
 
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
@@ -22,6 +23,54 @@ _MAX_REQUEST_ID = 200
 _SCAN_BELOW = 9  # header lookups scan up to this many fields instead of indexing them
 # uri-host [ ":" port ] (RFC 3986 §3.2.2): an IP literal, or reg-name characters
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]*)?[ \t]*\Z")
+_REMEMBERED_NAMES = 4096  # field names a worker remembers the kind of (see FieldNames)
+
+# What the proxy does with a request field, by name (see FieldNames).
+FORWARD = 0  # copied upstream as received
+HOST = 1
+SPECIAL = 2  # interpreted (and dropped or rebuilt): see SPECIAL_REQUEST_HEADERS
+CONSUMER = 3  # X-Consumer-*: dropped
+UNDERSCORE = 4  # a name with "_": dropped unless limits.underscores_in_headers
+LOOKALIKE = 5  # with "_" read as "-", a special or X-Consumer-* name: always dropped
+
+
+class FieldNames:
+    """The kind of each request field name, learned once per name as received.
+
+    Names repeat from request to request: one dict lookup of the name as the client
+    spelled it replaces lowercasing and classifying it every time.  A worker keeps
+    one; it forgets everything when it has seen too many names (as a client making
+    up names would make it).
+    """
+
+    __slots__ = ("kinds",)
+
+    def __init__(self) -> None:
+        self.kinds: dict[bytes, int] = {}
+
+    def classify(self, name: bytes) -> int:
+        kind = field_kind(name.lower())
+        kinds = self.kinds
+        if len(kinds) >= _REMEMBERED_NAMES:
+            kinds.clear()
+        kinds[name] = kind
+        return kind
+
+
+def field_kind(lname: bytes) -> int:
+    """What the proxy does with a request field of lowercase name ``lname``."""
+    if lname.startswith(CONSUMER_PREFIX):
+        return CONSUMER
+    if lname in SPECIAL_REQUEST_HEADERS:
+        return HOST if lname == b"host" else SPECIAL
+    if 95 not in lname:  # b"_"
+        return FORWARD
+    # Some servers read "_" as "-" (CGI and WSGI name both HTTP_TRANSFER_ENCODING):
+    # never let such a name pass for a field the proxy controls.
+    dashed = lname.replace(b"_", b"-")
+    if dashed.startswith(CONSUMER_PREFIX) or dashed in SPECIAL_REQUEST_HEADERS:
+        return LOOKALIKE
+    return UNDERSCORE
 
 
 class RequestHead:
@@ -79,38 +128,52 @@ class RequestHead:
             return False
         return self.method in IDEMPOTENT_METHODS or self.get(b"idempotency-key") is not None
 
-    def finish(self, url: bytes, parser: Any, max_headers: int, max_size: int) -> None:
+    def finish(
+        self,
+        url: bytes,
+        parser: Any,
+        max_headers: int,
+        max_size: int,
+        names: FieldNames,
+        underscores: bool,
+    ) -> None:
         """Check the whole head once every field is known (RFC 9112 §3.2, §6.1).
 
-        ``max_size`` is the header block limit, or 0 when the head is known to fit.
+        ``max_size`` is the header block limit, or 0 when the head is known to fit;
+        ``underscores``: names with "_" are kept (limits.underscores_in_headers).
         """
         self.method = method = parser.get_method()
         headers = self.headers
         if len(headers) > max_headers:
             raise HeaderFieldsTooLarge(f"more than {max_headers} header fields")
         forward = self.forward
+        kinds = names.kinds
         special = False  # any field besides Host that the proxy interprets
-        claimed = False  # the client sent identity fields of its own
+        dropped = False  # fields no one past this point may see
         for name, value in headers:
-            lname = name.lower()
-            if lname not in SPECIAL_REQUEST_HEADERS:
+            kind = kinds.get(name)
+            if kind is None:
+                kind = names.classify(name)
+            if not kind:  # FORWARD
                 forward.append((name, value))
-            elif lname == b"host":
+            elif kind == HOST:
                 if self.host_header is not None:
                     raise BadRequest("more than one Host header")
                 self.host_header = value
-            elif lname in CONSUMER_FIELDS:
-                claimed = True
-            else:
-                self._special(lname, value)
+            elif kind == SPECIAL:
+                self._special(name.lower(), value)
                 special = True
+            elif kind == UNDERSCORE and underscores:
+                forward.append((name, value))
+            else:
+                dropped = True
         if max_size and sum(len(n) + len(v) + 4 for n, v in headers) > max_size:
             raise HeaderFieldsTooLarge(f"header fields exceed {max_size} bytes")
         # llhttp only keeps alive HTTP/1.1, or HTTP/1.0 that asked to: in the usual case
         # the version is known without asking for it (which costs a string format).
         self.keep_alive = keep_alive = parser.should_keep_alive()
-        if claimed:
-            self.headers = [(n, v) for n, v in headers if n.lower() not in CONSUMER_FIELDS]
+        if dropped:
+            self.headers = [(n, v) for n, v in headers if _kept(n, underscores)]
         if special:
             if self.upgrade is not None and b"upgrade" not in self.connection_tokens:
                 self.upgrade = None  # RFC 9110 §7.8: only meaningful when Connection lists it
@@ -169,8 +232,8 @@ class RequestHead:
             and b" " not in value
         ):
             self.request_id = value  # a client's id is kept when it is a sane token
-        # keep-alive, te, trailer, proxy-connection, x-forwarded-proto/-host and x-consumer-* are
-        # dropped: hop-by-hop, or rebuilt by the proxy and never trusted from clients
+        # keep-alive, te, trailer, proxy-connection and x-forwarded-proto/-host are dropped:
+        # hop-by-hop, or rebuilt by the proxy and never trusted from clients
 
     def forwarded_fields(self) -> list[tuple[bytes, bytes]]:
         """Fields to copy upstream, without those the Connection header names."""
@@ -193,6 +256,11 @@ class RequestHead:
         # RFC 9112 §3.2.2: the target's authority replaces the Host header.
         self.host_header = authority
         return slash + remainder if slash else b"/"
+
+
+def _kept(name: bytes, underscores: bool) -> bool:
+    kind = field_kind(name.lower())
+    return kind < CONSUMER or (kind == UNDERSCORE and underscores)
 
 
 def host_for_routing(value: bytes) -> bytes:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from quiver.config.models import Config, Listen, split_address
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetTypes
-from quiver.proxy.client import ClientConnection
+from quiver.proxy.client import ClientConnection, PlainOnTlsPort
+from quiver.proxy.listener import TlsListener
 from quiver.proxy.outbound import OutboundClient
+from quiver.proxy.request import FieldNames
 from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
@@ -29,6 +31,7 @@ class ProxyState:
         self.snapshot = snapshot
         self.sweeper = sweeper
         self.connections: set[ClientConnection] = set()
+        self.field_names = FieldNames()  # what to do with each request field, by name
         self._request_id_prefix = os.urandom(10).hex().encode()
         self._request_count = 0
 
@@ -102,7 +105,7 @@ class ProxyServer:
             outbound=self.outbound,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
-        self.servers: list[asyncio.Server] = []
+        self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
 
@@ -112,17 +115,28 @@ class ProxyServer:
         _start_checkers(self.state.snapshot.targets.values(), ())
         state = self.state
         for spec, sock in sockets:
-            context = server_context(spec.tls) if spec.tls else None
-            scheme = b"https" if context else b"http"
-            server = await self.loop.create_server(
-                functools.partial(ClientConnection, state, scheme),
-                sock=sock,
-                ssl=context,
-                backlog=4096,
-            )
-            self.servers.append(server)
             host, port = sock.getsockname()[:2]
-            self.addresses.append(BoundAddress(host, port, context is not None))
+            if spec.tls:
+                self.servers.append(
+                    TlsListener(
+                        self.loop,
+                        sock,
+                        server_context(spec.tls),
+                        tls_factory=functools.partial(ClientConnection, state, b"https"),
+                        plain_factory=functools.partial(PlainOnTlsPort, state, b"http"),
+                        sweeper=self.sweeper,
+                        first_byte_timeout=lambda: state.snapshot.limits.header_timeout,
+                    )
+                )
+            else:
+                self.servers.append(
+                    await self.loop.create_server(
+                        functools.partial(ClientConnection, state, b"http"),
+                        sock=sock,
+                        backlog=4096,
+                    )
+                )
+            self.addresses.append(BoundAddress(host, port, spec.tls is not None))
         return self.addresses
 
     def swap(self, config: Config) -> None:
@@ -181,6 +195,9 @@ class ProxyServer:
             await asyncio.sleep(0.05)
         for conn in list(self.state.connections):
             conn.abort()
+        for server in self.servers:
+            if isinstance(server, TlsListener):
+                server.abort()
         self.sweeper.stop()
         if self._budget_timer is not None:
             self._budget_timer.cancel()

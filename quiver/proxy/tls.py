@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import ssl
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
 from quiver.config.models import ListenTls, Target
 
 log = logging.getLogger("quiver.tls")
@@ -51,12 +54,21 @@ def _contexts_by_name(
 
 
 def certificate_names(path: str) -> list[str]:
-    """DNS names a PEM certificate is valid for (subjectAltName, else the CN)."""
-    info = ssl._ssl._test_decode_cert(path)  # type: ignore[attr-defined]
-    names = [value for kind, value in info.get("subjectAltName", ()) if kind == "DNS"]
+    """DNS names a PEM certificate is valid for (subjectAltName, else the CN).
+
+    Of a chain file, the first certificate: the leaf.
+    """
+    with open(path, "rb") as file:
+        cert = x509.load_pem_x509_certificate(file.read())
+    try:
+        alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        names: list[str] = []
+    else:
+        names = alt.value.get_values_for_type(x509.DNSName)
     if not names:
-        for rdn in info.get("subject", ()):
-            names.extend(value for key, value in rdn if key == "commonName")
+        common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        names = [value for attr in common if isinstance(value := attr.value, str)]
     return names
 
 

@@ -11,6 +11,7 @@ its request is replayable (see ``Exchange``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -32,6 +33,8 @@ E = TypeVar("E", bound=HTTPError)
 
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
+
+tunnel_log = logging.getLogger("quiver.tunnel")
 
 
 class Node:
@@ -264,6 +267,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.exchange = None
         if self.tunnel:
+            if tunnel_log.isEnabledFor(logging.DEBUG):
+                tunnel_log.debug("tunnel %s to %s closed", exchange.rid.decode(), pool.node.label)
             exchange.on_tunnel_closed()
         elif self.head_done and self.close_delimited:
             exchange.on_response_end(self, reusable=False)
@@ -284,7 +289,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # unsolicited bytes: this connection cannot be trusted
             return
         if self.tunnel:
-            self.deadline = self.pool.loop.time() + self.pool.timeouts.read
+            self.deadline = self.pool.loop.time() + self.read_timeout  # timeouts.tunnel_idle
             exchange.client.write(data)
             return
         if self.head_done:
@@ -296,6 +301,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.tunnel = True
+            # from now on silence is measured in both directions (see tunnel_write)
+            self.read_timeout = self.pool.timeouts.tunnel_idle
+            self.deadline = self.pool.loop.time() + self.read_timeout
             exchange.on_upgrade_accepted(data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
@@ -369,6 +377,16 @@ class UpstreamConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.write(data)
 
+    def tunnel_write(self, data: bytes) -> None:
+        """Bytes from the client of a tunnel: they keep it from idling out too."""
+        transport = self.transport
+        if transport is not None:
+            # (no deadline while the client is not reading; while the node is not, the
+            # write timeout runs, and it may start with this write)
+            if self.deadline and not self.write_paused:
+                self.deadline = self.pool.loop.time() + self.read_timeout
+            transport.write(data)
+
     def request_sent(self) -> None:
         """The whole request is written: from now on the node owes us bytes."""
         if not self.write_paused:
@@ -400,13 +418,21 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # idle too long in the pool
             return
         self.exchange = None
-        self.abort()
         if self.tunnel:
+            if self.write_paused:  # what it still has to take would never be flushed
+                why = f"the node took no bytes for {self.pool.timeouts.write:g}s (timeouts.write)"
+                self.abort()
+            else:
+                why = f"no bytes either way for {self.read_timeout:g}s (timeouts.tunnel_idle)"
+                self.close()
+            label = self.pool.node.label
+            tunnel_log.info("tunnel %s to %s closed: %s", exchange.rid.decode(), label, why)
             exchange.on_tunnel_closed()
-        else:
-            exchange.on_upstream_failed(
-                self, node_error(GatewayTimeout, self.pool.node, "{} did not answer in time")
-            )
+            return
+        self.abort()
+        exchange.on_upstream_failed(
+            self, node_error(GatewayTimeout, self.pool.node, "{} did not answer in time")
+        )
 
     # -- httptools callbacks ----------------------------------------------------------
 

@@ -112,6 +112,18 @@ def test_a_key_in_the_query_is_accepted_and_removed(node: Upstream) -> None:
     assert response.json()["path"] == "/items?page=2&sort=asc"
 
 
+def test_hide_credentials_removes_every_configured_key_location(node: Upstream) -> None:
+    # the key used is in one header; other keys sit in the other header and the query
+    sent = {"apikey": ALICE_KEY, "X-API-Key": BOB_KEY}
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?apikey={BOB_KEY}&page=2", headers=sent)
+    assert response.status == 200
+    assert upstream_headers(response)["x-consumer-username"] == "alice"
+    assert response.json()["path"] == "/items?page=2"
+    assert "apikey" not in upstream_headers(response)
+    assert ALICE_KEY not in response.body.decode() and BOB_KEY not in response.body.decode()
+
+
 @pytest.mark.parametrize("headers", [{}, {"apikey": "not-a-real-key"}])
 def test_missing_or_unknown_keys_get_401_with_a_challenge(
     node: Upstream, headers: dict[str, str]

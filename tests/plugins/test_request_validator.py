@@ -170,6 +170,64 @@ routes:
     assert "body/properties/price/type: not a valid JSON Schema" in issue.message
 
 
+def routed_config(base_path: str, paths: list[str], *, level: str = "route") -> str:
+    """A config whose request-validator (at ``level``) reads items.yaml with ``base_path``."""
+    settings = json.dumps({"openapi": str(ITEMS), "base_path": base_path})
+    on = {level: f"plugins: {{request-validator: {settings}}}"}
+    return f"""
+listen: 127.0.0.1:0
+{on.get("global", "")}
+targets:
+  - name: b
+    url: "http://127.0.0.1:9"
+    {on.get("target", "")}
+routes:
+  - name: r
+    paths: {json.dumps(paths)}
+    target: b
+    {on.get("route", "")}
+"""
+
+
+@pytest.mark.parametrize("level", ["route", "target", "global"])
+@pytest.mark.parametrize(
+    ("base_path", "paths"),
+    [
+        ("/v1", ["/api"]),  # requests of the route never start with the base path
+        ("", ["/api"]),  # the document lists /items: a base path is needed
+        ("/v1", ["=/v1/other"]),  # under it, but no operation has that path
+        ("/v1", ["/v1/items/{id}/parts/{part}"]),  # deeper than any operation
+    ],
+)
+def test_a_base_path_no_operation_can_match_under_is_a_config_error(
+    base_path: str, paths: list[str], level: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(routed_config(base_path, paths, level=level), "quiver.yaml")
+    [issue] = caught.value.issues
+    prefix = {"route": "routes[0].", "target": "targets[0].", "global": ""}[level]
+    assert issue.location == f"{prefix}plugins.request-validator.base_path"
+    assert "every request would be let through unchecked" in issue.message
+    assert issue.line is not None
+
+
+@pytest.mark.parametrize(
+    ("base_path", "paths"),
+    [
+        ("/v1", ["/v1"]),
+        ("/v1", ["/"]),
+        ("/v1", ["/api", "/v1/items"]),
+        ("/v1", ["/v1/items/{id}"]),
+        ("/v1", ["=/v1/items/mine"]),
+        ("/v1", ["~^/(v1|v2)/"]),  # a regex: cannot tell, so trusted
+        ("", ["/items"]),
+        ("/v1/", ["/v1/items/"]),
+    ],
+)
+def test_a_base_path_some_route_path_reaches_is_accepted(base_path: str, paths: list[str]) -> None:
+    load_config_text(routed_config(base_path, paths), "quiver.yaml")
+
+
 # -- the checks, on a request of our own ------------------------------------------------
 
 

@@ -252,6 +252,53 @@ def test_hop_by_hop_response_headers_are_not_relayed() -> None:
     assert response.head.all("x-kept") == ["yes"]
 
 
+# ----------------------------------------------------------------------- fields dropped on arrival
+
+
+def test_identity_fields_sent_by_the_client_are_dropped(proxy: RunningProxy) -> None:
+    # only the gateway says who the consumer is: every X-Consumer-* name, in any case
+    headers = [
+        ("X-Consumer-ID", "42"),
+        ("X-Consumer-Username", "alice"),
+        ("x-consumer-foo", "bar"),
+        ("X-CONSUMER-GROUPS", "admins"),
+        ("X-Consumerism", "kept"),
+        ("X-Kept", "yes"),
+    ]
+    report = seen(get(proxy.port, headers=headers))
+    assert [n for n in upstream_names(report) if n.startswith("x-consumer")] == ["x-consumerism"]
+    assert upstream_values(report, "x-kept") == ["yes"]
+
+
+def test_header_names_with_underscores_are_dropped(proxy: RunningProxy) -> None:
+    headers = [
+        ("Transfer_Encoding", "chunked"),
+        ("X_Forwarded_For", "10.0.0.1"),
+        ("X_Custom", "1"),
+        ("X-Kept", "yes"),
+    ]
+    report = seen(get(proxy.port, headers=headers))
+    assert [n for n in upstream_names(report) if "_" in n] == []
+    assert upstream_values(report, "x-kept") == ["yes"]
+    assert upstream_values(report, "x-forwarded-for") == ["127.0.0.1"]
+
+
+def test_underscores_in_headers_keeps_them_but_not_lookalikes_of_managed_fields(
+    node: Upstream,
+) -> None:
+    config = make_config({"backend": node.url}, limits={"underscores_in_headers": True})
+    headers = [
+        ("X_Custom", "1"),
+        ("Transfer_Encoding", "chunked"),
+        ("X_Consumer_ID", "42"),
+        ("X-Kept", "yes"),
+    ]
+    with RunningProxy(config) as proxy:
+        report = seen(get(proxy.port, headers=headers))
+    assert [n for n in upstream_names(report) if "_" in n] == ["x_custom"]
+    assert upstream_values(report, "x-kept") == ["yes"]
+
+
 # ----------------------------------------------------------------------- other fields
 
 
@@ -328,6 +375,22 @@ def test_rewrite_fills_captured_parameters(node: Upstream) -> None:
     with RunningProxy(make_config({"backend": node.url}, routes)) as proxy:
         report = seen(get(proxy.port, "/users/42/posts/abc?fields=title"))
     assert report["path"] == "/v2/people/42/articles/abc?fields=title"
+
+
+def test_rewrite_keeps_the_rest_of_the_path_after_the_matched_part(node: Upstream) -> None:
+    routes: list[dict[str, Any]] = [
+        {
+            "name": "user",
+            "paths": ["/users/{id}"],
+            "target": "backend",
+            "rewrite": "/echo/user/{id}",
+        },
+        {"name": "one", "paths": ["=/only/{id}"], "target": "backend", "rewrite": "/o/{id}"},
+    ]
+    with RunningProxy(make_config({"backend": node.url}, routes)) as proxy:
+        assert seen(get(proxy.port, "/users/42/posts?x=1"))["path"] == "/echo/user/42/posts?x=1"
+        assert seen(get(proxy.port, "/users/42"))["path"] == "/echo/user/42"
+        assert seen(get(proxy.port, "/only/7"))["path"] == "/o/7"
 
 
 def test_target_url_base_path_prefixes_the_forwarded_path(node: Upstream) -> None:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.proxy.conftest import StartProxy
 from tests.support.proxy import RunningProxy, make_config, serve
 from tests.support.streams import Wire
 from tests.support.upstream import Conn, Upstream, json_response
@@ -283,3 +284,22 @@ def test_many_pipelined_requests_in_one_write(proxy: RunningProxy) -> None:
         wire.send(b"".join(wire.request("GET", f"/m/{i}") for i in range(count)))
         paths = [wire.read_response().json()["path"] for _ in range(count)]
     assert paths == [f"/m/{i}" for i in range(count)]
+
+
+def test_deep_pipelining_counts_only_the_partial_head_against_the_head_limit(
+    start_proxy: StartProxy, node: Upstream
+) -> None:
+    # A read that ends inside a request head: what came before that head in the same
+    # read belongs to requests already parsed and must not count against its size.
+    proxy = start_proxy(
+        {"backend": node.url}, limits={"max_request_line": 256, "max_header_size": 1024}
+    )
+    count = 150  # far more bytes than twice the head limits
+    with Wire(proxy.port) as wire:
+        last = wire.request("GET", "/deep/last")
+        wire.send(b"".join(wire.request("GET", f"/deep/{i}") for i in range(count)) + last[:20])
+        statuses = [wire.read_response().status for _ in range(count)]
+        wire.send(last[20:])
+        final = wire.read_response()
+    assert statuses == [200] * count
+    assert (final.status, final.json().get("path")) == (200, "/deep/last")

@@ -16,7 +16,7 @@ import pytest
 from tests.proxy.conftest import StartProxy, StartUpstream
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy
-from tests.support.upstream import Conn, Upstream, silent_until_closed
+from tests.support.upstream import Conn, Upstream, echo, silent_until_closed
 
 HOST = b"Host: example.test\r\n"
 
@@ -304,6 +304,40 @@ def test_chunked_body_stalling_longer_than_body_timeout_gets_408(
     assert_serves(proxy)
 
 
+def test_body_trickled_below_min_body_rate_gets_408(
+    start_proxy: StartProxy, echo_upstream: Upstream
+) -> None:
+    # every pause is shorter than body_timeout: only the rate catches this client
+    proxy = limited(start_proxy, echo_upstream, body_timeout=0.5, min_body_rate=100)
+    with Client(proxy.port, timeout=5) as client:
+        client.send(head_with(b"Content-Length: 1000", method=b"POST") + b"a")
+        sent = 1
+        while sent < 25 and client.stays_open(0.2):
+            client.send(b"a")
+            sent += 1
+        assert sent < 25, "the trickle was never refused"
+        problem = assert_refused(client, 408)
+        assert "limits.min_body_rate" in problem["detail"]
+    assert echo_upstream.requests == []
+    assert_serves(proxy)
+
+
+def test_body_held_back_by_a_slow_node_is_not_timed_out(
+    start_proxy: StartProxy, start_upstream: StartUpstream
+) -> None:
+    def slow_reader(conn: Conn) -> None:
+        time.sleep(1.0)  # a node that takes its time before reading the body
+        echo(conn)
+
+    upstream = start_upstream(slow_reader)
+    proxy = limited(start_proxy, upstream, body_timeout=0.3, min_body_rate=1 << 20)
+    size = 32 << 20  # more than the socket buffers hold, so the proxy stops reading
+    with Client(proxy.port, timeout=10) as client:
+        response = client.request("POST", "/upload", body=b"x" * size)
+        assert response.status == 200, response.body[:300]
+        assert response.json()["body_length"] == size
+
+
 def answer_before_the_body(conn: Conn) -> None:
     """Answers as soon as the head is in, with a response body it never finishes."""
     data = b""
@@ -320,7 +354,7 @@ def test_body_stalling_after_the_response_started_cuts_the_connection(
     start_proxy: StartProxy, start_upstream: StartUpstream
 ) -> None:
     upstream = start_upstream(answer_before_the_body)
-    proxy = limited(start_proxy, upstream, body_timeout=0.3)
+    proxy = limited(start_proxy, upstream, body_timeout=0.3, min_body_rate=1 << 20)
     with Client(proxy.port, timeout=5) as client:
         client.send(head_with(b"Content-Length: 10", method=b"POST") + b"abc")
         response = client.read_response()

@@ -288,11 +288,42 @@ MATCHES: list[Any] = [
     ([route("r", "~^/v[0-9]+", strip_path=True)], req(b"/v2/users"), ("r", {}, b"/users")),
     ([route("r", "~^/v[0-9]+/", strip_path=True)], req(b"/v2/users"), ("r", {}, b"/users")),
     ([route("r", "~^/v[0-9]+/", strip_path=True)], req(b"/v2/"), ("r", {}, b"/")),
-    # rewrite: replaces the whole path, filled from the parameters as captured
+    # rewrite: replaces the part of the path the pattern matched, filled from the
+    # parameters as captured; the rest of the path follows it
     (
         [route("r", "/users/{id}", rewrite="/v2/people/{id}")],
         req(b"/users/7/x"),
+        ("r", {"id": "7"}, b"/v2/people/7/x"),
+    ),
+    (
+        [route("r", "/users/{id}", rewrite="/echo/user/{id}")],
+        req(b"/users/42/posts"),
+        ("r", {"id": "42"}, b"/echo/user/42/posts"),
+    ),
+    (
+        [route("r", "/users/{id}", rewrite="/v2/people/{id}")],
+        req(b"/users/7"),
         ("r", {"id": "7"}, b"/v2/people/7"),
+    ),
+    (
+        [route("r", "/users/{id}", rewrite="/v2/people/{id}")],
+        req(b"/users/7/"),
+        ("r", {"id": "7"}, b"/v2/people/7/"),
+    ),
+    (
+        [route("r", "/users/{id}", rewrite="/v2/{id}/")],
+        req(b"/users/7/x"),
+        ("r", {"id": "7"}, b"/v2/7/x"),
+    ),
+    (
+        [route("r", "/users/{id}/", rewrite="/v2/{id}")],
+        req(b"/users/7/x/y"),
+        ("r", {"id": "7"}, b"/v2/7/x/y"),
+    ),
+    (
+        [route("r", "=/users/{id}", rewrite="/v2/{id}")],
+        req(b"/users/7"),
+        ("r", {"id": "7"}, b"/v2/7"),
     ),
     (
         [route("r", "/users/{id}", rewrite="/v2/people/{id}")],
@@ -302,7 +333,7 @@ MATCHES: list[Any] = [
     (
         [route("r", "/users/{id}", rewrite="/v2/people/{id}", strip_path=True)],
         req(b"/users/7/x"),
-        ("r", {"id": "7"}, b"/v2/people/7"),
+        ("r", {"id": "7"}, b"/v2/people/7/x"),
     ),
     (
         [route("r", "/u/{a}/{b}", rewrite="/{b}/{a}/{b}")],
@@ -314,10 +345,17 @@ MATCHES: list[Any] = [
         req(b"/users/7"),
         ("r", {"id": "7"}, b"/v2/7"),
     ),
-    ([route("r", "/old", rewrite="/new")], req(b"/old/x"), ("r", {}, b"/new")),
+    ([route("r", "/old", rewrite="/new")], req(b"/old/x"), ("r", {}, b"/new/x")),
+    ([route("r", "/old", rewrite="/new")], req(b"/old"), ("r", {}, b"/new")),
+    ([route("r", "/", rewrite="/v1")], req(b"/a/b"), ("r", {}, b"/v1/a/b")),
     ([route("r", "=/old", rewrite="/a%20b")], req(b"/old"), ("r", {}, b"/a%20b")),
     (
         [route("r", "~^/v(?P<ver>[0-9]+)/", rewrite="/api/{ver}")],
+        req(b"/v12/x"),
+        ("r", {"ver": "12"}, b"/api/12/x"),
+    ),
+    (
+        [route("r", "~^/v(?P<ver>[0-9]+)/.*", rewrite="/api/{ver}")],
         req(b"/v12/x"),
         ("r", {"ver": "12"}, b"/api/12"),
     ),
@@ -326,6 +364,11 @@ MATCHES: list[Any] = [
         [route("r", "/f/{n}.json", rewrite="/files/{n}")],
         req(b"/f/a.json"),
         ("r", {"n": "a"}, b"/files/a"),
+    ),
+    (
+        [route("r", "/f/{n}.json", rewrite="/files/{n}")],
+        req(b"/f/a.json/meta"),
+        ("r", {"n": "a"}, b"/files/a/meta"),
     ),
 ]
 
@@ -633,6 +676,10 @@ def test_five_thousand_routes_each_probe_finds_its_route() -> None:
             (
                 req(svc + b"/users/" + n + b"/posts/9"),
                 (f"{i}-post", {"id": n.decode(), "post": "9"}, b"/p/9/" + n),
+            ),
+            (
+                req(svc + b"/users/" + n + b"/posts/9/c"),
+                (f"{i}-post", {"id": n.decode(), "post": "9"}, b"/p/9/" + n + b"/c"),
             ),
             (req(svc + b"/orders/" + n), (f"{i}-orders", {}, b"/" + n)),
             (req(svc + b"/health"), (f"{i}-health", {}, svc + b"/health")),

@@ -6,6 +6,7 @@ loopback, so handshakes, SNI, ALPN and verification all happen for real.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import ssl
@@ -16,9 +17,14 @@ from typing import Any
 
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from quiver.config.models import Target
-from quiver.proxy.tls import warn_unverified
+from quiver.proxy.tls import certificate_names, warn_unverified
+from tests.support.problems import assert_problem
 from tests.support.process import catch_all_config, serving, write_config
 from tests.support.proxy import Client, RunningProxy
 from tests.support.upstream import Conn, Upstream, echo
@@ -133,6 +139,41 @@ def test_certificate_is_chosen_by_sni(
         assert client.request("GET", "/", host=server_name).status == 200
 
 
+def test_sni_choice_does_not_need_cpythons_private_certificate_decoder(
+    pki: Pki, echo_upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # certificate names are read with cryptography.x509, not ssl._ssl._test_decode_cert
+    monkeypatch.delattr(ssl._ssl, "_test_decode_cert", raising=False)  # type: ignore[attr-defined]
+    config = tls_listen_config(echo_upstream.url, pki.a, pki.b, pki.wildcard)
+    with (
+        RunningProxy(config) as proxy,
+        Client(proxy.port, tls=client_context(pki), server_hostname="x.wild.test") as client,
+    ):
+        assert peer_dns_names(client) == ["*.wild.test"]
+        assert client.request("GET", "/", host="x.wild.test").status == 200
+
+
+def test_certificate_names_are_the_alt_names_else_the_common_name(pki: Pki, tmp_path: Path) -> None:
+    assert certificate_names(str(pki.b.cert)) == ["b.test"]  # a chain file: the leaf's
+    assert certificate_names(str(pki.node.cert)) == ["localhost", "node.test"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "legacy.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path / "cn-only.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    assert certificate_names(str(path)) == ["legacy.test"]
+
+
 @pytest.mark.parametrize("server_name", ["unknown.test", None])
 def test_unknown_or_missing_sni_gets_the_first_certificate(
     pki: Pki, tls_proxy: RunningProxy, server_name: str | None
@@ -168,14 +209,26 @@ def test_min_version_1_3_refuses_tls_1_2(pki: Pki, echo_upstream: Upstream) -> N
             assert client.request().status == 200
 
 
-def test_plain_http_to_a_tls_port_does_not_reach_the_target(
+def test_plain_http_to_a_tls_port_is_answered_400_then_closed(
     tls_proxy: RunningProxy, echo_upstream: Upstream
 ) -> None:
     with Client(tls_proxy.port, timeout=5) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        data = client.read_until_close()
-    assert b"HTTP/1.1 200" not in data
+        response = client.read_response()
+        problem = assert_problem(response, 400)
+        assert "plain HTTP request sent to HTTPS port" in problem["detail"]
+        assert response.header("connection") == "close"
+        assert client.wait_closed() == b""
     assert echo_upstream.requests == []
+
+
+def test_tls_port_closes_a_connection_that_sends_nothing(pki: Pki, echo_upstream: Upstream) -> None:
+    config = tls_listen_config(echo_upstream.url, pki.a) + "limits: {header_timeout: 0.2}\n"
+    with RunningProxy(config) as proxy, Client(proxy.port, timeout=5) as client:
+        assert client.wait_closed() == b""
+        # the port still speaks TLS to the next client
+        with Client(proxy.port, tls=client_context(pki), server_hostname="a.test") as other:
+            assert other.request("GET", "/", host="a.test").status == 200
 
 
 def _assert_client_can_speak(pki: Pki, context: ssl.SSLContext, version: str) -> None:

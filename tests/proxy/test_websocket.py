@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -271,3 +273,96 @@ def test_plain_requests_before_an_upgrade_on_the_same_connection() -> None:
         open_tunnel(wire)
         wire.send(b"after upgrade")
         assert wire.read_exactly(13) == b"after upgrade"
+
+
+# ----------------------------------------------------------------------- idle tunnels
+
+
+class SilentNode:
+    """Accepts the upgrade, then reads what the client sends and never answers."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.peer_closed = threading.Event()
+
+    def __call__(self, conn: Conn) -> None:
+        conn.read_request()
+        conn.send(SWITCHING)
+        while True:
+            try:
+                data = conn.sock.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                self.peer_closed.set()
+                return
+            self.received += data
+
+
+def test_a_quiet_tunnel_outlives_the_read_timeout() -> None:
+    with (
+        serve(EchoNode(), timeouts={"read": 0.2}) as (_, proxy),
+        Wire(proxy.port, timeout=5) as wire,
+    ):
+        open_tunnel(wire)
+        wire.sock.settimeout(1.0)  # five read timeouts of silence
+        with pytest.raises(TimeoutError):
+            wire.sock.recv(1)
+        wire.sock.settimeout(5)
+        wire.send(b"still here")
+        assert wire.read_exactly(10) == b"still here"
+
+
+def test_client_traffic_alone_keeps_a_tunnel_open_until_it_stops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node = SilentNode()
+    caplog.set_level(logging.INFO, logger="quiver.tunnel")
+    with (
+        serve(node, timeouts={"tunnel_idle": 0.5}) as (_, proxy),
+        Wire(proxy.port, timeout=5) as wire,
+    ):
+        open_tunnel(wire)
+        for _ in range(8):  # 1.6 s of client bytes, each pause well below the idle timeout
+            wire.send(b".")
+            time.sleep(0.2)  # pacing the traffic, not waiting for the proxy
+        assert not node.peer_closed.is_set()
+        started = time.monotonic()
+        assert wire.read_to_eof() == b""  # then silence: closed, not reset
+        assert time.monotonic() - started < 3
+        assert node.peer_closed.wait(5)
+    assert bytes(node.received) == b"." * 8
+    messages = [r.getMessage() for r in caplog.records if r.name == "quiver.tunnel"]
+    assert any("timeouts.tunnel_idle" in message for message in messages), messages
+
+
+def test_a_node_that_stops_reading_ends_the_tunnel_after_the_write_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    finished = threading.Event()
+
+    def deaf(conn: Conn) -> None:
+        conn.read_request()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        conn.send(SWITCHING)
+        finished.wait(10)  # reads nothing more until the test is over
+
+    caplog.set_level(logging.INFO, logger="quiver.tunnel")
+    progress = Progress()
+    with (
+        serve(deaf, timeouts={"write": 0.3}) as (_, proxy),
+        Wire(proxy.port, timeout=5) as wire,
+    ):
+        open_tunnel(wire)
+        sender = threading.Thread(
+            target=send_counted, args=(wire.sock, Payload(256 * MiB).pieces(), progress)
+        )
+        sender.start()
+        try:
+            assert progress.done.wait(10), "the client could send without end"
+        finally:
+            finished.set()
+        sender.join(5)
+    assert progress.error is not None  # the proxy cut the client off
+    messages = [r.getMessage() for r in caplog.records if r.name == "quiver.tunnel"]
+    assert any("timeouts.write" in message for message in messages), messages

@@ -11,6 +11,7 @@ from quiver.plugins.request_validator.checks import plain_checks
 from quiver.plugins.request_validator.matching import Operations
 from quiver.plugins.request_validator.openapi import load_document
 from quiver.plugins.request_validator.operations import Check
+from quiver.http.normalize import canonical_pattern
 
 _SCHEMA_KEYS = ("body", "query", "headers")
 _OPENAPI_KEYS = ("base_path", "reject_unknown_operations")
@@ -60,7 +61,9 @@ class RequestValidatorConfig(PluginConfig):
         "",
         description="With `openapi`: the part of the request path before the document's "
         "paths, e.g. '/v1' when the route serves /v1/items and the document lists /items "
-        "(the document's `servers` are not looked at). Paths outside it match no operation.",
+        "(the document's `servers` are not looked at). Paths outside it match no operation. "
+        "A base_path under which no request of the plugin's routes can match an operation "
+        "(their paths are all elsewhere) is a config error.",
     )
     reject_unknown_operations: bool = Field(
         False,
@@ -112,6 +115,28 @@ class RequestValidatorConfig(PluginConfig):
         )
         return self
 
+    def path_issues(self, paths: list[str]) -> list[tuple[str, str]]:
+        """(key, message) for each problem of these settings on routes serving ``paths``
+        (their path patterns): with a base_path outside them, or none where one is
+        needed, no operation of the document can ever match, so every request would
+        pass unchecked (or be refused, with reject_unknown_operations)."""
+        operations = self._operations
+        if operations is None or not operations.items or not paths:
+            return []
+        templates = [item.template for item in operations.items]
+        if any(_may_reach(path, self.base_path, templates) for path in paths):
+            return []
+        served = ", ".join(repr(path) for path in paths)
+        fate = "refused" if self.reject_unknown_operations else "let through unchecked"
+        return [
+            (
+                "base_path",
+                f"no request to {served} can match an operation of the OpenAPI document "
+                f"under base_path {self.base_path or '/'!r}, so every request would be {fate}; "
+                "give the part of the request path before the document's paths",
+            )
+        ]
+
     @property
     def checks(self) -> tuple[Check, ...]:
         """What every request goes through (for schemas given per part)."""
@@ -121,3 +146,29 @@ class RequestValidatorConfig(PluginConfig):
     def operations(self) -> Operations | None:
         """The document's operations (with ``openapi``)."""
         return self._operations
+
+
+def _may_reach(route_path: str, base_path: str, templates: list[str]) -> bool:
+    """Whether some request a route path pattern accepts can be ``base_path`` followed by
+    one of the document's path ``templates`` (generous: a regex always can)."""
+    if route_path.startswith("~"):
+        return True
+    anchored = route_path.startswith("=")
+    try:
+        literal = canonical_pattern(route_path[1:] if anchored else route_path)
+    except ValueError:
+        return True
+    route = _segments(literal.decode("latin-1"))
+    base = _segments(base_path)
+    for template in templates:
+        full = base + _segments(template)
+        if len(route) > len(full) or (anchored and len(route) != len(full)):
+            continue  # (a prefix also accepts the longer paths below it)
+        if all(a is None or b is None or a == b for a, b in zip(route, full, strict=False)):
+            return True
+    return False
+
+
+def _segments(path: str) -> list[str | None]:
+    """``/a/{id}/b`` -> ``["a", None, "b"]``: None where a parameter is."""
+    return [None if "{" in part else part for part in path.split("/") if part]

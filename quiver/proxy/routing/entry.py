@@ -128,24 +128,28 @@ class Entry(Generic[T]):
                 params = {}
                 for name, captured in zip(names, extra, strict=True):
                     params[name] = captured.decode("latin-1")
-            if rewrite is not None:
-                forward = fill(rewrite, extra, None)
-            elif not self.strip:
+            if rewrite is None and not self.strip:
                 forward = path
-            elif self.pattern.anchored:
-                forward = b"/"
-            elif self.cut >= 0:
-                forward = path[self.cut :] or b"/"
             else:
-                cut = self.depth  # one slash per covered segment, plus their lengths
-                for segment in segments[1 : self.depth + 1]:
-                    cut += len(segment)
-                forward = path[cut:] or b"/"
+                # what follows the part of the path the pattern matched
+                if self.pattern.anchored:
+                    rest = b""
+                elif self.cut >= 0:
+                    rest = path[self.cut :]
+                else:
+                    cut = self.depth  # one slash per covered segment, plus their lengths
+                    for segment in segments[1 : self.depth + 1]:
+                        cut += len(segment)
+                    rest = path[cut:]
+                if rewrite is not None:
+                    forward = join_rest(fill(rewrite, extra, None), rest)
+                else:
+                    forward = rest or b"/"
             return new_match(self.value, self.route, params, forward)
         assert isinstance(extra, re.Match)
         params = {k: v for k, v in extra.groupdict().items() if v is not None} or NO_PARAMS
         if rewrite is not None:
-            forward = fill(rewrite, (), extra)
+            forward = join_rest(fill(rewrite, (), extra), path[extra.end() :])
         elif self.strip:
             forward = path[extra.end() :]
             if forward[:1] != b"/":
@@ -170,6 +174,15 @@ def fill(
         elif groups is not None:
             out.append((groups.group(part) or "").encode("latin-1"))
     return b"".join(out)
+
+
+def join_rest(rewritten: bytes, rest: bytes) -> bytes:
+    """The rewritten part of a path followed by the rest, one slash between them."""
+    if not rest:
+        return rewritten
+    if rest[:1] == b"/":
+        return rewritten + rest[1:] if rewritten[-1:] == b"/" else rewritten + rest
+    return rewritten + rest if rewritten[-1:] == b"/" else rewritten + b"/" + rest
 
 
 def pick(
