@@ -6,12 +6,12 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from quiver.http.normalize import canonical_pattern
 from quiver.plugins.base import PluginConfig
 from quiver.plugins.request_validator.checks import plain_checks
 from quiver.plugins.request_validator.matching import Operations
 from quiver.plugins.request_validator.openapi import load_document
 from quiver.plugins.request_validator.operations import Check
-from quiver.http.normalize import canonical_pattern
 
 _SCHEMA_KEYS = ("body", "query", "headers")
 _OPENAPI_KEYS = ("base_path", "reject_unknown_operations")
