@@ -56,6 +56,7 @@ class Chain:
         "access",
         "body_at",
         "by_consumer",
+        "filters_body",
         "holds_body",
         "keys",
         "log",
@@ -75,6 +76,8 @@ class Chain:
         self.holds_body = bool(readers)
         self.response_headers = self._phase("response_headers")
         self.response_body = self._phase("response_body")
+        #: response bodies pass through plugins (their length may change)
+        self.filters_body = bool(self.response_body)
         self.log = self._phase("log")
         self.by_consumer: dict[str, Chain] = {}
 

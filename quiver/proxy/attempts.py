@@ -132,13 +132,15 @@ class Attempts:
         self._attach(conn, reused=False)
 
     def _attach(self, conn: UpstreamConnection, *, reused: bool) -> None:
-        assert self.route is not None and self.node is not None
+        route = self.route
+        node = self.node
+        assert route is not None and node is not None
         self.upstream = conn
         self.reused = reused
-        self.node.in_flight += 1
-        if self.route.target.tracks_latency:
+        node.in_flight += 1
+        if route.target.tracks_latency:
             self.sent_at = self.client.server.loop.time()
-        head = self.route.request_head(self, self.node)  # type: ignore[arg-type]
+        head = route.request_head(self, node)  # type: ignore[arg-type]
         if self.attempt > 1 and self.replay:
             head = b"".join((head, *self.replay))  # a retry: the whole body so far again
             self.body_buffer = None
@@ -149,7 +151,7 @@ class Attempts:
             self.body_buffer = None
             self.buffered = 0
             self.client.resume_reading_for(PAUSE_BUFFER)
-        conn.send(self, head, self.request_done, self.route.read_timeout)  # type: ignore[arg-type]
+        conn.send(self, head, self.request_done, route.read_timeout)  # type: ignore[arg-type]
 
     def _response_arrived(self, status: int) -> None:
         target = self.route.target  # type: ignore[union-attr]

@@ -95,8 +95,12 @@ class Exchange(RequestHead, PhaseRunner, Attempts):
             self._release_body()  # body that came while this request waited its turn
         if chain.access:
             self._access(0)
-        else:
+        elif route.responder is not None:
             self._respond()
+        else:  # the usual case, spelled out: no plugins, a node answers
+            if self.expect_continue:
+                self._continue()
+            self._send_to_node()
 
     def _respond(self) -> None:
         """The access phases let the request through: the route's responder answers."""
@@ -304,7 +308,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts):
             raw = self.run_response_headers(raw)
         keep_alive = self.keep_alive and not self.client.draining
         head, self.mode, self.keep_alive, close_delimited = rewrite_head(
-            raw, status, self, keep_alive, bool(chain.response_body), route.redirects
+            raw, status, self, keep_alive, chain.filters_body, route.redirects
         )
         if close_delimited:
             conn.close_delimited = True
@@ -351,7 +355,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts):
             raw = self.run_response_headers(raw)
         keep_alive = self.keep_alive and not self.client.draining
         head, self.mode, self.keep_alive, _ = rewrite_head(
-            raw, status, self, keep_alive, bool(chain.response_body), None
+            raw, status, self, keep_alive, chain.filters_body, None
         )
         self.response_started = True
         self.out.append(head)
@@ -435,9 +439,10 @@ class Exchange(RequestHead, PhaseRunner, Attempts):
 
     def on_response_end(self, conn: UpstreamConnection, *, reusable: bool) -> None:
         self._detach()
-        if self.mode == WRAP_CHUNKS:
+        mode = self.mode
+        if mode == WRAP_CHUNKS:
             self.out.append(_LAST_CHUNK)
-        elif self.mode == FILTERED and not self.finished:
+        elif mode == FILTERED and not self.finished:
             if not self._filter(b"", True):
                 conn.close()
                 return
@@ -451,7 +456,10 @@ class Exchange(RequestHead, PhaseRunner, Attempts):
             conn.pool.release(conn)
         else:
             conn.close()
-        self._finish()
+        self.finished = True  # (what _finish does, spelled out on the busiest path)
+        self.client.exchange_finished(self)
+        if self.chain.log:
+            self.client.server.loop.call_soon(self._run_log)
 
     # -- upgrade tunnels --------------------------------------------------------------
 

@@ -90,7 +90,7 @@ def rewrite_head(
     concerned; ``filtered``: the route has ``response_body`` plugins.  Raises
     BadGateway for a response the proxy cannot relay.
     """
-    if raw[5:9] != b"1.1 ":
+    if raw[7] != 49:  # not "HTTP/1.1" (the minor digit; an index, no slice to allocate)
         raw = _OWN_VERSION + raw[8:]
     kinds = 0
     connection = coding = b""
