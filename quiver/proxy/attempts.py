@@ -47,6 +47,9 @@ class Attempts:
     replay_lost = False  # the body outgrew what is kept: it cannot be sent again
     retry_handle: asyncio.TimerHandle | None = None
     sent_at = 0.0  # loop time the request went to the node (for latency-aware balancing)
+    #: this try's outcome went to the node's health and breaker (once per try: an
+    #: admission by the breaker ends in exactly one outcome or release)
+    reported = False
     body_buffer: list[bytes] | None = None  # body held until a connection is attached
     buffered = 0
 
@@ -102,6 +105,7 @@ class Attempts:
         node = self.node
         if node is not None and node.health is not None:
             node.health.record(outcome, self.client.server.loop.time())
+            self.reported = True
 
     def _keep_for_replay(self, parts: tuple[bytes, ...]) -> None:
         route = self.route
@@ -187,8 +191,11 @@ class Attempts:
         """A try failed: try again when the route allows it, else answer the error."""
         kind = error.retry_kind
         target = self.route.target if self.route is not None else None
-        # (a full pool of our own, or a plugin's fault, says nothing about the node)
-        if target is not None and not isinstance(error, (ServiceUnavailable, PluginError)):
+        if isinstance(error, (ServiceUnavailable, PluginError)):
+            # a full pool of our own, or a plugin's fault, says nothing about the node:
+            # the breaker gets its admission back
+            self._release_admission()
+        elif target is not None:
             if log.isEnabledFor(logging.WARNING):
                 node = self.node.label if self.node is not None else "?"
                 log.warning(
@@ -198,7 +205,7 @@ class Attempts:
                     node,
                     error.internal or error.detail,
                 )
-            if target.guarded:
+            if target.guarded and not self.reported:
                 self._report("timeout" if kind == "timeout" else "failure")
             if target.tracks_latency and self.node is not None:
                 # a node that fails fast must not look fast: count a failure as slow
@@ -231,6 +238,7 @@ class Attempts:
             return False
         self.attempt += 1
         self.avoid = self.node
+        self.reported = False  # the next try is admitted and reported on its own
         self.retry_handle = loop.call_later(delay, self._try_again)
         return True
 
@@ -251,11 +259,15 @@ class Attempts:
             self.node.in_flight -= 1  # type: ignore[union-attr]
         return upstream
 
-    def cancel_upstream(self) -> None:
+    def _release_admission(self) -> None:
         node = self.node
-        pending = self.upstream is not None or self.connect_task is not None
-        if pending and node is not None and node.breaker is not None and not self.response_started:
-            node.breaker.release()  # the client left: says nothing of the node
+        if node is not None and node.breaker is not None and not self.reported:
+            node.breaker.release()
+            self.reported = True
+
+    def cancel_upstream(self) -> None:
+        if self.upstream is not None or self.connect_task is not None:
+            self._release_admission()  # the client left: says nothing of the node
         if self.retry_handle is not None:
             self.retry_handle.cancel()
             self.retry_handle = None

@@ -305,7 +305,12 @@ class Exchange(RequestHead, PhaseRunner, Attempts):
         self.status = status
         chain = self.chain
         if chain.response_headers and status != 101:
-            raw = self.run_response_headers(raw)
+            try:
+                raw = self.run_response_headers(raw)
+            except HTTPError as exc:  # a plugin refused (or failed on) a good response:
+                self._detach()  # the node did its part; its connection goes (body unread)
+                self.fail(exc)
+                return False
         keep_alive = self.keep_alive and not self.client.draining
         head, self.mode, self.keep_alive, close_delimited = rewrite_head(
             raw, status, self, keep_alive, chain.filters_body, route.redirects

@@ -33,7 +33,7 @@ import ssl
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, cast
+from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
 from quiver.config.models import Pool, Timeouts
@@ -45,13 +45,13 @@ from quiver.errors import (
     UpstreamResetError,
 )
 from quiver.proxy.balancing.ewma import record_latency
+from quiver.proxy.flow import NO_BODY
 from quiver.proxy.plain import plain
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import client_context
 from quiver.proxy.upstream import Node, NodePool, UpstreamConnection
 
 if TYPE_CHECKING:
-    from quiver.proxy.exchange import Exchange
     from quiver.proxy.snapshot import TargetRuntime
 
 USER_AGENT = "quiver"
@@ -108,7 +108,9 @@ class Response:
     )
 
     # what a pooled connection reads of the exchange it serves (see quiver.proxy.upstream)
-    mode = 0  # the body is neither relayed nor wrapped: it comes decoded
+    mode = NO_BODY  # the body is neither relayed nor wrapped: it comes decoded
+    out: list[bytes] = []  # (never filled: only RELAY and WRAP_CHUNKS bodies go there)
+    rid = b"-"  # the gateway's own request: no client request id
     version = b"1.1"
     chain = _DECODING
     request_done = True  # the request is written whole at once
@@ -209,7 +211,7 @@ class Response:
             self.node.in_flight += 1
             if self.target is not None and self.target.tracks_latency:
                 self.sent_at = self.loop.time()
-            conn.send(cast("Exchange", self), self.head, True)
+            conn.send(self, self.head, True)
             while not self.status and self.error is None and not self.stale:
                 await self._wait()
             if not self.stale:

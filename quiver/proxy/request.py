@@ -175,10 +175,16 @@ class RequestHead:
         if dropped:
             self.headers = [(n, v) for n, v in headers if _kept(n, underscores)]
         if special:
-            if self.upgrade is not None and b"upgrade" not in self.connection_tokens:
+            tokens = self.connection_tokens
+            if self.upgrade is not None and b"upgrade" not in tokens:
                 self.upgrade = None  # RFC 9110 §7.8: only meaningful when Connection lists it
-            if b"keep-alive" in self.connection_tokens:
+            if b"keep-alive" in tokens:
                 keep_alive = False  # could be HTTP/1.0: look at the version
+            if tokens and not _PLAIN_CONNECTION.issuperset(tokens):
+                # The fields the client's Connection names are hop-by-hop (RFC 9110
+                # §7.6.1): dropped as received, so that what the gateway adds later
+                # (identity fields, a plugin's) always goes on.
+                self.forward = [(n, v) for n, v in forward if n.lower() not in tokens]
         if not keep_alive:
             version = parser.get_http_version()
             if version != "1.1" and version != "1.0":
@@ -234,13 +240,6 @@ class RequestHead:
             self.request_id = value  # a client's id is kept when it is a sane token
         # keep-alive, te, trailer, proxy-connection and x-forwarded-proto/-host are dropped:
         # hop-by-hop, or rebuilt by the proxy and never trusted from clients
-
-    def forwarded_fields(self) -> list[tuple[bytes, bytes]]:
-        """Fields to copy upstream, without those the Connection header names."""
-        tokens = self.connection_tokens
-        if tokens and not _PLAIN_CONNECTION.issuperset(tokens):
-            return [(n, v) for n, v in self.forward if n.lower() not in tokens]
-        return self.forward
 
     def _absolute_form(self, url: bytes) -> bytes:
         lowered = url[:8].lower()

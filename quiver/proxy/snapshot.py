@@ -157,8 +157,7 @@ class RouteRuntime:
         else:
             host_line = node.request_line_tail
         parts = [exchange.method, b" ", exchange.upstream_path, host_line]
-        fields = exchange.forward if not exchange.connection_tokens else exchange.forwarded_fields()
-        for name, value in fields:
+        for name, value in exchange.forward:
             parts += (name, b": ", value, b"\r\n")
         if exchange.chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")

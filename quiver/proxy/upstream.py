@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import httptools
 
@@ -31,10 +31,54 @@ from quiver.proxy.sweeper import Sweeper
 
 E = TypeVar("E", bound=HTTPError)
 
-if TYPE_CHECKING:
-    from quiver.proxy.exchange import Exchange
-
 tunnel_log = logging.getLogger("quiver.tunnel")
+
+
+class ClientSide(Protocol):
+    """What a pooled connection may do to the client side of what it carries."""
+
+    def write(self, data: bytes) -> None: ...
+    def pause_reading_for(self, reason: int) -> None: ...
+    def resume_reading_for(self, reason: int) -> None: ...
+
+
+class Phases(Protocol):
+    @property
+    def response_body(self) -> tuple[object, ...]:
+        """Non-empty when plugins filter response bodies (the body must be decoded)."""
+        ...
+
+
+class Carried(Protocol):
+    """What a pooled connection carries and calls back: a proxied exchange
+    (:class:`quiver.proxy.exchange.Exchange`) or one of the gateway's own requests
+    (:class:`quiver.proxy.outbound.Response`).
+
+    The head is handed over whole (``on_response_head``; False drops the response
+    for a retry), the body as relayed bytes in ``out`` (``mode`` RELAY or
+    WRAP_CHUNKS) or decoded (``on_response_body``), then ``on_response_end``;
+    ``on_upstream_failed`` instead when the try fails.
+    """
+
+    rid: bytes
+    method: bytes
+    version: bytes
+    request_done: bool
+    mode: int
+    out: list[bytes]
+
+    @property
+    def chain(self) -> Phases: ...
+    @property
+    def client(self) -> ClientSide: ...
+
+    def on_response_head(self, conn: UpstreamConnection, status: int, raw: bytes) -> bool: ...
+    def on_response_body(self, chunk: bytes) -> None: ...
+    def on_response_end(self, conn: UpstreamConnection, *, reusable: bool) -> None: ...
+    def on_upstream_failed(self, conn: UpstreamConnection, error: HTTPError) -> None: ...
+    def on_upgrade_accepted(self, early: bytes) -> None: ...
+    def on_tunnel_closed(self) -> None: ...
+    def flush(self) -> None: ...
 
 
 class Node:
@@ -235,7 +279,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.exchange: Exchange | None = None
+        self.exchange: Carried | None = None
         self.deadline = 0.0
         self.requests = 0
         self.head_buffer = b""
@@ -357,7 +401,7 @@ class UpstreamConnection(asyncio.Protocol):
     # -- used by the exchange ---------------------------------------------------------
 
     def send(
-        self, exchange: Exchange, data: bytes, complete: bool, read_timeout: float | None = None
+        self, exchange: Carried, data: bytes, complete: bool, read_timeout: float | None = None
     ) -> None:
         """Write a request head (and what there is of its body) for ``exchange``."""
         if exchange.version == b"1.0" or exchange.chain.response_body:
@@ -472,7 +516,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- internals --------------------------------------------------------------------
 
-    def _message_finished(self, exchange: Exchange) -> None:
+    def _message_finished(self, exchange: Carried) -> None:
         self.message_done = False
         if self.reset_parser:
             self.reset_parser = False
