@@ -30,25 +30,28 @@ def fails_on_request(conn: Conn) -> None:
 def test_a_trial_refused_by_a_full_pool_gives_its_admission_back() -> None:
     breaker = {"min_requests": 1, "open_for": 0.05, "half_open_probes": 1}
     target = {"circuit_breaker": breaker, "pool": {"max_connections": 1}, "retries": None}
-    with Upstream(fails_on_request) as node:
-        with RunningProxy(make_config({"b": {"url": node.url, **target}})) as proxy:
-            runtime = proxy.server.state.snapshot.targets["b"].nodes[0]  # type: ignore[union-attr]
+    with (
+        Upstream(fails_on_request) as node,
+        RunningProxy(make_config({"b": {"url": node.url, **target}})) as proxy,
+    ):
+        assert proxy.server is not None
+        runtime = proxy.server.state.snapshot.targets["b"].nodes[0]
 
-            def state() -> tuple[str, int]:
-                return proxy.call(lambda: (runtime.breaker.state, runtime.breaker._probes_out))
+        def state() -> tuple[str, int]:
+            return proxy.call(lambda: (runtime.breaker.state, runtime.breaker._probes_out))
 
-            with Client(proxy.port) as client:
-                assert client.request("GET", "/fail").status == 502  # opens the breaker
-            wait_until(lambda: state()[0] == "half_open", "the breaker is half-open")
-            # the only connection is taken (say, by a slow request admitted earlier)
-            proxy.call(lambda: setattr(runtime.pool, "_connecting", 1))
-            with Client(proxy.port) as client:
-                assert_problem(client.request("GET", "/trial"), 503)
-            assert state() == ("half_open", 0)  # the trial slot is free again
-            proxy.call(lambda: setattr(runtime.pool, "_connecting", 0))
-            with Client(proxy.port) as client:
-                assert client.request("GET", "/ok").status == 200
-            assert state()[0] == "closed"
+        with Client(proxy.port) as client:
+            assert client.request("GET", "/fail").status == 502  # opens the breaker
+        wait_until(lambda: state()[0] == "half_open", "the breaker is half-open")
+        # the only connection is taken (say, by a slow request admitted earlier)
+        proxy.call(lambda: setattr(runtime.pool, "_connecting", 1))
+        with Client(proxy.port) as client:
+            assert_problem(client.request("GET", "/trial"), 503)
+        assert state() == ("half_open", 0)  # the trial slot is free again
+        proxy.call(lambda: setattr(runtime.pool, "_connecting", 0))
+        with Client(proxy.port) as client:
+            assert client.request("GET", "/ok").status == 200
+        assert state()[0] == "closed"
 
 
 class Refuse(Plugin[Any]):
@@ -72,7 +75,8 @@ def test_a_plugin_refusing_a_good_response_does_not_count_against_the_node(
         with RunningProxy(config, built_in().with_plugins(Refuse)) as proxy:
             with Client(proxy.port) as client:
                 responses = [client.request("GET", "/x") for _ in range(3)]
-            runtime = proxy.server.state.snapshot.targets["b"].nodes[0]  # type: ignore[union-attr]
+            assert proxy.server is not None
+            runtime = proxy.server.state.snapshot.targets["b"].nodes[0]
             assert proxy.call(lambda: runtime.breaker.state) == "closed"
     for response in responses:
         assert assert_problem(response, 403)["detail"] == "response refused by policy"
