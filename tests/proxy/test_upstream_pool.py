@@ -46,6 +46,7 @@ def proxy_has_exchange_upstream(proxy: RunningProxy) -> bool:
     """Whether some client connection's request is attached to an upstream connection."""
 
     def check() -> bool:
+        assert proxy.server is not None
         return any(
             getattr(getattr(c, "current", None), "upstream", None) is not None
             for c in proxy.server.state.connections
