@@ -159,7 +159,7 @@ def node() -> Iterator[Upstream]:
 
 
 def proxy(node: Upstream, plugins: dict[str, Any], **extra: Any) -> RunningProxy:
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"name": "r", "paths": ["/"], "target": "b", "plugins": plugins},
         {"name": "open", "paths": ["/open"], "target": "b"},
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import Field
@@ -312,7 +312,7 @@ class TokenAuth(Plugin[TokenAuthConfig]):
     priority = 1300
     identifies_consumers = True
     Config = TokenAuthConfig
-    credential = TokenCredential
+    credential: ClassVar[type[CredentialModel] | None] = TokenCredential
 
     def __init__(self, config: TokenAuthConfig, context: PluginContext) -> None:
         super().__init__(config, context)

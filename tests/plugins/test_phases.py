@@ -192,7 +192,7 @@ def test_a_body_that_arrives_while_an_earlier_phase_waits_is_read_whole() -> Non
 
 
 def test_a_refusal_on_the_head_comes_before_the_body_is_invited() -> None:
-    plugins = {"test-refuse": {}, "test-shout": {}}
+    plugins: dict[str, dict[str, Any]] = {"test-refuse": {}, "test-shout": {}}
     with Upstream(echo) as node, proxy(node.url, plugins) as running:
         with Client(running.port) as client:
             client.send(
@@ -395,8 +395,8 @@ consumers:
 
 
 def test_a_body_reader_on_a_consumer_leaves_other_routes_streaming() -> None:
-    alice = {"test-shout": {}}
-    routes = [
+    alice: dict[str, dict[str, Any]] = {"test-shout": {}}
+    routes: list[dict[str, Any]] = [
         {"name": "open", "paths": ["/open"], "target": "b"},
         {"name": "keyed", "paths": ["/keyed"], "target": "b", "plugins": {"key-auth": {}}},
     ]

@@ -743,7 +743,7 @@ def test_a_body_over_the_buffered_limit_is_refused_before_validation(node: Upstr
 def test_authentication_runs_before_validation(node: Upstream) -> None:
     key = "alice-key-0123456789"
     consumers = [{"name": "alice", "credentials": {"key-auth": [{"key": key}]}}]
-    plugins = {"key-auth": {}}
+    plugins: dict[str, dict[str, Any]] = {"key-auth": {}}
     with running(node, {"body": ORDER}, plugins=plugins, consumers=consumers) as proxy:
         with Client(proxy.port) as client:
             anonymous = post_json(client, "/", b"not json")

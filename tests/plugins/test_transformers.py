@@ -185,6 +185,7 @@ routes:
 """
     settings = load_config_text(text).routes[0].plugins["request-transformer"]
     plugin = RequestTransformer(RequestTransformer.Config.model_validate(settings), CONTEXT)
+    assert plugin.json is not None
     assert dict(plugin.json.add) == {
         "count": 10,
         "label": "10",
@@ -592,7 +593,7 @@ def test_answers_the_gateway_makes_itself_are_not_transformed(node: Upstream) ->
 
 # -- JSON bodies through the proxy -----------------------------------------------------
 
-BODY_EDITS = {
+BODY_EDITS: dict[str, dict[str, Any]] = {
     "remove": {"json": ["debug"]},
     "rename": {"json": {"userId": "user_id"}},
     "replace": {"json": {"plan": "pro", "absent": "no"}},
