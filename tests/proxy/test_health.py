@@ -452,7 +452,10 @@ def test_a_healthy_node_stays_up_and_gets_well_formed_probes() -> None:
 
 
 async def down_then_up(
-    server: ProbeServer, settings: ActiveHealthCheck, error: str, recover: Callable[[], Any]
+    server: ProbeServer,
+    settings: ActiveHealthCheck,
+    error: str,
+    recover: Callable[[], Awaitable[None]],
 ) -> None:
     """Probe ``server``: down after exactly unhealthy_threshold failures, then
     up after exactly healthy_threshold successes once ``recover`` ran."""
