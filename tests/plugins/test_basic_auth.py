@@ -20,7 +20,7 @@ from quiver.plugins.basic_auth import BasicAuth, BasicAuthCredential
 from quiver.plugins.passwords import PasswordHash
 from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
-from tests.support.proxy import Client, RunningProxy, make_config
+from tests.support.proxy import Client, Response, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
 
 
@@ -166,7 +166,7 @@ def proxy(node: Upstream, plugins: dict[str, Any], **extra: Any) -> RunningProxy
     return RunningProxy(make_config({"b": node.url}, routes, consumers=CONSUMERS, **extra))
 
 
-def upstream_headers(response: Any) -> dict[str, str]:
+def upstream_headers(response: Response) -> dict[str, str]:
     return {name.lower(): value for name, value in response.json()["headers"]}
 
 
