@@ -102,7 +102,12 @@ def main() -> None:
         return
     if "--profile" in sys.argv:
         profiler = cProfile.Profile()
-        profiler.runcall(lambda: [one() for _ in range(count)])
+
+        def run() -> None:
+            for _ in range(count):
+                one()
+
+        profiler.runcall(run)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
     best = float("inf")

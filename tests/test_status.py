@@ -6,6 +6,7 @@ import json
 import socket
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ def documents(run_dir: Path) -> list[dict[str, Any]]:
     return parsed
 
 
-def wait_for_documents(run_dir: Path, check: Any, timeout: float = 10.0) -> list[dict[str, Any]]:
+def wait_for_documents(
+    run_dir: Path, check: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
         result = run_quiver("status", "--run-dir", str(run_dir), "--json")

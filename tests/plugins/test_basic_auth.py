@@ -20,7 +20,7 @@ from quiver.plugins.basic_auth import BasicAuth, BasicAuthCredential
 from quiver.plugins.passwords import PasswordHash
 from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
-from tests.support.proxy import Client, RunningProxy, make_config
+from tests.support.proxy import Client, Response, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
 
 
@@ -159,14 +159,14 @@ def node() -> Iterator[Upstream]:
 
 
 def proxy(node: Upstream, plugins: dict[str, Any], **extra: Any) -> RunningProxy:
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"name": "r", "paths": ["/"], "target": "b", "plugins": plugins},
         {"name": "open", "paths": ["/open"], "target": "b"},
     ]
     return RunningProxy(make_config({"b": node.url}, routes, consumers=CONSUMERS, **extra))
 
 
-def upstream_headers(response: Any) -> dict[str, str]:
+def upstream_headers(response: Response) -> dict[str, str]:
     return {name.lower(): value for name, value in response.json()["headers"]}
 
 

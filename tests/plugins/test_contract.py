@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import Field
 
 from quiver.config import validate
 from quiver.config.consumers import CredentialModel
+from quiver.config.models import Config
 from quiver.errors import Answer, ConfigError, Forbidden, Unauthorized
-from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
+from quiver.plugins.base import AccessResult, Plugin, PluginConfig, PluginContext, PluginRequest
 from quiver.plugins.builtin import BUILT_IN
 from quiver.plugins.catalog import Catalog, PluginDefinitionError, check_plugin
 from quiver.plugins.consumers import ConsumerRuntime
 from quiver.plugins.response import ResponseHead
 from tests.support.catalog import built_in, load_config_text
 from tests.support.proxy import Client, RunningProxy, make_config
-from tests.support.upstream import Upstream, echo
+from tests.support.upstream import Conn, Upstream, echo
 
 
 class TagConfig(PluginConfig):
@@ -49,7 +50,7 @@ class Gate(Plugin[GateConfig]):
     priority = 2000
     Config = GateConfig
 
-    def access(self, request: PluginRequest) -> Any:
+    def access(self, request: PluginRequest) -> AccessResult:
         if self.config.delay:
             return self._later()
         if not self.config.allow:
@@ -153,7 +154,7 @@ routes:
 
 def config_with(
     url: str, *, global_: dict[str, Any], target: dict[str, Any], route: dict[str, Any]
-) -> Any:
+) -> Config:
     return make_config(
         {"b": {"url": url, "plugins": target}},
         [{"name": "r", "paths": ["/"], "target": "b", "plugins": route}],
@@ -232,7 +233,7 @@ class Stamp(Plugin[StampConfig]):
 
 
 def test_a_plugin_changes_response_headers_and_can_answer_by_itself() -> None:
-    def secretive(conn: Any) -> None:
+    def secretive(conn: Conn) -> None:
         while conn.read_request() is not None:
             conn.respond(200, b"ok", [("X-Secret", "s3cr3t"), ("X-Kept", "yes")])
 
@@ -312,7 +313,7 @@ class TokenAuth(Plugin[TokenAuthConfig]):
     priority = 1300
     identifies_consumers = True
     Config = TokenAuthConfig
-    credential = TokenCredential
+    credential: ClassVar[type[CredentialModel] | None] = TokenCredential
 
     def __init__(self, config: TokenAuthConfig, context: PluginContext) -> None:
         super().__init__(config, context)

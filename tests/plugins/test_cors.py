@@ -10,8 +10,8 @@ import pydantic
 import pytest
 
 from quiver.plugins.cors import Cors
-from tests.support.proxy import Client, RunningProxy, make_config
-from tests.support.upstream import Conn, Upstream, echo
+from tests.support.proxy import Client, Response, RunningProxy, make_config
+from tests.support.upstream import Conn, Handler, Upstream, echo
 
 APP = "https://app.example.com"
 KEY = "alice-key-0123456789"
@@ -59,7 +59,7 @@ def test_invalid_cors_configs(settings: dict[str, Any], message: str) -> None:
         Cors.Config.model_validate(settings)
 
 
-def responding_with(*headers: tuple[str, str]) -> Any:
+def responding_with(*headers: tuple[str, str]) -> Handler:
     """A node answering every request with JSON about it, plus ``headers``."""
 
     def handler(conn: Conn) -> None:
@@ -87,7 +87,7 @@ def preflight(origin: str, method: str = "PUT", headers: str | None = None) -> d
     return sent
 
 
-def cors_headers(response: Any) -> dict[str, str]:
+def cors_headers(response: Response) -> dict[str, str]:
     return {n.lower(): v for n, v in response.headers if n.lower().startswith("access-control-")}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import Field
 
-from quiver.plugins.base import Plugin, PluginConfig, PluginRequest
+from quiver.plugins.base import AccessResult, Plugin, PluginConfig, PluginRequest
 from quiver.plugins.response import ResponseHead
 from tests.support.catalog import built_in
 from tests.support.problems import assert_problem
@@ -39,7 +39,7 @@ class Faulty(Plugin[FaultConfig]):
     def _count(self, phase: str) -> None:
         CALLS[phase] = CALLS.get(phase, 0) + 1
 
-    def access(self, request: PluginRequest) -> Any:
+    def access(self, request: PluginRequest) -> AccessResult:
         self._count("access")
         if self.config.phase == "access":
             if self.config.wait:

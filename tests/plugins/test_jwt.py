@@ -21,6 +21,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from jwt.algorithms import ECAlgorithm, HMACAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from quiver.errors import ConfigError
@@ -32,8 +33,8 @@ from quiver.proxy.outbound import OutboundClient
 from quiver.proxy.sweeper import Sweeper
 from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
-from tests.support.proxy import Client, RunningProxy, make_config
-from tests.support.upstream import Conn, Upstream, echo
+from tests.support.proxy import Client, Response, RunningProxy, make_config
+from tests.support.upstream import Conn, Handler, Upstream, echo
 
 # RFC 7515 Appendix A.1 (also the example of RFC 7519 §3.1): an HS256 JWS and its key
 RFC_KEY = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"
@@ -59,7 +60,7 @@ HMAC_SECRET = "a-shared-secret-of-at-least-32-bytes!"
 ALL = ["HS256", "RS256", "PS256", "ES256", "EdDSA"]
 
 
-def pem(private_key: Any) -> str:
+def pem(private_key: PrivateKeyTypes) -> str:
     public = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -313,11 +314,11 @@ def proxy(node: Upstream, settings: dict[str, Any] | None = None, **extra: Any) 
     return RunningProxy(make_config({"b": node.url}, routes, consumers=consumers, **extra))
 
 
-def upstream_headers(response: Any) -> dict[str, str]:
+def upstream_headers(response: Response) -> dict[str, str]:
     return {name.lower(): value for name, value in response.json()["headers"]}
 
 
-def assert_invalid(response: Any, detail: str) -> None:
+def assert_invalid(response: Response, detail: str) -> None:
     problem = assert_problem(response, 401)
     challenge = 'Bearer realm="quiver", error="invalid_token"'
     assert response.header("WWW-Authenticate") == challenge
@@ -868,7 +869,7 @@ def run_jwks(
     return asyncio.run(with_cache())
 
 
-def serve_once(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Any:
+def serve_once(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Handler:
     def handler(conn: Conn) -> None:
         if conn.read_request() is not None:
             conn.respond(status, body, headers)
@@ -895,7 +896,7 @@ def silent_for_a_while(conn: Conn) -> None:
     ],
 )
 def test_a_key_set_that_cannot_be_used_keeps_the_keys_and_says_why(
-    handler: Any, reason: str, caplog: pytest.LogCaptureFixture
+    handler: Handler, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="quiver.plugins.jwt")
 

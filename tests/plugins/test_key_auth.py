@@ -13,7 +13,7 @@ from quiver.errors import ConfigError
 from quiver.plugins.acl import Acl
 from quiver.plugins.key_auth import KeyAuth
 from tests.support.catalog import load_config_text
-from tests.support.proxy import Client, RunningProxy, make_config
+from tests.support.proxy import Client, Response, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
 
 ALICE_KEY = "alice-key-0123456789"
@@ -82,7 +82,7 @@ def proxy(node: Upstream, plugins: dict[str, Any]) -> RunningProxy:
     return RunningProxy(make_config({"b": node.url}, routes, consumers=CONSUMERS))
 
 
-def upstream_headers(response: Any) -> dict[str, str]:
+def upstream_headers(response: Response) -> dict[str, str]:
     return {name.lower(): value for name, value in response.json()["headers"]}
 
 

@@ -10,12 +10,12 @@ import pytest
 from pydantic import Field
 
 from quiver.errors import ConfigError, Forbidden
-from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
+from quiver.plugins.base import AccessResult, Plugin, PluginConfig, PluginContext, PluginRequest
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.response import ResponseHead
 from tests.support.catalog import built_in, load_config_text
-from tests.support.proxy import Client, RunningProxy, make_config
-from tests.support.upstream import Conn, Upstream, echo
+from tests.support.proxy import Client, Response, RunningProxy, make_config
+from tests.support.upstream import Conn, Handler, Upstream, echo
 
 
 class ShoutConfig(PluginConfig):
@@ -85,7 +85,7 @@ class Slow(Plugin[RefuseConfig]):
     priority = 1500
     Config = RefuseConfig
 
-    def access(self, request: PluginRequest) -> Any:
+    def access(self, request: PluginRequest) -> AccessResult:
         return self._after_the_body(request)
 
     async def _after_the_body(self, request: Any) -> None:
@@ -114,7 +114,7 @@ def proxy(
     return RunningProxy(make_config({"b": url}, [route], **extra), catalog)
 
 
-def seen_by_node(response: Any) -> tuple[dict[str, str], str]:
+def seen_by_node(response: Response) -> tuple[dict[str, str], str]:
     data = response.json()
     return {name.lower(): value for name, value in data["headers"]}, data["body"]
 
@@ -192,7 +192,7 @@ def test_a_body_that_arrives_while_an_earlier_phase_waits_is_read_whole() -> Non
 
 
 def test_a_refusal_on_the_head_comes_before_the_body_is_invited() -> None:
-    plugins = {"test-refuse": {}, "test-shout": {}}
+    plugins: dict[str, dict[str, Any]] = {"test-refuse": {}, "test-shout": {}}
     with Upstream(echo) as node, proxy(node.url, plugins) as running:
         with Client(running.port) as client:
             client.send(
@@ -238,7 +238,7 @@ def test_pipelined_bodies_on_a_streaming_route_are_forwarded_intact() -> None:
 # -- response bodies -----------------------------------------------------------------
 
 
-def answer(*parts: bytes) -> Any:
+def answer(*parts: bytes) -> Handler:
     """A node that answers every request with ``parts`` sent as they are."""
 
     def handler(conn: Conn) -> None:
@@ -258,7 +258,9 @@ SIZED = (b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",)
 
 
 @pytest.mark.parametrize("parts", [CHUNKED, SIZED], ids=["chunked", "content-length"])
-def test_response_body_phases_change_the_body_which_is_sent_chunked(parts: Any) -> None:
+def test_response_body_phases_change_the_body_which_is_sent_chunked(
+    parts: tuple[bytes, ...],
+) -> None:
     with Upstream(answer(*parts)) as node, proxy(node.url, {"test-tail": {}}) as running:
         with Client(running.port) as client:
             first = client.request("GET", "/")
@@ -395,8 +397,8 @@ consumers:
 
 
 def test_a_body_reader_on_a_consumer_leaves_other_routes_streaming() -> None:
-    alice = {"test-shout": {}}
-    routes = [
+    alice: dict[str, dict[str, Any]] = {"test-shout": {}}
+    routes: list[dict[str, Any]] = [
         {"name": "open", "paths": ["/open"], "target": "b"},
         {"name": "keyed", "paths": ["/keyed"], "target": "b", "plugins": {"key-auth": {}}},
     ]

@@ -27,7 +27,7 @@ from quiver.plugins.request_validator.schemas import pointer
 from quiver.proxy.problem import problem_body
 from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
-from tests.support.proxy import Client, RunningProxy, make_config
+from tests.support.proxy import Client, Response, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
 
 ITEMS = Path(__file__).resolve().parent / "openapi" / "items.yaml"
@@ -621,13 +621,13 @@ def running(node: Upstream, settings: dict[str, Any], **extra: Any) -> RunningPr
     return RunningProxy(make_config({"b": node.url}, routes, **extra))
 
 
-def listed(response: Any) -> list[tuple[str, str, str]]:
+def listed(response: Response) -> list[tuple[str, str, str]]:
     problem = assert_problem(response, 400)
     assert problem["type"] == "urn:quiver:problem:invalid-request"
     return [(v["in"], v["pointer"], v["message"]) for v in problem["violations"]]
 
 
-def post_json(client: Client, path: str, body: bytes) -> Any:
+def post_json(client: Client, path: str, body: bytes) -> Response:
     return client.request("POST", path, {"Content-Type": "application/json"}, body=body)
 
 
@@ -743,7 +743,7 @@ def test_a_body_over_the_buffered_limit_is_refused_before_validation(node: Upstr
 def test_authentication_runs_before_validation(node: Upstream) -> None:
     key = "alice-key-0123456789"
     consumers = [{"name": "alice", "credentials": {"key-auth": [{"key": key}]}}]
-    plugins = {"key-auth": {}}
+    plugins: dict[str, dict[str, Any]] = {"key-auth": {}}
     with running(node, {"body": ORDER}, plugins=plugins, consumers=consumers) as proxy:
         with Client(proxy.port) as client:
             anonymous = post_json(client, "/", b"not json")

@@ -24,7 +24,7 @@ from quiver.plugins.request_transformer import RequestTransformer
 from quiver.plugins.response_transformer import ResponseTransformer
 from tests.support.catalog import load_config_text
 from tests.support.proxy import Client, Response, RunningProxy, make_config
-from tests.support.upstream import Conn, Upstream, echo
+from tests.support.upstream import Conn, Handler, Upstream, echo
 
 CONTEXT = PluginContext(consumers=Consumers([]))
 
@@ -185,6 +185,7 @@ routes:
 """
     settings = load_config_text(text).routes[0].plugins["request-transformer"]
     plugin = RequestTransformer(RequestTransformer.Config.model_validate(settings), CONTEXT)
+    assert plugin.json is not None
     assert dict(plugin.json.add) == {
         "count": 10,
         "label": "10",
@@ -505,7 +506,7 @@ def test_the_transformer_sees_the_request_after_authentication(node: Upstream) -
 # -- responses through the proxy -------------------------------------------------------
 
 
-def answering(*headers: tuple[str, str]) -> Any:
+def answering(*headers: tuple[str, str]) -> Handler:
     def handler(conn: Conn) -> None:
         while conn.read_request() is not None:
             conn.respond(200, b"body", [("Content-Type", "text/plain"), *headers])
@@ -513,7 +514,9 @@ def answering(*headers: tuple[str, str]) -> Any:
     return handler
 
 
-def transformed(settings: dict[str, Any], *headers: tuple[str, str], method: str = "GET") -> Any:
+def transformed(
+    settings: dict[str, Any], *headers: tuple[str, str], method: str = "GET"
+) -> Response:
     """The client's response through a response-transformer from a node sending ``headers``."""
     plugins = {"response-transformer": settings}
     with (
@@ -592,7 +595,7 @@ def test_answers_the_gateway_makes_itself_are_not_transformed(node: Upstream) ->
 
 # -- JSON bodies through the proxy -----------------------------------------------------
 
-BODY_EDITS = {
+BODY_EDITS: dict[str, dict[str, Any]] = {
     "remove": {"json": ["debug"]},
     "rename": {"json": {"userId": "user_id"}},
     "replace": {"json": {"plan": "pro", "absent": "no"}},
@@ -706,7 +709,9 @@ def test_request_json_edits_see_the_content_type_the_node_gets(node: Upstream) -
 # -- JSON responses through the proxy --------------------------------------------------
 
 
-def node_sending(body: bytes, *headers: tuple[str, str], status: int = 200, chunks: int = 0) -> Any:
+def node_sending(
+    body: bytes, *headers: tuple[str, str], status: int = 200, chunks: int = 0
+) -> Handler:
     """A node answering every request with ``body``, in ``chunks`` chunks (0: with a
     Content-Length)."""
 
@@ -731,7 +736,7 @@ def node_sending(body: bytes, *headers: tuple[str, str], status: int = 200, chun
     return handler
 
 
-def through(settings: dict[str, Any], handler: Any, *methods: str) -> list[Response]:
+def through(settings: dict[str, Any], handler: Handler, *methods: str) -> list[Response]:
     """The client's responses, one per method, from a node running ``handler`` behind a
     response-transformer, on one connection."""
     with (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import pytest
 
@@ -11,8 +11,18 @@ from quiver.config.models import Config
 from tests.support.proxy import RunningProxy, make_config
 from tests.support.upstream import Handler, Upstream, echo
 
-StartUpstream = Callable[..., Upstream]
-StartProxy = Callable[..., RunningProxy]
+
+class StartUpstream(Protocol):
+    def __call__(self, handler: Handler = ...) -> Upstream: ...
+
+
+class StartProxy(Protocol):
+    def __call__(
+        self,
+        config: Config | dict[str, str | dict[str, Any]],
+        routes: list[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> RunningProxy: ...
 
 
 @pytest.fixture
@@ -47,7 +57,11 @@ def start_proxy() -> Iterator[StartProxy]:
     """Starts proxies from a Config, or from ``make_config`` arguments; all stopped after."""
     started: list[RunningProxy] = []
 
-    def start(config: Config | dict[str, Any], routes: Any = None, **extra: Any) -> RunningProxy:
+    def start(
+        config: Config | dict[str, str | dict[str, Any]],
+        routes: list[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> RunningProxy:
         if not isinstance(config, Config):
             config = make_config(config, routes, **extra)
         proxy = RunningProxy(config)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from quiver.config.resilience import CircuitBreaker as BreakerSettings
-from quiver.proxy.breaker import CircuitBreaker
+from quiver.proxy.breaker import BreakerState, CircuitBreaker
 
 
 def settings(**overrides: Any) -> BreakerSettings:
@@ -33,6 +33,12 @@ class Changes:
         self.seen.append((breaker.state, breaker.available))
 
 
+def state_of(cb: CircuitBreaker) -> BreakerState:
+    """The breaker's state read afresh: a type checker keeps the value an earlier assert
+    narrowed ``cb.state`` to across the calls that change it."""
+    return cb.state
+
+
 def breaker(**overrides: Any) -> tuple[CircuitBreaker, Changes]:
     changes = Changes()
     return CircuitBreaker(settings(**overrides), label="n1:80", on_change=changes), changes
@@ -42,12 +48,12 @@ def trip(cb: CircuitBreaker, now: float) -> None:
     for _ in range(cb.settings.min_requests):
         assert cb.admit(now)
         cb.record(False, now)
-    assert cb.state == "open"
+    assert state_of(cb) == "open"
 
 
 def test_closed_breaker_admits_and_counts_requests() -> None:
     cb, changes = breaker()
-    assert cb.state == "closed" and cb.available
+    assert state_of(cb) == "closed" and cb.available
     assert cb.admit(0.0)
     cb.record(True, 0.0)
     cb.record(False, 1.0)
@@ -65,9 +71,9 @@ def test_failure_rate_opens_only_after_min_requests() -> None:
     cb, changes = breaker(min_requests=4)
     for i in range(3):
         cb.record(False, float(i))
-    assert cb.state == "closed", "three failures are fewer than min_requests"
+    assert state_of(cb) == "closed", "three failures are fewer than min_requests"
     cb.record(False, 3.0)
-    assert cb.state == "open"
+    assert state_of(cb) == "open"
     assert cb.opened_at == 3.0
     assert cb.reopens_at == 33.0
     assert changes.seen == [("open", False)]
@@ -77,14 +83,14 @@ def test_rate_exactly_at_the_threshold_opens_and_below_does_not() -> None:
     below, _ = breaker(min_requests=4, failure_rate=0.5)
     for ok in (True, True, True, False, False):  # 2 of 5 = 0.4
         below.record(ok, 1.0)
-    assert below.state == "closed"
+    assert state_of(below) == "closed"
 
     at, _ = breaker(min_requests=4, failure_rate=0.5)
     for ok in (True, False, True):
         at.record(ok, 1.0)
-    assert at.state == "closed"
+    assert state_of(at) == "closed"
     at.record(False, 1.0)  # 2 of 4 = 0.5
-    assert at.state == "open"
+    assert state_of(at) == "open"
 
 
 def test_successes_reaching_min_requests_open_when_the_rate_is_already_high() -> None:
@@ -92,7 +98,7 @@ def test_successes_reaching_min_requests_open_when_the_rate_is_already_high() ->
     for _ in range(3):
         cb.record(False, 0.0)
     cb.record(True, 0.0)  # 3 of 4 failed
-    assert cb.state == "open"
+    assert state_of(cb) == "open"
 
 
 @pytest.mark.parametrize(
@@ -107,7 +113,7 @@ def test_failures_older_than_the_window_expire(later: float, state: str, in_wind
     for _ in range(3):
         cb.record(False, 0.0)
     cb.record(False, later)
-    assert cb.state == state
+    assert state_of(cb) == state
     snap = cb.snapshot(later)
     assert (snap["failures"], snap["requests"]) == (in_window, in_window)
 
@@ -141,9 +147,9 @@ def test_open_breaker_refuses_until_open_for_has_passed() -> None:
     trip(cb, 100.0)
     assert not cb.admit(100.0)
     assert not cb.admit(129.99)
-    assert cb.state == "open"
+    assert state_of(cb) == "open"
     assert cb.admit(130.0)
-    assert cb.state == "half_open"
+    assert state_of(cb) == "half_open"
     assert changes.seen == [("open", False), ("half_open", True)]
 
 
@@ -151,9 +157,9 @@ def test_poll_turns_an_open_breaker_half_open_without_admitting() -> None:
     cb, _ = breaker(open_for=30.0, half_open_probes=2)
     trip(cb, 0.0)
     cb.poll(29.0)
-    assert cb.state == "open"
+    assert state_of(cb) == "open"
     cb.poll(30.0)
-    assert cb.state == "half_open"
+    assert state_of(cb) == "half_open"
     assert cb.available
     assert cb.snapshot(30.0)["trials"] == 0
 
@@ -188,12 +194,12 @@ def test_a_failed_trial_opens_again_for_a_fresh_open_for() -> None:
     assert cb.admit(30.0)
     cb.record(True, 31.0)
     cb.record(False, 32.0)
-    assert cb.state == "open"
+    assert state_of(cb) == "open"
     assert cb.opened_at == 32.0
     assert cb.reopens_at == 62.0
     assert not cb.admit(61.0)
     assert cb.admit(62.0)
-    assert cb.state == "half_open"
+    assert state_of(cb) == "half_open"
     assert cb.snapshot(62.0)["trials"] == 1, "the earlier trials do not carry over"
     assert [state for state, _ in changes.seen] == ["open", "half_open", "open", "half_open"]
 
@@ -204,10 +210,10 @@ def test_successful_trials_close_with_a_cleared_window() -> None:
     assert cb.admit(30.0)
     assert cb.admit(30.0)
     cb.record(True, 30.5)
-    assert cb.state == "half_open"
+    assert state_of(cb) == "half_open"
     assert cb.available, "a reported trial frees its slot"
     cb.record(True, 30.6)
-    assert cb.state == "closed"
+    assert state_of(cb) == "closed"
     assert cb.snapshot(30.6) == {
         "state": "closed",
         "failures": 0,
@@ -219,9 +225,9 @@ def test_successful_trials_close_with_a_cleared_window() -> None:
     # the failures that opened it are forgotten: min_requests fresh failures to open again
     for _ in range(3):
         cb.record(False, 31.0)
-    assert cb.state == "closed"
+    assert state_of(cb) == "closed"
     cb.record(False, 31.0)
-    assert cb.state == "open"
+    assert state_of(cb) == "open"
 
 
 def test_outcomes_of_requests_admitted_before_opening_are_ignored() -> None:
@@ -229,7 +235,7 @@ def test_outcomes_of_requests_admitted_before_opening_are_ignored() -> None:
     trip(cb, 0.0)
     cb.record(True, 1.0)
     cb.record(False, 2.0)
-    assert cb.state == "open"
+    assert state_of(cb) == "open"
     assert cb.opened_at == 0.0
     assert len(changes.seen) == 1
 

@@ -16,6 +16,7 @@ import uvloop
 from quiver.config.models import Pool, Timeouts
 from quiver.config.resilience import ActiveHealthCheck, HealthCheck, PassiveHealthCheck
 from quiver.config.resilience import CircuitBreaker as BreakerSettings
+from quiver.proxy.breaker import BreakerState, CircuitBreaker
 from quiver.proxy.health import (
     ActiveHealth,
     ActiveHealthChecker,
@@ -52,6 +53,12 @@ def make_node(
         server_hostname=server_hostname,
         default_port=443 if ssl_context else 80,
     )
+
+
+def state_of(breaker: CircuitBreaker) -> BreakerState:
+    """The breaker's state read afresh: a type checker keeps the value an earlier assert
+    narrowed ``breaker.state`` to across the calls that change it."""
+    return breaker.state
 
 
 async def until(predicate: Callable[[], bool], what: str) -> None:
@@ -248,9 +255,9 @@ def test_an_open_breaker_turns_half_open_on_its_own() -> None:
         opened = loop.time()
         health.record("failure", opened)
         health.record("timeout", opened)
-        assert breaker.state == "open" and not node.up
+        assert state_of(breaker) == "open" and not node.up
         await until(lambda: node.up, "the breaker to turn half-open")
-        assert breaker.state == "half_open"
+        assert state_of(breaker) == "half_open"
         assert loop.time() >= opened + 0.03 - 0.002
         assert health.snapshot(loop.time()) == {
             "up": True,
@@ -445,7 +452,10 @@ def test_a_healthy_node_stays_up_and_gets_well_formed_probes() -> None:
 
 
 async def down_then_up(
-    server: ProbeServer, settings: ActiveHealthCheck, error: str, recover: Callable[[], Any]
+    server: ProbeServer,
+    settings: ActiveHealthCheck,
+    error: str,
+    recover: Callable[[], Awaitable[None]],
 ) -> None:
     """Probe ``server``: down after exactly unhealthy_threshold failures, then
     up after exactly healthy_threshold successes once ``recover`` ran."""

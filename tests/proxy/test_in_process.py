@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ from pydantic import Field
 
 from quiver.errors import ConfigError, Forbidden
 from quiver.plugins.base import PluginRequest
-from quiver.plugins.responder import Response, TargetOptions, TargetType
+from quiver.plugins.responder import Response, TargetOptions, TargetType, TargetTypes
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy, make_config
 
@@ -24,7 +24,7 @@ class Echo(TargetType[EchoOptions]):
     name = "echo"
     Options = EchoOptions
 
-    def handle(self, request: PluginRequest) -> Any:
+    def handle(self, request: PluginRequest) -> Response | Awaitable[Response]:
         path = request.raw_path
         if path == b"/forbidden":
             raise Forbidden("not here")
@@ -47,7 +47,7 @@ class Echo(TargetType[EchoOptions]):
             yield piece
 
 
-TYPES: dict[str, Any] = {"echo": Echo}
+TYPES: TargetTypes = {"echo": Echo}
 
 
 def in_process(plugins: dict[str, Any] | None = None, **options: Any) -> RunningProxy:

@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.nodes import (
     LINGER_ZERO,
+    Hit,
     Load,
     Reply,
     ScriptedNode,
@@ -348,7 +349,7 @@ def test_killing_one_of_three_nodes_under_load_fails_no_request() -> None:
             restarted = time.monotonic()
             c.start()  # the same port, listening again while still ejected
 
-            def after_restart() -> list[Any]:
+            def after_restart() -> list[Hit]:
                 return [hit for hit in c.hits() if hit.at >= restarted]
 
             wait_until(after_restart, "c gets traffic again")

@@ -152,7 +152,7 @@ def test_retries_null_turns_them_off() -> None:
 def test_a_route_can_override_the_target_retries() -> None:
     with Upstream(resetting) as a, Upstream(answering(200, b"ok")) as b:
         spec = {"nodes": [{"url": a.url}, {"url": b.url}], "retries": None}
-        routes = [
+        routes: list[dict[str, Any]] = [
             {"name": "safe", "paths": ["/safe"], "target": "backend", "retries": {}},
             {"name": "rest", "paths": ["/"], "target": "backend"},
         ]

@@ -122,7 +122,7 @@ def test_normalized_path_is_stable() -> None:
 
 # --------------------------------------------------------------- matching, one by one
 
-MATCHES: list[Any] = [
+MATCHES: list[tuple[list[Route], Request, Expected]] = [
     # prefix on segment boundaries
     ([route("r", "/items")], req(b"/items"), ("r", {}, b"/items")),
     ([route("r", "/items")], req(b"/items/"), ("r", {}, b"/items/")),
@@ -380,7 +380,7 @@ def test_match(routes: list[Route], request_: Request, expected: Expected) -> No
 
 # ------------------------------------------------------------------------ precedence
 
-PRECEDENCE: list[Any] = [
+PRECEDENCE: list[tuple[list[Route], Request, str]] = [
     # priority beats every other rule, negative priority loses to the default
     ([route("long", "=/items"), route("prio", "/", priority=1)], req(b"/items"), "prio"),
     ([route("neg", "/items", priority=-1), route("root", "/")], req(b"/items"), "root"),

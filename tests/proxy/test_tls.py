@@ -6,14 +6,16 @@ loopback, so handshakes, SNI, ALPN and verification all happen for real.
 
 from __future__ import annotations
 
+import _ssl
 import datetime
 import json
 import logging
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trustme
@@ -83,10 +85,18 @@ def client_context(pki: Pki) -> ssl.SSLContext:
     return context
 
 
+def tls_socket(sock: socket.socket) -> ssl.SSLSocket:
+    """``sock``, which TLS wraps on this connection."""
+    assert isinstance(sock, ssl.SSLSocket)
+    return sock
+
+
 def peer_dns_names(client: Client) -> list[str]:
-    cert = client.sock.getpeercert()  # type: ignore[attr-defined]
+    cert = tls_socket(client.sock).getpeercert()
     assert cert, "no verified peer certificate"
-    return [value for kind, value in cert["subjectAltName"] if kind == "DNS"]
+    # the stubs give every field of a certificate one union type
+    names = cast(tuple[tuple[str, str], ...], cert["subjectAltName"])
+    return [value for kind, value in names if kind == "DNS"]
 
 
 # -- terminating TLS --------------------------------------------------------------------------
@@ -110,8 +120,8 @@ def tls_proxy(pki: Pki, echo_upstream: Upstream) -> Iterator[RunningProxy]:
 def test_https_request_is_proxied_with_alpn_http11(pki: Pki, tls_proxy: RunningProxy) -> None:
     assert tls_proxy.url.startswith("https://127.0.0.1:")
     with Client(tls_proxy.port, tls=client_context(pki), server_hostname="a.test") as client:
-        assert client.sock.selected_alpn_protocol() == "http/1.1"  # type: ignore[attr-defined]
-        assert client.sock.version() in ("TLSv1.2", "TLSv1.3")  # type: ignore[attr-defined]
+        assert tls_socket(client.sock).selected_alpn_protocol() == "http/1.1"
+        assert tls_socket(client.sock).version() in ("TLSv1.2", "TLSv1.3")
         response = client.request("GET", "/secure", host="a.test")
         assert response.status == 200
         sent = response.json()
@@ -143,7 +153,7 @@ def test_sni_choice_does_not_need_cpythons_private_certificate_decoder(
     pki: Pki, echo_upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # certificate names are read with cryptography.x509, not ssl._ssl._test_decode_cert
-    monkeypatch.delattr(ssl._ssl, "_test_decode_cert", raising=False)  # type: ignore[attr-defined]
+    monkeypatch.delattr(_ssl, "_test_decode_cert", raising=False)
     config = tls_listen_config(echo_upstream.url, pki.a, pki.b, pki.wildcard)
     with (
         RunningProxy(config) as proxy,
@@ -205,7 +215,7 @@ def test_min_version_1_3_refuses_tls_1_2(pki: Pki, echo_upstream: Upstream) -> N
         with pytest.raises(ssl.SSLError):
             Client(proxy.port, tls=context, server_hostname="a.test")
         with Client(proxy.port, tls=client_context(pki), server_hostname="a.test") as client:
-            assert client.sock.version() == "TLSv1.3"  # type: ignore[attr-defined]
+            assert tls_socket(client.sock).version() == "TLSv1.3"
             assert client.request().status == 200
 
 
@@ -245,7 +255,7 @@ def _assert_client_can_speak(pki: Pki, context: ssl.SSLContext, version: str) ->
         Upstream(accept_only, tls=server) as permissive,
         Client(permissive.port, tls=context, server_hostname="localhost") as client,
     ):
-        assert client.sock.version() == version  # type: ignore[attr-defined]
+        assert tls_socket(client.sock).version() == version
 
 
 # -- verifying upstream nodes -----------------------------------------------------------------
@@ -431,10 +441,12 @@ def test_node_requiring_a_client_certificate_refuses_a_proxy_without_one(
 
 
 def test_client_certificate_is_presented_to_the_node(pki: Pki, clean_ca_env: None) -> None:
-    peers: list[dict[str, object]] = []
+    peers: list[dict[str, Any]] = []
 
     def record_peer(conn: Conn) -> None:
-        peers.append(conn.sock.getpeercert())  # type: ignore[attr-defined]
+        cert = tls_socket(conn.sock).getpeercert()
+        assert cert is not None, "the node requires a client certificate"
+        peers.append(cert)
         echo(conn)
 
     context = node_context(pki, require_client_cert=True)
@@ -449,7 +461,7 @@ def test_client_certificate_is_presented_to_the_node(pki: Pki, clean_ca_env: Non
             status, body, _ = get(proxy, "/mutual")
             assert (status, body["path"]) == (200, "/mutual")
     [peer] = peers
-    assert ("DNS", "client.test") in peer["subjectAltName"]  # type: ignore[operator]
+    assert ("DNS", "client.test") in peer["subjectAltName"]
 
 
 def test_pooled_tls_connection_is_reused(pki: Pki, clean_ca_env: None) -> None:

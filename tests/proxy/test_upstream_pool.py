@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from typing import Any
 
 import pytest
 
@@ -15,6 +14,7 @@ from tests.support.streams import (
     Payload,
     Progress,
     Wire,
+    WireResponse,
     idle_upstream_connections,
     send_counted,
     wait_for,
@@ -30,7 +30,7 @@ def get(
     method: str = "GET",
     body: bytes = b"",
     headers: list[tuple[str, str]] | None = None,
-) -> Any:
+) -> WireResponse:
     wire.send(wire.request(method, path, headers, body))
     return wire.read_response()
 
@@ -46,6 +46,7 @@ def proxy_has_exchange_upstream(proxy: RunningProxy) -> bool:
     """Whether some client connection's request is attached to an upstream connection."""
 
     def check() -> bool:
+        assert proxy.server is not None
         return any(
             getattr(getattr(c, "current", None), "upstream", None) is not None
             for c in proxy.server.state.connections

@@ -21,8 +21,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from quiver.proxy.health import PassiveHealth
 from tests.support.proxy import Client, RunningProxy
 from tests.support.upstream import Conn, Request
 
@@ -177,7 +178,7 @@ class ScriptedNode:
             threading.Thread(target=self._serve, args=(sock, generation), daemon=True).start()
 
     def _serve(self, sock: socket.socket, generation: int) -> None:
-        conn = Conn(sock, self)  # type: ignore[arg-type]  # Conn only uses .requests
+        conn = Conn(sock, self)
         try:
             while (request := conn.read_request()) is not None:
                 if not self._answer(conn, request, generation):
@@ -333,13 +334,14 @@ def revives_at(proxy: RunningProxy, node: ScriptedNode, target: str = "backend")
     """When (``time.monotonic``) the proxy's passive ejection of ``node`` ends; None if
     ``node`` is not ejected.  For timing checks only: behaviour is asserted on sockets."""
 
-    def read() -> Any:
+    def read() -> float | None:
         assert proxy.server is not None
         for candidate in proxy.server.state.snapshot.targets[target].nodes:
             if candidate.address[1] == node.port:
-                passive = candidate.health.passive
+                passive: PassiveHealth = candidate.health.passive
                 if not passive.ejected:
                     return None
+                assert passive.revives_at is not None, "an ejection ends at a set time"
                 return passive.revives_at - proxy.loop.time()
         raise LookupError(f"{node.url} is not a node of {target}")
 

@@ -7,9 +7,9 @@ import contextlib
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple
 
 import httptools
 import uvloop
@@ -21,6 +21,9 @@ from quiver.proxy.server import BoundAddress, ProxyServer, listen_socket
 from tests.support.catalog import built_in, load_config_text
 from tests.support.fields import field_value
 from tests.support.upstream import Handler, Upstream
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 def make_config(
@@ -99,10 +102,10 @@ class RunningProxy:
     def url(self) -> str:
         return self.addresses[0].url
 
-    def call(self, fn: Any, *args: Any) -> Any:
+    def call(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Run ``fn(*args)`` on the proxy's loop and return its result."""
         done = threading.Event()
-        result: list[Any] = []
+        result: list[T] = []
 
         def wrapper() -> None:
             result.append(fn(*args))

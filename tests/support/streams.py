@@ -21,6 +21,7 @@ from typing import Any
 import httptools
 
 from tests.support.fields import field_value, field_values
+from tests.support.proxy import RunningProxy
 from tests.support.upstream import Conn
 
 MiB = 1024 * 1024
@@ -410,7 +411,7 @@ class BodyReader:
 # ----------------------------------------------------------------------- proxy internals
 
 
-def proxy_buffered_bytes(proxy: Any) -> int:
+def proxy_buffered_bytes(proxy: RunningProxy) -> int:
     """Bytes the proxy holds in user space for its client connections right now.
 
     Sums the write buffers of every client transport and of the upstream transport
@@ -419,6 +420,7 @@ def proxy_buffered_bytes(proxy: Any) -> int:
     """
 
     def measure() -> int:
+        assert proxy.server is not None
         total = 0
         for conn in list(proxy.server.state.connections):
             transport = getattr(conn, "transport", None)
@@ -435,12 +437,14 @@ def proxy_buffered_bytes(proxy: Any) -> int:
     return int(proxy.call(measure))
 
 
-def idle_upstream_connections(proxy: Any, target: str) -> int:
+def idle_upstream_connections(proxy: RunningProxy, target: str) -> int:
     """Open connections waiting in the pools of ``target``'s nodes, read on the proxy's loop."""
 
     def count() -> int:
+        assert proxy.server is not None
         total = 0
         for node in proxy.server.state.snapshot.targets[target].nodes:
+            assert node.pool is not None
             for conn in node.pool.idle:
                 if conn.transport is not None and not conn.transport.is_closing():
                     total += 1

@@ -9,7 +9,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httptools
 
@@ -63,10 +63,17 @@ class _RequestReader:
         self._reset()
 
 
+class Server(Protocol):
+    """What a connection tells of the test server that accepted it."""
+
+    port: int
+    requests: list[Request]  # every request read on any of its connections
+
+
 class Conn:
     """One accepted connection, with blocking helpers for scripted behaviour."""
 
-    def __init__(self, sock: socket.socket, server: Upstream) -> None:
+    def __init__(self, sock: socket.socket, server: Server) -> None:
         self.sock = sock
         self.server = server
         self._reader = _RequestReader()
@@ -163,7 +170,7 @@ class Upstream:
 
     def __post_init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
+        self.port: int = self.listener.getsockname()[1]
         self._conns: list[socket.socket] = []
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
