@@ -529,7 +529,7 @@ def test_a_slow_endpoint_gives_504_within_the_timeout(
         response = client.request("GET", "/", headers=bearer(READER))
         elapsed = time.monotonic() - started
     problem = assert_problem(response, 504)
-    assert 0.3 <= elapsed < 1.5
+    assert 0.3 - 0.002 <= elapsed < 1.5  # (uvloop timers may fire a hair early)
     assert "0.3s" in problem["detail"]
     assert READER not in response.body.decode() and READER not in caplog.text
 
