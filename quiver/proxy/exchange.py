@@ -13,23 +13,18 @@ a chunked body is decoded for an HTTP/1.0 client.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
 from quiver.errors import ContentTooLarge, HTTPError, NotFound
-from quiver.plugins.responder import Response
 from quiver.proxy.attempts import Attempts
 from quiver.proxy.flow import DECODED, FILTERED, NO_BODY, PAUSE_BUFFER, WRAP_CHUNKS
-from quiver.proxy.phases import PhaseRunner, plugin_fault
-from quiver.proxy.problem import reason_phrase
+from quiver.proxy.in_process import InProcessAnswers
+from quiver.proxy.phases import PhaseRunner
 from quiver.proxy.request import CONSUMER_FIELDS, RequestHead
 from quiver.proxy.response_head import rewrite_head
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from quiver.proxy.client import ClientConnection
     from quiver.proxy.consumers import ConsumerRuntime
     from quiver.proxy.snapshot import RouteRuntime
@@ -42,7 +37,7 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _JOIN_BELOW = 16384  # smaller writes are joined into one buffer, larger go as a vector
 
 
-class Exchange(RequestHead, PhaseRunner, Attempts):
+class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     rid = b""  # the request id, sent upstream and on the response
     route: RouteRuntime | None = None
     upstream_path = b""
@@ -57,8 +52,6 @@ class Exchange(RequestHead, PhaseRunner, Attempts):
     hold_limit: int | None = None  # most bytes held for plugins that read the body whole
     _ctx: dict[str, Any] | None = None
     status = 0  # of the response (the node's, the in-process target's, or the proxy's error)
-    #: an in-process response body being sent waits here while the client is slow
-    drained: asyncio.Future[None] | None = None
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -112,24 +105,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts):
                 self._continue()
             self._send_to_node()
             return
-        if self.body is None:  # an in-process target gets the whole body
-            if not self.request_done:
-                self.resume_at = len(self.chain.access)
-                self._continue()
-                return
-            self.body = b"".join(self.held or ())
-            self.held = None
-        try:
-            result = responder.handle(self)
-        except HTTPError:
-            raise
-        except Exception as exc:
-            raise plugin_fault(responder.handle, "handle", self.rid, exc) from exc
-        if inspect.isawaitable(result):
-            loop = self.client.server.loop
-            self.connect_task = loop.create_task(self._await_response(result))
-        else:
-            self._deliver(result)
+        self._answer_in_process(responder)
 
     # -- request bodies read whole by plugins -----------------------------------------
 
@@ -320,98 +296,6 @@ class Exchange(RequestHead, PhaseRunner, Attempts):
         self.response_started = True
         self.out.append(head)
         return True
-
-    # -- in-process targets -----------------------------------------------------------
-
-    async def _await_response(self, waiting: Any) -> None:
-        responder = self.route.responder  # type: ignore[union-attr]
-        assert responder is not None
-        try:
-            try:
-                response = await waiting
-            finally:
-                self.connect_task = None
-        except HTTPError as exc:
-            self.fail(exc)
-            return
-        except Exception as exc:
-            self.fail(plugin_fault(responder.handle, "handle", self.rid, exc))
-            return
-        if not self.finished:
-            try:
-                self._deliver(response)
-            except HTTPError as exc:
-                self.fail(exc)
-
-    def _deliver(self, response: Response) -> None:
-        """Send an in-process target's response through the response phases."""
-        status = response.status
-        body = response.body
-        fields = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
-        for name, value in response.headers:
-            fields += (name, b": ", value, b"\r\n")
-        if isinstance(body, bytes) and status >= 200 and status != 204 and status != 304:
-            fields.append(b"Content-Length: %d\r\n" % len(body))
-        fields.append(b"\r\n")
-        raw = b"".join(fields)
-        self.status = status
-        chain = self.chain
-        if chain.response_headers:
-            raw = self.run_response_headers(raw)
-        keep_alive = self.keep_alive and not self.client.draining
-        head, self.mode, self.keep_alive, _ = rewrite_head(
-            raw, status, self, keep_alive, chain.filters_body, None
-        )
-        self.response_started = True
-        self.out.append(head)
-        if isinstance(body, bytes):
-            if self._send_piece(body, last=True):
-                self._finish()
-            return
-        self.connect_task = self.client.server.loop.create_task(self._stream(body))
-
-    def _send_piece(self, chunk: bytes, *, last: bool) -> bool:
-        """Queue a piece of an in-process body in the response's framing and send
-        what is queued; False when a response_body plugin failed."""
-        mode = self.mode
-        if mode == FILTERED:
-            if not self._filter(chunk, last):
-                return False
-            if last and self.version == b"1.1":
-                self.out.append(_LAST_CHUNK)
-        elif mode == WRAP_CHUNKS:
-            if chunk:
-                self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
-            if last:
-                self.out.append(_LAST_CHUNK)
-        elif mode != NO_BODY and chunk:
-            self.out.append(chunk)
-        self.flush()
-        return True
-
-    async def _stream(self, body: AsyncIterator[bytes]) -> None:
-        error: HTTPError | None = None
-        try:
-            async for chunk in body:
-                if self.finished:
-                    return
-                if chunk and not self._send_piece(chunk, last=False):
-                    return
-                if self.client.write_paused:
-                    self.drained = self.client.server.loop.create_future()
-                    await self.drained
-        except HTTPError as exc:
-            error = exc
-        except Exception as exc:
-            handle = self.route.responder.handle  # type: ignore[union-attr]
-            error = plugin_fault(handle, "handle", self.rid, exc)
-        finally:
-            self.connect_task = None
-            self.drained = None
-        if error is not None:
-            self.fail(error)  # (the response has begun: the client is cut off)
-        elif not self.finished and self._send_piece(b"", last=True):
-            self._finish()
 
     def _finish(self) -> None:
         """The response is out: the connection goes on with the next request."""

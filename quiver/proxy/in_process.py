@@ -1,0 +1,268 @@
+"""Answering a request inside the worker: an in-process target's ``handle``.
+
+The target's code is not the proxy's, so it gets the plugins' fault boundary:
+whatever it raises that is not an ``HTTPError``, and whatever it returns that is
+not a well-formed :class:`~quiver.plugins.responder.Response`, is logged once
+with the request id and answered 500 (or cuts the connection once the body has
+begun).  It gets the target's read timeout too: a ``handle`` that does not answer
+in time, or a streamed body that stalls that long between pieces, is answered 504
+(or cut).  Framing and hop-by-hop fields it sets are the proxy's to state: they
+are dropped (RFC 9110 §7.6.1), the proxy frames the body itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any
+
+from quiver.errors import ContentTooLarge, GatewayTimeout, HTTPError, PluginError
+from quiver.plugins.responder import Response
+from quiver.proxy.flow import FILTERED, NO_BODY, WRAP_CHUNKS
+from quiver.proxy.phases import plugin_fault
+from quiver.proxy.problem import reason_phrase
+from quiver.proxy.response_head import rewrite_head
+
+if TYPE_CHECKING:
+    from quiver.plugins.responder import TargetType
+    from quiver.proxy.client import ClientConnection
+    from quiver.proxy.snapshot import RouteRuntime
+
+_LAST_CHUNK = b"0\r\n\r\n"
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # a field name (RFC 9110 §5.6.2)
+_UNSAFE_VALUE = re.compile(rb"[\r\n\x00]")
+#: fields the proxy states itself: framing and hop-by-hop (RFC 9110 §7.6.1)
+_PROXY_FIELDS = frozenset(
+    {
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+    }
+)
+
+
+class InvalidResponse(ValueError):
+    """What an in-process target returned cannot be sent as an HTTP response."""
+
+
+def render_head(response: object) -> bytes:
+    """The head of ``response`` as a node would send it (Content-Length for bytes).
+
+    Raises InvalidResponse for anything that is not a well-formed Response.
+    """
+    if not isinstance(response, Response):
+        raise InvalidResponse(f"handle returned {type(response).__name__}, not a Response")
+    status = response.status
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+        raise InvalidResponse(f"status {status!r} is not an int from 200 to 599")
+    body = response.body
+    if not isinstance(body, bytes) and not hasattr(body, "__aiter__"):
+        raise InvalidResponse("the body is neither bytes nor an async iterator of bytes")
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
+    for field in response.headers:
+        if not (isinstance(field, tuple) and len(field) == 2):
+            raise InvalidResponse("a header is not a (name, value) pair of bytes")
+        name, value = field
+        if not isinstance(name, bytes) or not isinstance(value, bytes):
+            raise InvalidResponse("a header name or value is not bytes")
+        if not _TOKEN.match(name):
+            raise InvalidResponse(f"{name!r} is not a field name")
+        if _UNSAFE_VALUE.search(value):
+            raise InvalidResponse(f"the value of {name!r} has a line break or NUL")
+        if name.lower() not in _PROXY_FIELDS:
+            lines += (name, b": ", value, b"\r\n")
+    if isinstance(body, bytes) and status != 204 and status != 304:
+        lines.append(b"Content-Length: %d\r\n" % len(body))
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+class InProcessAnswers:
+    """The in-process side of an exchange (mixed into ``Exchange``)."""
+
+    #: an in-process response body being sent waits here while the client is slow
+    drained: asyncio.Future[None] | None = None
+
+    if TYPE_CHECKING:
+        client: ClientConnection
+        route: RouteRuntime | None
+        rid: bytes
+        method: bytes
+        upgrade: bytes | None
+        raw_path: bytes
+        upstream_path: bytes
+        body: bytes | None
+        held: list[bytes] | None
+        hold_limit: int | None
+        content_length: int | None
+        request_done: bool
+        resume_at: int
+        finished: bool
+        response_started: bool
+        keep_alive: bool
+        version: bytes
+        status: int
+        mode: int
+        out: list[bytes]
+        connect_task: Any
+
+        @property
+        def chain(self) -> Any: ...
+
+        def fail(self, error: HTTPError) -> None: ...
+        def flush(self) -> None: ...
+        def _finish(self) -> None: ...
+        def _continue(self) -> None: ...
+        def _filter(self, chunk: bytes, last: bool) -> bool: ...
+        def run_response_headers(self, raw: bytes) -> bytes: ...
+
+    def _answer_in_process(self, responder: TargetType[Any]) -> None:
+        """Run ``responder.handle`` once the whole body is in, and send its answer."""
+        if self.body is None:
+            if not self.request_done:
+                limit = self.hold_limit
+                if limit is not None and (self.content_length or 0) > limit:
+                    # (said before any body is invited with 100 Continue)
+                    size = self.content_length
+                    raise ContentTooLarge(f"request body of {size} bytes exceeds {limit}")
+                self.resume_at = len(self.chain.access)  # goes on once the body is in
+                self._continue()
+                return
+            self.body = b"".join(self.held or ())
+            self.held = None
+        try:
+            result = responder.handle(self)  # type: ignore[arg-type]
+        except HTTPError:
+            raise
+        except Exception as exc:
+            raise plugin_fault(responder.handle, "handle", self.rid, exc) from exc
+        if inspect.isawaitable(result):
+            loop = self.client.server.loop
+            self.connect_task = loop.create_task(self._await_response(responder, result))
+        else:
+            self._deliver(responder, result)
+
+    def _read_timeout(self) -> float:
+        return self.client.server.snapshot.config.timeouts.read
+
+    async def _await_response(
+        self, responder: TargetType[Any], waiting: Awaitable[Response]
+    ) -> None:
+        try:
+            try:
+                async with asyncio.timeout(self._read_timeout()):
+                    response = await waiting
+            finally:
+                self.connect_task = None
+        except TimeoutError:
+            self.fail(self._timed_out())
+            return
+        except HTTPError as exc:
+            self.fail(exc)
+            return
+        except Exception as exc:
+            self.fail(plugin_fault(responder.handle, "handle", self.rid, exc))
+            return
+        if not self.finished:
+            try:
+                self._deliver(responder, response)
+            except HTTPError as exc:
+                self.fail(exc)
+
+    def _timed_out(self) -> GatewayTimeout:
+        name = self.route.target.name if self.route is not None else "?"
+        return GatewayTimeout(f"target {name!r} did not answer in time")
+
+    def _deliver(self, responder: TargetType[Any], response: object) -> None:
+        """Send an in-process target's response through the response phases."""
+        try:
+            raw = render_head(response)
+        except InvalidResponse as exc:
+            raise plugin_fault(responder.handle, "handle", self.rid, exc) from exc
+        assert isinstance(response, Response)
+        status = response.status
+        body = response.body
+        self.status = status
+        chain = self.chain
+        if chain.response_headers:
+            raw = self.run_response_headers(raw)
+        keep_alive = self.keep_alive and not self.client.draining
+        head, self.mode, self.keep_alive, _ = rewrite_head(
+            raw,
+            status,
+            self,
+            keep_alive,
+            chain.filters_body,
+            None,
+        )
+        self.response_started = True
+        self.out.append(head)
+        if isinstance(body, bytes):
+            if self._send_piece(body, last=True):
+                self._finish()
+            return
+        stream = self._stream(responder, body)
+        self.connect_task = self.client.server.loop.create_task(stream)
+
+    def _send_piece(self, chunk: bytes, *, last: bool) -> bool:
+        """Queue a piece of an in-process body in the response's framing and send
+        what is queued; False when a response_body plugin failed."""
+        mode = self.mode
+        if mode == FILTERED:
+            if not self._filter(chunk, last):
+                return False
+            if last and self.version == b"1.1":
+                self.out.append(_LAST_CHUNK)
+        elif mode == WRAP_CHUNKS:
+            if chunk:
+                self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
+            if last:
+                self.out.append(_LAST_CHUNK)
+        elif mode != NO_BODY and chunk:
+            self.out.append(chunk)
+        self.flush()
+        return True
+
+    async def _stream(self, responder: TargetType[Any], body: AsyncIterator[bytes]) -> None:
+        error: HTTPError | None = None
+        pieces = aiter(body)
+        try:
+            while True:
+                async with asyncio.timeout(self._read_timeout()):
+                    try:
+                        chunk = await anext(pieces)
+                    except StopAsyncIteration:
+                        break
+                if self.finished:
+                    return
+                if not isinstance(chunk, bytes):
+                    message = f"the body gave {type(chunk).__name__}, not bytes"
+                    raise PluginError(message)
+                if chunk and not self._send_piece(chunk, last=False):
+                    return
+                if self.client.write_paused:
+                    self.drained = self.client.server.loop.create_future()
+                    await self.drained
+        except TimeoutError:
+            error = self._timed_out()
+        except HTTPError as exc:
+            error = exc
+        except Exception as exc:
+            error = plugin_fault(responder.handle, "handle", self.rid, exc)
+        finally:
+            self.connect_task = None
+            self.drained = None
+            closing = getattr(pieces, "aclose", None)
+            if closing is not None and self.finished:
+                await closing()
+        if error is not None:
+            self.fail(error)  # (the response has begun: the client is cut off)
+        elif not self.finished and self._send_piece(b"", last=True):
+            self._finish()
