@@ -15,7 +15,6 @@ import pytest
 
 from quiver import __version__
 from quiver.demo import demo_config
-from quiver.target_types import default_target_types
 from tests.support.process import (
     QuiverProcess,
     catch_all_config,
@@ -605,10 +604,7 @@ def test_serve_reads_the_file_named_by_quiver_config(tmp_path: Path) -> None:
 
 def test_demo_config_routes_everything_to_the_demo_target() -> None:
     config = demo_config(listen="127.0.0.1:0")
-    with (
-        RunningProxy(config, target_types=default_target_types()) as proxy,
-        Client(proxy.port) as client,
-    ):
+    with RunningProxy(config) as proxy, Client(proxy.port) as client:
         response = client.request("POST", "/hello?name=quiver", body=b"12345")
         assert response.status == 200
         assert response.header("Content-Type") == "application/json"

@@ -26,7 +26,6 @@ from pathlib import Path
 from quiver.config.models import Config, Listen
 from quiver.logconfig import tag_worker
 from quiver.plugins.catalog import Catalog
-from quiver.plugins.responder import TargetTypes
 from quiver.proxy.reload import WATCH_INTERVAL, file_signature, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.status import default_run_dir
@@ -45,10 +44,9 @@ _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
 class Supervisor:
     config: Config
     workers: int
-    target_types: TargetTypes | None = None
     config_path: str | None = None
     run_dir: Path | None = None
-    catalog: Catalog | None = None  # the plugins of the config (and of reloaded ones)
+    catalog: Catalog | None = None  # plugins and target types of the config (and reloads)
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     indexes: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
@@ -129,7 +127,6 @@ class Supervisor:
                 run_worker(
                     self.config,
                     sockets,
-                    target_types=self.target_types,
                     announce=ready,
                     grace=self.drain_timeout,
                     config_path=self.config_path,
