@@ -234,6 +234,47 @@ def test_check_reports_every_kind_of_problem_of_a_file_in_one_run(tmp_path: Path
     assert result.stderr.splitlines()[0] == "quiver: invalid config (8 problem(s)):"
 
 
+def test_check_reports_target_types_and_their_options_with_other_problems(
+    tmp_path: Path,
+) -> None:
+    path = write_config(
+        tmp_path,
+        """\
+        listen: 127.0.0.1:0
+        targets:
+          - name: hello
+            type: dmeo
+          - name: shown
+            type: demo
+            options: {colour: blue}
+        routes:
+          - name: all
+            paths: ["/"]
+            target: helo
+        """,
+    )
+    result = run_quiver("check", "-c", str(path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "quiver: invalid config (3 problem(s)):",
+        f"  {path}:4: targets[0].type: unknown target type 'dmeo' (known types: 'http', "
+        "'demo'); did you mean 'demo'?",
+        f"  {path}:7: targets[1].options.colour: unknown key 'colour'",
+        f"  {path}:11: routes[0].target: unknown target 'helo' (defined targets: 'hello', "
+        "'shown'); did you mean 'hello'?",
+    ]
+
+
+def test_check_accepts_the_built_in_demo_target_type(tmp_path: Path) -> None:
+    config = """\
+        listen: 127.0.0.1:0
+        targets: [{name: hello, type: demo}]
+        routes: [{name: all, paths: ["/"], target: hello}]
+        """
+    result = run_quiver("check", "-c", str(write_config(tmp_path, config)))
+    assert result.returncode == 0, result.stderr
+
+
 def test_status_needs_only_the_settings_of_the_config(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     path = write_config(
