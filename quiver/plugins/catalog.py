@@ -150,13 +150,6 @@ class Catalog:
         """A new catalog with ``target_types`` added (a name already taken is an error)."""
         return Catalog(self._plugins.values(), [*self._target_types.values(), *target_types])
 
-    def target_type(self, name: str) -> type[TargetType[Any]] | None:
-        """The in-process target type called ``name`` (never ``http``: the proxy's own)."""
-        return self._target_types.get(name)
-
-    def target_type_names(self) -> list[str]:
-        return list(self._target_types)
-
     def get(self, name: str) -> type[Plugin[Any]] | None:
         return self._plugins.get(name)
 
@@ -185,6 +178,13 @@ class Catalog:
             for name, plugin in self._plugins.items()
             if plugin.credential is not None
         }
+
+    def target_type(self, name: str) -> type[TargetType[Any]] | None:
+        """The in-process target type called ``name`` (never ``http``: the proxy's own)."""
+        return self._target_types.get(name)
+
+    def target_type_names(self) -> list[str]:
+        return list(self._target_types)
 
 
 Named = TypeVar("Named", type[Plugin[Any]], type[TargetType[Any]])
