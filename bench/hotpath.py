@@ -20,12 +20,12 @@ import time
 import uvloop
 
 from quiver.config.models import Config
-from quiver.plugins.builtin import default_catalog
 from quiver.proxy.client import ClientConnection
 from quiver.proxy.server import ProxyState
 from quiver.proxy.snapshot import compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.upstream import UpstreamConnection
+from quiver.target_types import default_catalog
 
 REQUEST = b"GET /items/42?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
 KEY = "bench-key-0123456789"

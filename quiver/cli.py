@@ -160,7 +160,7 @@ def _load(path: str, catalog: Catalog) -> Config:
 
 
 def _catalog() -> Catalog:
-    from quiver.plugins.builtin import default_catalog
+    from quiver.target_types import default_catalog
 
     return default_catalog()
 
@@ -278,9 +278,6 @@ def _serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("QUIVER_CONFIG") or None
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
-    from quiver.target_types import default_target_types
-
-    target_types = default_target_types()
     demo = path is None
     catalog = _catalog()
     if path is not None:
@@ -319,7 +316,6 @@ def _serve(args: argparse.Namespace) -> int:
         return Supervisor(
             config,
             workers,
-            target_types=target_types,
             config_path=path,
             run_dir=Path(run_dir) if run_dir else None,
             catalog=catalog,
@@ -342,7 +338,6 @@ def _serve(args: argparse.Namespace) -> int:
     run_worker(
         config,
         sockets,
-        target_types=target_types,
         announce=announce,
         grace=config.drain_timeout,
         config_path=path,

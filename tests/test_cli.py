@@ -15,7 +15,6 @@ import pytest
 
 from quiver import __version__
 from quiver.demo import demo_config
-from quiver.target_types import default_target_types
 from tests.support.process import (
     QuiverProcess,
     catch_all_config,
@@ -233,6 +232,47 @@ def test_check_reports_every_kind_of_problem_of_a_file_in_one_run(tmp_path: Path
     ]
     assert problems[2].startswith("9: routes[0].paths: bad regex '~^/v[0-9+/'")
     assert result.stderr.splitlines()[0] == "quiver: invalid config (8 problem(s)):"
+
+
+def test_check_reports_target_types_and_their_options_with_other_problems(
+    tmp_path: Path,
+) -> None:
+    path = write_config(
+        tmp_path,
+        """\
+        listen: 127.0.0.1:0
+        targets:
+          - name: hello
+            type: dmeo
+          - name: shown
+            type: demo
+            options: {colour: blue}
+        routes:
+          - name: all
+            paths: ["/"]
+            target: helo
+        """,
+    )
+    result = run_quiver("check", "-c", str(path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "quiver: invalid config (3 problem(s)):",
+        f"  {path}:4: targets[0].type: unknown target type 'dmeo' (known types: 'http', "
+        "'demo'); did you mean 'demo'?",
+        f"  {path}:7: targets[1].options.colour: unknown key 'colour'",
+        f"  {path}:11: routes[0].target: unknown target 'helo' (defined targets: 'hello', "
+        "'shown'); did you mean 'hello'?",
+    ]
+
+
+def test_check_accepts_the_built_in_demo_target_type(tmp_path: Path) -> None:
+    config = """\
+        listen: 127.0.0.1:0
+        targets: [{name: hello, type: demo}]
+        routes: [{name: all, paths: ["/"], target: hello}]
+        """
+    result = run_quiver("check", "-c", str(write_config(tmp_path, config)))
+    assert result.returncode == 0, result.stderr
 
 
 def test_status_needs_only_the_settings_of_the_config(tmp_path: Path) -> None:
@@ -605,10 +645,7 @@ def test_serve_reads_the_file_named_by_quiver_config(tmp_path: Path) -> None:
 
 def test_demo_config_routes_everything_to_the_demo_target() -> None:
     config = demo_config(listen="127.0.0.1:0")
-    with (
-        RunningProxy(config, target_types=default_target_types()) as proxy,
-        Client(proxy.port) as client,
-    ):
+    with RunningProxy(config) as proxy, Client(proxy.port) as client:
         response = client.request("POST", "/hello?name=quiver", body=b"12345")
         assert response.status == 200
         assert response.header("Content-Type") == "application/json"

@@ -7,11 +7,13 @@ them are raised together as one :class:`ConfigError`, sorted by line:
 1. parse the text with the YAML parser (JSON too, so both get line numbers) into
    plain data, recording the line of every value and rejecting duplicate keys;
 2. substitute ``${VAR}`` in string values (:mod:`quiver.config.envsubst`);
-3. :func:`validate` the plain data against the plugin catalog it is handed:
+3. :func:`validate` the plain data against the catalog it is handed:
 
    - the pydantic models, their errors reworded for people;
    - references between entities: unique names, routes naming defined targets,
      rewrite templates using only parameters the paths capture;
+   - target types: each ``type`` in the catalog, each target's ``options`` valid for
+     its type;
    - plugins: each name in the catalog, each config valid for its plugin;
    - consumers' credentials, each valid for the model its plugin declares.
 
@@ -52,12 +54,14 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HTTP_TARGET = "http"  # the proxy's own target type: forwards to the nodes
 
 
 def load_config(path: str | os.PathLike[str], catalog: PluginSet | None = None) -> Config:
     """Read, substitute, validate and cross-check the config file at ``path``.
 
-    ``catalog`` holds the plugins the file may name (none without one)."""
+    ``catalog`` holds the plugins and target types the file may name (none without
+    one but ``http``)."""
     source, text = _read(path)
     return load_config_text(text, source=source, catalog=catalog)
 
@@ -118,7 +122,8 @@ def validate(data: object, catalog: PluginSet | None = None) -> Config:
     """The config that plain ``data`` (mappings, lists, strings, numbers) declares.
 
     Raises :class:`ConfigError` with every issue, as loading a file does but without
-    line numbers.  ``catalog`` holds the plugins ``data`` may name (none without one).
+    line numbers.  ``catalog`` holds the plugins and target types ``data`` may name
+    (none without one but ``http``).
     """
     report = _Report(None)
     if not isinstance(data, Mapping):
@@ -135,6 +140,7 @@ def _validated(report: _Report, data: dict[str, object], catalog: PluginSet | No
         config = None
         _add_validation_issues(report, exc, data, skip=report.unreadable)
     _add_reference_issues(report, data)
+    _add_target_type_issues(report, data, plugins)
     _add_plugin_issues(report, data, plugins)
     credentials = _checked_credentials(report, data, plugins)
     if report.issues or config is None:
@@ -491,6 +497,26 @@ def _check_unique(report: _Report, section: str, noun: str, names: list[tuple[in
             report.add((section, index, "name"), f"duplicate {noun} name '{name}' (also {where})")
         else:
             first[name] = index
+
+
+def _add_target_type_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:
+    """Every target's ``type`` must exist and its ``options`` must validate against
+    the type's model (``http`` is the proxy's own: the models check its targets)."""
+    types = [_HTTP_TARGET, *sorted(known.target_type_names())]
+    for index, target in _items(data, "targets"):
+        name = target.get("type", _HTTP_TARGET)
+        if not isinstance(name, str) or name == _HTTP_TARGET:
+            continue
+        where: Path = ("targets", index)
+        kind = known.target_type(name)
+        if kind is None:
+            listed = ", ".join(f"'{known_type}'" for known_type in types)
+            message = f"unknown target type '{name}' (known types: {listed})"
+            report.add_found((*where, "type"), message + _suggestion(name, types))
+            continue
+        options = target.get("options", {})
+        if isinstance(options, dict):
+            _validated_part(report, (*where, "options"), kind.Options, options)
 
 
 def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:

@@ -1,9 +1,9 @@
-"""What config validation needs to know of plugins, as an interface.
+"""What config validation needs to know of plugins and target types, as an interface.
 
-The config layer imports no plugin: the plugin catalog (``quiver.plugins.catalog``)
-is handed to :func:`quiver.config.validate` and friends, and is used only through
-the two protocols below.  Without one, a config may name no plugin and no
-credential type.
+The config layer imports no plugin: the catalog (``quiver.plugins.catalog``) is
+handed to :func:`quiver.config.validate` and friends, and is used only through the
+protocols below.  Without one, a config may name no plugin, no credential type and
+no target type but ``http``.
 """
 
 from __future__ import annotations
@@ -28,14 +28,29 @@ class PluginSpec(Protocol):
     def identifies_consumers(self) -> bool: ...
 
 
+class TargetTypeSpec(Protocol):
+    """An in-process target type class as config validation sees it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def Options(self) -> type[BaseModel]: ...
+
+
 class PluginSet(Protocol):
-    """The plugins a config may name (``quiver.plugins.catalog.Catalog`` is one)."""
+    """The plugins and target types a config may name (``quiver.plugins.catalog.Catalog``
+    is one)."""
 
     def get(self, name: str) -> PluginSpec | None: ...
 
     def names(self) -> list[str]: ...
 
     def credential_models(self) -> dict[str, type[CredentialModel]]: ...
+
+    def target_type(self, name: str) -> TargetTypeSpec | None: ...
+
+    def target_type_names(self) -> list[str]: ...
 
 
 class NoPlugins:
@@ -49,3 +64,9 @@ class NoPlugins:
 
     def credential_models(self) -> dict[str, type[CredentialModel]]:
         return {}
+
+    def target_type(self, name: str) -> TargetTypeSpec | None:
+        return None
+
+    def target_type_names(self) -> list[str]:
+        return []

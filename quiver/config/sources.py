@@ -5,6 +5,10 @@ the source calls back, keeps serving the previous one when loading fails, and
 applies the declaration of a new one (``Config.declaration``) at once, while its
 ``Config.settings`` wait for a restart.  :class:`FileSource` is the config file,
 reloaded on SIGHUP and, when asked to, when the file changes.
+
+A caller without an event loop (the master process of several workers, which waits
+for signals itself) uses the synchronous pair instead of ``watch``: it asks
+``changed()`` every ``poll_interval`` seconds and calls ``load()`` when it says so.
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ class ConfigSource(Protocol):
 
     def close(self) -> None:
         """Stop watching."""
+
+    @property
+    def poll_interval(self) -> float | None:
+        """Seconds between two looks at ``changed()`` for a caller without an event
+        loop; None when only a signal (SIGHUP) says the config changed."""
+
+    def changed(self) -> bool:
+        """Whether the config changed since the last look; never blocks."""
 
 
 def file_signature(path: str) -> tuple[int, int, int] | None:
@@ -75,7 +87,14 @@ class FileSource:
     def name(self) -> str:
         return self.path
 
+    @property
+    def poll_interval(self) -> float | None:
+        return self.interval if self.poll else None
+
     def load(self) -> Config:
+        # the file as it is now: changed() tells only of later changes, so a change
+        # loaded on SIGHUP is not loaded again at the next look
+        self._signature = file_signature(self.path) or self._signature
         return load_config(self.path, self.catalog)
 
     def watch(self, loop: asyncio.AbstractEventLoop, on_change: OnChange) -> None:

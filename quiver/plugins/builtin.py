@@ -1,4 +1,8 @@
-"""The plugins that ship with Quiver, and the catalog the entry points start from."""
+"""The plugins that ship with Quiver.
+
+The entry points put them in the catalog they hand down, with the built-in target
+types and those installed as entry points (``quiver.target_types.default_catalog``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from typing import Any
 from quiver.plugins.acl import Acl
 from quiver.plugins.base import Plugin
 from quiver.plugins.basic_auth import BasicAuth
-from quiver.plugins.catalog import Catalog
 from quiver.plugins.cors import Cors
 from quiver.plugins.ip_restriction import IpRestriction
 from quiver.plugins.jwt import Jwt
@@ -31,8 +34,3 @@ BUILT_IN: tuple[type[Plugin[Any]], ...] = (
     RequestTransformer,
     ResponseTransformer,
 )
-
-
-def default_catalog() -> Catalog:
-    """The built-in plugins and those installed as ``quiver.plugins`` entry points."""
-    return Catalog.installed(BUILT_IN)

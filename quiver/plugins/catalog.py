@@ -1,42 +1,54 @@
-"""The plugin catalog: the plugins a config may name, by name.
+"""The catalog: the plugins and the in-process target types a config may name.
 
-A catalog is built once at the entry points (``quiver.plugins.builtin.default_catalog``:
-the built-in plugins and those installed as ``quiver.plugins`` entry points) and handed
-to whatever needs it: config validation (``load_config(path, catalog=...)``) and the
-proxy (``ProxyServer(config, loop, catalog=...)``).  Nothing imports a global one, so
-a test or an embedding program builds its own::
+A catalog is built once at the entry points (``quiver.target_types.default_catalog``:
+the built-in plugins and target types, and those installed as ``quiver.plugins`` and
+``quiver.targets`` entry points) and handed to whatever needs it: config validation
+(``load_config(path, catalog=...)``) and the proxy (``ProxyServer(config, loop,
+catalog)``).  Nothing imports a global one, so a test or an embedding program builds
+its own::
 
-    catalog = default_catalog().with_plugins(RequireHeader)
+    catalog = default_catalog().with_plugins(RequireHeader).with_target_types(Hello)
 
-A third-party package registers a plugin class in its ``pyproject.toml``::
+A third-party package registers a plugin or a target type class in its
+``pyproject.toml``::
 
     [project.entry-points."quiver.plugins"]
     require-header = "my_package.plugins:RequireHeader"
 
-The catalog refuses a class without ``name``, ``priority``, a ``Config`` model whose
-every field has a description, or any phase, and a ``credential`` model that is not a
-``CredentialModel`` with described fields.
+    [project.entry-points."quiver.targets"]
+    hello = "my_package.targets:Hello"
+
+The catalog refuses a plugin class without ``name``, ``priority``, a ``Config`` model
+whose every field has a description, or any phase, and a ``credential`` model that is
+not a ``CredentialModel`` with described fields.  It refuses a target type class that
+does not derive ``TargetType``, is not named like a target (or is named ``http``), has
+``Options`` that are not ``TargetOptions`` with described fields, or no ``handle``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from quiver.config.consumers import CredentialModel
+from quiver.config.models import NAME_PATTERN
 from quiver.plugins.base import Plugin, PluginConfig
+from quiver.plugins.responder import HTTP_TARGET, TargetOptions, TargetType, TargetTypes
 
 log = logging.getLogger("quiver.plugins")
 
 ENTRY_POINT_GROUP = "quiver.plugins"
+TARGET_ENTRY_POINT_GROUP = "quiver.targets"
 
 
 class PluginDefinitionError(TypeError):
-    """A plugin class does not follow the contract (names the class and the rule)."""
+    """A plugin or target type class does not follow its contract (names the class
+    and the rule)."""
 
 
 def check_plugin(cls: type[Any]) -> type[Plugin[Any]]:
@@ -62,6 +74,26 @@ def check_plugin(cls: type[Any]) -> type[Plugin[Any]]:
     return cls
 
 
+def check_target_type(cls: type[Any]) -> type[TargetType[Any]]:
+    """``cls`` when it follows the target type contract; PluginDefinitionError says why
+    not."""
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    if not isinstance(cls, type) or not issubclass(cls, TargetType):
+        raise PluginDefinitionError(f"{where} is not a quiver TargetType subclass")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise PluginDefinitionError(f"{where} has no 'name' a target's 'type' can give")
+    if name == HTTP_TARGET:
+        raise PluginDefinitionError(f"{where}: the name {HTTP_TARGET!r} is the proxy's own")
+    options = getattr(cls, "Options", None)
+    if not (isinstance(options, type) and issubclass(options, TargetOptions)):
+        raise PluginDefinitionError(f"{where}.Options must subclass TargetOptions")
+    _check_described(f"{where}.Options", options)
+    if cls.handle is TargetType.handle:
+        raise PluginDefinitionError(f"{where} implements no 'handle'")
+    return cls
+
+
 def _check_described(where: str, model: type[BaseModel]) -> None:
     undescribed = [n for n, f in model.model_fields.items() if not f.description]
     if undescribed:
@@ -69,41 +101,54 @@ def _check_described(where: str, model: type[BaseModel]) -> None:
 
 
 class Catalog:
-    """Plugin classes by name, each checked against the plugin contract."""
+    """Plugin classes and in-process target types by name, each checked against its
+    contract."""
 
-    def __init__(self, plugins: Iterable[type[Plugin[Any]]] = ()) -> None:
+    def __init__(
+        self,
+        plugins: Iterable[type[Plugin[Any]]] = (),
+        target_types: Iterable[type[TargetType[Any]]] = (),
+    ) -> None:
         self._plugins: dict[str, type[Plugin[Any]]] = {}
         for cls in plugins:
             checked = check_plugin(cls)
             if checked.name in self._plugins:
                 raise PluginDefinitionError(f"two plugins are named {checked.name!r}")
             self._plugins[checked.name] = checked
+        self._target_types: TargetTypes = {}
+        for kind in target_types:
+            checked_type = check_target_type(kind)
+            if checked_type.name in self._target_types:
+                raise PluginDefinitionError(f"two target types are named {checked_type.name!r}")
+            self._target_types[checked_type.name] = checked_type
 
     @classmethod
     def installed(
-        cls, built_in: Iterable[type[Plugin[Any]]], group: str = ENTRY_POINT_GROUP
+        cls,
+        plugins: Iterable[type[Plugin[Any]]],
+        target_types: Iterable[type[TargetType[Any]]] = (),
+        *,
+        plugin_group: str = ENTRY_POINT_GROUP,
+        target_group: str = TARGET_ENTRY_POINT_GROUP,
     ) -> Catalog:
-        """``built_in`` and every plugin of the ``group`` entry points.
+        """``plugins`` and ``target_types``, and every plugin of the ``plugin_group``
+        and target type of the ``target_group`` entry points.
 
-        A broken third-party plugin is logged and left out rather than stopping the
-        gateway; built-in names cannot be taken over.
+        A broken third-party class is logged and left out rather than stopping the
+        gateway; built-in names (and ``http``) cannot be taken over.
         """
-        catalog = cls(built_in)
-        for entry in entry_points(group=group):
-            try:
-                plugin = check_plugin(entry.load())
-            except Exception as exc:  # a broken third-party plugin must not stop the gateway
-                log.error("plugin entry point %r not loaded: %s", entry.name, exc)
-                continue
-            if plugin.name in catalog:
-                log.error("plugin %r from %s ignored: the name is taken", plugin.name, entry.value)
-                continue
-            catalog._plugins[plugin.name] = plugin
+        catalog = cls(plugins, target_types)
+        _install(plugin_group, "plugin", check_plugin, catalog._plugins)
+        _install(target_group, "target type", check_target_type, catalog._target_types)
         return catalog
 
     def with_plugins(self, *plugins: type[Plugin[Any]]) -> Catalog:
         """A new catalog with ``plugins`` added (a name already taken is an error)."""
-        return Catalog([*self._plugins.values(), *plugins])
+        return Catalog([*self._plugins.values(), *plugins], self._target_types.values())
+
+    def with_target_types(self, *target_types: type[TargetType[Any]]) -> Catalog:
+        """A new catalog with ``target_types`` added (a name already taken is an error)."""
+        return Catalog(self._plugins.values(), [*self._target_types.values(), *target_types])
 
     def get(self, name: str) -> type[Plugin[Any]] | None:
         return self._plugins.get(name)
@@ -133,3 +178,29 @@ class Catalog:
             for name, plugin in self._plugins.items()
             if plugin.credential is not None
         }
+
+    def target_type(self, name: str) -> type[TargetType[Any]] | None:
+        """The in-process target type called ``name`` (never ``http``: the proxy's own)."""
+        return self._target_types.get(name)
+
+    def target_type_names(self) -> list[str]:
+        return list(self._target_types)
+
+
+Named = TypeVar("Named", type[Plugin[Any]], type[TargetType[Any]])
+
+
+def _install(
+    group: str, noun: str, check: Callable[[type[Any]], Named], into: dict[str, Named]
+) -> None:
+    """Add the classes of the ``group`` entry points to ``into``, by name."""
+    for entry in entry_points(group=group):
+        try:
+            cls = check(entry.load())
+        except Exception as exc:  # a broken third-party class must not stop the gateway
+            log.error("%s entry point %r not loaded: %s", noun, entry.name, exc)
+            continue
+        if cls.name in into:
+            log.error("%s %r from %s ignored: the name is taken", noun, cls.name, entry.value)
+            continue
+        into[cls.name] = cls

@@ -2,10 +2,11 @@
 
 A target's ``type`` names how its routes are answered.  ``http`` (the default) is
 the proxy's own upstream responder: requests go to the target's nodes.  Any other
-type is a small class, looked up by name in the target types handed to the proxy,
-built once per config and asked to ``handle`` each request after the route's
-``access`` phases; its response then goes through the ``response_headers`` and
-``response_body`` phases like a node's::
+type is a small class, looked up by name in the catalog handed to the proxy (and
+to config validation, which checks the target's ``options``), built once per
+config and asked to ``handle`` each request after the route's ``access`` phases;
+its response then goes through the ``response_headers`` and ``response_body``
+phases like a node's::
 
     class Hello(TargetType):
         name = "hello"

@@ -15,27 +15,15 @@ import asyncio
 import logging
 
 from quiver.config.models import Config
-from quiver.config.plugin_set import PluginSet
-from quiver.config.sources import (
-    WATCH_INTERVAL,
-    ConfigSource,
-    FileSource,
-    file_signature,
-    restart_only_changes,
-)
+from quiver.config.sources import ConfigSource, restart_only_changes
 from quiver.errors import ConfigError
 from quiver.proxy.server import ProxyServer
 
 log = logging.getLogger("quiver.reload")
 
-__all__ = ["WATCH_INTERVAL", "Reloader", "file_signature", "read_config"]
 
-
-def read_config(source: ConfigSource | str, catalog: PluginSet | None = None) -> Config | None:
-    """The config of ``source`` (a source, or a file path read with ``catalog``), or
-    None (logged) when it cannot be used."""
-    if isinstance(source, str):
-        source = FileSource(source, catalog)
+def read_config(source: ConfigSource) -> Config | None:
+    """The config of ``source``, or None (logged) when it cannot be used."""
     try:
         return source.load()
     except ConfigError as exc:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
 from quiver.plugins.catalog import Catalog
-from quiver.plugins.responder import TargetTypes
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
 from quiver.proxy.listener import TlsListener
 from quiver.proxy.outbound import OutboundClient
@@ -73,22 +72,15 @@ def listen_socket(address: str, *, reuse_port: bool, listen: bool = True) -> soc
 
 
 class ProxyServer:
-    """Serves ``config``; its plugins are built from ``catalog`` (the one the config was
-    validated against) and its in-process targets from ``target_types``, and so are
-    those of every config swapped in later."""
+    """Serves ``config``; its plugins and in-process targets are built from ``catalog``
+    (the one the config was validated against), and so are those of every config
+    swapped in later."""
 
     def __init__(
-        self,
-        config: Config,
-        loop: asyncio.AbstractEventLoop,
-        catalog: Catalog | None = None,
-        *,
-        target_types: TargetTypes | None = None,
+        self, config: Config, loop: asyncio.AbstractEventLoop, catalog: Catalog | None = None
     ) -> None:
         self.loop = loop
         self.catalog = catalog if catalog is not None else Catalog()
-        #: in-process target types by name, handed in by the entry point
-        self.target_types: TargetTypes = dict(target_types or {})
         limits = config.limits
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
         self.sweeper = Sweeper(loop, interval=min(0.5, max(0.02, shortest / 4)))
@@ -101,7 +93,6 @@ class ProxyServer:
             loop,
             self.sweeper,
             catalog=self.catalog,
-            target_types=self.target_types,
             outbound=self.outbound,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
@@ -152,7 +143,6 @@ class ProxyServer:
             self.sweeper,
             previous=old,
             catalog=self.catalog,
-            target_types=self.target_types,
             outbound=self.outbound,
         )
         self.state.snapshot = new

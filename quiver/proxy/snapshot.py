@@ -27,7 +27,7 @@ from quiver.plugins.chain import Chain, attached
 from quiver.plugins.chain import build as build_plugins
 from quiver.plugins.consumers import Consumers
 from quiver.plugins.outbound import Outbound
-from quiver.plugins.responder import HTTP_TARGET, TargetType, TargetTypes
+from quiver.plugins.responder import HTTP_TARGET, TargetType
 from quiver.proxy.balancing import make_balancer
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
@@ -226,12 +226,10 @@ def compile_snapshot(
     sweeper: Sweeper,
     previous: Snapshot | None = None,
     catalog: Catalog | None = None,
-    target_types: TargetTypes | None = None,
     outbound: Outbound | None = None,
 ) -> Snapshot:
-    """Compile ``config``, building its plugins from ``catalog`` (no plugins without
-    one) and its in-process targets from ``target_types`` (an unknown ``type`` is a
-    ConfigError); targets whose settings did not change are taken over from
+    """Compile ``config``, building its plugins and in-process targets from ``catalog``
+    (none without one); targets whose settings did not change are taken over from
     ``previous`` whole, with their pooled connections and health state.  Plugins get
     ``outbound`` for requests of their own."""
     catalog = catalog if catalog is not None else Catalog()
@@ -243,9 +241,7 @@ def compile_snapshot(
         settings = _target_settings(config, target)
         kept = previous.targets.get(target.name) if previous is not None else None
         if target.type != HTTP_TARGET:
-            targets[target.name] = _in_process_target(
-                config, target, index, target_types or {}, context, loop
-            )
+            targets[target.name] = _in_process_target(target, index, catalog, context, loop)
         elif kept is not None and kept.settings == settings:
             targets[target.name] = kept
         else:
@@ -303,18 +299,20 @@ def _compile_target(
 
 
 def _in_process_target(
-    config: Config,
     target: Target,
     index: int,
-    types: TargetTypes,
+    catalog: Catalog,
     context: PluginContext,
     loop: asyncio.AbstractEventLoop,
 ) -> TargetRuntime:
-    """A target answered inside the worker by its type's responder."""
-    kind = types.get(target.type)
+    """A target answered inside the worker by its type's responder.
+
+    Config validation checks the type and options against the catalog first; this
+    check is for a config built without it (``Config.model_validate``)."""
+    kind = catalog.target_type(target.type)
     where = f"targets[{index}]"
     if kind is None:
-        known = ", ".join([HTTP_TARGET, *sorted(types)])
+        known = ", ".join([HTTP_TARGET, *sorted(catalog.target_type_names())])
         raise ConfigError(
             [ConfigIssue(f"{where}.type", f"unknown target type {target.type!r}; known: {known}")]
         )

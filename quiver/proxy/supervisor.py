@@ -10,6 +10,12 @@ names the worker in its log lines (see quiver.logconfig).
 
 Signals are blocked in the master and taken with ``sigwaitinfo`` rather than
 handled asynchronously, so none is lost while a worker is being forked.
+
+A reload goes through the config source (``quiver.config.sources``) like a single
+worker's, without an event loop: on SIGHUP, or when the source says it ``changed()``
+(looked at every ``poll_interval`` seconds while waiting for signals), the master
+loads and validates the config and, when it is valid, passes SIGHUP on to every
+worker, which loads it from its own source.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quiver.config.models import Config, Listen
+from quiver.config.sources import ConfigSource, FileSource
 from quiver.logconfig import tag_worker
 from quiver.plugins.catalog import Catalog
-from quiver.plugins.responder import TargetTypes
-from quiver.proxy.reload import WATCH_INTERVAL, file_signature, read_config
+from quiver.proxy.reload import read_config
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.status import default_run_dir
 from quiver.proxy.worker import run_worker
@@ -45,10 +51,9 @@ _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
 class Supervisor:
     config: Config
     workers: int
-    target_types: TargetTypes | None = None
     config_path: str | None = None
     run_dir: Path | None = None
-    catalog: Catalog | None = None  # the plugins of the config (and of reloaded ones)
+    catalog: Catalog | None = None  # plugins and target types of the config (and reloads)
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     indexes: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
@@ -60,6 +65,9 @@ class Supervisor:
         self.drain_timeout = self.config.drain_timeout
 
     def run(self) -> int:
+        # before the workers start: a change made once they are announced is seen
+        source = self._source()
+        interval = source.poll_interval if source is not None else None
         reserved = [
             listen_socket(spec.address, reuse_port=True, listen=False)
             for spec in self.config.listen
@@ -81,22 +89,19 @@ class Supervisor:
                     log.info("proxy listening on %s", address.url)
             else:
                 log.error("no worker became ready within %.0fs", _READY_TIMEOUT)
-            signature = file_signature(self.config_path) if self.config_path else None
             while True:
-                if self.config.watch and self.config_path:
-                    info = signal.sigtimedwait(_SIGNALS, WATCH_INTERVAL)
-                    current = file_signature(self.config_path)
-                    if info is None and current is not None and current != signature:
-                        signature = current
-                        self._reload()
+                if source is not None and interval is not None:
+                    info = signal.sigtimedwait(_SIGNALS, interval)
+                    if info is None:
+                        if source.changed():
+                            self._reload(source)
+                        continue
                 else:
                     info = signal.sigwaitinfo(_SIGNALS)
-                if info is None:
-                    continue
                 if info.si_signo == signal.SIGCHLD:
                     self._reap_and_replace(ready_write)
                 elif info.si_signo == signal.SIGHUP:
-                    self._reload()
+                    self._reload(source)
                 else:
                     break
         finally:
@@ -129,7 +134,6 @@ class Supervisor:
                 run_worker(
                     self.config,
                     sockets,
-                    target_types=self.target_types,
                     announce=ready,
                     grace=self.drain_timeout,
                     config_path=self.config_path,
@@ -146,17 +150,23 @@ class Supervisor:
         self.indexes[pid] = index
         log.info("worker %d started (index %d)", pid, index)
 
-    def _reload(self) -> None:
+    def _source(self) -> ConfigSource | None:
+        """Where reloaded configs come from: the config file, watched with ``watch``."""
         if self.config_path is None:
+            return None
+        return FileSource(self.config_path, self.catalog, poll=self.config.watch)
+
+    def _reload(self, source: ConfigSource | None) -> None:
+        if source is None:
             log.warning("no config file to reload")
             return
-        config = read_config(self.config_path, self.catalog)
+        config = read_config(source)
         if config is None:
             return
         self.config = config  # workers started from now on get it too
         for pid in self.children:
             _kill(pid, signal.SIGHUP)
-        log.info("config %s is valid: workers reload it", self.config_path)
+        log.info("config %s is valid: workers reload it", source.name)
 
     def _reap_and_replace(self, ready_write: int) -> None:
         while self.children:

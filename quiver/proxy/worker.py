@@ -16,7 +16,6 @@ import uvloop
 from quiver.config.models import Config, Listen
 from quiver.config.sources import FileSource
 from quiver.plugins.catalog import Catalog
-from quiver.plugins.responder import TargetTypes
 from quiver.proxy.reload import Reloader
 from quiver.proxy.server import BoundAddress, ProxyServer
 from quiver.proxy.status import StatusWriter
@@ -38,7 +37,6 @@ def run_worker(
     config: Config,
     sockets: list[tuple[Listen, socket.socket]],
     *,
-    target_types: TargetTypes | None = None,
     announce: Announce | None = None,
     grace: float = 10.0,
     config_path: str | None = None,
@@ -49,15 +47,14 @@ def run_worker(
     """Serve until SIGTERM or SIGINT, then drain for up to ``grace`` seconds.
 
     With ``config_path``, SIGHUP (and a change of the file when ``watch``) reloads it.
-    Plugins come from ``catalog`` (the one ``config`` was validated against).
+    Plugins and in-process target types come from ``catalog`` (the one ``config`` was
+    validated against).
     """
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     options = _WorkerOptions(config_path, watch, run_dir, catalog)
     try:
-        loop.run_until_complete(
-            _serve(loop, config, sockets, target_types, announce, grace, options)
-        )
+        loop.run_until_complete(_serve(loop, config, sockets, announce, grace, options))
     finally:
         loop.close()
 
@@ -66,7 +63,6 @@ async def _serve(
     loop: asyncio.AbstractEventLoop,
     config: Config,
     sockets: list[tuple[Listen, socket.socket]],
-    target_types: TargetTypes | None,
     announce: Announce | None,
     grace: float,
     options: _WorkerOptions,
@@ -74,7 +70,7 @@ async def _serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = ProxyServer(config, loop, options.catalog, target_types=target_types)
+    server = ProxyServer(config, loop, options.catalog)
     addresses = await server.start(sockets)
     reloader = None
     if options.path is not None:

@@ -53,6 +53,24 @@ def test_a_watched_file_source_calls_back_on_change_and_on_sighup(tmp_path: Path
     assert signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, signal.default_int_handler)
 
 
+def test_a_file_source_tells_a_change_without_an_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "quiver.yaml"
+    path.write_text(CONFIG)
+    source: ConfigSource = FileSource(str(path), built_in(), poll=True, interval=0.25)
+    assert source.poll_interval == 0.25
+    assert not source.changed()
+    path.write_text(CONFIG + "workers: 2\n")
+    assert source.changed()
+    assert not source.changed()  # told once
+    assert source.load().workers == 2
+    path.write_text(CONFIG + "workers: 3\n")
+    assert source.load().workers == 3  # on SIGHUP, say
+    assert not source.changed()  # loaded already
+    path.unlink()
+    assert not source.changed()  # a file being replaced has not changed yet
+    assert FileSource(str(path)).poll_interval is None  # not watched: SIGHUP only
+
+
 def test_changed_settings_are_named_as_restart_only(tmp_path: Path) -> None:
     path = tmp_path / "quiver.yaml"
     path.write_text(CONFIG)

@@ -11,7 +11,8 @@ from pydantic import Field
 
 from quiver.errors import ConfigError, Forbidden
 from quiver.plugins.base import PluginRequest
-from quiver.plugins.responder import Response, TargetOptions, TargetType, TargetTypes
+from quiver.plugins.responder import Response, TargetOptions, TargetType
+from tests.support.catalog import built_in
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, RunningProxy, make_config
 
@@ -47,13 +48,13 @@ class Echo(TargetType[EchoOptions]):
             yield piece
 
 
-TYPES: TargetTypes = {"echo": Echo}
+CATALOG = built_in().with_target_types(Echo)
 
 
 def in_process(plugins: dict[str, Any] | None = None, **options: Any) -> RunningProxy:
     target = {"type": "echo", "options": options}
     route = {"name": "r", "paths": ["/"], "target": "t", "plugins": plugins or {}}
-    return RunningProxy(make_config({"t": target}, [route]), target_types=TYPES)
+    return RunningProxy(make_config({"t": target}, [route]), CATALOG)
 
 
 def test_an_in_process_target_answers_with_the_whole_request_body() -> None:
@@ -101,7 +102,7 @@ def test_plugins_run_around_an_in_process_target() -> None:
     target = {"type": "echo"}
     route = {"name": "r", "paths": ["/"], "target": "t", "plugins": plugins}
     config = make_config({"t": target}, [route], consumers=consumers)
-    with RunningProxy(config, target_types=TYPES) as proxy, Client(proxy.port) as client:
+    with RunningProxy(config, CATALOG) as proxy, Client(proxy.port) as client:
         refused = client.request("GET", "/x")
         allowed = client.request("GET", "/x", {"apikey": "k" * 32})
     assert_problem(refused, 401)
@@ -109,10 +110,22 @@ def test_plugins_run_around_an_in_process_target() -> None:
     assert allowed.header("X-Shaped") == "yes"
 
 
-def test_unknown_types_and_bad_options_are_config_errors() -> None:
+def test_a_config_may_name_only_the_target_types_of_its_catalog() -> None:
+    text = """
+    listen: 127.0.0.1:0
+    targets: [{name: t, type: echo, options: {prefix: "got: "}}]
+    routes: [{name: r, paths: ["/"], target: t}]
+    """
+    with RunningProxy(text, CATALOG) as proxy, Client(proxy.port) as client:
+        assert client.request("POST", "/", body=b"x").body == b"got: x"
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.type: unknown target type 'echo'"):
+        RunningProxy(text)  # the built-in catalog has no echo type
+
+
+def test_a_config_built_without_validation_is_still_checked_when_compiled() -> None:
     route = [{"name": "r", "paths": ["/"], "target": "t"}]
     with pytest.raises(ConfigError, match=r"targets\[0\]\.type: unknown target type 'nope'"):
-        RunningProxy(make_config({"t": {"type": "nope"}}, route), target_types=TYPES)
+        RunningProxy(make_config({"t": {"type": "nope"}}, route), CATALOG)
     bad = {"type": "echo", "options": {"prefx": "x"}}
     with pytest.raises(ConfigError, match=r"targets\[0\]\.options\.prefx"):
-        RunningProxy(make_config({"t": bad}, route), target_types=TYPES)
+        RunningProxy(make_config({"t": bad}, route), CATALOG)

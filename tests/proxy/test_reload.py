@@ -99,6 +99,23 @@ def test_every_worker_reloads_on_sighup_to_the_master(
         assert {body_of(proc.port) for _ in range(40)} == {b"B"}
 
 
+def test_a_watched_file_is_reloaded_by_every_worker_when_it_changes(
+    tmp_path: Path, nodes: tuple[Upstream, Upstream]
+) -> None:
+    a, b = nodes
+    config = tmp_path / "quiver.yaml"
+    config.write_text("watch: true\n" + catch_all_config(a.url, workers=2))
+    with serving(config) as proc:
+        proc.wait_for(r"worker \d+ started", count=2)
+        config.write_text("watch: true\n" + catch_all_config(b.url, workers=2))
+        proc.wait_for(RELOADED, count=2, timeout=10)
+        assert {body_of(proc.port) for _ in range(40)} == {b"B"}
+        config.write_text("watch: true\ntargets: [oops\n")
+        proc.wait_for(REFUSED, timeout=10)
+        assert {body_of(proc.port) for _ in range(20)} == {b"B"}
+        assert proc.stderr.count("config reloaded from") == 2
+
+
 def test_an_invalid_config_is_refused_by_the_master_before_any_worker_sees_it(
     tmp_path: Path, nodes: tuple[Upstream, Upstream]
 ) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from quiver import config as config_package
 from quiver.config.models import Config
 from quiver.config.plugin_set import PluginSet
-from quiver.plugins.builtin import default_catalog
 from quiver.plugins.catalog import Catalog
+from quiver.target_types import default_catalog
 
 
 @functools.cache
