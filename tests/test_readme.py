@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import signal
 import socket
 import textwrap
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ from quiver.plugins.responder import TargetType, TargetTypes
 from quiver.target_types import default_target_types
 from tests.support.catalog import built_in, load_config_text
 from tests.support.problems import assert_problem
-from tests.support.process import run_quiver
+from tests.support.process import run_quiver, serving
 from tests.support.proxy import Client, RunningProxy
 from tests.support.upstream import Conn, Upstream
 
@@ -397,6 +398,37 @@ def test_redirects_are_mapped_back_to_the_gateway() -> None:
     assert response.status == 302
     assert response.header("Location") == "/shop/login"
     assert response.header("Set-Cookie") == "sid=1; Path=/shop/"
+
+
+# -- operating it ----------------------------------------------------------------------------
+
+
+def with_addresses(text: str, node: Upstream) -> str:
+    assert LISTEN in text and NODE_ADDRESSES[0] in text
+    return text.replace(LISTEN, "listen: 127.0.0.1:0").replace(NODE_ADDRESSES[0], node.url[7:])
+
+
+def test_workers_reload_on_sighup_and_report_their_status(tmp_path: Path) -> None:
+    # the "Operating it" block, played with real processes: --workers, kill -HUP, status
+    config, run_dir = tmp_path / "quiver.yaml", tmp_path / "run"
+    with Upstream() as node:
+        config.write_text(with_addresses(example("config-file"), node))
+        args = ("--workers", "2", "--run-dir", str(run_dir))
+        with serving(config, *args, cwd=tmp_path, env=dict(ENV)) as proc:
+            proc.wait_for("worker .* started", count=2)
+            with Client(proc.port) as client:
+                assert client.request("GET", "/orders").status == 200
+            config.write_text(with_addresses(example("plugins"), node))
+            proc.signal(signal.SIGHUP)
+            proc.wait_for("config reloaded", count=2)
+            for _ in range(4):  # whichever worker takes the connection
+                with Client(proc.port) as client:
+                    assert_problem(client.request("GET", "/orders"), 401)
+            status, output = 1, []
+            while status != 0 or output[0] != "2 worker(s)":  # pytest's timeout bounds it
+                status, output = quiver(f"quiver status --run-dir {run_dir}", tmp_path)
+            assert any(line.startswith("backend  " + node.url) for line in output)
+            assert proc.stop() == 0
 
 
 # -- links and figures -----------------------------------------------------------------------
