@@ -146,14 +146,17 @@ def test_every_block_says_what_it_is() -> None:
 
 
 def complete_fragment(text: str) -> str:
-    """The fragment with a target for each target its routes name but do not define."""
+    """The fragment with a target for each target its routes name, when it has none.
+
+    Targets are appended as text: re-dumping the parsed YAML would turn keys such as
+    ``on`` into YAML 1.1 booleans, which Quiver's own loader does not."""
     data = yaml.safe_load(text)
     assert isinstance(data, dict), "a fragment is a mapping of top-level keys"
-    defined = {t["name"] for t in data.get("targets", [])}
-    named = {r["target"] for r in data.get("routes", [])}
-    extra = [{"name": n, "url": "http://127.0.0.1:9001"} for n in sorted(named - defined)]
-    data["targets"] = [*data.get("targets", []), *extra]
-    return yaml.safe_dump(data)
+    if "targets" in data:
+        return text
+    named = sorted({route["target"] for route in data.get("routes", [])})
+    lines = [f"  - {{name: {name}, url: http://127.0.0.1:9001}}" for name in named]
+    return text + "".join(f"{line}\n" for line in ["targets:", *lines]) if named else text
 
 
 @pytest.mark.parametrize("block", blocks("yaml"), ids=str)
