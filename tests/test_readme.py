@@ -304,6 +304,21 @@ def test_balancing_shares_by_weight_and_retries_a_refusing_node() -> None:
     assert statuses == [200] * 6
     assert len(served_paths(a)) == 6
 
+    with (
+        Upstream() as a,
+        Upstream(unavailable) as b,
+        served(example("balancing"), [a, b]) as (proxy, _),
+    ):
+        statuses = [get(proxy, f"/orders/{n}").status for n in range(6)]
+    assert statuses == [200] * 6
+    assert len(served_paths(a)) == 6
+    assert len(served_paths(b)) == 2  # each answered 503, then tried on a
+
+
+def unavailable(conn: Conn) -> None:
+    while (request := conn.read_request()) is not None:
+        conn.respond(200 if request.path == "/healthz" else 503, b"busy")
+
 
 def test_plugins_let_only_alice_through() -> None:
     with served(example("plugins")) as (proxy, [node]):
@@ -427,7 +442,7 @@ def test_workers_reload_on_sighup_and_report_their_status(tmp_path: Path) -> Non
             for _ in range(4):  # whichever worker takes the connection
                 with Client(proc.port) as client:
                     assert_problem(client.request("GET", "/orders"), 401)
-            status, output = 1, []
+            status, output = 1, [""]
             while status != 0 or output[0] != "2 worker(s)":  # pytest's timeout bounds it
                 status, output = quiver(f"quiver status --run-dir {run_dir}", tmp_path)
             assert any(line.startswith("backend  " + node.url) for line in output)
