@@ -140,6 +140,8 @@ def test_every_block_says_what_it_is() -> None:
         if not ok:
             unaccounted.append(f"{block} {block.directives or 'without a directive'}")
     assert unaccounted == []
+    names = [b.directives["example"] for b in BLOCKS if "example" in b.directives]
+    assert len(names) == len(set(names)), f"example names are not unique: {names}"
 
 
 # -- configs ---------------------------------------------------------------------------------
