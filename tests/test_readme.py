@@ -1,0 +1,515 @@
+"""README.md says only what is true: its examples are run and what it claims is checked.
+
+Every fenced block of the README is accounted for by an HTML comment on the line
+right above it (invisible once rendered):
+
+- ``<!-- example: NAME -->`` names a complete config (```yaml) or code (```python)
+  that a test below runs; ``<!-- invalid -->`` next to it says the config is meant
+  to be refused.
+- ``<!-- fragment -->``: a part of a config; it is completed with a target for each
+  target its routes name and must then validate.
+- ``<!-- in: NAME -->``: a shell block run in a directory holding the example NAME
+  as ``quiver.yaml``; in a ```console block each ``$ quiver ...`` line is followed
+  by exactly what the command prints.
+- ``<!-- run -->``: a shell block of ``quiver`` commands run in an empty directory.
+- ``<!-- not run: WHY -->``: a shell block the tests do not run (servers, signals).
+- ``<!-- response: NAME METHOD PATH [BODY] -->``: a ```json problem document the
+  request gets from example NAME (its ``request_id`` excepted).
+
+Every ```yaml block is validated with the built-in catalog, the variables it names
+(``${ALICE_KEY}``) taken from ``ENV``. The Quick start blocks are kept as they are:
+CI runs the second one verbatim.
+
+To serve an example, the tests change only addresses: ``listen: 127.0.0.1:8080``
+becomes port 0, and each node URL ``127.0.0.1:9001``, ``127.0.0.1:9002`` the address
+of a test node (see ``served``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import signal
+import socket
+import textwrap
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from quiver.config.models import Config
+from quiver.errors import ConfigError
+from quiver.plugins.responder import TargetType, TargetTypes
+from quiver.target_types import default_target_types
+from tests.support.catalog import built_in, load_config_text
+from tests.support.problems import assert_problem
+from tests.support.process import run_quiver, serving
+from tests.support.proxy import Client, RunningProxy
+from tests.support.upstream import Conn, Upstream
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+ENV = {"ALICE_KEY": "alice-key-0123456789", "BOB_KEY": "bob-key-0123456789"}
+LISTEN = "listen: 127.0.0.1:8080"
+NODE_ADDRESSES = ("127.0.0.1:9001", "127.0.0.1:9002")
+SHELL = ("bash", "sh", "console")
+QUICK_START = [
+    "pip install -e . && quiver serve",
+    "pip install -e '.[test]' && pytest",
+]
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    text: str
+    line: int  # of the opening fence
+    section: str
+    directives: dict[str, str]
+
+    def __str__(self) -> str:
+        return f"README.md:{self.line} ({self.lang})"
+
+
+_FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
+_DIRECTIVE = re.compile(r"<!--\s*([\w ]+?)\s*(?::\s*(.*?))?\s*-->")
+
+
+def parse_readme(text: str) -> list[Block]:
+    blocks = []
+    for match in _FENCE.finditer(text):
+        before = text[: match.start()]
+        line = before.count("\n") + 1
+        above = before.rstrip("\n").rsplit("\n", 1)[-1]
+        directives = {m[1]: m[2] or "" for m in _DIRECTIVE.finditer(above)}
+        headings = re.findall(r"^## (.+)$", before, re.M)
+        section = headings[-1] if headings else ""
+        blocks.append(Block(match[1], match[2], line, section, directives))
+    return blocks
+
+
+BLOCKS = parse_readme(README.read_text())
+
+
+def examples() -> dict[str, Block]:
+    return {b.directives["example"]: b for b in BLOCKS if "example" in b.directives}
+
+
+def example(name: str) -> str:
+    block = examples().get(name)
+    assert block is not None, f"README.md has no block marked <!-- example: {name} -->"
+    return block.text
+
+
+def blocks(lang: str | tuple[str, ...]) -> list[Block]:
+    langs = (lang,) if isinstance(lang, str) else lang
+    return [b for b in BLOCKS if b.lang in langs]
+
+
+# -- every block is accounted for -------------------------------------------------------------
+
+
+def test_quick_start_keeps_its_two_commands() -> None:
+    quick = [b.text.strip() for b in BLOCKS if b.section == "Quick start"]
+    assert quick == QUICK_START
+
+
+def test_every_block_says_what_it_is() -> None:
+    unaccounted = []
+    for block in BLOCKS:
+        marks = set(block.directives)
+        if block.section == "Quick start":
+            continue
+        if block.lang == "yaml":
+            ok = bool(marks & {"example", "fragment"})
+        elif block.lang in SHELL:
+            ok = len(marks & {"in", "run", "not run"}) == 1
+        elif block.lang == "json":
+            ok = "response" in marks
+        elif block.lang == "python":
+            ok = "example" in marks
+        else:
+            ok = block.lang == "toml"  # entry-point tables, shown for copying
+        if not ok:
+            unaccounted.append(f"{block} {block.directives or 'without a directive'}")
+    assert unaccounted == []
+    names = [b.directives["example"] for b in BLOCKS if "example" in b.directives]
+    assert len(names) == len(set(names)), f"example names are not unique: {names}"
+
+
+# -- configs ---------------------------------------------------------------------------------
+
+
+def complete_fragment(text: str) -> str:
+    """The fragment with a target for each target its routes name, when it has none.
+
+    Targets are appended as text: re-dumping the parsed YAML would turn keys such as
+    ``on`` into YAML 1.1 booleans, which Quiver's own loader does not."""
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict), "a fragment is a mapping of top-level keys"
+    if "targets" in data:
+        return text
+    named = sorted({route["target"] for route in data.get("routes", [])})
+    lines = [f"  - {{name: {name}, url: http://127.0.0.1:9001}}" for name in named]
+    return text + "".join(f"{line}\n" for line in ["targets:", *lines]) if named else text
+
+
+@pytest.mark.parametrize("block", blocks("yaml"), ids=str)
+def test_every_yaml_block_validates_with_the_built_in_catalog(block: Block) -> None:
+    if "invalid" in block.directives:
+        with pytest.raises(ConfigError):
+            load_config_text(block.text, "README.md", ENV)
+        return
+    text = complete_fragment(block.text) if "fragment" in block.directives else block.text
+    config = load_config_text(text, "README.md", ENV)
+    assert isinstance(config, Config)
+
+
+def test_an_example_without_its_variables_names_them() -> None:
+    with pytest.raises(ConfigError, match="ALICE_KEY"):
+        load_config_text(example("plugins"), "README.md", {})
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def console_steps(text: str) -> list[tuple[str, list[str]]]:
+    """``$ command`` lines with the output lines that follow each."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            assert steps, f"output before any command: {line!r}"
+            steps[-1][1].append(line)
+    return steps
+
+
+def quiver(command: str, cwd: Path) -> tuple[int, list[str]]:
+    program, *args = shlex.split(command)
+    assert program == "quiver", f"only quiver commands are run: {command!r}"
+    result = run_quiver(*args, cwd=cwd, env=dict(ENV))
+    output = (result.stdout + result.stderr).splitlines()
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, output
+
+
+@pytest.mark.parametrize("block", [b for b in blocks("console") if "in" in b.directives], ids=str)
+def test_console_blocks_print_what_they_show(block: Block, tmp_path: Path) -> None:
+    (tmp_path / "quiver.yaml").write_text(example(block.directives["in"]))
+    for command, expected in console_steps(block.text):
+        _, output = quiver(command, tmp_path)
+        assert [line.rstrip() for line in output] == expected, command
+
+
+RUN = [b for b in blocks(SHELL) if "run" in b.directives]
+
+
+@pytest.mark.parametrize("block", RUN, ids=str)
+def test_shell_blocks_marked_run_succeed(block: Block, tmp_path: Path) -> None:
+    for command in block.text.splitlines():
+        status, output = quiver(command, tmp_path)
+        assert status == 0, (command, output)
+
+
+def test_quiver_keys_new_makes_a_key_whose_hash_a_consumer_can_carry(tmp_path: Path) -> None:
+    assert any(b.text.strip() == "quiver keys new" for b in RUN)
+    status, output = quiver("quiver keys new", tmp_path)
+    assert status == 0
+    fields = dict(line.split(":", 1) for line in output if line.startswith("key"))
+    key, key_hash = fields["key"].strip(), fields["key_hash"].strip()
+    config = example("plugins").replace('{key: "${BOB_KEY}"}', f'{{key_hash: "{key_hash}"}}')
+    assert key_hash in config
+    with served(config) as (proxy, _):
+        # known, and refused by the acl since bob is not staff: the hash identified him
+        assert_problem(get(proxy, "/orders", {"apikey": key}), 403)
+        assert_problem(get(proxy, "/orders", {"apikey": key + "x"}), 401)
+
+
+# -- serving the examples --------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served(
+    text: str, nodes: list[Upstream | int] | None = None, target_types: TargetTypes | None = None
+) -> Iterator[tuple[RunningProxy, list[Upstream]]]:
+    """``text`` served on a free port, its node addresses replaced: by the given nodes
+    (an ``Upstream``, or a port where nothing listens), else echo nodes."""
+    assert LISTEN in text, f"the example listens elsewhere than {LISTEN!r}"
+    text = text.replace(LISTEN, "listen: 127.0.0.1:0")
+    with ExitStack() as stack:
+        wanted = [a for a in NODE_ADDRESSES if a in text]
+        given = list(nodes or [])
+        started = []
+        for index, address in enumerate(wanted):
+            node = given[index] if index < len(given) else stack.enter_context(Upstream())
+            port = node if isinstance(node, int) else node.port
+            if isinstance(node, Upstream):
+                started.append(node)
+            text = text.replace(address, f"127.0.0.1:{port}")
+        config = load_config_text(text, "README.md", ENV)
+        types = {**default_target_types(), **(target_types or {})}
+        proxy = stack.enter_context(RunningProxy(config, target_types=types))
+        yield proxy, started
+
+
+def get(
+    proxy: RunningProxy, path: str, headers: dict[str, str] | None = None, host: str = "test.local"
+) -> Any:
+    with Client(proxy.port) as client:
+        return client.request("GET", path, headers, host=host)
+
+
+def test_a_config_file_forwards_everything_to_its_target() -> None:
+    with served(example("config-file")) as (proxy, [node]):
+        response = get(proxy, "/hello?x=1")
+    assert response.status == 200
+    [request] = node.requests
+    assert request.path == "/hello?x=1"
+    for name in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-ID"):
+        assert request.header(name), name
+    assert request.header("Via") == "1.1 quiver"
+
+
+def test_routing_reaches_the_paths_the_table_shows() -> None:
+    with served(example("routing")) as (proxy, [node]):
+        for path, upstream in [
+            ("/users/42", "/v1/accounts/42"),
+            ("/users/42/posts", "/v1/accounts/42/posts"),
+            ("/api/items?page=2", "/v1/items?page=2"),
+        ]:
+            assert get(proxy, path).status == 200
+            assert node.requests[-1].path == upstream
+        assert get(proxy, "/", host="admin.example.com").status == 200
+        assert node.requests[-1].path == "/v1/"
+        assert_problem(get(proxy, "/"), 404)
+        with Client(proxy.port) as client:  # GET only
+            assert_problem(client.request("DELETE", "/users/42"), 404)
+    assert len(node.requests) == 4
+
+
+def test_balancing_shares_by_weight_and_retries_a_refusing_node() -> None:
+    def served_paths(node: Upstream) -> list[str]:
+        return [r.path for r in node.requests if r.path != "/healthz"]
+
+    with Upstream() as a, Upstream() as b, served(example("balancing"), [a, b]) as (proxy, _):
+        statuses = [get(proxy, f"/orders/{n}").status for n in range(6)]
+    assert statuses == [200] * 6
+    assert (len(served_paths(a)), len(served_paths(b))) == (4, 2)
+
+    with Upstream() as a, served(example("balancing"), [a, closed_port()]) as (proxy, _):
+        statuses = [get(proxy, f"/orders/{n}").status for n in range(6)]
+    assert statuses == [200] * 6
+    assert len(served_paths(a)) == 6
+
+    with (
+        Upstream() as a,
+        Upstream(unavailable) as b,
+        served(example("balancing"), [a, b]) as (proxy, _),
+    ):
+        statuses = [get(proxy, f"/orders/{n}").status for n in range(6)]
+    assert statuses == [200] * 6
+    assert len(served_paths(a)) == 6
+    assert len(served_paths(b)) == 2  # each answered 503, then tried on a
+
+
+def unavailable(conn: Conn) -> None:
+    while (request := conn.read_request()) is not None:
+        conn.respond(200 if request.path == "/healthz" else 503, b"busy")
+
+
+def test_plugins_let_only_alice_through() -> None:
+    with served(example("plugins")) as (proxy, [node]):
+        missing = get(proxy, "/orders")
+        unknown = get(proxy, "/orders", {"apikey": "not-a-key-at-all"})
+        bob = get(proxy, "/orders", {"apikey": ENV["BOB_KEY"]})
+        alice = get(proxy, "/orders", {"apikey": ENV["ALICE_KEY"]})
+        by_header = get(proxy, "/orders", {"X-API-Key": ENV["ALICE_KEY"]})
+        by_query = get(proxy, f"/orders?apikey={ENV['ALICE_KEY']}")
+    assert_problem(missing, 401)
+    assert missing.header("WWW-Authenticate")
+    assert_problem(unknown, 401)
+    assert_problem(bob, 403)
+    assert (alice.status, by_header.status, by_query.status) == (200, 200, 200)
+    assert len(node.requests) == 3
+    for request in node.requests:
+        assert request.header("X-Consumer-Username") == "alice"
+        assert request.header("X-Consumer-Groups") == "staff"
+        assert request.header("apikey") is None and request.header("X-API-Key") is None
+        assert "apikey" not in request.path
+
+
+def test_the_readme_links_every_built_in_plugin() -> None:
+    text = README.read_text()
+    for name in dict(built_in().items()):
+        assert f"[{name}](docs/plugins/{name}.md)" in text, name
+
+
+def test_validation_refuses_what_the_openapi_document_does_not_allow() -> None:
+    with served(example("validation")) as (proxy, [node]), Client(proxy.port) as client:
+        too_many = client.request("GET", "/orders?limit=500")
+        fine = client.request("GET", "/orders?limit=5")
+        unknown = client.request("GET", "/orders/7")
+        wrong_method = client.request("DELETE", "/orders")
+    violations = assert_problem(too_many, 400)["violations"]
+    assert violations == [{"in": "query", "pointer": "/limit", "message": "must be <= 100"}]
+    assert fine.status == 200
+    assert assert_problem(unknown, 404)["type"] == "urn:quiver:problem:unknown-operation"
+    assert_problem(wrong_method, 405)
+    assert wrong_method.header("Allow") == "GET, POST, HEAD"
+    assert [r.path for r in node.requests] == ["/orders?limit=5"]
+
+
+@pytest.mark.parametrize("block", blocks("json"), ids=str)
+def test_problem_documents_shown_are_what_the_request_gets(block: Block) -> None:
+    name, method, path, *body = block.directives["response"].split(" ", 3)
+    payload = body[0].encode() if body else b""
+    headers = {"Content-Type": "application/json"} if payload else None
+    with served(example(name)) as (proxy, nodes), Client(proxy.port) as client:
+        response = client.request(method, path, headers, payload)
+    problem = assert_problem(response, json.loads(block.text)["status"])
+    shown = json.loads(block.text)
+    assert re.fullmatch("[0-9a-f]{32}", shown.pop("request_id"))
+    problem.pop("request_id")
+    assert problem == shown
+    assert all(node.requests == [] for node in nodes), "a refused request reached the node"
+
+
+def test_a_failing_target_is_named_never_its_node() -> None:
+    dead = closed_port()
+    with served(example("config-file"), [dead]) as (proxy, _):
+        problem = assert_problem(get(proxy, "/x"), 502)
+    assert "'backend'" in problem["detail"]
+    assert str(dead) not in json.dumps(problem)
+
+
+def test_the_demo_target_echoes_the_request_inside_the_gateway() -> None:
+    with served(example("demo")) as (proxy, _):
+        response = get(proxy, "/demo/hello?x=1")
+    assert response.status == 200
+    assert response.header("X-Served-By") == "demo"
+    echoed = response.json()
+    assert (echoed["path"], echoed["query"]) == ("/demo/hello", "x=1")
+    assert echoed["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert echoed["headers"]["x-request-id"] == response.header("X-Request-ID")
+
+
+def test_a_target_type_of_your_own_answers_its_routes() -> None:
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(example("hello-type"), str(README), "exec"), namespace)
+    hello = namespace["Hello"]
+    assert issubclass(hello, TargetType)
+    [entry] = [b for b in blocks("toml") if "quiver.targets" in b.text]
+    assert f'{hello.name} = "my_package.targets:Hello"' in entry.text
+    with served(example("hello"), target_types={hello.name: hello}) as (proxy, _):
+        response = get(proxy, "/greet")
+    assert (response.status, response.body) == (200, b"bonjour from /greet\n")
+
+
+def redirect_to_login(conn: Conn) -> None:
+    while conn.read_request() is not None:
+        headers = [
+            ("Location", f"http://127.0.0.1:{conn.server.port}/login"),
+            ("Set-Cookie", "sid=1; Path=/"),
+        ]
+        conn.respond(302, b"", headers, reason="Found")
+
+
+def test_redirects_are_mapped_back_to_the_gateway() -> None:
+    with Upstream(redirect_to_login) as node, served(example("redirects"), [node]) as (proxy, _):
+        response = get(proxy, "/shop/cart")
+    assert [r.path for r in node.requests] == ["/cart"]
+    assert response.status == 302
+    assert response.header("Location") == "/shop/login"
+    assert response.header("Set-Cookie") == "sid=1; Path=/shop/"
+
+
+# -- operating it ----------------------------------------------------------------------------
+
+
+def with_addresses(text: str, node: Upstream) -> str:
+    assert LISTEN in text and NODE_ADDRESSES[0] in text
+    return text.replace(LISTEN, "listen: 127.0.0.1:0").replace(NODE_ADDRESSES[0], node.url[7:])
+
+
+def test_workers_reload_on_sighup_and_report_their_status(tmp_path: Path) -> None:
+    # the "Operating it" block, played with real processes: --workers, kill -HUP, status
+    config, run_dir = tmp_path / "quiver.yaml", tmp_path / "run"
+    with Upstream() as node:
+        config.write_text(with_addresses(example("config-file"), node))
+        args = ("--workers", "2", "--run-dir", str(run_dir))
+        with serving(config, *args, cwd=tmp_path, env=dict(ENV)) as proc:
+            proc.wait_for("worker .* started", count=2)
+            with Client(proc.port) as client:
+                assert client.request("GET", "/orders").status == 200
+            config.write_text(with_addresses(example("plugins"), node))
+            proc.signal(signal.SIGHUP)
+            proc.wait_for("config reloaded", count=2)
+            for _ in range(4):  # whichever worker takes the connection
+                with Client(proc.port) as client:
+                    assert_problem(client.request("GET", "/orders"), 401)
+            status, output = 1, [""]
+            while status != 0 or output[0] != "2 worker(s)":  # pytest's timeout bounds it
+                status, output = quiver(f"quiver status --run-dir {run_dir}", tmp_path)
+            assert any(line.startswith("backend  " + node.url) for line in output)
+            assert proc.stop() == 0
+
+
+# -- links and figures -----------------------------------------------------------------------
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.replace("`", "")).lower().replace(" ", "-") for h in headings}
+
+
+def test_every_relative_link_reaches_a_file_and_heading() -> None:
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", README.read_text()):
+        if re.match(r"\w+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = ROOT / path
+        if not file.exists() or (anchor and anchor not in anchors(file.read_text())):
+            broken.append(target)
+    assert broken == []
+
+
+def test_performance_figures_are_those_of_the_benchmarks_page() -> None:
+    section = README.read_text().split("## Performance", 1)[1].split("\n## ", 1)[0]
+    benchmarks = (ROOT / "docs" / "benchmarks.md").read_text()
+    bold = re.findall(r"\*\*([\d.]+%?)\*\*", section)  # the headline ratios
+    plain = re.findall(r"\d\.\d+(?:\u2013\d\.\d+|%)", section.replace("**", " "))  # 0.62-0.64, 8.5%
+    assert bold and plain
+    missing = [f for f in bold if f"**{f}**" not in benchmarks]
+    missing += [f for f in plain if f not in benchmarks]
+    assert missing == []
+
+
+def test_helpers_read_the_directives() -> None:
+    text = textwrap.dedent(
+        """\
+        ## One
+        <!-- example: a --> <!-- invalid -->
+        ```yaml
+        x: 1
+        ```
+        """
+    )
+    [block] = parse_readme(text)
+    assert (block.section, block.line, block.text) == ("One", 3, "x: 1\n")
+    assert block.directives == {"example": "a", "invalid": ""}
