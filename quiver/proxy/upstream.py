@@ -135,10 +135,12 @@ class Node:
         self.breaker: Any = None  # quiver.proxy.breaker.CircuitBreaker when configured
 
 
-def node_error(kind: type[E], node: Node, template: str) -> E:
+def node_error(kind: type[E], node: Node, template: str, reason: str = "") -> E:
     """An error about ``node``: clients read its target's name (``template`` filled
-    with it), the log its address."""
-    return kind(template.format(node.public), internal=template.format(node.label))
+    with it), the log its address and the ``reason`` (which may name hosts too, as a
+    certificate check's does)."""
+    internal = template.format(node.label) + (f": {reason}" if reason else "")
+    return kind(template.format(node.public), internal=internal)
 
 
 class NodePool:
@@ -204,14 +206,11 @@ class NodePool:
         except TimeoutError as exc:
             raise node_error(GatewayTimeout, node, "connecting to {} timed out") from exc
         except ssl.SSLCertVerificationError as exc:
-            reason = exc.verify_message or exc.reason
-            raise node_error(
-                BadGateway, node, f"TLS certificate of {{}} rejected: {reason}"
-            ) from exc
+            reason = str(exc.verify_message or exc.reason)
+            raise node_error(BadGateway, node, "TLS certificate of {} rejected", reason) from exc
         except ssl.SSLError as exc:
-            raise node_error(
-                BadGateway, node, f"TLS handshake with {{}} failed: {exc.reason}"
-            ) from exc
+            reason = str(exc.reason)
+            raise node_error(BadGateway, node, "TLS handshake with {} failed", reason) from exc
         except ConnectionRefusedError as exc:
             raise node_error(UpstreamConnectError, node, "{} refused the connection") from exc
         except OSError as exc:
@@ -320,8 +319,8 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.on_upstream_failed(self, BadGateway("upstream closed mid-response"))
         elif isinstance(exc, ssl.SSLError):
             # e.g. a node that wants a client certificate says so after the handshake
-            reason = f"TLS error from {{}}: {exc.reason or exc}"
-            exchange.on_upstream_failed(self, node_error(BadGateway, pool.node, reason))
+            error = node_error(BadGateway, pool.node, "TLS error from {}", str(exc.reason or exc))
+            exchange.on_upstream_failed(self, error)
         else:
             exchange.on_upstream_failed(
                 self, node_error(UpstreamResetError, pool.node, "{} closed the connection")
