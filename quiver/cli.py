@@ -17,7 +17,7 @@ from quiver import __version__
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from quiver.config.models import Config
+    from quiver.config.models import Config, Listen
     from quiver.plugins.catalog import Catalog
 
 DEFAULT_CONFIG = "quiver.yaml"
@@ -288,10 +288,12 @@ def _serve(args: argparse.Namespace) -> int:
 
         config = demo_config()
         log.info("no config file: serving the built-in demo target")
+    overrides: dict[str, object] = {}  # kept over the file's settings on reload too
     if args.listen is not None:
-        config = _with_listen(config, args.listen)
+        overrides["listen"] = [_listen(args.listen)]
     if args.drain_timeout is not None:
-        config = config.model_copy(update={"drain_timeout": _seconds(args.drain_timeout)})
+        overrides["drain_timeout"] = _seconds(args.drain_timeout)
+    config = config.model_copy(update=overrides)
     if not args.takeover:
         from quiver.proxy.exclusive import first_taken
 
@@ -319,6 +321,7 @@ def _serve(args: argparse.Namespace) -> int:
             config_path=path,
             run_dir=Path(run_dir) if run_dir else None,
             catalog=catalog,
+            overrides=overrides,
         ).run()
 
     from quiver.proxy.worker import run_worker
@@ -344,18 +347,18 @@ def _serve(args: argparse.Namespace) -> int:
         watch=config.watch,
         run_dir=Path(args.run_dir or config.run_dir or default_run_dir(f"{shown}:{port}")),
         catalog=catalog,
+        overrides=overrides,
     )
     return 0
 
 
-def _with_listen(config: Config, address: str) -> Config:
+def _listen(address: str) -> Listen:
     from quiver.config.models import Listen
 
     try:
-        listen = Listen(address=address)
+        return Listen(address=address)
     except ValueError as exc:
         raise SystemExit(f"quiver: --listen: expected HOST:PORT, got {address!r}") from exc
-    return config.model_copy(update={"listen": [listen]})
 
 
 def _seconds(value: str) -> float:

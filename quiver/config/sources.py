@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from quiver.config.loader import load_config
@@ -64,7 +64,12 @@ def file_signature(path: str) -> tuple[int, int, int] | None:
 
 class FileSource:
     """The config file at ``path``; changes are signalled by SIGHUP and, with ``poll``,
-    noticed by looking at the file every ``WATCH_INTERVAL`` (size, mtime and inode)."""
+    noticed by looking at the file every ``WATCH_INTERVAL`` (size, mtime and inode).
+
+    ``overrides`` are settings given on the command line (``--listen``,
+    ``--drain-timeout``): they replace the file's at every load, so a reload neither
+    loses them nor takes them for a change of the file.
+    """
 
     def __init__(
         self,
@@ -73,9 +78,11 @@ class FileSource:
         *,
         poll: bool = False,
         interval: float = WATCH_INTERVAL,
+        overrides: Mapping[str, object] | None = None,
     ) -> None:
         self.path = path
         self.catalog = catalog
+        self.overrides = dict(overrides or {})
         self.poll = poll
         self.interval = interval
         self._signature = file_signature(path)
@@ -95,7 +102,8 @@ class FileSource:
         # the file as it is now: changed() tells only of later changes, so a change
         # loaded on SIGHUP is not loaded again at the next look
         self._signature = file_signature(self.path) or self._signature
-        return load_config(self.path, self.catalog)
+        config = load_config(self.path, self.catalog)
+        return config.model_copy(update=self.overrides) if self.overrides else config
 
     def watch(self, loop: asyncio.AbstractEventLoop, on_change: OnChange) -> None:
         self._loop, self._on_change = loop, on_change

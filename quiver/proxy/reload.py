@@ -26,10 +26,8 @@ def read_config(source: ConfigSource) -> Config | None:
     """The config of ``source``, or None (logged) when it cannot be used."""
     try:
         return source.load()
-    except ConfigError as exc:
+    except ConfigError as exc:  # (an unreadable file is one too, naming the reason)
         log.error("config reload refused, still serving the previous config:\n%s", exc)
-    except OSError as exc:
-        log.error("config reload refused, cannot read %s: %s", source.name, exc.strerror)
     return None
 
 
@@ -55,7 +53,14 @@ class Reloader:
         if changed:
             names = ", ".join(f"'{name}'" for name in changed)
             log.warning("%s changes take effect on restart only", names)
-        self.server.swap(config)
+        try:
+            self.server.swap(config)
+        except ConfigError as exc:  # (what only compiling finds, as a TLS file gone since)
+            log.error("config reload refused, still serving the previous config:\n%s", exc)
+            return False
+        except Exception:
+            log.exception("config reload failed, still serving the previous config")
+            return False
         log.info(
             "config reloaded from %s (%d targets, %d routes)",
             self.source.name,

@@ -15,7 +15,7 @@ from quiver.proxy.client import ClientConnection, PlainOnTlsPort
 from quiver.proxy.listener import TlsListener
 from quiver.proxy.outbound import OutboundClient
 from quiver.proxy.request import FieldNames
-from quiver.proxy.snapshot import Snapshot, TargetRuntime, compile_snapshot
+from quiver.proxy.snapshot import Snapshot, TargetRuntime, close_all, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
 
@@ -150,7 +150,7 @@ class ProxyServer:
         kept = {id(target) for target in new.targets.values()}
         # Retired targets stop pooling at once: their idle connections close now, the
         # busy ones when their request ends.
-        _close_all([target for target in old.targets.values() if id(target) not in kept])
+        close_all([target for target in old.targets.values() if id(target) not in kept])
 
     def _roll_budgets(self) -> None:
         """Move the targets' retry budgets to the next one-second bucket."""
@@ -193,11 +193,6 @@ class ProxyServer:
             self._budget_timer.cancel()
         self.state.snapshot.close()
         self.outbound.close()
-
-
-def _close_all(targets: list[TargetRuntime]) -> None:
-    for target in targets:
-        target.close()
 
 
 def _start_checkers(targets: Iterable[TargetRuntime], running: Iterable[TargetRuntime]) -> None:

@@ -236,29 +236,45 @@ def compile_snapshot(
     context = PluginContext(
         consumers=Consumers(config.consumers), limits=config.limits, outbound=outbound
     )
-    targets = {}
-    for index, target in enumerate(config.targets):
-        settings = _target_settings(config, target)
-        kept = previous.targets.get(target.name) if previous is not None else None
-        if target.type != HTTP_TARGET:
-            targets[target.name] = _in_process_target(target, index, catalog, context, loop)
-        elif kept is not None and kept.settings == settings:
-            targets[target.name] = kept
-        else:
-            targets[target.name] = _compile_target(config, target, loop, sweeper)
-    models = {target.name: target for target in config.targets}
-    # a consumer's plugins are built once and shared by every route's chain
-    by_consumer = {
-        c.name: build_plugins(c.plugins, context, catalog) for c in config.consumers if c.plugins
-    }
-    entries = []
-    for route in config.routes:
-        plugins = build_plugins(attached(config, models[route.target], route), context, catalog)
-        chain = Chain(plugins.values()).with_consumers(by_consumer)
-        entries.append((route, RouteRuntime(route, targets[route.target], chain)))
-    return Snapshot(
-        config=config, limits=plain(config.limits), router=Router(entries), targets=targets
-    )
+    targets: dict[str, TargetRuntime] = {}
+    built: list[TargetRuntime] = []  # made for this config (not taken over)
+    try:
+        for index, target in enumerate(config.targets):
+            settings = _target_settings(config, target)
+            kept = previous.targets.get(target.name) if previous is not None else None
+            if target.type == HTTP_TARGET and kept is not None and kept.settings == settings:
+                targets[target.name] = kept
+                continue
+            if target.type != HTTP_TARGET:
+                runtime = _in_process_target(target, index, catalog, context, loop)
+            else:
+                runtime = _compile_target(config, target, loop, sweeper)
+            built.append(runtime)
+            targets[target.name] = runtime
+        models = {target.name: target for target in config.targets}
+        # a consumer's plugins are built once and shared by every route's chain
+        by_consumer = {
+            c.name: build_plugins(c.plugins, context, catalog)
+            for c in config.consumers
+            if c.plugins
+        }
+        entries = []
+        for route in config.routes:
+            attached_here = attached(config, models[route.target], route)
+            plugins = build_plugins(attached_here, context, catalog)
+            chain = Chain(plugins.values()).with_consumers(by_consumer)
+            entries.append((route, RouteRuntime(route, targets[route.target], chain)))
+        router = Router(entries)
+    except BaseException:
+        close_all(built)  # a config that does not compile leaves nothing open behind
+        raise
+    return Snapshot(config=config, limits=plain(config.limits), router=router, targets=targets)
+
+
+def close_all(targets: list[TargetRuntime]) -> None:
+    """Stop the targets' probes, timers and pools (and in-process responders)."""
+    for target in targets:
+        target.close()
 
 
 def _target_settings(config: Config, target: Target) -> tuple[object, ...]:

@@ -54,6 +54,8 @@ class Supervisor:
     config_path: str | None = None
     run_dir: Path | None = None
     catalog: Catalog | None = None  # plugins and target types of the config (and reloads)
+    #: settings from the command line, kept over the file's on reload
+    overrides: dict[str, object] = field(default_factory=dict)
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     indexes: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
@@ -138,6 +140,7 @@ class Supervisor:
                     grace=self.drain_timeout,
                     config_path=self.config_path,
                     catalog=self.catalog,
+                    overrides=self.overrides,
                     run_dir=self.run_dir or default_run_dir(self._addresses[0][1]),
                 )
             except BaseException:
@@ -154,7 +157,9 @@ class Supervisor:
         """Where reloaded configs come from: the config file, watched with ``watch``."""
         if self.config_path is None:
             return None
-        return FileSource(self.config_path, self.catalog, poll=self.config.watch)
+        return FileSource(
+            self.config_path, self.catalog, poll=self.config.watch, overrides=self.overrides
+        )
 
     def _reload(self, source: ConfigSource | None) -> None:
         if source is None:

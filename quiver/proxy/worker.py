@@ -7,7 +7,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class _WorkerOptions:
     watch: bool
     run_dir: Path | None
     catalog: Catalog | None
+    overrides: Mapping[str, object]
 
 
 def run_worker(
@@ -43,16 +44,18 @@ def run_worker(
     watch: bool = False,
     run_dir: Path | None = None,
     catalog: Catalog | None = None,
+    overrides: Mapping[str, object] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain for up to ``grace`` seconds.
 
     With ``config_path``, SIGHUP (and a change of the file when ``watch``) reloads it.
     Plugins and in-process target types come from ``catalog`` (the one ``config`` was
-    validated against).
+    validated against); ``overrides`` are the command line's settings, kept over
+    the file's on reload.
     """
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    options = _WorkerOptions(config_path, watch, run_dir, catalog)
+    options = _WorkerOptions(config_path, watch, run_dir, catalog, dict(overrides or {}))
     try:
         loop.run_until_complete(_serve(loop, config, sockets, announce, grace, options))
     finally:
@@ -74,7 +77,9 @@ async def _serve(
     addresses = await server.start(sockets)
     reloader = None
     if options.path is not None:
-        source = FileSource(options.path, options.catalog, poll=options.watch)
+        source = FileSource(
+            options.path, options.catalog, poll=options.watch, overrides=options.overrides
+        )
         reloader = Reloader(server, source, loop)
         reloader.start()
     else:

@@ -129,3 +129,111 @@ def test_a_config_built_without_validation_is_still_checked_when_compiled() -> N
     bad = {"type": "echo", "options": {"prefx": "x"}}
     with pytest.raises(ConfigError, match=r"targets\[0\]\.options\.prefx"):
         RunningProxy(make_config({"t": bad}, route), CATALOG)
+
+
+class Wayward(TargetType[TargetOptions]):
+    """Answers what no target should: the proxy must hold its line on each."""
+
+    name = "wayward"
+
+    def handle(self, request: PluginRequest) -> Any:
+        path = request.raw_path.decode()
+        if path == "/none":
+            return None
+        if path == "/none-later":
+            return self._later(None)
+        if path == "/status":
+            return Response(99, [], b"")
+        if path == "/split-header":
+            return self._later(Response(200, [(b"X-A", b"v\r\nSet-Cookie: evil=1")], b""))
+        if path == "/str-header":
+            return Response(200, [("X-A", "v")], b"")  # type: ignore[list-item]
+        if path == "/framing":
+            headers = [(b"Content-Length", b"2"), (b"Connection", b"close"), (b"X-Kept", b"1")]
+            return Response(200, headers, b"ok")
+        if path == "/stuck":
+            return self._stuck()
+        if path == "/stalls":
+            return Response(200, [], self._stalling())
+        if path == "/not-bytes":
+            return Response(200, [], self._not_bytes())
+        return Response(200, [], b"fine")
+
+    async def _later(self, answer: Any) -> Any:
+        await asyncio.sleep(0)
+        return answer
+
+    async def _stuck(self) -> Response:
+        await asyncio.Event().wait()  # never set
+        raise AssertionError("unreachable")
+
+    async def _stalling(self) -> AsyncIterator[bytes]:
+        yield b"first "
+        await asyncio.Event().wait()
+        yield b"never"
+
+    async def _not_bytes(self) -> AsyncIterator[bytes]:
+        yield b"first "
+        yield "second"  # type: ignore[misc]
+
+
+def wayward() -> RunningProxy:
+    target = {"type": "wayward"}
+    route = {"name": "r", "paths": ["/"], "target": "t"}
+    config = make_config({"t": target}, [route], timeouts={"read": 0.3})
+    return RunningProxy(config, built_in().with_target_types(Wayward))
+
+
+@pytest.mark.parametrize(
+    "path", ["/none", "/none-later", "/status", "/split-header", "/str-header"]
+)
+def test_what_is_not_a_well_formed_response_is_a_logged_fault(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with wayward() as proxy, Client(proxy.port) as client:
+        response = client.request("GET", path)
+        after = client.request("GET", "/fine")  # the connection goes on
+    problem = assert_problem(response, 500)
+    assert problem["type"] == "urn:quiver:problem:plugin-failed"
+    assert b"evil" not in response.body and response.header("Set-Cookie") is None
+    assert after.body == b"fine"
+    assert "failed in its handle phase" in caplog.text
+
+
+def test_framing_fields_a_target_sets_are_the_proxys_to_state() -> None:
+    with wayward() as proxy, Client(proxy.port) as client:
+        response = client.request("GET", "/framing")
+        after = client.request("GET", "/fine")  # its "Connection: close" was not obeyed
+    assert (response.status, response.body) == (200, b"ok")
+    assert [v for n, v in response.headers if n.lower() == "content-length"] == ["2"]
+    assert response.header("Connection") is None
+    assert response.header("X-Kept") == "1"
+    assert after.body == b"fine"
+
+
+def test_a_target_that_does_not_answer_in_time_is_a_504() -> None:
+    with wayward() as proxy, Client(proxy.port) as client:
+        response = client.request("GET", "/stuck")
+    problem = assert_problem(response, 504)
+    assert problem["detail"] == "target 't' did not answer in time"
+
+
+@pytest.mark.parametrize("path", ["/stalls", "/not-bytes"])
+def test_a_body_that_stalls_or_is_not_bytes_cuts_the_response(path: str) -> None:
+    with wayward() as proxy, Client(proxy.port) as client:
+        response = client.request("GET", path)
+        assert not response.complete
+        assert response.body.endswith(b"first ")
+        assert client.closed
+
+
+def test_a_body_over_the_buffer_limit_is_refused_before_it_is_invited() -> None:
+    target = {"type": "echo"}
+    route = {"name": "r", "paths": ["/"], "target": "t"}
+    config = make_config({"t": target}, [route], limits={"max_buffered_body": 10})
+    with RunningProxy(config, CATALOG) as proxy, Client(proxy.port) as client:
+        client.send(
+            b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n"
+        )
+        response = client.read_response()
+    assert_problem(response, 413)  # and no "100 Continue" before it

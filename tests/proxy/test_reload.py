@@ -188,3 +188,41 @@ def test_sighup_without_a_config_file_is_harmless(tmp_path: Path) -> None:
         proc.wait_for(r"no config file to reload")
         with Client(proc.port) as client:
             assert client.request("GET", "/hello").status == 200
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_command_line_settings_hold_over_a_reload_without_a_warning(
+    tmp_path: Path, nodes: tuple[Upstream, Upstream], workers: int
+) -> None:
+    # --listen and --drain-timeout replace the file's settings at every load: a
+    # reload neither loses them nor reports them as changes of the file
+    a, b = nodes
+    config = tmp_path / "quiver.yaml"
+    config.write_text(catch_all_config(a.url, listen="127.0.0.1:1", workers=workers))
+    args = ("--listen", "127.0.0.1:0", "--drain-timeout", "1s")
+    with serving(config, *args) as proc:
+        config.write_text(catch_all_config(b.url, listen="127.0.0.1:1", workers=workers))
+        proc.signal(signal.SIGHUP)
+        proc.wait_for(RELOADED, count=workers)
+        assert body_of(proc.port) == b"B"
+        assert "restart only" not in proc.stderr
+
+
+def test_a_config_that_fails_to_compile_is_refused_and_the_old_one_keeps_serving(
+    tmp_path: Path, nodes: tuple[Upstream, Upstream]
+) -> None:
+    # validation passes, building the target does not (its CA file is gone)
+    a, _ = nodes
+    config = tmp_path / "quiver.yaml"
+    config.write_text(catch_all_config(a.url))
+    with serving(config) as proc:
+        broken = catch_all_config("https://127.0.0.1:9")
+        broken = broken.replace(
+            "url: https://127.0.0.1:9",
+            f"url: https://127.0.0.1:9\n    tls_ca_file: {tmp_path}/gone.pem",
+        )
+        config.write_text(broken)
+        proc.signal(signal.SIGHUP)
+        proc.wait_for(r"config reload (refused|failed)")
+        assert body_of(proc.port) == b"A"
+        assert proc.proc.poll() is None
