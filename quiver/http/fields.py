@@ -7,6 +7,10 @@ from __future__ import annotations
 CONSUMER_FIELDS = frozenset({b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups"})
 CONSUMER_PREFIX = b"x-consumer-"
 
+# Connection tokens that are options of the connection itself, not names of
+# hop-by-hop fields to drop (RFC 9110 §7.6.1).
+CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
+
 # Request headers with a meaning to the proxy, never copied upstream as they are:
 # hop-by-hop fields (RFC 9110 §7.6.1) and those the proxy rebuilds itself.
 SPECIAL_REQUEST_HEADERS = frozenset(

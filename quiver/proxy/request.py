@@ -13,12 +13,12 @@ import re
 from typing import Any
 
 from quiver.errors import BadRequest, HeaderFieldsTooLarge
+from quiver.http.fields import CONNECTION_OPTIONS
 from quiver.http.fields import CONSUMER_FIELDS as CONSUMER_FIELDS
 from quiver.http.fields import CONSUMER_PREFIX as CONSUMER_PREFIX
 from quiver.http.fields import SPECIAL_REQUEST_HEADERS as SPECIAL_REQUEST_HEADERS
 
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-_PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 _MAX_REQUEST_ID = 200
 _SCAN_BELOW = 9  # header lookups scan up to this many fields instead of indexing them
 # uri-host [ ":" port ] (RFC 3986 §3.2.2): an IP literal, or reg-name characters
@@ -180,7 +180,7 @@ class RequestHead:
                 self.upgrade = None  # RFC 9110 §7.8: only meaningful when Connection lists it
             if b"keep-alive" in tokens:
                 keep_alive = False  # could be HTTP/1.0: look at the version
-            if tokens and not _PLAIN_CONNECTION.issuperset(tokens):
+            if tokens and not CONNECTION_OPTIONS.issuperset(tokens):
                 # The fields the client's Connection names are hop-by-hop (RFC 9110
                 # §7.6.1): dropped as received, so that what the gateway adds later
                 # (identity fields, a plugin's) always goes on.

@@ -21,6 +21,7 @@ import re
 from typing import TYPE_CHECKING, Protocol
 
 from quiver.errors import BadGateway
+from quiver.http.fields import CONNECTION_OPTIONS
 from quiver.proxy.flow import DECODED, FILTERED, NO_BODY, RELAY, WRAP_CHUNKS
 
 if TYPE_CHECKING:
@@ -58,7 +59,6 @@ _FIELD_KINDS = {
 }
 _CONNECTION = re.compile(rb"\r\nconnection[ \t]*:([^\r]*)", re.I)
 _UPGRADE = re.compile(rb"\r\nupgrade[ \t]*:[ \t]*([^\r]*)", re.I)
-_PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade"})
 
 
 class RequestFacts(Protocol):
@@ -173,7 +173,7 @@ def _drop_connection_named(raw: bytes, head: bytes) -> bytes:
     tokens: set[bytes] = set()
     for match in _CONNECTION.finditer(raw):
         tokens.update(t.strip(b" \t").lower() for t in match.group(1).split(b","))
-    tokens -= _PLAIN_CONNECTION
+    tokens -= CONNECTION_OPTIONS
     tokens.discard(b"")
     if not tokens:
         return head

@@ -535,10 +535,11 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class _Decoder:
-    """Parser callbacks that also hand decoded body chunks to the exchange.
+    """Parser callbacks that also hand decoded body chunks to what is carried.
 
-    Only requests from HTTP/1.0 clients use it: relaying needs no body callback,
-    and leaving ``on_body`` out spares a Python call per response.
+    Used only where the body must be decoded: for HTTP/1.0 clients, on routes with
+    ``response_body`` plugins, and for the gateway's own requests.  Relaying needs no
+    body callback, and leaving ``on_body`` out spares a Python call per response.
     """
 
     __slots__ = ("on_headers_complete", "on_message_begin", "on_message_complete", "upstream")
