@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from quiver.errors import ConfigError
 from quiver.plugins.acl import Acl
 from quiver.plugins.key_auth import KeyAuth
 from tests.support.catalog import load_config_text
+from tests.support.problems import assert_problem
 from tests.support.proxy import Client, Response, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
 
@@ -110,6 +112,36 @@ def test_a_key_in_the_query_is_accepted_and_removed(node: Upstream) -> None:
         response = client.request("GET", f"/items?page=2&apikey={ALICE_KEY}&sort=asc")
     assert response.status == 200
     assert response.json()["path"] == "/items?page=2&sort=asc"
+
+
+def test_the_other_query_parameters_go_upstream_byte_for_byte(node: Upstream) -> None:
+    # names compare percent-decoded ("api%6Bey" is "apikey"); the rest is not re-encoded
+    query = f"sig=%FF%00&apikey={ALICE_KEY}&flag&q=a+b%2B&api%6Bey=x&empty="
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?{query}")
+    assert response.status == 200
+    assert upstream_headers(response)["x-consumer-username"] == "alice"
+    assert response.json()["path"] == "/items?sig=%FF%00&flag&q=a+b%2B&empty="
+
+
+def test_a_percent_encoded_key_in_the_query_is_decoded(node: Upstream) -> None:
+    encoded = ALICE_KEY.replace("-", "%2D")
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?apikey={encoded}")
+    assert response.status == 200
+    assert upstream_headers(response)["x-consumer-username"] == "alice"
+
+
+@pytest.mark.parametrize("key", ["%E2%82%AC", "%FF%FE%00", "caf%C3%A9-key-0123"])
+def test_a_query_key_that_is_not_ascii_is_an_unknown_key(
+    node: Upstream, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?apikey={key}")
+    assert_problem(response, 401)
+    assert response.header("WWW-Authenticate") == 'Key realm="quiver"'
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert node.requests == []
 
 
 def test_hide_credentials_removes_every_configured_key_location(node: Upstream) -> None:
