@@ -81,7 +81,9 @@ class KeyAuthConfig(PluginConfig):
         "before it goes upstream, not only the one that carried the key.",
     )
     anonymous: str | None = Field(
-        None, description="Consumer to use for requests without a key (else 401)."
+        None,
+        description="Consumer to use for requests without a key (else 401); a request "
+        "another authentication plugin identified keeps its consumer.",
     )
 
 
@@ -124,7 +126,8 @@ class KeyAuth(Plugin[KeyAuthConfig]):
                 self._from_query(request)
         if key is None:
             if self.anonymous is not None:
-                request.set_consumer(self.anonymous)
+                if request.consumer is None:  # (a plugin that ran earlier may have)
+                    request.set_consumer(self.anonymous)
                 return
             raise Unauthorized("no API key in the request", headers=_CHALLENGE)
         consumer = self.keys.by_api_key(key)

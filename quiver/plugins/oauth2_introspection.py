@@ -93,7 +93,8 @@ class OAuth2IntrospectionConfig(PluginConfig):
     anonymous: str | None = Field(
         None,
         description="Consumer to use for requests without a bearer token (else 401); "
-        "a token that is not active is refused all the same.",
+        "a token that is not active is refused all the same, and a request another "
+        "authentication plugin identified keeps its consumer.",
     )
     ca_file: str | None = Field(
         None,
@@ -215,7 +216,8 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
         scheme, _, token = authorization.partition(b" ")
         if scheme.lower() != b"bearer":  # (RFC 9110 §11.1: schemes are case-insensitive)
             if self.anonymous is not None:
-                request.set_consumer(self.anonymous)
+                if request.consumer is None:  # (a plugin that ran earlier may have)
+                    request.set_consumer(self.anonymous)
                 return None
             raise Unauthorized("no bearer token in the request", headers=_CHALLENGE)
         token = token.strip(b" ")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import jwt as pyjwt
 import pydantic
 import pytest
 
@@ -183,6 +185,26 @@ def test_requests_without_a_key_fall_back_to_the_anonymous_consumer(node: Upstre
         assert upstream_headers(client.request("GET", "/"))["x-consumer-username"] == "guest"
         bad = client.request("GET", "/", headers={"apikey": "wrong-key-123"})
         assert bad.status == 401  # a wrong key is not anonymous
+
+
+def test_the_anonymous_consumer_does_not_replace_one_identified_before(node: Upstream) -> None:
+    # jwt runs first (priority 1450 > 1250) and identifies carol by a token in X-Token
+    secret = "a-shared-secret-of-at-least-32-bytes!"
+    carol = {"name": "carol", "credentials": {"jwt": [{"key": "c", "secret": secret}]}}
+    plugins = {
+        "jwt": {"algorithms": ["HS256"], "header_names": ["X-Token"], "anonymous": "guest"},
+        "key-auth": {"anonymous": "guest"},
+    }
+    routes = [{"name": "r", "paths": ["/"], "target": "b", "plugins": plugins}]
+    token = pyjwt.encode({"iss": "c", "exp": int(time.time()) + 300}, secret, algorithm="HS256")
+    config = make_config({"b": node.url}, routes, consumers=[*CONSUMERS, carol])
+    with RunningProxy(config) as running, Client(running.port) as client:
+        by_token = client.request("GET", "/", headers={"X-Token": token})
+        by_key = client.request("GET", "/", headers={"apikey": ALICE_KEY})
+        neither = client.request("GET", "/")
+    assert upstream_headers(by_token)["x-consumer-username"] == "carol"
+    assert upstream_headers(by_key)["x-consumer-username"] == "alice"
+    assert upstream_headers(neither)["x-consumer-username"] == "guest"
 
 
 @pytest.mark.parametrize(

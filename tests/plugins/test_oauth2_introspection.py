@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import jwt as pyjwt
 import pydantic
 import pytest
 import trustme
@@ -382,6 +383,29 @@ def test_requests_without_a_token_fall_back_to_the_anonymous_consumer(
         response = client.request("GET", "/")
         assert upstream_headers(response)["x-consumer-username"] == "guest"
         assert client.request("GET", "/", headers=bearer(REVOKED)).status == 401
+
+
+def test_the_anonymous_consumer_does_not_replace_one_identified_before(
+    auth: AuthServer, node: Upstream
+) -> None:
+    # jwt runs first (priority 1450 > 1400) and identifies carol by a token in X-Token
+    secret = "a-shared-secret-of-at-least-32-bytes!"
+    carol = {"name": "carol", "credentials": {"jwt": [{"key": "c", "secret": secret}]}}
+    plugins = {
+        "jwt": {"algorithms": ["HS256"], "header_names": ["X-Token"], "anonymous": "guest"},
+        "oauth2-introspection": settings(auth, anonymous="guest", consumer_claim="username"),
+    }
+    routes = [{"name": "r", "paths": ["/"], "target": "b", "plugins": plugins}]
+    token = pyjwt.encode({"iss": "c", "exp": int(time.time()) + 300}, secret, algorithm="HS256")
+    config = make_config({"b": node.url}, routes, consumers=[*CONSUMERS, carol])
+    with RunningProxy(config) as running, Client(running.port) as client:
+        by_jwt = client.request("GET", "/", headers={"X-Token": token})
+        by_bearer = client.request("GET", "/", headers=bearer(READER))
+        neither = client.request("GET", "/")
+    assert upstream_headers(by_jwt)["x-consumer-username"] == "carol"
+    assert upstream_headers(by_bearer)["x-consumer-username"] == "alice"
+    assert upstream_headers(neither)["x-consumer-username"] == "guest"
+    assert len(auth.calls) == 1
 
 
 def test_an_answer_is_reused_until_the_token_expires(auth: AuthServer, node: Upstream) -> None:
