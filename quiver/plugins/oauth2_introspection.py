@@ -165,7 +165,8 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
     missing. Answers are cached by a hash of the token until its `exp` (at most
     `cache_ttl_max`), and concurrent requests with the same token share one call.
     When the endpoint is unreachable or answers garbage the request gets 502, when
-    it is too slow 504."""
+    it is too slow 504; their detail names no address, while a warning in the log
+    names the endpoint and the cause (once, until the cause changes)."""
 
     name = "oauth2-introspection"
     priority = 1400
