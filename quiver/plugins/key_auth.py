@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import parse_qsl, urlencode
 
 from pydantic import Field, model_validator
 
@@ -12,6 +11,7 @@ from quiver.config.consumers import CredentialModel
 from quiver.errors import Unauthorized
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
 from quiver.plugins.consumers import ConsumerRuntime, Consumers
+from quiver.plugins.query import query_names, take_param
 
 _CHALLENGE = ((b"WWW-Authenticate", b'Key realm="quiver"'),)
 _KEY_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -72,7 +72,8 @@ class KeyAuthConfig(PluginConfig):
     )
     query_names: list[str] = Field(
         default_factory=lambda: ["apikey"],
-        description="Query parameters that may carry the key, when no header does.",
+        description="Query parameters that may carry the key, when no header does (names "
+        "and the key compare percent-decoded; the other parameters go upstream as sent).",
     )
     hide_credentials: bool = Field(
         True,
@@ -80,7 +81,9 @@ class KeyAuthConfig(PluginConfig):
         "before it goes upstream, not only the one that carried the key.",
     )
     anonymous: str | None = Field(
-        None, description="Consumer to use for requests without a key (else 401)."
+        None,
+        description="Consumer to use for requests without a key (else 401); a request "
+        "another authentication plugin identified keeps its consumer.",
     )
 
 
@@ -99,7 +102,7 @@ class KeyAuth(Plugin[KeyAuthConfig]):
         super().__init__(config, context)
         self.headers = tuple(name.lower().encode() for name in config.header_names)
         self.hide = config.hide_credentials  # (plain attributes: read every request)
-        self.query_names = frozenset(config.query_names)
+        self.query_names = query_names(config.query_names)
         self.keys = context.consumers.shared(ApiKeys, lambda: ApiKeys(context.consumers))
         self.anonymous = (
             context.consumers.by_name.get(config.anonymous) if config.anonymous else None
@@ -123,7 +126,8 @@ class KeyAuth(Plugin[KeyAuthConfig]):
                 self._from_query(request)
         if key is None:
             if self.anonymous is not None:
-                request.set_consumer(self.anonymous)
+                if request.consumer is None:  # (a plugin that ran earlier may have)
+                    request.set_consumer(self.anonymous)
                 return
             raise Unauthorized("no API key in the request", headers=_CHALLENGE)
         consumer = self.keys.by_api_key(key)
@@ -132,9 +136,7 @@ class KeyAuth(Plugin[KeyAuthConfig]):
         request.set_consumer(consumer)
 
     def _from_query(self, request: PluginRequest) -> bytes | None:
-        pairs = parse_qsl(request.query.decode("latin-1"), keep_blank_values=True)
-        key = next((value for name, value in pairs if name in self.query_names), None)
-        if key is not None and self.hide:
-            kept = [(name, value) for name, value in pairs if name not in self.query_names]
-            request.set_query(urlencode(kept).encode("latin-1"))
-        return key.encode("latin-1") if key is not None else None
+        key, kept = take_param(request.query, self.query_names, hide=self.hide)
+        if kept is not None:
+            request.set_query(kept)
+        return key

@@ -93,7 +93,8 @@ class OAuth2IntrospectionConfig(PluginConfig):
     anonymous: str | None = Field(
         None,
         description="Consumer to use for requests without a bearer token (else 401); "
-        "a token that is not active is refused all the same.",
+        "a token that is not active is refused all the same, and a request another "
+        "authentication plugin identified keeps its consumer.",
     )
     ca_file: str | None = Field(
         None,
@@ -164,7 +165,8 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
     missing. Answers are cached by a hash of the token until its `exp` (at most
     `cache_ttl_max`), and concurrent requests with the same token share one call.
     When the endpoint is unreachable or answers garbage the request gets 502, when
-    it is too slow 504."""
+    it is too slow 504; their detail names no address, while a warning in the log
+    names the endpoint and the cause (once, until the cause changes)."""
 
     name = "oauth2-introspection"
     priority = 1400
@@ -215,7 +217,8 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
         scheme, _, token = authorization.partition(b" ")
         if scheme.lower() != b"bearer":  # (RFC 9110 §11.1: schemes are case-insensitive)
             if self.anonymous is not None:
-                request.set_consumer(self.anonymous)
+                if request.consumer is None:  # (a plugin that ran earlier may have)
+                    request.set_consumer(self.anonymous)
                 return None
             raise Unauthorized("no bearer token in the request", headers=_CHALLENGE)
         token = token.strip(b" ")

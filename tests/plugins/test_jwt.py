@@ -505,6 +505,25 @@ def test_a_token_in_the_query_is_used_and_removed(node: Upstream) -> None:
     assert response.json()["path"] == "/items?page=2&sort=asc"
 
 
+def test_the_other_query_parameters_go_upstream_byte_for_byte(node: Upstream) -> None:
+    query = f"sig=%FF%00&jwt=&%6Awt={token_for('ed')}&flag&q=a+b%2B&jwt=x"
+    with proxy(node, {"query_names": ["jwt"]}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?{query}")
+    assert response.status == 200
+    assert response.json()["path"] == "/items?sig=%FF%00&flag&q=a+b%2B"
+
+
+@pytest.mark.parametrize("token", ["%E2%82%AC", "%FF%FE%00"])
+def test_a_query_token_that_is_not_ascii_is_refused_as_malformed(
+    node: Upstream, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with proxy(node, {"query_names": ["jwt"]}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?jwt={token}")
+    assert_problem(response, 401)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert node.requests == []
+
+
 def test_a_custom_header_may_carry_the_token_with_or_without_the_scheme(node: Upstream) -> None:
     settings = {"header_names": ["X-Token", "Authorization"]}
     with proxy(node, settings) as running, Client(running.port) as client:

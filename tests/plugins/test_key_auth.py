@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import jwt as pyjwt
 import pydantic
 import pytest
 
@@ -13,6 +16,7 @@ from quiver.errors import ConfigError
 from quiver.plugins.acl import Acl
 from quiver.plugins.key_auth import KeyAuth
 from tests.support.catalog import load_config_text
+from tests.support.problems import assert_problem
 from tests.support.proxy import Client, Response, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
 
@@ -112,6 +116,36 @@ def test_a_key_in_the_query_is_accepted_and_removed(node: Upstream) -> None:
     assert response.json()["path"] == "/items?page=2&sort=asc"
 
 
+def test_the_other_query_parameters_go_upstream_byte_for_byte(node: Upstream) -> None:
+    # names compare percent-decoded ("api%6Bey" is "apikey"); the rest is not re-encoded
+    query = f"sig=%FF%00&apikey={ALICE_KEY}&flag&q=a+b%2B&api%6Bey=x&empty="
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?{query}")
+    assert response.status == 200
+    assert upstream_headers(response)["x-consumer-username"] == "alice"
+    assert response.json()["path"] == "/items?sig=%FF%00&flag&q=a+b%2B&empty="
+
+
+def test_a_percent_encoded_key_in_the_query_is_decoded(node: Upstream) -> None:
+    encoded = ALICE_KEY.replace("-", "%2D")
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?apikey={encoded}")
+    assert response.status == 200
+    assert upstream_headers(response)["x-consumer-username"] == "alice"
+
+
+@pytest.mark.parametrize("key", ["%E2%82%AC", "%FF%FE%00", "caf%C3%A9-key-0123"])
+def test_a_query_key_that_is_not_ascii_is_an_unknown_key(
+    node: Upstream, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", f"/items?apikey={key}")
+    assert_problem(response, 401)
+    assert response.header("WWW-Authenticate") == 'Key realm="quiver"'
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert node.requests == []
+
+
 def test_hide_credentials_removes_every_configured_key_location(node: Upstream) -> None:
     # the key used is in one header; other keys sit in the other header and the query
     sent = {"apikey": ALICE_KEY, "X-API-Key": BOB_KEY}
@@ -151,6 +185,26 @@ def test_requests_without_a_key_fall_back_to_the_anonymous_consumer(node: Upstre
         assert upstream_headers(client.request("GET", "/"))["x-consumer-username"] == "guest"
         bad = client.request("GET", "/", headers={"apikey": "wrong-key-123"})
         assert bad.status == 401  # a wrong key is not anonymous
+
+
+def test_the_anonymous_consumer_does_not_replace_one_identified_before(node: Upstream) -> None:
+    # jwt runs first (priority 1450 > 1250) and identifies carol by a token in X-Token
+    secret = "a-shared-secret-of-at-least-32-bytes!"
+    carol = {"name": "carol", "credentials": {"jwt": [{"key": "c", "secret": secret}]}}
+    plugins = {
+        "jwt": {"algorithms": ["HS256"], "header_names": ["X-Token"], "anonymous": "guest"},
+        "key-auth": {"anonymous": "guest"},
+    }
+    routes = [{"name": "r", "paths": ["/"], "target": "b", "plugins": plugins}]
+    token = pyjwt.encode({"iss": "c", "exp": int(time.time()) + 300}, secret, algorithm="HS256")
+    config = make_config({"b": node.url}, routes, consumers=[*CONSUMERS, carol])
+    with RunningProxy(config) as running, Client(running.port) as client:
+        by_token = client.request("GET", "/", headers={"X-Token": token})
+        by_key = client.request("GET", "/", headers={"apikey": ALICE_KEY})
+        neither = client.request("GET", "/")
+    assert upstream_headers(by_token)["x-consumer-username"] == "carol"
+    assert upstream_headers(by_key)["x-consumer-username"] == "alice"
+    assert upstream_headers(neither)["x-consumer-username"] == "guest"
 
 
 @pytest.mark.parametrize(

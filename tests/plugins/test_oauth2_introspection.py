@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import jwt as pyjwt
 import pydantic
 import pytest
 import trustme
@@ -384,6 +385,29 @@ def test_requests_without_a_token_fall_back_to_the_anonymous_consumer(
         assert client.request("GET", "/", headers=bearer(REVOKED)).status == 401
 
 
+def test_the_anonymous_consumer_does_not_replace_one_identified_before(
+    auth: AuthServer, node: Upstream
+) -> None:
+    # jwt runs first (priority 1450 > 1400) and identifies carol by a token in X-Token
+    secret = "a-shared-secret-of-at-least-32-bytes!"
+    carol = {"name": "carol", "credentials": {"jwt": [{"key": "c", "secret": secret}]}}
+    plugins = {
+        "jwt": {"algorithms": ["HS256"], "header_names": ["X-Token"], "anonymous": "guest"},
+        "oauth2-introspection": settings(auth, anonymous="guest", consumer_claim="username"),
+    }
+    routes = [{"name": "r", "paths": ["/"], "target": "b", "plugins": plugins}]
+    token = pyjwt.encode({"iss": "c", "exp": int(time.time()) + 300}, secret, algorithm="HS256")
+    config = make_config({"b": node.url}, routes, consumers=[*CONSUMERS, carol])
+    with RunningProxy(config) as running, Client(running.port) as client:
+        by_jwt = client.request("GET", "/", headers={"X-Token": token})
+        by_bearer = client.request("GET", "/", headers=bearer(READER))
+        neither = client.request("GET", "/")
+    assert upstream_headers(by_jwt)["x-consumer-username"] == "carol"
+    assert upstream_headers(by_bearer)["x-consumer-username"] == "alice"
+    assert upstream_headers(neither)["x-consumer-username"] == "guest"
+    assert len(auth.calls) == 1
+
+
 def test_an_answer_is_reused_until_the_token_expires(auth: AuthServer, node: Upstream) -> None:
     plugin = settings(auth)
     with proxy(node, {"oauth2-introspection": plugin}) as running, Client(running.port) as client:
@@ -466,7 +490,8 @@ def test_an_unreachable_endpoint_gives_502(
         with proxy(node, {"oauth2-introspection": plugin}) as running, Client(running.port) as c:
             response = c.request("GET", "/", headers=bearer(READER))
     problem = assert_problem(response, 502)
-    assert "refused" in problem["detail"]
+    assert problem["detail"] == "the token introspection endpoint could not be asked"
+    assert_endpoint_only_logged(problem, caplog, url.split("/")[2], "refused")
     assert READER not in response.body.decode() and READER not in caplog.text
     assert node.requests == []
 
@@ -476,20 +501,41 @@ def _http(status: int, body: bytes, content_type: str = "application/json") -> b
     return head.encode() + b"\r\n\r\n" + body
 
 
+def warnings_about(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The plugin's warnings (the endpoint's failures, with its address)."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "quiver.plugins.oauth2-introspection"
+        and record.levelno == logging.WARNING
+    ]
+
+
+def assert_endpoint_only_logged(
+    problem: dict[str, Any], caplog: pytest.LogCaptureFixture, endpoint: str, reason: str
+) -> None:
+    """Clients read no address and no hint about the gateway's own credentials; the
+    log has the endpoint and what went wrong."""
+    assert "127.0.0.1" not in problem["detail"] and endpoint.split(":")[-1] not in problem["detail"]
+    assert "client_id" not in problem["detail"]
+    [warning] = warnings_about(caplog)
+    assert f"token introspection at {endpoint} " in warning and reason in warning
+
+
 @pytest.mark.parametrize(
-    "raw",
+    "raw, reason",
     [
-        _http(500, b'{"error": "server_error"}'),
-        _http(401, b'{"error": "invalid_client"}'),
-        _http(200, b"<html>not json</html>", "text/html"),
-        _http(200, b'{"scope": "read"}'),
-        _http(200, b'{"active": "true"}'),
-        _http(200, b'{"active": true, "exp": "tomorrow"}'),
-        _http(200, b"[true]"),
-        _http(200, b'{"active": tr'),
-        b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{}",  # closed early
-        b"SSH-2.0-OpenSSH_9.6\r\n",
-        b"",
+        (_http(500, b'{"error": "server_error"}'), "answered 500"),
+        (_http(401, b'{"error": "invalid_client"}'), "answered 401 (check client_id"),
+        (_http(200, b"<html>not json</html>", "text/html"), "did not answer JSON"),
+        (_http(200, b'{"scope": "read"}'), "without 'active'"),
+        (_http(200, b'{"active": "true"}'), "without 'active'"),
+        (_http(200, b'{"active": true, "exp": "tomorrow"}'), "non-numeric 'exp'"),
+        (_http(200, b"[true]"), "without 'active'"),
+        (_http(200, b'{"active": tr'), "did not answer JSON"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{}", "failed: "),  # closed early
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "failed: "),
+        (b"", "failed: "),
     ],
     ids=[
         "500",
@@ -506,13 +552,14 @@ def _http(status: int, body: bytes, content_type: str = "application/json") -> b
     ],
 )
 def test_an_endpoint_answering_garbage_gives_502_and_nothing_is_cached(
-    auth: AuthServer, node: Upstream, raw: bytes, caplog: pytest.LogCaptureFixture
+    auth: AuthServer, node: Upstream, raw: bytes, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     auth.raw = raw
     plugin = settings(auth)
     with proxy(node, {"oauth2-introspection": plugin}) as running, Client(running.port) as client:
         response = client.request("GET", "/", headers=bearer(READER))
-        assert_problem(response, 502)
+        problem = assert_problem(response, 502)
+        assert_endpoint_only_logged(problem, caplog, auth.upstream.url.split("/")[2], reason)
         assert READER not in response.body.decode() and READER not in caplog.text
         auth.raw = None
         assert client.request("GET", "/", headers=bearer(READER)).status == 200
@@ -530,7 +577,9 @@ def test_a_slow_endpoint_gives_504_within_the_timeout(
         elapsed = time.monotonic() - started
     problem = assert_problem(response, 504)
     assert 0.3 - 0.002 <= elapsed < 1.5  # (uvloop timers may fire a hair early)
-    assert "0.3s" in problem["detail"]
+    assert problem["detail"] == "the token introspection endpoint did not answer in time"
+    endpoint = auth.upstream.url.split("/")[2]
+    assert_endpoint_only_logged(problem, caplog, endpoint, "took longer than 0.3s")
     assert READER not in response.body.decode() and READER not in caplog.text
 
 
@@ -546,7 +595,7 @@ def _tls_server(ca: trustme.CA) -> ssl.SSLContext:
 
 
 def test_an_https_endpoint_is_verified_against_ca_file(
-    ca: trustme.CA, node: Upstream, tmp_path: Path
+    ca: trustme.CA, node: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
@@ -559,7 +608,7 @@ def test_an_https_endpoint_is_verified_against_ca_file(
         with proxy(node, {"oauth2-introspection": untrusted}) as running, Client(running.port) as c:
             response = c.request("GET", "/", headers=bearer(READER))
     problem = assert_problem(response, 502)
-    assert "TLS" in problem["detail"]
+    assert_endpoint_only_logged(problem, caplog, auth.url.split("/")[2], "TLS")
 
 
 def test_the_client_leaving_does_not_cancel_an_introspection_others_wait_for(
@@ -579,6 +628,29 @@ def test_the_client_leaving_does_not_cancel_an_introspection_others_wait_for(
         with Client(running.port) as staying:
             assert staying.request("GET", "/", headers=bearer(READER)).status == 200
     assert len(auth.calls) == 1
+
+
+def test_a_failing_endpoint_is_logged_once_per_cause(
+    auth: AuthServer, node: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    plugin = settings(auth)
+    endpoint = auth.upstream.url.split("/")[2]
+    with proxy(node, {"oauth2-introspection": plugin}) as running, Client(running.port) as client:
+
+        def ask(raw: bytes | None, token: str = READER) -> int:
+            auth.raw = raw
+            return client.request("GET", "/", headers=bearer(token)).status
+
+        assert [ask(_http(503, b"")) for _ in range(3)] == [502] * 3
+        assert ask(_http(401, b"")) == 502  # another cause
+        assert ask(_http(401, b""), WRITER) == 502
+        assert ask(None) == 200  # answers again
+        assert ask(_http(401, b""), WRITER) == 502  # failing again is news
+    assert warnings_about(caplog) == [
+        f"token introspection at {endpoint} answered 503",
+        f"token introspection at {endpoint} answered 401 (check client_id and client_secret)",
+        f"token introspection at {endpoint} answered 401 (check client_id and client_secret)",
+    ]
 
 
 def test_failures_are_not_logged_with_the_token(

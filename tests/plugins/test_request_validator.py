@@ -699,6 +699,16 @@ def test_query_and_headers_are_checked_without_buffering_the_body(node: Upstream
     assert seen.body == b"abc"
 
 
+def test_a_query_that_is_not_utf8_is_checked_and_forwarded_byte_for_byte(node: Upstream) -> None:
+    query = "limit=5&sig=%FF%00&flag&q=a+b%2B&%FE=1"
+    with running(node, {"query": LIMIT}) as proxy, Client(proxy.port) as client:
+        passed = client.request("GET", f"/list?{query}")
+        refused = client.request("GET", "/list?limit=%FF")
+    assert passed.status == 200
+    assert listed(refused) == [("query", "/limit", "must be of type integer")]
+    assert [request.path for request in node.requests] == [f"/list?{query}"]
+
+
 def test_an_openapi_path_parameter_is_checked(node: Upstream) -> None:
     with running(node, {"openapi": str(ITEMS)}) as proxy, Client(proxy.port) as client:
         bad = client.request("GET", "/items/abc", {"X-Tenant": "acme"})

@@ -50,7 +50,7 @@ class JwtConfig(PluginConfig):
     query_names: list[str] = Field(
         default_factory=list,
         description="Query parameters that may carry the token, when no header or cookie "
-        "does (URLs end up in logs: prefer headers).",
+        "does (URLs end up in logs: prefer headers); the other parameters go upstream as sent.",
     )
     key_claim: Literal["iss", "kid"] = Field(
         "iss",

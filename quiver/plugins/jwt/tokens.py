@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
 from quiver.config.consumers import decode_base64
 from quiver.plugins.base import PluginRequest
 from quiver.plugins.jwt.config import JwtConfig
+from quiver.plugins.query import query_names, take_param
 
 
 class TokenFinder:
@@ -20,7 +20,7 @@ class TokenFinder:
     def __init__(self, config: JwtConfig) -> None:
         self.headers = tuple(name.lower().encode() for name in config.header_names)
         self.cookies = frozenset(name.encode("latin-1") for name in config.cookie_names)
-        self.query_names = frozenset(config.query_names)
+        self.query_names = query_names(config.query_names)
         self.hide = config.hide_credentials
 
     def take(self, request: PluginRequest) -> bytes | None:
@@ -58,12 +58,10 @@ class TokenFinder:
         return token
 
     def _from_query(self, request: PluginRequest) -> bytes | None:
-        pairs = parse_qsl(request.query.decode("latin-1"), keep_blank_values=True)
-        token = next((value for name, value in pairs if name in self.query_names and value), None)
-        if token is not None and self.hide:
-            kept = [(name, value) for name, value in pairs if name not in self.query_names]
-            request.set_query(urlencode(kept).encode("latin-1"))
-        return token.encode("latin-1") if token is not None else None
+        token, kept = take_param(request.query, self.query_names, hide=self.hide, skip_empty=True)
+        if kept is not None:
+            request.set_query(kept)
+        return token
 
 
 def _bearer(value: bytes, *, scheme_required: bool) -> bytes | None:
