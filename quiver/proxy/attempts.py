@@ -73,18 +73,13 @@ class Attempts:
     def _send_to_node(self) -> None:
         """Pick a node and send the request on a pooled or new connection."""
         target = self.route.target  # type: ignore[union-attr]
-        if target.only_node is not None and target.only_node.up:
-            node = target.only_node
-        else:
-            node = target.balancer.pick(self, self.avoid)  # type: ignore[arg-type]
+        node = target.only_node
+        if node is None or not node.up or node.breaker is not None:
+            # (a lone node without a breaker is taken inline: no call on the hot path)
+            now = self.client.server.loop.time()
+            node = target.choose(self, self.avoid, now)  # type: ignore[arg-type]
             if node is None:
-                node = target.panic_pick(self.avoid)
-        if node is not None and node.breaker is not None and not self._admitted(node):
-            node = target.balancer.pick(self, node)  # type: ignore[arg-type]
-            if node is not None and node.breaker is not None and not self._admitted(node):
-                node = None
-        if node is None:
-            raise ServiceUnavailable(f"target {target.name!r} has no healthy node")
+                raise ServiceUnavailable(f"target {target.name!r} has no healthy node")
         self.node = node
         pool = node.pool
         assert pool is not None
@@ -96,9 +91,6 @@ class Attempts:
             self._attach(conn, reused=True)
         else:
             self.connect_task = self.client.server.loop.create_task(self._connect(node))
-
-    def _admitted(self, node: Node) -> bool:
-        return bool(node.breaker.admit(self.client.server.loop.time()))
 
     def _report(self, outcome: Outcome) -> None:
         """Tell the node's health checks and breaker how this try ended."""

@@ -28,7 +28,7 @@ from quiver.plugins.chain import build as build_plugins
 from quiver.plugins.consumers import Consumers
 from quiver.plugins.outbound import Outbound
 from quiver.plugins.responder import HTTP_TARGET, TargetType
-from quiver.proxy.balancing import make_balancer
+from quiver.proxy.balancing import RequestKeys, make_balancer
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
 from quiver.proxy.redirects import Redirects
@@ -92,6 +92,26 @@ class TargetRuntime:
         #: answers its routes inside the worker (a target type other than "http")
         self.responder: TargetType[Any] | None = None
         self.rotation = 0
+
+    def choose(self, request: RequestKeys, avoid: Node | None, now: float) -> Node | None:
+        """The node for one try of ``request``, admitted by its breaker; None when
+        there is none.  ``avoid`` is the node that just failed; ``now`` is loop time.
+
+        The only node when it is up, else the balancer's pick, else (health checks
+        ejected every node) :meth:`panic_pick`.  A node whose breaker refuses is
+        traded for the balancer's next pick, once.  An admitted node's try must end
+        in one outcome reported to ``node.health`` or in ``node.breaker.release()``.
+        """
+        node = self.only_node
+        if node is None or not node.up:
+            node = self.balancer.pick(request, avoid)
+            if node is None:
+                node = self.panic_pick(avoid)
+        if node is not None and node.breaker is not None and not node.breaker.admit(now):
+            node = self.balancer.pick(request, node)
+            if node is not None and node.breaker is not None and not node.breaker.admit(now):
+                return None
+        return node
 
     def panic_pick(self, avoid: Node | None) -> Node | None:
         """A node when the balancer has none up: health checks have ejected them all.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,12 +17,25 @@ import pytest
 import trustme
 import uvloop
 
-from quiver.errors import BadGateway, GatewayTimeout, ServiceUnavailable, UpstreamConnectError
+from quiver.errors import (
+    BadGateway,
+    GatewayTimeout,
+    HTTPError,
+    ServiceUnavailable,
+    UpstreamConnectError,
+)
 from quiver.proxy.outbound import OutboundClient
-from quiver.proxy.snapshot import compile_snapshot
+from quiver.proxy.snapshot import TargetRuntime, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
 from tests.support.proxy import make_config
-from tests.support.upstream import Conn, Upstream, echo, json_response, silent
+from tests.support.upstream import (
+    Conn,
+    Upstream,
+    echo,
+    json_response,
+    silent,
+    silent_until_closed,
+)
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -328,17 +342,150 @@ def test_a_target_name_goes_through_its_balancer_and_skips_a_dead_node() -> None
         assert len(first.requests) == 2 + 2
 
 
-def test_a_target_whose_nodes_are_all_down_is_unavailable() -> None:
-    async def main(client: OutboundClient) -> None:
-        config = make_config({"t": "http://127.0.0.1:9"})
-        snapshot = compile_snapshot(config, asyncio.get_running_loop(), client.sweeper)
-        client.targets = lambda: snapshot.targets
-        snapshot.targets["t"].nodes[0].up = False
-        with pytest.raises(ServiceUnavailable, match="no healthy node"):
-            await client.request("GET", "target://t/")
+def answers(*statuses: int) -> Callable[[Conn], None]:
+    """Answers the server's n-th request with the n-th status, then 200s."""
+
+    def handler(conn: Conn) -> None:
+        while (request := conn.read_request()) is not None:
+            n = len(conn.server.requests)
+            status = statuses[n - 1] if n <= len(statuses) else 200
+            conn.respond(status, request.path.encode())
+
+    return handler
+
+
+@contextlib.asynccontextmanager
+async def target(client: OutboundClient, url: str, **settings: Any) -> AsyncIterator[TargetRuntime]:
+    """Target "t" of one node at ``url``, live for ``client`` while the block runs."""
+    config = make_config({"t": {"url": url, **settings}})
+    snapshot = compile_snapshot(config, asyncio.get_running_loop(), client.sweeper)
+    client.targets = lambda: snapshot.targets
+    try:
+        yield snapshot.targets["t"]
+    finally:
         snapshot.close()
 
-    run(main)
+
+def test_a_target_whose_nodes_health_checks_ejected_is_tried_anyway() -> None:
+    async def main(client: OutboundClient) -> list[int]:
+        passive = {"failures": 1, "cooldown": 60}
+        async with target(client, server.url, health_check={"passive": passive}) as t:
+            statuses = []
+            for _ in range(2):
+                response = await client.request("GET", "target://t/")
+                await response.read()
+                statuses.append(response.status)
+                assert not t.nodes[0].up  # ejected by the first answer, and stays out
+            return statuses
+
+    with Upstream(answers(503)) as server:
+        # as for proxied requests, a wrong verdict costs a try, not an outage
+        assert run(main) == [503, 200]
+
+
+def test_a_target_whose_breaker_is_open_is_unavailable() -> None:
+    async def main(client: OutboundClient) -> None:
+        breaker = {"min_requests": 1, "open_for": 60}
+        async with target(client, server.url, circuit_breaker=breaker) as t:
+            await (await client.request("GET", "target://t/")).read()
+            assert t.nodes[0].breaker.state == "open"
+            with pytest.raises(ServiceUnavailable, match="no healthy node"):
+                await client.request("GET", "target://t/")
+
+    with Upstream(answers(503)) as server:
+        run(main)
+        assert len(server.requests) == 1
+
+
+def half_open(t: TargetRuntime) -> Any:
+    """The breaker of ``t``'s node, opened by a failure, turned half-open now."""
+    breaker = t.nodes[0].breaker
+    assert breaker.state == "open"
+    breaker.poll(breaker.reopens_at)  # open_for has passed, as far as it knows
+    assert breaker.state == "half_open"
+    return breaker
+
+
+def test_a_body_breaking_after_a_counted_success_does_not_reopen_the_breaker() -> None:
+    def handler(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            n = len(conn.server.requests)
+            if n == 1:
+                conn.respond(503)
+            elif n == 2:  # a good head, then the body breaks off
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 20)
+                conn.close()
+                return
+            else:
+                conn.respond(200, b"ok")
+
+    async def main(client: OutboundClient) -> None:
+        settings = {"min_requests": 1, "open_for": 60, "half_open_probes": 2}
+        async with target(client, server.url, circuit_breaker=settings) as t:
+            await (await client.request("GET", "target://t/")).read()
+            breaker = half_open(t)
+            response = await client.request("GET", "target://t/")
+            assert response.status == 200  # the first trial's success is counted
+            with pytest.raises(BadGateway, match="closed mid-response"):
+                await response.read()
+            assert breaker.state == "half_open"  # one outcome per try: not a failure too
+            await (await client.request("GET", "target://t/")).read()
+            assert breaker.state == "closed"  # the second trial succeeds: both did
+
+    with Upstream(handler) as server:
+        run(main)
+
+
+def test_a_request_refused_before_it_is_sent_gives_the_admission_back() -> None:
+    async def main(client: OutboundClient) -> None:
+        settings = {"min_requests": 1, "open_for": 60, "half_open_probes": 1}
+        async with target(client, server.url, circuit_breaker=settings) as t:
+            await (await client.request("GET", "target://t/")).read()
+            breaker = half_open(t)
+            with pytest.raises(ValueError, match="line break"):
+                await client.request("GET", "target://t/", headers={"X-A": "1\r\nX-B: 2"})
+            assert breaker.snapshot(0)["trials"] == 0
+            response = await client.request("GET", "target://t/")  # the trial slot is free
+            assert response.status == 200 and await response.read() == b"/"
+            assert breaker.state == "closed"
+
+    with Upstream(answers(503)) as server:
+        run(main)
+        assert len(server.requests) == 2
+
+
+def test_a_request_cancelled_before_its_head_gives_the_admission_back() -> None:
+    def handler(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            n = len(conn.server.requests)
+            if n == 1:
+                conn.respond(503)
+            elif n == 2:
+                arrived[0]()
+                silent_until_closed(conn)
+                return
+            else:
+                conn.respond(200, b"ok")
+
+    async def main(client: OutboundClient) -> None:
+        settings = {"min_requests": 1, "open_for": 60, "half_open_probes": 1}
+        async with target(client, server.url, circuit_breaker=settings) as t:
+            await (await client.request("GET", "target://t/")).read()
+            breaker = half_open(t)
+            loop, event = asyncio.get_running_loop(), asyncio.Event()
+            arrived.append(lambda: loop.call_soon_threadsafe(event.set))
+            request = asyncio.ensure_future(client.request("GET", "target://t/"))
+            await event.wait()
+            request.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await request
+            assert breaker.snapshot(0)["trials"] == 0 and breaker.state == "half_open"
+            assert await (await client.request("GET", "target://t/")).read() == b"ok"
+            assert breaker.state == "closed"
+
+    arrived: list[Callable[[], object]] = []  # tells the test the request is in
+    with Upstream(handler) as server:
+        run(main)
 
 
 def test_a_target_node_that_fails_is_ejected_by_its_passive_health_check() -> None:
@@ -427,3 +574,57 @@ def test_a_request_meeting_a_closed_pooled_connection_is_sent_again_if_idempoten
     with Upstream(answers_once_then_drops_the_next()) as server:
         run(main)
         assert server.accepted == (2 if sent_again else 1)
+
+
+def test_a_retry_after_a_closed_pooled_connection_takes_a_fresh_one() -> None:
+    opened = itertools.count(1)
+
+    def handler(conn: Conn) -> None:
+        # the first two connections answer once, then close on the next request, as
+        # a server does that times idle connections out just as they are reused
+        left = 1 if next(opened) <= 2 else None  # requests it still answers
+        while (request := conn.read_request()) is not None:
+            if left == 0:
+                conn.close()
+                return
+            json_response(conn, request)
+            left = left - 1 if left is not None else None
+
+    async def main(client: OutboundClient) -> Any:
+        pair = await asyncio.gather(*(client.request("GET", server.url + p) for p in ("/1", "/2")))
+        for response in pair:
+            await response.read()
+        (pool,) = [node.pool for node in client.origins.values()]
+        assert pool is not None and len(pool.idle) == 2  # both kept, both to be closed
+        response = await client.request("GET", server.url + "/3")
+        return json.loads(await response.read())
+
+    with Upstream(handler) as server:
+        assert run(main)["path"] == "/3"
+        assert server.accepted == 3  # not a second stale pooled connection
+
+
+@pytest.mark.parametrize("to_target", [False, True], ids=["origin", "target"])
+def test_errors_name_no_node_address_but_log_it(to_target: bool) -> None:
+    async def main(client: OutboundClient) -> list[HTTPError]:
+        errors = []
+        async with target(client, server.url):
+            url = "target://t/" if to_target else server.url
+            response = await client.request("GET", url)
+            with pytest.raises(HTTPError) as read:
+                await response.read(limit=10)
+            errors.append(read.value)
+            with pytest.raises(HTTPError) as wait:
+                await (await client.request("GET", url, timeout=0.1)).read()
+            errors.append(wait.value)
+        return errors
+
+    with Upstream(partial_answers) as server:
+        errors = run(main)
+    address = f"127.0.0.1:{server.port}"
+    name = "target 't'" if to_target else "the upstream"
+    assert [error.detail for error in errors] == [
+        f"{name} answered more than 10 bytes",
+        f"{name} did not answer within 0.1s",
+    ]
+    assert all(error.internal and address in error.internal for error in errors)

@@ -1,0 +1,126 @@
+"""What the outbound client writes to a node, and the sending of it over a pool.
+
+The fields a caller gives are checked and encoded once per request
+(:func:`header_block`), before any node is chosen: a field that would break the
+head is the caller's ``ValueError``, never a try held against a node.  The head
+for one node is then only joined (:func:`request_head`), and
+:func:`send_to_node` sends it on an idle pooled connection or a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from quiver.errors import HTTPError, ServiceUnavailable, UpstreamResetError
+from quiver.proxy.outbound.response import Response
+from quiver.proxy.request import IDEMPOTENT_METHODS
+from quiver.proxy.upstream import Node, NodePool, UpstreamConnection, node_error
+
+if TYPE_CHECKING:
+    from quiver.proxy.snapshot import TargetRuntime
+
+USER_AGENT = "quiver"
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # a field name (RFC 9110 §5.6.2)
+_UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
+_OWN_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+def header_block(method: str, headers: Mapping[str, str] | None, body: bytes) -> bytes:
+    """The fields after Host, the blank line and the body.
+
+    Content-Length comes from the body; fields that frame the message cannot be
+    given.  Raises ValueError for a field that would break the head.
+    """
+    parts: list[bytes] = []
+    agent = False
+    for name, value in (headers or {}).items():
+        lower = name.lower()
+        if not _TOKEN.match(name) or lower in _OWN_FIELDS:
+            raise ValueError(f"{name!r} cannot be sent as a request field")
+        if _UNSAFE_VALUE.search(value):
+            raise ValueError(f"the value of {name!r} has a line break or NUL")
+        agent = agent or lower == "user-agent"
+        parts += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
+    if not agent:
+        parts.append(b"User-Agent: " + USER_AGENT.encode() + b"\r\n")
+    if body or method in ("POST", "PUT", "PATCH"):
+        parts.append(b"Content-Length: %d\r\n" % len(body))
+    parts += (b"\r\n", body)
+    return b"".join(parts)
+
+
+def request_head(method: str, path: bytes, node: Node, block: bytes) -> bytes:
+    """The whole request for ``node``: request line, Host (from the node) and the
+    ``block`` of :func:`header_block`."""
+    return b"".join((method.encode("ascii"), b" ", path, node.request_line_tail, block))
+
+
+async def send_to_node(
+    node: Node,
+    method: str,
+    *,
+    loop: asyncio.AbstractEventLoop,
+    head: bytes,
+    timeout: float | None = None,
+    retry_stale: bool | None = None,
+    target: TargetRuntime | None = None,
+) -> Response:
+    """Send the request ``head`` to ``node`` over its pool; the response once its
+    head is in.
+
+    A node of ``target`` must have been admitted by its breaker (``target.choose``):
+    the try ends in one outcome or in the admission given back.  ``retry_stale``
+    (by default: whether ``method`` is idempotent) allows sending the request again
+    when a pooled connection turns out to have been closed by the node.
+    """
+    response = Response(node, method.encode("ascii"), head, loop, timeout, target)
+    if retry_stale is None:
+        retry_stale = response.method in IDEMPOTENT_METHODS
+    pool = node.pool
+    assert pool is not None
+    conn = pool.take_idle()
+    while True:
+        reused = conn is not None
+        if conn is None:
+            conn = await _connect(response, pool)
+            if conn.transport is None:  # closed by the node as soon as it was opened
+                response.admission.report("failure")
+                raise node_error(UpstreamResetError, node, "{} closed the connection")
+        response.attach(conn, reused=reused)
+        if not await response.head_or_stale():
+            break
+        # a pooled connection the node had closed: the request never reached it
+        # (RFC 9112 §9.3.1), so it may go again, on a fresh connection: another
+        # idle one may have been closed just the same
+        if not retry_stale:
+            response.admission.release()
+            raise node_error(UpstreamResetError, node, "{} closed the connection")
+        retry_stale = False
+        conn = None
+    if response.error is not None:
+        raise response.error
+    return response
+
+
+async def _connect(response: Response, pool: NodePool) -> UpstreamConnection:
+    """A new connection for ``response``; a failure ends its try."""
+    try:
+        if response.deadline is None:
+            return await pool.connect()
+        async with asyncio.timeout_at(response.deadline):
+            return await pool.connect()
+    except TimeoutError:
+        response.admission.report("timeout")
+        raise response.timed_out() from None
+    except ServiceUnavailable:
+        response.admission.release()  # our own pool is full: that says nothing of the node
+        raise
+    except HTTPError as exc:
+        response.admission.report("timeout" if exc.retry_kind == "timeout" else "failure")
+        raise
+    except asyncio.CancelledError:
+        response.admission.release()
+        raise
