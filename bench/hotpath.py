@@ -108,7 +108,7 @@ def main() -> None:
                 one()
 
         profiler.runcall(run)
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(int(__import__("os").environ.get("HOTPATH_ROWS", "25")))
         return
     best = float("inf")
     for _ in range(5):
