@@ -4,6 +4,7 @@ Feeds one request into a client connection and the matching response into its
 upstream connection through stand-in transports, many times over, so the cost
 measured is ours alone (parsing callbacks, routing, header building), not the
 kernel's.  Run: python bench/hotpath.py [--profile] [--key-auth | --send-key]
+(with --profile, HOTPATH_ROWS sets how many functions are listed; 25 by default)
 
 For numbers that do not depend on what else the machine is doing, count
 instructions:  bench/hotpath_instructions.sh
