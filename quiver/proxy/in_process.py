@@ -13,12 +13,13 @@ are dropped (RFC 9110 §7.6.1), the proxy frames the body itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import re
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
-from quiver.errors import ContentTooLarge, GatewayTimeout, HTTPError, PluginError
+from quiver.errors import ContentTooLarge, GatewayTimeout, HTTPError
 from quiver.plugins.responder import Response
 from quiver.proxy.flow import FILTERED, NO_BODY, WRAP_CHUNKS
 from quiver.proxy.phases import plugin_fault
@@ -65,8 +66,12 @@ def render_head(response: object) -> bytes:
     body = response.body
     if not isinstance(body, bytes) and not hasattr(body, "__aiter__"):
         raise InvalidResponse("the body is neither bytes nor an async iterator of bytes")
+    try:
+        fields = list(response.headers)
+    except Exception as exc:
+        raise InvalidResponse("the headers are not a list of (name, value) pairs") from exc
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
-    for field in response.headers:
+    for field in fields:
         if not (isinstance(field, tuple) and len(field) == 2):
             raise InvalidResponse("a header is not a (name, value) pair of bytes")
         name, value = field
@@ -150,7 +155,9 @@ class InProcessAnswers:
             self._deliver(responder, result)
 
     def _read_timeout(self) -> float:
-        return self.client.server.snapshot.config.timeouts.read
+        route = self.route
+        assert route is not None
+        return route.read_timeout or route.target.answer_timeout
 
     async def _await_response(
         self, responder: TargetType[Any], waiting: Awaitable[Response]
@@ -184,7 +191,7 @@ class InProcessAnswers:
         """Send an in-process target's response through the response phases."""
         try:
             raw = render_head(response)
-        except InvalidResponse as exc:
+        except Exception as exc:  # (InvalidResponse, or what reading it raised)
             raise plugin_fault(responder.handle, "handle", self.rid, exc) from exc
         assert isinstance(response, Response)
         status = response.status
@@ -208,8 +215,14 @@ class InProcessAnswers:
             if self._send_piece(body, last=True):
                 self._finish()
             return
-        stream = self._stream(responder, body)
-        self.connect_task = self.client.server.loop.create_task(stream)
+        loop = self.client.server.loop
+        if self.mode == NO_BODY:  # HEAD, 204, 304: the stream is not read at all
+            loop.create_task(_close(body))
+            self.flush()
+            self._finish()
+            return
+        self.flush()  # the head goes now, whenever the first piece comes
+        self.connect_task = loop.create_task(self._stream(responder, body))
 
     def _send_piece(self, chunk: bytes, *, last: bool) -> bool:
         """Queue a piece of an in-process body in the response's framing and send
@@ -232,19 +245,21 @@ class InProcessAnswers:
 
     async def _stream(self, responder: TargetType[Any], body: AsyncIterator[bytes]) -> None:
         error: HTTPError | None = None
-        pieces = aiter(body)
+        ended = False
+        pieces: Any = body
         try:
+            pieces = aiter(body)
             while True:
                 async with asyncio.timeout(self._read_timeout()):
                     try:
                         chunk = await anext(pieces)
                     except StopAsyncIteration:
+                        ended = True
                         break
                 if self.finished:
                     return
                 if not isinstance(chunk, bytes):
-                    message = f"the body gave {type(chunk).__name__}, not bytes"
-                    raise PluginError(message)
+                    raise InvalidResponse(f"the body gave {type(chunk).__name__}, not bytes")
                 if chunk and not self._send_piece(chunk, last=False):
                     return
                 if self.client.write_paused:
@@ -259,10 +274,17 @@ class InProcessAnswers:
         finally:
             self.connect_task = None
             self.drained = None
-            closing = getattr(pieces, "aclose", None)
-            if closing is not None and self.finished:
-                await closing()
+            if not ended:
+                await _close(pieces)
         if error is not None:
             self.fail(error)  # (the response has begun: the client is cut off)
         elif not self.finished and self._send_piece(b"", last=True):
             self._finish()
+
+
+async def _close(pieces: object) -> None:
+    """Close an async generator left before its end (its ``finally`` blocks run)."""
+    closing = getattr(pieces, "aclose", None)
+    if closing is not None:
+        with contextlib.suppress(Exception):  # (its fault, after the answer: nothing to tell)
+            await closing()

@@ -185,6 +185,13 @@ class RequestHead:
                 # §7.6.1): dropped as received, so that what the gateway adds later
                 # (identity fields, a plugin's) always goes on.
                 self.forward = [(n, v) for n, v in forward if n.lower() not in tokens]
+                # gone for the gateway's own decisions too (retries read Idempotency-Key,
+                # plugins read credentials), and for what it rebuilds from them
+                self.headers = [(n, v) for n, v in self.headers if n.lower() not in tokens]
+                if b"x-forwarded-for" in tokens:
+                    self.xff = None
+                if b"x-request-id" in tokens:
+                    self.request_id = None
         if not keep_alive:
             version = parser.get_http_version()
             if version != "1.1" and version != "1.0":

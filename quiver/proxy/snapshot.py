@@ -9,6 +9,7 @@ a single assignment.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,11 +43,14 @@ from quiver.proxy.upstream import Node, NodePool
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
 
+log = logging.getLogger("quiver.snapshot")
+
 _VIA = b"\r\nVia: 1.1 quiver\r\n\r\n"
 
 
 class TargetRuntime:
     __slots__ = (
+        "answer_timeout",
         "balancer",
         "base_path",
         "budget",
@@ -92,6 +96,8 @@ class TargetRuntime:
         #: answers its routes inside the worker (a target type other than "http")
         self.responder: TargetType[Any] | None = None
         self.rotation = 0
+        #: how long an in-process responder may take to answer (timeouts.read)
+        self.answer_timeout = 60.0
 
     def choose(self, request: RequestKeys, avoid: Node | None, now: float) -> Node | None:
         """The node for one try of ``request``, admitted by its breaker; None when
@@ -125,7 +131,10 @@ class TargetRuntime:
 
     def close(self) -> None:
         if self.responder is not None:
-            self.responder.close()
+            try:
+                self.responder.close()
+            except Exception:  # its code, not ours: the rest still closes
+                log.exception("in-process target %r failed to close", self.name)
         if self.checker is not None:
             self.checker.stop()
         for node in self.nodes:
@@ -262,11 +271,15 @@ def compile_snapshot(
         for index, target in enumerate(config.targets):
             settings = _target_settings(config, target)
             kept = previous.targets.get(target.name) if previous is not None else None
-            if target.type == HTTP_TARGET and kept is not None and kept.settings == settings:
-                targets[target.name] = kept
+            if target.type != HTTP_TARGET:
+                # (its responder was built with the consumers and limits: they count too)
+                settings = (*settings, tuple(config.consumers), config.limits)
+            if kept is not None and kept.settings == settings:
+                targets[target.name] = kept  # with its pools, or its responder, as they are
                 continue
             if target.type != HTTP_TARGET:
-                runtime = _in_process_target(target, index, catalog, context, loop)
+                runtime = _in_process_target(config, target, index, catalog, context, loop)
+                runtime.settings = settings
             else:
                 runtime = _compile_target(config, target, loop, sweeper)
             built.append(runtime)
@@ -335,6 +348,7 @@ def _compile_target(
 
 
 def _in_process_target(
+    config: Config,
     target: Target,
     index: int,
     catalog: Catalog,
@@ -364,6 +378,7 @@ def _in_process_target(
         raise ConfigError(issues) from exc
     runtime = TargetRuntime(target, [], b"", loop)
     runtime.responder = kind(options, context)
+    runtime.answer_timeout = effective_timeouts(config, target).read
     return runtime
 
 

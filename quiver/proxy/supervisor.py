@@ -20,6 +20,7 @@ worker, which loads it from its own source.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -31,11 +32,14 @@ from pathlib import Path
 
 from quiver.config.models import Config, Listen
 from quiver.config.sources import ConfigSource, FileSource
+from quiver.errors import ConfigError
 from quiver.logconfig import tag_worker
 from quiver.plugins.catalog import Catalog
 from quiver.proxy.reload import read_config
 from quiver.proxy.server import BoundAddress, listen_socket
+from quiver.proxy.snapshot import compile_snapshot
 from quiver.proxy.status import default_run_dir
+from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.worker import run_worker
 
 log = logging.getLogger("quiver.supervisor")
@@ -166,12 +170,29 @@ class Supervisor:
             log.warning("no config file to reload")
             return
         config = read_config(source)
-        if config is None:
+        if config is None or not self._compiles(config):
             return
         self.config = config  # workers started from now on get it too
         for pid in self.children:
             _kill(pid, signal.SIGHUP)
         log.info("config %s is valid: workers reload it", source.name)
+
+    def _compiles(self, config: Config) -> bool:
+        """Whether ``config`` compiles (what validation cannot tell, as a CA file gone):
+        one the workers would refuse must not become what new workers start with."""
+        loop = asyncio.new_event_loop()
+        try:
+            sweeper = Sweeper(loop, interval=1.0)
+            compile_snapshot(config, loop, sweeper, catalog=self.catalog).close()
+        except ConfigError as exc:
+            log.error("config reload refused, still serving the previous config:\n%s", exc)
+            return False
+        except Exception:
+            log.exception("config reload failed, still serving the previous config")
+            return False
+        finally:
+            loop.close()
+        return True
 
     def _reap_and_replace(self, ready_write: int) -> None:
         while self.children:

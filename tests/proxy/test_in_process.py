@@ -157,7 +157,26 @@ class Wayward(TargetType[TargetOptions]):
             return Response(200, [], self._stalling())
         if path == "/not-bytes":
             return Response(200, [], self._not_bytes())
+        if path == "/no-headers":
+            return Response(200, None, b"x")  # type: ignore[arg-type]
+        if path == "/no-headers-later":
+            return self._later(Response(200, None, b"x"))  # type: ignore[arg-type]
+        if path == "/bad-aiter":
+            return Response(200, [], _BadIterable())  # type: ignore[arg-type]
+        if path == "/forever":
+            return Response(200, [(b"Content-Type", b"text/event-stream")], self._forever())
+        if path == "/slow":
+            return self._slow()
         return Response(200, [], b"fine")
+
+    async def _forever(self) -> AsyncIterator[bytes]:
+        while True:
+            await asyncio.sleep(0)
+            yield b"data: tick\n\n"
+
+    async def _slow(self) -> Response:
+        await asyncio.sleep(0.2)  # within the global read timeout (0.3 s), not the target's
+        return Response(200, [], b"slow")
 
     async def _later(self, answer: Any) -> Any:
         await asyncio.sleep(0)
@@ -177,15 +196,29 @@ class Wayward(TargetType[TargetOptions]):
         yield "second"  # type: ignore[misc]
 
 
-def wayward() -> RunningProxy:
-    target = {"type": "wayward"}
+class _BadIterable:
+    def __aiter__(self) -> Any:
+        raise RuntimeError("no iterator here")
+
+
+def wayward(**target_settings: Any) -> RunningProxy:
+    target = {"type": "wayward", **target_settings}
     route = {"name": "r", "paths": ["/"], "target": "t"}
     config = make_config({"t": target}, [route], timeouts={"read": 0.3})
     return RunningProxy(config, built_in().with_target_types(Wayward))
 
 
 @pytest.mark.parametrize(
-    "path", ["/none", "/none-later", "/status", "/split-header", "/str-header"]
+    "path",
+    [
+        "/none",
+        "/none-later",
+        "/status",
+        "/split-header",
+        "/str-header",
+        "/no-headers",
+        "/no-headers-later",
+    ],
 )
 def test_what_is_not_a_well_formed_response_is_a_logged_fault(
     path: str, caplog: pytest.LogCaptureFixture
@@ -219,12 +252,41 @@ def test_a_target_that_does_not_answer_in_time_is_a_504() -> None:
 
 
 @pytest.mark.parametrize("path", ["/stalls", "/not-bytes"])
-def test_a_body_that_stalls_or_is_not_bytes_cuts_the_response(path: str) -> None:
+def test_a_body_that_stalls_or_is_not_bytes_cuts_the_response(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
     with wayward() as proxy, Client(proxy.port) as client:
         response = client.request("GET", path)
         assert not response.complete
         assert response.body.endswith(b"first ")
         assert client.closed
+    if path == "/not-bytes":
+        assert "failed in its handle phase" in caplog.text
+
+
+def test_a_body_that_cannot_be_iterated_is_a_fault_not_a_hang(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with wayward() as proxy, Client(proxy.port, timeout=5) as client:
+        response = client.request("GET", "/bad-aiter")
+        assert not response.complete  # the head had left: the client is cut off
+        assert client.closed
+    assert "failed in its handle phase" in caplog.text
+
+
+def test_an_endless_stream_is_not_read_for_head() -> None:
+    with wayward() as proxy, Client(proxy.port, timeout=5) as client:
+        head = client.request("HEAD", "/forever")
+        after = client.request("GET", "/fine")  # the same connection goes on
+    assert (head.status, head.body) == (200, b"")
+    assert head.header("Content-Type") == "text/event-stream"
+    assert after.body == b"fine"
+
+
+def test_the_targets_own_read_timeout_bounds_its_answer() -> None:
+    with wayward(timeouts={"read": 0.1}) as proxy, Client(proxy.port) as client:
+        response = client.request("GET", "/slow")
+    assert_problem(response, 504)
 
 
 def test_a_body_over_the_buffer_limit_is_refused_before_it_is_invited() -> None:
@@ -237,3 +299,47 @@ def test_a_body_over_the_buffer_limit_is_refused_before_it_is_invited() -> None:
         )
         response = client.read_response()
     assert_problem(response, 413)  # and no "100 Continue" before it
+
+
+class Counted(TargetType[EchoOptions]):
+    """Counts how often it is built and closed; its close fails."""
+
+    name = "counted"
+    Options = EchoOptions
+    built: list[Counted] = []
+    closed = 0
+
+    def __init__(self, options: EchoOptions, context: Any) -> None:
+        super().__init__(options, context)
+        Counted.built.append(self)
+
+    def handle(self, request: PluginRequest) -> Response:
+        return Response(200, [], self.options.prefix.encode())
+
+    def close(self) -> None:
+        Counted.closed += 1
+        raise RuntimeError("cannot close")
+
+
+def test_a_reload_keeps_an_unchanged_in_process_target_and_survives_a_failing_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    Counted.built.clear()
+    Counted.closed = 0
+
+    def config(prefix: str) -> Any:
+        target = {"type": "counted", "options": {"prefix": prefix}}
+        return make_config({"t": target}, [{"name": "r", "paths": ["/"], "target": "t"}])
+
+    with RunningProxy(config("one"), built_in().with_target_types(Counted)) as proxy:
+        assert proxy.server is not None
+        server = proxy.server
+        proxy.call(lambda: server.swap(config("one")))  # nothing about the target changed
+        assert (len(Counted.built), Counted.closed) == (1, 0)
+        with Client(proxy.port) as client:
+            assert client.request("GET", "/").body == b"one"
+        proxy.call(lambda: server.swap(config("two")))  # its options changed
+        assert (len(Counted.built), Counted.closed) == (2, 1)
+        with Client(proxy.port) as client:
+            assert client.request("GET", "/").body == b"two"
+    assert "in-process target 't' failed to close" in caplog.text

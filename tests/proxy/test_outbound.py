@@ -444,6 +444,11 @@ def test_a_request_refused_before_it_is_sent_gives_the_admission_back() -> None:
             breaker = half_open(t)
             with pytest.raises(ValueError, match="line break"):
                 await client.request("GET", "target://t/", headers={"X-A": "1\r\nX-B: 2"})
+            for method in ("G\u00cbT", "GET / HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET"):
+                with pytest.raises(ValueError, match="not an HTTP method"):
+                    await client.request(method, "target://t/")
+            with pytest.raises(ValueError, match="printable"):
+                await client.request("GET", "target://t/a\x00b")
             assert breaker.snapshot(0)["trials"] == 0
             response = await client.request("GET", "target://t/")  # the trial slot is free
             assert response.status == 200 and await response.read() == b"/"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import threading
 from collections import Counter
@@ -226,3 +228,28 @@ def test_a_config_that_fails_to_compile_is_refused_and_the_old_one_keeps_serving
         proc.wait_for(r"config reload (refused|failed)")
         assert body_of(proc.port) == b"A"
         assert proc.proc.poll() is None
+
+
+def test_a_config_the_workers_cannot_compile_is_not_given_to_new_workers(
+    tmp_path: Path, nodes: tuple[Upstream, Upstream]
+) -> None:
+    # The master compiles a reloaded config before it adopts it: a worker started
+    # after a refused reload (here, to replace one that died) gets the config that
+    # works, instead of crashing on the refused one over and over.
+    a, _ = nodes
+    config = tmp_path / "quiver.yaml"
+    config.write_text(catch_all_config(a.url, workers=2))
+    with serving(config) as proc:
+        proc.wait_for(r"worker \d+ started", count=2)
+        broken = catch_all_config("https://127.0.0.1:9", workers=2).replace(
+            "url: https://127.0.0.1:9",
+            f"url: https://127.0.0.1:9\n    tls_ca_file: {tmp_path}/gone.pem",
+        )
+        config.write_text(broken)
+        proc.signal(signal.SIGHUP)
+        proc.wait_for(r"config reload (refused|failed)")
+        pids = [int(p) for p in re.findall(r"worker (\d+) started", proc.stderr)]
+        os.kill(pids[0], signal.SIGKILL)
+        proc.wait_for(r"worker \d+ started", count=3)
+        assert {body_of(proc.port) for _ in range(20)} == {b"A"}
+        assert "exit code 1" not in proc.stderr

@@ -64,7 +64,7 @@ class OutboundClient:
             raise ServiceUnavailable("the worker is shutting down")
         parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if not path.isascii() or " " in path:
+        if not path.isascii() or not path.isprintable() or " " in path:
             raise ValueError(f"{url!r} is not a URL of printable ASCII")
         block = header_block(method, headers, body)
         if parts.scheme == "target":

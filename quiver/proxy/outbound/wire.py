@@ -34,6 +34,8 @@ def header_block(method: str, headers: Mapping[str, str] | None, body: bytes) ->
     Content-Length comes from the body; fields that frame the message cannot be
     given.  Raises ValueError for a field that would break the head.
     """
+    if not method.isascii() or not _TOKEN.match(method):
+        raise ValueError(f"{method!r} is not an HTTP method")  # (before any node is chosen)
     parts: list[bytes] = []
     agent = False
     for name, value in (headers or {}).items():
