@@ -335,7 +335,10 @@ def wrk_errors(r: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- Quiver's log
 
-LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ([A-Z]+) (\S+): (.*)$")
+# "2026-12-06 02:50:35,123 INFO [4711 worker 0] quiver.reload: ..." (pid, worker index)
+LOG_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ([A-Z]+) (?:\[[^\]]*\] )?(\S+): (.*)$"
+)
 
 
 @dataclass
