@@ -315,7 +315,10 @@ def kill_run(run: Run, mode: str) -> dict[str, Any]:
             e
             for e in entries
             if is_problem(e)
-            and not (e.logger in ("quiver.health", "quiver.breaker") and victim.label in e.message)
+            and not (
+                e.logger in ("quiver.health", "quiver.breaker", "quiver.exchange")
+                and victim.label in e.message
+            )
         ]
         run.procs.stop(quiver.proc)
     finally:

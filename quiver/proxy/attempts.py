@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("quiver.exchange")
 
 FAILURE_LATENCY = 1.0  # seconds a failed try counts as, for latency-aware balancing
+LOG_INTERVAL = 1.0  # seconds between two lines about one node's failures
 REPLAY_LIMIT = 1 << 20  # request bodies up to this size are kept so a retry can resend them
 
 
@@ -188,15 +189,8 @@ class Attempts:
             # the breaker gets its admission back
             self._release_admission()
         elif target is not None:
-            if log.isEnabledFor(logging.WARNING):
-                node = self.node.label if self.node is not None else "?"
-                log.warning(
-                    "request %s to target %r (node %s): %s",
-                    self.rid.decode("latin-1"),
-                    target.name,
-                    node,
-                    error.internal or error.detail,
-                )
+            if self.node is not None and log.isEnabledFor(logging.WARNING):
+                self._log_failure(target.name, self.node, error)
             if target.guarded and not self.reported:
                 self._report("timeout" if kind == "timeout" else "failure")
             if target.tracks_latency and self.node is not None:
@@ -205,6 +199,28 @@ class Attempts:
                 record_latency(self.node, FAILURE_LATENCY, now)
         if kind is None or not self._retry(kind):
             self.fail(error)
+
+    def _log_failure(self, target: str, node: Node, error: HTTPError) -> None:
+        """A line per node and second at most for the same failure, however fast its
+        requests fail (a node down under load would otherwise write a line per
+        request); a different failure is told at once."""
+        now = self.client.server.loop.time()
+        what = error.internal or error.detail
+        if now < node.quiet_until and what == node.last_failure:
+            node.quieted += 1
+            return
+        folded = f" ({node.quieted} more like it since)" if node.quieted else ""
+        log.warning(
+            "request %s to target %r (node %s): %s%s",
+            self.rid.decode("latin-1"),
+            target,
+            node.label,
+            what,
+            folded,
+        )
+        node.quiet_until = now + LOG_INTERVAL
+        node.quieted = 0
+        node.last_failure = what
 
     def _retry(self, kind: str) -> bool:
         """Schedule another try after a failure of ``kind``; False when none is allowed."""

@@ -93,8 +93,11 @@ class Node:
         "host_header",
         "in_flight",
         "label",
+        "last_failure",
         "pool",
         "public",
+        "quiet_until",
+        "quieted",
         "request_line_tail",
         "server_hostname",
         "ssl",
@@ -117,6 +120,11 @@ class Node:
         self.address = (host, port)
         #: how clients hear of this node: by its target's name, never its address
         self.public = f"target {target!r}" if target else "the upstream"
+        #: failures are logged at most once a second per node: until when it is
+        #: quiet, and how many failures were not logged meanwhile
+        self.quiet_until = 0.0
+        self.quieted = 0
+        self.last_failure = ""
         self.weight = weight
         self.ssl = ssl_context
         self.server_hostname = server_hostname
