@@ -18,6 +18,15 @@ from tests.support.upstream import Conn, Upstream
 
 RELOADED = r"config reloaded from"
 REFUSED = r"config reload refused"
+COMPILE_REFUSED = r"config reload (refused|failed)"
+
+
+def uncompilable_config(tmp_path: Path, workers: int | None = None) -> str:
+    """A config that validates but does not compile: its target's CA file is gone."""
+    return catch_all_config("https://127.0.0.1:9", workers=workers).replace(
+        "url: https://127.0.0.1:9",
+        f"url: https://127.0.0.1:9\n    tls_ca_file: {tmp_path}/gone.pem",
+    )
 
 
 def answering(name: str) -> Callable[[Conn], None]:
@@ -218,14 +227,9 @@ def test_a_config_that_fails_to_compile_is_refused_and_the_old_one_keeps_serving
     config = tmp_path / "quiver.yaml"
     config.write_text(catch_all_config(a.url))
     with serving(config) as proc:
-        broken = catch_all_config("https://127.0.0.1:9")
-        broken = broken.replace(
-            "url: https://127.0.0.1:9",
-            f"url: https://127.0.0.1:9\n    tls_ca_file: {tmp_path}/gone.pem",
-        )
-        config.write_text(broken)
+        config.write_text(uncompilable_config(tmp_path))
         proc.signal(signal.SIGHUP)
-        proc.wait_for(r"config reload (refused|failed)")
+        proc.wait_for(COMPILE_REFUSED)
         assert body_of(proc.port) == b"A"
         assert proc.proc.poll() is None
 
@@ -241,13 +245,9 @@ def test_a_config_the_workers_cannot_compile_is_not_given_to_new_workers(
     config.write_text(catch_all_config(a.url, workers=2))
     with serving(config) as proc:
         proc.wait_for(r"worker \d+ started", count=2)
-        broken = catch_all_config("https://127.0.0.1:9", workers=2).replace(
-            "url: https://127.0.0.1:9",
-            f"url: https://127.0.0.1:9\n    tls_ca_file: {tmp_path}/gone.pem",
-        )
-        config.write_text(broken)
+        config.write_text(uncompilable_config(tmp_path, workers=2))
         proc.signal(signal.SIGHUP)
-        proc.wait_for(r"config reload (refused|failed)")
+        proc.wait_for(COMPILE_REFUSED)
         pids = [int(p) for p in re.findall(r"worker (\d+) started", proc.stderr)]
         os.kill(pids[0], signal.SIGKILL)
         proc.wait_for(r"worker \d+ started", count=3)
