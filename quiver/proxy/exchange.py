@@ -89,7 +89,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         if chain.access:
             self._access(0)
         elif route.responder is not None:
-            self._respond()
+            self._answer_in_process(route.responder)
         else:  # the usual case, spelled out: no plugins, a node answers
             if self.expect_continue:
                 self._continue()
@@ -115,8 +115,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         if not self.has_body:
             self.body = b""
         elif self.request_done:
-            self.body = b"".join(self.held or ())
-            self.held = None
+            self._take_held()
         elif self.held is None:
             self.held = []
         if self.body_received > limit:
@@ -234,8 +233,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         if self.held is not None or self.route is None:
             resume_at = self.resume_at
             if resume_at >= 0:  # the access phases wait for this body
-                self.body = b"".join(self.held or ())
-                self.held = None
+                self._take_held()
                 self.resume_at = -1
                 try:
                     self._access(resume_at)

@@ -19,7 +19,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
-from quiver.errors import ContentTooLarge, GatewayTimeout, HTTPError
+from quiver.errors import GatewayTimeout, HTTPError
 from quiver.plugins.responder import Response
 from quiver.proxy.flow import FILTERED, NO_BODY, WRAP_CHUNKS
 from quiver.proxy.phases import plugin_fault
@@ -104,11 +104,6 @@ class InProcessAnswers:
         raw_path: bytes
         upstream_path: bytes
         body: bytes | None
-        held: list[bytes] | None
-        hold_limit: int | None
-        content_length: int | None
-        request_done: bool
-        resume_at: int
         finished: bool
         response_started: bool
         keep_alive: bool
@@ -124,24 +119,14 @@ class InProcessAnswers:
         def fail(self, error: HTTPError) -> None: ...
         def flush(self) -> None: ...
         def _finish(self) -> None: ...
-        def _continue(self) -> None: ...
+        def _body_ready(self, resume_at: int) -> bool: ...
         def _filter(self, chunk: bytes, last: bool) -> bool: ...
         def run_response_headers(self, raw: bytes) -> bytes: ...
 
     def _answer_in_process(self, responder: TargetType[Any]) -> None:
         """Run ``responder.handle`` once the whole body is in, and send its answer."""
-        if self.body is None:
-            if not self.request_done:
-                limit = self.hold_limit
-                if limit is not None and (self.content_length or 0) > limit:
-                    # (said before any body is invited with 100 Continue)
-                    size = self.content_length
-                    raise ContentTooLarge(f"request body of {size} bytes exceeds {limit}")
-                self.resume_at = len(self.chain.access)  # goes on once the body is in
-                self._continue()
-                return
-            self.body = b"".join(self.held or ())
-            self.held = None
+        if not self._body_ready(len(self.chain.access)):
+            return
         try:
             result = responder.handle(self)  # type: ignore[arg-type]
         except HTTPError:

@@ -80,23 +80,35 @@ class PhaseRunner:
             self.expect_continue = False
             self.client.write(CONTINUE)
 
+    def _body_ready(self, resume_at: int) -> bool:
+        """Whether the whole request body is in ``body`` (what was held becomes it);
+        if not, the access phases go on from ``resume_at`` once it is.  A body
+        declared larger than may be held is refused now, before 100 Continue."""
+        if self.body is not None:
+            return True
+        if self.request_done:  # it came whole while an earlier phase was waiting
+            self._take_held()
+            return True
+        limit = self.hold_limit
+        if limit is not None and (self.content_length or 0) > limit:
+            size = self.content_length
+            raise ContentTooLarge(f"request body of {size} bytes exceeds {limit}")
+        self.resume_at = resume_at
+        self._continue()
+        return False
+
+    def _take_held(self) -> None:
+        """The body is whole: the chunks held so far become ``body``."""
+        self.body = b"".join(self.held or ())
+        self.held = None
+
     def _access(self, index: int) -> None:
         """Run the access phases from ``index`` on, then answer the request."""
         chain = self.chain
         phases = chain.access
         while index < len(phases):
-            if index >= chain.body_at and self.body is None:
-                if not self.request_done:
-                    limit = self.hold_limit
-                    if limit is not None and (self.content_length or 0) > limit:
-                        size = self.content_length
-                        raise ContentTooLarge(f"request body of {size} bytes exceeds {limit}")
-                    self.resume_at = index  # goes on once the whole body is in
-                    self._continue()
-                    return
-                # it came whole while an earlier phase was waiting
-                self.body = b"".join(self.held or ())
-                self.held = None
+            if index >= chain.body_at and not self._body_ready(index):
+                return
             phase = phases[index]
             try:
                 waiting = phase(self)
