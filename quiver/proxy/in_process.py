@@ -153,14 +153,8 @@ class InProcessAnswers:
                     response = await waiting
             finally:
                 self.connect_task = None
-        except TimeoutError:
-            self.fail(self._timed_out())
-            return
-        except HTTPError as exc:
-            self.fail(exc)
-            return
         except Exception as exc:
-            self.fail(plugin_fault(responder.handle, "handle", self.rid, exc))
+            self.fail(self._error_of(responder, exc))
             return
         if not self.finished:
             try:
@@ -168,9 +162,15 @@ class InProcessAnswers:
             except HTTPError as exc:
                 self.fail(exc)
 
-    def _timed_out(self) -> GatewayTimeout:
-        name = self.route.target.name if self.route is not None else "?"
-        return GatewayTimeout(f"target {name!r} did not answer in time")
+    def _error_of(self, responder: TargetType[Any], exc: Exception) -> HTTPError:
+        """What the client is answered for what waiting on ``responder`` raised: its
+        refusal as it is, the read timeout as a 504, anything else as its fault."""
+        if isinstance(exc, HTTPError):
+            return exc
+        if isinstance(exc, TimeoutError):
+            name = self.route.target.name if self.route is not None else "?"
+            return GatewayTimeout(f"target {name!r} did not answer in time")
+        return plugin_fault(responder.handle, "handle", self.rid, exc)
 
     def _deliver(self, responder: TargetType[Any], response: object) -> None:
         """Send an in-process target's response through the response phases."""
@@ -250,12 +250,8 @@ class InProcessAnswers:
                 if self.client.write_paused:
                     self.drained = self.client.server.loop.create_future()
                     await self.drained
-        except TimeoutError:
-            error = self._timed_out()
-        except HTTPError as exc:
-            error = exc
         except Exception as exc:
-            error = plugin_fault(responder.handle, "handle", self.rid, exc)
+            error = self._error_of(responder, exc)
         finally:
             self.connect_task = None
             self.drained = None
