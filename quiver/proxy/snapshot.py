@@ -66,6 +66,7 @@ class TargetRuntime:
         "rotation",
         "settings",
         "tracks_latency",
+        "weighted",
     )
 
     def __init__(
@@ -81,6 +82,8 @@ class TargetRuntime:
         self.balancer = make_balancer(target.balance, nodes, clock=loop.time)
         #: the node when there is just one: no balancing to do
         self.only_node = nodes[0] if len(nodes) == 1 and nodes[0].weight else None
+        #: the nodes that take traffic at all (weight above 0), for panic_pick
+        self.weighted = tuple(node for node in nodes if node.weight)
         self.tracks_latency = target.balance.algorithm == "ewma"
         #: probes of the nodes, when active health checks are on (started by the server)
         self.checker = watch_nodes(nodes, loop, target.health_check, target.circuit_breaker)
@@ -123,7 +126,7 @@ class TargetRuntime:
         """A node when the balancer has none up: health checks have ejected them all.
         Trying them anyway (in turn) beats answering 503 on a verdict that may be
         wrong; a node kept out by its open breaker still refuses at admission."""
-        nodes = [node for node in self.nodes if node.weight and node is not avoid]
+        nodes = [node for node in self.weighted if node is not avoid]
         if not nodes:
             return avoid if avoid is not None and avoid.weight else None
         self.rotation += 1
