@@ -48,6 +48,11 @@ class FieldNames:
     def __init__(self) -> None:
         self.kinds: dict[bytes, int] = {}
 
+    def kind(self, name: bytes) -> int:
+        """The kind of field ``name`` (as spelled), remembered or learned now."""
+        kind = self.kinds.get(name)
+        return kind if kind is not None else self.classify(name)
+
     def classify(self, name: bytes) -> int:
         kind = field_kind(name.lower())
         kinds = self.kinds
@@ -173,7 +178,7 @@ class RequestHead:
         # the version is known without asking for it (which costs a string format).
         self.keep_alive = keep_alive = parser.should_keep_alive()
         if dropped:
-            self.headers = [(n, v) for n, v in headers if _kept(n, underscores)]
+            self.headers = [(n, v) for n, v in headers if _kept(names.kind(n), underscores)]
         if special:
             tokens = self.connection_tokens
             if self.upgrade is not None and b"upgrade" not in tokens:
@@ -264,8 +269,8 @@ class RequestHead:
         return slash + remainder if slash else b"/"
 
 
-def _kept(name: bytes, underscores: bool) -> bool:
-    kind = field_kind(name.lower())
+def _kept(kind: int, underscores: bool) -> bool:
+    """Whether plugins still see a field of ``kind`` (the proxy's own are kept)."""
     return kind < CONSUMER or (kind == UNDERSCORE and underscores)
 
 
