@@ -79,6 +79,7 @@ class Jwt(Plugin[JwtConfig]):
         self.algorithms = frozenset(config.algorithms)
         self.consumers = context.consumers
         self.keys = consumer_keys(context.consumers, self.algorithms)
+        self.select_by_kid = config.key_claim == "kid"  # else by the "iss" claim
         #: wall-clock seconds, for checking the times of remembered tokens
         self.clock = time.time
         self.verified: VerifiedTokens[Identity] | None = (
@@ -173,7 +174,7 @@ class Jwt(Plugin[JwtConfig]):
     ) -> tuple[VerificationKey, ...]:
         if not self.keys:
             return ()
-        selector = header.get("kid") if self.config.key_claim == "kid" else claims.get("iss")
+        selector = header.get("kid") if self.select_by_kid else claims.get("iss")
         if not isinstance(selector, str):
             return ()
         return tuple(key for key in self.keys.get(selector, ()) if algorithm in key.algorithms)
