@@ -202,6 +202,7 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
         self.claim_headers = tuple(
             (claim, header.encode()) for claim, header in config.claims_to_headers.items()
         )
+        self.hide = config.hide_credentials  # (plain attributes: read every request)
         self.insufficient_scope = (
             (
                 b"WWW-Authenticate",
@@ -224,7 +225,7 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
         token = token.strip(b" ")
         if not _B64TOKEN.fullmatch(token):  # not worth asking the endpoint about
             raise Unauthorized("malformed bearer token", headers=_INVALID_TOKEN)
-        if self.config.hide_credentials:
+        if self.hide:
             request.remove_header(_AUTHORIZATION)
         key = self.introspector.key(token)
         grant = self.introspector.cached(key)
