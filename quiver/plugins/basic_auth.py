@@ -105,6 +105,7 @@ class BasicAuth(Plugin[BasicAuthConfig]):
     def __init__(self, config: BasicAuthConfig, context: PluginContext) -> None:
         super().__init__(config, context)
         self.verifier = PasswordVerifier(context.consumers)
+        self.hide = config.hide_credentials  # (plain attributes: read every request)
         self.anonymous = (
             context.consumers.by_name.get(config.anonymous) if config.anonymous else None
         )
@@ -120,7 +121,7 @@ class BasicAuth(Plugin[BasicAuthConfig]):
                     request.set_consumer(self.anonymous)
                 return None
             raise Unauthorized("no Basic credentials in the request", headers=_CHALLENGE)
-        if self.config.hide_credentials:
+        if self.hide:
             request.remove_header(b"authorization")
         username, password = _decode(encoded.strip())
         consumer = self.verifier.remembered(username, password)
