@@ -106,11 +106,7 @@ class BasicAuth(Plugin[BasicAuthConfig]):
         super().__init__(config, context)
         self.verifier = PasswordVerifier(context.consumers)
         self.hide = config.hide_credentials  # (plain attributes: read every request)
-        self.anonymous = (
-            context.consumers.by_name.get(config.anonymous) if config.anonymous else None
-        )
-        if config.anonymous and self.anonymous is None:
-            raise ValueError(f"basic-auth: anonymous consumer {config.anonymous!r} is not defined")
+        self.anonymous = context.consumers.anonymous(self.name, config.anonymous)
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
         header = request.get(b"authorization")

@@ -175,13 +175,7 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
 
     def __init__(self, config: OAuth2IntrospectionConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        self.anonymous = (
-            context.consumers.by_name.get(config.anonymous) if config.anonymous else None
-        )
-        if config.anonymous and self.anonymous is None:
-            raise ValueError(
-                f"oauth2-introspection: anonymous consumer {config.anonymous!r} is not defined"
-            )
+        self.anonymous = context.consumers.anonymous(self.name, config.anonymous)
         secret = config.client_secret.get_secret_value() if config.client_secret else None
         client = IntrospectionClient(
             config.introspection_url,

@@ -111,11 +111,7 @@ class Jwt(Plugin[JwtConfig]):
         self.claim_headers = tuple(
             (claim, header.encode()) for claim, header in config.claims_to_headers.items()
         )
-        self.anonymous = (
-            context.consumers.by_name.get(config.anonymous) if config.anonymous else None
-        )
-        if config.anonymous and self.anonymous is None:
-            raise ValueError(f"jwt: anonymous consumer {config.anonymous!r} is not defined")
+        self.anonymous = context.consumers.anonymous(self.name, config.anonymous)
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
         token = self.tokens.take(request)
