@@ -105,11 +105,8 @@ class BasicAuth(Plugin[BasicAuthConfig]):
     def __init__(self, config: BasicAuthConfig, context: PluginContext) -> None:
         super().__init__(config, context)
         self.verifier = PasswordVerifier(context.consumers)
-        self.anonymous = (
-            context.consumers.by_name.get(config.anonymous) if config.anonymous else None
-        )
-        if config.anonymous and self.anonymous is None:
-            raise ValueError(f"basic-auth: anonymous consumer {config.anonymous!r} is not defined")
+        self.hide = config.hide_credentials  # (plain attributes: read every request)
+        self.anonymous = context.consumers.anonymous(self.name, config.anonymous)
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
         header = request.get(b"authorization")
@@ -120,7 +117,7 @@ class BasicAuth(Plugin[BasicAuthConfig]):
                     request.set_consumer(self.anonymous)
                 return None
             raise Unauthorized("no Basic credentials in the request", headers=_CHALLENGE)
-        if self.config.hide_credentials:
+        if self.hide:
             request.remove_header(b"authorization")
         username, password = _decode(encoded.strip())
         consumer = self.verifier.remembered(username, password)

@@ -51,6 +51,16 @@ class Consumers:
         self.by_name = {consumer.name: ConsumerRuntime(consumer) for consumer in self.models}
         self._shared: dict[Hashable, Any] = {}
 
+    def anonymous(self, plugin: str, name: str | None) -> ConsumerRuntime | None:
+        """The consumer ``plugin``'s ``anonymous`` setting names (None when it is unset);
+        ValueError when no consumer has that name."""
+        if not name:
+            return None
+        consumer = self.by_name.get(name)
+        if consumer is None:
+            raise ValueError(f"{plugin}: anonymous consumer {name!r} is not defined")
+        return consumer
+
     def credentials(self, plugin: str, model: type[M]) -> Iterator[tuple[M, ConsumerRuntime]]:
         """Each credential filed under ``plugin`` by every consumer, with its consumer."""
         for consumer in self.models:

@@ -108,11 +108,7 @@ class KeyAuth(Plugin[KeyAuthConfig]):
         self.query_names = query_names(config.query_names)
         self.query_probes = tuple(self.query_names)
         self.keys = context.consumers.shared(ApiKeys, lambda: ApiKeys(context.consumers))
-        self.anonymous = (
-            context.consumers.by_name.get(config.anonymous) if config.anonymous else None
-        )
-        if config.anonymous and self.anonymous is None:
-            raise ValueError(f"key-auth: anonymous consumer {config.anonymous!r} is not defined")
+        self.anonymous = context.consumers.anonymous(self.name, config.anonymous)
 
     def access(self, request: PluginRequest) -> None:
         # one pass over the fields finds the key (by the order the headers are tried

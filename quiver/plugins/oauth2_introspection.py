@@ -175,13 +175,7 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
 
     def __init__(self, config: OAuth2IntrospectionConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        self.anonymous = (
-            context.consumers.by_name.get(config.anonymous) if config.anonymous else None
-        )
-        if config.anonymous and self.anonymous is None:
-            raise ValueError(
-                f"oauth2-introspection: anonymous consumer {config.anonymous!r} is not defined"
-            )
+        self.anonymous = context.consumers.anonymous(self.name, config.anonymous)
         secret = config.client_secret.get_secret_value() if config.client_secret else None
         client = IntrospectionClient(
             config.introspection_url,
@@ -202,6 +196,7 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
         self.claim_headers = tuple(
             (claim, header.encode()) for claim, header in config.claims_to_headers.items()
         )
+        self.hide = config.hide_credentials  # (plain attributes: read every request)
         self.insufficient_scope = (
             (
                 b"WWW-Authenticate",
@@ -224,7 +219,7 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
         token = token.strip(b" ")
         if not _B64TOKEN.fullmatch(token):  # not worth asking the endpoint about
             raise Unauthorized("malformed bearer token", headers=_INVALID_TOKEN)
-        if self.config.hide_credentials:
+        if self.hide:
             request.remove_header(_AUTHORIZATION)
         key = self.introspector.key(token)
         grant = self.introspector.cached(key)

@@ -79,6 +79,7 @@ class Jwt(Plugin[JwtConfig]):
         self.algorithms = frozenset(config.algorithms)
         self.consumers = context.consumers
         self.keys = consumer_keys(context.consumers, self.algorithms)
+        self.select_by_kid = config.key_claim == "kid"  # else by the "iss" claim
         #: wall-clock seconds, for checking the times of remembered tokens
         self.clock = time.time
         self.verified: VerifiedTokens[Identity] | None = (
@@ -110,11 +111,7 @@ class Jwt(Plugin[JwtConfig]):
         self.claim_headers = tuple(
             (claim, header.encode()) for claim, header in config.claims_to_headers.items()
         )
-        self.anonymous = (
-            context.consumers.by_name.get(config.anonymous) if config.anonymous else None
-        )
-        if config.anonymous and self.anonymous is None:
-            raise ValueError(f"jwt: anonymous consumer {config.anonymous!r} is not defined")
+        self.anonymous = context.consumers.anonymous(self.name, config.anonymous)
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
         token = self.tokens.take(request)
@@ -173,7 +170,7 @@ class Jwt(Plugin[JwtConfig]):
     ) -> tuple[VerificationKey, ...]:
         if not self.keys:
             return ()
-        selector = header.get("kid") if self.config.key_claim == "kid" else claims.get("iss")
+        selector = header.get("kid") if self.select_by_kid else claims.get("iss")
         if not isinstance(selector, str):
             return ()
         return tuple(key for key in self.keys.get(selector, ()) if algorithm in key.algorithms)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,18 +109,22 @@ class JwtCredential(CredentialModel):
             if self.secret is None or self.public_key is not None:
                 raise ValueError(f"{self.algorithm} needs 'secret' (and no 'public_key')")
             needed = int(self.algorithm[2:]) // 8
-            if len(self.secret_bytes()) < needed:
+            if len(self.material) < needed:
                 raise ValueError(f"an {self.algorithm} secret must be at least {needed} bytes")
         else:
             if self.public_key is None or self.secret is not None:
                 raise ValueError(f"{self.algorithm} needs 'public_key' (and no 'secret')")
-            load_public_key(self.algorithm, self.public_key)
+            self.material  # noqa: B018  (reads the key, checking it suits the algorithm)
         return self
 
-    def secret_bytes(self) -> bytes:
-        """The HMAC key as bytes (UTF-8 of the secret, or its base64 decoded)."""
-        secret = self.secret or ""
-        return decode_base64(secret) if self.secret_base64 else secret.encode()
+    @cached_property
+    def material(self) -> Any:
+        """The HMAC secret as bytes (UTF-8 of the secret, or its base64 decoded), or the
+        public key object; read once, when the credential is validated."""
+        if self.algorithm.startswith("HS"):
+            secret = self.secret or ""
+            return decode_base64(secret) if self.secret_base64 else secret.encode()
+        return load_public_key(self.algorithm, self.public_key or "")
 
 
 #: iss or kid -> each jwt credential with its consumer (several while a key rotates)
@@ -156,19 +161,13 @@ def consumer_keys(consumers: Consumers, allowed: frozenset[str]) -> KeyIndex:
     by_key = consumers.shared(index_credentials, lambda: index_credentials(consumers))
     for selector, entries in by_key.items():
         keys = tuple(
-            VerificationKey(frozenset({credential.algorithm}), _material(credential), consumer)
+            VerificationKey(frozenset({credential.algorithm}), credential.material, consumer)
             for credential, consumer in entries
             if credential.algorithm in allowed
         )
         if keys:
             index[selector] = keys
     return index
-
-
-def _material(credential: JwtCredential) -> Any:
-    if credential.algorithm.startswith("HS"):
-        return credential.secret_bytes()
-    return load_public_key(credential.algorithm, credential.public_key or "")
 
 
 def parse_jwks(

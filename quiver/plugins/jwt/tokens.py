@@ -18,17 +18,21 @@ class TokenFinder:
     """Takes the token out of a request (removing it there when ``hide_credentials``)."""
 
     def __init__(self, config: JwtConfig) -> None:
-        self.headers = tuple(name.lower().encode() for name in config.header_names)
+        #: each header with whether it needs the Bearer scheme (Authorization does)
+        self.headers = tuple(
+            (header, header == b"authorization")
+            for header in (name.lower().encode() for name in config.header_names)
+        )
         self.cookies = frozenset(name.encode("latin-1") for name in config.cookie_names)
         self.query_names = query_names(config.query_names)
         self.hide = config.hide_credentials
 
     def take(self, request: PluginRequest) -> bytes | None:
-        for header in self.headers:
+        for header, scheme_required in self.headers:
             value = request.get(header)
             if value is None:
                 continue
-            token = _bearer(value, scheme_required=header == b"authorization")
+            token = _bearer(value, scheme_required=scheme_required)
             if token:
                 if self.hide:
                     request.remove_header(header)
