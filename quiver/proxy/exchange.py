@@ -26,7 +26,7 @@ from quiver.proxy.response_head import rewrite_head
 
 if TYPE_CHECKING:
     from quiver.proxy.client import ClientConnection
-    from quiver.proxy.consumers import ConsumerRuntime
+    from quiver.plugins.consumers import ConsumerRuntime
     from quiver.proxy.snapshot import RouteRuntime
     from quiver.proxy.upstream import UpstreamConnection
 
