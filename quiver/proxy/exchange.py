@@ -25,8 +25,8 @@ from quiver.proxy.request import CONSUMER_FIELDS, RequestHead
 from quiver.proxy.response_head import rewrite_head
 
 if TYPE_CHECKING:
-    from quiver.proxy.client import ClientConnection
     from quiver.plugins.consumers import ConsumerRuntime
+    from quiver.proxy.client import ClientConnection
     from quiver.proxy.snapshot import RouteRuntime
     from quiver.proxy.upstream import UpstreamConnection
 
