@@ -13,7 +13,6 @@ a chunked body is decoded for an HTTP/1.0 client.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from quiver.errors import ContentTooLarge, HTTPError, NotFound
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
     from quiver.proxy.client import ClientConnection
     from quiver.proxy.snapshot import RouteRuntime
     from quiver.proxy.upstream import UpstreamConnection
-
-log = logging.getLogger("quiver.exchange")
 
 _BUFFER_LIMIT = 65536
 _LAST_CHUNK = b"0\r\n\r\n"
