@@ -213,7 +213,7 @@ async def probe(
         return None
     except HTTPError as exc:
         # (the node's label starts most reasons: the log line names the node already)
-        reason = exc.internal or exc.detail  # (the log may name the node)
+        reason = exc.internal or exc.detail
         raise ProbeFailed(reason.removeprefix(f"{node.label} ")) from exc
     # the body is read so that the connection can be kept; if that fails, the status
     # is the verdict all the same (and the connection is dropped)
