@@ -28,13 +28,15 @@ from quiver.config.resilience import ActiveHealthCheck
 from quiver.errors import GatewayTimeout, HTTPError, ServiceUnavailable
 from quiver.proxy.health.node import NodeHealth
 from quiver.proxy.outbound import send_to_node
+from quiver.proxy.outbound.wire import header_block
 
 if TYPE_CHECKING:
     from quiver.proxy.upstream import Node
 
 log = logging.getLogger("quiver.health")
 
-USER_AGENT = b"quiver-health-check"
+USER_AGENT = "quiver-health-check"
+_PROBE_FIELDS = header_block("GET", {"User-Agent": USER_AGENT, "Accept": "*/*"}, b"")
 _MAX_BODY = 65536
 
 
@@ -194,10 +196,7 @@ def probe_request(path: str, request_line_tail: bytes) -> bytes:
     (its version and Host field: ``Node.request_line_tail``)."""
     # characters not allowed in a request target are percent-encoded (RFC 3986 section 3.3)
     target = quote(path, safe="/?&=%:@!$'()*+,;~-._").encode("ascii")
-    return (
-        b"GET " + target + request_line_tail + b"User-Agent: " + USER_AGENT + b"\r\n"
-        b"Accept: */*\r\n\r\n"
-    )
+    return b"GET " + target + request_line_tail + _PROBE_FIELDS
 
 
 async def probe(
