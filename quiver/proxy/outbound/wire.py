@@ -32,7 +32,7 @@ def header_block(method: str, headers: Mapping[str, str] | None, body: bytes) ->
     Content-Length comes from the body; fields that frame the message cannot be
     given.  Raises ValueError for a field that would break the head.
     """
-    if not method.isascii() or not TOKEN.match(method):
+    if not TOKEN.match(method):  # (a token is ASCII)
         raise ValueError(f"{method!r} is not an HTTP method")  # (before any node is chosen)
     parts: list[bytes] = []
     agent = False
