@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+# A field name or a method: a token (RFC 9110 §5.6.2).
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+# What no field value may hold: it would end the line, or the head.
+UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
+
 # Identity fields only the gateway states (an authentication plugin does).  What a
 # client sends under any X-Consumer-* name is dropped on arrival.
 CONSUMER_FIELDS = frozenset({b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups"})

@@ -107,9 +107,9 @@ class TlsListener:
 
     def _handed_over(self, task: asyncio.Task[object]) -> None:
         self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if not task.cancelled() and (error := task.exception()) is not None:
             # a failed handshake: the client is gone, there is no one to answer
-            log.debug("TLS handshake failed: %s", task.exception())
+            log.debug("TLS handshake failed: %s", error)
 
 
 class _FirstByte:

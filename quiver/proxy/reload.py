@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from quiver.config.models import Config
 from quiver.config.sources import ConfigSource, restart_only_changes
@@ -21,14 +22,30 @@ from quiver.proxy.server import ProxyServer
 
 log = logging.getLogger("quiver.reload")
 
+_REFUSED = "config reload refused, still serving the previous config:\n%s"
+
 
 def read_config(source: ConfigSource) -> Config | None:
     """The config of ``source``, or None (logged) when it cannot be used."""
     try:
         return source.load()
     except ConfigError as exc:  # (an unreadable file is one too, naming the reason)
-        log.error("config reload refused, still serving the previous config:\n%s", exc)
+        log.error(_REFUSED, exc)
     return None
+
+
+def applied(apply: Callable[[Config], object], config: Config) -> bool:
+    """Whether ``apply(config)``, a compiling of it, went through; when not, the
+    reason is logged and the previous config is served on."""
+    try:
+        apply(config)
+    except ConfigError as exc:  # (what only compiling finds, as a TLS file gone since)
+        log.error(_REFUSED, exc)
+        return False
+    except Exception:
+        log.exception("config reload failed, still serving the previous config")
+        return False
+    return True
 
 
 class Reloader:
@@ -53,13 +70,7 @@ class Reloader:
         if changed:
             names = ", ".join(f"'{name}'" for name in changed)
             log.warning("%s changes take effect on restart only", names)
-        try:
-            self.server.swap(config)
-        except ConfigError as exc:  # (what only compiling finds, as a TLS file gone since)
-            log.error("config reload refused, still serving the previous config:\n%s", exc)
-            return False
-        except Exception:
-            log.exception("config reload failed, still serving the previous config")
+        if not applied(self.server.swap, config):
             return False
         log.info(
             "config reloaded from %s (%d targets, %d routes)",

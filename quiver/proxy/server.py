@@ -107,26 +107,22 @@ class ProxyServer:
         state = self.state
         for spec, sock in sockets:
             host, port = sock.getsockname()[:2]
+            server: asyncio.Server | TlsListener
             if spec.tls:
-                self.servers.append(
-                    TlsListener(
-                        self.loop,
-                        sock,
-                        server_context(spec.tls),
-                        tls_factory=functools.partial(ClientConnection, state, b"https"),
-                        plain_factory=functools.partial(PlainOnTlsPort, state, b"http"),
-                        sweeper=self.sweeper,
-                        first_byte_timeout=lambda: state.snapshot.limits.header_timeout,
-                    )
+                server = TlsListener(
+                    self.loop,
+                    sock,
+                    server_context(spec.tls),
+                    tls_factory=functools.partial(ClientConnection, state, b"https"),
+                    plain_factory=functools.partial(PlainOnTlsPort, state, b"http"),
+                    sweeper=self.sweeper,
+                    first_byte_timeout=lambda: state.snapshot.limits.header_timeout,
                 )
             else:
-                self.servers.append(
-                    await self.loop.create_server(
-                        functools.partial(ClientConnection, state, b"http"),
-                        sock=sock,
-                        backlog=4096,
-                    )
+                server = await self.loop.create_server(
+                    functools.partial(ClientConnection, state, b"http"), sock=sock, backlog=4096
                 )
+            self.servers.append(server)
             self.addresses.append(BoundAddress(host, port, spec.tls is not None))
         return self.addresses
 

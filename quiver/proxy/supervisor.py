@@ -32,10 +32,9 @@ from pathlib import Path
 
 from quiver.config.models import Config, Listen
 from quiver.config.sources import ConfigSource, FileSource
-from quiver.errors import ConfigError
 from quiver.logconfig import tag_worker
 from quiver.plugins.catalog import Catalog
-from quiver.proxy.reload import read_config
+from quiver.proxy.reload import applied, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.snapshot import compile_snapshot
 from quiver.proxy.status import default_run_dir
@@ -181,18 +180,15 @@ class Supervisor:
         """Whether ``config`` compiles (what validation cannot tell, as a CA file gone):
         one the workers would refuse must not become what new workers start with."""
         loop = asyncio.new_event_loop()
-        try:
+
+        def compile_once(config: Config) -> None:
             sweeper = Sweeper(loop, interval=1.0)
             compile_snapshot(config, loop, sweeper, catalog=self.catalog).close()
-        except ConfigError as exc:
-            log.error("config reload refused, still serving the previous config:\n%s", exc)
-            return False
-        except Exception:
-            log.exception("config reload failed, still serving the previous config")
-            return False
+
+        try:
+            return applied(compile_once, config)
         finally:
             loop.close()
-        return True
 
     def _reap_and_replace(self, ready_write: int) -> None:
         while self.children:

@@ -79,9 +79,7 @@ def _wildcard_of(name: str) -> str:
 
 def upstream_context(target: Target) -> ssl.SSLContext:
     """Verifies the node against the system CA store unless the target says otherwise."""
-    context = ssl.create_default_context(cafile=target.tls_ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(["http/1.1"])
+    context = client_context(target.tls_ca_file)
     if not target.tls_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -397,33 +397,45 @@ def test_a_target_whose_breaker_is_open_is_unavailable() -> None:
         assert len(server.requests) == 1
 
 
-def half_open(t: TargetRuntime) -> Any:
-    """The breaker of ``t``'s node, opened by a failure, turned half-open now."""
-    breaker = t.nodes[0].breaker
-    assert breaker.state == "open"
-    breaker.poll(breaker.reopens_at)  # open_for has passed, as far as it knows
-    assert breaker.state == "half_open"
-    return breaker
+def fails_once_then(second: Callable[[Conn], None]) -> Callable[[Conn], None]:
+    """Answers the first request 503, hands the second to ``second`` (which ends its
+    connection), and answers 200 ``ok`` from then on."""
 
-
-def test_a_body_breaking_after_a_counted_success_does_not_reopen_the_breaker() -> None:
     def handler(conn: Conn) -> None:
         while conn.read_request() is not None:
             n = len(conn.server.requests)
             if n == 1:
                 conn.respond(503)
-            elif n == 2:  # a good head, then the body breaks off
-                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 20)
-                conn.close()
+            elif n == 2:
+                second(conn)
                 return
             else:
                 conn.respond(200, b"ok")
 
+    return handler
+
+
+@contextlib.asynccontextmanager
+async def half_open(client: OutboundClient, url: str, probes: int) -> AsyncIterator[Any]:
+    """The breaker of target ``t``'s one node at ``url``, opened by a first request
+    that fails (the node answers it 503), turned half-open now."""
+    settings = {"min_requests": 1, "open_for": 60, "half_open_probes": probes}
+    async with target(client, url, circuit_breaker=settings) as t:
+        await (await client.request("GET", "target://t/")).read()
+        breaker = t.nodes[0].breaker
+        assert breaker.state == "open"
+        breaker.poll(breaker.reopens_at)  # open_for has passed, as far as it knows
+        assert breaker.state == "half_open"
+        yield breaker
+
+
+def test_a_body_breaking_after_a_counted_success_does_not_reopen_the_breaker() -> None:
+    def second(conn: Conn) -> None:  # a good head, then the body breaks off
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 20)
+        conn.close()
+
     async def main(client: OutboundClient) -> None:
-        settings = {"min_requests": 1, "open_for": 60, "half_open_probes": 2}
-        async with target(client, server.url, circuit_breaker=settings) as t:
-            await (await client.request("GET", "target://t/")).read()
-            breaker = half_open(t)
+        async with half_open(client, server.url, probes=2) as breaker:
             response = await client.request("GET", "target://t/")
             assert response.status == 200  # the first trial's success is counted
             with pytest.raises(BadGateway, match="closed mid-response"):
@@ -432,16 +444,13 @@ def test_a_body_breaking_after_a_counted_success_does_not_reopen_the_breaker() -
             await (await client.request("GET", "target://t/")).read()
             assert breaker.state == "closed"  # the second trial succeeds: both did
 
-    with Upstream(handler) as server:
+    with Upstream(fails_once_then(second)) as server:
         run(main)
 
 
 def test_a_request_refused_before_it_is_sent_gives_the_admission_back() -> None:
     async def main(client: OutboundClient) -> None:
-        settings = {"min_requests": 1, "open_for": 60, "half_open_probes": 1}
-        async with target(client, server.url, circuit_breaker=settings) as t:
-            await (await client.request("GET", "target://t/")).read()
-            breaker = half_open(t)
+        async with half_open(client, server.url, probes=1) as breaker:
             with pytest.raises(ValueError, match="line break"):
                 await client.request("GET", "target://t/", headers={"X-A": "1\r\nX-B: 2"})
             for method in ("G\u00cbT", "GET / HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET"):
@@ -460,23 +469,12 @@ def test_a_request_refused_before_it_is_sent_gives_the_admission_back() -> None:
 
 
 def test_a_request_cancelled_before_its_head_gives_the_admission_back() -> None:
-    def handler(conn: Conn) -> None:
-        while conn.read_request() is not None:
-            n = len(conn.server.requests)
-            if n == 1:
-                conn.respond(503)
-            elif n == 2:
-                arrived[0]()
-                silent_until_closed(conn)
-                return
-            else:
-                conn.respond(200, b"ok")
+    def second(conn: Conn) -> None:
+        arrived[0]()
+        silent_until_closed(conn)
 
     async def main(client: OutboundClient) -> None:
-        settings = {"min_requests": 1, "open_for": 60, "half_open_probes": 1}
-        async with target(client, server.url, circuit_breaker=settings) as t:
-            await (await client.request("GET", "target://t/")).read()
-            breaker = half_open(t)
+        async with half_open(client, server.url, probes=1) as breaker:
             loop, event = asyncio.get_running_loop(), asyncio.Event()
             arrived.append(lambda: loop.call_soon_threadsafe(event.set))
             request = asyncio.ensure_future(client.request("GET", "target://t/"))
@@ -489,7 +487,7 @@ def test_a_request_cancelled_before_its_head_gives_the_admission_back() -> None:
             assert breaker.state == "closed"
 
     arrived: list[Callable[[], object]] = []  # tells the test the request is in
-    with Upstream(handler) as server:
+    with Upstream(fails_once_then(second)) as server:
         run(main)
 
 

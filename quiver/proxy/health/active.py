@@ -28,13 +28,15 @@ from quiver.config.resilience import ActiveHealthCheck
 from quiver.errors import GatewayTimeout, HTTPError, ServiceUnavailable
 from quiver.proxy.health.node import NodeHealth
 from quiver.proxy.outbound import send_to_node
+from quiver.proxy.outbound.wire import header_block
 
 if TYPE_CHECKING:
     from quiver.proxy.upstream import Node
 
 log = logging.getLogger("quiver.health")
 
-USER_AGENT = b"quiver-health-check"
+USER_AGENT = "quiver-health-check"
+_PROBE_FIELDS = header_block("GET", {"User-Agent": USER_AGENT, "Accept": "*/*"}, b"")
 _MAX_BODY = 65536
 
 
@@ -194,10 +196,7 @@ def probe_request(path: str, request_line_tail: bytes) -> bytes:
     (its version and Host field: ``Node.request_line_tail``)."""
     # characters not allowed in a request target are percent-encoded (RFC 3986 section 3.3)
     target = quote(path, safe="/?&=%:@!$'()*+,;~-._").encode("ascii")
-    return (
-        b"GET " + target + request_line_tail + b"User-Agent: " + USER_AGENT + b"\r\n"
-        b"Accept: */*\r\n\r\n"
-    )
+    return b"GET " + target + request_line_tail + _PROBE_FIELDS
 
 
 async def probe(
@@ -213,7 +212,7 @@ async def probe(
         return None
     except HTTPError as exc:
         # (the node's label starts most reasons: the log line names the node already)
-        reason = exc.internal or exc.detail  # (the log may name the node)
+        reason = exc.internal or exc.detail
         raise ProbeFailed(reason.removeprefix(f"{node.label} ")) from exc
     # the body is read so that the connection can be kept; if that fails, the status
     # is the verdict all the same (and the connection is dropped)

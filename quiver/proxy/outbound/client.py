@@ -92,7 +92,8 @@ class OutboundClient:
             raise ValueError(f"{url!r} is not an http://, https:// or target:// URL")
         https = scheme == "https"
         default_port = 443 if https else 80
-        key = (scheme, host, port or default_port, ca_file)
+        port = port or default_port
+        key = (scheme, host, port, ca_file)
         node = self.origins.get(key)
         if node is not None:
             self.origins.move_to_end(key)
@@ -104,7 +105,7 @@ class OutboundClient:
                 context = self._contexts[ca_file] = client_context(ca_file)
         node = Node(
             host,
-            port or default_port,
+            port,
             weight=1,
             ssl_context=context,
             server_hostname=host if https else None,

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from quiver.errors import BadGateway, GatewayTimeout, HTTPError, UpstreamResetError
+from quiver.plugins.response import ResponseHead
 from quiver.proxy.outbound.admission import Admission
 from quiver.proxy.outbound.carried import WrittenWhole
 from quiver.proxy.upstream import Node, UpstreamConnection, node_error
@@ -212,11 +213,10 @@ class Response(WrittenWhole):
             return False
         self.status = status
         self.admission.answered(status)
-        lines = raw.decode("latin-1").split("\r\n")
-        for line in lines[1:]:
-            if line:
-                name, _, value = line.partition(":")
-                self.headers.append((name, value.strip(" \t")))
+        self.headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in ResponseHead(raw).fields
+        ]
         if (
             status >= 200
             and status not in (204, 304)

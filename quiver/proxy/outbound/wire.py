@@ -10,11 +10,11 @@ for one node is then only joined (:func:`request_head`), and
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from quiver.errors import HTTPError, ServiceUnavailable, UpstreamResetError
+from quiver.http.fields import TOKEN, UNSAFE_VALUE
 from quiver.proxy.outbound.response import Response
 from quiver.proxy.request import IDEMPOTENT_METHODS
 from quiver.proxy.upstream import Node, NodePool, UpstreamConnection, node_error
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from quiver.proxy.snapshot import TargetRuntime
 
 USER_AGENT = "quiver"
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # a field name (RFC 9110 §5.6.2)
-_UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
 _OWN_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
@@ -34,15 +32,15 @@ def header_block(method: str, headers: Mapping[str, str] | None, body: bytes) ->
     Content-Length comes from the body; fields that frame the message cannot be
     given.  Raises ValueError for a field that would break the head.
     """
-    if not method.isascii() or not _TOKEN.match(method):
+    if not TOKEN.match(method):  # (a token is ASCII)
         raise ValueError(f"{method!r} is not an HTTP method")  # (before any node is chosen)
     parts: list[bytes] = []
     agent = False
     for name, value in (headers or {}).items():
         lower = name.lower()
-        if not _TOKEN.match(name) or lower in _OWN_FIELDS:
+        if not TOKEN.match(name) or lower in _OWN_FIELDS:
             raise ValueError(f"{name!r} cannot be sent as a request field")
-        if _UNSAFE_VALUE.search(value):
+        if UNSAFE_VALUE.search(value):
             raise ValueError(f"the value of {name!r} has a line break or NUL")
         agent = agent or lower == "user-agent"
         parts += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
