@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 from quiver.errors import GatewayTimeout, HTTPError
+from quiver.http.fields import TOKEN, UNSAFE_VALUE
 from quiver.plugins.responder import Response
 from quiver.proxy.flow import FILTERED, NO_BODY, WRAP_CHUNKS
 from quiver.proxy.phases import plugin_fault
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
     from quiver.proxy.snapshot import RouteRuntime
 
 _LAST_CHUNK = b"0\r\n\r\n"
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # a field name (RFC 9110 §5.6.2)
-_UNSAFE_VALUE = re.compile(rb"[\r\n\x00]")
+# the shared rules of quiver.http.fields, for names and values given as bytes
+_TOKEN = re.compile(TOKEN.pattern.encode())
+_UNSAFE_VALUE = re.compile(UNSAFE_VALUE.pattern.encode())
 #: fields the proxy states itself: framing and hop-by-hop (RFC 9110 §7.6.1)
 _PROXY_FIELDS = frozenset(
     {
