@@ -62,18 +62,25 @@ from quiver.config.consumers import CredentialModel
 from quiver.config.models import Limits
 from quiver.plugins.consumers import ConsumerRuntime, Consumers
 from quiver.plugins.outbound import Outbound
+from quiver.plugins.stores import Stores
 
 PHASES = ("access", "response_headers", "response_body", "log")
 
 
 @dataclass(frozen=True)
 class PluginContext:
-    """What a plugin may use when it is built: the config's consumers and limits, and
-    the worker's HTTP client for requests of its own (None where nothing is served)."""
+    """What a plugin may use when it is built: the config's consumers and limits, the
+    worker's HTTP client for requests of its own (None where nothing is served), the
+    worker's stores (counters shared by the node's workers; kept across reloads), and
+    where its config is attached."""
 
     consumers: Consumers
     limits: Limits = field(default_factory=Limits)
     outbound: Outbound | None = None
+    stores: Stores = field(default_factory=Stores)
+    #: where the plugin's config is attached: "global", "target:NAME", "route:NAME"
+    #: or "consumer:NAME" (limits count per scope)
+    scope: str = "global"
 
 
 class PluginConfig(Strict):
@@ -114,12 +121,18 @@ class PluginRequest(Protocol):
     def set_query(self, query: bytes) -> None:
         """Forward this query string (without "?") instead of the client's."""
 
-    def set_consumer(self, consumer: ConsumerRuntime) -> None:
-        """The request comes from ``consumer``: its identity is sent upstream."""
+    def set_consumer(self, consumer: ConsumerRuntime, credential: bytes | None = None) -> None:
+        """The request comes from ``consumer``: its identity is sent upstream.
+        ``credential`` names the credential it presented (never the secret itself:
+        e.g. ``b"key-auth:" + digest``), for limits counted per credential."""
 
     @property
     def consumer(self) -> ConsumerRuntime | None:
         """The consumer an authentication plugin identified, if any."""
+
+    @property
+    def credential(self) -> bytes | None:
+        """What ``set_consumer`` was told of the credential used, if anything."""
 
     @property
     def ctx(self) -> dict[str, Any]:

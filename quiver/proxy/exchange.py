@@ -45,6 +45,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     mode = NO_BODY
     body_limit: int | None = None  # a plugin's body size limit, below the global one
     consumer: ConsumerRuntime | None = None  # who is calling, once a plugin identified it
+    credential: bytes | None = None  # which of its credentials it presented, if said
     held: list[bytes] | None = None  # body chunks kept from the node until plugins are done
     hold_limit: int | None = None  # most bytes held for plugins that read the body whole
     _ctx: dict[str, Any] | None = None
@@ -162,12 +163,13 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         path = self.upstream_path.partition(b"?")[0]
         self.upstream_path = path + b"?" + query if query else path
 
-    def set_consumer(self, consumer: ConsumerRuntime) -> None:
+    def set_consumer(self, consumer: ConsumerRuntime, credential: bytes | None = None) -> None:
         # (X-Consumer-* from the client never reach `forward`: see SPECIAL_REQUEST_HEADERS)
         if self.consumer is not None:
             for name in CONSUMER_FIELDS:
                 self.remove_header(name)
         self.consumer = consumer
+        self.credential = credential
         self.forward.extend(consumer.headers)
         self.headers.extend(consumer.headers)  # (a client's own were dropped on arrival)
         self._fields = None

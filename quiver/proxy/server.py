@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
 from quiver.plugins.catalog import Catalog
+from quiver.plugins.stores import Stores
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
 from quiver.proxy.listener import TlsListener
 from quiver.proxy.outbound import OutboundClient
@@ -77,9 +78,15 @@ class ProxyServer:
     swapped in later."""
 
     def __init__(
-        self, config: Config, loop: asyncio.AbstractEventLoop, catalog: Catalog | None = None
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        catalog: Catalog | None = None,
+        stores: Stores | None = None,
     ) -> None:
         self.loop = loop
+        #: counters and shared state of plugins, kept across reloads
+        self.stores = stores if stores is not None else Stores()
         self.catalog = catalog if catalog is not None else Catalog()
         limits = config.limits
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
@@ -94,6 +101,7 @@ class ProxyServer:
             self.sweeper,
             catalog=self.catalog,
             outbound=self.outbound,
+            stores=self.stores,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
         self.servers: list[asyncio.Server | TlsListener] = []
@@ -140,6 +148,7 @@ class ProxyServer:
             previous=old,
             catalog=self.catalog,
             outbound=self.outbound,
+            stores=self.stores,
         )
         self.state.snapshot = new
         _start_checkers(new.targets.values(), old.targets.values())
@@ -189,6 +198,7 @@ class ProxyServer:
             self._budget_timer.cancel()
         self.state.snapshot.close()
         self.outbound.close()
+        self.stores.close()
 
 
 def _start_checkers(targets: Iterable[TargetRuntime], running: Iterable[TargetRuntime]) -> None:
