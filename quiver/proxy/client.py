@@ -320,7 +320,10 @@ class ClientConnection(asyncio.Protocol):
         exchange.keep_alive = not close
         head_only = exchange.method == b"HEAD"
         rid = exchange.rid or self.server.new_request_id()
-        response = problem_response(error, rid.decode("latin-1"), close=close, head_only=head_only)
+        added = exchange.response_fields
+        response = problem_response(
+            error, rid.decode("latin-1"), close=close, head_only=head_only, added=added
+        )
         if (
             exchange.chain.response_headers
             and not exchange.headers_shaped
@@ -333,7 +336,7 @@ class ClientConnection(asyncio.Protocol):
             except HTTPError as fault:  # the answer is the fault now, unshaped
                 exchange.status = fault.status_code
                 response = problem_response(
-                    fault, rid.decode("latin-1"), close=close, head_only=head_only
+                    fault, rid.decode("latin-1"), close=close, head_only=head_only, added=added
                 )
         self.write(response)
         self.exchange_finished(exchange)

@@ -46,6 +46,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     body_limit: int | None = None  # a plugin's body size limit, below the global one
     consumer: ConsumerRuntime | None = None  # who is calling, once a plugin identified it
     credential: bytes | None = None  # which of its credentials it presented, if said
+    response_fields = b""  # what plugins add to the response, whoever answers it
     held: list[bytes] | None = None  # body chunks kept from the node until plugins are done
     hold_limit: int | None = None  # most bytes held for plugins that read the body whole
     _ctx: dict[str, Any] | None = None
@@ -162,6 +163,9 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         self.query = query
         path = self.upstream_path.partition(b"?")[0]
         self.upstream_path = path + b"?" + query if query else path
+
+    def add_response_field(self, name: bytes, value: bytes) -> None:
+        self.response_fields += b"%s: %s\r\n" % (name, value)
 
     def set_consumer(self, consumer: ConsumerRuntime, credential: bytes | None = None) -> None:
         # (X-Consumer-* from the client never reach `forward`: see SPECIAL_REQUEST_HEADERS)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 Algorithm = Literal["sliding_window", "token_bucket", "fixed_window"]
 ALGORITHMS: tuple[Algorithm, ...] = ("sliding_window", "token_bucket", "fixed_window")
@@ -79,8 +79,7 @@ class Window:
         return start, start + self.seconds
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Where a key stands under one window after a decision."""
 
     limit: int
@@ -88,8 +87,7 @@ class Usage:
     reset: float  # seconds until the whole allowance is available again
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """A store's answer to ``take``: whether the units were taken, and the usage
     under every window (in the order given)."""
 

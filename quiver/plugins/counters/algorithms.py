@@ -7,17 +7,25 @@ A state is three numbers whose meaning depends on the algorithm:
 - ``token_bucket``: (tokens left, time they were counted, unused);
 - ``fixed_window``: (start of the period, its count, unused).
 
-Every store applies these same rules (the Redis store's script is their
-transcription), so a limit means the same whatever store keeps it.
+``step`` brings a state to ``now`` and says whether ``cost`` more units fit; ``add``
+counts them.  Every store applies these same rules (the Redis store's script is
+their transcription), so a limit means the same whatever store keeps it.  They run
+on every request, hence one function call per window with the arithmetic inline.
 """
 
 from __future__ import annotations
 
 import math
 
-from quiver.plugins.counters import Usage, Window
+from quiver.plugins.counters import Window
 
 State = tuple[float, float, float]
+Step = tuple[State, float, int, float]
+"""(the state at ``now``, seconds until ``cost`` fits (0: now; inf: never), units
+left before taking, seconds until the window resets once ``cost`` is taken when it
+fits, as it stands when it does not)."""
+
+_INF = math.inf
 
 
 def fresh(window: Window, now: float) -> State:
@@ -27,33 +35,79 @@ def fresh(window: Window, now: float) -> State:
     return (window.bounds(now)[0], 0.0, 0.0)
 
 
-def advance(window: Window, state: State, now: float) -> State:
-    """``state`` as it stands at ``now``: windows rolled over, tokens refilled."""
-    first, second, _ = state
+def step(window: Window, state: State, now: float, cost: int) -> Step:
+    """``state`` brought to ``now``, and what it allows (see :data:`Step`)."""
     algorithm = window.algorithm
-    if algorithm == "token_bucket":
-        if now <= second:
-            return state
-        rate = window.limit / window.seconds
-        return (min(float(window.capacity), first + (now - second) * rate), now, 0.0)
-    start = window.bounds(now)[0]
-    if start <= first:  # the same window (or the clock stepped back: keep counting)
-        return state
-    if algorithm == "sliding_window" and start - first < window.seconds * 1.5:
-        return (start, 0.0, second)  # the current window became the previous one
-    return (start, 0.0, 0.0)
-
-
-def used(window: Window, state: State, now: float) -> float:
-    """Units counted against the limit at ``now`` (``state`` advanced to ``now``)."""
-    first, second, third = state
-    algorithm = window.algorithm
-    if algorithm == "token_bucket":
-        return window.capacity - first
     if algorithm == "sliding_window":
-        weight = 1.0 - (now - first) / window.seconds
-        return second + third * max(weight, 0.0)
-    return second
+        return _sliding(window, state, now, cost)
+    if algorithm == "token_bucket":
+        return _bucket(window, state, now, cost)
+    return _fixed(window, state, now, cost)
+
+
+def _sliding(window: Window, state: State, now: float, cost: int) -> Step:
+    start, count, previous = state
+    seconds = window.seconds
+    limit = window.limit
+    current = math.floor(now / seconds) * seconds
+    if current > start:  # a later window: this one's count becomes the previous one's
+        if current - start < seconds * 1.5:
+            start, count, previous = current, 0.0, count
+        else:
+            start, count, previous = current, 0.0, 0.0
+    # (a clock that stepped back keeps counting in the window it had reached)
+    weight = 1.0 - (now - start) / seconds
+    used = count + previous * weight if weight > 0.0 else count
+    left = math.floor(limit - used + 1e-9)
+    fits = used + cost <= limit
+    reset = start + seconds - now if used > 0.0 or (fits and cost) else 0.0
+    if fits:
+        wait = 0.0
+    elif cost > limit:
+        wait = _INF
+    elif count + cost <= limit and previous > 0.0:
+        # the previous window's share decays linearly: find when it is small enough
+        wait = start + seconds * (1.0 - (limit - count - cost) / previous) - now
+    elif count > 0.0:
+        # the next window, where this window's count becomes the decaying share
+        wait = start + seconds - now + seconds * (1.0 - (limit - cost) / count)
+    else:
+        wait = start + seconds - now
+    return (start, count, previous), max(wait, 0.0), max(left, 0), max(reset, 0.0)
+
+
+def _bucket(window: Window, state: State, now: float, cost: int) -> Step:
+    tokens, counted, _ = state
+    capacity = window.capacity
+    per_token = window.seconds / window.limit
+    if now > counted:
+        tokens = min(float(capacity), tokens + (now - counted) / per_token)
+        counted = now
+    if cost > capacity:
+        wait = _INF
+    elif tokens >= cost:
+        wait = 0.0
+    else:
+        wait = (cost - tokens) * per_token
+    left = math.floor(tokens + 1e-9)
+    after = tokens - cost if wait == 0.0 else tokens
+    return (tokens, counted, 0.0), wait, max(left, 0), (capacity - after) * per_token
+
+
+def _fixed(window: Window, state: State, now: float, cost: int) -> Step:
+    start, count, _ = state
+    begins, ends = window.bounds(now)
+    if begins > start:
+        start, count = begins, 0.0
+    limit = window.limit
+    if cost > limit:
+        wait = _INF
+    elif count + cost <= limit:
+        wait = 0.0
+    else:
+        wait = max(ends - now, 0.0)
+    reset = max(ends - now, 0.0) if count > 0.0 or (wait == 0.0 and cost) else 0.0
+    return (start, count, 0.0), wait, max(math.floor(limit - count + 1e-9), 0), reset
 
 
 def add(window: Window, state: State, units: float) -> State:
@@ -62,48 +116,6 @@ def add(window: Window, state: State, units: float) -> State:
     if window.algorithm == "token_bucket":
         return (min(first - units, float(window.capacity)), second, third)
     return (first, max(second + units, 0.0), third)
-
-
-def wait_for(window: Window, state: State, now: float, cost: int) -> float:
-    """Seconds from ``now`` until ``cost`` units fit (0 when they fit now; infinite
-    when they never can)."""
-    capacity = window.capacity
-    if cost > capacity:
-        return math.inf
-    first, second, third = state
-    algorithm = window.algorithm
-    if algorithm == "token_bucket":
-        missing = cost - first
-        return max(missing, 0.0) * window.seconds / window.limit
-    if algorithm == "fixed_window":
-        return 0.0 if second + cost <= capacity else max(window.bounds(now)[1] - now, 0.0)
-    limit, seconds = window.limit, window.seconds
-    if used(window, state, now) + cost <= limit:
-        return 0.0
-    if second + cost <= limit and third > 0:
-        # the previous window's share decays linearly: find when it is small enough
-        return max(first + seconds * (1.0 - (limit - second - cost) / third) - now, 0.0)
-    # wait for the next window, where this window's count becomes the decaying share
-    rest = first + seconds - now
-    if second <= 0:
-        return max(rest, 0.0)
-    return max(rest + seconds * (1.0 - (limit - cost) / second), 0.0)
-
-
-def usage(window: Window, state: State, now: float) -> Usage:
-    """Where ``state`` stands under ``window`` at ``now``."""
-    count = used(window, state, now)
-    remaining = max(math.floor(window.capacity - count + 1e-9), 0)
-    first, second, third = state
-    if window.algorithm == "token_bucket":
-        reset = (window.capacity - first) * window.seconds / window.limit
-    elif window.algorithm == "fixed_window":
-        reset = window.bounds(now)[1] - now if second > 0 else 0.0
-    elif second > 0 or third > 0:  # the end of the current window (what clients expect)
-        reset = first + window.seconds - now
-    else:
-        reset = 0.0
-    return Usage(window.limit, remaining, max(reset, 0.0))
 
 
 def expires(window: Window, state: State) -> float:

@@ -12,14 +12,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from quiver.plugins.counters import Verdict, Window
-from quiver.plugins.counters.algorithms import State, add, advance, expires, fresh, usage, wait_for
+from quiver.plugins.counters import Usage, Verdict, Window
+from quiver.plugins.counters.algorithms import State, add, expires, fresh, step
 from quiver.plugins.counters.table import Table, digest
 
 _STATE = struct.Struct("<ddd")
-RECORD_SIZE = Table.value_offset + _STATE.size
+_VALUE = Table.value_offset
+RECORD_SIZE = _VALUE + _STATE.size
 DEFAULT_SLOTS = 1 << 17  # 131,072 keys and windows in 6 MiB
-Record = tuple[int, bytes, State]  # offset in the table, key digest, state
 _DIGESTS = 4096  # digests remembered per worker (keys repeat: consumers, addresses)
 
 
@@ -38,7 +38,9 @@ class LocalCounters:
         self.clock = clock
         self._digests: dict[bytes, bytes] = {}
 
-    def _digest(self, key: bytes) -> bytes:
+    def _digest(self, key: bytes, index: int) -> bytes:
+        if index:
+            key = b"%s\x00%d" % (key, index)
         known = self._digests.get(key)
         if known is None:
             if len(self._digests) >= _DIGESTS:
@@ -46,64 +48,68 @@ class LocalCounters:
             known = self._digests[key] = digest(key)
         return known
 
-    def _records(
-        self, key: bytes, windows: Sequence[Window], now: float
-    ) -> list[tuple[int, bytes, State]]:
-        """Offset, digest and current state of each window's record (lock held)."""
-        table = self.table
-        memory = table.memory
-        start = table.value_offset
-        records = []
-        for index, window in enumerate(windows):
-            key_digest = self._digest(b"%s\x00%d" % (key, index) if index else key)
-            offset, live = table.find(key_digest, now)
-            if live:
-                state = advance(window, _STATE.unpack_from(memory, offset + start), now)
-            else:
-                state = fresh(window, now)
-            records.append((offset, key_digest, state))
-        return records
+    def _read(self, key_digest: bytes, window: Window, now: float) -> tuple[int, State]:
+        """The offset of the key's record for ``window`` and its stored state (a fresh
+        one when it has none)."""
+        offset, live = self.table.find(key_digest, now)
+        if not live:
+            return offset, fresh(window, now)
+        return offset, _STATE.unpack_from(self.table.memory, offset + _VALUE)
 
-    def _store(self, windows: Sequence[Window], records: list[Record]) -> None:
-        table = self.table
-        start = table.value_offset
-        for window, (offset, key_digest, state) in zip(windows, records, strict=True):
-            table.claim(offset, key_digest, expires(window, state))
-            _STATE.pack_into(table.memory, offset + start, *state)
+    def _write(self, offset: int, key_digest: bytes, window: Window, state: State) -> None:
+        self.table.claim(offset, key_digest, expires(window, state))
+        _STATE.pack_into(self.table.memory, offset + _VALUE, *state)
 
     def take(self, key: bytes, windows: Sequence[Window], cost: int = 1) -> Verdict:
         now = self.clock()
-        with self.table.locked():
-            records = self._records(key, windows, now)
-            wait = 0.0
-            for window, (_, _, state) in zip(windows, records, strict=True):
-                wait = max(wait, wait_for(window, state, now, cost))
+        if len(windows) == 1:  # the common case, without the lists
+            window = windows[0]
+            key_digest = self._digest(key, 0)
+            held = self.table.lock()
+            try:
+                offset, state = self._read(key_digest, window, now)
+                state, wait, left, reset = step(window, state, now, cost)
+                if wait == 0.0:
+                    self._write(offset, key_digest, window, add(window, state, cost))
+                    left -= cost
+            finally:
+                self.table.unlock(held)
+            return Verdict(wait == 0.0, (Usage(window.limit, max(left, 0), reset),), wait)
+        digests = [self._digest(key, index) for index in range(len(windows))]
+        held = self.table.lock()
+        try:
+            steps = []
+            for key_digest, window in zip(digests, windows, strict=True):
+                offset, state = self._read(key_digest, window, now)
+                steps.append((offset, *step(window, state, now, cost)))
+            wait = max(taken[2] for taken in steps)
             if wait == 0.0:
-                records = [
-                    (offset, key_digest, add(window, state, cost))
-                    for window, (offset, key_digest, state) in zip(windows, records, strict=True)
-                ]
-                self._store(windows, records)
-        spent = tuple(
-            usage(window, state, now)
-            for window, (_, _, state) in zip(windows, records, strict=True)
+                for key_digest, window, taken in zip(digests, windows, steps, strict=True):
+                    self._write(taken[0], key_digest, window, add(window, taken[1], cost))
+        finally:
+            self.table.unlock(held)
+        taken_now = cost if wait == 0.0 else 0
+        usage = tuple(
+            [
+                Usage(window.limit, max(left - taken_now, 0), reset)
+                for window, (_, _, _, left, reset) in zip(windows, steps, strict=True)
+            ]
         )
-        if wait == 0.0:
-            return Verdict(True, spent)
-        return Verdict(False, spent, wait)
+        return Verdict(wait == 0.0, usage, wait)
 
     def settle(self, key: bytes, windows: Sequence[Window], delta: int) -> None:
         if not delta:
             return
         now = self.clock()
-        with self.table.locked():
-            records = [
-                (offset, key_digest, add(window, state, delta))
-                for window, (offset, key_digest, state) in zip(
-                    windows, self._records(key, windows, now), strict=True
-                )
-            ]
-            self._store(windows, records)
+        held = self.table.lock()
+        try:
+            for index, window in enumerate(windows):
+                key_digest = self._digest(key, index)
+                offset, state = self._read(key_digest, window, now)
+                state = step(window, state, now, 0)[0]
+                self._write(offset, key_digest, window, add(window, state, delta))
+        finally:
+            self.table.unlock(held)
 
     def close(self) -> None:
         self.table.close()

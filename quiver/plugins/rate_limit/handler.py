@@ -8,7 +8,6 @@ from quiver.errors import TooManyRequests
 from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.counters import StoreUnavailable, Verdict, Window
 from quiver.plugins.rate_limit.config import RateLimitConfig
-from quiver.plugins.response import ResponseHead
 from quiver.plugins.traffic.headers import policy_field, policy_name, status_fields
 from quiver.plugins.traffic.keys import KeyMaker
 from quiver.plugins.traffic.store import StoreTrouble, counters_for
@@ -43,8 +42,7 @@ class RateLimit(Plugin[RateLimitConfig]):
         self.counters = counters_for(config, context)
         self.trouble = StoreTrouble(self.name, config.on_store_error)
         self.legacy = config.legacy_headers
-        if not config.headers:
-            self.response_headers = None  # type: ignore[method-assign, assignment]
+        self.headers = config.headers
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
         key = self.key(request)
@@ -78,13 +76,8 @@ class RateLimit(Plugin[RateLimitConfig]):
                 retry_after=verdict.retry_after,
             )
             raise TooManyRequests("rate limit exceeded", headers=fields)
-        if self.response_headers is not None:
-            request.ctx[self.name] = verdict
-
-    def response_headers(self, request: PluginRequest, response: ResponseHead) -> None:
-        verdict = request.ctx.get(self.name)
-        if verdict is not None:
+        if self.headers:
             for name, value in status_fields(
                 self.names, self.policy, verdict.usage, legacy=self.legacy
             ):
-                response.set(name, value)
+                request.add_response_field(name, value)
