@@ -7,9 +7,10 @@ A state is three numbers whose meaning depends on the algorithm:
 - ``token_bucket``: (tokens left, time they were counted, unused);
 - ``fixed_window``: (start of the period, its count, unused).
 
-``step`` brings a state to ``now`` and says whether ``cost`` more units fit; ``add``
-counts them.  Every store applies these same rules (the Redis store's script is
-their transcription), so a limit means the same whatever store keeps it.  They run
+``step`` brings a state to ``now`` and, when ``cost`` more units fit, takes them;
+``add`` counts units without a check (a correction).  Every store applies these
+same rules (the Redis store's script is their transcription), so a limit means the
+same whatever store keeps it.  They run
 on every request, hence one function call per window with the arithmetic inline.
 """
 
@@ -21,9 +22,9 @@ from quiver.plugins.counters import Window
 
 State = tuple[float, float, float]
 Step = tuple[State, float, int, float]
-"""(the state at ``now``, seconds until ``cost`` fits (0: now; inf: never), units
-left before taking, seconds until the window resets once ``cost`` is taken when it
-fits, as it stands when it does not)."""
+"""(the state at ``now`` with ``cost`` taken when it fits, seconds until ``cost``
+fits (0: it did; inf: never), units left, seconds until the window resets), the
+last two after the take when it fits, as things stand when it does not."""
 
 _INF = math.inf
 
@@ -58,10 +59,9 @@ def _sliding(window: Window, state: State, now: float, cost: int) -> Step:
     # (a clock that stepped back keeps counting in the window it had reached)
     weight = 1.0 - (now - start) / seconds
     used = count + previous * weight if weight > 0.0 else count
-    left = math.floor(limit - used + 1e-9)
-    fits = used + cost <= limit
-    reset = start + seconds - now if used > 0.0 or (fits and cost) else 0.0
-    if fits:
+    if used + cost <= limit:
+        count += cost
+        used += cost
         wait = 0.0
     elif cost > limit:
         wait = _INF
@@ -73,7 +73,14 @@ def _sliding(window: Window, state: State, now: float, cost: int) -> Step:
         wait = start + seconds - now + seconds * (1.0 - (limit - cost) / count)
     else:
         wait = start + seconds - now
-    return (start, count, previous), max(wait, 0.0), max(left, 0), max(reset, 0.0)
+    left = math.floor(limit - used + 1e-9)
+    reset = start + seconds - now if used > 0.0 else 0.0
+    return (
+        (start, count, previous),
+        wait if wait > 0.0 else 0.0,
+        left if left > 0 else 0,
+        reset if reset > 0.0 else 0.0,
+    )
 
 
 def _bucket(window: Window, state: State, now: float, cost: int) -> Step:
@@ -86,12 +93,12 @@ def _bucket(window: Window, state: State, now: float, cost: int) -> Step:
     if cost > capacity:
         wait = _INF
     elif tokens >= cost:
+        tokens -= cost
         wait = 0.0
     else:
         wait = (cost - tokens) * per_token
     left = math.floor(tokens + 1e-9)
-    after = tokens - cost if wait == 0.0 else tokens
-    return (tokens, counted, 0.0), wait, max(left, 0), (capacity - after) * per_token
+    return (tokens, counted, 0.0), wait, left if left > 0 else 0, (capacity - tokens) * per_token
 
 
 def _fixed(window: Window, state: State, now: float, cost: int) -> Step:
@@ -100,14 +107,16 @@ def _fixed(window: Window, state: State, now: float, cost: int) -> Step:
     if begins > start:
         start, count = begins, 0.0
     limit = window.limit
-    if cost > limit:
-        wait = _INF
-    elif count + cost <= limit:
+    if count + cost <= limit:
+        count += cost
         wait = 0.0
+    elif cost > limit:
+        wait = _INF
     else:
-        wait = max(ends - now, 0.0)
-    reset = max(ends - now, 0.0) if count > 0.0 or (wait == 0.0 and cost) else 0.0
-    return (start, count, 0.0), wait, max(math.floor(limit - count + 1e-9), 0), reset
+        wait = ends - now if ends > now else 0.0
+    left = math.floor(limit - count + 1e-9)
+    reset = ends - now if count > 0.0 and ends > now else 0.0
+    return (start, count, 0.0), wait, left if left > 0 else 0, reset
 
 
 def add(window: Window, state: State, units: float) -> State:

@@ -16,11 +16,11 @@ from quiver.plugins.counters import Usage, Verdict, Window
 from quiver.plugins.counters.algorithms import State, add, expires, fresh, step
 from quiver.plugins.counters.table import Table, digest
 
-_STATE = struct.Struct("<ddd")
-_VALUE = Table.value_offset
-RECORD_SIZE = _VALUE + _STATE.size
+_RECORD = struct.Struct("<16sdddd")  # key digest, expiry, then the state
+RECORD_SIZE = _RECORD.size
 DEFAULT_SLOTS = 1 << 17  # 131,072 keys and windows in 6 MiB
-_DIGESTS = 4096  # digests remembered per worker (keys repeat: consumers, addresses)
+_REMEMBERED = 4096  # digests and offsets kept per worker (keys repeat: consumers, addresses)
+_new = tuple.__new__
 
 
 class LocalCounters:
@@ -36,47 +36,60 @@ class LocalCounters:
     ) -> None:
         self.table = Table(path, RECORD_SIZE, slots)
         self.clock = clock
+        self.memory = self.table.memory
         self._digests: dict[bytes, bytes] = {}
+        self._offsets: dict[bytes, int] = {}
 
     def _digest(self, key: bytes, index: int) -> bytes:
         if index:
             key = b"%s\x00%d" % (key, index)
         known = self._digests.get(key)
         if known is None:
-            if len(self._digests) >= _DIGESTS:
+            if len(self._digests) >= _REMEMBERED:
                 self._digests.clear()
+                self._offsets.clear()
             known = self._digests[key] = digest(key)
         return known
 
     def _read(self, key_digest: bytes, window: Window, now: float) -> tuple[int, State]:
         """The offset of the key's record for ``window`` and its stored state (a fresh
-        one when it has none)."""
+        one when it has none).  Where a key's record was last seen is remembered,
+        so the common case reads one record instead of probing."""
+        offset = self._offsets.get(key_digest)
+        if offset is not None:
+            found, expiry, first, second, third = _RECORD.unpack_from(self.memory, offset)
+            if found == key_digest:
+                if expiry > now:
+                    return offset, (first, second, third)
+                return offset, fresh(window, now)
         offset, live = self.table.find(key_digest, now)
+        self._offsets[key_digest] = offset
         if not live:
             return offset, fresh(window, now)
-        return offset, _STATE.unpack_from(self.table.memory, offset + _VALUE)
+        return offset, _RECORD.unpack_from(self.memory, offset)[2:]
 
     def _write(self, offset: int, key_digest: bytes, window: Window, state: State) -> None:
-        self.table.claim(offset, key_digest, expires(window, state))
-        _STATE.pack_into(self.table.memory, offset + _VALUE, *state)
+        _RECORD.pack_into(self.memory, offset, key_digest, expires(window, state), *state)
 
     def take(self, key: bytes, windows: Sequence[Window], cost: int = 1) -> Verdict:
         now = self.clock()
+        table = self.table
         if len(windows) == 1:  # the common case, without the lists
             window = windows[0]
             key_digest = self._digest(key, 0)
-            held = self.table.lock()
+            held = table.lock()
             try:
                 offset, state = self._read(key_digest, window, now)
                 state, wait, left, reset = step(window, state, now, cost)
                 if wait == 0.0:
-                    self._write(offset, key_digest, window, add(window, state, cost))
-                    left -= cost
+                    self._write(offset, key_digest, window, state)
             finally:
-                self.table.unlock(held)
-            return Verdict(wait == 0.0, (Usage(window.limit, max(left, 0), reset),), wait)
+                table.unlock(held)
+            # (tuple.__new__ skips the NamedTuples' Python-level __new__: this is hot)
+            usage = _new(Usage, (window.limit, left, reset))
+            return _new(Verdict, (wait == 0.0, (usage,), wait))
         digests = [self._digest(key, index) for index in range(len(windows))]
-        held = self.table.lock()
+        held = table.lock()
         try:
             steps = []
             for key_digest, window in zip(digests, windows, strict=True):
@@ -85,17 +98,15 @@ class LocalCounters:
             wait = max(taken[2] for taken in steps)
             if wait == 0.0:
                 for key_digest, window, taken in zip(digests, windows, steps, strict=True):
-                    self._write(taken[0], key_digest, window, add(window, taken[1], cost))
+                    self._write(taken[0], key_digest, window, taken[1])
         finally:
-            self.table.unlock(held)
-        taken_now = cost if wait == 0.0 else 0
-        usage = tuple(
-            [
-                Usage(window.limit, max(left - taken_now, 0), reset)
-                for window, (_, _, _, left, reset) in zip(windows, steps, strict=True)
-            ]
-        )
-        return Verdict(wait == 0.0, usage, wait)
+            table.unlock(held)
+        spent = []
+        for window, (_, _, fits_in, left, reset) in zip(windows, steps, strict=True):
+            if wait and not fits_in:  # it fitted, but another window refused: not taken
+                left += cost
+            spent.append(Usage(window.limit, left, reset))
+        return Verdict(wait == 0.0, tuple(spent), wait)
 
     def settle(self, key: bytes, windows: Sequence[Window], delta: int) -> None:
         if not delta:

@@ -8,7 +8,7 @@ from quiver.errors import TooManyRequests
 from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.counters import StoreUnavailable, Verdict, Window
 from quiver.plugins.rate_limit.config import RateLimitConfig
-from quiver.plugins.traffic.headers import policy_field, policy_name, status_fields
+from quiver.plugins.traffic.headers import Reporter, policy_name
 from quiver.plugins.traffic.keys import KeyMaker
 from quiver.plugins.traffic.store import StoreTrouble, counters_for
 
@@ -24,7 +24,8 @@ class RateLimit(Plugin[RateLimitConfig]):
     a refused one is counted under none. Responses carry the RateLimit-Policy and
     RateLimit fields of draft-ietf-httpapi-ratelimit-headers, refusals included. The
     limit applies where it is attached: on a route, to that route's requests; on a
-    target, to each of its routes; globally, to all requests together."""
+    target, to the requests of all its routes together; globally, to all requests
+    together; on a consumer, to that consumer's requests wherever they go."""
 
     name = "rate-limit"
     priority = 910
@@ -36,12 +37,11 @@ class RateLimit(Plugin[RateLimitConfig]):
             Window(spec.limit, spec.window, config.algorithm, spec.burst or 0)
             for spec in config.specs()
         )
-        self.names = tuple(policy_name(window) for window in self.windows)
-        self.policy = policy_field(self.names, self.windows)
+        names = [policy_name(window) for window in self.windows]
+        self.reporter = Reporter(names, self.windows, legacy=config.legacy_headers)
         self.key = KeyMaker(f"rl|{context.scope}", config.by, config.trusted_proxies)
         self.counters = counters_for(config, context)
         self.trouble = StoreTrouble(self.name, config.on_store_error)
-        self.legacy = config.legacy_headers
         self.headers = config.headers
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
@@ -68,16 +68,7 @@ class RateLimit(Plugin[RateLimitConfig]):
 
     def _apply(self, request: PluginRequest, verdict: Verdict) -> None:
         if not verdict.allowed:
-            fields = status_fields(
-                self.names,
-                self.policy,
-                verdict.usage,
-                legacy=self.legacy,
-                retry_after=verdict.retry_after,
-            )
+            fields = self.reporter.fields(verdict.usage, verdict.retry_after)
             raise TooManyRequests("rate limit exceeded", headers=fields)
         if self.headers:
-            for name, value in status_fields(
-                self.names, self.policy, verdict.usage, legacy=self.legacy
-            ):
-                request.add_response_field(name, value)
+            self.reporter.add_to(request, verdict.usage)
