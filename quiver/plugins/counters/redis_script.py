@@ -111,13 +111,9 @@ for i = 1, n do
     else
       expiry = a + (finish - start)
     end
-    local ttl = math.ceil((expiry - now) * 1000)
-    if ttl > 0 then
-      local record = struct.pack('<dddd', a, b, c, expiry)
-      redis.call('SET', KEYS[i], record, 'PX', ttl + EXPIRY_MARGIN_MS)
-    else
-      redis.call('DEL', KEYS[i])
-    end
+    -- kept even when already worth nothing: a node whose clock lags still reads it
+    local ttl = math.max(math.ceil((expiry - now) * 1000), 0) + EXPIRY_MARGIN_MS
+    redis.call('SET', KEYS[i], struct.pack('<dddd', a, b, c, expiry), 'PX', ttl)
   end
   reply[i + 1] = struct.pack('<ddd', a, b, c)
 end
