@@ -20,11 +20,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from quiver.plugins.counters.redis_url import masked
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def redis_url() -> str:
@@ -118,7 +121,7 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with redis.Redis(port=self.port, socket_timeout=1) as client:
+                with self.client() as client:
                     client.ping()
                 return self
             except redis.RedisError as exc:
@@ -128,7 +131,10 @@ class RedisServer:
                 time.sleep(0.02)
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        """A client of this server (with its password), that never retries."""
+        args = self.args
+        password = args[args.index("--requirepass") + 1] if "--requirepass" in args else None
+        return redis.Redis(port=self.port, password=password, socket_timeout=5, retry=NO_RETRY)
 
     def stop(self) -> None:
         if self.proc is not None:

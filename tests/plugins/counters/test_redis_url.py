@@ -142,7 +142,8 @@ def test_each_form_gets_its_client_with_timeouts_and_no_retries(
     url: str, cls: type, connection_class: type | None
 ) -> None:
     client, others = connect(parse(url), 0.25)
-    assert isinstance(client, cls)
+    kind = type(client)
+    assert kind is cls
     if isinstance(client, RedisCluster):
         seeds = list(client.nodes_manager.startup_nodes.values())
         kwargs = seeds[0].connection_kwargs
