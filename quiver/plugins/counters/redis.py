@@ -32,6 +32,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from redis.exceptions import NoScriptError, ResponseError
+
 from quiver.plugins.counters import StoreUnavailable, Verdict, Window
 from quiver.plugins.counters.algorithms import usage
 from quiver.plugins.counters.redis_script import SCRIPT, SETTLE, TAKE, decode, window_args
@@ -154,10 +156,8 @@ class RedisCounters:
     async def _run(self, batch: list[Command], deadline: float) -> None:
         loop = asyncio.get_running_loop()
         try:
-            left = deadline - loop.time()
-            if left <= 0:
-                raise TimeoutError()
-            replies = await asyncio.wait_for(self._execute(batch), left)
+            async with asyncio.timeout_at(deadline):
+                replies = await self._execute(batch)
         except Exception as exc:  # whatever redis-py raises: the store is unavailable
             self._failed(exc)
             for _, _, future in batch:
@@ -185,23 +185,28 @@ class RedisCounters:
         """The replies to ``batch`` (an exception for a call that failed alone): EVALSHA
         for each, then EVAL for those the Redis did not know the script for (it
         restarted, or failed over to a replica that never ran it)."""
-        from redis.exceptions import NoScriptError
-
         if self._client is None:
             self._client, self._others = connect(self.address, self.timeout)
-        client = self._client
-        pipe = client.pipeline(transaction=False)
-        for keys, args, _ in batch:
-            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        replies = await self._send("EVALSHA", self.sha, batch)
         unknown = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if unknown:
-            pipe = client.pipeline(transaction=False)
-            for index in unknown:
-                keys, args, _ = batch[index]
-                pipe.execute_command("EVAL", SCRIPT, len(keys), *keys, *args)
-            for index, reply in zip(unknown, await pipe.execute(raise_on_error=False), strict=True):
+            again = await self._send("EVAL", SCRIPT, [batch[index] for index in unknown])
+            for index, reply in zip(unknown, again, strict=True):
                 replies[index] = reply
+        return replies
+
+    async def _send(self, command: str, script: str, batch: list[Command]) -> list[Any]:
+        client = self._client
+        if len(batch) == 1:  # no pipeline to build for a lone call
+            keys, args, _ = batch[0]
+            try:
+                return [await client.execute_command(command, script, len(keys), *keys, *args)]
+            except ResponseError as exc:
+                return [exc]
+        pipe = client.pipeline(transaction=False)
+        for keys, args, _ in batch:
+            pipe.execute_command(command, script, len(keys), *keys, *args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 
     def _failed(self, exc: BaseException) -> None:
