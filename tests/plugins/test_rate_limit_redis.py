@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from quiver.errors import ConfigError
+from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, Response, RunningProxy
 from tests.support.redis_nodes import (
@@ -114,3 +116,31 @@ def test_a_stopped_redis_applies_on_store_error_and_a_restarted_one_the_limit(
     assert "counter store unavailable" in logged and "answers again" in logged
     assert f"redis://:***@127.0.0.1:{server.port}/0" in logged
     assert "hunter2" not in logged
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://u:hunter2@cache:port/0", "redis://u:***@cache:port/0: port must be a number"),
+        ("redis+sentinel://:hunter2@s1:26379", "names the service"),
+        ("redis://cache?timeout=1", "unknown option 'timeout'"),
+    ],
+)
+def test_a_malformed_redis_url_is_a_config_error_without_the_password(
+    url: str, message: str
+) -> None:
+    text = f"""
+targets: [{{name: b, url: "http://127.0.0.1:9"}}]
+routes:
+  - name: r
+    paths: ["/"]
+    target: b
+    plugins:
+      rate-limit: {{limit: 5, window: 60, store: redis, redis: {{url: "{url}"}}}}
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "quiver.yaml")
+    [issue] = caught.value.issues
+    assert issue.location == "routes[0].plugins.rate-limit.redis"
+    assert message in issue.message
+    assert "hunter2" not in str(caught.value)
