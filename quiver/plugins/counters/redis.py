@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -44,6 +45,33 @@ MAX_BATCHES = 4  # pipelines in flight at once, each on its own connection
 _DIGESTS = 4096  # key digests remembered per worker (keys repeat: consumers, addresses)
 
 Command = tuple[list[bytes], list[Any], "asyncio.Future[list[bytes]]"]
+
+
+class Backoff:
+    """Fails calls fast for ``seconds`` after a failure, then lets them try again."""
+
+    __slots__ = ("monotonic", "reason", "seconds", "until")
+
+    def __init__(self, seconds: float, monotonic: Callable[[], float]) -> None:
+        self.seconds = seconds
+        self.monotonic = monotonic
+        self.until = 0.0
+        self.reason = ""
+
+    def check(self) -> None:
+        """Raises :class:`StoreUnavailable` while backing off."""
+        if self.until and self.monotonic() < self.until:
+            raise StoreUnavailable(self.reason)
+
+    def failed(self, reason: str) -> None:
+        self.until = self.monotonic() + self.seconds
+        self.reason = f"{reason} (retrying in {self.seconds:g} s)"
+
+    def answered(self) -> None:
+        self.until = 0.0
+
+    def close(self, reason: str) -> None:
+        self.until, self.reason = math.inf, reason
 
 
 class RedisCounters:
@@ -65,8 +93,7 @@ class RedisCounters:
         self.timeout = timeout
         self.prefix = prefix.encode()
         self.clock = clock
-        self.monotonic = monotonic
-        self.backoff = backoff
+        self.backoff = Backoff(backoff, monotonic)
         self.sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
         self._secrets = [
             secret
@@ -80,9 +107,8 @@ class RedisCounters:
         self._pending_since = 0.0
         self._scheduled = False
         self._in_flight = 0
+        self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._down_until = 0.0
-        self._down_reason = ""
 
     def keys(self, key: bytes, count: int) -> list[bytes]:
         """The Redis keys of ``key``'s ``count`` windows."""
@@ -97,7 +123,7 @@ class RedisCounters:
     def take(self, key: bytes, windows: Sequence[Window], cost: int = 1) -> Awaitable[Verdict]:
         """Raises :class:`StoreUnavailable` at once while backing off after a failure;
         otherwise the awaitable does when Redis fails or is too slow."""
-        self._check()
+        self.backoff.check()
         now = self.clock()
         args = [now, cost, TAKE, *window_args(windows, now)]
         return self._verdict(windows, now, self._submit(self.keys(key, len(windows)), args))
@@ -119,14 +145,10 @@ class RedisCounters:
         return self._settle(key, windows, delta)
 
     async def _settle(self, key: bytes, windows: Sequence[Window], delta: int) -> None:
-        self._check()
+        self.backoff.check()
         now = self.clock()
         args = [now, delta, SETTLE, *window_args(windows, now)]
         await self._submit(self.keys(key, len(windows)), args)
-
-    def _check(self) -> None:
-        if self._down_until and self.monotonic() < self._down_until:
-            raise StoreUnavailable(self._down_reason)
 
     def _submit(self, keys: list[bytes], args: list[Any]) -> asyncio.Future[list[bytes]]:
         loop = asyncio.get_running_loop()
@@ -143,6 +165,11 @@ class RedisCounters:
         """Send what is pending as one pipeline, unless enough are on the wire: then
         it waits for one of them and goes with whatever has joined it meanwhile."""
         self._scheduled = False
+        if self._closed:
+            for _, _, future in self._pending:
+                if not future.done():
+                    future.set_exception(StoreUnavailable(f"redis at {self.url}: closed"))
+            self._pending = []
         if not self._pending or self._in_flight >= MAX_BATCHES:
             return
         batch, self._pending = self._pending, []
@@ -159,12 +186,12 @@ class RedisCounters:
             async with asyncio.timeout_at(deadline):
                 replies = await self._execute(batch)
         except Exception as exc:  # whatever redis-py raises: the store is unavailable
-            self._failed(exc)
+            self.backoff.failed(self._describe(exc))
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(StoreUnavailable(self._describe(exc)))
         else:
-            self._down_until = 0.0
+            self.backoff.answered()
             for (_, _, future), reply in zip(batch, replies, strict=True):
                 if future.done():
                     continue  # its caller is gone
@@ -209,10 +236,6 @@ class RedisCounters:
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 
-    def _failed(self, exc: BaseException) -> None:
-        self._down_until = self.monotonic() + self.backoff
-        self._down_reason = f"{self._describe(exc)} (retrying in {self.backoff:g} s)"
-
     def _describe(self, exc: BaseException) -> str:
         """What went wrong, for a log line: never with a password in it."""
         detail = str(exc)
@@ -225,6 +248,8 @@ class RedisCounters:
 
     async def aclose(self) -> None:
         """Stop what is in flight and close the connections."""
+        self._closed = True
+        self.backoff.close(f"redis at {self.url}: closed")
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -189,3 +189,21 @@ def test_errors_never_show_the_password(tmp_path: Path) -> None:
     assert "AuthenticationError" in messages[0]
     assert all(f"redis://:***@127.0.0.1:{server.port}/0" in text for text in messages), messages
     assert not any("hunter2" in text for text in messages), messages
+
+
+def test_closing_fails_what_is_pending_and_what_comes_after(
+    redis_prefix: tuple[str, str],
+) -> None:
+    url, prefix = redis_prefix
+
+    async def run() -> None:
+        store = RedisCounters(url, timeout=2.0, prefix=prefix)
+        assert (await store.take(KEY, (Window(5, 1),))).allowed
+        pending = [store.take(KEY, (Window(5, 1),)) for _ in range(3)]
+        await store.aclose()
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        assert all(isinstance(result, StoreUnavailable) for result in results), results
+        with pytest.raises(StoreUnavailable, match="closed"):
+            store.take(KEY, (Window(5, 1),))
+
+    asyncio.run(run())
