@@ -4,6 +4,7 @@ proxy sharing the Redis, and ``on_store_error`` when the Redis stops and restart
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,3 +145,28 @@ routes:
     assert issue.location == "routes[0].plugins.rate-limit.redis"
     assert message in issue.message
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_frozen_redis_costs_each_request_at_most_the_timeout(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    require_redis_server()
+    server = RedisServer(tmp_path / "redis").start()
+    assert server.proc is not None
+    try:
+        with RunningProxy(config_text(upstream, server.url, "rl:", limit=1000)) as proxy:
+            assert get(proxy, "/deny").status == 200
+            server.proc.send_signal(signal.SIGSTOP)  # accepts bytes, answers nothing
+            try:
+                statuses = set()
+                for _ in range(10):
+                    started = time.monotonic()
+                    statuses.add(get(proxy, "/deny").status)
+                    statuses.add(get(proxy, "/allow").status)
+                    assert time.monotonic() - started < 2 * TIMEOUT + 0.5
+                assert statuses == {503, 200}
+            finally:
+                server.proc.send_signal(signal.SIGCONT)
+            wait_until(lambda: get(proxy, "/deny").status == 200)
+    finally:
+        server.stop()
