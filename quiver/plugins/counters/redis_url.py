@@ -64,21 +64,22 @@ class RedisAddress:
 
 
 def masked(url: str) -> str:
-    """``url`` with its password (and any password option) replaced by ``***``."""
+    """``url`` with its password (and any password option) replaced by ``***``, even
+    when the URL is malformed (a ``/`` or ``@`` left unencoded in the password)."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
     rest, qmark, query = rest.partition("?")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.partition(":")[0] + ":" + MASK
+    at = rest.rfind("@")
+    userinfo = rest[:at] if at >= 0 else ""
+    if ":" in userinfo:
+        rest = userinfo.partition(":")[0] + ":" + MASK + rest[at:]
     if query:
         query = "&".join(
             f"{name}={MASK}" if "password" in name else f"{name}{eq}{value}"
             for name, eq, value in (item.partition("=") for item in query.split("&"))
         )
-    return f"{scheme}://{userinfo}{at}{hosts}{slash}{path}{qmark}{query}"
+    return f"{scheme}://{rest}{qmark}{query}"
 
 
 def parse(url: str) -> RedisAddress:
@@ -102,8 +103,12 @@ def _parse(url: str) -> RedisAddress:
             raise ValueError(
                 f"unknown option {name!r}" + (f"; known: {', '.join(allowed)}" if allowed else "")
             )
-    netloc, _, path = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
+    if kind == "unix":  # the path may hold an "@"; credentials come before the first "/"
+        netloc, _, path = rest.partition("/")
+        userinfo, at, hosts = netloc.rpartition("@")
+    else:  # hosts and paths never hold an "@": a password may (unencoded "/" too)
+        userinfo, at, rest = rest.rpartition("@")
+        hosts, _, path = rest.partition("/")
     username = password = None
     if at:
         user, colon, secret = userinfo.partition(":")

@@ -31,6 +31,11 @@ SECRET = "s3cr%40t"  # percent-encoded "s3cr@t"
             f"redis://:{SECRET}@cache",
             RedisAddress("server", nodes=(("cache", 6379),), password="s3cr@t"),
         ),
+        (  # left unencoded
+            "redis://:pa/ss@w@rd@cache/2",
+            RedisAddress("server", nodes=(("cache", 6379),), db=2, password="pa/ss@w@rd"),
+        ),
+        ("unix:///run/a@b.sock", RedisAddress("unix", path="/run/a@b.sock")),
         (
             "rediss://cache:6380?ssl_cert_reqs=none",
             RedisAddress(
@@ -117,6 +122,8 @@ def test_refusals_never_show_the_password() -> None:
         ("redis://:hunter2@cache", "redis://:***@cache"),
         ("redis://user@cache", "redis://user@cache"),
         ("redis://u:p@ss@cache", "redis://u:***@cache"),
+        ("redis://:pa/ss@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("unix:///run/a@b.sock", "unix:///run/a@b.sock"),
         ("unix://:hunter2@/run/r.sock?db=1", "unix://:***@/run/r.sock?db=1"),
         (
             "redis+sentinel://:pw@s1/m?sentinel_password=hunter2",
