@@ -13,9 +13,10 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from quiver.plugins.counters import StoreUnavailable, Verdict, Window
+from quiver.plugins.counters import StoreUnavailable, Verdict, Window, resolved
 from quiver.plugins.counters.redis import RedisCounters
 from quiver.plugins.counters.redis_script import EXPIRY_MARGIN_MS
+from quiver.plugins.stores import Stores
 from tests.support.redis_nodes import RedisServer, require_redis_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -205,5 +206,23 @@ def test_closing_fails_what_is_pending_and_what_comes_after(
         assert all(isinstance(result, StoreUnavailable) for result in results), results
         with pytest.raises(StoreUnavailable, match="closed"):
             store.take(KEY, (Window(5, 1),))
+
+    asyncio.run(run())
+
+
+def test_a_workers_stores_share_and_close_their_redis_clients(
+    redis_prefix: tuple[str, str],
+) -> None:
+    url, prefix = redis_prefix
+
+    async def run() -> None:
+        stores = Stores()
+        counters = stores.redis_counters(url, timeout=1.0, prefix=prefix)
+        assert stores.redis_counters(url, timeout=1.0, prefix=prefix) is counters
+        assert stores.redis_counters(url, timeout=1.0, prefix=prefix + "x") is not counters
+        assert (await resolved(counters.take(KEY, (Window(5, 1),)))).allowed
+        await stores.aclose()
+        with pytest.raises(StoreUnavailable, match="closed"):
+            counters.take(KEY, (Window(5, 1),))
 
     asyncio.run(run())
