@@ -21,10 +21,14 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quiver.plugins.counters import Counters
 from quiver.plugins.counters.inflight import InFlight
 from quiver.plugins.counters.local import LocalCounters
+
+if TYPE_CHECKING:
+    from quiver.plugins.counters.redis import RedisCounters
 
 COUNTERS_FILE = "counters.table"  # rate limits: the node's workers share it
 QUOTAS_FILE = "quotas.table"  # kept across restarts, apart so that busy limits never evict it
@@ -55,7 +59,7 @@ class Stores:
         self._counters: LocalCounters | None = None
         self._quotas: LocalCounters | None = None
         self._in_flight: InFlight | None = None
-        self._redis: dict[tuple[str, float, str], Counters] = {}
+        self._redis: dict[tuple[str, float, str], RedisCounters] = {}
 
     def _path(self, name: str) -> Path | None:
         return self.run_dir / name if self.run_dir is not None else None
@@ -99,6 +103,12 @@ class Stores:
         if self._in_flight is not None:
             self._in_flight.close()
         self._counters = self._quotas = self._in_flight = None
+
+    async def aclose(self) -> None:
+        """Close the connections to shared stores (the worker is stopping)."""
+        redis, self._redis = list(self._redis.values()), {}
+        for counters in redis:
+            await counters.aclose()
 
 
 def remove_in_flight_tables(run_dir: Path, ended: int | None = None) -> None:

@@ -199,6 +199,7 @@ class ProxyServer:
         self.state.snapshot.close()
         self.outbound.close()
         self.stores.close()
+        await self.stores.aclose()
 
 
 def _start_checkers(targets: Iterable[TargetRuntime], running: Iterable[TargetRuntime]) -> None:

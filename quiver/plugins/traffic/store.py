@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from quiver.config.base import Duration, Strict
 from quiver.errors import LimitUnavailable
 from quiver.plugins.base import PluginConfig, PluginContext
-from quiver.plugins.counters import Counters
+from quiver.plugins.counters import Counters, redis_url
 
 log = logging.getLogger("quiver.plugins.traffic")
 
@@ -55,6 +55,7 @@ class RedisSettings(Strict):
         if not self.url.startswith(_REDIS_SCHEMES):
             schemes = ", ".join(scheme.removesuffix("//") for scheme in _REDIS_SCHEMES)
             raise ValueError(f"url must start with one of {schemes}")
+        redis_url.parse(self.url)  # the message shows the URL without its password
         return self
 
 
