@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from quiver.plugins.counters import Window
+from quiver.plugins.counters import Usage, Window
 
 State = tuple[float, float, float]
 Step = tuple[State, float, int, float]
@@ -86,9 +86,9 @@ def _sliding(window: Window, state: State, now: float, cost: int) -> Step:
 def _bucket(window: Window, state: State, now: float, cost: int) -> Step:
     tokens, counted, _ = state
     capacity = window.capacity
-    per_token = window.seconds / window.limit
+    seconds, limit = window.seconds, window.limit
     if now > counted:
-        tokens = min(float(capacity), tokens + (now - counted) / per_token)
+        tokens = min(float(capacity), tokens + (now - counted) * (limit / seconds))
         counted = now
     if cost > capacity:
         wait = _INF
@@ -96,9 +96,14 @@ def _bucket(window: Window, state: State, now: float, cost: int) -> Step:
         tokens -= cost
         wait = 0.0
     else:
-        wait = (cost - tokens) * per_token
+        wait = (cost - tokens) * seconds / limit
     left = math.floor(tokens + 1e-9)
-    return (tokens, counted, 0.0), wait, left if left > 0 else 0, (capacity - tokens) * per_token
+    return (
+        (tokens, counted, 0.0),
+        wait,
+        left if left > 0 else 0,
+        (capacity - tokens) * seconds / limit,
+    )
 
 
 def _fixed(window: Window, state: State, now: float, cost: int) -> Step:
@@ -117,6 +122,12 @@ def _fixed(window: Window, state: State, now: float, cost: int) -> Step:
     left = math.floor(limit - count + 1e-9)
     reset = ends - now if count > 0.0 and ends > now else 0.0
     return (start, count, 0.0), wait, left if left > 0 else 0, reset
+
+
+def usage(window: Window, state: State, now: float) -> Usage:
+    """Where ``state`` stands under ``window`` at ``now``, taking nothing."""
+    _, _, left, reset = step(window, state, now, 0)
+    return Usage(window.limit, left, reset)
 
 
 def add(window: Window, state: State, units: float) -> State:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from quiver.plugins.counters import Usage, Verdict, Window
-from quiver.plugins.counters.algorithms import State, add, expires, fresh, step
+from quiver.plugins.counters.algorithms import State, add, expires, fresh, step, usage
 from quiver.plugins.counters.table import Table, digest
 
 _RECORD = struct.Struct("<16sdddd")  # key digest, expiry, then the state
@@ -86,27 +86,42 @@ class LocalCounters:
             finally:
                 table.unlock(held)
             # (tuple.__new__ skips the NamedTuples' Python-level __new__: this is hot)
-            usage = _new(Usage, (window.limit, left, reset))
-            return _new(Verdict, (wait == 0.0, (usage,), wait))
+            where = _new(Usage, (window.limit, left, reset))
+            return _new(Verdict, (wait == 0.0, (where,), wait))
         digests = [self._digest(key, index) for index in range(len(windows))]
         held = table.lock()
         try:
-            steps = []
-            for key_digest, window in zip(digests, windows, strict=True):
-                offset, state = self._read(key_digest, window, now)
-                steps.append((offset, *step(window, state, now, cost)))
-            wait = max(taken[2] for taken in steps)
+            read = [
+                self._read(key_digest, window, now)
+                for key_digest, window in zip(digests, windows, strict=True)
+            ]
+            steps = [
+                step(window, state, now, cost)
+                for window, (_, state) in zip(windows, read, strict=True)
+            ]
+            wait = max(taken[1] for taken in steps)
             if wait == 0.0:
-                for key_digest, window, taken in zip(digests, windows, steps, strict=True):
-                    self._write(taken[0], key_digest, window, taken[1])
+                for key_digest, window, (offset, _), taken in zip(
+                    digests, windows, read, steps, strict=True
+                ):
+                    self._write(offset, key_digest, window, taken[0])
         finally:
             table.unlock(held)
-        spent = []
-        for window, (_, _, fits_in, left, reset) in zip(windows, steps, strict=True):
-            if wait and not fits_in:  # it fitted, but another window refused: not taken
-                left += cost
-            spent.append(Usage(window.limit, left, reset))
-        return Verdict(wait == 0.0, tuple(spent), wait)
+        if wait == 0.0:
+            spent = tuple(
+                [
+                    Usage(window.limit, taken[2], taken[3])
+                    for window, taken in zip(windows, steps, strict=True)
+                ]
+            )
+        else:  # nothing was taken: where each window stands as it is
+            spent = tuple(
+                [
+                    usage(window, state, now)
+                    for window, (_, state) in zip(windows, read, strict=True)
+                ]
+            )
+        return Verdict(wait == 0.0, spent, wait)
 
     def settle(self, key: bytes, windows: Sequence[Window], delta: int) -> None:
         if not delta:
