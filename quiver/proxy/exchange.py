@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 _BUFFER_LIMIT = 65536
 _LAST_CHUNK = b"0\r\n\r\n"
 _JOIN_BELOW = 16384  # smaller writes are joined into one buffer, larger go as a vector
+CLIENT_CLOSED = 499  # the status logged for a request whose client left before its answer
 
 
 class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
@@ -298,8 +299,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         """The response is out: the connection goes on with the next request."""
         self.finished = True
         self.client.exchange_finished(self)
-        if self.chain.log:
-            self.client.server.loop.call_soon(self._run_log)
+        self._log_later()
 
     def on_response_body(self, chunk: bytes) -> None:
         """A decoded body chunk (only parsers set up to decode call this: for HTTP/1.0
@@ -345,7 +345,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         self.finished = True  # (what _finish does, spelled out on the busiest path)
         self.client.exchange_finished(self)
         if self.chain.log:
-            self.client.server.loop.call_soon(self._run_log)
+            self._log_later()
 
     # -- upgrade tunnels --------------------------------------------------------------
 
@@ -355,6 +355,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         self.finished = True
         self.flush()
         self.client.start_tunnel(upstream, early)
+        self._log_later()  # the exchange ends here (status 101); the tunnel is not one
 
     def on_tunnel_closed(self) -> None:
         self.client.close()
@@ -374,5 +375,14 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
             self.client.abort()
         else:
             self.client.respond_error(self, error)
-        if self.chain.log:
-            self.client.server.loop.call_soon(self._run_log)
+        self._log_later()
+
+    def abandon(self) -> None:
+        """The client went away before the exchange ended: stop it where it is.  Its
+        log phases still run, with status 499 when no response had begun (nginx's
+        code for a request the client closed)."""
+        self.finished = True
+        self.cancel_upstream()
+        if not self.response_started:
+            self.status = CLIENT_CLOSED
+        self._log_later()

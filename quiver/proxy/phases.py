@@ -52,6 +52,8 @@ class PhaseRunner:
     body: bytes | None = None  # the whole body, once read for plugins or an in-process target
     #: response_headers phases have run for this request (they never run twice)
     headers_shaped = False
+    #: the log phases are scheduled (they run once per exchange, however it ended)
+    logged = False
 
     if TYPE_CHECKING:
         client: ClientConnection
@@ -187,6 +189,13 @@ class PhaseRunner:
             else:
                 self.out.append(chunk)
         return True
+
+    def _log_later(self) -> None:
+        """Schedule the log phases, once: every exchange whose plugins began gets one
+        run, whether it was answered, refused, cut off, upgraded or abandoned."""
+        if not self.logged and self.chain.log:
+            self.logged = True
+            self.client.server.loop.call_soon(self._run_log)
 
     def _run_log(self) -> None:
         """The log phases, once the exchange is over (off the hot path)."""
