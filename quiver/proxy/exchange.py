@@ -63,7 +63,10 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
 
     def start(self) -> None:
         """Route the request and send it on its way; raises HTTPError to refuse it."""
-        snapshot = self.client.server.snapshot
+        state = self.client.server
+        if state.ended:  # what ended before this request is logged before it starts
+            state.log_ended()
+        snapshot = state.snapshot
         path, match = snapshot.resolve(self)
         if match is None:
             method = self.method.decode("latin-1")

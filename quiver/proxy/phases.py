@@ -195,9 +195,12 @@ class PhaseRunner:
         run, whether it was answered, refused, cut off, upgraded or abandoned."""
         if not self.logged and self.chain.log:
             self.logged = True
-            self.client.server.loop.call_soon(self._run_log)
+            state = self.client.server
+            if not state.ended:
+                state.loop.call_soon(state.log_ended)
+            state.ended.append(self)
 
-    def _run_log(self) -> None:
+    def run_log(self) -> None:
         """The log phases, once the exchange is over (off the hot path)."""
         for phase in self.chain.log:
             try:

@@ -39,7 +39,7 @@ class Ended:
 
 
 ENDED = Ended()
-ENTERED = Ended()  # (access phases that began, status 0)
+ENTERED = Ended()  # (access phases that began, with the count of logged ones)
 
 
 class RecordConfig(PluginConfig):
@@ -54,7 +54,7 @@ class Record(Plugin[RecordConfig]):
     Config = RecordConfig
 
     def access(self, request: PluginRequest) -> AccessResult:
-        ENTERED.add(request.raw_path, 0)
+        ENTERED.add(request.raw_path, len(ENDED.seen))  # (how many were logged by then)
         if self.config.wait and request.raw_path == b"/wait":
             return asyncio.Event().wait()  # type: ignore[return-value]
         return None
@@ -163,3 +163,17 @@ def test_an_accepted_upgrade_is_logged_as_101_while_the_tunnel_is_open() -> None
         assert client.read_response().status == 101
         assert logged_once(proxy.port, b"/up") == [101]
         client.send(b"still tunnelled")
+
+
+def test_an_exchange_is_logged_before_the_next_request_on_its_connection_starts() -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # refused: its 502 is answered from a task
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with running(url) as proxy, Client(proxy.port) as client:
+        for _ in range(20):  # (a fast client often came before a deferred log)
+            assert client.request("GET", "/first").status == 502
+            assert client.request("GET", "/then").status == 502
+        logged_before = ENTERED.wait_for(b"/then")
+        firsts = [index for index, (path, _) in enumerate(ENDED.seen) if path == b"/first"]
+    closed.close()
+    assert all(logged > first for logged, first in zip(logged_before, firsts, strict=True))
