@@ -9,7 +9,13 @@ from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.counters import StoreUnavailable, Verdict, Window
 from quiver.plugins.rate_limit.config import RateLimitConfig
 from quiver.plugins.response import ResponseHead
-from quiver.plugins.traffic.headers import policy_field, policy_name, status_fields
+from quiver.plugins.traffic.headers import (
+    OWN,
+    policy_field,
+    policy_name,
+    put_fields,
+    status_fields,
+)
 from quiver.plugins.traffic.keys import KeyMaker
 from quiver.plugins.traffic.store import StoreTrouble, counters_for
 
@@ -77,6 +83,7 @@ class RateLimit(Plugin[RateLimitConfig]):
                 legacy=self.legacy,
                 retry_after=verdict.retry_after,
             )
+            request.ctx[OWN] = True  # (the refusal carries them: others join them)
             raise TooManyRequests("rate limit exceeded", headers=fields)
         if self.response_headers is not None:
             request.ctx[self.name] = verdict
@@ -84,7 +91,5 @@ class RateLimit(Plugin[RateLimitConfig]):
     def response_headers(self, request: PluginRequest, response: ResponseHead) -> None:
         verdict = request.ctx.get(self.name)
         if verdict is not None:
-            for name, value in status_fields(
-                self.names, self.policy, verdict.usage, legacy=self.legacy
-            ):
-                response.set(name, value)
+            fields = status_fields(self.names, self.policy, verdict.usage, legacy=self.legacy)
+            put_fields(request, response, fields)

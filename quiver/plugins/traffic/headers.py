@@ -6,6 +6,11 @@ A policy is named after its window (``"minute"``, ``"hour"``, ``"90s"``) with it
 quota and window as parameters: ``RateLimit-Policy: "minute";q=100;w=60``.
 ``RateLimit`` carries the policy with the fewest units left, as the draft asks of a
 server with several windows: ``RateLimit: "minute";r=42;t=18``.
+
+Several traffic-control plugins on one route (``rate-limit`` and ``quota``) each add
+their items to the same two fields, which are Lists: ``RateLimit-Policy`` names
+every policy, ``RateLimit`` holds one item per plugin, its tightest policy
+(:func:`put_fields`).
 """
 
 from __future__ import annotations
@@ -13,9 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from quiver.plugins.base import PluginRequest
 from quiver.plugins.counters import Usage, Window
+from quiver.plugins.response import ResponseHead
 
 Fields = tuple[tuple[bytes, bytes], ...]
+
+#: ``request.ctx`` key: the response's RateLimit fields are the gateway's already
+OWN = "ratelimit-fields"
+_LISTS = (b"RateLimit-Policy", b"RateLimit")
+_LEGACY = (b"X-RateLimit-Limit", b"X-RateLimit-Remaining", b"X-RateLimit-Reset")
 
 _NAMED = {1.0: "second", 60.0: "minute", 3600.0: "hour", 86400.0: "day"}
 
@@ -69,3 +81,28 @@ def _seconds(value: float) -> int:
     if not math.isfinite(value):
         return 2**31 - 1
     return max(math.ceil(value - 1e-9), 0)
+
+
+def put_fields(request: PluginRequest, response: ResponseHead, fields: Fields) -> None:
+    """Put a plugin's status ``fields`` on ``response``.  The first plugin's replace
+    any the node sent; the next ones' join them: their items are added to
+    RateLimit-Policy and RateLimit, and the legacy fields are those of the plugin
+    with the fewest units left."""
+    ctx = request.ctx
+    if not ctx.get(OWN):
+        ctx[OWN] = True
+        for name, value in fields:
+            response.set(name, value)
+        return
+    values = dict(fields)
+    for name in _LISTS:
+        item = values.get(name)
+        if item is not None:
+            present = response.get(name)
+            response.set(name, present + b", " + item if present else item)
+    remaining = values.get(b"X-RateLimit-Remaining")
+    if remaining is not None:
+        shown = response.get(b"X-RateLimit-Remaining")
+        if shown is None or not shown.isdigit() or int(remaining) < int(shown):
+            for name in _LEGACY:
+                response.set(name, values[name])
