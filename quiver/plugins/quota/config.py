@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from quiver.config.units import parse_duration
 from quiver.plugins.ip_restriction import CIDR
-from quiver.plugins.quota.periods import CALENDAR
+from quiver.plugins.quota.periods import CALENDAR, Calendar
 from quiver.plugins.traffic.keys import By
 from quiver.plugins.traffic.store import StoreConfig
 
@@ -19,7 +19,7 @@ MAX_ROLLING = 366 * 86400.0
 
 class QuotaConfig(StoreConfig):
     limit: int = Field(ge=1, description="Requests allowed per `period`.")
-    period: str | float = Field(
+    period: Calendar | float = Field(
         description="'day', 'week' (from Monday) or 'month': calendar periods in "
         "`time_zone`, starting afresh at local midnight; or a duration such as 7d, 30d "
         "or 12h (from 1m to 366d): a rolling period, the requests of the last so long."

@@ -37,18 +37,17 @@ class Quota(Plugin[QuotaConfig]):
 
     def __init__(self, config: QuotaConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        rolling = config.rolling
-        if rolling is None:
-            unit = config.period
-            assert isinstance(unit, str)
-            period = calendar(unit, ZoneInfo(config.time_zone))  # type: ignore[arg-type]
+        unit = config.period
+        name: str
+        if isinstance(unit, str):  # a calendar period
+            period = calendar(unit, ZoneInfo(config.time_zone))
             window = Window(config.limit, NOMINAL[unit], "fixed_window", period=period)
-            label = f"{unit}@{config.time_zone}"
+            name, label = unit, f"{unit}@{config.time_zone}"
         else:
-            unit = label = duration_name(rolling)
-            window = Window(config.limit, rolling, "sliding_window")
+            name = label = duration_name(unit)
+            window = Window(config.limit, unit, "sliding_window")
         self.windows = (window,)
-        self.names = (f"quota-{unit}",)
+        self.names = (f"quota-{name}",)
         self.clock = context.stores.clock
         # (a change of period or time zone starts a fresh count; a change of limit not)
         self.key = KeyMaker(f"q|{context.scope}|{label}", config.by, config.trusted_proxies)
