@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,32 +13,30 @@ import pytest
 from tests.support.holding import HoldingNode
 from tests.support.process import parent_pid, serving, write_config
 from tests.support.proxy import Client
-from tests.support.upstream import Upstream
+from tests.support.upstream import Conn, Upstream, json_response
 
 pytestmark = pytest.mark.timeout(60)
 
 LIMIT, EXTRA = 6, 10
 
 
-def owners(ports: list[int], master: int) -> set[int]:
-    """The worker processes (children of ``master``) whose sockets have these local
-    ports, from /proc: which workers the held requests went through."""
-    inodes = {}
+def owners(ends: set[tuple[int, int]], master: int) -> set[int]:
+    """The worker processes (children of ``master``) holding TCP sockets with these
+    (local port, remote port) ends, from /proc: which workers served a client."""
+    inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        inodes[int(fields[1].split(":")[1], 16)] = fields[9]
-    wanted = {f"socket:[{inodes[port]}]" for port in ports if port in inodes}
+        local, remote = (int(end.split(":")[1], 16) for end in fields[1:3])
+        if (local, remote) in ends:
+            inodes.add(f"socket:[{fields[9]}]")
     found = set()
     for name in os.listdir("/proc"):
         if not name.isdigit() or parent_pid(int(name)) != master:
             continue
-        with_fds = Path("/proc", name, "fd")
-        for fd in with_fds.iterdir():
-            try:
-                if os.readlink(fd) in wanted:
+        for fd in Path("/proc", name, "fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
                     found.add(int(name))
-            except OSError:
-                continue
     return found
 
 
@@ -81,7 +81,8 @@ def test_exactly_limit_requests_reach_the_node_across_four_workers(tmp_path: Pat
                 answered.wait_for(lambda: len(refused) >= EXTRA, 10)
             assert refused == [429] * EXTRA, node.arrived
             assert node.arrived == LIMIT
-            assert len(owners(node.ports, proxy.pid)) > 1, "one worker took every request"
+            ends = {(proxy.port, client.sock.getsockname()[1]) for client in clients}
+            assert len(owners(ends, proxy.pid)) > 1, "one worker took every connection"
             # one table for the gateway, named after its master process
             tables = sorted(p.name for p in (tmp_path / "run").glob("in-flight.*"))
             assert tables == [f"in-flight.{proxy.pid}.table"]
@@ -91,3 +92,71 @@ def test_exactly_limit_requests_reach_the_node_across_four_workers(tmp_path: Pat
             for client in clients:
                 client.close()
         assert node.arrived == LIMIT
+
+
+class BusyNode:
+    """Answers each request after a spell of work, noting the most at once."""
+
+    def __init__(self, work: float) -> None:
+        self.work = work
+        self.current = self.most = self.served = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, conn: Conn) -> None:
+        while (request := conn.read_request()) is not None:
+            with self.lock:
+                self.current += 1
+                self.most = max(self.most, self.current)
+            time.sleep(self.work)  # (the work a slot is held for, not synchronisation)
+            with self.lock:
+                self.current -= 1
+                self.served += 1
+            json_response(conn, request)
+
+
+def test_queued_requests_get_slots_freed_by_any_worker(tmp_path: Path) -> None:
+    node = BusyNode(work=0.05)
+    with Upstream(node) as upstream:
+        path = write_config(
+            tmp_path,
+            f"""\
+            listen: 127.0.0.1:0
+            workers: 4
+            run_dir: {tmp_path / "run"}
+            targets:
+              - name: backend
+                url: {upstream.url}
+            routes:
+              - name: all
+                paths: ["/"]
+                target: backend
+                plugins:
+                  concurrency-limit: {{limit: 2, queue: 20, queue_timeout: 20s}}
+            """,
+        )
+        with serving(path) as proxy:
+            statuses = burst(proxy.port, 12)
+    assert statuses == [200] * 12
+    assert node.served == 12
+    assert node.most == 2
+
+
+def burst(port: int, count: int) -> list[int]:
+    """``count`` requests at once, each on a connection of its own; their statuses."""
+    statuses: list[int] = []
+    start = threading.Barrier(count)
+    lock = threading.Lock()
+
+    def one() -> None:
+        with Client(port, timeout=30) as client:
+            start.wait()
+            status = client.request("GET", "/").status
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return statuses

@@ -9,12 +9,10 @@ from tests.support.upstream import Conn, json_response
 
 class HoldingNode:
     """An upstream handler: each request is counted as it arrives, then answered 200
-    once ``release()`` is called (requests arriving after that are answered at once).
-    ``ports`` are the proxy-side ports of the connections the held requests came on."""
+    once ``release()`` is called (requests arriving after that are answered at once)."""
 
     def __init__(self) -> None:
         self.arrived = 0
-        self.ports: list[int] = []
         self.changed = threading.Condition()
         self.released = threading.Event()
 
@@ -22,7 +20,6 @@ class HoldingNode:
         while (request := conn.read_request()) is not None:
             with self.changed:
                 self.arrived += 1
-                self.ports.append(conn.sock.getpeername()[1])
                 self.changed.notify_all()
             self.released.wait(30)
             json_response(conn, request)
