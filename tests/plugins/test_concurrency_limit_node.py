@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
 from pathlib import Path
@@ -11,33 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.holding import HoldingNode
-from tests.support.process import parent_pid, serving, write_config
+from tests.support.process import serving, write_config
 from tests.support.proxy import Client
+from tests.support.spread import burst, serving_workers
 from tests.support.upstream import Conn, Upstream, json_response
 
 pytestmark = pytest.mark.timeout(60)
 
 LIMIT, EXTRA = 6, 10
-
-
-def owners(ends: set[tuple[int, int]], master: int) -> set[int]:
-    """The worker processes (children of ``master``) holding TCP sockets with these
-    (local port, remote port) ends, from /proc: which workers served a client."""
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote = (int(end.split(":")[1], 16) for end in fields[1:3])
-        if (local, remote) in ends:
-            inodes.add(f"socket:[{fields[9]}]")
-    found = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or parent_pid(int(name)) != master:
-            continue
-        for fd in Path("/proc", name, "fd").iterdir():
-            with contextlib.suppress(OSError):
-                if os.readlink(fd) in inodes:
-                    found.add(int(name))
-    return found
 
 
 def test_exactly_limit_requests_reach_the_node_across_four_workers(tmp_path: Path) -> None:
@@ -81,8 +60,8 @@ def test_exactly_limit_requests_reach_the_node_across_four_workers(tmp_path: Pat
                 answered.wait_for(lambda: len(refused) >= EXTRA, 10)
             assert refused == [429] * EXTRA, node.arrived
             assert node.arrived == LIMIT
-            ends = {(proxy.port, client.sock.getsockname()[1]) for client in clients}
-            assert len(owners(ends, proxy.pid)) > 1, "one worker took every connection"
+            workers = serving_workers(clients, proxy.port, proxy.pid)
+            assert len(workers) > 1, "one worker took every connection"
             # one table for the gateway, named after its master process
             tables = sorted(p.name for p in (tmp_path / "run").glob("in-flight.*"))
             assert tables == [f"in-flight.{proxy.pid}.table"]
@@ -135,28 +114,11 @@ def test_queued_requests_get_slots_freed_by_any_worker(tmp_path: Path) -> None:
             """,
         )
         with serving(path) as proxy:
-            statuses = burst(proxy.port, 12)
+            clients = [Client(proxy.port, timeout=30) for _ in range(12)]
+            statuses = burst(clients)
+            assert len(serving_workers(clients, proxy.port, proxy.pid)) > 1
+            for client in clients:
+                client.close()
     assert statuses == [200] * 12
     assert node.served == 12
     assert node.most == 2
-
-
-def burst(port: int, count: int) -> list[int]:
-    """``count`` requests at once, each on a connection of its own; their statuses."""
-    statuses: list[int] = []
-    start = threading.Barrier(count)
-    lock = threading.Lock()
-
-    def one() -> None:
-        with Client(port, timeout=30) as client:
-            start.wait()
-            status = client.request("GET", "/").status
-        with lock:
-            statuses.append(status)
-
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return statuses
