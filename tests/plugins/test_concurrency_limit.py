@@ -312,3 +312,17 @@ def test_the_log_phase_gives_a_slot_back_once() -> None:
     plugin.log(first)
     plugin.log(first)  # (run again, it gives nothing more back)
     assert stores.in_flight().in_flight(b"cc|global\x1f\x1froute") == 1
+
+
+def test_a_request_a_later_plugin_refuses_gives_its_slot_back(
+    holding: tuple[HoldingNode, Upstream],
+) -> None:
+    node, upstream = holding
+    node.release()
+    stores = Stores()
+    text = config(upstream.url, "{limit: 1}\n      quota: {limit: 1, period: day, by: ip}")
+    with RunningProxy(text, stores=stores) as proxy, Client(proxy.port) as client:
+        assert [client.request("GET", "/").status for _ in range(3)] == [200, 429, 429]
+        refused = client.request("GET", "/")
+        assert refused.json()["detail"] == "quota of 1 requests per day is spent"
+        assert count(proxy, stores, KEY) == 0
