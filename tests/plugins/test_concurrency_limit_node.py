@@ -11,7 +11,7 @@ import pytest
 from tests.support.holding import HoldingNode
 from tests.support.process import serving, write_config
 from tests.support.proxy import Client
-from tests.support.spread import burst, serving_workers
+from tests.support.spread import burst, connections, serving_workers
 from tests.support.upstream import Conn, Upstream, json_response
 
 pytestmark = pytest.mark.timeout(60)
@@ -20,8 +20,7 @@ LIMIT, EXTRA = 6, 10
 
 
 def test_exactly_limit_requests_reach_the_node_across_four_workers(tmp_path: Path) -> None:
-    node = HoldingNode()
-    with Upstream(node) as upstream:
+    with HoldingNode() as node, Upstream(node) as upstream:
         path = write_config(
             tmp_path,
             f"""\
@@ -39,8 +38,7 @@ def test_exactly_limit_requests_reach_the_node_across_four_workers(tmp_path: Pat
                   concurrency-limit: {{limit: {LIMIT}}}
             """,
         )
-        with serving(path) as proxy:
-            clients = [Client(proxy.port) for _ in range(LIMIT + EXTRA)]
+        with serving(path) as proxy, connections(proxy.port, LIMIT + EXTRA) as clients:
             refused: list[int] = []
             answered = threading.Condition()
 
@@ -68,8 +66,6 @@ def test_exactly_limit_requests_reach_the_node_across_four_workers(tmp_path: Pat
             node.release()
             for thread in threads:
                 thread.join(10)
-            for client in clients:
-                client.close()
         assert node.arrived == LIMIT
 
 
@@ -113,12 +109,9 @@ def test_queued_requests_get_slots_freed_by_any_worker(tmp_path: Path) -> None:
                   concurrency-limit: {{limit: 2, queue: 20, queue_timeout: 20s}}
             """,
         )
-        with serving(path) as proxy:
-            clients = [Client(proxy.port, timeout=30) for _ in range(12)]
+        with serving(path) as proxy, connections(proxy.port, 12, timeout=30) as clients:
             statuses = burst(clients)
             assert len(serving_workers(clients, proxy.port, proxy.pid)) > 1
-            for client in clients:
-                client.close()
     assert statuses == [200] * 12
     assert node.served == 12
     assert node.most == 2

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.process import serving, write_config
 from tests.support.proxy import Client
-from tests.support.spread import burst, serving_workers
+from tests.support.spread import burst, connections, serving_workers
 from tests.support.upstream import Upstream, echo
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,11 +39,9 @@ def test_a_quota_is_exact_across_workers_and_survives_a_restart(tmp_path: Path) 
         path = quota_config(tmp_path, node.url, limit=25)
         with serving(path) as proxy, Client(proxy.port) as client:
             assert [client.request("GET", "/").status for _ in range(10)] == [200] * 10
-        with serving(path) as proxy:  # the same run directory: the count goes on
-            clients = [Client(proxy.port) for _ in range(60)]
+        # the same run directory: the count goes on
+        with serving(path) as proxy, connections(proxy.port, 60) as clients:
             statuses = burst(clients)
             assert len(serving_workers(clients, proxy.port, proxy.pid)) > 1
-            for client in clients:
-                client.close()
         assert sorted(statuses) == [200] * 15 + [429] * 45
         assert len(node.requests) == 25

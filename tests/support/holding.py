@@ -32,3 +32,9 @@ class HoldingNode:
 
     def release(self) -> None:
         self.released.set()
+
+    def __enter__(self) -> HoldingNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()  # (a failed test leaves nothing held)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.process import parent_pid
@@ -22,13 +23,21 @@ def owners(ends: set[tuple[int, int]], master: int) -> set[int]:
             inodes.add(f"socket:[{fields[9]}]")
     found = set()
     for name in os.listdir("/proc"):
-        if not name.isdigit() or parent_pid(int(name)) != master:
-            continue
-        for fd in Path("/proc", name, "fd").iterdir():
-            with contextlib.suppress(OSError):
-                if os.readlink(fd) in inodes:
-                    found.add(int(name))
+        # (a process may end while it is looked at: it is then none of the workers)
+        with contextlib.suppress(OSError):
+            if name.isdigit() and parent_pid(int(name)) == master:
+                for fd in Path("/proc", name, "fd").iterdir():
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd) in inodes:
+                            found.add(int(name))
     return found
+
+
+@contextlib.contextmanager
+def connections(port: int, count: int, *, timeout: float = 10.0) -> Iterator[list[Client]]:
+    """``count`` client connections to ``port``, all closed at the end."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(Client(port, timeout=timeout)) for _ in range(count)]
 
 
 def serving_workers(clients: list[Client], port: int, master: int) -> set[int]:
