@@ -203,10 +203,8 @@ class ProxyServer:
             await asyncio.sleep(0.05)
         for conn in list(self.state.connections):
             conn.abort()
-        # (their connection_lost, then the log phases of what they cut off, run in
-        # the next two turns of the loop: before the plugins' stores close)
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # (their connection_lost runs in the loop's next turn)
+        self.state.log_ended()  # what they cut off is logged before the stores close
         for server in self.servers:
             if isinstance(server, TlsListener):
                 server.abort()
