@@ -17,7 +17,8 @@
         │   └── HeaderFieldsTooLarge     431 header block or count over the limit
         ├── ServerError              5xx raised by Quiver itself
         │   ├── PluginError              500 a plugin phase failed (a fault, not a refusal)
-        │   └── LimitUnavailable         503 a limit could not be checked (its store is down)
+        │   ├── LimitUnavailable         503 a limit could not be checked (its store is down)
+        │   └── Overloaded               503 a concurrency limit is full (status: 503)
         └── GatewayError             5xx: the target failed us
             ├── BadGateway               502 unparsable or cut upstream response
             │   ├── UpstreamConnectError     refused or unreachable  (retry kind "connect_error")
@@ -217,6 +218,15 @@ class LimitUnavailable(ServerError):
     status_code = 503
     title = "Service Unavailable"
     slug = "limit-unavailable"
+
+
+class Overloaded(ServerError):
+    """As many requests as a concurrency limit allows are in flight already (its
+    ``status: 503`` form; pass ``Retry-After`` in headers)."""
+
+    status_code = 503
+    title = "Service Unavailable"
+    slug = "overloaded"
 
 
 class GatewayError(HTTPError):

@@ -11,7 +11,7 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 def parse_duration(value: object) -> object:
-    """``"250ms"``, ``"5s"``, ``"2m"``, ``"1h"`` or a number of seconds, to seconds."""
+    """``"250ms"``, ``"5s"``, ``"2m"``, ``"1h"``, ``"7d"`` or a number of seconds, to seconds."""
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:

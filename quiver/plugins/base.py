@@ -121,11 +121,12 @@ class PluginRequest(Protocol):
     def set_query(self, query: bytes) -> None:
         """Forward this query string (without "?") instead of the client's."""
 
-    def add_response_field(self, name: bytes, value: bytes) -> None:
+    def add_response_field(self, name: bytes, value: bytes, *, replace: bool = False) -> None:
         """Add ``name: value`` to the response the client gets, whoever answers: the
         node, an in-process target, or the gateway with an error.  Cheaper than a
         ``response_headers`` phase for a plugin that only adds fields.  ``value``
-        must be a valid field value (no CR or LF)."""
+        must be a valid field value (no CR or LF).  ``replace``: first drop the
+        fields of that name plugins added before (not those of the node)."""
 
     def set_consumer(self, consumer: ConsumerRuntime, credential: bytes | None = None) -> None:
         """The request comes from ``consumer``: its identity is sent upstream.

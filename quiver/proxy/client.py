@@ -119,8 +119,7 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel = None
         for exchange in (self.current, *self.queue):
             if exchange is not None and not exchange.finished:
-                exchange.finished = True
-                exchange.cancel_upstream()
+                exchange.abandon()
         self.current = None
         self.queue.clear()
 

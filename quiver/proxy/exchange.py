@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 _BUFFER_LIMIT = 65536
 _LAST_CHUNK = b"0\r\n\r\n"
 _JOIN_BELOW = 16384  # smaller writes are joined into one buffer, larger go as a vector
+CLIENT_CLOSED = 499  # the status logged for a request whose client left before its answer
 
 
 class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
@@ -63,7 +64,10 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
 
     def start(self) -> None:
         """Route the request and send it on its way; raises HTTPError to refuse it."""
-        snapshot = self.client.server.snapshot
+        state = self.client.server
+        if state.ended:  # what ended before this request is logged before it starts
+            state.log_ended()
+        snapshot = state.snapshot
         path, match = snapshot.resolve(self)
         if match is None:
             method = self.method.decode("latin-1")
@@ -164,8 +168,15 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         path = self.upstream_path.partition(b"?")[0]
         self.upstream_path = path + b"?" + query if query else path
 
-    def add_response_field(self, name: bytes, value: bytes) -> None:
-        self.response_fields += b"%s: %s\r\n" % (name, value)
+    def add_response_field(self, name: bytes, value: bytes, *, replace: bool = False) -> None:
+        added = self.response_fields
+        if replace and added:
+            start = name.lower() + b":"
+            lines = added.split(b"\r\n")[:-1]
+            added = b"".join(
+                b"%s\r\n" % line for line in lines if not line.lower().startswith(start)
+            )
+        self.response_fields = added + b"%s: %s\r\n" % (name, value)
 
     def set_consumer(self, consumer: ConsumerRuntime, credential: bytes | None = None) -> None:
         # (X-Consumer-* from the client never reach `forward`: see SPECIAL_REQUEST_HEADERS)
@@ -302,8 +313,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         """The response is out: the connection goes on with the next request."""
         self.finished = True
         self.client.exchange_finished(self)
-        if self.chain.log:
-            self.client.server.loop.call_soon(self._run_log)
+        self._log_later()
 
     def on_response_body(self, chunk: bytes) -> None:
         """A decoded body chunk (only parsers set up to decode call this: for HTTP/1.0
@@ -349,7 +359,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         self.finished = True  # (what _finish does, spelled out on the busiest path)
         self.client.exchange_finished(self)
         if self.chain.log:
-            self.client.server.loop.call_soon(self._run_log)
+            self._log_later()
 
     # -- upgrade tunnels --------------------------------------------------------------
 
@@ -359,6 +369,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         self.finished = True
         self.flush()
         self.client.start_tunnel(upstream, early)
+        self._log_later()  # the exchange ends here (status 101); the tunnel is not one
 
     def on_tunnel_closed(self) -> None:
         self.client.close()
@@ -378,5 +389,14 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
             self.client.abort()
         else:
             self.client.respond_error(self, error)
-        if self.chain.log:
-            self.client.server.loop.call_soon(self._run_log)
+        self._log_later()
+
+    def abandon(self) -> None:
+        """The client went away before the exchange ended: stop it where it is.  Its
+        log phases still run, with status 499 when no response had begun (nginx's
+        code for a request the client closed)."""
+        self.finished = True
+        self.cancel_upstream()
+        if not self.response_started:
+            self.status = CLIENT_CLOSED
+        self._log_later()

@@ -15,6 +15,7 @@ from quiver.plugins.stores import Stores
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
 from quiver.proxy.listener import TlsListener
 from quiver.proxy.outbound import OutboundClient
+from quiver.proxy.phases import PhaseRunner
 from quiver.proxy.request import FieldNames
 from quiver.proxy.snapshot import Snapshot, TargetRuntime, close_all, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
@@ -34,6 +35,18 @@ class ProxyState:
         self.field_names = FieldNames()  # what to do with each request field, by name
         self._request_id_prefix = os.urandom(10).hex().encode()
         self._request_count = 0
+        #: exchanges whose log phases are due: run soon, and in any case before the
+        #: next request's plugins (so what a log phase gives back, e.g. a concurrency
+        #: slot, is back before a client's next request on a keep-alive connection)
+        self.ended: list[PhaseRunner] = []
+
+    def log_ended(self) -> None:
+        """Run the log phases that are due."""
+        ended = self.ended
+        if ended:
+            self.ended = []
+            for exchange in ended:
+                exchange.run_log()
 
     def new_request_id(self) -> bytes:
         """32 hex digits, unique per worker: a random prefix and a counter."""
@@ -190,6 +203,8 @@ class ProxyServer:
             await asyncio.sleep(0.05)
         for conn in list(self.state.connections):
             conn.abort()
+        await asyncio.sleep(0)  # (their connection_lost runs in the loop's next turn)
+        self.state.log_ended()  # what they cut off is logged before the stores close
         for server in self.servers:
             if isinstance(server, TlsListener):
                 server.abort()

@@ -126,6 +126,7 @@ class Supervisor:
         return self.run_dir or default_run_dir(self._addresses[0][1])
 
     def _spawn(self, ready_write: int, index: int) -> None:
+        master = os.getpid()  # (the workers' shared tables are named after it)
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
@@ -152,7 +153,7 @@ class Supervisor:
                     overrides=self.overrides,
                     run_dir=self._run_dir(),
                     worker=index,
-                    instance=os.getpid(),
+                    instance=master,
                 )
             except BaseException:
                 log.exception("worker failed")

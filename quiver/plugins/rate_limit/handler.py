@@ -68,7 +68,7 @@ class RateLimit(Plugin[RateLimitConfig]):
 
     def _apply(self, request: PluginRequest, verdict: Verdict) -> None:
         if not verdict.allowed:
-            fields = self.reporter.fields(verdict.usage, verdict.retry_after)
+            fields = self.reporter.refusal(request, verdict.usage, verdict.retry_after)
             raise TooManyRequests("rate limit exceeded", headers=fields)
         if self.headers:
             self.reporter.add_to(request, verdict.usage)
