@@ -8,16 +8,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from quiver.config.units import parse_duration
-from quiver.plugins.ip_restriction import CIDR
 from quiver.plugins.quota.periods import CALENDAR, Calendar
-from quiver.plugins.traffic.keys import By
-from quiver.plugins.traffic.store import StoreConfig
+from quiver.plugins.traffic.counted import CountedConfig
 
 MIN_ROLLING = 60.0
 MAX_ROLLING = 366 * 86400.0
 
 
-class QuotaConfig(StoreConfig):
+class QuotaConfig(CountedConfig):
     limit: int = Field(ge=1, description="Requests allowed per `period`.")
     period: Calendar | float = Field(
         description="'day', 'week' (from Monday) or 'month': calendar periods in "
@@ -28,27 +26,6 @@ class QuotaConfig(StoreConfig):
         "UTC",
         description="The IANA time zone whose midnights start calendar periods, e.g. "
         "Europe/Paris (days across a daylight-saving change last 23 or 25 hours).",
-    )
-    by: By | list[By] = Field(
-        "consumer",
-        description="What is counted: consumer, credential, ip, route, path or "
-        "header:<name>, or a list of them counted together. A request without it "
-        "(no consumer, no such header) is counted by its client address.",
-    )
-    trusted_proxies: list[CIDR] = Field(
-        default_factory=list,
-        description="Proxies in front of the gateway whose X-Forwarded-For names the "
-        "client, for `by: ip`.",
-    )
-    headers: bool = Field(
-        True,
-        description="Add RateLimit-Policy and RateLimit fields (policy 'quota-<period>') "
-        "to every response, not only to refusals.",
-    )
-    legacy_headers: bool = Field(
-        False,
-        description="Also send X-RateLimit-Limit, X-RateLimit-Remaining and "
-        "X-RateLimit-Reset (seconds until reset) for clients that read those.",
     )
 
     @field_validator("period", mode="before")

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from zoneinfo import ZoneInfo
 
 from quiver.errors import TooManyRequests
-from quiver.plugins.base import Plugin, PluginContext, PluginRequest
-from quiver.plugins.counters import StoreUnavailable, Verdict, Window
+from quiver.plugins.base import PluginContext, PluginRequest
+from quiver.plugins.counters import Verdict, Window
 from quiver.plugins.quota.config import QuotaConfig
 from quiver.plugins.quota.periods import NOMINAL, calendar, duration_name
+from quiver.plugins.traffic.counted import Counted
 from quiver.plugins.traffic.headers import Reporter, policy_item
 from quiver.plugins.traffic.keys import KeyMaker
 from quiver.plugins.traffic.store import StoreTrouble, counters_for
 
 
-class Quota(Plugin[QuotaConfig]):
+class Quota(Counted[QuotaConfig]):
     """Lets at most `limit` requests per `period` through for each consumer (or
     credential, client address, route, path, header value, or a combination: `by`),
     and answers the others 429 with Retry-After set to the end of the period. A
@@ -64,28 +64,7 @@ class Quota(Plugin[QuotaConfig]):
             self._policy = (start, policy_item(self.names[0], self.config.limit, end - start))
         return self._policy[1]
 
-    def access(self, request: PluginRequest) -> Awaitable[None] | None:
-        try:
-            verdict = self.counters.take(self.key(request), self.windows)
-        except StoreUnavailable as exc:
-            self.trouble.failed(exc)
-            return None
-        if isinstance(verdict, Verdict):
-            self._apply(request, verdict)
-            return None
-        return self._awaited(request, verdict)
-
-    async def _awaited(self, request: PluginRequest, pending: Awaitable[Verdict]) -> None:
-        try:
-            verdict = await pending
-        except StoreUnavailable as exc:
-            self.trouble.failed(exc)
-            return
-        if self.trouble.failing:
-            self.trouble.answered()
-        self._apply(request, verdict)
-
-    def _apply(self, request: PluginRequest, verdict: Verdict) -> None:
+    def decided(self, request: PluginRequest, verdict: Verdict) -> None:
         if not verdict.allowed:
             fields = self.reporter.refusal(
                 request, verdict.usage, verdict.retry_after, self.policy()

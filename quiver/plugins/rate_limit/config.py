@@ -7,9 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from quiver.config.base import Duration, Strict
-from quiver.plugins.ip_restriction import CIDR
-from quiver.plugins.traffic.keys import By
-from quiver.plugins.traffic.store import StoreConfig
+from quiver.plugins.traffic.counted import CountedConfig
 
 MIN_WINDOW = 1.0
 MAX_WINDOW = 86400.0
@@ -29,7 +27,7 @@ class LimitSpec(Strict):
     )
 
 
-class RateLimitConfig(StoreConfig):
+class RateLimitConfig(CountedConfig):
     limit: int | None = Field(
         None, ge=1, description="Requests allowed per `window` (the short form of `limits`)."
     )
@@ -51,27 +49,6 @@ class RateLimitConfig(StoreConfig):
         "window's count weighted by how much of it still overlaps the last `window` "
         "seconds (no burst at window edges); token_bucket: a bucket of `burst` tokens "
         "refilled at limit/window per second.",
-    )
-    by: By | list[By] = Field(
-        "consumer",
-        description="What is counted: consumer, credential, ip, route, path or "
-        "header:<name>, or a list of them counted together. A request without it "
-        "(no consumer, no such header) is counted by its client address.",
-    )
-    trusted_proxies: list[CIDR] = Field(
-        default_factory=list,
-        description="Proxies in front of the gateway whose X-Forwarded-For names the "
-        "client, for `by: ip`.",
-    )
-    headers: bool = Field(
-        True,
-        description="Add RateLimit-Policy and RateLimit fields to every response, not "
-        "only to refusals.",
-    )
-    legacy_headers: bool = Field(
-        False,
-        description="Also send X-RateLimit-Limit, X-RateLimit-Remaining and "
-        "X-RateLimit-Reset (seconds until reset) for clients that read those.",
     )
 
     @model_validator(mode="after")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-
 from quiver.errors import TooManyRequests
-from quiver.plugins.base import Plugin, PluginContext, PluginRequest
-from quiver.plugins.counters import StoreUnavailable, Verdict, Window
+from quiver.plugins.base import PluginContext, PluginRequest
+from quiver.plugins.counters import Verdict, Window
 from quiver.plugins.rate_limit.config import RateLimitConfig
+from quiver.plugins.traffic.counted import Counted
 from quiver.plugins.traffic.headers import Reporter, policy_name
 from quiver.plugins.traffic.keys import KeyMaker
 from quiver.plugins.traffic.store import StoreTrouble, counters_for
 
 
-class RateLimit(Plugin[RateLimitConfig]):
+class RateLimit(Counted[RateLimitConfig]):
     """Lets at most `limit` requests per `window` through for each consumer (or
     credential, client address, route, path, header value, or a combination: `by`),
     and answers the others 429 with Retry-After. Counting is exact: the check and the
@@ -44,29 +43,7 @@ class RateLimit(Plugin[RateLimitConfig]):
         self.trouble = StoreTrouble(self.name, config.on_store_error)
         self.headers = config.headers
 
-    def access(self, request: PluginRequest) -> Awaitable[None] | None:
-        key = self.key(request)
-        try:
-            verdict = self.counters.take(key, self.windows)
-        except StoreUnavailable as exc:
-            self.trouble.failed(exc)
-            return None
-        if isinstance(verdict, Verdict):
-            self._apply(request, verdict)
-            return None
-        return self._awaited(request, verdict)
-
-    async def _awaited(self, request: PluginRequest, pending: Awaitable[Verdict]) -> None:
-        try:
-            verdict = await pending
-        except StoreUnavailable as exc:
-            self.trouble.failed(exc)
-            return
-        if self.trouble.failing:
-            self.trouble.answered()
-        self._apply(request, verdict)
-
-    def _apply(self, request: PluginRequest, verdict: Verdict) -> None:
+    def decided(self, request: PluginRequest, verdict: Verdict) -> None:
         if not verdict.allowed:
             fields = self.reporter.refusal(request, verdict.usage, verdict.retry_after)
             raise TooManyRequests("rate limit exceeded", headers=fields)
