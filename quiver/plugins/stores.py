@@ -118,13 +118,16 @@ def remove_in_flight_tables(run_dir: Path, ended: int | None = None) -> None:
         pid_text = path.name.split(".")[1]
         if not pid_text.isdigit():
             continue
-        if int(pid_text) != ended and _alive(int(pid_text)):
+        if int(pid_text) != ended and process_alive(int(pid_text)):
             continue
         with contextlib.suppress(OSError):
             path.unlink()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` is running (one of another user's counts too)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

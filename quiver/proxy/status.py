@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from quiver.plugins.stores import process_alive
 from quiver.proxy.server import ProxyState
 
 log = logging.getLogger("quiver.status")
@@ -91,21 +92,9 @@ def read_status(run_dir: Path) -> list[dict[str, Any]]:
             document = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if _alive(int(document.get("pid", 0))):
+        if process_alive(int(document.get("pid", 0))):
             workers.append(document)
     return workers
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def render(workers: list[dict[str, Any]]) -> str:
