@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from quiver.errors import ConfigError
+from quiver.plugins.stores import Stores
 from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
 from tests.support.proxy import Client, Response, RunningProxy
@@ -170,3 +171,41 @@ def test_a_frozen_redis_costs_each_request_at_most_the_timeout(
             wait_until(lambda: get(proxy, "/deny").status == 200)
     finally:
         server.stop()
+
+
+def test_a_calendar_quota_kept_in_redis_renews_at_local_midnight(upstream: Upstream) -> None:
+    url = require_redis()
+    prefix = unique_prefix()
+    paris_noon = 1_778_493_600.0  # 2026-05-11 12:00 in Paris (10:00 UTC)
+    clock = [paris_noon]
+    text = f"""
+listen: 127.0.0.1:0
+targets: [{{name: backend, url: "{upstream.url}"}}]
+routes:
+  - name: all
+    paths: ["/"]
+    target: backend
+    plugins:
+      quota:
+        limit: 2
+        period: day
+        time_zone: Europe/Paris
+        by: ip
+        store: redis
+        redis: {{url: "{url}", prefix: "{prefix}"}}
+"""
+    try:
+        with RunningProxy(text, stores=Stores(clock=lambda: clock[0])) as proxy:
+            statuses = [get(proxy, "/").status for _ in range(3)]
+            refused = get(proxy, "/")
+            clock[0] = paris_noon + 12 * 3600 - 1  # a second before midnight in Paris
+            before_midnight = get(proxy, "/").status
+            clock[0] = paris_noon + 12 * 3600  # midnight: a new day
+            after_midnight = [get(proxy, "/").status for _ in range(3)]
+    finally:
+        delete_prefixed(url, prefix)
+    assert statuses == [200, 200, 429]
+    assert refused.header("Retry-After") == str(12 * 3600)
+    assert refused.header("RateLimit") == f'"quota-day";r=0;t={12 * 3600}'
+    assert before_midnight == 429
+    assert after_midnight == [200, 200, 429]
