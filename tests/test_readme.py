@@ -382,6 +382,16 @@ def test_rate_limit_tells_each_caller_where_it_stands() -> None:
     assert len(node.requests) == 1
 
 
+def test_a_quota_reports_the_month_and_a_concurrency_limit_lets_requests_in() -> None:
+    with served(example("quotas")) as (proxy, [node]):
+        answers = [get(proxy, "/reports", {"apikey": ENV["ALICE_KEY"]}) for _ in range(2)]
+    assert [answer.status for answer in answers] == [200, 200]
+    policy = answers[1].header("RateLimit-Policy") or ""
+    assert policy.startswith('"quota-month";q=10000;w=')
+    assert (answers[1].header("RateLimit") or "").startswith('"quota-month";r=9998;t=')
+    assert len(node.requests) == 2
+
+
 def test_validation_refuses_what_the_openapi_document_does_not_allow() -> None:
     with served(example("validation")) as (proxy, [node]), Client(proxy.port) as client:
         too_many = client.request("GET", "/orders?limit=500")
