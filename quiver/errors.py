@@ -21,7 +21,8 @@
             │   ├── UpstreamConnectError     refused or unreachable  (retry kind "connect_error")
             │   └── UpstreamResetError       reset before any byte   (retry kind "reset")
             ├── ServiceUnavailable       503 no node can take the request
-            └── GatewayTimeout           504 upstream did not answer in time (retry kind "timeout")
+            ├── GatewayTimeout           504 upstream did not answer in time (retry kind "timeout")
+            └── NotCached                504 only-if-cached and the response cache has no answer
 
 ``retry_kind`` names the ``retries.on`` condition an error is (None: never
 retried), and ``retryable`` says whether the request may be sent again on another
@@ -106,6 +107,12 @@ class Answer(HTTPError):
     Rendered as given (status, headers, optional body), not as a problem document::
 
         raise Answer(204, headers=((b"Access-Control-Allow-Origin", b"*"),))
+
+    A whole stored response (a cache's) gives its fields already rendered, each
+    ``Name: value\r\n``, in ``fields`` (sent after ``headers``) and ``content_type=None``
+    when they carry their own Content-Type; the proxy adds Content-Length (none for
+    204 and 304) and X-Request-ID.  The route's ``response_headers`` phases do not run
+    on an answer: it goes out as the plugin made it.
     """
 
     def __init__(
@@ -114,12 +121,14 @@ class Answer(HTTPError):
         *,
         headers: tuple[tuple[bytes, bytes], ...] = (),
         body: bytes = b"",
-        content_type: bytes = b"text/plain",
+        content_type: bytes | None = b"text/plain",
+        fields: bytes = b"",
     ) -> None:
         super().__init__("answered by a plugin", headers=headers)
         self.status_code = status
         self.body = body
         self.content_type = content_type
+        self.fields = fields
 
 
 class ClientError(HTTPError):
@@ -236,3 +245,12 @@ class GatewayTimeout(GatewayError):
     title = "Gateway Timeout"
     slug = "upstream-timeout"
     retry_kind = "timeout"
+
+
+class NotCached(GatewayError):
+    """The request said ``Cache-Control: only-if-cached`` and the response cache has
+    no answer it may give (RFC 9111 §5.2.1.7)."""
+
+    status_code = 504
+    title = "Gateway Timeout"
+    slug = "not-cached"

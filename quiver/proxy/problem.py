@@ -40,9 +40,14 @@ def problem_response(error: HTTPError, request_id: str, *, close: bool, head_onl
     status = error.status_code
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
     if status != 204 and status != 304:  # (RFC 9110 §8.6: no Content-Length on 204)
-        lines += (b"Content-Type: %s\r\n" % content_type, b"Content-Length: %d\r\n" % len(body))
+        if content_type is not None:
+            lines.append(b"Content-Type: %s\r\n" % content_type)
+        lines.append(b"Content-Length: %d\r\n" % len(body))
     lines.append(b"X-Request-ID: %s\r\n" % request_id.encode())
-    if not isinstance(error, Answer):
+    if isinstance(error, Answer):
+        if error.fields:
+            lines.append(error.fields)
+    else:
         lines.append(b"Cache-Control: no-store\r\n")
     lines.extend(b"%s: %s\r\n" % pair for pair in error.headers)
     if close:

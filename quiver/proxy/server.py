@@ -8,8 +8,10 @@ import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from quiver.config.models import Config, Listen, split_address
+from quiver.plugins.base import WorkerResources
 from quiver.plugins.catalog import Catalog
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
 from quiver.proxy.listener import TlsListener
@@ -77,9 +79,15 @@ class ProxyServer:
     swapped in later."""
 
     def __init__(
-        self, config: Config, loop: asyncio.AbstractEventLoop, catalog: Catalog | None = None
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        catalog: Catalog | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         self.loop = loop
+        #: what plugins keep across reloads (caches, clients); ``run_dir`` as for status
+        self.resources = WorkerResources(loop, run_dir)
         self.catalog = catalog if catalog is not None else Catalog()
         limits = config.limits
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
@@ -94,6 +102,7 @@ class ProxyServer:
             self.sweeper,
             catalog=self.catalog,
             outbound=self.outbound,
+            resources=self.resources,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
         self.servers: list[asyncio.Server | TlsListener] = []
@@ -140,6 +149,7 @@ class ProxyServer:
             previous=old,
             catalog=self.catalog,
             outbound=self.outbound,
+            resources=self.resources,
         )
         self.state.snapshot = new
         _start_checkers(new.targets.values(), old.targets.values())
@@ -189,6 +199,7 @@ class ProxyServer:
             self._budget_timer.cancel()
         self.state.snapshot.close()
         self.outbound.close()
+        await self.resources.close()
 
 
 def _start_checkers(targets: Iterable[TargetRuntime], running: Iterable[TargetRuntime]) -> None:

@@ -73,7 +73,7 @@ async def _serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = ProxyServer(config, loop, options.catalog)
+    server = ProxyServer(config, loop, options.catalog, options.run_dir)
     addresses = await server.start(sockets)
     reloader = None
     if options.path is not None:
