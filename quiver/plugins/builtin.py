@@ -16,6 +16,7 @@ from quiver.plugins.ip_restriction import IpRestriction
 from quiver.plugins.jwt import Jwt
 from quiver.plugins.key_auth import KeyAuth
 from quiver.plugins.oauth2_introspection import OAuth2Introspection
+from quiver.plugins.proxy_cache import ProxyCache
 from quiver.plugins.request_size_limit import RequestSizeLimit
 from quiver.plugins.request_transformer import RequestTransformer
 from quiver.plugins.request_validator import RequestValidator
@@ -33,4 +34,5 @@ BUILT_IN: tuple[type[Plugin[Any]], ...] = (
     RequestValidator,
     RequestTransformer,
     ResponseTransformer,
+    ProxyCache,
 )
