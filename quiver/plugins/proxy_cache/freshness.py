@@ -169,3 +169,14 @@ def usable(entry: Entry, age: float, request_cc: Directives) -> bool:
 def serves_on_error(entry: Entry, age: float) -> bool:
     """Whether a stale entry may stand in for a failed node (RFC 5861 §4)."""
     return not entry.must_revalidate and age - entry.lifetime <= entry.stale_if_error
+
+
+def worth_keeping(entry: Entry) -> bool:
+    """Whether an entry can ever answer: fresh for a while, or with a validator to
+    revalidate it, or allowed to stand in for a failing node."""
+    return (
+        entry.lifetime > entry.initial_age
+        or entry.get(b"etag") is not None
+        or entry.get(b"last-modified") is not None
+        or entry.stale_if_error > 0
+    )

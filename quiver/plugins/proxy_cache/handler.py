@@ -178,6 +178,9 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
         if names:
             visit.variant_key = variant(visit.key, names, request)
         draft = freshness.build(self.rules, response, cc, life, (visit.request_time, now), names)
+        if not freshness.worth_keeping(draft):
+            self._land(visit, None)
+            return
         visit.collect(draft, self.config.max_entry_size, self._store)
 
     def _store(self, visit: Visit, entry: Entry | None) -> None:
