@@ -83,9 +83,10 @@ def get(
     proxy: RunningProxy, path: str = "/", method: str = "GET", **headers: str
 ) -> Response:
     """One request on a new connection; ``if_none_match="x"`` → If-None-Match."""
+    host = headers.pop("host", "test.local")
     fields = {name.replace("_", "-").title(): value for name, value in headers.items()}
     with Client(proxy.port) as client:
-        return client.request(method, path, fields)
+        return client.request(method, path, fields, host=host)
 
 
 def status_of(response: Response) -> str | None:
