@@ -39,12 +39,12 @@ def purge(
         if not parts.netloc or not parts.path.startswith("/"):
             print(f"quiver: {url!r} is not an absolute URL (http://host/path)", file=sys.stderr)
             return 1
-        scope = Scope(parts.netloc.lower(), (parts.path,))
+        scope = Scope(parts.netloc.lower(), (parts.path,), exact=True)
     elif path is not None:
         if not path.startswith("/"):
             print(f"quiver: {path!r} is not a path (it starts with /)", file=sys.stderr)
             return 1
-        scope = Scope(None, (path,))
+        scope = Scope(None, (path,), exact=True)
     configs = cache_configs(config, route)
     if not configs:
         print("quiver: no proxy-cache plugin in the config", file=sys.stderr)

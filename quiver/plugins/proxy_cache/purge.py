@@ -31,10 +31,12 @@ NAME = "proxy-cache"
 
 @dataclass(frozen=True)
 class Scope:
-    """What to purge: ``paths`` None means every path; ``host`` None every host."""
+    """What to purge: ``paths`` None means every path, ``host`` None every host;
+    a path names itself only (``exact``) or also what is under it."""
 
     host: str | None = None
     paths: tuple[str, ...] | None = None
+    exact: bool = False
 
 
 class PurgeWatcher:
@@ -80,7 +82,7 @@ class PurgeWatcher:
             if float(request.get("at", 0)) < self.started:
                 continue  # made before this worker started: its memory holds nothing of then
             dropped = sum(
-                store.purge_now(request.get("host"), path)
+                store.purge_now(request.get("host"), path, bool(request.get("exact")))
                 for store in self.stores
                 for path in (request.get("paths") or [None])
             )
@@ -137,7 +139,7 @@ async def purge_redis(configs: Iterable[ProxyCacheConfig], scope: Scope) -> int:
         store = RedisStore(config.redis_url, config.redis_prefix, max(config.redis_timeout, 5.0))
         try:
             for path in scope.paths or (None,):
-                dropped += await store.purge(scope.host, path)
+                dropped += await store.purge(scope.host, path, scope.exact)
         finally:
             await store.aclose()
     return dropped
@@ -150,7 +152,7 @@ def purge_workers(run_dir: Path, scope: Scope, pids: list[int], timeout: float =
     directory = run_dir / DIRECTORY
     directory.mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
-    request = {"at": time.time(), "host": scope.host, "paths": scope.paths}
+    request = {"at": time.time(), "host": scope.host, "paths": scope.paths, "exact": scope.exact}
     temporary = directory / f"{name}.tmp"
     temporary.write_text(json.dumps(request))
     # the request must not look older than the workers: they ignore those

@@ -15,7 +15,7 @@ Reply = tuple[int, list[tuple[str, str]], bytes]
 Script = Callable[[Request], Reply]
 
 
-def fixed(status: int = 200, body: bytes = b"hello", **headers: str) -> Script:
+def fixed(status: int = 200, body: bytes = b"hello", /, **headers: str) -> Script:
     """Always the same response; ``cache_control="max-age=60"`` → Cache-Control."""
     fields = [(name.replace("_", "-").title(), value) for name, value in headers.items()]
 
@@ -64,7 +64,10 @@ class Origin:
 
 @contextmanager
 def cached(
-    scripts: dict[str, Script] | None = None, extra: dict[str, Any] | None = None, **settings: Any
+    scripts: dict[str, Script] | None = None,
+    extra: dict[str, Any] | None = None,
+    /,
+    **settings: Any,
 ) -> Iterator[tuple[Origin, RunningProxy]]:
     """A node with ``scripts`` and a proxy whose one route has proxy-cache(``settings``);
     ``extra`` adds top-level config (consumers, ...) and route plugins ("plugins")."""
@@ -79,9 +82,7 @@ def cached(
         origin.close()
 
 
-def get(
-    proxy: RunningProxy, path: str = "/", method: str = "GET", **headers: str
-) -> Response:
+def get(proxy: RunningProxy, path: str = "/", method: str = "GET", **headers: str) -> Response:
     """One request on a new connection; ``if_none_match="x"`` → If-None-Match."""
     host = headers.pop("host", "test.local")
     fields = {name.replace("_", "-").title(): value for name, value in headers.items()}

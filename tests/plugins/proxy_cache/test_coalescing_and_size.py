@@ -69,8 +69,10 @@ def test_waiting_requests_go_to_the_node_when_the_response_is_not_storable() -> 
 
 
 def chunked(body: bytes, piece: int = 1000) -> bytes:
-    parts = [b"%x\r\n%s\r\n" % (len(body[i : i + piece]), body[i : i + piece])
-             for i in range(0, len(body), piece)]
+    parts = [
+        b"%x\r\n%s\r\n" % (len(body[i : i + piece]), body[i : i + piece])
+        for i in range(0, len(body), piece)
+    ]
     return b"".join(parts) + b"0\r\n\r\n"
 
 
@@ -99,7 +101,7 @@ def test_a_response_over_max_entry_size_streams_through_uncached(framing: str) -
 def test_a_chunked_body_is_stored_whole_and_answered_with_its_length() -> None:
     body = b"abc" * 1000
     headers = [("Cache-Control", "max-age=60"), ("Transfer-Encoding", "chunked")]
-    with cached({"/": lambda request: (200, headers, chunked(body))}) as (origin, proxy):
+    with cached({"/": lambda request: (200, headers, chunked(body))}) as (_origin, proxy):
         assert get(proxy).body == body
         hit = get(proxy)
         assert (status_of(hit), hit.body) == ("HIT", body)

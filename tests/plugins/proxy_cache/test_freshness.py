@@ -86,12 +86,15 @@ def test_statuses_outside_the_list_or_without_explicit_freshness_are_not_stored(
         "/error": fixed(500, cache_control="max-age=60"),
         "/created": fixed(201, cache_control="max-age=60"),
     }
-    with cached(scripts, statuses=[200, 302, 410, 500]) as (origin, proxy):
+    with cached(scripts, statuses=[200, 302, 410, 500]) as (_, proxy):
         for path in scripts:
             get(proxy, path)
             assert status_of(get(proxy, path)) == ("MISS" if path == "/created" else "HIT")
-    with cached({"/heuristic": fixed(410, last_modified="Mon, 01 Jan 2024 00:00:00 GMT")},
-                heuristic=0.1, statuses=[302, 410]) as (origin, proxy):
+    with cached(
+        {"/heuristic": fixed(410, last_modified="Mon, 01 Jan 2024 00:00:00 GMT")},
+        heuristic=0.1,
+        statuses=[302, 410],
+    ) as (_origin, proxy):
         get(proxy, "/heuristic")
         assert status_of(get(proxy, "/heuristic")) == "HIT"
 
@@ -141,7 +144,7 @@ def test_head_is_answered_from_the_get_entry_and_not_stored_itself() -> None:
 
 
 def test_age_counts_the_node_age_and_the_time_resident() -> None:
-    with cached({"/": fixed(cache_control="max-age=600", age="100")}) as (origin, proxy):
+    with cached({"/": fixed(cache_control="max-age=600", age="100")}) as (_origin, proxy):
         assert get(proxy).header("Age") == "100"
         hit = get(proxy)
         assert status_of(hit) == "HIT"
@@ -150,7 +153,7 @@ def test_age_counts_the_node_age_and_the_time_resident() -> None:
 
 def test_authorization_requests_are_stored_only_when_the_response_allows() -> None:
     def statuses(cache_control: str) -> list[str | None]:
-        with cached({"/": fixed(cache_control=cache_control)}) as (origin, proxy):
+        with cached({"/": fixed(cache_control=cache_control)}) as (_origin, proxy):
             return [status_of(get(proxy, authorization="Bearer x")) for _ in range(2)]
 
     assert statuses("max-age=60") == ["MISS", "MISS"]
@@ -177,7 +180,7 @@ def test_vary_stores_one_variant_per_normalised_value() -> None:
 
 
 def test_every_response_of_the_route_carries_the_status_header() -> None:
-    with cached({"/": fixed(cache_control="max-age=60")}) as (origin, proxy):
+    with cached({"/": fixed(cache_control="max-age=60")}) as (_origin, proxy):
         assert status_of(get(proxy, method="POST")) == "BYPASS"
         assert status_of(get(proxy, "/nothing")) == "MISS"  # the node's 404
     with cached({"/": fixed(cache_control="max-age=60")}, status_header="X-Cache") as (_, proxy):

@@ -30,27 +30,27 @@ def test_query_parameters_are_in_the_key_in_any_order() -> None:
 
 
 def test_only_the_chosen_query_parameters_count() -> None:
-    with cached({"/items": echo_path}, key_query=["page"]) as (origin, proxy):
+    with cached({"/items": echo_path}, key_query=["page"]) as (_, proxy):
         get(proxy, "/items?page=1&utm=a")
         assert status_of(get(proxy, "/items?utm=b&page=1")) == "HIT"
         assert status_of(get(proxy, "/items?page=2")) == "MISS"
-    with cached({"/items": echo_path}, key_query=[]) as (origin, proxy):
+    with cached({"/items": echo_path}, key_query=[]) as (_origin, proxy):
         get(proxy, "/items?page=1")
         assert status_of(get(proxy, "/items?page=2")) == "HIT"
 
 
 def test_host_is_in_the_key_unless_turned_off() -> None:
-    with cached({"/": fixed(**FRESH)}) as (origin, proxy):
+    with cached({"/": fixed(**FRESH)}) as (_, proxy):
         get(proxy, host="a.example")
         assert status_of(get(proxy, host="b.example")) == "MISS"
         assert status_of(get(proxy, host="A.example")) == "HIT"
-    with cached({"/": fixed(**FRESH)}, key_host=False) as (origin, proxy):
+    with cached({"/": fixed(**FRESH)}, key_host=False) as (_origin, proxy):
         get(proxy, host="a.example")
         assert status_of(get(proxy, host="b.example")) == "HIT"
 
 
 def test_chosen_request_headers_are_in_the_key() -> None:
-    with cached({"/": fixed(**FRESH)}, key_headers=["X-Tenant"]) as (origin, proxy):
+    with cached({"/": fixed(**FRESH)}, key_headers=["X-Tenant"]) as (_origin, proxy):
         get(proxy, x_tenant="a")
         assert status_of(get(proxy, x_tenant="b")) == "MISS"
         assert status_of(get(proxy, x_tenant="a")) == "HIT"
@@ -74,7 +74,7 @@ def test_per_consumer_entries() -> None:
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 def test_a_successful_unsafe_request_invalidates_its_url(method: str) -> None:
-    with cached({"/items": fixed(**FRESH)}) as (origin, proxy):
+    with cached({"/items": fixed(**FRESH)}) as (_origin, proxy):
         get(proxy, "/items?page=1")
         get(proxy, "/items")
         assert status_of(get(proxy, "/items", method)) == "BYPASS"
@@ -103,7 +103,7 @@ def test_location_and_content_location_on_the_same_host_are_invalidated() -> Non
             return 201, [("Location", "/items/7"), ("Content-Location", "http://other/x")], b""
         return 200, [("Cache-Control", "max-age=60")], b"item"
 
-    with cached({"/items": created, "/items/7": created, "/x": created}) as (origin, proxy):
+    with cached({"/items": created, "/items/7": created, "/x": created}) as (_origin, proxy):
         get(proxy, "/items/7")
         get(proxy, "/x", host="other")
         get(proxy, "/items", "POST")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugins.proxy_cache.support import Reply, cached, fixed, get, status_of
+from tests.plugins.proxy_cache.support import Reply, Script, cached, fixed, get, status_of
 from tests.support.proxy import RunningProxy, make_config
 from tests.support.upstream import Conn, Request, Upstream
 
@@ -15,7 +15,7 @@ ETAG = '"v1"'
 MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
 
 
-def validating(**extra: str) -> tuple[list[Request], dict[str, object]]:
+def validating(**extra: str) -> tuple[list[Request], dict[str, Script]]:
     """A script answering 304 to a matching If-None-Match, else the full response
     (stale at once: max-age=0), with ``extra`` headers on both."""
     seen: list[Request] = []
@@ -32,7 +32,7 @@ def validating(**extra: str) -> tuple[list[Request], dict[str, object]]:
 
 def test_a_stale_entry_is_revalidated_and_the_client_gets_the_stored_body() -> None:
     seen, scripts = validating()
-    with cached(scripts) as (origin, proxy):  # type: ignore[arg-type]
+    with cached(scripts) as (origin, proxy):
         assert status_of(get(proxy)) == "MISS"
         response = get(proxy)
         assert (response.status, status_of(response)) == (200, "REVALIDATED")
@@ -69,7 +69,7 @@ def test_last_modified_is_revalidated_with_if_modified_since() -> None:
             return 304, headers, b""
         return 200, headers, b"dated"
 
-    with cached({"/": script}) as (origin, proxy):
+    with cached({"/": script}) as (_origin, proxy):
         get(proxy)
         response = get(proxy)
         assert (status_of(response), response.body) == ("REVALIDATED", b"dated")
@@ -100,8 +100,8 @@ def test_clients_own_conditional_request_gets_304_when_it_matches() -> None:
         assert get(proxy, if_none_match='"other"').status == 200
         assert get(proxy, if_none_match=f'W/"x", W/{ETAG}').status == 304
         assert origin.count() == 1
-    seen, scripts = validating()
-    with cached(scripts) as (origin, proxy):  # type: ignore[arg-type]
+    _seen, scripts = validating()
+    with cached(scripts) as (origin, proxy):
         get(proxy)
         response = get(proxy, if_none_match=ETAG)
         assert (response.status, status_of(response)) == (304, "REVALIDATED")
@@ -111,7 +111,7 @@ def test_clients_own_conditional_request_gets_304_when_it_matches() -> None:
         assert get(proxy, if_modified_since="Sun, 31 Dec 2023 00:00:00 GMT").status == 200
 
 
-def failing_after_first(headers: list[tuple[str, str]], status: int = 503) -> dict[str, object]:
+def failing_after_first(headers: list[tuple[str, str]], status: int = 503) -> dict[str, Script]:
     replies = iter([(200, headers, b"good")])
 
     def script(request: Request) -> Reply:
@@ -136,7 +136,7 @@ def test_stale_if_error_serves_the_entry_when_the_node_fails(
     cache_control: str, settings: dict[str, object], expected: tuple[int, str]
 ) -> None:
     headers = [("Cache-Control", cache_control), ("ETag", ETAG)]
-    with cached(failing_after_first(headers), **settings) as (origin, proxy):  # type: ignore[arg-type]
+    with cached(failing_after_first(headers), **settings) as (_origin, proxy):
         get(proxy)
         response = get(proxy)
         assert (response.status, status_of(response)) == expected

@@ -37,9 +37,11 @@ class Store:
         """Drop every entry filed under these path ids; how many went."""
         raise NotImplementedError
 
-    async def purge(self, host: str | None = None, path: str | None = None) -> int:
-        """Drop entries: all of them, or those whose host is ``host`` and/or whose
-        path starts with ``path``; how many went."""
+    async def purge(
+        self, host: str | None = None, path: str | None = None, exact: bool = False
+    ) -> int:
+        """Drop entries: all of them, or those whose host is ``host`` and/or whose path
+        is ``path`` (``exact``) or under it; how many went."""
         raise NotImplementedError
 
     def get_now(self, key: str) -> Stored | None:
@@ -55,12 +57,15 @@ class Store:
         return None
 
 
-def matches(path_id: str, host: str | None, path: str | None) -> bool:
-    """Whether the entry at ``path_id`` falls under a purge of ``host``/``path``."""
+def matches(path_id: str, host: str | None, path: str | None, exact: bool = False) -> bool:
+    """Whether the entry at ``path_id`` falls under a purge of ``host`` and ``path``:
+    that path (``exact``), or it and what is under it on segment boundaries."""
     entry_host, _, entry_path = path_id.partition(" ")
     if host is not None and entry_host not in (host, ""):
         return False
-    return path is None or entry_path.startswith(path)
+    if path is None or entry_path == path:
+        return True
+    return not exact and entry_path.startswith(path.rstrip("/") + "/")
 
 
 def open_store(config: ProxyCacheConfig) -> Store:

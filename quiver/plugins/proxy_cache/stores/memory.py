@@ -57,7 +57,9 @@ class MemoryStore(Store):
                 dropped += 1
         return dropped
 
-    def purge_now(self, host: str | None = None, path: str | None = None) -> int:
+    def purge_now(
+        self, host: str | None = None, path: str | None = None, exact: bool = False
+    ) -> int:
         """Drop the entries a purge names (all when neither is given)."""
         if host is None and path is None:
             dropped = len(self.items)
@@ -65,7 +67,7 @@ class MemoryStore(Store):
             self.by_path.clear()
             self.used = 0
             return dropped
-        ids = [path_id for path_id in self.by_path if matches(path_id, host, path)]
+        ids = [path_id for path_id in self.by_path if matches(path_id, host, path, exact)]
         return self.invalidate_now(ids)
 
     async def get(self, key: str) -> Stored | None:
@@ -77,8 +79,10 @@ class MemoryStore(Store):
     async def invalidate(self, path_ids: Iterable[str]) -> int:
         return self.invalidate_now(path_ids)
 
-    async def purge(self, host: str | None = None, path: str | None = None) -> int:
-        return self.purge_now(host, path)
+    async def purge(
+        self, host: str | None = None, path: str | None = None, exact: bool = False
+    ) -> int:
+        return self.purge_now(host, path, exact)
 
     def _drop(self, key: str) -> None:
         value, _, path_id = self.items.pop(key)

@@ -56,14 +56,16 @@ class RedisStore(Store):
             await self._call(self.client.delete(index))
         return dropped
 
-    async def purge(self, host: str | None = None, path: str | None = None) -> int:
+    async def purge(
+        self, host: str | None = None, path: str | None = None, exact: bool = False
+    ) -> int:
         if host is None and path is None:
             return await self._delete_matching(_glob(self.prefix) + "*")
         ids = []
         prefix = self.prefix + "p:"
         async for name in self.client.scan_iter(match=_glob(prefix) + "*", count=_SCAN_BATCH):
             path_id = name.decode("latin-1")[len(prefix) :]
-            if matches(path_id, host, path):
+            if matches(path_id, host, path, exact):
                 ids.append(path_id)
         return await self.invalidate(ids)
 
