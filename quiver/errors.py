@@ -108,11 +108,15 @@ class Answer(HTTPError):
 
         raise Answer(204, headers=((b"Access-Control-Allow-Origin", b"*"),))
 
-    A whole stored response (a cache's) gives its fields already rendered, each
-    ``Name: value\r\n``, in ``fields`` (sent after ``headers``) and ``content_type=None``
-    when they carry their own Content-Type; the proxy adds Content-Length (none for
-    204 and 304) and X-Request-ID.  The route's ``response_headers`` phases do not run
-    on an answer: it goes out as the plugin made it.
+    A whole stored response (a cache's) comes rendered in ``head``: the status line
+    and every field, each line ending in CRLF, Content-Length included (none on 204
+    and 304), without the blank line; the proxy adds only X-Request-ID (and
+    ``Connection: close`` when it closes), then ``body`` unless the request was HEAD::
+
+        raise Answer(200, head=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", body=b"ok")
+
+    The route's ``response_headers`` phases do not run on an answer: it goes out as
+    the plugin made it.
     """
 
     def __init__(
@@ -121,14 +125,14 @@ class Answer(HTTPError):
         *,
         headers: tuple[tuple[bytes, bytes], ...] = (),
         body: bytes = b"",
-        content_type: bytes | None = b"text/plain",
-        fields: bytes = b"",
+        content_type: bytes = b"text/plain",
+        head: bytes | None = None,
     ) -> None:
         super().__init__("answered by a plugin", headers=headers)
         self.status_code = status
         self.body = body
         self.content_type = content_type
-        self.fields = fields
+        self.head = head
 
 
 class ClientError(HTTPError):

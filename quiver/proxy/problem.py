@@ -33,6 +33,14 @@ def problem_body(error: HTTPError, request_id: str) -> bytes:
 
 def problem_response(error: HTTPError, request_id: str, *, close: bool, head_only: bool) -> bytes:
     """The whole HTTP/1.1 response carrying ``error``; no body when ``head_only``."""
+    if isinstance(error, Answer) and error.head is not None:  # rendered by the plugin
+        parts = [error.head, b"X-Request-ID: ", request_id.encode(), b"\r\n"]
+        if close:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        if not head_only:
+            parts.append(error.body)
+        return b"".join(parts)
     if isinstance(error, Answer):
         body, content_type = error.body, error.content_type
     else:
@@ -40,14 +48,9 @@ def problem_response(error: HTTPError, request_id: str, *, close: bool, head_onl
     status = error.status_code
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
     if status != 204 and status != 304:  # (RFC 9110 §8.6: no Content-Length on 204)
-        if content_type is not None:
-            lines.append(b"Content-Type: %s\r\n" % content_type)
-        lines.append(b"Content-Length: %d\r\n" % len(body))
+        lines += (b"Content-Type: %s\r\n" % content_type, b"Content-Length: %d\r\n" % len(body))
     lines.append(b"X-Request-ID: %s\r\n" % request_id.encode())
-    if isinstance(error, Answer):
-        if error.fields:
-            lines.append(error.fields)
-    else:
+    if not isinstance(error, Answer):
         lines.append(b"Cache-Control: no-store\r\n")
     lines.extend(b"%s: %s\r\n" % pair for pair in error.headers)
     if close:

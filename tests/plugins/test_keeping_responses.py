@@ -1,5 +1,5 @@
 """The contract pieces a plugin that keeps responses uses: ``tap_body``, answers
-with stored fields (``Answer(fields=..., content_type=None)``) and the worker's
+rendered whole (``Answer(status, head=..., body=...)``) and the worker's
 ``resources`` that outlive a config."""
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class Keep(Plugin[KeepConfig]):
 
     def access(self, request: PluginRequest) -> None:
         if self.config.answer and self.memo.bodies:
-            fields = b"Content-Type: text/x-kept\r\nX-Kept: yes\r\n"
-            raise Answer(200, fields=fields, body=self.memo.bodies[-1], content_type=None)
+            body = self.memo.bodies[-1]
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/x-kept\r\nX-Kept: yes\r\n"
+            raise Answer(200, head=head + b"Content-Length: %d\r\n" % len(body), body=body)
         pieces: list[bytes] = []
 
         def receive(chunk: bytes, last: bool) -> None:
@@ -110,7 +111,7 @@ def test_a_tap_gets_what_the_response_body_phases_made() -> None:
         assert memo.bodies == [b"ABCDEFG"]
 
 
-def test_an_answer_with_stored_fields_is_sent_as_given() -> None:
+def test_an_answer_rendered_whole_is_sent_as_given() -> None:
     with node("length") as upstream, proxy(upstream.url, {"test-keep": {}}) as running:
         with Client(running.port) as client:
             client.request("GET", "/")

@@ -32,10 +32,10 @@ class Answers:
     ) -> Answer:
         """The entry as an answer; a 304 when ``validators`` (the client's If-None-Match
         and If-Modified-Since) match it (RFC 9111 §4.3.2)."""
-        stated = b"Age: %d\r\n" % int(age) + self.labels[label]
-        if entry.status == 200 and validators != (None, None) and matches(entry, *validators):
-            return Answer(304, fields=entry.not_modified_head() + stated, content_type=None)
-        return Answer(entry.status, fields=entry.head + stated, body=entry.body, content_type=None)
+        stated = b"Age: %d\r\n%s" % (int(age), self.labels[label])
+        if validators != (None, None) and entry.status == 200 and matches(entry, *validators):
+            return Answer(304, head=entry.not_modified_head() + stated)
+        return Answer(entry.status, head=entry.head + stated, body=entry.body)
 
 
 def matches(entry: Entry, if_none_match: bytes | None, if_modified_since: bytes | None) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 import orjson
 
@@ -29,6 +30,13 @@ NOT_MODIFIED_FIELDS = frozenset(
 )
 
 
+def reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
 @dataclass(slots=True)
 class Entry:
     """A stored response and what its freshness was computed from (RFC 9111 §4.2)."""
@@ -43,11 +51,20 @@ class Entry:
     revalidate: bool = False  # no-cache: validated before every use (§5.2.2.4)
     must_revalidate: bool = False  # never served stale (§5.2.2.2, §5.2.2.8)
     stale_if_error: float = 0.0  # seconds it may serve past freshness when the node fails
-    head: bytes = field(default=b"", repr=False)  # the fields rendered, for answers
+    head: bytes = field(default=b"", repr=False)  # status line, fields, Content-Length
 
     def __post_init__(self) -> None:
         if not self.head:
-            self.head = b"".join(b"%s: %s\r\n" % pair for pair in self.fields)
+            self.render()
+
+    def render(self) -> None:
+        """Render the answer's head once (the body may be set later: call again)."""
+        status = self.status
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason(status))]
+        lines += (b"%s: %s\r\n" % pair for pair in self.fields)
+        if status != 204 and status != 304:
+            lines.append(b"Content-Length: %d\r\n" % len(self.body))
+        self.head = b"".join(lines)
 
     def get(self, name: bytes) -> bytes | None:
         values = [value for key, value in self.fields if key.lower() == name]
@@ -63,9 +80,9 @@ class Entry:
         return len(self.body) + len(self.head) + 256
 
     def not_modified_head(self) -> bytes:
-        """The fields of a 304 answered from this entry."""
+        """The head of a 304 answered from this entry (RFC 9110 §15.4.5)."""
         kept = (pair for pair in self.fields if pair[0].lower() in NOT_MODIFIED_FIELDS)
-        return b"".join(b"%s: %s\r\n" % pair for pair in kept)
+        return b"HTTP/1.1 304 Not Modified\r\n" + b"".join(b"%s: %s\r\n" % p for p in kept)
 
     def dumps(self) -> bytes:
         meta = {

@@ -143,6 +143,7 @@ def refreshed(rules: Rules, entry: Entry, response: ResponseHead, now: float) ->
     life = lifetime(rules, merged, cc, now)
     fresh = build(rules, merged, cc, life or 0.0, (now, now), entry.vary)
     fresh.body = entry.body
+    fresh.render()
     fresh.initial_age = initial_age(response, now, now)
     return fresh
 

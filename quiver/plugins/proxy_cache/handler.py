@@ -10,6 +10,7 @@ from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.proxy_cache import directives, freshness
 from quiver.plugins.proxy_cache.answers import Answers
 from quiver.plugins.proxy_cache.config import ProxyCacheConfig
+from quiver.plugins.proxy_cache.directives import Directives
 from quiver.plugins.proxy_cache.entry import Entry, Stored, Variants
 from quiver.plugins.proxy_cache.keys import KeyMaker, location_ids, variant, vary_names
 from quiver.plugins.proxy_cache.shared import backend_for
@@ -57,13 +58,16 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
         if asked.no_store:  # neither stored nor answered from the cache (§5.2.1.5)
             request.ctx[NAME] = Visit("BYPASS", asked)
             return None
-        key = self.keys.key(request)
-        visit = request.ctx[NAME] = Visit("MISS", asked, key, self.keys.path_id(request))
+        key, path_id = self.keys.identify(request)
         if not self.store.immediate:
+            visit = request.ctx[NAME] = Visit("MISS", asked, key, path_id)
             return self._look_up(request, visit, follow=True)
         found = self.store.get_now(key)
         if isinstance(found, Variants):
             found = self.store.get_now(variant(key, found.names, request))
+        if isinstance(found, Entry):  # the hot path: a HIT, answered at once
+            self._serve(request, found, asked, time.time())
+        visit = request.ctx[NAME] = Visit("MISS", asked, key, path_id)
         return self._decide(request, visit, found, follow=True)
 
     async def _look_up(self, request: PluginRequest, visit: Visit, *, follow: bool) -> None:
@@ -90,10 +94,7 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
         entry = found if isinstance(found, Entry) else None
         asked = visit.directives
         if entry is not None:
-            age = entry.age(now)
-            if freshness.usable(entry, age, asked):
-                validators = (request.get(b"if-none-match"), request.get(b"if-modified-since"))
-                raise self.answers.of(entry, age, "HIT", validators)
+            self._serve(request, entry, asked, now)
             visit.entry = entry
         if asked.only_if_cached:
             raise NotCached("the response cache holds no fresh response for this request")
@@ -107,6 +108,13 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
             self._validate(request, visit, entry)
         visit.request_time = now
         return None
+
+    def _serve(self, request: PluginRequest, entry: Entry, asked: Directives, now: float) -> None:
+        """Answer from ``entry`` (raise) when it may answer this request as it is."""
+        age = entry.age(now)
+        if freshness.usable(entry, age, asked):
+            validators = (request.get(b"if-none-match"), request.get(b"if-modified-since"))
+            raise self.answers.of(entry, age, "HIT", validators)
 
     async def _follow(self, request: PluginRequest, visit: Visit) -> None:
         """Another request fetches this key: wait for it, then look again."""

@@ -22,12 +22,13 @@ from quiver.plugins.proxy_cache.config import ProxyCacheConfig
 
 #: fields whose values compare case-insensitively, normalised to lowercase
 _CASELESS = frozenset({b"accept", b"accept-charset", b"accept-encoding", b"accept-language"})
+_MADE_MAX = 4096
 
 
 class KeyMaker:
     """The key of a request under one plugin config (built once per route)."""
 
-    __slots__ = ("consumer", "headers", "host", "query", "simple")
+    __slots__ = ("consumer", "headers", "host", "made", "query", "simple")
 
     def __init__(self, config: ProxyCacheConfig) -> None:
         self.host = config.key_host
@@ -38,9 +39,29 @@ class KeyMaker:
         self.consumer = config.key_consumer
         #: only the path and query: no digest to compute for a request without a query
         self.simple = self.query is None and not self.headers and not self.consumer
+        #: (Host, path, query) -> (key, path id), when nothing else is in the key: most
+        #: traffic repeats a few URLs (cleared when it grows past _MADE_MAX)
+        self.made: dict[tuple[bytes | None, bytes, bytes], tuple[str, str]] | None = (
+            {} if not self.headers and not self.consumer else None
+        )
 
-    def key(self, request: PluginRequest) -> str:
-        base = self.path_id(request)
+    def identify(self, request: PluginRequest) -> tuple[str, str]:
+        """``(key, path id)`` of ``request``."""
+        made = self.made
+        if made is None:
+            path_id = self.path_id(request)
+            return self.key(request, path_id), path_id
+        url = (request.get(b"host") if self.host else None, request.raw_path, request.query)
+        found = made.get(url)
+        if found is None:
+            if len(made) >= _MADE_MAX:
+                made.clear()
+            path_id = self.path_id(request)
+            found = made[url] = (self.key(request, path_id), path_id)
+        return found
+
+    def key(self, request: PluginRequest, base: str) -> str:
+        """The key of ``request``, whose path id is ``base``."""
         if self.simple and not request.query:
             return base
         digest = hashlib.blake2b(digest_size=12)
@@ -54,9 +75,10 @@ class KeyMaker:
 
     def path_id(self, request: PluginRequest) -> str:
         """``"<host> <path>"``: what invalidation and purges look entries up by."""
-        path = request.raw_path.partition(b"?")[0].decode("latin-1")
-        host = (request.get(b"host") or b"").decode("latin-1").lower() if self.host else ""
-        return f"{host} {path}"
+        path = request.raw_path.decode("latin-1")
+        if not self.host:
+            return " " + path
+        return (request.get(b"host") or b"").decode("latin-1").lower() + " " + path
 
     def _query(self, query: bytes) -> bytes:
         if not query:

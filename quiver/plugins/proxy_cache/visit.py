@@ -79,6 +79,7 @@ class Visit:
             self.body.append(chunk)
         if last:
             draft.body = b"".join(self.body)
+            draft.render()
             self._complete(draft)
 
     def _complete(self, entry: Entry | None) -> None:
