@@ -115,8 +115,11 @@ class Answer(HTTPError):
 
         raise Answer(200, head=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", body=b"ok")
 
-    The route's ``response_headers`` phases do not run on an answer: it goes out as
-    the plugin made it.
+    Such a head is taken for a node's response kept earlier: its Location,
+    Content-Location and Set-Cookie paths are mapped back by the route's
+    ``redirects``, as they were when the node's response was relayed.  The route's
+    ``response_headers`` phases do not run on an answer: it goes out as the plugin
+    made it.
     """
 
     def __init__(

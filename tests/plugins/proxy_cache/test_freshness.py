@@ -8,7 +8,8 @@ from email.utils import formatdate
 
 import pytest
 
-from tests.plugins.proxy_cache.support import Reply, cached, fixed, get, status_of
+from tests.plugins.proxy_cache.support import Origin, Reply, cached, fixed, get, status_of
+from tests.support.proxy import RunningProxy, make_config
 from tests.support.upstream import Request
 
 pytestmark = pytest.mark.timeout(30)
@@ -188,3 +189,27 @@ def test_every_response_of_the_route_carries_the_status_header() -> None:
         response = get(proxy)
         assert response.header("X-Cache") == "HIT"
         assert status_of(response) is None
+
+
+def test_a_stored_redirect_is_mapped_back_like_the_node_response() -> None:
+    origin = Origin({})
+    origin.scripts["/login"] = fixed(
+        301, location=f"{origin.url}/welcome", cache_control="max-age=60"
+    )
+    routes = [
+        {
+            "name": "api",
+            "paths": ["/api"],
+            "strip_path": True,
+            "target": "b",
+            "plugins": {"proxy-cache": {}},
+        }
+    ]
+    try:
+        with RunningProxy(make_config({"b": origin.url}, routes)) as proxy:
+            first, second = get(proxy, "/api/login"), get(proxy, "/api/login")
+    finally:
+        origin.close()
+    assert (first.status, status_of(first)) == (301, "MISS")
+    assert (second.status, status_of(second)) == (301, "HIT")
+    assert first.header("Location") == second.header("Location") == "/api/welcome"
