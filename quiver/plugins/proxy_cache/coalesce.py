@@ -1,4 +1,5 @@
-"""Request coalescing: one node fetch per key at a time, within a worker.
+"""Request coalescing: one node fetch per key at a time, within a worker (across
+processes, a store's ``lock`` does the same: see the redis backend).
 
 The first request that misses a key becomes its *leader* and goes to the node;
 the requests for that key that come while it is on its way wait for it, then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable
 
@@ -19,6 +20,8 @@ from quiver.plugins.proxy_cache.visit import Visit
 from quiver.plugins.response import ResponseHead
 
 NAME = "proxy-cache"
+#: how often a request waiting for another process's fetch looks for its entry
+POLL_INTERVAL = 0.05
 _UNSAFE = frozenset({b"POST", b"PUT", b"DELETE", b"PATCH"})
 
 
@@ -85,6 +88,31 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
         waiting = self._decide(request, visit, found, follow=follow)
         if waiting is not None:
             await waiting
+        elif visit.flight is not None:  # this worker fetches the key: other processes?
+            await self._lead_everywhere(request, visit)
+
+    async def _lead_everywhere(self, request: PluginRequest, visit: Visit) -> None:
+        """Take the store's lock on the key; when another process holds it, wait for
+        the entry it stores (looked for every POLL_INTERVAL, answered as a HIT) up to
+        ``coalesce_timeout``, then fetch anyway."""
+        store = self.store
+        try:
+            visit.locked = await store.lock(visit.key, self.config.coalesce_timeout)
+            if visit.locked:
+                return
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.config.coalesce_timeout
+            while loop.time() < deadline:
+                await asyncio.sleep(POLL_INTERVAL)
+                found = await store.get(visit.key)
+                if isinstance(found, Variants):
+                    found = await store.get(variant(visit.key, found.names, request))
+                if isinstance(found, Entry):
+                    self._land(visit, found)  # (this worker's followers take it too)
+                    self._serve(request, found, visit.directives, time.time())
+                    return  # stored, but not good enough for this request: fetch
+        except StoreUnavailable as exc:
+            self.backend.unavailable(exc)
 
     def _decide(
         self, request: PluginRequest, visit: Visit, found: Stored | None, *, follow: bool
@@ -224,6 +252,9 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
         if flight is not None:
             visit.flight = None
             self.flights.land(visit.key, flight, entry)
+        if visit.locked:
+            visit.locked = False
+            self.backend.spawn(self.store.unlock(visit.key))
 
     def _invalidate(self, request: PluginRequest, response: ResponseHead) -> None:
         """A successful unsafe request changed its URL and maybe the ones it names

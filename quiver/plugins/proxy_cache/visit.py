@@ -29,6 +29,7 @@ class Visit:
         "key",
         "label",
         "limit",
+        "locked",
         "on_complete",
         "path_id",
         "request_time",
@@ -49,6 +50,7 @@ class Visit:
         self.invalidate = False  # an unsafe method: its success invalidates
         self.validating = False  # the node was asked to validate ``entry``
         self.writable = True  # False once the store failed this request
+        self.locked = False  # holds the store's lock on the key (other processes wait)
         self.client_validators: tuple[bytes | None, bytes | None] = (None, None)
         self.request_time = 0.0
         self.draft: Entry | None = None  # to be stored once its body is complete

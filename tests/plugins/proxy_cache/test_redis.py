@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.plugins.proxy_cache.support import Origin, Reply, cached, fixed, get, status_of
-from tests.support.proxy import RunningProxy, make_config
+from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Request
 
 pytestmark = pytest.mark.timeout(60)
@@ -170,3 +171,31 @@ def test_redis_down_bypasses_the_cache_and_warns_once(
     warnings = [r for r in caplog.records if r.name == "quiver.plugins.proxy_cache"]
     assert len(warnings) == 1
     assert "requests bypass the cache" in warnings[0].getMessage()
+
+
+def test_concurrent_misses_on_two_gateways_make_one_node_request(prefix: str) -> None:
+    from tests.plugins.proxy_cache.test_coalescing_and_size import in_flight, wait_until
+
+    origin = Origin({"/": fixed(cache_control="max-age=60")})
+    origin.gate = threading.Event()  # the node holds its answer until both are in
+    plugins = {"proxy-cache": redis_settings(prefix)}
+    routes = [{"name": "r", "paths": ["/"], "target": "b", "plugins": plugins}]
+    request = b"GET / HTTP/1.1\r\nHost: test.local\r\n\r\n"
+    try:
+        with (
+            RunningProxy(make_config({"b": origin.url}, routes)) as first,
+            RunningProxy(make_config({"b": origin.url}, routes)) as second,
+            Client(first.port, timeout=20) as one,
+            Client(second.port, timeout=20) as other,
+        ):
+            one.send(request)
+            wait_until(lambda: origin.count() == 1)  # the first fetches (and holds the lock)
+            other.send(request)
+            wait_until(lambda: in_flight(second) == 1)
+            origin.gate.set()
+            answers = [one.read_response(), other.read_response()]
+    finally:
+        origin.close()
+    assert [status_of(a) for a in answers] == ["MISS", "HIT"]
+    assert all(a.body == b"hello" for a in answers)
+    assert origin.count() == 1

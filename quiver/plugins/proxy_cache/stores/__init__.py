@@ -44,6 +44,14 @@ class Store:
         is ``path`` (``exact``) or under it; how many went."""
         raise NotImplementedError
 
+    async def lock(self, key: str, ttl: float) -> bool:
+        """Take the fetch of ``key`` for this process for up to ``ttl`` seconds; False
+        when another process has it.  Stores not shared between processes need none."""
+        return True
+
+    async def unlock(self, key: str) -> None:
+        return None
+
     def get_now(self, key: str) -> Stored | None:
         raise NotImplementedError
 

@@ -2,7 +2,9 @@
 
 Entry ``<prefix>e:<key>`` holds the serialised entry with a time to live of its
 freshness plus ``keep_stale``; the set ``<prefix>p:<path id>`` lists the keys
-filed under a path, for invalidation, and lives as long as its longest entry.
+filed under a path, for invalidation, and lives as long as its longest entry;
+``<prefix>l:<key>`` is taken (SET NX, expiring) by the process fetching a key, so
+that the others wait for its entry instead of fetching too.
 Every call is bounded by ``redis_timeout``; a failure raises ``StoreUnavailable``.
 """
 
@@ -44,6 +46,14 @@ class RedisStore(Store):
         pipe.pexpire(index, milliseconds, gt=True)
         pipe.pexpire(index, milliseconds, nx=True)
         await self._call(pipe.execute())
+
+    async def lock(self, key: str, ttl: float) -> bool:
+        name = self.prefix + "l:" + key
+        taken = await self._call(self.client.set(name, b"1", nx=True, px=int(ttl * 1000)))
+        return bool(taken)
+
+    async def unlock(self, key: str) -> None:
+        await self._call(self.client.delete(self.prefix + "l:" + key))
 
     async def invalidate(self, path_ids: Iterable[str]) -> int:
         dropped = 0
