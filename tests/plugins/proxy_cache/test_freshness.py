@@ -213,3 +213,24 @@ def test_a_stored_redirect_is_mapped_back_like_the_node_response() -> None:
     assert (first.status, status_of(first)) == (301, "MISS")
     assert (second.status, status_of(second)) == (301, "HIT")
     assert first.header("Location") == second.header("Location") == "/api/welcome"
+
+
+def test_default_ttl_keeps_responses_without_freshness_of_their_own() -> None:
+    with cached({"/": fixed(), "/page": fixed(404)}, default_ttl=60) as (origin, proxy):
+        assert [status_of(get(proxy)) for _ in range(2)] == ["MISS", "HIT"]
+        assert [status_of(get(proxy, "/page")) for _ in range(2)] == ["MISS", "HIT"]
+        assert status_of(get(proxy, "/nothing")) == "MISS"  # (no script: 404 too)
+        assert origin.count() == 3
+
+
+def test_max_stale_accepts_a_stale_entry_unless_it_must_be_revalidated() -> None:
+    stale = {"cache_control": "max-age=10", "age": "30", "etag": '"a"'}
+    with cached({"/": fixed(**stale)}) as (_, proxy):
+        get(proxy)
+        assert status_of(get(proxy, cache_control="max-stale=60")) == "HIT"
+        assert status_of(get(proxy, cache_control="max-stale=5")) == "EXPIRED"
+        assert status_of(get(proxy, cache_control="max-stale")) == "HIT"
+    strict = {**stale, "cache_control": "max-age=10, must-revalidate"}
+    with cached({"/": fixed(**strict)}) as (_origin, proxy):
+        get(proxy)
+        assert status_of(get(proxy, cache_control="max-stale")) == "EXPIRED"
