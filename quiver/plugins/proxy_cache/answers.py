@@ -11,13 +11,14 @@ from quiver.plugins.proxy_cache.visit import LABELS, Label
 class Answers:
     """Renders answers for one plugin config: the status header is pre-rendered."""
 
-    __slots__ = ("labels",)
+    __slots__ = ("hit", "labels")
 
     def __init__(self, status_header: str) -> None:
         name = status_header.encode()
         self.labels: dict[Label, bytes] = {
             label: (name + b": " + label.encode() + b"\r\n") if name else b"" for label in LABELS
         }
+        self.hit = self.labels["HIT"]
 
     def header(self, label: Label) -> bytes:
         """The status field alone (b"" when the header is turned off)."""
@@ -32,10 +33,11 @@ class Answers:
     ) -> Answer:
         """The entry as an answer; a 304 when ``validators`` (the client's If-None-Match
         and If-Modified-Since) match it (RFC 9111 §4.3.2)."""
-        stated = b"Age: %d\r\n%s" % (int(age), self.labels[label])
         if validators != (None, None) and entry.status == 200 and matches(entry, *validators):
+            stated = b"Age: %d\r\n%s" % (int(age), self.labels[label])
             return Answer(304, head=entry.not_modified_head() + stated)
-        return Answer(entry.status, head=entry.head + stated, body=entry.body)
+        head = entry.head_at(int(age), self.labels[label])
+        return Answer(entry.status, head=head, body=entry.body)
 
 
 def matches(entry: Entry, if_none_match: bytes | None, if_modified_since: bytes | None) -> bool:

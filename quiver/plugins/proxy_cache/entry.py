@@ -52,10 +52,26 @@ class Entry:
     must_revalidate: bool = False  # never served stale (§5.2.2.2, §5.2.2.8)
     stale_if_error: float = 0.0  # seconds it may serve past freshness when the node fails
     head: bytes = field(default=b"", repr=False)  # status line, fields, Content-Length
+    #: until when (epoch seconds) it may answer a request that asks nothing special
+    plain_until: float = field(default=0.0, repr=False)
+    #: the last head answered: (age in whole seconds, status field, head with Age)
+    said: tuple[int, bytes, bytes] = field(default=(-1, b"", b""), repr=False)
 
     def __post_init__(self) -> None:
         if not self.head:
             self.render()
+        fresh_until = self.stored_at + self.lifetime - self.initial_age
+        self.plain_until = -1.0 if self.revalidate else fresh_until
+
+    def head_at(self, age: int, status_field: bytes) -> bytes:
+        """The head with ``Age: age`` and ``status_field``; the last one is kept, as
+        most answers in a row come within the same second."""
+        said = self.said
+        if said[0] == age and said[1] is status_field:
+            return said[2]
+        head = b"%sAge: %d\r\n%s" % (self.head, age, status_field)
+        self.said = (age, status_field, head)
+        return head
 
     def render(self) -> None:
         """Render the answer's head once (the body may be set later: call again)."""

@@ -6,13 +6,14 @@ import asyncio
 import time
 from collections.abc import Awaitable
 
-from quiver.errors import NotCached
+from quiver.errors import Answer, NotCached
 from quiver.plugins.base import Plugin, PluginContext, PluginRequest
 from quiver.plugins.proxy_cache import directives, freshness
 from quiver.plugins.proxy_cache.answers import Answers
 from quiver.plugins.proxy_cache.config import ProxyCacheConfig
 from quiver.plugins.proxy_cache.directives import Directives
 from quiver.plugins.proxy_cache.entry import Entry, Stored, Variants
+from quiver.plugins.proxy_cache.fields import Fields
 from quiver.plugins.proxy_cache.keys import KeyMaker, location_ids, variant, vary_names
 from quiver.plugins.proxy_cache.shared import backend_for
 from quiver.plugins.proxy_cache.stores import StoreUnavailable
@@ -23,6 +24,8 @@ NAME = "proxy-cache"
 #: how often a request waiting for another process's fetch looks for its entry
 POLL_INTERVAL = 0.05
 _UNSAFE = frozenset({b"POST", b"PUT", b"DELETE", b"PATCH"})
+NO_ASKS = directives.NONE
+NO_VALIDATORS = (None, None)
 
 
 class ProxyCache(Plugin[ProxyCacheConfig]):
@@ -57,11 +60,12 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
             visit = request.ctx[NAME] = Visit("BYPASS", directives.NONE)
             visit.invalidate = method in _UNSAFE
             return None
-        asked = directives.parse(request.get(b"cache-control"))
+        fields = Fields(request.headers)
+        asked = directives.parse(fields.cache_control) if fields.cache_control else NO_ASKS
         if asked.no_store:  # neither stored nor answered from the cache (§5.2.1.5)
             request.ctx[NAME] = Visit("BYPASS", asked)
             return None
-        key, path_id = self.keys.identify(request)
+        key, path_id = self.keys.identify(request, fields.host)
         if not self.store.immediate:
             visit = request.ctx[NAME] = Visit("MISS", asked, key, path_id)
             return self._look_up(request, visit, follow=True)
@@ -69,7 +73,14 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
         if isinstance(found, Variants):
             found = self.store.get_now(variant(key, found.names, request))
         if isinstance(found, Entry):  # the hot path: a HIT, answered at once
-            self._serve(request, found, asked, time.time())
+            now = time.time()
+            if asked is NO_ASKS and now < found.plain_until and fields.validators == NO_VALIDATORS:
+                age = found.initial_age + now - found.stored_at  # (§4.2.3)
+                head = found.head_at(int(age), self.answers.hit)
+                raise Answer(found.status, head=head, body=found.body)
+            age = found.age(now)
+            if freshness.usable(found, age, asked):
+                raise self.answers.of(found, age, "HIT", fields.validators)
         visit = request.ctx[NAME] = Visit("MISS", asked, key, path_id)
         return self._decide(request, visit, found, follow=True)
 

@@ -45,13 +45,13 @@ class KeyMaker:
             {} if not self.headers and not self.consumer else None
         )
 
-    def identify(self, request: PluginRequest) -> tuple[str, str]:
-        """``(key, path id)`` of ``request``."""
+    def identify(self, request: PluginRequest, host: bytes | None) -> tuple[str, str]:
+        """``(key, path id)`` of ``request``, whose Host is ``host``."""
         made = self.made
         if made is None:
             path_id = self.path_id(request)
             return self.key(request, path_id), path_id
-        url = (request.get(b"host") if self.host else None, request.raw_path, request.query)
+        url = (host if self.host else None, request.raw_path, request.query)
         found = made.get(url)
         if found is None:
             if len(made) >= _MADE_MAX:
