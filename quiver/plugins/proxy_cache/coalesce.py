@@ -5,8 +5,9 @@ The first request that misses a key becomes its *leader* and goes to the node;
 the requests for that key that come while it is on its way wait for it, then
 take what it stored (or, when it stored nothing, go to the node themselves).
 Whatever happens to the leader's exchange, its flight ends: when the entry is
-stored, when the response turns out not storable, in the log phase at the
-latest, and followers stop waiting after ``coalesce_timeout`` in any case.
+stored, when the response turns out not storable, when the exchange is dropped
+at the latest (cut off, failed mid-body), and followers stop waiting after
+``coalesce_timeout`` in any case.
 """
 
 from __future__ import annotations

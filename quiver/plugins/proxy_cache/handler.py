@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable
 
 from quiver.errors import Answer, NotCached
@@ -140,7 +141,11 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
         if follow and visit.key in self.flights.waiting:
             return self._follow(request, visit)
         if request.method == b"GET":
-            visit.flight = self.flights.lead(visit.key)
+            flight = visit.flight = self.flights.lead(visit.key)
+            if flight is not None:
+                # an exchange that ends without storing anything (cut off, failed
+                # after its head) lets its followers go once it is dropped
+                weakref.finalize(visit, self.flights.land, visit.key, flight, None)
             request.tap_body(visit.receive)
         if entry is not None:
             visit.label = "EXPIRED"
@@ -288,11 +293,6 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
     def _label(self, response: ResponseHead, label: str) -> None:
         if self.config.status_header:
             response.set(self.config.status_header.encode(), label.encode())
-
-    def log(self, request: PluginRequest) -> None:
-        visit: Visit | None = request.ctx.get(NAME)
-        if visit is not None and visit.flight is not None:
-            self._land(visit, None)  # the exchange ended before anything was stored
 
 
 def _too_long(length: bytes, limit: int) -> bool:

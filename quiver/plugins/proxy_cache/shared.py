@@ -59,8 +59,10 @@ class Backend:
             self.unavailable(exc)
 
     async def aclose(self) -> None:
-        for task in list(self.tasks):
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.store.aclose()
 
 

@@ -19,6 +19,7 @@ class Visit:
     being filled from the response body."""
 
     __slots__ = (
+        "__weakref__",
         "body",
         "client_validators",
         "directives",

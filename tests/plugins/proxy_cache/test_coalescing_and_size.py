@@ -3,6 +3,8 @@ through uncached; the memory LRU stays within its size."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 
@@ -128,3 +130,26 @@ def test_the_memory_store_evicts_the_least_recently_used_within_its_size() -> No
     assert store.get_now("a") is None  # its time to live is over
     assert store.invalidate_now(["h /c"]) == 1 and store.get_now("c") is None
     assert store.purge_now() == 1 and store.used == 0
+
+
+def test_waiting_requests_go_on_when_the_fetching_client_leaves() -> None:
+    script = {"/": fixed(cache_control="max-age=60")}
+    with cached(script, coalesce_timeout=60) as (origin, proxy):
+        origin.gate = threading.Event()
+        leader, follower = Client(proxy.port, timeout=20), Client(proxy.port, timeout=20)
+        try:
+            leader.send(b"GET / HTTP/1.1\r\nHost: test.local\r\n\r\n")
+            wait_until(lambda: origin.count() == 1)
+            follower.send(b"GET / HTTP/1.1\r\nHost: test.local\r\n\r\n")
+            wait_until(lambda: in_flight(proxy) == 2)
+            # the client resets its connection: its exchange ends, nothing is stored
+            leader.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            leader.close()
+            wait_until(lambda: origin.count() == 2, timeout=10)  # not after 60 s
+            origin.gate.set()
+            response = follower.read_response()
+        finally:
+            origin.gate.set()
+            leader.close()
+            follower.close()
+        assert (response.status, response.body) == (200, b"hello")
