@@ -145,7 +145,8 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
             if flight is not None:
                 # an exchange that ends without storing anything (cut off, failed
                 # after its head) lets its followers go once it is dropped
-                weakref.finalize(visit, self.flights.land, visit.key, flight, None)
+                ending = weakref.finalize(visit, self.flights.land, visit.key, flight, None)
+                ending.atexit = False  # (at exit the loop is gone: nobody waits)
             request.tap_body(visit.receive)
         if entry is not None:
             visit.label = "EXPIRED"
