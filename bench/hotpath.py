@@ -3,7 +3,8 @@
 Feeds one request into a client connection and the matching response into its
 upstream connection through stand-in transports, many times over, so the cost
 measured is ours alone (parsing callbacks, routing, header building), not the
-kernel's.  Run: python bench/hotpath.py [--profile] [--key-auth | --send-key]
+kernel's.  Run: python bench/hotpath.py [--profile] [--key-auth | --rate-limit | --send-key]
+(--rate-limit: key-auth and rate-limit with the local store, per consumer)
 (with --profile, HOTPATH_ROWS sets how many functions are listed; 25 by default)
 
 For numbers that do not depend on what else the machine is doing, count
@@ -67,10 +68,14 @@ class NullTransport:
 
 def main() -> None:
     loop = uvloop.new_event_loop()
-    key_auth = "--key-auth" in sys.argv  # measure the route with key-auth on
+    rate_limit = "--rate-limit" in sys.argv  # key-auth and rate-limit on the route
+    key_auth = rate_limit or "--key-auth" in sys.argv  # measure the route with key-auth on
     route: dict[str, object] = {"name": "all", "paths": ["/"], "target": "backend"}
     if key_auth:
         route["plugins"] = {"key-auth": {}}
+    if rate_limit:
+        limit = {"limit": 10**12, "window": 60, "by": "consumer"}
+        route["plugins"] = {"key-auth": {}, "rate-limit": limit}
     config = Config.model_validate(
         {
             "targets": [{"name": "backend", "url": "http://127.0.0.1:9001"}],

@@ -281,6 +281,16 @@ CONFIGS: list[Config] = [
         consumers=True,
     ),
     Config(
+        "key_auth_rate_limit",
+        "Quiver, `key-auth` + `rate-limit` (local store, per consumer)",
+        lambda f: {
+            "key-auth": {},
+            "rate-limit": {"limit": 1_000_000_000, "window": 60, "by": "consumer"},
+        },
+        _key_auth_checks,
+        consumers=True,
+    ),
+    Config(
         "jwt_rs256",
         "Quiver, `jwt` (RS256, 2048-bit key), {consumers} consumers",
         lambda f: {"jwt": {"algorithms": ["RS256"]}},

@@ -13,9 +13,12 @@
         │   ├── RequestTimeout           408 client too slow sending head or body
         │   ├── ContentTooLarge          413 body over the configured limit
         │   ├── URITooLong               414 request line over the limit
+        │   ├── TooManyRequests          429 a rate limit, quota or concurrency limit is spent
         │   └── HeaderFieldsTooLarge     431 header block or count over the limit
         ├── ServerError              5xx raised by Quiver itself
-        │   └── PluginError              500 a plugin phase failed (a fault, not a refusal)
+        │   ├── PluginError              500 a plugin phase failed (a fault, not a refusal)
+        │   ├── LimitUnavailable         503 a limit could not be checked (its store is down)
+        │   └── Overloaded               503 a concurrency limit is full (status: 503)
         └── GatewayError             5xx: the target failed us
             ├── BadGateway               502 unparsable or cut upstream response
             │   ├── UpstreamConnectError     refused or unreachable  (retry kind "connect_error")
@@ -198,6 +201,14 @@ class URITooLong(ClientError):
     close_connection = True
 
 
+class TooManyRequests(ClientError):
+    """A limit is spent; pass ``Retry-After`` (and the RateLimit fields) in headers."""
+
+    status_code = 429
+    title = "Too Many Requests"
+    slug = "rate-limited"
+
+
 class HeaderFieldsTooLarge(ClientError):
     status_code = 431
     title = "Request Header Fields Too Large"
@@ -215,6 +226,23 @@ class PluginError(ServerError):
     status_code = 500
     title = "Internal Server Error"
     slug = "plugin-failed"
+
+
+class LimitUnavailable(ServerError):
+    """A limit's counter store could not answer and its policy is to refuse."""
+
+    status_code = 503
+    title = "Service Unavailable"
+    slug = "limit-unavailable"
+
+
+class Overloaded(ServerError):
+    """As many requests as a concurrency limit allows are in flight already (its
+    ``status: 503`` form; pass ``Retry-After`` in headers)."""
+
+    status_code = 503
+    title = "Service Unavailable"
+    slug = "overloaded"
 
 
 class GatewayError(HTTPError):

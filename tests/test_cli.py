@@ -208,7 +208,7 @@ def test_check_reports_every_kind_of_problem_of_a_file_in_one_run(tmp_path: Path
             paths: ["/other"]
             target: backnd
             plugins:
-              rate-limit: {}
+              rate-limiter: {}
         consumers:
           - name: alice
             credentials:
@@ -226,7 +226,8 @@ def test_check_reports_every_kind_of_problem_of_a_file_in_one_run(tmp_path: Path
         "12: routes[0].plugins.key-auth.header_names: Input should be a valid list",
         "15: routes[1].target: unknown target 'backnd' (defined targets: 'backend'); "
         "did you mean 'backend'?",
-        "17: routes[1].plugins.rate-limit: unknown plugin 'rate-limit' (see: quiver plugins)",
+        "17: routes[1].plugins.rate-limiter: unknown plugin 'rate-limiter'; "
+        "did you mean 'rate-limit'? (see: quiver plugins)",
         "21: consumers[0].credentials.key-auth[0].key: String should have at least 8 characters",
         "22: consumers[0].credentials.oauth: unknown key 'oauth'",
     ]

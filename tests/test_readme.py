@@ -14,7 +14,9 @@ right above it (invisible once rendered):
 - ``<!-- run -->``: a shell block of ``quiver`` commands run in an empty directory.
 - ``<!-- not run: WHY -->``: a shell block the tests do not run (servers, signals).
 - ``<!-- response: NAME METHOD PATH [BODY] -->``: a ```json problem document the
-  request gets from example NAME (its ``request_id`` excepted).
+  request gets from example NAME (its ``request_id`` excepted); with
+  ``<!-- header: NAME VARIABLE -->`` it carries that header, valued from ``ENV``, and
+  with ``<!-- repeat: N -->`` it is the last of N such requests.
 
 Every ```yaml block is validated with the built-in catalog, the variables it names
 (``${ALICE_KEY}``) taken from ``ENV``. The Quick start blocks are kept as they are:
@@ -371,6 +373,15 @@ def test_the_readme_links_every_built_in_plugin() -> None:
         assert f"[{name}](docs/plugins/{name}.md)" in text, name
 
 
+def test_rate_limit_tells_each_caller_where_it_stands() -> None:
+    with served(example("rate-limit")) as (proxy, [node]):
+        first = get(proxy, "/search", {"apikey": ENV["ALICE_KEY"]})
+    assert first.status == 200
+    assert first.header("RateLimit-Policy") == '"second";q=10;w=1, "hour";q=1000;w=3600'
+    assert first.header("RateLimit") == '"second";r=9;t=1'
+    assert len(node.requests) == 1
+
+
 def test_validation_refuses_what_the_openapi_document_does_not_allow() -> None:
     with served(example("validation")) as (proxy, [node]), Client(proxy.port) as client:
         too_many = client.request("GET", "/orders?limit=500")
@@ -390,15 +401,21 @@ def test_validation_refuses_what_the_openapi_document_does_not_allow() -> None:
 def test_problem_documents_shown_are_what_the_request_gets(block: Block) -> None:
     name, method, path, *body = block.directives["response"].split(" ", 3)
     payload = body[0].encode() if body else b""
-    headers = {"Content-Type": "application/json"} if payload else None
+    headers = {"Content-Type": "application/json"} if payload else {}
+    if "header" in block.directives:
+        field, variable = block.directives["header"].split()
+        headers[field] = ENV[variable]
+    repeat = int(block.directives.get("repeat", "1"))
     with served(example(name)) as (proxy, nodes), Client(proxy.port) as client:
-        response = client.request(method, path, headers, payload)
+        for _ in range(repeat):
+            response = client.request(method, path, headers or None, payload)
     problem = assert_problem(response, json.loads(block.text)["status"])
     shown = json.loads(block.text)
     assert re.fullmatch("[0-9a-f]{32}", shown.pop("request_id"))
     problem.pop("request_id")
     assert problem == shown
-    assert all(node.requests == [] for node in nodes), "a refused request reached the node"
+    reached = [len(node.requests) for node in nodes]
+    assert all(count == repeat - 1 for count in reached), "a refused request reached the node"
 
 
 def test_a_failing_target_is_named_never_its_node() -> None:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 def parse_duration(value: object) -> object:
-    """``"250ms"``, ``"5s"``, ``"2m"``, ``"1h"`` or a number of seconds, to seconds."""
+    """``"250ms"``, ``"5s"``, ``"2m"``, ``"1h"``, ``"7d"`` or a number of seconds, to seconds."""
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
-            raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 5s, 2m)")
+            raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 5s, 2m, 1h, 1d)")
         return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     return value
 

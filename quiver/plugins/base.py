@@ -75,6 +75,7 @@ from quiver.config.consumers import CredentialModel
 from quiver.config.models import Limits
 from quiver.plugins.consumers import ConsumerRuntime, Consumers
 from quiver.plugins.outbound import Outbound
+from quiver.plugins.stores import Stores
 
 PHASES = ("access", "response_headers", "response_body", "log")
 
@@ -120,12 +121,17 @@ class WorkerResources:
 @dataclass(frozen=True)
 class PluginContext:
     """What a plugin may use when it is built: the config's consumers and limits, the
-    worker's HTTP client for requests of its own (None where nothing is served) and
-    the worker's resources that outlive a config."""
+    worker's HTTP client for requests of its own (None where nothing is served), the
+    worker's stores (counters shared by the node's workers; kept across reloads), its
+    other resources that outlive a config, and where its config is attached."""
 
     consumers: Consumers
     limits: Limits = field(default_factory=Limits)
     outbound: Outbound | None = None
+    stores: Stores = field(default_factory=Stores)
+    #: where the plugin's config is attached: "global", "target:NAME", "route:NAME"
+    #: or "consumer:NAME" (limits count per scope)
+    scope: str = "global"
     resources: WorkerResources = field(default_factory=WorkerResources)
 
 
@@ -171,12 +177,25 @@ class PluginRequest(Protocol):
         """Hand the response body to ``receiver(chunk, last)`` as it is sent, unchanged
         (call it in ``access``; see the module docstring)."""
 
-    def set_consumer(self, consumer: ConsumerRuntime) -> None:
-        """The request comes from ``consumer``: its identity is sent upstream."""
+    def add_response_field(self, name: bytes, value: bytes, *, replace: bool = False) -> None:
+        """Add ``name: value`` to the response the client gets, whoever answers: the
+        node, an in-process target, or the gateway with an error.  Cheaper than a
+        ``response_headers`` phase for a plugin that only adds fields.  ``value``
+        must be a valid field value (no CR or LF).  ``replace``: first drop the
+        fields of that name plugins added before (not those of the node)."""
+
+    def set_consumer(self, consumer: ConsumerRuntime, credential: bytes | None = None) -> None:
+        """The request comes from ``consumer``: its identity is sent upstream.
+        ``credential`` names the credential it presented (never the secret itself:
+        e.g. ``b"key-auth:" + digest``), for limits counted per credential."""
 
     @property
     def consumer(self) -> ConsumerRuntime | None:
         """The consumer an authentication plugin identified, if any."""
+
+    @property
+    def credential(self) -> bytes | None:
+        """What ``set_consumer`` was told of the credential used, if anything."""
 
     @property
     def ctx(self) -> dict[str, Any]:

@@ -122,7 +122,7 @@ class BasicAuth(Plugin[BasicAuthConfig]):
         username, password = _decode(encoded.strip())
         consumer = self.verifier.remembered(username, password)
         if consumer is not None:
-            request.set_consumer(consumer)
+            request.set_consumer(consumer, b"basic-auth:" + username)
             return None
         return self._check(request, username, password)  # scrypt: wait off the event loop
 
@@ -130,7 +130,7 @@ class BasicAuth(Plugin[BasicAuthConfig]):
         consumer = await self.verifier.verify(username, password)
         if consumer is None:
             raise Unauthorized("invalid username or password", headers=_CHALLENGE)
-        request.set_consumer(consumer)
+        request.set_consumer(consumer, b"basic-auth:" + username)
 
 
 def _decode(encoded: bytes) -> tuple[bytes, bytes]:

@@ -11,12 +11,15 @@ from typing import Any
 from quiver.plugins.acl import Acl
 from quiver.plugins.base import Plugin
 from quiver.plugins.basic_auth import BasicAuth
+from quiver.plugins.concurrency_limit import ConcurrencyLimit
 from quiver.plugins.cors import Cors
 from quiver.plugins.ip_restriction import IpRestriction
 from quiver.plugins.jwt import Jwt
 from quiver.plugins.key_auth import KeyAuth
 from quiver.plugins.oauth2_introspection import OAuth2Introspection
 from quiver.plugins.proxy_cache import ProxyCache
+from quiver.plugins.quota import Quota
+from quiver.plugins.rate_limit import RateLimit
 from quiver.plugins.request_size_limit import RequestSizeLimit
 from quiver.plugins.request_transformer import RequestTransformer
 from quiver.plugins.request_validator import RequestValidator
@@ -29,6 +32,9 @@ BUILT_IN: tuple[type[Plugin[Any]], ...] = (
     Jwt,
     Acl,
     RequestSizeLimit,
+    RateLimit,
+    ConcurrencyLimit,
+    Quota,
     OAuth2Introspection,
     Cors,
     RequestValidator,

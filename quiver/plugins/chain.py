@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from quiver.config.models import Config, Route, Target
@@ -30,13 +31,36 @@ def attached(config: Config, target: Target, route: Route) -> dict[str, Mapping[
     return merged
 
 
-def build(settings: Settings, context: PluginContext, catalog: Catalog) -> dict[str, Plugin[Any]]:
-    """Plugin instances for validated ``settings``, by name, from the classes of ``catalog``."""
+def scopes(config: Config, target: Target, route: Route) -> dict[str, str]:
+    """Where the config of each plugin of ``route`` comes from: "global",
+    "target:NAME" or "route:NAME" (what ``PluginContext.scope`` tells the plugin)."""
+    found: dict[str, str] = {}
+    levels = (
+        (config.plugins, "global"),
+        (target.plugins, f"target:{target.name}"),
+        (route.plugins, f"route:{route.name}"),
+    )
+    for level, scope in levels:
+        found.update(dict.fromkeys(level, scope))
+    return found
+
+
+def build(
+    settings: Settings,
+    context: PluginContext,
+    catalog: Catalog,
+    scopes: Mapping[str, str] | str = "global",
+) -> dict[str, Plugin[Any]]:
+    """Plugin instances for validated ``settings``, by name, from the classes of
+    ``catalog``; ``scopes`` says where each one's config is attached (one scope for
+    all, or one per name)."""
     plugins = catalog
-    return {
-        name: plugins[name](plugins[name].Config.model_validate(dict(raw)), context)
-        for name, raw in settings.items()
-    }
+    built = {}
+    for name, raw in settings.items():
+        scope = scopes if isinstance(scopes, str) else scopes.get(name, "global")
+        here = context if scope == context.scope else replace(context, scope=scope)
+        built[name] = plugins[name](plugins[name].Config.model_validate(dict(raw)), here)
+    return built
 
 
 def _order(plugin: Plugin[Any]) -> tuple[int, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 
@@ -30,6 +30,17 @@ def render(plugin: type[Plugin[Any]]) -> str:
         "|---|---|---|---|",
     ]
     lines += _rows(plugin.Config)
+    for key, model in _nested(plugin.Config):
+        lines += [
+            "",
+            f"## `{key}`",
+            "",
+            f"{' '.join((model.__doc__ or '').split()) or f'The keys of `{key}`:'}",
+            "",
+            "| key | type | default | meaning |",
+            "|---|---|---|---|",
+            *_rows(model),
+        ]
     if plugin.credential is not None:
         lines += [
             "",
@@ -50,9 +61,25 @@ def _rows(model: type[BaseModel]) -> list[str]:
     for key, field in model.model_fields.items():
         default = describe_default(field, nested=None)
         rows.append(
-            f"| `{key}` | {type_name(field.annotation)} | {default} | {field.description} |"
+            f"| `{field.alias or key}` | {type_name(field.annotation)} | {default} "
+            f"| {field.description} |"
         )
     return rows
+
+
+def _nested(model: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:
+    """The settings of ``model`` that are mappings of their own (directly, in a list,
+    or optional), with their models."""
+    found = []
+    for key, field in model.model_fields.items():
+        pending: list[object] = [field.annotation]
+        while pending:
+            annotation = pending.pop()
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                found.append((field.alias or key, annotation))
+                break
+            pending.extend(get_args(annotation))
+    return found
 
 
 def write(directory: Path) -> None:

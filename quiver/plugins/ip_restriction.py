@@ -80,7 +80,7 @@ class _Verdict(NamedTuple):
     allowed: bool
 
 
-class _NetworkSet:
+class NetworkSet:
     """Networks grouped by family and prefix length: membership costs one set
     lookup per distinct prefix length, however many networks are listed."""
 
@@ -130,9 +130,9 @@ class IpRestriction(Plugin[IpRestrictionConfig]):
 
     def __init__(self, config: IpRestrictionConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        self.allow = _NetworkSet(map(parse_network, config.allow)) if config.allow else None
-        self.deny = _NetworkSet(map(parse_network, config.deny))
-        self.trusted = _NetworkSet(map(parse_network, config.trusted_proxies))
+        self.allow = NetworkSet(map(parse_network, config.allow)) if config.allow else None
+        self.deny = NetworkSet(map(parse_network, config.deny))
+        self.trusted = NetworkSet(map(parse_network, config.trusted_proxies))
         self.verdicts: dict[bytes, _Verdict] = {}
 
     def access(self, request: PluginRequest) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from quiver.config.consumers import CredentialModel
 from quiver.errors import Unauthorized
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
-from quiver.plugins.consumers import ConsumerRuntime, Consumers
+from quiver.plugins.consumers import Consumers
 from quiver.plugins.query import query_names, take_param
 
 _CHALLENGE = ((b"WWW-Authenticate", b'Key realm="quiver"'),)
@@ -60,9 +60,6 @@ class ApiKeys:
             credential.digest(): consumer
             for credential, consumer in consumers.credentials("key-auth", KeyAuthCredential)
         }
-
-    def by_api_key(self, key: bytes) -> ConsumerRuntime | None:
-        return self.by_digest.get(key_digest(key))
 
 
 class KeyAuthConfig(PluginConfig):
@@ -145,10 +142,11 @@ class KeyAuth(Plugin[KeyAuthConfig]):
                     request.set_consumer(self.anonymous)
                 return
             raise Unauthorized("no API key in the request", headers=_CHALLENGE)
-        consumer = self.keys.by_api_key(key)
+        digest = key_digest(key)
+        consumer = self.keys.by_digest.get(digest)
         if consumer is None:
             raise Unauthorized("invalid API key", headers=_CHALLENGE)
-        request.set_consumer(consumer)
+        request.set_consumer(consumer, b"key-auth:" + digest)
 
     def _from_query(self, request: PluginRequest) -> bytes | None:
         key, kept = take_param(request.query, self.query_names, hide=self.hide)

@@ -155,6 +155,7 @@ class _Grant(NamedTuple):
     missing_scopes: tuple[str, ...]
     consumer: ConsumerRuntime | None
     headers: tuple[tuple[bytes, bytes], ...]
+    credential: bytes | None = None  # "oauth2:<client_id>|<sub>", for limits per credential
 
 
 class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
@@ -240,7 +241,7 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
                 f"the bearer token lacks scope {missing}", headers=self.insufficient_scope
             )
         if grant.consumer is not None:
-            request.set_consumer(grant.consumer)
+            request.set_consumer(grant.consumer, grant.credential)
         for name, value in grant.headers:
             request.set_header(name, value)
 
@@ -260,7 +261,9 @@ class OAuth2Introspection(Plugin[OAuth2IntrospectionConfig]):
             value = _header_value(claims.get(claim))
             if value is not None:
                 headers.append((header, value))
-        return _Grant(True, missing, consumer, tuple(headers))
+        client, subject = claims.get("client_id"), claims.get("sub")
+        credential = b"oauth2:%s|%s" % (str(client or "").encode(), str(subject or "").encode())
+        return _Grant(True, missing, consumer, tuple(headers), credential)
 
 
 def _header_value(value: object) -> bytes | None:

@@ -119,8 +119,7 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel = None
         for exchange in (self.current, *self.queue):
             if exchange is not None and not exchange.finished:
-                exchange.finished = True
-                exchange.cancel_upstream()
+                exchange.abandon()
         self.current = None
         self.queue.clear()
 
@@ -327,7 +326,10 @@ class ClientConnection(asyncio.Protocol):
             if redirects is not None and redirects.concerns(error.head):
                 path = exchange.raw_path
                 error.head = redirects.apply(error.head, path, exchange.upstream_path)
-        response = problem_response(error, rid.decode("latin-1"), close=close, head_only=head_only)
+        added = exchange.response_fields
+        response = problem_response(
+            error, rid.decode("latin-1"), close=close, head_only=head_only, added=added
+        )
         if (
             exchange.chain.response_headers
             and not exchange.headers_shaped
@@ -340,7 +342,7 @@ class ClientConnection(asyncio.Protocol):
             except HTTPError as fault:  # the answer is the fault now, unshaped
                 exchange.status = fault.status_code
                 response = problem_response(
-                    fault, rid.decode("latin-1"), close=close, head_only=head_only
+                    fault, rid.decode("latin-1"), close=close, head_only=head_only, added=added
                 )
         self.write(response)
         self.exchange_finished(exchange)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 _BUFFER_LIMIT = 65536
 _LAST_CHUNK = b"0\r\n\r\n"
 _JOIN_BELOW = 16384  # smaller writes are joined into one buffer, larger go as a vector
+CLIENT_CLOSED = 499  # the status logged for a request whose client left before its answer
 
 
 class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
@@ -46,6 +47,8 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     mode = NO_BODY
     body_limit: int | None = None  # a plugin's body size limit, below the global one
     consumer: ConsumerRuntime | None = None  # who is calling, once a plugin identified it
+    credential: bytes | None = None  # which of its credentials it presented, if said
+    response_fields = b""  # what plugins add to the response, whoever answers it
     held: list[bytes] | None = None  # body chunks kept from the node until plugins are done
     hold_limit: int | None = None  # most bytes held for plugins that read the body whole
     _ctx: dict[str, Any] | None = None
@@ -64,7 +67,10 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
 
     def start(self) -> None:
         """Route the request and send it on its way; raises HTTPError to refuse it."""
-        snapshot = self.client.server.snapshot
+        state = self.client.server
+        if state.ended:  # what ended before this request is logged before it starts
+            state.log_ended()
+        snapshot = state.snapshot
         path, match = snapshot.resolve(self)
         if match is None:
             method = self.method.decode("latin-1")
@@ -165,12 +171,23 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         path = self.upstream_path.partition(b"?")[0]
         self.upstream_path = path + b"?" + query if query else path
 
-    def set_consumer(self, consumer: ConsumerRuntime) -> None:
+    def add_response_field(self, name: bytes, value: bytes, *, replace: bool = False) -> None:
+        added = self.response_fields
+        if replace and added:
+            start = name.lower() + b":"
+            lines = added.split(b"\r\n")[:-1]
+            added = b"".join(
+                b"%s\r\n" % line for line in lines if not line.lower().startswith(start)
+            )
+        self.response_fields = added + b"%s: %s\r\n" % (name, value)
+
+    def set_consumer(self, consumer: ConsumerRuntime, credential: bytes | None = None) -> None:
         # (X-Consumer-* from the client never reach `forward`: see SPECIAL_REQUEST_HEADERS)
         if self.consumer is not None:
             for name in CONSUMER_FIELDS:
                 self.remove_header(name)
         self.consumer = consumer
+        self.credential = credential
         self.forward.extend(consumer.headers)
         self.headers.extend(consumer.headers)  # (a client's own were dropped on arrival)
         self._fields = None
@@ -302,8 +319,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         """The response is out: the connection goes on with the next request."""
         self.finished = True
         self.client.exchange_finished(self)
-        if self.chain.log:
-            self.client.server.loop.call_soon(self._run_log)
+        self._log_later()
 
     def on_response_body(self, chunk: bytes) -> None:
         """A decoded body chunk (only parsers set up to decode call this: for HTTP/1.0
@@ -355,7 +371,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         self.finished = True  # (what _finish does, spelled out on the busiest path)
         self.client.exchange_finished(self)
         if self.chain.log:
-            self.client.server.loop.call_soon(self._run_log)
+            self._log_later()
 
     # -- upgrade tunnels --------------------------------------------------------------
 
@@ -365,6 +381,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         self.finished = True
         self.flush()
         self.client.start_tunnel(upstream, early)
+        self._log_later()  # the exchange ends here (status 101); the tunnel is not one
 
     def on_tunnel_closed(self) -> None:
         self.client.close()
@@ -384,5 +401,14 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
             self.client.abort()
         else:
             self.client.respond_error(self, error)
-        if self.chain.log:
-            self.client.server.loop.call_soon(self._run_log)
+        self._log_later()
+
+    def abandon(self) -> None:
+        """The client went away before the exchange ended: stop it where it is.  Its
+        log phases still run, with status 499 when no response had begun (nginx's
+        code for a request the client closed)."""
+        self.finished = True
+        self.cancel_upstream()
+        if not self.response_started:
+            self.status = CLIENT_CLOSED
+        self._log_later()

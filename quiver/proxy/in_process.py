@@ -105,6 +105,7 @@ class InProcessAnswers:
         upgrade: bytes | None
         raw_path: bytes
         upstream_path: bytes
+        response_fields: bytes
         body: bytes | None
         finished: bool
         response_started: bool

@@ -52,6 +52,8 @@ class PhaseRunner:
     body: bytes | None = None  # the whole body, once read for plugins or an in-process target
     #: response_headers phases have run for this request (they never run twice)
     headers_shaped = False
+    #: the log phases are scheduled (they run once per exchange, however it ended)
+    logged = False
 
     if TYPE_CHECKING:
         client: ClientConnection
@@ -191,7 +193,17 @@ class PhaseRunner:
             self.tap(chunk, last)
         return True
 
-    def _run_log(self) -> None:
+    def _log_later(self) -> None:
+        """Schedule the log phases, once: every exchange whose plugins began gets one
+        run, whether it was answered, refused, cut off, upgraded or abandoned."""
+        if not self.logged and self.chain.log:
+            self.logged = True
+            state = self.client.server
+            if not state.ended:
+                state.loop.call_soon(state.log_ended)
+            state.ended.append(self)
+
+    def run_log(self) -> None:
         """The log phases, once the exchange is over (off the hot path)."""
         for phase in self.chain.log:
             try:

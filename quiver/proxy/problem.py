@@ -31,10 +31,13 @@ def problem_body(error: HTTPError, request_id: str) -> bytes:
     return orjson.dumps(document)
 
 
-def problem_response(error: HTTPError, request_id: str, *, close: bool, head_only: bool) -> bytes:
-    """The whole HTTP/1.1 response carrying ``error``; no body when ``head_only``."""
+def problem_response(
+    error: HTTPError, request_id: str, *, close: bool, head_only: bool, added: bytes = b""
+) -> bytes:
+    """The whole HTTP/1.1 response carrying ``error``; no body when ``head_only``;
+    ``added``: fields plugins add to every response (``Name: value\r\n`` each)."""
     if isinstance(error, Answer) and error.head is not None:  # rendered by the plugin
-        parts = [error.head, b"X-Request-ID: ", request_id.encode(), b"\r\n"]
+        parts = [error.head, added, b"X-Request-ID: ", request_id.encode(), b"\r\n"]
         if close:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
@@ -53,6 +56,8 @@ def problem_response(error: HTTPError, request_id: str, *, close: bool, head_onl
     if not isinstance(error, Answer):
         lines.append(b"Cache-Control: no-store\r\n")
     lines.extend(b"%s: %s\r\n" % pair for pair in error.headers)
+    if added:
+        lines.append(added)
     if close:
         lines.append(b"Connection: close\r\n")
     lines.append(b"\r\n")

@@ -12,7 +12,7 @@ the head to send and the body mode (:mod:`quiver.proxy.flow`).  What it does:
   by closing, decoded for an HTTP/1.0 client, or filtered by plugins;
 - ``Location``, ``Content-Location`` and ``Set-Cookie`` paths are mapped back to the
   client's view of the API (see :mod:`quiver.proxy.redirects`);
-- ``X-Request-ID`` and ``Via`` are added.
+- ``X-Request-ID``, the fields plugins add to every response, and ``Via`` are added.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class RequestFacts(Protocol):
     rid: bytes
     raw_path: bytes
     upstream_path: bytes
+    response_fields: bytes  # fields plugins add to every response ("Name: value\r\n" each)
 
 
 Rewritten = tuple[bytes, int, bool, bool]
@@ -165,7 +166,13 @@ def rewrite_head(
         if connection and connection != b"keep-alive" and connection != b"close":
             head = _drop_connection_named(raw, head)
     request_id = b"" if kinds & _REQUEST_ID_FIELD else b"X-Request-ID: " + request.rid + b"\r\n"
-    return b"".join((head[:-2], request_id, framing, _VIA_END)), mode, keep_alive, close_delimited
+    added = request.response_fields
+    return (
+        b"".join((head[:-2], request_id, added, framing, _VIA_END)),
+        mode,
+        keep_alive,
+        close_delimited,
+    )
 
 
 def _drop_connection_named(raw: bytes, head: bytes) -> bytes:

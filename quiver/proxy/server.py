@@ -8,14 +8,15 @@ import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from quiver.config.models import Config, Listen, split_address
 from quiver.plugins.base import WorkerResources
 from quiver.plugins.catalog import Catalog
+from quiver.plugins.stores import Stores
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
 from quiver.proxy.listener import TlsListener
 from quiver.proxy.outbound import OutboundClient
+from quiver.proxy.phases import PhaseRunner
 from quiver.proxy.request import FieldNames
 from quiver.proxy.snapshot import Snapshot, TargetRuntime, close_all, compile_snapshot
 from quiver.proxy.sweeper import Sweeper
@@ -35,6 +36,18 @@ class ProxyState:
         self.field_names = FieldNames()  # what to do with each request field, by name
         self._request_id_prefix = os.urandom(10).hex().encode()
         self._request_count = 0
+        #: exchanges whose log phases are due: run soon, and in any case before the
+        #: next request's plugins (so what a log phase gives back, e.g. a concurrency
+        #: slot, is back before a client's next request on a keep-alive connection)
+        self.ended: list[PhaseRunner] = []
+
+    def log_ended(self) -> None:
+        """Run the log phases that are due."""
+        ended = self.ended
+        if ended:
+            self.ended = []
+            for exchange in ended:
+                exchange.run_log()
 
     def new_request_id(self) -> bytes:
         """32 hex digits, unique per worker: a random prefix and a counter."""
@@ -83,11 +96,13 @@ class ProxyServer:
         config: Config,
         loop: asyncio.AbstractEventLoop,
         catalog: Catalog | None = None,
-        run_dir: Path | None = None,
+        stores: Stores | None = None,
     ) -> None:
         self.loop = loop
-        #: what plugins keep across reloads (caches, clients); ``run_dir`` as for status
-        self.resources = WorkerResources(loop, run_dir)
+        #: counters and shared state of plugins, kept across reloads
+        self.stores = stores if stores is not None else Stores()
+        #: what else plugins keep across reloads (a response cache, its clients)
+        self.resources = WorkerResources(loop, self.stores.run_dir)
         self.catalog = catalog if catalog is not None else Catalog()
         limits = config.limits
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
@@ -102,6 +117,7 @@ class ProxyServer:
             self.sweeper,
             catalog=self.catalog,
             outbound=self.outbound,
+            stores=self.stores,
             resources=self.resources,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
@@ -149,6 +165,7 @@ class ProxyServer:
             previous=old,
             catalog=self.catalog,
             outbound=self.outbound,
+            stores=self.stores,
             resources=self.resources,
         )
         self.state.snapshot = new
@@ -191,6 +208,8 @@ class ProxyServer:
             await asyncio.sleep(0.05)
         for conn in list(self.state.connections):
             conn.abort()
+        await asyncio.sleep(0)  # (their connection_lost runs in the loop's next turn)
+        self.state.log_ended()  # what they cut off is logged before the stores close
         for server in self.servers:
             if isinstance(server, TlsListener):
                 server.abort()
@@ -199,6 +218,8 @@ class ProxyServer:
             self._budget_timer.cancel()
         self.state.snapshot.close()
         self.outbound.close()
+        self.stores.close()
+        await self.stores.aclose()
         await self.resources.close()
 
 

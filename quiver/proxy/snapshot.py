@@ -24,11 +24,12 @@ from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest, ConfigError, ConfigIssue
 from quiver.plugins.base import PluginContext, WorkerResources
 from quiver.plugins.catalog import Catalog
-from quiver.plugins.chain import Chain, attached
+from quiver.plugins.chain import Chain, attached, scopes
 from quiver.plugins.chain import build as build_plugins
 from quiver.plugins.consumers import Consumers
 from quiver.plugins.outbound import Outbound
 from quiver.plugins.responder import HTTP_TARGET, TargetType
+from quiver.plugins.stores import Stores
 from quiver.proxy.balancing import RequestKeys, make_balancer
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
@@ -259,17 +260,20 @@ def compile_snapshot(
     previous: Snapshot | None = None,
     catalog: Catalog | None = None,
     outbound: Outbound | None = None,
+    stores: Stores | None = None,
     resources: WorkerResources | None = None,
 ) -> Snapshot:
     """Compile ``config``, building its plugins and in-process targets from ``catalog``
     (none without one); targets whose settings did not change are taken over from
     ``previous`` whole, with their pooled connections and health state.  Plugins get
-    ``outbound`` for requests of their own and the worker's ``resources``."""
+    ``outbound`` for requests of their own and the worker's ``stores`` and
+    ``resources``."""
     catalog = catalog if catalog is not None else Catalog()
     context = PluginContext(
         consumers=Consumers(config.consumers),
         limits=config.limits,
         outbound=outbound,
+        stores=stores if stores is not None else Stores(),
         resources=resources if resources is not None else WorkerResources(loop),
     )
     targets: dict[str, TargetRuntime] = {}
@@ -294,14 +298,15 @@ def compile_snapshot(
         models = {target.name: target for target in config.targets}
         # a consumer's plugins are built once and shared by every route's chain
         by_consumer = {
-            c.name: build_plugins(c.plugins, context, catalog)
+            c.name: build_plugins(c.plugins, context, catalog, f"consumer:{c.name}")
             for c in config.consumers
             if c.plugins
         }
         entries = []
         for route in config.routes:
             attached_here = attached(config, models[route.target], route)
-            plugins = build_plugins(attached_here, context, catalog)
+            where = scopes(config, models[route.target], route)
+            plugins = build_plugins(attached_here, context, catalog, where)
             chain = Chain(plugins.values()).with_consumers(by_consumer)
             entries.append((route, RouteRuntime(route, targets[route.target], chain)))
         router = Router(entries)

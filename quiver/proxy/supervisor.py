@@ -34,6 +34,7 @@ from quiver.config.models import Config, Listen
 from quiver.config.sources import ConfigSource, FileSource
 from quiver.logconfig import tag_worker
 from quiver.plugins.catalog import Catalog
+from quiver.plugins.stores import remove_in_flight_tables
 from quiver.proxy.reload import applied, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.snapshot import compile_snapshot
@@ -83,6 +84,7 @@ class Supervisor:
             shown = f"[{host}]" if ":" in host else host
             self._addresses.append((spec, f"{shown}:{port}"))
             announced.append(BoundAddress(host, port, spec.tls is not None))
+        remove_in_flight_tables(self._run_dir())  # left by gateways that are gone
         ready_read, ready_write = os.pipe()
         previous_chld = signal.signal(signal.SIGCHLD, lambda *_: None)  # queued, not dropped
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -117,9 +119,14 @@ class Supervisor:
             os.close(ready_write)
             for sock in reserved:
                 sock.close()
+            remove_in_flight_tables(self._run_dir(), ended=os.getpid())
         return 0
 
+    def _run_dir(self) -> Path:
+        return self.run_dir or default_run_dir(self._addresses[0][1])
+
     def _spawn(self, ready_write: int, index: int) -> None:
+        master = os.getpid()  # (the workers' shared tables are named after it)
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
@@ -144,7 +151,9 @@ class Supervisor:
                     config_path=self.config_path,
                     catalog=self.catalog,
                     overrides=self.overrides,
-                    run_dir=self.run_dir or default_run_dir(self._addresses[0][1]),
+                    run_dir=self._run_dir(),
+                    worker=index,
+                    instance=master,
                 )
             except BaseException:
                 log.exception("worker failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ import uvloop
 from quiver.config.models import Config, Listen
 from quiver.config.sources import FileSource
 from quiver.plugins.catalog import Catalog
+from quiver.plugins.stores import Stores, remove_in_flight_tables
 from quiver.proxy.reload import Reloader
 from quiver.proxy.server import BoundAddress, ProxyServer
 from quiver.proxy.status import StatusWriter
@@ -32,6 +34,8 @@ class _WorkerOptions:
     run_dir: Path | None
     catalog: Catalog | None
     overrides: Mapping[str, object]
+    worker: int
+    instance: int | None
 
 
 def run_worker(
@@ -45,17 +49,23 @@ def run_worker(
     run_dir: Path | None = None,
     catalog: Catalog | None = None,
     overrides: Mapping[str, object] | None = None,
+    worker: int = 0,
+    instance: int | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain for up to ``grace`` seconds.
 
     With ``config_path``, SIGHUP (and a change of the file when ``watch``) reloads it.
     Plugins and in-process target types come from ``catalog`` (the one ``config`` was
     validated against); ``overrides`` are the command line's settings, kept over
-    the file's on reload.
+    the file's on reload.  ``worker`` is this worker's index and ``instance`` the pid
+    of the master process that forked it (None: the worker runs alone); the plugins'
+    shared tables in ``run_dir`` are named and shared by them.
     """
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    options = _WorkerOptions(config_path, watch, run_dir, catalog, dict(overrides or {}))
+    options = _WorkerOptions(
+        config_path, watch, run_dir, catalog, dict(overrides or {}), worker, instance
+    )
     try:
         loop.run_until_complete(_serve(loop, config, sockets, announce, grace, options))
     finally:
@@ -73,7 +83,10 @@ async def _serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = ProxyServer(config, loop, options.catalog, options.run_dir)
+    if options.instance is None and options.run_dir is not None:
+        remove_in_flight_tables(options.run_dir)  # left by gateways that are gone
+    stores = Stores(options.run_dir, worker=options.worker, instance=options.instance)
+    server = ProxyServer(config, loop, options.catalog, stores)
     addresses = await server.start(sockets)
     reloader = None
     if options.path is not None:
@@ -102,3 +115,5 @@ async def _serve(
     if status is not None:
         status.stop()
     await server.stop(grace)
+    if options.instance is None and options.run_dir is not None:
+        remove_in_flight_tables(options.run_dir, ended=os.getpid())

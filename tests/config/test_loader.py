@@ -256,7 +256,7 @@ def test_missing_required_key() -> None:
     ]
 
 
-DURATION_MESSAGE = "not a duration: '5 parsecs' (use e.g. 500ms, 5s, 2m)"
+DURATION_MESSAGE = "not a duration: '5 parsecs' (use e.g. 500ms, 5s, 2m, 1h, 1d)"
 SIZE_MESSAGE = "not a size: '10XB' (use e.g. 64k, 10MB, 1GiB)"
 
 

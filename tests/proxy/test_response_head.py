@@ -20,6 +20,7 @@ class Facts:
     rid: bytes = b"rid1"
     raw_path: bytes = b"/"
     upstream_path: bytes = b"/"
+    response_fields: bytes = b""
 
 
 def head(*lines: str, status: str = "HTTP/1.1 200 OK") -> bytes:
@@ -271,3 +272,15 @@ def test_location_fields_go_through_the_route_redirects() -> None:
     facts = Facts(raw_path=b"/api/x", upstream_path=b"/x")
     out = rewrite_head(raw, 302, facts, True, False, redirects)[0]
     assert b"\r\nLocation: /api/login\r\n" in out
+
+
+def test_fields_plugins_add_come_after_the_request_id() -> None:
+    added = b'RateLimit: "minute";r=1;t=5\r\n'
+    rewritten, *_ = rewrite_head(
+        head("Content-Length: 0"), 200, Facts(response_fields=added), True, False, None
+    )
+    assert rewritten == (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Request-ID: rid1\r\n"
+        + added
+        + b"Via: 1.1 quiver\r\n\r\n"
+    )

@@ -16,6 +16,7 @@ import uvloop
 
 from quiver.config.models import Config
 from quiver.plugins.catalog import Catalog
+from quiver.plugins.stores import Stores
 from quiver.proxy.server import BoundAddress, ProxyServer, listen_socket
 from tests.support.catalog import built_in, load_config_text
 from tests.support.fields import field_value
@@ -51,9 +52,12 @@ def make_config(
 class RunningProxy:
     """A ProxyServer on its own uvloop thread, for the duration of a test."""
 
-    def __init__(self, config: Config | str, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self, config: Config | str, catalog: Catalog | None = None, stores: Stores | None = None
+    ) -> None:
         """``catalog`` (the built-in one by default) validates a config given as text
-        and builds its plugins and in-process targets."""
+        and builds its plugins and in-process targets; ``stores`` hold the plugins'
+        counters (in this process's memory by default)."""
         catalog = catalog if catalog is not None else built_in()
         if isinstance(config, str):
             config = load_config_text(config, catalog=catalog)
@@ -67,7 +71,7 @@ class RunningProxy:
         def run() -> None:
             asyncio.set_event_loop(self.loop)
             try:
-                self.server = ProxyServer(config, self.loop, catalog)
+                self.server = ProxyServer(config, self.loop, catalog, stores)
                 sockets = [
                     (spec, listen_socket(spec.address, reuse_port=False)) for spec in config.listen
                 ]

@@ -45,6 +45,7 @@ class Identity(NamedTuple):
 
     consumer: Any  # the ConsumerRuntime it identifies, or None
     headers: tuple[tuple[bytes, bytes | None], ...]  # claim headers to set (None: remove)
+    credential: bytes | None = None  # "jwt:<iss>|<sub>", for limits per credential
 
 
 class Jwt(Plugin[JwtConfig]):
@@ -225,7 +226,11 @@ class Jwt(Plugin[JwtConfig]):
         for claim, header in self.claim_headers:
             value = claims.get(claim)
             headers.append((header, None if value is None else header_value(value)))
-        return Identity(consumer, tuple(headers))
+        subject, issuer = claims.get("sub"), claims.get("iss")
+        credential = None
+        if isinstance(subject, str):
+            credential = b"jwt:%s|%s" % (str(issuer or "").encode(), subject.encode())
+        return Identity(consumer, tuple(headers), credential)
 
     def _remembered(
         self, key: VerificationKey, claims: dict[str, Any], identity: Identity
@@ -244,7 +249,7 @@ class Jwt(Plugin[JwtConfig]):
     @staticmethod
     def _admit(request: PluginRequest, identity: Identity) -> None:
         if identity.consumer is not None:
-            request.set_consumer(identity.consumer)
+            request.set_consumer(identity.consumer, identity.credential)
         for header, value in identity.headers:
             if value is None:
                 request.remove_header(header)

@@ -1,0 +1,148 @@
+"""The counting rules of each window algorithm, as pure functions of a state.
+
+A state is three numbers whose meaning depends on the algorithm:
+
+- ``sliding_window``: (start of the current fixed window, its count, the previous
+  window's count);
+- ``token_bucket``: (tokens left, time they were counted, unused);
+- ``fixed_window``: (start of the period, its count, unused).
+
+``step`` brings a state to ``now`` and, when ``cost`` more units fit, takes them;
+``add`` counts units without a check (a correction).  Every store applies these
+same rules (the Redis store's script is their transcription), so a limit means the
+same whatever store keeps it.  They run
+on every request, hence one function call per window with the arithmetic inline.
+"""
+
+from __future__ import annotations
+
+import math
+
+from quiver.plugins.counters import Usage, Window
+
+State = tuple[float, float, float]
+Step = tuple[State, float, int, float]
+"""(the state at ``now`` with ``cost`` taken when it fits, seconds until ``cost``
+fits (0: it did; inf: never), units left, seconds until the window resets), the
+last two after the take when it fits, as things stand when it does not."""
+
+_INF = math.inf
+
+
+def fresh(window: Window, now: float) -> State:
+    """The state of a key that has used nothing."""
+    if window.algorithm == "token_bucket":
+        return (float(window.capacity), now, 0.0)
+    return (window.bounds(now)[0], 0.0, 0.0)
+
+
+def step(window: Window, state: State, now: float, cost: int) -> Step:
+    """``state`` brought to ``now``, and what it allows (see :data:`Step`)."""
+    algorithm = window.algorithm
+    if algorithm == "sliding_window":
+        return _sliding(window, state, now, cost)
+    if algorithm == "token_bucket":
+        return _bucket(window, state, now, cost)
+    return _fixed(window, state, now, cost)
+
+
+def _sliding(window: Window, state: State, now: float, cost: int) -> Step:
+    start, count, previous = state
+    seconds = window.seconds
+    limit = window.limit
+    current = math.floor(now / seconds) * seconds
+    if current > start:  # a later window: this one's count becomes the previous one's
+        if current - start < seconds * 1.5:
+            start, count, previous = current, 0.0, count
+        else:
+            start, count, previous = current, 0.0, 0.0
+    # (a clock that stepped back keeps counting in the window it had reached)
+    weight = 1.0 - (now - start) / seconds
+    used = count + previous * weight if weight > 0.0 else count
+    if used + cost <= limit:
+        count += cost
+        used += cost
+        wait = 0.0
+    elif cost > limit:
+        wait = _INF
+    elif count + cost <= limit and previous > 0.0:
+        # the previous window's share decays linearly: find when it is small enough
+        wait = start + seconds * (1.0 - (limit - count - cost) / previous) - now
+    elif count > 0.0:
+        # the next window, where this window's count becomes the decaying share
+        wait = start + seconds - now + seconds * (1.0 - (limit - cost) / count)
+    else:
+        wait = start + seconds - now
+    left = math.floor(limit - used + 1e-9)
+    reset = start + seconds - now if used > 0.0 else 0.0
+    return (
+        (start, count, previous),
+        wait if wait > 0.0 else 0.0,
+        left if left > 0 else 0,
+        reset if reset > 0.0 else 0.0,
+    )
+
+
+def _bucket(window: Window, state: State, now: float, cost: int) -> Step:
+    tokens, counted, _ = state
+    capacity = window.capacity
+    seconds, limit = window.seconds, window.limit
+    if now > counted:
+        tokens = min(float(capacity), tokens + (now - counted) * (limit / seconds))
+        counted = now
+    if cost > capacity:
+        wait = _INF
+    elif tokens >= cost:
+        tokens -= cost
+        wait = 0.0
+    else:
+        wait = (cost - tokens) * seconds / limit
+    left = math.floor(tokens + 1e-9)
+    return (
+        (tokens, counted, 0.0),
+        wait,
+        left if left > 0 else 0,
+        (capacity - tokens) * seconds / limit,
+    )
+
+
+def _fixed(window: Window, state: State, now: float, cost: int) -> Step:
+    start, count, _ = state
+    begins, ends = window.bounds(now)
+    if begins > start:
+        start, count = begins, 0.0
+    limit = window.limit
+    if count + cost <= limit:
+        count += cost
+        wait = 0.0
+    elif cost > limit:
+        wait = _INF
+    else:
+        wait = ends - now if ends > now else 0.0
+    left = math.floor(limit - count + 1e-9)
+    reset = ends - now if count > 0.0 and ends > now else 0.0
+    return (start, count, 0.0), wait, left if left > 0 else 0, reset
+
+
+def usage(window: Window, state: State, now: float) -> Usage:
+    """Where ``state`` stands under ``window`` at ``now``, taking nothing."""
+    _, _, left, reset = step(window, state, now, 0)
+    return Usage(window.limit, left, reset)
+
+
+def add(window: Window, state: State, units: float) -> State:
+    """``state`` with ``units`` more used (fewer when negative)."""
+    first, second, third = state
+    if window.algorithm == "token_bucket":
+        return (min(first - units, float(window.capacity)), second, third)
+    return (first, max(second + units, 0.0), third)
+
+
+def expires(window: Window, state: State) -> float:
+    """When ``state`` is worth nothing more than a fresh one (its slot may go)."""
+    first, second, _ = state
+    if window.algorithm == "token_bucket":
+        return second + (window.capacity - first) * window.seconds / window.limit
+    if window.algorithm == "fixed_window":
+        return window.bounds(first)[1]
+    return first + 2 * window.seconds

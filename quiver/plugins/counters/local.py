@@ -1,0 +1,141 @@
+"""The ``local`` counter store: exact across the workers of one node, without Redis.
+
+Counts live in a :class:`~quiver.plugins.counters.table.Table` (a file in the run
+directory, mapped by every worker), one record per key and window; ``take`` reads,
+decides and writes every window of a key under the table's lock.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from quiver.plugins.counters import Usage, Verdict, Window
+from quiver.plugins.counters.algorithms import State, add, expires, fresh, step, usage
+from quiver.plugins.counters.table import Table, digest
+
+_RECORD = struct.Struct("<16sdddd")  # key digest, expiry, then the state
+RECORD_SIZE = _RECORD.size
+DEFAULT_SLOTS = 1 << 17  # 131,072 keys and windows in 6 MiB
+_REMEMBERED = 4096  # digests and offsets kept per worker (keys repeat: consumers, addresses)
+_new = tuple.__new__
+
+
+class LocalCounters:
+    """Counters in a table shared by the node's workers (``path``; this process
+    only when None).  ``clock`` gives Unix seconds."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        slots: int = DEFAULT_SLOTS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.table = Table(path, RECORD_SIZE, slots)
+        self.clock = clock
+        self.memory = self.table.memory
+        self._digests: dict[bytes, bytes] = {}
+        self._offsets: dict[bytes, int] = {}
+
+    def _digest(self, key: bytes, index: int) -> bytes:
+        if index:
+            key = b"%s\x00%d" % (key, index)
+        known = self._digests.get(key)
+        if known is None:
+            if len(self._digests) >= _REMEMBERED:
+                self._digests.clear()
+                self._offsets.clear()
+            known = self._digests[key] = digest(key)
+        return known
+
+    def _read(self, key_digest: bytes, window: Window, now: float) -> tuple[int, State]:
+        """The offset of the key's record for ``window`` and its stored state (a fresh
+        one when it has none).  Where a key's record was last seen is remembered,
+        so the common case reads one record instead of probing."""
+        offset = self._offsets.get(key_digest)
+        if offset is not None:
+            found, expiry, first, second, third = _RECORD.unpack_from(self.memory, offset)
+            if found == key_digest:
+                if expiry > now:
+                    return offset, (first, second, third)
+                return offset, fresh(window, now)
+        offset, live = self.table.find(key_digest, now)
+        self._offsets[key_digest] = offset
+        if not live:
+            return offset, fresh(window, now)
+        return offset, _RECORD.unpack_from(self.memory, offset)[2:]
+
+    def _write(self, offset: int, key_digest: bytes, window: Window, state: State) -> None:
+        _RECORD.pack_into(self.memory, offset, key_digest, expires(window, state), *state)
+
+    def take(self, key: bytes, windows: Sequence[Window], cost: int = 1) -> Verdict:
+        now = self.clock()
+        table = self.table
+        if len(windows) == 1:  # the common case, without the lists
+            window = windows[0]
+            key_digest = self._digest(key, 0)
+            held = table.lock()
+            try:
+                offset, state = self._read(key_digest, window, now)
+                state, wait, left, reset = step(window, state, now, cost)
+                if wait == 0.0:
+                    self._write(offset, key_digest, window, state)
+            finally:
+                table.unlock(held)
+            # (tuple.__new__ skips the NamedTuples' Python-level __new__: this is hot)
+            where = _new(Usage, (window.limit, left, reset))
+            return _new(Verdict, (wait == 0.0, (where,), wait))
+        digests = [self._digest(key, index) for index in range(len(windows))]
+        held = table.lock()
+        try:
+            read = [
+                self._read(key_digest, window, now)
+                for key_digest, window in zip(digests, windows, strict=True)
+            ]
+            steps = [
+                step(window, state, now, cost)
+                for window, (_, state) in zip(windows, read, strict=True)
+            ]
+            wait = max(taken[1] for taken in steps)
+            if wait == 0.0:
+                for key_digest, window, (offset, _), taken in zip(
+                    digests, windows, read, steps, strict=True
+                ):
+                    self._write(offset, key_digest, window, taken[0])
+        finally:
+            table.unlock(held)
+        if wait == 0.0:
+            spent = tuple(
+                [
+                    Usage(window.limit, taken[2], taken[3])
+                    for window, taken in zip(windows, steps, strict=True)
+                ]
+            )
+        else:  # nothing was taken: where each window stands as it is
+            spent = tuple(
+                [
+                    usage(window, state, now)
+                    for window, (_, state) in zip(windows, read, strict=True)
+                ]
+            )
+        return Verdict(wait == 0.0, spent, wait)
+
+    def settle(self, key: bytes, windows: Sequence[Window], delta: int) -> None:
+        if not delta:
+            return
+        now = self.clock()
+        held = self.table.lock()
+        try:
+            for index, window in enumerate(windows):
+                key_digest = self._digest(key, index)
+                offset, state = self._read(key_digest, window, now)
+                state = step(window, state, now, 0)[0]
+                self._write(offset, key_digest, window, add(window, state, delta))
+        finally:
+            self.table.unlock(held)
+
+    def close(self) -> None:
+        self.table.close()
