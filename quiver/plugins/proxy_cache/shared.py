@@ -32,6 +32,7 @@ class Backend:
         self.loop = loop
         self.tasks: set[asyncio.Task[Any]] = set()
         self.warned_at = -WARN_INTERVAL
+        self.closed = False
 
     def unavailable(self, exc: StoreUnavailable) -> None:
         """The backend failed a request (it bypasses the cache): say so, not too often."""
@@ -46,7 +47,11 @@ class Backend:
             )
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` in the background (a write, an invalidation), kept referenced."""
+        """Run ``work`` in the background (a write, an invalidation), kept referenced;
+        once the worker stops, nothing more is started."""
+        if self.closed:
+            work.close()
+            return
         loop = self.loop or asyncio.get_running_loop()
         task = loop.create_task(self._guarded(work))
         self.tasks.add(task)
@@ -59,6 +64,7 @@ class Backend:
             self.unavailable(exc)
 
     async def aclose(self) -> None:
+        self.closed = True
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
