@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 #: a delta-seconds argument that does not parse counts as this (§1.2.2: "infinity")
 _TOO_BIG = 2**31
@@ -92,7 +92,3 @@ def http_date(value: bytes | None) -> float | None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
-
-def format_date(stamp: float) -> bytes:
-    """An IMF-fixdate for ``stamp``."""
-    return formatdate(stamp, usegmt=True).encode()
