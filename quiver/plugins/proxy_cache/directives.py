@@ -91,4 +91,3 @@ def http_date(value: bytes | None) -> float | None:
     if moment.tzinfo is None:  # (the obsolete forms carry no zone: GMT by definition)
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
-
