@@ -136,6 +136,22 @@ def _parser() -> argparse.ArgumentParser:
     _run_dir_option(status)
     status.add_argument("--json", action="store_true", help="print the raw worker documents")
     status.set_defaults(handler=_status)
+
+    cache = commands.add_parser(
+        "cache",
+        help="manage the response cache of a running gateway",
+        description="Purge entries of the proxy-cache plugin: Redis entries directly, "
+        "memory entries through the workers of the running `quiver serve`.",
+    )
+    cache.add_argument("action", choices=["purge"], help="purge: drop entries")
+    _config_option(cache, required=False)
+    _run_dir_option(cache)
+    which = cache.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every entry (the default)")
+    which.add_argument("--route", metavar="NAME", help="the entries under a route's paths")
+    which.add_argument("--url", metavar="URL", help="the entries of one URL (host and path)")
+    which.add_argument("--path", metavar="PATH", help="the entries of one path, on any host")
+    cache.set_defaults(handler=_cache)
     return parser
 
 
@@ -232,6 +248,16 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(workers, indent=2) if args.json else render(workers))
     return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from quiver.plugins.proxy_cache.cli import purge
+    from quiver.proxy.status import default_run_dir, read_status
+
+    config = _load(_config_path(args), _catalog())
+    run_dir = Path(args.run_dir or config.run_dir or default_run_dir(config.listen[0].address))
+    pids = [int(worker["pid"]) for worker in read_status(run_dir)]
+    return purge(config, run_dir, pids, route=args.route, url=args.url, path=args.path)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -24,7 +24,8 @@
             │   ├── UpstreamConnectError     refused or unreachable  (retry kind "connect_error")
             │   └── UpstreamResetError       reset before any byte   (retry kind "reset")
             ├── ServiceUnavailable       503 no node can take the request
-            └── GatewayTimeout           504 upstream did not answer in time (retry kind "timeout")
+            ├── GatewayTimeout           504 upstream did not answer in time (retry kind "timeout")
+            └── NotCached                504 only-if-cached and the response cache has no answer
 
 ``retry_kind`` names the ``retries.on`` condition an error is (None: never
 retried), and ``retryable`` says whether the request may be sent again on another
@@ -109,6 +110,19 @@ class Answer(HTTPError):
     Rendered as given (status, headers, optional body), not as a problem document::
 
         raise Answer(204, headers=((b"Access-Control-Allow-Origin", b"*"),))
+
+    A whole stored response (a cache's) comes rendered in ``head``: the status line
+    and every field, each line ending in CRLF, Content-Length included (none on 204
+    and 304), without the blank line; the proxy adds only X-Request-ID (and
+    ``Connection: close`` when it closes), then ``body`` unless the request was HEAD::
+
+        raise Answer(200, head=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", body=b"ok")
+
+    Such a head is taken for a node's response kept earlier: its Location,
+    Content-Location and Set-Cookie paths are mapped back by the route's
+    ``redirects``, as they were when the node's response was relayed.  The route's
+    ``response_headers`` phases do not run on an answer: it goes out as the plugin
+    made it.
     """
 
     def __init__(
@@ -118,11 +132,13 @@ class Answer(HTTPError):
         headers: tuple[tuple[bytes, bytes], ...] = (),
         body: bytes = b"",
         content_type: bytes = b"text/plain",
+        head: bytes | None = None,
     ) -> None:
         super().__init__("answered by a plugin", headers=headers)
         self.status_code = status
         self.body = body
         self.content_type = content_type
+        self.head = head
 
 
 class ClientError(HTTPError):
@@ -264,3 +280,12 @@ class GatewayTimeout(GatewayError):
     title = "Gateway Timeout"
     slug = "upstream-timeout"
     retry_kind = "timeout"
+
+
+class NotCached(GatewayError):
+    """The request said ``Cache-Control: only-if-cached`` and the response cache has
+    no answer it may give (RFC 9111 §5.2.1.7)."""
+
+    status_code = 504
+    title = "Gateway Timeout"
+    slug = "not-cached"

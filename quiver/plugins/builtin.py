@@ -17,6 +17,7 @@ from quiver.plugins.ip_restriction import IpRestriction
 from quiver.plugins.jwt import Jwt
 from quiver.plugins.key_auth import KeyAuth
 from quiver.plugins.oauth2_introspection import OAuth2Introspection
+from quiver.plugins.proxy_cache import ProxyCache
 from quiver.plugins.quota import Quota
 from quiver.plugins.rate_limit import RateLimit
 from quiver.plugins.request_size_limit import RequestSizeLimit
@@ -39,4 +40,5 @@ BUILT_IN: tuple[type[Plugin[Any]], ...] = (
     RequestValidator,
     RequestTransformer,
     ResponseTransformer,
+    ProxyCache,
 )

@@ -319,6 +319,13 @@ class ClientConnection(asyncio.Protocol):
         exchange.keep_alive = not close
         head_only = exchange.method == b"HEAD"
         rid = exchange.rid or self.server.new_request_id()
+        if isinstance(error, Answer) and error.head is not None:
+            # a stored node response: its URLs are mapped back as they were when relayed
+            route = exchange.route
+            redirects = route.redirects if route is not None else None
+            if redirects is not None and redirects.concerns(error.head):
+                path = exchange.raw_path
+                error.head = redirects.apply(error.head, path, exchange.upstream_path)
         added = exchange.response_fields
         response = problem_response(
             error, rid.decode("latin-1"), close=close, head_only=head_only, added=added

@@ -13,6 +13,7 @@ a chunked body is decoded for an HTTP/1.0 client.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from quiver.errors import ContentTooLarge, HTTPError, NotFound
@@ -51,6 +52,8 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     held: list[bytes] | None = None  # body chunks kept from the node until plugins are done
     hold_limit: int | None = None  # most bytes held for plugins that read the body whole
     _ctx: dict[str, Any] | None = None
+    #: a plugin's receiver of the response body as sent (``tap_body``)
+    tap: Callable[[bytes, bool], None] | None = None
     status = 0  # of the response (the node's, the in-process target's, or the proxy's error)
 
     def __init__(self, client: ClientConnection) -> None:
@@ -204,6 +207,9 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
             ctx = self._ctx = {}
         return ctx
 
+    def tap_body(self, receiver: Callable[[bytes, bool], None]) -> None:
+        self.tap = receiver
+
     def limit_body(self, max_size: int) -> None:
         if self.body_limit is None or max_size < self.body_limit:
             self.body_limit = max_size
@@ -321,8 +327,12 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         mode = self.mode
         if mode == DECODED:
             self.out.append(chunk)
-        elif mode == FILTERED and not self.finished:
-            self._filter(chunk, False)
+        elif mode == FILTERED:
+            if not self.finished:
+                self._filter(chunk, False)
+            return
+        if self.tap is not None:  # (the relayed bytes are in `out` already)
+            self.tap(chunk, False)
 
     def flush(self) -> None:
         """Send what the last upstream read produced, in one system call."""
@@ -348,6 +358,8 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
                 return
             if self.version == b"1.1":
                 self.out.append(_LAST_CHUNK)
+        if self.tap is not None and mode != FILTERED and not self.finished:
+            self.tap(b"", True)
         self.flush()
         if self.finished:
             conn.close()

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import inspect
 import re
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from quiver.errors import GatewayTimeout, HTTPError
@@ -115,6 +115,7 @@ class InProcessAnswers:
         mode: int
         out: list[bytes]
         connect_task: Any
+        tap: Callable[[bytes, bool], None] | None
 
         @property
         def chain(self) -> Any: ...
@@ -228,6 +229,8 @@ class InProcessAnswers:
                 self.out.append(_LAST_CHUNK)
         elif mode != NO_BODY and chunk:
             self.out.append(chunk)
+        if self.tap is not None and mode != FILTERED:  # (FILTERED: `_filter` taps)
+            self.tap(chunk, last)
         self.flush()
         return True
 

@@ -69,6 +69,7 @@ class PhaseRunner:
         hold_limit: int | None
         connect_task: Any
         out: list[bytes]
+        tap: Callable[[bytes, bool], None] | None
 
         def fail(self, error: HTTPError) -> None: ...
         def _release_body(self) -> None: ...
@@ -188,6 +189,8 @@ class PhaseRunner:
                 self.out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
             else:
                 self.out.append(chunk)
+        if self.tap is not None and (chunk or last):
+            self.tap(chunk, last)
         return True
 
     def _log_later(self) -> None:

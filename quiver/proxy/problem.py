@@ -36,6 +36,14 @@ def problem_response(
 ) -> bytes:
     """The whole HTTP/1.1 response carrying ``error``; no body when ``head_only``;
     ``added``: fields plugins add to every response (``Name: value\r\n`` each)."""
+    if isinstance(error, Answer) and error.head is not None:  # rendered by the plugin
+        parts = [error.head, added, b"X-Request-ID: ", request_id.encode(), b"\r\n"]
+        if close:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        if not head_only:
+            parts.append(error.body)
+        return b"".join(parts)
     if isinstance(error, Answer):
         body, content_type = error.body, error.content_type
     else:

@@ -44,6 +44,11 @@ class Redirects:
         self.origins = tuple(sorted(set(origins), key=len, reverse=True))
         self.rules = tuple(rules) if rules is not None else None
 
+    @staticmethod
+    def concerns(raw: bytes) -> bool:
+        """Whether the head ``raw`` has a field this rewriting may change."""
+        return _PATH_FIELD.search(raw) is not None
+
     def apply(self, raw: bytes, client_path: bytes, upstream_path: bytes) -> bytes:
         """``raw`` (a response head) with its URL-bearing fields rewritten."""
         rules: Iterable[tuple[bytes, bytes]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 import httptools
@@ -65,6 +66,7 @@ class Carried(Protocol):
     version: bytes
     request_done: bool
     mode: int
+    tap: Callable[[bytes, bool], None] | None
     out: list[bytes]
 
     @property
@@ -411,7 +413,7 @@ class UpstreamConnection(asyncio.Protocol):
         self, exchange: Carried, data: bytes, complete: bool, read_timeout: float | None = None
     ) -> None:
         """Write a request head (and what there is of its body) for ``exchange``."""
-        if exchange.version == b"1.0" or exchange.chain.response_body:
+        if exchange.version == b"1.0" or exchange.chain.response_body or exchange.tap:
             # its response may need decoding, which the fast parser does not do
             self.parser = httptools.HttpResponseParser(_Decoder(self))
             self.reset_parser = True

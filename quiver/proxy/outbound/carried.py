@@ -7,6 +7,8 @@ client to pause or tunnel to, and takes its response body decoded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from quiver.proxy.flow import NO_BODY
 
 
@@ -30,6 +32,7 @@ class WrittenWhole:
     rid = b"-"  # the gateway's own request: no client request id
     version = b"1.1"
     chain = _DECODING
+    tap: Callable[[bytes, bool], None] | None = None  # (decoded already: nothing to ask)
     request_done = True  # the request is written whole at once
 
     def on_upgrade_accepted(self, early: bytes) -> None:
