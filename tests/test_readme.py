@@ -392,6 +392,18 @@ def test_a_quota_reports_the_month_and_a_concurrency_limit_lets_requests_in() ->
     assert len(node.requests) == 2
 
 
+def test_the_cache_answers_the_second_request_itself() -> None:
+    with served(example("cache")) as (proxy, [node]):
+        first = get(proxy, "/products")
+        second = get(proxy, "/products")
+    assert (first.status, second.status) == (200, 200)
+    assert first.header("X-Cache-Status") == "MISS"
+    assert second.header("X-Cache-Status") == "HIT"
+    assert second.header("Age") is not None
+    assert second.body == first.body
+    assert len(node.requests) == 1
+
+
 def test_validation_refuses_what_the_openapi_document_does_not_allow() -> None:
     with served(example("validation")) as (proxy, [node]), Client(proxy.port) as client:
         too_many = client.request("GET", "/orders?limit=500")

@@ -45,7 +45,7 @@ is cut short.  Unlike a ``response_body`` phase it changes nothing: the response
 keeps its framing.
 
 Things that should outlive a config reload (a response cache's memory, a Redis
-client) are kept in ``context.resources``, the worker's ``WorkerResources``.
+client) are kept with ``context.stores.keep(key, factory)``.
 
 A phase set to ``None`` on an instance is not run for it (the response-transformer
 drops its ``response_body`` phase when it has no JSON edits, so its routes keep the
@@ -63,11 +63,8 @@ instance is built once per route when the config loads, never per request.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from quiver.config.base import Strict
@@ -82,48 +79,12 @@ PHASES = ("access", "response_headers", "response_body", "log")
 R = TypeVar("R")
 
 
-class WorkerResources:
-    """What a worker keeps for its plugins across config reloads, built once by key.
-
-    ``loop`` is the worker's event loop (None where nothing is served), ``run_dir``
-    where its status files go (None when it writes none)::
-
-        store = context.resources.get(("my-plugin", size), lambda: Store(size))
-
-    What it holds is closed when the worker stops (``close()`` or ``aclose()``).
-    """
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop | None = None, run_dir: Path | None = None
-    ) -> None:
-        self.loop = loop
-        self.run_dir = run_dir
-        self._items: dict[Hashable, Any] = {}
-
-    def get(self, key: Hashable, factory: Callable[[], R]) -> R:
-        """The resource kept under ``key``, made by ``factory`` the first time."""
-        try:
-            item: R = self._items[key]
-        except KeyError:
-            item = self._items[key] = factory()
-        return item
-
-    async def close(self) -> None:
-        items, self._items = list(self._items.values()), {}
-        for item in items:
-            with contextlib.suppress(Exception):
-                closing = getattr(item, "aclose", None) or getattr(item, "close", None)
-                result = closing() if closing is not None else None
-                if isinstance(result, Awaitable):
-                    await result
-
-
 @dataclass(frozen=True)
 class PluginContext:
     """What a plugin may use when it is built: the config's consumers and limits, the
     worker's HTTP client for requests of its own (None where nothing is served), the
-    worker's stores (counters shared by the node's workers; kept across reloads), its
-    other resources that outlive a config, and where its config is attached."""
+    worker's stores (counters shared by the node's workers, and what else plugins keep
+    across reloads), and where its config is attached."""
 
     consumers: Consumers
     limits: Limits = field(default_factory=Limits)
@@ -132,7 +93,6 @@ class PluginContext:
     #: where the plugin's config is attached: "global", "target:NAME", "route:NAME"
     #: or "consumer:NAME" (limits count per scope)
     scope: str = "global"
-    resources: WorkerResources = field(default_factory=WorkerResources)
 
 
 class PluginConfig(Strict):

@@ -1,5 +1,5 @@
-"""State plugins keep beyond one request: counters shared by the node's workers, and
-connections to shared stores.
+"""State plugins keep beyond one request: counters shared by the node's workers,
+connections to shared stores, and whatever else should outlive a config.
 
 Each worker has one :class:`Stores`, made when it starts and kept across reloads
 (a new config's plugins find the counts the old one's left), and hands it to
@@ -16,12 +16,13 @@ in this process's memory only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from quiver.plugins.counters import Counters
 from quiver.plugins.counters.inflight import InFlight
@@ -29,6 +30,8 @@ from quiver.plugins.counters.local import LocalCounters
 
 if TYPE_CHECKING:
     from quiver.plugins.counters.redis import RedisCounters
+
+T = TypeVar("T")
 
 COUNTERS_FILE = "counters.table"  # rate limits: the node's workers share it
 QUOTAS_FILE = "quotas.table"  # kept across restarts, apart so that busy limits never evict it
@@ -42,7 +45,14 @@ def in_flight_file(instance: int) -> str:
 class Stores:
     """The stores of one worker: ``run_dir`` holds the node's shared tables; ``worker``
     is the worker's index and ``instance`` the pid of the gateway's master process
-    (the worker's own when it runs alone)."""
+    (the worker's own when it runs alone); ``loop`` the worker's event loop (set by
+    the server that adopts the stores; None where nothing is served).
+
+    Besides counters, a plugin may keep anything else that should outlive a config
+    (a response cache, a client) with ``keep``; it is closed when the worker stops::
+
+        store = context.stores.keep(("my-plugin", size), lambda: Store(size))
+    """
 
     def __init__(
         self,
@@ -51,8 +61,10 @@ class Stores:
         worker: int = 0,
         instance: int | None = None,
         clock: Callable[[], float] = time.time,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.loop = loop
         self.worker = worker
         self.instance = instance if instance is not None else os.getpid()
         self.clock = clock
@@ -60,6 +72,7 @@ class Stores:
         self._quotas: LocalCounters | None = None
         self._in_flight: InFlight | None = None
         self._redis: dict[tuple[str, float, str], RedisCounters] = {}
+        self._kept: dict[Hashable, Any] = {}
 
     def _path(self, name: str) -> Path | None:
         return self.run_dir / name if self.run_dir is not None else None
@@ -81,6 +94,14 @@ class Stores:
         if self._in_flight is None:
             self._in_flight = InFlight(self._path(in_flight_file(self.instance)), self.worker)
         return self._in_flight
+
+    def keep(self, key: Hashable, factory: Callable[[], T]) -> T:
+        """What is kept under ``key``, made by ``factory`` the first time."""
+        try:
+            item: T = self._kept[key]
+        except KeyError:
+            item = self._kept[key] = factory()
+        return item
 
     def redis_counters(self, url: str, *, timeout: float, prefix: str) -> Counters:
         """Counters in the Redis at ``url``, one client per URL for the worker."""
@@ -105,10 +126,19 @@ class Stores:
         self._counters = self._quotas = self._in_flight = None
 
     async def aclose(self) -> None:
-        """Close the connections to shared stores (the worker is stopping)."""
+        """Close the connections to shared stores, and what plugins kept (the worker
+        is stopping; each item's ``aclose()`` or ``close()``, awaited when it returns
+        an awaitable)."""
         redis, self._redis = list(self._redis.values()), {}
         for counters in redis:
             await counters.aclose()
+        kept, self._kept = list(self._kept.values()), {}
+        for item in kept:
+            with contextlib.suppress(Exception):
+                closing = getattr(item, "aclose", None) or getattr(item, "close", None)
+                result = closing() if closing is not None else None
+                if isinstance(result, Awaitable):
+                    await result
 
 
 def remove_in_flight_tables(run_dir: Path, ended: int | None = None) -> None:

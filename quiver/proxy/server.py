@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
-from quiver.plugins.base import WorkerResources
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import Stores
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
@@ -101,8 +100,8 @@ class ProxyServer:
         self.loop = loop
         #: counters and shared state of plugins, kept across reloads
         self.stores = stores if stores is not None else Stores()
-        #: what else plugins keep across reloads (a response cache, its clients)
-        self.resources = WorkerResources(loop, self.stores.run_dir)
+        if self.stores.loop is None:
+            self.stores.loop = loop
         self.catalog = catalog if catalog is not None else Catalog()
         limits = config.limits
         shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
@@ -118,7 +117,6 @@ class ProxyServer:
             catalog=self.catalog,
             outbound=self.outbound,
             stores=self.stores,
-            resources=self.resources,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
         self.servers: list[asyncio.Server | TlsListener] = []
@@ -166,7 +164,6 @@ class ProxyServer:
             catalog=self.catalog,
             outbound=self.outbound,
             stores=self.stores,
-            resources=self.resources,
         )
         self.state.snapshot = new
         _start_checkers(new.targets.values(), old.targets.values())
@@ -220,7 +217,6 @@ class ProxyServer:
         self.outbound.close()
         self.stores.close()
         await self.stores.aclose()
-        await self.resources.close()
 
 
 def _start_checkers(targets: Iterable[TargetRuntime], running: Iterable[TargetRuntime]) -> None:

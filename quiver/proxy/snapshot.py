@@ -22,7 +22,7 @@ from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest, ConfigError, ConfigIssue
-from quiver.plugins.base import PluginContext, WorkerResources
+from quiver.plugins.base import PluginContext
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.chain import Chain, attached, scopes
 from quiver.plugins.chain import build as build_plugins
@@ -261,20 +261,17 @@ def compile_snapshot(
     catalog: Catalog | None = None,
     outbound: Outbound | None = None,
     stores: Stores | None = None,
-    resources: WorkerResources | None = None,
 ) -> Snapshot:
     """Compile ``config``, building its plugins and in-process targets from ``catalog``
     (none without one); targets whose settings did not change are taken over from
     ``previous`` whole, with their pooled connections and health state.  Plugins get
-    ``outbound`` for requests of their own and the worker's ``stores`` and
-    ``resources``."""
+    ``outbound`` for requests of their own and the worker's ``stores``."""
     catalog = catalog if catalog is not None else Catalog()
     context = PluginContext(
         consumers=Consumers(config.consumers),
         limits=config.limits,
         outbound=outbound,
-        stores=stores if stores is not None else Stores(),
-        resources=resources if resources is not None else WorkerResources(loop),
+        stores=stores if stores is not None else Stores(loop=loop),
     )
     targets: dict[str, TargetRuntime] = {}
     built: list[TargetRuntime] = []  # made for this config (not taken over)

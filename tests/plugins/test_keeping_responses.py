@@ -1,6 +1,6 @@
 """The contract pieces a plugin that keeps responses uses: ``tap_body``, answers
 rendered whole (``Answer(status, head=..., body=...)``) and the worker's
-``resources`` that outlive a config."""
+what plugins keep in the worker's stores beyond a config."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(30)
 
 
 class Memo:
-    """What the test plugins share with the test (one per worker, via resources)."""
+    """What the test plugins share with the test (one per worker, kept in its stores)."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
@@ -39,7 +39,7 @@ class Keep(Plugin[KeepConfig]):
 
     def __init__(self, config: KeepConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        self.memo = context.resources.get("test-keep", Memo)
+        self.memo = context.stores.keep("test-keep", Memo)
         self.memo.builds += 1
 
     def access(self, request: PluginRequest) -> None:
@@ -93,7 +93,7 @@ def test_a_tap_gets_the_decoded_body_and_the_response_keeps_its_framing(framing:
     with node(framing) as upstream, proxy(upstream.url, {"test-keep": {}}) as running:
         with Client(running.port) as client:
             response = client.request("GET", "/")
-        memo = running.server.resources.get("test-keep", Memo)  # type: ignore[union-attr]
+        memo = running.server.stores.keep("test-keep", Memo)  # type: ignore[union-attr]
         assert response.body == b"abcdefg"
         assert memo.bodies == [b"abcdefg"]
         if framing == "length":
@@ -107,7 +107,7 @@ def test_a_tap_gets_what_the_response_body_phases_made() -> None:
     with node("length") as upstream, proxy(upstream.url, plugins) as running:
         with Client(running.port) as client:
             assert client.request("GET", "/").body == b"ABCDEFG"
-        memo = running.server.resources.get("test-keep", Memo)  # type: ignore[union-attr]
+        memo = running.server.stores.keep("test-keep", Memo)  # type: ignore[union-attr]
         assert memo.bodies == [b"ABCDEFG"]
 
 
@@ -115,7 +115,7 @@ def test_an_answer_rendered_whole_is_sent_as_given() -> None:
     with node("length") as upstream, proxy(upstream.url, {"test-keep": {}}) as running:
         with Client(running.port) as client:
             client.request("GET", "/")
-        memo = running.server.resources.get("test-keep", Memo)  # type: ignore[union-attr]
+        memo = running.server.stores.keep("test-keep", Memo)  # type: ignore[union-attr]
         config = make_config(
             {"b": upstream.url},
             [
@@ -138,6 +138,6 @@ def test_an_answer_rendered_whole_is_sent_as_given() -> None:
         assert response.header("Content-Length") == "7"
         assert response.header("X-Request-ID")
         assert (head.body, head.header("Content-Length")) == (b"", "7")
-        # the new config's plugin found the same resources: built twice, one memo
+        # the new config's plugin found the same stores: built twice, one memo
         assert memo.builds == 2
-        assert running.server.resources.get("test-keep", Memo) is memo  # type: ignore[union-attr]
+        assert running.server.stores.keep("test-keep", Memo) is memo  # type: ignore[union-attr]

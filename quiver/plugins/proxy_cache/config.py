@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from quiver.config.base import Duration, Size
 from quiver.http.fields import TOKEN
 from quiver.plugins.base import PluginConfig
+from quiver.plugins.traffic.store import RedisSettings
 
 #: statuses a cache may give heuristic freshness (RFC 9110 §15.1)
 HEURISTIC_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
@@ -30,18 +31,11 @@ class ProxyCacheConfig(PluginConfig):
         description="Most bytes of entries the memory backend keeps per worker, e.g. 64MiB; "
         "routes with the same value share one LRU.",
     )
-    redis_url: str | None = Field(
+    redis: RedisSettings | None = Field(
         None,
-        description="Redis URL for the redis backend, e.g. redis://127.0.0.1:6379/0 "
-        "(required with backend: redis).",
-    )
-    redis_prefix: str = Field(
-        "quiver:cache:", min_length=1, description="Prefix of every Redis key the cache writes."
-    )
-    redis_timeout: Duration = Field(
-        0.5,
-        gt=0,
-        description="How long a Redis call may take before the request bypasses the cache.",
+        description="The Redis of `backend: redis` (url, timeout, prefix: as for the "
+        "limits; keys are written under prefix + 'cache:'). Redis Cluster is not "
+        "supported for the cache.",
     )
     max_entry_size: Size = Field(
         1024**2,
@@ -130,10 +124,10 @@ class ProxyCacheConfig(PluginConfig):
 
     @model_validator(mode="after")
     def _backend(self) -> ProxyCacheConfig:
-        if self.backend == "redis" and not self.redis_url:
-            raise ValueError("backend 'redis' needs redis_url")
-        if self.redis_url is not None and not self.redis_url.startswith(
-            ("redis://", "rediss://", "unix://")
-        ):
-            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        if self.backend == "redis" and self.redis is None:
+            raise ValueError("backend 'redis' needs redis: {url: ...}")
+        if self.backend == "memory" and self.redis is not None:
+            raise ValueError("'redis' is set but backend is 'memory'; set backend: redis")
+        if self.redis is not None and "+cluster://" in self.redis.url:
+            raise ValueError("the cache needs one Redis (or a Sentinel's master), not a Cluster")
         return self

@@ -46,7 +46,7 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
 
     def __init__(self, config: ProxyCacheConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        self.backend = backend_for(config, context.resources)
+        self.backend = backend_for(config, context.stores)
         self.store = self.backend.store
         self.flights = self.backend.flights
         self.keys = KeyMaker(config)

@@ -125,18 +125,19 @@ def route_scope(route: Route) -> Scope:
 
 async def purge_redis(configs: Iterable[ProxyCacheConfig], scope: Scope) -> int:
     """Delete the matching entries of each distinct Redis backend."""
+    from quiver.plugins.proxy_cache.stores import cache_prefix
     from quiver.plugins.proxy_cache.stores.redis import RedisStore
 
     dropped = 0
     done = set()
     for config in configs:
-        if config.backend != "redis" or config.redis_url is None:
+        if config.redis is None:
             continue
-        backend = (config.redis_url, config.redis_prefix)
+        backend = (config.redis.url, cache_prefix(config))
         if backend in done:
             continue
         done.add(backend)
-        store = RedisStore(config.redis_url, config.redis_prefix, max(config.redis_timeout, 5.0))
+        store = RedisStore(config.redis.url, cache_prefix(config), max(config.redis.timeout, 5.0))
         try:
             for path in scope.paths or (None,):
                 dropped += await store.purge(scope.host, path, scope.exact)

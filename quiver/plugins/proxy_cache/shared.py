@@ -1,7 +1,7 @@
 """What the routes of a worker share for one backend: the store, the flights of
 coalescing, the writes in progress and the throttle of failure warnings.
 
-Kept in the worker's resources, so a config reload keeps the cache.
+Kept in the worker's stores, so a config reload keeps the cache.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import time
 from collections.abc import Coroutine, Hashable
 from typing import Any
 
-from quiver.plugins.base import WorkerResources
 from quiver.plugins.proxy_cache.coalesce import Flights
 from quiver.plugins.proxy_cache.config import ProxyCacheConfig
 from quiver.plugins.proxy_cache.stores import Store, StoreUnavailable, open_store
+from quiver.plugins.stores import Stores
 
 logger = logging.getLogger("quiver.plugins.proxy_cache")
 
@@ -72,24 +72,24 @@ class Backend:
         await self.store.aclose()
 
 
-def backend_for(config: ProxyCacheConfig, resources: WorkerResources) -> Backend:
+def backend_for(config: ProxyCacheConfig, stores: Stores) -> Backend:
     """The worker's backend for ``config``: one per memory size, or per Redis URL and
     prefix; a memory store joins the purge watcher of the run directory."""
     key: Hashable
     if config.backend == "memory":
         key = ("proxy-cache", "memory", config.memory_size)
     else:
-        key = ("proxy-cache", "redis", config.redis_url, config.redis_prefix, config.redis_timeout)
+        key = ("proxy-cache", "redis", config.redis)
 
     def make() -> Backend:
-        backend = Backend(open_store(config), resources.loop)
+        backend = Backend(open_store(config), stores.loop)
         if backend.store.immediate:
             from quiver.plugins.proxy_cache.purge import PurgeWatcher
 
-            watcher = resources.get(
-                ("proxy-cache", "purge"), lambda: PurgeWatcher(resources.loop, resources.run_dir)
+            watcher = stores.keep(
+                ("proxy-cache", "purge"), lambda: PurgeWatcher(stores.loop, stores.run_dir)
             )
             watcher.add(backend.store)
         return backend
 
-    return resources.get(key, make)
+    return stores.keep(key, make)

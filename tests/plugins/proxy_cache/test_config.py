@@ -16,7 +16,8 @@ from quiver.plugins.proxy_cache import ProxyCache
     [
         {},
         {"backend": "memory", "memory_size": "16MiB", "max_entry_size": "256k"},
-        {"backend": "redis", "redis_url": "redis://127.0.0.1:6379/0", "redis_timeout": "200ms"},
+        {"backend": "redis", "redis": {"url": "redis://127.0.0.1:6379/0", "timeout": "200ms"}},
+        {"backend": "redis", "redis": {"url": "redis+sentinel://10.0.0.1:26379/main"}},
         {"statuses": [200, 404, 302, 500]},
         {"heuristic": 0.1, "heuristic_max": "1h", "keep_stale": "10m", "stale_if_error": 60},
         {"key_host": False, "key_query": ["page", "sort"], "key_headers": ["Accept-Language"]},
@@ -32,8 +33,10 @@ def test_valid_configs(settings: dict[str, Any]) -> None:
     "settings, message",
     [
         ({"backend": "disk"}, "'memory' or 'redis'"),
-        ({"backend": "redis"}, "backend 'redis' needs redis_url"),
-        ({"redis_url": "http://127.0.0.1:6379"}, "redis_url must start with redis://"),
+        ({"backend": "redis"}, "backend 'redis' needs redis: {url: ...}"),
+        ({"backend": "redis", "redis": {"url": "http://127.0.0.1:6379"}}, "url must start"),
+        ({"redis": {"url": "redis://127.0.0.1"}}, "backend is 'memory'"),
+        ({"backend": "redis", "redis": {"url": "redis+cluster://h:7000"}}, "not a Cluster"),
         ({"memory_size": 0}, "greater than 0"),
         ({"memory_size": "lots"}, "not a size"),
         ({"max_entry_size": -1}, "greater than 0"),

@@ -108,7 +108,7 @@ def test_purge_redis_entries_directly(
     origin: Origin,
     prefix: str,  # noqa: F811
 ) -> None:
-    cache = f'{{backend: redis, redis_url: "{REDIS_URL}", redis_prefix: "{prefix}"}}'
+    cache = f'{{backend: redis, redis: {{url: "{REDIS_URL}", prefix: "{prefix}"}}}}'
     config = write_config(tmp_path, config_text(origin, tmp_path / "run", cache))
     with serving(config) as proc:
         for path in ("/a", "/b"):

@@ -65,7 +65,7 @@ async def _keys(prefix: str) -> list[bytes]:
 
 
 def redis_settings(prefix: str) -> dict[str, object]:
-    return {"backend": "redis", "redis_url": REDIS_URL, "redis_prefix": prefix}
+    return {"backend": "redis", "redis": {"url": REDIS_URL, "prefix": prefix}}
 
 
 def test_entries_in_redis_are_shared_by_every_proxy(prefix: str) -> None:
@@ -98,7 +98,7 @@ def wait_for_keys(prefix: str, count: int = 1) -> None:
     import time
 
     deadline = time.monotonic() + 10
-    while len(asyncio.run(_keys(prefix + "e:"))) < count:
+    while len(asyncio.run(_keys(prefix + "cache:e:"))) < count:
         assert time.monotonic() < deadline, "the entry never reached Redis"
         time.sleep(0.01)
 
@@ -127,7 +127,7 @@ def wait_until_gone(prefix: str) -> None:
     import time
 
     deadline = time.monotonic() + 10
-    while asyncio.run(_keys(prefix + "e:")):
+    while asyncio.run(_keys(prefix + "cache:e:")):
         assert time.monotonic() < deadline, "the entries were never invalidated"
         time.sleep(0.01)
 
@@ -144,7 +144,7 @@ def test_redis_entries_expire_after_freshness_plus_keep_stale(prefix: str) -> No
         get(proxy)
         wait_for_keys(prefix)
         client = redis.Redis.from_url(REDIS_URL)
-        [key] = client.keys(prefix + "e:*")
+        [key] = client.keys(prefix + "cache:e:*")
         assert 45_000 < client.pttl(key) <= 50_000
         client.close()
 
@@ -155,7 +155,7 @@ def test_redis_down_bypasses_the_cache_and_warns_once(
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = {"backend": "redis", "redis_url": f"redis://127.0.0.1:{port}/0"}
+    settings = {"backend": "redis", "redis": {"url": f"redis://127.0.0.1:{port}/0"}}
     caplog.set_level(logging.WARNING, logger="quiver.plugins.proxy_cache")
     with cached({"/": fixed(cache_control="max-age=60")}, **settings) as (origin, proxy):
         for _ in range(3):

@@ -76,6 +76,12 @@ def matches(path_id: str, host: str | None, path: str | None, exact: bool = Fals
     return not exact and entry_path.startswith(path.rstrip("/") + "/")
 
 
+def cache_prefix(config: ProxyCacheConfig) -> str:
+    """Where the cache's keys go in its Redis (apart from the limits' counters)."""
+    assert config.redis is not None
+    return config.redis.prefix + "cache:"
+
+
 def open_store(config: ProxyCacheConfig) -> Store:
     """A new store for ``config`` from the registry."""
     return STORES[config.backend](config)
@@ -90,8 +96,8 @@ def _memory(config: ProxyCacheConfig) -> Store:
 def _redis(config: ProxyCacheConfig) -> Store:
     from quiver.plugins.proxy_cache.stores.redis import RedisStore
 
-    assert config.redis_url is not None
-    return RedisStore(config.redis_url, config.redis_prefix, config.redis_timeout)
+    assert config.redis is not None
+    return RedisStore(config.redis.url, cache_prefix(config), config.redis.timeout)
 
 
 #: backends by name: how to open one for a config

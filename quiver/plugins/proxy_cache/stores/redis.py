@@ -5,7 +5,7 @@ freshness plus ``keep_stale``; the set ``<prefix>p:<path id>`` lists the keys
 filed under a path, for invalidation, and lives as long as its longest entry;
 ``<prefix>l:<key>`` is taken (SET NX, expiring) by the process fetching a key, so
 that the others wait for its entry instead of fetching too.
-Every call is bounded by ``redis_timeout``; a failure raises ``StoreUnavailable``.
+Every call is bounded by the Redis ``timeout``; a failure raises ``StoreUnavailable``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from quiver.plugins.counters.redis_url import connect, parse
 from quiver.plugins.proxy_cache.entry import Stored, loads
 from quiver.plugins.proxy_cache.stores import Store, StoreUnavailable, matches
 
@@ -29,9 +29,8 @@ class RedisStore(Store):
     def __init__(self, url: str, prefix: str, timeout: float) -> None:
         self.prefix = prefix
         self.timeout = timeout
-        self.client: Any = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        self.client: Any
+        self.client, self._others = connect(parse(url), timeout)
 
     async def get(self, key: str) -> Stored | None:
         data = await self._call(self.client.get(self.prefix + "e:" + key))
@@ -81,6 +80,8 @@ class RedisStore(Store):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        for other in self._others:  # (a Sentinel's own connections)
+            await other.aclose()
 
     async def _delete_matching(self, pattern: str) -> int:
         dropped = 0
