@@ -319,3 +319,21 @@ def test_exactly_the_limit_succeeds_across_four_workers(tmp_path: Path, node: Up
         statuses = burst(port, "/items", 2000, {"apikey": ALICE})
     assert statuses == {200: 100, 429: 1900}
     assert len(node.requests) == 100
+
+
+def test_a_consumer_is_counted_under_one_key_whichever_way_it_is_made() -> None:
+    from quiver.plugins.traffic.keys import KeyMaker
+
+    class Request:
+        consumer = type("Consumer", (), {"name": "alice"})()
+        client_ip = b"10.0.0.1"
+
+        def get(self, name: bytes) -> bytes | None:
+            return b"t1" if name == b"x-tenant" else None
+
+    fast = KeyMaker("route:r", "consumer", [])
+    general = KeyMaker("route:r", ["consumer"], [])
+    general.per_consumer = None
+    request: Any = Request()
+    assert fast(request) == fast(request) == general(request)
+    assert KeyMaker("route:r", ["consumer", "header:X-Tenant"], [])(request) != fast(request)

@@ -76,7 +76,7 @@ class LocalCounters:
         table = self.table
         if len(windows) == 1:  # the common case, without the lists
             window = windows[0]
-            key_digest = self._digest(key, 0)
+            key_digest = self._digests.get(key) or self._digest(key, 0)
             held = table.lock()
             try:
                 offset, state = self._read(key_digest, window, now)

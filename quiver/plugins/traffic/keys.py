@@ -57,13 +57,25 @@ class KeyMaker:
         self.parts: tuple[Part, ...] = tuple(
             self._part(item) for item in ([by] if isinstance(by, str) else by)
         )
+        #: by consumer alone: each consumer's key, made once (consumers are few and
+        #: come from the config)
+        self.per_consumer: dict[str, bytes] | None = {} if self.parts == (_consumer,) else None
 
     def __call__(self, request: PluginRequest) -> bytes:
-        values = [self.prefix]
+        known = self.per_consumer
+        if known is not None and (consumer := request.consumer) is not None:
+            key = known.get(consumer.name)
+            if key is None:
+                key = known[consumer.name] = self._join([_consumer(request)])
+            return key
+        values = []
         for part in self.parts:
             value = part(request)
             values.append(value if value is not None else b"ip=" + self.client_ip(request))
-        return _SEPARATOR.join(values)
+        return self._join(values)
+
+    def _join(self, values: Sequence[bytes | None]) -> bytes:
+        return _SEPARATOR.join([self.prefix, *(value or b"" for value in values)])
 
     def _part(self, item: str) -> Part:
         if item == "consumer":
