@@ -208,6 +208,7 @@ class Check:
     what: str
     headers: dict[str, str]
     status: int
+    cache: str | None = None  # the X-Cache-Status it must carry, when given
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,13 @@ CONFIGS: list[Config] = [
         consumers=True,
     ),
     Config(
+        "cache_hit",
+        "Quiver, `proxy-cache` HIT (memory, `default_ttl: 3600`)",
+        lambda f: {"proxy-cache": {"default_ttl": 3600}},
+        # the first request fills the entry; from the second on, every one is a HIT
+        lambda f: [*_with_key(f), Check("again, from the cache", {"apikey": f.key}, 200, "HIT")],
+    ),
+    Config(
         "jwt_rs256",
         "Quiver, `jwt` (RS256, 2048-bit key), {consumers} consumers",
         lambda f: {"jwt": {"algorithms": ["RS256"]}},
@@ -363,9 +371,9 @@ class Run:
         the run stops here."""
         results = []
         for check in config.checks(self.fixture):
-            status, ctype, body, challenge = request(server, check.headers)
+            status, ctype, body, challenge, cache = request(server, check.headers)
             results.append({"check": check.what, "status": status, "expected": check.status})
-            wrong = status != check.status
+            wrong = status != check.status or (check.cache is not None and cache != check.cache)
             if status == 200 and not wrong:
                 wrong = body != BODY or not ctype.startswith("application/json")
             if wrong:
@@ -373,6 +381,7 @@ class Run:
                     f"{config.key}: GET {server.url} {check.what} returned {status} "
                     f"({ctype or 'no content type'}) {body[:300]!r}; expected {check.status}"
                     + (f" with {BODY!r}" if check.status == 200 else "")
+                    + (f" and X-Cache-Status {check.cache} (got {cache})" if check.cache else "")
                     + f"; the proxy's output:\n{rig.tail(server.log)}"
                 )
             extra = f" ({challenge})" if challenge else ""
@@ -407,8 +416,9 @@ class Run:
             self.procs.stop(server.proc)
 
 
-def request(server: Server, headers: dict[str, str]) -> tuple[int, str, bytes, str]:
-    """GET / on a new connection: status, content type, body, WWW-Authenticate."""
+def request(server: Server, headers: dict[str, str]) -> tuple[int, str, bytes, str, str]:
+    """GET / on a new connection: status, content type, body, WWW-Authenticate,
+    X-Cache-Status."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         conn.request("GET", "/", headers=headers)
@@ -426,6 +436,7 @@ def request(server: Server, headers: dict[str, str]) -> tuple[int, str, bytes, s
         resp.getheader("Content-Type", ""),
         body,
         resp.getheader("WWW-Authenticate", ""),
+        resp.getheader("X-Cache-Status", ""),
     )
 
 
