@@ -762,3 +762,19 @@ def test_plugins_json_gives_one_plugin_s_config_schema() -> None:
     assert list(schemas) == ["acl"]
     assert schemas["acl"]["additionalProperties"] is False
     assert all("description" in spec for spec in schemas["acl"]["properties"].values())
+
+
+def test_check_names_a_wrong_limit_key_plainly(tmp_path: Path) -> None:
+    path = tmp_path / "quiver.yaml"
+    path.write_text(
+        "targets: [{name: b, url: 'http://127.0.0.1:9001'}]\n"
+        "routes:\n"
+        "  - {name: r, paths: ['/'], target: b, plugins: {rate-limit: "
+        "{limit: 10, window: 60, by: [consumer, user]}}}\n"
+    )
+    result = run_quiver("check", "-c", str(path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[1:] == [
+        f"  {path}:3: routes[0].plugins.rate-limit.by[1]: 'user': "
+        "use consumer, credential, ip, route, path or header:<name>"
+    ]

@@ -63,6 +63,7 @@ def test_valid_rate_limit_configs(settings: dict[str, Any]) -> None:
         ({"limits": [{"limit": 1, "window": 60}, {"limit": 5, "window": "1m"}]}, "same window"),
         ({"limit": 10, "window": 60, "by": "user"}, "use consumer, credential"),
         ({"limit": 10, "window": 60, "by": "header:"}, "use consumer, credential"),
+        ({"limit": 10, "window": 60, "by": []}, "at least 1 item"),
         ({"limit": 10, "window": 60, "store": "redis"}, "needs redis"),
         ({"limit": 10, "window": 60, "redis": {"url": "redis://x"}}, "store is 'local'"),
         ({"limit": 1, "window": 1, "store": "redis", "redis": {"url": "http://x"}}, "url must"),

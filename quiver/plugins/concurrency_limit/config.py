@@ -22,8 +22,8 @@ class ConcurrencyLimitConfig(PluginConfig):
         "request counts from its access phase until its response is sent (or it "
         "fails, is abandoned by its client, or is upgraded to a tunnel).",
     )
-    by: By | list[By] = Field(
-        "route",
+    by: By = Field(
+        ["route"],
         description="What shares the limit: route (the default: every request where "
         "the plugin is attached; globally, the whole node), consumer, credential, ip, "
         "path or header:<name>, or a list of them. A request without it is counted by "

@@ -18,8 +18,8 @@ from quiver.plugins.traffic.store import StoreConfig, StoreTrouble
 class CountedConfig(StoreConfig):
     """The settings of every plugin that counts requests under windows."""
 
-    by: By | list[By] = Field(
-        "consumer",
+    by: By = Field(
+        ["consumer"],
         description="What is counted: consumer, credential, ip, route, path or "
         "header:<name>, or a list of them counted together. A request without it "
         "(no consumer, no such header) is counted by its client address.",

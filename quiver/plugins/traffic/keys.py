@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from quiver.http.normalize import normalize_path
 from quiver.plugins.base import PluginRequest
@@ -41,7 +41,14 @@ def _checked(text: str) -> str:
     raise ValueError(f"{text!r}: use consumer, credential, ip, route, path or header:<name>")
 
 
-By = Annotated[str, AfterValidator(_checked)]
+def _listed(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+By = Annotated[
+    list[Annotated[str, AfterValidator(_checked)]], BeforeValidator(_listed), Field(min_length=1)
+]
+"""``by`` as written (one name, or a list of them), as a list."""
 
 Part = Callable[[PluginRequest], bytes | None]
 
