@@ -43,15 +43,13 @@ def entities(document: dict[str, Any]) -> Entities:
         if key not in ("targets", "routes", "consumers", "plugins"):
             found["section", key] = (0, value)
     for kind, key in LISTS:
-        found["section", key] = (0, [])
         for position, item in enumerate(document.get(key, [])):
             found[kind, item["name"]] = (position, item)
-        if key not in document:
-            del found["section", key]
-    if "plugins" in document:
-        found["section", "plugins"] = (0, {})
-        for name, config in document["plugins"].items():
-            found["plugin", name] = (0, config)
+    for name, config in document.get("plugins", {}).items():
+        found["plugin", name] = (0, config)
+    for key in ("targets", "routes", "consumers", "plugins"):
+        if key in document and not document[key]:  # written empty: tell it from left out
+            found["section", key] = (0, document[key])
     return found
 
 
