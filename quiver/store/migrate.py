@@ -7,14 +7,22 @@ used: this code might misread or damage what it does not know.
 
 from __future__ import annotations
 
+import threading
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
 from quiver.errors import StoreError
+
+# Alembic drives migrations through module-level proxies (alembic.op, alembic.context):
+# two threads migrating at once would share them.
+_ALEMBIC = threading.Lock()
+# Any constant of our own: PostgreSQL sessions migrating at once take turns on it.
+_PG_MIGRATION_LOCK = 0x71756976
 
 
 def _alembic_config() -> Config:
@@ -34,8 +42,14 @@ def upgrade(engine: Engine) -> None:
     """Apply the migrations the database lacks; StoreError when it is newer than the code."""
     config = _alembic_config()
     scripts = ScriptDirectory.from_config(config)
-    with engine.begin() as connection:
+    with _ALEMBIC, engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+            )
         current = MigrationContext.configure(connection).get_current_revision()
+        if current == scripts.get_current_head():
+            return
         if current is not None:
             try:
                 scripts.get_revision(current)
@@ -45,5 +59,9 @@ def upgrade(engine: Engine) -> None:
                     f"Quiver does not know (it knows up to {scripts.get_current_head()!r}): "
                     "it was written by a newer Quiver; upgrade Quiver to use it"
                 ) from None
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        _run(config, connection)
+
+
+def _run(config: Config, connection: Connection) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

@@ -48,7 +48,11 @@ def open_store(url: str = "quiver.db", catalog: PluginSet | None = None) -> Stor
     """The store at ``url`` (a SQLite file path, ``sqlite:///...`` or
     ``postgresql://...``), its schema migrated forward first."""
     engine = make_engine(url)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return Store(engine, catalog)
 
 
@@ -159,4 +163,7 @@ def _new_team(session: Session, name: str) -> Team:
 
 def _revision(row: RevisionRow, team: str) -> Revision:
     changes: Diff = row.diff  # type: ignore[assignment]
-    return Revision(row.number, team, row.author, row.created_at, row.message, changes)
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite keeps no time zone: it was written in UTC
+        created = created.replace(tzinfo=UTC)
+    return Revision(row.number, team, row.author, created, row.message, changes)
