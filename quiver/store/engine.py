@@ -5,7 +5,8 @@ SQLite runs in WAL mode, so readers never wait for the writer, with
 even if the machine loses power (NORMAL would only survive a crash of the process).
 Applies are rare, so the extra fsync per commit costs nothing that matters.  Write
 transactions start with ``BEGIN IMMEDIATE``: they take the write lock before
-reading, so two applies run one after the other instead of failing on upgrade.
+reading, so two applies run one after the other instead of failing on upgrade;
+read-only ones with a plain ``BEGIN``, so they never wait for a writer.
 
 PostgreSQL URLs (``postgresql://...``) are driven by psycopg 3; applies are
 serialized by a row lock on the ``head`` table (see repository.py).
@@ -19,6 +20,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 _BUSY_TIMEOUT_MS = 30_000
+#: execution option of the transactions that write (SQLite: BEGIN IMMEDIATE)
+WRITE = "quiver_write"
 
 
 def make_engine(url: str) -> Engine:
@@ -48,6 +51,7 @@ def _sqlite(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine

@@ -17,6 +17,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 
 from quiver.errors import StoreError
+from quiver.store.engine import WRITE
 
 # Alembic drives migrations through module-level proxies (alembic.op, alembic.context):
 # two threads migrating at once would share them.
@@ -42,7 +43,7 @@ def upgrade(engine: Engine) -> None:
     """Apply the migrations the database lacks; StoreError when it is newer than the code."""
     config = _alembic_config()
     scripts = ScriptDirectory.from_config(config)
-    with _ALEMBIC, engine.begin() as connection:
+    with _ALEMBIC, engine.execution_options(**{WRITE: True}).begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}

@@ -13,11 +13,11 @@ IMMEDIATE`` takes the database's write lock), so applies run one at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,7 +28,7 @@ from quiver.config.plugin_set import PluginSet
 from quiver.errors import ConfigError, ConfigIssue, StoreError
 from quiver.store import rows
 from quiver.store.diffing import Diff, diff, is_empty
-from quiver.store.engine import make_engine
+from quiver.store.engine import WRITE, make_engine
 from quiver.store.migrate import upgrade
 from quiver.store.models import DEFAULT_TEAM, Head, RevisionRow, Team
 from quiver.store.secrets import without_secrets
@@ -60,14 +60,17 @@ class Store:
     def __init__(self, engine: Engine, catalog: PluginSet | None = None) -> None:
         self.engine = engine
         self.catalog = catalog
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reads = sessionmaker(engine, expire_on_commit=False)
+        self._writes = sessionmaker(
+            engine.execution_options(**{WRITE: True}), expire_on_commit=False
+        )
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+    def _transaction(self, *, write: bool = False) -> Iterator[Session]:
+        with (self._writes if write else self._reads)() as session, session.begin():
             yield session
 
     def current(self, team: str | None = None) -> dict[str, Any]:
@@ -89,7 +92,7 @@ class Store:
         """Make ``document`` the team's declaration in one transaction: the new
         revision, or None when nothing changes.  ConfigError (with the messages a
         config file gets) when the document is invalid; nothing is written then."""
-        with self._transaction() as session:
+        with self._transaction(write=True) as session:
             head = session.scalars(select(Head).with_for_update()).one()
             row = _team(session, team) or _new_team(session, team or DEFAULT_TEAM)
             before = rows.read(session, row)
@@ -138,8 +141,8 @@ class Store:
 
     def _stored_form(self, document: object, before: dict[str, Any]) -> dict[str, Any]:
         config = validate(document, self.catalog)
-        assert isinstance(document, dict)
-        settings = [key for key in document if key in Settings.model_fields]
+        data = dict(cast(Mapping[str, Any], document))  # validate refused anything else
+        settings = [key for key in data if key in Settings.model_fields]
         if settings:
             raise ConfigError(
                 [
@@ -147,7 +150,7 @@ class Store:
                     for key in settings
                 ]
             )
-        return without_secrets(document, config, before)
+        return without_secrets(data, config, before)
 
 
 def _team(session: Session, name: str | None) -> Team | None:

@@ -3,7 +3,9 @@ numbers are unique and have no gaps, and every apply is recorded."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 from quiver.store import Revision, open_store
@@ -47,3 +49,20 @@ def test_concurrent_applies_get_gap_free_numbers(store_url: str) -> None:
         "writer ", "w"
     )
     store.close()
+
+
+def test_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> None:
+    path = tmp_path / "quiver.db"
+    store = open_store(str(path), built_in())
+    before = document(0, 0)
+    store.apply(before, author="test")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # as an apply holds it
+        writer.execute("UPDATE head SET revision = revision")
+        assert store.current() == before
+        assert [revision.number for revision in store.revisions()] == [1]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        store.close()
