@@ -4,6 +4,8 @@ newer than the code is refused."""
 from __future__ import annotations
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 
 from quiver.errors import StoreError
@@ -43,3 +45,11 @@ def test_a_schema_newer_than_the_code_is_refused(store_url: str) -> None:
     store.close()
     with pytest.raises(StoreError, match=r"'9999_from_the_future'.*newer Quiver"):
         open_store(store_url)
+
+
+def test_the_migrations_build_the_schema_the_models_declare(store_url: str) -> None:
+    store = open_store(store_url)
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    store.close()
+    assert differences == []
