@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from quiver.store import Store, open_store
 from tests.support.catalog import built_in
@@ -38,7 +39,8 @@ def postgres_schema_url() -> Iterator[str]:
         with psycopg.connect(url, connect_timeout=3, autocommit=True) as connection:
             connection.execute(f"CREATE SCHEMA {schema}")
     except psycopg.Error as exc:
-        unavailable(f"PostgreSQL at {url} is unreachable ({exc}); set QUIVER_TEST_POSTGRES_URL")
+        where = make_url(url).render_as_string(hide_password=True)
+        unavailable(f"PostgreSQL at {where} is unreachable ({exc}); set QUIVER_TEST_POSTGRES_URL")
     separator = "&" if "?" in url else "?"
     try:
         yield f"{url}{separator}options=-csearch_path%3D{schema}"
