@@ -94,12 +94,13 @@ class Store:
         config file gets) when the document is invalid; nothing is written then."""
         with self._transaction(write=True) as session:
             head = session.scalars(select(Head).with_for_update()).one()
-            row = _team(session, team) or _new_team(session, team or DEFAULT_TEAM)
-            before = rows.read(session, row)
+            row = _team(session, team)
+            before = {} if row is None else rows.read(session, row)
             after = self._stored_form(document, before)
             changes = diff(before, after)
             if is_empty(changes):
                 return None
+            row = row or _new_team(session, team or DEFAULT_TEAM)
             rows.write(session, row, after)
             head.revision += 1
             revision = RevisionRow(

@@ -85,6 +85,7 @@ def test_teams_hold_separate_declarations(store: Store) -> None:
     assert store.current() == one
     assert store.current(team="payments") == two
     assert store.current(team="nobody") == {}
+    assert store.apply({}, author="test", team="nobody") is None
     assert [r.team for r in store.revisions()] == ["default", "payments"]
     assert [r.number for r in store.revisions(team="payments")] == [2]
 
