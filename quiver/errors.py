@@ -2,6 +2,7 @@
 
     QuiverError
     ├── ConfigError                  the declarative config is invalid (lists each issue)
+    ├── StoreError                   the config store cannot be used (e.g. its schema is newer)
     └── HTTPError                    stops a request; rendered as application/problem+json
         ├── Answer                   not an error: a plugin answers the request itself
         ├── ClientError              4xx: the caller sent something we refuse
@@ -67,6 +68,10 @@ class ConfigError(QuiverError):
     def __init__(self, issues: list[ConfigIssue]) -> None:
         self.issues = issues
         super().__init__("\n".join(str(issue) for issue in issues))
+
+
+class StoreError(QuiverError):
+    """The config store cannot be opened or used as asked; the message says why."""
 
 
 class HTTPError(QuiverError):

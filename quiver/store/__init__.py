@@ -1,0 +1,7 @@
+"""The config store of the control plane: each team's declaration as entities, changed
+by applies that leave numbered revisions.  The proxy and plugins never import it."""
+
+from quiver.store.diffing import Change, Diff
+from quiver.store.repository import Revision, Store, open_store
+
+__all__ = ["Change", "Diff", "Revision", "Store", "open_store"]

@@ -1,0 +1,173 @@
+"""The store: each team's declaration, changed only by applies that leave numbered
+revisions behind.
+
+    store = open_store("quiver.db", catalog)
+    revision = store.apply(document, author="alice", message="add the orders API")
+    store.current()            # the document as applied (keys and passwords hashed)
+    store.rollback(revision.number - 1, author="alice")
+
+Revision numbers are shared by all teams, start at 1 and have no gaps: an apply
+locks the single ``head`` row before it reads anything (SQLite: ``BEGIN
+IMMEDIATE`` takes the database's write lock), so applies run one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from quiver.config import validate
+from quiver.config.models import Settings
+from quiver.config.plugin_set import PluginSet
+from quiver.errors import ConfigError, ConfigIssue, StoreError
+from quiver.store import rows
+from quiver.store.diffing import Diff, diff, is_empty
+from quiver.store.engine import WRITE, make_engine
+from quiver.store.migrate import upgrade
+from quiver.store.models import DEFAULT_TEAM, Head, RevisionRow, Team
+from quiver.store.secrets import without_secrets
+
+
+@dataclass(frozen=True)
+class Revision:
+    number: int
+    team: str
+    author: str
+    created_at: datetime
+    message: str
+    diff: Diff
+
+
+def open_store(url: str = "quiver.db", catalog: PluginSet | None = None) -> Store:
+    """The store at ``url`` (a SQLite file path, ``sqlite:///...`` or
+    ``postgresql://...``), its schema migrated forward first."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, catalog)
+
+
+class Store:
+    def __init__(self, engine: Engine, catalog: PluginSet | None = None) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self._reads = sessionmaker(engine, expire_on_commit=False)
+        self._writes = sessionmaker(
+            engine.execution_options(**{WRITE: True}), expire_on_commit=False
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Session]:
+        with (self._writes if write else self._reads)() as session, session.begin():
+            yield session
+
+    def current(self, team: str | None = None) -> dict[str, Any]:
+        """The team's declaration document (empty before its first apply)."""
+        with self._transaction() as session:
+            row = _team(session, team)
+            return {} if row is None else rows.read(session, row)
+
+    def diff(self, document: object, team: str | None = None) -> Diff:
+        """What :meth:`apply` of ``document`` would change (ConfigError if it is invalid)."""
+        with self._transaction() as session:
+            row = _team(session, team)
+            before = {} if row is None else rows.read(session, row)
+            return diff(before, self._stored_form(document, before))
+
+    def apply(
+        self, document: object, author: str, message: str = "", team: str | None = None
+    ) -> Revision | None:
+        """Make ``document`` the team's declaration in one transaction: the new
+        revision, or None when nothing changes.  ConfigError (with the messages a
+        config file gets) when the document is invalid; nothing is written then."""
+        with self._transaction(write=True) as session:
+            head = session.scalars(select(Head).with_for_update()).one()
+            row = _team(session, team)
+            before = {} if row is None else rows.read(session, row)
+            after = self._stored_form(document, before)
+            changes = diff(before, after)
+            if is_empty(changes):
+                return None
+            row = row or _new_team(session, team or DEFAULT_TEAM)
+            rows.write(session, row, after)
+            head.revision += 1
+            revision = RevisionRow(
+                number=head.revision,
+                team_id=row.id,
+                author=author,
+                created_at=datetime.now(UTC),
+                message=message,
+                diff=dict(changes),
+                document=after,
+            )
+            session.add(revision)
+            session.flush()
+            return _revision(revision, row.name)
+
+    def revisions(self, team: str | None = None) -> list[Revision]:
+        """Every revision, oldest first (only the team's when one is named)."""
+        with self._transaction() as session:
+            query = select(RevisionRow, Team.name).join(Team).order_by(RevisionRow.number)
+            if team is not None:
+                query = query.where(Team.name == team)
+            return [_revision(revision, name) for revision, name in session.execute(query)]
+
+    def revision(self, number: int) -> Revision:
+        with self._transaction() as session:
+            revision = session.get(RevisionRow, number)
+            if revision is None:
+                raise StoreError(f"there is no revision {number}")
+            return _revision(revision, session.get_one(Team, revision.team_id).name)
+
+    def rollback(self, number: int, author: str, message: str | None = None) -> Revision | None:
+        """Restore the state revision ``number`` left its team in, as a new revision."""
+        with self._transaction() as session:
+            revision = session.get(RevisionRow, number)
+            if revision is None:
+                raise StoreError(f"there is no revision {number}")
+            document, team = revision.document, session.get_one(Team, revision.team_id).name
+        return self.apply(document, author, message or f"roll back to revision {number}", team)
+
+    def _stored_form(self, document: object, before: dict[str, Any]) -> dict[str, Any]:
+        config = validate(document, self.catalog)
+        data = dict(cast(Mapping[str, Any], document))  # validate refused anything else
+        settings = [key for key in data if key in Settings.model_fields]
+        if settings:
+            raise ConfigError(
+                [
+                    ConfigIssue(key, "a setting of the gateway process, not kept in the store")
+                    for key in settings
+                ]
+            )
+        return without_secrets(data, config, before)
+
+
+def _team(session: Session, name: str | None) -> Team | None:
+    return session.scalars(select(Team).where(Team.name == (name or DEFAULT_TEAM))).first()
+
+
+def _new_team(session: Session, name: str) -> Team:
+    team = Team(name=name, frame={})
+    session.add(team)
+    session.flush()
+    return team
+
+
+def _revision(row: RevisionRow, team: str) -> Revision:
+    changes: Diff = row.diff  # type: ignore[assignment]
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite keeps no time zone: it was written in UTC
+        created = created.replace(tzinfo=UTC)
+    return Revision(row.number, team, row.author, created, row.message, changes)
