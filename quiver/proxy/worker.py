@@ -103,7 +103,7 @@ async def _serve(
             source = FileSource(
                 options.path, options.catalog, poll=options.watch, overrides=options.overrides
             )
-        reloader = Reloader(server, source, loop)
+        reloader = Reloader(server, source, loop, freeze=True)  # (see gc.freeze() below)
         reloader.start()
     else:
         loop.add_signal_handler(signal.SIGHUP, log.warning, "no config file to reload")

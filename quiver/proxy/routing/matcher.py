@@ -22,7 +22,7 @@ from quiver.proxy.routing.trie import Found, Node
 T = TypeVar("T")
 
 #: routes handled between two pauses of a stepwise build (see ``Router.in_steps``)
-STEP = 200
+STEP = 50
 
 _EXACT_HOST, _WILDCARD_HOST, _ANY_HOST = 0, 1, 2
 
