@@ -9,8 +9,8 @@ the new config has, sends SIGHUP to the master and records:
   on fresh connections;
 - each worker's longest event-loop stall, from the ``loop`` field of its status
   document (``quiver status``'s run directory);
-- wrk's socket errors, non-2xx answers, p99 and max latency over the run, next to
-  those of a run as long as the gap between reloads without any.
+- wrk's socket errors, non-2xx answers, p99 and max latency from 1 s before the
+  SIGHUP to 1 s after the new config is live, next to those of a run without reloads.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ROUTES = int(os.environ.get("ROUTES", "5000"))
 RELOADS = int(os.environ.get("RELOADS", "3"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "32"))
 QUIVER = os.environ.get("QUIVER", "quiver")
-GAP = 4.0  # seconds of load before the first reload and after each one
+GAP = 4.0  # seconds of the wrk run without reloads
 
 
 def free_port() -> int:
@@ -167,20 +167,24 @@ def main() -> int:
         baseline = subprocess.run(
             [*load, f"-d{int(GAP)}s", url], capture_output=True, text=True, check=True
         ).stdout
-        duration = int(GAP * (RELOADS + 1)) + 1
-        wrk = subprocess.Popen([*load, f"-d{duration}s", url], stdout=subprocess.PIPE, text=True)
-        time.sleep(GAP)
         before_stalls = stalls(run_dir)
-        reloads = []
+        reloads, during = [], []
         for variant in range(1, RELOADS + 1):
+            # wrk from 1 s before the SIGHUP until 1 s after every worker serves the new
+            # config: its numbers are those of the swap
+            wrk = subprocess.Popen([*load, "-d600s", url], stdout=subprocess.PIPE, text=True)
+            time.sleep(1.0)
             count = log.read_text().count("config reloaded from")
             config.write_text(config_text(port, backend, run_dir, variant))
             os.kill(proxy.pid, signal.SIGHUP)
             live = wait_reloaded(log, count, f"http://127.0.0.1:{port}/probe{variant}")
+            time.sleep(1.0)
+            wrk.send_signal(signal.SIGINT)  # (wrk prints its summary when interrupted)
+            output, _ = wrk.communicate()
             reloads.append(live)
+            during.append(parse_wrk(output))
             print(f"reload {variant}: live on every worker after {live}s", flush=True)
-            time.sleep(max(0.0, GAP - (live or 0)))
-        output, _ = wrk.communicate()
+            print(f"  wrk during it: {during[-1]}", flush=True)
         time.sleep(1.2)  # a status document written after the last reload
         result = {
             "workers": WORKERS,
@@ -190,7 +194,7 @@ def main() -> int:
             "longest_stall_ms_before_reloads": before_stalls,
             "longest_stall_ms": stalls(run_dir),
             "wrk_without_reloads": parse_wrk(baseline),
-            "wrk": parse_wrk(output),
+            "wrk_during_reloads": during,
             "reload_lines": re.findall(r"config reloaded from .*", log.read_text()),
         }
         print(json.dumps(result, indent=2))
