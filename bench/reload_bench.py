@@ -164,6 +164,7 @@ def main() -> int:
             time.sleep(0.1)
         url = f"http://127.0.0.1:{port}/load"
         load = ["wrk", "-t1", f"-c{CONNECTIONS}", "--latency"]
+        subprocess.run([*load, "-d2s", url], capture_output=True, check=True)  # warm-up
         baseline = subprocess.run(
             [*load, f"-d{int(GAP)}s", url], capture_output=True, text=True, check=True
         ).stdout
