@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from quiver.proxy.upstream import UpstreamConnection
 
 _LINGER_SECONDS = 2.0
+#: what a closed connection parses with: its own parser is let go with the connection
+_CLOSED = httptools.HttpRequestParser(object())
 
 
 class ClientConnection(asyncio.Protocol):
@@ -122,6 +124,7 @@ class ClientConnection(asyncio.Protocol):
                 exchange.abandon()
         self.current = None
         self.queue.clear()
+        self.parser = _CLOSED  # (the parser calls back into this connection: a cycle)
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:

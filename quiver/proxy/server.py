@@ -17,7 +17,14 @@ from quiver.proxy.listener import TlsListener
 from quiver.proxy.outbound import OutboundClient
 from quiver.proxy.phases import PhaseRunner
 from quiver.proxy.request import FieldNames
-from quiver.proxy.snapshot import Snapshot, TargetRuntime, close_all, compile_snapshot
+from quiver.proxy.snapshot import (
+    Snapshot,
+    Steps,
+    TargetRuntime,
+    close_all,
+    compile_snapshot,
+    compile_steps,
+)
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
 
@@ -156,15 +163,35 @@ class ProxyServer:
         mix.  Targets that did not change keep their pools and health state.
         """
         old = self.state.snapshot
-        new = compile_snapshot(
+        self.install(
+            compile_snapshot(
+                config,
+                self.loop,
+                self.sweeper,
+                previous=old,
+                catalog=self.catalog,
+                outbound=self.outbound,
+                stores=self.stores,
+            )
+        )
+
+    def steps(self, config: Config) -> Steps:
+        """``config`` compiled a few routes at a time (see ``compile_steps``), taking
+        over the live snapshot's unchanged targets; :meth:`install` the result before
+        any other snapshot is installed."""
+        return compile_steps(
             config,
             self.loop,
             self.sweeper,
-            previous=old,
+            previous=self.state.snapshot,
             catalog=self.catalog,
             outbound=self.outbound,
             stores=self.stores,
         )
+
+    def install(self, new: Snapshot) -> None:
+        """Make ``new`` the live snapshot, in one assignment, and retire the old one."""
+        old = self.state.snapshot
         self.state.snapshot = new
         _start_checkers(new.targets.values(), old.targets.values())
         kept = {id(target) for target in new.targets.values()}

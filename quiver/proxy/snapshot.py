@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,6 +37,7 @@ from quiver.proxy.redirects import Redirects
 from quiver.proxy.request import host_for_routing
 from quiver.proxy.retry import RetryBudget, RetryPolicy
 from quiver.proxy.routing import RouteMatch, Router, normalize_path
+from quiver.proxy.routing.matcher import STEP
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import upstream_context
 from quiver.proxy.upstream import Node, NodePool
@@ -266,6 +267,31 @@ def compile_snapshot(
     (none without one); targets whose settings did not change are taken over from
     ``previous`` whole, with their pooled connections and health state.  Plugins get
     ``outbound`` for requests of their own and the worker's ``stores``."""
+    steps = compile_steps(config, loop, sweeper, previous, catalog, outbound, stores)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            snapshot: Snapshot = done.value
+            return snapshot
+
+
+Steps = Generator[None, None, Snapshot]
+
+
+def compile_steps(
+    config: Config,
+    loop: asyncio.AbstractEventLoop,
+    sweeper: Sweeper,
+    previous: Snapshot | None = None,
+    catalog: Catalog | None = None,
+    outbound: Outbound | None = None,
+    stores: Stores | None = None,
+) -> Steps:
+    """:func:`compile_snapshot` a few routes at a time: the generator pauses (yields)
+    after every ``STEP`` routes or targets and returns the snapshot.  A reload drives it
+    from the event loop, letting requests through between steps
+    (:mod:`quiver.proxy.reload`); closing it before the end closes the targets it built."""
     catalog = catalog if catalog is not None else Catalog()
     context = PluginContext(
         consumers=Consumers(config.consumers),
@@ -277,6 +303,8 @@ def compile_snapshot(
     built: list[TargetRuntime] = []  # made for this config (not taken over)
     try:
         for index, target in enumerate(config.targets):
+            if index % STEP == STEP - 1:
+                yield
             settings = _target_settings(config, target)
             kept = previous.targets.get(target.name) if previous is not None else None
             if target.type != HTTP_TARGET:
@@ -300,13 +328,15 @@ def compile_snapshot(
             if c.plugins
         }
         entries = []
-        for route in config.routes:
+        for index, route in enumerate(config.routes):
+            if index % STEP == STEP - 1:
+                yield
             attached_here = attached(config, models[route.target], route)
             where = scopes(config, models[route.target], route)
             plugins = build_plugins(attached_here, context, catalog, where)
             chain = Chain(plugins.values()).with_consumers(by_consumer)
             entries.append((route, RouteRuntime(route, targets[route.target], chain)))
-        router = Router(entries)
+        router = yield from Router.in_steps(entries)
     except BaseException:
         close_all(built)  # a config that does not compile leaves nothing open behind
         raise

@@ -4,8 +4,11 @@ Every worker writes a small JSON document about its nodes (health, circuit state
 requests in flight, pooled connections) to ``<run dir>/worker-<pid>.json`` once a
 second, replacing the file atomically, and removes it when it stops.  ``quiver
 status`` reads the documents of the workers still alive and shows them together.
-The run directory is ``--run-dir``, else ``$QUIVER_RUN_DIR``, else a directory
-named after the first listen address under the system's temporary directory.
+The document also tells how long the worker's event loop stalled
+(:mod:`quiver.proxy.lag`): ``loop.stall_ms`` since the last write and
+``loop.longest_stall_ms`` since the worker started.  The run directory is
+``--run-dir``, else ``$QUIVER_RUN_DIR``, else a directory named after the first
+listen address under the system's temporary directory.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from quiver.plugins.stores import process_alive
+from quiver.proxy.lag import LoopLag
 from quiver.proxy.server import ProxyState
 
 log = logging.getLogger("quiver.status")
@@ -35,7 +39,7 @@ def default_run_dir(address: str) -> Path:
     return Path(tempfile.gettempdir()) / f"quiver-{os.getuid()}" / name
 
 
-def worker_status(state: ProxyState) -> dict[str, Any]:
+def worker_status(state: ProxyState, lag: LoopLag | None = None) -> dict[str, Any]:
     now = state.loop.time()
     targets = {}
     for name, target in state.snapshot.targets.items():
@@ -52,12 +56,16 @@ def worker_status(state: ProxyState) -> dict[str, Any]:
             }
             nodes.append(entry)
         targets[name] = {"nodes": nodes}
-    return {"pid": os.getpid(), "written_at": time.time(), "targets": targets}
+    document = {"pid": os.getpid(), "written_at": time.time(), "targets": targets}
+    if lag is not None:
+        document["loop"] = lag.document()
+    return document
 
 
 class StatusWriter:
-    def __init__(self, state: ProxyState, run_dir: Path) -> None:
+    def __init__(self, state: ProxyState, run_dir: Path, lag: LoopLag | None = None) -> None:
         self.state = state
+        self.lag = lag
         self.path = run_dir / f"worker-{os.getpid()}.json"
         self._handle: asyncio.TimerHandle | None = None
 
@@ -77,7 +85,7 @@ class StatusWriter:
     def _write(self) -> None:
         temporary = self.path.with_suffix(".tmp")
         try:
-            temporary.write_text(json.dumps(worker_status(self.state)))
+            temporary.write_text(json.dumps(worker_status(self.state, self.lag)))
             temporary.replace(self.path)
         except OSError as exc:
             log.warning("status not written to %s: %s", self.path, exc)

@@ -15,7 +15,9 @@ A reload goes through the config source (``quiver.config.sources``) like a singl
 worker's, without an event loop: on SIGHUP, or when the source says it ``changed()``
 (looked at every ``poll_interval`` seconds while waiting for signals), the master
 loads and validates the config and, when it is valid, passes SIGHUP on to every
-worker, which loads it from its own source.
+worker.  The workers do not validate it again: the master leaves the validated config
+in the run directory (:mod:`quiver.proxy.handoff`) and each worker takes it from
+there, loading the file itself only when it changed since.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quiver.config.models import Config, Listen
-from quiver.config.sources import ConfigSource, FileSource
+from quiver.config.sources import FileSource, file_signature
 from quiver.logconfig import tag_worker
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import remove_in_flight_tables
+from quiver.proxy.handoff import handoff_path, remove_handoff, write_handoff
 from quiver.proxy.reload import applied, read_config
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.snapshot import compile_snapshot
@@ -120,6 +123,7 @@ class Supervisor:
             for sock in reserved:
                 sock.close()
             remove_in_flight_tables(self._run_dir(), ended=os.getpid())
+            remove_handoff(handoff_path(self._run_dir(), os.getpid()))
         return 0
 
     def _run_dir(self) -> Path:
@@ -165,7 +169,7 @@ class Supervisor:
         self.indexes[pid] = index
         log.info("worker %d started (index %d)", pid, index)
 
-    def _source(self) -> ConfigSource | None:
+    def _source(self) -> FileSource | None:
         """Where reloaded configs come from: the config file, watched with ``watch``."""
         if self.config_path is None:
             return None
@@ -173,14 +177,16 @@ class Supervisor:
             self.config_path, self.catalog, poll=self.config.watch, overrides=self.overrides
         )
 
-    def _reload(self, source: ConfigSource | None) -> None:
+    def _reload(self, source: FileSource | None) -> None:
         if source is None:
             log.warning("no config file to reload")
             return
+        signature = file_signature(source.path)  # (taken first: a later change is seen)
         config = read_config(source)
         if config is None or not self._compiles(config):
             return
         self.config = config  # workers started from now on get it too
+        write_handoff(handoff_path(self._run_dir(), os.getpid()), config, signature)
         for pid in self.children:
             _kill(pid, signal.SIGHUP)
         log.info("config %s is valid: workers reload it", source.name)

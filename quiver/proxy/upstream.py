@@ -33,6 +33,8 @@ from quiver.proxy.sweeper import Sweeper
 E = TypeVar("E", bound=HTTPError)
 
 tunnel_log = logging.getLogger("quiver.tunnel")
+#: what a closed connection parses with: its own parser is let go with the connection
+_CLOSED = httptools.HttpResponseParser(object())
 
 
 class ClientSide(Protocol):
@@ -315,6 +317,7 @@ class UpstreamConnection(asyncio.Protocol):
         pool.sweeper.discard(self)
         pool.forget(self)
         self.transport = None
+        self.parser = _CLOSED  # (the parser calls back into this connection: a cycle)
         exchange = self.exchange
         if exchange is None:
             return

@@ -18,6 +18,8 @@ from quiver.config.models import Config, Listen
 from quiver.config.sources import FileSource
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import Stores, remove_in_flight_tables
+from quiver.proxy.handoff import HandoffSource, handoff_path
+from quiver.proxy.lag import LoopLag
 from quiver.proxy.reload import Reloader
 from quiver.proxy.server import BoundAddress, ProxyServer
 from quiver.proxy.status import StatusWriter
@@ -90,14 +92,25 @@ async def _serve(
     addresses = await server.start(sockets)
     reloader = None
     if options.path is not None:
-        source = FileSource(
-            options.path, options.catalog, poll=options.watch, overrides=options.overrides
-        )
-        reloader = Reloader(server, source, loop)
+        source: FileSource
+        if options.instance is not None and options.run_dir is not None:
+            # the master validated the config before passing the reload on
+            handoff = handoff_path(options.run_dir, options.instance)
+            source = HandoffSource(
+                options.path, handoff, options.catalog, overrides=options.overrides
+            )
+        else:
+            source = FileSource(
+                options.path, options.catalog, poll=options.watch, overrides=options.overrides
+            )
+        reloader = Reloader(server, source, loop, freeze=True)  # (see gc.freeze() below)
         reloader.start()
     else:
         loop.add_signal_handler(signal.SIGHUP, log.warning, "no config file to reload")
-    status = StatusWriter(server.state, options.run_dir) if options.run_dir is not None else None
+    lag = LoopLag(loop)
+    status = (
+        StatusWriter(server.state, options.run_dir, lag) if options.run_dir is not None else None
+    )
     if status is not None:
         status.start()
     # a SIGHUP that arrived while starting was held back (see the supervisor)
@@ -108,7 +121,9 @@ async def _serve(
     # collector's way (fewer objects scanned, no copy-on-write after fork).
     gc.collect()
     gc.freeze()
+    lag.start()
     await stop.wait()
+    lag.stop()
     log.info("stopping: draining connections for up to %gs", grace)
     if reloader is not None:
         reloader.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from quiver.config.models import Route
@@ -20,6 +20,9 @@ from quiver.proxy.routing.patterns import KIND_ORDER, PathPattern, parse_path_pa
 from quiver.proxy.routing.trie import Found, Node
 
 T = TypeVar("T")
+
+#: routes handled between two pauses of a stepwise build (see ``Router.in_steps``)
+STEP = 50
 
 _EXACT_HOST, _WILDCARD_HOST, _ANY_HOST = 0, 1, 2
 
@@ -80,12 +83,26 @@ class Router(Generic[T]):
     )
 
     def __init__(self, entries: Sequence[tuple[Route, T]]) -> None:
-        ordered = _rank(entries)
+        for _ in self._fill(entries):
+            pass
+
+    @classmethod
+    def in_steps(cls, entries: Sequence[tuple[Route, T]]) -> Generator[None, None, Router[T]]:
+        """Build the router a few routes at a time: the generator pauses (yields) every
+        ``STEP`` routes and returns the router, the same as ``Router(entries)``."""
+        router = cls.__new__(cls)
+        yield from router._fill(entries)
+        return router
+
+    def _fill(self, entries: Sequence[tuple[Route, T]]) -> Iterator[None]:
+        ordered = yield from _rank(entries)
         self._entries: tuple[Entry[T], ...] = ordered
         self._exact_hosts: dict[bytes, _Table[T]] = {}
         self._wildcard_hosts: dict[bytes, _Table[T]] = {}  # keyed by ".example.com"
         self._any_host: _Table[T] | None = None
-        for entry in ordered:
+        for count, entry in enumerate(ordered, 1):
+            if count % STEP == 0:
+                yield
             if entry.host is None:
                 if self._any_host is None:
                     self._any_host = _Table()
@@ -158,10 +175,15 @@ class Router(Generic[T]):
         return rows
 
 
-def _rank(entries: Sequence[tuple[Route, T]]) -> tuple[Entry[T], ...]:
-    """Every path/host combination of every route, compiled, in match precedence order."""
+def _rank(
+    entries: Sequence[tuple[Route, T]],
+) -> Generator[None, None, tuple[Entry[T], ...]]:
+    """Every path/host combination of every route, compiled, in match precedence order
+    (returned by the generator, which pauses every ``STEP`` routes)."""
     drafts: list[tuple[tuple[int, ...], _Draft[T]]] = []
     for route_index, (route, value) in enumerate(entries):
+        if route_index % STEP == STEP - 1:
+            yield
         methods = frozenset(m.encode("ascii") for m in route.methods) if route.methods else None
         headers = _header_rules(route)
         conditions = (1 if methods else 0) + len(headers or ())
@@ -190,24 +212,30 @@ def _rank(entries: Sequence[tuple[Route, T]]) -> tuple[Entry[T], ...]:
                 )
                 drafts.append((key, (value, route, pattern, host, methods, headers, rewrite)))
     drafts.sort(key=lambda draft: draft[0])
-    return tuple(
-        Entry(
-            rank=rank,
-            value=value,
-            route=route,
-            pattern=pattern,
-            host=host,
-            methods=methods,
-            headers=headers,
-            plain=methods is None and headers is None,
-            strip=route.strip_path,
-            rewrite=rewrite,
-            depth=len(pattern.segments or ()) if pattern.regex is None else 0,
-            cut=len(pattern.literal) - pattern.trailing_slash if pattern.kind == "prefix" else -1,
-            static=_static_match(route, value, pattern, rewrite),
+    ordered: list[Entry[T]] = []
+    for rank, (_, (value, route, pattern, host, methods, headers, rewrite)) in enumerate(drafts):
+        if rank % STEP == STEP - 1:
+            yield
+        ordered.append(
+            Entry(
+                rank=rank,
+                value=value,
+                route=route,
+                pattern=pattern,
+                host=host,
+                methods=methods,
+                headers=headers,
+                plain=methods is None and headers is None,
+                strip=route.strip_path,
+                rewrite=rewrite,
+                depth=len(pattern.segments or ()) if pattern.regex is None else 0,
+                cut=len(pattern.literal) - pattern.trailing_slash
+                if pattern.kind == "prefix"
+                else -1,
+                static=_static_match(route, value, pattern, rewrite),
+            )
         )
-        for rank, (_, (value, route, pattern, host, methods, headers, rewrite)) in enumerate(drafts)
-    )
+    return tuple(ordered)
 
 
 _Draft = tuple[
