@@ -1,8 +1,10 @@
-"""Request header fields with a meaning to the gateway (names in lowercase)."""
+"""Header fields with a meaning to the gateway (names in lowercase), and the status
+line's reason phrase."""
 
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 
 # A field name or a method: a token (RFC 9110 §5.6.2).
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
@@ -13,6 +15,21 @@ UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
 # client sends under any X-Consumer-* name is dropped on arrival.
 CONSUMER_FIELDS = frozenset({b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups"})
 CONSUMER_PREFIX = b"x-consumer-"
+
+# Response fields the proxy states itself on every response it sends: framing and
+# hop-by-hop fields (RFC 9110 §7.6.1); whoever renders a head leaves them out.
+FRAMING_AND_HOP_BY_HOP = frozenset(
+    {
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+    }
+)
 
 # Connection tokens that are options of the connection itself, not names of
 # hop-by-hop fields to drop (RFC 9110 §7.6.1).
@@ -39,3 +56,11 @@ SPECIAL_REQUEST_HEADERS = frozenset(
     }
     | CONSUMER_FIELDS
 )
+
+
+def reason_phrase(status: int) -> bytes:
+    """The reason phrase of a status line (``b"Unknown"`` for a code without one)."""
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"

@@ -20,11 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from quiver.errors import GatewayTimeout, HTTPError
-from quiver.http.fields import TOKEN, UNSAFE_VALUE
+from quiver.http.fields import FRAMING_AND_HOP_BY_HOP, TOKEN, UNSAFE_VALUE, reason_phrase
 from quiver.plugins.responder import Response
 from quiver.proxy.flow import FILTERED, NO_BODY, WRAP_CHUNKS
 from quiver.proxy.phases import plugin_fault
-from quiver.proxy.problem import reason_phrase
 from quiver.proxy.response_head import rewrite_head
 
 if TYPE_CHECKING:
@@ -36,19 +35,6 @@ _LAST_CHUNK = b"0\r\n\r\n"
 # the shared rules of quiver.http.fields, for names and values given as bytes
 _TOKEN = re.compile(TOKEN.pattern.encode())
 _UNSAFE_VALUE = re.compile(UNSAFE_VALUE.pattern.encode())
-#: fields the proxy states itself: framing and hop-by-hop (RFC 9110 §7.6.1)
-_PROXY_FIELDS = frozenset(
-    {
-        b"content-length",
-        b"transfer-encoding",
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"upgrade",
-    }
-)
 
 
 class InvalidResponse(ValueError):
@@ -83,7 +69,7 @@ def render_head(response: object) -> bytes:
             raise InvalidResponse(f"{name!r} is not a field name")
         if _UNSAFE_VALUE.search(value):
             raise InvalidResponse(f"the value of {name!r} has a line break or NUL")
-        if name.lower() not in _PROXY_FIELDS:
+        if name.lower() not in FRAMING_AND_HOP_BY_HOP:
             lines += (name, b": ", value, b"\r\n")
     if isinstance(body, bytes) and status != 204 and status != 304:
         lines.append(b"Content-Length: %d\r\n" % len(body))

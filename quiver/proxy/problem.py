@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
-
 import orjson
 
 from quiver.errors import Answer, HTTPError
+from quiver.http.fields import reason_phrase
 
 PROBLEM_TYPE_PREFIX = "urn:quiver:problem:"
-
-
-def reason_phrase(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b"Unknown"
 
 
 def problem_body(error: HTTPError, request_id: str) -> bytes:

@@ -4,37 +4,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from http import HTTPStatus
 
 import orjson
 
+from quiver.http.fields import FRAMING_AND_HOP_BY_HOP, reason_phrase
+
 #: response fields never stored: hop-by-hop (RFC 9110 §7.6.1), framing, and those
 #: each answer states anew (Age is computed, X-Request-ID is the request's own)
-UNSTORED = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"transfer-encoding",
-        b"content-length",
-        b"age",
-        b"x-request-id",
-    }
-)
+UNSTORED = FRAMING_AND_HOP_BY_HOP | {b"age", b"x-request-id"}
 #: the fields a 304 answer carries (RFC 9110 §15.4.5)
 NOT_MODIFIED_FIELDS = frozenset(
     {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
 )
-
-
-def reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b"Unknown"
 
 
 @dataclass(slots=True)
@@ -76,7 +57,7 @@ class Entry:
     def render(self) -> None:
         """Render the answer's head once (the body may be set later: call again)."""
         status = self.status
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason(status))]
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
         lines += (b"%s: %s\r\n" % pair for pair in self.fields)
         if status != 204 and status != 304:
             lines.append(b"Content-Length: %d\r\n" % len(self.body))
