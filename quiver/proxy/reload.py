@@ -61,13 +61,18 @@ def applied(apply: Callable[[Config], object], config: Config) -> bool:
     reason is logged and the previous config is served on."""
     try:
         apply(config)
-    except ConfigError as exc:  # (what only compiling finds, as a TLS file gone since)
-        log.error(_REFUSED, exc)
-        return False
-    except Exception:
-        log.exception("config reload failed, still serving the previous config")
+    except Exception as exc:
+        _refused(exc)
         return False
     return True
+
+
+def _refused(exc: Exception) -> None:
+    """Log why compiling a new config failed (call it while handling ``exc``)."""
+    if isinstance(exc, ConfigError):  # (what only compiling finds, as a TLS file gone)
+        log.error(_REFUSED, exc)
+    else:
+        log.exception("config reload failed, still serving the previous config")
 
 
 async def run_in_slices(
@@ -163,11 +168,8 @@ class Reloader:
         loaded = time.perf_counter()
         try:
             snapshot = await run_in_slices(self.server.steps(config))
-        except ConfigError as exc:  # (what only compiling finds, as a TLS file gone since)
-            log.error(_REFUSED, exc)
-            return False
-        except Exception:
-            log.exception("config reload failed, still serving the previous config")
+        except Exception as exc:
+            _refused(exc)
             return False
         self.server.install(snapshot)
         log.info(
