@@ -34,7 +34,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
@@ -600,6 +600,7 @@ def _checked_credentials(
     under, by consumer index."""
     models = known.credential_models()
     validated: Validated = {}
+    owners: dict[tuple[str, Hashable], tuple[int, str]] = {}  # identity -> first consumer
     for index, consumer in _items(data, "consumers"):
         credentials = consumer.get("credentials")
         if not isinstance(credentials, dict):
@@ -613,13 +614,22 @@ def _checked_credentials(
                 continue
             if not isinstance(items, list):
                 continue
-            mine[name] = [
-                credential
-                for position, item in enumerate(items)
-                if isinstance(item, dict)
-                and (credential := _validated_part(report, (*where, position), model, item))
-                is not None
-            ]
+            mine[name] = []
+            for position, item in enumerate(items):
+                if not isinstance(item, dict):
+                    continue
+                credential = _validated_part(report, (*where, position), model, item)
+                if credential is None:
+                    continue
+                mine[name].append(credential)
+                identity = credential.identity()
+                first = owners.setdefault((name, identity), (index, str(consumer.get("name"))))
+                if identity is not None and first[0] != index:
+                    report.add_found(
+                        (*where, position),
+                        f"identifies consumer '{first[1]}' already: a credential "
+                        "may identify one consumer only",
+                    )
     return validated
 
 
