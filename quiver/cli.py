@@ -58,11 +58,26 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="run the gateway",
         description=(
-            "Run the gateway. Without -c, ./quiver.yaml is used when present; otherwise "
-            "Quiver starts on embedded defaults with a built-in demo target."
+            "Run the gateway. Without -c, ./quiver.yaml is used when present. A config "
+            "file with a declaration is served as it is (file mode); without one (or with "
+            "--store, or a file holding only settings and store:) the declaration comes "
+            "from the config store (store mode: ./quiver.db by default, seeded with a "
+            "built-in demo target, admin API on 127.0.0.1:8081)."
         ),
     )
     _config_option(serve, required=False)
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        help="config store: a SQLite file path or a postgresql:// URL (default quiver.db); "
+        "overrides the config's store",
+    )
+    serve.add_argument(
+        "--admin-listen",
+        metavar="HOST:PORT",
+        help="run the admin API on this address (store mode default 127.0.0.1:8081); "
+        "overrides the config's admin_listen",
+    )
     serve.add_argument(
         "--workers",
         metavar="N",
@@ -304,21 +319,20 @@ def _serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("QUIVER_CONFIG") or None
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
-    demo = path is None
     catalog = _catalog()
-    if path is not None:
-        config = _load(path, catalog)
-        log.info("config loaded from %s", path)
-    else:
-        from quiver.demo import demo_config
-
-        config = demo_config()
-        log.info("no config file: serving the built-in demo target")
     overrides: dict[str, object] = {}  # kept over the file's settings on reload too
     if args.listen is not None:
         overrides["listen"] = [_listen(args.listen)]
     if args.drain_timeout is not None:
         overrides["drain_timeout"] = _seconds(args.drain_timeout)
+    if args.store is not None:
+        overrides["store"] = _checked("--store", args.store, "store")
+    if args.admin_listen is not None:
+        overrides["admin_listen"] = _checked("--admin-listen", args.admin_listen, "admin_listen")
+    if path is None or _is_bootstrap(path):
+        return _serve_store(args, path, overrides, catalog)
+    config = _load(path, catalog)
+    log.info("config loaded from %s", path)
     config = config.model_copy(update=overrides)
     if not args.takeover:
         from quiver.proxy.exclusive import first_taken
@@ -336,9 +350,15 @@ def _serve(args: argparse.Namespace) -> int:
     from quiver.proxy.tls import warn_unverified
 
     warn_unverified(config.targets)
-    if workers > 1:
+    admin = args.admin_listen is not None or "admin_listen" in config.model_fields_set
+    if workers > 1 or admin:
         from quiver.proxy.supervisor import Supervisor
 
+        sidecar = None
+        if admin:  # (a master process runs it, even beside one worker)
+            from quiver.storemode.serve import admin_beside_file
+
+            sidecar = admin_beside_file(config, path, takeover=args.takeover)
         run_dir = args.run_dir or config.run_dir
 
         return Supervisor(
@@ -348,6 +368,7 @@ def _serve(args: argparse.Namespace) -> int:
             run_dir=Path(run_dir) if run_dir else None,
             catalog=catalog,
             overrides=overrides,
+            sidecar=sidecar,
         ).run()
 
     from quiver.proxy.worker import run_worker
@@ -357,8 +378,6 @@ def _serve(args: argparse.Namespace) -> int:
     def announce(addresses: list[BoundAddress]) -> None:
         for address in addresses:
             log.info("proxy listening on %s", address.url)
-        if demo and addresses:
-            log.info("try: curl %s/hello", addresses[0].url)
 
     from quiver.proxy.status import default_run_dir
 
@@ -376,6 +395,57 @@ def _serve(args: argparse.Namespace) -> int:
         overrides=overrides,
     )
     return 0
+
+
+def _is_bootstrap(path: str) -> bool:
+    """Whether the file at ``path`` starts store mode: ``store:`` and settings only."""
+    from quiver.config.loader import declares
+
+    keys = declares(path)
+    return keys is not None and "store" in keys and not keys - _settings_keys()
+
+
+def _settings_keys() -> set[str]:
+    from quiver.config.models import Settings
+
+    return set(Settings.model_fields)
+
+
+def _serve_store(
+    args: argparse.Namespace, path: str | None, overrides: dict[str, object], catalog: Catalog
+) -> int:
+    """Store mode: the settings from the bootstrap file at ``path`` (if any) and the
+    command line; the declaration from the store."""
+    from quiver.config.loader import load_settings
+    from quiver.config.models import Settings
+    from quiver.proxy.status import default_run_dir
+    from quiver.storemode.serve import serve_store
+
+    settings = load_settings(path) if path is not None else Settings()
+    if path is not None:
+        import logging
+
+        logging.getLogger("quiver").info("settings loaded from %s", path)
+    settings = settings.model_copy(update=overrides)
+    workers = _worker_count(args.workers if args.workers is not None else settings.workers)
+    run_dir = Path(args.run_dir or settings.run_dir or default_run_dir(settings.listen[0].address))
+    return serve_store(
+        settings, workers=workers, run_dir=run_dir, catalog=catalog, takeover=args.takeover
+    )
+
+
+def _checked(option: str, value: str, key: str) -> str:
+    """``value`` of a command-line ``option`` standing for the setting ``key``."""
+    from pydantic import ValidationError
+
+    from quiver.config.models import Settings
+
+    try:
+        Settings.model_validate({key: value})
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise SystemExit(f"quiver: {option}: {message}") from None
+    return value
 
 
 def _listen(address: str) -> Listen:

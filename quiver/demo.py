@@ -8,6 +8,8 @@ headers the gateway adds included (``X-Forwarded-For``, ``X-Request-ID``...).
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from quiver.config.models import Config
@@ -18,15 +20,18 @@ DEMO_TARGET = "demo"
 _JSON = [(b"Content-Type", b"application/json")]
 
 
+def demo_declaration() -> dict[str, Any]:
+    """The declaration of the embedded default config (what store mode seeds a new
+    store with): every path goes to the demo target."""
+    return {
+        "targets": [{"name": DEMO_TARGET, "type": DEMO_TARGET}],
+        "routes": [{"name": "demo", "paths": ["/"], "target": DEMO_TARGET}],
+    }
+
+
 def demo_config(listen: str = "127.0.0.1:8080") -> Config:
     """The embedded default config: everything goes to the demo target."""
-    return Config.model_validate(
-        {
-            "listen": listen,
-            "targets": [{"name": DEMO_TARGET, "type": DEMO_TARGET}],
-            "routes": [{"name": "demo", "paths": ["/"], "target": DEMO_TARGET}],
-        }
-    )
+    return Config.model_validate({"listen": listen, **demo_declaration()})
 
 
 class DemoTarget(TargetType[TargetOptions]):

@@ -115,6 +115,18 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
     return result
 
 
+def declares(path: str | os.PathLike[str]) -> set[str] | None:
+    """The top-level keys of the config file at ``path``; None when it cannot be read
+    or parsed (loading it then says why).  ``quiver serve`` tells a bootstrap file
+    (``store:`` and settings only) from a declaration by them."""
+    try:
+        source, text = _read(path)
+        data = _TreeReader(_Report(source), {}).read_document(text)
+    except ConfigError:
+        return None
+    return set(data)
+
+
 def _names_one_of(location: str, keys: list[str]) -> bool:
     return any(location == key or location.startswith((f"{key}.", f"{key}[")) for key in keys)
 

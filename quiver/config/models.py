@@ -339,6 +339,19 @@ class Settings(Strict):
         description="On SIGTERM or SIGINT, how long requests in flight may take to finish "
         "before their connections are closed; read at start (a change needs a restart).",
     )
+    store: str = Field(
+        "quiver.db",
+        description="The config store (`--store` overrides it): a SQLite file path "
+        "(relative to the working directory), `sqlite:///PATH` or "
+        "`postgresql://USER@HOST/DB`. In store mode it holds the declaration; in file "
+        "mode only the admin API's tokens. See docs/store-mode.md.",
+    )
+    admin_listen: str = Field(
+        "127.0.0.1:8081",
+        description="host:port of the admin API (`--admin-listen` overrides it). Store "
+        "mode always runs it; file mode only when this key is written or "
+        "`--admin-listen` is given.",
+    )
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -352,6 +365,38 @@ class Settings(Strict):
         if isinstance(value, int) and value < 1:
             raise ValueError("workers must be at least 1 or 'auto'")
         return value
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        check_store_url(value)
+        return value
+
+    @field_validator("admin_listen")
+    @classmethod
+    def _admin_listen(cls, value: str) -> str:
+        split_address(value)
+        return value
+
+
+STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+def check_store_url(value: str) -> None:
+    """A store is a SQLite path or a ``sqlite://`` / ``postgresql://`` URL; ValueError
+    names what is wrong with any other."""
+    if not value.strip():
+        raise ValueError("expected a SQLite file path or a postgresql:// URL, got ''")
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return  # a file path
+    if scheme.lower() not in STORE_SCHEMES:
+        raise ValueError(
+            f"expected a SQLite file path, sqlite:///PATH or postgresql://USER@HOST/DB, "
+            f"got a {scheme}:// URL"
+        )
+    if scheme.lower() == "sqlite" and not rest.startswith("/"):
+        raise ValueError("a sqlite URL names its file after three slashes: sqlite:///PATH")
 
 
 class Declaration(Strict):

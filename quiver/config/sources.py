@@ -22,10 +22,16 @@ from typing import Protocol
 from quiver.config.loader import load_config
 from quiver.config.models import Config
 from quiver.config.plugin_set import PluginSet
+from quiver.errors import QuiverError
 
 WATCH_INTERVAL = 1.0  # seconds between two looks at a watched file
 
 OnChange = Callable[[], object]
+
+
+class SourceUnavailable(QuiverError):
+    """The source cannot be read just now (its database is down): not a refusal of the
+    config.  The source logged why; the caller keeps serving what it has."""
 
 
 class ConfigSource(Protocol):

@@ -13,20 +13,25 @@ someone else is never read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pickle
+import signal
 import stat
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 
 from quiver.config.models import Config
 from quiver.config.plugin_set import PluginSet
-from quiver.config.sources import FileSource, file_signature
+from quiver.config.sources import FileSource, OnChange, file_signature
+from quiver.errors import ConfigError, ConfigIssue
 
 log = logging.getLogger("quiver.reload")
 
-Signature = tuple[int, int, int]
+#: what the handed-off config was read from: a file's (inode, size, mtime), or a
+#: label such as ``"store revision 12"`` for a source only the master reads
+Signature = Hashable
 
 
 def handoff_path(run_dir: Path, instance: int) -> Path:
@@ -54,6 +59,15 @@ def read_handoff(path: Path, signature: Signature | None) -> Config | None:
     there is none, it is for another version of the file, or it is not safe to read."""
     if signature is None:
         return None
+    found = read_any_handoff(path)
+    if found is None or found[0] != signature:
+        return None
+    return found[1]
+
+
+def read_any_handoff(path: Path) -> tuple[Signature, Config] | None:
+    """The config at ``path`` with the signature it was written with, whatever it is;
+    None when there is none or it is not safe to read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
@@ -69,9 +83,9 @@ def read_handoff(path: Path, signature: Signature | None) -> Config | None:
     except Exception:  # (a file cut short, or from another version of Quiver)
         log.warning("%s ignored: cannot be read", path, exc_info=True)
         return None
-    if written_for != signature or not isinstance(config, Config):
+    if not isinstance(config, Config):
         return None
-    return config
+    return written_for, config
 
 
 def remove_handoff(path: Path) -> None:
@@ -101,3 +115,43 @@ class HandoffSource(FileSource):
             return super().load()
         self._signature = signature or self._signature
         return config
+
+
+class HandedOffSource:
+    """The config of a worker whose master reads a source the workers do not (the
+    config store): on SIGHUP, the config the master validated and left in the
+    handoff, whatever it was read from.  There is nothing to fall back to: a handoff
+    that cannot be read is refused, and the worker serves on what it has."""
+
+    def __init__(self, handoff: Path) -> None:
+        self.handoff = handoff
+        self._name = "the master process"
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def poll_interval(self) -> float | None:
+        return None
+
+    def load(self) -> Config:
+        found = read_any_handoff(self.handoff)
+        if found is None:
+            issue = ConfigIssue("", "no config handed over by the master process")
+            raise ConfigError([issue])
+        signature, config = found
+        self._name = str(signature)
+        return config
+
+    def watch(self, loop: asyncio.AbstractEventLoop, on_change: OnChange) -> None:
+        self._loop = loop
+        loop.add_signal_handler(signal.SIGHUP, on_change)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_signal_handler(signal.SIGHUP)
+
+    def changed(self) -> bool:
+        return False

@@ -62,12 +62,12 @@ def applied(apply: Callable[[Config], object], config: Config) -> bool:
     try:
         apply(config)
     except Exception as exc:
-        _refused(exc)
+        refused(exc)
         return False
     return True
 
 
-def _refused(exc: Exception) -> None:
+def refused(exc: Exception) -> None:
     """Log why compiling a new config failed (call it while handling ``exc``)."""
     if isinstance(exc, ConfigError):  # (what only compiling finds, as a TLS file gone)
         log.error(_REFUSED, exc)
@@ -169,7 +169,7 @@ class Reloader:
         try:
             snapshot = await run_in_slices(self.server.steps(config))
         except Exception as exc:
-            _refused(exc)
+            refused(exc)
             return False
         self.server.install(snapshot)
         log.info(

@@ -18,6 +18,12 @@ loads and validates the config and, when it is valid, passes SIGHUP on to every
 worker.  The workers do not validate it again: the master leaves the validated config
 in the run directory (:mod:`quiver.proxy.handoff`) and each worker takes it from
 there, loading the file itself only when it changed since.
+
+Store mode hands the supervisor a :class:`MasterSource` of its own (the config
+store, which only the master reads): its configs reach the workers through the
+handoff alone.  A :class:`Sidecar` (the admin API) runs in a child process of its
+own beside the workers: started once the workers are, restarted with backoff when
+it dies, stopped with them.
 """
 
 from __future__ import annotations
@@ -28,17 +34,20 @@ import logging
 import os
 import select
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from quiver.config.models import Config, Listen
-from quiver.config.sources import FileSource, file_signature
+from quiver.config.sources import FileSource, SourceUnavailable, file_signature
+from quiver.errors import ConfigError
 from quiver.logconfig import tag_worker
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import remove_in_flight_tables
-from quiver.proxy.handoff import handoff_path, remove_handoff, write_handoff
-from quiver.proxy.reload import applied, read_config
+from quiver.proxy.handoff import Signature, handoff_path, remove_handoff, write_handoff
+from quiver.proxy.reload import applied, refused
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.snapshot import compile_snapshot
 from quiver.proxy.status import default_run_dir
@@ -52,6 +61,72 @@ _MAX_BACKOFF = 5.0
 _READY_TIMEOUT = 30.0
 _STOP_MARGIN = 5.0  # beyond the workers' drain timeout, before they are killed
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
+_SIDECAR_BACKOFF = (0.5, 30.0)  # first and longest wait before restarting a sidecar
+_SIDECAR_STEADY = 10.0  # a sidecar that lived this long starts again without waiting
+_SIDECAR_TICK = 0.1  # how often the master looks at a sidecar coming up
+
+
+class MasterSource(Protocol):
+    """Where the master process reads configs from, for itself alone."""
+
+    @property
+    def name(self) -> str:
+        """What log lines call the source."""
+
+    @property
+    def poll_interval(self) -> float | None:
+        """Seconds between two calls of ``changed()``; None: only SIGHUP reloads."""
+
+    def changed(self) -> bool:
+        """Whether the config may have changed since the last load; cheap."""
+
+    def load_signed(self) -> tuple[Config, Signature]:
+        """The current config and what the handoff says it was read from.
+        ConfigError when it is invalid; SourceUnavailable when it cannot be read now."""
+
+    def served(self, config: Config) -> None:
+        """``config`` compiled and was handed to the workers."""
+
+
+class FileMaster:
+    """The config file as the master's source: the handoff carries its signature, and
+    a worker that finds the file changed since loads it itself."""
+
+    def __init__(self, source: FileSource) -> None:
+        self.source = source
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def poll_interval(self) -> float | None:
+        return self.source.poll_interval
+
+    def changed(self) -> bool:
+        return self.source.changed()
+
+    def load_signed(self) -> tuple[Config, Signature]:
+        signature = file_signature(self.source.path)  # (taken first: a later change is seen)
+        return self.source.load(), signature
+
+    def served(self, config: Config) -> None:
+        pass
+
+
+class Sidecar(Protocol):
+    """A program the master runs in a child process beside its workers."""
+
+    @property
+    def name(self) -> str:
+        """What log lines call it (e.g. "admin API")."""
+
+    def run(self, ready_fd: int) -> None:
+        """Run in the child until SIGTERM; write ``b"PORT\n"`` to ``ready_fd`` (then
+        close it) once it accepts connections on PORT."""
+
+    def url(self, port: int) -> str:
+        """Where it is reached, once it reported ``port``."""
 
 
 @dataclass
@@ -63,10 +138,16 @@ class Supervisor:
     catalog: Catalog | None = None  # plugins and target types of the config (and reloads)
     #: settings from the command line, kept over the file's on reload
     overrides: dict[str, object] = field(default_factory=dict)
+    #: where configs come from when it is not the config file: the workers take
+    #: every config from the handoff then (store mode)
+    source: MasterSource | None = None
+    sidecar: Sidecar | None = None
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     indexes: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
+    _reserved: list[socket.socket] = field(default_factory=list)
     _backoff: float = 0.0
+    _sidecar: _SidecarState = field(default_factory=lambda: _SidecarState())
     # fixed at start, like the addresses: a reload does not change it
     drain_timeout: float = field(init=False)
 
@@ -77,7 +158,7 @@ class Supervisor:
         # before the workers start: a change made once they are announced is seen
         source = self._source()
         interval = source.poll_interval if source is not None else None
-        reserved = [
+        reserved = self._reserved = [
             listen_socket(spec.address, reuse_port=True, listen=False)
             for spec in self.config.listen
         ]
@@ -99,15 +180,26 @@ class Supervisor:
                     log.info("proxy listening on %s", address.url)
             else:
                 log.error("no worker became ready within %.0fs", _READY_TIMEOUT)
+            if self.sidecar is not None:
+                self._sidecar.due = time.monotonic()
+            next_look = time.monotonic() + (interval or 0.0)
             while True:
+                timeout = self._sidecar_timeout()
                 if source is not None and interval is not None:
-                    info = signal.sigtimedwait(_SIGNALS, interval)
-                    if info is None:
-                        if source.changed():
-                            self._reload(source)
-                        continue
-                else:
+                    left = max(0.0, next_look - time.monotonic())
+                    timeout = left if timeout is None else min(timeout, left)
+                info: signal.struct_siginfo | None
+                if timeout is None:
                     info = signal.sigwaitinfo(_SIGNALS)
+                else:
+                    info = signal.sigtimedwait(_SIGNALS, timeout)
+                self._tend_sidecar()
+                if interval is not None and time.monotonic() >= next_look:
+                    if source is not None and source.changed():
+                        self._reload(source)
+                    next_look = time.monotonic() + interval
+                if info is None:
+                    continue
                 if info.si_signo == signal.SIGCHLD:
                     self._reap_and_replace(ready_write)
                 elif info.si_signo == signal.SIGHUP:
@@ -152,12 +244,13 @@ class Supervisor:
                     sockets,
                     announce=ready,
                     grace=self.drain_timeout,
-                    config_path=self.config_path,
+                    config_path=self.config_path if self.source is None else None,
                     catalog=self.catalog,
                     overrides=self.overrides,
                     run_dir=self._run_dir(),
                     worker=index,
                     instance=master,
+                    handed_off=self.source is not None,
                 )
             except BaseException:
                 log.exception("worker failed")
@@ -169,27 +262,38 @@ class Supervisor:
         self.indexes[pid] = index
         log.info("worker %d started (index %d)", pid, index)
 
-    def _source(self) -> FileSource | None:
-        """Where reloaded configs come from: the config file, watched with ``watch``."""
+    def _source(self) -> MasterSource | None:
+        """Where reloaded configs come from: the source handed in, else the config
+        file, watched with ``watch``."""
+        if self.source is not None:
+            return self.source
         if self.config_path is None:
             return None
-        return FileSource(
-            self.config_path, self.catalog, poll=self.config.watch, overrides=self.overrides
+        return FileMaster(
+            FileSource(
+                self.config_path, self.catalog, poll=self.config.watch, overrides=self.overrides
+            )
         )
 
-    def _reload(self, source: FileSource | None) -> None:
+    def _reload(self, source: MasterSource | None) -> None:
         if source is None:
             log.warning("no config file to reload")
             return
-        signature = file_signature(source.path)  # (taken first: a later change is seen)
-        config = read_config(source)
-        if config is None or not self._compiles(config):
+        try:
+            config, signature = source.load_signed()
+        except ConfigError as exc:  # (an unreadable file is one too, naming the reason)
+            refused(exc)
+            return
+        except SourceUnavailable:  # (the source logged why)
+            return
+        if not self._compiles(config):
             return
         self.config = config  # workers started from now on get it too
         write_handoff(handoff_path(self._run_dir(), os.getpid()), config, signature)
         for pid in self.children:
             _kill(pid, signal.SIGHUP)
         log.info("config %s is valid: workers reload it", source.name)
+        source.served(config)
 
     def _compiles(self, config: Config) -> bool:
         """Whether ``config`` compiles (what validation cannot tell, as a CA file gone):
@@ -206,10 +310,16 @@ class Supervisor:
             loop.close()
 
     def _reap_and_replace(self, ready_write: int) -> None:
-        while self.children:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
             if pid == 0:
                 return
+            if pid == self._sidecar.pid:
+                self._sidecar_exited(status)
+                continue
             started = self.children.pop(pid, None)
             if started is None:
                 continue
@@ -222,17 +332,120 @@ class Supervisor:
             self._spawn(ready_write, index)  # the replacement takes the same index
 
     def _stop_children(self) -> None:
-        for pid in self.children:
+        sidecar = self._sidecar.pid
+        self._sidecar.pid = None
+        alive = set(self.children) | ({sidecar} if sidecar is not None else set())
+        for pid in alive:
             _kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.drain_timeout + _STOP_MARGIN
-        while self.children and time.monotonic() < deadline:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+        while alive and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
             if pid == 0:
                 signal.sigtimedwait({signal.SIGCHLD}, 0.1)
             else:
+                alive.discard(pid)
                 self.children.pop(pid, None)
-        for pid in self.children:
+        for pid in alive:
             _kill(pid, signal.SIGKILL)
+        self._sidecar.close_pipe()
+
+    def _sidecar_timeout(self) -> float | None:
+        """How long the master may wait for a signal before looking at the sidecar."""
+        state = self._sidecar
+        if self.sidecar is None:
+            return None
+        if state.pid is None and state.due is not None:
+            return max(0.0, state.due - time.monotonic())
+        return _SIDECAR_TICK if state.pipe is not None else None
+
+    def _tend_sidecar(self) -> None:
+        """Start the sidecar when it is due; log its address once it reports it."""
+        state = self._sidecar
+        if self.sidecar is None:
+            return
+        if state.pid is None and state.due is not None and time.monotonic() >= state.due:
+            state.due = None
+            self._spawn_sidecar(self.sidecar)
+        port = state.read_port()
+        if port is not None:
+            name, url = self.sidecar.name, self.sidecar.url(port)
+            log.info("%s (pid %d) ready at %s", name, state.pid, url)
+
+    def _spawn_sidecar(self, sidecar: Sidecar) -> None:
+        ready_read, ready_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the sidecar
+            code = 0
+            try:
+                os.close(ready_read)
+                for sock in self._reserved:
+                    sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+                sidecar.run(ready_write)
+            except SystemExit as exc:
+                if exc.code not in (None, 0):
+                    log.error("%s stopped: %s", sidecar.name, exc.code)
+                    code = 1
+            except BaseException:
+                log.exception("%s failed", sidecar.name)
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        os.close(ready_write)
+        os.set_blocking(ready_read, False)
+        self._sidecar.started(pid, ready_read)
+        log.info("%s started (pid %d)", sidecar.name, pid)
+
+    def _sidecar_exited(self, status: int) -> None:
+        state, name = self._sidecar, self.sidecar.name if self.sidecar else "sidecar"
+        lived = time.monotonic() - state.since
+        state.pid = None
+        state.close_pipe()
+        low, high = _SIDECAR_BACKOFF
+        state.backoff = low if lived >= _SIDECAR_STEADY else min(high, state.backoff * 2 or low)
+        state.due = time.monotonic() + state.backoff
+        log.error(
+            "%s exited (%s); starting it again in %.1fs", name, _describe(status), state.backoff
+        )
+
+
+@dataclass
+class _SidecarState:
+    pid: int | None = None
+    since: float = 0.0
+    #: when to start it (again); None while it runs, or before the workers are up
+    due: float | None = None
+    backoff: float = 0.0
+    pipe: int | None = None  # read end of its ready pipe, until it reported its port
+    _read: bytes = b""
+
+    def started(self, pid: int, pipe: int) -> None:
+        self.pid, self.since, self.pipe, self._read = pid, time.monotonic(), pipe, b""
+
+    def read_port(self) -> int | None:
+        """The port the sidecar reported, once (None until then, and after)."""
+        if self.pipe is None:
+            return None
+        try:
+            chunk = os.read(self.pipe, 64)
+        except BlockingIOError:
+            return None
+        self._read += chunk
+        line, newline, _ = self._read.partition(b"\n")
+        if not newline and chunk:
+            return None
+        self.close_pipe()  # a line, or the end without one (it failed to start)
+        return int(line) if newline and line.strip().isdigit() else None
+
+    def close_pipe(self) -> None:
+        if self.pipe is not None:
+            os.close(self.pipe)
+            self.pipe = None
 
 
 def _kill(pid: int, signum: int) -> None:

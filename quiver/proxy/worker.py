@@ -18,7 +18,7 @@ from quiver.config.models import Config, Listen
 from quiver.config.sources import FileSource
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import Stores, remove_in_flight_tables
-from quiver.proxy.handoff import HandoffSource, handoff_path
+from quiver.proxy.handoff import HandedOffSource, HandoffSource, handoff_path
 from quiver.proxy.lag import LoopLag
 from quiver.proxy.reload import Reloader
 from quiver.proxy.server import BoundAddress, ProxyServer
@@ -38,6 +38,7 @@ class _WorkerOptions:
     overrides: Mapping[str, object]
     worker: int
     instance: int | None
+    handed_off: bool
 
 
 def run_worker(
@@ -53,6 +54,7 @@ def run_worker(
     overrides: Mapping[str, object] | None = None,
     worker: int = 0,
     instance: int | None = None,
+    handed_off: bool = False,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain for up to ``grace`` seconds.
 
@@ -61,12 +63,14 @@ def run_worker(
     validated against); ``overrides`` are the command line's settings, kept over
     the file's on reload.  ``worker`` is this worker's index and ``instance`` the pid
     of the master process that forked it (None: the worker runs alone); the plugins'
-    shared tables in ``run_dir`` are named and shared by them.
+    shared tables in ``run_dir`` are named and shared by them.  ``handed_off``: the
+    master reads the config from a source the worker does not (the config store), and
+    on SIGHUP the worker takes the one it left in the handoff.
     """
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     options = _WorkerOptions(
-        config_path, watch, run_dir, catalog, dict(overrides or {}), worker, instance
+        config_path, watch, run_dir, catalog, dict(overrides or {}), worker, instance, handed_off
     )
     try:
         loop.run_until_complete(_serve(loop, config, sockets, announce, grace, options))
@@ -91,7 +95,11 @@ async def _serve(
     server = ProxyServer(config, loop, options.catalog, stores)
     addresses = await server.start(sockets)
     reloader = None
-    if options.path is not None:
+    if options.handed_off and options.instance is not None and options.run_dir is not None:
+        handed = HandedOffSource(handoff_path(options.run_dir, options.instance))
+        reloader = Reloader(server, handed, loop, freeze=True)
+        reloader.start()
+    elif options.path is not None:
         source: FileSource
         if options.instance is not None and options.run_dir is not None:
             # the master validated the config before passing the reload on

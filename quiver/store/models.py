@@ -30,6 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 DEFAULT_TEAM = "default"
+#: PostgreSQL channel announcing each new head revision (its number as the payload);
+#: a trigger on ``head`` sends it, inside the apply's transaction (migration 0002)
+REVISIONS_CHANNEL = "quiver_revisions"
 Role = Literal["admin", "editor", "viewer"]
 Document = dict[str, Any]
 _GLOBAL = "target_id IS NULL AND route_id IS NULL AND consumer_id IS NULL"

@@ -1,0 +1,40 @@
+"""Store URLs as the store takes them and as logs may show them."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+
+#: seconds a PostgreSQL connection attempt may take: the master waits for it
+CONNECT_TIMEOUT = 2
+
+
+def shown(url: str) -> str:
+    """``url`` without its password, for log lines and messages."""
+    if "://" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # (not parsable: show only its scheme)
+        return url.partition("://")[0] + "://..."
+
+
+def is_sqlite(url: str) -> bool:
+    return "://" not in url or url.lower().startswith("sqlite:")
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a SQLite store URL or path."""
+    if "://" not in url:
+        return url
+    database = make_url(url).database
+    return database or ""
+
+
+def with_connect_timeout(url: str) -> str:
+    """A PostgreSQL ``url`` whose connection attempts give up after CONNECT_TIMEOUT
+    seconds (unless it says otherwise): a store that does not answer must not hold
+    the master up for minutes."""
+    if is_sqlite(url) or "connect_timeout=" in url:
+        return url
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}connect_timeout={CONNECT_TIMEOUT}"

@@ -1,0 +1,186 @@
+"""Store mode through real processes: ``quiver serve`` without a config file serves
+the store's declaration, seeds a new store, and takes every apply within a second."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from quiver.store import open_store
+from quiver.store.models import AdminToken
+from quiver.store.secrets import hash_admin_token
+from tests.store_mode.helpers import (
+    LIVE_WITHIN,
+    TOKEN_LINE,
+    declaration,
+    revision_served,
+    start_node,
+    wait_live,
+)
+from tests.support.catalog import built_in
+from tests.support.process import run_quiver, write_config
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_no_arguments_seed_the_demo_and_print_the_token_once(tmp_path: Path) -> None:
+    with start_node(tmp_path) as node:
+        node.wait_listening()
+        node.wait_for("serving store revision 1")
+        assert revision_served(node.port) is None  # the demo target answers
+        [match] = node.wait_for(TOKEN_LINE)
+        token = match.group(1)
+        assert node.stop() == 0
+    assert node.stderr.count(token) == 1  # shown once, logged nowhere else
+    store = open_store(str(tmp_path / "quiver.db"), built_in())
+    try:
+        [revision] = store.revisions()
+        assert (revision.number, revision.author) == (1, "quiver")
+        assert store.current()["routes"] == [{"name": "demo", "paths": ["/"], "target": "demo"}]
+        with store.engine.connect() as connection:
+            rows = connection.execute(select(AdminToken.name, AdminToken.role)).all()
+            assert [tuple(row) for row in rows] == [("admin", "admin")]
+            stored = connection.execute(select(AdminToken.token_hash)).scalar_one()
+            assert stored == hash_admin_token(token)
+    finally:
+        store.close()
+
+    with start_node(tmp_path) as again:
+        again.wait_listening()
+        again.wait_for("serving store revision 1")
+        assert revision_served(again.port) is None
+        assert again.stop() == 0
+    assert "admin token" not in again.stderr
+    assert "new store" not in again.stderr
+
+
+def test_quiver_admin_token_is_the_first_token(tmp_path: Path) -> None:
+    token = "qv_" + "t" * 43
+    with start_node(tmp_path, env={"QUIVER_ADMIN_TOKEN": token}) as node:
+        node.wait_listening()
+        node.wait_for("serving store revision 1")
+        assert node.stop() == 0
+    assert "admin token" not in node.stderr
+    assert token not in node.stderr
+    store = open_store(str(tmp_path / "quiver.db"))
+    try:
+        with store.engine.connect() as connection:
+            rows = connection.execute(select(AdminToken.name, AdminToken.token_hash)).all()
+        assert [tuple(row) for row in rows] == [("admin", hash_admin_token(token))]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_apply_is_live_on_every_worker_within_a_second(tmp_path: Path, workers: int) -> None:
+    # SQLite: the master follows the database file and its write-ahead log
+    with start_node(tmp_path, "--workers", str(workers)) as node:
+        node.wait_listening()
+        node.wait_for("serving store revision 1")
+        node.wait_for(r"worker \d+ started", count=workers)
+        store = open_store(str(tmp_path / "quiver.db"), built_in())
+        try:
+            for number in (2, 3):
+                store.apply(declaration(f"v{number}"), author="test")
+                wait_live(node, number, f"v{number}", workers, within=LIVE_WITHIN)
+        finally:
+            store.close()
+        assert node.stop() == 0
+
+
+def test_an_invalid_stored_declaration_keeps_the_previous_one(tmp_path: Path) -> None:
+    # A plugin this node does not know (installed where the apply ran): refused, and
+    # the node keeps serving what it has instead of retrying at every look.
+    with start_node(tmp_path) as node:
+        node.wait_listening()
+        node.wait_for("serving store revision 1")
+        store = open_store(str(tmp_path / "quiver.db"), built_in())
+        try:
+            store.apply(declaration("v2"), author="test")
+            wait_live(node, 2, "v2", 1, within=LIVE_WITHIN)
+        finally:
+            store.close()
+        unknown = declaration("v3")
+        unknown["routes"][0]["plugins"]["elsewhere"] = {"origins": ["https://app.example.com"]}
+        other = open_store(str(tmp_path / "quiver.db"), _ElsewhereCatalog())
+        try:
+            other.apply(unknown, author="test")
+        finally:
+            other.close()
+        node.wait_for(r"config reload refused")
+        assert revision_served(node.port) == "v2"
+        assert node.stop() == 0
+    assert node.stderr.count("config reload refused") == 1
+
+
+class _ElsewhereCatalog:
+    """The built-in catalog plus a plugin ``elsewhere`` (installed where the apply
+    ran, not on the node)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(built_in(), name)
+
+    def get(self, name: str) -> Any:
+        return built_in().get("cors" if name == "elsewhere" else name)
+
+    def names(self) -> list[str]:
+        return [*built_in().names(), "elsewhere"]
+
+
+def test_a_bootstrap_file_holds_the_settings_of_store_mode(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        f"""\
+        listen: 127.0.0.1:0
+        admin_listen: 127.0.0.1:0
+        store: {tmp_path / "gateway.db"}
+        run_dir: {tmp_path / "run"}
+        """,
+    )
+    from tests.support.process import QuiverProcess
+
+    with QuiverProcess(["serve"], cwd=tmp_path, env={"QUIVER_CONFIG": None}) as node:
+        node.wait_listening()
+        node.wait_for("serving store revision 1")
+        assert revision_served(node.port) is None
+        assert node.stop() == 0
+    assert (tmp_path / "gateway.db").is_file()
+    assert not (tmp_path / "quiver.db").exists()
+    assert (tmp_path / "run" / "last-good.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--store", "mysql://db/quiver"], "--store: expected a SQLite file path"),
+        (["--admin-listen", "localhost"], "--admin-listen: expected host:port"),
+    ],
+)
+def test_bad_store_settings_on_the_command_line_are_named(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_quiver("serve", *args, cwd=tmp_path, env={"QUIVER_CONFIG": None})
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_store_settings_in_a_file_name_the_key(tmp_path: Path) -> None:
+    write_config(tmp_path, "store: 'mysql://db/quiver'\nadmin_listen: nowhere\n")
+    result = run_quiver("serve", cwd=tmp_path, env={"QUIVER_CONFIG": None})
+    assert result.returncode == 1
+    assert "quiver.yaml:1: store: expected a SQLite file path" in result.stderr
+    assert "quiver.yaml:2: admin_listen: expected host:port" in result.stderr
+
+
+def test_sigterm_stops_the_workers_and_the_admin_process(tmp_path: Path) -> None:
+    with start_node(tmp_path, "--workers", "2") as node:
+        node.wait_listening()
+        node.wait_for("admin API started")
+        started = time.monotonic()
+        assert node.stop() == 0
+        assert time.monotonic() - started < 15
