@@ -58,7 +58,9 @@ def wait_live(node: QuiverProcess, revision: int, tag: str, workers: int, within
     """Every one of the ``workers`` of ``node`` serves ``revision`` within ``within``
     seconds: each logged its reload, and fresh connections (spread over the workers
     by the kernel) are answered with ``tag``."""
-    node.wait_for(rf"config reloaded from store revision {revision}\b", timeout=within, count=workers)
+    node.wait_for(
+        rf"config reloaded from store revision {revision}\b", timeout=within, count=workers
+    )
     for _ in range(10):
         assert revision_served(node.port) == tag
 

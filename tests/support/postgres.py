@@ -51,7 +51,13 @@ class PrivatePostgres:
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin_dir / args[0]), *args[1:]]
         if self.user is not None:
-            command = ["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups", *command]
+            command = [
+                "setpriv",
+                f"--reuid={self.user}",
+                f"--regid={self.user}",
+                "--init-groups",
+                *command,
+            ]
         return subprocess.run(command, capture_output=True, text=True, check=check, timeout=60)
 
     def init(self) -> None:
@@ -59,7 +65,17 @@ class PrivatePostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
