@@ -22,12 +22,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_TYPE = "application/problem+json"
 _log = logging.getLogger("quiver.admin")
 
 #: the slug of what Starlette answers by itself, by status
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _SLUGS = {400: "invalid-request", 404: "not-found", 405: "method-not-allowed"}
 
 
@@ -150,7 +153,23 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         404: f"there is nothing at {request.url.path}",
         405: f"{request.method} is not allowed on {request.url.path}",
     }.get(exc.status_code, str(exc.detail))
-    return problem_response(request_id(request), exc.status_code, slug, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed(request))
+    return problem_response(request_id(request), exc.status_code, slug, detail, headers=headers)
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route takes at the request's path (Starlette names only the
+    first route's, and each of ours has one method)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.routes
+        )
+    ]
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -39,7 +39,9 @@ def make_client(store: Store, base_url: str) -> Iterator[MakeClient]:
     clients: list[httpx.Client] = []
     made = 0
 
-    def make(role: Role = "admin", team: str | None = None, name: str | None = None) -> httpx.Client:
+    def make(
+        role: Role = "admin", team: str | None = None, name: str | None = None
+    ) -> httpx.Client:
         nonlocal made
         made += 1
         _, token = create_token(store, name or f"{role}-{team or 'all'}-{made}", role, team)
