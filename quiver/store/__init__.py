@@ -2,6 +2,6 @@
 by applies that leave numbered revisions.  The proxy and plugins never import it."""
 
 from quiver.store.diffing import Change, Diff
-from quiver.store.repository import Revision, Store, open_store
+from quiver.store.repository import Current, Edit, Revision, Store, UnknownTeam, open_store
 
-__all__ = ["Change", "Diff", "Revision", "Store", "open_store"]
+__all__ = ["Change", "Current", "Diff", "Edit", "Revision", "Store", "UnknownTeam", "open_store"]

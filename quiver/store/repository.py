@@ -13,13 +13,14 @@ IMMEDIATE`` takes the database's write lock), so applies run one at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import copy
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from quiver.config import validate
@@ -43,6 +44,28 @@ class Revision:
     created_at: datetime
     message: str
     diff: Diff
+
+
+@dataclass(frozen=True)
+class Current:
+    """A team's declaration document and the number of its latest revision (0: none)."""
+
+    document: dict[str, Any]
+    revision: int
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What :meth:`Store.edit` did: the new revision (None when nothing changed), the
+    team's document after it as stored (secrets hashed) and its latest revision."""
+
+    revision: Revision | None
+    document: dict[str, Any]
+    latest: int
+
+
+class UnknownTeam(StoreError):
+    """The team named does not exist."""
 
 
 def open_store(url: str = "quiver.db", catalog: PluginSet | None = None) -> Store:
@@ -93,14 +116,37 @@ class Store:
         """Make ``document`` the team's declaration in one transaction: the new
         revision, or None when nothing changes.  ConfigError (with the messages a
         config file gets) when the document is invalid; nothing is written then."""
+        return self.edit(team, lambda _current: document, author, message, create=True).revision
+
+    def edit(
+        self,
+        team: str | None,
+        mutate: Callable[[Current], object],
+        author: str,
+        message: str = "",
+        *,
+        create: bool = False,
+    ) -> Edit:
+        """Apply what ``mutate`` makes of the team's current declaration, all in one
+        transaction under the lock applies take, so no other change slips in between
+        reading and writing (an admin API's ``If-Match`` is checked in ``mutate``).
+
+        ``mutate`` gets a copy of the document it may change in place or replace; an
+        exception it raises aborts the edit with nothing written.  The team must
+        exist (:class:`UnknownTeam` otherwise) unless ``create``.
+        """
         with self._transaction(write=True) as session:
             head = session.scalars(select(Head).with_for_update()).one()
             row = _team(session, team)
+            if row is None and not create:
+                raise UnknownTeam(f"there is no team {team or DEFAULT_TEAM!r}")
             before = {} if row is None else rows.read(session, row)
+            latest = 0 if row is None else _latest(session, row)
+            document = mutate(Current(copy.deepcopy(before), latest))
             after = self._stored_form(document, before, team)
             changes = diff(before, after)
             if is_empty(changes):
-                return None
+                return Edit(None, before, latest)
             self._check_merged(session, team or DEFAULT_TEAM, after)
             row = row or _new_team(session, team or DEFAULT_TEAM)
             rows.write(session, row, after)
@@ -116,7 +162,16 @@ class Store:
             )
             session.add(revision)
             session.flush()
-            return _revision(revision, row.name)
+            return Edit(_revision(revision, row.name), after, revision.number)
+
+    def state(self, team: str | None = None) -> Current:
+        """The team's document with the number of its latest revision (0 before its
+        first), read together."""
+        with self._transaction() as session:
+            row = _team(session, team)
+            if row is None:
+                return Current({}, 0)
+            return Current(rows.read(session, row), _latest(session, row))
 
     def head(self) -> int:
         """The number of the latest revision (0 before the first apply)."""
@@ -199,6 +254,11 @@ def _team(session: Session, name: str | None) -> Team | None:
 
 def _documents(session: Session) -> dict[str, dict[str, Any]]:
     return {team.name: rows.read(session, team) for team in session.scalars(select(Team))}
+
+
+def _latest(session: Session, team: Team) -> int:
+    query = select(func.max(RevisionRow.number)).where(RevisionRow.team_id == team.id)
+    return session.scalar(query) or 0
 
 
 def _new_team(session: Session, name: str) -> Team:

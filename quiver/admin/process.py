@@ -1,0 +1,142 @@
+"""Running the admin API: ``run_admin(AdminSettings)`` blocks serving it with uvicorn.
+
+It runs in a process (or thread) of its own, never on a proxy worker's event
+loop: the proxy's hot path stays free of ASGI.  Before it listens it refuses to
+start when the admin port would be reachable from other machines without TLS,
+or when no token could ever pass (none in the store and no
+``QUIVER_ADMIN_TOKEN``): an admin port nobody can use, or anybody can read, is
+a mistake to point out rather than to run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+import uvicorn
+
+from quiver.admin.app import create_app
+from quiver.admin.declarations import FileDeclarations
+from quiver.config.models import split_address
+from quiver.config.plugin_set import PluginSet
+from quiver.store import Store, open_store
+from quiver.store.tokens import count_tokens, seed_token
+
+ENV_TOKEN = "QUIVER_ADMIN_TOKEN"
+#: the name the token from QUIVER_ADMIN_TOKEN is kept under (and revisions show)
+ENV_TOKEN_NAME = "admin-env"
+_log = logging.getLogger("quiver.admin")
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    store_url: str  # e.g. "quiver.db" or "postgresql://..."
+    listen: str  # "HOST:PORT"; port 0 allowed
+    config_path: str | None = None  # file mode: entities read from this file, read-only
+    tls_cert: str | None = None  # admin TLS (cert + key files); needed off loopback
+    tls_key: str | None = None
+    ready_fd: int | None = None  # when set: write b"PORT\n" (the bound port) then close
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_settings(settings: AdminSettings) -> tuple[str, int]:
+    """The host and port to listen on; SystemExit naming admin_listen when unsafe."""
+    try:
+        host, port = split_address(settings.listen)
+    except ValueError as exc:
+        raise SystemExit(f"admin_listen {settings.listen!r}: {exc}") from None
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SystemExit("admin TLS needs both a certificate and its key")
+    if not is_loopback(host) and not settings.tls_cert:
+        raise SystemExit(
+            f"admin_listen {settings.listen} is not a loopback address: the admin API "
+            "would be reachable from other machines in clear text; give it a TLS "
+            "certificate and key, or listen on 127.0.0.1"
+        )
+    return host, port
+
+
+def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None:
+    """Serve the admin API until SIGINT or SIGTERM."""
+    host, port = check_settings(settings)
+    store = open_store(settings.store_url, catalog)
+    try:
+        _ensure_token(store, settings)
+        source = FileDeclarations(settings.config_path) if settings.config_path else None
+        app = create_app(source, store, catalog)
+        sock = _bind(host, port)
+        server = _Server(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                ssl_certfile=settings.tls_cert,
+                ssl_keyfile=settings.tls_key,
+                lifespan="off",
+            ),
+            sock,
+            settings,
+        )
+        server.run(sockets=[sock])
+    finally:
+        store.close()
+
+
+def _ensure_token(store: Store, settings: AdminSettings) -> None:
+    token = os.environ.get(ENV_TOKEN)
+    if token:
+        seed_token(store, token, ENV_TOKEN_NAME)
+    elif count_tokens(store) == 0:
+        raise SystemExit(
+            f"admin_listen {settings.listen}: the store holds no admin token and "
+            f"{ENV_TOKEN} is not set, so no call could be authorized; set {ENV_TOKEN} "
+            "to seed the first token"
+        )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"admin_listen {host}:{port}: cannot listen ({exc.strerror})") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """Says where it listens once it serves: in the log and on ``ready_fd``."""
+
+    def __init__(
+        self, config: uvicorn.Config, sock: socket.socket, settings: AdminSettings
+    ) -> None:
+        super().__init__(config)
+        self._sock = sock
+        self._settings = settings
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit:
+            return
+        host, port = self._sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        scheme = "https" if self._settings.tls_cert else "http"
+        _log.info("admin API listening on %s://%s:%d", scheme, shown, port)
+        if self._settings.ready_fd is not None:
+            os.write(self._settings.ready_fd, f"{port}\n".encode())
+            os.close(self._settings.ready_fd)
