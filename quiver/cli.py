@@ -358,7 +358,7 @@ def _serve(args: argparse.Namespace) -> int:
         if admin:  # (a master process runs it, even beside one worker)
             from quiver.storemode.serve import admin_beside_file
 
-            sidecar = admin_beside_file(config, path, takeover=args.takeover)
+            sidecar = admin_beside_file(config, path, catalog, takeover=args.takeover)
         run_dir = args.run_dir or config.run_dir
 
         return Supervisor(

@@ -8,17 +8,19 @@ load FastAPI.
 
 from __future__ import annotations
 
-import importlib
+import ipaddress
 from dataclasses import dataclass
 
 from quiver.config.models import split_address
 from quiver.logconfig import tag_process
+from quiver.plugins.catalog import Catalog
 
 
 @dataclass(frozen=True)
 class AdminSidecar:
     store_url: str
     listen: str
+    catalog: Catalog
     #: file mode: the config file the admin API shows (read-only); None in store mode
     config_path: str | None = None
 
@@ -28,16 +30,36 @@ class AdminSidecar:
 
     def run(self, ready_fd: int) -> None:
         tag_process("admin")
-        admin = importlib.import_module("quiver.admin")
-        settings = admin.AdminSettings(
+        from quiver.admin import AdminSettings, run_admin
+
+        settings = AdminSettings(
             store_url=self.store_url,
             listen=self.listen,
             config_path=self.config_path,
             ready_fd=ready_fd,
         )
-        admin.run_admin(settings)
+        run_admin(settings, self.catalog)
 
     def url(self, port: int) -> str:
         host, _ = split_address(self.listen)
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}"
+
+
+def check_admin_listen(address: str) -> None:
+    """Refuse (SystemExit naming admin_listen) an admin address other machines could
+    reach: the admin API has no TLS settings in ``quiver serve`` yet, and tokens must
+    not cross a network in clear text."""
+    host, _ = split_address(address)
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise SystemExit(
+            f"quiver: admin_listen {address} is not a loopback address: the admin API "
+            "would be reachable from other machines in clear text; listen on 127.0.0.1 "
+            "(and reach it through an SSH tunnel or a TLS-terminating proxy)"
+        )

@@ -22,7 +22,7 @@ from quiver.proxy.exclusive import first_taken
 from quiver.proxy.supervisor import Supervisor
 from quiver.proxy.tls import warn_unverified
 from quiver.store import Store, open_store
-from quiver.storemode.admin import AdminSidecar
+from quiver.storemode.admin import AdminSidecar, check_admin_listen
 from quiver.storemode.bootstrap import ensure_admin_token, seed_demo
 from quiver.storemode.lastgood import FILE_NAME, LastGood
 from quiver.storemode.source import UNREACHABLE, UNUSABLE, StoreSource, compose, reason
@@ -37,6 +37,7 @@ def serve_store(
     settings: Settings, *, workers: int, run_dir: Path, catalog: Catalog, takeover: bool
 ) -> int:
     """Serve the store ``settings.store`` names until SIGTERM."""
+    check_admin_listen(settings.admin_listen)
     check_free([*settings.listen, Listen(address=settings.admin_listen)], takeover=takeover)
     url = settings.store
     last_good = LastGood(run_dir / FILE_NAME, shown(url))
@@ -75,14 +76,17 @@ def serve_store(
             run_dir=run_dir,
             catalog=catalog,
             source=source,
-            sidecar=AdminSidecar(url, settings.admin_listen),
+            sidecar=AdminSidecar(url, settings.admin_listen, catalog),
         ).run()
     finally:
         source.close()
 
 
-def admin_beside_file(config: Config, path: str, *, takeover: bool) -> AdminSidecar:
+def admin_beside_file(
+    config: Config, path: str, catalog: Catalog, *, takeover: bool
+) -> AdminSidecar:
     """The admin API of file mode (the file's entities read-only; tokens in the store)."""
+    check_admin_listen(config.admin_listen)
     check_free([Listen(address=config.admin_listen)], takeover=takeover)
     try:
         store = open_store(with_connect_timeout(config.store))
@@ -95,7 +99,7 @@ def admin_beside_file(config: Config, path: str, *, takeover: bool) -> AdminSide
         show_new_token(store)
     finally:
         store.close()
-    return AdminSidecar(config.store, config.admin_listen, config_path=path)
+    return AdminSidecar(config.store, config.admin_listen, catalog, config_path=path)
 
 
 def show_new_token(store: Store) -> None:

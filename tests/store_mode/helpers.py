@@ -71,3 +71,12 @@ def wait_logged(node: QuiverProcess, pattern: str, timeout: float = 20.0) -> Non
 
 def elapsed_since(start: float) -> float:
     return time.monotonic() - start
+
+
+ADMIN_READY = re.compile(r"admin API \(pid \d+\) ready at http://127\.0\.0\.1:(\d+)")
+
+
+def admin_port(node: QuiverProcess, timeout: float = 30.0) -> int:
+    """The port of the node's admin API, once it is ready."""
+    [match] = node.wait_for(ADMIN_READY, timeout=timeout)
+    return int(match.group(1))

@@ -3,10 +3,13 @@ the store's declaration, seeds a new store, and takes every apply within a secon
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -16,13 +19,14 @@ from quiver.store.secrets import hash_admin_token
 from tests.store_mode.helpers import (
     LIVE_WITHIN,
     TOKEN_LINE,
+    admin_port,
     declaration,
     revision_served,
     start_node,
     wait_live,
 )
 from tests.support.catalog import built_in
-from tests.support.process import run_quiver, write_config
+from tests.support.process import run_quiver, serving, write_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,6 +60,76 @@ def test_no_arguments_seed_the_demo_and_print_the_token_once(tmp_path: Path) -> 
         assert again.stop() == 0
     assert "admin token" not in again.stderr
     assert "new store" not in again.stderr
+
+
+def test_an_apply_through_the_admin_api_is_live_within_a_second(tmp_path: Path) -> None:
+    with start_node(tmp_path, "--workers", "2") as node:
+        node.wait_listening()
+        [match] = node.wait_for(TOKEN_LINE)
+        admin = f"http://127.0.0.1:{admin_port(node)}"
+        headers = {"Authorization": f"Bearer {match.group(1)}"}
+        assert httpx.get(f"{admin}/health").status_code == 200
+        config = httpx.get(f"{admin}/config", headers=headers).json()
+        assert config["revision"] == 1
+        body = {"document": declaration("v2"), "message": "mark answers"}
+        answer = httpx.post(f"{admin}/config/apply", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["revision"]["number"] == 2
+        wait_live(node, 2, "v2", 2, within=LIVE_WITHIN)
+        assert node.stop() == 0
+    assert "admin API listening on" in node.stderr
+
+
+def test_file_mode_runs_the_admin_api_only_when_asked(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """\
+        listen: 127.0.0.1:0
+        targets: [{name: demo, type: demo}]
+        routes: [{name: all, paths: ["/"], target: demo}]
+        """,
+    )
+    env: dict[str, str | None] = {"QUIVER_CONFIG": None, "QUIVER_ADMIN_TOKEN": None}
+    with serving(config, cwd=tmp_path, env=env) as plain:
+        assert revision_served(plain.port) is None
+        assert plain.stop() == 0
+    assert "admin API" not in plain.stderr
+    assert not (tmp_path / "quiver.db").exists()
+
+    with serving(config, "--admin-listen", "127.0.0.1:0", cwd=tmp_path, env=env) as node:
+        [match] = node.wait_for(TOKEN_LINE)
+        admin = f"http://127.0.0.1:{admin_port(node)}"
+        headers = {"Authorization": f"Bearer {match.group(1)}"}
+        shown = httpx.get(f"{admin}/config", headers=headers).json()
+        assert shown["document"]["routes"] == [{"name": "all", "paths": ["/"], "target": "demo"}]
+        body = {"document": declaration("v2")}
+        refused = httpx.post(f"{admin}/config/apply", json=body, headers=headers)
+        assert refused.status_code == 405
+        assert refused.json()["type"] == "urn:quiver:problem:read-only"
+        assert revision_served(node.port) is None
+        assert node.stop() == 0
+
+
+def test_an_admin_address_off_loopback_is_refused(tmp_path: Path) -> None:
+    result = run_quiver(
+        "serve", "--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0", cwd=tmp_path
+    )
+    assert result.returncode != 0
+    assert "admin_listen 0.0.0.0:0 is not a loopback address" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_admin_process_is_started_again_when_it_dies(tmp_path: Path) -> None:
+    with start_node(tmp_path) as node:
+        node.wait_listening()
+        admin_port(node)
+        [pid] = node.wait_for(r"admin API started \(pid (\d+)\)")
+        os.kill(int(pid.group(1)), signal.SIGKILL)
+        node.wait_for(r"admin API exited \(killed by signal 9\); starting it again")
+        node.wait_for(r"admin API \(pid \d+\) ready at", count=2)
+        port = int(node.wait_for(r"ready at http://127.0.0.1:(\d+)", count=2)[1].group(1))
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+        assert node.stop() == 0
 
 
 def test_quiver_admin_token_is_the_first_token(tmp_path: Path) -> None:
