@@ -677,14 +677,21 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+_NO_CONFIG: dict[str, str | None] = {"QUIVER_CONFIG": None, "QUIVER_ADMIN_TOKEN": None}
+
+
 def test_serve_without_config_serves_the_demo_on_8080(tmp_path: Path) -> None:
-    # Without --listen the demo listens on the documented address.
-    if not _port_is_free(8080):
-        pytest.skip("127.0.0.1:8080 is in use on this machine; the demo cannot listen there")
-    with QuiverProcess(["serve"], cwd=tmp_path, env={"QUIVER_CONFIG": None}) as proc:
+    # Without --listen the demo listens on the documented address (store mode, seeded
+    # with the demo; the admin API on 8081).
+    if not (_port_is_free(8080) and _port_is_free(8081)):
+        pytest.skip("127.0.0.1:8080 or 8081 is in use on this machine; cannot serve there")
+    env = {**_NO_CONFIG, "QUIVER_RUN_DIR": str(tmp_path / "run")}
+    with QuiverProcess(["serve"], cwd=tmp_path, env=env) as proc:
         proc.wait_listening()
         assert proc.port == 8080
-        assert "serving the built-in demo target" in proc.stderr
+        assert "revision 1 routes every path to the built-in demo target" in proc.stderr
+        assert "admin token (shown once, keep it): qv_" in proc.stderr
+        proc.wait_for(r"admin API \(pid \d+\) ready at http://127.0.0.1:8081")
         with Client(8080) as client:
             response = client.request("GET", "/hello")
             assert response.status == 200
@@ -698,7 +705,7 @@ def test_serve_without_config_reports_8080_in_use(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 8080))
         taken.listen()
-        with QuiverProcess(["serve"], cwd=tmp_path, env={"QUIVER_CONFIG": None}) as proc:
+        with QuiverProcess(["serve"], cwd=tmp_path, env=_NO_CONFIG) as proc:
             assert proc.wait(20) == 1
             assert "Address already in use" in proc.stderr
             assert_no_traceback(proc.stderr)
@@ -708,8 +715,9 @@ def test_serve_without_config_reports_8080_in_use(tmp_path: Path) -> None:
 def test_serve_without_config_on_a_chosen_address_serves_the_demo(
     tmp_path: Path, workers: str
 ) -> None:
-    args = ["serve", "--listen", "127.0.0.1:0", "--workers", workers]
-    with QuiverProcess(args, cwd=tmp_path, env={"QUIVER_CONFIG": None}) as proc:
+    args = ["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+    args += ["--workers", workers, "--run-dir", str(tmp_path / "run")]
+    with QuiverProcess(args, cwd=tmp_path, env=_NO_CONFIG) as proc:
         proc.wait_listening()
         assert proc.port != 8080
         with Client(proc.port) as client:

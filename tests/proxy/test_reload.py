@@ -191,12 +191,14 @@ def test_reloads_under_load_lose_no_request(
     assert set(seen) == {"A", "B"}
 
 
-def test_sighup_without_a_config_file_is_harmless(tmp_path: Path) -> None:
-    args = ["serve", "--listen", "127.0.0.1:0"]
-    with QuiverProcess(args, cwd=tmp_path, env={"QUIVER_CONFIG": None}) as proc:
+def test_sighup_without_a_config_file_reloads_the_store(tmp_path: Path) -> None:
+    args = ["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+    args += ["--run-dir", str(tmp_path / "run")]
+    env: dict[str, str | None] = {"QUIVER_CONFIG": None, "QUIVER_ADMIN_TOKEN": None}
+    with QuiverProcess(args, cwd=tmp_path, env=env) as proc:
         proc.wait_listening()
         proc.signal(signal.SIGHUP)
-        proc.wait_for(r"no config file to reload")
+        proc.wait_for(r"config reloaded from store revision 1")
         with Client(proc.port) as client:
             assert client.request("GET", "/hello").status == 200
 
