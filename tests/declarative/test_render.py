@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from quiver.errors import ConfigError
 
 
 def test_a_diff_reads_entity_by_entity() -> None:
-    diff = {
+    diff: dict[str, list[dict[str, Any]]] = {
         "added": [{"kind": "target", "name": "billing", "after": {"name": "billing"}}],
         "changed": [
             {
