@@ -106,6 +106,37 @@ def load_config_text(
     return _validated(report, data, catalog)
 
 
+@dataclass(frozen=True)
+class Document:
+    """A config file read as plain data (``${VAR}`` substituted), not yet validated:
+    what is sent to an admin API, whose issues ``line_of`` places back in the file."""
+
+    source: str
+    data: dict[str, object]
+    lines: dict[str, int]  # format_location(path) -> line
+
+    def line_of(self, location: str) -> int | None:
+        """The line of ``location`` (``routes[3].target``), or of what holds it."""
+        while True:
+            line = self.lines.get(location)
+            if line is not None or not location:
+                return line
+            cut = max(location.rfind("."), location.rfind("["))
+            location = location[: max(cut, 0)]
+
+
+def read_document(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Document:
+    """The file at ``path`` as plain data; ConfigError for what keeps it from being
+    read (syntax, an unset ``${VAR}``, duplicate keys), with lines."""
+    source, text = _read(path)
+    report = _Report(source)
+    data = _TreeReader(report, os.environ if env is None else env).read_document(text)
+    if report.issues:
+        raise ConfigError(report.sorted_issues())
+    lines = {format_location(where): line for where, line in report.lines.items()}
+    return Document(source, data, lines)
+
+
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
     """Only the :class:`Settings` of the config file at ``path`` (listen, workers, run
     directory, ...): problems elsewhere in the file, such as a ``${VAR}`` of a secret that
