@@ -142,12 +142,17 @@ class Supervisor:
     #: every config from the handoff then (store mode)
     source: MasterSource | None = None
     sidecar: Sidecar | None = None
+    #: hand a new config to the workers before the trial compile, which then runs in
+    #: a child process at low priority: the workers compile it meanwhile (store mode,
+    #: where an apply should be live within a second)
+    trial_after_handoff: bool = False
     children: dict[int, float] = field(default_factory=dict)  # pid -> start time
     indexes: dict[int, int] = field(default_factory=dict)  # pid -> worker index
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
     _reserved: list[socket.socket] = field(default_factory=list)
     _backoff: float = 0.0
     _sidecar: _SidecarState = field(default_factory=lambda: _SidecarState())
+    _trial: _Trial | None = None
     # fixed at start, like the addresses: a reload does not change it
     drain_timeout: float = field(init=False)
 
@@ -288,13 +293,21 @@ class Supervisor:
         except SourceUnavailable:  # (the source logged why)
             return
         loaded = time.perf_counter()
+        if self.trial_after_handoff:
+            self._hand_off(config, signature)
+            log.info(
+                "config %s handed to the workers (loaded in %.2fs, handed over in %.2fs)",
+                source.name,
+                loaded - started,
+                time.perf_counter() - loaded,
+            )
+            self._start_trial(config, source)
+            return
         if not self._compiles(config):
             return
         compiled = time.perf_counter()
         self.config = config  # workers started from now on get it too
-        write_handoff(handoff_path(self._run_dir(), os.getpid()), config, signature)
-        for pid in self.children:
-            _kill(pid, signal.SIGHUP)
+        self._hand_off(config, signature)
         log.info(
             "config %s is valid: workers reload it (loaded in %.2fs, trial compile %.2fs, "
             "handed over in %.2fs)",
@@ -304,6 +317,52 @@ class Supervisor:
             time.perf_counter() - compiled,
         )
         source.served(config)
+
+    def _hand_off(self, config: Config, signature: Signature) -> None:
+        write_handoff(handoff_path(self._run_dir(), os.getpid()), config, signature)
+        for pid in self.children:
+            _kill(pid, signal.SIGHUP)
+
+    def _start_trial(self, config: Config, source: MasterSource) -> None:
+        """Trial-compile ``config`` in a child process at low priority; its end
+        (:meth:`_trial_ended`) makes it the config new workers start with."""
+        if self._trial is not None:  # (a newer config makes its trial pointless)
+            _kill(self._trial.pid, signal.SIGKILL)
+        pid = os.fork()
+        if pid == 0:  # the trial
+            code = 1
+            try:
+                os.nice(10)
+                code = 0 if self._compiles(config) else 1
+            except BaseException:
+                log.exception("trial compile failed")
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self._trial = _Trial(pid, config, source, time.monotonic(), time.perf_counter())
+
+    def _trial_ended(self, status: int) -> None:
+        trial, self._trial = self._trial, None
+        assert trial is not None
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+            return  # (replaced by a newer config's)
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.error(
+                "config %s does not compile (the workers refuse it too): new workers "
+                "start with the previous config",
+                trial.source.name,
+            )
+            return
+        self.config = trial.config  # workers started from now on get it too
+        for pid, started in self.children.items():
+            if started >= trial.handed_at:  # (started meanwhile, with the previous one)
+                _kill(pid, signal.SIGHUP)
+        log.info(
+            "config %s compiled in a trial (%.2fs): new workers start with it",
+            trial.source.name,
+            time.perf_counter() - trial.clock,
+        )
+        trial.source.served(trial.config)
 
     def _compiles(self, config: Config) -> bool:
         """Whether ``config`` compiles (what validation cannot tell, as a CA file gone):
@@ -330,6 +389,9 @@ class Supervisor:
             if pid == self._sidecar.pid:
                 self._sidecar_exited(status)
                 continue
+            if self._trial is not None and pid == self._trial.pid:
+                self._trial_ended(status)
+                continue
             started = self.children.pop(pid, None)
             if started is None:
                 continue
@@ -342,6 +404,11 @@ class Supervisor:
             self._spawn(ready_write, index)  # the replacement takes the same index
 
     def _stop_children(self) -> None:
+        if self._trial is not None:
+            _kill(self._trial.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self._trial.pid, 0)
+            self._trial = None
         sidecar = self._sidecar.pid
         self._sidecar.pid = None
         alive = set(self.children) | ({sidecar} if sidecar is not None else set())
@@ -422,6 +489,17 @@ class Supervisor:
         log.error(
             "%s exited (%s); starting it again in %.1fs", name, _describe(status), state.backoff
         )
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """A trial compile running in a child process."""
+
+    pid: int
+    config: Config
+    source: MasterSource
+    handed_at: float  # time.monotonic() when the config was handed to the workers
+    clock: float  # time.perf_counter() then
 
 
 @dataclass

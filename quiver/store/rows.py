@@ -10,6 +10,7 @@ the rows fill is kept empty in the entity's document (``plugins: {}``,
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import delete, select
@@ -26,21 +27,26 @@ _LISTS: tuple[tuple[str, str, type[Entity]], ...] = (
 )
 
 
-def read(session: Session, team: Team) -> dict[str, Any]:
-    document = copy.deepcopy(team.frame)
+def read(session: Session, team: Team, *, copies: bool = True) -> dict[str, Any]:
+    """The team's document.  With ``copies`` its parts are copies of what the rows
+    hold, so that changing it changes no row of ``session``; without, they are the
+    rows' own (for a session that ends unchanged: a third faster at thousands of
+    routes)."""
+    clone = copy.deepcopy if copies else _itself
+    document = clone(team.frame)
     plugins: dict[Owner, dict[str, Any]] = {}
     for plugin in session.scalars(select(PluginRow).where(PluginRow.team_id == team.id)):
-        plugins.setdefault(_owner_of(plugin), {})[plugin.name] = copy.deepcopy(plugin.config)
+        plugins.setdefault(_owner_of(plugin), {})[plugin.name] = clone(plugin.config)
     if "plugins" in document:
         document["plugins"] = plugins.get(("", None), {})
     names: dict[int, str] = {}
-    credentials = _credentials_by_consumer(session, team)
+    credentials = _credentials_by_consumer(session, team, clone)
     for key, kind, row_type in _LISTS:
         query = select(row_type).where(row_type.team_id == team.id).order_by(row_type.position)
         rows = cast(list[Entity], session.scalars(query).all())
         items = []
         for row in rows:
-            item = copy.deepcopy(row.document)
+            item = clone(row.document)
             if isinstance(row, TargetRow):
                 names[row.id] = row.name
             if isinstance(row, RouteRow):
@@ -56,8 +62,12 @@ def read(session: Session, team: Team) -> dict[str, Any]:
     return document
 
 
+def _itself(value: Any) -> Any:
+    return value
+
+
 def _credentials_by_consumer(
-    session: Session, team: Team
+    session: Session, team: Team, clone: Callable[[Any], Any]
 ) -> dict[int, list[tuple[str, dict[str, Any]]]]:
     query = (
         select(CredentialRow)
@@ -66,7 +76,7 @@ def _credentials_by_consumer(
     )
     found: dict[int, list[tuple[str, dict[str, Any]]]] = {}
     for row in session.scalars(query):
-        found.setdefault(row.consumer_id, []).append((row.plugin, copy.deepcopy(row.document)))
+        found.setdefault(row.consumer_id, []).append((row.plugin, clone(row.document)))
     return found
 
 
@@ -103,7 +113,7 @@ class _Writer:
         for plugin in session.scalars(select(PluginRow).where(PluginRow.team_id == team.id)):
             owner = _owner_of(plugin)
             self.attached.setdefault(owner, {})[plugin.name] = plugin.config
-        self.credentials = _credentials_by_consumer(session, team)
+        self.credentials = _credentials_by_consumer(session, team, copy.deepcopy)
 
     def sync(self, row_type: type[Entity], items: list[dict[str, Any]]) -> dict[str, int]:
         """Rows of ``row_type`` for ``items`` in their order; the ids by name."""

@@ -77,6 +77,7 @@ def serve_store(
             catalog=catalog,
             source=source,
             sidecar=AdminSidecar(url, settings.admin_listen, catalog),
+            trial_after_handoff=True,
         ).run()
     finally:
         source.close()

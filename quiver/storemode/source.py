@@ -110,14 +110,16 @@ class StoreSource:
     def changed(self) -> bool:
         """Whether the store's head moved past the revision loaded last."""
         now = time.monotonic()
-        if self._watch.listening():
-            if not self._watch.heard():
+        if self._down or not self._watch.listening():
+            # polled: nothing can be heard, or the last look failed and must be retried
+            # even if nothing new is heard
+            if now < self._next_try:
                 return False
-        elif now < self._next_try:
-            return False
-        else:
             self._next_try = now + FALLBACK_POLL
-            self._watch.listen()  # (when it can: a look at the head follows anyway)
+            if not self._watch.listening():
+                self._watch.listen()  # (when it can: a look at the head follows anyway)
+        elif not self._watch.heard():
+            return False
         head = self._head()
         return head is not None and head != self._seen
 
