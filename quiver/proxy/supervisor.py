@@ -341,7 +341,7 @@ class Supervisor:
                 os._exit(code)
         self._trial = _Trial(pid, config, source, time.monotonic(), time.perf_counter())
 
-    def _trial_ended(self, status: int) -> None:
+    def _trial_ended(self, status: int, *, stopping: bool = False) -> None:
         trial, self._trial = self._trial, None
         assert trial is not None
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
@@ -355,7 +355,7 @@ class Supervisor:
             return
         self.config = trial.config  # workers started from now on get it too
         for pid, started in self.children.items():
-            if started >= trial.handed_at:  # (started meanwhile, with the previous one)
+            if started >= trial.handed_at and not stopping:  # (started with the previous)
                 _kill(pid, signal.SIGHUP)
         log.info(
             "config %s compiled in a trial (%.2fs): new workers start with it",
@@ -404,27 +404,29 @@ class Supervisor:
             self._spawn(ready_write, index)  # the replacement takes the same index
 
     def _stop_children(self) -> None:
-        if self._trial is not None:
-            _kill(self._trial.pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self._trial.pid, 0)
-            self._trial = None
+        # A trial under way ends while the workers drain: its config is the one they
+        # serve, and the source keeps it (the last good config of store mode).
+        trial = self._trial.pid if self._trial is not None else None
         sidecar = self._sidecar.pid
         self._sidecar.pid = None
         alive = set(self.children) | ({sidecar} if sidecar is not None else set())
         for pid in alive:
             _kill(pid, signal.SIGTERM)
+        if trial is not None:
+            alive.add(trial)
         deadline = time.monotonic() + self.drain_timeout + _STOP_MARGIN
         while alive and time.monotonic() < deadline:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 signal.sigtimedwait({signal.SIGCHLD}, 0.1)
-            else:
-                alive.discard(pid)
-                self.children.pop(pid, None)
+                continue
+            alive.discard(pid)
+            self.children.pop(pid, None)
+            if pid == trial:
+                self._trial_ended(status, stopping=True)
         for pid in alive:
             _kill(pid, signal.SIGKILL)
         self._sidecar.close_pipe()

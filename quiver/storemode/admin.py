@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from quiver.config.models import split_address
 from quiver.logconfig import tag_process
 from quiver.plugins.catalog import Catalog
+from quiver.storemode.source import UNREACHABLE, reason
+from quiver.storemode.urls import shown
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,11 @@ class AdminSidecar:
             config_path=self.config_path,
             ready_fd=ready_fd,
         )
-        run_admin(settings, self.catalog)
+        try:
+            run_admin(settings, self.catalog)
+        except UNREACHABLE as exc:  # (one line, not a traceback per restart)
+            message = f"config store {shown(self.store_url)} unreachable: {reason(exc)}"
+            raise SystemExit(message) from None
 
     def url(self, port: int) -> str:
         host, _ = split_address(self.listen)

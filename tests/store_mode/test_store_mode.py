@@ -191,6 +191,38 @@ def test_an_invalid_stored_declaration_keeps_the_previous_one(tmp_path: Path) ->
     assert node.stderr.count("config reload refused") == 1
 
 
+def test_a_revision_that_does_not_compile_is_not_what_new_workers_start_with(
+    tmp_path: Path,
+) -> None:
+    # Valid, but its CA file is gone: the workers refuse it, the master's trial
+    # compile too, and a worker started afterwards serves the previous revision.
+    with start_node(tmp_path, "--workers", "2") as node:
+        node.wait_listening()
+        node.wait_for(r"worker \d+ started", count=2)
+        store = open_store(str(tmp_path / "quiver.db"), built_in())
+        try:
+            store.apply(declaration("v2"), author="test")
+            wait_live(node, 2, "v2", 2, within=LIVE_WITHIN)
+            broken = declaration("v3")
+            broken["targets"].append(
+                {"name": "tls", "url": "https://127.0.0.1:9", "tls_ca_file": str(tmp_path / "x")}
+            )
+            broken["routes"].append({"name": "tls", "paths": ["/tls"], "target": "tls"})
+            store.apply(broken, author="test")
+        finally:
+            store.close()
+        node.wait_for(r"config store revision 3 does not compile")
+        node.wait_for(r"config reload (refused|failed)", count=2)
+        assert revision_served(node.port) == "v2"
+        [worker] = node.wait_for(r"worker (\d+) started")
+        os.kill(int(worker.group(1)), signal.SIGKILL)
+        node.wait_for(r"worker \d+ started", count=3)
+        for _ in range(10):
+            assert revision_served(node.port) == "v2"
+        assert node.stop() == 0
+    assert "worker failed" not in node.stderr
+
+
 class _ElsewhereCatalog:
     """The built-in catalog plus a plugin ``elsewhere`` (installed where the apply
     ran, not on the node)."""
