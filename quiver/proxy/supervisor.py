@@ -49,6 +49,7 @@ from quiver.plugins.stores import remove_in_flight_tables
 from quiver.proxy.handoff import Signature, handoff_path, remove_handoff, write_handoff
 from quiver.proxy.reload import applied, refused
 from quiver.proxy.server import BoundAddress, listen_socket
+from quiver.proxy.sidecar import Sidecar, SidecarProcess
 from quiver.proxy.snapshot import compile_snapshot
 from quiver.proxy.status import default_run_dir
 from quiver.proxy.sweeper import Sweeper
@@ -61,9 +62,6 @@ _MAX_BACKOFF = 5.0
 _READY_TIMEOUT = 30.0
 _STOP_MARGIN = 5.0  # beyond the workers' drain timeout, before they are killed
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
-_SIDECAR_BACKOFF = (0.5, 30.0)  # first and longest wait before restarting a sidecar
-_SIDECAR_STEADY = 10.0  # a sidecar that lived this long starts again without waiting
-_SIDECAR_TICK = 0.1  # how often the master looks at a sidecar coming up
 
 
 class MasterSource(Protocol):
@@ -84,8 +82,9 @@ class MasterSource(Protocol):
         """The current config and what the handoff says it was read from.
         ConfigError when it is invalid; SourceUnavailable when it cannot be read now."""
 
-    def served(self, config: Config) -> None:
-        """``config`` compiled and was handed to the workers."""
+    def served(self, config: Config, signature: Signature) -> None:
+        """``config``, loaded with ``signature``, compiled and was handed to the
+        workers: it is what new workers start with."""
 
 
 class FileMaster:
@@ -110,23 +109,8 @@ class FileMaster:
         signature = file_signature(self.source.path)  # (taken first: a later change is seen)
         return self.source.load(), signature
 
-    def served(self, config: Config) -> None:
+    def served(self, config: Config, signature: Signature) -> None:
         pass
-
-
-class Sidecar(Protocol):
-    """A program the master runs in a child process beside its workers."""
-
-    @property
-    def name(self) -> str:
-        """What log lines call it (e.g. "admin API")."""
-
-    def run(self, ready_fd: int) -> None:
-        """Run in the child until SIGTERM; write ``b"PORT\n"`` to ``ready_fd`` (then
-        close it) once it accepts connections on PORT."""
-
-    def url(self, port: int) -> str:
-        """Where it is reached, once it reported ``port``."""
 
 
 @dataclass
@@ -151,8 +135,10 @@ class Supervisor:
     _addresses: list[tuple[Listen, str]] = field(default_factory=list)
     _reserved: list[socket.socket] = field(default_factory=list)
     _backoff: float = 0.0
-    _sidecar: _SidecarState = field(default_factory=lambda: _SidecarState())
-    _trial: _Trial | None = None
+    _sidecar: SidecarProcess | None = None
+    _trial: _Trial | None = None  # the config whose trial compile runs
+    _trial_pid: int | None = None
+    _next_trial: _Trial | None = None  # the config whose trial waits for it
     # fixed at start, like the addresses: a reload does not change it
     drain_timeout: float = field(init=False)
 
@@ -186,10 +172,13 @@ class Supervisor:
             else:
                 log.error("no worker became ready within %.0fs", _READY_TIMEOUT)
             if self.sidecar is not None:
-                self._sidecar.due = time.monotonic()
+                self._sidecar = SidecarProcess(
+                    self.sidecar, unblock=_SIGNALS, in_child=self._close_reserved
+                )
+                self._sidecar.start_soon()
             next_look = time.monotonic() + (interval or 0.0)
             while True:
-                timeout = self._sidecar_timeout()
+                timeout = self._sidecar.timeout() if self._sidecar is not None else None
                 if source is not None and interval is not None:
                     left = max(0.0, next_look - time.monotonic())
                     timeout = left if timeout is None else min(timeout, left)
@@ -198,7 +187,8 @@ class Supervisor:
                     info = signal.sigwaitinfo(_SIGNALS)
                 else:
                     info = signal.sigtimedwait(_SIGNALS, timeout)
-                self._tend_sidecar()
+                if self._sidecar is not None:
+                    self._sidecar.tend()
                 if interval is not None and time.monotonic() >= next_look:
                     if source is not None and source.changed():
                         self._reload(source)
@@ -301,7 +291,7 @@ class Supervisor:
                 loaded - started,
                 time.perf_counter() - loaded,
             )
-            self._start_trial(config, source)
+            self._start_trial(_Trial(config, signature, source, time.monotonic()))
             return
         if not self._compiles(config):
             return
@@ -316,53 +306,57 @@ class Supervisor:
             compiled - loaded,
             time.perf_counter() - compiled,
         )
-        source.served(config)
+        source.served(config, signature)
 
     def _hand_off(self, config: Config, signature: Signature) -> None:
         write_handoff(handoff_path(self._run_dir(), os.getpid()), config, signature)
         for pid in self.children:
             _kill(pid, signal.SIGHUP)
 
-    def _start_trial(self, config: Config, source: MasterSource) -> None:
-        """Trial-compile ``config`` in a child process at low priority; its end
-        (:meth:`_trial_ended`) makes it the config new workers start with."""
-        if self._trial is not None:  # (a newer config makes its trial pointless)
-            _kill(self._trial.pid, signal.SIGKILL)
+    def _start_trial(self, trial: _Trial) -> None:
+        """Trial-compile a config handed over in a child process at low priority; its
+        end (:meth:`_trial_ended`) makes it the config new workers start with.  One
+        trial runs at a time: a newer config's waits for it (only the newest waits)."""
+        if self._trial_pid is not None:
+            self._next_trial = trial
+            return
         pid = os.fork()
         if pid == 0:  # the trial
             code = 1
             try:
                 os.nice(10)
-                code = 0 if self._compiles(config) else 1
+                code = 0 if self._compiles(trial.config) else 1
             except BaseException:
                 log.exception("trial compile failed")
             finally:
                 logging.shutdown()
                 os._exit(code)
-        self._trial = _Trial(pid, config, source, time.monotonic(), time.perf_counter())
+        self._trial_pid, self._trial = pid, trial
 
     def _trial_ended(self, status: int, *, stopping: bool = False) -> None:
-        trial, self._trial = self._trial, None
+        trial, self._trial, self._trial_pid = self._trial, None, None
         assert trial is not None
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
-            return  # (replaced by a newer config's)
         if os.waitstatus_to_exitcode(status) != 0:
             log.error(
                 "config %s does not compile (the workers refuse it too): new workers "
                 "start with the previous config",
-                trial.source.name,
+                trial.signature,
             )
-            return
-        self.config = trial.config  # workers started from now on get it too
-        for pid, started in self.children.items():
-            if started >= trial.handed_at and not stopping:  # (started with the previous)
-                _kill(pid, signal.SIGHUP)
-        log.info(
-            "config %s compiled in a trial (%.2fs): new workers start with it",
-            trial.source.name,
-            time.perf_counter() - trial.clock,
-        )
-        trial.source.served(trial.config)
+        else:
+            self.config = trial.config  # workers started from now on get it too
+            for pid, started in self.children.items():
+                if started >= trial.handed_at and not stopping:  # (started with the previous)
+                    _kill(pid, signal.SIGHUP)
+            log.info(
+                "config %s passed its trial compile (%.2fs after the handover): new workers "
+                "start with it",
+                trial.signature,
+                time.monotonic() - trial.handed_at,
+            )
+            trial.source.served(trial.config, trial.signature)
+        waiting, self._next_trial = self._next_trial, None
+        if waiting is not None and not stopping:
+            self._start_trial(waiting)
 
     def _compiles(self, config: Config) -> bool:
         """Whether ``config`` compiles (what validation cannot tell, as a CA file gone):
@@ -386,10 +380,10 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            if pid == self._sidecar.pid:
-                self._sidecar_exited(status)
+            if self._sidecar is not None and pid == self._sidecar.pid:
+                self._sidecar.exited(status, _describe(status))
                 continue
-            if self._trial is not None and pid == self._trial.pid:
+            if pid == self._trial_pid:
                 self._trial_ended(status)
                 continue
             started = self.children.pop(pid, None)
@@ -406,9 +400,8 @@ class Supervisor:
     def _stop_children(self) -> None:
         # A trial under way ends while the workers drain: its config is the one they
         # serve, and the source keeps it (the last good config of store mode).
-        trial = self._trial.pid if self._trial is not None else None
-        sidecar = self._sidecar.pid
-        self._sidecar.pid = None
+        trial = self._trial_pid
+        sidecar = self._sidecar.stop() if self._sidecar is not None else None
         alive = set(self.children) | ({sidecar} if sidecar is not None else set())
         for pid in alive:
             _kill(pid, signal.SIGTERM)
@@ -429,113 +422,20 @@ class Supervisor:
                 self._trial_ended(status, stopping=True)
         for pid in alive:
             _kill(pid, signal.SIGKILL)
-        self._sidecar.close_pipe()
 
-    def _sidecar_timeout(self) -> float | None:
-        """How long the master may wait for a signal before looking at the sidecar."""
-        state = self._sidecar
-        if self.sidecar is None:
-            return None
-        if state.pid is None and state.due is not None:
-            return max(0.0, state.due - time.monotonic())
-        return _SIDECAR_TICK if state.pipe is not None else None
-
-    def _tend_sidecar(self) -> None:
-        """Start the sidecar when it is due; log its address once it reports it."""
-        state = self._sidecar
-        if self.sidecar is None:
-            return
-        if state.pid is None and state.due is not None and time.monotonic() >= state.due:
-            state.due = None
-            self._spawn_sidecar(self.sidecar)
-        port = state.read_port()
-        if port is not None:
-            name, url = self.sidecar.name, self.sidecar.url(port)
-            log.info("%s (pid %d) ready at %s", name, state.pid, url)
-
-    def _spawn_sidecar(self, sidecar: Sidecar) -> None:
-        ready_read, ready_write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the sidecar
-            code = 0
-            try:
-                os.close(ready_read)
-                for sock in self._reserved:
-                    sock.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-                sidecar.run(ready_write)
-            except SystemExit as exc:
-                if exc.code not in (None, 0):
-                    log.error("%s stopped: %s", sidecar.name, exc.code)
-                    code = 1
-            except BaseException:
-                log.exception("%s failed", sidecar.name)
-                code = 1
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        os.close(ready_write)
-        os.set_blocking(ready_read, False)
-        self._sidecar.started(pid, ready_read)
-        log.info("%s started (pid %d)", sidecar.name, pid)
-
-    def _sidecar_exited(self, status: int) -> None:
-        state, name = self._sidecar, self.sidecar.name if self.sidecar else "sidecar"
-        lived = time.monotonic() - state.since
-        state.pid = None
-        state.close_pipe()
-        low, high = _SIDECAR_BACKOFF
-        state.backoff = low if lived >= _SIDECAR_STEADY else min(high, state.backoff * 2 or low)
-        state.due = time.monotonic() + state.backoff
-        log.error(
-            "%s exited (%s); starting it again in %.1fs", name, _describe(status), state.backoff
-        )
+    def _close_reserved(self) -> None:
+        for sock in self._reserved:
+            sock.close()
 
 
 @dataclass(frozen=True)
 class _Trial:
-    """A trial compile running in a child process."""
+    """A config handed to the workers, to be trial-compiled."""
 
-    pid: int
     config: Config
+    signature: Signature
     source: MasterSource
-    handed_at: float  # time.monotonic() when the config was handed to the workers
-    clock: float  # time.perf_counter() then
-
-
-@dataclass
-class _SidecarState:
-    pid: int | None = None
-    since: float = 0.0
-    #: when to start it (again); None while it runs, or before the workers are up
-    due: float | None = None
-    backoff: float = 0.0
-    pipe: int | None = None  # read end of its ready pipe, until it reported its port
-    _read: bytes = b""
-
-    def started(self, pid: int, pipe: int) -> None:
-        self.pid, self.since, self.pipe, self._read = pid, time.monotonic(), pipe, b""
-
-    def read_port(self) -> int | None:
-        """The port the sidecar reported, once (None until then, and after)."""
-        if self.pipe is None:
-            return None
-        try:
-            chunk = os.read(self.pipe, 64)
-        except BlockingIOError:
-            return None
-        self._read += chunk
-        line, newline, _ = self._read.partition(b"\n")
-        if not newline and chunk:
-            return None
-        self.close_pipe()  # a line, or the end without one (it failed to start)
-        return int(line) if newline and line.strip().isdigit() else None
-
-    def close_pipe(self) -> None:
-        if self.pipe is not None:
-            os.close(self.pipe)
-            self.pipe = None
+    handed_at: float  # time.monotonic() when it was handed to the workers
 
 
 def _kill(pid: int, signum: int) -> None:

@@ -11,7 +11,8 @@ the store only when something says a revision may have been applied:
   listening again catches what was applied meanwhile.
 - **SQLite**: an apply writes the database's ``-wal`` file (or the file itself).
   The source compares their size, time and inode with the last look and asks for
-  the head only when one moved.
+  the head when one moved, and at every look of the half second after (a commit
+  is in the log a moment before readers see it).
 
 ``load_signed()`` reads the latest revision and the merged declaration of every
 team in one transaction, validates it once and adds the process's settings; the
@@ -36,6 +37,7 @@ from quiver.config.models import Config, Settings
 from quiver.config.plugin_set import PluginSet
 from quiver.config.sources import SourceUnavailable
 from quiver.errors import StoreError
+from quiver.proxy.handoff import Signature
 from quiver.store import Store, open_store
 from quiver.store.models import REVISIONS_CHANNEL
 from quiver.storemode.lastgood import LastGood
@@ -92,7 +94,8 @@ class StoreSource:
         self.store = store
         self.revision = revision  # served
         self._seen = revision  # loaded, valid or not: not loaded again
-        self._loaded: tuple[int, dict[str, Any]] | None = None
+        #: what was loaded and not yet served, by the signature handed over with it
+        self._loaded: dict[str, tuple[int, dict[str, Any]]] = {}
         self._down = store is None
         self._next_try = 0.0
         self._watch: _Watch = (
@@ -101,7 +104,7 @@ class StoreSource:
 
     @property
     def name(self) -> str:
-        return f"store revision {self._loaded[0] if self._loaded else self.revision}"
+        return f"store revision {self._seen}"
 
     @property
     def poll_interval(self) -> float:
@@ -133,13 +136,17 @@ class StoreSource:
         self._reachable()
         self._seen = revision
         config = compose(declaration, self.settings, self.catalog)
-        self._loaded = (revision, declaration)
-        return config, f"store revision {revision}"
+        signature = f"store revision {revision}"
+        self._loaded[signature] = (revision, declaration)
+        return config, signature
 
-    def served(self, config: Config) -> None:
-        if self._loaded is None:
+    def served(self, config: Config, signature: Signature) -> None:
+        loaded = self._loaded.get(str(signature))
+        if loaded is None:
             return
-        revision, declaration = self._loaded
+        revision, declaration = loaded
+        # (what was loaded before it will never be served)
+        self._loaded = {key: value for key, value in self._loaded.items() if value[0] > revision}
         self.revision = revision
         self.last_good.save(revision, declaration)
 
@@ -203,21 +210,30 @@ class _Watch:
 
 
 class _FileWatch(_Watch):
-    """A SQLite database: its file and its write-ahead log, by size, time and inode."""
+    """A SQLite database: its file and its write-ahead log, by size, time and inode.
+
+    A commit writes its frames to the log before readers can see it: a look that
+    falls in between sees the file moved but the old head.  So for ``SETTLE``
+    seconds after the files last moved, every look says something happened."""
+
+    SETTLE = 0.5
 
     def __init__(self, path: str) -> None:
         self.paths = (path, f"{path}-wal")
         self._last = self._signature()
+        self._settled_at = 0.0
 
     def listening(self) -> bool:
         return True
 
     def heard(self) -> bool:
+        now = time.monotonic()
         signature = self._signature()
-        if signature == self._last:
-            return False
-        self._last = signature
-        return True
+        if signature != self._last:
+            self._last = signature
+            self._settled_at = now + self.SETTLE
+            return True
+        return now < self._settled_at
 
     def _signature(self) -> tuple[tuple[int, int, int] | None, ...]:
         found: list[tuple[int, int, int] | None] = []
