@@ -183,7 +183,7 @@ class Store:
         every team's, merged (see quiver.store.merged), read in one transaction."""
         with self._transaction() as session:
             number = session.scalars(select(Head.revision)).one()
-            return number, merge(_documents(session, copies=False))
+            return number, merge(_documents(session))
 
     def revisions(self, team: str | None = None) -> list[Revision]:
         """Every revision, oldest first (only the team's when one is named)."""
@@ -252,15 +252,13 @@ def _team(session: Session, name: str | None) -> Team | None:
     return session.scalars(select(Team).where(Team.name == (name or DEFAULT_TEAM))).first()
 
 
-def _documents(session: Session, *, copies: bool = True) -> dict[str, dict[str, Any]]:
-    """Every team's document (``copies``: see rows.read)."""
-    teams = session.scalars(select(Team))
-    return {team.name: rows.read(session, team, copies=copies) for team in teams}
-
-
 def _latest(session: Session, team: Team) -> int:
     query = select(func.max(RevisionRow.number)).where(RevisionRow.team_id == team.id)
     return session.scalar(query) or 0
+
+
+def _documents(session: Session) -> dict[str, dict[str, Any]]:
+    return {team.name: rows.read(session, team) for team in session.scalars(select(Team))}
 
 
 def _new_team(session: Session, name: str) -> Team:

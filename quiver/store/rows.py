@@ -10,10 +10,9 @@ the rows fill is kept empty in the entity's document (``plugins: {}``,
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, null, select
 from sqlalchemy.orm import Session
 
 from quiver.store.models import ConsumerRow, CredentialRow, PluginRow, RouteRow, TargetRow, Team
@@ -27,56 +26,70 @@ _LISTS: tuple[tuple[str, str, type[Entity]], ...] = (
 )
 
 
-def read(session: Session, team: Team, *, copies: bool = True) -> dict[str, Any]:
-    """The team's document.  With ``copies`` its parts are copies of what the rows
-    hold, so that changing it changes no row of ``session``; without, they are the
-    rows' own (for a session that ends unchanged: a third faster at thousands of
-    routes)."""
-    clone = copy.deepcopy if copies else _itself
-    document = clone(team.frame)
+def read(session: Session, team: Team) -> dict[str, Any]:
+    """The team's document, made of fresh objects (changing it changes no row).
+
+    It selects columns rather than ORM objects: each JSON document is decoded anew,
+    so nothing needs copying, and thousands of routes are read several times faster
+    (a gateway in store mode reads every team's document at each revision)."""
+    document = copy.deepcopy(team.frame)
     plugins: dict[Owner, dict[str, Any]] = {}
-    for plugin in session.scalars(select(PluginRow).where(PluginRow.team_id == team.id)):
-        plugins.setdefault(_owner_of(plugin), {})[plugin.name] = clone(plugin.config)
+    attached = select(
+        PluginRow.target_id,
+        PluginRow.route_id,
+        PluginRow.consumer_id,
+        PluginRow.name,
+        PluginRow.config,
+    ).where(PluginRow.team_id == team.id)
+    for target_id, route_id, consumer_id, plugin_name, config in session.execute(attached):
+        owner: Owner = ("", None)
+        for column, value in (
+            ("target_id", target_id),
+            ("route_id", route_id),
+            ("consumer_id", consumer_id),
+        ):
+            if value is not None:
+                owner = (column, value)
+        plugins.setdefault(owner, {})[plugin_name] = config
     if "plugins" in document:
         document["plugins"] = plugins.get(("", None), {})
     names: dict[int, str] = {}
-    credentials = _credentials_by_consumer(session, team, clone)
+    credentials = _credentials_by_consumer(session, team)
     for key, kind, row_type in _LISTS:
-        query = select(row_type).where(row_type.team_id == team.id).order_by(row_type.position)
-        rows = cast(list[Entity], session.scalars(query).all())
+        target = RouteRow.target_id if row_type is RouteRow else null()
+        listed = (
+            select(row_type.id, row_type.name, row_type.document, target)
+            .where(row_type.team_id == team.id)
+            .order_by(row_type.position)
+        )
         items = []
-        for row in rows:
-            item = clone(row.document)
-            if isinstance(row, TargetRow):
-                names[row.id] = row.name
-            if isinstance(row, RouteRow):
-                item["target"] = names[row.target_id]
+        for row_id, name, item, target_id in session.execute(listed):
+            if row_type is TargetRow:
+                names[row_id] = name
+            if target_id is not None:  # (a route's)
+                item["target"] = names[target_id]
             if "plugins" in item:
-                item["plugins"] = plugins.get((f"{kind}_id", row.id), {})
-            if isinstance(row, ConsumerRow) and "credentials" in item:
-                for name, credential in credentials.get(row.id, ()):
-                    item["credentials"][name].append(credential)
+                item["plugins"] = plugins.get((f"{kind}_id", row_id), {})
+            if row_type is ConsumerRow and "credentials" in item:
+                for plugin, credential in credentials.get(row_id, ()):
+                    item["credentials"][plugin].append(credential)
             items.append(item)
         if key in document:
             document[key] = items
     return document
 
 
-def _itself(value: Any) -> Any:
-    return value
-
-
 def _credentials_by_consumer(
-    session: Session, team: Team, clone: Callable[[Any], Any]
+    session: Session, team: Team
 ) -> dict[int, list[tuple[str, dict[str, Any]]]]:
     query = (
-        select(CredentialRow)
+        select(CredentialRow.consumer_id, CredentialRow.plugin, CredentialRow.document)
         .where(CredentialRow.team_id == team.id)
         .order_by(CredentialRow.consumer_id, CredentialRow.plugin, CredentialRow.position)
     )
     found: dict[int, list[tuple[str, dict[str, Any]]]] = {}
-    for row in session.scalars(query):
-        found.setdefault(row.consumer_id, []).append((row.plugin, clone(row.document)))
+    for consumer_id, plugin, document in session.execute(query):
+        found.setdefault(consumer_id, []).append((plugin, document))
     return found
 
 
@@ -113,7 +126,7 @@ class _Writer:
         for plugin in session.scalars(select(PluginRow).where(PluginRow.team_id == team.id)):
             owner = _owner_of(plugin)
             self.attached.setdefault(owner, {})[plugin.name] = plugin.config
-        self.credentials = _credentials_by_consumer(session, team, copy.deepcopy)
+        self.credentials = _credentials_by_consumer(session, team)
 
     def sync(self, row_type: type[Entity], items: list[dict[str, Any]]) -> dict[str, int]:
         """Rows of ``row_type`` for ``items`` in their order; the ids by name."""
