@@ -47,7 +47,7 @@ from quiver.logconfig import tag_worker
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import remove_in_flight_tables
 from quiver.proxy.handoff import Signature, handoff_path, remove_handoff, write_handoff
-from quiver.proxy.reload import applied, refused
+from quiver.proxy.reload import applied, full_collections_held, refused
 from quiver.proxy.server import BoundAddress, listen_socket
 from quiver.proxy.sidecar import Sidecar, SidecarProcess
 from quiver.proxy.snapshot import compile_snapshot
@@ -274,6 +274,12 @@ class Supervisor:
         if source is None:
             log.warning("no config file to reload")
             return
+        # Loading makes thousands of objects: full collections, scanning all of them
+        # again and again, would double the time (the reload of a worker does the same)
+        with full_collections_held():
+            self._reload_from(source)
+
+    def _reload_from(self, source: MasterSource) -> None:
         started = time.perf_counter()
         try:
             config, signature = source.load_signed()
