@@ -66,7 +66,7 @@ def team_rule(team: str, document: object, where: str = "") -> None:
     """Non-default teams hold only targets, routes and consumers: 422 naming the key."""
     if team == DEFAULT_TEAM or not isinstance(document, dict):
         return
-    keys = [key for key in DEFAULT_TEAM_ONLY if document.get(key)]
+    keys = [key for key in DEFAULT_TEAM_ONLY if key in document]
     if keys:
         raise ConfigError(
             [
