@@ -152,6 +152,10 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--url", metavar="URL", help="the entries of one URL (host and path)")
     which.add_argument("--path", metavar="PATH", help="the entries of one path, on any host")
     cache.set_defaults(handler=_cache)
+
+    from quiver.declarative.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Hashable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,12 @@ class Credential(BaseModel):
     """One credential of a consumer; a plugin's :class:`CredentialModel` refines it."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+    def identity(self) -> Hashable | None:
+        """What picks this credential out from the request (an API key's digest, a
+        JWT's issuer): two consumers may not share one, since a request carrying it
+        would identify either.  None when credentials are told apart otherwise."""
+        return None
 
 
 class CredentialModel(Credential):

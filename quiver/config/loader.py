@@ -34,7 +34,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
@@ -67,17 +67,6 @@ def load_config(path: str | os.PathLike[str], catalog: PluginSet | None = None) 
     return load_config_text(text, source=source, catalog=catalog)
 
 
-def load_document(
-    path: str | os.PathLike[str], catalog: PluginSet | None = None
-) -> tuple[dict[str, object], Config]:
-    """The config file at ``path`` as plain data (``${VAR}`` substituted) and as the
-    :class:`Config` it declares, for callers that show the file as written."""
-    source, text = _read(path)
-    report = _Report(source)
-    data = _TreeReader(report, os.environ).read_document(text)
-    return data, _validated(report, data, catalog)
-
-
 def _read(path: str | os.PathLike[str]) -> tuple[str, str]:
     """The name and text of the file at ``path``; ConfigError when it cannot be read."""
     source = os.fspath(path)
@@ -104,6 +93,37 @@ def load_config_text(
     reader = _TreeReader(report, os.environ if env is None else env)
     data = reader.read_document(text)
     return _validated(report, data, catalog)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A config file read as plain data (``${VAR}`` substituted), not yet validated:
+    what is sent to an admin API, whose issues ``line_of`` places back in the file."""
+
+    source: str
+    data: dict[str, object]
+    lines: dict[str, int]  # format_location(path) -> line
+
+    def line_of(self, location: str) -> int | None:
+        """The line of ``location`` (``routes[3].target``), or of what holds it."""
+        while True:
+            line = self.lines.get(location)
+            if line is not None or not location:
+                return line
+            cut = max(location.rfind("."), location.rfind("["))
+            location = location[: max(cut, 0)]
+
+
+def read_document(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Document:
+    """The file at ``path`` as plain data; ConfigError for what keeps it from being
+    read (syntax, an unset ``${VAR}``, duplicate keys), with lines."""
+    source, text = _read(path)
+    report = _Report(source)
+    data = _TreeReader(report, os.environ if env is None else env).read_document(text)
+    if report.issues:
+        raise ConfigError(report.sorted_issues())
+    lines = {format_location(where): line for where, line in report.lines.items()}
+    return Document(source, data, lines)
 
 
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
@@ -611,6 +631,7 @@ def _checked_credentials(
     under, by consumer index."""
     models = known.credential_models()
     validated: Validated = {}
+    owners: dict[tuple[str, Hashable], tuple[int, str]] = {}  # identity -> first consumer
     for index, consumer in _items(data, "consumers"):
         credentials = consumer.get("credentials")
         if not isinstance(credentials, dict):
@@ -624,13 +645,22 @@ def _checked_credentials(
                 continue
             if not isinstance(items, list):
                 continue
-            mine[name] = [
-                credential
-                for position, item in enumerate(items)
-                if isinstance(item, dict)
-                and (credential := _validated_part(report, (*where, position), model, item))
-                is not None
-            ]
+            mine[name] = []
+            for position, item in enumerate(items):
+                if not isinstance(item, dict):
+                    continue
+                credential = _validated_part(report, (*where, position), model, item)
+                if credential is None:
+                    continue
+                mine[name].append(credential)
+                identity = credential.identity()
+                first = owners.setdefault((name, identity), (index, str(consumer.get("name"))))
+                if identity is not None and first[0] != index:
+                    report.add_found(
+                        (*where, position),
+                        f"identifies consumer '{first[1]}' already: a credential "
+                        "may identify one consumer only",
+                    )
     return validated
 
 

@@ -37,6 +37,9 @@ class KeyAuthCredential(CredentialModel):
             raise ValueError("key_hash must look like sha256:<64 lowercase hex digits>")
         return self
 
+    def identity(self) -> bytes:
+        return self.digest()
+
     def digest(self) -> bytes:
         if self.key is not None:
             return key_digest(self.key.encode())

@@ -30,6 +30,7 @@ from quiver.errors import ConfigError, ConfigIssue, StoreError
 from quiver.store import rows
 from quiver.store.diffing import Diff, diff, is_empty
 from quiver.store.engine import WRITE, make_engine
+from quiver.store.merged import TEAM_KEYS, merge
 from quiver.store.migrate import upgrade
 from quiver.store.models import DEFAULT_TEAM, Head, RevisionRow, Team
 from quiver.store.secrets import without_secrets
@@ -107,7 +108,7 @@ class Store:
         with self._transaction() as session:
             row = _team(session, team)
             before = {} if row is None else rows.read(session, row)
-            return diff(before, self._stored_form(document, before))
+            return diff(before, self._stored_form(document, before, team))
 
     def apply(
         self, document: object, author: str, message: str = "", team: str | None = None
@@ -142,10 +143,11 @@ class Store:
             before = {} if row is None else rows.read(session, row)
             latest = 0 if row is None else _latest(session, row)
             document = mutate(Current(copy.deepcopy(before), latest))
-            after = self._stored_form(document, before)
+            after = self._stored_form(document, before, team)
             changes = diff(before, after)
             if is_empty(changes):
                 return Edit(None, before, latest)
+            self._check_merged(session, team or DEFAULT_TEAM, after)
             row = row or _new_team(session, team or DEFAULT_TEAM)
             rows.write(session, row, after)
             head.revision += 1
@@ -171,6 +173,18 @@ class Store:
                 return Current({}, 0)
             return Current(rows.read(session, row), _latest(session, row))
 
+    def head(self) -> int:
+        """The number of the latest revision (0 before the first apply)."""
+        with self._transaction() as session:
+            return session.scalars(select(Head.revision)).one()
+
+    def effective(self) -> tuple[int, dict[str, Any]]:
+        """The latest revision's number and the declaration the data plane serves:
+        every team's, merged (see quiver.store.merged), read in one transaction."""
+        with self._transaction() as session:
+            number = session.scalars(select(Head.revision)).one()
+            return number, merge(_documents(session))
+
     def revisions(self, team: str | None = None) -> list[Revision]:
         """Every revision, oldest first (only the team's when one is named)."""
         with self._transaction() as session:
@@ -195,18 +209,43 @@ class Store:
             document, team = revision.document, session.get_one(Team, revision.team_id).name
         return self.apply(document, author, message or f"roll back to revision {number}", team)
 
-    def _stored_form(self, document: object, before: dict[str, Any]) -> dict[str, Any]:
+    def _stored_form(
+        self, document: object, before: dict[str, Any], team: str | None
+    ) -> dict[str, Any]:
         config = validate(document, self.catalog)
         data = dict(cast(Mapping[str, Any], document))  # validate refused anything else
-        settings = [key for key in data if key in Settings.model_fields]
-        if settings:
-            raise ConfigError(
-                [
-                    ConfigIssue(key, "a setting of the gateway process, not kept in the store")
-                    for key in settings
-                ]
-            )
+        issues = [
+            ConfigIssue(key, "a setting of the gateway process, not kept in the store")
+            for key in data
+            if key in Settings.model_fields
+        ]
+        if (team or DEFAULT_TEAM) != DEFAULT_TEAM:
+            issues += [
+                ConfigIssue(
+                    key,
+                    "belongs to the default team's declaration: another team's holds "
+                    "only targets, routes and consumers",
+                )
+                for key in data
+                if key not in TEAM_KEYS and key not in Settings.model_fields
+            ]
+        if issues:
+            raise ConfigError(issues)
         return without_secrets(data, config, before)
+
+    def _check_merged(self, session: Session, team: str, after: dict[str, Any]) -> None:
+        """Refuse a team document that is valid alone but not beside the other teams'
+        (the same key-auth key in two teams, say), without telling what the others hold."""
+        documents = _documents(session)
+        if len(documents) <= 1 and set(documents) <= {team}:
+            return
+        documents[team] = after
+        try:
+            validate(merge(documents), self.catalog)
+        except ConfigError:
+            raise ConfigError(
+                [ConfigIssue("", "conflicts with what another team declares (a shared key?)")]
+            ) from None
 
 
 def _team(session: Session, name: str | None) -> Team | None:
@@ -216,6 +255,10 @@ def _team(session: Session, name: str | None) -> Team | None:
 def _latest(session: Session, team: Team) -> int:
     query = select(func.max(RevisionRow.number)).where(RevisionRow.team_id == team.id)
     return session.scalar(query) or 0
+
+
+def _documents(session: Session) -> dict[str, dict[str, Any]]:
+    return {team.name: rows.read(session, team) for team in session.scalars(select(Team))}
 
 
 def _new_team(session: Session, name: str) -> Team:

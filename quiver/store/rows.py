@@ -1,7 +1,8 @@
 """A team's declaration document to rows and back.
 
-Entities keep their row (and id) while they exist: an apply updates a changed
-entity in place and replaces only its plugins and credentials.  A list or mapping
+Entities keep their row (and id) while they exist: an apply writes only what
+changed (a changed entity in place; the plugins or credentials of an entity only
+when they changed), so that changing one route of thousands touches a few rows.  A list or mapping
 the rows fill is kept empty in the entity's document (``plugins: {}``,
 ``credentials: {key-auth: []}``), so a key that was written, even empty, reads back.
 """
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from quiver.store.models import ConsumerRow, CredentialRow, PluginRow, RouteRow, TargetRow, Team
 
 Entity = TargetRow | RouteRow | ConsumerRow
+Owner = tuple[str, int | None]  # ("route_id", 7), or ("", None) for global plugins
 _LISTS: tuple[tuple[str, str, type[Entity]], ...] = (
     ("targets", "target", TargetRow),
     ("routes", "route", RouteRow),
@@ -26,21 +28,13 @@ _LISTS: tuple[tuple[str, str, type[Entity]], ...] = (
 
 def read(session: Session, team: Team) -> dict[str, Any]:
     document = copy.deepcopy(team.frame)
-    plugins: dict[tuple[str, int | None], dict[str, Any]] = {}
+    plugins: dict[Owner, dict[str, Any]] = {}
     for plugin in session.scalars(select(PluginRow).where(PluginRow.team_id == team.id)):
-        owner = (
-            ("target", plugin.target_id)
-            if plugin.target_id is not None
-            else ("route", plugin.route_id)
-            if plugin.route_id is not None
-            else ("consumer", plugin.consumer_id)
-            if plugin.consumer_id is not None
-            else ("global", None)
-        )
-        plugins.setdefault(owner, {})[plugin.name] = copy.deepcopy(plugin.config)
+        plugins.setdefault(_owner_of(plugin), {})[plugin.name] = copy.deepcopy(plugin.config)
     if "plugins" in document:
-        document["plugins"] = plugins.get(("global", None), {})
+        document["plugins"] = plugins.get(("", None), {})
     names: dict[int, str] = {}
+    credentials = _credentials_by_consumer(session, team)
     for key, kind, row_type in _LISTS:
         query = select(row_type).where(row_type.team_id == team.id).order_by(row_type.position)
         rows = cast(list[Entity], session.scalars(query).all())
@@ -52,19 +46,28 @@ def read(session: Session, team: Team) -> dict[str, Any]:
             if isinstance(row, RouteRow):
                 item["target"] = names[row.target_id]
             if "plugins" in item:
-                item["plugins"] = plugins.get((kind, row.id), {})
+                item["plugins"] = plugins.get((f"{kind}_id", row.id), {})
             if isinstance(row, ConsumerRow) and "credentials" in item:
-                _fill_credentials(session, row, item["credentials"])
+                for name, credential in credentials.get(row.id, ()):
+                    item["credentials"][name].append(credential)
             items.append(item)
         if key in document:
             document[key] = items
     return document
 
 
-def _fill_credentials(session: Session, consumer: ConsumerRow, into: dict[str, Any]) -> None:
-    query = select(CredentialRow).where(CredentialRow.consumer_id == consumer.id)
-    for row in session.scalars(query.order_by(CredentialRow.plugin, CredentialRow.position)):
-        into[row.plugin].append(copy.deepcopy(row.document))
+def _credentials_by_consumer(
+    session: Session, team: Team
+) -> dict[int, list[tuple[str, dict[str, Any]]]]:
+    query = (
+        select(CredentialRow)
+        .where(CredentialRow.team_id == team.id)
+        .order_by(CredentialRow.consumer_id, CredentialRow.plugin, CredentialRow.position)
+    )
+    found: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+    for row in session.scalars(query):
+        found.setdefault(row.consumer_id, []).append((row.plugin, copy.deepcopy(row.document)))
+    return found
 
 
 def write(session: Session, team: Team, document: dict[str, Any]) -> None:
@@ -73,76 +76,114 @@ def write(session: Session, team: Team, document: dict[str, Any]) -> None:
         key: ([] if key in ("targets", "routes", "consumers") else {} if key == "plugins" else v)
         for key, v in document.items()
     }
-    _replace_plugins(session, team, document.get("plugins", {}), {})
-    targets = _sync(session, team, TargetRow, document.get("targets", []))
+    writer = _Writer(session, team)
+    writer.plugins(("", None), document.get("plugins", {}))
+    targets = writer.sync(TargetRow, document.get("targets", []))
     routes = [
         dict(route, target_id=targets[route["target"]]) for route in document.get("routes", [])
     ]
-    _sync(session, team, RouteRow, routes)
-    _sync(session, team, ConsumerRow, document.get("consumers", []))
+    writer.sync(RouteRow, routes)
+    writer.sync(ConsumerRow, document.get("consumers", []))
     for row_type in (RouteRow, ConsumerRow, TargetRow):  # routes refer to targets: first
-        keep = [item["name"] for item in document.get(row_type.__tablename__, [])]
-        session.execute(
-            delete(row_type).where(row_type.team_id == team.id, row_type.name.not_in(keep))
-        )
-
-
-def _sync(
-    session: Session, team: Team, row_type: type[Entity], items: list[dict[str, Any]]
-) -> dict[str, int]:
-    query = select(row_type).where(row_type.team_id == team.id)
-    existing = {row.name: row for row in cast(list[Entity], session.scalars(query).all())}
-    ids: dict[str, int] = {}
-    for position, item in enumerate(items):
-        stored = {k: v for k, v in item.items() if k != "target_id"}
-        if "plugins" in stored:
-            stored["plugins"] = {}
-        if "credentials" in stored:
-            stored["credentials"] = {name: [] for name in stored["credentials"]}
-        if row_type is RouteRow:
-            del stored["target"]
-        row: Entity | None = existing.get(item["name"])
-        if row is None:
-            row = row_type(team_id=team.id, name=item["name"], position=position, document=stored)
-            session.add(row)
-        else:
-            row.position, row.document = position, stored
-        if isinstance(row, RouteRow):
-            row.target_id = item["target_id"]
-        session.flush()
-        ids[row.name] = row.id
-        owner = {f"{row_type.__tablename__[:-1]}_id": row.id}
-        _replace_plugins(session, team, item.get("plugins", {}), owner)
-        if isinstance(row, ConsumerRow):
-            _replace_credentials(session, team, row, item.get("credentials", {}))
-    return ids
-
-
-def _replace_plugins(
-    session: Session, team: Team, plugins: dict[str, Any], owner: dict[str, int]
-) -> None:
-    query = delete(PluginRow).where(PluginRow.team_id == team.id)
-    for column in ("target_id", "route_id", "consumer_id"):
-        value = owner.get(column)
-        attribute = getattr(PluginRow, column)
-        query = query.where(attribute.is_(None) if value is None else attribute == value)
-    session.execute(query)
-    for name, config in plugins.items():
-        session.add(PluginRow(team_id=team.id, name=name, config=config, **owner))
-
-
-def _replace_credentials(
-    session: Session, team: Team, consumer: ConsumerRow, credentials: dict[str, Any]
-) -> None:
-    session.execute(delete(CredentialRow).where(CredentialRow.consumer_id == consumer.id))
-    for plugin, items in credentials.items():
-        for position, item in enumerate(items):
-            session.add(
-                CredentialRow(
-                    team_id=team.id,
-                    consumer_id=consumer.id,
-                    plugin=plugin,
-                    position=position,
-                    document=item,
-                )
+        gone = writer.gone.get(row_type, [])
+        if gone:  # (their plugins and credentials go with them: ON DELETE CASCADE)
+            session.execute(
+                delete(row_type).where(row_type.id.in_(gone)),
+                execution_options={"synchronize_session": False},
             )
+
+
+class _Writer:
+    """Writes one apply's changes: what each row holds now is read once up front."""
+
+    def __init__(self, session: Session, team: Team) -> None:
+        self.session, self.team = session, team
+        self.gone: dict[type[Entity], list[int]] = {}
+        self.attached: dict[Owner, dict[str, Any]] = {}
+        for plugin in session.scalars(select(PluginRow).where(PluginRow.team_id == team.id)):
+            owner = _owner_of(plugin)
+            self.attached.setdefault(owner, {})[plugin.name] = plugin.config
+        self.credentials = _credentials_by_consumer(session, team)
+
+    def sync(self, row_type: type[Entity], items: list[dict[str, Any]]) -> dict[str, int]:
+        """Rows of ``row_type`` for ``items`` in their order; the ids by name."""
+        query = select(row_type).where(row_type.team_id == self.team.id)
+        existing = {row.name: row for row in cast(list[Entity], self.session.scalars(query))}
+        rows: list[tuple[Entity, dict[str, Any]]] = []
+        for position, item in enumerate(items):
+            stored = _stored(row_type, item)
+            row = existing.pop(item["name"], None)
+            if row is None:
+                row = row_type(team_id=self.team.id, name=item["name"], position=position)
+                row.document = stored
+                self.session.add(row)
+            else:
+                if row.position != position:
+                    row.position = position
+                if row.document != stored:
+                    row.document = stored
+            if isinstance(row, RouteRow) and row.target_id != item["target_id"]:
+                row.target_id = item["target_id"]
+            rows.append((row, item))
+        self.session.flush()  # once: the ids of the new rows
+        self.gone[row_type] = [row.id for row in existing.values()]
+        column = f"{row_type.__tablename__[:-1]}_id"
+        for row, item in rows:
+            self.plugins((column, row.id), item.get("plugins", {}))
+            if isinstance(row, ConsumerRow):
+                self._credentials(row, item.get("credentials", {}))
+        return {row.name: row.id for row, _ in rows}
+
+    def plugins(self, owner: Owner, plugins: dict[str, Any]) -> None:
+        if self.attached.get(owner, {}) == plugins:
+            return
+        query = delete(PluginRow).where(PluginRow.team_id == self.team.id)
+        for column in ("target_id", "route_id", "consumer_id"):
+            attribute = getattr(PluginRow, column)
+            mine = owner[0] == column
+            query = query.where(attribute == owner[1] if mine else attribute.is_(None))
+        self.session.execute(query, execution_options={"synchronize_session": False})
+        columns = {owner[0]: owner[1]} if owner[0] else {}
+        for name, config in plugins.items():
+            self.session.add(PluginRow(team_id=self.team.id, name=name, config=config, **columns))
+
+    def _credentials(self, consumer: ConsumerRow, credentials: dict[str, Any]) -> None:
+        wanted = [(plugin, item) for plugin in sorted(credentials) for item in credentials[plugin]]
+        if self.credentials.get(consumer.id, []) == wanted:
+            return
+        self.session.execute(
+            delete(CredentialRow).where(CredentialRow.consumer_id == consumer.id),
+            execution_options={"synchronize_session": False},
+        )
+        for plugin, items in credentials.items():
+            for position, item in enumerate(items):
+                self.session.add(
+                    CredentialRow(
+                        team_id=self.team.id,
+                        consumer_id=consumer.id,
+                        plugin=plugin,
+                        position=position,
+                        document=item,
+                    )
+                )
+
+
+def _owner_of(plugin: PluginRow) -> Owner:
+    for column in ("target_id", "route_id", "consumer_id"):
+        value = getattr(plugin, column)
+        if value is not None:
+            return column, value
+    return "", None
+
+
+def _stored(row_type: type[Entity], item: dict[str, Any]) -> dict[str, Any]:
+    """The entity's own document: its plugins and credentials are rows of their own
+    (written empty, so that a key written empty reads back), a route's target a column."""
+    stored = {k: v for k, v in item.items() if k != "target_id"}
+    if "plugins" in stored:
+        stored["plugins"] = {}
+    if "credentials" in stored:
+        stored["credentials"] = {name: [] for name in stored["credentials"]}
+    if row_type is RouteRow:
+        del stored["target"]
+    return stored

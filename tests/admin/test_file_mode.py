@@ -90,3 +90,11 @@ def test_every_config_write_is_read_only(file_client: httpx.Client) -> None:
             and "quiver.yaml" in problem["detail"]
         )
     assert file_client.post("/tokens", json={"name": "ci", "role": "viewer"}).status_code == 201
+
+
+def test_an_invalid_file_is_a_clear_500(file_client: httpx.Client, tmp_path: Path) -> None:
+    (tmp_path / "quiver.yaml").write_text("targets: 5\n")
+    body = assert_problem(file_client.get("/targets"), 500, "internal")
+    assert "quiver check" in body["detail"]
+    (tmp_path / "quiver.yaml").write_text(CONFIG)
+    assert file_client.get("/targets").status_code == 200

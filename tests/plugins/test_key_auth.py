@@ -75,6 +75,23 @@ consumers:
     assert "unknown consumer 'gust'" in issue.message and "did you mean 'guest'" in issue.message
 
 
+def test_one_key_for_two_consumers_is_a_config_error() -> None:
+    digest = hashlib.sha256(b"shared-key-0123").hexdigest()
+    text = f"""\
+consumers:
+  - name: alice
+    credentials: {{key-auth: [{{key: shared-key-0123}}, {{key: shared-key-0123}}]}}
+  - name: bob
+    credentials: {{key-auth: [{{key: other-key-0123}}, {{key_hash: "sha256:{digest}"}}]}}
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "quiver.yaml")
+    [issue] = caught.value.issues
+    assert issue.location == "consumers[1].credentials.key-auth[1]"
+    assert issue.line == 5
+    assert "identifies consumer 'alice' already" in issue.message
+
+
 @pytest.fixture
 def node() -> Iterator[Upstream]:
     with Upstream(echo) as upstream:

@@ -136,3 +136,40 @@ def test_every_revision_keeps_author_time_and_message(store: Store) -> None:
     ]
     assert revisions[0].created_at <= revisions[1].created_at
     assert revisions[1].created_at.tzinfo is not None
+
+
+def test_changing_one_route_of_many_writes_a_few_rows(store: Store) -> None:
+    from sqlalchemy import event
+
+    ACL = {"acl": {"allow": ["g"]}}
+
+    def document(path: str) -> dict[str, Any]:
+        routes = [
+            {"name": f"r{i}", "paths": [f"/r{i}"], "target": "one", "plugins": ACL}
+            for i in range(300)
+        ]
+        routes[150]["paths"] = [path]
+        return {
+            "targets": [{"name": "one", "url": "http://127.0.0.1:9001"}],
+            "routes": routes,
+            "consumers": [
+                {"name": f"c{i}", "credentials": {"key-auth": [{"key": f"key-{i:08}"}]}}
+                for i in range(100)
+            ],
+        }
+
+    store.apply(document("/before"), author="test")
+    writes: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement.split()[0].upper() + " " + statement.split()[2])
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        assert store.apply(document("/after"), author="test") is not None
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    # the route, the head, the revision, the team's frame: not 300 routes' plugins
+    assert len(writes) <= 5, writes
+    assert store.current()["routes"][150]["paths"] == ["/after"]

@@ -92,6 +92,9 @@ class JwtCredential(CredentialModel):
         "of a file holding one.",
     )
 
+    def identity(self) -> str:
+        return self.key
+
     @field_validator("public_key")
     @classmethod
     def _read_key_file(cls, value: str | None) -> str | None:
