@@ -133,3 +133,11 @@ Superuser = Annotated[TokenInfo, Depends(superuser)]
 def is_name(text: str) -> bool:
     """Whether ``text`` can name a team or token (so is worth looking up)."""
     return _NAME.fullmatch(text) is not None
+
+
+def has_valid_token(request: Request) -> bool:
+    """Whether ``request`` carries a valid token (whatever its role)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return False
+    return authenticate(_store(request), credentials.strip()) is not None
