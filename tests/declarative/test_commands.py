@@ -73,7 +73,9 @@ def test_an_invalid_file_is_refused_with_its_lines_and_nothing_changes(gateway: 
     bad = FIRST.replace("target: orders", "target: order")
     code, _, err = gateway.quiver("apply", "-c", gateway.write(bad))
     assert code == 1
-    assert re.search(r"api\.yaml:8: routes\[0\]\.target: .*'order'", err), err
+    lines = err.splitlines()
+    assert lines[0] == "quiver: invalid config (1 problem(s)):", err
+    assert re.fullmatch(r"  api\.yaml:7: routes\[0\]\.target: unknown target 'order'.*", lines[1])
     headers = {"Authorization": f"Bearer {TOKEN}"}
     document = httpx.get(f"{gateway.admin}/config", headers=headers).json()["document"]
     assert "orders" not in str(document.get("routes", []))
