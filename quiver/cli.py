@@ -168,9 +168,11 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--path", metavar="PATH", help="the entries of one path, on any host")
     cache.set_defaults(handler=_cache)
 
+    from quiver.admin.commands import add_commands as add_admin_commands
     from quiver.declarative.commands import add_commands
 
     add_commands(commands)
+    add_admin_commands(commands)
     return parser
 
 

@@ -30,10 +30,13 @@ of a test node (see ``served``).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
 import socket
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -49,7 +52,7 @@ from quiver.errors import ConfigError
 from quiver.plugins.responder import TargetType
 from tests.support.catalog import built_in, load_config_text
 from tests.support.problems import assert_problem
-from tests.support.process import run_quiver, serving
+from tests.support.process import QuiverProcess, run_quiver, serving
 from tests.support.proxy import Client, RunningProxy
 from tests.support.upstream import Conn, Upstream
 
@@ -562,3 +565,42 @@ def test_helpers_read_the_directives() -> None:
     [block] = parse_readme(text)
     assert (block.section, block.line, block.text) == ("One", 3, "x: 1\n")
     assert block.directives == {"example": "a", "invalid": ""}
+
+
+# -- the admin API -----------------------------------------------------------------------------
+
+
+def test_the_admin_api_in_three_lines(tmp_path: Path) -> None:
+    """The three lines of "Admin API and declarative config", against a gateway in store
+    mode: the token it was started with, the curl, and the apply of the example."""
+    [block] = [b for b in blocks("bash") if b.section == "Admin API and declarative config"]
+    export, curl, apply = block.text.splitlines()
+    assert export.startswith("export QUIVER_ADMIN_TOKEN=qv_...")
+    token = "qv_" + "r" * 43
+    (tmp_path / "api.yaml").write_text(example("api"))
+    args = ["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+    with QuiverProcess(args, cwd=tmp_path, env={"QUIVER_ADMIN_TOKEN": token}) as proc:
+        proc.wait_listening()
+        [match] = proc.wait_for(re.compile(r"admin API listening on http://127\.0\.0\.1:(\d+)"))
+        admin_port = match.group(1)
+        script = "\n".join(
+            [
+                f"export QUIVER_ADMIN_TOKEN={token}",
+                curl.replace(":8081", f":{admin_port}"),
+                "echo",
+                apply.replace(
+                    "quiver apply", f"quiver apply --admin http://127.0.0.1:{admin_port}"
+                ),
+            ]
+        )
+        bin_dir = str(Path(sys.executable).parent)  # where `quiver` is installed
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        env.pop("QUIVER_ADMIN_TOKEN", None)
+        done = subprocess.run(
+            ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+    assert done.returncode == 0, done.stderr
+    listed, *applied = done.stdout.splitlines()
+    assert [route["name"] for route in json.loads(listed)["data"]] == ["demo"], "the seeded demo"
+    assert applied[-1].startswith("revision ") and applied[-1].endswith(" applied")
+    assert "+ route orders" in applied

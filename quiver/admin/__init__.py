@@ -4,11 +4,31 @@
     app = create_app(FileDeclarations("quiver.yaml"), store, catalog)  # read-only
     run_admin(AdminSettings(store_url="quiver.db", listen="127.0.0.1:8081"))
 
-The proxy never imports it (an import contract checks this).
+The proxy never imports it (an import contract checks this).  Its names load on
+first use, so that ``quiver --help`` (which registers ``quiver admin``) stays light.
 """
 
-from quiver.admin.app import create_app
-from quiver.admin.declarations import FileDeclarations
-from quiver.admin.process import AdminSettings, run_admin
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quiver.admin.app import create_app
+    from quiver.admin.declarations import FileDeclarations
+    from quiver.admin.process import AdminSettings, run_admin
 
 __all__ = ["AdminSettings", "FileDeclarations", "create_app", "run_admin"]
+_HOMES = {
+    "create_app": "quiver.admin.app",
+    "FileDeclarations": "quiver.admin.declarations",
+    "AdminSettings": "quiver.admin.process",
+    "run_admin": "quiver.admin.process",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'quiver.admin' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

@@ -14,6 +14,7 @@ from importlib.metadata import version as package_version
 from fastapi import FastAPI
 
 from quiver.admin import credentials, documents, entities, nodes, plugins, revisions, teams
+from quiver.admin.auth import has_valid_token
 from quiver.admin.declarations import Declarations, FileDeclarations, declarations_for
 from quiver.admin.docs import mount_docs
 from quiver.admin.openapi import install_openapi
@@ -42,7 +43,7 @@ def create_app(
         app.state.declarations = declarations_for(declarations, store, catalog or store.catalog)
     else:
         app.state.declarations = declarations
-    install_handlers(app)
+    install_handlers(app, has_valid_token)
 
     @app.get("/health", response_model=Health, tags=["health"], summary="Liveness (no token)")
     def health() -> Health:

@@ -10,6 +10,7 @@ exist, so team names do not leak.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -19,10 +20,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from quiver.admin.declarations import Declarations
 from quiver.admin.problems import ApiProblem
+from quiver.config.models import NAME_PATTERN
 from quiver.store import Store
 from quiver.store.models import DEFAULT_TEAM, Role
 from quiver.store.tokens import TokenInfo, authenticate
 
+#: what a team or token name can be; anything else is not looked up at all
+_NAME = re.compile(NAME_PATTERN)
 _RANKS: dict[Role, int] = {"viewer": 0, "editor": 1, "admin": 2}
 _bearer = HTTPBearer(
     auto_error=False,
@@ -95,7 +99,11 @@ def _access(role: Role) -> Callable[..., Access]:
     ) -> Access:
         _require(token, role)
         chosen = team if team is not None else token.team or DEFAULT_TEAM
-        if (token.team is not None and chosen != token.team) or not declarations.has_team(chosen):
+        if (
+            (token.team is not None and chosen != token.team)
+            or not _NAME.fullmatch(chosen)
+            or not declarations.has_team(chosen)
+        ):
             raise ApiProblem(404, "team-not-found", f"there is no team {chosen!r}")
         return Access(token, chosen, declarations)
 
@@ -120,3 +128,16 @@ def superuser(token: Annotated[TokenInfo, Depends(caller)]) -> TokenInfo:
 
 
 Superuser = Annotated[TokenInfo, Depends(superuser)]
+
+
+def is_name(text: str) -> bool:
+    """Whether ``text`` can name a team or token (so is worth looking up)."""
+    return _NAME.fullmatch(text) is not None
+
+
+def has_valid_token(request: Request) -> bool:
+    """Whether ``request`` carries a valid token (whatever its role)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return False
+    return authenticate(_store(request), credentials.strip()) is not None

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from quiver.admin.auth import Access, Editor, Reader
-from quiver.admin.entities import Body_, Message
+from quiver.admin.entities import JsonObject, Message
 from quiver.admin.issues import Within
 from quiver.admin.pagination import Cursor, Limit, paginate
 from quiver.admin.problems import ApiProblem, ProblemIssue
@@ -68,7 +68,9 @@ def list_credentials(
     openapi_extra=json_body("NewCredential"),
     summary="Add a credential to a consumer",
 )
-def add_credential(access: Editor, name: str, body: Body_, message: Message = None) -> Response:
+def add_credential(
+    access: Editor, name: str, body: JsonObject, message: Message = None
+) -> Response:
     plugin = body.get("plugin")
     if not isinstance(plugin, str) or not plugin:
         raise ApiProblem(

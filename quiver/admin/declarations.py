@@ -9,16 +9,19 @@ is refused (405 ``read-only``).  Tokens and teams live in the store either way.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from quiver.config.loader import load_document, validate
+from quiver.admin.problems import ApiProblem
+from quiver.config.loader import read_document, validate
 from quiver.config.models import Settings
 from quiver.config.plugin_set import PluginSet
 from quiver.config.sources import file_signature
+from quiver.errors import ConfigError
 from quiver.store import Current, Diff, Edit, Store
 from quiver.store.diffing import diff
 from quiver.store.models import DEFAULT_TEAM
@@ -26,6 +29,7 @@ from quiver.store.secrets import without_secrets
 from quiver.store.teams import team_exists
 
 Mutate = Callable[[Current], object]
+_log = logging.getLogger("quiver.admin")
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,17 @@ class FileBackedDeclarations:
         signature = file_signature(self.path)
         with self._lock:
             if self._seen is None or signature is None or self._seen[0] != signature:
-                data, config = load_document(self.path, self.catalog)
+                try:
+                    data = read_document(self.path).data
+                    config = validate(data, self.catalog)
+                except ConfigError as exc:
+                    _log.warning("admin API: %s is not valid now:\n%s", self.path, exc)
+                    raise ApiProblem(
+                        500,
+                        "internal",
+                        f"the config file {self.path} is not valid now; "
+                        f"`quiver check {self.path}` says why",
+                    ) from None
                 declared = {k: v for k, v in data.items() if k not in Settings.model_fields}
                 self._seen = (signature, without_secrets(declared, config, {}))
             return self._seen[1]

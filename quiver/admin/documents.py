@@ -25,7 +25,7 @@ from quiver.admin.schemas import (
     DocumentIn,
     RevisionSummary,
 )
-from quiver.admin.writes import commit, team_rule
+from quiver.admin.writes import commit
 from quiver.errors import ConfigError
 from quiver.store import Current
 from quiver.store.diffing import diff, is_empty
@@ -58,7 +58,6 @@ def get_config(access: Reader) -> Response:
 )
 def diff_config(access: Reader, body: DocumentIn) -> dict[str, Any]:
     try:
-        team_rule(access.team, body.document)
         changes = access.declarations.diff(body.document, access.team)
     except ConfigError as exc:
         raise invalid_config(exc, _DOCUMENT) from None

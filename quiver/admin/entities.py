@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse, Response
 
 from quiver.admin.auth import Access, Editor, Reader
@@ -32,7 +32,7 @@ Message = Annotated[
 ]
 NameFilter = Annotated[str | None, Query(description="Only entities whose name contains this.")]
 TargetFilter = Annotated[str | None, Query(description="Only routes to this target.")]
-Body_ = Annotated[dict[str, Any], Body()]
+JsonObject = Annotated[dict[str, Any], Body()]
 
 _KINDS = {
     "targets": ("target", "Target"),
@@ -91,7 +91,7 @@ def router(key: str) -> APIRouter:
         openapi_extra=json_body(model),
         summary=f"Create a {kind}",
     )
-    def create(access: Editor, request: Request, body: Body_, message: Message = None) -> Response:
+    def create(access: Editor, body: JsonObject, message: Message = None) -> Response:
         name = body.get("name")
         sent: list[Within] = []
 
@@ -135,7 +135,7 @@ def router(key: str) -> APIRouter:
     def put(
         access: Editor,
         name: str,
-        body: Body_,
+        body: JsonObject,
         if_match: IfMatch = None,
         if_none_match: IfNoneMatch = None,
         message: Message = None,
@@ -185,7 +185,11 @@ def router(key: str) -> APIRouter:
         summary=f"Change a {kind} (JSON merge patch, RFC 7396)",
     )
     def patch(
-        access: Editor, name: str, body: Body_, if_match: IfMatch = None, message: Message = None
+        access: Editor,
+        name: str,
+        body: JsonObject,
+        if_match: IfMatch = None,
+        message: Message = None,
     ) -> Response:
         if "name" in body and body["name"] != name:
             raise ApiProblem(

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from quiver.admin.auth import Editor, Reader
-from quiver.admin.entities import Body_, IfMatch, Message, NameFilter
+from quiver.admin.entities import IfMatch, JsonObject, Message, NameFilter
 from quiver.admin.issues import Within
 from quiver.admin.pagination import Cursor, Limit, paginate
 from quiver.admin.responses import WRITE, problems, with_etag
@@ -61,7 +61,7 @@ def get_plugin(access: Reader, name: str) -> Response:
     summary="Add or replace a global plugin (body: its config)",
 )
 def put_plugin(
-    access: Editor, name: str, body: Body_, if_match: IfMatch = None, message: Message = None
+    access: Editor, name: str, body: JsonObject, if_match: IfMatch = None, message: Message = None
 ) -> Response:
     created: list[bool] = []
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -20,12 +20,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.datastructures import MutableHeaders
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_TYPE = "application/problem+json"
+#: the largest request body taken (a whole document of thousands of routes fits)
+MAX_BODY = 16 << 20
 _log = logging.getLogger("quiver.admin")
 
 #: the slug of what Starlette answers by itself, by status
@@ -103,7 +106,8 @@ def problem_response(
 
 
 class RequestIds:
-    """Tags every request and response with an id; answers 500 for any fault."""
+    """Tags every request and response with an id, refuses bodies over
+    ``MAX_BODY`` and answers 500 for any fault."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -113,8 +117,19 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         rid = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
         started = False
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY:
+                state["too_large"] = True
+                raise _TooLarge
+            return message
 
         async def tagged(message: Message) -> None:
             nonlocal started
@@ -123,8 +138,12 @@ class RequestIds:
                 MutableHeaders(scope=message).append("X-Request-ID", rid)
             await send(message)
 
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            await _too_large(rid)(scope, receive, tagged)
+            return
         try:
-            await self.app(scope, receive, tagged)
+            await self.app(scope, counted, tagged)
         except Exception:
             _log.exception("admin request %s failed", rid)
             if started:
@@ -133,10 +152,29 @@ class RequestIds:
             await problem_response(rid, 500, "internal", detail)(scope, receive, tagged)
 
 
-def install_handlers(app: FastAPI) -> None:
+class _TooLarge(Exception):
+    pass
+
+
+def _too_large(rid: str) -> JSONResponse:
+    detail = f"the body is larger than the admin API takes ({MAX_BODY >> 20} MiB)"
+    return problem_response(rid, 413, "content-too-large", detail)
+
+
+def install_handlers(app: FastAPI, authenticated: Callable[[Request], bool]) -> None:
+    """Render problems; a malformed request is told so only when its token is valid
+    (FastAPI reads the body before any dependency runs): others get the 401."""
+
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if not await run_in_threadpool(authenticated, request):
+            detail = "send a valid admin token as 'Authorization: Bearer <token>'"
+            headers = {"WWW-Authenticate": "Bearer"}
+            return problem_response(request_id(request), 401, "unauthorized", detail, (), headers)
+        return _invalid(request, exc)
+
     app.add_exception_handler(ApiProblem, _problem)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
     app.add_middleware(RequestIds)
 
 
@@ -147,6 +185,8 @@ async def _problem(request: Request, exc: ApiProblem) -> JSONResponse:
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if request.scope.get("state", {}).get("too_large"):
+        return _too_large(request_id(request))
     slug = _SLUGS.get(exc.status_code, "invalid-request" if exc.status_code < 500 else "internal")
     detail = {
         404: f"there is nothing at {request.url.path}",
@@ -171,7 +211,7 @@ def _allowed(request: Request) -> list[str]:
     ]
 
 
-async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     issues: list[ProblemIssue] = []
     status = 422
     for error in exc.errors():

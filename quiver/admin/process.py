@@ -68,8 +68,13 @@ def check_settings(settings: AdminSettings) -> tuple[str, int]:
 
 
 def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None:
-    """Serve the admin API until SIGINT or SIGTERM."""
+    """Serve the admin API until SIGINT or SIGTERM, validating declarations against
+    ``catalog`` (by default the installed plugins and target types)."""
     host, port = check_settings(settings)
+    if catalog is None:
+        from quiver.target_types import default_catalog  # the entry points' catalog
+
+        catalog = default_catalog()
     store = open_store(settings.store_url, catalog)
     try:
         _ensure_token(store, settings)

@@ -14,11 +14,12 @@ _WHY = {
     405: "File mode: the config comes from a file (read-only).",
     409: "The entity exists (already-exists) or the change would break a reference (conflict).",
     412: "If-Match or If-None-Match does not hold (precondition-failed).",
+    413: "The body is larger than 16 MiB (content-too-large).",
     422: "The body or the resulting config is invalid (invalid-request, invalid-config).",
     500: "A fault in the admin API (internal); nothing internal is shown.",
 }
 READ = (400, 401, 403, 404, 422, 500)
-WRITE = (*READ, 405, 409, 412)
+WRITE = (*READ, 405, 409, 412, 413)
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

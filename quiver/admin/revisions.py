@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 
 from quiver.admin.auth import Access, Editor, Reader
 from quiver.admin.declarations import ReadOnly
@@ -28,6 +28,8 @@ from quiver.errors import ConfigError, StoreError
 from quiver.store import Revision
 
 api = APIRouter(tags=["revisions"])
+#: revision numbers are 32-bit integers in the store's schema
+Number = Annotated[int, Path(ge=1, le=2**31 - 1, description="The revision's number.")]
 
 
 def _revision(access: Access, number: int) -> Revision:
@@ -60,7 +62,7 @@ def list_revisions(access: Reader, limit: Limit = 100, cursor: Cursor = None) ->
     responses=problems(),
     summary="One revision with its diff",
 )
-def get_revision(access: Reader, number: int) -> RevisionDetail:
+def get_revision(access: Reader, number: Number) -> RevisionDetail:
     return RevisionDetail.of(_revision(access, number))
 
 
@@ -71,7 +73,7 @@ def get_revision(access: Reader, number: int) -> RevisionDetail:
     summary="Restore the state a revision left its team in, as a new revision",
 )
 def rollback(
-    access: Editor, number: int, body: Annotated[Rollback | None, Body()] = None
+    access: Editor, number: Number, body: Annotated[Rollback | None, Body()] = None
 ) -> dict[str, Any]:
     store = access.declarations.store
     if store is None:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from quiver.admin.auth import Superuser
+from quiver.admin.auth import Superuser, is_name
 from quiver.admin.pagination import Cursor, Limit, paginate
 from quiver.admin.problems import ApiProblem, ProblemIssue
 from quiver.admin.responses import problems
@@ -60,6 +60,8 @@ def post_team(_: Superuser, request: Request, body: TeamDoc) -> Response:
 )
 def remove_team(_: Superuser, request: Request, name: str) -> Response:
     try:
+        if not is_name(name):
+            raise UnknownTeam(name)
         delete_team(_store(request), name)
     except UnknownTeam:
         raise ApiProblem(404, "team-not-found", f"there is no team {name!r}") from None
@@ -111,6 +113,6 @@ def post_token(_: Superuser, request: Request, body: NewToken) -> Response:
     summary="Revoke a token",
 )
 def remove_token(_: Superuser, request: Request, name: str) -> Response:
-    if not revoke_token(_store(request), name):
+    if not is_name(name) or not revoke_token(_store(request), name):
         raise ApiProblem(404, "not-found", f"there is no token {name!r}")
     return Response(status_code=204)

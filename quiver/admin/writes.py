@@ -18,12 +18,8 @@ from quiver.admin.auth import Access
 from quiver.admin.declarations import ReadOnly
 from quiver.admin.issues import Within, invalid_config
 from quiver.admin.problems import ApiProblem
-from quiver.errors import ConfigError, ConfigIssue
+from quiver.errors import ConfigError
 from quiver.store import Current, Edit, UnknownTeam
-from quiver.store.models import DEFAULT_TEAM
-
-#: what only the default team may declare (the gateway's process-wide parts)
-DEFAULT_TEAM_ONLY = ("limits", "timeouts", "pool", "plugins")
 
 
 def canonical(value: object) -> bytes:
@@ -62,24 +58,6 @@ def find(document: dict[str, Any], key: str, name: str) -> tuple[int, dict[str, 
     return None
 
 
-def team_rule(team: str, document: object, where: str = "") -> None:
-    """Non-default teams hold only targets, routes and consumers: 422 naming the key."""
-    if team == DEFAULT_TEAM or not isinstance(document, dict):
-        return
-    keys = [key for key in DEFAULT_TEAM_ONLY if document.get(key)]
-    if keys:
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    key,
-                    f"belongs to the default team; team {team!r} may declare "
-                    "only targets, routes and consumers",
-                )
-                for key in keys
-            ]
-        )
-
-
 def commit(
     access: Access,
     mutate: Callable[[Current], object],
@@ -94,13 +72,8 @@ def commit(
     (``sent`` says where the body went), or 409 ``conflict`` when ``conflict``
     (a delete that leaves a reference dangling)."""
 
-    def checked(current: Current) -> object:
-        document = mutate(current)
-        team_rule(access.team, document)
-        return document
-
     try:
-        return access.declarations.edit(access.team, checked, access.author, message)
+        return access.declarations.edit(access.team, mutate, access.author, message)
     except ReadOnly as exc:
         raise ApiProblem(405, "read-only", str(exc), headers={"Allow": "GET"}) from None
     except UnknownTeam:

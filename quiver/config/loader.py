@@ -67,17 +67,6 @@ def load_config(path: str | os.PathLike[str], catalog: PluginSet | None = None) 
     return load_config_text(text, source=source, catalog=catalog)
 
 
-def load_document(
-    path: str | os.PathLike[str], catalog: PluginSet | None = None
-) -> tuple[dict[str, object], Config]:
-    """The config file at ``path`` as plain data (``${VAR}`` substituted) and as the
-    :class:`Config` it declares, for callers that show the file as written."""
-    source, text = _read(path)
-    report = _Report(source)
-    data = _TreeReader(report, os.environ).read_document(text)
-    return data, _validated(report, data, catalog)
-
-
 def _read(path: str | os.PathLike[str]) -> tuple[str, str]:
     """The name and text of the file at ``path``; ConfigError when it cannot be read."""
     source = os.fspath(path)

@@ -180,8 +180,13 @@ def _declaration(path: str) -> Document:
 
 
 def _failed(error: AdminError, document: Document | None = None) -> int:
-    print(f"quiver: {error}", file=sys.stderr)
-    for issue in _issues(error.problem):
+    """Say why the admin API refused; an invalid declaration as ``quiver check`` does."""
+    issues = _issues(error.problem)
+    if issues:
+        print(f"quiver: invalid config ({len(issues)} problem(s)):", file=sys.stderr)
+    else:
+        print(f"quiver: {error}", file=sys.stderr)
+    for issue in issues:
         location = issue.get("location") or ""
         where = ""
         if document is not None:

@@ -112,3 +112,14 @@ def test_writes_are_attributed_to_the_token_name(make_client: MakeClient) -> Non
         ("deploy-bot", "DELETE /targets/orders"),
         ("deploy-bot", "add orders"),
     ]
+
+
+def test_a_malformed_request_without_a_valid_token_is_401(anonymous: httpx.Client) -> None:
+    headers = {"Content-Type": "application/json"}
+    for extra in ({}, {"Authorization": "Bearer qv_unknown"}):
+        response = anonymous.post("/targets", content=b"{bad", headers={**headers, **extra})
+        assert_problem(response, 401, "unauthorized")
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert_problem(
+            anonymous.get("/targets", params={"limit": 0}, headers=extra), 401, "unauthorized"
+        )

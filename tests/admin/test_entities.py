@@ -4,6 +4,7 @@ validation messages with pointers into the body, and pagination."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -216,3 +217,19 @@ def test_concurrent_puts_with_the_same_etag_lose_no_update(admin: httpx.Client) 
     assert sorted(results) == [200, 412]
     revisions = admin.get("/revisions").json()["data"]
     assert len(revisions) == 2  # the create and one replace
+
+
+def test_a_body_over_the_limit_is_413(admin: httpx.Client) -> None:
+    from quiver.admin.problems import MAX_BODY
+
+    big = b'{"name": "' + b"x" * (MAX_BODY + 1) + b'"}'
+    headers = {"Content-Type": "application/json"}
+    assert_problem(admin.post("/targets", content=big, headers=headers), 413, "content-too-large")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for start in range(0, len(big), 1 << 20):
+            yield big[start : start + (1 << 20)]
+
+    response = admin.post("/targets", content=chunks(), headers=headers)
+    assert_problem(response, 413, "content-too-large")
+    assert admin.get("/targets").json()["data"] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import httpx
 import pytest
@@ -103,7 +104,7 @@ def test_a_team_token_sees_nothing_of_other_teams(blue: httpx.Client, admin: htt
         f"/consumers/carol/credentials/{credential}", "/plugins", "/plugins/cors", "/config",
         "/revisions", f"/revisions/{red_revision}",
     ]  # fmt: skip
-    writes = [
+    writes: list[tuple[str, str, dict[str, Any] | None]] = [
         ("POST", "/targets", {"name": "x", "url": "http://127.0.0.1:1"}),
         ("PUT", "/targets/red-api", {"url": "http://127.0.0.1:1"}),
         ("PATCH", "/targets/red-api", {"url": "http://127.0.0.1:1"}),

@@ -91,10 +91,12 @@ class QuiverProcess:
         *,
         cwd: Path | None = None,
         env: dict[str, str | None] | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
+        """``quiver ARGS``, or ``command`` as given when there is one."""
         self.args = list(args)
         self.proc = subprocess.Popen(
-            [*QUIVER, *self.args],
+            list(command) if command is not None else [*QUIVER, *self.args],
             cwd=cwd,
             env=_environment(env),
             stdin=subprocess.DEVNULL,

@@ -1,0 +1,88 @@
+"""The admin API over a PostgreSQL store (a schema of its own per test)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from quiver.admin import create_app
+from quiver.store import open_store
+from quiver.store.tokens import create_token
+from tests.admin.problems import assert_problem
+from tests.admin.server import serving
+from tests.store.conftest import postgres_schema_url
+from tests.support.catalog import built_in
+
+TARGET = {"name": "orders", "url": "http://127.0.0.1:9001"}
+
+
+@pytest.fixture
+def pg_admin() -> Iterator[httpx.Client]:
+    for url in postgres_schema_url():
+        store = open_store(url, built_in())
+        try:
+            _, token = create_token(store, "root", "admin")
+            with (
+                serving(create_app(None, store, built_in())) as base,
+                httpx.Client(
+                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+                ) as client,
+            ):
+                yield client
+        finally:
+            store.close()
+
+
+def test_entities_revisions_and_tokens_on_postgres(pg_admin: httpx.Client) -> None:
+    created = pg_admin.post("/targets", json=TARGET)
+    assert created.status_code == 201, created.text
+    assert pg_admin.get("/targets/orders").json() == TARGET
+    assert_problem(pg_admin.post("/targets", json=TARGET), 409, "already-exists")
+    body = assert_problem(
+        pg_admin.post("/routes", json={"name": "r", "paths": ["/"], "target": "x"}),
+        422,
+        "invalid-config",
+    )
+    assert body["errors"][0]["pointer"] == "/target"
+    assert [item["number"] for item in pg_admin.get("/revisions").json()["data"]] == [1]
+
+    assert pg_admin.post("/teams", json={"name": "blue"}).status_code == 201
+    token = pg_admin.post(
+        "/tokens", json={"name": "blue-bot", "role": "editor", "team": "blue"}
+    ).json()["token"]
+    blue = {"Authorization": f"Bearer {token}"}
+    assert pg_admin.post("/targets", json=TARGET, headers=blue).status_code == 201
+    assert_problem(
+        pg_admin.get("/targets", params={"team": "default"}, headers=blue), 404, "team-not-found"
+    )
+    pg_admin.delete("/targets/orders", params={"team": "blue"})
+    assert pg_admin.delete("/teams/blue").status_code == 204
+    assert_problem(
+        pg_admin.get("/targets", headers=blue), 401, "unauthorized"
+    )  # went with its team
+
+
+def test_concurrent_puts_with_the_same_etag_on_postgres(pg_admin: httpx.Client) -> None:
+    tag = pg_admin.post("/targets", json=TARGET).headers["etag"]
+    start = threading.Barrier(2, timeout=30)
+    results: list[int] = []
+
+    def writer(port: int) -> None:
+        with httpx.Client(
+            base_url=str(pg_admin.base_url), headers=pg_admin.headers, timeout=30
+        ) as client:
+            start.wait()
+            doc = {"name": "orders", "url": f"http://127.0.0.1:{port}"}
+            results.append(
+                client.put("/targets/orders", json=doc, headers={"If-Match": tag}).status_code
+            )
+
+    threads = [threading.Thread(target=writer, args=(port,)) for port in (9101, 9102)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == [200, 412]
