@@ -26,7 +26,7 @@ FILE_NAME = "last-good.json"
 @dataclass(frozen=True)
 class LastGood:
     path: Path
-    #: the store the declarations come from, as logs show it (no password)
+    #: the store the declarations come from (quiver.storemode.urls.identity)
     store: str
 
     def save(self, revision: int, declaration: dict[str, Any]) -> None:

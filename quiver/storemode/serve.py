@@ -26,7 +26,7 @@ from quiver.storemode.admin import AdminSidecar, check_admin_listen
 from quiver.storemode.bootstrap import ensure_admin_token, seed_demo
 from quiver.storemode.lastgood import FILE_NAME, LastGood
 from quiver.storemode.source import UNREACHABLE, UNUSABLE, StoreSource, compose, reason
-from quiver.storemode.urls import shown, with_connect_timeout
+from quiver.storemode.urls import identity, shown, with_connect_timeout
 
 log = logging.getLogger("quiver.storemode")
 
@@ -40,7 +40,7 @@ def serve_store(
     check_admin_listen(settings.admin_listen)
     check_free([*settings.listen, Listen(address=settings.admin_listen)], takeover=takeover)
     url = settings.store
-    last_good = LastGood(run_dir / FILE_NAME, shown(url))
+    last_good = LastGood(run_dir / FILE_NAME, identity(url))
     log.info("store mode: config store %s", shown(url))
     store = _open(url, catalog)
     if store is not None:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy.engine import make_url
 
 #: seconds a PostgreSQL connection attempt may take: the master waits for it
 CONNECT_TIMEOUT = 2
+
+
+def identity(url: str) -> str:
+    """What names the store ``url`` across restarts, as logs may show it: an absolute
+    file for SQLite (``quiver.db`` in two directories is two stores), the URL
+    without its password for PostgreSQL."""
+    if is_sqlite(url):
+        return os.path.abspath(sqlite_path(url))
+    return shown(url)
 
 
 def shown(url: str) -> str:

@@ -21,7 +21,7 @@ routes:
 consumers:
   - name: shop
     credentials:
-      key-auth: [{key: ${SHOP_KEY}}]
+      key-auth: [{key: "${SHOP_KEY}"}]
 """
 
 
