@@ -97,6 +97,7 @@ def test_stopping_postgresql_leaves_both_nodes_serving(
         private.start()
         for node in nodes:
             node.wait_for("config store .* reachable again", timeout=10)
+            node.wait_for("listening for the store's revisions again", timeout=10)
         number = applied(private.url, "v3")
         all_live(nodes, number, "v3", LIVE_WITHIN)
         for node in nodes:
