@@ -365,18 +365,7 @@ class Supervisor:
             self._start_trial(waiting)
 
     def _compiles(self, config: Config) -> bool:
-        """Whether ``config`` compiles (what validation cannot tell, as a CA file gone):
-        one the workers would refuse must not become what new workers start with."""
-        loop = asyncio.new_event_loop()
-
-        def compile_once(config: Config) -> None:
-            sweeper = Sweeper(loop, interval=1.0)
-            compile_snapshot(config, loop, sweeper, catalog=self.catalog).close()
-
-        try:
-            return applied(compile_once, config)
-        finally:
-            loop.close()
+        return compiles(config, self.catalog)
 
     def _reap_and_replace(self, ready_write: int) -> None:
         while True:
@@ -442,6 +431,22 @@ class _Trial:
     signature: Signature
     source: MasterSource
     handed_at: float  # time.monotonic() when it was handed to the workers
+
+
+def compiles(config: Config, catalog: Catalog | None) -> bool:
+    """Whether ``config`` compiles (what validation cannot tell, as a CA file gone;
+    the reason is logged when not): one the workers would refuse must not become what
+    new workers start with."""
+    loop = asyncio.new_event_loop()
+
+    def compile_once(config: Config) -> None:
+        sweeper = Sweeper(loop, interval=1.0)
+        compile_snapshot(config, loop, sweeper, catalog=catalog).close()
+
+    try:
+        return applied(compile_once, config)
+    finally:
+        loop.close()
 
 
 def _kill(pid: int, signum: int) -> None:

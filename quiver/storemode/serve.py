@@ -19,7 +19,7 @@ from quiver.config.models import Config, Listen, Settings
 from quiver.errors import StoreError
 from quiver.plugins.catalog import Catalog
 from quiver.proxy.exclusive import first_taken
-from quiver.proxy.supervisor import Supervisor
+from quiver.proxy.supervisor import Supervisor, compiles
 from quiver.proxy.tls import warn_unverified
 from quiver.store import Store, open_store
 from quiver.storemode.admin import AdminSidecar, check_admin_listen
@@ -64,11 +64,16 @@ def serve_store(
             last_good.path,
             shown(url),
         )
-    config = compose(declaration, settings, catalog)
+    config, head = compose(declaration, settings, catalog), revision
     if store is not None:
-        last_good.save(revision, declaration)
+        if compiles(config, catalog):
+            last_good.save(revision, declaration)
+        else:
+            revision, config = _last_good_instead(revision, last_good, settings, catalog)
     warn_unverified(config.targets)
-    source = StoreSource(url, settings, catalog, last_good, store=store, revision=revision)
+    source = StoreSource(
+        url, settings, catalog, last_good, store=store, revision=revision, seen=head
+    )
     try:
         return Supervisor(
             config,
@@ -81,6 +86,28 @@ def serve_store(
         ).run()
     finally:
         source.close()
+
+
+def _last_good_instead(
+    head: int, last_good: LastGood, settings: Settings, catalog: Catalog
+) -> tuple[int, Config]:
+    """The last good config, when the store's latest revision ``head`` does not
+    compile (why is logged): workers started on it would only fail."""
+    kept = last_good.load()
+    if kept is None:
+        raise SystemExit(
+            f"quiver: store revision {head} does not compile (see above) and this node "
+            f"has no last good config ({last_good.path}) to serve instead"
+        )
+    revision, declaration = kept
+    log.error(
+        "store revision %d does not compile: SERVING THE LAST GOOD CONFIG (store "
+        "revision %d, kept in %s) until a newer revision does",
+        head,
+        revision,
+        last_good.path,
+    )
+    return revision, compose(declaration, settings, catalog)
 
 
 def admin_beside_file(

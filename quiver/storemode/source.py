@@ -73,7 +73,8 @@ class StoreSource:
     """The store at ``url`` as the master's source (quiver.proxy.supervisor.MasterSource).
 
     ``store`` is the store opened at start, or None when it could not be reached;
-    ``revision`` the revision served (from the store or the last good file).
+    ``revision`` the revision served (from the store or the last good file), ``seen``
+    the latest one looked at when it is not that one (it did not compile).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class StoreSource:
         *,
         store: Store | None,
         revision: int,
+        seen: int | None = None,
     ) -> None:
         self.url = with_connect_timeout(url)
         self.shown = shown(url)
@@ -93,7 +95,7 @@ class StoreSource:
         self.last_good = last_good
         self.store = store
         self.revision = revision  # served
-        self._seen = revision  # loaded, valid or not: not loaded again
+        self._seen = revision if seen is None else seen  # loaded, valid or not: not again
         #: what was loaded and not yet served, by the signature handed over with it
         self._loaded: dict[str, tuple[int, dict[str, Any]]] = {}
         self._down = store is None

@@ -203,12 +203,7 @@ def test_a_revision_that_does_not_compile_is_not_what_new_workers_start_with(
         try:
             store.apply(declaration("v2"), author="test")
             wait_live(node, 2, "v2", 2, within=LIVE_WITHIN)
-            broken = declaration("v3")
-            broken["targets"].append(
-                {"name": "tls", "url": "https://127.0.0.1:9", "tls_ca_file": str(tmp_path / "x")}
-            )
-            broken["routes"].append({"name": "tls", "paths": ["/tls"], "target": "tls"})
-            store.apply(broken, author="test")
+            store.apply(_broken("v3", tmp_path), author="test")
         finally:
             store.close()
         node.wait_for(r"config store revision 3 does not compile")
@@ -221,6 +216,47 @@ def test_a_revision_that_does_not_compile_is_not_what_new_workers_start_with(
             assert revision_served(node.port) == "v2"
         assert node.stop() == 0
     assert "worker failed" not in node.stderr
+
+
+def _broken(tag: str, tmp_path: Path) -> dict[str, Any]:
+    """A declaration that validates but does not compile: a CA file that is gone."""
+    document = declaration(tag)
+    document["targets"].append(
+        {"name": "tls", "url": "https://127.0.0.1:9", "tls_ca_file": str(tmp_path / "gone")}
+    )
+    document["routes"].append({"name": "tls", "paths": ["/tls"], "target": "tls"})
+    return document
+
+
+def test_a_node_started_on_a_revision_that_does_not_compile_serves_its_last_good_one(
+    tmp_path: Path,
+) -> None:
+    with start_node(tmp_path) as node:
+        node.wait_listening()
+        store = open_store(str(tmp_path / "quiver.db"), built_in())
+        try:
+            store.apply(declaration("v2"), author="test")
+            wait_live(node, 2, "v2", 1, within=LIVE_WITHIN)
+            node.wait_for("config store revision 2 passed its trial compile")
+        finally:
+            store.close()
+        assert node.stop() == 0
+    store = open_store(str(tmp_path / "quiver.db"), built_in())
+    try:
+        store.apply(_broken("v3", tmp_path), author="test")
+        with start_node(tmp_path) as again:
+            again.wait_listening()
+            again.wait_for(
+                r"store revision 3 does not compile: SERVING THE LAST GOOD CONFIG "
+                r"\(store revision 2"
+            )
+            assert revision_served(again.port) == "v2"
+            store.apply(declaration("v4"), author="test")
+            wait_live(again, 4, "v4", 1, within=LIVE_WITHIN)
+            assert again.stop() == 0
+    finally:
+        store.close()
+    assert "revision 3 handed" not in again.stderr  # (not tried again)
 
 
 class _ElsewhereCatalog:
