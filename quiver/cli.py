@@ -422,15 +422,16 @@ def _serve_store(
 ) -> int:
     """Store mode: the settings from the bootstrap file at ``path`` (if any) and the
     command line; the declaration from the store."""
+    import logging
+
     from quiver.config.loader import load_settings
     from quiver.config.models import Settings
     from quiver.proxy.status import default_run_dir
     from quiver.storemode.serve import serve_store
 
-    settings = load_settings(path) if path is not None else Settings()
+    settings = Settings()
     if path is not None:
-        import logging
-
+        settings = load_settings(path)
         logging.getLogger("quiver").info("settings loaded from %s", path)
     settings = settings.model_copy(update=overrides)
     workers = _worker_count(args.workers if args.workers is not None else settings.workers)

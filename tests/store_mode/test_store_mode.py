@@ -109,6 +109,13 @@ def test_file_mode_runs_the_admin_api_only_when_asked(tmp_path: Path) -> None:
         assert revision_served(node.port) is None
         assert node.stop() == 0
 
+    config.write_text(config.read_text() + "admin_listen: 127.0.0.1:0\n")  # in the file
+    with serving(config, cwd=tmp_path, env=env) as node:
+        port = admin_port(node)
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+        assert node.stop() == 0
+    assert "admin token" not in node.stderr  # (the store has one since the first run)
+
 
 def test_an_admin_address_off_loopback_is_refused(tmp_path: Path) -> None:
     result = run_quiver(
