@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -90,19 +91,29 @@ class PrivatePostgres:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", check=False)
 
 
+def _unavailable(reason: str) -> NoReturn:
+    """Skip with ``reason``, or fail when ``CI=true``."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @contextmanager
 def private_postgres() -> Iterator[PrivatePostgres]:
     bin_dir = _bin_dir()
-    if bin_dir is None or shutil.which("setpriv") is None:
-        reason = "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) to start a private one"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    if bin_dir is None:
+        _unavailable("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) to start one")
     user = None
-    root = Path(tempfile.mkdtemp(prefix="quiver-pg-"))
-    if os.geteuid() == 0:
+    if os.geteuid() == 0:  # (PostgreSQL refuses to run as root)
         user = "postgres"
-        entry = pwd.getpwnam(user)
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            _unavailable("running as root and there is no postgres user to run PostgreSQL as")
+        if shutil.which("setpriv") is None:
+            _unavailable("running as root and setpriv is missing to run PostgreSQL as postgres")
+    root = Path(tempfile.mkdtemp(prefix="quiver-pg-"))
+    if user is not None:
         os.chown(root, entry.pw_uid, entry.pw_gid)
     server = PrivatePostgres(bin_dir, root, _free_port(), user)
     try:
