@@ -2,7 +2,7 @@
 
 Store mode runs the admin API this way: never on a worker's event loop, started
 once the workers are up, started again with backoff when it dies (0.5 s doubling
-to 30 s; at once again after it ran 10 s), stopped with the workers.  The child
+to 30 s; back to 0.5 s after a run of 10 s), stopped with the workers.  The child
 tells the port it listens on through a pipe (``b"PORT\\n"``), and the master logs
 where it is reached.  The master waits for signals itself (see
 :mod:`quiver.proxy.supervisor`), so this object never blocks: the master calls
@@ -21,7 +21,7 @@ from typing import Protocol
 log = logging.getLogger("quiver.supervisor")
 
 BACKOFF = (0.5, 30.0)  # first and longest wait before starting it again
-STEADY = 10.0  # a sidecar that lived this long starts again without waiting
+STEADY = 10.0  # a sidecar that lived this long starts again after the first wait
 TICK = 0.1  # how often the master looks at a sidecar coming up
 
 
