@@ -7,6 +7,7 @@ what went wrong in one line and, for an invalid document, where in the file.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ import httpx
 from quiver.declarative import DEFAULT_ADMIN, TOKEN_VARIABLE
 
 _TIMEOUT = httpx.Timeout(60.0, connect=5.0)  # an apply of thousands of routes takes seconds
+# httpx logs every request at INFO: a command's output is what it prints, not its calls
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @dataclass

@@ -59,6 +59,7 @@ def test_a_changed_file_diffs_per_entity_and_rolls_back(gateway: Gateway) -> Non
         "     paths:",
         "    -- /orders",
         "    +- /orders/v2",
+        "     target: orders",
         "1 change: 1 changed",
     ]
     code, out, err = gateway.quiver("apply", "-c", "v2.yaml", "-m", "v2")
