@@ -6,8 +6,10 @@ ROUTES routes (50 targets, a CORS plugin on every fifth route) before `quiver se
 --store` starts with WORKERS workers; wrk loads one route for the whole run.  Each
 apply adds a route that only the new revision has (a probe) and records:
 
-- how long the apply took, in its own process (``apply_step``: Store.apply today;
-  the ``quiver apply`` command once there is one);
+- how long ``quiver apply -c declaration.json`` took, from starting the command to
+  its exit: reading the file, the upload, the admin API's validation and the
+  store's transaction (the declaration the gateway starts with is written with
+  Store.apply before it starts);
 - the time from the apply's return until every worker logged ``config reloaded
   from store revision N`` and the probe answers on ten fresh connections in a row;
 - each worker's longest event-loop stall, from the ``loop`` field of its status
@@ -62,11 +64,29 @@ def declaration(backend: int, variant: int) -> dict[str, Any]:
     return {"targets": targets, "routes": routes}
 
 
+def quiver_apply(admin: str, token: str, document: Path) -> dict[str, Any]:
+    """``quiver apply`` of ``document`` through the admin API at ``admin``: the
+    ``revision`` it made, ``seconds`` from starting the command to its exit, and
+    ``returned`` (time.monotonic() at its exit)."""
+    env = {**os.environ, "QUIVER_ADMIN_TOKEN": token}
+    started = time.monotonic()
+    done = subprocess.run(
+        [QUIVER, "apply", "-c", str(document), "--admin", admin, "-m", "apply bench"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    returned = time.monotonic()
+    found = re.search(r"revision (\d+) applied", done.stdout)
+    if found is None:
+        raise RuntimeError(f"quiver apply made no revision: {done.stdout}{done.stderr}")
+    return {"revision": int(found.group(1)), "seconds": returned - started, "returned": returned}
+
+
 def apply_step(store: str, document: Path) -> dict[str, Any]:
-    """Apply the declaration in ``document`` to ``store`` in a process of its own;
-    what it reports: ``revision``, ``seconds`` (the apply itself) and ``returned``
-    (time.monotonic() when it returned: the clock is the machine's, shared by every
-    process).  Swap this for ``quiver apply`` once the command exists."""
+    """Apply the declaration in ``document`` to ``store`` in a process of its own
+    (before the gateway runs); what it reports, as :func:`quiver_apply`."""
     done = subprocess.run(
         [sys.executable, __file__, "apply", store, str(document)],
         capture_output=True,
@@ -75,6 +95,13 @@ def apply_step(store: str, document: Path) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _admin_url(log: str) -> str:
+    found = re.search(r"admin API listening on (http://\S+)", log)
+    if found is None:
+        raise RuntimeError(f"the admin API did not start:\n{log}")
+    return found.group(1)
 
 
 def apply_main(store_url: str, document: str) -> int:
@@ -145,7 +172,8 @@ def main() -> int:
     document.write_text(json.dumps(declaration(backend, 0)))
     first = apply_step(store, document)
     log = work / "quiver.log"
-    env = {**os.environ, "QUIVER_ADMIN_TOKEN": "qv_" + uuid.uuid4().hex}
+    token = "qv_" + uuid.uuid4().hex
+    env = {**os.environ, "QUIVER_ADMIN_TOKEN": token}
     command = [QUIVER, "serve", "--store", store, "--listen", f"127.0.0.1:{port}"]
     command += ["--admin-listen", "127.0.0.1:0", "--workers", str(WORKERS)]
     command += ["--run-dir", str(run_dir)]
@@ -154,11 +182,13 @@ def main() -> int:
     (work / "pids").write_text(f"{proxy.pid}\n")
     try:
         deadline = time.monotonic() + 120
-        while "proxy listening on" not in log.read_text():
+        started = ("proxy listening on", "admin API listening on")
+        while not all(line in log.read_text() for line in started):
             if time.monotonic() > deadline or proxy.poll() is not None:
                 print(log.read_text())
                 return 1
             time.sleep(0.1)
+        admin = _admin_url(log.read_text())
         url = f"http://127.0.0.1:{port}/load"
         load = ["wrk", "-t1", f"-c{CONNECTIONS}", "--latency"]
         subprocess.run([*load, "-d2s", url], capture_output=True, check=True)  # warm-up
@@ -172,7 +202,7 @@ def main() -> int:
             # wrk from 1 s before the apply until 1 s after every worker serves it
             wrk = subprocess.Popen([*load, "-d600s", url], stdout=subprocess.PIPE, text=True)
             time.sleep(1.0)
-            applied = apply_step(store, document)
+            applied = quiver_apply(admin, token, document)
             live_at = wait_live(log, applied["revision"], f"http://127.0.0.1:{port}/probe{variant}")
             time.sleep(1.0)
             wrk.send_signal(signal.SIGINT)  # (wrk prints its summary when interrupted)

@@ -350,7 +350,13 @@ class Settings(Strict):
         "127.0.0.1:8081",
         description="host:port of the admin API (`--admin-listen` overrides it). Store "
         "mode always runs it; file mode only when this key is written or "
-        "`--admin-listen` is given.",
+        "`--admin-listen` is given. An address other machines can reach needs `admin_tls`.",
+    )
+    admin_tls: TlsCertificate | None = Field(
+        None,
+        description="Serve the admin API over HTTPS with this certificate and key; "
+        "required when `admin_listen` is not a loopback address, so that tokens never "
+        "cross a network in clear text.",
     )
 
     @field_validator("listen", mode="before")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from quiver.config.models import split_address
+from quiver.config.models import TlsCertificate, split_address
 from quiver.logconfig import tag_process
 from quiver.plugins.catalog import Catalog
 from quiver.storemode.source import UNREACHABLE, reason
@@ -25,6 +25,7 @@ class AdminSidecar:
     catalog: Catalog
     #: file mode: the config file the admin API shows (read-only); None in store mode
     config_path: str | None = None
+    tls: TlsCertificate | None = None
 
     @property
     def name(self) -> str:
@@ -38,6 +39,8 @@ class AdminSidecar:
             store_url=self.store_url,
             listen=self.listen,
             config_path=self.config_path,
+            tls_cert=self.tls.cert if self.tls else None,
+            tls_key=self.tls.key if self.tls else None,
             ready_fd=ready_fd,
         )
         try:
@@ -49,15 +52,14 @@ class AdminSidecar:
     def url(self, port: int) -> str:
         host, _ = split_address(self.listen)
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}"
+        return f"{'https' if self.tls else 'http'}://{shown}:{port}"
 
 
-def check_admin_listen(address: str) -> None:
+def check_admin_listen(address: str, tls: TlsCertificate | None) -> None:
     """Refuse (SystemExit naming admin_listen) an admin address other machines could
-    reach: the admin API has no TLS settings in ``quiver serve`` yet, and tokens must
-    not cross a network in clear text."""
+    reach without ``admin_tls``: tokens must not cross a network in clear text."""
     host, _ = split_address(address)
-    if host == "localhost":
+    if host == "localhost" or tls is not None:
         return
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -66,6 +68,6 @@ def check_admin_listen(address: str) -> None:
     if not loopback:
         raise SystemExit(
             f"quiver: admin_listen {address} is not a loopback address: the admin API "
-            "would be reachable from other machines in clear text; listen on 127.0.0.1 "
-            "(and reach it through an SSH tunnel or a TLS-terminating proxy)"
+            "would be reachable from other machines in clear text; set admin_tls (cert "
+            "and key) to serve it over HTTPS, or listen on 127.0.0.1"
         )

@@ -37,7 +37,7 @@ def serve_store(
     settings: Settings, *, workers: int, run_dir: Path, catalog: Catalog, takeover: bool
 ) -> int:
     """Serve the store ``settings.store`` names until SIGTERM."""
-    check_admin_listen(settings.admin_listen)
+    check_admin_listen(settings.admin_listen, settings.admin_tls)
     check_free([*settings.listen, Listen(address=settings.admin_listen)], takeover=takeover)
     url = settings.store
     last_good = LastGood(run_dir / FILE_NAME, identity(url))
@@ -81,7 +81,7 @@ def serve_store(
             run_dir=run_dir,
             catalog=catalog,
             source=source,
-            sidecar=AdminSidecar(url, settings.admin_listen, catalog),
+            sidecar=AdminSidecar(url, settings.admin_listen, catalog, tls=settings.admin_tls),
             trial_after_handoff=True,
         ).run()
     finally:
@@ -114,7 +114,7 @@ def admin_beside_file(
     config: Config, path: str, catalog: Catalog, *, takeover: bool
 ) -> AdminSidecar:
     """The admin API of file mode (the file's entities read-only; tokens in the store)."""
-    check_admin_listen(config.admin_listen)
+    check_admin_listen(config.admin_listen, config.admin_tls)
     check_free([Listen(address=config.admin_listen)], takeover=takeover)
     try:
         store = open_store(with_connect_timeout(config.store))
@@ -127,7 +127,9 @@ def admin_beside_file(
         show_new_token(store)
     finally:
         store.close()
-    return AdminSidecar(config.store, config.admin_listen, catalog, config_path=path)
+    return AdminSidecar(
+        config.store, config.admin_listen, catalog, config_path=path, tls=config.admin_tls
+    )
 
 
 def show_new_token(store: Store) -> None:

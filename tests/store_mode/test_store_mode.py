@@ -123,7 +123,41 @@ def test_an_admin_address_off_loopback_is_refused(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "admin_listen 0.0.0.0:0 is not a loopback address" in result.stderr
+    assert "admin_tls" in result.stderr, "says how to do it safely"
     assert "Traceback" not in result.stderr
+
+
+def test_an_admin_address_off_loopback_is_served_over_https_with_admin_tls(
+    tmp_path: Path,
+) -> None:
+    import re
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    leaf.cert_chain_pems[0].write_to_path(tmp_path / "admin.pem")
+    leaf.private_key_pem.write_to_path(tmp_path / "admin.key")
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    bootstrap = write_config(
+        tmp_path,
+        f"""\
+        store: {tmp_path / "quiver.db"}
+        admin_listen: 0.0.0.0:0
+        admin_tls: {{cert: {tmp_path / "admin.pem"}, key: {tmp_path / "admin.key"}}}
+        """,
+        name="bootstrap.yaml",
+    )
+    with serving(bootstrap, "--listen", "127.0.0.1:0", cwd=tmp_path) as node:
+        [match] = node.wait_for(re.compile(r"admin API \(pid \d+\) ready at https://[^:]+:(\d+)"))
+        port = int(match.group(1))
+        verified = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        answer = httpx.get(f"https://127.0.0.1:{port}/health", verify=verified)
+        assert answer.status_code == 200
+        with pytest.raises(httpx.HTTPError):  # no clear-text admin port
+            httpx.get(f"http://127.0.0.1:{port}/health")
+        assert node.stop() == 0
 
 
 def test_the_admin_process_is_started_again_when_it_dies(tmp_path: Path) -> None:
