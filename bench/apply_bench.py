@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from reload_bench import declaration as reload_declaration
 from reload_bench import free_port, parse_wrk, stalls, start_nginx, status_code
 
 WORKERS = int(os.environ.get("WORKERS", "2"))
@@ -44,24 +45,6 @@ STORE = os.environ.get("STORE", "")
 QUIVER = os.environ.get("QUIVER", "quiver")
 GAP = 4.0  # seconds of the wrk run without applies
 GOAL_LIVE, GOAL_STALL_MS = 1.0, 50.0
-
-
-def declaration(backend: int, variant: int) -> dict[str, Any]:
-    targets = [{"name": f"t{i}", "url": f"http://127.0.0.1:{backend}/api{i}"} for i in range(50)]
-    routes: list[dict[str, Any]] = [{"name": "load", "paths": ["=/load"], "target": "t0"}]
-    for i in range(ROUTES - 2):
-        route: dict[str, Any] = {
-            "name": f"r{i}",
-            "paths": [f"/svc{i // 10}/p{i % 10}/{{id}}"],
-            "target": f"t{i % 50}",
-        }
-        if i % 5 == 0:
-            route["plugins"] = {"cors": {"origins": ["https://app.example.com"]}}
-        if i % 7 == 0:
-            route["methods"] = ["GET", "POST"]
-        routes.append(route)
-    routes.append({"name": f"probe{variant}", "paths": [f"=/probe{variant}"], "target": "t0"})
-    return {"targets": targets, "routes": routes}
 
 
 def quiver_apply(admin: str, token: str, document: Path) -> dict[str, Any]:
@@ -169,7 +152,7 @@ def main() -> int:
     start_nginx(work, backend)
     store, schema = store_url(work)
     document = work / "declaration.json"
-    document.write_text(json.dumps(declaration(backend, 0)))
+    document.write_text(json.dumps(reload_declaration(backend, 0, ROUTES)))
     first = apply_step(store, document)
     log = work / "quiver.log"
     token = "qv_" + uuid.uuid4().hex
@@ -198,7 +181,7 @@ def main() -> int:
         before_stalls = stalls(run_dir)
         applies, during = [], []
         for variant in range(1, APPLIES + 1):
-            document.write_text(json.dumps(declaration(backend, variant)))
+            document.write_text(json.dumps(reload_declaration(backend, variant, ROUTES)))
             # wrk from 1 s before the apply until 1 s after every worker serves it
             wrk = subprocess.Popen([*load, "-d600s", url], stdout=subprocess.PIPE, text=True)
             time.sleep(1.0)

@@ -44,10 +44,12 @@ def free_port() -> int:
         return port
 
 
-def config_text(port: int, backend: int, run_dir: Path, variant: int) -> str:
+def declaration(backend: int, variant: int, routes: int = ROUTES) -> dict[str, Any]:
+    """``routes`` routes over 50 targets at ``backend``: ``/load`` for wrk, a CORS plugin
+    on every fifth, and ``/probe<variant>``, which only this variant has."""
     targets = [{"name": f"t{i}", "url": f"http://127.0.0.1:{backend}/api{i}"} for i in range(50)]
-    routes: list[dict[str, Any]] = [{"name": "load", "paths": ["=/load"], "target": "t0"}]
-    for i in range(ROUTES - 2):
+    items: list[dict[str, Any]] = [{"name": "load", "paths": ["=/load"], "target": "t0"}]
+    for i in range(routes - 2):
         route: dict[str, Any] = {
             "name": f"r{i}",
             "paths": [f"/svc{i // 10}/p{i % 10}/{{id}}"],
@@ -57,16 +59,14 @@ def config_text(port: int, backend: int, run_dir: Path, variant: int) -> str:
             route["plugins"] = {"cors": {"origins": ["https://app.example.com"]}}
         if i % 7 == 0:
             route["methods"] = ["GET", "POST"]
-        routes.append(route)
-    routes.append({"name": f"probe{variant}", "paths": [f"=/probe{variant}"], "target": "t0"})
-    data = {
-        "listen": f"127.0.0.1:{port}",
-        "workers": WORKERS,
-        "run_dir": str(run_dir),
-        "targets": targets,
-        "routes": routes,
-    }
-    return yaml.safe_dump(data, sort_keys=False)
+        items.append(route)
+    items.append({"name": f"probe{variant}", "paths": [f"=/probe{variant}"], "target": "t0"})
+    return {"targets": targets, "routes": items}
+
+
+def config_text(port: int, backend: int, run_dir: Path, variant: int) -> str:
+    settings = {"listen": f"127.0.0.1:{port}", "workers": WORKERS, "run_dir": str(run_dir)}
+    return yaml.safe_dump(settings | declaration(backend, variant), sort_keys=False)
 
 
 def start_nginx(work: Path, port: int) -> None:

@@ -340,17 +340,9 @@ def _serve(args: argparse.Namespace) -> int:
     config = _load(path, catalog)
     log.info("config loaded from %s", path)
     config = config.model_copy(update=overrides)
-    if not args.takeover:
-        from quiver.proxy.exclusive import first_taken
+    from quiver.proxy.exclusive import refuse_taken
 
-        taken = first_taken(config.listen)
-        if taken is not None:
-            raise SystemExit(
-                f"quiver: cannot listen on {taken}: Address already in use (by another "
-                "`quiver serve`, or another program). To replace a running `quiver serve` "
-                "without downtime, start the new one with --takeover, then send SIGTERM "
-                "to the old one."
-            )
+    refuse_taken(config.listen, takeover=args.takeover)
     workers = _worker_count(args.workers if args.workers is not None else config.workers)
 
     from quiver.proxy.tls import warn_unverified

@@ -140,15 +140,7 @@ def router(key: str) -> APIRouter:
         if_none_match: IfNoneMatch = None,
         message: Message = None,
     ) -> Response:
-        if "name" in body and body["name"] != name:
-            raise ApiProblem(
-                422,
-                "invalid-request",
-                f"the body names {body['name']!r}, the path {name!r}",
-                errors=[
-                    ProblemIssue(pointer="/name", detail="must be absent or equal the path's name")
-                ],
-            )
+        same_name(body, name, f"the body names {body.get('name')!r}, the path {name!r}")
         document = {"name": name, **body}
         created: list[bool] = []
         sent: list[Within] = []
@@ -191,15 +183,7 @@ def router(key: str) -> APIRouter:
         if_match: IfMatch = None,
         message: Message = None,
     ) -> Response:
-        if "name" in body and body["name"] != name:
-            raise ApiProblem(
-                422,
-                "invalid-request",
-                f"a patch cannot rename the {kind}",
-                errors=[
-                    ProblemIssue(pointer="/name", detail="must be absent or equal the path's name")
-                ],
-            )
+        same_name(body, name, f"a patch cannot rename the {kind}")
         sent: list[Within] = []
 
         def mutate(current: Current) -> object:
@@ -241,3 +225,10 @@ def router(key: str) -> APIRouter:
         return Response(status_code=204)
 
     return api
+
+
+def same_name(body: dict[str, object], name: str, detail: str) -> None:
+    """422 ``invalid-request`` when ``body`` names another entity than the path."""
+    if "name" in body and body["name"] != name:
+        issue = ProblemIssue(pointer="/name", detail="must be absent or equal the path's name")
+        raise ApiProblem(422, "invalid-request", detail, errors=[issue])

@@ -45,3 +45,18 @@ def first_taken(listen: Iterable[Listen]) -> str | None:
         if in_use(spec.address):
             return spec.address
     return None
+
+
+def refuse_taken(addresses: Iterable[Listen], *, takeover: bool) -> None:
+    """SystemExit naming the first of ``addresses`` something listens on, and what to
+    do about it; nothing with ``--takeover`` (the sharing is the point then)."""
+    if takeover:
+        return
+    taken = first_taken(addresses)
+    if taken is not None:
+        raise SystemExit(
+            f"quiver: cannot listen on {taken}: Address already in use (by another "
+            "`quiver serve`, or another program). To replace a running `quiver serve` "
+            "without downtime, start the new one with --takeover, then send SIGTERM "
+            "to the old one."
+        )

@@ -14,11 +14,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from quiver.config.models import Config, Listen, Settings
 from quiver.errors import StoreError
 from quiver.plugins.catalog import Catalog
-from quiver.proxy.exclusive import first_taken
+from quiver.proxy.exclusive import refuse_taken
 from quiver.proxy.supervisor import Supervisor, compiles
 from quiver.proxy.tls import warn_unverified
 from quiver.store import Store, open_store
@@ -38,7 +39,7 @@ def serve_store(
 ) -> int:
     """Serve the store ``settings.store`` names until SIGTERM."""
     check_admin_listen(settings.admin_listen, settings.admin_tls)
-    check_free([*settings.listen, Listen(address=settings.admin_listen)], takeover=takeover)
+    refuse_taken([*settings.listen, Listen(address=settings.admin_listen)], takeover=takeover)
     url = settings.store
     last_good = LastGood(run_dir / FILE_NAME, identity(url))
     log.info("store mode: config store %s", shown(url))
@@ -50,26 +51,22 @@ def serve_store(
         revision, declaration = store.effective()
         log.info("serving store revision %d", revision)
     else:
-        kept = last_good.load()
-        if kept is None:
-            raise SystemExit(
-                f"quiver: the config store {shown(url)} is unreachable and this node has "
-                f"no last good config ({last_good.path}) to serve meanwhile"
-            )
-        revision, declaration = kept
-        log.warning(
-            "SERVING THE LAST GOOD CONFIG (store revision %d, kept in %s): the config "
-            "store %s is unreachable; its changes are taken once it answers",
-            revision,
-            last_good.path,
-            shown(url),
+        revision, declaration = _last_good(
+            last_good,
+            f"the config store {shown(url)} is unreachable",
+            "its changes are taken once it answers",
         )
     config, head = compose(declaration, settings, catalog), revision
     if store is not None:
         if compiles(config, catalog):
             last_good.save(revision, declaration)
         else:
-            revision, config = _last_good_instead(revision, last_good, settings, catalog)
+            revision, declaration = _last_good(
+                last_good,
+                f"store revision {head} does not compile (see above)",
+                "until a newer revision does",
+            )
+            config = compose(declaration, settings, catalog)
     warn_unverified(config.targets)
     source = StoreSource(
         url, settings, catalog, last_good, store=store, revision=revision, seen=head
@@ -88,26 +85,24 @@ def serve_store(
         source.close()
 
 
-def _last_good_instead(
-    head: int, last_good: LastGood, settings: Settings, catalog: Catalog
-) -> tuple[int, Config]:
-    """The last good config, when the store's latest revision ``head`` does not
-    compile (why is logged): workers started on it would only fail."""
+def _last_good(last_good: LastGood, why: str, until: str) -> tuple[int, dict[str, Any]]:
+    """The node's last good declaration, when ``why`` keeps it from the store's latest
+    (said loudly); SystemExit when it has none."""
     kept = last_good.load()
     if kept is None:
         raise SystemExit(
-            f"quiver: store revision {head} does not compile (see above) and this node "
-            f"has no last good config ({last_good.path}) to serve instead"
+            f"quiver: {why} and this node has no last good config ({last_good.path}) "
+            "to serve instead"
         )
     revision, declaration = kept
-    log.error(
-        "store revision %d does not compile: SERVING THE LAST GOOD CONFIG (store "
-        "revision %d, kept in %s) until a newer revision does",
-        head,
+    log.warning(
+        "SERVING THE LAST GOOD CONFIG (store revision %d, kept in %s): %s; %s",
         revision,
         last_good.path,
+        why,
+        until,
     )
-    return revision, compose(declaration, settings, catalog)
+    return revision, declaration
 
 
 def admin_beside_file(
@@ -115,7 +110,7 @@ def admin_beside_file(
 ) -> AdminSidecar:
     """The admin API of file mode (the file's entities read-only; tokens in the store)."""
     check_admin_listen(config.admin_listen, config.admin_tls)
-    check_free([Listen(address=config.admin_listen)], takeover=takeover)
+    refuse_taken([Listen(address=config.admin_listen)], takeover=takeover)
     try:
         store = open_store(with_connect_timeout(config.store))
     except UNUSABLE as exc:
@@ -137,19 +132,6 @@ def show_new_token(store: Store) -> None:
     token = ensure_admin_token(store, os.environ.get(TOKEN_ENV) or None)
     if token is not None:
         print(f"admin token (shown once, keep it): {token}", file=sys.stderr, flush=True)
-
-
-def check_free(addresses: list[Listen], *, takeover: bool) -> None:
-    if takeover:
-        return
-    taken = first_taken(spec for spec in addresses if not spec.address.endswith(":0"))
-    if taken is not None:
-        raise SystemExit(
-            f"quiver: cannot listen on {taken}: Address already in use (by another "
-            "`quiver serve`, or another program). To replace a running `quiver serve` "
-            "without downtime, start the new one with --takeover, then send SIGTERM "
-            "to the old one."
-        )
 
 
 def _open(url: str, catalog: Catalog) -> Store | None:

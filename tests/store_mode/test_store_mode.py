@@ -288,8 +288,8 @@ def test_a_node_started_on_a_revision_that_does_not_compile_serves_its_last_good
         with start_node(tmp_path) as again:
             again.wait_listening()
             again.wait_for(
-                r"store revision 3 does not compile: SERVING THE LAST GOOD CONFIG "
-                r"\(store revision 2"
+                r"SERVING THE LAST GOOD CONFIG \(store revision 2, kept in .*\): "
+                r"store revision 3 does not compile"
             )
             assert revision_served(again.port) == "v2"
             store.apply(declaration("v4"), author="test")
