@@ -13,6 +13,7 @@ from quiver.store import Store, open_store
 from quiver.store.models import Role
 from quiver.store.tokens import create_token
 from tests.admin.server import serving
+from tests.support.browser import browser  # noqa: F401  (a fixture: /docs in Chromium)
 from tests.support.catalog import built_in
 
 MakeClient = Callable[..., httpx.Client]
