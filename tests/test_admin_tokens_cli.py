@@ -41,6 +41,10 @@ def test_a_token_is_made_printed_once_listed_and_revoked(tmp_path: Path) -> None
     unknown_team = run_quiver("admin", "token", "new", "x", "--team", "nope", "--store", store)
     assert unknown_team.returncode == 1 and "no team 'nope'" in unknown_team.stderr
 
+    unnamed = run_quiver("admin", "token", "new", "--store", store)
+    assert unnamed.returncode == 0
+    assert re.search(r"token editor-[0-9a-f]{6} \(editor\)", unnamed.stderr), unnamed.stderr
+
     revoked = run_quiver("admin", "token", "revoke", "ci-deploy", "--store", store)
     assert revoked.returncode == 0
     opened = open_store(store, built_in())

@@ -32,7 +32,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="make a token and print it once",
         description="Make a token; it is printed once and only its SHA-256 is kept.",
     )
-    new.add_argument("name", help="what revisions call the token's changes, e.g. ci-deploy")
+    new.add_argument(
+        "name",
+        nargs="?",
+        help="what revisions call the token's changes, e.g. ci-deploy (default: the role "
+        "and a random suffix)",
+    )
     new.add_argument("--role", choices=ROLES, default="editor", help="default: editor")
     new.add_argument("--team", metavar="T", help="scope the token to one team")
     _store_option(new)
@@ -58,13 +63,16 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _new(args: argparse.Namespace) -> int:
+    import secrets
+
     from quiver.errors import StoreError
     from quiver.store import open_store
     from quiver.store.tokens import create_token
 
+    name = args.name or f"{args.role}-{secrets.token_hex(3)}"
     store = open_store(args.store)
     try:
-        info, token = create_token(store, args.name, args.role, args.team)
+        info, token = create_token(store, name, args.role, args.team)
     except StoreError as exc:
         print(f"quiver: {exc}", file=sys.stderr)
         return 1
