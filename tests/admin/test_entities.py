@@ -3,7 +3,6 @@ validation messages with pointers into the body, and pagination."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from tests.admin.problems import assert_problem
+from tests.admin.races import concurrent_replaces
 
 TARGET = {"name": "orders", "url": "http://127.0.0.1:9001"}
 ROUTE = {"name": "orders-route", "paths": ["/orders"], "target": "orders"}
@@ -195,26 +195,7 @@ def test_filters(admin: httpx.Client) -> None:
 
 def test_concurrent_puts_with_the_same_etag_lose_no_update(admin: httpx.Client) -> None:
     """Two writers read the same ETag; exactly one replace wins, the other gets 412."""
-    tag = admin.post("/targets", json=TARGET).headers["etag"]
-    start = threading.Barrier(2, timeout=30)
-    results: list[int] = []
-
-    def writer(port: int) -> None:
-        with httpx.Client(
-            base_url=str(admin.base_url), headers=admin.headers, timeout=30
-        ) as client:
-            start.wait()
-            doc = {"name": "orders", "url": f"http://127.0.0.1:{port}"}
-            results.append(
-                client.put("/targets/orders", json=doc, headers={"If-Match": tag}).status_code
-            )
-
-    threads = [threading.Thread(target=writer, args=(port,)) for port in (9101, 9102)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert sorted(results) == [200, 412]
+    assert concurrent_replaces(admin) == [200, 412]
     revisions = admin.get("/revisions").json()["data"]
     assert len(revisions) == 2  # the create and one replace
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -12,6 +11,7 @@ from quiver.admin import create_app
 from quiver.store import open_store
 from quiver.store.tokens import create_token
 from tests.admin.problems import assert_problem
+from tests.admin.races import concurrent_replaces
 from tests.admin.server import serving
 from tests.store.conftest import postgres_schema_url
 from tests.support.catalog import built_in
@@ -66,23 +66,4 @@ def test_entities_revisions_and_tokens_on_postgres(pg_admin: httpx.Client) -> No
 
 
 def test_concurrent_puts_with_the_same_etag_on_postgres(pg_admin: httpx.Client) -> None:
-    tag = pg_admin.post("/targets", json=TARGET).headers["etag"]
-    start = threading.Barrier(2, timeout=30)
-    results: list[int] = []
-
-    def writer(port: int) -> None:
-        with httpx.Client(
-            base_url=str(pg_admin.base_url), headers=pg_admin.headers, timeout=30
-        ) as client:
-            start.wait()
-            doc = {"name": "orders", "url": f"http://127.0.0.1:{port}"}
-            results.append(
-                client.put("/targets/orders", json=doc, headers={"If-Match": tag}).status_code
-            )
-
-    threads = [threading.Thread(target=writer, args=(port,)) for port in (9101, 9102)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert sorted(results) == [200, 412]
+    assert concurrent_replaces(pg_admin) == [200, 412]
