@@ -53,9 +53,11 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[object]:
-    """A headless Chromium driven by Playwright, for the whole session."""
+    """A headless Chromium driven by Playwright, for one test: Playwright's sync API
+    runs an event loop on this thread while it is open, which the tests after it
+    (asyncio.run, run_until_complete) must not find running."""
     from playwright.sync_api import sync_playwright
 
     executable = chromium()
