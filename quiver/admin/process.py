@@ -89,6 +89,7 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
                 ssl_certfile=settings.tls_cert,
                 ssl_keyfile=settings.tls_key,
                 lifespan="off",
+                server_header=False,  # (what serves the API is nobody's business)
             ),
             sock,
             settings,

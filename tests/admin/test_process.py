@@ -76,7 +76,9 @@ def test_it_says_where_it_listens_and_never_logs_tokens(tmp_path: Path) -> None:
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
     ):
         root = {"Authorization": f"Bearer {ENV_TOKEN}"}
-        assert client.get("/health").status_code == 200
+        health = client.get("/health")
+        assert health.status_code == 200
+        assert "server" not in health.headers, "nothing says what serves the API"
         created = client.post("/tokens", json={"name": "ci", "role": "editor"}, headers=root)
         token = created.json()["token"]
         as_ci = {"Authorization": f"Bearer {token}"}
