@@ -1,0 +1,226 @@
+"""The ingester: finished spool files into call rows and rollups, exactly once.
+
+One ingester runs per node, in the admin sidecar (a thread beside uvicorn), so a
+SQLite store has a single writer of calls and no lock contention by design.  Each
+batch is one transaction: the names it introduces, its call rows (one executemany),
+the rollup increments (one upsert per distinct minute x route x consumer x target
+x node x status class, summed in memory first) and the spool's new offset.  The
+spool protocol and why this loses and repeats nothing is in quiver.calls.spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from quiver.calls import retention, spool
+from quiver.calls.names import Names
+from quiver.calls.records import Record, bucket, parse
+from quiver.calls.settings import CallLog
+from quiver.store.calltables import (
+    BUCKETS,
+    CONSUMER,
+    NODE,
+    ROUTE,
+    TARGET,
+    USER_AGENT,
+    call_rollups,
+    call_spools,
+    calls,
+)
+from quiver.store.engine import WRITE
+
+_log = logging.getLogger("quiver.calls")
+_KEY = ("minute", "route_id", "consumer_id", "target_id", "node_id", "status_class")
+_SUMS = ("requests", "errors", "bytes_in", "bytes_out", "latency_sum_us", *BUCKETS)
+
+
+def is_error(status: int) -> bool:
+    """What the call log counts as an error: the gateway or its upstream failed."""
+    return status >= 500
+
+
+class Ingester:
+    """Reads the spools in ``directory`` into the store behind ``engine``.
+
+    ``clock`` (seconds) dates retention; ``crash_point`` is for tests: called with
+    "committed" after a batch commits and before its spool is deleted, it may raise
+    to stand for a process killed there.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        directory: Path,
+        settings: CallLog | None = None,
+        clock: Callable[[], float] = time.time,
+        crash_point: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.directory = directory
+        self.settings = settings or CallLog()
+        self._clock = clock
+        self._crash_point = crash_point or (lambda _where: None)
+        self._names = Names()
+        self._writing = engine.execution_options(**{WRITE: True})
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.skipped = 0  # lines that were not records
+
+    def run_once(self) -> int:
+        """Consume every finished spool; the number of calls inserted."""
+        inserted = 0
+        for found in spool.finished(self.directory):
+            inserted += self._consume(found)
+        return inserted
+
+    def _consume(self, found: spool.Spool) -> int:
+        inserted = 0
+        while True:
+            with self.engine.connect() as connection:
+                offset = connection.execute(
+                    select(call_spools.c.offset).where(call_spools.c.name == found.name)
+                ).scalar()
+            lines, end, at_end = spool.read_lines(found.path, offset or 0, self.settings.batch_rows)
+            if lines or end != (offset or 0):
+                inserted += self._batch(found.name, lines, end, offset is None)
+                self._crash_point("committed")
+                retention.enforce(self.engine, self.settings, int(self._clock() * 1000))
+            if at_end:
+                found.path.unlink(missing_ok=True)
+                with self._writing.begin() as connection:
+                    connection.execute(delete(call_spools).where(call_spools.c.name == found.name))
+                return inserted
+
+    def _batch(self, name: str, lines: list[bytes], end: int, first: bool) -> int:
+        records: list[Record] = []
+        for line in lines:
+            try:
+                records.append(parse(line))
+            except ValueError as exc:  # (json.JSONDecodeError is one)
+                self.skipped += 1
+                _log.warning("call spool %s: a line is not a call record (%s)", name, exc)
+        try:
+            with self._writing.begin() as connection:
+                self._insert(connection, records)
+                if first:
+                    connection.execute(call_spools.insert(), {"name": name, "offset": end})
+                else:
+                    connection.execute(
+                        call_spools.update().where(call_spools.c.name == name).values(offset=end)
+                    )
+        except Exception:
+            self._names.forget()  # names added in the rolled-back transaction are gone
+            raise
+        return len(records)
+
+    def _insert(self, connection: Connection, records: list[Record]) -> None:
+        if not records:
+            return
+        wanted: set[tuple[int, str]] = set()
+        for record in records:
+            for kind, name in _named(record):
+                if name is not None:
+                    wanted.add((kind, name))
+        ids = self._names.ids(connection, wanted)
+
+        def id_of(kind: int, name: str | None) -> int:
+            return 0 if name is None else ids[(kind, name)]
+
+        rows: list[dict[str, Any]] = []
+        rollups: dict[tuple[int, ...], list[int]] = {}
+        for r in records:
+            row = {
+                "request_id": r.request_id,
+                "time_ms": r.time_ms,
+                "route_id": id_of(ROUTE, r.route),
+                "target_id": id_of(TARGET, r.target),
+                "consumer_id": id_of(CONSUMER, r.consumer),
+                "node_id": id_of(NODE, r.node),
+                "user_agent_id": id_of(USER_AGENT, r.user_agent),
+                "method": r.method,
+                "path": r.path,
+                "status": r.status,
+                "bytes_in": r.bytes_in,
+                "bytes_out": r.bytes_out,
+                "latency_us": r.latency_us,
+                "upstream_latency_us": r.upstream_latency_us,
+                "overhead_us": r.overhead_us,
+                "client_ip": r.client_ip,
+                "retries": r.retries,
+                "cache": r.cache,
+                "answered_by": r.answered_by,
+            }
+            rows.append(row)
+            key = (
+                r.time_ms // 60_000,
+                row["route_id"],
+                row["consumer_id"],
+                row["target_id"],
+                row["node_id"],
+                min(max(r.status // 100, 1), 5),
+            )
+            sums = rollups.get(key)
+            if sums is None:
+                sums = rollups[key] = [0] * len(_SUMS)
+            sums[0] += 1
+            sums[1] += is_error(r.status)
+            sums[2] += r.bytes_in
+            sums[3] += r.bytes_out
+            sums[4] += r.latency_us
+            sums[5 + bucket(r.latency_us)] += 1
+        connection.execute(calls.insert(), rows)
+        connection.execute(
+            _upsert(connection),
+            [
+                dict(zip(_KEY, key, strict=True)) | dict(zip(_SUMS, sums, strict=True))
+                for key, sums in rollups.items()
+            ],
+        )
+
+    def start(self, interval: float = 1.0) -> None:
+        """Ingest in a daemon thread every ``interval`` seconds until :meth:`stop`."""
+        self._thread = threading.Thread(
+            target=self._loop, args=(interval,), name="quiver-calls", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the admin API goes on; the spools wait for the next round
+                _log.exception("call log ingest failed; retrying")
+            self._stop.wait(interval)
+
+
+def _named(record: Record) -> tuple[tuple[int, str | None], ...]:
+    return (
+        (ROUTE, record.route),
+        (TARGET, record.target),
+        (CONSUMER, record.consumer),
+        (NODE, record.node),
+        (USER_AGENT, record.user_agent),
+    )
+
+
+def _upsert(connection: Connection) -> Any:
+    """INSERT ... ON CONFLICT (the rollup's key) DO UPDATE adding the new sums."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(call_rollups)
+    return statement.on_conflict_do_update(
+        index_elements=list(_KEY),
+        set_={name: call_rollups.c[name] + statement.excluded[name] for name in _SUMS},
+    )
