@@ -178,7 +178,7 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> Response:
     "/analytics/requests",
     response_model=SeriesDoc,
     response_model_by_alias=True,
-    responses={**_CSV, **problems(400, 401, 404)},
+    responses={**_CSV, **problems()},
     summary="Requests, errors, bytes and latency percentiles over time",
 )
 def get_series(
@@ -215,7 +215,7 @@ def get_series(
 @api.get(
     "/analytics/top",
     response_model=TopDoc,
-    responses=problems(400, 401, 404),
+    responses=problems(),
     summary="The consumers, routes or targets with the most calls, or routes with the most errors",
 )
 def get_top(
@@ -235,7 +235,7 @@ def get_top(
 @api.get(
     "/calls",
     response_model=CallPage,
-    responses={**_CSV, **problems(400, 401, 404)},
+    responses={**_CSV, **problems()},
     summary="Calls, newest first",
 )
 def get_calls(
@@ -275,7 +275,7 @@ def get_calls(
 @api.get(
     "/calls/{request_id}",
     response_model=CallDoc,
-    responses=problems(401, 404),
+    responses=problems(),
     summary="One call, by its request id",
 )
 def get_call(request: Request, team: Scope, request_id: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from quiver.calls import retention, spool
@@ -32,6 +32,7 @@ from quiver.store.calltables import (
     TARGET,
     USER_AGENT,
     call_rollups,
+    call_rollups_hourly,
     call_spools,
     calls,
 )
@@ -178,11 +179,21 @@ class Ingester:
             sums[5 + bucket(r.latency_us)] += 1
         connection.execute(calls.insert(), rows)
         connection.execute(
-            _upsert(connection),
-            [
-                dict(zip(_KEY, key, strict=True)) | dict(zip(_SUMS, sums, strict=True))
-                for key, sums in rollups.items()
-            ],
+            _upsert(connection, call_rollups, "minute"),
+            [_rollup_row("minute", key, sums) for key, sums in rollups.items()],
+        )
+        hourly: dict[tuple[int, ...], list[int]] = {}
+        for key, sums in rollups.items():
+            hour_key = (key[0] // 60, *key[1:])
+            into = hourly.get(hour_key)
+            if into is None:
+                hourly[hour_key] = list(sums)
+            else:
+                for index, value in enumerate(sums):
+                    into[index] += value
+        connection.execute(
+            _upsert(connection, call_rollups_hourly, "hour"),
+            [_rollup_row("hour", key, sums) for key, sums in hourly.items()],
         )
 
     def start(self, interval: float = 1.0) -> None:
@@ -216,11 +227,15 @@ def _named(record: Record) -> tuple[tuple[int, str | None], ...]:
     )
 
 
-def _upsert(connection: Connection) -> Any:
+def _rollup_row(period: str, key: tuple[int, ...], sums: list[int]) -> dict[str, int]:
+    return dict(zip((period, *_KEY[1:]), key, strict=True)) | dict(zip(_SUMS, sums, strict=True))
+
+
+def _upsert(connection: Connection, table: Table, period: str) -> Any:
     """INSERT ... ON CONFLICT (the rollup's key) DO UPDATE adding the new sums."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(call_rollups)
+    statement = dialect.insert(table)
     return statement.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_={name: call_rollups.c[name] + statement.excluded[name] for name in _SUMS},
+        index_elements=[period, *_KEY[1:]],
+        set_={name: table.c[name] + statement.excluded[name] for name in _SUMS},
     )

@@ -5,7 +5,9 @@ Series and top lists read raw call rows only when the range holds few of them
 at most that many index entries): their percentiles are then exact.  Otherwise
 they read the per-minute rollups, whose cost depends on the range's minutes and
 dimensions, never on the number of calls; percentiles are then the upper bound of
-the histogram bucket holding them, and the range is widened to whole minutes.
+the histogram bucket holding them.  Buckets of hours and days read the hourly
+rollups, minute buckets the per-minute ones; the range is widened to whole
+periods of the table read (top lists over more than 6 hours read whole hours).
 
 A team (``team`` not None) sees only the calls of its own routes.
 """
@@ -17,7 +19,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+)
 
 from quiver.calls.ingest import is_error
 from quiver.store.calltables import (
@@ -29,6 +41,7 @@ from quiver.store.calltables import (
     TARGET,
     call_names,
     call_rollups,
+    call_rollups_hourly,
     calls,
 )
 
@@ -37,6 +50,8 @@ Dimension = Literal["consumers", "routes", "targets", "errors"]
 Source = Literal["calls", "rollups"]
 #: most raw rows a series or top list reads before it switches to the rollups
 RAW_LIMIT = 20_000
+#: top lists over ranges longer than this read hourly rollups (whole hours)
+_HOURLY_FROM_MS = 6 * 3_600_000
 _KIND: dict[str, int] = {"route": ROUTE, "consumer": CONSUMER, "target": TARGET, "node": NODE}
 _TOP: dict[str, str] = {
     "consumers": "consumer",
@@ -138,18 +153,18 @@ def series(
             totals.add_call(row[2], row[3], row[4], row[5])
     else:
         source = "rollups"
-        start_ms -= start_ms % 60_000
-        end_ms += -end_ms % 60_000
-        minutes = bucket_ms // 60_000
-        first = start_ms // 60_000
-        slot_column = (call_rollups.c.minute - first) // minutes
-        key = _rollup_key(by)
+        table, period, unit = _rollups(bucket_ms)
+        start_ms -= start_ms % unit
+        end_ms += -end_ms % unit
+        first = start_ms // unit
+        slot_column = (table.c[period] - first) // (bucket_ms // unit)
+        key = _rollup_key(table, by)
         query = (
-            select(slot_column, key, *_rollup_sums())
+            select(slot_column, key, *_rollup_sums(table))
             .where(
-                call_rollups.c.minute >= first,
-                call_rollups.c.minute < end_ms // 60_000,
-                *_scope(call_rollups.c.route_id, team),
+                table.c[period] >= first,
+                table.c[period] < end_ms // unit,
+                *_scope(table.c.route_id, team),
             )
             .group_by(slot_column, key)
         )
@@ -172,15 +187,15 @@ def top(
     team: str | None,
 ) -> list[tuple[str | None, Totals]]:
     """The ``n`` names of ``dimension`` with the most calls (or errors) in the range."""
-    column = call_rollups.c[f"{_TOP[dimension]}_id"]
-    minute_from, minute_to = start_ms // 60_000, -(-end_ms // 60_000)
-    order = func.sum(call_rollups.c.errors if dimension == "errors" else call_rollups.c.requests)
+    table, period, unit = _rollups(3_600_000 if end_ms - start_ms > _HOURLY_FROM_MS else 60_000)
+    column = table.c[f"{_TOP[dimension]}_id"]
+    order = func.sum(table.c.errors if dimension == "errors" else table.c.requests)
     query: Select[Any] = (
-        select(column, *_rollup_sums())
+        select(column, *_rollup_sums(table))
         .where(
-            call_rollups.c.minute >= minute_from,
-            call_rollups.c.minute < minute_to,
-            *_scope(call_rollups.c.route_id, team),
+            table.c[period] >= start_ms // unit,
+            table.c[period] < -(-end_ms // unit),
+            *_scope(table.c.route_id, team),
         )
         .group_by(column)
         .order_by(order.desc(), column)
@@ -278,17 +293,24 @@ def _raw_key(by: By | None) -> ColumnElement[Any]:
     return calls.c[f"{by}_id"]
 
 
-def _rollup_key(by: By | None) -> ColumnElement[Any]:
+def _rollups(bucket_ms: int) -> tuple[Table, str, int]:
+    """The rollup table for buckets of ``bucket_ms``: its period column and length."""
+    if bucket_ms % 3_600_000 == 0:
+        return call_rollups_hourly, "hour", 3_600_000
+    return call_rollups, "minute", 60_000
+
+
+def _rollup_key(table: Table, by: By | None) -> ColumnElement[Any]:
     if by is None:
         return literal(0)
     if by == "status_class":
-        return call_rollups.c.status_class
-    return call_rollups.c[f"{by}_id"]
+        return table.c.status_class
+    return table.c[f"{by}_id"]
 
 
-def _rollup_sums() -> list[ColumnElement[Any]]:
+def _rollup_sums(table: Table) -> list[ColumnElement[Any]]:
     names = ("requests", "errors", "bytes_in", "bytes_out", *BUCKETS)
-    return [func.sum(call_rollups.c[name]) for name in names]
+    return [func.sum(table.c[name]) for name in names]
 
 
 def _totals(values: Sequence[Any]) -> Totals:

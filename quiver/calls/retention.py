@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, delete, func, select
 
 from quiver.calls.settings import CallLog
-from quiver.store.calltables import call_rollups, calls
+from quiver.store.calltables import call_rollups, call_rollups_hourly, calls
 from quiver.store.engine import WRITE
 
 
@@ -38,14 +38,17 @@ def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
                 break
             bound = min(high - settings.max_rows, low + chunk - 1)
             deleted += connection.execute(delete(calls).where(calls.c.id <= bound)).rowcount
-    minute_cutoff = (now_ms - int(settings.rollup_retention * 1000)) // 60_000
-    while True:  # rollups by age, an hour of them at a time
-        with writing.begin() as connection:
-            first = connection.execute(select(func.min(call_rollups.c.minute))).scalar()
-            if first is None or first >= minute_cutoff:
-                break
-            bound = min(minute_cutoff, first + 60)
-            deleted += connection.execute(
-                delete(call_rollups).where(call_rollups.c.minute < bound)
-            ).rowcount
+    rollup_cutoff = now_ms - int(settings.rollup_retention * 1000)
+    for column, per_ms, step in (
+        (call_rollups.c.minute, 60_000, 60),  # an hour of minutes at a time
+        (call_rollups_hourly.c.hour, 3_600_000, 24),  # a day of hours at a time
+    ):
+        cutoff_period = rollup_cutoff // per_ms
+        while True:  # rollups by age
+            with writing.begin() as connection:
+                first = connection.execute(select(func.min(column))).scalar()
+                if first is None or first >= cutoff_period:
+                    break
+                bound = min(cutoff_period, first + step)
+                deleted += connection.execute(delete(column.table).where(column < bound)).rowcount
     return deleted

@@ -8,7 +8,7 @@ matched, an anonymous consumer): rollups need a value that takes part in their
 unique key, and NULLs never conflict.  Times are epoch milliseconds, latencies
 microseconds, all integers.
 
-A rollup row sums the calls of one minute with one route, consumer, target, node
+A rollup row sums the calls of one minute (or hour) with one route, consumer, target, node
 and status class (1 for 1xx ... 5 for 5xx): counts, errors, bytes, the latency sum
 and a fixed-bucket latency histogram (``LATENCY_BOUNDS_MS``), from which p50, p95
 and p99 are read to a bucket's precision.  The histogram is one column per bucket
@@ -79,33 +79,41 @@ calls = Table(
     Index("ix_calls_request_id", "request_id"),
 )
 
-call_rollups = Table(
-    "call_rollups",
-    Base.metadata,
-    Column("minute", BigInteger, nullable=False),  # epoch minutes
-    Column("route_id", Integer, nullable=False),
-    Column("consumer_id", Integer, nullable=False),
-    Column("target_id", Integer, nullable=False),
-    Column("node_id", Integer, nullable=False),
-    Column("status_class", SmallInteger, nullable=False),
-    Column("requests", BigInteger, nullable=False),
-    Column("errors", BigInteger, nullable=False),
-    Column("bytes_in", BigInteger, nullable=False),
-    Column("bytes_out", BigInteger, nullable=False),
-    Column("latency_sum_us", BigInteger, nullable=False),
-    *(Column(name, BigInteger, nullable=False) for name in BUCKETS),
-    Index(
-        "ux_call_rollups_key",
-        "minute",
-        "route_id",
-        "consumer_id",
-        "target_id",
-        "node_id",
-        "status_class",
-        unique=True,
-    ),
-    Index("ix_call_rollups_route_minute", "route_id", "minute"),
-)
+
+def _rollups(name: str, period: str) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column(period, BigInteger, nullable=False),  # epoch minutes or hours
+        Column("route_id", Integer, nullable=False),
+        Column("consumer_id", Integer, nullable=False),
+        Column("target_id", Integer, nullable=False),
+        Column("node_id", Integer, nullable=False),
+        Column("status_class", SmallInteger, nullable=False),
+        Column("requests", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("bytes_in", BigInteger, nullable=False),
+        Column("bytes_out", BigInteger, nullable=False),
+        Column("latency_sum_us", BigInteger, nullable=False),
+        *(Column(bucket, BigInteger, nullable=False) for bucket in BUCKETS),
+        Index(
+            f"ux_{name}_key",
+            period,
+            "route_id",
+            "consumer_id",
+            "target_id",
+            "node_id",
+            "status_class",
+            unique=True,
+        ),
+        Index(f"ix_{name}_route_{period}", "route_id", period),
+    )
+
+
+#: per minute; read for ranges in minute buckets
+call_rollups = _rollups("call_rollups", "minute")
+#: the same sums per hour: ranges in hour or day buckets read 60 times fewer rows
+call_rollups_hourly = _rollups("call_rollups_hourly", "hour")
 
 call_spools = Table(
     "call_spools",

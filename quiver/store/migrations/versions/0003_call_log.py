@@ -1,4 +1,4 @@
-"""The call log: call rows, the names they refer to, per-minute rollups, spool offsets.
+"""The call log: call rows, names, per-minute and hourly rollups, spool offsets.
 
 Written out rather than built from quiver.store.calltables: a released migration
 never changes, whatever later code declares.
@@ -63,9 +63,20 @@ def upgrade() -> None:
     op.create_index("ix_calls_consumer_time", "calls", ["consumer_id", "time_ms"])
     op.create_index("ix_calls_status_time", "calls", ["status", "time_ms"])
     op.create_index("ix_calls_request_id", "calls", ["request_id"])
+    for name, period in (("call_rollups", "minute"), ("call_rollups_hourly", "hour")):
+        _rollups(name, period)
     op.create_table(
-        "call_rollups",
-        sa.Column("minute", sa.BigInteger(), nullable=False),
+        "call_spools",
+        sa.Column("name", sa.String(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_call_spools")),
+    )
+
+
+def _rollups(name: str, period: str) -> None:
+    op.create_table(
+        name,
+        sa.Column(period, sa.BigInteger(), nullable=False),
         sa.Column("route_id", sa.Integer(), nullable=False),
         sa.Column("consumer_id", sa.Integer(), nullable=False),
         sa.Column("target_id", sa.Integer(), nullable=False),
@@ -79,15 +90,9 @@ def upgrade() -> None:
         *(sa.Column(f"h{i:02d}", sa.BigInteger(), nullable=False) for i in range(_BUCKETS)),
     )
     op.create_index(
-        "ux_call_rollups_key",
-        "call_rollups",
-        ["minute", "route_id", "consumer_id", "target_id", "node_id", "status_class"],
+        f"ux_{name}_key",
+        name,
+        [period, "route_id", "consumer_id", "target_id", "node_id", "status_class"],
         unique=True,
     )
-    op.create_index("ix_call_rollups_route_minute", "call_rollups", ["route_id", "minute"])
-    op.create_table(
-        "call_spools",
-        sa.Column("name", sa.String(), nullable=False),
-        sa.Column("offset", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("name", name=op.f("pk_call_spools")),
-    )
+    op.create_index(f"ix_{name}_route_{period}", name, ["route_id", period])
