@@ -26,13 +26,13 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quiver.admin import create_app  # noqa: E402
-from quiver.calls import CallLog, Ingester  # noqa: E402
-from quiver.calls.records import parse  # noqa: E402
-from quiver.store import open_store  # noqa: E402
-from quiver.store.engine import WRITE  # noqa: E402
-from quiver.store.tokens import create_token  # noqa: E402
-from tests.calls.synthetic import records, write_spools  # noqa: E402
+from quiver.admin import create_app
+from quiver.calls import CallLog, Ingester
+from quiver.calls.records import parse
+from quiver.store import open_store
+from quiver.store.engine import WRITE
+from quiver.store.tokens import create_token
+from tests.calls.synthetic import records, write_spools
 
 DAY = 86_400_000
 
@@ -78,7 +78,7 @@ def queries(url: str) -> list[tuple[str, float]]:
         return datetime.fromtimestamp(now - seconds_ago, UTC).isoformat()
 
     probe = client.get("/calls", params={"limit": 1}).json()["data"][0]["request_id"]
-    asked = [
+    asked: list[tuple[str, dict[str, str | int]]] = [
         ("/analytics/requests", {"from": iso(3600), "by": "route"}),
         ("/analytics/requests", {"from": iso(86400), "bucket": "hour", "by": "route"}),
         ("/analytics/requests", {"from": iso(86400), "bucket": "minute"}),
@@ -103,9 +103,11 @@ def queries(url: str) -> list[tuple[str, float]]:
             answer = client.get(path, params=params)
             times.append((time.perf_counter() - began) * 1000)
             assert answer.status_code == 200, answer.text
-        label = path + ("?" + "&".join(f"{k}={v}" for k, v in params.items() if k != "from") if params else "")
+        label = path + (
+            "?" + "&".join(f"{k}={v}" for k, v in params.items() if k != "from") if params else ""
+        )
         if "from" in params:
-            label += f" (from {round((now - datetime_of(params['from'])) / 3600)} h ago)"
+            label += f" (from {round((now - datetime_of(str(params['from']))) / 3600)} h ago)"
         results.append((label, statistics.median(times)))
     store.close()
     return results

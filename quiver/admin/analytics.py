@@ -32,7 +32,9 @@ from quiver.store.tokens import TokenInfo
 api = APIRouter(tags=["analytics"])
 _BUCKET_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 _MOST_POINTS = 10_000
-_CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
 
 From = Annotated[
     datetime | None,

@@ -138,7 +138,7 @@ class Ingester:
         rows: list[dict[str, Any]] = []
         rollups: dict[tuple[int, ...], list[int]] = {}
         for r in records:
-            row = {
+            row: dict[str, Any] = {
                 "request_id": r.request_id,
                 "time_ms": r.time_ms,
                 "route_id": id_of(ROUTE, r.route),
@@ -160,7 +160,7 @@ class Ingester:
                 "answered_by": r.answered_by,
             }
             rows.append(row)
-            key = (
+            key: tuple[int, ...] = (
                 r.time_ms // 60_000,
                 row["route_id"],
                 row["consumer_id"],

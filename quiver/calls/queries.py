@@ -49,7 +49,7 @@ By = Literal["route", "consumer", "target", "node", "status_class"]
 Dimension = Literal["consumers", "routes", "targets", "errors"]
 Source = Literal["calls", "rollups"]
 #: most raw rows a series or top list reads before it switches to the rollups
-RAW_LIMIT = 20_000
+RAW_LIMIT = 10_000
 #: top lists over ranges longer than this read hourly rollups (whole hours)
 _HOURLY_FROM_MS = 6 * 3_600_000
 _KIND: dict[str, int] = {"route": ROUTE, "consumer": CONSUMER, "target": TARGET, "node": NODE}

@@ -78,7 +78,14 @@ def serve_store(
             run_dir=run_dir,
             catalog=catalog,
             source=source,
-            sidecar=AdminSidecar(url, settings.admin_listen, catalog, tls=settings.admin_tls),
+            sidecar=AdminSidecar(
+                url,
+                settings.admin_listen,
+                catalog,
+                tls=settings.admin_tls,
+                calls_dir=str(run_dir / "calls"),
+                call_log=settings.call_log,
+            ),
             trial_after_handoff=True,
         ).run()
     finally:

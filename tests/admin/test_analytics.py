@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from quiver.calls import Ingester
-from quiver.calls import queries
+from quiver.calls import Ingester, queries
 from quiver.calls.records import bucket
 from quiver.store import Store
 from quiver.store.calltables import LATENCY_BOUNDS_MS
@@ -134,7 +133,7 @@ def test_calls_page_newest_first_with_a_cursor(
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"route": "orders", "status": "5xx", "limit": 100}
+        params: dict[str, str | int] = {"route": "orders", "status": "5xx", "limit": 100}
         if cursor:
             params["cursor"] = cursor
         page = admin.get("/calls", params=params).json()
