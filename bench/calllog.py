@@ -28,11 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quiver.admin import create_app
 from quiver.calls import CallLog, Ingester
-from quiver.calls.records import parse
 from quiver.store import open_store
-from quiver.store.engine import WRITE
 from quiver.store.tokens import create_token
-from tests.calls.synthetic import records, write_spools
+from tests.calls.synthetic import fill, records, write_spools
 
 DAY = 86_400_000
 
@@ -48,20 +46,9 @@ def ingest(url: str, count: int, directory: Path) -> float:
     return count / elapsed
 
 
-def fill(url: str, rows: int) -> None:
+def fill_store(url: str, rows: int) -> None:
     store = open_store(url)
-    ingester = Ingester(store.engine, Path("/nonexistent"), CallLog(max_rows=rows))
-    now = int(time.time() * 1000)
-    import json
-
-    step = 20_000
-    for start in range(0, rows, step):
-        batch = [
-            parse(json.dumps(item).encode())
-            for item in records(step, now - 7 * DAY + 1000, 7 * DAY - 2000, seed=start)
-        ]
-        with store.engine.execution_options(**{WRITE: True}).begin() as connection:
-            ingester._insert(connection, batch)
+    fill(store.engine, rows, 7 * DAY)
     store.close()
 
 
@@ -133,7 +120,7 @@ def main() -> None:
             rate = ingest(args.postgres, args.ingest, root / "spools-pg")
             print(f"ingest PostgreSQL: {rate:,.0f} rows/s ({args.ingest:,} records)")
         began = time.perf_counter()
-        fill(str(root / "big.db"), args.rows)
+        fill_store(str(root / "big.db"), args.rows)
         print(f"filled {args.rows:,} calls in {time.perf_counter() - began:.1f} s")
         for label, ms in queries(str(root / "big.db")):
             print(f"{ms:8.1f} ms  {label}")

@@ -122,6 +122,12 @@ class Ingester:
             raise
         return len(records)
 
+    def insert(self, records: list[Record]) -> None:
+        """Write ``records`` in one transaction, as a batch from a spool would be
+        (for loading a call log from elsewhere, and for benchmarks)."""
+        with self._writing.begin() as connection:
+            self._insert(connection, records)
+
     def _insert(self, connection: Connection, records: list[Record]) -> None:
         if not records:
             return

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Engine
+
+from quiver.calls import CallLog, Ingester
+from quiver.calls.records import parse
 
 ROUTES = ("orders", "users", "shop.cart")
 CONSUMERS = ("alice", "bob", None, "shop.carol")
@@ -51,3 +57,12 @@ def write_spools(directory: Path, items: list[dict[str, Any]], per_file: int, pi
     for number, start in enumerate(range(0, len(items), per_file), 1):
         lines = "".join(json.dumps(item) + "\n" for item in items[start : start + per_file])
         (directory / f"{pid}-{number}.jsonl.done").write_text(lines)
+
+
+def fill(engine: Engine, rows: int, span_ms: int, step: int = 20_000) -> None:
+    """``rows`` calls over the last ``span_ms``, written in batches of ``step``."""
+    ingester = Ingester(engine, Path("/nonexistent"), CallLog(max_rows=rows))
+    now = int(time.time() * 1000)
+    for start in range(0, rows, step):
+        chunk = records(min(step, rows - start), now - span_ms + 1000, span_ms - 2000, seed=start)
+        ingester.insert([parse(json.dumps(item).encode()) for item in chunk])
