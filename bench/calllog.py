@@ -68,7 +68,8 @@ def queries(url: str) -> list[tuple[str, float]]:
     asked: list[tuple[str, dict[str, str | int]]] = [
         ("/analytics/requests", {"from": iso(3600), "by": "route"}),
         ("/analytics/requests", {"from": iso(86400), "bucket": "hour", "by": "route"}),
-        ("/analytics/requests", {"from": iso(86400), "bucket": "minute"}),
+        ("/analytics/requests", {"from": iso(6 * 3600), "bucket": "minute"}),
+        ("/analytics/requests", {"from": iso(6 * 3600), "bucket": "minute", "by": "consumer"}),
         ("/analytics/requests", {"from": iso(7 * 86400), "bucket": "hour", "by": "consumer"}),
         ("/analytics/requests", {"from": iso(7 * 86400), "bucket": "day", "by": "status_class"}),
         ("/analytics/top", {"dimension": "consumers", "from": iso(7 * 86400)}),

@@ -31,7 +31,9 @@ from quiver.store.tokens import TokenInfo
 
 api = APIRouter(tags=["analytics"])
 _BUCKET_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
-_MOST_POINTS = 10_000
+#: most buckets in a series: a minute series spans at most 6 hours (wider ones read
+#: too many rollup rows to answer quickly; hour buckets serve them)
+_MOST_POINTS = {"minute": 360, "hour": 2400, "day": 3660}
 _CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
 }
@@ -193,11 +195,12 @@ def get_series(
     format: Format = None,
 ) -> Any:
     start_ms, end_ms = _range(start, to)
-    if (end_ms - start_ms) // _BUCKET_MS[bucket] > _MOST_POINTS:
+    if -(-(end_ms - start_ms) // _BUCKET_MS[bucket]) > _MOST_POINTS[bucket]:
         raise ApiProblem(
             400,
             "invalid-request",
-            f"the range holds more than {_MOST_POINTS} {bucket}s: widen `bucket`",
+            f"a series has at most {_MOST_POINTS[bucket]} {bucket}s: shorten the range "
+            "or widen `bucket`",
         )
     with _store(request).engine.connect() as connection:
         found = series(connection, start_ms, end_ms, _BUCKET_MS[bucket], by, team)

@@ -17,8 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, delete, select
 
 from quiver.calls import retention, spool
 from quiver.calls.names import Names
@@ -34,7 +33,6 @@ from quiver.store.calltables import (
     call_rollups,
     call_rollups_hourly,
     call_spools,
-    calls,
 )
 from quiver.store.engine import WRITE
 
@@ -141,37 +139,42 @@ class Ingester:
         def id_of(kind: int, name: str | None) -> int:
             return 0 if name is None else ids[(kind, name)]
 
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         rollups: dict[tuple[int, ...], list[int]] = {}
         for r in records:
-            row: dict[str, Any] = {
-                "request_id": r.request_id,
-                "time_ms": r.time_ms,
-                "route_id": id_of(ROUTE, r.route),
-                "target_id": id_of(TARGET, r.target),
-                "consumer_id": id_of(CONSUMER, r.consumer),
-                "node_id": id_of(NODE, r.node),
-                "user_agent_id": id_of(USER_AGENT, r.user_agent),
-                "method": r.method,
-                "path": r.path,
-                "status": r.status,
-                "bytes_in": r.bytes_in,
-                "bytes_out": r.bytes_out,
-                "latency_us": r.latency_us,
-                "upstream_latency_us": r.upstream_latency_us,
-                "overhead_us": r.overhead_us,
-                "client_ip": r.client_ip,
-                "retries": r.retries,
-                "cache": r.cache,
-                "answered_by": r.answered_by,
-            }
-            rows.append(row)
+            route_id = id_of(ROUTE, r.route)
+            target_id = id_of(TARGET, r.target)
+            consumer_id = id_of(CONSUMER, r.consumer)
+            node_id = id_of(NODE, r.node)
+            rows.append(
+                (
+                    r.request_id,
+                    r.time_ms,
+                    route_id,
+                    target_id,
+                    consumer_id,
+                    node_id,
+                    id_of(USER_AGENT, r.user_agent),
+                    r.method,
+                    r.path,
+                    r.status,
+                    r.bytes_in,
+                    r.bytes_out,
+                    r.latency_us,
+                    r.upstream_latency_us,
+                    r.overhead_us,
+                    r.client_ip,
+                    r.retries,
+                    r.cache,
+                    r.answered_by,
+                )
+            )
             key: tuple[int, ...] = (
                 r.time_ms // 60_000,
-                row["route_id"],
-                row["consumer_id"],
-                row["target_id"],
-                row["node_id"],
+                route_id,
+                consumer_id,
+                target_id,
+                node_id,
                 min(max(r.status // 100, 1), 5),
             )
             sums = rollups.get(key)
@@ -183,11 +186,6 @@ class Ingester:
             sums[3] += r.bytes_out
             sums[4] += r.latency_us
             sums[5 + bucket(r.latency_us)] += 1
-        connection.execute(calls.insert(), rows)
-        connection.execute(
-            _upsert(connection, call_rollups, "minute"),
-            [_rollup_row("minute", key, sums) for key, sums in rollups.items()],
-        )
         hourly: dict[tuple[int, ...], list[int]] = {}
         for key, sums in rollups.items():
             hour_key = (key[0] // 60, *key[1:])
@@ -197,10 +195,18 @@ class Ingester:
             else:
                 for index, value in enumerate(sums):
                     into[index] += value
-        connection.execute(
-            _upsert(connection, call_rollups_hourly, "hour"),
-            [_rollup_row("hour", key, sums) for key, sums in hourly.items()],
-        )
+        # straight to the driver's executemany: SQLAlchemy's per-row parameter
+        # handling cost more than SQLite's inserts themselves
+        style = connection.dialect.paramstyle
+        connection.exec_driver_sql(_insert_calls(style), rows)
+        for table, period, sums_of in (
+            (call_rollups, "minute", rollups),
+            (call_rollups_hourly, "hour", hourly),
+        ):
+            connection.exec_driver_sql(
+                _upsert(table.name, period, style),
+                [(*key, *sums) for key, sums in sums_of.items()],
+            )
 
     def start(self, interval: float = 1.0) -> None:
         """Ingest in a daemon thread every ``interval`` seconds until :meth:`stop`."""
@@ -233,15 +239,29 @@ def _named(record: Record) -> tuple[tuple[int, str | None], ...]:
     )
 
 
-def _rollup_row(period: str, key: tuple[int, ...], sums: list[int]) -> dict[str, int]:
-    return dict(zip((period, *_KEY[1:]), key, strict=True)) | dict(zip(_SUMS, sums, strict=True))
+_CALL_COLUMNS = (
+    "request_id", "time_ms", "route_id", "target_id", "consumer_id", "node_id",
+    "user_agent_id", "method", "path", "status", "bytes_in", "bytes_out", "latency_us",
+    "upstream_latency_us", "overhead_us", "client_ip", "retries", "cache", "answered_by",
+)  # fmt: skip
 
 
-def _upsert(connection: Connection, table: Table, period: str) -> Any:
-    """INSERT ... ON CONFLICT (the rollup's key) DO UPDATE adding the new sums."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=[period, *_KEY[1:]],
-        set_={name: table.c[name] + statement.excluded[name] for name in _SUMS},
+def _marks(count: int, style: str) -> str:
+    return ", ".join(["?" if style == "qmark" else "%s"] * count)
+
+
+def _insert_calls(style: str) -> str:
+    columns = ", ".join(_CALL_COLUMNS)
+    return f"INSERT INTO calls ({columns}) VALUES ({_marks(len(_CALL_COLUMNS), style)})"
+
+
+def _upsert(table: str, period: str, style: str) -> str:
+    """INSERT ... ON CONFLICT (the rollup's key) DO UPDATE adding the new sums (the same
+    statement in SQLite and PostgreSQL)."""
+    key = (period, *_KEY[1:])
+    columns = ", ".join((*key, *_SUMS))
+    updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _SUMS)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({_marks(len(key) + len(_SUMS), style)}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )

@@ -198,4 +198,10 @@ def test_bad_queries_are_problems(admin: httpx.Client, anonymous: httpx.Client) 
         "/analytics/requests", params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
     )
     assert backwards.status_code == 400
+    day_of_minutes = admin.get(
+        "/analytics/requests",
+        params={"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "bucket": "minute"},
+    )
+    assert day_of_minutes.status_code == 400
+    assert "at most 360 minutes" in day_of_minutes.json()["detail"]
     assert anonymous.get("/calls").status_code == 401

@@ -44,7 +44,7 @@ def _ago(seconds: float) -> str:
     ("path", "params"),
     [
         ("/analytics/requests", {"from": 3600, "by": "route"}),
-        ("/analytics/requests", {"from": DAY, "bucket": "minute"}),
+        ("/analytics/requests", {"from": 6 * 3600, "bucket": "minute"}),
         ("/analytics/requests", {"from": 7 * DAY, "bucket": "hour", "by": "consumer"}),
         ("/analytics/requests", {"from": 7 * DAY, "bucket": "day", "by": "status_class"}),
         ("/analytics/top", {"from": 7 * DAY, "dimension": "consumers"}),
