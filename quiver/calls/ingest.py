@@ -82,14 +82,20 @@ class Ingester:
 
     def _consume(self, found: spool.Spool) -> int:
         inserted = 0
+        head = spool.head(found.path)
         while True:
             with self.engine.connect() as connection:
-                offset = connection.execute(
-                    select(call_spools.c.offset).where(call_spools.c.name == found.name)
-                ).scalar()
-            lines, end, at_end = spool.read_lines(found.path, offset or 0, self.settings.batch_rows)
-            if lines or end != (offset or 0):
-                inserted += self._batch(found.name, lines, end, offset is None)
+                row = connection.execute(
+                    select(call_spools.c.offset, call_spools.c.head).where(
+                        call_spools.c.name == found.name
+                    )
+                ).first()
+            # a row left by an earlier file of the same name (a pid used again after a
+            # crash between deleting that file and its row) is not this file's offset
+            offset = row.offset if row is not None and row.head == head else 0
+            lines, end, at_end = spool.read_lines(found.path, offset, self.settings.batch_rows)
+            if lines or end != offset:
+                inserted += self._batch(found.name, head, lines, end, row is None)
                 self._crash_point("committed")
                 retention.enforce(self.engine, self.settings, int(self._clock() * 1000))
             if at_end:
@@ -98,7 +104,7 @@ class Ingester:
                     connection.execute(delete(call_spools).where(call_spools.c.name == found.name))
                 return inserted
 
-    def _batch(self, name: str, lines: list[bytes], end: int, first: bool) -> int:
+    def _batch(self, name: str, head: str, lines: list[bytes], end: int, first: bool) -> int:
         records: list[Record] = []
         for line in lines:
             try:
@@ -110,10 +116,14 @@ class Ingester:
             with self._writing.begin() as connection:
                 self._insert(connection, records)
                 if first:
-                    connection.execute(call_spools.insert(), {"name": name, "offset": end})
+                    connection.execute(
+                        call_spools.insert(), {"name": name, "offset": end, "head": head}
+                    )
                 else:
                     connection.execute(
-                        call_spools.update().where(call_spools.c.name == name).values(offset=end)
+                        call_spools.update()
+                        .where(call_spools.c.name == name)
+                        .values(offset=end, head=head)
                     )
         except Exception:
             self._names.forget()  # names added in the rolled-back transaction are gone

@@ -22,7 +22,10 @@ oldest first, read whole lines from the offset recorded in ``call_spools``, inse
 a batch of them and record the new offset in the same transaction; once the
 offset reaches the file's end, delete the file, then its offset row.  A crash
 anywhere in between neither loses a line nor inserts one twice: the offset
-committed with the rows says exactly what was consumed.
+committed with the rows says exactly what was consumed.  The offset row also keeps
+a digest of the file's first line, so a row left behind by a crash between
+deleting a file and deleting its row never applies to a later file that happens
+to get the same name (a worker pid used again).
 
 A record's fields are those of the access log (docs/observability.md):
 ``request_id``, ``time`` (ISO 8601, UTC), ``route``, ``target``, ``node``,
@@ -33,6 +36,7 @@ A record's fields are those of the access log (docs/observability.md):
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -79,6 +83,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         return True
     return True
+
+
+def head(path: Path) -> str:
+    """A digest of the file's first line: what tells two files of one name apart
+    (every line carries its own request id)."""
+    with path.open("rb") as file:
+        return hashlib.sha256(file.readline()).hexdigest()[:32]
 
 
 def read_lines(path: Path, offset: int, most: int) -> tuple[list[bytes], int, bool]:

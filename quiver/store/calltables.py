@@ -120,4 +120,5 @@ call_spools = Table(
     Base.metadata,
     Column("name", String, primary_key=True),  # the spool file's name in the calls dir
     Column("offset", BigInteger, nullable=False),  # bytes consumed
+    Column("head", String, nullable=False),  # digest of the first line: which file of that name
 )

@@ -109,3 +109,24 @@ def test_retention_holds_the_rows_within_max_rows_while_ingesting(tmp_path: Path
     assert oldest >= now - 7 * 86_400_000
     assert max(seen) <= 1200 + 250  # before each trim: the bound plus one batch
     store.close()
+
+
+def test_a_stale_offset_never_applies_to_a_new_file_of_the_same_name(
+    store_url: str, tmp_path: Path
+) -> None:
+    store = open_store(store_url)
+    spools = tmp_path / "calls"
+    first = records(100, _now_ms() - 600_000, 600_000, seed=1)
+    write_spools(spools, first, per_file=100)
+
+    Ingester(store.engine, spools).run_once()
+    with store.engine.begin() as connection:  # as if it crashed before deleting the row
+        connection.execute(
+            call_spools.insert(), {"name": "1-1.jsonl.done", "offset": 5000, "head": "x"}
+        )
+    second = records(100, _now_ms() - 600_000, 600_000, seed=2)
+    write_spools(spools, second, per_file=100)  # the same name again
+    assert Ingester(store.engine, spools).run_once() == 100
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(calls)).scalar() == 200
+    store.close()

@@ -69,6 +69,7 @@ def upgrade() -> None:
         "call_spools",
         sa.Column("name", sa.String(), nullable=False),
         sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("head", sa.String(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_call_spools")),
     )
 
