@@ -195,7 +195,7 @@ def get_series(
     format: Format = None,
 ) -> Any:
     start_ms, end_ms = _range(start, to)
-    if -(-(end_ms - start_ms) // _BUCKET_MS[bucket]) > _MOST_POINTS[bucket]:
+    if (end_ms - start_ms) // _BUCKET_MS[bucket] > _MOST_POINTS[bucket]:
         raise ApiProblem(
             400,
             "invalid-request",

@@ -38,6 +38,7 @@ from quiver.store.engine import WRITE
 
 _log = logging.getLogger("quiver.calls")
 _KEY = ("minute", "route_id", "consumer_id", "target_id", "node_id", "status_class")
+_PG_ROWS = 1000  # rows per multi-row INSERT on PostgreSQL (31 x 1000 parameters)
 _SUMS = ("requests", "errors", "bytes_in", "bytes_out", "latency_sum_us", *BUCKETS)
 
 
@@ -205,18 +206,16 @@ class Ingester:
             else:
                 for index, value in enumerate(sums):
                     into[index] += value
-        # straight to the driver's executemany: SQLAlchemy's per-row parameter
-        # handling cost more than SQLite's inserts themselves
-        style = connection.dialect.paramstyle
-        connection.exec_driver_sql(_insert_calls(style), rows)
+        # straight to the driver: SQLAlchemy's per-row parameter handling cost more
+        # than SQLite's inserts themselves
+        columns = ", ".join(_CALL_COLUMNS)
+        _write(connection, f"INSERT INTO calls ({columns})", "", rows)
         for table, period, sums_of in (
             (call_rollups, "minute", rollups),
             (call_rollups_hourly, "hour", hourly),
         ):
-            connection.exec_driver_sql(
-                _upsert(table.name, period, style),
-                [(*key, *sums) for key, sums in sums_of.items()],
-            )
+            prefix, suffix = _upsert(table.name, period)
+            _write(connection, prefix, suffix, [(*key, *sums) for key, sums in sums_of.items()])
 
     def start(self, interval: float = 1.0) -> None:
         """Ingest in a daemon thread every ``interval`` seconds until :meth:`stop`."""
@@ -256,22 +255,32 @@ _CALL_COLUMNS = (
 )  # fmt: skip
 
 
-def _marks(count: int, style: str) -> str:
-    return ", ".join(["?" if style == "qmark" else "%s"] * count)
+def _write(connection: Connection, prefix: str, suffix: str, rows: list[tuple[Any, ...]]) -> None:
+    """``prefix VALUES (...) suffix`` for every row: one executemany on SQLite; on
+    PostgreSQL statements of up to 1,000 rows each (psycopg's executemany would
+    take a round trip per row)."""
+    if not rows:
+        return
+    width = len(rows[0])
+    if connection.dialect.name != "postgresql":
+        marks = ", ".join(["?"] * width)
+        connection.exec_driver_sql(f"{prefix} VALUES ({marks}){suffix}", rows)
+        return
+    one = "(" + ", ".join(["%s"] * width) + ")"
+    for start in range(0, len(rows), _PG_ROWS):
+        chunk = rows[start : start + _PG_ROWS]
+        values = ", ".join([one] * len(chunk))
+        flat = tuple(value for row in chunk for value in row)
+        connection.exec_driver_sql(f"{prefix} VALUES {values}{suffix}", flat)
 
 
-def _insert_calls(style: str) -> str:
-    columns = ", ".join(_CALL_COLUMNS)
-    return f"INSERT INTO calls ({columns}) VALUES ({_marks(len(_CALL_COLUMNS), style)})"
-
-
-def _upsert(table: str, period: str, style: str) -> str:
+def _upsert(table: str, period: str) -> tuple[str, str]:
     """INSERT ... ON CONFLICT (the rollup's key) DO UPDATE adding the new sums (the same
-    statement in SQLite and PostgreSQL)."""
+    statement in SQLite and PostgreSQL; keys are distinct within a batch)."""
     key = (period, *_KEY[1:])
     columns = ", ".join((*key, *_SUMS))
     updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _SUMS)
     return (
-        f"INSERT INTO {table} ({columns}) VALUES ({_marks(len(key) + len(_SUMS), style)}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        f"INSERT INTO {table} ({columns})",
+        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
     )
