@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--ingest", type=int, default=100_000)
     parser.add_argument("--postgres", default=None)
+    parser.add_argument("--ingest-only", action="store_true", help="skip the queries")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
@@ -120,6 +121,8 @@ def main() -> None:
         if args.postgres:
             rate = ingest(args.postgres, args.ingest, root / "spools-pg")
             print(f"ingest PostgreSQL: {rate:,.0f} rows/s ({args.ingest:,} records)")
+        if args.ingest_only:
+            return
         began = time.perf_counter()
         fill_store(str(root / "big.db"), args.rows)
         print(f"filled {args.rows:,} calls in {time.perf_counter() - began:.1f} s")

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, delete, select
 
@@ -36,9 +36,11 @@ from quiver.store.calltables import (
 )
 from quiver.store.engine import WRITE
 
+if TYPE_CHECKING:  # (psycopg is installed with the postgres extra only)
+    import psycopg
+
 _log = logging.getLogger("quiver.calls")
 _KEY = ("minute", "route_id", "consumer_id", "target_id", "node_id", "status_class")
-_PG_ROWS = 1000  # rows per multi-row INSERT on PostgreSQL (31 x 1000 parameters)
 _SUMS = ("requests", "errors", "bytes_in", "bytes_out", "latency_sum_us", *BUCKETS)
 
 
@@ -208,8 +210,10 @@ class Ingester:
                     into[index] += value
         # straight to the driver: SQLAlchemy's per-row parameter handling cost more
         # than SQLite's inserts themselves
-        columns = ", ".join(_CALL_COLUMNS)
-        _write(connection, f"INSERT INTO calls ({columns})", "", rows)
+        if connection.dialect.name == "postgresql":
+            _copy_calls(connection, rows)
+        else:
+            _write(connection, f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)})", "", rows)
         for table, period, sums_of in (
             (call_rollups, "minute", rollups),
             (call_rollups_hourly, "hour", hourly),
@@ -256,22 +260,24 @@ _CALL_COLUMNS = (
 
 
 def _write(connection: Connection, prefix: str, suffix: str, rows: list[tuple[Any, ...]]) -> None:
-    """``prefix VALUES (...) suffix`` for every row: one executemany on SQLite; on
-    PostgreSQL statements of up to 1,000 rows each (psycopg's executemany would
-    take a round trip per row)."""
+    """``prefix VALUES (...) suffix`` for every row, in one executemany of the
+    driver (psycopg pipelines it: no round trip per row)."""
     if not rows:
         return
-    width = len(rows[0])
-    if connection.dialect.name != "postgresql":
-        marks = ", ".join(["?"] * width)
-        connection.exec_driver_sql(f"{prefix} VALUES ({marks}){suffix}", rows)
-        return
-    one = "(" + ", ".join(["%s"] * width) + ")"
-    for start in range(0, len(rows), _PG_ROWS):
-        chunk = rows[start : start + _PG_ROWS]
-        values = ", ".join([one] * len(chunk))
-        flat = tuple(value for row in chunk for value in row)
-        connection.exec_driver_sql(f"{prefix} VALUES {values}{suffix}", flat)
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join([mark] * len(rows[0]))
+    connection.exec_driver_sql(f"{prefix} VALUES ({marks}){suffix}", rows)
+
+
+def _copy_calls(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: the call rows through COPY, several times faster than inserts."""
+    driver = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY calls ({', '.join(_CALL_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def _upsert(table: str, period: str) -> tuple[str, str]:
