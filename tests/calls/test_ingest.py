@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -129,4 +132,40 @@ def test_a_stale_offset_never_applies_to_a_new_file_of_the_same_name(
     assert Ingester(store.engine, spools).run_once() == 100
     with store.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(calls)).scalar() == 200
+    store.close()
+
+
+_KILLED_INGEST = """
+import os, signal, sys
+from pathlib import Path
+from quiver.calls import CallLog, Ingester
+from quiver.store import open_store
+
+def die(where):
+    os.kill(os.getpid(), signal.SIGKILL)  # committed, the spool not yet deleted
+
+store = open_store(sys.argv[1])
+Ingester(store.engine, Path(sys.argv[2]), CallLog(batch_rows=300), crash_point=die).run_once()
+"""
+
+
+def test_a_process_killed_after_a_commit_loses_and_repeats_nothing(
+    store_url: str, tmp_path: Path
+) -> None:
+    spools = tmp_path / "calls"
+    items = records(1000, _now_ms() - 600_000, 600_000)
+    write_spools(spools, items, per_file=1000)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_INGEST, store_url, str(spools)], check=False, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL
+    store = open_store(store_url)
+    with store.engine.connect() as connection:  # the first batch is in, the spool is still there
+        assert connection.execute(select(func.count()).select_from(calls)).scalar() == 300
+    assert Ingester(store.engine, spools, CallLog(batch_rows=300)).run_once() == 700
+    with store.engine.connect() as connection:
+        ids = connection.execute(select(calls.c.request_id)).scalars().all()
+        assert sorted(ids) == sorted(item["request_id"] for item in items)
+        assert connection.execute(select(func.sum(call_rollups.c.requests))).scalar() == 1000
+    assert list(spools.iterdir()) == []
     store.close()
