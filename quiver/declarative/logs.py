@@ -14,8 +14,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from quiver.config.units import parse_duration
-
 if TYPE_CHECKING:
     from quiver.declarative.client import AdminClient
 
@@ -42,6 +40,7 @@ def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def run_logs(args: argparse.Namespace, client: AdminClient) -> int:
+    from quiver.config.units import parse_duration
     from quiver.declarative.client import AdminError
 
     params: dict[str, str | int] = {"limit": max(1, min(args.n, 1000))}
