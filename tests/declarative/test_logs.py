@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import selectors
+import queue
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -61,12 +62,22 @@ def test_logs_follow_prints_calls_as_they_arrive(gateway: Gateway) -> None:
         for item in later:
             item["path"] = "/arrived-later"
         write_spools(gateway.cwd / "run" / "calls", later, 3, pid=999_997)
-        selector = selectors.DefaultSelector()
-        selector.register(follower.stdout, selectors.EVENT_READ)
+        lines: queue.Queue[str] = queue.Queue()
+        out = follower.stdout
+
+        def read() -> None:
+            for line in out:
+                lines.put(line)
+
+        reader = threading.Thread(target=read)
+        reader.start()
         seen = 0
         deadline = time.monotonic() + 30
         while seen < 3 and time.monotonic() < deadline:
-            if selector.select(timeout=1):
-                seen += "/arrived-later" in follower.stdout.readline()
+            try:
+                seen += "/arrived-later" in lines.get(timeout=1)
+            except queue.Empty:
+                continue
         follower.terminate()
+        reader.join()
     assert seen == 3
