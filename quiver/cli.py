@@ -353,11 +353,17 @@ def _serve(args: argparse.Namespace) -> int:
         from quiver.proxy.supervisor import Supervisor
 
         sidecar = None
+        run_dir = args.run_dir or config.run_dir
         if admin:  # (a master process runs it, even beside one worker)
+            from quiver.proxy.status import default_run_dir
             from quiver.storemode.serve import admin_beside_file
 
-            sidecar = admin_beside_file(config, path, catalog, takeover=args.takeover)
-        run_dir = args.run_dir or config.run_dir
+            # the workers' call spools, where the supervisor puts its run dir (with
+            # port 0 in `listen` that is the bound port's: no call log then)
+            calls = Path(run_dir or default_run_dir(config.listen[0].address)) / "calls"
+            sidecar = admin_beside_file(
+                config, path, catalog, takeover=args.takeover, calls_dir=str(calls)
+            )
 
         return Supervisor(
             config,

@@ -13,7 +13,16 @@ from importlib.metadata import version as package_version
 
 from fastapi import FastAPI
 
-from quiver.admin import credentials, documents, entities, nodes, plugins, revisions, teams
+from quiver.admin import (
+    analytics,
+    credentials,
+    documents,
+    entities,
+    nodes,
+    plugins,
+    revisions,
+    teams,
+)
 from quiver.admin.auth import has_valid_token
 from quiver.admin.declarations import Declarations, FileDeclarations, declarations_for
 from quiver.admin.docs import mount_docs
@@ -51,7 +60,7 @@ def create_app(
 
     for key in ("targets", "routes", "consumers"):
         app.include_router(entities.router(key))
-    for module in (nodes, credentials, plugins, documents, revisions, teams):
+    for module in (nodes, credentials, plugins, documents, revisions, teams, analytics):
         app.include_router(module.api)
     mount_docs(app)
     install_openapi(app, _version())

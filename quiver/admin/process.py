@@ -14,12 +14,14 @@ import ipaddress
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
 
 from quiver.admin.app import create_app
 from quiver.admin.declarations import FileDeclarations
+from quiver.calls import CallLog, Ingester
 from quiver.config.models import split_address
 from quiver.config.plugin_set import PluginSet
 from quiver.store import Store, open_store
@@ -39,6 +41,8 @@ class AdminSettings:
     tls_cert: str | None = None  # admin TLS (cert + key files); needed off loopback
     tls_key: str | None = None
     ready_fd: int | None = None  # when set: write b"PORT\n" (the bound port) then close
+    calls_dir: str | None = None  # when set: ingest the call spools written there
+    call_log: CallLog = field(default_factory=CallLog)  # what the call log keeps
 
 
 def is_loopback(host: str) -> bool:
@@ -76,11 +80,16 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
 
         catalog = default_catalog()
     store = open_store(settings.store_url, catalog)
+    ingester: Ingester | None = None
     try:
         _ensure_token(store, settings)
         source = FileDeclarations(settings.config_path) if settings.config_path else None
         app = create_app(source, store, catalog)
         sock = _bind(host, port)
+        if settings.calls_dir is not None:
+            # the node's one writer of calls, beside uvicorn in this process
+            ingester = Ingester(store.engine, Path(settings.calls_dir), settings.call_log)
+            ingester.start()
         server = _Server(
             uvicorn.Config(
                 app,
@@ -96,6 +105,8 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
         )
         server.run(sockets=[sock])
     finally:
+        if ingester is not None:
+            ingester.stop()
         store.close()
 
 

@@ -317,6 +317,23 @@ class Route(Strict):
         return value
 
 
+class CallLogSettings(Strict):
+    """What the call log keeps (docs/observability.md, "Call log and analytics").
+    Request and response bodies are never stored: there is no body capture."""
+
+    retention: Duration = Field(
+        7 * 86400.0, description="Calls older than this are deleted (e.g. `7d`)."
+    )
+    max_rows: int = Field(
+        1_000_000, ge=1, description="At most this many calls are kept; the oldest go first."
+    )
+    rollup_retention: Duration = Field(
+        90 * 86400.0,
+        description="Per-minute and hourly sums older than this are deleted (e.g. `90d`); "
+        "they outlive the calls, so analytics reach further back than `quiver logs`.",
+    )
+
+
 class Settings(Strict):
     """How the gateway process runs: read when it starts (a reload warns that changes
     take effect on restart only)."""
@@ -357,6 +374,11 @@ class Settings(Strict):
         description="Serve the admin API over HTTPS with this certificate and key; "
         "required when `admin_listen` is not a loopback address, so that tokens never "
         "cross a network in clear text.",
+    )
+    call_log: CallLogSettings = Field(
+        default_factory=CallLogSettings,
+        description="The call log the admin API ingests from the workers' spools "
+        "(`<run_dir>/calls/`) and serves as `/calls` and `/analytics`.",
     )
 
     @field_validator("listen", mode="before")

@@ -66,10 +66,22 @@ class AdminClient:
         body = {} if message is None else {"message": message}
         return self._call("POST", f"/revisions/{number}/rollback", body)
 
-    def _call(self, method: str, path: str, body: object = None) -> dict[str, Any]:
-        params = {"team": self.team} if self.team else None
+    def calls(self, query: dict[str, str | int]) -> dict[str, Any]:
+        """A page of the call log (``GET /calls``), newest first."""
+        return self._call("GET", "/calls", query=query)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        query: dict[str, str | int] | None = None,
+    ) -> dict[str, Any]:
+        params: dict[str, str | int] = dict(query or {})
+        if self.team:
+            params["team"] = self.team
         try:
-            response = self._http.request(method, path, params=params, json=body)
+            response = self._http.request(method, path, params=params or None, json=body)
         except httpx.HTTPError as exc:
             raise AdminError(f"cannot reach the admin API at {self.base_url}: {exc}") from None
         if response.is_success:

@@ -67,6 +67,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _common(rollback, team=False)
     rollback.set_defaults(handler=run_rollback)
 
+    from quiver.declarative.logs import add_logs_command
+
+    add_logs_command(commands)
+    logs = commands.choices["logs"]
+    _common(logs)
+    logs.set_defaults(handler=run_logs)
+
 
 def _file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -89,6 +96,13 @@ def _client(args: argparse.Namespace) -> AdminClient:
     from quiver.declarative.client import AdminClient
 
     return AdminClient.from_environment(args.admin, getattr(args, "team", None))
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    from quiver.declarative.logs import run_logs as logs
+
+    with _client(args) as client:
+        return logs(args, client)
 
 
 def run_dump(args: argparse.Namespace) -> int:

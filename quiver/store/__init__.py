@@ -1,6 +1,7 @@
 """The config store of the control plane: each team's declaration as entities, changed
 by applies that leave numbered revisions.  The proxy and plugins never import it."""
 
+from quiver.store import calltables as calltables  # registers the call log tables
 from quiver.store.diffing import Change, Diff
 from quiver.store.repository import Current, Edit, Revision, Store, UnknownTeam, open_store
 

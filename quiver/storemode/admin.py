@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from quiver.config.models import TlsCertificate, split_address
+from quiver.config.models import CallLogSettings, TlsCertificate, split_address
 from quiver.logconfig import tag_process
 from quiver.plugins.catalog import Catalog
 from quiver.storemode.source import UNREACHABLE, reason
@@ -26,6 +26,9 @@ class AdminSidecar:
     #: file mode: the config file the admin API shows (read-only); None in store mode
     config_path: str | None = None
     tls: TlsCertificate | None = None
+    #: the workers' call spools (``<run_dir>/calls``): the sidecar ingests them
+    calls_dir: str | None = None
+    call_log: CallLogSettings | None = None
 
     @property
     def name(self) -> str:
@@ -34,6 +37,9 @@ class AdminSidecar:
     def run(self, ready_fd: int) -> None:
         tag_process("admin")
         from quiver.admin import AdminSettings, run_admin
+        from quiver.calls import CallLog
+
+        kept = self.call_log or CallLogSettings()
 
         settings = AdminSettings(
             store_url=self.store_url,
@@ -42,6 +48,8 @@ class AdminSidecar:
             tls_cert=self.tls.cert if self.tls else None,
             tls_key=self.tls.key if self.tls else None,
             ready_fd=ready_fd,
+            calls_dir=self.calls_dir,
+            call_log=CallLog(kept.retention, kept.max_rows, kept.rollup_retention),
         )
         try:
             run_admin(settings, self.catalog)

@@ -78,7 +78,14 @@ def serve_store(
             run_dir=run_dir,
             catalog=catalog,
             source=source,
-            sidecar=AdminSidecar(url, settings.admin_listen, catalog, tls=settings.admin_tls),
+            sidecar=AdminSidecar(
+                url,
+                settings.admin_listen,
+                catalog,
+                tls=settings.admin_tls,
+                calls_dir=str(run_dir / "calls"),
+                call_log=settings.call_log,
+            ),
             trial_after_handoff=True,
         ).run()
     finally:
@@ -106,7 +113,7 @@ def _last_good(last_good: LastGood, why: str, until: str) -> tuple[int, dict[str
 
 
 def admin_beside_file(
-    config: Config, path: str, catalog: Catalog, *, takeover: bool
+    config: Config, path: str, catalog: Catalog, *, takeover: bool, calls_dir: str | None = None
 ) -> AdminSidecar:
     """The admin API of file mode (the file's entities read-only; tokens in the store)."""
     check_admin_listen(config.admin_listen, config.admin_tls)
@@ -123,7 +130,13 @@ def admin_beside_file(
     finally:
         store.close()
     return AdminSidecar(
-        config.store, config.admin_listen, catalog, config_path=path, tls=config.admin_tls
+        config.store,
+        config.admin_listen,
+        catalog,
+        config_path=path,
+        tls=config.admin_tls,
+        calls_dir=calls_dir,
+        call_log=config.call_log,
     )
 
 

@@ -1,0 +1,134 @@
+"""The call log at size: ingest throughput, then every analytics query on 1,000,000 calls.
+
+1. Ingest: INGEST records (synthetic, as workers would spool them) are written as
+   spool files of 10,000 lines and consumed by the Ingester; rows/s is records
+   over the wall time of ``run_once`` (parsing, names, call rows, rollups, offsets).
+   On SQLite and, with --postgres URL, on PostgreSQL.
+2. Queries: a SQLite call log of ROWS calls spread over the last 7 days (written
+   by the ingester's own batch insert, in transactions of 20,000 rows, so rollups
+   are built as in production) is queried through the admin API's handlers
+   (FastAPI's TestClient, no network), each query 5 times; the median is reported.
+   The goal is < 200 ms for every query.
+
+Run: .venv/bin/python bench/calllog.py [--rows 1000000] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from quiver.admin import create_app
+from quiver.calls import CallLog, Ingester
+from quiver.store import open_store
+from quiver.store.tokens import create_token
+from tests.calls.synthetic import fill, records, write_spools
+
+DAY = 86_400_000
+
+
+def ingest(url: str, count: int, directory: Path) -> float:
+    store = open_store(url)
+    now = int(time.time() * 1000)
+    write_spools(directory, records(count, now - DAY, DAY), per_file=10_000)
+    began = time.perf_counter()
+    assert Ingester(store.engine, directory, CallLog(max_rows=10 * count)).run_once() == count
+    elapsed = time.perf_counter() - began
+    store.close()
+    return count / elapsed
+
+
+def fill_store(url: str, rows: int) -> None:
+    store = open_store(url)
+    fill(store.engine, rows, 7 * DAY)
+    store.close()
+
+
+def queries(url: str) -> list[tuple[str, float]]:
+    store = open_store(url)
+    _, token = create_token(store, "bench", "admin", None)
+    client = TestClient(create_app(None, store))
+    client.headers["Authorization"] = f"Bearer {token}"
+    now = time.time()
+
+    def iso(seconds_ago: float) -> str:
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(now - seconds_ago, UTC).isoformat()
+
+    probe = client.get("/calls", params={"limit": 1}).json()["data"][0]["request_id"]
+    asked: list[tuple[str, dict[str, str | int]]] = [
+        ("/analytics/requests", {"from": iso(3600), "by": "route"}),
+        ("/analytics/requests", {"from": iso(86400), "bucket": "hour", "by": "route"}),
+        ("/analytics/requests", {"from": iso(6 * 3600), "bucket": "minute"}),
+        ("/analytics/requests", {"from": iso(6 * 3600), "bucket": "minute", "by": "consumer"}),
+        ("/analytics/requests", {"from": iso(7 * 86400), "bucket": "hour", "by": "consumer"}),
+        ("/analytics/requests", {"from": iso(7 * 86400), "bucket": "day", "by": "status_class"}),
+        ("/analytics/top", {"dimension": "consumers", "from": iso(7 * 86400)}),
+        ("/analytics/top", {"dimension": "routes", "from": iso(7 * 86400)}),
+        ("/analytics/top", {"dimension": "errors", "from": iso(7 * 86400)}),
+        ("/analytics/top", {"dimension": "targets", "from": iso(86400)}),
+        ("/calls", {"limit": 50}),
+        ("/calls", {"route": "orders", "status": "5xx", "limit": 50}),
+        ("/calls", {"consumer": "alice", "from": iso(86400), "limit": 50}),
+        ("/calls", {"status": "418", "limit": 50}),  # matches nothing: the worst case
+        (f"/calls/{probe}", {}),
+        ("/analytics/requests", {"from": iso(86400), "bucket": "hour", "format": "csv"}),
+    ]
+    results = []
+    for path, params in asked:
+        times = []
+        for _ in range(5):
+            began = time.perf_counter()
+            answer = client.get(path, params=params)
+            times.append((time.perf_counter() - began) * 1000)
+            assert answer.status_code == 200, answer.text
+        label = path + (
+            "?" + "&".join(f"{k}={v}" for k, v in params.items() if k != "from") if params else ""
+        )
+        if "from" in params:
+            label += f" (from {round((now - datetime_of(str(params['from']))) / 3600)} h ago)"
+        results.append((label, statistics.median(times)))
+    store.close()
+    return results
+
+
+def datetime_of(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--ingest", type=int, default=100_000)
+    parser.add_argument("--postgres", default=None)
+    parser.add_argument("--ingest-only", action="store_true", help="skip the queries")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        rate = ingest(str(root / "ingest.db"), args.ingest, root / "spools")
+        print(f"ingest SQLite: {rate:,.0f} rows/s ({args.ingest:,} records)")
+        if args.postgres:
+            rate = ingest(args.postgres, args.ingest, root / "spools-pg")
+            print(f"ingest PostgreSQL: {rate:,.0f} rows/s ({args.ingest:,} records)")
+        if args.ingest_only:
+            return
+        began = time.perf_counter()
+        fill_store(str(root / "big.db"), args.rows)
+        print(f"filled {args.rows:,} calls in {time.perf_counter() - began:.1f} s")
+        for label, ms in queries(str(root / "big.db")):
+            print(f"{ms:8.1f} ms  {label}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,338 @@
+"""``/analytics/*`` and ``/calls``: the call log, read for operators.
+
+Any valid token reads them.  A team-scoped token sees only the calls of its
+team's routes (names qualified ``team.``), an unscoped one everything, or one
+team's with ``?team=``.  Series and call lists also answer CSV, with
+``?format=csv`` or ``Accept: text/csv``.  How ranges are read (raw rows or
+per-minute rollups) is in quiver.calls.queries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from quiver.admin.auth import TeamQuery, caller
+from quiver.admin.problems import ApiProblem
+from quiver.admin.responses import problems
+from quiver.calls.queries import By, CallFilter, Dimension, Totals, list_calls, series, top
+from quiver.store import Store
+from quiver.store.tokens import TokenInfo
+
+api = APIRouter(tags=["analytics"])
+_BUCKET_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+#: most buckets in a series: a minute series spans at most 6 hours (wider ones read
+#: too many rollup rows to answer quickly; hour buckets serve them)
+_MOST_POINTS = {"minute": 360, "hour": 2400, "day": 3660}
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+
+From = Annotated[
+    datetime | None,
+    Query(alias="from", description="Start (ISO 8601); default: an hour before `to`."),
+]
+To = Annotated[datetime | None, Query(description="End, excluded (ISO 8601); default: now.")]
+Format = Annotated[
+    Literal["json", "csv"] | None,
+    Query(description="`csv` answers text/csv (so does `Accept: text/csv`)."),
+]
+
+
+def scope(token: Annotated[TokenInfo, Depends(caller)], team: TeamQuery = None) -> str | None:
+    """The team whose calls the caller sees, or None for all of them."""
+    if token.team is not None:
+        if team is not None and team != token.team:
+            raise ApiProblem(404, "team-not-found", f"there is no team {team!r}")
+        return token.team
+    return team
+
+
+Scope = Annotated[str | None, Depends(scope)]
+
+
+class Stats(BaseModel):
+    requests: int
+    errors: int = Field(description="Calls answered 5xx.")
+    error_rate: float
+    bytes_in: int
+    bytes_out: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class SeriesPoint(Stats):
+    time: datetime
+    key: str | None = Field(description="The `by` value (a name, or `2xx`...); null without `by`.")
+
+
+class SeriesDoc(BaseModel):
+    source: Literal["calls", "rollups"] = Field(
+        description="`calls`: raw rows, exact percentiles; `rollups`: per-minute sums, "
+        "percentiles to a histogram bucket's upper bound."
+    )
+    bucket: Literal["minute", "hour", "day"]
+    by: str | None
+    from_: datetime = Field(alias="from")
+    to: datetime
+    data: list[SeriesPoint]
+
+
+class TopItem(Stats):
+    name: str | None
+
+
+class TopDoc(BaseModel):
+    dimension: str
+    data: list[TopItem]
+
+
+class CallDoc(BaseModel):
+    request_id: str
+    time: datetime
+    route: str | None
+    target: str | None
+    consumer: str | None
+    node: str | None
+    method: str
+    path: str
+    status: int
+    bytes_in: int
+    bytes_out: int
+    latency_ms: float
+    upstream_latency_ms: float | None
+    overhead_ms: float | None
+    client_ip: str | None
+    user_agent: str | None
+    retries: int
+    cache: str | None
+    answered_by: str | None
+
+
+class CallPage(BaseModel):
+    data: list[CallDoc]
+    next: str | None
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _range(start: datetime | None, end: datetime | None) -> tuple[int, int]:
+    end_ms = _ms(end) if end is not None else int(time.time() * 1000)
+    start_ms = _ms(start) if start is not None else end_ms - 3_600_000
+    if start_ms >= end_ms:
+        raise ApiProblem(400, "invalid-request", "`from` must be before `to`")
+    return start_ms, end_ms
+
+
+def _ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _iso(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _stats(totals: Totals) -> dict[str, Any]:
+    return {
+        "requests": totals.requests,
+        "errors": totals.errors,
+        "error_rate": round(totals.errors / totals.requests, 6) if totals.requests else 0.0,
+        "bytes_in": totals.bytes_in,
+        "bytes_out": totals.bytes_out,
+        "p50_ms": totals.percentile_ms(0.50),
+        "p95_ms": totals.percentile_ms(0.95),
+        "p99_ms": totals.percentile_ms(0.99),
+    }
+
+
+def _wants_csv(request: Request, format: str | None) -> bool:
+    if format is not None:
+        return format == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> Response:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+        )
+    return Response(out.getvalue(), media_type="text/csv")
+
+
+@api.get(
+    "/analytics/requests",
+    response_model=SeriesDoc,
+    response_model_by_alias=True,
+    responses={**_CSV, **problems()},
+    summary="Requests, errors, bytes and latency percentiles over time",
+)
+def get_series(
+    request: Request,
+    team: Scope,
+    start: From = None,
+    to: To = None,
+    bucket: Literal["minute", "hour", "day"] = "minute",
+    by: Annotated[By | None, Query(description="Split each bucket by this.")] = None,
+    format: Format = None,
+) -> Any:
+    start_ms, end_ms = _range(start, to)
+    if (end_ms - start_ms) // _BUCKET_MS[bucket] > _MOST_POINTS[bucket]:
+        raise ApiProblem(
+            400,
+            "invalid-request",
+            f"a series has at most {_MOST_POINTS[bucket]} {bucket}s: shorten the range "
+            "or widen `bucket`",
+        )
+    with _store(request).engine.connect() as connection:
+        found = series(connection, start_ms, end_ms, _BUCKET_MS[bucket], by, team)
+    data = [{"time": _iso(p.time_ms), "key": p.key, **_stats(p.totals)} for p in found.points]
+    if _wants_csv(request, format):
+        return _csv(data, ["time", "key", *Stats.model_fields])
+    return {
+        "source": found.source,
+        "bucket": bucket,
+        "by": by,
+        "from": _iso(found.start_ms),
+        "to": _iso(found.end_ms),
+        "data": data,
+    }
+
+
+@api.get(
+    "/analytics/top",
+    response_model=TopDoc,
+    responses=problems(),
+    summary="The consumers, routes or targets with the most calls, or routes with the most errors",
+)
+def get_top(
+    request: Request,
+    team: Scope,
+    dimension: Dimension = "routes",
+    n: Annotated[int, Query(ge=1, le=1000)] = 10,
+    start: From = None,
+    to: To = None,
+) -> dict[str, Any]:
+    start_ms, end_ms = _range(start, to)
+    with _store(request).engine.connect() as connection:
+        found = top(connection, start_ms, end_ms, dimension, n, team)
+    return {"dimension": dimension, "data": [{"name": name, **_stats(t)} for name, t in found]}
+
+
+@api.get(
+    "/calls",
+    response_model=CallPage,
+    responses={**_CSV, **problems()},
+    summary="Calls, newest first",
+)
+def get_calls(
+    request: Request,
+    team: Scope,
+    route: str | None = None,
+    consumer: str | None = None,
+    status: Annotated[str | None, Query(description="`404`, or a class: `5xx`.")] = None,
+    request_id: str | None = None,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    to: To = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: str | None = None,
+    format: Format = None,
+) -> Any:
+    where = CallFilter(
+        route=route,
+        consumer=consumer,
+        status=_status(status),
+        request_id=request_id,
+        start_ms=_ms(start) if start is not None else None,
+        end_ms=_ms(to) if to is not None else None,
+        team=team,
+    )
+    with _store(request).engine.connect() as connection:
+        rows = list_calls(connection, where, limit + 1, _decode(cursor))
+    following = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        following = _encode(rows[-1]["time_ms"], rows[-1]["id"])
+    data = [_call(row) for row in rows]
+    if _wants_csv(request, format):
+        return _csv(data, list(CallDoc.model_fields))
+    return {"data": data, "next": following}
+
+
+@api.get(
+    "/calls/{request_id}",
+    response_model=CallDoc,
+    responses=problems(),
+    summary="One call, by its request id",
+)
+def get_call(request: Request, team: Scope, request_id: str) -> dict[str, Any]:
+    with _store(request).engine.connect() as connection:
+        rows = list_calls(connection, CallFilter(request_id=request_id, team=team), 1, None)
+    if not rows:
+        raise ApiProblem(404, "call-not-found", f"no call {request_id!r} is in the call log")
+    return _call(rows[0])
+
+
+def _call(row: dict[str, Any]) -> dict[str, Any]:
+    def ms(us: int | None) -> float | None:
+        return None if us is None else us / 1000
+
+    return {
+        **{k: row[k] for k in CallDoc.model_fields if k in row},
+        "time": _iso(row["time_ms"]),
+        "latency_ms": row["latency_us"] / 1000,
+        "upstream_latency_ms": ms(row["upstream_latency_us"]),
+        "overhead_ms": ms(row["overhead_us"]),
+    }
+
+
+def _status(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    if len(text) == 3 and text[0] in "12345" and text[1:].lower() == "xx":
+        low = int(text[0]) * 100
+        return low, low + 99
+    if text.isdigit() and 100 <= int(text) <= 599:
+        return int(text), int(text)
+    raise ApiProblem(400, "invalid-request", "`status` is a code (`404`) or a class (`5xx`)")
+
+
+def _encode(time_ms: int, row_id: int) -> str:
+    raw = json.dumps({"t": time_ms, "i": row_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode(cursor: str | None) -> tuple[int, int] | None:
+    if cursor is None:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        data = None
+    if (
+        not isinstance(data, dict)
+        or type(data.get("t")) is not int
+        or type(data.get("i")) is not int
+    ):
+        raise ApiProblem(
+            400, "invalid-request", "the cursor is not one this API gave out: pass a page's `next`"
+        )
+    return data["t"], data["i"]

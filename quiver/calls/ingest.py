@@ -1,0 +1,292 @@
+"""The ingester: finished spool files into call rows and rollups, exactly once.
+
+One ingester runs per node, in the admin sidecar (a thread beside uvicorn), so a
+SQLite store has a single writer of calls and no lock contention by design.  Each
+batch is one transaction: the names it introduces, its call rows (one executemany),
+the rollup increments (one upsert per distinct minute x route x consumer x target
+x node x status class, summed in memory first) and the spool's new offset.  The
+spool protocol and why this loses and repeats nothing is in quiver.calls.spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Connection, Engine, delete, select
+
+from quiver.calls import retention, spool
+from quiver.calls.names import Names
+from quiver.calls.records import Record, bucket, parse
+from quiver.calls.settings import CallLog
+from quiver.store.calltables import (
+    BUCKETS,
+    CONSUMER,
+    NODE,
+    ROUTE,
+    TARGET,
+    USER_AGENT,
+    call_rollups,
+    call_rollups_hourly,
+    call_spools,
+)
+from quiver.store.engine import WRITE
+
+if TYPE_CHECKING:  # (psycopg is installed with the postgres extra only)
+    import psycopg
+
+_log = logging.getLogger("quiver.calls")
+_KEY = ("minute", "route_id", "consumer_id", "target_id", "node_id", "status_class")
+_SUMS = ("requests", "errors", "bytes_in", "bytes_out", "latency_sum_us", *BUCKETS)
+
+
+def is_error(status: int) -> bool:
+    """What the call log counts as an error: the gateway or its upstream failed."""
+    return status >= 500
+
+
+class Ingester:
+    """Reads the spools in ``directory`` into the store behind ``engine``.
+
+    ``clock`` (seconds) dates retention; ``crash_point`` is for tests: called with
+    "committed" after a batch commits and before its spool is deleted, it may raise
+    to stand for a process killed there.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        directory: Path,
+        settings: CallLog | None = None,
+        clock: Callable[[], float] = time.time,
+        crash_point: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.directory = directory
+        self.settings = settings or CallLog()
+        self._clock = clock
+        self._crash_point = crash_point or (lambda _where: None)
+        self._names = Names()
+        self._writing = engine.execution_options(**{WRITE: True})
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.skipped = 0  # lines that were not records
+
+    def run_once(self) -> int:
+        """Consume every finished spool; the number of calls inserted."""
+        inserted = 0
+        for found in spool.finished(self.directory):
+            inserted += self._consume(found)
+        return inserted
+
+    def _consume(self, found: spool.Spool) -> int:
+        inserted = 0
+        head = spool.head(found.path)
+        while True:
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    select(call_spools.c.offset, call_spools.c.head).where(
+                        call_spools.c.name == found.name
+                    )
+                ).first()
+            # a row left by an earlier file of the same name (a pid used again after a
+            # crash between deleting that file and its row) is not this file's offset
+            offset = row.offset if row is not None and row.head == head else 0
+            lines, end, at_end = spool.read_lines(found.path, offset, self.settings.batch_rows)
+            if lines or end != offset:
+                inserted += self._batch(found.name, head, lines, end, row is None)
+                self._crash_point("committed")
+                retention.enforce(self.engine, self.settings, int(self._clock() * 1000))
+            if at_end:
+                found.path.unlink(missing_ok=True)
+                with self._writing.begin() as connection:
+                    connection.execute(delete(call_spools).where(call_spools.c.name == found.name))
+                return inserted
+
+    def _batch(self, name: str, head: str, lines: list[bytes], end: int, first: bool) -> int:
+        records: list[Record] = []
+        for line in lines:
+            try:
+                records.append(parse(line))
+            except ValueError as exc:  # (json.JSONDecodeError is one)
+                self.skipped += 1
+                _log.warning("call spool %s: a line is not a call record (%s)", name, exc)
+        try:
+            with self._writing.begin() as connection:
+                self._insert(connection, records)
+                if first:
+                    connection.execute(
+                        call_spools.insert(), {"name": name, "offset": end, "head": head}
+                    )
+                else:
+                    connection.execute(
+                        call_spools.update()
+                        .where(call_spools.c.name == name)
+                        .values(offset=end, head=head)
+                    )
+        except Exception:
+            self._names.forget()  # names added in the rolled-back transaction are gone
+            raise
+        return len(records)
+
+    def insert(self, records: list[Record]) -> None:
+        """Write ``records`` in one transaction, as a batch from a spool would be
+        (for loading a call log from elsewhere, and for benchmarks)."""
+        with self._writing.begin() as connection:
+            self._insert(connection, records)
+
+    def _insert(self, connection: Connection, records: list[Record]) -> None:
+        if not records:
+            return
+        wanted: set[tuple[int, str]] = set()
+        for record in records:
+            for kind, name in _named(record):
+                if name is not None:
+                    wanted.add((kind, name))
+        ids = self._names.ids(connection, wanted)
+
+        def id_of(kind: int, name: str | None) -> int:
+            return 0 if name is None else ids[(kind, name)]
+
+        rows: list[tuple[Any, ...]] = []
+        rollups: dict[tuple[int, ...], list[int]] = {}
+        for r in records:
+            route_id = id_of(ROUTE, r.route)
+            target_id = id_of(TARGET, r.target)
+            consumer_id = id_of(CONSUMER, r.consumer)
+            node_id = id_of(NODE, r.node)
+            rows.append(
+                (
+                    r.request_id,
+                    r.time_ms,
+                    route_id,
+                    target_id,
+                    consumer_id,
+                    node_id,
+                    id_of(USER_AGENT, r.user_agent),
+                    r.method,
+                    r.path,
+                    r.status,
+                    r.bytes_in,
+                    r.bytes_out,
+                    r.latency_us,
+                    r.upstream_latency_us,
+                    r.overhead_us,
+                    r.client_ip,
+                    r.retries,
+                    r.cache,
+                    r.answered_by,
+                )
+            )
+            key: tuple[int, ...] = (
+                r.time_ms // 60_000,
+                route_id,
+                consumer_id,
+                target_id,
+                node_id,
+                min(max(r.status // 100, 1), 5),
+            )
+            sums = rollups.get(key)
+            if sums is None:
+                sums = rollups[key] = [0] * len(_SUMS)
+            sums[0] += 1
+            sums[1] += is_error(r.status)
+            sums[2] += r.bytes_in
+            sums[3] += r.bytes_out
+            sums[4] += r.latency_us
+            sums[5 + bucket(r.latency_us)] += 1
+        hourly: dict[tuple[int, ...], list[int]] = {}
+        for key, sums in rollups.items():
+            hour_key = (key[0] // 60, *key[1:])
+            into = hourly.get(hour_key)
+            if into is None:
+                hourly[hour_key] = list(sums)
+            else:
+                for index, value in enumerate(sums):
+                    into[index] += value
+        # straight to the driver: SQLAlchemy's per-row parameter handling cost more
+        # than SQLite's inserts themselves
+        if connection.dialect.name == "postgresql":
+            _copy_calls(connection, rows)
+        else:
+            _write(connection, f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)})", "", rows)
+        for table, period, sums_of in (
+            (call_rollups, "minute", rollups),
+            (call_rollups_hourly, "hour", hourly),
+        ):
+            prefix, suffix = _upsert(table.name, period)
+            _write(connection, prefix, suffix, [(*key, *sums) for key, sums in sums_of.items()])
+
+    def start(self, interval: float = 1.0) -> None:
+        """Ingest in a daemon thread every ``interval`` seconds until :meth:`stop`."""
+        self._thread = threading.Thread(
+            target=self._loop, args=(interval,), name="quiver-calls", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the admin API goes on; the spools wait for the next round
+                _log.exception("call log ingest failed; retrying")
+            self._stop.wait(interval)
+
+
+def _named(record: Record) -> tuple[tuple[int, str | None], ...]:
+    return (
+        (ROUTE, record.route),
+        (TARGET, record.target),
+        (CONSUMER, record.consumer),
+        (NODE, record.node),
+        (USER_AGENT, record.user_agent),
+    )
+
+
+_CALL_COLUMNS = (
+    "request_id", "time_ms", "route_id", "target_id", "consumer_id", "node_id",
+    "user_agent_id", "method", "path", "status", "bytes_in", "bytes_out", "latency_us",
+    "upstream_latency_us", "overhead_us", "client_ip", "retries", "cache", "answered_by",
+)  # fmt: skip
+
+
+def _write(connection: Connection, prefix: str, suffix: str, rows: list[tuple[Any, ...]]) -> None:
+    """``prefix VALUES (...) suffix`` for every row, in one executemany of the
+    driver (psycopg pipelines it: no round trip per row)."""
+    if not rows:
+        return
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join([mark] * len(rows[0]))
+    connection.exec_driver_sql(f"{prefix} VALUES ({marks}){suffix}", rows)
+
+
+def _copy_calls(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: the call rows through COPY, several times faster than inserts."""
+    driver = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY calls ({', '.join(_CALL_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+def _upsert(table: str, period: str) -> tuple[str, str]:
+    """INSERT ... ON CONFLICT (the rollup's key) DO UPDATE adding the new sums (the same
+    statement in SQLite and PostgreSQL; keys are distinct within a batch)."""
+    key = (period, *_KEY[1:])
+    columns = ", ".join((*key, *_SUMS))
+    updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _SUMS)
+    return (
+        f"INSERT INTO {table} ({columns})",
+        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+    )

@@ -1,0 +1,337 @@
+"""Reading the call log: time series, top lists and calls, for the admin API.
+
+Series and top lists read raw call rows only when the range holds few of them
+(``RAW_LIMIT``, counted through the time index with a LIMIT, so the check costs
+at most that many index entries): their percentiles are then exact.  Otherwise
+they read the per-minute rollups, whose cost depends on the range's minutes and
+dimensions, never on the number of calls; percentiles are then the upper bound of
+the histogram bucket holding them.  Buckets of hours and days read the hourly
+rollups, minute buckets the per-minute ones; the range is widened to whole
+periods of the table read (top lists over more than 6 hours read whole hours).
+
+A team (``team`` not None) sees only the calls of its own routes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+)
+
+from quiver.calls.ingest import is_error
+from quiver.store.calltables import (
+    BUCKETS,
+    CONSUMER,
+    LATENCY_BOUNDS_MS,
+    NODE,
+    ROUTE,
+    TARGET,
+    call_names,
+    call_rollups,
+    call_rollups_hourly,
+    calls,
+)
+
+By = Literal["route", "consumer", "target", "node", "status_class"]
+Dimension = Literal["consumers", "routes", "targets", "errors"]
+Source = Literal["calls", "rollups"]
+#: most raw rows a series or top list reads before it switches to the rollups
+RAW_LIMIT = 10_000
+#: top lists over ranges longer than this read hourly rollups (whole hours)
+_HOURLY_FROM_MS = 6 * 3_600_000
+_KIND: dict[str, int] = {"route": ROUTE, "consumer": CONSUMER, "target": TARGET, "node": NODE}
+_TOP: dict[str, str] = {
+    "consumers": "consumer",
+    "routes": "route",
+    "targets": "target",
+    "errors": "route",
+}
+
+
+@dataclass
+class Totals:
+    """The sums of one group of calls, and how to read percentiles from them."""
+
+    requests: int = 0
+    errors: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    histogram: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+    latencies_us: list[int] | None = None  # exact, when read from raw rows
+
+    def add_call(self, status: int, bytes_in: int, bytes_out: int, latency_us: int) -> None:
+        self.requests += 1
+        self.errors += is_error(status)
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+        if self.latencies_us is None:
+            self.latencies_us = []
+        self.latencies_us.append(latency_us)
+
+    def percentile_ms(self, fraction: float) -> float | None:
+        """Nearest-rank percentile: exact from raw latencies, else a bucket bound."""
+        if self.requests == 0:
+            return None
+        rank = max(1, math.ceil(fraction * self.requests))
+        if self.latencies_us is not None:
+            return sorted(self.latencies_us)[rank - 1] / 1000
+        seen = 0
+        for index, count in enumerate(self.histogram):
+            seen += count
+            if seen >= rank:
+                return float(LATENCY_BOUNDS_MS[min(index, len(LATENCY_BOUNDS_MS) - 1)])
+        return None
+
+
+@dataclass(frozen=True)
+class Point:
+    time_ms: int
+    key: str | None
+    totals: Totals
+
+
+@dataclass(frozen=True)
+class Series:
+    source: Source
+    start_ms: int
+    end_ms: int
+    points: list[Point]
+
+
+def _scope(column: ColumnElement[int], team: str | None) -> list[ColumnElement[bool]]:
+    if team is None:
+        return []
+    team_routes = select(call_names.c.id).where(
+        call_names.c.kind == ROUTE, call_names.c.team == team
+    )
+    return [column.in_(team_routes)]
+
+
+def _few_raw(connection: Connection, start_ms: int, end_ms: int) -> bool:
+    inner = (
+        select(calls.c.id)
+        .where(calls.c.time_ms >= start_ms, calls.c.time_ms < end_ms)
+        .limit(RAW_LIMIT + 1)
+        .subquery()
+    )
+    return connection.execute(select(func.count()).select_from(inner)).scalar_one() <= RAW_LIMIT
+
+
+def series(
+    connection: Connection,
+    start_ms: int,
+    end_ms: int,
+    bucket_ms: int,
+    by: By | None,
+    team: str | None,
+) -> Series:
+    """Totals per bucket (and per ``by`` value) of the calls in [start, end)."""
+    groups: dict[tuple[int, int | None], Totals] = {}
+    if _few_raw(connection, start_ms, end_ms):
+        source: Source = "calls"
+        key_column = _raw_key(by)
+        columns = ("time_ms", "status", "bytes_in", "bytes_out", "latency_us")
+        query = select(key_column, *(calls.c[name] for name in columns)).where(
+            calls.c.time_ms >= start_ms, calls.c.time_ms < end_ms, *_scope(calls.c.route_id, team)
+        )
+        for row in connection.execute(query):
+            slot = row[1] - (row[1] - start_ms) % bucket_ms
+            totals = groups.setdefault((slot, row[0]), Totals())
+            totals.add_call(row[2], row[3], row[4], row[5])
+    else:
+        source = "rollups"
+        table, period, unit = _rollups(bucket_ms)
+        start_ms -= start_ms % unit
+        end_ms += -end_ms % unit
+        first = start_ms // unit
+        slot_column = (table.c[period] - first) // (bucket_ms // unit)
+        key = _rollup_key(table, by)
+        query = (
+            select(slot_column, key, *_rollup_sums(table))
+            .where(
+                table.c[period] >= first,
+                table.c[period] < end_ms // unit,
+                *_scope(table.c.route_id, team),
+            )
+            .group_by(slot_column, key)
+        )
+        for row in connection.execute(query):
+            groups[(start_ms + row[0] * bucket_ms, row[1])] = _totals(row[2:])
+    names = _names_of(connection, by, {key for _, key in groups})
+    points = [
+        Point(slot, _label(by, key, names), totals)
+        for (slot, key), totals in sorted(groups.items(), key=_order)
+    ]
+    return Series(source, start_ms, end_ms, points)
+
+
+def top(
+    connection: Connection,
+    start_ms: int,
+    end_ms: int,
+    dimension: Dimension,
+    n: int,
+    team: str | None,
+) -> list[tuple[str | None, Totals]]:
+    """The ``n`` names of ``dimension`` with the most calls (or errors) in the range."""
+    table, period, unit = _rollups(3_600_000 if end_ms - start_ms > _HOURLY_FROM_MS else 60_000)
+    column = table.c[f"{_TOP[dimension]}_id"]
+    order = func.sum(table.c.errors if dimension == "errors" else table.c.requests)
+    query: Select[Any] = (
+        select(column, *_rollup_sums(table))
+        .where(
+            table.c[period] >= start_ms // unit,
+            table.c[period] < -(-end_ms // unit),
+            *_scope(table.c.route_id, team),
+        )
+        .group_by(column)
+        .order_by(order.desc(), column)
+        .limit(n)
+    )
+    if dimension == "errors":
+        query = query.having(order > 0)
+    rows = connection.execute(query).all()
+    names = _names_of(connection, _TOP[dimension], {row[0] for row in rows})  # type: ignore[arg-type]
+    return [(names.get(row[0]), _totals(row[1:])) for row in rows]
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    route: str | None = None
+    consumer: str | None = None
+    status: tuple[int, int] | None = None  # inclusive range
+    request_id: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    team: str | None = None
+
+
+def list_calls(
+    connection: Connection, where: CallFilter, limit: int, after: tuple[int, int] | None
+) -> list[dict[str, Any]]:
+    """Calls matching ``where``, newest first, after the (time_ms, id) ``after``."""
+    conditions: list[ColumnElement[bool]] = [*_scope(calls.c.route_id, where.team)]
+    for kind, name, column in (
+        (ROUTE, where.route, calls.c.route_id),
+        (CONSUMER, where.consumer, calls.c.consumer_id),
+    ):
+        if name is not None:
+            conditions.append(
+                column
+                == select(call_names.c.id)
+                .where(call_names.c.kind == kind, call_names.c.name == name)
+                .scalar_subquery()
+            )
+    if where.status is not None:
+        conditions.append(calls.c.status.between(*where.status))
+    if where.request_id is not None:
+        conditions.append(calls.c.request_id == where.request_id)
+    if where.start_ms is not None:
+        conditions.append(calls.c.time_ms >= where.start_ms)
+    if where.end_ms is not None:
+        conditions.append(calls.c.time_ms < where.end_ms)
+    if after is not None:
+        conditions.append(
+            or_(
+                calls.c.time_ms < after[0],
+                and_(calls.c.time_ms == after[0], calls.c.id < after[1]),
+            )
+        )
+    query = (
+        select(calls)
+        .where(*conditions)
+        .order_by(calls.c.time_ms.desc(), calls.c.id.desc())
+        .limit(limit)
+    )
+    rows = [dict(row._mapping) for row in connection.execute(query)]
+    return _with_names(connection, rows)
+
+
+def _with_names(connection: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    wanted = {
+        row[column]
+        for row in rows
+        for column in ("route_id", "target_id", "consumer_id", "node_id", "user_agent_id")
+        if row[column]
+    }
+    names = _lookup(connection, wanted)
+    for row in rows:
+        for column in ("route", "target", "consumer", "node", "user_agent"):
+            row[column] = names.get(row.pop(f"{column}_id"))
+    return rows
+
+
+def _lookup(connection: Connection, ids: Iterable[int]) -> dict[int, str]:
+    chosen = sorted(i for i in ids if i)
+    found: dict[int, str] = {}
+    for start in range(0, len(chosen), 500):
+        query = select(call_names.c.id, call_names.c.name).where(
+            call_names.c.id.in_(chosen[start : start + 500])
+        )
+        found.update({row.id: row.name for row in connection.execute(query)})
+    return found
+
+
+def _raw_key(by: By | None) -> ColumnElement[Any]:
+    if by is None:
+        return literal(0)
+    if by == "status_class":
+        return calls.c.status // 100
+    return calls.c[f"{by}_id"]
+
+
+def _rollups(bucket_ms: int) -> tuple[Table, str, int]:
+    """The rollup table for buckets of ``bucket_ms``: its period column and length."""
+    if bucket_ms % 3_600_000 == 0:
+        return call_rollups_hourly, "hour", 3_600_000
+    return call_rollups, "minute", 60_000
+
+
+def _rollup_key(table: Table, by: By | None) -> ColumnElement[Any]:
+    if by is None:
+        return literal(0)
+    if by == "status_class":
+        return table.c.status_class
+    return table.c[f"{by}_id"]
+
+
+def _rollup_sums(table: Table) -> list[ColumnElement[Any]]:
+    names = ("requests", "errors", "bytes_in", "bytes_out", *BUCKETS)
+    return [func.sum(table.c[name]) for name in names]
+
+
+def _totals(values: Sequence[Any]) -> Totals:
+    numbers = [int(value or 0) for value in values]
+    return Totals(numbers[0], numbers[1], numbers[2], numbers[3], numbers[4:])
+
+
+def _names_of(connection: Connection, by: By | None, keys: set[Any]) -> dict[int, str]:
+    if by is None or by == "status_class":
+        return {}
+    return _lookup(connection, keys)
+
+
+def _label(by: By | None, key: Any, names: dict[int, str]) -> str | None:
+    if by is None:
+        return None
+    if by == "status_class":
+        return f"{int(key)}xx"
+    return names.get(key)
+
+
+def _order(item: tuple[tuple[int, Any], Totals]) -> tuple[int, str]:
+    (slot, key), _ = item
+    return slot, str(key)

@@ -1,0 +1,107 @@
+"""One spooled record (a JSON line) as the values of a call row.
+
+Names become ids later (quiver.calls.names); here a record is checked and its
+units made the store's: time in epoch milliseconds, latencies in microseconds.
+A line that is not a record is refused with ValueError and skipped by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from quiver.store.calltables import LATENCY_BOUNDS_MS
+
+
+@dataclass(frozen=True)
+class Record:
+    request_id: str
+    time_ms: int
+    route: str | None
+    target: str | None
+    consumer: str | None
+    node: str | None
+    user_agent: str | None
+    method: str
+    path: str
+    status: int
+    bytes_in: int
+    bytes_out: int
+    latency_us: int
+    upstream_latency_us: int | None
+    overhead_us: int | None
+    client_ip: str | None
+    retries: int
+    cache: str | None
+    answered_by: str | None
+
+
+def parse(line: bytes) -> Record:
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return Record(
+        request_id=_text(data, "request_id"),
+        time_ms=_epoch_ms(_text(data, "time")),
+        route=_optional_text(data, "route"),
+        target=_optional_text(data, "target"),
+        consumer=_optional_text(data, "consumer"),
+        node=_optional_text(data, "node"),
+        user_agent=_optional_text(data, "user_agent"),
+        method=_text(data, "method"),
+        path=_text(data, "path"),
+        status=_int(data, "status"),
+        bytes_in=_int(data, "bytes_in"),
+        bytes_out=_int(data, "bytes_out"),
+        latency_us=_micros(data.get("latency_ms")) or 0,
+        upstream_latency_us=_micros(data.get("upstream_latency_ms")),
+        overhead_us=_micros(data.get("overhead_ms")),
+        client_ip=_optional_text(data, "client_ip"),
+        retries=_int(data, "retries", default=0),
+        cache=_optional_text(data, "cache"),
+        answered_by=_optional_text(data, "answered_by"),
+    )
+
+
+def bucket(latency_us: int) -> int:
+    """The histogram bucket (index into BUCKETS) of a latency."""
+    for index, bound in enumerate(LATENCY_BOUNDS_MS):
+        if latency_us <= bound * 1000:
+            return index
+    return len(LATENCY_BOUNDS_MS)
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a string")
+    return value
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _int(data: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = data.get(key, default)
+    if value is None and default is not None:
+        return default
+    if type(value) is not int:
+        raise ValueError(f"{key} is not an integer")
+    return value
+
+
+def _micros(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return max(0, round(value * 1000))
+
+
+def _epoch_ms(text: str) -> int:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)

@@ -1,0 +1,54 @@
+"""Keeping the call log within its bounds: raw rows by age and by count, rollups by age.
+
+Run after every batch, each DELETE removing at most ``delete_chunk`` rows in its
+own short transaction, so that trimming never holds the write lock long enough to
+stall readers or the next batch.  The count bound reads ids, not ``count(*)``: ids
+only grow and the oldest rows go first, so keeping ids above ``max(id) - max_rows``
+keeps at most ``max_rows`` rows, and costs two index lookups.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, delete, func, select
+
+from quiver.calls.settings import CallLog
+from quiver.store.calltables import call_rollups, call_rollups_hourly, calls
+from quiver.store.engine import WRITE
+
+
+def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
+    """Delete what is beyond the bounds; the number of raw and rollup rows deleted."""
+    deleted = 0
+    chunk = settings.delete_chunk
+    cutoff = now_ms - int(settings.retention * 1000)
+    writing = engine.execution_options(**{WRITE: True})
+    while True:  # by age: the oldest by time, through ix_calls_time
+        oldest = select(calls.c.id).where(calls.c.time_ms < cutoff).order_by(calls.c.time_ms)
+        with writing.begin() as connection:
+            count = connection.execute(
+                delete(calls).where(calls.c.id.in_(oldest.limit(chunk).scalar_subquery()))
+            ).rowcount
+        deleted += count
+        if count < chunk:
+            break
+    while True:  # by count
+        with writing.begin() as connection:
+            low, high = connection.execute(select(func.min(calls.c.id), func.max(calls.c.id))).one()
+            if high is None or high - low < settings.max_rows:
+                break
+            bound = min(high - settings.max_rows, low + chunk - 1)
+            deleted += connection.execute(delete(calls).where(calls.c.id <= bound)).rowcount
+    rollup_cutoff = now_ms - int(settings.rollup_retention * 1000)
+    for column, per_ms, step in (
+        (call_rollups.c.minute, 60_000, 60),  # an hour of minutes at a time
+        (call_rollups_hourly.c.hour, 3_600_000, 24),  # a day of hours at a time
+    ):
+        cutoff_period = rollup_cutoff // per_ms
+        while True:  # rollups by age
+            with writing.begin() as connection:
+                first = connection.execute(select(func.min(column))).scalar()
+                if first is None or first >= cutoff_period:
+                    break
+                bound = min(cutoff_period, first + step)
+                deleted += connection.execute(delete(column.table).where(column < bound)).rowcount
+    return deleted

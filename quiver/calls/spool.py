@@ -1,0 +1,111 @@
+"""The spool protocol between the workers (writers) and the ingester (reader).
+
+Directory: ``<run dir>/calls/``.  Each worker writes its own files, named
+``<worker pid>-<n>.jsonl`` with ``n`` counting from 1 per worker.
+
+Writer (a worker), for each finished request:
+
+1. append one record as one JSON object on one line ending in ``\\n``, written
+   with a single ``write`` to a file opened with ``O_APPEND`` (a line is never
+   split between files and never interleaved with another writer's);
+2. when the file has reached its size limit (after a whole line), close it and
+   rename it to ``<pid>-<n>.jsonl.done``, then write to ``<pid>-<n+1>.jsonl``;
+3. on a clean exit, rename its current file to ``.done`` the same way.
+
+The rename is what tells the reader a file is finished: it never reads a
+``.jsonl`` file whose writer is alive.  A ``.jsonl`` file whose writer pid is no
+longer running (a worker that crashed) counts as finished too; a last line without
+its ``\\n`` (cut by the crash) is dropped.
+
+Reader (the ingester, one per node, in the admin sidecar): for each finished file,
+oldest first, read whole lines from the offset recorded in ``call_spools``, insert
+a batch of them and record the new offset in the same transaction; once the
+offset reaches the file's end, delete the file, then its offset row.  A crash
+anywhere in between neither loses a line nor inserts one twice: the offset
+committed with the rows says exactly what was consumed.  The offset row also keeps
+a digest of the file's first line, so a row left behind by a crash between
+deleting a file and deleting its row never applies to a later file that happens
+to get the same name (a worker pid used again).
+
+A record's fields are those of the access log (docs/observability.md):
+``request_id``, ``time`` (ISO 8601, UTC), ``route``, ``target``, ``node``,
+``consumer``, ``method``, ``path``, ``status``, ``bytes_in``, ``bytes_out``,
+``latency_ms``, ``upstream_latency_ms``, ``overhead_ms``, ``client_ip``,
+``user_agent``, ``retries``, ``cache``, ``answered_by``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DONE_SUFFIX = ".jsonl.done"
+_NAME = re.compile(r"^(?P<pid>\d+)-(?P<n>\d+)\.jsonl(?P<done>\.done)?$")
+
+
+@dataclass(frozen=True, order=True)
+class Spool:
+    pid: int
+    number: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def finished(directory: Path) -> list[Spool]:
+    """The spools the reader may consume, oldest of each writer first."""
+    found: list[Spool] = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        match = _NAME.match(entry.name)
+        if match is None:
+            continue
+        pid = int(match["pid"])
+        if match["done"] is None and _alive(pid):
+            continue
+        found.append(Spool(pid, int(match["n"]), Path(entry.path)))
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def head(path: Path) -> str:
+    """A digest of the file's first line: what tells two files of one name apart
+    (every line carries its own request id)."""
+    with path.open("rb") as file:
+        return hashlib.sha256(file.readline()).hexdigest()[:32]
+
+
+def read_lines(path: Path, offset: int, most: int) -> tuple[list[bytes], int, bool]:
+    """Up to ``most`` whole lines of ``path`` from ``offset``: the lines, the offset
+    after them, and whether that is the end of the file (a cut last line counts as
+    consumed: its writer is gone)."""
+    lines: list[bytes] = []
+    with path.open("rb") as file:
+        file.seek(offset)
+        position = offset
+        while len(lines) < most:
+            line = file.readline()
+            if not line:
+                return lines, position, True
+            position += len(line)
+            if line.endswith(b"\n"):
+                lines.append(line)
+        at_end = file.read(1) == b""
+    return lines, position, at_end

@@ -1,0 +1,106 @@
+"""``quiver logs``: the call log from the admin API, as a table, like ``tail``.
+
+Calls are asked newest first (``GET /calls``) and printed oldest first, so the
+newest call is the last line; ``--follow`` then asks every ``--interval`` seconds
+for calls since the newest one shown and prints the ones it has not printed yet
+(calls of the same millisecond are told apart by their request id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quiver.declarative.client import AdminClient
+
+_COLUMNS = ("time", "status", "method", "path", "route", "consumer", "latency")
+
+
+def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    logs = commands.add_parser(
+        "logs",
+        help="print the call log: recent calls through the gateway",
+        description="Print calls from the admin API's call log, newest last. The token is "
+        "read from $QUIVER_ADMIN_TOKEN; a team-scoped token sees its team's calls only.",
+    )
+    logs.add_argument("--route", metavar="R", help="calls of this route")
+    logs.add_argument("--consumer", metavar="C", help="calls of this consumer")
+    logs.add_argument("--status", metavar="S", help="a status (404) or a class (5xx)")
+    logs.add_argument("--request-id", metavar="ID", help="the call with this request id")
+    logs.add_argument("--since", metavar="AGE", help="calls newer than this (10m, 2h, 1d)")
+    logs.add_argument("-n", type=int, default=50, metavar="N", help="most calls (default 50)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new calls")
+    logs.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="--follow's polling period"
+    )
+
+
+def run_logs(args: argparse.Namespace, client: AdminClient) -> int:
+    from quiver.config.units import parse_duration
+    from quiver.declarative.client import AdminError
+
+    params: dict[str, str | int] = {"limit": max(1, min(args.n, 1000))}
+    for key in ("route", "consumer", "status", "request_id"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    if args.since is not None:
+        try:
+            age = float(parse_duration(args.since))  # type: ignore[arg-type]
+        except ValueError as exc:
+            print(f"quiver logs: --since: {exc}", file=sys.stderr)
+            return 2
+        params["from"] = (datetime.now(UTC) - timedelta(seconds=age)).isoformat()
+    try:
+        calls = list(reversed(client.calls(params)["data"]))
+        print(render(calls, header=True), flush=True)
+        shown = {call["request_id"] for call in calls}
+        while args.follow:
+            time.sleep(args.interval)  # (a polling period, not a synchronisation)
+            if calls:
+                params["from"] = calls[-1]["time"]
+            fresh = [
+                c for c in reversed(client.calls(params)["data"]) if c["request_id"] not in shown
+            ]
+            if fresh:
+                print(render(fresh, header=False), flush=True)
+                shown.update(call["request_id"] for call in fresh)
+                calls = fresh
+    except AdminError as error:
+        print(f"quiver logs: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def render(calls: list[dict[str, Any]], *, header: bool) -> str:
+    """The calls as aligned columns (the header only when asked)."""
+    rows = [_row(call) for call in calls]
+    widths = [12, 6, 7, 32, 20, 16, 10]
+    lines = []
+    if header:
+        lines.append(_line(list(_COLUMNS), widths))
+    lines += [_line(row, widths) for row in rows]
+    return "\n".join(lines)
+
+
+def _row(call: dict[str, Any]) -> list[str]:
+    moment = datetime.fromisoformat(call["time"])
+    return [
+        moment.strftime("%H:%M:%S.%f")[:12],
+        str(call["status"]),
+        call["method"],
+        call["path"],
+        call["route"] or "-",
+        call["consumer"] or "-",
+        f"{call['latency_ms']:.1f} ms",
+    ]
+
+
+def _line(cells: list[str], widths: list[int]) -> str:
+    padded = [cell.ljust(width) for cell, width in zip(cells[:-1], widths, strict=False)]
+    return " ".join([*padded, cells[-1]]).rstrip()

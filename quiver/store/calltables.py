@@ -1,0 +1,124 @@
+"""The call log's tables: lean rows of calls, the names they refer to, per-minute
+rollups and the spool offsets that make ingest exactly-once.
+
+A call row holds numbers, not names: route, target, consumer, node and user agent
+are ids into ``call_names`` (one small table for the five kinds, so a name is
+stored once however many calls carry it).  Id 0 means "none" (a call no route
+matched, an anonymous consumer): rollups need a value that takes part in their
+unique key, and NULLs never conflict.  Times are epoch milliseconds, latencies
+microseconds, all integers.
+
+A rollup row sums the calls of one minute (or hour) with one route, consumer, target, node
+and status class (1 for 1xx ... 5 for 5xx): counts, errors, bytes, the latency sum
+and a fixed-bucket latency histogram (``LATENCY_BOUNDS_MS``), from which p50, p95
+and p99 are read to a bucket's precision.  The histogram is one column per bucket
+so that SQL sums it over any range.
+
+``call_spools`` records how far each spool file has been read, in the transaction
+that inserts its rows: a crash anywhere loses nothing and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, SmallInteger, String, Table
+
+from quiver.store.models import Base
+
+#: upper bounds (ms, inclusive) of the latency histogram's buckets; the last is open
+LATENCY_BOUNDS_MS: tuple[int, ...] = (
+    1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750,
+    1000, 1500, 2000, 3000, 5000, 10000, 30000,
+)  # fmt: skip
+#: histogram columns: one per bound, then one for everything above the last
+BUCKETS: tuple[str, ...] = tuple(f"h{i:02d}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
+
+#: the kinds of name a call refers to (``call_names.kind``)
+ROUTE, TARGET, CONSUMER, NODE, USER_AGENT = 1, 2, 3, 4, 5
+
+# SQLite's rowid is a 64-bit integer only when declared exactly INTEGER PRIMARY KEY
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+call_names = Table(
+    "call_names",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", SmallInteger, nullable=False),
+    Column("name", String, nullable=False),
+    # the team a route, target or consumer belongs to ("default" when unqualified)
+    Column("team", String, nullable=True),
+    Index("ix_call_names_kind_name", "kind", "name", unique=True),
+)
+
+calls = Table(
+    "calls",
+    Base.metadata,
+    Column("id", _Id, primary_key=True),
+    Column("request_id", String, nullable=False),
+    Column("time_ms", BigInteger, nullable=False),
+    Column("route_id", Integer, nullable=False),
+    Column("target_id", Integer, nullable=False),
+    Column("consumer_id", Integer, nullable=False),
+    Column("node_id", Integer, nullable=False),
+    Column("user_agent_id", Integer, nullable=False),
+    Column("method", String, nullable=False),
+    Column("path", String, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("bytes_in", BigInteger, nullable=False),
+    Column("bytes_out", BigInteger, nullable=False),
+    Column("latency_us", BigInteger, nullable=False),
+    Column("upstream_latency_us", BigInteger, nullable=True),
+    Column("overhead_us", BigInteger, nullable=True),
+    Column("client_ip", String, nullable=True),
+    Column("retries", SmallInteger, nullable=False),
+    Column("cache", String, nullable=True),
+    Column("answered_by", String, nullable=True),
+    Index("ix_calls_time", "time_ms"),
+    Index("ix_calls_route_time", "route_id", "time_ms"),
+    Index("ix_calls_consumer_time", "consumer_id", "time_ms"),
+    Index("ix_calls_status_time", "status", "time_ms"),
+    Index("ix_calls_request_id", "request_id"),
+)
+
+
+def _rollups(name: str, period: str) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column(period, BigInteger, nullable=False),  # epoch minutes or hours
+        Column("route_id", Integer, nullable=False),
+        Column("consumer_id", Integer, nullable=False),
+        Column("target_id", Integer, nullable=False),
+        Column("node_id", Integer, nullable=False),
+        Column("status_class", SmallInteger, nullable=False),
+        Column("requests", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("bytes_in", BigInteger, nullable=False),
+        Column("bytes_out", BigInteger, nullable=False),
+        Column("latency_sum_us", BigInteger, nullable=False),
+        *(Column(bucket, BigInteger, nullable=False) for bucket in BUCKETS),
+        Index(
+            f"ux_{name}_key",
+            period,
+            "route_id",
+            "consumer_id",
+            "target_id",
+            "node_id",
+            "status_class",
+            unique=True,
+        ),
+        Index(f"ix_{name}_route_{period}", "route_id", period),
+    )
+
+
+#: per minute; read for ranges in minute buckets
+call_rollups = _rollups("call_rollups", "minute")
+#: the same sums per hour: ranges in hour or day buckets read 60 times fewer rows
+call_rollups_hourly = _rollups("call_rollups_hourly", "hour")
+
+call_spools = Table(
+    "call_spools",
+    Base.metadata,
+    Column("name", String, primary_key=True),  # the spool file's name in the calls dir
+    Column("offset", BigInteger, nullable=False),  # bytes consumed
+    Column("head", String, nullable=False),  # digest of the first line: which file of that name
+)

@@ -1,0 +1,207 @@
+"""The call log read through the admin API: the mix ingested is the mix reported."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from quiver.calls import Ingester, queries
+from quiver.calls.records import bucket
+from quiver.store import Store
+from quiver.store.calltables import LATENCY_BOUNDS_MS
+from quiver.store.teams import create_team
+from tests.admin.conftest import MakeClient
+from tests.calls.synthetic import records, write_spools
+
+HOUR = 3_600_000
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+@pytest.fixture
+def mix(store: Store, tmp_path: Path) -> tuple[list[dict[str, Any]], int, int]:
+    now = int(time.time() * 1000)
+    start = now - now % 60_000 - 2 * HOUR
+    items = records(10_000, start, 2 * HOUR)
+    write_spools(tmp_path / "calls", items, per_file=2500)
+    assert Ingester(store.engine, tmp_path / "calls").run_once() == 10_000
+    return items, start, start + 2 * HOUR
+
+
+def _nearest_rank(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+@pytest.mark.parametrize("source", ["calls", "rollups"])
+def test_the_series_reports_the_ingested_mix(
+    admin: httpx.Client,
+    mix: tuple[list[dict[str, Any]], int, int],
+    source: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items, start, end = mix
+    if source == "rollups":
+        monkeypatch.setattr(queries, "RAW_LIMIT", 0)
+    answer = admin.get(
+        "/analytics/requests",
+        params={"from": _iso(start), "to": _iso(end), "bucket": "day", "by": "route"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["source"] == source
+    expected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        expected[item["route"]].append(item)
+    got = {point["key"]: point for point in body["data"]}
+    assert set(got) == set(expected)
+    for route, group in expected.items():
+        point = got[route]
+        assert point["requests"] == len(group)
+        assert point["errors"] == sum(item["status"] >= 500 for item in group)
+        assert point["bytes_in"] == sum(item["bytes_in"] for item in group)
+        assert point["bytes_out"] == sum(item["bytes_out"] for item in group)
+        for name, fraction in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+            exact = _nearest_rank(
+                [round(item["latency_ms"] * 1000) / 1000 for item in group], fraction
+            )
+            if source == "calls":
+                assert point[name] == exact
+            else:
+                index = min(bucket(round(exact * 1000)), len(LATENCY_BOUNDS_MS) - 1)
+                assert point[name] == LATENCY_BOUNDS_MS[index]
+
+
+def test_status_classes_and_minutes_add_up(
+    admin: httpx.Client, mix: tuple[list[dict[str, Any]], int, int]
+) -> None:
+    items, start, end = mix
+    answer = admin.get(
+        "/analytics/requests",
+        params={"from": _iso(start), "to": _iso(end), "by": "status_class"},
+    ).json()
+    totals: dict[str, int] = defaultdict(int)
+    for point in answer["data"]:
+        totals[point["key"]] += point["requests"]
+    expected: dict[str, int] = defaultdict(int)
+    for item in items:
+        expected[f"{item['status'] // 100}xx"] += 1
+    assert totals == expected
+
+
+def test_top_consumers_and_errors(
+    admin: httpx.Client, mix: tuple[list[dict[str, Any]], int, int]
+) -> None:
+    items, start, end = mix
+    top = admin.get(
+        "/analytics/top", params={"dimension": "consumers", "from": _iso(start), "to": _iso(end)}
+    ).json()
+    counts: dict[str | None, int] = defaultdict(int)
+    for item in items:
+        counts[item["consumer"]] += 1
+    assert {row["name"]: row["requests"] for row in top["data"]} == counts
+    errors = admin.get(
+        "/analytics/top",
+        params={"dimension": "errors", "n": 1, "from": _iso(start), "to": _iso(end)},
+    ).json()["data"]
+    by_route: dict[str, int] = defaultdict(int)
+    for item in items:
+        by_route[item["route"]] += item["status"] >= 500
+    assert errors[0]["errors"] == max(by_route.values())
+
+
+def test_calls_page_newest_first_with_a_cursor(
+    admin: httpx.Client, mix: tuple[list[dict[str, Any]], int, int]
+) -> None:
+    items, _, _ = mix
+    wanted = sorted(
+        (i for i in items if i["route"] == "orders" and 500 <= i["status"] < 600),
+        key=lambda i: (i["time"], i["request_id"]),
+        reverse=True,
+    )
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"route": "orders", "status": "5xx", "limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        page = admin.get("/calls", params=params).json()
+        seen += [call["request_id"] for call in page["data"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(i["request_id"] for i in wanted)
+    times = [c for c in seen]
+    assert len(times) == len(set(times))
+    one = admin.get(f"/calls/{wanted[0]['request_id']}").json()
+    assert one["route"] == "orders" and one["status"] >= 500
+    missing = admin.get("/calls/nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_a_team_token_sees_only_its_team(
+    store: Store, make_client: MakeClient, mix: tuple[list[dict[str, Any]], int, int]
+) -> None:
+    items, start, end = mix
+    create_team(store, "shop")
+    shop = make_client("viewer", team="shop")
+    series = shop.get(
+        "/analytics/requests",
+        params={"from": _iso(start), "to": _iso(end), "bucket": "day", "by": "route"},
+    ).json()
+    assert {p["key"] for p in series["data"]} == {"shop.cart"}
+    assert series["data"][0]["requests"] == sum(i["route"] == "shop.cart" for i in items)
+    page = shop.get("/calls", params={"limit": 1000}).json()
+    assert {call["route"] for call in page["data"]} == {"shop.cart"}
+    other = next(i for i in items if i["route"] == "orders")
+    assert shop.get(f"/calls/{other['request_id']}").status_code == 404
+    assert shop.get("/calls", params={"team": "default"}).status_code == 404
+    top = shop.get("/analytics/top", params={"from": _iso(start), "to": _iso(end)}).json()
+    assert [row["name"] for row in top["data"]] == ["shop.cart"]
+
+
+def test_csv_of_the_series_and_the_calls(
+    admin: httpx.Client, mix: tuple[list[dict[str, Any]], int, int]
+) -> None:
+    items, start, end = mix
+    answer = admin.get(
+        "/analytics/requests",
+        params={"from": _iso(start), "to": _iso(end), "bucket": "hour", "format": "csv"},
+    )
+    assert answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert sum(int(row["requests"]) for row in rows) == len(items)
+    listed = admin.get("/calls", params={"limit": 10}, headers={"Accept": "text/csv"})
+    assert listed.headers["content-type"].startswith("text/csv")
+    calls = list(csv.DictReader(io.StringIO(listed.text)))
+    assert len(calls) == 10 and set(calls[0]) >= {"request_id", "status", "latency_ms"}
+
+
+def test_bad_queries_are_problems(admin: httpx.Client, anonymous: httpx.Client) -> None:
+    for params in ({"status": "6xx"}, {"cursor": "garbage"}):
+        answer = admin.get("/calls", params=params)
+        assert answer.status_code == 400
+        assert answer.json()["type"] == "urn:quiver:problem:invalid-request"
+    backwards = admin.get(
+        "/analytics/requests", params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
+    )
+    assert backwards.status_code == 400
+    day_of_minutes = admin.get(
+        "/analytics/requests",
+        params={"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "bucket": "minute"},
+    )
+    assert day_of_minutes.status_code == 400
+    assert "at most 360 minutes" in day_of_minutes.json()["detail"]
+    assert anonymous.get("/calls").status_code == 401

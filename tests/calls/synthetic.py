@@ -1,0 +1,68 @@
+"""Synthetic call records with a known mix, written as spool files."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from quiver.calls import CallLog, Ingester
+from quiver.calls.records import parse
+
+ROUTES = ("orders", "users", "shop.cart")
+CONSUMERS = ("alice", "bob", None, "shop.carol")
+STATUSES = (200, 200, 200, 201, 404, 500, 503)
+
+
+def records(count: int, start_ms: int, span_ms: int, seed: int = 7) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for index in range(count):
+        at = start_ms + rng.randrange(span_ms)
+        route = rng.choice(ROUTES)
+        out.append(
+            {
+                "request_id": f"req-{seed}-{index:07d}",
+                "time": datetime.fromtimestamp(at / 1000, UTC).isoformat(timespec="milliseconds"),
+                "route": route,
+                "target": "shop.backend" if route.startswith("shop.") else "backend",
+                "node": f"127.0.0.1:{9000 + index % 2}",
+                "consumer": rng.choice(CONSUMERS),
+                "method": rng.choice(("GET", "POST")),
+                "path": f"/{route}/{index}",
+                "status": rng.choice(STATUSES),
+                "bytes_in": rng.randrange(0, 500),
+                "bytes_out": rng.randrange(0, 5000),
+                "latency_ms": round(rng.lognormvariate(2.5, 1.0), 3),
+                "upstream_latency_ms": 1.5,
+                "overhead_ms": 0.25,
+                "client_ip": "127.0.0.1",
+                "user_agent": "synthetic/1",
+                "retries": 0,
+                "cache": None,
+                "answered_by": None,
+            }
+        )
+    return out
+
+
+def write_spools(directory: Path, items: list[dict[str, Any]], per_file: int, pid: int = 1) -> None:
+    """Finished spools (``.done``) of ``per_file`` records each."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for number, start in enumerate(range(0, len(items), per_file), 1):
+        lines = "".join(json.dumps(item) + "\n" for item in items[start : start + per_file])
+        (directory / f"{pid}-{number}.jsonl.done").write_text(lines)
+
+
+def fill(engine: Engine, rows: int, span_ms: int, step: int = 20_000) -> None:
+    """``rows`` calls over the last ``span_ms``, written in batches of ``step``."""
+    ingester = Ingester(engine, Path("/nonexistent"), CallLog(max_rows=rows))
+    now = int(time.time() * 1000)
+    for start in range(0, rows, step):
+        chunk = records(min(step, rows - start), now - span_ms + 1000, span_ms - 2000, seed=start)
+        ingester.insert([parse(json.dumps(item).encode()) for item in chunk])

@@ -1,0 +1,171 @@
+"""Spools into the store: every record once, even across a crash, within the bounds."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from quiver.calls import CallLog, Ingester
+from quiver.store import open_store
+from quiver.store.calltables import call_rollups, call_spools, calls
+from tests.calls.synthetic import records, write_spools
+
+
+class Crash(Exception):
+    pass
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def test_every_record_becomes_one_row_and_the_spools_go(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    spools = tmp_path / "calls"
+    write_spools(spools, records(3000, _now_ms() - 3_600_000, 3_600_000), per_file=700)
+    ingester = Ingester(store.engine, spools, CallLog(batch_rows=500))
+    assert ingester.run_once() == 3000
+    assert list(spools.iterdir()) == []
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(calls)).scalar() == 3000
+        assert connection.execute(select(func.sum(call_rollups.c.requests))).scalar() == 3000
+        assert connection.execute(select(func.count()).select_from(call_spools)).scalar() == 0
+    store.close()
+
+
+@pytest.mark.parametrize("batch_rows", [100, 1000])
+def test_a_crash_between_commit_and_delete_loses_and_repeats_nothing(
+    store_url: str, tmp_path: Path, batch_rows: int
+) -> None:
+    store = open_store(store_url)
+    spools = tmp_path / "calls"
+    items = records(2500, _now_ms() - 600_000, 600_000)
+    write_spools(spools, items, per_file=1000)
+    crashes = iter(range(3))
+
+    def crash(where: str) -> None:
+        if next(crashes, None) is not None:
+            raise Crash(where)
+
+    for _ in range(3):  # the process dies three times after a commit, then runs on
+        with pytest.raises(Crash):
+            Ingester(
+                store.engine, spools, CallLog(batch_rows=batch_rows), crash_point=crash
+            ).run_once()
+    Ingester(store.engine, spools, CallLog(batch_rows=batch_rows), crash_point=crash).run_once()
+    with store.engine.connect() as connection:
+        ids = connection.execute(select(calls.c.request_id)).scalars().all()
+        assert sorted(ids) == sorted(item["request_id"] for item in items)
+        assert connection.execute(select(func.sum(call_rollups.c.requests))).scalar() == 2500
+    assert list(spools.iterdir()) == []
+    store.close()
+
+
+def test_a_crash_inside_the_batch_rolls_it_back(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    spools = tmp_path / "calls"
+    items = records(500, _now_ms() - 600_000, 600_000)
+    write_spools(spools, items, per_file=500)
+    ingester = Ingester(store.engine, spools, CallLog(batch_rows=200))
+    original = ingester._insert
+    calls_made = iter(range(2))
+
+    def failing(connection, batch):  # type: ignore[no-untyped-def]
+        original(connection, batch)
+        if next(calls_made, None) == 1:
+            raise Crash("inside")
+
+    ingester._insert = failing  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        ingester.run_once()
+    Ingester(store.engine, spools, CallLog(batch_rows=200)).run_once()
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(calls)).scalar() == 500
+        assert connection.execute(select(func.sum(call_rollups.c.requests))).scalar() == 500
+    store.close()
+
+
+def test_retention_holds_the_rows_within_max_rows_while_ingesting(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "quiver.db"))
+    spools = tmp_path / "calls"
+    now = _now_ms()
+    old = records(300, now - 10 * 86_400_000, 3_600_000, seed=1)  # beyond 7 days
+    write_spools(spools, old + records(5000, now - 3_600_000, 3_600_000), per_file=500)
+    settings = CallLog(max_rows=1200, batch_rows=250, delete_chunk=100)
+    seen: list[int] = []
+
+    def count(_where: str) -> None:
+        with store.engine.connect() as connection:
+            seen.append(connection.execute(select(func.count()).select_from(calls)).scalar_one())
+
+    Ingester(store.engine, spools, settings, crash_point=count).run_once()
+    with store.engine.connect() as connection:
+        total = connection.execute(select(func.count()).select_from(calls)).scalar_one()
+        oldest = connection.execute(select(func.min(calls.c.time_ms))).scalar_one()
+    assert total == 1200
+    assert oldest >= now - 7 * 86_400_000
+    assert max(seen) <= 1200 + 250  # before each trim: the bound plus one batch
+    store.close()
+
+
+def test_a_stale_offset_never_applies_to_a_new_file_of_the_same_name(
+    store_url: str, tmp_path: Path
+) -> None:
+    store = open_store(store_url)
+    spools = tmp_path / "calls"
+    first = records(100, _now_ms() - 600_000, 600_000, seed=1)
+    write_spools(spools, first, per_file=100)
+
+    Ingester(store.engine, spools).run_once()
+    with store.engine.begin() as connection:  # as if it crashed before deleting the row
+        connection.execute(
+            call_spools.insert(), {"name": "1-1.jsonl.done", "offset": 5000, "head": "x"}
+        )
+    second = records(100, _now_ms() - 600_000, 600_000, seed=2)
+    write_spools(spools, second, per_file=100)  # the same name again
+    assert Ingester(store.engine, spools).run_once() == 100
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(calls)).scalar() == 200
+    store.close()
+
+
+_KILLED_INGEST = """
+import os, signal, sys
+from pathlib import Path
+from quiver.calls import CallLog, Ingester
+from quiver.store import open_store
+
+def die(where):
+    os.kill(os.getpid(), signal.SIGKILL)  # committed, the spool not yet deleted
+
+store = open_store(sys.argv[1])
+Ingester(store.engine, Path(sys.argv[2]), CallLog(batch_rows=300), crash_point=die).run_once()
+"""
+
+
+def test_a_process_killed_after_a_commit_loses_and_repeats_nothing(
+    store_url: str, tmp_path: Path
+) -> None:
+    spools = tmp_path / "calls"
+    items = records(1000, _now_ms() - 600_000, 600_000)
+    write_spools(spools, items, per_file=1000)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_INGEST, store_url, str(spools)], check=False, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL
+    store = open_store(store_url)
+    with store.engine.connect() as connection:  # the first batch is in, the spool is still there
+        assert connection.execute(select(func.count()).select_from(calls)).scalar() == 300
+    assert Ingester(store.engine, spools, CallLog(batch_rows=300)).run_once() == 700
+    with store.engine.connect() as connection:
+        ids = connection.execute(select(calls.c.request_id)).scalars().all()
+        assert sorted(ids) == sorted(item["request_id"] for item in items)
+        assert connection.execute(select(func.sum(call_rollups.c.requests))).scalar() == 1000
+    assert list(spools.iterdir()) == []
+    store.close()
