@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from quiver.config.access_log import AccessLog
 from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
 from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
@@ -357,6 +358,11 @@ class Settings(Strict):
         description="Serve the admin API over HTTPS with this certificate and key; "
         "required when `admin_listen` is not a loopback address, so that tokens never "
         "cross a network in clear text.",
+    )
+    access_log: AccessLog | None = Field(
+        None,
+        description="One line per exchange to stdout, stderr, syslog or a file "
+        "(`--access-log` sets `to`); none when absent. See docs/observability.md.",
     )
 
     @field_validator("listen", mode="before")

@@ -135,8 +135,7 @@ class Attempts:
         self.upstream = conn
         self.reused = reused
         node.in_flight += 1
-        if route.target.tracks_latency:
-            self.sent_at = self.client.server.loop.time()
+        self.sent_at = self.client.server.loop.time()  # (latency balancing, the record)
         head = route.request_head(self, node)  # type: ignore[arg-type]
         if self.attempt > 1 and self.replay:
             head = b"".join((head, *self.replay))  # a retry: the whole body so far again

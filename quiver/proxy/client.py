@@ -229,13 +229,14 @@ class ClientConnection(asyncio.Protocol):
         if self.draining:
             exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
+        exchange.began = now = server.loop.time()
         self.head = None
         self.parsing = exchange
         has_body = exchange.chunked or bool(exchange.content_length)
         if not has_body:
             exchange.request_done = True
         else:
-            self.body_started = now = server.loop.time()
+            self.body_started = now
             if self.read_paused:
                 self.paused_at = now
         if self.current is None:
@@ -347,6 +348,7 @@ class ClientConnection(asyncio.Protocol):
                 response = problem_response(
                     fault, rid.decode("latin-1"), close=close, head_only=head_only, added=added
                 )
+        exchange.bytes_out += len(response)
         self.write(response)
         self.exchange_finished(exchange)
 

@@ -59,6 +59,8 @@ def worker_status(state: ProxyState, lag: LoopLag | None = None) -> dict[str, An
     document = {"pid": os.getpid(), "written_at": time.time(), "targets": targets}
     if lag is not None:
         document["loop"] = lag.document()
+    if state.access_log is not None:
+        document["access_log"] = state.access_log.status()
     return document
 
 

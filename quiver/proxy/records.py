@@ -1,0 +1,71 @@
+"""Turning ended exchanges into :class:`ExchangeRecord` s, in the log step.
+
+This runs once per batch of ended exchanges (``ProxyState.log_ended``), after
+their responses are out.  What the exchange had to remember while in flight is a
+few numbers it keeps anyway: when its head was read (``began``), when it went to
+its node (``sent_at``), the bytes both ways, its tries, and what plugins
+reported (``cache_status``) or which plugin answered (``answered_by``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
+
+from quiver.observe.record import ExchangeRecord
+
+if TYPE_CHECKING:
+    from quiver.observe.access_log import AccessLogWriter
+    from quiver.proxy.exchange import Exchange
+    from quiver.proxy.phases import PhaseRunner
+
+
+def records(
+    ended: list[PhaseRunner], now: float, access_log: AccessLogWriter
+) -> Iterator[ExchangeRecord]:
+    """The records of ``ended`` that the access log wants (``now``: loop time)."""
+    wall = time.time() - now  # loop time to epoch
+    query = access_log.query
+    for runner in ended:
+        exchange = cast("Exchange", runner)
+        if access_log.wants(exchange.status):
+            yield exchange_record(exchange, now, wall, query=query)
+
+
+def exchange_record(
+    exchange: Exchange, now: float, wall: float, *, query: bool = False
+) -> ExchangeRecord:
+    """The record of one exchange that ended at loop time ``now``."""
+    x = exchange
+    began = x.began or now
+    route = x.route
+    node = x.node
+    consumer = x.consumer
+    answered = x.answered_by
+    path = x.raw_path
+    if query and x.query:
+        path = path + b"?" + x.query
+    upstream = (now - x.sent_at) * 1000.0 if node is not None and x.sent_at else None
+    return ExchangeRecord(
+        time=wall + began,
+        request_id=x.rid,
+        client_ip=x.client.peer,
+        method=x.method,
+        path=path,
+        status=x.status,
+        route=route.name if route is not None else None,
+        target=route.target.name if route is not None else None,
+        node=node.label if node is not None else None,
+        consumer=consumer.name if consumer is not None else None,
+        bytes_in=x.body_received,
+        bytes_out=x.bytes_out,
+        latency_ms=(now - began) * 1000.0,
+        upstream_ms=upstream,
+        retries=x.attempt - 1,
+        cache=x.cache_status,
+        answered_by=getattr(getattr(answered, "__self__", None), "name", None)
+        if answered is not None
+        else None,
+        user_agent=x.get(b"user-agent"),
+    )
