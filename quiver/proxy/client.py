@@ -13,6 +13,7 @@ import asyncio
 import math
 import socket
 from collections import deque
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -229,7 +230,8 @@ class ClientConnection(asyncio.Protocol):
         if self.draining:
             exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
-        exchange.began = now = server.loop.time()
+        exchange.began = monotonic()  # (the loop's clock counts milliseconds only)
+        now = server.loop.time()
         self.head = None
         self.parsing = exchange
         has_body = exchange.chunked or bool(exchange.content_length)

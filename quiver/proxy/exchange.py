@@ -55,7 +55,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     #: a plugin's receiver of the response body as sent (``tap_body``)
     tap: Callable[[bytes, bool], None] | None = None
     status = 0  # of the response (the node's, the in-process target's, or the proxy's error)
-    began = 0.0  # loop time the request head was complete (for the exchange's record)
+    began = 0.0  # time.monotonic() when the request head was complete (for the record)
     bytes_out = 0  # response bytes written to the client
     cache_status: str | None = None  # what a cache plugin reported (report_cache_status)
 

@@ -1,10 +1,11 @@
 """Turning ended exchanges into :class:`ExchangeRecord` s, in the log step.
 
 This runs once per batch of ended exchanges (``ProxyState.log_ended``), after
-their responses are out.  What the exchange had to remember while in flight is a
-few numbers it keeps anyway: when its head was read (``began``), when it went to
-its node (``sent_at``), the bytes both ways, its tries, and what plugins
-reported (``cache_status``) or which plugin answered (``answered_by``).
+their responses are out (within the same turn of the event loop, so "now" is
+the exchange's end).  What the exchange had to remember while in flight is a few
+numbers: when its head was read (``began``), when it went to its node
+(``upstream_at``), the bytes both ways, its tries, and what plugins reported
+(``cache_status``) or which plugin answered (``answered_by``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ if TYPE_CHECKING:
     from quiver.proxy.phases import PhaseRunner
 
 
-def records(
-    ended: list[PhaseRunner], now: float, access_log: AccessLogWriter
-) -> Iterator[ExchangeRecord]:
-    """The records of ``ended`` that the access log wants (``now``: loop time)."""
-    wall = time.time() - now  # loop time to epoch
+def records(ended: list[PhaseRunner], access_log: AccessLogWriter) -> Iterator[ExchangeRecord]:
+    """The records of ``ended`` (which ended just now) that the access log wants."""
+    now = time.monotonic()
+    wall = time.time() - now  # monotonic time to epoch
     query = access_log.query
     for runner in ended:
         exchange = cast("Exchange", runner)
@@ -36,7 +36,8 @@ def records(
 def exchange_record(
     exchange: Exchange, now: float, wall: float, *, query: bool = False
 ) -> ExchangeRecord:
-    """The record of one exchange that ended at loop time ``now``."""
+    """The record of one exchange that ended at ``now`` (time.monotonic); ``wall``
+    turns monotonic times into epoch times."""
     x = exchange
     began = x.began or now
     route = x.route
@@ -46,7 +47,8 @@ def exchange_record(
     path = x.raw_path
     if query and x.query:
         path = path + b"?" + x.query
-    upstream = (now - x.sent_at) * 1000.0 if node is not None and x.sent_at else None
+    sent = x.upstream_at
+    upstream = (now - sent) * 1000.0 if node is not None and sent else None
     return ExchangeRecord(
         time=wall + began,
         request_id=x.rid,

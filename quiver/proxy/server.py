@@ -59,7 +59,7 @@ class ProxyState:
             for exchange in ended:
                 exchange.run_log()
             if self.access_log is not None:
-                self.access_log.add(records(ended, self.loop.time(), self.access_log))
+                self.access_log.add(records(ended, self.access_log))
 
     def new_request_id(self) -> bytes:
         """32 hex digits, unique per worker: a random prefix and a counter."""
@@ -109,7 +109,10 @@ class ProxyServer:
         loop: asyncio.AbstractEventLoop,
         catalog: Catalog | None = None,
         stores: Stores | None = None,
+        access_log: AccessLogWriter | None = None,
     ) -> None:
+        """``access_log``: a writer made by the caller (its own sink or random source,
+        say); by default one is made from ``config.access_log``, if it has one."""
         self.loop = loop
         #: counters and shared state of plugins, kept across reloads
         self.stores = stores if stores is not None else Stores()
@@ -132,8 +135,9 @@ class ProxyServer:
             stores=self.stores,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
-        if config.access_log is not None:  # a setting: a reload does not change it
-            self.state.access_log = AccessLogWriter(config.access_log)
+        if access_log is None and config.access_log is not None:
+            access_log = AccessLogWriter(config.access_log)
+        self.state.access_log = access_log  # a setting: a reload does not change it
         self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
