@@ -193,7 +193,8 @@ def test_text_format_is_one_readable_line(tmp_path: Path) -> None:
         wait_until(lambda: path.read_text().endswith("\n"), "a text line")
         text = path.read_text()
     assert re.match(
-        r"^\d{4}-\S+Z 127\.0\.0\.1 GET /x 200 request_id=[0-9a-f]{32} route=api target=backend node=127\.0\.0\.1:\d+ "
+        r"^\d{4}-\S+Z 127\.0\.0\.1 GET /x 200 request_id=[0-9a-f]{32} "
+        r"route=api target=backend node=127\.0\.0\.1:\d+ "
         r"consumer=- bytes_in=0 bytes_out=\d+ latency_ms=[\d.]+ upstream_ms=[\d.]+ "
         r'gateway_ms=[\d.]+ retries=0 cache=- answered_by=- user_agent="a b"\n$',
         text,
