@@ -58,6 +58,7 @@ class AccessLogWriter:
         self.written = 0
         self.dropped = 0
         self.failed = 0  # lines lost to write errors
+        self.reopened = 0  # times the destination was reopened (SIGUSR1)
         self._warned_at = -WARN_EVERY
         self._idle = False  # the writer waits for `_wake`
         self._wake = threading.Event()
@@ -112,6 +113,7 @@ class AccessLogWriter:
             "written": self.written,
             "dropped": self.dropped,
             "failed": self.failed,
+            "reopened": self.reopened,
         }
 
     # -- life -------------------------------------------------------------------------
@@ -166,6 +168,7 @@ class AccessLogWriter:
     def _do_reopen(self) -> None:
         assert self._sink is not None
         self._sink.reopen()
+        self.reopened += 1
 
     def _guarded(self, work: Callable[[], None], lines: int) -> None:
         """Run ``work``; a failure loses its lines (counted), never the thread."""
