@@ -8,6 +8,7 @@ the ISO 8601 time is rebuilt once a second.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from operator import attrgetter
@@ -25,19 +26,19 @@ _MILLISECONDS = frozenset(("latency_ms", "upstream_ms", "gateway_ms"))
 
 
 class IsoTime:
-    """ISO 8601 in UTC with milliseconds (``2026-12-06T07:40:17.123Z``); the part up
-    to the second is kept from the last call."""
+    """ISO 8601 in UTC with milliseconds (``b"2026-12-06T07:40:17.123Z"``); the part
+    up to the second is kept from the last call."""
 
     def __init__(self) -> None:
         self.second = -1
-        self.prefix = ""
+        self.prefix = b""
 
-    def __call__(self, epoch: float) -> str:
+    def __call__(self, epoch: float) -> bytes:
         second = int(epoch)
         if second != self.second:
             self.second = second
-            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return "%s.%03dZ" % (self.prefix, int((epoch - second) * 1000))  # noqa: UP031
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
+        return b"%s.%03dZ" % (self.prefix, int((epoch - second) * 1000))
 
 
 def formatter(kind: str, fields: Sequence[str]) -> Formatter:
@@ -69,58 +70,87 @@ def _values(names: tuple[str, ...]) -> Callable[[ExchangeRecord], list[object]]:
             if value is not None:
                 row[i] = round(value, 3)
         if at >= 0:
-            row[at] = iso(row[at])
+            row[at] = iso(row[at]).decode()
         return row
 
     return values
 
 
 #: how each field is written in a JSON line: the template's slot and the expression
-#: that fills it (``r`` is the record).  Names from the config (routes, targets,
-#: consumers, plugins) and node labels are made of characters JSON needs no escape
-#: for (NAME_PATTERN), and so are request ids (tokens), addresses and methods; the
-#: path, the user agent and what a plugin reported go through ``text``.
-_JSON: dict[str, tuple[str, str]] = {
-    "time": ('"%s"', "iso(r.time)"),
-    "request_id": ('"%s"', "r.request_id.decode('latin-1')"),
-    "client_ip": ('"%s"', "r.client_ip.decode('latin-1')"),
-    "method": ('"%s"', "r.method.decode('latin-1')"),
-    "path": ("%s", "text(r.path)"),
-    "status": ("%d", "r.status"),
-    "route": ("%s", "'\"%s\"' % r.route if r.route is not None else 'null'"),
-    "target": ("%s", "'\"%s\"' % r.target if r.target is not None else 'null'"),
-    "node": ("%s", "'\"%s\"' % r.node if r.node is not None else 'null'"),
-    "consumer": ("%s", "'\"%s\"' % r.consumer if r.consumer is not None else 'null'"),
-    "bytes_in": ("%d", "r.bytes_in"),
-    "bytes_out": ("%d", "r.bytes_out"),
-    "latency_ms": ("%.3f", "r.latency_ms"),
-    "upstream_ms": ("%s", "'%.3f' % r.upstream_ms if r.upstream_ms is not None else 'null'"),
-    "gateway_ms": ("%.3f", "r.gateway_ms"),
-    "retries": ("%d", "r.retries"),
-    "cache": ("%s", "text(r.cache) if r.cache is not None else 'null'"),
-    "answered_by": ("%s", "'\"%s\"' % r.answered_by if r.answered_by is not None else 'null'"),
-    "user_agent": ("%s", "text(r.user_agent) if r.user_agent is not None else 'null'"),
+#: that fills it (``r`` is the record), all bytes: bytes off the wire are written as
+#: they are when they need no escape.  Request ids (tokens), addresses and methods
+#: never do; names from the config (routes, targets, consumers, plugins) and node
+#: labels neither (NAME_PATTERN), and their encodings are kept (``name``).
+_JSON: dict[str, tuple[bytes, str]] = {
+    "time": (b'"%s"', "iso(r.time)"),
+    "request_id": (b'"%s"', "r.request_id"),
+    "client_ip": (b'"%s"', "r.client_ip"),
+    "method": (b'"%s"', "r.method"),
+    "path": (b"%s", "text(r.path)"),
+    "status": (b"%d", "r.status"),
+    "route": (b"%s", "names.get(r.route) or name(r.route)"),
+    "target": (b"%s", "names.get(r.target) or name(r.target)"),
+    "node": (b"%s", "names.get(r.node) or name(r.node)"),
+    "consumer": (b"%s", "names.get(r.consumer) or name(r.consumer)"),
+    "bytes_in": (b"%d", "r.bytes_in"),
+    "bytes_out": (b"%d", "r.bytes_out"),
+    "latency_ms": (b"%d.%03d", "*divmod(int(r.latency_ms * 1000), 1000)"),
+    "upstream_ms": (b"%s", "ms(r.upstream_ms)"),
+    "gateway_ms": (b"%d.%03d", "*divmod(int(r.gateway_ms * 1000), 1000)"),
+    "retries": (b"%d", "r.retries"),
+    "cache": (b"%s", "names.get(r.cache) or text(r.cache)"),
+    "answered_by": (b"%s", "names.get(r.answered_by) or name(r.answered_by)"),
+    "user_agent": (b"%s", "text(r.user_agent)"),
 }
 
 
 def _json(names: tuple[str, ...], values: Callable[[ExchangeRecord], list[object]]) -> Formatter:
-    """One ``%`` of a template made for the selected fields: no dict, no call per
-    field but for the time and the strings that may need escaping.  The function is
-    generated from the fixed snippets above (the names are checked against them)."""
-    template = "{" + ",".join(f'"{name}":{_JSON[name][0]}' for name in names) + "}\n"
-    arguments = ", ".join(f"({_JSON[name][1]})" for name in names)
-    source = f"def line(r):\n    return (template % ({arguments},)).encode()\n"
-    scope: dict[str, object] = {"template": template, "iso": IsoTime(), "text": _json_text}
+    """One ``%`` of a bytes template made for the selected fields: no dict, no decoding,
+    no call per field but for the time and what may need escaping.  The function is
+    generated from the fixed snippets above (``names`` are checked against them)."""
+    template = b"{" + b",".join(b'"%s":%s' % (n.encode(), _JSON[n][0]) for n in names) + b"}\n"
+    arguments = ", ".join(_JSON[name][1] for name in names)
+    source = f"def line(r):\n    return template % ({arguments},)\n"
+    encoded: dict[object, bytes] = {None: b"null"}
+
+    def name(value: str) -> bytes:
+        """A config name as a JSON string, kept for the next line (a bounded set)."""
+        if len(encoded) > 10000:
+            encoded.clear()
+            encoded[None] = b"null"
+        quoted = encoded[value] = _json_text(value)
+        return quoted
+
+    scope: dict[str, object] = {
+        "template": template,
+        "iso": IsoTime(),
+        "text": _json_text,
+        "names": encoded,
+        "name": name,
+        "ms": _milliseconds,
+    }
     exec(compile(source, "<access log json format>", "exec"), scope)
     return scope["line"]  # type: ignore[return-value]
 
 
-def _json_text(value: bytes | str) -> str:
-    """A JSON string of ``value`` (bytes as UTF-8, invalid bytes replaced)."""
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    return orjson.dumps(text).decode()
+def _milliseconds(value: float | None) -> bytes:
+    if value is None:
+        return b"null"
+    return b"%d.%03d" % divmod(int(value * 1000), 1000)
+
+
+#: what a JSON string cannot carry as it is: quotes, backslashes, control and non-ASCII bytes
+_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\\x7f-\xff]')
+
+
+def _json_text(value: bytes | str | None) -> bytes:
+    """``value`` as a JSON string (bytes as UTF-8, invalid bytes replaced); null for None."""
+    if value is None:
+        return b"null"
+    raw = value.encode() if isinstance(value, str) else value
+    if _NEEDS_ESCAPE.search(raw) is None:
+        return b'"' + raw + b'"'
+    return orjson.dumps(raw.decode("utf-8", "replace"))
 
 
 def _text(names: tuple[str, ...], values: Callable[[ExchangeRecord], list[object]]) -> Formatter:

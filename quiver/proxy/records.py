@@ -50,24 +50,24 @@ def exchange_record(
     sent = x.upstream_at
     upstream = (now - sent) * 1000.0 if node is not None and sent else None
     return ExchangeRecord(
-        time=wall + began,
-        request_id=x.rid,
-        client_ip=x.client.peer,
-        method=x.method,
-        path=path,
-        status=x.status,
-        route=route.name if route is not None else None,
-        target=route.target.name if route is not None else None,
-        node=node.label if node is not None else None,
-        consumer=consumer.name if consumer is not None else None,
-        bytes_in=x.body_received,
-        bytes_out=x.bytes_out,
-        latency_ms=(now - began) * 1000.0,
-        upstream_ms=upstream,
-        retries=x.attempt - 1,
-        cache=x.cache_status,
-        answered_by=getattr(getattr(answered, "__self__", None), "name", None)
+        wall + began,  # time
+        x.rid,  # request_id
+        x.client.peer,  # client_ip
+        x.method,
+        path,
+        x.status,
+        route.name if route is not None else None,
+        route.target.name if route is not None else None,  # target
+        node.label if node is not None else None,
+        consumer.name if consumer is not None else None,
+        x.body_received,  # bytes_in
+        x.bytes_out,
+        (now - began) * 1000.0,  # latency_ms
+        upstream,  # upstream_ms
+        x.attempt - 1,  # retries
+        x.cache_status,  # cache
+        getattr(getattr(answered, "__self__", None), "name", None)  # answered_by
         if answered is not None
         else None,
-        user_agent=x.get(b"user-agent"),
+        x.get(b"user-agent"),
     )
