@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import socket
 from collections.abc import Iterable
@@ -29,6 +30,8 @@ from quiver.proxy.snapshot import (
 )
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
+
+log = logging.getLogger("quiver.access_log")
 
 DRAIN_IDLE = 0.5  # seconds a connection may stay idle while the worker drains
 
@@ -59,7 +62,10 @@ class ProxyState:
             for exchange in ended:
                 exchange.run_log()
             if self.access_log is not None:
-                self.access_log.add(records(ended, self.access_log))
+                try:
+                    self.access_log.add(records(ended, self.access_log))
+                except Exception:  # the log must never hurt the requests that call this
+                    log.exception("access log records not made")
 
     def new_request_id(self) -> bytes:
         """32 hex digits, unique per worker: a random prefix and a counter."""
