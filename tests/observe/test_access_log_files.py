@@ -81,3 +81,14 @@ def test_two_workers_share_a_rotated_file_and_reopen_it_on_sigusr1(tmp_path: Pat
             assert len(lines_of(moved)) == kept  # nothing more went to the moved file
             workers = read_status(run_dir)
             assert all(w["access_log"]["dropped"] == 0 for w in workers)
+
+
+def test_the_command_line_turns_the_access_log_on(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    with Upstream(echo) as node:
+        config = write_config(tmp_path, catch_all_config(node.url))
+        with serving(config, "--access-log", str(path)) as proc:
+            [request_id] = send(proc.port, 1, "cli")
+            wait_until(lambda: len(lines_of(path)) == 1, "a line")
+    [line] = lines_of(path)
+    assert (line["request_id"], line["path"], line["status"]) == (request_id, "/cli/0", 200)
