@@ -11,7 +11,6 @@ numbers: when its head was read (``began``), when it went to its node
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, cast
 
 from quiver.observe.record import ExchangeRecord
@@ -22,19 +21,20 @@ if TYPE_CHECKING:
     from quiver.proxy.phases import PhaseRunner
 
 
-def records(ended: list[PhaseRunner], access_log: AccessLogWriter) -> Iterator[ExchangeRecord]:
+def records(ended: list[PhaseRunner], access_log: AccessLogWriter) -> list[ExchangeRecord]:
     """The records of ``ended`` (which ended just now) that the access log wants."""
     now = time.monotonic()
     wall = time.time() - now  # monotonic time to epoch
     query = access_log.query
-    for runner in ended:
-        exchange = cast("Exchange", runner)
-        if access_log.wants(exchange.status):
-            yield exchange_record(exchange, now, wall, query=query)
+    exchanges = cast("list[Exchange]", ended)  # (the proxy's phase runners are exchanges)
+    if access_log.sample >= 1.0:  # the usual case: every exchange
+        return [exchange_record(x, now, wall, query) for x in exchanges]
+    wants = access_log.wants
+    return [exchange_record(x, now, wall, query) for x in exchanges if wants(x.status)]
 
 
 def exchange_record(
-    exchange: Exchange, now: float, wall: float, *, query: bool = False
+    exchange: Exchange, now: float, wall: float, query: bool = False
 ) -> ExchangeRecord:
     """The record of one exchange that ended at ``now`` (time.monotonic); ``wall``
     turns monotonic times into epoch times."""
