@@ -231,14 +231,13 @@ class ClientConnection(asyncio.Protocol):
             exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
         exchange.began = monotonic()  # (the loop's clock counts milliseconds only)
-        now = server.loop.time()
         self.head = None
         self.parsing = exchange
         has_body = exchange.chunked or bool(exchange.content_length)
         if not has_body:
             exchange.request_done = True
         else:
-            self.body_started = now
+            self.body_started = now = server.loop.time()
             if self.read_paused:
                 self.paused_at = now
         if self.current is None:
