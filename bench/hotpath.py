@@ -115,7 +115,7 @@ def main() -> None:
         client.data_received(request)
         upstream.data_received(RESPONSE)
         served += 1
-        if served % 64 == 0:  # what the loop would run meanwhile (the log step)
+        if served % 1024 == 0:  # what the loop would run meanwhile (the log step)
             turn()
 
     def turn() -> None:
