@@ -138,6 +138,11 @@ def render(workers: list[dict[str, Any]]) -> str:
         for row in rows
     ]
     header = f"{len(workers)} worker(s)"
+    logs = [worker["access_log"] for worker in workers if worker.get("access_log")]
+    if logs:  # summed over the workers
+        header += ", access log: {} written, {} dropped, {} failed".format(
+            *(sum(log.get(key, 0) for log in logs) for key in ("written", "dropped", "failed"))
+        )
     return "\n".join([header, *(line.rstrip() for line in lines)])
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from quiver.proxy.status import read_status
 from tests.observe.support import lines_of
 from tests.support.nodes import wait_until
-from tests.support.process import catch_all_config, serving, write_config
+from tests.support.process import catch_all_config, run_quiver, serving, write_config
 from tests.support.proxy import Client
 from tests.support.upstream import Upstream, echo
 
@@ -81,6 +82,9 @@ def test_two_workers_share_a_rotated_file_and_reopen_it_on_sigusr1(tmp_path: Pat
             assert len(lines_of(moved)) == kept  # nothing more went to the moved file
             workers = read_status(run_dir)
             assert all(w["access_log"]["dropped"] == 0 for w in workers)
+            shown = run_quiver("status", "--run-dir", str(run_dir))
+            assert shown.returncode == 0, shown.stderr
+            assert re.search(r"2 worker\(s\), access log: \d+ written, 0 dropped", shown.stdout)
 
 
 def test_the_command_line_turns_the_access_log_on(tmp_path: Path) -> None:
