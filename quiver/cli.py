@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         "overrides the config's drain_timeout",
     )
     serve.add_argument(
+        "--access-log",
+        metavar="TO",
+        help="write an access log line per request to stdout, stderr, syslog or a file; "
+        "sets the config's access_log.to (the section's other keys stay)",
+    )
+    serve.add_argument(
         "--takeover",
         action="store_true",
         help="share the listen addresses with a running `quiver serve` that this one "
@@ -339,6 +345,8 @@ def _serve(args: argparse.Namespace) -> int:
         return _serve_store(args, path, overrides, catalog)
     config = _load(path, catalog)
     log.info("config loaded from %s", path)
+    if args.access_log is not None:  # (its other keys from the file, if it has them)
+        overrides["access_log"] = _access_log(args.access_log, config.access_log)
     config = config.model_copy(update=overrides)
     from quiver.proxy.exclusive import refuse_taken
 
@@ -451,6 +459,20 @@ def _checked(option: str, value: str, key: str) -> str:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise SystemExit(f"quiver: {option}: {message}") from None
     return value
+
+
+def _access_log(to: str, written: object) -> object:
+    """The access_log setting with ``to`` from ``--access-log`` over the file's."""
+    from pydantic import BaseModel, ValidationError
+
+    from quiver.config.access_log import AccessLog
+
+    data = written.model_dump(exclude_unset=True) if isinstance(written, BaseModel) else {}
+    try:
+        return AccessLog.model_validate({**data, "to": to})
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise SystemExit(f"quiver: --access-log: {message}") from None
 
 
 def _listen(address: str) -> Listen:

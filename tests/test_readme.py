@@ -51,6 +51,7 @@ from quiver.config.models import Config
 from quiver.errors import ConfigError
 from quiver.plugins.responder import TargetType
 from tests.support.catalog import built_in, load_config_text
+from tests.support.nodes import wait_until
 from tests.support.problems import assert_problem
 from tests.support.process import QuiverProcess, run_quiver, serving
 from tests.support.proxy import Client, RunningProxy
@@ -405,6 +406,17 @@ def test_the_cache_answers_the_second_request_itself() -> None:
     assert second.header("Age") is not None
     assert second.body == first.body
     assert len(node.requests) == 1
+
+
+def test_the_access_log_writes_a_json_line_per_request(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    text = example("access-log").replace("to: access.log", f"to: {path}")
+    with served(text) as (proxy, _):
+        response = get(proxy, "/orders/1")
+        wait_until(lambda: path.exists() and path.read_text().endswith("\n"), "a line")
+    line = json.loads(path.read_text())
+    assert (line["path"], line["status"], line["route"]) == ("/orders/1", 200, "all")
+    assert line["request_id"] == response.header("X-Request-ID")
 
 
 def test_validation_refuses_what_the_openapi_document_does_not_allow() -> None:

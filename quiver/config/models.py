@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from quiver.config.access_log import AccessLog
 from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
 from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
@@ -379,6 +380,11 @@ class Settings(Strict):
         default_factory=CallLogSettings,
         description="The call log the admin API ingests from the workers' spools "
         "(`<run_dir>/calls/`) and serves as `/calls` and `/analytics`.",
+    )
+    access_log: AccessLog | None = Field(
+        None,
+        description="One line per exchange to stdout, stderr, syslog or a file "
+        "(`--access-log` sets `to`); none when absent. See docs/observability.md.",
     )
 
     @field_validator("listen", mode="before")

@@ -149,6 +149,11 @@ class PluginRequest(Protocol):
         ``credential`` names the credential it presented (never the secret itself:
         e.g. ``b"key-auth:" + digest``), for limits counted per credential."""
 
+    def report_cache_status(self, label: str) -> None:
+        """Tell the exchange's record (the access log's ``cache`` field) how a cache
+        served this request: ``HIT``, ``MISS``, ``EXPIRED``, ``STALE``, ``BYPASS``
+        or ``REVALIDATED``; the last report counts."""
+
     @property
     def consumer(self) -> ConsumerRuntime | None:
         """The consumer an authentication plugin identified, if any."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from quiver.errors import HTTPError, PluginError, ServiceUnavailable, UpstreamResetError
@@ -48,6 +49,9 @@ class Attempts:
     replay_lost = False  # the body outgrew what is kept: it cannot be sent again
     retry_handle: asyncio.TimerHandle | None = None
     sent_at = 0.0  # loop time the request went to the node (for latency-aware balancing)
+    #: when the request went to the node (time.monotonic: the loop's clock counts
+    #: milliseconds only), for the exchange's record
+    upstream_at = 0.0
     #: this try's outcome went to the node's health and breaker (once per try: an
     #: admission by the breaker ends in exactly one outcome or release)
     reported = False
@@ -135,6 +139,7 @@ class Attempts:
         self.upstream = conn
         self.reused = reused
         node.in_flight += 1
+        self.upstream_at = monotonic()  # (for the exchange's record)
         if route.target.tracks_latency:
             self.sent_at = self.client.server.loop.time()
         head = route.request_head(self, node)  # type: ignore[arg-type]

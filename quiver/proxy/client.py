@@ -13,6 +13,7 @@ import asyncio
 import math
 import socket
 from collections import deque
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -229,6 +230,7 @@ class ClientConnection(asyncio.Protocol):
         if self.draining:
             exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
+        exchange.began = monotonic()  # (the loop's clock counts milliseconds only)
         self.head = None
         self.parsing = exchange
         has_body = exchange.chunked or bool(exchange.content_length)
@@ -347,6 +349,7 @@ class ClientConnection(asyncio.Protocol):
                 response = problem_response(
                     fault, rid.decode("latin-1"), close=close, head_only=head_only, added=added
                 )
+        exchange.bytes_out += len(response)
         self.write(response)
         self.exchange_finished(exchange)
 

@@ -55,6 +55,9 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     #: a plugin's receiver of the response body as sent (``tap_body``)
     tap: Callable[[bytes, bool], None] | None = None
     status = 0  # of the response (the node's, the in-process target's, or the proxy's error)
+    began = 0.0  # time.monotonic() when the request head was complete (for the record)
+    bytes_out = 0  # response bytes written to the client
+    cache_status: str | None = None  # what a cache plugin reported (report_cache_status)
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -194,6 +197,9 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         route = self.route
         if route is not None and route.chain.by_consumer:
             self.chain = route.chain.by_consumer.get(consumer.name, route.chain)
+
+    def report_cache_status(self, label: str) -> None:
+        self.cache_status = label
 
     def set_body(self, body: bytes) -> None:
         if self.body is None:
@@ -343,8 +349,11 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
             if transport is None:
                 return
             if len(out) == 2 and len(out[1]) < _JOIN_BELOW:
-                transport.write(out[0] + out[1])  # a head and a small body: one buffer
+                data = out[0] + out[1]  # a head and a small body: one buffer
+                self.bytes_out += len(data)
+                transport.write(data)
             else:
+                self.bytes_out += sum(map(len, out))
                 transport.writelines(out)
 
     def on_response_end(self, conn: UpstreamConnection, *, reusable: bool) -> None:
@@ -370,7 +379,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
             conn.close()
         self.finished = True  # (what _finish does, spelled out on the busiest path)
         self.client.exchange_finished(self)
-        if self.chain.log:
+        if self.chain.log or self.client.server.access_log is not None:
             self._log_later()
 
     # -- upgrade tunnels --------------------------------------------------------------

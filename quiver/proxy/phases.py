@@ -54,6 +54,8 @@ class PhaseRunner:
     headers_shaped = False
     #: the log phases are scheduled (they run once per exchange, however it ended)
     logged = False
+    #: the phase that refused or answered the request (for the exchange's record)
+    answered_by: Callable[..., Any] | None = None
 
     if TYPE_CHECKING:
         client: ClientConnection
@@ -116,6 +118,7 @@ class PhaseRunner:
             try:
                 waiting = phase(self)
             except HTTPError:
+                self.answered_by = phase
                 raise
             except Exception as exc:
                 raise plugin_fault(phase, "access", self.rid, exc) from exc
@@ -146,6 +149,7 @@ class PhaseRunner:
             try:
                 await waiting
             except HTTPError:
+                self.answered_by = phase
                 raise
             except Exception as exc:
                 raise plugin_fault(phase, "access", self.rid, exc) from exc
@@ -196,9 +200,9 @@ class PhaseRunner:
     def _log_later(self) -> None:
         """Schedule the log phases, once: every exchange whose plugins began gets one
         run, whether it was answered, refused, cut off, upgraded or abandoned."""
-        if not self.logged and self.chain.log:
+        state = self.client.server
+        if not self.logged and (self.chain.log or state.access_log is not None):
             self.logged = True
-            state = self.client.server
             if not state.ended:
                 state.loop.call_soon(state.log_ended)
             state.ended.append(self)

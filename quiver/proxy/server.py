@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
+from quiver.observe.access_log import AccessLogWriter
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import Stores
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
 from quiver.proxy.listener import TlsListener
 from quiver.proxy.outbound import OutboundClient
 from quiver.proxy.phases import PhaseRunner
+from quiver.proxy.records import records
 from quiver.proxy.request import FieldNames
 from quiver.proxy.snapshot import (
     Snapshot,
@@ -27,6 +30,8 @@ from quiver.proxy.snapshot import (
 )
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
+
+log = logging.getLogger("quiver.access_log")
 
 DRAIN_IDLE = 0.5  # seconds a connection may stay idle while the worker drains
 
@@ -46,14 +51,21 @@ class ProxyState:
         #: next request's plugins (so what a log phase gives back, e.g. a concurrency
         #: slot, is back before a client's next request on a keep-alive connection)
         self.ended: list[PhaseRunner] = []
+        #: where ended exchanges' records go (None: no access log); fixed at start
+        self.access_log: AccessLogWriter | None = None
 
     def log_ended(self) -> None:
-        """Run the log phases that are due."""
+        """Run the log phases that are due, and hand their records to the access log."""
         ended = self.ended
         if ended:
             self.ended = []
             for exchange in ended:
                 exchange.run_log()
+            if self.access_log is not None:
+                try:
+                    self.access_log.add(records(ended, self.access_log))
+                except Exception:  # the log must never hurt the requests that call this
+                    log.exception("access log records not made")
 
     def new_request_id(self) -> bytes:
         """32 hex digits, unique per worker: a random prefix and a counter."""
@@ -103,7 +115,10 @@ class ProxyServer:
         loop: asyncio.AbstractEventLoop,
         catalog: Catalog | None = None,
         stores: Stores | None = None,
+        access_log: AccessLogWriter | None = None,
     ) -> None:
+        """``access_log``: a writer made by the caller (its own sink or random source,
+        say); by default one is made from ``config.access_log``, if it has one."""
         self.loop = loop
         #: counters and shared state of plugins, kept across reloads
         self.stores = stores if stores is not None else Stores()
@@ -126,11 +141,16 @@ class ProxyServer:
             stores=self.stores,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
+        if access_log is None and config.access_log is not None:
+            access_log = AccessLogWriter(config.access_log)
+        self.state.access_log = access_log  # a setting: a reload does not change it
         self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
 
     async def start(self, sockets: list[tuple[Listen, socket.socket]]) -> list[BoundAddress]:
+        if self.state.access_log is not None:
+            self.state.access_log.start()
         self.sweeper.start()
         self._budget_timer = self.loop.call_later(1.0, self._roll_budgets)
         _start_checkers(self.state.snapshot.targets.values(), ())
@@ -244,6 +264,8 @@ class ProxyServer:
         self.outbound.close()
         self.stores.close()
         await self.stores.aclose()
+        if self.state.access_log is not None:  # last: what the stop cut off is in it
+            self.state.access_log.stop()
 
 
 def _start_checkers(targets: Iterable[TargetRuntime], running: Iterable[TargetRuntime]) -> None:

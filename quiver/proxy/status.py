@@ -59,6 +59,8 @@ def worker_status(state: ProxyState, lag: LoopLag | None = None) -> dict[str, An
     document = {"pid": os.getpid(), "written_at": time.time(), "targets": targets}
     if lag is not None:
         document["loop"] = lag.document()
+    if state.access_log is not None:
+        document["access_log"] = state.access_log.status()
     return document
 
 
@@ -136,6 +138,11 @@ def render(workers: list[dict[str, Any]]) -> str:
         for row in rows
     ]
     header = f"{len(workers)} worker(s)"
+    logs = [worker["access_log"] for worker in workers if worker.get("access_log")]
+    if logs:  # summed over the workers
+        header += ", access log: {} written, {} dropped, {} failed".format(
+            *(sum(log.get(key, 0) for log in logs) for key in ("written", "dropped", "failed"))
+        )
     return "\n".join([header, *(line.rstrip() for line in lines)])
 
 

@@ -61,7 +61,7 @@ _QUICK_DEATH = 1.0  # a worker dying sooner than this after start counts as a cr
 _MAX_BACKOFF = 5.0
 _READY_TIMEOUT = 30.0
 _STOP_MARGIN = 5.0  # beyond the workers' drain timeout, before they are killed
-_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
+_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1}
 
 
 class MasterSource(Protocol):
@@ -199,6 +199,9 @@ class Supervisor:
                     self._reap_and_replace(ready_write)
                 elif info.si_signo == signal.SIGHUP:
                     self._reload(source)
+                elif info.si_signo == signal.SIGUSR1:  # reopen the access log files
+                    for pid in self.children:
+                        _kill(pid, signal.SIGUSR1)
                 else:
                     break
         finally:
@@ -224,8 +227,11 @@ class Supervisor:
             try:
                 tag_worker(index)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                # SIGHUP stays blocked (pending) until the worker can handle it
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS - {signal.SIGHUP})
+                # SIGHUP and SIGUSR1 stay blocked (pending) until the worker can
+                # handle them (SIGUSR1's default action would end it)
+                signal.pthread_sigmask(
+                    signal.SIG_UNBLOCK, _SIGNALS - {signal.SIGHUP, signal.SIGUSR1}
+                )
                 sockets = [
                     (spec, listen_socket(address, reuse_port=True))
                     for spec, address in self._addresses

@@ -115,14 +115,19 @@ async def _serve(
         reloader.start()
     else:
         loop.add_signal_handler(signal.SIGHUP, log.warning, "no config file to reload")
+    access_log = server.state.access_log
+    # SIGUSR1: reopen the access log file (after logrotate moved it); ignored without one
+    loop.add_signal_handler(
+        signal.SIGUSR1, access_log.reopen if access_log is not None else _ignore_usr1
+    )
     lag = LoopLag(loop)
     status = (
         StatusWriter(server.state, options.run_dir, lag) if options.run_dir is not None else None
     )
     if status is not None:
         status.start()
-    # a SIGHUP that arrived while starting was held back (see the supervisor)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+    # a SIGHUP or SIGUSR1 that arrived while starting was held back (see the supervisor)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP, signal.SIGUSR1})
     if announce is not None:
         announce(addresses)
     # Everything allocated so far lives as long as the worker: keep it out of the
@@ -140,3 +145,7 @@ async def _serve(
     await server.stop(grace)
     if options.instance is None and options.run_dir is not None:
         remove_in_flight_tables(options.run_dir, ended=os.getpid())
+
+
+def _ignore_usr1() -> None:
+    log.debug("SIGUSR1 ignored: no access log file to reopen")

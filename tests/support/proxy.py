@@ -15,6 +15,7 @@ import httptools
 import uvloop
 
 from quiver.config.models import Config
+from quiver.observe.access_log import AccessLogWriter
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import Stores
 from quiver.proxy.server import BoundAddress, ProxyServer, listen_socket
@@ -53,7 +54,11 @@ class RunningProxy:
     """A ProxyServer on its own uvloop thread, for the duration of a test."""
 
     def __init__(
-        self, config: Config | str, catalog: Catalog | None = None, stores: Stores | None = None
+        self,
+        config: Config | str,
+        catalog: Catalog | None = None,
+        stores: Stores | None = None,
+        access_log: AccessLogWriter | None = None,
     ) -> None:
         """``catalog`` (the built-in one by default) validates a config given as text
         and builds its plugins and in-process targets; ``stores`` hold the plugins'
@@ -71,7 +76,7 @@ class RunningProxy:
         def run() -> None:
             asyncio.set_event_loop(self.loop)
             try:
-                self.server = ProxyServer(config, self.loop, catalog, stores)
+                self.server = ProxyServer(config, self.loop, catalog, stores, access_log)
                 sockets = [
                     (spec, listen_socket(spec.address, reuse_port=False)) for spec in config.listen
                 ]

@@ -78,9 +78,11 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
             if asked is NO_ASKS and now < found.plain_until and fields.validators == NO_VALIDATORS:
                 age = found.initial_age + now - found.stored_at  # (§4.2.3)
                 head = found.head_at(int(age), self.answers.hit)
+                request.report_cache_status("HIT")
                 raise Answer(found.status, head=head, body=found.body)
             age = found.age(now)
             if freshness.usable(found, age, asked):
+                request.report_cache_status("HIT")
                 raise self.answers.of(found, age, "HIT", fields.validators)
         visit = request.ctx[NAME] = Visit("MISS", asked, key, path_id)
         return self._decide(request, visit, found, follow=True)
@@ -159,6 +161,7 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
         age = entry.age(now)
         if freshness.usable(entry, age, asked):
             validators = (request.get(b"if-none-match"), request.get(b"if-modified-since"))
+            request.report_cache_status("HIT")
             raise self.answers.of(entry, age, "HIT", validators)
 
     async def _follow(self, request: PluginRequest, visit: Visit) -> None:
@@ -193,6 +196,7 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
     def response_headers(self, request: PluginRequest, response: ResponseHead) -> None:
         visit: Visit | None = request.ctx.get(NAME)
         if visit is None:  # refused before this plugin ran
+            request.report_cache_status("BYPASS")
             self._label(response, "BYPASS")
             return
         if visit.invalidate:
@@ -200,6 +204,7 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
                 self._invalidate(request, response)
         elif visit.key:
             self._on_response(request, response, visit)
+        request.report_cache_status(visit.label)
         self._label(response, visit.label)
 
     def _on_response(self, request: PluginRequest, response: ResponseHead, visit: Visit) -> None:
@@ -212,9 +217,11 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
                 if fresh.vary:
                     visit.variant_key = variant(visit.key, fresh.vary, request)
                 self._store(visit, fresh)
+                request.report_cache_status("REVALIDATED")
                 raise self.answers.of(fresh, fresh.age(now), "REVALIDATED", visit.client_validators)
             if status >= 500 and freshness.serves_on_error(entry, entry.age(now)):
                 self._land(visit, None)
+                request.report_cache_status("STALE")
                 raise self.answers.of(entry, entry.age(now), "STALE", (None, None))
         if visit.flight is None or not visit.writable:
             return

@@ -1,0 +1,95 @@
+"""The record of one exchange: what every observer of the traffic reads.
+
+The proxy makes one when an exchange ends (answered, refused, failed, cut off or
+upgraded), in its log step, after the response is out: nothing of it is built
+while the request is in flight except a few numbers the exchange keeps anyway.
+Values read off the wire stay bytes here (decoding is left to whoever formats
+them, off the event loop); names from the config are str.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ExchangeRecord:
+    """One exchange, as an access log line, a call-log row or a metric sees it."""
+
+    __slots__ = (
+        "answered_by",
+        "bytes_in",
+        "bytes_out",
+        "cache",
+        "client_ip",
+        "consumer",
+        "gateway_ms",
+        "latency_ms",
+        "method",
+        "node",
+        "path",
+        "request_id",
+        "retries",
+        "route",
+        "status",
+        "target",
+        "time",
+        "upstream_ms",
+        "user_agent",
+    )
+
+    def __init__(  # (positional in this order on the busy path: cheaper than keywords)
+        self,
+        time: float,
+        request_id: bytes,
+        client_ip: bytes,
+        method: bytes,
+        path: bytes,
+        status: int,
+        route: str | None = None,
+        target: str | None = None,
+        node: str | None = None,
+        consumer: str | None = None,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        latency_ms: float = 0.0,
+        upstream_ms: float | None = None,
+        retries: int = 0,
+        cache: str | None = None,
+        answered_by: str | None = None,
+        user_agent: bytes | None = None,
+    ) -> None:
+        #: when the request head was complete (seconds since the epoch)
+        self.time = time
+        self.request_id = request_id
+        self.client_ip = client_ip
+        self.method = method
+        #: as the client sent it (before normalization), with the query if configured
+        self.path = path
+        #: as the client got it: 499 when it left first, 101 for an upgrade
+        self.status = status
+        self.route = route
+        self.target = target
+        #: host:port of the node that answered (the last tried), None when none did
+        self.node = node
+        self.consumer = consumer
+        self.bytes_in = bytes_in  # request body bytes read from the client
+        self.bytes_out = bytes_out  # response bytes written to the client
+        self.latency_ms = latency_ms  # from the head read to the exchange's end
+        #: from the request sent to the node to the exchange's end (None: no node)
+        self.upstream_ms = upstream_ms
+        #: the time the gateway itself took: latency minus upstream
+        self.gateway_ms = latency_ms - upstream_ms if upstream_ms is not None else latency_ms
+        self.retries = retries  # tries after the first
+        self.cache = cache  # what a cache plugin reported (HIT, MISS, ...)
+        #: the plugin that answered instead of the target (a refusal or an answer)
+        self.answered_by = answered_by
+        self.user_agent = user_agent
+
+    def value(self, name: str) -> Any:
+        """A field as written out: bytes decoded, milliseconds rounded to microseconds."""
+        value = getattr(self, name)
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        if isinstance(value, float) and name != "time":
+            return round(value, 3)
+        return value

@@ -1,0 +1,140 @@
+"""How lines leave: sampled, dropped (and counted) when the writer falls behind,
+sent to syslog; requests never wait for their line."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quiver.config.access_log import AccessLog
+from quiver.observe.access_log import AccessLogWriter
+from quiver.proxy.status import worker_status
+from tests.observe.support import lines_of, wait_lines
+from tests.support.nodes import wait_until
+from tests.support.proxy import Client, RunningProxy, make_config
+from tests.support.upstream import Conn, Upstream
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def by_path(conn: Conn) -> None:
+    """Answers /fail/... with 500, everything else with 200."""
+    while (request := conn.read_request()) is not None:
+        conn.respond(500 if request.path.startswith("/fail") else 200, b"x")
+
+
+class BlockedSink:
+    """A destination whose writes wait until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.lines: list[bytes] = []
+
+    def write(self, lines: list[bytes]) -> None:
+        self.entered.set()
+        assert self.release.wait(20)
+        self.lines += lines
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def running(writer: AccessLogWriter, node: Upstream) -> RunningProxy:
+    return RunningProxy(make_config({"backend": node.url}), access_log=writer)
+
+
+def test_sampling_keeps_a_share_and_every_5xx(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    draws = itertools.cycle([0.1, 0.9])  # logged, not logged, logged, ...
+    settings = AccessLog(to=str(path), sample=0.5, fields=["path", "status"])
+    writer = AccessLogWriter(settings, rng=lambda: next(draws))
+    with Upstream(by_path) as node, running(writer, node) as proxy, Client(proxy.port) as client:
+        for i in range(4):
+            assert client.request("GET", f"/ok/{i}").status == 200
+        for i in range(3):
+            assert client.request("GET", f"/fail/{i}").status == 500
+        lines = wait_lines(path, 5)
+    assert lines == [
+        {"path": "/ok/0", "status": 200},
+        {"path": "/ok/2", "status": 200},
+        *({"path": f"/fail/{i}", "status": 500} for i in range(3)),
+    ]
+
+
+def test_sample_zero_logs_only_server_errors(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    writer = AccessLogWriter(AccessLog(to=str(path), sample=0, fields=["path"]))
+    with Upstream(by_path) as node, running(writer, node) as proxy, Client(proxy.port) as client:
+        for p in ("/a", "/fail/1", "/b", "/fail/2"):
+            client.request("GET", p)
+        assert wait_lines(path, 2) == [{"path": "/fail/1"}, {"path": "/fail/2"}]
+        assert len(lines_of(path)) == 2
+
+
+def test_a_full_queue_drops_and_counts_and_requests_never_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = BlockedSink()
+    writer = AccessLogWriter(AccessLog(to="stdout", queue=5), sink=sink)
+    with Upstream(by_path) as node, running(writer, node) as proxy, Client(proxy.port) as client:
+        assert client.request("GET", "/first").status == 200
+        assert sink.entered.wait(10)  # the writer is stuck on the first line
+        started = time.monotonic()
+        statuses = [client.request("GET", f"/{i}").status for i in range(30)]
+        elapsed = time.monotonic() - started
+        assert statuses == [200] * 30
+        assert elapsed < 5  # answered while the writer stays blocked
+        wait_until(lambda: writer.dropped == 25, "25 lines dropped")
+        server = proxy.server
+        assert server is not None
+        document = proxy.call(worker_status, server.state)
+        assert document["access_log"]["dropped"] == 25
+        assert document["access_log"]["queued"] == 5
+        sink.release.set()
+        wait_until(lambda: writer.written == 6, "the kept lines written")
+    paths = [json.loads(line)["path"] for line in sink.lines]
+    assert paths == ["/first", "/0", "/1", "/2", "/3", "/4"]
+    warnings = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(warnings) == 1  # at most one a minute
+    assert "access log queue full" in warnings[0].getMessage()
+
+
+@pytest.fixture
+def syslog_socket() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(10)
+    yield sock
+    sock.close()
+
+
+def test_syslog_gets_one_datagram_per_line(syslog_socket: socket.socket) -> None:
+    port = syslog_socket.getsockname()[1]
+    settings: dict[str, Any] = {
+        "to": "syslog",
+        "syslog": {"address": f"127.0.0.1:{port}", "facility": "local3", "tag": "gw"},
+        "fields": ["path", "status"],
+    }
+    with Upstream(by_path) as node:
+        config = make_config({"backend": node.url}, access_log=settings)
+        with RunningProxy(config) as proxy, Client(proxy.port) as client:
+            client.request("GET", "/one")
+            client.request("GET", "/two")
+            datagrams = [syslog_socket.recv(4096) for _ in range(2)]
+    for datagram, path in zip(datagrams, ("/one", "/two"), strict=True):
+        head, _, message = datagram.partition(b": ")
+        assert head.startswith(b"<158>")  # local3 (19) * 8 + info (6)
+        assert b" gw[" in head
+        assert json.loads(message) == {"path": path, "status": 200}
