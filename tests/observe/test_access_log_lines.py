@@ -100,7 +100,7 @@ def test_an_upstream_error_is_a_502_line_naming_the_node(tmp_path: Path) -> None
 
 
 def test_a_plugin_refusal_names_the_plugin(tmp_path: Path) -> None:
-    route = {"plugins": {"key-auth": {}}}
+    route: dict[str, Any] = {"plugins": {"key-auth": {}}}
     with logged(tmp_path, echo, route=route) as (_, client, path):
         response = client.request("GET", "/private")
         assert response.status == 401
@@ -116,7 +116,7 @@ def test_a_plugin_refusal_names_the_plugin(tmp_path: Path) -> None:
 
 
 def test_a_cache_hit_is_reported_by_the_cache(tmp_path: Path) -> None:
-    route = {"plugins": {"proxy-cache": {}}}
+    route: dict[str, Any] = {"plugins": {"proxy-cache": {}}}
     cacheable = answering(200, b"fresh", **{"Cache-Control": "max-age=60"})
     with logged(tmp_path, cacheable, route=route) as (_, client, path):
         statuses = [client.request("GET", "/doc").header("x-cache-status") for _ in range(2)]
