@@ -56,6 +56,9 @@ class Backend:
         task = loop.create_task(self._guarded(work))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        # a task cancelled before its first step never awaits ``work``: close it then
+        # (a no-op for one that ran), or Python warns that it was never awaited
+        task.add_done_callback(lambda _task: work.close())
 
     async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
         try:

@@ -117,8 +117,16 @@ def test_sentinel_names_the_master_and_its_successor(tmp_path: Path) -> None:
         per_key = takes_per_key(url, keys=4, each=250, window=Window(100, 60))
         assert [sum(v.allowed for v in verdicts) for verdicts in per_key] == [100] * 4
         with sentinel.client() as client:
-            client.execute_command("SENTINEL", "FAILOVER", "quiver")
+            # the sentinel finds replicas through the master's INFO (every 10 s): a
+            # failover asked before it knows a healthy one is refused (NOGOODSLAVE)
             deadline = time.monotonic() + 30
+            while not any(
+                int(known["port"]) == replica.port and known.get("master-link-status") == "ok"
+                for known in client.sentinel_slaves("quiver")
+            ):
+                assert time.monotonic() < deadline, "the sentinel never saw the replica"
+                time.sleep(0.05)
+            client.execute_command("SENTINEL", "FAILOVER", "quiver")
             # (get-master-addr-by-name names the successor as soon as the failover
             # starts; the master table switches once it is done)
             while client.sentinel_master("quiver")["port"] != replica.port:
