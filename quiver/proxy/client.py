@@ -230,7 +230,8 @@ class ClientConnection(asyncio.Protocol):
         if self.draining:
             exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
-        exchange.began = monotonic()  # (the loop's clock counts milliseconds only)
+        if server.access_log is not None:  # (the record's; the loop's clock counts ms only)
+            exchange.began = monotonic()
         self.head = None
         self.parsing = exchange
         has_body = exchange.chunked or bool(exchange.content_length)
