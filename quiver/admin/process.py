@@ -10,7 +10,6 @@ a mistake to point out rather than to run.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import socket
@@ -22,7 +21,7 @@ import uvicorn
 from quiver.admin.app import create_app
 from quiver.admin.declarations import FileDeclarations
 from quiver.calls import CallLog, Ingester
-from quiver.config.models import split_address
+from quiver.config.models import is_loopback, split_address
 from quiver.config.plugin_set import PluginSet
 from quiver.store import Store, open_store
 from quiver.store.tokens import count_tokens, seed_token
@@ -43,15 +42,6 @@ class AdminSettings:
     ready_fd: int | None = None  # when set: write b"PORT\n" (the bound port) then close
     calls_dir: str | None = None  # when set: ingest the call spools written there
     call_log: CallLog = field(default_factory=CallLog)  # what the call log keeps
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_settings(settings: AdminSettings) -> tuple[str, int]:

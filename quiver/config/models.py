@@ -8,6 +8,7 @@ a number of bytes or ``"64k"``, ``"10MB"``, ``"1GiB"``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -53,6 +54,16 @@ def split_address(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"expected host:port, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Limits(Strict):

@@ -8,10 +8,9 @@ load FastAPI.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-from quiver.config.models import CallLogSettings, TlsCertificate, split_address
+from quiver.config.models import CallLogSettings, TlsCertificate, is_loopback, split_address
 from quiver.logconfig import tag_process
 from quiver.plugins.catalog import Catalog
 from quiver.storemode.source import UNREACHABLE, reason
@@ -67,13 +66,7 @@ def check_admin_listen(address: str, tls: TlsCertificate | None) -> None:
     """Refuse (SystemExit naming admin_listen) an admin address other machines could
     reach without ``admin_tls``: tokens must not cross a network in clear text."""
     host, _ = split_address(address)
-    if host == "localhost" or tls is not None:
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if tls is None and not is_loopback(host):
         raise SystemExit(
             f"quiver: admin_listen {address} is not a loopback address: the admin API "
             "would be reachable from other machines in clear text; set admin_tls (cert "
