@@ -113,17 +113,14 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
         try:
             visit.locked = await store.lock(visit.key, self.config.coalesce_timeout)
             if visit.locked:
+                # the lock may have come free because its holder just stored the entry
+                await self._take_stored(request, visit)
                 return
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.config.coalesce_timeout
             while loop.time() < deadline:
                 await asyncio.sleep(POLL_INTERVAL)
-                found = await store.get(visit.key)
-                if isinstance(found, Variants):
-                    found = await store.get(variant(visit.key, found.names, request))
-                if isinstance(found, Entry):
-                    self._land(visit, found)  # (this worker's followers take it too)
-                    self._serve(request, found, visit.directives, time.time())
+                if await self._take_stored(request, visit):
                     return  # stored, but not good enough for this request: fetch
         except StoreUnavailable as exc:
             self.backend.unavailable(exc)
@@ -270,6 +267,17 @@ class ProxyCache(Plugin[ProxyCacheConfig]):
                 await self.store.put(name, value, ttl, visit.path_id)
         finally:
             self._land(visit, entry)
+
+    async def _take_stored(self, request: PluginRequest, visit: Visit) -> bool:
+        """Serve the entry another process stored for the key, if there is one now."""
+        found = await self.store.get(visit.key)
+        if isinstance(found, Variants):
+            found = await self.store.get(variant(visit.key, found.names, request))
+        if not isinstance(found, Entry):
+            return False
+        self._land(visit, found)  # (this worker's followers take it too)
+        self._serve(request, found, visit.directives, time.time())
+        return True
 
     def _land(self, visit: Visit, entry: Entry | None) -> None:
         flight = visit.flight
