@@ -7,6 +7,7 @@ decides and writes every window of a key under the table's lock.
 
 from __future__ import annotations
 
+import math
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -76,6 +77,10 @@ class LocalCounters:
         table = self.table
         if len(windows) == 1:  # the common case, without the lists
             window = windows[0]
+            if window.algorithm == "sliding_window" and cost > 0:
+                verdict = self._take_sliding(key, window, now, cost)
+                if verdict is not None:
+                    return verdict
             key_digest = self._digests.get(key) or self._digest(key, 0)
             held = table.lock()
             try:
@@ -122,6 +127,48 @@ class LocalCounters:
                 ]
             )
         return Verdict(wait == 0.0, spent, wait)
+
+    def _take_sliding(self, key: bytes, window: Window, now: float, cost: int) -> Verdict | None:
+        """``take`` under one sliding window, when its record is where this worker
+        last saw it and the units fit: the rule of ``algorithms.step`` for that case
+        alone, inline (every request of a rate-limited route comes here).  None
+        when the case is another one, for the general path to decide."""
+        key_digest = self._digests.get(key) or self._digest(key, 0)
+        offset = self._offsets.get(key_digest)
+        if offset is None:
+            return None
+        memory = self.memory
+        seconds = window.seconds
+        limit = window.limit
+        held = self.table.lock()
+        try:
+            found, expiry, start, count, previous = _RECORD.unpack_from(memory, offset)
+            if found != key_digest or expiry <= now:
+                return None
+            elapsed = now - start
+            if elapsed >= seconds:  # a later window: this one's count becomes the previous
+                current = math.floor(now / seconds) * seconds
+                if current - start < seconds * 1.5:
+                    start, count, previous = current, 0.0, count
+                else:
+                    start, count, previous = current, 0.0, 0.0
+                elapsed = now - start
+            if previous > 0.0 and elapsed < seconds:
+                used = count + previous * (1.0 - elapsed / seconds) + cost
+            else:
+                used = count + cost
+            if used > limit:
+                return None
+            count += cost
+            _RECORD.pack_into(
+                memory, offset, key_digest, start + 2 * seconds, start, count, previous
+            )
+        finally:
+            self.table.unlock(held)
+        left = math.floor(limit - used + 1e-9)
+        reset = start + seconds - now
+        where = _new(Usage, (limit, left if left > 0 else 0, reset if reset > 0.0 else 0.0))
+        return _new(Verdict, (True, (where,), 0.0))
 
     def settle(self, key: bytes, windows: Sequence[Window], delta: int) -> None:
         if not delta:
