@@ -1,0 +1,1 @@
+"""The async client, the source of the sync one (see scripts/unasync.py)."""

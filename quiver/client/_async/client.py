@@ -1,0 +1,323 @@
+"""The client: one request's way through credentials, cache, pacing, breaker and retries.
+
+This file is the only hand-written client; ``_sync/client.py`` is generated from
+it by ``scripts/unasync.py`` (``await`` dropped, ``AsyncX`` names made ``X``).
+Everything that decides (retry policy, rate limiter, breakers, cache, auth,
+paginators) is I/O-free and shared by both.
+
+The transport is httpx (see "Transport" in docs/client.md for the measurement);
+its exceptions are mapped to :mod:`quiver.client.errors` in ``_exchange`` and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import orjson
+
+from quiver.client._backends import AsyncLock, async_sleep
+from quiver.client.auth import Auth
+from quiver.client.breaker import BreakerPolicy, Breakers
+from quiver.client.cache import ResponseCache
+from quiver.client.errors import (
+    CircuitOpenError,
+    ConnectError,
+    ConnectTimeout,
+    DecodingError,
+    HTTPStatusError,
+    InvalidURL,
+    NetworkError,
+    PoolTimeout,
+    ReadTimeout,
+    TransportError,
+    status_error,
+)
+from quiver.client.events import ClientEvent, EventHook, logging_hook
+from quiver.client.headers import Headers
+from quiver.client.models import RequestSpec, Response, Timeouts
+from quiver.client.pagination import Page, Paginator, find_records, paginator_from_config
+from quiver.client.ratelimit import RateLimiter, ServerQuotas
+from quiver.client.retry import RetryPolicy
+
+PaginatorChoice = Paginator | Mapping[str, Any] | str | None
+
+DEFAULT_TIMEOUTS = Timeouts()
+DEFAULT_RETRY = RetryPolicy()
+DEFAULT_BREAKER = BreakerPolicy()
+
+
+class AsyncClient:
+    """A client of one API (or several: ``url`` may be absolute)::
+
+        async with AsyncClient("https://api.example.com", auth=BearerAuth(token)) as api:
+            order = (await api.get("/orders/7")).json()
+            async for item in api.items("/orders", paginator="auto"):
+                ...
+
+    A status of 400 or more raises a :class:`~quiver.client.errors.HTTPStatusError`
+    (a ``ProblemError`` for problem+json) once retries are spent, unless
+    ``raise_for_status`` is False.  ``clock`` (monotonic), ``wall_clock``,
+    ``sleep`` and ``random`` are there for deterministic tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str = "",
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: Auth | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        rate_limit: RateLimiter | None = None,
+        breaker: BreakerPolicy | None = DEFAULT_BREAKER,
+        cache: ResponseCache | None = None,
+        on_event: EventHook | None = None,
+        raise_for_status: bool = True,
+        follow_redirects: bool = True,
+        verify: bool | str = True,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = async_sleep,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=timeouts.connect,
+                read=timeouts.read,
+                write=timeouts.write,
+                pool=timeouts.pool,
+            ),
+            follow_redirects=follow_redirects,
+            verify=verify,
+        )
+        self._auth = auth
+        self._auth_lock = AsyncLock()
+        self._retry = retry
+        self._limiter = rate_limit
+        self._breakers = Breakers(breaker) if breaker is not None else None
+        self._quotas = ServerQuotas()
+        self._cache = cache
+        self._on_event = on_event if on_event is not None else logging_hook()
+        self._raise_for_status = raise_for_status
+        self._clock, self._wall_clock = clock, wall_clock
+        self._sleep, self._random = sleep, random
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+    ) -> Response:
+        spec = RequestSpec(method.upper(), url, params or {}, headers or {}, json, content)
+        return await self.send(spec)
+
+    async def get(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    async def send(self, spec: RequestSpec) -> Response:
+        """Send ``spec``, retrying as the policy allows; a 401 with credentials that
+        can be renewed (OAuth2) is sent once more with new ones."""
+        retry, renewed = 0, False
+        while True:
+            try:
+                response = await self._attempt(spec)
+                if response.status == 401 and not renewed and self._renew_credentials():
+                    renewed = True
+                    continue
+                if response.status >= 400:
+                    raise status_error(response)
+                return response
+            except (TransportError, HTTPStatusError) as error:
+                delay = self._retry.delay(spec, error, retry, self._random, self._wall_clock())
+                if delay is None:
+                    if isinstance(error, HTTPStatusError) and not self._raise_for_status:
+                        return error.response
+                    raise
+                retry += 1
+                self._emit(
+                    "retry",
+                    logging.WARNING,
+                    f"{error}; retry {retry} in {delay:.2f}s",
+                    retry=retry,
+                    delay=delay,
+                    error=type(error).__name__,
+                )
+                await self._sleep(delay)
+
+    # -- pages ------------------------------------------------------------------------------
+
+    async def pages(
+        self,
+        request: RequestSpec | str,
+        paginator: PaginatorChoice = None,
+        records_path: str | None = None,
+    ) -> AsyncIterator[Page]:
+        """Each page of an endpoint with its records, walked by ``paginator``: a
+        :class:`~quiver.client.pagination.Paginator`, its config, or None to detect
+        it from the first response (the choice is logged as a ``paginator`` event)."""
+        spec = RequestSpec(url=request) if isinstance(request, str) else request
+        walker = (
+            paginator_from_config(paginator, self._on_event)
+            if paginator is None or isinstance(paginator, str | Mapping)
+            else paginator
+        )
+        next_request: RequestSpec | None = walker.first(spec)
+        while next_request is not None:
+            response = await self.send(next_request)
+            records = find_records(response.json(), records_path)
+            yield Page(response, records)
+            next_request = walker.next(next_request, response, records)
+
+    async def items(
+        self,
+        request: RequestSpec | str,
+        paginator: PaginatorChoice = None,
+        records_path: str | None = None,
+    ) -> AsyncIterator[Any]:
+        """Every record of every page, in order."""
+        async for page in self.pages(request, paginator, records_path):
+            for record in page.records:
+                yield record
+
+    # -- one attempt ------------------------------------------------------------------------
+
+    async def _attempt(self, spec: RequestSpec) -> Response:
+        """One try: credentials, cache, pacing, breaker, the exchange."""
+        authed = await self._authenticate(spec)
+        raw = self._build(authed)
+        url, host = str(raw.url), raw.url.netloc.decode("ascii")
+        conditions: Mapping[str, str] = {}
+        if self._cache is not None:
+            found = self._cache.lookup(authed, url, self._wall_clock())
+            if found.fresh is not None:
+                return found.fresh
+            conditions = found.conditions
+            raw.headers.update(conditions)
+        await self._pace(host)
+        if self._breakers is not None and not self._breakers.allow(host, self._clock()):
+            raise CircuitOpenError(f"the circuit breaker of {host} is open", url=url)
+        try:
+            response = await self._exchange(raw, spec)
+        except TransportError:
+            self._record(host, failed=True)
+            raise
+        self._record(host, failed=response.status >= 500)
+        self._quotas.note(host, response.headers, self._clock())
+        if self._cache is not None:
+            if response.status == 304 and conditions:
+                return self._cache.revalidated(url, response, self._wall_clock())
+            self._cache.store(authed, url, response, self._wall_clock())
+        return response
+
+    def _build(self, spec: RequestSpec) -> httpx.Request:
+        content, headers = spec.content, dict(spec.headers)
+        if spec.json is not None:
+            content = orjson.dumps(spec.json)
+            headers.setdefault("Content-Type", "application/json")
+        try:
+            return self._http.build_request(
+                spec.method, spec.url, params=dict(spec.params), headers=headers, content=content
+            )
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise InvalidURL(f"{spec.url!r}: {exc}") from exc
+
+    async def _exchange(self, raw: httpx.Request, spec: RequestSpec) -> Response:
+        """The request on the wire; the one place httpx's exceptions become ours."""
+        url = str(raw.url)
+        self._emit("request", logging.DEBUG, f"{raw.method} {url}", method=raw.method, url=url)
+        try:
+            answer = await self._http.send(raw)
+        except httpx.ConnectTimeout as exc:
+            raise ConnectTimeout(f"connecting to {raw.url.host} timed out", url=url) from exc
+        except httpx.PoolTimeout as exc:
+            raise PoolTimeout("no pooled connection was free in time", url=url) from exc
+        except httpx.TimeoutException as exc:
+            raise ReadTimeout(f"{raw.method} {url} got no answer in time", url=url) from exc
+        except httpx.ConnectError as exc:
+            raise ConnectError(f"cannot connect to {raw.url.host}: {exc}", url=url) from exc
+        except httpx.UnsupportedProtocol as exc:
+            raise InvalidURL(f"{url!r}: {exc}") from exc
+        except httpx.DecodingError as exc:
+            raise DecodingError(f"{raw.method} {url}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise NetworkError(f"{raw.method} {url}: {exc!r}", url=url) from exc
+        headers = Headers(answer.headers.multi_items())
+        return Response(answer.status_code, headers, answer.content, str(answer.url), spec)
+
+    async def _authenticate(self, spec: RequestSpec) -> RequestSpec:
+        if self._auth is None:
+            return spec
+        async with self._auth_lock:  # one token request for every request waiting on it
+            token_request = self._auth.token_request(self._clock())
+            if token_request is not None:
+                response = await self._exchange(self._build(token_request), token_request)
+                self._auth.token_response(response, self._clock())
+                self._emit("token", logging.INFO, f"token obtained from {token_request.url}")
+        return self._auth.apply(spec)
+
+    def _renew_credentials(self) -> bool:
+        return self._auth is not None and self._auth.refused()
+
+    async def _pace(self, host: str) -> None:
+        now = self._clock()
+        wait = self._quotas.wait(host, now)
+        if self._limiter is not None:
+            wait = max(wait, self._limiter.reserve(now))
+        if wait > 0:
+            self._emit("wait", logging.INFO, f"holding a request to {host} {wait:.2f}s", wait=wait)
+            await self._sleep(wait)
+
+    def _record(self, host: str, *, failed: bool) -> None:
+        if self._breakers is None:
+            return
+        before = self._breakers.state(host)
+        after = self._breakers.record(host, failed, self._clock())
+        if after != before:
+            message = f"the circuit breaker of {host} is {after}"
+            self._emit("breaker", logging.WARNING, message, host=host, state=after)
+
+    def _emit(self, name: str, level: int, message: str, **fields: Any) -> None:
+        self._on_event(ClientEvent(name, level, message, fields))
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
