@@ -193,7 +193,12 @@ class AsyncClient:
             response = await self.send(next_request)
             records = find_records(response.json(), records_path)
             yield Page(response, records)
-            next_request = walker.next(next_request, response, records)
+            following = walker.next(next_request, response, records)
+            if following == next_request:
+                message = f"{response.url} names itself as the next page: the walk ends"
+                self._emit("paginator", logging.WARNING, message, url=response.url)
+                return
+            next_request = following
 
     async def items(
         self,
@@ -243,7 +248,11 @@ class AsyncClient:
             headers.setdefault("Content-Type", "application/json")
         try:
             return self._http.build_request(
-                spec.method, spec.url, params=dict(spec.params), headers=headers, content=content
+                spec.method,
+                spec.url,
+                params=dict(spec.params) or None,  # an empty mapping would drop the URL's query
+                headers=headers,
+                content=content,
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise InvalidURL(f"{spec.url!r}: {exc}") from exc
