@@ -1,8 +1,8 @@
 """An optional private HTTP cache in memory (RFC 9111, the parts a client needs).
 
-- Only ``GET`` responses are stored, keyed by URL and the request fields their
-  ``Vary`` names (§4.1); ``Vary: *`` and ``no-store`` on either side are never
-  stored (§3, §5.2.1.5, §5.2.2.5).
+- Only ``GET`` responses are stored, one per URL, and used only for requests
+  whose fields named by ``Vary`` match the stored request's (§4.1); ``Vary: *``
+  and ``no-store`` on either side are never stored (§3, §5.2.1.5, §5.2.2.5).
 - Freshness is explicit only: ``max-age`` (``s-maxage`` is for shared caches),
   else ``Expires`` minus ``Date`` (§4.2.1); no heuristic freshness.  The age is
   the ``Age`` field plus the time spent in this cache (§4.2.3, simplified).

@@ -120,7 +120,8 @@ def test_a_refused_access_token_is_renewed_once_and_the_request_sent_again() -> 
 
 
 def test_a_rotated_refresh_token_is_handed_to_the_callback_before_it_is_needed() -> None:
-    tokens, waits, persisted = TokenServer(expires_in=60), Waits(), []
+    tokens, waits = TokenServer(expires_in=60), Waits()
+    persisted: list[str] = []
     with scripted(tokens) as server:
         auth = RefreshToken(f"{server.url}/token", "app", "r-0", on_refresh_token=persisted.append)
         with Client(server.url, auth=auth, clock=waits.clock) as client:
@@ -151,7 +152,8 @@ def test_a_token_endpoint_refusing_the_client_raises_an_auth_error() -> None:
 
 
 def test_concurrent_requests_share_one_refresh_of_a_rotating_token() -> None:
-    tokens, persisted = TokenServer(), []
+    tokens = TokenServer()
+    persisted: list[str] = []
 
     async def main(url: str) -> list[Any]:
         auth = RefreshToken(f"{url}/token", "app", "r-0", on_refresh_token=persisted.append)

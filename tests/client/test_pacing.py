@@ -39,9 +39,10 @@ def test_the_client_holds_requests_to_its_rate_over_real_sockets() -> None:
     limiter = RateLimiter(rate=10)
     with (
         Upstream() as server,
-        Client(server.url, rate_limit=limiter, sleep=waits.sleep, clock=waits.clock) as api,
+        Client(
+            server.url, rate_limit=limiter, sleep=waits.sleep, clock=waits.clock, on_event=events
+        ) as api,
     ):
-        api._on_event = events  # noqa: SLF001 - the waits are what this test reads
         for _ in range(3):
             assert api.get("/").status == 200
     assert waits.slept == [0.1, 0.1]

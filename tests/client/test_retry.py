@@ -53,9 +53,12 @@ def test_backoff_is_a_full_jitter_draw_under_a_capped_exponential(
     draw: float, retry: int, expected: float
 ) -> None:
     policy = RetryPolicy(attempts=10)
-    with in_turn(BUSY) as server, Client(server.url, breaker=None, retry=RetryPolicy(0)) as api:
-        with pytest.raises(ServerStatusError) as caught:
-            api.get("/")
+    with (
+        in_turn(BUSY) as server,
+        Client(server.url, breaker=None, retry=RetryPolicy(0)) as api,
+        pytest.raises(ServerStatusError) as caught,
+    ):
+        api.get("/")
     assert policy.delay(RequestSpec(), caught.value, retry, lambda: draw, 0.0) == expected
 
 
@@ -145,9 +148,12 @@ def test_429_without_retry_after_waits_for_the_ratelimit_reset() -> None:
 def test_a_server_asking_for_too_long_a_wait_gets_the_error_at_once() -> None:
     waits = Waits()
     limited = json_answer({}, 429, [("Retry-After", "3600")])
-    with in_turn(limited, OK) as server, client(server.url, waits) as api:
-        with pytest.raises(RateLimited) as caught:
-            api.get("/")
+    with (
+        in_turn(limited, OK) as server,
+        client(server.url, waits) as api,
+        pytest.raises(RateLimited) as caught,
+    ):
+        api.get("/")
     assert caught.value.retry_after == 3600.0
     assert waits.slept == [] and len(server.requests) == 1
 
@@ -165,9 +171,11 @@ def test_a_post_is_not_sent_twice_unless_it_carries_an_idempotency_key() -> None
 
 def test_a_refused_connection_is_retried_whatever_the_method() -> None:
     waits = Waits()
-    with client(f"http://127.0.0.1:{closed_port()}", waits) as api:
-        with pytest.raises(ConnectError) as caught:
-            api.post("/orders", json={})
+    with (
+        client(f"http://127.0.0.1:{closed_port()}", waits) as api,
+        pytest.raises(ConnectError) as caught,
+    ):
+        api.post("/orders", json={})
     assert caught.value.retryable and caught.value.unsent
     assert waits.slept == [0.5, 1.0, 2.0]
     assert caught.value.__cause__ is not None  # the transport's error, kept as the cause
