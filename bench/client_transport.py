@@ -1,8 +1,9 @@
 """Requests per second of a sequential GET loop, for choosing the SDK's transport.
 
 Compares httpx.AsyncClient, httpx.Client and Quiver's own outbound client (the
-data plane's pooled HTTP/1.1 engine on uvloop + httptools) against one local
-keep-alive server answering a small JSON body.  The server runs in a child
+data plane's pooled HTTP/1.1 engine on uvloop + httptools), then the SDK's own
+clients over httpx, against one local keep-alive server answering a small JSON
+body.  The server runs in a child
 process so that it does not share the client's interpreter.
 
     python bench/client_transport.py [--seconds 3]
@@ -19,6 +20,7 @@ import time
 import httpx
 import uvloop
 
+from quiver.client import AsyncClient, Client
 from quiver.proxy.outbound.client import OutboundClient
 from quiver.proxy.sweeper import Sweeper
 
@@ -65,6 +67,24 @@ def _httpx_sync(url: str, seconds: float) -> int:
     return count
 
 
+async def _sdk_async(url: str, seconds: float) -> int:
+    async with AsyncClient() as client:
+        count, end = 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            (await client.get(url)).json()
+            count += 1
+    return count
+
+
+def _sdk_sync(url: str, seconds: float) -> int:
+    with Client() as client:
+        count, end = 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            client.get(url).json()
+            count += 1
+    return count
+
+
 async def _outbound(url: str, seconds: float) -> int:
     loop = asyncio.get_running_loop()
     sweeper = Sweeper(loop, interval=1.0)
@@ -96,9 +116,11 @@ def main() -> None:
             "httpx.AsyncClient (uvloop)": lambda: uvloop.run(_httpx_async(url, seconds)),
             "httpx.Client": lambda: _httpx_sync(url, seconds),
             "quiver outbound (uvloop)": lambda: uvloop.run(_outbound(url, seconds)),
+            "quiver.client.AsyncClient (uvloop)": lambda: uvloop.run(_sdk_async(url, seconds)),
+            "quiver.client.Client": lambda: _sdk_sync(url, seconds),
         }
         for name, run in runs.items():
-            print(f"{name:30} {run() / seconds:8.0f} requests/s")
+            print(f"{name:36} {run() / seconds:8.0f} requests/s")
     finally:
         server.terminate()
         server.join()

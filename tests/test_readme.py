@@ -47,6 +47,8 @@ from typing import Any
 import pytest
 import yaml
 
+from quiver.client import Client as SDKClient
+from quiver.client import ClientProblem
 from quiver.config.models import Config
 from quiver.errors import ConfigError
 from quiver.plugins.responder import TargetType
@@ -499,6 +501,22 @@ def test_redirects_are_mapped_back_to_the_gateway() -> None:
     assert response.status == 302
     assert response.header("Location") == "/shop/login"
     assert response.header("Set-Cookie") == "sid=1; Path=/shop/"
+
+
+def test_the_client_sdk_in_five_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    code = example("client")
+    assert len(code.splitlines()) == 5
+    with served(example("demo")) as (proxy, _):
+        code = code.replace("127.0.0.1:8080", f"127.0.0.1:{proxy.port}")
+        exec(compile(code, str(README), "exec"), {"__name__": "readme_client"})
+        with (
+            SDKClient(f"http://127.0.0.1:{proxy.port}") as api,
+            pytest.raises(ClientProblem) as caught,
+        ):
+            api.get("/nothing")
+    assert capsys.readouterr().out == "/demo/hello x=1\n"
+    assert caught.value.type == "urn:quiver:problem:no-route"
+    assert caught.value.request_id and caught.value.title == "Not Found"
 
 
 # -- operating it ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from quiver.client import (
     ClientCredentials,
     ClientProblem,
     RefreshToken,
+    ServerStatusError,
 )
 from quiver.client.auth import Auth
 from tests.client.scripted import Answer, Events, Waits, json_answer, scripted
@@ -164,3 +165,19 @@ def test_concurrent_requests_share_one_refresh_of_a_rotating_token() -> None:
     with scripted(tokens) as server:
         assert asyncio.run(main(server.url)) == [200] * 5
     assert len(tokens.grants) == 1 and persisted == ["r-1"]
+
+
+def test_a_key_in_the_query_is_sent_but_never_shown() -> None:
+    events = Events()
+    busy = json_answer({}, 503)
+    auth = APIKeyAuth("s3cret-key", name="apikey", where="query")
+    with (
+        scripted(lambda request: busy) as server,
+        Client(server.url, auth=auth, on_event=events, sleep=Waits().sleep) as client,
+        pytest.raises(ServerStatusError) as caught,
+    ):
+        client.get("/orders", params={"page": 2})
+    assert all(r.path == "/orders?page=2&apikey=s3cret-key" for r in server.requests)
+    assert caught.value.response.url == f"{server.url}/orders?page=2"
+    shown = [str(caught.value), *(e.message for e in events), *(str(e.fields) for e in events)]
+    assert events and not any("s3cret" in text for text in shown)

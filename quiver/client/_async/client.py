@@ -218,6 +218,7 @@ class AsyncClient:
         authed = await self._authenticate(spec)
         raw = self._build(authed)
         url, host = str(raw.url), raw.url.netloc.decode("ascii")
+        hidden = _added_params(spec, authed)
         conditions: Mapping[str, str] = {}
         if self._cache is not None:
             found = self._cache.lookup(authed, url, self._wall_clock())
@@ -227,9 +228,10 @@ class AsyncClient:
             raw.headers.update(conditions)
         await self._pace(host)
         if self._breakers is not None and not self._breakers.allow(host, self._clock()):
-            raise CircuitOpenError(f"the circuit breaker of {host} is open", url=url)
+            shown = _shown(raw.url, hidden)
+            raise CircuitOpenError(f"the circuit breaker of {host} is open", url=shown)
         try:
-            response = await self._exchange(raw, spec)
+            response = await self._exchange(raw, spec, hidden)
         except TransportError:
             self._record(host, failed=True)
             raise
@@ -257,9 +259,14 @@ class AsyncClient:
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise InvalidURL(f"{spec.url!r}: {exc}") from exc
 
-    async def _exchange(self, raw: httpx.Request, spec: RequestSpec) -> Response:
-        """The request on the wire; the one place httpx's exceptions become ours."""
-        url = str(raw.url)
+    async def _exchange(
+        self, raw: httpx.Request, spec: RequestSpec, hidden: tuple[str, ...] = ()
+    ) -> Response:
+        """The request on the wire; the one place httpx's exceptions become ours.
+
+        ``hidden`` names query parameters that carry credentials: the URL that
+        messages, events and the response show is without them."""
+        url = _shown(raw.url, hidden)
         self._emit("request", logging.DEBUG, f"{raw.method} {url}", method=raw.method, url=url)
         try:
             answer = await self._http.send(raw)
@@ -278,7 +285,8 @@ class AsyncClient:
         except httpx.TransportError as exc:
             raise NetworkError(f"{raw.method} {url}: {exc!r}", url=url) from exc
         headers = Headers(answer.headers.multi_items())
-        return Response(answer.status_code, headers, answer.content, str(answer.url), spec)
+        shown = _shown(answer.url, hidden)
+        return Response(answer.status_code, headers, answer.content, shown, spec)
 
     async def _authenticate(self, spec: RequestSpec) -> RequestSpec:
         if self._auth is None:
@@ -330,3 +338,14 @@ class AsyncClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _added_params(spec: RequestSpec, authed: RequestSpec) -> tuple[str, ...]:
+    """The query parameters credentials added (an API key in the query)."""
+    return tuple(name for name in authed.params if name not in spec.params)
+
+
+def _shown(url: httpx.URL, hidden: tuple[str, ...]) -> str:
+    for name in hidden:
+        url = url.copy_remove_param(name)
+    return str(url)
