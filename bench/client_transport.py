@@ -16,6 +16,7 @@ import asyncio
 import multiprocessing
 import socket
 import time
+from collections.abc import Callable
 
 import httpx
 import uvloop
@@ -111,7 +112,7 @@ def main() -> None:
     server.start()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/items/1"
     try:
-        runs = {
+        runs: dict[str, Callable[[], int]] = {
             "httpx.AsyncClient (asyncio)": lambda: asyncio.run(_httpx_async(url, seconds)),
             "httpx.AsyncClient (uvloop)": lambda: uvloop.run(_httpx_async(url, seconds)),
             "httpx.Client": lambda: _httpx_sync(url, seconds),
