@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,9 +60,11 @@ class _Entry:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """A fresh stored response, or the conditional fields to revalidate a stale one."""
+    """A fresh stored response, or a stale one with the conditional fields that
+    revalidate it."""
 
     fresh: Response | None = None
+    stale: Response | None = None
     conditions: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -69,9 +72,11 @@ class ResponseCache:
     def __init__(self, max_entries: int = 512) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()  # the sync client may be shared by threads
 
     def lookup(self, request: RequestSpec, url: str, now: float) -> Lookup:
-        entry = self._entries.get(url)
+        with self._lock:
+            entry = self._entries.get(url)
         asked = directives(request.header("cache-control") or "")
         if request.method != "GET" or entry is None or "no-store" in asked:
             return Lookup()
@@ -82,12 +87,14 @@ class ResponseCache:
         age = entry.initial_age + (now - entry.stored_at)
         if not must_revalidate and age < entry.lifetime:
             return Lookup(fresh=dataclasses.replace(entry.response, from_cache=True))
-        return Lookup(conditions=entry.validators())
+        conditions = entry.validators()
+        return Lookup(stale=entry.response if conditions else None, conditions=conditions)
 
     def store(self, request: RequestSpec, url: str, response: Response, now: float) -> None:
         if request.method != "GET":
             if response.status < 400 and request.method not in ("HEAD", "OPTIONS", "TRACE"):
-                self._entries.pop(url, None)
+                with self._lock:
+                    self._entries.pop(url, None)
             return
         asked = directives(request.header("cache-control") or "")
         given = directives(response.headers.get("cache-control", ""))
@@ -105,22 +112,23 @@ class ResponseCache:
         age_field = response.headers.get("age", "").strip()
         age = float(age_field) if age_field.isdigit() else 0.0
         selecting = tuple((name, request.header(name)) for name in vary)
-        self._entries[url] = _Entry(response, now, age, lifetime, selecting)
-        self._entries.move_to_end(url)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[url] = _Entry(response, now, age, lifetime, selecting)
+            self._entries.move_to_end(url)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
 
-    def revalidated(self, url: str, not_modified: Response, now: float) -> Response:
-        """The stored response freshened by a ``304`` (§4.3.4): its fields updated
-        with the 304's, its age restarted."""
-        entry = self._entries[url]
+    def revalidated(
+        self, request: RequestSpec, url: str, stale: Response, not_modified: Response, now: float
+    ) -> Response:
+        """``stale`` freshened by a ``304`` (§4.3.4): its fields updated with the
+        304's, and stored again with its age restarted."""
         updated = {name.lower() for name, _ in not_modified.headers.items_raw()}
-        kept = [(n, v) for n, v in entry.response.headers.items_raw() if n.lower() not in updated]
+        kept = [(n, v) for n, v in stale.headers.items_raw() if n.lower() not in updated]
         headers = Headers([*kept, *not_modified.headers.items_raw()])
-        entry.response = dataclasses.replace(entry.response, headers=headers)
-        entry.stored_at, entry.initial_age = now, 0.0
-        entry.lifetime = _lifetime(headers, directives(headers.get("cache-control", "")))
-        return dataclasses.replace(entry.response, from_cache=True)
+        freshened = dataclasses.replace(stale, headers=headers)
+        self.store(request, url, freshened, now)
+        return dataclasses.replace(freshened, from_cache=True)
 
     def __contains__(self, url: str) -> bool:
         return url in self._entries

@@ -356,7 +356,10 @@ def paginator_from_config(
         return Auto(on_event)
     options = {"type": config} if isinstance(config, str) else dict(config)
     kind = options.pop("type", None)
-    if kind == "auto" and not options:
+    if kind == "auto":
+        if options:
+            message = "unknown option of auto (it takes none)"
+            raise ConfigError([ConfigIssue(f"paginator.{key}", message) for key in sorted(options)])
         return Auto(on_event)
     if kind not in PAGINATORS:
         known = ", ".join(["auto", *PAGINATORS])

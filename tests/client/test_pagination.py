@@ -82,6 +82,7 @@ def test_a_config_mapping_or_name_builds_its_paginator(config: Any, expected: An
         ({"limit": 10}, "paginator.type"),
         ({"type": "offset", "limt": 10}, "paginator.limt"),
         ({"type": "single_page", "page_param": "p"}, "paginator.page_param"),
+        ({"type": "auto", "limit": 10}, "paginator.limit"),
     ],
 )
 def test_an_unknown_type_or_option_is_a_config_error_naming_it(

@@ -220,13 +220,13 @@ class Client:
         raw = self._build(authed)
         url, host = str(raw.url), raw.url.netloc.decode("ascii")
         hidden = _added_params(spec, authed)
-        conditions: Mapping[str, str] = {}
+        stale = None
         if self._cache is not None:
             found = self._cache.lookup(authed, url, self._wall_clock())
             if found.fresh is not None:
                 return found.fresh
-            conditions = found.conditions
-            raw.headers.update(conditions)
+            stale = found.stale
+            raw.headers.update(found.conditions)
         self._pace(host)
         if self._breakers is not None and not self._breakers.allow(host, self._clock()):
             shown = _shown(raw.url, hidden)
@@ -239,8 +239,8 @@ class Client:
         self._record(host, failed=response.status >= 500)
         self._quotas.note(host, response.headers, self._clock())
         if self._cache is not None:
-            if response.status == 304 and conditions:
-                return self._cache.revalidated(url, response, self._wall_clock())
+            if response.status == 304 and stale is not None:
+                return self._cache.revalidated(authed, url, stale, response, self._wall_clock())
             self._cache.store(authed, url, response, self._wall_clock())
         return response
 
