@@ -34,8 +34,6 @@ SUBSTITUTIONS = [
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),
     ("aclose", "close"),
-    ("quiver.client._async", "quiver.client._sync"),
-    ("_async/client.py", "_sync/client.py"),
 ]
 
 

@@ -1,7 +1,8 @@
 """The client: one request's way through credentials, cache, pacing, breaker and retries.
 
-This file is the only hand-written client; ``_sync/client.py`` is generated from
-it by ``scripts/unasync.py`` (``await`` dropped, ``AsyncX`` names made ``X``).
+``quiver/client/_async/client.py`` is the only hand-written client;
+``quiver/client/_sync/client.py`` is generated from it by ``scripts/unasync.py``
+(``await`` dropped, ``AsyncX`` names made ``X``).
 Everything that decides (retry policy, rate limiter, breakers, cache, auth,
 paginators) is I/O-free and shared by both.
 
