@@ -35,7 +35,7 @@ import json
 import os
 import re
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -733,3 +733,12 @@ def captured_params(path: str) -> set[str]:
     if path.startswith("~"):
         return set(re.compile(path[1:]).groupindex)
     return set(_PARAM.findall(path))
+
+
+def model_issues(exc: ValidationError, document: Document) -> list[ConfigIssue]:
+    """The errors of validating ``document.data`` against a model other than
+    :class:`Config` (``quiver sync``'s sources file), worded and placed as
+    ``quiver check`` places its own."""
+    report = _Report(document.source)
+    _add_validation_issues(report, exc, document.data, skip=[])
+    return [replace(issue, line=document.line_of(issue.location)) for issue in report.issues]
