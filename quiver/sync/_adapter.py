@@ -81,7 +81,10 @@ class AsyncClient:
     async def send(self, spec: RequestSpec) -> Response:
         try:
             answer = await self._client.request(
-                spec.method, spec.url, params=dict(spec.params), headers=dict(spec.headers),
+                spec.method,
+                spec.url,
+                params=dict(spec.params),
+                headers=dict(spec.headers),
                 json=spec.json,
             )
         except httpx.HTTPError as exc:
@@ -148,7 +151,9 @@ class PageNumber:
             return None
         pages = int(self.total.value(response.json()))
         first = self.base + 1
-        return [self._request.with_params(**{self.param: n}) for n in range(first, self.base + pages)]
+        return [
+            self._request.with_params(**{self.param: n}) for n in range(first, self.base + pages)
+        ]
 
 
 class Offset:

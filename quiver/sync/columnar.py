@@ -65,10 +65,10 @@ def _odd(seen: set[type]) -> bool:
 
 def _as_records(array: pa.Array) -> pa.StructArray:
     if pa.types.is_null(array.type):
-        return pa.array([], pa.struct([]))  # type: ignore[return-value]
+        return pa.array([], pa.struct([]))
     if not pa.types.is_struct(array.type):
         raise LookupError(f"the selected records are {array.type}, not objects")
-    return array  # type: ignore[return-value]
+    return array
 
 
 def shape(

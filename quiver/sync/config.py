@@ -144,9 +144,7 @@ class SyncConfig(_Model):
         description="duckdb:///file.duckdb, postgresql://..., sqlite:///file.db, "
         "jsonl:///directory or parquet:///directory"
     )
-    batch_rows: int = Field(
-        50_000, ge=1, description="rows committed together (with their state)"
-    )
+    batch_rows: int = Field(50_000, ge=1, description="rows committed together (with their state)")
 
 
 def load_sync_config(path: str | os.PathLike[str]) -> SyncConfig:
@@ -169,7 +167,12 @@ def _cross_checks(config: SyncConfig) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     scheme = config.destination.split(":", 1)[0]
     if scheme not in DESTINATIONS:
-        found.append(("destination", f"unknown destination {scheme!r}; use one of " + ", ".join(DESTINATIONS)))
+        found.append(
+            (
+                "destination",
+                f"unknown destination {scheme!r}; use one of " + ", ".join(DESTINATIONS),
+            )
+        )
     files = scheme in ("jsonl", "parquet")
     for s, source in enumerate(config.sources):
         seen: set[str] = set()

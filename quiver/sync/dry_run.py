@@ -30,31 +30,52 @@ async def dry_run(config: SyncConfig, console: Console) -> None:
                     parents = firsts.get(resolve.resource) or [{}]
                     value = parents[0].get(resolve.field) if isinstance(parents[0], dict) else None
                     path = path.replace("{" + name + "}", str(value))
-                params = {k: v for k, v in resource.params.items() if isinstance(v, str | int | float | bool)}
+                params = {
+                    k: v
+                    for k, v in resource.params.items()
+                    if isinstance(v, str | int | float | bool)
+                }
                 paginator = paginator_from_config(resource.paginator)
-                request = paginator.first(RequestSpec(resource.method, path, params, resource.headers))
+                request = paginator.first(
+                    RequestSpec(resource.method, path, params, resource.headers)
+                )
                 response = await client.send(request)
                 selector = Selector(resource.data_selector)
                 firsts[resource.name] = selector.records(response.json())
-                _show(console, source.name, resource, response.content, selector, firsts[resource.name])
+                _show(
+                    console,
+                    source.name,
+                    resource,
+                    response.content,
+                    selector,
+                    firsts[resource.name],
+                )
         finally:
             await client.aclose()
 
 
 def _show(
-    console: Console, source: str, resource: Resource, content: bytes, selector: Selector, records: list[object]
+    console: Console,
+    source: str,
+    resource: Resource,
+    content: bytes,
+    selector: Selector,
+    records: list[object],
 ) -> None:
     console.rule(f"{source}.{resource.name}: {len(records)} records in the first page")
-    console.print(Syntax(orjson.dumps(records[:SHOWN], option=orjson.OPT_INDENT_2).decode(), "json"))
+    console.print(
+        Syntax(orjson.dumps(records[:SHOWN], option=orjson.OPT_INDENT_2).decode(), "json")
+    )
     arrays = parse(content, selector)
     parent_id = arrays.field(resource.key[0]) if len(resource.key) == 1 else row_ids(0, len(arrays))
     schema = Schema({})
     table = Table(title=f"tables of {resource.name}")
     for column in ("table", "column", "type"):
         table.add_column(column)
-    for name, rows in shape(arrays, resource.table, nested=resource.nested, parent_id=parent_id).items():
+    for name, rows in shape(
+        arrays, resource.table, nested=resource.nested, parent_id=parent_id
+    ).items():
         fitted, _ = schema.fit(name, rows)
         for field in fitted.schema:
             table.add_row(name, field.name, type_name(field.type))
     console.print(table)
-

@@ -65,7 +65,9 @@ class Progress:
 def summary(tallies: Iterable[Tally], console: Console) -> None:
     table = Table(title="quiver sync")
     for column in ("source", "resource", "tables", "rows", "pages", "seconds", "schema changes"):
-        table.add_column(column, justify="right" if column in ("rows", "pages", "seconds") else "left")
+        table.add_column(
+            column, justify="right" if column in ("rows", "pages", "seconds") else "left"
+        )
     for tally in tallies:
         table.add_row(
             tally.source,

@@ -23,7 +23,6 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from rich.console import Console
 
 from quiver.errors import SyncError
@@ -91,9 +90,9 @@ class Runner:
             self.destination.commit(Batch(states=[run.advanced(status="running")]))
         for resource in source.resources:
             load = _Load(self, source, resource, client)
-            [state] = [s for s in self.destination.states(source.name, resource.name) if not s.parent] or [
-                State(source.name, resource.name)
-            ]
+            [state] = [
+                s for s in self.destination.states(source.name, resource.name) if not s.parent
+            ] or [State(source.name, resource.name)]
             if resuming and state.status == "done":
                 continue
             try:
@@ -118,14 +117,15 @@ class _Load:
             r for r in source.resources if r.parent and r.parent[1].resource == resource.name
         ]
         self.child_states = {
-            child.name: {s.parent: s for s in runner.destination.states(source.name, child.name) if s.parent}
+            child.name: {
+                s.parent: s for s in runner.destination.states(source.name, child.name) if s.parent
+            }
             for child in self.children
         }
         self.table = (STAGING if resource.write_mode == "replace" else "") + resource.table
         self.batch = Batch()
         self.parts: dict[str, list[pa.Table]] = {}
         self.batch_keys: pa.Array | None = None
-        self.written: set[str] = set()
 
     async def run(self, state: State, *, fresh: bool) -> None:
         began = time.monotonic()
@@ -191,28 +191,35 @@ class _Load:
         if key and resource.write_mode == "merge":
             records = last_of_each_key(records, key)
             keys = pc.struct_field(records, key[0]) if len(key) == 1 else None
-            if keys is not None and self.batch_keys is not None:
-                if pc.any(pc.is_in(keys, value_set=self.batch_keys)).as_py():
-                    self._commit()  # a record loaded twice in one batch: the later one wins
+            if self._in_batch(keys):
+                self._commit()  # a record loaded twice in one batch: the later one wins
             if keys is not None:
-                self.batch_keys = keys if self.batch_keys is None else pa.concat_arrays([self.batch_keys, keys])
+                self.batch_keys = (
+                    keys if self.batch_keys is None else pa.concat_arrays([self.batch_keys, keys])
+                )
         count = len(records)
+        if not count:
+            return 0
         first_row = self.resource_state.rows
         self.resource_state = self.resource_state.advanced(rows=first_row + count)
-        if len(key) == 1:
-            parent_id = pc.struct_field(records, key[0])
-        else:
-            parent_id = row_ids(first_row, count)
+        single = len(key) == 1
+        parent_id = pc.struct_field(records, key[0]) if single else row_ids(first_row, count)
         extra = {name: pa.array([value] * count) for name, value in parent.items()}
-        tables = shape(records, self.table, nested=resource.nested, parent_id=parent_id, extra=extra)
-        if len(key) != 1:
-            root = tables[self.table]
-            tables[self.table] = root.append_column(ROW_ID, parent_id)
+        tables = shape(
+            records, self.table, nested=resource.nested, parent_id=parent_id, extra=extra
+        )
+        if not single:
+            tables[self.table] = tables[self.table].append_column(ROW_ID, parent_id)
         for table, rows in tables.items():
             if rows.num_columns:
                 self._add(table, rows)
         self._pending_children(records)
         return count
+
+    def _in_batch(self, keys: pa.Array | None) -> bool:
+        if keys is None or self.batch_keys is None:
+            return False
+        return bool(pc.any(pc.is_in(keys, value_set=self.batch_keys)).as_py())
 
     def _add(self, table: str, rows: pa.Table) -> None:
         fitted, changes = self.runner.schema.fit(table, rows)
@@ -220,7 +227,6 @@ class _Load:
         self.tally.changes += [c for c in changes if c.kind != "table"]
         self.tally.tables.add(table.removeprefix(STAGING))
         self.parts.setdefault(table, []).append(fitted)
-        self.written.add(table)
 
     def _pending_children(self, records: pa.StructArray) -> None:
         for child in self.children:
@@ -251,7 +257,8 @@ class _Load:
             for table in sorted(t for t in schema.tables if self._mine(t, staged=True)):
                 batch.swaps.append((table, table.removeprefix(STAGING)))
             gone = [
-                t for t in schema.tables
+                t
+                for t in schema.tables
                 if self._mine(t, staged=False) and STAGING + t not in schema.tables
             ]
             batch.drops += gone
@@ -275,7 +282,8 @@ class _Load:
             return []
         keys = pa.table({PARENT_ID: self.batch_keys})
         children = [
-            t for t in self.runner.schema.tables
+            t
+            for t in self.runner.schema.tables
             if t.startswith(self.table + "__") and PARENT_ID in self.runner.schema.tables[t]
         ]
         return [Write(table, pa.table({}), keys) for table in children]
@@ -295,9 +303,9 @@ class _Load:
         for name, value in resource.params.items():
             if isinstance(value, str | int | float | bool):
                 params[name] = value
-        for name, value in parent.items():
-            assert resource.parent is not None
-            path = path.replace("{" + resource.parent[0] + "}", str(value))
+        if resource.parent is not None:
+            for value in parent.values():
+                path = path.replace("{" + resource.parent[0] + "}", str(value))
         incremental = resource.incremental
         if incremental and incremental.start_param and state.start is not None:
             params[incremental.start_param] = state.start

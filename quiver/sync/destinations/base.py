@@ -16,6 +16,7 @@ import pyarrow as pa
 from quiver.sync.schema import Change
 from quiver.sync.state import State
 
+
 @dataclass(frozen=True)
 class Write:
     """Rows for one table; with ``delete``, the rows matching those keys go first

@@ -52,7 +52,8 @@ class FileDestination:
     def states(self, source: str, resource: str) -> list[State]:
         rows = [State.from_row(tuple(r)) for r in self.saved["states"]]
         return sorted(
-            (s for s in rows if (s.source, s.resource) == (source, resource)), key=lambda s: s.parent
+            (s for s in rows if (s.source, s.resource) == (source, resource)),
+            key=lambda s: s.parent,
         )
 
     def commit(self, batch: Batch) -> None:

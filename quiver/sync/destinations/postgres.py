@@ -31,7 +31,8 @@ class PostgresDestination(SqlDestination):
     }
 
     def __init__(self, url: str) -> None:
-        self.connection = psycopg.connect(url, options="-c timezone=UTC")
+        self.connection = psycopg.connect(url)
+        self.execute("SET TIME ZONE 'UTC'")
         self.create_bookkeeping()
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
@@ -64,9 +65,7 @@ class PostgresDestination(SqlDestination):
         )
         self.load("_quiver_keys", keys)
         match = " AND ".join(f"k.{quote(c)} = t.{quote(c)}" for c in keys.column_names)
-        self.execute(
-            f"DELETE FROM {quote(table)} AS t USING _quiver_keys AS k WHERE {match}"
-        )
+        self.execute(f"DELETE FROM {quote(table)} AS t USING _quiver_keys AS k WHERE {match}")
         self.execute("DROP TABLE _quiver_keys")
 
     def _copy(self, sql: str, rows: pa.Table) -> None:

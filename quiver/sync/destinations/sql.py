@@ -15,6 +15,17 @@ from quiver.sync.destinations.base import Batch
 from quiver.sync.schema import TYPE_NAMES, TYPES, Change
 from quiver.sync.state import COLUMNS, SCHEMA_TABLE, STATE_TABLE, State
 
+#: a row per schema change, in order (``seq``): what ``schema()`` replays
+_SCHEMA_COLUMNS = (
+    "seq",
+    "table_name",
+    "column_name",
+    "change",
+    "new_type",
+    "old_type",
+    "changed_at",
+)
+
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -61,14 +72,10 @@ class SqlDestination:
         self.begin()
         text = self.types["string"]
         number = self.types["int64"]
-        columns = ", ".join(
-            f"{c} {number if c in ('pages', 'rows') else text}" for c in COLUMNS
-        )
+        columns = ", ".join(f"{c} {number if c in ('pages', 'rows') else text}" for c in COLUMNS)
         self.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ({columns})")
-        self.execute(
-            f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (seq {number}, table_name {text}, "
-            f"column_name {text}, change {text}, new_type {text}, old_type {text}, changed_at {text})"
-        )
+        spelled = ", ".join(f"{c} {number if c == 'seq' else text}" for c in _SCHEMA_COLUMNS)
+        self.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} ({spelled})")
         self.end()
 
     def schema(self) -> dict[str, dict[str, pa.DataType]]:
@@ -175,8 +182,9 @@ class SqlDestination:
             for n, c in enumerate(changes, 1)
         ]
         p = self.placeholder
+        now = f"CAST(CURRENT_TIMESTAMP AS {self.types['string']})"
         self.executemany(
-            f"INSERT INTO {SCHEMA_TABLE} (seq, table_name, column_name, change, new_type, old_type, changed_at) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, CAST(CURRENT_TIMESTAMP AS {self.types['string']}))",
+            f"INSERT INTO {SCHEMA_TABLE} ({', '.join(_SCHEMA_COLUMNS)}) "
+            f"VALUES ({', '.join(p for _ in rows[0])}, {now})",
             rows,
         )

@@ -47,7 +47,8 @@ class SQLiteDestination(SqlDestination):
         marks = ", ".join("?" for _ in rows.column_names)
         columns = [_plain(column).to_pylist() for column in rows.columns]
         self.executemany(
-            f"INSERT INTO {quote(table)} ({names}) VALUES ({marks})", list(zip(*columns, strict=True))
+            f"INSERT INTO {quote(table)} ({names}) VALUES ({marks})",
+            list(zip(*columns, strict=True)),
         )
 
     def delete_matching(self, table: str, keys: pa.Table) -> None:
@@ -67,5 +68,5 @@ class SQLiteDestination(SqlDestination):
 def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Timestamps as ISO 8601 text (SQLite has no such type)."""
     if pa.types.is_timestamp(column.type):
-        return pc.strftime(column, "%Y-%m-%dT%H:%M:%S.%f")  # type: ignore[no-any-return]
+        return pc.strftime(column, "%Y-%m-%dT%H:%M:%S.%f")
     return column
