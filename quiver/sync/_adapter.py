@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 import httpx
 import orjson
 
+from quiver.errors import ConfigError, ConfigIssue
 from quiver.sync.select import Selector
 
 
@@ -249,15 +250,17 @@ _PAGINATORS: dict[str, type[Any]] = {
 
 
 def paginator_from_config(config: Mapping[str, Any] | str | None) -> Paginator:
-    """A paginator from its dlt-like mapping (``{type: page_number, ...}``) or type name."""
+    """A paginator from its dlt-like mapping (``{type: page_number, ...}``) or type name;
+    an unknown type or option is a ConfigError naming it."""
     if config is None:
         return SinglePage()
     options = {"type": config} if isinstance(config, str) else dict(config)
     kind = options.pop("type", None)
     if kind not in _PAGINATORS:
-        raise ValueError(f"unknown paginator type {kind!r}; known: {', '.join(_PAGINATORS)}")
+        known = ", ".join(_PAGINATORS)
+        raise ConfigError([ConfigIssue("paginator.type", f"{kind!r} is not one of {known}")])
     try:
         paginator: Paginator = _PAGINATORS[kind](**options)
     except TypeError as exc:
-        raise ValueError(f"paginator {kind}: {exc}") from exc
+        raise ConfigError([ConfigIssue("paginator", f"{kind}: {exc}")]) from exc
     return paginator

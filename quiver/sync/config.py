@@ -186,8 +186,8 @@ def _cross_checks(config: SyncConfig) -> list[tuple[str, str]]:
                 found.append((f"{where}.write_mode", f"merge needs a database, not {scheme}"))
             try:
                 paginator_from_config(resource.paginator)
-            except ValueError as exc:
-                found.append((f"{where}.paginator", str(exc)))
+            except ConfigError as exc:
+                found += [(f"{where}.{issue.location}", issue.message) for issue in exc.issues]
             found += _parent_checks(resource, seen, where)
             seen.add(resource.name)
     return found

@@ -204,3 +204,14 @@ def test_dry_run_shows_records_and_tables_and_loads_nothing(
     out = capsys.readouterr().out
     assert len(seen) == 1 and not database.exists()
     assert "owner__email" in out and "items__tags" in out and '"item 0"' in out
+
+
+def test_an_unknown_paginator_is_named_where_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = SHOP.format(base="http://127.0.0.1:1", destination="duckdb:///x.duckdb").replace(
+        "type: page_number,", "type: pages,"
+    )
+    assert sync(tmp_path, text) == 1
+    err = capsys.readouterr().err
+    assert "sources.yaml:9: sources[0].resources[0].paginator.type: 'pages' is not one of" in err
