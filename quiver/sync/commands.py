@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 
 
@@ -29,6 +27,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_sync(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
     from rich.console import Console
 
     from quiver.errors import SyncError

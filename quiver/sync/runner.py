@@ -188,6 +188,11 @@ class _Load:
     def _page(self, records: pa.StructArray, parent: dict[str, Any]) -> int:
         resource = self.resource
         key = resource.key
+        if not len(records):
+            return 0
+        for name in key:
+            if records.type.get_field_index(name) < 0:
+                raise LookupError(f"a page has records without the primary key {name!r}")
         if key and resource.write_mode == "merge":
             records = last_of_each_key(records, key)
             keys = pc.struct_field(records, key[0]) if len(key) == 1 else None
@@ -198,8 +203,6 @@ class _Load:
                     keys if self.batch_keys is None else pa.concat_arrays([self.batch_keys, keys])
                 )
         count = len(records)
-        if not count:
-            return 0
         first_row = self.resource_state.rows
         self.resource_state = self.resource_state.advanced(rows=first_row + count)
         single = len(key) == 1
@@ -231,7 +234,10 @@ class _Load:
     def _pending_children(self, records: pa.StructArray) -> None:
         for child in self.children:
             assert child.parent is not None
-            values = pc.unique(pc.struct_field(records, child.parent[1].field)).to_pylist()
+            field = child.parent[1].field
+            if records.type.get_field_index(field) < 0:
+                continue  # (null in every record of the page)
+            values = pc.unique(pc.struct_field(records, field)).to_pylist()
             known = self.child_states[child.name]
             for value in values:
                 if value is None:

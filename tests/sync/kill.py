@@ -1,7 +1,8 @@
 """Killing ``quiver sync`` with SIGKILL mid-run, then resuming it: the harness of
 tests/sync/test_kill.py (a few fixed points) and bench/sync_kill.py (random ones).
 
-The source is served by an in-process HTTP server that can hold one request until
+Each write mode is in: ``items`` replaces its tables, ``events`` merges, ``guests``
+(a child of each event) appends. The source is served by an in-process HTTP server that can hold one request until
 the test has killed the sync, so the kill lands at a known point; the destination
 after the resumed run must equal, row for row, the one a clean run leaves.
 """
@@ -31,10 +32,12 @@ sources:
         path: /items
         data_selector: data
         paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
+        write_mode: replace
       - name: events
         path: /events
         paginator: {{type: page_number, base_page: 1}}
         primary_key: id
+        write_mode: merge
       - name: guests
         path: /events/{{event_id}}/guests
         params: {{event_id: {{type: resolve, resource: events, field: id}}}}
