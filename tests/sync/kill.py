@@ -2,9 +2,11 @@
 tests/sync/test_kill.py (a few fixed points) and bench/sync_kill.py (random ones).
 
 Each write mode is in: ``items`` replaces its tables, ``events`` merges, ``guests``
-(a child of each event) appends. The source is served by an in-process HTTP server that can hold one request until
-the test has killed the sync, so the kill lands at a known point; the destination
-after the resumed run must equal, row for row, the one a clean run leaves.
+(a child of each event) appends. The source is served by an in-process HTTP server
+that can hold one request until the test has killed the sync, so the kill lands at
+a known point; the destination after the resumed run must equal, row for row, the
+one a clean run leaves. A kill that comes after the run committed its end (while the
+process exits) leaves nothing to resume: a run after it is a new run.
 """
 
 from __future__ import annotations
@@ -115,6 +117,15 @@ def _kill_later(process: subprocess.Popen[bytes], seen: list[str], at: int, dela
     timer.wait(delay)
     if process.poll() is None:
         process.send_signal(signal.SIGKILL)
+
+
+def finished(directory: Path) -> bool:
+    """Whether the run committed its end (the source's state row says ``done``)."""
+    with duckdb.connect(str(directory / "out.duckdb"), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT status FROM _quiver_sync_state WHERE resource = '' AND parent = ''"
+        ).fetchall()
+    return rows == [("done",)]
 
 
 def snapshot(directory: Path) -> dict[str, list[tuple[Any, ...]]]:
