@@ -144,7 +144,7 @@ class SyncConfig(_Model):
         description="duckdb:///file.duckdb, postgresql://..., sqlite:///file.db, "
         "jsonl:///directory or parquet:///directory"
     )
-    batch_rows: int = Field(50_000, ge=1, description="rows committed together (with their state)")
+    batch_rows: int = Field(250_000, ge=1, description="rows committed together (with their state)")
 
 
 def load_sync_config(path: str | os.PathLike[str]) -> SyncConfig:
