@@ -69,6 +69,7 @@ class AsyncClient:
         params: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         timeout: float = 60.0,
+        connections: int = 8,
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
@@ -76,7 +77,8 @@ class AsyncClient:
             params=dict(params or {}),
             auth=auth,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            # the pool scans its connections for each request: no more than are used
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
 
     async def send(self, spec: RequestSpec) -> Response:

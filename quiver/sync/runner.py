@@ -63,7 +63,13 @@ def client_for(source: Source) -> AsyncClient:
         (headers if auth.location == "header" else params)[auth.name] = auth.api_key
     elif auth is not None and auth.type == "http_basic":
         basic = (auth.username, auth.password)
-    return AsyncClient(source.base_url, headers=headers, params=params, auth=basic)
+    return AsyncClient(
+        source.base_url,
+        headers=headers,
+        params=params,
+        auth=basic,
+        connections=source.concurrency,
+    )
 
 
 class Runner:
@@ -85,22 +91,27 @@ class Runner:
 
     async def _source(self, source: Source, client: AsyncClient) -> None:
         [run] = self.destination.states(source.name, "") or [State(source.name, "")]
-        resuming = run.status == "running"
-        if not resuming:
-            self.destination.commit(Batch(states=[run.advanced(status="running")]))
+        if run.status != "running":  # a new run: every resource is to load again
+            begun = [run.advanced(status="running")]
+            for resource in source.resources:
+                begun += [s.advanced(status="pending") for s in self._own(source, resource)]
+            self.destination.commit(Batch(states=begun))
         for resource in source.resources:
             load = _Load(self, source, resource, client)
-            [state] = [
-                s for s in self.destination.states(source.name, resource.name) if not s.parent
-            ] or [State(source.name, resource.name)]
-            if resuming and state.status == "done":
-                continue
+            [state] = self._own(source, resource) or [State(source.name, resource.name)]
+            if state.status == "done":
+                continue  # loaded by this run before it was stopped
             try:
                 await load.run(state, fresh=state.status != "running")
             except Exception as exc:  # the fault boundary: sources, drivers, data
                 raise SyncError(f"{source.name}.{resource.name}: {_reason(exc)}") from exc
             self.tallies.append(load.tally)
         self.destination.commit(Batch(states=[run.advanced(status="done")]))
+
+    def _own(self, source: Source, resource: Resource) -> list[State]:
+        """The resource's own state row (not its parents' rows), if it has one."""
+        states = self.destination.states(source.name, resource.name)
+        return [state for state in states if not state.parent]
 
 
 class _Load:
@@ -126,6 +137,7 @@ class _Load:
         self.batch = Batch()
         self.parts: dict[str, list[pa.Table]] = {}
         self.batch_keys: pa.Array | None = None
+        self.rows = 0  # in ``parts``
 
     async def run(self, state: State, *, fresh: bool) -> None:
         began = time.monotonic()
@@ -181,7 +193,7 @@ class _Load:
             self.tally.rows += loaded
             total = position.get("of") if position else None
             self.runner.progress.advance(task, loaded, total=total)
-            if self._rows() >= self.runner.config.batch_rows:
+            if self.rows >= self.runner.config.batch_rows:
                 self._commit()
         return state
 
@@ -230,6 +242,7 @@ class _Load:
         self.tally.changes += [c for c in changes if c.kind != "table"]
         self.tally.tables.add(table.removeprefix(STAGING))
         self.parts.setdefault(table, []).append(fitted)
+        self.rows += fitted.num_rows
 
     def _pending_children(self, records: pa.StructArray) -> None:
         for child in self.children:
@@ -246,9 +259,6 @@ class _Load:
                 state = known.get(text) or State(self.source.name, child.name, text)
                 known[text] = state.advanced(status="pending")
                 self.batch.states.append(known[text])
-
-    def _rows(self) -> int:
-        return sum(t.num_rows for parts in self.parts.values() for t in parts)
 
     def _commit(self, *, last: bool = False) -> None:
         batch, schema = self.batch, self.runner.schema
@@ -275,7 +285,7 @@ class _Load:
             schema.tables.pop(table, None)
         for loaded, replaced in batch.swaps:
             schema.rename(loaded, replaced)
-        self.batch, self.parts, self.batch_keys = Batch(), {}, None
+        self.batch, self.parts, self.batch_keys, self.rows = Batch(), {}, None, 0
 
     def _deletes(self, table: str, rows: pa.Table) -> pa.Table | None:
         if self.resource.write_mode != "merge" or table != self.table:

@@ -78,12 +78,18 @@ class Holding:
         return page(path, query)
 
 
-def run(directory: Path, *, kill_at: int | None = None, delay: float = 0.0) -> int:
+def run(
+    directory: Path,
+    *,
+    kill_at: int | None = None,
+    delay: float = 0.0,
+    seen: list[str] | None = None,
+) -> int:
     """One ``quiver sync`` into ``directory/out.duckdb``: to its end, or killed when
     request ``kill_at`` arrives (``delay`` seconds later, the request held meanwhile
-    when ``delay`` is 0). Returns its exit status."""
+    when ``delay`` is 0). Returns its exit status; ``seen`` gets the requests served."""
     holding = Holding(kill_at if not delay else None)
-    with serving(holding) as (base, seen):
+    with serving(holding) as (base, requests):
         config = directory / "sources.yaml"
         config.write_text(CONFIG.format(base=base, database=directory / "out.duckdb"))
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -98,13 +104,15 @@ def run(directory: Path, *, kill_at: int | None = None, delay: float = 0.0) -> i
                 if holding.reached.wait(60):
                     process.send_signal(signal.SIGKILL)
             elif kill_at is not None:
-                _kill_later(process, seen, kill_at, delay)
+                _kill_later(process, requests, kill_at, delay)
             _, err = process.communicate(timeout=120)
         finally:
             holding.released.set()
             if process.poll() is None:
                 process.kill()
                 process.wait()
+    if seen is not None:
+        seen += requests
     if process.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(err.decode())
     return process.returncode

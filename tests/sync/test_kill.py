@@ -34,3 +34,18 @@ def test_a_run_killed_then_resumed_equals_a_clean_run(
     assert run(tmp_path, kill_at=kill_at) != 0
     assert run(tmp_path) == 0
     assert snapshot(tmp_path) == clean
+
+
+def test_a_second_run_killed_early_loads_its_later_resources_when_resumed(
+    tmp_path: Path,
+) -> None:
+    assert run(tmp_path) == 0
+    first = snapshot(tmp_path)
+    assert run(tmp_path, kill_at=2) != 0  # in the second run's first resource
+    served: list[str] = []
+    assert run(tmp_path, seen=served) == 0
+    assert any(path.startswith("/events") for path in served)
+    assert any(path.startswith("/events/") and path.endswith("/guests") for path in served)
+    again = snapshot(tmp_path)
+    assert again["events"] == first["events"]  # merged: the same records once
+    assert len(again["guests"]) == 2 * len(first["guests"])  # appended by each run
