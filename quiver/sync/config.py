@@ -105,7 +105,9 @@ class Resource(_Model):
     )
     incremental: Incremental | None = Field(None, description="load only what changed")
     nested: Literal["flatten", "json"] = Field(
-        "flatten", description="nested objects as `parent__child` columns, or as JSON text"
+        "flatten",
+        description="nested objects as `parent__child` columns, or as JSON text (lists "
+        "become child tables either way)",
     )
     table_name: str | None = Field(None, description="the table; default the resource name")
 

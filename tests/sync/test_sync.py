@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import textwrap
@@ -215,3 +216,54 @@ def test_an_unknown_paginator_is_named_where_it_is(
     assert sync(tmp_path, text) == 1
     err = capsys.readouterr().err
     assert "sources.yaml:9: sources[0].resources[0].paginator.type: 'pages' is not one of" in err
+
+
+def test_nested_json_keeps_objects_as_json_text_and_lists_in_child_tables(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "shop.duckdb"
+    text = SHOP.format(base="{base}", destination=f"duckdb:///{database}").replace(
+        "write_mode: merge", "write_mode: merge\n        nested: json"
+    )
+    with serving(shop_pages) as (base, _):
+        assert sync(tmp_path, text.replace("{base}", base)) == 0
+    [(owner,)] = rows(database, "SELECT owner FROM items WHERE id = 2")
+    assert json.loads(owner) == {"id": 2, "email": "o2@example.com"}
+    assert rows(database, "SELECT k, v FROM items__tags WHERE _parent_id = 2 ORDER BY _idx") == [
+        ("a", 2),
+        ("b", 3),
+    ]
+
+
+def test_each_parent_record_keeps_its_own_cursor(tmp_path: Path) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def pages(path: str, query: dict[str, str]) -> Any:
+        if path == "/events":
+            return [{"id": 1}, {"id": 2}]
+        event = path.split("/")[2]
+        asked.append((event, query["since"]))
+        day = 3 if event == "1" else 7  # event 1's guests changed earlier than event 2's
+        return [{"guest": f"{event}-{day}", "at": day}]
+
+    database = tmp_path / "ev.duckdb"
+    text = textwrap.dedent(
+        f"""\
+        sources:
+          - name: ev
+            base_url: {{base}}
+            resources:
+              - name: events
+                path: /events
+                primary_key: id
+              - name: guests
+                path: /events/{{{{event_id}}}}/guests
+                params: {{{{event_id: {{{{type: resolve, resource: events, field: id}}}}}}}}
+                incremental: {{{{cursor_path: at, start_param: since, initial_value: 0}}}}
+        destination: duckdb:///{database}
+        """
+    )
+    with serving(pages) as (base, _):
+        assert sync(tmp_path, text.format(base=base)) == 0
+        assert sync(tmp_path, text.format(base=base)) == 0
+    assert asked == [("1", "0"), ("2", "0"), ("1", "3"), ("2", "7")]
