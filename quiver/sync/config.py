@@ -155,7 +155,7 @@ def load_sync_config(path: str | os.PathLike[str]) -> SyncConfig:
     try:
         config = SyncConfig.model_validate(document.data)
     except ValidationError as exc:
-        raise ConfigError(model_issues(exc, document)) from None
+        raise ConfigError(model_issues(exc, document, SyncConfig)) from None
     issues = [
         ConfigIssue(where, message, document.source, document.line_of(where))
         for where, message in _cross_checks(config)

@@ -267,3 +267,15 @@ def test_each_parent_record_keeps_its_own_cursor(tmp_path: Path) -> None:
         assert sync(tmp_path, text.format(base=base)) == 0
         assert sync(tmp_path, text.format(base=base)) == 0
     assert asked == [("1", "0"), ("2", "0"), ("1", "3"), ("2", "7")]
+
+
+def test_an_unknown_key_is_named_with_its_line_and_a_suggestion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = SHOP.format(base="http://127.0.0.1:1", destination="duckdb:///x.duckdb").replace(
+        "data_selector:", "data_selecter:"
+    )
+    assert sync(tmp_path, text) == 1
+    err = capsys.readouterr().err
+    assert "sources.yaml:8: sources[0].resources[0].data_selecter: unknown key" in err
+    assert "data_selector" in err
