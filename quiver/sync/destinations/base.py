@@ -43,8 +43,6 @@ class Batch:
 class Destination(Protocol):
     """A place rows are loaded into, with the state of the walks that loaded them."""
 
-    name: str
-
     def schema(self) -> dict[str, dict[str, pa.DataType]]:
         """The columns of every table loaded so far (from ``_quiver_sync_schema``)."""
         ...

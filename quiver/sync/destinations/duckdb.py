@@ -11,7 +11,6 @@ from quiver.sync.destinations.sql import SqlDestination, quote
 
 
 class DuckDBDestination(SqlDestination):
-    name = "duckdb"
     types = {
         "bool": "BOOLEAN",
         "int64": "BIGINT",

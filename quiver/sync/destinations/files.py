@@ -29,7 +29,6 @@ _STATE = STATE_TABLE + ".json"
 
 class FileDestination:
     def __init__(self, directory: str, kind: str) -> None:
-        self.name = kind
         self.root = Path(directory)
         self.root.mkdir(parents=True, exist_ok=True)
         self.kind = kind

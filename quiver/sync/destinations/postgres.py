@@ -19,7 +19,6 @@ _CSV = pcsv.WriteOptions(include_header=False, batch_size=65536)
 
 
 class PostgresDestination(SqlDestination):
-    name = "postgresql"
     placeholder = "%s"
     types = {
         "bool": "boolean",

@@ -7,6 +7,7 @@ bulk operation and how types are spelled.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import pyarrow as pa
@@ -31,28 +32,29 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class SqlDestination:
-    name = "sql"
+class SqlDestination(ABC):
     placeholder = "?"
     #: SQL type of each kept type (quiver.sync.schema.TYPES)
     types: dict[str, str] = {}
 
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None: ...
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    @abstractmethod
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]: ...
 
-    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
 
+    @abstractmethod
     def load(self, table: str, rows: pa.Table) -> None:
         """Insert ``rows`` into ``table`` (by column name) in one bulk operation."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def delete_matching(self, table: str, keys: pa.Table) -> None:
         """Delete the rows of ``table`` whose key columns equal a row of ``keys``."""
-        raise NotImplementedError
+        ...
 
     def begin(self) -> None:
         self.execute("BEGIN")
@@ -63,8 +65,8 @@ class SqlDestination:
     def rollback(self) -> None:
         self.execute("ROLLBACK")
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
     # -- shared ----------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from quiver.sync.destinations.sql import SqlDestination, quote
 
 
 class SQLiteDestination(SqlDestination):
-    name = "sqlite"
     types = {
         "bool": "INTEGER",
         "int64": "INTEGER",
