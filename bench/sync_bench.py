@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -176,12 +177,25 @@ def dlt_python() -> Path:
 def run_dlt(procs: Processes, work: Path, base: str, destination: str) -> Result:
     script = work / "dlt_rest_api.py"
     script.write_text(DLT_SCRIPT)
-    credentials = str(work / "dlt.duckdb") if destination == "duckdb" else POSTGRES
+    credentials = str(work / "dlt.duckdb") if destination == "duckdb" else _with_password(POSTGRES)
     env = dict(os.environ, DLT_DATA_DIR=str(work / "dlt-data"), RUNTIME__LOG_LEVEL="WARNING")
     dataset = f"dlt_bench_{uuid.uuid4().hex[:8]}"
     argv = [str(dlt_python()), str(script), base, destination, credentials, dataset]
     cpu, wall, rss = measured(procs, argv, work / f"dlt-{destination}.log", env)
     return Result("dlt", destination, PAGES * RECORDS, cpu, wall, rss)
+
+
+def _with_password(url: str) -> str:
+    """dlt insists on a password, which trust authentication ignores."""
+    parts = urlsplit(url)
+    if parts.password is not None or parts.username is None:
+        return url
+    return urlunsplit(
+        parts._replace(
+            netloc=f"{parts.username}:unused@{parts.hostname}"
+            + (f":{parts.port}" if parts.port else "")
+        )
+    )
 
 
 def report(results: list[Result], folder: Path) -> None:
