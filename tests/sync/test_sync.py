@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import textwrap
 from pathlib import Path
@@ -39,7 +38,6 @@ def shop_pages(path: str, query: dict[str, str]) -> Any:
 def sync(tmp_path: Path, text: str, *args: str) -> int:
     config = tmp_path / "sources.yaml"
     config.write_text(text)
-    os.environ.setdefault("SHOP_TOKEN", "secret")
     return main(["sync", "-c", str(config), *args])
 
 
