@@ -176,9 +176,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from quiver.admin.commands import add_commands as add_admin_commands
     from quiver.declarative.commands import add_commands
+    from quiver.sync.commands import add_commands as add_sync_commands
 
     add_commands(commands)
     add_admin_commands(commands)
+    add_sync_commands(commands)
     return parser
 
 

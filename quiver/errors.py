@@ -3,6 +3,7 @@
     QuiverError
     ├── ConfigError                  the declarative config is invalid (lists each issue)
     ├── StoreError                   the config store cannot be used (e.g. its schema is newer)
+    ├── SyncError                    `quiver sync` cannot go on (a source or a destination failed)
     └── HTTPError                    stops a request; rendered as application/problem+json
         ├── Answer                   not an error: a plugin answers the request itself
         ├── ClientError              4xx: the caller sent something we refuse
@@ -72,6 +73,12 @@ class ConfigError(QuiverError):
 
 class StoreError(QuiverError):
     """The config store cannot be opened or used as asked; the message says why."""
+
+
+class SyncError(QuiverError):
+    """``quiver sync`` cannot go on: a source answered an error or a destination refused
+    the rows. The message names the source and resource; what was committed stays, and
+    the next run resumes from it."""
 
 
 class HTTPError(QuiverError):

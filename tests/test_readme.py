@@ -12,6 +12,9 @@ right above it (invisible once rendered):
   as ``quiver.yaml``; in a ```console block each ``$ quiver ...`` line is followed
   by exactly what the command prints.
 - ``<!-- run -->``: a shell block of ``quiver`` commands run in an empty directory.
+- ``<!-- sources: NAME -->``: a ``quiver sync`` sources file (```yaml), validated as
+  one; ``<!-- sync: NAME -->``: a shell block run in a directory holding it as
+  ``sources.yaml``, its ``base_url`` ``127.0.0.1:9001`` the address of a test server.
 - ``<!-- not run: WHY -->``: a shell block the tests do not run (servers, signals).
 - ``<!-- response: NAME METHOD PATH [BODY] -->``: a ```json problem document the
   request gets from example NAME (its ``request_id`` excepted); with
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import yaml
 
@@ -57,7 +61,7 @@ from tests.support.nodes import wait_until
 from tests.support.problems import assert_problem
 from tests.support.process import QuiverProcess, run_quiver, serving
 from tests.support.proxy import Client, RunningProxy
-from tests.support.upstream import Conn, Upstream
+from tests.support.upstream import Conn, Handler, Upstream
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -135,9 +139,9 @@ def test_every_block_says_what_it_is() -> None:
         if block.section == "Quick start":
             continue
         if block.lang == "yaml":
-            ok = bool(marks & {"example", "fragment"})
+            ok = bool(marks & {"example", "fragment", "sources"})
         elif block.lang in SHELL:
-            ok = len(marks & {"in", "run", "not run"}) == 1
+            ok = len(marks & {"in", "run", "not run", "sync"}) == 1
         elif block.lang == "json":
             ok = "response" in marks
         elif block.lang == "python":
@@ -168,7 +172,10 @@ def complete_fragment(text: str) -> str:
     return text + "".join(f"{line}\n" for line in ["targets:", *lines]) if named else text
 
 
-@pytest.mark.parametrize("block", blocks("yaml"), ids=str)
+GATEWAY_YAML = [b for b in blocks("yaml") if "sources" not in b.directives]
+
+
+@pytest.mark.parametrize("block", GATEWAY_YAML, ids=str)
 def test_every_yaml_block_validates_with_the_built_in_catalog(block: Block) -> None:
     if "invalid" in block.directives:
         with pytest.raises(ConfigError):
@@ -250,6 +257,30 @@ def test_quiver_keys_new_makes_a_key_whose_hash_a_consumer_can_carry(tmp_path: P
         # known, and refused by the acl since bob is not staff: the hash identified him
         assert_problem(get(proxy, "/orders", {"apikey": key}), 403)
         assert_problem(get(proxy, "/orders", {"apikey": key + "x"}), 401)
+
+
+def test_the_sync_example_loads_its_source_into_duckdb(tmp_path: Path) -> None:
+    [block] = [b for b in blocks(SHELL) if "sync" in b.directives]
+    [sources] = [b for b in BLOCKS if b.directives.get("sources") == block.directives["sync"]]
+    records = [{"id": n, "name": f"item {n}", "owner": {"id": 7}} for n in range(3)]
+    with Upstream(answer_json({"data": records})) as node:
+        text = sources.text.replace(NODE_ADDRESSES[0], node.url[7:])
+        (tmp_path / "sources.yaml").write_text(text)
+        for command in block.text.splitlines():
+            status, output = quiver(command, tmp_path)
+            assert status == 0, (command, output)
+    assert [r.path for r in node.requests] == ["/items"]
+    with duckdb.connect(str(tmp_path / "shop.duckdb"), read_only=True) as connection:
+        loaded = connection.execute("SELECT id, name, owner__id FROM items ORDER BY id").fetchall()
+    assert loaded == [(n, f"item {n}", 7) for n in range(3)]
+
+
+def answer_json(document: object) -> Handler:
+    def answer(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.respond(200, json.dumps(document).encode(), [("Content-Type", "application/json")])
+
+    return answer
 
 
 # -- serving the examples --------------------------------------------------------------------

@@ -35,7 +35,7 @@ import json
 import os
 import re
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -399,7 +399,11 @@ def _kind(value: object) -> str:
 
 
 def _add_validation_issues(
-    report: _Report, exc: ValidationError, data: dict[str, object], skip: list[Path]
+    report: _Report,
+    exc: ValidationError,
+    data: dict[str, object],
+    skip: list[Path],
+    model: type[BaseModel] = Config,
 ) -> None:
     messages: dict[Path, list[str]] = {}
     for error in exc.errors(include_url=False):
@@ -410,7 +414,8 @@ def _add_validation_issues(
         if kind == "missing":
             path, message = path[:-1], f"missing required key '{path[-1]}'"
         elif kind == "extra_forbidden":
-            message = f"unknown key '{path[-1]}'" + _suggestion(path[-1], _field_names(path[:-1]))
+            fields = _field_names(path[:-1], model)
+            message = f"unknown key '{path[-1]}'" + _suggestion(path[-1], fields)
         else:
             message = _plain(str(error["msg"]))
         # the branches of a union fail separately at one place; say it once
@@ -457,9 +462,9 @@ def _suggestion(word: str | int, choices: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _field_names(path: Path) -> list[str]:
-    """Field names of the model(s) that validate the mapping at ``path``."""
-    kinds = _members(Config)
+def _field_names(path: Path, model: type[BaseModel] = Config) -> list[str]:
+    """Field names of the model(s) that validate the mapping at ``path`` of ``model``."""
+    kinds = _members(model)
     for part in path:
         kinds = [child for kind in kinds for child in _members(_child_type(kind, part))]
     return [name for kind in kinds if _is_model(kind) for name in kind.model_fields]
@@ -733,3 +738,14 @@ def captured_params(path: str) -> set[str]:
     if path.startswith("~"):
         return set(re.compile(path[1:]).groupindex)
     return set(_PARAM.findall(path))
+
+
+def model_issues(
+    exc: ValidationError, document: Document, model: type[BaseModel]
+) -> list[ConfigIssue]:
+    """The errors of validating ``document.data`` against ``model``, a model other
+    than :class:`Config` (``quiver sync``'s sources file), worded and placed as
+    ``quiver check`` places its own."""
+    report = _Report(document.source)
+    _add_validation_issues(report, exc, document.data, skip=[], model=model)
+    return [replace(issue, line=document.line_of(issue.location)) for issue in report.issues]

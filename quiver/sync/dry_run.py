@@ -1,0 +1,81 @@
+"""``quiver sync --dry-run``: the first page of each resource, its first records and
+the tables they would make, without touching the destination."""
+
+from __future__ import annotations
+
+import orjson
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from quiver.sync._adapter import RequestSpec, paginator_from_config
+from quiver.sync.columnar import parse, row_ids, shape
+from quiver.sync.config import Resource, SyncConfig
+from quiver.sync.runner import client_for
+from quiver.sync.schema import Schema, type_name
+from quiver.sync.select import Selector
+
+SHOWN = 3
+
+
+async def dry_run(config: SyncConfig, console: Console) -> None:
+    for source in config.sources:
+        client = client_for(source)
+        firsts: dict[str, list[object]] = {}
+        try:
+            for resource in source.resources:
+                path = resource.path
+                if resource.parent is not None:
+                    name, resolve = resource.parent
+                    parents = firsts.get(resolve.resource) or [{}]
+                    value = parents[0].get(resolve.field) if isinstance(parents[0], dict) else None
+                    path = path.replace("{" + name + "}", str(value))
+                params = {
+                    k: v
+                    for k, v in resource.params.items()
+                    if isinstance(v, str | int | float | bool)
+                }
+                paginator = paginator_from_config(resource.paginator)
+                request = paginator.first(
+                    RequestSpec(resource.method, path, params, resource.headers)
+                )
+                response = await client.send(request)
+                selector = Selector(resource.data_selector)
+                firsts[resource.name] = selector.records(response.json())
+                _show(
+                    console,
+                    source.name,
+                    resource,
+                    response.content,
+                    selector,
+                    firsts[resource.name],
+                )
+        finally:
+            await client.aclose()
+
+
+def _show(
+    console: Console,
+    source: str,
+    resource: Resource,
+    content: bytes,
+    selector: Selector,
+    records: list[object],
+) -> None:
+    console.rule(f"{source}.{resource.name}: {len(records)} records in the first page")
+    console.print(
+        Syntax(orjson.dumps(records[:SHOWN], option=orjson.OPT_INDENT_2).decode(), "json")
+    )
+    arrays = parse(content, selector)
+    parent_id = arrays.field(resource.key[0]) if len(resource.key) == 1 else row_ids(0, len(arrays))
+    schema = Schema({})
+    table = Table(title=f"tables of {resource.name}")
+    for column in ("table", "column", "type"):
+        table.add_column(column)
+    for name, rows in shape(
+        arrays, resource.table, nested=resource.nested, parent_id=parent_id
+    ).items():
+        fitted, _ = schema.fit(name, rows)
+        for field in fitted.schema:
+            table.add_row(name, field.name, type_name(field.type))
+    console.print(table)
