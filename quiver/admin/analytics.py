@@ -111,8 +111,8 @@ class CallDoc(BaseModel):
     bytes_in: int
     bytes_out: int
     latency_ms: float
-    upstream_latency_ms: float | None
-    overhead_ms: float | None
+    upstream_ms: float | None
+    gateway_ms: float | None
     client_ip: str | None
     user_agent: str | None
     retries: int
@@ -299,8 +299,8 @@ def _call(row: dict[str, Any]) -> dict[str, Any]:
         **{k: row[k] for k in CallDoc.model_fields if k in row},
         "time": _iso(row["time_ms"]),
         "latency_ms": row["latency_us"] / 1000,
-        "upstream_latency_ms": ms(row["upstream_latency_us"]),
-        "overhead_ms": ms(row["overhead_us"]),
+        "upstream_ms": ms(row["upstream_us"]),
+        "gateway_ms": ms(row["gateway_us"]),
     }
 
 

@@ -174,8 +174,8 @@ class Ingester:
                     r.bytes_in,
                     r.bytes_out,
                     r.latency_us,
-                    r.upstream_latency_us,
-                    r.overhead_us,
+                    r.upstream_us,
+                    r.gateway_us,
                     r.client_ip,
                     r.retries,
                     r.cache,
@@ -255,7 +255,7 @@ def _named(record: Record) -> tuple[tuple[int, str | None], ...]:
 _CALL_COLUMNS = (
     "request_id", "time_ms", "route_id", "target_id", "consumer_id", "node_id",
     "user_agent_id", "method", "path", "status", "bytes_in", "bytes_out", "latency_us",
-    "upstream_latency_us", "overhead_us", "client_ip", "retries", "cache", "answered_by",
+    "upstream_us", "gateway_us", "client_ip", "retries", "cache", "answered_by",
 )  # fmt: skip
 
 

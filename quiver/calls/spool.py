@@ -27,23 +27,23 @@ a digest of the file's first line, so a row left behind by a crash between
 deleting a file and deleting its row never applies to a later file that happens
 to get the same name (a worker pid used again).
 
-A record's fields are those of the access log (docs/observability.md):
-``request_id``, ``time`` (ISO 8601, UTC), ``route``, ``target``, ``node``,
-``consumer``, ``method``, ``path``, ``status``, ``bytes_in``, ``bytes_out``,
-``latency_ms``, ``upstream_latency_ms``, ``overhead_ms``, ``client_ip``,
-``user_agent``, ``retries``, ``cache``, ``answered_by``.
+A record is the access log's JSON line with every field (docs/observability.md):
+``time`` (ISO 8601, UTC), ``request_id``, ``client_ip``, ``method``, ``path``,
+``status``, ``route``, ``target``, ``node``, ``consumer``, ``bytes_in``,
+``bytes_out``, ``latency_ms``, ``upstream_ms``, ``gateway_ms``, ``retries``,
+``cache``, ``answered_by``, ``user_agent``.  The writer is
+quiver.observe.call_spool (the data plane's side, which never imports this
+package); the names of the files are its.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-DONE_SUFFIX = ".jsonl.done"
-_NAME = re.compile(r"^(?P<pid>\d+)-(?P<n>\d+)\.jsonl(?P<done>\.done)?$")
+from quiver.observe.call_spool import SPOOL_NAME
 
 
 @dataclass(frozen=True, order=True)
@@ -65,7 +65,7 @@ def finished(directory: Path) -> list[Spool]:
     except FileNotFoundError:
         return []
     for entry in entries:
-        match = _NAME.match(entry.name)
+        match = SPOOL_NAME.match(entry.name)
         if match is None:
             continue
         pid = int(match["pid"])

@@ -330,9 +330,28 @@ class Route(Strict):
 
 
 class CallLogSettings(Strict):
-    """What the call log keeps (docs/observability.md, "Call log and analytics").
-    Request and response bodies are never stored: there is no body capture."""
+    """The call log: what the workers spool and what the admin API keeps of it
+    (docs/observability.md, "Call log and analytics").  It runs wherever the admin
+    API does (always in store mode); request and response bodies are never stored."""
 
+    enabled: bool = Field(
+        True,
+        description="Workers write every exchange to the call spools for the admin API "
+        "to ingest; `false`: no call log (the workers make no records for it).",
+    )
+    spool_size: Size = Field(
+        16 * 2**20,
+        ge=1,
+        description="A worker finishes its spool file (for the admin API to ingest) at "
+        'this size ("16MB"), and when it stops.',
+    )
+    queue: int = Field(
+        10000,
+        ge=1,
+        description="Records a worker holds for its writer thread, at most (with an "
+        "access log, the larger of the two queues); beyond, records are dropped and "
+        "counted (requests never wait).",
+    )
     retention: Duration = Field(
         7 * 86400.0, description="Calls older than this are deleted (e.g. `7d`)."
     )

@@ -379,7 +379,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
             conn.close()
         self.finished = True  # (what _finish does, spelled out on the busiest path)
         self.client.exchange_finished(self)
-        if self.chain.log or self.client.server.access_log is not None:
+        if self.chain.log or self.client.server.record_writer is not None:
             self._log_later()
 
     # -- upgrade tunnels --------------------------------------------------------------

@@ -16,21 +16,17 @@ from typing import TYPE_CHECKING, cast
 from quiver.observe.record import ExchangeRecord
 
 if TYPE_CHECKING:
-    from quiver.observe.access_log import AccessLogWriter
     from quiver.proxy.exchange import Exchange
     from quiver.proxy.phases import PhaseRunner
 
 
-def records(ended: list[PhaseRunner], access_log: AccessLogWriter) -> list[ExchangeRecord]:
-    """The records of ``ended`` (which ended just now) that the access log wants."""
+def records(ended: list[PhaseRunner], query: bool) -> list[ExchangeRecord]:
+    """The records of ``ended`` (which ended just now); ``query``: their paths keep
+    the query string."""
     now = time.monotonic()
     wall = time.time() - now  # monotonic time to epoch
-    query = access_log.query
     exchanges = cast("list[Exchange]", ended)  # (the proxy's phase runners are exchanges)
-    if access_log.sample >= 1.0:  # the usual case: every exchange
-        return [exchange_record(x, now, wall, query) for x in exchanges]
-    wants = access_log.wants
-    return [exchange_record(x, now, wall, query) for x in exchanges if wants(x.status)]
+    return [exchange_record(x, now, wall, query) for x in exchanges]
 
 
 def exchange_record(

@@ -1,0 +1,96 @@
+"""The call spool: one of a worker's record outputs, the writing side of the spool
+protocol (its whole description is quiver.calls.spool, the reading side).
+
+Every record, unsampled, as the access log's JSON line of every field, appended
+to ``<calls dir>/<pid>-<n>.jsonl`` (``O_APPEND``, one ``write`` per batch of whole
+lines).  At ``max_size`` the file is renamed to ``.jsonl.done`` and the next
+number begun; on close too.  The rename is what tells the ingester (in the admin
+sidecar) that a file is finished.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from quiver.observe.outputs import Batch
+
+#: a spool's name: its writer's pid, its number, and ``.done`` once finished
+SPOOL_NAME = re.compile(r"^(?P<pid>\d+)-(?P<n>\d+)\.jsonl(?P<done>\.done)?$")
+
+
+class CallSpool:
+    """The spools of this worker in ``directory``; ``pid`` names them (this
+    process's by default)."""
+
+    name = "call_log"
+
+    def __init__(self, directory: Path, *, max_size: int, pid: int | None = None) -> None:
+        self.directory = directory
+        self.max_size = max_size
+        self.pid = pid if pid is not None else os.getpid()
+        self.number = 0
+        self.fd = -1
+        self.size = 0
+        self.written = 0
+        self.finished = 0  # files renamed to .done
+
+    def open(self) -> None:
+        """Begin the first file.  Unfinished files named after this pid are a dead
+        process's (the pid is used again): they are finished first, so the reader
+        does not wait for them while this process lives."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for entry in os.scandir(self.directory):
+            match = SPOOL_NAME.match(entry.name)
+            if match is None or int(match["pid"]) != self.pid:
+                continue
+            self.number = max(self.number, int(match["n"]))
+            if match["done"] is None:
+                os.rename(entry.path, entry.path + ".done")
+        self._begin()
+
+    def write(self, batch: Batch) -> None:
+        if self.fd < 0:  # (the last file could not be begun: try again)
+            self._begin()
+        data = b"".join(batch.full_lines())
+        view = memoryview(data)
+        while view:  # (a regular file takes it whole unless the disk is full)
+            view = view[os.write(self.fd, view) :]
+        self.size += len(data)
+        self.written += len(batch)
+        if self.size >= self.max_size:
+            self._finish()
+            self._begin()
+
+    def reopen(self) -> None:
+        pass  # (nobody moves spools but their writer)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self._finish()
+
+    def status(self) -> dict[str, Any]:
+        return {"dir": str(self.directory), "written": self.written, "files": self.finished}
+
+    def _path(self) -> Path:
+        return self.directory / f"{self.pid}-{self.number}.jsonl"
+
+    def _begin(self) -> None:
+        self.number += 1
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self.fd = os.open(self._path(), flags, 0o644)
+        self.size = 0
+
+    def _finish(self) -> None:
+        """Close the current file and hand it to the reader (an empty one is just
+        removed)."""
+        os.close(self.fd)
+        self.fd = -1
+        path = self._path()
+        if self.size == 0:
+            path.unlink(missing_ok=True)
+            return
+        path.rename(path.with_name(path.name + ".done"))
+        self.finished += 1
