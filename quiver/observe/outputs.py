@@ -10,7 +10,7 @@ every field, and the call spool): a :class:`Batch` makes it once for all of them
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from quiver.config.access_log import ACCESS_LOG_FIELDS
 from quiver.observe.formats import Formatter, formatter
@@ -40,6 +40,18 @@ class RecordOutput(Protocol):
 
     def status(self) -> dict[str, Any]:
         """Its counters, for the worker's status document."""
+
+
+@runtime_checkable
+class Periodic(Protocol):
+    """An output with work due in time rather than on records (the call spool
+    finishes its file every second, so that a quiet gateway's last calls are
+    ingested too): the writer thread calls ``tick`` about every ``interval``
+    seconds, between batches."""
+
+    interval: float
+
+    def tick(self) -> None: ...
 
 
 class FullLines:

@@ -31,7 +31,7 @@ from quiver.config.access_log import AccessLog
 from quiver.config.models import CallLogSettings
 from quiver.observe.access_log import AccessLogOutput
 from quiver.observe.call_spool import CallSpool
-from quiver.observe.outputs import Batch, FullLines, RecordOutput
+from quiver.observe.outputs import Batch, FullLines, Periodic, RecordOutput
 from quiver.observe.record import ExchangeRecord
 
 log = logging.getLogger("quiver.observe")
@@ -64,6 +64,10 @@ class RecordWriter:
         self._warned_at = -WARN_EVERY
         self._failure_warned_at = {output.name: -WARN_EVERY for output in self.outputs}
         self._full = FullLines()
+        self._periodic = [output for output in self.outputs if isinstance(output, Periodic)]
+        #: seconds between ticks of the periodic outputs (None: none has one)
+        self._interval = min((o.interval for o in self._periodic), default=None)
+        self._next_tick = 0.0
         self._idle = False  # the writer waits for `_wake`
         self._wake = threading.Event()
         self._reopen = False
@@ -149,6 +153,8 @@ class RecordWriter:
 
     def _run(self) -> None:
         pending = self.pending
+        interval = self._interval
+        self._next_tick = self._clock() + (interval or 0.0)
         try:
             while True:
                 if not pending and not self._reopen:
@@ -156,9 +162,15 @@ class RecordWriter:
                         return
                     self._idle = True
                     if not pending and not self._reopen and not self._stopping:  # (no lost wake)
-                        self._wake.wait()
+                        self._wake.wait(
+                            None if interval is None else self._next_tick - self._clock()
+                        )
                     self._wake.clear()
                     self._idle = False
+                if interval is not None and self._clock() >= self._next_tick:
+                    self._next_tick = self._clock() + interval
+                    for periodic in self._periodic:
+                        self._guarded(periodic, periodic.tick, 0)
                 if self._reopen:
                     self._reopen = False
                     for output in self.outputs:
