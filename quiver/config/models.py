@@ -343,7 +343,7 @@ class CallLogSettings(Strict):
         16 * 2**20,
         ge=1,
         description="A worker finishes its spool file (for the admin API to ingest) at "
-        'this size ("16MB"), and when it stops.',
+        'this size ("16MB"), every second when it holds any call, and when it stops.',
     )
     queue: int = Field(
         10000,

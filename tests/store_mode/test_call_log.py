@@ -40,7 +40,7 @@ def backend(conn: Conn) -> None:
 
 
 def traffic_declaration(backend_url: str) -> dict[str, Any]:
-    keyed = {"key-auth": {}}
+    keyed: dict[str, Any] = {"key-auth": {}}
     return {
         "targets": [{"name": "backend", "url": backend_url}, {"name": "demo", "type": "demo"}],
         "consumers": [
