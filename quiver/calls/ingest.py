@@ -214,6 +214,14 @@ class Ingester:
             _copy_calls(connection, rows)
         else:
             _write(connection, f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)})", "", rows)
+        captured = [(r.capture, r.request_id) for r in records if r.capture is not None]
+        if captured:  # (the few calls of routes that keep bodies: by the id just given)
+            mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            connection.exec_driver_sql(
+                "INSERT INTO call_captures (call_id, capture) "
+                f"SELECT max(id), {mark} FROM calls WHERE request_id = {mark}",
+                captured,
+            )
         for table, period, sums_of in (
             (call_rollups, "minute", rollups),
             (call_rollups_hourly, "hour", hourly),

@@ -38,6 +38,8 @@ class Record:
     retries: int
     cache: str | None
     answered_by: str | None
+    #: what a route that keeps bodies kept beyond the call, as JSON (None: nothing)
+    capture: str | None = None
 
 
 def parse(line: bytes) -> Record:
@@ -64,6 +66,7 @@ def parse(line: bytes) -> Record:
         retries=_int(data, "retries", default=0),
         cache=_optional_text(data, "cache"),
         answered_by=_optional_text(data, "answered_by"),
+        capture=_capture(data.get("capture")),
     )
 
 
@@ -94,6 +97,14 @@ def _int(data: dict[str, Any], key: str, default: int | None = None) -> int:
     if type(value) is not int:
         raise ValueError(f"{key} is not an integer")
     return value
+
+
+def _capture(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("capture is not an object")
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _micros(value: object) -> int | None:

@@ -1,8 +1,9 @@
 """The call spool: one of a worker's record outputs, the writing side of the spool
 protocol (its whole description is quiver.calls.spool, the reading side).
 
-Every record, unsampled, as the access log's JSON line of every field, appended
-to ``<calls dir>/<pid>-<n>.jsonl`` (``O_APPEND``, one ``write`` per batch of whole
+Every record, unsampled, as the access log's JSON line of every field (the calls
+of routes that keep bodies carry them in ``capture``), appended to
+``<calls dir>/<pid>-<n>.jsonl`` (``O_APPEND``, one ``write`` per batch of whole
 lines).  The file is renamed to ``.jsonl.done`` and the next number begun at
 ``max_size``, every second (``FINISH_EVERY``) when it holds any line, and on
 close.  The rename is what tells the ingester (in the admin sidecar, which looks
@@ -17,7 +18,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from quiver.observe.capture import document
 from quiver.observe.outputs import Batch
+from quiver.observe.record import ExchangeRecord
 
 #: a spool's name: its writer's pid, its number, and ``.done`` once finished
 SPOOL_NAME = re.compile(r"^(?P<pid>\d+)-(?P<n>\d+)\.jsonl(?P<done>\.done)?$")
@@ -58,7 +63,10 @@ class CallSpool:
     def write(self, batch: Batch) -> None:
         if self.fd < 0:  # (the last file could not be begun: try again)
             self._begin()
-        data = b"".join(batch.full_lines())
+        lines = batch.full_lines()
+        if any(record.capture is not None for record in batch):
+            lines = [_with_capture(line, r) for line, r in zip(lines, batch, strict=True)]
+        data = b"".join(lines)
         view = memoryview(data)
         while view:  # (a regular file takes it whole unless the disk is full)
             view = view[os.write(self.fd, view) :]
@@ -104,3 +112,10 @@ class CallSpool:
             return
         path.rename(path.with_name(path.name + ".done"))
         self.finished += 1
+
+
+def _with_capture(line: bytes, record: ExchangeRecord) -> bytes:
+    """The line with what the route keeps beyond the call (``"capture": {...}``)."""
+    if record.capture is None:
+        return line
+    return b'%s,"capture":%s}\n' % (line[:-2], orjson.dumps(document(record.capture)))

@@ -290,3 +290,59 @@ def load_and_count(node: QuiverProcess, admin: Admin, path: Path) -> tuple[int, 
         return most, rows()
     finally:
         database.close()
+
+
+def answer_with_a_cookie(conn: Conn) -> None:
+    """Echoes the request body twice, with a session cookie."""
+    while (request := conn.read_request()) is not None:
+        headers = [("Set-Cookie", "session=s3cret"), ("X-Trace", "t-1")]
+        conn.respond(201, request.body * 2, headers)
+
+
+def test_a_route_that_keeps_bodies_shows_them_capped_and_redacted(tmp_path: Path) -> None:
+    body = b'{"item": "' + b"x" * 100 + b'"}'
+    with (
+        Upstream(answer_with_a_cookie) as echoing,
+        start_node(tmp_path / "node") as node,
+        Admin(node) as admin,
+    ):
+        node.wait_listening()
+        declaration = {
+            "targets": [{"name": "backend", "url": echoing.url}],
+            "routes": [
+                {
+                    "name": "kept",
+                    "paths": ["/kept"],
+                    "target": "backend",
+                    "call_log": {"bodies": True, "max_body": 64, "redact_headers": ["X-Secret"]},
+                },
+                {"name": "plain", "paths": ["/plain"], "target": "backend"},
+            ],
+        }
+        revision = admin.apply(declaration)
+        node.wait_for(rf"config reloaded from store revision {revision}\b")
+        sent = {"Authorization": "Bearer abc", "X-Secret": "hush", "X-Seen": "yes"}
+        with Client(node.port) as client:
+            kept = client.request("POST", "/kept/1", headers=sent, body=body)
+            plain = client.request("POST", "/plain/1", headers=sent, body=body)
+        assert kept.status == plain.status == 201
+        kept_id, plain_id = kept.header("X-Request-ID"), plain.header("X-Request-ID")
+
+        def shown(request_id: str | None) -> Any:
+            time.sleep(0.1)  # (asked at most ten times a second)
+            answer = admin.client.get(f"/calls/{request_id}")
+            return answer.json() if answer.status_code == 200 else None
+
+        wait_until(lambda: shown(kept_id) and shown(plain_id), "both calls ingested")
+        capture = shown(kept_id)["capture"]
+        assert shown(plain_id)["capture"] is None
+        assert node.stop() == 0
+
+    request, response = capture["request"], capture["response"]
+    fields = dict((name.lower(), value) for name, value in request["headers"])
+    assert fields["authorization"] == fields["x-secret"] == "[redacted]"
+    assert fields["x-seen"] == "yes"
+    assert request["body"] == body[:64].decode() and request["size"] == len(body)
+    answered = dict((name.lower(), value) for name, value in response["headers"])
+    assert answered["set-cookie"] == "[redacted]" and answered["x-trace"] == "t-1"
+    assert response["body"] == (body * 2)[:64].decode() and response["size"] == 2 * len(body)
