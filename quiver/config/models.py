@@ -376,7 +376,7 @@ class CallLogSettings(Strict):
     """The call log: what the workers spool and what the admin API keeps of it
     (docs/observability.md, "Call log and analytics").  It runs wherever the admin
     API does (always in store mode); request and response bodies are kept only for
-    the routes that ask (``routes[].call_log``)."""
+    the routes that ask (`routes[].call_log`)."""
 
     enabled: bool = Field(
         True,
