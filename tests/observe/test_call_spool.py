@@ -18,7 +18,8 @@ from quiver.config.access_log import ACCESS_LOG_FIELDS, AccessLog
 from quiver.config.models import CallLogSettings
 from quiver.observe.access_log import AccessLogOutput
 from quiver.observe.call_spool import CallSpool
-from quiver.observe.outputs import Batch
+from quiver.observe.outputs import Batch, FullLines
+from quiver.observe.record import ExchangeRecord
 from quiver.observe.writer import RecordWriter, writer_for
 from quiver.proxy.status import worker_status
 from quiver.store import open_store
@@ -81,22 +82,25 @@ def test_every_exchange_is_spooled_and_ingested_under_the_access_log_names(
 def test_a_file_is_finished_at_its_size_and_every_second(tmp_path: Path) -> None:
     spool = CallSpool(tmp_path, max_size=1000, pid=4242)
     spool.open()
-    line = b'{"request_id":"%d"}\n'
-    full = type("Full", (), {"format": staticmethod(lambda r: line % r)})()
+    full = FullLines()
 
     def batch(*numbers: int) -> Batch:
-        return Batch(numbers, full)  # type: ignore[arg-type]
+        return Batch(
+            (ExchangeRecord(0.0, b"%d" % n, b"127.0.0.1", b"GET", b"/", 200) for n in numbers),
+            full,
+        )
 
-    spool.write(batch(*range(60)))  # beyond 1000 bytes: finished at once
+    spool.write(batch(*range(10)))  # beyond 1000 bytes: finished at once
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4242-1.jsonl.done", "4242-2.jsonl"]
     spool.tick()  # nothing written since: nothing to finish
     assert (tmp_path / "4242-2.jsonl").exists()
-    spool.write(batch(60, 61))
+    spool.write(batch(10, 11))
     spool.tick()
-    assert (tmp_path / "4242-2.jsonl.done").read_bytes() == line % 60 + line % 61
+    finished = (tmp_path / "4242-2.jsonl.done").read_text().splitlines()
+    assert [json.loads(line)["request_id"] for line in finished] == ["10", "11"]
     spool.close()  # the empty third file goes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4242-1.jsonl.done", "4242-2.jsonl.done"]
-    assert spool.status()["written"] == 62
+    assert spool.status()["written"] == 12
 
 
 def test_a_dead_process_spools_under_the_same_pid_are_finished_not_overwritten(
