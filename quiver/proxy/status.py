@@ -143,11 +143,13 @@ def render(workers: list[dict[str, Any]]) -> str:
         for row in rows
     ]
     header = f"{len(workers)} worker(s)"
-    logs = [worker["access_log"] for worker in workers if worker.get("access_log")]
-    if logs:  # summed over the workers
-        header += ", access log: {} written, {} dropped, {} failed".format(
-            *(sum(log.get(key, 0) for log in logs) for key in ("written", "dropped", "failed"))
-        )
+    for output, shown in (("access_log", "access log"), ("call_log", "call log")):
+        logs = [worker[output] for worker in workers if worker.get(output)]
+        if logs:  # summed over the workers
+            header += ", {}: {} written, {} dropped, {} failed".format(
+                shown,
+                *(sum(log.get(key, 0) for log in logs) for key in ("written", "dropped", "failed")),
+            )
     return "\n".join([header, *(line.rstrip() for line in lines)])
 
 
