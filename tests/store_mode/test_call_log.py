@@ -21,7 +21,7 @@ import pytest
 
 from tests.store_mode.helpers import TOKEN_LINE, admin_port, start_node
 from tests.support.nodes import wait_until
-from tests.support.process import QuiverProcess
+from tests.support.process import QuiverProcess, serving, write_config
 from tests.support.proxy import Client
 from tests.support.upstream import Conn, Upstream
 
@@ -353,3 +353,26 @@ def test_a_route_that_keeps_bodies_shows_them_capped_and_redacted(tmp_path: Path
     answered = dict((name.lower(), value) for name, value in response["headers"])
     assert answered["set-cookie"] == "[redacted]" and answered["x-trace"] == "t-1"
     assert response["body"] == (body * 2)[:64].decode() and response["size"] == 2 * len(body)
+
+
+def test_file_mode_keeps_the_call_log_where_the_admin_api_runs(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    config = write_config(
+        tmp_path,
+        f"""\
+        listen: 127.0.0.1:0
+        admin_listen: 127.0.0.1:0
+        run_dir: {run_dir}
+        workers: 2
+        targets: [{{name: demo, type: demo}}]
+        routes: [{{name: all, paths: ["/"], target: demo}}]
+        """,
+    )
+    env: dict[str, str | None] = {"QUIVER_CONFIG": None, "QUIVER_ADMIN_TOKEN": None}
+    with serving(config, cwd=tmp_path, env=env) as node, Admin(node) as admin:
+        with Client(node.port) as client:
+            ids = {client.request("GET", f"/hello/{i}").header("X-Request-ID") for i in range(5)}
+        wait_until(lambda: admin.counted() == 5, "the five calls ingested")
+        assert {call["request_id"] for call in admin.calls()} == ids
+        assert node.stop() == 0
+    assert not list((run_dir / "calls").iterdir())  # every spool ingested and removed
