@@ -47,17 +47,13 @@ class CallSpool:
         self.finished = 0  # files renamed to .done
 
     def open(self) -> None:
-        """Begin the first file.  Unfinished files named after this pid are a dead
-        process's (the pid is used again): they are finished first, so the reader
-        does not wait for them while this process lives."""
+        """Begin the first file, numbered after any of this pid's already there (a
+        dead process's, whose pid this one got: never touched, see quiver.calls.spool)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for entry in os.scandir(self.directory):
             match = SPOOL_NAME.match(entry.name)
-            if match is None or int(match["pid"]) != self.pid:
-                continue
-            self.number = max(self.number, int(match["n"]))
-            if match["done"] is None:
-                os.rename(entry.path, entry.path + ".done")
+            if match is not None and int(match["pid"]) == self.pid:
+                self.number = max(self.number, int(match["n"]))
         self._begin()
 
     def write(self, batch: Batch) -> None:

@@ -103,18 +103,17 @@ def test_a_file_is_finished_at_its_size_and_every_second(tmp_path: Path) -> None
     assert spool.status()["written"] == 12
 
 
-def test_a_dead_process_spools_under_the_same_pid_are_finished_not_overwritten(
-    tmp_path: Path,
-) -> None:
+def test_a_dead_process_spools_under_the_same_pid_are_left_alone(tmp_path: Path) -> None:
     (tmp_path / "77-1.jsonl.done").write_text('{"a":1}\n')
     (tmp_path / "77-2.jsonl").write_text('{"a":2}\n')  # left by a crash
     spool = CallSpool(tmp_path, max_size=10**6, pid=77)
     spool.open()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "77-1.jsonl.done",
-        "77-2.jsonl.done",
+        "77-2.jsonl",
         "77-3.jsonl",
     ]
+    assert (tmp_path / "77-2.jsonl").read_text() == '{"a":2}\n'
     spool.close()
 
 
