@@ -43,7 +43,10 @@ _BATCH = 512  # records handed to the outputs at once, at most
 class RecordWriter:
     """One worker's writer of records to ``outputs``.  Feed it with :meth:`add` on
     the event loop; at most ``queue`` records wait.  ``query``: records keep the
-    query string in their path (the access log's ``query``)."""
+    query string in their path (the access log's ``query``).  ``keep``: the draw,
+    made on the event loop, of the exchanges (by status) that get a record at all,
+    when the only output samples (the access log's ``sample``): the others cost no
+    record; None: every exchange gets one."""
 
     def __init__(
         self,
@@ -51,11 +54,13 @@ class RecordWriter:
         *,
         queue: int,
         query: bool = False,
+        keep: Callable[[int], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.outputs = list(outputs)
         self.limit = queue
         self.query = query
+        self.keep = keep
         self._clock = clock
         self.pending: deque[ExchangeRecord] = deque()
         self.dropped = 0
@@ -215,10 +220,14 @@ def writer_for(
     if calls_dir is not None and call_log.enabled:
         outputs.append(CallSpool(calls_dir, max_size=call_log.spool_size))
         queues.append(call_log.queue)
+    keep = None
     if access_log is not None:
-        outputs.append(AccessLogOutput(access_log))
+        alone = not outputs and access_log.sample < 1.0  # (then it draws on the loop)
+        output = AccessLogOutput(access_log, drawn=alone)
+        keep = output.wants if alone else None
+        outputs.append(output)
         queues.append(access_log.queue)
     if not outputs:
         return None
     query = access_log is not None and access_log.query
-    return RecordWriter(outputs, queue=max(queues), query=query)
+    return RecordWriter(outputs, queue=max(queues), query=query, keep=keep)

@@ -11,6 +11,7 @@ numbers: when its head was read (``began``), when it went to its node
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from quiver.observe.record import ExchangeRecord
@@ -20,13 +21,17 @@ if TYPE_CHECKING:
     from quiver.proxy.phases import PhaseRunner
 
 
-def records(ended: list[PhaseRunner], query: bool) -> list[ExchangeRecord]:
-    """The records of ``ended`` (which ended just now); ``query``: their paths keep
-    the query string."""
+def records(
+    ended: list[PhaseRunner], query: bool, keep: Callable[[int], bool] | None
+) -> list[ExchangeRecord]:
+    """The records of ``ended`` (which ended just now): of those ``keep`` keeps by
+    their status, or of all; ``query``: their paths keep the query string."""
     now = time.monotonic()
     wall = time.time() - now  # monotonic time to epoch
     exchanges = cast("list[Exchange]", ended)  # (the proxy's phase runners are exchanges)
-    return [exchange_record(x, now, wall, query) for x in exchanges]
+    if keep is None:  # the usual case: every exchange
+        return [exchange_record(x, now, wall, query) for x in exchanges]
+    return [exchange_record(x, now, wall, query) for x in exchanges if keep(x.status)]
 
 
 def exchange_record(

@@ -66,7 +66,7 @@ class ProxyState:
             writer = self.record_writer
             if writer is not None:
                 try:
-                    writer.add(records(ended, writer.query))
+                    writer.add(records(ended, writer.query, writer.keep))
                 except Exception:  # records must never hurt the requests that call this
                     log.exception("exchange records not made")
 

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from quiver.config.access_log import AccessLog
+from quiver.config.models import CallLogSettings
 from quiver.observe.access_log import AccessLogOutput
-from quiver.observe.writer import RecordWriter
+from quiver.observe.writer import RecordWriter, writer_for
 from quiver.proxy.status import worker_status
 from tests.observe.support import lines_of, wait_lines
 from tests.support.nodes import wait_until
@@ -79,9 +80,15 @@ def test_sampling_keeps_a_share_and_every_5xx(tmp_path: Path) -> None:
     ]
 
 
-def test_sample_zero_logs_only_server_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("alone", [True, False])
+def test_sample_zero_logs_only_server_errors(tmp_path: Path, alone: bool) -> None:
+    """Alone, the access log draws before records are made; beside the call log, on
+    the writer thread: the same lines either way."""
     path = tmp_path / "access.log"
-    writer = access_log(AccessLog(to=str(path), sample=0, fields=["path"]))
+    settings = AccessLog(to=str(path), sample=0, fields=["path"])
+    writer = writer_for(settings, CallLogSettings(), None if alone else tmp_path / "calls")
+    assert writer is not None
+    assert (writer.keep is not None) == alone
     with Upstream(by_path) as node, running(writer, node) as proxy, Client(proxy.port) as client:
         for p in ("/a", "/fail/1", "/b", "/fail/2"):
             client.request("GET", p)
