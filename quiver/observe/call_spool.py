@@ -49,7 +49,7 @@ class CallSpool:
     def open(self) -> None:
         """Begin the first file, numbered after any of this pid's already there (a
         dead process's, whose pid this one got: never touched, see quiver.calls.spool)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         for entry in os.scandir(self.directory):
             match = SPOOL_NAME.match(entry.name)
             if match is not None and int(match["pid"]) == self.pid:
@@ -94,7 +94,7 @@ class CallSpool:
     def _begin(self) -> None:
         self.number += 1
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        self.fd = os.open(self._path(), flags, 0o644)
+        self.fd = os.open(self._path(), flags, 0o600)  # (paths, addresses, maybe bodies)
         self.size = 0
 
     def _finish(self) -> None:

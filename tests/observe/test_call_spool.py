@@ -93,7 +93,7 @@ def test_a_file_is_finished_at_its_size_and_every_second(tmp_path: Path) -> None
     spool.write(batch(*range(10)))  # beyond 1000 bytes: finished at once
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4242-1.jsonl.done", "4242-2.jsonl"]
     spool.tick()  # nothing written since: nothing to finish
-    assert (tmp_path / "4242-2.jsonl").exists()
+    assert (tmp_path / "4242-2.jsonl").stat().st_mode & 0o777 == 0o600  # the user's only
     spool.write(batch(10, 11))
     spool.tick()
     finished = (tmp_path / "4242-2.jsonl.done").read_text().splitlines()
