@@ -4,11 +4,12 @@ Feeds one request into a client connection and the matching response into its
 upstream connection through stand-in transports, many times over, so the cost
 measured is ours alone (parsing callbacks, routing, header building), not the
 kernel's.  Run: python bench/hotpath.py [--profile] [--key-auth | --rate-limit | --send-key]
-[--access-log]
+[--access-log] [--call-log]
 (--rate-limit: key-auth and rate-limit with the local store, per consumer)
 (--access-log: a JSON access log to a temporary file, all fields; its writer thread's
 work is counted too: the process waits for every line to be written before it ends;
 HOTPATH_ACCESS_LOG_FIELDS=a,b,c selects fields)
+(--call-log: the call spool of store mode to a temporary directory, counted the same way)
 (with --profile, HOTPATH_ROWS sets how many functions are listed; 25 by default)
 
 For numbers that do not depend on what else the machine is doing, count
@@ -24,12 +25,16 @@ import pstats
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import uvloop
 
 from quiver.config.access_log import AccessLog
 from quiver.config.models import Config
-from quiver.observe.access_log import AccessLogWriter
+from quiver.observe.access_log import AccessLogOutput
+from quiver.observe.call_spool import CallSpool
+from quiver.observe.outputs import RecordOutput
+from quiver.observe.writer import RecordWriter
 from quiver.proxy.client import ClientConnection
 from quiver.proxy.server import ProxyState
 from quiver.proxy.snapshot import compile_snapshot
@@ -95,20 +100,23 @@ def main() -> None:
     sweeper = Sweeper(loop, 1.0)
     snapshot = compile_snapshot(config, loop, sweeper, catalog=default_catalog())
     state = ProxyState(loop, snapshot, sweeper)
+    outputs: list[RecordOutput] = []
+    directory = tempfile.mkdtemp(prefix="quiver-hotpath-")
+    if "--call-log" in sys.argv:  # spooled as store mode does (large files: no rotation)
+        outputs.append(CallSpool(Path(directory) / "calls", max_size=2**40))
     if "--access-log" in sys.argv:
-        directory = tempfile.mkdtemp(prefix="quiver-hotpath-")
-        # a queue no run fills: every request's line is formatted and written
         # HOTPATH_ACCESS_LOG_FIELDS: a comma-separated selection instead of all fields
         chosen = os.environ.get("HOTPATH_ACCESS_LOG_FIELDS")
         settings = AccessLog.model_validate(
             {
                 "to": os.path.join(directory, "access.log"),
-                "queue": 10**7,
                 **({"fields": chosen.split(",")} if chosen else {}),
             }
         )
-        state.access_log = AccessLogWriter(settings)
-        state.access_log.start()
+        outputs.append(AccessLogOutput(settings))
+    if outputs:  # a queue no run fills: every request's record is written
+        state.record_writer = RecordWriter(outputs, queue=10**7)
+        state.record_writer.start()
     client = ClientConnection(state, b"http")
     client.connection_made(NullTransport())  # type: ignore[arg-type]
     node = snapshot.targets["backend"].nodes[0]
@@ -165,12 +173,13 @@ def main() -> None:
 
 def _finish(state: ProxyState) -> None:
     """Write what the access log still holds (its cost is part of the run)."""
-    writer = state.access_log
+    writer = state.record_writer
     if writer is not None:
         state.log_ended()
         writer.stop(timeout=600)
-        if writer.dropped or writer.failed:
-            print(f"access log: {writer.dropped} dropped, {writer.failed} failed", file=sys.stderr)
+        failed = sum(writer.failed.values())
+        if writer.dropped or failed:
+            print(f"records: {writer.dropped} dropped, {failed} failed", file=sys.stderr)
 
 
 if __name__ == "__main__":

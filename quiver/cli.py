@@ -363,16 +363,18 @@ def _serve(args: argparse.Namespace) -> int:
         from quiver.proxy.supervisor import Supervisor
 
         sidecar = None
+        calls = None
         run_dir = args.run_dir or config.run_dir
         if admin:  # (a master process runs it, even beside one worker)
-            from quiver.proxy.status import default_run_dir
             from quiver.storemode.serve import admin_beside_file
 
-            # the workers' call spools, where the supervisor puts its run dir (with
-            # port 0 in `listen` that is the bound port's: no call log then)
-            calls = Path(run_dir or default_run_dir(config.listen[0].address)) / "calls"
+            calls = _calls_dir(run_dir, config.listen[0].address)
             sidecar = admin_beside_file(
-                config, path, catalog, takeover=args.takeover, calls_dir=str(calls)
+                config,
+                path,
+                catalog,
+                takeover=args.takeover,
+                calls_dir=str(calls) if calls is not None else None,
             )
 
         return Supervisor(
@@ -383,6 +385,7 @@ def _serve(args: argparse.Namespace) -> int:
             catalog=catalog,
             overrides=overrides,
             sidecar=sidecar,
+            calls_dir=calls,
         ).run()
 
     from quiver.proxy.worker import run_worker
@@ -443,10 +446,31 @@ def _serve_store(
         logging.getLogger("quiver").info("settings loaded from %s", path)
     settings = settings.model_copy(update=overrides)
     workers = _worker_count(args.workers if args.workers is not None else settings.workers)
-    run_dir = Path(args.run_dir or settings.run_dir or default_run_dir(settings.listen[0].address))
+    given = args.run_dir or settings.run_dir
+    run_dir = Path(given or default_run_dir(settings.listen[0].address))
     return serve_store(
-        settings, workers=workers, run_dir=run_dir, catalog=catalog, takeover=args.takeover
+        settings,
+        workers=workers,
+        run_dir=run_dir,
+        catalog=catalog,
+        takeover=args.takeover,
+        calls_dir=_calls_dir(given, settings.listen[0].address),
     )
+
+
+def _calls_dir(run_dir: str | None, address: str) -> Path | None:
+    """Where the workers spool the call log and the admin sidecar ingests it:
+    ``<run_dir>/calls``.  None (no call log) when the run directory would be named
+    after port 0: gateways started that way would share it and ingest each other's
+    calls."""
+    from quiver.config.models import split_address
+    from quiver.proxy.status import RUN_DIR_ENV, default_run_dir
+
+    if run_dir is not None:
+        return Path(run_dir) / "calls"
+    if split_address(address)[1] == 0 and not os.environ.get(RUN_DIR_ENV):
+        return None
+    return default_run_dir(address) / "calls"
 
 
 def _checked(option: str, value: str, key: str) -> str:

@@ -25,7 +25,16 @@ from pydantic import BaseModel, Field
 from quiver.admin.auth import TeamQuery, caller
 from quiver.admin.problems import ApiProblem
 from quiver.admin.responses import problems
-from quiver.calls.queries import By, CallFilter, Dimension, Totals, list_calls, series, top
+from quiver.calls.queries import (
+    By,
+    CallFilter,
+    Dimension,
+    Totals,
+    capture_of,
+    list_calls,
+    series,
+    top,
+)
 from quiver.store import Store
 from quiver.store.tokens import TokenInfo
 
@@ -111,13 +120,22 @@ class CallDoc(BaseModel):
     bytes_in: int
     bytes_out: int
     latency_ms: float
-    upstream_latency_ms: float | None
-    overhead_ms: float | None
+    upstream_ms: float | None
+    gateway_ms: float | None
     client_ip: str | None
     user_agent: str | None
     retries: int
     cache: str | None
     answered_by: str | None
+
+
+class CallDetail(CallDoc):
+    capture: dict[str, Any] | None = Field(
+        None,
+        description="The request's and the response's header fields (secrets redacted) "
+        "and bodies (cut at the route's `call_log.max_body`; `size` is the whole "
+        "length), for routes whose `call_log` keeps bodies; null otherwise.",
+    )
 
 
 class CallPage(BaseModel):
@@ -279,16 +297,17 @@ def get_calls(
 
 @api.get(
     "/calls/{request_id}",
-    response_model=CallDoc,
+    response_model=CallDetail,
     responses=problems(),
     summary="One call, by its request id",
 )
 def get_call(request: Request, team: Scope, request_id: str) -> dict[str, Any]:
     with _store(request).engine.connect() as connection:
         rows = list_calls(connection, CallFilter(request_id=request_id, team=team), 1, None)
-    if not rows:
-        raise ApiProblem(404, "call-not-found", f"no call {request_id!r} is in the call log")
-    return _call(rows[0])
+        if not rows:
+            raise ApiProblem(404, "call-not-found", f"no call {request_id!r} is in the call log")
+        capture = capture_of(connection, rows[0]["id"])
+    return {**_call(rows[0]), "capture": json.loads(capture) if capture is not None else None}
 
 
 def _call(row: dict[str, Any]) -> dict[str, Any]:
@@ -299,8 +318,8 @@ def _call(row: dict[str, Any]) -> dict[str, Any]:
         **{k: row[k] for k in CallDoc.model_fields if k in row},
         "time": _iso(row["time_ms"]),
         "latency_ms": row["latency_us"] / 1000,
-        "upstream_latency_ms": ms(row["upstream_latency_us"]),
-        "overhead_ms": ms(row["overhead_us"]),
+        "upstream_ms": ms(row["upstream_us"]),
+        "gateway_ms": ms(row["gateway_us"]),
     }
 
 

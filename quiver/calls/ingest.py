@@ -174,8 +174,8 @@ class Ingester:
                     r.bytes_in,
                     r.bytes_out,
                     r.latency_us,
-                    r.upstream_latency_us,
-                    r.overhead_us,
+                    r.upstream_us,
+                    r.gateway_us,
                     r.client_ip,
                     r.retries,
                     r.cache,
@@ -214,6 +214,14 @@ class Ingester:
             _copy_calls(connection, rows)
         else:
             _write(connection, f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)})", "", rows)
+        captured = [(r.capture, r.request_id) for r in records if r.capture is not None]
+        if captured:  # (the few calls of routes that keep bodies: by the id just given)
+            mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            connection.exec_driver_sql(
+                "INSERT INTO call_captures (call_id, capture) "
+                f"SELECT max(id), {mark} FROM calls WHERE request_id = {mark}",
+                captured,
+            )
         for table, period, sums_of in (
             (call_rollups, "minute", rollups),
             (call_rollups_hourly, "hour", hourly),
@@ -255,7 +263,7 @@ def _named(record: Record) -> tuple[tuple[int, str | None], ...]:
 _CALL_COLUMNS = (
     "request_id", "time_ms", "route_id", "target_id", "consumer_id", "node_id",
     "user_agent_id", "method", "path", "status", "bytes_in", "bytes_out", "latency_us",
-    "upstream_latency_us", "overhead_us", "client_ip", "retries", "cache", "answered_by",
+    "upstream_us", "gateway_us", "client_ip", "retries", "cache", "answered_by",
 )  # fmt: skip
 
 

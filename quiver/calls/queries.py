@@ -39,6 +39,7 @@ from quiver.store.calltables import (
     NODE,
     ROUTE,
     TARGET,
+    call_captures,
     call_names,
     call_rollups,
     call_rollups_hourly,
@@ -258,6 +259,13 @@ def list_calls(
     )
     rows = [dict(row._mapping) for row in connection.execute(query)]
     return _with_names(connection, rows)
+
+
+def capture_of(connection: Connection, call_id: int) -> str | None:
+    """What the call's route kept beyond it (JSON), if it keeps bodies."""
+    query = select(call_captures.c.capture).where(call_captures.c.call_id == call_id)
+    capture: str | None = connection.execute(query).scalar()
+    return capture
 
 
 def _with_names(connection: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 Names become ids later (quiver.calls.names); here a record is checked and its
 units made the store's: time in epoch milliseconds, latencies in microseconds.
+The field names are the access log's (``upstream_ms`` becomes ``upstream_us``):
+this is the one place that maps a spooled line to a row.
 A line that is not a record is refused with ValueError and skipped by the caller.
 """
 
@@ -30,12 +32,14 @@ class Record:
     bytes_in: int
     bytes_out: int
     latency_us: int
-    upstream_latency_us: int | None
-    overhead_us: int | None
+    upstream_us: int | None
+    gateway_us: int | None
     client_ip: str | None
     retries: int
     cache: str | None
     answered_by: str | None
+    #: what a route that keeps bodies kept beyond the call, as JSON (None: nothing)
+    capture: str | None = None
 
 
 def parse(line: bytes) -> Record:
@@ -56,12 +60,13 @@ def parse(line: bytes) -> Record:
         bytes_in=_int(data, "bytes_in"),
         bytes_out=_int(data, "bytes_out"),
         latency_us=_micros(data.get("latency_ms")) or 0,
-        upstream_latency_us=_micros(data.get("upstream_latency_ms")),
-        overhead_us=_micros(data.get("overhead_ms")),
+        upstream_us=_micros(data.get("upstream_ms")),
+        gateway_us=_micros(data.get("gateway_ms")),
         client_ip=_optional_text(data, "client_ip"),
         retries=_int(data, "retries", default=0),
         cache=_optional_text(data, "cache"),
         answered_by=_optional_text(data, "answered_by"),
+        capture=_capture(data.get("capture")),
     )
 
 
@@ -92,6 +97,14 @@ def _int(data: dict[str, Any], key: str, default: int | None = None) -> int:
     if type(value) is not int:
         raise ValueError(f"{key} is not an integer")
     return value
+
+
+def _capture(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("capture is not an object")
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _micros(value: object) -> int | None:

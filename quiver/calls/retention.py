@@ -12,8 +12,10 @@ from __future__ import annotations
 from sqlalchemy import Engine, delete, func, select
 
 from quiver.calls.settings import CallLog
-from quiver.store.calltables import call_rollups, call_rollups_hourly, calls
+from quiver.store.calltables import call_captures, call_rollups, call_rollups_hourly, calls
 from quiver.store.engine import WRITE
+
+_BEYOND_EVERY_ID = 2**62  # (no call left: every capture goes)
 
 
 def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
@@ -38,6 +40,13 @@ def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
                 break
             bound = min(high - settings.max_rows, low + chunk - 1)
             deleted += connection.execute(delete(calls).where(calls.c.id <= bound)).rowcount
+    with writing.begin() as connection:  # the captures of the calls deleted go with them
+        oldest_kept = select(func.min(calls.c.id)).scalar_subquery()
+        deleted += connection.execute(
+            delete(call_captures).where(
+                call_captures.c.call_id < func.coalesce(oldest_kept, _BEYOND_EVERY_ID)
+            )
+        ).rowcount
     rollup_cutoff = now_ms - int(settings.rollup_retention * 1000)
     for column, per_ms, step in (
         (call_rollups.c.minute, 60_000, 60),  # an hour of minutes at a time

@@ -3,19 +3,24 @@
 Directory: ``<run dir>/calls/``.  Each worker writes its own files, named
 ``<worker pid>-<n>.jsonl`` with ``n`` counting from 1 per worker.
 
-Writer (a worker), for each finished request:
+Writer (a worker), for every exchange that ended:
 
 1. append one record as one JSON object on one line ending in ``\\n``, written
-   with a single ``write`` to a file opened with ``O_APPEND`` (a line is never
-   split between files and never interleaved with another writer's);
-2. when the file has reached its size limit (after a whole line), close it and
-   rename it to ``<pid>-<n>.jsonl.done``, then write to ``<pid>-<n+1>.jsonl``;
-3. on a clean exit, rename its current file to ``.done`` the same way.
+   with the other lines of its batch in a single ``write`` to a file opened with
+   ``O_APPEND`` (a line is never split between files and never interleaved with
+   another writer's);
+2. when the file has reached its size limit (after a whole batch), and every
+   second when it holds any line, close it and rename it to
+   ``<pid>-<n>.jsonl.done``, then write to ``<pid>-<n+1>.jsonl``;
+3. on a clean exit, rename its current file to ``.done`` the same way (an empty
+   one is removed instead).
 
 The rename is what tells the reader a file is finished: it never reads a
 ``.jsonl`` file whose writer is alive.  A ``.jsonl`` file whose writer pid is no
 longer running (a worker that crashed) counts as finished too; a last line without
-its ``\\n`` (cut by the crash) is dropped.
+its ``\\n`` (cut by the crash) is dropped.  A writer that gets the pid of one that
+crashed numbers its files after those already there, and leaves them alone: they
+wait until it exits too (renaming them could repeat what was read of them).
 
 Reader (the ingester, one per node, in the admin sidecar): for each finished file,
 oldest first, read whole lines from the offset recorded in ``call_spools``, insert
@@ -27,23 +32,24 @@ a digest of the file's first line, so a row left behind by a crash between
 deleting a file and deleting its row never applies to a later file that happens
 to get the same name (a worker pid used again).
 
-A record's fields are those of the access log (docs/observability.md):
-``request_id``, ``time`` (ISO 8601, UTC), ``route``, ``target``, ``node``,
-``consumer``, ``method``, ``path``, ``status``, ``bytes_in``, ``bytes_out``,
-``latency_ms``, ``upstream_latency_ms``, ``overhead_ms``, ``client_ip``,
-``user_agent``, ``retries``, ``cache``, ``answered_by``.
+A record is the access log's JSON line with every field (docs/observability.md):
+``time`` (ISO 8601, UTC), ``request_id``, ``client_ip``, ``method``, ``path``,
+``status``, ``route``, ``target``, ``node``, ``consumer``, ``bytes_in``,
+``bytes_out``, ``latency_ms``, ``upstream_ms``, ``gateway_ms``, ``retries``,
+``cache``, ``answered_by``, ``user_agent``; and ``capture`` for the calls of routes
+that keep header fields and bodies (``routes[].call_log``).  The writer is
+quiver.observe.call_spool (the data plane's side, which never imports this
+package); the names of the files are its.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-DONE_SUFFIX = ".jsonl.done"
-_NAME = re.compile(r"^(?P<pid>\d+)-(?P<n>\d+)\.jsonl(?P<done>\.done)?$")
+from quiver.observe.call_spool import SPOOL_NAME
 
 
 @dataclass(frozen=True, order=True)
@@ -65,7 +71,7 @@ def finished(directory: Path) -> list[Spool]:
     except FileNotFoundError:
         return []
     for entry in entries:
-        match = _NAME.match(entry.name)
+        match = SPOOL_NAME.match(entry.name)
         if match is None:
             continue
         pid = int(match["pid"])

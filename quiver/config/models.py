@@ -255,6 +255,44 @@ class RedirectRule(Strict):
     to: str = Field(description="What replaces it for the client.")
 
 
+#: header fields whose values a captured call never keeps, whatever the route says
+ALWAYS_REDACTED = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "apikey",
+    "x-api-key",
+)
+
+
+class RouteCallLog(Strict):
+    """What the call log keeps of a route's exchanges beyond the call itself."""
+
+    bodies: bool = Field(
+        False,
+        description="Keep each call's request and response header fields and bodies (cut "
+        "at `max_body`), shown by `GET /calls/{request_id}`; never without this.",
+    )
+    max_body: Size = Field(
+        4096,
+        description='Most bytes kept of each body ("4KB"); the call says how long it was.',
+    )
+    redact_headers: list[str] = Field(
+        default_factory=list,
+        description="More header fields whose values are kept as `[redacted]`, beside "
+        "authorization, proxy-authorization, cookie, set-cookie, apikey and x-api-key.",
+    )
+
+    @field_validator("redact_headers")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"not a header field name: {name!r}")
+        return [name.lower() for name in value]
+
+
 class Route(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Unique name of the route.")
     paths: list[str] = Field(
@@ -296,6 +334,11 @@ class Route(Strict):
         "override the target's and the global ones.",
     )
     target: str = Field(description="Name of the target requests are forwarded to.")
+    call_log: RouteCallLog | None = Field(
+        None,
+        description="What the call log keeps of this route's exchanges beyond the call: "
+        "`{bodies: true}` keeps header fields and bodies (see docs/observability.md).",
+    )
 
     @field_validator("paths")
     @classmethod
@@ -330,9 +373,29 @@ class Route(Strict):
 
 
 class CallLogSettings(Strict):
-    """What the call log keeps (docs/observability.md, "Call log and analytics").
-    Request and response bodies are never stored: there is no body capture."""
+    """The call log: what the workers spool and what the admin API keeps of it
+    (docs/observability.md, "Call log and analytics").  It runs wherever the admin
+    API does (always in store mode); request and response bodies are kept only for
+    the routes that ask (`routes[].call_log`)."""
 
+    enabled: bool = Field(
+        True,
+        description="Workers write every exchange to the call spools for the admin API "
+        "to ingest; `false`: no call log (the workers make no records for it).",
+    )
+    spool_size: Size = Field(
+        16 * 2**20,
+        ge=1,
+        description="A worker finishes its spool file (for the admin API to ingest) at "
+        'this size ("16MB"), every second when it holds any call, and when it stops.',
+    )
+    queue: int = Field(
+        10000,
+        ge=1,
+        description="Records a worker holds for its writer thread, at most (with an "
+        "access log, the larger of the two queues); beyond, records are dropped and "
+        "counted (requests never wait).",
+    )
     retention: Duration = Field(
         7 * 86400.0, description="Calls older than this are deleted (e.g. `7d`)."
     )

@@ -1,42 +1,31 @@
-"""The access log: records in from the event loop, lines out on a writer thread.
+"""The access log: one of a worker's record outputs (quiver.observe.writer).
 
-The event loop only appends finished records to a bounded queue (a deque: one
-append under the GIL, no lock) and wakes the writer when it sleeps.  Formatting
-and writing happen on the writer thread, a batch at a time: whatever queued up
-while it wrote the previous batch goes out in one write.  A thread rather than
-the loop's idle time because a write may block (a slow disk, a full pipe on
-stdout, a syslog socket) and the loop must never wait for it; the formatting
-still takes the GIL, but it is the same work wherever it runs.
-
-When the queue is full the record is dropped and counted: requests never wait
-for their log line.  The count is in the worker's status document (``quiver
-status``) and in a warning at most once a minute.
+On the writer thread it draws the sample (every 5xx is kept), formats the kept
+records as lines and writes them to its sink in one write per batch.  When it is
+the worker's only output, the sample is drawn on the event loop instead, before
+any record is made (``drawn``): an exchange left out then costs nothing more.  In JSON
+with every field (the default) its line is the one the call spool writes too, so
+a worker with both makes each line once (quiver.observe.outputs.Batch).
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import random
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from quiver.config.access_log import AccessLog
+from quiver.config.access_log import ACCESS_LOG_FIELDS, AccessLog
 from quiver.observe.formats import formatter
-from quiver.observe.record import ExchangeRecord
+from quiver.observe.outputs import Batch
 from quiver.observe.sinks import Sink, open_sink
 
-log = logging.getLogger("quiver.access_log")
 
-WARN_EVERY = 60.0  # seconds between warnings about dropped or unwritten lines
-_BATCH = 512  # records formatted per write, at most
+class AccessLogOutput:
+    """A worker's access log, as ``settings`` describe it; tests hand in their own
+    ``sink`` or random source.  ``drawn``: the writer draws the sample with
+    :meth:`wants` before it makes records, and this writes every record it gets."""
 
-
-class AccessLogWriter:
-    """One worker's access log.  Feed it with :meth:`add` on the event loop."""
+    name = "access_log"
 
     def __init__(
         self,
@@ -44,29 +33,23 @@ class AccessLogWriter:
         *,
         sink: Sink | None = None,
         rng: Callable[[], float] = random.random,
-        clock: Callable[[], float] = time.monotonic,
+        drawn: bool = False,
     ) -> None:
         self.settings = settings
         self.sample = settings.sample
-        self.query = settings.query
-        self.limit = settings.queue
+        self.drawn = drawn
         self._sink = sink
         self._rng = rng
-        self._clock = clock
         self._format = formatter(settings.format, settings.fields)
-        self.pending: deque[ExchangeRecord] = deque()
+        #: its lines are the shared every-field JSON lines (sampled ones are not:
+        #: making the lines of records it leaves out would cost more than it saves)
+        self._shared = (
+            settings.format == "json"
+            and tuple(settings.fields) == ACCESS_LOG_FIELDS
+            and settings.sample >= 1.0
+        )
         self.written = 0
-        self.dropped = 0
-        self.failed = 0  # lines lost to write errors
         self.reopened = 0  # times the destination was reopened (SIGUSR1)
-        self._warned_at = -WARN_EVERY
-        self._idle = False  # the writer waits for `_wake`
-        self._wake = threading.Event()
-        self._reopen = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    # -- on the event loop ------------------------------------------------------------
 
     def wants(self, status: int) -> bool:
         """Whether an exchange that ended with ``status`` is logged (sampling; every
@@ -74,109 +57,34 @@ class AccessLogWriter:
         sample = self.sample
         return sample >= 1.0 or status >= 500 or self._rng() < sample
 
-    def add(self, records: Iterable[ExchangeRecord]) -> None:
-        """Queue records for writing, dropping what does not fit."""
-        pending = self.pending
-        room = self.limit - len(pending)
-        for record in records:
-            if room > 0:
-                pending.append(record)
-                room -= 1
-            else:
-                self._drop()
-        if self._idle:
-            self._idle = False
-            self._wake.set()
-
-    def _drop(self) -> None:
-        self.dropped += 1
-        now = self._clock()
-        if now - self._warned_at >= WARN_EVERY:
-            self._warned_at = now
-            log.warning(
-                "access log queue full (%d lines): %d lines dropped so far",
-                self.limit,
-                self.dropped,
-            )
-
-    def reopen(self) -> None:
-        """Reopen the file before the next write (SIGUSR1, after logrotate moved it)."""
-        self._reopen = True
-        self._idle = False
-        self._wake.set()
-
-    def status(self) -> dict[str, Any]:
-        """For the worker's status document."""
-        return {
-            "to": self.settings.to,
-            "queued": len(self.pending),
-            "written": self.written,
-            "dropped": self.dropped,
-            "failed": self.failed,
-            "reopened": self.reopened,
-        }
-
-    # -- life -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Open the destination (an error here stops the worker's start) and start
-        the writer thread."""
+    def open(self) -> None:
         if self._sink is None:
             self._sink = open_sink(self.settings)
-        self._thread = threading.Thread(target=self._run, name="quiver-access-log", daemon=True)
-        self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then stop the thread and close the destination."""
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        if self._sink is not None:
-            self._sink.close()
-
-    # -- on the writer thread ---------------------------------------------------------
-
-    def _run(self) -> None:
-        pending = self.pending
-        while True:
-            if not pending and not self._reopen:
-                if self._stopping:
-                    return
-                self._idle = True
-                if not pending and not self._reopen and not self._stopping:  # (no lost wake-up)
-                    self._wake.wait()
-                self._wake.clear()
-                self._idle = False
-            if self._reopen:
-                self._reopen = False
-                self._guarded(self._do_reopen, 0)
-            batch: list[ExchangeRecord] = []
-            while pending and len(batch) < _BATCH:
-                batch.append(pending.popleft())
-            if batch:
-                self._guarded(functools.partial(self._write, batch), len(batch))
-
-    def _write(self, batch: list[ExchangeRecord]) -> None:
-        form = self._format
-        lines = [form(record) for record in batch]
+    def write(self, batch: Batch) -> None:
+        if self._shared:
+            lines = batch.full_lines()
+        else:
+            form = self._format
+            if self.sample >= 1.0 or self.drawn:
+                lines = [form(record) for record in batch]
+            else:
+                wants = self.wants
+                lines = [form(record) for record in batch if wants(record.status)]
+            if not lines:
+                return
         assert self._sink is not None
         self._sink.write(lines)
         self.written += len(lines)
 
-    def _do_reopen(self) -> None:
+    def reopen(self) -> None:
         assert self._sink is not None
         self._sink.reopen()
         self.reopened += 1
 
-    def _guarded(self, work: Callable[[], None], lines: int) -> None:
-        """Run ``work``; a failure loses its lines (counted), never the thread."""
-        try:
-            work()
-        except Exception as exc:  # a full disk, a closed socket, a bad value
-            self.failed += lines
-            now = self._clock()
-            if now - self._warned_at >= WARN_EVERY:
-                self._warned_at = now
-                log.warning("access log not written (%d lines lost so far): %s", self.failed, exc)
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+
+    def status(self) -> dict[str, Any]:
+        return {"to": self.settings.to, "written": self.written, "reopened": self.reopened}

@@ -9,7 +9,10 @@ them, off the event loop); names from the config are str.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quiver.observe.capture import Capture
 
 
 class ExchangeRecord:
@@ -20,6 +23,7 @@ class ExchangeRecord:
         "bytes_in",
         "bytes_out",
         "cache",
+        "capture",
         "client_ip",
         "consumer",
         "gateway_ms",
@@ -57,6 +61,7 @@ class ExchangeRecord:
         cache: str | None = None,
         answered_by: str | None = None,
         user_agent: bytes | None = None,
+        capture: Capture | None = None,
     ) -> None:
         #: when the request head was complete (seconds since the epoch)
         self.time = time
@@ -84,6 +89,9 @@ class ExchangeRecord:
         #: the plugin that answered instead of the target (a refusal or an answer)
         self.answered_by = answered_by
         self.user_agent = user_agent
+        #: what a route that asks keeps beyond the call: header fields and capped
+        #: bodies (None: nothing kept)
+        self.capture = capture
 
     def value(self, name: str) -> Any:
         """A field as written out: bytes decoded, milliseconds rounded to microseconds."""

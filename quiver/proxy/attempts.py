@@ -139,7 +139,7 @@ class Attempts:
         self.upstream = conn
         self.reused = reused
         node.in_flight += 1
-        if self.client.server.access_log is not None:  # (for the exchange's record)
+        if self.client.server.record_writer is not None:  # (for the exchange's record)
             self.upstream_at = monotonic()
         if route.target.tracks_latency:
             self.sent_at = self.client.server.loop.time()

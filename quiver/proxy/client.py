@@ -230,7 +230,7 @@ class ClientConnection(asyncio.Protocol):
         if self.draining:
             exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
-        if server.access_log is not None:  # (the record's; the loop's clock counts ms only)
+        if server.record_writer is not None:  # (the record's; the loop's clock counts ms only)
             exchange.began = monotonic()
         self.head = None
         self.parsing = exchange

@@ -25,6 +25,7 @@ from quiver.proxy.request import CONSUMER_FIELDS, RequestHead
 from quiver.proxy.response_head import rewrite_head
 
 if TYPE_CHECKING:
+    from quiver.observe.capture import Capture
     from quiver.plugins.consumers import ConsumerRuntime
     from quiver.proxy.client import ClientConnection
     from quiver.proxy.snapshot import RouteRuntime
@@ -58,6 +59,8 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     began = 0.0  # time.monotonic() when the request head was complete (for the record)
     bytes_out = 0  # response bytes written to the client
     cache_status: str | None = None  # what a cache plugin reported (report_cache_status)
+    #: header fields and capped bodies kept for the call log (routes that ask only)
+    capture: Capture | None = None
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -214,7 +217,10 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         return ctx
 
     def tap_body(self, receiver: Callable[[bytes, bool], None]) -> None:
-        self.tap = receiver
+        if self.capture is not None:  # (the call log's copy is the tap: it passes on)
+            self.capture.passed_on = receiver
+        else:
+            self.tap = receiver
 
     def limit_body(self, max_size: int) -> None:
         if self.body_limit is None or max_size < self.body_limit:
@@ -226,6 +232,8 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
 
     def on_request_body(self, chunk: bytes) -> None:
         self.body_received += len(chunk)
+        if self.capture is not None:
+            self.capture.request_chunk(chunk)
         limit = self.body_limit or self.client.server.snapshot.limits.max_body_size
         if limit is not None and self.body_received > limit:
             raise ContentTooLarge(f"request body exceeds {limit} bytes")
@@ -379,7 +387,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
             conn.close()
         self.finished = True  # (what _finish does, spelled out on the busiest path)
         self.client.exchange_finished(self)
-        if self.chain.log or self.client.server.access_log is not None:
+        if self.chain.log or self.client.server.record_writer is not None:
             self._log_later()
 
     # -- upgrade tunnels --------------------------------------------------------------

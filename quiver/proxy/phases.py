@@ -201,7 +201,7 @@ class PhaseRunner:
         """Schedule the log phases, once: every exchange whose plugins began gets one
         run, whether it was answered, refused, cut off, upgraded or abandoned."""
         state = self.client.server
-        if not self.logged and (self.chain.log or state.access_log is not None):
+        if not self.logged and (self.chain.log or state.record_writer is not None):
             self.logged = True
             if not state.ended:
                 state.loop.call_soon(state.log_ended)

@@ -11,26 +11,27 @@ numbers: when its head was read (``began``), when it went to its node
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from quiver.observe.record import ExchangeRecord
 
 if TYPE_CHECKING:
-    from quiver.observe.access_log import AccessLogWriter
     from quiver.proxy.exchange import Exchange
     from quiver.proxy.phases import PhaseRunner
 
 
-def records(ended: list[PhaseRunner], access_log: AccessLogWriter) -> list[ExchangeRecord]:
-    """The records of ``ended`` (which ended just now) that the access log wants."""
+def records(
+    ended: list[PhaseRunner], query: bool, keep: Callable[[int], bool] | None
+) -> list[ExchangeRecord]:
+    """The records of ``ended`` (which ended just now): of those ``keep`` keeps by
+    their status, or of all; ``query``: their paths keep the query string."""
     now = time.monotonic()
     wall = time.time() - now  # monotonic time to epoch
-    query = access_log.query
     exchanges = cast("list[Exchange]", ended)  # (the proxy's phase runners are exchanges)
-    if access_log.sample >= 1.0:  # the usual case: every exchange
+    if keep is None:  # the usual case: every exchange
         return [exchange_record(x, now, wall, query) for x in exchanges]
-    wants = access_log.wants
-    return [exchange_record(x, now, wall, query) for x in exchanges if wants(x.status)]
+    return [exchange_record(x, now, wall, query) for x in exchanges if keep(x.status)]
 
 
 def exchange_record(
@@ -70,4 +71,5 @@ def exchange_record(
         if answered is not None
         else None,
         x.get(b"user-agent"),
+        x.capture,
     )

@@ -9,9 +9,10 @@ import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from quiver.config.models import Config, Listen, split_address
-from quiver.observe.access_log import AccessLogWriter
+from quiver.observe.writer import RecordWriter, writer_for
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import Stores
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
@@ -31,7 +32,7 @@ from quiver.proxy.snapshot import (
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
 
-log = logging.getLogger("quiver.access_log")
+log = logging.getLogger("quiver.observe")
 
 DRAIN_IDLE = 0.5  # seconds a connection may stay idle while the worker drains
 
@@ -51,21 +52,23 @@ class ProxyState:
         #: next request's plugins (so what a log phase gives back, e.g. a concurrency
         #: slot, is back before a client's next request on a keep-alive connection)
         self.ended: list[PhaseRunner] = []
-        #: where ended exchanges' records go (None: no access log); fixed at start
-        self.access_log: AccessLogWriter | None = None
+        #: where ended exchanges' records go (None: no output wants them, and no
+        #: record is made); fixed at start
+        self.record_writer: RecordWriter | None = None
 
     def log_ended(self) -> None:
-        """Run the log phases that are due, and hand their records to the access log."""
+        """Run the log phases that are due, and hand their records to the writer."""
         ended = self.ended
         if ended:
             self.ended = []
             for exchange in ended:
                 exchange.run_log()
-            if self.access_log is not None:
+            writer = self.record_writer
+            if writer is not None:
                 try:
-                    self.access_log.add(records(ended, self.access_log))
-                except Exception:  # the log must never hurt the requests that call this
-                    log.exception("access log records not made")
+                    writer.add(records(ended, writer.query, writer.keep))
+                except Exception:  # records must never hurt the requests that call this
+                    log.exception("exchange records not made")
 
     def new_request_id(self) -> bytes:
         """32 hex digits, unique per worker: a random prefix and a counter."""
@@ -115,10 +118,12 @@ class ProxyServer:
         loop: asyncio.AbstractEventLoop,
         catalog: Catalog | None = None,
         stores: Stores | None = None,
-        access_log: AccessLogWriter | None = None,
+        record_writer: RecordWriter | None = None,
+        calls_dir: Path | None = None,
     ) -> None:
-        """``access_log``: a writer made by the caller (its own sink or random source,
-        say); by default one is made from ``config.access_log``, if it has one."""
+        """``record_writer``: one made by the caller (with its own outputs, say); by
+        default one is made for ``config.access_log``, if it has one, and the call
+        spool in ``calls_dir`` (where the admin sidecar ingests it), if given."""
         self.loop = loop
         #: counters and shared state of plugins, kept across reloads
         self.stores = stores if stores is not None else Stores()
@@ -141,16 +146,16 @@ class ProxyServer:
             stores=self.stores,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
-        if access_log is None and config.access_log is not None:
-            access_log = AccessLogWriter(config.access_log)
-        self.state.access_log = access_log  # a setting: a reload does not change it
+        if record_writer is None:
+            record_writer = writer_for(config.access_log, config.call_log, calls_dir)
+        self.state.record_writer = record_writer  # settings: a reload does not change it
         self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
 
     async def start(self, sockets: list[tuple[Listen, socket.socket]]) -> list[BoundAddress]:
-        if self.state.access_log is not None:
-            self.state.access_log.start()
+        if self.state.record_writer is not None:
+            self.state.record_writer.start()
         self.sweeper.start()
         self._budget_timer = self.loop.call_later(1.0, self._roll_budgets)
         _start_checkers(self.state.snapshot.targets.values(), ())
@@ -264,8 +269,8 @@ class ProxyServer:
         self.outbound.close()
         self.stores.close()
         await self.stores.aclose()
-        if self.state.access_log is not None:  # last: what the stop cut off is in it
-            self.state.access_log.stop()
+        if self.state.record_writer is not None:  # last: what the stop cut off is in it
+            self.state.record_writer.stop()
 
 
 def _start_checkers(targets: Iterable[TargetRuntime], running: Iterable[TargetRuntime]) -> None:

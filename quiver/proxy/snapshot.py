@@ -31,6 +31,7 @@ from quiver.plugins.outbound import Outbound
 from quiver.plugins.responder import HTTP_TARGET, TargetType
 from quiver.plugins.stores import Stores
 from quiver.proxy.balancing import RequestKeys, make_balancer
+from quiver.proxy.capture import CallCapture
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
 from quiver.proxy.redirects import Redirects
@@ -334,6 +335,8 @@ def compile_steps(
             attached_here = attached(config, models[route.target], route)
             where = scopes(config, models[route.target], route)
             plugins = build_plugins(attached_here, context, catalog, where)
+            if route.call_log is not None and route.call_log.bodies:
+                plugins[CallCapture.name] = CallCapture(route.call_log, context)
             chain = Chain(plugins.values()).with_consumers(by_consumer)
             entries.append((route, RouteRuntime(route, targets[route.target], chain)))
         router = yield from Router.in_steps(entries)

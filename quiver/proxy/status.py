@@ -31,8 +31,13 @@ log = logging.getLogger("quiver.status")
 INTERVAL = 1.0
 
 
+#: the environment variable naming the run directory when neither --run-dir nor
+#: run_dir does
+RUN_DIR_ENV = "QUIVER_RUN_DIR"
+
+
 def default_run_dir(address: str) -> Path:
-    override = os.environ.get("QUIVER_RUN_DIR")
+    override = os.environ.get(RUN_DIR_ENV)
     if override:
         return Path(override)
     name = address.replace("[", "").replace("]", "").replace(":", "_")
@@ -59,8 +64,8 @@ def worker_status(state: ProxyState, lag: LoopLag | None = None) -> dict[str, An
     document = {"pid": os.getpid(), "written_at": time.time(), "targets": targets}
     if lag is not None:
         document["loop"] = lag.document()
-    if state.access_log is not None:
-        document["access_log"] = state.access_log.status()
+    if state.record_writer is not None:  # a section per output: access_log, call_log
+        document.update(state.record_writer.status())
     return document
 
 
@@ -138,11 +143,13 @@ def render(workers: list[dict[str, Any]]) -> str:
         for row in rows
     ]
     header = f"{len(workers)} worker(s)"
-    logs = [worker["access_log"] for worker in workers if worker.get("access_log")]
-    if logs:  # summed over the workers
-        header += ", access log: {} written, {} dropped, {} failed".format(
-            *(sum(log.get(key, 0) for log in logs) for key in ("written", "dropped", "failed"))
-        )
+    for output, shown in (("access_log", "access log"), ("call_log", "call log")):
+        logs = [worker[output] for worker in workers if worker.get(output)]
+        if logs:  # summed over the workers
+            header += ", {}: {} written, {} dropped, {} failed".format(
+                shown,
+                *(sum(log.get(key, 0) for log in logs) for key in ("written", "dropped", "failed")),
+            )
     return "\n".join([header, *(line.rstrip() for line in lines)])
 
 

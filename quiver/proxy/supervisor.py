@@ -126,6 +126,8 @@ class Supervisor:
     #: every config from the handoff then (store mode)
     source: MasterSource | None = None
     sidecar: Sidecar | None = None
+    #: where the workers spool the call log for the sidecar to ingest (None: nowhere)
+    calls_dir: Path | None = None
     #: hand a new config to the workers before the trial compile, which then runs in
     #: a child process at low priority: the workers compile it meanwhile (store mode,
     #: where an apply should be live within a second)
@@ -252,6 +254,7 @@ class Supervisor:
                     worker=index,
                     instance=master,
                     handed_off=self.source is not None,
+                    calls_dir=self.calls_dir,
                 )
             except BaseException:
                 log.exception("worker failed")

@@ -39,6 +39,7 @@ class _WorkerOptions:
     worker: int
     instance: int | None
     handed_off: bool
+    calls_dir: Path | None
 
 
 def run_worker(
@@ -55,6 +56,7 @@ def run_worker(
     worker: int = 0,
     instance: int | None = None,
     handed_off: bool = False,
+    calls_dir: Path | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain for up to ``grace`` seconds.
 
@@ -65,12 +67,22 @@ def run_worker(
     of the master process that forked it (None: the worker runs alone); the plugins'
     shared tables in ``run_dir`` are named and shared by them.  ``handed_off``: the
     master reads the config from a source the worker does not (the config store), and
-    on SIGHUP the worker takes the one it left in the handoff.
+    on SIGHUP the worker takes the one it left in the handoff.  ``calls_dir``: where
+    the worker spools the call log for the admin sidecar to ingest (None: no sidecar
+    ingests, no call log).
     """
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     options = _WorkerOptions(
-        config_path, watch, run_dir, catalog, dict(overrides or {}), worker, instance, handed_off
+        config_path,
+        watch,
+        run_dir,
+        catalog,
+        dict(overrides or {}),
+        worker,
+        instance,
+        handed_off,
+        calls_dir,
     )
     try:
         loop.run_until_complete(_serve(loop, config, sockets, announce, grace, options))
@@ -92,7 +104,7 @@ async def _serve(
     if options.instance is None and options.run_dir is not None:
         remove_in_flight_tables(options.run_dir)  # left by gateways that are gone
     stores = Stores(options.run_dir, worker=options.worker, instance=options.instance)
-    server = ProxyServer(config, loop, options.catalog, stores)
+    server = ProxyServer(config, loop, options.catalog, stores, calls_dir=options.calls_dir)
     addresses = await server.start(sockets)
     reloader = None
     if options.handed_off and options.instance is not None and options.run_dir is not None:
@@ -115,11 +127,9 @@ async def _serve(
         reloader.start()
     else:
         loop.add_signal_handler(signal.SIGHUP, log.warning, "no config file to reload")
-    access_log = server.state.access_log
+    writer = server.state.record_writer
     # SIGUSR1: reopen the access log file (after logrotate moved it); ignored without one
-    loop.add_signal_handler(
-        signal.SIGUSR1, access_log.reopen if access_log is not None else _ignore_usr1
-    )
+    loop.add_signal_handler(signal.SIGUSR1, writer.reopen if writer is not None else _ignore_usr1)
     lag = LoopLag(loop)
     status = (
         StatusWriter(server.state, options.run_dir, lag) if options.run_dir is not None else None

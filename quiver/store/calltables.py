@@ -14,13 +14,17 @@ and a fixed-bucket latency histogram (``LATENCY_BOUNDS_MS``), from which p50, p9
 and p99 are read to a bucket's precision.  The histogram is one column per bucket
 so that SQL sums it over any range.
 
+``call_captures`` holds what routes that keep bodies (``routes[].call_log``) keep
+beyond the call: one JSON document per call, keyed by the call's id, and deleted
+with it.
+
 ``call_spools`` records how far each spool file has been read, in the transaction
 that inserts its rows: a crash anywhere loses nothing and counts nothing twice.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, SmallInteger, String, Table
+from sqlalchemy import BigInteger, Column, Index, Integer, SmallInteger, String, Table, Text
 
 from quiver.store.models import Base
 
@@ -66,8 +70,8 @@ calls = Table(
     Column("bytes_in", BigInteger, nullable=False),
     Column("bytes_out", BigInteger, nullable=False),
     Column("latency_us", BigInteger, nullable=False),
-    Column("upstream_latency_us", BigInteger, nullable=True),
-    Column("overhead_us", BigInteger, nullable=True),
+    Column("upstream_us", BigInteger, nullable=True),
+    Column("gateway_us", BigInteger, nullable=True),
     Column("client_ip", String, nullable=True),
     Column("retries", SmallInteger, nullable=False),
     Column("cache", String, nullable=True),
@@ -114,6 +118,13 @@ def _rollups(name: str, period: str) -> Table:
 call_rollups = _rollups("call_rollups", "minute")
 #: the same sums per hour: ranges in hour or day buckets read 60 times fewer rows
 call_rollups_hourly = _rollups("call_rollups_hourly", "hour")
+
+call_captures = Table(
+    "call_captures",
+    Base.metadata,
+    Column("call_id", _Id, primary_key=True, autoincrement=False),  # calls.id
+    Column("capture", Text, nullable=False),  # header fields and bodies, as JSON
+)
 
 call_spools = Table(
     "call_spools",

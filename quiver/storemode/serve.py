@@ -35,9 +35,16 @@ TOKEN_ENV = "QUIVER_ADMIN_TOKEN"
 
 
 def serve_store(
-    settings: Settings, *, workers: int, run_dir: Path, catalog: Catalog, takeover: bool
+    settings: Settings,
+    *,
+    workers: int,
+    run_dir: Path,
+    catalog: Catalog,
+    takeover: bool,
+    calls_dir: Path | None,
 ) -> int:
-    """Serve the store ``settings.store`` names until SIGTERM."""
+    """Serve the store ``settings.store`` names until SIGTERM; the workers spool the
+    call log in ``calls_dir`` and the admin sidecar ingests it (None: no call log)."""
     check_admin_listen(settings.admin_listen, settings.admin_tls)
     refuse_taken([*settings.listen, Listen(address=settings.admin_listen)], takeover=takeover)
     url = settings.store
@@ -83,9 +90,10 @@ def serve_store(
                 settings.admin_listen,
                 catalog,
                 tls=settings.admin_tls,
-                calls_dir=str(run_dir / "calls"),
+                calls_dir=str(calls_dir) if calls_dir is not None else None,
                 call_log=settings.call_log,
             ),
+            calls_dir=calls_dir,
             trial_after_handoff=True,
         ).run()
     finally:

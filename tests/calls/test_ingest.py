@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from quiver.calls import CallLog, Ingester
 from quiver.store import open_store
-from quiver.store.calltables import call_rollups, call_spools, calls
+from quiver.store.calltables import call_captures, call_rollups, call_spools, calls
 from tests.calls.synthetic import records, write_spools
 
 
@@ -112,6 +112,30 @@ def test_retention_holds_the_rows_within_max_rows_while_ingesting(tmp_path: Path
     assert oldest >= now - 7 * 86_400_000
     assert max(seen) <= 1200 + 250  # before each trim: the bound plus one batch
     store.close()
+
+
+def test_a_call_keeps_its_capture_until_the_call_itself_goes(
+    store_url: str, tmp_path: Path
+) -> None:
+    store = open_store(store_url)
+    spools = tmp_path / "calls"
+    items = records(600, _now_ms() - 600_000, 600_000)
+    items.sort(key=lambda item: item["time"])  # (ingested in this order: ids follow time)
+    for index in (10, 400, 599):
+        items[index]["capture"] = {"request": {"body": f"call {index}"}}
+    write_spools(spools, items, per_file=100)
+    Ingester(store.engine, spools, CallLog(max_rows=300, batch_rows=100)).run_once()
+    with store.engine.connect() as connection:
+        kept = connection.execute(
+            select(calls.c.request_id, call_captures.c.capture).join(
+                calls, calls.c.id == call_captures.c.call_id
+            )
+        ).all()
+    store.close()
+    assert dict(tuple(row) for row in kept) == {
+        items[400]["request_id"]: '{"request":{"body":"call 400"}}',
+        items[599]["request_id"]: '{"request":{"body":"call 599"}}',
+    }  # the capture of call 10 went with it (max_rows)
 
 
 def test_a_stale_offset_never_applies_to_a_new_file_of_the_same_name(

@@ -91,6 +91,27 @@ def test_route_header_value_may_be_one_string() -> None:
     assert parsed.headers == {"X-Version": ["2"], "X-Env": ["a", "b"]}
 
 
+def test_a_route_keeps_bodies_only_when_it_says_so() -> None:
+    assert Route.model_validate(route()).call_log is None
+    kept = Route.model_validate(
+        route(call_log={"bodies": True, "max_body": "1KB", "redact_headers": ["X-Session"]})
+    ).call_log
+    assert kept is not None
+    assert (kept.bodies, kept.max_body, kept.redact_headers) == (True, 1024, ["x-session"])
+
+
+@pytest.mark.parametrize(
+    ("call_log", "expected"),
+    [
+        ({"bodies": True, "redact_headers": ["x session"]}, "not a header field name: 'x session'"),
+        ({"bodies": True, "max_body": -1}, "greater than or equal to 0"),
+        ({"body": True}, "Extra inputs are not permitted"),
+    ],
+)
+def test_a_route_call_log_refuses(call_log: dict[str, Any], expected: str) -> None:
+    assert_invalid(Route, route(call_log=call_log), expected)
+
+
 @pytest.mark.parametrize("name", ["a", "backend-1", "svc.v2_x", "9lives", "x" * 128])
 def test_names_accept_the_documented_pattern(name: str) -> None:
     assert Route.model_validate(route(name=name)).name == name

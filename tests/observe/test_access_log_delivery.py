@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from quiver.config.access_log import AccessLog
-from quiver.observe.access_log import AccessLogWriter
+from quiver.config.models import CallLogSettings
+from quiver.observe.access_log import AccessLogOutput
+from quiver.observe.writer import RecordWriter, writer_for
 from quiver.proxy.status import worker_status
 from tests.observe.support import lines_of, wait_lines
 from tests.support.nodes import wait_until
@@ -51,15 +53,20 @@ class BlockedSink:
         self.release.set()
 
 
-def running(writer: AccessLogWriter, node: Upstream) -> RunningProxy:
-    return RunningProxy(make_config({"backend": node.url}), access_log=writer)
+def access_log(settings: AccessLog, **options: Any) -> RecordWriter:
+    """A worker's record writer with only the access log of ``settings``."""
+    return RecordWriter([AccessLogOutput(settings, **options)], queue=settings.queue)
+
+
+def running(writer: RecordWriter, node: Upstream) -> RunningProxy:
+    return RunningProxy(make_config({"backend": node.url}), record_writer=writer)
 
 
 def test_sampling_keeps_a_share_and_every_5xx(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
     draws = itertools.cycle([0.1, 0.9])  # logged, not logged, logged, ...
     settings = AccessLog(to=str(path), sample=0.5, fields=["path", "status"])
-    writer = AccessLogWriter(settings, rng=lambda: next(draws))
+    writer = access_log(settings, rng=lambda: next(draws))
     with Upstream(by_path) as node, running(writer, node) as proxy, Client(proxy.port) as client:
         for i in range(4):
             assert client.request("GET", f"/ok/{i}").status == 200
@@ -73,9 +80,15 @@ def test_sampling_keeps_a_share_and_every_5xx(tmp_path: Path) -> None:
     ]
 
 
-def test_sample_zero_logs_only_server_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("alone", [True, False])
+def test_sample_zero_logs_only_server_errors(tmp_path: Path, alone: bool) -> None:
+    """Alone, the access log draws before records are made; beside the call log, on
+    the writer thread: the same lines either way."""
     path = tmp_path / "access.log"
-    writer = AccessLogWriter(AccessLog(to=str(path), sample=0, fields=["path"]))
+    settings = AccessLog(to=str(path), sample=0, fields=["path"])
+    writer = writer_for(settings, CallLogSettings(), None if alone else tmp_path / "calls")
+    assert writer is not None
+    assert (writer.keep is not None) == alone
     with Upstream(by_path) as node, running(writer, node) as proxy, Client(proxy.port) as client:
         for p in ("/a", "/fail/1", "/b", "/fail/2"):
             client.request("GET", p)
@@ -87,7 +100,7 @@ def test_a_full_queue_drops_and_counts_and_requests_never_wait(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sink = BlockedSink()
-    writer = AccessLogWriter(AccessLog(to="stdout", queue=5), sink=sink)
+    writer = access_log(AccessLog(to="stdout", queue=5), sink=sink)
     with Upstream(by_path) as node, running(writer, node) as proxy, Client(proxy.port) as client:
         assert client.request("GET", "/first").status == 200
         assert sink.entered.wait(10)  # the writer is stuck on the first line
@@ -103,7 +116,9 @@ def test_a_full_queue_drops_and_counts_and_requests_never_wait(
         assert document["access_log"]["dropped"] == 25
         assert document["access_log"]["queued"] == 5
         sink.release.set()
-        wait_until(lambda: writer.written == 6, "the kept lines written")
+        output = writer.outputs[0]
+        assert isinstance(output, AccessLogOutput)
+        wait_until(lambda: output.written == 6, "the kept lines written")
     paths = [json.loads(line)["path"] for line in sink.lines]
     assert paths == ["/first", "/0", "/1", "/2", "/3", "/4"]
     warnings = [r for r in caplog.records if "dropped" in r.getMessage()]

@@ -15,7 +15,7 @@ import httptools
 import uvloop
 
 from quiver.config.models import Config
-from quiver.observe.access_log import AccessLogWriter
+from quiver.observe.writer import RecordWriter
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import Stores
 from quiver.proxy.server import BoundAddress, ProxyServer, listen_socket
@@ -58,11 +58,12 @@ class RunningProxy:
         config: Config | str,
         catalog: Catalog | None = None,
         stores: Stores | None = None,
-        access_log: AccessLogWriter | None = None,
+        record_writer: RecordWriter | None = None,
     ) -> None:
         """``catalog`` (the built-in one by default) validates a config given as text
         and builds its plugins and in-process targets; ``stores`` hold the plugins'
-        counters (in this process's memory by default)."""
+        counters (in this process's memory by default); ``record_writer`` takes the
+        exchanges' records (by default the config's access log, if any)."""
         catalog = catalog if catalog is not None else built_in()
         if isinstance(config, str):
             config = load_config_text(config, catalog=catalog)
@@ -76,7 +77,7 @@ class RunningProxy:
         def run() -> None:
             asyncio.set_event_loop(self.loop)
             try:
-                self.server = ProxyServer(config, self.loop, catalog, stores, access_log)
+                self.server = ProxyServer(config, self.loop, catalog, stores, record_writer)
                 sockets = [
                     (spec, listen_socket(spec.address, reuse_port=False)) for spec in config.listen
                 ]

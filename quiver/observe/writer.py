@@ -1,0 +1,233 @@
+"""A worker's records: in from the event loop, out to every output on one thread.
+
+The event loop only appends finished records to a bounded queue (a deque: one
+append under the GIL, no lock) and wakes the writer when it sleeps.  The writer
+thread hands them to each output (quiver.observe.outputs) a batch at a time:
+whatever queued up while it wrote the previous batch goes out together.  A thread
+rather than the loop's idle time because a write may block (a slow disk, a full
+pipe on stdout, a syslog socket) and the loop must never wait for it; the
+formatting still takes the GIL, but it is the same work wherever it runs.  One
+thread and one queue however many outputs: a record is queued once.
+
+When the queue is full the record is dropped and counted: requests never wait
+for their records.  A dropped record is lost to every output, so each output's
+section of the worker's status document (``quiver status``) shows the count, and
+a warning says it at most once a minute.  An output whose write fails loses that
+batch (counted as its ``failed``); the others still get it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from quiver.config.access_log import AccessLog
+from quiver.config.models import CallLogSettings
+from quiver.observe.access_log import AccessLogOutput
+from quiver.observe.call_spool import CallSpool
+from quiver.observe.outputs import Batch, FullLines, Periodic, RecordOutput
+from quiver.observe.record import ExchangeRecord
+
+log = logging.getLogger("quiver.observe")
+
+WARN_EVERY = 60.0  # seconds between warnings about dropped or unwritten records
+_BATCH = 512  # records handed to the outputs at once, at most
+
+
+class RecordWriter:
+    """One worker's writer of records to ``outputs``.  Feed it with :meth:`add` on
+    the event loop; at most ``queue`` records wait.  ``query``: records keep the
+    query string in their path (the access log's ``query``).  ``keep``: the draw,
+    made on the event loop, of the exchanges (by status) that get a record at all,
+    when the only output samples (the access log's ``sample``): the others cost no
+    record; None: every exchange gets one."""
+
+    def __init__(
+        self,
+        outputs: Sequence[RecordOutput],
+        *,
+        queue: int,
+        query: bool = False,
+        keep: Callable[[int], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.outputs = list(outputs)
+        self.limit = queue
+        self.query = query
+        self.keep = keep
+        self._clock = clock
+        self.pending: deque[ExchangeRecord] = deque()
+        self.dropped = 0
+        #: records an output lost to its write errors, by output
+        self.failed = {output.name: 0 for output in self.outputs}
+        self._warned_at = -WARN_EVERY
+        self._failure_warned_at = {output.name: -WARN_EVERY for output in self.outputs}
+        self._full = FullLines()
+        self._periodic = [output for output in self.outputs if isinstance(output, Periodic)]
+        #: seconds between ticks of the periodic outputs (None: none has one)
+        self._interval = min((o.interval for o in self._periodic), default=None)
+        self._next_tick = 0.0
+        self._idle = False  # the writer waits for `_wake`
+        self._wake = threading.Event()
+        self._reopen = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- on the event loop ------------------------------------------------------------
+
+    def add(self, records: Iterable[ExchangeRecord]) -> None:
+        """Queue records for writing, dropping what does not fit."""
+        pending = self.pending
+        room = self.limit - len(pending)
+        for record in records:
+            if room > 0:
+                pending.append(record)
+                room -= 1
+            else:
+                self._drop()
+        if self._idle:
+            self._idle = False
+            self._wake.set()
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        now = self._clock()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            log.warning(
+                "%s queue full (%d records): %d records dropped so far",
+                " and ".join(output.name.replace("_", " ") for output in self.outputs),
+                self.limit,
+                self.dropped,
+            )
+
+    def reopen(self) -> None:
+        """Have the outputs reopen their files before the next write (SIGUSR1,
+        after logrotate moved them)."""
+        self._reopen = True
+        self._idle = False
+        self._wake.set()
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """For the worker's status document: a section per output."""
+        queued = len(self.pending)
+        return {
+            output.name: {
+                **output.status(),
+                "queued": queued,
+                "dropped": self.dropped,
+                "failed": self.failed[output.name],
+            }
+            for output in self.outputs
+        }
+
+    # -- life -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the outputs (an error here stops the worker's start) and start the
+        writer thread."""
+        opened: list[RecordOutput] = []
+        try:
+            for output in self.outputs:
+                output.open()
+                opened.append(output)
+        except BaseException:
+            for output in opened:
+                output.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name="quiver-records", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the thread, closing the outputs."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():  # (stuck on a write: closing is its job)
+                return
+            self._thread = None
+
+    # -- on the writer thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        pending = self.pending
+        interval = self._interval
+        self._next_tick = self._clock() + (interval or 0.0)
+        try:
+            while True:
+                if not pending and not self._reopen:
+                    if self._stopping:
+                        return
+                    self._idle = True
+                    if not pending and not self._reopen and not self._stopping:  # (no lost wake)
+                        self._wake.wait(
+                            None if interval is None else self._next_tick - self._clock()
+                        )
+                    self._wake.clear()
+                    self._idle = False
+                if interval is not None and self._clock() >= self._next_tick:
+                    self._next_tick = self._clock() + interval
+                    for periodic in self._periodic:
+                        self._guarded(periodic, periodic.tick, 0)
+                if self._reopen:
+                    self._reopen = False
+                    for output in self.outputs:
+                        self._guarded(output, output.reopen, 0)
+                records: list[ExchangeRecord] = []
+                while pending and len(records) < _BATCH:
+                    records.append(pending.popleft())
+                if records:
+                    batch = Batch(records, self._full)
+                    for output in self.outputs:
+                        self._guarded(output, functools.partial(output.write, batch), len(batch))
+        finally:
+            for output in self.outputs:
+                self._guarded(output, output.close, 0)
+
+    def _guarded(self, output: RecordOutput, work: Callable[[], None], records: int) -> None:
+        """Run ``work`` of ``output``; a failure loses its records for that output
+        (counted), never the thread."""
+        try:
+            work()
+        except Exception as exc:  # a full disk, a closed socket, a bad value
+            self.failed[output.name] += records
+            now = self._clock()
+            if now - self._failure_warned_at[output.name] >= WARN_EVERY:
+                self._failure_warned_at[output.name] = now
+                log.warning(
+                    "%s not written (%d records lost so far): %s",
+                    output.name.replace("_", " "),
+                    self.failed[output.name],
+                    exc,
+                )
+
+
+def writer_for(
+    access_log: AccessLog | None, call_log: CallLogSettings, calls_dir: Path | None
+) -> RecordWriter | None:
+    """A worker's writer for the outputs its settings ask for: the access log, and
+    the call spool in ``calls_dir`` (where the admin sidecar ingests them; None
+    when no sidecar does).  None when there is none: no records are made then."""
+    outputs: list[RecordOutput] = []
+    queues: list[int] = []
+    if calls_dir is not None and call_log.enabled:
+        outputs.append(CallSpool(calls_dir, max_size=call_log.spool_size))
+        queues.append(call_log.queue)
+    keep = None
+    if access_log is not None:
+        alone = not outputs and access_log.sample < 1.0  # (then it draws on the loop)
+        output = AccessLogOutput(access_log, drawn=alone)
+        keep = output.wants if alone else None
+        outputs.append(output)
+        queues.append(access_log.queue)
+    if not outputs:
+        return None
+    query = access_log is not None and access_log.query
+    return RecordWriter(outputs, queue=max(queues), query=query, keep=keep)
