@@ -346,6 +346,24 @@ class CallLogSettings(Strict):
     )
 
 
+class MetricsSettings(Strict):
+    """What ``GET /metrics`` on the admin port serves (docs/observability.md, "Metrics").
+    Node health, breakers, pools, reloads and workers are always there; the request
+    counters cost CPU on every request, so they are counted only when asked for."""
+
+    requests: bool = Field(
+        False,
+        description="Count requests, latencies, retries, plugin rejections and cache "
+        "results by route (and upstream latency by target) in every worker. They are "
+        "counted off the access log's records: this needs `access_log`.",
+    )
+    public: bool = Field(
+        False,
+        description="Serve `GET /metrics` without an admin token (for a scraper that "
+        "cannot send `Authorization: Bearer`); every other admin call still needs one.",
+    )
+
+
 class Settings(Strict):
     """How the gateway process runs: read when it starts (a reload warns that changes
     take effect on restart only)."""
@@ -397,6 +415,10 @@ class Settings(Strict):
         description="One line per exchange to stdout, stderr, syslog or a file "
         "(`--access-log` sets `to`); none when absent. See docs/observability.md.",
     )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings,
+        description="Prometheus metrics of the node on the admin API's `GET /metrics`.",
+    )
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -422,6 +444,15 @@ class Settings(Strict):
     def _admin_listen(cls, value: str) -> str:
         split_address(value)
         return value
+
+    @model_validator(mode="after")
+    def _requests_counted_off_the_access_log(self) -> Settings:
+        if self.metrics.requests and self.access_log is None:
+            raise ValueError(
+                "'metrics.requests' needs an 'access_log' section: the request counters "
+                "are kept by the access log's writer thread, from its records"
+            )
+        return self
 
 
 STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
