@@ -4,11 +4,12 @@ Feeds one request into a client connection and the matching response into its
 upstream connection through stand-in transports, many times over, so the cost
 measured is ours alone (parsing callbacks, routing, header building), not the
 kernel's.  Run: python bench/hotpath.py [--profile] [--key-auth | --rate-limit | --send-key]
-[--access-log]
+[--access-log [--metrics]]
 (--rate-limit: key-auth and rate-limit with the local store, per consumer)
 (--access-log: a JSON access log to a temporary file, all fields; its writer thread's
 work is counted too: the process waits for every line to be written before it ends;
-HOTPATH_ACCESS_LOG_FIELDS=a,b,c selects fields)
+HOTPATH_ACCESS_LOG_FIELDS=a,b,c selects fields; --metrics: the request counters of
+``metrics.requests`` count its records on the writer thread too)
 (with --profile, HOTPATH_ROWS sets how many functions are listed; 25 by default)
 
 For numbers that do not depend on what else the machine is doing, count
@@ -30,6 +31,7 @@ import uvloop
 from quiver.config.access_log import AccessLog
 from quiver.config.models import Config
 from quiver.observe.access_log import AccessLogWriter
+from quiver.observe.metrics import MetricsOutput
 from quiver.proxy.client import ClientConnection
 from quiver.proxy.server import ProxyState
 from quiver.proxy.snapshot import compile_snapshot
@@ -107,7 +109,8 @@ def main() -> None:
                 **({"fields": chosen.split(",")} if chosen else {}),
             }
         )
-        state.access_log = AccessLogWriter(settings)
+        outputs = [MetricsOutput()] if "--metrics" in sys.argv else []
+        state.access_log = AccessLogWriter(settings, outputs=outputs)
         state.access_log.start()
     client = ClientConnection(state, b"http")
     client.connection_made(NullTransport())  # type: ignore[arg-type]

@@ -6,6 +6,7 @@
 #   bench/hotpath_instructions.sh              # a route without plugins
 #   bench/hotpath_instructions.sh --key-auth   # the same route with key-auth
 #   bench/hotpath_instructions.sh --access-log # with a JSON access log to a file
+#   bench/hotpath_instructions.sh --access-log --metrics # and the request counters
 set -euo pipefail
 command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 PY=${PYTHON:-python}

@@ -21,11 +21,12 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from quiver.config.access_log import AccessLog
 from quiver.observe.formats import formatter
+from quiver.observe.metrics import MetricsOutput
 from quiver.observe.record import ExchangeRecord
 from quiver.observe.sinks import Sink, open_sink
 
@@ -45,8 +46,12 @@ class AccessLogWriter:
         sink: Sink | None = None,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        outputs: Sequence[MetricsOutput] = (),
     ) -> None:
+        """``outputs`` are given every record on the writer thread too, before the
+        sample is drawn (the request counters count every exchange)."""
         self.settings = settings
+        self.outputs = tuple(outputs)
         self.sample = settings.sample
         self.query = settings.query
         self.limit = settings.queue
@@ -123,6 +128,8 @@ class AccessLogWriter:
         the writer thread."""
         if self._sink is None:
             self._sink = open_sink(self.settings)
+        for output in self.outputs:
+            output.open()
         self._thread = threading.Thread(target=self._run, name="quiver-access-log", daemon=True)
         self._thread.start()
 
@@ -133,6 +140,8 @@ class AccessLogWriter:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        for output in self.outputs:
+            output.close()
         if self._sink is not None:
             self._sink.close()
 
@@ -155,6 +164,11 @@ class AccessLogWriter:
             batch: list[ExchangeRecord] = []
             while pending and len(batch) < _BATCH:
                 batch.append(pending.popleft())
+            if batch and self.outputs:
+                for output in self.outputs:
+                    self._guarded(functools.partial(output.write, batch), 0)
+                if self.sample < 1.0:  # (the records came unsampled: see records())
+                    batch = [record for record in batch if self.wants(record.status)]
             if batch:
                 self._guarded(functools.partial(self._write, batch), len(batch))
 

@@ -27,7 +27,7 @@ def records(ended: list[PhaseRunner], access_log: AccessLogWriter) -> list[Excha
     wall = time.time() - now  # monotonic time to epoch
     query = access_log.query
     exchanges = cast("list[Exchange]", ended)  # (the proxy's phase runners are exchanges)
-    if access_log.sample >= 1.0:  # the usual case: every exchange
+    if access_log.sample >= 1.0 or access_log.outputs:  # every exchange (the usual case)
         return [exchange_record(x, now, wall, query) for x in exchanges]
     wants = access_log.wants
     return [exchange_record(x, now, wall, query) for x in exchanges if wants(x.status)]

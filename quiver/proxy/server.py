@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from quiver.config.models import Config, Listen, split_address
 from quiver.observe.access_log import AccessLogWriter
+from quiver.observe.metrics import MetricsOutput, metrics_output
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import Stores
 from quiver.proxy.client import ClientConnection, PlainOnTlsPort
@@ -53,6 +54,8 @@ class ProxyState:
         self.ended: list[PhaseRunner] = []
         #: where ended exchanges' records go (None: no access log); fixed at start
         self.access_log: AccessLogWriter | None = None
+        #: the request counters (``metrics.requests``), fed by the access log's writer
+        self.metrics: MetricsOutput | None = None
 
     def log_ended(self) -> None:
         """Run the log phases that are due, and hand their records to the access log."""
@@ -141,9 +144,13 @@ class ProxyServer:
             stores=self.stores,
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
+        metrics = None
         if access_log is None and config.access_log is not None:
-            access_log = AccessLogWriter(config.access_log)
+            metrics = metrics_output(config.metrics)
+            outputs = [metrics] if metrics is not None else []
+            access_log = AccessLogWriter(config.access_log, outputs=outputs)
         self.state.access_log = access_log  # a setting: a reload does not change it
+        self.state.metrics = metrics
         self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
