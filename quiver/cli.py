@@ -366,11 +366,12 @@ def _serve(args: argparse.Namespace) -> int:
             from quiver.proxy.status import default_run_dir
             from quiver.storemode.serve import admin_beside_file
 
-            # the workers' call spools, where the supervisor puts its run dir (with
-            # port 0 in `listen` that is the bound port's: no call log then)
-            calls = Path(run_dir or default_run_dir(config.listen[0].address)) / "calls"
+            # where the supervisor puts its run dir, with the workers' call spools and
+            # metrics (with port 0 in `listen` that is the bound port's: no call log
+            # and no metrics then)
+            node_dir = Path(run_dir or default_run_dir(config.listen[0].address))
             sidecar = admin_beside_file(
-                config, path, catalog, takeover=args.takeover, calls_dir=str(calls)
+                config, path, catalog, takeover=args.takeover, run_dir=node_dir
             )
 
         return Supervisor(
