@@ -267,6 +267,13 @@ def test_metrics_need_a_token_unless_public(tmp_path: Path) -> None:
         assert scraped.value("quiver_config_revision") == 1
         # without metrics.requests: the node's gauges, no request counters
         assert not [s for s in scraped.samples if s.name.startswith("quiver_requests")]
+        openmetrics = "application/openmetrics-text; version=1.0.0"
+        asked = httpx.get(
+            f"{admin}/metrics",
+            headers={"Authorization": f"Bearer {match.group(1)}", "Accept": openmetrics},
+        )
+        assert asked.headers["content-type"].startswith(openmetrics)
+        assert asked.text.endswith("# EOF\n")
         assert process.stop() == 0
 
     home = tmp_path / "open"
