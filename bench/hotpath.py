@@ -4,12 +4,13 @@ Feeds one request into a client connection and the matching response into its
 upstream connection through stand-in transports, many times over, so the cost
 measured is ours alone (parsing callbacks, routing, header building), not the
 kernel's.  Run: python bench/hotpath.py [--profile] [--key-auth | --rate-limit | --send-key]
-[--access-log] [--call-log]
+[--access-log] [--call-log] [--metrics]
 (--rate-limit: key-auth and rate-limit with the local store, per consumer)
 (--access-log: a JSON access log to a temporary file, all fields; its writer thread's
 work is counted too: the process waits for every line to be written before it ends;
 HOTPATH_ACCESS_LOG_FIELDS=a,b,c selects fields)
 (--call-log: the call spool of store mode to a temporary directory, counted the same way)
+(--metrics: the request counters of ``metrics.requests``, on the writer thread too)
 (with --profile, HOTPATH_ROWS sets how many functions are listed; 25 by default)
 
 For numbers that do not depend on what else the machine is doing, count
@@ -33,6 +34,7 @@ from quiver.config.access_log import AccessLog
 from quiver.config.models import Config
 from quiver.observe.access_log import AccessLogOutput
 from quiver.observe.call_spool import CallSpool
+from quiver.observe.metrics import MetricsOutput
 from quiver.observe.outputs import RecordOutput
 from quiver.observe.writer import RecordWriter
 from quiver.proxy.client import ClientConnection
@@ -114,6 +116,8 @@ def main() -> None:
             }
         )
         outputs.append(AccessLogOutput(settings))
+    if "--metrics" in sys.argv:
+        outputs.append(MetricsOutput())
     if outputs:  # a queue no run fills: every request's record is written
         state.record_writer = RecordWriter(outputs, queue=10**7)
         state.record_writer.start()

@@ -7,6 +7,7 @@
 #   bench/hotpath_instructions.sh --key-auth   # the same route with key-auth
 #   bench/hotpath_instructions.sh --access-log # with a JSON access log to a file
 #   bench/hotpath_instructions.sh --call-log   # with the call spool (store mode's default)
+#   bench/hotpath_instructions.sh --access-log --metrics # and the request counters
 set -euo pipefail
 command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 PY=${PYTHON:-python}

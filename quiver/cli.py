@@ -368,13 +368,14 @@ def _serve(args: argparse.Namespace) -> int:
         if admin:  # (a master process runs it, even beside one worker)
             from quiver.storemode.serve import admin_beside_file
 
+            from quiver.proxy.status import default_run_dir
+
+            # the workers' call spools (None with port 0 in `listen` and no run dir:
+            # no call log then) and metrics, in the run directory the supervisor uses
             calls = _calls_dir(run_dir, config.listen[0].address)
+            node_dir = Path(run_dir or default_run_dir(config.listen[0].address))
             sidecar = admin_beside_file(
-                config,
-                path,
-                catalog,
-                takeover=args.takeover,
-                calls_dir=str(calls) if calls is not None else None,
+                config, path, catalog, takeover=args.takeover, run_dir=node_dir, calls_dir=calls
             )
 
         return Supervisor(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -18,6 +19,7 @@ from quiver.admin import (
     credentials,
     documents,
     entities,
+    metrics,
     nodes,
     plugins,
     revisions,
@@ -37,10 +39,15 @@ def create_app(
     declarations: FileDeclarations | Declarations | None,
     store: Store,
     catalog: PluginSet | None = None,
+    *,
+    run_dir: Path | None = None,
+    metrics_public: bool = False,
 ) -> FastAPI:
     """The admin API over ``store``; entities come from the store when
     ``declarations`` is None, or from a config file (read-only) when it is a
-    :class:`FileDeclarations`.  Tokens and teams always live in ``store``."""
+    :class:`FileDeclarations`.  Tokens and teams always live in ``store``.  With the
+    node's ``run_dir``, ``GET /metrics`` serves its metrics (``metrics_public``:
+    without a token)."""
     app = FastAPI(
         title="Quiver admin API",
         openapi_url="/openapi.json",
@@ -62,6 +69,8 @@ def create_app(
         app.include_router(entities.router(key))
     for module in (nodes, credentials, plugins, documents, revisions, teams, analytics):
         app.include_router(module.api)
+    if run_dir is not None:
+        app.include_router(metrics.router(run_dir, public=metrics_public))
     mount_docs(app)
     install_openapi(app, _version())
     return app

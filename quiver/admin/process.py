@@ -41,6 +41,8 @@ class AdminSettings:
     tls_key: str | None = None
     ready_fd: int | None = None  # when set: write b"PORT\n" (the bound port) then close
     calls_dir: str | None = None  # when set: ingest the call spools written there
+    run_dir: str | None = None  # when set: serve GET /metrics of the workers writing there
+    metrics_public: bool = False  # GET /metrics without a token
     call_log: CallLog = field(default_factory=CallLog)  # what the call log keeps
 
 
@@ -74,7 +76,13 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
     try:
         _ensure_token(store, settings)
         source = FileDeclarations(settings.config_path) if settings.config_path else None
-        app = create_app(source, store, catalog)
+        app = create_app(
+            source,
+            store,
+            catalog,
+            run_dir=Path(settings.run_dir) if settings.run_dir is not None else None,
+            metrics_public=settings.metrics_public,
+        )
         sock = _bind(host, port)
         if settings.calls_dir is not None:
             # the node's one writer of calls, beside uvicorn in this process

@@ -409,6 +409,24 @@ class CallLogSettings(Strict):
     )
 
 
+class MetricsSettings(Strict):
+    """What ``GET /metrics`` on the admin port serves (docs/observability.md, "Metrics").
+    Node health, breakers, pools, reloads and workers are always there; the request
+    counters cost CPU on every request, so they are counted only when asked for."""
+
+    requests: bool = Field(
+        False,
+        description="Count requests, latencies, retries, plugin rejections and cache "
+        "results by route (and upstream latency by target) in every worker, off the "
+        "records of the exchanges, on the worker's record writer thread.",
+    )
+    public: bool = Field(
+        False,
+        description="Serve `GET /metrics` without an admin token (for a scraper that "
+        "cannot send `Authorization: Bearer`); every other admin call still needs one.",
+    )
+
+
 class Settings(Strict):
     """How the gateway process runs: read when it starts (a reload warns that changes
     take effect on restart only)."""
@@ -459,6 +477,10 @@ class Settings(Strict):
         None,
         description="One line per exchange to stdout, stderr, syslog or a file "
         "(`--access-log` sets `to`); none when absent. See docs/observability.md.",
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings,
+        description="Prometheus metrics of the node on the admin API's `GET /metrics`.",
     )
 
     @field_validator("listen", mode="before")

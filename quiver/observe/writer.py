@@ -31,6 +31,7 @@ from quiver.config.access_log import AccessLog
 from quiver.config.models import CallLogSettings
 from quiver.observe.access_log import AccessLogOutput
 from quiver.observe.call_spool import CallSpool
+from quiver.observe.metrics import MetricsOutput
 from quiver.observe.outputs import Batch, FullLines, Periodic, RecordOutput
 from quiver.observe.record import ExchangeRecord
 
@@ -38,6 +39,7 @@ log = logging.getLogger("quiver.observe")
 
 WARN_EVERY = 60.0  # seconds between warnings about dropped or unwritten records
 _BATCH = 512  # records handed to the outputs at once, at most
+DEFAULT_QUEUE = 10_000  # records waiting, at most, when no output's settings say
 
 
 class RecordWriter:
@@ -210,16 +212,22 @@ class RecordWriter:
 
 
 def writer_for(
-    access_log: AccessLog | None, call_log: CallLogSettings, calls_dir: Path | None
+    access_log: AccessLog | None,
+    call_log: CallLogSettings,
+    calls_dir: Path | None,
+    metrics: MetricsOutput | None = None,
 ) -> RecordWriter | None:
-    """A worker's writer for the outputs its settings ask for: the access log, and
-    the call spool in ``calls_dir`` (where the admin sidecar ingests them; None
-    when no sidecar does).  None when there is none: no records are made then."""
+    """A worker's writer for the outputs its settings ask for: the access log, the
+    call spool in ``calls_dir`` (where the admin sidecar ingests them; None when no
+    sidecar does) and the request counters (``metrics``).  None when there is none:
+    no records are made then."""
     outputs: list[RecordOutput] = []
     queues: list[int] = []
     if calls_dir is not None and call_log.enabled:
         outputs.append(CallSpool(calls_dir, max_size=call_log.spool_size))
         queues.append(call_log.queue)
+    if metrics is not None:
+        outputs.append(metrics)
     keep = None
     if access_log is not None:
         alone = not outputs and access_log.sample < 1.0  # (then it draws on the loop)
@@ -230,4 +238,4 @@ def writer_for(
     if not outputs:
         return None
     query = access_log is not None and access_log.query
-    return RecordWriter(outputs, queue=max(queues), query=query, keep=keep)
+    return RecordWriter(outputs, queue=max(queues, default=DEFAULT_QUEUE), query=query, keep=keep)

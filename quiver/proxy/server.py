@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quiver.config.models import Config, Listen, split_address
+from quiver.observe.metrics import MetricsOutput, metrics_output
 from quiver.observe.writer import RecordWriter, writer_for
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import Stores
@@ -55,6 +56,8 @@ class ProxyState:
         #: where ended exchanges' records go (None: no output wants them, and no
         #: record is made); fixed at start
         self.record_writer: RecordWriter | None = None
+        #: the request counters (``metrics.requests``), one of the writer's outputs
+        self.metrics: MetricsOutput | None = None
 
     def log_ended(self) -> None:
         """Run the log phases that are due, and hand their records to the writer."""
@@ -147,7 +150,10 @@ class ProxyServer:
         )
         self.state = ProxyState(loop, snapshot, self.sweeper)
         if record_writer is None:
-            record_writer = writer_for(config.access_log, config.call_log, calls_dir)
+            self.state.metrics = metrics_output(config.metrics)
+            record_writer = writer_for(
+                config.access_log, config.call_log, calls_dir, self.state.metrics
+            )
         self.state.record_writer = record_writer  # settings: a reload does not change it
         self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None

@@ -9,6 +9,10 @@ The document also tells how long the worker's event loop stalled
 ``loop.longest_stall_ms`` since the worker started.  The run directory is
 ``--run-dir``, else ``$QUIVER_RUN_DIR``, else a directory named after the first
 listen address under the system's temporary directory.
+
+A worker of a master process also writes its metrics document there in the same
+turn (``metrics-<pid>.json``, :mod:`quiver.observe.node_metrics`): its counters and
+its view of the nodes, for the admin API's ``GET /metrics``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from quiver.observe.node_metrics import worker_path, write_document
 from quiver.plugins.stores import process_alive
 from quiver.proxy.lag import LoopLag
 from quiver.proxy.server import ProxyState
@@ -69,11 +74,52 @@ def worker_status(state: ProxyState, lag: LoopLag | None = None) -> dict[str, An
     return document
 
 
+def worker_metrics(state: ProxyState) -> dict[str, Any]:
+    """The worker's metrics document: counters since it started, gauges of now."""
+    counters = state.metrics.snapshot() if state.metrics is not None else {}
+    writer = state.record_writer
+    if writer is not None:  # what each output lost: the full queue's drops, its failures
+        counters["dropped"] = {
+            name: writer.dropped + failed for name, failed in writer.failed.items()
+        }
+    now = state.loop.time()
+    targets = {}
+    for name, target in state.snapshot.targets.items():
+        nodes = []
+        for node in target.nodes:
+            pool = node.pool
+            health = node.health
+            breaker = health.breaker if health is not None else None
+            nodes.append(
+                {
+                    "node": node.label,
+                    "up": node.up,
+                    "breaker": breaker.snapshot(now)["state"] if breaker is not None else None,
+                    "in_flight": node.in_flight,
+                    "open": pool.open if pool else 0,
+                    "idle": len(pool.idle) if pool else 0,
+                }
+            )
+        targets[name] = nodes
+    return {"pid": os.getpid(), "counters": counters, "targets": targets}
+
+
 class StatusWriter:
-    def __init__(self, state: ProxyState, run_dir: Path, lag: LoopLag | None = None) -> None:
+    """Writes the status document once a second, and with ``metrics`` the metrics
+    document too (a worker of a master process)."""
+
+    def __init__(
+        self,
+        state: ProxyState,
+        run_dir: Path,
+        lag: LoopLag | None = None,
+        *,
+        metrics: bool = False,
+    ) -> None:
         self.state = state
         self.lag = lag
         self.path = run_dir / f"worker-{os.getpid()}.json"
+        self.metrics_path = worker_path(run_dir, os.getpid()) if metrics else None
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -96,7 +142,14 @@ class StatusWriter:
             temporary.replace(self.path)
         except OSError as exc:
             log.warning("status not written to %s: %s", self.path, exc)
+        self.write_metrics()
         self._handle = self.state.loop.call_later(INTERVAL, self._write)
+
+    def write_metrics(self) -> None:
+        """Write the metrics document (once more after the worker stopped serving: its
+        last counts; the master deletes it once it took them)."""
+        if self.metrics_path is not None:
+            write_document(self.metrics_path, worker_metrics(self.state))
 
 
 def read_status(run_dir: Path) -> list[dict[str, Any]]:

@@ -24,6 +24,10 @@ store, which only the master reads): its configs reach the workers through the
 handoff alone.  A :class:`Sidecar` (the admin API) runs in a child process of its
 own beside the workers: started once the workers are, restarted with backoff when
 it dies, stopped with them.
+
+The master keeps the node's metrics going across worker restarts
+(:class:`~quiver.observe.node_metrics.MasterMetrics`): the counters of every worker
+that ended, the restarts, the configs handed over and the store revision served.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from quiver.config.models import Config, Listen
 from quiver.config.sources import FileSource, SourceUnavailable, file_signature
 from quiver.errors import ConfigError
 from quiver.logconfig import tag_worker
+from quiver.observe.node_metrics import MasterMetrics
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.stores import remove_in_flight_tables
 from quiver.proxy.handoff import Signature, handoff_path, remove_handoff, write_handoff
@@ -86,6 +91,10 @@ class MasterSource(Protocol):
         """``config``, loaded with ``signature``, compiled and was handed to the
         workers: it is what new workers start with."""
 
+    @property
+    def revision(self) -> int | None:
+        """The store revision served (None: the source has no revisions)."""
+
 
 class FileMaster:
     """The config file as the master's source: the handoff carries its signature, and
@@ -111,6 +120,10 @@ class FileMaster:
 
     def served(self, config: Config, signature: Signature) -> None:
         pass
+
+    @property
+    def revision(self) -> int | None:
+        return None
 
 
 @dataclass
@@ -141,6 +154,7 @@ class Supervisor:
     _trial: _Trial | None = None  # the config whose trial compile runs
     _trial_pid: int | None = None
     _next_trial: _Trial | None = None  # the config whose trial waits for it
+    _metrics: MasterMetrics | None = None
     # fixed at start, like the addresses: a reload does not change it
     drain_timeout: float = field(init=False)
 
@@ -162,6 +176,8 @@ class Supervisor:
             self._addresses.append((spec, f"{shown}:{port}"))
             announced.append(BoundAddress(host, port, spec.tls is not None))
         remove_in_flight_tables(self._run_dir())  # left by gateways that are gone
+        metrics = self._metrics = MasterMetrics(self._run_dir())
+        metrics.begin(source.revision if source is not None else None)
         ready_read, ready_write = os.pipe()
         previous_chld = signal.signal(signal.SIGCHLD, lambda *_: None)  # queued, not dropped
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -207,7 +223,9 @@ class Supervisor:
                 else:
                     break
         finally:
+            workers = list(self.children)
             self._stop_children()
+            metrics.end(workers)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
             signal.signal(signal.SIGCHLD, previous_chld)
             os.close(ready_read)
@@ -322,11 +340,18 @@ class Supervisor:
             time.perf_counter() - compiled,
         )
         source.served(config, signature)
+        self._served(source)
+
+    def _served(self, source: MasterSource) -> None:
+        if self._metrics is not None:
+            self._metrics.served(source.revision)
 
     def _hand_off(self, config: Config, signature: Signature) -> None:
         write_handoff(handoff_path(self._run_dir(), os.getpid()), config, signature)
         for pid in self.children:
             _kill(pid, signal.SIGHUP)
+        if self._metrics is not None:
+            self._metrics.reloaded()
 
     def _start_trial(self, trial: _Trial) -> None:
         """Trial-compile a config handed over in a child process at low priority; its
@@ -369,6 +394,7 @@ class Supervisor:
                 time.monotonic() - trial.handed_at,
             )
             trial.source.served(trial.config, trial.signature)
+            self._served(trial.source)
         waiting, self._next_trial = self._next_trial, None
         if waiting is not None and not stopping:
             self._start_trial(waiting)
@@ -395,6 +421,8 @@ class Supervisor:
                 continue
             index = self.indexes.pop(pid)
             log.error("worker %d exited (%s); starting another", pid, _describe(status))
+            if self._metrics is not None:
+                self._metrics.worker_ended(pid, restarted=True)
             quick = time.monotonic() - started < _QUICK_DEATH
             self._backoff = min(_MAX_BACKOFF, self._backoff * 2 or 0.1) if quick else 0.0
             if self._backoff:

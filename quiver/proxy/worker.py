@@ -131,9 +131,11 @@ async def _serve(
     # SIGUSR1: reopen the access log file (after logrotate moved it); ignored without one
     loop.add_signal_handler(signal.SIGUSR1, writer.reopen if writer is not None else _ignore_usr1)
     lag = LoopLag(loop)
-    status = (
-        StatusWriter(server.state, options.run_dir, lag) if options.run_dir is not None else None
-    )
+    status = None
+    if options.run_dir is not None:
+        # a master process keeps the metrics of its workers (quiver.observe.node_metrics)
+        metrics = options.instance is not None
+        status = StatusWriter(server.state, options.run_dir, lag, metrics=metrics)
     if status is not None:
         status.start()
     # a SIGHUP or SIGUSR1 that arrived while starting was held back (see the supervisor)
@@ -153,6 +155,8 @@ async def _serve(
     if status is not None:
         status.stop()
     await server.stop(grace)
+    if status is not None:
+        status.write_metrics()  # (what the stop let finish is counted)
     if options.instance is None and options.run_dir is not None:
         remove_in_flight_tables(options.run_dir, ended=os.getpid())
 

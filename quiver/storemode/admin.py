@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quiver.config.models import CallLogSettings, TlsCertificate, is_loopback, split_address
+from quiver.config.models import (
+    CallLogSettings,
+    MetricsSettings,
+    TlsCertificate,
+    is_loopback,
+    split_address,
+)
 from quiver.logconfig import tag_process
 from quiver.plugins.catalog import Catalog
 from quiver.storemode.source import UNREACHABLE, reason
@@ -28,6 +34,9 @@ class AdminSidecar:
     #: the workers' call spools (``<run_dir>/calls``): the sidecar ingests them
     calls_dir: str | None = None
     call_log: CallLogSettings | None = None
+    #: the node's run directory: the sidecar serves the metrics its workers write there
+    run_dir: str | None = None
+    metrics: MetricsSettings | None = None
 
     @property
     def name(self) -> str:
@@ -49,6 +58,8 @@ class AdminSidecar:
             ready_fd=ready_fd,
             calls_dir=self.calls_dir,
             call_log=CallLog(kept.retention, kept.max_rows, kept.rollup_retention),
+            run_dir=self.run_dir,
+            metrics_public=(self.metrics or MetricsSettings()).public,
         )
         try:
             run_admin(settings, self.catalog)

@@ -92,6 +92,8 @@ def serve_store(
                 tls=settings.admin_tls,
                 calls_dir=str(calls_dir) if calls_dir is not None else None,
                 call_log=settings.call_log,
+                run_dir=str(run_dir),
+                metrics=settings.metrics,
             ),
             calls_dir=calls_dir,
             trial_after_handoff=True,
@@ -121,7 +123,13 @@ def _last_good(last_good: LastGood, why: str, until: str) -> tuple[int, dict[str
 
 
 def admin_beside_file(
-    config: Config, path: str, catalog: Catalog, *, takeover: bool, calls_dir: str | None = None
+    config: Config,
+    path: str,
+    catalog: Catalog,
+    *,
+    takeover: bool,
+    run_dir: Path | None = None,
+    calls_dir: Path | None = None,
 ) -> AdminSidecar:
     """The admin API of file mode (the file's entities read-only; tokens in the store)."""
     check_admin_listen(config.admin_listen, config.admin_tls)
@@ -143,8 +151,10 @@ def admin_beside_file(
         catalog,
         config_path=path,
         tls=config.admin_tls,
-        calls_dir=calls_dir,
+        calls_dir=str(calls_dir) if calls_dir is not None else None,
         call_log=config.call_log,
+        run_dir=str(run_dir) if run_dir is not None else None,
+        metrics=config.metrics,
     )
 
 

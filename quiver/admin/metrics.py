@@ -1,0 +1,201 @@
+"""``GET /metrics``: the node's metrics in the Prometheus text format.
+
+The admin API runs beside the workers, not in them: it reads what they wrote to
+the run directory (:mod:`quiver.observe.node_metrics`) on every scrape, adds the
+workers' counters up with those of the workers that ended, and renders them with
+``prometheus_client`` through a collector of its own (no global registry, nothing
+counted in this process).  Every series is documented in docs/observability.md
+("Metrics"); the labels are names from the config and small fixed sets only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from quiver.admin.auth import caller
+from quiver.admin.responses import problems
+from quiver.observe.metrics import BUCKETS_MS
+from quiver.observe.node_metrics import NodeMetrics, read_node
+
+#: the ``le`` of each histogram bucket, in seconds (Prometheus' unit of time)
+_LE = (*(repr(bound / 1000) for bound in BUCKETS_MS), "+Inf")
+_BREAKER_STATES = ("closed", "open", "half_open")
+
+
+class NodeCollector(Collector):
+    """The metrics of the node whose workers write to ``run_dir``, read at each collect."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def collect(self) -> Iterator[Metric]:
+        node = read_node(self.run_dir)
+        yield from _request_families(node.counters.get("routes") or {})
+        yield _histogram(
+            "quiver_upstream_duration_seconds",
+            "From the request sent to the node to the end of the exchange, by target.",
+            "target",
+            {
+                name: entry["upstream"]
+                for name, entry in (node.counters.get("targets") or {}).items()
+            },
+        )
+        dropped = CounterMetricFamily(
+            "quiver_log_dropped",
+            "Records dropped because the queue of an output was full.",
+            labels=["output"],
+        )
+        for output, count in sorted((node.counters.get("dropped") or {}).items()):
+            dropped.add_metric([output], count)
+        yield dropped
+        yield from _node_families(node.workers)
+        yield from _process_families(node)
+
+
+def _request_families(routes: dict[str, Any]) -> Iterator[Metric]:
+    requests = CounterMetricFamily(
+        "quiver_requests",
+        'Exchanges ended, by route and status class (route "": none matched).',
+        labels=["route", "status_class"],
+    )
+    retries = CounterMetricFamily(
+        "quiver_retries", "Tries after the first, by route.", labels=["route"]
+    )
+    rejections = CounterMetricFamily(
+        "quiver_rejections",
+        "Requests a plugin refused (answered 4xx or 5xx itself), by route and plugin.",
+        labels=["route", "plugin"],
+    )
+    cache = CounterMetricFamily(
+        "quiver_cache",
+        "What a cache plugin reported, by route and cache status.",
+        labels=["route", "status"],
+    )
+    for route, entry in sorted(routes.items()):
+        for status_class, count in sorted(entry["status"].items()):
+            requests.add_metric([route, status_class], count)
+        retries.add_metric([route], entry["retries"])
+        for plugin, count in sorted(entry["rejections"].items()):
+            rejections.add_metric([route, plugin], count)
+        for status, count in sorted(entry["cache"].items()):
+            cache.add_metric([route, status], count)
+    yield requests
+    yield _histogram(
+        "quiver_request_duration_seconds",
+        "From the request head read to the end of the exchange, by route.",
+        "route",
+        {route: entry["latency"] for route, entry in routes.items()},
+    )
+    yield from (retries, rejections, cache)
+
+
+def _histogram(
+    name: str, documentation: str, label: str, histograms: dict[str, Any]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=[label])
+    for value, histogram in sorted(histograms.items()):
+        cumulative, buckets = 0, []
+        for le, count in zip(_LE, histogram["buckets"], strict=True):
+            cumulative += count
+            buckets.append((le, cumulative))
+        family.add_metric([value], buckets, histogram["sum"] / 1000)
+    return family
+
+
+def _node_families(workers: list[dict[str, Any]]) -> Iterator[Metric]:
+    """Gauges of the workers' views of the nodes: each worker checks them on its own."""
+    views: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for worker in workers:
+        for target, nodes in (worker.get("targets") or {}).items():
+            for node in nodes:
+                views.setdefault((target, node["node"]), []).append(node)
+    up = GaugeMetricFamily(
+        "quiver_node_up",
+        "Share of the workers that see the node up (1: all, 0: none).",
+        labels=["target", "node"],
+    )
+    breaker = GaugeMetricFamily(
+        "quiver_breaker_state",
+        "Workers whose circuit breaker for the node is in the state.",
+        labels=["target", "node", "state"],
+    )
+    in_flight = GaugeMetricFamily(
+        "quiver_node_in_flight", "Requests on their way to the node.", labels=["target", "node"]
+    )
+    pool = GaugeMetricFamily(
+        "quiver_pool_connections",
+        "Pooled connections to the target's nodes, busy or idle.",
+        labels=["target", "state"],
+    )
+    pools: dict[str, list[int]] = {}
+    for (target, node), seen in sorted(views.items()):
+        up.add_metric([target, node], sum(1 for view in seen if view["up"]) / len(seen))
+        states = [view["breaker"] for view in seen if view["breaker"] is not None]
+        if states:
+            for state in _BREAKER_STATES:
+                breaker.add_metric([target, node, state], states.count(state))
+        in_flight.add_metric([target, node], sum(view["in_flight"] for view in seen))
+        busy_idle = pools.setdefault(target, [0, 0])
+        busy_idle[0] += sum(view["open"] - view["idle"] for view in seen)
+        busy_idle[1] += sum(view["idle"] for view in seen)
+    for target, (busy, idle) in pools.items():
+        pool.add_metric([target, "busy"], busy)
+        pool.add_metric([target, "idle"], idle)
+    yield from (up, breaker, in_flight, pool)
+
+
+def _process_families(node: NodeMetrics) -> Iterator[Metric]:
+    yield GaugeMetricFamily("quiver_workers", "Worker processes running.", len(node.workers))
+    yield CounterMetricFamily(
+        "quiver_worker_restarts",
+        "Workers that ended unasked and were started again.",
+        node.worker_restarts,
+    )
+    yield CounterMetricFamily(
+        "quiver_reloads", "Configs handed to the workers since the node started.", node.reloads
+    )
+    if node.revision is not None:
+        yield GaugeMetricFamily(
+            "quiver_config_revision", "The config store's revision served.", node.revision
+        )
+
+
+def router(run_dir: Path, *, public: bool) -> APIRouter:
+    """``GET /metrics`` over the run directory ``run_dir``; with ``public``, no token."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(run_dir))
+    api = APIRouter(tags=["metrics"])
+
+    @api.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The Prometheus text format, or OpenMetrics when asked",
+                "content": {"text/plain": {}, "application/openmetrics-text": {}},
+            },
+            **(problems(401, 500) if not public else problems(500)),
+        },
+        summary="Prometheus metrics of the node",
+        dependencies=[] if public else [Depends(caller)],
+    )
+    def metrics(request: Request) -> Response:
+        # the text format 0.0.4, or OpenMetrics when the scraper prefers it (Accept)
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(registry), headers={"Content-Type": content_type})
+
+    return api

@@ -1,0 +1,173 @@
+"""Request counters of one worker, kept off the records of the exchanges it served.
+
+:class:`MetricsOutput` is a record output (``name = "metrics"``): the writer thread
+hands it each batch of :class:`~quiver.observe.record.ExchangeRecord` s, and it adds
+them to a few counters by route and by target.  Nothing of it runs on the event
+loop while requests are served: the loop only queues the records, as it does for
+the access log.  Per record it costs a dictionary lookup or two, a ``bisect`` into
+fixed latency buckets and a few additions.
+
+Labels are names from the config (route, target, plugin) and small fixed sets
+(status class, cache status): never a path, a client or a consumer, so the number of
+series is bounded by the config.  An exchange that matched no route counts under the
+route ``""``.
+
+Once a second the worker's status writer takes :meth:`MetricsOutput.snapshot`, a
+JSON-ready mapping of plain numbers that snapshots of other workers are added to
+(:func:`add`); :mod:`quiver.observe.node_metrics` keeps them in the run directory.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from typing import Any
+
+from quiver.config.models import MetricsSettings
+from quiver.observe.record import ExchangeRecord
+
+#: upper bounds of the latency histograms' buckets, in milliseconds (one more bucket
+#: holds anything longer)
+BUCKETS_MS: tuple[float, ...] = (
+    *(0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0),
+    *(1000.0, 2500.0, 5000.0, 10000.0, 30000.0),
+)
+#: a status class per first digit ("1xx" ... "9xx": a node may answer 600 to 999)
+STATUS_CLASSES = tuple(f"{digit}xx" for digit in range(10))
+
+Snapshot = dict[str, Any]
+
+
+class _Histogram:
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS_MS) + 1)  # per bucket, not cumulative
+        self.sum = 0.0  # milliseconds
+
+    def snapshot(self) -> Snapshot:
+        return {"buckets": list(self.counts), "sum": self.sum}
+
+
+class _RouteCounts:
+    __slots__ = ("cache", "latency", "rejections", "retries", "statuses")
+
+    def __init__(self) -> None:
+        self.statuses = [0] * len(STATUS_CLASSES)
+        self.latency = _Histogram()
+        self.retries = 0
+        self.rejections: dict[str, int] = {}  # by the plugin that refused
+        self.cache: dict[str, int] = {}  # by cache status (HIT, MISS, ...)
+
+    def snapshot(self) -> Snapshot:
+        return {
+            "status": {
+                STATUS_CLASSES[digit]: count for digit, count in enumerate(self.statuses) if count
+            },
+            "latency": self.latency.snapshot(),
+            "retries": self.retries,
+            "rejections": dict(self.rejections),
+            "cache": dict(self.cache),
+        }
+
+
+class MetricsOutput:
+    """The request counters of one worker; :meth:`write` runs on the writer thread,
+    :meth:`snapshot` on the event loop (a lock keeps a snapshot from seeing half a
+    batch)."""
+
+    name = "metrics"
+
+    def __init__(self) -> None:
+        self._routes: dict[str | None, _RouteCounts] = {}
+        self._upstream: dict[str | None, _Histogram] = {}  # by target
+        self._lock = threading.Lock()
+        self.counted = 0
+
+    def open(self) -> None:
+        """Nothing to open: the counters live in memory."""
+
+    def reopen(self) -> None:
+        """Nothing to reopen."""
+
+    def close(self) -> None:
+        """Nothing to close: the last snapshot is taken after the writer stopped."""
+
+    def write(self, batch: list[ExchangeRecord]) -> None:
+        routes = self._routes
+        upstream = self._upstream
+        bounds = BUCKETS_MS
+        with self._lock:
+            for record in batch:
+                counts = routes.get(record.route)
+                if counts is None:
+                    counts = routes[record.route] = _RouteCounts()
+                status = record.status
+                counts.statuses[status // 100 % 10] += 1
+                latency = record.latency_ms
+                histogram = counts.latency
+                histogram.counts[bisect_left(bounds, latency)] += 1
+                histogram.sum += latency
+                if record.retries:
+                    counts.retries += record.retries
+                answered_by = record.answered_by
+                if answered_by is not None and status >= 400:
+                    rejections = counts.rejections
+                    rejections[answered_by] = rejections.get(answered_by, 0) + 1
+                cache = record.cache
+                if cache is not None:
+                    counts.cache[cache] = counts.cache.get(cache, 0) + 1
+                took = record.upstream_ms
+                if took is not None:
+                    timing = upstream.get(record.target)
+                    if timing is None:
+                        timing = upstream[record.target] = _Histogram()
+                    timing.counts[bisect_left(bounds, took)] += 1
+                    timing.sum += took
+            self.counted += len(batch)
+
+    def status(self) -> dict[str, Any]:
+        """For the worker's status document."""
+        return {"counted": self.counted}
+
+    def snapshot(self) -> Snapshot:
+        """The counters so far, as plain numbers in plain containers (JSON-ready)."""
+        with self._lock:
+            return {
+                "routes": {name or "": counts.snapshot() for name, counts in self._routes.items()},
+                "targets": {
+                    name or "": {"upstream": histogram.snapshot()}
+                    for name, histogram in self._upstream.items()
+                },
+            }
+
+
+def metrics_output(settings: MetricsSettings) -> MetricsOutput | None:
+    """The worker's request counters when ``metrics.requests`` asks for them."""
+    return MetricsOutput() if settings.requests else None
+
+
+def add(into: Snapshot, more: Snapshot) -> Snapshot:
+    """Add the counters of ``more`` to ``into`` (and answer it): numbers are summed,
+    lists element by element, mappings key by key."""
+    for key, value in more.items():
+        mine = into.get(key)
+        if mine is None:
+            into[key] = _copy(value)
+        elif isinstance(value, dict):
+            add(mine, value)
+        elif isinstance(value, list):
+            mine.extend([0] * (len(value) - len(mine)))
+            for index, number in enumerate(value):
+                mine[index] += number
+        else:
+            into[key] = mine + value
+    return into
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return list(value)
+    return value
