@@ -13,6 +13,7 @@ from quiver.config.models import MetricsSettings, Settings
 from quiver.observe.metrics import BUCKETS_MS, MetricsOutput, add, metrics_output
 from quiver.observe.node_metrics import MasterMetrics, read_node, worker_path, write_document
 from quiver.observe.record import ExchangeRecord
+from quiver.observe.writer import writer_for
 
 BUCKETS = len(BUCKETS_MS) + 1
 
@@ -128,13 +129,13 @@ def test_requests_are_counted_only_when_asked() -> None:
     assert isinstance(metrics_output(MetricsSettings(requests=True)), MetricsOutput)
 
 
-def test_request_counters_need_the_access_log() -> None:
-    with pytest.raises(ValueError, match=r"'metrics\.requests' needs an 'access_log' section"):
-        Settings.model_validate({"metrics": {"requests": True}})
-    settings = Settings.model_validate(
-        {"metrics": {"requests": True}, "access_log": {"to": "stdout"}}
-    )
-    assert settings.metrics.requests
+def test_request_counters_are_an_output_of_their_own() -> None:
+    """No access log needed: the counters get the records of every exchange."""
+    settings = Settings.model_validate({"metrics": {"requests": True}})
+    metrics = metrics_output(settings.metrics)
+    writer = writer_for(None, settings.call_log, None, metrics)
+    assert writer is not None
+    assert writer.outputs == [metrics]
 
 
 # -- the node's documents in the run directory -------------------------------------------
