@@ -2,21 +2,16 @@
 
 A setting of the process, like ``access_log``: read when a worker starts.  Without
 the section the gateway leaves ``traceparent`` and ``tracestate`` alone (they pass
-upstream as any other field) and costs nothing per request.  Spans are exported
-with the OpenTelemetry SDK, an extra: the section is refused without it.
+upstream as any other field) and costs nothing per request.
 """
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from quiver.config.base import Duration, Strict
-
-#: what the ``otel`` extra installs, by the module each package provides
-OTEL_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
 
 
 class Otlp(Strict):
@@ -65,19 +60,3 @@ class Tracing(Strict):
         description="Spans waiting for export, at most; beyond, spans are dropped (requests "
         "never wait for an export).",
     )
-
-    @model_validator(mode="after")
-    def _sdk_installed(self) -> Tracing:
-        if not all(map(_installed, OTEL_MODULES)):
-            raise ValueError(
-                "tracing exports spans with OpenTelemetry: pip install 'quiver-gateway[otel]'"
-            )
-        return self
-
-
-def _installed(module: str) -> bool:
-    """Whether ``module`` can be imported (without importing it)."""
-    try:
-        return find_spec(module) is not None
-    except ModuleNotFoundError:  # (a missing parent package)
-        return False

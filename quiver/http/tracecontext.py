@@ -48,24 +48,15 @@ class Parent:
 
 
 class TraceContext:
-    """The trace an exchange belongs to: what goes upstream and what its spans are.
+    """The trace of a sampled exchange: the ids and facts its spans are made of.
 
     The gateway's own span (``span_id``) is the child of the caller's (``parent_id``,
     None for a new trace); the upstream call's span (``upstream_id``) is the child of
-    the gateway's and the parent the node is told of.  ``scheme`` and ``host`` (the
-    request's, as sent) are noted for the spans of sampled exchanges only.
+    the gateway's, and the parent the node was told of.  ``scheme`` and ``host`` are
+    the request's (``host`` as sent, None without one).
     """
 
-    __slots__ = (
-        "flags",
-        "host",
-        "parent_id",
-        "scheme",
-        "span_id",
-        "state",
-        "trace_id",
-        "upstream_id",
-    )
+    __slots__ = ("host", "parent_id", "scheme", "span_id", "state", "trace_id", "upstream_id")
 
     def __init__(
         self,
@@ -73,21 +64,16 @@ class TraceContext:
         span_id: bytes,
         upstream_id: bytes,
         parent_id: bytes | None,
-        flags: int,
-        state: bytes | None,
+        scheme: bytes = b"http",
+        host: bytes | None = None,
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.upstream_id = upstream_id
         self.parent_id = parent_id
-        self.flags = flags
-        self.state = state  # tracestate, passed on as received (None: none)
-        self.scheme = b"http"
-        self.host: bytes | None = None
-
-    @property
-    def sampled(self) -> bool:
-        return bool(self.flags & SAMPLED)
+        self.scheme = scheme
+        self.host = host
+        self.state: bytes | None = None  # tracestate, as passed on (None: none)
 
 
 def parse_traceparent(value: bytes) -> Parent | None:

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from quiver.config import tracing
 from quiver.config.models import Config
 from quiver.config.tracing import Tracing
 from tests.support.process import catch_all_config, run_quiver, write_config
@@ -58,15 +57,6 @@ def test_defaults() -> None:
         "quiver",
     )
     assert settings.otlp.endpoint == "http://127.0.0.1:4318/v1/traces"
-
-
-def test_without_the_otel_extra_tracing_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracing, "OTEL_MODULES", ("opentelemetry.sdk", "quiver_no_such.module"))
-    with pytest.raises(ValidationError) as caught:
-        Config.model_validate({"tracing": {}})
-    [error] = caught.value.errors()
-    assert error["loc"] == ("tracing",)
-    assert "pip install 'quiver-gateway[otel]'" in error["msg"]
 
 
 def test_check_names_a_bad_tracing_key_with_its_line(tmp_path: Path) -> None:
