@@ -4,11 +4,14 @@ Feeds one request into a client connection and the matching response into its
 upstream connection through stand-in transports, many times over, so the cost
 measured is ours alone (parsing callbacks, routing, header building), not the
 kernel's.  Run: python bench/hotpath.py [--profile] [--key-auth | --rate-limit | --send-key]
-[--access-log]
+[--access-log] [--tracing]
 (--rate-limit: key-auth and rate-limit with the local store, per consumer)
 (--access-log: a JSON access log to a temporary file, all fields; its writer thread's
 work is counted too: the process waits for every line to be written before it ends;
 HOTPATH_ACCESS_LOG_FIELDS=a,b,c selects fields)
+(--tracing: trace context for every request, a new trace each, 1% sampled;
+HOTPATH_TRACING_SAMPLE=0.1 sets another share.  Spans are not exported here: the
+output that does it is measured on its own)
 (with --profile, HOTPATH_ROWS sets how many functions are listed; 25 by default)
 
 For numbers that do not depend on what else the machine is doing, count
@@ -29,11 +32,13 @@ import uvloop
 
 from quiver.config.access_log import AccessLog
 from quiver.config.models import Config
+from quiver.config.tracing import Tracing
 from quiver.observe.access_log import AccessLogWriter
 from quiver.proxy.client import ClientConnection
 from quiver.proxy.server import ProxyState
 from quiver.proxy.snapshot import compile_snapshot
 from quiver.proxy.sweeper import Sweeper
+from quiver.proxy.tracecontext import Propagator
 from quiver.proxy.upstream import UpstreamConnection
 from quiver.target_types import default_catalog
 
@@ -94,7 +99,11 @@ def main() -> None:
     request = WITH_KEY if key_auth or "--send-key" in sys.argv else REQUEST
     sweeper = Sweeper(loop, 1.0)
     snapshot = compile_snapshot(config, loop, sweeper, catalog=default_catalog())
-    state = ProxyState(loop, snapshot, sweeper)
+    tracing = None
+    if "--tracing" in sys.argv:
+        sample = float(os.environ.get("HOTPATH_TRACING_SAMPLE", "0.01"))
+        tracing = Propagator(Tracing(sample=sample))
+    state = ProxyState(loop, snapshot, sweeper, tracing)
     if "--access-log" in sys.argv:
         directory = tempfile.mkdtemp(prefix="quiver-hotpath-")
         # a queue no run fills: every request's line is formatted and written
@@ -109,6 +118,7 @@ def main() -> None:
         )
         state.access_log = AccessLogWriter(settings)
         state.access_log.start()
+        state.recording = state.observing = True
     client = ClientConnection(state, b"http")
     client.connection_made(NullTransport())  # type: ignore[arg-type]
     node = snapshot.targets["backend"].nodes[0]

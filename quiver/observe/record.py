@@ -9,7 +9,10 @@ them, off the event loop); names from the config are str.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quiver.http.tracecontext import TraceContext
 
 
 class ExchangeRecord:
@@ -33,6 +36,7 @@ class ExchangeRecord:
         "status",
         "target",
         "time",
+        "trace",
         "upstream_ms",
         "user_agent",
     )
@@ -57,6 +61,7 @@ class ExchangeRecord:
         cache: str | None = None,
         answered_by: str | None = None,
         user_agent: bytes | None = None,
+        trace: TraceContext | None = None,
     ) -> None:
         #: when the request head was complete (seconds since the epoch)
         self.time = time
@@ -84,6 +89,9 @@ class ExchangeRecord:
         #: the plugin that answered instead of the target (a refusal or an answer)
         self.answered_by = answered_by
         self.user_agent = user_agent
+        #: the trace the exchange belongs to (None: tracing is off, or the request
+        #: never got that far); spans are made of the sampled ones
+        self.trace = trace
 
     def value(self, name: str) -> Any:
         """A field as written out: bytes decoded, milliseconds rounded to microseconds."""

@@ -230,8 +230,11 @@ class ClientConnection(asyncio.Protocol):
         if self.draining:
             exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
-        if server.access_log is not None:  # (the record's; the loop's clock counts ms only)
-            exchange.began = monotonic()
+        if server.observing:  # an access log or tracing reads this exchange
+            if server.recording:  # (the record's; the loop's clock counts ms only)
+                exchange.began = monotonic()
+            if server.tracing is not None:
+                server.tracing.begin(exchange)
         self.head = None
         self.parsing = exchange
         has_body = exchange.chunked or bool(exchange.content_length)

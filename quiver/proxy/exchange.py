@@ -25,6 +25,7 @@ from quiver.proxy.request import CONSUMER_FIELDS, RequestHead
 from quiver.proxy.response_head import rewrite_head
 
 if TYPE_CHECKING:
+    from quiver.http.tracecontext import TraceContext
     from quiver.plugins.consumers import ConsumerRuntime
     from quiver.proxy.client import ClientConnection
     from quiver.proxy.snapshot import RouteRuntime
@@ -58,6 +59,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     began = 0.0  # time.monotonic() when the request head was complete (for the record)
     bytes_out = 0  # response bytes written to the client
     cache_status: str | None = None  # what a cache plugin reported (report_cache_status)
+    trace: TraceContext | None = None  # when tracing is on (quiver.proxy.tracecontext)
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []

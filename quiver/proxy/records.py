@@ -70,4 +70,5 @@ def exchange_record(
         if answered is not None
         else None,
         x.get(b"user-agent"),
+        x.trace,
     )

@@ -30,6 +30,7 @@ from quiver.proxy.snapshot import (
 )
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
+from quiver.proxy.tracecontext import Propagator
 
 log = logging.getLogger("quiver.access_log")
 
@@ -39,12 +40,21 @@ DRAIN_IDLE = 0.5  # seconds a connection may stay idle while the worker drains
 class ProxyState:
     """What every connection of a worker shares; ``snapshot`` is swapped whole."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Snapshot, sweeper: Sweeper):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        snapshot: Snapshot,
+        sweeper: Sweeper,
+        tracing: Propagator | None = None,
+    ) -> None:
         self.loop = loop
         self.snapshot = snapshot
         self.sweeper = sweeper
         self.connections: set[ClientConnection] = set()
-        self.field_names = FieldNames()  # what to do with each request field, by name
+        #: what to do with each request field, by name
+        self.field_names = FieldNames(traced=tracing is not None)
+        #: gives each request its trace context (None: tracing is off); fixed at start
+        self.tracing = tracing
         self._request_id_prefix = os.urandom(10).hex().encode()
         self._request_count = 0
         #: exchanges whose log phases are due: run soon, and in any case before the
@@ -53,6 +63,11 @@ class ProxyState:
         self.ended: list[PhaseRunner] = []
         #: where ended exchanges' records go (None: no access log); fixed at start
         self.access_log: AccessLogWriter | None = None
+        #: every exchange notes what its record needs (clock readings): an access log
+        #: reads them; fixed at start
+        self.recording = False
+        #: something reads exchanges as they begin (an access log, tracing); fixed at start
+        self.observing = tracing is not None
 
     def log_ended(self) -> None:
         """Run the log phases that are due, and hand their records to the access log."""
@@ -140,10 +155,14 @@ class ProxyServer:
             outbound=self.outbound,
             stores=self.stores,
         )
-        self.state = ProxyState(loop, snapshot, self.sweeper)
+        # settings: a reload changes neither the access log nor tracing
+        tracing = Propagator(config.tracing) if config.tracing is not None else None
+        self.state = ProxyState(loop, snapshot, self.sweeper, tracing)
         if access_log is None and config.access_log is not None:
             access_log = AccessLogWriter(config.access_log)
-        self.state.access_log = access_log  # a setting: a reload does not change it
+        self.state.access_log = access_log
+        self.state.recording = access_log is not None
+        self.state.observing = access_log is not None or tracing is not None
         self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
