@@ -233,8 +233,13 @@ class ClientConnection(asyncio.Protocol):
         if server.observing:  # an access log or tracing reads this exchange
             if server.recording:  # (the record's; the loop's clock counts ms only)
                 exchange.began = monotonic()
-            if server.tracing is not None:
-                server.tracing.begin(exchange)
+            tracing = server.tracing
+            if tracing is not None:
+                fresh = tracing.fresh
+                if fresh and exchange.traceparent is None:  # (begin's usual case, inlined:
+                    exchange.forward.append(fresh.pop())  # a new trace, not sampled)
+                else:
+                    tracing.begin(exchange)
         self.head = None
         self.parsing = exchange
         has_body = exchange.chunked or bool(exchange.content_length)

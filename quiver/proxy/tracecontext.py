@@ -25,6 +25,7 @@ import random
 import struct
 from binascii import b2a_hex
 from collections.abc import Callable
+from itertools import repeat
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -43,15 +44,18 @@ from quiver.http.tracecontext import (
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
 
-_BULK = 1024  # trace ids made at once
-_TRACE_IDS = struct.Struct("32s" * _BULK)  # a hex string of _BULK ids, cut into them
+_BULK = 1024  # trace ids made at once, at most
+#: the last bit of each id of a sampled trace set, so that none is all zeros (invalid)
+_NON_ZERO = (1 << 128) | (1 << 64) | 1
 
 
 class Propagator:
     """A worker's trace decisions: ``begin`` runs once per request head.
 
-    ``rng`` draws the sample (uniform in [0, 1)), ``bits`` the ids (tests give
-    their own; the random module reseeds in each forked worker).
+    ``fresh`` holds the fields of the next new traces, up to the next one sampled;
+    the worker takes the usual case, a new trace that is not sampled, from it
+    without a call.  ``rng`` draws the sample (uniform in [0, 1)), ``bits`` the ids
+    (tests give their own; the random module reseeds in each forked worker).
     """
 
     def __init__(
@@ -66,37 +70,32 @@ class Propagator:
         self._rng = rng
         self._bits = bits
         self._log_unsampled = math.log1p(-self.sample) if 0.0 < self.sample < 1.0 else 0.0
-        self._until_sampled: float = self._gap()  # decisions until the next sampled one
         #: ``-<parent id>-00``: how the upstream field of every unsampled new trace ends
         self._unsampled_tail = b"-%016x-00" % (bits(64) | 1)
-        self._fresh: list[bytes] = []  # upstream fields of unsampled new traces, made ahead
+        #: the upstream fields of unsampled new traces, made ahead (taken from the end)
+        self.fresh: list[tuple[bytes, bytes]] = []
+        #: unsampled new traces before the next sampled one, beyond those in ``fresh``
+        self._ahead: float = self._gap() - 1
 
     def begin(self, exchange: Exchange) -> None:
         """Add the trace context fields ``exchange`` carries upstream (and its
         TraceContext, when sampled)."""
         received = exchange.traceparent
         if received is None:
-            self._until_sampled -= 1
-            if self._until_sampled:  # the usual case: a new trace, not sampled
-                fresh = self._fresh
-                exchange.forward.append((TRACEPARENT, fresh.pop() if fresh else self._refill()))
+            if not self.fresh and self._ahead:
+                self._refill()
+            if self.fresh:
+                exchange.forward.append(self.fresh.pop())
                 return
-            self._until_sampled = self._gap()
             self._sampled(exchange, None)
+            self._ahead = self._gap() - 1
             return
         parent = parse_traceparent(received)
         if parent is None:  # invalid: a new trace (its tracestate goes with it, §3.3.1)
             exchange.traceparent = None
             self.begin(exchange)
             return
-        if self.respect_parent:
-            sampled = parent.sampled
-        else:
-            self._until_sampled -= 1
-            sampled = not self._until_sampled
-            if sampled:
-                self._until_sampled = self._gap()
-        if sampled:
+        if parent.sampled if self.respect_parent else self._rng() < self.sample:
             self._sampled(exchange, parent)
             return
         span_id = b"%016x" % (self._bits(64) | 1)
@@ -132,22 +131,22 @@ class Propagator:
         return state or None
 
     def _gap(self) -> float:
-        """How many decisions until the next sampled one: each is sampled with
-        probability ``sample``, so the gap is geometric (inverse transform)."""
+        """How many new traces until the next sampled one, itself included: each is
+        sampled with probability ``sample``, so the gap is geometric (drawn by
+        inverse transform: one draw per sampled trace, not one per request)."""
         if self.sample >= 1.0:
             return 1.0
         if self.sample <= 0.0:
             return math.inf
         return math.floor(math.log1p(-self._rng()) / self._log_unsampled) + 1
 
-    def _refill(self) -> bytes:
-        """The upstream fields of the next unsampled new traces, made at once (one
-        draw, and C loops rather than Python per field); one of them."""
-        ids = _TRACE_IDS.unpack(b2a_hex(self._bits(128 * _BULK).to_bytes(16 * _BULK)))
+    def _refill(self) -> None:
+        """Make the upstream fields of the next unsampled new traces at once: one
+        draw, and C loops rather than Python per field."""
+        count = int(min(self._ahead, _BULK))
+        self._ahead -= count
+        hexed = b2a_hex(self._bits(128 * count).to_bytes(16 * count))
+        ids = struct.unpack("32s" * count, hexed)  # (struct keeps the formats it compiled)
         tail = self._unsampled_tail
-        self._fresh = fresh = (b"00-" + (tail + b" 00-").join(ids) + tail).split(b" ")
-        return fresh.pop()
-
-
-#: the last bit of each id of a sampled trace set, so that none is all zeros (invalid)
-_NON_ZERO = (1 << 128) | (1 << 64) | 1
+        values = (b"00-" + (tail + b" 00-").join(ids) + tail).split(b" ")
+        self.fresh = list(zip(repeat(TRACEPARENT, count), values, strict=True))
