@@ -26,6 +26,7 @@ from quiver.errors import (
     RequestTimeout,
     URITooLong,
 )
+from quiver.http.tracecontext import TRACEPARENT
 from quiver.proxy.exchange import Exchange
 from quiver.proxy.flow import PAUSE_PIPELINE
 from quiver.proxy.problem import problem_response
@@ -236,8 +237,9 @@ class ClientConnection(asyncio.Protocol):
             tracing = server.tracing
             if tracing is not None:
                 fresh = tracing.fresh
-                if fresh and exchange.traceparent is None:  # (begin's usual case, inlined:
-                    exchange.forward.append(fresh.pop())  # a new trace, not sampled)
+                if fresh and exchange.traceparent is None:
+                    # (begin's usual case, spelled out: a new trace, not sampled)
+                    exchange.forward.append((TRACEPARENT, fresh.pop()))
                 else:
                     tracing.begin(exchange)
         self.head = None

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import math
 import random
-import struct
 from binascii import b2a_hex
 from collections.abc import Callable
-from itertools import repeat
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -72,8 +70,8 @@ class Propagator:
         self._log_unsampled = math.log1p(-self.sample) if 0.0 < self.sample < 1.0 else 0.0
         #: ``-<parent id>-00``: how the upstream field of every unsampled new trace ends
         self._unsampled_tail = b"-%016x-00" % (bits(64) | 1)
-        #: the upstream fields of unsampled new traces, made ahead (taken from the end)
-        self.fresh: list[tuple[bytes, bytes]] = []
+        #: the traceparent values of unsampled new traces, made ahead (taken from the end)
+        self.fresh: list[bytes] = []
         #: unsampled new traces before the next sampled one, beyond those in ``fresh``
         self._ahead: float = self._gap() - 1
 
@@ -85,7 +83,7 @@ class Propagator:
             if not self.fresh and self._ahead:
                 self._refill()
             if self.fresh:
-                exchange.forward.append(self.fresh.pop())
+                exchange.forward.append((TRACEPARENT, self.fresh.pop()))
                 return
             self._sampled(exchange, None)
             self._ahead = self._gap() - 1
@@ -145,8 +143,6 @@ class Propagator:
         draw, and C loops rather than Python per field."""
         count = int(min(self._ahead, _BULK))
         self._ahead -= count
-        hexed = b2a_hex(self._bits(128 * count).to_bytes(16 * count))
-        ids = struct.unpack("32s" * count, hexed)  # (struct keeps the formats it compiled)
+        ids = b2a_hex(self._bits(128 * count).to_bytes(16 * count), b" ", 16)  # "id id ..."
         tail = self._unsampled_tail
-        values = (b"00-" + (tail + b" 00-").join(ids) + tail).split(b" ")
-        self.fresh = list(zip(repeat(TRACEPARENT, count), values, strict=True))
+        self.fresh = (b"00-" + ids.replace(b" ", tail + b" 00-") + tail).split(b" ")
