@@ -37,7 +37,10 @@ def varint(value: int) -> bytes:
 
 def field(tag: int, payload: bytes) -> bytes:
     """A length-delimited field: ``tag`` (number << 3 | 2), the length, the bytes."""
-    return b"%c%s%s" % (tag, varint(len(payload)), payload)
+    size = len(payload)
+    if size < 0x80:  # a one-byte length
+        return b"%c%c%s" % (tag, size, payload)
+    return b"%c%s%s" % (tag, varint(size), payload)
 
 
 def key(name: str) -> bytes:
