@@ -4,13 +4,16 @@ Feeds one request into a client connection and the matching response into its
 upstream connection through stand-in transports, many times over, so the cost
 measured is ours alone (parsing callbacks, routing, header building), not the
 kernel's.  Run: python bench/hotpath.py [--profile] [--key-auth | --rate-limit | --send-key]
-[--access-log] [--call-log] [--metrics]
+[--access-log] [--call-log] [--metrics] [--tracing]
 (--rate-limit: key-auth and rate-limit with the local store, per consumer)
 (--access-log: a JSON access log to a temporary file, all fields; its writer thread's
 work is counted too: the process waits for every line to be written before it ends;
 HOTPATH_ACCESS_LOG_FIELDS=a,b,c selects fields)
 (--call-log: the call spool of store mode to a temporary directory, counted the same way)
 (--metrics: the request counters of ``metrics.requests``, on the writer thread too)
+(--tracing: trace context for every request, a new trace each, 1% sampled;
+HOTPATH_TRACING_SAMPLE=0.1 sets another share.  Spans are not exported here: the
+output that does it is measured on its own)
 (with --profile, HOTPATH_ROWS sets how many functions are listed; 25 by default)
 
 For numbers that do not depend on what else the machine is doing, count
@@ -32,6 +35,7 @@ import uvloop
 
 from quiver.config.access_log import AccessLog
 from quiver.config.models import Config
+from quiver.config.tracing import Tracing
 from quiver.observe.access_log import AccessLogOutput
 from quiver.observe.call_spool import CallSpool
 from quiver.observe.metrics import MetricsOutput
@@ -41,6 +45,7 @@ from quiver.proxy.client import ClientConnection
 from quiver.proxy.server import ProxyState
 from quiver.proxy.snapshot import compile_snapshot
 from quiver.proxy.sweeper import Sweeper
+from quiver.proxy.tracecontext import Propagator
 from quiver.proxy.upstream import UpstreamConnection
 from quiver.target_types import default_catalog
 
@@ -101,7 +106,11 @@ def main() -> None:
     request = WITH_KEY if key_auth or "--send-key" in sys.argv else REQUEST
     sweeper = Sweeper(loop, 1.0)
     snapshot = compile_snapshot(config, loop, sweeper, catalog=default_catalog())
-    state = ProxyState(loop, snapshot, sweeper)
+    tracing = None
+    if "--tracing" in sys.argv:
+        sample = float(os.environ.get("HOTPATH_TRACING_SAMPLE", "0.01"))
+        tracing = Propagator(Tracing(sample=sample))
+    state = ProxyState(loop, snapshot, sweeper, tracing)
     outputs: list[RecordOutput] = []
     directory = tempfile.mkdtemp(prefix="quiver-hotpath-")
     if "--call-log" in sys.argv:  # spooled as store mode does (large files: no rotation)
@@ -121,6 +130,7 @@ def main() -> None:
     if outputs:  # a queue no run fills: every request's record is written
         state.record_writer = RecordWriter(outputs, queue=10**7)
         state.record_writer.start()
+        state.recording = state.observing = True
     client = ClientConnection(state, b"http")
     client.connection_made(NullTransport())  # type: ignore[arg-type]
     node = snapshot.targets["backend"].nodes[0]

@@ -366,9 +366,8 @@ def _serve(args: argparse.Namespace) -> int:
         calls = None
         run_dir = args.run_dir or config.run_dir
         if admin:  # (a master process runs it, even beside one worker)
-            from quiver.storemode.serve import admin_beside_file
-
             from quiver.proxy.status import default_run_dir
+            from quiver.storemode.serve import admin_beside_file
 
             # the workers' call spools (None with port 0 in `listen` and no run dir:
             # no call log then) and metrics, in the run directory the supervisor uses

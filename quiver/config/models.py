@@ -19,6 +19,7 @@ from quiver.config.access_log import AccessLog
 from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
 from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
+from quiver.config.tracing import Tracing
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -481,6 +482,11 @@ class Settings(Strict):
     metrics: MetricsSettings = Field(
         default_factory=MetricsSettings,
         description="Prometheus metrics of the node on the admin API's `GET /metrics`.",
+    )
+    tracing: Tracing | None = Field(
+        None,
+        description="W3C trace context on every request and OpenTelemetry spans for a "
+        "sample, exported over OTLP; none when absent. See docs/observability.md.",
     )
 
     @field_validator("listen", mode="before")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from quiver.http.tracecontext import TraceContext
     from quiver.observe.capture import Capture
 
 
@@ -37,6 +38,7 @@ class ExchangeRecord:
         "status",
         "target",
         "time",
+        "trace",
         "upstream_ms",
         "user_agent",
     )
@@ -62,6 +64,7 @@ class ExchangeRecord:
         answered_by: str | None = None,
         user_agent: bytes | None = None,
         capture: Capture | None = None,
+        trace: TraceContext | None = None,
     ) -> None:
         #: when the request head was complete (seconds since the epoch)
         self.time = time
@@ -92,6 +95,9 @@ class ExchangeRecord:
         #: what a route that asks keeps beyond the call: header fields and capped
         #: bodies (None: nothing kept)
         self.capture = capture
+        #: the trace the exchange belongs to (None: tracing is off, or the request
+        #: never got that far); spans are made of the sampled ones
+        self.trace = trace
 
     def value(self, name: str) -> Any:
         """A field as written out: bytes decoded, milliseconds rounded to microseconds."""

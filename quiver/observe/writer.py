@@ -29,11 +29,13 @@ from typing import Any
 
 from quiver.config.access_log import AccessLog
 from quiver.config.models import CallLogSettings
+from quiver.config.tracing import Tracing
 from quiver.observe.access_log import AccessLogOutput
 from quiver.observe.call_spool import CallSpool
 from quiver.observe.metrics import MetricsOutput
 from quiver.observe.outputs import Batch, FullLines, Periodic, RecordOutput
 from quiver.observe.record import ExchangeRecord
+from quiver.observe.tracing import TracingOutput
 
 log = logging.getLogger("quiver.observe")
 
@@ -63,6 +65,8 @@ class RecordWriter:
         self.limit = queue
         self.query = query
         self.keep = keep
+        #: some output reads every exchange (not only the sampled traces)
+        self.recording = keep is not _none
         self._clock = clock
         self.pending: deque[ExchangeRecord] = deque()
         self.dropped = 0
@@ -216,11 +220,12 @@ def writer_for(
     call_log: CallLogSettings,
     calls_dir: Path | None,
     metrics: MetricsOutput | None = None,
+    tracing: Tracing | None = None,
 ) -> RecordWriter | None:
     """A worker's writer for the outputs its settings ask for: the access log, the
     call spool in ``calls_dir`` (where the admin sidecar ingests them; None when no
-    sidecar does) and the request counters (``metrics``).  None when there is none:
-    no records are made then."""
+    sidecar does), the request counters (``metrics``) and the spans of sampled
+    exchanges (``tracing``).  None when there is none: no records are made then."""
     outputs: list[RecordOutput] = []
     queues: list[int] = []
     if calls_dir is not None and call_log.enabled:
@@ -230,12 +235,25 @@ def writer_for(
         outputs.append(metrics)
     keep = None
     if access_log is not None:
-        alone = not outputs and access_log.sample < 1.0  # (then it draws on the loop)
+        # the only output, sampling: the draw is made on the loop, before any record
+        alone = not outputs and tracing is None and access_log.sample < 1.0
         output = AccessLogOutput(access_log, drawn=alone)
         keep = output.wants if alone else None
         outputs.append(output)
         queues.append(access_log.queue)
+    recording = bool(outputs)  # (these outputs read every exchange)
+    if tracing is not None:
+        outputs.append(TracingOutput(tracing))
+        if not recording:  # only the sampled exchanges get records
+            keep = _none
     if not outputs:
         return None
     query = access_log is not None and access_log.query
-    return RecordWriter(outputs, queue=max(queues, default=DEFAULT_QUEUE), query=query, keep=keep)
+    writer = RecordWriter(outputs, queue=max(queues, default=DEFAULT_QUEUE), query=query, keep=keep)
+    writer.recording = recording
+    return writer
+
+
+def _none(status: int) -> bool:
+    """No exchange gets a record for its status (a sampled trace still does)."""
+    return False

@@ -63,6 +63,7 @@ class Attempts:
         route: RouteRuntime | None
         rid: bytes
         method: bytes
+        began: float
         finished: bool
         request_done: bool
         response_started: bool
@@ -139,7 +140,7 @@ class Attempts:
         self.upstream = conn
         self.reused = reused
         node.in_flight += 1
-        if self.client.server.record_writer is not None:  # (for the exchange's record)
+        if self.began:  # (the exchange keeps a record: when it went to the node is in it)
             self.upstream_at = monotonic()
         if route.target.tracks_latency:
             self.sent_at = self.client.server.loop.time()

@@ -26,6 +26,7 @@ from quiver.errors import (
     RequestTimeout,
     URITooLong,
 )
+from quiver.http.tracecontext import TRACEPARENT
 from quiver.proxy.exchange import Exchange
 from quiver.proxy.flow import PAUSE_PIPELINE
 from quiver.proxy.problem import problem_response
@@ -230,8 +231,17 @@ class ClientConnection(asyncio.Protocol):
         if self.draining:
             exchange.keep_alive = False
         exchange.rid = exchange.request_id or server.new_request_id()
-        if server.record_writer is not None:  # (the record's; the loop's clock counts ms only)
-            exchange.began = monotonic()
+        if server.observing:  # records or traces are made of this exchange
+            if server.recording:  # (the record's; the loop's clock counts ms only)
+                exchange.began = monotonic()
+            tracing = server.tracing
+            if tracing is not None:
+                fresh = tracing.fresh
+                if fresh and exchange.traceparent is None:
+                    # (begin's usual case, spelled out: a new trace, not sampled)
+                    exchange.forward.append((TRACEPARENT, fresh.pop()))
+                else:
+                    tracing.begin(exchange)
         self.head = None
         self.parsing = exchange
         has_body = exchange.chunked or bool(exchange.content_length)

@@ -25,6 +25,7 @@ from quiver.proxy.request import CONSUMER_FIELDS, RequestHead
 from quiver.proxy.response_head import rewrite_head
 
 if TYPE_CHECKING:
+    from quiver.http.tracecontext import TraceContext
     from quiver.observe.capture import Capture
     from quiver.plugins.consumers import ConsumerRuntime
     from quiver.proxy.client import ClientConnection
@@ -61,6 +62,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     cache_status: str | None = None  # what a cache plugin reported (report_cache_status)
     #: header fields and capped bodies kept for the call log (routes that ask only)
     capture: Capture | None = None
+    trace: TraceContext | None = None  # when tracing is on (quiver.proxy.tracecontext)
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -387,7 +389,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
             conn.close()
         self.finished = True  # (what _finish does, spelled out on the busiest path)
         self.client.exchange_finished(self)
-        if self.chain.log or self.client.server.record_writer is not None:
+        if self.chain.log or self.began:  # (an exchange with a record to make has began)
             self._log_later()
 
     # -- upgrade tunnels --------------------------------------------------------------

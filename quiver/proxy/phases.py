@@ -20,6 +20,7 @@ from quiver.plugins.chain import Chain
 from quiver.plugins.response import ResponseHead
 
 if TYPE_CHECKING:
+    from quiver.http.tracecontext import TraceContext
     from quiver.proxy.client import ClientConnection
     from quiver.proxy.snapshot import RouteRuntime
 
@@ -72,6 +73,7 @@ class PhaseRunner:
         connect_task: Any
         out: list[bytes]
         tap: Callable[[bytes, bool], None] | None
+        trace: TraceContext | None  # sampled by tracing (its record is made, for its spans)
 
         def fail(self, error: HTTPError) -> None: ...
         def _release_body(self) -> None: ...
@@ -201,7 +203,7 @@ class PhaseRunner:
         """Schedule the log phases, once: every exchange whose plugins began gets one
         run, whether it was answered, refused, cut off, upgraded or abandoned."""
         state = self.client.server
-        if not self.logged and (self.chain.log or state.record_writer is not None):
+        if not self.logged and (self.chain.log or state.recording or self.trace is not None):
             self.logged = True
             if not state.ended:
                 state.loop.call_soon(state.log_ended)

@@ -25,13 +25,18 @@ def records(
     ended: list[PhaseRunner], query: bool, keep: Callable[[int], bool] | None
 ) -> list[ExchangeRecord]:
     """The records of ``ended`` (which ended just now): of those ``keep`` keeps by
-    their status, or of all; ``query``: their paths keep the query string."""
+    their status or tracing sampled, or of all; ``query``: their paths keep the
+    query string."""
     now = time.monotonic()
     wall = time.time() - now  # monotonic time to epoch
     exchanges = cast("list[Exchange]", ended)  # (the proxy's phase runners are exchanges)
     if keep is None:  # the usual case: every exchange
         return [exchange_record(x, now, wall, query) for x in exchanges]
-    return [exchange_record(x, now, wall, query) for x in exchanges if keep(x.status)]
+    return [
+        exchange_record(x, now, wall, query)
+        for x in exchanges
+        if x.trace is not None or keep(x.status)  # (a sampled trace needs its spans)
+    ]
 
 
 def exchange_record(
@@ -72,4 +77,5 @@ def exchange_record(
         else None,
         x.get(b"user-agent"),
         x.capture,
+        x.trace,
     )

@@ -17,12 +17,14 @@ from quiver.http.fields import CONNECTION_OPTIONS
 from quiver.http.fields import CONSUMER_FIELDS as CONSUMER_FIELDS
 from quiver.http.fields import CONSUMER_PREFIX as CONSUMER_PREFIX
 from quiver.http.fields import SPECIAL_REQUEST_HEADERS as SPECIAL_REQUEST_HEADERS
+from quiver.http.tracecontext import TRACEPARENT, TRACESTATE
 
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _MAX_REQUEST_ID = 200
 _SCAN_BELOW = 9  # header lookups scan up to this many fields instead of indexing them
 # uri-host [ ":" port ] (RFC 3986 §3.2.2): an IP literal, or reg-name characters
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]*)?[ \t]*\Z")
+_TRACE_FIELDS = (TRACEPARENT, TRACESTATE)
 _REMEMBERED_NAMES = 4096  # field names a worker remembers the kind of (see FieldNames)
 
 # What the proxy does with a request field, by name (see FieldNames).
@@ -41,12 +43,16 @@ class FieldNames:
     spelled it replaces lowercasing and classifying it every time.  A worker keeps
     one; it forgets everything when it has seen too many names (as a client making
     up names would make it).
+
+    ``traced``: the trace context fields are the proxy's to read and rebuild (the
+    ``tracing`` setting is on); else they are copied upstream like any other.
     """
 
-    __slots__ = ("kinds",)
+    __slots__ = ("kinds", "traced")
 
-    def __init__(self) -> None:
+    def __init__(self, *, traced: bool = False) -> None:
         self.kinds: dict[bytes, int] = {}
+        self.traced = traced
 
     def kind(self, name: bytes) -> int:
         """The kind of field ``name`` (as spelled), remembered or learned now."""
@@ -54,7 +60,8 @@ class FieldNames:
         return kind if kind is not None else self.classify(name)
 
     def classify(self, name: bytes) -> int:
-        kind = field_kind(name.lower())
+        lname = name.lower()
+        kind = SPECIAL if self.traced and lname in _TRACE_FIELDS else field_kind(lname)
         kinds = self.kinds
         if len(kinds) >= _REMEMBERED_NAMES:
             kinds.clear()
@@ -99,6 +106,8 @@ class RequestHead:
     connection_tokens: tuple[bytes, ...] = ()
     xff: bytes | None = None
     request_id: bytes | None = None
+    traceparent: bytes | None = None  # read only when tracing is on (else forwarded)
+    tracestate: bytes | None = None
 
     def __init__(self) -> None:
         self.headers: list[tuple[bytes, bytes]] = []  # every field as received
@@ -250,6 +259,12 @@ class RequestHead:
             and b" " not in value
         ):
             self.request_id = value  # a client's id is kept when it is a sane token
+        elif lname == b"traceparent":  # (special only when tracing is on: FieldNames)
+            # repeated, it is no longer one valid value: the trace restarts
+            self.traceparent = value if self.traceparent is None else b""
+        elif lname == b"tracestate":  # repeated: one list (W3C Trace Context §3.3.1.1)
+            state = self.tracestate
+            self.tracestate = value if state is None else state + b"," + value
         # keep-alive, te, trailer, proxy-connection and x-forwarded-proto/-host are dropped:
         # hop-by-hop, or rebuilt by the proxy and never trusted from clients
 

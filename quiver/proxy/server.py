@@ -32,6 +32,7 @@ from quiver.proxy.snapshot import (
 )
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
+from quiver.proxy.tracecontext import Propagator
 
 log = logging.getLogger("quiver.observe")
 
@@ -41,12 +42,21 @@ DRAIN_IDLE = 0.5  # seconds a connection may stay idle while the worker drains
 class ProxyState:
     """What every connection of a worker shares; ``snapshot`` is swapped whole."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Snapshot, sweeper: Sweeper):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        snapshot: Snapshot,
+        sweeper: Sweeper,
+        tracing: Propagator | None = None,
+    ) -> None:
         self.loop = loop
         self.snapshot = snapshot
         self.sweeper = sweeper
         self.connections: set[ClientConnection] = set()
-        self.field_names = FieldNames()  # what to do with each request field, by name
+        #: what to do with each request field, by name
+        self.field_names = FieldNames(traced=tracing is not None)
+        #: gives each request its trace context (None: tracing is off); fixed at start
+        self.tracing = tracing
         self._request_id_prefix = os.urandom(10).hex().encode()
         self._request_count = 0
         #: exchanges whose log phases are due: run soon, and in any case before the
@@ -58,6 +68,11 @@ class ProxyState:
         self.record_writer: RecordWriter | None = None
         #: the request counters (``metrics.requests``), one of the writer's outputs
         self.metrics: MetricsOutput | None = None
+        #: every exchange notes what its record needs (clock readings): an output reads
+        #: every exchange (access log, call log, request counters); fixed at start
+        self.recording = False
+        #: something reads exchanges as they begin (records, tracing); fixed at start
+        self.observing = tracing is not None
 
     def log_ended(self) -> None:
         """Run the log phases that are due, and hand their records to the writer."""
@@ -148,13 +163,17 @@ class ProxyServer:
             outbound=self.outbound,
             stores=self.stores,
         )
-        self.state = ProxyState(loop, snapshot, self.sweeper)
+        # settings: a reload changes neither the outputs of records nor tracing
+        tracing = Propagator(config.tracing) if config.tracing is not None else None
+        self.state = ProxyState(loop, snapshot, self.sweeper, tracing)
         if record_writer is None:
             self.state.metrics = metrics_output(config.metrics)
             record_writer = writer_for(
-                config.access_log, config.call_log, calls_dir, self.state.metrics
+                config.access_log, config.call_log, calls_dir, self.state.metrics, config.tracing
             )
-        self.state.record_writer = record_writer  # settings: a reload does not change it
+        self.state.record_writer = record_writer
+        self.state.recording = record_writer is not None and record_writer.recording
+        self.state.observing = record_writer is not None or tracing is not None
         self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []

@@ -1,0 +1,311 @@
+"""The tracing output: spans of sampled exchanges, exported over OTLP/HTTP to a
+collector simulated in the test (it decodes what it is sent with the OTLP protobufs)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from quiver.config.access_log import AccessLog
+from quiver.config.tracing import Tracing
+from quiver.http.tracecontext import TraceContext
+from quiver.observe.access_log import AccessLogWriter
+from quiver.observe.record import ExchangeRecord
+from quiver.observe.tracing import TracingOutput
+from tests.support.nodes import wait_until
+from tests.support.proxy import Client, RunningProxy, make_config
+from tests.support.upstream import Upstream, echo
+
+pytestmark = pytest.mark.timeout(30)
+
+TRACE = b"4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER = b"00f067aa0ba902b7"
+GATEWAY = b"1111111111111111"
+CALL = b"2222222222222222"
+T0 = 1_800_000_000.25  # the record's time: when the head was read
+
+
+class Collector:
+    """An OTLP/HTTP endpoint on 127.0.0.1:0 keeping what it is sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+        self.headers: list[dict[str, str]] = []
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                collector.requests.append(request)
+                collector.headers.append(dict(self.headers))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200 if self.path == "/v1/traces" else 404)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True)
+        self.thread.start()
+
+    @property
+    def spans(self) -> list[Span]:
+        return [
+            span
+            for request in self.requests
+            for resource in request.resource_spans
+            for scope in resource.scope_spans
+            for span in scope.spans
+        ]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def collecting(
+    path: str = "/v1/traces", **settings: Any
+) -> Iterator[tuple[TracingOutput, Collector]]:
+    """An opened tracing output exporting to an in-test collector (at ``path``: it
+    answers 404 elsewhere); closed after."""
+    collector = Collector()
+    endpoint = collector.url.replace("/v1/traces", path)
+    otlp = {"endpoint": endpoint, **settings.pop("otlp", {})}
+    output = TracingOutput(Tracing.model_validate({"otlp": otlp, **settings}))
+    output.open()
+    try:
+        yield output, collector
+    finally:
+        output.close()
+        collector.close()
+
+
+def attributes(values: Iterable[KeyValue]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for item in values:
+        kind = item.value.WhichOneof("value")
+        found[item.key] = getattr(item.value, kind) if kind else None
+    return found
+
+
+def trace(parent: bytes | None = CALLER) -> TraceContext:
+    context = TraceContext(TRACE, GATEWAY, CALL, parent, b"https", b"api.example:8443")
+    context.state = b"rojo=1"
+    return context
+
+
+def record(context: TraceContext | None, **fields: Any) -> ExchangeRecord:
+    values: dict[str, Any] = {
+        "time": T0,
+        "request_id": b"6f1c0001",
+        "client_ip": b"10.0.0.7",
+        "method": b"GET",
+        "path": b"/items/42",
+        "status": 200,
+        "route": "items",
+        "target": "backend",
+        "node": "127.0.0.1:9001",
+        "latency_ms": 12.5,
+        "upstream_ms": 10.0,
+        "user_agent": b"probe/1.0",
+        "trace": context,
+        **fields,
+    }
+    return ExchangeRecord(**values)
+
+
+def test_a_sampled_exchange_is_a_server_span_and_a_client_span_over_otlp() -> None:
+    with collecting(service_name="edge") as (output, collector):
+        output.write([record(trace(), retries=1, consumer="alice")])
+        output.close()  # (exports what is queued)
+    [request] = collector.requests
+    [resource] = request.resource_spans
+    assert attributes(resource.resource.attributes)["service.name"] == "edge"
+    assert resource.scope_spans[0].scope.name == "quiver"
+    server, client = (
+        next(s for s in collector.spans if s.kind == Span.SPAN_KIND_SERVER),
+        next(s for s in collector.spans if s.kind == Span.SPAN_KIND_CLIENT),
+    )
+    assert server.trace_id == client.trace_id == bytes.fromhex(TRACE.decode())
+    assert server.span_id == bytes.fromhex(GATEWAY.decode())
+    assert server.parent_span_id == bytes.fromhex(CALLER.decode())
+    assert client.span_id == bytes.fromhex(CALL.decode())  # the parent the node was told of
+    assert client.parent_span_id == server.span_id
+    assert server.trace_state == client.trace_state == "rojo=1"
+    assert server.name == "GET items" and client.name == "GET"
+    start = int(T0 * 1e9)
+    assert (server.start_time_unix_nano, server.end_time_unix_nano) == (start, start + 12_500_000)
+    assert client.start_time_unix_nano == start + 2_500_000
+    assert client.end_time_unix_nano == server.end_time_unix_nano
+    assert attributes(server.attributes) == {
+        "http.request.method": "GET",
+        "url.path": "/items/42",
+        "url.scheme": "https",
+        "server.address": "api.example",
+        "server.port": 8443,
+        "client.address": "10.0.0.7",
+        "user_agent.original": "probe/1.0",
+        "http.response.status_code": 200,
+        "quiver.request_id": "6f1c0001",
+        "quiver.route": "items",
+        "quiver.target": "backend",
+        "quiver.consumer": "alice",
+    }
+    assert attributes(client.attributes) == {
+        "http.request.method": "GET",
+        "server.address": "127.0.0.1",
+        "server.port": 9001,
+        "http.response.status_code": 200,
+        "http.request.resend_count": 1,
+    }
+    assert server.status.code == client.status.code == Status.STATUS_CODE_UNSET
+    assert output.status()["exported"] == 2
+
+
+def test_only_sampled_exchanges_become_spans() -> None:
+    with collecting() as (output, collector):
+        output.write([record(None), record(trace()), record(None)])
+        output.close()
+    assert len(collector.spans) == 2
+    assert output.status() == {
+        "to": collector.url,
+        "queued": 0,
+        "exported": 2,
+        "dropped": 0,
+        "failed": 0,
+    }
+
+
+def test_long_values_are_encoded_whole() -> None:
+    path = b"/" + b"p" * 300
+    with collecting() as (output, collector):
+        output.write([record(trace(None), path=path, user_agent=b"u" * 1000)])
+        output.close()
+    server = next(s for s in collector.spans if s.kind == Span.SPAN_KIND_SERVER)
+    found = attributes(server.attributes)
+    assert found["url.path"] == path.decode()
+    assert found["user_agent.original"] == "u" * 1000
+
+
+def test_spans_beyond_the_queue_are_dropped_and_counted() -> None:
+    with collecting(queue=3) as (output, collector):
+        output.write([record(trace()), record(trace())])  # four spans
+        output.close()
+    assert len(collector.spans) == 3
+    assert (output.status()["exported"], output.status()["dropped"]) == (3, 1)
+
+
+def test_a_5xx_is_an_error_and_a_new_trace_has_no_parent() -> None:
+    with collecting() as (output, collector):
+        output.write([record(trace(None), status=503, method=b"PURGE")])
+        output.close()
+    server = next(s for s in collector.spans if s.kind == Span.SPAN_KIND_SERVER)
+    assert server.parent_span_id == b""
+    assert server.name == "HTTP items"
+    assert server.status.code == Status.STATUS_CODE_ERROR
+    found = attributes(server.attributes)
+    assert found["error.type"] == "503"
+    assert found["http.request.method"] == "_OTHER"
+    assert found["http.request.method_original"] == "PURGE"
+
+
+def test_an_exchange_no_node_answered_is_one_span() -> None:
+    refused = record(trace(), status=401, node=None, upstream_ms=None, answered_by="key-auth")
+    unrouted = record(trace(), status=404, route=None, target=None, node=None, upstream_ms=None)
+    with collecting() as (output, collector):
+        output.write([refused, unrouted])
+        output.close()
+    assert [s.kind for s in collector.spans] == [Span.SPAN_KIND_SERVER] * 2
+    names = sorted(s.name for s in collector.spans)
+    assert names == ["GET", "GET items"]
+    assert any(
+        attributes(s.attributes).get("quiver.answered_by") == "key-auth" for s in collector.spans
+    )
+
+
+def test_the_exports_carry_the_configured_headers() -> None:
+    with collecting(otlp={"headers": {"authorization": "Bearer t0ken"}}) as (output, collector):
+        output.write([record(trace())])
+        output.close()
+    assert collector.headers[0]["authorization"] == "Bearer t0ken"
+
+
+def test_spans_that_cannot_be_exported_are_counted_and_the_output_goes_on() -> None:
+    collector = Collector()
+    collector.close()  # nothing listens there any more
+    settings = {"endpoint": collector.url, "timeout": "200ms"}
+    output = TracingOutput(Tracing.model_validate({"otlp": settings}))
+    output.open()
+    output.write([record(trace())])
+    output.close()
+    assert output.status()["failed"] == 2
+
+
+def test_an_error_status_loses_the_batch(caplog: pytest.LogCaptureFixture) -> None:
+    with collecting(path="/elsewhere") as (output, _):
+        output.write([record(trace())])
+        output.close()
+    assert output.status()["failed"] == 2
+    assert "404" in caplog.text
+
+
+class Handing(AccessLogWriter):
+    """Hands the gateway's records to a tracing output as they come (on the event loop:
+    a test's stand-in for the worker's writer thread)."""
+
+    def __init__(self, tmp_path: Path, output: TracingOutput) -> None:
+        super().__init__(AccessLog(to=str(tmp_path / "unused.log")))
+        self.output = output
+
+    def add(self, records: Iterable[ExchangeRecord]) -> None:
+        self.output.write(list(records))
+
+
+def test_a_gateways_spans_and_the_traceparent_its_node_got_agree(tmp_path: Path) -> None:
+    caller = f"00-{TRACE.decode()}-{CALLER.decode()}-01"
+    with collecting() as (output, collector), Upstream(echo) as node:
+        config = make_config({"backend": node.url}, tracing={"sample": 0})
+        with (
+            RunningProxy(config, access_log=Handing(tmp_path, output)) as proxy,
+            Client(proxy.port) as client,
+        ):
+            response = client.request("GET", "/items?q=1", {"traceparent": caller})
+            wait_until(lambda: output.status()["queued"] == 2, "the exchange's spans")
+        output.close()
+    sent = {n.lower(): v for n, v in response.json()["headers"]}["traceparent"]
+    _, trace_id, parent_id, flags = sent.split("-")
+    server, client_span = (
+        next(s for s in collector.spans if s.kind == Span.SPAN_KIND_SERVER),
+        next(s for s in collector.spans if s.kind == Span.SPAN_KIND_CLIENT),
+    )
+    assert (trace_id, flags) == (TRACE.decode(), "01")
+    assert client_span.span_id.hex() == parent_id  # the node's parent is the call's span
+    assert client_span.parent_span_id == server.span_id
+    assert server.parent_span_id.hex() == CALLER.decode()
+    found = attributes(server.attributes)
+    assert (found["url.path"], found["url.scheme"]) == ("/items", "http")
+    assert found["server.address"] == "test.local"  # the Host the client sent
+    assert found["http.response.status_code"] == 200
+    assert attributes(client_span.attributes)["server.port"] == node.port
+    assert server.start_time_unix_nano < client_span.start_time_unix_nano
+    assert client_span.end_time_unix_nano == server.end_time_unix_nano
