@@ -7,7 +7,6 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,11 +18,12 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from quiver.config.access_log import AccessLog
+from quiver.config.models import CallLogSettings
 from quiver.config.tracing import Tracing
 from quiver.http.tracecontext import TraceContext
-from quiver.observe.access_log import AccessLogWriter
 from quiver.observe.record import ExchangeRecord
 from quiver.observe.tracing import TracingOutput
+from quiver.observe.writer import writer_for
 from tests.support.nodes import wait_until
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
@@ -269,29 +269,21 @@ def test_an_error_status_loses_the_batch(caplog: pytest.LogCaptureFixture) -> No
     assert "404" in caplog.text
 
 
-class Handing(AccessLogWriter):
-    """Hands the gateway's records to a tracing output as they come (on the event loop:
-    a test's stand-in for the worker's writer thread)."""
-
-    def __init__(self, tmp_path: Path, output: TracingOutput) -> None:
-        super().__init__(AccessLog(to=str(tmp_path / "unused.log")))
-        self.output = output
-
-    def add(self, records: Iterable[ExchangeRecord]) -> None:
-        self.output.write(list(records))
-
-
-def test_a_gateways_spans_and_the_traceparent_its_node_got_agree(tmp_path: Path) -> None:
+def test_a_gateways_spans_and_the_traceparent_its_node_got_agree() -> None:
+    """Through a running gateway: its record writer hands the sampled exchange to
+    the tracing output, which exports both spans to the collector."""
     caller = f"00-{TRACE.decode()}-{CALLER.decode()}-01"
-    with collecting() as (output, collector), Upstream(echo) as node:
-        config = make_config({"backend": node.url}, tracing={"sample": 0})
-        with (
-            RunningProxy(config, access_log=Handing(tmp_path, output)) as proxy,
-            Client(proxy.port) as client,
-        ):
-            response = client.request("GET", "/items?q=1", {"traceparent": caller})
-            wait_until(lambda: output.status()["queued"] == 2, "the exchange's spans")
-        output.close()
+    collector = Collector()
+    try:
+        with Upstream(echo) as node:
+            tracing = {"sample": 0, "otlp": {"endpoint": collector.url}}
+            config = make_config({"backend": node.url}, tracing=tracing)
+            with RunningProxy(config) as proxy, Client(proxy.port) as client:
+                client.request("GET", "/items")  # a new trace, not sampled: no span
+                response = client.request("GET", "/items?q=1", {"traceparent": caller})
+                wait_until(lambda: len(collector.spans) == 2, "the exchange's spans")
+    finally:
+        collector.close()
     sent = {n.lower(): v for n, v in response.json()["headers"]}["traceparent"]
     _, trace_id, parent_id, flags = sent.split("-")
     server, client_span = (
@@ -299,6 +291,7 @@ def test_a_gateways_spans_and_the_traceparent_its_node_got_agree(tmp_path: Path)
         next(s for s in collector.spans if s.kind == Span.SPAN_KIND_CLIENT),
     )
     assert (trace_id, flags) == (TRACE.decode(), "01")
+    assert {span.trace_id.hex() for span in collector.spans} == {TRACE.decode()}
     assert client_span.span_id.hex() == parent_id  # the node's parent is the call's span
     assert client_span.parent_span_id == server.span_id
     assert server.parent_span_id.hex() == CALLER.decode()
@@ -309,3 +302,17 @@ def test_a_gateways_spans_and_the_traceparent_its_node_got_agree(tmp_path: Path)
     assert attributes(client_span.attributes)["server.port"] == node.port
     assert server.start_time_unix_nano < client_span.start_time_unix_nano
     assert client_span.end_time_unix_nano == server.end_time_unix_nano
+
+
+def test_records_go_to_tracing_alone_only_for_sampled_exchanges() -> None:
+    """What the worker's writer is made of: tracing alone keeps no record but the
+    sampled ones; beside an output that reads every exchange it takes all."""
+    tracing = Tracing.model_validate({"otlp": {"endpoint": "http://127.0.0.1:9/v1/traces"}})
+    alone = writer_for(None, CallLogSettings(), None, None, tracing)
+    assert alone is not None and not alone.recording
+    assert alone.keep is not None and not alone.keep(500)
+    sampled_log = AccessLog(to="stdout", sample=0.1)
+    beside = writer_for(sampled_log, CallLogSettings(), None, None, tracing)
+    assert beside is not None and beside.recording and beside.keep is None
+    only_log = writer_for(sampled_log, CallLogSettings(), None)
+    assert only_log is not None and only_log.recording and only_log.keep is not None
