@@ -1,6 +1,7 @@
 """Reading the call log: time series, top lists and calls, for the admin API.
 
-Series and top lists read raw call rows only when the range holds few of them
+Series and top lists read raw call rows only when the range holds few of them,
+and only when retention deleted none of its calls (``call_trims``)
 (``RAW_LIMIT``, counted through the time index with a LIMIT, so the check costs
 at most that many index entries): their percentiles are then exact.  Otherwise
 they read the per-minute rollups, whose cost depends on the range's minutes and
@@ -32,6 +33,7 @@ from sqlalchemy import (
 )
 
 from quiver.calls.ingest import is_error
+from quiver.calls.retention import trimmed_through
 from quiver.store.calltables import (
     BUCKETS,
     CONSUMER,
@@ -122,6 +124,10 @@ def _scope(column: ColumnElement[int], team: str | None) -> list[ColumnElement[b
 
 
 def _few_raw(connection: Connection, start_ms: int, end_ms: int) -> bool:
+    """Whether the range's raw rows are all there (retention deleted none of its
+    calls: the rollups keep their counts) and few enough to read."""
+    if start_ms <= trimmed_through(connection):
+        return False
     inner = (
         select(calls.c.id)
         .where(calls.c.time_ms >= start_ms, calls.c.time_ms < end_ms)

@@ -5,14 +5,24 @@ own short transaction, so that trimming never holds the write lock long enough t
 stall readers or the next batch.  The count bound reads ids, not ``count(*)``: ids
 only grow and the oldest rows go first, so keeping ids above ``max(id) - max_rows``
 keeps at most ``max_rows`` rows, and costs two index lookups.
+
+Each delete also moves the mark of how far calls were deleted (``call_trims``),
+in its own transaction: queries read the raw rows of a range only when the range
+begins after it (:mod:`quiver.calls.queries`), so trimmed counts never show.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from quiver.calls.settings import CallLog
-from quiver.store.calltables import call_captures, call_rollups, call_rollups_hourly, calls
+from quiver.store.calltables import (
+    call_captures,
+    call_rollups,
+    call_rollups_hourly,
+    call_trims,
+    calls,
+)
 from quiver.store.engine import WRITE
 
 _BEYOND_EVERY_ID = 2**62  # (no call left: every capture goes)
@@ -30,6 +40,8 @@ def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
             count = connection.execute(
                 delete(calls).where(calls.c.id.in_(oldest.limit(chunk).scalar_subquery()))
             ).rowcount
+            if count:  # (every call before the cutoff goes, in this loop)
+                _trimmed_through(connection, cutoff - 1)
         deleted += count
         if count < chunk:
             break
@@ -39,6 +51,8 @@ def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
             if high is None or high - low < settings.max_rows:
                 break
             bound = min(high - settings.max_rows, low + chunk - 1)
+            latest = select(func.max(calls.c.time_ms)).where(calls.c.id <= bound)
+            _trimmed_through(connection, connection.execute(latest).scalar_one())
             deleted += connection.execute(delete(calls).where(calls.c.id <= bound)).rowcount
     with writing.begin() as connection:  # the captures of the calls deleted go with them
         oldest_kept = select(func.min(calls.c.id)).scalar_subquery()
@@ -61,3 +75,20 @@ def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
                 bound = min(cutoff_period, first + step)
                 deleted += connection.execute(delete(column.table).where(column < bound)).rowcount
     return deleted
+
+
+def _trimmed_through(connection: Connection, time_ms: int) -> None:
+    """Remember that calls up to ``time_ms`` may be gone (in the deleting transaction)."""
+    updated = connection.execute(
+        update(call_trims)
+        .where(call_trims.c.id == 1, call_trims.c.through_ms < time_ms)
+        .values(through_ms=time_ms)
+    ).rowcount
+    if not updated and connection.execute(select(call_trims.c.id)).first() is None:
+        connection.execute(insert(call_trims).values(id=1, through_ms=time_ms))
+
+
+def trimmed_through(connection: Connection) -> int:
+    """The latest time (epoch ms) of a call retention deleted; -1 when none was."""
+    through = connection.execute(select(call_trims.c.through_ms)).scalar()
+    return -1 if through is None else int(through)

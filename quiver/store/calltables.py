@@ -126,6 +126,15 @@ call_captures = Table(
     Column("capture", Text, nullable=False),  # header fields and bodies, as JSON
 )
 
+#: one row: the latest ``time_ms`` of any call retention deleted.  Raw rows of a range
+#: that begins after it are all there; earlier ranges are read from the rollups.
+call_trims = Table(
+    "call_trims",
+    Base.metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),  # always 1
+    Column("through_ms", BigInteger, nullable=False),
+)
+
 call_spools = Table(
     "call_spools",
     Base.metadata,

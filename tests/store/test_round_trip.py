@@ -12,14 +12,14 @@ from quiver.plugins.passwords import PasswordHash
 from quiver.store import Store, open_store
 from tests.store.documents import ALICE_KEY, BOB_PASSWORD, everything, read_yaml, sha256_hash
 from tests.support.catalog import built_in
-from tests.test_readme import ENV, blocks, complete_fragment, readme_hello_type
+from tests.test_readme import ENV, GATEWAY_YAML, complete_fragment, readme_hello_type
 
 README_CONFIGS = [
     pytest.param(
         complete_fragment(block.text) if "fragment" in block.directives else block.text,
         id=f"README.md:{block.line}",
     )
-    for block in blocks("yaml")
+    for block in GATEWAY_YAML  # (the gateway's configs; not `quiver sync` sources)
     if "invalid" not in block.directives
 ]
 
