@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.store_mode.helpers import TOKEN_LINE, admin_port, start_node
 from tests.support.nodes import wait_until
@@ -167,6 +168,19 @@ class Admin:
         assert answer.status_code == 200, answer.text
         return answer.json()
 
+    def metrics(self, name: str) -> Counter[tuple[str, str]]:
+        """The samples ``name`` of ``/metrics`` by (route, status class), the zeros left
+        out (parsed with prometheus_client's own parser)."""
+        answer = self.client.get("/metrics")
+        assert answer.status_code == 200, answer.text
+        found: Counter[tuple[str, str]] = Counter()
+        for family in text_string_to_metric_families(answer.text):
+            for sample in family.samples:
+                if sample.name == name and sample.value:
+                    key = (sample.labels["route"], sample.labels.get("status_class", ""))
+                    found[key] += int(sample.value)
+        return found
+
     def counted(self) -> int:
         """Calls in the rollups so far (asked at most ten times a second)."""
         time.sleep(0.1)
@@ -188,7 +202,11 @@ class Admin:
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[QuiverProcess]:
-    with start_node(tmp_path / "node", "--workers", "2") as running:
+    home = tmp_path / "node"
+    home.mkdir()
+    settings = home / "quiver.yaml"  # (the request counters too: /metrics tells the mix)
+    settings.write_text("store: quiver.db\nmetrics: {requests: true}\n")
+    with start_node(home, "--workers", "2", "--config", str(settings)) as running:
         running.wait_listening()
         yield running
 
@@ -221,6 +239,13 @@ def check_traffic(node: QuiverProcess, admin: Admin, upstream: Upstream, run_dir
     assert admin.top("routes") == Counter(s.route for s in sent.values())
     consumers = Counter(s.consumer for s in sent.values())
     assert admin.top("consumers") == consumers
+
+    by_route_and_class = Counter((s.route or "", f"{s.status // 100}xx") for s in sent.values())
+    wait_until(
+        lambda: admin.metrics("quiver_requests_total") == by_route_and_class,
+        "every request in /metrics",
+    )
+    assert sum(admin.metrics("quiver_request_duration_seconds_count").values()) == TOTAL
 
     series = admin.get("/analytics/requests", by="status_class")
     assert series["source"] == "calls"
