@@ -30,9 +30,11 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +218,8 @@ class Config:
     """One measured configuration.
 
     ``plugins`` is None for the nginx reference; for Quiver it gives the route's
-    ``plugins:`` (empty: no plugins). ``consumers`` adds the fixture's consumers to
+    ``plugins:`` (empty: no plugins), ``settings`` the process settings beside it.
+    ``consumers`` adds the fixture's consumers to
     Quiver's config. ``headers`` are the headers of every measured request (wrk sets
     them in its Lua script, as ``-H`` would). ``checks`` must all pass before the run
     measures anything. ``cost_goal``, when set, is the highest acceptable cost over
@@ -230,6 +233,9 @@ class Config:
     consumers: bool = False
     headers: Callable[[Fixture], dict[str, str]] = lambda f: {"apikey": f.key}
     cost_goal: float | None = None
+    #: process settings beside the route (access log, metrics, tracing ...), given
+    #: the configuration's scratch directory and the run's OTLP collector URL
+    settings: Callable[[Path, str], dict[str, Any]] = lambda base, collector: {}
 
 
 def _with_key(f: Fixture) -> list[Check]:
@@ -307,10 +313,67 @@ CONFIGS: list[Config] = [
         headers=lambda f: {"Authorization": f"Bearer {f.token}"},
     ),
 ]
+
+
+def _observed(base: Path, collector: str) -> dict[str, Any]:
+    """Everything that watches the traffic, as production runs it: a JSON access
+    log to a file, the call log (spooled by the worker, ingested into a SQLite
+    store by the admin API's process, which runs beside it) and the request
+    counters of ``GET /metrics``."""
+    return {
+        "access_log": {"to": str(base / "access.log")},
+        "metrics": {"requests": True},
+        "admin_listen": f"127.0.0.1:{free_port()}",
+        "store": str(base / "quiver.db"),
+    }
+
+
+def _traced(base: Path, collector: str) -> dict[str, Any]:
+    """Trace context on every request, 1% sampled into spans for an OTLP collector."""
+    return {"tracing": {"sample": 0.01, "otlp": {"endpoint": collector}}}
+
+
+def _key_auth_rate_limit(f: Fixture) -> dict[str, Any]:
+    return {
+        "key-auth": {},
+        "rate-limit": {"limit": 1_000_000_000, "window": 60, "by": "consumer"},
+    }
+
+
+CONFIGS += [
+    Config(
+        "traced",
+        "Quiver, no plugins, tracing (1% sampled, OTLP/HTTP)",
+        lambda f: {},
+        _with_key,
+        settings=_traced,
+    ),
+    Config(
+        "observed",
+        "Quiver, `key-auth` + `rate-limit`, access log (file) + call log + metrics",
+        _key_auth_rate_limit,
+        _key_auth_checks,
+        consumers=True,
+        settings=_observed,
+    ),
+    Config(
+        "observed_traced",
+        "the same, and tracing (1% sampled, OTLP/HTTP)",
+        _key_auth_rate_limit,
+        _key_auth_checks,
+        consumers=True,
+        settings=lambda base, collector: {
+            **_observed(base, collector),
+            **_traced(base, collector),
+        },
+    ),
+]
 CONFIG_BY_KEY = {c.key: c for c in CONFIGS}
 
 
-def quiver_config(config: Config, f: Fixture, port: int, backend: int) -> dict[str, Any]:
+def quiver_config(
+    config: Config, f: Fixture, port: int, backend: int, base: Path, collector: str
+) -> dict[str, Any]:
     assert config.plugins is not None
     route: dict[str, Any] = {"name": "all", "paths": ["/"], "target": "backend"}
     plugins = config.plugins(f)
@@ -324,6 +387,7 @@ def quiver_config(config: Config, f: Fixture, port: int, backend: int) -> dict[s
     }
     if config.consumers:
         doc["consumers"] = f.consumers
+    doc.update(config.settings(base, collector))
     return doc
 
 
@@ -345,6 +409,7 @@ class Run:
     checked: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     cautions: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    collector: str = ""  # the OTLP/HTTP endpoint traced configurations export to
 
     def start(self, config: Config) -> Server:
         """The proxy of ``config`` on the proxy core, its scratch dir holding the wrk
@@ -363,7 +428,8 @@ class Run:
             conf = nginx_proxy_conf(base, "nginx", port, backend.port, None)
             return start_nginx(self.procs, s, config.key, conf, port, s.proxy_cpu, False)
         conf = base / "quiver.yaml"
-        write_config(conf, quiver_config(config, self.fixture, port, backend.port))
+        document = quiver_config(config, self.fixture, port, backend.port, base, self.collector)
+        write_config(conf, document)
         return rig.start_quiver(self.procs, s, config.key, conf, port, run_dir=base / "run")
 
     def verify(self, config: Config, server: Server) -> None:
@@ -397,6 +463,8 @@ class Run:
     def execute(self) -> None:
         s = self.settings
         self.backend = rig.start_backend(self.procs, s, self.work)
+        collector = Collector()
+        self.collector = collector.url
         configs = [CONFIG_BY_KEY[k] for k in s.configs]
         servers = []
         for config in configs:
@@ -414,6 +482,39 @@ class Run:
         self.cautions += rig.round_cautions(self.throughput, lambda t: t.proxy)
         for server in servers:
             self.procs.stop(server.proc)
+        collector.close()
+        if collector.exports:
+            say(f"  OTLP collector: {collector.exports} exports received")
+
+
+class Collector:
+    """An OTLP/HTTP collector that takes span exports and answers 200 (what is in
+    them is not read: the cost measured is the gateway's)."""
+
+    def __init__(self) -> None:
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                collector.exports += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.exports = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def request(server: Server, headers: dict[str, str]) -> tuple[int, str, bytes, str, str]:
