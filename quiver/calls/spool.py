@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quiver.observe.call_spool import SPOOL_NAME
+from quiver.system import process_alive
 
 
 @dataclass(frozen=True, order=True)
@@ -75,20 +76,10 @@ def finished(directory: Path) -> list[Spool]:
         if match is None:
             continue
         pid = int(match["pid"])
-        if match["done"] is None and _alive(pid):
+        if match["done"] is None and process_alive(pid):
             continue
         found.append(Spool(pid, int(match["n"]), Path(entry.path)))
     return sorted(found)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 def head(path: Path) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from quiver.observe.metrics import Snapshot, add
+from quiver.system import process_alive
 
 log = logging.getLogger("quiver.metrics")
 
@@ -68,18 +69,6 @@ def _worker_pids(run_dir: Path) -> list[int]:
     return sorted(pids)
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # (another user's)
-        return True
-    return True
-
-
 @dataclass
 class MasterMetrics:
     """What the master process of ``run_dir`` keeps: call :meth:`begin` before the
@@ -100,7 +89,7 @@ class MasterMetrics:
         """Start from zero: the files a node that ended left behind are removed."""
         self.revision = revision
         for pid in _worker_pids(self.run_dir):
-            if not _alive(pid):
+            if not process_alive(pid):
                 worker_path(self.run_dir, pid).unlink(missing_ok=True)
         self._write()
 
@@ -171,7 +160,7 @@ def read_node(run_dir: Path) -> NodeMetrics:
         if document is None or document.get("pid") in folded:
             continue
         add(counters, document.get("counters") or {})
-        if _alive(int(document.get("pid", 0))):
+        if process_alive(int(document.get("pid", 0))):
             workers.append(document)
     return NodeMetrics(
         counters,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from quiver.plugins.counters import Counters
 from quiver.plugins.counters.inflight import InFlight
 from quiver.plugins.counters.local import LocalCounters
+from quiver.system import process_alive
 
 if TYPE_CHECKING:
     from quiver.plugins.counters.redis import RedisCounters
@@ -152,16 +153,3 @@ def remove_in_flight_tables(run_dir: Path, ended: int | None = None) -> None:
             continue
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process ``pid`` is running (one of another user's counts too)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

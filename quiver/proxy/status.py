@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from quiver.observe.node_metrics import worker_path, write_document
-from quiver.plugins.stores import process_alive
 from quiver.proxy.lag import LoopLag
 from quiver.proxy.server import ProxyState
+from quiver.system import process_alive
 
 log = logging.getLogger("quiver.status")
 
