@@ -8,10 +8,10 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from quiver.sync._adapter import RequestSpec, paginator_from_config
+from quiver.client import RequestSpec, paginator_from_config
 from quiver.sync.columnar import parse, row_ids, shape
 from quiver.sync.config import Resource, SyncConfig
-from quiver.sync.runner import client_for
+from quiver.sync.fetch import client_for
 from quiver.sync.schema import Schema, type_name
 from quiver.sync.select import Selector
 
