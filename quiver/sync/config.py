@@ -164,6 +164,11 @@ class Source(_Model):
     concurrency: int = Field(
         8, ge=1, le=64, description="pages fetched at once when the paginator allows it"
     )
+    transport: Literal["http11", "httpx"] = Field(
+        "http11",
+        description="http11: the client's lean HTTP/1.1 connections (a third of httpx's CPU "
+        "per page); httpx: httpx's own transport",
+    )
     resources: list[Resource] = Field(min_length=1, description="the endpoints to load")
 
 

@@ -4,7 +4,8 @@ The client brings what a long pull needs from a public API: retries with backoff
 connection errors, timeouts, 429 and 5xx; ``Retry-After`` and the RateLimit fields
 honoured; a circuit breaker per host; OAuth2 tokens renewed as they expire. The
 ``auth:`` block of a source names one of the client's schemes, the way dlt's
-``rest_api`` spells them.
+``rest_api`` spells them. Pages travel on the client's lean HTTP/1.1 transport
+unless the source says ``transport: httpx`` (see "Transport" in docs/client.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def client_for(source: config.Source, **options: Any) -> AsyncClient:
     """The client of ``source``; ``options`` go to :class:`AsyncClient` as they are
     (tests hand in a recorded ``sleep`` and ``clock``)."""
     auth = auth_for(source.auth) if source.auth is not None else None
+    options.setdefault("transport", source.transport)
     return AsyncClient(source.base_url, headers=source.headers, auth=auth, **options)
 
 

@@ -206,6 +206,18 @@ def test_each_auth_block_is_the_clients_scheme(
     assert isinstance(client_for(source), AsyncClient)
 
 
+@pytest.mark.parametrize("transport", ["http11", "httpx"])
+def test_either_transport_loads_the_same_rows(tmp_path: Path, transport: str) -> None:
+    database = tmp_path / "out.duckdb"
+    sync_config = config("{base}", database, "link_header")
+    with serving(linked) as (base, _):
+        source = sync_config.sources[0].model_copy(
+            update={"base_url": base, "transport": transport}
+        )
+        run(sync_config.model_copy(update={"sources": [source]}), Waits())
+    assert loaded(database) == [(PAGES * 10, PAGES * 10)]
+
+
 def test_a_page_naming_itself_as_the_next_ends_the_walk(tmp_path: Path) -> None:
     def stuck(path: str, query: dict[str, str]) -> Any:
         return {"data": items(1), "next_cursor": "same"}
