@@ -15,6 +15,9 @@ The clients keep httpx's transport altogether when a proxy is set in the
 environment (``HTTP_PROXY`` and friends), which a custom transport would bypass.
 
 The pool follows httpx's default limits: 100 connections, 20 kept idle for 5 s.
+The read timeout runs from the last bytes received, as httpx's; the write timeout
+bounds sending on the blocking transport (the asyncio one hands the request to
+its loop's buffer at once).
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ class _Reader:
             raise httpx.RemoteProtocolError("the server switched protocols") from None
         except httptools.HttpParserError as exc:
             raise httpx.RemoteProtocolError(f"malformed response: {exc}") from exc
-        return self.complete and self.status >= 200
+        return self.complete
 
     def closed(self) -> bool:
         """The server closed: True when that ends a response read until the close."""
@@ -112,8 +115,11 @@ class _Reader:
 
     # -- httptools callbacks
 
-    def on_message_begin(self) -> None:  # after an interim (1xx) response: the real one
-        self.headers, self.body, self.framed, self.complete = [], [], False, False
+    def on_message_begin(self) -> None:
+        if self.complete:  # a message after the response: nobody asked for it
+            raise httpx.RemoteProtocolError("the server sent more than one response")
+        # the first message, or the real one after an interim (1xx) response
+        self.headers, self.body, self.framed = [], [], False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
@@ -131,7 +137,7 @@ class _Reader:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        self.complete = self.status >= 200  # an interim response is not the answer
 
 
 def _timeout(request: httpx.Request, name: str) -> float | None:
@@ -174,7 +180,7 @@ class _AsyncConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         reader, done = self.reader, self.done
         if reader is None or done is None or done.done():
-            self._close()  # bytes nobody asked for: the connection cannot be trusted
+            self.close()  # bytes nobody asked for: the connection cannot be trusted
             return
         self.heard = self.loop.time()
         try:
@@ -182,7 +188,7 @@ class _AsyncConnection(asyncio.Protocol):
                 done.set_result(None)
         except httpx.RemoteProtocolError as exc:
             done.set_exception(exc)
-            self._close()
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
@@ -207,7 +213,7 @@ class _AsyncConnection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         if not self.reader.keep_alive:
-            self._close()
+            self.close()
         return self.reader.response(request)
 
     def usable(self, now: float) -> bool:
@@ -226,9 +232,9 @@ class _AsyncConnection(asyncio.Protocol):
             self.loop.call_later(timeout - quiet, self._expire, timeout)
             return
         self.done.set_exception(httpx.ReadTimeout("no response bytes in time"))
-        self._close()
+        self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
         self.open = False
         if self.transport is not None:
             self.transport.close()
@@ -262,7 +268,7 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
             try:
                 response = await connection.exchange(request)
             except BaseException:
-                connection._close()  # failed or cancelled mid-exchange: never reused
+                connection.close()  # failed or cancelled mid-exchange: never reused
                 raise
             self._keep(origin, connection)
             return response
@@ -275,7 +281,7 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
             connection = connections.pop()
             if connection.usable(now):
                 return connection
-            connection._close()
+            connection.close()
         return None
 
     async def _connect(self, origin: Origin, request: httpx.Request) -> _AsyncConnection:
@@ -309,7 +315,7 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
             return
         idle = self.idle.setdefault(origin, deque())
         if len(idle) >= MAX_IDLE:
-            connection._close()
+            connection.close()
             return
         connection.idle_since, connection.reader, connection.done = time.monotonic(), None, None
         idle.append(connection)
@@ -317,7 +323,7 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for connections in self.idle.values():
             for connection in connections:
-                connection._close()
+                connection.close()
         self.idle.clear()
         await self.fallback.aclose()
 

@@ -52,6 +52,17 @@ def test_a_chunked_body_is_joined() -> None:
     assert server.accepted == 1
 
 
+def test_an_interim_response_is_skipped_for_the_answer() -> None:
+    def hinted(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.send(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            conn.respond(200, b"[7]", [("Content-Type", "application/json")])
+
+    with Upstream(hinted) as server, Client(server.url) as api:
+        assert [api.get("/").json() for _ in range(2)] == [[7], [7]]
+    assert server.accepted == 1
+
+
 def test_a_body_without_length_ends_with_the_connection() -> None:
     def until_close(conn: Conn) -> None:
         if conn.read_request() is not None:
