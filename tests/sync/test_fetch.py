@@ -10,8 +10,10 @@ from typing import Any
 
 import duckdb
 import pytest
+import yaml
 from rich.console import Console
 
+from quiver.cli import main
 from quiver.client import (
     APIKeyAuth,
     AsyncClient,
@@ -84,6 +86,23 @@ def test_without_a_paginator_a_cursor_in_the_body_is_detected_and_walked(tmp_pat
         run(config(base, database), Waits())
     assert seen == ["/items"] + [f"/items?cursor={n}" for n in (2, 3)]
     assert loaded(database) == [(30, 30)]
+
+
+def test_dry_run_shows_the_paginator_it_detected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def cursored(path: str, query: dict[str, str]) -> Any:
+        return {"data": items(1), "meta": {"next_cursor": "2"}}
+
+    file = tmp_path / "sources.yaml"
+    with serving(cursored) as (base, seen):
+        sync_config = config(base, tmp_path / "out.duckdb")
+        file.write_text(yaml.safe_dump(sync_config.model_dump(exclude_none=True)))
+        assert main(["sync", "-c", str(file), "--dry-run"]) == 0
+    assert seen == ["/items"]
+    out = capsys.readouterr().out
+    assert "cursor (a cursor at 'meta.next_cursor')" in out
+    assert "paginator: {type: cursor, cursor_path: meta.next_cursor, cursor_param: cursor}" in out
 
 
 def test_without_a_paginator_a_page_count_is_detected_and_fetched_at_once(
