@@ -36,6 +36,7 @@ DLT = os.environ.get("DLT", "1") == "1"
 DLT_VENV = Path(os.environ.get("DLT_VENV", Path.home() / ".cache/quiver-bench/dlt-venv"))
 POSTGRES = os.environ.get("SYNC_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 QUIVER = os.environ.get("QUIVER", "quiver")
+TRANSPORT = os.environ.get("TRANSPORT", "http11")  # the source's transport: http11 or httpx
 LOAD_CPU, SERVE_CPU = 0, 1
 
 DLT_SCRIPT = """\
@@ -149,6 +150,7 @@ def run_quiver(procs: Processes, work: Path, base: str, destination: str) -> Res
         f"""sources:
   - name: bench
     base_url: {base}
+    transport: {TRANSPORT}
     resources:
       - name: items
         path: /items

@@ -30,6 +30,8 @@ SUBSTITUTIONS = [
     ("Awaitable, ", ""),
     ("AsyncClient", "Client"),
     ("AsyncLock", "SyncLock"),
+    ("AsyncLeanTransport", "SyncLeanTransport"),
+    ("AsyncHTTPTransport", "HTTPTransport"),
     ("async_sleep", "sync_sleep"),
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),

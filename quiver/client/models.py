@@ -65,9 +65,17 @@ class Timeouts:
     pool: float | None = 10.0
 
 
+_UNPARSED: Any = object()
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A complete response: ``url`` is the one the request went to (query included)."""
+    """A complete response: ``url`` is the one the request went to (query included).
+
+    ``json()`` parses the body once and hands back the same document each time:
+    a page is read by the caller and by its paginator, and parsing a page of a
+    thousand records costs more than fetching it.  Treat the document as read-only.
+    """
 
     status: int
     headers: Headers
@@ -76,6 +84,7 @@ class Response:
     request: RequestSpec
     #: answered from the client's cache (possibly after a 304 revalidation)
     from_cache: bool = False
+    _document: Any = field(default=_UNPARSED, init=False, repr=False, compare=False)
 
     @property
     def is_success(self) -> bool:
@@ -86,10 +95,13 @@ class Response:
         return self.content.decode(_charset(self.headers.get("content-type", "")), "replace")
 
     def json(self) -> Any:
-        try:
-            return orjson.loads(self.content)
-        except orjson.JSONDecodeError as exc:
-            raise DecodingError(f"{self.url} did not answer JSON: {exc}") from exc
+        if self._document is _UNPARSED:
+            try:
+                document = orjson.loads(self.content)
+            except orjson.JSONDecodeError as exc:
+                raise DecodingError(f"{self.url} did not answer JSON: {exc}") from exc
+            object.__setattr__(self, "_document", document)  # a cache, not a change of value
+        return self._document
 
     def problem(self) -> dict[str, Any] | None:
         """The RFC 9457 problem document of the body, if it is one."""

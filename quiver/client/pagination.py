@@ -62,8 +62,9 @@ RECORD_KEYS = ("data", "items", "results", "records", "entries", "objects", "row
 
 
 def lookup(body: Any, path: str) -> Any:
-    """The value at a dotted ``path`` of a JSON body (``links.next``), or None."""
-    for key in path.split("."):
+    """The value at a dotted ``path`` of a JSON body (``links.next``, or as JSONPath
+    and dlt write it, ``$.links.next``), or None."""
+    for key in path.removeprefix("$.").split("."):
         if not isinstance(body, Mapping):
             return None
         body = body.get(key)
@@ -345,6 +346,8 @@ PAGINATORS: dict[str, type[Any]] = {
     "single_page": SinglePage,
 }
 _NAMES = {kind: name for name, kind in PAGINATORS.items()}
+#: dlt's ``rest_api`` names of two of them, so that its configs read as written
+ALIASES = {"json_link": "next_url", "header_link": "link_header"}
 
 
 def paginator_from_config(
@@ -356,13 +359,14 @@ def paginator_from_config(
         return Auto(on_event)
     options = {"type": config} if isinstance(config, str) else dict(config)
     kind = options.pop("type", None)
+    kind = ALIASES.get(kind, kind) if isinstance(kind, str) else kind
     if kind == "auto":
         if options:
             message = "unknown option of auto (it takes none)"
             raise ConfigError([ConfigIssue(f"paginator.{key}", message) for key in sorted(options)])
         return Auto(on_event)
     if kind not in PAGINATORS:
-        known = ", ".join(["auto", *PAGINATORS])
+        known = ", ".join(["auto", *PAGINATORS, *ALIASES])
         raise ConfigError([ConfigIssue("paginator.type", f"{kind!r} is not one of {known}")])
     cls = PAGINATORS[kind]
     fields = {f.name for f in dataclasses.fields(cls)}

@@ -5,6 +5,6 @@ it; the runner (:mod:`quiver.sync.runner`) walks the pages (:mod:`quiver.sync.pa
 turns each into Arrow tables by column (:mod:`quiver.sync.columnar`), fits them to
 the tables loaded so far (:mod:`quiver.sync.schema`) and hands batches to a
 destination (:mod:`quiver.sync.destinations`) that commits them with their state
-(:mod:`quiver.sync.state`). Fetching goes through :mod:`quiver.sync._adapter`, the
-seam with the client SDK.
+(:mod:`quiver.sync.state`). Fetching goes through the client SDK, :mod:`quiver.client`
+(each source's client is made in :mod:`quiver.sync.fetch`).
 """

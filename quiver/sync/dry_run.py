@@ -8,10 +8,10 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from quiver.sync._adapter import RequestSpec, paginator_from_config
+from quiver.client import ClientEvent, RequestSpec, paginator_from_config
 from quiver.sync.columnar import parse, row_ids, shape
 from quiver.sync.config import Resource, SyncConfig
-from quiver.sync.runner import client_for
+from quiver.sync.fetch import client_for
 from quiver.sync.schema import Schema, type_name
 from quiver.sync.select import Selector
 
@@ -35,11 +35,13 @@ async def dry_run(config: SyncConfig, console: Console) -> None:
                     for k, v in resource.params.items()
                     if isinstance(v, str | int | float | bool)
                 }
-                paginator = paginator_from_config(resource.paginator)
+                chosen: list[ClientEvent] = []
+                paginator = paginator_from_config(resource.paginator, chosen.append)
                 request = paginator.first(
                     RequestSpec(resource.method, path, params, resource.headers)
                 )
                 response = await client.send(request)
+                paginator.parallel(response)  # ``auto`` decides on the first response
                 selector = Selector(resource.data_selector)
                 firsts[resource.name] = selector.records(response.json())
                 _show(
@@ -50,8 +52,18 @@ async def dry_run(config: SyncConfig, console: Console) -> None:
                     selector,
                     firsts[resource.name],
                 )
+                for event in chosen:
+                    _show_paginator(console, event)
         finally:
             await client.aclose()
+
+
+def _show_paginator(console: Console, event: ClientEvent) -> None:
+    """What ``auto`` chose, as the ``paginator:`` line that would pin it."""
+    console.print(event.message, soft_wrap=True, markup=False, highlight=False)
+    config = {"type": event.fields["paginator"], **event.fields.get("config", {})}
+    pinned = ", ".join(f"{key}: {value}" for key, value in config.items() if value is not None)
+    console.print(f"  paginator: {{{pinned}}}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _show(

@@ -13,12 +13,13 @@ resumed walk asks for the first page again to learn the plan, then skips n pages
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from quiver.sync._adapter import Paginator, RequestSpec, Response
+from quiver.client import Paginator, RequestSpec, Response
 from quiver.sync.select import Selector
 
 
@@ -63,6 +64,11 @@ async def walk(
             return
     while True:
         following = paginator.next(request, response, selector.records(response.json()))
+        if following == request:
+            # the client's pages() stops the same way: asking again would never end
+            message = "%s names itself as the next page: the walk ends"
+            logging.getLogger("quiver.sync").warning(message, response.url)
+            following = None
         yield response, None if following is None else position_of(following)
         if following is None:
             return

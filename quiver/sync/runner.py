@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,11 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rich.console import Console
 
+from quiver.client import AsyncClient, RequestSpec, paginator_from_config
 from quiver.errors import SyncError
-from quiver.sync._adapter import AsyncClient, RequestSpec, paginator_from_config
 from quiver.sync.columnar import PARENT_ID, ROW_ID, last_of_each_key, parse, row_ids, shape
 from quiver.sync.config import Resource, Source, SyncConfig
 from quiver.sync.destinations.base import Batch, Destination, Write
+from quiver.sync.fetch import client_for
 from quiver.sync.pages import walk
 from quiver.sync.progress import Progress, summary
 from quiver.sync.schema import Change, Schema
@@ -52,37 +54,27 @@ class Tally:
     changes: list[Change] = field(default_factory=list)
 
 
-def client_for(source: Source) -> AsyncClient:
-    headers = dict(source.headers)
-    params: dict[str, str] = {}
-    basic = None
-    auth = source.auth
-    if auth is not None and auth.type == "bearer":
-        headers["Authorization"] = f"Bearer {auth.token}"
-    elif auth is not None and auth.type == "api_key":
-        (headers if auth.location == "header" else params)[auth.name] = auth.api_key
-    elif auth is not None and auth.type == "http_basic":
-        basic = (auth.username, auth.password)
-    return AsyncClient(
-        source.base_url,
-        headers=headers,
-        params=params,
-        auth=basic,
-        connections=source.concurrency,
-    )
+Connect = Callable[[Source], AsyncClient]
 
 
 class Runner:
-    def __init__(self, config: SyncConfig, destination: Destination, progress: Progress) -> None:
+    def __init__(
+        self,
+        config: SyncConfig,
+        destination: Destination,
+        progress: Progress,
+        connect: Connect = client_for,
+    ) -> None:
         self.config = config
         self.destination = destination
         self.progress = progress
+        self.connect = connect
         self.schema = Schema(destination.schema())
         self.tallies: list[Tally] = []
 
     async def run(self) -> list[Tally]:
         for source in self.config.sources:
-            client = client_for(source)
+            client = self.connect(source)
             try:
                 await self._source(source, client)
             finally:
@@ -357,8 +349,9 @@ def _reason(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def sync(config: SyncConfig, console: Console) -> list[Tally]:
-    """Run ``config`` into its destination, with progress bars and a summary."""
+def sync(config: SyncConfig, console: Console, connect: Connect = client_for) -> list[Tally]:
+    """Run ``config`` into its destination, with progress bars and a summary;
+    ``connect`` makes each source's client."""
     from quiver.sync.destinations import open_destination
 
     try:
@@ -367,7 +360,7 @@ def sync(config: SyncConfig, console: Console) -> list[Tally]:
         raise SyncError(f"destination {config.destination}: {_reason(exc)}") from exc
     try:
         with Progress(console) as progress:
-            tallies = asyncio.run(Runner(config, destination, progress).run())
+            tallies = asyncio.run(Runner(config, destination, progress, connect).run())
     finally:
         destination.close()
     summary(tallies, console)

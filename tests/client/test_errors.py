@@ -46,11 +46,15 @@ routes:
     paths: ["/keys"]
     target: backend
     plugins: {key-auth: {}}
-  - name: limited
-    paths: ["/limited"]
+  - name: limited-httpx
+    paths: ["/limited/httpx"]
     target: backend
     plugins: {rate-limit: {limit: 1, window: 60, by: ip}}
-"""
+  - name: limited-http11
+    paths: ["/limited/http11"]
+    target: backend
+    plugins: {rate-limit: {limit: 1, window: 60, by: ip}}
+"""  # a limited route per transport: the gateway serves the tests of both
 
 
 @pytest.fixture(scope="module")
@@ -90,15 +94,17 @@ def test_a_401_problem_is_a_client_problem_that_is_not_retried(gateway: str) -> 
         assert client.get("/keys").status == 200
 
 
-def test_the_gateway_s_429_is_retried_after_the_time_it_asks_for(gateway: str) -> None:
+def test_the_gateway_s_429_is_retried_after_the_time_it_asks_for(
+    gateway: str, transport: str
+) -> None:
     waits = Waits()
     with Client(
         gateway, sleep=waits.sleep, clock=waits.clock, wall_clock=waits.clock, breaker=None
     ) as client:
-        assert client.get("/limited").status == 200
+        assert client.get(f"/limited/{transport}").status == 200
         assert waits.slept == []
         with pytest.raises(RateLimitedProblem) as caught:
-            client.get("/limited")
+            client.get(f"/limited/{transport}")
     error = caught.value
     assert isinstance(error, RateLimited) and error.type == "urn:quiver:problem:rate-limited"
     assert error.retry_after is not None and error.retry_after >= 1

@@ -69,6 +69,8 @@ def api(request: Request) -> Answer:
         ),
         ("link_header", LinkHeader()),
         ({"type": "next_url", "next_url_path": "links.next"}, NextURL(next_url_path="links.next")),
+        ({"type": "json_link", "next_url_path": "next"}, NextURL()),  # dlt's names
+        ("header_link", LinkHeader()),
     ],
 )
 def test_a_config_mapping_or_name_builds_its_paginator(config: Any, expected: Any) -> None:
@@ -113,6 +115,7 @@ def test_next_link_reads_the_link_field(field: str, expected: str | None) -> Non
         ({"data": [1], "meta": {}}, None, [1]),
         ({"results": [1, 2]}, None, [1, 2]),
         ({"payload": {"rows": [3]}}, "payload.rows", [3]),
+        ({"payload": {"rows": [3]}}, "$.payload.rows", [3]),
         ({"id": 1}, None, [{"id": 1}]),
         (None, None, []),
     ],

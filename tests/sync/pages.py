@@ -7,11 +7,21 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-Pages = Callable[[str, dict[str, str]], Any]  # (path, query) -> JSON document
+Pages = Callable[[str, dict[str, str]], Any]  # (path, query) -> JSON document or Reply
+
+
+@dataclass
+class Reply:
+    """An answer other than ``200`` with a JSON body: a status, headers."""
+
+    document: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _Server(ThreadingHTTPServer):
@@ -31,9 +41,13 @@ def serving(pages: Pages) -> Iterator[tuple[str, list[str]]]:
             url = urlparse(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             seen.append(self.path)
-            body = json.dumps(pages(url.path, query)).encode()
-            self.send_response(200)
+            answer = pages(url.path, query)
+            reply = answer if isinstance(answer, Reply) else Reply(answer)
+            body = json.dumps(reply.document).encode()
+            self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
