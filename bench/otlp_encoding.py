@@ -1,23 +1,28 @@
-"""What the spans of sampled exchanges cost to encode as OTLP, per exchange.
+"""What the spans of sampled exchanges cost, per exchange, in OTLP.
 
 Makes the spans of ``--count`` sampled exchanges (a proxied GET each: a server
-span and a client span, the attributes the tracing output gives them) and
-encodes them as ExportTraceServiceRequest messages of 512 spans, the exporter's
-batch, one of three ways:
+span and a client span, the attributes the tracing output gives them), one of
+three ways:
 
-  hand   quiver's own encoder before opentelemetry-proto (quiver.observe.otlp)
-  proto  the generated classes of opentelemetry-proto (protobuf's upb backend)
-  sdk    the SDK's span objects (ReadableSpan) and the OTLP exporter's encoder
+  output  the tracing output as a worker runs it: a write per exchange (the usual
+          case at a 1% sample), exported by its thread to a stand-in collector (a
+          child process, not counted); ``--per-write N``: N exchanges a write
+  proto   the encoding alone: quiver.observe.tracing.add_spans into requests of
+          512 spans (the exporter's batch), serialized
+  sdk     the encoding alone, the SDK's way: its span objects (ReadableSpan) and
+          its OTLP exporter's encoder (opentelemetry-sdk and
+          opentelemetry-exporter-otlp-proto-common, installed by hand)
 
-Nothing is sent: the POST costs the same whatever made the bytes.  Run it under
-callgrind twice, with two counts, and divide the difference by the extra
-exchanges:  bench/otlp_encoding.sh [hand|proto|sdk]
+Run it under callgrind twice, with two counts, and divide the difference by the
+extra exchanges:  bench/otlp_encoding.sh [output|proto|sdk] [--per-write N]
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
+import subprocess
 import sys
-from binascii import a2b_hex
 from collections.abc import Callable
 
 from quiver.http.tracecontext import TraceContext
@@ -54,98 +59,60 @@ def record(number: int) -> ExchangeRecord:
     )
 
 
-def hand(records: list[ExchangeRecord]) -> int:
-    from quiver.observe.otlp import Envelope
-    from quiver.observe.tracing import spans
+def output(records: list[ExchangeRecord], per_write: int = 1) -> int:
+    from quiver.config.tracing import Tracing
+    from quiver.observe.tracing import TracingOutput
 
-    envelope = Envelope([("service.name", "quiver"), ("service.version", "0.1.0")], "quiver", "0.1.0")
-    made: list[bytes] = []
-    for one in records:
-        assert one.trace is not None
-        made += spans(one, one.trace)
-    return sum(
-        len(envelope.request(made[at : at + BATCH])) for at in range(0, len(made), BATCH)
+    collector = subprocess.Popen([sys.executable, "-c", COLLECTOR], stdout=subprocess.PIPE)
+    assert collector.stdout is not None
+    endpoint = f"http://127.0.0.1:{int(collector.stdout.readline())}/v1/traces"
+    tracing = TracingOutput(
+        Tracing.model_validate({"queue": 1 << 20, "otlp": {"endpoint": endpoint}})
     )
+    tracing.open()
+    for at in range(0, len(records), per_write):
+        tracing.write(records[at : at + per_write])
+    tracing.close()
+    collector.terminate()
+    collector.wait()
+    exported: int = tracing.status()["exported"]
+    return exported
+
+
+COLLECTOR = """
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Collector(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+server = HTTPServer(("127.0.0.1", 0), Collector)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
 
 
 def proto(records: list[ExchangeRecord]) -> int:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
+    from quiver.observe.otlp import Envelope
+    from quiver.observe.tracing import add_spans
+
+    envelope = Envelope(
+        [("service.name", "quiver"), ("service.version", "0.1.0")], "quiver", "0.1.0"
     )
-    from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
-    def text(span: Span, key: str, value: bytes) -> None:
-        span.attributes.add(key=key).value.string_value = value.decode(errors="replace")
-
-    def number(span: Span, key: str, value: int) -> None:
-        span.attributes.add(key=key).value.int_value = value
-
-    made: list[Span] = []
-    for one in records:
-        trace = one.trace
-        assert trace is not None
-        trace_id = a2b_hex(trace.trace_id)
-        own_id = a2b_hex(trace.span_id)
-        start = int(one.time * 1e9)
-        end = start + int(one.latency_ms * 1e6)
-        state = trace.state.decode() if trace.state else ""
-        server = Span(
-            trace_id=trace_id,
-            span_id=own_id,
-            trace_state=state,
-            parent_span_id=a2b_hex(trace.parent_id) if trace.parent_id else b"",
-            name="GET " + (one.route or ""),
-            kind=Span.SPAN_KIND_SERVER,
-            start_time_unix_nano=start,
-            end_time_unix_nano=end,
-        )
-        path, _, query = one.path.partition(b"?")
-        host, _, port = trace.host.partition(b":")
-        text(server, "http.request.method", one.method)
-        text(server, "url.path", path)
-        text(server, "url.scheme", trace.scheme)
-        text(server, "client.address", one.client_ip)
-        text(server, "quiver.request_id", one.request_id)
-        number(server, "http.response.status_code", one.status)
-        text(server, "url.query", query)
-        text(server, "server.address", host)
-        number(server, "server.port", int(port))
-        if one.user_agent is not None:
-            text(server, "user_agent.original", one.user_agent)
-        for name in ("route", "target", "consumer", "answered_by", "cache"):
-            value = getattr(one, name)
-            if value is not None:
-                server.attributes.add(key="quiver." + name).value.string_value = value
-        made.append(server)
-        assert one.node is not None and one.upstream_ms is not None
-        node, _, node_port = one.node.partition(":")
-        client = Span(
-            trace_id=trace_id,
-            span_id=a2b_hex(trace.upstream_id),
-            trace_state=state,
-            parent_span_id=own_id,
-            name="GET",
-            kind=Span.SPAN_KIND_CLIENT,
-            start_time_unix_nano=end - int(one.upstream_ms * 1e6),
-            end_time_unix_nano=end,
-        )
-        text(client, "http.request.method", one.method)
-        client.attributes.add(key="server.address").value.string_value = node
-        number(client, "server.port", int(node_port))
-        number(client, "http.response.status_code", one.status)
-        made.append(client)
-    envelope = ExportTraceServiceRequest()
-    resource_spans = envelope.resource_spans.add()
-    resource = resource_spans.resource
-    resource.attributes.add(key="service.name").value.string_value = "quiver"
-    resource.attributes.add(key="service.version").value.string_value = "0.1.0"
-    resource_spans.scope_spans.add(scope=InstrumentationScope(name="quiver", version="0.1.0"))
     size = 0
-    for at in range(0, len(made), BATCH):
-        request = ExportTraceServiceRequest()
-        request.CopyFrom(envelope)
-        request.resource_spans[0].scope_spans[0].spans.extend(made[at : at + BATCH])
+    for at in range(0, len(records), BATCH // 2):
+        request, spans = envelope.request()
+        for one in records[at : at + BATCH // 2]:
+            assert one.trace is not None
+            add_spans(spans, one, one.trace)
         size += len(request.SerializeToString())
     return size
 
@@ -174,7 +141,7 @@ def sdk(records: list[ExchangeRecord]) -> int:
         )
         start = int(one.time * 1e9)
         end = start + int(one.latency_ms * 1e6)
-        host, _, port = trace.host.partition(b":")
+        host, _, port = (trace.host or b"").partition(b":")
         path, _, query = one.path.partition(b"?")
         made.append(
             ReadableSpan(
@@ -229,21 +196,22 @@ def sdk(records: list[ExchangeRecord]) -> int:
     )
 
 
-ENCODERS: dict[str, Callable[[list[ExchangeRecord]], int]] = {
-    "hand": hand,
-    "proto": proto,
-    "sdk": sdk,
-}
-
-
 def main() -> None:
-    encoder = ENCODERS[sys.argv[1]]
-    count = int(sys.argv[sys.argv.index("--count") + 1]) if "--count" in sys.argv else 1024
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["output", "proto", "sdk"])
+    parser.add_argument("--count", type=int, default=1024, help="sampled exchanges")
+    parser.add_argument("--per-write", type=int, default=1, help="exchanges a write (output)")
+    args = parser.parse_args()
+    encoders: dict[str, Callable[[list[ExchangeRecord]], int]] = {
+        "output": functools.partial(output, per_write=args.per_write),
+        "proto": proto,
+        "sdk": sdk,
+    }
+    encoder = encoders[args.mode]
     encoder([record(0)])  # imports and first calls, in every run alike
     distinct = [record(number) for number in range(256)]
-    records = [distinct[number % 256] for number in range(count)]
-    size = encoder(records)
-    print(f"{count} exchanges, {size} bytes of OTLP")
+    records = [distinct[number % 256] for number in range(args.count)]
+    print(f"{args.count} exchanges: {encoder(records)} (bytes of OTLP, or spans exported)")
 
 
 if __name__ == "__main__":

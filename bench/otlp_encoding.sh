@@ -3,8 +3,10 @@
 # callgrind: the difference between two runs of bench/otlp_encoding.py divided by
 # the extra exchanges.  Repeatable to a fraction of a percent.
 #
-#   bench/otlp_encoding.sh proto   # opentelemetry-proto's generated classes (the output's)
-#   bench/otlp_encoding.sh sdk     # the SDK's span objects and its exporter's encoder
+#   bench/otlp_encoding.sh output                # the tracing output, a write per exchange
+#   bench/otlp_encoding.sh output --per-write 64 # 64 exchanges a write
+#   bench/otlp_encoding.sh proto                 # the encoding alone
+#   bench/otlp_encoding.sh sdk                   # the SDK's span objects and encoder
 set -euo pipefail
 command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 PY=${PYTHON:-python}
@@ -12,10 +14,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 count() {
     local out
     out=$(mktemp)
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$PY" "$here/otlp_encoding.py" "$1" --count "$2" 2>&1 \
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$PY" "$here/otlp_encoding.py" "${@:2}" --count "$1" 2>&1 \
         | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
     rm -f "$out"
 }
-low=$(count "${1:-proto}" 1024)
-high=$(count "${1:-proto}" 5120)
-echo "$(( (high - low) / 4096 )) instructions per sampled exchange (${1:-proto})"
+mode=${1:-output}
+low=$(count 1024 "$mode" "${@:2}")
+high=$(count 5120 "$mode" "${@:2}")
+echo "$(( (high - low) / 4096 )) instructions per sampled exchange ($*)"
