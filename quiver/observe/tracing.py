@@ -59,6 +59,7 @@ class TracingOutput:
         self.exporter.start()
 
     def write(self, batch: list[ExchangeRecord]) -> None:
+        """One export request of the spans of the batch's sampled exchanges, if any."""
         request = None
         for record in batch:
             if record.trace is not None:  # (only sampled exchanges have one)
