@@ -3,15 +3,23 @@
 A setting of the process, like ``access_log``: read when a worker starts.  Without
 the section the gateway leaves ``traceparent`` and ``tracestate`` alone (they pass
 upstream as any other field) and costs nothing per request.
+
+Spans are made with opentelemetry-proto, which the ``otel`` extra installs: a
+section without it is a config error, found by ``quiver check`` rather than by a
+worker that fails to start.
 """
 
 from __future__ import annotations
 
+import importlib
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from quiver.config.base import Duration, Strict
+
+#: what the tracing output imports of the otel extra
+OTLP_MODULE = "opentelemetry.proto.collector.trace.v1.trace_service_pb2"
 
 
 class Otlp(Strict):
@@ -60,3 +68,14 @@ class Tracing(Strict):
         description="Spans waiting for export, at most; beyond, spans are dropped (requests "
         "never wait for an export).",
     )
+
+    @model_validator(mode="after")
+    def _installed(self) -> Tracing:
+        try:
+            importlib.import_module(OTLP_MODULE)
+        except ImportError as exc:
+            raise ValueError(
+                f"spans are exported with opentelemetry-proto, which is not installed ({exc}): "
+                "pip install 'quiver-gateway[otel]'"
+            ) from None
+        return self

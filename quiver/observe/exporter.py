@@ -1,8 +1,10 @@
-"""Encoded spans in, OTLP/HTTP exports out, on a thread of their own.
+"""Export requests in, OTLP/HTTP exports out, on a thread of their own.
 
-The tracing output encodes spans on the worker's writer thread and queues them
-here; this thread POSTs them to the collector in batches (``Content-Type:
-application/x-protobuf``, https://opentelemetry.io/docs/specs/otlp/#otlphttp): when
+The tracing output makes an export request of each write's spans on the worker's
+writer thread and queues it here, serialized; this thread POSTs them to the
+collector (``Content-Type: application/x-protobuf``,
+https://opentelemetry.io/docs/specs/otlp/#otlphttp), the requests that queued up
+together as one body of about a batch of spans (:mod:`quiver.observe.otlp`): when
 a batch is full, else once a second.  A thread of its own because an export waits
 for the network, up to ``otlp.timeout`` when the collector is away, and the writer
 thread (which the access log shares) must not.
@@ -23,13 +25,15 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from quiver.config.tracing import Otlp
-from quiver.observe.otlp import Envelope
+from quiver.observe.otlp import Spans
 
 log = logging.getLogger("quiver.tracing")
 
 WARN_EVERY = 60.0  # seconds between warnings about lost spans
-BATCH = 512  # spans per export, at most
+BATCH = 512  # spans per export, about: the requests queued are sent whole
 INTERVAL = 1.0  # seconds a span waits for its batch to fill, at most
 
 
@@ -39,7 +43,6 @@ class SpanExporter:
     def __init__(
         self,
         otlp: Otlp,
-        envelope: Envelope,
         *,
         limit: int,
         clock: Callable[[], float] = time.monotonic,
@@ -51,10 +54,12 @@ class SpanExporter:
         self._path = parts.path + (f"?{parts.query}" if parts.query else "") or "/"
         self._headers = {"Content-Type": "application/x-protobuf", **otlp.headers}
         self._timeout = otlp.timeout
-        self._envelope = envelope
         self.limit = limit
         self._clock = clock
-        self.pending: deque[bytes] = deque()
+        #: serialized requests waiting, with their span counts
+        self.pending: deque[tuple[bytes, int]] = deque()
+        self.queued = 0  # spans in ``pending`` (changed under ``_lock``)
+        self._lock = threading.Lock()
         self.exported = 0
         self.dropped = 0  # the queue was full
         self.failed = 0  # in exports that failed
@@ -64,25 +69,30 @@ class SpanExporter:
         self._stopping = False
         self._thread: threading.Thread | None = None
 
-    def add(self, spans: list[bytes]) -> None:
-        """Queue encoded spans for export, dropping what does not fit."""
-        pending = self.pending
-        room = self.limit - len(pending)
+    def add(self, request: ExportTraceServiceRequest, spans: Spans) -> None:
+        """Queue ``request`` for export (``spans``: where its spans are), dropping the
+        spans that do not fit."""
+        room = self.limit - self.queued
         if len(spans) > room:
             lost = len(spans) - max(room, 0)
-            spans = spans[: max(room, 0)]
+            del spans[max(room, 0) :]
             self.dropped += lost
             self._warn(
                 "span queue full (%d spans): %d spans dropped so far", self.limit, self.dropped
             )
-        pending.extend(spans)
-        if len(pending) >= BATCH:
+        if not spans:
+            return
+        body = request.SerializeToString()
+        with self._lock:
+            self.pending.append((body, len(spans)))
+            self.queued += len(spans)
+        if self.queued >= BATCH:
             self._wake.set()
 
     def status(self) -> dict[str, Any]:
         return {
             "to": self.endpoint,
-            "queued": len(self.pending),
+            "queued": self.queued,
             "exported": self.exported,
             "dropped": self.dropped,
             "failed": self.failed,
@@ -97,31 +107,41 @@ class SpanExporter:
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(self._timeout * (len(self.pending) // BATCH + 2))
+            self._thread.join(self._timeout * (self.queued // BATCH + 2))
             self._thread = None
 
     # -- on the exporter's thread -----------------------------------------------------
 
     def _run(self) -> None:
-        pending = self.pending
         while True:
             self._wake.wait(INTERVAL)
             self._wake.clear()
-            while pending:
-                batch = [pending.popleft() for _ in range(min(BATCH, len(pending)))]
-                if not self._export(batch) and self._stopping:
-                    self.failed += len(pending)  # no collector to wait for on the way out
-                    pending.clear()
+            while self.pending:
+                bodies, spans = self._take()
+                if not self._export(bodies, spans) and self._stopping:
+                    # no collector to wait for on the way out
+                    self.failed += self._take(self.queued)[1]
             if self._stopping:
                 self._disconnect()
                 return
 
-    def _export(self, spans: list[bytes]) -> bool:
-        """POST one batch; False when it was lost."""
-        body = self._envelope.request(spans)
+    def _take(self, spans: int = BATCH) -> tuple[list[bytes], int]:
+        """The requests queued first, up to about ``spans`` spans, and their span count."""
+        bodies: list[bytes] = []
+        taken = 0
+        with self._lock:
+            while self.pending and taken < spans:
+                body, count = self.pending.popleft()
+                bodies.append(body)
+                taken += count
+            self.queued -= taken
+        return bodies, taken
+
+    def _export(self, bodies: list[bytes], spans: int) -> bool:
+        """POST the requests as one body; False when they were lost."""
         try:
             connection = self._connection or self._connect()
-            connection.request("POST", self._path, body, self._headers)
+            connection.request("POST", self._path, b"".join(bodies), self._headers)
             response = connection.getresponse()
             response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -130,12 +150,12 @@ class SpanExporter:
         if response.will_close:
             self._disconnect()
         if 200 <= response.status < 300:
-            self.exported += len(spans)
+            self.exported += spans
             return True
         return self._lost(spans, f"{response.status} {response.reason}")
 
-    def _lost(self, spans: list[bytes], why: str) -> bool:
-        self.failed += len(spans)
+    def _lost(self, spans: int, why: str) -> bool:
+        self.failed += spans
         self._warn("spans not exported to %s (%d lost so far): %s", self.endpoint, self.failed, why)
         return False
 

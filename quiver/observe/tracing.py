@@ -7,8 +7,9 @@ child of the caller's span when there is one) and, when a node was asked, the
 upstream call's (kind CLIENT, the child of the gateway's, under the id the node was
 told of).  Their times are the record's, their attributes those of the HTTP
 semantic conventions (https://opentelemetry.io/docs/specs/semconv/http/http-spans/)
-and a few of the gateway's own (``quiver.route``, ...).  Spans are encoded as they
-are made (:mod:`quiver.observe.otlp`) and exported on a thread of their own
+and a few of the gateway's own (``quiver.route``, ...).  Spans are made as
+opentelemetry-proto messages, in place in the export request of their write
+(:mod:`quiver.observe.otlp`), and exported on a thread of their own
 (:mod:`quiver.observe.exporter`).
 """
 
@@ -20,9 +21,17 @@ from typing import Any
 from quiver import __version__
 from quiver.config.tracing import Tracing
 from quiver.http.tracecontext import TraceContext
-from quiver.observe import otlp
 from quiver.observe.exporter import SpanExporter
-from quiver.observe.otlp import CLIENT, SERVER, Envelope, key, number, text
+from quiver.observe.otlp import (
+    CLIENT,
+    SERVER,
+    STATUS_ERROR,
+    Attributes,
+    Envelope,
+    Spans,
+    number,
+    text,
+)
 from quiver.observe.record import ExchangeRecord
 
 #: methods the semantic conventions name; others are "_OTHER" (with the original)
@@ -30,23 +39,9 @@ _METHODS = frozenset(
     {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH"}
 )
 _CLIENT_CLOSED = 499  # the record's status when the client left: nothing was answered
-_METHOD = key("http.request.method")
-_METHOD_ORIGINAL = key("http.request.method_original")
-_PATH = key("url.path")
-_QUERY = key("url.query")
-_SCHEME = key("url.scheme")
-_SERVER_ADDRESS = key("server.address")
-_SERVER_PORT = key("server.port")
-_CLIENT_ADDRESS = key("client.address")
-_USER_AGENT = key("user_agent.original")
-_STATUS = key("http.response.status_code")
-_ERROR_TYPE = key("error.type")
-_RESEND_COUNT = key("http.request.resend_count")
-_REQUEST_ID = key("quiver.request_id")
 #: the record's names the spans carry as quiver.<name> when set
 _OWN = tuple(
-    (name, key("quiver." + name))
-    for name in ("route", "target", "consumer", "answered_by", "cache")
+    (name, "quiver." + name) for name in ("route", "target", "consumer", "answered_by", "cache")
 )
 
 
@@ -57,20 +52,22 @@ class TracingOutput:
 
     def __init__(self, settings: Tracing) -> None:
         resource = [("service.name", settings.service_name), ("service.version", __version__)]
-        self.exporter = SpanExporter(
-            settings.otlp, Envelope(resource, "quiver", __version__), limit=settings.queue
-        )
+        self.envelope = Envelope(resource, "quiver", __version__)
+        self.exporter = SpanExporter(settings.otlp, limit=settings.queue)
 
     def open(self) -> None:
         self.exporter.start()
 
     def write(self, batch: list[ExchangeRecord]) -> None:
-        made: list[bytes] = []
+        """One export request of the spans of the batch's sampled exchanges, if any."""
+        request = None
         for record in batch:
             if record.trace is not None:  # (only sampled exchanges have one)
-                made += spans(record, record.trace)
-        if made:
-            self.exporter.add(made)
+                if request is None:
+                    request, spans = self.envelope.request()
+                add_spans(spans, record, record.trace)
+        if request is not None:
+            self.exporter.add(request, spans)
 
     def reopen(self) -> None:
         """Nothing to reopen: spans go over the network."""
@@ -83,88 +80,90 @@ class TracingOutput:
         return self.exporter.status()
 
 
-def spans(record: ExchangeRecord, trace: TraceContext) -> list[bytes]:
-    """The gateway's span of ``record``, and the upstream call's when a node was asked,
-    encoded."""
+def add_spans(spans: Spans, record: ExchangeRecord, trace: TraceContext) -> None:
+    """Add the gateway's span of ``record`` to ``spans``, and the upstream call's when
+    a node was asked."""
     trace_id = a2b_hex(trace.trace_id)
     own_id = a2b_hex(trace.span_id)
+    state = trace.state.decode() if trace.state is not None else ""
     start = int(record.time * 1e9)
     end = start + int(record.latency_ms * 1e6)
     method = record.method
-    if method in _METHODS:
-        methods = text(_METHOD, method)
-    else:
-        methods = text(_METHOD, b"_OTHER") + text(_METHOD_ORIGINAL, method)
-        method = b"HTTP"
+    known = method in _METHODS
+    name = method.decode() if known else "HTTP"
     status = record.status
     failed = status >= 500 and status != _CLIENT_CLOSED
-    answer = b""  # what the gateway answered (nothing when the client left first)
-    if status != _CLIENT_CLOSED:
-        answer = number(_STATUS, status)
-    if failed:
-        answer += text(_ERROR_TYPE, b"%d" % status)
-    path, _, query = record.path.partition(b"?")
-    attributes = [
-        methods,
-        text(_PATH, path),
-        text(_SCHEME, trace.scheme),
-        text(_CLIENT_ADDRESS, record.client_ip),
-        text(_REQUEST_ID, record.request_id),
-        answer,
-    ]
-    if query:
-        attributes.append(text(_QUERY, query))
-    if trace.host:
-        attributes.append(_address(trace.host))
-    if record.user_agent is not None:
-        attributes.append(text(_USER_AGENT, record.user_agent))
-    for name, attribute in _OWN:
-        value = getattr(record, name)
-        if value is not None:
-            attributes.append(text(attribute, value.encode()))
     route = record.route
-    made = [
-        otlp.span(
-            trace_id,
-            own_id,
-            a2b_hex(trace.parent_id) if trace.parent_id is not None else None,
-            trace.state,
-            method + b" " + route.encode() if route is not None else method,
-            SERVER,
-            start,
-            end,
-            b"".join(attributes),
-            failed,
-        )
-    ]
-    if record.node is not None and record.upstream_ms is not None:
-        call = [methods, _address(record.node.encode()), answer]
-        if record.retries:
-            call.append(number(_RESEND_COUNT, record.retries))
-        made.append(
-            otlp.span(
-                trace_id,
-                a2b_hex(trace.upstream_id),
-                own_id,
-                trace.state,
-                method,
-                CLIENT,
-                end - int(record.upstream_ms * 1e6),
-                end,
-                b"".join(call),
-                failed,
-            )
-        )
-    return made
+    server = spans.add(
+        trace_id=trace_id,
+        span_id=own_id,
+        trace_state=state,
+        parent_span_id=a2b_hex(trace.parent_id) if trace.parent_id is not None else b"",
+        name=name + " " + route if route is not None else name,
+        kind=SERVER,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+    )
+    attributes = server.attributes
+    _request(attributes, method, known, status, failed)
+    path, _, query = record.path.partition(b"?")
+    text(attributes, "url.path", path)
+    text(attributes, "url.scheme", trace.scheme)
+    text(attributes, "client.address", record.client_ip)
+    text(attributes, "quiver.request_id", record.request_id)
+    if query:
+        text(attributes, "url.query", query)
+    if trace.host:
+        _address(attributes, trace.host)
+    if record.user_agent is not None:
+        text(attributes, "user_agent.original", record.user_agent)
+    for field, key in _OWN:
+        value = getattr(record, field)
+        if value is not None:
+            attributes.add(key=key).value.string_value = value
+    if failed:
+        server.status.code = STATUS_ERROR
+    if record.node is None or record.upstream_ms is None:
+        return
+    call = spans.add(
+        trace_id=trace_id,
+        span_id=a2b_hex(trace.upstream_id),
+        trace_state=state,
+        parent_span_id=own_id,
+        name=name,
+        kind=CLIENT,
+        start_time_unix_nano=end - int(record.upstream_ms * 1e6),
+        end_time_unix_nano=end,
+    )
+    attributes = call.attributes
+    _request(attributes, method, known, status, failed)
+    _address(attributes, record.node.encode())
+    if record.retries:
+        number(attributes, "http.request.resend_count", record.retries)
+    if failed:
+        call.status.code = STATUS_ERROR
 
 
-def _address(authority: bytes) -> bytes:
-    """``server.address`` and ``server.port`` of a ``host[:port]``, as attributes."""
+def _request(attributes: Attributes, method: bytes, known: bool, status: int, failed: bool) -> None:
+    """The method, and what the gateway answered (nothing when the client left first)."""
+    if known:
+        text(attributes, "http.request.method", method)
+    else:
+        attributes.add(key="http.request.method").value.string_value = "_OTHER"
+        text(attributes, "http.request.method_original", method)
+    if status != _CLIENT_CLOSED:
+        number(attributes, "http.response.status_code", status)
+    if failed:
+        attributes.add(key="error.type").value.string_value = str(status)
+
+
+def _address(attributes: Attributes, authority: bytes) -> None:
+    """``server.address`` and ``server.port`` of a ``host[:port]``."""
     if authority.startswith(b"["):  # an IPv6 literal (RFC 3986 §3.2.2)
         host, _, rest = authority[1:].partition(b"]")
         port = rest[1:] if rest.startswith(b":") else b""
     else:
         host, _, port = authority.partition(b":")
+    text(attributes, "server.address", host)
     if port.isdigit():
-        return text(_SERVER_ADDRESS, host) + number(_SERVER_PORT, int(port))
-    return text(_SERVER_ADDRESS, host)
+        number(attributes, "server.port", int(port))

@@ -35,7 +35,6 @@ from quiver.observe.call_spool import CallSpool
 from quiver.observe.metrics import MetricsOutput
 from quiver.observe.outputs import Batch, FullLines, Periodic, RecordOutput
 from quiver.observe.record import ExchangeRecord
-from quiver.observe.tracing import TracingOutput
 
 log = logging.getLogger("quiver.observe")
 
@@ -243,6 +242,9 @@ def writer_for(
         queues.append(access_log.queue)
     recording = bool(outputs)  # (these outputs read every exchange)
     if tracing is not None:
+        # opentelemetry-proto (the otel extra) is imported only for a process that traces
+        from quiver.observe.tracing import TracingOutput
+
         outputs.append(TracingOutput(tracing))
         if not recording:  # only the sampled exchanges get records
             keep = _none

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +67,31 @@ def test_check_names_a_bad_tracing_key_with_its_line(tmp_path: Path) -> None:
     result = run_quiver("check", "-c", str(path))
     assert result.returncode == 1
     assert f"{path}:10: tracing.sample:" in result.stderr
+
+
+def test_a_tracing_section_without_the_otel_extra_is_an_error(tmp_path: Path) -> None:
+    """`quiver check` where opentelemetry-proto cannot be imported (as when the extra
+    is not installed): the section is refused, the install named; a config without
+    one is fine."""
+    text = catch_all_config("http://127.0.0.1:9001")
+    traced = write_config(tmp_path, text + "tracing:\n  sample: 0.5\n")
+    result = _check_without_extra(traced)
+    assert result.returncode == 1
+    assert f"{traced}:9: tracing: spans are exported with opentelemetry-proto" in result.stderr
+    assert "pip install 'quiver-gateway[otel]'" in result.stderr
+    result = _check_without_extra(write_config(tmp_path, text, "plain.yaml"))
+    assert result.returncode == 0, result.stderr
+
+
+def _check_without_extra(path: Path) -> subprocess.CompletedProcess[str]:
+    without_extra = (
+        "import sys; sys.modules['opentelemetry.proto'] = None; "  # (None: its import fails)
+        "from quiver.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", without_extra, "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

@@ -207,6 +207,35 @@ def test_long_values_are_encoded_whole() -> None:
     assert found["user_agent.original"] == "u" * 1000
 
 
+def test_bytes_that_are_not_utf8_are_replaced() -> None:
+    """OTLP strings are UTF-8: a collector refuses an export holding anything else."""
+    with collecting() as (output, collector):
+        output.write([record(trace(), user_agent=b"caf\xe9/1", path=b"/\xff")])
+        output.close()
+    found = attributes(collector.spans[0].attributes)
+    assert (found["user_agent.original"], found["url.path"]) == ("caf\ufffd/1", "/\ufffd")
+
+
+def test_the_writes_queued_together_are_one_export() -> None:
+    """Each write is a request of its own; those waiting are sent as one body, which
+    a collector reads as one request (one resource_spans entry per write)."""
+    collector = Collector()
+    output = TracingOutput(Tracing.model_validate({"otlp": {"endpoint": collector.url}}))
+    try:
+        output.write([record(trace())])
+        output.write([record(trace(None), node=None, upstream_ms=None)])
+        output.open()  # (the exporter's thread starts with both writes queued)
+        output.close()
+    finally:
+        collector.close()
+    [request] = collector.requests
+    assert [len(r.scope_spans[0].spans) for r in request.resource_spans] == [2, 1]
+    assert {attributes(r.resource.attributes)["service.name"] for r in request.resource_spans} == {
+        "quiver"
+    }
+    assert output.status()["exported"] == 3
+
+
 def test_spans_beyond_the_queue_are_dropped_and_counted() -> None:
     with collecting(queue=3) as (output, collector):
         output.write([record(trace()), record(trace())])  # four spans
