@@ -1,9 +1,11 @@
 """A worker's records: in from the event loop, out to every output on one thread.
 
 The event loop only appends finished records to a bounded queue (a deque: one
-append under the GIL, no lock) and wakes the writer when it sleeps.  The writer
-thread hands them to each output (quiver.observe.outputs) a batch at a time:
-whatever queued up while it wrote the previous batch goes out together.  A thread
+append under the GIL, no lock); the writer thread takes what waits every
+``FLUSH_EVERY`` seconds, or as soon as a batch's worth does, and hands it to each
+output (quiver.observe.outputs) a batch at a time.  Waking it for every few
+records would cost more than writing them: each wake is two context switches and
+a hand-over of the GIL on the worker's core.  A thread
 rather than the loop's idle time because a write may block (a slow disk, a full
 pipe on stdout, a syslog socket) and the loop must never wait for it; the
 formatting still takes the GIL, but it is the same work wherever it runs.  One
@@ -41,6 +43,7 @@ log = logging.getLogger("quiver.observe")
 WARN_EVERY = 60.0  # seconds between warnings about dropped or unwritten records
 _BATCH = 512  # records handed to the outputs at once, at most
 DEFAULT_QUEUE = 10_000  # records waiting, at most, when no output's settings say
+FLUSH_EVERY = 0.1  # seconds a record waits for the writer, at most, when few come
 
 
 class RecordWriter:
@@ -64,6 +67,8 @@ class RecordWriter:
         self.limit = queue
         self.query = query
         self.keep = keep
+        #: records waiting that wake the writer before its next round
+        self._wake_at = max(1, min(_BATCH, queue // 2))
         #: some output reads every exchange (not only the sampled traces)
         self.recording = keep is not _none
         self._clock = clock
@@ -96,7 +101,7 @@ class RecordWriter:
                 room -= 1
             else:
                 self._drop()
-        if self._idle:
+        if self._idle and len(pending) >= self._wake_at:
             self._idle = False
             self._wake.set()
 
@@ -172,9 +177,10 @@ class RecordWriter:
                         return
                     self._idle = True
                     if not pending and not self._reopen and not self._stopping:  # (no lost wake)
-                        self._wake.wait(
-                            None if interval is None else self._next_tick - self._clock()
-                        )
+                        wait = FLUSH_EVERY
+                        if interval is not None:
+                            wait = min(wait, self._next_tick - self._clock())
+                        self._wake.wait(wait)
                     self._wake.clear()
                     self._idle = False
                 if interval is not None and self._clock() >= self._next_tick:
