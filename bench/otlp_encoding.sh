@@ -19,6 +19,10 @@ count() {
     rm -f "$out"
 }
 mode=${1:-output}
+if [ "$mode" = sdk ] && ! "$PY" -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.common" 2>/dev/null; then
+    # (the SDK is no dependency of Quiver's: installed here for the comparison only)
+    "$PY" -m pip install --quiet opentelemetry-sdk opentelemetry-exporter-otlp-proto-common
+fi
 low=$(count 1024 "$mode" "${@:2}")
 high=$(count 5120 "$mode" "${@:2}")
 echo "$(( (high - low) / 4096 )) instructions per sampled exchange ($*)"

@@ -56,9 +56,13 @@ def test_two_workers_share_a_rotated_file_and_reopen_it_on_sigusr1(tmp_path: Pat
         config = write_config(tmp_path, text)
         with serving(config, "--run-dir", str(run_dir)) as proc:
             sent: set[str] = set()
+
+            def written() -> bool:
+                return {line["request_id"] for line in all_lines(logs)} >= sent
+
             for round_ in "abc":  # (each round's lines are written before the next is sent)
                 sent |= send(proc.port, 30, round_)  # (over 4k: one rotation at least)
-                wait_until(lambda: {x["request_id"] for x in all_lines(logs)} >= sent, "lines")
+                wait_until(written, "lines")
             lines = all_lines(logs)
             assert len(lines) == 90  # each once, whole, whichever worker wrote it
             rotated = sorted(p for p in logs.glob("access.log.*") if p.suffix != ".lock")
