@@ -128,9 +128,9 @@ def main() -> None:
     if "--metrics" in sys.argv:
         outputs.append(MetricsOutput())
     if outputs:  # a queue no run fills: every request's record is written
-        state.record_writer = RecordWriter(outputs, queue=10**7)
+        state.write_records(RecordWriter(outputs, queue=10**7))
+        assert state.record_writer is not None
         state.record_writer.start()
-        state.recording = state.observing = True
     client = ClientConnection(state, b"http")
     client.connection_made(NullTransport())  # type: ignore[arg-type]
     node = snapshot.targets["backend"].nodes[0]

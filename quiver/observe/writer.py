@@ -257,9 +257,7 @@ def writer_for(
     if not outputs:
         return None
     query = access_log is not None and access_log.query
-    writer = RecordWriter(outputs, queue=max(queues, default=DEFAULT_QUEUE), query=query, keep=keep)
-    writer.recording = recording
-    return writer
+    return RecordWriter(outputs, queue=max(queues, default=DEFAULT_QUEUE), query=query, keep=keep)
 
 
 def _none(status: int) -> bool:

@@ -74,6 +74,13 @@ class ProxyState:
         #: something reads exchanges as they begin (records, tracing); fixed at start
         self.observing = tracing is not None
 
+    def write_records(self, writer: RecordWriter | None) -> None:
+        """Hand ended exchanges' records to ``writer`` (at start: a reload keeps it);
+        the flags the request path reads follow from it."""
+        self.record_writer = writer
+        self.recording = writer is not None and writer.recording
+        self.observing = writer is not None or self.tracing is not None
+
     def log_ended(self) -> None:
         """Run the log phases that are due, and hand their records to the writer."""
         ended = self.ended
@@ -171,9 +178,7 @@ class ProxyServer:
             record_writer = writer_for(
                 config.access_log, config.call_log, calls_dir, self.state.metrics, config.tracing
             )
-        self.state.record_writer = record_writer
-        self.state.recording = record_writer is not None and record_writer.recording
-        self.state.observing = record_writer is not None or tracing is not None
+        self.state.write_records(record_writer)
         self.servers: list[asyncio.Server | TlsListener] = []
         self._budget_timer: asyncio.TimerHandle | None = None
         self.addresses: list[BoundAddress] = []
