@@ -116,15 +116,22 @@ def _follow(request: RequestSpec, response: Response, url: Any) -> RequestSpec |
 # -- the strategies ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SinglePage:
+class _Walked:
+    """A paginator whose first request is the endpoint's own and whose pages are
+    walked one after another: each names the next, so none is known ahead."""
+
+    __slots__ = ()
+
     def first(self, request: RequestSpec) -> RequestSpec:
         return request
 
-    def next(self, request: RequestSpec, response: Response, records: list[Any]) -> None:
+    def parallel(self, response: Response) -> None:
         return None
 
-    def parallel(self, response: Response) -> None:
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SinglePage(_Walked):
+    def next(self, request: RequestSpec, response: Response, records: list[Any]) -> None:
         return None
 
 
@@ -199,12 +206,9 @@ class Offset:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Cursor:
+class Cursor(_Walked):
     cursor_path: str = "next_cursor"
     cursor_param: str = "cursor"
-
-    def first(self, request: RequestSpec) -> RequestSpec:
-        return request
 
     def next(
         self, request: RequestSpec, response: Response, records: list[Any]
@@ -213,9 +217,6 @@ class Cursor:
         if cursor is None or cursor == "" or not records:
             return None
         return request.with_params(**{self.cursor_param: cursor})
-
-    def parallel(self, response: Response) -> None:
-        return None
 
 
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
@@ -232,35 +233,23 @@ def next_link(link_field: str, rel: str = "next") -> str | None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LinkHeader:
+class LinkHeader(_Walked):
     rel: str = "next"
-
-    def first(self, request: RequestSpec) -> RequestSpec:
-        return request
 
     def next(
         self, request: RequestSpec, response: Response, records: list[Any]
     ) -> RequestSpec | None:
         return _follow(request, response, next_link(response.headers.get("link", ""), self.rel))
 
-    def parallel(self, response: Response) -> None:
-        return None
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class NextURL:
+class NextURL(_Walked):
     next_url_path: str = "next"
-
-    def first(self, request: RequestSpec) -> RequestSpec:
-        return request
 
     def next(
         self, request: RequestSpec, response: Response, records: list[Any]
     ) -> RequestSpec | None:
         return _follow(request, response, lookup(_body(response), self.next_url_path))
-
-    def parallel(self, response: Response) -> None:
-        return None
 
 
 # -- auto-detection ----------------------------------------------------------------------------
