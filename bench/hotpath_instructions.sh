@@ -9,16 +9,8 @@
 #   bench/hotpath_instructions.sh --call-log   # with the call spool (store mode's default)
 #   bench/hotpath_instructions.sh --access-log --metrics # and the request counters
 set -euo pipefail
-command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
-PY=${PYTHON:-python}
-here=$(cd "$(dirname "$0")" && pwd)
-count() {
-    local out
-    out=$(mktemp)
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$PY" "$here/hotpath.py" --count "$1" "${@:2}" 2>&1 \
-        | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
-    rm -f "$out"
-}
-low=$(count 2000 "$@")
-high=$(count 12000 "$@")
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+low=$(bench_instructions "$bench_dir/hotpath.py" --count 2000 "$@")
+high=$(bench_instructions "$bench_dir/hotpath.py" --count 12000 "$@")
 echo "$(( (high - low) / 10000 )) instructions per proxied request"

@@ -102,3 +102,15 @@ bench_cleanup() {
     fi
     exit "$rc"
 }
+
+# bench_instructions SCRIPT ARG...
+# Instructions callgrind counts for `$PYTHON SCRIPT ARG...` (user space, the whole run):
+# the counting wrappers run it twice at two sizes and divide the difference.
+bench_instructions() {
+    local out
+    command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
+    out=$(mktemp)
+    valgrind --tool=callgrind --callgrind-out-file="$out" "${PYTHON:-python}" "$@" 2>&1 \
+        | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+    rm -f "$out"
+}

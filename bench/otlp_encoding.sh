@@ -8,21 +8,13 @@
 #   bench/otlp_encoding.sh proto                 # the encoding alone
 #   bench/otlp_encoding.sh sdk                   # the SDK's span objects and encoder
 set -euo pipefail
-command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
-PY=${PYTHON:-python}
-here=$(cd "$(dirname "$0")" && pwd)
-count() {
-    local out
-    out=$(mktemp)
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$PY" "$here/otlp_encoding.py" "${@:2}" --count "$1" 2>&1 \
-        | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
-    rm -f "$out"
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 mode=${1:-output}
-if [ "$mode" = sdk ] && ! "$PY" -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.common" 2>/dev/null; then
+if [ "$mode" = sdk ] && ! "${PYTHON:-python}" -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.common" 2>/dev/null; then
     # (the SDK is no dependency of Quiver's: installed here for the comparison only)
-    "$PY" -m pip install --quiet opentelemetry-sdk opentelemetry-exporter-otlp-proto-common
+    "${PYTHON:-python}" -m pip install --quiet opentelemetry-sdk opentelemetry-exporter-otlp-proto-common
 fi
-low=$(count 1024 "$mode" "${@:2}")
-high=$(count 5120 "$mode" "${@:2}")
+low=$(bench_instructions "$bench_dir/otlp_encoding.py" "$mode" "${@:2}" --count 1024)
+high=$(bench_instructions "$bench_dir/otlp_encoding.py" "$mode" "${@:2}" --count 5120)
 echo "$(( (high - low) / 4096 )) instructions per sampled exchange ($*)"
