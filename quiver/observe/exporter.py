@@ -29,10 +29,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from quiver.config.tracing import Otlp
 from quiver.observe.otlp import Spans
+from quiver.observe.warnings import SparseWarnings
 
 log = logging.getLogger("quiver.tracing")
 
-WARN_EVERY = 60.0  # seconds between warnings about lost spans
 BATCH = 512  # spans per export, about: the requests queued are sent whole
 INTERVAL = 1.0  # seconds a span waits for its batch to fill, at most
 
@@ -55,7 +55,6 @@ class SpanExporter:
         self._headers = {"Content-Type": "application/x-protobuf", **otlp.headers}
         self._timeout = otlp.timeout
         self.limit = limit
-        self._clock = clock
         #: serialized requests waiting, with their span counts
         self.pending: deque[tuple[bytes, int]] = deque()
         self.queued = 0  # spans in ``pending`` (changed under ``_lock``)
@@ -63,7 +62,7 @@ class SpanExporter:
         self.exported = 0
         self.dropped = 0  # the queue was full
         self.failed = 0  # in exports that failed
-        self._warned_at = -WARN_EVERY
+        self._warnings = SparseWarnings(log, clock)
         self._connection: http.client.HTTPConnection | None = None
         self._wake = threading.Event()
         self._stopping = False
@@ -77,8 +76,11 @@ class SpanExporter:
             lost = len(spans) - max(room, 0)
             del spans[max(room, 0) :]
             self.dropped += lost
-            self._warn(
-                "span queue full (%d spans): %d spans dropped so far", self.limit, self.dropped
+            self._warnings.warn(
+                "spans",
+                "span queue full (%d spans): %d spans dropped so far",
+                self.limit,
+                self.dropped,
             )
         if not spans:
             return
@@ -156,7 +158,13 @@ class SpanExporter:
 
     def _lost(self, spans: int, why: str) -> bool:
         self.failed += spans
-        self._warn("spans not exported to %s (%d lost so far): %s", self.endpoint, self.failed, why)
+        self._warnings.warn(
+            "spans",
+            "spans not exported to %s (%d lost so far): %s",
+            self.endpoint,
+            self.failed,
+            why,
+        )
         return False
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -169,9 +177,3 @@ class SpanExporter:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-    def _warn(self, message: str, *args: object) -> None:
-        now = self._clock()
-        if now - self._warned_at >= WARN_EVERY:
-            self._warned_at = now
-            log.warning(message, *args)

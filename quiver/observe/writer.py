@@ -37,10 +37,10 @@ from quiver.observe.call_spool import CallSpool
 from quiver.observe.metrics import MetricsOutput
 from quiver.observe.outputs import Batch, FullLines, Periodic, RecordOutput
 from quiver.observe.record import ExchangeRecord
+from quiver.observe.warnings import SparseWarnings
 
 log = logging.getLogger("quiver.observe")
 
-WARN_EVERY = 60.0  # seconds between warnings about dropped or unwritten records
 _BATCH = 512  # records handed to the outputs at once, at most
 DEFAULT_QUEUE = 10_000  # records waiting, at most, when no output's settings say
 FLUSH_EVERY = 0.1  # seconds a record waits for the writer, at most, when few come
@@ -76,8 +76,7 @@ class RecordWriter:
         self.dropped = 0
         #: records an output lost to its write errors, by output
         self.failed = {output.name: 0 for output in self.outputs}
-        self._warned_at = -WARN_EVERY
-        self._failure_warned_at = {output.name: -WARN_EVERY for output in self.outputs}
+        self._warnings = SparseWarnings(log, clock)
         self._full = FullLines()
         self._periodic = [output for output in self.outputs if isinstance(output, Periodic)]
         #: seconds between ticks of the periodic outputs (None: none has one)
@@ -107,15 +106,13 @@ class RecordWriter:
 
     def _drop(self) -> None:
         self.dropped += 1
-        now = self._clock()
-        if now - self._warned_at >= WARN_EVERY:
-            self._warned_at = now
-            log.warning(
-                "%s queue full (%d records): %d records dropped so far",
-                " and ".join(output.name.replace("_", " ") for output in self.outputs),
-                self.limit,
-                self.dropped,
-            )
+        self._warnings.warn(
+            "queue",
+            "%s queue full (%d records): %d records dropped so far",
+            " and ".join(output.name.replace("_", " ") for output in self.outputs),
+            self.limit,
+            self.dropped,
+        )
 
     def reopen(self) -> None:
         """Have the outputs reopen their files before the next write (SIGUSR1,
@@ -209,15 +206,13 @@ class RecordWriter:
             work()
         except Exception as exc:  # a full disk, a closed socket, a bad value
             self.failed[output.name] += records
-            now = self._clock()
-            if now - self._failure_warned_at[output.name] >= WARN_EVERY:
-                self._failure_warned_at[output.name] = now
-                log.warning(
-                    "%s not written (%d records lost so far): %s",
-                    output.name.replace("_", " "),
-                    self.failed[output.name],
-                    exc,
-                )
+            self._warnings.warn(
+                output.name,
+                "%s not written (%d records lost so far): %s",
+                output.name.replace("_", " "),
+                self.failed[output.name],
+                exc,
+            )
 
 
 def writer_for(
