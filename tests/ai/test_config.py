@@ -210,7 +210,7 @@ def edit(change: Any) -> dict[str, Any]:
         ),
         (
             lambda d: d["ai"].update(budgets=[{"consumer": "a", "team": "b", "tokens": 5}]),
-            [("ai.budgets[0]", "give exactly one of 'consumer' or 'team'")],
+            [("ai.budgets[0]", "a budget names either `consumer` or `team` (one of them)")],
         ),
         (
             lambda d: d.update(targets=[{"name": "ai-provider-oa", "url": "http://h"}]),
