@@ -285,3 +285,30 @@ def test_the_stores_table_is_kept_in_the_run_directory(tmp_path: Any) -> None:
         again.admit("alice", None, "m", chat())
     assert (tmp_path / "ai-counters.table").exists()
     stores.close()
+
+
+def test_the_ai_sections_models_give_prices_caps_and_deployment_limits() -> None:
+    from quiver.config.ai import AIConfig
+
+    config = AIConfig.model_validate(
+        {
+            "providers": [{"name": "oa", "type": "openai", "api_key": "sk-test"}],
+            "models": [
+                {
+                    "name": "mini",
+                    "deployments": [
+                        {"provider": "oa", "model": "gpt-4o-mini", "rpm": 1, "max_output": 500}
+                    ],
+                    "price": {"input": 1.0, "output": 2.0},
+                }
+            ],
+            "budgets": [{"consumer": "alice", "cost": 1.0}],
+        }
+    )
+    account = Accounting(config, LocalCounters())
+    request = chat()
+    reservation = now(account.admit("alice", None, "mini", request))
+    assert request["max_completion_tokens"] == 500 == reservation.max_tokens
+    assert account.cost("mini", {"prompt_tokens": 1_000_000, "completion_tokens": 0}) == 1.0
+    assert now(account.deployment_admit("mini", 0, request)) is not None
+    assert now(account.deployment_admit("mini", 0, request)) is None
