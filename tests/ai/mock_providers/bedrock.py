@@ -22,7 +22,16 @@ from urllib.parse import unquote
 import orjson
 
 from tests.ai.mock_providers import eventstream, sigv4
-from tests.ai.mock_providers.script import Plan, Prompt, ident, plan, schema_in, vector, words
+from tests.ai.mock_providers.script import (
+    Plan,
+    Prompt,
+    failure,
+    ident,
+    plan,
+    schema_in,
+    vector,
+    words,
+)
 from tests.ai.mock_providers.server import CUT, Cut, MockRequest, Reply, StreamReply, json_reply
 
 PADDING = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0"
@@ -140,19 +149,18 @@ class Bedrock:
                 f"Malformed input request: #/dimensions: {dimensions} is not a valid enum "
                 "value, please reformat your input and try again.",
             )
-        if "FAIL_429" in text:
+        failed = failure(text, "bedrock", model)
+        if failed == "429":
             return error(
                 429,
                 "ThrottlingException",
                 "Too many requests, please wait before trying again.",
                 headers=[("Retry-After", "1")],
             )
-        if "FAIL_500" in text:
-            return error(
-                500,
-                "InternalServerException",
-                UNEXPECTED,
-            )
+        if failed == "context":
+            return error(400, "ValidationException", "Input is too long for requested model.")
+        if failed is not None:
+            return error(500, "InternalServerException", UNEXPECTED)
         values = vector(text, dimensions)
         if body.get("normalize", True):
             norm = math.sqrt(sum(v * v for v in values)) or 1.0

@@ -18,7 +18,16 @@ from urllib.parse import unquote
 
 import orjson
 
-from tests.ai.mock_providers.script import Plan, Prompt, ident, plan, schema_in, vector, words
+from tests.ai.mock_providers.script import (
+    Plan,
+    Prompt,
+    failure,
+    ident,
+    plan,
+    schema_in,
+    vector,
+    words,
+)
 from tests.ai.mock_providers.server import CUT, Cut, MockRequest, Reply, StreamReply, json_reply
 
 EMBEDDING_DIMENSIONS = 8
@@ -170,14 +179,18 @@ class Gemini:
             text = " ".join(
                 str(p.get("text", "")) for p in (item.get("content") or {}).get("parts", [])
             )
-            if "FAIL_429" in text:
+            failed = failure(text, "gemini", model)
+            if failed == "429":
                 return error(
                     429,
                     "RESOURCE_EXHAUSTED",
                     "Resource has been exhausted (e.g. check quota).",
                     headers=[("Retry-After", "1")],
                 )
-            if "FAIL_500" in text:
+            if failed == "context":
+                message = "The input token count exceeds the maximum number of tokens allowed."
+                return error(400, "INVALID_ARGUMENT", message)
+            if failed is not None:
                 return error(500, "INTERNAL", "An internal error has occurred.")
             total += words(text)
             dimensions = _get(item, "outputDimensionality") or EMBEDDING_DIMENSIONS

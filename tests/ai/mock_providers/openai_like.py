@@ -23,6 +23,7 @@ from tests.ai.mock_providers.script import (
     Plan,
     Prompt,
     base64_vector,
+    failure,
     ident,
     plan,
     schema_in,
@@ -520,15 +521,10 @@ class OpenAILike:
         steering = texts[-1]
         prompt_tokens = sum(words(item) if isinstance(item, str) else len(item) for item in inputs)
         request.usage = (prompt_tokens, 0)
-        failure = Plan(prompt_tokens=prompt_tokens)
-        if "FAIL_429" in steering:
-            failure.failure = "429"
-        elif "FAIL_500" in steering:
-            failure.failure = "500"
-        elif "FAIL_CONTEXT" in steering:
-            failure.failure = "context"
-        if failure.failure is not None:
-            return self._failure(failure, model)
+        failed = Plan(prompt_tokens=prompt_tokens)
+        failed.failure = failure(steering, self.flavor.name, model)
+        if failed.failure is not None:
+            return self._failure(failed, model)
         dimensions = body.get("dimensions") or body.get("output_dimension") or EMBEDDING_DIMENSIONS
         encoding = body.get("encoding_format", "float")
         if encoding not in ("float", "base64"):

@@ -12,7 +12,9 @@ the same for every provider:
   ``{"location": "Paris"}``; ``CALL_TWO_TOOLS`` → two parallel calls (the second to the
   second tool when there is one, ``{"location": "London"}``); a forced tool choice
   calls that tool, ``required``/``any`` the first, ``none`` never calls;
-- ``FAIL_429`` / ``FAIL_500`` / ``FAIL_CONTEXT`` → that failure in the provider's shape;
+- ``FAIL_429`` / ``FAIL_500`` / ``FAIL_CONTEXT`` → that failure in the provider's shape
+  (``FAIL_429@bedrock`` or ``FAIL_429@<model>``: only that provider type or model fails,
+  so a fallback elsewhere can answer);
   ``SLOW_FIRST 300ms`` → the first token after that delay; ``CUT_STREAM`` → the
   connection dropped after two pieces;
 - with a JSON Schema asked for (natively, or written as JSON in the system prompt) the
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Failure = Literal["429", "500", "context"]
+FAILURE = re.compile(r"FAIL_(429|500|CONTEXT)(?:@(\S+))?")
 SLOW = re.compile(r"SLOW_FIRST\s*(\d+)\s*ms")
 DEFAULT_SLOW = 0.5
 ECHO = 40
@@ -93,12 +96,7 @@ def words(*texts: str) -> int:
 def plan(prompt: Prompt) -> Plan:
     steering = prompt.steering
     result = Plan(prompt_tokens=words(*prompt.texts))
-    if "FAIL_429" in steering:
-        result.failure = "429"
-    elif "FAIL_500" in steering:
-        result.failure = "500"
-    elif "FAIL_CONTEXT" in steering:
-        result.failure = "context"
+    result.failure = failure(steering, prompt.provider, prompt.model)
     if (slow := SLOW.search(steering)) is not None:
         result.delay = int(slow.group(1)) / 1000
     elif "SLOW_FIRST" in steering:
@@ -122,6 +120,15 @@ def plan(prompt: Prompt) -> Plan:
         count = prompt.max_output
     result.completion_tokens = count
     return result
+
+
+def failure(text: str, provider: str, model: str) -> Failure | None:
+    """The failure ``text`` asks of this provider and model, if any."""
+    for match in FAILURE.finditer(text):
+        if match.group(2) in (None, provider, model):
+            code = match.group(1)
+            return "context" if code == "CONTEXT" else "429" if code == "429" else "500"
+    return None
 
 
 def _tool_calls(prompt: Prompt) -> list[ToolCall]:

@@ -725,3 +725,17 @@ def test_bedrock_titan_embeddings(mock_providers: MockProviders) -> None:
         mock_providers, EMBEDDING_MODELS["bedrock"], "invoke", {"inputText": "x", "dimensions": 8}
     )
     assert refused.status_code == 400
+
+
+def test_a_scoped_failure_fails_only_its_provider(mock_providers: MockProviders) -> None:
+    messages: Any = [{"role": "user", "content": "FAIL_429@mistral please"}]
+    answer = client(mock_providers, "openai").chat.completions.create(
+        model="gpt-4o-mini", messages=messages
+    )
+    assert answer.choices[0].message.content == (
+        "Hello from openai gpt-4o-mini: FAIL_429@mistral please"
+    )
+    with pytest.raises(openai.RateLimitError):
+        client(mock_providers, "mistral").chat.completions.create(
+            model=MODELS["mistral"], messages=messages
+        )
