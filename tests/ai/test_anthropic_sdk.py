@@ -269,3 +269,25 @@ def test_client_authentication_bearer_and_x_api_key(gateway: QuiverProcess) -> N
     headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
     older = httpx.post(origin(gateway) + "/v1/messages", json=body, headers=headers, timeout=10)
     assert older.status_code == 200, older.text
+
+
+@types
+def test_a_stream_cut_by_the_provider_does_not_end_cleanly(
+    gateway: QuiverProcess, provider: str
+) -> None:
+    """A client must be able to tell a dropped answer from a whole one: no message_stop."""
+    body = {
+        "model": f"chat-{provider}",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": [{"role": "user", "content": f"CUT_STREAM midway {provider}"}],
+    }
+    headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
+    url = origin(gateway) + "/v1/messages"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=10) as reply:
+        assert reply.status_code == 200
+        try:
+            data = reply.read()
+        except httpx.RemoteProtocolError:
+            return  # (the transfer was cut short, as it should)
+    assert b"message_stop" not in data

@@ -422,3 +422,34 @@ def test_unknown_model_and_wrong_key(sdk: openai.OpenAI, gateway: QuiverProcess)
         wrong.models.list()
     assert KEYS  # (the providers' keys are the mocks'; the client's is CLIENT_KEY)
     assert EMBEDDING_MODELS
+
+
+@types
+def test_a_stream_cut_by_the_provider_does_not_end_cleanly(
+    gateway: QuiverProcess, provider: str
+) -> None:
+    """A client must be able to tell a dropped answer from a whole one: no [DONE]."""
+    body = {
+        "model": f"chat-{provider}",
+        "messages": [{"role": "user", "content": f"CUT_STREAM midway {provider}"}],
+        "stream": True,
+    }
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    url = origin(gateway) + "/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=10) as reply:
+        assert reply.status_code == 200
+        try:
+            data = reply.read()
+        except httpx.RemoteProtocolError:
+            return  # (the transfer was cut short, as it should)
+    assert b"[DONE]" not in data
+
+
+@types
+def test_slow_first_token_still_streams(sdk: openai.OpenAI, provider: str) -> None:
+    text = f"SLOW_FIRST 200ms {provider}"
+    stream = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=[{"role": "user", "content": text}], stream=True
+    )
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert "".join(pieces) == hello(provider, text)

@@ -28,6 +28,7 @@ from tests.ai.mock_providers import (
     EMBEDDING_MODELS,
     KEYS,
     MODELS,
+    PROVIDER_TYPES,
     MockProviders,
     eventstream,
     sigv4,
@@ -739,3 +740,60 @@ def test_a_scoped_failure_fails_only_its_provider(mock_providers: MockProviders)
         client(mock_providers, "mistral").chat.completions.create(
             model=MODELS["mistral"], messages=messages
         )
+
+
+# --------------------------------------------------------------------- every stream
+
+
+def stream_call(
+    mocks: MockProviders, provider: str, text: str
+) -> tuple[str, dict[str, str], bytes]:
+    """URL, header fields and body of a streamed call to ``provider``'s mock."""
+    user = [{"role": "user", "content": text}]
+    if provider == "anthropic":
+        headers = {"x-api-key": KEYS["anthropic"], "anthropic-version": "2023-06-01"}
+        body: Any = {"model": "c", "max_tokens": 50, "stream": True, "messages": user}
+        return mocks.base_url(provider) + "/v1/messages", headers, json.dumps(body).encode()
+    if provider == "gemini":
+        url = mocks.base_url(provider) + "/v1beta/models/g:streamGenerateContent?alt=sse"
+        body = {"contents": [{"role": "user", "parts": [{"text": text}]}]}
+        return url, {"x-goog-api-key": KEYS["gemini"]}, json.dumps(body).encode()
+    if provider == "bedrock":
+        url = mocks.base_url(provider) + "/model/m/converse-stream"
+        payload = json.dumps({"messages": [{"role": "user", "content": [{"text": text}]}]})
+        signed = sigv4.sign(
+            "POST",
+            url,
+            {},
+            payload.encode(),
+            access_key=AWS["aws_access_key_id"],
+            secret_key=AWS["aws_secret_access_key"],
+            region=AWS["region"],
+            service="bedrock",
+            now=datetime.now(UTC),
+        )
+        return url, signed, payload.encode()
+    body = {"model": MODELS[provider], "messages": user, "stream": True}
+    if provider == "azure-openai":
+        url = mocks.origin + "/azure/openai/deployments/d/chat/completions?api-version=2024-10-21"
+        return url, {"api-key": KEYS[provider]}, json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {KEYS[provider]}"} if provider in KEYS else {}
+    return mocks.base_url(provider) + "/chat/completions", headers, json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("provider", PROVIDER_TYPES)
+def test_every_stream_can_start_late_and_be_cut(
+    mock_providers: MockProviders, provider: str
+) -> None:
+    url, headers, body = stream_call(mock_providers, provider, "SLOW_FIRST 150ms hello")
+    started = time.monotonic()
+    with httpx.stream("POST", url, headers=headers, content=body) as reply:
+        assert reply.status_code == 200
+        reply.read()  # (some formats send their opening events before the first token)
+    assert time.monotonic() - started >= 0.15
+    url, headers, body = stream_call(mock_providers, provider, "CUT_STREAM hello there")
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream("POST", url, headers=headers, content=body) as reply,
+    ):
+        reply.read()
