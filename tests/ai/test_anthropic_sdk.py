@@ -44,7 +44,7 @@ types = pytest.mark.parametrize("provider", PROVIDER_TYPES)
 
 
 @pytest.fixture(scope="module")
-def gateway(
+def quiver(
     mock_providers: MockProviders, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[QuiverProcess]:
     with running_gateway(mock_providers, tmp_path_factory.mktemp("anthropic-sdk")) as process:
@@ -52,8 +52,8 @@ def gateway(
 
 
 @pytest.fixture(scope="module")
-def sdk(gateway: QuiverProcess) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=origin(gateway), api_key=CLIENT_KEY, max_retries=0) as client:
+def sdk(quiver: QuiverProcess) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=origin(quiver), api_key=CLIENT_KEY, max_retries=0) as client:
         yield client
 
 
@@ -111,7 +111,7 @@ def test_message_stream_event_sequence(
 
 
 @types
-def test_message_stream_on_the_wire(gateway: QuiverProcess, provider: str) -> None:
+def test_message_stream_on_the_wire(quiver: QuiverProcess, provider: str) -> None:
     """The bytes as Anthropic sends them: ``event:`` lines naming each ``data:``'s type."""
     body = {
         "model": f"chat-{provider}",
@@ -120,7 +120,7 @@ def test_message_stream_on_the_wire(gateway: QuiverProcess, provider: str) -> No
         "messages": [{"role": "user", "content": f"wire stream {provider}"}],
     }
     headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
-    reply = httpx.post(origin(gateway) + "/v1/messages", json=body, headers=headers, timeout=10)
+    reply = httpx.post(origin(quiver) + "/v1/messages", json=body, headers=headers, timeout=10)
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"].startswith("text/event-stream")
     blocks = [block for block in reply.text.split("\n\n") if block.strip()]
@@ -135,12 +135,12 @@ def test_message_stream_on_the_wire(gateway: QuiverProcess, provider: str) -> No
 
 
 @types
-def test_async_message_plain_and_streamed(gateway: QuiverProcess, provider: str) -> None:
+def test_async_message_plain_and_streamed(quiver: QuiverProcess, provider: str) -> None:
     text = f"async message via {provider}"
 
     async def run() -> tuple[str, str]:
         async with anthropic.AsyncAnthropic(
-            base_url=origin(gateway), api_key=CLIENT_KEY, max_retries=0
+            base_url=origin(quiver), api_key=CLIENT_KEY, max_retries=0
         ) as client:
             messages: Any = [{"role": "user", "content": text}]
             whole = await client.messages.create(
@@ -255,8 +255,8 @@ def test_provider_errors_in_anthropic_shape(sdk: anthropic.Anthropic, provider: 
     assert body["error"]["type"] == "invalid_request_error"
 
 
-def test_client_authentication_bearer_and_x_api_key(gateway: QuiverProcess) -> None:
-    wrong = anthropic.Anthropic(base_url=origin(gateway), api_key="wrong", max_retries=0)
+def test_client_authentication_bearer_and_x_api_key(quiver: QuiverProcess) -> None:
+    wrong = anthropic.Anthropic(base_url=origin(quiver), api_key="wrong", max_retries=0)
     with wrong, pytest.raises(anthropic.AuthenticationError):
         wrong.messages.create(
             model="chat-anthropic", max_tokens=10, messages=[{"role": "user", "content": "x"}]
@@ -267,13 +267,13 @@ def test_client_authentication_bearer_and_x_api_key(gateway: QuiverProcess) -> N
         "messages": [{"role": "user", "content": "x"}],
     }
     headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
-    older = httpx.post(origin(gateway) + "/v1/messages", json=body, headers=headers, timeout=10)
+    older = httpx.post(origin(quiver) + "/v1/messages", json=body, headers=headers, timeout=10)
     assert older.status_code == 200, older.text
 
 
 @types
 def test_a_stream_cut_by_the_provider_does_not_end_cleanly(
-    gateway: QuiverProcess, provider: str
+    quiver: QuiverProcess, provider: str
 ) -> None:
     """A client must be able to tell a dropped answer from a whole one: no message_stop."""
     body = {
@@ -283,7 +283,7 @@ def test_a_stream_cut_by_the_provider_does_not_end_cleanly(
         "messages": [{"role": "user", "content": f"CUT_STREAM midway {provider}"}],
     }
     headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
-    url = origin(gateway) + "/v1/messages"
+    url = origin(quiver) + "/v1/messages"
     with httpx.stream("POST", url, json=body, headers=headers, timeout=10) as reply:
         assert reply.status_code == 200
         try:

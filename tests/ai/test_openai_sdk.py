@@ -59,7 +59,7 @@ types = pytest.mark.parametrize("provider", PROVIDER_TYPES)
 
 
 @pytest.fixture(scope="module")
-def gateway(
+def quiver(
     mock_providers: MockProviders, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[QuiverProcess]:
     with running_gateway(mock_providers, tmp_path_factory.mktemp("openai-sdk")) as process:
@@ -67,9 +67,9 @@ def gateway(
 
 
 @pytest.fixture(scope="module")
-def sdk(gateway: QuiverProcess) -> Iterator[openai.OpenAI]:
+def sdk(quiver: QuiverProcess) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(
-        base_url=origin(gateway) + "/v1", api_key=CLIENT_KEY, max_retries=0
+        base_url=origin(quiver) + "/v1", api_key=CLIENT_KEY, max_retries=0
     ) as client:
         yield client
 
@@ -146,7 +146,7 @@ def test_chat_stream_with_usage(
 
 @types
 def test_chat_stream_without_usage_sends_none(
-    gateway: QuiverProcess, mock_providers: MockProviders, provider: str
+    quiver: QuiverProcess, mock_providers: MockProviders, provider: str
 ) -> None:
     text = f"streamed chat without usage via {provider}"
     body = {
@@ -156,7 +156,7 @@ def test_chat_stream_without_usage_sends_none(
     }
     headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
     reply = httpx.post(
-        origin(gateway) + "/v1/chat/completions", json=body, headers=headers, timeout=10
+        origin(quiver) + "/v1/chat/completions", json=body, headers=headers, timeout=10
     )
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"].startswith("text/event-stream")
@@ -170,12 +170,12 @@ def test_chat_stream_without_usage_sends_none(
 
 
 @types
-def test_async_chat_plain_and_streamed(gateway: QuiverProcess, provider: str) -> None:
+def test_async_chat_plain_and_streamed(quiver: QuiverProcess, provider: str) -> None:
     text = f"async chat via {provider}"
 
     async def run() -> tuple[str | None, str]:
         async with openai.AsyncOpenAI(
-            base_url=origin(gateway) + "/v1", api_key=CLIENT_KEY, max_retries=0
+            base_url=origin(quiver) + "/v1", api_key=CLIENT_KEY, max_retries=0
         ) as client:
             messages: Any = [{"role": "user", "content": text}]
             whole = await client.chat.completions.create(
@@ -346,7 +346,7 @@ def test_responses_function_calls(sdk: openai.OpenAI, provider: str) -> None:
 
 @pytest.mark.parametrize("provider", EMBEDDING_TYPES)
 def test_embeddings_float_and_base64(
-    sdk: openai.OpenAI, gateway: QuiverProcess, mock_providers: MockProviders, provider: str
+    sdk: openai.OpenAI, quiver: QuiverProcess, mock_providers: MockProviders, provider: str
 ) -> None:
     texts = [f"first text {provider}", "second text"]
     floats = sdk.embeddings.create(model=f"embed-{provider}", input=texts, encoding_format="float")
@@ -356,7 +356,7 @@ def test_embeddings_float_and_base64(
     assert floats.usage.prompt_tokens == 5
     body = {"model": f"embed-{provider}", "input": texts, "encoding_format": "base64"}
     headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
-    raw = httpx.post(origin(gateway) + "/v1/embeddings", json=body, headers=headers, timeout=10)
+    raw = httpx.post(origin(quiver) + "/v1/embeddings", json=body, headers=headers, timeout=10)
     assert raw.status_code == 200, raw.text
     packed = base64.b64decode(raw.json()["data"][0]["embedding"])
     decoded = list(struct.unpack(f"<{len(packed) // 4}f", packed))
@@ -412,12 +412,12 @@ def test_provider_errors_in_openai_shape(sdk: openai.OpenAI, provider: str) -> N
     assert context.value.code == "context_length_exceeded"
 
 
-def test_unknown_model_and_wrong_key(sdk: openai.OpenAI, gateway: QuiverProcess) -> None:
+def test_unknown_model_and_wrong_key(sdk: openai.OpenAI, quiver: QuiverProcess) -> None:
     with pytest.raises(openai.NotFoundError):
         sdk.chat.completions.create(
             model="no-such-model", messages=[{"role": "user", "content": "x"}]
         )
-    wrong = openai.OpenAI(base_url=origin(gateway) + "/v1", api_key="wrong", max_retries=0)
+    wrong = openai.OpenAI(base_url=origin(quiver) + "/v1", api_key="wrong", max_retries=0)
     with wrong, pytest.raises(openai.AuthenticationError):
         wrong.models.list()
     assert KEYS  # (the providers' keys are the mocks'; the client's is CLIENT_KEY)
@@ -426,7 +426,7 @@ def test_unknown_model_and_wrong_key(sdk: openai.OpenAI, gateway: QuiverProcess)
 
 @types
 def test_a_stream_cut_by_the_provider_does_not_end_cleanly(
-    gateway: QuiverProcess, provider: str
+    quiver: QuiverProcess, provider: str
 ) -> None:
     """A client must be able to tell a dropped answer from a whole one: no [DONE]."""
     body = {
@@ -435,7 +435,7 @@ def test_a_stream_cut_by_the_provider_does_not_end_cleanly(
         "stream": True,
     }
     headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
-    url = origin(gateway) + "/v1/chat/completions"
+    url = origin(quiver) + "/v1/chat/completions"
     with httpx.stream("POST", url, json=body, headers=headers, timeout=10) as reply:
         assert reply.status_code == 200
         try:
