@@ -1,6 +1,6 @@
 """The official ``anthropic`` SDK against Quiver's Messages front, for every provider type.
 
-One Quiver process serves the module (tests/ai/gateway.py); each test is parametrised
+One Quiver process serves the module (tests/ai/sdk_gateway.py); each test is parametrised
 by provider type: an anthropic provider is passed the request as sent, the others are
 reached through the converters, and every answer must come back as Anthropic's API
 gives it (content blocks, the SSE event sequence, errors in its shape).
@@ -16,8 +16,8 @@ import anthropic
 import httpx
 import pytest
 
-from tests.ai.gateway import CLIENT_KEY, FALLBACK, origin, running_gateway
 from tests.ai.mock_providers import MODELS, PROVIDER_TYPES, MockProviders
+from tests.ai.sdk_gateway import CLIENT_KEY, FALLBACK, origin, running_gateway
 from tests.support.process import QuiverProcess
 
 TOOLS: Any = [

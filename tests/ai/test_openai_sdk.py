@@ -1,6 +1,6 @@
 """The official ``openai`` SDK against Quiver's AI route, for every provider type.
 
-One Quiver process serves the module (tests/ai/gateway.py: a model per provider type,
+One Quiver process serves the module (tests/ai/sdk_gateway.py: a model per provider type,
 over the mock providers); each test is parametrised by provider type, so a type that
 does not work yet fails on its own lines.  The client authenticates with its own key
 (key-auth reads the SDK's bearer token); the provider must see its own key instead.
@@ -20,7 +20,6 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.ai.gateway import CLIENT_KEY, EMBEDDING_TYPES, FALLBACK, origin, running_gateway
 from tests.ai.mock_providers import (
     EMBEDDING_MODELS,
     KEYS,
@@ -29,6 +28,7 @@ from tests.ai.mock_providers import (
     MockProviders,
 )
 from tests.ai.mock_providers.script import vector
+from tests.ai.sdk_gateway import CLIENT_KEY, EMBEDDING_TYPES, FALLBACK, origin, running_gateway
 from tests.support.process import QuiverProcess
 
 WEATHER: Any = {

@@ -6,7 +6,8 @@ real message), a ``tool_result`` must answer a ``tool_use`` of the previous assi
 turn, errors are ``{"type": "error", "error": {...}, "request_id": ...}``, and a stream is
 message_start, content_block_start, ping, content_block_delta (``text_delta`` /
 ``input_json_delta``, the first of these empty), content_block_stop, message_delta (stop
-reason and output tokens), message_stop.
+reason and output tokens), message_stop.  Structured outputs (``output_config.format``)
+are honoured.
 """
 
 from __future__ import annotations
@@ -184,7 +185,9 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
     kind = choice.get("type", "auto")
     prompt.choice = {"any": "required", "tool": str(choice.get("name", ""))}.get(kind, kind)
     prompt.parallel = not choice.get("disable_parallel_tool_use", False)
-    output_format = body.get("output_format") or {}
+    # structured outputs: output_config.format (GA), output_format (the earlier beta)
+    output_format = (body.get("output_config") or {}).get("format") or body.get("output_format")
+    output_format = output_format or {}
     if output_format.get("type") == "json_schema":
         prompt.schema = output_format.get("schema") or {}
     else:

@@ -454,6 +454,18 @@ def test_anthropic_sdk_assembles_streamed_tool_use(mock_providers: MockProviders
     assert answer.content[0].type == "text" and answer.content[0].text.endswith(": fine fine")
 
 
+def test_anthropic_structured_output(mock_providers: MockProviders) -> None:
+    schema: Any = {"type": "object", "properties": {"city": {"type": "string"}}}
+    message = claude(mock_providers).messages.create(
+        model=MODELS["anthropic"],
+        max_tokens=100,
+        messages=[{"role": "user", "content": "Oslo"}],
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
+    assert message.content[0].type == "text"
+    assert json.loads(message.content[0].text) == {"city": "Oslo"}
+
+
 def test_anthropic_count_tokens(mock_providers: MockProviders) -> None:
     counted = claude(mock_providers).messages.count_tokens(
         model=MODELS["anthropic"],
