@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from quiver.plugins.acl import Acl
+from quiver.plugins.ai_cache import AICache
 from quiver.plugins.ai_guard import Moderation, Pii, PromptGuard
 from quiver.plugins.base import Plugin
 from quiver.plugins.basic_auth import BasicAuth
@@ -45,4 +46,5 @@ BUILT_IN: tuple[type[Plugin[Any]], ...] = (
     PromptGuard,
     Pii,
     Moderation,
+    AICache,
 )

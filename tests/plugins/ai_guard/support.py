@@ -3,7 +3,8 @@
 The provider answers ``POST .../chat/completions``, ``.../messages`` and
 ``.../responses`` in each format's shape; the answer's text is the request's
 ``X-Answer`` header when it has one, else ``echo: `` and the last user text it
-received. ``"stream": true`` gets three SSE events, chunked.
+received. ``"stream": true`` gets three SSE events, chunked (the last, ``[DONE]``, left out
+with ``X-Stream-Unfinished``); ``X-Answer-Error`` gets a JSON error object.
 """
 
 from __future__ import annotations
@@ -82,11 +83,17 @@ def provider(conn: Conn) -> None:
         except ValueError:
             body = {}  # (not a prompt: an upload)
         text = request.header("X-Answer") or "echo: " + _last_user_text(body)
+        if request.header("X-Answer-Error"):
+            error = {"error": {"message": "overloaded", "type": "server_error"}}
+            conn.respond(200, json.dumps(error).encode(), [("Content-Type", "application/json")])
+            continue
         if body.get("stream"):
             events = [
                 b'data: {"choices":[{"delta":{"content":%s}}]}\n\n' % json.dumps(piece).encode()
                 for piece in (text[:5], text[5:])
-            ] + [b"data: [DONE]\n\n"]
+            ]
+            if not request.header("X-Stream-Unfinished"):
+                events.append(b"data: [DONE]\n\n")
             conn.send(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n"
