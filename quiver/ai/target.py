@@ -1,0 +1,91 @@
+"""The ``ai`` target type: an AI route answered inside the worker.
+
+Each route with ``ai: {...}`` compiles into a target of this type (see
+:func:`quiver.config.ai.expand`); requests under the route's paths are dispatched by
+the end of their path to a front API:
+
+=============================  ======  ==========================================
+path (after the route prefix)  method  front
+=============================  ======  ==========================================
+``/chat/completions``          POST    OpenAI chat completions (:mod:`.fronts.chat`)
+``/embeddings``                POST    OpenAI embeddings
+``/models``, ``/models/{id}``  GET     OpenAI models
+``/messages``                  POST    Anthropic messages (:mod:`.fronts.messages`)
+``/messages/count_tokens``     POST    Anthropic token counting
+=============================  ======  ==========================================
+
+Whatever goes wrong is answered in the shape of the front's API (:mod:`.errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from pydantic import Field
+
+from quiver.ai.errors import AIError, InvalidRequest, Shape
+from quiver.ai.fronts.chat import chat_completions
+from quiver.ai.fronts.embeddings import embeddings
+from quiver.ai.fronts.messages import count_tokens, messages
+from quiver.ai.fronts.models import list_models, retrieve_model
+from quiver.ai.gateway import Call, Gateway, error_response
+from quiver.config.ai import AI_TARGET_TYPE, AIConfig
+from quiver.plugins.base import PluginContext, PluginRequest
+from quiver.plugins.responder import Response, TargetOptions, TargetType
+
+Front = Callable[[Gateway, PluginRequest, Call], Awaitable[Response]]
+
+#: POST fronts by the end of the path, and the shape of their errors
+_FRONTS: tuple[tuple[bytes, Front, Shape], ...] = (
+    (b"/chat/completions", chat_completions, "openai"),
+    (b"/messages/count_tokens", count_tokens, "anthropic"),
+    (b"/messages", messages, "anthropic"),
+    (b"/embeddings", embeddings, "openai"),
+)
+
+
+class AITargetOptions(TargetOptions):
+    route: str = Field(description="The AI route this target answers.")
+    models: list[str] | None = Field(None, description="The models it serves; all when unset.")
+    ai: AIConfig = Field(description="The `ai` section of the config.")
+
+
+class AITarget(TargetType[AITargetOptions]):
+    """Answers the OpenAI- and Anthropic-compatible APIs of an AI route."""
+
+    name = AI_TARGET_TYPE
+    Options = AITargetOptions
+
+    def __init__(self, options: AITargetOptions, context: PluginContext) -> None:
+        super().__init__(options, context)
+        self.gateway = Gateway(options.ai, options.models, context.outbound)
+
+    def handle(self, request: PluginRequest) -> Response | Awaitable[Response]:
+        path = request.raw_path.partition(b"?")[0].rstrip(b"/")
+        method = request.method
+        if method == b"POST":
+            for suffix, front, shape in _FRONTS:
+                if path.endswith(suffix):
+                    return self._answer(front, shape, request)
+        elif method == b"GET":
+            try:
+                if path.endswith(b"/models"):
+                    return list_models(self.gateway)
+                head, _, name = path.rpartition(b"/")
+                if head.endswith(b"/models") and name:
+                    return retrieve_model(self.gateway, name.decode("latin-1"))
+            except AIError as exc:
+                return error_response(exc, "openai")
+        error = InvalidRequest(
+            f"Unknown request URL: {method.decode('latin-1')} {path.decode('latin-1')}",
+            status=404,
+            code="unknown_url",
+        )
+        return error_response(error, "anthropic" if b"/messages" in path else "openai")
+
+    async def _answer(self, front: Front, shape: Shape, request: PluginRequest) -> Response:
+        call = Call(request, "")
+        try:
+            return await front(self.gateway, request, call)
+        except AIError as exc:
+            return error_response(exc, shape, call)
