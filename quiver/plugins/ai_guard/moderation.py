@@ -97,8 +97,9 @@ class ModerationConfig(PluginConfig):
 
 class Moderation(Plugin[ModerationConfig]):
     """Sends the prompt's texts (those of `roles`, read from the JSON bodies of OpenAI
-    Chat Completions, OpenAI Responses, Anthropic Messages, and `prompt`/`input`
-    strings) to a moderation endpoint in OpenAI's /moderations format (`{"input":
+    Chat Completions, OpenAI Responses, Anthropic Messages, `prompt`/`input`
+    strings, and every string of any other JSON object, such as a prompt API's
+    variables) to a moderation endpoint in OpenAI's /moderations format (`{"input":
     [texts], "model": ...}` answered with `results[].flagged`, `categories` and
     `category_scores`), through the gateway's own HTTP client, before the request
     goes on. A flagged prompt is refused with 400 (a problem document of type

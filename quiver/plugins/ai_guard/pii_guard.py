@@ -51,7 +51,8 @@ class PiiConfig(PluginConfig):
 class Pii(Plugin[PiiConfig]):
     """Finds personal data in prompts (every role's texts, read from the JSON bodies
     of OpenAI Chat Completions, OpenAI Responses, Anthropic Messages, and
-    `prompt`/`input` strings) and masks it before the request goes upstream, or
+    `prompt`/`input` strings, and every string of any other JSON object, such as a
+    prompt API's variables) and masks it before the request goes upstream, or
     refuses the request with 400 (a problem document of type
     urn:quiver:problem:pii-refused whose `entities` member names the kinds, never
     the values), e.g. `{entities: [email, card, api_key], masks: {email:

@@ -63,9 +63,10 @@ class PromptGuard(Plugin[PromptGuardConfig]):
     [{name: internal, keywords: [project falcon]}]}`. Prompts are read from the JSON
     request bodies of OpenAI Chat Completions (`messages`, text or parts), OpenAI
     Responses (`input`, `instructions`), Anthropic Messages (`system`, `messages`
-    content blocks, tool results) and of `prompt`/`input` strings (completions,
-    embeddings); a body that says it is JSON but does not parse, or is compressed,
-    is refused (400, unreadable-prompt), since it cannot be checked. A non-streamed
+    content blocks, tool results), of `prompt`/`input` strings (completions,
+    embeddings), and every string of any other JSON object (a prompt API's
+    variables); a body that says it is JSON but does not parse, or is compressed, is
+    refused (400, unreadable-prompt), since it cannot be checked. A non-streamed
     answer (2xx application/json) whose text matches a `completion_deny` rule is
     withheld: its head has gone out already, so the answer is replaced in its own
     format by a refusal naming the rule (OpenAI `finish_reason: content_filter` with

@@ -15,6 +15,8 @@ Requests:
   items (``output`` a string).
 - Legacy completions, embeddings, moderations: ``prompt`` / ``input`` as a string
   or a list of strings.
+- Any other JSON object (the variables of a prompt API): every string in it, at any
+  depth, as a user text.
 
 Answers: ``choices[].message.content`` (or ``choices[].text``) of a chat or text
 completion, ``content[]`` text blocks of an Anthropic message, ``output[]`` message
@@ -26,6 +28,7 @@ and the role it speaks for (``system``, ``user``, ``assistant`` or ``tool``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -96,11 +99,38 @@ def _strings(holder: dict[str, Any], key: str, found: list[Text]) -> bool:
     return False
 
 
+#: the members that make a body a request of one of the model APIs
+_PROMPT_MEMBERS = frozenset({"messages", "input", "prompt", "system", "instructions"})
+
+
+def _every_string(body: dict[str, Any]) -> list[Text]:
+    """Each string of ``body`` at any depth, as a user text, in document order
+    (walked with a stack of its own: JSON may nest deeper than Python recurses)."""
+    found: list[Text] = []
+    walks: list[tuple[Any, Iterator[Any]]] = [(body, iter(body.items()))]
+    while walks:
+        holder, pairs = walks[-1]
+        for key, value in pairs:
+            if isinstance(value, str):
+                found.append(Text(holder, key, "user"))
+            elif isinstance(value, dict):
+                walks.append((value, iter(value.items())))
+                break
+            elif isinstance(value, list):
+                walks.append((value, enumerate(value)))
+                break
+        else:
+            walks.pop()
+    return found
+
+
 def prompt_texts(body: Any) -> list[Text]:
     """Every text of a request body (a parsed JSON value), in the order it reads."""
     found: list[Text] = []
     if not isinstance(body, dict):
         return found
+    if _PROMPT_MEMBERS.isdisjoint(body):
+        return _every_string(body)
     system = body.get("system")
     if isinstance(system, str):
         found.append(Text(body, "system", "system"))

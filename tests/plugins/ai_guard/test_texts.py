@@ -92,6 +92,9 @@ def test_openai_responses_input_and_instructions() -> None:
         ({"input": [1, 2, 3]}, []),  # token ids
         ([1, 2], []),
         ({"messages": "not a list"}, []),
+        # a prompt API's variables: every string, in document order
+        ({"a": "x", "b": {"c": ["y", 1, {"d": "z"}]}, "e": "w"}, [("user", s) for s in "xyzw"]),
+        ({"n": 1, "b": True}, []),
         ({"messages": [None, {"role": "user", "content": None}]}, []),
     ],
 )
