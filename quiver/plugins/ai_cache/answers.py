@@ -3,15 +3,16 @@
 A JSON answer must be an object without an ``error`` member; a streamed answer
 must have ended the way its format ends a complete stream (an interrupted or
 failed stream is never replayed): OpenAI chat ``data: [DONE]``, Anthropic
-``message_stop``, OpenAI Responses ``response.completed``.
+``message_stop``, OpenAI Responses ``response.completed``, a prompt API
+``event: done``.
 """
 
 from __future__ import annotations
 
 import orjson
 
-#: the events that end a complete stream, by format
-_STREAM_ENDS = (b"data: [DONE]", b"message_stop", b"response.completed")
+#: the events that end a complete stream, by format (and a prompt API's last event)
+_STREAM_ENDS = (b"data: [DONE]", b"message_stop", b"response.completed", b"event: done")
 _STREAM_FAILURES = (b"event: error", b'data: {"error"', b"response.failed")
 
 

@@ -100,8 +100,8 @@ class AICache(Plugin[AICacheConfig]):
     """Answers a deterministic request again from the answer to the same request
     made before, without calling the model: a request is deterministic when its
     JSON body has `temperature: 0`, or when the client sends `X-Quiver-Cache: on`
-    (`off` bypasses the cache). The key is the front (method, path, query), the
-    consumer with `per_consumer`, and the request body normalised (keys sorted,
+    (`off` bypasses the cache). The key is the front (method, path, query), the Accept
+    header, the consumer with `per_consumer`, and the request body normalised (keys sorted,
     spacing gone, `user` and `metadata` left out), so the model and every setting
     are in it. Only whole, successful answers are stored: a 200 JSON object without
     `error`, or a stream that ended as its format ends one (OpenAI `data: [DONE]`,

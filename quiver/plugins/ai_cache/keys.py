@@ -2,8 +2,9 @@
 
 A request is *deterministic* when its JSON body says ``temperature: 0``, or when
 the client opts in with the opt-in header set to ``on`` (``off`` opts out).  Its
-key is the SHA-256 of the front it was sent to (method, path and query), the
-consumer when answers are kept per consumer, and the body normalised: parsed,
+key is the SHA-256 of the front it was sent to (method, path and query), its
+Accept header (a prompt API streams when asked there), the consumer when answers
+are kept per consumer, and the body normalised: parsed,
 the ignored fields dropped, written back with sorted keys and no whitespace.
 So two requests that differ only in spacing, key order or ``user`` share an
 answer, and a streamed request never shares one with a non-streamed request
@@ -51,6 +52,8 @@ def cache_key(
     digest = hashlib.sha256()
     digest.update(request.method + b" " + request.raw_path.partition(b"?")[0])
     digest.update(b"?" + request.query + b"\n")
+    # (a prompt API streams when the client accepts server-sent events)
+    digest.update((request.get(b"accept") or b"").lower() + b"\n")
     if per_consumer:
         consumer = request.consumer
         digest.update((consumer.name if consumer is not None else "").encode() + b"\n")

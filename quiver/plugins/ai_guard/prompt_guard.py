@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, model_validator
 from quiver.plugins.ai_guard.bodies import HeldAnswers, read_prompt
 from quiver.plugins.ai_guard.problems import PromptRefused
 from quiver.plugins.ai_guard.rules import GuardRule, Rules, check_names
-from quiver.plugins.ai_guard.texts import Role, completion_texts, prompt_texts, withhold
+from quiver.plugins.ai_guard.texts import Role, completion_texts, last_turn, prompt_texts, withhold
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
 from quiver.plugins.response import ResponseHead
 
@@ -41,8 +41,8 @@ class PromptGuardConfig(PluginConfig):
     )
     whole_conversation: bool = Field(
         True,
-        description="Check every message of those roles; false: only the last one "
-        "(earlier ones passed when they were sent).",
+        description="Check every message of those roles; false: only the last one, all "
+        "its parts (earlier ones passed when they were sent).",
     )
 
     @model_validator(mode="after")
@@ -97,8 +97,8 @@ class PromptGuard(Plugin[PromptGuardConfig]):
 
     def access(self, request: PluginRequest) -> None:
         texts = [text for text in prompt_texts(read_prompt(request)) if text.role in self.roles]
-        if not self.whole and texts:
-            texts = texts[-1:]
+        if not self.whole:
+            texts = last_turn(texts)
         for text in texts:
             value = text.value
             rule = self.deny.first_match(value)

@@ -53,6 +53,8 @@ class Text:
     holder: Any  # the dict or list that holds it
     key: Any  # its key there (str for a dict, int for a list)
     role: Role
+    #: the message (or input item) it belongs to, counted from 0; -1 outside messages
+    turn: int = -1
 
     @property
     def value(self) -> str:
@@ -124,6 +126,19 @@ def _every_string(body: dict[str, Any]) -> list[Text]:
     return found
 
 
+def _in_turn(found: list[Text], start: int, turn: int) -> None:
+    for text in found[start:]:
+        text.turn = turn
+
+
+def last_turn(texts: list[Text]) -> list[Text]:
+    """The texts of the last message among ``texts`` (all its parts)."""
+    if not texts:
+        return texts
+    turn = texts[-1].turn
+    return [text for text in texts if text.turn == turn]
+
+
 def prompt_texts(body: Any) -> list[Text]:
     """Every text of a request body (a parsed JSON value), in the order it reads."""
     found: list[Text] = []
@@ -140,20 +155,24 @@ def prompt_texts(body: Any) -> list[Text]:
         found.append(Text(body, "instructions", "system"))
     messages = body.get("messages")
     if isinstance(messages, list):
-        for message in messages:
+        for turn, message in enumerate(messages):
             if isinstance(message, dict):
+                start = len(found)
                 _content(message, "content", _role(message), found)
+                _in_turn(found, start, turn)
     if not _strings(body, "input", found):
         items = body.get("input")
         if isinstance(items, list):
-            for item in items:
+            for turn, item in enumerate(items):
                 if not isinstance(item, dict):
                     continue
+                start = len(found)
                 if item.get("type") == "function_call_output":
                     if isinstance(item.get("output"), str):
                         found.append(Text(item, "output", "tool"))
                 elif "content" in item:
                     _content(item, "content", _role(item), found)
+                _in_turn(found, start, turn)
     _strings(body, "prompt", found)
     return found
 

@@ -305,3 +305,20 @@ def test_guardrails_and_key_auth_apply_to_a_prompt_api(provider: Upstream) -> No
         assert response.status == 200
         # the guardrails read every string of the variables as a user text
         assert sent(provider)["messages"][0]["content"] == "Summarise: mail [EMAIL]"
+
+
+def test_answers_of_a_prompt_api_are_cached_on_request(provider: Upstream) -> None:
+    with running(provider, JSON_PROMPT, plugins={"ai-cache": {}}) as proxy:
+        body = {"text": "cache me", "words": 2}
+        assert call(proxy, body).header("X-Cache-Status") == "BYPASS"  # (no temperature 0)
+        first = call(proxy, body, **{"X-Quiver-Cache": "on"})
+        assert first.header("X-Cache-Status") == "MISS"
+        again = call(proxy, body, **{"X-Quiver-Cache": "on"})
+        assert again.header("X-Cache-Status") == "HIT" and again.body == first.body
+        stream = {"Accept": "text/event-stream", "X-Quiver-Cache": "on"}
+        first = call(proxy, body, **stream)  # the same variables, streamed: another answer
+        assert first.header("X-Cache-Status") == "MISS"
+        assert first.header("Content-Type") == "text/event-stream"
+        again = call(proxy, body, **stream)
+        assert again.header("X-Cache-Status") == "HIT" and again.body == first.body
+        assert len(provider.requests) == 3

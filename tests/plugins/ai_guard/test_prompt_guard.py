@@ -141,6 +141,10 @@ def test_last_message_only() -> None:
         assert post(client, "/v1/chat/completions", body).status == 400
     with guarded({"ai-prompt-guard": {**GUARD, "whole_conversation": False}}) as (_, client):
         assert post(client, "/v1/chat/completions", body).status == 200
+        # every part of the last message is checked, not only its last part
+        parts = [{"type": "text", "text": "my password"}, {"type": "text", "text": "bye"}]
+        last = chat(("user", "hi"), ("user", parts))
+        assert post(client, "/v1/chat/completions", last).status == 400
 
 
 def test_an_allow_list_refuses_prompts_it_does_not_match() -> None:

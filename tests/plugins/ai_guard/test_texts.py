@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from quiver.plugins.ai_guard.texts import completion_texts, prompt_texts, withhold
+from quiver.plugins.ai_guard.texts import completion_texts, last_turn, prompt_texts, withhold
 from tests.plugins.ai_guard.support import answer_for
 
 
@@ -134,3 +134,20 @@ def test_withheld_answers_say_so_in_their_own_format() -> None:
     assert response["output"][0]["content"] == [{"type": "refusal", "refusal": "no"}]
     for answer in (chat, message, response):
         assert "secret" not in str(answer)
+
+
+def test_each_text_knows_its_message() -> None:
+    body = {
+        "system": "s",
+        "messages": [
+            {"role": "user", "content": "a"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "b"}, {"type": "text", "text": "c"}],
+            },
+        ],
+    }
+    texts = prompt_texts(body)
+    assert [(text.value, text.turn) for text in texts] == [("s", -1), ("a", 0), ("b", 1), ("c", 1)]
+    assert [text.value for text in last_turn(texts)] == ["b", "c"]
+    assert last_turn([]) == []
