@@ -9,7 +9,14 @@ model providers (docs/ai.md).
   fallbacks;
 - :mod:`quiver.ai.upstream`: calling a provider through the worker's outbound client,
   its failures mapped to :mod:`quiver.ai.errors`;
-- :mod:`quiver.ai.providers`: provider types as data (wire format, auth, paths).
+- :mod:`quiver.ai.providers`: provider types as data (wire format, auth, paths);
+- ``converters/``: pure translations between wire formats, named ``<from>_to_<to>``;
+  the canonical format is an OpenAI chat-completions request or response as plain
+  dicts;
+- ``transports/``: incremental stream codecs (server-sent events, AWS event stream);
+- :mod:`quiver.ai.sigv4`: the AWS Signature Version 4 signer Bedrock calls need;
+- ``accounting/``: tokens, prices, budgets and limits reserved before a call and
+  settled after.
 
 It reaches providers only through ``PluginContext.outbound`` (``target://``), never
 through the proxy's internals.

@@ -32,6 +32,7 @@ from quiver.ai.gateway import Call, Gateway, error_response
 from quiver.ai.prompt_api import PromptAPI
 from quiver.config.ai import AI_TARGET_TYPE, AIConfig
 from quiver.config.ai_prompt import AIPrompt
+from quiver.errors import HTTPError
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
 
@@ -61,7 +62,7 @@ class AITarget(TargetType[AITargetOptions]):
 
     def __init__(self, options: AITargetOptions, context: PluginContext) -> None:
         super().__init__(options, context)
-        self.gateway = Gateway(options.ai, options.models, context.outbound)
+        self.gateway = Gateway(options.ai, options.models, context)
         self.prompt_api = (
             PromptAPI(options.prompt, options.route, self.gateway) if options.prompt else None
         )
@@ -95,5 +96,5 @@ class AITarget(TargetType[AITargetOptions]):
         call = Call(request, "")
         try:
             return await front(self.gateway, request, call)
-        except AIError as exc:
+        except (AIError, HTTPError) as exc:  # (a budget's or a limit's refusal too)
             return error_response(exc, shape, call)

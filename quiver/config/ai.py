@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol, Self, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
+from quiver.config.ai_accounting import AccountingSettings
 from quiver.config.ai_prompt import AIPrompt
 from quiver.config.base import Duration, Strict
 from quiver.config.upstream import NAME_PATTERN, Pool, Timeouts, check_target_url
@@ -219,67 +220,15 @@ class AIModel(Strict):
     )
 
 
-# -- accounting: budgets, limits and their counters --------------------------------------------
-
-
-class AIBudget(Strict):
-    """A spending cap over a period, for one consumer or one team."""
-
-    consumer: str | None = Field(None, description='Consumer name ("*": each consumer).')
-    team: str | None = Field(None, description="Team name (consumers' `team`).")
-    tokens: int | None = Field(None, gt=0, description="Most tokens (prompt + completion).")
-    cost: float | None = Field(None, gt=0, description="Most USD spent.")
-    period: Literal["day", "month", "total"] = Field(
-        "month", description="When the budget starts again."
-    )
-    time_zone: str = Field("UTC", description="Where days and months begin (IANA name).")
-
-    @model_validator(mode="after")
-    def _one_each(self) -> AIBudget:
-        if (self.consumer is None) == (self.team is None):
-            raise ValueError("give exactly one of 'consumer' or 'team'")
-        if (self.tokens is None) == (self.cost is None):
-            raise ValueError("give exactly one of 'tokens' or 'cost'")
-        return self
-
-
-class AILimit(Strict):
-    """Tokens and requests per minute for a consumer."""
-
-    consumer: str = Field("*", description='Consumer name ("*": each consumer).')
-    tpm: int | None = Field(None, gt=0, description="Tokens per minute.")
-    rpm: int | None = Field(None, gt=0, description="Requests per minute.")
-
-
-class AICounters(Strict):
-    """Where budgets and limits count."""
-
-    backend: Literal["local", "redis"] = Field(
-        "local", description="local: the node's workers share counters; redis: every node."
-    )
-    url: str | None = Field(None, description="redis://HOST:PORT/DB for the redis backend.")
-
-
-# -- end of accounting ---------------------------------------------------------------------------
-
-
-class AIConfig(Strict):
-    """Model providers and the models clients ask for (docs/ai.md)."""
+class AIConfig(AccountingSettings):
+    """Model providers and the models clients ask for (docs/ai.md), and the budgets
+    and limits of their use (:mod:`quiver.config.ai_accounting`)."""
 
     providers: list[AIProvider] = Field(
         default_factory=list, description="Accounts at model providers."
     )
     models: list[AIModel] = Field(
         default_factory=list, description="The model names clients send, and their deployments."
-    )
-    budgets: list[AIBudget] = Field(
-        default_factory=list, description="Token or cost budgets per consumer or team."
-    )
-    limits: list[AILimit] = Field(
-        default_factory=list, description="Tokens and requests per minute per consumer."
-    )
-    counters: AICounters = Field(
-        default_factory=AICounters, description="Where budgets and limits count."
     )
 
     def provider(self, name: str) -> AIProvider:

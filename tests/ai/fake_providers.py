@@ -4,7 +4,8 @@ One threaded server answers under ``/openai/v1/...`` (chat completions, streamed
 or not, and embeddings) and ``/anthropic/v1/...`` (messages, streamed or not, and
 count_tokens), checking each provider's key.  The last user message steers it:
 ``FAIL_429`` (with ``Retry-After: 0``), ``FAIL_500`` and ``FAIL_CONTEXT`` answer
-the provider's error; anything else is answered ``Hello from <provider> <model>``.
+the provider's error (except to a model whose name holds ``steady``); anything else
+is answered ``Hello from <provider> <model>: <the start of the message>``.
 Usage is the number of words of the messages and of the answer.
 """
 
@@ -124,7 +125,7 @@ def _openai(conn: Conn, request: Request, path: str) -> None:
         return
     messages = body["messages"]
     text = _last_user(messages)
-    failure = _failure(text, "openai")
+    failure = _failure(text, "openai") if "steady" not in model else None
     if failure is not None:
         _json(conn, *failure)
         return
@@ -177,7 +178,7 @@ def _anthropic(conn: Conn, request: Request, path: str) -> None:
         _json(conn, 200, {"input_tokens": _words(messages)})
         return
     text = _last_user(messages)
-    failure = _failure(text, "anthropic")
+    failure = _failure(text, "anthropic") if "steady" not in model else None
     if failure is not None:
         _json(conn, *failure)
         return

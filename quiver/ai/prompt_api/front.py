@@ -13,7 +13,6 @@ from jsonschema import Draft202012Validator
 
 from quiver.ai.errors import AIError
 from quiver.ai.fronts.chat import chat_completions
-from quiver.ai.fronts.events import EventSplitter
 from quiver.ai.gateway import JSON, NO_CACHE, SSE, Call, Gateway
 from quiver.ai.prompt_api.answers import (
     InvalidModelOutput,
@@ -23,13 +22,14 @@ from quiver.ai.prompt_api.answers import (
 )
 from quiver.ai.prompt_api.openapi import document
 from quiver.ai.prompt_api.template import Template
+from quiver.ai.transports.sse import SSEParser, event
 from quiver.config.ai_prompt import AIPrompt
 from quiver.errors import MethodNotAllowed
 from quiver.plugins.base import PluginRequest
 from quiver.plugins.responder import Response
 
 _OPENAPI = b"/openapi.json"
-_DONE = b"[DONE]"
+_DONE = "[DONE]"
 
 
 class _Rewritten:
@@ -125,16 +125,16 @@ class PromptAPI:
 
     async def _events(self, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """The chat stream as the prompt API's events (see ``openapi._STREAM``)."""
-        splitter = EventSplitter()
+        parser = SSEParser()
         text: list[str] = []
         try:
             async for piece in pieces:
                 out = []
-                for _, data in splitter.feed(piece):
-                    delta = _delta(data)
+                for found in parser.feed(piece):
+                    delta = _delta(found.data)
                     if delta:
                         text.append(delta)
-                        out.append(b"data: " + orjson.dumps({"delta": delta}) + b"\n\n")
+                        out.append(event(orjson.dumps({"delta": delta})))
                 if out:
                     yield b"".join(out)
         finally:
@@ -151,9 +151,9 @@ class PromptAPI:
                 "detail": exc.detail,
                 **exc.extensions,
             }
-            yield b"event: error\ndata: " + orjson.dumps(problem) + b"\n\n"
+            yield event(orjson.dumps(problem), b"error")
             return
-        yield b"event: done\ndata: " + orjson.dumps(output) + b"\n\n"
+        yield event(orjson.dumps(output), b"done")
 
 
 _ALLOW_GET = ((b"Allow", b"GET, HEAD"),)
@@ -170,7 +170,7 @@ def _answer_text(raw: bytes) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _delta(data: bytes) -> str:
+def _delta(data: str) -> str:
     """The text a chat-completion chunk adds to the first choice ("" for none)."""
     if data == _DONE:
         return ""
