@@ -23,21 +23,40 @@ from quiver.plugins.response import ResponseHead
 log = logging.getLogger("quiver.plugins")
 
 
+#: where the parsed body is kept for the next guardrail: (the bytes, their value)
+_PARSED = "ai-guard:prompt"
+
+
 def read_prompt(request: PluginRequest) -> Any:
     """The request body as parsed JSON; None when there is no body, or one that is
     not JSON and does not claim to be (a file upload: not a prompt).  A body that
-    claims JSON but does not parse, or that is compressed, cannot be checked: 400."""
+    claims JSON but does not parse, or that is compressed, cannot be checked: 400.
+
+    The guardrails of a route share one parse: the value is kept with the bytes it
+    was read from, and read again only once a plugin has replaced the body."""
     body = request.body
     if not body:
         return None
+    kept = request.ctx.get(_PARSED)
+    if kept is not None and kept[0] is body:
+        return kept[1]
     if not is_identity(request.get(b"content-encoding")):
         raise UnreadablePrompt("a compressed request body cannot be checked")
     try:
-        return orjson.loads(body)
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         if is_json(request.get(b"content-type")):
             raise UnreadablePrompt("the request body is not valid JSON") from None
         return None
+    request.ctx[_PARSED] = (body, parsed)
+    return parsed
+
+
+def replace_prompt(request: PluginRequest, prompt: Any) -> None:
+    """Send ``prompt`` (the value ``read_prompt`` gave, changed) as the body."""
+    body = orjson.dumps(prompt)
+    request.set_body(body)
+    request.ctx[_PARSED] = (body, prompt)
 
 
 #: edits a parsed answer in place; True when it changed it

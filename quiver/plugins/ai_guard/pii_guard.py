@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import orjson
 from pydantic import Field, field_validator
 
-from quiver.plugins.ai_guard.bodies import HeldAnswers, read_prompt
+from quiver.plugins.ai_guard.bodies import HeldAnswers, read_prompt, replace_prompt
 from quiver.plugins.ai_guard.pii import ENTITIES, Entity, Finder
 from quiver.plugins.ai_guard.problems import PiiRefused
 from quiver.plugins.ai_guard.texts import completion_texts, prompt_texts
@@ -93,7 +92,7 @@ class Pii(Plugin[PiiConfig]):
             return
         if self.refuse:
             raise PiiRefused([kind for kind in ENTITIES if kind in found])
-        request.set_body(orjson.dumps(prompt))
+        replace_prompt(request, prompt)
 
     def response_headers(self, request: PluginRequest, response: ResponseHead) -> None:
         self.held.response_headers(request, response)

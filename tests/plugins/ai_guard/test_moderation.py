@@ -200,3 +200,11 @@ def test_through_a_target_of_the_config(moderator: Moderator) -> None:
         assert_problem(post(client, "/v1/chat/completions", chat(("user", "attack"))), 400)
         assert post(client, "/v1/chat/completions", chat(("user", "calm"))).status == 200
         assert len(node.requests) == 1
+
+
+def test_the_endpoint_sees_the_prompt_masked_by_ai_pii(moderator: Moderator) -> None:
+    plugins = {**settings(moderator), "ai-pii": {}}
+    with guarded(plugins) as (node, client):
+        assert post(client, "/v1/chat/completions", chat(("user", "I am a@b.io"))).status == 200
+        assert moderator.sent()["input"] == ["I am [EMAIL]"]
+        assert json.loads(node.requests[-1].body)["messages"][0]["content"] == "I am [EMAIL]"
