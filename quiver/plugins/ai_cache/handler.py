@@ -131,6 +131,8 @@ class AICache(Plugin[AICacheConfig]):
             if status
             else {}
         )
+        #: the status field of a HIT's head, rendered once
+        self.hit_field = self.labels[b"HIT"] + b"\r\n" if status else b""
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
         opt_in = request.get(self.opt_in)
@@ -166,12 +168,7 @@ class AICache(Plugin[AICacheConfig]):
         if isinstance(found, Entry):
             request.report_cache_status("HIT")
             age = int(max(0.0, time.time() - found.stored_at))
-            label = self.labels.get(b"HIT", b"")
-            raise Answer(
-                found.status,
-                head=found.head_at(age, label + b"\r\n" if label else b""),
-                body=found.body,
-            )
+            raise Answer(found.status, head=found.head_at(age, self.hit_field), body=found.body)
         pending = request.ctx[NAME] = Pending(key)
         request.tap_body(lambda chunk, last: self._receive(pending, chunk, last))
         self._label(request, b"MISS")

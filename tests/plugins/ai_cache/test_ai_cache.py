@@ -261,3 +261,12 @@ def test_redis_down_bypasses_the_cache() -> None:
             assert response.header("X-Cache-Status") == "BYPASS"
         assert len(node.requests) == 2
         assert json.loads(response.body)["object"] == "chat.completion"
+
+
+def test_the_status_header_can_be_turned_off() -> None:
+    with guarded({"ai-cache": {"status_header": ""}}) as (node, client):
+        body = chat(("user", "quiet"), temperature=0)
+        first, second = post(client, COMPLETIONS, body), post(client, COMPLETIONS, body)
+        assert first.header("X-Cache-Status") is None and second.header("X-Cache-Status") is None
+        assert second.body == first.body and second.header("Age") is not None
+        assert len(node.requests) == 1
