@@ -32,7 +32,9 @@ from quiver.ai.fronts.messages import count_tokens, messages
 from quiver.ai.fronts.models import list_models, retrieve_model
 from quiver.ai.fronts.responses import delete, responses, retrieve
 from quiver.ai.gateway import Call, Gateway, error_response
+from quiver.ai.prompt_api import PromptAPI
 from quiver.config.ai import AI_TARGET_TYPE, AIConfig
+from quiver.config.ai_prompt import AIPrompt
 from quiver.errors import HTTPError
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
@@ -53,6 +55,7 @@ class AITargetOptions(TargetOptions):
     route: str = Field(description="The AI route this target answers.")
     models: list[str] | None = Field(None, description="The models it serves; all when unset.")
     ai: AIConfig = Field(description="The `ai` section of the config.")
+    prompt: AIPrompt | None = Field(None, description="The route's prompt API, if it is one.")
 
 
 class AITarget(TargetType[AITargetOptions]):
@@ -64,8 +67,13 @@ class AITarget(TargetType[AITargetOptions]):
     def __init__(self, options: AITargetOptions, context: PluginContext) -> None:
         super().__init__(options, context)
         self.gateway = Gateway(options.ai, options.models, context)
+        self.prompt_api = (
+            PromptAPI(options.prompt, options.route, self.gateway) if options.prompt else None
+        )
 
     def handle(self, request: PluginRequest) -> Response | Awaitable[Response]:
+        if self.prompt_api is not None:
+            return self.prompt_api.handle(request)
         path = request.raw_path.partition(b"?")[0].rstrip(b"/")
         method = request.method
         if method == b"POST":

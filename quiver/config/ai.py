@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol, Self, TypeVar
 from pydantic import Field, field_validator, model_validator
 
 from quiver.config.ai_accounting import AccountingSettings
+from quiver.config.ai_prompt import AIPrompt
 from quiver.config.base import Duration, Strict
 from quiver.config.upstream import NAME_PATTERN, Pool, Timeouts, check_target_url
 
@@ -240,6 +241,12 @@ class AIRoute(Strict):
     models: list[str] | None = Field(
         None, description="The models this route serves (names in `ai.models`); all when unset."
     )
+    prompt: AIPrompt | None = Field(
+        None,
+        description="Serve a prompt template as `POST <path> {variables}` instead of the AI "
+        "APIs: `{model, template, input_schema, output_schema}` (see docs/ai.md, "
+        '"Prompt APIs").',
+    )
 
 
 Where = tuple[str | int, ...]
@@ -283,6 +290,11 @@ def reference_issues(data: Mapping[str, object]) -> list[tuple[Where, str]]:
             if isinstance(name, str) and name not in model_names:
                 where = ("routes", index, "ai", "models", position)
                 issues.append((where, _unknown("model", name, model_names)))
+        prompt = route["ai"].get("prompt")
+        wanted = prompt.get("model") if isinstance(prompt, dict) else None
+        if isinstance(wanted, str) and wanted not in model_names:
+            where = ("routes", index, "ai", "prompt", "model")
+            issues.append((where, _unknown("model", wanted, model_names)))
         route_name = route.get("name")
         if isinstance(route_name, str) and ROUTE_TARGET_PREFIX + route_name in targets:
             message = f"a target named '{ROUTE_TARGET_PREFIX}{route_name}' is taken"
@@ -337,7 +349,7 @@ def route_target(route_name: str, route: AIRoute, ai: AIConfig) -> dict[str, Any
     return {
         "name": ROUTE_TARGET_PREFIX + route_name,
         "type": AI_TARGET_TYPE,
-        "options": {"route": route_name, "models": route.models, "ai": ai},
+        "options": {"route": route_name, "models": route.models, "ai": ai, "prompt": route.prompt},
     }
 
 
