@@ -30,6 +30,7 @@ from quiver.plugins.responder import Response
 async def embeddings(gateway: Gateway, request: PluginRequest, call: Call) -> Response:
     body = parse_body(request)
     model = gateway.model(body.get("model"))
+    call.info["model"] = model.name
     if "input" not in body:
         raise InvalidRequest("'input' is required", param="input")
     encoding = body.get("encoding_format", "float")
