@@ -105,7 +105,9 @@ def data_url(url: str) -> tuple[str, str] | None:
         if url.startswith("data:"):
             raise ConversionError("only base64 data: URLs are supported for inline content")
         return None
-    return match.group(1).lower(), url[match.end() :]
+    media_type = match.group(1).lower()
+    # "image/jpg" is common in the wild; providers accept only the registered name
+    return ("image/jpeg" if media_type == "image/jpg" else media_type), url[match.end() :]
 
 
 def image_url_of(part: dict[str, Any]) -> str:

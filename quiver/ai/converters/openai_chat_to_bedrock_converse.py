@@ -207,7 +207,8 @@ def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(call_id, str):
         raise ConversionError("a tool message needs tool_call_id")
     text = text_of(message.get("content"))
-    return {"toolResult": {"toolUseId": call_id, "content": [{"text": text or " "}]}}
+    # Converse wants at least one non-blank content block in a tool result
+    return {"toolResult": {"toolUseId": call_id, "content": [{"text": text or "(empty)"}]}}
 
 
 def _tools(chat: dict[str, Any], body: dict[str, Any], used_tools: dict[str, None]) -> None:

@@ -134,7 +134,7 @@ def test_parallel_tool_use_and_results_and_tool_config() -> None:
         "role": "user",
         "content": [
             {"toolResult": {"toolUseId": "t1", "content": [{"text": "sunny"}]}},
-            {"toolResult": {"toolUseId": "t2", "content": [{"text": " "}]}},
+            {"toolResult": {"toolUseId": "t2", "content": [{"text": "(empty)"}]}},
         ],
     }
     assert body["toolConfig"] == {
