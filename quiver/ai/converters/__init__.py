@@ -6,7 +6,7 @@ canonical format to a provider's API and back:
 
 - :mod:`.openai_chat_to_anthropic_messages`: Anthropic Messages (``/v1/messages``)
 - :mod:`.openai_chat_to_gemini`: Gemini ``generateContent`` / ``streamGenerateContent``
-  and ``batchEmbedContents``
+  and ``batchEmbedContents`` (its schemas through :mod:`.json_schema_to_gemini_schema`)
 - :mod:`.openai_chat_to_bedrock_converse`: Bedrock Converse / ConverseStream and the
   Titan text embeddings v2 ``invoke`` body
 

@@ -9,8 +9,7 @@ after the call they answer; a result that is not a JSON object is wrapped as
 ``toolConfig.functionCallingConfig`` (AUTO / ANY / NONE, ``allowedFunctionNames``);
 sampling options and ``response_format`` go to ``generationConfig``
 (``responseMimeType`` + ``responseSchema``).  JSON Schemas (tool parameters, response
-schema) are rewritten into Gemini's OpenAPI subset: upper-case ``type``, nullable
-unions, local ``$ref`` inlined, unsupported keywords dropped.
+schema) are rewritten into Gemini's OpenAPI subset by :mod:`.json_schema_to_gemini_schema`.
 
 Gemini does not always give function calls ids, and its thinking models want each
 call's ``thoughtSignature`` back on the next turn: a call's id is ``call_<hex>`` (or
@@ -50,6 +49,7 @@ from quiver.ai.converters.chat import (
     usage,
     usage_chunk,
 )
+from quiver.ai.converters.json_schema_to_gemini_schema import json_schema_to_gemini
 
 __all__ = [
     "StreamConverter",
@@ -73,29 +73,6 @@ FINISH_REASONS = {
 }
 
 _SIGNATURE = "_sig_"
-# keywords of Gemini's Schema object that mean the same as in JSON Schema
-_SCHEMA_KEEP = (
-    "title",
-    "description",
-    "minItems",
-    "maxItems",
-    "minimum",
-    "maximum",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "minProperties",
-    "maxProperties",
-    "propertyOrdering",
-    "example",
-    "default",
-)
-_FORMATS = {
-    "STRING": ("enum", "date-time"),
-    "NUMBER": ("float", "double"),
-    "INTEGER": ("int32", "int64"),
-}
-_MAX_DEPTH = 32
 
 
 def convert_request(chat: dict[str, Any], model: str) -> dict[str, Any]:
@@ -250,93 +227,6 @@ def _generation_config(chat: dict[str, Any]) -> dict[str, Any]:
         if wanted[0] == "json_schema":
             config["responseSchema"] = json_schema_to_gemini(wanted[1])
     return config
-
-
-def json_schema_to_gemini(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON Schema rewritten into Gemini's ``Schema`` (a subset of OpenAPI 3.0's).
-
-    ``type: [T, "null"]`` and ``anyOf``/``oneOf`` with ``{"type": "null"}`` become
-    ``nullable``; local ``$ref`` (``#/$defs/...``, ``#/definitions/...``) are inlined
-    (recursive schemas are cut at depth 32); ``const`` becomes a one-value ``enum``;
-    enums are strings; ``additionalProperties``, ``$schema`` and formats Gemini does not
-    know are dropped.
-    """
-    defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
-    return _schema(schema, defs, 0)
-
-
-def _schema(node: Any, defs: dict[str, Any], depth: int) -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {}
-    if depth > _MAX_DEPTH:
-        return {"type": "OBJECT"}
-    ref = node.get("$ref")
-    if isinstance(ref, str):
-        target = defs.get(ref.rsplit("/", 1)[-1]) if ref.startswith("#/") else None
-        if not isinstance(target, dict):
-            raise ConversionError(f"schema reference {ref!r} cannot be resolved")
-        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-    out: dict[str, Any] = {}
-    kind = node.get("type")
-    if isinstance(kind, list):
-        if "null" in kind:
-            out["nullable"] = True
-        kinds = [k for k in kind if k != "null"]
-        if len(kinds) == 1:
-            kind = kinds[0]
-        else:
-            kind = None
-            if kinds:
-                out["anyOf"] = [{"type": str(k).upper()} for k in kinds]
-    if isinstance(kind, str) and kind != "null":
-        out["type"] = kind.upper()
-    variants = node.get("anyOf") or node.get("oneOf")
-    if isinstance(variants, list):
-        kept = []
-        for variant in variants:
-            if isinstance(variant, dict) and variant.get("type") == "null":
-                out["nullable"] = True
-            else:
-                kept.append(_schema(variant, defs, depth + 1))
-        if len(kept) == 1:
-            out = {**kept[0], **out}
-        elif kept:
-            out["anyOf"] = kept
-    all_of = node.get("allOf")
-    if isinstance(all_of, list):
-        for part in all_of:
-            out = {**_schema(part, defs, depth + 1), **out}
-    for key in _SCHEMA_KEEP:
-        if key in node:
-            out[key] = node[key]
-    if "const" in node:
-        out["enum"] = [str(node["const"])]
-    elif isinstance(node.get("enum"), list):
-        out["enum"] = [str(value) for value in node["enum"] if value is not None]
-        if None in node["enum"]:
-            out["nullable"] = True
-    if "enum" in out and out.get("type", "STRING") == "STRING":
-        out["type"] = "STRING"
-        out["format"] = "enum"
-    elif "enum" in out:
-        del out["enum"]  # Gemini's enums are strings: a numeric enum keeps its type only
-    fmt = node.get("format")
-    if isinstance(fmt, str) and fmt in _FORMATS.get(out.get("type", ""), ()):
-        out["format"] = fmt
-    properties = node.get("properties")
-    if isinstance(properties, dict):
-        out["properties"] = {
-            name: _schema(value, defs, depth + 1) for name, value in properties.items()
-        }
-        if "type" not in out:
-            out["type"] = "OBJECT"
-    if isinstance(node.get("required"), list):
-        out["required"] = node["required"]
-    if "items" in node:
-        out["items"] = _schema(node["items"], defs, depth + 1)
-        if "type" not in out:
-            out["type"] = "ARRAY"
-    return out
 
 
 def _call_id(function_call: dict[str, Any], signature: Any) -> str:
