@@ -34,6 +34,10 @@ Additions to the shared design (nothing in it changed; these come on top):
   the Responses one keeps the final ``response`` object (for ``store``) after
   ``finish()``, whose last event is ``response.incomplete`` instead of
   ``response.completed`` when the answer was cut (length or content filter).
+- A Gemini tool call id may end with ``_sig_<thought signature>`` (long);
+  ``chat.bare_call_id`` strips it, as the Anthropic and Bedrock converters do.  OpenAI
+  limits ids to 40 characters: a chat body passed through to OpenAI after a fallback
+  from Gemini should go through it too.
 - ``openai_responses_to_openai_chat.input_messages(body)``: the chat messages of a
   request's ``input`` alone; ``anthropic_messages_to_openai_chat.convert_request`` sets
   ``max_tokens`` (not ``max_completion_tokens``): OpenAI reasoning models want the

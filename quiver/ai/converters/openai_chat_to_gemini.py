@@ -13,8 +13,9 @@ schema) are rewritten into Gemini's OpenAPI subset by :mod:`.json_schema_to_gemi
 
 Gemini does not always give function calls ids, and its thinking models want each
 call's ``thoughtSignature`` back on the next turn: a call's id is ``call_<hex>`` (or
-Gemini's own id), followed by ``_sig_<signature>`` when there is one, so the signature
-makes the round trip through the client and is restored on the way back.
+Gemini's own id), followed by ``_sig_<signature>`` (in the URL-safe base64 alphabet)
+when there is one, so the signature makes the round trip through the client and is
+restored on the way back.  The other provider converters send the bare id.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 from quiver.ai.converters.chat import (
+    SIGNATURE_SEPARATOR,
     ConversionError,
     StreamError,
     chunk,
@@ -71,8 +73,6 @@ FINISH_REASONS = {
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
 }
-
-_SIGNATURE = "_sig_"
 
 
 def convert_request(chat: dict[str, Any], model: str) -> dict[str, Any]:
@@ -162,9 +162,11 @@ def _model_parts(message: dict[str, Any], names: dict[str, str]) -> list[dict[st
         part: dict[str, Any] = {
             "functionCall": {"name": name, "args": loads_arguments(function.get("arguments"))}
         }
-        _, _, signature = call_id.partition(_SIGNATURE)
+        _, _, signature = call_id.partition(SIGNATURE_SEPARATOR)
         if signature:
-            part["thoughtSignature"] = signature
+            # back from the URL-safe alphabet of the id to standard base64
+            padding = "=" * (-len(signature) % 4)
+            part["thoughtSignature"] = signature.replace("-", "+").replace("_", "/") + padding
         parts.append(part)
     return parts
 
@@ -234,7 +236,9 @@ def _call_id(function_call: dict[str, Any], signature: Any) -> str:
     if not isinstance(call_id, str) or not call_id:
         call_id = new_id("call_")
     if isinstance(signature, str) and signature:
-        call_id += _SIGNATURE + signature
+        # ids travel through clients and other providers: only [A-Za-z0-9_-] in them
+        safe = signature.replace("+", "-").replace("/", "_").rstrip("=")
+        call_id += SIGNATURE_SEPARATOR + safe
     return call_id
 
 
