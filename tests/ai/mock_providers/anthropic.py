@@ -127,13 +127,23 @@ def _check_messages(messages: Any) -> str | None:
             )
         content = message.get("content")
         blocks = content if isinstance(content, list) else []
+        answered = set()
         for index, block in enumerate(blocks):
-            if block.get("type") == "tool_result" and block.get("tool_use_id") not in previous_uses:
-                return (
-                    f"messages.{number}.content.{index}: unexpected `tool_use_id` found in "
-                    f"`tool_result` blocks: {block.get('tool_use_id')}. Each `tool_result` block "
-                    "must have a corresponding `tool_use` block in the previous message."
-                )
+            if block.get("type") == "tool_result":
+                if block.get("tool_use_id") not in previous_uses:
+                    return (
+                        f"messages.{number}.content.{index}: unexpected `tool_use_id` found in "
+                        f"`tool_result` blocks: {block.get('tool_use_id')}. Each `tool_result` "
+                        "block must have a corresponding `tool_use` block in the previous message."
+                    )
+                answered.add(block.get("tool_use_id"))
+        if previous_uses - answered:
+            return (
+                f"messages.{number - 1}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(sorted(previous_uses - answered))}. Each "
+                "`tool_use` block must have a corresponding `tool_result` block in the next "
+                "message."
+            )
         previous_uses = {b.get("id") for b in blocks if b.get("type") == "tool_use"}
     return None
 

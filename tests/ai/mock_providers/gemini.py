@@ -112,9 +112,25 @@ class Gemini:
                 "INVALID_ARGUMENT",
                 "* GenerateContentRequest.contents: contents is not specified\n",
             )
+        calls = 0
         for content in contents:
             if content.get("role", "user") not in ("user", "model"):
                 return error(400, "INVALID_ARGUMENT", "Please use a valid role: user, model.")
+            parts = content.get("parts") or []
+            results = sum(1 for p in parts if _get(p, "functionResponse"))
+            if results and not calls:
+                message = (
+                    "Please ensure that function response turn comes immediately after a "
+                    "function call turn."
+                )
+                return error(400, "INVALID_ARGUMENT", message)
+            if results and results != calls:
+                message = (
+                    "Please ensure that the number of function response parts is equal to the "
+                    "number of function call parts of the function call turn."
+                )
+                return error(400, "INVALID_ARGUMENT", message)
+            calls = sum(1 for p in parts if _get(p, "functionCall"))
         prompt = _prompt(model, body)
         plan_ = plan(prompt)
         if method == "countTokens":

@@ -293,6 +293,8 @@ class OpenAILike:
         if not isinstance(messages, list) or not messages:
             message = "[] is too short - 'messages'" if messages == [] else "Missing 'messages'"
             return json_reply(400, self._invalid(message, "messages"))
+        if name in ("openai", "azure-openai", "mistral") and (problem := _tool_order(messages)):
+            return json_reply(400, self._invalid(problem, "messages"))
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         if options is not None and not stream:
@@ -553,6 +555,31 @@ def _json(request: MockRequest) -> Any:
     except orjson.JSONDecodeError:
         return None
     return request.json
+
+
+def _tool_order(messages: list[Any]) -> str | None:
+    """OpenAI's rule: tool messages answer the tool calls of the assistant message just
+    before them, and every call is answered."""
+    pending: list[str] = []
+    for number, message in enumerate(messages):
+        if not isinstance(message, dict):
+            return f"Invalid type for 'messages[{number}]': expected an object."
+        if message.get("role") == "tool":
+            if message.get("tool_call_id") not in pending:
+                return (
+                    f"Invalid parameter: messages with role 'tool' must be a response to a "
+                    f"preceeding message with 'tool_calls'. (messages[{number}])"
+                )
+            pending.remove(message["tool_call_id"])
+            continue
+        if pending:
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(pending)}"
+            )
+        pending = [str(c.get("id")) for c in message.get("tool_calls") or []]
+    return None
 
 
 def _text(content: Any) -> str:

@@ -572,11 +572,16 @@ def test_gemini_function_calls_come_whole(mock_providers: MockProviders) -> None
         answer["candidates"][0]["content"],
         {
             "role": "user",
-            "parts": [{"functionResponse": {"name": "get_weather", "response": {"sky": "clear"}}}],
+            "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"sky": "clear"}}},
+                {"functionResponse": {"name": "get_weather", "response": {"sky": "grey"}}},
+            ],
         },
     ]
     final = gemini_post(mock_providers, "generateContent", body).json()
-    assert final["candidates"][0]["content"]["parts"][0]["text"].endswith(': {"sky": "clear"}')
+    assert final["candidates"][0]["content"]["parts"][0]["text"].endswith(
+        ': {"sky": "clear"} {"sky": "grey"}'
+    )
     assistant = {"role": "assistant", "parts": [{"text": "x"}]}
     wrong_role = gemini_post(mock_providers, "generateContent", {"contents": [assistant]})
     assert wrong_role.status_code == 400
@@ -809,3 +814,45 @@ def test_every_stream_can_start_late_and_be_cut(
         httpx.stream("POST", url, headers=headers, content=body) as reply,
     ):
         reply.read()
+
+
+def test_tool_turns_are_checked_as_the_providers_check_them(
+    mock_providers: MockProviders,
+) -> None:
+    """A converter that loses a tool call or its result meets the provider's own 400."""
+    orphan: Any = [
+        {"role": "user", "content": "hi"},
+        {"role": "tool", "tool_call_id": "call_1", "content": "x"},
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(mock_providers, "openai").chat.completions.create(model="m", messages=orphan)
+    assert "preceeding message with 'tool_calls'" in caught.value.message
+    unanswered: Any = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "user", "content": "and?"},
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(mock_providers, "openai").chat.completions.create(model="m", messages=unanswered)
+    assert "call_1" in caught.value.message
+    response = {"functionResponse": {"name": "f", "response": {}}}
+    gemini = gemini_post(mock_providers, "generateContent", {"contents": [{"parts": [response]}]})
+    assert gemini.status_code == 400 and "function call turn" in gemini.json()["error"]["message"]
+    use = {"toolUse": {"toolUseId": "tooluse_a", "name": "f", "input": {}}}
+    result = {"toolResult": {"toolUseId": "tooluse_b", "content": [{"text": "x"}]}}
+    body = {
+        "messages": [
+            {"role": "user", "content": [{"text": "hi"}]},
+            {"role": "assistant", "content": [use]},
+            {"role": "user", "content": [result]},
+        ],
+        "toolConfig": {"tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {}}}}]},
+    }
+    bedrock = bedrock_post(mock_providers, MODELS["bedrock"], "converse", body)
+    assert bedrock.status_code == 400 and "tooluse_a" in bedrock.json()["message"]
