@@ -245,7 +245,14 @@ def _result_texts(item: dict[str, Any]) -> list[str]:
     if "text" in item:
         return [str(item["text"])]
     if "json" in item:
-        return [json.dumps(item["json"])]
+        value = item["json"]
+        if (
+            isinstance(value, dict)
+            and len(value) == 1
+            and isinstance(next(iter(value.values())), str)
+        ):
+            return [next(iter(value.values()))]  # (a tool's text output wrapped in an object)
+        return [json.dumps(value)]
     return []
 
 

@@ -231,6 +231,16 @@ def _parts_text(parts: list[dict[str, Any]]) -> list[str]:
     return texts
 
 
+def _result_text(response: Any) -> str:
+    """What the model reads of a function's response: a lone string member as is (a
+    tool's text output wrapped in an object), anything else as JSON."""
+    if isinstance(response, dict) and len(response) == 1:
+        [value] = response.values()
+        if isinstance(value, str):
+            return value
+    return json.dumps(response)
+
+
 def _prompt(model: str, body: dict[str, Any]) -> Prompt:
     prompt = Prompt("gemini", model)
     system_instruction = _get(body, "systemInstruction") or {}
@@ -254,7 +264,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
     results = [_get(p, "functionResponse") for p in last_parts if _get(p, "functionResponse")]
     if contents[-1].get("role", "user") == "user" and results:
         prompt.after_tool = True
-        prompt.steering = " ".join(json.dumps(r.get("response", {})) for r in results)
+        prompt.steering = " ".join(_result_text(r.get("response", {})) for r in results)
     else:
         users = [c for c in contents if c.get("role", "user") == "user"]
         prompt.steering = " ".join(
