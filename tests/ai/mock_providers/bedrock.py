@@ -204,6 +204,15 @@ def _check(body: dict[str, Any]) -> str | None:
                     f"The text field in the ContentBlock object at messages.{number}.content."
                     f"{index} is blank. Add text to the text field, and try again."
                 )
+            image = block.get("image")
+            if image is not None and (
+                image.get("format") not in ("png", "jpeg", "gif", "webp")
+                or not (image.get("source") or {}).get("bytes")
+            ):
+                return (
+                    f"The image at messages.{number}.content.{index} is invalid: it needs a "
+                    "format (png, jpeg, gif or webp) and source.bytes."
+                )
             uses_tools = uses_tools or "toolUse" in block or "toolResult" in block
             if "toolResult" in block:
                 results.append(str(block["toolResult"].get("toolUseId")))

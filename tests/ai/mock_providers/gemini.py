@@ -117,6 +117,14 @@ class Gemini:
             if content.get("role", "user") not in ("user", "model"):
                 return error(400, "INVALID_ARGUMENT", "Please use a valid role: user, model.")
             parts = content.get("parts") or []
+            for part in parts:
+                inline = _get(part, "inlineData")
+                if inline is not None and not (_get(inline, "mimeType") and inline.get("data")):
+                    message = (
+                        "Invalid value at 'contents.parts.inline_data': mime_type and data are "
+                        "required."
+                    )
+                    return error(400, "INVALID_ARGUMENT", message)
             results = sum(1 for p in parts if _get(p, "functionResponse"))
             if results and not calls:
                 message = (

@@ -295,6 +295,8 @@ class OpenAILike:
             return json_reply(400, self._invalid(message, "messages"))
         if name in ("openai", "azure-openai", "mistral") and (problem := _tool_order(messages)):
             return json_reply(400, self._invalid(problem, "messages"))
+        if problem := _image_urls(messages):
+            return json_reply(400, self._invalid(problem, "messages"))
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         if options is not None and not stream:
@@ -555,6 +557,18 @@ def _json(request: MockRequest) -> Any:
     except orjson.JSONDecodeError:
         return None
     return request.json
+
+
+def _image_urls(messages: list[Any]) -> str | None:
+    """Image parts must carry an http(s) or a data:image URL."""
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                url = str((part.get("image_url") or {}).get("url", ""))
+                if not url.startswith(("http://", "https://", "data:image/")):
+                    return f"Invalid image URL: {url[:30]!r}"
+    return None
 
 
 def _tool_order(messages: list[Any]) -> str | None:

@@ -854,3 +854,20 @@ def test_tool_turns_are_checked_as_the_providers_check_them(
     }
     bedrock = bedrock_post(mock_providers, MODELS["bedrock"], "converse", body)
     assert bedrock.status_code == 400 and "tooluse_a" in bedrock.json()["message"]
+
+
+def test_malformed_images_are_refused(mock_providers: MockProviders) -> None:
+    image: Any = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/bmp", "data": "x"},
+    }
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        claude(mock_providers).messages.create(
+            model="c", max_tokens=5, messages=[{"role": "user", "content": [image]}]
+        )
+    assert "media_type" in caught.value.message
+    part: Any = {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}
+    with pytest.raises(openai.BadRequestError):
+        client(mock_providers, "openai").chat.completions.create(
+            model="m", messages=[{"role": "user", "content": [part]}]
+        )
