@@ -86,7 +86,10 @@ class Router:
         providers = {provider.name: provider for provider in config.providers}
         self.models: dict[str, Model] = {}
         for model in config.models:
-            deployments = [Deployment(d, providers[d.provider]) for d in model.deployments]
+            deployments = [
+                Deployment(d, providers[d.provider], index)
+                for index, d in enumerate(model.deployments)
+            ]
             self.models[model.name] = Model(model, deployments)
         for model in config.models:
             self.models[model.name].fallbacks = [self.models[name] for name in model.fallbacks]

@@ -30,6 +30,7 @@ from quiver.ai.fronts.messages import count_tokens, messages
 from quiver.ai.fronts.models import list_models, retrieve_model
 from quiver.ai.gateway import Call, Gateway, error_response
 from quiver.config.ai import AI_TARGET_TYPE, AIConfig
+from quiver.errors import HTTPError
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
 
@@ -58,7 +59,7 @@ class AITarget(TargetType[AITargetOptions]):
 
     def __init__(self, options: AITargetOptions, context: PluginContext) -> None:
         super().__init__(options, context)
-        self.gateway = Gateway(options.ai, options.models, context.outbound)
+        self.gateway = Gateway(options.ai, options.models, context)
 
     def handle(self, request: PluginRequest) -> Response | Awaitable[Response]:
         path = request.raw_path.partition(b"?")[0].rstrip(b"/")
@@ -87,5 +88,5 @@ class AITarget(TargetType[AITargetOptions]):
         call = Call(request, "")
         try:
             return await front(self.gateway, request, call)
-        except AIError as exc:
+        except (AIError, HTTPError) as exc:  # (a budget's or a limit's refusal too)
             return error_response(exc, shape, call)

@@ -59,6 +59,7 @@ class Deployment:
         "embeddings_url",
         "headers",
         "in_flight",
+        "index",
         "kind",
         "latency",
         "model",
@@ -67,8 +68,10 @@ class Deployment:
         "weight",
     )
 
-    def __init__(self, config: AIDeployment, provider: AIProvider) -> None:
+    def __init__(self, config: AIDeployment, provider: AIProvider, index: int = 0) -> None:
         self.config = config
+        #: its place among the model's deployments (the accounting counts by it)
+        self.index = index
         self.provider = provider
         self.kind: ProviderKind = KINDS[provider.type]
         self.model = config.model

@@ -13,6 +13,7 @@ from tests.support.proxy import RunningProxy
 from tests.support.upstream import Upstream
 
 ALICE_KEY = "alice-key-0123456789"
+BOB_KEY = "bob-key-0123456789"
 
 
 @dataclass
@@ -48,9 +49,13 @@ ai:
       deployments: [{{provider: an, model: claude-3-opus}}]
       fallbacks: [claude-steady]
     - {{name: claude-steady, deployments: [{{provider: an, model: claude-steady}}]}}
+  budgets:
+    - {{consumer: bob, tokens: 100, period: total}}
 consumers:
   - name: alice
     credentials: {{key-auth: [{{key: {ALICE_KEY}}}]}}
+  - name: bob
+    credentials: {{key-auth: [{{key: {BOB_KEY}}}]}}
 plugins:
   key-auth: {{}}
 routes:

@@ -6,8 +6,10 @@ parsed them: nothing here copies a body deeper than the converter needs.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import struct
 from typing import Any
 
 import orjson
@@ -290,3 +292,45 @@ def functions_of(chat: dict[str, Any]) -> list[dict[str, Any]]:
             raise ConversionError("each tool needs function.name")
         out.append(function)
     return out
+
+
+def embedding_inputs(body: dict[str, Any]) -> list[str]:
+    """The texts of an OpenAI embeddings request (token-id inputs are refused)."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return value
+    raise ConversionError("input must be a string or a non-empty list of strings for this model")
+
+
+def embeddings_list(
+    vectors: list[list[float]], model: str, prompt_tokens: int, encoding_format: str = "float"
+) -> dict[str, Any]:
+    """An OpenAI embeddings response (``base64`` = little-endian float32, as OpenAI sends)."""
+    data: list[dict[str, Any]] = []
+    for index, vector in enumerate(vectors):
+        embedding: Any = vector
+        if encoding_format == "base64":
+            raw = struct.pack(f"<{len(vector)}f", *vector)
+            embedding = base64.b64encode(raw).decode()
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
+
+
+def json_error(status: int, body: bytes) -> Any:
+    """The parsed JSON of an error body, or None when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def raw_error(status: int, body: bytes) -> tuple[str, str]:
+    """``(http_<status>, start of the body)`` for an error body in no known shape."""
+    return f"http_{status}", body[:500].decode("utf-8", "replace").strip()

@@ -19,8 +19,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from quiver.ai.converters.chat import (
     ConversionError,
     StreamError,
@@ -31,11 +29,13 @@ from quiver.ai.converters.chat import (
     dumps,
     functions_of,
     image_url_of,
+    json_error,
     json_instruction,
     json_schema_of,
     loads_arguments,
     max_tokens_of,
     messages_of,
+    raw_error,
     stop_list,
     system_text,
     text_of,
@@ -343,11 +343,8 @@ class StreamConverter:
 
 def error_message(status: int, body: bytes) -> tuple[str, str]:
     """``(error type, message)`` of an Anthropic error body (``{"type": "error", ...}``)."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return f"http_{status}", body[:500].decode("utf-8", "replace")
+    parsed = json_error(status, body)
     error = parsed.get("error") if isinstance(parsed, dict) else None
     if isinstance(error, dict):
         return str(error.get("type") or f"http_{status}"), str(error.get("message") or "")
-    return f"http_{status}", body[:500].decode("utf-8", "replace")
+    return raw_error(status, body)

@@ -17,9 +17,9 @@ import orjson
 
 from quiver.ai.errors import InvalidRequest, Unsupported
 from quiver.ai.fronts.chat import parse_body
-from quiver.ai.fronts.events import EventSplitter
 from quiver.ai.gateway import JSON, NO_CACHE, SSE, Call, Gateway
 from quiver.ai.router import Model
+from quiver.ai.transports.sse import SSEParser
 from quiver.ai.upstream import Deployment
 from quiver.plugins.base import PluginRequest
 from quiver.plugins.outbound import OutboundResponse
@@ -43,17 +43,31 @@ async def messages(gateway: Gateway, request: PluginRequest, call: Call) -> Resp
     model = gateway.model(body.get("model"))
     if not isinstance(body.get("messages"), list):
         raise InvalidRequest("messages: Field required", param="messages")
+    await gateway.admit(request, call, model, body)
+    try:
+        return await _messages(gateway, request, call, body, model)
+    except BaseException:
+        await gateway.settle(call, None)
+        raise
+
+
+async def _messages(
+    gateway: Gateway, request: PluginRequest, call: Call, body: dict[str, Any], model: Model
+) -> Response:
     stream = body.get("stream") is True
     fields = _client_fields(request)
 
     async def send(current: Model, deployment: Deployment) -> OutboundResponse:
         if deployment.kind.wire != "anthropic":
             raise Unsupported(f"provider type {deployment.provider.type!r} is not available")
-        body["model"] = deployment.model
+        await gateway.admit_deployment(call, current, deployment, body)
         started = time.perf_counter()
         try:
             return await deployment.post(
-                gateway.outbound, deployment.chat_url, orjson.dumps(body), headers=fields
+                gateway.outbound,
+                deployment.chat_url,
+                orjson.dumps(dict(body, model=deployment.model)),
+                headers=fields,
             )
         finally:
             call.upstream += time.perf_counter() - started
@@ -61,7 +75,8 @@ async def messages(gateway: Gateway, request: PluginRequest, call: Call) -> Resp
     response, answered, deployment = await gateway.router.run(model, send)
     call.answered_by(answered, deployment)
     if stream:
-        return Response(200, [SSE, NO_CACHE, call.overhead()], _relay(response, call))
+        relay = _relay(gateway, response, call)
+        return Response(200, [SSE, NO_CACHE, call.overhead()], relay)
     started = time.perf_counter()
     raw = await response.read()
     call.upstream += time.perf_counter() - started
@@ -71,11 +86,12 @@ async def messages(gateway: Gateway, request: PluginRequest, call: Call) -> Resp
         usage = None
     if isinstance(usage, dict):
         call.usage(usage.get("input_tokens"), usage.get("output_tokens"))
+    await gateway.settle(call, call.usage_document())
     return Response(200, [JSON, call.overhead()], raw)
 
 
-async def _relay(response: OutboundResponse, call: Call) -> AsyncIterator[bytes]:
-    splitter = EventSplitter()
+async def _relay(gateway: Gateway, response: OutboundResponse, call: Call) -> AsyncIterator[bytes]:
+    parser = SSEParser()
     first = True
     prompt: Any = None
     try:
@@ -83,23 +99,26 @@ async def _relay(response: OutboundResponse, call: Call) -> AsyncIterator[bytes]
             if first:
                 call.first_token()
                 first = False
-            for _, data in splitter.feed(piece):
-                if b'"usage"' not in data:
+            for event in parser.feed(piece):
+                if '"usage"' not in event.data:
                     continue
                 try:
-                    event = orjson.loads(data)
+                    data = orjson.loads(event.data)
                 except orjson.JSONDecodeError:
                     continue
-                if not isinstance(event, dict):
+                if not isinstance(data, dict):
                     continue
-                message = event.get("message")
-                usage = (message if isinstance(message, dict) else event).get("usage")
+                message = data.get("message")
+                usage = (message if isinstance(message, dict) else data).get("usage")
                 if isinstance(usage, dict):
                     prompt = usage.get("input_tokens", prompt)
                     call.usage(prompt, usage.get("output_tokens"))
             yield piece
     finally:
         response.close()
+        usage_seen = call.usage_document()
+        if usage_seen is not None:  # (a stream cut before its usage keeps its reservation)
+            await gateway.settle(call, usage_seen)
 
 
 async def count_tokens(gateway: Gateway, request: PluginRequest, call: Call) -> Response:
@@ -112,11 +131,13 @@ async def count_tokens(gateway: Gateway, request: PluginRequest, call: Call) -> 
             raise Unsupported(
                 f"provider type {deployment.provider.type!r} cannot count tokens here"
             )
-        body["model"] = deployment.model
         started = time.perf_counter()
         try:
             response = await deployment.post(
-                gateway.outbound, deployment.count_tokens_url, orjson.dumps(body), headers=fields
+                gateway.outbound,
+                deployment.count_tokens_url,
+                orjson.dumps(dict(body, model=deployment.model)),
+                headers=fields,
             )
             return await response.read()
         finally:
