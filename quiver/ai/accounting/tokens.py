@@ -134,3 +134,22 @@ def output_cap(chat: dict[str, Any]) -> int | None:
         return None
     choices = chat.get("n")
     return min(caps) * (choices if type(choices) is int and choices > 1 else 1)
+
+
+def usage_or_estimate(
+    chat: dict[str, Any], completion: dict[str, Any] | None, usage: dict[str, Any] | None
+) -> dict[str, int]:
+    """The usage to count for an answered call: the provider's when it reported one,
+    else the estimates of :func:`prompt_estimate` and :func:`completion_estimate`
+    (``completion``: the ``chat.completion`` object, or None when nothing of the
+    answer is known).  A call answered without usage is never free."""
+    if usage and isinstance(usage.get("prompt_tokens"), int):
+        completion_tokens = usage.get("completion_tokens")
+        return {
+            "prompt_tokens": usage["prompt_tokens"],
+            "completion_tokens": completion_tokens if isinstance(completion_tokens, int) else 0,
+        }
+    return {
+        "prompt_tokens": prompt_estimate(chat),
+        "completion_tokens": completion_estimate(completion) if completion else 0,
+    }
