@@ -16,11 +16,16 @@ from typing import Any, Protocol
 
 import orjson
 
-from quiver.ai.converters import openai_chat_to_anthropic_messages
+from quiver.ai.converters import (
+    openai_chat_to_anthropic_messages,
+    openai_chat_to_bedrock_converse,
+    openai_chat_to_gemini,
+)
 from quiver.ai.converters.chat import ConversionError, StreamError, new_id
 from quiver.ai.errors import InvalidRequest, ProviderUnavailable, Unsupported
 from quiver.ai.gateway import Call, Gateway
 from quiver.ai.router import Model
+from quiver.ai.transports.eventstream import EventStreamDecoder, EventStreamError
 from quiver.ai.transports.sse import SSEParser
 from quiver.ai.upstream import Deployment
 from quiver.plugins.outbound import OutboundResponse
@@ -63,6 +68,8 @@ class _Module:
 #: converters by the wire format of the provider (OpenAI-like providers need none)
 CONVERTERS: dict[str, ProviderConverter] = {
     "anthropic": _Module(openai_chat_to_anthropic_messages),
+    "gemini": _Module(openai_chat_to_gemini),
+    "bedrock": _Module(openai_chat_to_bedrock_converse),
 }
 
 
@@ -101,11 +108,17 @@ async def post_chat(
 
 
 async def complete(
-    gateway: Gateway, model: Model, chat: dict[str, Any], call: Call
+    gateway: Gateway,
+    model: Model,
+    chat: dict[str, Any],
+    call: Call,
+    prefer: Deployment | None = None,
 ) -> tuple[dict[str, Any], Model, Deployment]:
-    """A ``chat.completion`` for ``chat`` from whichever deployment answers."""
+    """A ``chat.completion`` for ``chat`` from whichever deployment answers (``prefer``
+    tried first)."""
 
     async def send(current: Model, deployment: Deployment) -> dict[str, Any]:
+        await gateway.admit_deployment(call, current, deployment, chat)
         response = await post_chat(gateway, deployment, chat, call, stream=False)
         started = time.perf_counter()
         try:
@@ -124,21 +137,29 @@ async def complete(
             return dict(body)
         return converter.convert_response(body, current.name)
 
-    completion, answered, deployment = await gateway.router.run(model, send)
+    completion, answered, deployment = await gateway.router.run(model, send, prefer)
     call.answered_by(answered, deployment)
+    usage = completion.get("usage")
+    if isinstance(usage, dict):
+        call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
     return completion, answered, deployment
 
 
 async def stream(
-    gateway: Gateway, model: Model, chat: dict[str, Any], call: Call
+    gateway: Gateway,
+    model: Model,
+    chat: dict[str, Any],
+    call: Call,
+    prefer: Deployment | None = None,
 ) -> tuple[AsyncIterator[dict[str, Any]], Model, Deployment]:
     """The ``chat.completion.chunk`` dicts for ``chat``, ending with one ``choices: []``
     chunk carrying the usage; the provider is chosen (and its head in) on return."""
 
     async def send(current: Model, deployment: Deployment) -> OutboundResponse:
+        await gateway.admit_deployment(call, current, deployment, chat)
         return await post_chat(gateway, deployment, chat, call, stream=True)
 
-    response, answered, deployment = await gateway.router.run(model, send)
+    response, answered, deployment = await gateway.router.run(model, send, prefer)
     call.answered_by(answered, deployment)
     converter = converter_of(deployment)
     if converter is None:
@@ -168,26 +189,51 @@ async def _openai_chunks(response: OutboundResponse) -> AsyncIterator[dict[str, 
 async def _converted_chunks(
     response: OutboundResponse, state: ProviderStream, deployment: Deployment
 ) -> AsyncIterator[dict[str, Any]]:
-    parser = SSEParser()
     wire = deployment.kind.wire
+    units = _bedrock_units(response) if wire == "bedrock" else _sse_units(response, wire)
     try:
-        async for piece in response.stream():
-            for event in parser.feed(piece):
-                try:
-                    data = orjson.loads(event.data)
-                except orjson.JSONDecodeError:
-                    continue
-                # (Anthropic's unit is the named event; Gemini's the data alone)
-                unit = (event.event, data) if wire == "anthropic" else data
-                try:
-                    chunks = state.feed(unit)
-                except StreamError as exc:
-                    raise ProviderUnavailable(
-                        f"{deployment.provider.name}: {exc}", provider=deployment.provider.name
-                    ) from None
-                for chunk in chunks:
-                    yield chunk
+        async for unit in units:
+            try:
+                chunks = state.feed(unit)
+            except StreamError as exc:
+                raise ProviderUnavailable(
+                    f"{deployment.provider.name}: {exc}", provider=deployment.provider.name
+                ) from None
+            for chunk in chunks:
+                yield chunk
         for chunk in state.finish():
             yield chunk
     finally:
         response.close()
+
+
+async def _sse_units(response: OutboundResponse, wire: str) -> AsyncIterator[Any]:
+    """A provider's SSE stream as its converter's units: Anthropic's named events as
+    ``(name, data)``, Gemini's data alone."""
+    parser = SSEParser()
+    named = wire == "anthropic"
+    async for piece in response.stream():
+        for event in parser.feed(piece):
+            try:
+                data = orjson.loads(event.data)
+            except orjson.JSONDecodeError:
+                continue
+            yield (event.event, data) if named else data
+
+
+async def _bedrock_units(response: OutboundResponse) -> AsyncIterator[Any]:
+    """A ConverseStream (AWS event stream) as ``(event type, payload)`` pairs."""
+    decoder = EventStreamDecoder()
+    async for piece in response.stream():
+        try:
+            messages = decoder.feed(piece)
+        except EventStreamError as exc:
+            raise ProviderUnavailable(f"bedrock stream: {exc}", provider="bedrock") from None
+        for message in messages:
+            headers = message.headers
+            kind = headers.get(":event-type") or headers.get(":exception-type") or ""
+            try:
+                payload = orjson.loads(message.payload) if message.payload else {}
+            except orjson.JSONDecodeError:
+                payload = {}
+            yield str(kind), payload

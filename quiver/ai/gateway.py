@@ -19,6 +19,7 @@ from quiver.ai.accounting import Accounting, Reservation, settled
 from quiver.ai.accounting.prices import Price, Prices
 from quiver.ai.errors import AIError, ProviderRateLimited, Shape, render
 from quiver.ai.router import Model, Router
+from quiver.ai.stored import response_store
 from quiver.ai.upstream import Deployment
 from quiver.config.ai import AIConfig
 from quiver.errors import HTTPError
@@ -43,6 +44,11 @@ class Gateway:
         self._outbound: Outbound | None = context.outbound
         self.prices = Prices(
             {m.name: Price(m.price.input, m.price.output) for m in config.models if m.price}
+        )
+        counters = config.counters
+        #: where stored responses are kept (as the counters are: run directory or Redis)
+        self.responses = response_store(
+            context.stores, counters.backend, counters.url, counters.prefix, counters.timeout
         )
         counted = any(d.rpm or d.tpm for m in config.models for d in m.deployments)
         #: budgets and limits (None when the config has none: nothing to count)

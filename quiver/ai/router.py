@@ -21,6 +21,7 @@ byte cannot be retried.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -43,11 +44,17 @@ class Model:
         self.deployments = deployments
         self.fallbacks: list[Model] = []
 
-    def order(self, now: float, rng: random.Random) -> list[Deployment]:
-        """The deployments in the order they are tried."""
+    def order(
+        self, now: float, rng: random.Random, prefer: Deployment | None = None
+    ) -> list[Deployment]:
+        """The deployments in the order they are tried (``prefer`` first when it is one
+        of them: the deployment that holds a conversation)."""
         deployments = self.deployments
         if len(deployments) == 1:
             return deployments
+        if prefer is not None and prefer in deployments:
+            rest = [d for d in self.order(now, rng) if d is not prefer]
+            return [prefer, *rest]
         routing = self.config.routing
         if routing == "least-busy":
             ranked = sorted(deployments, key=lambda d: (d.in_flight, -d.weight))
@@ -95,6 +102,14 @@ class Router:
             self.models[model.name].fallbacks = [self.models[name] for name in model.fallbacks]
         self.rng = rng or random.Random()
 
+    def find(self, model: Model, key: str) -> Deployment | None:
+        """The deployment of ``model`` (or of its fallbacks) that ``key`` names."""
+        for current in (model, *model.fallbacks):
+            for deployment in current.deployments:
+                if deployment_key(current, deployment) == key:
+                    return deployment
+        return None
+
     def model(self, name: object, allowed: frozenset[str] | None) -> Model:
         """The model a request names; ModelNotFound when none (or not on the route)."""
         model = self.models.get(name) if isinstance(name, str) else None
@@ -107,16 +122,19 @@ class Router:
         return model
 
     async def run(
-        self, model: Model, call: Callable[[Model, Deployment], Awaitable[T]]
+        self,
+        model: Model,
+        call: Callable[[Model, Deployment], Awaitable[T]],
+        prefer: Deployment | None = None,
     ) -> tuple[T, Model, Deployment]:
         """``call(model, deployment)`` on the first deployment that answers, with retries
-        and fallbacks; the result and who answered it.  The last failure is raised when
-        none did."""
+        and fallbacks (``prefer`` tried first); the result and who answered it.  The
+        last failure is raised when none did."""
         loop = asyncio.get_running_loop()
         last: AIError | None = None
         for current in (model, *model.fallbacks):
             config = current.config
-            order = current.order(loop.time(), self.rng)
+            order = current.order(loop.time(), self.rng, prefer)
             #: when a deployment that failed this call may be tried again (Retry-After)
             again: dict[int, float] = {}
             for attempt in range(config.retries + 1):
@@ -144,3 +162,9 @@ class Router:
                     deployment.in_flight -= 1
         assert last is not None
         raise last
+
+
+def deployment_key(model: Model, deployment: Deployment) -> str:
+    """A short stable name of ``deployment`` serving ``model`` (in response ids)."""
+    label = f"{model.name}\0{deployment.provider.name}\0{deployment.model}"
+    return hashlib.blake2b(label.encode(), digest_size=6).hexdigest()

@@ -12,6 +12,8 @@ path (after the route prefix)  method  front
 ``/models``, ``/models/{id}``  GET     OpenAI models
 ``/messages``                  POST    Anthropic messages (:mod:`.fronts.messages`)
 ``/messages/count_tokens``     POST    Anthropic token counting
+``/responses``                 POST    OpenAI responses (:mod:`.fronts.responses`)
+``/responses/{id}``            GET     a stored response; DELETE forgets it
 =============================  ======  ==========================================
 
 Whatever goes wrong is answered in the shape of the front's API (:mod:`.errors`).
@@ -28,6 +30,7 @@ from quiver.ai.fronts.chat import chat_completions
 from quiver.ai.fronts.embeddings import embeddings
 from quiver.ai.fronts.messages import count_tokens, messages
 from quiver.ai.fronts.models import list_models, retrieve_model
+from quiver.ai.fronts.responses import delete, responses, retrieve
 from quiver.ai.gateway import Call, Gateway, error_response
 from quiver.config.ai import AI_TARGET_TYPE, AIConfig
 from quiver.errors import HTTPError
@@ -42,6 +45,7 @@ _FRONTS: tuple[tuple[bytes, Front, Shape], ...] = (
     (b"/messages/count_tokens", count_tokens, "anthropic"),
     (b"/messages", messages, "anthropic"),
     (b"/embeddings", embeddings, "openai"),
+    (b"/responses", responses, "openai"),
 )
 
 
@@ -77,12 +81,35 @@ class AITarget(TargetType[AITargetOptions]):
                     return retrieve_model(self.gateway, name.decode("latin-1"))
             except AIError as exc:
                 return error_response(exc, "openai")
+            stored = self._stored_response(path)
+            if stored is not None:
+                return self._answer_stored(retrieve, stored)
+        elif method == b"DELETE":
+            stored = self._stored_response(path)
+            if stored is not None:
+                return self._answer_stored(delete, stored)
         error = InvalidRequest(
             f"Unknown request URL: {method.decode('latin-1')} {path.decode('latin-1')}",
             status=404,
             code="unknown_url",
         )
         return error_response(error, "anthropic" if b"/messages" in path else "openai")
+
+    @staticmethod
+    def _stored_response(path: bytes) -> str | None:
+        """The id of ``.../responses/{id}``, if the path is one."""
+        head, _, name = path.rpartition(b"/")
+        if head.endswith(b"/responses") and name:
+            return name.decode("latin-1")
+        return None
+
+    async def _answer_stored(
+        self, action: Callable[[Gateway, str], Awaitable[Response]], identifier: str
+    ) -> Response:
+        try:
+            return await action(self.gateway, identifier)
+        except AIError as exc:
+            return error_response(exc, "openai")
 
     async def _answer(self, front: Front, shape: Shape, request: PluginRequest) -> Response:
         call = Call(request, "")

@@ -10,8 +10,10 @@ take it, with the provider's own message kept.
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -23,9 +25,9 @@ from quiver.ai.errors import (
     ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
-    Unsupported,
 )
 from quiver.ai.providers import KINDS, ProviderKind, auth_headers, path_of
+from quiver.ai.sigv4 import sign
 from quiver.config.ai import PROVIDER_TARGET_PREFIX, AIDeployment, AIProvider
 from quiver.errors import GatewayTimeout, HTTPError
 from quiver.plugins.outbound import Outbound, OutboundResponse
@@ -117,7 +119,7 @@ class Deployment:
         is in and its status is 2xx, else the provider's failure as an AIError."""
         fields = self.headers if headers is None else {**self.headers, **headers}
         if self.kind.auth == "sigv4":
-            raise Unsupported(f"provider type {self.provider.type!r} is not available")
+            fields = self._signed(url, fields, body)
         started = time.perf_counter()
         try:
             response = await outbound.request(
@@ -141,6 +143,27 @@ class Deployment:
         except HTTPError:
             raw = b""
         raise provider_error(self.provider.name, status, raw, response.header("retry-after"))
+
+    def _signed(self, url: str, fields: dict[str, str], body: bytes) -> dict[str, str]:
+        """``fields`` with an AWS Signature Version 4 of this call (Bedrock)."""
+        provider = self.provider
+        path = url[len(self.base) :]
+        real = provider.url + path  # (the URL the target's node is reached at)
+        fields = {**fields, "Host": urlsplit(real).netloc}
+        signature = sign(
+            "POST",
+            real,
+            fields,
+            body,
+            region=provider.region or "",
+            service="bedrock",
+            access_key=provider.aws_access_key_id or "",
+            secret_key=provider.aws_secret_access_key or "",
+            session_token=provider.aws_session_token,
+            now=datetime.datetime.now(datetime.UTC),
+        )
+        del fields["Host"]  # (the outbound client writes the node's own)
+        return {**fields, **signature}
 
 
 def provider_error(

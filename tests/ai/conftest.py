@@ -1,5 +1,6 @@
-"""One fake provider server and one proxy with AI routes in front of it, shared by the
-tests of the fronts (the proxy's state they touch is per request)."""
+"""Fixtures of the AI tests: one fake provider server and one proxy with AI routes in
+front of it, shared by the tests of the fronts (the proxy's state they touch is per
+request); and the mock model providers of every type (tests/ai/mock_providers)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.ai.fake_providers import ANTHROPIC_KEY, OPENAI_KEY, fake_provider
+from tests.ai.mock_providers import MockProviders
 from tests.support.proxy import RunningProxy
 from tests.support.upstream import Upstream
 
@@ -68,3 +70,10 @@ routes:
 def gateway() -> Iterator[Gateway]:
     with Upstream(fake_provider) as provider, RunningProxy(gateway_config(provider.url)) as proxy:
         yield Gateway(provider, proxy)
+
+
+@pytest.fixture(scope="session")
+def mock_providers() -> Iterator[MockProviders]:
+    """Every provider type's mock on one local server (see tests/ai/mock_providers)."""
+    with MockProviders() as mocks:
+        yield mocks

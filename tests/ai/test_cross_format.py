@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -72,3 +73,48 @@ def test_a_token_budget_is_never_exceeded(gateway: Gateway) -> None:
     assert statuses == [200, 200, 200, 200, 429, 429]
     assert response.json()["error"]["type"] == "rate_limit_error"
     assert "budget" in response.json()["error"]["message"]
+
+
+def test_an_anthropic_client_reaches_an_openai_model(gateway: Gateway) -> None:
+    with anthropic.Anthropic(base_url=gateway.proxy.url, api_key=ALICE_KEY, max_retries=0) as c:
+        message = c.messages.create(model="gpt", max_tokens=50, messages=USER)
+        assert message.type == "message" and message.model == "gpt"
+        assert message.content[0].text == "Hello from openai gpt-4o-mini: tell me about Paris"  # type: ignore[union-attr]
+        assert (message.usage.input_tokens, message.usage.output_tokens) == (4, 8)
+        with c.messages.stream(model="gpt", max_tokens=50, messages=USER) as stream:
+            kinds = [item.type for item in stream]
+            final = stream.get_final_message()
+        assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+        assert final.content[0].text.startswith("Hello from openai")  # type: ignore[union-attr]
+        assert final.stop_reason == "end_turn"
+        counted = c.messages.count_tokens(model="gpt", messages=USER)
+        assert counted.input_tokens > 0  # (Quiver's own upper bound: no provider counts)
+
+
+def test_responses_continue_a_conversation_on_the_same_deployment(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    first = client.responses.create(model="claude", input="tell me about Paris")
+    assert first.id.startswith("resp_") and first.output_text.startswith("Hello from anthropic")
+    assert first.model == "claude"
+    second = client.responses.create(
+        model="claude", input="and Lyon?", previous_response_id=first.id
+    )
+    sent = json.loads(gateway.provider.requests[-1].body)
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+    assert second.id.split("_")[1] == first.id.split("_")[1]  # (the same deployment)
+    assert client.responses.retrieve(second.id).output_text == second.output_text
+    client.responses.delete(second.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(second.id)
+
+
+def test_a_responses_stream_has_the_event_sequence(client: openai.OpenAI) -> None:
+    events = list(client.responses.create(model="gpt", input="tell me about Paris", stream=True))
+    kinds = [item.type for item in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert "response.output_text.delta" in kinds and kinds[-1] == "response.completed"
+    assert [item.sequence_number for item in events] == list(range(len(events)))
+    completed = events[-1].response  # type: ignore[union-attr]
+    assert completed.output_text == "Hello from openai gpt-4o-mini: tell me about Paris"
+    assert client.responses.retrieve(completed.id).id == completed.id

@@ -4,7 +4,14 @@ To an ``anthropic`` provider the request goes as the client sent it with only
 ``model`` replaced (and the client's ``anthropic-version`` and ``anthropic-beta``
 fields, when it sent them), and the answer (a stream too) comes back byte for
 byte; the usage is read on the way (``message_start`` carries the input tokens,
-``message_delta`` the output tokens).
+``message_delta`` the output tokens).  A model whose deployments (or fallbacks) are
+on other providers is reached in the canonical chat format and answered as
+Anthropic would (:mod:`quiver.ai.converters.anthropic_messages_to_openai_chat`),
+streams with the full event sequence.
+
+``count_tokens`` asks an Anthropic provider; for any other the count is Quiver's own
+estimate (:mod:`quiver.ai.accounting.tokens`: the prompt's tokens at the bound the
+budgets reserve, an upper bound rather than the provider's exact count).
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ from typing import Any
 
 import orjson
 
+from quiver.ai import completions
+from quiver.ai.accounting.tokens import prompt_upper_bound
+from quiver.ai.converters import anthropic_messages_to_openai_chat as front
+from quiver.ai.converters.chat import ConversionError, new_id
 from quiver.ai.errors import InvalidRequest, Unsupported
 from quiver.ai.fronts.chat import parse_body
 from quiver.ai.gateway import JSON, NO_CACHE, SSE, Call, Gateway
 from quiver.ai.router import Model
-from quiver.ai.transports.sse import SSEParser
+from quiver.ai.transports.sse import SSEParser, event
 from quiver.ai.upstream import Deployment
 from quiver.plugins.base import PluginRequest
 from quiver.plugins.outbound import OutboundResponse
@@ -45,7 +56,9 @@ async def messages(gateway: Gateway, request: PluginRequest, call: Call) -> Resp
         raise InvalidRequest("messages: Field required", param="messages")
     await gateway.admit(request, call, model, body)
     try:
-        return await _messages(gateway, request, call, body, model)
+        if all(d.kind.wire == "anthropic" for d in _reachable(model)):
+            return await _messages(gateway, request, call, body, model)
+        return await _converted(gateway, call, body, model)
     except BaseException:
         await gateway.settle(call, None)
         raise
@@ -90,6 +103,62 @@ async def _messages(
     return Response(200, [JSON, call.overhead()], raw)
 
 
+def _reachable(model: Model) -> list[Deployment]:
+    return [d for current in (model, *model.fallbacks) for d in current.deployments]
+
+
+def _chat_of(body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return front.convert_request(body)
+    except ConversionError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+async def _converted(gateway: Gateway, call: Call, body: dict[str, Any], model: Model) -> Response:
+    """A Messages call answered by a provider of another format, through chat."""
+    chat = _chat_of(body)
+    if body.get("stream") is True:
+        chunks, answered, _ = await completions.stream(gateway, model, chat, call)
+        converter = front.StreamConverter(answered.name, new_id("msg_"))
+        written = _written(gateway, call, chunks, converter)
+        return Response(200, [SSE, NO_CACHE, call.overhead()], written)
+    completion, answered, _ = await completions.complete(gateway, model, chat, call)
+    message = front.convert_response(completion, answered.name)
+    await gateway.settle(call, call.usage_document())
+    return Response(200, [JSON, call.overhead()], orjson.dumps(message))
+
+
+async def _written(
+    gateway: Gateway,
+    call: Call,
+    chunks: AsyncIterator[dict[str, Any]],
+    converter: front.StreamConverter,
+) -> AsyncIterator[bytes]:
+    first = True
+    try:
+        async for chunk in chunks:
+            if first:
+                call.first_token()
+                first = False
+            usage = chunk.get("usage")
+            if isinstance(usage, dict):
+                call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+            events = converter.feed(chunk)
+            if events:
+                yield b"".join(event(orjson.dumps(data), name.encode()) for name, data in events)
+        yield b"".join(
+            event(orjson.dumps(data), name.encode()) for name, data in converter.finish()
+        )
+    finally:
+        usage_seen = call.usage_document()
+        if usage_seen is not None:
+            await gateway.settle(call, usage_seen)
+
+
+def _events(events: list[tuple[str, dict[str, Any]]]) -> bytes:
+    return b"".join(event(orjson.dumps(data), name.encode()) for name, data in events)
+
+
 async def _relay(gateway: Gateway, response: OutboundResponse, call: Call) -> AsyncIterator[bytes]:
     parser = SSEParser()
     first = True
@@ -125,17 +194,23 @@ async def count_tokens(gateway: Gateway, request: PluginRequest, call: Call) -> 
     body = parse_body(request)
     model = gateway.model(body.get("model"))
     fields = _client_fields(request)
+    if not any(d.count_tokens_url is not None for d in model.deployments):
+        try:
+            chat = front.count_tokens_request(body)
+        except ConversionError as exc:
+            raise InvalidRequest(str(exc)) from None
+        counted = {"input_tokens": prompt_upper_bound(chat)}
+        return Response(200, [JSON, call.overhead()], orjson.dumps(counted))
 
     async def send(current: Model, deployment: Deployment) -> bytes:
-        if deployment.count_tokens_url is None:
-            raise Unsupported(
-                f"provider type {deployment.provider.type!r} cannot count tokens here"
-            )
+        url = deployment.count_tokens_url
+        if url is None:
+            raise Unsupported(f"provider type {deployment.provider.type!r} cannot count tokens")
         started = time.perf_counter()
         try:
             response = await deployment.post(
                 gateway.outbound,
-                deployment.count_tokens_url,
+                url,
                 orjson.dumps(dict(body, model=deployment.model)),
                 headers=fields,
             )
