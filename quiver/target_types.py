@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from quiver.ai.target import AITarget
 from quiver.demo import DemoTarget
 from quiver.plugins import builtin
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetType
 
-BUILT_IN: tuple[type[TargetType[Any]], ...] = (DemoTarget,)
+BUILT_IN: tuple[type[TargetType[Any]], ...] = (DemoTarget, AITarget)
 
 
 def default_catalog() -> Catalog:

@@ -35,6 +35,7 @@ from quiver.calls.queries import (
     series,
     top,
 )
+from quiver.calls.spend_queries import spend_of_call
 from quiver.store import Store
 from quiver.store.tokens import TokenInfo
 
@@ -135,6 +136,12 @@ class CallDetail(CallDoc):
         description="The request's and the response's header fields (secrets redacted) "
         "and bodies (cut at the route's `call_log.max_body`; `size` is the whole "
         "length), for routes whose `call_log` keeps bodies; null otherwise.",
+    )
+    ai: dict[str, Any] | None = Field(
+        None,
+        description="What the call spent when it went to a model: model, provider, "
+        "deployment, team, prompt/completion/total tokens, cost (USD), ttft_ms; null "
+        "otherwise.",
     )
 
 
@@ -307,7 +314,12 @@ def get_call(request: Request, team: Scope, request_id: str) -> dict[str, Any]:
         if not rows:
             raise ApiProblem(404, "call-not-found", f"no call {request_id!r} is in the call log")
         capture = capture_of(connection, rows[0]["id"])
-    return {**_call(rows[0]), "capture": json.loads(capture) if capture is not None else None}
+        spent = spend_of_call(connection, request_id)
+    return {
+        **_call(rows[0]),
+        "capture": json.loads(capture) if capture is not None else None,
+        "ai": spent,
+    }
 
 
 def _call(row: dict[str, Any]) -> dict[str, Any]:

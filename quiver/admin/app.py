@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from quiver.admin import (
+    ai_analytics,
     analytics,
     credentials,
     documents,
@@ -67,7 +68,16 @@ def create_app(
 
     for key in ("targets", "routes", "consumers"):
         app.include_router(entities.router(key))
-    for module in (nodes, credentials, plugins, documents, revisions, teams, analytics):
+    for module in (
+        nodes,
+        credentials,
+        plugins,
+        documents,
+        revisions,
+        teams,
+        analytics,
+        ai_analytics,
+    ):
         app.include_router(module.api)
     if run_dir is not None:
         app.include_router(metrics.router(run_dir, public=metrics_public))

@@ -28,7 +28,13 @@ from prometheus_client.registry import Collector
 
 from quiver.admin.auth import caller
 from quiver.admin.responses import problems
-from quiver.observe.metrics import BUCKETS_MS
+from quiver.observe.metrics import (
+    AI_KEY_SEPARATOR,
+    BUCKETS_MS,
+    DURATION_BUCKETS,
+    TOKEN_BUCKETS,
+    TTFT_BUCKETS,
+)
 from quiver.observe.node_metrics import NodeMetrics, read_node
 
 #: the ``le`` of each histogram bucket, in seconds (Prometheus' unit of time)
@@ -62,6 +68,7 @@ class NodeCollector(Collector):
         for output, count in sorted((node.counters.get("dropped") or {}).items()):
             dropped.add_metric([output], count)
         yield dropped
+        yield from _ai_families(node.counters.get("ai") or {})
         yield from _node_families(node.workers)
         yield from _process_families(node)
 
@@ -114,6 +121,65 @@ def _histogram(
             buckets.append((le, cumulative))
         family.add_metric([value], buckets, histogram["sum"] / 1000)
     return family
+
+
+_GEN_AI_LABELS = [
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "gen_ai_response_model",
+]
+
+
+def _ai_families(models: dict[str, Any]) -> Iterator[Metric]:
+    """Calls to models, named and labelled after the OpenTelemetry GenAI semantic
+    conventions (gen_ai.client.token.usage, gen_ai.client.operation.duration,
+    gen_ai.server.time_to_first_token; dots become underscores, seconds a suffix)."""
+    tokens = HistogramMetricFamily(
+        "gen_ai_client_token_usage",
+        "Input and output tokens of the calls to models (gen_ai.client.token.usage).",
+        labels=[*_GEN_AI_LABELS, "gen_ai_token_type"],
+    )
+    duration = HistogramMetricFamily(
+        "gen_ai_client_operation_duration_seconds",
+        "Calls to models from the request read to the end of the answer "
+        "(gen_ai.client.operation.duration).",
+        labels=_GEN_AI_LABELS,
+    )
+    ttft = HistogramMetricFamily(
+        "gen_ai_server_time_to_first_token_seconds",
+        "Time to the first token of streamed answers (gen_ai.server.time_to_first_token).",
+        labels=_GEN_AI_LABELS,
+    )
+    cost = CounterMetricFamily(
+        "quiver_ai_cost_usd",
+        "US dollars spent on calls to models, at the models' prices.",
+        labels=_GEN_AI_LABELS,
+    )
+    for key, entry in sorted(models.items()):
+        labels = key.split(AI_KEY_SEPARATOR)
+        if len(labels) != len(_GEN_AI_LABELS):
+            continue
+        for kind in ("input", "output"):
+            _add(tokens, [*labels, kind], TOKEN_BUCKETS, entry[kind])
+        _add(duration, labels, DURATION_BUCKETS, entry["duration"])
+        if sum(entry["ttft"]["buckets"]):
+            _add(ttft, labels, TTFT_BUCKETS, entry["ttft"])
+        cost.add_metric(labels, entry["cost"])
+    yield from (tokens, duration, ttft, cost)
+
+
+def _add(
+    family: HistogramMetricFamily,
+    labels: list[str],
+    bounds: tuple[float, ...],
+    histogram: dict[str, Any],
+) -> None:
+    cumulative, buckets = 0, []
+    for le, count in zip((*(repr(b) for b in bounds), "+Inf"), histogram["buckets"], strict=True):
+        cumulative += count
+        buckets.append((le, cumulative))
+    family.add_metric(labels, buckets, histogram["sum"])
 
 
 def _node_families(workers: list[dict[str, Any]]) -> Iterator[Metric]:

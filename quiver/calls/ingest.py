@@ -3,8 +3,9 @@
 One ingester runs per node, in the admin sidecar (a thread beside uvicorn), so a
 SQLite store has a single writer of calls and no lock contention by design.  Each
 batch is one transaction: the names it introduces, its call rows (one executemany),
-the rollup increments (one upsert per distinct minute x route x consumer x target
-x node x status class, summed in memory first) and the spool's new offset.  The
+the spend rows of its calls to models (quiver.calls.spend), the rollup increments
+(one upsert per distinct minute x route x consumer x target x node x status class,
+summed in memory first) and the spool's new offset.  The
 spool protocol and why this loses and repeats nothing is in quiver.calls.spool.
 """
 
@@ -23,6 +24,7 @@ from quiver.calls import retention, spool
 from quiver.calls.names import Names
 from quiver.calls.records import Record, bucket, parse
 from quiver.calls.settings import CallLog
+from quiver.calls.spend import insert_spend, spend_names
 from quiver.store.calltables import (
     BUCKETS,
     CONSUMER,
@@ -228,6 +230,7 @@ class Ingester:
         ):
             prefix, suffix = _upsert(table.name, period)
             _write(connection, prefix, suffix, [(*key, *sums) for key, sums in sums_of.items()])
+        insert_spend(connection, records, id_of, _write)
 
     def start(self, interval: float = 1.0) -> None:
         """Ingest in a daemon thread every ``interval`` seconds until :meth:`stop`."""
@@ -251,13 +254,16 @@ class Ingester:
 
 
 def _named(record: Record) -> tuple[tuple[int, str | None], ...]:
-    return (
+    named: tuple[tuple[int, str | None], ...] = (
         (ROUTE, record.route),
         (TARGET, record.target),
         (CONSUMER, record.consumer),
         (NODE, record.node),
         (USER_AGENT, record.user_agent),
     )
+    if record.spend is not None:
+        named += tuple(spend_names(record))
+    return named
 
 
 _CALL_COLUMNS = (

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from quiver.store.calltables import LATENCY_BOUNDS_MS
+from quiver.store.spendtables import NANO
 
 #: the buckets' upper bounds in microseconds (a latency on a bound is in its bucket)
 _BOUNDS_US = tuple(bound * 1000 for bound in LATENCY_BOUNDS_MS)
@@ -46,6 +47,22 @@ class Record:
     answered_by: str | None
     #: what a route that keeps bodies kept beyond the call, as JSON (None: nothing)
     capture: str | None = None
+    #: what a call to a model used (None: no model was called)
+    spend: Spend | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """The ``ai`` member of a record, in the store's units."""
+
+    model: str | None
+    provider: str | None
+    deployment: str | None
+    team: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_nusd: int  # nano-dollars
+    ttft_us: int | None
 
 
 def parse(line: bytes) -> Record:
@@ -73,7 +90,32 @@ def parse(line: bytes) -> Record:
         cache=_optional_text(data, "cache"),
         answered_by=_optional_text(data, "answered_by"),
         capture=_capture(data.get("capture")),
+        spend=_spend(data.get("ai")),
     )
+
+
+def _spend(value: object) -> Spend | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("ai is not an object")
+    cost = value.get("cost")
+    if not isinstance(cost, int | float) or isinstance(cost, bool) or cost < 0:
+        cost = 0
+    return Spend(
+        model=_optional_text(value, "model"),
+        provider=_optional_text(value, "provider"),
+        deployment=_optional_text(value, "deployment"),
+        team=_optional_text(value, "team"),
+        prompt_tokens=_count(value.get("prompt_tokens")),
+        completion_tokens=_count(value.get("completion_tokens")),
+        cost_nusd=round(cost * NANO),
+        ttft_us=_micros(value.get("ttft_ms")),
+    )
+
+
+def _count(value: object) -> int:
+    return value if type(value) is int and value > 0 else 0
 
 
 def bucket(latency_us: int) -> int:

@@ -1,4 +1,5 @@
-"""Keeping the call log within its bounds: raw rows by age and by count, rollups by age.
+"""Keeping the call log within its bounds: raw rows by age and by count, rollups by age
+(AI spend rows and their rollups alike).
 
 Run after every batch, each DELETE removing at most ``delete_chunk`` rows in its
 own short transaction, so that trimming never holds the write lock long enough to
@@ -24,6 +25,7 @@ from quiver.store.calltables import (
     calls,
 )
 from quiver.store.engine import WRITE
+from quiver.store.spendtables import ai_spend, ai_spend_rollups, ai_spend_rollups_hourly
 
 _BEYOND_EVERY_ID = 2**62  # (no call left: every capture goes)
 
@@ -61,10 +63,13 @@ def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
                 call_captures.c.call_id < func.coalesce(oldest_kept, _BEYOND_EVERY_ID)
             )
         ).rowcount
+    deleted += _spend(writing, settings, cutoff)
     rollup_cutoff = now_ms - int(settings.rollup_retention * 1000)
     for column, per_ms, step in (
         (call_rollups.c.minute, 60_000, 60),  # an hour of minutes at a time
         (call_rollups_hourly.c.hour, 3_600_000, 24),  # a day of hours at a time
+        (ai_spend_rollups.c.minute, 60_000, 60),
+        (ai_spend_rollups_hourly.c.hour, 3_600_000, 24),
     ):
         cutoff_period = rollup_cutoff // per_ms
         while True:  # rollups by age
@@ -75,6 +80,32 @@ def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
                 bound = min(cutoff_period, first + step)
                 deleted += connection.execute(delete(column.table).where(column < bound)).rowcount
     return deleted
+
+
+def _spend(writing: Engine, settings: CallLog, cutoff: int) -> int:
+    """Spend rows by age and by count, as calls (their rollups keep the sums)."""
+    deleted = 0
+    chunk = settings.delete_chunk
+    while True:
+        oldest = (
+            select(ai_spend.c.id).where(ai_spend.c.time_ms < cutoff).order_by(ai_spend.c.time_ms)
+        )
+        with writing.begin() as connection:
+            count = connection.execute(
+                delete(ai_spend).where(ai_spend.c.id.in_(oldest.limit(chunk).scalar_subquery()))
+            ).rowcount
+        deleted += count
+        if count < chunk:
+            break
+    while True:
+        with writing.begin() as connection:
+            low, high = connection.execute(
+                select(func.min(ai_spend.c.id), func.max(ai_spend.c.id))
+            ).one()
+            if high is None or high - low < settings.max_rows:
+                return deleted
+            bound = min(high - settings.max_rows, low + chunk - 1)
+            deleted += connection.execute(delete(ai_spend).where(ai_spend.c.id <= bound)).rowcount
 
 
 def _trimmed_through(connection: Connection, time_ms: int) -> None:

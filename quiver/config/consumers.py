@@ -75,3 +75,9 @@ class Consumer(Strict):
         "authentication plugin identifies the consumer, they override the route's, "
         "target's and global ones of the same name for the plugins still to run.",
     )
+    team: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$",
+        description="The team the consumer's AI usage counts toward (`ai.budgets` and "
+        "`ai.limits` with `team`, and the spend analytics by team).",
+    )

@@ -42,6 +42,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from quiver.config.ai import reference_issues as ai_reference_issues
 from quiver.config.consumers import Credential
 from quiver.config.envsubst import SubstitutionError, substitute
 from quiver.config.models import Config, Settings
@@ -532,6 +533,8 @@ def _add_reference_issues(report: _Report, data: Mapping[str, object]) -> None:
         rewrite, paths = route.get("rewrite"), _usable_paths(route.get("paths"))
         if isinstance(rewrite, str) and paths:
             _check_rewrite(report, ("routes", index, "rewrite"), rewrite, paths)
+    for where, message in ai_reference_issues(data):
+        report.add_found(where, message)
 
 
 def _usable_paths(paths: object) -> list[str]:

@@ -11,17 +11,20 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from quiver.config.access_log import AccessLog
+from quiver.config.ai import AIConfig, AIRoute, expand
 from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
 from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
 from quiver.config.tracing import Tracing
+from quiver.config.upstream import NAME_PATTERN as NAME_PATTERN
+from quiver.config.upstream import Pool as Pool
+from quiver.config.upstream import Timeouts as Timeouts
+from quiver.config.upstream import check_target_url as check_target_url
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -113,31 +116,6 @@ class Limits(Strict):
     )
 
 
-class Timeouts(Strict):
-    connect: Duration = Field(5.0, gt=0, description="Connecting (and TLS handshake) to a node.")
-    read: Duration = Field(60.0, gt=0, description="Longest wait between two reads from a node.")
-    write: Duration = Field(60.0, gt=0, description="Longest stall writing a request to a node.")
-    tunnel_idle: Duration = Field(
-        3600.0,
-        gt=0,
-        description="An Upgrade tunnel (WebSocket) is closed after this long without bytes "
-        "in either direction; replaces `read` once the node switched protocols.",
-    )
-
-
-class Pool(Strict):
-    max_idle: int = Field(64, ge=0, description="Idle keep-alive connections kept per node.")
-    idle_timeout: Duration = Field(
-        30.0, gt=0, description="An idle pooled connection is closed after this."
-    )
-    max_requests: int = Field(
-        0, ge=0, description="Requests sent on one connection before it is retired; 0: no limit."
-    )
-    max_connections: int = Field(
-        0, ge=0, description="Open connections per node; 0: no limit. Beyond it, 503."
-    )
-
-
 class Node(Strict):
     url: str = Field(description="http:// or https:// URL of one server of the target.")
     weight: int = Field(1, ge=0, le=1000, description="Share of traffic relative to other nodes.")
@@ -147,20 +125,6 @@ class Node(Strict):
     def _url(cls, value: str) -> str:
         check_target_url(value)
         return value
-
-
-def check_target_url(value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"URL must start with http:// or https://, got {value!r}")
-    if not parts.hostname:
-        raise ValueError(f"URL has no host: {value!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"target URL may not carry a query or fragment: {value!r}")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ValueError(f"bad port in {value!r}") from exc
 
 
 class Target(Strict):
@@ -334,12 +298,28 @@ class Route(Strict):
         description="Plugins by name with their config (see `quiver plugins`); they "
         "override the target's and the global ones.",
     )
-    target: str = Field(description="Name of the target requests are forwarded to.")
+    target: str | None = Field(
+        None,
+        description="Name of the target requests are forwarded to; AI routes (`ai`) have none.",
+    )
     call_log: RouteCallLog | None = Field(
         None,
         description="What the call log keeps of this route's exchanges beyond the call: "
         "`{bodies: true}` keeps header fields and bodies (see docs/observability.md).",
     )
+    ai: AIRoute | None = Field(
+        None,
+        description="Serve the AI APIs (OpenAI chat, responses, embeddings, models; "
+        "Anthropic messages) for the models of the top-level `ai` section under the "
+        "route's paths, e.g. `ai: {}` or `ai: {models: [gpt-4o-mini]}`; the route then "
+        "has no `target` (see docs/ai.md).",
+    )
+
+    @model_validator(mode="after")
+    def _target_or_ai(self) -> Route:
+        if (self.target is None) == (self.ai is None):
+            raise ValueError("give exactly one of 'target' or 'ai'")
+        return self
 
     @field_validator("paths")
     @classmethod
@@ -552,6 +532,24 @@ class Declaration(Strict):
         description="Plugins by name with their config (see `quiver plugins`); they "
         "apply to every route.",
     )
+    ai: AIConfig | None = Field(
+        None,
+        description="Model providers and the models AI routes serve (see docs/ai.md).",
+    )
+
+    @model_validator(mode="after")
+    def _ai_targets(self) -> Declaration:
+        # AI routes and providers become ordinary targets here, so that everything
+        # reading a config (the data plane, `quiver check`, reloads) sees routes with
+        # targets; the declaration as written (and stored) keeps only the `ai` keys.
+        if self.ai is None and not any(route.ai is not None for route in self.routes):
+            return self
+        targets, routes = expand(self.ai or AIConfig(), self.routes, self.plugins)
+        generated = {target["name"] for target in targets}
+        kept = [target for target in self.targets if target.name not in generated]
+        object.__setattr__(self, "targets", [*kept, *map(Target.model_validate, targets)])
+        object.__setattr__(self, "routes", routes)
+        return self
 
 
 class Config(Declaration, Settings):

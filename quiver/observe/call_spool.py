@@ -2,7 +2,8 @@
 protocol (its whole description is quiver.calls.spool, the reading side).
 
 Every record, unsampled, as the access log's JSON line of every field (the calls
-of routes that keep bodies carry them in ``capture``), appended to
+of routes that keep bodies carry them in ``capture``, calls to a model what they
+used in ``ai``), appended to
 ``<calls dir>/<pid>-<n>.jsonl`` (``O_APPEND``, one ``write`` per batch of whole
 lines).  The file is renamed to ``.jsonl.done`` and the next number begun at
 ``max_size``, every second (``FINISH_EVERY``) when it holds any line, and on
@@ -23,6 +24,7 @@ import orjson
 from quiver.observe.capture import document
 from quiver.observe.outputs import Batch
 from quiver.observe.record import ExchangeRecord
+from quiver.observe.spend import spend_document
 
 #: a spool's name: its writer's pid, its number, and ``.done`` once finished
 SPOOL_NAME = re.compile(r"^(?P<pid>\d+)-(?P<n>\d+)\.jsonl(?P<done>\.done)?$")
@@ -60,8 +62,8 @@ class CallSpool:
         if self.fd < 0:  # (the last file could not be begun: try again)
             self._begin()
         lines = batch.full_lines()
-        if any(record.capture is not None for record in batch):
-            lines = [_with_capture(line, r) for line, r in zip(lines, batch, strict=True)]
+        if any(record.capture is not None or record.ai is not None for record in batch):
+            lines = [_with_extras(line, r) for line, r in zip(lines, batch, strict=True)]
         data = b"".join(lines)
         view = memoryview(data)
         while view:  # (a regular file takes it whole unless the disk is full)
@@ -110,8 +112,14 @@ class CallSpool:
         self.finished += 1
 
 
-def _with_capture(line: bytes, record: ExchangeRecord) -> bytes:
-    """The line with what the route keeps beyond the call (``"capture": {...}``)."""
-    if record.capture is None:
+def _with_extras(line: bytes, record: ExchangeRecord) -> bytes:
+    """The line with what the route keeps beyond the call (``"capture": {...}``) and
+    what a call to a model used (``"ai": {...}``)."""
+    extras = b""
+    if record.capture is not None:
+        extras += b',"capture":' + orjson.dumps(document(record.capture))
+    if record.ai is not None:
+        extras += b',"ai":' + orjson.dumps(spend_document(record.ai))
+    if not extras:
         return line
-    return b'%s,"capture":%s}\n' % (line[:-2], orjson.dumps(document(record.capture)))
+    return line[:-2] + extras + b"}\n"

@@ -37,6 +37,18 @@ STATUS_CLASSES = tuple(f"{digit}xx" for digit in range(10))
 
 Snapshot = dict[str, Any]
 
+#: gen_ai.client.token.usage's bucket bounds (OpenTelemetry GenAI semantic conventions)
+TOKEN_BUCKETS: tuple[float, ...] = tuple(float(4**power) for power in range(14))
+#: gen_ai.client.operation.duration's, in seconds
+DURATION_BUCKETS: tuple[float, ...] = tuple(0.01 * 2**power for power in range(14))
+#: gen_ai.server.time_to_first_token's, in seconds
+TTFT_BUCKETS: tuple[float, ...] = (
+    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75),
+    *(1.0, 2.5, 5.0, 7.5, 10.0),
+)
+#: how the labels of an AI series are joined into its key in a snapshot
+AI_KEY_SEPARATOR = "\t"
+
 
 class _Histogram:
     __slots__ = ("counts", "sum")
@@ -47,6 +59,75 @@ class _Histogram:
 
     def snapshot(self) -> Snapshot:
         return {"buckets": list(self.counts), "sum": self.sum}
+
+
+class _Distribution:
+    """A histogram over ``bounds`` (its own unit), for the GenAI metrics."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def add(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def snapshot(self) -> Snapshot:
+        return {"buckets": list(self.counts), "sum": self.sum}
+
+
+class _ModelCounts:
+    """The GenAI metrics of one operation x provider x request model x response model."""
+
+    __slots__ = ("cost", "duration", "input", "output", "ttft")
+
+    def __init__(self) -> None:
+        self.input = _Distribution(TOKEN_BUCKETS)
+        self.output = _Distribution(TOKEN_BUCKETS)
+        self.duration = _Distribution(DURATION_BUCKETS)
+        self.ttft = _Distribution(TTFT_BUCKETS)
+        self.cost = 0.0
+
+    def add(self, ai: dict[str, Any], latency_ms: float) -> None:
+        prompt = ai.get("prompt_tokens")
+        if isinstance(prompt, int) and prompt >= 0:
+            self.input.add(prompt)
+        completion = ai.get("completion_tokens")
+        if isinstance(completion, int) and completion >= 0:
+            self.output.add(completion)
+        self.duration.add(latency_ms / 1000)
+        ttft = ai.get("ttft_ms")
+        if isinstance(ttft, int | float) and ttft >= 0:
+            self.ttft.add(ttft / 1000)
+        cost = ai.get("cost")
+        if isinstance(cost, int | float) and cost > 0:
+            self.cost += cost
+
+    def snapshot(self) -> Snapshot:
+        return {
+            "input": self.input.snapshot(),
+            "output": self.output.snapshot(),
+            "duration": self.duration.snapshot(),
+            "ttft": self.ttft.snapshot(),
+            "cost": self.cost,
+        }
+
+
+def _ai_key(ai: dict[str, Any]) -> str:
+    """The labels of a call to a model: operation, provider, request model, response
+    model (names from the config: bounded)."""
+    return AI_KEY_SEPARATOR.join(
+        str(ai.get(name) or default)
+        for name, default in (
+            ("operation", "chat"),
+            ("provider", ""),
+            ("model", ""),
+            ("deployment", ai.get("model") or ""),
+        )
+    )
 
 
 class _RouteCounts:
@@ -81,6 +162,7 @@ class MetricsOutput:
     def __init__(self) -> None:
         self._routes: dict[str | None, _RouteCounts] = {}
         self._upstream: dict[str | None, _Histogram] = {}  # by target
+        self._models: dict[str, _ModelCounts] = {}  # calls to models, by _ai_key
         self._lock = threading.Lock()
         self.counted = 0
 
@@ -124,6 +206,13 @@ class MetricsOutput:
                         timing = upstream[record.target] = _Histogram()
                     timing.counts[bisect_left(bounds, took)] += 1
                     timing.sum += took
+                ai = record.ai
+                if ai is not None:
+                    key = _ai_key(ai)
+                    model = self._models.get(key)
+                    if model is None:
+                        model = self._models[key] = _ModelCounts()
+                    model.add(ai, latency)
             self.counted += len(batch)
 
     def status(self) -> dict[str, Any]:
@@ -139,6 +228,7 @@ class MetricsOutput:
                     name or "": {"upstream": histogram.snapshot()}
                     for name, histogram in self._upstream.items()
                 },
+                "ai": {key: counts.snapshot() for key, counts in self._models.items()},
             }
 
 

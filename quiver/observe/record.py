@@ -20,6 +20,7 @@ class ExchangeRecord:
     """One exchange, as an access log line, a call-log row or a metric sees it."""
 
     __slots__ = (
+        "ai",
         "answered_by",
         "bytes_in",
         "bytes_out",
@@ -65,6 +66,7 @@ class ExchangeRecord:
         user_agent: bytes | None = None,
         capture: Capture | None = None,
         trace: TraceContext | None = None,
+        ai: dict[str, Any] | None = None,
     ) -> None:
         #: when the request head was complete (seconds since the epoch)
         self.time = time
@@ -98,6 +100,10 @@ class ExchangeRecord:
         #: the trace the exchange belongs to (None: tracing is off, or the request
         #: never got that far); spans are made of the sampled ones
         self.trace = trace
+        #: what a call to a model used (None: no model was called), as the AI target
+        #: recorded it: model, provider, deployment, team, prompt_tokens,
+        #: completion_tokens, cost (USD), ttft_ms (see quiver.ai.accounting.usage)
+        self.ai = ai
 
     def value(self, name: str) -> Any:
         """A field as written out: bytes decoded, milliseconds rounded to microseconds."""

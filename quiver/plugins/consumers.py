@@ -29,10 +29,12 @@ M = TypeVar("M", bound=CredentialModel)
 class ConsumerRuntime:
     """Who a request comes from, once an authentication plugin identified it."""
 
-    __slots__ = ("groups", "headers", "name")
+    __slots__ = ("groups", "headers", "name", "team")
 
     def __init__(self, consumer: Consumer) -> None:
         self.name = consumer.name
+        #: the team its AI usage counts toward (None: none)
+        self.team = consumer.team
         self.groups = frozenset(consumer.groups)
         headers = [(b"X-Consumer-Username", consumer.name.encode())]
         if consumer.custom_id:

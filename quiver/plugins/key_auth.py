@@ -85,6 +85,12 @@ class KeyAuthConfig(PluginConfig):
         description="Consumer to use for requests without a key (else 401); a request "
         "another authentication plugin identified keeps its consumer.",
     )
+    bearer: bool = Field(
+        False,
+        description="Also read the key from `Authorization: Bearer <key>` (after the "
+        "headers above, before the query), as the OpenAI and Anthropic SDKs send it; on "
+        "by default on AI routes (`ai`), off elsewhere.",
+    )
 
 
 class KeyAuth(Plugin[KeyAuthConfig]):
@@ -100,7 +106,12 @@ class KeyAuth(Plugin[KeyAuthConfig]):
 
     def __init__(self, config: KeyAuthConfig, context: PluginContext) -> None:
         super().__init__(config, context)
-        self.headers = tuple(name.lower().encode() for name in config.header_names)
+        names = [name.lower().encode() for name in config.header_names]
+        if config.bearer and b"authorization" not in names:
+            names.append(b"authorization")
+        self.headers = tuple(names)
+        #: whether a value found in Authorization must be "Bearer <key>"
+        self.bearer = config.bearer and b"authorization" not in names[:-1]
         #: each header's place in the order they are tried
         self.ranks = {name: rank for rank, name in reversed(list(enumerate(self.headers)))}
         self.sizes = frozenset(len(name) for name in self.headers)
@@ -139,6 +150,8 @@ class KeyAuth(Plugin[KeyAuthConfig]):
                     if 37 in query or 43 in query or query.find(probe) >= 0:  # "%", "+"
                         self._from_query(request)
                         break
+        if key is not None and self.bearer and rank == len(self.headers) - 1:
+            key = _bearer_token(key)  # (Authorization: anything else is no key)
         if key is None:
             if self.anonymous is not None:
                 if request.consumer is None:  # (a plugin that ran earlier may have)
@@ -156,3 +169,11 @@ class KeyAuth(Plugin[KeyAuthConfig]):
         if kept is not None:
             request.set_query(kept)
         return key
+
+
+def _bearer_token(value: bytes) -> bytes | None:
+    """The token of an ``Authorization: Bearer <token>`` value (RFC 6750 section 2.1:
+    the scheme is case-insensitive)."""
+    scheme, _, token = value.strip().partition(b" ")
+    token = token.strip()
+    return token if scheme.lower() == b"bearer" and token else None

@@ -54,6 +54,10 @@ def exchange_record(
     if query and x.query:
         path = path + b"?" + x.query
     sent = x.upstream_at
+    ctx = x._ctx
+    ai = ctx.get("ai") if ctx else None
+    if ai is not None and consumer is not None and consumer.team and "team" not in ai:
+        ai["team"] = consumer.team  # (the request is over: its context is the record's now)
     upstream = (now - sent) * 1000.0 if node is not None and sent else None
     return ExchangeRecord(
         wall + began,  # time
@@ -78,4 +82,5 @@ def exchange_record(
         x.get(b"user-agent"),
         x.capture,
         x.trace,
+        ai,
     )

@@ -332,13 +332,15 @@ def compile_steps(
         for index, route in enumerate(config.routes):
             if index % STEP == STEP - 1:
                 yield
-            attached_here = attached(config, models[route.target], route)
-            where = scopes(config, models[route.target], route)
+            target_name = route.target
+            assert target_name is not None  # (an AI route was given its target by the config)
+            attached_here = attached(config, models[target_name], route)
+            where = scopes(config, models[target_name], route)
             plugins = build_plugins(attached_here, context, catalog, where)
             if route.call_log is not None and route.call_log.bodies:
                 plugins[CallCapture.name] = CallCapture(route.call_log, context)
             chain = Chain(plugins.values()).with_consumers(by_consumer)
-            entries.append((route, RouteRuntime(route, targets[route.target], chain)))
+            entries.append((route, RouteRuntime(route, targets[target_name], chain)))
         router = yield from Router.in_steps(entries)
     except BaseException:
         close_all(built)  # a config that does not compile leaves nothing open behind

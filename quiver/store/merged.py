@@ -41,6 +41,6 @@ def merge(documents: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 def _qualify(team: str, key: str, item: Mapping[str, Any]) -> dict[str, Any]:
     renamed = dict(item, name=qualified(team, item["name"]))
-    if key == "routes":
+    if key == "routes" and "target" in item:  # (an AI route has none)
         renamed["target"] = qualified(team, item["target"])
     return renamed

@@ -92,7 +92,8 @@ class RouteRow(Base):
     team_id: Mapped[int] = _team()
     name: Mapped[str] = mapped_column(String(128))
     position: Mapped[int]
-    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="RESTRICT"))
+    #: None for an AI route (its document's ``ai`` says what answers it)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id", ondelete="RESTRICT"))
     document: Mapped[Document]  # without plugins; "target" names target_id's row
 
 

@@ -103,7 +103,9 @@ def write(session: Session, team: Team, document: dict[str, Any]) -> None:
     writer.plugins(("", None), document.get("plugins", {}))
     targets = writer.sync(TargetRow, document.get("targets", []))
     routes = [
-        dict(route, target_id=targets[route["target"]]) for route in document.get("routes", [])
+        # (an AI route has no target)
+        dict(route, target_id=targets[route["target"]] if "target" in route else None)
+        for route in document.get("routes", [])
     ]
     writer.sync(RouteRow, routes)
     writer.sync(ConsumerRow, document.get("consumers", []))
@@ -208,5 +210,5 @@ def _stored(row_type: type[Entity], item: dict[str, Any]) -> dict[str, Any]:
     if "credentials" in stored:
         stored["credentials"] = {name: [] for name in stored["credentials"]}
     if row_type is RouteRow:
-        del stored["target"]
+        stored.pop("target", None)
     return stored

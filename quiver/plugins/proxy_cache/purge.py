@@ -99,9 +99,10 @@ def cache_configs(config: Config, route: str | None = None) -> list[ProxyCacheCo
     found = []
     levels = [config.plugins, *(c.plugins for c in config.consumers)]
     targets = {target.name: target for target in config.targets}
+    # (every route has a target once validated: AI routes get theirs from the config)
     for each in config.routes:
         if route is None or each.name == route:
-            levels += [targets[each.target].plugins, each.plugins]
+            levels += [targets[each.target or ""].plugins, each.plugins]
     for plugins in levels:
         if NAME in plugins:
             found.append(ProxyCacheConfig.model_validate(plugins[NAME]))

@@ -1,0 +1,79 @@
+"""Fixtures of the AI tests: one fake provider server and one proxy with AI routes in
+front of it, shared by the tests of the fronts (the proxy's state they touch is per
+request); and the mock model providers of every type (tests/ai/mock_providers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.ai.fake_providers import ANTHROPIC_KEY, OPENAI_KEY, fake_provider
+from tests.ai.mock_providers import MockProviders
+from tests.support.proxy import RunningProxy
+from tests.support.upstream import Upstream
+
+ALICE_KEY = "alice-key-0123456789"
+BOB_KEY = "bob-key-0123456789"
+
+
+@dataclass
+class Gateway:
+    provider: Upstream
+    proxy: RunningProxy
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI SDK's base_url for the main AI route."""
+        return self.proxy.url + "/v1"
+
+
+def gateway_config(provider_url: str) -> str:
+    return f"""
+listen: 127.0.0.1:0
+ai:
+  providers:
+    - {{name: oa, type: openai, base_url: "{provider_url}/openai/v1", api_key: {OPENAI_KEY}}}
+    - {{name: an, type: anthropic, base_url: "{provider_url}/anthropic", api_key: {ANTHROPIC_KEY}}}
+  models:
+    - {{name: gpt, deployments: [{{provider: oa, model: gpt-4o-mini}}]}}
+    - name: gpt-with-fallback
+      deployments: [{{provider: oa, model: gpt-4o}}]
+      fallbacks: [gpt-steady]
+      retries: 1
+    - {{name: gpt-steady, deployments: [{{provider: oa, model: gpt-steady}}]}}
+    - name: embed
+      deployments: [{{provider: oa, model: text-embedding-3-small}}]
+      embeddings: true
+    - {{name: claude, deployments: [{{provider: an, model: claude-3-5-haiku}}]}}
+    - name: claude-with-fallback
+      deployments: [{{provider: an, model: claude-3-opus}}]
+      fallbacks: [claude-steady]
+    - {{name: claude-steady, deployments: [{{provider: an, model: claude-steady}}]}}
+  budgets:
+    - {{consumer: bob, tokens: 100, period: total}}
+consumers:
+  - name: alice
+    credentials: {{key-auth: [{{key: {ALICE_KEY}}}]}}
+  - name: bob
+    credentials: {{key-auth: [{{key: {BOB_KEY}}}]}}
+plugins:
+  key-auth: {{}}
+routes:
+  - {{name: ai, paths: ["/v1"], ai: {{}}}}
+  - {{name: narrow, paths: ["/narrow/v1"], ai: {{models: [gpt]}}}}
+"""
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Iterator[Gateway]:
+    with Upstream(fake_provider) as provider, RunningProxy(gateway_config(provider.url)) as proxy:
+        yield Gateway(provider, proxy)
+
+
+@pytest.fixture(scope="session")
+def mock_providers() -> Iterator[MockProviders]:
+    """Every provider type's mock on one local server (see tests/ai/mock_providers)."""
+    with MockProviders() as mocks:
+        yield mocks

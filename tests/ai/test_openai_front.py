@@ -1,0 +1,166 @@
+"""The OpenAI front through the running proxy, driven by the official ``openai`` SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.ai.conftest import ALICE_KEY, Gateway
+from tests.ai.fake_providers import OPENAI_KEY
+
+USER: Any = [{"role": "user", "content": "tell me about Paris"}]
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=gateway.base_url, api_key=ALICE_KEY, max_retries=0) as client:
+        yield client
+
+
+def test_a_completion_passes_through_with_the_providers_key(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="gpt", messages=USER)
+    completion = raw.parse()
+    assert (
+        completion.choices[0].message.content
+        == "Hello from openai gpt-4o-mini: tell me about Paris"
+    )
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (4, 8)
+    assert float(raw.headers["x-quiver-overhead-ms"]) >= 0
+    sent = gateway.provider.requests[-1]
+    assert sent.path == "/openai/v1/chat/completions"
+    assert sent.header("authorization") == f"Bearer {OPENAI_KEY}"
+    assert ALICE_KEY not in str(sent.headers)
+    assert json.loads(sent.body) == {"model": "gpt-4o-mini", "messages": USER}
+
+
+def test_a_stream_without_include_usage_has_no_usage_at_all(gateway: Gateway) -> None:
+    body = {"model": "gpt", "messages": USER, "stream": True}
+    headers = {"Authorization": f"Bearer {ALICE_KEY}"}
+    response = httpx.post(gateway.base_url + "/chat/completions", json=body, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    events = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(data) for data in events[:-1]]
+    assert len(chunks) >= 3 and all("usage" not in chunk for chunk in chunks)
+    assert all(chunk["choices"] for chunk in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks).startswith(
+        "Hello from openai gpt-4o-mini"
+    )
+    upstream = json.loads(gateway.provider.requests[-1].body)
+    assert upstream["stream_options"] == {"include_usage": True}  # (counted all the same)
+
+
+def test_a_stream_with_include_usage_ends_with_the_usage_chunk(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert all(chunk.usage is None for chunk in chunks[:-1])
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 12
+
+
+def test_the_async_client_streams_too(gateway: Gateway) -> None:
+    async def run() -> str:
+        client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key=ALICE_KEY, max_retries=0)
+        stream = await client.chat.completions.create(model="gpt", messages=USER, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        await client.close()
+        return text
+
+    assert asyncio.run(run()) == "Hello from openai gpt-4o-mini: tell me about Paris"
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_embeddings_come_as_floats_or_base64(client: openai.OpenAI, encoding: str) -> None:
+    raw = client.embeddings.with_raw_response.create(
+        model="embed",
+        input=["a", "b"],
+        encoding_format=encoding,  # type: ignore[arg-type]
+    )
+    result = raw.parse()
+    if encoding == "float":
+        assert [item.embedding for item in result.data] == [[0.5, -0.25, 0.0], [0.5, -0.25, 1.0]]
+    else:
+        assert isinstance(json.loads(raw.content)["data"][1]["embedding"], str)
+
+
+def test_models_lists_what_the_route_serves(gateway: Gateway, client: openai.OpenAI) -> None:
+    names = [model.id for model in client.models.list()]
+    assert names[:2] == ["gpt", "gpt-with-fallback"] and "claude" in names
+    with openai.OpenAI(base_url=gateway.proxy.url + "/narrow/v1", api_key=ALICE_KEY) as narrow:
+        assert [model.id for model in narrow.models.list()] == ["gpt"]
+        assert narrow.models.retrieve("gpt").id == "gpt"
+        with pytest.raises(openai.NotFoundError):
+            narrow.chat.completions.create(model="claude", messages=USER)
+
+
+def test_an_unknown_model_is_a_404_in_openais_shape(gateway: Gateway) -> None:
+    headers = {"Authorization": f"Bearer {ALICE_KEY}"}
+    body = {"model": "nope", "messages": USER}
+    response = httpx.post(gateway.base_url + "/chat/completions", json=body, headers=headers)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "model_not_found",
+        "model",
+    )
+
+
+def test_a_bad_body_is_a_400_in_openais_shape(gateway: Gateway) -> None:
+    headers = {"Authorization": f"Bearer {ALICE_KEY}", "Content-Type": "application/json"}
+    response = httpx.post(gateway.base_url + "/chat/completions", content=b"{", headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("trigger", ["FAIL_429", "FAIL_500", "FAIL_CONTEXT"])
+def test_failures_fall_back_to_the_next_model(client: openai.OpenAI, trigger: str) -> None:
+    completion = client.chat.completions.create(
+        model="gpt-with-fallback", messages=[{"role": "user", "content": trigger}]
+    )
+    assert completion.choices[0].message.content == f"Hello from openai gpt-steady: {trigger}"
+
+
+def test_a_server_error_is_retried_then_answered_with_the_providers_cause(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    before = len(gateway.provider.requests)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="gpt", messages=[{"role": "user", "content": "FAIL_500"}]
+        )
+    assert caught.value.status_code == 502
+    assert "The server had an error" in caught.value.message
+    assert len(gateway.provider.requests) - before == 3  # (retries: 2 by default)
+
+
+def test_a_provider_rate_limit_is_answered_429_after_its_retries(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(
+            model="gpt", messages=[{"role": "user", "content": "FAIL_429"}]
+        )
+    assert "Rate limit reached" in caught.value.message
+
+
+def test_a_missing_or_wrong_key_is_refused(gateway: Gateway) -> None:
+    key = "not-a-key-of-anyone"
+    with (
+        openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        wrong.chat.completions.create(model="gpt", messages=USER)
+    response = httpx.post(gateway.base_url + "/chat/completions", json={"model": "gpt"})
+    assert response.status_code == 401

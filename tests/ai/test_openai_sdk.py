@@ -1,0 +1,455 @@
+"""The official ``openai`` SDK against Quiver's AI route, for every provider type.
+
+One Quiver process serves the module (tests/ai/sdk_gateway.py: a model per provider type,
+over the mock providers); each test is parametrised by provider type, so a type that
+does not work yet fails on its own lines.  The client authenticates with its own key
+(key-auth reads the SDK's bearer token); the provider must see its own key instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from pydantic import BaseModel
+
+from tests.ai.mock_providers import (
+    EMBEDDING_MODELS,
+    KEYS,
+    MODELS,
+    PROVIDER_TYPES,
+    MockProviders,
+)
+from tests.ai.mock_providers.script import vector
+from tests.ai.sdk_gateway import CLIENT_KEY, EMBEDDING_TYPES, FALLBACK, origin, running_gateway
+from tests.support.process import QuiverProcess
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string"}},
+            "required": ["location"],
+        },
+    },
+}
+TIME: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Local time in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string"}},
+            "required": ["location"],
+        },
+    },
+}
+types = pytest.mark.parametrize("provider", PROVIDER_TYPES)
+
+
+@pytest.fixture(scope="module")
+def quiver(
+    mock_providers: MockProviders, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QuiverProcess]:
+    with running_gateway(mock_providers, tmp_path_factory.mktemp("openai-sdk")) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def sdk(quiver: QuiverProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=origin(quiver) + "/v1", api_key=CLIENT_KEY, max_retries=0
+    ) as client:
+        yield client
+
+
+def hello(provider: str, text: str) -> str:
+    """What the mock of ``provider`` answers to ``text``."""
+    return f"Hello from {provider} {MODELS[provider]}: {text[:40]}"
+
+
+def sent_usage(mocks: MockProviders, provider: str, marker: str) -> tuple[int, int]:
+    """The usage the mock counted for the call carrying ``marker``."""
+    request = mocks.last(provider, marker)
+    assert request.usage is not None
+    return request.usage
+
+
+def assert_provider_credentials(mocks: MockProviders, provider: str, marker: str) -> None:
+    """The provider got its own credentials, never the client's key."""
+    request = mocks.last(provider, marker)
+    assert CLIENT_KEY not in json.dumps(request.headers)
+    assert request.status == 200, request.body
+
+
+# --------------------------------------------------------------------- chat
+
+
+@types
+def test_chat_completion(sdk: openai.OpenAI, mock_providers: MockProviders, provider: str) -> None:
+    text = f"plain chat through {provider}"
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[
+            {"role": "system", "content": "You are terse"},
+            {"role": "user", "content": text},
+        ],
+    )
+    assert answer.object == "chat.completion"
+    assert answer.choices[0].message.role == "assistant"
+    assert answer.choices[0].message.content == hello(provider, text)
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.usage is not None
+    prompt, completion = sent_usage(mock_providers, provider, text)
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (prompt, completion)
+    assert answer.usage.total_tokens == prompt + completion
+    assert_provider_credentials(mock_providers, provider, text)
+
+
+@types
+def test_chat_stream_with_usage(
+    sdk: openai.OpenAI, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"streamed chat with usage via {provider}"
+    stream = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": text}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert all(chunk.object == "chat.completion.chunk" for chunk in chunks)
+    *content, last = chunks
+    assert last.choices == [] and last.usage is not None
+    assert all(chunk.usage is None for chunk in content)
+    pieces = [
+        c.choices[0].delta.content for c in content if c.choices and c.choices[0].delta.content
+    ]
+    assert "".join(pieces) == hello(provider, text)
+    assert len(pieces) >= 3
+    assert [c.choices[0].finish_reason for c in content if c.choices][-1] == "stop"
+    assert (last.usage.prompt_tokens, last.usage.completion_tokens) == sent_usage(
+        mock_providers, provider, text
+    )
+
+
+@types
+def test_chat_stream_without_usage_sends_none(
+    quiver: QuiverProcess, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"streamed chat without usage via {provider}"
+    body = {
+        "model": f"chat-{provider}",
+        "messages": [{"role": "user", "content": text}],
+        "stream": True,
+    }
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    reply = httpx.post(
+        origin(quiver) + "/v1/chat/completions", json=body, headers=headers, timeout=10
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    events = [line[6:] for line in reply.text.split("\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert all("usage" not in chunk for chunk in chunks)
+    assert all(chunk["choices"] for chunk in chunks)
+    text_out = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text_out == hello(provider, text)
+
+
+@types
+def test_async_chat_plain_and_streamed(quiver: QuiverProcess, provider: str) -> None:
+    text = f"async chat via {provider}"
+
+    async def run() -> tuple[str | None, str]:
+        async with openai.AsyncOpenAI(
+            base_url=origin(quiver) + "/v1", api_key=CLIENT_KEY, max_retries=0
+        ) as client:
+            messages: Any = [{"role": "user", "content": text}]
+            whole = await client.chat.completions.create(
+                model=f"chat-{provider}", messages=messages
+            )
+            stream = await client.chat.completions.create(
+                model=f"chat-{provider}", messages=messages, stream=True
+            )
+            pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+            return whole.choices[0].message.content, "".join(pieces)
+
+    assert asyncio.run(run()) == (hello(provider, text), hello(provider, text))
+
+
+# --------------------------------------------------------------------- tools
+
+
+def tool_calls(message: Any) -> list[tuple[str, Any]]:
+    return [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls or []]
+
+
+@types
+def test_parallel_tool_calls(sdk: openai.OpenAI, provider: str) -> None:
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": f"weather and time CALL_TWO_TOOLS {provider}"}],
+        tools=[WEATHER, TIME],
+    )
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert tool_calls(choice.message) == [
+        ("get_weather", {"location": "Paris"}),
+        ("get_time", {"location": "London"}),
+    ]
+    ids = [call.id for call in choice.message.tool_calls or []]
+    assert len(set(ids)) == 2 and all(ids)
+
+
+@types
+def test_streamed_parallel_tool_calls(sdk: openai.OpenAI, provider: str) -> None:
+    stream = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": f"CALL_TWO_TOOLS streamed {provider}"}],
+        tools=[WEATHER, TIME],
+        stream=True,
+    )
+    calls: dict[int, dict[str, str]] = {}
+    finish = None
+    for chunk in stream:
+        for choice in chunk.choices:
+            finish = choice.finish_reason or finish
+            for delta in choice.delta.tool_calls or []:
+                call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] = delta.id or call["id"]
+                if delta.function is not None:
+                    call["name"] += delta.function.name or ""
+                    call["arguments"] += delta.function.arguments or ""
+    assert finish == "tool_calls"
+    assert [(c["name"], json.loads(c["arguments"])) for _, c in sorted(calls.items())] == [
+        ("get_weather", {"location": "Paris"}),
+        ("get_time", {"location": "London"}),
+    ]
+    assert all(c["id"] for c in calls.values())
+
+
+@types
+def test_tool_results_reach_the_model(sdk: openai.OpenAI, provider: str) -> None:
+    messages: Any = [{"role": "user", "content": f"CALL_TOOL for {provider}"}]
+    first = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=messages, tools=[WEATHER]
+    )
+    calls: list[Any] = list(first.choices[0].message.tool_calls or [])
+    [call] = calls
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny and 21 degrees"},
+    ]
+    second = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=messages, tools=[WEATHER]
+    )
+    assert second.choices[0].message.content == hello(provider, "sunny and 21 degrees")
+    assert second.choices[0].finish_reason == "stop"
+
+
+class Forecast(BaseModel):
+    city: str
+    degrees: int
+
+
+@types
+def test_json_schema_response_format(sdk: openai.OpenAI, provider: str) -> None:
+    parsed = sdk.chat.completions.parse(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": "Nice"}],
+        response_format=Forecast,
+    )
+    assert parsed.choices[0].message.parsed == Forecast(city="Nice", degrees=1)
+
+
+# --------------------------------------------------------------------- responses
+
+
+@types
+def test_responses_plain_and_chained(
+    sdk: openai.OpenAI, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"responses first turn {provider}"
+    first = sdk.responses.create(model=f"chat-{provider}", input=text)
+    assert first.object == "response" and first.status == "completed"
+    assert first.output_text == hello(provider, text)
+    assert first.usage is not None
+    assert (first.usage.input_tokens, first.usage.output_tokens) == sent_usage(
+        mock_providers, provider, text
+    )
+    follow = f"responses second turn {provider}"
+    second = sdk.responses.create(
+        model=f"chat-{provider}", input=follow, previous_response_id=first.id
+    )
+    assert second.output_text == hello(provider, follow)
+    history = mock_providers.last(provider, follow).body
+    assert text.encode() in history and hello(provider, text).encode() in history
+
+
+@types
+def test_responses_stream(sdk: openai.OpenAI, provider: str) -> None:
+    text = f"responses streamed {provider}"
+    with sdk.responses.stream(model=f"chat-{provider}", input=text) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert "response.output_text.delta" in kinds
+    numbers = [event.sequence_number for event in events]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    assert final.output_text == hello(provider, text)
+
+
+@types
+def test_responses_function_calls(sdk: openai.OpenAI, provider: str) -> None:
+    tool: Any = {
+        "type": "function",
+        "name": "get_weather",
+        "parameters": WEATHER["function"]["parameters"],
+    }
+    answer = sdk.responses.create(
+        model=f"chat-{provider}", input=f"CALL_TOOL in responses {provider}", tools=[tool]
+    )
+    calls = [item for item in answer.output if item.type == "function_call"]
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("get_weather", {"location": "Paris"})
+    ]
+    assert calls[0].call_id
+
+
+# --------------------------------------------------------------------- embeddings, models
+
+
+@pytest.mark.parametrize("provider", EMBEDDING_TYPES)
+def test_embeddings_float_and_base64(
+    sdk: openai.OpenAI, quiver: QuiverProcess, mock_providers: MockProviders, provider: str
+) -> None:
+    texts = [f"first text {provider}", "second text"]
+    floats = sdk.embeddings.create(model=f"embed-{provider}", input=texts, encoding_format="float")
+    assert floats.object == "list" and [d.index for d in floats.data] == [0, 1]
+    if provider not in ("bedrock",):  # (Titan normalises its vectors)
+        assert floats.data[0].embedding == vector(texts[0], len(floats.data[0].embedding))
+    assert floats.usage.prompt_tokens == 5
+    body = {"model": f"embed-{provider}", "input": texts, "encoding_format": "base64"}
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    raw = httpx.post(origin(quiver) + "/v1/embeddings", json=body, headers=headers, timeout=10)
+    assert raw.status_code == 200, raw.text
+    packed = base64.b64decode(raw.json()["data"][0]["embedding"])
+    decoded = list(struct.unpack(f"<{len(packed) // 4}f", packed))
+    assert decoded == pytest.approx(floats.data[0].embedding, abs=1e-6)
+    default = sdk.embeddings.create(model=f"embed-{provider}", input=texts[0])
+    assert default.data[0].embedding == pytest.approx(floats.data[0].embedding, abs=1e-6)
+
+
+def test_models_list(sdk: openai.OpenAI) -> None:
+    ids = {model.id for model in sdk.models.list()}
+    assert {f"chat-{p}" for p in PROVIDER_TYPES} <= ids
+    assert {f"embed-{p}" for p in EMBEDDING_TYPES} <= ids
+
+
+# --------------------------------------------------------------------- errors
+
+
+@types
+def test_rate_limited_deployment_falls_back(
+    sdk: openai.OpenAI, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"FAIL_429@{provider} fallback"
+    answer = sdk.chat.completions.create(
+        model=f"flaky-{provider}", messages=[{"role": "user", "content": text}]
+    )
+    fallback = FALLBACK[provider].removeprefix("chat-")
+    assert answer.choices[0].message.content == hello(fallback, text)
+    assert mock_providers.last(provider, text).status == 429
+
+
+@types
+def test_provider_errors_in_openai_shape(sdk: openai.OpenAI, provider: str) -> None:
+    with pytest.raises(openai.RateLimitError) as limited:
+        sdk.chat.completions.create(
+            model=f"fragile-{provider}",
+            messages=[{"role": "user", "content": f"FAIL_429@{provider}"}],
+        )
+    error: Any = limited.value.body
+    assert set(error) >= {"message", "type", "param", "code"}
+    assert limited.value.response.headers.get("retry-after") == "1"
+    with pytest.raises(openai.APIStatusError) as failed:
+        sdk.chat.completions.create(
+            model=f"fragile-{provider}",
+            messages=[{"role": "user", "content": f"FAIL_500@{provider}"}],
+        )
+    assert failed.value.status_code >= 500
+    assert f"p-{provider}" in failed.value.message
+    with pytest.raises(openai.BadRequestError) as context:
+        sdk.chat.completions.create(
+            model=f"fragile-{provider}",
+            messages=[{"role": "user", "content": f"FAIL_CONTEXT@{provider}"}],
+        )
+    assert context.value.code == "context_length_exceeded"
+
+
+def test_unknown_model_and_wrong_key(sdk: openai.OpenAI, quiver: QuiverProcess) -> None:
+    with pytest.raises(openai.NotFoundError):
+        sdk.chat.completions.create(
+            model="no-such-model", messages=[{"role": "user", "content": "x"}]
+        )
+    wrong = openai.OpenAI(base_url=origin(quiver) + "/v1", api_key="wrong", max_retries=0)
+    with wrong, pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
+    assert KEYS  # (the providers' keys are the mocks'; the client's is CLIENT_KEY)
+    assert EMBEDDING_MODELS
+
+
+@types
+def test_a_stream_cut_by_the_provider_does_not_end_cleanly(
+    quiver: QuiverProcess, provider: str
+) -> None:
+    """A client must be able to tell a dropped answer from a whole one: no [DONE]."""
+    body = {
+        "model": f"chat-{provider}",
+        "messages": [{"role": "user", "content": f"CUT_STREAM midway {provider}"}],
+        "stream": True,
+    }
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    url = origin(quiver) + "/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=10) as reply:
+        assert reply.status_code == 200
+        try:
+            data = reply.read()
+        except httpx.RemoteProtocolError:
+            return  # (the transfer was cut short, as it should)
+    assert b"[DONE]" not in data
+
+
+@types
+def test_slow_first_token_still_streams(sdk: openai.OpenAI, provider: str) -> None:
+    text = f"SLOW_FIRST 200ms {provider}"
+    stream = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=[{"role": "user", "content": text}], stream=True
+    )
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert "".join(pieces) == hello(provider, text)
