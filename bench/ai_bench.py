@@ -872,7 +872,12 @@ def main() -> int:
     result = {
         "started": started.isoformat(timespec="seconds"),
         "run": f"ai-{stamp}",
-        "settings": driver.settings_record(s) | {"litellm_venv": str(s.litellm_venv)},
+        "settings": driver.settings_record(s)
+        | {
+            "litellm_venv": str(s.litellm_venv),
+            "body_bytes": len(COMPLETION),
+            "stream_bytes": len(STREAM),
+        },
         "environment": env,
         "checks": run.checked,
         "summary": summary,
