@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import orjson
 
 from quiver.ai.errors import (
-    AIError,
     ContextWindowExceeded,
     ProviderError,
     ProviderRateLimited,
@@ -226,8 +225,3 @@ def _seconds(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
-
-
-def upstream_failure(error: AIError) -> bool:
-    """Whether ``error`` came from the provider (rather than the request itself)."""
-    return isinstance(error, ProviderError)

@@ -231,9 +231,6 @@ class AIConfig(AccountingSettings):
         default_factory=list, description="The model names clients send, and their deployments."
     )
 
-    def provider(self, name: str) -> AIProvider:
-        return next(provider for provider in self.providers if provider.name == name)
-
 
 class AIRoute(Strict):
     """The ``ai`` option of a route: it serves the AI APIs under its paths."""

@@ -1,3 +1,3 @@
 """The front APIs of an AI route, one module each: OpenAI chat completions
-(:mod:`.chat`), embeddings (:mod:`.embeddings`) and models (:mod:`.models`);
-Anthropic messages and token counting (:mod:`.messages`)."""
+(:mod:`.chat`), responses (:mod:`.responses`), embeddings (:mod:`.embeddings`) and
+models (:mod:`.models`); Anthropic messages and token counting (:mod:`.messages`)."""
