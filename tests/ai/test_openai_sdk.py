@@ -531,3 +531,50 @@ def test_responses_function_call_output_continues_the_conversation(
         model=f"chat-{provider}", previous_response_id=first.id, input=output, tools=[tool]
     )
     assert second.output_text == hello(provider, "hail")
+
+
+@types
+def test_output_cap_stops_with_length(
+    sdk: openai.OpenAI, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"cap this answer short {provider}"
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=[{"role": "user", "content": text}], max_tokens=3
+    )
+    assert answer.choices[0].finish_reason == "length"
+    assert answer.choices[0].message.content == " ".join(hello(provider, text).split()[:3])
+    assert answer.usage is not None and answer.usage.completion_tokens == 3
+    assert sent_usage(mock_providers, provider, text)[1] == 3
+
+
+@types
+def test_forced_and_refused_tool_choice(sdk: openai.OpenAI, provider: str) -> None:
+    forced = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": f"what time is it {provider}"}],
+        tools=[WEATHER, TIME],
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
+    assert tool_calls(forced.choices[0].message) == [("get_time", {"location": "Paris"})]
+    refused = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": f"CALL_TOOL but none {provider}"}],
+        tools=[WEATHER, TIME],
+        tool_choice="none",
+    )
+    assert refused.choices[0].message.tool_calls in (None, [])
+    assert refused.choices[0].finish_reason == "stop"
+
+
+@types
+def test_json_object_response_format(sdk: openai.OpenAI, provider: str) -> None:
+    text = f"answer as json {provider}"
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[
+            {"role": "system", "content": "Answer with a JSON object."},
+            {"role": "user", "content": text},
+        ],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(answer.choices[0].message.content or "") == {"answer": hello(provider, text)}

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from tests.ai.mock_providers.script import Plan, Prompt, ident, plan, schema_in
+from tests.ai.mock_providers.script import Plan, Prompt, ident, json_asked_in, plan
 from tests.ai.mock_providers.server import CUT, Cut, MockRequest, Reply, StreamReply, json_reply
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -223,7 +223,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
     if output_format.get("type") == "json_schema":
         prompt.schema = output_format.get("schema") or {}
     else:
-        prompt.schema = schema_in(system)
+        json_asked_in(prompt, system)
     cap = body.get("max_tokens")
     prompt.max_output = cap if isinstance(cap, int) else None
     return prompt

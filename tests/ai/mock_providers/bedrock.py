@@ -27,8 +27,8 @@ from tests.ai.mock_providers.script import (
     Prompt,
     failure,
     ident,
+    json_asked_in,
     plan,
-    schema_in,
     vector,
     words,
 )
@@ -298,7 +298,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
         prompt.steering = " ".join(
             str(b["text"]) for b in (users[-1].get("content") or [] if users else []) if "text" in b
         )
-    prompt.schema = schema_in(system)
+    json_asked_in(prompt, system)
     cap = (body.get("inferenceConfig") or {}).get("maxTokens")
     prompt.max_output = cap if isinstance(cap, int) else None
     return prompt

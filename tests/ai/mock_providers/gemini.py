@@ -23,8 +23,8 @@ from tests.ai.mock_providers.script import (
     Prompt,
     failure,
     ident,
+    json_asked_in,
     plan,
-    schema_in,
     vector,
     words,
 )
@@ -293,7 +293,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
         else:
             prompt.json_object = True
     else:
-        prompt.schema = schema_in(system)
+        json_asked_in(prompt, system)
     cap = _get(generation, "maxOutputTokens")
     prompt.max_output = cap if isinstance(cap, int) else None
     return prompt

@@ -298,6 +298,17 @@ class OpenAILike:
             return json_reply(400, self._invalid(problem, "messages"))
         if problem := image_problem(messages):
             return json_reply(400, self._invalid(problem, "messages"))
+        kind = (body.get("response_format") or {}).get("type")
+        if (
+            name in ("openai", "azure-openai")
+            and kind == "json_object"
+            and (b"json" not in orjson.dumps(messages).lower())
+        ):
+            message = (
+                "'messages' must contain the word 'json' in some form, to use "
+                "'response_format' of type 'json_object'."
+            )
+            return json_reply(400, self._invalid(message, "messages"))
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         if options is not None and not stream:

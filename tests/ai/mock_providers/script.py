@@ -19,7 +19,8 @@ the same for every provider:
   ``SLOW_FIRST 300ms`` → the first token after that delay; ``CUT_STREAM`` → the
   connection dropped after two pieces;
 - with a JSON Schema asked for (natively, or written as JSON in the system prompt) the
-  answer is a minimal instance of it;
+  answer is a minimal instance of it; with a JSON object asked for (natively, or by a
+  system prompt saying ``JSON``) it is ``{"answer": <the text answer>}``;
 - prompt tokens = whitespace-separated words of every text the request carries
   (messages, system, tool calls and results, tool names, descriptions and schemas as
   JSON); completion tokens = words of the answer (of ``name arguments`` per tool call);
@@ -202,6 +203,13 @@ def schema_in(system: str) -> dict[str, Any] | None:
                 break
         start = system.find("{", start + 1)
     return None
+
+
+def json_asked_in(prompt: Prompt, system: str) -> None:
+    """What a system prompt asks of the answer's form, for a provider without a native
+    field: a JSON Schema written in it, or else JSON at all when it says ``JSON``."""
+    prompt.schema = schema_in(system)
+    prompt.json_object = prompt.schema is None and "JSON" in system
 
 
 def vector(text: str, dimensions: int) -> list[float]:

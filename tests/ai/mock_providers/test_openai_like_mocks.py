@@ -310,3 +310,22 @@ def test_a_scoped_failure_fails_only_its_provider(mock_providers: MockProviders)
         client(mock_providers, "mistral").chat.completions.create(
             model=MODELS["mistral"], messages=messages
         )
+
+
+def test_json_object_needs_the_word_json(mock_providers: MockProviders) -> None:
+    sdk = client(mock_providers, "openai")
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format={"type": "json_object"},
+        )
+    assert "must contain the word 'json'" in caught.value.message
+    answer = sdk.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "hi, in json"}],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(answer.choices[0].message.content or "") == {
+        "answer": "Hello from openai m: hi, in json"
+    }
