@@ -291,3 +291,22 @@ def test_a_stream_cut_by_the_provider_does_not_end_cleanly(
         except httpx.RemoteProtocolError:
             return  # (the transfer was cut short, as it should)
     assert b"message_stop" not in data
+
+
+@types
+def test_output_cap_and_forced_tool(sdk: anthropic.Anthropic, provider: str) -> None:
+    text = f"cap this message short {provider}"
+    capped = sdk.messages.create(
+        model=f"chat-{provider}", max_tokens=3, messages=[{"role": "user", "content": text}]
+    )
+    assert capped.stop_reason == "max_tokens" and capped.usage.output_tokens == 3
+    assert capped.content[0].type == "text"
+    assert capped.content[0].text == " ".join(hello(provider, text).split()[:3])
+    forced = sdk.messages.create(
+        model=f"chat-{provider}",
+        max_tokens=100,
+        tools=TOOLS,
+        tool_choice={"type": "tool", "name": "get_time"},
+        messages=[{"role": "user", "content": f"what time is it {provider}"}],
+    )
+    assert uses(forced) == [("get_time", {"location": "Paris"})]

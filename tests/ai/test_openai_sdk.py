@@ -578,3 +578,14 @@ def test_json_object_response_format(sdk: openai.OpenAI, provider: str) -> None:
         response_format={"type": "json_object"},
     )
     assert json.loads(answer.choices[0].message.content or "") == {"answer": hello(provider, text)}
+
+
+@types
+def test_a_filtered_answer_finishes_with_content_filter(sdk: openai.OpenAI, provider: str) -> None:
+    messages: Any = [{"role": "user", "content": f"REFUSE this one {provider}"}]
+    answer = sdk.chat.completions.create(model=f"chat-{provider}", messages=messages)
+    assert answer.choices[0].finish_reason == "content_filter"
+    assert not answer.choices[0].message.content
+    stream = sdk.chat.completions.create(model=f"chat-{provider}", messages=messages, stream=True)
+    finishes = [c.choices[0].finish_reason for c in stream if c.choices]
+    assert finishes[-1] == "content_filter"

@@ -232,6 +232,8 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
 def _stop(plan_: Plan) -> str:
     if plan_.tool_calls:
         return "tool_use"
+    if plan_.refused:
+        return "refusal"
     return "max_tokens" if plan_.truncated else "end_turn"
 
 

@@ -307,6 +307,8 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
 def _stop(plan_: Plan) -> str:
     if plan_.tool_calls:
         return "tool_use"
+    if plan_.refused:
+        return "content_filtered"
     return "max_tokens" if plan_.truncated else "end_turn"
 
 
@@ -333,6 +335,8 @@ def _response(plan_: Plan, seed: bytes) -> dict[str, Any]:
         }
         for i, c in enumerate(plan_.tool_calls)
     ] or [{"text": plan_.text}]
+    if plan_.refused:
+        content = []
     return {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": _stop(plan_),
@@ -351,7 +355,7 @@ def _events(plan_: Plan, seed: bytes) -> list[tuple[str, dict[str, Any]]]:
                 delta = {"toolUse": {"input": fragment}}
                 events.append(("contentBlockDelta", {"contentBlockIndex": i, "delta": delta}))
             events.append(("contentBlockStop", {"contentBlockIndex": i}))
-    else:
+    elif not plan_.refused:
         for piece in plan_.pieces():
             events.append(("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
         events.append(("contentBlockStop", {"contentBlockIndex": 0}))

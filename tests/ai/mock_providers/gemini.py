@@ -31,6 +31,7 @@ from tests.ai.mock_providers.script import (
 from tests.ai.mock_providers.server import CUT, Cut, MockRequest, Reply, StreamReply, json_reply
 
 EMBEDDING_DIMENSIONS = 8
+BLOCKED = [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]
 
 
 def error(
@@ -326,6 +327,8 @@ def _response(
     candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
     if last:
         candidate["finishReason"] = "MAX_TOKENS" if plan_.truncated else "STOP"
+    if plan_.refused:  # (a blocked answer has no content, only its safety ratings)
+        candidate = {"finishReason": "SAFETY", "safetyRatings": BLOCKED}
     candidate["index"] = 0
     return {
         "candidates": [candidate],

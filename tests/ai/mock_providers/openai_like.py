@@ -366,6 +366,8 @@ class OpenAILike:
     def _finish(self, plan_: Plan) -> str:
         if plan_.tool_calls:
             return "tool_calls"
+        if plan_.refused:
+            return "content_filter"
         return "length" if plan_.truncated else "stop"
 
     def _completion(self, plan_: Plan, model: str, seed: bytes) -> dict[str, Any]:

@@ -16,7 +16,9 @@ the same for every provider:
 - ``FAIL_429`` / ``FAIL_500`` / ``FAIL_CONTEXT`` → that failure in the provider's shape
   (``FAIL_429@bedrock`` or ``FAIL_429@<model>``: only that provider type or model fails,
   so a fallback elsewhere can answer);
-  ``SLOW_FIRST 300ms`` → the first token after that delay; ``CUT_STREAM`` → the
+  ``SLOW_FIRST 300ms`` → the first token after that delay; ``REFUSE`` → an empty answer
+  stopped by the provider's content filter (content_filter, refusal, SAFETY,
+  content_filtered); ``CUT_STREAM`` → the
   connection dropped after two pieces;
 - with a JSON Schema asked for (natively, or written as JSON in the system prompt) the
   answer is a minimal instance of it; with a JSON object asked for (natively, or by a
@@ -83,6 +85,7 @@ class Plan:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     truncated: bool = False
+    refused: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -104,6 +107,9 @@ def plan(prompt: Prompt) -> Plan:
     elif "SLOW_FIRST" in steering:
         result.delay = DEFAULT_SLOW
     result.cut = "CUT_STREAM" in steering
+    if "REFUSE" in steering and not prompt.after_tool:
+        result.refused = True
+        return result
     calls = _tool_calls(prompt)
     if calls:
         result.tool_calls = calls

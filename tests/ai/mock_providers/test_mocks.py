@@ -100,3 +100,20 @@ def test_malformed_images_are_refused(mock_providers: MockProviders) -> None:
         client(mock_providers, "openai").chat.completions.create(
             model="m", messages=[{"role": "user", "content": [part]}]
         )
+
+
+REFUSALS = {
+    "anthropic": b'"stop_reason":"refusal"',
+    "gemini": b'"finishReason":"SAFETY"',
+    "bedrock": b'"stopReason":"content_filtered"',
+}
+
+
+@pytest.mark.parametrize("provider", PROVIDER_TYPES)
+def test_every_provider_refuses_in_its_own_terms(
+    mock_providers: MockProviders, provider: str
+) -> None:
+    url, headers, body = stream_call(mock_providers, provider, "REFUSE please")
+    reply = httpx.post(url, headers=headers, content=body)
+    assert reply.status_code == 200
+    assert REFUSALS.get(provider, b'"finish_reason":"content_filter"') in reply.content
