@@ -11,6 +11,7 @@ needs no key.  Errors keep each service's own shape.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,8 @@ from tests.ai.mock_providers.server import (
 
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z: answers are byte-for-byte repeatable
 EMBEDDING_DIMENSIONS = 8
-AZURE_API_VERSIONS = ("2024-06-01", "2024-10-21", "2025-01-01-preview", "2025-04-01-preview")
+#: Azure's dated api-versions (2023-05-15 on, GA or -preview); others answer 404
+AZURE_API_VERSION = re.compile(r"20(2[3-9])-\d{2}-\d{2}(-preview)?")
 MISTRAL_CHAT_FIELDS = frozenset(
     [
         "model",
@@ -118,7 +120,7 @@ class OpenAILike:
 
     def _azure(self, request: MockRequest, path: str) -> Reply | StreamReply:
         version = request.query.get("api-version")
-        if version is None or version not in AZURE_API_VERSIONS:
+        if version is None or not AZURE_API_VERSION.fullmatch(version) or version < "2023-05-15":
             return json_reply(404, {"error": {"code": "404", "message": "Resource not found"}})
         parts = path.split("/")
         # /openai/deployments/{deployment}/{operation...}
