@@ -43,6 +43,9 @@ ai:
       fallbacks: [gpt-steady]
       retries: 1
     - {{name: gpt-steady, deployments: [{{provider: oa, model: gpt-steady}}]}}
+    - name: gpt-small-window
+      deployments: [{{provider: oa, model: gpt-tiny, max_context: 100}}]
+      fallbacks: [gpt-steady]
     - name: embed
       deployments: [{{provider: oa, model: text-embedding-3-small}}]
       embeddings: true

@@ -164,3 +164,15 @@ def test_a_missing_or_wrong_key_is_refused(gateway: Gateway) -> None:
         wrong.chat.completions.create(model="gpt", messages=USER)
     response = httpx.post(gateway.base_url + "/chat/completions", json={"model": "gpt"})
     assert response.status_code == 401
+
+
+def test_a_request_too_long_for_a_window_falls_back_without_being_sent(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    before = len(gateway.provider.requests)
+    short = client.chat.completions.create(model="gpt-small-window", messages=USER, max_tokens=10)
+    assert short.model == "gpt-tiny"
+    long = client.chat.completions.create(model="gpt-small-window", messages=USER, max_tokens=500)
+    assert long.model == "gpt-steady"
+    sent = [json.loads(r.body)["model"] for r in gateway.provider.requests[before:]]
+    assert sent == ["gpt-tiny", "gpt-steady"]

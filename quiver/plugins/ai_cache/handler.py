@@ -104,7 +104,7 @@ class AICache(Plugin[AICacheConfig]):
     header, the consumer with `per_consumer`, and the request body normalised (keys sorted,
     spacing gone, `user` and `metadata` left out), so the model and every setting
     are in it. Only whole, successful answers are stored: a 200 JSON object without
-    `error`, or a stream that ended as its format ends one (OpenAI `data: [DONE]`,
+    an `error`, or a stream that ended as its format ends one (OpenAI `data: [DONE]`,
     Anthropic `message_stop`, Responses `response.completed`); a streamed answer is
     replayed as the same server-sent events. Answers are stored as the client got
     them, after the guardrails' edits; the cache runs after the guardrails, so a

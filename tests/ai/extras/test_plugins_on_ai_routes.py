@@ -109,3 +109,35 @@ def test_provider_errors_are_not_cached(gateway: tuple[Upstream, RunningProxy]) 
         assert response.status >= 400
         assert response.header("X-Cache-Status") == "MISS"
     assert len(provider.requests) == before + 2
+
+
+def post(gateway: tuple[Upstream, RunningProxy], path: str, body: Any) -> Response:
+    with Client(gateway[1].port) as client:
+        headers = {"Content-Type": "application/json"}
+        return client.request("POST", path, headers, json.dumps(body).encode())
+
+
+def test_responses_and_messages_fronts(gateway: tuple[Upstream, RunningProxy]) -> None:
+    provider, _ = gateway
+    responses = {"model": "gpt", "input": "reach me at jane@example.com", "temperature": 0}
+    first = post(gateway, "/v1/responses", responses)
+    assert first.status == 200, first.body
+    assert first.json()["object"] == "response"
+    assert "[EMAIL]" in provider.requests[-1].body.decode()
+    count = len(provider.requests)
+    again = post(gateway, "/v1/responses", responses)
+    assert again.header("X-Cache-Status") == "HIT" and again.body == first.body
+    assert len(provider.requests) == count
+    streamed = {**responses, "stream": True}
+    first = post(gateway, "/v1/responses", streamed)
+    assert first.header("Content-Type") == "text/event-stream"
+    assert b"response.completed" in first.body
+    again = post(gateway, "/v1/responses", streamed)
+    assert again.header("X-Cache-Status") == "HIT" and again.body == first.body
+    assert len(provider.requests) == count + 1
+    messages = {
+        "model": "gpt",
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "my password"}]}],
+    }
+    assert assert_problem(post(gateway, "/v1/messages", messages), 400)["rule"] == "secrets"

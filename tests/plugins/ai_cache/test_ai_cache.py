@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from quiver.plugins.ai_cache import AICache
+from quiver.plugins.ai_cache.answers import complete
 from tests.plugins.ai_guard.support import chat, guarded, post
 from tests.support.proxy import Client
 
@@ -270,3 +271,30 @@ def test_the_status_header_can_be_turned_off() -> None:
         assert first.header("X-Cache-Status") is None and second.header("X-Cache-Status") is None
         assert second.body == first.body and second.header("Age") is not None
         assert len(node.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "kind, body, expected",
+    [
+        (b"application/json", b'{"id": "x"}', True),
+        (b"application/json", b'{"id": "x", "error": null}', True),
+        (b"application/json", b'{"error": {"message": "down"}}', False),
+        (b"application/json", b'{"type": "error", "error": {"type": "overloaded_error"}}', False),
+        (b"application/json", b"[1]", False),
+        (b"application/json", b"{cut", False),
+        (b"text/event-stream", b"data: {}\n\ndata: [DONE]\n\n", True),
+        (b"text/event-stream", b"data: {}\r\n\r\ndata: [DONE]\r\n\r\n", True),
+        (b"text/event-stream", b"data: {}\n\n", False),
+        (b"text/event-stream", b"event: error\ndata: {}\n\ndata: [DONE]\n\n", False),
+        (b"text/event-stream", b"event: message_stop\ndata: {}\n\n", True),
+        (
+            b"text/event-stream",
+            b'event: response.completed\ndata: {"response": "' + b"x" * 5000 + b'"}\n\n',
+            True,
+        ),
+        (b"text/event-stream", b"event: response.failed\ndata: {}\n\n", False),
+        (b"text/event-stream", b'data: {"delta": "a"}\n\nevent: done\ndata: {}\n\n', True),
+    ],
+)
+def test_which_answers_are_whole(kind: bytes, body: bytes, expected: bool) -> None:
+    assert complete(kind, body) is expected
