@@ -310,3 +310,31 @@ def test_output_cap_and_forced_tool(sdk: anthropic.Anthropic, provider: str) -> 
         messages=[{"role": "user", "content": f"what time is it {provider}"}],
     )
     assert uses(forced) == [("get_time", {"location": "Paris"})]
+
+
+# a 1x1 transparent PNG
+PIXEL = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJ"
+    "RU5ErkJggg=="
+)
+
+
+@types
+def test_image_blocks_and_system_blocks_reach_every_provider(
+    sdk: anthropic.Anthropic, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"look at this image via {provider}"
+    content: Any = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
+        {"type": "text", "text": text},
+    ]
+    message = sdk.messages.create(
+        model=f"chat-{provider}",
+        max_tokens=100,
+        system=[{"type": "text", "text": "You describe images"}],
+        messages=[{"role": "user", "content": content}],
+    )
+    assert message.content[0].type == "text"
+    assert message.content[0].text == hello(provider, text)
+    assert PIXEL.encode() in mock_providers.last(provider, text).body
+    assert b"You describe images" in mock_providers.last(provider, text).body

@@ -589,3 +589,47 @@ def test_a_filtered_answer_finishes_with_content_filter(sdk: openai.OpenAI, prov
     stream = sdk.chat.completions.create(model=f"chat-{provider}", messages=messages, stream=True)
     finishes = [c.choices[0].finish_reason for c in stream if c.choices]
     assert finishes[-1] == "content_filter"
+
+
+@types
+def test_responses_stream_with_function_calls(sdk: openai.OpenAI, provider: str) -> None:
+    tool: Any = {
+        "type": "function",
+        "name": "get_weather",
+        "parameters": WEATHER["function"]["parameters"],
+    }
+    with sdk.responses.stream(
+        model=f"chat-{provider}", input=f"CALL_TOOL streamed {provider}", tools=[tool]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert "response.function_call_arguments.delta" in kinds
+    assert "response.function_call_arguments.done" in kinds
+    assert kinds[-1] == "response.completed"
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("get_weather", {"location": "Paris"})
+    ]
+
+
+def test_concurrent_streams_to_every_provider_stay_apart(quiver: QuiverProcess) -> None:
+    """Sixteen streams at once, two per provider type: each gets its own answer whole."""
+
+    async def one(client: openai.AsyncOpenAI, provider: str, number: int) -> tuple[str, str]:
+        text = f"concurrent {number} for {provider}"
+        stream = await client.chat.completions.create(
+            model=f"chat-{provider}", messages=[{"role": "user", "content": text}], stream=True
+        )
+        pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+        return "".join(pieces), hello(provider, text)
+
+    async def run() -> list[tuple[str, str]]:
+        async with openai.AsyncOpenAI(
+            base_url=origin(quiver) + "/v1", api_key=CLIENT_KEY, max_retries=0
+        ) as client:
+            calls = [one(client, p, n) for n in range(2) for p in PROVIDER_TYPES]
+            return await asyncio.gather(*calls)
+
+    for got, expected in asyncio.run(run()):
+        assert got == expected
