@@ -338,3 +338,19 @@ def test_image_blocks_and_system_blocks_reach_every_provider(
     assert message.content[0].text == hello(provider, text)
     assert PIXEL.encode() in mock_providers.last(provider, text).body
     assert b"You describe images" in mock_providers.last(provider, text).body
+
+
+@types
+def test_a_provider_failing_midstream_is_an_error_event(
+    sdk: anthropic.Anthropic, provider: str
+) -> None:
+    """After the first bytes, a provider's error travels as Anthropic's ``error`` event;
+    the SDK raises it."""
+    with pytest.raises((anthropic.APIStatusError, anthropic.APIConnectionError)):  # noqa: SIM117
+        with sdk.messages.stream(
+            model=f"chat-{provider}",
+            max_tokens=100,
+            messages=[{"role": "user", "content": f"FAIL_MIDSTREAM now {provider}"}],
+        ) as stream:
+            for _ in stream:
+                pass

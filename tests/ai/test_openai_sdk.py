@@ -633,3 +633,26 @@ def test_concurrent_streams_to_every_provider_stay_apart(quiver: QuiverProcess) 
 
     for got, expected in asyncio.run(run()):
         assert got == expected
+
+
+@types
+def test_a_provider_failing_midstream_is_reported_not_finished(
+    quiver: QuiverProcess, provider: str
+) -> None:
+    """After the first bytes, a provider's error can only travel inside the stream: the
+    client sees it (an ``error`` event or a cut transfer), never a clean [DONE]."""
+    body = {
+        "model": f"chat-{provider}",
+        "messages": [{"role": "user", "content": f"FAIL_MIDSTREAM now {provider}"}],
+        "stream": True,
+    }
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    url = origin(quiver) + "/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=10) as reply:
+        assert reply.status_code == 200
+        try:
+            data = reply.read()
+        except httpx.RemoteProtocolError:
+            return  # (the transfer was cut short)
+    assert b"[DONE]" not in data
+    assert b'"error"' in data

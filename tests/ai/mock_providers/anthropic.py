@@ -344,4 +344,9 @@ async def _stream(
             if plan_.cut and deltas == 3:
                 yield CUT
                 return
+            if plan_.broken and deltas == 3:
+                overloaded = {"type": "overloaded_error", "message": "Overloaded"}
+                error_event = {"type": "error", "error": overloaded}
+                yield b"event: error\ndata: " + orjson.dumps(error_event) + b"\n\n"
+                return
         yield b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"

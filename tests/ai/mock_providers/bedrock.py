@@ -374,6 +374,15 @@ async def _stream(plan_: Plan, seed: bytes) -> AsyncIterator[bytes | Cut]:
             if plan_.cut and deltas == 3:
                 yield CUT
                 return
+            if plan_.broken and deltas == 3:
+                exception = {
+                    ":exception-type": "modelStreamErrorException",
+                    ":content-type": "application/json",
+                    ":message-type": "exception",
+                }
+                message = {"message": "The model stream failed. Try your request again."}
+                yield eventstream.encode(exception, orjson.dumps(message))
+                return
         padded = {**payload, "p": PADDING[: 1 + (number * 7) % len(PADDING)]}
         headers = {
             ":event-type": name,

@@ -354,6 +354,9 @@ async def _stream(
             )
     if plan_.delay:
         await asyncio.sleep(plan_.delay)
+    if plan_.broken:  # the error object is the stream's last element
+        failure = {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}
+        chunks = [*chunks[:2], {"error": failure}]
     for number, chunk in enumerate(chunks):
         if plan_.cut and number == 2:
             yield CUT

@@ -127,5 +127,10 @@ async def sse(chunks: list[dict[str, Any]], plan_: Plan) -> AsyncIterator[bytes 
         if plan_.cut and number == 3:
             yield CUT
             return
+        if plan_.broken and number == 3:
+            message = "The server had an error while processing your request. Sorry about that!"
+            failure = {"message": message, "type": "server_error", "param": None, "code": None}
+            yield b"data: " + orjson.dumps({"error": failure}) + b"\n\n"
+            return
         yield b"data: " + orjson.dumps(item) + b"\n\n"
     yield b"data: [DONE]\n\n"

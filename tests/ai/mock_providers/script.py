@@ -19,7 +19,9 @@ the same for every provider:
   ``SLOW_FIRST 300ms`` → the first token after that delay; ``REFUSE`` → an empty answer
   stopped by the provider's content filter (content_filter, refusal, SAFETY,
   content_filtered); ``CUT_STREAM`` → the
-  connection dropped after two pieces;
+  connection dropped after two pieces; ``FAIL_MIDSTREAM`` → after two pieces, the
+  provider's in-stream error (an OpenAI ``error`` chunk, Anthropic's ``error`` event,
+  Gemini's error object, a Bedrock exception frame) and the end of the stream;
 - with a JSON Schema asked for (natively, or written as JSON in the system prompt) the
   answer is a minimal instance of it; with a JSON object asked for (natively, or by a
   system prompt saying ``JSON``) it is ``{"answer": <the text answer>}``;
@@ -82,6 +84,7 @@ class Plan:
     failure: Failure | None = None
     delay: float = 0.0
     cut: bool = False
+    broken: bool = False  # the stream ends early with the provider's in-stream error
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     truncated: bool = False
@@ -107,6 +110,7 @@ def plan(prompt: Prompt) -> Plan:
     elif "SLOW_FIRST" in steering:
         result.delay = DEFAULT_SLOW
     result.cut = "CUT_STREAM" in steering
+    result.broken = "FAIL_MIDSTREAM" in steering
     if "REFUSE" in steering and not prompt.after_tool:
         result.refused = True
         return result
