@@ -28,7 +28,14 @@ from tests.ai.mock_providers import (
     MockProviders,
 )
 from tests.ai.mock_providers.script import vector
-from tests.ai.sdk_gateway import CLIENT_KEY, EMBEDDING_TYPES, FALLBACK, origin, running_gateway
+from tests.ai.sdk_gateway import (
+    CLIENT_KEY,
+    EMBEDDING_TYPES,
+    FALLBACK,
+    WRONG_PROVIDER_KEY,
+    origin,
+    running_gateway,
+)
 from tests.support.process import QuiverProcess
 
 WEATHER: Any = {
@@ -656,3 +663,15 @@ def test_a_provider_failing_midstream_is_reported_not_finished(
             return  # (the transfer was cut short)
     assert b"[DONE]" not in data
     assert b'"error"' in data
+
+
+def test_a_provider_refusing_quivers_key_is_not_the_clients_401(sdk: openai.OpenAI) -> None:
+    """The client's key was fine: a 401 would send its owner chasing the wrong key. The
+    provider's key never shows in the answer."""
+    with pytest.raises(openai.APIStatusError) as failed:
+        sdk.chat.completions.create(
+            model="misconfigured", messages=[{"role": "user", "content": "hello"}]
+        )
+    assert failed.value.status_code not in (401, 403)
+    assert WRONG_PROVIDER_KEY not in failed.value.response.text
+    assert "p-wrong-key" in failed.value.message
