@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import threading
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -184,7 +185,8 @@ class MockServer:
                     trace = traceback.format_exc().encode()
                     reply = Reply(599, trace, [("Content-Type", "text/plain")])
                 request.status = reply.status
-                keep = await self._write(writer, reply)
+                gzip_ok = "gzip" in (request.header("accept-encoding") or "")
+                keep = await self._write(writer, reply, gzip_ok)
                 if not keep or not parser.parser.should_keep_alive():
                     return
         except (ConnectionError, httptools.HttpParserError, asyncio.CancelledError):
@@ -194,15 +196,22 @@ class MockServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _write(self, writer: asyncio.StreamWriter, reply: Reply | StreamReply) -> bool:
-        """Write ``reply``; False when the connection must not be used again."""
+    async def _write(
+        self, writer: asyncio.StreamWriter, reply: Reply | StreamReply, gzip_ok: bool
+    ) -> bool:
+        """Write ``reply``; False when the connection must not be used again.  A whole
+        body goes gzip-compressed to a client that accepts it, as the providers' CDNs do."""
         head = [f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Status')}"]
         head += [f"{name}: {value}" for name, value in reply.headers]
         if isinstance(reply, Reply):
             if reply.delay:
                 await asyncio.sleep(reply.delay)
-            head.append(f"Content-Length: {len(reply.body)}")
-            body = reply.body[: len(reply.body) // 2] if reply.cut else reply.body
+            whole = reply.body
+            if gzip_ok and whole:
+                whole = gzip.compress(whole, mtime=0)
+                head.append("Content-Encoding: gzip")
+            head.append(f"Content-Length: {len(whole)}")
+            body = whole[: len(whole) // 2] if reply.cut else whole
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
             await writer.drain()
             if reply.cut:

@@ -329,3 +329,15 @@ def test_json_object_needs_the_word_json(mock_providers: MockProviders) -> None:
     assert json.loads(answer.choices[0].message.content or "") == {
         "answer": "Hello from openai m: hi, in json"
     }
+
+
+def test_whole_bodies_are_gzipped_when_the_client_accepts_it(
+    mock_providers: MockProviders,
+) -> None:
+    url = mock_providers.base_url("ollama") + "/chat/completions"
+    body = {"model": MODELS["ollama"], "messages": [{"role": "user", "content": "hi"}]}
+    packed = httpx.post(url, json=body, headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["content-encoding"] == "gzip"
+    plain = httpx.post(url, json=body, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert packed.json() == plain.json()
