@@ -7,6 +7,7 @@ Model names, for each provider type ``T`` (``openai``, ``azure-openai``, ...):
 - ``flaky-T``: the chat model again, no retries, falling back to ``chat-openai``
   (``chat-ollama`` for openai; ``FAIL_429@T`` in a message makes only ``T`` fail);
 - ``fragile-T``: the chat model again, no retries and no fallback;
+- ``chat-bedrock-sts``: the bedrock model reached with temporary credentials;
 - ``misconfigured``: an openai deployment whose provider key the provider refuses.
 
 The provider keys reach the config through ``${ENV}``; clients authenticate as the
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from tests.ai.mock_providers import (
     AWS,
+    AWS_TEMPORARY,
     EMBEDDING_MODELS,
     KEYS,
     MODELS,
@@ -61,6 +63,9 @@ def config_text(mocks: MockProviders) -> str:
             lines.append(f"      api_key: '${{{_variable(provider)}}}'")
         if provider == "bedrock":
             lines += [f"      {name}: '{value}'" for name, value in AWS.items()]
+    lines += ["    - name: p-bedrock-sts", "      type: bedrock"]
+    lines.append(f"      base_url: {mocks.base_url('bedrock')}")
+    lines += [f"      {name}: '{value}'" for name, value in AWS_TEMPORARY.items()]
     lines += [
         "    - name: p-wrong-key",
         "      type: openai",
@@ -88,6 +93,8 @@ def config_text(mocks: MockProviders) -> str:
                 "      embeddings: true",
             ]
     lines += [
+        "    - name: chat-bedrock-sts",
+        f"      deployments: [{{provider: p-bedrock-sts, model: '{MODELS['bedrock']}'}}]",
         "    - name: misconfigured",
         f"      deployments: [{{provider: p-wrong-key, model: '{MODELS['openai']}'}}]",
         "      retries: 0",

@@ -21,6 +21,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.ai.mock_providers import (
+    AWS_TEMPORARY,
     EMBEDDING_MODELS,
     KEYS,
     MODELS,
@@ -675,3 +676,15 @@ def test_a_provider_refusing_quivers_key_is_not_the_clients_401(sdk: openai.Open
     assert failed.value.status_code not in (401, 403)
     assert WRONG_PROVIDER_KEY not in failed.value.response.text
     assert "p-wrong-key" in failed.value.message
+
+
+def test_bedrock_with_temporary_credentials_signs_the_session_token(
+    sdk: openai.OpenAI, mock_providers: MockProviders
+) -> None:
+    text = "temporary credentials for bedrock"
+    answer = sdk.chat.completions.create(
+        model="chat-bedrock-sts", messages=[{"role": "user", "content": text}]
+    )
+    assert answer.choices[0].message.content == hello("bedrock", text)
+    request = mock_providers.last("bedrock", text)
+    assert request.header("x-amz-security-token") == AWS_TEMPORARY["aws_session_token"]

@@ -46,19 +46,24 @@ def error(status: int, kind: str, message: str, **options: Any) -> Reply:
 
 
 class Bedrock:
-    def __init__(self, access_key: str, secret_key: str, region: str) -> None:
-        self.access_key, self.secret_key, self.region = access_key, secret_key, region
+    """``credentials``: secret key and session token (None: long-term keys) by key id."""
+
+    def __init__(self, credentials: dict[str, tuple[str, str | None]], region: str) -> None:
+        self.credentials, self.region = credentials, region
 
     async def handle(self, request: MockRequest) -> Reply | StreamReply:
+        named = sigv4.key_id(request.headers) or ""
+        secret, token = self.credentials.get(named, ("", None))
         problem = sigv4.verify(
             request.method,
             request.target,
             request.headers,
             request.body,
-            access_key=self.access_key,
-            secret_key=self.secret_key,
+            access_key=named if named in self.credentials else "",
+            secret_key=secret,
             region=self.region,
             service="bedrock",
+            session_token=token,
         )
         if problem is not None:
             kind = {
