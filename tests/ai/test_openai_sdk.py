@@ -688,3 +688,32 @@ def test_bedrock_with_temporary_credentials_signs_the_session_token(
     assert answer.choices[0].message.content == hello("bedrock", text)
     request = mock_providers.last("bedrock", text)
     assert request.header("x-amz-security-token") == AWS_TEMPORARY["aws_session_token"]
+
+
+OPENAI_WIRE = ("openai", "azure-openai", "mistral", "ollama", "openai-compatible")
+
+
+@pytest.mark.parametrize("provider", OPENAI_WIRE)
+def test_usage_is_counted_when_the_provider_reports_none(sdk: openai.OpenAI, provider: str) -> None:
+    """OpenAI's API always reports usage; a gateway speaking it counts what a server
+    (some OpenAI-compatible ones) left out."""
+    messages: Any = [{"role": "user", "content": f"NO_USAGE reported here {provider}"}]
+    answer = sdk.chat.completions.create(model=f"chat-{provider}", messages=messages)
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("provider", OPENAI_WIRE)
+def test_usage_chunk_asked_for_comes_when_the_provider_sends_none(
+    sdk: openai.OpenAI, provider: str
+) -> None:
+    messages: Any = [{"role": "user", "content": f"NO_USAGE streamed here {provider}"}]
+    stream = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=messages,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    *_, last = list(stream)
+    assert last.choices == [] and last.usage is not None
+    assert last.usage.prompt_tokens > 0 and last.usage.completion_tokens > 0

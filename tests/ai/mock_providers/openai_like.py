@@ -327,6 +327,7 @@ class OpenAILike:
                 200, self._completion(plan_, model, seed), delay=plan_.delay, cut=plan_.cut
             )
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        include_usage = include_usage and not plan_.no_usage
         obfuscate = name == "openai" and not (
             isinstance(options, dict) and options.get("include_obfuscation") is False
         )
@@ -406,6 +407,8 @@ class OpenAILike:
             result["service_tier"] = "default"
         if name in ("openai", "azure-openai", "ollama"):
             result["system_fingerprint"] = "fp_ollama" if name == "ollama" else "fp_mock0001"
+        if plan_.no_usage:
+            del result["usage"]
         if name == "azure-openai":
             choice["content_filter_results"] = AZURE_FILTER
             result["prompt_filter_results"] = [
@@ -509,7 +512,7 @@ class OpenAILike:
                     delta = {"role": "assistant", "content": piece}
                 chunks.append(chunk(delta))
         last = chunk({} if name != "mistral" else {"content": ""}, self._finish(plan_))
-        if name == "mistral":
+        if name == "mistral" and not plan_.no_usage:
             last["usage"] = self._usage(plan_)
         chunks.append(last)
         if include_usage:

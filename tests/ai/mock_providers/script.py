@@ -25,6 +25,8 @@ the same for every provider:
 - with a JSON Schema asked for (natively, or written as JSON in the system prompt) the
   answer is a minimal instance of it; with a JSON object asked for (natively, or by a
   system prompt saying ``JSON``) it is ``{"answer": <the text answer>}``;
+- ``NO_USAGE`` → an OpenAI-like answer without any usage, as some compatible servers
+  give (a gateway must count it itself);
 - prompt tokens = whitespace-separated words of every text the request carries
   (messages, system, tool calls and results, tool names, descriptions and schemas as
   JSON); completion tokens = words of the answer (of ``name arguments`` per tool call);
@@ -85,6 +87,7 @@ class Plan:
     delay: float = 0.0
     cut: bool = False
     broken: bool = False  # the stream ends early with the provider's in-stream error
+    no_usage: bool = False  # the answer says nothing of usage (servers that count nothing)
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     truncated: bool = False
@@ -111,6 +114,7 @@ def plan(prompt: Prompt) -> Plan:
         result.delay = DEFAULT_SLOW
     result.cut = "CUT_STREAM" in steering
     result.broken = "FAIL_MIDSTREAM" in steering
+    result.no_usage = "NO_USAGE" in steering
     if "REFUSE" in steering and not prompt.after_tool:
         result.refused = True
         return result

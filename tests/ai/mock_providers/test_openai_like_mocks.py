@@ -341,3 +341,19 @@ def test_whole_bodies_are_gzipped_when_the_client_accepts_it(
     plain = httpx.post(url, json=body, headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
     assert packed.json() == plain.json()
+
+
+def test_no_usage_leaves_usage_out(mock_providers: MockProviders) -> None:
+    url = mock_providers.base_url("openai-compatible") + "/chat/completions"
+    headers = {"Authorization": f"Bearer {KEYS['openai-compatible']}"}
+    user = [{"role": "user", "content": "NO_USAGE here"}]
+    whole = httpx.post(url, json={"model": "m", "messages": user}, headers=headers).json()
+    assert "usage" not in whole
+    body = {
+        "model": "m",
+        "messages": user,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    streamed = httpx.post(url, json=body, headers=headers)
+    assert b"usage" not in streamed.content and streamed.content.endswith(b"data: [DONE]\n\n")
