@@ -64,6 +64,7 @@ class AITarget(TargetType[AITargetOptions]):
 
     name = AI_TARGET_TYPE
     Options = AITargetOptions
+    listed = False  # (routes with `ai` compile into it; nobody writes it)
 
     def __init__(self, options: AITargetOptions, context: PluginContext) -> None:
         super().__init__(options, context)

@@ -565,7 +565,11 @@ def _check_unique(report: _Report, section: str, noun: str, names: list[tuple[in
 def _add_target_type_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:
     """Every target's ``type`` must exist and its ``options`` must validate against
     the type's model (``http`` is the proxy's own: the models check its targets)."""
-    types = [_HTTP_TARGET, *sorted(known.target_type_names())]
+    # (types the config compiles itself, such as "ai", are not offered to write)
+    offered = [
+        n for n in known.target_type_names() if getattr(known.target_type(n), "listed", True)
+    ]
+    types = [_HTTP_TARGET, *sorted(offered)]
     for index, target in _items(data, "targets"):
         name = target.get("type", _HTTP_TARGET)
         if not isinstance(name, str) or name == _HTTP_TARGET:

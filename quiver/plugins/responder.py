@@ -57,6 +57,9 @@ class TargetType(Generic[OptionsT]):
 
     name: ClassVar[str]
     Options: ClassVar[type[TargetOptions]] = TargetOptions
+    #: False for a type the config compiles other sections into (the AI routes' ``ai``):
+    #: it is not listed among the types a target may name
+    listed: ClassVar[bool] = True
 
     def __init__(self, options: OptionsT, context: PluginContext) -> None:
         self.options = options
