@@ -6,7 +6,9 @@ Model names, for each provider type ``T`` (``openai``, ``azure-openai``, ...):
 - ``embed-T``: its embedding model (every type but anthropic);
 - ``flaky-T``: the chat model again, no retries, falling back to ``chat-openai``
   (``chat-ollama`` for openai; ``FAIL_429@T`` in a message makes only ``T`` fail);
-- ``fragile-T``: the chat model again, no retries and no fallback.
+- ``fragile-T``: the chat model again, no retries and no fallback;
+- ``chat-bedrock-sts``: the bedrock model reached with temporary credentials;
+- ``misconfigured``: an openai deployment whose provider key the provider refuses.
 
 The provider keys reach the config through ``${ENV}``; clients authenticate as the
 consumer ``alice`` with :data:`CLIENT_KEY` (key-auth, read from a bearer token).
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from tests.ai.mock_providers import (
     AWS,
+    AWS_TEMPORARY,
     EMBEDDING_MODELS,
     KEYS,
     MODELS,
@@ -29,6 +32,7 @@ from tests.ai.mock_providers import (
 from tests.support.process import QuiverProcess, serving, write_config
 
 CLIENT_KEY = "quiver-client-key-alice"
+WRONG_PROVIDER_KEY = "sk-not-the-right-provider-key-0000"
 #: the model each flaky-T falls back to (of another provider type than T)
 FALLBACK = {t: "chat-ollama" if t == "openai" else "chat-openai" for t in PROVIDER_TYPES}
 EMBEDDING_TYPES = tuple(t for t in PROVIDER_TYPES if t in EMBEDDING_MODELS)
@@ -59,6 +63,15 @@ def config_text(mocks: MockProviders) -> str:
             lines.append(f"      api_key: '${{{_variable(provider)}}}'")
         if provider == "bedrock":
             lines += [f"      {name}: '{value}'" for name, value in AWS.items()]
+    lines += ["    - name: p-bedrock-sts", "      type: bedrock"]
+    lines.append(f"      base_url: {mocks.base_url('bedrock')}")
+    lines += [f"      {name}: '{value}'" for name, value in AWS_TEMPORARY.items()]
+    lines += [
+        "    - name: p-wrong-key",
+        "      type: openai",
+        f"      base_url: {mocks.base_url('openai')}",
+        f"      api_key: '{WRONG_PROVIDER_KEY}'",
+    ]
     lines.append("  models:")
     for provider in PROVIDER_TYPES:
         deployment = f"[{{provider: p-{provider}, model: '{MODELS[provider]}'}}]"
@@ -80,6 +93,11 @@ def config_text(mocks: MockProviders) -> str:
                 "      embeddings: true",
             ]
     lines += [
+        "    - name: chat-bedrock-sts",
+        f"      deployments: [{{provider: p-bedrock-sts, model: '{MODELS['bedrock']}'}}]",
+        "    - name: misconfigured",
+        f"      deployments: [{{provider: p-wrong-key, model: '{MODELS['openai']}'}}]",
+        "      retries: 0",
         "routes:",
         "  - name: ai",
         '    paths: ["/v1"]',

@@ -291,3 +291,66 @@ def test_a_stream_cut_by_the_provider_does_not_end_cleanly(
         except httpx.RemoteProtocolError:
             return  # (the transfer was cut short, as it should)
     assert b"message_stop" not in data
+
+
+@types
+def test_output_cap_and_forced_tool(sdk: anthropic.Anthropic, provider: str) -> None:
+    text = f"cap this message short {provider}"
+    capped = sdk.messages.create(
+        model=f"chat-{provider}", max_tokens=3, messages=[{"role": "user", "content": text}]
+    )
+    assert capped.stop_reason == "max_tokens" and capped.usage.output_tokens == 3
+    assert capped.content[0].type == "text"
+    assert capped.content[0].text == " ".join(hello(provider, text).split()[:3])
+    forced = sdk.messages.create(
+        model=f"chat-{provider}",
+        max_tokens=100,
+        tools=TOOLS,
+        tool_choice={"type": "tool", "name": "get_time"},
+        messages=[{"role": "user", "content": f"what time is it {provider}"}],
+    )
+    assert uses(forced) == [("get_time", {"location": "Paris"})]
+
+
+# a 1x1 transparent PNG
+PIXEL = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJ"
+    "RU5ErkJggg=="
+)
+
+
+@types
+def test_image_blocks_and_system_blocks_reach_every_provider(
+    sdk: anthropic.Anthropic, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"look at this image via {provider}"
+    content: Any = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
+        {"type": "text", "text": text},
+    ]
+    message = sdk.messages.create(
+        model=f"chat-{provider}",
+        max_tokens=100,
+        system=[{"type": "text", "text": "You describe images"}],
+        messages=[{"role": "user", "content": content}],
+    )
+    assert message.content[0].type == "text"
+    assert message.content[0].text == hello(provider, text)
+    assert PIXEL.encode() in mock_providers.last(provider, text).body
+    assert b"You describe images" in mock_providers.last(provider, text).body
+
+
+@types
+def test_a_provider_failing_midstream_is_an_error_event(
+    sdk: anthropic.Anthropic, provider: str
+) -> None:
+    """After the first bytes, a provider's error travels as Anthropic's ``error`` event;
+    the SDK raises it."""
+    with pytest.raises((anthropic.APIStatusError, anthropic.APIConnectionError)):  # noqa: SIM117
+        with sdk.messages.stream(
+            model=f"chat-{provider}",
+            max_tokens=100,
+            messages=[{"role": "user", "content": f"FAIL_MIDSTREAM now {provider}"}],
+        ) as stream:
+            for _ in stream:
+                pass

@@ -21,6 +21,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.ai.mock_providers import (
+    AWS_TEMPORARY,
     EMBEDDING_MODELS,
     KEYS,
     MODELS,
@@ -28,7 +29,14 @@ from tests.ai.mock_providers import (
     MockProviders,
 )
 from tests.ai.mock_providers.script import vector
-from tests.ai.sdk_gateway import CLIENT_KEY, EMBEDDING_TYPES, FALLBACK, origin, running_gateway
+from tests.ai.sdk_gateway import (
+    CLIENT_KEY,
+    EMBEDDING_TYPES,
+    FALLBACK,
+    WRONG_PROVIDER_KEY,
+    origin,
+    running_gateway,
+)
 from tests.support.process import QuiverProcess
 
 WEATHER: Any = {
@@ -531,3 +539,181 @@ def test_responses_function_call_output_continues_the_conversation(
         model=f"chat-{provider}", previous_response_id=first.id, input=output, tools=[tool]
     )
     assert second.output_text == hello(provider, "hail")
+
+
+@types
+def test_output_cap_stops_with_length(
+    sdk: openai.OpenAI, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"cap this answer short {provider}"
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=[{"role": "user", "content": text}], max_tokens=3
+    )
+    assert answer.choices[0].finish_reason == "length"
+    assert answer.choices[0].message.content == " ".join(hello(provider, text).split()[:3])
+    assert answer.usage is not None and answer.usage.completion_tokens == 3
+    assert sent_usage(mock_providers, provider, text)[1] == 3
+
+
+@types
+def test_forced_and_refused_tool_choice(sdk: openai.OpenAI, provider: str) -> None:
+    forced = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": f"what time is it {provider}"}],
+        tools=[WEATHER, TIME],
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
+    assert tool_calls(forced.choices[0].message) == [("get_time", {"location": "Paris"})]
+    refused = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": f"CALL_TOOL but none {provider}"}],
+        tools=[WEATHER, TIME],
+        tool_choice="none",
+    )
+    assert refused.choices[0].message.tool_calls in (None, [])
+    assert refused.choices[0].finish_reason == "stop"
+
+
+@types
+def test_json_object_response_format(sdk: openai.OpenAI, provider: str) -> None:
+    text = f"answer as json {provider}"
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[
+            {"role": "system", "content": "Answer with a JSON object."},
+            {"role": "user", "content": text},
+        ],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(answer.choices[0].message.content or "") == {"answer": hello(provider, text)}
+
+
+@types
+def test_a_filtered_answer_finishes_with_content_filter(sdk: openai.OpenAI, provider: str) -> None:
+    messages: Any = [{"role": "user", "content": f"REFUSE this one {provider}"}]
+    answer = sdk.chat.completions.create(model=f"chat-{provider}", messages=messages)
+    assert answer.choices[0].finish_reason == "content_filter"
+    assert not answer.choices[0].message.content
+    stream = sdk.chat.completions.create(model=f"chat-{provider}", messages=messages, stream=True)
+    finishes = [c.choices[0].finish_reason for c in stream if c.choices]
+    assert finishes[-1] == "content_filter"
+
+
+@types
+def test_responses_stream_with_function_calls(sdk: openai.OpenAI, provider: str) -> None:
+    tool: Any = {
+        "type": "function",
+        "name": "get_weather",
+        "parameters": WEATHER["function"]["parameters"],
+    }
+    with sdk.responses.stream(
+        model=f"chat-{provider}", input=f"CALL_TOOL streamed {provider}", tools=[tool]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert "response.function_call_arguments.delta" in kinds
+    assert "response.function_call_arguments.done" in kinds
+    assert kinds[-1] == "response.completed"
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("get_weather", {"location": "Paris"})
+    ]
+
+
+def test_concurrent_streams_to_every_provider_stay_apart(quiver: QuiverProcess) -> None:
+    """Sixteen streams at once, two per provider type: each gets its own answer whole."""
+
+    async def one(client: openai.AsyncOpenAI, provider: str, number: int) -> tuple[str, str]:
+        text = f"concurrent {number} for {provider}"
+        stream = await client.chat.completions.create(
+            model=f"chat-{provider}", messages=[{"role": "user", "content": text}], stream=True
+        )
+        pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+        return "".join(pieces), hello(provider, text)
+
+    async def run() -> list[tuple[str, str]]:
+        async with openai.AsyncOpenAI(
+            base_url=origin(quiver) + "/v1", api_key=CLIENT_KEY, max_retries=0
+        ) as client:
+            calls = [one(client, p, n) for n in range(2) for p in PROVIDER_TYPES]
+            return await asyncio.gather(*calls)
+
+    for got, expected in asyncio.run(run()):
+        assert got == expected
+
+
+@types
+def test_a_provider_failing_midstream_is_reported_not_finished(
+    quiver: QuiverProcess, provider: str
+) -> None:
+    """After the first bytes, a provider's error can only travel inside the stream: the
+    client sees it (an ``error`` event or a cut transfer), never a clean [DONE]."""
+    body = {
+        "model": f"chat-{provider}",
+        "messages": [{"role": "user", "content": f"FAIL_MIDSTREAM now {provider}"}],
+        "stream": True,
+    }
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    url = origin(quiver) + "/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=10) as reply:
+        assert reply.status_code == 200
+        try:
+            data = reply.read()
+        except httpx.RemoteProtocolError:
+            return  # (the transfer was cut short)
+    assert b"[DONE]" not in data
+    assert b'"error"' in data
+
+
+def test_a_provider_refusing_quivers_key_is_not_the_clients_401(sdk: openai.OpenAI) -> None:
+    """The client's key was fine: a 401 would send its owner chasing the wrong key. The
+    provider's key never shows in the answer."""
+    with pytest.raises(openai.APIStatusError) as failed:
+        sdk.chat.completions.create(
+            model="misconfigured", messages=[{"role": "user", "content": "hello"}]
+        )
+    assert failed.value.status_code not in (401, 403)
+    assert WRONG_PROVIDER_KEY not in failed.value.response.text
+    assert "p-wrong-key" in failed.value.message
+
+
+def test_bedrock_with_temporary_credentials_signs_the_session_token(
+    sdk: openai.OpenAI, mock_providers: MockProviders
+) -> None:
+    text = "temporary credentials for bedrock"
+    answer = sdk.chat.completions.create(
+        model="chat-bedrock-sts", messages=[{"role": "user", "content": text}]
+    )
+    assert answer.choices[0].message.content == hello("bedrock", text)
+    request = mock_providers.last("bedrock", text)
+    assert request.header("x-amz-security-token") == AWS_TEMPORARY["aws_session_token"]
+
+
+OPENAI_WIRE = ("openai", "azure-openai", "mistral", "ollama", "openai-compatible")
+
+
+@pytest.mark.parametrize("provider", OPENAI_WIRE)
+def test_usage_is_counted_when_the_provider_reports_none(sdk: openai.OpenAI, provider: str) -> None:
+    """OpenAI's API always reports usage; a gateway speaking it counts what a server
+    (some OpenAI-compatible ones) left out."""
+    messages: Any = [{"role": "user", "content": f"NO_USAGE reported here {provider}"}]
+    answer = sdk.chat.completions.create(model=f"chat-{provider}", messages=messages)
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("provider", OPENAI_WIRE)
+def test_usage_chunk_asked_for_comes_when_the_provider_sends_none(
+    sdk: openai.OpenAI, provider: str
+) -> None:
+    messages: Any = [{"role": "user", "content": f"NO_USAGE streamed here {provider}"}]
+    stream = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=messages,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    *_, last = list(stream)
+    assert last.choices == [] and last.usage is not None
+    assert last.usage.prompt_tokens > 0 and last.usage.completion_tokens > 0

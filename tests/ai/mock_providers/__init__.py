@@ -45,6 +45,13 @@ AWS = {
     "aws_access_key_id": "AKIDMOCKBEDROCK",
     "aws_secret_access_key": "mock/secret/Key+0123456789abcdefghijklmn",
 }
+# temporary credentials (STS): the session token must be sent and signed
+AWS_TEMPORARY = {
+    "region": "us-east-1",
+    "aws_access_key_id": "ASIAMOCKTEMPORARY",
+    "aws_secret_access_key": "mock/temporary/Secret+0123456789abcdefgh",
+    "aws_session_token": "FwoGZXIvYXdzEMockSessionToken0123456789//////////",
+}
 # path prefix of each type; base_url = http://127.0.0.1:PORT + prefix (+ BASE_SUFFIX)
 PREFIXES = {
     "openai": "/openai",
@@ -81,6 +88,7 @@ EMBEDDING_MODELS = {
 
 __all__ = [
     "AWS",
+    "AWS_TEMPORARY",
     "EMBEDDING_MODELS",
     "KEYS",
     "MODELS",
@@ -104,7 +112,14 @@ class MockProviders:
             "anthropic": Anthropic(KEYS["anthropic"]),
             "gemini": Gemini(KEYS["gemini"]),
             "bedrock": Bedrock(
-                AWS["aws_access_key_id"], AWS["aws_secret_access_key"], AWS["region"]
+                {
+                    AWS["aws_access_key_id"]: (AWS["aws_secret_access_key"], None),
+                    AWS_TEMPORARY["aws_access_key_id"]: (
+                        AWS_TEMPORARY["aws_secret_access_key"],
+                        AWS_TEMPORARY["aws_session_token"],
+                    ),
+                },
+                AWS["region"],
             ),
             "mistral": flavor("mistral", "mistralai"),
             "ollama": flavor("ollama", "library"),

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from tests.ai.mock_providers.script import Plan, Prompt, ident, plan, schema_in
+from tests.ai.mock_providers.script import Plan, Prompt, ident, json_asked_in, plan
 from tests.ai.mock_providers.server import CUT, Cut, MockRequest, Reply, StreamReply, json_reply
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -223,7 +223,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
     if output_format.get("type") == "json_schema":
         prompt.schema = output_format.get("schema") or {}
     else:
-        prompt.schema = schema_in(system)
+        json_asked_in(prompt, system)
     cap = body.get("max_tokens")
     prompt.max_output = cap if isinstance(cap, int) else None
     return prompt
@@ -232,6 +232,8 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
 def _stop(plan_: Plan) -> str:
     if plan_.tool_calls:
         return "tool_use"
+    if plan_.refused:
+        return "refusal"
     return "max_tokens" if plan_.truncated else "end_turn"
 
 
@@ -341,5 +343,10 @@ async def _stream(
             deltas += 1
             if plan_.cut and deltas == 3:
                 yield CUT
+                return
+            if plan_.broken and deltas == 3:
+                overloaded = {"type": "overloaded_error", "message": "Overloaded"}
+                error_event = {"type": "error", "error": overloaded}
+                yield b"event: error\ndata: " + orjson.dumps(error_event) + b"\n\n"
                 return
         yield b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"

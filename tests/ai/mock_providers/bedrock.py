@@ -27,8 +27,8 @@ from tests.ai.mock_providers.script import (
     Prompt,
     failure,
     ident,
+    json_asked_in,
     plan,
-    schema_in,
     vector,
     words,
 )
@@ -46,19 +46,24 @@ def error(status: int, kind: str, message: str, **options: Any) -> Reply:
 
 
 class Bedrock:
-    def __init__(self, access_key: str, secret_key: str, region: str) -> None:
-        self.access_key, self.secret_key, self.region = access_key, secret_key, region
+    """``credentials``: secret key and session token (None: long-term keys) by key id."""
+
+    def __init__(self, credentials: dict[str, tuple[str, str | None]], region: str) -> None:
+        self.credentials, self.region = credentials, region
 
     async def handle(self, request: MockRequest) -> Reply | StreamReply:
+        named = sigv4.key_id(request.headers) or ""
+        secret, token = self.credentials.get(named, ("", None))
         problem = sigv4.verify(
             request.method,
             request.target,
             request.headers,
             request.body,
-            access_key=self.access_key,
-            secret_key=self.secret_key,
+            access_key=named if named in self.credentials else "",
+            secret_key=secret,
             region=self.region,
             service="bedrock",
+            session_token=token,
         )
         if problem is not None:
             kind = {
@@ -298,7 +303,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
         prompt.steering = " ".join(
             str(b["text"]) for b in (users[-1].get("content") or [] if users else []) if "text" in b
         )
-    prompt.schema = schema_in(system)
+    json_asked_in(prompt, system)
     cap = (body.get("inferenceConfig") or {}).get("maxTokens")
     prompt.max_output = cap if isinstance(cap, int) else None
     return prompt
@@ -307,6 +312,8 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
 def _stop(plan_: Plan) -> str:
     if plan_.tool_calls:
         return "tool_use"
+    if plan_.refused:
+        return "content_filtered"
     return "max_tokens" if plan_.truncated else "end_turn"
 
 
@@ -333,6 +340,8 @@ def _response(plan_: Plan, seed: bytes) -> dict[str, Any]:
         }
         for i, c in enumerate(plan_.tool_calls)
     ] or [{"text": plan_.text}]
+    if plan_.refused:
+        content = []
     return {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": _stop(plan_),
@@ -351,7 +360,7 @@ def _events(plan_: Plan, seed: bytes) -> list[tuple[str, dict[str, Any]]]:
                 delta = {"toolUse": {"input": fragment}}
                 events.append(("contentBlockDelta", {"contentBlockIndex": i, "delta": delta}))
             events.append(("contentBlockStop", {"contentBlockIndex": i}))
-    else:
+    elif not plan_.refused:
         for piece in plan_.pieces():
             events.append(("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
         events.append(("contentBlockStop", {"contentBlockIndex": 0}))
@@ -369,6 +378,15 @@ async def _stream(plan_: Plan, seed: bytes) -> AsyncIterator[bytes | Cut]:
             deltas += 1
             if plan_.cut and deltas == 3:
                 yield CUT
+                return
+            if plan_.broken and deltas == 3:
+                exception = {
+                    ":exception-type": "modelStreamErrorException",
+                    ":content-type": "application/json",
+                    ":message-type": "exception",
+                }
+                message = {"message": "The model stream failed. Try your request again."}
+                yield eventstream.encode(exception, orjson.dumps(message))
                 return
         padded = {**payload, "p": PADDING[: 1 + (number * 7) % len(PADDING)]}
         headers = {

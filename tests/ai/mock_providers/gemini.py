@@ -23,14 +23,15 @@ from tests.ai.mock_providers.script import (
     Prompt,
     failure,
     ident,
+    json_asked_in,
     plan,
-    schema_in,
     vector,
     words,
 )
 from tests.ai.mock_providers.server import CUT, Cut, MockRequest, Reply, StreamReply, json_reply
 
 EMBEDDING_DIMENSIONS = 8
+BLOCKED = [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]
 
 
 def error(
@@ -293,7 +294,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
         else:
             prompt.json_object = True
     else:
-        prompt.schema = schema_in(system)
+        json_asked_in(prompt, system)
     cap = _get(generation, "maxOutputTokens")
     prompt.max_output = cap if isinstance(cap, int) else None
     return prompt
@@ -326,6 +327,8 @@ def _response(
     candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
     if last:
         candidate["finishReason"] = "MAX_TOKENS" if plan_.truncated else "STOP"
+    if plan_.refused:  # (a blocked answer has no content, only its safety ratings)
+        candidate = {"finishReason": "SAFETY", "safetyRatings": BLOCKED}
     candidate["index"] = 0
     return {
         "candidates": [candidate],
@@ -351,6 +354,9 @@ async def _stream(
             )
     if plan_.delay:
         await asyncio.sleep(plan_.delay)
+    if plan_.broken:  # the error object is the stream's last element
+        failure = {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}
+        chunks = [*chunks[:2], {"error": failure}]
     for number, chunk in enumerate(chunks):
         if plan_.cut and number == 2:
             yield CUT

@@ -11,6 +11,7 @@ needs no key.  Errors keep each service's own shape.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,8 @@ from tests.ai.mock_providers.server import (
 
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z: answers are byte-for-byte repeatable
 EMBEDDING_DIMENSIONS = 8
-AZURE_API_VERSIONS = ("2024-06-01", "2024-10-21", "2025-01-01-preview", "2025-04-01-preview")
+#: Azure's dated api-versions (2023-05-15 on, GA or -preview); others answer 404
+AZURE_API_VERSION = re.compile(r"20(2[3-9])-\d{2}-\d{2}(-preview)?")
 MISTRAL_CHAT_FIELDS = frozenset(
     [
         "model",
@@ -118,7 +120,7 @@ class OpenAILike:
 
     def _azure(self, request: MockRequest, path: str) -> Reply | StreamReply:
         version = request.query.get("api-version")
-        if version is None or version not in AZURE_API_VERSIONS:
+        if version is None or not AZURE_API_VERSION.fullmatch(version) or version < "2023-05-15":
             return json_reply(404, {"error": {"code": "404", "message": "Resource not found"}})
         parts = path.split("/")
         # /openai/deployments/{deployment}/{operation...}
@@ -298,6 +300,17 @@ class OpenAILike:
             return json_reply(400, self._invalid(problem, "messages"))
         if problem := image_problem(messages):
             return json_reply(400, self._invalid(problem, "messages"))
+        kind = (body.get("response_format") or {}).get("type")
+        if (
+            name in ("openai", "azure-openai")
+            and kind == "json_object"
+            and (b"json" not in orjson.dumps(messages).lower())
+        ):
+            message = (
+                "'messages' must contain the word 'json' in some form, to use "
+                "'response_format' of type 'json_object'."
+            )
+            return json_reply(400, self._invalid(message, "messages"))
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         if options is not None and not stream:
@@ -314,6 +327,7 @@ class OpenAILike:
                 200, self._completion(plan_, model, seed), delay=plan_.delay, cut=plan_.cut
             )
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        include_usage = include_usage and not plan_.no_usage
         obfuscate = name == "openai" and not (
             isinstance(options, dict) and options.get("include_obfuscation") is False
         )
@@ -355,6 +369,8 @@ class OpenAILike:
     def _finish(self, plan_: Plan) -> str:
         if plan_.tool_calls:
             return "tool_calls"
+        if plan_.refused:
+            return "content_filter"
         return "length" if plan_.truncated else "stop"
 
     def _completion(self, plan_: Plan, model: str, seed: bytes) -> dict[str, Any]:
@@ -391,6 +407,8 @@ class OpenAILike:
             result["service_tier"] = "default"
         if name in ("openai", "azure-openai", "ollama"):
             result["system_fingerprint"] = "fp_ollama" if name == "ollama" else "fp_mock0001"
+        if plan_.no_usage:
+            del result["usage"]
         if name == "azure-openai":
             choice["content_filter_results"] = AZURE_FILTER
             result["prompt_filter_results"] = [
@@ -494,7 +512,7 @@ class OpenAILike:
                     delta = {"role": "assistant", "content": piece}
                 chunks.append(chunk(delta))
         last = chunk({} if name != "mistral" else {"content": ""}, self._finish(plan_))
-        if name == "mistral":
+        if name == "mistral" and not plan_.no_usage:
             last["usage"] = self._usage(plan_)
         chunks.append(last)
         if include_usage:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from tests.ai.mock_providers.script import Plan, Prompt, schema_in
+from tests.ai.mock_providers.script import Plan, Prompt, json_asked_in
 from tests.ai.mock_providers.server import CUT, Cut
 
 
@@ -113,7 +113,7 @@ def prompt_of(provider: str, model: str, body: dict[str, Any]) -> Prompt:
         system = " ".join(
             _text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
         )
-        prompt.schema = schema_in(system)
+        json_asked_in(prompt, system)
     cap = body.get("max_completion_tokens", body.get("max_tokens"))
     prompt.max_output = int(cap) if isinstance(cap, int) else None
     return prompt
@@ -126,6 +126,11 @@ async def sse(chunks: list[dict[str, Any]], plan_: Plan) -> AsyncIterator[bytes 
             await asyncio.sleep(plan_.delay)
         if plan_.cut and number == 3:
             yield CUT
+            return
+        if plan_.broken and number == 3:
+            message = "The server had an error while processing your request. Sorry about that!"
+            failure = {"message": message, "type": "server_error", "param": None, "code": None}
+            yield b"data: " + orjson.dumps({"error": failure}) + b"\n\n"
             return
         yield b"data: " + orjson.dumps(item) + b"\n\n"
     yield b"data: [DONE]\n\n"

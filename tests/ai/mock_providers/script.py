@@ -16,10 +16,17 @@ the same for every provider:
 - ``FAIL_429`` / ``FAIL_500`` / ``FAIL_CONTEXT`` → that failure in the provider's shape
   (``FAIL_429@bedrock`` or ``FAIL_429@<model>``: only that provider type or model fails,
   so a fallback elsewhere can answer);
-  ``SLOW_FIRST 300ms`` → the first token after that delay; ``CUT_STREAM`` → the
-  connection dropped after two pieces;
+  ``SLOW_FIRST 300ms`` → the first token after that delay; ``REFUSE`` → an empty answer
+  stopped by the provider's content filter (content_filter, refusal, SAFETY,
+  content_filtered); ``CUT_STREAM`` → the
+  connection dropped after two pieces; ``FAIL_MIDSTREAM`` → after two pieces, the
+  provider's in-stream error (an OpenAI ``error`` chunk, Anthropic's ``error`` event,
+  Gemini's error object, a Bedrock exception frame) and the end of the stream;
 - with a JSON Schema asked for (natively, or written as JSON in the system prompt) the
-  answer is a minimal instance of it;
+  answer is a minimal instance of it; with a JSON object asked for (natively, or by a
+  system prompt saying ``JSON``) it is ``{"answer": <the text answer>}``;
+- ``NO_USAGE`` → an OpenAI-like answer without any usage, as some compatible servers
+  give (a gateway must count it itself);
 - prompt tokens = whitespace-separated words of every text the request carries
   (messages, system, tool calls and results, tool names, descriptions and schemas as
   JSON); completion tokens = words of the answer (of ``name arguments`` per tool call);
@@ -79,9 +86,12 @@ class Plan:
     failure: Failure | None = None
     delay: float = 0.0
     cut: bool = False
+    broken: bool = False  # the stream ends early with the provider's in-stream error
+    no_usage: bool = False  # the answer says nothing of usage (servers that count nothing)
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     truncated: bool = False
+    refused: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -103,6 +113,11 @@ def plan(prompt: Prompt) -> Plan:
     elif "SLOW_FIRST" in steering:
         result.delay = DEFAULT_SLOW
     result.cut = "CUT_STREAM" in steering
+    result.broken = "FAIL_MIDSTREAM" in steering
+    result.no_usage = "NO_USAGE" in steering
+    if "REFUSE" in steering and not prompt.after_tool:
+        result.refused = True
+        return result
     calls = _tool_calls(prompt)
     if calls:
         result.tool_calls = calls
@@ -202,6 +217,13 @@ def schema_in(system: str) -> dict[str, Any] | None:
                 break
         start = system.find("{", start + 1)
     return None
+
+
+def json_asked_in(prompt: Prompt, system: str) -> None:
+    """What a system prompt asks of the answer's form, for a provider without a native
+    field: a JSON Schema written in it, or else JSON at all when it says ``JSON``."""
+    prompt.schema = schema_in(system)
+    prompt.json_object = prompt.schema is None and "JSON" in system
 
 
 def vector(text: str, dimensions: int) -> list[float]:

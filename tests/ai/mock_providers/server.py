@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import threading
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,7 @@ REASONS = {
     429: "Too Many Requests",
     500: "Internal Server Error",
     529: "Overloaded",
+    599: "Mock Provider Failed",
 }
 
 
@@ -176,9 +179,14 @@ class MockServer:
                     parser.parser.feed_data(data)
                 request = parser.done.pop(0)
                 self.requests.append(request)
-                reply = await self.handler(request)
+                try:
+                    reply = await self.handler(request)
+                except Exception:  # a bug of the mock: said plainly, never a hang
+                    trace = traceback.format_exc().encode()
+                    reply = Reply(599, trace, [("Content-Type", "text/plain")])
                 request.status = reply.status
-                keep = await self._write(writer, reply)
+                gzip_ok = "gzip" in (request.header("accept-encoding") or "")
+                keep = await self._write(writer, reply, gzip_ok)
                 if not keep or not parser.parser.should_keep_alive():
                     return
         except (ConnectionError, httptools.HttpParserError, asyncio.CancelledError):
@@ -188,15 +196,22 @@ class MockServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _write(self, writer: asyncio.StreamWriter, reply: Reply | StreamReply) -> bool:
-        """Write ``reply``; False when the connection must not be used again."""
+    async def _write(
+        self, writer: asyncio.StreamWriter, reply: Reply | StreamReply, gzip_ok: bool
+    ) -> bool:
+        """Write ``reply``; False when the connection must not be used again.  A whole
+        body goes gzip-compressed to a client that accepts it, as the providers' CDNs do."""
         head = [f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Status')}"]
         head += [f"{name}: {value}" for name, value in reply.headers]
         if isinstance(reply, Reply):
             if reply.delay:
                 await asyncio.sleep(reply.delay)
-            head.append(f"Content-Length: {len(reply.body)}")
-            body = reply.body[: len(reply.body) // 2] if reply.cut else reply.body
+            whole = reply.body
+            if gzip_ok and whole:
+                whole = gzip.compress(whole, mtime=0)
+                head.append("Content-Encoding: gzip")
+            head.append(f"Content-Length: {len(whole)}")
+            body = whole[: len(whole) // 2] if reply.cut else whole
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
             await writer.drain()
             if reply.cut:

@@ -60,6 +60,12 @@ def signature(
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+def key_id(headers: dict[str, str]) -> str | None:
+    """The access key id a request's Authorization names, if it is SigV4's."""
+    match = AUTHORIZATION.match(headers.get("authorization", ""))
+    return match.group(1) if match else None
+
+
 def verify(
     method: str,
     target: str,
@@ -97,7 +103,9 @@ def verify(
         return "X-Amz-Date must be in the ISO8601 Long Format"
     if abs((now or datetime.now(UTC)) - moment) > SKEW:
         return "Signature expired: the request time is too far from the server's time."
-    if session_token is not None and headers.get("x-amz-security-token") != session_token:
+    if session_token is not None and (
+        headers.get("x-amz-security-token") != session_token or "x-amz-security-token" not in signed
+    ):
         return UNKNOWN_KEY
     payload_hash = hashlib.sha256(body).hexdigest()
     claimed = headers.get("x-amz-content-sha256")
@@ -126,6 +134,7 @@ def sign(
     region: str,
     service: str,
     now: datetime,
+    session_token: str | None = None,
 ) -> dict[str, str]:
     """The headers to add (Authorization, X-Amz-Date, X-Amz-Content-Sha256) to sign a request."""
     parts = urlsplit(url)
@@ -135,13 +144,17 @@ def sign(
     lowered.update(
         {"host": parts.netloc, "x-amz-date": amz_date, "x-amz-content-sha256": payload_hash}
     )
+    if session_token is not None:
+        lowered["x-amz-security-token"] = session_token
     signed = sorted(lowered)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     value = signature(
         secret_key, method, target, lowered, signed, payload_hash, amz_date, region, service
     )
     credential = f"{access_key}/{amz_date[:8]}/{region}/{service}/aws4_request"
+    added = {"X-Amz-Security-Token": session_token} if session_token is not None else {}
     return {
+        **added,
         "Authorization": (
             f"{ALGORITHM} Credential={credential}, SignedHeaders={';'.join(signed)}, "
             f"Signature={value}"

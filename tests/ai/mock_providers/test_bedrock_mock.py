@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import httpx
 
 from tests.ai.mock_providers import (
+    AWS_TEMPORARY,
     EMBEDDING_MODELS,
     MODELS,
     MockProviders,
@@ -120,3 +122,30 @@ def test_bedrock_titan_embeddings(mock_providers: MockProviders) -> None:
         mock_providers, EMBEDDING_MODELS["bedrock"], "invoke", {"inputText": "x", "dimensions": 8}
     )
     assert refused.status_code == 400
+
+
+def test_temporary_credentials_need_their_session_token_signed(
+    mock_providers: MockProviders,
+) -> None:
+    url = mock_providers.base_url("bedrock") + "/model/m/converse"
+    payload = json.dumps({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}).encode()
+
+    def post(token: str | None) -> httpx.Response:
+        headers = sigv4.sign(
+            "POST",
+            url,
+            {},
+            payload,
+            access_key=AWS_TEMPORARY["aws_access_key_id"],
+            secret_key=AWS_TEMPORARY["aws_secret_access_key"],
+            region="us-east-1",
+            service="bedrock",
+            now=datetime.now(UTC),
+            session_token=token,
+        )
+        return httpx.post(url, content=payload, headers=headers)
+
+    assert post(AWS_TEMPORARY["aws_session_token"]).status_code == 200
+    refused = post(None)
+    assert refused.status_code == 403
+    assert refused.headers["x-amzn-ErrorType"].startswith("UnrecognizedClientException")

@@ -15,6 +15,7 @@ from tests.ai.mock_providers import (
     MODELS,
     PROVIDER_TYPES,
     MockProviders,
+    eventstream,
 )
 from tests.ai.mock_providers.calls import (
     bedrock_post,
@@ -100,3 +101,42 @@ def test_malformed_images_are_refused(mock_providers: MockProviders) -> None:
         client(mock_providers, "openai").chat.completions.create(
             model="m", messages=[{"role": "user", "content": [part]}]
         )
+
+
+REFUSALS = {
+    "anthropic": b'"stop_reason":"refusal"',
+    "gemini": b'"finishReason":"SAFETY"',
+    "bedrock": b'"stopReason":"content_filtered"',
+}
+
+
+@pytest.mark.parametrize("provider", PROVIDER_TYPES)
+def test_every_provider_refuses_in_its_own_terms(
+    mock_providers: MockProviders, provider: str
+) -> None:
+    url, headers, body = stream_call(mock_providers, provider, "REFUSE please")
+    reply = httpx.post(url, headers=headers, content=body)
+    assert reply.status_code == 200
+    assert REFUSALS.get(provider, b'"finish_reason":"content_filter"') in reply.content
+
+
+IN_STREAM_ERRORS = {
+    "anthropic": b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"',
+    "gemini": b'data: {"error":{"code":500,',
+    "bedrock": b"modelStreamErrorException",
+}
+
+
+@pytest.mark.parametrize("provider", PROVIDER_TYPES)
+def test_every_stream_can_fail_midway_in_its_own_terms(
+    mock_providers: MockProviders, provider: str
+) -> None:
+    url, headers, body = stream_call(mock_providers, provider, "FAIL_MIDSTREAM soon after")
+    reply = httpx.post(url, headers=headers, content=body)
+    assert reply.status_code == 200  # (the head went out before the failure)
+    assert IN_STREAM_ERRORS.get(provider, b'data: {"error":{"message":') in reply.content
+    assert b"[DONE]" not in reply.content and b"message_stop" not in reply.content
+    if provider == "bedrock":
+        *events, failure = eventstream.decode(reply.content)
+        assert failure.headers[":message-type"] == "exception"
+        assert [e.headers[":event-type"] for e in events][:1] == ["messageStart"]

@@ -310,3 +310,50 @@ def test_a_scoped_failure_fails_only_its_provider(mock_providers: MockProviders)
         client(mock_providers, "mistral").chat.completions.create(
             model=MODELS["mistral"], messages=messages
         )
+
+
+def test_json_object_needs_the_word_json(mock_providers: MockProviders) -> None:
+    sdk = client(mock_providers, "openai")
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format={"type": "json_object"},
+        )
+    assert "must contain the word 'json'" in caught.value.message
+    answer = sdk.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "hi, in json"}],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(answer.choices[0].message.content or "") == {
+        "answer": "Hello from openai m: hi, in json"
+    }
+
+
+def test_whole_bodies_are_gzipped_when_the_client_accepts_it(
+    mock_providers: MockProviders,
+) -> None:
+    url = mock_providers.base_url("ollama") + "/chat/completions"
+    body = {"model": MODELS["ollama"], "messages": [{"role": "user", "content": "hi"}]}
+    packed = httpx.post(url, json=body, headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["content-encoding"] == "gzip"
+    plain = httpx.post(url, json=body, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert packed.json() == plain.json()
+
+
+def test_no_usage_leaves_usage_out(mock_providers: MockProviders) -> None:
+    url = mock_providers.base_url("openai-compatible") + "/chat/completions"
+    headers = {"Authorization": f"Bearer {KEYS['openai-compatible']}"}
+    user = [{"role": "user", "content": "NO_USAGE here"}]
+    whole = httpx.post(url, json={"model": "m", "messages": user}, headers=headers).json()
+    assert "usage" not in whole
+    body = {
+        "model": "m",
+        "messages": user,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    streamed = httpx.post(url, json=body, headers=headers)
+    assert b"usage" not in streamed.content and streamed.content.endswith(b"data: [DONE]\n\n")
