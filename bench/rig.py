@@ -509,7 +509,11 @@ def run_wrk(
     backend: Server,
     seconds: int,
     rnd: int,
+    *,
+    wrk_options: tuple[str, ...] = (),
 ) -> Throughput:
+    """wrk through ``target`` with ``work/report.lua``; ``wrk_options`` go before the
+    URL (e.g. ``--timeout 30s`` for a slow server)."""
     out = work / f"wrk-{target.label}-{target.scheme}-{rnd}.txt"
     proxy_cpu, backend_cpu = CpuMeter(target.proc.pid), CpuMeter(backend.proc.pid)
     cores = CoreMeter((s.load_cpu, s.proxy_cpu))
@@ -525,6 +529,7 @@ def run_wrk(
             f"-d{seconds}s",
             "-s",
             str(work / "report.lua"),
+            *wrk_options,
             target.url,
         ],
         cpu=s.load_cpu,

@@ -41,13 +41,14 @@ from quiver.plugins.responder import Response, TargetOptions, TargetType
 
 Front = Callable[[Gateway, PluginRequest, Call], Awaitable[Response]]
 
-#: POST fronts by the end of the path, and the shape of their errors
-_FRONTS: tuple[tuple[bytes, Front, Shape], ...] = (
-    (b"/chat/completions", chat_completions, "openai"),
-    (b"/messages/count_tokens", count_tokens, "anthropic"),
-    (b"/messages", messages, "anthropic"),
-    (b"/embeddings", embeddings, "openai"),
-    (b"/responses", responses, "openai"),
+#: POST fronts by the end of the path, the shape of their errors, and the operation
+#: the records name
+_FRONTS: tuple[tuple[bytes, Front, Shape, str], ...] = (
+    (b"/chat/completions", chat_completions, "openai", "chat"),
+    (b"/messages/count_tokens", count_tokens, "anthropic", "count_tokens"),
+    (b"/messages", messages, "anthropic", "messages"),
+    (b"/embeddings", embeddings, "openai", "embeddings"),
+    (b"/responses", responses, "openai", "responses"),
 )
 
 
@@ -77,9 +78,9 @@ class AITarget(TargetType[AITargetOptions]):
         path = request.raw_path.partition(b"?")[0].rstrip(b"/")
         method = request.method
         if method == b"POST":
-            for suffix, front, shape in _FRONTS:
+            for suffix, front, shape, operation in _FRONTS:
                 if path.endswith(suffix):
-                    return self._answer(front, shape, request)
+                    return self._answer(front, shape, operation, request)
         elif method == b"GET":
             try:
                 if path.endswith(b"/models"):
@@ -119,8 +120,11 @@ class AITarget(TargetType[AITargetOptions]):
         except AIError as exc:
             return error_response(exc, "openai")
 
-    async def _answer(self, front: Front, shape: Shape, request: PluginRequest) -> Response:
+    async def _answer(
+        self, front: Front, shape: Shape, operation: str, request: PluginRequest
+    ) -> Response:
         call = Call(request, "")
+        call.info["operation"] = operation
         try:
             return await front(self.gateway, request, call)
         except (AIError, HTTPError) as exc:  # (a budget's or a limit's refusal too)

@@ -344,11 +344,25 @@ def provider_targets(ai: AIConfig) -> list[dict[str, Any]]:
     return targets
 
 
-def route_target(route_name: str, route: AIRoute, ai: AIConfig) -> dict[str, Any]:
-    """The in-process target an AI route is answered by (plain data for ``Target``)."""
+def route_target(
+    route_name: str, route: AIRoute, ai: AIConfig, read: float = 60.0
+) -> dict[str, Any]:
+    """The in-process target an AI route is answered by (plain data for ``Target``).
+
+    Its read timeout bounds the wait for its answer (and between two pieces of a
+    stream): the longest read timeout of the providers (``read``: the global one)
+    times the tries a call may make, retries and fallbacks included."""
+    reads = [
+        provider.timeouts.read
+        if provider.timeouts is not None and "read" in provider.timeouts.model_fields_set
+        else read
+        for provider in ai.providers
+    ]
+    tries = max(((m.retries + 1) * (1 + len(m.fallbacks)) for m in ai.models), default=1)
     return {
         "name": ROUTE_TARGET_PREFIX + route_name,
         "type": AI_TARGET_TYPE,
+        "timeouts": {"read": max(reads, default=read) * tries},
         "options": {"route": route_name, "models": route.models, "ai": ai, "prompt": route.prompt},
     }
 
@@ -374,11 +388,15 @@ _KEY_AUTH, _BEARER = "key-auth", "bearer"
 
 
 def expand(
-    ai: AIConfig, routes: Sequence[RouteT], plugins: Mapping[str, dict[str, Any]]
+    ai: AIConfig,
+    routes: Sequence[RouteT],
+    plugins: Mapping[str, dict[str, Any]],
+    read: float = 60.0,
 ) -> tuple[list[dict[str, Any]], list[RouteT]]:
     """The targets the section compiles into, and the routes with AI routes pointed at
-    theirs.  On an AI route key-auth reads ``Authorization: Bearer`` keys unless its
-    config says otherwise (the OpenAI and Anthropic SDKs send their key that way)."""
+    theirs (``read``: the global read timeout).  On an AI route key-auth reads
+    ``Authorization: Bearer`` keys unless its config says otherwise (the OpenAI and
+    Anthropic SDKs send their key that way)."""
     targets = provider_targets(ai)
     expanded: list[RouteT] = []
     for route in routes:
@@ -386,7 +404,7 @@ def expand(
         if option is None:
             expanded.append(route)
             continue
-        targets.append(route_target(route.name, option, ai))
+        targets.append(route_target(route.name, option, ai, read))
         update: dict[str, Any] = {"target": ROUTE_TARGET_PREFIX + route.name}
         own = route.plugins
         key_auth = own.get(_KEY_AUTH, plugins.get(_KEY_AUTH))
