@@ -108,3 +108,24 @@ def test_a_cached_answer_is_the_same_completion(
         texts.append("".join(c.choices[0].delta.content or "" for c in stream if c.choices))
     assert texts[0] == texts[1] and texts[0].startswith("Hello from openai")
     assert len(provider.requests) == before + 2
+
+
+def test_a_cached_anthropic_stream_replays_every_event(
+    proxy: tuple[Upstream, RunningProxy],
+) -> None:
+    provider, running = proxy
+    before = len(provider.requests)
+    kinds = []
+    with anthropic.Anthropic(base_url=running.url, api_key=KEY, max_retries=0) as client:
+        for _ in range(2):
+            stream = client.messages.create(
+                model="claude",
+                max_tokens=50,
+                messages=user("anthropic stream"),
+                stream=True,
+                extra_headers={"X-Quiver-Cache": "on"},  # (the opt-in header)
+            )
+            kinds.append([event.type for event in stream])
+    assert kinds[0] == kinds[1]
+    assert kinds[0][0] == "message_start" and kinds[0][-1] == "message_stop"
+    assert len(provider.requests) == before + 1
