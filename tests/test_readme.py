@@ -550,6 +550,42 @@ def test_the_client_sdk_in_five_lines(capsys: pytest.CaptureFixture[str]) -> Non
     assert caught.value.request_id and caught.value.title == "Not Found"
 
 
+def model_server(conn: Conn) -> None:
+    """An OpenAI-compatible server answering every chat completion with "Hello!"."""
+    while (request := conn.read_request()) is not None:
+        body = json.loads(request.body)
+        answer = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Hello!"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        conn.respond(200, json.dumps(answer).encode(), [("Content-Type", "application/json")])
+
+
+def test_the_ai_gateway_answers_the_openai_sdk(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALICE_KEY", ENV["ALICE_KEY"])
+    code = example("ai-client")
+    with Upstream(model_server) as node, served(example("ai"), [node]) as (proxy, _):
+        code = code.replace("127.0.0.1:8080", f"127.0.0.1:{proxy.port}")
+        exec(compile(code, str(README), "exec"), {"__name__": "readme_ai_client"})
+    assert capsys.readouterr().out == "Hello!\n"
+    [request] = node.requests
+    assert request.path == "/v1/chat/completions"
+    assert json.loads(request.body)["model"] == "llama-3.1-8b"
+    assert request.header("authorization") is None  # (alice's key stays with Quiver)
+
+
 # -- operating it ----------------------------------------------------------------------------
 
 

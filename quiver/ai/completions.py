@@ -91,9 +91,12 @@ async def post_chat(
     if converter is None:
         body = dict(chat, model=deployment.model)
         if stream:
-            options = chat.get("stream_options")
             body["stream"] = True
-            body["stream_options"] = {**(options or {}), "include_usage": True}
+            if deployment.kind.stream_options:
+                options = chat.get("stream_options")
+                body["stream_options"] = {**(options or {}), "include_usage": True}
+            else:
+                body.pop("stream_options", None)
     else:
         try:
             body = converter.convert_request(dict(chat, stream=stream), deployment.model)

@@ -33,6 +33,12 @@ class ProviderKind:
     count_tokens: str | None = None
     #: header fields every call carries
     fixed_headers: tuple[tuple[str, str], ...] = ()
+    #: an OpenAI-like stream: whether the API takes ``stream_options`` (Mistral refuses
+    #: it, and sends the usage on its last chunk unasked)
+    stream_options: bool = True
+    #: an OpenAI-like stream the client may get byte for byte (Azure's starts with a
+    #: chunk of prompt filter results and no choices; Mistral's usage is misplaced)
+    exact_stream: bool = True
 
 
 _OPENAI_PATHS = ("/chat/completions", "/chat/completions", "/embeddings")
@@ -48,6 +54,7 @@ KINDS: dict[str, ProviderKind] = {
             chat="/openai/deployments/{model}/chat/completions?api-version={version}",
             stream="/openai/deployments/{model}/chat/completions?api-version={version}",
             embeddings="/openai/deployments/{model}/embeddings?api-version={version}",
+            exact_stream=False,
         ),
         ProviderKind(
             "anthropic",
@@ -75,7 +82,14 @@ KINDS: dict[str, ProviderKind] = {
             stream="/model/{model}/converse-stream",
             embeddings="/model/{model}/invoke",
         ),
-        ProviderKind("mistral", "openai", "bearer", *_OPENAI_PATHS),
+        ProviderKind(
+            "mistral",
+            "openai",
+            "bearer",
+            *_OPENAI_PATHS,
+            stream_options=False,
+            exact_stream=False,
+        ),
         ProviderKind("ollama", "openai", "bearer", *_OPENAI_PATHS),
         ProviderKind("openai-compatible", "openai", "bearer", *_OPENAI_PATHS),
     )

@@ -32,20 +32,23 @@ from quiver.ai.fronts.messages import count_tokens, messages
 from quiver.ai.fronts.models import list_models, retrieve_model
 from quiver.ai.fronts.responses import delete, responses, retrieve
 from quiver.ai.gateway import Call, Gateway, error_response
+from quiver.ai.prompt_api import PromptAPI
 from quiver.config.ai import AI_TARGET_TYPE, AIConfig
+from quiver.config.ai_prompt import AIPrompt
 from quiver.errors import HTTPError
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
 
 Front = Callable[[Gateway, PluginRequest, Call], Awaitable[Response]]
 
-#: POST fronts by the end of the path, and the shape of their errors
-_FRONTS: tuple[tuple[bytes, Front, Shape], ...] = (
-    (b"/chat/completions", chat_completions, "openai"),
-    (b"/messages/count_tokens", count_tokens, "anthropic"),
-    (b"/messages", messages, "anthropic"),
-    (b"/embeddings", embeddings, "openai"),
-    (b"/responses", responses, "openai"),
+#: POST fronts by the end of the path, the shape of their errors, and the operation
+#: the records name
+_FRONTS: tuple[tuple[bytes, Front, Shape, str], ...] = (
+    (b"/chat/completions", chat_completions, "openai", "chat"),
+    (b"/messages/count_tokens", count_tokens, "anthropic", "count_tokens"),
+    (b"/messages", messages, "anthropic", "messages"),
+    (b"/embeddings", embeddings, "openai", "embeddings"),
+    (b"/responses", responses, "openai", "responses"),
 )
 
 
@@ -53,6 +56,7 @@ class AITargetOptions(TargetOptions):
     route: str = Field(description="The AI route this target answers.")
     models: list[str] | None = Field(None, description="The models it serves; all when unset.")
     ai: AIConfig = Field(description="The `ai` section of the config.")
+    prompt: AIPrompt | None = Field(None, description="The route's prompt API, if it is one.")
 
 
 class AITarget(TargetType[AITargetOptions]):
@@ -64,14 +68,19 @@ class AITarget(TargetType[AITargetOptions]):
     def __init__(self, options: AITargetOptions, context: PluginContext) -> None:
         super().__init__(options, context)
         self.gateway = Gateway(options.ai, options.models, context)
+        self.prompt_api = (
+            PromptAPI(options.prompt, options.route, self.gateway) if options.prompt else None
+        )
 
     def handle(self, request: PluginRequest) -> Response | Awaitable[Response]:
+        if self.prompt_api is not None:
+            return self.prompt_api.handle(request)
         path = request.raw_path.partition(b"?")[0].rstrip(b"/")
         method = request.method
         if method == b"POST":
-            for suffix, front, shape in _FRONTS:
+            for suffix, front, shape, operation in _FRONTS:
                 if path.endswith(suffix):
-                    return self._answer(front, shape, request)
+                    return self._answer(front, shape, operation, request)
         elif method == b"GET":
             try:
                 if path.endswith(b"/models"):
@@ -111,8 +120,11 @@ class AITarget(TargetType[AITargetOptions]):
         except AIError as exc:
             return error_response(exc, "openai")
 
-    async def _answer(self, front: Front, shape: Shape, request: PluginRequest) -> Response:
+    async def _answer(
+        self, front: Front, shape: Shape, operation: str, request: PluginRequest
+    ) -> Response:
         call = Call(request, "")
+        call.info["operation"] = operation
         try:
             return await front(self.gateway, request, call)
         except (AIError, HTTPError) as exc:  # (a budget's or a limit's refusal too)

@@ -36,8 +36,9 @@ A record is the access log's JSON line with every field (docs/observability.md):
 ``time`` (ISO 8601, UTC), ``request_id``, ``client_ip``, ``method``, ``path``,
 ``status``, ``route``, ``target``, ``node``, ``consumer``, ``bytes_in``,
 ``bytes_out``, ``latency_ms``, ``upstream_ms``, ``gateway_ms``, ``retries``,
-``cache``, ``answered_by``, ``user_agent``; and ``capture`` for the calls of routes
-that keep header fields and bodies (``routes[].call_log``).  The writer is
+``cache``, ``answered_by``, ``user_agent``; ``capture`` for the calls of routes
+that keep header fields and bodies (``routes[].call_log``); and ``ai`` for calls
+that went to a model (what they used: quiver.observe.spend).  The writer is
 quiver.observe.call_spool (the data plane's side, which never imports this
 package); the names of the files are its.
 """

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol, Self, TypeVar
 from pydantic import Field, field_validator, model_validator
 
 from quiver.config.ai_accounting import AccountingSettings
+from quiver.config.ai_prompt import AIPrompt
 from quiver.config.base import Duration, Strict
 from quiver.config.upstream import NAME_PATTERN, Pool, Timeouts, check_target_url
 
@@ -240,6 +241,12 @@ class AIRoute(Strict):
     models: list[str] | None = Field(
         None, description="The models this route serves (names in `ai.models`); all when unset."
     )
+    prompt: AIPrompt | None = Field(
+        None,
+        description="Serve a prompt template as `POST <path> {variables}` instead of the AI "
+        "APIs: `{model, template, input_schema, output_schema}` (see docs/ai.md, "
+        '"Prompt APIs").',
+    )
 
 
 Where = tuple[str | int, ...]
@@ -283,6 +290,11 @@ def reference_issues(data: Mapping[str, object]) -> list[tuple[Where, str]]:
             if isinstance(name, str) and name not in model_names:
                 where = ("routes", index, "ai", "models", position)
                 issues.append((where, _unknown("model", name, model_names)))
+        prompt = route["ai"].get("prompt")
+        wanted = prompt.get("model") if isinstance(prompt, dict) else None
+        if isinstance(wanted, str) and wanted not in model_names:
+            where = ("routes", index, "ai", "prompt", "model")
+            issues.append((where, _unknown("model", wanted, model_names)))
         route_name = route.get("name")
         if isinstance(route_name, str) and ROUTE_TARGET_PREFIX + route_name in targets:
             message = f"a target named '{ROUTE_TARGET_PREFIX}{route_name}' is taken"
@@ -332,12 +344,26 @@ def provider_targets(ai: AIConfig) -> list[dict[str, Any]]:
     return targets
 
 
-def route_target(route_name: str, route: AIRoute, ai: AIConfig) -> dict[str, Any]:
-    """The in-process target an AI route is answered by (plain data for ``Target``)."""
+def route_target(
+    route_name: str, route: AIRoute, ai: AIConfig, read: float = 60.0
+) -> dict[str, Any]:
+    """The in-process target an AI route is answered by (plain data for ``Target``).
+
+    Its read timeout bounds the wait for its answer (and between two pieces of a
+    stream): the longest read timeout of the providers (``read``: the global one)
+    times the tries a call may make, retries and fallbacks included."""
+    reads = [
+        provider.timeouts.read
+        if provider.timeouts is not None and "read" in provider.timeouts.model_fields_set
+        else read
+        for provider in ai.providers
+    ]
+    tries = max(((m.retries + 1) * (1 + len(m.fallbacks)) for m in ai.models), default=1)
     return {
         "name": ROUTE_TARGET_PREFIX + route_name,
         "type": AI_TARGET_TYPE,
-        "options": {"route": route_name, "models": route.models, "ai": ai},
+        "timeouts": {"read": max(reads, default=read) * tries},
+        "options": {"route": route_name, "models": route.models, "ai": ai, "prompt": route.prompt},
     }
 
 
@@ -362,11 +388,15 @@ _KEY_AUTH, _BEARER = "key-auth", "bearer"
 
 
 def expand(
-    ai: AIConfig, routes: Sequence[RouteT], plugins: Mapping[str, dict[str, Any]]
+    ai: AIConfig,
+    routes: Sequence[RouteT],
+    plugins: Mapping[str, dict[str, Any]],
+    read: float = 60.0,
 ) -> tuple[list[dict[str, Any]], list[RouteT]]:
     """The targets the section compiles into, and the routes with AI routes pointed at
-    theirs.  On an AI route key-auth reads ``Authorization: Bearer`` keys unless its
-    config says otherwise (the OpenAI and Anthropic SDKs send their key that way)."""
+    theirs (``read``: the global read timeout).  On an AI route key-auth reads
+    ``Authorization: Bearer`` keys unless its config says otherwise (the OpenAI and
+    Anthropic SDKs send their key that way)."""
     targets = provider_targets(ai)
     expanded: list[RouteT] = []
     for route in routes:
@@ -374,7 +404,7 @@ def expand(
         if option is None:
             expanded.append(route)
             continue
-        targets.append(route_target(route.name, option, ai))
+        targets.append(route_target(route.name, option, ai, read))
         update: dict[str, Any] = {"target": ROUTE_TARGET_PREFIX + route.name}
         own = route.plugins
         key_auth = own.get(_KEY_AUTH, plugins.get(_KEY_AUTH))

@@ -544,7 +544,8 @@ class Declaration(Strict):
         # targets; the declaration as written (and stored) keeps only the `ai` keys.
         if self.ai is None and not any(route.ai is not None for route in self.routes):
             return self
-        targets, routes = expand(self.ai or AIConfig(), self.routes, self.plugins)
+        ai = self.ai or AIConfig()
+        targets, routes = expand(ai, self.routes, self.plugins, self.timeouts.read)
         generated = {target["name"] for target in targets}
         kept = [target for target in self.targets if target.name not in generated]
         object.__setattr__(self, "targets", [*kept, *map(Target.model_validate, targets)])

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from quiver.plugins.acl import Acl
+from quiver.plugins.ai_cache import AICache
+from quiver.plugins.ai_guard import Moderation, Pii, PromptGuard
 from quiver.plugins.base import Plugin
 from quiver.plugins.basic_auth import BasicAuth
 from quiver.plugins.concurrency_limit import ConcurrencyLimit
@@ -41,4 +43,8 @@ BUILT_IN: tuple[type[Plugin[Any]], ...] = (
     RequestTransformer,
     ResponseTransformer,
     ProxyCache,
+    PromptGuard,
+    Pii,
+    Moderation,
+    AICache,
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -22,37 +21,13 @@ from quiver.store import Store
 from quiver.store.spendtables import ai_spend, ai_spend_rollups
 from quiver.store.teams import create_team
 from tests.admin.conftest import MakeClient
-from tests.calls.synthetic import records, write_spools
+from tests.calls.synthetic import records, with_spend, write_spools
 
 HOUR = 3_600_000
-MODELS = {"gpt-4o-mini": ("openai", 0.15, 0.6), "claude-haiku": ("anthropic", 1.0, 5.0)}
-TEAMS = {"alice": "data", "bob": "web", "shop.carol": None, None: None}
 
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
-
-
-def with_spend(items: list[dict[str, Any]], seed: int = 3) -> list[dict[str, Any]]:
-    """Every other call went to a model, with a known usage and cost."""
-    rng = random.Random(seed)
-    for index, item in enumerate(items):
-        if index % 2:
-            continue
-        model = rng.choice(sorted(MODELS))
-        provider, price_in, price_out = MODELS[model]
-        prompt, completion = rng.randrange(1, 2000), rng.randrange(0, 800)
-        item["ai"] = {
-            "model": model,
-            "provider": provider,
-            "deployment": f"{model}-2025",
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "cost": (prompt * price_in + completion * price_out) / 1e6,
-            "ttft_ms": 12.5,
-            **({"team": TEAMS[item["consumer"]]} if TEAMS[item["consumer"]] else {}),
-        }
-    return items
 
 
 @pytest.fixture

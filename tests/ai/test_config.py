@@ -240,3 +240,12 @@ def test_key_auth_reads_bearer_keys_on_ai_routes_unless_told_otherwise() -> None
     assert routes["ai"].plugins["key-auth"] == {"bearer": True}
     assert "key-auth" not in routes["plain"].plugins
     assert routes["ai2"].plugins["key-auth"] == {"bearer": False}
+
+
+def test_an_ai_route_waits_as_long_as_its_calls_may_take() -> None:
+    data = base()
+    data["ai"]["providers"][0]["timeouts"] = {"read": "5m"}
+    data["ai"]["models"][0]["retries"] = 1
+    config = validate(data, built_in())
+    target = next(t for t in config.targets if t.name == "ai-route-ai")
+    assert target.timeouts is not None and target.timeouts.read == 600.0  # 5 min x 2 tries

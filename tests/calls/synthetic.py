@@ -66,3 +66,31 @@ def fill(engine: Engine, rows: int, span_ms: int, step: int = 20_000) -> None:
     for start in range(0, rows, step):
         chunk = records(min(step, rows - start), now - span_ms + 1000, span_ms - 2000, seed=start)
         ingester.insert([parse(json.dumps(item).encode()) for item in chunk])
+
+
+#: the models of calls with spend: provider, input and output price (USD per 1M)
+MODELS = {"gpt-4o-mini": ("openai", 0.15, 0.6), "claude-haiku": ("anthropic", 1.0, 5.0)}
+#: the team of each consumer of ``records``
+TEAMS = {"alice": "data", "bob": "web", "shop.carol": None, None: None}
+
+
+def with_spend(items: list[dict[str, Any]], seed: int = 3) -> list[dict[str, Any]]:
+    """Every other call went to a model, with a known usage and cost."""
+    rng = random.Random(seed)
+    for index, item in enumerate(items):
+        if index % 2:
+            continue
+        model = rng.choice(sorted(MODELS))
+        provider, price_in, price_out = MODELS[model]
+        prompt, completion = rng.randrange(1, 2000), rng.randrange(0, 800)
+        item["ai"] = {
+            "model": model,
+            "provider": provider,
+            "deployment": f"{model}-2025",
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "cost": (prompt * price_in + completion * price_out) / 1e6,
+            "ttft_ms": 12.5,
+            **({"team": TEAMS[item["consumer"]]} if TEAMS[item["consumer"]] else {}),
+        }
+    return items

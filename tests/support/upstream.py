@@ -204,6 +204,13 @@ class Upstream:
 
     def close(self) -> None:
         self._closed.set()
+        # Wake the accept thread and let it end before the listener's descriptor is
+        # freed: closed under a thread about to accept, the number could be reused by
+        # the next test's listener, whose connections this server would then take.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
         self.listener.close()
         for sock in self._conns:
             with contextlib.suppress(OSError):

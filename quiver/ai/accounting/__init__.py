@@ -6,7 +6,10 @@
   ``ai.models[].price`` overrides it) and the cost of a call;
 - :mod:`.budgets`: budgets per consumer and team, TPM/RPM limits per consumer, team
   and deployment, reserved before a call and settled after on the counter stores;
-- :mod:`.usage`: what a call's record carries to the call log and the metrics.
+- :mod:`.rules`: each budget or limit as a counter key and window, and its refusal.
+
+What a call spent reaches the call log and the metrics through the exchange's
+record (``request.ctx["ai"]``, see quiver.observe.spend).
 """
 
 from quiver.ai.accounting.budgets import (

@@ -33,87 +33,36 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
-from zoneinfo import ZoneInfo
+from typing import Any, TypeVar
 
 from quiver.ai.accounting.prices import Price, Prices, tokens_of
+from quiver.ai.accounting.rules import (
+    MICRO,
+    BudgetExceeded,
+    Held,
+    RateLimited,
+    Rule,
+    budget_rule,
+    limit_rules,
+    refusal,
+)
 from quiver.ai.accounting.tokens import output_cap, prompt_estimate, prompt_upper_bound
-from quiver.config.ai_accounting import AccountingSettings, Budget, Limit
-from quiver.errors import LimitUnavailable, TooManyRequests
+from quiver.config.ai_accounting import AccountingSettings
+from quiver.errors import LimitUnavailable
 from quiver.plugins.counters import Counters, StoreUnavailable, Window, resolved
 from quiver.plugins.counters.local import LocalCounters
-from quiver.plugins.quota.periods import NOMINAL, calendar
 from quiver.plugins.stores import Stores
 
 log = logging.getLogger("quiver.ai.accounting")
 
 T = TypeVar("T")
-Unit = Literal["tokens", "cost", "requests"]
 
 #: the output reserved when the client set no max_tokens and no deployment of the
 #: model states a `max_output`
 DEFAULT_OUTPUT = 4096
 #: the smallest output cap a call is admitted with when a budget is nearly spent
 MIN_OUTPUT = 16
-#: the end of the one window of a `total` budget (Unix seconds, about 36,800 AD):
-#: finite so that Redis can set an expiry
-_FOREVER = float(2**40)
-#: a Retry-After beyond this is no advice (a spent `total` budget): none is sent
-_MOST_RETRY_AFTER = 366 * 86400.0
-MICRO = 1_000_000
 AI_COUNTERS_FILE = "ai-counters.table"  # beside the quotas' table, kept across restarts
-
-
-class BudgetExceeded(TooManyRequests):
-    """A token or cost budget has too little left for the call."""
-
-    slug = "budget-exceeded"
-    code = "budget_exceeded"
-
-
-class RateLimited(TooManyRequests):
-    """A tokens-per-minute or requests-per-minute limit has too little left now."""
-
-    code = "rate_limit_exceeded"
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One budget or limit as it applies to one consumer or team."""
-
-    unit: Unit
-    window: Window
-    label: bytes  # the counter key without the name it applies to
-    who: Literal["consumer", "team"]
-    name: str  # a consumer or team name, or "*"
-    text: str  # for messages: "token budget of 1000 per day"
-    budget: bool
-
-    def key(self, consumer: str | None, team: str | None) -> bytes:
-        named = consumer if self.who == "consumer" else team
-        return self.label + (named or "").encode()
-
-    def amount(self, tokens: int, price: Price | None, prompt: int, output: int) -> int:
-        """Units a call of ``tokens`` (prompt + output) takes under this rule."""
-        if self.unit == "tokens":
-            return tokens
-        if self.unit == "requests":
-            return 1
-        if price is None:
-            return 0
-        return _micro(price.cost(prompt, output))
-
-
-def _micro(dollars: float) -> int:
-    return max(math.ceil(dollars * MICRO - 1e-6), 0)
-
-
-@dataclass(slots=True)
-class Held:
-    rule: Rule
-    key: bytes
-    amount: int
 
 
 class Reservation:
@@ -190,12 +139,12 @@ class Accounting:
         }
         self.prices = Prices(overrides)
         self._budgets = [
-            _budget_rule(index, budget) for index, budget in enumerate(ai_config.budgets)
+            budget_rule(index, budget) for index, budget in enumerate(ai_config.budgets)
         ]
         self._limits = [
             rule
             for index, limit in enumerate(ai_config.limits)
-            for rule in _limit_rules(index, limit)
+            for rule in limit_rules(index, limit)
         ]
         self._rules: dict[tuple[str | None, str | None], tuple[Rule, ...]] = {}
         self._deployments: dict[
@@ -328,7 +277,7 @@ class Accounting:
                     )
                     if shrink_to is not None and MIN_OUTPUT <= shrink_to < output:
                         break
-                raise _refusal(rule, verdict.retry_after, prompt + output)
+                raise refusal(rule, verdict.retry_after, prompt + output)
             else:
                 reservation = Reservation(
                     self, held, model, prompt + output if metered else 0, prompt
@@ -502,62 +451,6 @@ def _store_of(ai_config: AccountingSettings, counters: Stores | Counters) -> tup
     path = counters.run_dir / AI_COUNTERS_FILE if counters.run_dir is not None else None
     local = counters.keep(("ai-counters", path), lambda: LocalCounters(path, clock=counters.clock))
     return local, True
-
-
-def _budget_rule(index: int, budget: Budget) -> Rule:
-    unit: Unit = "tokens" if budget.tokens is not None else "cost"
-    limit = budget.tokens if budget.tokens is not None else _micro(budget.cost or 0.0)
-    if budget.period == "total":
-        window = Window(limit, _FOREVER, "fixed_window", period=_forever)
-        period = "total"
-    else:
-        window = Window(
-            limit,
-            NOMINAL[budget.period],
-            "fixed_window",
-            period=calendar(budget.period, ZoneInfo(budget.time_zone)),
-        )
-        period = f"{budget.period}@{budget.time_zone}"
-    who, name = ("team", budget.team) if budget.team is not None else ("consumer", budget.consumer)
-    # (a change of unit, period or time zone starts a fresh count; a change of amount not)
-    label = f"ai|b{index}|{unit}|{period}|{who}|".encode()
-    text = f"token budget of {budget.tokens}" if unit == "tokens" else f"budget of ${budget.cost:g}"
-    text += " in total" if budget.period == "total" else f" per {budget.period}"
-    return Rule(unit, window, label, who, name or "*", text, True)  # type: ignore[arg-type]
-
-
-def _limit_rules(index: int, limit: Limit) -> list[Rule]:
-    who, name = limit.scope
-    rules = []
-    for unit, amount, short in (("requests", limit.rpm, "rpm"), ("tokens", limit.tpm, "tpm")):
-        if amount:
-            window = Window(amount, 60.0, "token_bucket")
-            label = f"ai|l{index}|{short}|{who}|".encode()
-            text = f"limit of {amount} {'requests' if short == 'rpm' else 'tokens'} per minute"
-            rules.append(Rule(unit, window, label, who, name, text, False))  # type: ignore[arg-type]
-    return rules
-
-
-def _forever(now: float) -> tuple[float, float]:
-    return 0.0, _FOREVER
-
-
-def _refusal(rule: Rule, retry_after: float, tokens: int) -> TooManyRequests:
-    whose = f"{rule.who} {rule.name}" if rule.name != "*" else f"each {rule.who}"
-    if math.isinf(retry_after):
-        detail = (
-            f"this call may use up to {tokens} tokens, more than the {rule.text} of {whose} "
-            "allows at all: lower max_tokens or shorten the prompt"
-        )
-    elif rule.budget:
-        detail = f"the {rule.text} of {whose} has too little left for this call"
-    else:
-        detail = f"the {rule.text} of {whose} is spent for now"
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-    if 0.0 < retry_after <= _MOST_RETRY_AFTER:
-        headers = ((b"Retry-After", b"%d" % max(1, math.ceil(retry_after))),)
-    kind = BudgetExceeded if rule.budget else RateLimited
-    return kind(detail, headers=headers)
 
 
 def _drive(work: Coroutine[Any, Any, T]) -> T:

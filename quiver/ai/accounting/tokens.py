@@ -9,9 +9,10 @@ Two facts about the tokenizers in use make counting without them safe:
   and Mistral's, whose extra word-boundary marker is at most one more token per
   text).  So the UTF-8 length of a text, plus one, bounds its token count from
   above.  :func:`prompt_upper_bound` adds that up over every text of a chat
-  request (message contents, names, tool calls, tool definitions, the response
-  schema) and a fixed allowance for what the provider wraps around them (per
-  message, per request, for tool use, per image), and is what a call reserves
+  request or an Anthropic Messages one (system prompt, message contents, names,
+  tool calls, tool definitions, the response schema) and a fixed allowance for
+  what the provider wraps around them (per message, per request, for tool use,
+  per image), and is what a call reserves
   under budgets and limits: the provider cannot count more.
 - An answer's tokens, when the provider reports none, are estimated from its bytes
   and words (:func:`estimate`): about four bytes of ASCII per token, one token per
@@ -36,6 +37,7 @@ WITH_TOOLS = 512
 #: an image part: the most tokens one image costs at the providers' largest sizes
 #: (OpenAI high detail, Anthropic's 1.15-megapixel cap) is below this
 PER_IMAGE = 1600
+_IMAGES = ("image_url", "image")  # a chat-completions image part, an Anthropic image block
 
 
 def prompt_upper_bound(chat: dict[str, Any]) -> int:
@@ -46,6 +48,9 @@ def prompt_upper_bound(chat: dict[str, Any]) -> int:
     if isinstance(messages, list):
         for message in messages:
             total += PER_MESSAGE + _bound(message)
+    system = chat.get("system")  # (an Anthropic Messages request: its system prompt)
+    if system:
+        total += PER_MESSAGE + _bound(system)
     for key in ("tools", "functions"):
         tools = chat.get(key)
         if tools:
@@ -63,7 +68,7 @@ def _bound(value: Any) -> int:
     if isinstance(value, str):
         return len(value.encode("utf-8", "surrogatepass")) + 1 if value else 0
     if isinstance(value, dict):
-        if value.get("type") == "image_url" or "image_url" in value:
+        if value.get("type") in _IMAGES or "image_url" in value:
             return PER_IMAGE
         return sum(_bound(item) for item in value.values())
     if isinstance(value, list):
@@ -129,3 +134,22 @@ def output_cap(chat: dict[str, Any]) -> int | None:
         return None
     choices = chat.get("n")
     return min(caps) * (choices if type(choices) is int and choices > 1 else 1)
+
+
+def usage_or_estimate(
+    chat: dict[str, Any], completion: dict[str, Any] | None, usage: dict[str, Any] | None
+) -> dict[str, int]:
+    """The usage to count for an answered call: the provider's when it reported one,
+    else the estimates of :func:`prompt_estimate` and :func:`completion_estimate`
+    (``completion``: the ``chat.completion`` object, or None when nothing of the
+    answer is known).  A call answered without usage is never free."""
+    if usage and isinstance(usage.get("prompt_tokens"), int):
+        completion_tokens = usage.get("completion_tokens")
+        return {
+            "prompt_tokens": usage["prompt_tokens"],
+            "completion_tokens": completion_tokens if isinstance(completion_tokens, int) else 0,
+        }
+    return {
+        "prompt_tokens": prompt_estimate(chat),
+        "completion_tokens": completion_estimate(completion) if completion else 0,
+    }

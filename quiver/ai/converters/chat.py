@@ -15,16 +15,32 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "SIGNATURE_SEPARATOR",
     "ConversionError",
     "StreamError",
+    "bare_call_id",
     "chunk",
     "completion",
     "content_parts",
     "data_url",
     "dumps",
+    "embedding_inputs",
+    "embeddings_list",
+    "functions_of",
+    "image_url_of",
+    "json_error",
+    "json_instruction",
+    "json_schema_of",
     "loads_arguments",
+    "max_tokens_of",
+    "messages_of",
     "new_id",
+    "raw_error",
+    "stop_list",
+    "system_text",
     "text_of",
+    "tool_choice_of",
+    "usage",
     "usage_chunk",
 ]
 
@@ -48,6 +64,20 @@ class StreamError(Exception):
 def new_id(prefix: str) -> str:
     """A random identifier such as ``call_3f9a...`` (24 hex digits after the prefix)."""
     return prefix + os.urandom(12).hex()
+
+
+#: what separates a tool call id from the Gemini thought signature it carries
+SIGNATURE_SEPARATOR = "_sig_"
+
+
+def bare_call_id(call_id: str) -> str:
+    """A tool call id without the Gemini thought signature it may carry.
+
+    Other providers limit ids (Bedrock: 64 characters of ``[a-zA-Z0-9_-]``): a
+    conversation begun on Gemini that continues elsewhere sends them the bare id, the same
+    for a call and for its result.
+    """
+    return call_id.partition(SIGNATURE_SEPARATOR)[0]
 
 
 def dumps(value: Any) -> str:
@@ -105,7 +135,9 @@ def data_url(url: str) -> tuple[str, str] | None:
         if url.startswith("data:"):
             raise ConversionError("only base64 data: URLs are supported for inline content")
         return None
-    return match.group(1).lower(), url[match.end() :]
+    media_type = match.group(1).lower()
+    # "image/jpg" is common in the wild; providers accept only the registered name
+    return ("image/jpeg" if media_type == "image/jpg" else media_type), url[match.end() :]
 
 
 def image_url_of(part: dict[str, Any]) -> str:

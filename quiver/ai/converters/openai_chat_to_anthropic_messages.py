@@ -22,6 +22,7 @@ from typing import Any
 from quiver.ai.converters.chat import (
     ConversionError,
     StreamError,
+    bare_call_id,
     chunk,
     completion,
     content_parts,
@@ -173,7 +174,7 @@ def _assistant_blocks(message: dict[str, Any], used_tools: dict[str, None]) -> l
         blocks.append(
             {
                 "type": "tool_use",
-                "id": call["id"],
+                "id": bare_call_id(call["id"]),
                 "name": name,
                 "input": loads_arguments(function.get("arguments")),
             }
@@ -185,7 +186,7 @@ def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
     call_id = message.get("tool_call_id")
     if not isinstance(call_id, str):
         raise ConversionError("a tool message needs tool_call_id")
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": bare_call_id(call_id)}
     text = text_of(message.get("content"))
     if text:
         block["content"] = text
@@ -250,7 +251,10 @@ def convert_response(body: dict[str, Any], model: str) -> dict[str, Any]:
                 {
                     "id": block.get("id"),
                     "type": "function",
-                    "function": {"name": block.get("name"), "arguments": dumps(block.get("input"))},
+                    "function": {
+                        "name": block.get("name"),
+                        "arguments": dumps(block.get("input") or {}),
+                    },
                 }
             )
     message: dict[str, Any] = {

@@ -32,6 +32,7 @@ from typing import Any
 from quiver.ai.converters.chat import (
     ConversionError,
     StreamError,
+    bare_call_id,
     chunk,
     completion,
     content_parts,
@@ -194,7 +195,7 @@ def _assistant_blocks(message: dict[str, Any], used_tools: dict[str, None]) -> l
             raise ConversionError("each tool call needs an id and function.name")
         used_tools[name] = None
         tool_use = {
-            "toolUseId": call["id"],
+            "toolUseId": bare_call_id(call["id"]),
             "name": name,
             "input": loads_arguments(function.get("arguments")),
         }
@@ -207,7 +208,9 @@ def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(call_id, str):
         raise ConversionError("a tool message needs tool_call_id")
     text = text_of(message.get("content"))
-    return {"toolResult": {"toolUseId": call_id, "content": [{"text": text or " "}]}}
+    # Converse wants at least one non-blank content block in a tool result
+    result = {"toolUseId": bare_call_id(call_id), "content": [{"text": text or "(empty)"}]}
+    return {"toolResult": result}
 
 
 def _tools(chat: dict[str, Any], body: dict[str, Any], used_tools: dict[str, None]) -> None:

@@ -9,13 +9,13 @@ after the call they answer; a result that is not a JSON object is wrapped as
 ``toolConfig.functionCallingConfig`` (AUTO / ANY / NONE, ``allowedFunctionNames``);
 sampling options and ``response_format`` go to ``generationConfig``
 (``responseMimeType`` + ``responseSchema``).  JSON Schemas (tool parameters, response
-schema) are rewritten into Gemini's OpenAPI subset: upper-case ``type``, nullable
-unions, local ``$ref`` inlined, unsupported keywords dropped.
+schema) are rewritten into Gemini's OpenAPI subset by :mod:`.json_schema_to_gemini_schema`.
 
 Gemini does not always give function calls ids, and its thinking models want each
 call's ``thoughtSignature`` back on the next turn: a call's id is ``call_<hex>`` (or
-Gemini's own id), followed by ``_sig_<signature>`` when there is one, so the signature
-makes the round trip through the client and is restored on the way back.
+Gemini's own id), followed by ``_sig_<signature>`` (in the URL-safe base64 alphabet)
+when there is one, so the signature makes the round trip through the client and is
+restored on the way back.  The other provider converters send the bare id.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from quiver.ai.converters.chat import (
+    SIGNATURE_SEPARATOR,
     ConversionError,
     StreamError,
     chunk,
@@ -50,6 +51,7 @@ from quiver.ai.converters.chat import (
     usage,
     usage_chunk,
 )
+from quiver.ai.converters.json_schema_to_gemini_schema import json_schema_to_gemini
 
 __all__ = [
     "StreamConverter",
@@ -71,31 +73,6 @@ FINISH_REASONS = {
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
 }
-
-_SIGNATURE = "_sig_"
-# keywords of Gemini's Schema object that mean the same as in JSON Schema
-_SCHEMA_KEEP = (
-    "title",
-    "description",
-    "minItems",
-    "maxItems",
-    "minimum",
-    "maximum",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "minProperties",
-    "maxProperties",
-    "propertyOrdering",
-    "example",
-    "default",
-)
-_FORMATS = {
-    "STRING": ("enum", "date-time"),
-    "NUMBER": ("float", "double"),
-    "INTEGER": ("int32", "int64"),
-}
-_MAX_DEPTH = 32
 
 
 def convert_request(chat: dict[str, Any], model: str) -> dict[str, Any]:
@@ -185,9 +162,11 @@ def _model_parts(message: dict[str, Any], names: dict[str, str]) -> list[dict[st
         part: dict[str, Any] = {
             "functionCall": {"name": name, "args": loads_arguments(function.get("arguments"))}
         }
-        _, _, signature = call_id.partition(_SIGNATURE)
+        _, _, signature = call_id.partition(SIGNATURE_SEPARATOR)
         if signature:
-            part["thoughtSignature"] = signature
+            # back from the URL-safe alphabet of the id to standard base64
+            padding = "=" * (-len(signature) % 4)
+            part["thoughtSignature"] = signature.replace("-", "+").replace("_", "/") + padding
         parts.append(part)
     return parts
 
@@ -252,99 +231,14 @@ def _generation_config(chat: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def json_schema_to_gemini(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON Schema rewritten into Gemini's ``Schema`` (a subset of OpenAPI 3.0's).
-
-    ``type: [T, "null"]`` and ``anyOf``/``oneOf`` with ``{"type": "null"}`` become
-    ``nullable``; local ``$ref`` (``#/$defs/...``, ``#/definitions/...``) are inlined
-    (recursive schemas are cut at depth 32); ``const`` becomes a one-value ``enum``;
-    enums are strings; ``additionalProperties``, ``$schema`` and formats Gemini does not
-    know are dropped.
-    """
-    defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
-    return _schema(schema, defs, 0)
-
-
-def _schema(node: Any, defs: dict[str, Any], depth: int) -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {}
-    if depth > _MAX_DEPTH:
-        return {"type": "OBJECT"}
-    ref = node.get("$ref")
-    if isinstance(ref, str):
-        target = defs.get(ref.rsplit("/", 1)[-1]) if ref.startswith("#/") else None
-        if not isinstance(target, dict):
-            raise ConversionError(f"schema reference {ref!r} cannot be resolved")
-        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-    out: dict[str, Any] = {}
-    kind = node.get("type")
-    if isinstance(kind, list):
-        if "null" in kind:
-            out["nullable"] = True
-        kinds = [k for k in kind if k != "null"]
-        if len(kinds) == 1:
-            kind = kinds[0]
-        else:
-            kind = None
-            if kinds:
-                out["anyOf"] = [{"type": str(k).upper()} for k in kinds]
-    if isinstance(kind, str) and kind != "null":
-        out["type"] = kind.upper()
-    variants = node.get("anyOf") or node.get("oneOf")
-    if isinstance(variants, list):
-        kept = []
-        for variant in variants:
-            if isinstance(variant, dict) and variant.get("type") == "null":
-                out["nullable"] = True
-            else:
-                kept.append(_schema(variant, defs, depth + 1))
-        if len(kept) == 1:
-            out = {**kept[0], **out}
-        elif kept:
-            out["anyOf"] = kept
-    all_of = node.get("allOf")
-    if isinstance(all_of, list):
-        for part in all_of:
-            out = {**_schema(part, defs, depth + 1), **out}
-    for key in _SCHEMA_KEEP:
-        if key in node:
-            out[key] = node[key]
-    if "const" in node:
-        out["enum"] = [str(node["const"])]
-    elif isinstance(node.get("enum"), list):
-        out["enum"] = [str(value) for value in node["enum"] if value is not None]
-        if None in node["enum"]:
-            out["nullable"] = True
-    if "enum" in out and out.get("type", "STRING") == "STRING":
-        out["type"] = "STRING"
-        out["format"] = "enum"
-    elif "enum" in out:
-        del out["enum"]  # Gemini's enums are strings: a numeric enum keeps its type only
-    fmt = node.get("format")
-    if isinstance(fmt, str) and fmt in _FORMATS.get(out.get("type", ""), ()):
-        out["format"] = fmt
-    properties = node.get("properties")
-    if isinstance(properties, dict):
-        out["properties"] = {
-            name: _schema(value, defs, depth + 1) for name, value in properties.items()
-        }
-        if "type" not in out:
-            out["type"] = "OBJECT"
-    if isinstance(node.get("required"), list):
-        out["required"] = node["required"]
-    if "items" in node:
-        out["items"] = _schema(node["items"], defs, depth + 1)
-        if "type" not in out:
-            out["type"] = "ARRAY"
-    return out
-
-
 def _call_id(function_call: dict[str, Any], signature: Any) -> str:
     call_id = function_call.get("id")
     if not isinstance(call_id, str) or not call_id:
         call_id = new_id("call_")
     if isinstance(signature, str) and signature:
-        call_id += _SIGNATURE + signature
+        # ids travel through clients and other providers: only [A-Za-z0-9_-] in them
+        safe = signature.replace("+", "-").replace("/", "_").rstrip("=")
+        call_id += SIGNATURE_SEPARATOR + safe
     return call_id
 
 

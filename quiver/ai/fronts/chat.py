@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from quiver.ai.accounting.tokens import completion_estimate, estimate, prompt_estimate
 from quiver.ai.completions import converter_of, post_chat
 from quiver.ai.completions import stream as chunks_of
 from quiver.ai.errors import InvalidRequest, ProviderUnavailable
@@ -56,6 +57,7 @@ def check_chat(gateway: Gateway, chat: dict[str, Any]) -> Model:
 async def chat_completions(gateway: Gateway, request: PluginRequest, call: Call) -> Response:
     chat = parse_body(request)
     model = check_chat(gateway, chat)
+    call.info["model"] = model.name
     await gateway.admit(request, call, model, chat)
     try:
         if chat.get("stream") is True:
@@ -92,11 +94,14 @@ async def _complete(gateway: Gateway, chat: dict[str, Any], model: Model, call: 
     raw, answered, deployment = await gateway.router.run(model, send)
     call.answered_by(answered, deployment)
     try:
-        usage = orjson.loads(raw).get("usage")
-    except (orjson.JSONDecodeError, AttributeError):
-        usage = None
+        completion = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        completion = None
+    usage = completion.get("usage") if isinstance(completion, dict) else None
     if isinstance(usage, dict):
         call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+    elif isinstance(completion, dict):  # (a server that reports none: counted here)
+        call.usage(prompt_estimate(chat), completion_estimate(completion))
     return raw
 
 
@@ -112,7 +117,8 @@ async def _stream(gateway: Gateway, chat: dict[str, Any], model: Model, call: Ca
 
         response, answered, deployment = await gateway.router.run(model, send)
         call.answered_by(answered, deployment)
-        body = _relay(gateway, response, call, wants_usage)
+        exact = wants_usage and deployment.kind.exact_stream
+        body = _relay(gateway, response, call, chat, wants_usage, exact)
     else:
         chunks, answered, deployment = await chunks_of(gateway, model, chat, call)
         body = _written(gateway, chunks, call, wants_usage)
@@ -128,17 +134,26 @@ def _reachable(model: Model) -> list[Deployment]:
 
 
 async def _relay(
-    gateway: Gateway, response: OutboundResponse, call: Call, wants_usage: bool
+    gateway: Gateway,
+    response: OutboundResponse,
+    call: Call,
+    chat: dict[str, Any],
+    wants_usage: bool,
+    exact: bool,
 ) -> AsyncIterator[bytes]:
-    """The provider's stream as the client asked for it, its usage noted on the way."""
+    """The provider's stream as the client asked for it, its usage noted on the way;
+    ``exact``: the provider's bytes as they come."""
     parser = SSEParser()
     first = True
+    sent_usage = False
+    last: dict[str, Any] | None = None  # (the last chunk with choices)
+    texts: list[str] = []  # (the answer, counted here if the provider reports no usage)
     try:
         async for piece in response.stream():
             if first:
                 call.first_token()
                 first = False
-            if wants_usage:
+            if exact:
                 # as sent; only the events that carry usage are looked into
                 for event in parser.feed(piece):
                     if '"usage"' in event.data:
@@ -148,18 +163,35 @@ async def _relay(
             out = []
             for event in parser.feed(piece):
                 if event.data == "[DONE]":
+                    if call.usage_document() is None:
+                        call.usage(prompt_estimate(chat), estimate("".join(texts)))
+                    if wants_usage and not sent_usage and last is not None:
+                        out.append(_usage_chunk(last, call))  # (Mistral's, moved)
                     out.append(_DONE)
                     continue
                 try:
                     chunk = orjson.loads(event.data)
                 except orjson.JSONDecodeError:
                     continue
-                if isinstance(chunk, dict) and "usage" in chunk:
-                    usage = chunk.pop("usage")
-                    if isinstance(usage, dict):
-                        call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
-                        if not chunk.get("choices"):
-                            continue  # (the usage chunk the client did not ask for)
+                if not isinstance(chunk, dict):
+                    continue
+                usage = chunk.get("usage")
+                if isinstance(usage, dict):
+                    call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+                if not chunk.get("choices"):
+                    if wants_usage and isinstance(usage, dict):
+                        sent_usage = True  # (the usage chunk the client asked for)
+                        out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+                    # else the usage chunk the client did not ask for, or Azure's
+                    # first chunk of prompt filter results
+                    continue
+                last = chunk
+                if call.usage_document() is None:
+                    texts.extend(_delta_texts(chunk))
+                if wants_usage:
+                    chunk["usage"] = None
+                else:
+                    chunk.pop("usage", None)
                 out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
             if out:
                 yield b"".join(out)
@@ -197,6 +229,34 @@ async def _settle_stream(gateway: Gateway, call: Call) -> None:
     usage = call.usage_document()
     if usage is not None:
         await gateway.settle(call, usage)
+
+
+def _delta_texts(chunk: dict[str, Any]) -> list[str]:
+    texts = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict):
+            content = delta.get("content")
+            if isinstance(content, str):
+                texts.append(content)
+            for tool_call in delta.get("tool_calls") or ():
+                arguments = (tool_call.get("function") or {}).get("arguments")
+                if isinstance(arguments, str):
+                    texts.append(arguments)
+    return texts
+
+
+def _usage_chunk(last: dict[str, Any], call: Call) -> bytes:
+    """The final ``choices: []`` chunk a provider put elsewhere (Mistral: on its last
+    chunk with choices)."""
+    usage = call.usage_document() or {"prompt_tokens": 0, "completion_tokens": 0}
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    chunk: dict[str, Any] = {
+        key: last[key] for key in ("id", "object", "created", "model") if key in last
+    }
+    chunk["choices"] = []
+    chunk["usage"] = usage
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
 def _note_usage(call: Call, data: str) -> None:

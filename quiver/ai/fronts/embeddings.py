@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 
+from quiver.ai.accounting.tokens import estimate
 from quiver.ai.converters import openai_chat_to_bedrock_converse as bedrock
 from quiver.ai.converters import openai_chat_to_gemini as gemini
-from quiver.ai.converters.chat import ConversionError
+from quiver.ai.converters.chat import ConversionError, embedding_inputs
 from quiver.ai.errors import InvalidRequest, ProviderUnavailable, Unsupported
 from quiver.ai.fronts.chat import parse_body
 from quiver.ai.gateway import JSON, Call, Gateway
@@ -29,6 +30,7 @@ from quiver.plugins.responder import Response
 async def embeddings(gateway: Gateway, request: PluginRequest, call: Call) -> Response:
     body = parse_body(request)
     model = gateway.model(body.get("model"))
+    call.info["model"] = model.name
     if "input" not in body:
         raise InvalidRequest("'input' is required", param="input")
     encoding = body.get("encoding_format", "float")
@@ -83,7 +85,11 @@ async def _converted(
         response = await deployment.post(gateway.outbound, url, orjson.dumps(request))
         answer = orjson.loads(await response.read())
         count = len(request["requests"])
-        return gemini.convert_embeddings_response(answer, name, count, encoding)
+        converted = gemini.convert_embeddings_response(answer, name, count, encoding)
+        # (Gemini reports no token count: Quiver's own estimate of the inputs)
+        tokens = sum(estimate(text) for text in embedding_inputs(body))
+        converted["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return converted
     requests = bedrock.embeddings_requests(body, deployment.model)
 
     async def one(request: dict[str, Any]) -> dict[str, Any]:

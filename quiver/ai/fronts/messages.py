@@ -52,6 +52,7 @@ def _client_fields(request: PluginRequest) -> dict[str, str] | None:
 async def messages(gateway: Gateway, request: PluginRequest, call: Call) -> Response:
     body = parse_body(request)
     model = gateway.model(body.get("model"))
+    call.info["model"] = model.name
     if not isinstance(body.get("messages"), list):
         raise InvalidRequest("messages: Field required", param="messages")
     await gateway.admit(request, call, model, body)
@@ -193,6 +194,7 @@ async def _relay(gateway: Gateway, response: OutboundResponse, call: Call) -> As
 async def count_tokens(gateway: Gateway, request: PluginRequest, call: Call) -> Response:
     body = parse_body(request)
     model = gateway.model(body.get("model"))
+    call.info["model"] = model.name
     fields = _client_fields(request)
     if not any(d.count_tokens_url is not None for d in model.deployments):
         try:

@@ -46,6 +46,7 @@ def _key_of(response_id: str) -> str:
 async def responses(gateway: Gateway, request: PluginRequest, call: Call) -> Response:
     body = parse_body(request)
     model = gateway.model(body.get("model"))
+    call.info["model"] = model.name
     history: list[dict[str, Any]] = []
     prefer: Deployment | None = None
     previous = body.get("previous_response_id")

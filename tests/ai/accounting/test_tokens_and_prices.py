@@ -113,3 +113,32 @@ def test_a_configured_price_overrides_the_table() -> None:
     )
     assert prices.cost("nobody-knows", usage) is None
     assert tokens_of({"prompt_tokens": -1, "completion_tokens": "3"}) == (0, 0)
+
+
+def test_an_anthropic_messages_request_is_bounded_too() -> None:
+    image = {"type": "image", "source": {"type": "base64", "data": "A" * 50_000}}
+    body = {
+        "system": "You are terse.",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, image]}],
+        "max_tokens": 100,
+    }
+    bare = {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    bound = prompt_upper_bound(body)
+    assert bound - prompt_upper_bound(bare) == PER_MESSAGE + len("You are terse.") + 1 + PER_IMAGE
+    assert output_cap(body) == 100
+
+
+def test_an_answer_without_usage_is_counted_by_estimate() -> None:
+    from quiver.ai.accounting.tokens import usage_or_estimate
+
+    request = chat("hello there")
+    answer = {"choices": [{"message": {"role": "assistant", "content": "hi"}}]}
+    reported = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+    assert usage_or_estimate(request, answer, reported) == {
+        "prompt_tokens": 7,
+        "completion_tokens": 2,
+    }
+    assert usage_or_estimate(request, answer, None) == {
+        "prompt_tokens": prompt_estimate(request),
+        "completion_tokens": completion_estimate(answer),
+    }

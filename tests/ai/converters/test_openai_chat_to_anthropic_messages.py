@@ -366,3 +366,23 @@ def test_error_message_reads_anthropic_errors_and_anything_else() -> None:
         "http_502",
         "<html>bad gateway</html>",
     )
+
+
+def test_gemini_thought_signatures_are_left_out_of_anthropic_tool_ids() -> None:
+    call = {
+        "id": "call_1_sig_abc-_",
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+    }
+    body = conv.convert_request(
+        {
+            "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1_sig_abc-_", "content": "ok"},
+            ]
+        },
+        "m",
+    )
+    assert body["messages"][1]["content"][0]["id"] == "call_1"
+    assert body["messages"][2]["content"][0]["tool_use_id"] == "call_1"

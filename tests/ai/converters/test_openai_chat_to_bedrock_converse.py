@@ -134,7 +134,7 @@ def test_parallel_tool_use_and_results_and_tool_config() -> None:
         "role": "user",
         "content": [
             {"toolResult": {"toolUseId": "t1", "content": [{"text": "sunny"}]}},
-            {"toolResult": {"toolUseId": "t2", "content": [{"text": " "}]}},
+            {"toolResult": {"toolUseId": "t2", "content": [{"text": "(empty)"}]}},
         ],
     }
     assert body["toolConfig"] == {
@@ -330,3 +330,23 @@ def test_error_message_names_the_exception() -> None:
     typed = orjson.dumps({"__type": "com.amazon#ValidationException", "Message": "bad"})
     assert conv.error_message(400, typed) == ("ValidationException", "bad")
     assert conv.error_message(502, b"") == ("http_502", "")
+
+
+def test_gemini_thought_signatures_are_left_out_of_bedrock_tool_ids() -> None:
+    call = {
+        "id": "call_1_sig_" + "x" * 300,
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+    }
+    body = conv.convert_request(
+        {
+            "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": call["id"], "content": "ok"},
+            ]
+        },
+        "m",
+    )
+    assert body["messages"][1]["content"][0]["toolUse"]["toolUseId"] == "call_1"
+    assert body["messages"][2]["content"][0]["toolResult"]["toolUseId"] == "call_1"

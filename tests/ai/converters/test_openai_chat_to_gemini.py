@@ -13,6 +13,7 @@ from quiver.ai.converters import openai_chat_to_gemini as conv
 from quiver.ai.converters.chat import ConversionError, StreamError
 from tests.ai.converters.accumulate import accumulate
 
+SIGNATURE = "++/+LXRob3VnaHQh"  # base64 with both characters ids cannot hold
 TOOL = {
     "type": "function",
     "function": {
@@ -96,9 +97,16 @@ def test_parallel_calls_and_their_responses_share_one_turn_each() -> None:
                 {
                     "role": "assistant",
                     "content": None,
-                    "tool_calls": [_call("call_1_sig_SIG==", "Paris"), _call("call_2", "Rome")],
+                    "tool_calls": [
+                        _call("call_1_sig_-_8-LXRob3VnaHQ", "Paris"),
+                        _call("call_2", "Rome"),
+                    ],
                 },
-                {"role": "tool", "tool_call_id": "call_1_sig_SIG==", "content": '{"temp": 21}'},
+                {
+                    "role": "tool",
+                    "tool_call_id": "call_1_sig_-_8-LXRob3VnaHQ",
+                    "content": '{"temp": 21}',
+                },
                 {"role": "tool", "tool_call_id": "call_2", "content": "rainy"},
             ],
             "tools": [TOOL],
@@ -112,7 +120,7 @@ def test_parallel_calls_and_their_responses_share_one_turn_each() -> None:
         "parts": [
             {
                 "functionCall": {"name": "get_weather", "args": {"location": "Paris"}},
-                "thoughtSignature": "SIG==",
+                "thoughtSignature": "+/8+LXRob3VnaHQ=",
             },
             {"functionCall": {"name": "get_weather", "args": {"location": "Rome"}}},
         ],
@@ -234,7 +242,7 @@ def test_response_with_text_calls_signature_and_usage() -> None:
                                     "name": "get_weather",
                                     "args": {"location": "Paris"},
                                 },
-                                "thoughtSignature": "SIG",
+                                "thoughtSignature": SIGNATURE,
                             },
                         ],
                     },
@@ -258,7 +266,8 @@ def test_response_with_text_calls_signature_and_usage() -> None:
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] == "Checking."
     (call,) = choice["message"]["tool_calls"]
-    assert call["id"].startswith("call_") and call["id"].endswith("_sig_SIG")
+    # the signature rides in the id, in the alphabet ids allow everywhere
+    assert call["id"].startswith("call_") and call["id"].endswith("_sig_--_-LXRob3VnaHQh")
     assert call["function"] == {"name": "get_weather", "arguments": '{"location":"Paris"}'}
     assert out["usage"] == {
         "prompt_tokens": 10,
@@ -269,7 +278,7 @@ def test_response_with_text_calls_signature_and_usage() -> None:
     # the id carries the signature back to Gemini on the next turn
     assistant = {"role": "assistant", "content": None, "tool_calls": [call]}
     again = conv.convert_request({"messages": [{"role": "user", "content": "x"}, assistant]}, "m")
-    assert again["contents"][1]["parts"][0]["thoughtSignature"] == "SIG"
+    assert again["contents"][1]["parts"][0]["thoughtSignature"] == SIGNATURE
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,10 @@ each mock accepts.  What a mock answers is steered by the last user message (see
 usage the mock counted.
 
 Modules: ``server`` (the HTTP server), ``script`` (steering, usage, ids),
-``openai_like`` (openai, azure-openai, mistral, ollama, openai-compatible),
-``anthropic``, ``gemini``, ``bedrock`` (with ``eventstream`` framing and an independent
-``sigv4`` verifier).
+``openai_like`` (openai, azure-openai, mistral, ollama, openai-compatible) with
+``openai_requests`` (reading their requests), ``anthropic``, ``gemini``, ``bedrock``
+(with ``eventstream`` framing and an independent ``sigv4`` verifier); ``calls`` holds
+the direct calls the mocks' own tests make.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import orjson
 from tests.ai.mock_providers.script import Plan, Prompt, ident, plan, schema_in
 from tests.ai.mock_providers.server import CUT, Cut, MockRequest, Reply, StreamReply, json_reply
 
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")  # 2023-06-01 and every dated version after it
 
 
@@ -127,15 +128,46 @@ def _check_messages(messages: Any) -> str | None:
             )
         content = message.get("content")
         blocks = content if isinstance(content, list) else []
+        answered = set()
         for index, block in enumerate(blocks):
-            if block.get("type") == "tool_result" and block.get("tool_use_id") not in previous_uses:
-                return (
-                    f"messages.{number}.content.{index}: unexpected `tool_use_id` found in "
-                    f"`tool_result` blocks: {block.get('tool_use_id')}. Each `tool_result` block "
-                    "must have a corresponding `tool_use` block in the previous message."
-                )
+            if block.get("type") == "image" and (problem := _check_image(block.get("source"))):
+                return f"messages.{number}.content.{index}.image.source: {problem}"
+            if block.get("type") == "tool_result":
+                if block.get("tool_use_id") not in previous_uses:
+                    return (
+                        f"messages.{number}.content.{index}: unexpected `tool_use_id` found in "
+                        f"`tool_result` blocks: {block.get('tool_use_id')}. Each `tool_result` "
+                        "block must have a corresponding `tool_use` block in the previous message."
+                    )
+                answered.add(block.get("tool_use_id"))
+        if previous_uses - answered:
+            return (
+                f"messages.{number - 1}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(sorted(previous_uses - answered))}. Each "
+                "`tool_use` block must have a corresponding `tool_result` block in the next "
+                "message."
+            )
         previous_uses = {b.get("id") for b in blocks if b.get("type") == "tool_use"}
     return None
+
+
+def _check_image(source: Any) -> str | None:
+    if not isinstance(source, dict):
+        return "Field required"
+    if source.get("type") == "base64":
+        if source.get("media_type") not in IMAGE_TYPES:
+            return (
+                "base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' "
+                "or 'image/webp'"
+            )
+        return None if source.get("data") else "base64.data: Field required"
+    if source.get("type") == "url":
+        return (
+            None
+            if str(source.get("url", "")).startswith(("http://", "https://"))
+            else "url.url: invalid"
+        )
+    return "Input tag does not match any of the expected tags: 'base64', 'url', 'file'"
 
 
 def _block_text(block: dict[str, Any]) -> list[str]:

@@ -188,7 +188,7 @@ def _check(body: dict[str, Any]) -> str | None:
             "that starts with a user message."
         )
     uses_tools = False
-    previous_uses = 0
+    previous_uses: list[str] = []
     for number, message in enumerate(messages):
         role = message.get("role")
         if role not in ("user", "assistant"):
@@ -197,21 +197,41 @@ def _check(body: dict[str, Any]) -> str | None:
                 f"'messages.{number + 1}.member.role' failed to satisfy constraint: Member "
                 "must satisfy enum value set: [user, assistant]"
             )
-        results = 0
+        results: list[str] = []
         for index, block in enumerate(message.get("content") or []):
             if "text" in block and not str(block["text"]).strip():
                 return (
                     f"The text field in the ContentBlock object at messages.{number}.content."
                     f"{index} is blank. Add text to the text field, and try again."
                 )
+            image = block.get("image")
+            if image is not None and (
+                image.get("format") not in ("png", "jpeg", "gif", "webp")
+                or not (image.get("source") or {}).get("bytes")
+            ):
+                return (
+                    f"The image at messages.{number}.content.{index} is invalid: it needs a "
+                    "format (png, jpeg, gif or webp) and source.bytes."
+                )
             uses_tools = uses_tools or "toolUse" in block or "toolResult" in block
-            results += "toolResult" in block
-        if results > previous_uses:
+            if "toolResult" in block:
+                results.append(str(block["toolResult"].get("toolUseId")))
+        if len(results) > len(previous_uses):
             return (
                 f"The number of toolResult blocks at messages.{number}.content exceeds the "
                 "number of toolUse blocks of previous turn."
             )
-        previous_uses = sum("toolUse" in b for b in message.get("content") or [])
+        if sorted(results) != sorted(previous_uses) and (results or role == "user"):
+            missing = ", ".join(u for u in previous_uses if u not in results) or results[0]
+            return (
+                f"Expected toolResult blocks at messages.{number}.content for the following "
+                f"Ids: {missing}"
+            )
+        previous_uses = [
+            str(b["toolUse"].get("toolUseId"))
+            for b in message.get("content") or []
+            if "toolUse" in b
+        ]
     if uses_tools and not body.get("toolConfig"):
         return (
             "The toolConfig field must be defined when using toolUse and toolResult content blocks."
@@ -234,7 +254,14 @@ def _result_texts(item: dict[str, Any]) -> list[str]:
     if "text" in item:
         return [str(item["text"])]
     if "json" in item:
-        return [json.dumps(item["json"])]
+        value = item["json"]
+        if (
+            isinstance(value, dict)
+            and len(value) == 1
+            and isinstance(next(iter(value.values())), str)
+        ):
+            return [next(iter(value.values()))]  # (a tool's text output wrapped in an object)
+        return [json.dumps(value)]
     return []
 
 

@@ -112,9 +112,33 @@ class Gemini:
                 "INVALID_ARGUMENT",
                 "* GenerateContentRequest.contents: contents is not specified\n",
             )
+        calls = 0
         for content in contents:
             if content.get("role", "user") not in ("user", "model"):
                 return error(400, "INVALID_ARGUMENT", "Please use a valid role: user, model.")
+            parts = content.get("parts") or []
+            for part in parts:
+                inline = _get(part, "inlineData")
+                if inline is not None and not (_get(inline, "mimeType") and inline.get("data")):
+                    message = (
+                        "Invalid value at 'contents.parts.inline_data': mime_type and data are "
+                        "required."
+                    )
+                    return error(400, "INVALID_ARGUMENT", message)
+            results = sum(1 for p in parts if _get(p, "functionResponse"))
+            if results and not calls:
+                message = (
+                    "Please ensure that function response turn comes immediately after a "
+                    "function call turn."
+                )
+                return error(400, "INVALID_ARGUMENT", message)
+            if results and results != calls:
+                message = (
+                    "Please ensure that the number of function response parts is equal to the "
+                    "number of function call parts of the function call turn."
+                )
+                return error(400, "INVALID_ARGUMENT", message)
+            calls = sum(1 for p in parts if _get(p, "functionCall"))
         prompt = _prompt(model, body)
         plan_ = plan(prompt)
         if method == "countTokens":
@@ -215,6 +239,16 @@ def _parts_text(parts: list[dict[str, Any]]) -> list[str]:
     return texts
 
 
+def _result_text(response: Any) -> str:
+    """What the model reads of a function's response: a lone string member as is (a
+    tool's text output wrapped in an object), anything else as JSON."""
+    if isinstance(response, dict) and len(response) == 1:
+        [value] = response.values()
+        if isinstance(value, str):
+            return value
+    return json.dumps(response)
+
+
 def _prompt(model: str, body: dict[str, Any]) -> Prompt:
     prompt = Prompt("gemini", model)
     system_instruction = _get(body, "systemInstruction") or {}
@@ -238,7 +272,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
     results = [_get(p, "functionResponse") for p in last_parts if _get(p, "functionResponse")]
     if contents[-1].get("role", "user") == "user" and results:
         prompt.after_tool = True
-        prompt.steering = " ".join(json.dumps(r.get("response", {})) for r in results)
+        prompt.steering = " ".join(_result_text(r.get("response", {})) for r in results)
     else:
         users = [c for c in contents if c.get("role", "user") == "user"]
         prompt.steering = " ".join(

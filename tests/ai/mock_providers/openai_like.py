@@ -11,28 +11,27 @@ needs no key.  Errors keep each service's own shape.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from tests.ai.mock_providers.openai_requests import (
+    image_problem,
+    prompt_of,
+    sse,
+    tool_order_problem,
+)
 from tests.ai.mock_providers.script import (
     Plan,
-    Prompt,
     base64_vector,
     failure,
     ident,
     plan,
-    schema_in,
     vector,
     words,
 )
 from tests.ai.mock_providers.server import (
-    CUT,
-    Cut,
     MockRequest,
     Reply,
     StreamReply,
@@ -293,12 +292,18 @@ class OpenAILike:
         if not isinstance(messages, list) or not messages:
             message = "[] is too short - 'messages'" if messages == [] else "Missing 'messages'"
             return json_reply(400, self._invalid(message, "messages"))
+        if name in ("openai", "azure-openai", "mistral") and (
+            problem := tool_order_problem(messages)
+        ):
+            return json_reply(400, self._invalid(problem, "messages"))
+        if problem := image_problem(messages):
+            return json_reply(400, self._invalid(problem, "messages"))
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         if options is not None and not stream:
             message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
             return json_reply(400, self._invalid(message, "stream_options"))
-        prompt = _prompt(name, model, body)
+        prompt = prompt_of(name, model, body)
         plan_ = plan(prompt)
         request.usage = (plan_.prompt_tokens, plan_.completion_tokens)
         if plan_.failure is not None:
@@ -314,7 +319,7 @@ class OpenAILike:
         )
         pieces = self._chunks(plan_, model, seed, include_usage, obfuscate)
         return StreamReply(
-            200, _sse(pieces, plan_), [("Content-Type", "text/event-stream; charset=utf-8")]
+            200, sse(pieces, plan_), [("Content-Type", "text/event-stream; charset=utf-8")]
         )
 
     def _call_id(self, seed: bytes, index: int) -> str:
@@ -544,87 +549,9 @@ class OpenAILike:
         return json_reply(200, result)
 
 
-# ---------------------------------------------------------------------- helpers
-
-
 def _json(request: MockRequest) -> Any:
     try:
         request.json = orjson.loads(request.body)
     except orjson.JSONDecodeError:
         return None
     return request.json
-
-
-def _text(content: Any) -> str:
-    """The text of a message's content: a string, or the text parts of a list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") in ("text", "input_text")
-        )
-    return ""
-
-
-def _prompt(provider: str, model: str, body: dict[str, Any]) -> Prompt:
-    messages: list[dict[str, Any]] = [m for m in body["messages"] if isinstance(m, dict)]
-    prompt = Prompt(provider, model)
-    for message in messages:
-        prompt.texts.append(_text(message.get("content")))
-        for call in message.get("tool_calls") or []:
-            function = call.get("function", {})
-            prompt.texts += [str(function.get("name", "")), str(function.get("arguments", ""))]
-    tools = body.get("tools") or []
-    for tool in tools:
-        function = tool.get("function", {}) if isinstance(tool, dict) else {}
-        prompt.tools.append(str(function.get("name", "")))
-        prompt.texts += [
-            str(function.get("name", "")),
-            str(function.get("description", "")),
-            json.dumps(function.get("parameters", {})),
-        ]
-    last = messages[-1] if messages else {}
-    if last.get("role") == "tool":
-        prompt.after_tool = True
-        results = []
-        for message in reversed(messages):
-            if message.get("role") != "tool":
-                break
-            results.append(_text(message.get("content")))
-        prompt.steering = " ".join(reversed(results))
-    else:
-        users = [m for m in messages if m.get("role") == "user"]
-        prompt.steering = _text(users[-1].get("content")) if users else ""
-    choice = body.get("tool_choice", "auto")
-    if isinstance(choice, dict):
-        prompt.choice = str(choice.get("function", {}).get("name", "auto"))
-    elif choice in ("none", "required", "any"):
-        prompt.choice = "required" if choice == "any" else str(choice)
-    prompt.parallel = body.get("parallel_tool_calls") is not False
-    response_format = body.get("response_format") or {}
-    if response_format.get("type") == "json_schema":
-        prompt.schema = response_format.get("json_schema", {}).get("schema") or {}
-    elif response_format.get("type") == "json_object":
-        prompt.json_object = True
-    else:
-        system = " ".join(
-            _text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
-        )
-        prompt.schema = schema_in(system)
-    cap = body.get("max_completion_tokens", body.get("max_tokens"))
-    prompt.max_output = int(cap) if isinstance(cap, int) else None
-    return prompt
-
-
-async def _sse(chunks: list[dict[str, Any]], plan_: Plan) -> AsyncIterator[bytes | Cut]:
-    """``data: <chunk>`` events, then ``data: [DONE]``; delays and cuts as planned."""
-    for number, item in enumerate(chunks):
-        if number == 0 and plan_.delay:
-            await asyncio.sleep(plan_.delay)
-        if plan_.cut and number == 3:
-            yield CUT
-            return
-        yield b"data: " + orjson.dumps(item) + b"\n\n"
-    yield b"data: [DONE]\n\n"
