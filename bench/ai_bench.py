@@ -360,8 +360,11 @@ def start_litellm(procs: Processes, s: Settings, base: Path, backend: int, keys:
     conf.write_text(json.dumps(litellm_config(backend, keys), indent=2) + "\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in LITELLM_DROP}
-    # the price map ships with the package; without this LiteLLM fetches it at start-up
-    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
+    # The price map ships with the package; without LITELLM_LOCAL_MODEL_COST_MAP
+    # LiteLLM fetches it at start-up. LITELLM_LOG=WARNING is its documented switch for
+    # quiet logs: uvicorn then writes no access line per request (Quiver writes none
+    # unless configured to), warnings and errors still reach the log file.
+    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="WARNING", PYTHONUNBUFFERED="1")
     argv = [
         str(python.parent / "litellm"),
         "--config",
