@@ -17,7 +17,8 @@ import orjson
 
 from quiver.ai.accounting import Accounting, Reservation, settled
 from quiver.ai.accounting.prices import Price, Prices
-from quiver.ai.errors import AIError, ProviderRateLimited, Shape, render
+from quiver.ai.accounting.tokens import output_cap, prompt_upper_bound
+from quiver.ai.errors import AIError, ContextWindowExceeded, ProviderRateLimited, Shape, render
 from quiver.ai.router import Model, Router
 from quiver.ai.stored import response_store
 from quiver.ai.upstream import Deployment
@@ -92,8 +93,21 @@ class Gateway:
     async def admit_deployment(
         self, call: Call, model: Model, deployment: Deployment, body: dict[str, Any]
     ) -> None:
-        """Reserve a call on ``deployment`` under its own rpm/tpm; a full deployment is
-        a retryable failure, so the router tries another one."""
+        """Check that the call fits ``deployment``'s context window (``max_context``:
+        else ContextWindowExceeded, without sending it, and the router falls back), then
+        reserve it under the deployment's own rpm/tpm; a full deployment is a retryable
+        failure, so the router tries another one."""
+        window = deployment.config.max_context
+        if window is not None:
+            if call.prompt_bound is None:
+                call.prompt_bound = prompt_upper_bound(body)
+            output = output_cap(body) or 0
+            if call.prompt_bound + output > window:
+                raise ContextWindowExceeded(
+                    f"{deployment.label}: this request may take {call.prompt_bound} prompt "
+                    f"tokens plus {output} output tokens, more than its {window}-token window",
+                    param="messages",
+                )
         accounting = self.accounting
         if accounting is None or not (deployment.config.rpm or deployment.config.tpm):
             return
@@ -127,7 +141,7 @@ class Call:
     """The bookkeeping of one call: timings for X-Quiver-Overhead-Ms, ``ctx["ai"]``,
     and what it holds under budgets and limits until it is settled."""
 
-    __slots__ = ("held", "info", "reservation", "started", "upstream")
+    __slots__ = ("held", "info", "prompt_bound", "reservation", "started", "upstream")
 
     def __init__(self, request: PluginRequest, model: str) -> None:
         self.started = time.perf_counter()
@@ -138,6 +152,8 @@ class Call:
         self.reservation: Reservation | None = None
         #: deployments' rpm/tpm reservations
         self.held: list[Reservation] = []
+        #: the prompt's upper bound in tokens, once a context window asked for it
+        self.prompt_bound: int | None = None
 
     def usage_document(self) -> dict[str, Any] | None:
         """The usage noted so far, as the accounting reads it (None: none known)."""

@@ -1,6 +1,6 @@
-"""Fixtures of the AI tests: one fake provider server and one proxy with AI routes in
-front of it, shared by the tests of the fronts (the proxy's state they touch is per
-request); and the mock model providers of every type (tests/ai/mock_providers)."""
+"""Fixtures of the AI tests: the mock model providers of every type
+(tests/ai/mock_providers), and one proxy with AI routes in front of them, shared by
+the tests of the fronts (the proxy's state they touch is per request)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.ai.fake_providers import ANTHROPIC_KEY, OPENAI_KEY, fake_provider
-from tests.ai.mock_providers import MockProviders
+from tests.ai.mock_providers import KEYS, MockProviders, MockRequest
 from tests.support.proxy import RunningProxy
-from tests.support.upstream import Upstream
 
 ALICE_KEY = "alice-key-0123456789"
 BOB_KEY = "bob-key-0123456789"
@@ -20,7 +18,7 @@ BOB_KEY = "bob-key-0123456789"
 
 @dataclass
 class Gateway:
-    provider: Upstream
+    mocks: MockProviders
     proxy: RunningProxy
 
     @property
@@ -28,21 +26,30 @@ class Gateway:
         """The OpenAI SDK's base_url for the main AI route."""
         return self.proxy.url + "/v1"
 
+    def last(self) -> MockRequest:
+        """The last request a provider received."""
+        return self.mocks.requests[-1]
 
-def gateway_config(provider_url: str) -> str:
+
+def gateway_config(mocks: MockProviders) -> str:
+    openai, anthropic = mocks.base_url("openai"), mocks.base_url("anthropic")
     return f"""
 listen: 127.0.0.1:0
 ai:
   providers:
-    - {{name: oa, type: openai, base_url: "{provider_url}/openai/v1", api_key: {OPENAI_KEY}}}
-    - {{name: an, type: anthropic, base_url: "{provider_url}/anthropic", api_key: {ANTHROPIC_KEY}}}
+    - {{name: oa, type: openai, base_url: "{openai}", api_key: {KEYS["openai"]}}}
+    - {{name: an, type: anthropic, base_url: "{anthropic}", api_key: {KEYS["anthropic"]}}}
   models:
     - {{name: gpt, deployments: [{{provider: oa, model: gpt-4o-mini}}]}}
     - name: gpt-with-fallback
       deployments: [{{provider: oa, model: gpt-4o}}]
       fallbacks: [gpt-steady]
       retries: 1
+      max_retry_wait: 0.1
     - {{name: gpt-steady, deployments: [{{provider: oa, model: gpt-steady}}]}}
+    - name: gpt-small-window
+      deployments: [{{provider: oa, model: gpt-tiny, max_context: 100}}]
+      fallbacks: [gpt-steady]
     - name: embed
       deployments: [{{provider: oa, model: text-embedding-3-small}}]
       embeddings: true
@@ -67,9 +74,9 @@ routes:
 
 
 @pytest.fixture(scope="session")
-def gateway() -> Iterator[Gateway]:
-    with Upstream(fake_provider) as provider, RunningProxy(gateway_config(provider.url)) as proxy:
-        yield Gateway(provider, proxy)
+def gateway(mock_providers: MockProviders) -> Iterator[Gateway]:
+    with RunningProxy(gateway_config(mock_providers)) as proxy:
+        yield Gateway(mock_providers, proxy)
 
 
 @pytest.fixture(scope="session")

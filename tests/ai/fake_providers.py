@@ -1,4 +1,5 @@
-"""A small fake of OpenAI's and Anthropic's APIs for the AI route's own tests.
+"""A small fake of OpenAI's and Anthropic's APIs, on a plain test server (tests that
+need only these two; tests/ai/mock_providers speaks every provider's format).
 
 One threaded server answers under ``/openai/v1/...`` (chat completions, streamed
 or not, and embeddings) and ``/anthropic/v1/...`` (messages, streamed or not, and

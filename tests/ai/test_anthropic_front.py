@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.ai.conftest import ALICE_KEY, Gateway
-from tests.ai.fake_providers import ANTHROPIC_KEY
+from tests.ai.mock_providers import KEYS
 
 USER: Any = [{"role": "user", "content": "tell me about Paris"}]
 
@@ -34,9 +34,9 @@ def test_a_message_passes_through_with_the_providers_key(
     assert message.content[0].text == "Hello from anthropic claude-3-5-haiku: tell me about Paris"  # type: ignore[union-attr]
     assert (message.usage.input_tokens, message.usage.output_tokens) == (4, 8)
     assert float(raw.headers["x-quiver-overhead-ms"]) >= 0
-    sent = gateway.provider.requests[-1]
-    assert sent.header("x-api-key") == ANTHROPIC_KEY
-    assert sent.header("anthropic-version") == raw.http_request.headers["anthropic-version"]
+    sent = gateway.last()
+    assert sent.headers.get("x-api-key") == KEYS["anthropic"]
+    assert sent.headers.get("anthropic-version") == raw.http_request.headers["anthropic-version"]
     assert ALICE_KEY not in str(sent.headers)
     assert json.loads(sent.body)["model"] == "claude-3-5-haiku"
 
@@ -47,7 +47,7 @@ def test_a_bearer_key_works_as_current_sdks_send_it(gateway: Gateway) -> None:
     ) as client:
         message = client.messages.create(model="claude", max_tokens=10, messages=USER)
     assert message.stop_reason == "end_turn"
-    assert gateway.provider.requests[-1].header("authorization") is None
+    assert gateway.last().headers.get("authorization") is None
 
 
 def test_a_stream_comes_event_by_event(client: anthropic.Anthropic) -> None:
@@ -91,20 +91,19 @@ def test_errors_come_in_anthropics_shape(gateway: Gateway, client: anthropic.Ant
     )
     assert response.status_code == 400
     # (a client that names no version gets the one Quiver speaks)
-    assert gateway.provider.requests[-1].header("anthropic-version") == "2023-06-01"
+    assert gateway.last().headers.get("anthropic-version") == "2023-06-01"
     assert response.json() == {
         "type": "error",
         "error": {
             "type": "invalid_request_error",
-            "message": "an: prompt is too long: 300000 tokens > 200000 maximum",
+            "message": "an: prompt is too long: 200001 tokens > 200000 maximum",
         },
     }
 
 
 def test_a_context_window_error_falls_back(client: anthropic.Anthropic) -> None:
+    text = "FAIL_CONTEXT@claude-3-opus"  # (the mock fails for that model only)
     message = client.messages.create(
-        model="claude-with-fallback",
-        max_tokens=10,
-        messages=[{"role": "user", "content": "FAIL_CONTEXT"}],
+        model="claude-with-fallback", max_tokens=10, messages=[{"role": "user", "content": text}]
     )
-    assert message.content[0].text == "Hello from anthropic claude-steady: FAIL_CONTEXT"  # type: ignore[union-attr]
+    assert message.content[0].text == f"Hello from anthropic claude-steady: {text}"  # type: ignore[union-attr]

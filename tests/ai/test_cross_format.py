@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.ai.conftest import ALICE_KEY, BOB_KEY, Gateway
-from tests.ai.fake_providers import ANTHROPIC_KEY
+from tests.ai.mock_providers import KEYS
 
 USER: Any = [{"role": "user", "content": "tell me about Paris"}]
 
@@ -33,9 +33,9 @@ def test_a_chat_completion_from_an_anthropic_model(gateway: Gateway, client: ope
     )
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None and completion.usage.total_tokens == 12
-    sent = gateway.provider.requests[-1]
-    assert sent.path == "/anthropic/v1/messages"
-    assert sent.header("x-api-key") == ANTHROPIC_KEY
+    sent = gateway.last()
+    assert sent.full_path == "/anthropic/v1/messages"
+    assert sent.headers.get("x-api-key") == KEYS["anthropic"]
     assert json.loads(sent.body)["max_tokens"] == 50
 
 
@@ -100,7 +100,7 @@ def test_responses_continue_a_conversation_on_the_same_deployment(
     second = client.responses.create(
         model="claude", input="and Lyon?", previous_response_id=first.id
     )
-    sent = json.loads(gateway.provider.requests[-1].body)
+    sent = json.loads(gateway.last().body)
     assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
     assert second.id.split("_")[1] == first.id.split("_")[1]  # (the same deployment)
     assert client.responses.retrieve(second.id).output_text == second.output_text

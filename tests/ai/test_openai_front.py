@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,7 @@ import openai
 import pytest
 
 from tests.ai.conftest import ALICE_KEY, Gateway
-from tests.ai.fake_providers import OPENAI_KEY
+from tests.ai.mock_providers import KEYS
 
 USER: Any = [{"role": "user", "content": "tell me about Paris"}]
 
@@ -35,9 +37,9 @@ def test_a_completion_passes_through_with_the_providers_key(
     assert completion.usage is not None
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (4, 8)
     assert float(raw.headers["x-quiver-overhead-ms"]) >= 0
-    sent = gateway.provider.requests[-1]
-    assert sent.path == "/openai/v1/chat/completions"
-    assert sent.header("authorization") == f"Bearer {OPENAI_KEY}"
+    sent = gateway.last()
+    assert sent.full_path == "/openai/v1/chat/completions"
+    assert sent.headers.get("authorization") == "Bearer " + KEYS["openai"]
     assert ALICE_KEY not in str(sent.headers)
     assert json.loads(sent.body) == {"model": "gpt-4o-mini", "messages": USER}
 
@@ -56,7 +58,7 @@ def test_a_stream_without_include_usage_has_no_usage_at_all(gateway: Gateway) ->
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks).startswith(
         "Hello from openai gpt-4o-mini"
     )
-    upstream = json.loads(gateway.provider.requests[-1].body)
+    upstream = json.loads(gateway.last().body)
     assert upstream["stream_options"] == {"include_usage": True}  # (counted all the same)
 
 
@@ -82,18 +84,19 @@ def test_the_async_client_streams_too(gateway: Gateway) -> None:
     assert asyncio.run(run()) == "Hello from openai gpt-4o-mini: tell me about Paris"
 
 
-@pytest.mark.parametrize("encoding", ["float", "base64"])
-def test_embeddings_come_as_floats_or_base64(client: openai.OpenAI, encoding: str) -> None:
+def test_embeddings_come_as_floats_or_base64(client: openai.OpenAI) -> None:
+    floats = client.embeddings.create(model="embed", input=["a", "b"], encoding_format="float")
+    vectors = [item.embedding for item in floats.data]
+    assert len(vectors) == 2 and all(vectors)
     raw = client.embeddings.with_raw_response.create(
-        model="embed",
-        input=["a", "b"],
-        encoding_format=encoding,  # type: ignore[arg-type]
+        model="embed", input=["a", "b"], encoding_format="base64"
     )
-    result = raw.parse()
-    if encoding == "float":
-        assert [item.embedding for item in result.data] == [[0.5, -0.25, 0.0], [0.5, -0.25, 1.0]]
-    else:
-        assert isinstance(json.loads(raw.content)["data"][1]["embedding"], str)
+    encoded = [item["embedding"] for item in json.loads(raw.content)["data"]]
+    decoded = [
+        list(struct.unpack(f"<{len(vector)}f", base64.b64decode(text)))
+        for text, vector in zip(encoded, vectors, strict=True)
+    ]
+    assert decoded == vectors  # (little-endian float32)
 
 
 def test_models_lists_what_the_route_serves(gateway: Gateway, client: openai.OpenAI) -> None:
@@ -128,23 +131,24 @@ def test_a_bad_body_is_a_400_in_openais_shape(gateway: Gateway) -> None:
 
 @pytest.mark.parametrize("trigger", ["FAIL_429", "FAIL_500", "FAIL_CONTEXT"])
 def test_failures_fall_back_to_the_next_model(client: openai.OpenAI, trigger: str) -> None:
+    text = f"{trigger}@gpt-4o"  # (the mock fails for that model only)
     completion = client.chat.completions.create(
-        model="gpt-with-fallback", messages=[{"role": "user", "content": trigger}]
+        model="gpt-with-fallback", messages=[{"role": "user", "content": text}]
     )
-    assert completion.choices[0].message.content == f"Hello from openai gpt-steady: {trigger}"
+    assert completion.choices[0].message.content == f"Hello from openai gpt-steady: {text}"
 
 
 def test_a_server_error_is_retried_then_answered_with_the_providers_cause(
     gateway: Gateway, client: openai.OpenAI
 ) -> None:
-    before = len(gateway.provider.requests)
+    before = len(gateway.mocks.requests)
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(
             model="gpt", messages=[{"role": "user", "content": "FAIL_500"}]
         )
     assert caught.value.status_code == 502
     assert "The server had an error" in caught.value.message
-    assert len(gateway.provider.requests) - before == 3  # (retries: 2 by default)
+    assert len(gateway.mocks.requests) - before == 3  # (retries: 2 by default)
 
 
 def test_a_provider_rate_limit_is_answered_429_after_its_retries(client: openai.OpenAI) -> None:
@@ -164,3 +168,15 @@ def test_a_missing_or_wrong_key_is_refused(gateway: Gateway) -> None:
         wrong.chat.completions.create(model="gpt", messages=USER)
     response = httpx.post(gateway.base_url + "/chat/completions", json={"model": "gpt"})
     assert response.status_code == 401
+
+
+def test_a_request_too_long_for_a_window_falls_back_without_being_sent(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    before = len(gateway.mocks.requests)
+    short = client.chat.completions.create(model="gpt-small-window", messages=USER, max_tokens=10)
+    assert short.model == "gpt-tiny"
+    long = client.chat.completions.create(model="gpt-small-window", messages=USER, max_tokens=500)
+    assert long.model == "gpt-steady"
+    sent = [json.loads(r.body)["model"] for r in gateway.mocks.requests[before:]]
+    assert sent == ["gpt-tiny", "gpt-steady"]
