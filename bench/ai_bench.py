@@ -321,9 +321,10 @@ def litellm_python(s: Settings) -> Path:
     python = s.litellm_venv / "bin" / "python"
     if not (s.litellm_venv / "bin" / "litellm").exists():
         say(f"installing {s.litellm_spec} into {s.litellm_venv} (a few minutes)")
-        subprocess.run([sys.executable, "-m", "venv", str(s.litellm_venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, s.litellm_spec], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", s.litellm_spec]
+        for argv in ([sys.executable, "-m", "venv", str(s.litellm_venv)], pip):
+            if subprocess.run(argv).returncode:
+                raise BenchError(f"could not install LiteLLM: {' '.join(argv)} failed")
     return python
 
 
@@ -359,8 +360,11 @@ def start_litellm(procs: Processes, s: Settings, base: Path, backend: int, keys:
     conf.write_text(json.dumps(litellm_config(backend, keys), indent=2) + "\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in LITELLM_DROP}
-    # the price map ships with the package; without this LiteLLM fetches it at start-up
-    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
+    # The price map ships with the package; without LITELLM_LOCAL_MODEL_COST_MAP
+    # LiteLLM fetches it at start-up. LITELLM_LOG=WARNING is its documented switch for
+    # quiet logs: uvicorn then writes no access line per request (Quiver writes none
+    # unless configured to), warnings and errors still reach the log file.
+    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="WARNING", PYTHONUNBUFFERED="1")
     argv = [
         str(python.parent / "litellm"),
         "--config",
@@ -849,7 +853,11 @@ def main() -> int:
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     env = driver.environment(s.quiver if "quiver" in s.gateways else None, h2load=False)
     if "litellm" in s.gateways:
-        run.litellm = litellm_version(litellm_python(s))
+        try:
+            run.litellm = litellm_version(litellm_python(s))
+        except BenchError as exc:
+            say(f"ai bench: {exc}")
+            return 2
         env["litellm"] = run.litellm
     env["loadavg_start"] = _loadavg()
     idle = driver.busy_before_run(s)
