@@ -166,13 +166,15 @@ async def stream(
     call.answered_by(answered, deployment)
     converter = converter_of(deployment)
     if converter is None:
-        return _openai_chunks(response), answered, deployment
+        return _openai_chunks(response, deployment), answered, deployment
     created = int(time.time())
     state = converter.stream_converter(answered.name, new_id("chatcmpl-"), created)
     return _converted_chunks(response, state, deployment), answered, deployment
 
 
-async def _openai_chunks(response: OutboundResponse) -> AsyncIterator[dict[str, Any]]:
+async def _openai_chunks(
+    response: OutboundResponse, deployment: Deployment
+) -> AsyncIterator[dict[str, Any]]:
     parser = SSEParser()
     try:
         async for piece in response.stream():
@@ -184,9 +186,19 @@ async def _openai_chunks(response: OutboundResponse) -> AsyncIterator[dict[str, 
                 except orjson.JSONDecodeError:
                     continue
                 if isinstance(chunk, dict):
+                    error = chunk.get("error")
+                    if error is not None:  # (the provider failed after its first bytes)
+                        raise stream_failure(deployment, error)
                     yield chunk
     finally:
         response.close()
+
+
+def stream_failure(deployment: Deployment, error: object) -> ProviderUnavailable:
+    """An in-stream error a provider sent, as the error the front reports."""
+    message = error.get("message") if isinstance(error, dict) else error
+    name = deployment.provider.name
+    return ProviderUnavailable(f"{name}: {message or 'the stream failed'}", provider=name)
 
 
 async def _converted_chunks(

@@ -7,6 +7,8 @@
     └── ProviderError            the provider failed the call; its status and message kept
         ├── ProviderRejected     4xx the provider refused the request (not retried)
         │   └── ContextWindowExceeded  400 too long for the model (a fallback may take it)
+        ├── ProviderAuthFailed   502 the provider refused Quiver's own credentials
+        │                            (never the client's 401: its key was fine; retried)
         ├── ProviderRateLimited  429 the provider's limit (retried, Retry-After honoured)
         ├── ProviderUnavailable  5xx the provider failed or could not be reached (retried)
         └── ProviderTimeout      504 no answer in time (retried)
@@ -112,6 +114,12 @@ class ContextWindowExceeded(ProviderRejected):
     retryable = True  # (by a fallback model with a larger window, not the same one)
 
 
+class ProviderAuthFailed(ProviderError):
+    status = 502
+    code = "provider_auth_failed"
+    retryable = True  # (another deployment's credentials may be good)
+
+
 class ProviderRateLimited(ProviderError):
     status = 429
     code = "rate_limit_exceeded"
@@ -161,3 +169,22 @@ def render(error: AIError, shape: Shape) -> tuple[int, list[tuple[bytes, bytes]]
             }
         }
     return error.status, headers, orjson.dumps(document)
+
+
+def stream_error(error: AIError, shape: Shape) -> bytes:
+    """``error`` as an event of a stream already begun (OpenAI: a ``data`` chunk with
+    an ``error`` member; Anthropic: an ``error`` event), after which the stream ends
+    without its normal end ([DONE], message_stop)."""
+    if shape == "anthropic":
+        data = {
+            "type": "error",
+            "error": {"type": error_type(error, shape), "message": error.message},
+        }
+        return b"event: error\ndata: " + orjson.dumps(data) + b"\n\n"
+    member = {
+        "message": error.message,
+        "type": error_type(error, shape),
+        "param": error.param,
+        "code": error.code,
+    }
+    return b"data: " + orjson.dumps({"error": member}) + b"\n\n"

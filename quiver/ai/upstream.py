@@ -19,6 +19,7 @@ import orjson
 
 from quiver.ai.errors import (
     ContextWindowExceeded,
+    ProviderAuthFailed,
     ProviderError,
     ProviderRateLimited,
     ProviderRejected,
@@ -178,6 +179,10 @@ def provider_error(
     if status >= 500 or status in (408, 409):
         kind = ProviderUnavailable if status != 504 else ProviderTimeout
         return kind(text, provider=provider, retry_after=wait)
+    if status in (401, 403):
+        return ProviderAuthFailed(
+            f"{provider} refused Quiver's credentials for it ({message})", provider=provider
+        )
     if status in (400, 413, 422) and any(marker in lowered for marker in _CONTEXT_MARKERS):
         return ContextWindowExceeded(text, provider=provider)
     error = ProviderRejected(text, provider=provider, status=status)

@@ -20,7 +20,7 @@ import orjson
 from quiver.ai.accounting.tokens import completion_estimate, estimate, prompt_estimate
 from quiver.ai.completions import converter_of, post_chat
 from quiver.ai.completions import stream as chunks_of
-from quiver.ai.errors import InvalidRequest, ProviderUnavailable
+from quiver.ai.errors import AIError, InvalidRequest, ProviderUnavailable, stream_error
 from quiver.ai.gateway import JSON, NO_CACHE, SSE, Call, Gateway
 from quiver.ai.router import Model
 from quiver.ai.transports.sse import SSEParser
@@ -101,7 +101,11 @@ async def _complete(gateway: Gateway, chat: dict[str, Any], model: Model, call: 
     if isinstance(usage, dict):
         call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
     elif isinstance(completion, dict):  # (a server that reports none: counted here)
-        call.usage(prompt_estimate(chat), completion_estimate(completion))
+        prompt, output = prompt_estimate(chat), completion_estimate(completion)
+        call.usage(prompt, output)
+        usage = {"prompt_tokens": prompt, "completion_tokens": output}
+        completion["usage"] = {**usage, "total_tokens": prompt + output}
+        return orjson.dumps(completion)
     return raw
 
 
@@ -148,16 +152,23 @@ async def _relay(
     sent_usage = False
     last: dict[str, Any] | None = None  # (the last chunk with choices)
     texts: list[str] = []  # (the answer, counted here if the provider reports no usage)
+    seen: list[str] = []  # (exact: the events before any usage)
     try:
         async for piece in response.stream():
             if first:
                 call.first_token()
                 first = False
             if exact:
-                # as sent; only the events that carry usage are looked into
+                # as sent; only the events that carry usage are looked into (and, until
+                # usage came, kept to count the answer if it never does)
                 for event in parser.feed(piece):
-                    if '"usage"' in event.data:
-                        _note_usage(call, event.data)
+                    data = event.data
+                    if '"usage"' in data:
+                        _note_usage(call, data)
+                    elif data == "[DONE]" and call.usage_document() is None:
+                        piece = _with_usage(piece, seen, call, chat)
+                    elif call.usage_document() is None:
+                        seen.append(data)
                 yield piece
                 continue
             out = []
@@ -178,6 +189,9 @@ async def _relay(
                 usage = chunk.get("usage")
                 if isinstance(usage, dict):
                     call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+                if "error" in chunk:  # (the provider's in-stream error: the client's too)
+                    out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+                    continue
                 if not chunk.get("choices"):
                     if wants_usage and isinstance(usage, dict):
                         sent_usage = True  # (the usage chunk the client asked for)
@@ -219,6 +233,8 @@ async def _written(
                     continue
             yield b"data: " + orjson.dumps(chunk) + b"\n\n"
         yield _DONE
+    except AIError as exc:  # (after the first bytes: told inside the stream, no [DONE])
+        yield stream_error(exc, "openai")
     finally:
         await _settle_stream(gateway, call)
 
@@ -229,6 +245,26 @@ async def _settle_stream(gateway: Gateway, call: Call) -> None:
     usage = call.usage_document()
     if usage is not None:
         await gateway.settle(call, usage)
+
+
+def _with_usage(piece: bytes, seen: list[str], call: Call, chat: dict[str, Any]) -> bytes:
+    """``piece`` with a usage chunk before its [DONE], counted here: the provider sent
+    none although it was asked (some OpenAI-compatible servers)."""
+    texts: list[str] = []
+    last: dict[str, Any] | None = None
+    for data in seen:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(chunk, dict) and chunk.get("choices"):
+            last = chunk
+            texts.extend(_delta_texts(chunk))
+    call.usage(prompt_estimate(chat), estimate("".join(texts)))
+    done = piece.rfind(b"data: [DONE]")
+    if last is None or done < 0:
+        return piece  # ([DONE] cut across two pieces: counted, not told)
+    return piece[:done] + _usage_chunk(last, call) + piece[done:]
 
 
 def _delta_texts(chunk: dict[str, Any]) -> list[str]:

@@ -26,7 +26,7 @@ from quiver.ai import completions
 from quiver.ai.accounting.tokens import prompt_upper_bound
 from quiver.ai.converters import anthropic_messages_to_openai_chat as front
 from quiver.ai.converters.chat import ConversionError, new_id
-from quiver.ai.errors import InvalidRequest, Unsupported
+from quiver.ai.errors import AIError, InvalidRequest, Unsupported, stream_error
 from quiver.ai.fronts.chat import parse_body
 from quiver.ai.gateway import JSON, NO_CACHE, SSE, Call, Gateway
 from quiver.ai.router import Model
@@ -150,6 +150,8 @@ async def _written(
         yield b"".join(
             event(orjson.dumps(data), name.encode()) for name, data in converter.finish()
         )
+    except AIError as exc:  # (after the first bytes: an error event, no message_stop)
+        yield stream_error(exc, "anthropic")
     finally:
         usage_seen = call.usage_document()
         if usage_seen is not None:

@@ -24,7 +24,7 @@ import orjson
 from quiver.ai import completions
 from quiver.ai.converters import openai_responses_to_openai_chat as front
 from quiver.ai.converters.chat import ConversionError
-from quiver.ai.errors import InvalidRequest
+from quiver.ai.errors import AIError, InvalidRequest
 from quiver.ai.fronts.chat import parse_body
 from quiver.ai.gateway import JSON, NO_CACHE, SSE, Call, Gateway
 from quiver.ai.router import Model, deployment_key
@@ -107,6 +107,9 @@ async def _stream(
             yield _events(converter.finish())
             if converter.response is not None:
                 await _keep(gateway, body, converter.response, history, identifier)
+        except AIError as exc:  # (after the first bytes: an error event, no completion)
+            error = {"type": "error", "code": exc.code, "message": exc.message, "param": exc.param}
+            yield event(orjson.dumps(error), b"error")
         finally:
             usage_seen = call.usage_document()
             if usage_seen is not None:
