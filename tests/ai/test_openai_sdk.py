@@ -717,3 +717,28 @@ def test_usage_chunk_asked_for_comes_when_the_provider_sends_none(
     *_, last = list(stream)
     assert last.choices == [] and last.usage is not None
     assert last.usage.prompt_tokens > 0 and last.usage.completion_tokens > 0
+
+
+@types
+def test_tool_turn_with_empty_string_content(sdk: openai.OpenAI, provider: str) -> None:
+    """Many clients send ``content: ""`` beside tool calls; no provider may see an empty
+    text block from it."""
+    messages: Any = [
+        {"role": "user", "content": f"CALL_TOOL empty content {provider}"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_0001",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"location": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_0001", "content": "mild"},
+    ]
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=messages, tools=[WEATHER]
+    )
+    assert answer.choices[0].message.content == hello(provider, "mild")

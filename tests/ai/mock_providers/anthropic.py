@@ -128,6 +128,17 @@ def _check_messages(messages: Any) -> str | None:
             )
         content = message.get("content")
         blocks = content if isinstance(content, list) else []
+        last_assistant = number == len(messages) - 1 and role == "assistant"
+        if not content and not last_assistant:
+            return (
+                f"messages.{number}: all messages must have non-empty content except for the "
+                "optional final assistant message"
+            )
+        for index, block in enumerate(blocks):
+            if block.get("type") == "text" and not block.get("text"):
+                return (
+                    f"messages.{number}.content.{index}.text: text content blocks must be non-empty"
+                )
         answered = set()
         for index, block in enumerate(blocks):
             if block.get("type") == "image" and (problem := _check_image(block.get("source"))):

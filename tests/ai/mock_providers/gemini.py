@@ -118,6 +118,18 @@ class Gemini:
             if content.get("role", "user") not in ("user", "model"):
                 return error(400, "INVALID_ARGUMENT", "Please use a valid role: user, model.")
             parts = content.get("parts") or []
+            if not parts:
+                return error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "* GenerateContentRequest.contents: contents.parts must not be empty.\n",
+                )
+            if any("text" in part and not part["text"] for part in parts):
+                message = (
+                    "Unable to submit request because it has an empty text parameter. Add a "
+                    "value to the parameter and try again."
+                )
+                return error(400, "INVALID_ARGUMENT", message)
             for part in parts:
                 inline = _get(part, "inlineData")
                 if inline is not None and not (_get(inline, "mimeType") and inline.get("data")):

@@ -158,3 +158,21 @@ def test_anthropic_refusals_in_its_error_shape(mock_providers: MockProviders) ->
     no_max = httpx.post(url, json={"model": "c", "messages": body["messages"]}, headers=versioned)
     assert no_max.status_code == 400
     assert no_max.json()["error"]["message"] == "max_tokens: Field required"
+
+
+def test_empty_content_is_refused(mock_providers: MockProviders) -> None:
+    """Traps a converter falls into: an empty text block (an assistant turn with only tool
+    calls and content ""), an empty message."""
+    sdk = claude(mock_providers)
+    empty_block: Any = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "text", "text": ""}]},
+        {"role": "user", "content": "again"},
+    ]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        sdk.messages.create(model="c", max_tokens=5, messages=empty_block)
+    assert "text content blocks must be non-empty" in caught.value.message
+    empty_message: Any = [{"role": "user", "content": []}]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        sdk.messages.create(model="c", max_tokens=5, messages=empty_message)
+    assert "non-empty content" in caught.value.message

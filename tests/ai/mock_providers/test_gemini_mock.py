@@ -94,3 +94,12 @@ def test_gemini_json_schema_embeddings_and_errors(mock_providers: MockProviders)
     assert (
         bad.status_code == 400 and bad.json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"
     )
+
+
+def test_empty_text_and_empty_parts_are_refused(mock_providers: MockProviders) -> None:
+    empty_text = {"contents": [{"role": "user", "parts": [{"text": ""}]}]}
+    reply = gemini_post(mock_providers, "generateContent", empty_text)
+    assert reply.status_code == 400 and "empty text parameter" in reply.json()["error"]["message"]
+    no_parts = {"contents": [{"role": "user", "parts": []}]}
+    reply = gemini_post(mock_providers, "generateContent", no_parts)
+    assert reply.status_code == 400 and "must not be empty" in reply.json()["error"]["message"]
