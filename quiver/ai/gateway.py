@@ -18,7 +18,14 @@ import orjson
 from quiver.ai.accounting import Accounting, Reservation, settled
 from quiver.ai.accounting.prices import Price, Prices
 from quiver.ai.accounting.tokens import output_cap, prompt_upper_bound
-from quiver.ai.errors import AIError, ContextWindowExceeded, ProviderRateLimited, Shape, render
+from quiver.ai.errors import (
+    AIError,
+    ContextWindowExceeded,
+    ProviderRateLimited,
+    Shape,
+    from_http_error,
+    render,
+)
 from quiver.ai.router import Model, Router
 from quiver.ai.stored import response_store
 from quiver.ai.upstream import Deployment
@@ -187,16 +194,14 @@ class Call:
         return OVERHEAD, b"%.3f" % (max(spent, 0.0) * 1000)
 
 
-def error_response(error: AIError | HTTPError, shape: Shape, call: Call | None = None) -> Response:
+def error_response(
+    error: AIError | HTTPError, shape: Shape, request_id: bytes, call: Call | None = None
+) -> Response:
     """``error`` in the front's shape (a gateway refusal such as a budget's 429 too,
-    with its Retry-After)."""
+    with its Retry-After), naming the request (see :func:`~quiver.ai.errors.render`)."""
     if isinstance(error, HTTPError):
-        converted = AIError(error.detail, status=error.status_code, code=error.slug)
-        for name, value in error.headers:
-            if name.lower() == b"retry-after" and value.isdigit():
-                converted.retry_after = float(value)
-        error = converted
-    status, headers, body = render(error, shape)
+        error = from_http_error(error)
+    status, headers, body = render(error, shape, request_id)
     if call is not None:
         headers.append(call.overhead())
         call.info["error"] = error.code

@@ -14,7 +14,7 @@ import math
 import socket
 from collections import deque
 from time import monotonic
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -29,9 +29,11 @@ from quiver.errors import (
 from quiver.http.tracecontext import TRACEPARENT
 from quiver.proxy.exchange import Exchange
 from quiver.proxy.flow import PAUSE_PIPELINE
+from quiver.proxy.phases import plugin_fault
 from quiver.proxy.problem import problem_response
 
 if TYPE_CHECKING:
+    from quiver.plugins.responder import TargetType
     from quiver.proxy.server import ProxyState
     from quiver.proxy.upstream import UpstreamConnection
 
@@ -335,9 +337,14 @@ class ClientConnection(asyncio.Protocol):
         exchange.keep_alive = not close
         head_only = exchange.method == b"HEAD"
         rid = exchange.rid or self.server.new_request_id()
+        answered = isinstance(error, Answer)  # (by a plugin: sent as it is)
+        route = exchange.route
+        # the route's own API may state gateway errors its way (an AI route's shapes)
+        speaker = route.error_answers if route is not None and not answered else None
+        if speaker is not None:
+            error = _error_answer(speaker, exchange, error)
         if isinstance(error, Answer) and error.head is not None:
             # a stored node response: its URLs are mapped back as they were when relayed
-            route = exchange.route
             redirects = route.redirects if route is not None else None
             if redirects is not None and redirects.concerns(error.head):
                 path = exchange.raw_path
@@ -346,17 +353,15 @@ class ClientConnection(asyncio.Protocol):
         response = problem_response(
             error, rid.decode("latin-1"), close=close, head_only=head_only, added=added
         )
-        if (
-            exchange.chain.response_headers
-            and not exchange.headers_shaped
-            and not isinstance(error, Answer)
-        ):
+        if exchange.chain.response_headers and not exchange.headers_shaped and not answered:
             # the route's plugins shape gateway answers too (e.g. CORS on a 401)
             end = response.index(b"\r\n\r\n") + 4
             try:
                 response = exchange.run_response_headers(response[:end]) + response[end:]
             except HTTPError as fault:  # the answer is the fault now, unshaped
                 exchange.status = fault.status_code
+                if speaker is not None:
+                    fault = _error_answer(speaker, exchange, fault)
                 response = problem_response(
                     fault, rid.decode("latin-1"), close=close, head_only=head_only, added=added
                 )
@@ -543,6 +548,22 @@ class _FailingExchange(Exchange):
 
     def start(self) -> None:
         raise self.error
+
+
+def _error_answer(speaker: TargetType[Any], exchange: Exchange, error: HTTPError) -> HTTPError:
+    """``error`` as the route's responder states it (``error_answer``), or as it is
+    when it keeps problem documents, or fails (a fault, logged once)."""
+    try:
+        answer = speaker.error_answer(exchange, error)
+        if answer is None:
+            return error
+        if not isinstance(answer, Answer) or answer.head is not None:
+            raise TypeError(f"error_answer returned {type(answer).__name__}, not an Answer")
+    except Exception as exc:
+        plugin_fault(speaker.error_answer, "error_answer", exchange.rid, exc)
+        return error
+    exchange.status = answer.status_code
+    return answer
 
 
 def _parser_message(exc: Exception) -> str:

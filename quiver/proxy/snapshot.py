@@ -28,7 +28,7 @@ from quiver.plugins.chain import Chain, attached, scopes
 from quiver.plugins.chain import build as build_plugins
 from quiver.plugins.consumers import Consumers
 from quiver.plugins.outbound import Outbound
-from quiver.plugins.responder import HTTP_TARGET, TargetType
+from quiver.plugins.responder import HTTP_TARGET, TargetType, answers_errors
 from quiver.plugins.stores import Stores
 from quiver.proxy.balancing import RequestKeys, make_balancer
 from quiver.proxy.capture import CallCapture
@@ -156,6 +156,7 @@ class RouteRuntime:
     __slots__ = (
         "base_path",
         "chain",
+        "error_answers",
         "holds_body",
         "name",
         "preserve_host",
@@ -172,7 +173,12 @@ class RouteRuntime:
         self.chain = chain if chain is not None else Chain(())
         self.target = target
         #: None: a node of the target answers; else the in-process target does
-        self.responder = target.responder
+        self.responder = responder = target.responder
+        #: the responder that states the gateway's errors on this route its own way
+        #: (its type defines ``error_answer``); None: problem documents
+        self.error_answers = (
+            responder if responder is not None and answers_errors(responder) else None
+        )
         #: the request body is read whole before it goes on (plugins or responder read it)
         self.holds_body = self.chain.holds_body or self.responder is not None
         self.redirects = _redirects(route, target)

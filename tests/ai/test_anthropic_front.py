@@ -98,7 +98,9 @@ def test_errors_come_in_anthropics_shape(gateway: Gateway, client: anthropic.Ant
             "type": "invalid_request_error",
             "message": "an: prompt is too long: 200001 tokens > 200000 maximum",
         },
+        "request_id": response.headers["request-id"],
     }
+    assert response.headers["request-id"] == response.headers["x-request-id"]
 
 
 def test_a_context_window_error_falls_back(client: anthropic.Anthropic) -> None:

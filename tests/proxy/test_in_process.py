@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import Field
 
-from quiver.errors import ConfigError, Forbidden
+from quiver.errors import Answer, ConfigError, Forbidden, HTTPError
 from quiver.plugins.base import PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
 from tests.support.catalog import built_in
@@ -343,3 +343,71 @@ def test_a_reload_keeps_an_unchanged_in_process_target_and_survives_a_failing_cl
         with Client(proxy.port) as client:
             assert client.request("GET", "/").body == b"two"
     assert "in-process target 't' failed to close" in caplog.text
+
+
+class Spoken(TargetType[TargetOptions]):
+    """Speaks an API whose errors are ``{"fault": ...}``; its own errors included."""
+
+    name = "spoken"
+
+    def handle(self, request: PluginRequest) -> Response:
+        if request.raw_path == b"/forbidden":
+            raise Forbidden("not here")
+        return Response(200, [], b"fine")
+
+    def error_answer(self, request: PluginRequest, error: HTTPError) -> Answer | None:
+        if request.raw_path == b"/plain":
+            return None  # (a problem document)
+        if request.raw_path == b"/wrong":
+            raise LookupError("a bug in error_answer")
+        body = b'{"fault": "%s", "id": "%s"}' % (error.detail.encode(), request.rid)
+        headers = (*error.headers, (b"X-Spoken", b"yes"))
+        return Answer(error.status_code, headers=headers, body=body, content_type=b"x/fault")
+
+
+def spoken(plugins: dict[str, Any]) -> RunningProxy:
+    consumers = [{"name": "alice", "credentials": {"key-auth": [{"key": "k" * 32}]}}]
+    routes = [
+        {"name": "r", "paths": ["/"], "target": "t", "plugins": plugins},
+        {"name": "n", "paths": ["/node"], "target": "node", "plugins": plugins},
+    ]
+    targets: dict[str, str | dict[str, Any]] = {
+        "t": {"type": "spoken"},
+        "node": "http://127.0.0.1:9",
+    }
+    config = make_config(targets, routes, consumers=consumers)
+    return RunningProxy(config, built_in().with_target_types(Spoken))
+
+
+def test_a_target_type_may_state_the_gateways_errors_in_its_own_shape() -> None:
+    plugins = {
+        "key-auth": {},
+        "response-transformer": {"add": {"headers": {"X-Shaped": "yes"}}},
+    }
+    with spoken(plugins) as proxy, Client(proxy.port) as client:
+        refused = client.request("GET", "/x")
+        forbidden = client.request("GET", "/forbidden", {"apikey": "k" * 32})
+        plain = client.request("GET", "/plain")
+        node = client.request("GET", "/node")
+        head = client.request("HEAD", "/x")
+    assert (refused.status, refused.header("Content-Type")) == (401, "x/fault")
+    rid = refused.header("X-Request-ID")
+    assert refused.json() == {"fault": "no API key in the request", "id": rid}
+    assert refused.header("WWW-Authenticate")  # (the error's own fields are kept)
+    assert refused.header("X-Spoken") == "yes"
+    assert refused.header("X-Shaped") == "yes"  # (the route's plugins shape it too)
+    assert forbidden.json()["fault"] == "not here"  # (what its handle raises, too)
+    assert_problem(plain, 401)  # (None: a problem document)
+    assert_problem(node, 401)  # (a route to nodes never asks it)
+    assert (head.status, head.body, head.header("X-Spoken")) == (401, b"", "yes")
+
+
+def test_a_fault_in_error_answer_leaves_the_problem_document(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with spoken({"key-auth": {}}) as proxy, Client(proxy.port) as client:
+        response = client.request("GET", "/wrong")
+        after = client.request("GET", "/x")
+    assert assert_problem(response, 401)["detail"] == "no API key in the request"
+    assert "failed in its error_answer phase" in caplog.text
+    assert after.status == 401 and after.header("X-Spoken") == "yes"

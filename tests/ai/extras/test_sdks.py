@@ -64,7 +64,7 @@ def test_a_refused_prompt_is_a_bad_request_error(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="gpt", messages=user("the password?"))
     assert caught.value.status_code == 400
     body: Any = caught.value.body
-    assert body["type"] == "urn:quiver:problem:prompt-refused"
+    assert (body["type"], body["code"]) == ("invalid_request_error", "prompt_refused")
     assert body["rule"] == "secrets"
 
 
