@@ -193,6 +193,13 @@ def test_requests_without_the_hash_key_are_spread_over_the_nodes() -> None:
     assert Counter(names) == {"a": 3, "b": 3, "c": 3}
 
 
+def answered(node: ScriptedNode) -> list[Hit]:
+    """The requests ``node`` answered: a killed node may still read a request that
+    was already on its way over a pooled connection (Linux queues data that arrives
+    after shutdown(SHUT_RD)), which it records and then resets unanswered."""
+    return [hit for hit in node.hits() if hit.status is not None]
+
+
 @pytest.mark.parametrize("taken_away", ["ejected", "stopped"])
 def test_taking_a_node_away_moves_only_the_keys_it_had(taken_away: str) -> None:
     settings: dict[str, Any] = {"balance": HASH_SETTINGS["header"]}
@@ -213,13 +220,13 @@ def test_taking_a_node_away_moves_only_the_keys_it_had(taken_away: str) -> None:
             c.mode = "reset"
             assert served_by(client, headers={"X-User": owned_by_c[0]}) != "c"  # retried
             c.mode = "ok"  # ejected for a minute whatever it does now
-            hits_on_c = len(c.hits())
+            hits_on_c = len(answered(c))
         else:
             c.kill()
-            hits_on_c = len(c.hits())
+            hits_on_c = len(answered(c))
         after = {key: served_by(client, headers={"X-User": key}) for key in keys}
         again = {key: served_by(client, headers={"X-User": key}) for key in keys}
-    assert len(c.hits()) == hits_on_c
+    assert len(answered(c)) == hits_on_c
     moved = {key for key in keys if after[key] != before[key]}
     assert moved == set(owned_by_c)
     assert {after[key] for key in moved} <= {"a", "b"}
