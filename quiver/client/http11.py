@@ -15,7 +15,8 @@ status, raw headers and body back, without httpx's per-request objects (its URL
 parsing, ``Request``, ``Response`` and cookie extraction cost more CPU than the
 exchange itself; see quiver/client/_async/client.py, ``_plain``).
 
-What it does not speak goes to httpx's transport (``fallback``): ``HEAD`` and
+What it does not speak goes to httpx's transport (``fallback``, made the first time it
+is needed: it loads the CA certificates whatever the scheme): ``HEAD`` and
 ``CONNECT``, a request body that is a stream, any scheme but ``http``/``https``.
 The clients keep httpx's transport altogether when a proxy is set in the
 environment (``HTTP_PROXY`` and friends), which a custom transport would bypass.
@@ -35,7 +36,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.request import getproxies
 
@@ -260,9 +261,12 @@ class _AsyncConnection(asyncio.Protocol):
 
 class AsyncLeanTransport(httpx.AsyncBaseTransport):
     def __init__(
-        self, fallback: httpx.AsyncBaseTransport, verify: ssl.SSLContext | bool | str = True
+        self,
+        fallback: Callable[[], httpx.AsyncBaseTransport],
+        verify: ssl.SSLContext | bool | str = True,
     ) -> None:
-        self.fallback = fallback
+        self.make_fallback = fallback
+        self.made: httpx.AsyncBaseTransport | None = None
         self.verify = verify
         self.ssl: ssl.SSLContext | None = None
         self.idle: dict[Origin, deque[_AsyncConnection]] = {}
@@ -270,7 +274,7 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not spoken(request):
-            return await self.fallback.handle_async_request(request)
+            return await self.fallback().handle_async_request(request)
         answer = await self.fetch(origin_of(request.url), encode(request), _waits(request))
         return _response(request, answer)
 
@@ -348,7 +352,13 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
             for connection in connections:
                 connection.close()
         self.idle.clear()
-        await self.fallback.aclose()
+        if self.made is not None:
+            await self.made.aclose()
+
+    def fallback(self) -> httpx.AsyncBaseTransport:
+        if self.made is None:
+            self.made = self.make_fallback()
+        return self.made
 
 
 def _readable(sock: Any) -> bool:
@@ -413,9 +423,12 @@ class _SyncConnection:
 
 class SyncLeanTransport(httpx.BaseTransport):
     def __init__(
-        self, fallback: httpx.BaseTransport, verify: ssl.SSLContext | bool | str = True
+        self,
+        fallback: Callable[[], httpx.BaseTransport],
+        verify: ssl.SSLContext | bool | str = True,
     ) -> None:
-        self.fallback = fallback
+        self.make_fallback = fallback
+        self.made: httpx.BaseTransport | None = None
         self.verify = verify
         self.ssl: ssl.SSLContext | None = None
         self.idle: dict[Origin, deque[_SyncConnection]] = {}
@@ -424,7 +437,7 @@ class SyncLeanTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if not spoken(request):
-            return self.fallback.handle_request(request)
+            return self.fallback().handle_request(request)
         answer = self.fetch(origin_of(request.url), encode(request), _waits(request))
         return _response(request, answer)
 
@@ -488,4 +501,11 @@ class SyncLeanTransport(httpx.BaseTransport):
                 for connection in connections:
                     connection.close()
             self.idle.clear()
-        self.fallback.close()
+        if self.made is not None:
+            self.made.close()
+
+    def fallback(self) -> httpx.BaseTransport:
+        with self.lock:
+            if self.made is None:
+                self.made = self.make_fallback()
+            return self.made

@@ -131,7 +131,7 @@ class AsyncClient:
             connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool
         )
         self._lean = (
-            AsyncLeanTransport(httpx.AsyncHTTPTransport(verify=verify), verify)
+            AsyncLeanTransport(lambda: httpx.AsyncHTTPTransport(verify=verify), verify)
             if transport == "http11" and not proxied_by_environment()
             else None
         )

@@ -132,7 +132,7 @@ class Client:
             connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool
         )
         self._lean = (
-            SyncLeanTransport(httpx.HTTPTransport(verify=verify), verify)
+            SyncLeanTransport(lambda: httpx.HTTPTransport(verify=verify), verify)
             if transport == "http11" and not proxied_by_environment()
             else None
         )
