@@ -22,14 +22,8 @@ class DuckDBDestination(SqlDestination):
 
     def __init__(self, path: str) -> None:
         # one thread: the rows come a batch at a time, and parallel scans of a batch
-        # cost more CPU than they save (what is measured is records per CPU-second).
-        # A commit is durable once its write-ahead log is synced; the checkpoint that
-        # moves the log into the database file compresses the table's last row groups
-        # anew each time it runs, so it waits for 256 MB of log (DuckDB's default, 16
-        # MB, means one at nearly every batch) or for the connection to close.
-        self.connection = duckdb.connect(
-            path, config={"threads": 1, "checkpoint_threshold": "256MB"}
-        )
+        # cost more CPU than they save (what is measured is records per CPU-second)
+        self.connection = duckdb.connect(path, config={"threads": 1})
         self.connection.execute("SET TimeZone = 'UTC'")
         self.create_bookkeeping()
 
