@@ -80,7 +80,7 @@ async def _cpu_per_page(fetch: Fetch, pages: int) -> float:
 
 
 async def _httpx(url: str, pages: int, lean: bool = False) -> float:
-    transport = AsyncLeanTransport(httpx.AsyncHTTPTransport()) if lean else None
+    transport = AsyncLeanTransport(httpx.AsyncHTTPTransport) if lean else None
     async with httpx.AsyncClient(transport=transport) as client:
 
         async def fetch() -> bytes:
@@ -90,7 +90,7 @@ async def _httpx(url: str, pages: int, lean: bool = False) -> float:
 
 
 async def _lean_alone(url: str, pages: int) -> float:
-    transport = AsyncLeanTransport(httpx.AsyncHTTPTransport())
+    transport = AsyncLeanTransport(httpx.AsyncHTTPTransport)
     request = httpx.Request("GET", url)
 
     async def fetch() -> bytes:

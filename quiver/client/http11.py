@@ -9,7 +9,14 @@ It plugs in *under* httpx (an ``httpx.AsyncBaseTransport`` and
 timeouts httpx hands each request stay httpx's, and its errors are httpx's: the
 client maps them as it does for httpx's own transport.
 
-What it does not speak goes to httpx's transport (``fallback``): ``HEAD`` and
+The clients also hand a plain GET to it directly (``fetch``): the request line and
+headers as httpx would send them, encoded once per endpoint, and the response's
+status, raw headers and body back, without httpx's per-request objects (its URL
+parsing, ``Request``, ``Response`` and cookie extraction cost more CPU than the
+exchange itself; see quiver/client/_async/client.py, ``_plain``).
+
+What it does not speak goes to httpx's transport (``fallback``, made the first time it
+is needed: it loads the CA certificates whatever the scheme): ``HEAD`` and
 ``CONNECT``, a request body that is a stream, any scheme but ``http``/``https``.
 The clients keep httpx's transport altogether when a proxy is set in the
 environment (``HTTP_PROXY`` and friends), which a custom transport would bypass.
@@ -29,6 +36,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.request import getproxies
 
@@ -42,6 +50,10 @@ _SPOKEN = frozenset({b"http", b"https"})
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 Origin = tuple[bytes, bytes, int]
+#: a response as it came: status, raw headers, body (still content-encoded)
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+#: seconds per step, by httpx's names: connect, read, write, pool
+Waits = Mapping[str, float | None]
 
 
 def proxied_by_environment() -> bool:
@@ -61,12 +73,15 @@ def spoken(request: httpx.Request) -> bool:
 
 def encode(request: httpx.Request) -> bytes:
     """The request on the wire: httpx has set Host, Content-Length and the rest."""
-    target = request.url.raw_path
-    lines = [request.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
-    for name, value in request.headers.raw:
+    return head(request.method, request.url.raw_path, request.headers.raw) + request.read()
+
+
+def head(method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A request's line and headers, up to the blank line that ends them."""
+    lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
         lines += (name, b": ", value, b"\r\n")
     lines.append(b"\r\n")
-    lines.append(request.read())
     return b"".join(lines)
 
 
@@ -99,19 +114,13 @@ class _Reader:
             self.complete = self.status not in _NO_BODY_STATUSES
         return self.complete
 
-    def response(self, request: httpx.Request) -> httpx.Response:
+    def answer(self) -> Answer:
         # the reader and its parser refer to each other, so the garbage collector frees
-        # them: the body leaves the reader to go with the response instead (else pages
+        # them: the body leaves the reader to go with the answer instead (else pages
         # pile up between collections and the heap grows and shrinks by a page: a page
         # fault per 4 KB of it)
         body, self.body = b"".join(self.body), []
-        return httpx.Response(
-            self.status,
-            headers=self.headers,
-            stream=httpx.ByteStream(body),
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return self.status, self.headers, body
 
     # -- httptools callbacks
 
@@ -140,13 +149,23 @@ class _Reader:
         self.complete = self.status >= 200  # an interim response is not the answer
 
 
-def _timeout(request: httpx.Request, name: str) -> float | None:
-    value: float | None = request.extensions.get("timeout", {}).get(name)
-    return value
+def _waits(request: httpx.Request) -> Waits:
+    waits: Waits = request.extensions.get("timeout", {})
+    return waits
 
 
-def _origin(request: httpx.Request) -> Origin:
-    url = request.url
+def _response(request: httpx.Request, answer: Answer) -> httpx.Response:
+    status, headers, body = answer
+    return httpx.Response(
+        status,
+        headers=headers,
+        stream=httpx.ByteStream(body),
+        request=request,
+        extensions={"http_version": b"HTTP/1.1"},
+    )
+
+
+def origin_of(url: httpx.URL) -> Origin:
     port = url.port or (443 if url.raw_scheme == b"https" else 80)
     return url.raw_scheme, url.raw_host, port
 
@@ -200,12 +219,12 @@ class _AsyncConnection(asyncio.Protocol):
         else:
             done.set_exception(httpx.ReadError("the server closed the connection mid-response"))
 
-    async def exchange(self, request: httpx.Request) -> httpx.Response:
+    async def exchange(self, data: bytes, waits: Waits) -> Answer:
         assert self.transport is not None
         self.reader, self.done = _Reader(), self.loop.create_future()
         self.heard = self.loop.time()
-        self.transport.write(encode(request))
-        timeout = _timeout(request, "read")
+        self.transport.write(data)
+        timeout = waits.get("read")
         timer = None if timeout is None else self.loop.call_later(timeout, self._expire, timeout)
         try:
             await self.done
@@ -214,7 +233,7 @@ class _AsyncConnection(asyncio.Protocol):
                 timer.cancel()
         if not self.reader.keep_alive:
             self.close()
-        return self.reader.response(request)
+        return self.reader.answer()
 
     def usable(self, now: float) -> bool:
         """Open, not idle too long, and silent: an idle connection that is readable
@@ -242,9 +261,12 @@ class _AsyncConnection(asyncio.Protocol):
 
 class AsyncLeanTransport(httpx.AsyncBaseTransport):
     def __init__(
-        self, fallback: httpx.AsyncBaseTransport, verify: ssl.SSLContext | bool | str = True
+        self,
+        fallback: Callable[[], httpx.AsyncBaseTransport],
+        verify: ssl.SSLContext | bool | str = True,
     ) -> None:
-        self.fallback = fallback
+        self.make_fallback = fallback
+        self.made: httpx.AsyncBaseTransport | None = None
         self.verify = verify
         self.ssl: ssl.SSLContext | None = None
         self.idle: dict[Origin, deque[_AsyncConnection]] = {}
@@ -252,26 +274,31 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not spoken(request):
-            return await self.fallback.handle_async_request(request)
+            return await self.fallback().handle_async_request(request)
+        answer = await self.fetch(origin_of(request.url), encode(request), _waits(request))
+        return _response(request, answer)
+
+    async def fetch(self, origin: Origin, data: bytes, waits: Waits) -> Answer:
+        """``data`` (a whole request) sent to ``origin`` on a pooled connection; raises
+        httpx's exceptions."""
         if self.slots is None:  # made on the loop that uses it
             self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
         if self.slots.locked():
             try:
-                await asyncio.wait_for(self.slots.acquire(), _timeout(request, "pool"))
+                await asyncio.wait_for(self.slots.acquire(), waits.get("pool"))
             except TimeoutError:
                 raise httpx.PoolTimeout("no connection was free in time") from None
         else:
             await self.slots.acquire()  # at once (no wait_for: it costs a task)
-        origin = _origin(request)
         try:
-            connection = self._idle(origin) or await self._connect(origin, request)
+            connection = self._idle(origin) or await self._connect(origin, waits)
             try:
-                response = await connection.exchange(request)
+                answer = await connection.exchange(data, waits)
             except BaseException:
                 connection.close()  # failed or cancelled mid-exchange: never reused
                 raise
             self._keep(origin, connection)
-            return response
+            return answer
         finally:
             self.slots.release()
 
@@ -284,7 +311,7 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
             connection.close()
         return None
 
-    async def _connect(self, origin: Origin, request: httpx.Request) -> _AsyncConnection:
+    async def _connect(self, origin: Origin, waits: Waits) -> _AsyncConnection:
         scheme, host, port = origin
         context = None
         if scheme == b"https":
@@ -301,7 +328,7 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
                     ssl=context,
                     server_hostname=name if context else None,
                 ),
-                _timeout(request, "connect"),
+                waits.get("connect"),
             )
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {name}:{port} timed out") from None
@@ -325,7 +352,13 @@ class AsyncLeanTransport(httpx.AsyncBaseTransport):
             for connection in connections:
                 connection.close()
         self.idle.clear()
-        await self.fallback.aclose()
+        if self.made is not None:
+            await self.made.aclose()
+
+    def fallback(self) -> httpx.AsyncBaseTransport:
+        if self.made is None:
+            self.made = self.make_fallback()
+        return self.made
 
 
 def _readable(sock: Any) -> bool:
@@ -348,12 +381,12 @@ class _SyncConnection:
         self.open = True
         self.idle_since = 0.0
 
-    def exchange(self, request: httpx.Request) -> httpx.Response:
+    def exchange(self, data: bytes, waits: Waits) -> Answer:
         reader = _Reader()
         try:
-            self.sock.settimeout(_timeout(request, "write"))
-            self.sock.sendall(encode(request))
-            self.sock.settimeout(_timeout(request, "read"))
+            self.sock.settimeout(waits.get("write"))
+            self.sock.sendall(data)
+            self.sock.settimeout(waits.get("read"))
             while True:
                 data = self.sock.recv(_READ_SIZE)
                 if not data:
@@ -374,7 +407,7 @@ class _SyncConnection:
             raise
         if not reader.keep_alive:
             self.close()
-        return reader.response(request)
+        return reader.answer()
 
     def usable(self, now: float) -> bool:
         """Open, not idle too long, and silent: an idle connection that is readable
@@ -390,9 +423,12 @@ class _SyncConnection:
 
 class SyncLeanTransport(httpx.BaseTransport):
     def __init__(
-        self, fallback: httpx.BaseTransport, verify: ssl.SSLContext | bool | str = True
+        self,
+        fallback: Callable[[], httpx.BaseTransport],
+        verify: ssl.SSLContext | bool | str = True,
     ) -> None:
-        self.fallback = fallback
+        self.make_fallback = fallback
+        self.made: httpx.BaseTransport | None = None
         self.verify = verify
         self.ssl: ssl.SSLContext | None = None
         self.idle: dict[Origin, deque[_SyncConnection]] = {}
@@ -401,20 +437,24 @@ class SyncLeanTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if not spoken(request):
-            return self.fallback.handle_request(request)
-        pool = _timeout(request, "pool")
-        if not self.slots.acquire(timeout=pool):
+            return self.fallback().handle_request(request)
+        answer = self.fetch(origin_of(request.url), encode(request), _waits(request))
+        return _response(request, answer)
+
+    def fetch(self, origin: Origin, data: bytes, waits: Waits) -> Answer:
+        """``data`` (a whole request) sent to ``origin`` on a pooled connection; raises
+        httpx's exceptions."""
+        if not self.slots.acquire(timeout=waits.get("pool")):
             raise httpx.PoolTimeout("no connection was free in time")
-        origin = _origin(request)
         try:
-            connection = self._idle(origin) or self._connect(origin, request)
+            connection = self._idle(origin) or self._connect(origin, waits)
             try:
-                response = connection.exchange(request)
+                answer = connection.exchange(data, waits)
             except BaseException:
                 connection.close()
                 raise
             self._keep(origin, connection)
-            return response
+            return answer
         finally:
             self.slots.release()
 
@@ -429,11 +469,11 @@ class SyncLeanTransport(httpx.BaseTransport):
                 connection.close()
         return None
 
-    def _connect(self, origin: Origin, request: httpx.Request) -> _SyncConnection:
+    def _connect(self, origin: Origin, waits: Waits) -> _SyncConnection:
         scheme, host, port = origin
         name = host.decode("ascii")
         try:
-            sock = socket.create_connection((name, port), timeout=_timeout(request, "connect"))
+            sock = socket.create_connection((name, port), timeout=waits.get("connect"))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == b"https":
                 self.ssl = self.ssl or _ssl_context(self.verify)
@@ -461,4 +501,11 @@ class SyncLeanTransport(httpx.BaseTransport):
                 for connection in connections:
                     connection.close()
             self.idle.clear()
-        self.fallback.close()
+        if self.made is not None:
+            self.made.close()
+
+    def fallback(self) -> httpx.BaseTransport:
+        with self.lock:
+            if self.made is None:
+                self.made = self.make_fallback()
+            return self.made

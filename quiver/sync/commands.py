@@ -44,8 +44,13 @@ def run_sync(args: argparse.Namespace) -> int:
 
             asyncio.run(dry_run(config, Console()))
             return 0
+        import gc
+
         from quiver.sync.runner import sync
 
+        # what start-up made (modules, classes, the config) lives as long as the
+        # process: out of the collector's way, its full passes stop walking all of it
+        gc.freeze()
         sync(config, console)
     except SyncError as exc:
         print(f"quiver sync: {exc}", file=sys.stderr)

@@ -185,7 +185,11 @@ class _Load:
             self.tally.rows += loaded
             total = position.get("of") if position else None
             self.runner.progress.advance(task, loaded, total=total)
-            if self.rows >= self.runner.config.batch_rows:
+            # the resource's last page waits for _finish: a batch that says the resource
+            # is done must hold its end too (a replace's swap), or a kill between the two
+            # commits leaves it "done" and never swapped in
+            last_of_resource = position is None and not state.parent
+            if self.rows >= self.runner.config.batch_rows and not last_of_resource:
                 self._commit()
         return state
 

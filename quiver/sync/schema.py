@@ -71,9 +71,36 @@ class Schema:
 
     def __init__(self, tables: dict[str, dict[str, pa.DataType]]) -> None:
         self.tables = tables
+        #: per table, the last page's types that fitted without a change, the table's
+        #: columns then, and which of the page's columns were cast: the next page of the
+        #: same types (most of them) is fitted without a look at each column
+        self._fitted: dict[str, tuple[pa.Schema, list[tuple[str, pa.DataType]], list[int]]] = {}
 
     def fit(self, name: str, rows: pa.Table) -> tuple[pa.Table, list[Change]]:
         """``rows`` cast to the table's types, and the changes the table needs first."""
+        known = self.tables.get(name)
+        fitted = self._fitted.get(name)
+        if (
+            fitted is not None
+            and known is not None
+            and rows.schema.equals(fitted[0])
+            and list(known.items()) == fitted[1]
+        ):
+            if not fitted[2]:
+                return rows, []
+            for index in fitted[2]:
+                field = rows.schema.field(index)
+                rows = rows.set_column(
+                    index, field.name, rows.column(index).cast(known[field.name])
+                )
+            return rows, []
+        fitted_rows, changes = self._fit(name, rows)
+        if not changes:
+            cast = [n for n, c in enumerate(rows.columns) if c.type != fitted_rows.column(n).type]
+            self._fitted[name] = (rows.schema, list(self.tables[name].items()), cast)
+        return fitted_rows, changes
+
+    def _fit(self, name: str, rows: pa.Table) -> tuple[pa.Table, list[Change]]:
         changes: list[Change] = []
         known = self.tables.get(name)
         if known is None:

@@ -277,3 +277,43 @@ def test_an_unknown_key_is_named_with_its_line_and_a_suggestion(
     err = capsys.readouterr().err
     assert "sources.yaml:8: sources[0].resources[0].data_selecter: unknown key" in err
     assert "data_selector" in err
+
+
+def test_no_batch_says_a_replace_is_done_without_swapping_it_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill lands between any two commits: the one that marks the resource done must
+    be the one that swaps its tables in, even when its last page fills a batch."""
+    from quiver.sync.destinations.base import Batch
+    from quiver.sync.destinations.duckdb import DuckDBDestination
+
+    batches: list[Batch] = []
+    commit = DuckDBDestination.commit
+
+    def recorded(self: DuckDBDestination, batch: Batch) -> None:
+        batches.append(batch)
+        commit(self, batch)
+
+    monkeypatch.setattr(DuckDBDestination, "commit", recorded)
+    config = """\
+sources:
+  - name: shop
+    base_url: {base}
+    resources:
+      - name: items
+        path: /items
+        data_selector: data
+        paginator: {{type: page_number, base_page: 1, total_path: total_pages}}
+        write_mode: replace
+destination: duckdb:///{database}
+batch_rows: 10
+"""
+    with serving(shop_pages) as (base, _):
+        assert sync(tmp_path, config.format(base=base, database=tmp_path / "out.duckdb")) == 0
+    done = [
+        batch
+        for batch in batches
+        if any(s.resource == "items" and not s.parent and s.status == "done" for s in batch.states)
+    ]
+    assert done and all(batch.swaps for batch in done)
+    assert rows(tmp_path / "out.duckdb", "SELECT count(*) FROM items") == [(50,)]

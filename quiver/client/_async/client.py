@@ -7,8 +7,9 @@ Everything that decides (retry policy, rate limiter, breakers, cache, auth,
 paginators) is I/O-free and shared by both.
 
 The transport is httpx (see "Transport" in docs/client.md for the measurement);
-its exceptions are mapped to :mod:`quiver.client.errors` in ``_exchange`` and
-nowhere else.
+its exceptions are mapped to :mod:`quiver.client.errors` in ``_mapped`` and
+nowhere else.  On the lean transport, a plain GET skips httpx's per-request
+objects (``_plain``): its bytes are httpx's, encoded once per endpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -37,13 +39,14 @@ from quiver.client.errors import (
     InvalidURL,
     NetworkError,
     PoolTimeout,
+    QuiverClientError,
     ReadTimeout,
     TransportError,
     status_error,
 )
 from quiver.client.events import ClientEvent, EventHook, logging_hook
 from quiver.client.headers import Headers
-from quiver.client.http11 import AsyncLeanTransport, proxied_by_environment
+from quiver.client.http11 import AsyncLeanTransport, head, origin_of, proxied_by_environment
 from quiver.client.models import RequestSpec, Response, Timeouts
 from quiver.client.pagination import Page, Paginator, find_records, paginator_from_config
 from quiver.client.ratelimit import RateLimiter, ServerQuotas
@@ -58,6 +61,33 @@ DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_BREAKER = BreakerPolicy()
 _READ = httpx.ByteStream(b"")  # the stream of a response whose body was read
+_Fields = list[tuple[bytes, bytes]]  # header fields as they come and go on the wire
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: endpoints whose encoded request a client keeps (``_plain``)
+_ENDPOINTS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """What httpx makes of a GET to one URL with one set of headers, before params:
+    the parts of its request that do not change from page to page."""
+
+    url: httpx.URL
+    origin: tuple[bytes, bytes, int]  # scheme, host, port
+    host: str  # as in the URL (with the port)
+    path: bytes  # the request target, without the query
+    prefix: str  # the URL as text, without the query
+    headers: _Fields  # Host and the rest, as httpx sends them
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    """One plain GET, ready for the wire."""
+
+    endpoint: _Endpoint
+    url: str
+    shown: str  # without the query parameters that carry credentials
+    data: bytes
 
 
 class AsyncClient:
@@ -97,21 +127,24 @@ class AsyncClient:
         sleep: Callable[[float], Awaitable[None]] = async_sleep,
         random: Callable[[], float] = random.random,
     ) -> None:
+        waits = httpx.Timeout(
+            connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool
+        )
+        self._lean = (
+            AsyncLeanTransport(lambda: httpx.AsyncHTTPTransport(verify=verify), verify)
+            if transport == "http11" and not proxied_by_environment()
+            else None
+        )
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers=headers,
-            timeout=httpx.Timeout(
-                connect=timeouts.connect,
-                read=timeouts.read,
-                write=timeouts.write,
-                pool=timeouts.pool,
-            ),
+            timeout=waits,
             follow_redirects=follow_redirects,
             verify=verify,
-            transport=AsyncLeanTransport(httpx.AsyncHTTPTransport(verify=verify), verify)
-            if transport == "http11" and not proxied_by_environment()
-            else None,
+            transport=self._lean,
         )
+        self._waits = waits.as_dict()
+        self._endpoints: dict[tuple[str, tuple[tuple[str, str], ...]], _Endpoint | None] = {}
         self._auth = auth
         self._auth_lock = AsyncLock()
         self._retry = retry
@@ -229,11 +262,15 @@ class AsyncClient:
     async def _attempt(self, spec: RequestSpec) -> Response:
         """One try: credentials, cache, pacing, breaker, the exchange."""
         authed = await self._authenticate(spec)
-        raw = self._build(authed)
-        url, host = str(raw.url), raw.url.netloc.decode("ascii")
         hidden = _added_params(spec, authed)
+        plain = self._plain(authed, hidden) if self._cache is None else None
+        raw = None if plain is not None else self._build(authed)
+        if raw is not None:
+            url, host = str(raw.url), raw.url.netloc.decode("ascii")
+        elif plain is not None:
+            url, host = plain.url, plain.endpoint.host
         stale = None
-        if self._cache is not None:
+        if self._cache is not None and raw is not None:
             found = self._cache.lookup(authed, url, self._wall_clock())
             if found.fresh is not None:
                 return found.fresh
@@ -241,10 +278,14 @@ class AsyncClient:
             raw.headers.update(found.conditions)
         await self._pace(host)
         if self._breakers is not None and not self._breakers.allow(host, self._clock()):
-            shown = _shown(raw.url, hidden)
+            shown = plain.shown if plain is not None else _shown(_url(raw), hidden)
             raise CircuitOpenError(f"the circuit breaker of {host} is open", url=shown)
         try:
-            response = await self._exchange(raw, spec, hidden)
+            if plain is not None:
+                response = await self._fetch(plain, authed, spec, hidden)
+            else:
+                assert raw is not None
+                response = await self._exchange(raw, spec, hidden)
         except TransportError:
             self._record(host, failed=True)
             raise
@@ -283,20 +324,8 @@ class AsyncClient:
         self._emit("request", logging.DEBUG, f"{raw.method} {url}", method=raw.method, url=url)
         try:
             answer = await self._http.send(raw)
-        except httpx.ConnectTimeout as exc:
-            raise ConnectTimeout(f"connecting to {raw.url.host} timed out", url=url) from exc
-        except httpx.PoolTimeout as exc:
-            raise PoolTimeout("no pooled connection was free in time", url=url) from exc
-        except httpx.TimeoutException as exc:
-            raise ReadTimeout(f"{raw.method} {url} got no answer in time", url=url) from exc
-        except httpx.ConnectError as exc:
-            raise ConnectError(f"cannot connect to {raw.url.host}: {exc}", url=url) from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise InvalidURL(f"{url!r}: {exc}") from exc
-        except httpx.DecodingError as exc:
-            raise DecodingError(f"{raw.method} {url}: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise NetworkError(f"{raw.method} {url}: {exc!r}", url=url) from exc
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise _mapped(exc, raw.method, raw.url.host, url) from exc
         headers = Headers(answer.headers.multi_items())
         shown = _shown(answer.url, hidden)
         # httpx's response and its bound stream refer to each other: unlinked, the
@@ -305,6 +334,101 @@ class AsyncClient:
         # grows and shrinks by a page: a fault per 4 KB of it)
         answer.stream = _READ
         return Response(answer.status_code, headers, answer.content, shown, spec)
+
+    def _plain(self, spec: RequestSpec, hidden: tuple[str, ...]) -> _Plain | None:
+        """``spec`` encoded for the lean transport when it is a plain GET (no body, no
+        cookie to send, no credentials in the URL, http or https): the bytes httpx
+        would send, from the endpoint's parts made by httpx once, and the query
+        encoded as httpx encodes it (``params`` take the place of the URL's own query).
+        None: httpx builds the request."""
+        if (
+            self._lean is None
+            or spec.method != "GET"
+            or spec.content is not None
+            or spec.json is not None
+            or self._http.cookies.jar
+        ):
+            return None
+        key = (spec.url, tuple(spec.headers.items()))
+        if key in self._endpoints:
+            endpoint = self._endpoints[key]
+        else:
+            if len(self._endpoints) >= _ENDPOINTS:
+                self._endpoints.clear()
+            endpoint = self._endpoints[key] = self._endpoint(spec)
+        if endpoint is None:
+            return None
+        path, prefix = endpoint.path, endpoint.prefix
+        if not spec.params:  # the URL as httpx made it, its own query included
+            url, target = str(endpoint.url), endpoint.url.raw_path
+            shown = _shown(endpoint.url, hidden) if hidden else url
+        else:
+            params = httpx.QueryParams(spec.params)  # in place of the URL's own, as httpx
+            query = str(params)
+            url, target = prefix, path
+            if query:
+                url, target = prefix + "?" + query, path + b"?" + query.encode("ascii")
+            shown = url
+            if hidden:
+                for name in hidden:
+                    params = params.remove(name)
+                shown = prefix + "?" + str(params) if params else prefix
+        return _Plain(endpoint, url, shown, head("GET", target, endpoint.headers))
+
+    def _endpoint(self, spec: RequestSpec) -> _Endpoint | None:
+        try:
+            raw = self._http.build_request("GET", spec.url, headers=dict(spec.headers))
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+            return None  # httpx's own path says what is wrong
+        url = raw.url
+        if url.scheme not in ("http", "https") or url.userinfo or url.fragment:
+            return None  # userinfo: httpx sends it as basic auth
+        return _Endpoint(
+            url,
+            origin_of(url),
+            url.netloc.decode("ascii"),
+            url.raw_path.partition(b"?")[0],
+            str(url).partition("?")[0],
+            list(raw.headers.raw),
+        )
+
+    async def _fetch(
+        self, plain: _Plain, authed: RequestSpec, spec: RequestSpec, hidden: tuple[str, ...]
+    ) -> Response:
+        """A plain GET on the lean transport: httpx's steps that apply to it (a
+        redirect, a content-encoding, a cookie) taken only when the response asks."""
+        assert self._lean is not None
+        url, endpoint = plain.shown, plain.endpoint
+        self._emit("request", logging.DEBUG, f"GET {url}", method="GET", url=url)
+        try:
+            answer = await self._lean.fetch(endpoint.origin, plain.data, self._waits)
+        except httpx.TransportError as exc:
+            raise _mapped(exc, "GET", endpoint.url.host, url) from exc
+        status, fields, body = answer
+        if self._http.follow_redirects and status in _REDIRECTS and _field(fields, b"location"):
+            # httpx follows it (sending this GET again) and, for this endpoint, from now on
+            self._endpoints[(authed.url, tuple(authed.headers.items()))] = None
+            return await self._exchange(self._build(authed), spec, hidden)
+        if _field(fields, b"content-encoding") or _field(fields, b"set-cookie"):
+            return self._decoded(plain, spec, answer)
+        return Response(status, Headers(_text(fields)), body, url, spec)
+
+    def _decoded(
+        self, plain: _Plain, spec: RequestSpec, answer: tuple[int, _Fields, bytes]
+    ) -> Response:
+        """The response as httpx reads it: its body decoded, its cookies kept."""
+        status, fields, body = answer
+        request = httpx.Request("GET", plain.url)
+        response = httpx.Response(
+            status, headers=fields, stream=httpx.ByteStream(body), request=request
+        )
+        try:
+            content = response.read()
+        except httpx.DecodingError as exc:
+            raise _mapped(exc, "GET", plain.endpoint.url.host, plain.shown) from exc
+        self._http.cookies.extract_cookies(response)
+        headers = Headers(response.headers.multi_items())
+        return Response(status, headers, content, plain.shown, spec)
 
     async def _authenticate(self, spec: RequestSpec) -> RequestSpec:
         if self._auth is None:
@@ -361,6 +485,46 @@ class AsyncClient:
 def _added_params(spec: RequestSpec, authed: RequestSpec) -> tuple[str, ...]:
     """The query parameters credentials added (an API key in the query)."""
     return tuple(name for name in authed.params if name not in spec.params)
+
+
+def _mapped(
+    exc: httpx.TransportError | httpx.DecodingError, method: str, host: str, url: str
+) -> QuiverClientError:
+    """httpx's exception as the client's own."""
+    match exc:
+        case httpx.ConnectTimeout():
+            return ConnectTimeout(f"connecting to {host} timed out", url=url)
+        case httpx.PoolTimeout():
+            return PoolTimeout("no pooled connection was free in time", url=url)
+        case httpx.TimeoutException():
+            return ReadTimeout(f"{method} {url} got no answer in time", url=url)
+        case httpx.ConnectError():
+            return ConnectError(f"cannot connect to {host}: {exc}", url=url)
+        case httpx.UnsupportedProtocol():
+            return InvalidURL(f"{url!r}: {exc}")
+        case httpx.DecodingError():
+            return DecodingError(f"{method} {url}: {exc}")
+    return NetworkError(f"{method} {url}: {exc!r}", url=url)
+
+
+def _url(raw: httpx.Request | None) -> httpx.URL:
+    assert raw is not None
+    return raw.url
+
+
+def _field(fields: _Fields, name: bytes) -> bool:
+    return any(field.lower() == name for field, _ in fields)
+
+
+def _text(fields: _Fields) -> list[tuple[str, str]]:
+    """Header fields as text, decoded as httpx decodes them (ASCII, else UTF-8, else
+    Latin-1, for all of them)."""
+    for encoding in ("ascii", "utf-8"):
+        try:
+            return [(name.decode(encoding), value.decode(encoding)) for name, value in fields]
+        except UnicodeDecodeError:
+            continue
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in fields]
 
 
 def _shown(url: httpx.URL, hidden: tuple[str, ...]) -> str:
