@@ -354,3 +354,28 @@ def test_a_provider_failing_midstream_is_an_error_event(
         ) as stream:
             for _ in stream:
                 pass
+
+
+@types
+def test_stop_sequences_and_any_tool_reach_the_provider(
+    sdk: anthropic.Anthropic, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"stop sequences for {provider}"
+    message = sdk.messages.create(
+        model=f"chat-{provider}",
+        max_tokens=100,
+        stop_sequences=["STOP_HERE"],
+        tools=TOOLS,
+        tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": text}],
+    )
+    assert uses(message) == [("get_weather", {"location": "Paris"})]
+    body = mock_providers.last(provider, text).json
+    if provider == "anthropic":
+        stop = body["stop_sequences"]
+    elif provider in ("gemini", "bedrock"):
+        config = body["generationConfig" if provider == "gemini" else "inferenceConfig"]
+        stop = config["stopSequences"]
+    else:
+        stop = body["stop"] if isinstance(body["stop"], list) else [body["stop"]]
+    assert stop == ["STOP_HERE"]
