@@ -789,3 +789,17 @@ def test_responses_instructions_and_unstored_responses(
     )
     with pytest.raises((openai.NotFoundError, openai.BadRequestError)):
         sdk.responses.create(model="chat-anthropic", input="again", previous_response_id=answer.id)
+
+
+@types
+def test_common_openai_fields_do_not_break_any_provider(sdk: openai.OpenAI, provider: str) -> None:
+    """``user`` and ``seed`` are everyday OpenAI fields; a provider that refuses unknown
+    fields (Mistral: 422) must get them mapped or left out."""
+    text = f"user and seed fields for {provider}"
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": text}],
+        user="alice@example.com",
+        seed=7,
+    )
+    assert answer.choices[0].message.content == hello(provider, text)
