@@ -803,3 +803,35 @@ def test_common_openai_fields_do_not_break_any_provider(sdk: openai.OpenAI, prov
         seed=7,
     )
     assert answer.choices[0].message.content == hello(provider, text)
+
+
+STRICT_TOOL: Any = {
+    "type": "function",
+    "function": {
+        "name": "book_table",
+        "description": "Book a table",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string"},
+                "guests": {"$ref": "#/$defs/Guests"},
+            },
+            "required": ["location", "guests"],
+            "additionalProperties": False,
+            "$defs": {"Guests": {"type": "integer", "minimum": 1}},
+        },
+    },
+}
+
+
+@types
+def test_strict_tool_schemas_reach_every_provider(sdk: openai.OpenAI, provider: str) -> None:
+    """OpenAI strict schemas (additionalProperties, $defs/$ref) are what SDKs generate;
+    each provider must get a schema it accepts."""
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": f"CALL_TOOL strict {provider}"}],
+        tools=[STRICT_TOOL],
+    )
+    assert tool_calls(answer.choices[0].message) == [("book_table", {"location": "Paris"})]
