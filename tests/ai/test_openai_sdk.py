@@ -835,3 +835,34 @@ def test_strict_tool_schemas_reach_every_provider(sdk: openai.OpenAI, provider: 
         tools=[STRICT_TOOL],
     )
     assert tool_calls(answer.choices[0].message) == [("book_table", {"location": "Paris"})]
+
+
+@types
+def test_tool_result_then_a_user_message(sdk: openai.OpenAI, provider: str) -> None:
+    """A tool result and a new user message are two chat messages but one user turn for
+    providers that need turns to alternate (Bedrock)."""
+    messages: Any = [{"role": "user", "content": f"CALL_TOOL then more {provider}"}]
+    first = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=messages, tools=[WEATHER]
+    )
+    calls: list[Any] = list(first.choices[0].message.tool_calls or [])
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
+                for c in calls
+            ],
+        },
+        {"role": "tool", "tool_call_id": calls[0].id, "content": "foggy"},
+        {"role": "user", "content": "and tomorrow?"},
+    ]
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=messages, tools=[WEATHER]
+    )
+    assert answer.choices[0].message.content == hello(provider, "and tomorrow?")

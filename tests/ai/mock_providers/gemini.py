@@ -346,7 +346,8 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
             ]
     last_parts = contents[-1].get("parts", [])
     results = [_get(p, "functionResponse") for p in last_parts if _get(p, "functionResponse")]
-    if contents[-1].get("role", "user") == "user" and results:
+    said = [p for p in last_parts if "text" in p]
+    if contents[-1].get("role", "user") == "user" and results and not said:
         prompt.after_tool = True
         prompt.steering = " ".join(_result_text(r.get("response", {})) for r in results)
     else:
