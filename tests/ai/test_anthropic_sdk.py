@@ -354,3 +354,69 @@ def test_a_provider_failing_midstream_is_an_error_event(
         ) as stream:
             for _ in stream:
                 pass
+
+
+@types
+def test_stop_sequences_and_any_tool_reach_the_provider(
+    sdk: anthropic.Anthropic, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"stop sequences for {provider}"
+    message = sdk.messages.create(
+        model=f"chat-{provider}",
+        max_tokens=100,
+        stop_sequences=["STOP_HERE"],
+        tools=TOOLS,
+        tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": text}],
+    )
+    assert uses(message) == [("get_weather", {"location": "Paris"})]
+    body = mock_providers.last(provider, text).json
+    if provider == "anthropic":
+        stop = body["stop_sequences"]
+    elif provider in ("gemini", "bedrock"):
+        config = body["generationConfig" if provider == "gemini" else "inferenceConfig"]
+        stop = config["stopSequences"]
+    else:
+        stop = body["stop"] if isinstance(body["stop"], list) else [body["stop"]]
+    assert stop == ["STOP_HERE"]
+
+
+@types
+def test_metadata_and_error_tool_results_reach_every_provider(
+    sdk: anthropic.Anthropic, provider: str
+) -> None:
+    """``metadata.user_id`` and a ``tool_result`` flagged ``is_error`` with block content
+    are everyday Messages fields; no provider may refuse the call over them."""
+    messages: Any = [{"role": "user", "content": f"CALL_TOOL with metadata {provider}"}]
+    first = sdk.messages.create(
+        model=f"chat-{provider}",
+        max_tokens=100,
+        tools=TOOLS[:1],
+        metadata={"user_id": "alice-0001"},
+        messages=messages,
+    )
+    [use] = [b for b in first.content if b.type == "tool_use"]
+    messages += [
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": use.id,
+                    "is_error": True,
+                    "content": [{"type": "text", "text": "service down"}],
+                }
+            ],
+        },
+    ]
+    second = sdk.messages.create(
+        model=f"chat-{provider}",
+        max_tokens=100,
+        tools=TOOLS[:1],
+        metadata={"user_id": "alice-0001"},
+        messages=messages,
+    )
+    assert second.content[0].type == "text"
+    assert second.content[0].text.startswith(f"Hello from {provider} {MODELS[provider]}: ")
+    assert "service down" in second.content[0].text

@@ -542,12 +542,16 @@ def test_responses_function_call_output_continues_the_conversation(
 
 
 @types
+@pytest.mark.parametrize("cap", ["max_tokens", "max_completion_tokens"])
 def test_output_cap_stops_with_length(
-    sdk: openai.OpenAI, mock_providers: MockProviders, provider: str
+    sdk: openai.OpenAI, mock_providers: MockProviders, provider: str, cap: str
 ) -> None:
-    text = f"cap this answer short {provider}"
+    """Either cap reaches every provider in the field it knows (Mistral refuses
+    ``max_completion_tokens``)."""
+    text = f"cap this answer short {provider} {cap}"
+    capped: Any = {cap: 3}
     answer = sdk.chat.completions.create(
-        model=f"chat-{provider}", messages=[{"role": "user", "content": text}], max_tokens=3
+        model=f"chat-{provider}", messages=[{"role": "user", "content": text}], **capped
     )
     assert answer.choices[0].finish_reason == "length"
     assert answer.choices[0].message.content == " ".join(hello(provider, text).split()[:3])
@@ -742,3 +746,123 @@ def test_tool_turn_with_empty_string_content(sdk: openai.OpenAI, provider: str) 
         model=f"chat-{provider}", messages=messages, tools=[WEATHER]
     )
     assert answer.choices[0].message.content == hello(provider, "mild")
+
+
+@types
+def test_sampling_and_stop_reach_the_provider_in_its_fields(
+    sdk: openai.OpenAI, mock_providers: MockProviders, provider: str
+) -> None:
+    text = f"sampling settings for {provider}"
+    sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": text}],
+        temperature=0.25,
+        top_p=0.5,
+        stop=["STOP_HERE"],
+    )
+    body = mock_providers.last(provider, text).json
+    if provider == "anthropic":
+        got = (body["temperature"], body["top_p"], body["stop_sequences"])
+    elif provider == "gemini":
+        config = body["generationConfig"]
+        got = (config["temperature"], config["topP"], config["stopSequences"])
+    elif provider == "bedrock":
+        config = body["inferenceConfig"]
+        got = (config["temperature"], config["topP"], config["stopSequences"])
+    else:
+        stop = body["stop"] if isinstance(body["stop"], list) else [body["stop"]]
+        got = (body["temperature"], body["top_p"], stop)
+    assert got == (0.25, 0.5, ["STOP_HERE"])
+
+
+def test_responses_instructions_and_unstored_responses(
+    sdk: openai.OpenAI, mock_providers: MockProviders
+) -> None:
+    text = "instructions reach the provider"
+    answer = sdk.responses.create(
+        model="chat-anthropic", instructions="Speak like a sailor", input=text, store=False
+    )
+    assert answer.output_text == hello("anthropic", text)
+    assert mock_providers.last("anthropic", text).json["system"] in (
+        "Speak like a sailor",
+        [{"type": "text", "text": "Speak like a sailor"}],
+    )
+    with pytest.raises((openai.NotFoundError, openai.BadRequestError)):
+        sdk.responses.create(model="chat-anthropic", input="again", previous_response_id=answer.id)
+
+
+@types
+def test_common_openai_fields_do_not_break_any_provider(sdk: openai.OpenAI, provider: str) -> None:
+    """``user`` and ``seed`` are everyday OpenAI fields; a provider that refuses unknown
+    fields (Mistral: 422) must get them mapped or left out."""
+    text = f"user and seed fields for {provider}"
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": text}],
+        user="alice@example.com",
+        seed=7,
+    )
+    assert answer.choices[0].message.content == hello(provider, text)
+
+
+STRICT_TOOL: Any = {
+    "type": "function",
+    "function": {
+        "name": "book_table",
+        "description": "Book a table",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string"},
+                "guests": {"$ref": "#/$defs/Guests"},
+            },
+            "required": ["location", "guests"],
+            "additionalProperties": False,
+            "$defs": {"Guests": {"type": "integer", "minimum": 1}},
+        },
+    },
+}
+
+
+@types
+def test_strict_tool_schemas_reach_every_provider(sdk: openai.OpenAI, provider: str) -> None:
+    """OpenAI strict schemas (additionalProperties, $defs/$ref) are what SDKs generate;
+    each provider must get a schema it accepts."""
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": f"CALL_TOOL strict {provider}"}],
+        tools=[STRICT_TOOL],
+    )
+    assert tool_calls(answer.choices[0].message) == [("book_table", {"location": "Paris"})]
+
+
+@types
+def test_tool_result_then_a_user_message(sdk: openai.OpenAI, provider: str) -> None:
+    """A tool result and a new user message are two chat messages but one user turn for
+    providers that need turns to alternate (Bedrock)."""
+    messages: Any = [{"role": "user", "content": f"CALL_TOOL then more {provider}"}]
+    first = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=messages, tools=[WEATHER]
+    )
+    calls: list[Any] = list(first.choices[0].message.tool_calls or [])
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
+                for c in calls
+            ],
+        },
+        {"role": "tool", "tool_call_id": calls[0].id, "content": "foggy"},
+        {"role": "user", "content": "and tomorrow?"},
+    ]
+    answer = sdk.chat.completions.create(
+        model=f"chat-{provider}", messages=messages, tools=[WEATHER]
+    )
+    assert answer.choices[0].message.content == hello(provider, "and tomorrow?")

@@ -218,12 +218,16 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
     content = last.get("content")
     blocks = content if isinstance(content, list) else []
     results = [b for b in blocks if b.get("type") == "tool_result"]
-    if last.get("role") == "user" and results:
+    said = [str(b.get("text", "")) for b in blocks if b.get("type") == "text"]
+    if last.get("role") == "user" and results and not said:
         prompt.after_tool = True
         prompt.steering = " ".join(_content_text(b.get("content", "")) for b in results)
-    else:
+    else:  # (the user's words, not the tool results beside them)
         users = [m for m in messages if m.get("role") == "user"]
-        prompt.steering = _content_text(users[-1].get("content")) if users else ""
+        words_of = users[-1].get("content") if users else ""
+        if isinstance(words_of, list):
+            words_of = [b for b in words_of if b.get("type") == "text"]
+        prompt.steering = _content_text(words_of)
     choice = body.get("tool_choice") or {"type": "auto"}
     kind = choice.get("type", "auto")
     prompt.choice = {"any": "required", "tool": str(choice.get("name", ""))}.get(kind, kind)

@@ -3,7 +3,8 @@
 As the real service: every request must carry a valid SigV4 signature for service
 ``bedrock`` (403 with ``x-amzn-ErrorType`` otherwise), errors are ``{"message": ...}``
 with the exception's name in ``x-amzn-ErrorType``, roles are only ``user``/``assistant``,
-blank text blocks and toolUse/toolResult blocks without a ``toolConfig`` are refused,
+a conversation starts with a user turn and alternates, blank text blocks and
+toolUse/toolResult blocks without a ``toolConfig`` are refused,
 ConverseStream answers ``application/vnd.amazon.eventstream`` frames (messageStart,
 contentBlockStart only for a toolUse, contentBlockDelta, contentBlockStop, messageStop,
 metadata) whose JSON payloads carry the ``p`` padding field, and
@@ -194,8 +195,18 @@ def _check(body: dict[str, Any]) -> str | None:
         )
     uses_tools = False
     previous_uses: list[str] = []
+    if messages[0].get("role") != "user":
+        return (
+            "A conversation must start with a user message. Try again with a conversation "
+            "that starts with a user message."
+        )
     for number, message in enumerate(messages):
         role = message.get("role")
+        if number and role == messages[number - 1].get("role"):
+            return (
+                "A conversation must alternate between user and assistant roles. Make sure "
+                "the conversation alternates between user and assistant roles and try again."
+            )
         if role not in ("user", "assistant"):
             return (
                 f"1 validation error detected: Value '{role}' at "
@@ -295,7 +306,8 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
         prompt.choice = str(choice["tool"].get("name", ""))
     last = messages[-1]
     results = [b for b in last.get("content") or [] if "toolResult" in b]
-    if last.get("role") == "user" and results:
+    said = [b for b in last.get("content") or [] if "text" in b]
+    if last.get("role") == "user" and results and not said:
         prompt.after_tool = True
         prompt.steering = " ".join(t for b in results for t in _block_texts(b))
     else:

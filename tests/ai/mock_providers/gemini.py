@@ -31,6 +31,34 @@ from tests.ai.mock_providers.script import (
 from tests.ai.mock_providers.server import CUT, Cut, MockRequest, Reply, StreamReply, json_reply
 
 EMBEDDING_DIMENSIONS = 8
+#: the fields of Gemini's Schema (an OpenAPI 3.0 subset) in ``parameters`` and
+#: ``responseSchema``; ``parametersJsonSchema`` / ``responseJsonSchema`` take JSON Schema
+SCHEMA_FIELDS = frozenset(
+    [
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "maxItems",
+        "minItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "default",
+        "items",
+        "minimum",
+        "maximum",
+    ]
+)
 BLOCKED = [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]
 
 
@@ -152,6 +180,8 @@ class Gemini:
                 )
                 return error(400, "INVALID_ARGUMENT", message)
             calls = sum(1 for p in parts if _get(p, "functionCall"))
+        if (problem := _schemas_problem(body)) is not None:
+            return error(400, "INVALID_ARGUMENT", problem)
         prompt = _prompt(model, body)
         plan_ = plan(prompt)
         if method == "countTokens":
@@ -238,6 +268,39 @@ class Gemini:
         return json_reply(200, {"embeddings": embeddings})
 
 
+def _unknown_field(schema: Any, where: str) -> str | None:
+    """The first field of ``schema`` Gemini's Schema type does not have, as its error."""
+    if not isinstance(schema, dict):
+        return None
+    for name, value in schema.items():
+        if name not in SCHEMA_FIELDS:
+            return (
+                f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': "
+                "Cannot find field."
+            )
+        children: list[tuple[str, Any]] = []
+        if name == "properties" and isinstance(value, dict):
+            children = [(f"{where}.properties[{k}].value", v) for k, v in value.items()]
+        elif name == "items":
+            children = [(f"{where}.items", value)]
+        elif name == "anyOf" and isinstance(value, list):
+            children = [(f"{where}.any_of[{i}]", v) for i, v in enumerate(value)]
+        for inner_where, inner in children:
+            if (problem := _unknown_field(inner, inner_where)) is not None:
+                return problem
+    return None
+
+
+def _schemas_problem(body: dict[str, Any]) -> str | None:
+    for t, tool in enumerate(body.get("tools") or []):
+        for d, declaration in enumerate(_get(tool, "functionDeclarations") or []):
+            where = f"tools[{t}].function_declarations[{d}].parameters"
+            if (problem := _unknown_field(declaration.get("parameters"), where)) is not None:
+                return problem
+    generation = _get(body, "generationConfig") or {}
+    return _unknown_field(_get(generation, "responseSchema"), "generation_config.response_schema")
+
+
 def _parts_text(parts: list[dict[str, Any]]) -> list[str]:
     texts = []
     for part in parts:
@@ -283,7 +346,8 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
             ]
     last_parts = contents[-1].get("parts", [])
     results = [_get(p, "functionResponse") for p in last_parts if _get(p, "functionResponse")]
-    if contents[-1].get("role", "user") == "user" and results:
+    said = [p for p in last_parts if "text" in p]
+    if contents[-1].get("role", "user") == "user" and results and not said:
         prompt.after_tool = True
         prompt.steering = " ".join(_result_text(r.get("response", {})) for r in results)
     else:

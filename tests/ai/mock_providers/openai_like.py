@@ -4,9 +4,10 @@ One module because they share the chat-completions and embeddings shapes; each
 :class:`Flavor` records where a relative differs from OpenAI, as the real service does:
 Azure takes the deployment from the path, wants ``api-version`` and an ``api-key``
 header, and adds content-filter results (its first stream chunk has no choices at all);
-Mistral rejects unknown body fields with 422 (``stream_options`` among them) and puts
-usage on its last chunk unasked; Mistral and Ollama stream a tool call whole; Ollama
-needs no key.  Errors keep each service's own shape.
+Mistral rejects unknown body fields with 422 (``stream_options`` among them), takes
+only 9-character alphanumeric tool call ids and puts usage on its last chunk unasked;
+Mistral and Ollama stream a tool call whole; Ollama needs no key.  Errors keep each
+service's own shape.
 """
 
 from __future__ import annotations
@@ -80,6 +81,21 @@ class Flavor:
     key: str | None  # the key it accepts (None: no authentication)
     models: tuple[str, ...]  # what GET /models lists
     owned_by: str = "system"
+
+
+MISTRAL_TOOL_ID = re.compile(r"[a-zA-Z0-9]{9}")
+
+
+def _mistral_tool_id(messages: list[Any]) -> str | None:
+    """The first tool call id Mistral refuses (it takes 9 letters or digits only)."""
+    for message in messages:
+        ids = [call.get("id") for call in message.get("tool_calls") or []]
+        if message.get("role") == "tool":
+            ids.append(message.get("tool_call_id"))
+        for value in ids:
+            if not MISTRAL_TOOL_ID.fullmatch(str(value)):
+                return str(value)
+    return None
 
 
 def _error(
@@ -300,6 +316,16 @@ class OpenAILike:
             return json_reply(400, self._invalid(problem, "messages"))
         if problem := image_problem(messages):
             return json_reply(400, self._invalid(problem, "messages"))
+        if name == "mistral" and (bad := _mistral_tool_id(messages)) is not None:
+            body = {
+                "object": "error",
+                "message": f"Tool call id was {bad} but must be a-z, A-Z, 0-9, with a length of 9.",
+                "type": "invalid_function_call",
+                "param": None,
+                "code": "3280",
+                "raw_status_code": 400,
+            }
+            return json_reply(400, body)
         kind = (body.get("response_format") or {}).get("type")
         if (
             name in ("openai", "azure-openai")

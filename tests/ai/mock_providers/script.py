@@ -5,7 +5,8 @@ words it counts, the tools offered) and asks :func:`plan` what to answer.  The r
 the same for every provider:
 
 - the steering text is the last user message's text, or, when the conversation ends
-  with tool results, the text of those results (the model then answers, never calls;
+  with tool results and no words beside them, the text of those results (the model then
+  answers, never calls;
   a result that is an object with one string member reads as that string);
 - plain text → ``Hello from <provider> <model>: <first 40 characters>``, streamed one
   word per piece;

@@ -149,3 +149,12 @@ def test_temporary_credentials_need_their_session_token_signed(
     refused = post(None)
     assert refused.status_code == 403
     assert refused.headers["x-amzn-ErrorType"].startswith("UnrecognizedClientException")
+
+
+def test_a_conversation_starts_with_user_and_alternates(mock_providers: MockProviders) -> None:
+    hi = {"role": "user", "content": [{"text": "hi"}]}
+    again = bedrock_post(mock_providers, MODELS["bedrock"], "converse", {"messages": [hi, hi]})
+    assert again.status_code == 400 and "alternate" in again.json()["message"]
+    answer = {"role": "assistant", "content": [{"text": "yes"}]}
+    first = bedrock_post(mock_providers, MODELS["bedrock"], "converse", {"messages": [answer, hi]})
+    assert first.status_code == 400 and "start with a user message" in first.json()["message"]

@@ -103,3 +103,20 @@ def test_empty_text_and_empty_parts_are_refused(mock_providers: MockProviders) -
     no_parts = {"contents": [{"role": "user", "parts": []}]}
     reply = gemini_post(mock_providers, "generateContent", no_parts)
     assert reply.status_code == 400 and "must not be empty" in reply.json()["error"]["message"]
+
+
+def test_schema_fields_outside_geminis_subset_are_refused(mock_providers: MockProviders) -> None:
+    strict = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "additionalProperties": False,
+    }
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "tools": [{"functionDeclarations": [{"name": "f", "parameters": strict}]}],
+    }
+    reply = gemini_post(mock_providers, "generateContent", body)
+    assert reply.status_code == 400
+    assert 'Unknown name "additionalProperties"' in reply.json()["error"]["message"]
+    body["tools"] = [{"functionDeclarations": [{"name": "f", "parametersJsonSchema": strict}]}]
+    assert gemini_post(mock_providers, "generateContent", body).status_code == 200

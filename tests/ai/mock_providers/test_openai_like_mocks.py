@@ -357,3 +357,31 @@ def test_no_usage_leaves_usage_out(mock_providers: MockProviders) -> None:
     }
     streamed = httpx.post(url, json=body, headers=headers)
     assert b"usage" not in streamed.content and streamed.content.endswith(b"data: [DONE]\n\n")
+
+
+def test_mistral_takes_only_its_own_tool_call_ids(mock_providers: MockProviders) -> None:
+    messages: Any = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_0001",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_0001", "content": "x"},
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(mock_providers, "mistral").chat.completions.create(
+            model=MODELS["mistral"], messages=messages
+        )
+    assert "Tool call id was call_0001" in caught.value.message
+    messages[1]["tool_calls"][0]["id"] = messages[2]["tool_call_id"] = "A1b2C3d4E"
+    answer = client(mock_providers, "mistral").chat.completions.create(
+        model=MODELS["mistral"], messages=messages
+    )
+    assert answer.choices[0].message.content == f"Hello from mistral {MODELS['mistral']}: x"
