@@ -97,6 +97,8 @@ async def post_chat(
                 body["stream_options"] = {**(options or {}), "include_usage": True}
             else:
                 body.pop("stream_options", None)
+        if deployment.kind.dialect is not None:
+            body = deployment.kind.dialect(body)
     else:
         try:
             body = converter.convert_request(dict(chat, stream=stream), deployment.model)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
+from quiver.ai.dialects import Dialect, mistral
 from quiver.config.ai import AIProvider
 
 Wire = Literal["openai", "anthropic", "gemini", "bedrock"]
@@ -39,6 +40,8 @@ class ProviderKind:
     #: an OpenAI-like stream the client may get byte for byte (Azure's starts with a
     #: chunk of prompt filter results and no choices; Mistral's usage is misplaced)
     exact_stream: bool = True
+    #: an OpenAI-like API that takes a request in its own terms (see ``dialects``)
+    dialect: Dialect | None = None
 
 
 _OPENAI_PATHS = ("/chat/completions", "/chat/completions", "/embeddings")
@@ -89,6 +92,7 @@ KINDS: dict[str, ProviderKind] = {
             *_OPENAI_PATHS,
             stream_options=False,
             exact_stream=False,
+            dialect=mistral,
         ),
         ProviderKind("ollama", "openai", "bearer", *_OPENAI_PATHS),
         ProviderKind("openai-compatible", "openai", "bearer", *_OPENAI_PATHS),
