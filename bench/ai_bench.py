@@ -104,7 +104,7 @@ class Settings:
             litellm_spec=os.environ.get("LITELLM_SPEC", "litellm[proxy]"),
             duration=_env_int("DURATION", 10),
             rounds=_env_int("ROUNDS", 3),
-            connections=_env_int("CONNECTIONS", 32),
+            connections=_env_int("CONNECTIONS", 64),
             warmup=_env_int("WARMUP", 3),
             stream_seconds=driver.env_float(PROG, "STREAM_SECONDS", 5.0),
             stream_max=_env_int("STREAM_MAX", 5000),
