@@ -35,6 +35,10 @@ _LAST_CHUNK = b"0\r\n\r\n"
 # the shared rules of quiver.http.fields, for names and values given as bytes
 _TOKEN = re.compile(TOKEN.pattern.encode())
 _UNSAFE_VALUE = re.compile(UNSAFE_VALUE.pattern.encode())
+#: field names in-process targets sent, known to be names: whether they are sent
+#: (False: framing and hop-by-hop fields, the proxy's own), up to _NAMES_KEPT of them
+_NAMES: dict[bytes, bool] = {}
+_NAMES_KEPT = 512
 
 
 class InvalidResponse(ValueError):
@@ -65,11 +69,16 @@ def render_head(response: object) -> bytes:
         name, value = field
         if not isinstance(name, bytes) or not isinstance(value, bytes):
             raise InvalidResponse("a header name or value is not bytes")
-        if not _TOKEN.match(name):
-            raise InvalidResponse(f"{name!r} is not a field name")
+        sent = _NAMES.get(name) if type(name) is bytes else None
+        if sent is None:
+            if not _TOKEN.match(name):
+                raise InvalidResponse(f"{name!r} is not a field name")
+            sent = name.lower() not in FRAMING_AND_HOP_BY_HOP
+            if type(name) is bytes and len(_NAMES) < _NAMES_KEPT:
+                _NAMES[name] = sent
         if _UNSAFE_VALUE.search(value):
             raise InvalidResponse(f"the value of {name!r} has a line break or NUL")
-        if name.lower() not in FRAMING_AND_HOP_BY_HOP:
+        if sent:
             lines += (name, b": ", value, b"\r\n")
     if isinstance(body, bytes) and status != 204 and status != 304:
         lines.append(b"Content-Length: %d\r\n" % len(body))
