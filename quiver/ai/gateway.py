@@ -128,20 +128,32 @@ class Gateway:
             )
         call.held.append(held)
 
-    async def settle(self, call: Call, usage: dict[str, Any] | None) -> None:
-        """Correct the reservations of ``call`` to its usage (None: give them back),
-        and note its cost."""
+    def checks(self, deployment: Deployment) -> bool:
+        """Whether :meth:`admit_deployment` has anything to check for ``deployment``
+        (a context window, rpm/tpm limits): the fronts skip it when not."""
+        config = deployment.config
+        return config.max_context is not None or (
+            self.accounting is not None and bool(config.rpm or config.tpm)
+        )
+
+    def note_cost(self, call: Call, usage: dict[str, Any] | None) -> None:
+        """Note the cost of ``call``'s usage, when its model has a price."""
         info = call.info
         if usage is not None and "prompt_tokens" in info:
             cost = self.prices.cost(info["model"], usage, info.get("deployment"))
             if cost is not None:
                 info["cost"] = cost
+
+    async def settle(self, call: Call, usage: dict[str, Any] | None) -> None:
+        """Correct the reservations of ``call`` to its usage (None: give them back),
+        and note its cost (:meth:`note_cost` alone for a call that holds none)."""
+        self.note_cost(call, usage)
         reservations = call.held
         if call.reservation is not None:
             reservations = [call.reservation, *reservations]
         call.reservation, call.held = None, []
         for reservation in reservations:
-            await settled(reservation.settle(usage, info.get("deployment")))
+            await settled(reservation.settle(usage, call.info.get("deployment")))
 
 
 class Call:

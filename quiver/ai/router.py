@@ -130,20 +130,29 @@ class Router:
         """``call(model, deployment)`` on the first deployment that answers, with retries
         and fallbacks (``prefer`` tried first); the result and who answered it.  The
         last failure is raised when none did."""
-        loop = asyncio.get_running_loop()
+        # (the loop is looked up only when its clock is read: asyncio's lookup costs a
+        # getpid system call, and a single deployment's first try needs no clock)
+        loop: asyncio.AbstractEventLoop | None = None
         last: AIError | None = None
         for current in (model, *model.fallbacks):
             config = current.config
-            order = current.order(loop.time(), self.rng, prefer)
+            if len(current.deployments) == 1 and prefer is None:
+                order = current.deployments  # (what order() answers, without the clock)
+            else:
+                loop = loop or asyncio.get_running_loop()
+                order = current.order(loop.time(), self.rng, prefer)
             #: when a deployment that failed this call may be tried again (Retry-After)
             again: dict[int, float] = {}
             for attempt in range(config.retries + 1):
                 deployment = order[attempt % len(order)]
-                wait = again.get(id(deployment), 0.0) - loop.time()
-                if wait > 0:
-                    if wait > config.max_retry_wait:
-                        break  # (it asked for a longer pause than we wait: fall back)
-                    await asyncio.sleep(wait)
+                retry_at = again.get(id(deployment))
+                if retry_at is not None:
+                    loop = loop or asyncio.get_running_loop()
+                    wait = retry_at - loop.time()
+                    if wait > 0:
+                        if wait > config.max_retry_wait:
+                            break  # (it asked for a longer pause than we wait: fall back)
+                        await asyncio.sleep(wait)
                 deployment.in_flight += 1
                 try:
                     return await call(current, deployment), current, deployment
@@ -154,6 +163,7 @@ class Router:
                     if not exc.retryable:
                         raise
                     last = exc
+                    loop = loop or asyncio.get_running_loop()
                     now = loop.time()
                     pause = exc.retry_after if exc.retry_after is not None else config.cooldown
                     deployment.cooldown_until = now + pause

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ from quiver.ai.providers import KINDS, ProviderKind, auth_headers, path_of
 from quiver.ai.sigv4 import sign
 from quiver.config.ai import PROVIDER_TARGET_PREFIX, AIDeployment, AIProvider
 from quiver.errors import GatewayTimeout, HTTPError
-from quiver.plugins.outbound import Outbound, OutboundResponse
+from quiver.plugins.outbound import Fields, Outbound, OutboundResponse
 
 #: the most of an error response read to tell what went wrong
 _ERROR_BODY_LIMIT = 1 << 16
@@ -90,7 +91,8 @@ class Deployment:
         self.count_tokens_url = (
             self.base + kind.count_tokens if kind.count_tokens is not None else None
         )
-        self.headers = auth_headers(kind, provider)
+        #: checked and encoded once, by the outbound client's first call
+        self.headers = Fields(auth_headers(kind, provider))
         #: calls in flight from this worker (least-busy routing)
         self.in_flight = 0
         #: average seconds to the response head (latency routing); 0 before any call
@@ -117,7 +119,7 @@ class Deployment:
     ) -> OutboundResponse:
         """POST ``body`` to ``url`` (one of the deployment's); the response once its head
         is in and its status is 2xx, else the provider's failure as an AIError."""
-        fields = self.headers if headers is None else {**self.headers, **headers}
+        fields: Mapping[str, str] = self.headers if headers is None else {**self.headers, **headers}
         if self.kind.auth == "sigv4":
             fields = self._signed(url, fields, body)
         started = time.perf_counter()
@@ -144,7 +146,7 @@ class Deployment:
             raw = b""
         raise provider_error(self.provider.name, status, raw, response.header("retry-after"))
 
-    def _signed(self, url: str, fields: dict[str, str], body: bytes) -> dict[str, str]:
+    def _signed(self, url: str, fields: Mapping[str, str], body: bytes) -> dict[str, str]:
         """``fields`` with an AWS Signature Version 4 of this call (Bedrock)."""
         provider = self.provider
         path = url[len(self.base) :]

@@ -26,7 +26,7 @@ has been read to the end or it is closed: read it, stream it, or use it as an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -94,3 +94,29 @@ class Outbound(Protocol):
         method, unless ``idempotent`` says otherwise).
         """
         ...
+
+
+class Fields(Mapping[str, str]):
+    """Request header fields a caller sends unchanged on many requests (an AI
+    provider's key, say), given as ``headers``: the outbound client checks and
+    encodes them on the first request and keeps the result (in ``encoded``), which
+    is why they cannot be changed."""
+
+    __slots__ = ("_fields", "encoded")
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        self._fields = dict(fields)
+        #: the client's encoding of the fields, once it made it
+        self.encoded: bytes | None = None
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"Fields({self._fields!r})"

@@ -35,6 +35,10 @@ _LAST_CHUNK = b"0\r\n\r\n"
 # the shared rules of quiver.http.fields, for names and values given as bytes
 _TOKEN = re.compile(TOKEN.pattern.encode())
 _UNSAFE_VALUE = re.compile(UNSAFE_VALUE.pattern.encode())
+#: field names in-process targets sent, known to be names: whether they are sent
+#: (False: framing and hop-by-hop fields, the proxy's own), up to _NAMES_KEPT of them
+_NAMES: dict[bytes, bool] = {}
+_NAMES_KEPT = 512
 
 
 class InvalidResponse(ValueError):
@@ -65,11 +69,16 @@ def render_head(response: object) -> bytes:
         name, value = field
         if not isinstance(name, bytes) or not isinstance(value, bytes):
             raise InvalidResponse("a header name or value is not bytes")
-        if not _TOKEN.match(name):
-            raise InvalidResponse(f"{name!r} is not a field name")
+        sent = _NAMES.get(name) if type(name) is bytes else None
+        if sent is None:
+            if not _TOKEN.match(name):
+                raise InvalidResponse(f"{name!r} is not a field name")
+            sent = name.lower() not in FRAMING_AND_HOP_BY_HOP
+            if type(name) is bytes and len(_NAMES) < _NAMES_KEPT:
+                _NAMES[name] = sent
         if _UNSAFE_VALUE.search(value):
             raise InvalidResponse(f"the value of {name!r} has a line break or NUL")
-        if name.lower() not in FRAMING_AND_HOP_BY_HOP:
+        if sent:
             lines += (name, b": ", value, b"\r\n")
     if isinstance(body, bytes) and status != 204 and status != 304:
         lines.append(b"Content-Length: %d\r\n" % len(body))
@@ -125,7 +134,10 @@ class InProcessAnswers:
             raise plugin_fault(responder.handle, "handle", self.rid, exc) from exc
         if inspect.isawaitable(result):
             loop = self.client.server.loop
-            self.connect_task = loop.create_task(self._await_response(responder, result))
+            waiting = result if inspect.iscoroutine(result) else _awaited(result)
+            task = loop.create_task(waiting)
+            self.connect_task = task
+            task.add_done_callback(_Waiting(self, responder, task, self._read_timeout()).done)
         else:
             self._deliver(responder, result)
 
@@ -134,23 +146,27 @@ class InProcessAnswers:
         assert route is not None
         return route.read_timeout or route.target.answer_timeout
 
-    async def _await_response(
-        self, responder: TargetType[Any], waiting: Awaitable[Response]
-    ) -> None:
-        try:
-            try:
-                async with asyncio.timeout(self._read_timeout()):
-                    response = await waiting
-            finally:
-                self.connect_task = None
-        except Exception as exc:
+    def _answered(self, responder: TargetType[Any], task: asyncio.Task[Any], expired: bool) -> None:
+        """``responder.handle``'s awaited answer is in (or it failed, or its time ran
+        out: ``expired``); sent unless the exchange gave up on it meanwhile."""
+        if self.connect_task is not task:
+            return  # (the client left: the task was cancelled and forgotten)
+        self.connect_task = None
+        if task.cancelled():
+            if expired:
+                self.fail(self._error_of(responder, TimeoutError()))
+            return
+        exc = task.exception()
+        if exc is not None:
+            if not isinstance(exc, Exception):
+                raise exc
             self.fail(self._error_of(responder, exc))
             return
         if not self.finished:
             try:
-                self._deliver(responder, response)
-            except HTTPError as exc:
-                self.fail(exc)
+                self._deliver(responder, task.result())
+            except HTTPError as error:
+                self.fail(error)
 
     def _error_of(self, responder: TargetType[Any], exc: Exception) -> HTTPError:
         """What the client is answered for what waiting on ``responder`` raised: its
@@ -253,6 +269,40 @@ class InProcessAnswers:
             self.fail(error)  # (the response has begun: the client is cut off)
         elif not self.finished and self._send_piece(b"", last=True):
             self._finish()
+
+
+class _Waiting:
+    """The read timeout of an awaited ``handle``: a timer that cancels its task, then
+    the task's end handed back to the exchange (cheaper than a coroutine around the
+    awaitable under ``asyncio.timeout``, which looks the running loop up: a getpid
+    system call)."""
+
+    __slots__ = ("exchange", "expired", "responder", "timer")
+
+    def __init__(
+        self,
+        exchange: InProcessAnswers,
+        responder: TargetType[Any],
+        task: asyncio.Task[Any],
+        timeout: float,
+    ) -> None:
+        self.exchange = exchange
+        self.responder = responder
+        self.expired = False
+        self.timer = task.get_loop().call_later(timeout, self._expire, task)
+
+    def _expire(self, task: asyncio.Task[Any]) -> None:
+        self.expired = True
+        task.cancel()
+
+    def done(self, task: asyncio.Task[Any]) -> None:
+        self.timer.cancel()
+        self.exchange._answered(self.responder, task, self.expired)
+
+
+async def _awaited(waiting: Awaitable[Response]) -> Response:
+    """An awaitable that is not a coroutine, as one (a task runs coroutines)."""
+    return await waiting
 
 
 async def _close(pieces: object) -> None:

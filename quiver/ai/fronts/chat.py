@@ -58,7 +58,8 @@ async def chat_completions(gateway: Gateway, request: PluginRequest, call: Call)
     chat = parse_body(request)
     model = check_chat(gateway, chat)
     call.info["model"] = model.name
-    await gateway.admit(request, call, model, chat)
+    if gateway.accounting is not None:
+        await gateway.admit(request, call, model, chat)
     try:
         if chat.get("stream") is True:
             return await _stream(gateway, chat, model, call)
@@ -66,13 +67,17 @@ async def chat_completions(gateway: Gateway, request: PluginRequest, call: Call)
     except BaseException:
         await gateway.settle(call, None)
         raise
-    await gateway.settle(call, call.usage_document())
+    if call.reservation is None and not call.held:  # (nothing reserved to correct)
+        gateway.note_cost(call, call.usage_document())
+    else:
+        await gateway.settle(call, call.usage_document())
     return Response(200, [JSON, call.overhead()], raw)
 
 
 async def _complete(gateway: Gateway, chat: dict[str, Any], model: Model, call: Call) -> bytes:
     async def send(current: Model, deployment: Deployment) -> bytes:
-        await gateway.admit_deployment(call, current, deployment, chat)
+        if gateway.checks(deployment):
+            await gateway.admit_deployment(call, current, deployment, chat)
         response = await post_chat(gateway, deployment, chat, call, stream=False)
         started = time.perf_counter()
         try:

@@ -36,6 +36,7 @@ class Response(WrittenWhole):
     """One request on one pooled connection, and its response as it arrives."""
 
     __slots__ = (
+        "_headers",
         "_waiter",
         "admission",
         "buffered",
@@ -45,11 +46,11 @@ class Response(WrittenWhole):
         "ended",
         "error",
         "head",
-        "headers",
         "loop",
         "method",
         "node",
         "paused",
+        "raw_head",
         "reused",
         "stale",
         "status",
@@ -76,7 +77,8 @@ class Response(WrittenWhole):
         self.reused = False
         self.stale = False
         self.status = 0
-        self.headers: list[tuple[str, str]] = []
+        self.raw_head = b""  # (the response's head as it came, decoded when asked)
+        self._headers: list[tuple[str, str]] | None = None
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.paused = False
@@ -85,6 +87,17 @@ class Response(WrittenWhole):
         self._waiter: asyncio.Future[None] | None = None
 
     # -- OutboundResponse -------------------------------------------------------------
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        headers = self._headers
+        if headers is None:
+            raw = self.raw_head
+            fields = ResponseHead(raw).fields if raw else ()
+            headers = self._headers = [
+                (name.decode("latin-1"), value.decode("latin-1")) for name, value in fields
+            ]
+        return headers
 
     def header(self, name: str) -> str | None:
         lower = name.lower()
@@ -213,10 +226,8 @@ class Response(WrittenWhole):
             return False
         self.status = status
         self.admission.answered(status)
-        self.headers = [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in ResponseHead(raw).fields
-        ]
+        self.raw_head = raw
+        self._headers = None
         if (
             status >= 200
             and status not in (204, 304)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from quiver.errors import HTTPError, ServiceUnavailable, UpstreamResetError
 from quiver.http.fields import TOKEN, UNSAFE_VALUE
+from quiver.plugins.outbound import Fields
 from quiver.proxy.outbound.response import Response
 from quiver.proxy.request import IDEMPOTENT_METHODS
 from quiver.proxy.upstream import Node, NodePool, UpstreamConnection, node_error
@@ -24,16 +25,32 @@ if TYPE_CHECKING:
 
 USER_AGENT = "quiver"
 _OWN_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+#: methods known to be tokens
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def header_block(method: str, headers: Mapping[str, str] | None, body: bytes) -> bytes:
     """The fields after Host, the blank line and the body.
 
     Content-Length comes from the body; fields that frame the message cannot be
-    given.  Raises ValueError for a field that would break the head.
+    given.  Raises ValueError for a field that would break the head.  :class:`Fields`
+    are checked and encoded once, on their first request.
     """
-    if not TOKEN.match(method):  # (a token is ASCII)
+    if method not in _METHODS and not TOKEN.match(method):  # (a token is ASCII)
         raise ValueError(f"{method!r} is not an HTTP method")  # (before any node is chosen)
+    if isinstance(headers, Fields):
+        fields = headers.encoded
+        if fields is None:
+            fields = headers.encoded = _encoded(headers)
+    else:
+        fields = _encoded(headers)
+    if body or method in ("POST", "PUT", "PATCH"):
+        return b"".join((fields, b"Content-Length: %d\r\n\r\n" % len(body), body))
+    return b"".join((fields, b"\r\n", body))
+
+
+def _encoded(headers: Mapping[str, str] | None) -> bytes:
+    """The lines of ``headers``, with Quiver's User-Agent unless they name one."""
     parts: list[bytes] = []
     agent = False
     for name, value in (headers or {}).items():
@@ -46,9 +63,6 @@ def header_block(method: str, headers: Mapping[str, str] | None, body: bytes) ->
         parts += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
     if not agent:
         parts.append(b"User-Agent: " + USER_AGENT.encode() + b"\r\n")
-    if body or method in ("POST", "PUT", "PATCH"):
-        parts.append(b"Content-Length: %d\r\n" % len(body))
-    parts += (b"\r\n", body)
     return b"".join(parts)
 
 
