@@ -10,6 +10,7 @@ import base64
 import os
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ __all__ = [
     "system_text",
     "text_of",
     "tool_choice_of",
+    "turns",
     "usage",
     "usage_chunk",
 ]
@@ -240,6 +242,46 @@ def messages_of(chat: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise ConversionError("messages must be a non-empty list")
     return messages
+
+
+def turns(
+    messages: list[dict[str, Any]],
+    user: Callable[[Any], list[dict[str, Any]]],
+    assistant: Callable[[dict[str, Any]], list[dict[str, Any]]],
+    tool_result: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    model_role: str = "assistant",
+    key: str = "content",
+) -> list[dict[str, Any]]:
+    """Chat messages (system ones taken out) as a provider's alternating turns.
+
+    ``user`` builds the blocks of a user ``content``, ``assistant`` those of an assistant
+    message, ``tool_result`` the one block of a ``tool`` message; a turn is
+    ``{"role": ..., key: blocks}``.  Consecutive turns of one role become one turn:
+    providers want roles alternating, and the results of parallel tool calls must arrive
+    together in the user turn after the calls.  Turns without blocks are dropped.
+    """
+    out: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if out and out[-1]["role"] == role:
+            out[-1][key].extend(blocks)
+        else:
+            out.append({"role": role, key: blocks})
+
+    for message in messages:
+        role = message.get("role")
+        if role == "user":
+            add("user", user(message.get("content")))
+        elif role == "assistant":
+            add(model_role, assistant(message))
+        elif role == "tool":
+            add("user", [tool_result(message)])
+        else:
+            raise ConversionError(f"unsupported message role {role!r}")
+    return out
 
 
 def stop_list(stop: Any) -> list[str] | None:

@@ -41,6 +41,7 @@ from quiver.ai.converters.chat import (
     system_text,
     text_of,
     tool_choice_of,
+    turns,
     usage,
     usage_chunk,
 )
@@ -65,23 +66,13 @@ _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 def convert_request(chat: dict[str, Any], model: str) -> dict[str, Any]:
     """A chat-completions request as an Anthropic Messages request body."""
     system, rest = system_text(messages_of(chat))
-    messages: list[dict[str, Any]] = []
     used_tools: dict[str, None] = {}
-    for message in rest:
-        role = message.get("role")
-        if role == "user":
-            blocks = _user_blocks(message.get("content"))
-            if blocks:
-                _append(messages, "user", blocks)
-        elif role == "assistant":
-            blocks = _assistant_blocks(message, used_tools)
-            if blocks:
-                _append(messages, "assistant", blocks)
-        elif role == "tool":
-            _append(messages, "user", [_tool_result(message)])
-        else:
-            raise ConversionError(f"unsupported message role {role!r}")
-
+    messages = turns(
+        rest,
+        _user_blocks,
+        lambda message: _assistant_blocks(message, used_tools),
+        _tool_result,
+    )
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": max_tokens_of(chat) or DEFAULT_MAX_TOKENS,
@@ -112,15 +103,6 @@ def convert_request(chat: dict[str, Any], model: str) -> dict[str, Any]:
     if chat.get("stream"):
         body["stream"] = True
     return body
-
-
-def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    # consecutive turns of one role become one turn: parallel tool results must arrive
-    # together in the user turn that follows the tool_use blocks, results first
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"].extend(blocks)
-    else:
-        messages.append({"role": role, "content": blocks})
 
 
 def _user_blocks(content: Any) -> list[dict[str, Any]]:

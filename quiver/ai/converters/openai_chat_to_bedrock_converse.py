@@ -54,6 +54,7 @@ from quiver.ai.converters.chat import (
     system_text,
     text_of,
     tool_choice_of,
+    turns,
     usage,
     usage_chunk,
 )
@@ -102,22 +103,13 @@ _ERROR_TYPES = {
 def convert_request(chat: dict[str, Any], model: str) -> dict[str, Any]:
     """A chat-completions request as a Converse body (the model id is in the URL)."""
     system, rest = system_text(messages_of(chat))
-    messages: list[dict[str, Any]] = []
     used_tools: dict[str, None] = {}
-    for message in rest:
-        role = message.get("role")
-        if role == "user":
-            blocks = _user_blocks(message.get("content"))
-            if blocks:
-                _append(messages, "user", blocks)
-        elif role == "assistant":
-            blocks = _assistant_blocks(message, used_tools)
-            if blocks:
-                _append(messages, "assistant", blocks)
-        elif role == "tool":
-            _append(messages, "user", [_tool_result(message)])
-        else:
-            raise ConversionError(f"unsupported message role {role!r}")
+    messages = turns(
+        rest,
+        _user_blocks,
+        lambda message: _assistant_blocks(message, used_tools),
+        _tool_result,
+    )
     body: dict[str, Any] = {"messages": messages}
     wanted = json_schema_of(chat)
     if wanted is not None:
@@ -140,13 +132,6 @@ def convert_request(chat: dict[str, Any], model: str) -> dict[str, Any]:
         body["inferenceConfig"] = config
     _tools(chat, body, used_tools)
     return body
-
-
-def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"].extend(blocks)
-    else:
-        messages.append({"role": role, "content": blocks})
 
 
 def _user_blocks(content: Any) -> list[dict[str, Any]]:

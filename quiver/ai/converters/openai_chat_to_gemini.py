@@ -48,6 +48,7 @@ from quiver.ai.converters.chat import (
     system_text,
     text_of,
     tool_choice_of,
+    turns,
     usage,
     usage_chunk,
 )
@@ -78,22 +79,15 @@ FINISH_REASONS = {
 def convert_request(chat: dict[str, Any], model: str) -> dict[str, Any]:
     """A chat-completions request as a ``generateContent`` body (the model is in the URL)."""
     system, rest = system_text(messages_of(chat))
-    contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # tool call id -> function name
-    for message in rest:
-        role = message.get("role")
-        if role == "user":
-            parts = _user_parts(message.get("content"))
-            if parts:
-                _append(contents, "user", parts)
-        elif role == "assistant":
-            parts = _model_parts(message, names)
-            if parts:
-                _append(contents, "model", parts)
-        elif role == "tool":
-            _append(contents, "user", [_function_response(message, names)])
-        else:
-            raise ConversionError(f"unsupported message role {role!r}")
+    contents = turns(
+        rest,
+        _user_parts,
+        lambda message: _model_parts(message, names),
+        lambda message: _function_response(message, names),
+        model_role="model",
+        key="parts",
+    )
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
@@ -102,14 +96,6 @@ def convert_request(chat: dict[str, Any], model: str) -> dict[str, Any]:
     if config:
         body["generationConfig"] = config
     return body
-
-
-def _append(contents: list[dict[str, Any]], role: str, parts: list[dict[str, Any]]) -> None:
-    # parallel function responses belong to one turn, as many parts as there were calls
-    if contents and contents[-1]["role"] == role:
-        contents[-1]["parts"].extend(parts)
-    else:
-        contents.append({"role": role, "parts": parts})
 
 
 def _user_parts(content: Any) -> list[dict[str, Any]]:
