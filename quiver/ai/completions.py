@@ -158,7 +158,8 @@ async def stream(
     prefer: Deployment | None = None,
 ) -> tuple[AsyncIterator[dict[str, Any]], Model, Deployment]:
     """The ``chat.completion.chunk`` dicts for ``chat``, ending with one ``choices: []``
-    chunk carrying the usage; the provider is chosen (and its head in) on return."""
+    chunk carrying the usage; the provider is chosen (and its head in) on return.  The
+    first chunk's time and the usage are noted on ``call`` as the chunks come."""
 
     async def send(current: Model, deployment: Deployment) -> OutboundResponse:
         await gateway.admit_deployment(call, current, deployment, chat)
@@ -168,10 +169,25 @@ async def stream(
     call.answered_by(answered, deployment)
     converter = converter_of(deployment)
     if converter is None:
-        return _openai_chunks(response, deployment), answered, deployment
+        return _noted(_openai_chunks(response, deployment), call), answered, deployment
     created = int(time.time())
     state = converter.stream_converter(answered.name, new_id("chatcmpl-"), created)
-    return _converted_chunks(response, state, deployment), answered, deployment
+    return _noted(_converted_chunks(response, state, deployment), call), answered, deployment
+
+
+async def _noted(
+    chunks: AsyncIterator[dict[str, Any]], call: Call
+) -> AsyncIterator[dict[str, Any]]:
+    """``chunks`` as they come, the first one's time and any ``usage`` noted on ``call``."""
+    first = True
+    async for chunk in chunks:
+        if first:
+            call.first_token()
+            first = False
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        yield chunk
 
 
 async def _openai_chunks(

@@ -223,15 +223,8 @@ async def _written(
     gateway: Gateway, chunks: AsyncIterator[dict[str, Any]], call: Call, wants_usage: bool
 ) -> AsyncIterator[bytes]:
     """Converted chunks written as OpenAI's stream."""
-    first = True
     try:
         async for chunk in chunks:
-            if first:
-                call.first_token()
-                first = False
-            usage = chunk.get("usage")
-            if isinstance(usage, dict):
-                call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
             if not wants_usage:
                 chunk.pop("usage", None)
                 if not chunk.get("choices"):

@@ -135,15 +135,8 @@ async def _written(
     chunks: AsyncIterator[dict[str, Any]],
     converter: front.StreamConverter,
 ) -> AsyncIterator[bytes]:
-    first = True
     try:
         async for chunk in chunks:
-            if first:
-                call.first_token()
-                first = False
-            usage = chunk.get("usage")
-            if isinstance(usage, dict):
-                call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
             events = converter.feed(chunk)
             if events:
                 yield b"".join(event(orjson.dumps(data), name.encode()) for name, data in events)

@@ -92,15 +92,8 @@ async def _stream(
     converter = front.StreamConverter(answered.name, identifier, body)
 
     async def written() -> AsyncIterator[bytes]:
-        first = True
         try:
             async for chunk in chunks:
-                if first:
-                    call.first_token()
-                    first = False
-                usage = chunk.get("usage")
-                if isinstance(usage, dict):
-                    call.usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
                 events = converter.feed(chunk)
                 if events:
                     yield _events(events)
