@@ -112,6 +112,26 @@ async def post_chat(
         call.upstream += time.perf_counter() - started
 
 
+async def read_answer(response: OutboundResponse, call: Call) -> bytes:
+    """A provider's whole answer, the time spent reading it counted as upstream time."""
+    started = time.perf_counter()
+    try:
+        return await response.read()
+    finally:
+        call.upstream += time.perf_counter() - started
+
+
+def json_answer(raw: bytes, deployment: Deployment) -> Any:
+    """A provider's answer parsed as JSON; ProviderUnavailable when it is not JSON."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ProviderUnavailable(
+            f"{deployment.provider.name} answered something that is not JSON",
+            provider=deployment.provider.name,
+        ) from None
+
+
 async def complete(
     gateway: Gateway,
     model: Model,
@@ -125,18 +145,7 @@ async def complete(
     async def send(current: Model, deployment: Deployment) -> dict[str, Any]:
         await gateway.admit_deployment(call, current, deployment, chat)
         response = await post_chat(gateway, deployment, chat, call, stream=False)
-        started = time.perf_counter()
-        try:
-            raw = await response.read()
-        finally:
-            call.upstream += time.perf_counter() - started
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ProviderUnavailable(
-                f"{deployment.provider.name} answered something that is not JSON",
-                provider=deployment.provider.name,
-            ) from None
+        body = json_answer(await read_answer(response, call), deployment)
         converter = converter_of(deployment)
         if converter is None:
             return dict(body)

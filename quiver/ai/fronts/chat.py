@@ -11,16 +11,15 @@ member on the chunks and no final ``choices: []`` chunk, as OpenAI sends it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from quiver.ai.accounting.tokens import completion_estimate, estimate, prompt_estimate
-from quiver.ai.completions import converter_of, post_chat
+from quiver.ai.completions import converter_of, json_answer, post_chat, read_answer
 from quiver.ai.completions import stream as chunks_of
-from quiver.ai.errors import AIError, InvalidRequest, ProviderUnavailable, stream_error
+from quiver.ai.errors import AIError, InvalidRequest, stream_error
 from quiver.ai.gateway import JSON, NO_CACHE, SSE, Call, Gateway
 from quiver.ai.router import Model
 from quiver.ai.transports.sse import SSEParser
@@ -79,21 +78,11 @@ async def _complete(gateway: Gateway, chat: dict[str, Any], model: Model, call: 
         if gateway.checks(deployment):
             await gateway.admit_deployment(call, current, deployment, chat)
         response = await post_chat(gateway, deployment, chat, call, stream=False)
-        started = time.perf_counter()
-        try:
-            raw = await response.read()
-        finally:
-            call.upstream += time.perf_counter() - started
+        raw = await read_answer(response, call)
         converter = converter_of(deployment)
         if converter is None:
             return raw  # (as the provider sent it)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ProviderUnavailable(
-                f"{deployment.provider.name} answered something that is not JSON",
-                provider=deployment.provider.name,
-            ) from None
+        body = json_answer(raw, deployment)
         return orjson.dumps(converter.convert_response(body, current.name))
 
     raw, answered, deployment = await gateway.router.run(model, send)
