@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from quiver.admin.analytics import (
     _BUCKET_MS,
     _CSV,
-    _MOST_POINTS,
     Format,
     From,
     Scope,
@@ -24,10 +23,10 @@ from quiver.admin.analytics import (
     _csv,
     _iso,
     _range,
+    _series_range,
     _store,
     _wants_csv,
 )
-from quiver.admin.problems import ApiProblem
 from quiver.admin.responses import problems
 from quiver.calls.spend_queries import Order, SpendBy, SpendDimension, spend_series, spend_top
 
@@ -81,14 +80,7 @@ def get_spend(
     by: Annotated[SpendBy | None, Query(description="Split each bucket by this.")] = None,
     format: Format = None,
 ) -> Any:
-    start_ms, end_ms = _range(start, to)
-    if (end_ms - start_ms) // _BUCKET_MS[bucket] > _MOST_POINTS[bucket]:
-        raise ApiProblem(
-            400,
-            "invalid-request",
-            f"a series has at most {_MOST_POINTS[bucket]} {bucket}s: shorten the range "
-            "or widen `bucket`",
-        )
+    start_ms, end_ms = _series_range(start, to, bucket)
     with _store(request).engine.connect() as connection:
         first, last, points = spend_series(
             connection, start_ms, end_ms, _BUCKET_MS[bucket], by, team

@@ -163,6 +163,21 @@ def _range(start: datetime | None, end: datetime | None) -> tuple[int, int]:
     return start_ms, end_ms
 
 
+def _series_range(
+    start: datetime | None, end: datetime | None, bucket: Literal["minute", "hour", "day"]
+) -> tuple[int, int]:
+    """The range of a series, as :func:`_range`; 400 when it holds too many buckets."""
+    start_ms, end_ms = _range(start, end)
+    if (end_ms - start_ms) // _BUCKET_MS[bucket] > _MOST_POINTS[bucket]:
+        raise ApiProblem(
+            400,
+            "invalid-request",
+            f"a series has at most {_MOST_POINTS[bucket]} {bucket}s: shorten the range "
+            "or widen `bucket`",
+        )
+    return start_ms, end_ms
+
+
 def _ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -219,14 +234,7 @@ def get_series(
     by: Annotated[By | None, Query(description="Split each bucket by this.")] = None,
     format: Format = None,
 ) -> Any:
-    start_ms, end_ms = _range(start, to)
-    if (end_ms - start_ms) // _BUCKET_MS[bucket] > _MOST_POINTS[bucket]:
-        raise ApiProblem(
-            400,
-            "invalid-request",
-            f"a series has at most {_MOST_POINTS[bucket]} {bucket}s: shorten the range "
-            "or widen `bucket`",
-        )
+    start_ms, end_ms = _series_range(start, to, bucket)
     with _store(request).engine.connect() as connection:
         found = series(connection, start_ms, end_ms, _BUCKET_MS[bucket], by, team)
     data = [{"time": _iso(p.time_ms), "key": p.key, **_stats(p.totals)} for p in found.points]
