@@ -18,8 +18,9 @@ from quiver.demo import DemoTarget
 from quiver.plugins import builtin
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetType
+from quiver.resources.target import ResourceTarget
 
-BUILT_IN: tuple[type[TargetType[Any]], ...] = (DemoTarget, AITarget)
+BUILT_IN: tuple[type[TargetType[Any]], ...] = (DemoTarget, AITarget, ResourceTarget)
 
 
 def default_catalog() -> Catalog:

@@ -19,6 +19,8 @@ from quiver.config.ai import AIConfig, AIRoute, expand
 from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
 from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
+from quiver.config.resources import DEFAULT_DATABASE, Resource, resource_issues
+from quiver.config.resources import expand as expand_resources
 from quiver.config.tracing import Tracing
 from quiver.config.upstream import NAME_PATTERN as NAME_PATTERN
 from quiver.config.upstream import Pool as Pool
@@ -536,6 +538,16 @@ class Declaration(Strict):
         None,
         description="Model providers and the models AI routes serve (see docs/ai.md).",
     )
+    resources: list[Resource] = Field(
+        default_factory=list,
+        description="REST resources the gateway stores and serves itself: fields as JSON "
+        "Schema, required, unique, timestamps, limit, parent (see docs/resources.md).",
+    )
+    resources_db: str | None = Field(
+        None,
+        description="The SQLite file resources are stored in; `resources.db` in the "
+        "directory the gateway runs in when unset.",
+    )
 
     @model_validator(mode="after")
     def _ai_targets(self) -> Declaration:
@@ -550,6 +562,22 @@ class Declaration(Strict):
         kept = [target for target in self.targets if target.name not in generated]
         object.__setattr__(self, "targets", [*kept, *map(Target.model_validate, targets)])
         object.__setattr__(self, "routes", routes)
+        return self
+
+    @model_validator(mode="after")
+    def _resource_targets(self) -> Declaration:
+        # like AI routes: each resource becomes an in-process target and its route
+        if not self.resources:
+            return self
+        issues = resource_issues(self.resources)
+        if issues:
+            raise ValueError("; ".join(issues))
+        targets, routes = expand_resources(self.resources, self.resources_db or DEFAULT_DATABASE)
+        generated = {target["name"] for target in targets}
+        kept = [target for target in self.targets if target.name not in generated]
+        kept_routes = [route for route in self.routes if route.name not in generated]
+        object.__setattr__(self, "targets", [*kept, *map(Target.model_validate, targets)])
+        object.__setattr__(self, "routes", [*kept_routes, *map(Route.model_validate, routes)])
         return self
 
 

@@ -1,0 +1,270 @@
+"""The ``resources`` section: declared REST resources the gateway stores and serves.
+
+Each resource is a table in a SQLite file and a REST API under its path
+(docs/resources.md)::
+
+    resources:
+      - name: items
+        path: /items
+        fields:
+          name: {type: string, minLength: 1, maxLength: 60}
+          price: {type: number, minimum: 0}
+        required: [name, price]
+        unique: [name]
+
+Fields are JSON Schema (the keywords in :data:`FIELD_KEYWORDS`); ``required`` and
+``unique`` are written at the resource level, as in JSON Schema.  A child resource
+names its ``parent`` and is served under it (``/events/{event_id}/guests``).
+
+The declaration compiles the section into ordinary targets and routes
+(:func:`expand`): one in-process target of type ``resource`` and one route per
+resource, so every gateway plugin applies to resource routes as to any other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import Field, field_validator, model_validator
+
+from quiver.config.base import Strict
+from quiver.config.upstream import NAME_PATTERN
+
+RESOURCE_TARGET_TYPE = "resource"
+#: the targets and routes the section compiles into are named after it with this prefix
+RESOURCE_PREFIX = "resource-"
+DEFAULT_DATABASE = "resources.db"
+
+FieldType = Literal["string", "number", "integer", "boolean", "array", "object"]
+FIELD_TYPES: tuple[str, ...] = ("string", "number", "integer", "boolean", "array", "object")
+#: the JSON Schema keywords a field may carry
+FIELD_KEYWORDS = frozenset(
+    {
+        "type",
+        "enum",
+        "default",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "items",
+        "minItems",
+        "maxItems",
+        "description",
+    }
+)
+#: names of columns and query parameters: SQL identifiers that need no quoting
+_COLUMN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_RESERVED_PARAMS = frozenset({"sort", "fields", "limit", "page", "count"})
+TIMESTAMPS = ("created_at", "updated_at")
+
+
+class Limit(Strict):
+    """How many items a list answers."""
+
+    default: int = Field(20, ge=1, description="Items per page when `limit` is not sent.")
+    max: int = Field(100, ge=1, description="The largest `limit` a client may ask for.")
+
+    @model_validator(mode="after")
+    def _order(self) -> Limit:
+        if self.default > self.max:
+            raise ValueError("'default' is larger than 'max'")
+        return self
+
+
+class Parent(Strict):
+    """The resource a child belongs to: it is served under the parent's items."""
+
+    resource: str = Field(description="Name of the parent resource (in `resources`).")
+    field: str = Field(
+        pattern=_COLUMN.pattern,
+        description="The child's column holding its parent's key, and the path parameter "
+        "naming it, e.g. `event_id` for `/events/{event_id}/guests`.",
+    )
+    on_delete: Literal["restrict", "cascade"] = Field(
+        "restrict",
+        description="Deleting a parent with children: restrict refuses it (409), cascade "
+        "deletes the children too.",
+    )
+
+
+class Resource(Strict):
+    """One resource: a table and the REST API serving it."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique name; the table's name.")
+    path: str | None = Field(
+        None,
+        description="Where the collection is served, e.g. `/items`; `/NAME` by default. A "
+        "child resource is served under its parent's items and takes no path.",
+    )
+    fields: dict[str, dict[str, Any]] = Field(
+        min_length=1,
+        description="The fields by name, each a JSON Schema with type, enum, default, "
+        "format, minimum/maximum, minLength/maxLength, pattern, items.",
+    )
+    required: list[str] = Field(
+        default_factory=list, description="Fields every item must have (NOT NULL)."
+    )
+    unique: list[str] = Field(
+        default_factory=list, description="Fields whose values no two items share (409)."
+    )
+    timestamps: bool = Field(
+        False, description="Keep `created_at` and `updated_at` (ISO 8601, UTC) on each item."
+    )
+    primary_key: str = Field(
+        "id",
+        pattern=_COLUMN.pattern,
+        description="Name of the key: an integer the store assigns on create.",
+    )
+    limit: Limit = Field(default_factory=Limit, description="Page sizes of lists.")
+    parent: Parent | None = Field(
+        None, description="`{resource, field, on_delete}` of a child resource."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if not _COLUMN.fullmatch(value):
+            raise ValueError("a resource name is lower case letters, digits and '_'")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+            raise ValueError(f"a path is '/' and segments without parameters, got {value!r}")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, schema in value.items():
+            check_field(name, schema)
+        return value
+
+    @model_validator(mode="after")
+    def _names(self) -> Resource:
+        managed = {self.primary_key, *(TIMESTAMPS if self.timestamps else ())}
+        if self.parent is not None:
+            managed.add(self.parent.field)
+            if self.path is not None:
+                raise ValueError("a child resource is served under its parent: no 'path'")
+        for key in ("required", "unique"):
+            for name in getattr(self, key):
+                if name not in self.fields:
+                    raise ValueError(f"'{key}' names '{name}', not a field")
+        for name in self.fields:
+            if name in managed:
+                raise ValueError(f"field '{name}' is kept by the store (key, parent, timestamps)")
+        for name in self.unique:
+            if self.fields[name].get("type") in ("array", "object"):
+                raise ValueError(f"'unique' field '{name}' must be a scalar")
+        return self
+
+    @property
+    def collection_path(self) -> str:
+        """The path of a top-level collection (a child's is built from its parents)."""
+        return self.path or "/" + self.name
+
+
+def check_field(name: str, schema: dict[str, Any]) -> None:
+    """ValueError naming what is wrong with field ``name``'s schema."""
+    if not _COLUMN.fullmatch(name) or name in _RESERVED_PARAMS:
+        raise ValueError(
+            f"field name {name!r}: lower case letters, digits and '_', and not one of "
+            f"{', '.join(sorted(_RESERVED_PARAMS))}"
+        )
+    unknown = sorted(set(schema) - FIELD_KEYWORDS)
+    if unknown:
+        raise ValueError(f"field '{name}': unknown keyword '{unknown[0]}'")
+    kind = schema.get("type")
+    if kind not in FIELD_TYPES:
+        raise ValueError(f"field '{name}': 'type' must be one of {', '.join(FIELD_TYPES)}")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(part) for part in exc.path)
+        raise ValueError(f"field '{name}' {where}: {exc.message}") from None
+    if "default" in schema:
+        errors = list(Draft202012Validator(schema).iter_errors(schema["default"]))
+        if errors:
+            raise ValueError(f"field '{name}': default does not fit: {errors[0].message}")
+
+
+def resource_issues(resources: Sequence[Resource]) -> list[str]:
+    """What is wrong between resources: duplicates, unknown or cyclic parents, paths
+    served twice."""
+    issues: list[str] = []
+    by_name: dict[str, Resource] = {}
+    for index, resource in enumerate(resources):
+        if resource.name in by_name:
+            issues.append(f"resources[{index}].name: duplicate resource '{resource.name}'")
+        by_name[resource.name] = resource
+    for index, resource in enumerate(resources):
+        seen = {resource.name}
+        parent = resource.parent
+        while parent is not None:
+            if parent.resource not in by_name:
+                known = ", ".join(f"'{name}'" for name in by_name)
+                issues.append(
+                    f"resources[{index}].parent.resource: unknown resource "
+                    f"'{parent.resource}' (defined: {known})"
+                )
+                break
+            if parent.resource in seen:
+                issues.append(f"resources[{index}].parent: parents form a cycle")
+                break
+            seen.add(parent.resource)
+            parent = by_name[parent.resource].parent
+    if issues:
+        return issues
+    paths: dict[str, str] = {}
+    for index, resource in enumerate(resources):
+        path = path_template(resource, by_name)
+        if path in paths:
+            issues.append(f"resources[{index}]: path {path} is served by '{paths[path]}' too")
+        paths[path] = resource.name
+    return issues
+
+
+def path_template(resource: Resource, by_name: dict[str, Resource]) -> str:
+    """The collection's path, parents' parameters in braces: ``/events/{event_id}/guests``."""
+    if resource.parent is None:
+        return resource.collection_path
+    parent = by_name[resource.parent.resource]
+    return f"{path_template(parent, by_name)}/{{{resource.parent.field}}}/{resource.name}"
+
+
+def expand(
+    resources: Sequence[Resource], database: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The targets and routes (plain data) the section compiles into."""
+    by_name = {resource.name: resource for resource in resources}
+    targets: list[dict[str, Any]] = []
+    routes: list[dict[str, Any]] = []
+    for resource in resources:
+        name = RESOURCE_PREFIX + resource.name
+        targets.append(
+            {
+                "name": name,
+                "type": RESOURCE_TARGET_TYPE,
+                "options": {
+                    "resource": resource.name,
+                    "resources": list(resources),
+                    "database": database,
+                },
+            }
+        )
+        path = path_template(resource, by_name)
+        # deeper collections win over the prefix of their parents
+        depth = path.count("{")
+        routes.append({"name": name, "paths": [path], "target": name, "priority": depth})
+    return targets, routes

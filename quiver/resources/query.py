@@ -1,0 +1,139 @@
+"""The query of a list: filters, sort, fields, limit, page and count, read into SQL.
+
+``field=value`` and ``field[op]=value`` filter (op: ne, lt, lte, gt, gte, in, nin,
+like, ilike, null); ``sort=-price,name`` orders; ``fields=id,name`` projects;
+``limit`` and ``page`` (from 1) paginate; ``count=true`` asks for X-Total-Count.
+Any other parameter is an error: a misspelt filter must not pass for "no filter".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from quiver.resources.errors import InvalidRequest
+from quiver.resources.storage import Table
+
+_FILTER = re.compile(r"([a-z_][a-z0-9_]*)(?:\[([a-z]+)\])?")
+_COMPARE = {"ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+_SCALARS = ("string", "number", "integer", "boolean")
+
+
+@dataclass(slots=True)
+class ListQuery:
+    """A list request read: the WHERE clause with its arguments, and the page asked."""
+
+    where: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    fields: list[str] | None = None
+    limit: int = 20
+    page: int = 1
+    count: bool = False
+    #: the parameters as sent, for the Link header's URLs
+    params: list[tuple[str, str]] = field(default_factory=list)
+
+    def where_sql(self) -> str:
+        return " WHERE " + " AND ".join(self.where) if self.where else ""
+
+
+def _bad(parameter: str, detail: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{parameter}: {detail}",
+        extensions={"errors": [{"parameter": parameter, "detail": detail}]},
+    )
+
+
+def _value(table: Table, column: str, text: str, parameter: str) -> Any:
+    kind = table.types[column]
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+    except ValueError:
+        raise _bad(parameter, f"not a {kind}: {text!r}") from None
+    if kind == "boolean":
+        if text not in ("true", "false"):
+            raise _bad(parameter, f"not a boolean (true or false): {text!r}")
+        return 1 if text == "true" else 0
+    return text
+
+
+def _positive(parameter: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise _bad(parameter, f"a positive integer, got {text!r}")
+    return int(text)
+
+
+def read_query(query: str, table: Table) -> ListQuery:
+    """The list query of ``query`` (the raw query string) on ``table``; 400 for any
+    parameter that is unknown or cannot be read."""
+    resource = table.resource
+    read = ListQuery(limit=resource.limit.default)
+    read.params = parse_qsl(query, keep_blank_values=True)
+    for name, text in read.params:
+        if name == "sort":
+            for key in text.split(","):
+                column = key[1:] if key[:1] in ("-", "+") else key
+                if column not in table.types or table.types[column] not in _SCALARS:
+                    raise _bad(name, f"cannot sort by {column!r}")
+                read.order.append(f'"{column}" {"DESC" if key[:1] == "-" else "ASC"}')
+        elif name == "fields":
+            chosen = [part for part in text.split(",") if part]
+            unknown = [part for part in chosen if part not in table.types]
+            if unknown or not chosen:
+                raise _bad(name, f"unknown field {unknown[0]!r}" if unknown else "empty")
+            read.fields = chosen
+        elif name == "limit":
+            read.limit = _positive(name, text)
+            if read.limit > resource.limit.max:
+                raise _bad(name, f"at most {resource.limit.max}")
+        elif name == "page":
+            read.page = _positive(name, text)
+        elif name == "count":
+            if text not in ("true", "false"):
+                raise _bad(name, "true or false")
+            read.count = text == "true"
+        else:
+            _filter(read, table, name, text)
+    read.order.append(f'"{resource.primary_key}" ASC')  # a stable order across pages
+    return read
+
+
+def _filter(read: ListQuery, table: Table, name: str, text: str) -> None:
+    match = _FILTER.fullmatch(name)
+    if match is None or match[1] not in table.types:
+        raise _bad(name, "unknown query parameter")
+    column, op = match[1], match[2] or "eq"
+    quoted = f'"{column}"'
+    if op == "null":
+        if text not in ("true", "false"):
+            raise _bad(name, "true or false")
+        read.where.append(f"{quoted} IS {'' if text == 'true' else 'NOT '}NULL")
+        return
+    if table.types[column] not in _SCALARS:
+        raise _bad(name, "only [null] filters an array or object field")
+    if op == "eq":
+        read.where.append(f"{quoted} = ?")
+        read.args.append(_value(table, column, text, name))
+    elif op in _COMPARE:
+        read.where.append(f"{quoted} {_COMPARE[op]} ?")
+        read.args.append(_value(table, column, text, name))
+    elif op in ("in", "nin"):
+        values = [_value(table, column, part, name) for part in text.split(",")]
+        marks = ",".join("?" * len(values))
+        read.where.append(f"{quoted} {'NOT ' if op == 'nin' else ''}IN ({marks})")
+        read.args.extend(values)
+    elif op == "like":
+        read.where.append(f"{quoted} LIKE ?")
+        read.args.append(text)
+    elif op == "ilike":
+        read.where.append(f"lower({quoted}) LIKE lower(?)")
+        read.args.append(text)
+    else:
+        raise _bad(
+            name, f"unknown operator {op!r} (ne, lt, lte, gt, gte, in, nin, like, ilike, null)"
+        )

@@ -1,0 +1,373 @@
+"""The ``resource`` target type: a declared resource's REST API, answered in the worker.
+
+Each entry of the ``resources`` section compiles into a target of this type and a
+route to it (:func:`quiver.config.resources.expand`)::
+
+    GET    /items              list (filters, sort, fields, limit, page, count)
+    POST   /items              create: 201 with Location
+    GET    /items/{id}         one item (HEAD too)
+    PUT    /items/{id}         replace
+    PATCH  /items/{id}         application/merge-patch+json or application/json-patch+json
+    DELETE /items/{id}         204
+
+Every representation carries a strong ETag (RFC 9110 §8.8.3); If-Match guards
+writes (412) and If-None-Match reads (304).  Writes run in one ``BEGIN IMMEDIATE``
+transaction, so a precondition and the write it guards see the same row even
+when several workers share the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from pydantic import Field
+
+from quiver.config.resources import RESOURCE_TARGET_TYPE, Resource, path_template
+from quiver.errors import HTTPError, MethodNotAllowed
+from quiver.plugins.base import PluginContext, PluginRequest
+from quiver.plugins.responder import Response, TargetOptions, TargetType
+from quiver.resources.errors import (
+    Conflict,
+    InvalidRequest,
+    ItemNotFound,
+    PreconditionFailed,
+    StorageFailed,
+    Unprocessable,
+    UnsupportedMediaType,
+    invalid,
+)
+from quiver.resources.patch import json_patch, merge_patch
+from quiver.resources.query import read_query
+from quiver.resources.storage import Table, now, open_database
+from quiver.resources.validate import ItemSchema
+
+_JSON = b"application/json"
+_MERGE_PATCH = b"application/merge-patch+json"
+_JSON_PATCH = b"application/json-patch+json"
+_COLLECTION_METHODS = b"GET, HEAD, POST, OPTIONS"
+_ITEM_METHODS = b"GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+_ACCEPT_PATCH = (b"Accept-Patch", _MERGE_PATCH + b", " + _JSON_PATCH)
+
+
+class ResourceOptions(TargetOptions):
+    resource: str = Field(description="The resource this target serves.")
+    resources: list[Resource] = Field(description="Every declared resource (its parents).")
+    database: str = Field(description="The SQLite file the resources are stored in.")
+
+
+def etag_of(body: bytes) -> bytes:
+    """A strong validator: the same bytes, the same tag (RFC 9110 §8.8.3)."""
+    return b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+
+
+def _tags(value: bytes) -> list[bytes]:
+    return [tag.strip() for tag in value.split(b",") if tag.strip()]
+
+
+class ResourceTarget(TargetType[ResourceOptions]):
+    """Answers one declared resource's collection and items."""
+
+    name = RESOURCE_TARGET_TYPE
+    Options = ResourceOptions
+    listed = False
+
+    def __init__(self, options: ResourceOptions, context: PluginContext) -> None:
+        super().__init__(options, context)
+        by_name = {resource.name: resource for resource in options.resources}
+        resource = by_name[options.resource]
+        self.table = Table.of(resource)
+        self.schema = ItemSchema(resource)
+        #: the ancestors' tables, the root first
+        self.ancestors: list[Table] = []
+        parent = resource.parent
+        while parent is not None:
+            self.ancestors.insert(0, Table.of(by_name[parent.resource]))
+            parent = by_name[parent.resource].parent
+        template = path_template(resource, by_name)
+        pattern = re.sub(r"\\\{[a-z0-9_]+\\\}", "([^/]+)", re.escape(template))
+        self.pattern = re.compile(pattern.encode() + rb"(?:/([^/]+))?/?")
+        self.connection = open_database(options.database, options.resources)
+        key = resource.primary_key
+        columns = ", ".join(f'"{column}"' for column in self.table.columns)
+        self.select_one = f'SELECT {columns} FROM "{resource.name}" WHERE "{key}" = ?'
+        self.select_list = f'SELECT {columns} FROM "{resource.name}"'
+        self.managed = {key, *(() if resource.parent is None else (resource.parent.field,))}
+        if resource.timestamps:
+            self.managed.update(("created_at", "updated_at"))
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # -- dispatch --------------------------------------------------------------------
+
+    def handle(self, request: PluginRequest) -> Response:
+        path = request.raw_path.partition(b"?")[0]
+        match = self.pattern.fullmatch(path)
+        if match is None:
+            raise ItemNotFound(f"no resource at {path.decode('latin-1')}")
+        groups = match.groups()
+        parents = [self._key(value) for value in groups[:-1]]
+        method = request.method
+        if method == b"OPTIONS":
+            allow = _COLLECTION_METHODS if groups[-1] is None else _ITEM_METHODS
+            return Response(204, [(b"Allow", allow), _ACCEPT_PATCH])
+        try:
+            self._check_parents(parents)
+            if groups[-1] is None:
+                return self._collection(request, method, parents, path)
+            return self._item(request, method, parents, self._key(groups[-1]))
+        except sqlite3.IntegrityError as exc:
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
+            raise self._integrity(exc) from exc
+        except sqlite3.Error as exc:
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
+            raise StorageFailed("the resource store failed", internal=repr(exc)) from exc
+
+    def _collection(
+        self, request: PluginRequest, method: bytes, parents: list[int], path: bytes
+    ) -> Response:
+        if method in (b"GET", b"HEAD"):
+            return self._list(request, parents, path)
+        if method == b"POST":
+            return self._create(request, parents, path)
+        raise MethodNotAllowed(headers=((b"Allow", _COLLECTION_METHODS),))
+
+    def _item(
+        self, request: PluginRequest, method: bytes, parents: list[int], key: int
+    ) -> Response:
+        if method in (b"GET", b"HEAD"):
+            item = self._find(key, parents)
+            body, tag = self._render(item)
+            if self._none_match(request, tag):
+                return Response(304, [(b"ETag", tag)])
+            return Response(200, [(b"Content-Type", _JSON), (b"ETag", tag)], body)
+        if method == b"PUT":
+            document = self._strip(self._body(request, (_JSON,)))
+            return self._write(request, parents, key, lambda _: document)
+        if method == b"PATCH":
+            kind = self._media_type(request)
+            patch = self._body(request, (_MERGE_PATCH, _JSON_PATCH))
+            if kind == _MERGE_PATCH:
+                return self._write(request, parents, key, lambda item: merge_patch(item, patch))
+            return self._write(
+                request, parents, key, lambda item: self._strip(json_patch(item, patch))
+            )
+        if method == b"DELETE":
+            return self._delete(request, parents, key)
+        raise MethodNotAllowed(headers=((b"Allow", _ITEM_METHODS),))
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _key(self, value: bytes) -> int:
+        if not value.isdigit() or len(value) > 18:
+            raise ItemNotFound(f"no item {value.decode('latin-1')!r}")
+        return int(value)
+
+    def _check_parents(self, parents: list[int]) -> None:
+        above: int | None = None
+        for table, key in zip(self.ancestors, parents, strict=True):
+            resource = table.resource
+            sql = f'SELECT 1 FROM "{resource.name}" WHERE "{resource.primary_key}" = ?'
+            args: tuple[int, ...] = (key,)
+            if resource.parent is not None and above is not None:
+                sql += f' AND "{resource.parent.field}" = ?'
+                args = (key, above)
+            if self.connection.execute(sql, args).fetchone() is None:
+                raise ItemNotFound(f"no {resource.name} item {key}")
+            above = key
+
+    def _find(self, key: int, parents: list[int]) -> dict[str, Any]:
+        row = self.connection.execute(self.select_one, (key,)).fetchone()
+        parent = self.table.resource.parent
+        if row is None or (parent is not None and row[1] != parents[-1]):
+            raise ItemNotFound(f"no {self.table.name} item {key}")
+        return self.table.from_row(row)
+
+    def _render(self, item: dict[str, Any]) -> tuple[bytes, bytes]:
+        body = orjson.dumps(item)
+        return body, etag_of(body)
+
+    def _none_match(self, request: PluginRequest, tag: bytes) -> bool:
+        # RFC 9110 §13.1.2: weak comparison; "*" matches any current representation
+        value = request.get(b"if-none-match")
+        if value is None:
+            return False
+        tags = _tags(value)
+        return b"*" in tags or tag in (t.removeprefix(b"W/") for t in tags)
+
+    def _list(self, request: PluginRequest, parents: list[int], path: bytes) -> Response:
+        query = read_query(request.query.decode("latin-1"), self.table)
+        parent = self.table.resource.parent
+        if parent is not None:
+            query.where.append(f'"{parent.field}" = ?')
+            query.args.append(parents[-1])
+        where = query.where_sql()
+        sql = f"{self.select_list}{where} ORDER BY {', '.join(query.order)} LIMIT ? OFFSET ?"
+        offset = (query.page - 1) * query.limit
+        rows = self.connection.execute(sql, (*query.args, query.limit + 1, offset)).fetchall()
+        more = len(rows) > query.limit
+        items = [self.table.from_row(row) for row in rows[: query.limit]]
+        if query.fields is not None:
+            chosen = query.fields
+            items = [{name: item[name] for name in chosen if name in item} for item in items]
+        body = orjson.dumps(items)
+        tag = etag_of(body)
+        headers = [(b"Content-Type", _JSON), (b"ETag", tag)]
+        links = self._links(path, query.params, query.page, more)
+        if links:
+            headers.append((b"Link", links))
+        if query.count:
+            total_sql = f'SELECT COUNT(*) FROM "{self.table.name}"{where}'
+            total = self.connection.execute(total_sql, query.args).fetchone()[0]
+            headers.append((b"X-Total-Count", str(total).encode()))
+        if self._none_match(request, tag):
+            return Response(304, [(b"ETag", tag)])
+        return Response(200, headers, body)
+
+    def _links(self, path: bytes, params: list[tuple[str, str]], page: int, more: bool) -> bytes:
+        # RFC 8288 §3: relative references, resolved against the request's URI
+        kept = [(name, value) for name, value in params if name != "page"]
+
+        def link(number: int, rel: str) -> str:
+            query = urlencode([*kept, ("page", str(number))])
+            return f'<{path.decode("latin-1")}?{query}>; rel="{rel}"'
+
+        links = [link(1, "first")]
+        if page > 1:
+            links.append(link(page - 1, "prev"))
+        if more:
+            links.append(link(page + 1, "next"))
+        return ", ".join(links).encode("latin-1")
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _media_type(self, request: PluginRequest) -> bytes:
+        value = request.get(b"content-type") or b""
+        return value.partition(b";")[0].strip().lower()
+
+    def _body(self, request: PluginRequest, accepted: tuple[bytes, ...]) -> Any:
+        kind = self._media_type(request)
+        if kind not in accepted:
+            listed = ", ".join(each.decode() for each in accepted)
+            headers = (_ACCEPT_PATCH,) if _JSON not in accepted else ()
+            raise UnsupportedMediaType(f"send the body as {listed}", headers=headers)
+        try:
+            return orjson.loads(request.body or b"")
+        except orjson.JSONDecodeError as exc:
+            detail = f"not JSON: {exc}"
+            raise invalid([{"pointer": "", "detail": detail}], InvalidRequest) from None
+
+    def _strip(self, document: Any) -> Any:
+        """A representation sent back without the keys the store keeps (key, parent,
+        timestamps): they are not the client's to change."""
+        if isinstance(document, dict):
+            return {name: value for name, value in document.items() if name not in self.managed}
+        return document
+
+    def _fields_of(self, document: Any) -> dict[str, Any]:
+        if isinstance(document, dict):
+            document = {name: value for name, value in document.items() if value is not None}
+        return self.schema.check(document)
+
+    def _create(self, request: PluginRequest, parents: list[int], path: bytes) -> Response:
+        document = self._body(request, (_JSON,))
+        if isinstance(document, dict):
+            document = {**self.schema.defaults, **document}
+        item = self._fields_of(document)
+        resource = self.table.resource
+        values: dict[str, Any] = {
+            name: self.table.to_sql(name, item.get(name)) for name in resource.fields
+        }
+        if resource.parent is not None:
+            values[resource.parent.field] = parents[-1]
+        if resource.timestamps:
+            values["created_at"] = values["updated_at"] = now()
+        names = ", ".join(f'"{name}"' for name in values)
+        marks = ", ".join("?" * len(values))
+        sql = f'INSERT INTO "{resource.name}" ({names}) VALUES ({marks})'
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        key = connection.execute(sql, tuple(values.values())).lastrowid
+        row = connection.execute(self.select_one, (key,)).fetchone()
+        connection.execute("COMMIT")
+        body, tag = self._render(self.table.from_row(row))
+        location = path.rstrip(b"/") + b"/" + str(key).encode()
+        headers = [(b"Content-Type", _JSON), (b"ETag", tag), (b"Location", location)]
+        return Response(201, headers, body)
+
+    def _precondition(self, request: PluginRequest, tag: bytes) -> None:
+        # RFC 9110 §13.1.1: strong comparison; a weak tag never matches
+        value = request.get(b"if-match")
+        if value is None:
+            return
+        tags = _tags(value)
+        if b"*" not in tags and tag not in tags:
+            raise PreconditionFailed("the item changed: fetch it again (If-Match)")
+
+    def _write(self, request: PluginRequest, parents: list[int], key: int, change: Any) -> Response:
+        resource = self.table.resource
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            current = self._find(key, parents)
+            self._precondition(request, self._render(current)[1])
+            fields = {name: value for name, value in current.items() if name in resource.fields}
+            if request.method == b"PUT":
+                document = change(fields)
+                if isinstance(document, dict):
+                    document = {**self.schema.defaults, **document}
+            elif self._media_type(request) == _MERGE_PATCH:
+                document = change(fields)
+            else:
+                document = change(current)
+            item = self._fields_of(document)
+            values = {name: self.table.to_sql(name, item.get(name)) for name in resource.fields}
+            if resource.timestamps:
+                values["updated_at"] = now()
+            assignments = ", ".join(f'"{name}" = ?' for name in values)
+            connection.execute(
+                f'UPDATE "{resource.name}" SET {assignments} WHERE "{resource.primary_key}" = ?',
+                (*values.values(), key),
+            )
+            row = connection.execute(self.select_one, (key,)).fetchone()
+            connection.execute("COMMIT")
+        except HTTPError:
+            connection.execute("ROLLBACK")
+            raise
+        body, tag = self._render(self.table.from_row(row))
+        return Response(200, [(b"Content-Type", _JSON), (b"ETag", tag)], body)
+
+    def _delete(self, request: PluginRequest, parents: list[int], key: int) -> Response:
+        resource = self.table.resource
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            current = self._find(key, parents)
+            self._precondition(request, self._render(current)[1])
+            sql = f'DELETE FROM "{resource.name}" WHERE "{resource.primary_key}" = ?'
+            connection.execute(sql, (key,))
+            connection.execute("COMMIT")
+        except HTTPError:
+            connection.execute("ROLLBACK")
+            raise
+        return Response(204, [])
+
+    def _integrity(self, exc: sqlite3.IntegrityError) -> HTTPError:
+        text = str(exc)
+        if text.startswith("UNIQUE constraint failed:"):
+            column = text.rpartition(".")[2]
+            detail = "another item has this value"
+            return Conflict(
+                f"/{column}: {detail}",
+                extensions={"errors": [{"pointer": f"/{column}", "detail": detail}]},
+            )
+        if "FOREIGN KEY" in text:
+            return Conflict("the item has children: delete them first")
+        return Unprocessable("the item breaks a constraint of the store")

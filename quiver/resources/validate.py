@@ -1,0 +1,50 @@
+"""Checking an item against its resource's fields, with an RFC 6901 pointer per failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+
+from quiver.config.resources import Resource
+from quiver.resources.errors import invalid
+
+
+def _pointer(path: list[str | int]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+class ItemSchema:
+    """The declared fields of a resource as one JSON Schema, built once per config."""
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        schema = {"type": "object", "properties": resource.fields}
+        self.validator = Draft202012Validator(schema, format_checker=FormatChecker())
+        self.defaults = {
+            name: field["default"] for name, field in resource.fields.items() if "default" in field
+        }
+
+    def check(self, item: Any) -> dict[str, Any]:
+        """``item`` if it is a valid item (fields only), else a 422 listing each failure."""
+        if not isinstance(item, dict):
+            raise invalid([{"pointer": "", "detail": "an item is a JSON object"}])
+        errors = [
+            {"pointer": _pointer(list(error.absolute_path)), "detail": error.message}
+            for error in self.validator.iter_errors(item)
+        ]
+        fields = self.resource.fields
+        errors += [
+            {"pointer": _pointer([name]), "detail": "not a field of this resource"}
+            for name in item
+            if name not in fields
+        ]
+        errors += [
+            {"pointer": _pointer([name]), "detail": "is required"}
+            for name in self.resource.required
+            if item.get(name) is None
+        ]
+        if errors:
+            errors.sort(key=lambda error: error["pointer"])
+            raise invalid(errors)
+        return item
