@@ -1,0 +1,183 @@
+"""The REST API of declared resources, through the running proxy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.resources.conftest import Api
+from tests.support.proxy import Response
+
+
+def _create(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = api("POST", path, body)
+    assert response.status == 201, response.body
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def test_create_answers_201_with_location_etag_defaults_and_timestamps(api: Api) -> None:
+    response = api("POST", "/items", {"name": "pen", "price": 2.5, "tags": ["office"]})
+    assert response.status == 201
+    item = response.json()
+    assert response.header("Location") == f"/items/{item['id']}"
+    assert item["status"] == "draft" and item["tags"] == ["office"]
+    assert item["created_at"] == item["updated_at"]
+    fetched = api("GET", response.header("Location") or "")
+    assert fetched.status == 200 and fetched.json() == item
+    assert fetched.header("ETag") == response.header("ETag")
+    assert (fetched.header("ETag") or "").startswith('"')
+
+
+def test_invalid_body_lists_a_pointer_per_field(api: Api) -> None:
+    response = api("POST", "/items", {"name": "", "price": -1, "extra": 1, "status": "gone"})
+    assert response.status == 422
+    assert response.header("Content-Type") == "application/problem+json"
+    pointers = [error["pointer"] for error in response.json()["errors"]]
+    assert pointers == ["/extra", "/name", "/price", "/status"]
+    missing = api("POST", "/items", {"tags": []})
+    assert [e["pointer"] for e in missing.json()["errors"]] == ["/name", "/price"]
+
+
+def test_malformed_json_and_wrong_content_type(api: Api) -> None:
+    assert api("POST", "/items", b"{nope").status == 400
+    assert api("POST", "/items", {"name": "a"}, content_type="text/plain").status == 415
+    patch = api("PATCH", "/items/1", {"name": "a"}, content_type="application/json")
+    assert patch.status in (404, 415)
+
+
+def test_unique_violation_is_a_409_without_database_text(api: Api) -> None:
+    _create(api, "/items", {"name": "pen", "price": 1})
+    response = api("POST", "/items", {"name": "pen", "price": 2})
+    assert response.status == 409
+    assert response.json()["errors"] == [
+        {"pointer": "/name", "detail": "another item has this value"}
+    ]
+    assert b"constraint" not in response.body.lower()
+
+
+def names(response: Response) -> list[str]:
+    return [item["name"] for item in response.json()]
+
+
+def test_filters_sort_fields_and_count(api: Api) -> None:
+    for name, price, status in [("a", 5, "active"), ("b", 1, "draft"), ("c", 3, "active")]:
+        _create(api, "/items", {"name": name, "price": price, "status": status})
+    assert names(api("GET", "/items?sort=-price")) == ["a", "c", "b"]
+    assert names(api("GET", "/items?status=active&sort=name")) == ["a", "c"]
+    assert names(api("GET", "/items?price[gte]=3&sort=price")) == ["c", "a"]
+    assert names(api("GET", "/items?price[lt]=3")) == ["b"]
+    assert names(api("GET", "/items?name[in]=a,b")) == ["a", "b"]
+    assert names(api("GET", "/items?name[nin]=a,b")) == ["c"]
+    assert names(api("GET", "/items?name[ne]=a")) == ["b", "c"]
+    assert names(api("GET", "/items?name[like]=a%25")) == ["a"]
+    assert names(api("GET", "/items?name[ilike]=A")) == ["a"]
+    assert names(api("GET", "/items?tags[null]=true")) == ["a", "b", "c"]
+    projected = api("GET", "/items?fields=id,name&sort=name&count=true")
+    assert projected.json()[0] == {"id": 1, "name": "a"}
+    assert projected.header("X-Total-Count") == "3"
+    for bad in ("bogus=1", "price[near]=1", "price=cheap", "sort=nope", "limit=101", "page=0"):
+        response = api("GET", f"/items?{bad}")
+        assert response.status == 400, bad
+
+
+def test_pages_carry_link_headers(api: Api) -> None:
+    for index in range(5):
+        _create(api, "/items", {"name": f"n{index}", "price": index})
+    first = api("GET", "/items?limit=2")
+    assert [item["name"] for item in first.json()] == ["n0", "n1"]
+    links = first.header("Link") or ""
+    assert '</items?limit=2&page=2>; rel="next"' in links
+    assert 'rel="prev"' not in links
+    last = api("GET", "/items?limit=2&page=3")
+    assert [item["name"] for item in last.json()] == ["n4"]
+    links = last.header("Link") or ""
+    assert 'rel="next"' not in links
+    assert '</items?limit=2&page=2>; rel="prev"' in links
+    assert '</items?limit=2&page=1>; rel="first"' in links
+
+
+def test_etag_preconditions(api: Api) -> None:
+    created = api("POST", "/items", {"name": "pen", "price": 1})
+    tag = created.header("ETag") or ""
+    assert api("GET", "/items/1", headers={"If-None-Match": tag}).status == 304
+    stale = api("PUT", "/items/1", {"name": "pen", "price": 2}, headers={"If-Match": '"old"'})
+    assert stale.status == 412
+    fresh = api("PUT", "/items/1", {"name": "pen", "price": 2}, headers={"If-Match": tag})
+    assert fresh.status == 200 and fresh.json()["price"] == 2
+    assert fresh.header("ETag") != tag
+    assert api("DELETE", "/items/1", headers={"If-Match": tag}).status == 412
+    assert api("DELETE", "/items/1", headers={"If-Match": fresh.header("ETag") or ""}).status == 204
+    assert api("GET", "/items/1").status == 404
+
+
+def test_put_replaces_and_ignores_the_stores_own_keys(api: Api) -> None:
+    item = _create(api, "/items", {"name": "pen", "price": 1, "tags": ["x"], "status": "active"})
+    sent = {**item, "tags": None, "id": 99, "name": "ink"}
+    del sent["status"]
+    replaced = api("PUT", "/items/1", sent).json()
+    assert replaced["id"] == 1 and replaced["name"] == "ink"
+    assert "tags" not in replaced and replaced["status"] == "draft"
+    assert replaced["created_at"] == item["created_at"]
+
+
+def test_merge_patch(api: Api) -> None:
+    _create(api, "/items", {"name": "pen", "price": 1, "tags": ["x"]})
+    merge = "application/merge-patch+json"
+    patched = api("PATCH", "/items/1", {"price": 4, "tags": None}, content_type=merge)
+    assert patched.status == 200
+    assert patched.json()["price"] == 4 and "tags" not in patched.json()
+    refused = api("PATCH", "/items/1", {"price": -4}, content_type=merge)
+    assert refused.status == 422 and refused.json()["errors"][0]["pointer"] == "/price"
+
+
+def test_json_patch_is_atomic(api: Api) -> None:
+    _create(api, "/items", {"name": "pen", "price": 1, "tags": ["x"]})
+    kind = "application/json-patch+json"
+    ops = [
+        {"op": "add", "path": "/tags/-", "value": "y"},
+        {"op": "replace", "path": "/price", "value": 2},
+    ]
+    patched = api("PATCH", "/items/1", ops, content_type=kind)
+    assert patched.status == 200
+    assert patched.json()["tags"] == ["x", "y"] and patched.json()["price"] == 2
+    failing = [
+        {"op": "replace", "path": "/price", "value": 9},
+        {"op": "test", "path": "/name", "value": "other"},
+    ]
+    assert api("PATCH", "/items/1", failing, content_type=kind).status == 409
+    missing = [{"op": "replace", "path": "/price", "value": 9}, {"op": "remove", "path": "/x"}]
+    assert api("PATCH", "/items/1", missing, content_type=kind).status == 422
+    assert api("GET", "/items/1").json()["price"] == 2
+    assert api("PATCH", "/items/1", {"op": "add"}, content_type=kind).status == 400
+
+
+def test_nested_routes_check_the_parent_and_cascade(api: Api) -> None:
+    assert api("POST", "/events/1/guests", {"email": "a@example.com"}).status == 404
+    _create(api, "/events", {"title": "party"})
+    _create(api, "/events", {"title": "other"})
+    guest = api("POST", "/events/1/guests", {"email": "a@example.com"})
+    assert guest.status == 201 and guest.header("Location") == "/events/1/guests/1"
+    assert guest.json()["event_id"] == 1
+    assert api("POST", "/events/1/guests", {"email": "nope"}).status == 422
+    assert api("GET", "/events/2/guests/1").status == 404
+    assert [g["email"] for g in api("GET", "/events/1/guests").json()] == ["a@example.com"]
+    assert api("GET", "/events/2/guests").json() == []
+    assert api("DELETE", "/events/1").status == 204
+    assert api("GET", "/events/1/guests").status == 404
+    _create(api, "/events/2/guests", {"email": "b@example.com"})
+    assert api("GET", "/events/2/guests/2").status == 200
+
+
+def test_methods_head_and_options(api: Api) -> None:
+    _create(api, "/items", {"name": "pen", "price": 1})
+    head = api("HEAD", "/items/1")
+    assert head.status == 200 and head.body == b"" and head.header("ETag")
+    options = api("OPTIONS", "/items/1")
+    assert options.status == 204
+    assert options.header("Allow") == "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+    refused = api("DELETE", "/items")
+    assert refused.status == 405 and refused.header("Allow") == "GET, HEAD, POST, OPTIONS"
+    assert api("GET", "/items/abc").status == 404
+    assert api("GET", "/items/1/more").status == 404
+    assert json.loads(api("GET", "/items/9").body)["status"] == 404
