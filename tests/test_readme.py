@@ -701,3 +701,23 @@ def test_the_admin_api_in_three_lines(tmp_path: Path) -> None:
     assert [route["name"] for route in json.loads(listed)["data"]] == ["demo"], "the seeded demo"
     assert applied[-1].startswith("revision ") and applied[-1].endswith(" applied")
     assert "+ route orders" in applied
+
+
+def test_instant_resources_store_and_serve_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # resources.db is written where the gateway runs
+    with served(example("resources")) as (proxy, _), Client(proxy.port) as client:
+        body = b'{"name": "pen", "price": 2.5}'
+        fields = {"Content-Type": "application/json"}
+        created = client.request("POST", "/items", fields, body)
+        assert created.status == 201
+        assert created.header("Location") == "/items/1" and created.header("ETag")
+        listed = client.request("GET", "/items?price[gte]=1&sort=-price&limit=10&count=true")
+        assert listed.header("X-Total-Count") == "1" and listed.header("Link")
+        assert [item["name"] for item in listed.json()] == ["pen"]
+        event = client.request("POST", "/events", fields, b'{"title": "launch"}')
+        assert event.status == 201
+        guest = client.request("POST", "/events/1/guests", fields, b'{"email": "a@example.com"}')
+        assert guest.status == 201
+    assert (tmp_path / "resources.db").exists()
