@@ -125,6 +125,11 @@ class Resource(Strict):
         description="Name of the key: an integer the store assigns on create.",
     )
     limit: Limit = Field(default_factory=Limit, description="Page sizes of lists.")
+    require_if_match: bool = Field(
+        False,
+        description="PUT, PATCH and DELETE must carry If-Match (428 without it), so that "
+        "no client overwrites a change it has not seen.",
+    )
     parent: Parent | None = Field(
         None, description="`{resource, field, on_delete}` of a child resource."
     )

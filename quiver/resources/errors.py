@@ -49,6 +49,12 @@ class Unprocessable(ClientError):
     slug = "validation-failed"
 
 
+class PreconditionRequired(ClientError):
+    status_code = 428
+    title = "Precondition Required"
+    slug = "precondition-required"
+
+
 class StorageFailed(ServerError):
     status_code = 500
     title = "Internal Server Error"

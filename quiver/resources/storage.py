@@ -23,7 +23,8 @@ from quiver.config.resources import TIMESTAMPS, Resource
 
 _AFFINITY = {
     "string": "TEXT",
-    "number": "REAL",
+    # NUMERIC keeps 3 an integer and 2.5 a real: an item reads back as it was sent
+    "number": "NUMERIC",
     "integer": "INTEGER",
     "boolean": "INTEGER",
     "array": "TEXT",

@@ -36,6 +36,7 @@ from quiver.resources.errors import (
     InvalidRequest,
     ItemNotFound,
     PreconditionFailed,
+    PreconditionRequired,
     StorageFailed,
     Unprocessable,
     UnsupportedMediaType,
@@ -96,6 +97,10 @@ class ResourceTarget(TargetType[ResourceOptions]):
         columns = ", ".join(f'"{column}"' for column in self.table.columns)
         self.select_one = f'SELECT {columns} FROM "{resource.name}" WHERE "{key}" = ?'
         self.select_list = f'SELECT {columns} FROM "{resource.name}"'
+        inserted = [column for column in self.table.columns if column != key]
+        names = ", ".join(f'"{column}"' for column in inserted)
+        marks = ", ".join("?" * len(inserted))
+        self.insert_sql = f'INSERT INTO "{resource.name}" ({names}) VALUES ({marks})'
         self.managed = {key, *(() if resource.parent is None else (resource.parent.field,))}
         if resource.timestamps:
             self.managed.update(("created_at", "updated_at"))
@@ -278,23 +283,12 @@ class ResourceTarget(TargetType[ResourceOptions]):
 
     def _create(self, request: PluginRequest, parents: list[int], path: bytes) -> Response:
         document = self._body(request, (_JSON,))
-        if isinstance(document, dict):
-            document = {**self.schema.defaults, **document}
-        item = self._fields_of(document)
-        resource = self.table.resource
-        values: dict[str, Any] = {
-            name: self.table.to_sql(name, item.get(name)) for name in resource.fields
-        }
-        if resource.parent is not None:
-            values[resource.parent.field] = parents[-1]
-        if resource.timestamps:
-            values["created_at"] = values["updated_at"] = now()
-        names = ", ".join(f'"{name}"' for name in values)
-        marks = ", ".join("?" * len(values))
-        sql = f'INSERT INTO "{resource.name}" ({names}) VALUES ({marks})'
+        if isinstance(document, list):
+            return self._create_many(document, parents)
+        values = self._row(document, parents)
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
-        key = connection.execute(sql, tuple(values.values())).lastrowid
+        key = connection.execute(self.insert_sql, tuple(values.values())).lastrowid
         row = connection.execute(self.select_one, (key,)).fetchone()
         connection.execute("COMMIT")
         body, tag = self._render(self.table.from_row(row))
@@ -302,10 +296,53 @@ class ResourceTarget(TargetType[ResourceOptions]):
         headers = [(b"Content-Type", _JSON), (b"ETag", tag), (b"Location", location)]
         return Response(201, headers, body)
 
+    def _create_many(self, documents: list[Any], parents: list[int]) -> Response:
+        """A JSON array creates every item or none: the pointers of a refusal start
+        with the item's index."""
+        rows: list[dict[str, Any]] = []
+        errors: list[dict[str, str]] = []
+        for index, document in enumerate(documents):
+            try:
+                rows.append(self._row(document, parents))
+            except Unprocessable as exc:
+                failures = exc.extensions.get("errors")
+                for error in failures if isinstance(failures, list) else []:
+                    errors.append({**error, "pointer": f"/{index}{error['pointer']}"})
+        if errors:
+            raise invalid(errors)
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        keys = [connection.execute(self.insert_sql, tuple(row.values())).lastrowid for row in rows]
+        items = [
+            self.table.from_row(connection.execute(self.select_one, (key,)).fetchone())
+            for key in keys
+        ]
+        connection.execute("COMMIT")
+        body = orjson.dumps(items)
+        return Response(201, [(b"Content-Type", _JSON), (b"ETag", etag_of(body))], body)
+
+    def _row(self, document: Any, parents: list[int]) -> dict[str, Any]:
+        """The column values of a new item (every column of the insert, in order)."""
+        if isinstance(document, dict):
+            document = {**self.schema.defaults, **document}
+        item = self._fields_of(document)
+        resource = self.table.resource
+        # in the order of the table's columns, as ``insert_sql`` names them
+        values: dict[str, Any] = {}
+        if resource.parent is not None:
+            values[resource.parent.field] = parents[-1]
+        for name in resource.fields:
+            values[name] = self.table.to_sql(name, item.get(name))
+        if resource.timestamps:
+            values["created_at"] = values["updated_at"] = now()
+        return values
+
     def _precondition(self, request: PluginRequest, tag: bytes) -> None:
         # RFC 9110 §13.1.1: strong comparison; a weak tag never matches
         value = request.get(b"if-match")
         if value is None:
+            if self.table.resource.require_if_match:
+                raise PreconditionRequired("send If-Match with the item's ETag")
             return
         tags = _tags(value)
         if b"*" not in tags and tag not in tags:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from tests.resources.conftest import Api
-from tests.support.proxy import Response
+from tests.support.proxy import Response, RunningProxy
 
 
 def _create(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -181,3 +182,42 @@ def test_methods_head_and_options(api: Api) -> None:
     assert api("GET", "/items/abc").status == 404
     assert api("GET", "/items/1/more").status == 404
     assert json.loads(api("GET", "/items/9").body)["status"] == 404
+
+
+def test_numbers_read_back_as_sent(api: Api) -> None:
+    assert _create(api, "/items", {"name": "a", "price": 3})["price"] == 3
+    assert api("GET", "/items/1").body.count(b'"price":3,') == 1
+    assert _create(api, "/items", {"name": "b", "price": 2.5})["price"] == 2.5
+
+
+def test_an_array_creates_every_item_or_none(api: Api) -> None:
+    refused = api("POST", "/items", [{"name": "a", "price": 1}, {"name": "b", "price": -1}])
+    assert refused.status == 422
+    assert [error["pointer"] for error in refused.json()["errors"]] == ["/1/price"]
+    assert api("GET", "/items").json() == []
+    created = api("POST", "/items", [{"name": "a", "price": 1}, {"name": "b", "price": 2}])
+    assert created.status == 201
+    assert [item["id"] for item in created.json()] == [1, 2]
+    clash = api("POST", "/items", [{"name": "c", "price": 1}, {"name": "a", "price": 2}])
+    assert clash.status == 409
+    assert api("GET", "/items?count=true").header("X-Total-Count") == "2"
+
+
+def test_a_resource_may_require_if_match(tmp_path: Path) -> None:
+    text = f"""
+listen: 127.0.0.1:0
+resources_db: {tmp_path / "r.db"}
+resources:
+  - name: notes
+    fields: {{text: {{type: string}}}}
+    require_if_match: true
+"""
+    with RunningProxy(text) as proxy:
+        api = Api(proxy.port)
+        created = api("POST", "/notes", {"text": "a"})
+        assert created.status == 201
+        assert api("PUT", "/notes/1", {"text": "b"}).status == 428
+        assert api("DELETE", "/notes/1").status == 428
+        tag = created.header("ETag") or ""
+        assert api("PUT", "/notes/1", {"text": "b"}, {"If-Match": tag}).status == 200
+        api.client.close()
