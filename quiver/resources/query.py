@@ -2,16 +2,22 @@
 
 ``field=value`` and ``field[op]=value`` filter (op: ne, lt, lte, gt, gte, in, nin,
 like, ilike, null); ``sort=-price,name`` orders; ``fields=id,name`` projects;
-``limit`` and ``page`` (from 1) paginate; ``count=true`` asks for X-Total-Count.
+``limit`` and ``page`` (from 1) paginate; ``cursor`` (empty to start) pages by the
+sort keys instead (keyset pagination: no rows skipped or repeated when items are
+added meanwhile); ``count=true`` asks for X-Total-Count.
 Any other parameter is an error: a misspelt filter must not pass for "no filter".
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
+
+import orjson
 
 from quiver.resources.errors import InvalidRequest
 from quiver.resources.storage import Table
@@ -28,6 +34,10 @@ class ListQuery:
     where: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
+    #: the sort keys: (column, descending), the primary key last
+    keys: list[tuple[str, bool]] = field(default_factory=list)
+    #: the sort values after which the page starts; [] for the first; None: page mode
+    cursor: list[Any] | None = None
     fields: list[str] | None = None
     limit: int = 20
     page: int = 1
@@ -81,6 +91,7 @@ def read_query(query: str, table: Table) -> ListQuery:
                 if column not in table.types or table.types[column] not in _SCALARS:
                     raise _bad(name, f"cannot sort by {column!r}")
                 read.order.append(f'"{column}" {"DESC" if key[:1] == "-" else "ASC"}')
+                read.keys.append((column, key[:1] == "-"))
         elif name == "fields":
             chosen = [part for part in text.split(",") if part]
             unknown = [part for part in chosen if part not in table.types]
@@ -93,6 +104,8 @@ def read_query(query: str, table: Table) -> ListQuery:
                 raise _bad(name, f"at most {resource.limit.max}")
         elif name == "page":
             read.page = _positive(name, text)
+        elif name == "cursor":
+            read.cursor = decode_cursor(text) if text else []
         elif name == "count":
             if text not in ("true", "false"):
                 raise _bad(name, "true or false")
@@ -100,7 +113,50 @@ def read_query(query: str, table: Table) -> ListQuery:
         else:
             _filter(read, table, name, text)
     read.order.append(f'"{resource.primary_key}" ASC')  # a stable order across pages
+    read.keys.append((resource.primary_key, False))
+    if read.cursor is not None:
+        _keyset(read, table)
     return read
+
+
+def encode_cursor(values: list[Any]) -> str:
+    """The opaque ``cursor`` naming the sort values of a page's last item."""
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError):
+        raise _bad("cursor", "not a cursor this API gave") from None
+    if not isinstance(values, list):
+        raise _bad("cursor", "not a cursor this API gave")
+    return values
+
+
+def _keyset(read: ListQuery, table: Table) -> None:
+    """Rows after the cursor in the sort order: (a > x) OR (a = x AND b > y) OR ...
+    Only columns that are never NULL can be compared so: the key, required fields,
+    the parent column and the timestamps."""
+    if any(name == "page" for name, _ in read.params):
+        raise _bad("cursor", "give either 'cursor' or 'page'")
+    resource = table.resource
+    never_null = {*resource.required, resource.primary_key, "created_at", "updated_at"}
+    if resource.parent is not None:
+        never_null.add(resource.parent.field)
+    for column, _ in read.keys:
+        if column not in never_null:
+            raise _bad("cursor", f"sort by required fields to page by cursor, not {column!r}")
+    if not read.cursor:
+        return
+    if len(read.cursor) != len(read.keys):
+        raise _bad("cursor", "the cursor was made for another sort")
+    alternatives = []
+    for index, (column, descending) in enumerate(read.keys):
+        equal = [f'"{name}" = ?' for name, _ in read.keys[:index]]
+        alternatives.append(" AND ".join([*equal, f'"{column}" {"<" if descending else ">"} ?']))
+        read.args.extend(read.cursor[: index + 1])
+    read.where.append("(" + " OR ".join(f"({each})" for each in alternatives) + ")")
 
 
 def _filter(read: ListQuery, table: Table, name: str, text: str) -> None:

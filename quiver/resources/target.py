@@ -43,7 +43,7 @@ from quiver.resources.errors import (
     invalid,
 )
 from quiver.resources.patch import json_patch, merge_patch
-from quiver.resources.query import read_query
+from quiver.resources.query import encode_cursor, read_query
 from quiver.resources.storage import Table, now, open_database
 from quiver.resources.validate import ItemSchema
 
@@ -215,17 +215,24 @@ class ResourceTarget(TargetType[ResourceOptions]):
             query.args.append(parents[-1])
         where = query.where_sql()
         sql = f"{self.select_list}{where} ORDER BY {', '.join(query.order)} LIMIT ? OFFSET ?"
-        offset = (query.page - 1) * query.limit
+        offset = 0 if query.cursor is not None else (query.page - 1) * query.limit
         rows = self.connection.execute(sql, (*query.args, query.limit + 1, offset)).fetchall()
         more = len(rows) > query.limit
         items = [self.table.from_row(row) for row in rows[: query.limit]]
+        if query.cursor is not None:
+            last = items[-1] if more else None
+            after = None
+            if last is not None:
+                after = [self.table.to_sql(column, last[column]) for column, _ in query.keys]
+            links = self._cursor_links(path, query.params, after)
+        else:
+            links = self._links(path, query.params, query.page, more)
         if query.fields is not None:
             chosen = query.fields
             items = [{name: item[name] for name in chosen if name in item} for item in items]
         body = orjson.dumps(items)
         tag = etag_of(body)
         headers = [(b"Content-Type", _JSON), (b"ETag", tag)]
-        links = self._links(path, query.params, query.page, more)
         if links:
             headers.append((b"Link", links))
         if query.count:
@@ -249,6 +256,17 @@ class ResourceTarget(TargetType[ResourceOptions]):
             links.append(link(page - 1, "prev"))
         if more:
             links.append(link(page + 1, "next"))
+        return ", ".join(links).encode("latin-1")
+
+    def _cursor_links(
+        self, path: bytes, params: list[tuple[str, str]], after: list[Any] | None
+    ) -> bytes:
+        kept = [(name, value) for name, value in params if name != "cursor"]
+        base = path.decode("latin-1")
+        links = [f'<{base}?{urlencode([*kept, ("cursor", "")])}>; rel="first"']
+        if after is not None:
+            query = urlencode([*kept, ("cursor", encode_cursor(after))])
+            links.append(f'<{base}?{query}>; rel="next"')
         return ", ".join(links).encode("latin-1")
 
     # -- writing -----------------------------------------------------------------------
