@@ -66,7 +66,8 @@ def resources_config(db: Path) -> str:
 
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[RunningProxy]:
-    with RunningProxy(resources_config(tmp_path / "resources.db")) as running:
+    # a directory that does not exist yet is made
+    with RunningProxy(resources_config(tmp_path / "data" / "resources.db")) as running:
         yield running
 
 
