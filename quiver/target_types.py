@@ -18,9 +18,15 @@ from quiver.demo import DemoTarget
 from quiver.plugins import builtin
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetType
+from quiver.resources.openapi import ResourcesOpenAPI
 from quiver.resources.target import ResourceTarget
 
-BUILT_IN: tuple[type[TargetType[Any]], ...] = (DemoTarget, AITarget, ResourceTarget)
+BUILT_IN: tuple[type[TargetType[Any]], ...] = (
+    DemoTarget,
+    AITarget,
+    ResourceTarget,
+    ResourcesOpenAPI,
+)
 
 
 def default_catalog() -> Catalog:

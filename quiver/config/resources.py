@@ -18,7 +18,8 @@ names its ``parent`` and is served under it (``/events/{event_id}/guests``).
 
 The declaration compiles the section into ordinary targets and routes
 (:func:`expand`): one in-process target of type ``resource`` and one route per
-resource, so every gateway plugin applies to resource routes as to any other.
+resource, so every gateway plugin applies to resource routes as to any other, and
+one serving their OpenAPI document at :data:`OPENAPI_PATH`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ RESOURCE_TARGET_TYPE = "resource"
 #: the targets and routes the section compiles into are named after it with this prefix
 RESOURCE_PREFIX = "resource-"
 DEFAULT_DATABASE = "resources.db"
+OPENAPI_TARGET_TYPE = "resources-openapi"
+#: where the resources' OpenAPI document is served
+OPENAPI_PATH = "/openapi/resources.json"
 
 FieldType = Literal["string", "number", "integer", "boolean", "array", "object"]
 FIELD_TYPES: tuple[str, ...] = ("string", "number", "integer", "boolean", "array", "object")
@@ -272,4 +276,9 @@ def expand(
         # deeper collections win over the prefix of their parents
         depth = path.count("{")
         routes.append({"name": name, "paths": [path], "target": name, "priority": depth})
+    openapi = RESOURCE_PREFIX + "openapi"
+    targets.append(
+        {"name": openapi, "type": OPENAPI_TARGET_TYPE, "options": {"resources": list(resources)}}
+    )
+    routes.append({"name": openapi, "paths": ["=" + OPENAPI_PATH], "target": openapi})
     return targets, routes

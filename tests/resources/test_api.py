@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+
 from tests.resources.conftest import Api
 from tests.support.proxy import Response, RunningProxy
 
@@ -244,3 +246,25 @@ def test_cursor_pages_follow_the_sort_without_gaps(api: Api) -> None:
     assert api("GET", "/items?sort=status&cursor=").status == 400
     assert api("GET", "/items?cursor=&page=2").status == 400
     assert api("GET", "/items?cursor=bm9wZQ").status == 400
+
+
+def test_the_openapi_document_describes_every_resource(api: Api) -> None:
+    response = api("GET", "/openapi/resources.json")
+    assert response.status == 200
+    document = response.json()
+    assert document["openapi"] == "3.1.0"
+    assert set(document["paths"]) == {
+        "/items",
+        "/items/{id}",
+        "/events",
+        "/events/{id}",
+        "/events/{event_id}/guests",
+        "/events/{event_id}/guests/{id}",
+    }
+    items = document["components"]["schemas"]["items-input"]
+    assert items["required"] == ["name", "price"]
+    assert items["properties"]["status"]["enum"] == ["draft", "active", "archived"]
+    for schema in document["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+    post = document["paths"]["/items"]["post"]
+    assert set(post["responses"]) >= {"201", "409", "422"}

@@ -18,8 +18,10 @@ from tests.support.catalog import built_in, load_config_text
 def test_documented_form_compiles_into_targets_and_routes(tmp_path: Path) -> None:
     config = load_config_text(resources_config(tmp_path / "r.db"))
     targets = {target.name: target for target in config.targets}
-    assert {name for name in targets} == {"resource-items", "resource-events", "resource-guests"}
-    assert all(target.type == "resource" for target in targets.values())
+    resources = {"resource-items", "resource-events", "resource-guests"}
+    assert set(targets) == {*resources, "resource-openapi"}
+    assert all(targets[name].type == "resource" for name in resources)
+    assert targets["resource-openapi"].type == "resources-openapi"
     paths = {route.name: route.paths for route in config.routes}
     assert paths["resource-guests"] == ["/events/{event_id}/guests"]
     assert paths["resource-items"] == ["/items"]
@@ -28,8 +30,8 @@ def test_documented_form_compiles_into_targets_and_routes(tmp_path: Path) -> Non
 def test_compiling_twice_keeps_one_target_per_resource(tmp_path: Path) -> None:
     config = load_config_text(resources_config(tmp_path / "r.db"))
     again = Config.model_validate(config.model_dump(by_alias=True))
-    assert len(again.targets) == len(config.targets) == 3
-    assert len(again.routes) == 3
+    assert len(again.targets) == len(config.targets) == 4
+    assert len(again.routes) == 4
 
 
 def _resources(*resources: dict[str, Any]) -> dict[str, Any]:
