@@ -121,19 +121,25 @@ class ResourceTarget(TargetType[ResourceOptions]):
         if method == b"OPTIONS":
             allow = _COLLECTION_METHODS if groups[-1] is None else _ITEM_METHODS
             return Response(204, [(b"Allow", allow), _ACCEPT_PATCH])
+        if request.query and not (groups[-1] is None and method in (b"GET", b"HEAD")):
+            name = request.query.partition(b"=")[0].decode("latin-1")
+            raise InvalidRequest(
+                f"{name}: only lists take query parameters",
+                extensions={"errors": [{"parameter": name, "detail": "unknown query parameter"}]},
+            )
         try:
             self._check_parents(parents)
             if groups[-1] is None:
                 return self._collection(request, method, parents, path)
             return self._item(request, method, parents, self._key(groups[-1]))
         except sqlite3.IntegrityError as exc:
-            if self.connection.in_transaction:
-                self.connection.execute("ROLLBACK")
             raise self._integrity(exc) from exc
         except sqlite3.Error as exc:
+            raise StorageFailed("the resource store failed", internal=repr(exc)) from exc
+        finally:
+            # whatever stopped a write half way, the next request starts clean
             if self.connection.in_transaction:
                 self.connection.execute("ROLLBACK")
-            raise StorageFailed("the resource store failed", internal=repr(exc)) from exc
 
     def _collection(
         self, request: PluginRequest, method: bytes, parents: list[int], path: bytes
@@ -369,33 +375,31 @@ class ResourceTarget(TargetType[ResourceOptions]):
     def _write(self, request: PluginRequest, parents: list[int], key: int, change: Any) -> Response:
         resource = self.table.resource
         connection = self.connection
+        # the precondition and the write see one row: no other worker writes between
+        # (a refusal rolls back in ``handle``)
         connection.execute("BEGIN IMMEDIATE")
-        try:
-            current = self._find(key, parents)
-            self._precondition(request, self._render(current)[1])
-            fields = {name: value for name, value in current.items() if name in resource.fields}
-            if request.method == b"PUT":
-                document = change(fields)
-                if isinstance(document, dict):
-                    document = {**self.schema.defaults, **document}
-            elif self._media_type(request) == _MERGE_PATCH:
-                document = change(fields)
-            else:
-                document = change(current)
-            item = self._fields_of(document)
-            values = {name: self.table.to_sql(name, item.get(name)) for name in resource.fields}
-            if resource.timestamps:
-                values["updated_at"] = now()
-            assignments = ", ".join(f'"{name}" = ?' for name in values)
-            connection.execute(
-                f'UPDATE "{resource.name}" SET {assignments} WHERE "{resource.primary_key}" = ?',
-                (*values.values(), key),
-            )
-            row = connection.execute(self.select_one, (key,)).fetchone()
-            connection.execute("COMMIT")
-        except HTTPError:
-            connection.execute("ROLLBACK")
-            raise
+        current = self._find(key, parents)
+        self._precondition(request, self._render(current)[1])
+        fields = {name: value for name, value in current.items() if name in resource.fields}
+        if request.method == b"PUT":
+            document = change(fields)
+            if isinstance(document, dict):
+                document = {**self.schema.defaults, **document}
+        elif self._media_type(request) == _MERGE_PATCH:
+            document = change(fields)
+        else:
+            document = change(current)
+        item = self._fields_of(document)
+        values = {name: self.table.to_sql(name, item.get(name)) for name in resource.fields}
+        if resource.timestamps:
+            values["updated_at"] = now()
+        assignments = ", ".join(f'"{name}" = ?' for name in values)
+        connection.execute(
+            f'UPDATE "{resource.name}" SET {assignments} WHERE "{resource.primary_key}" = ?',
+            (*values.values(), key),
+        )
+        row = connection.execute(self.select_one, (key,)).fetchone()
+        connection.execute("COMMIT")
         body, tag = self._render(self.table.from_row(row))
         return Response(200, [(b"Content-Type", _JSON), (b"ETag", tag)], body)
 
@@ -403,15 +407,11 @@ class ResourceTarget(TargetType[ResourceOptions]):
         resource = self.table.resource
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
-        try:
-            current = self._find(key, parents)
-            self._precondition(request, self._render(current)[1])
-            sql = f'DELETE FROM "{resource.name}" WHERE "{resource.primary_key}" = ?'
-            connection.execute(sql, (key,))
-            connection.execute("COMMIT")
-        except HTTPError:
-            connection.execute("ROLLBACK")
-            raise
+        current = self._find(key, parents)
+        self._precondition(request, self._render(current)[1])
+        sql = f'DELETE FROM "{resource.name}" WHERE "{resource.primary_key}" = ?'
+        connection.execute(sql, (key,))
+        connection.execute("COMMIT")
         return Response(204, [])
 
     def _integrity(self, exc: sqlite3.IntegrityError) -> HTTPError:

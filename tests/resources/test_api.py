@@ -181,6 +181,8 @@ def test_methods_head_and_options(api: Api) -> None:
     assert options.header("Allow") == "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
     refused = api("DELETE", "/items")
     assert refused.status == 405 and refused.header("Allow") == "GET, HEAD, POST, OPTIONS"
+    assert api("GET", "/items/1?fields=id").status == 400
+    assert api("POST", "/items?x=1", {"name": "b", "price": 1}).status == 400
     assert api("GET", "/items/abc").status == 404
     assert api("GET", "/items/1/more").status == 404
     assert json.loads(api("GET", "/items/9").body)["status"] == 404
