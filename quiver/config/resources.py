@@ -120,6 +120,11 @@ class Resource(Strict):
     unique: list[str] = Field(
         default_factory=list, description="Fields whose values no two items share (409)."
     )
+    indexes: list[list[str] | str] = Field(
+        default_factory=list,
+        description="Indexes for the filters and sorts clients use: a field, or a list of "
+        "fields for one index on several (`[status, price]` serves `status=active&sort=price`).",
+    )
     timestamps: bool = Field(
         False, description="Keep `created_at` and `updated_at` (ISO 8601, UTC) on each item."
     )
@@ -170,6 +175,13 @@ class Resource(Strict):
             for name in getattr(self, key):
                 if name not in self.fields:
                     raise ValueError(f"'{key}' names '{name}', not a field")
+        columns = {*self.fields, *managed}
+        for index in self.index_columns:
+            if not index:
+                raise ValueError("an index in 'indexes' names no field")
+            for name in index:
+                if name not in columns:
+                    raise ValueError(f"'indexes' names '{name}', not a field")
         for name in self.fields:
             if name in managed:
                 raise ValueError(f"field '{name}' is kept by the store (key, parent, timestamps)")
@@ -177,6 +189,11 @@ class Resource(Strict):
             if self.fields[name].get("type") in ("array", "object"):
                 raise ValueError(f"'unique' field '{name}' must be a scalar")
         return self
+
+    @property
+    def index_columns(self) -> list[tuple[str, ...]]:
+        """Each declared index as its columns."""
+        return [(index,) if isinstance(index, str) else tuple(index) for index in self.indexes]
 
     @property
     def collection_path(self) -> str:

@@ -87,6 +87,12 @@ class Table:
                 f';\nCREATE INDEX IF NOT EXISTS "{resource.name}_{field}" '
                 f'ON "{resource.name}"("{field}")'
             )
+        for columns in resource.index_columns:
+            listed = ", ".join(f'"{column}"' for column in columns)
+            sql += (
+                f';\nCREATE INDEX IF NOT EXISTS "{resource.name}_{"_".join(columns)}" '
+                f'ON "{resource.name}"({listed})'
+            )
         return sql
 
     def to_sql(self, column: str, value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from quiver.config.models import Config
 from quiver.errors import ConfigError
 from tests.resources.conftest import resources_config
 from tests.support.catalog import built_in, load_config_text
+from tests.support.proxy import RunningProxy
 
 
 def test_documented_form_compiles_into_targets_and_routes(tmp_path: Path) -> None:
@@ -57,6 +60,8 @@ INVALID = [
         "fields",
         "default does not fit",
     ),
+    ({**ITEM, "indexes": [["name", "nope"]]}, "resources.0", "'indexes' names 'nope'"),
+    ({**ITEM, "indexes": [[]]}, "resources.0", "names no field"),
     ({**ITEM, "colour": "red"}, "resources.0.colour", "unknown key"),
 ]
 
@@ -83,3 +88,20 @@ def test_duplicate_names_and_child_paths_are_refused() -> None:
 def test_documented_yaml_form_is_valid_as_written(tmp_path: Path) -> None:
     data = yaml.safe_load(resources_config(tmp_path / "r.db"))
     validate(data, catalog=built_in())
+
+
+def test_tables_have_real_columns_constraints_and_indexes(tmp_path: Path) -> None:
+    text = resources_config(tmp_path / "r.db").replace(
+        "    timestamps: true", "    timestamps: true\n    indexes: [[status, price], name]"
+    )
+    with RunningProxy(text), closing(sqlite3.connect(tmp_path / "r.db")) as connection:
+        columns = {row[1]: row for row in connection.execute("PRAGMA table_info(items)")}
+        indexes = [row[1] for row in connection.execute("PRAGMA index_list(items)")]
+        keys = connection.execute("PRAGMA foreign_key_list(guests)").fetchall()
+        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    assert columns["name"][2:4] == ("TEXT", 1)  # type, NOT NULL
+    assert columns["price"][2] == "NUMERIC" and columns["tags"][3] == 0
+    assert {"items_status_price", "items_name"} <= set(indexes)
+    assert any(name.startswith("sqlite_autoindex_items") for name in indexes)  # UNIQUE
+    assert [(key[2], key[3], key[6]) for key in keys] == [("events", "event_id", "CASCADE")]
+    assert mode == "wal"
