@@ -181,6 +181,9 @@ def _parser() -> argparse.ArgumentParser:
     add_commands(commands)
     add_admin_commands(commands)
     add_sync_commands(commands)
+    from quiver.resources.commands import add_commands as add_resource_commands
+
+    add_resource_commands(commands, lambda args: _load(_config_path(args), _catalog()))
     return parser
 
 

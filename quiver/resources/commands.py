@@ -1,0 +1,76 @@
+"""``quiver resources openapi|export|load``: the resources of a config file, offline.
+
+``export`` prints every item of every resource as one JSON document,
+``{"items": [...], "events": [...]}``; ``load`` writes such a document back (keys
+kept, so children still name their parents), all of it or nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from quiver.config.models import Config
+
+# the command imports what it uses when it runs: `quiver --help` stays instant
+LoadConfig = Callable[[argparse.Namespace], "Config"]
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], load: LoadConfig
+) -> None:
+    """Adds ``quiver resources``; ``load`` reads the config the arguments name."""
+    parser = commands.add_parser(
+        "resources",
+        help="print the resources' OpenAPI document, export or load their items",
+        description="openapi: print the OpenAPI 3.1 document of the declared resources; "
+        "export: print every item as JSON; load FILE: write the items of such a JSON "
+        "document (all or none).",
+    )
+    parser.add_argument("action", choices=["openapi", "export", "load"])
+    parser.add_argument("file", nargs="?", help="load: the JSON document of items")
+    parser.add_argument(
+        "-c", "--config", metavar="FILE", help="config file (./quiver.yaml by default)"
+    )
+    parser.set_defaults(handler=lambda args: run(args, load))
+
+
+def run(args: argparse.Namespace, load: LoadConfig) -> int:
+    import sqlite3
+
+    from quiver.config.resources import DEFAULT_DATABASE
+    from quiver.errors import QuiverError
+    from quiver.resources.openapi import openapi_document
+    from quiver.resources.storage import open_database
+    from quiver.resources.transfer import export, load_items
+
+    config = load(args)
+    if not config.resources:
+        print("quiver: the config declares no resources", file=sys.stderr)
+        return 1
+    if args.action == "openapi":
+        print(json.dumps(openapi_document(config.resources), indent=2))
+        return 0
+    database = config.resources_db or DEFAULT_DATABASE
+    connection = open_database(database, config.resources)
+    try:
+        if args.action == "export":
+            print(json.dumps(export(connection, config.resources), indent=2))
+            return 0
+        if args.file is None:
+            print("quiver: resources load needs the FILE to load", file=sys.stderr)
+            return 2
+        with open(args.file, "rb") as file:
+            document = json.load(file)
+        counts = load_items(connection, config.resources, document)
+    except (OSError, ValueError, QuiverError, sqlite3.Error) as exc:
+        print(f"quiver: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        connection.close()
+    print(", ".join(f"{name}: {count} loaded" for name, count in counts.items()))
+    return 0
