@@ -163,6 +163,29 @@ def usage(prompt: int, completion_tokens: int, cached: int = 0) -> dict[str, Any
     return out
 
 
+def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    """One entry of a chat message's ``tool_calls``: a provider's tool use with its
+    input object as the JSON text chat carries."""
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": dumps(arguments or {})},
+    }
+
+
+def assistant_message(texts: list[str], calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The assistant message of a completion from its text pieces and tool calls
+    (``content`` is null when the answer is tool calls alone, as OpenAI sends it)."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
 def completion(
     completion_id: str,
     created: int,

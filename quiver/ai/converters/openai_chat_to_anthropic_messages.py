@@ -22,12 +22,12 @@ from typing import Any
 from quiver.ai.converters.chat import (
     ConversionError,
     StreamError,
+    assistant_message,
     bare_call_id,
     chunk,
     completion,
     content_parts,
     data_url,
-    dumps,
     functions_of,
     image_url_of,
     json_error,
@@ -40,6 +40,7 @@ from quiver.ai.converters.chat import (
     stop_list,
     system_text,
     text_of,
+    tool_call,
     tool_choice_of,
     turns,
     usage,
@@ -229,23 +230,8 @@ def convert_response(body: dict[str, Any], model: str) -> dict[str, Any]:
         if kind == "text":
             texts.append(block.get("text") or "")
         elif kind == "tool_use":
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name"),
-                        "arguments": dumps(block.get("input") or {}),
-                    },
-                }
-            )
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(texts) if texts or not calls else None,
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
+            calls.append(tool_call(block.get("id"), block.get("name"), block.get("input")))
+    message = assistant_message(texts, calls)
     reason = body.get("stop_reason")
     return completion(
         "chatcmpl-" + str(body.get("id") or "").removeprefix("msg_"),

@@ -32,12 +32,12 @@ from typing import Any
 from quiver.ai.converters.chat import (
     ConversionError,
     StreamError,
+    assistant_message,
     bare_call_id,
     chunk,
     completion,
     content_parts,
     data_url,
-    dumps,
     embedding_inputs,
     embeddings_list,
     functions_of,
@@ -53,6 +53,7 @@ from quiver.ai.converters.chat import (
     stop_list,
     system_text,
     text_of,
+    tool_call,
     tool_choice_of,
     turns,
     usage,
@@ -244,22 +245,9 @@ def convert_response(body: dict[str, Any], model: str) -> dict[str, Any]:
         elif "toolUse" in block:
             tool_use = block["toolUse"]
             calls.append(
-                {
-                    "id": tool_use.get("toolUseId"),
-                    "type": "function",
-                    "function": {
-                        "name": tool_use.get("name"),
-                        "arguments": dumps(tool_use.get("input") or {}),
-                    },
-                }
+                tool_call(tool_use.get("toolUseId"), tool_use.get("name"), tool_use.get("input"))
             )
-    out: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(texts) if texts or not calls else None,
-        "refusal": None,
-    }
-    if calls:
-        out["tool_calls"] = calls
+    out = assistant_message(texts, calls)
     reason = body.get("stopReason")
     return completion(
         new_id("chatcmpl-"),

@@ -28,6 +28,7 @@ from quiver.ai.converters.chat import (
     SIGNATURE_SEPARATOR,
     ConversionError,
     StreamError,
+    assistant_message,
     chunk,
     completion,
     content_parts,
@@ -264,13 +265,7 @@ def convert_response(body: dict[str, Any], model: str) -> dict[str, Any]:
                 calls.append(_tool_call(part))
             elif "text" in part and not part.get("thought"):
                 texts.append(part["text"])
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": "".join(texts) if texts or not calls else None,
-            "refusal": None,
-        }
-        if calls:
-            message["tool_calls"] = calls
+        message = assistant_message(texts, calls)
         choices.append(
             {
                 "index": candidate.get("index", position),
