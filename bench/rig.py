@@ -506,19 +506,22 @@ def run_wrk(
     s: RigSettings,
     work: Path,
     target: Server,
-    backend: Server,
+    backend: Server | None,
     seconds: int,
     rnd: int,
     *,
     wrk_options: tuple[str, ...] = (),
 ) -> Throughput:
     """wrk through ``target`` with ``work/report.lua``; ``wrk_options`` go before the
-    URL (e.g. ``--timeout 30s`` for a slow server)."""
+    URL (e.g. ``--timeout 30s`` for a slow server). ``backend`` is None for a server
+    that answers itself."""
     out = work / f"wrk-{target.label}-{target.scheme}-{rnd}.txt"
-    proxy_cpu, backend_cpu = CpuMeter(target.proc.pid), CpuMeter(backend.proc.pid)
+    proxy_cpu = CpuMeter(target.proc.pid)
+    backend_cpu = CpuMeter(backend.proc.pid) if backend is not None else None
     cores = CoreMeter((s.load_cpu, s.proxy_cpu))
     proxy_cpu.start()
-    backend_cpu.start()
+    if backend_cpu is not None:
+        backend_cpu.start()
     cores.start()
     t0 = time.monotonic()
     proc = procs.spawn(
@@ -539,7 +542,7 @@ def run_wrk(
     wall = time.monotonic() - t0
     busy = cores.stop()
     cpu, nprocs = proxy_cpu.stop()
-    bcpu, _ = backend_cpu.stop()
+    bcpu = backend_cpu.stop()[0] if backend_cpu is not None else 0.0
     r = wrk_result(out, code, f"wrk against {target.url}")
     errors = {
         k: r[k]

@@ -15,7 +15,7 @@ import binascii
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import orjson
 
@@ -44,9 +44,13 @@ class ListQuery:
     count: bool = False
     #: the parameters as sent, for the Link header's URLs
     params: list[tuple[str, str]] = field(default_factory=list)
+    #: the query string as sent without ``page`` and ``cursor``, ending with "&" when
+    #: not empty: the Link header's URLs add the page or cursor they point to
+    kept: bytes = b""
 
-    def where_sql(self) -> str:
-        return " WHERE " + " AND ".join(self.where) if self.where else ""
+    @property
+    def order_sql(self) -> str:
+        return ", ".join(self.order)
 
 
 def _bad(parameter: str, detail: str) -> InvalidRequest:
@@ -112,11 +116,24 @@ def read_query(query: str, table: Table) -> ListQuery:
             read.count = text == "true"
         else:
             _filter(read, table, name, text)
-    read.order.append(f'"{resource.primary_key}" ASC')  # a stable order across pages
+    # the key breaks ties, ascending (a stable sort: equal items in the order they
+    # were created), so that pages are stable
+    read.order.append(f'"{resource.primary_key}" ASC')
     read.keys.append((resource.primary_key, False))
     if read.cursor is not None:
         _keyset(read, table)
+    read.kept = _kept(query)
     return read
+
+
+def _kept(query: str) -> bytes:
+    """The parameters of ``query`` as sent, but ``page`` and ``cursor``."""
+    kept = [
+        part
+        for part in query.split("&")
+        if part and unquote_plus(part.partition("=")[0]) not in ("page", "cursor")
+    ]
+    return "".join(part + "&" for part in kept).encode("latin-1")
 
 
 def encode_cursor(values: list[Any]) -> str:

@@ -41,6 +41,8 @@ class Table:
     resource: Resource
     columns: tuple[str, ...]  # key, parent column, fields, timestamps
     types: dict[str, str]  # column -> JSON type
+    encoded: tuple[str, ...] = ()  # the columns holding JSON text (arrays, objects)
+    booleans: tuple[str, ...] = ()  # the columns holding booleans as 0/1
 
     @classmethod
     def of(cls, resource: Resource) -> Table:
@@ -55,7 +57,9 @@ class Table:
         if resource.timestamps:
             columns.extend(TIMESTAMPS)
             types.update(dict.fromkeys(TIMESTAMPS, "string"))
-        return cls(resource, tuple(columns), types)
+        encoded = tuple(c for c in columns if types[c] in ("array", "object"))
+        booleans = tuple(c for c in columns if types[c] == "boolean")
+        return cls(resource, tuple(columns), types, encoded, booleans)
 
     @property
     def name(self) -> str:
@@ -108,16 +112,14 @@ class Table:
 
     def from_row(self, row: Sequence[Any]) -> dict[str, Any]:
         """An item as JSON (null columns left out) from a row of every column."""
-        item: dict[str, Any] = {}
-        for column, value in zip(self.columns, row, strict=True):
-            if value is None:
-                continue
-            kind = self.types[column]
-            if kind in ("array", "object"):
-                value = orjson.loads(value)
-            elif kind == "boolean":
-                value = bool(value)
-            item[column] = value
+        pairs = zip(self.columns, row, strict=True)
+        item = {column: value for column, value in pairs if value is not None}
+        for column in self.encoded:
+            if column in item:
+                item[column] = orjson.loads(item[column])
+        for column in self.booleans:
+            if column in item:
+                item[column] = bool(item[column])
         return item
 
 

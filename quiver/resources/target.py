@@ -22,7 +22,6 @@ import hashlib
 import re
 import sqlite3
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 from pydantic import Field
@@ -43,7 +42,7 @@ from quiver.resources.errors import (
     invalid,
 )
 from quiver.resources.patch import json_patch, merge_patch
-from quiver.resources.query import encode_cursor, read_query
+from quiver.resources.query import ListQuery, encode_cursor, read_query
 from quiver.resources.storage import Table, now, open_database
 from quiver.resources.validate import ItemSchema
 
@@ -53,6 +52,8 @@ _JSON_PATCH = b"application/json-patch+json"
 _COLLECTION_METHODS = b"GET, HEAD, POST, OPTIONS"
 _ITEM_METHODS = b"GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
 _ACCEPT_PATCH = (b"Accept-Patch", _MERGE_PATCH + b", " + _JSON_PATCH)
+#: how many list queries a target keeps read (then it starts over)
+_QUERIES_KEPT = 256
 
 
 class ResourceOptions(TargetOptions):
@@ -93,6 +94,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
         pattern = re.sub(r"\\\{[a-z0-9_]+\\\}", "([^/]+)", re.escape(template))
         self.pattern = re.compile(pattern.encode() + rb"(?:/([^/]+))?/?")
         self.connection = open_database(options.database, options.resources)
+        self.queries: dict[bytes, ListQuery] = {}
         key = resource.primary_key
         columns = ", ".join(f'"{column}"' for column in self.table.columns)
         self.select_one = f'SELECT {columns} FROM "{resource.name}" WHERE "{key}" = ?'
@@ -214,66 +216,72 @@ class ResourceTarget(TargetType[ResourceOptions]):
         return b"*" in tags or tag in (t.removeprefix(b"W/") for t in tags)
 
     def _list(self, request: PluginRequest, parents: list[int], path: bytes) -> Response:
-        query = read_query(request.query.decode("latin-1"), self.table)
+        query = self._query(request.query)
+        where, args = query.where, query.args
         parent = self.table.resource.parent
         if parent is not None:
-            query.where.append(f'"{parent.field}" = ?')
-            query.args.append(parents[-1])
-        where = query.where_sql()
-        sql = f"{self.select_list}{where} ORDER BY {', '.join(query.order)} LIMIT ? OFFSET ?"
+            where = [*where, f'"{parent.field}" = ?']
+            args = [*args, parents[-1]]
+        where_sql = " WHERE " + " AND ".join(where) if where else ""
+        sql = f"{self.select_list}{where_sql} ORDER BY {query.order_sql} LIMIT ? OFFSET ?"
         offset = 0 if query.cursor is not None else (query.page - 1) * query.limit
-        rows = self.connection.execute(sql, (*query.args, query.limit + 1, offset)).fetchall()
+        rows = self.connection.execute(sql, (*args, query.limit + 1, offset)).fetchall()
         more = len(rows) > query.limit
-        items = [self.table.from_row(row) for row in rows[: query.limit]]
+        from_row = self.table.from_row
+        items = [from_row(row) for row in rows[: query.limit]]
         if query.cursor is not None:
             last = items[-1] if more else None
             after = None
             if last is not None:
                 after = [self.table.to_sql(column, last[column]) for column, _ in query.keys]
-            links = self._cursor_links(path, query.params, after)
+            links = self._cursor_links(path, query.kept, after)
         else:
-            links = self._links(path, query.params, query.page, more)
+            links = self._links(path, query.kept, query.page, more)
         if query.fields is not None:
             chosen = query.fields
             items = [{name: item[name] for name in chosen if name in item} for item in items]
         body = orjson.dumps(items)
         tag = etag_of(body)
-        headers = [(b"Content-Type", _JSON), (b"ETag", tag)]
-        if links:
-            headers.append((b"Link", links))
+        headers = [(b"Content-Type", _JSON), (b"ETag", tag), (b"Link", links)]
         if query.count:
-            total_sql = f'SELECT COUNT(*) FROM "{self.table.name}"{where}'
-            total = self.connection.execute(total_sql, query.args).fetchone()[0]
+            total_sql = f'SELECT COUNT(*) FROM "{self.table.name}"{where_sql}'
+            total = self.connection.execute(total_sql, args).fetchone()[0]
             headers.append((b"X-Total-Count", str(total).encode()))
         if self._none_match(request, tag):
             return Response(304, [(b"ETag", tag)])
         return Response(200, headers, body)
 
-    def _links(self, path: bytes, params: list[tuple[str, str]], page: int, more: bool) -> bytes:
+    def _query(self, raw: bytes) -> ListQuery:
+        """The list query of a query string, read once: the same lists are asked for
+        again and again."""
+        query = self.queries.get(raw)
+        if query is None:
+            query = read_query(raw.decode("latin-1"), self.table)
+            if len(self.queries) >= _QUERIES_KEPT:
+                self.queries.clear()
+            self.queries[raw] = query
+        return query
+
+    def _links(self, path: bytes, kept: bytes, page: int, more: bool) -> bytes:
         # RFC 8288 §3: relative references, resolved against the request's URI
-        kept = [(name, value) for name, value in params if name != "page"]
+        base = b"<" + path + b"?" + kept + b"page="
 
-        def link(number: int, rel: str) -> str:
-            query = urlencode([*kept, ("page", str(number))])
-            return f'<{path.decode("latin-1")}?{query}>; rel="{rel}"'
+        def link(number: int, rel: bytes) -> bytes:
+            return base + str(number).encode() + b'>; rel="' + rel + b'"'
 
-        links = [link(1, "first")]
+        links = [link(1, b"first")]
         if page > 1:
-            links.append(link(page - 1, "prev"))
+            links.append(link(page - 1, b"prev"))
         if more:
-            links.append(link(page + 1, "next"))
-        return ", ".join(links).encode("latin-1")
+            links.append(link(page + 1, b"next"))
+        return b", ".join(links)
 
-    def _cursor_links(
-        self, path: bytes, params: list[tuple[str, str]], after: list[Any] | None
-    ) -> bytes:
-        kept = [(name, value) for name, value in params if name != "cursor"]
-        base = path.decode("latin-1")
-        links = [f'<{base}?{urlencode([*kept, ("cursor", "")])}>; rel="first"']
+    def _cursor_links(self, path: bytes, kept: bytes, after: list[Any] | None) -> bytes:
+        base = b"<" + path + b"?" + kept + b"cursor="
+        links = [base + b'>; rel="first"']
         if after is not None:
-            query = urlencode([*kept, ("cursor", encode_cursor(after))])
-            links.append(f'<{base}?{query}>; rel="next"')
-        return ", ".join(links).encode("latin-1")
+            links.append(base + encode_cursor(after).encode() + b'>; rel="next"')
+        return b", ".join(links)
 
     # -- writing -----------------------------------------------------------------------
 
