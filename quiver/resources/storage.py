@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from quiver.config.resources import TIMESTAMPS, Resource
+from quiver.resources.keys import Key
 
 _AFFINITY = {
     "string": "TEXT",
@@ -39,38 +40,51 @@ class Table:
     """A resource's table: its columns in order and how values cross into SQL."""
 
     resource: Resource
+    key: Key
     columns: tuple[str, ...]  # key, parent column, fields, timestamps
     types: dict[str, str]  # column -> JSON type
+    #: the parent's table (its key gives the parent column's type)
+    parent: Table | None = None
 
     @classmethod
-    def of(cls, resource: Resource) -> Table:
-        columns = [resource.primary_key]
-        types = {resource.primary_key: "integer"}
+    def of(cls, resource: Resource, parent: Table | None = None) -> Table:
+        key = Key.of(resource)
+        columns = [key.name]
+        types = {key.name: key.json_type}
         if resource.parent is not None:
+            assert parent is not None, "a child's table is made with its parent's"
             columns.append(resource.parent.field)
-            types[resource.parent.field] = "integer"
+            types[resource.parent.field] = parent.key.json_type
         for name, schema in resource.fields.items():
-            columns.append(name)
+            if name != key.name:
+                columns.append(name)
             types[name] = schema["type"]
         if resource.timestamps:
             columns.extend(TIMESTAMPS)
             types.update(dict.fromkeys(TIMESTAMPS, "string"))
-        return cls(resource, tuple(columns), types)
+        return cls(resource, key, tuple(columns), types, parent)
 
     @property
     def name(self) -> str:
         return self.resource.name
 
-    def create_sql(self, parent: Table | None) -> str:
-        resource = self.resource
-        lines = [f'"{resource.primary_key}" INTEGER PRIMARY KEY AUTOINCREMENT']
+    @property
+    def inserted(self) -> tuple[str, ...]:
+        """The columns an insert names: all but an auto key, which SQLite assigns."""
+        return self.columns[1:] if self.key.type == "auto" else self.columns
+
+    def create_sql(self) -> str:
+        resource, parent = self.resource, self.parent
+        lines = [self.key.column_sql()]
         if resource.parent is not None and parent is not None:
             action = resource.parent.on_delete.upper()
             lines.append(
-                f'"{resource.parent.field}" INTEGER NOT NULL REFERENCES '
-                f'"{parent.name}"("{parent.resource.primary_key}") ON DELETE {action}'
+                f'"{resource.parent.field}" {parent.key.affinity} NOT NULL REFERENCES '
+                f'"{parent.name}"("{parent.key.name}") ON DELETE {action}'
             )
         for name, schema in resource.fields.items():
+            if name == self.key.name:
+                continue
             line = f'"{name}" {_AFFINITY[schema["type"]]}'
             if name in resource.required:
                 line += " NOT NULL"
@@ -135,19 +149,16 @@ def open_database(path: str, resources: Sequence[Resource]) -> sqlite3.Connectio
     connection.execute("PRAGMA synchronous = FULL")
     connection.execute("PRAGMA foreign_keys = ON")
     connection.execute("PRAGMA case_sensitive_like = ON")
-    tables = {resource.name: Table.of(resource) for resource in resources}
     done: set[str] = set()
 
     def create(table: Table) -> None:
         if table.name in done:
             return
-        parent = None
-        if table.resource.parent is not None:
-            parent = tables[table.resource.parent.resource]
-            create(parent)
+        if table.parent is not None:
+            create(table.parent)
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement in table.create_sql(parent).split(";\n"):
+            for statement in table.create_sql().split(";\n"):
                 connection.execute(statement)
             connection.execute("COMMIT")
         except BaseException:
@@ -155,6 +166,24 @@ def open_database(path: str, resources: Sequence[Resource]) -> sqlite3.Connectio
             raise
         done.add(table.name)
 
-    for table in tables.values():
+    for table in tables_of(resources).values():
         create(table)
     return connection
+
+
+def tables_of(resources: Sequence[Resource]) -> dict[str, Table]:
+    """Every resource's table by name, each child's made with its parent's."""
+    by_name = {resource.name: resource for resource in resources}
+    tables: dict[str, Table] = {}
+
+    def table(resource: Resource) -> Table:
+        if resource.name not in tables:
+            parent = None
+            if resource.parent is not None:
+                parent = table(by_name[resource.parent.resource])
+            tables[resource.name] = Table.of(resource, parent)
+        return tables[resource.name]
+
+    for resource in resources:
+        table(resource)
+    return tables

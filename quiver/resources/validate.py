@@ -21,6 +21,9 @@ class ItemSchema:
         self.resource = resource
         schema = {"type": "object", "properties": resource.fields}
         self.validator = Draft202012Validator(schema, format_checker=FormatChecker())
+        #: a given key is required as any required field is
+        given = [resource.key] if resource.key_type == "given" else []
+        self.required = [*resource.required, *(n for n in given if n not in resource.required)]
         self.defaults = {
             name: field["default"] for name, field in resource.fields.items() if "default" in field
         }
@@ -41,7 +44,7 @@ class ItemSchema:
         ]
         errors += [
             {"pointer": _pointer([name]), "detail": "is required"}
-            for name in self.resource.required
+            for name in self.required
             if item.get(name) is None
         ]
         if errors:
