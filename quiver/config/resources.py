@@ -43,6 +43,8 @@ OPENAPI_TARGET_TYPE = "resources-openapi"
 #: where the resources' OpenAPI document is served
 OPENAPI_PATH = "/openapi/resources.json"
 
+#: how schema changes that would lose data are met: refused, or applied anyway
+MigrateMode = Literal["safe", "force"]
 #: how an item's key is made: by the store (an integer), at random (a UUID), or sent
 KeyType = Literal["auto", "uuid", "given"]
 FieldType = Literal["string", "number", "integer", "boolean", "array", "object"]
@@ -337,7 +339,7 @@ def ancestors(resource: Resource, by_name: dict[str, Resource]) -> list[Resource
 
 
 def expand(
-    resources: Sequence[Resource], database: str
+    resources: Sequence[Resource], database: str, migrate: MigrateMode = "safe"
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The targets and routes (plain data) the section compiles into."""
     by_name = {resource.name: resource for resource in resources}
@@ -353,6 +355,7 @@ def expand(
                     "resource": resource.name,
                     "resources": list(resources),
                     "database": database,
+                    "migrate": migrate,
                 },
             }
         )

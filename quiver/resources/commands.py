@@ -56,7 +56,11 @@ def run(args: argparse.Namespace, load: LoadConfig) -> int:
         print(json.dumps(openapi_document(config.resources), indent=2))
         return 0
     database = config.resources_db or DEFAULT_DATABASE
-    connection = open_database(database, config.resources)
+    try:
+        connection = open_database(database, config.resources, config.resources_migrate)
+    except (OSError, QuiverError, sqlite3.Error) as exc:
+        print(f"quiver: {exc}", file=sys.stderr)
+        return 1
     try:
         if args.action == "export":
             print(json.dumps(export(connection, config.resources), indent=2))

@@ -27,7 +27,13 @@ from urllib.parse import urlencode
 import orjson
 from pydantic import Field
 
-from quiver.config.resources import RESOURCE_TARGET_TYPE, Resource, ancestors, path_template
+from quiver.config.resources import (
+    RESOURCE_TARGET_TYPE,
+    MigrateMode,
+    Resource,
+    ancestors,
+    path_template,
+)
 from quiver.errors import HTTPError, MethodNotAllowed
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
@@ -62,6 +68,9 @@ class ResourceOptions(TargetOptions):
     resource: str = Field(description="The resource this target serves.")
     resources: list[Resource] = Field(description="Every declared resource (its parents).")
     database: str = Field(description="The SQLite file the resources are stored in.")
+    migrate: MigrateMode = Field(
+        "safe", description="Whether changes that lose data are applied (force) or refused."
+    )
 
 
 def etag_of(body: bytes) -> bytes:
@@ -95,7 +104,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
         template = path_template(resource, by_name)
         pattern = re.sub(r"\\\{[a-z0-9_]+\\\}", "([^/]+)", re.escape(template))
         self.pattern = re.compile(pattern.encode() + rb"(?:/([^/]+))?/?")
-        self.connection = open_database(options.database, options.resources)
+        self.connection = open_database(options.database, options.resources, options.migrate)
         key = self.key.name
         columns = ", ".join(f'"{column}"' for column in self.table.columns)
         self.select_one = f'SELECT {columns} FROM "{resource.name}" WHERE "{key}" = ?'
