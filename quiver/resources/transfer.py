@@ -6,9 +6,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from quiver.config.resources import Resource
+from quiver.resources.csvfile import read_csv
 from quiver.resources.errors import Unprocessable
 from quiver.resources.storage import Table, now, tables_of
 from quiver.resources.validate import ItemSchema
@@ -70,6 +72,23 @@ def load_items(
     return counts
 
 
+def load_csv(
+    connection: sqlite3.Connection, resources: list[Resource], path: Path, name: str | None
+) -> dict[str, int]:
+    """Inserts the rows of the CSV file ``path`` as items of resource ``name`` (by
+    default the file's name without ``.csv``), all or none."""
+    name = name or path.stem
+    tables = tables_of(resources)
+    if name not in tables:
+        known = ", ".join(tables)
+        raise ValueError(
+            f"{path.name}: no resource named '{name}' (resources: {known}); give --resource NAME"
+        )
+    rows = read_csv(path, tables[name])
+    load_rows(connection, tables[name], rows)
+    return {name: len(rows)}
+
+
 @contextmanager
 def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     """All or nothing: a file half loaded is worse than one refused."""
@@ -80,6 +99,34 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     except BaseException:
         connection.execute("ROLLBACK")
         raise
+
+
+class ItemRefused(ValueError):
+    """An item that does not fit: its first failure as ``field``/``detail`` (no field
+    for the item as a whole), the message as a JSON load reports it."""
+
+    def __init__(self, message: str, field: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.detail = detail or message
+
+
+def load_rows(
+    connection: sqlite3.Connection, table: Table, rows: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Inserts ``rows`` (each with where it comes from: ``items.csv:3``) in one
+    transaction; ValueError lists every row that does not fit, one per line."""
+    inserter = Inserter(connection, table)
+    failures: list[str] = []
+    with _transaction(connection):
+        for where, item in rows:
+            try:
+                inserter.insert(item)
+            except ItemRefused as exc:
+                failures.append(f"{where}: {exc.field or 'item'}: {exc.detail}")
+        if failures:
+            more = f"\n(and {len(failures) - 20} more)" if len(failures) > 20 else ""
+            raise ValueError("\n".join(failures[:20]) + more)
 
 
 class Inserter:
@@ -95,9 +142,9 @@ class Inserter:
         self.sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
 
     def insert(self, item: Any) -> None:
-        """ValueError says what is wrong with ``item``."""
+        """ItemRefused says what is wrong with ``item``."""
         if not isinstance(item, dict):
-            raise ValueError("an item is a JSON object")
+            raise ItemRefused("an item is a JSON object")
         table, resource = self.table, self.table.resource
         fields = {
             name: value
@@ -107,13 +154,18 @@ class Inserter:
         try:
             self.schema.check(fields)
         except Unprocessable as exc:
-            raise ValueError(exc.detail) from None
+            errors = exc.extensions.get("errors")
+            first = errors[0] if isinstance(errors, list) and errors else {}
+            pointer = str(first.get("pointer", ""))
+            detail = str(first.get("detail", exc.detail))
+            raise ItemRefused(exc.detail, pointer.lstrip("/"), detail) from None
         row = {**item, **fields}
         key = table.key
         if row.get(key.name) is None:
             row[key.name] = key.new()
         elif not key.fits(row[key.name]):
-            raise ValueError(f"/{key.name}: not a {key.type} key: {row[key.name]!r}")
+            detail = f"not a {key.type} key: {row[key.name]!r}"
+            raise ItemRefused(f"/{key.name}: {detail}", key.name, detail)
         if resource.timestamps:
             stamp = now()
             row.setdefault("created_at", stamp)
@@ -122,4 +174,14 @@ class Inserter:
         try:
             self.connection.execute(self.sql, values)
         except sqlite3.IntegrityError as exc:
-            raise ValueError(str(exc)) from None
+            text = str(exc)
+            column = text.rpartition(".")[2] if "constraint failed: " in text else ""
+            if text.startswith("UNIQUE"):
+                raise ItemRefused(text, column, "another item has this value") from None
+            if text.startswith("NOT NULL"):
+                raise ItemRefused(text, column, "is required") from None
+            parent = resource.parent
+            if "FOREIGN KEY" in text and parent is not None:
+                detail = f"no {parent.resource} item {row.get(parent.field)!r}"
+                raise ItemRefused(text, parent.field, detail) from None
+            raise ItemRefused(text, column) from None
