@@ -19,7 +19,12 @@ class ItemSchema:
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
-        schema = {"type": "object", "properties": resource.fields}
+        properties = dict(resource.fields)
+        key = properties.get(resource.key)
+        if resource.key_type == "given" and key is not None and key["type"] == "string":
+            # an empty key would name the collection's own URL
+            properties[resource.key] = {**key, "minLength": max(1, key.get("minLength", 0))}
+        schema = {"type": "object", "properties": properties}
         self.validator = Draft202012Validator(schema, format_checker=FormatChecker())
         #: a given key is required as any required field is
         given = [resource.key] if resource.key_type == "given" else []

@@ -38,6 +38,9 @@ resources:
   - name: tickets
     parent: {{resource: products, field: sku}}
     fields: {{holder: {{type: string}}}}
+  - name: tags
+    primary_key: label
+    fields: {{label: {{type: string}}}}
 """
 
 
@@ -125,6 +128,13 @@ def test_given_string_keys_are_sent_and_never_change(api: Api) -> None:
     assert ticket.status == 201 and ticket.json()["sku"] == "a b/c"
     assert api("GET", "/products/a%20b%2Fc/tickets").json()[0]["holder"] == "ann"
     assert api("DELETE", "/products/a%20b%2Fc").status == 409  # restrict: a ticket is left
+
+
+def test_a_given_string_key_is_never_empty(api: Api) -> None:
+    empty = api("POST", "/tags", {"label": ""})
+    assert empty.status == 422
+    assert [error["pointer"] for error in empty.json()["errors"]] == ["/label"]
+    assert api("POST", "/tags", {"label": "x"}).status == 201
 
 
 def test_given_integer_keys(api: Api) -> None:

@@ -240,3 +240,36 @@ def test_forcing_uuid_keys_on_a_parent_carries_its_children_along(tmp_path: Path
         "x": "b",
         "y": "a",
     }
+
+
+def test_safe_rebuilds_keep_every_value(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    _seed(db)
+    # price made unique (no clash), name no longer required, a new resource
+    after = BEFORE.replace("required: [name]", "unique: [price]") + (
+        "  - name: tags\n    fields: {{label: {{type: string}}}}\n"
+    )
+    config = write_config(tmp_path, after.format(db=db))
+    exported = _export(config)
+    assert exported.returncode == 0, exported.stderr
+    document = json.loads(exported.stdout)
+    assert [item["note"] for item in document["items"] if "note" in item] == ["blue"]
+    assert document["tags"] == []
+    with RunningProxy(after.format(db=db)) as proxy:
+        api = Api(proxy.port)
+        assert api("POST", "/items", {"price": 5}).status == 201  # name is optional now
+        assert api("POST", "/items", {"name": "x", "price": 2}).status == 409  # unique
+        api.client.close()
+
+
+def test_a_unique_field_with_shared_values_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    with RunningProxy(BEFORE.format(db=db)) as proxy:
+        api = Api(proxy.port)
+        for name in ("a", "b", "c"):
+            assert api("POST", "/items", {"name": name, "price": 1}).status == 201
+        api.client.close()
+    config = write_config(tmp_path, (BEFORE + "    unique: [price]\n").format(db=db))
+    result = _export(config)
+    assert result.returncode == 1
+    assert "resources[0].fields.price: becomes unique: 1 values are shared" in result.stderr
