@@ -273,3 +273,26 @@ def test_a_unique_field_with_shared_values_is_refused(tmp_path: Path) -> None:
     result = _export(config)
     assert result.returncode == 1
     assert "resources[0].fields.price: becomes unique: 1 values are shared" in result.stderr
+
+
+def test_a_file_made_before_declarations_were_recorded_is_taken_as_it_is(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "r.db"
+    made = (
+        'CREATE TABLE "items" (\n  "id" INTEGER PRIMARY KEY AUTOINCREMENT,\n'
+        '  "name" TEXT NOT NULL,\n  "price" NUMERIC,\n  "note" TEXT\n)'
+    )
+    with closing(sqlite3.connect(db)) as connection:
+        connection.execute(made)
+        connection.execute("INSERT INTO items (name, price) VALUES ('pen', 2)")
+        connection.commit()
+    with RunningProxy(BEFORE.format(db=db)) as proxy:
+        api = Api(proxy.port)
+        assert api("GET", "/items/1").json() == {"id": 1, "name": "pen", "price": 2}
+        api.client.close()
+    with closing(sqlite3.connect(db)) as connection:
+        sql = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'items'").fetchone()
+        recorded = connection.execute("SELECT name FROM _quiver_resources").fetchall()
+    assert sql[0] == made  # not rebuilt
+    assert recorded == [("items",)]
