@@ -381,8 +381,11 @@ class ResourceTarget(TargetType[ResourceOptions]):
         # in the order of the table's columns, as ``insert_sql`` names them
         values: dict[str, Any] = {}
         key = self.key
-        if key.type != "auto":
-            values[key.name] = key.new() if key.type == "uuid" else item[key.name]
+        if key.type == "uuid":
+            values[key.name] = key.new()
+        elif key.type == "given":  # (JSON Schema takes 12.0 for an integer: stored as 12)
+            given = item[key.name]
+            values[key.name] = int(given) if key.json_type == "integer" else given
         if resource.parent is not None:
             values[resource.parent.field] = parents[-1]
         for name in self.written:

@@ -143,9 +143,11 @@ def test_given_integer_keys(api: Api) -> None:
     assert api("GET", "/seats/12").json() == {"number": 12, "row": "A"}
     assert api("POST", "/seats", {"number": 12, "row": "B"}).status == 409
     assert api("POST", "/seats", {"number": "13"}).status == 422
+    whole = api("POST", "/seats", {"number": 14.0})
+    assert whole.status == 201 and whole.header("Location") == "/seats/14"
     _problem(api, "GET", "/seats/twelve", 404)
     _problem(api, "GET", "/seats/99999999999999999999999", 404)
-    assert api("GET", "/seats?number[gt]=3").json() == [{"number": 12, "row": "A"}]
+    assert api("GET", "/seats?number[gt]=3&number[lt]=13").json() == [{"number": 12, "row": "A"}]
     assert api("PUT", "/seats/12", {"number": 13, "row": "A"}).status == 422
     assert api("PUT", "/seats/12", {"number": 12, "row": "C"}).json()["row"] == "C"
 
