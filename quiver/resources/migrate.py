@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from quiver.config.resources import MigrateMode, Resource
@@ -91,7 +92,8 @@ def refuse(plans: list[Plan], mode: MigrateMode, source: str | None) -> None:
 def pending_refusals(path: str, resources: Sequence[Resource], mode: MigrateMode) -> list[str]:
     """What opening ``path`` would refuse, read without writing (for ``quiver check``)."""
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        uri = Path(path).absolute().as_uri() + "?mode=ro"  # (percent-encodes ? and #)
+        connection = sqlite3.connect(uri, uri=True)
     except sqlite3.Error:
         return []  # no file yet: every table will be new
     try:
