@@ -79,6 +79,9 @@ def run(args: argparse.Namespace, load: LoadConfig) -> int:
         if args.file is None:
             print("quiver: resources load needs the FILE to load", file=sys.stderr)
             return 2
+        if args.resource is not None and not args.file.lower().endswith(".csv"):
+            print("quiver: --resource names the resource of a .csv file", file=sys.stderr)
+            return 2
         if args.file.lower().endswith(".csv"):
             counts = load_csv(connection, config.resources, Path(args.file), args.resource)
         else:

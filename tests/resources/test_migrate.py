@@ -190,7 +190,7 @@ def test_two_processes_opening_at_once_migrate_once(tmp_path: Path) -> None:
     ]
     outputs = [process.communicate(timeout=30) for process in processes]
     for process, (stdout, stderr) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, stderr  # (a second ADD COLUMN would fail)
+        assert process.returncode == 0, stderr  # the second found the work done
         assert [item["status"] for item in json.loads(stdout)["items"]] == ["new", "new"]
     assert _columns(db).count("status") == 1
     with closing(sqlite3.connect(db)) as connection:
