@@ -295,6 +295,17 @@ def _cache(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     path = _config_path(args)
     config = _load(path, _catalog())
+    if config.resources:
+        from quiver.config.resources import DEFAULT_DATABASE
+        from quiver.resources.migrate import pending_refusals
+
+        database = config.resources_db or DEFAULT_DATABASE
+        refused = pending_refusals(database, config.resources, config.resources_migrate)
+        if refused:
+            print(f"quiver: {len(refused)} change(s) of the resources refused:", file=sys.stderr)
+            for issue in refused:
+                print(f"  {issue}", file=sys.stderr)
+            return 1
     print(
         f"{path}: OK ({len(config.targets)} targets, {len(config.routes)} routes, "
         f"{len(config.listen)} listen addresses)"
@@ -356,6 +367,12 @@ def _serve(args: argparse.Namespace) -> int:
     from quiver.proxy.exclusive import refuse_taken
 
     refuse_taken(config.listen, takeover=args.takeover)
+    if config.resources:  # schema changes once, before any worker, refused ones stop here
+        from quiver.config.resources import DEFAULT_DATABASE
+        from quiver.resources.storage import open_database
+
+        database = config.resources_db or DEFAULT_DATABASE
+        open_database(database, config.resources, config.resources_migrate).close()
     workers = _worker_count(args.workers if args.workers is not None else config.workers)
 
     from quiver.proxy.tls import warn_unverified

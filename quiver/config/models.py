@@ -19,7 +19,7 @@ from quiver.config.ai import AIConfig, AIRoute, expand
 from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
 from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
-from quiver.config.resources import DEFAULT_DATABASE, Resource, resource_issues
+from quiver.config.resources import DEFAULT_DATABASE, MigrateMode, Resource, resource_issues
 from quiver.config.resources import expand as expand_resources
 from quiver.config.tracing import Tracing
 from quiver.config.upstream import NAME_PATTERN as NAME_PATTERN
@@ -548,6 +548,13 @@ class Declaration(Strict):
         description="The SQLite file resources are stored in; `resources.db` in the "
         "directory the gateway runs in when unset.",
     )
+    resources_migrate: MigrateMode = Field(
+        "safe",
+        description="Changes of the declared resources applied at start: `safe` applies "
+        "those that keep every value and refuses the others (quiver does not start); "
+        "`force` applies those too, rebuilding the tables and dropping what cannot be "
+        "kept (see docs/resources.md, Migrations).",
+    )
 
     @model_validator(mode="after")
     def _ai_targets(self) -> Declaration:
@@ -572,7 +579,9 @@ class Declaration(Strict):
         issues = resource_issues(self.resources)
         if issues:
             raise ValueError("; ".join(issues))
-        targets, routes = expand_resources(self.resources, self.resources_db or DEFAULT_DATABASE)
+        targets, routes = expand_resources(
+            self.resources, self.resources_db or DEFAULT_DATABASE, self.resources_migrate
+        )
         generated = {target["name"] for target in targets}
         kept = [target for target in self.targets if target.name not in generated]
         kept_routes = [route for route in self.routes if route.name not in generated]

@@ -43,6 +43,10 @@ OPENAPI_TARGET_TYPE = "resources-openapi"
 #: where the resources' OpenAPI document is served
 OPENAPI_PATH = "/openapi/resources.json"
 
+#: how schema changes that would lose data are met: refused, or applied anyway
+MigrateMode = Literal["safe", "force"]
+#: how an item's key is made: by the store (an integer), at random (a UUID), or sent
+KeyType = Literal["auto", "uuid", "given"]
 FieldType = Literal["string", "number", "integer", "boolean", "array", "object"]
 FIELD_TYPES: tuple[str, ...] = ("string", "number", "integer", "boolean", "array", "object")
 #: the JSON Schema keywords a field may carry
@@ -100,6 +104,17 @@ class Parent(Strict):
     )
 
 
+class PrimaryKey(Strict):
+    """The long form of ``primary_key``: its name and how it is made."""
+
+    name: str = Field("id", pattern=_COLUMN.pattern, description="Name of the key.")
+    type: KeyType = Field(
+        "auto",
+        description="auto: an integer the store assigns; uuid: a random UUID the store "
+        "assigns; given: one of the fields (string or integer), sent by the client on create.",
+    )
+
+
 class Resource(Strict):
     """One resource: a table and the REST API serving it."""
 
@@ -128,10 +143,11 @@ class Resource(Strict):
     timestamps: bool = Field(
         False, description="Keep `created_at` and `updated_at` (ISO 8601, UTC) on each item."
     )
-    primary_key: str = Field(
+    primary_key: str | PrimaryKey = Field(
         "id",
-        pattern=_COLUMN.pattern,
-        description="Name of the key: an integer the store assigns on create.",
+        description="Name of the key: an integer the store assigns on create, or the "
+        "client's value when it names a field; `{name, type}` (auto, uuid or given) says it "
+        "explicitly.",
     )
     limit: Limit = Field(default_factory=Limit, description="Page sizes of lists.")
     require_if_match: bool = Field(
@@ -164,13 +180,19 @@ class Resource(Strict):
             check_field(name, schema)
         return value
 
+    @field_validator("primary_key")
+    @classmethod
+    def _key_name(cls, value: str | PrimaryKey) -> str | PrimaryKey:
+        if isinstance(value, str) and not _COLUMN.fullmatch(value):
+            raise ValueError("a key name is lower case letters, digits and '_'")
+        return value
+
     @model_validator(mode="after")
     def _names(self) -> Resource:
-        managed = {self.primary_key, *(TIMESTAMPS if self.timestamps else ())}
-        if self.parent is not None:
-            managed.add(self.parent.field)
-            if self.path is not None:
-                raise ValueError("a child resource is served under its parent: no 'path'")
+        self._check_key()
+        managed = set(self.managed_columns())
+        if self.parent is not None and self.path is not None:
+            raise ValueError("a child resource is served under its parent: no 'path'")
         for key in ("required", "unique"):
             for name in getattr(self, key):
                 if name not in self.fields:
@@ -189,6 +211,43 @@ class Resource(Strict):
             if self.fields[name].get("type") in ("array", "object"):
                 raise ValueError(f"'unique' field '{name}' must be a scalar")
         return self
+
+    def _check_key(self) -> None:
+        key = self.primary_key
+        if isinstance(key, PrimaryKey) and key.type == "given" and key.name not in self.fields:
+            raise ValueError(
+                f"primary_key.name: a given key is one of the fields, '{key.name}' is not"
+            )
+        if self.key_type == "given":
+            kind = self.fields[self.key].get("type")
+            if kind not in ("string", "integer"):
+                raise ValueError(
+                    f"primary_key: a given key is a string or integer field, '{self.key}' is {kind}"
+                )
+
+    def managed_columns(self) -> list[str]:
+        """The columns the store fills, not the client: the key (unless given), the
+        parent column and the timestamps."""
+        managed = [] if self.key_type == "given" else [self.key]
+        if self.parent is not None:
+            managed.append(self.parent.field)
+        if self.timestamps:
+            managed.extend(TIMESTAMPS)
+        return managed
+
+    @property
+    def key(self) -> str:
+        """The key's name (the column and the path parameter)."""
+        key = self.primary_key
+        return key if isinstance(key, str) else key.name
+
+    @property
+    def key_type(self) -> KeyType:
+        """How the key is made; a plain name naming a field is a given key."""
+        key = self.primary_key
+        if isinstance(key, PrimaryKey):
+            return key.type
+        return "given" if key in self.fields else "auto"
 
     @property
     def index_columns(self) -> list[tuple[str, ...]]:
@@ -269,8 +328,18 @@ def path_template(resource: Resource, by_name: dict[str, Resource]) -> str:
     return f"{path_template(parent, by_name)}/{{{resource.parent.field}}}/{resource.name}"
 
 
+def ancestors(resource: Resource, by_name: dict[str, Resource]) -> list[Resource]:
+    """The resources a child is served under, the root first."""
+    found: list[Resource] = []
+    parent = resource.parent
+    while parent is not None:
+        found.insert(0, by_name[parent.resource])
+        parent = by_name[parent.resource].parent
+    return found
+
+
 def expand(
-    resources: Sequence[Resource], database: str
+    resources: Sequence[Resource], database: str, migrate: MigrateMode = "safe"
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The targets and routes (plain data) the section compiles into."""
     by_name = {resource.name: resource for resource in resources}
@@ -286,6 +355,7 @@ def expand(
                     "resource": resource.name,
                     "resources": list(resources),
                     "database": database,
+                    "migrate": migrate,
                 },
             }
         )

@@ -2,7 +2,8 @@
 
 ``export`` prints every item of every resource as one JSON document,
 ``{"items": [...], "events": [...]}``; ``load`` writes such a document back (keys
-kept, so children still name their parents), all of it or nothing.
+kept, so children still name their parents), or the rows of a CSV file into one
+resource (``items.csv`` into ``items``, or ``--resource``), all of it or nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,10 +31,19 @@ def add_commands(
         help="print the resources' OpenAPI document, export or load their items",
         description="openapi: print the OpenAPI 3.1 document of the declared resources; "
         "export: print every item as JSON; load FILE: write the items of such a JSON "
-        "document (all or none).",
+        "document, or the rows of a CSV file with a header row naming the fields "
+        "(all or none).",
     )
     parser.add_argument("action", choices=["openapi", "export", "load"])
-    parser.add_argument("file", nargs="?", help="load: the JSON document of items")
+    parser.add_argument(
+        "file", nargs="?", help="load: the JSON document of items, or a .csv file of rows"
+    )
+    parser.add_argument(
+        "--resource",
+        metavar="NAME",
+        help="load FILE.csv: the resource its rows are items of (by default the file's "
+        "name: items.csv loads into items)",
+    )
     parser.add_argument(
         "-c", "--config", metavar="FILE", help="config file (./quiver.yaml by default)"
     )
@@ -46,7 +57,7 @@ def run(args: argparse.Namespace, load: LoadConfig) -> int:
     from quiver.errors import QuiverError
     from quiver.resources.openapi import openapi_document
     from quiver.resources.storage import open_database
-    from quiver.resources.transfer import export, load_items
+    from quiver.resources.transfer import export, load_csv, load_items
 
     config = load(args)
     if not config.resources:
@@ -56,7 +67,11 @@ def run(args: argparse.Namespace, load: LoadConfig) -> int:
         print(json.dumps(openapi_document(config.resources), indent=2))
         return 0
     database = config.resources_db or DEFAULT_DATABASE
-    connection = open_database(database, config.resources)
+    try:
+        connection = open_database(database, config.resources, config.resources_migrate)
+    except (OSError, QuiverError, sqlite3.Error) as exc:
+        print(f"quiver: {exc}", file=sys.stderr)
+        return 1
     try:
         if args.action == "export":
             print(json.dumps(export(connection, config.resources), indent=2))
@@ -64,9 +79,15 @@ def run(args: argparse.Namespace, load: LoadConfig) -> int:
         if args.file is None:
             print("quiver: resources load needs the FILE to load", file=sys.stderr)
             return 2
-        with open(args.file, "rb") as file:
-            document = json.load(file)
-        counts = load_items(connection, config.resources, document)
+        if args.resource is not None and not args.file.lower().endswith(".csv"):
+            print("quiver: --resource names the resource of a .csv file", file=sys.stderr)
+            return 2
+        if args.file.lower().endswith(".csv"):
+            counts = load_csv(connection, config.resources, Path(args.file), args.resource)
+        else:
+            with open(args.file, "rb") as file:
+                document = json.load(file)
+            counts = load_items(connection, config.resources, document)
     except (OSError, ValueError, QuiverError, sqlite3.Error) as exc:
         print(f"quiver: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,8 @@ from quiver.config.resources import OPENAPI_TARGET_TYPE, TIMESTAMPS, Resource, p
 from quiver.errors import MethodNotAllowed
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
+from quiver.resources.storage import Table, tables_of
+from quiver.resources.validate import ItemSchema
 
 _PROBLEM = {"$ref": "#/components/responses/problem"}
 _LIST_PARAMETERS = [
@@ -30,12 +32,14 @@ _LIST_PARAMETERS = [
 _OPERATORS = "ne, lt, lte, gt, gte, in, nin, like, ilike, null"
 
 
-def _schemas(resource: Resource) -> dict[str, Any]:
-    key = resource.primary_key
-    properties: dict[str, Any] = {key: {"type": "integer", "readOnly": True}}
-    required = [key, *resource.required]
-    if resource.parent is not None:
-        properties[resource.parent.field] = {"type": "integer", "readOnly": True}
+def _schemas(table: Table) -> dict[str, Any]:
+    resource, key = table.resource, table.key
+    properties: dict[str, Any] = {}
+    if key.type != "given":  # (a given key is a field, as declared)
+        properties[key.name] = {**key.schema(), "readOnly": True}
+    required = [key.name, *(name for name in resource.required if name != key.name)]
+    if resource.parent is not None and table.parent is not None:
+        properties[resource.parent.field] = {**table.parent.key.schema(), "readOnly": True}
         required.append(resource.parent.field)
     properties.update(resource.fields)
     if resource.timestamps:
@@ -48,8 +52,9 @@ def _schemas(resource: Resource) -> dict[str, Any]:
         "properties": resource.fields,
         "additionalProperties": False,
     }
-    if resource.required:
-        given["required"] = list(resource.required)
+    written = ItemSchema(resource).required
+    if written:
+        given["required"] = written
     return {resource.name: item, f"{resource.name}-input": given}
 
 
@@ -57,15 +62,18 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _operations(resource: Resource, template: str) -> dict[str, Any]:
+def _operations(table: Table, template: str) -> dict[str, Any]:
+    resource = table.resource
     name = resource.name
     item = {"$ref": f"#/components/schemas/{name}"}
     given = {"$ref": f"#/components/schemas/{name}-input"}
-    path_parameters = [
-        {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "integer"}}
-        for part in template.split("/")
-        if part.startswith("{")
-    ]
+    # each parent parameter is typed by the key of the resource it names
+    path_parameters: list[dict[str, Any]] = []
+    above = table
+    while above.parent is not None and above.resource.parent is not None:
+        parameter = {"name": above.resource.parent.field, "in": "path", "required": True}
+        path_parameters.insert(0, {**parameter, "schema": above.parent.key.schema()})
+        above = above.parent
     filters = [
         {
             "name": f"{field}[op]",
@@ -111,12 +119,7 @@ def _operations(resource: Resource, template: str) -> dict[str, Any]:
             },
         },
     }
-    key = {
-        "name": resource.primary_key,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "integer"},
-    }
+    key = {"name": table.key.name, "in": "path", "required": True, "schema": table.key.schema()}
     patch = {
         "application/merge-patch+json": {"schema": {"type": "object"}},
         "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
@@ -153,7 +156,7 @@ def _operations(resource: Resource, template: str) -> dict[str, Any]:
             "responses": {"204": {"description": "Deleted."}, **conditional},
         },
     }
-    return {template: collection, f"{template}/{{{resource.primary_key}}}": one}
+    return {template: collection, f"{template}/{{{table.key.name}}}": one}
 
 
 def openapi_document(resources: Sequence[Resource]) -> dict[str, Any]:
@@ -161,9 +164,11 @@ def openapi_document(resources: Sequence[Resource]) -> dict[str, Any]:
     by_name = {resource.name: resource for resource in resources}
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
+    tables = tables_of(resources)
     for resource in resources:
-        paths.update(_operations(resource, path_template(resource, by_name)))
-        schemas.update(_schemas(resource))
+        table = tables[resource.name]
+        paths.update(_operations(table, path_template(resource, by_name)))
+        schemas.update(_schemas(table))
     problem = {
         "description": "A problem document (RFC 9457); `errors` lists `{pointer, detail}`.",
         "content": {"application/problem+json": {"schema": {"type": "object"}}},

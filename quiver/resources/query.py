@@ -118,8 +118,8 @@ def read_query(query: str, table: Table) -> ListQuery:
             _filter(read, table, name, text)
     # the key breaks ties, ascending (a stable sort: equal items in the order they
     # were created), so that pages are stable
-    read.order.append(f'"{resource.primary_key}" ASC')
-    read.keys.append((resource.primary_key, False))
+    read.order.append(f'"{resource.key}" ASC')
+    read.keys.append((resource.key, False))
     if read.cursor is not None:
         _keyset(read, table)
     read.kept = _kept(query)
@@ -158,7 +158,7 @@ def _keyset(read: ListQuery, table: Table) -> None:
     if any(name == "page" for name, _ in read.params):
         raise _bad("cursor", "give either 'cursor' or 'page'")
     resource = table.resource
-    never_null = {*resource.required, resource.primary_key, "created_at", "updated_at"}
+    never_null = {*resource.required, resource.key, "created_at", "updated_at"}
     if resource.parent is not None:
         never_null.add(resource.parent.field)
     for column, _ in read.keys:

@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from quiver.config.resources import TIMESTAMPS, Resource
+from quiver.config.resources import TIMESTAMPS, MigrateMode, Resource
+from quiver.resources.keys import Key
 
 _AFFINITY = {
     "string": "TEXT",
@@ -39,65 +40,84 @@ class Table:
     """A resource's table: its columns in order and how values cross into SQL."""
 
     resource: Resource
+    key: Key
     columns: tuple[str, ...]  # key, parent column, fields, timestamps
     types: dict[str, str]  # column -> JSON type
     encoded: tuple[str, ...] = ()  # the columns holding JSON text (arrays, objects)
     booleans: tuple[str, ...] = ()  # the columns holding booleans as 0/1
+    #: the parent's table (its key gives the parent column's type)
+    parent: Table | None = None
 
     @classmethod
-    def of(cls, resource: Resource) -> Table:
-        columns = [resource.primary_key]
-        types = {resource.primary_key: "integer"}
+    def of(cls, resource: Resource, parent: Table | None = None) -> Table:
+        key = Key.of(resource)
+        columns = [key.name]
+        types = {key.name: key.json_type}
         if resource.parent is not None:
+            assert parent is not None, "a child's table is made with its parent's"
             columns.append(resource.parent.field)
-            types[resource.parent.field] = "integer"
+            types[resource.parent.field] = parent.key.json_type
         for name, schema in resource.fields.items():
-            columns.append(name)
+            if name != key.name:
+                columns.append(name)
             types[name] = schema["type"]
         if resource.timestamps:
             columns.extend(TIMESTAMPS)
             types.update(dict.fromkeys(TIMESTAMPS, "string"))
         encoded = tuple(c for c in columns if types[c] in ("array", "object"))
         booleans = tuple(c for c in columns if types[c] == "boolean")
-        return cls(resource, tuple(columns), types, encoded, booleans)
+        return cls(resource, key, tuple(columns), types, encoded, booleans, parent)
 
     @property
     def name(self) -> str:
         return self.resource.name
 
-    def create_sql(self, parent: Table | None) -> str:
-        resource = self.resource
-        lines = [f'"{resource.primary_key}" INTEGER PRIMARY KEY AUTOINCREMENT']
-        if resource.parent is not None and parent is not None:
+    @property
+    def inserted(self) -> tuple[str, ...]:
+        """The columns an insert names: all but an auto key, which SQLite assigns."""
+        return self.columns[1:] if self.key.type == "auto" else self.columns
+
+    def column_sql(self, column: str) -> str:
+        """The declaration of one of the table's columns, as CREATE TABLE has it."""
+        resource, parent = self.resource, self.parent
+        if column == self.key.name:
+            return self.key.column_sql()
+        if resource.parent is not None and column == resource.parent.field:
+            assert parent is not None
             action = resource.parent.on_delete.upper()
-            lines.append(
-                f'"{resource.parent.field}" INTEGER NOT NULL REFERENCES '
-                f'"{parent.name}"("{parent.resource.primary_key}") ON DELETE {action}'
+            return (
+                f'"{column}" {parent.key.affinity} NOT NULL REFERENCES '
+                f'"{parent.name}"("{parent.key.name}") ON DELETE {action}'
             )
-        for name, schema in resource.fields.items():
-            line = f'"{name}" {_AFFINITY[schema["type"]]}'
-            if name in resource.required:
-                line += " NOT NULL"
-            if name in resource.unique:
-                line += " UNIQUE"
-            lines.append(line)
-        if resource.timestamps:
-            lines += [f'"{name}" TEXT NOT NULL' for name in TIMESTAMPS]
-        body = ",\n  ".join(lines)
-        sql = f'CREATE TABLE IF NOT EXISTS "{resource.name}" (\n  {body}\n)'
+        if column in TIMESTAMPS:
+            return f'"{column}" TEXT NOT NULL'
+        line = f'"{column}" {self.affinity(column)}'
+        if column in resource.required:
+            line += " NOT NULL"
+        if column in resource.unique:
+            line += " UNIQUE"
+        return line
+
+    def affinity(self, column: str) -> str:
+        return _AFFINITY[self.types[column]]
+
+    def create_sql(self, name: str | None = None) -> str:
+        """CREATE TABLE for the table, or for a copy of it named ``name``."""
+        body = ",\n  ".join(self.column_sql(column) for column in self.columns)
+        return f'CREATE TABLE "{name or self.name}" (\n  {body}\n)'
+
+    def indexes(self) -> dict[str, str]:
+        """CREATE INDEX of each index by name: the parent column's and the declared ones."""
+        resource = self.resource
+        wanted = list(resource.index_columns)
         if resource.parent is not None:
-            field = resource.parent.field
-            sql += (
-                f';\nCREATE INDEX IF NOT EXISTS "{resource.name}_{field}" '
-                f'ON "{resource.name}"("{field}")'
-            )
-        for columns in resource.index_columns:
+            wanted.insert(0, (resource.parent.field,))
+        statements: dict[str, str] = {}
+        for columns in wanted:
+            name = f"{resource.name}_{'_'.join(columns)}"
             listed = ", ".join(f'"{column}"' for column in columns)
-            sql += (
-                f';\nCREATE INDEX IF NOT EXISTS "{resource.name}_{"_".join(columns)}" '
-                f'ON "{resource.name}"({listed})'
-            )
-        return sql
+            statements[name] = f'CREATE INDEX IF NOT EXISTS "{name}" ON "{self.name}"({listed})'
+        return statements
 
     def to_sql(self, column: str, value: Any) -> Any:
         """A JSON value as stored in ``column``."""
@@ -128,35 +148,42 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def open_database(path: str, resources: Sequence[Resource]) -> sqlite3.Connection:
-    """A connection to ``path`` with every resource's table created (parents first)."""
+def open_database(
+    path: str, resources: Sequence[Resource], migrate: MigrateMode = "safe"
+) -> sqlite3.Connection:
+    """A connection to ``path`` with every resource's table as declared: created, or
+    changed by :func:`quiver.resources.migrate.migrate` (ConfigError when a change
+    would lose data and ``migrate`` is not ``force``)."""
+    from quiver.resources.migrate import migrate as apply_changes
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = FULL")
-    connection.execute("PRAGMA foreign_keys = ON")
-    connection.execute("PRAGMA case_sensitive_like = ON")
-    tables = {resource.name: Table.of(resource) for resource in resources}
-    done: set[str] = set()
-
-    def create(table: Table) -> None:
-        if table.name in done:
-            return
-        parent = None
-        if table.resource.parent is not None:
-            parent = tables[table.resource.parent.resource]
-            create(parent)
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in table.create_sql(parent).split(";\n"):
-                connection.execute(statement)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        done.add(table.name)
-
-    for table in tables.values():
-        create(table)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA case_sensitive_like = ON")
+        apply_changes(connection, resources, migrate, source=path)
+        connection.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        connection.close()
+        raise
     return connection
+
+
+def tables_of(resources: Sequence[Resource]) -> dict[str, Table]:
+    """Every resource's table by name, each child's made with its parent's."""
+    by_name = {resource.name: resource for resource in resources}
+    tables: dict[str, Table] = {}
+
+    def table(resource: Resource) -> Table:
+        if resource.name not in tables:
+            parent = None
+            if resource.parent is not None:
+                parent = table(by_name[resource.parent.resource])
+            tables[resource.name] = Table.of(resource, parent)
+        return tables[resource.name]
+
+    for resource in resources:
+        table(resource)
+    return tables

@@ -26,7 +26,13 @@ from typing import Any
 import orjson
 from pydantic import Field
 
-from quiver.config.resources import RESOURCE_TARGET_TYPE, Resource, path_template
+from quiver.config.resources import (
+    RESOURCE_TARGET_TYPE,
+    MigrateMode,
+    Resource,
+    ancestors,
+    path_template,
+)
 from quiver.errors import HTTPError, MethodNotAllowed
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
@@ -43,8 +49,11 @@ from quiver.resources.errors import (
 )
 from quiver.resources.patch import json_patch, merge_patch
 from quiver.resources.query import ListQuery, encode_cursor, read_query
-from quiver.resources.storage import Table, now, open_database
+from quiver.resources.storage import Table, now, open_database, tables_of
 from quiver.resources.validate import ItemSchema
+
+#: an item's key: an integer, or a UUID or given string
+KeyValue = int | str
 
 _JSON = b"application/json"
 _MERGE_PATCH = b"application/merge-patch+json"
@@ -60,6 +69,9 @@ class ResourceOptions(TargetOptions):
     resource: str = Field(description="The resource this target serves.")
     resources: list[Resource] = Field(description="Every declared resource (its parents).")
     database: str = Field(description="The SQLite file the resources are stored in.")
+    migrate: MigrateMode = Field(
+        "safe", description="Whether changes that lose data are applied (force) or refused."
+    )
 
 
 def etag_of(body: bytes) -> bytes:
@@ -82,30 +94,43 @@ class ResourceTarget(TargetType[ResourceOptions]):
         super().__init__(options, context)
         by_name = {resource.name: resource for resource in options.resources}
         resource = by_name[options.resource]
-        self.table = Table.of(resource)
+        tables = tables_of(options.resources)
+        self.table = tables[resource.name]
+        self.key = self.table.key
         self.schema = ItemSchema(resource)
         #: the ancestors' tables, the root first
-        self.ancestors: list[Table] = []
-        parent = resource.parent
-        while parent is not None:
-            self.ancestors.insert(0, Table.of(by_name[parent.resource]))
-            parent = by_name[parent.resource].parent
+        self.ancestors = [tables[above.name] for above in ancestors(resource, by_name)]
+        #: each ancestor's query "does this parent exist", with its parent's key too
+        self.parent_checks = [self._parent_check(table) for table in self.ancestors]
         template = path_template(resource, by_name)
         pattern = re.sub(r"\\\{[a-z0-9_]+\\\}", "([^/]+)", re.escape(template))
         self.pattern = re.compile(pattern.encode() + rb"(?:/([^/]+))?/?")
-        self.connection = open_database(options.database, options.resources)
+        self.connection = open_database(options.database, options.resources, options.migrate)
         self.queries: dict[bytes, ListQuery] = {}
-        key = resource.primary_key
+        key = self.key.name
         columns = ", ".join(f'"{column}"' for column in self.table.columns)
         self.select_one = f'SELECT {columns} FROM "{resource.name}" WHERE "{key}" = ?'
         self.select_list = f'SELECT {columns} FROM "{resource.name}"'
-        inserted = [column for column in self.table.columns if column != key]
+        inserted = self.table.inserted
         names = ", ".join(f'"{column}"' for column in inserted)
         marks = ", ".join("?" * len(inserted))
         self.insert_sql = f'INSERT INTO "{resource.name}" ({names}) VALUES ({marks})'
-        self.managed = {key, *(() if resource.parent is None else (resource.parent.field,))}
+        self.delete_sql = f'DELETE FROM "{resource.name}" WHERE "{key}" = ?'
+        #: the fields a write sets: a given key is never changed
+        self.written = [name for name in resource.fields if name != key]
+        assignments = ", ".join(f'"{name}" = ?' for name in self.written)
         if resource.timestamps:
-            self.managed.update(("created_at", "updated_at"))
+            assignments += ', "updated_at" = ?'
+        self.update_sql = f'UPDATE "{resource.name}" SET {assignments} WHERE "{key}" = ?'
+        self.managed = set(resource.managed_columns())
+
+    @staticmethod
+    def _parent_check(table: Table) -> str:
+        resource = table.resource
+        sql = f'SELECT 1 FROM "{resource.name}" WHERE "{table.key.name}" = ?'
+        if resource.parent is not None:
+            sql += f' AND "{resource.parent.field}" = ?'
+        return sql
 
     def close(self) -> None:
         self.connection.close()
@@ -118,7 +143,12 @@ class ResourceTarget(TargetType[ResourceOptions]):
         if match is None:
             raise ItemNotFound(f"no resource at {path.decode('latin-1')}")
         groups = match.groups()
-        parents = [self._key(value) for value in groups[:-1]]
+        parents: list[KeyValue] = []
+        if self.ancestors:
+            parents = [
+                self._key(table, value)
+                for table, value in zip(self.ancestors, groups[:-1], strict=True)
+            ]
         method = request.method
         if method == b"OPTIONS":
             allow = _COLLECTION_METHODS if groups[-1] is None else _ITEM_METHODS
@@ -133,7 +163,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
             self._check_parents(parents)
             if groups[-1] is None:
                 return self._collection(request, method, parents, path)
-            return self._item(request, method, parents, self._key(groups[-1]))
+            return self._item(request, method, parents, self._key(self.table, groups[-1]))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc) from exc
         except sqlite3.Error as exc:
@@ -144,7 +174,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
                 self.connection.execute("ROLLBACK")
 
     def _collection(
-        self, request: PluginRequest, method: bytes, parents: list[int], path: bytes
+        self, request: PluginRequest, method: bytes, parents: list[KeyValue], path: bytes
     ) -> Response:
         if method in (b"GET", b"HEAD"):
             return self._list(request, parents, path)
@@ -153,7 +183,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
         raise MethodNotAllowed(headers=((b"Allow", _COLLECTION_METHODS),))
 
     def _item(
-        self, request: PluginRequest, method: bytes, parents: list[int], key: int
+        self, request: PluginRequest, method: bytes, parents: list[KeyValue], key: KeyValue
     ) -> Response:
         if method in (b"GET", b"HEAD"):
             item = self._find(key, parents)
@@ -178,25 +208,22 @@ class ResourceTarget(TargetType[ResourceOptions]):
 
     # -- reading -----------------------------------------------------------------------
 
-    def _key(self, value: bytes) -> int:
-        if not value.isdigit() or len(value) > 18:
-            raise ItemNotFound(f"no item {value.decode('latin-1')!r}")
-        return int(value)
+    @staticmethod
+    def _key(table: Table, segment: bytes) -> KeyValue:
+        try:
+            return table.key.parse(segment)
+        except ValueError:
+            raise ItemNotFound(f"no {table.name} item {segment.decode('latin-1')!r}") from None
 
-    def _check_parents(self, parents: list[int]) -> None:
-        above: int | None = None
-        for table, key in zip(self.ancestors, parents, strict=True):
-            resource = table.resource
-            sql = f'SELECT 1 FROM "{resource.name}" WHERE "{resource.primary_key}" = ?'
-            args: tuple[int, ...] = (key,)
-            if resource.parent is not None and above is not None:
-                sql += f' AND "{resource.parent.field}" = ?'
-                args = (key, above)
+    def _check_parents(self, parents: list[KeyValue]) -> None:
+        above: KeyValue | None = None
+        for table, sql, key in zip(self.ancestors, self.parent_checks, parents, strict=True):
+            args = (key,) if above is None else (key, above)
             if self.connection.execute(sql, args).fetchone() is None:
-                raise ItemNotFound(f"no {resource.name} item {key}")
+                raise ItemNotFound(f"no {table.name} item {key}")
             above = key
 
-    def _find(self, key: int, parents: list[int]) -> dict[str, Any]:
+    def _find(self, key: KeyValue, parents: list[KeyValue]) -> dict[str, Any]:
         row = self.connection.execute(self.select_one, (key,)).fetchone()
         parent = self.table.resource.parent
         if row is None or (parent is not None and row[1] != parents[-1]):
@@ -215,7 +242,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
         tags = _tags(value)
         return b"*" in tags or tag in (t.removeprefix(b"W/") for t in tags)
 
-    def _list(self, request: PluginRequest, parents: list[int], path: bytes) -> Response:
+    def _list(self, request: PluginRequest, parents: list[KeyValue], path: bytes) -> Response:
         query = self._query(request.query)
         where, args = query.where, query.args
         parent = self.table.resource.parent
@@ -313,22 +340,22 @@ class ResourceTarget(TargetType[ResourceOptions]):
             document = {name: value for name, value in document.items() if value is not None}
         return self.schema.check(document)
 
-    def _create(self, request: PluginRequest, parents: list[int], path: bytes) -> Response:
+    def _create(self, request: PluginRequest, parents: list[KeyValue], path: bytes) -> Response:
         document = self._body(request, (_JSON,))
         if isinstance(document, list):
             return self._create_many(document, parents)
         values = self._row(document, parents)
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
-        key = connection.execute(self.insert_sql, tuple(values.values())).lastrowid
+        key = self._insert(values)
         row = connection.execute(self.select_one, (key,)).fetchone()
         connection.execute("COMMIT")
         body, tag = self._render(self.table.from_row(row))
-        location = path.rstrip(b"/") + b"/" + str(key).encode()
+        location = path.rstrip(b"/") + b"/" + self.key.segment(key)
         headers = [(b"Content-Type", _JSON), (b"ETag", tag), (b"Location", location)]
         return Response(201, headers, body)
 
-    def _create_many(self, documents: list[Any], parents: list[int]) -> Response:
+    def _create_many(self, documents: list[Any], parents: list[KeyValue]) -> Response:
         """A JSON array creates every item or none: the pointers of a refusal start
         with the item's index."""
         rows: list[dict[str, Any]] = []
@@ -344,7 +371,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
             raise invalid(errors)
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
-        keys = [connection.execute(self.insert_sql, tuple(row.values())).lastrowid for row in rows]
+        keys = [self._insert(row) for row in rows]
         items = [
             self.table.from_row(connection.execute(self.select_one, (key,)).fetchone())
             for key in keys
@@ -353,7 +380,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
         body = orjson.dumps(items)
         return Response(201, [(b"Content-Type", _JSON), (b"ETag", etag_of(body))], body)
 
-    def _row(self, document: Any, parents: list[int]) -> dict[str, Any]:
+    def _row(self, document: Any, parents: list[KeyValue]) -> dict[str, Any]:
         """The column values of a new item (every column of the insert, in order)."""
         if isinstance(document, dict):
             document = {**self.schema.defaults, **document}
@@ -361,13 +388,27 @@ class ResourceTarget(TargetType[ResourceOptions]):
         resource = self.table.resource
         # in the order of the table's columns, as ``insert_sql`` names them
         values: dict[str, Any] = {}
+        key = self.key
+        if key.type == "uuid":
+            values[key.name] = key.new()
+        elif key.type == "given":  # (JSON Schema takes 12.0 for an integer: stored as 12)
+            given = item[key.name]
+            values[key.name] = int(given) if key.json_type == "integer" else given
         if resource.parent is not None:
             values[resource.parent.field] = parents[-1]
-        for name in resource.fields:
+        for name in self.written:
             values[name] = self.table.to_sql(name, item.get(name))
         if resource.timestamps:
             values["created_at"] = values["updated_at"] = now()
         return values
+
+    def _insert(self, values: dict[str, Any]) -> KeyValue:
+        """Inserts a row of ``_row``; its key."""
+        cursor = self.connection.execute(self.insert_sql, tuple(values.values()))
+        if self.key.type == "auto":
+            return cursor.lastrowid or 0
+        key: KeyValue = values[self.key.name]
+        return key
 
     def _precondition(self, request: PluginRequest, tag: bytes) -> None:
         # RFC 9110 §13.1.1: strong comparison; a weak tag never matches
@@ -380,7 +421,9 @@ class ResourceTarget(TargetType[ResourceOptions]):
         if b"*" not in tags and tag not in tags:
             raise PreconditionFailed("the item changed: fetch it again (If-Match)")
 
-    def _write(self, request: PluginRequest, parents: list[int], key: int, change: Any) -> Response:
+    def _write(
+        self, request: PluginRequest, parents: list[KeyValue], key: KeyValue, change: Any
+    ) -> Response:
         resource = self.table.resource
         connection = self.connection
         # the precondition and the write see one row: no other worker writes between
@@ -397,28 +440,36 @@ class ResourceTarget(TargetType[ResourceOptions]):
             document = change(fields)
         else:
             document = change(current)
+        if self.key.type == "given":
+            document = self._keep_key(document, key)
         item = self._fields_of(document)
-        values = {name: self.table.to_sql(name, item.get(name)) for name in resource.fields}
+        values = [self.table.to_sql(name, item.get(name)) for name in self.written]
         if resource.timestamps:
-            values["updated_at"] = now()
-        assignments = ", ".join(f'"{name}" = ?' for name in values)
-        connection.execute(
-            f'UPDATE "{resource.name}" SET {assignments} WHERE "{resource.primary_key}" = ?',
-            (*values.values(), key),
-        )
+            values.append(now())
+        connection.execute(self.update_sql, (*values, key))
         row = connection.execute(self.select_one, (key,)).fetchone()
         connection.execute("COMMIT")
         body, tag = self._render(self.table.from_row(row))
         return Response(200, [(b"Content-Type", _JSON), (b"ETag", tag)], body)
 
-    def _delete(self, request: PluginRequest, parents: list[int], key: int) -> Response:
-        resource = self.table.resource
+    def _keep_key(self, document: Any, key: KeyValue) -> Any:
+        """A given key stays what it is: a body may leave it out or repeat it, not
+        change it."""
+        if not isinstance(document, dict):
+            return document
+        name = self.key.name
+        sent = document.get(name, key)
+        if sent != key or type(sent) is not type(key):
+            detail = "the key of an item cannot change"
+            raise invalid([{"pointer": f"/{name}", "detail": detail}])
+        return {**document, name: key}
+
+    def _delete(self, request: PluginRequest, parents: list[KeyValue], key: KeyValue) -> Response:
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
         current = self._find(key, parents)
         self._precondition(request, self._render(current)[1])
-        sql = f'DELETE FROM "{resource.name}" WHERE "{resource.primary_key}" = ?'
-        connection.execute(sql, (key,))
+        connection.execute(self.delete_sql, (key,))
         connection.execute("COMMIT")
         return Response(204, [])
 

@@ -4,11 +4,15 @@ prints and ``load`` writes back."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from quiver.config.resources import Resource
+from quiver.resources.csvfile import read_csv
 from quiver.resources.errors import Unprocessable
-from quiver.resources.storage import Table, now
+from quiver.resources.storage import Table, now, tables_of
 from quiver.resources.validate import ItemSchema
 
 
@@ -31,10 +35,11 @@ def _parents_first(resources: list[Resource]) -> list[Resource]:
 def export(connection: sqlite3.Connection, resources: list[Resource]) -> dict[str, Any]:
     """Every item of every resource, parents first, in key order."""
     result: dict[str, Any] = {}
+    tables = tables_of(resources)
     for resource in _parents_first(resources):
-        table = Table.of(resource)
+        table = tables[resource.name]
         columns = ", ".join(f'"{column}"' for column in table.columns)
-        sql = f'SELECT {columns} FROM "{resource.name}" ORDER BY "{resource.primary_key}"'
+        sql = f'SELECT {columns} FROM "{resource.name}" ORDER BY "{resource.key}"'
         result[resource.name] = [table.from_row(row) for row in connection.execute(sql)]
     return result
 
@@ -50,42 +55,133 @@ def load_items(
     unknown = sorted(set(document) - known)
     if unknown:
         raise ValueError(f"no resource named '{unknown[0]}'")
+    tables = tables_of(resources)
     counts: dict[str, int] = {}
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(connection):
         for resource in _parents_first(resources):
             items = document.get(resource.name, [])
             if not isinstance(items, list):
                 raise ValueError(f"/{resource.name}: an array of items")
-            table, schema = Table.of(resource), ItemSchema(resource)
-            names = ", ".join(f'"{column}"' for column in table.columns)
-            marks = ", ".join("?" * len(table.columns))
-            sql = f'INSERT INTO "{resource.name}" ({names}) VALUES ({marks})'
+            inserter = Inserter(connection, tables[resource.name])
             for index, item in enumerate(items):
-                if not isinstance(item, dict):
-                    raise ValueError(f"/{resource.name}/{index}: an item is a JSON object")
-                fields = {
-                    name: value
-                    for name, value in {**schema.defaults, **item}.items()
-                    if name in resource.fields and value is not None
-                }
                 try:
-                    schema.check(fields)
-                except Unprocessable as exc:
-                    raise ValueError(f"/{resource.name}/{index}: {exc.detail}") from None
-                stamp = now()
-                row = {**item, **fields}
-                if resource.timestamps:
-                    row.setdefault("created_at", stamp)
-                    row.setdefault("updated_at", stamp)
-                values = [table.to_sql(column, row.get(column)) for column in table.columns]
-                try:
-                    connection.execute(sql, values)
-                except sqlite3.IntegrityError as exc:
+                    inserter.insert(item)
+                except ValueError as exc:
                     raise ValueError(f"/{resource.name}/{index}: {exc}") from None
             counts[resource.name] = len(items)
+    return counts
+
+
+def load_csv(
+    connection: sqlite3.Connection, resources: list[Resource], path: Path, name: str | None
+) -> dict[str, int]:
+    """Inserts the rows of the CSV file ``path`` as items of resource ``name`` (by
+    default the file's name without ``.csv``), all or none."""
+    name = name or path.stem
+    tables = tables_of(resources)
+    if name not in tables:
+        known = ", ".join(tables)
+        raise ValueError(
+            f"{path.name}: no resource named '{name}' (resources: {known}); give --resource NAME"
+        )
+    rows = read_csv(path, tables[name])
+    load_rows(connection, tables[name], rows)
+    return {name: len(rows)}
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """All or nothing: a file half loaded is worse than one refused."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
         raise
-    return counts
+
+
+class ItemRefused(ValueError):
+    """An item that does not fit: its first failure as ``field``/``detail`` (no field
+    for the item as a whole), the message as a JSON load reports it."""
+
+    def __init__(self, message: str, field: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.detail = detail or message
+
+
+def load_rows(
+    connection: sqlite3.Connection, table: Table, rows: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Inserts ``rows`` (each with where it comes from: ``items.csv:3``) in one
+    transaction; ValueError lists every row that does not fit, one per line."""
+    inserter = Inserter(connection, table)
+    failures: list[str] = []
+    with _transaction(connection):
+        for where, item in rows:
+            try:
+                inserter.insert(item)
+            except ItemRefused as exc:
+                failures.append(f"{where}: {exc.field or 'item'}: {exc.detail}")
+        if failures:
+            more = f"\n(and {len(failures) - 20} more)" if len(failures) > 20 else ""
+            raise ValueError("\n".join(failures[:20]) + more)
+
+
+class Inserter:
+    """Writes loaded items into one table, each checked as the API checks a write;
+    the key, parent column and timestamps are kept when the item has them."""
+
+    def __init__(self, connection: sqlite3.Connection, table: Table) -> None:
+        self.connection = connection
+        self.table = table
+        self.schema = ItemSchema(table.resource)
+        names = ", ".join(f'"{column}"' for column in table.columns)
+        marks = ", ".join("?" * len(table.columns))
+        self.sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+
+    def insert(self, item: Any) -> None:
+        """ItemRefused says what is wrong with ``item``."""
+        if not isinstance(item, dict):
+            raise ItemRefused("an item is a JSON object")
+        table, resource = self.table, self.table.resource
+        fields = {
+            name: value
+            for name, value in {**self.schema.defaults, **item}.items()
+            if name in resource.fields and value is not None
+        }
+        try:
+            self.schema.check(fields)
+        except Unprocessable as exc:
+            errors = exc.extensions.get("errors")
+            first = errors[0] if isinstance(errors, list) and errors else {}
+            pointer = str(first.get("pointer", ""))
+            detail = str(first.get("detail", exc.detail))
+            raise ItemRefused(exc.detail, pointer.lstrip("/"), detail) from None
+        row = {**item, **fields}
+        key = table.key
+        if row.get(key.name) is None:
+            row[key.name] = key.new()
+        elif not key.fits(row[key.name]):
+            detail = f"not a {key.type} key: {row[key.name]!r}"
+            raise ItemRefused(f"/{key.name}: {detail}", key.name, detail)
+        if resource.timestamps:
+            stamp = now()
+            row.setdefault("created_at", stamp)
+            row.setdefault("updated_at", stamp)
+        values = [table.to_sql(column, row.get(column)) for column in table.columns]
+        try:
+            self.connection.execute(self.sql, values)
+        except sqlite3.IntegrityError as exc:
+            text = str(exc)
+            column = text.rpartition(".")[2] if "constraint failed: " in text else ""
+            if text.startswith("UNIQUE"):
+                raise ItemRefused(text, column, "another item has this value") from None
+            if text.startswith("NOT NULL"):
+                raise ItemRefused(text, column, "is required") from None
+            parent = resource.parent
+            if "FOREIGN KEY" in text and parent is not None:
+                detail = f"no {parent.resource} item {row.get(parent.field)!r}"
+                raise ItemRefused(text, parent.field, detail) from None
+            raise ItemRefused(text, column) from None

@@ -19,8 +19,16 @@ class ItemSchema:
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
-        schema = {"type": "object", "properties": resource.fields}
+        properties = dict(resource.fields)
+        key = properties.get(resource.key)
+        if resource.key_type == "given" and key is not None and key["type"] == "string":
+            # an empty key would name the collection's own URL
+            properties[resource.key] = {**key, "minLength": max(1, key.get("minLength", 0))}
+        schema = {"type": "object", "properties": properties}
         self.validator = Draft202012Validator(schema, format_checker=FormatChecker())
+        #: a given key is required as any required field is
+        given = [resource.key] if resource.key_type == "given" else []
+        self.required = [*resource.required, *(n for n in given if n not in resource.required)]
         self.defaults = {
             name: field["default"] for name, field in resource.fields.items() if "default" in field
         }
@@ -41,7 +49,7 @@ class ItemSchema:
         ]
         errors += [
             {"pointer": _pointer([name]), "detail": "is required"}
-            for name in self.resource.required
+            for name in self.required
             if item.get(name) is None
         ]
         if errors:

@@ -51,7 +51,22 @@ INVALID = [
     ({**ITEM, "fields": {"limit": {"type": "string"}}}, "fields", "'limit'"),
     ({**ITEM, "required": ["nope"]}, "resources.0", "'required' names 'nope'"),
     ({**ITEM, "unique": ["nope"]}, "resources.0", "'unique' names 'nope'"),
-    ({**ITEM, "fields": {"id": {"type": "integer"}}}, "resources.0", "field 'id' is kept"),
+    (
+        {**ITEM, "primary_key": {"name": "name", "type": "uuid"}},
+        "resources.0",
+        "field 'name' is kept",
+    ),
+    ({**ITEM, "primary_key": {"type": "serial"}}, "resources.0.primary_key.type", "'uuid'"),
+    (
+        {**ITEM, "primary_key": {"name": "sku", "type": "given"}},
+        "resources.0",
+        "primary_key.name: a given key is one of the fields, 'sku' is not",
+    ),
+    (
+        {**ITEM, "fields": {"tags": {"type": "array"}}, "primary_key": "tags"},
+        "resources.0",
+        "primary_key: a given key is a string or integer field, 'tags' is array",
+    ),
     ({**ITEM, "limit": {"default": 50, "max": 10}}, "resources.0.limit", "larger than 'max'"),
     ({**ITEM, "path": "/items/{id}"}, "resources.0.path", "without parameters"),
     ({**ITEM, "parent": {"resource": "x", "field": "x_id"}}, "resources", "unknown resource 'x'"),
