@@ -1,0 +1,817 @@
+"""Conformance of instant REST resources, from the outside: create, read, replace, patch,
+delete, bulk create, validation and nested routes.
+
+These tests read the contract (the feature's specification, RFC 9110, RFC 9457, RFC 7396,
+RFC 6902, RFC 5789, RFC 6901, RFC 8288), never the implementation: each one starts a real
+``quiver serve`` with the specification's own YAML and talks to it with ``httpx``.  Where
+the contract leaves a choice open, the tests take what a json-server or PostgREST user
+would expect and say so.  The helpers at the top are shared by the other
+``test_conformance_*`` modules.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin
+
+import httpx
+import pytest
+
+from tests.support.process import serving, write_config
+
+pytestmark = pytest.mark.timeout(120)
+
+# The specification's example, exactly as written there; only where to listen and where
+# to keep the data are added.
+SPEC_RESOURCES = """\
+resources:
+  - name: items
+    path: /items
+    fields:
+      name: {type: string, minLength: 1, maxLength: 60}
+      price: {type: number, minimum: 0}
+      tags: {type: array, items: {type: string}}
+      status: {type: string, enum: [draft, active, archived], default: draft}
+    required: [name, price]
+    unique: [name]
+    timestamps: true
+    limit: {default: 20, max: 100}
+  - name: events
+    path: /events
+    fields: {title: {type: string, minLength: 1}}
+    required: [title]
+  - name: guests          # served at /events/{event_id}/guests
+    parent: {resource: events, field: event_id, on_delete: cascade}
+    fields: {email: {type: string, format: email}}
+    required: [email]
+"""
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+PROBLEM = "application/problem+json"
+# RFC 9110 §8.8.3: entity-tag = [ weak ] opaque-tag; a strong one has no W/ prefix
+STRONG_ETAG = re.compile(r'^"[\x21\x23-\x7e\x80-\xff]*"$')
+# what must never reach a client: a traceback, a database's own words, a query's text
+LEAKS = (
+    "Traceback",
+    'File "',
+    "sqlite",
+    "SQLite",
+    "IntegrityError",
+    "OperationalError",
+    "constraint failed",
+    "SELECT ",
+    "INSERT INTO",
+    "UPDATE ",
+    "syntax error",
+)
+
+
+@contextmanager
+def quiver_serving(directory: Path, resources: str) -> Iterator[httpx.Client]:
+    """A real ``quiver serve`` of ``resources`` on a fresh database, and a client for it."""
+    text = "listen: 127.0.0.1:0\nresources_db: {db}\n".format(db=directory / "resources.db")
+    config = write_config(directory, text + textwrap.dedent(resources))
+    with serving(config, cwd=directory) as proc:
+        base = f"http://127.0.0.1:{proc.port}"
+        with httpx.Client(base_url=base, timeout=15.0) as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with quiver_serving(tmp_path_factory.mktemp("crud"), SPEC_RESOURCES) as client:
+        yield client
+
+
+def unique(prefix: str = "n") -> str:
+    """A name no other test uses: the module's server is shared."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def send(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> httpx.Response:
+    """One request with a JSON (or raw) body; every answer is checked for leaks."""
+    fields = dict(headers or {})
+    content: bytes | None = raw
+    if body is not None:
+        content = json.dumps(body).encode()
+    if content is not None:
+        fields.setdefault("Content-Type", content_type)
+    response = client.request(method, url, content=content, headers=fields)
+    assert_no_leak(response)
+    return response
+
+
+def assert_no_leak(response: httpx.Response) -> None:
+    """No 500 and none of the database's or the runtime's words in any answer."""
+    assert response.status_code < 500, (response.status_code, response.text[:500])
+    for marker in LEAKS:
+        assert marker not in response.text, (marker, response.text[:500])
+
+
+def media_type(response: httpx.Response) -> str:
+    value: str = response.headers.get("content-type", "")
+    return value.split(";")[0].strip().lower()
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """An RFC 9457 problem document for ``status``, tied to the request by its id."""
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    assert media_type(response) == PROBLEM, response.headers.get("content-type")
+    problem = response.json()
+    assert isinstance(problem, dict), problem
+    for member in ("type", "title", "detail"):
+        assert isinstance(problem.get(member), str) and problem[member], (member, problem)
+    assert problem.get("status") == status, problem
+    request_id = response.headers.get("x-request-id")
+    assert request_id, "an error carries the request's id"
+    assert request_id in response.text, "the problem names the request it answers"
+    assert_no_leak(response)
+    return problem
+
+
+def pointers(problem: dict[str, Any]) -> set[str]:
+    """The RFC 6901 pointers of a problem's ``errors`` (RFC 9457 §3's example), in their
+    JSON string form: a URI fragment form (``#/age``) is decoded to it."""
+    errors = problem.get("errors")
+    assert isinstance(errors, list) and errors, problem
+    found = set()
+    for error in errors:
+        pointer = error["pointer"]
+        assert isinstance(pointer, str)
+        if pointer.startswith("#"):
+            pointer = unquote(pointer[1:])
+        assert pointer == "" or pointer.startswith("/"), pointer
+        found.add(pointer)
+    return found
+
+
+def assert_strong_etag(response: httpx.Response) -> str:
+    tag: str | None = response.headers.get("etag")
+    assert tag is not None, f"{response.request.method} {response.request.url} has no ETag"
+    assert STRONG_ETAG.match(tag), f"not a strong entity-tag: {tag!r}"
+    return tag
+
+
+def create(client: httpx.Client, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = send(client, "POST", url, body)
+    assert response.status_code == 201, response.text
+    item = response.json()
+    assert isinstance(item, dict)
+    return item
+
+
+def new_item(client: httpx.Client, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": unique(), "price": 10}
+    body.update(fields)
+    return create(client, "/items", body)
+
+
+def timestamp(value: Any) -> datetime:
+    assert isinstance(value, str), value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def wait_past(moment: datetime) -> None:
+    """Let the wall clock pass ``moment`` by a millisecond, the timestamps' precision."""
+    target = moment + timedelta(milliseconds=2)
+    if target.tzinfo is None:
+        target = target.replace(tzinfo=UTC)
+    while datetime.now(UTC) <= target:
+        time.sleep(0.001)
+
+
+# --- create and read -------------------------------------------------------------------
+
+
+def test_create_answers_201_with_a_location_that_resolves_to_the_item(
+    api: httpx.Client,
+) -> None:
+    name = unique()
+    response = send(api, "POST", "/items", {"name": name, "price": 2.5, "tags": ["a", "b"]})
+    assert response.status_code == 201
+    assert media_type(response) == "application/json"
+    created = response.json()
+    assert created["name"] == name and created["price"] == 2.5
+    assert created["tags"] == ["a", "b"]
+    assert isinstance(created["id"], int)
+    location = response.headers.get("location")
+    assert location, "RFC 9110 §15.3.2: a 201 names the created resource in Location"
+    fetched = send(api, "GET", urljoin(str(response.request.url), location))
+    assert fetched.status_code == 200
+    assert fetched.json() == created
+    assert fetched.headers["etag"] == assert_strong_etag(response)
+
+
+def test_create_applies_the_declared_default(api: httpx.Client) -> None:
+    assert new_item(api)["status"] == "draft"
+    assert new_item(api, status="active")["status"] == "active"
+
+
+def test_timestamps_are_set_on_create_and_updated_on_every_write(api: httpx.Client) -> None:
+    item = new_item(api)
+    created_at, updated_at = timestamp(item["created_at"]), timestamp(item["updated_at"])
+    assert updated_at >= created_at
+    url = f"/items/{item['id']}"
+    for method, body, content_type in (
+        ("PUT", {"name": item["name"], "price": 11}, "application/json"),
+        ("PATCH", {"price": 12}, MERGE_PATCH),
+        ("PATCH", [{"op": "replace", "path": "/price", "value": 13}], JSON_PATCH),
+    ):
+        wait_past(updated_at)
+        response = send(api, method, url, body, content_type=content_type)
+        assert response.status_code in (200, 204), (method, response.text)
+        current = send(api, "GET", url).json()
+        assert timestamp(current["created_at"]) == created_at, method
+        assert timestamp(current["updated_at"]) > updated_at, method
+        updated_at = timestamp(current["updated_at"])
+
+
+def test_get_of_an_item_that_does_not_exist_is_a_404_problem(api: httpx.Client) -> None:
+    assert_problem(send(api, "GET", "/items/987654321"), 404)
+
+
+def test_the_store_owned_members_cannot_be_set_by_a_create(api: httpx.Client) -> None:
+    # the key is assigned by the store ("auto integer"): a client-chosen id that is taken
+    # is ignored or refused, and the item holding it is never overwritten
+    first = new_item(api)
+    response = send(api, "POST", "/items", {"id": first["id"], "name": unique(), "price": 1})
+    if response.status_code == 201:
+        assert response.json()["id"] != first["id"]
+    else:
+        assert_problem(response, response.status_code)
+    assert send(api, "GET", f"/items/{first['id']}").json() == first
+
+
+# --- replace ---------------------------------------------------------------------------
+
+
+def test_put_replaces_the_whole_item(api: httpx.Client) -> None:
+    item = new_item(api, tags=["x"], status="active")
+    url = f"/items/{item['id']}"
+    response = send(api, "PUT", url, {"name": item["name"], "price": 3})
+    assert response.status_code in (200, 204)
+    current = send(api, "GET", url)
+    body = current.json()
+    assert body["price"] == 3
+    # RFC 9110 §9.3.4: the state is replaced; a member left out is gone or defaulted
+    assert body.get("tags") is None
+    assert body["status"] == "draft"
+    assert body["id"] == item["id"]
+    if response.status_code == 200:
+        assert response.json() == body
+        assert response.headers.get("etag") == current.headers["etag"]
+
+
+def test_put_of_an_invalid_item_is_refused_and_changes_nothing(api: httpx.Client) -> None:
+    item = new_item(api)
+    url = f"/items/{item['id']}"
+    problem = assert_problem(send(api, "PUT", url, {"name": item["name"]}), 422)
+    assert "/price" in pointers(problem)
+    assert send(api, "GET", url).json() == item
+
+
+def test_put_to_an_item_that_does_not_exist_is_a_404(api: httpx.Client) -> None:
+    # keys are assigned by the store, so PUT cannot create (json-server answers 404 too)
+    assert_problem(send(api, "PUT", "/items/987654322", {"name": unique(), "price": 1}), 404)
+
+
+# --- merge patch (RFC 7396) -------------------------------------------------------------
+
+
+def test_merge_patch_changes_only_the_members_it_names(api: httpx.Client) -> None:
+    item = new_item(api, tags=["a"], status="active")
+    url = f"/items/{item['id']}"
+    response = send(api, "PATCH", url, {"price": 99}, content_type=MERGE_PATCH)
+    assert response.status_code in (200, 204)
+    current = send(api, "GET", url).json()
+    assert current["price"] == 99
+    assert (current["name"], current["tags"], current["status"]) == (
+        item["name"],
+        ["a"],
+        "active",
+    )
+
+
+def test_merge_patch_null_removes_a_member(api: httpx.Client) -> None:
+    item = new_item(api, tags=["a", "b"])
+    url = f"/items/{item['id']}"
+    response = send(api, "PATCH", url, {"tags": None}, content_type=MERGE_PATCH)
+    assert response.status_code in (200, 204)
+    assert send(api, "GET", url).json().get("tags") is None
+
+
+def test_merge_patch_replaces_an_array_as_a_whole(api: httpx.Client) -> None:
+    # RFC 7396 Appendix A: {"a":["b"]} patched with {"a":["c"]} gives {"a":["c"]}
+    item = new_item(api, tags=["b"])
+    url = f"/items/{item['id']}"
+    send(api, "PATCH", url, {"tags": ["c"]}, content_type=MERGE_PATCH)
+    assert send(api, "GET", url).json()["tags"] == ["c"]
+
+
+def test_merge_patch_removing_a_required_member_is_a_422(api: httpx.Client) -> None:
+    item = new_item(api)
+    url = f"/items/{item['id']}"
+    problem = assert_problem(
+        send(api, "PATCH", url, {"price": None}, content_type=MERGE_PATCH), 422
+    )
+    assert pointers(problem) == {"/price"}
+    assert send(api, "GET", url).json() == item
+
+
+def test_merge_patch_that_is_not_an_object_is_refused(api: httpx.Client) -> None:
+    # RFC 7396 §2: a non-object patch replaces the whole target, and an item that is an
+    # array breaks the item's schema: 422, or 400 for a body that cannot be a patch here
+    item = new_item(api)
+    url = f"/items/{item['id']}"
+    response = send(api, "PATCH", url, ["not", "an", "object"], content_type=MERGE_PATCH)
+    assert_problem(response, response.status_code)
+    assert response.status_code in (400, 422)
+    assert send(api, "GET", url).json() == item
+
+
+# --- JSON Patch (RFC 6902) --------------------------------------------------------------
+
+
+def json_patch(
+    client: httpx.Client, item: dict[str, Any], operations: list[dict[str, Any]]
+) -> httpx.Response:
+    return send(client, "PATCH", f"/items/{item['id']}", operations, content_type=JSON_PATCH)
+
+
+def fetch(client: httpx.Client, item: dict[str, Any]) -> dict[str, Any]:
+    response = send(client, "GET", f"/items/{item['id']}")
+    assert response.status_code == 200
+    body = response.json()
+    assert isinstance(body, dict)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("before", "operations", "after"),
+    [
+        # RFC 6902 A.2, adding an array element
+        (["bar", "baz"], [{"op": "add", "path": "/tags/1", "value": "qux"}], ["bar", "qux", "baz"]),
+        # RFC 6902 A.4, removing an array element
+        (["bar", "qux", "baz"], [{"op": "remove", "path": "/tags/1"}], ["bar", "baz"]),
+        # RFC 6902 A.7, moving an array element
+        (
+            ["all", "grass", "cows", "eat"],
+            [{"op": "move", "from": "/tags/1", "path": "/tags/3"}],
+            ["all", "cows", "eat", "grass"],
+        ),
+        # RFC 6902 A.16, adding an array value; then "-" appends (§4.1)
+        (None, [{"op": "add", "path": "/tags", "value": ["foo", "bar"]}], ["foo", "bar"]),
+        (["a"], [{"op": "add", "path": "/tags/-", "value": "b"}], ["a", "b"]),
+        # copy (§4.5) and a passing test (A.8) before it
+        (
+            ["a", "b"],
+            [
+                {"op": "test", "path": "/tags/0", "value": "a"},
+                {"op": "copy", "from": "/tags/0", "path": "/tags/-"},
+            ],
+            ["a", "b", "a"],
+        ),
+        # RFC 6902 A.11, ignoring unrecognized elements
+        (["a"], [{"op": "add", "path": "/tags/0", "value": "z", "xyz": 123}], ["z", "a"]),
+    ],
+)
+def test_json_patch_examples_of_the_rfc(
+    api: httpx.Client,
+    before: list[str] | None,
+    operations: list[dict[str, Any]],
+    after: list[str],
+) -> None:
+    item = new_item(api) if before is None else new_item(api, tags=before)
+    response = json_patch(api, item, operations)
+    assert response.status_code in (200, 204), response.text
+    current = fetch(api, item)
+    assert current["tags"] == after
+    if response.status_code == 200:
+        assert response.json() == current
+
+
+def test_json_patch_replace_and_remove_on_members(api: httpx.Client) -> None:
+    item = new_item(api, tags=["a"], status="active")
+    response = json_patch(
+        api,
+        item,
+        [
+            {"op": "replace", "path": "/price", "value": 42},
+            {"op": "remove", "path": "/tags"},
+            {"op": "replace", "path": "/status", "value": "archived"},
+        ],
+    )
+    assert response.status_code in (200, 204), response.text
+    current = fetch(api, item)
+    assert (current["price"], current.get("tags"), current["status"]) == (42, None, "archived")
+
+
+def test_json_patch_move_between_members(api: httpx.Client) -> None:
+    # RFC 6902 A.6 moves a value from one member to another
+    item = new_item(api, tags=["x", "y"])
+    response = json_patch(api, item, [{"op": "move", "from": "/tags/0", "path": "/name"}])
+    assert response.status_code in (200, 204), response.text
+    current = fetch(api, item)
+    assert (current["name"], current["tags"]) == ("x", ["y"])
+
+
+def test_json_patch_test_compares_numbers_by_value(api: httpx.Client) -> None:
+    # RFC 6902 §4.6: numbers are equal when their values are numerically equal
+    item = new_item(api, price=10)
+    operations = [
+        {"op": "test", "path": "/price", "value": 10.0},
+        {"op": "replace", "path": "/price", "value": 11},
+    ]
+    assert json_patch(api, item, operations).status_code in (200, 204)
+    assert fetch(api, item)["price"] == 11
+
+
+def test_json_patch_with_a_failing_test_changes_nothing(api: httpx.Client) -> None:
+    # RFC 6902 §5 and A.9: a failed test stops the whole patch; RFC 5789 §2.2 names 409
+    # for a patch that cannot apply to the resource's current state
+    item = new_item(api, tags=["a"])
+    before = send(api, "GET", f"/items/{item['id']}")
+    response = json_patch(
+        api,
+        item,
+        [
+            {"op": "replace", "path": "/price", "value": 1},
+            {"op": "add", "path": "/tags/-", "value": "b"},
+            {"op": "test", "path": "/name", "value": "not the name"},
+        ],
+    )
+    assert_problem(response, 409)
+    after = send(api, "GET", f"/items/{item['id']}")
+    assert after.json() == before.json()
+    assert after.headers["etag"] == before.headers["etag"]
+
+
+def test_json_patch_test_does_not_equate_a_string_and_a_number(api: httpx.Client) -> None:
+    # RFC 6902 A.15: comparing "10" with 10 fails the test
+    item = new_item(api, tags=["10"])
+    response = json_patch(
+        api,
+        item,
+        [
+            {"op": "test", "path": "/tags/0", "value": 10},
+            {"op": "replace", "path": "/price", "value": 1},
+        ],
+    )
+    assert_problem(response, 409)
+    assert fetch(api, item) == item
+
+
+def test_json_patch_to_a_location_that_is_not_there_changes_nothing(api: httpx.Client) -> None:
+    # RFC 6902 A.12 (adding to a nonexistent target) and §4.2 (removing what is not
+    # there) are errors; RFC 5789 §2.2 calls such a well-formed but inapplicable patch
+    # unprocessable (422), json-server and PostgREST users expect a 4xx and no change
+    item = new_item(api, tags=["a"])
+    for operation in (
+        {"op": "add", "path": "/nope/bar", "value": "x"},
+        {"op": "remove", "path": "/tags/5"},
+        {"op": "replace", "path": "/tags/7", "value": "x"},
+        {"op": "move", "from": "/tags/3", "path": "/tags/0"},
+    ):
+        response = json_patch(
+            api, item, [{"op": "replace", "path": "/price", "value": 1}, operation]
+        )
+        assert_problem(response, response.status_code)
+        assert response.status_code in (409, 422), (operation, response.status_code)
+        assert fetch(api, item) == item, operation
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"op": "add", "path": "/price", "value": 1},  # not an array (§3)
+        [{"op": "frobnicate", "path": "/price", "value": 1}],  # unknown op (§4)
+        [{"path": "/price", "value": 1}],  # no op
+        [{"op": "add", "value": 1}],  # no path
+        [{"op": "add", "path": "/price"}],  # add without value (§4.1)
+        [{"op": "move", "path": "/name"}],  # move without from (§4.4)
+        [{"op": "replace", "path": "price", "value": 1}],  # not a JSON Pointer (RFC 6901 §3)
+    ],
+)
+def test_a_malformed_json_patch_is_a_400_and_changes_nothing(
+    api: httpx.Client, document: Any
+) -> None:
+    # RFC 5789 §2.2: a malformed patch document is a 400
+    item = new_item(api)
+    response = send(api, "PATCH", f"/items/{item['id']}", document, content_type=JSON_PATCH)
+    assert_problem(response, 400)
+    assert fetch(api, item) == item
+
+
+def test_json_patch_whose_result_is_invalid_is_a_422_with_pointers(api: httpx.Client) -> None:
+    item = new_item(api)
+    response = json_patch(
+        api,
+        item,
+        [{"op": "remove", "path": "/price"}, {"op": "replace", "path": "/status", "value": "x"}],
+    )
+    problem = assert_problem(response, 422)
+    assert pointers(problem) == {"/price", "/status"}
+    assert fetch(api, item) == item
+
+
+# --- delete ----------------------------------------------------------------------------
+
+
+def test_delete_answers_204_and_the_item_is_gone(api: httpx.Client) -> None:
+    item = new_item(api)
+    url = f"/items/{item['id']}"
+    response = send(api, "DELETE", url)
+    assert response.status_code == 204
+    assert response.content == b""
+    assert_problem(send(api, "GET", url), 404)
+    assert_problem(send(api, "DELETE", url), 404)
+
+
+# --- bulk create -----------------------------------------------------------------------
+
+
+def total(client: httpx.Client) -> int:
+    response = send(client, "GET", "/items?count=true&limit=1")
+    assert response.status_code == 200
+    return int(response.headers["x-total-count"])
+
+
+def test_bulk_create_answers_201_with_every_item(api: httpx.Client) -> None:
+    names = [unique(), unique(), unique()]
+    response = send(api, "POST", "/items", [{"name": n, "price": i} for i, n in enumerate(names)])
+    assert response.status_code == 201
+    items = response.json()
+    assert isinstance(items, list)
+    assert [item["name"] for item in items] == names
+    assert len({item["id"] for item in items}) == 3
+    for item in items:
+        assert item["status"] == "draft"
+        assert fetch(api, item) == item
+
+
+def test_bulk_create_is_all_or_nothing_with_pointers_to_the_bad_item(api: httpx.Client) -> None:
+    before = total(api)
+    good, bad = {"name": unique(), "price": 1}, {"name": "", "price": -1}
+    problem = assert_problem(send(api, "POST", "/items", [good, bad]), 422)
+    # RFC 6901 pointers into the document sent: the second element's members
+    assert pointers(problem) == {"/1/name", "/1/price"}
+    assert total(api) == before
+    assert send(api, "GET", f"/items?name={good['name']}").json() == []
+
+
+def test_bulk_create_with_a_unique_clash_inside_the_batch_creates_nothing(
+    api: httpx.Client,
+) -> None:
+    before = total(api)
+    name = unique()
+    response = send(api, "POST", "/items", [{"name": name, "price": 1}, {"name": name, "price": 2}])
+    assert_problem(response, 409)
+    assert total(api) == before
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        ({"name": "", "price": 1}, "/name"),  # minLength
+        ({"name": "x" * 61, "price": 1}, "/name"),  # maxLength
+        ({"name": "ok", "price": -0.01}, "/price"),  # minimum
+        ({"name": "ok", "price": 1, "status": "gone"}, "/status"),  # enum
+        ({"name": "ok", "price": "1"}, "/price"),  # type number
+        ({"name": 5, "price": 1}, "/name"),  # type string
+        ({"name": "ok", "price": True}, "/price"),  # a boolean is not a number
+        ({"name": "ok", "price": 1, "tags": "a"}, "/tags"),  # type array
+        ({"name": "ok", "price": 1, "tags": ["a", 2]}, "/tags/1"),  # items type
+        ({"price": 1}, "/name"),  # required
+        ({"name": "ok"}, "/price"),  # required
+    ],
+)
+def test_an_invalid_field_is_a_422_pointing_at_it(
+    api: httpx.Client, body: dict[str, Any], pointer: str
+) -> None:
+    if isinstance(body.get("name"), str) and body["name"] == "ok":
+        body = {**body, "name": unique()}
+    problem = assert_problem(send(api, "POST", "/items", body), 422)
+    assert pointers(problem) == {pointer}
+
+
+def test_every_invalid_field_gets_its_own_pointer(api: httpx.Client) -> None:
+    body = {"name": "", "price": -1, "status": "gone", "tags": [1]}
+    problem = assert_problem(send(api, "POST", "/items", body), 422)
+    assert pointers(problem) == {"/name", "/price", "/status", "/tags/0"}
+    for error in problem["errors"]:
+        assert isinstance(error.get("detail"), str) and error["detail"]
+
+
+def test_string_lengths_count_characters_not_bytes(api: httpx.Client) -> None:
+    # JSON Schema 2020-12 validation §6.3.1: the length is in characters (code points)
+    sixty = "🎉" * 59 + uuid.uuid4().hex[:1]
+    created = create(api, "/items", {"name": sixty, "price": 1})
+    assert created["name"] == sixty
+    assert_problem(send(api, "POST", "/items", {"name": "é" * 61, "price": 1}), 422)
+
+
+def test_unicode_round_trips_exactly(api: httpx.Client) -> None:
+    name = f"Zoë 名前 🎉 {uuid.uuid4().hex[:6]} \u202e\u0000end"
+    item = create(api, "/items", {"name": name, "price": 1, "tags": ["ünï", "🐍"]})
+    assert fetch(api, item)["name"] == name
+    assert fetch(api, item)["tags"] == ["ünï", "🐍"]
+
+
+def test_a_taken_unique_value_is_a_409_pointing_at_the_field(api: httpx.Client) -> None:
+    item = new_item(api)
+    problem = assert_problem(send(api, "POST", "/items", {"name": item["name"], "price": 1}), 409)
+    assert pointers(problem) == {"/name"}
+    other = new_item(api)
+    url = f"/items/{other['id']}"
+    clash = send(api, "PATCH", url, {"name": item["name"]}, content_type=MERGE_PATCH)
+    assert pointers(assert_problem(clash, 409)) == {"/name"}
+    clash = send(api, "PUT", url, {"name": item["name"], "price": 1})
+    assert pointers(assert_problem(clash, 409)) == {"/name"}
+    assert fetch(api, other) == other
+
+
+# --- nested routes ---------------------------------------------------------------------
+
+
+def new_event(client: httpx.Client) -> dict[str, Any]:
+    return create(client, "/events", {"title": unique("event")})
+
+
+def test_a_guest_is_created_under_its_event(api: httpx.Client) -> None:
+    event = new_event(api)
+    email = f"{unique('g')}@example.com"
+    response = send(api, "POST", f"/events/{event['id']}/guests", {"email": email})
+    assert response.status_code == 201
+    guest = response.json()
+    assert guest["email"] == email and guest["event_id"] == event["id"]
+    location = response.headers["location"]
+    fetched = send(api, "GET", urljoin(str(response.request.url), location))
+    assert fetched.status_code == 200 and fetched.json() == guest
+    assert fetched.url.path == f"/events/{event['id']}/guests/{guest['id']}"
+    listed = send(api, "GET", f"/events/{event['id']}/guests")
+    assert listed.json() == [guest]
+
+
+def test_guests_of_an_event_that_does_not_exist_are_404(api: httpx.Client) -> None:
+    missing = "/events/987654321/guests"
+    assert_problem(send(api, "GET", missing), 404)
+    assert_problem(send(api, "POST", missing, {"email": "a@example.com"}), 404)
+    assert_problem(send(api, "GET", f"{missing}/1"), 404)
+
+
+def test_a_guest_is_not_reachable_under_another_event(api: httpx.Client) -> None:
+    first, second = new_event(api), new_event(api)
+    guest = create(api, f"/events/{first['id']}/guests", {"email": "a@example.com"})
+    wrong = f"/events/{second['id']}/guests/{guest['id']}"
+    assert_problem(send(api, "GET", wrong), 404)
+    assert_problem(send(api, "PUT", wrong, {"email": "b@example.com"}), 404)
+    assert_problem(
+        send(api, "PATCH", wrong, {"email": "b@example.com"}, content_type=MERGE_PATCH), 404
+    )
+    assert_problem(send(api, "DELETE", wrong), 404)
+    assert send(api, "GET", f"/events/{second['id']}/guests").json() == []
+    right = send(api, "GET", f"/events/{first['id']}/guests/{guest['id']}")
+    assert right.json() == guest
+
+
+def test_a_guest_cannot_be_moved_to_another_event_through_its_body(api: httpx.Client) -> None:
+    # the parent comes from the path; a body naming another parent is ignored or refused
+    first, second = new_event(api), new_event(api)
+    response = send(
+        api,
+        "POST",
+        f"/events/{first['id']}/guests",
+        {"email": "c@example.com", "event_id": second["id"]},
+    )
+    if response.status_code == 201:
+        assert response.json()["event_id"] == first["id"]
+    else:
+        assert_problem(response, response.status_code)
+    assert send(api, "GET", f"/events/{second['id']}/guests").json() == []
+
+
+def test_deleting_an_event_deletes_its_guests(api: httpx.Client) -> None:
+    event = new_event(api)
+    guests = f"/events/{event['id']}/guests"
+    guest = create(api, guests, {"email": "d@example.com"})
+    other = new_event(api)
+    kept = create(api, f"/events/{other['id']}/guests", {"email": "e@example.com"})
+    assert send(api, "DELETE", f"/events/{event['id']}").status_code == 204
+    assert_problem(send(api, "GET", guests), 404)
+    assert_problem(send(api, "GET", f"{guests}/{guest['id']}"), 404)
+    assert send(api, "GET", f"/events/{other['id']}/guests/{kept['id']}").json() == kept
+
+
+def test_a_guest_email_must_be_an_email(api: httpx.Client) -> None:
+    event = new_event(api)
+    response = send(api, "POST", f"/events/{event['id']}/guests", {"email": "not an email"})
+    assert pointers(assert_problem(response, 422)) == {"/email"}
+    response = send(api, "POST", f"/events/{event['id']}/guests", {})
+    assert pointers(assert_problem(response, 422)) == {"/email"}
+
+
+@pytest.mark.parametrize("member", ["status", "tags", "name", "price"])
+def test_a_null_is_not_a_value_of_a_typed_field(api: httpx.Client, member: str) -> None:
+    # the fields are JSON Schema (and the OpenAPI document served says so): "type: string"
+    # or "array" does not admit null, so a null is refused, never stored as "no value"
+    # past the type, the enum and the default; a client meaning "no value" leaves it out
+    body: dict[str, Any] = {"name": unique(), "price": 1, member: None}
+    problem = assert_problem(send(api, "POST", "/items", body), 422)
+    assert pointers(problem) == {f"/{member}"}
+
+
+def test_the_store_keeps_its_own_members_on_a_replacement(api: httpx.Client) -> None:
+    # created_at, updated_at and the key are maintained by the store: a PUT naming other
+    # values (a client copying back an old representation) cannot set them
+    item = new_item(api)
+    url = f"/items/{item['id']}"
+    body = {
+        **item,
+        "price": 77,
+        "id": item["id"] + 1000,
+        "created_at": "2000-01-01T00:00:00.000Z",
+        "updated_at": "2000-01-01T00:00:00.000Z",
+    }
+    response = send(api, "PUT", url, body)
+    current = send(api, "GET", url).json()
+    if response.status_code in (200, 204):
+        assert current["id"] == item["id"]
+        assert current["created_at"] == item["created_at"]
+        assert timestamp(current["updated_at"]) >= timestamp(item["updated_at"])
+    else:
+        assert_problem(response, response.status_code)
+        assert current == item
+
+
+def test_a_guest_stays_under_its_event_whatever_a_write_says(api: httpx.Client) -> None:
+    first, second = new_event(api), new_event(api)
+    url = f"/events/{first['id']}/guests"
+    guest = create(api, url, {"email": "f@example.com"})
+    item_url = f"{url}/{guest['id']}"
+    for method, body, content_type in (
+        ("PUT", {"email": "g@example.com", "event_id": second["id"]}, "application/json"),
+        ("PATCH", {"event_id": second["id"]}, MERGE_PATCH),
+        ("PATCH", [{"op": "replace", "path": "/event_id", "value": second["id"]}], JSON_PATCH),
+    ):
+        response = send(api, method, item_url, body, content_type=content_type)
+        if response.status_code >= 400:
+            assert_problem(response, response.status_code)
+        assert send(api, "GET", item_url).json()["event_id"] == first["id"], method
+    assert send(api, "GET", f"/events/{second['id']}/guests").json() == []
+
+
+def test_guest_lists_take_filters_and_refuse_unknown_parameters(api: httpx.Client) -> None:
+    event = new_event(api)
+    url = f"/events/{event['id']}/guests"
+    wanted = create(api, url, {"email": "h@example.com"})
+    create(api, url, {"email": "i@example.org"})
+    found = send(api, "GET", f"{url}?email[like]=%25.com&count=true")
+    assert found.json() == [wanted]
+    assert found.headers.get("x-total-count") == "1"
+    assert_problem(send(api, "GET", f"{url}?colour=red"), 400)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_query_parameters_on_writes_are_not_ignored(api: httpx.Client, method: str) -> None:
+    # "unknown query parameters are errors, not silently ignored"
+    item = new_item(api)
+    target = "/items?colour=red" if method == "POST" else f"/items/{item['id']}?colour=red"
+    body = {"name": unique(), "price": 1} if method != "DELETE" else None
+    assert_problem(send(api, method, target, body), 400)
+    assert fetch(api, item) == item
+
+
+@pytest.mark.parametrize("content_type", ["application/json", MERGE_PATCH, JSON_PATCH])
+def test_an_empty_write_body_is_a_400(api: httpx.Client, content_type: str) -> None:
+    item = new_item(api)
+    method = "PUT" if content_type == "application/json" else "PATCH"
+    response = send(api, method, f"/items/{item['id']}", raw=b"", content_type=content_type)
+    assert_problem(response, 400)
+    assert fetch(api, item) == item
+
+
+def test_a_path_that_is_no_resource_is_a_404_problem(api: httpx.Client) -> None:
+    assert_problem(send(api, "GET", "/itemz"), 404)
+    assert_problem(send(api, "GET", "/guests"), 404)
