@@ -60,6 +60,8 @@ JSON_PATCH = "application/json-patch+json"
 PROBLEM = "application/problem+json"
 # RFC 9110 §8.8.3: entity-tag = [ weak ] opaque-tag; a strong one has no W/ prefix
 STRONG_ETAG = re.compile(r'^"[\x21\x23-\x7e\x80-\xff]*"$')
+# RFC 3986 §4.1, loosely: a scheme and its part, or a relative reference without spaces
+URI_REFERENCE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?[^\s]*$")
 # what must never reach a client: a traceback, a database's own words, a query's text
 LEAKS = (
     "Traceback",
@@ -140,6 +142,8 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert isinstance(problem, dict), problem
     for member in ("type", "title", "detail"):
         assert isinstance(problem.get(member), str) and problem[member], (member, problem)
+    # RFC 9457 §3.1.1: the type is a URI reference
+    assert URI_REFERENCE.match(problem["type"]), problem["type"]
     assert problem.get("status") == status, problem
     request_id = response.headers.get("x-request-id")
     assert request_id, "an error carries the request's id"
@@ -815,3 +819,90 @@ def test_an_empty_write_body_is_a_400(api: httpx.Client, content_type: str) -> N
 def test_a_path_that_is_no_resource_is_a_404_problem(api: httpx.Client) -> None:
     assert_problem(send(api, "GET", "/itemz"), 404)
     assert_problem(send(api, "GET", "/guests"), 404)
+
+
+def test_json_patch_test_of_an_absent_member_fails(api: httpx.Client) -> None:
+    # RFC 6902 §4.6: the target location MUST exist; an absent member is not a null
+    item = new_item(api)
+    assert "tags" not in item
+    response = json_patch(
+        api,
+        item,
+        [
+            {"op": "test", "path": "/tags", "value": None},
+            {"op": "replace", "path": "/price", "value": 1},
+        ],
+    )
+    assert_problem(response, response.status_code)
+    assert response.status_code in (409, 422)
+    assert fetch(api, item) == item
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "replace", "path": "/tags/01", "value": "x"},  # RFC 6901 §4: no leading zero
+        {"op": "remove", "path": "/tags/-"},  # "-" names no element to remove
+        {"op": "copy", "from": "/nothing", "path": "/tags/0"},  # §4.5: from must exist
+        {"op": "move", "from": "/tags", "path": "/tags/0"},  # §4.4: not into its own child
+    ],
+)
+def test_json_patch_operations_that_cannot_apply_change_nothing(
+    api: httpx.Client, operation: dict[str, Any]
+) -> None:
+    item = new_item(api, tags=["a", "b"])
+    response = json_patch(api, item, [{"op": "replace", "path": "/price", "value": 1}, operation])
+    assert_problem(response, response.status_code)
+    assert response.status_code in (400, 409, 422)
+    assert fetch(api, item) == item
+
+
+def test_json_patch_may_replace_the_whole_document(api: httpx.Client) -> None:
+    # RFC 6901 §5: "" points at the whole document; RFC 6902 replace at "" swaps it, which
+    # for an item means what a PUT of the value means
+    item = new_item(api, tags=["a"])
+    name = unique()
+    operations = [{"op": "replace", "path": "", "value": {"name": name, "price": 3}}]
+    response = json_patch(api, item, operations)
+    assert response.status_code in (200, 204), response.text
+    current = fetch(api, item)
+    assert (current["name"], current["price"], current.get("tags")) == (name, 3, None)
+
+
+def test_a_long_json_patch_applies_as_one(api: httpx.Client) -> None:
+    item = new_item(api, tags=[])
+    operations = [{"op": "add", "path": "/tags/-", "value": str(n)} for n in range(2000)]
+    response = json_patch(api, item, operations)
+    assert response.status_code in (200, 204), response.text[:300]
+    assert fetch(api, item)["tags"] == [str(n) for n in range(2000)]
+
+
+def test_an_empty_bulk_create_creates_nothing(api: httpx.Client) -> None:
+    before = total(api)
+    response = send(api, "POST", "/items", [])
+    if response.status_code == 201:
+        assert response.json() == []
+    else:
+        assert_problem(response, response.status_code)
+        assert response.status_code in (400, 422)
+    assert total(api) == before
+
+
+def test_a_large_bulk_create_is_kept_whole(api: httpx.Client) -> None:
+    before = total(api)
+    prefix = unique("bulk")
+    body = [{"name": f"{prefix}-{n}", "price": n} for n in range(1000)]
+    response = send(api, "POST", "/items", body)
+    assert response.status_code == 201
+    assert len(response.json()) == 1000
+    assert total(api) == before + 1000
+
+
+def test_a_chunked_body_is_read_whole(api: httpx.Client) -> None:
+    # RFC 9112 §7.1: chunked transfer coding is part of HTTP/1.1
+    body = json.dumps({"name": unique(), "price": 4}).encode()
+    chunks = iter([body[:7], body[7:]])
+    response = api.post("/items", content=chunks, headers={"Content-Type": "application/json"})
+    assert response.request.headers.get("transfer-encoding") == "chunked"
+    assert response.status_code == 201, response.text
+    assert response.json()["price"] == 4

@@ -52,6 +52,7 @@ VARIANTS = """\
       subject: {type: string}
       meta: {type: object}
       seats: {type: integer, minimum: 1, maximum: 5}
+      votes: {type: integer}
       code: {type: string, pattern: "^[A-Z]{3}$"}
     limit: {default: 2, max: 4}
 """
@@ -588,3 +589,29 @@ def test_a_write_in_another_media_type_is_a_415(api: httpx.Client, method: str) 
     response = send(api, method, target, body, content_type="text/csv")
     assert_problem(response, 415)
     assert send(api, "GET", url).json() == created.json()
+
+
+@pytest.mark.parametrize("votes", [2**63 - 1, 2**63, -(2**63) - 1, 10**30])
+def test_an_integer_past_64_bits_is_kept_or_refused_never_a_500(
+    api: httpx.Client, votes: int
+) -> None:
+    # JSON Schema integers have no size; RFC 8259 §6 lets an implementation limit them:
+    # exact round trip, or a 4xx refusal pointing at the field
+    response = send(api, "POST", "/tickets", {"votes": votes})
+    if response.status_code == 201:
+        url = f"/tickets/{response.json()['id']}"
+        assert send(api, "GET", url).json()["votes"] == votes
+    else:
+        problem = assert_problem(response, response.status_code)
+        assert response.status_code in (400, 422)
+        assert pointers(problem) == {"/votes"}
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "-99999999999999999999"])
+def test_an_integer_filter_past_64_bits_is_answered(api: httpx.Client, value: str) -> None:
+    for query in (f"votes={value}", f"votes[lt]={value}", f"votes[in]=1,{value}"):
+        response = send(api, "GET", f"/tickets?{query}")
+        if response.status_code >= 400:
+            assert_problem(response, 400)
+        else:
+            assert isinstance(response.json(), list)
