@@ -25,6 +25,7 @@ from tests.resources.test_conformance_crud import (
     MERGE_PATCH,
     PROBLEM,
     SPEC_RESOURCES,
+    assert_no_leak,
     create,
     quiver_serving,
     send,
@@ -176,6 +177,58 @@ def test_the_create_schema_carries_the_declared_fields(document: dict[str, Any])
 def test_the_list_operation_documents_its_query_parameters(document: dict[str, Any]) -> None:
     params = {p["name"] for p in operation(document, "/items", "get").get("parameters", [])}
     assert {"sort", "fields", "limit", "page", "cursor", "count"} <= params
+
+
+def has_examples(node: Any) -> bool:
+    """Whether ``node`` holds an OpenAPI ``example``/``examples`` or a schema's ``examples``."""
+    if isinstance(node, dict):
+        if "example" in node or "examples" in node:
+            return True
+        return any(has_examples(value) for value in node.values())
+    if isinstance(node, list):
+        return any(has_examples(value) for value in node)
+    return False
+
+
+def test_request_bodies_come_with_examples(document: dict[str, Any]) -> None:
+    # the specification lists examples among what the document is generated with
+    for shape, methods in RESOURCE_PATHS.items():
+        for method in methods & {"post", "put"}:
+            body = operation(document, shape, method)["requestBody"]
+            assert has_examples(body), f"{method.upper()} {shape} has no example"
+
+
+def test_the_create_documents_a_bulk_create(document: dict[str, Any]) -> None:
+    # bulk create is one of the endpoints: an array of items is a valid create body
+    op = operation(document, "/items", "post")
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    bulk = [{"name": "a", "price": 1}, {"name": "b", "price": 2}]
+    assert jsonschema.Draft202012Validator(schema).is_valid(bulk), schema
+
+
+def test_the_list_documents_the_equality_filter(document: dict[str, Any]) -> None:
+    # "filter on any field with field=value"
+    params = {p["name"] for p in operation(document, "/items", "get").get("parameters", [])}
+    assert {"name", "price", "status"} <= params, sorted(params)
+
+
+def test_every_documented_list_parameter_is_one_the_server_knows(
+    served: httpx.Client, document: dict[str, Any]
+) -> None:
+    values = {"sort": "name", "fields": "id", "limit": "1", "page": "1", "count": "true"}
+    refused = []
+    for param in operation(document, "/items", "get").get("parameters", []):
+        if param["in"] != "query":
+            continue
+        name = param["name"]
+        value = values.get(name, "")
+        if name not in values and name != "cursor":
+            value = "1" if "price" in name else "draft" if "status" in name else "x"
+        response = served.get("/items", params={name: value})
+        assert_no_leak(response)
+        if response.status_code != 200:
+            refused.append(f"{name}={value}: {response.status_code}")
+    assert refused == [], "documented parameters the server refuses"
 
 
 def test_operations_document_their_problem_responses(document: dict[str, Any]) -> None:
