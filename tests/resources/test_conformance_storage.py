@@ -1,0 +1,103 @@
+"""Conformance of how resources are kept, seen from the database file and from restarts:
+real tables with real columns and constraints, WAL, and schema changes applied as
+migrations (one that would drop data refused unless forced).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.resources.test_conformance_crud import (
+    SPEC_RESOURCES,
+    create,
+    quiver_serving,
+    send,
+)
+from tests.support.process import LISTENING, START_TIMEOUT, QuiverProcess, write_config
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def columns(db: sqlite3.Connection, table: str) -> dict[str, dict[str, Any]]:
+    rows = db.execute(f"PRAGMA table_info({table})").fetchall()
+    return {row[1]: {"type": row[2], "notnull": bool(row[3]), "pk": bool(row[5])} for row in rows}
+
+
+def unique_columns(db: sqlite3.Connection, table: str) -> set[str]:
+    found = set()
+    for index in db.execute(f"PRAGMA index_list({table})").fetchall():
+        if index[2]:  # unique
+            names = [row[2] for row in db.execute(f"PRAGMA index_info('{index[1]}')")]
+            if len(names) == 1:
+                found.add(names[0])
+    return found
+
+
+def test_resources_are_real_tables_with_columns_and_constraints(tmp_path: Path) -> None:
+    with quiver_serving(tmp_path, SPEC_RESOURCES) as api:
+        create(api, "/items", {"name": "kept", "price": 1})
+    db = sqlite3.connect(tmp_path / "resources.db")
+    try:
+        items = columns(db, "items")
+        assert {"name", "price", "tags", "status", "created_at", "updated_at"} <= set(items)
+        assert items["name"]["notnull"] and items["price"]["notnull"]
+        assert "name" in unique_columns(db, "items")
+        guests = columns(db, "guests")
+        assert {"email", "event_id"} <= set(guests)
+        keys = db.execute("PRAGMA foreign_key_list(guests)").fetchall()
+        # (id, seq, table, from, to, on_update, on_delete, match)
+        assert [(k[2], k[3], k[6]) for k in keys] == [("events", "event_id", "CASCADE")]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        db.close()
+
+
+ADDED_FIELD = SPEC_RESOURCES.replace(
+    "      status: {type: string, enum: [draft, active, archived], default: draft}\n",
+    "      status: {type: string, enum: [draft, active, archived], default: draft}\n"
+    "      colour: {type: string}\n",
+)
+DROPPED_FIELD = SPEC_RESOURCES.replace("      tags: {type: array, items: {type: string}}\n", "")
+
+
+def test_an_added_field_leaves_the_items_as_they_were(tmp_path: Path) -> None:
+    with quiver_serving(tmp_path, SPEC_RESOURCES) as api:
+        old = create(api, "/items", {"name": "before", "price": 1, "tags": ["t"]})
+    with quiver_serving(tmp_path, ADDED_FIELD) as api:
+        # an item stored before has no colour: it reads back as it was
+        assert send(api, "GET", f"/items/{old['id']}").json() == old
+        assert send(api, "GET", "/items?colour[null]=true").json() == [old]
+
+
+def test_an_added_field_is_migrated(tmp_path: Path) -> None:
+    with quiver_serving(tmp_path, SPEC_RESOURCES) as api:
+        create(api, "/items", {"name": "before", "price": 1})
+    with quiver_serving(tmp_path, ADDED_FIELD) as api:
+        new = create(api, "/items", {"name": "after", "price": 2, "colour": "red"})
+        assert send(api, "GET", f"/items/{new['id']}").json()["colour"] == "red"
+        assert send(api, "GET", "/items?colour=red").json() == [new]
+
+
+def test_a_change_that_would_drop_data_is_refused(tmp_path: Path) -> None:
+    # "a change that would drop or truncate data is refused unless forced": the gateway
+    # does not start serving a table that lost a column holding values
+    with quiver_serving(tmp_path, SPEC_RESOURCES) as api:
+        create(api, "/items", {"name": "tagged", "price": 1, "tags": ["keep", "me"]})
+    text = f"listen: 127.0.0.1:0\nresources_db: {tmp_path / 'resources.db'}\n" + DROPPED_FIELD
+    config = write_config(tmp_path, text, "dropped.yaml")
+    with QuiverProcess(["serve", "-c", str(config)], cwd=tmp_path) as proc:
+        try:
+            proc.wait_for(LISTENING, timeout=START_TIMEOUT)
+        except AssertionError:
+            assert proc.wait(10) != 0  # refused, as it should
+        else:
+            pytest.fail("served a config whose change drops the items' tags")
+    db = sqlite3.connect(tmp_path / "resources.db")
+    try:
+        assert db.execute("SELECT tags FROM items WHERE name = 'tagged'").fetchone()[0]
+    finally:
+        db.close()
