@@ -53,6 +53,7 @@ VARIANTS = """\
       meta: {type: object}
       seats: {type: integer, minimum: 1, maximum: 5}
       votes: {type: integer}
+      done: {type: boolean}
       code: {type: string, pattern: "^[A-Z]{3}$"}
     limit: {default: 2, max: 4}
 """
@@ -609,9 +610,94 @@ def test_an_integer_past_64_bits_is_kept_or_refused_never_a_500(
 
 @pytest.mark.parametrize("value", ["99999999999999999999", "-99999999999999999999"])
 def test_an_integer_filter_past_64_bits_is_answered(api: httpx.Client, value: str) -> None:
-    for query in (f"votes={value}", f"votes[lt]={value}", f"votes[in]=1,{value}"):
+    for query in (f"votes={value}", f"votes[lt]={value}", f"votes[in]=1,{value}", "votes=1.5"):
         response = send(api, "GET", f"/tickets?{query}")
         if response.status_code >= 400:
             assert_problem(response, 400)
         else:
             assert isinstance(response.json(), list)
+
+
+def test_preconditions_are_evaluated_before_the_content(api: httpx.Client) -> None:
+    # RFC 9110 §13.2.2: the preconditions come before the method's own processing, so a
+    # stale If-Match is a 412 even when the content is invalid too
+    url, created = new_item(api)
+    old = created.headers["etag"]
+    send(api, "PATCH", url, {"price": 6}, content_type=MERGE_PATCH)
+    response = send(
+        api, "PATCH", url, {"price": -1}, content_type=MERGE_PATCH, headers={"If-Match": old}
+    )
+    assert_problem(response, 412)
+
+
+def test_a_precondition_on_a_missing_item_is_a_404(api: httpx.Client) -> None:
+    # RFC 9110 §13.2.1: preconditions are ignored when the answer would not be 2xx anyway
+    response = send(api, "DELETE", "/items/987654321", headers={"If-Match": '"abc"'})
+    assert_problem(response, 404)
+
+
+@pytest.mark.parametrize(("content_type", "body"), [(MERGE_PATCH, {}), (JSON_PATCH, [])])
+def test_an_empty_patch_changes_nothing(api: httpx.Client, content_type: str, body: Any) -> None:
+    url, created = new_item(api, tags=["a"])
+    response = send(api, "PATCH", url, body, content_type=content_type)
+    assert response.status_code in (200, 204), response.text
+    current = send(api, "GET", url).json()
+    for member in ("id", "name", "price", "tags", "status", "created_at"):
+        assert current[member] == created.json()[member], member
+
+
+def test_booleans_round_trip_and_filter(api: httpx.Client) -> None:
+    yes = create(api, "/tickets", {"subject": "bool-yes", "done": True})
+    no = create(api, "/tickets", {"subject": "bool-no", "done": False})
+    assert (yes["done"], no["done"]) == (True, False)
+    assert send(api, "GET", f"/tickets/{yes['id']}").json()["done"] is True
+    found = send(api, "GET", "/tickets?done=true&subject[like]=bool-%25").json()
+    assert found == [yes]
+    found = send(api, "GET", "/tickets?done=false&subject[like]=bool-%25").json()
+    assert found == [no]
+    found = send(api, "GET", "/tickets?done[ne]=true&subject[like]=bool-%25").json()
+    assert found == [no]
+    assert_problem(send(api, "GET", "/tickets?done=maybe"), 400)
+
+
+def test_a_large_body_is_taken_or_refused_as_too_large(api: httpx.Client) -> None:
+    response = send(api, "POST", "/tickets", {"subject": "x" * 2_000_000})
+    if response.status_code == 201:
+        url = f"/tickets/{response.json()['id']}"
+        assert len(send(api, "GET", url).json()["subject"]) == 2_000_000
+    else:
+        assert_problem(response, 413)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "price[like]=1%25",
+        "tags[gt]=a",
+        "tags=fruit",
+        "price[null]=true",
+        "status[in]=a,,b",
+        "status[ilike]=%25",
+        "sort=tags",
+        "fields=tags",
+    ],
+)
+def test_operators_on_fields_of_other_types_are_answered(api: httpx.Client, query: str) -> None:
+    response = send(api, "GET", f"/items?{query}")
+    if response.status_code >= 400:
+        assert_problem(response, 400)
+    else:
+        assert isinstance(response.json(), list)
+
+
+def test_nested_items_answer_options_and_405(api: httpx.Client) -> None:
+    event = create(api, "/events", {"title": "nested"})
+    guest = create(api, f"/events/{event['id']}/guests", {"email": "n@example.com"})
+    url = f"/events/{event['id']}/guests/{guest['id']}"
+    assert allowed(send(api, "OPTIONS", url)) == ITEM_METHODS
+    refused = send(api, "POST", url, {"email": "m@example.com"})
+    assert_problem(refused, 405)
+    assert allowed(refused) == ITEM_METHODS
+    refused = send(api, "DELETE", f"/events/{event['id']}/guests")
+    assert_problem(refused, 405)
+    assert allowed(refused) == COLLECTION_METHODS
