@@ -701,3 +701,46 @@ def test_nested_items_answer_options_and_405(api: httpx.Client) -> None:
     refused = send(api, "DELETE", f"/events/{event['id']}/guests")
     assert_problem(refused, 405)
     assert allowed(refused) == COLLECTION_METHODS
+
+
+@pytest.mark.parametrize(
+    ("original", "patch", "result"),
+    [
+        # RFC 7396 Appendix A, on an object field; a null result removes the field
+        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+        ({"a": "b"}, {"a": None}, {}),
+        ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+        ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+        ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+        ({"a": "foo"}, None, None),
+        ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+    ],
+)
+def test_merge_patch_examples_of_the_rfc(
+    api: httpx.Client, original: dict[str, Any], patch: Any, result: Any
+) -> None:
+    ticket = create(api, "/tickets", {"subject": "merge", "meta": original})
+    assert ticket["meta"] == original
+    url = f"/tickets/{ticket['id']}"
+    response = send(
+        api,
+        "PATCH",
+        url,
+        raw=json.dumps({"meta": patch}).encode(),
+        headers={"Content-Type": MERGE_PATCH},
+    )
+    assert response.status_code in (200, 204), response.text
+    assert send(api, "GET", url).json().get("meta") == result
+
+
+def test_a_merge_patch_that_makes_a_field_the_wrong_type_is_a_422(api: httpx.Client) -> None:
+    # RFC 7396 Appendix A: {"a":"foo"} patched with "bar" gives "bar", not an object
+    ticket = create(api, "/tickets", {"meta": {"a": "foo"}})
+    url = f"/tickets/{ticket['id']}"
+    response = send(api, "PATCH", url, {"meta": "bar"}, content_type=MERGE_PATCH)
+    assert pointers(assert_problem(response, 422)) == {"/meta"}
+    assert send(api, "GET", url).json() == ticket
