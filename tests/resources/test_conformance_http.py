@@ -54,6 +54,11 @@ VARIANTS = """\
       seats: {type: integer, minimum: 1, maximum: 5}
       votes: {type: integer}
       done: {type: boolean}
+      priority: {type: integer, enum: [1, 2, 3], default: 2}
+      due: {type: string, format: date-time}
+      day: {type: string, format: date}
+      site: {type: string, format: uri}
+      ref: {type: string, format: uuid}
       code: {type: string, pattern: "^[A-Z]{3}$"}
     limit: {default: 2, max: 4}
 """
@@ -744,3 +749,29 @@ def test_a_merge_patch_that_makes_a_field_the_wrong_type_is_a_422(api: httpx.Cli
     response = send(api, "PATCH", url, {"meta": "bar"}, content_type=MERGE_PATCH)
     assert pointers(assert_problem(response, 422)) == {"/meta"}
     assert send(api, "GET", url).json() == ticket
+
+
+@pytest.mark.parametrize(
+    ("member", "bad", "good"),
+    [
+        ("due", "tomorrow", "2026-05-01T10:00:00Z"),
+        ("due", "2026-13-01T10:00:00Z", "2026-05-01T10:00:00.123+02:00"),
+        ("day", "2026-02-30", "2026-02-28"),
+        ("site", "not a uri", "https://example.com/a?b=c"),
+        ("ref", "1234", "0f8fad5b-d9cb-469f-a165-70867728950e"),
+        ("priority", 4, 3),
+    ],
+)
+def test_formats_and_enums_of_other_types_are_checked(
+    api: httpx.Client, member: str, bad: Any, good: Any
+) -> None:
+    problem = assert_problem(send(api, "POST", "/tickets", {member: bad}), 422)
+    assert pointers(problem) == {f"/{member}"}
+    assert create(api, "/tickets", {member: good})[member] == good
+
+
+def test_an_integer_default_is_applied(api: httpx.Client) -> None:
+    ticket = create(api, "/tickets", {"subject": "defaulted"})
+    assert ticket["priority"] == 2
+    found = send(api, "GET", "/tickets?priority[in]=2,3&subject=defaulted").json()
+    assert found == [ticket]

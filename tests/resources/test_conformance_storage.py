@@ -148,3 +148,22 @@ def test_items_are_seeded_from_a_csv_file(tmp_path: Path) -> None:
         {"name": "ink, blue", "price": 3, "status": "draft"},
         {"name": "pen", "price": 2.5, "status": "active"},
     ]
+
+
+INDEXED = SPEC_RESOURCES.replace(
+    "    unique: [name]\n", "    unique: [name]\n    indexes: [price, [status, price]]\n"
+)
+
+
+def test_declared_indexes_are_real_indexes(tmp_path: Path) -> None:
+    with quiver_serving(tmp_path, INDEXED) as api:
+        create(api, "/items", {"name": "indexed", "price": 1})
+        assert send(api, "GET", "/items?status=draft&sort=-price").status_code == 200
+    db = sqlite3.connect(tmp_path / "resources.db")
+    try:
+        indexed = set()
+        for index in db.execute("PRAGMA index_list(items)").fetchall():
+            indexed.add(tuple(row[2] for row in db.execute(f"PRAGMA index_info('{index[1]}')")))
+    finally:
+        db.close()
+    assert {("price",), ("status", "price")} <= indexed, indexed
