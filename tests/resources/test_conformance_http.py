@@ -3,8 +3,8 @@ and conditional requests, HEAD, OPTIONS, 405, 415 and 428, and bad input of ever
 answered with a problem, never a 500.
 
 The server runs the specification's example plus resources for the variants the example
-does not show: ``require_if_match``, ``on_delete: restrict``, a small ``limit`` and an
-object field.
+does not show: ``require_if_match`` and ``on_delete: restrict`` here, and the field
+keywords that test_conformance_fields checks.
 """
 
 from __future__ import annotations
@@ -155,6 +155,16 @@ def test_a_modified_item_no_longer_matches_its_old_tag(api: httpx.Client) -> Non
     assert response.headers["etag"] != old
 
 
+def test_a_list_tag_changes_when_an_item_in_it_changes(api: httpx.Client) -> None:
+    url, created = new_item(api)
+    query = f"/items?name={created.json()['name']}"
+    before = send(api, "GET", query).headers["etag"]
+    send(api, "PATCH", url, {"price": 1}, content_type=MERGE_PATCH)
+    response = send(api, "GET", query, headers={"If-None-Match": before})
+    assert response.status_code == 200
+    assert response.headers["etag"] != before
+
+
 def test_if_match_refuses_a_lost_update_with_412(api: httpx.Client) -> None:
     url, created = new_item(api)
     old = created.headers["etag"]
@@ -219,6 +229,56 @@ def test_if_match_star_needs_only_a_current_item(api: httpx.Client) -> None:
     assert response.status_code in (404, 412)
 
 
+def test_of_two_writers_holding_one_tag_exactly_one_wins(api: httpx.Client) -> None:
+    # the point of If-Match (RFC 9110 §13.1.1): concurrent writers with the same tag
+    # cannot both succeed, whatever the interleaving
+    url, created = new_item(api)
+    tag = created.headers["etag"]
+    base = str(api.base_url)
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def write(price: int) -> None:
+        with httpx.Client(base_url=base, timeout=15.0) as own:
+            barrier.wait(10)
+            response = send(
+                own,
+                "PATCH",
+                url,
+                {"price": price},
+                content_type=MERGE_PATCH,
+                headers={"If-Match": tag},
+            )
+            statuses.append(response.status_code)
+
+    writers = [threading.Thread(target=write, args=(n + 100,)) for n in range(8)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
+    assert len(statuses) == 8
+    assert len([s for s in statuses if s in (200, 204)]) == 1, statuses
+    assert statuses.count(412) == 7, statuses
+
+
+def test_preconditions_are_evaluated_before_the_content(api: httpx.Client) -> None:
+    # RFC 9110 §13.2.2: the preconditions come before the method's own processing, so a
+    # stale If-Match is a 412 even when the content is invalid too
+    url, created = new_item(api)
+    old = created.headers["etag"]
+    send(api, "PATCH", url, {"price": 6}, content_type=MERGE_PATCH)
+    response = send(
+        api, "PATCH", url, {"price": -1}, content_type=MERGE_PATCH, headers={"If-Match": old}
+    )
+    assert_problem(response, 412)
+
+
+def test_a_precondition_on_a_missing_item_is_a_404(api: httpx.Client) -> None:
+    # RFC 9110 §13.2.1: preconditions are ignored when the answer would not be 2xx anyway
+    response = send(api, "DELETE", "/items/987654321", headers={"If-Match": '"abc"'})
+    assert_problem(response, 404)
+
+
 def test_writes_without_if_match_are_428_when_the_resource_requires_it(
     api: httpx.Client,
 ) -> None:
@@ -255,6 +315,12 @@ def test_head_answers_the_get_headers_without_a_body(api: httpx.Client, path: st
         assert head.headers.get(name) == got.headers.get(name), name
     if "content-length" in head.headers:
         assert head.headers["content-length"] == str(len(got.content))
+
+
+def test_head_of_a_missing_item_is_a_404_without_a_body(api: httpx.Client) -> None:
+    response = send(api, "HEAD", "/items/987654321")
+    assert response.status_code == 404
+    assert response.content == b""
 
 
 def test_options_lists_the_allowed_methods(api: httpx.Client) -> None:
@@ -297,6 +363,19 @@ def test_a_method_the_resource_does_not_take_is_a_405_with_allow(
     assert allowed(response) == expected
 
 
+def test_nested_items_answer_options_and_405(api: httpx.Client) -> None:
+    event = create(api, "/events", {"title": "nested"})
+    guest = create(api, f"/events/{event['id']}/guests", {"email": "n@example.com"})
+    url = f"/events/{event['id']}/guests/{guest['id']}"
+    assert allowed(send(api, "OPTIONS", url)) == ITEM_METHODS
+    refused = send(api, "POST", url, {"email": "m@example.com"})
+    assert_problem(refused, 405)
+    assert allowed(refused) == ITEM_METHODS
+    refused = send(api, "DELETE", f"/events/{event['id']}/guests")
+    assert_problem(refused, 405)
+    assert allowed(refused) == COLLECTION_METHODS
+
+
 # --- content types ---------------------------------------------------------------------
 
 
@@ -309,6 +388,16 @@ def test_a_create_in_another_media_type_is_a_415(api: httpx.Client, content_type
     response = send(api, "POST", "/items", body, content_type=content_type)
     assert_problem(response, 415)
     assert send(api, "GET", f"/items?name={body['name']}").json() == []
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+def test_a_write_in_another_media_type_is_a_415(api: httpx.Client, method: str) -> None:
+    url, created = new_item(api)
+    target = url if method == "PUT" else "/items"
+    body = {"name": unique(), "price": 1}
+    response = send(api, method, target, body, content_type="text/csv")
+    assert_problem(response, 415)
+    assert send(api, "GET", url).json() == created.json()
 
 
 def test_media_types_are_matched_without_case_and_with_parameters(api: httpx.Client) -> None:
@@ -340,6 +429,16 @@ def test_a_json_patch_sent_as_a_merge_patch_is_refused(api: httpx.Client) -> Non
     response = send(api, "PATCH", url, operations, content_type=MERGE_PATCH)
     assert_problem(response, response.status_code)
     assert send(api, "GET", url).json() == created.json()
+
+
+@pytest.mark.parametrize(("content_type", "body"), [(MERGE_PATCH, {}), (JSON_PATCH, [])])
+def test_an_empty_patch_changes_nothing(api: httpx.Client, content_type: str, body: Any) -> None:
+    url, created = new_item(api, tags=["a"])
+    response = send(api, "PATCH", url, body, content_type=content_type)
+    assert response.status_code in (200, 204), response.text
+    current = send(api, "GET", url).json()
+    for member in ("id", "name", "price", "tags", "status", "created_at"):
+        assert current[member] == created.json()[member], member
 
 
 # --- bad input -------------------------------------------------------------------------
@@ -405,6 +504,15 @@ def test_an_unknown_member_is_refused_or_ignored_never_stored(api: httpx.Client)
             assert pointers(problem) == {"/colour"}
 
 
+def test_a_large_body_is_taken_or_refused_as_too_large(api: httpx.Client) -> None:
+    response = send(api, "POST", "/tickets", {"subject": "x" * 2_000_000})
+    if response.status_code == 201:
+        url = f"/tickets/{response.json()['id']}"
+        assert len(send(api, "GET", url).json()["subject"]) == 2_000_000
+    else:
+        assert_problem(response, 413)
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -461,219 +569,6 @@ def test_odd_paths_are_answered_without_internals(api: httpx.Client, target: str
     assert send(api, "GET", url).status_code == 200
 
 
-def test_a_restricted_parent_with_children_cannot_be_deleted(api: httpx.Client) -> None:
-    author = create(api, "/authors", {"name": "Ann"})
-    book = create(api, f"/authors/{author['id']}/books", {"title": "B"})
-    assert_problem(send(api, "DELETE", f"/authors/{author['id']}"), 409)
-    assert send(api, "GET", f"/authors/{author['id']}/books/{book['id']}").json() == book
-    assert send(api, "DELETE", f"/authors/{author['id']}/books/{book['id']}").status_code == 204
-    assert send(api, "DELETE", f"/authors/{author['id']}").status_code == 204
-
-
-# --- the variant resource: a small limit, integers, patterns and an object ----------------
-
-
-def test_a_configured_limit_sets_the_default_and_the_maximum(api: httpx.Client) -> None:
-    for n in range(6):
-        create(api, "/tickets", {"subject": f"t{n}"})
-    assert len(send(api, "GET", "/tickets").json()) == 2
-    assert len(send(api, "GET", "/tickets?limit=4").json()) == 4
-    assert_problem(send(api, "GET", "/tickets?limit=5"), 400)
-
-
-@pytest.mark.parametrize(
-    ("body", "pointer"),
-    [
-        ({"seats": 0}, "/seats"),  # minimum
-        ({"seats": 6}, "/seats"),  # maximum
-        ({"seats": 1.5}, "/seats"),  # integer
-        ({"code": "abc"}, "/code"),  # pattern
-        ({"code": "ABCD"}, "/code"),  # pattern anchored
-        ({"meta": [1]}, "/meta"),  # object
-    ],
-)
-def test_keywords_of_the_variant_fields_are_checked(
-    api: httpx.Client, body: dict[str, Any], pointer: str
-) -> None:
-    problem = assert_problem(send(api, "POST", "/tickets", body), 422)
-    assert pointers(problem) == {pointer}
-
-
-def test_an_integral_number_is_an_integer(api: httpx.Client) -> None:
-    # JSON Schema 2020-12 validation §6.1.1: 2.0 is an integer
-    raw = b'{"seats": 2.0}'
-    response = send(api, "POST", "/tickets", raw=raw, headers={"Content-Type": "application/json"})
-    assert response.status_code == 201, response.text
-    assert response.json()["seats"] == 2
-
-
-def test_merge_patch_merges_objects_recursively(api: httpx.Client) -> None:
-    # RFC 7396 §1's example, on an object field
-    ticket = create(api, "/tickets", {"meta": {"a": "b", "c": {"d": "e", "f": "g"}}})
-    url = f"/tickets/{ticket['id']}"
-    patch = {"meta": {"a": "z", "c": {"f": None}}}
-    assert send(api, "PATCH", url, patch, content_type=MERGE_PATCH).status_code in (200, 204)
-    assert send(api, "GET", url).json()["meta"] == {"a": "z", "c": {"d": "e"}}
-
-
-def test_json_patch_reaches_into_an_object_field(api: httpx.Client) -> None:
-    # RFC 6902 A.10 (adding a nested member object) and A.14 (~ escapes)
-    ticket = create(api, "/tickets", {"meta": {"foo": "bar", "a/b": 1, "m~n": 2}})
-    url = f"/tickets/{ticket['id']}"
-    operations = [
-        {"op": "add", "path": "/meta/child", "value": {"grandchild": {}}},
-        {"op": "test", "path": "/meta/a~1b", "value": 1},
-        {"op": "test", "path": "/meta/m~0n", "value": 2},
-        {"op": "remove", "path": "/meta/foo"},
-    ]
-    response = send(api, "PATCH", url, operations, content_type=JSON_PATCH)
-    assert response.status_code in (200, 204), response.text
-    meta = send(api, "GET", url).json()["meta"]
-    assert meta == {"a/b": 1, "m~n": 2, "child": {"grandchild": {}}}
-
-
-def test_the_server_still_answers_after_the_bad_input(api: httpx.Client) -> None:
-    response = send(api, "GET", "/items?limit=1")
-    assert_no_leak(response)
-    assert response.status_code == 200
-    assert media_type(response) == "application/json"
-
-
-def test_of_two_writers_holding_one_tag_exactly_one_wins(api: httpx.Client) -> None:
-    # the point of If-Match (RFC 9110 §13.1.1): concurrent writers with the same tag
-    # cannot both succeed, whatever the interleaving
-    url, created = new_item(api)
-    tag = created.headers["etag"]
-    base = str(api.base_url)
-    barrier = threading.Barrier(8)
-    statuses: list[int] = []
-
-    def write(price: int) -> None:
-        with httpx.Client(base_url=base, timeout=15.0) as own:
-            barrier.wait(10)
-            response = send(
-                own,
-                "PATCH",
-                url,
-                {"price": price},
-                content_type=MERGE_PATCH,
-                headers={"If-Match": tag},
-            )
-            statuses.append(response.status_code)
-
-    writers = [threading.Thread(target=write, args=(n + 100,)) for n in range(8)]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(30)
-    assert len(statuses) == 8
-    assert len([s for s in statuses if s in (200, 204)]) == 1, statuses
-    assert statuses.count(412) == 7, statuses
-
-
-def test_a_list_tag_changes_when_an_item_in_it_changes(api: httpx.Client) -> None:
-    url, created = new_item(api)
-    query = f"/items?name={created.json()['name']}"
-    before = send(api, "GET", query).headers["etag"]
-    send(api, "PATCH", url, {"price": 1}, content_type=MERGE_PATCH)
-    response = send(api, "GET", query, headers={"If-None-Match": before})
-    assert response.status_code == 200
-    assert response.headers["etag"] != before
-
-
-def test_head_of_a_missing_item_is_a_404_without_a_body(api: httpx.Client) -> None:
-    response = send(api, "HEAD", "/items/987654321")
-    assert response.status_code == 404
-    assert response.content == b""
-
-
-@pytest.mark.parametrize("method", ["PUT", "POST"])
-def test_a_write_in_another_media_type_is_a_415(api: httpx.Client, method: str) -> None:
-    url, created = new_item(api)
-    target = url if method == "PUT" else "/items"
-    body = {"name": unique(), "price": 1}
-    response = send(api, method, target, body, content_type="text/csv")
-    assert_problem(response, 415)
-    assert send(api, "GET", url).json() == created.json()
-
-
-@pytest.mark.parametrize("votes", [2**63 - 1, 2**63, -(2**63) - 1, 10**30])
-def test_an_integer_past_64_bits_is_kept_or_refused_never_a_500(
-    api: httpx.Client, votes: int
-) -> None:
-    # JSON Schema integers have no size; RFC 8259 §6 lets an implementation limit them:
-    # exact round trip, or a 4xx refusal pointing at the field
-    response = send(api, "POST", "/tickets", {"votes": votes})
-    if response.status_code == 201:
-        url = f"/tickets/{response.json()['id']}"
-        assert send(api, "GET", url).json()["votes"] == votes
-    else:
-        problem = assert_problem(response, response.status_code)
-        assert response.status_code in (400, 422)
-        assert pointers(problem) == {"/votes"}
-
-
-@pytest.mark.parametrize("value", ["99999999999999999999", "-99999999999999999999"])
-def test_an_integer_filter_past_64_bits_is_answered(api: httpx.Client, value: str) -> None:
-    for query in (f"votes={value}", f"votes[lt]={value}", f"votes[in]=1,{value}", "votes=1.5"):
-        response = send(api, "GET", f"/tickets?{query}")
-        if response.status_code >= 400:
-            assert_problem(response, 400)
-        else:
-            assert isinstance(response.json(), list)
-
-
-def test_preconditions_are_evaluated_before_the_content(api: httpx.Client) -> None:
-    # RFC 9110 §13.2.2: the preconditions come before the method's own processing, so a
-    # stale If-Match is a 412 even when the content is invalid too
-    url, created = new_item(api)
-    old = created.headers["etag"]
-    send(api, "PATCH", url, {"price": 6}, content_type=MERGE_PATCH)
-    response = send(
-        api, "PATCH", url, {"price": -1}, content_type=MERGE_PATCH, headers={"If-Match": old}
-    )
-    assert_problem(response, 412)
-
-
-def test_a_precondition_on_a_missing_item_is_a_404(api: httpx.Client) -> None:
-    # RFC 9110 §13.2.1: preconditions are ignored when the answer would not be 2xx anyway
-    response = send(api, "DELETE", "/items/987654321", headers={"If-Match": '"abc"'})
-    assert_problem(response, 404)
-
-
-@pytest.mark.parametrize(("content_type", "body"), [(MERGE_PATCH, {}), (JSON_PATCH, [])])
-def test_an_empty_patch_changes_nothing(api: httpx.Client, content_type: str, body: Any) -> None:
-    url, created = new_item(api, tags=["a"])
-    response = send(api, "PATCH", url, body, content_type=content_type)
-    assert response.status_code in (200, 204), response.text
-    current = send(api, "GET", url).json()
-    for member in ("id", "name", "price", "tags", "status", "created_at"):
-        assert current[member] == created.json()[member], member
-
-
-def test_booleans_round_trip_and_filter(api: httpx.Client) -> None:
-    yes = create(api, "/tickets", {"subject": "bool-yes", "done": True})
-    no = create(api, "/tickets", {"subject": "bool-no", "done": False})
-    assert (yes["done"], no["done"]) == (True, False)
-    assert send(api, "GET", f"/tickets/{yes['id']}").json()["done"] is True
-    found = send(api, "GET", "/tickets?done=true&subject[like]=bool-%25").json()
-    assert found == [yes]
-    found = send(api, "GET", "/tickets?done=false&subject[like]=bool-%25").json()
-    assert found == [no]
-    found = send(api, "GET", "/tickets?done[ne]=true&subject[like]=bool-%25").json()
-    assert found == [no]
-    assert_problem(send(api, "GET", "/tickets?done=maybe"), 400)
-
-
-def test_a_large_body_is_taken_or_refused_as_too_large(api: httpx.Client) -> None:
-    response = send(api, "POST", "/tickets", {"subject": "x" * 2_000_000})
-    if response.status_code == 201:
-        url = f"/tickets/{response.json()['id']}"
-        assert len(send(api, "GET", url).json()["subject"]) == 2_000_000
-    else:
-        assert_problem(response, 413)
-
-
 @pytest.mark.parametrize(
     "query",
     [
@@ -695,83 +590,17 @@ def test_operators_on_fields_of_other_types_are_answered(api: httpx.Client, quer
         assert isinstance(response.json(), list)
 
 
-def test_nested_items_answer_options_and_405(api: httpx.Client) -> None:
-    event = create(api, "/events", {"title": "nested"})
-    guest = create(api, f"/events/{event['id']}/guests", {"email": "n@example.com"})
-    url = f"/events/{event['id']}/guests/{guest['id']}"
-    assert allowed(send(api, "OPTIONS", url)) == ITEM_METHODS
-    refused = send(api, "POST", url, {"email": "m@example.com"})
-    assert_problem(refused, 405)
-    assert allowed(refused) == ITEM_METHODS
-    refused = send(api, "DELETE", f"/events/{event['id']}/guests")
-    assert_problem(refused, 405)
-    assert allowed(refused) == COLLECTION_METHODS
+def test_a_restricted_parent_with_children_cannot_be_deleted(api: httpx.Client) -> None:
+    author = create(api, "/authors", {"name": "Ann"})
+    book = create(api, f"/authors/{author['id']}/books", {"title": "B"})
+    assert_problem(send(api, "DELETE", f"/authors/{author['id']}"), 409)
+    assert send(api, "GET", f"/authors/{author['id']}/books/{book['id']}").json() == book
+    assert send(api, "DELETE", f"/authors/{author['id']}/books/{book['id']}").status_code == 204
+    assert send(api, "DELETE", f"/authors/{author['id']}").status_code == 204
 
 
-@pytest.mark.parametrize(
-    ("original", "patch", "result"),
-    [
-        # RFC 7396 Appendix A, on an object field; a null result removes the field
-        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
-        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
-        ({"a": "b"}, {"a": None}, {}),
-        ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
-        ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
-        ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
-        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
-        ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
-        ({"a": "foo"}, None, None),
-        ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
-        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
-    ],
-)
-def test_merge_patch_examples_of_the_rfc(
-    api: httpx.Client, original: dict[str, Any], patch: Any, result: Any
-) -> None:
-    ticket = create(api, "/tickets", {"subject": "merge", "meta": original})
-    assert ticket["meta"] == original
-    url = f"/tickets/{ticket['id']}"
-    response = send(
-        api,
-        "PATCH",
-        url,
-        raw=json.dumps({"meta": patch}).encode(),
-        headers={"Content-Type": MERGE_PATCH},
-    )
-    assert response.status_code in (200, 204), response.text
-    assert send(api, "GET", url).json().get("meta") == result
-
-
-def test_a_merge_patch_that_makes_a_field_the_wrong_type_is_a_422(api: httpx.Client) -> None:
-    # RFC 7396 Appendix A: {"a":"foo"} patched with "bar" gives "bar", not an object
-    ticket = create(api, "/tickets", {"meta": {"a": "foo"}})
-    url = f"/tickets/{ticket['id']}"
-    response = send(api, "PATCH", url, {"meta": "bar"}, content_type=MERGE_PATCH)
-    assert pointers(assert_problem(response, 422)) == {"/meta"}
-    assert send(api, "GET", url).json() == ticket
-
-
-@pytest.mark.parametrize(
-    ("member", "bad", "good"),
-    [
-        ("due", "tomorrow", "2026-05-01T10:00:00Z"),
-        ("due", "2026-13-01T10:00:00Z", "2026-05-01T10:00:00.123+02:00"),
-        ("day", "2026-02-30", "2026-02-28"),
-        ("site", "not a uri", "https://example.com/a?b=c"),
-        ("ref", "1234", "0f8fad5b-d9cb-469f-a165-70867728950e"),
-        ("priority", 4, 3),
-    ],
-)
-def test_formats_and_enums_of_other_types_are_checked(
-    api: httpx.Client, member: str, bad: Any, good: Any
-) -> None:
-    problem = assert_problem(send(api, "POST", "/tickets", {member: bad}), 422)
-    assert pointers(problem) == {f"/{member}"}
-    assert create(api, "/tickets", {member: good})[member] == good
-
-
-def test_an_integer_default_is_applied(api: httpx.Client) -> None:
-    ticket = create(api, "/tickets", {"subject": "defaulted"})
-    assert ticket["priority"] == 2
-    found = send(api, "GET", "/tickets?priority[in]=2,3&subject=defaulted").json()
-    assert found == [ticket]
+def test_the_server_still_answers_after_the_bad_input(api: httpx.Client) -> None:
+    response = send(api, "GET", "/items?limit=1")
+    assert_no_leak(response)
+    assert response.status_code == 200
+    assert media_type(response) == "application/json"
