@@ -619,3 +619,14 @@ def test_a_chunked_body_is_read_whole(api: httpx.Client) -> None:
     assert response.request.headers.get("transfer-encoding") == "chunked"
     assert response.status_code == 201, response.text
     assert response.json()["price"] == 4
+
+
+def test_a_bulk_create_under_an_event_makes_guests_of_that_event(api: httpx.Client) -> None:
+    event = new_event(api)
+    url = f"/events/{event['id']}/guests"
+    emails = ["j@example.com", "k@example.com"]
+    response = send(api, "POST", url, [{"email": e} for e in emails])
+    assert response.status_code == 201
+    guests = response.json()
+    assert [(g["email"], g["event_id"]) for g in guests] == [(e, event["id"]) for e in emails]
+    assert send(api, "GET", f"{url}?sort=id").json() == guests
