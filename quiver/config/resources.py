@@ -71,7 +71,7 @@ FIELD_KEYWORDS = frozenset(
 )
 #: names of columns and query parameters: SQL identifiers that need no quoting
 _COLUMN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_RESERVED_PARAMS = frozenset({"sort", "fields", "limit", "page", "count"})
+_RESERVED_PARAMS = frozenset({"sort", "fields", "limit", "page", "count", "cursor"})
 TIMESTAMPS = ("created_at", "updated_at")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,8 @@ from urllib.parse import parse_qsl, unquote_plus
 import orjson
 
 from quiver.resources.errors import InvalidRequest
-from quiver.resources.storage import Table
+from quiver.resources.storage import UNICODE_LOWER, Table
+from quiver.resources.validate import INT64_MAX, INT64_MIN
 
 _FILTER = re.compile(r"([a-z_][a-z0-9_]*)(?:\[([a-z]+)\])?")
 _COMPARE = {"ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
@@ -33,11 +35,14 @@ class ListQuery:
 
     where: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
-    order: list[str] = field(default_factory=list)
     #: the sort keys: (column, descending), the primary key last
     keys: list[tuple[str, bool]] = field(default_factory=list)
     #: the sort values after which the page starts; [] for the first; None: page mode
     cursor: list[Any] | None = None
+    #: the page ends before the cursor instead (a ``prev`` link's)
+    backward: bool = False
+    #: the sorted columns that may hold NULL (sorted first, as SQLite does)
+    nullable: frozenset[str] = frozenset()
     fields: list[str] | None = None
     limit: int = 20
     page: int = 1
@@ -50,7 +55,17 @@ class ListQuery:
 
     @property
     def order_sql(self) -> str:
-        return ", ".join(self.order)
+        """ORDER BY's terms: NULLs first in an ascending sort and last in a descending
+        one, as SQLite sorts them (said for PostgreSQL, which sorts them the other way);
+        a backward page reads the order reversed."""
+        terms = []
+        for column, descending in self.keys:
+            down = descending != self.backward
+            term = f'"{column}" {"DESC" if down else "ASC"}'
+            if column in self.nullable:
+                term += " NULLS LAST" if down else " NULLS FIRST"
+            terms.append(term)
+        return ", ".join(terms)
 
 
 def _bad(parameter: str, detail: str) -> InvalidRequest:
@@ -64,9 +79,15 @@ def _value(table: Table, column: str, text: str, parameter: str) -> Any:
     kind = table.types[column]
     try:
         if kind == "integer":
-            return int(text)
+            number = int(text)
+            if not INT64_MIN <= number <= INT64_MAX:
+                raise _bad(parameter, f"out of range (a 64-bit integer): {text!r}")
+            return number
         if kind == "number":
-            return float(text)
+            real = float(text)
+            if not math.isfinite(real):
+                raise ValueError
+            return real
     except ValueError:
         raise _bad(parameter, f"not a {kind}: {text!r}") from None
     if kind == "boolean":
@@ -77,8 +98,9 @@ def _value(table: Table, column: str, text: str, parameter: str) -> Any:
 
 
 def _positive(parameter: str, text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise _bad(parameter, f"a positive integer, got {text!r}")
+    # (at most 2^31 - 1: an offset of pages as large still fits in 64 bits)
+    if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+        raise _bad(parameter, f"a positive integer below 2^31, got {text!r}")
     return int(text)
 
 
@@ -94,7 +116,6 @@ def read_query(query: str, table: Table) -> ListQuery:
                 column = key[1:] if key[:1] in ("-", "+") else key
                 if column not in table.types or table.types[column] not in _SCALARS:
                     raise _bad(name, f"cannot sort by {column!r}")
-                read.order.append(f'"{column}" {"DESC" if key[:1] == "-" else "ASC"}')
                 read.keys.append((column, key[:1] == "-"))
         elif name == "fields":
             chosen = [part for part in text.split(",") if part]
@@ -109,7 +130,7 @@ def read_query(query: str, table: Table) -> ListQuery:
         elif name == "page":
             read.page = _positive(name, text)
         elif name == "cursor":
-            read.cursor = decode_cursor(text) if text else []
+            read.cursor, read.backward = decode_cursor(text) if text else ([], False)
         elif name == "count":
             if text not in ("true", "false"):
                 raise _bad(name, "true or false")
@@ -118,10 +139,13 @@ def read_query(query: str, table: Table) -> ListQuery:
             _filter(read, table, name, text)
     # the key breaks ties, ascending (a stable sort: equal items in the order they
     # were created), so that pages are stable
-    read.order.append(f'"{resource.key}" ASC')
     read.keys.append((resource.key, False))
+    never_null = {*resource.required, resource.key, "created_at", "updated_at"}
+    if resource.parent is not None:
+        never_null.add(resource.parent.field)
+    read.nullable = frozenset(column for column, _ in read.keys if column not in never_null)
     if read.cursor is not None:
-        _keyset(read, table)
+        _keyset(read)
     read.kept = _kept(query)
     return read
 
@@ -136,44 +160,60 @@ def _kept(query: str) -> bytes:
     return "".join(part + "&" for part in kept).encode("latin-1")
 
 
-def encode_cursor(values: list[Any]) -> str:
-    """The opaque ``cursor`` naming the sort values of a page's last item."""
-    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+def encode_cursor(values: list[Any], backward: bool = False) -> str:
+    """The opaque ``cursor`` naming the sort values of a page's last item (or, going
+    ``backward``, of the first item of the page after the one it names)."""
+    document = {"before": values} if backward else values
+    return base64.urlsafe_b64encode(orjson.dumps(document)).decode().rstrip("=")
 
 
-def decode_cursor(text: str) -> list[Any]:
+def decode_cursor(text: str) -> tuple[list[Any], bool]:
+    """The sort values of a cursor and whether the page ends before them."""
     try:
-        values = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        document = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (binascii.Error, ValueError):
         raise _bad("cursor", "not a cursor this API gave") from None
-    if not isinstance(values, list):
+    backward = isinstance(document, dict)
+    values = document.get("before") if isinstance(document, dict) else document
+    if not isinstance(values, list) or not all(
+        value is None or isinstance(value, str | int | float) for value in values
+    ):
         raise _bad("cursor", "not a cursor this API gave")
-    return values
+    return values, backward
 
 
-def _keyset(read: ListQuery, table: Table) -> None:
-    """Rows after the cursor in the sort order: (a > x) OR (a = x AND b > y) OR ...
-    Only columns that are never NULL can be compared so: the key, required fields,
-    the parent column and the timestamps."""
+def _keyset(read: ListQuery) -> None:
+    """Rows after the cursor in the sort order (before it, going backward):
+    (a > x) OR (a = x AND b > y) OR ..., NULLs sorting first."""
     if any(name == "page" for name, _ in read.params):
         raise _bad("cursor", "give either 'cursor' or 'page'")
-    resource = table.resource
-    never_null = {*resource.required, resource.key, "created_at", "updated_at"}
-    if resource.parent is not None:
-        never_null.add(resource.parent.field)
-    for column, _ in read.keys:
-        if column not in never_null:
-            raise _bad("cursor", f"sort by required fields to page by cursor, not {column!r}")
     if not read.cursor:
         return
     if len(read.cursor) != len(read.keys):
         raise _bad("cursor", "the cursor was made for another sort")
+    keys = [(column, descending != read.backward) for column, descending in read.keys]
     alternatives = []
-    for index, (column, descending) in enumerate(read.keys):
-        equal = [f'"{name}" = ?' for name, _ in read.keys[:index]]
-        alternatives.append(" AND ".join([*equal, f'"{column}" {"<" if descending else ">"} ?']))
-        read.args.extend(read.cursor[: index + 1])
-    read.where.append("(" + " OR ".join(f"({each})" for each in alternatives) + ")")
+    for index, (column, descending) in enumerate(keys):
+        parts = []
+        for (name, _), value in zip(keys[:index], read.cursor, strict=False):
+            if value is None:
+                parts.append(f'"{name}" IS NULL')
+            else:
+                parts.append(f'"{name}" = ?')
+                read.args.append(value)
+        value, quoted = read.cursor[index], f'"{column}"'
+        if value is None:
+            if descending:  # (NULLs sort last: none is after this one)
+                continue
+            parts.append(f"{quoted} IS NOT NULL")
+        else:
+            later = f"{quoted} {'<' if descending else '>'} ?"
+            if descending and column in read.nullable:
+                later = f"({later} OR {quoted} IS NULL)"
+            parts.append(later)
+            read.args.append(value)
+        alternatives.append(" AND ".join(parts))
+    read.where.append("(" + " OR ".join(f"({each})" for each in alternatives or ["1 = 0"]) + ")")
 
 
 def _filter(read: ListQuery, table: Table, name: str, text: str) -> None:
@@ -204,7 +244,7 @@ def _filter(read: ListQuery, table: Table, name: str, text: str) -> None:
         read.where.append(f"{quoted} LIKE ?")
         read.args.append(text)
     elif op == "ilike":
-        read.where.append(f"lower({quoted}) LIKE lower(?)")
+        read.where.append(f"{UNICODE_LOWER}({quoted}) LIKE {UNICODE_LOWER}(?)")
         read.args.append(text)
     else:
         raise _bad(

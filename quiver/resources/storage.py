@@ -33,6 +33,8 @@ _AFFINITY = {
     "object": "TEXT",
 }
 BUSY_TIMEOUT_MS = 10_000
+#: SQL's lower() beyond ASCII (SQLite's own lowers only A-Z): what ``[ilike]`` compares
+UNICODE_LOWER = "unicode_lower"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,10 @@ class Table:
         return item
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def now() -> str:
     """The time a row is written, ISO 8601 in UTC to the millisecond."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -163,6 +169,7 @@ def open_database(
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = FULL")
         connection.execute("PRAGMA case_sensitive_like = ON")
+        connection.create_function(UNICODE_LOWER, 1, _lower, deterministic=True)
         apply_changes(connection, resources, migrate, source=path)
         connection.execute("PRAGMA foreign_keys = ON")
     except BaseException:

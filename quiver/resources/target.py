@@ -257,11 +257,9 @@ class ResourceTarget(TargetType[ResourceOptions]):
         from_row = self.table.from_row
         items = [from_row(row) for row in rows[: query.limit]]
         if query.cursor is not None:
-            last = items[-1] if more else None
-            after = None
-            if last is not None:
-                after = [self.table.to_sql(column, last[column]) for column, _ in query.keys]
-            links = self._cursor_links(path, query.kept, after)
+            if query.backward:  # (read in the reversed order)
+                items.reverse()
+            links = self._cursor_links(path, query, items, more)
         else:
             links = self._links(path, query.kept, query.page, more)
         if query.fields is not None:
@@ -303,11 +301,22 @@ class ResourceTarget(TargetType[ResourceOptions]):
             links.append(link(page + 1, b"next"))
         return b", ".join(links)
 
-    def _cursor_links(self, path: bytes, kept: bytes, after: list[Any] | None) -> bytes:
-        base = b"<" + path + b"?" + kept + b"cursor="
+    def _cursor_links(
+        self, path: bytes, query: ListQuery, items: list[dict[str, Any]], more: bool
+    ) -> bytes:
+        """first; next after the page's last item and prev before its first, where
+        items may be (``more``: the read went on past the page)."""
+        base = b"<" + path + b"?" + query.kept + b"cursor="
         links = [base + b'>; rel="first"']
-        if after is not None:
-            links.append(base + encode_cursor(after).encode() + b'>; rel="next"')
+
+        def link(item: dict[str, Any], backward: bool, rel: bytes) -> bytes:
+            values = [self.table.to_sql(column, item.get(column)) for column, _ in query.keys]
+            return base + encode_cursor(values, backward).encode() + b'>; rel="' + rel + b'"'
+
+        if items and (more if query.backward else bool(query.cursor)):
+            links.append(link(items[0], True, b"prev"))
+        if items and (query.backward or more):
+            links.append(link(items[-1], False, b"next"))
         return b", ".join(links)
 
     # -- writing -----------------------------------------------------------------------
@@ -334,11 +343,6 @@ class ResourceTarget(TargetType[ResourceOptions]):
         if isinstance(document, dict):
             return {name: value for name, value in document.items() if name not in self.managed}
         return document
-
-    def _fields_of(self, document: Any) -> dict[str, Any]:
-        if isinstance(document, dict):
-            document = {name: value for name, value in document.items() if value is not None}
-        return self.schema.check(document)
 
     def _create(self, request: PluginRequest, parents: list[KeyValue], path: bytes) -> Response:
         document = self._body(request, (_JSON,))
@@ -384,7 +388,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
         """The column values of a new item (every column of the insert, in order)."""
         if isinstance(document, dict):
             document = {**self.schema.defaults, **document}
-        item = self._fields_of(document)
+        item = self.schema.check(document)
         resource = self.table.resource
         # in the order of the table's columns, as ``insert_sql`` names them
         values: dict[str, Any] = {}
@@ -411,6 +415,10 @@ class ResourceTarget(TargetType[ResourceOptions]):
         return key
 
     def _precondition(self, request: PluginRequest, tag: bytes) -> None:
+        # RFC 9110 §13.1.2: a write with If-None-Match fails when it matches the item
+        # ("*": any item), weak comparison
+        if request.get(b"if-none-match") is not None and self._none_match(request, tag):
+            raise PreconditionFailed("the item exists in this version (If-None-Match)")
         # RFC 9110 §13.1.1: strong comparison; a weak tag never matches
         value = request.get(b"if-match")
         if value is None:
@@ -442,7 +450,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
             document = change(current)
         if self.key.type == "given":
             document = self._keep_key(document, key)
-        item = self._fields_of(document)
+        item = self.schema.check(document)
         values = [self.table.to_sql(name, item.get(name)) for name in self.written]
         if resource.timestamps:
             values.append(now())
