@@ -18,6 +18,7 @@ from quiver.demo import DemoTarget
 from quiver.plugins import builtin
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetType
+from quiver.resources.jsonserver.target import DatabaseTarget, DocumentTarget, JsonServerTarget
 from quiver.resources.openapi import ResourcesOpenAPI
 from quiver.resources.target import ResourceTarget
 
@@ -26,6 +27,9 @@ BUILT_IN: tuple[type[TargetType[Any]], ...] = (
     AITarget,
     ResourceTarget,
     ResourcesOpenAPI,
+    JsonServerTarget,
+    DocumentTarget,
+    DatabaseTarget,
 )
 
 

@@ -32,6 +32,10 @@ _AFFINITY = {
     "object": "TEXT",
 }
 BUSY_TIMEOUT_MS = 10_000
+#: the type of a field declared without one (json-server dialect): any JSON value,
+#: stored as JSON text like arrays and objects
+ANY_TYPE = "any"
+_JSON_TEXT = ("array", "object", ANY_TYPE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +55,7 @@ class Table:
             types[resource.parent.field] = "integer"
         for name, schema in resource.fields.items():
             columns.append(name)
-            types[name] = schema["type"]
+            types[name] = schema.get("type", ANY_TYPE)
         if resource.timestamps:
             columns.extend(TIMESTAMPS)
             types.update(dict.fromkeys(TIMESTAMPS, "string"))
@@ -71,7 +75,7 @@ class Table:
                 f'"{parent.name}"("{parent.resource.primary_key}") ON DELETE {action}'
             )
         for name, schema in resource.fields.items():
-            line = f'"{name}" {_AFFINITY[schema["type"]]}'
+            line = f'"{name}" {_AFFINITY.get(schema.get("type", ANY_TYPE), "TEXT")}'
             if name in resource.required:
                 line += " NOT NULL"
             if name in resource.unique:
@@ -100,7 +104,7 @@ class Table:
         if value is None:
             return None
         kind = self.types[column]
-        if kind in ("array", "object"):
+        if kind in _JSON_TEXT:
             return orjson.dumps(value).decode()
         if kind == "boolean":
             return 1 if value else 0
@@ -113,7 +117,7 @@ class Table:
             if value is None:
                 continue
             kind = self.types[column]
-            if kind in ("array", "object"):
+            if kind in _JSON_TEXT:
                 value = orjson.loads(value)
             elif kind == "boolean":
                 value = bool(value)

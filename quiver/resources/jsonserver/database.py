@@ -1,0 +1,134 @@
+"""The SQLite file serving a db.json: seeded once, then the data's home.
+
+The first start (no file yet) infers the layout from db.json, creates one table
+per collection (a TEXT key for string ids), loads the items and singular
+documents, and records the layout in the file itself; it is written under a
+temporary name and renamed, so a failed seed leaves nothing behind.  Later starts
+read the layout from the file, never db.json again: the data written meanwhile is
+kept, and :func:`snapshot` gives it back in db.json's shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from quiver.config.resources import Resource
+from quiver.resources.jsonserver.infer import DbJsonError, Layout, Seed, read_db
+from quiver.resources.storage import Table
+from quiver.resources.transfer import export, load_items
+
+_META = "_quiver_json_server"
+#: the singular documents, by name, as JSON text
+DOCUMENTS = "_quiver_documents"
+_INTEGER_KEY = '"id" INTEGER PRIMARY KEY AUTOINCREMENT'
+_TEXT_KEY = '"id" TEXT PRIMARY KEY'
+
+
+def default_database(db_json: str) -> str:
+    """The SQLite file next to ``db_json``: ``db.json`` -> ``db.quiver.sqlite``."""
+    path = Path(db_json)
+    return str(path.with_name(path.stem + ".quiver.sqlite"))
+
+
+def prepare(db_json: str, database: str) -> tuple[Layout, bool]:
+    """The layout of the data in ``database``, seeded from ``db_json`` when the file
+    does not exist yet (then True)."""
+    if os.path.exists(database):
+        return read_layout(database), False
+    try:
+        document = orjson.loads(Path(db_json).read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise DbJsonError(f"{db_json}: not JSON: {exc}") from None
+    seed = read_db(document)
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    temporary = database + ".seeding"
+    Path(temporary).unlink(missing_ok=True)
+    try:
+        connection = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            _seed(connection, seed)
+        finally:
+            connection.close()
+        os.replace(temporary, database)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return seed.layout, True
+
+
+def _seed(connection: sqlite3.Connection, seed: Seed) -> None:
+    layout = seed.layout
+    for resource in layout.resources:
+        sql = Table.of(resource).create_sql(None)
+        if layout.id_kinds[resource.name] == "string":
+            # json-server's string ids: kept as text, and made on create
+            assert _INTEGER_KEY in sql, "the key's column is declared otherwise"
+            sql = sql.replace(_INTEGER_KEY, _TEXT_KEY, 1)
+        for statement in sql.split(";\n"):
+            connection.execute(statement)
+    connection.execute(f'CREATE TABLE "{_META}" (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    connection.execute(f'CREATE TABLE "{DOCUMENTS}" (name TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    stored = {
+        "resources": [
+            resource.model_dump(mode="json", exclude_defaults=True) for resource in layout.resources
+        ],
+        "id_kinds": layout.id_kinds,
+        "singulars": layout.singulars,
+        "order": layout.order,
+    }
+    connection.execute(f'INSERT INTO "{_META}" VALUES (?, ?)', ("layout", json.dumps(stored)))
+    for name, document in seed.documents.items():
+        connection.execute(
+            f'INSERT INTO "{DOCUMENTS}" VALUES (?, ?)', (name, orjson.dumps(document).decode())
+        )
+    try:
+        load_items(connection, layout.resources, seed.items)
+    except ValueError as exc:
+        raise DbJsonError(f"db.json{exc}") from None
+
+
+def read_layout(database: str) -> Layout:
+    """The layout recorded in ``database`` when it was seeded."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = connection.execute(f'SELECT value FROM "{_META}" WHERE key = ?', ("layout",))
+        found = row.fetchone()
+    except sqlite3.Error:
+        found = None
+    finally:
+        connection.close()
+    if found is None:
+        raise DbJsonError(f"{database}: not a database `quiver resources serve` made")
+    stored = json.loads(found[0])
+    return Layout(
+        [Resource.model_validate(each) for each in stored["resources"]],
+        stored["id_kinds"],
+        stored["singulars"],
+        stored["order"],
+    )
+
+
+def read_document(connection: sqlite3.Connection, name: str) -> dict[str, Any]:
+    row = connection.execute(f'SELECT value FROM "{DOCUMENTS}" WHERE name = ?', (name,))
+    found = row.fetchone()
+    return {} if found is None else dict(orjson.loads(found[0]))
+
+
+def write_document(connection: sqlite3.Connection, name: str, document: dict[str, Any]) -> None:
+    connection.execute(
+        f'INSERT OR REPLACE INTO "{DOCUMENTS}" VALUES (?, ?)',
+        (name, orjson.dumps(document).decode()),
+    )
+
+
+def snapshot(connection: sqlite3.Connection, layout: Layout) -> dict[str, Any]:
+    """Every collection and singular document, in db.json's shape and order."""
+    collections = export(connection, layout.resources)
+    documents = {name: read_document(connection, name) for name in layout.singulars}
+    every = {**collections, **documents}
+    return {name: every[name] for name in layout.order}

@@ -1,0 +1,248 @@
+"""json-server 0.17's list parameters read into SQL.
+
+``field=value`` (repeated: any of them), ``field_ne`` (none of them), ``field_gte``,
+``field_lte``, ``field_like`` (a case-insensitive regular expression), ``q`` (a
+case-insensitive substring of any value), ``_sort=a,b&_order=asc,desc``,
+``_page`` with ``_limit`` (10 by default), ``_start`` with ``_end`` or ``_limit``,
+``_embed`` and ``_expand``.  A field may be a path into an object (``author.name``).
+
+As in json-server, values compare as the text of the item's value
+(``?id=1`` matches the integer 1, ``?done=true`` the boolean), an item without
+the field matches no filter, a plain ``field=`` naming no field is ignored, and so
+are other parameters starting with ``_``.  Unlike it, a number that cannot be read
+(``_page=x``, ``views_gte=x`` on a number) or a broken regular expression is a 400.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl
+
+from quiver.resources.errors import InvalidRequest
+from quiver.resources.storage import ANY_TYPE, Table
+
+_OPERATORS = ("_gte", "_lte", "_ne", "_like")
+_NUMBERS = ("integer", "number")
+_JSON_TEXT = ("array", "object", ANY_TYPE)
+_PATH = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+DEFAULT_PAGE_SIZE = 10
+
+
+@dataclass(slots=True)
+class ServerQuery:
+    """A json-server list request read into SQL pieces."""
+
+    where: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    #: the arguments of ``order``, after those of ``where``
+    order_args: list[Any] = field(default_factory=list)
+    page: int | None = None
+    limit: int | None = None
+    start: int = 0
+    end: int | None = None
+    embed: list[str] = field(default_factory=list)
+    expand: list[str] = field(default_factory=list)
+    #: the parameters as sent, for the Link header's URLs
+    params: list[tuple[str, str]] = field(default_factory=list)
+
+    def where_sql(self) -> str:
+        return " WHERE " + " AND ".join(self.where) if self.where else ""
+
+    @property
+    def counted(self) -> bool:
+        """json-server sends X-Total-Count when a list is sliced or paged."""
+        return self.page is not None or self.limit is not None or self.end is not None
+
+    def window(self) -> tuple[int, int]:
+        """(LIMIT, OFFSET) of the rows answered; -1: no limit."""
+        if self.page is not None:
+            size = self.limit or DEFAULT_PAGE_SIZE
+            return size, (self.page - 1) * size
+        if self.end is not None:
+            return max(self.end - self.start, 0), self.start
+        if self.limit is not None:
+            return self.limit, self.start
+        return -1, 0
+
+
+def bad(parameter: str, detail: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{parameter}: {detail}",
+        extensions={"errors": [{"parameter": parameter, "detail": detail}]},
+    )
+
+
+def regexp(pattern: str, value: Any) -> bool:
+    """SQLite's ``value REGEXP pattern``: json-server's ``_like``, a case-insensitive
+    search (Python's regular expressions; the common syntax is JavaScript's)."""
+    return value is not None and _compiled(pattern).search(str(value)) is not None
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def value_sql(table: Table, path: str) -> tuple[str, list[Any]] | None:
+    """The SQL value at ``path`` (a column, or ``column.key.key`` into JSON text);
+    None when the table has no such column."""
+    column, _, rest = path.partition(".")
+    kind = table.types.get(column)
+    if kind is None or (rest and kind not in _JSON_TEXT):
+        return None
+    if kind in _JSON_TEXT:
+        return f'json_extract("{column}", ?)', ["$." + rest if rest else "$"]
+    return f'"{column}"', []
+
+
+def text_sql(table: Table, path: str) -> tuple[str, list[Any]] | None:
+    """The value at ``path`` as JavaScript's ``toString`` writes it: what json-server
+    compares filters with (``true``, ``3``, ``2.5``)."""
+    column, _, rest = path.partition(".")
+    kind = table.types.get(column)
+    found = value_sql(table, path)
+    if kind is None or found is None:
+        return None
+    sql, args = found
+    if kind == "boolean":
+        return f"CASE {sql} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END", args
+    if kind in _JSON_TEXT:
+        where = "$." + rest if rest else "$"
+        return (
+            f"CASE json_type(\"{column}\", ?) WHEN 'true' THEN 'true' "
+            f"WHEN 'false' THEN 'false' ELSE CAST({sql} AS TEXT) END",
+            [where, *args],
+        )
+    return f"CAST({sql} AS TEXT)", args
+
+
+def read_server_query(query: str, table: Table) -> ServerQuery:
+    """The list query of ``query`` (the raw query string) on ``table``."""
+    read = ServerQuery(params=parse_qsl(query, keep_blank_values=True))
+    values: dict[str, list[str]] = {}
+    for name, text in read.params:
+        values.setdefault(name, []).append(text)
+    for name, texts in values.items():
+        if name.startswith("_") or name == "q":
+            _control(read, table, name, texts[0])
+        else:
+            _filter(read, table, name, texts)
+    return read
+
+
+def _control(read: ServerQuery, table: Table, name: str, text: str) -> None:
+    if name == "q":
+        _search(read, table, text)
+    elif name == "_sort":
+        orders = dict(enumerate(o.lower() for o in _order_of(read).split(",")))
+        for index, path in enumerate(part for part in text.split(",") if part):
+            found = value_sql(table, path) if path != "id" else ('"id"', [])
+            if found is None:
+                continue  # as json-server: sorting by a field no item has changes nothing
+            sql, args = found
+            descending = orders.get(index) == "desc"
+            read.order.append(f"{sql} {'DESC NULLS FIRST' if descending else 'ASC NULLS LAST'}")
+            read.order_args.extend(args)
+    elif name == "_page":
+        read.page = max(_count(name, text), 1)
+    elif name == "_limit":
+        read.limit = _count(name, text)
+    elif name == "_start":
+        read.start = _count(name, text)
+    elif name == "_end":
+        read.end = _count(name, text)
+    elif name == "_embed":
+        read.embed = [part for part in text.split(",") if part]
+    elif name == "_expand":
+        read.expand = [part for part in text.split(",") if part]
+    # any other parameter starting with "_" (_order read with _sort, jQuery's "_",
+    # _delay...) is ignored, as json-server does
+
+
+def _order_of(read: ServerQuery) -> str:
+    return next((text for name, text in read.params if name == "_order"), "")
+
+
+def _count(name: str, text: str) -> int:
+    if not text.isdigit() or len(text) > 12:
+        raise bad(name, f"a whole number, got {text!r}")
+    return int(text)
+
+
+def _search(read: ServerQuery, table: Table, text: str) -> None:
+    """``q``: items with any value containing the text, ignoring case."""
+    if not text:
+        return
+    parts = []
+    for column in table.columns:
+        found = text_sql(table, column)
+        if found is not None:
+            sql, args = found
+            parts.append(f"instr(lower({sql}), ?) > 0")
+            read.args.extend([*args, text.lower()])
+    read.where.append("(" + " OR ".join(parts) + ")")
+
+
+def _filter(read: ServerQuery, table: Table, name: str, texts: list[str]) -> None:
+    operator = next((op for op in _OPERATORS if name.endswith(op)), "")
+    path = name.removesuffix(operator) if operator else name
+    found = text_sql(table, path) if _PATH.fullmatch(path) else None
+    if path == "id":
+        found = ('CAST("id" AS TEXT)', [])
+    if found is None:
+        if operator:  # json-server: no item has the field, so none matches
+            read.where.append("0")
+        return  # a plain filter on a field no item has is dropped, as json-server does
+    text, text_args = found
+    if operator in ("", "_ne"):
+        marks = ", ".join("?" * len(texts))
+        negation = "NOT " if operator == "_ne" else ""
+        read.where.append(f"({text}) {negation}IN ({marks})")
+        read.args.extend([*text_args, *texts])
+    elif operator == "_like":
+        for pattern in texts:
+            try:
+                _compiled(pattern)
+            except re.error as exc:
+                raise bad(name, f"not a regular expression: {exc}") from None
+        read.where.append("(" + " OR ".join([f"({text}) REGEXP ?"] * len(texts)) + ")")
+        for pattern in texts:
+            read.args.extend([*text_args, pattern])
+    else:
+        _range(read, table, name, path, texts, operator == "_gte")
+
+
+def _range(
+    read: ServerQuery, table: Table, name: str, path: str, texts: list[str], lower: bool
+) -> None:
+    """``_gte``/``_lte``: numbers compare as numbers, text as text (as JavaScript's
+    ``<=`` between the parameter and the value)."""
+    sql, args = value_sql(table, path) or ('"id"', [])
+    kind = table.types.get(path.partition(".")[0], "integer")
+    comparison = ">=" if lower else "<="
+    parts = []
+    read.args.extend(args)  # for IS NOT NULL
+    for text in texts:
+        bound: Any = text
+        if kind in _NUMBERS or (kind in _JSON_TEXT and _number(text) is not None):
+            bound = _number(text)
+            if bound is None:
+                raise bad(name, f"not a number: {text!r}")
+        parts.append(f"{sql} {comparison} ?")
+        read.args.extend([*args, bound])
+    read.where.append(f"({sql} IS NOT NULL AND (" + " OR ".join(parts) + "))")
+
+
+def _number(text: str) -> float | int | None:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return None
