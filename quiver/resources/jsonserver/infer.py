@@ -116,7 +116,7 @@ def _with_ids(key: str, items: list[Any]) -> tuple[IdKind, list[dict[str, Any]]]
     kind: IdKind = "string" if kinds == {"a string"} else "integer"
     seen: set[Any] = set()
     for index, item in enumerate(items):
-        if item.get(ID) in seen:
+        if ID in item and item[ID] in seen:
             raise DbJsonError(f'db.json: "{key}"[{index}] repeats id {item[ID]!r}')
         seen.add(item.get(ID))
     if kind == "string" or all(ID in item for item in items):

@@ -219,22 +219,39 @@ def _filter(read: ServerQuery, table: Table, name: str, texts: list[str]) -> Non
 def _range(
     read: ServerQuery, table: Table, name: str, path: str, texts: list[str], lower: bool
 ) -> None:
-    """``_gte``/``_lte``: numbers compare as numbers, text as text (as JavaScript's
-    ``<=`` between the parameter and the value)."""
+    """``_gte``/``_lte`` as JavaScript's ``<=`` between the parameter and the value:
+    a number compares as a number, a string as text."""
     sql, args = value_sql(table, path) or ('"id"', [])
     kind = table.types.get(path.partition(".")[0], "integer")
     comparison = ">=" if lower else "<="
     parts = []
-    read.args.extend(args)  # for IS NOT NULL
+    arguments: list[Any] = []
     for text in texts:
-        bound: Any = text
-        if kind in _NUMBERS or (kind in _JSON_TEXT and _number(text) is not None):
-            bound = _number(text)
-            if bound is None:
+        number = _number(text)
+        if kind in _NUMBERS:
+            if number is None:
                 raise bad(name, f"not a number: {text!r}")
-        parts.append(f"{sql} {comparison} ?")
-        read.args.extend([*args, bound])
-    read.where.append(f"({sql} IS NOT NULL AND (" + " OR ".join(parts) + "))")
+            parts.append(f"{sql} {comparison} ?")
+            arguments.extend([*args, number])
+        elif kind in _JSON_TEXT:
+            where = args[0]  # json_extract's path
+            typed = f'json_type("{path.partition(".")[0]}", ?)'
+            parts.append(
+                f"({typed} = 'text' AND {sql} {comparison} ?)"
+                + (
+                    f" OR ({typed} IN ('integer', 'real') AND {sql} {comparison} ?)"
+                    if number is not None
+                    else ""
+                )
+            )
+            arguments.extend([where, *args, text])
+            if number is not None:
+                arguments.extend([where, *args, number])
+        else:
+            parts.append(f"{sql} {comparison} ?")
+            arguments.extend([*args, text])
+    read.where.append("(" + " OR ".join(f"({part})" for part in parts) + ")")
+    read.args.extend(arguments)
 
 
 def _number(text: str) -> float | int | None:
