@@ -235,6 +235,19 @@ def test_every_origin_may_read_as_in_json_server(api: Api) -> None:
     assert "X-Total-Count" in (response.header("Access-Control-Expose-Headers") or "")
 
 
+def test_no_cors_sends_no_cors_headers(tmp_path: Path) -> None:
+    db_json = tmp_path / "db.json"
+    db_json.write_text(json.dumps(DB))
+    args = ["resources", "serve", str(db_json), "--port", "0", "--no-cors"]
+    with QuiverProcess(args) as proc:
+        proc.wait_listening()
+        api = Api(proc.port)
+        response = api("GET", "/posts", headers={"Origin": "http://localhost:5173"})
+        api.client.close()
+    assert response.status == 200
+    assert response.header("Access-Control-Allow-Origin") is None
+
+
 @pytest.mark.parametrize(
     ("document", "named"),
     [

@@ -92,7 +92,7 @@ def value_sql(table: Table, path: str) -> tuple[str, list[Any]] | None:
     None when the table has no such column."""
     column, _, rest = path.partition(".")
     kind = table.types.get(column)
-    if kind is None or (rest and kind not in _JSON_TEXT):
+    if kind is None or (rest and kind not in _JSON_TEXT) or not _PATH.fullmatch(path):
         return None
     if kind in _JSON_TEXT:
         return f'json_extract("{column}", ?)', ["$." + rest if rest else "$"]
@@ -140,7 +140,7 @@ def _control(read: ServerQuery, table: Table, name: str, text: str) -> None:
     elif name == "_sort":
         orders = dict(enumerate(o.lower() for o in _order_of(read).split(",")))
         for index, path in enumerate(part for part in text.split(",") if part):
-            found = value_sql(table, path) if path != "id" else ('"id"', [])
+            found = value_sql(table, path)
             if found is None:
                 continue  # as json-server: sorting by a field no item has changes nothing
             sql, args = found
@@ -190,9 +190,7 @@ def _search(read: ServerQuery, table: Table, text: str) -> None:
 def _filter(read: ServerQuery, table: Table, name: str, texts: list[str]) -> None:
     operator = next((op for op in _OPERATORS if name.endswith(op)), "")
     path = name.removesuffix(operator) if operator else name
-    found = text_sql(table, path) if _PATH.fullmatch(path) else None
-    if path == "id":
-        found = ('CAST("id" AS TEXT)', [])
+    found = text_sql(table, path)
     if found is None:
         if operator:  # json-server: no item has the field, so none matches
             read.where.append("0")
@@ -221,7 +219,9 @@ def _range(
 ) -> None:
     """``_gte``/``_lte`` as JavaScript's ``<=`` between the parameter and the value:
     a number compares as a number, a string as text."""
-    sql, args = value_sql(table, path) or ('"id"', [])
+    found = value_sql(table, path)
+    assert found is not None  # the filter found the path
+    sql, args = found
     kind = table.types.get(path.partition(".")[0], "integer")
     comparison = ">=" if lower else "<="
     parts = []
