@@ -168,7 +168,7 @@ def _order_of(read: ServerQuery) -> str:
 
 
 def _count(name: str, text: str) -> int:
-    if not text.isdigit() or len(text) > 12:
+    if not text.isdigit() or len(text) > 9:
         raise bad(name, f"a whole number, got {text!r}")
     return int(text)
 
@@ -255,10 +255,13 @@ def _range(
 
 
 def _number(text: str) -> float | int | None:
+    """The number ``text`` writes; as a float beyond SQLite's 64-bit integers."""
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         pass
+    else:
+        return number if abs(number) < 2**63 else float(number)
     try:
         return float(text)
     except ValueError:

@@ -52,6 +52,7 @@ _MERGE_PATCH = b"application/merge-patch+json"
 _COLLECTION_METHODS = b"GET, HEAD, POST, OPTIONS"
 _ITEM_METHODS = b"GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
 _DOCUMENT_METHODS = b"GET, HEAD, PUT, PATCH, POST, OPTIONS"
+_TOO_LARGE = "an integer beyond -2**63 .. 2**63 - 1, more than the store keeps"
 
 
 def js_text(value: Any) -> str:
@@ -118,6 +119,8 @@ class JsonServerTarget(ResourceTarget):
             raise self._integrity(exc) from exc
         except sqlite3.Error as exc:
             raise StorageFailed("the resource store failed", internal=repr(exc)) from exc
+        except OverflowError:  # JSON reads integers SQLite cannot hold (up to 2**64 - 1)
+            raise invalid([{"pointer": "", "detail": _TOO_LARGE}]) from None
         finally:
             if self.connection.in_transaction:
                 self.connection.execute("ROLLBACK")
