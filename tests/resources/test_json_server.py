@@ -134,6 +134,8 @@ def test_embed_children_and_expand_the_parent(api: Api) -> None:
     assert comments == [{**DB["comments"][2], "post": DB["posts"][1]}]
     listed = api("GET", "/posts?_embed=comments&id=3").json()
     assert listed == [{**DB["posts"][2], "comments": []}]
+    both = api("GET", "/comments/3?_expand=post&_embed=nothing").json()
+    assert both == {**DB["comments"][2], "post": DB["posts"][1]}
 
 
 def test_create_takes_the_next_id_or_a_free_given_one(api: Api) -> None:
@@ -189,6 +191,8 @@ def test_string_ids_are_kept_and_made_on_create(tmp_path: Path) -> None:
         assert api("GET", f"/users/{created['id']}").json() == created
         assert_problem(api("POST", "/users", {"id": "a1", "name": "again"}), 409)
         assert ids(api("GET", "/users?id=b2")) == ["b2"]
+        assert api("PATCH", "/users/b2", {"name": "ÉLODIE"}).status == 200
+        assert ids(api("GET", "/users?q=%C3%A9lodie")) == ["b2"]  # case ignored beyond ASCII
 
 
 def test_mixed_and_null_fields_take_any_value(tmp_path: Path) -> None:

@@ -82,6 +82,12 @@ def regexp(pattern: str, value: Any) -> bool:
     return value is not None and _compiled(pattern).search(str(value)) is not None
 
 
+def lower_text(value: Any) -> Any:
+    """SQLite's ``lower`` for every script, not ASCII only: ``q`` ignores case as
+    JavaScript's ``toLowerCase`` does."""
+    return value.lower() if isinstance(value, str) else value
+
+
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
@@ -127,7 +133,10 @@ def read_server_query(query: str, table: Table) -> ServerQuery:
     for name, text in read.params:
         values.setdefault(name, []).append(text)
     for name, texts in values.items():
-        if name.startswith("_") or name == "q":
+        if name in ("_embed", "_expand"):  # repeated or comma-separated
+            names = [part for text in texts for part in text.split(",") if part]
+            setattr(read, name[1:], names)
+        elif name.startswith("_") or name == "q":
             _control(read, table, name, texts[0])
         else:
             _filter(read, table, name, texts)
@@ -155,10 +164,6 @@ def _control(read: ServerQuery, table: Table, name: str, text: str) -> None:
         read.start = _count(name, text)
     elif name == "_end":
         read.end = _count(name, text)
-    elif name == "_embed":
-        read.embed = [part for part in text.split(",") if part]
-    elif name == "_expand":
-        read.expand = [part for part in text.split(",") if part]
     # any other parameter starting with "_" (_order read with _sort, jQuery's "_",
     # _delay...) is ignored, as json-server does
 
@@ -182,7 +187,7 @@ def _search(read: ServerQuery, table: Table, text: str) -> None:
         found = text_sql(table, column)
         if found is not None:
             sql, args = found
-            parts.append(f"instr(lower({sql}), ?) > 0")
+            parts.append(f"instr(lower_text({sql}), ?) > 0")
             read.args.extend([*args, text.lower()])
     read.where.append("(" + " OR ".join(parts) + ")")
 

@@ -41,7 +41,13 @@ from quiver.resources.jsonserver.database import (
     write_document,
 )
 from quiver.resources.jsonserver.infer import ID, foreign_key, singular
-from quiver.resources.jsonserver.query import ServerQuery, read_server_query, regexp, text_sql
+from quiver.resources.jsonserver.query import (
+    ServerQuery,
+    lower_text,
+    read_server_query,
+    regexp,
+    text_sql,
+)
 from quiver.resources.storage import Table, open_database
 from quiver.resources.target import ResourceOptions, ResourceTarget, etag_of
 
@@ -74,6 +80,7 @@ class JsonServerTarget(ResourceTarget):
     def __init__(self, options: ResourceOptions, context: PluginContext) -> None:
         super().__init__(options, context)
         self.connection.create_function("regexp", 2, regexp, deterministic=True)
+        self.connection.create_function("lower_text", 1, lower_text, deterministic=True)
         resource = self.table.resource
         self.resources = {each.name: each for each in options.resources}
         #: the collections this one's items point at, with the field pointing
