@@ -256,6 +256,12 @@ def test_no_cors_sends_no_cors_headers(tmp_path: Path) -> None:
     assert response.header("Access-Control-Allow-Origin") is None
 
 
+def test_snapshot_without_data_says_so(tmp_path: Path) -> None:
+    result = run_quiver("resources", "snapshot", str(tmp_path / "db.json"))
+    assert result.returncode == 1
+    assert "db.quiver.sqlite: no such file" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("document", "named"),
     [

@@ -94,7 +94,9 @@ def _seed(connection: sqlite3.Connection, seed: Seed) -> None:
 
 def read_layout(database: str) -> Layout:
     """The layout recorded in ``database`` when it was seeded."""
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    if not os.path.isfile(database):
+        raise DbJsonError(f"{database}: no such file (`quiver resources serve` makes it)")
+    connection = sqlite3.connect(Path(database).resolve().as_uri() + "?mode=ro", uri=True)
     try:
         row = connection.execute(f'SELECT value FROM "{_META}" WHERE key = ?', ("layout",))
         found = row.fetchone()
