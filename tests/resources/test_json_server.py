@@ -191,6 +191,11 @@ def test_string_ids_are_kept_and_made_on_create(tmp_path: Path) -> None:
         assert api("GET", f"/users/{created['id']}").json() == created
         assert_problem(api("POST", "/users", {"id": "a1", "name": "again"}), 409)
         assert ids(api("GET", "/users?id=b2")) == ["b2"]
+        assert [user["id"] for user in api("GET", "/db").json()["users"]] == [
+            "a1",
+            "b2",
+            created["id"],
+        ]
         assert api("PATCH", "/users/b2", {"name": "ÉLODIE"}).status == 200
         assert ids(api("GET", "/users?q=%C3%A9lodie")) == ["b2"]  # case ignored beyond ASCII
 

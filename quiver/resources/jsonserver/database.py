@@ -21,7 +21,7 @@ import orjson
 from quiver.config.resources import Resource
 from quiver.resources.jsonserver.infer import DbJsonError, Layout, Seed, read_db
 from quiver.resources.storage import Table
-from quiver.resources.transfer import export, load_items
+from quiver.resources.transfer import load_items
 
 _META = "_quiver_json_server"
 #: the singular documents, by name, as JSON text
@@ -129,8 +129,16 @@ def write_document(connection: sqlite3.Connection, name: str, document: dict[str
 
 
 def snapshot(connection: sqlite3.Connection, layout: Layout) -> dict[str, Any]:
-    """Every collection and singular document, in db.json's shape and order."""
-    collections = export(connection, layout.resources)
+    """Every collection and singular document, in db.json's shape and order (items
+    in the order they were added, as json-server keeps its arrays)."""
+    collections = {resource.name: _items(connection, resource) for resource in layout.resources}
     documents = {name: read_document(connection, name) for name in layout.singulars}
     every = {**collections, **documents}
     return {name: every[name] for name in layout.order}
+
+
+def _items(connection: sqlite3.Connection, resource: Resource) -> list[dict[str, Any]]:
+    table = Table.of(resource)
+    columns = ", ".join(f'"{column}"' for column in table.columns)
+    sql = f'SELECT {columns} FROM "{resource.name}" ORDER BY rowid'
+    return [table.from_row(row) for row in connection.execute(sql)]
