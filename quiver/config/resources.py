@@ -111,6 +111,7 @@ class Resource(Strict):
     """One resource: a table and the REST API serving it."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique name; the table's name.")
+    # before `fields`: their validator reads it
     dialect: Dialect = Field(
         "quiver",
         description="How the API reads and answers: `quiver` (this page), or `json-server` "

@@ -165,6 +165,8 @@ def test_a_singular_document_is_replaced_and_merged(api: Api) -> None:
     assert api("PATCH", "/profile", {"age": 4}).json() == {"name": "new", "age": 4}
     assert api("GET", "/db").json()["profile"] == {"name": "new", "age": 4}
     assert_problem(api("PUT", "/profile", [1]), 422)
+    bare = api.client.request("POST", "/posts", {"Content-Length": "15"}, b'{"title": "ok"}')
+    assert (bare.status, bare.json()["title"]) == (201, "ok")
 
 
 def test_a_restart_keeps_the_data_and_snapshot_prints_it(tmp_path: Path) -> None:
@@ -230,6 +232,8 @@ def test_mixed_and_null_fields_take_any_value(tmp_path: Path) -> None:
         ("GET", "/posts/x", None, 404),
         ("DELETE", "/posts", None, 405),
         ("PUT", "/posts/1", "text", 415),
+        ("POST", "/posts", "bare", 400),  # no Content-Type: read as JSON, as json-server
+        ("PUT", "/profile", b"[1", 400),
     ],
 )
 def test_bad_input_is_a_problem_document(
@@ -237,6 +241,8 @@ def test_bad_input_is_a_problem_document(
 ) -> None:
     if body == "text":
         response = api(method, path, b"title", content_type="text/plain")
+    elif body == "bare":
+        response = api.client.request(method, path, {"Content-Length": "5"}, b"{oops")
     else:
         response = api(method, path, body)
     assert_problem(response, status)

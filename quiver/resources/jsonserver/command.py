@@ -49,6 +49,8 @@ def serve(args: argparse.Namespace) -> int:
             args.file,
             args.file,
         )
+    served = [f"/{name}" for name in layout.order] + ["/db"]
+    log.info("serving %s", ", ".join(served))
     catalog = default_catalog()
     data = config_data(layout, database, listen=_address(args.host, args.port), cors=args.cors)
     config = validate(data, catalog)

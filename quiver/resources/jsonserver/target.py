@@ -33,7 +33,13 @@ from quiver.config.resources import JSON_SERVER_TARGET_TYPE, Resource
 from quiver.errors import MethodNotAllowed
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
-from quiver.resources.errors import ItemNotFound, StorageFailed, UnsupportedMediaType, invalid
+from quiver.resources.errors import (
+    InvalidRequest,
+    ItemNotFound,
+    StorageFailed,
+    UnsupportedMediaType,
+    invalid,
+)
 from quiver.resources.jsonserver.database import (
     read_document,
     read_layout,
@@ -48,7 +54,7 @@ from quiver.resources.jsonserver.query import (
     regexp,
     text_sql,
 )
-from quiver.resources.storage import Table, open_database
+from quiver.resources.storage import ANY_TYPE, Table, open_database
 from quiver.resources.target import ResourceOptions, ResourceTarget, etag_of
 
 DOCUMENT_TARGET_TYPE = "resource-json-server-document"
@@ -140,7 +146,7 @@ class JsonServerTarget(ResourceTarget):
             return self._server_list(request, path, (field, value))
         if request.method == b"POST":
             typed: Any = value
-            if self.table.types[field] in ("integer", "number", "any") and value.isdigit():
+            if self.table.types[field] in ("integer", "number", ANY_TYPE) and value.isdigit():
                 typed = int(value)
             return self._server_create(request, path, {field: typed})
         raise MethodNotAllowed(headers=((b"Allow", b"GET, HEAD, POST"),))
@@ -176,7 +182,9 @@ class JsonServerTarget(ResourceTarget):
             try:
                 return orjson.loads(request.body or b"")
             except orjson.JSONDecodeError as exc:
-                raise invalid([{"pointer": "", "detail": f"not JSON: {exc}"}]) from None
+                raise invalid(
+                    [{"pointer": "", "detail": f"not JSON: {exc}"}], InvalidRequest
+                ) from None
         return super()._body(request, accepted)
 
     # -- reading -----------------------------------------------------------------------
@@ -381,7 +389,7 @@ def _json_object(request: PluginRequest) -> dict[str, Any]:
     try:
         document = orjson.loads(request.body or b"")
     except orjson.JSONDecodeError as exc:
-        raise invalid([{"pointer": "", "detail": f"not JSON: {exc}"}]) from None
+        raise invalid([{"pointer": "", "detail": f"not JSON: {exc}"}], InvalidRequest) from None
     if not isinstance(document, dict):
         raise invalid([{"pointer": "", "detail": "the document is a JSON object"}])
     return document
