@@ -117,7 +117,8 @@ class Resource(Strict):
         description="How the API reads and answers: `quiver` (this page), or `json-server` "
         "(json-server 0.17's query parameters, ids and answers; `quiver resources serve "
         "db.json` declares such resources). In `json-server`, a field may omit `type` (any "
-        "JSON value) and field names may be camelCase.",
+        "JSON value), field names may be camelCase, and items keep undeclared fields "
+        "(`fields` may be empty).",
     )
     path: str | None = Field(
         None,
@@ -125,7 +126,6 @@ class Resource(Strict):
         "child resource is served under its parent's items and takes no path.",
     )
     fields: dict[str, dict[str, Any]] = Field(
-        min_length=1,
         description="The fields by name, each a JSON Schema with type, enum, default, "
         "format, minimum/maximum, minLength/maxLength, pattern, items.",
     )
@@ -178,6 +178,8 @@ class Resource(Strict):
         cls, value: dict[str, dict[str, Any]], info: ValidationInfo
     ) -> dict[str, dict[str, Any]]:
         dialect = info.data.get("dialect", "quiver")
+        if not value and dialect == "quiver":  # json-server keeps undeclared fields
+            raise ValueError("declare at least one field")
         for name, schema in value.items():
             check_field(name, schema, dialect)
         return value

@@ -96,23 +96,23 @@ def config_data(layout: Layout, database: str, *, listen: str, cors: bool) -> di
         resource.model_dump(mode="json", exclude_defaults=True) for resource in layout.resources
     ]
     for child in layout.resources:
+        # /posts/{postId}/comments for every other collection: a target of the child's
+        # own (the section's generated targets cannot be named here)
+        nested = f"{_PREFIX}nested-{child.name}"
+        options: dict[str, Any] = {
+            "resource": child.name,
+            "resources": declared,
+            "database": database,
+        }
+        targets.append({"name": nested, "type": JSON_SERVER_TARGET_TYPE, "options": options})
         for parent in layout.resources:
-            key = foreign_key(parent.name)
-            if key in child.fields and parent.name != child.name:
-                # /posts/{postId}/comments: the comments target's nested form, a target
-                # of its own (the section's generated targets cannot be named here)
-                name = f"{_PREFIX}{parent.name}-{child.name}"
-                options: dict[str, Any] = {
-                    "resource": child.name,
-                    "resources": declared,
-                    "database": database,
-                }
-                targets.append({"name": name, "type": JSON_SERVER_TARGET_TYPE, "options": options})
+            if parent.name != child.name:
+                path = f"/{parent.name}/{{{foreign_key(parent.name)}}}/{child.name}"
                 routes.append(
                     {
-                        "name": name,
-                        "paths": [f"/{parent.name}/{{{key}}}/{child.name}"],
-                        "target": name,
+                        "name": f"{_PREFIX}{parent.name}-{child.name}",
+                        "paths": [path],
+                        "target": nested,
                         "priority": 1,
                     }
                 )

@@ -20,6 +20,7 @@ import orjson
 
 from quiver.config.resources import Resource
 from quiver.resources.jsonserver.infer import DbJsonError, Layout, Seed, read_db
+from quiver.resources.jsonserver.table import ServerTable, add_extra_column
 from quiver.resources.storage import Table
 from quiver.resources.transfer import load_items
 
@@ -71,6 +72,7 @@ def _seed(connection: sqlite3.Connection, seed: Seed) -> None:
             sql = sql.replace(_INTEGER_KEY, _TEXT_KEY, 1)
         for statement in sql.split(";\n"):
             connection.execute(statement)
+        add_extra_column(connection, resource.name)
     connection.execute(f'CREATE TABLE "{_META}" (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
     connection.execute(f'CREATE TABLE "{DOCUMENTS}" (name TEXT PRIMARY KEY, value TEXT NOT NULL)')
     stored = {
@@ -138,7 +140,7 @@ def snapshot(connection: sqlite3.Connection, layout: Layout) -> dict[str, Any]:
 
 
 def _items(connection: sqlite3.Connection, resource: Resource) -> list[dict[str, Any]]:
-    table = Table.of(resource)
+    table = ServerTable.of(resource)
     columns = ", ".join(f'"{column}"' for column in table.columns)
     sql = f'SELECT {columns} FROM "{resource.name}" ORDER BY rowid'
     return [table.from_row(row) for row in connection.execute(sql)]

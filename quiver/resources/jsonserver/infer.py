@@ -3,8 +3,9 @@
 Each top-level array of objects is a collection: a resource of the ``json-server``
 dialect whose fields are inferred from its items (a field holding one JSON type
 gets that type; a field with mixed types or nulls gets none, so any JSON value
-fits it).  Each top-level object is a singular document (json-server's
-``"profile": {...}``), served as a whole.  Items keep their ``id``: integers, or
+fits it); fields an item gets later are kept too (:mod:`.table`).  Each
+top-level object is a singular document (json-server's ``"profile": {...}``),
+served as a whole.  Items keep their ``id``: integers, or
 strings when db.json has string ids.
 """
 
@@ -136,11 +137,6 @@ def _with_ids(key: str, items: list[Any]) -> tuple[IdKind, list[dict[str, Any]]]
 
 def _resource(key: str, items: list[dict[str, Any]]) -> Resource:
     """The declaration of collection ``key`` with fields inferred from ``items``."""
-    if not items:
-        raise DbJsonError(
-            f'db.json: "{key}" is empty: give it one example item so that its fields '
-            "can be known (delete the example once served)"
-        )
     types: dict[str, set[str]] = {}
     for item in items:
         for name, value in item.items():
@@ -158,8 +154,6 @@ def _resource(key: str, items: list[dict[str, Any]]) -> Resource:
                 "names differing only in case"
             )
         folded[name.lower()] = name
-    if not types:
-        raise DbJsonError(f'db.json: "{key}" items have no field besides the id')
     fields = {name: _schema(seen) for name, seen in types.items()}
     return Resource.model_validate({"name": key, "dialect": "json-server", "fields": fields})
 

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from quiver.resources.errors import InvalidRequest
+from quiver.resources.jsonserver.table import EXTRA
 from quiver.resources.storage import ANY_TYPE, Table
 
 _OPERATORS = ("_gte", "_lte", "_ne", "_like")
@@ -93,37 +94,48 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
-def value_sql(table: Table, path: str) -> tuple[str, list[Any]] | None:
-    """The SQL value at ``path`` (a column, or ``column.key.key`` into JSON text);
-    None when the table has no such column."""
+def _locate(table: Table, path: str) -> tuple[str, str | None, str] | None:
+    """Where ``path`` is stored: (column, JSON path into it or None, JSON type);
+    a field that is no column is in ``_extra``.  None: a path no item can have."""
+    if not _PATH.fullmatch(path):
+        return None
     column, _, rest = path.partition(".")
     kind = table.types.get(column)
-    if kind is None or (rest and kind not in _JSON_TEXT) or not _PATH.fullmatch(path):
-        return None
+    if kind is None or column == EXTRA:
+        return (EXTRA, "$." + path, ANY_TYPE) if EXTRA in table.types else None
     if kind in _JSON_TEXT:
-        return f'json_extract("{column}", ?)', ["$." + rest if rest else "$"]
-    return f'"{column}"', []
+        return column, "$." + rest if rest else "$", kind
+    return None if rest else (column, None, kind)
+
+
+def value_sql(table: Table, path: str) -> tuple[str, list[Any]] | None:
+    """The SQL value at ``path`` (a column, or a path into JSON text) and its
+    arguments; None when no item can have it."""
+    found = _locate(table, path)
+    if found is None:
+        return None
+    column, where, _ = found
+    if where is None:
+        return f'"{column}"', []
+    return f'json_extract("{column}", ?)', [where]
 
 
 def text_sql(table: Table, path: str) -> tuple[str, list[Any]] | None:
     """The value at ``path`` as JavaScript's ``toString`` writes it: what json-server
     compares filters with (``true``, ``3``, ``2.5``)."""
-    column, _, rest = path.partition(".")
-    kind = table.types.get(column)
-    found = value_sql(table, path)
-    if kind is None or found is None:
+    found = _locate(table, path)
+    if found is None:
         return None
-    sql, args = found
-    if kind == "boolean":
-        return f"CASE {sql} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END", args
-    if kind in _JSON_TEXT:
-        where = "$." + rest if rest else "$"
+    column, where, kind = found
+    if where is not None:
         return (
             f"CASE json_type(\"{column}\", ?) WHEN 'true' THEN 'true' "
-            f"WHEN 'false' THEN 'false' ELSE CAST({sql} AS TEXT) END",
-            [where, *args],
+            f"WHEN 'false' THEN 'false' ELSE CAST(json_extract(\"{column}\", ?) AS TEXT) END",
+            [where, where],
         )
-    return f"CAST({sql} AS TEXT)", args
+    if kind == "boolean":
+        return f"CASE \"{column}\" WHEN 1 THEN 'true' WHEN 0 THEN 'false' END", []
+    return f'CAST("{column}" AS TEXT)', []
 
 
 def read_server_query(query: str, table: Table) -> ServerQuery:
@@ -184,7 +196,8 @@ def _search(read: ServerQuery, table: Table, text: str) -> None:
         return
     parts = []
     for column in table.columns:
-        found = text_sql(table, column)
+        # the undeclared fields as their JSON text (their names match too)
+        found = (f'"{EXTRA}"', []) if column == EXTRA else text_sql(table, column)
         if found is not None:
             sql, args = found
             parts.append(f"instr(lower_text({sql}), ?) > 0")
@@ -196,16 +209,25 @@ def _filter(read: ServerQuery, table: Table, name: str, texts: list[str]) -> Non
     operator = next((op for op in _OPERATORS if name.endswith(op)), "")
     path = name.removesuffix(operator) if operator else name
     found = text_sql(table, path)
-    if found is None:
-        if operator:  # json-server: no item has the field, so none matches
+    if found is None:  # a path no item can have (``a.b`` into a string field)
+        if operator:
             read.where.append("0")
-        return  # a plain filter on a field no item has is dropped, as json-server does
+        return
     text, text_args = found
     if operator in ("", "_ne"):
         marks = ", ".join("?" * len(texts))
         negation = "NOT " if operator == "_ne" else ""
-        read.where.append(f"({text}) {negation}IN ({marks})")
+        clause = f"({text}) {negation}IN ({marks})"
         read.args.extend([*text_args, *texts])
+        located = _locate(table, path)
+        if not operator and located is not None and located[0] == EXTRA:
+            # as json-server: a filter on a field no item has is dropped
+            clause += (
+                f' OR NOT EXISTS (SELECT 1 FROM "{table.name}" '
+                f'WHERE json_type("{EXTRA}", ?) IS NOT NULL)'
+            )
+            read.args.append(located[1])
+        read.where.append(f"({clause})")
     elif operator == "_like":
         for pattern in texts:
             try:
@@ -224,37 +246,31 @@ def _range(
 ) -> None:
     """``_gte``/``_lte`` as JavaScript's ``<=`` between the parameter and the value:
     a number compares as a number, a string as text."""
-    found = value_sql(table, path)
+    found = _locate(table, path)
     assert found is not None  # the filter found the path
-    sql, args = found
-    kind = table.types.get(path.partition(".")[0], "integer")
+    column, where, kind = found
+    value = f'"{column}"' if where is None else f'json_extract("{column}", ?)'
+    value_args = [] if where is None else [where]
     comparison = ">=" if lower else "<="
     parts = []
     arguments: list[Any] = []
     for text in texts:
         number = _number(text)
-        if kind in _NUMBERS:
+        if where is None and kind in _NUMBERS:
             if number is None:
                 raise bad(name, f"not a number: {text!r}")
-            parts.append(f"{sql} {comparison} ?")
-            arguments.extend([*args, number])
-        elif kind in _JSON_TEXT:
-            where = args[0]  # json_extract's path
-            typed = f'json_type("{path.partition(".")[0]}", ?)'
-            parts.append(
-                f"({typed} = 'text' AND {sql} {comparison} ?)"
-                + (
-                    f" OR ({typed} IN ('integer', 'real') AND {sql} {comparison} ?)"
-                    if number is not None
-                    else ""
-                )
-            )
-            arguments.extend([where, *args, text])
-            if number is not None:
-                arguments.extend([where, *args, number])
+            parts.append(f"{value} {comparison} ?")
+            arguments.extend([number])
+        elif where is None:
+            parts.append(f"{value} {comparison} ?")
+            arguments.extend([text])
         else:
-            parts.append(f"{sql} {comparison} ?")
-            arguments.extend([*args, text])
+            typed = f'json_type("{column}", ?)'
+            parts.append(f"({typed} = 'text' AND {value} {comparison} ?)")
+            arguments.extend([where, *value_args, text])
+            if number is not None:
+                parts.append(f"({typed} IN ('integer', 'real') AND {value} {comparison} ?)")
+                arguments.extend([where, *value_args, number])
     read.where.append("(" + " OR ".join(f"({part})" for part in parts) + ")")
     read.args.extend(arguments)
 

@@ -54,7 +54,8 @@ from quiver.resources.jsonserver.query import (
     regexp,
     text_sql,
 )
-from quiver.resources.storage import ANY_TYPE, Table, open_database
+from quiver.resources.jsonserver.table import EXTRA, ServerTable, add_extra_column
+from quiver.resources.storage import ANY_TYPE, open_database
 from quiver.resources.target import ResourceOptions, ResourceTarget, etag_of
 
 DOCUMENT_TARGET_TYPE = "resource-json-server-document"
@@ -88,18 +89,17 @@ class JsonServerTarget(ResourceTarget):
         self.connection.create_function("regexp", 2, regexp, deterministic=True)
         self.connection.create_function("lower_text", 1, lower_text, deterministic=True)
         resource = self.table.resource
+        add_extra_column(self.connection, resource.name)
+        self.table = ServerTable.of(resource)
+        columns = ", ".join(f'"{column}"' for column in self.table.columns)
+        self.select_one = f'SELECT {columns} FROM "{resource.name}" WHERE "{ID}" = ?'
+        self.select_list = f'SELECT {columns} FROM "{resource.name}"'
         self.resources = {each.name: each for each in options.resources}
-        #: the collections this one's items point at, with the field pointing
-        self.parents = {
-            other: foreign_key(other)
-            for other in self.resources
-            if foreign_key(other) in resource.fields
-        }
         name = re.escape(resource.name.encode())
         self.nested = re.compile(rb"/([a-z0-9_]+)/([^/]+)/" + name + rb"/?")
-        columns = [ID, *resource.fields]
-        names = ", ".join(f'"{column}"' for column in columns)
-        marks = ", ".join("?" * len(columns))
+        inserted = [ID, *resource.fields, EXTRA]
+        names = ", ".join(f'"{column}"' for column in inserted)
+        marks = ", ".join("?" * len(inserted))
         self.insert_given = f'INSERT INTO "{resource.name}" ({names}) VALUES ({marks})'
         kind = self.connection.execute(
             f"SELECT type FROM pragma_table_info('{resource.name}') WHERE pk = 1"
@@ -113,7 +113,7 @@ class JsonServerTarget(ResourceTarget):
         method = request.method
         try:
             nested = self.nested.fullmatch(path)
-            if nested is not None and nested[1].decode() in self.parents:
+            if nested is not None and nested[1].decode() in self.resources:
                 return self._nested(request, nested[1].decode(), nested[2], path)
             match = self.pattern.fullmatch(path)
             if match is None:
@@ -140,13 +140,14 @@ class JsonServerTarget(ResourceTarget):
 
     def _nested(self, request: PluginRequest, parent: str, key: bytes, path: bytes) -> Response:
         """``/posts/1/comments``: the comments with ``postId`` 1, or a new one."""
-        field = self.parents[parent]
+        field = foreign_key(parent)
         value = unquote(key.decode("latin-1"))
         if request.method in (b"GET", b"HEAD"):
             return self._server_list(request, path, (field, value))
         if request.method == b"POST":
             typed: Any = value
-            if self.table.types[field] in ("integer", "number", ANY_TYPE) and value.isdigit():
+            kind = self.table.types.get(field, ANY_TYPE)
+            if kind in ("integer", "number", ANY_TYPE) and value.isdigit():
                 typed = int(value)
             return self._server_create(request, path, {field: typed})
         raise MethodNotAllowed(headers=((b"Allow", b"GET, HEAD, POST"),))
@@ -250,14 +251,14 @@ class JsonServerTarget(ResourceTarget):
         for name in query.embed:
             child = self.resources.get(name)
             key = foreign_key(self.table.name)
-            if child is None or key not in child.fields:
+            if child is None:
                 continue
             for item in items:
                 item[name] = self._matching(child, key, js_text(item[ID]))
         for name in query.expand:
             parent = next((r for r in self.resources.values() if singular(r.name) == name), None)
             key = name + "Id"
-            if parent is None or key not in self.table.resource.fields:
+            if parent is None:
                 continue
             for item in items:
                 if key in item:
@@ -267,7 +268,7 @@ class JsonServerTarget(ResourceTarget):
         return items
 
     def _matching(self, resource: Resource, field: str, value: str) -> list[dict[str, Any]]:
-        table = Table.of(resource)
+        table = ServerTable.of(resource)
         found = text_sql(table, field)
         assert found is not None
         columns = ", ".join(f'"{column}"' for column in table.columns)
@@ -284,18 +285,50 @@ class JsonServerTarget(ResourceTarget):
         if not isinstance(document, dict):
             raise invalid([{"pointer": "", "detail": "an item is a JSON object"}])
         given = document.get(ID)
-        item = self._fields_of({**self.schema.defaults, **self._strip(document), **nested})
-        values = [self.table.to_sql(name, item.get(name)) for name in self.table.resource.fields]
+        values = self._values({**self.schema.defaults, **self._strip(document), **nested})
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
         key = self._new_key() if given is None else self._given_key(given)
-        connection.execute(self.insert_given, (key, *values))
+        connection.execute(self.insert_given, (key, *values.values()))
         row = connection.execute(self.select_one, (key,)).fetchone()
         connection.execute("COMMIT")
         body, tag = self._render(self.table.from_row(row))
         location = path.rstrip(b"/") + b"/" + str(key).encode()
         headers = [(b"Content-Type", _JSON), (b"ETag", tag), (b"Location", location)]
         return Response(201, headers, body)
+
+    def _values(self, document: Any) -> dict[str, Any]:
+        """The column values of an item: its inferred fields checked, any other field
+        (nulls too) into ``_extra``."""
+        if not isinstance(document, dict):
+            raise invalid([{"pointer": "", "detail": "an item is a JSON object"}])
+        fields = self.table.resource.fields
+        item = self._fields_of({name: document[name] for name in fields if name in document})
+        values = {name: self.table.to_sql(name, item.get(name)) for name in fields}
+        extra = {name: value for name, value in document.items() if name not in fields}
+        values[EXTRA] = orjson.dumps(extra).decode() if extra else None
+        return values
+
+    def _write(self, request: PluginRequest, parents: list[int], key: Any, change: Any) -> Response:
+        """PUT and PATCH: ``change`` makes the new item (without its id) of the current
+        one, under If-Match when sent."""
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        current = self._find(key, [])
+        self._precondition(request, self._render(current)[1])
+        document = change(self._strip(current))
+        if request.method == b"PUT" and isinstance(document, dict):
+            document = {**self.schema.defaults, **document}
+        values = self._values(document)
+        assignments = ", ".join(f'"{name}" = ?' for name in values)
+        connection.execute(
+            f'UPDATE "{self.table.name}" SET {assignments} WHERE "{ID}" = ?',
+            (*values.values(), key),
+        )
+        row = connection.execute(self.select_one, (key,)).fetchone()
+        connection.execute("COMMIT")
+        body, tag = self._render(self.table.from_row(row))
+        return Response(200, [(b"Content-Type", _JSON), (b"ETag", tag)], body)
 
     def _new_key(self) -> Any:
         """The next integer after the largest, as json-server; a random string id in a
@@ -322,8 +355,8 @@ class JsonServerTarget(ResourceTarget):
         connection.execute(f'DELETE FROM "{self.table.name}" WHERE "{ID}" = ?', (key,))
         pointing = foreign_key(self.table.name)
         for other in self.resources.values():
-            if pointing in other.fields and other.name != self.table.name:
-                found = text_sql(Table.of(other), pointing)
+            if other.name != self.table.name:
+                found = text_sql(ServerTable.of(other), pointing)
                 assert found is not None
                 sql = f'DELETE FROM "{other.name}" WHERE ({found[0]}) = ?'
                 connection.execute(sql, (*found[1], js_text(key)))
