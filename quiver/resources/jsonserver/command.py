@@ -17,8 +17,8 @@ from typing import Any
 
 from quiver.config.resources import JSON_SERVER_TARGET_TYPE
 from quiver.resources.jsonserver.database import default_database, prepare, snapshot
+from quiver.resources.jsonserver.documents import DATABASE_TARGET_TYPE, DOCUMENT_TARGET_TYPE
 from quiver.resources.jsonserver.infer import DbJsonError, Layout, foreign_key
-from quiver.resources.jsonserver.target import DATABASE_TARGET_TYPE, DOCUMENT_TARGET_TYPE
 
 DEFAULT_PORT = 3000  # json-server's
 _PREFIX = "json-server-"
