@@ -154,6 +154,9 @@ def test_put_replaces_patch_merges_and_delete_takes_the_children(api: Api) -> No
     assert replaced.json() == {"id": 1, "title": "replaced"}
     patched = api("PATCH", "/posts/2", {"views": 6})  # plain application/json
     assert patched.json() == {**DB["posts"][1], "views": 6}
+    cleared = api("PATCH", "/posts/2", {"author": None})  # a typed field keeps null too
+    assert cleared.json() == {**DB["posts"][1], "views": 6, "author": None}
+    assert ids(api("GET", "/posts?author=someone")) == []
     deleted = api("DELETE", "/posts/1")
     assert (deleted.status, deleted.json()) == (200, {})
     assert_problem(api("GET", "/posts/1"), 404)
@@ -205,13 +208,16 @@ def test_string_ids_are_kept_and_made_on_create(tmp_path: Path) -> None:
 def test_mixed_and_null_fields_take_any_value(tmp_path: Path) -> None:
     things = {"things": [{"id": 1, "size": 3, "tag": None}, {"id": 2, "size": "big", "tag": "x"}]}
     with json_server(tmp_path, things) as (_, api):
-        assert api("GET", "/things/2").json() == things["things"][1]
+        assert api("GET", "/things").json() == things["things"]  # nulls kept
+        cleared = api("PATCH", "/things/2", {"tag": None}).json()
+        assert cleared == {"id": 2, "size": "big", "tag": None}
         assert api("POST", "/things", {"size": [1, 2], "tag": {"a": 1}}).status == 201
         assert ids(api("GET", "/things?size=big")) == [2]
         # as JavaScript compares "2" with each value: 3 >= 2, "big" >= "2" as text
         assert ids(api("GET", "/things?size_gte=2")) == [1, 2]
         assert ids(api("GET", "/things?size_lte=3")) == [1]
         assert ids(api("GET", "/things?tag.a=1")) == [3]
+        assert ids(api("GET", "/things?tag_ne=x")) == [3]  # a null has no text to differ
 
 
 def test_fields_db_json_did_not_have_are_kept_filtered_and_sorted(tmp_path: Path) -> None:

@@ -19,10 +19,11 @@ from typing import Any
 import orjson
 
 from quiver.config.resources import Resource
-from quiver.resources.jsonserver.infer import DbJsonError, Layout, Seed, read_db
+from quiver.errors import HTTPError
+from quiver.resources.jsonserver.infer import ID, DbJsonError, Layout, Seed, read_db
 from quiver.resources.jsonserver.table import ServerTable, add_extra_column
 from quiver.resources.storage import Table
-from quiver.resources.transfer import load_items
+from quiver.resources.validate import ItemSchema
 
 _META = "_quiver_json_server"
 #: the singular documents, by name, as JSON text
@@ -88,10 +89,23 @@ def _seed(connection: sqlite3.Connection, seed: Seed) -> None:
         connection.execute(
             f'INSERT INTO "{DOCUMENTS}" VALUES (?, ?)', (name, orjson.dumps(document).decode())
         )
-    try:
-        load_items(connection, layout.resources, seed.items)
-    except ValueError as exc:
-        raise DbJsonError(f"db.json{exc}") from None
+    for resource in layout.resources:
+        _load(connection, resource, seed.items[resource.name])
+
+
+def _load(connection: sqlite3.Connection, resource: Resource, items: list[dict[str, Any]]) -> None:
+    """Inserts db.json's ``items`` as they are, nulls and all."""
+    table, schema = ServerTable.of(resource), ItemSchema(resource)
+    names = ", ".join(f'"{column}"' for column in table.columns)
+    marks = ", ".join("?" * len(table.columns))
+    sql = f'INSERT INTO "{resource.name}" ({names}) VALUES ({marks})'
+    for index, item in enumerate(items):
+        document = {name: value for name, value in item.items() if name != ID}
+        try:
+            values = table.values(schema, document)
+        except HTTPError as exc:
+            raise DbJsonError(f'db.json: "{resource.name}"[{index}]: {exc.detail}') from None
+        connection.execute(sql, (item[ID], *values.values()))
 
 
 def read_layout(database: str) -> Layout:

@@ -13,8 +13,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from quiver.config.resources import Resource
+from quiver.resources.errors import invalid
 from quiver.resources.storage import Table
+from quiver.resources.validate import ItemSchema
 
 EXTRA = "_extra"
 
@@ -33,6 +37,22 @@ class ServerTable(Table):
         item = super().from_row(row)
         item.update(item.pop(EXTRA, None) or {})
         return item
+
+    def values(self, schema: ItemSchema, document: Any) -> dict[str, Any]:
+        """The column values of an item (its id aside): the inferred fields checked
+        (a 422 naming each that breaks its type), any other field into ``_extra``, and
+        so are nulls, which json-server keeps."""
+        if not isinstance(document, dict):
+            raise invalid([{"pointer": "", "detail": "an item is a JSON object"}])
+        fields = self.resource.fields
+        typed = {name: document[name] for name in fields if document.get(name) is not None}
+        item = schema.check(typed)
+        values = {name: self.to_sql(name, item.get(name)) for name in fields}
+        extra = {
+            name: value for name, value in document.items() if name not in fields or value is None
+        }
+        values[EXTRA] = orjson.dumps(extra).decode() if extra else None
+        return values
 
 
 def add_extra_column(connection: sqlite3.Connection, name: str) -> None:

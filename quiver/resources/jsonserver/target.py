@@ -286,16 +286,8 @@ class JsonServerTarget(ResourceTarget):
         return Response(201, headers, body)
 
     def _values(self, document: Any) -> dict[str, Any]:
-        """The column values of an item: its inferred fields checked, any other field
-        (nulls too) into ``_extra``."""
-        if not isinstance(document, dict):
-            raise invalid([{"pointer": "", "detail": "an item is a JSON object"}])
-        fields = self.table.resource.fields
-        item = self._fields_of({name: document[name] for name in fields if name in document})
-        values = {name: self.table.to_sql(name, item.get(name)) for name in fields}
-        extra = {name: value for name, value in document.items() if name not in fields}
-        values[EXTRA] = orjson.dumps(extra).decode() if extra else None
-        return values
+        assert isinstance(self.table, ServerTable)  # made so in __init__
+        return self.table.values(self.schema, document)
 
     def _write(self, request: PluginRequest, parents: list[int], key: Any, change: Any) -> Response:
         """PUT and PATCH: ``change`` makes the new item (without its id) of the current
