@@ -142,19 +142,14 @@ def _resource(key: str, items: list[dict[str, Any]]) -> Resource:
         for name, value in item.items():
             if name != ID:
                 types.setdefault(name, set()).add(_json_type(value))
-    folded: dict[str, str] = {}
-    for name in types:
-        if not _FIELD.fullmatch(name):
-            raise DbJsonError(
-                f'db.json: "{key}" field "{name}": letters, digits and \'_\' (rename it)'
-            )
-        if name.lower() in folded:  # SQLite's column names ignore case
-            raise DbJsonError(
-                f'db.json: "{key}" has fields "{folded[name.lower()]}" and "{name}": '
-                "names differing only in case"
-            )
-        folded[name.lower()] = name
-    fields = {name: _schema(seen) for name, seen in types.items()}
+    # a name that cannot be a column (``first-name``, or ``Name`` beside ``name``:
+    # SQLite's column names ignore case) is kept untyped with the undeclared fields
+    folded: set[str] = set()
+    fields: dict[str, dict[str, Any]] = {}
+    for name, seen in types.items():
+        if _FIELD.fullmatch(name) and name.lower() not in folded:
+            folded.add(name.lower())
+            fields[name] = _schema(seen)
     return Resource.model_validate({"name": key, "dialect": "json-server", "fields": fields})
 
 

@@ -28,7 +28,9 @@ from quiver.resources.storage import ANY_TYPE, Table
 _OPERATORS = ("_gte", "_lte", "_ne", "_like")
 _NUMBERS = ("integer", "number")
 _JSON_TEXT = ("array", "object", ANY_TYPE)
-_PATH = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+#: a field, or a path of keys into one (``author.name``): keys without quotes,
+#: backslashes or brackets, which SQLite's quoted JSON path keys cannot hold
+_PATH = re.compile(r'[^."\\\[\]]+(?:\.[^."\\\[\]]+)*')
 DEFAULT_PAGE_SIZE = 10
 
 
@@ -102,10 +104,15 @@ def _locate(table: Table, path: str) -> tuple[str, str | None, str] | None:
     column, _, rest = path.partition(".")
     kind = table.types.get(column)
     if kind is None or column == EXTRA:
-        return (EXTRA, "$." + path, ANY_TYPE) if EXTRA in table.types else None
+        return (EXTRA, _json_path(path), ANY_TYPE) if EXTRA in table.types else None
     if kind in _JSON_TEXT:
-        return column, "$." + rest if rest else "$", kind
+        return column, _json_path(rest), kind
     return None if rest else (column, None, kind)
+
+
+def _json_path(path: str) -> str:
+    """SQLite's JSON path of the keys in ``path``: ``a.b`` -> ``$."a"."b"``."""
+    return "$" + "".join(f'."{key}"' for key in path.split(".") if key)
 
 
 def value_sql(table: Table, path: str) -> tuple[str, list[Any]] | None:
@@ -195,13 +202,22 @@ def _search(read: ServerQuery, table: Table, text: str) -> None:
     if not text:
         return
     parts = []
+    needle = text.lower()
     for column in table.columns:
-        # the undeclared fields as their JSON text (their names match too)
-        found = (f'"{EXTRA}"', []) if column == EXTRA else text_sql(table, column)
+        if table.types[column] in _JSON_TEXT:
+            # every value inside, at any depth (json-server's deepQuery), not the keys
+            parts.append(
+                f'EXISTS (SELECT 1 FROM json_tree("{column}") WHERE atom IS NOT NULL AND '
+                "instr(lower_text(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN "
+                "'false' ELSE CAST(atom AS TEXT) END), ?) > 0)"
+            )
+            read.args.append(needle)
+            continue
+        found = text_sql(table, column)
         if found is not None:
             sql, args = found
             parts.append(f"instr(lower_text({sql}), ?) > 0")
-            read.args.extend([*args, text.lower()])
+            read.args.extend([*args, needle])
     read.where.append("(" + " OR ".join(parts) + ")")
 
 
