@@ -121,7 +121,7 @@ def test_filters_as_json_server(api: Api, query: str, expected: list[int]) -> No
 def test_nested_routes_list_and_create_by_the_foreign_key(api: Api) -> None:
     assert ids(api("GET", "/posts/1/comments")) == [1, 2]
     created = api("POST", "/posts/2/comments", {"body": "new"})
-    assert created.status == 201
+    assert (created.status, created.header("Location")) == (201, "/comments/4")
     assert created.json() == {"id": 4, "body": "new", "postId": 2}
     assert ids(api("GET", "/comments?postId=2")) == [3, 4]
     assert ids(api("GET", "/posts/2/comments?_sort=id&_order=desc")) == [4, 3]

@@ -23,7 +23,7 @@ import re
 import secrets
 import sqlite3
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import orjson
 
@@ -114,7 +114,7 @@ class JsonServerTarget(ResourceTarget):
             if method in (b"GET", b"HEAD"):
                 return self._server_list(request, path, None)
             if method == b"POST":
-                return self._server_create(request, path, {})
+                return self._server_create(request, {})
             raise MethodNotAllowed(headers=((b"Allow", _COLLECTION_METHODS),))
         except sqlite3.IntegrityError as exc:
             raise self._integrity(exc) from exc
@@ -137,7 +137,7 @@ class JsonServerTarget(ResourceTarget):
             kind = self.table.types.get(field, ANY_TYPE)
             if kind in ("integer", "number", ANY_TYPE) and value.isdigit():
                 typed = int(value)
-            return self._server_create(request, path, {field: typed})
+            return self._server_create(request, {field: typed})
         raise MethodNotAllowed(headers=((b"Allow", b"GET, HEAD, POST"),))
 
     def _key(self, value: bytes) -> Any:
@@ -266,9 +266,8 @@ class JsonServerTarget(ResourceTarget):
 
     # -- writing -----------------------------------------------------------------------
 
-    def _server_create(
-        self, request: PluginRequest, path: bytes, nested: dict[str, Any]
-    ) -> Response:
+    def _server_create(self, request: PluginRequest, nested: dict[str, Any]) -> Response:
+        """POST: a new item, ``nested`` (its parent's key) set."""
         document = self._body(request, (_JSON,))
         if not isinstance(document, dict):
             raise invalid([{"pointer": "", "detail": "an item is a JSON object"}])
@@ -281,7 +280,8 @@ class JsonServerTarget(ResourceTarget):
         row = connection.execute(self.select_one, (key,)).fetchone()
         connection.execute("COMMIT")
         body, tag = self._render(self.table.from_row(row))
-        location = path.rstrip(b"/") + b"/" + str(key).encode()
+        # the item's own URL, also for one made under its parent (/posts/1/comments)
+        location = f"{self.table.resource.collection_path}/{quote(str(key))}".encode()
         headers = [(b"Content-Type", _JSON), (b"ETag", tag), (b"Location", location)]
         return Response(201, headers, body)
 
