@@ -93,6 +93,7 @@ def test_sorts_by_several_fields_each_in_its_order(api: Api) -> None:
     assert ids(api("GET", "/posts?_sort=views")) == [2, 3, 1]
     assert ids(api("GET", "/posts?_sort=author,views&_order=desc,asc")) == [3, 1, 2]
     assert ids(api("GET", "/posts?_sort=nothing")) == [1, 2, 3]
+    assert ids(api("GET", "/posts?_sort=-views")) == [1, 3, 2]  # json-server 1.0's form
 
 
 @pytest.mark.parametrize(

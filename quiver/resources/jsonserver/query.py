@@ -167,12 +167,14 @@ def _control(read: ServerQuery, table: Table, name: str, text: str) -> None:
         _search(read, table, text)
     elif name == "_sort":
         orders = dict(enumerate(o.lower() for o in _order_of(read).split(",")))
-        for index, path in enumerate(part for part in text.split(",") if part):
+        for index, key in enumerate(part for part in text.split(",") if part):
+            # ``-views`` (json-server 1.0's form) sorts descending too
+            path = key.removeprefix("-")
             found = value_sql(table, path)
             if found is None:
                 continue  # as json-server: sorting by a field no item has changes nothing
             sql, args = found
-            descending = orders.get(index) == "desc"
+            descending = orders.get(index) == "desc" or key.startswith("-")
             read.order.append(f"{sql} {'DESC NULLS FIRST' if descending else 'ASC NULLS LAST'}")
             read.order_args.extend(args)
     elif name == "_page":
