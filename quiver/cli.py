@@ -341,8 +341,6 @@ def _cell(value: object) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    from quiver.proxy.server import BoundAddress, listen_socket
-
     log = logging.getLogger("quiver")
     path = args.config or os.environ.get("QUIVER_CONFIG") or None
     if path is None and Path(DEFAULT_CONFIG).is_file():
@@ -364,28 +362,57 @@ def _serve(args: argparse.Namespace) -> int:
     if args.access_log is not None:  # (its other keys from the file, if it has them)
         overrides["access_log"] = _access_log(args.access_log, config.access_log)
     config = config.model_copy(update=overrides)
-    from quiver.proxy.exclusive import refuse_taken
+    return serve_config(
+        config,
+        path=path,
+        catalog=catalog,
+        overrides=overrides,
+        takeover=args.takeover,
+        workers=args.workers,
+        admin=args.admin_listen is not None or "admin_listen" in config.model_fields_set,
+        run_dir=args.run_dir,
+    )
 
-    refuse_taken(config.listen, takeover=args.takeover)
+
+def serve_config(
+    config: Config,
+    *,
+    path: str | None,
+    catalog: Catalog,
+    overrides: dict[str, object],
+    takeover: bool = False,
+    workers: str | None = None,
+    admin: bool = False,
+    run_dir: str | None = None,
+) -> int:
+    """Serve ``config`` (read from ``path``, None: made by a command) in file mode:
+    one worker, or a supervisor with workers and the admin API beside them."""
+    import logging
+
+    from quiver.proxy.exclusive import refuse_taken
+    from quiver.proxy.server import BoundAddress, listen_socket
+
+    log = logging.getLogger("quiver")
+    refuse_taken(config.listen, takeover=takeover)
     if config.resources:  # schema changes once, before any worker, refused ones stop here
         from quiver.config.resources import DEFAULT_DATABASE
         from quiver.resources.storage import open_database
 
         database = config.resources_db or DEFAULT_DATABASE
         open_database(database, config.resources, config.resources_migrate).close()
-    workers = _worker_count(args.workers if args.workers is not None else config.workers)
+    count = _worker_count(workers if workers is not None else config.workers)
 
     from quiver.proxy.tls import warn_unverified
 
     warn_unverified(config.targets)
-    admin = args.admin_listen is not None or "admin_listen" in config.model_fields_set
-    if workers > 1 or admin:
+    if count > 1 or admin:
         from quiver.proxy.supervisor import Supervisor
 
         sidecar = None
         calls = None
-        run_dir = args.run_dir or config.run_dir
+        run_dir = run_dir or config.run_dir
         if admin:  # (a master process runs it, even beside one worker)
+            assert path is not None, "the admin API runs beside a config file"
             from quiver.proxy.status import default_run_dir
             from quiver.storemode.serve import admin_beside_file
 
@@ -394,12 +421,12 @@ def _serve(args: argparse.Namespace) -> int:
             calls = _calls_dir(run_dir, config.listen[0].address)
             node_dir = Path(run_dir or default_run_dir(config.listen[0].address))
             sidecar = admin_beside_file(
-                config, path, catalog, takeover=args.takeover, run_dir=node_dir, calls_dir=calls
+                config, path, catalog, takeover=takeover, run_dir=node_dir, calls_dir=calls
             )
 
         return Supervisor(
             config,
-            workers,
+            count,
             config_path=path,
             run_dir=Path(run_dir) if run_dir else None,
             catalog=catalog,
@@ -427,7 +454,7 @@ def _serve(args: argparse.Namespace) -> int:
         grace=config.drain_timeout,
         config_path=path,
         watch=config.watch,
-        run_dir=Path(args.run_dir or config.run_dir or default_run_dir(f"{shown}:{port}")),
+        run_dir=Path(run_dir or config.run_dir or default_run_dir(f"{shown}:{port}")),
         catalog=catalog,
         overrides=overrides,
     )

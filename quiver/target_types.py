@@ -18,6 +18,8 @@ from quiver.demo import DemoTarget
 from quiver.plugins import builtin
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetType
+from quiver.resources.jsonserver.documents import DatabaseTarget, DocumentTarget
+from quiver.resources.jsonserver.target import JsonServerTarget
 from quiver.resources.openapi import ResourcesOpenAPI
 from quiver.resources.target import ResourceTarget
 
@@ -26,6 +28,9 @@ BUILT_IN: tuple[type[TargetType[Any]], ...] = (
     AITarget,
     ResourceTarget,
     ResourcesOpenAPI,
+    JsonServerTarget,
+    DocumentTarget,
+    DatabaseTarget,
 )
 
 

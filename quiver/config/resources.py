@@ -30,12 +30,14 @@ from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from quiver.config.base import Strict
 from quiver.config.upstream import NAME_PATTERN
 
 RESOURCE_TARGET_TYPE = "resource"
+#: the target type of a resource in the json-server dialect (quiver/resources/jsonserver)
+JSON_SERVER_TARGET_TYPE = "resource-json-server"
 #: the targets and routes the section compiles into are named after it with this prefix
 RESOURCE_PREFIX = "resource-"
 DEFAULT_DATABASE = "resources.db"
@@ -71,6 +73,8 @@ FIELD_KEYWORDS = frozenset(
 )
 #: names of columns and query parameters: SQL identifiers that need no quoting
 _COLUMN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: field names of the json-server dialect: camelCase too (`postId`), as db.json has them
+_JSON_SERVER_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _RESERVED_PARAMS = frozenset({"sort", "fields", "limit", "page", "count", "cursor"})
 TIMESTAMPS = ("created_at", "updated_at")
 
@@ -115,17 +119,28 @@ class PrimaryKey(Strict):
     )
 
 
+Dialect = Literal["quiver", "json-server"]
+
+
 class Resource(Strict):
     """One resource: a table and the REST API serving it."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique name; the table's name.")
+    # before `fields`: their validator reads it
+    dialect: Dialect = Field(
+        "quiver",
+        description="How the API reads and answers: `quiver` (this page), or `json-server` "
+        "(json-server 0.17's query parameters, ids and answers; `quiver resources serve "
+        "db.json` declares such resources). In `json-server`, a field may omit `type` (any "
+        "JSON value), field names may be camelCase, and items keep undeclared fields "
+        "(`fields` may be empty).",
+    )
     path: str | None = Field(
         None,
         description="Where the collection is served, e.g. `/items`; `/NAME` by default. A "
         "child resource is served under its parent's items and takes no path.",
     )
     fields: dict[str, dict[str, Any]] = Field(
-        min_length=1,
         description="The fields by name, each a JSON Schema with type, enum, default, "
         "format, minimum/maximum, minLength/maxLength, pattern, items.",
     )
@@ -175,9 +190,14 @@ class Resource(Strict):
 
     @field_validator("fields")
     @classmethod
-    def _fields(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def _fields(
+        cls, value: dict[str, dict[str, Any]], info: ValidationInfo
+    ) -> dict[str, dict[str, Any]]:
+        dialect = info.data.get("dialect", "quiver")
+        if not value and dialect == "quiver":  # json-server keeps undeclared fields
+            raise ValueError("declare at least one field")
         for name, schema in value.items():
-            check_field(name, schema)
+            check_field(name, schema, dialect)
         return value
 
     @field_validator("primary_key")
@@ -260,9 +280,12 @@ class Resource(Strict):
         return self.path or "/" + self.name
 
 
-def check_field(name: str, schema: dict[str, Any]) -> None:
+def check_field(name: str, schema: dict[str, Any], dialect: Dialect = "quiver") -> None:
     """ValueError naming what is wrong with field ``name``'s schema."""
-    if not _COLUMN.fullmatch(name) or name in _RESERVED_PARAMS:
+    if dialect == "json-server":
+        if not _JSON_SERVER_COLUMN.fullmatch(name):
+            raise ValueError(f"field name {name!r}: letters, digits and '_'")
+    elif not _COLUMN.fullmatch(name) or name in _RESERVED_PARAMS:
         raise ValueError(
             f"field name {name!r}: lower case letters, digits and '_', and not one of "
             f"{', '.join(sorted(_RESERVED_PARAMS))}"
@@ -271,7 +294,8 @@ def check_field(name: str, schema: dict[str, Any]) -> None:
     if unknown:
         raise ValueError(f"field '{name}': unknown keyword '{unknown[0]}'")
     kind = schema.get("type")
-    if kind not in FIELD_TYPES:
+    lenient = dialect == "json-server" and "type" not in schema
+    if kind not in FIELD_TYPES and not lenient:
         raise ValueError(f"field '{name}': 'type' must be one of {', '.join(FIELD_TYPES)}")
     try:
         Draft202012Validator.check_schema(schema)
@@ -347,10 +371,11 @@ def expand(
     routes: list[dict[str, Any]] = []
     for resource in resources:
         name = RESOURCE_PREFIX + resource.name
+        kind = RESOURCE_TARGET_TYPE if resource.dialect == "quiver" else JSON_SERVER_TARGET_TYPE
         targets.append(
             {
                 "name": name,
-                "type": RESOURCE_TARGET_TYPE,
+                "type": kind,
                 "options": {
                     "resource": resource.name,
                     "resources": list(resources),

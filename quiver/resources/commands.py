@@ -28,15 +28,20 @@ def add_commands(
     """Adds ``quiver resources``; ``load`` reads the config the arguments name."""
     parser = commands.add_parser(
         "resources",
-        help="print the resources' OpenAPI document, export or load their items",
+        help="print the resources' OpenAPI document, export or load their items; "
+        "serve a json-server db.json",
         description="openapi: print the OpenAPI 3.1 document of the declared resources; "
         "export: print every item as JSON; load FILE: write the items of such a JSON "
         "document, or the rows of a CSV file with a header row naming the fields "
-        "(all or none).",
+        "(all or none). serve DB.JSON: serve a json-server db.json as json-server "
+        "0.17 does, its data kept in a SQLite file beside it (seeded from DB.JSON when "
+        "that file does not exist); snapshot DB.JSON: print that data as db.json.",
     )
-    parser.add_argument("action", choices=["openapi", "export", "load"])
+    parser.add_argument("action", choices=["openapi", "export", "load", "serve", "snapshot"])
     parser.add_argument(
-        "file", nargs="?", help="load: the JSON document of items, or a .csv file of rows"
+        "file",
+        nargs="?",
+        help="load: the JSON document of items, or a .csv file of rows; serve, snapshot: db.json",
     )
     parser.add_argument(
         "--resource",
@@ -46,6 +51,22 @@ def add_commands(
     )
     parser.add_argument(
         "-c", "--config", metavar="FILE", help="config file (./quiver.yaml by default)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=3000, help="serve: the port (3000 as json-server; 0: any)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="serve: the address (127.0.0.1)")
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="serve, snapshot: the SQLite file of the data (default: db.json's name with "
+        ".quiver.sqlite)",
+    )
+    parser.add_argument(
+        "--no-cors",
+        dest="cors",
+        action="store_false",
+        help="serve: no CORS headers (by default every origin may read, as in json-server)",
     )
     parser.set_defaults(handler=lambda args: run(args, load))
 
@@ -59,6 +80,13 @@ def run(args: argparse.Namespace, load: LoadConfig) -> int:
     from quiver.resources.storage import open_database
     from quiver.resources.transfer import export, load_csv, load_items
 
+    if args.action in ("serve", "snapshot"):
+        from quiver.resources.jsonserver.command import print_snapshot, serve
+
+        if args.file is None:
+            print(f"quiver: resources {args.action} needs the db.json to serve", file=sys.stderr)
+            return 2
+        return serve(args) if args.action == "serve" else print_snapshot(args)
     config = load(args)
     if not config.resources:
         print("quiver: the config declares no resources", file=sys.stderr)

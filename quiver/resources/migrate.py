@@ -53,6 +53,11 @@ def migrate(
 ) -> None:
     """Brings every resource's table in line with its declaration; ConfigError lists
     the changes refused, each named by its key in the config."""
+    # a db.json's tables (the json-server dialect) are made when it is seeded, as its
+    # items were, and kept so: they are not declared to change
+    resources = [resource for resource in resources if resource.dialect == "quiver"]
+    if not resources:
+        return
     tables = tables_of(resources)
     declared = {name: declaration(table) for name, table in tables.items()}
     if _applied(connection, declared):

@@ -35,6 +35,10 @@ _AFFINITY = {
 BUSY_TIMEOUT_MS = 10_000
 #: SQL's lower() beyond ASCII (SQLite's own lowers only A-Z): what ``[ilike]`` compares
 UNICODE_LOWER = "unicode_lower"
+#: the type of a field declared without one (json-server dialect): any JSON value,
+#: stored as JSON text like arrays and objects
+ANY_TYPE = "any"
+_JSON_TEXT = ("array", "object", ANY_TYPE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +66,11 @@ class Table:
         for name, schema in resource.fields.items():
             if name != key.name:
                 columns.append(name)
-            types[name] = schema["type"]
+            types[name] = schema.get("type", ANY_TYPE)
         if resource.timestamps:
             columns.extend(TIMESTAMPS)
             types.update(dict.fromkeys(TIMESTAMPS, "string"))
-        encoded = tuple(c for c in columns if types[c] in ("array", "object"))
+        encoded = tuple(c for c in columns if types[c] in _JSON_TEXT)
         booleans = tuple(c for c in columns if types[c] == "boolean")
         return cls(resource, key, tuple(columns), types, encoded, booleans, parent)
 
@@ -101,7 +105,7 @@ class Table:
         return line
 
     def affinity(self, column: str) -> str:
-        return _AFFINITY[self.types[column]]
+        return _AFFINITY.get(self.types[column], "TEXT")
 
     def create_sql(self, name: str | None = None) -> str:
         """CREATE TABLE for the table, or for a copy of it named ``name``."""
@@ -126,7 +130,7 @@ class Table:
         if value is None:
             return None
         kind = self.types[column]
-        if kind in ("array", "object"):
+        if kind in _JSON_TEXT:
             return orjson.dumps(value).decode()
         if kind == "boolean":
             return 1 if value else 0
