@@ -78,7 +78,7 @@ def _number(schema: dict[str, Any], *, integer: bool) -> int | float:
 
 def _array(schema: dict[str, Any], name: str) -> list[Any]:
     """One item (as many as ``minItems`` asks, as few as ``maxItems`` allows)."""
-    count = min(max(1, schema.get("minItems", 1)), schema.get("maxItems", 1))
+    count = min(max(1, schema.get("minItems", 1)), schema.get("maxItems", math.inf))
     items = schema.get("items")
     item = example_value(items, name) if isinstance(items, dict) else name
     return [item] * count
