@@ -1,11 +1,12 @@
 """The OpenAPI 3.1 document of the declared resources, built from their fields.
 
 OpenAPI 3.1 schemas are JSON Schema 2020-12, so a field's declaration is its
-schema as written.  Each resource gets three schemas: ``NAME`` (an item as read,
+schema as written.  Each resource gets four schemas: ``NAME`` (an item as read,
 with the key, parent column and timestamps), ``NAME-listed`` (an item of a list,
-which ``fields`` may cut down) and ``NAME-input`` (what a client sends: the
-fields, and the store's own keys as ``readOnly`` since PUT takes a fetched item
-back as it came).  Every error answer is a ``Problem`` (RFC 9457).
+which ``fields`` may cut down), ``NAME-input`` (what a client sends: the fields,
+and the store's own keys as ``readOnly`` since PUT takes a fetched item back as it
+came) and ``NAME-patch`` (a merge patch).  Every error answer is a ``Problem``
+(RFC 9457).
 
 The list parameters are those :mod:`quiver.resources.query` reads, and only
 those: a documented parameter the server refused would send clients astray.
@@ -155,7 +156,24 @@ def _schemas(table: Table) -> dict[str, Any]:
     written = ItemSchema(resource).required
     if written:
         given["required"] = written
-    return {resource.name: item, f"{resource.name}-listed": listed, f"{resource.name}-input": given}
+    # RFC 7396: a member set to null is removed (which a required field cannot be);
+    # anything else replaces the field's value
+    merged = {
+        name: schema if name in written else {"anyOf": [schema, {"type": "null"}]}
+        for name, schema in resource.fields.items()
+    }
+    patch = {
+        "type": "object",
+        "description": "JSON Merge Patch (RFC 7396): the fields to change; null empties one.",
+        "properties": merged,
+        "additionalProperties": False,
+    }
+    return {
+        resource.name: item,
+        f"{resource.name}-listed": listed,
+        f"{resource.name}-input": given,
+        f"{resource.name}-patch": patch,
+    }
 
 
 def _examples(table: Table) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -329,29 +347,47 @@ def _collection(table: Table) -> dict[str, Any]:
     }
 
 
+#: RFC 6902 §4: one operation of a JSON Patch
+_JSON_PATCH_OPERATION = {
+    "type": "object",
+    "properties": {
+        "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
+        "path": {"type": "string", "pattern": "^(/.*)?$", "description": "RFC 6901: `/tags/0`."},
+        "from": {"description": "For move and copy: the location taken from (RFC 6901)."},
+        "value": {"description": "For add, replace and test."},
+    },
+    "required": ["op", "path"],
+}
+
+
+def _patches(table: Table, sent: dict[str, Any]) -> dict[str, Any]:
+    """The two patch media types, with an example changing one field (not a given key,
+    which never changes)."""
+    changeable = [name for name in sent if name != table.key.name]
+    merge = {changeable[0]: sent[changeable[0]]} if changeable else {}
+    operations = [{"op": "replace", "path": f"/{name}", "value": sent[name]} for name in merge]
+    return {
+        _MERGE_PATCH: {
+            "schema": {"$ref": f"#/components/schemas/{table.resource.name}-patch"},
+            "example": merge,
+        },
+        _JSON_PATCH: {
+            "schema": {
+                "type": "array",
+                "description": "JSON Patch (RFC 6902): operations applied all or none.",
+                "items": _JSON_PATCH_OPERATION,
+            },
+            "example": operations,
+        },
+    }
+
+
 def _one(table: Table) -> dict[str, Any]:
     name = table.resource.name
     item = {"$ref": f"#/components/schemas/{name}"}
     given = {"$ref": f"#/components/schemas/{name}-input"}
     sent, answered = _examples(table)
-    first = next(iter(table.resource.fields))
-    patches = {
-        _MERGE_PATCH: {
-            "schema": {
-                "type": "object",
-                "description": "RFC 7396: the members to change; null removes one.",
-            },
-            "example": {first: sent.get(first)},
-        },
-        _JSON_PATCH: {
-            "schema": {
-                "type": "array",
-                "description": "RFC 6902: operations applied all or none.",
-                "items": {"type": "object"},
-            },
-            "example": [{"op": "replace", "path": f"/{first}", "value": sent.get(first)}],
-        },
-    }
+    patches = _patches(table, sent)
     changed = {
         "description": "The item as stored now.",
         "headers": _headers("ETag"),

@@ -145,6 +145,22 @@ def test_the_create_example_is_an_item_the_server_takes(tasks: Api) -> None:
     assert created.json()["points"] == 11 and created.json()["done"] is False
 
 
+def test_the_patch_examples_are_patches_the_server_takes(tasks: Api) -> None:
+    document = fetch_document(tasks)
+    item = tasks("POST", "/tasks", {"title": "ship", "code": "ABC"}).json()
+    patches = document["paths"]["/tasks/{id}"]["patch"]["requestBody"]["content"]
+    for media_type, media in patches.items():
+        patched = tasks("PATCH", f"/tasks/{item['id']}", media["example"], content_type=media_type)
+        assert patched.status == 200, (media_type, patched.body)
+        assert patched.json()["title"] == "example title"
+    merge = resolved(document, patches["application/merge-patch+json"]["schema"])
+    assert Draft202012Validator(merge).is_valid({"points": None})
+    assert not Draft202012Validator(merge).is_valid({"title": None})  # (required)
+    assert not Draft202012Validator(merge).is_valid({"id": item["id"]})
+    operations = resolved(document, patches["application/json-patch+json"]["schema"])
+    assert not Draft202012Validator(operations).is_valid([{"op": "remove", "path": "tags"}])
+
+
 def list_parameters(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     parameters = document["paths"]["/tasks"]["get"]["parameters"]
     return {parameter["name"]: parameter for parameter in parameters}
