@@ -235,22 +235,23 @@ def _listing(table: Table) -> list[dict[str, Any]]:
 
 def _operators(kind: str) -> dict[str, str]:
     """The operators that filter a scalar field of type ``kind``, as query._filter has them."""
-    operators = {"ne": "differs from"}
+    operators = {"ne": "is not this"}
     if kind != "boolean":
-        operators |= {"lt": "below", "lte": "at most", "gt": "above", "gte": "at least"}
-    operators |= {"in": "one of (comma-separated)", "nin": "none of (comma-separated)"}
+        operators |= {"lt": "is below", "lte": "is at most", "gt": "is above", "gte": "is at least"}
+    operators |= {"in": "is one of these", "nin": "is none of these"}
     if kind == "string":
         operators |= {
-            "like": "matches the SQL LIKE pattern (`%` any text, `_` one character)",
-            "ilike": "matches the LIKE pattern, ignoring case",
+            "like": "matches this LIKE pattern (`%` any text, `_` one character)",
+            "ilike": "matches this LIKE pattern, ignoring case",
         }
     return operators
 
 
 def _filters(table: Table) -> list[dict[str, Any]]:
-    """A parameter per field and operator.  ``name[null]=true|false`` (empty or not) and
-    the filters of array and object fields (which take only ``[null]``) are described in
-    the operation's text instead: a parameter needing that one value misleads tools."""
+    """A parameter per scalar field and operator.  ``name[null]=true|false`` and the
+    filters of array and object fields (which take only ``[null]``) are described in the
+    list's text instead: they take true or false whatever the field's type, so a tool
+    trying each parameter with a value of the field's type would be refused."""
     parameters = []
     for name, field in table.resource.fields.items():
         kind = field["type"]
@@ -259,19 +260,16 @@ def _filters(table: Table) -> list[dict[str, Any]]:
         typed = {"type": kind}
         parameters.append(_query(name, f"Only items whose {name} is this.", typed))
         for op, text in _operators(kind).items():
-            if op in ("in", "nin"):
-                list_of = {"type": "array", "items": typed}
-                described = f"Only items whose {name} is {text}."
-                parameters.append(
-                    _query(f"{name}[{op}]", described, list_of, style="form", explode=False)
+            schema, more = typed, {}
+            if op in ("in", "nin"):  # comma-separated: name[in]=a,b
+                schema, more = (
+                    {"type": "array", "items": typed},
+                    {"style": "form", "explode": False},
                 )
             elif op in ("like", "ilike"):
-                described = f"Only items whose {name} {text}."
-                parameters.append(_query(f"{name}[{op}]", described, {"type": "string"}))
-            else:
-                parameters.append(
-                    _query(f"{name}[{op}]", f"Only items whose {name} is {text}.", typed)
-                )
+                schema = {"type": "string"}
+            described = f"Only items whose {name} {text}."
+            parameters.append(_query(f"{name}[{op}]", described, schema, **more))
     return parameters
 
 
@@ -291,7 +289,8 @@ def _path_parameters(table: Table) -> list[dict[str, Any]]:
 _LIST_TEXT = (
     "Filters combine with AND: `name=v` (equality) or `name[op]=v` for a scalar field. "
     "`name[null]=true` keeps only items without a value for the field, `name[null]=false` "
-    "those with one; that is the only filter of an array or object field. "
+    "those with one; that is the only filter of an array or object field. The key, the "
+    "parent column and the timestamps filter and sort as fields of their type do. "
     "Any other parameter is refused (400): a misspelt filter never passes for none."
 )
 

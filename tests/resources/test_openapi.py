@@ -188,6 +188,9 @@ def test_every_documented_filter_is_taken_with_a_value_of_its_type(tasks: Api) -
         )
         response = tasks("GET", f"/tasks?{quote(name)}={quote(value)}")
         assert response.status == 200, (name, value, response.body)
+    # the list's text: the store's own columns filter and sort as fields of their type
+    assert tasks("GET", "/tasks?created_at[gt]=2000&sort=-created_at,id").status == 200
+    assert tasks("GET", "/tasks?labels[null]=true&meta[null]=false").status == 200
 
 
 def test_a_fetched_item_sent_back_fits_the_input_schema(tasks: Api) -> None:
