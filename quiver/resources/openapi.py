@@ -254,7 +254,7 @@ def _filters(table: Table) -> list[dict[str, Any]]:
     trying each parameter with a value of the field's type would be refused."""
     parameters = []
     for name, field in table.resource.fields.items():
-        kind = field["type"]
+        kind = field.get("type")
         if kind not in _SCALARS:
             continue
         typed = {"type": kind}

@@ -33,7 +33,7 @@ class ItemSchema:
         given = [resource.key] if resource.key_type == "given" else []
         self.required = [*resource.required, *(n for n in given if n not in resource.required)]
         self.integers = {
-            name for name, field in resource.fields.items() if field["type"] == "integer"
+            name for name, field in resource.fields.items() if field.get("type") == "integer"
         }
         self.defaults = {
             name: field["default"] for name, field in resource.fields.items() if "default" in field
