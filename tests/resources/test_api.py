@@ -1,4 +1,5 @@
-"""The REST API of declared resources, through the running proxy."""
+"""The REST API of declared resources, through the running proxy, on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,10 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jsonschema import Draft202012Validator
 
 from tests.resources.conftest import Api
 from tests.support.proxy import Response, RunningProxy
+
+
+@pytest.fixture
+def resources_db(any_resources_db: str) -> str:
+    return any_resources_db
 
 
 def _create(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
