@@ -109,22 +109,24 @@ def refuse(plans: list[Plan], mode: MigrateMode, source: str | None) -> None:
 def pending_refusals(path: str, resources: Sequence[Resource], mode: MigrateMode) -> list[str]:
     """What opening ``path`` would refuse, read without writing (for ``quiver check``)."""
     connection: Connection
+    source = path
     try:
         if is_postgres(path):
             from quiver.resources.postgres import PostgresConnection
 
             connection = PostgresConnection(path)
+            source = connection.shown
         else:
             uri = Path(path).absolute().as_uri() + "?mode=ro"  # (percent-encodes ? and #)
             connection = sqlite3.connect(uri, uri=True)
     except sqlite3.Error:
         return []  # no file yet: every table will be new
     try:
-        refuse(plan_changes(connection, resources), mode, path)
+        refuse(plan_changes(connection, resources), mode, source)
     except ConfigError as exc:
         return [str(issue) for issue in exc.issues]
-    except sqlite3.OperationalError as exc:
-        return [f"{path}: {exc}"]  # (a database that cannot be reached)
+    except sqlite3.OperationalError:
+        return []  # (a database not reached: what serving it would change is not known)
     finally:
         connection.close()
     return []

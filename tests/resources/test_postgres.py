@@ -187,13 +187,18 @@ def test_loaded_keys_are_kept_and_new_ones_follow_them(url: str, tmp_path: Path)
         api.client.close()
 
 
-def test_the_commands_export_from_postgresql(url: str, tmp_path: Path) -> None:
+def test_the_commands_export_and_check_postgresql(url: str, tmp_path: Path) -> None:
     _seed(url)
     config = write_config(tmp_path, BEFORE.format(db=url))
     exported = run_quiver("resources", "export", "-c", str(config))
     assert exported.returncode == 0, exported.stderr
     assert [item["name"] for item in json.loads(exported.stdout)["items"]] == ["pen", "cup"]
-    assert run_quiver("check", "-c", str(config)).returncode == 0
+    after = write_config(
+        tmp_path, BEFORE.replace("      note: {{type: string}}\n", "").format(db=url)
+    )
+    checked = run_quiver("check", "-c", str(after))
+    assert checked.returncode == 1
+    assert "resources[0].fields.note: is no longer declared: 1 items" in checked.stderr
 
 
 def _race(apis: list[Api], location: str, tag: str) -> list[int]:
