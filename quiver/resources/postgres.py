@@ -4,15 +4,17 @@ the stdlib ``sqlite3`` connection, so that one code path serves both databases.
 The resources' SQL is written once; the differences are few and made here: ``?``
 placeholders become ``%s``, ``BEGIN IMMEDIATE`` (SQLite's write lock taken up
 front) becomes ``BEGIN`` (a write that checks a precondition first locks its row
-with ``FOR UPDATE``, see :data:`.storage.LOCK_ROW`), the ``unicode_lower`` function SQLite
-is given becomes PostgreSQL's own ``lower``, and a constraint broken in PostgreSQL
-is raised as the ``sqlite3.IntegrityError`` the resources already answer (409 for
-a unique clash or a restricted delete, 422 for the rest).
+with ``FOR UPDATE``, see :data:`.storage.LOCK_ROW`), the ``unicode_lower``
+function SQLite is given becomes PostgreSQL's own ``lower`` (in the database's
+locale), and a constraint broken in PostgreSQL is raised as the
+``sqlite3.IntegrityError`` the resources already answer (409 for a unique clash or
+a restricted delete, 422 for the rest and for a value PostgreSQL cannot hold).
 
 Columns are PostgreSQL's own types (:data:`quiver.resources.storage.COLUMN_TYPES`):
-numbers are NUMERIC and read back as ints or floats (not Decimals), arrays and
-objects are JSONB, read back as their text.  The connection is opened in autocommit
-mode, each resource write in an explicit transaction: a 2xx is answered after
+numbers are NUMERIC, written with every digit of the float and read back as ints
+or floats (not Decimals), arrays and objects are JSONB, read back as their text.
+The connection is opened in autocommit mode, each resource write in an explicit
+transaction: a 2xx is answered after
 PostgreSQL committed it (durable as the server's ``synchronous_commit`` says: on by
 default).  The connection is synchronous, like sqlite3, and used on the worker's
 event loop: each statement is a round trip, so the database should be close.  A
@@ -27,31 +29,50 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.adapt import Loader
+from psycopg import postgres
+from psycopg.adapt import Dumper, Loader
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import TextLoader
 from sqlalchemy.engine import make_url
 
 from quiver.resources.storage import UNICODE_LOWER
+from quiver.resources.validate import INT64_MAX, INT64_MIN
 
 CONNECT_TIMEOUT = 5  # seconds
 STATEMENT_TIMEOUT_MS = 10_000  # as long as a SQLite writer waits for another (busy_timeout)
 _TRANSLATIONS_KEPT = 1024
+_INT64_DIGITS = 20  # (with a sign)
 
 _KEY_CLASH = re.compile(r"Key \((?P<columns>[^)]*)\)=")
 #: quoted text and identifiers, where ``?`` and ``%`` are not placeholders
 _QUOTED = re.compile(r"""('(?:[^']|'')*'|"[^"]*")""")
+#: ``[ilike]``'s lowering: by the database's own locale, which a text column's
+#: "C" collation (its order) would narrow to ASCII
+_LOWER = re.compile(rf'{UNICODE_LOWER}\(("[a-z0-9_]+"|\?|CAST\("[a-z0-9_]+" AS TEXT\))\)')
 
 
 class _NumberLoader(Loader):
-    """NUMERIC read as the JSON number it was written as: 3 an int, 2.5 a float."""
+    """NUMERIC read as the JSON number it was written as: 3 an int, 2.5 a float (and
+    an integer past 64 bits a float, as SQLite keeps it)."""
 
     def load(self, data: Any) -> int | float:
         text = bytes(data)
-        if text.lstrip(b"-").isdigit():
-            return int(text)
+        if text.lstrip(b"-").isdigit() and len(text) <= _INT64_DIGITS:
+            number = int(text)
+            if INT64_MIN <= number <= INT64_MAX:
+                return number
         value = float(text)
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+class _FloatDumper(Dumper):
+    """A float sent as the NUMERIC its shortest repr reads as: all 17 digits kept
+    (as float8, PostgreSQL would keep 15 when it converts to NUMERIC)."""
+
+    oid = postgres.types["numeric"].oid
+
+    def dump(self, obj: float) -> bytes:
+        return repr(obj).encode()
 
 
 class Cursor:
@@ -75,9 +96,10 @@ def translate(sql: str, with_parameters: bool) -> str:
     """A statement written for SQLite as PostgreSQL (and psycopg) take it."""
     if sql == "BEGIN IMMEDIATE":
         return "BEGIN"
+    sql = _LOWER.sub(r'lower((\1)::text COLLATE "default")', sql)
     parts = _QUOTED.split(sql)
     for index in range(0, len(parts), 2):  # (the odd ones are quoted)
-        part = parts[index].replace(f"{UNICODE_LOWER}(", "lower(")
+        part = parts[index]
         if with_parameters:
             part = part.replace("%", "%%").replace("?", "%s")
         parts[index] = part
@@ -112,6 +134,7 @@ class PostgresConnection:
                 raise sqlite3.OperationalError(f"cannot reach PostgreSQL: {exc}") from exc
             connection.adapters.register_loader("numeric", _NumberLoader)
             connection.adapters.register_loader("jsonb", TextLoader)
+            connection.adapters.register_dumper(float, _FloatDumper)
             self._connection = connection
         return connection
 
@@ -136,6 +159,9 @@ class PostgresConnection:
             return Cursor(rows, cursor.rowcount)
         except psycopg.errors.IntegrityError as exc:
             raise _integrity(exc) from exc
+        except psycopg.DataError as exc:
+            # a value PostgreSQL cannot hold (text with U+0000): the item does not fit
+            raise sqlite3.IntegrityError(f"CHECK constraint failed: {exc}") from exc
         except psycopg.Error as exc:
             if connection.broken:
                 connection.close()

@@ -233,3 +233,14 @@ def test_two_workers_writing_with_one_etag_one_wins(url: str) -> None:
             assert apis[1]("GET", location).json()["price"] in (2, 3)
         for api in apis:
             api.client.close()
+
+
+def test_text_postgresql_cannot_hold_is_a_422(url: str) -> None:
+    with RunningProxy(RESOURCES.format(db=url)) as proxy:
+        api = Api(proxy.port)
+        refused = api("POST", "/items", {"name": "a\u0000b", "price": 1})
+        assert refused.status == 422
+        assert refused.header("Content-Type") == "application/problem+json"
+        assert b"NUL" not in refused.body  # (the database's words stay in the log)
+        assert api("POST", "/items", {"name": "ab", "price": 1}).status == 201
+        api.client.close()
