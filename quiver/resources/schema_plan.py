@@ -318,7 +318,7 @@ def _new_column(plan: Plan, column: str, where: str) -> None:
         stamp = now()
         plan.fills[column] = stamp
         plan.statements.append(
-            f'ALTER TABLE "{table.name}" ADD COLUMN "{column}" TEXT NOT NULL '
+            f'ALTER TABLE "{table.name}" ADD COLUMN {table.column_sql(column, plan.dialect)} '
             f"DEFAULT {_literal(stamp)}"
         )
         return

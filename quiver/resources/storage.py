@@ -144,7 +144,7 @@ class Table:
             assert parent is not None
             return f'"{column}" {parent.key.column_type(dialect)} NOT NULL {self.reference()}'
         if column in TIMESTAMPS:
-            return f'"{column}" TEXT NOT NULL'
+            return f'"{column}" {COLUMN_TYPES[dialect]["string"]} NOT NULL'
         line = f'"{column}" {COLUMN_TYPES[dialect][self.types[column]]}'
         if dialect == "postgresql" and self.types[column] == "boolean":
             line += f' CHECK ("{column}" IN (0, 1))'
