@@ -53,6 +53,8 @@ _AFFINITY = COLUMN_TYPES["sqlite"]
 #: (SQLite's BEGIN IMMEDIATE already keeps every other writer out)
 LOCK_ROW: dict[Dialect, str] = {"sqlite": "", "postgresql": " FOR UPDATE"}
 BUSY_TIMEOUT_MS = 10_000
+#: the first SQLite with ``RETURNING``, which inserts and updates read their row by
+MIN_SQLITE = (3, 35, 0)
 #: SQL's lower() beyond ASCII (SQLite's own lowers only A-Z): what ``[ilike]`` compares
 UNICODE_LOWER = "unicode_lower"
 
@@ -227,8 +229,12 @@ def open_database(
     from quiver.resources.migrate import migrate as apply_changes
 
     if is_postgres(path):
-        from quiver.resources.postgres import PostgresConnection
-
+        try:
+            from quiver.resources.postgres import PostgresConnection
+        except ImportError as exc:
+            raise sqlite3.NotSupportedError(
+                f"PostgreSQL needs psycopg ({exc}): pip install 'quiver[postgres]'"
+            ) from exc
         database = PostgresConnection(path)
         try:
             apply_changes(database, resources, migrate, source=database.shown)
@@ -236,6 +242,11 @@ def open_database(
             database.close()
             raise
         return database
+    if sqlite3.sqlite_version_info < MIN_SQLITE:  # (INSERT ... RETURNING)
+        needed = ".".join(map(str, MIN_SQLITE))
+        raise sqlite3.NotSupportedError(
+            f"resources need SQLite {needed} or later; this Python has {sqlite3.sqlite_version}"
+        )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:

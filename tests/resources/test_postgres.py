@@ -244,3 +244,27 @@ def test_text_postgresql_cannot_hold_is_a_422(url: str) -> None:
         assert b"NUL" not in refused.body  # (the database's words stay in the log)
         assert api("POST", "/items", {"name": "ab", "price": 1}).status == 201
         api.client.close()
+
+
+def test_timestamps_turned_on_stamp_the_existing_items(url: str) -> None:
+    _seed(url)
+    after = BEFORE.replace("required: [name]", "required: [name]\n    timestamps: true")
+    items = _exported(url, after)["items"]
+    assert all(item["created_at"] == item["updated_at"] for item in items)
+    assert len({item["created_at"] for item in items}) == 1
+
+
+def test_a_changed_on_delete_applies_to_the_existing_children(url: str) -> None:
+    with RunningProxy(RESOURCES.format(db=url)) as proxy:
+        api = Api(proxy.port)
+        assert api("POST", "/events", {"title": "launch"}).status == 201
+        assert api("POST", "/events/1/guests", {"email": "a@example.com"}).status == 201
+        api.client.close()
+    restricted = RESOURCES.replace("on_delete: cascade", "on_delete: restrict")
+    with RunningProxy(restricted.format(db=url)) as proxy:
+        api = Api(proxy.port)
+        assert api("DELETE", "/events/1").status == 409
+        assert api("GET", "/events/1/guests").json() == [
+            {"id": 1, "event_id": 1, "email": "a@example.com"}
+        ]
+        api.client.close()
