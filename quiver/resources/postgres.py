@@ -34,6 +34,7 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import TextLoader
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from quiver.resources.storage import UNICODE_LOWER
 from quiver.resources.validate import INT64_MAX, INT64_MIN
@@ -115,8 +116,14 @@ class PostgresConnection:
 
     def __init__(self, url: str) -> None:
         url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-        self.shown = make_url(url).render_as_string(hide_password=True)
-        settings = conninfo_to_dict(url)
+        try:
+            self.shown = make_url(url).render_as_string(hide_password=True)
+            settings = conninfo_to_dict(url)
+        except (ArgumentError, ValueError, psycopg.Error) as exc:
+            # (the URL is not shown: it may hold a password)
+            raise sqlite3.OperationalError(
+                "not a PostgreSQL URL (postgresql://USER@HOST/DB)"
+            ) from exc
         # the URL's own options (a search_path) kept, a statement timeout added
         options = f"{settings.get('options') or ''} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
         settings["options"] = options.strip()

@@ -4,6 +4,7 @@ workers writing at once (the API itself runs on both databases in test_api.py)."
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,3 +269,10 @@ def test_a_changed_on_delete_applies_to_the_existing_children(url: str) -> None:
             {"id": 1, "event_id": 1, "email": "a@example.com"}
         ]
         api.client.close()
+
+
+def test_a_url_that_names_no_database_is_refused_without_its_password() -> None:
+    with pytest.raises(sqlite3.OperationalError) as refused:
+        open_database("postgresql://quiver:secret@db:port/app", _resources(RESOURCES))
+    assert "not a PostgreSQL URL" in str(refused.value)
+    assert "secret" not in str(refused.value)
