@@ -395,11 +395,17 @@ def serve_config(
     log = logging.getLogger("quiver")
     refuse_taken(config.listen, takeover=takeover)
     if config.resources:  # schema changes once, before any worker, refused ones stop here
+        import sqlite3
+
         from quiver.config.resources import DEFAULT_DATABASE
         from quiver.resources.storage import open_database
 
         database = config.resources_db or DEFAULT_DATABASE
-        open_database(database, config.resources, config.resources_migrate).close()
+        try:
+            open_database(database, config.resources, config.resources_migrate).close()
+        except sqlite3.Error as exc:  # (PostgreSQL's errors come as sqlite3's too)
+            print(f"quiver: the resources database: {exc}", file=sys.stderr)
+            return 1
     count = _worker_count(workers if workers is not None else config.workers)
 
     from quiver.proxy.tls import warn_unverified

@@ -545,8 +545,9 @@ class Declaration(Strict):
     )
     resources_db: str | None = Field(
         None,
-        description="The SQLite file resources are stored in; `resources.db` in the "
-        "directory the gateway runs in when unset.",
+        description="Where resources are stored: a SQLite file or a PostgreSQL URL "
+        "(`postgresql://USER@HOST/DB`); when unset `resources.db` in the directory the "
+        "gateway runs in, or in store mode beside the store (see docs/resources.md).",
     )
     resources_migrate: MigrateMode = Field(
         "safe",

@@ -1,6 +1,6 @@
 """The ``resources`` section: declared REST resources the gateway stores and serves.
 
-Each resource is a table in a SQLite file and a REST API under its path
+Each resource is a table in a SQLite file (or PostgreSQL) and a REST API under its path
 (docs/resources.md)::
 
     resources:

@@ -18,9 +18,15 @@ describes: a new table, the kept columns copied (converted when they can be), th
 old table dropped, the new one renamed; rows that still do not fit are dropped.
 A table no resource declares any more is left as it is.
 
+In PostgreSQL (:mod:`.postgres_schema`) the table is read from its catalog and
+changed in place instead of rebuilt: ``ADD COLUMN``, ``DROP COLUMN``, a column of
+another type converted value by value, constraints added or dropped; refused and
+forced alike.  A key of another kind is not migrated there (export, drop the table,
+load).
+
 Workers starting together migrate once: the changes run under ``BEGIN IMMEDIATE``
-and the recorded declarations are read again inside it, so the second worker
-finds the work done.
+(in PostgreSQL under ``pg_advisory_xact_lock``) and the recorded declarations are
+read again inside it, so the second worker finds the work done.
 """
 
 from __future__ import annotations
@@ -29,12 +35,12 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from quiver.config.resources import MigrateMode, Resource
 from quiver.errors import ConfigError, ConfigIssue
 from quiver.resources.schema_plan import RECORD, Plan, declaration, plan_changes
-from quiver.resources.storage import now, tables_of
+from quiver.resources.storage import Connection, dialect_of, is_postgres, now, tables_of
 
 log = logging.getLogger("quiver.resources")
 
@@ -42,11 +48,17 @@ _RECORD_SQL = (
     f'CREATE TABLE IF NOT EXISTS "{RECORD}" (name TEXT PRIMARY KEY, '
     "declaration TEXT NOT NULL, applied_at TEXT NOT NULL)"
 )
+_RECORD_WRITE = (
+    f'INSERT INTO "{RECORD}" VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET '
+    "declaration = excluded.declaration, applied_at = excluded.applied_at"
+)
 _FORCE = "set resources_migrate: force to apply it anyway"
+#: the PostgreSQL advisory lock migrations hold, one worker at a time
+MIGRATION_LOCK = 0x5175697665725253  # "QuiverRS"
 
 
 def migrate(
-    connection: sqlite3.Connection,
+    connection: Connection,
     resources: Sequence[Resource],
     mode: MigrateMode,
     source: str | None = None,
@@ -62,20 +74,25 @@ def migrate(
     declared = {name: declaration(table) for name, table in tables.items()}
     if _applied(connection, declared):
         return  # the usual start: nothing changed, nothing locked
-    # foreign keys are checked once at the end: a rebuilt parent is briefly missing
-    connection.execute("PRAGMA foreign_keys = OFF")
+    postgres = dialect_of(connection) == "postgresql"
+    if not postgres:
+        # foreign keys are checked once at the end: a rebuilt parent is briefly missing
+        connection.execute("PRAGMA foreign_keys = OFF")
     connection.execute("BEGIN IMMEDIATE")
     try:
+        if postgres:
+            from quiver.resources.postgres_schema import create_schema
+
+            connection.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            create_schema(connection)
         connection.execute(_RECORD_SQL)
         if not _applied(connection, declared):  # another worker may have just done it
             plans = plan_changes(connection, resources)
             refuse(plans, mode, source)
             _apply(connection, plans, forced=mode == "force")
             stamp = now()
-            connection.executemany(
-                f'INSERT OR REPLACE INTO "{RECORD}" VALUES (?, ?, ?)',
-                [(name, text, stamp) for name, text in declared.items()],
-            )
+            for name, text in declared.items():
+                connection.execute(_RECORD_WRITE, (name, text, stamp))
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
@@ -96,21 +113,31 @@ def refuse(plans: list[Plan], mode: MigrateMode, source: str | None) -> None:
 
 def pending_refusals(path: str, resources: Sequence[Resource], mode: MigrateMode) -> list[str]:
     """What opening ``path`` would refuse, read without writing (for ``quiver check``)."""
+    connection: Connection
+    source = path
     try:
-        uri = Path(path).absolute().as_uri() + "?mode=ro"  # (percent-encodes ? and #)
-        connection = sqlite3.connect(uri, uri=True)
+        if is_postgres(path):
+            from quiver.resources.postgres import PostgresConnection
+
+            connection = PostgresConnection(path)
+            source = connection.shown
+        else:
+            uri = Path(path).absolute().as_uri() + "?mode=ro"  # (percent-encodes ? and #)
+            connection = sqlite3.connect(uri, uri=True)
     except sqlite3.Error:
         return []  # no file yet: every table will be new
     try:
-        refuse(plan_changes(connection, resources), mode, path)
+        refuse(plan_changes(connection, resources), mode, source)
     except ConfigError as exc:
         return [str(issue) for issue in exc.issues]
+    except sqlite3.OperationalError:
+        return []  # (a database not reached: what serving it would change is not known)
     finally:
         connection.close()
     return []
 
 
-def _applied(connection: sqlite3.Connection, declared: dict[str, str]) -> bool:
+def _applied(connection: Connection, declared: dict[str, str]) -> bool:
     try:
         rows = connection.execute(f'SELECT name, declaration FROM "{RECORD}"').fetchall()
     except sqlite3.OperationalError:
@@ -119,19 +146,26 @@ def _applied(connection: sqlite3.Connection, declared: dict[str, str]) -> bool:
     return all(recorded.get(name) == text for name, text in declared.items())
 
 
-def _apply(connection: sqlite3.Connection, plans: list[Plan], *, forced: bool) -> None:
+def _apply(connection: Connection, plans: list[Plan], *, forced: bool) -> None:
     rekeyed: dict[str, dict[Any, Any]] = {}
+    dialect = dialect_of(connection)
     for plan in plans:
         table = plan.table
         if plan.existing is None:
-            connection.execute(table.create_sql())
+            connection.execute(table.create_sql(dialect=dialect))
             for sql in table.indexes().values():
                 connection.execute(sql)
+        elif plan.rebuild and dialect == "postgresql":
+            from quiver.resources.postgres_schema import alter
+
+            alter(connection, plan, forced=forced)
         elif plan.rebuild:
-            _rebuild(connection, plan, rekeyed, forced=forced)
+            _rebuild(cast(sqlite3.Connection, connection), plan, rekeyed, forced=forced)
         else:
             for sql in plan.statements:
                 connection.execute(sql)
+    if dialect == "postgresql":
+        return  # (its foreign keys hold throughout)
     # only the declared tables: one no resource declares any more is left alone
     broken = [
         row

@@ -1,70 +1,79 @@
 """Resources stored in PostgreSQL: a connection that speaks what the resources use of
 the stdlib ``sqlite3`` connection, so that one code path serves both databases.
 
-The resources' SQL is written once, for SQLite; the differences are few and made
-here: ``?`` placeholders become ``%s``, ``BEGIN IMMEDIATE`` (SQLite's write lock
-taken up front) becomes ``BEGIN`` (a write that checks a precondition first locks
-its row with ``FOR UPDATE``, see :data:`LOCK_ROW`), and a constraint broken in
-PostgreSQL is raised as the ``sqlite3.IntegrityError`` the resources already
-answer (409 for a unique clash or a restricted delete, 422 for the rest).
+The resources' SQL is written once; the differences are few and made here: ``?``
+placeholders become ``%s``, ``BEGIN IMMEDIATE`` (SQLite's write lock taken up
+front) becomes ``BEGIN`` (a write that checks a precondition first locks its row
+with ``FOR UPDATE``, see :data:`.storage.LOCK_ROW`), the ``unicode_lower``
+function SQLite is given becomes PostgreSQL's own ``lower`` (in the database's
+locale), and a constraint broken in PostgreSQL is raised as the
+``sqlite3.IntegrityError`` the resources already answer (409 for a unique clash or
+a restricted delete, 422 for the rest and for a value PostgreSQL cannot hold).
 
-Columns are PostgreSQL's own types (:func:`column_type`): numbers are NUMERIC and
-read back as ints or floats (not Decimals), arrays and objects are JSONB, read back
-as their text.  The connection is opened in autocommit mode, each resource write
-in an explicit transaction: a 2xx is answered after PostgreSQL committed it (durable
-as the server's ``synchronous_commit`` says: on by default).  A connection that
-broke is opened again on the next request.
+Columns are PostgreSQL's own types (:data:`quiver.resources.storage.COLUMN_TYPES`):
+numbers are NUMERIC, written with every digit of the float and read back as ints
+or floats (not Decimals), arrays and objects are JSONB, read back as their text.
+The connection is opened in autocommit mode, each resource write in an explicit
+transaction: a 2xx is answered after
+PostgreSQL committed it (durable as the server's ``synchronous_commit`` says: on by
+default).  The connection is synchronous, like sqlite3, and used on the worker's
+event loop: each statement is a round trip, so the database should be close.  A
+connection that broke is opened again on the next request.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.adapt import Loader
+from psycopg import postgres
+from psycopg.adapt import Dumper, Loader
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import TextLoader
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-#: what follows a write's SELECT of the current row in PostgreSQL: the row stays
-#: locked until the write commits, so a precondition and the write see one row
-LOCK_ROW = " FOR UPDATE"
+from quiver.resources.storage import UNICODE_LOWER
+from quiver.resources.validate import INT64_MAX, INT64_MIN
+
 CONNECT_TIMEOUT = 5  # seconds
 STATEMENT_TIMEOUT_MS = 10_000  # as long as a SQLite writer waits for another (busy_timeout)
+_TRANSLATIONS_KEPT = 1024
+_INT64_DIGITS = 20  # (with a sign)
 
-_TYPES = {
-    "string": "TEXT",
-    "number": "NUMERIC",
-    "integer": "BIGINT",
-    "boolean": "SMALLINT",  # 0 or 1, as in SQLite (a CHECK keeps it so)
-    "array": "JSONB",
-    "object": "JSONB",
-}
 _KEY_CLASH = re.compile(r"Key \((?P<columns>[^)]*)\)=")
-
-
-def is_postgres(database: str) -> bool:
-    """Whether ``database`` (the ``resources_db`` setting) names a PostgreSQL database."""
-    return database.startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
-
-
-def column_type(json_type: str, column: str) -> str:
-    """The column definition of a JSON type (without NOT NULL, UNIQUE)."""
-    if json_type == "boolean":
-        return f'SMALLINT CHECK ("{column}" IN (0, 1))'
-    return _TYPES[json_type]
+#: quoted text and identifiers, where ``?`` and ``%`` are not placeholders
+_QUOTED = re.compile(r"""('(?:[^']|'')*'|"[^"]*")""")
+#: ``[ilike]``'s lowering: by the database's own locale, which a text column's
+#: "C" collation (its order) would narrow to ASCII
+_LOWER = re.compile(rf'{UNICODE_LOWER}\(("[a-z0-9_]+"|\?|CAST\("[a-z0-9_]+" AS TEXT\))\)')
 
 
 class _NumberLoader(Loader):
-    """NUMERIC read as the JSON number it was written as: 3 an int, 2.5 a float."""
+    """NUMERIC read as the JSON number it was written as: 3 an int, 2.5 a float (and
+    an integer past 64 bits a float, as SQLite keeps it)."""
 
     def load(self, data: Any) -> int | float:
         text = bytes(data)
-        if text.lstrip(b"-").isdigit():
-            return int(text)
+        if text.lstrip(b"-").isdigit() and len(text) <= _INT64_DIGITS:
+            number = int(text)
+            if INT64_MIN <= number <= INT64_MAX:
+                return number
         value = float(text)
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+class _FloatDumper(Dumper):
+    """A float sent as the NUMERIC its shortest repr reads as: all 17 digits kept
+    (as float8, PostgreSQL would keep 15 when it converts to NUMERIC)."""
+
+    oid = postgres.types["numeric"].oid
+
+    def dump(self, obj: float) -> bytes:
+        return repr(obj).encode()
 
 
 class Cursor:
@@ -80,32 +89,59 @@ class Cursor:
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._rows
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
         return iter(self._rows)
+
+
+def translate(sql: str, with_parameters: bool) -> str:
+    """A statement written for SQLite as PostgreSQL (and psycopg) take it."""
+    if sql == "BEGIN IMMEDIATE":
+        return "BEGIN"
+    sql = _LOWER.sub(r'lower((\1)::text COLLATE "default")', sql)
+    parts = _QUOTED.split(sql)
+    for index in range(0, len(parts), 2):  # (the odd ones are quoted)
+        part = parts[index]
+        if with_parameters:
+            part = part.replace("%", "%%").replace("?", "%s")
+        parts[index] = part
+    if with_parameters:  # psycopg reads % in quoted text too
+        parts[1::2] = [part.replace("%", "%%") for part in parts[1::2]]
+    return "".join(parts)
 
 
 class PostgresConnection:
     """One worker's connection to the database of its resources."""
 
+    dialect = "postgresql"
+
     def __init__(self, url: str) -> None:
-        self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        try:
+            self.shown = make_url(url).render_as_string(hide_password=True)
+            settings = conninfo_to_dict(url)
+        except (ArgumentError, ValueError, psycopg.Error) as exc:
+            # (the URL is not shown: it may hold a password)
+            raise sqlite3.OperationalError(
+                "not a PostgreSQL URL (postgresql://USER@HOST/DB)"
+            ) from exc
+        # the URL's own options (a search_path) kept, a statement timeout added
+        options = f"{settings.get('options') or ''} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        settings["options"] = options.strip()
+        settings.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        self.conninfo = make_conninfo("", **settings)
         self._connection: psycopg.Connection[Any] | None = None
-        self._translated: dict[str, str] = {}
+        self._translated: dict[tuple[str, bool], bytes] = {}
 
     def _connect(self) -> psycopg.Connection[Any]:
         connection = self._connection
         if connection is None or connection.closed:
             try:
-                connection = psycopg.connect(
-                    self.url,
-                    autocommit=True,
-                    connect_timeout=CONNECT_TIMEOUT,
-                    options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-                )
+                connection = psycopg.connect(self.conninfo, autocommit=True)
             except psycopg.Error as exc:
                 raise sqlite3.OperationalError(f"cannot reach PostgreSQL: {exc}") from exc
             connection.adapters.register_loader("numeric", _NumberLoader)
             connection.adapters.register_loader("jsonb", TextLoader)
+            connection.adapters.register_dumper(float, _FloatDumper)
             self._connection = connection
         return connection
 
@@ -116,27 +152,27 @@ class PostgresConnection:
             return False
         return connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        statement = self._translated.get(sql)
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        shape = (sql, bool(parameters))
+        statement = self._translated.get(shape)
         if statement is None:
-            statement = "BEGIN" if sql == "BEGIN IMMEDIATE" else sql.replace("?", "%s")
-            self._translated[sql] = statement
+            if len(self._translated) >= _TRANSLATIONS_KEPT:
+                self._translated.clear()
+            statement = self._translated[shape] = translate(sql, bool(parameters)).encode()
         connection = self._connect()
         try:
-            cursor = connection.execute(statement.encode(), tuple(params) or None)
+            cursor = connection.execute(statement, tuple(parameters) or None)
             rows = cursor.fetchall() if cursor.description is not None else []
             return Cursor(rows, cursor.rowcount)
         except psycopg.errors.IntegrityError as exc:
             raise _integrity(exc) from exc
+        except psycopg.DataError as exc:
+            # a value PostgreSQL cannot hold (text with U+0000): the item does not fit
+            raise sqlite3.IntegrityError(f"CHECK constraint failed: {exc}") from exc
         except psycopg.Error as exc:
             if connection.broken:
                 connection.close()
             raise sqlite3.OperationalError(str(exc)) from exc
-
-    def executescript(self, script: str) -> None:
-        for statement in script.split(";\n"):
-            if statement.strip():
-                self.execute(statement)
 
     def close(self) -> None:
         if self._connection is not None:

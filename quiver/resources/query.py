@@ -145,7 +145,7 @@ def read_query(query: str, table: Table) -> ListQuery:
         never_null.add(resource.parent.field)
     read.nullable = frozenset(column for column, _ in read.keys if column not in never_null)
     if read.cursor is not None:
-        _keyset(read)
+        _keyset(read, table)
     read.kept = _kept(query)
     return read
 
@@ -182,14 +182,17 @@ def decode_cursor(text: str) -> tuple[list[Any], bool]:
     return values, backward
 
 
-def _keyset(read: ListQuery) -> None:
+def _keyset(read: ListQuery, table: Table) -> None:
     """Rows after the cursor in the sort order (before it, going backward):
     (a > x) OR (a = x AND b > y) OR ..., NULLs sorting first."""
     if any(name == "page" for name, _ in read.params):
         raise _bad("cursor", "give either 'cursor' or 'page'")
     if not read.cursor:
         return
-    if len(read.cursor) != len(read.keys):
+    if len(read.cursor) != len(read.keys) or not all(
+        _sorts_with(table.types[column], value)
+        for (column, _), value in zip(read.keys, read.cursor, strict=True)
+    ):
         raise _bad("cursor", "the cursor was made for another sort")
     keys = [(column, descending != read.backward) for column, descending in read.keys]
     alternatives = []
@@ -214,6 +217,16 @@ def _keyset(read: ListQuery) -> None:
             read.args.append(value)
         alternatives.append(" AND ".join(parts))
     read.where.append("(" + " OR ".join(f"({each})" for each in alternatives or ["1 = 0"]) + ")")
+
+
+def _sorts_with(kind: str, value: Any) -> bool:
+    """Whether a cursor's ``value`` is one of a column of type ``kind`` (PostgreSQL
+    compares a column with values of its own type only)."""
+    if value is None:
+        return True
+    if kind == "string":
+        return isinstance(value, str)
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _filter(read: ListQuery, table: Table, name: str, text: str) -> None:
@@ -241,12 +254,19 @@ def _filter(read: ListQuery, table: Table, name: str, text: str) -> None:
         read.where.append(f"{quoted} {'NOT ' if op == 'nin' else ''}IN ({marks})")
         read.args.extend(values)
     elif op == "like":
-        read.where.append(f"{quoted} LIKE ?")
+        read.where.append(f"{_as_text(table, column)} LIKE ?")
         read.args.append(text)
     elif op == "ilike":
-        read.where.append(f"{UNICODE_LOWER}({quoted}) LIKE {UNICODE_LOWER}(?)")
+        read.where.append(f"{UNICODE_LOWER}({_as_text(table, column)}) LIKE {UNICODE_LOWER}(?)")
         read.args.append(text)
     else:
         raise _bad(
             name, f"unknown operator {op!r} (ne, lt, lte, gt, gte, in, nin, like, ilike, null)"
         )
+
+
+def _as_text(table: Table, column: str) -> str:
+    """A column as LIKE compares it: a number as its text (SQLite does so by itself,
+    PostgreSQL has no LIKE for numbers)."""
+    quoted = f'"{column}"'
+    return quoted if table.types[column] == "string" else f"CAST({quoted} AS TEXT)"

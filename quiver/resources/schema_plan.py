@@ -1,7 +1,8 @@
 """What a table needs to match its resource's declaration, read from the file and
 never written: the plan :mod:`.migrate` applies or refuses.
 
-The table is read with ``PRAGMA table_info`` and ``index_list``; the declaration
+The table is read with ``PRAGMA table_info`` and ``index_list`` (in PostgreSQL from
+its catalog, :mod:`.postgres_schema`); the declaration
 applied last (kept in :data:`RECORD`) tells the changes SQLite cannot see, a
 ``string`` field becoming an ``array`` (both TEXT).
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quiver.config.resources import TIMESTAMPS, Resource
-from quiver.resources.storage import Table, now, tables_of
+from quiver.resources.storage import Connection, Dialect, Table, dialect_of, now, tables_of
 
 #: the table keeping each resource's declaration as last applied
 RECORD = "_quiver_resources"
@@ -74,6 +75,7 @@ class Plan:
     table: Table
     existing: Existing | None
     where: str
+    dialect: Dialect = "sqlite"
     rebuild: bool = False
     key_change: bool = False
     statements: list[str] = field(default_factory=list)
@@ -88,7 +90,7 @@ class Plan:
         return self.existing is None or self.rebuild or bool(self.statements)
 
 
-def _recorded(connection: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+def _recorded(connection: Connection) -> dict[str, dict[str, Any]]:
     try:
         rows = connection.execute(f'SELECT name, declaration FROM "{RECORD}"').fetchall()
     except sqlite3.OperationalError:
@@ -96,7 +98,11 @@ def _recorded(connection: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     return {name: json.loads(text) for name, text in rows}
 
 
-def _existing(connection: sqlite3.Connection, name: str) -> Existing | None:
+def _existing(connection: Connection, name: str) -> Existing | None:
+    if dialect_of(connection) == "postgresql":
+        from quiver.resources.postgres_schema import read_table
+
+        return read_table(connection, name)
     info = connection.execute(f'PRAGMA table_info("{name}")').fetchall()
     if not info:
         return None
@@ -118,7 +124,7 @@ def _existing(connection: sqlite3.Connection, name: str) -> Existing | None:
     return Existing(columns, key, "AUTOINCREMENT" in sql.upper(), unique, indexes, rows)
 
 
-def plan_changes(connection: sqlite3.Connection, resources: Sequence[Resource]) -> list[Plan]:
+def plan_changes(connection: Connection, resources: Sequence[Resource]) -> list[Plan]:
     """What each table needs, parents first; reads only."""
     recorded = _recorded(connection)
     position = {resource.name: index for index, resource in enumerate(resources)}
@@ -126,9 +132,12 @@ def plan_changes(connection: sqlite3.Connection, resources: Sequence[Resource]) 
     rekeyed: set[str] = set()
     for table in tables_of(resources).values():
         where = f"resources[{position[table.name]}]"
-        plan = Plan(table, _existing(connection, table.name), where)
+        dialect = dialect_of(connection)
+        plan = Plan(table, _existing(connection, table.name), where, dialect)
         if plan.existing is not None:
             _plan_table(connection, plan, recorded.get(table.name))
+            if dialect == "postgresql" and plan.key_change:
+                _key_not_migrated(plan)
             if table.parent is not None and table.parent.name in rekeyed:
                 # its parent column follows the parents' new keys: nothing lost there
                 plan.rebuild = True
@@ -140,11 +149,25 @@ def plan_changes(connection: sqlite3.Connection, resources: Sequence[Resource]) 
     return plans
 
 
-def _count(connection: sqlite3.Connection, sql: str) -> int:
+def _key_not_migrated(plan: Plan) -> None:
+    """PostgreSQL changes a table in place: a key of another kind is not one of the
+    changes it makes (its children's columns would have to follow)."""
+    plan.losses = [loss for loss in plan.losses if not loss.where.endswith(".primary_key")]
+    plan.losses.append(
+        Loss(
+            f"{plan.where}.primary_key",
+            f"the key of '{plan.table.name}' changes kind: not migrated in PostgreSQL; "
+            "export the items, drop the table and load them back",
+            forcible=False,
+        )
+    )
+
+
+def _count(connection: Connection, sql: str) -> int:
     return int(connection.execute(sql).fetchone()[0])
 
 
-def _plan_table(connection: sqlite3.Connection, plan: Plan, record: dict[str, Any] | None) -> None:
+def _plan_table(connection: Connection, plan: Plan, record: dict[str, Any] | None) -> None:
     table, existing = plan.table, plan.existing
     assert existing is not None
     old_types: dict[str, str] = record["types"] if record else {}
@@ -200,7 +223,7 @@ def _plan_key(plan: Plan, record: dict[str, Any] | None, old_types: dict[str, st
 
 
 def _plan_column(
-    connection: sqlite3.Connection,
+    connection: Connection,
     plan: Plan,
     column: str,
     have: Column,
@@ -250,7 +273,7 @@ def _plan_column(
         shared = _count(
             connection,
             f'SELECT COUNT(*) FROM (SELECT 1 FROM "{name}" WHERE "{column}" IS NOT NULL '
-            f'GROUP BY "{column}" HAVING COUNT(*) > 1)',
+            f'GROUP BY "{column}" HAVING COUNT(*) > 1) AS shared',
         )
         if shared:
             plan.losses.append(
@@ -262,7 +285,7 @@ def _plan_column(
             )
 
 
-def _removed_column(connection: sqlite3.Connection, plan: Plan, column: str) -> None:
+def _removed_column(connection: Connection, plan: Plan, column: str) -> None:
     """A column no longer declared: dropped by a rebuild, refused while it has values."""
     plan.rebuild = True
     name = plan.table.name
@@ -295,7 +318,7 @@ def _new_column(plan: Plan, column: str, where: str) -> None:
         stamp = now()
         plan.fills[column] = stamp
         plan.statements.append(
-            f'ALTER TABLE "{table.name}" ADD COLUMN "{column}" TEXT NOT NULL '
+            f'ALTER TABLE "{table.name}" ADD COLUMN {table.column_sql(column, plan.dialect)} '
             f"DEFAULT {_literal(stamp)}"
         )
         return
@@ -331,7 +354,7 @@ def _new_column(plan: Plan, column: str, where: str) -> None:
     if unique or (required and default is None):
         plan.rebuild = True  # ADD COLUMN takes neither UNIQUE nor NOT NULL without default
         return
-    sql = f'ALTER TABLE "{table.name}" ADD COLUMN {table.column_sql(column)}'
+    sql = f'ALTER TABLE "{table.name}" ADD COLUMN {table.column_sql(column, plan.dialect)}'
     if default is not None:
         sql += f" DEFAULT {_literal(table.to_sql(column, default))}"
     plan.statements.append(sql)

@@ -1,9 +1,11 @@
-"""The SQLite file resources live in: one real table per resource.
+"""The database resources live in: one real table per resource, in a SQLite file
+or in PostgreSQL (:mod:`.postgres`), made by the same code with a dialect switch.
 
-Each field is a column of its JSON type's affinity (arrays and objects as JSON
-text), ``required`` fields are NOT NULL, ``unique`` ones UNIQUE, and a child's
-parent column a foreign key with the declared ON DELETE.  The file is opened in WAL
-mode with ``synchronous=FULL``: a write acknowledged with 2xx has reached the disk
+Each field is a column of its JSON type (:data:`COLUMN_TYPES`: arrays and objects
+as JSON text in SQLite, JSONB in PostgreSQL), ``required`` fields are NOT NULL,
+``unique`` ones UNIQUE, and a child's parent column a foreign key with the declared
+ON DELETE.  The SQLite file is opened in WAL mode with ``synchronous=FULL``: a write
+acknowledged with 2xx has reached the disk
 (https://www.sqlite.org/pragma.html#pragma_synchronous).  Every worker holds its own
 connection; ``busy_timeout`` makes a writer wait for another worker's write instead
 of failing.  The stdlib driver is used directly: statements are cached by sqlite3.
@@ -12,33 +14,89 @@ of failing.  The stdlib driver is used directly: statements are cached by sqlite
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import orjson
 
 from quiver.config.resources import TIMESTAMPS, MigrateMode, Resource
 from quiver.resources.keys import Key
 
-_AFFINITY = {
-    "string": "TEXT",
-    # NUMERIC keeps 3 an integer and 2.5 a real: an item reads back as it was sent
-    "number": "NUMERIC",
-    "integer": "INTEGER",
-    "boolean": "INTEGER",
-    "array": "TEXT",
-    "object": "TEXT",
+#: the databases resources are stored in
+Dialect = Literal["sqlite", "postgresql"]
+#: the column type of each JSON type, by database
+COLUMN_TYPES: dict[Dialect, dict[str, str]] = {
+    "sqlite": {
+        "string": "TEXT",
+        # NUMERIC keeps 3 an integer and 2.5 a real: an item reads back as it was sent
+        "number": "NUMERIC",
+        "integer": "INTEGER",
+        "boolean": "INTEGER",
+        "array": "TEXT",
+        "object": "TEXT",
+    },
+    "postgresql": {
+        "string": 'TEXT COLLATE "C"',  # compared and sorted by code point, as in SQLite
+        "number": "NUMERIC",  # (read back as int or float, see .postgres)
+        "integer": "BIGINT",
+        "boolean": "SMALLINT",  # 0 or 1, as in SQLite (a CHECK keeps it so)
+        "array": "JSONB",
+        "object": "JSONB",
+    },
 }
+_AFFINITY = COLUMN_TYPES["sqlite"]
+#: what follows a write's SELECT of the current row: in PostgreSQL the row stays
+#: locked until the write commits, so a precondition and the write see one row
+#: (SQLite's BEGIN IMMEDIATE already keeps every other writer out)
+LOCK_ROW: dict[Dialect, str] = {"sqlite": "", "postgresql": " FOR UPDATE"}
 BUSY_TIMEOUT_MS = 10_000
+#: the first SQLite with ``RETURNING``, which inserts and updates read their row by
+MIN_SQLITE = (3, 35, 0)
 #: SQL's lower() beyond ASCII (SQLite's own lowers only A-Z): what ``[ilike]`` compares
 UNICODE_LOWER = "unicode_lower"
 #: the type of a field declared without one (json-server dialect): any JSON value,
 #: stored as JSON text like arrays and objects
 ANY_TYPE = "any"
 _JSON_TEXT = ("array", "object", ANY_TYPE)
+
+
+class Rows(Protocol):
+    """What the resources read of a statement's cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the resources use of a database connection: ``sqlite3.Connection``, or
+    :class:`quiver.resources.postgres.PostgresConnection` speaking the same."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Rows: ...
+
+    def close(self) -> None: ...
+
+
+def is_postgres(database: str) -> bool:
+    """Whether ``database`` (the ``resources_db`` setting) names a PostgreSQL database."""
+    return database.startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
+
+
+def dialect_of(connection: Connection) -> Dialect:
+    """The database a connection is to."""
+    dialect: Dialect = getattr(connection, "dialect", "sqlite")
+    return dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,33 +141,40 @@ class Table:
         """The columns an insert names: all but an auto key, which SQLite assigns."""
         return self.columns[1:] if self.key.type == "auto" else self.columns
 
-    def column_sql(self, column: str) -> str:
+    def column_sql(self, column: str, dialect: Dialect = "sqlite") -> str:
         """The declaration of one of the table's columns, as CREATE TABLE has it."""
         resource, parent = self.resource, self.parent
         if column == self.key.name:
-            return self.key.column_sql()
+            return self.key.column_sql(dialect)
         if resource.parent is not None and column == resource.parent.field:
             assert parent is not None
-            action = resource.parent.on_delete.upper()
-            return (
-                f'"{column}" {parent.key.affinity} NOT NULL REFERENCES '
-                f'"{parent.name}"("{parent.key.name}") ON DELETE {action}'
-            )
+            return f'"{column}" {parent.key.column_type(dialect)} NOT NULL {self.reference()}'
         if column in TIMESTAMPS:
-            return f'"{column}" TEXT NOT NULL'
-        line = f'"{column}" {self.affinity(column)}'
+            return f'"{column}" {COLUMN_TYPES[dialect]["string"]} NOT NULL'
+        line = f'"{column}" {COLUMN_TYPES[dialect][self.types[column]]}'
+        if dialect == "postgresql" and self.types[column] == "boolean":
+            line += f' CHECK ("{column}" IN (0, 1))'
         if column in resource.required:
             line += " NOT NULL"
         if column in resource.unique:
             line += " UNIQUE"
         return line
 
+    def reference(self) -> str:
+        """A child's parent column's REFERENCES clause, with the declared ON DELETE."""
+        resource, parent = self.resource, self.parent
+        assert resource.parent is not None and parent is not None
+        action = resource.parent.on_delete.upper()
+        return f'REFERENCES "{parent.name}"("{parent.key.name}") ON DELETE {action}'
+
     def affinity(self, column: str) -> str:
+        """The column's type in SQLite (what a table read from either database is
+        compared with)."""
         return _AFFINITY.get(self.types[column], "TEXT")
 
-    def create_sql(self, name: str | None = None) -> str:
+    def create_sql(self, name: str | None = None, dialect: Dialect = "sqlite") -> str:
         """CREATE TABLE for the table, or for a copy of it named ``name``."""
-        body = ",\n  ".join(self.column_sql(column) for column in self.columns)
+        body = ",\n  ".join(self.column_sql(column, dialect) for column in self.columns)
         return f'CREATE TABLE "{name or self.name}" (\n  {body}\n)'
 
     def indexes(self) -> dict[str, str]:
@@ -160,12 +225,32 @@ def now() -> str:
 
 def open_database(
     path: str, resources: Sequence[Resource], migrate: MigrateMode = "safe"
-) -> sqlite3.Connection:
-    """A connection to ``path`` with every resource's table as declared: created, or
-    changed by :func:`quiver.resources.migrate.migrate` (ConfigError when a change
-    would lose data and ``migrate`` is not ``force``)."""
+) -> Connection:
+    """A connection to ``path`` (a SQLite file or a PostgreSQL URL) with every
+    resource's table as declared: created, or changed by
+    :func:`quiver.resources.migrate.migrate` (ConfigError when a change would lose
+    data and ``migrate`` is not ``force``)."""
     from quiver.resources.migrate import migrate as apply_changes
 
+    if is_postgres(path):
+        try:
+            from quiver.resources.postgres import PostgresConnection
+        except ImportError as exc:
+            raise sqlite3.NotSupportedError(
+                f"PostgreSQL needs psycopg ({exc}): pip install 'quiver[postgres]'"
+            ) from exc
+        database = PostgresConnection(path)
+        try:
+            apply_changes(database, resources, migrate, source=database.shown)
+        except BaseException:
+            database.close()
+            raise
+        return database
+    if sqlite3.sqlite_version_info < MIN_SQLITE:  # (INSERT ... RETURNING)
+        needed = ".".join(map(str, MIN_SQLITE))
+        raise sqlite3.NotSupportedError(
+            f"resources need SQLite {needed} or later; this Python has {sqlite3.sqlite_version}"
+        )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:

@@ -12,8 +12,9 @@ route to it (:func:`quiver.config.resources.expand`)::
 
 Every representation carries a strong ETag (RFC 9110 §8.8.3); If-Match guards
 writes (412) and If-None-Match reads (304).  Writes run in one ``BEGIN IMMEDIATE``
-transaction, so a precondition and the write it guards see the same row even
-when several workers share the file.
+transaction (in PostgreSQL: one transaction that locks the row it reads first), so
+a precondition and the write it guards see the same row even when several workers
+share the database.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from quiver.resources.errors import (
 )
 from quiver.resources.patch import json_patch, merge_patch
 from quiver.resources.query import ListQuery, encode_cursor, read_query
-from quiver.resources.storage import Table, now, open_database, tables_of
+from quiver.resources.storage import LOCK_ROW, Table, dialect_of, now, open_database, tables_of
 from quiver.resources.validate import ItemSchema
 
 #: an item's key: an integer, or a UUID or given string
@@ -68,7 +69,9 @@ _QUERIES_KEPT = 256
 class ResourceOptions(TargetOptions):
     resource: str = Field(description="The resource this target serves.")
     resources: list[Resource] = Field(description="Every declared resource (its parents).")
-    database: str = Field(description="The SQLite file the resources are stored in.")
+    database: str = Field(
+        description="The SQLite file or PostgreSQL URL the resources are stored in."
+    )
     migrate: MigrateMode = Field(
         "safe", description="Whether changes that lose data are applied (force) or refused."
     )
@@ -110,18 +113,24 @@ class ResourceTarget(TargetType[ResourceOptions]):
         key = self.key.name
         columns = ", ".join(f'"{column}"' for column in self.table.columns)
         self.select_one = f'SELECT {columns} FROM "{resource.name}" WHERE "{key}" = ?'
+        #: the row a write reads before it changes it, kept from other writers meanwhile
+        self.select_written = self.select_one + LOCK_ROW[dialect_of(self.connection)]
         self.select_list = f'SELECT {columns} FROM "{resource.name}"'
         inserted = self.table.inserted
         names = ", ".join(f'"{column}"' for column in inserted)
         marks = ", ".join("?" * len(inserted))
-        self.insert_sql = f'INSERT INTO "{resource.name}" ({names}) VALUES ({marks})'
+        self.insert_sql = (
+            f'INSERT INTO "{resource.name}" ({names}) VALUES ({marks}) RETURNING {columns}'
+        )
         self.delete_sql = f'DELETE FROM "{resource.name}" WHERE "{key}" = ?'
         #: the fields a write sets: a given key is never changed
         self.written = [name for name in resource.fields if name != key]
         assignments = ", ".join(f'"{name}" = ?' for name in self.written)
         if resource.timestamps:
             assignments += ', "updated_at" = ?'
-        self.update_sql = f'UPDATE "{resource.name}" SET {assignments} WHERE "{key}" = ?'
+        self.update_sql = (
+            f'UPDATE "{resource.name}" SET {assignments} WHERE "{key}" = ? RETURNING {columns}'
+        )
         self.managed = set(resource.managed_columns())
 
     @staticmethod
@@ -223,8 +232,10 @@ class ResourceTarget(TargetType[ResourceOptions]):
                 raise ItemNotFound(f"no {table.name} item {key}")
             above = key
 
-    def _find(self, key: KeyValue, parents: list[KeyValue]) -> dict[str, Any]:
-        row = self.connection.execute(self.select_one, (key,)).fetchone()
+    def _find(
+        self, key: KeyValue, parents: list[KeyValue], select: str | None = None
+    ) -> dict[str, Any]:
+        row = self.connection.execute(select or self.select_one, (key,)).fetchone()
         parent = self.table.resource.parent
         if row is None or (parent is not None and row[1] != parents[-1]):
             raise ItemNotFound(f"no {self.table.name} item {key}")
@@ -351,11 +362,10 @@ class ResourceTarget(TargetType[ResourceOptions]):
         values = self._row(document, parents)
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
-        key = self._insert(values)
-        row = connection.execute(self.select_one, (key,)).fetchone()
+        item = self._insert(values)
         connection.execute("COMMIT")
-        body, tag = self._render(self.table.from_row(row))
-        location = path.rstrip(b"/") + b"/" + self.key.segment(key)
+        body, tag = self._render(item)
+        location = path.rstrip(b"/") + b"/" + self.key.segment(item[self.key.name])
         headers = [(b"Content-Type", _JSON), (b"ETag", tag), (b"Location", location)]
         return Response(201, headers, body)
 
@@ -375,11 +385,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
             raise invalid(errors)
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
-        keys = [self._insert(row) for row in rows]
-        items = [
-            self.table.from_row(connection.execute(self.select_one, (key,)).fetchone())
-            for key in keys
-        ]
+        items = [self._insert(row) for row in rows]
         connection.execute("COMMIT")
         body = orjson.dumps(items)
         return Response(201, [(b"Content-Type", _JSON), (b"ETag", etag_of(body))], body)
@@ -406,13 +412,10 @@ class ResourceTarget(TargetType[ResourceOptions]):
             values["created_at"] = values["updated_at"] = now()
         return values
 
-    def _insert(self, values: dict[str, Any]) -> KeyValue:
-        """Inserts a row of ``_row``; its key."""
-        cursor = self.connection.execute(self.insert_sql, tuple(values.values()))
-        if self.key.type == "auto":
-            return cursor.lastrowid or 0
-        key: KeyValue = values[self.key.name]
-        return key
+    def _insert(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Inserts a row of ``_row``; the item as stored (RETURNING: SQLite 3.35+)."""
+        row = self.connection.execute(self.insert_sql, tuple(values.values())).fetchone()
+        return self.table.from_row(row)
 
     def _precondition(self, request: PluginRequest, tag: bytes) -> None:
         # RFC 9110 §13.1.2: a write with If-None-Match fails when it matches the item
@@ -437,7 +440,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
         # the precondition and the write see one row: no other worker writes between
         # (a refusal rolls back in ``handle``)
         connection.execute("BEGIN IMMEDIATE")
-        current = self._find(key, parents)
+        current = self._find(key, parents, self.select_written)
         self._precondition(request, self._render(current)[1])
         fields = {name: value for name, value in current.items() if name in resource.fields}
         if request.method == b"PUT":
@@ -454,8 +457,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
         values = [self.table.to_sql(name, item.get(name)) for name in self.written]
         if resource.timestamps:
             values.append(now())
-        connection.execute(self.update_sql, (*values, key))
-        row = connection.execute(self.select_one, (key,)).fetchone()
+        row = connection.execute(self.update_sql, (*values, key)).fetchone()
         connection.execute("COMMIT")
         body, tag = self._render(self.table.from_row(row))
         return Response(200, [(b"Content-Type", _JSON), (b"ETag", tag)], body)
@@ -475,7 +477,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
     def _delete(self, request: PluginRequest, parents: list[KeyValue], key: KeyValue) -> Response:
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
-        current = self._find(key, parents)
+        current = self._find(key, parents, self.select_written)
         self._precondition(request, self._render(current)[1])
         connection.execute(self.delete_sql, (key,))
         connection.execute("COMMIT")

@@ -12,7 +12,7 @@ from typing import Any
 from quiver.config.resources import Resource
 from quiver.resources.csvfile import read_csv
 from quiver.resources.errors import Unprocessable
-from quiver.resources.storage import Table, now, tables_of
+from quiver.resources.storage import Connection, Table, dialect_of, now, tables_of
 from quiver.resources.validate import ItemSchema
 
 
@@ -32,7 +32,7 @@ def _parents_first(resources: list[Resource]) -> list[Resource]:
     return ordered
 
 
-def export(connection: sqlite3.Connection, resources: list[Resource]) -> dict[str, Any]:
+def export(connection: Connection, resources: list[Resource]) -> dict[str, Any]:
     """Every item of every resource, parents first, in key order."""
     result: dict[str, Any] = {}
     tables = tables_of(resources)
@@ -44,9 +44,7 @@ def export(connection: sqlite3.Connection, resources: list[Resource]) -> dict[st
     return result
 
 
-def load_items(
-    connection: sqlite3.Connection, resources: list[Resource], document: Any
-) -> dict[str, int]:
+def load_items(connection: Connection, resources: list[Resource], document: Any) -> dict[str, int]:
     """Inserts the items of ``document`` (as ``export`` prints) in one transaction;
     ValueError names the first item that does not fit."""
     if not isinstance(document, dict):
@@ -68,12 +66,13 @@ def load_items(
                     inserter.insert(item)
                 except ValueError as exc:
                     raise ValueError(f"/{resource.name}/{index}: {exc}") from None
+            inserter.finish()
             counts[resource.name] = len(items)
     return counts
 
 
 def load_csv(
-    connection: sqlite3.Connection, resources: list[Resource], path: Path, name: str | None
+    connection: Connection, resources: list[Resource], path: Path, name: str | None
 ) -> dict[str, int]:
     """Inserts the rows of the CSV file ``path`` as items of resource ``name`` (by
     default the file's name without ``.csv``), all or none."""
@@ -90,7 +89,7 @@ def load_csv(
 
 
 @contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+def _transaction(connection: Connection) -> Iterator[None]:
     """All or nothing: a file half loaded is worse than one refused."""
     connection.execute("BEGIN IMMEDIATE")
     try:
@@ -111,9 +110,7 @@ class ItemRefused(ValueError):
         self.detail = detail or message
 
 
-def load_rows(
-    connection: sqlite3.Connection, table: Table, rows: list[tuple[str, dict[str, Any]]]
-) -> None:
+def load_rows(connection: Connection, table: Table, rows: list[tuple[str, dict[str, Any]]]) -> None:
     """Inserts ``rows`` (each with where it comes from: ``items.csv:3``) in one
     transaction; ValueError lists every row that does not fit, one per line."""
     inserter = Inserter(connection, table)
@@ -124,6 +121,7 @@ def load_rows(
                 inserter.insert(item)
             except ItemRefused as exc:
                 failures.append(f"{where}: {exc.field or 'item'}: {exc.detail}")
+        inserter.finish()
         if failures:
             more = f"\n(and {len(failures) - 20} more)" if len(failures) > 20 else ""
             raise ValueError("\n".join(failures[:20]) + more)
@@ -133,13 +131,32 @@ class Inserter:
     """Writes loaded items into one table, each checked as the API checks a write;
     the key, parent column and timestamps are kept when the item has them."""
 
-    def __init__(self, connection: sqlite3.Connection, table: Table) -> None:
+    def __init__(self, connection: Connection, table: Table) -> None:
         self.connection = connection
         self.table = table
         self.schema = ItemSchema(table.resource)
-        names = ", ".join(f'"{column}"' for column in table.columns)
-        marks = ", ".join("?" * len(table.columns))
-        self.sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+        self.sql = self._insert_sql(table.columns)
+        #: without an auto key, which the database then assigns (PostgreSQL takes
+        #: no NULL for it)
+        self.sql_keyless = self._insert_sql(table.inserted)
+
+    def _insert_sql(self, columns: tuple[str, ...]) -> str:
+        names = ", ".join(f'"{column}"' for column in columns)
+        marks = ", ".join("?" * len(columns))
+        return f'INSERT INTO "{self.table.name}" ({names}) VALUES ({marks})'
+
+    def finish(self) -> None:
+        """After items were loaded with their auto keys, the keys PostgreSQL assigns
+        next start past them (SQLite's AUTOINCREMENT follows by itself)."""
+        table = self.table
+        if table.key.type != "auto" or dialect_of(self.connection) != "postgresql":
+            return
+        key, name = table.key.name, table.name
+        self.connection.execute(
+            f"SELECT setval(pg_get_serial_sequence(?, ?), "
+            f'(SELECT COALESCE(MAX("{key}"), 0) + 1 FROM "{name}"), false)',
+            (f'"{name}"', key),
+        )
 
     def insert(self, item: Any) -> None:
         """ItemRefused says what is wrong with ``item``."""
@@ -170,9 +187,12 @@ class Inserter:
             stamp = now()
             row.setdefault("created_at", stamp)
             row.setdefault("updated_at", stamp)
-        values = [table.to_sql(column, row.get(column)) for column in table.columns]
+        columns, sql = table.columns, self.sql
+        if row[key.name] is None:
+            columns, sql = table.inserted, self.sql_keyless
+        values = [table.to_sql(column, row.get(column)) for column in columns]
         try:
-            self.connection.execute(self.sql, values)
+            self.connection.execute(sql, values)
         except sqlite3.IntegrityError as exc:
             text = str(exc)
             column = text.rpartition(".")[2] if "constraint failed: " in text else ""

@@ -41,7 +41,13 @@ from quiver.proxy.handoff import Signature
 from quiver.store import Store, open_store
 from quiver.store.models import REVISIONS_CHANNEL
 from quiver.storemode.lastgood import LastGood
-from quiver.storemode.urls import is_sqlite, shown, sqlite_path, with_connect_timeout
+from quiver.storemode.urls import (
+    is_sqlite,
+    resources_database,
+    shown,
+    sqlite_path,
+    with_connect_timeout,
+)
 
 log = logging.getLogger("quiver.storemode")
 
@@ -56,7 +62,14 @@ UNUSABLE: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, StoreErro
 
 def compose(declaration: object, settings: Settings, catalog: PluginSet | None) -> Config:
     """The config a node serves: the store's ``declaration`` (validated: ConfigError
-    names every problem) with this process's ``settings``."""
+    names every problem) with this process's ``settings``; its resources stored
+    beside the store unless it names their ``resources_db``."""
+    if (
+        isinstance(declaration, dict)
+        and declaration.get("resources")
+        and not declaration.get("resources_db")
+    ):
+        declaration = {**declaration, "resources_db": resources_database(settings.store)}
     config = validate(declaration, catalog)
     process = {name: getattr(settings, name) for name in Settings.model_fields}
     return config.model_copy(update=process)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+from urllib.parse import parse_qsl, quote, urlencode
 
 from sqlalchemy.engine import make_url
 
+from quiver.config.resources import DEFAULT_DATABASE
+
 #: seconds a PostgreSQL connection attempt may take: the master waits for it
 CONNECT_TIMEOUT = 2
+#: the PostgreSQL schema of a store-mode node's resource tables (beside the store's)
+RESOURCES_SCHEMA = "quiver_resources"
+_SEARCH_PATH = re.compile(r"-c\s*search_path=\S*")
 
 
 def identity(url: str) -> str:
@@ -49,3 +56,17 @@ def with_connect_timeout(url: str) -> str:
         return url
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}connect_timeout={CONNECT_TIMEOUT}"
+
+
+def resources_database(url: str) -> str:
+    """Where a store-mode node keeps its resources when the declaration names no
+    ``resources_db``: ``resources.db`` beside a SQLite store's file, or the
+    PostgreSQL store's own database, in the schema :data:`RESOURCES_SCHEMA` (its
+    tables never meet the store's)."""
+    if is_sqlite(url):
+        return os.path.join(os.path.dirname(sqlite_path(url)), DEFAULT_DATABASE)
+    base, _, query = url.partition("?")
+    params = dict(parse_qsl(query))
+    options = _SEARCH_PATH.sub("", params.get("options", "")).strip()
+    params["options"] = f"{options} -csearch_path={RESOURCES_SCHEMA}".strip()
+    return f"{base}?{urlencode(params, quote_via=quote)}"

@@ -1,4 +1,5 @@
-"""A proxy serving the resources of the issue's example, on a fresh database per test."""
+"""A proxy serving the resources of the issue's example, on a fresh database per test:
+a SQLite file, or (``any_resources_db``) each of SQLite and a PostgreSQL schema."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.store.conftest import postgres_schema_url
 from tests.support.proxy import Client, Response, RunningProxy
 
 RESOURCES = """
@@ -65,9 +67,24 @@ def resources_config(db: Path) -> str:
 
 
 @pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[RunningProxy]:
+def resources_db(tmp_path: Path) -> str:
     # a directory that does not exist yet is made
-    with RunningProxy(resources_config(tmp_path / "data" / "resources.db")) as running:
+    return str(tmp_path / "data" / "resources.db")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_resources_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh resources database on each of SQLite and PostgreSQL (a schema of its
+    own, dropped after; skipped when PostgreSQL cannot be reached, failed on CI)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "data" / "resources.db")
+    else:
+        yield from postgres_schema_url()
+
+
+@pytest.fixture
+def proxy(resources_db: str) -> Iterator[RunningProxy]:
+    with RunningProxy(RESOURCES.format(db=resources_db)) as running:
         yield running
 
 

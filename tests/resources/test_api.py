@@ -1,4 +1,5 @@
-"""The REST API of declared resources, through the running proxy."""
+"""The REST API of declared resources, through the running proxy, on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jsonschema import Draft202012Validator
 
+from quiver.resources.query import encode_cursor
 from tests.resources.conftest import Api
 from tests.support.proxy import Response, RunningProxy
+
+
+@pytest.fixture
+def resources_db(any_resources_db: str) -> str:
+    return any_resources_db
 
 
 def _create(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -307,3 +315,20 @@ def test_cursor_pages_walk_both_ways_over_null_sort_values(api: Api) -> None:
         assert response.status == 200, response.body
         back.insert(0, names(response))
     assert back == pages
+
+
+def test_numbers_keep_every_digit_and_like_reads_them_as_text(api: Api) -> None:
+    for price in (123456789.12345679, 1e308, 0.1, 7):
+        assert _create(api, "/items", {"name": f"n{price}", "price": price})["price"] == price
+    assert names(api("GET", "/items?price[like]=0.%25")) == ["n0.1"]
+    assert names(api("GET", "/items?price[ilike]=7")) == ["n7"]
+
+
+def test_a_cursor_made_for_another_sort_is_a_400(api: Api) -> None:
+    _create(api, "/items", {"name": "pen", "price": 2})
+    cursor = encode_cursor(["pen", 1])  # (a name where the sort says price)
+    refused = api("GET", f"/items?sort=price&cursor={cursor}")
+    assert refused.status == 400
+    assert refused.json()["errors"] == [
+        {"parameter": "cursor", "detail": "the cursor was made for another sort"}
+    ]

@@ -45,8 +45,9 @@ resources:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
-    with RunningProxy(KEYS.format(db=tmp_path / "keys.db")) as proxy:
+def api(any_resources_db: str) -> Iterator[Api]:
+    # (on SQLite and on PostgreSQL)
+    with RunningProxy(KEYS.format(db=any_resources_db)) as proxy:
         client = Api(proxy.port)
         yield client
         client.client.close()
