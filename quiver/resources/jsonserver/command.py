@@ -16,7 +16,12 @@ import sys
 from typing import Any
 
 from quiver.config.resources import JSON_SERVER_TARGET_TYPE
-from quiver.resources.jsonserver.database import default_database, prepare, snapshot
+from quiver.resources.jsonserver.database import (
+    default_database,
+    open_sqlite,
+    prepare,
+    snapshot,
+)
 from quiver.resources.jsonserver.documents import DATABASE_TARGET_TYPE, DOCUMENT_TARGET_TYPE
 from quiver.resources.jsonserver.infer import DbJsonError, Layout, foreign_key
 
@@ -60,7 +65,6 @@ def serve(args: argparse.Namespace) -> int:
 def print_snapshot(args: argparse.Namespace) -> int:
     """Prints the served data of the db.json ``args.file`` in db.json's shape."""
     from quiver.resources.jsonserver.database import read_layout
-    from quiver.resources.storage import open_database
 
     database = args.db or default_database(args.file)
     try:
@@ -68,7 +72,7 @@ def print_snapshot(args: argparse.Namespace) -> int:
     except DbJsonError as exc:
         print(f"quiver: {exc}", file=sys.stderr)
         return 1
-    connection = open_database(database, [])
+    connection = open_sqlite(database)
     try:
         print(json.dumps(snapshot(connection, layout), indent=2))
     finally:

@@ -22,7 +22,7 @@ from quiver.config.resources import Resource
 from quiver.errors import HTTPError
 from quiver.resources.jsonserver.infer import ID, DbJsonError, Layout, Seed, read_db
 from quiver.resources.jsonserver.table import ServerTable, add_extra_column
-from quiver.resources.storage import Table
+from quiver.resources.storage import Table, open_database
 from quiver.resources.validate import ItemSchema
 
 _META = "_quiver_json_server"
@@ -30,6 +30,14 @@ _META = "_quiver_json_server"
 DOCUMENTS = "_quiver_documents"
 _INTEGER_KEY = '"id" INTEGER PRIMARY KEY AUTOINCREMENT'
 _TEXT_KEY = '"id" TEXT PRIMARY KEY'
+
+
+def open_sqlite(path: str) -> sqlite3.Connection:
+    """A connection to the SQLite file of a db.json's data (a db.json is served from
+    SQLite alone)."""
+    connection = open_database(path, [])
+    assert isinstance(connection, sqlite3.Connection), "a db.json is served from SQLite"
+    return connection
 
 
 def default_database(db_json: str) -> str:

@@ -18,12 +18,12 @@ from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import Response, TargetOptions, TargetType
 from quiver.resources.errors import InvalidRequest, StorageFailed, UnsupportedMediaType, invalid
 from quiver.resources.jsonserver.database import (
+    open_sqlite,
     read_document,
     read_layout,
     snapshot,
     write_document,
 )
-from quiver.resources.storage import open_database
 from quiver.resources.target import etag_of
 
 DOCUMENT_TARGET_TYPE = "resource-json-server-document"
@@ -48,7 +48,7 @@ class DocumentTarget(TargetType[DocumentOptions]):
 
     def __init__(self, options: DocumentOptions, context: PluginContext) -> None:
         super().__init__(options, context)
-        self.connection = open_database(options.database, [])
+        self.connection = open_sqlite(options.database)
 
     def close(self) -> None:
         self.connection.close()
@@ -111,7 +111,7 @@ class DatabaseTarget(TargetType[DatabaseOptions]):
     def __init__(self, options: DatabaseOptions, context: PluginContext) -> None:
         super().__init__(options, context)
         self.layout = read_layout(options.database)
-        self.connection = open_database(options.database, [])
+        self.connection = open_sqlite(options.database)
 
     def close(self) -> None:
         self.connection.close()

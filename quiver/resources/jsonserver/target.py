@@ -74,10 +74,12 @@ class JsonServerTarget(ResourceTarget):
 
     def __init__(self, options: ResourceOptions, context: PluginContext) -> None:
         super().__init__(options, context)
-        self.connection.create_function("regexp", 2, regexp, deterministic=True)
-        self.connection.create_function("lower_text", 1, lower_text, deterministic=True)
+        sqlite = self.connection
+        assert isinstance(sqlite, sqlite3.Connection), "a db.json is served from SQLite"
+        sqlite.create_function("regexp", 2, regexp, deterministic=True)
+        sqlite.create_function("lower_text", 1, lower_text, deterministic=True)
         resource = self.table.resource
-        add_extra_column(self.connection, resource.name)
+        add_extra_column(sqlite, resource.name)
         self.table = ServerTable.of(resource)
         columns = ", ".join(f'"{column}"' for column in self.table.columns)
         self.select_one = f'SELECT {columns} FROM "{resource.name}" WHERE "{ID}" = ?'
