@@ -37,6 +37,7 @@ COLUMN_TYPES: dict[Dialect, dict[str, str]] = {
         "boolean": "INTEGER",
         "array": "TEXT",
         "object": "TEXT",
+        "any": "TEXT",  # (:data:`ANY_TYPE`: JSON text, as arrays and objects)
     },
     "postgresql": {
         "string": 'TEXT COLLATE "C"',  # compared and sorted by code point, as in SQLite
@@ -44,6 +45,7 @@ COLUMN_TYPES: dict[Dialect, dict[str, str]] = {
         "integer": "BIGINT",
         "boolean": "SMALLINT",  # 0 or 1, as in SQLite (a CHECK keeps it so)
         "array": "JSONB",
+        "any": "JSONB",
         "object": "JSONB",
     },
 }
@@ -170,7 +172,7 @@ class Table:
     def affinity(self, column: str) -> str:
         """The column's type in SQLite (what a table read from either database is
         compared with)."""
-        return _AFFINITY.get(self.types[column], "TEXT")
+        return _AFFINITY[self.types[column]]
 
     def create_sql(self, name: str | None = None, dialect: Dialect = "sqlite") -> str:
         """CREATE TABLE for the table, or for a copy of it named ``name``."""
