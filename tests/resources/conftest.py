@@ -93,3 +93,26 @@ def api(proxy: RunningProxy) -> Iterator[Api]:
     client = Api(proxy.port)
     yield client
     client.client.close()
+
+
+#: items with a note, before a migration changes their fields
+BEFORE_MIGRATION = """
+listen: 127.0.0.1:0
+resources_db: {db}
+resources:
+  - name: items
+    fields:
+      name: {{type: string}}
+      price: {{type: number}}
+      note: {{type: string}}
+    required: [name]
+"""
+
+
+def create_items(config: str, bodies: list[dict[str, Any]]) -> None:
+    """Serves ``config`` for as long as it takes to create an item of each body."""
+    with RunningProxy(config) as proxy:
+        api = Api(proxy.port)
+        for body in bodies:
+            assert api("POST", "/items", body).status == 201
+        api.client.close()

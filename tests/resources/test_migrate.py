@@ -11,31 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.resources.conftest import Api
+from tests.resources.conftest import BEFORE_MIGRATION as BEFORE
+from tests.resources.conftest import Api, create_items
 from tests.support.process import QUIVER, _environment, run_quiver, write_config
 from tests.support.proxy import RunningProxy
 
 pytestmark = pytest.mark.timeout(60)
 
-BEFORE = """
-listen: 127.0.0.1:0
-resources_db: {db}
-resources:
-  - name: items
-    fields:
-      name: {{type: string}}
-      price: {{type: number}}
-      note: {{type: string}}
-    required: [name]
-"""
-
 
 def _seed(db: Path) -> None:
-    with RunningProxy(BEFORE.format(db=db)) as proxy:
-        api = Api(proxy.port)
-        for body in ({"name": "pen", "price": 2, "note": "blue"}, {"name": "cup", "price": 3}):
-            assert api("POST", "/items", body).status == 201
-        api.client.close()
+    create_items(
+        BEFORE.format(db=db),
+        [{"name": "pen", "price": 2, "note": "blue"}, {"name": "cup", "price": 3}],
+    )
 
 
 def _columns(db: Path, table: str = "items") -> list[str]:

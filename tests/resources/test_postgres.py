@@ -18,24 +18,13 @@ from quiver.config.resources import Resource
 from quiver.errors import ConfigError
 from quiver.resources.storage import open_database
 from quiver.resources.transfer import export, load_csv, load_items
-from tests.resources.conftest import RESOURCES, Api
+from tests.resources.conftest import BEFORE_MIGRATION as BEFORE
+from tests.resources.conftest import RESOURCES, Api, create_items
 from tests.store.conftest import postgres_schema_url
 from tests.support.process import run_quiver, write_config
 from tests.support.proxy import RunningProxy
 
 pytestmark = pytest.mark.timeout(60)
-
-BEFORE = """
-listen: 127.0.0.1:0
-resources_db: {db}
-resources:
-  - name: items
-    fields:
-      name: {{type: string}}
-      price: {{type: number}}
-      note: {{type: string}}
-    required: [name]
-"""
 
 
 @pytest.fixture
@@ -49,11 +38,10 @@ def _resources(text: str) -> list[Resource]:
 
 
 def _seed(url: str) -> None:
-    with RunningProxy(BEFORE.format(db=url)) as proxy:
-        api = Api(proxy.port)
-        for body in ({"name": "pen", "price": 2, "note": "12"}, {"name": "cup", "price": 3.5}):
-            assert api("POST", "/items", body).status == 201
-        api.client.close()
+    create_items(
+        BEFORE.format(db=url),
+        [{"name": "pen", "price": 2, "note": "12"}, {"name": "cup", "price": 3.5}],
+    )
 
 
 def _exported(url: str, text: str, mode: Any = "safe") -> dict[str, Any]:
