@@ -10,7 +10,7 @@ import argparse
 import os  # loaded with the interpreter anyway; pathlib costs about 2 ms
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quiver import __version__
 
@@ -183,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     add_sync_commands(commands)
     from quiver.resources.commands import add_commands as add_resource_commands
 
-    add_resource_commands(commands, lambda args: _load(_config_path(args), _catalog()))
+    add_resource_commands(commands, lambda args: _load(_config_path(args), _catalog()), _serve_data)
     return parser
 
 
@@ -205,6 +205,14 @@ def _load(path: str, catalog: Catalog) -> Config:
     from quiver.config import load_config
 
     return load_config(path, catalog)
+
+
+def _serve_data(data: dict[str, Any]) -> int:
+    """Serves a config a command made (``quiver resources serve db.json``)."""
+    from quiver.config.loader import validate
+
+    catalog = _catalog()
+    return serve_config(validate(data, catalog), path=None, catalog=catalog, overrides={})
 
 
 def _catalog() -> Catalog:

@@ -13,19 +13,24 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from quiver.config.models import Config
 
 # the command imports what it uses when it runs: `quiver --help` stays instant
 LoadConfig = Callable[[argparse.Namespace], "Config"]
+#: serves a config made of plain data (validated first) until stopped; the exit status
+ServeData = Callable[[dict[str, Any]], int]
 
 
 def add_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], load: LoadConfig
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    load: LoadConfig,
+    serve_data: ServeData,
 ) -> None:
-    """Adds ``quiver resources``; ``load`` reads the config the arguments name."""
+    """Adds ``quiver resources``; ``load`` reads the config the arguments name,
+    ``serve_data`` serves the config ``serve`` makes of a db.json."""
     parser = commands.add_parser(
         "resources",
         help="print the resources' OpenAPI document, export or load their items; "
@@ -68,10 +73,10 @@ def add_commands(
         action="store_false",
         help="serve: no CORS headers (by default every origin may read, as in json-server)",
     )
-    parser.set_defaults(handler=lambda args: run(args, load))
+    parser.set_defaults(handler=lambda args: run(args, load, serve_data))
 
 
-def run(args: argparse.Namespace, load: LoadConfig) -> int:
+def run(args: argparse.Namespace, load: LoadConfig, serve_data: ServeData) -> int:
     import sqlite3
 
     from quiver.config.resources import DEFAULT_DATABASE
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace, load: LoadConfig) -> int:
         if args.file is None:
             print(f"quiver: resources {args.action} needs the db.json to serve", file=sys.stderr)
             return 2
-        return serve(args) if args.action == "serve" else print_snapshot(args)
+        return serve(args, serve_data) if args.action == "serve" else print_snapshot(args)
     config = load(args)
     if not config.resources:
         print("quiver: the config declares no resources", file=sys.stderr)

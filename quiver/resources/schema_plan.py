@@ -315,7 +315,8 @@ def _new_column(plan: Plan, column: str, where: str) -> None:
     assert existing is not None
     resource, rows = table.resource, existing.rows
     if column in TIMESTAMPS:
-        stamp = now()
+        # (both timestamps of an item say one time: the migration's)
+        stamp = next((plan.fills[other] for other in TIMESTAMPS if other in plan.fills), now())
         plan.fills[column] = stamp
         plan.statements.append(
             f'ALTER TABLE "{table.name}" ADD COLUMN {table.column_sql(column, plan.dialect)} '

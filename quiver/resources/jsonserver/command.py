@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from quiver.config.resources import JSON_SERVER_TARGET_TYPE
@@ -31,12 +32,9 @@ _PREFIX = "json-server-"
 _EXPOSED = ["X-Total-Count", "Link", "Location"]
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Serves the db.json ``args.file`` until stopped."""
-    from quiver.cli import serve_config
-    from quiver.config.loader import validate
-    from quiver.target_types import default_catalog
-
+def serve(args: argparse.Namespace, serve_data: Callable[[dict[str, Any]], int]) -> int:
+    """Serves the db.json ``args.file`` until stopped (``serve_data`` serves a config
+    made of plain data)."""
     log = logging.getLogger("quiver")
     database = args.db or default_database(args.file)
     try:
@@ -56,10 +54,8 @@ def serve(args: argparse.Namespace) -> int:
         )
     served = [f"/{name}" for name in layout.order] + ["/db"]
     log.info("serving %s", ", ".join(served))
-    catalog = default_catalog()
     data = config_data(layout, database, listen=_address(args.host, args.port), cors=args.cors)
-    config = validate(data, catalog)
-    return serve_config(config, path=None, catalog=catalog, overrides={})
+    return serve_data(data)
 
 
 def print_snapshot(args: argparse.Namespace) -> int:
