@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -64,6 +65,15 @@ _ITEM_METHODS = b"GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
 _ACCEPT_PATCH = (b"Accept-Patch", _MERGE_PATCH + b", " + _JSON_PATCH)
 #: how many list queries a target keeps read (then it starts over)
 _QUERIES_KEPT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """A list query as read, with the statements that answer it."""
+
+    query: ListQuery
+    select: str  # LIMIT and OFFSET last
+    count: str
 
 
 class ResourceOptions(TargetOptions):
@@ -109,7 +119,7 @@ class ResourceTarget(TargetType[ResourceOptions]):
         pattern = re.sub(r"\\\{[a-z0-9_]+\\\}", "([^/]+)", re.escape(template))
         self.pattern = re.compile(pattern.encode() + rb"(?:/([^/]+))?/?")
         self.connection = open_database(options.database, options.resources, options.migrate)
-        self.queries: dict[bytes, ListQuery] = {}
+        self.queries: dict[bytes, _Listed] = {}
         key = self.key.name
         columns = ", ".join(f'"{column}"' for column in self.table.columns)
         self.select_one = f'SELECT {columns} FROM "{resource.name}" WHERE "{key}" = ?'
@@ -254,16 +264,12 @@ class ResourceTarget(TargetType[ResourceOptions]):
         return b"*" in tags or tag in (t.removeprefix(b"W/") for t in tags)
 
     def _list(self, request: PluginRequest, parents: list[KeyValue], path: bytes) -> Response:
-        query = self._query(request.query)
-        where, args = query.where, query.args
-        parent = self.table.resource.parent
-        if parent is not None:
-            where = [*where, f'"{parent.field}" = ?']
-            args = [*args, parents[-1]]
-        where_sql = " WHERE " + " AND ".join(where) if where else ""
-        sql = f"{self.select_list}{where_sql} ORDER BY {query.order_sql} LIMIT ? OFFSET ?"
+        listed = self._query(request.query)
+        query = listed.query
+        # (a child's list ends its WHERE with its parent's column)
+        args = query.args if not parents else [*query.args, parents[-1]]
         offset = 0 if query.cursor is not None else (query.page - 1) * query.limit
-        rows = self.connection.execute(sql, (*args, query.limit + 1, offset)).fetchall()
+        rows = self.connection.execute(listed.select, (*args, query.limit + 1, offset)).fetchall()
         more = len(rows) > query.limit
         from_row = self.table.from_row
         items = [from_row(row) for row in rows[: query.limit]]
@@ -280,23 +286,32 @@ class ResourceTarget(TargetType[ResourceOptions]):
         tag = etag_of(body)
         headers = [(b"Content-Type", _JSON), (b"ETag", tag), (b"Link", links)]
         if query.count:
-            total_sql = f'SELECT COUNT(*) FROM "{self.table.name}"{where_sql}'
-            total = self.connection.execute(total_sql, args).fetchone()[0]
+            total = self.connection.execute(listed.count, args).fetchone()[0]
             headers.append((b"X-Total-Count", str(total).encode()))
         if self._none_match(request, tag):
             return Response(304, [(b"ETag", tag)])
         return Response(200, headers, body)
 
-    def _query(self, raw: bytes) -> ListQuery:
-        """The list query of a query string, read once: the same lists are asked for
-        again and again."""
-        query = self.queries.get(raw)
-        if query is None:
+    def _query(self, raw: bytes) -> _Listed:
+        """The list query of a query string and its SQL, made once: the same lists are
+        asked for again and again."""
+        listed = self.queries.get(raw)
+        if listed is None:
             query = read_query(raw.decode("latin-1"), self.table)
+            where = query.where
+            parent = self.table.resource.parent
+            if parent is not None:
+                where = [*where, f'"{parent.field}" = ?']
+            where_sql = " WHERE " + " AND ".join(where) if where else ""
+            listed = _Listed(
+                query,
+                f"{self.select_list}{where_sql} ORDER BY {query.order_sql} LIMIT ? OFFSET ?",
+                f'SELECT COUNT(*) FROM "{self.table.name}"{where_sql}',
+            )
             if len(self.queries) >= _QUERIES_KEPT:
                 self.queries.clear()
-            self.queries[raw] = query
-        return query
+            self.queries[raw] = listed
+        return listed
 
     def _links(self, path: bytes, kept: bytes, page: int, more: bool) -> bytes:
         # RFC 8288 §3: relative references, resolved against the request's URI
@@ -401,9 +416,8 @@ class ResourceTarget(TargetType[ResourceOptions]):
         key = self.key
         if key.type == "uuid":
             values[key.name] = key.new()
-        elif key.type == "given":  # (JSON Schema takes 12.0 for an integer: stored as 12)
-            given = item[key.name]
-            values[key.name] = int(given) if key.json_type == "integer" else given
+        elif key.type == "given":  # (an integer key sent as 12.0 was made 12 by the check)
+            values[key.name] = item[key.name]
         if resource.parent is not None:
             values[resource.parent.field] = parents[-1]
         for name in self.written:
