@@ -1,0 +1,12 @@
+"""The MCP gateway: APIs published as Model Context Protocol tools, MCP servers fronted.
+
+- ``contract``: what an MCP endpoint asks of whatever supplies its tools, resources
+  and prompts (a :class:`~quiver.mcp.contract.Provider`), and the caller it names.
+- ``openapi_tools``: the operations of an OpenAPI document as tools, a tool call as
+  the HTTP request it stands for, and that request's answer as a tool result.
+- ``upstream``: the gateway as the client of a remote MCP server (Streamable HTTP of
+  either protocol revision, or the older HTTP+SSE transport).
+
+Like the AI gateway it sits beside the plugins: it uses the plugin contract and
+never imports the proxy (docs/architecture.md).
+"""
