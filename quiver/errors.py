@@ -40,6 +40,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
+
 
 class QuiverError(Exception):
     """Base of every error Quiver raises on purpose."""
@@ -301,3 +303,20 @@ class NotCached(GatewayError):
     status_code = 504
     title = "Gateway Timeout"
     slug = "not-cached"
+
+
+PROBLEM_TYPE_PREFIX = "urn:quiver:problem:"
+
+
+def problem_body(error: HTTPError, request_id: str) -> bytes:
+    """``error`` as an RFC 9457 ``application/problem+json`` document."""
+    document: dict[str, object] = {
+        "type": PROBLEM_TYPE_PREFIX + error.slug,
+        "title": error.title,
+        "status": error.status_code,
+        "detail": error.detail,
+        "request_id": request_id,
+    }
+    for key, value in error.extensions.items():  # (RFC 9457 §3.2)
+        document.setdefault(key, value)
+    return orjson.dumps(document)

@@ -15,6 +15,7 @@ from typing import Any
 
 from quiver.ai.target import AITarget
 from quiver.demo import DemoTarget
+from quiver.mcp.published import PublishedTools, ResourceMetadata
 from quiver.plugins import builtin
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.responder import TargetType
@@ -31,6 +32,8 @@ BUILT_IN: tuple[type[TargetType[Any]], ...] = (
     JsonServerTarget,
     DocumentTarget,
     DatabaseTarget,
+    PublishedTools,
+    ResourceMetadata,
 )
 
 

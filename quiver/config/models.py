@@ -18,6 +18,8 @@ from quiver.config.access_log import AccessLog
 from quiver.config.ai import AIConfig, AIRoute, expand
 from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
+from quiver.config.mcp_routes import McpRoute
+from quiver.config.mcp_routes import expand as expand_mcp
 from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
 from quiver.config.resources import DEFAULT_DATABASE, MigrateMode, Resource, resource_issues
 from quiver.config.resources import expand as expand_resources
@@ -317,10 +319,21 @@ class Route(Strict):
         "has no `target` (see docs/ai.md).",
     )
 
+    mcp: McpRoute | None = Field(
+        None,
+        description="Publish the route's API as MCP tools at `/mcp` under its path, e.g. "
+        "`mcp: {}` or `mcp: {openapi: openapi.yaml, exclude: [deleteNote]}`; a route "
+        "with `mcp` and no `target` publishes only that endpoint (see docs/mcp.md).",
+    )
+
     @model_validator(mode="after")
     def _target_or_ai(self) -> Route:
-        if (self.target is None) == (self.ai is None):
+        if self.target is not None and self.ai is not None:
             raise ValueError("give exactly one of 'target' or 'ai'")
+        if self.target is None and self.ai is None and self.mcp is None:
+            raise ValueError("give exactly one of 'target' or 'ai' (or 'mcp' alone)")
+        if self.ai is not None and self.mcp is not None:
+            raise ValueError("an AI route cannot have 'mcp'")
         return self
 
     @field_validator("paths")
@@ -586,6 +599,24 @@ class Declaration(Strict):
         generated = {target["name"] for target in targets}
         kept = [target for target in self.targets if target.name not in generated]
         kept_routes = [route for route in self.routes if route.name not in generated]
+        object.__setattr__(self, "targets", [*kept, *map(Target.model_validate, targets)])
+        object.__setattr__(self, "routes", [*kept_routes, *map(Route.model_validate, routes)])
+        return self
+
+    @model_validator(mode="after")
+    def _mcp_targets(self) -> Declaration:
+        # like AI routes: a route's `mcp` becomes an in-process target and its route;
+        # a route with `mcp` and no target exists only as that endpoint
+        if not any(route.mcp is not None for route in self.routes):
+            return self
+        targets, routes = expand_mcp(self.routes)
+        generated = {target["name"] for target in targets}
+        kept = [target for target in self.targets if target.name not in generated]
+        kept_routes = [
+            route
+            for route in self.routes
+            if route.name not in generated and (route.target is not None or route.ai is not None)
+        ]
         object.__setattr__(self, "targets", [*kept, *map(Target.model_validate, targets)])
         object.__setattr__(self, "routes", [*kept_routes, *map(Route.model_validate, routes)])
         return self

@@ -19,7 +19,10 @@ and timeouts as proxied traffic, and maps every failure to a
 
 ``url`` is an ``http://`` or ``https://`` URL (its connections are pooled by origin),
 or ``target://NAME/path`` to send to a target of the config through its balancer,
-health checks and circuit breakers.  A response holds its connection until its body
+health checks and circuit breakers, or ``gateway://HOST/path`` to send through the
+gateway itself (its own listener, ``HOST`` sent as the Host field): routed like a
+client's request, every plugin of the route applied (how an MCP tool call reaches
+the API it stands for).  A response holds its connection until its body
 has been read to the end or it is closed: read it, stream it, or use it as an
 ``async with`` block.
 """

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import orjson
-
-from quiver.errors import Answer, HTTPError
+from quiver.errors import PROBLEM_TYPE_PREFIX, Answer, HTTPError, problem_body
 from quiver.http.fields import reason_phrase
 
-PROBLEM_TYPE_PREFIX = "urn:quiver:problem:"
-
-
-def problem_body(error: HTTPError, request_id: str) -> bytes:
-    document: dict[str, object] = {
-        "type": PROBLEM_TYPE_PREFIX + error.slug,
-        "title": error.title,
-        "status": error.status_code,
-        "detail": error.detail,
-        "request_id": request_id,
-    }
-    for key, value in error.extensions.items():  # (RFC 9457 §3.2)
-        document.setdefault(key, value)
-    return orjson.dumps(document)
+__all__ = ["PROBLEM_TYPE_PREFIX", "problem_body", "problem_response"]
 
 
 def problem_response(

@@ -209,6 +209,10 @@ class ProxyServer:
                 )
             self.servers.append(server)
             self.addresses.append(BoundAddress(host, port, spec.tls is not None))
+        plain = [address for address in self.addresses if not address.tls]
+        first = (plain or self.addresses)[0] if self.addresses else None
+        if first is not None:
+            self.outbound.listening(first.host, first.port, first.tls)
         return self.addresses
 
     def swap(self, config: Config) -> None:

@@ -1,4 +1,5 @@
-"""The outbound client: a pool per origin for plain URLs, a target's nodes for ``target://``."""
+"""The outbound client: a pool per origin for plain URLs, a target's nodes for
+``target://``, the worker's own listener for ``gateway://``."""
 
 from __future__ import annotations
 
@@ -47,7 +48,28 @@ class OutboundClient:
         #: a node with its pool per origin, least recently used first
         self.origins: OrderedDict[tuple[str, str, int, str | None], Node] = OrderedDict()
         self._contexts: dict[str | None, ssl.SSLContext] = {}
+        #: where ``gateway://`` requests go: the gateway's own first listener, once
+        #: it listens (``listening``)
+        self._gateway: Node | None = None
         self.closed = False
+
+    def listening(self, host: str, port: int, tls: bool) -> None:
+        """The gateway accepts on ``host:port``: ``gateway://`` requests go there (on
+        loopback when it listens on every address)."""
+        if self._gateway is not None:
+            return
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        context = None
+        if tls:  # its own certificate, on its own address: nothing to verify
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            context.set_alpn_protocols(["http/1.1"])
+        node = Node(
+            host, port, weight=1, ssl_context=context, server_hostname=None, default_port=port
+        )
+        node.pool = NodePool(node, self.pool_settings, self.timeouts, self.loop, self.sweeper)
+        self._gateway = node
 
     async def request(
         self,
@@ -71,8 +93,43 @@ class OutboundClient:
             return await self._to_target(
                 method, parts.netloc, path.encode(), headers, block, timeout, idempotent
             )
+        if parts.scheme == "gateway":
+            return await self._to_gateway(
+                method, parts.netloc, path.encode(), block, timeout, idempotent
+            )
         node = self._origin(parts.scheme, parts.hostname, parts.port, ca_file, url)
         head = request_head(method, path.encode(), node, block)
+        return await send_to_node(
+            node, method, loop=self.loop, head=head, timeout=timeout, retry_stale=idempotent
+        )
+
+    async def _to_gateway(
+        self,
+        method: str,
+        host: str,
+        path: bytes,
+        block: bytes,
+        timeout: float | None,
+        idempotent: bool | None,
+    ) -> Response:
+        """Send through the gateway itself, as a client would: routed, every plugin
+        of the route run; ``host`` is the Host field routes see."""
+        node = self._gateway
+        if node is None:
+            raise ServiceUnavailable("the gateway is not listening yet")
+        if not host or not host.isprintable():
+            raise ValueError("a gateway:// URL names the Host to send: gateway://HOST/path")
+        head = b"".join(
+            (
+                method.encode("ascii"),
+                b" ",
+                path,
+                b" HTTP/1.1\r\nHost: ",
+                host.encode(),
+                b"\r\n",
+                block,
+            )
+        )
         return await send_to_node(
             node, method, loop=self.loop, head=head, timeout=timeout, retry_stale=idempotent
         )
@@ -80,6 +137,8 @@ class OutboundClient:
     def close(self) -> None:
         """Close every origin's idle connections; busy ones close when their request ends."""
         self.closed = True
+        if self._gateway is not None and self._gateway.pool is not None:
+            self._gateway.pool.close()
         while self.origins:
             _, node = self.origins.popitem()
             assert node.pool is not None
@@ -89,7 +148,7 @@ class OutboundClient:
         self, scheme: str, host: str | None, port: int | None, ca_file: str | None, url: str
     ) -> Node:
         if scheme not in ("http", "https") or not host:
-            raise ValueError(f"{url!r} is not an http://, https:// or target:// URL")
+            raise ValueError(f"{url!r} is not an http://, https://, target:// or gateway:// URL")
         https = scheme == "https"
         default_port = 443 if https else 80
         port = port or default_port
