@@ -4,7 +4,8 @@
 path, query and header parameters, JSON bodies); :func:`serve_api20` runs it on
 127.0.0.1:0 with in-memory notes, tags and users, and yields the running
 :class:`Api20` (``url`` is its base URL).  A missing note or user is a 404
-``application/problem+json``.
+``application/problem+json``; ``GET /openapi.json`` answers the document (not one of
+the 20).
 """
 
 from __future__ import annotations
@@ -449,6 +450,8 @@ class Api20:
     def answer(self, request: Request) -> tuple[int, Json]:
         target = urlsplit(request.path)
         path = target.path
+        if path == "/openapi.json" and request.method == "GET":
+            return 200, DOCUMENT  # (its own description, as many APIs serve it)
         query = parse_qs(target.query)
         allowed = False
         for method, pattern, handler in self.routes:
