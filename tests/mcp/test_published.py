@@ -293,7 +293,7 @@ def test_bad_messages_get_json_rpc_errors(gateway: Gateway) -> None:
             "jsonrpc": "2.0",
             "id": 5,
             "method": "tools/call",
-            "params": {"name": "nope", "_meta": META},
+            "params": {"name": "no", "_meta": META},
         },
         **{"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "no"},
     )
