@@ -223,20 +223,26 @@ def _document(document: object) -> Document:
 
 def _candidates(doc: Document) -> Iterator[_Candidate]:
     by_name: dict[str, str] = {}
-    for path, item in doc.raw["paths"].items():
+    for path, raw in doc.raw["paths"].items():
         if not isinstance(path, str) or not path.startswith("/"):
             continue  # extensions (x-...)
-        item = doc.resolve(item)
+        try:
+            item = doc.resolve(raw)
+        except ValueError as exc:
+            raise ValueError(f"path {path}: {exc}") from exc
         if not isinstance(item, dict):
             raise ValueError(f"path item {path!r} is not an object")
         for method in METHODS:
-            operation = doc.resolve(item.get(method))
+            label = f"{method.upper()} {path}"
+            try:
+                operation = doc.resolve(item.get(method))
+            except ValueError as exc:
+                raise ValueError(f"{label}: {exc}") from exc
             if operation is None:
                 continue
             if not isinstance(operation, dict):
-                raise ValueError(f"{method.upper()} {path} is not an object")
+                raise ValueError(f"{label} is not an object")
             name = _tool_name(operation.get("operationId"), method, path)
-            label = f"{method.upper()} {path}"
             if name in by_name:
                 raise ValueError(
                     f"{by_name[name]} and {label} would both be the tool {name!r}; "
@@ -540,9 +546,11 @@ def build_request(operation: Operation, arguments: dict[str, Any]) -> OutgoingRe
     query: list[str] = []
     headers: list[tuple[str, str]] = []
     for parameter in operation.parameters:
-        if parameter.argument not in arguments or arguments[parameter.argument] is None:
-            continue
-        value = arguments[parameter.argument]
+        value = arguments.get(parameter.argument)
+        if value is None and parameter.location == "path" and parameter.argument in arguments:
+            raise McpError(INVALID_PARAMS, f"argument {parameter.argument!r} cannot be null")
+        if value is None:
+            continue  # an absent or null optional parameter is not sent
         if parameter.location == "path":
             path = path.replace("{" + parameter.name + "}", _path_value(parameter, value))
         elif parameter.location == "query":

@@ -109,6 +109,20 @@ def test_a_reference_chain_that_loops_is_refused() -> None:
         tools_from_openapi(document)
 
 
+def test_a_path_item_reference_is_followed_and_checked() -> None:
+    items = {"get": {"operationId": "listItems"}}
+    document = doc({"/items": {"$ref": "#/components/pathItems/Items"}}, pathItems={"Items": items})
+    assert [o.name for o in tools_from_openapi(document)] == ["listItems"]
+    document = doc({"/items": {"$ref": "#/components/pathItems/Nope"}})
+    with pytest.raises(ValueError, match=r"path /items: .*does not resolve"):
+        tools_from_openapi(document)
+
+
+def test_an_operation_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(ValueError, match="GET /x is not an object"):
+        tools_from_openapi(doc({"/x": {"get": ["no"]}}))
+
+
 def test_an_empty_document_has_no_tools() -> None:
     assert tools_from_openapi(doc({})) == []
 
@@ -720,6 +734,16 @@ def test_a_path_value_that_would_change_the_path_is_refused(value: str) -> None:
     with pytest.raises(McpError, match="argument 'a'") as caught:
         build_request(PATHS, {"a": value, "b": 1})
     assert caught.value.code == INVALID_PARAMS
+
+
+def test_a_null_path_value_is_refused() -> None:
+    operation = one(
+        {"parameters": [param("a", "path", {"type": "string", "nullable": True})]},
+        "/x/{a}",
+        version="3.0.3",
+    )
+    with pytest.raises(McpError, match="argument 'a' cannot be null"):
+        build_request(operation, {"a": None})
 
 
 def test_path_styles() -> None:
