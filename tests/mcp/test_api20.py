@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
+from mcp import types
 
 from quiver.mcp.openapi_tools import build_request, tool_result, tools_from_openapi
 from tests.mcp.api20 import DOCUMENT, Api20, serve_api20
@@ -104,6 +105,7 @@ def test_every_tool_call_succeeds_against_the_api(client: httpx.Client) -> None:
     assert sorted(by_name) == sorted(name for name, _ in CALLS)
     for operation in operations:
         tool = operation.tool()
+        types.Tool.model_validate(tool)
         Draft202012Validator.check_schema(tool["inputSchema"])
         if "outputSchema" in tool:
             Draft202012Validator.check_schema(tool["outputSchema"])
@@ -122,6 +124,7 @@ def test_every_tool_call_succeeds_against_the_api(client: httpx.Client) -> None:
             operation, response.status_code, response.headers.get("content-type"), response.content
         )
         assert result["isError"] is False, (name, result)
+        types.CallToolResult.model_validate(result)
         if operation.output_schema is not None:
             Draft202012Validator(operation.output_schema).validate(result["structuredContent"])
 
