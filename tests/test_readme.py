@@ -721,3 +721,23 @@ def test_instant_resources_store_and_serve_items(
         guest = client.request("POST", "/events/1/guests", fields, b'{"email": "a@example.com"}')
         assert guest.status == 201
     assert (tmp_path / "resources.db").exists()
+
+
+def test_the_mcp_gateway_publishes_the_resources_as_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # resources.db is written where the gateway runs
+    from mcp import Client as McpClient
+
+    from tests.mcp.sdk import with_client
+
+    async def work(client: McpClient) -> tuple[list[str], Any]:
+        names = [tool.name for tool in (await client.list_tools()).tools]
+        made = await client.call_tool("create-notes", {"body": {"title": "buy milk"}})
+        return names, made.structured_content
+
+    with served(example("mcp")) as (proxy, _):
+        names, made = with_client(f"{proxy.url}/tools/mcp", work)
+        assert {"list-notes", "create-notes", "get-notes", "delete-notes"} <= set(names)
+        assert made["title"] == "buy milk" and made["done"] is False
+        assert get(proxy, "/notes").json() == [made]
