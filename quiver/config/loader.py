@@ -45,6 +45,7 @@ from pydantic import BaseModel, ValidationError
 from quiver.config.ai import reference_issues as ai_reference_issues
 from quiver.config.consumers import Credential
 from quiver.config.envsubst import SubstitutionError, substitute
+from quiver.config.mcp_routes import OPENAPI_TARGET_TYPE as MCP_OPENAPI_TARGET_TYPE
 from quiver.config.models import Config, Settings
 from quiver.config.plugin_set import NoPlugins, PluginSet
 from quiver.errors import ConfigError, ConfigIssue
@@ -188,6 +189,8 @@ def _validated(report: _Report, data: dict[str, object], catalog: PluginSet | No
     _add_target_type_issues(report, data, plugins)
     _add_plugin_issues(report, data, plugins)
     credentials = _checked_credentials(report, data, plugins)
+    if config is not None and not report.issues:
+        _add_mcp_issues(report, config, data, plugins)
     if report.issues or config is None:
         raise ConfigError(report.sorted_issues())
     return _with_credentials(config, credentials)
@@ -584,6 +587,27 @@ def _add_target_type_issues(report: _Report, data: Mapping[str, object], known: 
         options = target.get("options", {})
         if isinstance(options, dict):
             _validated_part(report, (*where, "options"), kind.Options, options)
+
+
+def _add_mcp_issues(
+    report: _Report, config: Config, data: Mapping[str, object], known: PluginSet
+) -> None:
+    """The targets routes' ``mcp`` keys compile into are checked by their type (an
+    inline or file document is read now), their faults placed at the key."""
+    kind = known.target_type(MCP_OPENAPI_TARGET_TYPE)
+    if kind is None:
+        return
+    routes = {name: index for index, name in _names(data, "routes")}
+    for target in config.targets:
+        if target.type != MCP_OPENAPI_TARGET_TYPE:
+            continue
+        index = routes.get(str(target.options.get("route")))
+        where: Path = ("routes", index, "mcp") if index is not None else ("targets",)
+        try:
+            kind.Options.model_validate(target.options)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                report.add_found(where, _plain(str(error["msg"])))
 
 
 def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:

@@ -227,6 +227,7 @@ def expand(routes: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]
                     "session_ttl": mcp.session_ttl,
                     "session_secret": secret,
                     "resource_metadata": _metadata_url(mcp.oauth, path),
+                    "route": route.name,
                 },
             }
         )

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from quiver.errors import Answer, HTTPError, ServiceUnavailable, problem_body
 from quiver.mcp.contract import INTERNAL_ERROR, INVALID_PARAMS, Caller, McpError
@@ -75,6 +75,26 @@ class PublishedOptions(TargetOptions):
     resource_metadata: str | None = Field(
         None, description="The URL of the protected-resource metadata, pointed to on 401."
     )
+    route: str = Field("", description="The route whose `mcp` key this is.")
+
+    @model_validator(mode="after")
+    def _document_now(self) -> PublishedOptions:
+        # an inline or file document is read when the config is: its faults are the
+        # config's, named with the route (a fetched one is read when first needed)
+        try:
+            document = self.document()
+            if document is not None:
+                _operations(document, self)
+        except ValueError as error:
+            raise ValueError(f"route {self.route!r}, mcp.openapi: {error}") from None
+        return self
+
+    def document(self) -> Any:
+        """The inline or file document (None: it is fetched)."""
+        document = self.source.get("document")
+        if document is None and "file" in self.source:
+            document = _read_file(self.source["file"])
+        return document
 
 
 class PublishedTools(TargetType[PublishedOptions]):
@@ -93,9 +113,7 @@ class PublishedTools(TargetType[PublishedOptions]):
         self._operations: dict[str, Operation] | None = None
         self._base = options.base_path.rstrip("/")
         self._loading = asyncio.Lock()
-        document = options.source.get("document")
-        if document is None and "file" in options.source:
-            document = _read_file(options.source["file"])
+        document = options.document()
         if document is not None:
             self._publish(document)
 
@@ -158,11 +176,7 @@ class PublishedTools(TargetType[PublishedOptions]):
     # -- the document --------------------------------------------------------------
 
     def _publish(self, document: Any) -> None:
-        if not isinstance(document, dict):
-            raise ValueError("the OpenAPI document is not an object")
-        operations = tools_from_openapi(
-            document, include=self.options.include, exclude=self.options.exclude
-        )
+        operations = _operations(document, self.options)
         if self.options.servers_path:
             self._base = self.options.base_path.rstrip("/") + _servers_path(document)
         self._operations = {operation.name: operation for operation in operations}
@@ -263,6 +277,12 @@ def forwarded_fields(request: PluginRequest) -> dict[str, str]:
 def _host(request: PluginRequest) -> str:
     host = request.get(b"host")
     return host.decode("latin-1") if host else "localhost"
+
+
+def _operations(document: Any, options: PublishedOptions) -> list[Operation]:
+    if not isinstance(document, dict):
+        raise ValueError("the OpenAPI document is not an object")
+    return tools_from_openapi(document, include=options.include, exclude=options.exclude)
 
 
 def _servers_path(document: dict[str, Any]) -> str:
