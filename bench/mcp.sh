@@ -3,7 +3,7 @@
 # REST call it stands for, and nginx answering directly, in one run: requests/s,
 # requests per Quiver CPU-second, p50/p99 latency, and what the tool call adds.
 #
-#   bench/mcp.sh                                # 3 rounds x 10 s per scenario (~2 min)
+#   bench/mcp.sh                                # 3 rounds x 2 runs x 10 s per scenario (~4 min)
 #   DURATION=2 ROUNDS=1 bench/mcp.sh            # quick look
 #   SCENARIOS="rest tool" bench/mcp.sh          # without nginx direct
 #   QUIVER=.venv/bin/quiver bench/mcp.sh        # a quiver that is not on PATH
