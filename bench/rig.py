@@ -33,16 +33,23 @@ BODY = b'{"id":1042,"name":"quiver-bench","tags":["a","b"],"ok":true}'
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # wrk prints this line from its done() hook; parsing it beats scraping the text report.
+# A script that checks each answer in a response() hook counts the wrong ones in a
+# global `bad` of each thread and keeps the threads from setup() in a global `checked`:
+# their sum is reported as bad_responses.
 WRK_LUA = r"""
 done = function(summary, latency, requests)
   local e = summary.errors
+  local bad = 0
+  for _, thread in ipairs(checked or {}) do
+    bad = bad + thread:get("bad")
+  end
   io.write(string.format(
     "WRK_RESULT {\"requests\":%d,\"duration_us\":%d,\"bytes\":%d," ..
     "\"connect_errors\":%d,\"read_errors\":%d,\"write_errors\":%d," ..
-    "\"status_errors\":%d,\"timeouts\":%d," ..
+    "\"status_errors\":%d,\"timeouts\":%d,\"bad_responses\":%d," ..
     "\"latency_p50_us\":%d,\"latency_p99_us\":%d,\"latency_max_us\":%d}\n",
     summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
+    e.connect, e.read, e.write, e.status, e.timeout, bad,
     latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
@@ -546,8 +553,15 @@ def run_wrk(
     r = wrk_result(out, code, f"wrk against {target.url}")
     errors = {
         k: r[k]
-        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-        if r[k]
+        for k in (
+            "connect_errors",
+            "read_errors",
+            "write_errors",
+            "status_errors",
+            "timeouts",
+            "bad_responses",
+        )
+        if r.get(k)
     }
     secs = r["duration_us"] / 1e6
     return Throughput(
