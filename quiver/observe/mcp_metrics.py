@@ -6,12 +6,15 @@ A request's labels must stay few whatever clients send.  Route and outcome are
 bounded already (the config's names, four outcomes); the rest is held to a bound
 here, per worker:
 
-- ``method``: the methods of the protocol (``METHODS``); any other is ``other``;
+- ``method``: the methods of the protocol (``METHODS``); any other (or none) is
+  ``_other``;
 - ``tool``: a name becomes a label once a call of it was answered (ok, error or
   failed): a refused call (an unknown tool, bad arguments) counts under its
   name only if that name already is one, else under ``_unknown``, so that
   made-up names never take the place of real ones; at most ``MAX_TOOLS`` names
   per route, later ones count as ``_other``;
+- ``outcome``: ``ok``, ``error``, ``refused``, ``failed``, or ``none`` (a
+  notification: nothing was answered);
 - ``consumer``: at most ``MAX_CONSUMERS`` names (the first seen), later ones
   count as ``_other``; ``""`` is no consumer.
 
@@ -92,9 +95,9 @@ class McpCounts:
     ) -> None:
         route = route or ""
         method = note.get("method")
-        method = method if method in METHODS else OTHER
+        method = method if isinstance(method, str) and method in METHODS else OTHER
         outcome = note.get("outcome")
-        outcome = outcome if outcome in OUTCOMES else "none"
+        outcome = outcome if isinstance(outcome, str) and outcome in OUTCOMES else "none"
         key = KEY_SEPARATOR.join((route, method, outcome))
         self.messages[key] = self.messages.get(key, 0) + 1
         if method != "tools/call":
@@ -104,7 +107,9 @@ class McpCounts:
         key = KEY_SEPARATOR.join((route, tool, who, outcome))
         self.tool_calls[key] = self.tool_calls.get(key, 0) + 1
         ms = note.get("ms")
-        took = float(ms) if isinstance(ms, int | float) and not isinstance(ms, bool) else latency_ms
+        took = latency_ms  # (when the endpoint's own time is missing)
+        if isinstance(ms, int | float) and not isinstance(ms, bool) and ms >= 0:
+            took = float(ms)
         key = KEY_SEPARATOR.join((route, tool))
         timing = self.durations.get(key)
         if timing is None:
