@@ -128,6 +128,18 @@ class CallDoc(BaseModel):
     retries: int
     cache: str | None
     answered_by: str | None
+    mcp_method: str | None = Field(
+        None, description="An MCP message's JSON-RPC method (`tools/call`...); null otherwise."
+    )
+    mcp_tool: str | None = Field(
+        None, description="The tool, prompt or resource (URI) an MCP message named."
+    )
+    mcp_outcome: str | None = Field(
+        None,
+        description="How an MCP message ended: `ok`, `error` (the tool answered isError), "
+        "`refused` (a JSON-RPC error), `failed` (the upstream or the gateway failed); "
+        "null for a notification.",
+    )
 
 
 class CallDetail(CallDoc):
@@ -283,6 +295,17 @@ def get_calls(
     consumer: str | None = None,
     status: Annotated[str | None, Query(description="`404`, or a class: `5xx`.")] = None,
     request_id: str | None = None,
+    mcp_method: Annotated[
+        str | None, Query(description="MCP messages of this JSON-RPC method (`tools/call`).")
+    ] = None,
+    mcp_tool: Annotated[
+        str | None,
+        Query(description="MCP messages that named this tool, prompt or resource (URI)."),
+    ] = None,
+    mcp_outcome: Annotated[
+        Literal["ok", "error", "refused", "failed"] | None,
+        Query(description="MCP messages that ended so."),
+    ] = None,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     to: To = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -297,6 +320,9 @@ def get_calls(
         start_ms=_ms(start) if start is not None else None,
         end_ms=_ms(to) if to is not None else None,
         team=team,
+        mcp_method=mcp_method,
+        mcp_tool=mcp_tool,
+        mcp_outcome=mcp_outcome,
     )
     with _store(request).engine.connect() as connection:
         rows = list_calls(connection, where, limit + 1, _decode(cursor))

@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from quiver.admin.auth import caller
 from quiver.admin.responses import problems
+from quiver.observe.mcp_metrics import KEY_SEPARATOR as MCP_KEY_SEPARATOR
 from quiver.observe.metrics import (
     AI_KEY_SEPARATOR,
     BUCKETS_MS,
@@ -69,6 +70,7 @@ class NodeCollector(Collector):
             dropped.add_metric([output], count)
         yield dropped
         yield from _ai_families(node.counters.get("ai") or {})
+        yield from _mcp_families(node.counters.get("mcp") or {})
         yield from _node_families(node.workers)
         yield from _process_families(node)
 
@@ -115,11 +117,7 @@ def _histogram(
 ) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, documentation, labels=[label])
     for value, histogram in sorted(histograms.items()):
-        cumulative, buckets = 0, []
-        for le, count in zip(_LE, histogram["buckets"], strict=True):
-            cumulative += count
-            buckets.append((le, cumulative))
-        family.add_metric([value], buckets, histogram["sum"] / 1000)
+        _add_ms(family, [value], histogram)
     return family
 
 
@@ -180,6 +178,47 @@ def _add(
         cumulative += count
         buckets.append((le, cumulative))
     family.add_metric(labels, buckets, histogram["sum"])
+
+
+def _mcp_families(mcp: dict[str, Any]) -> Iterator[Metric]:
+    """MCP messages and tool calls (labels held to a bound: quiver.observe.mcp_metrics)."""
+    messages = CounterMetricFamily(
+        "quiver_mcp_messages",
+        "MCP messages answered, by route, JSON-RPC method and outcome.",
+        labels=["route", "method", "outcome"],
+    )
+    tool_calls = CounterMetricFamily(
+        "quiver_mcp_tool_calls",
+        "MCP tool calls, by route, tool, consumer and outcome.",
+        labels=["route", "tool", "consumer", "outcome"],
+    )
+    duration = HistogramMetricFamily(
+        "quiver_mcp_tool_call_duration_seconds",
+        "The time the MCP endpoint took over a tool call, by route and tool.",
+        labels=["route", "tool"],
+    )
+    for family, counts, width in (
+        (messages, mcp.get("messages") or {}, 3),
+        (tool_calls, mcp.get("tool_calls") or {}, 4),
+    ):
+        for key, count in sorted(counts.items()):
+            labels = key.split(MCP_KEY_SEPARATOR)
+            if len(labels) == width:
+                family.add_metric(labels, count)
+    for key, histogram in sorted((mcp.get("durations") or {}).items()):
+        labels = key.split(MCP_KEY_SEPARATOR)
+        if len(labels) == 2:
+            _add_ms(duration, labels, histogram)
+    yield from (messages, tool_calls, duration)
+
+
+def _add_ms(family: HistogramMetricFamily, labels: list[str], histogram: dict[str, Any]) -> None:
+    """A histogram over BUCKETS_MS (milliseconds), in seconds."""
+    cumulative, buckets = 0, []
+    for le, count in zip(_LE, histogram["buckets"], strict=True):
+        cumulative += count
+        buckets.append((le, cumulative))
+    family.add_metric(labels, buckets, histogram["sum"] / 1000)
 
 
 def _node_families(workers: list[dict[str, Any]]) -> Iterator[Metric]:

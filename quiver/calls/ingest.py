@@ -182,6 +182,9 @@ class Ingester:
                     r.retries,
                     r.cache,
                     r.answered_by,
+                    r.mcp_method,
+                    r.mcp_tool,
+                    r.mcp_outcome,
                 )
             )
             key: tuple[int, ...] = (
@@ -270,6 +273,7 @@ _CALL_COLUMNS = (
     "request_id", "time_ms", "route_id", "target_id", "consumer_id", "node_id",
     "user_agent_id", "method", "path", "status", "bytes_in", "bytes_out", "latency_us",
     "upstream_us", "gateway_us", "client_ip", "retries", "cache", "answered_by",
+    "mcp_method", "mcp_tool", "mcp_outcome",
 )  # fmt: skip
 
 

@@ -224,6 +224,9 @@ class CallFilter:
     start_ms: int | None = None
     end_ms: int | None = None
     team: str | None = None
+    mcp_method: str | None = None
+    mcp_tool: str | None = None  # a tool, prompt or resource, as named
+    mcp_outcome: str | None = None
 
 
 def list_calls(
@@ -246,6 +249,13 @@ def list_calls(
         conditions.append(calls.c.status.between(*where.status))
     if where.request_id is not None:
         conditions.append(calls.c.request_id == where.request_id)
+    for column, value in (
+        (calls.c.mcp_method, where.mcp_method),
+        (calls.c.mcp_tool, where.mcp_tool),
+        (calls.c.mcp_outcome, where.mcp_outcome),
+    ):
+        if value is not None:
+            conditions.append(column == value)
     if where.start_ms is not None:
         conditions.append(calls.c.time_ms >= where.start_ms)
     if where.end_ms is not None:

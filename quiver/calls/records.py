@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from quiver.observe.mcp_note import mcp_document, named
 from quiver.store.calltables import LATENCY_BOUNDS_MS
 from quiver.store.spendtables import NANO
 
@@ -49,6 +50,12 @@ class Record:
     capture: str | None = None
     #: what a call to a model used (None: no model was called)
     spend: Spend | None = None
+    #: the JSON-RPC method of an MCP message (None: not an MCP exchange)
+    mcp_method: str | None = None
+    #: the tool, prompt or resource it named
+    mcp_tool: str | None = None
+    #: ok, error, refused or failed (None: a notification, or not MCP)
+    mcp_outcome: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,11 @@ def parse(line: bytes) -> Record:
     data = orjson.loads(line)  # (the ingester reads every call: the fast parser)
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    mcp = data.get("mcp")
+    if mcp is not None and not isinstance(mcp, dict):
+        raise ValueError("mcp is not an object")
+    if mcp:
+        mcp = mcp_document(mcp)
     return Record(
         request_id=_text(data, "request_id"),
         time_ms=_epoch_ms(_text(data, "time")),
@@ -91,6 +103,9 @@ def parse(line: bytes) -> Record:
         answered_by=_optional_text(data, "answered_by"),
         capture=_capture(data.get("capture")),
         spend=_spend(data.get("ai")),
+        mcp_method=mcp.get("method") if mcp else None,
+        mcp_tool=named(mcp) if mcp else None,
+        mcp_outcome=mcp.get("outcome") if mcp else None,
     )
 
 

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from quiver.config.base import Duration, Size, Strict
 
-#: every field an access log line can carry, in the order they are written
+#: every field an access log line can carry
 AccessLogField = Literal[
     "time",
     "request_id",
@@ -35,8 +35,15 @@ AccessLogField = Literal[
     "cache",
     "answered_by",
     "user_agent",
+    "mcp",
 ]
-ACCESS_LOG_FIELDS: tuple[AccessLogField, ...] = get_args(AccessLogField)
+#: fields written only when listed: the default line (and the call spool's) stays
+#: the one it always was
+OPT_IN_FIELDS: tuple[AccessLogField, ...] = ("mcp",)
+#: the default fields, in the order they are written: every field but the opt-in ones
+ACCESS_LOG_FIELDS: tuple[AccessLogField, ...] = tuple(
+    field for field in get_args(AccessLogField) if field not in OPT_IN_FIELDS
+)
 #: syslog facilities in the order of their codes (0-11, then local0-7 at 16-23)
 FACILITIES = (
     *("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news"),
@@ -101,7 +108,8 @@ class AccessLog(Strict):
     )
     fields: list[AccessLogField] = Field(
         default_factory=lambda: list(ACCESS_LOG_FIELDS),
-        description="Which fields each line carries, in this order (default: all).",
+        description="Which fields each line carries, in this order (default: all but "
+        "`mcp`, which is written only when listed).",
     )
     query: bool = Field(False, description="Keep the query string in `path`.")
     sample: float = Field(

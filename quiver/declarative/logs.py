@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from quiver.declarative.client import AdminClient
 
-_COLUMNS = ("time", "status", "method", "path", "route", "consumer", "latency")
+_COLUMNS = ("time", "status", "method", "path", "route", "consumer", "latency", "mcp")
+_WIDTHS = (12, 6, 7, 32, 20, 16, 10)
+#: the filters passed on to ``GET /calls`` as they are
+_FILTERS = ("route", "consumer", "status", "request_id", "mcp_method", "mcp_tool", "mcp_outcome")
 
 
 def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +34,17 @@ def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     logs.add_argument("--consumer", metavar="C", help="calls of this consumer")
     logs.add_argument("--status", metavar="S", help="a status (404) or a class (5xx)")
     logs.add_argument("--request-id", metavar="ID", help="the call with this request id")
+    logs.add_argument(
+        "--mcp-method", metavar="M", help="MCP messages of this JSON-RPC method (tools/call)"
+    )
+    logs.add_argument(
+        "--mcp-tool", metavar="T", help="MCP messages naming this tool, prompt or resource"
+    )
+    logs.add_argument(
+        "--mcp-outcome",
+        choices=("ok", "error", "refused", "failed"),
+        help="MCP messages that ended so",
+    )
     logs.add_argument("--since", metavar="AGE", help="calls newer than this (10m, 2h, 1d)")
     logs.add_argument("-n", type=int, default=50, metavar="N", help="most calls (default 50)")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new calls")
@@ -44,7 +58,7 @@ def run_logs(args: argparse.Namespace, client: AdminClient) -> int:
     from quiver.declarative.client import AdminError
 
     params: dict[str, str | int] = {"limit": max(1, min(args.n, 1000))}
-    for key in ("route", "consumer", "status", "request_id"):
+    for key in _FILTERS:
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
     if args.since is not None:
@@ -80,7 +94,7 @@ def run_logs(args: argparse.Namespace, client: AdminClient) -> int:
 def render(calls: list[dict[str, Any]], *, header: bool) -> str:
     """The calls as aligned columns (the header only when asked)."""
     rows = [_row(call) for call in calls]
-    widths = [12, 6, 7, 32, 20, 16, 10]
+    widths = list(_WIDTHS)
     lines = []
     if header:
         lines.append(_line(list(_COLUMNS), widths))
@@ -98,7 +112,14 @@ def _row(call: dict[str, Any]) -> list[str]:
         call["route"] or "-",
         call["consumer"] or "-",
         f"{call['latency_ms']:.1f} ms",
+        _mcp(call),
     ]
+
+
+def _mcp(call: dict[str, Any]) -> str:
+    """An MCP message's method, what it named and its outcome (empty for other calls)."""
+    parts = (call.get("mcp_method"), call.get("mcp_tool"), call.get("mcp_outcome"))
+    return " ".join(part for part in parts if part)
 
 
 def _line(cells: list[str], widths: list[int]) -> str:

@@ -3,7 +3,8 @@ protocol (its whole description is quiver.calls.spool, the reading side).
 
 Every record, unsampled, as the access log's JSON line of every field (the calls
 of routes that keep bodies carry them in ``capture``, calls to a model what they
-used in ``ai``), appended to
+used in ``ai``, MCP messages what they were and how they ended in ``mcp``),
+appended to
 ``<calls dir>/<pid>-<n>.jsonl`` (``O_APPEND``, one ``write`` per batch of whole
 lines).  The file is renamed to ``.jsonl.done`` and the next number begun at
 ``max_size``, every second (``FINISH_EVERY``) when it holds any line, and on
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 
 from quiver.observe.capture import document
+from quiver.observe.mcp_note import mcp_document
 from quiver.observe.outputs import Batch
 from quiver.observe.record import ExchangeRecord
 from quiver.observe.spend import spend_document
@@ -62,7 +64,10 @@ class CallSpool:
         if self.fd < 0:  # (the last file could not be begun: try again)
             self._begin()
         lines = batch.full_lines()
-        if any(record.capture is not None or record.ai is not None for record in batch):
+        if any(
+            record.capture is not None or record.ai is not None or record.mcp is not None
+            for record in batch
+        ):
             lines = [_with_extras(line, r) for line, r in zip(lines, batch, strict=True)]
         data = b"".join(lines)
         view = memoryview(data)
@@ -114,12 +119,15 @@ class CallSpool:
 
 def _with_extras(line: bytes, record: ExchangeRecord) -> bytes:
     """The line with what the route keeps beyond the call (``"capture": {...}``) and
-    what a call to a model used (``"ai": {...}``)."""
+    what a call to a model used (``"ai": {...}``) and what an MCP message was
+    (``"mcp": {...}``)."""
     extras = b""
     if record.capture is not None:
         extras += b',"capture":' + orjson.dumps(document(record.capture))
     if record.ai is not None:
         extras += b',"ai":' + orjson.dumps(spend_document(record.ai))
+    if record.mcp is not None:
+        extras += b',"mcp":' + orjson.dumps(mcp_document(record.mcp))
     if not extras:
         return line
     return line[:-2] + extras + b"}\n"

@@ -15,6 +15,7 @@ from operator import attrgetter
 
 import orjson
 
+from quiver.observe.mcp_note import compact, mcp_document
 from quiver.observe.record import ExchangeRecord
 
 Formatter = Callable[[ExchangeRecord], bytes]
@@ -101,6 +102,7 @@ _JSON: dict[str, tuple[bytes, str]] = {
     "cache": (b"%s", "names.get(r.cache) or text(r.cache)"),
     "answered_by": (b"%s", "names.get(r.answered_by) or name(r.answered_by)"),
     "user_agent": (b"%s", "text(r.user_agent)"),
+    "mcp": (b"%s", "mcp(r.mcp)"),
 }
 
 
@@ -128,6 +130,7 @@ def _json(names: tuple[str, ...], values: Callable[[ExchangeRecord], list[object
         "names": encoded,
         "name": name,
         "ms": _milliseconds,
+        "mcp": _mcp_json,
     }
     exec(compile(source, "<access log json format>", "exec"), scope)
     return scope["line"]  # type: ignore[return-value]
@@ -137,6 +140,12 @@ def _milliseconds(value: float | None) -> bytes:
     if value is None:
         return b"null"
     return b"%d.%03d" % divmod(int(value * 1000), 1000)
+
+
+def _mcp_json(note: dict[str, object] | None) -> bytes:
+    if note is None:
+        return b"null"
+    return orjson.dumps(mcp_document(note))
 
 
 #: what a JSON string cannot carry as it is: quotes, backslashes, control and non-ASCII bytes
@@ -156,9 +165,12 @@ def _json_text(value: bytes | str | None) -> bytes:
 def _text(names: tuple[str, ...], values: Callable[[ExchangeRecord], list[object]]) -> Formatter:
     leading = [names.index(name) for name in _LEADING if name in names]
     rest = [(i, name) for i, name in enumerate(names) if name not in _LEADING]
+    at_mcp = names.index("mcp") if "mcp" in names else -1
 
     def line(record: ExchangeRecord) -> bytes:
         row = values(record)
+        if at_mcp >= 0 and record.mcp is not None:
+            row[at_mcp] = compact(record.mcp)
         parts = [_shown(row[i]) for i in leading]
         parts += [f"{name}={_shown(row[i])}" for i, name in rest]
         return (" ".join(parts) + "\n").encode("utf-8", "replace")

@@ -9,7 +9,8 @@ fixed latency buckets and a few additions.
 
 Labels are names from the config (route, target, plugin) and small fixed sets
 (status class, cache status): never a path, a client or a consumer, so the number of
-series is bounded by the config.  An exchange that matched no route counts under the
+series is bounded by the config.  MCP messages add tool and consumer names, each
+held to a bound (quiver.observe.mcp_metrics).  An exchange that matched no route counts under the
 route ``""``.
 
 Once a second the worker's status writer takes :meth:`MetricsOutput.snapshot`, a
@@ -24,6 +25,7 @@ from bisect import bisect_left
 from typing import Any
 
 from quiver.config.models import MetricsSettings
+from quiver.observe.mcp_metrics import McpCounts
 from quiver.observe.record import ExchangeRecord
 
 #: upper bounds of the latency histograms' buckets, in milliseconds (one more bucket
@@ -163,6 +165,7 @@ class MetricsOutput:
         self._routes: dict[str | None, _RouteCounts] = {}
         self._upstream: dict[str | None, _Histogram] = {}  # by target
         self._models: dict[str, _ModelCounts] = {}  # calls to models, by _ai_key
+        self._mcp = McpCounts(BUCKETS_MS)  # MCP messages
         self._lock = threading.Lock()
         self.counted = 0
 
@@ -213,6 +216,9 @@ class MetricsOutput:
                     if model is None:
                         model = self._models[key] = _ModelCounts()
                     model.add(ai, latency)
+                mcp = record.mcp
+                if mcp is not None:
+                    self._mcp.add(mcp, record.route, record.consumer, latency)
             self.counted += len(batch)
 
     def status(self) -> dict[str, Any]:
@@ -229,6 +235,7 @@ class MetricsOutput:
                     for name, histogram in self._upstream.items()
                 },
                 "ai": {key: counts.snapshot() for key, counts in self._models.items()},
+                "mcp": self._mcp.snapshot(),
             }
 
 

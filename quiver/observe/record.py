@@ -30,6 +30,7 @@ class ExchangeRecord:
         "consumer",
         "gateway_ms",
         "latency_ms",
+        "mcp",
         "method",
         "node",
         "path",
@@ -67,6 +68,7 @@ class ExchangeRecord:
         capture: Capture | None = None,
         trace: TraceContext | None = None,
         ai: dict[str, Any] | None = None,
+        mcp: dict[str, Any] | None = None,
     ) -> None:
         #: when the request head was complete (seconds since the epoch)
         self.time = time
@@ -104,6 +106,10 @@ class ExchangeRecord:
         #: recorded it: model, provider, deployment, team, prompt_tokens,
         #: completion_tokens, cost (USD), ttft_ms (see quiver.ai.accounting.usage)
         self.ai = ai
+        #: what an MCP message was and how it ended (None: not an MCP exchange), as
+        #: the endpoint recorded it: method, tool, prompt, resource, outcome, ms,
+        #: status, server (see quiver.observe.mcp_note)
+        self.mcp = mcp
 
     def value(self, name: str) -> Any:
         """A field as written out: bytes decoded, milliseconds rounded to microseconds."""

@@ -6,7 +6,9 @@ are ids into ``call_names`` (one small table for the five kinds, so a name is
 stored once however many calls carry it).  Id 0 means "none" (a call no route
 matched, an anonymous consumer): rollups need a value that takes part in their
 unique key, and NULLs never conflict.  Times are epoch milliseconds, latencies
-microseconds, all integers.
+microseconds, all integers.  A call that was an MCP message also holds its
+method, the tool (prompt, resource) it named and its outcome, as text: few calls
+carry them, and they are read back as they were written.
 
 A rollup row sums the calls of one minute (or hour) with one route, consumer, target, node
 and status class (1 for 1xx ... 5 for 5xx): counts, errors, bytes, the latency sum
@@ -76,11 +78,17 @@ calls = Table(
     Column("retries", SmallInteger, nullable=False),
     Column("cache", String, nullable=True),
     Column("answered_by", String, nullable=True),
+    # an MCP message: its JSON-RPC method, the tool, prompt or resource it named, and
+    # how it ended (ok, error, refused, failed); null for any other call
+    Column("mcp_method", String, nullable=True),
+    Column("mcp_tool", String, nullable=True),
+    Column("mcp_outcome", String, nullable=True),
     Index("ix_calls_time", "time_ms"),
     Index("ix_calls_route_time", "route_id", "time_ms"),
     Index("ix_calls_consumer_time", "consumer_id", "time_ms"),
     Index("ix_calls_status_time", "status", "time_ms"),
     Index("ix_calls_request_id", "request_id"),
+    Index("ix_calls_mcp_tool_time", "mcp_tool", "time_ms"),
 )
 
 

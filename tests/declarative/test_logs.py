@@ -35,7 +35,9 @@ def test_logs_prints_the_ingested_calls_newest_last(gateway: Gateway) -> None:
     code, out, err = gateway.quiver("logs", "--route", "orders", "--status", "5xx", "-n", "5")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].split() == ["time", "status", "method", "path", "route", "consumer", "latency"]
+    assert lines[0].split() == [
+        "time", "status", "method", "path", "route", "consumer", "latency", "mcp"
+    ]  # fmt: skip
     expected = sorted(
         (i for i in items if i["route"] == "orders" and i["status"] >= 500),
         key=lambda i: i["time"],
