@@ -195,6 +195,22 @@ def test_tool_calls_are_in_the_call_log_as_calls_of_the_route(gateway: Gateway) 
     assert call["status"] == 200
     assert call["method"] == "GET"
 
+    # the MCP message itself: a call of the endpoint's route, with what it was
+    def messages() -> list[dict[str, Any]]:
+        return [
+            line
+            for line in gateway.spooled()
+            if (line.get("mcp") or {}).get("tool") == "getUser" and line["consumer"] == "bob"
+        ]
+
+    wait_until(lambda: messages(), "the tool call's MCP message in the call log", timeout=10)
+    [message] = messages()
+    assert message["route"] == "mcp-api"
+    assert message["mcp"]["method"] == "tools/call"
+    assert message["mcp"]["outcome"] == "ok"
+    assert message["mcp"]["status"] == 200
+    assert message["mcp"]["ms"] > 0
+
 
 def test_include_and_exclude_choose_the_tools(gateway: Gateway) -> None:
     names = tool_names(gateway.mcp("public"))
