@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from quiver.errors import BadGateway, GatewayTimeout, HTTPError
+from quiver.errors import BadGateway, GatewayError, GatewayTimeout, HTTPError
 from quiver.mcp import jsonrpc
 from quiver.mcp.events import Event, EventDecoder, EventTooLarge
 from quiver.plugins.outbound import Outbound, OutboundResponse
@@ -132,11 +132,14 @@ class SseChannel:
     async def _post(self, message: dict[str, Any], *, idempotent: bool) -> None:
         headers = {**self.headers, "Content-Type": "application/json"}
         body = jsonrpc.encode(message)
-        response = await self.outbound.request(
-            "POST", self.endpoint, headers=headers, body=body, idempotent=idempotent
-        )
-        async with response:
-            await response.read(limit=self.max_body)
+        try:
+            response = await self.outbound.request(
+                "POST", self.endpoint, headers=headers, body=body, idempotent=idempotent
+            )
+            async with response:
+                await response.read(limit=self.max_body)
+        except GatewayError as exc:
+            raise named(exc, self.who) from exc
         if response.status == 404:
             raise ChannelGone
         if response.status not in (200, 202, 204):
@@ -166,6 +169,14 @@ class SseChannel:
                 if not waiter.done():
                     waiter.set_exception(BadGateway(f"{self.who} {why}"))
             log.debug("%s: event stream over: %s", self.who, why)
+
+
+def named(error: GatewayError, who: str) -> GatewayError:
+    """``error`` of the outbound client (which names no server) saying which server
+    it was about, of the same class."""
+    if error.detail.startswith(who):
+        return error
+    return type(error)(f"{who}: {error.detail}", internal=error.internal)
 
 
 async def _events(response: OutboundResponse, max_body: int, who: str) -> AsyncIterator[Event]:

@@ -48,11 +48,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from quiver import __version__
-from quiver.errors import BadGateway, HTTPError
+from quiver.errors import BadGateway, GatewayError, HTTPError
 from quiver.mcp import jsonrpc
 from quiver.mcp.contract import UNSUPPORTED_PROTOCOL_VERSION, McpError
 from quiver.mcp.events import EventDecoder, EventTooLarge
-from quiver.mcp.sse_transport import ChannelGone, SseChannel
+from quiver.mcp.sse_transport import ChannelGone, SseChannel, named
 from quiver.plugins.outbound import Outbound, OutboundResponse
 
 log = logging.getLogger(__name__)
@@ -369,6 +369,14 @@ class UpstreamServer:
     ) -> tuple[dict[str, Any], str | None]:
         """POST one message; for a request, its result and the ``Mcp-Session-Id`` of
         the answer."""
+        try:
+            return await self._post_once(session, message, name)
+        except GatewayError as exc:
+            raise named(exc, self.who) from exc
+
+    async def _post_once(
+        self, session: Session, message: dict[str, Any], name: str | None
+    ) -> tuple[dict[str, Any], str | None]:
         method = message["method"]
         response = await self.outbound.request(
             "POST",
