@@ -14,7 +14,9 @@ It speaks either revision of Streamable HTTP, or the older HTTP+SSE transport:
 - **2026-07-28** is stateless: every POST carries the envelope in
   ``params._meta`` (protocol version, client capabilities and info) and the
   routing fields ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name``;
-  ``server/discover`` tells the server's versions and capabilities.
+  ``server/discover`` tells the server's versions and capabilities.  A tool
+  whose input schema marks an argument with ``x-mcp-header`` gets it repeated
+  in an ``Mcp-Param-NAME`` field (known from the last ``tools/list``).
 - **2025-11-25** opens a session: ``initialize``, whose answer carries the
   ``Mcp-Session-Id`` every later request repeats, then
   ``notifications/initialized``.  A 404 to a request carrying the id means the
@@ -43,7 +45,8 @@ import asyncio
 import base64
 import itertools
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -160,6 +163,8 @@ class UpstreamServer:
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
         self._session: Session | None = None
+        #: tool -> (argument path, header token) its schema marks with x-mcp-header
+        self._param_headers: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {}
 
     @property
     def session(self) -> Session | None:
@@ -214,6 +219,8 @@ class UpstreamServer:
             if not isinstance(page, list):
                 raise BadGateway(f"{self.who} answered {method} without a list of {key}")
             items.extend(item for item in page if isinstance(item, dict))
+            if method == "tools/list":
+                self._note_param_headers(page)
             cursor = result.get("nextCursor")
             if cursor is None or cursor == "":
                 return items
@@ -364,6 +371,15 @@ class UpstreamServer:
         result, _ = await self._post(session, message, name)
         return result
 
+    def _note_param_headers(self, tools: list[Any]) -> None:
+        for tool in tools:
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+                marked = tuple(param_headers(tool.get("inputSchema")))
+                if marked:
+                    self._param_headers[tool["name"]] = marked
+                else:
+                    self._param_headers.pop(tool["name"], None)
+
     async def _post(
         self, session: Session, message: dict[str, Any], name: str | None
     ) -> tuple[dict[str, Any], str | None]:
@@ -378,10 +394,18 @@ class UpstreamServer:
         self, session: Session, message: dict[str, Any], name: str | None
     ) -> tuple[dict[str, Any], str | None]:
         method = message["method"]
+        headers = self._headers(session, method, name)
+        if session.modern and method == "tools/call" and name in self._param_headers:
+            arguments = message["params"].get("arguments")
+            if isinstance(arguments, dict):
+                for path, token in self._param_headers[name]:
+                    value = _argument(arguments, path)
+                    if value is not None:
+                        headers[f"Mcp-Param-{token}"] = header_value(value)
         response = await self.outbound.request(
             "POST",
             self.url,
-            headers=self._headers(session, method, name),
+            headers=headers,
             body=jsonrpc.encode(message),
             timeout=self.timeout,
             idempotent=method != "tools/call",
@@ -476,6 +500,46 @@ def header_value(value: str) -> str:
     if plain and not (value.startswith("=?base64?") and value.endswith("?=")):
         return value
     return f"=?base64?{base64.b64encode(value.encode()).decode('ascii')}?="
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def param_headers(schema: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(argument path, token) of each property an input schema marks with
+    ``x-mcp-header``, reached through ``properties`` alone, of a string, integer or
+    boolean type, its token a field name."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), schema)]
+    while stack:
+        path, node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        token = node.get("x-mcp-header")
+        if (
+            path
+            and isinstance(token, str)
+            and _TOKEN.match(token)
+            and node.get("type") in ("string", "integer", "boolean")
+        ):
+            yield path, token
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            stack.extend(((*path, key), sub) for key, sub in properties.items())
+
+
+def _argument(arguments: dict[str, Any], path: tuple[str, ...]) -> str | None:
+    """The argument at ``path`` as a header field says it (None: absent or not a
+    scalar)."""
+    value: Any = arguments
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
 
 
 def _object(value: Any) -> dict[str, Any]:

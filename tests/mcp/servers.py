@@ -19,7 +19,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -27,6 +27,7 @@ import uvicorn
 import uvloop
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ListToolsResult, PaginatedRequestParams
+from pydantic import Field
 
 from quiver.proxy.outbound import OutboundClient
 from quiver.proxy.sweeper import Sweeper
@@ -90,6 +91,13 @@ def make_mcp(name: str, gate: Gate) -> PagedServer:
     def forecast(city: str) -> dict[str, Any]:
         """The weather of a city."""
         return {"city": city, "sky": "clear"}
+
+    @mcp.tool()
+    def regional(
+        region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+    ) -> str:
+        """Routed by region: its argument is repeated in a header field."""
+        return f"{name}: {region}"
 
     @mcp.tool()
     def fail() -> str:

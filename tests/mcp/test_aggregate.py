@@ -470,7 +470,7 @@ def test_valid_options() -> None:
     )
     assert [s.prefix for s in options.servers] == ["a_", "", ""]
     assert options.servers[1].timeout == 5.0
-    assert options.access == (McpAccessRule(groups=["staff"], tools=["*"]),) or options.access
+    assert options.access == [McpAccessRule(groups=["staff"], tools=["*"])]
     for model in (McpTargetOptions, McpAccessRule, type(options.servers[0])):
         for name, info in model.model_fields.items():
             assert info.description, f"{model.__name__}.{name} has no description"

@@ -143,6 +143,33 @@ def test_the_routing_fields_of_2026_07_28(servers: dict[Mode, McpServerThread]) 
     assert all("mcp-session-id" not in f for f in fields)
 
 
+def test_arguments_marked_for_a_header_are_repeated_in_one(
+    servers: dict[Mode, McpServerThread],
+) -> None:
+    server = servers["modern"]
+
+    async def main(outbound: OutboundClient) -> tuple[McpError, dict[str, Any]]:
+        upstream = client_of(outbound, server, "2026-07-28")
+        try:
+            # before the tool was listed its schema is unknown: the server refuses
+            with pytest.raises(McpError) as caught:
+                await upstream.request(
+                    "tools/call", {"name": "regional", "arguments": {"region": "x"}}
+                )
+            await upstream.list_all("tools/list", "tools")
+            params = {"name": "regional", "arguments": {"region": "nörd"}}
+            return caught.value, await upstream.request("tools/call", params)
+        finally:
+            await upstream.close()
+
+    before = len(server.requests)
+    refused, result = run(main)
+    assert refused.code == -32020  # header mismatch
+    assert result["content"][0]["text"] == "alpha: nörd"
+    fields = server.requests[before:][-1][2]
+    assert decode_header_value(fields["mcp-param-region"]) == "nörd"
+
+
 def test_a_2025_session_is_opened_once_and_repeated(servers: dict[Mode, McpServerThread]) -> None:
     server = servers["legacy"]
 
