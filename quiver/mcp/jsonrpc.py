@@ -44,7 +44,7 @@ def decode(data: bytes | str, who: str) -> dict[str, Any]:
     of the current revisions never send one)."""
     try:
         message = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadGateway(f"{who} answered something that is not JSON") from None
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
         raise BadGateway(f"{who} answered something that is not a JSON-RPC message")

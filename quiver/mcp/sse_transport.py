@@ -154,7 +154,10 @@ class SseChannel:
                 message = jsonrpc.decode(event.data, self.who)
                 if not jsonrpc.is_response(message):
                     continue  # the gateway offers no client capabilities to be asked of
-                waiter = self._waiting.get(message.get("id"))  # type: ignore[arg-type]
+                answered = message.get("id")
+                if not isinstance(answered, int):
+                    continue  # not an id the gateway gives
+                waiter = self._waiting.get(answered)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(message)
         except HTTPError as exc:
