@@ -474,3 +474,27 @@ def test_valid_options() -> None:
     for model in (McpTargetOptions, McpAccessRule, type(options.servers[0])):
         for name, info in model.model_fields.items():
             assert info.description, f"{model.__name__}.{name} has no description"
+
+
+def test_the_server_listed_first_wins_a_name_two_offer(
+    alpha: McpServerThread, gamma: McpServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = McpTargetOptions.model_validate(
+        {"servers": [server("alpha", alpha.url), server("gamma", gamma.url)]}
+    )
+
+    async def main(outbound: OutboundClient) -> tuple[list[str], str, str]:
+        aggregate = Aggregate.from_options(options, outbound)
+        try:
+            who = caller()
+            names = [tool["name"] for tool in await aggregate.list_tools(who)]
+            result = await aggregate.call_tool(who, "echo", {"text": "x"})
+            return names, result["content"][0]["text"], who.note["server"]
+        finally:
+            await aggregate.close()
+
+    with caplog.at_level(logging.WARNING, logger="quiver.mcp.aggregate"):
+        names, text, served_by = run(main)
+    assert names.count("echo") == 1
+    assert (text, served_by) == ("alpha: x", "alpha")
+    assert "'echo' is offered by 'alpha' already" in caplog.text
