@@ -28,8 +28,8 @@ from quiver.config.upstream import check_target_url
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-#: fields the MCP client sets itself
-_RESERVED_HEADERS = frozenset(
+#: fields the MCP client sets itself, which a server's ``headers`` may not name
+MCP_CLIENT_HEADERS = frozenset(
     {
         "accept",
         "connection",
@@ -95,7 +95,7 @@ class McpServerOptions(Strict):
         for name, field_value in value.items():
             if not _TOKEN.match(name):
                 raise ValueError(f"{name!r} is not a header field name")
-            if name.lower() in _RESERVED_HEADERS:
+            if name.lower() in MCP_CLIENT_HEADERS:
                 raise ValueError(f"header {name!r} is set by the MCP client itself")
             if any(ch in field_value for ch in "\r\n\0"):
                 raise ValueError(f"the value of header {name!r} holds a line break")

@@ -42,19 +42,19 @@ its name, never its address.
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import logging
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from quiver import __version__
+from quiver.config.mcp import MCP_CLIENT_HEADERS
 from quiver.errors import BadGateway, GatewayError, HTTPError
 from quiver.mcp import jsonrpc
 from quiver.mcp.contract import UNSUPPORTED_PROTOCOL_VERSION, McpError
 from quiver.mcp.events import EventDecoder, EventTooLarge
+from quiver.mcp.fields import argument_value, header_value, param_headers
 from quiver.mcp.sse_transport import ChannelGone, SseChannel, named
 from quiver.plugins.outbound import Outbound, OutboundResponse
 
@@ -78,22 +78,6 @@ CLIENT_INFO_META = "io.modelcontextprotocol/clientInfo"
 CLIENT_INFO = {"name": "quiver", "version": __version__}
 #: the parameter a method's ``Mcp-Name`` field repeats
 NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-#: fields the client sets itself, which fixed headers may not name
-RESERVED_HEADERS = frozenset(
-    {
-        "accept",
-        "connection",
-        "content-length",
-        "content-type",
-        "host",
-        "last-event-id",
-        "mcp-method",
-        "mcp-name",
-        "mcp-protocol-version",
-        "mcp-session-id",
-        "transfer-encoding",
-    }
-)
 
 
 @dataclass(slots=True)
@@ -147,7 +131,7 @@ class UpstreamServer:
         if transport == "sse" and protocol == MODERN_VERSION:
             raise ValueError("the HTTP+SSE transport has no 2026-07-28 revision")
         for header in headers or {}:
-            if header.lower() in RESERVED_HEADERS:
+            if header.lower() in MCP_CLIENT_HEADERS:
                 raise ValueError(f"header {header!r} is set by the MCP client itself")
         self.outbound = outbound
         self.url = url
@@ -399,7 +383,7 @@ class UpstreamServer:
             arguments = message["params"].get("arguments")
             if isinstance(arguments, dict):
                 for path, token in self._param_headers[name]:
-                    value = _argument(arguments, path)
+                    value = argument_value(arguments, path)
                     if value is not None:
                         headers[f"Mcp-Param-{token}"] = header_value(value)
         response = await self.outbound.request(
@@ -491,55 +475,6 @@ class UpstreamServer:
             if name is not None:
                 headers["Mcp-Name"] = header_value(name)
         return headers
-
-
-def header_value(value: str) -> str:
-    """``value`` as a header field carries it: printable ASCII without edge spaces
-    as it is, anything else base64-wrapped as ``=?base64?...?=``."""
-    plain = value.isascii() and value.isprintable() and value == value.strip()
-    if plain and not (value.startswith("=?base64?") and value.endswith("?=")):
-        return value
-    return f"=?base64?{base64.b64encode(value.encode()).decode('ascii')}?="
-
-
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-
-
-def param_headers(schema: Any) -> Iterator[tuple[tuple[str, ...], str]]:
-    """(argument path, token) of each property an input schema marks with
-    ``x-mcp-header``, reached through ``properties`` alone, of a string, integer or
-    boolean type, its token a field name."""
-    stack: list[tuple[tuple[str, ...], Any]] = [((), schema)]
-    while stack:
-        path, node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        token = node.get("x-mcp-header")
-        if (
-            path
-            and isinstance(token, str)
-            and _TOKEN.match(token)
-            and node.get("type") in ("string", "integer", "boolean")
-        ):
-            yield path, token
-        properties = node.get("properties")
-        if isinstance(properties, dict):
-            stack.extend(((*path, key), sub) for key, sub in properties.items())
-
-
-def _argument(arguments: dict[str, Any], path: tuple[str, ...]) -> str | None:
-    """The argument at ``path`` as a header field says it (None: absent or not a
-    scalar)."""
-    value: Any = arguments
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    return None
 
 
 def _object(value: Any) -> dict[str, Any]:
