@@ -140,6 +140,8 @@ class Recorder:
         #: (method, path, {field: value}) of every request
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._cut = threading.Event()
+        #: (status, content type, body) to answer the next message of a session with
+        self.refuse_next: tuple[int, bytes, bytes] | None = None
 
     def cut_streams(self) -> None:
         """End the open event streams of the HTTP+SSE transport, as a server that
@@ -155,6 +157,12 @@ class Recorder:
         self.requests.append((scope["method"], scope["path"], fields))
         if fields.get("authorization") != f"Bearer {TOKEN}":
             await _answer(send, 401, b"text/plain", b"no")
+            return
+        in_session = "mcp-session-id" in fields or scope["path"].startswith("/messages")
+        if self.refuse_next is not None and scope["method"] == "POST" and in_session:
+            (status, kind, body), self.refuse_next = self.refuse_next, None
+            await _body(receive)
+            await _answer(send, status, kind, body)
             return
         version = fields.get("mcp-protocol-version")
         if self.mode in ("legacy", "legacy-404") and version == "2026-07-28":

@@ -245,6 +245,49 @@ def test_a_forgotten_session_is_opened_again(servers: dict[Mode, McpServerThread
     assert result["structuredContent"] == {"result": 2}
 
 
+GONE = {
+    "legacy": (
+        400,
+        b"application/json",
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32600, "message": "Bad Request: No valid session ID provided"},
+            }
+        ).encode(),
+    ),
+    "sse": (404, b"text/plain", b"Could not find session"),
+}
+
+
+@pytest.mark.parametrize("mode", list(GONE))
+def test_a_server_saying_the_session_is_gone_gets_a_new_one(
+    servers: dict[Mode, McpServerThread], mode: Mode
+) -> None:
+    server = servers[mode]
+
+    async def main(outbound: OutboundClient) -> dict[str, Any]:
+        upstream = client_of(outbound, server)
+        try:
+            await upstream.connect()
+            server.recorder.refuse_next = GONE[mode]
+            return await upstream.request(
+                "tools/call", {"name": "add", "arguments": {"a": 2, "b": 2}}
+            )
+        finally:
+            await upstream.close()
+
+    before = len(server.requests)
+    result = run(main)
+    assert result["structuredContent"] == {"result": 4}
+    requests = server.requests[before:]
+    if mode == "sse":  # a new event stream, with a new endpoint
+        assert [method for method, _, _ in requests].count("GET") == 2
+    else:  # initialize, the one request without a revision field, was sent again
+        assert sum("mcp-protocol-version" not in fields for _, _, fields in requests) == 2
+
+
 def test_many_calls_at_once_share_one_session(servers: dict[Mode, McpServerThread]) -> None:
     server = servers["legacy"]
 
