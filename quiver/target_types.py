@@ -15,6 +15,7 @@ from typing import Any
 
 from quiver.ai.target import AITarget
 from quiver.demo import DemoTarget
+from quiver.mcp.proxied import ProxiedServers
 from quiver.mcp.published import PublishedTools, ResourceMetadata
 from quiver.plugins import builtin
 from quiver.plugins.catalog import Catalog
@@ -34,6 +35,7 @@ BUILT_IN: tuple[type[TargetType[Any]], ...] = (
     DatabaseTarget,
     PublishedTools,
     ResourceMetadata,
+    ProxiedServers,
 )
 
 

@@ -9,21 +9,11 @@ base64-wrapped as ``=?base64?...?=``.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterator
 from typing import Any
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-
-
-def header_value(value: str) -> str:
-    """``value`` as a header field carries it: printable ASCII without edge spaces
-    as it is, anything else base64-wrapped as ``=?base64?...?=``."""
-    plain = value.isascii() and value.isprintable() and value == value.strip()
-    if plain and not (value.startswith("=?base64?") and value.endswith("?=")):
-        return value
-    return f"=?base64?{base64.b64encode(value.encode()).decode('ascii')}?="
 
 
 def param_headers(schema: Any) -> Iterator[tuple[tuple[str, ...], str]]:

@@ -54,7 +54,17 @@ from quiver.errors import BadGateway, GatewayError, HTTPError
 from quiver.mcp import jsonrpc
 from quiver.mcp.contract import UNSUPPORTED_PROTOCOL_VERSION, McpError
 from quiver.mcp.events import EventDecoder, EventTooLarge
-from quiver.mcp.fields import argument_value, header_value, param_headers
+from quiver.mcp.fields import argument_value, param_headers
+from quiver.mcp.protocol import (
+    CLIENT_CAPABILITIES_META,
+    CLIENT_INFO_META,
+    HANDSHAKE,
+    LATEST_HANDSHAKE,
+    MODERN,
+    NAMED_BY,
+    PROTOCOL_VERSION_META,
+    header_value,
+)
 from quiver.mcp.sse_transport import ChannelGone, SseChannel, named
 from quiver.plugins.outbound import Outbound, OutboundResponse
 
@@ -63,21 +73,14 @@ log = logging.getLogger(__name__)
 Transport = Literal["streamable-http", "sse"]
 ProtocolChoice = Literal["auto", "2026-07-28", "2025-11-25"]
 
-MODERN_VERSION = "2026-07-28"
-HANDSHAKE_VERSION = "2025-11-25"
-#: the revisions an initialize handshake may settle on
-HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+MODERN_VERSION = MODERN[-1]
+HANDSHAKE_VERSION = LATEST_HANDSHAKE
 #: the largest answer read from a server
 MAX_BODY = 8 << 20
 #: the pages ``list_all`` follows at most
 MAX_PAGES = 100
 
-PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion"
-CLIENT_CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities"
-CLIENT_INFO_META = "io.modelcontextprotocol/clientInfo"
 CLIENT_INFO = {"name": "quiver", "version": __version__}
-#: the parameter a method's ``Mcp-Name`` field repeats
-NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
 
 @dataclass(slots=True)
@@ -173,8 +176,8 @@ class UpstreamServer:
     ) -> dict[str, Any]:
         """Send ``method`` and return its result.  ``name`` is what ``Mcp-Name``
         says (by default the params' ``name`` or ``uri`` as the method has it)."""
-        if name is None and method in NAME_PARAMS and params is not None:
-            value = params.get(NAME_PARAMS[method])
+        if name is None and method in NAMED_BY and params is not None:
+            value = params.get(NAMED_BY[method])
             name = value if isinstance(value, str) else None
         session = await self.connect()
         try:
@@ -286,7 +289,7 @@ class UpstreamServer:
             if exc.code == UNSUPPORTED_PROTOCOL_VERSION:
                 supported = exc.data.get("supported") if isinstance(exc.data, dict) else None
                 if isinstance(supported, list) and not any(
-                    version in HANDSHAKE_VERSIONS for version in supported
+                    version in HANDSHAKE for version in supported
                 ):
                     raise BadGateway(f"{self.who} speaks no revision the gateway does") from None
             raise _NotModern from None
@@ -315,7 +318,7 @@ class UpstreamServer:
             opening = Session(HANDSHAKE_VERSION, {})
             result, session_id = await self._post(opening, message, None)
         version = result.get("protocolVersion")
-        if version not in HANDSHAKE_VERSIONS:
+        if version not in HANDSHAKE:
             raise BadGateway(f"{self.who} settled on a revision the gateway does not speak")
         assert isinstance(version, str)
         session = Session(

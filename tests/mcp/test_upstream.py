@@ -12,7 +12,7 @@ from mcp.shared.inbound import decode_header_value
 
 from quiver.errors import BadGateway, GatewayTimeout
 from quiver.mcp.contract import McpError
-from quiver.mcp.fields import header_value
+from quiver.mcp.protocol import header_value
 from quiver.mcp.upstream import UpstreamServer
 from quiver.proxy.outbound import OutboundClient
 from tests.mcp.servers import MODES, TOKEN, McpServerThread, Mode, run
