@@ -226,11 +226,19 @@ class UpstreamServer:
 
     async def close(self) -> None:
         """End the session: DELETE it (best effort) or close its event stream."""
+        await self.end(self.release())
+
+    def release(self) -> Session | None:
+        """Forget the session at once (an event stream is closed now); the session,
+        for :meth:`end` to end at the server."""
         session, self._session = self._session, None
-        if session is None:
-            return
-        self._discard(session)
-        if session.id is not None:
+        if session is not None:
+            self._discard(session)
+        return session
+
+    async def end(self, session: Session | None) -> None:
+        """DELETE a released session at the server (best effort)."""
+        if session is not None and session.id is not None:
             headers = self._headers(session, None, None)
             try:
                 response = await self.outbound.request(
