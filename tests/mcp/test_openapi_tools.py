@@ -132,8 +132,8 @@ def test_an_empty_document_has_no_tools() -> None:
 
 def test_every_method_of_a_path_item_is_one_operation() -> None:
     methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"]
-    item = {m: {"responses": {}} for m in methods}
-    item["summary"] = "not an operation"  # type: ignore[assignment]
+    item: dict[str, Any] = {m: {"responses": {}} for m in methods}
+    item["summary"] = "not an operation"
     operations = tools_from_openapi(doc({"/things": item, "x-extension": {}}))
     assert [o.method for o in operations] == [m.upper() for m in methods]
     assert [o.name for o in operations] == [f"{m}_things" for m in methods]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from mcp.shared.inbound import decode_header_value
@@ -57,7 +57,9 @@ def servers() -> Iterator[dict[Mode, McpServerThread]]:
 def client_of(
     outbound: OutboundClient, server: McpServerThread, protocol: Any = "auto", **options: Any
 ) -> UpstreamServer:
-    transport = "sse" if server.mode == "sse" else "streamable-http"
+    transport: Literal["sse", "streamable-http"] = (
+        "sse" if server.mode == "sse" else "streamable-http"
+    )
     options.setdefault("headers", AUTH)
     options.setdefault("timeout", 10)
     return UpstreamServer(
