@@ -259,7 +259,7 @@ def test_check_reports_target_types_and_their_options_with_other_problems(
     assert result.stderr.splitlines() == [
         "quiver: invalid config (3 problem(s)):",
         f"  {path}:4: targets[0].type: unknown target type 'dmeo' (known types: 'http', "
-        "'demo'); did you mean 'demo'?",
+        "'demo', 'mcp'); did you mean 'demo'?",
         f"  {path}:7: targets[1].options.colour: unknown key 'colour'",
         f"  {path}:11: routes[0].target: unknown target 'helo' (defined targets: 'hello', "
         "'shown'); did you mean 'hello'?",

@@ -66,7 +66,7 @@ def test_targets_of_known_types_with_valid_options_are_accepted(target: dict[str
             {"type": "gret"},
             (
                 "targets[0].type",
-                "unknown target type 'gret' (known types: 'http', 'demo', 'greet'); "
+                "unknown target type 'gret' (known types: 'http', 'demo', 'greet', 'mcp'); "
                 "did you mean 'greet'?",
             ),
         ),
@@ -120,7 +120,7 @@ routes:
         (
             8,
             "targets[1].type",
-            "unknown target type 'dmeo' (known types: 'http', 'demo', 'greet'); "
+            "unknown target type 'dmeo' (known types: 'http', 'demo', 'greet', 'mcp'); "
             "did you mean 'demo'?",
         ),
         (9, "targets[1].colour", "unknown key 'colour'"),
