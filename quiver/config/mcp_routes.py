@@ -13,19 +13,22 @@ is read (:func:`expand`):
   validation, transformations, caches) are not copied: a tool call is sent through
   the gateway to the route itself, where every one of its plugins applies, once;
 - with ``oauth``, a route serving the protected-resource metadata (RFC 9728) at
-  ``/.well-known/oauth-protected-resource`` followed by the endpoint's path.
+  ``/.well-known/oauth-protected-resource`` followed by the resource's path (so
+  does a target of ``type: mcp`` with ``oauth`` options: :func:`expand_targets`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from quiver.config.base import Duration, Strict
 
 OPENAPI_TARGET_TYPE = "mcp-openapi"
+PROXY_TARGET_TYPE = "mcp"
 METADATA_TARGET_TYPE = "mcp-resource-metadata"
 MCP_PREFIX = "mcp-"
 METADATA_PREFIX = "/.well-known/oauth-protected-resource"
@@ -226,7 +229,7 @@ def expand(routes: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]
                     "timeout": mcp.timeout,
                     "session_ttl": mcp.session_ttl,
                     "session_secret": secret,
-                    "resource_metadata": _metadata_url(mcp.oauth, path),
+                    "resource_metadata": metadata_url(mcp.oauth),
                     "route": route.name,
                 },
             }
@@ -248,38 +251,70 @@ def expand(routes: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]
             }
         )
         if mcp.oauth is not None:
-            metadata = name + "-resource"
-            document = {
-                "resource": mcp.oauth.resource,
-                "authorization_servers": mcp.oauth.authorization_servers,
-                "bearer_methods_supported": ["header"],
-            }
-            for key in ("scopes_supported", "resource_name", "resource_documentation"):
-                value = getattr(mcp.oauth, key)
-                if value:
-                    document[key] = value
-            targets.append(
-                {"name": metadata, "type": METADATA_TARGET_TYPE, "options": {"document": document}}
-            )
-            generated.append(
-                {
-                    "name": metadata,
-                    "paths": ["=" + METADATA_PREFIX + path],
-                    "hosts": route.hosts,
-                    "target": metadata,
-                }
-            )
+            metadata_target, metadata_route = metadata_entries(name, mcp.oauth, route.hosts)
+            targets.append(metadata_target)
+            generated.append(metadata_route)
     return targets, generated
 
 
-def _metadata_url(oauth: McpOAuth | None, path: str) -> str | None:
-    """Where clients find the metadata: the resource URL's origin, the well-known
-    prefix, then the endpoint's path (RFC 9728 §3.1)."""
+def metadata_path(oauth: McpOAuth) -> str:
+    """Where the metadata of ``oauth.resource`` is on the gateway: the well-known
+    prefix, then the resource's path (RFC 9728 §3.1)."""
+    return METADATA_PREFIX + urlsplit(oauth.resource).path.rstrip("/")
+
+
+def metadata_url(oauth: McpOAuth | None) -> str | None:
+    """Where clients find the metadata: the resource's origin and :func:`metadata_path`."""
     if oauth is None:
         return None
-    scheme, _, rest = oauth.resource.partition("://")
-    origin = rest.split("/", 1)[0]
-    return f"{scheme}://{origin}{METADATA_PREFIX}{path}"
+    parts = urlsplit(oauth.resource)
+    return f"{parts.scheme}://{parts.netloc}{metadata_path(oauth)}"
+
+
+def metadata_entries(
+    name: str, oauth: McpOAuth, hosts: list[str] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The target and route serving the protected-resource metadata of ``oauth``."""
+    document: dict[str, Any] = {
+        "resource": oauth.resource,
+        "authorization_servers": oauth.authorization_servers,
+        "bearer_methods_supported": ["header"],
+    }
+    for key in ("scopes_supported", "resource_name", "resource_documentation"):
+        value = getattr(oauth, key)
+        if value:
+            document[key] = value
+    metadata = name + "-resource"
+    target = {"name": metadata, "type": METADATA_TARGET_TYPE, "options": {"document": document}}
+    route = {
+        "name": metadata,
+        "paths": ["=" + metadata_path(oauth)],
+        "hosts": hosts,
+        "target": metadata,
+    }
+    return target, route
+
+
+def expand_targets(
+    targets: list[Any], routes: list[Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The metadata targets and routes of the ``mcp`` targets with ``oauth`` options:
+    one per target, on the hosts of the routes to it."""
+    made_targets: list[dict[str, Any]] = []
+    made_routes: list[dict[str, Any]] = []
+    for target in targets:
+        if target.type != PROXY_TARGET_TYPE or not isinstance(target.options.get("oauth"), dict):
+            continue
+        try:
+            oauth = McpOAuth.model_validate(target.options["oauth"])
+        except ValueError as error:
+            raise ValueError(f"target {target.name!r}: options.oauth: {error}") from None
+        hosts = [route.hosts for route in routes if route.target == target.name]
+        shared = hosts[0] if hosts and all(each == hosts[0] for each in hosts) else None
+        metadata_target, metadata_route = metadata_entries(MCP_PREFIX + target.name, oauth, shared)
+        made_targets.append(metadata_target)
+        made_routes.append(metadata_route)
+    return made_targets, made_routes
 
 
 def _gatekeeping(plugin: str, config: dict[str, Any], oauth: McpOAuth | None) -> dict[str, Any]:

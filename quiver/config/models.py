@@ -20,6 +20,7 @@ from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
 from quiver.config.mcp_routes import McpRoute
 from quiver.config.mcp_routes import expand as expand_mcp
+from quiver.config.mcp_routes import expand_targets as expand_mcp_targets
 from quiver.config.resilience import Balance, CircuitBreaker, HealthCheck, Retries
 from quiver.config.resources import DEFAULT_DATABASE, MigrateMode, Resource, resource_issues
 from quiver.config.resources import expand as expand_resources
@@ -607,9 +608,14 @@ class Declaration(Strict):
     def _mcp_targets(self) -> Declaration:
         # like AI routes: a route's `mcp` becomes an in-process target and its route;
         # a route with `mcp` and no target exists only as that endpoint
-        if not any(route.mcp is not None for route in self.routes):
+        if not any(route.mcp is not None for route in self.routes) and not any(
+            target.type == "mcp" for target in self.targets
+        ):
             return self
         targets, routes = expand_mcp(self.routes)
+        more_targets, more_routes = expand_mcp_targets(self.targets, self.routes)
+        targets += more_targets
+        routes += more_routes
         generated = {target["name"] for target in targets}
         kept = [target for target in self.targets if target.name not in generated]
         kept_routes = [

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from quiver.config.base import Duration
 from quiver.config.mcp import McpTargetOptions
+from quiver.config.mcp_routes import McpOAuth, metadata_url
 from quiver.errors import Answer, HTTPError, ServiceUnavailable
 from quiver.mcp.aggregate import Aggregate
 from quiver.mcp.endpoint import Endpoint
@@ -43,10 +44,11 @@ class ProxiedOptions(McpTargetOptions, TargetOptions):
         description="The key the callers' sessions are sealed with (use `${ENV}`); by "
         "default one derived from the options, the same on every node.",
     )
-    resource_metadata: str | None = Field(
+    oauth: McpOAuth | None = Field(
         None,
-        description="The URL of the endpoint's OAuth protected-resource metadata, named "
-        "in the challenge of a 401 (RFC 9728).",
+        description="The endpoint as an OAuth 2.1 resource server: its protected-resource "
+        "metadata (RFC 9728) served at `/.well-known/oauth-protected-resource` followed "
+        "by the resource's path, and named in the challenge of a 401.",
     )
 
 
@@ -75,7 +77,7 @@ class ProxiedServers(TargetType[ProxiedOptions]):
         return self.endpoint.handle(request)
 
     def error_answer(self, request: PluginRequest, error: HTTPError) -> Answer | None:
-        return bearer_challenge(request, error, self.options.resource_metadata)
+        return bearer_challenge(request, error, metadata_url(self.options.oauth))
 
     def close(self) -> None:
         """The servers' sessions are released at once (event streams closed); those

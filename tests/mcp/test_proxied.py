@@ -60,6 +60,9 @@ targets:
           transport: sse
           prefix: b_
           headers: {{Authorization: "Bearer {TOKEN}"}}
+      oauth:
+        resource: https://tools.example.com/tools
+        authorization_servers: [https://login.example.com]
       access:
         - {{groups: [staff], tools: ["a_*", b_echo], resources: ["*"], prompts: ["*"]}}
         - {{consumers: [bob], tools: ["b_*"]}}
@@ -137,10 +140,16 @@ def test_a_consumer_no_rule_is_for_sees_nothing(url: str) -> None:
     assert tool_names(url, headers=CAROL) == []
 
 
-def test_without_a_key_nothing_is_listed(url: str) -> None:
+def test_without_a_key_nothing_is_listed_and_the_metadata_is_named(url: str) -> None:
     answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert answer.status_code == 401
     assert answer.headers["content-type"] == "application/problem+json"
+    where = "https://tools.example.com/.well-known/oauth-protected-resource/tools"
+    assert f'Bearer resource_metadata="{where}"' in answer.headers.get_list("www-authenticate")
+    base = url.removesuffix("/tools")
+    metadata = httpx.get(f"{base}/.well-known/oauth-protected-resource/tools").json()
+    assert metadata["resource"] == "https://tools.example.com/tools"
+    assert metadata["authorization_servers"] == ["https://login.example.com"]
 
 
 def test_the_servers_get_the_gateway_token_never_the_callers_key(
