@@ -67,7 +67,11 @@ pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-ENV = {"ALICE_KEY": "alice-key-0123456789", "BOB_KEY": "bob-key-0123456789"}
+ENV = {
+    "ALICE_KEY": "alice-key-0123456789",
+    "BOB_KEY": "bob-key-0123456789",
+    "WEATHER_TOKEN": "weather-token",
+}
 LISTEN = "listen: 127.0.0.1:8080"
 NODE_ADDRESSES = ("127.0.0.1:9001", "127.0.0.1:9002")
 SHELL = ("bash", "sh", "console")
