@@ -44,9 +44,11 @@ PER_CALL_PLUGINS = frozenset(
         "request-transformer",
         "response-transformer",
         "proxy-cache",
-        "ai-cache",
-        "ai-guard",
         "request-size-limit",
+        "ai-cache",
+        "ai-prompt-guard",
+        "ai-pii",
+        "ai-moderation",
     }
 )
 
