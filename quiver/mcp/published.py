@@ -138,7 +138,12 @@ class PublishedTools(TargetType[PublishedOptions]):
         operation = (await self._ready(caller)).get(name)
         if operation is None:
             raise McpError(INVALID_PARAMS, f"unknown tool: {name}")
-        outgoing = build_request(operation, arguments)
+        try:
+            outgoing = build_request(operation, arguments)
+        except McpError as error:
+            # arguments the model got wrong: a result it can read and correct, not a
+            # protocol error (the protocol's advice since 2025-11-25)
+            return {"content": [{"type": "text", "text": error.message}], "isError": True}
         fields = forwarded_fields(caller.request)
         fields.update(outgoing.headers)
         if outgoing.content_type is not None:

@@ -325,8 +325,9 @@ def test_bad_messages_get_json_rpc_errors(gateway: Gateway) -> None:
         },
         **{"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "getNote"},
     )
-    assert bad_arguments.json()["error"]["code"] == -32602
-    assert "noteId" in bad_arguments.json()["error"]["message"]
+    # arguments a model got wrong are a result it can read and correct
+    assert bad_arguments.json()["result"]["isError"] is True
+    assert "noteId" in bad_arguments.json()["result"]["content"][0]["text"]
     notification = _post(
         url,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
