@@ -32,10 +32,11 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.mcp.api20 import DOCUMENT, Api20, serve_api20
 from tests.mcp.servers import TOKEN, McpServerThread
+from tests.support.catalog import load_config_text
 from tests.support.problems import assert_problem
 from tests.support.process import QuiverProcess
 from tests.support.proxy import Client as RawClient
-from tests.support.proxy import Response
+from tests.support.proxy import Response, RunningProxy
 from tests.support.spread import serving_workers
 from tests.support.upstream import Conn, Upstream
 
@@ -44,6 +45,7 @@ T = TypeVar("T")
 ADMIN_TOKEN = "qv_" + "A" * 43
 JWT_SECRET = "a-secret-of-at-least-thirty-two-bytes!!"
 RESOURCE = "http://gateway.test/secure/mcp"
+RESOURCE2 = "http://gateway.test/secure2/mcp"
 MODERN = "2026-07-28"
 LEGACY = "2025-11-25"
 KEYS = {
@@ -397,6 +399,17 @@ def _config(
                     "resource": RESOURCE,
                     "authorization_servers": ["https://login.example.com"],
                     "scopes_supported": ["notes.read"],
+                },
+            ),
+            published(
+                "secure2",
+                "/secure2",
+                {"jwt": {"algorithms": ["HS256"], "audiences": [RESOURCE2]}},
+                openapi=inline,
+                include=["getStats"],
+                oauth={
+                    "resource": RESOURCE2,
+                    "authorization_servers": ["https://login.example.com"],
                 },
             ),
             {
@@ -1261,3 +1274,47 @@ def test_mcp_messages_are_recorded_under_the_routes_own_name(gateway: Gateway) -
     assert found[0]["route"] == "api20"
     text = gateway.admin_get("/metrics").text
     assert 'quiver_mcp_tool_calls_total{consumer="gina",outcome="ok",route="api20"' in text
+
+
+def test_jwt_audiences_given_on_the_route_take_tokens_for_the_resource(gateway: Gateway) -> None:
+    url = f"{gateway.url}/secure2/mcp"
+
+    async def call(client: Client) -> Any:
+        return await client.call_tool("getStats", {})
+
+    right = {"Authorization": f"Bearer {_token(RESOURCE2)}"}
+    assert not _with_client(url, call, headers=right).is_error
+    wrong = {"Authorization": f"Bearer {_token(RESOURCE)}"}
+    _problem(modern_post(url, "tools/list", headers=wrong), 401)
+
+
+def _route_config(mcp: dict[str, Any]) -> str:
+    config = {
+        "listen": "127.0.0.1:0",
+        "targets": [{"name": "api", "url": "http://127.0.0.1:9"}],
+        "routes": [{"name": "r", "paths": ["/r"], "target": "api", "mcp": mcp}],
+    }
+    return json.dumps(config)
+
+
+def test_an_include_entry_matching_nothing_stops_the_config() -> None:
+    with pytest.raises(Exception, match="getNoet"):  # noqa: B017 - whatever the loader raises
+        load_config_text(_route_config({"openapi": {"document": DOCUMENT}, "include": ["getNoet"]}))
+    with pytest.raises(Exception, match="DELET"):  # noqa: B017
+        load_config_text(_route_config({"openapi": {"document": DOCUMENT}, "exclude": ["DELET *"]}))
+
+
+def test_two_operations_of_one_name_stop_the_config_naming_both() -> None:
+    document = json.loads(json.dumps(DOCUMENT))
+    document["paths"]["/stats"]["get"]["operationId"] = "listTags"
+    with pytest.raises(Exception) as refused:  # noqa: B017
+        load_config_text(_route_config({"openapi": {"document": document}}))
+    assert "/stats" in str(refused.value) and "/tags" in str(refused.value)
+
+
+def test_a_document_that_cannot_be_fetched_is_a_json_rpc_error() -> None:
+    config = _route_config({"openapi": {"url": "http://127.0.0.1:9/openapi.json"}})
+    with RunningProxy(load_config_text(config)) as proxy:
+        answer = modern_post(f"{proxy.url}/r/mcp", "tools/list")
+        error = answer.json()["error"]
+        assert isinstance(error["code"], int) and error["message"]
