@@ -237,7 +237,7 @@ def expand(routes: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]
             }
         )
         gate = {
-            plugin: _gatekeeping(plugin, config, mcp.oauth)
+            plugin: _gatekeeping(plugin, config)
             for plugin, config in route.plugins.items()
             if plugin not in PER_CALL_PLUGINS
         }
@@ -253,6 +253,7 @@ def expand(routes: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]
             }
         )
         if mcp.oauth is not None:
+            _check_audience(route, mcp.oauth)
             metadata_target, metadata_route = metadata_entries(name, mcp.oauth, route.hosts)
             targets.append(metadata_target)
             generated.append(metadata_route)
@@ -319,12 +320,23 @@ def expand_targets(
     return made_targets, made_routes
 
 
-def _gatekeeping(plugin: str, config: dict[str, Any], oauth: McpOAuth | None) -> dict[str, Any]:
+def _gatekeeping(plugin: str, config: dict[str, Any]) -> dict[str, Any]:
     """A gatekeeping plugin's config on the MCP route: credentials kept (the tool call
-    presents them again to the route), and, with ``oauth``, JWTs for this resource."""
+    presents them again to the route)."""
     config = dict(config)
     if plugin in _HIDE_CREDENTIALS:
         config["hide_credentials"] = False
-    if plugin == "jwt" and oauth is not None and not config.get("audiences"):
-        config["audiences"] = [oauth.resource]
     return config
+
+
+def _check_audience(route: Any, oauth: McpOAuth) -> None:
+    """A route whose ``jwt`` takes the MCP clients' tokens must name the resource among
+    its audiences: a token issued for it is refused by any other audience (RFC 7519
+    §4.1.3), and a tool call presents it to the route again."""
+    jwt = route.plugins.get("jwt")
+    if jwt is not None and oauth.resource not in (jwt.get("audiences") or []):
+        raise ValueError(
+            f"route {route.name!r}: plugins.jwt.audiences must include mcp.oauth.resource "
+            f"({oauth.resource!r}): MCP clients' tokens are issued for it, and each tool "
+            "call presents the token to the route"
+        )

@@ -19,15 +19,7 @@ from quiver.proxy.outbound import OutboundClient
 from tests.mcp.servers import TOKEN, McpServerThread, run
 from tests.support.upstream import Upstream
 
-pytestmark = [
-    pytest.mark.timeout(30),
-    # the SDK's servers, in threads of this process, leave memory streams unclosed
-    # when a client drops a connection mid-answer (as some tests here do on purpose)
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <function MemoryObject\w+Stream.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = pytest.mark.timeout(30)
 
 CALLER_SECRET = "caller-secret-never-forwarded"
 

@@ -9,9 +9,13 @@ from collections.abc import Iterator
 import httpx
 import jwt as pyjwt
 import pytest
+from mcp import Client
+from mcp.types import CallToolResult
 
+from quiver.errors import ConfigError
 from tests.mcp.api20 import serve_api20
-from tests.mcp.sdk import tool_names
+from tests.mcp.sdk import tool_names, with_client
+from tests.support.catalog import load_config_text
 from tests.support.proxy import RunningProxy
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,7 +43,7 @@ routes:
     paths: [/secure]
     strip_path: true
     target: api
-    plugins: {{jwt: {{algorithms: [HS256]}}}}
+    plugins: {{jwt: {{algorithms: [HS256], audiences: [{RESOURCE}]}}}}
     mcp:
       include: [getNote]
       oauth:
@@ -78,6 +82,28 @@ def test_only_tokens_for_this_resource_are_taken(proxy: RunningProxy) -> None:
     url = f"{proxy.url}/secure/mcp"
     good = {"Authorization": f"Bearer {token(RESOURCE)}"}
     assert tool_names(url, headers=good) == ["getNote"]
+
+    async def call(client: Client) -> CallToolResult:
+        return await client.call_tool("getNote", {"noteId": 1})
+
+    # the tool call presents the token to the route, whose jwt takes it too
+    note = with_client(url, call, headers=good)
+    assert note.is_error is False, note.content
     other = {"Authorization": f"Bearer {token('https://other.example.com/mcp')}"}
     answer = httpx.post(url, headers=other, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert answer.status_code == 401
+
+
+def test_a_route_whose_jwt_would_refuse_the_resource_tokens_is_a_config_error() -> None:
+    text = f"""
+targets: [{{name: api, url: "http://127.0.0.1:9"}}]
+routes:
+  - name: secure
+    paths: [/secure]
+    target: api
+    plugins: {{jwt: {{algorithms: [HS256]}}}}
+    mcp: {{oauth: {{resource: {RESOURCE}, authorization_servers: [https://login.example.com]}}}}
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text)
+    assert "plugins.jwt.audiences must include mcp.oauth.resource" in str(caught.value)

@@ -26,12 +26,7 @@ from tests.mcp.servers import TOKEN, McpServerThread
 from tests.support.process import serving, write_config
 from tests.support.proxy import RunningProxy
 
-pytestmark = [
-    pytest.mark.timeout(90),
-    # the SDK's servers, in threads of this process, leave streams of dropped
-    # connections to the collector
-    pytest.mark.filterwarnings("ignore:Unclosed <MemoryObject:ResourceWarning"),
-]
+pytestmark = pytest.mark.timeout(90)
 
 ALICE = {"apikey": "key-alice-0001"}
 BOB = {"apikey": "key-bob-00001"}

@@ -18,15 +18,7 @@ from quiver.proxy.outbound import OutboundClient
 from tests.mcp.servers import MODES, TOKEN, McpServerThread, Mode, run
 from tests.support.upstream import Conn, Upstream
 
-pytestmark = [
-    pytest.mark.timeout(30),
-    # the SDK's servers, in threads of this process, leave memory streams unclosed
-    # when a client drops a connection mid-answer (as some tests here do on purpose)
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <function MemoryObject\w+Stream.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = pytest.mark.timeout(30)
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
