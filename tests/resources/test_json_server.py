@@ -48,8 +48,33 @@ def json_server(directory: Path, document: Any = None) -> Iterator[tuple[QuiverP
             api.client.close()
 
 
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+    """One server of DB for the tests that leave its data as they found it: its
+    directory and port."""
+    directory = tmp_path_factory.mktemp("served")
+    with json_server(directory, DB) as (proc, client):
+        client.client.close()
+        yield directory, proc.port
+
+
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
+def api(served: tuple[Path, int]) -> Iterator[Api]:
+    """A connection of its own to the shared server, whose data must be DB again after
+    the test (so that no test depends on the order they run in)."""
+    client = Api(served[1])
+    yield client
+    client.client.close()
+    check = Api(served[1])
+    try:
+        assert check("GET", "/db").json() == DB, "a test changed the shared server's data"
+    finally:
+        check.client.close()
+
+
+@pytest.fixture
+def fresh_api(tmp_path: Path) -> Iterator[Api]:
+    """A server of DB of its own, for a test that changes the data."""
     with json_server(tmp_path, DB) as (_, client):
         yield client
 
@@ -60,13 +85,13 @@ def ids(response: Any) -> list[Any]:
 
 
 def test_serves_collections_documents_and_the_database_as_db_json_has_them(
-    api: Api, tmp_path: Path
+    api: Api, served: tuple[Path, int]
 ) -> None:
     assert api("GET", "/posts").json() == DB["posts"]
     assert api("GET", "/posts/2").json() == DB["posts"][1]
     assert api("GET", "/profile").json() == DB["profile"]
     assert api("GET", "/db").json() == DB
-    assert (tmp_path / "db.quiver.sqlite").is_file()
+    assert (served[0] / "db.quiver.sqlite").is_file()
 
 
 def test_pages_carry_the_total_and_first_prev_next_last_links(api: Api) -> None:
@@ -119,13 +144,13 @@ def test_filters_as_json_server(api: Api, query: str, expected: list[int]) -> No
     assert ids(api("GET", f"/posts?{query}")) == expected
 
 
-def test_nested_routes_list_and_create_by_the_foreign_key(api: Api) -> None:
-    assert ids(api("GET", "/posts/1/comments")) == [1, 2]
-    created = api("POST", "/posts/2/comments", {"body": "new"})
+def test_nested_routes_list_and_create_by_the_foreign_key(fresh_api: Api) -> None:
+    assert ids(fresh_api("GET", "/posts/1/comments")) == [1, 2]
+    created = fresh_api("POST", "/posts/2/comments", {"body": "new"})
     assert (created.status, created.header("Location")) == (201, "/comments/4")
     assert created.json() == {"id": 4, "body": "new", "postId": 2}
-    assert ids(api("GET", "/comments?postId=2")) == [3, 4]
-    assert ids(api("GET", "/posts/2/comments?_sort=id&_order=desc")) == [4, 3]
+    assert ids(fresh_api("GET", "/comments?postId=2")) == [3, 4]
+    assert ids(fresh_api("GET", "/posts/2/comments?_sort=id&_order=desc")) == [4, 3]
 
 
 def test_embed_children_and_expand_the_parent(api: Api) -> None:
@@ -139,37 +164,38 @@ def test_embed_children_and_expand_the_parent(api: Api) -> None:
     assert both == {**DB["comments"][2], "post": DB["posts"][1]}
 
 
-def test_create_takes_the_next_id_or_a_free_given_one(api: Api) -> None:
-    created = api("POST", "/posts", {"title": "four", "views": 0})
+def test_create_takes_the_next_id_or_a_free_given_one(fresh_api: Api) -> None:
+    created = fresh_api("POST", "/posts", {"title": "four", "views": 0})
     assert created.status == 201
     assert created.json() == {"id": 4, "title": "four", "views": 0}
     assert created.header("Location") == "/posts/4"
-    assert api("POST", "/posts", {"id": 10, "title": "ten"}).json()["id"] == 10
-    assert api("POST", "/posts", {"title": "next"}).json()["id"] == 11
-    problem = assert_problem(api("POST", "/posts", {"id": 10, "title": "again"}), 409)
+    assert fresh_api("POST", "/posts", {"id": 10, "title": "ten"}).json()["id"] == 10
+    assert fresh_api("POST", "/posts", {"title": "next"}).json()["id"] == 11
+    problem = assert_problem(fresh_api("POST", "/posts", {"id": 10, "title": "again"}), 409)
     assert "/id" in problem["detail"]
 
 
-def test_put_replaces_patch_merges_and_delete_takes_the_children(api: Api) -> None:
-    replaced = api("PUT", "/posts/1", {"id": 99, "title": "replaced"})
+def test_put_replaces_patch_merges_and_delete_takes_the_children(fresh_api: Api) -> None:
+    replaced = fresh_api("PUT", "/posts/1", {"id": 99, "title": "replaced"})
     assert replaced.json() == {"id": 1, "title": "replaced"}
-    patched = api("PATCH", "/posts/2", {"views": 6})  # plain application/json
+    patched = fresh_api("PATCH", "/posts/2", {"views": 6})  # plain application/json
     assert patched.json() == {**DB["posts"][1], "views": 6}
-    cleared = api("PATCH", "/posts/2", {"author": None})  # a typed field keeps null too
+    cleared = fresh_api("PATCH", "/posts/2", {"author": None})  # a typed field keeps null too
     assert cleared.json() == {**DB["posts"][1], "views": 6, "author": None}
-    assert ids(api("GET", "/posts?author=someone")) == []
-    deleted = api("DELETE", "/posts/1")
+    assert ids(fresh_api("GET", "/posts?author=someone")) == []
+    deleted = fresh_api("DELETE", "/posts/1")
     assert (deleted.status, deleted.json()) == (200, {})
-    assert_problem(api("GET", "/posts/1"), 404)
-    assert ids(api("GET", "/comments")) == [3]
+    assert_problem(fresh_api("GET", "/posts/1"), 404)
+    assert ids(fresh_api("GET", "/comments")) == [3]
 
 
-def test_a_singular_document_is_replaced_and_merged(api: Api) -> None:
-    assert api("PUT", "/profile", {"name": "new", "age": 3}).json() == {"name": "new", "age": 3}
-    assert api("PATCH", "/profile", {"age": 4}).json() == {"name": "new", "age": 4}
-    assert api("GET", "/db").json()["profile"] == {"name": "new", "age": 4}
-    assert_problem(api("PUT", "/profile", [1]), 422)
-    bare = api.client.request("POST", "/posts", {"Content-Length": "15"}, b'{"title": "ok"}')
+def test_a_singular_document_is_replaced_and_merged(fresh_api: Api) -> None:
+    replaced = fresh_api("PUT", "/profile", {"name": "new", "age": 3})
+    assert replaced.json() == {"name": "new", "age": 3}
+    assert fresh_api("PATCH", "/profile", {"age": 4}).json() == {"name": "new", "age": 4}
+    assert fresh_api("GET", "/db").json()["profile"] == {"name": "new", "age": 4}
+    assert_problem(fresh_api("PUT", "/profile", [1]), 422)
+    bare = fresh_api.client.request("POST", "/posts", {"Content-Length": "15"}, b'{"title": "ok"}')
     assert (bare.status, bare.json()["title"]) == (201, "ok")
 
 
