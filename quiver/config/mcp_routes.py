@@ -124,7 +124,29 @@ class McpOAuth(Strict):
         return value
 
 
-class McpRoute(Strict):
+class McpEndpointSettings(Strict):
+    """What any MCP endpoint says of itself, how it seals the sessions of the handshake
+    revision, and whether it is an OAuth resource server (a route's ``mcp``, the
+    options of a target of ``type: mcp``)."""
+
+    instructions: str | None = Field(None, description="Guidance for the model using the tools.")
+    session_ttl: Duration = Field(
+        86400.0, description="How long a session of the handshake revision (2025-11-25) lasts."
+    )
+    session_secret: str | None = Field(
+        None,
+        description="The key sessions are sealed with (use `${ENV}`); by default one "
+        "derived from the config, the same on every node serving it.",
+    )
+    oauth: McpOAuth | None = Field(
+        None,
+        description="The endpoint as an OAuth 2.1 resource server: its protected-resource "
+        "metadata (RFC 9728) served at `/.well-known/oauth-protected-resource` followed "
+        "by the resource's path, and named in the challenge of a 401.",
+    )
+
+
+class McpRoute(McpEndpointSettings):
     """The route's API as MCP tools: ``mcp: {}`` takes the target's `/openapi.json`."""
 
     path: str = Field("/mcp", description="Where the endpoint is, under the route's first path.")
@@ -147,24 +169,12 @@ class McpRoute(Strict):
         "path when it has `strip_path`, followed by the path of the document's first server.",
     )
     name: str | None = Field(None, description="The server's name (the route's by default).")
-    instructions: str | None = Field(None, description="Guidance for the model using the tools.")
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="More plugins on the MCP messages themselves (e.g. a rate limit on "
         "every message rather than on tool calls).",
     )
     timeout: Duration = Field(60.0, description="How long a tool call may take.")
-    session_ttl: Duration = Field(
-        86400.0, description="How long a session of the handshake revision (2025-11-25) lasts."
-    )
-    session_secret: str | None = Field(
-        None,
-        description="The key sessions are sealed with (use `${ENV}`); by default one "
-        "derived from the config, the same on every node serving it.",
-    )
-    oauth: McpOAuth | None = Field(
-        None, description="Publish protected-resource metadata and point 401s to it."
-    )
 
     @field_validator("path", "base_path")
     @classmethod

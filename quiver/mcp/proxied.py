@@ -12,14 +12,12 @@ callers' sessions are sealed, so no request needs a particular worker.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
 from pydantic import Field
 
-from quiver.config.base import Duration
 from quiver.config.mcp import McpTargetOptions
-from quiver.config.mcp_routes import McpOAuth, metadata_url
+from quiver.config.mcp_routes import McpEndpointSettings, metadata_url
 from quiver.errors import Answer, HTTPError, ServiceUnavailable
 from quiver.mcp.aggregate import Aggregate
 from quiver.mcp.endpoint import Endpoint
@@ -29,26 +27,11 @@ from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.responder import TargetOptions, TargetType
 
 
-class ProxiedOptions(McpTargetOptions, TargetOptions):
+class ProxiedOptions(McpTargetOptions, McpEndpointSettings, TargetOptions):
     """The options of a target of ``type: mcp`` (docs/mcp.md)."""
 
     server_name: str | None = Field(
         None, description="The name the endpoint gives itself (the target's by default)."
-    )
-    instructions: str | None = Field(None, description="Guidance for the model using the tools.")
-    session_ttl: Duration = Field(
-        86400.0, description="How long a session of the handshake revision (2025-11-25) lasts."
-    )
-    session_secret: str | None = Field(
-        None,
-        description="The key the callers' sessions are sealed with (use `${ENV}`); by "
-        "default one derived from the options, the same on every node.",
-    )
-    oauth: McpOAuth | None = Field(
-        None,
-        description="The endpoint as an OAuth 2.1 resource server: its protected-resource "
-        "metadata (RFC 9728) served at `/.well-known/oauth-protected-resource` followed "
-        "by the resource's path, and named in the challenge of a 401.",
     )
 
 
@@ -67,7 +50,7 @@ class ProxiedServers(TargetType[ProxiedOptions]):
         secret = options.session_secret or options.model_dump_json(
             include={"servers", "access", "server_name"}
         )
-        seal = SessionSeal(hashlib.sha256(secret.encode()).digest(), options.session_ttl)
+        seal = SessionSeal.keyed(secret, options.session_ttl)
         name = options.server_name or context.scope.partition(":")[2] or "quiver"
         self.endpoint = Endpoint(
             self.aggregate or _Unserved(), seal, name=name, instructions=options.instructions

@@ -16,7 +16,6 @@ becomes the tool's result, an error answer a result with ``isError``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,9 +105,7 @@ class PublishedTools(TargetType[PublishedOptions]):
 
     def __init__(self, options: PublishedOptions, context: PluginContext) -> None:
         super().__init__(options, context)
-        seal = SessionSeal(
-            hashlib.sha256(options.session_secret.encode()).digest(), options.session_ttl
-        )
+        seal = SessionSeal.keyed(options.session_secret, options.session_ttl)
         self.endpoint = Endpoint(self, seal, name=options.name, instructions=options.instructions)
         self._operations: dict[str, Operation] | None = None
         self._base = options.base_path.rstrip("/")

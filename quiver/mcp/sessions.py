@@ -53,6 +53,11 @@ class SessionSeal:
         self.ttl = ttl
         self.clock = clock
 
+    @classmethod
+    def keyed(cls, secret: str, ttl: float) -> SessionSeal:
+        """A seal keyed by ``secret`` (any text: a config value, a derived one)."""
+        return cls(hashlib.sha256(secret.encode()).digest(), ttl)
+
     def _mac(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest()[:18])
 
