@@ -185,7 +185,7 @@ def edit(change: Any) -> dict[str, Any]:
         ),
         (
             lambda d: d["routes"][0].pop("ai"),
-            [("routes[0]", "give exactly one of 'target' or 'ai'")],
+            [("routes[0]", "give exactly one of 'target' or 'ai' (or 'mcp' alone)")],
         ),
         (
             lambda d: d.pop("ai"),
