@@ -263,6 +263,19 @@ class RouteCallLog(Strict):
         return [name.lower() for name in value]
 
 
+class RouteSSE(Strict):
+    """How the route treats server-sent event streams (`text/event-stream` responses)."""
+
+    heartbeat: Duration | None = Field(
+        None,
+        gt=0,
+        description='Send the client a comment line (": keep-alive") when an event stream '
+        'has been silent this long ("15s"), between events only, so that idle-timing '
+        "intermediaries keep the connection; none when unset. The node's own silence is "
+        "still bounded by the target's `timeouts.read`.",
+    )
+
+
 class Route(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Unique name of the route.")
     paths: list[str] = Field(
@@ -311,6 +324,12 @@ class Route(Strict):
         None,
         description="What the call log keeps of this route's exchanges beyond the call: "
         "`{bodies: true}` keeps header fields and bodies (see docs/observability.md).",
+    )
+    sse: RouteSSE | None = Field(
+        None,
+        description="Settings for the server-sent event streams this route relays, e.g. "
+        "`{heartbeat: 15s}` (see docs/proxy.md); event streams are relayed event by "
+        "event with or without it.",
     )
     ai: AIRoute | None = Field(
         None,

@@ -189,6 +189,10 @@ class Plugin(Generic[C]):
     credential: ClassVar[type[CredentialModel] | None] = None
     #: True when its ``access`` phase reads ``request.body`` (see the module docstring)
     reads_body: bool = False
+    #: True when its ``response_body`` phase only watches the body go by (it returns
+    #: every chunk unchanged): on its own it leaves the responses' framing as it is,
+    #: and runs for the responses that another phase or the proxy frames itself
+    watches_body: ClassVar[bool] = False
 
     def __init__(self, config: C, context: PluginContext) -> None:
         self.config = config

@@ -101,7 +101,9 @@ class Chain:
         self.response_headers = self._phase("response_headers")
         self.response_body = self._phase("response_body")
         #: response bodies pass through plugins (their length may change)
-        self.filters_body = bool(self.response_body)
+        self.filters_body = any(
+            not p.watches_body for p in self.plugins if phase_of(p, "response_body") is not None
+        )
         self.log = self._phase("log")
         self.by_consumer: dict[str, Chain] = {}
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from quiver.plugins.consumers import ConsumerRuntime
     from quiver.proxy.client import ClientConnection
     from quiver.proxy.snapshot import RouteRuntime
+    from quiver.proxy.sse import Heartbeat
     from quiver.proxy.upstream import UpstreamConnection
 
 _BUFFER_LIMIT = 65536
@@ -63,6 +64,8 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     #: header fields and capped bodies kept for the call log (routes that ask only)
     capture: Capture | None = None
     trace: TraceContext | None = None  # when tracing is on (quiver.proxy.tracecontext)
+    #: an event stream's heartbeat, on routes that set one (quiver.proxy.sse)
+    sse: Heartbeat | None = None
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -314,6 +317,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
                 return False
         self.status = status
         chain = self.chain
+        filtered = chain.filters_body
         if chain.response_headers and status != 101:
             try:
                 raw = self.run_response_headers(raw)
@@ -321,10 +325,17 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
                 self._detach()  # the node did its part; its connection goes (body unread)
                 self.fail(exc)
                 return False
+            if self.sse is not None:
+                filtered = True  # an event stream with heartbeats: the proxy frames it
         keep_alive = self.keep_alive and not self.client.draining
         head, self.mode, self.keep_alive, close_delimited = rewrite_head(
-            raw, status, self, keep_alive, chain.filters_body, route.redirects
+            raw, status, self, keep_alive, filtered, route.redirects
         )
+        if filtered and self.sse is not None:
+            if self.mode == FILTERED:
+                self.sse.start()
+            else:
+                self.sse = None  # no body to keep alive
         if close_delimited:
             conn.close_delimited = True
         self.response_started = True
@@ -412,6 +423,8 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         if self.finished:
             return
         self.finished = True
+        if self.sse is not None:
+            self.sse.stop()
         self.cancel_upstream()
         if not self.response_started:
             self.status = error.status_code
@@ -427,6 +440,8 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         log phases still run, with status 499 when no response had begun (nginx's
         code for a request the client closed)."""
         self.finished = True
+        if self.sse is not None:
+            self.sse.stop()
         self.cancel_upstream()
         if not self.response_started:
             self.status = CLIENT_CLOSED

@@ -156,7 +156,9 @@ class ProxyServer:
             self.stores.loop = loop
         self.catalog = catalog if catalog is not None else Catalog()
         limits = config.limits
-        shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout)
+        # (event-stream heartbeats of the routes at start-up set its pace too)
+        heartbeats = [r.sse.heartbeat for r in config.routes if r.sse and r.sse.heartbeat]
+        shortest = min(limits.header_timeout, limits.body_timeout, limits.idle_timeout, *heartbeats)
         self.sweeper = Sweeper(loop, interval=min(0.5, max(0.02, shortest / 4)))
         #: the worker's own requests (key sets, introspection, ...), on the live targets
         self.outbound = OutboundClient(

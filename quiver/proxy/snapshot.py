@@ -39,6 +39,7 @@ from quiver.proxy.request import host_for_routing
 from quiver.proxy.retry import RetryBudget, RetryPolicy
 from quiver.proxy.routing import RouteMatch, Router, normalize_path
 from quiver.proxy.routing.matcher import STEP
+from quiver.proxy.sse import SSEWatch
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import upstream_context
 from quiver.proxy.upstream import Node, NodePool
@@ -345,6 +346,8 @@ def compile_steps(
             plugins = build_plugins(attached_here, context, catalog, where)
             if route.call_log is not None and route.call_log.bodies:
                 plugins[CallCapture.name] = CallCapture(route.call_log, context)
+            if route.sse is not None and route.sse.heartbeat is not None:
+                plugins[SSEWatch.name] = SSEWatch(route.sse, context)
             chain = Chain(plugins.values()).with_consumers(by_consumer)
             entries.append((route, RouteRuntime(route, targets[target_name], chain)))
         router = yield from Router.in_steps(entries)
