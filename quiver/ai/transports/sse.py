@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from quiver.plugins.sse import EventSplitter
+
 __all__ = ["Event", "SSEParser", "event"]
 
 
@@ -29,75 +31,24 @@ class Event(NamedTuple):
 
 
 class SSEParser:
-    """Turns a byte stream into :class:`Event` values; one parser per stream."""
+    """Turns a byte stream into :class:`Event` values; one parser per stream (the
+    splitting is :class:`quiver.plugins.sse.EventSplitter`'s, the one the proxy's
+    plugins use)."""
 
-    __slots__ = ("_buffer", "_data", "_event", "_first", "_id", "_skip_lf")
+    __slots__ = ("_id", "_splitter")
 
     def __init__(self) -> None:
-        self._buffer = b""
-        self._data: list[bytes] = []
-        self._event: bytes | None = None
+        self._splitter = EventSplitter(max_event=None)  # (the provider's stream: no limit)
         self._id: str | None = None
-        self._skip_lf = False  # the last chunk ended in CR: an LF starting the next one pairs
-        self._first = True  # a UTF-8 BOM at the very start of the stream is dropped
 
     def feed(self, data: bytes) -> list[Event]:
         """The events completed by ``data`` (possibly none)."""
-        if self._skip_lf and data:
-            self._skip_lf = False
-            if data[:1] == b"\n":
-                data = data[1:]
-        buffer = self._buffer + data if self._buffer else data
-        if self._first:
-            if len(buffer) < 3 and b"\xef\xbb\xbf".startswith(buffer):
-                self._buffer = buffer
-                return []
-            self._first = False
-            if buffer.startswith(b"\xef\xbb\xbf"):
-                buffer = buffer[3:]
-        if b"\r" in buffer:
-            lines = buffer.replace(b"\r\n", b"\n").split(b"\n")
-            # a CR is a line end of its own; a trailing CR may be half of a CRLF
-            if lines[-1].endswith(b"\r"):
-                self._skip_lf = True
-                lines[-1] = lines[-1][:-1]
-                lines.append(b"")
-            expanded: list[bytes] = []
-            for line in lines[:-1]:
-                expanded.extend(line.split(b"\r"))
-            tail = lines[-1].split(b"\r")
-            expanded.extend(tail[:-1])
-            self._buffer = tail[-1]
-            lines = expanded
-        else:
-            lines = buffer.split(b"\n")
-            self._buffer = lines.pop()
         events: list[Event] = []
-        for line in lines:
-            if not line:
-                if self._data:
-                    events.append(
-                        Event(
-                            self._event.decode("utf-8", "replace") if self._event else None,
-                            b"\n".join(self._data).decode("utf-8", "replace"),
-                            self._id,
-                        )
-                    )
-                    self._data = []
-                self._event = None
-                continue
-            if line[0] == 58:  # ":" comment
-                continue
-            name, sep, value = line.partition(b":")
-            if sep and value[:1] == b" ":
-                value = value[1:]
-            if name == b"data":
-                self._data.append(value)
-            elif name == b"event":
-                self._event = value
-            elif name == b"id" and b"\0" not in value:
-                self._id = value.decode("utf-8", "replace")
-            # "retry" and unknown fields: nothing a proxy needs
+        for block in self._splitter.feed(data):
+            if block.id is not None:
+                self._id = block.id
+            if block.data is not None:
+                events.append(Event(block.event, block.data, self._id))
         return events
 
 
