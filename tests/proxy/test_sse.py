@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from quiver.plugins.base import Plugin, PluginConfig, PluginRequest
+from quiver.plugins.sse import EventSplitter
 from quiver.proxy.sse import Heartbeat, ends_event, is_event_stream
 from tests.support.catalog import built_in
 from tests.support.proxy import Client, RunningProxy, make_config
@@ -34,7 +35,22 @@ class Upper(Plugin[PluginConfig]):
         return chunk.upper()
 
 
-CATALOG = built_in().with_plugins(Upper)
+class DropDebug(Plugin[PluginConfig]):
+    """A response_body plugin that sees whole events: drops those of type "debug"."""
+
+    name = "test-drop-debug"
+    priority = 10
+    Config = PluginConfig
+
+    def response_body(self, request: PluginRequest, chunk: bytes, last: bool) -> bytes:
+        splitter = request.ctx.setdefault(self.name, EventSplitter())
+        kept = [e.raw for e in splitter.feed(chunk) if e.event != "debug"]
+        if last:
+            kept.append(splitter.rest())
+        return b"".join(kept)
+
+
+CATALOG = built_in().with_plugins(Upper, DropDebug)
 
 
 def start(node: Upstream, *, extra_plugins: dict[str, Any] | None = None, **route: Any):
@@ -83,6 +99,26 @@ def test_every_event_reaches_the_client_before_the_next_is_sent(
         assert stream.headers["content-type"] == "text/event-stream"
     expected = [e.upper() for e in EVENTS] if plugins else EVENTS
     assert got == expected
+
+
+def test_a_plugin_sees_whole_events_and_passes_each_on_at_once() -> None:
+    # each event comes in two pieces, cut inside a line: the plugin holds the first
+    # piece back and sends the event once whole, before the node sends the next
+    sent = [b"event: tick\ndata: 1\n\n", b"event: debug\ndata: x\n\n", b"data: 2\n\n"]
+    pieces = [piece for event in sent for piece in (event[:9], event[9:])]
+    node_script = EventNode(pieces)
+    with (
+        Upstream(node_script) as node,
+        start(node, extra_plugins={"test-drop-debug": {}}) as proxy,
+        StreamClient(proxy.port, headers=AUTH) as stream,
+    ):
+        for index, event in enumerate(sent):
+            node_script.acks[2 * index].set()  # the first piece needs no ack
+            if index != 1:
+                assert stream.next_event() == event
+            node_script.acks[2 * index + 1].set()
+        stream.finish()
+    assert stream.body == sent[0] + sent[2]
 
 
 def test_an_access_log_does_not_hold_events_back(tmp_path: Any) -> None:
