@@ -4,6 +4,7 @@ upstream as sent, and heartbeats keep idle streams alive between events only."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -81,6 +82,10 @@ def relay_in_lockstep(stream: StreamClient, events: list[bytes], node: EventNode
         pytest.param({"plugins": {"test-upper": {}}}, id="response_body-plugin"),
         pytest.param({"call_log": {"bodies": True}}, id="call-log-capture"),
         pytest.param({"sse": {"heartbeat": "60s"}}, id="heartbeat-route"),
+        pytest.param(
+            {"sse": {"heartbeat": "60s"}, "plugins": {"test-upper": {}}},
+            id="heartbeat-route-with-response_body-plugin",
+        ),
     ],
 )
 def test_every_event_reaches_the_client_before_the_next_is_sent(
@@ -260,3 +265,30 @@ def test_event_stream_content_types() -> None:
     assert is_event_stream(b"Text/Event-Stream; charset=utf-8")
     assert not is_event_stream(b"text/plain")
     assert not is_event_stream(None)
+
+
+def test_an_http10_client_gets_heartbeats_in_a_body_ended_by_closing() -> None:
+    events = [b"data: one\n\n", b"data: two\n\n"]
+    script = EventNode(events, pause_before=1)
+    with Upstream(script) as node, start(node, sse={"heartbeat": "50ms"}) as proxy:
+        sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        with sock:
+            sock.sendall(b"GET /events HTTP/1.0\r\napikey: " + KEY.encode() + b"\r\n\r\n")
+            received = b""
+            while received.count(b": keep-alive\n\n") < 2:
+                data = sock.recv(65536)
+                assert data, received
+                received += data
+            script.acks[0].set()
+            script.resume.set()
+            while b"data: two\n\n" not in received:
+                data = sock.recv(65536)
+                assert data, received
+                received += data
+            script.acks[1].set()
+            while data := sock.recv(65536):
+                received += data
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"Connection: close" in head and b"Transfer-Encoding" not in head
+    assert body.replace(b": keep-alive\n\n", b"") == b"".join(events)
+    assert body.startswith(b"data: one\n\n: keep-alive\n\n")
