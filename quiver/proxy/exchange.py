@@ -327,15 +327,11 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
                 return False
             if self.sse is not None:
                 filtered = True  # an event stream with heartbeats: the proxy frames it
+                self.sse.start()
         keep_alive = self.keep_alive and not self.client.draining
         head, self.mode, self.keep_alive, close_delimited = rewrite_head(
             raw, status, self, keep_alive, filtered, route.redirects
         )
-        if filtered and self.sse is not None:
-            if self.mode == FILTERED:
-                self.sse.start()
-            else:
-                self.sse = None  # no body to keep alive
         if close_delimited:
             conn.close_delimited = True
         self.response_started = True

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, cast
 from quiver.config.models import RouteSSE
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
 from quiver.plugins.response import ResponseHead
+from quiver.proxy.flow import FILTERED
 
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
@@ -85,7 +86,12 @@ class Heartbeat:
     def on_deadline(self, now: float) -> None:
         exchange = self.exchange
         transport = exchange.client.transport
-        if exchange.finished or transport is None or transport.is_closing():
+        if (
+            exchange.finished
+            or exchange.mode != FILTERED  # a response without a body (204, 304)
+            or transport is None
+            or transport.is_closing()
+        ):
             self.stop()
             return
         self.deadline = now + self.interval
