@@ -7,7 +7,7 @@
 #   STREAMS=20 EVENTS=20 bench/sse.sh             # quick look
 #   QUIVER=.venv/bin/quiver bench/sse.sh          # a quiver that is not on PATH
 #
-# Settings (environment): STREAMS EVENTS INTERVAL_MS QUIVER LOAD_CPU PROXY_CPU
+# Settings (environment): STREAMS EVENTS INTERVAL_MS SPREAD QUIVER LOAD_CPU PROXY_CPU
 # START_TIMEOUT KEEP_WORKDIR PYTHON. See bench/README.md.
 set -euo pipefail
 

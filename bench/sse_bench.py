@@ -18,6 +18,8 @@ of the machine).  The client opens ``STREAMS`` streams straight to the node and 
 many through Quiver at the same time, and notes when each event arrives:
 
 - **time to first event**: from sending the request to the first event's arrival;
+  the streams start spread evenly over one interval (``SPREAD=0``: all at once, a
+  burst of connections and requests);
 - **event latency**: from the node writing an event to the client reading it;
 - **added**: Quiver's percentile minus the direct one (p50, p99, max).
 
@@ -59,6 +61,7 @@ class Settings:
     streams: int  # concurrent streams of each kind (direct, through Quiver)
     events: int  # events per stream
     interval_ms: float  # between two events of a stream
+    spread: bool  # streams start spread over one interval (else all at once)
     load_cpu: int
     proxy_cpu: int
     start_timeout: float
@@ -70,6 +73,7 @@ class Settings:
             streams=driver.env_int(PROG, "STREAMS", 200),
             events=driver.env_int(PROG, "EVENTS", 100),
             interval_ms=driver.env_float(PROG, "INTERVAL_MS", 100.0),
+            spread=driver.env_int(PROG, "SPREAD", 1) != 0,
             load_cpu=driver.env_int(PROG, "LOAD_CPU", 0),
             proxy_cpu=driver.env_int(PROG, "PROXY_CPU", 1),
             start_timeout=driver.env_float(PROG, "START_TIMEOUT", 60.0),
@@ -126,8 +130,13 @@ class Stream:
     error: str = ""
 
 
-async def read_stream(port: int, via: str, headers: bytes, expected: int) -> Stream:
-    """One stream of ``expected`` events (the node is asked for that many)."""
+async def read_stream(
+    port: int, via: str, headers: bytes, expected: int, after: float = 0.0
+) -> Stream:
+    """One stream of ``expected`` events (the node is asked for that many), asked for
+    ``after`` seconds from now."""
+    if after:
+        await asyncio.sleep(after)
     result = Stream(via)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -164,23 +173,36 @@ async def read_stream(port: int, via: str, headers: bytes, expected: int) -> Str
     return result
 
 
-async def read_all(streams: int, events: int, node: int, quiver: int) -> list[Stream]:
+async def read_all(
+    streams: int, events: int, node: int, quiver: int, spread: float = 0.0
+) -> list[Stream]:
+    """``streams`` of each kind, interleaved (both kinds start under the same load),
+    their starts spread evenly over ``spread`` seconds."""
     auth = f"apikey: {KEY}\r\n".encode()
     tasks = []
-    for _ in range(streams):  # interleaved: both kinds start under the same load
-        tasks.append(read_stream(node, "direct", b"", events))
-        tasks.append(read_stream(quiver, "quiver", auth, events))
+    for index in range(streams):
+        after = spread * index / streams
+        tasks.append(read_stream(node, "direct", b"", events, after))
+        tasks.append(read_stream(quiver, "quiver", auth, events, after))
     return await asyncio.gather(*tasks)
 
 
 # --------------------------------------------------------------------------- the run
 
 
-def quiver_config(port: int, node: int) -> dict[str, Any]:
+def quiver_config(port: int, node: int, streams: int) -> dict[str, Any]:
+    """One route with key-auth and rate-limit; the pool keeps a connection for every
+    stream, so that the measured streams find the ones the warm-up opened."""
     return {
         "listen": f"127.0.0.1:{port}",
         "workers": 1,
-        "targets": [{"name": "events", "url": f"http://127.0.0.1:{node}"}],
+        "targets": [
+            {
+                "name": "events",
+                "url": f"http://127.0.0.1:{node}",
+                "pool": {"max_idle": max(64, streams)},
+            }
+        ],
         "consumers": [{"name": "bench", "credentials": {"key-auth": [{"key": KEY}]}}],
         "routes": [
             {
@@ -236,7 +258,8 @@ def main() -> int:
     seconds = s.events * s.interval_ms / 1000
     say(
         f"sse bench: {s.streams} streams direct + {s.streams} through Quiver, "
-        f"{s.events} events each, one every {s.interval_ms:g} ms (~{seconds:.0f} s)"
+        f"{s.events} events each, one every {s.interval_ms:g} ms (~{seconds:.0f} s), "
+        + ("starts spread over one interval" if s.spread else "all started at once")
     )
     errors: list[str] = []
     try:
@@ -245,7 +268,7 @@ def main() -> int:
         node = procs.spawn([*argv, str(s.interval_ms)], cpu=s.load_cpu, out=node_log)
         rig.wait_for_port(node_port, node, node_log, s.start_timeout)
         conf = args.workdir / "quiver.json"
-        conf.write_text(json.dumps(quiver_config(quiver_port, node_port), indent=2))
+        conf.write_text(json.dumps(quiver_config(quiver_port, node_port, s.streams), indent=2))
         quiver = rig.start_quiver(procs, s, "quiver", conf, quiver_port)  # type: ignore[arg-type]
         os.sched_setaffinity(0, {s.load_cpu})  # the client shares the node's core
         # unmeasured: Quiver opens its pool to the node, the client its first sockets
@@ -254,7 +277,8 @@ def main() -> int:
             raise BenchError(f"warm-up: {len(failed)} streams failed, e.g. {failed[0]}")
         meter = CpuMeter(quiver.proc.pid)
         meter.start()
-        streams = asyncio.run(read_all(s.streams, s.events, node_port, quiver_port))
+        spread = s.interval_ms / 1000 if s.spread else 0.0
+        streams = asyncio.run(read_all(s.streams, s.events, node_port, quiver_port, spread))
         quiver_cpu, _ = meter.stop()
     except BenchError as exc:
         say(f"\nsse bench FAILED: {exc}")
