@@ -2,8 +2,8 @@
 (``quiver.webhooks.verify``) and, in the control plane, the durable delivery
 of events to subscribed endpoints."""
 
+from quiver.errors import WebhookVerificationError as VerificationError
 from quiver.webhooks.signing import (
-    VerificationError,
     new_secret,
     sign,
     signed_headers,
