@@ -25,6 +25,7 @@ from quiver.admin import (
     plugins,
     revisions,
     teams,
+    webhooks,
 )
 from quiver.admin.auth import has_valid_token
 from quiver.admin.declarations import Declarations, FileDeclarations, declarations_for
@@ -77,6 +78,7 @@ def create_app(
         teams,
         analytics,
         ai_analytics,
+        webhooks,
     ):
         app.include_router(module.api)
     if run_dir is not None:

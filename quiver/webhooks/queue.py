@@ -42,6 +42,10 @@ class EndpointExists(Exception):
     """An endpoint of that name exists already."""
 
 
+class MessageExists(Exception):
+    """A message of that id was published already."""
+
+
 class UnknownEndpoint(Exception):
     """No endpoint (or no message sent to it) of that name."""
 
@@ -153,6 +157,8 @@ def update_endpoint(engine: Engine, name: str, now_ms: int, **changes: Any) -> E
     """Change ``url``, ``event_types``, ``description``, ``ordered`` or ``enabled``;
     enabling an endpoint forgets its failures."""
     values = dict(changes)
+    if not values:
+        return get_endpoint(engine, name, now_ms)
     if values.get("enabled"):
         values.update(disabled_reason=None, failing_since_ms=None)
     with _writing(engine).begin() as connection:
@@ -234,9 +240,12 @@ def publish(
     )
     if isinstance(engine, Connection):
         _publish(engine, msg_id, event_type, payload, now_ms)
-    else:
+        return msg_id
+    try:
         with _writing(engine).begin() as connection:
             _publish(connection, msg_id, event_type, payload, now_ms)
+    except IntegrityError:
+        raise MessageExists(f"a message {msg_id!r} was published already") from None
     return msg_id
 
 
