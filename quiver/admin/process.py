@@ -25,6 +25,7 @@ from quiver.config.models import is_loopback, split_address
 from quiver.config.plugin_set import PluginSet
 from quiver.store import Store, open_store
 from quiver.store.tokens import count_tokens, seed_token
+from quiver.webhooks.sender import Sender, WebhookSettings
 
 ENV_TOKEN = "QUIVER_ADMIN_TOKEN"
 #: the name the token from QUIVER_ADMIN_TOKEN is kept under (and revisions show)
@@ -44,6 +45,8 @@ class AdminSettings:
     run_dir: str | None = None  # when set: serve GET /metrics of the workers writing there
     metrics_public: bool = False  # GET /metrics without a token
     call_log: CallLog = field(default_factory=CallLog)  # what the call log keeps
+    #: how webhooks are delivered from this process; None: not from this one
+    webhooks: WebhookSettings | None = field(default_factory=WebhookSettings)
 
 
 def check_settings(settings: AdminSettings) -> tuple[str, int]:
@@ -73,6 +76,7 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
         catalog = default_catalog()
     store = open_store(settings.store_url, catalog)
     ingester: Ingester | None = None
+    sender: Sender | None = None
     try:
         _ensure_token(store, settings)
         source = FileDeclarations(settings.config_path) if settings.config_path else None
@@ -88,6 +92,10 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             # the node's one writer of calls, beside uvicorn in this process
             ingester = Ingester(store.engine, Path(settings.calls_dir), settings.call_log)
             ingester.start()
+        if settings.webhooks is not None:
+            # senders on several nodes share the queue: each claims its own deliveries
+            sender = Sender(store.engine, settings.webhooks)
+            sender.start()
         server = _Server(
             uvicorn.Config(
                 app,
@@ -103,6 +111,8 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
         )
         server.run(sockets=[sock])
     finally:
+        if sender is not None:
+            sender.stop()
         if ingester is not None:
             ingester.stop()
         store.close()
