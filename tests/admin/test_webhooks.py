@@ -111,3 +111,41 @@ def test_refusals(make_client: MakeClient) -> None:
     assert again.headers["content-type"].startswith("application/problem+json")
     assert admin.get("/webhooks/endpoints/nope/attempts").status_code == 404
     assert viewer.get("/webhooks/endpoints").status_code == 200
+
+
+def test_quiver_publishes_revisions_consumers_and_credentials(
+    store: Store, make_client: MakeClient
+) -> None:
+    admin = make_client("admin", name="alice")
+    with receiving() as hook:
+        made = admin.post("/webhooks/endpoints", json={"name": "ops", "url": hook.url})
+        hook.secrets.append(made.json()["secret"])
+        consumer = {"name": "bob", "credentials": {"key-auth": [{"key": "k" * 32}]}}
+        assert admin.post("/consumers", json=consumer).status_code == 201
+        [listed] = admin.get("/consumers/bob/credentials").json()["data"]
+        assert admin.delete("/consumers/bob").status_code == 204
+        sender = _sender(store)
+        try:
+            assert sender.run_once() == ["delivered"] * 6
+        finally:
+            sender.stop()
+    events = [(item.event["type"], item.event["data"]) for item in hook.received]
+    types = [kind for kind, _ in events]
+    assert types == [
+        "config.revision.applied",
+        "consumer.created",
+        "credential.created",
+        "config.revision.applied",
+        "consumer.deleted",
+        "credential.revoked",
+    ]
+    applied = events[0][1]
+    assert applied["author"] == "alice"
+    assert applied["team"] == "default"
+    assert applied["added"] == 1
+    created = events[2][1]
+    assert created["consumer"] == "bob"
+    assert created["plugin"] == "key-auth"
+    assert created["id"] == listed["id"]
+    assert events[5][1]["id"] == listed["id"]
+    assert "k" * 32 not in str(events)
