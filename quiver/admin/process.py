@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +24,11 @@ from quiver.admin.declarations import FileDeclarations
 from quiver.calls import CallLog, Ingester
 from quiver.config.models import is_loopback, split_address
 from quiver.config.plugin_set import PluginSet
+from quiver.config.webhooks import WebhookEndpoint
 from quiver.store import Store, open_store
 from quiver.store.tokens import count_tokens, seed_token
-from quiver.webhooks.sender import Sender, WebhookSettings
+from quiver.webhooks.queue import declare_endpoints
+from quiver.webhooks.sender import DeliverySettings, Sender
 
 ENV_TOKEN = "QUIVER_ADMIN_TOKEN"
 #: the name the token from QUIVER_ADMIN_TOKEN is kept under (and revisions show)
@@ -46,7 +49,9 @@ class AdminSettings:
     metrics_public: bool = False  # GET /metrics without a token
     call_log: CallLog = field(default_factory=CallLog)  # what the call log keeps
     #: how webhooks are delivered from this process; None: not from this one
-    webhooks: WebhookSettings | None = field(default_factory=WebhookSettings)
+    webhooks: DeliverySettings | None = field(default_factory=DeliverySettings)
+    #: endpoints the config file declares, written to the store at start
+    webhook_endpoints: tuple[WebhookEndpoint, ...] = ()
 
 
 def check_settings(settings: AdminSettings) -> tuple[str, int]:
@@ -79,6 +84,7 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
     sender: Sender | None = None
     try:
         _ensure_token(store, settings)
+        declare_endpoints(store.engine, settings.webhook_endpoints, now_ms=int(time.time() * 1000))
         source = FileDeclarations(settings.config_path) if settings.config_path else None
         app = create_app(
             source,

@@ -503,3 +503,33 @@ def _known(connection: Connection, endpoint: str) -> None:
     ).scalar_one()
     if not count:
         raise UnknownEndpoint(f"there is no webhook endpoint {endpoint!r}")
+
+
+def declare_endpoints(engine: Engine, declared: Sequence[Any], *, now_ms: int) -> None:
+    """Write the config file's endpoints (``quiver.config.webhooks.WebhookEndpoint``)
+    to the store: a new one is created, an existing one takes the file's url, event
+    types, ordering and secret (a changed secret replaces the old one at once)."""
+    e = webhook_endpoints
+    with _writing(engine).begin() as connection:
+        for endpoint in declared:
+            values = {
+                "url": endpoint.url,
+                "event_types": list(endpoint.event_types),
+                "ordered": endpoint.ordered,
+            }
+            row = connection.execute(select(e.c.secrets).where(e.c.name == endpoint.name)).first()
+            if row is None:
+                connection.execute(
+                    insert(e).values(
+                        name=endpoint.name,
+                        secrets=[{"secret": endpoint.secret, "expires_ms": None}],
+                        description="declared in the config file",
+                        enabled=True,
+                        created_ms=now_ms,
+                        **values,
+                    )
+                )
+                continue
+            if endpoint.secret not in _live(row.secrets, now_ms):
+                values["secrets"] = [{"secret": endpoint.secret, "expires_ms": None}]
+            connection.execute(update(e).where(e.c.name == endpoint.name).values(**values))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy import Engine
 
+from quiver.config.webhooks import WebhookSettings
 from quiver.webhooks.queue import Claim, Policy, State, claim, record
 from quiver.webhooks.signing import signed_headers
 
@@ -29,7 +30,7 @@ _log = logging.getLogger("quiver.webhooks")
 
 
 @dataclass(frozen=True)
-class WebhookSettings:
+class DeliverySettings:
     """How the admin sidecar delivers webhooks."""
 
     policy: Policy = field(default_factory=Policy)
@@ -37,6 +38,12 @@ class WebhookSettings:
     lease_s: float = 60.0  # a claimed delivery is someone else's after this (> timeout_s)
     poll_s: float = 1.0  # how often the queue is read when idle
     batch: int = 50  # deliveries claimed at a time
+
+    @classmethod
+    def of(cls, config: WebhookSettings) -> DeliverySettings:
+        """What the config file's ``webhooks:`` section says."""
+        policy = Policy(schedule=tuple(config.retry_schedule), disable_after_s=config.disable_after)
+        return cls(policy=policy, timeout_s=config.timeout, lease_s=max(60.0, config.timeout * 2))
 
 
 class Sender:
@@ -46,14 +53,14 @@ class Sender:
     def __init__(
         self,
         engine: Engine,
-        settings: WebhookSettings | None = None,
+        settings: DeliverySettings | None = None,
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._engine = engine
-        self._settings = settings or WebhookSettings()
+        self._settings = settings or DeliverySettings()
         self._clock = clock
         self._rng = rng or random.Random()
         self._client = httpx.Client(

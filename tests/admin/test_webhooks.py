@@ -7,13 +7,13 @@ import random
 
 from quiver.store import Store
 from quiver.webhooks.queue import Policy
-from quiver.webhooks.sender import Sender, WebhookSettings
+from quiver.webhooks.sender import DeliverySettings, Sender
 from tests.admin.conftest import MakeClient
 from tests.webhooks.receiver import receiving
 
 
 def _sender(store: Store) -> Sender:
-    return Sender(store.engine, WebhookSettings(policy=Policy(schedule=())), rng=random.Random(1))
+    return Sender(store.engine, DeliverySettings(policy=Policy(schedule=())), rng=random.Random(1))
 
 
 def test_an_application_publishes_an_event_an_endpoint_receives(

@@ -9,7 +9,7 @@ import random
 from quiver.store import Store
 from quiver.webhooks import queue
 from quiver.webhooks.queue import Policy
-from quiver.webhooks.sender import Sender, WebhookSettings
+from quiver.webhooks.sender import DeliverySettings, Sender
 from tests.webhooks.receiver import receiving
 
 START = 1_800_000_000.0
@@ -27,7 +27,7 @@ class Clock:
 
 
 def _sender(store: Store, clock: Clock, **policy: object) -> Sender:
-    settings = WebhookSettings(policy=Policy(jitter=0, **policy))  # type: ignore[arg-type]
+    settings = DeliverySettings(policy=Policy(jitter=0, **policy))  # type: ignore[arg-type]
     return Sender(store.engine, settings, clock=clock, rng=random.Random(1))
 
 

@@ -20,13 +20,13 @@ from tests.webhooks.receiver import receiving
 _ADMIN = """
 import sys
 from quiver.admin import AdminSettings, run_admin
-from quiver.webhooks.sender import WebhookSettings
+from quiver.webhooks.sender import DeliverySettings
 
 run_admin(AdminSettings(
     store_url=sys.argv[1],
     listen="127.0.0.1:0",
     ready_fd=int(sys.argv[2]),
-    webhooks=WebhookSettings(lease_s=1, poll_s=0.05, timeout_s=60),
+    webhooks=DeliverySettings(lease_s=1, poll_s=0.05, timeout_s=60),
 ))
 """
 
