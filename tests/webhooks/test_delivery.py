@@ -5,6 +5,7 @@ ordering and disabling an endpoint that keeps failing."""
 from __future__ import annotations
 
 import random
+import threading
 
 from quiver.store import Store
 from quiver.webhooks import queue
@@ -26,8 +27,8 @@ class Clock:
         return int(self.now * 1000)
 
 
-def _sender(store: Store, clock: Clock, **policy: object) -> Sender:
-    settings = DeliverySettings(policy=Policy(jitter=0, **policy))  # type: ignore[arg-type]
+def _sender(store: Store, clock: Clock, batch: int = 50, **policy: object) -> Sender:
+    settings = DeliverySettings(policy=Policy(jitter=0, **policy), batch=batch)  # type: ignore[arg-type]
     return Sender(store.engine, settings, clock=clock, rng=random.Random(1))
 
 
@@ -182,3 +183,27 @@ def test_an_endpoint_failing_for_long_is_disabled_and_an_event_says_so(store: St
         assert event.event["type"] == "webhook.endpoint.disabled"
         assert event.event["data"]["endpoint"] == "broken"
         assert len(broken.received) == 4
+
+
+def test_two_senders_never_post_the_same_delivery(store: Store) -> None:
+    clock = Clock()
+    with receiving() as hook:
+        hook.secrets.append(queue.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms()))
+        sent = {queue.publish(store.engine, "a.b", {"n": n}, now_ms=clock.ms()) for n in range(40)}
+        # many small claims, interleaved
+        senders = [_sender(store, clock, batch=3, schedule=(5,)) for _ in range(2)]
+        results: list[list[str]] = [[], []]
+
+        def drain(index: int) -> None:
+            while done := senders[index].run_once():
+                results[index].extend(done)
+
+        threads = [threading.Thread(target=drain, args=(index,)) for index in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for sender in senders:
+            sender.stop()
+        assert sorted(item.msg_id for item in hook.received) == sorted(sent)
+        assert len(results[0]) + len(results[1]) == 40
