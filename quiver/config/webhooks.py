@@ -72,3 +72,8 @@ class WebhookSettings(Strict):
         "and `webhook.endpoint.disabled` is published.",
     )
     timeout: Duration = Field(15.0, description="How long one attempt may take.")
+    retention: Duration = Field(
+        30 * 86400.0,
+        description="Delivered and dead messages older than this are deleted with their "
+        "attempt logs (e.g. `30d`); pending ones stay until delivered or dead.",
+    )

@@ -533,3 +533,25 @@ def declare_endpoints(engine: Engine, declared: Sequence[Any], *, now_ms: int) -
             if endpoint.secret not in _live(row.secrets, now_ms):
                 values["secrets"] = [{"secret": endpoint.secret, "expires_ms": None}]
             connection.execute(update(e).where(e.c.name == endpoint.name).values(**values))
+
+
+def purge(engine: Engine, *, before_ms: int) -> int:
+    """Delete the messages published before ``before_ms`` that no endpoint still
+    waits for (each delivery delivered or dead), with their deliveries and attempts;
+    how many went."""
+    a, d, m = webhook_attempts, webhook_deliveries, webhook_messages
+    waiting = exists().where(d.c.message_id == m.c.id, d.c.state == "pending")
+    with _writing(engine).begin() as connection:
+        old = [
+            row.id
+            for row in connection.execute(
+                select(m.c.id).where(m.c.created_ms < before_ms, ~waiting).limit(10_000)
+            )
+        ]
+        if not old:
+            return 0
+        deliveries = select(d.c.id).where(d.c.message_id.in_(old))
+        connection.execute(delete(a).where(a.c.delivery_id.in_(deliveries)))
+        connection.execute(delete(d).where(d.c.message_id.in_(old)))
+        connection.execute(delete(m).where(m.c.id.in_(old)))
+    return len(old)

@@ -17,16 +17,18 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy import Engine
 
 from quiver.config.webhooks import WebhookSettings
-from quiver.webhooks.queue import Claim, Policy, State, claim, record
+from quiver.webhooks.queue import Claim, Policy, State, claim, purge, record
 from quiver.webhooks.signing import signed_headers
 
 _log = logging.getLogger("quiver.webhooks")
+_PURGE_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,19 @@ class DeliverySettings:
     lease_s: float = 60.0  # a claimed delivery is someone else's after this (> timeout_s)
     poll_s: float = 1.0  # how often the queue is read when idle
     batch: int = 50  # deliveries claimed at a time
+    concurrency: int = 8  # posts in flight at once (a slow endpoint holds one of them)
+    retention_s: float = 30 * 86400  # delivered and dead messages older than this go
 
     @classmethod
     def of(cls, config: WebhookSettings) -> DeliverySettings:
         """What the config file's ``webhooks:`` section says."""
         policy = Policy(schedule=tuple(config.retry_schedule), disable_after_s=config.disable_after)
-        return cls(policy=policy, timeout_s=config.timeout, lease_s=max(60.0, config.timeout * 2))
+        return cls(
+            policy=policy,
+            timeout_s=config.timeout,
+            lease_s=max(60.0, config.timeout * 2),
+            retention_s=config.retention,
+        )
 
 
 class Sender:
@@ -69,6 +78,7 @@ class Sender:
             transport=transport,
             headers={"user-agent": "Quiver-Webhooks/1"},
         )
+        self._pool = ThreadPoolExecutor(self._settings.concurrency, "webhook-post")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -84,7 +94,12 @@ class Sender:
             lease_ms=int(settings.lease_s * 1000),
             limit=settings.batch,
         )
-        return [self._deliver(job) for job in jobs]
+        return list(self._pool.map(self._deliver, jobs))
+
+    def purge(self) -> int:
+        """Forget delivered and dead messages past the retention; how many went."""
+        before = self._now_ms() - int(self._settings.retention_s * 1000)
+        return purge(self._engine, before_ms=before)
 
     def _deliver(self, job: Claim) -> State:
         body = job.payload.encode()
@@ -94,8 +109,9 @@ class Sender:
         status: int | None = None
         error: str | None = None
         try:
-            response = self._client.post(job.url, content=body, headers=headers)
-            status = response.status_code
+            # (the answer's body is never read: only its status counts)
+            with self._client.stream("POST", job.url, content=body, headers=headers) as answer:
+                status = answer.status_code
             if not 200 <= status < 300:
                 error = f"answered {status}"
         except httpx.TimeoutException:
@@ -125,11 +141,16 @@ class Sender:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self._pool.shutdown()
         self._client.close()
 
     def _run(self) -> None:
+        purged = 0.0
         while not self._stop.is_set():
             try:
+                if time.monotonic() - purged > _PURGE_EVERY_S:
+                    purged = time.monotonic()
+                    self.purge()
                 busy = bool(self.run_once())
             except Exception:  # the store is down, say: log it, try again later
                 _log.exception("webhook delivery pass failed")

@@ -207,3 +207,26 @@ def test_two_senders_never_post_the_same_delivery(store: Store) -> None:
             sender.stop()
         assert sorted(item.msg_id for item in hook.received) == sorted(sent)
         assert len(results[0]) + len(results[1]) == 40
+
+
+def test_old_messages_are_purged_once_nothing_waits_for_them(store: Store) -> None:
+    clock = Clock()
+    with receiving() as hook:
+        hook.answers = [500]
+        hook.secrets.append(queue.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms()))
+        failing = queue.publish(store.engine, "a.b", {"n": 1}, now_ms=clock.ms())
+        queue.publish(store.engine, "a.b", {"n": 2}, now_ms=clock.ms())
+        sender = _sender(store, clock, batch=1, schedule=(86400 * 60,))
+        try:
+            assert sender.run_once() == ["pending"]  # the first fails: retried in 60 days
+            assert sender.run_once() == ["delivered"]
+            clock.now += 29 * 86400
+            assert sender.purge() == 0  # within the retention
+            clock.now += 2 * 86400
+            assert sender.purge() == 1  # the delivered one; the other still waits
+        finally:
+            sender.stop()
+        [left] = queue.deliveries(store.engine, "h")
+        assert (left["msg_id"], left["state"]) == (failing, "pending")
+        [attempt] = queue.attempts(store.engine, "h")
+        assert (attempt["msg_id"], attempt["status"]) == (failing, 500)
