@@ -10,10 +10,12 @@ a mistake to point out rather than to run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +116,7 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             ),
             sock,
             settings,
+            on_shutdown=[sender.stop] if sender is not None else [],
         )
         server.run(sockets=[sock])
     finally:
@@ -154,11 +157,23 @@ class _Server(uvicorn.Server):
     """Says where it listens once it serves: in the log and on ``ready_fd``."""
 
     def __init__(
-        self, config: uvicorn.Config, sock: socket.socket, settings: AdminSettings
+        self,
+        config: uvicorn.Config,
+        sock: socket.socket,
+        settings: AdminSettings,
+        on_shutdown: list[Callable[[], None]],
     ) -> None:
         super().__init__(config)
         self._sock = sock
         self._settings = settings
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # uvicorn raises SIGTERM again once it has served, which ends the process before
+        # run_admin's cleanup: what must finish its work stops here
+        for stop in self._on_shutdown:
+            await asyncio.to_thread(stop)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)

@@ -138,6 +138,7 @@ class Sender:
         self._thread.start()
 
     def stop(self) -> None:
+        """Finish the pass under way, then stop (again: nothing)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
