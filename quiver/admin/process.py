@@ -23,6 +23,7 @@ import uvicorn
 
 from quiver.admin.app import create_app
 from quiver.admin.declarations import FileDeclarations
+from quiver.admin.node_events import NodeWatcher
 from quiver.calls import CallLog, Ingester
 from quiver.config.models import is_loopback, split_address
 from quiver.config.plugin_set import PluginSet
@@ -84,6 +85,7 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
     store = open_store(settings.store_url, catalog)
     ingester: Ingester | None = None
     sender: Sender | None = None
+    watcher: NodeWatcher | None = None
     try:
         _ensure_token(store, settings)
         declare_endpoints(store.engine, settings.webhook_endpoints, now_ms=int(time.time() * 1000))
@@ -104,6 +106,9 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             # senders on several nodes share the queue: each claims its own deliveries
             sender = Sender(store.engine, settings.webhooks)
             sender.start()
+            if settings.run_dir is not None:
+                watcher = NodeWatcher(Path(settings.run_dir), store.engine)
+                watcher.start()
         server = _Server(
             uvicorn.Config(
                 app,
@@ -116,10 +121,12 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             ),
             sock,
             settings,
-            on_shutdown=[sender.stop] if sender is not None else [],
+            on_shutdown=[item.stop for item in (watcher, sender) if item is not None],
         )
         server.run(sockets=[sock])
     finally:
+        if watcher is not None:
+            watcher.stop()
         if sender is not None:
             sender.stop()
         if ingester is not None:
