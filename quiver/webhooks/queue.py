@@ -367,17 +367,7 @@ def record(
         else:
             next_ms = now_ms + policy.delay_ms(attempts, rng)
     with _writing(engine).begin() as connection:
-        connection.execute(
-            insert(webhook_attempts).values(
-                delivery_id=job.delivery_id,
-                endpoint_id=job.endpoint_id,
-                time_ms=now_ms,
-                status=status,
-                latency_ms=latency_ms,
-                error=error,
-            )
-        )
-        connection.execute(
+        moved = connection.execute(
             update(d)
             .where(d.c.id == job.delivery_id)
             .values(
@@ -387,6 +377,18 @@ def record(
                 claimed_until_ms=0,
                 last_status=status,
                 updated_ms=now_ms,
+            )
+        )
+        if moved.rowcount == 0:  # its endpoint was deleted meanwhile: nothing to log
+            return state
+        connection.execute(
+            insert(webhook_attempts).values(
+                delivery_id=job.delivery_id,
+                endpoint_id=job.endpoint_id,
+                time_ms=now_ms,
+                status=status,
+                latency_ms=latency_ms,
+                error=error,
             )
         )
         if ok:

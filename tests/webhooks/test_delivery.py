@@ -230,3 +230,23 @@ def test_old_messages_are_purged_once_nothing_waits_for_them(store: Store) -> No
         assert (left["msg_id"], left["state"]) == (failing, "pending")
         [attempt] = queue.attempts(store.engine, "h")
         assert (attempt["msg_id"], attempt["status"]) == (failing, 500)
+
+
+def test_an_endpoint_deleted_during_a_delivery_is_no_fault(store: Store) -> None:
+    clock = Clock()
+    queue.create_endpoint(store.engine, "h", "http://127.0.0.1:9/", now_ms=clock.ms())
+    queue.publish(store.engine, "a.b", {}, now_ms=clock.ms())
+    [job] = queue.claim(store.engine, now_ms=clock.ms(), lease_ms=60_000)
+    queue.delete_endpoint(store.engine, "h")
+    state = queue.record(
+        store.engine,
+        job,
+        now_ms=clock.ms(),
+        status=200,
+        latency_ms=1,
+        error=None,
+        policy=Policy(),
+        rng=random.Random(1),
+    )
+    assert state == "delivered"
+    assert queue.list_endpoints(store.engine, clock.ms()) == []
