@@ -10,11 +10,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from quiver.store import Store, open_store
 from quiver.webhooks import queue
+from tests.store.conftest import postgres_schema_url
 from tests.webhooks.receiver import receiving
 
 _ADMIN = """
@@ -51,8 +54,15 @@ def _wait_ready(read: int) -> None:
         assert pipe.readline().strip().isdigit()
 
 
-def test_a_sender_killed_mid_delivery_loses_no_event(tmp_path: Path) -> None:
-    store_url = str(tmp_path / "quiver.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "quiver.db")
+    else:
+        yield from postgres_schema_url()
+
+
+def test_a_sender_killed_mid_delivery_loses_no_event(store_url: str) -> None:
     store = open_store(store_url)
     held = threading.Event()
     try:
