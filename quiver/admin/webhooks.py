@@ -28,6 +28,9 @@ api = APIRouter(tags=["webhooks"])
 EVENT_TYPE = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$"
 #: what an endpoint subscribes to: an event type, or a prefix ending in ``.*``
 SUBSCRIPTION = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*(\.\*)?$"
+#: the families of the events Quiver publishes itself: applications may not
+#: publish in them, so a receiver can trust that Quiver sent such an event
+RESERVED = ("config", "consumer", "credential", "node", "breaker", "webhook")
 #: how long the previous secret keeps signing after a rotation, by default
 ROTATION_GRACE_S = 24 * 3600
 Name = Annotated[str, Path(pattern=NAME_PATTERN, description="The endpoint's name.")]
@@ -342,6 +345,13 @@ def replay(
     summary="Publish an event to the endpoints subscribed to its type",
 )
 def post_event(_: Publisher, request: Request, body: EventIn) -> JSONResponse:
+    if body.type.split(".", 1)[0] in RESERVED:
+        raise ApiProblem(
+            422,
+            "invalid-request",
+            f"event types of the families {', '.join(RESERVED)} are Quiver's own; "
+            "name the event after your application",
+        )
     try:
         msg_id = queue.publish(
             _store(request).engine, body.type, body.data, now_ms=_now_ms(), msg_id=body.id
