@@ -20,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from quiver.config.webhooks import DEFAULT_SCHEDULE
 from quiver.store.engine import WRITE
 from quiver.store.webhooktables import (
     webhook_attempts,
@@ -32,10 +33,6 @@ from quiver.webhooks.signing import new_secret, secret_key
 State = Literal["pending", "delivered", "dead"]
 #: the event Quiver publishes when it disables an endpoint that kept failing
 ENDPOINT_DISABLED = "webhook.endpoint.disabled"
-#: seconds between attempts: 5s, 5m, 30m, 2h, 5h, then 10h, about three days in all
-DEFAULT_SCHEDULE: tuple[float, ...] = (
-    5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000,
-)  # fmt: skip
 
 
 class EndpointExists(Exception):
