@@ -30,7 +30,7 @@ from quiver.config.plugin_set import PluginSet
 from quiver.config.webhooks import WebhookEndpoint
 from quiver.store import Store, open_store
 from quiver.store.tokens import count_tokens, seed_token
-from quiver.webhooks.queue import declare_endpoints
+from quiver.webhooks.endpoints import declare_endpoints
 from quiver.webhooks.sender import DeliverySettings, Sender
 
 ENV_TOKEN = "QUIVER_ADMIN_TOKEN"

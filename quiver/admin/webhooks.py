@@ -22,7 +22,7 @@ from quiver.admin.responses import problems
 from quiver.config.models import NAME_PATTERN
 from quiver.store import Store
 from quiver.store.tokens import TokenInfo
-from quiver.webhooks import queue
+from quiver.webhooks import endpoints, queue
 
 api = APIRouter(tags=["webhooks"])
 EVENT_TYPE = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$"
@@ -176,7 +176,7 @@ def _unknown(exc: Exception) -> ApiProblem:
     summary="List webhook endpoints",
 )
 def list_endpoints(_: Reader, request: Request) -> dict[str, Any]:
-    found = queue.list_endpoints(_store(request).engine, _now_ms())
+    found = endpoints.list_endpoints(_store(request).engine, _now_ms())
     return {"data": [vars(item) for item in found]}
 
 
@@ -190,7 +190,7 @@ def list_endpoints(_: Reader, request: Request) -> dict[str, Any]:
 def post_endpoint(_: Admin, request: Request, body: EndpointIn) -> Response:
     engine = _store(request).engine
     try:
-        secret = queue.create_endpoint(
+        secret = endpoints.create_endpoint(
             engine,
             body.name,
             str(body.url),
@@ -200,11 +200,11 @@ def post_endpoint(_: Admin, request: Request, body: EndpointIn) -> Response:
             description=body.description,
             ordered=body.ordered,
         )
-    except queue.EndpointExists as exc:
+    except endpoints.EndpointExists as exc:
         raise ApiProblem(409, "already-exists", str(exc)) from None
     except ValueError as exc:
         raise ApiProblem(422, "invalid-request", str(exc)) from None
-    made = vars(queue.get_endpoint(engine, body.name, _now_ms()))
+    made = vars(endpoints.get_endpoint(engine, body.name, _now_ms()))
     return JSONResponse(
         {**made, "secret": secret},
         201,
@@ -220,8 +220,8 @@ def post_endpoint(_: Admin, request: Request, body: EndpointIn) -> Response:
 )
 def get_endpoint(_: Reader, request: Request, name: Name) -> dict[str, Any]:
     try:
-        return vars(queue.get_endpoint(_store(request).engine, name, _now_ms()))
-    except queue.UnknownEndpoint as exc:
+        return vars(endpoints.get_endpoint(_store(request).engine, name, _now_ms()))
+    except endpoints.UnknownEndpoint as exc:
         raise _unknown(exc) from None
 
 
@@ -236,8 +236,8 @@ def patch_endpoint(_: Admin, request: Request, name: Name, body: EndpointPatch) 
     if "url" in changes:
         changes["url"] = str(body.url)
     try:
-        return vars(queue.update_endpoint(_store(request).engine, name, _now_ms(), **changes))
-    except queue.UnknownEndpoint as exc:
+        return vars(endpoints.update_endpoint(_store(request).engine, name, _now_ms(), **changes))
+    except endpoints.UnknownEndpoint as exc:
         raise _unknown(exc) from None
 
 
@@ -250,8 +250,8 @@ def patch_endpoint(_: Admin, request: Request, name: Name, body: EndpointPatch) 
 )
 def delete_endpoint(_: Admin, request: Request, name: Name) -> Response:
     try:
-        queue.delete_endpoint(_store(request).engine, name)
-    except queue.UnknownEndpoint as exc:
+        endpoints.delete_endpoint(_store(request).engine, name)
+    except endpoints.UnknownEndpoint as exc:
         raise _unknown(exc) from None
     return Response(status_code=204)
 
@@ -265,14 +265,14 @@ def delete_endpoint(_: Admin, request: Request, name: Name) -> Response:
 def rotate(_: Admin, request: Request, name: Name, body: RotateIn | None = None) -> dict[str, Any]:
     body = body or RotateIn()
     try:
-        secret = queue.rotate_secret(
+        secret = endpoints.rotate_secret(
             _store(request).engine,
             name,
             now_ms=_now_ms(),
             grace_ms=body.grace_s * 1000,
             secret=body.secret,
         )
-    except queue.UnknownEndpoint as exc:
+    except endpoints.UnknownEndpoint as exc:
         raise _unknown(exc) from None
     except ValueError as exc:
         raise ApiProblem(422, "invalid-request", str(exc)) from None
@@ -294,7 +294,7 @@ def list_messages(
 ) -> dict[str, Any]:
     try:
         found = queue.deliveries(_store(request).engine, name, state=state, limit=limit)
-    except queue.UnknownEndpoint as exc:
+    except endpoints.UnknownEndpoint as exc:
         raise _unknown(exc) from None
     return {"data": found}
 
@@ -313,7 +313,7 @@ def list_attempts(
 ) -> dict[str, Any]:
     try:
         return {"data": queue.attempts(_store(request).engine, name, limit=limit)}
-    except queue.UnknownEndpoint as exc:
+    except endpoints.UnknownEndpoint as exc:
         raise _unknown(exc) from None
 
 
@@ -332,7 +332,7 @@ def replay(
 ) -> Response:
     try:
         queue.replay(_store(request).engine, name, msg_id, now_ms=_now_ms())
-    except queue.UnknownEndpoint as exc:
+    except endpoints.UnknownEndpoint as exc:
         raise _unknown(exc) from None
     return Response(status_code=202)
 

@@ -1,5 +1,5 @@
-"""The webhook queue in the store: endpoints, publishing, claiming due deliveries,
-recording what an attempt gave, replay and the logs.
+"""The webhook queue in the store: publishing, claiming due deliveries, recording
+what an attempt gave, replay, the logs and the purge of old messages.
 
 Every function takes the store's engine and the time (epoch ms) it acts at, so a
 test can drive days of retries without waiting.  Publishing writes the message
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -21,43 +20,21 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, s
 from sqlalchemy.exc import IntegrityError
 
 from quiver.config.webhooks import DEFAULT_SCHEDULE
-from quiver.store.engine import WRITE
 from quiver.store.webhooktables import (
     webhook_attempts,
     webhook_deliveries,
     webhook_endpoints,
     webhook_messages,
 )
-from quiver.webhooks.signing import new_secret, secret_key
+from quiver.webhooks.endpoints import UnknownEndpoint, live_secrets, writing
 
 State = Literal["pending", "delivered", "dead"]
 #: the event Quiver publishes when it disables an endpoint that kept failing
 ENDPOINT_DISABLED = "webhook.endpoint.disabled"
 
 
-class EndpointExists(Exception):
-    """An endpoint of that name exists already."""
-
-
 class MessageExists(Exception):
     """A message of that id was published already."""
-
-
-class UnknownEndpoint(Exception):
-    """No endpoint (or no message sent to it) of that name."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    url: str
-    event_types: list[str]
-    description: str
-    ordered: bool
-    enabled: bool
-    disabled_reason: str | None
-    created_ms: int
-    secrets: int  # how many secrets sign (2 during a rotation)
 
 
 @dataclass(frozen=True)
@@ -73,142 +50,6 @@ class Claim:
     event_type: str
     payload: str
     attempts: int
-
-
-def _writing(engine: Engine) -> Engine:
-    return engine.execution_options(**{WRITE: True})
-
-
-def _endpoint(row: Any, now_ms: int) -> Endpoint:
-    return Endpoint(
-        name=row.name,
-        url=row.url,
-        event_types=list(row.event_types),
-        description=row.description,
-        ordered=bool(row.ordered),
-        enabled=bool(row.enabled),
-        disabled_reason=row.disabled_reason,
-        created_ms=row.created_ms,
-        secrets=len(_live(row.secrets, now_ms)),
-    )
-
-
-def _live(secrets: list[dict[str, Any]], now_ms: int) -> list[str]:
-    return [
-        item["secret"]
-        for item in secrets
-        if item.get("expires_ms") is None or item["expires_ms"] > now_ms
-    ]
-
-
-def create_endpoint(
-    engine: Engine,
-    name: str,
-    url: str,
-    *,
-    now_ms: int,
-    event_types: Sequence[str] = (),
-    secret: str | None = None,
-    description: str = "",
-    ordered: bool = False,
-) -> str:
-    """Make an endpoint; returns its secret (``secret``, or a new one)."""
-    secret = secret or new_secret()
-    secret_key(secret)  # ValueError when it is not one
-    try:
-        with _writing(engine).begin() as connection:
-            connection.execute(
-                insert(webhook_endpoints).values(
-                    name=name,
-                    url=url,
-                    secrets=[{"secret": secret, "expires_ms": None}],
-                    event_types=list(event_types),
-                    description=description,
-                    ordered=ordered,
-                    enabled=True,
-                    created_ms=now_ms,
-                )
-            )
-    except IntegrityError:
-        raise EndpointExists(f"there is a webhook endpoint {name!r} already") from None
-    return secret
-
-
-def list_endpoints(engine: Engine, now_ms: int) -> list[Endpoint]:
-    with engine.connect() as connection:
-        rows = connection.execute(select(webhook_endpoints).order_by(webhook_endpoints.c.name))
-        return [_endpoint(row, now_ms) for row in rows]
-
-
-def get_endpoint(engine: Engine, name: str, now_ms: int) -> Endpoint:
-    with engine.connect() as connection:
-        row = connection.execute(
-            select(webhook_endpoints).where(webhook_endpoints.c.name == name)
-        ).first()
-    if row is None:
-        raise UnknownEndpoint(f"there is no webhook endpoint {name!r}")
-    return _endpoint(row, now_ms)
-
-
-def update_endpoint(engine: Engine, name: str, now_ms: int, **changes: Any) -> Endpoint:
-    """Change ``url``, ``event_types``, ``description``, ``ordered`` or ``enabled``;
-    enabling an endpoint forgets its failures."""
-    values = dict(changes)
-    if not values:
-        return get_endpoint(engine, name, now_ms)
-    if values.get("enabled"):
-        values.update(disabled_reason=None, failing_since_ms=None)
-    with _writing(engine).begin() as connection:
-        done = connection.execute(
-            update(webhook_endpoints).where(webhook_endpoints.c.name == name).values(**values)
-        )
-    if done.rowcount == 0:
-        raise UnknownEndpoint(f"there is no webhook endpoint {name!r}")
-    return get_endpoint(engine, name, now_ms)
-
-
-def delete_endpoint(engine: Engine, name: str) -> None:
-    with _writing(engine).begin() as connection:
-        found = connection.execute(
-            select(webhook_endpoints.c.id).where(webhook_endpoints.c.name == name)
-        ).scalar()
-        if found is None:
-            raise UnknownEndpoint(f"there is no webhook endpoint {name!r}")
-        deliveries = select(webhook_deliveries.c.id).where(
-            webhook_deliveries.c.endpoint_id == found
-        )
-        # (explicitly: SQLite's cascades and PostgreSQL's agree, but say so)
-        connection.execute(
-            delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(deliveries))
-        )
-        connection.execute(
-            delete(webhook_deliveries).where(webhook_deliveries.c.endpoint_id == found)
-        )
-        connection.execute(delete(webhook_endpoints).where(webhook_endpoints.c.id == found))
-
-
-def rotate_secret(
-    engine: Engine, name: str, *, now_ms: int, grace_ms: int, secret: str | None = None
-) -> str:
-    """Sign with a new secret from now on, and with the current one(s) too for
-    ``grace_ms`` more, so receivers can switch without losing a message."""
-    secret = secret or new_secret()
-    secret_key(secret)
-    with _writing(engine).begin() as connection:
-        row = connection.execute(
-            select(webhook_endpoints.c.secrets).where(webhook_endpoints.c.name == name)
-        ).first()
-        if row is None:
-            raise UnknownEndpoint(f"there is no webhook endpoint {name!r}")
-        kept = [
-            {"secret": old, "expires_ms": now_ms + grace_ms} for old in _live(row.secrets, now_ms)
-        ]
-        connection.execute(
-            update(webhook_endpoints)
-            .where(webhook_endpoints.c.name == name)
-            .values(secrets=[{"secret": secret, "expires_ms": None}, *kept[:1]])
-        )
-    return secret
 
 
 def _subscribed(event_types: list[str], event_type: str) -> bool:
@@ -239,7 +80,7 @@ def publish(
         _publish(engine, msg_id, event_type, payload, now_ms)
         return msg_id
     try:
-        with _writing(engine).begin() as connection:
+        with writing(engine).begin() as connection:
             _publish(connection, msg_id, event_type, payload, now_ms)
     except IntegrityError:
         raise MessageExists(f"a message {msg_id!r} was published already") from None
@@ -302,7 +143,7 @@ def claim(engine: Engine, *, now_ms: int, lease_ms: int, limit: int = 50) -> lis
         .limit(limit)
         .with_for_update(skip_locked=True, of=d)
     )
-    with _writing(engine).begin() as connection:
+    with writing(engine).begin() as connection:
         rows = connection.execute(query).all()
         if rows:
             connection.execute(
@@ -316,7 +157,7 @@ def claim(engine: Engine, *, now_ms: int, lease_ms: int, limit: int = 50) -> lis
             endpoint_id=row.endpoint_id,
             endpoint=row.name,
             url=row.url,
-            secrets=_live(row.secrets, now_ms),
+            secrets=live_secrets(row.secrets, now_ms),
             msg_id=row.msg_id,
             event_type=row.event_type,
             payload=row.payload,
@@ -363,7 +204,7 @@ def record(
             state = "dead"
         else:
             next_ms = now_ms + policy.delay_ms(attempts, rng)
-    with _writing(engine).begin() as connection:
+    with writing(engine).begin() as connection:
         moved = connection.execute(
             update(d)
             .where(d.c.id == job.delivery_id)
@@ -428,7 +269,7 @@ def replay(engine: Engine, endpoint: str, msg_id: str, *, now_ms: int) -> None:
     """Send a message to an endpoint again from the start of the schedule,
     whatever became of it (delivered, dead or pending)."""
     d, e, m = webhook_deliveries, webhook_endpoints, webhook_messages
-    with _writing(engine).begin() as connection:
+    with writing(engine).begin() as connection:
         endpoint_id = connection.execute(select(e.c.id).where(e.c.name == endpoint)).scalar()
         message_id = connection.execute(select(m.c.id).where(m.c.msg_id == msg_id)).scalar()
         if endpoint_id is None or message_id is None:
@@ -504,43 +345,13 @@ def _known(connection: Connection, endpoint: str) -> None:
         raise UnknownEndpoint(f"there is no webhook endpoint {endpoint!r}")
 
 
-def declare_endpoints(engine: Engine, declared: Sequence[Any], *, now_ms: int) -> None:
-    """Write the config file's endpoints (``quiver.config.webhooks.WebhookEndpoint``)
-    to the store: a new one is created, an existing one takes the file's url, event
-    types, ordering and secret (a changed secret replaces the old one at once)."""
-    e = webhook_endpoints
-    with _writing(engine).begin() as connection:
-        for endpoint in declared:
-            values = {
-                "url": endpoint.url,
-                "event_types": list(endpoint.event_types),
-                "ordered": endpoint.ordered,
-            }
-            row = connection.execute(select(e.c.secrets).where(e.c.name == endpoint.name)).first()
-            if row is None:
-                connection.execute(
-                    insert(e).values(
-                        name=endpoint.name,
-                        secrets=[{"secret": endpoint.secret, "expires_ms": None}],
-                        description="declared in the config file",
-                        enabled=True,
-                        created_ms=now_ms,
-                        **values,
-                    )
-                )
-                continue
-            if endpoint.secret not in _live(row.secrets, now_ms):
-                values["secrets"] = [{"secret": endpoint.secret, "expires_ms": None}]
-            connection.execute(update(e).where(e.c.name == endpoint.name).values(**values))
-
-
 def purge(engine: Engine, *, before_ms: int) -> int:
     """Delete the messages published before ``before_ms`` that no endpoint still
     waits for (each delivery delivered or dead), with their deliveries and attempts;
     how many went."""
     a, d, m = webhook_attempts, webhook_deliveries, webhook_messages
     waiting = exists().where(d.c.message_id == m.c.id, d.c.state == "pending")
-    with _writing(engine).begin() as connection:
+    with writing(engine).begin() as connection:
         old = [
             row.id
             for row in connection.execute(

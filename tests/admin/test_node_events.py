@@ -10,7 +10,7 @@ from typing import Any
 from quiver.admin.node_events import NodeWatcher
 from quiver.observe.node_metrics import worker_path
 from quiver.store import Store
-from quiver.webhooks import queue
+from quiver.webhooks import endpoints, queue
 
 
 def _worker_sees(run_dir: Path, *nodes: dict[str, Any]) -> None:
@@ -26,7 +26,7 @@ def _worker_sees(run_dir: Path, *nodes: dict[str, Any]) -> None:
 def test_nodes_going_down_and_up_and_breakers_opening_are_published(
     store: Store, tmp_path: Path
 ) -> None:
-    queue.create_endpoint(store.engine, "ops", "http://127.0.0.1:9/", now_ms=0)
+    endpoints.create_endpoint(store.engine, "ops", "http://127.0.0.1:9/", now_ms=0)
     watcher = NodeWatcher(tmp_path, store.engine)
     _worker_sees(tmp_path, {"node": "10.0.0.1:80"}, {"node": "10.0.0.2:80", "up": False})
     assert watcher.check() == []  # what is true at start is not announced

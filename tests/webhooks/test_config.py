@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from quiver.config.webhooks import WebhookSettings
 from quiver.store import open_store
-from quiver.webhooks import new_secret, queue
+from quiver.webhooks import endpoints, new_secret
 from tests.store_mode.helpers import admin_port
 from tests.support.process import serving, write_config
 from tests.webhooks.receiver import receiving
@@ -54,13 +54,13 @@ def test_declared_endpoints_are_written_to_the_store_and_follow_the_file(tmp_pat
     store = open_store(str(tmp_path / "quiver.db"))
     try:
         first = WebhookSettings.model_validate({"endpoints": [ENDPOINT]}).endpoints
-        queue.declare_endpoints(store.engine, first, now_ms=1)
-        [made] = queue.list_endpoints(store.engine, 1)
+        endpoints.declare_endpoints(store.engine, first, now_ms=1)
+        [made] = endpoints.list_endpoints(store.engine, 1)
         assert (made.name, made.url, made.event_types) == ("orders", ENDPOINT["url"], [])
         changed = {**ENDPOINT, "url": "https://hooks.example/v2", "event_types": ["a.*"]}
         second = WebhookSettings.model_validate({"endpoints": [changed]}).endpoints
-        queue.declare_endpoints(store.engine, second, now_ms=2)
-        [now] = queue.list_endpoints(store.engine, 2)
+        endpoints.declare_endpoints(store.engine, second, now_ms=2)
+        [now] = endpoints.list_endpoints(store.engine, 2)
         assert (now.url, now.event_types, now.secrets) == (changed["url"], ["a.*"], 1)
     finally:
         store.close()

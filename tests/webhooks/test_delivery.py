@@ -8,7 +8,7 @@ import random
 import threading
 
 from quiver.store import Store
-from quiver.webhooks import queue
+from quiver.webhooks import endpoints, queue
 from quiver.webhooks.queue import Policy
 from quiver.webhooks.sender import DeliverySettings, Sender
 from tests.webhooks.receiver import receiving
@@ -27,6 +27,11 @@ class Clock:
         return int(self.now * 1000)
 
 
+def _made(store: Store, url: str, clock: Clock, ordered: bool = False) -> str:
+    """An endpoint ``h`` posting to ``url``; its secret."""
+    return endpoints.create_endpoint(store.engine, "h", url, now_ms=clock.ms(), ordered=ordered)
+
+
 def _sender(store: Store, clock: Clock, batch: int = 50, **policy: object) -> Sender:
     settings = DeliverySettings(policy=Policy(jitter=0, **policy), batch=batch)  # type: ignore[arg-type]
     return Sender(store.engine, settings, clock=clock, rng=random.Random(1))
@@ -36,12 +41,12 @@ def test_an_event_reaches_the_subscribed_endpoints_signed(store: Store) -> None:
     clock = Clock()
     with receiving() as orders, receiving() as audit:
         orders.secrets.append(
-            queue.create_endpoint(
+            endpoints.create_endpoint(
                 store.engine, "orders", orders.url, now_ms=clock.ms(), event_types=["consumer.*"]
             )
         )
         audit.secrets.append(
-            queue.create_endpoint(
+            endpoints.create_endpoint(
                 store.engine, "audit", audit.url, now_ms=clock.ms(), event_types=["key.rotated"]
             )
         )
@@ -65,7 +70,9 @@ def test_a_failed_delivery_is_retried_on_the_schedule(store: Store) -> None:
     clock = Clock()
     with receiving() as hook:
         hook.answers = [500, 503]
-        hook.secrets.append(queue.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms()))
+        hook.secrets.append(
+            endpoints.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms())
+        )
         msg = queue.publish(store.engine, "thing.happened", {"n": 1}, now_ms=clock.ms())
         sender = _sender(store, clock, schedule=(5, 300))
         try:
@@ -88,7 +95,9 @@ def test_after_the_schedule_a_message_is_dead_and_can_be_replayed(store: Store) 
     clock = Clock()
     with receiving() as hook:
         hook.answers = [500, 500]
-        hook.secrets.append(queue.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms()))
+        hook.secrets.append(
+            endpoints.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms())
+        )
         msg = queue.publish(store.engine, "thing.happened", {}, now_ms=clock.ms())
         sender = _sender(store, clock, schedule=(5,))
         try:
@@ -110,15 +119,15 @@ def test_after_the_schedule_a_message_is_dead_and_can_be_replayed(store: Store) 
 def test_while_a_secret_rotates_both_old_and_new_verify(store: Store) -> None:
     clock = Clock()
     with receiving() as old_side, receiving() as new_side:
-        old = queue.create_endpoint(store.engine, "h", old_side.url, now_ms=clock.ms())
+        old = endpoints.create_endpoint(store.engine, "h", old_side.url, now_ms=clock.ms())
         old_side.secrets.append(old)
-        new = queue.rotate_secret(store.engine, "h", now_ms=clock.ms(), grace_ms=3_600_000)
+        new = endpoints.rotate_secret(store.engine, "h", now_ms=clock.ms(), grace_ms=3_600_000)
         new_side.secrets.append(new)
-        assert queue.get_endpoint(store.engine, "h", clock.ms()).secrets == 2
+        assert endpoints.get_endpoint(store.engine, "h", clock.ms()).secrets == 2
         sender = _sender(store, clock)
         try:
             for receiver in (old_side, new_side):
-                queue.update_endpoint(store.engine, "h", clock.ms(), url=receiver.url)
+                endpoints.update_endpoint(store.engine, "h", clock.ms(), url=receiver.url)
                 queue.publish(store.engine, "a.b", {}, now_ms=clock.ms())
                 assert sender.run_once() == ["delivered"]
             clock.now += 3601  # the old secret has expired: only the new one signs
@@ -136,7 +145,9 @@ def test_an_ordered_endpoint_gets_its_messages_one_after_the_other(store: Store)
     clock = Clock()
     with receiving() as hook:
         hook.answers = [500]
-        secret = queue.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms(), ordered=True)
+        secret = endpoints.create_endpoint(
+            store.engine, "h", hook.url, now_ms=clock.ms(), ordered=True
+        )
         hook.secrets.append(secret)
         first = queue.publish(store.engine, "a.b", {"n": 1}, now_ms=clock.ms())
         second = queue.publish(store.engine, "a.b", {"n": 2}, now_ms=clock.ms())
@@ -156,10 +167,10 @@ def test_an_endpoint_failing_for_long_is_disabled_and_an_event_says_so(store: St
     with receiving() as broken, receiving() as ops:
         broken.answers = [500] * 10
         broken.secrets.append(
-            queue.create_endpoint(store.engine, "broken", broken.url, now_ms=clock.ms())
+            endpoints.create_endpoint(store.engine, "broken", broken.url, now_ms=clock.ms())
         )
         ops.secrets.append(
-            queue.create_endpoint(
+            endpoints.create_endpoint(
                 store.engine,
                 "ops",
                 ops.url,
@@ -176,7 +187,7 @@ def test_an_endpoint_failing_for_long_is_disabled_and_an_event_says_so(store: St
             assert sender.run_once() == ["delivered"]  # the event, to ops
         finally:
             sender.stop()
-        endpoint = queue.get_endpoint(store.engine, "broken", clock.ms())
+        endpoint = endpoints.get_endpoint(store.engine, "broken", clock.ms())
         assert not endpoint.enabled
         assert endpoint.disabled_reason == "every attempt failed for 3 hours"
         [event] = ops.received
@@ -188,7 +199,9 @@ def test_an_endpoint_failing_for_long_is_disabled_and_an_event_says_so(store: St
 def test_two_senders_never_post_the_same_delivery(store: Store) -> None:
     clock = Clock()
     with receiving() as hook:
-        hook.secrets.append(queue.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms()))
+        hook.secrets.append(
+            endpoints.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms())
+        )
         sent = {queue.publish(store.engine, "a.b", {"n": n}, now_ms=clock.ms()) for n in range(40)}
         # many small claims, interleaved
         senders = [_sender(store, clock, batch=3, schedule=(5,)) for _ in range(2)]
@@ -213,7 +226,9 @@ def test_old_messages_are_purged_once_nothing_waits_for_them(store: Store) -> No
     clock = Clock()
     with receiving() as hook:
         hook.answers = [500]
-        hook.secrets.append(queue.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms()))
+        hook.secrets.append(
+            endpoints.create_endpoint(store.engine, "h", hook.url, now_ms=clock.ms())
+        )
         failing = queue.publish(store.engine, "a.b", {"n": 1}, now_ms=clock.ms())
         queue.publish(store.engine, "a.b", {"n": 2}, now_ms=clock.ms())
         sender = _sender(store, clock, batch=1, schedule=(86400 * 60,))
@@ -234,10 +249,10 @@ def test_old_messages_are_purged_once_nothing_waits_for_them(store: Store) -> No
 
 def test_an_endpoint_deleted_during_a_delivery_is_no_fault(store: Store) -> None:
     clock = Clock()
-    queue.create_endpoint(store.engine, "h", "http://127.0.0.1:9/", now_ms=clock.ms())
+    endpoints.create_endpoint(store.engine, "h", "http://127.0.0.1:9/", now_ms=clock.ms())
     queue.publish(store.engine, "a.b", {}, now_ms=clock.ms())
     [job] = queue.claim(store.engine, now_ms=clock.ms(), lease_ms=60_000)
-    queue.delete_endpoint(store.engine, "h")
+    endpoints.delete_endpoint(store.engine, "h")
     state = queue.record(
         store.engine,
         job,
@@ -249,4 +264,4 @@ def test_an_endpoint_deleted_during_a_delivery_is_no_fault(store: Store) -> None
         rng=random.Random(1),
     )
     assert state == "delivered"
-    assert queue.list_endpoints(store.engine, clock.ms()) == []
+    assert endpoints.list_endpoints(store.engine, clock.ms()) == []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from quiver.store import Store, open_store
-from quiver.webhooks import queue
+from quiver.webhooks import endpoints, queue
 from tests.store.conftest import postgres_schema_url
 from tests.webhooks.receiver import receiving
 
@@ -68,7 +68,7 @@ def test_a_sender_killed_mid_delivery_loses_no_event(store_url: str) -> None:
     try:
         with receiving() as hook:
             hook.secrets.append(
-                queue.create_endpoint(store.engine, "h", hook.url, now_ms=queue_now())
+                endpoints.create_endpoint(store.engine, "h", hook.url, now_ms=queue_now())
             )
             sent = {
                 queue.publish(store.engine, "a.b", {"n": n}, now_ms=queue_now()) for n in range(5)
