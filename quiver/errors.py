@@ -4,6 +4,7 @@
     ├── ConfigError                  the declarative config is invalid (lists each issue)
     ├── StoreError                   the config store cannot be used (e.g. its schema is newer)
     ├── SyncError                    `quiver sync` cannot go on (a source or a destination failed)
+    ├── WebhookVerificationError     a received webhook's headers or signature do not hold
     └── HTTPError                    stops a request; rendered as application/problem+json
         ├── Answer                   not an error: a plugin answers the request itself
         ├── ClientError              4xx: the caller sent something we refuse
@@ -81,6 +82,12 @@ class SyncError(QuiverError):
     """``quiver sync`` cannot go on: a source answered an error or a destination refused
     the rows. The message names the source and resource; what was committed stays, and
     the next run resumes from it."""
+
+
+class WebhookVerificationError(QuiverError):
+    """A received webhook failed verification (``quiver.webhooks.verify``): a header
+    is missing or malformed, its timestamp is out of tolerance, or no signature
+    matches a secret the receiver knows."""
 
 
 class HTTPError(QuiverError):

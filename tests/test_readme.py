@@ -44,12 +44,14 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 import yaml
+from standardwebhooks import Webhook
 
 from quiver.client import Client as SDKClient
 from quiver.client import ClientProblem
@@ -71,6 +73,7 @@ ENV = {
     "ALICE_KEY": "alice-key-0123456789",
     "BOB_KEY": "bob-key-0123456789",
     "WEATHER_TOKEN": "weather-token",
+    "ORDERS_HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 }
 LISTEN = "listen: 127.0.0.1:8080"
 NODE_ADDRESSES = ("127.0.0.1:9001", "127.0.0.1:9002")
@@ -552,6 +555,24 @@ def test_the_client_sdk_in_five_lines(capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().out == "/demo/hello x=1\n"
     assert caught.value.type == "urn:quiver:problem:no-route"
     assert caught.value.request_id and caught.value.title == "Not Found"
+
+
+def test_the_webhook_receiver_verifies_and_skips_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERS_HOOK_SECRET", ENV["ORDERS_HOOK_SECRET"])
+    namespace: dict[str, Any] = {"__name__": "readme_receiver"}
+    exec(compile(example("webhook-receiver"), str(README), "exec"), namespace)
+    body = b'{"type":"order.shipped","data":{"order":42}}'
+    now = datetime.now(UTC)
+    signature = Webhook(ENV["ORDERS_HOOK_SECRET"]).sign("msg_1", now, body)
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+    assert namespace["on_webhook"](headers, body) == 204
+    assert namespace["on_webhook"](headers, body) == 204
+    assert namespace["seen"] == {"msg_1"}
+    assert namespace["on_webhook"](headers, body + b" ") == 400
 
 
 def model_server(conn: Conn) -> None:

@@ -25,10 +25,12 @@ from quiver.admin import (
     plugins,
     revisions,
     teams,
+    webhooks,
 )
 from quiver.admin.auth import has_valid_token
 from quiver.admin.declarations import Declarations, FileDeclarations, declarations_for
 from quiver.admin.docs import mount_docs
+from quiver.admin.events import publish_on_revisions
 from quiver.admin.openapi import install_openapi
 from quiver.admin.problems import install_handlers
 from quiver.admin.schemas import Health
@@ -56,6 +58,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.store = store
+    publish_on_revisions(store)
     if isinstance(declarations, FileDeclarations) or declarations is None:
         app.state.declarations = declarations_for(declarations, store, catalog or store.catalog)
     else:
@@ -77,6 +80,7 @@ def create_app(
         teams,
         analytics,
         ai_analytics,
+        webhooks,
     ):
         app.include_router(module.api)
     if run_dir is not None:

@@ -10,9 +10,12 @@ a mistake to point out rather than to run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +23,15 @@ import uvicorn
 
 from quiver.admin.app import create_app
 from quiver.admin.declarations import FileDeclarations
+from quiver.admin.node_events import NodeWatcher
 from quiver.calls import CallLog, Ingester
 from quiver.config.models import is_loopback, split_address
 from quiver.config.plugin_set import PluginSet
+from quiver.config.webhooks import WebhookEndpoint
 from quiver.store import Store, open_store
 from quiver.store.tokens import count_tokens, seed_token
+from quiver.webhooks.endpoints import declare_endpoints
+from quiver.webhooks.sender import DeliverySettings, Sender
 
 ENV_TOKEN = "QUIVER_ADMIN_TOKEN"
 #: the name the token from QUIVER_ADMIN_TOKEN is kept under (and revisions show)
@@ -44,6 +51,10 @@ class AdminSettings:
     run_dir: str | None = None  # when set: serve GET /metrics of the workers writing there
     metrics_public: bool = False  # GET /metrics without a token
     call_log: CallLog = field(default_factory=CallLog)  # what the call log keeps
+    #: how webhooks are delivered from this process; None: not from this one
+    webhooks: DeliverySettings | None = field(default_factory=DeliverySettings)
+    #: endpoints the config file declares, written to the store at start
+    webhook_endpoints: tuple[WebhookEndpoint, ...] = ()
 
 
 def check_settings(settings: AdminSettings) -> tuple[str, int]:
@@ -73,8 +84,11 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
         catalog = default_catalog()
     store = open_store(settings.store_url, catalog)
     ingester: Ingester | None = None
+    sender: Sender | None = None
+    watcher: NodeWatcher | None = None
     try:
         _ensure_token(store, settings)
+        declare_endpoints(store.engine, settings.webhook_endpoints, now_ms=int(time.time() * 1000))
         source = FileDeclarations(settings.config_path) if settings.config_path else None
         app = create_app(
             source,
@@ -88,6 +102,13 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             # the node's one writer of calls, beside uvicorn in this process
             ingester = Ingester(store.engine, Path(settings.calls_dir), settings.call_log)
             ingester.start()
+        if settings.webhooks is not None:
+            # senders on several nodes share the queue: each claims its own deliveries
+            sender = Sender(store.engine, settings.webhooks)
+            sender.start()
+            if settings.run_dir is not None:
+                watcher = NodeWatcher(Path(settings.run_dir), store.engine)
+                watcher.start()
         server = _Server(
             uvicorn.Config(
                 app,
@@ -100,9 +121,14 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             ),
             sock,
             settings,
+            on_shutdown=[item.stop for item in (watcher, sender) if item is not None],
         )
         server.run(sockets=[sock])
     finally:
+        if watcher is not None:
+            watcher.stop()
+        if sender is not None:
+            sender.stop()
         if ingester is not None:
             ingester.stop()
         store.close()
@@ -138,11 +164,23 @@ class _Server(uvicorn.Server):
     """Says where it listens once it serves: in the log and on ``ready_fd``."""
 
     def __init__(
-        self, config: uvicorn.Config, sock: socket.socket, settings: AdminSettings
+        self,
+        config: uvicorn.Config,
+        sock: socket.socket,
+        settings: AdminSettings,
+        on_shutdown: list[Callable[[], None]],
     ) -> None:
         super().__init__(config)
         self._sock = sock
         self._settings = settings
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # uvicorn raises SIGTERM again once it has served, which ends the process before
+        # run_admin's cleanup: what must finish its work stops here
+        for stop in self._on_shutdown:
+            await asyncio.to_thread(stop)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)

@@ -29,6 +29,7 @@ from quiver.config.upstream import NAME_PATTERN as NAME_PATTERN
 from quiver.config.upstream import Pool as Pool
 from quiver.config.upstream import Timeouts as Timeouts
 from quiver.config.upstream import check_target_url as check_target_url
+from quiver.config.webhooks import WebhookSettings
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
@@ -488,6 +489,11 @@ class Settings(Strict):
         default_factory=CallLogSettings,
         description="The call log the admin API ingests from the workers' spools "
         "(`<run_dir>/calls/`) and serves as `/calls` and `/analytics`.",
+    )
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings,
+        description="Endpoints Quiver posts its events to, and how it retries; the "
+        "admin API's process delivers them. See docs/webhooks.md.",
     )
     access_log: AccessLog | None = Field(
         None,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from quiver.config import validate
@@ -84,6 +84,10 @@ class Store:
     def __init__(self, engine: Engine, catalog: PluginSet | None = None) -> None:
         self.engine = engine
         self.catalog = catalog
+        #: called in each revision's transaction, after it is written, with its
+        #: connection, the revision and its diff (the admin API queues webhook
+        #: events there); an exception aborts the revision
+        self.revision_hooks: list[Callable[[Connection, Revision, Diff], None]] = []
         self._reads = sessionmaker(engine, expire_on_commit=False)
         self._writes = sessionmaker(
             engine.execution_options(**{WRITE: True}), expire_on_commit=False
@@ -162,7 +166,10 @@ class Store:
             )
             session.add(revision)
             session.flush()
-            return Edit(_revision(revision, row.name), after, revision.number)
+            made = _revision(revision, row.name)
+            for hook in self.revision_hooks:
+                hook(session.connection(), made, changes)
+            return Edit(made, after, revision.number)
 
     def state(self, team: str | None = None) -> Current:
         """The team's document with the number of its latest revision (0 before its

@@ -17,6 +17,7 @@ from quiver.config.models import (
     is_loopback,
     split_address,
 )
+from quiver.config.webhooks import WebhookSettings
 from quiver.logconfig import tag_process
 from quiver.plugins.catalog import Catalog
 from quiver.storemode.source import UNREACHABLE, reason
@@ -37,6 +38,7 @@ class AdminSidecar:
     #: the node's run directory: the sidecar serves the metrics its workers write there
     run_dir: str | None = None
     metrics: MetricsSettings | None = None
+    webhooks: WebhookSettings | None = None
 
     @property
     def name(self) -> str:
@@ -46,8 +48,10 @@ class AdminSidecar:
         tag_process("admin")
         from quiver.admin import AdminSettings, run_admin
         from quiver.calls import CallLog
+        from quiver.webhooks.sender import DeliverySettings
 
         kept = self.call_log or CallLogSettings()
+        hooks = self.webhooks or WebhookSettings()
 
         settings = AdminSettings(
             store_url=self.store_url,
@@ -60,6 +64,8 @@ class AdminSidecar:
             call_log=CallLog(kept.retention, kept.max_rows, kept.rollup_retention),
             run_dir=self.run_dir,
             metrics_public=(self.metrics or MetricsSettings()).public,
+            webhooks=DeliverySettings.of(hooks),
+            webhook_endpoints=tuple(hooks.endpoints),
         )
         try:
             run_admin(settings, self.catalog)

@@ -94,6 +94,7 @@ def serve_store(
                 call_log=settings.call_log,
                 run_dir=str(run_dir),
                 metrics=settings.metrics,
+                webhooks=settings.webhooks,
             ),
             calls_dir=calls_dir,
             trial_after_handoff=True,
@@ -155,6 +156,7 @@ def admin_beside_file(
         call_log=config.call_log,
         run_dir=str(run_dir) if run_dir is not None else None,
         metrics=config.metrics,
+        webhooks=config.webhooks,
     )
 
 
