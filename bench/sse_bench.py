@@ -66,6 +66,11 @@ class Settings:
     proxy_cpu: int
     start_timeout: float
 
+    @property
+    def connections(self) -> int:
+        """What the rig calls connections: here the streams of each kind (no wrk)."""
+        return self.streams
+
     @classmethod
     def from_env(cls) -> Settings:
         s = cls(
@@ -269,7 +274,7 @@ def main() -> int:
         rig.wait_for_port(node_port, node, node_log, s.start_timeout)
         conf = args.workdir / "quiver.json"
         conf.write_text(json.dumps(quiver_config(quiver_port, node_port, s.streams), indent=2))
-        quiver = rig.start_quiver(procs, s, "quiver", conf, quiver_port)  # type: ignore[arg-type]
+        quiver = rig.start_quiver(procs, s, "quiver", conf, quiver_port)
         os.sched_setaffinity(0, {s.load_cpu})  # the client shares the node's core
         # unmeasured: Quiver opens its pool to the node, the client its first sockets
         warm = asyncio.run(read_all(s.streams, 2, node_port, quiver_port))

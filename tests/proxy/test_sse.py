@@ -54,7 +54,9 @@ class DropDebug(Plugin[PluginConfig]):
 CATALOG = built_in().with_plugins(Upper, DropDebug)
 
 
-def start(node: Upstream, *, extra_plugins: dict[str, Any] | None = None, **route: Any):
+def start(
+    node: Upstream, *, extra_plugins: dict[str, Any] | None = None, **route: Any
+) -> RunningProxy:
     plugins: dict[str, Any] = {
         "key-auth": {},
         "rate-limit": {"limit": 1000, "window": 60},
