@@ -10,6 +10,8 @@ never listed and never logged.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -165,8 +167,13 @@ class AttemptPage(BaseModel):
     data: list[AttemptDoc]
 
 
-def _unknown(exc: Exception) -> ApiProblem:
-    return ApiProblem(404, "not-found", str(exc))
+@contextmanager
+def _named_endpoint() -> Iterator[None]:
+    """An endpoint (or message) the request names that does not exist is a 404."""
+    try:
+        yield
+    except endpoints.UnknownEndpoint as exc:
+        raise ApiProblem(404, "not-found", str(exc)) from None
 
 
 @api.get(
@@ -219,10 +226,8 @@ def post_endpoint(_: Admin, request: Request, body: EndpointIn) -> Response:
     summary="One webhook endpoint",
 )
 def get_endpoint(_: Reader, request: Request, name: Name) -> dict[str, Any]:
-    try:
+    with _named_endpoint():
         return vars(endpoints.get_endpoint(_store(request).engine, name, _now_ms()))
-    except endpoints.UnknownEndpoint as exc:
-        raise _unknown(exc) from None
 
 
 @api.patch(
@@ -235,10 +240,8 @@ def patch_endpoint(_: Admin, request: Request, name: Name, body: EndpointPatch) 
     changes = body.model_dump(exclude_none=True)
     if "url" in changes:
         changes["url"] = str(body.url)
-    try:
+    with _named_endpoint():
         return vars(endpoints.update_endpoint(_store(request).engine, name, _now_ms(), **changes))
-    except endpoints.UnknownEndpoint as exc:
-        raise _unknown(exc) from None
 
 
 @api.delete(
@@ -249,10 +252,8 @@ def patch_endpoint(_: Admin, request: Request, name: Name, body: EndpointPatch) 
     summary="Delete a webhook endpoint with its deliveries and log",
 )
 def delete_endpoint(_: Admin, request: Request, name: Name) -> Response:
-    try:
+    with _named_endpoint():
         endpoints.delete_endpoint(_store(request).engine, name)
-    except endpoints.UnknownEndpoint as exc:
-        raise _unknown(exc) from None
     return Response(status_code=204)
 
 
@@ -265,15 +266,14 @@ def delete_endpoint(_: Admin, request: Request, name: Name) -> Response:
 def rotate(_: Admin, request: Request, name: Name, body: RotateIn | None = None) -> dict[str, Any]:
     body = body or RotateIn()
     try:
-        secret = endpoints.rotate_secret(
-            _store(request).engine,
-            name,
-            now_ms=_now_ms(),
-            grace_ms=body.grace_s * 1000,
-            secret=body.secret,
-        )
-    except endpoints.UnknownEndpoint as exc:
-        raise _unknown(exc) from None
+        with _named_endpoint():
+            secret = endpoints.rotate_secret(
+                _store(request).engine,
+                name,
+                now_ms=_now_ms(),
+                grace_ms=body.grace_s * 1000,
+                secret=body.secret,
+            )
     except ValueError as exc:
         raise ApiProblem(422, "invalid-request", str(exc)) from None
     return {"secret": secret, "grace_s": body.grace_s}
@@ -292,10 +292,8 @@ def list_messages(
     state: Annotated[Literal["pending", "delivered", "dead"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    try:
+    with _named_endpoint():
         found = queue.deliveries(_store(request).engine, name, state=state, limit=limit)
-    except endpoints.UnknownEndpoint as exc:
-        raise _unknown(exc) from None
     return {"data": found}
 
 
@@ -311,10 +309,8 @@ def list_attempts(
     name: Name,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    try:
+    with _named_endpoint():
         return {"data": queue.attempts(_store(request).engine, name, limit=limit)}
-    except endpoints.UnknownEndpoint as exc:
-        raise _unknown(exc) from None
 
 
 @api.post(
@@ -330,10 +326,8 @@ def replay(
     name: Name,
     msg_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
 ) -> Response:
-    try:
+    with _named_endpoint():
         queue.replay(_store(request).engine, name, msg_id, now_ms=_now_ms())
-    except endpoints.UnknownEndpoint as exc:
-        raise _unknown(exc) from None
     return Response(status_code=202)
 
 
