@@ -18,6 +18,7 @@ from quiver.config.access_log import AccessLog
 from quiver.config.ai import AIConfig, AIRoute, expand
 from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
+from quiver.config.mcp_routes import PROXY_TARGET_TYPE as MCP_TARGET_TYPE
 from quiver.config.mcp_routes import McpRoute
 from quiver.config.mcp_routes import expand as expand_mcp
 from quiver.config.mcp_routes import expand_targets as expand_mcp_targets
@@ -634,7 +635,7 @@ class Declaration(Strict):
         # like AI routes: a route's `mcp` becomes an in-process target and its route;
         # a route with `mcp` and no target exists only as that endpoint
         if not any(route.mcp is not None for route in self.routes) and not any(
-            target.type == "mcp" for target in self.targets
+            target.type == MCP_TARGET_TYPE for target in self.targets
         ):
             return self
         targets, routes = expand_mcp(self.routes)

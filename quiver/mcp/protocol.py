@@ -22,6 +22,7 @@ MODERN: Final = ("2026-07-28",)
 """The stateless revisions, newest last."""
 HANDSHAKE: Final = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 """The revisions that open a session with ``initialize``, newest last."""
+LATEST_MODERN: Final = MODERN[-1]
 LATEST_HANDSHAKE: Final = HANDSHAKE[-1]
 
 PROTOCOL_VERSION_META: Final = "io.modelcontextprotocol/protocolVersion"

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from quiver.config.mcp import McpTargetOptions
-from quiver.config.mcp_routes import McpEndpointSettings, metadata_url
+from quiver.config.mcp_routes import PROXY_TARGET_TYPE, McpEndpointSettings, metadata_url
 from quiver.errors import Answer, HTTPError, ServiceUnavailable
 from quiver.mcp.aggregate import Aggregate
 from quiver.mcp.endpoint import Endpoint
@@ -38,7 +38,7 @@ class ProxiedOptions(McpTargetOptions, McpEndpointSettings, TargetOptions):
 class ProxiedServers(TargetType[ProxiedOptions]):
     """Answers its routes' MCP messages with what the target's servers offer."""
 
-    name = "mcp"
+    name = PROXY_TARGET_TYPE
     Options = ProxiedOptions
 
     def __init__(self, options: ProxiedOptions, context: PluginContext) -> None:
@@ -51,6 +51,8 @@ class ProxiedServers(TargetType[ProxiedOptions]):
             include={"servers", "access", "server_name"}
         )
         seal = SessionSeal.keyed(secret, options.session_ttl)
+        #: where the OAuth metadata is, named in a 401's challenge (None: no oauth)
+        self.resource_metadata = metadata_url(options.oauth)
         name = options.server_name or context.scope.partition(":")[2] or "quiver"
         self.endpoint = Endpoint(
             self.aggregate or _Unserved(), seal, name=name, instructions=options.instructions
@@ -60,7 +62,7 @@ class ProxiedServers(TargetType[ProxiedOptions]):
         return self.endpoint.handle(request)
 
     def error_answer(self, request: PluginRequest, error: HTTPError) -> Answer | None:
-        return bearer_challenge(request, error, metadata_url(self.options.oauth))
+        return bearer_challenge(request, error, self.resource_metadata)
 
     def close(self) -> None:
         """The servers' sessions are released at once (event streams closed); those

@@ -24,6 +24,7 @@ import orjson
 import yaml
 from pydantic import Field, model_validator
 
+from quiver.config.mcp_routes import METADATA_TARGET_TYPE, OPENAPI_TARGET_TYPE
 from quiver.errors import Answer, HTTPError, ServiceUnavailable, problem_body
 from quiver.mcp.contract import INTERNAL_ERROR, INVALID_PARAMS, Caller, McpError
 from quiver.mcp.endpoint import Endpoint
@@ -99,7 +100,7 @@ class PublishedOptions(TargetOptions):
 class PublishedTools(TargetType[PublishedOptions]):
     """Answers a route's MCP endpoint with the operations of its OpenAPI document."""
 
-    name = "mcp-openapi"
+    name = OPENAPI_TARGET_TYPE
     Options = PublishedOptions
     listed = False
 
@@ -231,7 +232,7 @@ class MetadataOptions(TargetOptions):
 class ResourceMetadata(TargetType[MetadataOptions]):
     """Serves the OAuth protected-resource metadata of an MCP endpoint (RFC 9728)."""
 
-    name = "mcp-resource-metadata"
+    name = METADATA_TARGET_TYPE
     Options = MetadataOptions
     listed = False
 

@@ -60,7 +60,7 @@ from quiver.mcp.protocol import (
     CLIENT_INFO_META,
     HANDSHAKE,
     LATEST_HANDSHAKE,
-    MODERN,
+    LATEST_MODERN,
     NAMED_BY,
     PROTOCOL_VERSION_META,
     header_value,
@@ -73,8 +73,6 @@ log = logging.getLogger(__name__)
 Transport = Literal["streamable-http", "sse"]
 ProtocolChoice = Literal["auto", "2026-07-28", "2025-11-25"]
 
-MODERN_VERSION = MODERN[-1]
-HANDSHAKE_VERSION = LATEST_HANDSHAKE
 #: the largest answer read from a server
 MAX_BODY = 8 << 20
 #: the pages ``list_all`` follows at most
@@ -96,7 +94,7 @@ class Session:
 
     @property
     def modern(self) -> bool:
-        return self.version == MODERN_VERSION
+        return self.version == LATEST_MODERN
 
     @property
     def usable(self) -> bool:
@@ -131,7 +129,7 @@ class UpstreamServer:
         max_body: int = MAX_BODY,
         max_pages: int = MAX_PAGES,
     ) -> None:
-        if transport == "sse" and protocol == MODERN_VERSION:
+        if transport == "sse" and protocol == LATEST_MODERN:
             raise ValueError("the HTTP+SSE transport has no 2026-07-28 revision")
         for header in headers or {}:
             if header.lower() in MCP_CLIENT_HEADERS:
@@ -265,13 +263,13 @@ class UpstreamServer:
             except BaseException:
                 channel.close()
                 raise
-        if self.protocol == HANDSHAKE_VERSION:
+        if self.protocol == LATEST_HANDSHAKE:
             return await self._initialize(None)
         try:
             return await self._discover()
         except _NotModern:
-            if self.protocol == MODERN_VERSION:
-                raise BadGateway(f"{self.who} does not speak revision {MODERN_VERSION}") from None
+            if self.protocol == LATEST_MODERN:
+                raise BadGateway(f"{self.who} does not speak revision {LATEST_MODERN}") from None
         return await self._initialize(None)
 
     async def _renew(self, stale: Session) -> Session:
@@ -290,7 +288,7 @@ class UpstreamServer:
             session.channel.close()
 
     async def _discover(self) -> Session:
-        probe = Session(MODERN_VERSION, {})
+        probe = Session(LATEST_MODERN, {})
         try:
             result = await self._request(probe, "server/discover", None, None)
         except McpError as exc:
@@ -304,17 +302,17 @@ class UpstreamServer:
         except _Refused:
             raise _NotModern from None
         versions = result.get("supportedVersions")
-        if not isinstance(versions, list) or MODERN_VERSION not in versions:
+        if not isinstance(versions, list) or LATEST_MODERN not in versions:
             raise _NotModern
         return Session(
-            MODERN_VERSION,
+            LATEST_MODERN,
             _object(result.get("capabilities")),
             _object(_object(result.get("_meta")).get("io.modelcontextprotocol/serverInfo")),
         )
 
     async def _initialize(self, channel: SseChannel | None) -> Session:
         params = {
-            "protocolVersion": HANDSHAKE_VERSION,
+            "protocolVersion": LATEST_HANDSHAKE,
             "capabilities": {},
             "clientInfo": CLIENT_INFO,
         }
@@ -323,7 +321,7 @@ class UpstreamServer:
             result = await channel.call(message)
             session_id = None
         else:
-            opening = Session(HANDSHAKE_VERSION, {})
+            opening = Session(LATEST_HANDSHAKE, {})
             result, session_id = await self._post(opening, message, None)
         version = result.get("protocolVersion")
         if version not in HANDSHAKE:
@@ -353,7 +351,7 @@ class UpstreamServer:
             meta = params.get("_meta")
             params["_meta"] = {
                 **(meta if isinstance(meta, dict) else {}),
-                PROTOCOL_VERSION_META: MODERN_VERSION,
+                PROTOCOL_VERSION_META: LATEST_MODERN,
                 CLIENT_CAPABILITIES_META: {},
                 CLIENT_INFO_META: CLIENT_INFO,
             }
