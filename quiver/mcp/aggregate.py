@@ -36,7 +36,7 @@ from quiver.config.mcp import McpAccessRule, McpTargetOptions
 from quiver.errors import HTTPError
 from quiver.mcp.access import Access, Kind
 from quiver.mcp.contract import INVALID_PARAMS, RESOURCE_NOT_FOUND, Caller, McpError
-from quiver.mcp.upstream import UpstreamServer
+from quiver.mcp.upstream import Session, UpstreamServer
 from quiver.plugins.outbound import Outbound
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,10 @@ class Member:
     @property
     def name(self) -> str:
         return self.server.name
+
+
+#: the sessions of an aggregate's servers, let go of and still to end
+Released = list[tuple[UpstreamServer, Session | None]]
 
 
 class Aggregate:
@@ -114,8 +118,18 @@ class Aggregate:
         await self._each(lambda member: member.server.connect(), "connecting")
 
     async def close(self) -> None:
+        await self.end(self.release())
+
+    def release(self) -> Released:
+        """Let go of every server's session at once (event streams are closed now);
+        what :meth:`end` then ends at the servers."""
+        return [(member.server, member.server.release()) for member in self.members]
+
+    @staticmethod
+    async def end(released: Released) -> None:
+        """End released sessions at their servers (best effort, all at once)."""
         await asyncio.gather(
-            *(member.server.close() for member in self.members), return_exceptions=True
+            *(server.end(session) for server, session in released), return_exceptions=True
         )
 
     # -- Provider -----------------------------------------------------------------

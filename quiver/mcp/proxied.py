@@ -65,20 +65,18 @@ class ProxiedServers(TargetType[ProxiedOptions]):
         return bearer_challenge(request, error, self.resource_metadata)
 
     def close(self) -> None:
-        """The servers' sessions are released at once (event streams closed); those
-        of Streamable HTTP are then ended at their servers in the background."""
+        """The servers' sessions are let go of at once (event streams closed), then
+        ended at their servers in the background."""
         if self.aggregate is None:
             return
-        released = [(member.server, member.server.release()) for member in self.aggregate.members]
+        released = self.aggregate.release()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        for server, session in released:
-            if session is not None and session.id is not None:
-                task = loop.create_task(server.end(session))
-                _closing.add(task)
-                task.add_done_callback(_closing.discard)
+        task = loop.create_task(self.aggregate.end(released))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
 
 #: sessions with servers being ended after a reload (kept from being collected)
