@@ -320,6 +320,8 @@ async def connect_one(
             await proto.upgraded
     except TimeoutError:
         tally.error("handshake timed out")
+    except ConnectionError as exc:  # the proxy's answer instead of 101, or a reset
+        tally.error(exc.strerror or str(exc)[:80] or type(exc).__name__)
     except OSError as exc:
         tally.error(exc.strerror or type(exc).__name__)
     else:
@@ -593,6 +595,7 @@ def frames_refused(s: Settings, work: Path) -> str:
     detail = next(
         (line for line in lines if "websocket" in line.lower()), lines[-1] if lines else ""
     )
+    detail = detail.removeprefix(f"{conf}:1: ")
     return f"the installed Quiver refuses `websocket:` on a route ({detail})"
 
 
@@ -881,6 +884,7 @@ class Run:
             proxy = self.start_proxy(setup, echo_port, workers)
             result["workers"] = workers
             self.check(proxy)
+            time.sleep(1.0)  # the check's sockets closed on both sides before counting
             pids = proxy.worker_pids()
             idle = Snapshot.take(pids)
             clients = self.clients(setup, proxy.port, stop=False)
