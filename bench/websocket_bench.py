@@ -65,7 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import driver
 import rig
-from rig import BenchError, CpuMeter, Processes, free_port, say
+from rig import BenchError, CoreMeter, CpuMeter, Processes, free_port, say
 
 PROG = "websocket"
 SETUPS = ("direct", "quiver-opaque", "quiver-frames", "nginx")
@@ -217,7 +217,7 @@ class ClientPlan:
     duration: float
     connect_timeout: float
     concurrency: int  # handshakes in flight at once
-    give_up_after: int  # failed handshakes after which no more are tried (0: never)
+    top_up: bool  # then retry what failed, one at a time (the capacity probe)
     ready: str  # file written once every connection is tried
     go: str  # file the driver writes: {"t0_ns": ..., "stop": bool}
     result: str  # file written at the end
@@ -331,6 +331,24 @@ async def connect_one(
     return None
 
 
+async def top_up(
+    plan: ClientPlan, clients: list[WsClient], request: bytes, accept: bytes, tally: Tally
+) -> None:
+    """Replaces what failed one handshake at a time, until 20 in a row fail: many
+    handshakes in flight at once hold descriptors of their own, so the first pass
+    can stop short of what the proxy holds once they are done."""
+    misses = 0
+    index = 0
+    while misses < 20 and sum(1 for c in clients if c.open) < plan.connections:
+        source = plan.sources[index % len(plan.sources)]
+        index += 1
+        if (proto := await connect_one(plan, source, request, accept, tally)) is not None:
+            clients.append(proto)
+            misses = 0
+        else:
+            misses += 1
+
+
 async def run_client(plan: ClientPlan) -> None:
     tally = Tally()
     request = (
@@ -344,16 +362,24 @@ async def run_client(plan: ClientPlan) -> None:
 
     async def one(index: int) -> None:
         async with gate:
-            if plan.give_up_after and tally.failed >= plan.give_up_after:
-                return
             source = plan.sources[index % len(plan.sources)]
             if (proto := await connect_one(plan, source, request, accept, tally)) is not None:
                 clients.append(proto)
 
     await asyncio.gather(*(one(i) for i in range(plan.connections)))
-    tally.connected = len(clients)
+    if plan.top_up:
+        await top_up(plan, clients, request, accept, tally)
+    tally.connected = len(clients)  # handshakes that succeeded
     Path(plan.ready).write_text(
-        json.dumps({"connected": tally.connected, "failed": tally.failed, "errors": tally.errors})
+        json.dumps(
+            {
+                "connected": tally.connected,
+                # a proxy out of descriptors may close connections it had taken
+                "open": sum(1 for c in clients if c.open),
+                "failed": tally.failed,
+                "errors": tally.errors,
+            }
+        )
     )
     while not os.path.exists(plan.go):
         await asyncio.sleep(0.02)
@@ -771,7 +797,7 @@ class Run:
             if found is None or found[1] != message:
                 raise BenchError(f"WebSocket echo through {proxy.setup}: {found!r}")
 
-    def clients(self, setup: str, port: int, *, stop: bool, give_up_after: int = 0) -> list[Client]:
+    def clients(self, setup: str, port: int, *, stop: bool) -> list[Client]:
         s = self.s
         tag = f"{setup}-{'probe' if stop else 'run'}"
         started = []
@@ -789,7 +815,7 @@ class Run:
                 duration=s.duration,
                 connect_timeout=s.connect_timeout,
                 concurrency=max(1, s.concurrency // s.clients),
-                give_up_after=give_up_after,
+                top_up=stop,
                 ready=str(self.work / f"{tag}-{index}.ready"),
                 go=str(self.work / f"{tag}.go"),
                 result=str(self.work / f"{tag}-{index}.result"),
@@ -842,7 +868,7 @@ class Run:
             self.check(proxy)
             pid = proxy.worker_pids()[0]
             idle = sockets_open(pid)
-            clients = self.clients(setup, proxy.port, stop=True, give_up_after=100)
+            clients = self.clients(setup, proxy.port, stop=True)
             ready = self.wait_files(clients, "ready", self.connect_budget())
             held_sockets = sockets_open(pid) - idle
             self.go(clients, stop=True)
@@ -855,7 +881,8 @@ class Run:
             for k, v in r["errors"].items():
                 errors[k] = errors.get(k, 0) + v
         return {
-            "one_worker_held": sum(r["connected"] for r in ready),
+            "one_worker_held": sum(r["open"] for r in ready),
+            "one_worker_handshakes": sum(r["connected"] for r in ready),
             "one_worker_sockets": held_sockets,
             "failed_handshakes": sum(r["failed"] for r in ready),
             "failure_kinds": errors,
@@ -882,7 +909,7 @@ class Run:
                 result["capacity"] = cap
                 workers = 2
             proxy = self.start_proxy(setup, echo_port, workers)
-            result["workers"] = workers
+            result["workers"] = proxy.workers
             self.check(proxy)
             time.sleep(1.0)  # the check's sockets closed on both sides before counting
             pids = proxy.worker_pids()
@@ -924,10 +951,13 @@ class Run:
             time.sleep(max(0.0, measure_start - time.monotonic()))
             if meter is not None:
                 meter.start()
+            cores = CoreMeter((s.proxy_cpu,))
+            cores.start()
             time.sleep(s.duration / 2)
             during = Snapshot.take(pids)
             time.sleep(max(0.0, measure_start + s.duration - time.monotonic()))
             cpu = meter.stop()[0] if meter is not None else 0.0
+            proxy_core_busy = cores.stop()[s.proxy_cpu]
             thread.join(s.duration + 30)
             results = self.wait_files(clients, "result", 60)
             for client in clients:
@@ -952,6 +982,8 @@ class Run:
                 "send_late_p99_us": max((r["late_p99_us"] for r in results), default=0),
                 "send_late_max_us": max((r["late_max_us"] for r in results), default=0),
                 "proxy_cpu_s": round(cpu, 2),
+                # the proxy core's busy share that was not the proxy: other work
+                "other_load_on_proxy_core": round(max(0.0, proxy_core_busy - cpu / s.duration), 3),
                 "http_requests": len(probe.get("times_ms", [])),
                 "http_errors": probe.get("errors", ["the probe did not finish"]),
                 "http_p50_ms": round(pct(probe.get("times_ms", []), 0.5), 2),
@@ -1024,6 +1056,11 @@ def problems(s: Settings, rows: list[dict[str, Any]]) -> tuple[list[str], list[s
                 f"{name}: the clients wrote 1% of messages more than "
                 f"{r['send_late_p99_us'] / 1000:.1f} ms behind schedule (core {s.load_cpu} busy)"
             )
+        if r["other_load_on_proxy_core"] > 0.05:
+            cautions.append(
+                f"{name}: other processes used {r['other_load_on_proxy_core']:.0%} of the proxy "
+                f"core (core {s.proxy_cpu}) while measuring"
+            )
         if r["setup"] != "direct" and r["http_max_ms"] >= 10:
             cautions.append(f"{name}: a plain GET took {r['http_max_ms']:.1f} ms (target < 10 ms)")
     return errors, cautions
@@ -1051,6 +1088,7 @@ def main() -> int:
     procs = Processes(args.workdir / "pids")
     started = dt.datetime.now(dt.UTC)
     env = driver.environment(s.quiver if uses_quiver else None, h2load=False)
+    env.pop("wrk", None)  # not used here
     loop_check = subprocess.run(
         [s.ws_python, "-c", "import uvloop; print(uvloop.__version__)"],
         capture_output=True,
