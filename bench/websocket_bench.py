@@ -308,6 +308,7 @@ async def connect_one(
 ) -> WsClient | None:
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    proto: WsClient | None = None
     try:
         sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
         sock.bind((source, 0))
@@ -326,6 +327,10 @@ async def connect_one(
         tally.error(exc.strerror or type(exc).__name__)
     else:
         return proto
+    # a failed handshake's connection must not stay open and hold a descriptor of the
+    # proxy's (uvloop's transport may own a duplicate of the socket's)
+    if proto is not None and proto.transport is not None:
+        proto.transport.abort()
     sock.close()
     tally.failed += 1
     return None
@@ -388,6 +393,7 @@ async def run_client(plan: ClientPlan) -> None:
     if not order["stop"] and clients and plan.rate > 0:
         late = await send_schedule(plan, clients, tally, int(order["t0_ns"]) + plan.offset_ns)
     live = [c for c in clients if c.open]
+    closed_early = tally.closed  # before the closes below add to it
     for c in clients:
         if c.transport is not None:
             c.transport.close()
@@ -399,7 +405,7 @@ async def run_client(plan: ClientPlan) -> None:
                 "failed": tally.failed,
                 "errors": tally.errors,
                 "open_at_end": len(live),
-                "closed_early": tally.closed - len(live) if tally.closed > len(live) else 0,
+                "closed_early": closed_early,
                 "sent": tally.sent,
                 "received": len(tally.latencies),
                 "bad_echoes": tally.bad,
