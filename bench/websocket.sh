@@ -4,7 +4,7 @@
 # trip at a fixed message rate, memory per connection, and plain GETs meanwhile;
 # against nginx and the echo server reached directly, in one run.
 #
-#   bench/websocket.sh                                       # all setups, 10,000 WebSockets (~5 min)
+#   bench/websocket.sh                                       # all setups, 10,000 WebSockets (~2 min)
 #   CONNECTIONS=500 RATE=200 WARMUP=2 DURATION=5 bench/websocket.sh   # quick look
 #   SETUPS="direct quiver-frames" bench/websocket.sh         # frame-aware relaying only
 #   QUIVER=.venv/bin/quiver bench/websocket.sh               # a quiver that is not on PATH
