@@ -723,6 +723,28 @@ def test_usage_chunk_asked_for_comes_when_the_provider_sends_none(
     assert last.usage.prompt_tokens > 0 and last.usage.completion_tokens > 0
 
 
+@pytest.mark.parametrize("provider", OPENAI_WIRE)
+def test_usage_chunk_asked_for_comes_when_the_chunks_say_usage_null(
+    sdk: openai.OpenAI, provider: str
+) -> None:
+    """Some servers put ``usage: null`` on every chunk and never send the usage chunk:
+    the answer is counted all the same, and the client gets the chunk it asked for."""
+    text = f"NULL_USAGE streamed here {provider}"
+    stream = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": text}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    *content, last = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in content if c.choices) == hello(
+        provider, text
+    )
+    assert last.choices == [] and last.usage is not None
+    assert last.usage.prompt_tokens > 0
+    assert last.usage.completion_tokens >= len(hello(provider, text).split())
+
+
 @types
 def test_tool_turn_with_empty_string_content(sdk: openai.OpenAI, provider: str) -> None:
     """Many clients send ``content: ""`` beside tool calls; no provider may see an empty

@@ -153,15 +153,18 @@ async def _relay(
                 call.first_token()
                 first = False
             if exact:
-                # as sent; only the events that carry usage are looked into (and, until
-                # usage came, kept to count the answer if it never does)
+                # as sent; only the events that name usage are looked into (and, until
+                # usage came, kept to count the answer if it never does: a chunk saying
+                # ``usage: null`` is not the usage)
                 for event in parser.feed(piece):
                     data = event.data
                     if '"usage"' in data:
                         _note_usage(call, data)
-                    elif data == "[DONE]" and call.usage_document() is None:
+                    if call.usage_document() is not None:
+                        continue
+                    if data == "[DONE]":
                         piece = _with_usage(piece, seen, call, chat)
-                    elif call.usage_document() is None:
+                    else:
                         seen.append(data)
                 yield piece
                 continue
