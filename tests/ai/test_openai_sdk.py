@@ -178,6 +178,38 @@ def test_chat_stream_without_usage_sends_none(
 
 
 @types
+def test_chat_stream_with_usage_on_the_wire(
+    quiver: QuiverProcess, mock_providers: MockProviders, provider: str
+) -> None:
+    """OpenAI's exact chunk semantics, which SDKs cannot tell apart from near misses:
+    every chunk with a choice says ``"usage": null``, then one ``choices: []`` chunk
+    carries the usage, then ``[DONE]``."""
+    text = f"usage on the wire via {provider}"
+    body = {
+        "model": f"chat-{provider}",
+        "messages": [{"role": "user", "content": text}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    reply = httpx.post(
+        origin(quiver) + "/v1/chat/completions", json=body, headers=headers, timeout=10
+    )
+    assert reply.status_code == 200, reply.text
+    events = [line[6:] for line in reply.text.split("\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    *content, final = [json.loads(event) for event in events[:-1]]
+    assert len(content) >= 3
+    assert all(chunk["choices"] for chunk in content)
+    assert all("usage" in chunk and chunk["usage"] is None for chunk in content)
+    assert final["choices"] == []
+    prompt, completion = sent_usage(mock_providers, provider, text)
+    assert final["usage"]["prompt_tokens"] == prompt
+    assert final["usage"]["completion_tokens"] == completion
+    assert final["usage"]["total_tokens"] == prompt + completion
+
+
+@types
 def test_async_chat_plain_and_streamed(quiver: QuiverProcess, provider: str) -> None:
     text = f"async chat via {provider}"
 
