@@ -13,6 +13,10 @@ from tests.ai.mock_providers import KEYS, MockProviders, MockRequest
 from tests.support.proxy import RunningProxy
 
 ALICE_KEY = "alice-key-0123456789"
+#: a header field every call to the provider ``oa`` carries (its ``headers``)
+ORGANIZATION = "org-quiver-tests"
+#: the read timeout of the provider ``oa-impatient`` (seconds)
+IMPATIENT_READ = 0.3
 BOB_KEY = "bob-key-0123456789"
 
 
@@ -37,8 +41,17 @@ def gateway_config(mocks: MockProviders) -> str:
 listen: 127.0.0.1:0
 ai:
   providers:
-    - {{name: oa, type: openai, base_url: "{openai}", api_key: {KEYS["openai"]}}}
+    - name: oa
+      type: openai
+      base_url: "{openai}"
+      api_key: {KEYS["openai"]}
+      headers: {{OpenAI-Organization: {ORGANIZATION}}}
     - {{name: an, type: anthropic, base_url: "{anthropic}", api_key: {KEYS["anthropic"]}}}
+    - name: oa-impatient
+      type: openai
+      base_url: "{openai}"
+      api_key: {KEYS["openai"]}
+      timeouts: {{read: {IMPATIENT_READ}}}
   models:
     - {{name: gpt, deployments: [{{provider: oa, model: gpt-4o-mini}}]}}
     - name: gpt-with-fallback
@@ -47,6 +60,24 @@ ai:
       retries: 1
       max_retry_wait: 0.1
     - {{name: gpt-steady, deployments: [{{provider: oa, model: gpt-steady}}]}}
+    - name: gpt-impatient
+      deployments: [{{provider: oa-impatient, model: gpt-impatient}}]
+      retries: 0
+      fallbacks: [gpt-steady]
+    - name: gpt-impatient-alone
+      deployments: [{{provider: oa-impatient, model: gpt-impatient}}]
+      retries: 0
+    - name: gpt-pair
+      deployments:
+        - {{provider: oa, model: gpt-first, weight: 1}}
+        - {{provider: oa, model: gpt-second, weight: 0}}
+      retries: 1
+    - name: gpt-patient
+      deployments: [{{provider: oa, model: gpt-patient}}]
+      retries: 1
+      max_retry_wait: 5s
+    - name: gpt-duo
+      deployments: [{{provider: oa, model: gpt-left}}, {{provider: oa, model: gpt-right}}]
     - name: gpt-small-window
       deployments: [{{provider: oa, model: gpt-tiny, max_context: 100}}]
       fallbacks: [gpt-steady]

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.ai.conftest import ALICE_KEY, Gateway
+from tests.ai.conftest import ALICE_KEY, IMPATIENT_READ, ORGANIZATION, Gateway
 from tests.ai.mock_providers import KEYS
 
 USER: Any = [{"role": "user", "content": "tell me about Paris"}]
@@ -40,6 +40,7 @@ def test_a_completion_passes_through_with_the_providers_key(
     sent = gateway.last()
     assert sent.full_path == "/openai/v1/chat/completions"
     assert sent.headers.get("authorization") == "Bearer " + KEYS["openai"]
+    assert sent.headers.get("openai-organization") == ORGANIZATION  # (the provider's headers)
     assert ALICE_KEY not in str(sent.headers)
     assert json.loads(sent.body) == {"model": "gpt-4o-mini", "messages": USER}
 
@@ -136,6 +137,61 @@ def test_failures_fall_back_to_the_next_model(client: openai.OpenAI, trigger: st
         model="gpt-with-fallback", messages=[{"role": "user", "content": text}]
     )
     assert completion.choices[0].message.content == f"Hello from openai gpt-steady: {text}"
+
+
+@pytest.mark.parametrize("trigger", ["FAIL_429", "FAIL_500", "FAIL_CONTEXT"])
+def test_a_stream_falls_back_before_its_first_byte(client: openai.OpenAI, trigger: str) -> None:
+    text = f"{trigger}@gpt-4o streamed"
+    stream = client.chat.completions.create(
+        model="gpt-with-fallback", messages=[{"role": "user", "content": text}], stream=True
+    )
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert "".join(pieces) == f"Hello from openai gpt-steady: {text}"
+
+
+def test_a_provider_timeout_falls_back_or_is_a_504(gateway: Gateway, client: openai.OpenAI) -> None:
+    """A provider slower than its ``timeouts.read`` is a timeout: the fallback answers,
+    or, without one, the client gets 504 ``provider_timeout``."""
+    slow = f"SLOW_FIRST {int(IMPATIENT_READ * 5000)}ms"
+    answer = client.chat.completions.create(
+        model="gpt-impatient", messages=[{"role": "user", "content": slow}]
+    )
+    assert answer.choices[0].message.content == f"Hello from openai gpt-steady: {slow}"
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="gpt-impatient-alone", messages=[{"role": "user", "content": slow}]
+        )
+    assert caught.value.status_code == 504
+    assert caught.value.code == "provider_timeout"
+
+
+def test_a_failing_deployment_cools_down_and_the_next_takes_its_calls(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    """``gpt-second`` (weight 0) is only ever tried after ``gpt-first``, unless that one
+    is cooling down after a failure."""
+    before = len(gateway.mocks.requests)
+    failed = client.chat.completions.create(
+        model="gpt-pair", messages=[{"role": "user", "content": "FAIL_500@gpt-first now"}]
+    )
+    assert failed.model == "gpt-second"
+    later = client.chat.completions.create(model="gpt-pair", messages=USER)
+    assert later.model == "gpt-second"
+    sent = [json.loads(r.body)["model"] for r in gateway.mocks.requests[before:]]
+    assert sent == ["gpt-first", "gpt-second", "gpt-second"]
+
+
+def test_a_retry_waits_for_the_providers_retry_after(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    before = len(gateway.mocks.requests)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(
+            model="gpt-patient", messages=[{"role": "user", "content": "FAIL_429 patiently"}]
+        )
+    first, second = gateway.mocks.requests[before:]
+    assert second.received - first.received >= 1.0  # (the mock's Retry-After: 1)
+    assert caught.value.response.headers["retry-after"] == "1"
 
 
 def test_a_server_error_is_retried_then_answered_with_the_providers_cause(
