@@ -109,6 +109,21 @@ def test_responses_continue_a_conversation_on_the_same_deployment(
         client.responses.retrieve(second.id)
 
 
+def test_a_follow_up_reaches_the_deployment_that_answered(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    """``gpt-duo`` shares its calls evenly between two deployments; every follow-up of
+    a conversation still goes to the one its response id names."""
+    first = client.responses.create(model="gpt-duo", input="tell me about Paris")
+    holder = json.loads(gateway.last().body)["model"]
+    for turn in range(12):
+        follow = client.responses.create(
+            model="gpt-duo", input=f"and turn {turn}?", previous_response_id=first.id
+        )
+        assert json.loads(gateway.last().body)["model"] == holder
+        assert follow.id.split("_")[1] == first.id.split("_")[1]
+
+
 def test_a_responses_stream_has_the_event_sequence(client: openai.OpenAI) -> None:
     events = list(client.responses.create(model="gpt", input="tell me about Paris", stream=True))
     kinds = [item.type for item in events]
