@@ -76,6 +76,14 @@ ai:
       deployments: [{{provider: oa, model: gpt-patient}}]
       retries: 1
       max_retry_wait: 5s
+    - name: gpt-quickest
+      routing: latency
+      deployments: [{{provider: oa, model: gpt-lat-a}}, {{provider: oa, model: gpt-lat-b}}]
+    - name: gpt-least-busy
+      routing: least-busy
+      deployments:
+        - {{provider: oa, model: gpt-busy-a, weight: 2}}
+        - {{provider: oa, model: gpt-busy-b, weight: 1}}
     - name: gpt-duo
       deployments: [{{provider: oa, model: gpt-left}}, {{provider: oa, model: gpt-right}}]
     - name: gpt-small-window

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import json
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,6 +181,43 @@ def test_a_failing_deployment_cools_down_and_the_next_takes_its_calls(
     assert later.model == "gpt-second"
     sent = [json.loads(r.body)["model"] for r in gateway.mocks.requests[before:]]
     assert sent == ["gpt-first", "gpt-second", "gpt-second"]
+
+
+def test_latency_routing_prefers_the_quicker_deployment(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    """Untried deployments first, then the lowest average time to the answer's head:
+    ``gpt-lat-a`` took half a second once, ``gpt-lat-b`` answers at once."""
+    models = []
+    for text in ("SLOW_FIRST 500ms", "quick", "quick again", "and again"):
+        answer = client.chat.completions.create(
+            model="gpt-quickest", messages=[{"role": "user", "content": text}]
+        )
+        models.append(answer.model)
+    assert models == ["gpt-lat-a", "gpt-lat-b", "gpt-lat-b", "gpt-lat-b"]
+
+
+def test_least_busy_routing_sends_calls_where_fewest_are_in_flight(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    """While ``gpt-busy-a`` (the heavier) holds a slow call, the next goes to
+    ``gpt-busy-b``; once it is free again, ties go by weight."""
+    slow = "SLOW_FIRST 1000ms holding a"
+
+    def hold() -> Any:
+        messages: Any = [{"role": "user", "content": slow}]
+        return client.chat.completions.create(model="gpt-least-busy", messages=messages)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(hold)
+        while not any(slow.encode() in r.body for r in gateway.mocks.requests):
+            assert not held.done(), held.result()
+            time.sleep(0.01)  # (polls for the held call to have reached the provider)
+        meanwhile = client.chat.completions.create(model="gpt-least-busy", messages=USER)
+        assert held.result().model == "gpt-busy-a"
+    assert meanwhile.model == "gpt-busy-b"
+    after = client.chat.completions.create(model="gpt-least-busy", messages=USER)
+    assert after.model == "gpt-busy-a"
 
 
 def test_a_retry_waits_for_the_providers_retry_after(
