@@ -18,6 +18,9 @@ ORGANIZATION = "org-quiver-tests"
 #: the read timeout of the provider ``oa-impatient`` (seconds)
 IMPATIENT_READ = 0.3
 BOB_KEY = "bob-key-0123456789"
+CAROL_KEY = "carol-key-0123456789"  # (carol and dave: team ops)
+DAVE_KEY = "dave-key-0123456789"
+ERIN_KEY = "erin-key-0123456789"  # (2 requests per minute)
 
 
 @dataclass
@@ -99,11 +102,22 @@ ai:
     - {{name: claude-steady, deployments: [{{provider: an, model: claude-steady}}]}}
   budgets:
     - {{consumer: bob, tokens: 100, period: total}}
+    - {{team: ops, tokens: 100, period: total}}
+  limits:
+    - {{consumer: erin, rpm: 2}}
 consumers:
   - name: alice
     credentials: {{key-auth: [{{key: {ALICE_KEY}}}]}}
   - name: bob
     credentials: {{key-auth: [{{key: {BOB_KEY}}}]}}
+  - name: carol
+    team: ops
+    credentials: {{key-auth: [{{key: {CAROL_KEY}}}]}}
+  - name: dave
+    team: ops
+    credentials: {{key-auth: [{{key: {DAVE_KEY}}}]}}
+  - name: erin
+    credentials: {{key-auth: [{{key: {ERIN_KEY}}}]}}
 plugins:
   key-auth: {{}}
 routes:
