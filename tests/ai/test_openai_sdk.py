@@ -310,6 +310,50 @@ def test_tool_results_reach_the_model(sdk: openai.OpenAI, provider: str) -> None
     assert second.choices[0].finish_reason == "stop"
 
 
+@types
+def test_async_tools_responses_and_embeddings(quiver: QuiverProcess, provider: str) -> None:
+    """The async client for the rest of the API: parallel tool calls whole and streamed,
+    a Responses turn and its stream, embeddings."""
+    expected = [("get_weather", {"location": "Paris"}), ("get_time", {"location": "London"})]
+    messages: Any = [{"role": "user", "content": f"CALL_TWO_TOOLS async {provider}"}]
+    text = f"async responses via {provider}"
+
+    async def run() -> None:
+        async with openai.AsyncOpenAI(
+            base_url=origin(quiver) + "/v1", api_key=CLIENT_KEY, max_retries=0
+        ) as client:
+            model = f"chat-{provider}"
+            whole = await client.chat.completions.create(
+                model=model, messages=messages, tools=[WEATHER, TIME]
+            )
+            assert tool_calls(whole.choices[0].message) == expected
+            streamed: dict[int, list[str]] = {}
+            stream = await client.chat.completions.create(
+                model=model, messages=messages, tools=[WEATHER, TIME], stream=True
+            )
+            async for chunk in stream:
+                for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                    call = streamed.setdefault(delta.index, ["", ""])
+                    if delta.function is not None:
+                        call[0] += delta.function.name or ""
+                        call[1] += delta.function.arguments or ""
+            assert [(n, json.loads(a)) for _, (n, a) in sorted(streamed.items())] == expected
+            answer = await client.responses.create(model=model, input=text)
+            assert answer.output_text == hello(provider, text)
+            events = [
+                event.type
+                async for event in await client.responses.create(
+                    model=model, input=text, stream=True
+                )
+            ]
+            assert events[0] == "response.created" and events[-1] == "response.completed"
+            if provider in EMBEDDING_TYPES:
+                vectors = await client.embeddings.create(model=f"embed-{provider}", input="x")
+                assert vectors.data[0].embedding
+
+    asyncio.run(run())
+
+
 class Forecast(BaseModel):
     city: str
     degrees: int
