@@ -193,6 +193,14 @@ def test_every_calls_tokens_reach_the_spend_analytics(node: QuiverProcess) -> No
             )
 
         wait_until(lambda: usage_in_metrics() == sum(s["tokens"] for s in sent), "/metrics")
+        counts: Counter[str] = Counter()
+        for family in text_string_to_metric_families(admin.client.get("/metrics").text):
+            for sample in family.samples:
+                counts[sample.name] += int(sample.value)  # (summed over the models' labels)
+        # every call has a duration; only a stream has a first token apart from its end
+        assert counts["gen_ai_client_operation_duration_seconds_count"] == CALLS
+        streams = sum(1 for item in plan if item[3])
+        assert counts["gen_ai_server_time_to_first_token_seconds_count"] == streams
     finally:
         admin.client.close()
     assert node.stop() == 0
