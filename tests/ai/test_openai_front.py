@@ -220,6 +220,19 @@ def test_least_busy_routing_sends_calls_where_fewest_are_in_flight(
     assert after.model == "gpt-busy-a"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_overhead_leaves_out_the_providers_time(gateway: Gateway, stream: bool) -> None:
+    """A provider that takes 400 ms before its first byte: the call takes longer, the
+    time the gateway reports as its own does not."""
+    text = "SLOW_FIRST 400ms overhead"
+    body = {"model": "gpt", "messages": [{"role": "user", "content": text}], "stream": stream}
+    headers = {"Authorization": f"Bearer {ALICE_KEY}"}
+    started = time.monotonic()
+    response = httpx.post(gateway.base_url + "/chat/completions", json=body, headers=headers)
+    assert response.status_code == 200 and time.monotonic() - started >= 0.4
+    assert 0 <= float(response.headers["x-quiver-overhead-ms"]) < 400
+
+
 def test_a_retry_waits_for_the_providers_retry_after(
     gateway: Gateway, client: openai.OpenAI
 ) -> None:
@@ -230,6 +243,8 @@ def test_a_retry_waits_for_the_providers_retry_after(
         )
     first, second = gateway.mocks.requests[before:]
     assert second.received - first.received >= 1.0  # (the mock's Retry-After: 1)
+    # (the pause is the provider's time, not the gateway's)
+    assert float(caught.value.response.headers["x-quiver-overhead-ms"]) < 1000
     assert caught.value.response.headers["retry-after"] == "1"
 
 

@@ -85,7 +85,7 @@ async def _complete(gateway: Gateway, chat: dict[str, Any], model: Model, call: 
         body = json_answer(raw, deployment)
         return orjson.dumps(converter.convert_response(body, current.name))
 
-    raw, answered, deployment = await gateway.router.run(model, send)
+    raw, answered, deployment = await gateway.router.run(model, send, waited=call.waited)
     call.answered_by(answered, deployment)
     try:
         completion = orjson.loads(raw)
@@ -113,7 +113,7 @@ async def _stream(gateway: Gateway, chat: dict[str, Any], model: Model, call: Ca
             await gateway.admit_deployment(call, current, deployment, chat)
             return await post_chat(gateway, deployment, chat, call, stream=True)
 
-        response, answered, deployment = await gateway.router.run(model, send)
+        response, answered, deployment = await gateway.router.run(model, send, waited=call.waited)
         call.answered_by(answered, deployment)
         exact = wants_usage and deployment.kind.exact_stream
         body = _relay(gateway, response, call, chat, wants_usage, exact)
