@@ -31,6 +31,8 @@ pytestmark = pytest.mark.timeout(120)
 CALLS = 120
 TEAMS = {"alice": "data", "bob": "data", "carol": None}
 MODELS = {"mini": "gpt-4o-mini", "big": "gpt-4o"}
+#: USD per million tokens configured for "big", in place of the shipped table's
+BIG_PRICE = {"input": 1000.0, "output": 4000.0}
 
 
 def declaration(provider_url: str) -> dict[str, Any]:
@@ -45,7 +47,11 @@ def declaration(provider_url: str) -> dict[str, Any]:
                 }
             ],
             "models": [
-                {"name": name, "deployments": [{"provider": "oa", "model": model}]}
+                {
+                    "name": name,
+                    "deployments": [{"provider": "oa", "model": model}],
+                    **({"price": BIG_PRICE} if name == "big" else {}),
+                }
                 for name, model in MODELS.items()
             ],
         },
@@ -137,6 +143,7 @@ def call(port: int, consumer: str, model: str, words: int, stream: bool) -> dict
         "consumer": consumer,
         "model": model,
         "tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+        "usage": (usage["prompt_tokens"], usage["completion_tokens"]),
     }
 
 
@@ -182,6 +189,10 @@ def test_every_calls_tokens_reach_the_spend_analytics(node: QuiverProcess) -> No
         assert detail["model"] == one["model"] and detail["provider"] == "oa"
         assert detail["deployment"] == MODELS[one["model"]]
         assert detail["total_tokens"] == one["tokens"]
+        big = next(item for item in sent if item["model"] == "big")
+        prompt, completion = big["usage"]
+        cost = (prompt * BIG_PRICE["input"] + completion * BIG_PRICE["output"]) / 1e6
+        assert admin.get(f"/calls/{big['request_id']}")["ai"]["cost"] == pytest.approx(cost)
 
         def usage_in_metrics() -> float:
             text = admin.client.get("/metrics").text
