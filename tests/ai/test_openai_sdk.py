@@ -701,6 +701,32 @@ def test_responses_stream_with_function_calls(sdk: openai.OpenAI, provider: str)
     ]
 
 
+@types
+def test_a_streamed_responses_turn_is_continued_by_its_id(
+    sdk: openai.OpenAI, provider: str
+) -> None:
+    """Every event of a stream names the same response, the one kept: a follow-up with
+    its id and the tool's output (as a list of input items) continues the conversation."""
+    tool: Any = {
+        "type": "function",
+        "name": "get_weather",
+        "parameters": WEATHER["function"]["parameters"],
+    }
+    with sdk.responses.stream(
+        model=f"chat-{provider}", input=f"CALL_TOOL streamed then chained {provider}", tools=[tool]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    ids = {event.response.id for event in events if hasattr(event, "response")}
+    assert ids == {final.id}
+    [call] = [item for item in final.output if item.type == "function_call"]
+    output: Any = [{"type": "function_call_output", "call_id": call.call_id, "output": "drizzle"}]
+    second = sdk.responses.create(
+        model=f"chat-{provider}", previous_response_id=final.id, input=output, tools=[tool]
+    )
+    assert second.output_text == hello(provider, "drizzle")
+
+
 def test_concurrent_streams_to_every_provider_stay_apart(quiver: QuiverProcess) -> None:
     """Sixteen streams at once, two per provider type: each gets its own answer whole."""
 
