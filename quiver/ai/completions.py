@@ -151,7 +151,7 @@ async def complete(
             return dict(body)
         return converter.convert_response(body, current.name)
 
-    completion, answered, deployment = await gateway.router.run(model, send, prefer)
+    completion, answered, deployment = await gateway.router.run(model, send, prefer, call.waited)
     call.answered_by(answered, deployment)
     usage = completion.get("usage")
     if isinstance(usage, dict):
@@ -174,7 +174,7 @@ async def stream(
         await gateway.admit_deployment(call, current, deployment, chat)
         return await post_chat(gateway, deployment, chat, call, stream=True)
 
-    response, answered, deployment = await gateway.router.run(model, send, prefer)
+    response, answered, deployment = await gateway.router.run(model, send, prefer, call.waited)
     call.answered_by(answered, deployment)
     converter = converter_of(deployment)
     if converter is None:

@@ -190,6 +190,10 @@ class Call:
         info["provider"] = deployment.provider.name
         info["deployment"] = deployment.model
 
+    def waited(self, seconds: float) -> None:
+        """A pause a provider asked for (Retry-After) before the call was tried again."""
+        self.upstream += seconds
+
     def first_token(self) -> None:
         self.info["ttft_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
 

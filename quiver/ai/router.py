@@ -126,10 +126,12 @@ class Router:
         model: Model,
         call: Callable[[Model, Deployment], Awaitable[T]],
         prefer: Deployment | None = None,
+        waited: Callable[[float], None] | None = None,
     ) -> tuple[T, Model, Deployment]:
         """``call(model, deployment)`` on the first deployment that answers, with retries
         and fallbacks (``prefer`` tried first); the result and who answered it.  The
-        last failure is raised when none did."""
+        last failure is raised when none did.  ``waited(seconds)`` is told each pause a
+        provider's Retry-After asked for (the provider's time, not the gateway's)."""
         # (the loop is looked up only when its clock is read: asyncio's lookup costs a
         # getpid system call, and a single deployment's first try needs no clock)
         loop: asyncio.AbstractEventLoop | None = None
@@ -153,6 +155,8 @@ class Router:
                         if wait > config.max_retry_wait:
                             break  # (it asked for a longer pause than we wait: fall back)
                         await asyncio.sleep(wait)
+                        if waited is not None:
+                            waited(wait)
                 deployment.in_flight += 1
                 try:
                     return await call(current, deployment), current, deployment

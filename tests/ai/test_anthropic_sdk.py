@@ -184,6 +184,29 @@ def test_tool_use_plain_and_streamed(sdk: anthropic.Anthropic, provider: str) ->
 
 
 @types
+def test_async_tool_use_plain_and_streamed(quiver: QuiverProcess, provider: str) -> None:
+    messages: Any = [{"role": "user", "content": f"CALL_TWO_TOOLS async {provider}"}]
+    expected = [("get_weather", {"location": "Paris"}), ("get_time", {"location": "London"})]
+
+    async def run() -> tuple[Any, Any]:
+        async with anthropic.AsyncAnthropic(
+            base_url=origin(quiver), api_key=CLIENT_KEY, max_retries=0
+        ) as client:
+            whole = await client.messages.create(
+                model=f"chat-{provider}", max_tokens=100, tools=TOOLS, messages=messages
+            )
+            async with client.messages.stream(
+                model=f"chat-{provider}", max_tokens=100, tools=TOOLS, messages=messages
+            ) as stream:
+                final = await stream.get_final_message()
+            return whole, final
+
+    whole, final = asyncio.run(run())
+    assert uses(whole) == expected and whole.stop_reason == "tool_use"
+    assert uses(final) == expected and final.stop_reason == "tool_use"
+
+
+@types
 def test_tool_results_reach_the_model(sdk: anthropic.Anthropic, provider: str) -> None:
     messages: Any = [{"role": "user", "content": f"CALL_TOOL please {provider}"}]
     first = sdk.messages.create(

@@ -6,11 +6,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import openai
 import pytest
 
 from quiver.config import validate
 from quiver.errors import ConfigError
 from tests.support.catalog import built_in, load_config_text
+from tests.support.proxy import RunningProxy
 
 MINIMAL = """\
 ai:
@@ -61,6 +63,19 @@ def test_the_minimal_config_of_the_docs_works_as_written() -> None:
     )
     assert targets["ai-route-ai"].type == "ai"
     assert config.routes[0].target == "ai-route-ai"
+
+
+def test_the_minimal_config_serves_the_openai_api_as_written() -> None:
+    """The route answers at once (only the address to listen on is added): the models
+    list needs no call to the provider, which the tests cannot reach."""
+    text = "listen: 127.0.0.1:0\n" + MINIMAL
+    config = load_config_text(text, env={"OPENAI_API_KEY": "sk-test"})
+    with (
+        RunningProxy(config) as proxy,
+        openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0) as client,
+    ):
+        assert [model.id for model in client.models.list()] == ["gpt-4o-mini"]
+        assert client.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.ai.conftest import ALICE_KEY, BOB_KEY, Gateway
+from tests.ai.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY, DAVE_KEY, ERIN_KEY, Gateway
 from tests.ai.mock_providers import KEYS
 
 USER: Any = [{"role": "user", "content": "tell me about Paris"}]
@@ -75,6 +75,31 @@ def test_a_token_budget_is_never_exceeded(gateway: Gateway) -> None:
     assert "budget" in response.json()["error"]["message"]
 
 
+def test_a_teams_consumers_share_its_budget(gateway: Gateway) -> None:
+    """carol and dave (team ops) draw on one budget of 100 tokens, as bob alone does."""
+    body = {"model": "gpt", "messages": USER, "max_tokens": 10}
+    statuses = []
+    for key in (CAROL_KEY, DAVE_KEY) * 3:
+        headers = {"Authorization": f"Bearer {key}"}
+        response = httpx.post(gateway.base_url + "/chat/completions", json=body, headers=headers)
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "budget_exceeded")
+    assert "team ops" in error["message"]
+
+
+def test_a_requests_per_minute_limit_refuses_the_next_one(gateway: Gateway) -> None:
+    headers = {"Authorization": f"Bearer {ERIN_KEY}"}
+    body = {"model": "gpt", "messages": USER}
+    url = gateway.base_url + "/chat/completions"
+    statuses = [httpx.post(url, json=body, headers=headers).status_code for _ in range(2)]
+    refused = httpx.post(url, json=body, headers=headers)
+    assert statuses == [200, 200] and refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 0 < int(refused.headers["retry-after"]) <= 60
+
+
 def test_an_anthropic_client_reaches_an_openai_model(gateway: Gateway) -> None:
     with anthropic.Anthropic(base_url=gateway.proxy.url, api_key=ALICE_KEY, max_retries=0) as c:
         message = c.messages.create(model="gpt", max_tokens=50, messages=USER)
@@ -107,6 +132,21 @@ def test_responses_continue_a_conversation_on_the_same_deployment(
     client.responses.delete(second.id)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(second.id)
+
+
+def test_a_follow_up_reaches_the_deployment_that_answered(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    """``gpt-duo`` shares its calls evenly between two deployments; every follow-up of
+    a conversation still goes to the one its response id names."""
+    first = client.responses.create(model="gpt-duo", input="tell me about Paris")
+    holder = json.loads(gateway.last().body)["model"]
+    for turn in range(12):
+        follow = client.responses.create(
+            model="gpt-duo", input=f"and turn {turn}?", previous_response_id=first.id
+        )
+        assert json.loads(gateway.last().body)["model"] == holder
+        assert follow.id.split("_")[1] == first.id.split("_")[1]
 
 
 def test_a_responses_stream_has_the_event_sequence(client: openai.OpenAI) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import json
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tests.ai.conftest import ALICE_KEY, Gateway
+from tests.ai.conftest import ALICE_KEY, IMPATIENT_READ, ORGANIZATION, Gateway
 from tests.ai.mock_providers import KEYS
 
 USER: Any = [{"role": "user", "content": "tell me about Paris"}]
@@ -40,6 +42,7 @@ def test_a_completion_passes_through_with_the_providers_key(
     sent = gateway.last()
     assert sent.full_path == "/openai/v1/chat/completions"
     assert sent.headers.get("authorization") == "Bearer " + KEYS["openai"]
+    assert sent.headers.get("openai-organization") == ORGANIZATION  # (the provider's headers)
     assert ALICE_KEY not in str(sent.headers)
     assert json.loads(sent.body) == {"model": "gpt-4o-mini", "messages": USER}
 
@@ -136,6 +139,113 @@ def test_failures_fall_back_to_the_next_model(client: openai.OpenAI, trigger: st
         model="gpt-with-fallback", messages=[{"role": "user", "content": text}]
     )
     assert completion.choices[0].message.content == f"Hello from openai gpt-steady: {text}"
+
+
+@pytest.mark.parametrize("trigger", ["FAIL_429", "FAIL_500", "FAIL_CONTEXT"])
+def test_a_stream_falls_back_before_its_first_byte(client: openai.OpenAI, trigger: str) -> None:
+    text = f"{trigger}@gpt-4o streamed"
+    stream = client.chat.completions.create(
+        model="gpt-with-fallback", messages=[{"role": "user", "content": text}], stream=True
+    )
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert "".join(pieces) == f"Hello from openai gpt-steady: {text}"
+
+
+def test_a_provider_timeout_falls_back_or_is_a_504(gateway: Gateway, client: openai.OpenAI) -> None:
+    """A provider slower than its ``timeouts.read`` is a timeout: the fallback answers,
+    or, without one, the client gets 504 ``provider_timeout``."""
+    slow = f"SLOW_FIRST {int(IMPATIENT_READ * 5000)}ms"
+    answer = client.chat.completions.create(
+        model="gpt-impatient", messages=[{"role": "user", "content": slow}]
+    )
+    assert answer.choices[0].message.content == f"Hello from openai gpt-steady: {slow}"
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="gpt-impatient-alone", messages=[{"role": "user", "content": slow}]
+        )
+    assert caught.value.status_code == 504
+    assert caught.value.code == "provider_timeout"
+
+
+def test_a_failing_deployment_cools_down_and_the_next_takes_its_calls(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    """``gpt-second`` (weight 0) is only ever tried after ``gpt-first``, unless that one
+    is cooling down after a failure."""
+    before = len(gateway.mocks.requests)
+    failed = client.chat.completions.create(
+        model="gpt-pair", messages=[{"role": "user", "content": "FAIL_500@gpt-first now"}]
+    )
+    assert failed.model == "gpt-second"
+    later = client.chat.completions.create(model="gpt-pair", messages=USER)
+    assert later.model == "gpt-second"
+    sent = [json.loads(r.body)["model"] for r in gateway.mocks.requests[before:]]
+    assert sent == ["gpt-first", "gpt-second", "gpt-second"]
+
+
+def test_latency_routing_prefers_the_quicker_deployment(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    """Untried deployments first, then the lowest average time to the answer's head:
+    ``gpt-lat-a`` took half a second once, ``gpt-lat-b`` answers at once."""
+    models = []
+    for text in ("SLOW_FIRST 500ms", "quick", "quick again", "and again"):
+        answer = client.chat.completions.create(
+            model="gpt-quickest", messages=[{"role": "user", "content": text}]
+        )
+        models.append(answer.model)
+    assert models == ["gpt-lat-a", "gpt-lat-b", "gpt-lat-b", "gpt-lat-b"]
+
+
+def test_least_busy_routing_sends_calls_where_fewest_are_in_flight(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    """While ``gpt-busy-a`` (the heavier) holds a slow call, the next goes to
+    ``gpt-busy-b``; once it is free again, ties go by weight."""
+    slow = "SLOW_FIRST 1000ms holding a"
+
+    def hold() -> Any:
+        messages: Any = [{"role": "user", "content": slow}]
+        return client.chat.completions.create(model="gpt-least-busy", messages=messages)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(hold)
+        while not any(slow.encode() in r.body for r in gateway.mocks.requests):
+            assert not held.done(), held.result()
+            time.sleep(0.01)  # (polls for the held call to have reached the provider)
+        meanwhile = client.chat.completions.create(model="gpt-least-busy", messages=USER)
+        assert held.result().model == "gpt-busy-a"
+    assert meanwhile.model == "gpt-busy-b"
+    after = client.chat.completions.create(model="gpt-least-busy", messages=USER)
+    assert after.model == "gpt-busy-a"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_overhead_leaves_out_the_providers_time(gateway: Gateway, stream: bool) -> None:
+    """A provider that takes 400 ms before its first byte: the call takes longer, the
+    time the gateway reports as its own does not."""
+    text = "SLOW_FIRST 400ms overhead"
+    body = {"model": "gpt", "messages": [{"role": "user", "content": text}], "stream": stream}
+    headers = {"Authorization": f"Bearer {ALICE_KEY}"}
+    started = time.monotonic()
+    response = httpx.post(gateway.base_url + "/chat/completions", json=body, headers=headers)
+    assert response.status_code == 200 and time.monotonic() - started >= 0.4
+    assert 0 <= float(response.headers["x-quiver-overhead-ms"]) < 400
+
+
+def test_a_retry_waits_for_the_providers_retry_after(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    before = len(gateway.mocks.requests)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(
+            model="gpt-patient", messages=[{"role": "user", "content": "FAIL_429 patiently"}]
+        )
+    first, second = gateway.mocks.requests[before:]
+    assert second.received - first.received >= 1.0  # (the mock's Retry-After: 1)
+    # (the pause is the provider's time, not the gateway's)
+    assert float(caught.value.response.headers["x-quiver-overhead-ms"]) < 1000
+    assert caught.value.response.headers["retry-after"] == "1"
 
 
 def test_a_server_error_is_retried_then_answered_with_the_providers_cause(

@@ -178,6 +178,38 @@ def test_chat_stream_without_usage_sends_none(
 
 
 @types
+def test_chat_stream_with_usage_on_the_wire(
+    quiver: QuiverProcess, mock_providers: MockProviders, provider: str
+) -> None:
+    """OpenAI's exact chunk semantics, which SDKs cannot tell apart from near misses:
+    every chunk with a choice says ``"usage": null``, then one ``choices: []`` chunk
+    carries the usage, then ``[DONE]``."""
+    text = f"usage on the wire via {provider}"
+    body = {
+        "model": f"chat-{provider}",
+        "messages": [{"role": "user", "content": text}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    reply = httpx.post(
+        origin(quiver) + "/v1/chat/completions", json=body, headers=headers, timeout=10
+    )
+    assert reply.status_code == 200, reply.text
+    events = [line[6:] for line in reply.text.split("\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    *content, final = [json.loads(event) for event in events[:-1]]
+    assert len(content) >= 3
+    assert all(chunk["choices"] for chunk in content)
+    assert all("usage" in chunk and chunk["usage"] is None for chunk in content)
+    assert final["choices"] == []
+    prompt, completion = sent_usage(mock_providers, provider, text)
+    assert final["usage"]["prompt_tokens"] == prompt
+    assert final["usage"]["completion_tokens"] == completion
+    assert final["usage"]["total_tokens"] == prompt + completion
+
+
+@types
 def test_async_chat_plain_and_streamed(quiver: QuiverProcess, provider: str) -> None:
     text = f"async chat via {provider}"
 
@@ -276,6 +308,50 @@ def test_tool_results_reach_the_model(sdk: openai.OpenAI, provider: str) -> None
     )
     assert second.choices[0].message.content == hello(provider, "sunny and 21 degrees")
     assert second.choices[0].finish_reason == "stop"
+
+
+@types
+def test_async_tools_responses_and_embeddings(quiver: QuiverProcess, provider: str) -> None:
+    """The async client for the rest of the API: parallel tool calls whole and streamed,
+    a Responses turn and its stream, embeddings."""
+    expected = [("get_weather", {"location": "Paris"}), ("get_time", {"location": "London"})]
+    messages: Any = [{"role": "user", "content": f"CALL_TWO_TOOLS async {provider}"}]
+    text = f"async responses via {provider}"
+
+    async def run() -> None:
+        async with openai.AsyncOpenAI(
+            base_url=origin(quiver) + "/v1", api_key=CLIENT_KEY, max_retries=0
+        ) as client:
+            model = f"chat-{provider}"
+            whole = await client.chat.completions.create(
+                model=model, messages=messages, tools=[WEATHER, TIME]
+            )
+            assert tool_calls(whole.choices[0].message) == expected
+            streamed: dict[int, list[str]] = {}
+            stream = await client.chat.completions.create(
+                model=model, messages=messages, tools=[WEATHER, TIME], stream=True
+            )
+            async for chunk in stream:
+                for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                    call = streamed.setdefault(delta.index, ["", ""])
+                    if delta.function is not None:
+                        call[0] += delta.function.name or ""
+                        call[1] += delta.function.arguments or ""
+            assert [(n, json.loads(a)) for _, (n, a) in sorted(streamed.items())] == expected
+            answer = await client.responses.create(model=model, input=text)
+            assert answer.output_text == hello(provider, text)
+            events = [
+                event.type
+                async for event in await client.responses.create(
+                    model=model, input=text, stream=True
+                )
+            ]
+            assert events[0] == "response.created" and events[-1] == "response.completed"
+            if provider in EMBEDDING_TYPES:
+                vectors = await client.embeddings.create(model=f"embed-{provider}", input="x")
+                assert vectors.data[0].embedding
+
+    asyncio.run(run())
 
 
 class Forecast(BaseModel):
@@ -625,6 +701,32 @@ def test_responses_stream_with_function_calls(sdk: openai.OpenAI, provider: str)
     ]
 
 
+@types
+def test_a_streamed_responses_turn_is_continued_by_its_id(
+    sdk: openai.OpenAI, provider: str
+) -> None:
+    """Every event of a stream names the same response, the one kept: a follow-up with
+    its id and the tool's output (as a list of input items) continues the conversation."""
+    tool: Any = {
+        "type": "function",
+        "name": "get_weather",
+        "parameters": WEATHER["function"]["parameters"],
+    }
+    with sdk.responses.stream(
+        model=f"chat-{provider}", input=f"CALL_TOOL streamed then chained {provider}", tools=[tool]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    ids = {event.response.id for event in events if hasattr(event, "response")}
+    assert ids == {final.id}
+    [call] = [item for item in final.output if item.type == "function_call"]
+    output: Any = [{"type": "function_call_output", "call_id": call.call_id, "output": "drizzle"}]
+    second = sdk.responses.create(
+        model=f"chat-{provider}", previous_response_id=final.id, input=output, tools=[tool]
+    )
+    assert second.output_text == hello(provider, "drizzle")
+
+
 def test_concurrent_streams_to_every_provider_stay_apart(quiver: QuiverProcess) -> None:
     """Sixteen streams at once, two per provider type: each gets its own answer whole."""
 
@@ -721,6 +823,28 @@ def test_usage_chunk_asked_for_comes_when_the_provider_sends_none(
     *_, last = list(stream)
     assert last.choices == [] and last.usage is not None
     assert last.usage.prompt_tokens > 0 and last.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("provider", OPENAI_WIRE)
+def test_usage_chunk_asked_for_comes_when_the_chunks_say_usage_null(
+    sdk: openai.OpenAI, provider: str
+) -> None:
+    """Some servers put ``usage: null`` on every chunk and never send the usage chunk:
+    the answer is counted all the same, and the client gets the chunk it asked for."""
+    text = f"NULL_USAGE streamed here {provider}"
+    stream = sdk.chat.completions.create(
+        model=f"chat-{provider}",
+        messages=[{"role": "user", "content": text}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    *content, last = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in content if c.choices) == hello(
+        provider, text
+    )
+    assert last.choices == [] and last.usage is not None
+    assert last.usage.prompt_tokens > 0
+    assert last.usage.completion_tokens >= len(hello(provider, text).split())
 
 
 @types

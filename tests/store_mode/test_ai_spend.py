@@ -31,6 +31,8 @@ pytestmark = pytest.mark.timeout(120)
 CALLS = 120
 TEAMS = {"alice": "data", "bob": "data", "carol": None}
 MODELS = {"mini": "gpt-4o-mini", "big": "gpt-4o"}
+#: USD per million tokens configured for "big", in place of the shipped table's
+BIG_PRICE = {"input": 1000.0, "output": 4000.0}
 
 
 def declaration(provider_url: str) -> dict[str, Any]:
@@ -45,7 +47,11 @@ def declaration(provider_url: str) -> dict[str, Any]:
                 }
             ],
             "models": [
-                {"name": name, "deployments": [{"provider": "oa", "model": model}]}
+                {
+                    "name": name,
+                    "deployments": [{"provider": "oa", "model": model}],
+                    **({"price": BIG_PRICE} if name == "big" else {}),
+                }
                 for name, model in MODELS.items()
             ],
         },
@@ -137,6 +143,7 @@ def call(port: int, consumer: str, model: str, words: int, stream: bool) -> dict
         "consumer": consumer,
         "model": model,
         "tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+        "usage": (usage["prompt_tokens"], usage["completion_tokens"]),
     }
 
 
@@ -182,6 +189,10 @@ def test_every_calls_tokens_reach_the_spend_analytics(node: QuiverProcess) -> No
         assert detail["model"] == one["model"] and detail["provider"] == "oa"
         assert detail["deployment"] == MODELS[one["model"]]
         assert detail["total_tokens"] == one["tokens"]
+        big = next(item for item in sent if item["model"] == "big")
+        prompt, completion = big["usage"]
+        cost = (prompt * BIG_PRICE["input"] + completion * BIG_PRICE["output"]) / 1e6
+        assert admin.get(f"/calls/{big['request_id']}")["ai"]["cost"] == pytest.approx(cost)
 
         def usage_in_metrics() -> float:
             text = admin.client.get("/metrics").text
@@ -193,6 +204,14 @@ def test_every_calls_tokens_reach_the_spend_analytics(node: QuiverProcess) -> No
             )
 
         wait_until(lambda: usage_in_metrics() == sum(s["tokens"] for s in sent), "/metrics")
+        counts: Counter[str] = Counter()
+        for family in text_string_to_metric_families(admin.client.get("/metrics").text):
+            for sample in family.samples:
+                counts[sample.name] += int(sample.value)  # (summed over the models' labels)
+        # every call has a duration; only a stream has a first token apart from its end
+        assert counts["gen_ai_client_operation_duration_seconds_count"] == CALLS
+        streams = sum(1 for item in plan if item[3])
+        assert counts["gen_ai_server_time_to_first_token_seconds_count"] == streams
     finally:
         admin.client.close()
     assert node.stop() == 0

@@ -85,7 +85,7 @@ async def _complete(gateway: Gateway, chat: dict[str, Any], model: Model, call: 
         body = json_answer(raw, deployment)
         return orjson.dumps(converter.convert_response(body, current.name))
 
-    raw, answered, deployment = await gateway.router.run(model, send)
+    raw, answered, deployment = await gateway.router.run(model, send, waited=call.waited)
     call.answered_by(answered, deployment)
     try:
         completion = orjson.loads(raw)
@@ -113,7 +113,7 @@ async def _stream(gateway: Gateway, chat: dict[str, Any], model: Model, call: Ca
             await gateway.admit_deployment(call, current, deployment, chat)
             return await post_chat(gateway, deployment, chat, call, stream=True)
 
-        response, answered, deployment = await gateway.router.run(model, send)
+        response, answered, deployment = await gateway.router.run(model, send, waited=call.waited)
         call.answered_by(answered, deployment)
         exact = wants_usage and deployment.kind.exact_stream
         body = _relay(gateway, response, call, chat, wants_usage, exact)
@@ -153,15 +153,18 @@ async def _relay(
                 call.first_token()
                 first = False
             if exact:
-                # as sent; only the events that carry usage are looked into (and, until
-                # usage came, kept to count the answer if it never does)
+                # as sent; only the events that name usage are looked into (and, until
+                # usage came, kept to count the answer if it never does: a chunk saying
+                # ``usage: null`` is not the usage)
                 for event in parser.feed(piece):
                     data = event.data
                     if '"usage"' in data:
                         _note_usage(call, data)
-                    elif data == "[DONE]" and call.usage_document() is None:
+                    if call.usage_document() is not None:
+                        continue
+                    if data == "[DONE]":
                         piece = _with_usage(piece, seen, call, chat)
-                    elif call.usage_document() is None:
+                    else:
                         seen.append(data)
                 yield piece
                 continue

@@ -65,7 +65,7 @@ async def embeddings(gateway: Gateway, request: PluginRequest, call: Call) -> Re
         finally:
             call.upstream += time.perf_counter() - started
 
-    raw, answered, deployment = await gateway.router.run(model, send)
+    raw, answered, deployment = await gateway.router.run(model, send, waited=call.waited)
     call.answered_by(answered, deployment)
     try:
         usage = orjson.loads(raw).get("usage")

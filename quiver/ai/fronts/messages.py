@@ -86,7 +86,7 @@ async def _messages(
         finally:
             call.upstream += time.perf_counter() - started
 
-    response, answered, deployment = await gateway.router.run(model, send)
+    response, answered, deployment = await gateway.router.run(model, send, waited=call.waited)
     call.answered_by(answered, deployment)
     if stream:
         relay = _relay(gateway, response, call)
@@ -215,6 +215,6 @@ async def count_tokens(gateway: Gateway, request: PluginRequest, call: Call) -> 
         finally:
             call.upstream += time.perf_counter() - started
 
-    raw, answered, deployment = await gateway.router.run(model, send)
+    raw, answered, deployment = await gateway.router.run(model, send, waited=call.waited)
     call.answered_by(answered, deployment)
     return Response(200, [JSON, call.overhead()], raw)

@@ -538,10 +538,10 @@ class OpenAILike:
                     delta = {"role": "assistant", "content": piece}
                 chunks.append(chunk(delta))
         last = chunk({} if name != "mistral" else {"content": ""}, self._finish(plan_))
-        if name == "mistral" and not plan_.no_usage:
+        if name == "mistral" and not (plan_.no_usage or plan_.null_usage):
             last["usage"] = self._usage(plan_)
         chunks.append(last)
-        if include_usage:
+        if include_usage and not plan_.null_usage:
             final = chunk({})
             final["choices"] = []
             final["usage"] = self._usage(plan_)

@@ -27,7 +27,9 @@ the same for every provider:
   answer is a minimal instance of it; with a JSON object asked for (natively, or by a
   system prompt saying ``JSON``) it is ``{"answer": <the text answer>}``;
 - ``NO_USAGE`` → an OpenAI-like answer without any usage, as some compatible servers
-  give (a gateway must count it itself);
+  give (a gateway must count it itself); ``NULL_USAGE`` → an OpenAI-like stream asked
+  for its usage whose chunks carry ``usage: null`` but whose final usage chunk never
+  comes;
 - prompt tokens = whitespace-separated words of every text the request carries
   (messages, system, tool calls and results, tool names, descriptions and schemas as
   JSON); completion tokens = words of the answer (of ``name arguments`` per tool call);
@@ -89,6 +91,7 @@ class Plan:
     cut: bool = False
     broken: bool = False  # the stream ends early with the provider's in-stream error
     no_usage: bool = False  # the answer says nothing of usage (servers that count nothing)
+    null_usage: bool = False  # a stream's chunks say ``usage: null``, and nothing more
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     truncated: bool = False
@@ -116,6 +119,7 @@ def plan(prompt: Prompt) -> Plan:
     result.cut = "CUT_STREAM" in steering
     result.broken = "FAIL_MIDSTREAM" in steering
     result.no_usage = "NO_USAGE" in steering
+    result.null_usage = "NULL_USAGE" in steering
     if "REFUSE" in steering and not prompt.after_tool:
         result.refused = True
         return result

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gzip
 import threading
+import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class MockRequest:
     status: int = 0  # the status the mock answered
     usage: tuple[int, int] | None = None  # (prompt, completion) tokens the mock counted
     json: Any = None  # the parsed body, when it was JSON
+    received: float = field(default_factory=time.monotonic)  # when its body was read
 
     @property
     def full_path(self) -> str:
