@@ -36,10 +36,11 @@ AccessLogField = Literal[
     "answered_by",
     "user_agent",
     "mcp",
+    "websocket",
 ]
 #: fields written only when listed: the default line (and the call spool's) stays
 #: the one it always was
-OPT_IN_FIELDS: tuple[AccessLogField, ...] = ("mcp",)
+OPT_IN_FIELDS: tuple[AccessLogField, ...] = ("mcp", "websocket")
 #: the default fields, in the order they are written: every field but the opt-in ones
 ACCESS_LOG_FIELDS: tuple[AccessLogField, ...] = tuple(
     field for field in get_args(AccessLogField) if field not in OPT_IN_FIELDS
