@@ -110,7 +110,7 @@ class AccessLog(Strict):
     fields: list[AccessLogField] = Field(
         default_factory=lambda: list(ACCESS_LOG_FIELDS),
         description="Which fields each line carries, in this order (default: all but "
-        "`mcp`, which is written only when listed).",
+        "`mcp` and `websocket`, which are written only when listed).",
     )
     query: bool = Field(False, description="Keep the query string in `path`.")
     sample: float = Field(
