@@ -115,56 +115,67 @@ class FrameReader:
             self.partial = b""
         end = len(data)
         pos = 0
-        while True:
-            remaining = self.remaining
-            if remaining:
-                step = min(remaining, end - pos)
-                if self.control:
-                    self.close_payload += data[pos : pos + step]
-                pos += step
-                self.remaining = remaining = remaining - step
-                if remaining:
-                    return 0
-                if self.control:
-                    self._closed()
-            if pos >= end:
+        remaining = self.remaining
+        if remaining:  # the rest of a payload begun in an earlier read
+            pos = min(remaining, end)
+            if self.control:
+                self.close_payload += data[:pos]
+            if remaining > end:
+                self.remaining = remaining - end
                 return 0
+            if self.control:
+                self._closed()
+        mask_bit = 0x80 if self.masked else 0
+        max_size = self.max_size
+        rate = self.rate
+        if rate is not None:  # the bucket refilled once a read, for the messages it begins
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * rate)
+            self.stamp = now
+        while pos < end:
             if end - pos < 2:
-                self.partial = data[pos:]
-                return 0
+                break
             first = data[pos]
             second = data[pos + 1]
             length = second & 0x7F
-            at = pos + 2
-            if length == 126:
-                at += 2
-            elif length == 127:
-                at += 8
-            masked = second & 0x80
-            if masked:
-                at += 4
-            if end < at:
-                self.partial = data[pos:]
-                return 0
-            if length == 126:
-                length = _U16(data, pos + 2)[0]
-            elif length == 127:
-                length = _U64(data, pos + 2)[0]
-            opcode = first & 0x0F
-            code = self._check(first & 0x80, opcode, bool(masked), length)
+            at = pos + 6 if second & 0x80 else pos + 2
+            if length >= 126:
+                at += 2 if length == 126 else 8
+                if end < at:
+                    break
+                length = _U16(data, pos + 2)[0] if length == 126 else _U64(data, pos + 2)[0]
+            elif end < at:
+                break
+            if (
+                (first == 0x81 or first == 0x82)  # the usual: a whole message in one frame
+                and second & 0x80 == mask_bit
+                and not self.in_message
+                and (max_size is None or length <= max_size)
+            ):
+                self.messages += 1
+                code = POLICY_VIOLATION if rate is not None and not self._take() else 0
+            else:
+                code = self._check(first & 0x80, first & 0x0F, second & 0x80 == 0x80, length)
             if code:
                 self.cut = max(pos - skipped, 0)
-                if code != PROTOCOL_ERROR:  # a good frame over a limit: stay in step
-                    self.remaining = length - min(length, end - at)
+                # a good frame over a limit is skipped, to stay in step for the close
+                self.remaining = 0 if code == PROTOCOL_ERROR else max(at + length - end, 0)
                 return code
-            if opcode == _CLOSE:
-                self.control = True
-                self.close_payload = b""
-                self.mask = data[at - 4 : at] if masked else b""
-                if not length:
+            pos = at + length
+            if first & 0x0F == _CLOSE:
+                self.mask = data[at - 4 : at] if mask_bit else b""
+                self.close_payload = data[at:pos]
+                if pos <= end:
                     self._closed()
-            self.remaining = length
-            pos = at
+                else:
+                    self.control = True
+        if pos > end:
+            self.remaining = pos - end
+            return 0
+        self.remaining = 0
+        if pos < end:
+            self.partial = data[pos:]  # a header cut short: read whole with the next bytes
+        return 0
 
     def _check(self, fin: int, opcode: int, masked: bool, length: int) -> int:
         """The code to close with for a frame with this header (0: it is fine)."""
@@ -194,14 +205,12 @@ class FrameReader:
         return 0
 
     def _take(self) -> bool:
-        """One message from the token bucket (refilled at ``rate`` a second)."""
-        now = time.monotonic()
-        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)  # type: ignore[operator]
-        self.stamp = now
-        if tokens < 1.0:
-            self.tokens = tokens
+        """One message from the token bucket (refilled at ``rate`` a second by
+        ``_frames``, as each read begins)."""
+        tokens = self.tokens - 1.0
+        if tokens < 0.0:
             return False
-        self.tokens = tokens - 1.0
+        self.tokens = tokens
         return True
 
     def _closed(self) -> None:
