@@ -229,7 +229,8 @@ def _websocket_families(routes: dict[str, Any], workers: list[dict[str, Any]]) -
         "WebSocket connections open now, by route.",
         labels=["route"],
     )
-    open_now: dict[str, int] = {}
+    # (a route that had sockets shows 0 once they are all closed, rather than vanishing)
+    open_now = {route: 0 for route, entry in routes.items() if entry.get("websocket")}
     for worker in workers:
         for route, count in (worker.get("websockets") or {}).items():
             open_now[route] = open_now.get(route, 0) + count

@@ -296,7 +296,7 @@ class RouteWebSocket(Strict):
         gt=0,
         description="Close the connection with 1001 (Going Away) to both sides when no "
         'frame went either way for this long ("60s"); pings count as frames. Unset: the '
-        "target's `timeouts.tunnel_idle` closes a silent connection without a close frame.",
+        "target's `timeouts.tunnel_idle` is the limit.",
     )
     message_rate: float | None = Field(
         None,

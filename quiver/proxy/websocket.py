@@ -16,6 +16,7 @@ own close frame, or after ``CLOSE_BOUND`` seconds.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import time
@@ -86,7 +87,7 @@ class FrameReader:
         self.max_size = max_size
         #: messages a second (a token bucket of ``burst``); None: not limited
         self.rate = rate
-        self.burst = float(burst if burst is not None else -(-(rate or 0) // 1) or 1)
+        self.burst = float(burst if burst is not None else math.ceil(rate or 1))
         self.tokens = self.burst
         self.stamp = time.monotonic()
         self.remaining = 0  # payload bytes of the current frame still to pass

@@ -5,6 +5,7 @@ the frame-aware relay of routes with ``websocket:`` limits (close codes of RFC 6
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pydantic
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.sync.server import ServerConnection, serve
 
 from quiver.config.models import RouteWebSocket
 from tests.support.problems import assert_problem
@@ -218,13 +220,29 @@ def test_a_message_over_the_size_limit_closes_with_1009_both_ways(echo: EchoServ
     assert echo.closes == [1009]
 
 
-def test_a_node_message_over_the_limit_closes_with_1009_too(echo: EchoServer) -> None:
-    with gateway(echo, {"max_message_size": 100}) as proxy, RawSocket(proxy.port) as raw:
-        raw.send(frame(0x2, b"x" * 100))
-        assert raw.read_frame() == (0x2, b"x" * 100)
-    with gateway(echo, {"max_message_size": 100}) as proxy, open_ws(proxy) as ws:
-        ws.send(b"y" * 101)  # the client's own: refused before the node sees it
-        assert closed_with(ws) == 1009
+def test_a_node_message_over_the_limit_closes_with_1009_too() -> None:
+    node_closes: list[int | None] = []
+
+    def bigger(ws: ServerConnection) -> None:
+        try:
+            for message in ws:
+                ws.send(message * 20)  # 10 bytes in, 200 out
+        except ConnectionClosed:
+            pass
+        node_closes.append(ws.close_code)
+
+    with serve(bigger, "127.0.0.1", 0, compression=None) as node:
+        thread = threading.Thread(target=node.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{node.socket.getsockname()[1]}"
+        route: dict[str, Any] = {"name": "chat", "paths": ["/ws"], "target": "chat"}
+        route["websocket"] = {"max_message_size": 100}
+        with RunningProxy(make_config({"chat": url}, [route])) as proxy, open_ws(proxy) as ws:
+            ws.send("0123456789")
+            assert closed_with(ws) == 1009
+        node.shutdown()
+        thread.join(5)
+    assert node_closes == [1009]
 
 
 def test_messages_faster_than_the_rate_close_with_1008(echo: EchoServer) -> None:
