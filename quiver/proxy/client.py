@@ -447,6 +447,8 @@ class ClientConnection(asyncio.Protocol):
         if isinstance(tunnel, WebSocketRelay):
             tunnel.shut(GOING_AWAY, "going away")
         elif self.transport is not None:
+            if self.tunneled is not None and self.tunneled.tunnel_closer is None:
+                self.tunneled.tunnel_closer = "gateway"
             self.close()
 
     def close(self) -> None:

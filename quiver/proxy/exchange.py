@@ -70,7 +70,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     sse: Heartbeat | None = None
     #: the frames of an upgrade to WebSocket, on routes with limits (quiver.proxy.websocket)
     relay: WebSocketRelay | None = None
-    tunnel_closer: str | None = None  # "target" when the node's side closed first
+    tunnel_closer: str | None = None  # "target" (or "gateway") when not the client closed
     #: what went through an upgrade's tunnel, once it closed (the record's ``websocket``)
     tunnel_note: dict[str, Any] | None = None
 
@@ -417,10 +417,11 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         # (a concurrency slot is held that long), as nginx logs a 101 on close
         self.client.start_tunnel(self, upstream, early)
 
-    def on_tunnel_closed(self) -> None:
-        """The node's side of the tunnel closed: the client's goes too."""
+    def on_tunnel_closed(self, closer: str = "target") -> None:
+        """The node's side of the tunnel closed (or the gateway closed it, idle): the
+        client's goes too."""
         if self.tunnel_closer is None:
-            self.tunnel_closer = "target"
+            self.tunnel_closer = closer
         self.client.close()
 
     def on_tunnel_ended(self) -> None:

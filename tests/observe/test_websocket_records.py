@@ -119,3 +119,31 @@ def test_the_tunnel_note_goes_to_the_log_the_spool_the_row_and_the_counters(
 def test_websocket_is_an_access_log_field_written_only_when_listed() -> None:
     assert "websocket" not in ACCESS_LOG_FIELDS
     assert AccessLog(to="stdout", fields=["time", "websocket"]).fields == ["time", "websocket"]
+
+
+@pytest.mark.parametrize(
+    ("route", "code"),
+    [({"websocket": {"idle_timeout": 0.2}}, 1001), ({"websocket": {"drain_timeout": "1s"}}, None)],
+)
+def test_a_connection_the_gateway_ends_idle_is_noted_as_closed_by_it(
+    tmp_path: Path, route: dict[str, Any], code: int | None
+) -> None:
+    log_path = tmp_path / "access.log"
+    writer = writer_for(
+        AccessLog(to=str(log_path), fields=["path", "websocket"]), CallLogSettings(), None
+    )
+    assert writer is not None
+    with echo_server() as echo:
+        config = make_config(
+            {"chat": {"url": echo.url, "timeouts": {"tunnel_idle": 0.2}}},
+            [{"name": "chat", "paths": ["/ws"], "target": "chat", **route}],
+        )
+        with (
+            RunningProxy(config, record_writer=writer) as proxy,
+            connect(f"ws://127.0.0.1:{proxy.port}/ws", compression=None) as ws,
+        ):
+            ws.send("then silence")
+            assert ws.recv(timeout=5) == "then silence"
+            [line] = wait_lines(log_path, 1)
+    assert line["websocket"]["closed_by"] == "gateway"
+    assert line["websocket"]["close_code"] == code
