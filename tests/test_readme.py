@@ -52,6 +52,8 @@ import duckdb
 import pytest
 import yaml
 from standardwebhooks import Webhook
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from quiver.client import Client as SDKClient
 from quiver.client import ClientProblem
@@ -64,6 +66,7 @@ from tests.support.problems import assert_problem
 from tests.support.process import QuiverProcess, run_quiver, serving
 from tests.support.proxy import Client, RunningProxy
 from tests.support.upstream import Conn, Handler, Upstream
+from tests.support.websocket import echo_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -766,3 +769,20 @@ def test_the_mcp_gateway_publishes_the_resources_as_tools(
         assert {"list-notes", "create-notes", "get-notes", "delete-notes"} <= set(names)
         assert made["title"] == "buy milk" and made["done"] is False
         assert get(proxy, "/notes").json() == [made]
+
+
+def test_the_websocket_route_echoes_and_closes_a_message_over_its_size_with_1009() -> None:
+    with echo_server() as echo:
+        port = int(echo.url.rsplit(":", 1)[1])
+        with served(example("websocket"), [port]) as (proxy, _):
+            refused = get(proxy, "/ws", {"Upgrade": "websocket", "Connection": "Upgrade"})
+            url = f"ws://127.0.0.1:{proxy.port}/ws"
+            headers = {"apikey": ENV["ALICE_KEY"]}
+            with ws_connect(url, additional_headers=headers, compression=None) as ws:
+                ws.send("hello")
+                assert ws.recv(timeout=5) == "hello"
+                ws.send(b"x" * (2**20 + 1))
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(timeout=5)
+    assert_problem(refused, 401)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009

@@ -71,6 +71,7 @@ class NodeCollector(Collector):
         yield dropped
         yield from _ai_families(node.counters.get("ai") or {})
         yield from _mcp_families(node.counters.get("mcp") or {})
+        yield from _websocket_families(node.counters.get("routes") or {}, node.workers)
         yield from _node_families(node.workers)
         yield from _process_families(node)
 
@@ -219,6 +220,41 @@ def _add_ms(family: HistogramMetricFamily, labels: list[str], histogram: dict[st
         cumulative += count
         buckets.append((le, cumulative))
     family.add_metric(labels, buckets, histogram["sum"] / 1000)
+
+
+def _websocket_families(routes: dict[str, Any], workers: list[dict[str, Any]]) -> Iterator[Metric]:
+    """WebSocket connections open now (the workers' gauges), messages and closes."""
+    connections = GaugeMetricFamily(
+        "quiver_websocket_connections",
+        "WebSocket connections open now, by route.",
+        labels=["route"],
+    )
+    # (a route that had sockets shows 0 once they are all closed, rather than vanishing)
+    open_now = {route: 0 for route, entry in routes.items() if entry.get("websocket")}
+    for worker in workers:
+        for route, count in (worker.get("websockets") or {}).items():
+            open_now[route] = open_now.get(route, 0) + count
+    for route, count in sorted(open_now.items()):
+        connections.add_metric([route], count)
+    messages = CounterMetricFamily(
+        "quiver_websocket_messages",
+        'WebSocket messages relayed, by route and direction ("in": from the client), '
+        "on routes that read frames.",
+        labels=["route", "direction"],
+    )
+    closes = CounterMetricFamily(
+        "quiver_websocket_closes",
+        "WebSocket connections closed, by route and close code (1006: no close frame), "
+        "on routes that read frames.",
+        labels=["route", "code"],
+    )
+    for route, entry in sorted(routes.items()):
+        counts = entry.get("websocket") or {}
+        for direction, count in sorted((counts.get("messages") or {}).items()):
+            messages.add_metric([route, direction], count)
+        for code, count in sorted((counts.get("closes") or {}).items()):
+            closes.add_metric([route, code], count)
+    yield from (connections, messages, closes)
 
 
 def _node_families(workers: list[dict[str, Any]]) -> Iterator[Metric]:

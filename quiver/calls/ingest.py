@@ -185,6 +185,12 @@ class Ingester:
                     r.mcp_method,
                     r.mcp_tool,
                     r.mcp_outcome,
+                    r.ws_messages_in,
+                    r.ws_messages_out,
+                    r.ws_bytes_in,
+                    r.ws_bytes_out,
+                    r.ws_close_code,
+                    r.ws_closed_by,
                 )
             )
             key: tuple[int, ...] = (
@@ -274,6 +280,8 @@ _CALL_COLUMNS = (
     "user_agent_id", "method", "path", "status", "bytes_in", "bytes_out", "latency_us",
     "upstream_us", "gateway_us", "client_ip", "retries", "cache", "answered_by",
     "mcp_method", "mcp_tool", "mcp_outcome",
+    "ws_messages_in", "ws_messages_out", "ws_bytes_in", "ws_bytes_out", "ws_close_code",
+    "ws_closed_by",
 )  # fmt: skip
 
 

@@ -56,6 +56,14 @@ class Record:
     mcp_tool: str | None = None
     #: ok, error, refused or failed (None: a notification, or not MCP)
     mcp_outcome: str | None = None
+    #: an upgrade's tunnel (None: not one): messages each way (None: its frames were
+    #: not read), bytes each way, the close code (None: frames not read) and who closed
+    ws_messages_in: int | None = None
+    ws_messages_out: int | None = None
+    ws_bytes_in: int | None = None
+    ws_bytes_out: int | None = None
+    ws_close_code: int | None = None
+    ws_closed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,10 @@ def parse(line: bytes) -> Record:
         raise ValueError("mcp is not an object")
     if mcp:
         mcp = mcp_document(mcp)
+    ws = data.get("websocket")
+    if ws is not None and not isinstance(ws, dict):
+        raise ValueError("websocket is not an object")
+    ws = ws or {}
     return Record(
         request_id=_text(data, "request_id"),
         time_ms=_epoch_ms(_text(data, "time")),
@@ -106,7 +118,18 @@ def parse(line: bytes) -> Record:
         mcp_method=mcp.get("method") if mcp else None,
         mcp_tool=named(mcp) if mcp else None,
         mcp_outcome=mcp.get("outcome") if mcp else None,
+        ws_messages_in=_optional_count(ws, "messages_in"),
+        ws_messages_out=_optional_count(ws, "messages_out"),
+        ws_bytes_in=_optional_count(ws, "bytes_in"),
+        ws_bytes_out=_optional_count(ws, "bytes_out"),
+        ws_close_code=_optional_count(ws, "close_code"),
+        ws_closed_by=_optional_text(ws, "closed_by"),
     )
+
+
+def _optional_count(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    return value if type(value) is int and value >= 0 else None
 
 
 def _spend(value: object) -> Spend | None:

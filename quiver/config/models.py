@@ -278,6 +278,65 @@ class RouteSSE(Strict):
     )
 
 
+class RouteWebSocket(Strict):
+    """How the route treats WebSocket connections (an `Upgrade: websocket` the node
+    accepted).  With any of `max_message_size`, `idle_timeout` or `message_rate` the
+    proxy reads the frames' headers (RFC 6455 §5.2) both ways to enforce them; with
+    none, bytes pass untouched as in any upgrade tunnel."""
+
+    max_message_size: Size | None = Field(
+        None,
+        gt=0,
+        description="Largest message either side may send, all its fragments together "
+        '("1MiB"); a larger one closes the connection with 1009 (Message Too Big) to both '
+        "sides. Compressed (permessage-deflate) messages count as sent, compressed.",
+    )
+    idle_timeout: Duration | None = Field(
+        None,
+        gt=0,
+        description="Close the connection with 1001 (Going Away) to both sides when no "
+        'frame went either way for this long ("60s"); pings count as frames. Unset: the '
+        "target's `timeouts.tunnel_idle` is the limit.",
+    )
+    message_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Messages per second the client may send on one connection (a token "
+        "bucket holding `message_burst`); more closes it with 1008 (Policy Violation). "
+        "Control frames (ping, pong, close) are not counted.",
+    )
+    message_burst: int | None = Field(
+        None,
+        ge=1,
+        description="Messages the client may send at once before `message_rate` applies "
+        "(the bucket's size); `message_rate` rounded up when unset.",
+    )
+    drain_timeout: Duration = Field(
+        30.0,
+        ge=0,
+        description="How long an open connection of this route lives on when the route is "
+        "removed or sent to another target by a reload, or when the worker drains on "
+        "SIGTERM (bounded by the top-level `drain_timeout`); then "
+        "it is sent 1001 (Going Away) both ways, or, without frame limits, its TCP "
+        "connections are closed.",
+    )
+
+    @model_validator(mode="after")
+    def _burst_with_rate(self) -> RouteWebSocket:
+        if self.message_burst is not None and self.message_rate is None:
+            raise ValueError("message_burst applies with message_rate; set message_rate")
+        return self
+
+    @property
+    def frame_aware(self) -> bool:
+        """Whether frames are read: some limit needs them."""
+        return (
+            self.max_message_size is not None
+            or self.idle_timeout is not None
+            or self.message_rate is not None
+        )
+
+
 class Route(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Unique name of the route.")
     paths: list[str] = Field(
@@ -332,6 +391,12 @@ class Route(Strict):
         description="Settings for the server-sent event streams this route relays, e.g. "
         "`{heartbeat: 15s}` (see docs/proxy.md); event streams are relayed event by "
         "event with or without it.",
+    )
+    websocket: RouteWebSocket | None = Field(
+        None,
+        description="Limits and drain for the WebSocket connections this route relays, "
+        "e.g. `{max_message_size: 1MiB, idle_timeout: 60s, message_rate: 100}` (see "
+        "docs/websocket.md); without it an upgrade is a tunnel of untouched bytes.",
     )
     ai: AIRoute | None = Field(
         None,

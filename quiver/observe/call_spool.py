@@ -65,7 +65,10 @@ class CallSpool:
             self._begin()
         lines = batch.full_lines()
         if any(
-            record.capture is not None or record.ai is not None or record.mcp is not None
+            record.capture is not None
+            or record.ai is not None
+            or record.mcp is not None
+            or record.websocket is not None
             for record in batch
         ):
             lines = [_with_extras(line, r) for line, r in zip(lines, batch, strict=True)]
@@ -120,7 +123,7 @@ class CallSpool:
 def _with_extras(line: bytes, record: ExchangeRecord) -> bytes:
     """The line with what the route keeps beyond the call (``"capture": {...}``) and
     what a call to a model used (``"ai": {...}``) and what an MCP message was
-    (``"mcp": {...}``)."""
+    (``"mcp": {...}``) and what went through an upgrade's tunnel (``"websocket"``)."""
     extras = b""
     if record.capture is not None:
         extras += b',"capture":' + orjson.dumps(document(record.capture))
@@ -128,6 +131,8 @@ def _with_extras(line: bytes, record: ExchangeRecord) -> bytes:
         extras += b',"ai":' + orjson.dumps(spend_document(record.ai))
     if record.mcp is not None:
         extras += b',"mcp":' + orjson.dumps(mcp_document(record.mcp))
+    if record.websocket is not None:
+        extras += b',"websocket":' + orjson.dumps(record.websocket)
     if not extras:
         return line
     return line[:-2] + extras + b"}\n"

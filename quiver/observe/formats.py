@@ -103,6 +103,7 @@ _JSON: dict[str, tuple[bytes, str]] = {
     "answered_by": (b"%s", "names.get(r.answered_by) or name(r.answered_by)"),
     "user_agent": (b"%s", "text(r.user_agent)"),
     "mcp": (b"%s", "mcp(r.mcp)"),
+    "websocket": (b"%s", "document(r.websocket)"),
 }
 
 
@@ -131,6 +132,7 @@ def _json(names: tuple[str, ...], values: Callable[[ExchangeRecord], list[object
         "name": name,
         "ms": _milliseconds,
         "mcp": _mcp_json,
+        "document": _document_json,
     }
     exec(compile(source, "<access log json format>", "exec"), scope)
     return scope["line"]  # type: ignore[return-value]
@@ -146,6 +148,12 @@ def _mcp_json(note: dict[str, object] | None) -> bytes:
     if note is None:
         return b"null"
     return orjson.dumps(mcp_document(note))
+
+
+def _document_json(note: dict[str, object] | None) -> bytes:
+    if note is None:
+        return b"null"
+    return orjson.dumps(note)
 
 
 #: what a JSON string cannot carry as it is: quotes, backslashes, control and non-ASCII bytes
@@ -166,16 +174,24 @@ def _text(names: tuple[str, ...], values: Callable[[ExchangeRecord], list[object
     leading = [names.index(name) for name in _LEADING if name in names]
     rest = [(i, name) for i, name in enumerate(names) if name not in _LEADING]
     at_mcp = names.index("mcp") if "mcp" in names else -1
+    at_websocket = names.index("websocket") if "websocket" in names else -1
 
     def line(record: ExchangeRecord) -> bytes:
         row = values(record)
         if at_mcp >= 0 and record.mcp is not None:
             row[at_mcp] = compact(record.mcp)
+        if at_websocket >= 0 and record.websocket is not None:
+            row[at_websocket] = _compact_note(record.websocket)
         parts = [_shown(row[i]) for i in leading]
         parts += [f"{name}={_shown(row[i])}" for i, name in rest]
         return (" ".join(parts) + "\n").encode("utf-8", "replace")
 
     return line
+
+
+def _compact_note(note: dict[str, object]) -> str:
+    """``messages_in=3,messages_out=3,...``: a note in one token of a text line."""
+    return ",".join(f"{key}={'-' if value is None else value}" for key, value in note.items())
 
 
 def _shown(value: object) -> str:

@@ -133,7 +133,7 @@ def _ai_key(ai: dict[str, Any]) -> str:
 
 
 class _RouteCounts:
-    __slots__ = ("cache", "latency", "rejections", "retries", "statuses")
+    __slots__ = ("cache", "latency", "rejections", "retries", "statuses", "websocket")
 
     def __init__(self) -> None:
         self.statuses = [0] * len(STATUS_CLASSES)
@@ -141,6 +141,22 @@ class _RouteCounts:
         self.retries = 0
         self.rejections: dict[str, int] = {}  # by the plugin that refused
         self.cache: dict[str, int] = {}  # by cache status (HIT, MISS, ...)
+        #: WebSocket messages by direction ("in": from the client) and closes by code
+        self.websocket: dict[str, dict[str, int]] | None = None
+
+    def add_websocket(self, note: dict[str, Any]) -> None:
+        counts = self.websocket
+        if counts is None:
+            counts = self.websocket = {"messages": {}, "closes": {}}
+        messages = counts["messages"]
+        for direction in ("in", "out"):
+            number = note.get(f"messages_{direction}")
+            if number:
+                messages[direction] = messages.get(direction, 0) + number
+        code = note.get("close_code")
+        if code is not None:
+            closes = counts["closes"]
+            closes[str(code)] = closes.get(str(code), 0) + 1
 
     def snapshot(self) -> Snapshot:
         return {
@@ -151,6 +167,11 @@ class _RouteCounts:
             "retries": self.retries,
             "rejections": dict(self.rejections),
             "cache": dict(self.cache),
+            **(
+                {"websocket": {kind: dict(c) for kind, c in self.websocket.items()}}
+                if self.websocket is not None
+                else {}
+            ),
         }
 
 
@@ -216,6 +237,9 @@ class MetricsOutput:
                     if model is None:
                         model = self._models[key] = _ModelCounts()
                     model.add(ai, latency)
+                websocket = record.websocket
+                if websocket is not None:
+                    counts.add_websocket(websocket)
                 mcp = record.mcp
                 if mcp is not None:
                     self._mcp.add(mcp, record.route, record.consumer, latency)

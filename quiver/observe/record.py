@@ -43,6 +43,7 @@ class ExchangeRecord:
         "trace",
         "upstream_ms",
         "user_agent",
+        "websocket",
     )
 
     def __init__(  # (positional in this order on the busy path: cheaper than keywords)
@@ -69,6 +70,7 @@ class ExchangeRecord:
         trace: TraceContext | None = None,
         ai: dict[str, Any] | None = None,
         mcp: dict[str, Any] | None = None,
+        websocket: dict[str, Any] | None = None,
     ) -> None:
         #: when the request head was complete (seconds since the epoch)
         self.time = time
@@ -110,6 +112,11 @@ class ExchangeRecord:
         #: the endpoint recorded it: method, tool, prompt, resource, outcome, ms,
         #: status, server (see quiver.observe.mcp_note)
         self.mcp = mcp
+        #: what went through an upgrade's tunnel (None: not an upgrade), noted when it
+        #: closed: messages_in, messages_out (None unless the route reads frames),
+        #: bytes_in, bytes_out (as on the wire), close_code (None unless the route
+        #: reads frames; 1006: no close frame), closed_by (client, target, gateway)
+        self.websocket = websocket
 
     def value(self, name: str) -> Any:
         """A field as written out: bytes decoded, milliseconds rounded to microseconds."""

@@ -14,7 +14,7 @@ import math
 import socket
 from collections import deque
 from time import monotonic
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httptools
 
@@ -31,6 +31,7 @@ from quiver.proxy.exchange import Exchange
 from quiver.proxy.flow import PAUSE_PIPELINE
 from quiver.proxy.phases import plugin_fault
 from quiver.proxy.problem import problem_response
+from quiver.proxy.websocket import GOING_AWAY, WebSocketRelay
 
 if TYPE_CHECKING:
     from quiver.plugins.responder import TargetType
@@ -40,6 +41,15 @@ if TYPE_CHECKING:
 _LINGER_SECONDS = 2.0
 #: what a closed connection parses with: its own parser is let go with the connection
 _CLOSED = httptools.HttpRequestParser(object())
+
+
+class Tunnel(Protocol):
+    """Where a tunnel's client bytes go: the node's connection, or a WebSocket relay."""
+
+    def tunnel_write(self, data: bytes) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class ClientConnection(asyncio.Protocol):
@@ -65,6 +75,7 @@ class ClientConnection(asyncio.Protocol):
         "transport",
         "tunnel",
         "tunnel_buffer",
+        "tunneled",
         "url",
         "write_paused",
     )
@@ -93,8 +104,9 @@ class ClientConnection(asyncio.Protocol):
         self.write_paused = False
         self.lingering = False
         self.draining = False
-        self.tunnel: UpstreamConnection | None = None
+        self.tunnel: Tunnel | None = None
         self.tunnel_buffer: list[bytes] | None = None
+        self.tunneled: Exchange | None = None  # the upgrade the tunnel came of
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -123,6 +135,10 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None
+        if self.tunneled is not None:
+            server.tunnels.discard(self)
+            self.tunneled.on_tunnel_ended()
+            self.tunneled = None
         for exchange in (self.current, *self.queue):
             if exchange is not None and not exchange.finished:
                 exchange.abandon()
@@ -389,19 +405,51 @@ class ClientConnection(asyncio.Protocol):
         else:
             self._after_exchange(exchange)
 
-    def start_tunnel(self, upstream: UpstreamConnection, early: bytes) -> None:
-        """The node accepted an Upgrade: from now on bytes pass through untouched."""
+    def start_tunnel(self, exchange: Exchange, upstream: UpstreamConnection, early: bytes) -> None:
+        """The node accepted an Upgrade: from now on bytes pass through untouched, or
+        frame by frame on a route with WebSocket limits (quiver.proxy.websocket)."""
         self.current = None
         self.deadline = 0.0
-        self.tunnel = upstream
+        self.tunneled = exchange
+        self.server.tunnels.add(self)
+        route = exchange.route
+        settings = route.websocket if route is not None else None
+        tunnel: Tunnel = upstream
+        if (
+            settings is not None
+            and settings.frame_aware
+            and (exchange.upgrade or b"").lower() == b"websocket"
+        ):
+            relay = exchange.relay = WebSocketRelay(settings, self, upstream)
+            upstream.relay = relay
+            upstream.sink = relay.from_node
+            if settings.idle_timeout is not None:
+                upstream.read_timeout = settings.idle_timeout
+                upstream.deadline = self.server.loop.time() + settings.idle_timeout
+            tunnel = relay
+        else:
+            upstream.sink = self.write
+        self.tunnel = tunnel
         if early:
-            self.write(early)
+            upstream.tunnel_out += len(early)
+            upstream.sink(early)
         buffered = self.tunnel_buffer or []
         self.tunnel_buffer = None
         for data in buffered:
             if data:
-                upstream.write(data)
+                tunnel.tunnel_write(data)
         self.resume_reading_for(PAUSE_PIPELINE)
+
+    def end_tunnel(self) -> None:
+        """End the tunnel from the gateway's side (a drain): 1001 both ways when its
+        frames are read, else its TCP connections are closed."""
+        tunnel = self.tunnel
+        if isinstance(tunnel, WebSocketRelay):
+            tunnel.shut(GOING_AWAY, "going away")
+        elif self.transport is not None:
+            if self.tunneled is not None and self.tunneled.tunnel_closer is None:
+                self.tunneled.tunnel_closer = "gateway"
+            self.close()
 
     def close(self) -> None:
         if self.transport is not None:

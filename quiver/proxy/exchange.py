@@ -23,6 +23,7 @@ from quiver.proxy.in_process import InProcessAnswers
 from quiver.proxy.phases import PhaseRunner
 from quiver.proxy.request import CONSUMER_FIELDS, RequestHead
 from quiver.proxy.response_head import rewrite_head
+from quiver.proxy.websocket import ABNORMAL
 
 if TYPE_CHECKING:
     from quiver.http.tracecontext import TraceContext
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from quiver.proxy.snapshot import RouteRuntime
     from quiver.proxy.sse import Heartbeat
     from quiver.proxy.upstream import UpstreamConnection
+    from quiver.proxy.websocket import WebSocketRelay
 
 _BUFFER_LIMIT = 65536
 _LAST_CHUNK = b"0\r\n\r\n"
@@ -66,6 +68,11 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     trace: TraceContext | None = None  # when tracing is on (quiver.proxy.tracecontext)
     #: an event stream's heartbeat, on routes that set one (quiver.proxy.sse)
     sse: Heartbeat | None = None
+    #: the frames of an upgrade to WebSocket, on routes with limits (quiver.proxy.websocket)
+    relay: WebSocketRelay | None = None
+    tunnel_closer: str | None = None  # "target" (or "gateway") when not the client closed
+    #: what went through an upgrade's tunnel, once it closed (the record's ``websocket``)
+    tunnel_note: dict[str, Any] | None = None
 
     def __init__(self, client: ClientConnection) -> None:
         self.headers = []
@@ -406,11 +413,38 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         assert upstream is not None
         self.finished = True
         self.flush()
-        self.client.start_tunnel(upstream, early)
-        self._log_later()  # the exchange ends here (status 101); the tunnel is not one
+        # the exchange lives as long as the tunnel: its log phases run when it closes
+        # (a concurrency slot is held that long), as nginx logs a 101 on close
+        self.client.start_tunnel(self, upstream, early)
 
-    def on_tunnel_closed(self) -> None:
+    def on_tunnel_closed(self, closer: str = "target") -> None:
+        """The node's side of the tunnel closed (or the gateway closed it, idle): the
+        client's goes too."""
+        if self.tunnel_closer is None:
+            self.tunnel_closer = closer
         self.client.close()
+
+    def on_tunnel_ended(self) -> None:
+        """Both sides are closed: what went through is noted, the log phases run."""
+        upstream = self.upstream
+        relay = self.relay
+        closer = self.tunnel_closer or "client"
+        code = None
+        messages_in = messages_out = None
+        if relay is not None:
+            relay.ended()
+            code = relay.close_code or ABNORMAL  # (1006: no close frame came)
+            closer = relay.closed_by or closer
+            messages_in, messages_out = relay.messages_in, relay.messages_out
+        self.tunnel_note = {
+            "messages_in": messages_in,
+            "messages_out": messages_out,
+            "bytes_in": upstream.tunnel_in if upstream is not None else 0,
+            "bytes_out": upstream.tunnel_out if upstream is not None else 0,
+            "close_code": code,
+            "closed_by": closer,
+        }
+        self._log_later()
 
     # -- ending -----------------------------------------------------------------------
 

@@ -85,4 +85,5 @@ def exchange_record(
         x.trace,
         ai,
         mcp,
+        x.tunnel_note,  # websocket
     )

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from quiver.config.models import Config, Listen, split_address
+from quiver.config.models import Config, Listen, RouteWebSocket, split_address
 from quiver.observe.metrics import MetricsOutput, metrics_output
 from quiver.observe.writer import RecordWriter, writer_for
 from quiver.plugins.catalog import Catalog
@@ -33,10 +33,14 @@ from quiver.proxy.snapshot import (
 from quiver.proxy.sweeper import Sweeper
 from quiver.proxy.tls import server_context
 from quiver.proxy.tracecontext import Propagator
+from quiver.proxy.websocket import CLOSE_BOUND
 
 log = logging.getLogger("quiver.observe")
 
 DRAIN_IDLE = 0.5  # seconds a connection may stay idle while the worker drains
+#: seconds a tunnel of a route without ``websocket:`` lives on once a reload removed
+#: its route (the default of ``websocket.drain_timeout``)
+DEFAULT_TUNNEL_DRAIN = RouteWebSocket.model_fields["drain_timeout"].default
 
 
 class ProxyState:
@@ -53,6 +57,8 @@ class ProxyState:
         self.snapshot = snapshot
         self.sweeper = sweeper
         self.connections: set[ClientConnection] = set()
+        #: the connections that became tunnels (upgrades the node accepted)
+        self.tunnels: set[ClientConnection] = set()
         #: what to do with each request field, by name
         self.field_names = FieldNames(traced=tracing is not None)
         #: gives each request its trace context (None: tracing is off); fixed at start
@@ -254,6 +260,8 @@ class ProxyServer:
         """Make ``new`` the live snapshot, in one assignment, and retire the old one."""
         old = self.state.snapshot
         self.state.snapshot = new
+        if self.state.tunnels:
+            retire_tunnels(self.state.tunnels, new, self.loop)
         _start_checkers(new.targets.values(), old.targets.values())
         kept = {id(target) for target in new.targets.values()}
         # Retired targets stop pooling at once: their idle connections close now, the
@@ -281,12 +289,18 @@ class ProxyServer:
             server.close()
         for conn in list(self.state.connections):
             conn.draining = True
-        deadline = self.loop.time() + grace
+        started = self.loop.time()
+        deadline = started + grace
         idle_since: dict[ClientConnection, float] = {}
+        tunnels_end = tunnel_deadlines(self.state.tunnels, started, grace)
         while self.state.connections and self.loop.time() < deadline:
             now = self.loop.time()
             for conn in list(self.state.connections):
-                if conn.current is not None or conn.head is not None:
+                if conn.tunneled is not None:
+                    if now >= tunnels_end.get(conn, started):
+                        tunnels_end[conn] = deadline  # (told once)
+                        conn.end_tunnel()
+                elif conn.current is not None or conn.head is not None:
                     idle_since.pop(conn, None)  # busy: its response will close it
                 elif now - idle_since.setdefault(conn, now) > DRAIN_IDLE:
                     conn.close()
@@ -307,6 +321,45 @@ class ProxyServer:
         await self.stores.aclose()
         if self.state.record_writer is not None:  # last: what the stop cut off is in it
             self.state.record_writer.stop()
+
+
+def tunnel_deadlines(
+    tunnels: Iterable[ClientConnection], started: float, grace: float
+) -> dict[ClientConnection, float]:
+    """When each tunnel is ended in a drain of ``grace`` seconds begun at ``started``:
+    after its route's ``websocket.drain_timeout`` (the whole drain without one), and
+    ``CLOSE_BOUND`` before the drain's end at the latest, so that close frames are
+    answered before the connections are cut."""
+    last = started + max(grace - CLOSE_BOUND, 0.0)
+    ends = {}
+    for conn in tunnels:
+        route = conn.tunneled.route if conn.tunneled is not None else None
+        settings = route.websocket if route is not None else None
+        wait = settings.drain_timeout if settings is not None else grace
+        ends[conn] = min(started + wait, last)
+    return ends
+
+
+def retire_tunnels(
+    tunnels: Iterable[ClientConnection], new: Snapshot, loop: asyncio.AbstractEventLoop
+) -> None:
+    """Tunnels of routes that ``new`` removes or sends to another target end after
+    their route's ``websocket.drain_timeout`` (``DEFAULT_TUNNEL_DRAIN`` without one);
+    the other routes' are not touched."""
+    targets = {route.name: route.target for route in new.config.routes}
+    for conn in tunnels:
+        exchange = conn.tunneled
+        route = exchange.route if exchange is not None else None
+        if route is None or (route.name in targets and targets[route.name] == route.target.name):
+            continue
+        settings = route.websocket
+        wait = settings.drain_timeout if settings is not None else DEFAULT_TUNNEL_DRAIN
+        loop.call_later(wait, _end_tunnel, conn)
+
+
+def _end_tunnel(conn: ClientConnection) -> None:
+    if conn.tunneled is not None:  # (not closed meanwhile)
+        conn.end_tunnel()
 
 
 def _start_checkers(targets: Iterable[TargetRuntime], running: Iterable[TargetRuntime]) -> None:

@@ -166,10 +166,13 @@ class RouteRuntime:
         "responder",
         "retries",
         "target",
+        "websocket",
     )
 
     def __init__(self, route: Route, target: TargetRuntime, chain: Chain | None = None) -> None:
         self.name = route.name
+        #: limits and drain of the route's WebSocket connections (None: plain tunnels)
+        self.websocket = route.websocket
         #: the phases of the route's plugins, each in the order they run
         self.chain = chain if chain is not None else Chain(())
         self.target = target

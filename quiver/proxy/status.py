@@ -101,7 +101,24 @@ def worker_metrics(state: ProxyState) -> dict[str, Any]:
                 }
             )
         targets[name] = nodes
-    return {"pid": os.getpid(), "counters": counters, "targets": targets}
+    return {
+        "pid": os.getpid(),
+        "counters": counters,
+        "targets": targets,
+        "websockets": open_websockets(state),
+    }
+
+
+def open_websockets(state: ProxyState) -> dict[str, int]:
+    """The WebSocket connections open now, by route."""
+    counts: dict[str, int] = {}
+    for conn in state.tunnels:
+        exchange = conn.tunneled
+        if exchange is None or (exchange.upgrade or b"").lower() != b"websocket":
+            continue
+        name = exchange.route.name if exchange.route is not None else ""
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 class StatusWriter:

@@ -45,6 +45,12 @@ class ClientSide(Protocol):
     def resume_reading_for(self, reason: int) -> None: ...
 
 
+class Idle(Protocol):
+    """A WebSocket relay, told when its connection went silent too long."""
+
+    def idle(self, seconds: float) -> None: ...
+
+
 class Phases(Protocol):
     @property
     def response_body(self) -> tuple[object, ...]:
@@ -81,7 +87,7 @@ class Carried(Protocol):
     def on_response_end(self, conn: UpstreamConnection, *, reusable: bool) -> None: ...
     def on_upstream_failed(self, conn: UpstreamConnection, error: HTTPError) -> None: ...
     def on_upgrade_accepted(self, early: bytes) -> None: ...
-    def on_tunnel_closed(self) -> None: ...
+    def on_tunnel_closed(self, closer: str = "target") -> None: ...
     def flush(self) -> None: ...
 
 
@@ -279,10 +285,14 @@ class UpstreamConnection(asyncio.Protocol):
         "parser",
         "pool",
         "read_timeout",
+        "relay",
         "requests",
         "reset_parser",
+        "sink",
         "transport",
         "tunnel",
+        "tunnel_in",
+        "tunnel_out",
         "write_paused",
     )
 
@@ -302,6 +312,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_alive = False
         self.read_timeout = pool.timeouts.read
         self.tunnel = False
+        #: where a tunnel's bytes from the node go: the client, or a WebSocket relay
+        self.sink: Callable[[bytes], None] | None = None
+        self.relay: Idle | None = None  # a WebSocket relay, on routes that read frames
+        self.tunnel_in = 0  # bytes through the tunnel from the client
+        self.tunnel_out = 0  # and from the node
         self.write_paused = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
@@ -346,7 +361,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self.tunnel:
             self.deadline = self.pool.loop.time() + self.read_timeout  # timeouts.tunnel_idle
-            exchange.client.write(data)
+            self.tunnel_out += len(data)
+            self.sink(data)  # type: ignore[misc]
             return
         if self.head_done:
             self.body_tail = -1  # all of this chunk is body
@@ -441,6 +457,7 @@ class UpstreamConnection(asyncio.Protocol):
             # write timeout runs, and it may start with this write)
             if self.deadline and not self.write_paused:
                 self.deadline = self.pool.loop.time() + self.read_timeout
+            self.tunnel_in += len(data)
             transport.write(data)
 
     def request_sent(self) -> None:
@@ -473,6 +490,9 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is None:
             self.close()  # idle too long in the pool
             return
+        if self.relay is not None and not self.write_paused:
+            self.relay.idle(self.read_timeout)  # close frames both ways, then TCP
+            return
         self.exchange = None
         if self.tunnel:
             if self.write_paused:  # what it still has to take would never be flushed
@@ -483,7 +503,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self.close()
             label = self.pool.node.label
             tunnel_log.info("tunnel %s to %s closed: %s", exchange.rid.decode(), label, why)
-            exchange.on_tunnel_closed()
+            exchange.on_tunnel_closed("gateway")
             return
         self.abort()
         exchange.on_upstream_failed(

@@ -83,6 +83,15 @@ calls = Table(
     Column("mcp_method", String, nullable=True),
     Column("mcp_tool", String, nullable=True),
     Column("mcp_outcome", String, nullable=True),
+    # an upgrade's tunnel (WebSocket): messages and bytes each way, the close code and
+    # who closed (client, target, gateway), noted when it closed; null for any other
+    # call (messages and code too when the route does not read frames)
+    Column("ws_messages_in", BigInteger, nullable=True),
+    Column("ws_messages_out", BigInteger, nullable=True),
+    Column("ws_bytes_in", BigInteger, nullable=True),
+    Column("ws_bytes_out", BigInteger, nullable=True),
+    Column("ws_close_code", Integer, nullable=True),
+    Column("ws_closed_by", String, nullable=True),
     Index("ix_calls_time", "time_ms"),
     Index("ix_calls_route_time", "route_id", "time_ms"),
     Index("ix_calls_consumer_time", "consumer_id", "time_ms"),

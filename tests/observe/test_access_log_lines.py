@@ -160,7 +160,7 @@ def test_a_client_that_leaves_is_logged_499(tmp_path: Path) -> None:
     assert line["bytes_out"] == 0
 
 
-def test_a_websocket_upgrade_is_logged_101_when_the_tunnel_opens(tmp_path: Path) -> None:
+def test_a_websocket_upgrade_is_logged_101_when_the_tunnel_closes(tmp_path: Path) -> None:
     release = threading.Event()
 
     def upgrading(conn: Conn) -> None:
@@ -169,15 +169,24 @@ def test_a_websocket_upgrade_is_logged_101_when_the_tunnel_opens(tmp_path: Path)
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
         )
         release.wait(10)
+        conn.send(b"bye")
+        conn.close()
 
     with logged(tmp_path, upgrading) as (_, client, path):
         client.send(
             b"GET /chat HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
-        line = line_for(path, "path", "/chat")  # while the tunnel is still open
-        release.set()
+        assert client.read_response().status == 101
+        port = client.sock.getpeername()[1]
+        with Client(port) as other:  # an exchange that ends while the tunnel is open
+            other.request("GET", "/marker")  # (502: the node switches protocols unasked)
+        line_for(path, "path", "/marker")
+        assert '"/chat"' not in path.read_text()
+        release.set()  # the node ends the tunnel
+        line = line_for(path, "path", "/chat")
     assert (line["status"], line["method"]) == (101, "GET")
+    assert line["latency_ms"] > 0  # the life of the connection
 
 
 def test_fields_select_and_order_what_is_written(tmp_path: Path) -> None:

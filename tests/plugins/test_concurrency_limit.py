@@ -199,7 +199,7 @@ def test_a_failed_node_gives_the_slot_back() -> None:
     closed.close()
 
 
-def test_an_upgraded_request_gives_its_slot_back_when_the_tunnel_starts() -> None:
+def test_an_upgraded_request_holds_its_slot_until_the_tunnel_closes() -> None:
     def tunnel(conn: Conn) -> None:
         request = conn.read_request()
         if request is not None and request.header("upgrade"):
@@ -215,6 +215,10 @@ def test_an_upgraded_request_gives_its_slot_back_when_the_tunnel_starts() -> Non
         with RunningProxy(text, stores=stores) as proxy, Client(proxy.port) as ws:
             ws.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ws\r\n\r\n")
             assert ws.read_response().status == 101
+            assert count(proxy, stores, KEY) == 1
+            with Client(proxy.port) as client:
+                assert client.request("GET", "/").status == 429
+            ws.close()
             until(lambda: count(proxy, stores, KEY) == 0)
             with Client(proxy.port) as client:
                 assert client.request("GET", "/").status == 200

@@ -149,7 +149,7 @@ def test_an_unreachable_node_is_logged_once_with_the_error_status() -> None:
     closed.close()
 
 
-def test_an_accepted_upgrade_is_logged_as_101_while_the_tunnel_is_open() -> None:
+def test_an_accepted_upgrade_is_logged_as_101_when_the_tunnel_closes() -> None:
     def tunnel(conn: Conn) -> None:
         if conn.read_request() is not None:
             conn.send(
@@ -161,8 +161,13 @@ def test_an_accepted_upgrade_is_logged_as_101_while_the_tunnel_is_open() -> None
     with Upstream(tunnel) as node, running(node.url) as proxy, Client(proxy.port) as client:
         client.send(b"GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ws\r\n\r\n")
         assert client.read_response().status == 101
-        assert logged_once(proxy.port, b"/up") == [101]
         client.send(b"still tunnelled")
+        with Client(proxy.port) as other:  # an exchange logged after the upgrade began
+            other.request("GET", "/while-open")
+        ENDED.wait_for(b"/while-open")
+        assert not any(path == b"/up" for path, _ in ENDED.seen)
+        client.close()
+        assert logged_once(proxy.port, b"/up") == [101]
 
 
 def test_an_exchange_is_logged_before_the_next_request_on_its_connection_starts() -> None:

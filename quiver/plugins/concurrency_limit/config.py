@@ -20,7 +20,8 @@ class ConcurrencyLimitConfig(PluginConfig):
         le=MAX_LIMIT,
         description="Requests in flight at once for each key, on the whole node; a "
         "request counts from its access phase until its response is sent (or it "
-        "fails, is abandoned by its client, or is upgraded to a tunnel).",
+        "fails, or is abandoned by its client); an upgrade the node accepts counts "
+        "until its tunnel closes, so this also limits open WebSocket connections.",
     )
     by: By = Field(
         ["route"],

@@ -38,7 +38,7 @@ class WrittenWhole:
     def on_upgrade_accepted(self, early: bytes) -> None:
         return None  # never asked for: the connection was dropped at its head
 
-    def on_tunnel_closed(self) -> None:
+    def on_tunnel_closed(self, closer: str = "target") -> None:
         return None
 
     # there is no client to pause or tunnel to
