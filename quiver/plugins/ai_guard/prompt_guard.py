@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, model_validator
 from quiver.plugins.ai_guard.bodies import HeldAnswers, read_prompt
 from quiver.plugins.ai_guard.problems import PromptRefused
 from quiver.plugins.ai_guard.rules import GuardRule, Rules, check_names
-from quiver.plugins.ai_guard.streams import StreamGuard, is_event_stream
+from quiver.plugins.ai_guard.streams import StreamGuard
 from quiver.plugins.ai_guard.texts import (
     Role,
     completion_texts,
@@ -22,6 +22,7 @@ from quiver.plugins.ai_guard.texts import (
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
 from quiver.plugins.json_body import is_identity
 from quiver.plugins.response import ResponseHead
+from quiver.plugins.sse import is_event_stream
 
 RuleList = Annotated[list[GuardRule], AfterValidator(check_names)]
 
@@ -138,7 +139,9 @@ class PromptGuard(Plugin[PromptGuardConfig]):
             and request.method != b"HEAD"
             and is_identity(response.get(b"content-encoding"))
         ):
-            request.ctx[self._stream] = StreamGuard(self.completion_deny, self.window)
+            request.ctx[self._stream] = StreamGuard(
+                self.completion_deny, self.window, self.context.limits.max_buffered_body
+            )
         else:
             self.held.response_headers(request, response)
 

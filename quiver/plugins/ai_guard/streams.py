@@ -14,7 +14,9 @@ that ends (its ``finish_reason``, ``content_block_stop``, ``output_text.done``) 
 the stream's end are checked once more, now counting a match that reaches the end
 of the text, and release what they held.  On a match, what is held is dropped and
 the stream ends with the API's own error event naming the rule; nothing else of it
-is sent.
+is sent.  What is held never grows past ``limits.max_buffered_body`` bytes: past
+it, the oldest events go out before enough text follows them (a text that stalls
+while other events keep coming).
 """
 
 from __future__ import annotations
@@ -30,13 +32,6 @@ from quiver.plugins.sse import EventSplitter
 CONTEXT = 16
 #: the least a text is searched back from a new piece, even with a smaller window
 MIN_LOOKBACK = 64
-
-
-def is_event_stream(content_type: bytes | None) -> bool:
-    """Whether a Content-Type names ``text/event-stream`` (parameters aside)."""
-    if content_type is None:
-        return False
-    return content_type.partition(b";")[0].strip().lower() == b"text/event-stream"
 
 
 class _Text:
@@ -61,7 +56,9 @@ class StreamGuard:
 
     __slots__ = (
         "held",
+        "held_bytes",
         "lookback",
+        "max_held",
         "refused",
         "rules",
         "sequence",
@@ -70,13 +67,17 @@ class StreamGuard:
         "window",
     )
 
-    def __init__(self, rules: Rules, window: int) -> None:
+    def __init__(self, rules: Rules, window: int, max_held: int) -> None:
         self.rules = rules
         self.window = window
         self.lookback = max(window, MIN_LOOKBACK)
+        #: most bytes held at once: past it the oldest events go out (a stream whose
+        #: text stalls while other events keep coming must not fill the memory)
+        self.max_held = max_held
         self.splitter = EventSplitter()
         self.texts: dict[Key, _Text] = {}
         self.held: deque[_Held] = deque()
+        self.held_bytes = 0
         self.sequence: int | None = None  # the last sequence_number seen (Responses)
         self.refused = False
 
@@ -97,6 +98,7 @@ class StreamGuard:
                         return self._refuse(out, self._refusal(key[0], rule))
             out.extend(raw for raw, _ in self.held)
             self.held.clear()
+            self.held_bytes = 0
             out.append(self.splitter.rest())
         return b"".join(out)
 
@@ -122,13 +124,19 @@ class StreamGuard:
                     return self._refusal(key[0], rule)
                 text.done = True
         self.held.append((raw, tuple(marks)))
+        self.held_bytes += len(raw)
         return None
 
     def _release(self, out: list[bytes]) -> None:
         """Move the held events that enough text follows (in order) to ``out``."""
         held, window = self.held, self.window
-        while held and all(t.done or t.length - end >= window for t, end in held[0][1]):
-            out.append(held.popleft()[0])
+        while held and (
+            self.held_bytes > self.max_held
+            or all(t.done or t.length - end >= window for t, end in held[0][1])
+        ):
+            raw = held.popleft()[0]
+            self.held_bytes -= len(raw)
+            out.append(raw)
 
     def _search(self, text: _Text, piece: str, final: bool) -> str | None:
         joined = text.tail + piece
@@ -143,6 +151,7 @@ class StreamGuard:
     def _refuse(self, out: list[bytes], refusal: bytes) -> bytes:
         self.refused = True
         self.held.clear()
+        self.held_bytes = 0
         self.texts.clear()
         out.append(refusal)
         return b"".join(out)

@@ -160,9 +160,10 @@ class Script:
 
 
 @contextmanager
-def streaming(script: Script, plugins: dict[str, Any]) -> Iterator[RunningProxy]:
-    """The scripted provider and a proxy with ``plugins`` on its one route."""
+def streaming(script: Script, plugins: dict[str, Any], **extra: Any) -> Iterator[RunningProxy]:
+    """The scripted provider and a proxy with ``plugins`` on its one route (``extra``
+    as for ``make_config``)."""
     with Upstream(script.serve) as node:
         routes = [{"name": "ai", "paths": ["/"], "target": "provider", "plugins": plugins}]
-        with RunningProxy(make_config({"provider": node.url}, routes)) as proxy:
+        with RunningProxy(make_config({"provider": node.url}, routes, **extra)) as proxy:
             yield proxy

@@ -204,11 +204,15 @@ def test_regex_rules_and_a_stream_that_ends_without_its_last_events() -> None:
 # -- what is held, and for how long ---------------------------------------------------
 
 
-def _first_piece_arrives_at_once(settings: dict[str, Any]) -> None:
-    """The provider sends the first text piece, then waits for the client to have read
-    it before it sends more."""
-    script = Script(["Hello", " world", " and more"], gate_at=2)
-    with streaming(script, {"ai-prompt-guard": settings}) as proxy:
+def _first_piece_arrives_at_once(settings: dict[str, Any], comments: int = 0, **extra: Any) -> None:
+    """The provider sends the first text piece (and ``comments`` comment events after
+    it), then waits for the client to have read it before it sends more."""
+
+    def commented(events: list[bytes]) -> list[bytes]:
+        return [*events[:2], *[b": " + b"x" * 60 + b"\n\n"] * comments, *events[2:]]
+
+    script = Script(["Hello", " world", " and more"], extra=commented, gate_at=2 + comments)
+    with streaming(script, {"ai-prompt-guard": settings}, **extra) as proxy:
         text = ""
         for kind, value in _pieces(proxy, "/v1/chat/completions"):
             if kind == "text":
@@ -232,6 +236,11 @@ def test_a_window_of_0_still_cuts_the_stream_at_the_match() -> None:
 
 def test_without_completion_deny_rules_streams_are_not_held() -> None:
     _first_piece_arrives_at_once({"deny": [{"keywords": ["project falcon"]}]})
+
+
+def test_what_is_held_never_grows_past_the_buffer_limit() -> None:
+    # (text that stalls while 100 comments come: past 2 KiB held, the oldest go out)
+    _first_piece_arrives_at_once(GUARD, comments=100, limits={"max_buffered_body": 2048})
 
 
 @pytest.mark.parametrize("path", FRONTS)
