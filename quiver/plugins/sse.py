@@ -31,11 +31,18 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["EventSplitter", "EventTooLarge", "SSEEvent", "render_event"]
+__all__ = ["EventSplitter", "EventTooLarge", "SSEEvent", "is_event_stream", "render_event"]
 
 _BOM = b"\xef\xbb\xbf"
 _CR, _LF = 13, 10
 MAX_EVENT = 1024 * 1024
+
+
+def is_event_stream(content_type: bytes | None) -> bool:
+    """Whether a Content-Type value names ``text/event-stream`` (parameters aside)."""
+    if content_type is None:
+        return False
+    return content_type.partition(b";")[0].strip().lower() == b"text/event-stream"
 
 
 class EventTooLarge(ValueError):

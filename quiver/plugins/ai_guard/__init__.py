@@ -5,7 +5,8 @@ endpoint asked about each prompt).
 They read the JSON bodies of the OpenAI Chat Completions, OpenAI Responses and
 Anthropic Messages formats themselves (``texts``), so they work on any route: one
 served by the ``ai`` target or one proxied to a provider directly.  ``bodies``
-reads prompts and holds answers; ``rules`` compiles the prompt guard's rules;
+reads prompts and holds answers; ``streams`` checks streamed answers as they go
+(``stream_texts`` reads their events); ``rules`` compiles the prompt guard's rules;
 ``pii`` finds personal data; ``problems`` holds the refusals.
 """
 

@@ -1,5 +1,5 @@
 """``ai-prompt-guard``: deny (and allow) lists of regular expressions and keywords
-on prompts, and a deny list on non-streamed answers."""
+on prompts, and a deny list on answers, whole or streamed (``streams``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,19 @@ from pydantic import AfterValidator, Field, model_validator
 from quiver.plugins.ai_guard.bodies import HeldAnswers, read_prompt
 from quiver.plugins.ai_guard.problems import PromptRefused
 from quiver.plugins.ai_guard.rules import GuardRule, Rules, check_names
-from quiver.plugins.ai_guard.texts import Role, completion_texts, last_turn, prompt_texts, withhold
+from quiver.plugins.ai_guard.streams import StreamGuard
+from quiver.plugins.ai_guard.texts import (
+    Role,
+    completion_texts,
+    last_turn,
+    prompt_texts,
+    withheld_message,
+    withhold,
+)
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
+from quiver.plugins.json_body import is_identity
 from quiver.plugins.response import ResponseHead
+from quiver.plugins.sse import is_event_stream
 
 RuleList = Annotated[list[GuardRule], AfterValidator(check_names)]
 
@@ -30,8 +40,17 @@ class PromptGuardConfig(PluginConfig):
     )
     completion_deny: RuleList = Field(
         default_factory=list,
-        description="Rules no text of a non-streamed answer may match; a match withholds "
-        "the answer (see above). Streamed answers are not checked.",
+        description="Rules no text of an answer may match; a match withholds a "
+        "non-streamed answer and ends a streamed one with an error event (see above).",
+    )
+    stream_window: int = Field(
+        64,
+        ge=0,
+        le=65536,
+        description="Characters of a streamed answer's text held back before they go "
+        "to the client: a match no longer than this is caught before any of it is sent "
+        "(longer ones are looked for over the last max(stream_window, 64) characters); "
+        "0 sends every event at once and only cuts the stream after a match.",
     )
     roles: list[Role] = Field(
         default_factory=lambda: list[Role](["user"]),
@@ -72,7 +91,11 @@ class PromptGuard(Plugin[PromptGuardConfig]):
     format by a refusal naming the rule (OpenAI `finish_reason: content_filter` with
     the message's `refusal`; Anthropic `stop_reason: refusal`; Responses `status:
     incomplete`, reason content_filter). Answers larger than
-    `limits.max_buffered_body` go unchecked (logged once per route)."""
+    `limits.max_buffered_body` go unchecked (logged once per route). A streamed
+    answer (2xx text/event-stream) is checked as it goes: its events are held until
+    `stream_window` characters of text follow them, and a match drops what is held
+    and ends the stream with the API's error event naming the rule (code
+    completion_refused)."""
 
     name = "ai-prompt-guard"
     priority = 780
@@ -87,6 +110,8 @@ class PromptGuard(Plugin[PromptGuardConfig]):
         self.roles = frozenset(config.roles)
         self.whole = config.whole_conversation
         self.held = HeldAnswers(self.name, context.limits.max_buffered_body, self._check_answer)
+        self.window = config.stream_window
+        self._stream = self.name + ":stream"
         # phases without rules are dropped: the route keeps streaming its bodies
         if not self.completion_deny:
             self.response_headers = None  # type: ignore[method-assign, assignment]
@@ -108,15 +133,30 @@ class PromptGuard(Plugin[PromptGuardConfig]):
                 raise PromptRefused("the prompt matches no allow rule", None)
 
     def response_headers(self, request: PluginRequest, response: ResponseHead) -> None:
-        self.held.response_headers(request, response)
+        if (
+            is_event_stream(response.get(b"content-type"))
+            and 200 <= response.status < 300
+            and request.method != b"HEAD"
+            and is_identity(response.get(b"content-encoding"))
+        ):
+            request.ctx[self._stream] = StreamGuard(
+                self.completion_deny, self.window, self.context.limits.max_buffered_body
+            )
+        else:
+            self.held.response_headers(request, response)
 
     def response_body(self, request: PluginRequest, chunk: bytes, last: bool) -> bytes:
-        return self.held.response_body(request, chunk, last)
+        stream: StreamGuard | None = request.ctx.get(self._stream)
+        if stream is None:
+            return self.held.response_body(request, chunk, last)
+        if last:
+            del request.ctx[self._stream]
+        return stream.feed(chunk, last)
 
     def _check_answer(self, request: PluginRequest, answer: Any) -> bool:
         for text in completion_texts(answer):
             rule = self.completion_deny.first_match(text.value)
             if rule is not None:
-                withhold(answer, f"The answer was withheld by the gateway (rule {rule!r}).")
+                withhold(answer, withheld_message(rule))
                 return True
         return False

@@ -88,3 +88,19 @@ class Rules:
             if pattern.search(text) is not None:
                 return name
         return None
+
+    def first_match_from(self, text: str, start: int, final: bool) -> str | None:
+        """The name of the first rule with a match in ``text`` from ``start`` on
+        (what comes before is context, for lookbehinds), or None.  Unless ``final``
+        the text may go on, so a match that reaches its end does not count yet: a
+        keyword "falcon" at the end of "project falc" + "on" may become "falcons"."""
+        end = len(text)
+        for name, pattern in self.named:
+            found = pattern.search(text, start)
+            while found is not None:
+                if final or found.end() < end:
+                    return name
+                if found.start() >= end:
+                    break  # (an empty match at the end: searching on would find it again)
+                found = pattern.search(text, found.start() + 1)
+        return None

@@ -201,6 +201,11 @@ def completion_texts(body: Any) -> list[Text]:
     return found
 
 
+def withheld_message(rule: str) -> str:
+    """What a withheld answer says in place of its text (streamed or not)."""
+    return f"The answer was withheld by the gateway (rule {rule!r})."
+
+
 def withhold(body: dict[str, Any], message: str) -> None:
     """Replace the answer in ``body`` by a refusal in its own format: what each API
     says of an answer its content filter stopped (OpenAI ``finish_reason:

@@ -129,3 +129,46 @@ def test_a_cached_anthropic_stream_replays_every_event(
     assert kinds[0] == kinds[1]
     assert kinds[0][0] == "message_start" and kinds[0][-1] == "message_stop"
     assert len(provider.requests) == before + 1
+
+
+def test_a_streamed_answer_is_cut_before_a_denied_word(client: openai.OpenAI) -> None:
+    # (the answer echoes the prompt in 8-character pieces: the keyword spans two)
+    text = ""
+    stream = client.chat.completions.create(
+        model="gpt", messages=user("about project falcon"), stream=True
+    )
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in stream:
+            text += chunk.choices[0].delta.content or "" if chunk.choices else ""
+    body: Any = caught.value.body
+    assert (body["code"], body["rule"]) == ("completion_refused", "internal")
+    assert "falc" not in text.lower()
+
+
+def test_a_streamed_responses_answer_ends_with_an_error_event(client: openai.OpenAI) -> None:
+    events = list(client.responses.create(model="gpt", input="about project falcon", stream=True))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert "falc" not in text.lower()
+    last: Any = events[-1]
+    assert (last.type, last.code) == ("error", "completion_refused")
+    assert "'internal'" in last.message
+    clean = list(client.responses.create(model="gpt", input="about the weather", stream=True))
+    assert clean[-1].type == "response.completed"
+
+
+def test_a_streamed_anthropic_answer_ends_with_an_error_event(
+    proxy: tuple[Upstream, RunningProxy],
+) -> None:
+    text = ""
+    with anthropic.Anthropic(base_url=proxy[1].url, api_key=KEY, max_retries=0) as client:
+        stream = client.messages.create(
+            model="claude", max_tokens=50, messages=user("about project falcon"), stream=True
+        )
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            for event in stream:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    text += event.delta.text
+    body: Any = caught.value.body
+    assert body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["rule"] == "internal"
+    assert "falc" not in text.lower()

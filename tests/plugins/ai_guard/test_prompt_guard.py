@@ -198,14 +198,6 @@ def test_a_denied_answer_is_withheld_in_its_own_format(path: str) -> None:
         assert "all good" in clean.body.decode()
 
 
-def test_streamed_answers_pass_unchecked() -> None:
-    with guarded({"ai-prompt-guard": ANSWERS}) as (_, client):
-        body = chat(("user", "status?"), stream=True)
-        response = post(client, "/v1/chat/completions", body, **{"X-Answer": "project falcon"})
-        assert response.status == 200
-        assert b"proje" in response.body and b"ct falcon" in response.body
-
-
 def test_an_answer_larger_than_the_buffer_limit_passes_unchecked() -> None:
     big = "project falcon " + "x" * 3000
     with guarded({"ai-prompt-guard": ANSWERS}, limits={"max_buffered_body": 2048}) as (_, c):
