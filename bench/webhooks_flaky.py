@@ -9,7 +9,8 @@ times longer than the delivery timeout), and once stops listening for
 are published through ``POST /webhooks/events`` with an admin token, each with
 an id of its own, so a publisher that lost an answer publishes again safely.
 The admin process, which runs the sender, is killed with SIGKILL ``KILLS`` times
-while a delivery is in flight; the master starts it again on the same store.
+while a delivery is in flight, the first time halfway through publishing; the
+master starts it again on the same store.
 
 The receiver verifies every delivery with the ``standardwebhooks`` library and
 de-duplicates by ``webhook-id``.  At the end every event must have been accepted
@@ -34,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -230,7 +232,9 @@ class Node:
                     "/webhooks/events",
                     json={"type": "bench.event", "data": {"n": n}, "id": f"bench-{n:05d}"},
                 )
-            except httpx.TransportError:  # the admin process is down (killed): again
+            except httpx.TransportError as exc:  # the admin process is down (killed): again
+                if tries == 1:
+                    say(f"publishing event {n}: {type(exc).__name__}, trying again")
                 time.sleep(0.2)
                 continue
             if answer.status_code in (202, 409):  # 409: it was taken before an answer was lost
@@ -287,26 +291,36 @@ def run(procs: Processes, work: Path, store: str, store_url: str) -> Result:
     kills: list[float] = []
     restarts: list[float] = []
     outage: list[float] = []
-    tries = [0]
+    tries, sent, took = [0], [0], [0.0]
     published = threading.Event()
 
     def publish_all() -> None:
         for n in range(EVENTS):
             tries[0] += node.publish(n)
+            sent[0] = n + 1
+        took[0] = time.monotonic() - started
         published.set()
 
     publisher = threading.Thread(target=publish_all, daemon=True)
     publisher.start()
-    kill_at = [EVENTS * (k + 1) // (KILLS + 2) for k in range(KILLS)]  # e.g. 250, 500
+
+    # the first kill halfway through publishing, the others as events arrive: with
+    # KILLS=2, once 500 are published and once 333 have arrived
+    def arrived(share: float) -> Callable[[], bool]:
+        return lambda: receiver.unique_accepted() >= EVENTS * share
+
+    kill_at = [lambda: sent[0] >= EVENTS // 2]
+    kill_at += [arrived(k / (KILLS + 1)) for k in range(1, KILLS)]
+    kill_at = kill_at[:KILLS]
     outage_at = EVENTS * (KILLS + 1) // (KILLS + 2) if KILLS else EVENTS // 2
     outage_done = False
     publish_seconds = 0.0
     while True:
         if published.is_set() and not publish_seconds:
-            publish_seconds = time.monotonic() - started
+            publish_seconds = took[0]
             say(f"{store}: all {EVENTS} published in {publish_seconds:.1f} s")
         done = receiver.unique_accepted()
-        if kill_at and done >= kill_at[0]:
+        if kill_at and kill_at[0]():
             waited = time.monotonic()
             while not receiver.busy() and time.monotonic() - waited < 10:
                 time.sleep(0.005)  # kill it with a delivery in flight
