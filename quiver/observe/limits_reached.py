@@ -52,13 +52,19 @@ class ReachedNotes:
         #: when each limit this worker noted starts counting again
         self._quiet: dict[tuple[str, bytes], float] = {}
 
+    def quiet(self, event_type: str, key: bytes) -> bool:
+        """Whether a note of ``key`` would say nothing new (one was written and the
+        limit has not let the key through since): a refusal costs no more then."""
+        return self.directory is None or self.clock() < self._quiet.get((event_type, key), 0.0)
+
     def note(
         self, event_type: str, key: bytes, period: float, resets: float, data: dict[str, Any]
     ) -> None:
         """Say that the limit counted under ``key`` refused a request in ``period``
         (a number naming it: its end, say), which ends at ``resets``; until then
         this worker says it only once."""
-        if self.directory is None or self.clock() < self._quiet.get((event_type, key), 0.0):
+        directory = self.directory
+        if directory is None or self.quiet(event_type, key):
             return
         if len(self._quiet) >= _REMEMBERED:
             self._quiet.clear()
@@ -67,10 +73,10 @@ class ReachedNotes:
         note_id = "lim_" + digest.hexdigest()[:40]
         body = {"type": event_type, "time_ms": int(self.clock() * 1000), "data": data}
         try:
-            self.directory.mkdir(mode=0o700, exist_ok=True)
-            fresh = self.directory / f".{note_id}.{os.getpid()}"
+            directory.mkdir(mode=0o700, exist_ok=True)
+            fresh = directory / f".{note_id}.{os.getpid()}"
             fresh.write_text(json.dumps(body))
-            os.replace(fresh, self.directory / f"{note_id}.json")
+            os.replace(fresh, directory / f"{note_id}.json")
         except OSError as exc:  # (the refusal stands; only its event is lost)
             _log.warning("%s not noted for its webhook event: %s", event_type, exc)
 

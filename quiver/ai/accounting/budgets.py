@@ -301,7 +301,7 @@ class Accounting:
     ) -> None:
         """Note a budget's refusal for a ``budget.reached`` event: one per budget,
         consumer or team, and period."""
-        if self.notes is None:
+        if self.notes is None or self.notes.quiet(BUDGET_REACHED, key):
             return
         end = rule.window.bounds(self.clock())[1]
         cost = rule.unit == "cost"

@@ -84,13 +84,15 @@ class Quota(Counted[QuotaConfig]):
         """Note the refusal for a ``quota.reached`` event: one per key and period (a
         rolling period's periods are counted off from the epoch, for the workers to
         agree on; a worker is quiet until the refused key could pass again)."""
+        key = self.key(request)
+        if self.notes.quiet(QUOTA_REACHED, key):
+            return
         window, now = self.windows[0], self.clock()
         if window.period is not None:
             period = resets = window.bounds(now)[1]
         else:
             period, resets = math.floor(now / window.seconds), now + verdict.retry_after
         consumer = request.consumer
-        key = self.key(request)
         data = {
             "scope": self.scope,
             "key": readable_key(key),
