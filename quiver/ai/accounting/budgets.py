@@ -276,14 +276,14 @@ class Accounting:
                     held.append(Held(rule, key, amount))
                     continue
                 await self._give_back(held)
-                if rule.budget and not math.isinf(verdict.retry_after):
-                    self._reached(rule, key, consumer, team, verdict.usage[0].remaining)
                 if given is None and rule.unit != "requests":
                     shrink_to = self._fitting_output(
                         rule, verdict.usage[0].remaining, prompt, price
                     )
                     if shrink_to is not None and MIN_OUTPUT <= shrink_to < output:
                         break
+                if rule.budget and not math.isinf(verdict.retry_after):
+                    self._reached(rule, key, consumer, team, verdict.usage[0].remaining)
                 raise refusal(rule, verdict.retry_after, prompt + output)
             else:
                 reservation = Reservation(

@@ -321,11 +321,15 @@ def test_a_spent_budget_leaves_one_note_for_its_webhook_event(tmp_path: Path) ->
     stores = Stores(tmp_path, clock=clock)
     document = {
         "budgets": [
-            {"consumer": "alice", "tokens": 300, "period": "day", "time_zone": "Europe/Paris"}
+            {"consumer": "alice", "tokens": 400, "period": "day", "time_zone": "Europe/Paris"}
         ]
     }
     account = Accounting(settings(document), stores)
     now(admit(account, chat(max_tokens=200)))
+    smaller = chat()
+    now(admit(account, smaller))  # admitted with a smaller cap: the budget is not spent yet
+    assert MIN_OUTPUT <= smaller["max_tokens"] < 256
+    assert list(read_notes(tmp_path)) == []
     for _ in range(2):  # refused twice: noted once
         with pytest.raises(BudgetExceeded):
             admit(account, chat(max_tokens=200))
@@ -335,12 +339,12 @@ def test_a_spent_budget_leaves_one_note_for_its_webhook_event(tmp_path: Path) ->
     assert note.data == {
         "consumer": "alice",
         "team": "data",
-        "budget": "token budget of 300 per day",
+        "budget": "token budget of 400 per day",
         "who": "consumer",
         "unit": "tokens",
-        "limit": 300,
+        "limit": 400,
         "remaining": note.data["remaining"],
         "period": "day@Europe/Paris",
         "resets_at": "2026-03-28T23:00:00Z",  # midnight in Paris
     }
-    assert 0 <= note.data["remaining"] < 300
+    assert 0 <= note.data["remaining"] < 249
