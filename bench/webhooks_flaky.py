@@ -56,7 +56,7 @@ QUIVER = os.environ.get("QUIVER", str(Path(sys.executable).with_name("quiver")))
 TOKEN = "qv_" + "b" * 43
 TIMEOUT = 2.0  # the delivery timeout the config sets (seconds)
 #: short early retries so that a 30 s outage is ridden out in a minute, and enough
-#: of them that a 50% failure rate, an outage and two kills never exhaust them
+#: of them that a 50% failure rate, an outage and two kills hardly ever exhaust them
 SCHEDULE = ["1s", "2s", "4s", "8s", "15s", *["15s"] * 20]
 SLOW_SHARE = 0.03  # answers given only after the delivery timeout
 FAIL_SHARE = 0.5
