@@ -42,8 +42,9 @@ bench_need_two_cores() {
     fi
 }
 
-# bench_run NAME
-# Runs bench/NAME_bench.py with a fresh scratch directory and exits with its status.
+# bench_run NAME [SCRIPT]
+# Runs bench/NAME_bench.py (or bench/SCRIPT) with a fresh scratch directory and exits
+# with its status.
 # On exit, Ctrl-C, SIGTERM or SIGHUP it asks the Python side to stop its servers,
 # then stops whatever it left behind and removes the scratch directory (kept with
 # KEEP_WORKDIR=1).
@@ -60,7 +61,7 @@ bench_run() {
     # In the background so that a signal reaches the trap at once instead of after
     # the Python side returns.
     local status
-    "${PYTHON:-python3}" "$bench_dir/${bench_name}_bench.py" \
+    "${PYTHON:-python3}" "$bench_dir/${2:-${bench_name}_bench.py}" \
         --workdir "$bench_work" --results "$bench_dir/results" &
     bench_pid=$!
     set +e

@@ -13,8 +13,6 @@ admin process does not announce again what was already true.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +20,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from quiver.admin.periodic import Periodic
 from quiver.observe.node_metrics import read_node
 from quiver.webhooks.queue import publish
 
-_log = logging.getLogger("quiver.webhooks")
 NODE_DOWN, NODE_UP, BREAKER_OPENED = "node.down", "node.up", "breaker.opened"
 
 
@@ -35,8 +33,10 @@ class _Seen:
     open_breakers: int  # workers whose breaker for it is open
 
 
-class NodeWatcher:
+class NodeWatcher(Periodic):
     """Reads the workers' views in ``run_dir``; ``check`` once, or ``start``/``stop``."""
+
+    thread_name = "node-events"
 
     def __init__(
         self,
@@ -46,13 +46,11 @@ class NodeWatcher:
         interval_s: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(interval_s)
         self._run_dir = run_dir
         self._engine = engine
-        self._interval_s = interval_s
         self._clock = clock
         self._seen: dict[tuple[str, str], _Seen] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def check(self) -> list[str]:
         """Publish what changed since the last check; the types published."""
@@ -88,20 +86,3 @@ class NodeWatcher:
             )
             for key, seen in views.items()
         }
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="node-events", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.check()
-            except Exception:  # the store is down, say: log it, look again later
-                _log.exception("node events not published")
-            self._stop.wait(self._interval_s)

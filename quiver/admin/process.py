@@ -23,7 +23,9 @@ import uvicorn
 
 from quiver.admin.app import create_app
 from quiver.admin.declarations import FileDeclarations
+from quiver.admin.limit_events import LimitWatcher
 from quiver.admin.node_events import NodeWatcher
+from quiver.admin.periodic import Periodic
 from quiver.calls import CallLog, Ingester
 from quiver.config.models import is_loopback, split_address
 from quiver.config.plugin_set import PluginSet
@@ -85,7 +87,7 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
     store = open_store(settings.store_url, catalog)
     ingester: Ingester | None = None
     sender: Sender | None = None
-    watcher: NodeWatcher | None = None
+    watchers: list[Periodic] = []
     try:
         _ensure_token(store, settings)
         declare_endpoints(store.engine, settings.webhook_endpoints, now_ms=int(time.time() * 1000))
@@ -107,8 +109,10 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             sender = Sender(store.engine, settings.webhooks)
             sender.start()
             if settings.run_dir is not None:
-                watcher = NodeWatcher(Path(settings.run_dir), store.engine)
-                watcher.start()
+                run_dir = Path(settings.run_dir)
+                watchers = [NodeWatcher(run_dir, store.engine), LimitWatcher(run_dir, store.engine)]
+                for watcher in watchers:
+                    watcher.start()
         server = _Server(
             uvicorn.Config(
                 app,
@@ -121,11 +125,11 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             ),
             sock,
             settings,
-            on_shutdown=[item.stop for item in (watcher, sender) if item is not None],
+            on_shutdown=[item.stop for item in (*watchers, sender) if item is not None],
         )
         server.run(sockets=[sock])
     finally:
-        if watcher is not None:
+        for watcher in watchers:
             watcher.stop()
         if sender is not None:
             sender.stop()

@@ -32,7 +32,7 @@ EVENT_TYPE = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$"
 SUBSCRIPTION = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*(\.\*)?$"
 #: the families of the events Quiver publishes itself: applications may not
 #: publish in them, so a receiver can trust that Quiver sent such an event
-RESERVED = ("config", "consumer", "credential", "node", "breaker", "webhook")
+RESERVED = ("config", "consumer", "credential", "node", "breaker", "quota", "budget", "webhook")
 #: how long the previous secret keeps signing after a rotation, by default
 ROTATION_GRACE_S = 24 * 3600
 Name = Annotated[str, Path(pattern=NAME_PATTERN, description="The endpoint's name.")]

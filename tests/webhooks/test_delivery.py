@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import threading
 
+from quiver.config.webhooks import WebhookSettings
 from quiver.store import Store
 from quiver.webhooks import endpoints, queue
 from quiver.webhooks.queue import Policy
@@ -194,6 +195,37 @@ def test_an_endpoint_failing_for_long_is_disabled_and_an_event_says_so(store: St
         assert event.event["type"] == "webhook.endpoint.disabled"
         assert event.event["data"]["endpoint"] == "broken"
         assert len(broken.received) == 4
+
+
+def test_one_success_starts_the_failing_time_again(store: Store) -> None:
+    clock = Clock()
+    with receiving() as flaky:
+        flaky.answers = [500, 500, 200, 500, 500, 500]
+        flaky.secrets.append(
+            endpoints.create_endpoint(store.engine, "flaky", flaky.url, now_ms=clock.ms())
+        )
+        for _ in range(2):
+            queue.publish(store.engine, "a.b", {}, now_ms=clock.ms())
+        sender = _sender(store, clock, batch=1, schedule=(3600,) * 5, disable_after_s=3 * 3600)
+        try:
+            # failing for 2 hours, one success, failing for 2 more: never 3 hours on end
+            for expected in ("pending", "pending", "delivered", "pending", "pending", "pending"):
+                assert sender.run_once() == [expected]
+                clock.now += 3600
+        finally:
+            sender.stop()
+        assert endpoints.get_endpoint(store.engine, "flaky", clock.ms()).enabled
+
+
+def test_the_config_sets_the_schedule_and_the_failing_time_to_disable() -> None:
+    default = DeliverySettings.of(WebhookSettings())
+    assert default.policy.schedule == (5, 300, 1800, 7200, 18000, *(36000,) * 6)
+    assert default.policy.disable_after_s == 5 * 86400  # as Svix: failing for 5 days
+    section = {"retry_schedule": ["1s", "10s", "1m"], "disable_after": "12h", "timeout": "2s"}
+    chosen = DeliverySettings.of(WebhookSettings.model_validate(section))
+    assert chosen.policy.schedule == (1, 10, 60)
+    assert chosen.policy.disable_after_s == 12 * 3600
+    assert chosen.timeout_s == 2
 
 
 def test_two_senders_never_post_the_same_delivery(store: Store) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
@@ -49,9 +50,11 @@ from quiver.ai.accounting.rules import (
 from quiver.ai.accounting.tokens import output_cap, prompt_estimate, prompt_upper_bound
 from quiver.config.ai_accounting import AccountingSettings
 from quiver.errors import LimitUnavailable
+from quiver.observe.limits_reached import BUDGET_REACHED, timestamp
 from quiver.plugins.counters import Counters, StoreUnavailable, Window, resolved
 from quiver.plugins.counters.local import LocalCounters
 from quiver.plugins.stores import Stores
+from quiver.plugins.traffic.reached import reached_notes
 
 log = logging.getLogger("quiver.ai.accounting")
 
@@ -127,7 +130,9 @@ class Accounting:
         self, ai_config: AccountingSettings, counters: Stores | Counters, clock: Any = None
     ) -> None:
         self.config = ai_config
-        self.clock = clock
+        self.clock = clock or (counters.clock if isinstance(counters, Stores) else time.time)
+        #: where budgets reached are noted for their webhook event (None: nowhere)
+        self.notes = reached_notes(counters) if isinstance(counters, Stores) else None
         self.deny = ai_config.counters.on_store_error == "deny"
         self.store, self.sync = _store_of(ai_config, counters)
         models = {model.name: model for model in getattr(ai_config, "models", ()) or ()}
@@ -277,6 +282,8 @@ class Accounting:
                     )
                     if shrink_to is not None and MIN_OUTPUT <= shrink_to < output:
                         break
+                if rule.budget and not math.isinf(verdict.retry_after):
+                    self._reached(rule, key, consumer, team, verdict.usage[0].remaining)
                 raise refusal(rule, verdict.retry_after, prompt + output)
             else:
                 reservation = Reservation(
@@ -288,6 +295,28 @@ class Accounting:
                 return reservation
             assert shrink_to is not None
             output = shrink_to
+
+    def _reached(
+        self, rule: Rule, key: bytes, consumer: str | None, team: str | None, remaining: int
+    ) -> None:
+        """Note a budget's refusal for a ``budget.reached`` event: one per budget,
+        consumer or team, and period."""
+        if self.notes is None or self.notes.quiet(BUDGET_REACHED, key):
+            return
+        end = rule.window.bounds(self.clock())[1]
+        cost = rule.unit == "cost"
+        data = {
+            "consumer": consumer,
+            "team": team,
+            "budget": rule.text,
+            "who": rule.who,
+            "unit": "usd" if cost else rule.unit,
+            "limit": rule.window.limit / MICRO if cost else rule.window.limit,
+            "remaining": max(remaining, 0) / MICRO if cost else max(remaining, 0),
+            "period": rule.period,
+            "resets_at": None if rule.period == "total" else timestamp(end),
+        }
+        self.notes.note(BUDGET_REACHED, key, end, end, data)
 
     @staticmethod
     def _fitting_output(rule: Rule, remaining: int, prompt: int, price: Price | None) -> int | None:

@@ -48,6 +48,7 @@ class Rule:
     name: str  # a consumer or team name, or "*"
     text: str  # for messages: "token budget of 1000 per day"
     budget: bool
+    period: str = ""  # a budget's: "day@UTC" (a calendar period in a time zone) or "total"
 
     def key(self, consumer: str | None, team: str | None) -> bytes:
         named = consumer if self.who == "consumer" else team
@@ -94,7 +95,7 @@ def budget_rule(index: int, budget: Budget) -> Rule:
     label = f"ai|b{index}|{unit}|{period}|{who}|".encode()
     text = f"token budget of {budget.tokens}" if unit == "tokens" else f"budget of ${budget.cost:g}"
     text += " in total" if budget.period == "total" else f" per {budget.period}"
-    return Rule(unit, window, label, who, name or "*", text, True)  # type: ignore[arg-type]
+    return Rule(unit, window, label, who, name or "*", text, True, period)  # type: ignore[arg-type]
 
 
 def limit_rules(index: int, limit: Limit) -> list[Rule]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from zoneinfo import ZoneInfo
 
 from quiver.errors import TooManyRequests
+from quiver.observe.limits_reached import QUOTA_REACHED, readable_key, timestamp
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.counters import Verdict, Window
 from quiver.plugins.quota.config import QuotaConfig
@@ -12,6 +14,7 @@ from quiver.plugins.quota.periods import NOMINAL, calendar, duration_name
 from quiver.plugins.traffic.counted import Counted
 from quiver.plugins.traffic.headers import Reporter, policy_item
 from quiver.plugins.traffic.keys import KeyMaker
+from quiver.plugins.traffic.reached import reached_notes
 from quiver.plugins.traffic.store import StoreTrouble, counters_for
 
 
@@ -53,6 +56,8 @@ class Quota(Counted[QuotaConfig]):
         self.counters = counters_for(config, context, kept=True)
         self.trouble = StoreTrouble(self.name, config.on_store_error)
         self.headers = config.headers
+        self.scope = context.scope
+        self.notes = reached_notes(context.stores)
         self._policy = (-1.0, b"")  # (period start, RateLimit-Policy value)
 
     def policy(self) -> bytes:
@@ -66,6 +71,7 @@ class Quota(Counted[QuotaConfig]):
 
     def decided(self, request: PluginRequest, verdict: Verdict) -> None:
         if not verdict.allowed:
+            self.reached(request, verdict)
             fields = self.reporter.refusal(
                 request, verdict.usage, verdict.retry_after, self.policy()
             )
@@ -73,3 +79,26 @@ class Quota(Counted[QuotaConfig]):
             raise TooManyRequests(detail, headers=fields)
         if self.headers:
             self.reporter.add_to(request, verdict.usage, self.policy())
+
+    def reached(self, request: PluginRequest, verdict: Verdict) -> None:
+        """Note the refusal for a ``quota.reached`` event: one per key and period (a
+        rolling period's periods are counted off from the epoch, for the workers to
+        agree on; a worker is quiet until the refused key could pass again)."""
+        key = self.key(request)
+        if self.notes.quiet(QUOTA_REACHED, key):
+            return
+        window, now = self.windows[0], self.clock()
+        if window.period is not None:
+            period = resets = window.bounds(now)[1]
+        else:
+            period, resets = math.floor(now / window.seconds), now + verdict.retry_after
+        consumer = request.consumer
+        data = {
+            "scope": self.scope,
+            "key": readable_key(key),
+            "consumer": consumer.name if consumer is not None else None,
+            "limit": self.config.limit,
+            "period": self.names[0][6:],
+            "resets_at": timestamp(resets),
+        }
+        self.notes.note(QUOTA_REACHED, key, period, resets, data)

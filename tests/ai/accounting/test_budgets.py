@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from quiver.ai.accounting.tokens import prompt_upper_bound
 from quiver.config.ai_accounting import AccountingSettings, Budget, Limit
 from quiver.config.consumers import Consumer
 from quiver.errors import LimitUnavailable
+from quiver.observe.limits_reached import BUDGET_REACHED, read_notes
 from quiver.plugins.counters import StoreUnavailable, Verdict
 from quiver.plugins.counters.local import LocalCounters
 from quiver.plugins.stores import Stores
@@ -312,3 +314,37 @@ def test_the_ai_sections_models_give_prices_caps_and_deployment_limits() -> None
     assert account.cost("mini", {"prompt_tokens": 1_000_000, "completion_tokens": 0}) == 1.0
     assert now(account.deployment_admit("mini", 0, request)) is not None
     assert now(account.deployment_admit("mini", 0, request)) is None
+
+
+def test_a_spent_budget_leaves_one_note_for_its_webhook_event(tmp_path: Path) -> None:
+    clock = Clock(NOON)
+    stores = Stores(tmp_path, clock=clock)
+    document = {
+        "budgets": [
+            {"consumer": "alice", "tokens": 400, "period": "day", "time_zone": "Europe/Paris"}
+        ]
+    }
+    account = Accounting(settings(document), stores)
+    now(admit(account, chat(max_tokens=200)))
+    smaller = chat()
+    now(admit(account, smaller))  # admitted with a smaller cap: the budget is not spent yet
+    assert MIN_OUTPUT <= smaller["max_tokens"] < 256
+    assert list(read_notes(tmp_path)) == []
+    for _ in range(2):  # refused twice: noted once
+        with pytest.raises(BudgetExceeded):
+            admit(account, chat(max_tokens=200))
+    [note] = read_notes(tmp_path)
+    assert note.type == BUDGET_REACHED
+    assert note.time_ms == int(NOON * 1000)
+    assert note.data == {
+        "consumer": "alice",
+        "team": "data",
+        "budget": "token budget of 400 per day",
+        "who": "consumer",
+        "unit": "tokens",
+        "limit": 400,
+        "remaining": note.data["remaining"],
+        "period": "day@Europe/Paris",
+        "resets_at": "2026-03-28T23:00:00Z",  # midnight in Paris
+    }
+    assert 0 <= note.data["remaining"] < 249
