@@ -43,6 +43,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from quiver.config.ai import reference_issues as ai_reference_issues
+from quiver.config.apis import API_PLUGIN
+from quiver.config.apis import reference_issues as api_reference_issues
 from quiver.config.consumers import Credential
 from quiver.config.envsubst import SubstitutionError, substitute
 from quiver.config.mcp_routes import OPENAPI_TARGET_TYPE as MCP_OPENAPI_TARGET_TYPE
@@ -538,6 +540,10 @@ def _add_reference_issues(report: _Report, data: Mapping[str, object]) -> None:
             _check_rewrite(report, ("routes", index, "rewrite"), rewrite, paths)
     for where, message in ai_reference_issues(data):
         report.add_found(where, message)
+    _check_unique(report, "apis", "API", _names(data, "apis"))
+    for where, message in api_reference_issues(data):
+        if where[-1] != "name":  # (duplicates are told above)
+            report.add_found(where, message)
 
 
 def _usable_paths(paths: object) -> list[str]:
@@ -621,7 +627,7 @@ def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: Plugi
             continue
         for name, settings in plugins.items():
             where: Path = (*prefix, "plugins", name)
-            plugin = known.get(name)
+            plugin = known.get(name) if name != API_PLUGIN else None
             if plugin is None:
                 message = f"unknown plugin '{name}'" + _suggestion(name, sorted(known.names()))
                 report.add_found(where, message + " (see: quiver plugins)")

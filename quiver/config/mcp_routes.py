@@ -49,6 +49,7 @@ PER_CALL_PLUGINS = frozenset(
         "ai-prompt-guard",
         "ai-pii",
         "ai-moderation",
+        "api-product",  # (put on an API's routes by the data plane: quiver.config.apis)
     }
 )
 

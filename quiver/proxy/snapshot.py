@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from quiver.config.apis import API_PLUGIN, DEFAULT_AUTH, Api, routes_of
 from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest, ConfigError, ConfigIssue
-from quiver.plugins.base import PluginContext
+from quiver.plugins.base import Plugin, PluginContext
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.chain import Chain, attached, scopes
 from quiver.plugins.chain import build as build_plugins
@@ -338,6 +339,7 @@ def compile_steps(
             for c in config.consumers
             if c.plugins
         }
+        products = _Products(config, catalog)
         entries = []
         for index, route in enumerate(config.routes):
             if index % STEP == STEP - 1:
@@ -351,6 +353,8 @@ def compile_steps(
                 plugins[CallCapture.name] = CallCapture(route.call_log, context)
             if route.sse is not None and route.sse.heartbeat is not None:
                 plugins[SSEWatch.name] = SSEWatch(route.sse, context)
+            if route.name in products.apis:  # (no cost for a route in no API)
+                plugins = products.add(route.name, plugins, context)
             chain = Chain(plugins.values()).with_consumers(by_consumer)
             entries.append((route, RouteRuntime(route, targets[target_name], chain)))
         router = yield from Router.in_steps(entries)
@@ -358,6 +362,50 @@ def compile_steps(
         close_all(built)  # a config that does not compile leaves nothing open behind
         raise
     return Snapshot(config=config, limits=plain(config.limits), router=router, targets=targets)
+
+
+class _Products:
+    """The API of each route of an API, and the plugins that put it in force."""
+
+    def __init__(self, config: Config, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.apis = routes_of(config.apis, {route.name for route in config.routes})
+        self.subscribers: dict[str, dict[str, str]] = {}
+        for consumer in config.consumers:
+            for subscription in consumer.subscriptions:
+                by_api = self.subscribers.setdefault(subscription.api, {})
+                by_api[consumer.name] = subscription.plan
+        self.built: dict[str, Plugin[Any]] = {}
+
+    def add(
+        self, route: str, plugins: dict[str, Plugin[Any]], context: PluginContext
+    ) -> dict[str, Plugin[Any]]:
+        """``plugins`` with the route's API in force: alone on a retired API (nothing
+        else need run to answer 410), with key-auth on a gated API that has no
+        authentication."""
+        api = self.apis[route]
+        product = self.built.get(api.name)
+        if product is None:  # one per API: shared by its routes, like its counters
+            product = self.built[api.name] = self._build(api, context)
+        if api.state == "retired":
+            return {API_PLUGIN: product}
+        if api.plans and not any(p.identifies_consumers for p in plugins.values()):
+            key_auth = self._plugin(DEFAULT_AUTH)
+            plugins[DEFAULT_AUTH] = key_auth(key_auth.Config.model_validate({}), context)
+        plugins[API_PLUGIN] = product
+        return plugins
+
+    def _build(self, api: Api, context: PluginContext) -> Plugin[Any]:
+        cls = self._plugin(API_PLUGIN)
+        settings = {"api": api, "subscribers": self.subscribers.get(api.name, {})}
+        return cls(cls.Config.model_validate(settings), context)
+
+    def _plugin(self, name: str) -> type[Plugin[Any]]:
+        cls = self.catalog.get(name)
+        if cls is None:
+            issue = ConfigIssue("apis", f"the plugin {name!r} is not in the catalog")
+            raise ConfigError([issue])
+        return cls
 
 
 def close_all(targets: list[TargetRuntime]) -> None:
