@@ -199,11 +199,11 @@ def reference_issues(data: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
             api_name, plan = subscription.get("api"), subscription.get("plan")
             if not isinstance(api_name, str):
                 continue
-            api = apis.get(api_name)
-            if api is None:
+            declared = apis.get(api_name)
+            if declared is None:
                 yield (*where, "api"), f"unknown API '{api_name}'" + _known("APIs", list(apis))
                 continue
-            plans = [p.get("name") for _, p in _mappings(api.get("plans"))]
+            plans = [p.get("name") for _, p in _mappings(declared.get("plans"))]
             if isinstance(plan, str) and plan not in plans:
                 known = _known("plans", [str(p) for p in plans]) if plans else ": it has no plans"
                 yield (*where, "plan"), f"unknown plan '{plan}' of API '{api_name}'" + known

@@ -299,6 +299,16 @@ def _servers_path(document: dict[str, Any]) -> str:
     return urlsplit(url).path.rstrip("/")
 
 
+def read_document_file(path: str) -> Any:
+    """The OpenAPI document in the JSON or YAML file at ``path`` (ValueError says why not)."""
+    return _read_file(path)
+
+
+def parse_document(text: bytes) -> Any:
+    """A document read as JSON, or else as YAML (ValueError when neither)."""
+    return _parse(text)
+
+
 def _read_file(path: str) -> Any:
     try:
         with open(os.path.expanduser(path), "rb") as file:

@@ -98,9 +98,9 @@ def _limiters(plan: Plan, context: PluginContext) -> tuple[Plugin[Any], ...]:
     """The rate-limit and quota plugins a plan stands for, counting by consumer."""
     limiters: list[Plugin[Any]] = []
     if plan.rate_limit is not None:
-        settings = {"limit": plan.rate_limit.limit, "window": plan.rate_limit.window}
-        limiters.append(RateLimit(RateLimit.Config.model_validate(settings), context))
+        rate: dict[str, object] = {"limit": plan.rate_limit.limit, "window": plan.rate_limit.window}
+        limiters.append(RateLimit(RateLimit.Config.model_validate(rate), context))
     if plan.quota is not None:
-        settings = {"limit": plan.quota.limit, "period": plan.quota.period}
-        limiters.append(Quota(Quota.Config.model_validate(settings), context))
+        quota: dict[str, object] = {"limit": plan.quota.limit, "period": plan.quota.period}
+        limiters.append(Quota(Quota.Config.model_validate(quota), context))
     return tuple(limiters)
