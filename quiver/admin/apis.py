@@ -21,8 +21,7 @@ from quiver.admin.auth import Reader
 from quiver.admin.problems import ApiProblem
 from quiver.admin.responses import problems
 from quiver.admin.writes import find, not_found
-from quiver.config.mcp_routes import OpenAPISource
-from quiver.mcp.published import parse_document, read_document_file
+from quiver.config.mcp_routes import OpenAPISource, parse_openapi, read_openapi_file
 
 api = APIRouter(tags=["apis"])
 
@@ -66,7 +65,7 @@ def _load(document: dict[str, Any], source: OpenAPISource) -> Any:
     if source.document is not None:
         return source.document
     if source.file is not None:
-        return read_document_file(source.file)
+        return read_openapi_file(source.file)
     if source.path is not None:
         raise ValueError(f"it is served by the gateway at {source.path}")
     assert source.url is not None
@@ -79,7 +78,7 @@ def _load(document: dict[str, Any], source: OpenAPISource) -> Any:
         raise ValueError(f"GET {url} failed: {error}") from None
     if response.status_code != 200 or len(response.content) > _MAX:
         raise ValueError(f"GET {url} answered {response.status_code}")
-    return parse_document(response.content)
+    return parse_openapi(response.content)
 
 
 def _target_url(document: dict[str, Any], url: str) -> str:

@@ -179,9 +179,7 @@ def reference_issues(data: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
     owner: dict[str, str] = {}
     for index, api in _mappings(data.get("apis")):
         name = api.get("name")
-        if isinstance(name, str):
-            if name in apis:
-                yield ("apis", index, "name"), f"duplicate API name '{name}'"
+        if isinstance(name, str):  # (a duplicate name is the loader's to tell)
             apis.setdefault(name, api)
         for position, route in enumerate(api.get("routes") or []):
             if not isinstance(route, str):

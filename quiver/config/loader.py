@@ -542,8 +542,7 @@ def _add_reference_issues(report: _Report, data: Mapping[str, object]) -> None:
         report.add_found(where, message)
     _check_unique(report, "apis", "API", _names(data, "apis"))
     for where, message in api_reference_issues(data):
-        if where[-1] != "name":  # (duplicates are told above)
-            report.add_found(where, message)
+        report.add_found(where, message)
 
 
 def _usable_paths(paths: object) -> list[str]:

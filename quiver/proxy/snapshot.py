@@ -375,7 +375,7 @@ class _Products:
             for subscription in consumer.subscriptions:
                 by_api = self.subscribers.setdefault(subscription.api, {})
                 by_api[consumer.name] = subscription.plan
-        self.built: dict[str, Plugin[Any]] = {}
+        self.built: dict[tuple[str, bool], Plugin[Any]] = {}
 
     def add(
         self, route: str, plugins: dict[str, Plugin[Any]], context: PluginContext
@@ -384,9 +384,11 @@ class _Products:
         else need run to answer 410), with key-auth on a gated API that has no
         authentication."""
         api = self.apis[route]
-        product = self.built.get(api.name)
+        # an MCP endpoint's tool calls go through the API's own routes: counted there
+        count = route in api.routes
+        product = self.built.get((api.name, count))
         if product is None:  # one per API: shared by its routes, like its counters
-            product = self.built[api.name] = self._build(api, context)
+            product = self.built[api.name, count] = self._build(api, count, context)
         if api.state == "retired":
             return {API_PLUGIN: product}
         if api.plans and not any(p.identifies_consumers for p in plugins.values()):
@@ -395,9 +397,10 @@ class _Products:
         plugins[API_PLUGIN] = product
         return plugins
 
-    def _build(self, api: Api, context: PluginContext) -> Plugin[Any]:
+    def _build(self, api: Api, count: bool, context: PluginContext) -> Plugin[Any]:
         cls = self._plugin(API_PLUGIN)
-        settings = {"api": api, "subscribers": self.subscribers.get(api.name, {})}
+        subscribers = self.subscribers.get(api.name, {})
+        settings = {"api": api, "subscribers": subscribers, "count": count}
         return cls(cls.Config.model_validate(settings), context)
 
     def _plugin(self, name: str) -> type[Plugin[Any]]:

@@ -172,3 +172,26 @@ def test_a_plan_counts_per_consumer_over_all_the_routes_of_the_api(upstream: Ups
         statuses = [client.get(path).status_code for path in ("/a", "/b", "/a")]
         assert statuses == [200, 200, 429]
         assert client.get("/orders").status_code == 200  # another API: its own count
+
+
+def test_an_mcp_endpoint_of_an_api_is_gated_and_its_tool_calls_counted_once(
+    upstream: Upstream,
+) -> None:
+    text = config(upstream.url).replace(
+        "  - {name: open, paths: [/open], target: shop}",
+        "  - {name: open, paths: [/open], target: shop}\n"
+        "  - name: notes\n"
+        "    paths: [/notes]\n"
+        "    target: shop\n"
+        "    mcp: {openapi: {openapi: 3.1.0, info: {title: n, version: '1'}, paths: {}}}",
+    )
+    text = text.replace("    routes: [orders]\n", "    routes: [orders, notes]\n")
+    with RunningProxy(text) as proxy:
+        assert plugins_of(proxy, b"/notes") == ["api-product", "key-auth"]
+        assert plugins_of(proxy, b"/notes/mcp") == ["api-product", "key-auth"]
+        by_path = {
+            path: next(p for p in route(proxy, path).chain.plugins if p.name == "api-product")
+            for path in (b"/notes", b"/notes/mcp")
+        }
+        # (the tool calls go through /notes, where the plan counts them)
+        assert [len(p.limiters["free"]) for p in by_path.values()] == [2, 0]  # type: ignore[attr-defined]

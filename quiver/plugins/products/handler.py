@@ -34,6 +34,12 @@ class ApiProductConfig(PluginConfig):
     subscribers: dict[str, str] = Field(
         default_factory=dict, description="The plan of each subscribed consumer, by name."
     )
+    count: bool = Field(
+        True,
+        description="Count requests under the plans' limits; false on a route whose "
+        "calls are counted elsewhere (an MCP endpoint: its tool calls go through the "
+        "API's own routes).",
+    )
 
 
 class ApiProduct(Plugin[ApiProductConfig]):
@@ -53,7 +59,9 @@ class ApiProduct(Plugin[ApiProductConfig]):
         self.subscribers = config.subscribers
         # (one scope per API: a consumer's counts are the same on all its routes)
         here = replace(context, scope=f"api:{api.name}")
-        self.limiters = {plan.name: _limiters(plan, here) for plan in api.plans}
+        self.limiters = {
+            plan.name: _limiters(plan, here) if config.count else () for plan in api.plans
+        }
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
         if self.retired:
