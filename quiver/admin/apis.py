@@ -3,9 +3,10 @@
 The document is where the API's ``openapi`` says (the loader of ``mcp.openapi``,
 :class:`~quiver.config.mcp_routes.OpenAPISource`): inline, a file, an
 ``http(s)://`` URL, or ``target://NAME/path`` (fetched from the target's first
-node).  Without ``openapi`` it is the first route's target's ``/openapi.json``.  A
-gateway path (resources' and prompt APIs' generated documents) is served by the
-gateway itself, not here: 404 says where to get it.
+node).  Without ``openapi`` it is the first route's target's ``/openapi.json``, or,
+for resources and prompt APIs, the document the gateway generates for them.  A
+gateway path is served by the gateway, not by this process (which does not know
+the gateway's address): 404 says where to get it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from quiver.admin.auth import Reader
 from quiver.admin.problems import ApiProblem
 from quiver.admin.responses import problems
 from quiver.admin.writes import find, not_found
-from quiver.config.mcp_routes import OpenAPISource, parse_openapi, read_openapi_file
+from quiver.config.mcp_routes import (
+    OpenAPISource,
+    parse_openapi,
+    read_openapi_file,
+    route_prefix,
+)
+from quiver.config.resources import OPENAPI_PATH, RESOURCE_PREFIX
 
 api = APIRouter(tags=["apis"])
 
@@ -56,8 +63,18 @@ def _source(document: dict[str, Any], item: dict[str, Any]) -> OpenAPISource | N
         except ValidationError:
             return None
     routes = item.get("routes") or []
-    route = find(document, "routes", routes[0]) if routes else None
-    target = route[1].get("target") if route is not None else None
+    if not routes:
+        return None
+    found = find(document, "routes", routes[0])
+    if found is None:  # a resource's route, made from `resources`
+        resource = str(routes[0]).startswith(RESOURCE_PREFIX) and document.get("resources")
+        return OpenAPISource(path=OPENAPI_PATH) if resource else None
+    route = found[1]
+    prompt = isinstance(route.get("ai"), dict) and route["ai"].get("prompt")
+    prefix = route_prefix([p for p in route.get("paths") or [] if isinstance(p, str)])
+    if prompt and prefix is not None:  # a prompt API documents itself
+        return OpenAPISource(path=prefix.rstrip("/") + "/openapi.json")
+    target = route.get("target")
     return OpenAPISource(url=f"target://{target}/openapi.json") if target else None
 
 
@@ -67,7 +84,7 @@ def _load(document: dict[str, Any], source: OpenAPISource) -> Any:
     if source.file is not None:
         return read_openapi_file(source.file)
     if source.path is not None:
-        raise ValueError(f"it is served by the gateway at {source.path}")
+        raise ValueError(f"the gateway serves it: GET {source.path} there")
     assert source.url is not None
     url = source.url
     if url.startswith("target://"):

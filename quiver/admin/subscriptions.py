@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -63,6 +63,7 @@ class SubscriptionPage(BaseModel):
 StateFilter = Annotated[SubscriptionState | None, Query(description="Only in this state.")]
 ApiFilter = Annotated[str | None, Query(description="Only to this API.")]
 ConsumerFilter = Annotated[str | None, Query(description="Only of this consumer.")]
+Number = Annotated[int, Path(ge=1, le=2**63 - 1, description="The request's id.")]
 
 
 @api.post(
@@ -120,7 +121,7 @@ def list_requests(
     responses=problems(),
     summary="Get a subscription request",
 )
-def get_one(access: Reader, number: int) -> dict[str, Any]:
+def get_one(access: Reader, number: Number) -> dict[str, Any]:
     return _found(access, number).document()
 
 
@@ -130,7 +131,7 @@ def get_one(access: Reader, number: int) -> dict[str, Any]:
     responses=problems(*WRITE),
     summary="Approve a pending request: the consumer's key then works on the API",
 )
-def approve(access: Editor, number: int) -> dict[str, Any]:
+def approve(access: Editor, number: Number) -> dict[str, Any]:
     store = _writable(access)
     pending = _found(access, number)
     if pending.state != "pending":
@@ -144,7 +145,7 @@ def approve(access: Editor, number: int) -> dict[str, Any]:
     responses=problems(*WRITE),
     summary="Reject a pending request, saying why",
 )
-def reject(access: Editor, number: int, body: Annotated[Rejection, Body()]) -> dict[str, Any]:
+def reject(access: Editor, number: Number, body: Annotated[Rejection, Body()]) -> dict[str, Any]:
     store = _writable(access)
     _found(access, number)
     decided = requests.decide(
@@ -162,7 +163,7 @@ def reject(access: Editor, number: int, body: Annotated[Rejection, Body()]) -> d
     responses=problems(*WRITE),
     summary="Revoke a request or an approved subscription",
 )
-def revoke(access: Editor, number: int) -> dict[str, Any]:
+def revoke(access: Editor, number: Number) -> dict[str, Any]:
     store = _writable(access)
     current = _found(access, number)
     if current.state not in ("pending", "approved"):
@@ -215,7 +216,7 @@ def _set_subscription(access: Access, item: SubscriptionRequest, *, present: boo
     commit(access, mutate, f"{verb} subscription {item.id} of {item.consumer} to {item.api}")
 
 
-def _found(access: Access, number: int) -> SubscriptionRequest:
+def _found(access: Access, number: Number) -> SubscriptionRequest:
     found = requests.get(_store(access), access.team, number)
     if found is None:
         detail = f"there is no subscription request {number} in team {access.team!r}"

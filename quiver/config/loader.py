@@ -36,6 +36,7 @@ import os
 import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -346,6 +347,10 @@ class _TreeReader:
         except yaml.YAMLError as exc:
             self._unreadable(path, f"cannot read value: {getattr(exc, 'problem', exc)}")
             return None
+        if isinstance(value, date):
+            # an unquoted timestamp stays the text written: a declaration is plain
+            # JSON data (the store keeps it so), and the models read the text
+            return node.value
         if not isinstance(value, str):
             return value
         try:

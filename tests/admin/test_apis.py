@@ -145,3 +145,16 @@ def test_each_step_publishes_its_webhook_event(
     ]
     data: dict[str, Any] = events[-1][1]
     assert data["consumer"] == "acme-app" and data["team"] == "default"
+
+
+def test_a_generated_document_is_left_to_the_gateway(admin: httpx.Client) -> None:
+    document = {
+        "resources": [{"name": "notes", "fields": {"text": {"type": "string"}}}],
+        "apis": [{"name": "notes", "routes": ["resource-notes"]}],
+    }
+    answer = admin.post("/config/apply", json={"document": document})
+    assert answer.status_code == 200, answer.text
+    left = admin.get("/apis/notes/openapi.json")
+    assert left.status_code == 404
+    assert left.headers["content-type"] == "application/problem+json"
+    assert "GET /openapi/resources.json there" in left.json()["detail"]

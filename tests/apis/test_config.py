@@ -4,13 +4,15 @@ every mistake named with its key and place."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from quiver.config import validate
+from quiver.config.loader import read_document
 from quiver.errors import ConfigError
-from tests.support.catalog import built_in
+from tests.support.catalog import built_in, load_config_text
 
 BASE: dict[str, Any] = {
     "targets": [{"name": "shop", "url": "http://127.0.0.1:9"}],
@@ -151,3 +153,25 @@ def test_the_built_in_plugin_of_apis_cannot_be_written() -> None:
     [(where, message)] = issues(changed(routes=routes))
     assert where == "routes[0].plugins.api-product"
     assert message.startswith("unknown plugin 'api-product'")
+
+
+def test_an_unquoted_yaml_timestamp_is_read_as_its_text(tmp_path: Path) -> None:
+    # (a declaration is plain JSON data: the store keeps it as written)
+    text = """
+targets: [{name: shop, url: "http://127.0.0.1:9"}]
+routes: [{name: old, paths: [/old], target: shop}]
+apis:
+  - name: old
+    routes: [old]
+    state: deprecated
+    deprecation: {date: 2026-12-01T00:00:00Z, sunset: 2027-06-01}
+"""
+    path = tmp_path / "quiver.yaml"
+    path.write_text(text)
+    document = read_document(path).data
+    assert document["apis"][0]["deprecation"] == {
+        "date": "2026-12-01T00:00:00Z",
+        "sunset": "2027-06-01",
+    }
+    deprecation = load_config_text(text, catalog=built_in()).apis[0].deprecation
+    assert deprecation is not None and deprecation.date.timestamp() == 1796083200
