@@ -168,7 +168,7 @@ apis:
 """
     path = tmp_path / "quiver.yaml"
     path.write_text(text)
-    document = read_document(path).data
+    document: Any = read_document(path).data
     assert document["apis"][0]["deprecation"] == {
         "date": "2026-12-01T00:00:00Z",
         "sunset": "2027-06-01",
