@@ -18,12 +18,11 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from quiver.config.apis import API_PLUGIN, DEFAULT_AUTH, Api, routes_of
 from quiver.config.effective import effective_pool, effective_timeouts
 from quiver.config.models import Config, Limits, Route, Target
 from quiver.config.resilience import RetryBudget as RetryBudgetSettings
 from quiver.errors import BadRequest, ConfigError, ConfigIssue
-from quiver.plugins.base import Plugin, PluginContext
+from quiver.plugins.base import PluginContext
 from quiver.plugins.catalog import Catalog
 from quiver.plugins.chain import Chain, attached, scopes
 from quiver.plugins.chain import build as build_plugins
@@ -35,6 +34,7 @@ from quiver.proxy.balancing import RequestKeys, make_balancer
 from quiver.proxy.capture import CallCapture
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
+from quiver.proxy.products import Products
 from quiver.proxy.redirects import Redirects
 from quiver.proxy.request import host_for_routing
 from quiver.proxy.retry import RetryBudget, RetryPolicy
@@ -339,7 +339,7 @@ def compile_steps(
             for c in config.consumers
             if c.plugins
         }
-        products = _Products(config, catalog)
+        products = Products(config, catalog)
         entries = []
         for index, route in enumerate(config.routes):
             if index % STEP == STEP - 1:
@@ -362,53 +362,6 @@ def compile_steps(
         close_all(built)  # a config that does not compile leaves nothing open behind
         raise
     return Snapshot(config=config, limits=plain(config.limits), router=router, targets=targets)
-
-
-class _Products:
-    """The API of each route of an API, and the plugins that put it in force."""
-
-    def __init__(self, config: Config, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.apis = routes_of(config.apis, {route.name for route in config.routes})
-        self.subscribers: dict[str, dict[str, str]] = {}
-        for consumer in config.consumers:
-            for subscription in consumer.subscriptions:
-                by_api = self.subscribers.setdefault(subscription.api, {})
-                by_api[consumer.name] = subscription.plan
-        self.built: dict[tuple[str, bool], Plugin[Any]] = {}
-
-    def add(
-        self, route: str, plugins: dict[str, Plugin[Any]], context: PluginContext
-    ) -> dict[str, Plugin[Any]]:
-        """``plugins`` with the route's API in force: alone on a retired API (nothing
-        else need run to answer 410), with key-auth on a gated API that has no
-        authentication."""
-        api = self.apis[route]
-        # an MCP endpoint's tool calls go through the API's own routes: counted there
-        count = route in api.routes
-        product = self.built.get((api.name, count))
-        if product is None:  # one per API: shared by its routes, like its counters
-            product = self.built[api.name, count] = self._build(api, count, context)
-        if api.state == "retired":
-            return {API_PLUGIN: product}
-        if api.plans and not any(p.identifies_consumers for p in plugins.values()):
-            key_auth = self._plugin(DEFAULT_AUTH)
-            plugins[DEFAULT_AUTH] = key_auth(key_auth.Config.model_validate({}), context)
-        plugins[API_PLUGIN] = product
-        return plugins
-
-    def _build(self, api: Api, count: bool, context: PluginContext) -> Plugin[Any]:
-        cls = self._plugin(API_PLUGIN)
-        subscribers = self.subscribers.get(api.name, {})
-        settings = {"api": api, "subscribers": subscribers, "count": count}
-        return cls(cls.Config.model_validate(settings), context)
-
-    def _plugin(self, name: str) -> type[Plugin[Any]]:
-        cls = self.catalog.get(name)
-        if cls is None:
-            issue = ConfigIssue("apis", f"the plugin {name!r} is not in the catalog")
-            raise ConfigError([issue])
-        return cls
 
 
 def close_all(targets: list[TargetRuntime]) -> None:
