@@ -26,6 +26,9 @@ from quiver.config.upstream import NAME_PATTERN
 API_PLUGIN = "api-product"
 #: the authentication added to a route of an API with plans that has none
 DEFAULT_AUTH = "key-auth"
+#: the plugin whose config checks an API's ``counters`` (its store settings)
+COUNTER_PLUGIN = "rate-limit"
+COUNTER_KEYS = ("store", "redis", "on_store_error")
 
 State = Literal["draft", "published", "deprecated", "retired"]
 Path = tuple[str | int, ...]
@@ -139,6 +142,20 @@ class Api(Strict):
         "consumers with an approved subscription (key-auth is added where no "
         "authentication applies).",
     )
+    counters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Where the plans count, with the keys of the rate-limit and quota "
+        "plugins: `store` (local or redis), `redis` ({url, timeout, prefix}) and "
+        "`on_store_error`; by default the node's local tables.",
+    )
+
+    @field_validator("counters")
+    @classmethod
+    def _counter_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(COUNTER_KEYS))
+        if unknown:
+            raise ValueError(f"unknown key '{unknown[0]}' (use store, redis, on_store_error)")
+        return value
 
     @model_validator(mode="after")
     def _deprecation(self) -> Api:

@@ -44,7 +44,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from quiver.config.ai import reference_issues as ai_reference_issues
-from quiver.config.apis import API_PLUGIN
+from quiver.config.apis import API_PLUGIN, COUNTER_PLUGIN
 from quiver.config.apis import reference_issues as api_reference_issues
 from quiver.config.consumers import Credential
 from quiver.config.envsubst import SubstitutionError, substitute
@@ -191,6 +191,7 @@ def _validated(report: _Report, data: dict[str, object], catalog: PluginSet | No
     _add_reference_issues(report, data)
     _add_target_type_issues(report, data, plugins)
     _add_plugin_issues(report, data, plugins)
+    _add_counter_issues(report, data, plugins)
     credentials = _checked_credentials(report, data, plugins)
     if config is not None and not report.issues:
         _add_mcp_issues(report, config, data, plugins)
@@ -650,6 +651,19 @@ def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: Plugi
             if path_issues is not None:
                 for key, message in path_issues(_paths_served(data, prefix, name)):
                     report.add((*where, key), message)
+
+
+def _add_counter_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:
+    """An API's ``counters`` are the store settings of the rate-limit plugin, which
+    counts its plans: checked by that plugin's model."""
+    plugin = known.get(COUNTER_PLUGIN)
+    if plugin is None:
+        return
+    for index, api in _items(data, "apis"):
+        counters = api.get("counters")
+        if isinstance(counters, dict) and counters:
+            settings = {"limit": 1, "window": 1, **counters}
+            _validated_part(report, ("apis", index, "counters"), plugin.Config, settings)
 
 
 def _paths_served(data: Mapping[str, object], prefix: Path, name: str) -> list[str]:

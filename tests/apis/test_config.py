@@ -124,6 +124,21 @@ def test_an_api_is_a_draft_by_default_and_deprecation_dates_read_as_utc() -> Non
             ("apis[0].plans[0].approval", "Input should be 'manual' or 'auto'"),
         ),
         (
+            [{"name": "a", "routes": ["orders"], "counters": {"store": "memcached"}}],
+            [],
+            ("apis[0].counters.store", "Input should be 'local' or 'redis'"),
+        ),
+        (
+            [{"name": "a", "routes": ["orders"], "counters": {"store": "redis"}}],
+            [],
+            ("apis[0].counters", "store 'redis' needs redis: {url: ...}"),
+        ),
+        (
+            [{"name": "a", "routes": ["orders"], "counters": {"limit": 5}}],
+            [],
+            ("apis[0].counters", "unknown key 'limit' (use store, redis, on_store_error)"),
+        ),
+        (
             BASE["apis"],
             [{"name": "c", "subscriptions": [{"api": "payments", "plan": "free"}]}],
             (
@@ -145,6 +160,11 @@ def test_a_mistake_is_named_with_its_key(
     apis: list[Any], consumers: list[Any], expected: tuple[str, str]
 ) -> None:
     assert expected in issues(changed(apis=apis, consumers=consumers))
+
+
+def test_plans_may_count_in_redis() -> None:
+    api = dict(BASE["apis"][0], counters={"store": "redis", "redis": {"url": "redis://h:6379/0"}})
+    assert validate(changed(apis=[api]), built_in()).apis[0].counters["store"] == "redis"
 
 
 def test_the_built_in_plugin_of_apis_cannot_be_written() -> None:

@@ -3,6 +3,7 @@ that a route in no API is compiled exactly as before."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -195,3 +196,26 @@ def test_an_mcp_endpoint_of_an_api_is_gated_and_its_tool_calls_counted_once(
         }
         # (the tool calls go through /notes, where the plan counts them)
         assert [len(p.limiters["free"]) for p in by_path.values()] == [2, 0]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("policy", "status"), [("allow", 200), ("deny", 503)])
+def test_plans_count_in_the_store_the_api_names(
+    upstream: Upstream, policy: str, status: int
+) -> None:
+    with socket.socket() as sock:  # a port where no Redis answers
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    counters = (
+        f"    counters: {{store: redis, redis: {{url: 'redis://127.0.0.1:{port}/0', "
+        f"timeout: 0.2}}, on_store_error: {policy}}}\n"
+    )
+    text = config(upstream.url).replace(
+        "    state: published\n", "    state: published\n" + counters
+    )
+    with (
+        RunningProxy(text) as proxy,
+        httpx.Client(base_url=proxy.url, headers={"apikey": KEY}, timeout=10) as client,
+    ):
+        # the plan's limit of 2 is not counted locally: Redis is asked, and fails
+        statuses = [client.get("/orders").status_code for _ in range(3)]
+    assert statuses == [status] * 3

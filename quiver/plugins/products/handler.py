@@ -60,7 +60,8 @@ class ApiProduct(Plugin[ApiProductConfig]):
         # (one scope per API: a consumer's counts are the same on all its routes)
         here = replace(context, scope=f"api:{api.name}")
         self.limiters = {
-            plan.name: _limiters(plan, here) if config.count else () for plan in api.plans
+            plan.name: _limiters(plan, api.counters, here) if config.count else ()
+            for plan in api.plans
         }
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
@@ -102,13 +103,21 @@ class ApiProduct(Plugin[ApiProductConfig]):
                 await more
 
 
-def _limiters(plan: Plan, context: PluginContext) -> tuple[Plugin[Any], ...]:
-    """The rate-limit and quota plugins a plan stands for, counting by consumer."""
+def _limiters(
+    plan: Plan, counters: dict[str, Any], context: PluginContext
+) -> tuple[Plugin[Any], ...]:
+    """The rate-limit and quota plugins a plan stands for, counting by consumer in
+    the store ``counters`` names."""
     limiters: list[Plugin[Any]] = []
     if plan.rate_limit is not None:
-        rate: dict[str, object] = {"limit": plan.rate_limit.limit, "window": plan.rate_limit.window}
+        limit, window = plan.rate_limit.limit, plan.rate_limit.window
+        rate: dict[str, object] = {"limit": limit, "window": window, **counters}
         limiters.append(RateLimit(RateLimit.Config.model_validate(rate), context))
     if plan.quota is not None:
-        quota: dict[str, object] = {"limit": plan.quota.limit, "period": plan.quota.period}
+        quota: dict[str, object] = {
+            "limit": plan.quota.limit,
+            "period": plan.quota.period,
+            **counters,
+        }
         limiters.append(Quota(Quota.Config.model_validate(quota), context))
     return tuple(limiters)
