@@ -94,6 +94,17 @@ def test_a_route_in_no_api_gets_no_plugin(proxy: RunningProxy, client: httpx.Cli
     assert client.get("/open").status_code == 200
 
 
+def test_a_plan_sent_by_a_client_never_reaches_the_target(
+    client: httpx.Client, upstream: Upstream
+) -> None:
+    forged = {"X-Quiver-Plan": "gold", "X_Quiver_Plan": "gold"}
+    assert client.get("/open", headers=forged).status_code == 200
+    assert client.get("/orders", headers={**forged, "apikey": KEY}).status_code == 200
+    first, second = upstream.requests
+    assert first.header("x-quiver-plan") is None and first.header("x_quiver_plan") is None
+    assert second.header("x-quiver-plan") == "free"
+
+
 def test_the_routes_of_an_api_get_its_plugin(proxy: RunningProxy) -> None:
     # key-auth is added where no authentication applies; another one is kept
     assert plugins_of(proxy, b"/orders") == ["api-product", "key-auth"]

@@ -26,7 +26,7 @@ from quiver.plugins.rate_limit import RateLimit
 
 #: what key-auth challenges with: a client without a subscription is told the same
 _CHALLENGE = ((b"WWW-Authenticate", b'Key realm="quiver"'),)
-PLAN_FIELD = b"X-Quiver-Plan"
+PLAN_FIELD = b"X-Quiver-Plan"  # (a client's own is dropped on arrival: quiver.http.fields)
 
 
 class ApiProductConfig(PluginConfig):
