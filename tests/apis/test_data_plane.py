@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from quiver.config.access_log import ACCESS_LOG_FIELDS
 from quiver.proxy.snapshot import RouteRuntime
+from tests.observe.support import wait_lines
 from tests.support.proxy import RunningProxy
 from tests.support.upstream import Upstream
 
@@ -230,3 +234,23 @@ def test_plans_count_in_the_store_the_api_names(
         # the plan's limit of 2 is not counted locally: Redis is asked, and fails
         statuses = [client.get("/orders").status_code for _ in range(3)]
     assert statuses == [status] * 3
+
+
+def test_the_plan_is_an_access_log_field_written_only_when_listed(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    assert "plan" not in ACCESS_LOG_FIELDS
+    log_path = tmp_path / "access.log"
+    fields: list[Any] = ["route", "consumer", "status", "plan"]
+    text = config(upstream.url, extra=f"access_log: {{to: '{log_path}', fields: {fields}}}\n")
+    with (
+        RunningProxy(text) as proxy,
+        httpx.Client(base_url=proxy.url, headers={"apikey": KEY}, timeout=10) as client,
+    ):
+        assert client.get("/orders").status_code == 200
+        assert client.get("/open").status_code == 200
+        lines = wait_lines(log_path, 2)
+    assert lines == [
+        {"route": "orders", "consumer": "acme", "status": 200, "plan": "free"},
+        {"route": "open", "consumer": None, "status": 200, "plan": None},
+    ]

@@ -79,6 +79,7 @@ class ApiProduct(Plugin[ApiProductConfig]):
                 headers=_CHALLENGE,
             )
         request.set_header(PLAN_FIELD, plan.encode())
+        request.ctx["plan"] = plan  # (for the access log's `plan` field)
         limiters = self.limiters[plan]
         if not limiters:
             return None
