@@ -208,3 +208,46 @@ def test_an_unknown_request_is_a_problem(node: Node) -> None:
     ):
         assert answer.status_code == 404
         assert answer.json()["type"] == "urn:quiver:problem:not-found"
+
+
+def test_lifecycle_states_and_the_openapi_document_in_store_mode(
+    node: Node, upstream: Upstream
+) -> None:
+    body = document(upstream.url)
+    body["apis"] = [
+        {
+            "name": "orders",
+            "routes": ["orders"],
+            "state": "deprecated",
+            "deprecation": {
+                "date": "2026-12-01T00:00:00Z",
+                "sunset": "2027-06-01T00:00:00Z",
+                "link": "https://docs.example/orders/migrate",
+            },
+        },
+        {
+            "name": "open",
+            "routes": ["open"],
+            "state": "retired",
+            "deprecation": {"date": "2026-12-01T00:00:00Z"},
+        },
+    ]
+    node.apply(body)
+    deprecated = node.gateway.get("/orders")
+    assert deprecated.status_code == 200
+    assert deprecated.headers["deprecation"] == "@1796083200"
+    assert deprecated.headers["sunset"] == "Tue, 01 Jun 2027 00:00:00 GMT"
+    assert deprecated.headers["link"] == '<https://docs.example/orders/migrate>; rel="deprecation"'
+    seen = len(upstream.requests)
+    retired = node.gateway.get("/open")
+    assert retired.status_code == 410
+    assert retired.json()["type"] == "urn:quiver:problem:api-retired"
+    assert len(upstream.requests) == seen
+    # the first route's target's /openapi.json (the echo node answers JSON describing
+    # the request it got)
+    fetched = node.admin.get("/apis/orders/openapi.json")
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.json()["path"] == "/openapi.json"
+    missing = node.admin.get("/apis/nothing/openapi.json")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
