@@ -240,9 +240,10 @@ def _keys(args: argparse.Namespace) -> int:
 def _plugins(args: argparse.Namespace) -> int:
     import json
 
+    from quiver.config.apis import API_PLUGIN
     from quiver.config.reference import describe_default
 
-    plugins = dict(_catalog().items())
+    plugins = {name: cls for name, cls in _catalog().items() if name != API_PLUGIN}
     if args.name is not None:
         if args.name not in plugins:
             print(f"quiver: no plugin named {args.name!r}", file=sys.stderr)

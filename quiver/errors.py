@@ -10,9 +10,11 @@
         ├── ClientError              4xx: the caller sent something we refuse
         │   ├── BadRequest               400 malformed or ambiguous request (closes)
         │   ├── Unauthorized             401 missing or bad credentials
+        │   │   └── SubscriptionRequired     401 no approved subscription to the route's API
         │   ├── Forbidden                403 credentials fine, access refused
         │   ├── NotFound                 404 no route matched
         │   ├── MethodNotAllowed         405 the resource exists, not with this method
+        │   ├── ApiRetired               410 the route's API is retired
         │   ├── RequestTimeout           408 client too slow sending head or body
         │   ├── ContentTooLarge          413 body over the configured limit
         │   ├── URITooLong               414 request line over the limit
@@ -181,6 +183,13 @@ class Unauthorized(ClientError):
     slug = "unauthorized"
 
 
+class SubscriptionRequired(Unauthorized):
+    """The consumer has no approved subscription to the API of the route (its plans
+    gate it); the key-auth challenge goes with it."""
+
+    slug = "subscription-required"
+
+
 class Forbidden(ClientError):
     status_code = 403
     title = "Forbidden"
@@ -199,6 +208,14 @@ class MethodNotAllowed(ClientError):
     status_code = 405
     title = "Method Not Allowed"
     slug = "method-not-allowed"
+
+
+class ApiRetired(ClientError):
+    """The route belongs to a retired API: it answers nothing any more (RFC 8594)."""
+
+    status_code = 410
+    title = "Gone"
+    slug = "api-retired"
 
 
 class RequestTimeout(ClientError):

@@ -42,4 +42,4 @@ BUILT_IN: tuple[type[TargetType[Any]], ...] = (
 def default_catalog() -> Catalog:
     """The built-in plugins and target types, and those installed as ``quiver.plugins``
     and ``quiver.targets`` entry points."""
-    return Catalog.installed(builtin.BUILT_IN, BUILT_IN)
+    return Catalog.installed((*builtin.BUILT_IN, *builtin.FOR_ROUTES), BUILT_IN)

@@ -761,6 +761,7 @@ def test_plugins_lists_every_built_in_plugin_with_priority_phases_and_keys() -> 
     assert "    header_names (default ['apikey', 'X-API-Key']):" in result.stdout
     assert "    origins (required):" in result.stdout
     assert "Undefined" not in result.stdout
+    assert "api-product" not in result.stdout  # (put on routes by `apis`, never written)
 
 
 def test_plugins_json_gives_one_plugin_s_config_schema() -> None:

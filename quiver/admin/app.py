@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from quiver.admin import (
     ai_analytics,
     analytics,
+    apis,
     credentials,
     documents,
     entities,
@@ -24,6 +25,7 @@ from quiver.admin import (
     nodes,
     plugins,
     revisions,
+    subscriptions,
     teams,
     webhooks,
 )
@@ -69,7 +71,7 @@ def create_app(
     def health() -> Health:
         return Health(status="ok")
 
-    for key in ("targets", "routes", "consumers"):
+    for key in ("targets", "routes", "consumers", "apis"):
         app.include_router(entities.router(key))
     for module in (
         nodes,
@@ -77,9 +79,11 @@ def create_app(
         plugins,
         documents,
         revisions,
+        subscriptions,
         teams,
         analytics,
         ai_analytics,
+        apis,
         webhooks,
     ):
         app.include_router(module.api)

@@ -1,4 +1,4 @@
-"""``/targets``, ``/routes`` and ``/consumers``: one router per collection.
+"""``/targets``, ``/routes``, ``/consumers`` and ``/apis``: one router per collection.
 
 An entity's document is the same as in quiver.yaml; a write changes the team's
 document and validates the whole of it (quiver.config.validate, through the
@@ -38,6 +38,7 @@ _KINDS = {
     "targets": ("target", "Target"),
     "routes": ("route", "Route"),
     "consumers": ("consumer", "Consumer"),
+    "apis": ("api", "Api"),
 }
 
 

@@ -18,11 +18,19 @@ from pydantic import BaseModel
 
 from quiver.admin.problems import Problem
 from quiver.admin.schemas import NewCredential
+from quiver.config.apis import Api
 from quiver.config.consumers import Consumer
 from quiver.config.models import Route, Target
 
 _REF = "#/components/schemas/{model}"
-_DOCUMENTED: tuple[type[BaseModel], ...] = (Problem, Target, Route, Consumer, NewCredential)
+_DOCUMENTED: tuple[type[BaseModel], ...] = (
+    Problem,
+    Target,
+    Route,
+    Consumer,
+    Api,
+    NewCredential,
+)
 _MERGE_PATCH = "application/merge-patch+json"
 
 

@@ -73,7 +73,7 @@ class Nodes(BaseModel):
 
 
 class Change(Open):
-    kind: Literal["section", "target", "route", "consumer", "plugin"]
+    kind: Literal["section", "target", "route", "consumer", "api", "plugin"]
     name: str
     before: Any = None
     after: Any = None

@@ -37,10 +37,11 @@ AccessLogField = Literal[
     "user_agent",
     "mcp",
     "websocket",
+    "plan",
 ]
 #: fields written only when listed: the default line (and the call spool's) stays
 #: the one it always was
-OPT_IN_FIELDS: tuple[AccessLogField, ...] = ("mcp", "websocket")
+OPT_IN_FIELDS: tuple[AccessLogField, ...] = ("mcp", "websocket", "plan")
 #: the default fields, in the order they are written: every field but the opt-in ones
 ACCESS_LOG_FIELDS: tuple[AccessLogField, ...] = tuple(
     field for field in get_args(AccessLogField) if field not in OPT_IN_FIELDS
@@ -110,7 +111,7 @@ class AccessLog(Strict):
     fields: list[AccessLogField] = Field(
         default_factory=lambda: list(ACCESS_LOG_FIELDS),
         description="Which fields each line carries, in this order (default: all but "
-        "`mcp` and `websocket`, which are written only when listed).",
+        "`mcp`, `websocket` and `plan`, which are written only when listed).",
     )
     query: bool = Field(False, description="Keep the query string in `path`.")
     sample: float = Field(

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from quiver.config.apis import Subscription
 from quiver.config.base import Strict
 
 
@@ -74,6 +75,11 @@ class Consumer(Strict):
         description="Plugins by name with their config (see `quiver plugins`); once an "
         "authentication plugin identifies the consumer, they override the route's, "
         "target's and global ones of the same name for the plugins still to run.",
+    )
+    subscriptions: list[Subscription] = Field(
+        default_factory=list,
+        description="Approved subscriptions to API plans, e.g. `[{api: orders, plan: "
+        "free}]`: what lets the consumer call an API with plans (see docs/apis.md).",
     )
     team: str | None = Field(
         None,

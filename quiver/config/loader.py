@@ -36,6 +36,7 @@ import os
 import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -43,6 +44,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from quiver.config.ai import reference_issues as ai_reference_issues
+from quiver.config.apis import API_PLUGIN, COUNTER_PLUGIN
+from quiver.config.apis import reference_issues as api_reference_issues
 from quiver.config.consumers import Credential
 from quiver.config.envsubst import SubstitutionError, substitute
 from quiver.config.mcp_routes import OPENAPI_TARGET_TYPE as MCP_OPENAPI_TARGET_TYPE
@@ -188,6 +191,7 @@ def _validated(report: _Report, data: dict[str, object], catalog: PluginSet | No
     _add_reference_issues(report, data)
     _add_target_type_issues(report, data, plugins)
     _add_plugin_issues(report, data, plugins)
+    _add_counter_issues(report, data, plugins)
     credentials = _checked_credentials(report, data, plugins)
     if config is not None and not report.issues:
         _add_mcp_issues(report, config, data, plugins)
@@ -344,6 +348,10 @@ class _TreeReader:
         except yaml.YAMLError as exc:
             self._unreadable(path, f"cannot read value: {getattr(exc, 'problem', exc)}")
             return None
+        if isinstance(value, date):
+            # an unquoted timestamp stays the text written: a declaration is plain
+            # JSON data (the store keeps it so), and the models read the text
+            return node.value
         if not isinstance(value, str):
             return value
         try:
@@ -538,6 +546,9 @@ def _add_reference_issues(report: _Report, data: Mapping[str, object]) -> None:
             _check_rewrite(report, ("routes", index, "rewrite"), rewrite, paths)
     for where, message in ai_reference_issues(data):
         report.add_found(where, message)
+    _check_unique(report, "apis", "API", _names(data, "apis"))
+    for where, message in api_reference_issues(data):
+        report.add_found(where, message)
 
 
 def _usable_paths(paths: object) -> list[str]:
@@ -621,7 +632,7 @@ def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: Plugi
             continue
         for name, settings in plugins.items():
             where: Path = (*prefix, "plugins", name)
-            plugin = known.get(name)
+            plugin = known.get(name) if name != API_PLUGIN else None
             if plugin is None:
                 message = f"unknown plugin '{name}'" + _suggestion(name, sorted(known.names()))
                 report.add_found(where, message + " (see: quiver plugins)")
@@ -640,6 +651,19 @@ def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: Plugi
             if path_issues is not None:
                 for key, message in path_issues(_paths_served(data, prefix, name)):
                     report.add((*where, key), message)
+
+
+def _add_counter_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:
+    """An API's ``counters`` are the store settings of the rate-limit plugin, which
+    counts its plans: checked by that plugin's model."""
+    plugin = known.get(COUNTER_PLUGIN)
+    if plugin is None:
+        return
+    for index, api in _items(data, "apis"):
+        counters = api.get("counters")
+        if isinstance(counters, dict) and counters:
+            settings = {"limit": 1, "window": 1, **counters}
+            _validated_part(report, ("apis", index, "counters"), plugin.Config, settings)
 
 
 def _paths_served(data: Mapping[str, object], prefix: Path, name: str) -> list[str]:

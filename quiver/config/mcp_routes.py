@@ -20,9 +20,12 @@ is read (:func:`expand`):
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+import yaml
 from pydantic import Field, field_validator, model_validator
 
 from quiver.config.base import Duration, Strict
@@ -49,6 +52,7 @@ PER_CALL_PLUGINS = frozenset(
         "ai-prompt-guard",
         "ai-pii",
         "ai-moderation",
+        "api-product",  # (put on an API's routes by the data plane: quiver.config.apis)
     }
 )
 
@@ -350,3 +354,24 @@ def _check_audience(route: Any, oauth: McpOAuth) -> None:
             f"({oauth.resource!r}): MCP clients' tokens are issued for it, and each tool "
             "call presents the token to the route"
         )
+
+
+def read_openapi_file(path: str) -> Any:
+    """The OpenAPI document in the JSON or YAML file at ``path`` (ValueError says why not)."""
+    try:
+        with open(os.path.expanduser(path), "rb") as file:
+            return parse_openapi(file.read())
+    except OSError as error:
+        raise ValueError(f"cannot read the OpenAPI document {path!r}: {error.strerror}") from None
+
+
+def parse_openapi(text: bytes) -> Any:
+    """A document read as JSON, or else as YAML (ValueError when neither)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"the OpenAPI document is neither JSON nor YAML: {error}") from None

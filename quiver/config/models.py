@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from quiver.config.access_log import AccessLog
 from quiver.config.ai import AIConfig, AIRoute, expand
+from quiver.config.apis import Api
 from quiver.config.base import Duration, Size, Strict
 from quiver.config.consumers import Consumer
 from quiver.config.mcp_routes import PROXY_TARGET_TYPE as MCP_TARGET_TYPE
@@ -638,6 +639,11 @@ class Declaration(Strict):
         default_factory=dict,
         description="Plugins by name with their config (see `quiver plugins`); they "
         "apply to every route.",
+    )
+    apis: list[Api] = Field(
+        default_factory=list,
+        description="API products: routes grouped with a lifecycle state, an OpenAPI "
+        "document and plans consumers subscribe to (see docs/apis.md).",
     )
     ai: AIConfig | None = Field(
         None,

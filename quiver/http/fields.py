@@ -15,6 +15,9 @@ UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
 # client sends under any X-Consumer-* name is dropped on arrival.
 CONSUMER_FIELDS = frozenset({b"x-consumer-username", b"x-consumer-custom-id", b"x-consumer-groups"})
 CONSUMER_PREFIX = b"x-consumer-"
+# The plan of an API product the consumer called under (docs/apis.md): stated by the
+# gateway only, dropped on arrival like the identity fields.
+PLAN_FIELD = b"x-quiver-plan"
 
 # Response fields the proxy states itself on every response it sends: framing and
 # hop-by-hop fields (RFC 9110 §7.6.1); whoever renders a head leaves them out.

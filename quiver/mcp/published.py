@@ -16,15 +16,15 @@ becomes the tool's result, an error answer a result with ``isError``.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import yaml
 from pydantic import Field, model_validator
 
 from quiver.config.mcp_routes import METADATA_TARGET_TYPE, OPENAPI_TARGET_TYPE
+from quiver.config.mcp_routes import parse_openapi as _parse
+from quiver.config.mcp_routes import read_openapi_file as _read_file
 from quiver.errors import Answer, HTTPError, ServiceUnavailable, problem_body
 from quiver.mcp.contract import INTERNAL_ERROR, INVALID_PARAMS, Caller, McpError
 from quiver.mcp.endpoint import Endpoint
@@ -297,23 +297,3 @@ def _servers_path(document: dict[str, Any]) -> str:
     if not isinstance(url, str) or "{" in url:
         return ""
     return urlsplit(url).path.rstrip("/")
-
-
-def _read_file(path: str) -> Any:
-    try:
-        with open(os.path.expanduser(path), "rb") as file:
-            return _parse(file.read())
-    except OSError as error:
-        raise ValueError(f"cannot read the OpenAPI document {path!r}: {error.strerror}") from None
-
-
-def _parse(text: bytes) -> Any:
-    """A document read as JSON, or else as YAML."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ValueError(f"the OpenAPI document is neither JSON nor YAML: {error}") from None

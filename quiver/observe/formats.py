@@ -104,6 +104,7 @@ _JSON: dict[str, tuple[bytes, str]] = {
     "user_agent": (b"%s", "text(r.user_agent)"),
     "mcp": (b"%s", "mcp(r.mcp)"),
     "websocket": (b"%s", "document(r.websocket)"),
+    "plan": (b"%s", "names.get(r.plan) or name(r.plan)"),
 }
 
 

@@ -34,6 +34,7 @@ class ExchangeRecord:
         "method",
         "node",
         "path",
+        "plan",
         "request_id",
         "retries",
         "route",
@@ -71,6 +72,7 @@ class ExchangeRecord:
         ai: dict[str, Any] | None = None,
         mcp: dict[str, Any] | None = None,
         websocket: dict[str, Any] | None = None,
+        plan: str | None = None,
     ) -> None:
         #: when the request head was complete (seconds since the epoch)
         self.time = time
@@ -117,6 +119,8 @@ class ExchangeRecord:
         #: bytes_in, bytes_out (as on the wire), close_code (None unless the route
         #: reads frames; 1006: no close frame), closed_by (client, target, gateway)
         self.websocket = websocket
+        #: the plan of an API product the consumer called under (None: no plan)
+        self.plan = plan
 
     def value(self, name: str) -> Any:
         """A field as written out: bytes decoded, milliseconds rounded to microseconds."""

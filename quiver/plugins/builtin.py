@@ -19,6 +19,7 @@ from quiver.plugins.ip_restriction import IpRestriction
 from quiver.plugins.jwt import Jwt
 from quiver.plugins.key_auth import KeyAuth
 from quiver.plugins.oauth2_introspection import OAuth2Introspection
+from quiver.plugins.products import ApiProduct
 from quiver.plugins.proxy_cache import ProxyCache
 from quiver.plugins.quota import Quota
 from quiver.plugins.rate_limit import RateLimit
@@ -26,6 +27,9 @@ from quiver.plugins.request_size_limit import RequestSizeLimit
 from quiver.plugins.request_transformer import RequestTransformer
 from quiver.plugins.request_validator import RequestValidator
 from quiver.plugins.response_transformer import ResponseTransformer
+
+#: put on routes by the data plane (``apis``), never written in a config
+FOR_ROUTES: tuple[type[Plugin[Any]], ...] = (ApiProduct,)
 
 BUILT_IN: tuple[type[Plugin[Any]], ...] = (
     IpRestriction,

@@ -59,6 +59,7 @@ def exchange_record(
     if ai is not None and consumer is not None and consumer.team and "team" not in ai:
         ai["team"] = consumer.team  # (the request is over: its context is the record's now)
     mcp = ctx.get("mcp") if ctx else None
+    plan = ctx.get("plan") if ctx else None
     upstream = (now - sent) * 1000.0 if node is not None and sent else None
     return ExchangeRecord(
         wall + began,  # time
@@ -86,4 +87,5 @@ def exchange_record(
         ai,
         mcp,
         x.tunnel_note,  # websocket
+        plan,
     )

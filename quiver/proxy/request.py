@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from quiver.errors import BadRequest, HeaderFieldsTooLarge
-from quiver.http.fields import CONNECTION_OPTIONS
+from quiver.http.fields import CONNECTION_OPTIONS, PLAN_FIELD
 from quiver.http.fields import CONSUMER_FIELDS as CONSUMER_FIELDS
 from quiver.http.fields import CONSUMER_PREFIX as CONSUMER_PREFIX
 from quiver.http.fields import SPECIAL_REQUEST_HEADERS as SPECIAL_REQUEST_HEADERS
@@ -31,7 +31,7 @@ _REMEMBERED_NAMES = 4096  # field names a worker remembers the kind of (see Fiel
 FORWARD = 0  # copied upstream as received
 HOST = 1
 SPECIAL = 2  # interpreted (and dropped or rebuilt): see SPECIAL_REQUEST_HEADERS
-CONSUMER = 3  # X-Consumer-*: dropped
+CONSUMER = 3  # X-Consumer-* and X-Quiver-Plan: dropped
 UNDERSCORE = 4  # a name with "_": dropped unless limits.underscores_in_headers
 LOOKALIKE = 5  # with "_" read as "-", a special or X-Consumer-* name: always dropped
 
@@ -71,7 +71,7 @@ class FieldNames:
 
 def field_kind(lname: bytes) -> int:
     """What the proxy does with a request field of lowercase name ``lname``."""
-    if lname.startswith(CONSUMER_PREFIX):
+    if lname.startswith(CONSUMER_PREFIX) or lname == PLAN_FIELD:
         return CONSUMER
     if lname in SPECIAL_REQUEST_HEADERS:
         return HOST if lname == b"host" else SPECIAL
@@ -80,7 +80,11 @@ def field_kind(lname: bytes) -> int:
     # Some servers read "_" as "-" (CGI and WSGI name both HTTP_TRANSFER_ENCODING):
     # never let such a name pass for a field the proxy controls.
     dashed = lname.replace(b"_", b"-")
-    if dashed.startswith(CONSUMER_PREFIX) or dashed in SPECIAL_REQUEST_HEADERS:
+    if (
+        dashed.startswith(CONSUMER_PREFIX)
+        or dashed in SPECIAL_REQUEST_HEADERS
+        or dashed == PLAN_FIELD
+    ):
         return LOOKALIKE
     return UNDERSCORE
 

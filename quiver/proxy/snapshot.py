@@ -34,6 +34,7 @@ from quiver.proxy.balancing import RequestKeys, make_balancer
 from quiver.proxy.capture import CallCapture
 from quiver.proxy.health import watch_nodes
 from quiver.proxy.plain import plain
+from quiver.proxy.products import Products
 from quiver.proxy.redirects import Redirects
 from quiver.proxy.request import host_for_routing
 from quiver.proxy.retry import RetryBudget, RetryPolicy
@@ -338,6 +339,7 @@ def compile_steps(
             for c in config.consumers
             if c.plugins
         }
+        products = Products(config, catalog)
         entries = []
         for index, route in enumerate(config.routes):
             if index % STEP == STEP - 1:
@@ -351,6 +353,8 @@ def compile_steps(
                 plugins[CallCapture.name] = CallCapture(route.call_log, context)
             if route.sse is not None and route.sse.heartbeat is not None:
                 plugins[SSEWatch.name] = SSEWatch(route.sse, context)
+            if route.name in products.apis:  # (no cost for a route in no API)
+                plugins = products.add(route.name, plugins, context)
             chain = Chain(plugins.values()).with_consumers(by_consumer)
             entries.append((route, RouteRuntime(route, targets[target_name], chain)))
         router = yield from Router.in_steps(entries)

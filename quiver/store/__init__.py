@@ -3,6 +3,7 @@ by applies that leave numbered revisions.  The proxy and plugins never import it
 
 from quiver.store import calltables as calltables  # registers the call log tables
 from quiver.store import spendtables as spendtables  # and the AI spend tables
+from quiver.store import subscriptions as subscriptions  # and subscription requests
 from quiver.store import webhooktables as webhooktables  # and the webhook queue
 from quiver.store.diffing import Change, Diff
 from quiver.store.repository import Current, Edit, Revision, Store, UnknownTeam, open_store

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-Kind = Literal["section", "target", "route", "consumer", "plugin"]
+Kind = Literal["section", "target", "route", "consumer", "api", "plugin"]
 LISTS: tuple[tuple[Kind, str], ...] = (
     ("target", "targets"),
     ("route", "routes"),
     ("consumer", "consumers"),
+    ("api", "apis"),
 )
+_LISTED = ("targets", "routes", "consumers", "apis", "plugins")
 
 
 class Change(TypedDict, total=False):
@@ -40,14 +42,14 @@ def entities(document: dict[str, Any]) -> Entities:
     """Every entity of ``document`` with its position (0 for what is not in a list)."""
     found: Entities = {}
     for key, value in document.items():
-        if key not in ("targets", "routes", "consumers", "plugins"):
+        if key not in _LISTED:
             found["section", key] = (0, value)
     for kind, key in LISTS:
         for position, item in enumerate(document.get(key, [])):
             found[kind, item["name"]] = (position, item)
     for name, config in document.get("plugins", {}).items():
         found["plugin", name] = (0, config)
-    for key in ("targets", "routes", "consumers", "plugins"):
+    for key in _LISTED:
         if key in document and not document[key]:  # written empty: tell it from left out
             found["section", key] = (0, document[key])
     return found

@@ -2,10 +2,11 @@
 
 The ``default`` team's document is taken as it is: it alone holds the top-level
 sections (``limits``, ``timeouts``, ``pool``) and the global plugins.  Any other
-team holds only targets, routes and consumers; in the merged document their names
-are qualified with the team's (``payments.orders``), and a route's ``target`` with
-them, so that two teams may use one name without meeting.  Access logs, metrics and
-counters keyed by a consumer or route name therefore tell the teams apart too.
+team holds only targets, routes, consumers and APIs; in the merged document their
+names are qualified with the team's (``payments.orders``), and a route's ``target``,
+an API's ``routes`` and a consumer's ``subscriptions`` with them, so that two teams
+may use one name without meeting.  Access logs, metrics and counters keyed by a
+consumer or route name therefore tell the teams apart too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from quiver.store.models import DEFAULT_TEAM
 
 #: what a team other than ``default`` may declare
-TEAM_KEYS = ("targets", "routes", "consumers")
+TEAM_KEYS = ("targets", "routes", "consumers", "apis")
 
 
 def qualified(team: str, name: str) -> str:
@@ -43,4 +44,11 @@ def _qualify(team: str, key: str, item: Mapping[str, Any]) -> dict[str, Any]:
     renamed = dict(item, name=qualified(team, item["name"]))
     if key == "routes" and "target" in item:  # (an AI route has none)
         renamed["target"] = qualified(team, item["target"])
+    if key == "apis":
+        renamed["routes"] = [qualified(team, route) for route in item.get("routes", [])]
+    if key == "consumers" and item.get("subscriptions"):
+        renamed["subscriptions"] = [
+            dict(subscription, api=qualified(team, subscription["api"]))
+            for subscription in item["subscriptions"]
+        ]
     return renamed

@@ -231,7 +231,7 @@ class Store:
                 ConfigIssue(
                     key,
                     "belongs to the default team's declaration: another team's holds "
-                    "only targets, routes and consumers",
+                    "only targets, routes, consumers and apis",
                 )
                 for key in data
                 if key not in TEAM_KEYS and key not in Settings.model_fields

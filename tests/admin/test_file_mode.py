@@ -98,3 +98,25 @@ def test_an_invalid_file_is_a_clear_500(file_client: httpx.Client, tmp_path: Pat
     assert "quiver check" in body["detail"]
     (tmp_path / "quiver.yaml").write_text(CONFIG)
     assert file_client.get("/targets").status_code == 200
+
+
+def test_apis_are_read_from_the_file_and_subscriptions_not_written(
+    tmp_path: Path, store: Store
+) -> None:
+    path = tmp_path / "quiver.yaml"
+    path.write_text(
+        CONFIG.replace("${ALICE_KEY}", "alice-file-secret-0123")
+        + "apis:\n  - {name: all, routes: [all], state: published, plans: [{name: free}]}\n"
+    )
+    _, token = create_token(store, "root", "admin")
+    app = create_app(FileDeclarations(str(path)), store, built_in())
+    with (
+        serving(app) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client,
+    ):
+        assert client.get("/apis/all").json()["state"] == "published"
+        assert client.delete("/apis/all").status_code == 405
+        body = {"api": "all", "plan": "free", "consumer": "alice"}
+        refused = client.post("/subscriptions", json=body)
+        assert_problem(refused, 405, "read-only")
+        assert refused.json()["detail"] == f"config comes from {path}"
