@@ -440,6 +440,14 @@ class ClientConnection(asyncio.Protocol):
                 tunnel.tunnel_write(data)
         self.resume_reading_for(PAUSE_PIPELINE)
 
+    def node_left_tunnel(self) -> None:
+        """The node's side of the tunnel is gone: what it sent still reaches the
+        client, then the client's side is half-closed and read to its end.  Closing
+        at once, with bytes of the client's still unread, would reset the connection,
+        and a reset can discard the last bytes the client was sent (a close frame)."""
+        self.tunnel = None
+        self._linger()
+
     def end_tunnel(self) -> None:
         """End the tunnel from the gateway's side (a drain): 1001 both ways when its
         frames are read, else its TCP connections are closed."""

@@ -422,7 +422,10 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         client's goes too."""
         if self.tunnel_closer is None:
             self.tunnel_closer = closer
-        self.client.close()
+        if closer == "target":
+            self.client.node_left_tunnel()
+        else:  # the gateway gave up on the node: the client is cut off too
+            self.client.close()
 
     def on_tunnel_ended(self) -> None:
         """Both sides are closed: what went through is noted, the log phases run."""
