@@ -137,6 +137,7 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel = None
         if self.tunneled is not None:
             server.tunnels.discard(self)
+            _count_websocket(server.websockets, self.tunneled, -1)
             self.tunneled.on_tunnel_ended()
             self.tunneled = None
         for exchange in (self.current, *self.queue):
@@ -412,6 +413,7 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = 0.0
         self.tunneled = exchange
         self.server.tunnels.add(self)
+        _count_websocket(self.server.websockets, exchange, 1)
         route = exchange.route
         settings = route.websocket if route is not None else None
         tunnel: Tunnel = upstream
@@ -578,6 +580,12 @@ class ClientConnection(asyncio.Protocol):
             transport.resume_reading()
         else:
             transport.close()
+
+
+def _count_websocket(counts: dict[str, int], exchange: Exchange, change: int) -> None:
+    if (exchange.upgrade or b"").lower() == b"websocket":
+        name = exchange.route.name if exchange.route is not None else ""
+        counts[name] = counts.get(name, 0) + change
 
 
 class PlainOnTlsPort(ClientConnection):

@@ -59,6 +59,9 @@ class ProxyState:
         self.connections: set[ClientConnection] = set()
         #: the connections that became tunnels (upgrades the node accepted)
         self.tunnels: set[ClientConnection] = set()
+        #: how many of them are WebSocket connections, by route name (the metrics'
+        #: gauge: counted as they open and close, never by walking the tunnels)
+        self.websockets: dict[str, int] = {}
         #: what to do with each request field, by name
         self.field_names = FieldNames(traced=tracing is not None)
         #: gives each request its trace context (None: tracing is off); fixed at start
