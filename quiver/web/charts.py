@@ -8,7 +8,8 @@ Three pure functions return an ``<svg>`` string to put in a page as it is:
 
 Every chart is an image with an accessible name and a text summary of its data
 (``role="img"``, ``<title>`` and ``<desc>``, named by ``aria-labelledby``), is sized
-by its ``viewBox`` (it fills the width of its container and keeps its shape), and
+by its ``viewBox`` (it fills the width of its container and keeps its shape; a
+sparkline keeps its own size, which CSS may change), and
 takes its colours from CSS custom properties (``--quiver-chart-1`` ...
 ``--quiver-chart-6``, ``--quiver-chart-text``, ``--quiver-chart-axis``,
 ``--quiver-chart-grid``), whose fallbacks contrast at least 3:1 with a white
@@ -295,9 +296,12 @@ def _frame(
     name = ident or "qc-" + hashlib.sha256((seed + summary).encode()).hexdigest()[:10]
     name = re.sub(r"[^A-Za-z0-9_-]", "-", name)
     size = 10 if small else 12
+    # a chart fills its container's width; a sparkline, inline in text or a table
+    # cell, keeps its own size (and its viewBox lets CSS scale it)
+    sized = f'width="{width}" height="{height}"' if small else 'width="100%"'
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="quiver-chart" role="img" '
-        f'viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMidYMid meet" '
+        f'viewBox="0 0 {width} {height}" {sized} preserveAspectRatio="xMidYMid meet" '
         f'aria-labelledby="{name}-title {name}-desc" font-family="system-ui, sans-serif" '
         f'font-size="{size}">',
         f'<title id="{name}-title">{_text(title)}</title>',
@@ -369,7 +373,7 @@ def _legend_rows(names: Sequence[str], room: float) -> list[list[tuple[int, str]
 
 
 def _legend_width(name: str) -> float:
-    return 36 + 7 * min(len(name), 40)
+    return 48 + 7 * min(len(name), 40)  # the swatch, the name, a gap
 
 
 def _legend(rows: list[list[tuple[int, str]]], x: float, y: float) -> list[str]:

@@ -32,7 +32,10 @@ def parsed(svg: str) -> ET.Element:
     assert root.tag == f"{SVG}svg"
     assert root.get("role") == "img"
     assert re.fullmatch(r"0 0 \d+ \d+", root.get("viewBox", ""))
-    assert root.get("width") == "100%" and root.get("height") is None  # (scales)
+    if root.get("width") != "100%":  # a sparkline: its own size
+        assert root.get("viewBox") == f"0 0 {root.get('width')} {root.get('height')}"
+    else:  # a chart: as wide as its container, its height following
+        assert root.get("height") is None
     title, desc = root.find(f"{SVG}title"), root.find(f"{SVG}desc")
     assert title is not None and desc is not None
     assert root.get("aria-labelledby") == f"{title.get('id')} {desc.get('id')}"
