@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
+from sqlalchemy import Connection
+
 from quiver.admin.problems import ApiProblem
 from quiver.config.loader import read_document, validate
 from quiver.config.models import Settings
@@ -29,6 +31,8 @@ from quiver.store.secrets import without_secrets
 from quiver.store.teams import team_exists
 
 Mutate = Callable[[Current], object]
+#: what is written in an edit's transaction beside the declaration (Store.edit)
+Also = Callable[[Connection], None]
 _log = logging.getLogger("quiver.admin")
 
 
@@ -59,7 +63,9 @@ class Declarations(Protocol):
 
     def diff(self, document: object, team: str) -> Diff: ...
 
-    def edit(self, team: str, mutate: Mutate, author: str, message: str) -> Edit: ...
+    def edit(
+        self, team: str, mutate: Mutate, author: str, message: str, *, also: Also | None = None
+    ) -> Edit: ...
 
 
 class StoreDeclarations:
@@ -79,8 +85,10 @@ class StoreDeclarations:
     def diff(self, document: object, team: str) -> Diff:
         return self._store.diff(document, team)
 
-    def edit(self, team: str, mutate: Mutate, author: str, message: str) -> Edit:
-        return self._store.edit(team, mutate, author, message)
+    def edit(
+        self, team: str, mutate: Mutate, author: str, message: str, *, also: Also | None = None
+    ) -> Edit:
+        return self._store.edit(team, mutate, author, message, also=also)
 
 
 class FileBackedDeclarations:
@@ -109,7 +117,9 @@ class FileBackedDeclarations:
         data = dict(cast(Mapping[str, Any], document))  # validate refused anything else
         return diff(before, without_secrets(data, config, before))
 
-    def edit(self, team: str, mutate: Mutate, author: str, message: str) -> Edit:
+    def edit(
+        self, team: str, mutate: Mutate, author: str, message: str, *, also: Also | None = None
+    ) -> Edit:
         raise ReadOnly(self.path)
 
     def _document(self) -> dict[str, Any]:

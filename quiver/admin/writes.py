@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from quiver.admin.auth import Access
-from quiver.admin.declarations import ReadOnly
+from quiver.admin.declarations import Also, ReadOnly
 from quiver.admin.issues import Within, invalid_config
 from quiver.admin.problems import ApiProblem
 from quiver.errors import ConfigError
@@ -65,19 +65,22 @@ def commit(
     sent: Sequence[Within] = (),
     *,
     conflict: bool = False,
+    team: str | None = None,
+    also: Also | None = None,
 ) -> Edit:
-    """Run ``mutate`` as one edit of the caller's team, attributed to its token.
+    """Run ``mutate`` as one edit of the caller's team (or of ``team``), attributed
+    to its token, with what ``also`` writes in the same transaction.
 
     An invalid result is 422 ``invalid-config`` with pointers into the body
     (``sent`` says where the body went), or 409 ``conflict`` when ``conflict``
     (a delete that leaves a reference dangling)."""
-
+    team = team or access.team
     try:
-        return access.declarations.edit(access.team, mutate, access.author, message)
+        return access.declarations.edit(team, mutate, access.author, message, also=also)
     except ReadOnly as exc:
         raise ApiProblem(405, "read-only", str(exc), headers={"Allow": "GET"}) from None
     except UnknownTeam:
-        raise ApiProblem(404, "team-not-found", f"there is no team {access.team!r}") from None
+        raise ApiProblem(404, "team-not-found", f"there is no team {team!r}") from None
     except ConfigError as exc:
         if conflict:
             raise invalid_config(exc, sent, status=409, slug="conflict") from None

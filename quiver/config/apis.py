@@ -10,7 +10,7 @@ route outside every API costs nothing (docs/apis.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -172,7 +172,10 @@ class Api(Strict):
 
 
 class Subscription(Strict):
-    api: str = Field(description="The API subscribed to.")
+    api: str = Field(
+        description="The API subscribed to: one of the team's, or in store mode another "
+        "team's, qualified with the team's name (`payments.orders`)."
+    )
     plan: str = Field(description="The plan of that API.")
 
 
@@ -188,9 +191,16 @@ def routes_of(apis: list[Api], route_names: set[str]) -> dict[str, Api]:
     return found
 
 
-def reference_issues(data: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
+def reference_issues(
+    data: Mapping[str, Any], elsewhere: Mapping[str, Sequence[str]] | None = None
+) -> Iterator[tuple[Path, str]]:
     """What the ``apis`` section and the consumers' ``subscriptions`` name that does
-    not exist, read from the plain data (a value of another shape is the models')."""
+    not exist, read from the plain data (a value of another shape is the models').
+
+    ``elsewhere`` holds the APIs declared beside ``data`` that its consumers may
+    subscribe to (in store mode, the other teams', qualified: ``payments.orders``),
+    with the names of their plans; they are never listed in a message."""
+    elsewhere = elsewhere or {}
     routes = _route_names(data)
     apis: dict[str, dict[str, Any]] = {}
     owner: dict[str, str] = {}
@@ -215,10 +225,13 @@ def reference_issues(data: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
             if not isinstance(api_name, str):
                 continue
             declared = apis.get(api_name)
-            if declared is None:
+            if declared is not None:
+                plans = [p.get("name") for _, p in _mappings(declared.get("plans"))]
+            elif api_name in elsewhere:
+                plans = list(elsewhere[api_name])
+            else:
                 yield (*where, "api"), f"unknown API '{api_name}'" + _known("APIs", list(apis))
                 continue
-            plans = [p.get("name") for _, p in _mappings(declared.get("plans"))]
             if isinstance(plan, str) and plan not in plans:
                 known = _known("plans", [str(p) for p in plans]) if plans else ": it has no plans"
                 yield (*where, "plan"), f"unknown plan '{plan}' of API '{api_name}'" + known

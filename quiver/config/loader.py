@@ -34,7 +34,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from types import UnionType
@@ -167,28 +167,40 @@ def _names_one_of(location: str, keys: list[str]) -> bool:
     return any(location == key or location.startswith((f"{key}.", f"{key}[")) for key in keys)
 
 
-def validate(data: object, catalog: PluginSet | None = None) -> Config:
+def validate(
+    data: object,
+    catalog: PluginSet | None = None,
+    *,
+    apis_elsewhere: Mapping[str, Sequence[str]] | None = None,
+) -> Config:
     """The config that plain ``data`` (mappings, lists, strings, numbers) declares.
 
     Raises :class:`ConfigError` with every issue, as loading a file does but without
     line numbers.  ``catalog`` holds the plugins and target types ``data`` may name
-    (none without one but ``http``).
+    (none without one but ``http``).  ``apis_elsewhere``: the APIs of other
+    declarations (a store's other teams) its consumers may subscribe to, by the
+    name they use for them, with their plans' names.
     """
     report = _Report(None)
     if not isinstance(data, Mapping):
         report.add((), _top_level_message(data))
         raise ConfigError(report.sorted_issues())
-    return _validated(report, dict(data), catalog)
+    return _validated(report, dict(data), catalog, apis_elsewhere)
 
 
-def _validated(report: _Report, data: dict[str, object], catalog: PluginSet | None) -> Config:
+def _validated(
+    report: _Report,
+    data: dict[str, object],
+    catalog: PluginSet | None,
+    apis_elsewhere: Mapping[str, Sequence[str]] | None = None,
+) -> Config:
     plugins = catalog if catalog is not None else NoPlugins()
     try:
         config: Config | None = Config.model_validate(data)
     except ValidationError as exc:
         config = None
         _add_validation_issues(report, exc, data, skip=report.unreadable)
-    _add_reference_issues(report, data)
+    _add_reference_issues(report, data, apis_elsewhere)
     _add_target_type_issues(report, data, plugins)
     _add_plugin_issues(report, data, plugins)
     _add_counter_issues(report, data, plugins)
@@ -526,7 +538,11 @@ def _names(data: Mapping[str, object], section: str) -> list[tuple[int, str]]:
     return [(index, name) for index, name in named if isinstance(name, str)]
 
 
-def _add_reference_issues(report: _Report, data: Mapping[str, object]) -> None:
+def _add_reference_issues(
+    report: _Report,
+    data: Mapping[str, object],
+    apis_elsewhere: Mapping[str, Sequence[str]] | None = None,
+) -> None:
     _check_unique(report, "targets", "target", _names(data, "targets"))
     _check_unique(report, "routes", "route", _names(data, "routes"))
     _check_unique(report, "consumers", "consumer", _names(data, "consumers"))
@@ -547,7 +563,7 @@ def _add_reference_issues(report: _Report, data: Mapping[str, object]) -> None:
     for where, message in ai_reference_issues(data):
         report.add_found(where, message)
     _check_unique(report, "apis", "API", _names(data, "apis"))
-    for where, message in api_reference_issues(data):
+    for where, message in api_reference_issues(data, apis_elsewhere):
         report.add_found(where, message)
 
 

@@ -3,8 +3,9 @@
 Each route of an API gets the built-in ``api-product`` plugin from the catalog (like
 ``SSEWatch`` for routes with ``sse``, but a plugin implementation, since it counts
 with ``rate-limit`` and ``quota``): alone on a retired API, with ``key-auth`` on a
-gated API's route that has no authentication.  A route in no API is left as it is;
-a config without APIs costs one check.
+gated API's route that has no authentication, and with the ``api-deprecation``
+plugin it makes for a deprecated API (its fields on every answer, refusals too).
+A route in no API is left as it is; a config without APIs costs one check.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Products:
             key_auth = self._plugin(DEFAULT_AUTH)
             plugins[DEFAULT_AUTH] = key_auth(key_auth.Config.model_validate({}), context)
         plugins[API_PLUGIN] = product
+        notice: Plugin[Any] | None = getattr(product, "notice", None)
+        if notice is not None:  # (a deprecated API: first of all, so refusals carry it)
+            plugins[notice.name] = notice
         return plugins
 
     def _build(self, api: Api, count: bool, context: PluginContext) -> Plugin[Any]:

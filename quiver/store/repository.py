@@ -30,10 +30,11 @@ from quiver.errors import ConfigError, ConfigIssue, StoreError
 from quiver.store import rows
 from quiver.store.diffing import Diff, diff, is_empty
 from quiver.store.engine import WRITE, make_engine
-from quiver.store.merged import TEAM_KEYS, merge
+from quiver.store.merged import TEAM_KEYS, api_owner, merge
 from quiver.store.migrate import upgrade
 from quiver.store.models import DEFAULT_TEAM, Head, RevisionRow, Team
 from quiver.store.secrets import without_secrets
+from quiver.store.subscriptions import approved as granted
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,9 @@ class Store:
     def diff(self, document: object, team: str | None = None) -> Diff:
         """What :meth:`apply` of ``document`` would change (ConfigError if it is invalid)."""
         with self._transaction() as session:
-            row = _team(session, team)
-            before = {} if row is None else rows.read(session, row)
-            return diff(before, self._stored_form(document, before, team))
+            documents = _documents(session)
+            before = documents.get(team or DEFAULT_TEAM, {})
+            return diff(before, self._stored_form(document, before, team, documents))
 
     def apply(
         self, document: object, author: str, message: str = "", team: str | None = None
@@ -130,6 +131,7 @@ class Store:
         message: str = "",
         *,
         create: bool = False,
+        also: Callable[[Connection], None] | None = None,
     ) -> Edit:
         """Apply what ``mutate`` makes of the team's current declaration, all in one
         transaction under the lock applies take, so no other change slips in between
@@ -137,21 +139,28 @@ class Store:
 
         ``mutate`` gets a copy of the document it may change in place or replace; an
         exception it raises aborts the edit with nothing written.  The team must
-        exist (:class:`UnknownTeam` otherwise) unless ``create``.
+        exist (:class:`UnknownTeam` otherwise) unless ``create``.  ``also`` writes
+        what goes with the change in its transaction (a subscription request's new
+        state), even when the document does not change; what it raises aborts both.
         """
         with self._transaction(write=True) as session:
             head = session.scalars(select(Head).with_for_update()).one()
             row = _team(session, team)
             if row is None and not create:
                 raise UnknownTeam(f"there is no team {team or DEFAULT_TEAM!r}")
-            before = {} if row is None else rows.read(session, row)
+            documents = _documents(session)
+            before = {} if row is None else documents.get(row.name, {})
             latest = 0 if row is None else _latest(session, row)
             document = mutate(Current(copy.deepcopy(before), latest))
-            after = self._stored_form(document, before, team)
+            if also is not None:
+                also(session.connection())
+            after = self._stored_form(document, before, team, documents)
             changes = diff(before, after)
             if is_empty(changes):
                 return Edit(None, before, latest)
-            self._check_merged(session, team or DEFAULT_TEAM, after)
+            name = team or DEFAULT_TEAM
+            _check_grants(session.connection(), name, before, after, documents)
+            self._check_merged(documents, name, after)
             row = row or _new_team(session, team or DEFAULT_TEAM)
             rows.write(session, row, after)
             head.revision += 1
@@ -217,9 +226,14 @@ class Store:
         return self.apply(document, author, message or f"roll back to revision {number}", team)
 
     def _stored_form(
-        self, document: object, before: dict[str, Any], team: str | None
+        self,
+        document: object,
+        before: dict[str, Any],
+        team: str | None,
+        documents: Mapping[str, Mapping[str, Any]],
     ) -> dict[str, Any]:
-        config = validate(document, self.catalog)
+        elsewhere = _apis_elsewhere(documents, team or DEFAULT_TEAM)
+        config = validate(document, self.catalog, apis_elsewhere=elsewhere)
         data = dict(cast(Mapping[str, Any], document))  # validate refused anything else
         issues = [
             ConfigIssue(key, "a setting of the gateway process, not kept in the store")
@@ -240,19 +254,75 @@ class Store:
             raise ConfigError(issues)
         return without_secrets(data, config, before)
 
-    def _check_merged(self, session: Session, team: str, after: dict[str, Any]) -> None:
+    def _check_merged(
+        self, documents: dict[str, dict[str, Any]], team: str, after: dict[str, Any]
+    ) -> None:
         """Refuse a team document that is valid alone but not beside the other teams'
         (the same key-auth key in two teams, say), without telling what the others hold."""
-        documents = _documents(session)
         if len(documents) <= 1 and set(documents) <= {team}:
             return
-        documents[team] = after
+        documents = {**documents, team: after}
         try:
             validate(merge(documents), self.catalog)
         except ConfigError:
             raise ConfigError(
-                [ConfigIssue("", "conflicts with what another team declares (a shared key?)")]
+                [
+                    ConfigIssue(
+                        "",
+                        "conflicts with what another team declares (a shared key? an API "
+                        "or plan another team's consumers subscribe to?)",
+                    )
+                ]
             ) from None
+
+
+def _apis_elsewhere(documents: Mapping[str, Mapping[str, Any]], team: str) -> dict[str, list[str]]:
+    """The other teams' APIs, as a consumer of ``team`` names them
+    (``payments.orders``), with the names of their plans."""
+    found: dict[str, list[str]] = {}
+    for owner, document in documents.items():
+        if owner == team:
+            continue
+        for api in document.get("apis") or []:
+            plans = [plan.get("name") for plan in api.get("plans") or []]
+            found[f"{owner}.{api.get('name')}"] = [str(plan) for plan in plans]
+    return found
+
+
+def _check_grants(
+    connection: Connection,
+    team: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    documents: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Refuse a subscription to another team's API that the document adds without an
+    approved request for it: only the API's team grants one (docs/apis.md), so a
+    team cannot subscribe its consumers by writing their declaration."""
+    held = {
+        (consumer.get("name"), subscription.get("api"), subscription.get("plan"))
+        for consumer in before.get("consumers") or []
+        for subscription in consumer.get("subscriptions") or []
+    }
+    seen = {**documents, team: after}
+    issues = []
+    for index, consumer in enumerate(after.get("consumers") or []):
+        name = consumer.get("name")
+        for position, subscription in enumerate(consumer.get("subscriptions") or []):
+            api, plan = subscription.get("api"), subscription.get("plan")
+            owner, api_name = api_owner(team, api, seen)
+            if owner == team or (name, api, plan) in held:
+                continue
+            if plan not in granted(connection, team, name, owner, api_name):
+                issues.append(
+                    ConfigIssue(
+                        f"consumers[{index}].subscriptions[{position}].api",
+                        f"'{api}' is another team's API: its team grants a subscription "
+                        "by approving a request for it (POST /subscriptions)",
+                    )
+                )
+    if issues:
+        raise ConfigError(issues)
 
 
 def _team(session: Session, name: str | None) -> Team | None:

@@ -30,7 +30,9 @@ class Broken:
     def diff(self, document: object, team: str) -> Diff:
         raise RuntimeError("boom")
 
-    def edit(self, team: str, mutate: object, author: str, message: str) -> Edit:
+    def edit(
+        self, team: str, mutate: object, author: str, message: str, *, also: object = None
+    ) -> Edit:
         raise RuntimeError("boom")
 
 

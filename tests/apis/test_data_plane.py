@@ -31,6 +31,7 @@ routes:
   - {{name: old, paths: [/old], target: shop}}
   - {{name: gone, paths: [/gone], target: shop}}
   - {{name: open, paths: [/open], target: shop}}
+  - {{name: legacy, paths: [/legacy], target: shop}}
   - name: guarded
     paths: [/guarded]
     target: shop
@@ -55,10 +56,15 @@ apis:
   - name: guarded
     routes: [guarded]
     plans: [{{name: basic}}]
+  - name: legacy
+    routes: [legacy]
+    state: deprecated
+    deprecation: {{date: 2026-12-01T00:00:00Z, link: https://docs.example/legacy}}
+    plans: [{{name: free, rate_limit: {{limit: 1, window: 1m}}}}]
 consumers:
   - name: acme
     credentials: {{key-auth: [{{key: "{KEY}"}}]}}
-    subscriptions: [{{api: orders, plan: free}}]
+    subscriptions: [{{api: orders, plan: free}}, {{api: legacy, plan: free}}]
   - name: other
     credentials: {{key-auth: [{{key: "{OTHER}"}}]}}
 {extra}"""
@@ -113,8 +119,32 @@ def test_the_routes_of_an_api_get_its_plugin(proxy: RunningProxy) -> None:
     # key-auth is added where no authentication applies; another one is kept
     assert plugins_of(proxy, b"/orders") == ["api-product", "key-auth"]
     assert plugins_of(proxy, b"/guarded") == ["api-product", "basic-auth"]
-    assert plugins_of(proxy, b"/old") == ["api-product"]  # no plans: nothing to check
+    # a deprecated API's fields are added first of all
+    assert plugins_of(proxy, b"/old") == ["api-deprecation", "api-product"]
+    assert plugins_of(proxy, b"/legacy") == ["api-deprecation", "api-product", "key-auth"]
+    assert route(proxy, b"/legacy").chain.plugins[0].name == "api-deprecation"
     assert plugins_of(proxy, b"/gone") == ["api-product"]
+
+
+def test_a_deprecated_api_says_so_when_its_requests_are_refused(
+    client: httpx.Client, upstream: Upstream
+) -> None:
+    expected = {
+        "deprecation": "@1796083200",
+        "link": '<https://docs.example/legacy>; rel="deprecation"',
+    }
+    unknown = client.get("/legacy")  # refused by key-auth, which runs before the API's plugin
+    no_plan = client.get("/legacy", headers={"apikey": OTHER})  # by the plans
+    allowed = client.get("/legacy", headers={"apikey": KEY})
+    limited = client.get("/legacy", headers={"apikey": KEY})  # by the plan's rate limit
+    statuses = [answer.status_code for answer in (unknown, no_plan, allowed, limited)]
+    assert statuses == [401, 401, 200, 429]
+    for answer in (unknown, no_plan, allowed, limited):
+        assert {name: answer.headers.get(name) for name in expected} == expected
+        assert answer.headers.get_list("deprecation") == ["@1796083200"]  # once
+    assert unknown.headers["content-type"] == "application/problem+json"
+    assert "sunset" not in unknown.headers  # (none declared)
+    assert len(upstream.requests) == 1
 
 
 def test_a_deprecated_api_says_so_in_every_response(client: httpx.Client) -> None:
@@ -178,8 +208,8 @@ def test_a_plan_counts_per_consumer_over_all_the_routes_of_the_api(upstream: Ups
     )
     text = text.replace("consumers:\n", extra + "consumers:\n")
     text = text.replace(
-        "subscriptions: [{api: orders, plan: free}]",
-        "subscriptions: [{api: orders, plan: free}, {api: both, plan: tiny}]",
+        "subscriptions: [{api: orders, plan: free}, ",
+        "subscriptions: [{api: orders, plan: free}, {api: both, plan: tiny}, ",
     )
     with (
         RunningProxy(text) as proxy,

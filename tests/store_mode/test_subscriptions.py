@@ -251,3 +251,114 @@ def test_lifecycle_states_and_the_openapi_document_in_store_mode(
     missing = node.admin.get("/apis/nothing/openapi.json")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+def team_document(upstream: str) -> dict[str, Any]:
+    """The payments team's APIs: orders (published, approved by hand) and a draft."""
+    body = document(upstream)
+    del body["consumers"]
+    body["routes"].append({"name": "beta", "paths": ["/beta"], "target": "shop"})
+    body["apis"].append(
+        {"name": "beta", "routes": ["beta"], "state": "draft", "plans": [{"name": "free"}]}
+    )
+    return body
+
+
+def test_a_team_subscribes_to_another_teams_api_which_that_team_approves(
+    node: Node, upstream: Upstream
+) -> None:
+    for team in ("payments", "web", "elsewhere"):
+        assert node.admin.post("/teams", json={"name": team}).status_code == 201
+    tokens = {}
+    for name, role, team in (
+        ("payments-admin", "admin", "payments"),
+        ("web-admin", "admin", "web"),
+        ("elsewhere-admin", "admin", "elsewhere"),
+    ):
+        made = node.admin.post("/tokens", json={"name": name, "role": role, "team": team})
+        assert made.status_code == 201, made.text
+        tokens[team] = {"Authorization": f"Bearer {made.json()['token']}"}
+    payments, web, elsewhere = tokens["payments"], tokens["web"], tokens["elsewhere"]
+
+    applied = node.admin.post(
+        "/config/apply", headers=payments, json={"document": team_document(upstream.url)}
+    )
+    assert applied.status_code == 200, applied.text
+    apps = {"consumers": [{"name": "app", "credentials": {"key-auth": [{"key": KEY}]}}]}
+    applied = node.admin.post("/config/apply", headers=web, json={"document": apps})
+    assert applied.status_code == 200, applied.text
+    node.wait_served(applied.json()["revision"]["number"])
+    assert node.call().status_code == 401  # payments' API: a subscription is required
+
+    # a team cannot grant itself another team's API by writing its declaration
+    granted = {
+        "consumers": [
+            {**apps["consumers"][0], "subscriptions": [{"api": "payments.orders", "plan": "free"}]}
+        ]
+    }
+    refused = node.admin.post("/config/apply", headers=web, json={"document": granted})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"].startswith("consumers[0].subscriptions[0].api: ")
+    assert "another team's API" in refused.json()["detail"]
+
+    draft = {"api": "payments.beta", "plan": "free", "consumer": "app"}
+    answer = node.admin.post("/subscriptions", headers=web, json=draft)
+    assert answer.status_code == 409
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "draft" in answer.json()["detail"]
+    body = {"api": "payments.orders", "plan": "free", "consumer": "app"}
+    asked = node.admin.post("/subscriptions", headers=web, json=body)
+    assert asked.status_code == 201, asked.text
+    request = asked.json()
+    assert request["state"] == "pending"
+    assert (request["team"], request["api_team"], request["api"]) == (
+        "web",
+        "payments",
+        "payments.orders",
+    )
+    path = f"/subscriptions/{request['id']}"
+
+    # each of the two teams sees it; a third sees nothing
+    for headers in (web, payments):
+        assert node.admin.get(path, headers=headers).json()["id"] == request["id"]
+        listed = node.admin.get("/subscriptions", headers=headers).json()["data"]
+        assert [item["id"] for item in listed] == [request["id"]]
+    assert node.admin.get("/subscriptions", headers=elsewhere).json()["data"] == []
+    for answer in (
+        node.admin.get(path, headers=elsewhere),
+        node.admin.post(f"{path}/approve", headers=elsewhere),
+        node.admin.post(f"{path}/reject", headers=elsewhere, json={"reason": "no"}),
+        node.admin.delete(path, headers=elsewhere),
+    ):
+        assert answer.status_code == 404
+        assert answer.json()["type"] == "urn:quiver:problem:not-found"
+    # the consumer's team does not decide: the API's team does
+    for answer in (
+        node.admin.post(f"{path}/approve", headers=web),
+        node.admin.post(f"{path}/reject", headers=web, json={"reason": "fine by us"}),
+    ):
+        assert answer.status_code == 403
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert node.admin.get(path, headers=web).json()["state"] == "pending"
+    assert node.call().status_code == 401
+
+    approved = node.admin.post(f"{path}/approve", headers=payments)
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "approved"
+    assert approved.json()["decided_by"] == "payments-admin"
+    app = node.admin.get("/consumers/app", headers=web).json()
+    assert app["subscriptions"] == [{"api": "payments.orders", "plan": "free"}]
+    [revision] = node.admin.get("/revisions", headers=web, params={"limit": 1}).json()["data"]
+    assert revision["author"] == "payments-admin"  # (a revision of the consumer's team)
+    assert revision["message"] == f"approve subscription {request['id']} of app to payments.orders"
+    node.wait_served(revision["number"])  # within a second
+    served = node.call()
+    assert served.status_code == 200, served.text
+    assert upstream.requests[-1].header("x-consumer-username") == "web.app"
+    assert upstream.requests[-1].header("x-quiver-plan") == "free"
+
+    # the consumer's team may drop it
+    revoked = node.admin.delete(path, headers=web)
+    assert revoked.status_code == 200, revoked.text
+    node.wait_served(revision["number"] + 1)
+    assert node.call().status_code == 401

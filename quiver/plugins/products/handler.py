@@ -2,8 +2,9 @@
 
 The data plane puts it on the routes of an API when it compiles a snapshot (with
 the API and who subscribed to which plan); a route in no API never has it.  It
-refuses a retired API's requests with 410, marks a deprecated one's responses
-(RFC 9745, RFC 8594), and, for an API with plans, lets through only consumers
+refuses a retired API's requests with 410, has a deprecated one's responses
+marked (RFC 9745, RFC 8594) by the ``api-deprecation`` plugin it makes (which runs
+first), and, for an API with plans, lets through only consumers
 with an approved subscription, counted under their plan's rate limit and quota
 per (consumer, API) by the very ``rate-limit`` and ``quota`` plugins (same
 counter stores, same 429 and header fields).
@@ -20,7 +21,8 @@ from pydantic import Field
 from quiver.config.apis import API_PLUGIN, Api, Plan
 from quiver.errors import ApiRetired, SubscriptionRequired
 from quiver.plugins.base import Plugin, PluginConfig, PluginContext, PluginRequest
-from quiver.plugins.products.lifecycle import deprecation_fields, sunset_fields
+from quiver.plugins.products.lifecycle import sunset_fields
+from quiver.plugins.products.notice import DeprecationNotice
 from quiver.plugins.quota import Quota
 from quiver.plugins.rate_limit import RateLimit
 
@@ -54,7 +56,13 @@ class ApiProduct(Plugin[ApiProductConfig]):
         api = config.api
         self.retired = api.state == "retired"
         self.gone = sunset_fields(api)
-        self.deprecated = deprecation_fields(api) if api.state == "deprecated" else ()
+        #: what the data plane puts first on the routes of a deprecated API, so that
+        #: every answer carries its fields, refusals by other plugins included
+        self.notice = (
+            DeprecationNotice(DeprecationNotice.Config(api=api), context)
+            if api.state == "deprecated"
+            else None
+        )
         self.gated = bool(api.plans)
         self.subscribers = config.subscribers
         # (one scope per API: a consumer's counts are the same on all its routes)
@@ -67,8 +75,6 @@ class ApiProduct(Plugin[ApiProductConfig]):
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
         if self.retired:
             raise ApiRetired(f"the API '{self.config.api.name}' is retired", headers=self.gone)
-        for name, value in self.deprecated:
-            request.add_response_field(name, value)
         if not self.gated:
             return None
         consumer = request.consumer
