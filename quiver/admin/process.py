@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
+from fastapi import FastAPI
 
 from quiver.admin.app import create_app
 from quiver.admin.declarations import FileDeclarations
@@ -76,9 +78,19 @@ def check_settings(settings: AdminSettings) -> tuple[str, int]:
     return host, port
 
 
-def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None:
+class Pages(Protocol):
+    """What adds web pages to the admin app (``quiver.web.site.mount_pages``): the
+    pages sit above the admin API, so an entry point hands them in."""
+
+    def __call__(self, app: FastAPI, *, https: bool) -> None: ...
+
+
+def run_admin(
+    settings: AdminSettings, catalog: PluginSet | None = None, pages: Pages | None = None
+) -> None:
     """Serve the admin API until SIGINT or SIGTERM, validating declarations against
-    ``catalog`` (by default the installed plugins and target types)."""
+    ``catalog`` (by default the installed plugins and target types), with the web
+    pages ``pages`` mounts beside it."""
     host, port = check_settings(settings)
     if catalog is None:
         from quiver.target_types import default_catalog  # the entry points' catalog
@@ -99,6 +111,8 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             run_dir=Path(settings.run_dir) if settings.run_dir is not None else None,
             metrics_public=settings.metrics_public,
         )
+        if pages is not None:
+            pages(app, https=settings.tls_cert is not None)
         sock = _bind(host, port)
         if settings.calls_dir is not None:
             # the node's one writer of calls, beside uvicorn in this process

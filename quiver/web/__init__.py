@@ -1,0 +1,1 @@
+"""The web pages: the developer portal and the operator console."""
