@@ -1,4 +1,4 @@
-"""A fresh SQLite store per test, with its schema (accounts included)."""
+"""A fresh store per test, on SQLite and on PostgreSQL (skipped when it does not answer)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 
 from quiver.store import Store, open_store
+from tests.store.conftest import postgres_schema_url
 
 
-@pytest.fixture
-def store_path(tmp_path: Path) -> str:
-    return str(tmp_path / "quiver.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_path(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store, on each database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "quiver.db")
+    else:
+        yield from postgres_schema_url()
 
 
 @pytest.fixture
