@@ -140,6 +140,7 @@ def run_admin(
             sock,
             settings,
             on_shutdown=[item.stop for item in (*watchers, sender) if item is not None],
+            pages=pages is not None,
         )
         server.run(sockets=[sock])
     finally:
@@ -187,11 +188,13 @@ class _Server(uvicorn.Server):
         sock: socket.socket,
         settings: AdminSettings,
         on_shutdown: list[Callable[[], None]],
+        pages: bool = False,
     ) -> None:
         super().__init__(config)
         self._sock = sock
         self._settings = settings
         self._on_shutdown = on_shutdown
+        self._pages = pages
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
@@ -208,6 +211,9 @@ class _Server(uvicorn.Server):
         shown = f"[{host}]" if ":" in host else host
         scheme = "https" if self._settings.tls_cert else "http"
         _log.info("admin API listening on %s://%s:%d", scheme, shown, port)
+        if self._pages:
+            base = f"{scheme}://{shown}:{port}"
+            _log.info("developer portal at %s/portal, operator console at %s/console", base, base)
         if self._settings.ready_fd is not None:
             os.write(self._settings.ready_fd, f"{port}\n".encode())
             os.close(self._settings.ready_fd)
