@@ -308,3 +308,55 @@ def test_a_disabled_user_loses_their_session(client: httpx.Client, store: Store)
         client, "/portal/signin", "/portal/signin", email="ada@example.com", password=PASSWORD
     )
     assert refused.status_code == 403 and "disabled" in refused.text
+
+
+def test_a_page_that_fails_shows_the_fault_page_and_logs_its_request_id(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("the store fell over")
+
+    monkeypatch.setattr("quiver.web.portal.sign_in", broken)
+    failed = submit(client, "/portal/signin", "/portal/signin", email="a@b.co", password=PASSWORD)
+    assert failed.status_code == 500 and failed.headers["content-type"].startswith("text/html")
+    assert "Something went wrong" in failed.text and "fell over" not in failed.text
+    request_id = failed.headers["x-request-id"]
+    assert request_id in failed.text
+    assert any(request_id in record.getMessage() for record in caplog.records)
+    assert failed.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_a_malformed_query_is_a_400_page(client: httpx.Client, store: Store) -> None:
+    create_user(store, "root@example.com", PASSWORD, is_admin=True)
+    _sign_in_to_console(client, "root@example.com")
+    assert client.get("/console?page=2").status_code == 200, "past the last page: the last"
+    refused = client.get("/console?page=many")
+    assert refused.status_code == 400 and "text/html" in refused.headers["content-type"]
+    assert "This request could not be read" in refused.text
+
+
+def test_a_form_that_is_not_urlencoded_is_a_400_page(client: httpx.Client) -> None:
+    page = client.get("/portal/signin")
+    refused = client.post(
+        "/portal/signin", json={"csrf": csrf_of(page), "email": "a@b.co", "password": PASSWORD}
+    )
+    assert refused.status_code == 400 and "only forms sent by a browser" in refused.text
+
+
+def test_the_console_paginates_the_teams_it_lists(client: httpx.Client, store: Store) -> None:
+    create_user(store, "root@example.com", PASSWORD, is_admin=True)
+    for number in range(24):
+        create_team(store, f"team-{number:02d}")
+    _sign_in_to_console(client, "root@example.com")
+    first = client.get("/console")
+    assert 'aria-label="Pages"' in first.text and "Page 1 of 2 &middot; 25 in all" in first.text
+    assert 'href="/console?page=2" rel="next">Next page</a>' in first.text
+    assert "team-18" in first.text and "team-19" not in first.text
+    second = client.get("/console?page=2")
+    assert "team-19" in second.text and "team-23" in second.text and "team-18" not in second.text
+    assert 'href="/console?page=1" rel="prev">Previous page</a>' in second.text
+
+
+def _sign_in_to_console(client: httpx.Client, email: str) -> None:
+    signed = submit(client, "/console/signin", "/console/signin", email=email, password=PASSWORD)
+    assert signed.status_code == 303, signed.text[:500]
