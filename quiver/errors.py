@@ -5,6 +5,7 @@
     ├── StoreError                   the config store cannot be used (e.g. its schema is newer)
     ├── SyncError                    `quiver sync` cannot go on (a source or a destination failed)
     ├── WebhookVerificationError     a received webhook's headers or signature do not hold
+    ├── AccountError                 an account cannot be made or used (email taken, bad password)
     └── HTTPError                    stops a request; rendered as application/problem+json
         ├── Answer                   not an error: a plugin answers the request itself
         ├── ClientError              4xx: the caller sent something we refuse
@@ -90,6 +91,14 @@ class WebhookVerificationError(QuiverError):
     """A received webhook failed verification (``quiver.webhooks.verify``): a header
     is missing or malformed, its timestamp is out of tolerance, or no signature
     matches a secret the receiver knows."""
+
+
+class AccountError(QuiverError):
+    """A user account of the portal or console cannot be made or changed as asked: the
+    email is taken or malformed, the password too short (``quiver.accounts``).  The
+    message is fit to show next to the form field it names in ``field``."""
+
+    field: str | None = None
 
 
 class HTTPError(QuiverError):

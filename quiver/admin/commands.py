@@ -1,9 +1,11 @@
-"""``quiver admin token new|list|revoke``: admin API tokens, on the store itself.
+"""``quiver admin token new|list|revoke`` and ``quiver admin user new|list``: admin API
+tokens and platform admin users, on the store itself.
 
 They work on the store directly (``--store``, the file or URL ``quiver serve`` was
 given), not through the admin API: they are how an operator on the machine makes
-the first tokens of a team, or a new admin token when the one printed at first
-start is lost.  A new token is printed once; the store keeps only its hash.
+the first tokens of a team, a new admin token when the one printed at first start
+is lost, or the first user who signs in to the console.  A new token is printed
+once; the store keeps only its hash, and only the scrypt hash of a password.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ ROLES = ("admin", "editor", "viewer")
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     admin = commands.add_parser(
         "admin",
-        help="manage the admin API's tokens",
-        description="Manage the tokens of the admin API, on the store directly.",
+        help="manage the admin API's tokens and the console's admin users",
+        description="Manage the tokens of the admin API and the platform admin users of "
+        "the console, on the store directly.",
     )
     parts = admin.add_subparsers(dest="part", metavar="PART", required=True)
     token = parts.add_parser(
@@ -51,6 +54,37 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     revoke.add_argument("name")
     _store_option(revoke)
     revoke.set_defaults(handler=_revoke)
+    _add_user_commands(parts)
+
+
+def _add_user_commands(parts: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    user = parts.add_parser(
+        "user",
+        help="make or list platform admin users (console sign-in)",
+        description="Users who sign in to the console (http://127.0.0.1:8081/console).",
+    )
+    actions = user.add_subparsers(dest="action", metavar="ACTION", required=True)
+    new = actions.add_parser(
+        "new",
+        help="make a platform admin user",
+        description="Make a platform admin user: they sign in to the console with this "
+        "email and password and may act on every team.  The password is asked twice "
+        "(or read from standard input with --password-stdin) and only its scrypt hash "
+        "is kept.",
+    )
+    new.add_argument("email", metavar="EMAIL")
+    new.add_argument("--name", metavar="NAME", default="", help="the name the console shows")
+    new.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input (for scripts)",
+    )
+    _store_option(new)
+    new.set_defaults(handler=_new_user)
+
+    listing = actions.add_parser("list", help="list the users (never their passwords)")
+    _store_option(listing)
+    listing.set_defaults(handler=_list_users)
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -118,4 +152,73 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"quiver: there is no token named {args.name!r}", file=sys.stderr)
         return 1
     print(f"token {args.name} revoked")
+    return 0
+
+
+def _new_user(args: argparse.Namespace) -> int:
+    from quiver.accounts.passwords import check_password
+    from quiver.accounts.users import create_user, normalize_email
+    from quiver.errors import AccountError
+    from quiver.store import open_store
+
+    try:
+        email = normalize_email(args.email)
+        password = _read_password(args.password_stdin)
+        check_password(password)
+    except AccountError as exc:
+        print(f"quiver: {exc}", file=sys.stderr)
+        return 1
+    store = open_store(args.store)
+    try:
+        user = create_user(store, email, password, name=args.name, is_admin=True)
+    except AccountError as exc:
+        print(f"quiver: {email}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"user {user.email} made (platform admin); sign in at /console")
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The new password: stdin's first line, or asked twice on the terminal."""
+    import getpass
+
+    from quiver.errors import AccountError
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password (at least 12 characters): ")
+    if getpass.getpass("Password again: ") != first:
+        raise AccountError("the two passwords differ; nothing was made")
+    return first
+
+
+def _list_users(args: argparse.Namespace) -> int:
+    from quiver.accounts.memberships import memberships_of
+    from quiver.accounts.users import list_users
+    from quiver.store import open_store
+
+    store = open_store(args.store)
+    try:
+        users = [(user, memberships_of(store, user.id)) for user in list_users(store)]
+    finally:
+        store.close()
+    rows = [("EMAIL", "NAME", "ADMIN", "STATE", "TEAMS", "CREATED")]
+    for user, teams in users:
+        rows.append(
+            (
+                user.email,
+                user.display_name or "-",
+                "yes" if user.is_admin else "no",
+                "disabled" if user.disabled else "active",
+                ",".join(f"{team}:{role}" for team, role in teams.items()) or "-",
+                user.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + row[5]
+        )
     return 0

@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
+from fastapi import FastAPI
 
 from quiver.admin.app import create_app
 from quiver.admin.declarations import FileDeclarations
@@ -76,9 +78,19 @@ def check_settings(settings: AdminSettings) -> tuple[str, int]:
     return host, port
 
 
-def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None:
+class Pages(Protocol):
+    """What adds web pages to the admin app (``quiver.web.site.mount_pages``): the
+    pages sit above the admin API, so an entry point hands them in."""
+
+    def __call__(self, app: FastAPI, *, https: bool) -> None: ...
+
+
+def run_admin(
+    settings: AdminSettings, catalog: PluginSet | None = None, pages: Pages | None = None
+) -> None:
     """Serve the admin API until SIGINT or SIGTERM, validating declarations against
-    ``catalog`` (by default the installed plugins and target types)."""
+    ``catalog`` (by default the installed plugins and target types), with the web
+    pages ``pages`` mounts beside it."""
     host, port = check_settings(settings)
     if catalog is None:
         from quiver.target_types import default_catalog  # the entry points' catalog
@@ -99,6 +111,8 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             run_dir=Path(settings.run_dir) if settings.run_dir is not None else None,
             metrics_public=settings.metrics_public,
         )
+        if pages is not None:
+            pages(app, https=settings.tls_cert is not None)
         sock = _bind(host, port)
         if settings.calls_dir is not None:
             # the node's one writer of calls, beside uvicorn in this process
@@ -126,6 +140,7 @@ def run_admin(settings: AdminSettings, catalog: PluginSet | None = None) -> None
             sock,
             settings,
             on_shutdown=[item.stop for item in (*watchers, sender) if item is not None],
+            pages=pages is not None,
         )
         server.run(sockets=[sock])
     finally:
@@ -173,11 +188,13 @@ class _Server(uvicorn.Server):
         sock: socket.socket,
         settings: AdminSettings,
         on_shutdown: list[Callable[[], None]],
+        pages: bool = False,
     ) -> None:
         super().__init__(config)
         self._sock = sock
         self._settings = settings
         self._on_shutdown = on_shutdown
+        self._pages = pages
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
@@ -194,6 +211,9 @@ class _Server(uvicorn.Server):
         shown = f"[{host}]" if ":" in host else host
         scheme = "https" if self._settings.tls_cert else "http"
         _log.info("admin API listening on %s://%s:%d", scheme, shown, port)
+        if self._pages:
+            base = f"{scheme}://{shown}:{port}"
+            _log.info("developer portal at %s/portal, operator console at %s/console", base, base)
         if self._settings.ready_fd is not None:
             os.write(self._settings.ready_fd, f"{port}\n".encode())
             os.close(self._settings.ready_fd)

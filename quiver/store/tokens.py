@@ -107,13 +107,28 @@ def count_tokens(store: Store) -> int:
 
 def authenticate(store: Store, token: str) -> TokenInfo | None:
     """The token ``token`` is, or None when it is unknown or revoked."""
+    found = identify(store, token)
+    return None if found is None else found[1]
+
+
+def identify(store: Store, token: str) -> tuple[int, TokenInfo] | None:
+    """The row id and description of the token ``token`` (what a console session opened
+    with it refers to), or None when it is unknown or revoked."""
     hashed = hash_admin_token(token)
     with store._transaction() as session:
         query = select(AdminToken, Team.name).outerjoin(Team)
         found = session.execute(query.where(AdminToken.token_hash == hashed)).first()
         if found is None or not admin_token_matches(found[0].token_hash, token):
             return None
-        return _info(found[0], found[1])
+        return found[0].id, _info(found[0], found[1])
+
+
+def token_by_id(store: Store, token_id: int) -> TokenInfo | None:
+    """The token of row ``token_id``, or None once it is revoked."""
+    with store._transaction() as session:
+        query = select(AdminToken, Team.name).outerjoin(Team)
+        found = session.execute(query.where(AdminToken.id == token_id)).first()
+        return None if found is None else _info(found[0], found[1])
 
 
 def _info(row: AdminToken, team: str | None) -> TokenInfo:

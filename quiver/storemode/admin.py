@@ -3,7 +3,8 @@
 The master forks it once the workers are up, restarts it with backoff when it
 dies and stops it with the workers (quiver.proxy.supervisor.Sidecar).  The child
 imports the admin application only once forked: the master and the workers never
-load FastAPI.
+load FastAPI.  It serves the developer portal and the operator console beside the
+API (quiver.web).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class AdminSidecar:
         tag_process("admin")
         from quiver.admin import AdminSettings, run_admin
         from quiver.calls import CallLog
+        from quiver.web.site import mount_pages
         from quiver.webhooks.sender import DeliverySettings
 
         kept = self.call_log or CallLogSettings()
@@ -68,7 +70,7 @@ class AdminSidecar:
             webhook_endpoints=tuple(hooks.endpoints),
         )
         try:
-            run_admin(settings, self.catalog)
+            run_admin(settings, self.catalog, pages=mount_pages)
         except UNREACHABLE as exc:  # (one line, not a traceback per restart)
             message = f"config store {shown(self.store_url)} unreachable: {reason(exc)}"
             raise SystemExit(message) from None

@@ -1,0 +1,150 @@
+"""The developer portal's pages (``/portal``): sign-up, sign-in, sign-out and home.
+
+The catalog, apps and subscriptions pages are routes of :data:`router` too: a page
+takes ``who: PortalUser`` (a visitor who is not signed in is sent to sign in), checks
+the team role it needs with :func:`quiver.web.identity.require_role`, renders a
+template extending ``base.html`` with :func:`quiver.web.pages.render`, and names
+itself in :data:`NAV` to appear in the navigation.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from quiver.accounts.passwords import check_password
+from quiver.accounts.signin import AccountDisabled, Throttled, sign_in, sign_up
+from quiver.accounts.users import normalize_email
+from quiver.errors import AccountError
+from quiver.web.errors import PageRoute, Redirect
+from quiver.web.forms import FormState, read_form
+from quiver.web.identity import MaybePortalUser, PortalUser, signed_in
+from quiver.web.pages import NavItem, render, store_of
+from quiver.web.security import FORM_COOKIE, SESSION_COOKIE, check_post, form_token, keep_form_token
+from quiver.web.signing import client_address, end, next_path, start_session
+
+router = APIRouter(prefix="/portal", route_class=PageRoute, include_in_schema=False)
+NAV: tuple[NavItem, ...] = (NavItem("Home", "/portal"),)
+
+
+@router.get("")
+def home(request: Request, who: PortalUser) -> Response:
+    teams = who.team_roles()
+    return render(
+        request, "portal", "portal/home.html", title="Home", who=who, nav=NAV, teams=teams
+    )
+
+
+@router.get("/signup")
+def signup_page(request: Request, who: MaybePortalUser) -> Response:
+    if who is not None:
+        raise Redirect("/portal")
+    return _form_page(request, "portal/signup.html", "Sign up", FormState())
+
+
+@router.post("/signup")
+async def signup(request: Request) -> Response:
+    fields = await read_form(request)
+    check_post(request, fields.get("csrf", ""), request.cookies.get(FORM_COOKIE))
+    state = FormState.of(fields, "email", "name")
+    for check, value in ((normalize_email, "email"), (check_password, "password")):
+        try:
+            check(fields.get(value, ""))
+        except AccountError as exc:
+            state.refuse(exc)
+    if state.errors:  # every field's error at once, before the slow part
+        return _form_page(request, "portal/signup.html", "Sign up", state, status=400)
+    try:
+        made = await run_in_threadpool(
+            sign_up,
+            store_of(request),
+            fields["email"],
+            fields["password"],
+            fields.get("name", ""),
+        )
+    except AccountError as exc:
+        return _form_page(request, "portal/signup.html", "Sign up", state.refuse(exc), status=400)
+    return await run_in_threadpool(
+        start_session, request, "portal", "/portal", user_id=made.user.id
+    )
+
+
+@router.get("/signin")
+def signin_page(request: Request, who: MaybePortalUser, next: str = "") -> Response:
+    if who is not None:
+        raise Redirect(next_path("portal", next))
+    state = FormState(values={"next": next})
+    if request.query_params.get("signed_out"):
+        state.message = "You are signed out."
+    return _form_page(request, "portal/signin.html", "Sign in", state, notice=True)
+
+
+@router.post("/signin")
+async def signin(request: Request) -> Response:
+    fields = await read_form(request)
+    check_post(request, fields.get("csrf", ""), request.cookies.get(FORM_COOKIE))
+    state = FormState.of(fields, "email", "next")
+    if not fields.get("email", "").strip():
+        state.errors["email"] = "Enter your email address."
+    if not fields.get("password"):
+        state.errors["password"] = "Enter your password."
+    if state.errors:
+        return _form_page(request, "portal/signin.html", "Sign in", state, status=400)
+    try:
+        user = await run_in_threadpool(
+            sign_in,
+            store_of(request),
+            fields["email"],
+            fields["password"],
+            client_address(request),
+        )
+    except Throttled as exc:
+        headers = {"Retry-After": str(exc.retry_after)}
+        refused = state.refuse(exc)
+        return _form_page(request, "portal/signin.html", "Sign in", refused, 429, headers)
+    except AccountError as exc:
+        status = 403 if isinstance(exc, AccountDisabled) else 400
+        return _form_page(
+            request, "portal/signin.html", "Sign in", state.refuse(exc), status=status
+        )
+    then = next_path("portal", fields.get("next"))
+    return await run_in_threadpool(start_session, request, "portal", then, user_id=user.id)
+
+
+@router.post("/signout")
+async def signout(request: Request) -> Response:
+    fields = await read_form(request)
+    who = await run_in_threadpool(signed_in("portal"), request)
+    if who is None:  # ended already: nothing to protect, only the cookie to drop
+        return end(request, "portal", None)
+    check_post(request, fields.get("csrf", ""), who.csrf)
+    return await run_in_threadpool(end, request, "portal", request.cookies.get(SESSION_COOKIE))
+
+
+def _form_page(
+    request: Request,
+    template: str,
+    title: str,
+    state: FormState,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    *,
+    notice: bool = False,
+) -> Response:
+    """A sign-in or sign-up page, with the form token of the visitor's browser."""
+    token = form_token(request)
+    response = render(
+        request,
+        "portal",
+        template,
+        title=title,
+        who=None,
+        form=state,
+        form_token=token,
+        notice=notice,
+        status=status,
+        headers=headers,
+    )
+    keep_form_token(request, response, token, "portal")
+    return response
