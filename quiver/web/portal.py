@@ -20,12 +20,17 @@ from quiver.errors import AccountError
 from quiver.web.errors import PageRoute, Redirect
 from quiver.web.forms import FormState, read_form
 from quiver.web.identity import MaybePortalUser, PortalUser, signed_in
-from quiver.web.pages import NavItem, render, store_of
+from quiver.web.pages import render, store_of
+from quiver.web.portal_apps import router as apps_router
+from quiver.web.portal_catalog import router as catalog_router
+from quiver.web.portal_common import NAV
 from quiver.web.security import FORM_COOKIE, SESSION_COOKIE, check_post, form_token, keep_form_token
 from quiver.web.signing import client_address, end, next_path, start_session
 
 router = APIRouter(prefix="/portal", route_class=PageRoute, include_in_schema=False)
-NAV: tuple[NavItem, ...] = (NavItem("Home", "/portal"),)
+router.include_router(catalog_router)  # /portal/apis
+router.include_router(apps_router)  # /portal/apps, /portal/subscriptions
+__all__ = ["NAV", "router"]
 
 
 @router.get("")

@@ -1,0 +1,223 @@
+"""The portal's apps (``/portal/apps``) and subscription requests
+(``/portal/subscriptions``).
+
+An app is a consumer of the developer's team with one ``key-auth`` key.  Creating it
+and rotating its key are writes of the team's declaration through the admin API's
+:func:`quiver.admin.writes.commit` (a revision each); the store keeps only the key's
+SHA-256 (``key_hash``), so the key is on the page that answers the form and nowhere
+else, ever.  Rotating replaces the key: the old one stops working with the revision.
+Viewers see the apps, not the buttons, and a form they post anyway gets the 403 page.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from quiver.accounts.memberships import allows
+from quiver.admin.auth import is_name
+from quiver.admin.problems import ApiProblem
+from quiver.admin.writes import commit, find
+from quiver.store import Current
+from quiver.store import subscriptions as requests
+from quiver.web.errors import PageNotFound, PageRoute, Redirect
+from quiver.web.forms import FormState, read_form
+from quiver.web.identity import PortalUser, SignedIn
+from quiver.web.pages import render, store_of
+from quiver.web.paging import Page
+from quiver.web.portal_common import NAV, acting, declarations_of, require_developer, working_team
+from quiver.web.security import check_post
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)  # (under /portal)
+_KEY_AUTH = "key-auth"
+
+
+def new_key() -> str:
+    """An API key: 256 random bits, with a prefix that says what it is."""
+    return "qk_" + secrets.token_urlsafe(32)
+
+
+@router.get("/apps")
+def apps(request: Request, who: PortalUser, team: str = "", page: int = 1) -> Response:
+    working, role = working_team(who, team or None)
+    return _apps_page(request, who, working, allows(role, "developer"), FormState(), page)
+
+
+@router.post("/apps")
+async def create_app(request: Request, who: PortalUser) -> Response:
+    fields = await read_form(request)
+    check_post(request, fields.get("csrf", ""), who.csrf)
+    team, _ = working_team(who, fields.get("team"))
+    require_developer(who, team)
+    name = fields.get("name", "").strip()
+    state = FormState.of(fields, "name")
+    if not is_name(name):
+        state.errors["name"] = (
+            "Use lowercase letters, digits and '-' (starting with a letter), e.g. my-shop."
+        )
+        return _apps_page(request, who, team, True, state, 1, status=400)
+    key = new_key()
+
+    def mutate(current: Current) -> object:
+        if find(current.document, "consumers", name) is not None:
+            raise _Taken
+        consumers = current.document.setdefault("consumers", [])
+        consumers.append({"name": name, "credentials": {_KEY_AUTH: [{"key": key}]}})
+        return current.document
+
+    try:
+        await run_in_threadpool(
+            commit, acting(request, who, team), mutate, f"portal: create app {name}"
+        )
+    except _Taken:
+        state.errors["name"] = f"Team {team} has an app called {name} already."
+        return _apps_page(request, who, team, True, state, 1, status=400)
+    except ApiProblem as exc:
+        state.message = str(exc)
+        return _apps_page(request, who, team, True, state, 1, status=400)
+    return _key_page(request, who, team, name, key, rotated=False)
+
+
+@router.get("/apps/{name}")
+def app_page(request: Request, who: PortalUser, name: str, team: str = "") -> Response:
+    working, role = working_team(who, team or None)
+    consumer = _app(request, working, name)
+    subscriptions = [
+        item
+        for item in requests.listed(store_of(request), working, consumer=name)
+        if item.team == working
+    ]
+    return render(
+        request,
+        "portal",
+        "portal/app.html",
+        title=name,
+        who=who,
+        nav=NAV,
+        team=working,
+        app=consumer,
+        keys=len((consumer.get("credentials") or {}).get(_KEY_AUTH) or []),
+        subscriptions=subscriptions,
+        can_change=allows(role, "developer"),
+    )
+
+
+@router.post("/apps/{name}/rotate")
+async def rotate(request: Request, who: PortalUser, name: str) -> Response:
+    fields = await read_form(request)
+    check_post(request, fields.get("csrf", ""), who.csrf)
+    team, _ = working_team(who, fields.get("team"))
+    require_developer(who, team)
+    _app(request, team, name)
+    key = new_key()
+
+    def mutate(current: Current) -> object:
+        found = find(current.document, "consumers", name)
+        if found is None:
+            raise PageNotFound(f"Team {team} has no app {name}.")
+        found[1].setdefault("credentials", {})[_KEY_AUTH] = [{"key": key}]
+        return current.document
+
+    message = f"portal: rotate the key of app {name}"
+    await run_in_threadpool(commit, acting(request, who, team), mutate, message)
+    return _key_page(request, who, team, name, key, rotated=True)
+
+
+@router.post("/apps/{name}/delete")
+async def delete(request: Request, who: PortalUser, name: str) -> Response:
+    fields = await read_form(request)
+    check_post(request, fields.get("csrf", ""), who.csrf)
+    team, _ = working_team(who, fields.get("team"))
+    require_developer(who, team)
+    _app(request, team, name)
+
+    def mutate(current: Current) -> object:
+        found = find(current.document, "consumers", name)
+        if found is not None:
+            del current.document["consumers"][found[0]]
+        return current.document
+
+    message = f"portal: delete app {name}"
+    await run_in_threadpool(commit, acting(request, who, team), mutate, message)
+    raise Redirect(f"/portal/apps?team={team}&deleted={name}")
+
+
+@router.get("/subscriptions")
+def subscriptions(request: Request, who: PortalUser, team: str = "", page: int = 1) -> Response:
+    working, _ = working_team(who, team or None)
+    found = [item for item in requests.listed(store_of(request), working) if item.team == working]
+    found.sort(key=lambda item: item.id, reverse=True)
+    return render(
+        request,
+        "portal",
+        "portal/subscriptions.html",
+        title="Subscriptions",
+        who=who,
+        nav=NAV,
+        team=working,
+        teams=who.team_roles(),
+        page=Page.of(found, page),
+        requested=request.query_params.get("requested"),
+    )
+
+
+class _Taken(Exception):
+    """The team has an app of that name."""
+
+
+def _app(request: Request, team: str, name: str) -> dict[str, Any]:
+    found = find(declarations_of(request).read(team).document, "consumers", name)
+    if found is None:
+        raise PageNotFound(f"Team {team} has no app {name}.")
+    return found[1]
+
+
+def _apps_page(
+    request: Request,
+    who: SignedIn,
+    team: str,
+    can_change: bool,
+    form: FormState,
+    page: int,
+    status: int = 200,
+) -> Response:
+    document = declarations_of(request).read(team).document
+    consumers = [c for c in document.get("consumers") or [] if isinstance(c, dict)]
+    consumers.sort(key=lambda c: str(c.get("name")))
+    return render(
+        request,
+        "portal",
+        "portal/apps.html",
+        title="Apps",
+        who=who,
+        nav=NAV,
+        team=team,
+        teams=who.team_roles(),
+        page=Page.of(consumers, page),
+        can_change=can_change,
+        form=form,
+        deleted=request.query_params.get("deleted"),
+        status=status,
+    )
+
+
+def _key_page(
+    request: Request, who: SignedIn, team: str, name: str, key: str, *, rotated: bool
+) -> Response:
+    return render(
+        request,
+        "portal",
+        "portal/key.html",
+        title=f"The key of {name}",
+        who=who,
+        nav=NAV,
+        team=team,
+        app=name,
+        key=key,
+        rotated=rotated,
+        status=200 if rotated else 201,
+    )
