@@ -436,3 +436,9 @@ def test_pages_need_a_signed_in_developer(shop: Store, client: httpx.Client) -> 
         answer = client.get(path)
         assert answer.status_code == 303
         assert answer.headers["location"].startswith("/portal/signin?next=")
+
+
+def test_the_home_pages_catalog_link_leads_to_the_catalog(client: httpx.Client) -> None:
+    sign_up(client, "ada@example.com")
+    answer = client.get("/portal/catalog")
+    assert answer.status_code == 303 and answer.headers["location"] == "/portal/apis"
