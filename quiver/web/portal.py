@@ -23,7 +23,7 @@ from quiver.web.identity import MaybePortalUser, PortalUser, signed_in
 from quiver.web.pages import render, store_of
 from quiver.web.portal_apps import router as apps_router
 from quiver.web.portal_catalog import router as catalog_router
-from quiver.web.portal_common import NAV
+from quiver.web.portal_common import NAV, declarations_of, working_team
 from quiver.web.security import FORM_COOKIE, SESSION_COOKIE, check_post, form_token, keep_form_token
 from quiver.web.signing import client_address, end, next_path, start_session
 
@@ -36,8 +36,22 @@ __all__ = ["NAV", "router"]
 @router.get("")
 def home(request: Request, who: PortalUser) -> Response:
     teams = who.team_roles()
+    apps: list[str] = []
+    team = ""
+    if teams:
+        team, _ = working_team(who, None)
+        document = declarations_of(request).read(team).document
+        apps = sorted(str(c["name"]) for c in document.get("consumers") or [])
     return render(
-        request, "portal", "portal/home.html", title="Home", who=who, nav=NAV, teams=teams
+        request,
+        "portal",
+        "portal/home.html",
+        title="Home",
+        who=who,
+        nav=NAV,
+        teams=teams,
+        team=team,
+        apps=apps,
     )
 
 

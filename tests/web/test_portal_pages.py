@@ -231,6 +231,7 @@ def test_an_app_is_a_consumer_whose_key_is_shown_once(store: Store, client: http
         assert shown.status_code == 200, page
         assert key not in shown.text
     assert "my-shop" in client.get("/portal/apps").text
+    assert 'href="/portal/apps/my-shop?team=ada"' in client.get("/portal").text
 
 
 def test_creating_an_app_refuses_bad_and_taken_names_next_to_the_field(
