@@ -203,6 +203,8 @@ def test_an_api_page_shows_plans_deprecation_and_the_reference(
     assert "What to buy." in text and "integer (int32)" in text
     assert "<script" not in text
     legacy = client.get("/portal/apis/payments.legacy")
+    assert "it takes no new subscriptions" in legacy.text
+    assert "Request subscription" not in legacy.text
     assert "deprecated since 2026-12-01" in legacy.text and "2027-06-01" in legacy.text
     assert "This API has no OpenAPI document" in legacy.text or "could not be read" in legacy.text
 
