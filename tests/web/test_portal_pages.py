@@ -182,6 +182,9 @@ def test_the_catalog_paginates(store: Store, client: httpx.Client) -> None:
     first = client.get("/portal/apis")
     assert "Api 00" in first.text and "Api 20" not in first.text
     assert "Page 1 of 2" in first.text and "Next page" in first.text
+    assert 'href="/portal/apis?q=&amp;tag=&amp;page=2"' in first.text
+    searched = client.get("/portal/apis?q=api")
+    assert 'href="/portal/apis?q=api&amp;tag=&amp;page=2"' in searched.text
     second = client.get("/portal/apis?page=2")
     assert "Api 20" in second.text and "Api 24" in second.text and "Api 00" not in second.text
 
@@ -445,3 +448,14 @@ def test_the_home_pages_catalog_link_leads_to_the_catalog(client: httpx.Client) 
     sign_up(client, "ada@example.com")
     answer = client.get("/portal/catalog")
     assert answer.status_code == 303 and answer.headers["location"] == "/portal/apis"
+
+
+def test_the_apps_page_paginates_within_its_team(store: Store, client: httpx.Client) -> None:
+    team = sign_up(client, "ada@example.com")
+    consumers = [{"name": f"app-{n:02}"} for n in range(25)]
+    store.apply({"consumers": consumers}, "test", "apps", team=team)
+    first = client.get(f"/portal/apps?team={team}")
+    assert "app-00" in first.text and "app-20" not in first.text
+    assert f'href="/portal/apps?team={team}&amp;page=2"' in first.text
+    second = client.get(f"/portal/apps?team={team}&page=2")
+    assert "app-24" in second.text and "app-00" not in second.text
