@@ -92,6 +92,7 @@ def test_a_developer_gets_a_key_and_requests_a_plan_that_needs_approval(
     page.get_by_role("link", name="I have copied it: go to the app").click()
     expect(page.get_by_role("button", name="Rotate key")).to_be_visible()
     assert key not in page.content()
+    shoot(page, screenshots, "portal-app")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="APIs").click()
     expect(page.get_by_role("link", name="Orders API")).to_be_visible()
@@ -117,3 +118,11 @@ def test_a_developer_gets_a_key_and_requests_a_plan_that_needs_approval(
     expect(row).to_contain_text("my-shop")
     expect(row).to_contain_text("pending")
     shoot(page, screenshots, "portal-subscriptions")
+
+    page.get_by_role("link", name="my-shop").first.click()
+    expect(page.get_by_role("table", name="The subscription requests of my-shop")).to_contain_text(
+        "pending"
+    )
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Apps").click()
+    expect(page.get_by_role("table", name="The apps of team ada")).to_contain_text("my-shop")
+    shoot(page, screenshots, "portal-apps")
