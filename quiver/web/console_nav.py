@@ -1,0 +1,10 @@
+"""The console's navigation, shared by its page modules (``console_*.py``)."""
+
+from __future__ import annotations
+
+from quiver.web.pages import NavItem
+
+NAV: tuple[NavItem, ...] = (
+    NavItem("Overview", "/console"),
+    NavItem("Subscriptions", "/console/subscriptions"),
+)
