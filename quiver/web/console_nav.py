@@ -7,4 +7,5 @@ from quiver.web.pages import NavItem
 NAV: tuple[NavItem, ...] = (
     NavItem("Overview", "/console"),
     NavItem("Subscriptions", "/console/subscriptions"),
+    NavItem("Revisions", "/console/revisions"),
 )
