@@ -6,6 +6,8 @@ from quiver.web.pages import NavItem
 
 NAV: tuple[NavItem, ...] = (
     NavItem("Overview", "/console"),
+    NavItem("Routes", "/console/routes"),
+    NavItem("Targets", "/console/targets"),
     NavItem("Subscriptions", "/console/subscriptions"),
     NavItem("Revisions", "/console/revisions"),
 )
