@@ -20,6 +20,7 @@ from quiver.accounts.signin import AccountDisabled, Throttled, sign_in, sign_in_
 from quiver.errors import AccountError
 from quiver.web import console_entities, console_revisions, console_subscriptions
 from quiver.web.console_nav import NAV
+from quiver.web.console_traffic import traffic
 from quiver.web.errors import PageRoute, Redirect
 from quiver.web.forms import FormState, read_form
 from quiver.web.identity import ConsoleUser, MaybeConsoleUser, signed_in
@@ -36,10 +37,17 @@ _NO_ACCESS = (
 
 
 @router.get("")
-def home(request: Request, who: ConsoleUser, page: int = 1) -> Response:
+def home(request: Request, who: ConsoleUser, page: int = 1, team: str = "") -> Response:
     teams = Page.of(who.team_roles(), page)
     return render(
-        request, "console", "console/home.html", title="Overview", who=who, nav=NAV, teams=teams
+        request,
+        "console",
+        "console/home.html",
+        title="Overview",
+        who=who,
+        nav=NAV,
+        teams=teams,
+        traffic=traffic(request, who, team),
     )
 
 
