@@ -75,7 +75,7 @@ async def reject(request: Request, who: ConsoleUser, number: int) -> Response:
 
 def _decidable(request: Request, who: SignedIn, number: int) -> SubscriptionRequest:
     """The request, when ``who`` may see it (else 404) and decide it (else 403)."""
-    found = requests.get(store_of(request), number)
+    found = requests.get(store_of(request), number) if 1 <= number < 2**31 else None
     if found is None or not any(who.role_in(team) for team in (found.team, found.api_team)):
         raise PageNotFound(f"There is no subscription request {number}.")
     require_role(who, found.api_team, "admin")

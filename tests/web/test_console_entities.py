@@ -16,10 +16,11 @@ from quiver.admin import create_app
 from quiver.observe.node_metrics import worker_path
 from quiver.store import Store
 from quiver.store.teams import create_team
+from quiver.store.tokens import create_token
 from quiver.web.site import mount_pages
 from tests.admin.server import serving
 from tests.support.catalog import built_in
-from tests.web.forms import PASSWORD
+from tests.web.forms import PASSWORD, csrf_of, submit
 from tests.web.test_console_helpers import member, operator_client, sign_in, two_teams
 
 _IDLE = {"breaker": None, "in_flight": 0, "open": 0, "idle": 0}
@@ -121,3 +122,29 @@ def test_node_health_comes_from_the_workers_documents(tmp_path: Path, store: Sto
     assert "Node health is unknown here" not in page.text
     assert "badge-health-up" in page.text and "badge-health-down" in page.text
     assert "1/1 workers" in page.text and "0/1 workers" in page.text
+
+
+def test_a_team_token_sees_every_page_of_its_team_only(
+    client: httpx.Client, api: httpx.Client, store: Store
+) -> None:
+    two_teams(api, store)
+    _, token = create_token(store, "shop-ops", "admin", "shop")
+    signed = submit(client, "/console/signin", "/console/signin/token", token=token)
+    assert signed.status_code == 303
+    for path in (
+        "/console",
+        "/console/routes",
+        "/console/targets",
+        "/console/subscriptions",
+        "/console/revisions",
+    ):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "ledger" not in page.text and "payments-app" not in page.text, path
+    assert "storefront" in client.get("/console/targets").text
+    assert client.get("/console?team=payments").status_code == 404
+    huge = client.post(
+        "/console/subscriptions/99999999999999999999/approve",
+        data={"csrf": csrf_of(client.get("/console/subscriptions"))},
+    )
+    assert huge.status_code in (400, 404)
