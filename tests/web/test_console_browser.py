@@ -76,5 +76,12 @@ def test_an_operator_signs_in_and_approves_a_pending_request(
         expect(page.get_by_role("cell", name="approved")).to_be_visible()
         shoot(page, screenshots, "console-subscriptions-approved")
 
+        page.get_by_role("link", name="Revisions").click()
+        expect(page.get_by_role("heading", name="Revisions")).to_be_visible()
+        shoot(page, screenshots, "console-revisions")
+        page.get_by_role("link", name="Revision 1", exact=True).click()
+        expect(page.get_by_role("link", name="Roll back to this revision")).to_be_visible()
+        shoot(page, screenshots, "console-revision-diff")
+
         decided = api.get("/subscriptions/1?team=payments").json()
         assert decided["state"] == "approved" and decided["decided_by"] == "pat@example.com"
