@@ -18,16 +18,18 @@ from starlette.concurrency import run_in_threadpool
 from quiver.accounts.memberships import memberships_of
 from quiver.accounts.signin import AccountDisabled, Throttled, sign_in, sign_in_with_token
 from quiver.errors import AccountError
+from quiver.web import console_entities, console_revisions, console_subscriptions
+from quiver.web.console_nav import NAV
+from quiver.web.console_traffic import traffic
 from quiver.web.errors import PageRoute, Redirect
 from quiver.web.forms import FormState, read_form
 from quiver.web.identity import ConsoleUser, MaybeConsoleUser, signed_in
-from quiver.web.pages import NavItem, render, store_of
+from quiver.web.pages import render, store_of
 from quiver.web.paging import Page
 from quiver.web.security import FORM_COOKIE, SESSION_COOKIE, check_post, form_token, keep_form_token
 from quiver.web.signing import client_address, end, next_path, start_session
 
 router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
-NAV: tuple[NavItem, ...] = (NavItem("Overview", "/console"),)
 _NO_ACCESS = (
     "This account has no access to the console: it belongs to no team. "
     "Ask a team owner to add you, or use the developer portal."
@@ -35,10 +37,17 @@ _NO_ACCESS = (
 
 
 @router.get("")
-def home(request: Request, who: ConsoleUser, page: int = 1) -> Response:
+def home(request: Request, who: ConsoleUser, page: int = 1, team: str = "") -> Response:
     teams = Page.of(who.team_roles(), page)
     return render(
-        request, "console", "console/home.html", title="Overview", who=who, nav=NAV, teams=teams
+        request,
+        "console",
+        "console/home.html",
+        title="Overview",
+        who=who,
+        nav=NAV,
+        teams=teams,
+        traffic=traffic(request, who, team),
     )
 
 
@@ -141,3 +150,8 @@ def _signin_page(
     )
     keep_form_token(request, response, token, "console")
     return response
+
+
+router.include_router(console_entities.router)
+router.include_router(console_subscriptions.router)
+router.include_router(console_revisions.router)

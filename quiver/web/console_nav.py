@@ -1,0 +1,13 @@
+"""The console's navigation, shared by its page modules (``console_*.py``)."""
+
+from __future__ import annotations
+
+from quiver.web.pages import NavItem
+
+NAV: tuple[NavItem, ...] = (
+    NavItem("Overview", "/console"),
+    NavItem("Routes", "/console/routes"),
+    NavItem("Targets", "/console/targets"),
+    NavItem("Subscriptions", "/console/subscriptions"),
+    NavItem("Revisions", "/console/revisions"),
+)
