@@ -87,6 +87,7 @@ def create_app(
         webhooks,
     ):
         app.include_router(module.api)
+    app.state.run_dir = run_dir  # where the workers' metrics documents are, if known
     if run_dir is not None:
         app.include_router(metrics.router(run_dir, public=metrics_public))
     mount_docs(app)
