@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Page
 
 from quiver.admin import create_app
 from quiver.store import Store, open_store
@@ -16,6 +18,7 @@ from quiver.web.site import mount_pages
 from tests.admin.server import serving
 from tests.support.browser import browser  # noqa: F401  (a fixture: pages in Chromium)
 from tests.support.catalog import built_in
+from tests.web.browsing import fresh_page
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,3 +53,10 @@ def screenshots() -> Path:
     folder = Path(os.environ.get("QUIVER_SCREENSHOTS") or ROOT / "tests-artifacts" / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def page(browser: Any, base_url: str) -> Iterator[Page]:  # noqa: F811  (the fixture above)
+    """A page of a fresh browser context, which must load nothing from outside the
+    admin API (tests.web.browsing)."""
+    yield from fresh_page(browser, base_url)

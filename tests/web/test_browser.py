@@ -3,12 +3,8 @@ loading nothing from elsewhere; each step saved as a full-page screenshot."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from quiver.accounts.throttle import EMAIL_LIMIT
@@ -16,27 +12,8 @@ from quiver.accounts.users import create_user
 from quiver.store import Store
 from quiver.store.teams import create_team
 from quiver.store.tokens import create_token
+from tests.web.browsing import shoot
 from tests.web.forms import PASSWORD
-
-
-@pytest.fixture
-def page(browser: Any, base_url: str) -> Iterator[Page]:
-    """A page of a fresh browser context (1280 wide), which must load nothing from
-    outside the admin API."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    opened: Page = context.new_page()
-    requested: list[str] = []
-    opened.on("request", lambda request: requested.append(request.url))
-    try:
-        yield opened
-    finally:
-        context.close()
-    origin = urlsplit(base_url).netloc
-    assert [url for url in requested if urlsplit(url).netloc not in (origin, "")] == []
-
-
-def shoot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def test_a_developer_signs_up_through_the_form_and_lands_on_the_portal(

@@ -5,38 +5,15 @@ saved as a full-page screenshot."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from quiver.calls import Ingester
 from quiver.store import Store
 from tests.calls.synthetic import records, write_spools
+from tests.web.browsing import shoot
 from tests.web.test_console_helpers import member, operator_client, two_teams
-
-
-@pytest.fixture
-def page(browser: Any, base_url: str) -> Iterator[Page]:
-    """A page of a fresh browser context (1280 wide), which must load nothing from
-    outside the admin API."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    opened: Page = context.new_page()
-    requested: list[str] = []
-    opened.on("request", lambda request: requested.append(request.url))
-    try:
-        yield opened
-    finally:
-        context.close()
-    origin = urlsplit(base_url).netloc
-    assert [url for url in requested if urlsplit(url).netloc not in (origin, "")] == []
-
-
-def shoot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def test_an_operator_signs_in_and_approves_a_pending_request(

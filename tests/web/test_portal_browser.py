@@ -4,37 +4,15 @@ plan, and see the request pending; each page saved as a full-page screenshot."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from quiver.store import Store
 from quiver.store.secrets import sha256_hash
+from tests.web.browsing import shoot
 from tests.web.forms import PASSWORD
 from tests.web.test_portal_pages import OPENAPI, PLANS, api, consumer, publish
-
-
-@pytest.fixture
-def page(browser: Any, base_url: str) -> Iterator[Page]:
-    """A page of a fresh browser context, which must load nothing from elsewhere."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    opened: Page = context.new_page()
-    requested: list[str] = []
-    opened.on("request", lambda request: requested.append(request.url))
-    try:
-        yield opened
-    finally:
-        context.close()
-    origin = urlsplit(base_url).netloc
-    assert [url for url in requested if urlsplit(url).netloc not in (origin, "")] == []
-
-
-def shoot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def test_a_developer_gets_a_key_and_requests_a_plan_that_needs_approval(
