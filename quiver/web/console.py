@@ -23,11 +23,11 @@ from quiver.web.console_nav import NAV
 from quiver.web.console_traffic import traffic
 from quiver.web.errors import PageRoute, Redirect
 from quiver.web.forms import FormState, read_form
-from quiver.web.identity import ConsoleUser, MaybeConsoleUser, signed_in
+from quiver.web.identity import ConsoleUser, MaybeConsoleUser
 from quiver.web.pages import render, store_of
 from quiver.web.paging import Page
-from quiver.web.security import FORM_COOKIE, SESSION_COOKIE, check_post, form_token, keep_form_token
-from quiver.web.signing import client_address, end, next_path, start_session
+from quiver.web.security import FORM_COOKIE, check_post, form_token, keep_form_token
+from quiver.web.signing import client_address, next_path, sign_out, start_session
 
 router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
 _NO_ACCESS = (
@@ -115,12 +115,7 @@ async def signin_with_token(request: Request) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request) -> Response:
-    fields = await read_form(request)
-    who = await run_in_threadpool(signed_in("console"), request)
-    if who is None:  # ended already: nothing to protect, only the cookie to drop
-        return end(request, "console", None)
-    check_post(request, fields.get("csrf", ""), who.csrf)
-    return await run_in_threadpool(end, request, "console", request.cookies.get(SESSION_COOKIE))
+    return await sign_out(request, "console")
 
 
 def _signin_page(

@@ -19,13 +19,13 @@ from quiver.accounts.users import normalize_email
 from quiver.errors import AccountError
 from quiver.web.errors import PageRoute, Redirect
 from quiver.web.forms import FormState, read_form
-from quiver.web.identity import MaybePortalUser, PortalUser, signed_in
+from quiver.web.identity import MaybePortalUser, PortalUser
 from quiver.web.pages import render, store_of
 from quiver.web.portal_apps import router as apps_router
 from quiver.web.portal_catalog import router as catalog_router
 from quiver.web.portal_common import NAV, declarations_of, working_team
-from quiver.web.security import FORM_COOKIE, SESSION_COOKIE, check_post, form_token, keep_form_token
-from quiver.web.signing import client_address, end, next_path, start_session
+from quiver.web.security import FORM_COOKIE, check_post, form_token, keep_form_token
+from quiver.web.signing import client_address, next_path, sign_out, start_session
 
 router = APIRouter(prefix="/portal", route_class=PageRoute, include_in_schema=False)
 router.include_router(catalog_router)  # /portal/apis
@@ -133,12 +133,7 @@ async def signin(request: Request) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request) -> Response:
-    fields = await read_form(request)
-    who = await run_in_threadpool(signed_in("portal"), request)
-    if who is None:  # ended already: nothing to protect, only the cookie to drop
-        return end(request, "portal", None)
-    check_post(request, fields.get("csrf", ""), who.csrf)
-    return await run_in_threadpool(end, request, "portal", request.cookies.get(SESSION_COOKIE))
+    return await sign_out(request, "portal")
 
 
 def _form_page(

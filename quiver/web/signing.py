@@ -12,10 +12,13 @@ import re
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from quiver.accounts.sessions import LIFETIME, Surface, create_session, end_session
+from quiver.web.forms import read_form
+from quiver.web.identity import signed_in
 from quiver.web.pages import store_of
-from quiver.web.security import FORM_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie
+from quiver.web.security import FORM_COOKIE, SESSION_COOKIE, check_post, clear_cookie, set_cookie
 
 _LOCAL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
@@ -67,3 +70,14 @@ def end(request: Request, surface: Surface, session_id: str | None) -> Response:
     response = RedirectResponse(f"/{surface}/signin?signed_out=1", status_code=303)
     clear_cookie(request, response, SESSION_COOKIE, surface)
     return response
+
+
+async def sign_out(request: Request, surface: Surface) -> Response:
+    """The sign-out form of either surface: its session ended (the form's token checked
+    first), or only the cookie dropped when the session had ended already."""
+    fields = await read_form(request)
+    who = await run_in_threadpool(signed_in(surface), request)
+    if who is None:  # ended already: nothing to protect, only the cookie to drop
+        return end(request, surface, None)
+    check_post(request, fields.get("csrf", ""), who.csrf)
+    return await run_in_threadpool(end, request, surface, request.cookies.get(SESSION_COOKIE))
