@@ -65,6 +65,7 @@ class ApiProduct(Plugin[ApiProductConfig]):
         )
         self.gated = bool(api.plans)
         self.subscribers = config.subscribers
+        self.plan_values = {plan.name: plan.name.encode() for plan in api.plans}
         # (one scope per API: a consumer's counts are the same on all its routes)
         here = replace(context, scope=f"api:{api.name}")
         self.limiters = {
@@ -84,7 +85,7 @@ class ApiProduct(Plugin[ApiProductConfig]):
                 f"a subscription to the API '{self.config.api.name}' is required",
                 headers=_CHALLENGE,
             )
-        request.set_header(PLAN_FIELD, plan.encode())
+        request.set_header(PLAN_FIELD, self.plan_values[plan])
         request.ctx["plan"] = plan  # (for the access log's `plan` field)
         limiters = self.limiters[plan]
         if not limiters:
