@@ -11,7 +11,7 @@ import httpx
 
 from quiver.accounts.users import user_by_email
 from quiver.store import open_store
-from tests.support.process import QUIVER, run_quiver
+from tests.support.process import run_quiver
 from tests.web.forms import csrf_of
 from tests.web.process import admin_with_pages
 
@@ -108,13 +108,4 @@ def test_without_password_stdin_the_password_is_asked_twice(tmp_path: Path) -> N
 
 
 def _run_with_stdin(text: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``quiver`` with ``text`` on stdin and no terminal (getpass reads stdin then)."""
-    return subprocess.run(
-        [*QUIVER, *args],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        start_new_session=True,
-    )
+    return run_quiver(*args, stdin=text, timeout=60)

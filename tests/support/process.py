@@ -33,12 +33,16 @@ def run_quiver(
     cwd: Path | None = None,
     env: dict[str, str | None] | None = None,
     timeout: float = 30.0,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a short ``quiver`` command to completion and capture its output."""
+    """Run a short ``quiver`` command to completion and capture its output; ``stdin``
+    is its standard input (with no terminal, as in a script: getpass reads it then)."""
     return subprocess.run(
         [*QUIVER, *args],
         cwd=cwd,
         env=_environment(env),
+        input=stdin,
+        start_new_session=stdin is not None,
         capture_output=True,
         text=True,
         timeout=timeout,
