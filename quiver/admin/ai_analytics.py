@@ -1,7 +1,7 @@
 """``/analytics/ai/*``: tokens and cost of the calls that went to models.
 
 Shaped like the call analytics (quiver.admin.analytics): the same token rules (a
-team-scoped token sees the spend of its team's routes only), ranges (`from`, `to`),
+team-scoped token sees its team's spend only: on its routes and by its consumers), ranges (`from`, `to`),
 buckets and CSV.  Sums are read from the spend rollups and are exact.
 """
 

@@ -10,7 +10,8 @@ the histogram bucket holding them.  Buckets of hours and days read the hourly
 rollups, minute buckets the per-minute ones; the range is widened to whole
 periods of the table read (top lists over more than 6 hours read whole hours).
 
-A team (``team`` not None) sees only the calls of its own routes.
+A team (``team`` not None) sees only its own calls: those of its routes, and those
+its consumers (apps) made to any team's routes.
 """
 
 from __future__ import annotations
@@ -114,13 +115,16 @@ class Series:
     points: list[Point]
 
 
-def _scope(column: ColumnElement[int], team: str | None) -> list[ColumnElement[bool]]:
+def team_scope(table: Table, team: str | None) -> list[ColumnElement[bool]]:
+    """The conditions on the rows of ``table`` (calls, spend, or their rollups) that
+    ``team`` may see: those of its routes or of its consumers (none for None)."""
     if team is None:
         return []
-    team_routes = select(call_names.c.id).where(
-        call_names.c.kind == ROUTE, call_names.c.team == team
-    )
-    return [column.in_(team_routes)]
+
+    def named(kind: int) -> Select[Any]:
+        return select(call_names.c.id).where(call_names.c.kind == kind, call_names.c.team == team)
+
+    return [or_(table.c.route_id.in_(named(ROUTE)), table.c.consumer_id.in_(named(CONSUMER)))]
 
 
 def _few_raw(connection: Connection, start_ms: int, end_ms: int) -> bool:
@@ -152,7 +156,7 @@ def series(
         key_column = _raw_key(by)
         columns = ("time_ms", "status", "bytes_in", "bytes_out", "latency_us")
         query = select(key_column, *(calls.c[name] for name in columns)).where(
-            calls.c.time_ms >= start_ms, calls.c.time_ms < end_ms, *_scope(calls.c.route_id, team)
+            calls.c.time_ms >= start_ms, calls.c.time_ms < end_ms, *team_scope(calls, team)
         )
         for row in connection.execute(query):
             slot = row[1] - (row[1] - start_ms) % bucket_ms
@@ -171,7 +175,7 @@ def series(
             .where(
                 table.c[period] >= first,
                 table.c[period] < end_ms // unit,
-                *_scope(table.c.route_id, team),
+                *team_scope(table, team),
             )
             .group_by(slot_column, key)
         )
@@ -202,7 +206,7 @@ def top(
         .where(
             table.c[period] >= start_ms // unit,
             table.c[period] < -(-end_ms // unit),
-            *_scope(table.c.route_id, team),
+            *team_scope(table, team),
         )
         .group_by(column)
         .order_by(order.desc(), column)
@@ -233,7 +237,7 @@ def list_calls(
     connection: Connection, where: CallFilter, limit: int, after: tuple[int, int] | None
 ) -> list[dict[str, Any]]:
     """Calls matching ``where``, newest first, after the (time_ms, id) ``after``."""
-    conditions: list[ColumnElement[bool]] = [*_scope(calls.c.route_id, where.team)]
+    conditions: list[ColumnElement[bool]] = [*team_scope(calls, where.team)]
     for kind, name, column in (
         (ROUTE, where.route, calls.c.route_id),
         (CONSUMER, where.consumer, calls.c.consumer_id),

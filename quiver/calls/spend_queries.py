@@ -3,7 +3,8 @@
 Both read the spend rollups, whose sums are exact: per-minute rows for minute
 buckets, hourly rows for hour and day buckets and for top lists over more than six
 hours (the range is then widened to whole hours, as the call analytics do).  A
-team (``team`` not None) sees only the spend of its own routes.
+team (``team`` not None) sees only its own spend: that of its routes and of its
+consumers.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Table, func, literal, select
 
-from quiver.calls.queries import _lookup
-from quiver.store.calltables import ROUTE, call_names
+from quiver.calls.queries import _lookup, team_scope
 from quiver.store.spendtables import (
     NANO,
     SPEND_SUMS,
@@ -61,13 +61,6 @@ def _table(bucket_ms: int) -> tuple[Table, str, int]:
     return ai_spend_rollups, "minute", 60_000
 
 
-def _scope(table: Table, team: str | None) -> list[ColumnElement[bool]]:
-    if team is None:
-        return []
-    routes = select(call_names.c.id).where(call_names.c.kind == ROUTE, call_names.c.team == team)
-    return [table.c.route_id.in_(routes)]
-
-
 def _sums(table: Table) -> list[ColumnElement[Any]]:
     return [func.sum(table.c[name]) for name in SPEND_SUMS]
 
@@ -94,7 +87,7 @@ def spend_series(
     key = table.c[f"{by}_id"] if by is not None else literal(0)
     query = (
         select(slot, key, *_sums(table))
-        .where(table.c[period] >= first, table.c[period] < end_ms // unit, *_scope(table, team))
+        .where(table.c[period] >= first, table.c[period] < end_ms // unit, *team_scope(table, team))
         .group_by(slot, key)
     )
     rows = connection.execute(query).all()
@@ -132,7 +125,7 @@ def spend_top(
         .where(
             table.c[period] >= start_ms // unit,
             table.c[period] < -(-end_ms // unit),
-            *_scope(table, team),
+            *team_scope(table, team),
         )
         .group_by(column)
         .order_by(ranking.desc(), column)

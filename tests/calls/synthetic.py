@@ -19,6 +19,13 @@ CONSUMERS = ("alice", "bob", None, "shop.carol")
 STATUSES = (200, 200, 200, 201, 404, 500, 503)
 
 
+def seen_by(item: dict[str, Any], team: str) -> bool:
+    """Whether ``team`` sees a call of ``records``: to one of its routes, or made by one
+    of its consumers (a name without ``team.`` is the default team's)."""
+    named = (item["route"], item["consumer"])
+    return team in {name.partition(".")[0] if "." in name else "default" for name in named if name}
+
+
 def records(count: int, start_ms: int, span_ms: int, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     out = []
