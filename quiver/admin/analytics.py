@@ -293,7 +293,9 @@ def get_calls(
     team: Scope,
     route: str | None = None,
     consumer: str | None = None,
-    status: Annotated[str | None, Query(description="`404`, or a class: `5xx`.")] = None,
+    status: Annotated[
+        str | None, Query(description="`404`, a class (`5xx`) or a range (`400-599`).")
+    ] = None,
     request_id: str | None = None,
     mcp_method: Annotated[
         str | None, Query(description="MCP messages of this JSON-RPC method (`tools/call`).")
@@ -375,9 +377,18 @@ def _status(text: str | None) -> tuple[int, int] | None:
     if len(text) == 3 and text[0] in "12345" and text[1:].lower() == "xx":
         low = int(text[0]) * 100
         return low, low + 99
-    if text.isdigit() and 100 <= int(text) <= 599:
-        return int(text), int(text)
-    raise ApiProblem(400, "invalid-request", "`status` is a code (`404`) or a class (`5xx`)")
+    first, dash, last = text.partition("-")
+    if _code(first) and (not dash or (_code(last) and int(first) <= int(last))):
+        return int(first), int(last or first)
+    raise ApiProblem(
+        400,
+        "invalid-request",
+        "`status` is a code (`404`), a class (`5xx`) or a range (`400-599`)",
+    )
+
+
+def _code(text: str) -> bool:
+    return text.isdigit() and 100 <= int(text) <= 599
 
 
 def _encode(time_ms: int, row_id: int) -> str:

@@ -32,7 +32,9 @@ def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     logs.add_argument("--route", metavar="R", help="calls of this route")
     logs.add_argument("--consumer", metavar="C", help="calls of this consumer")
-    logs.add_argument("--status", metavar="S", help="a status (404) or a class (5xx)")
+    logs.add_argument(
+        "--status", metavar="S", help="a status (404), a class (5xx) or a range (400-599)"
+    )
     logs.add_argument("--request-id", metavar="ID", help="the call with this request id")
     logs.add_argument(
         "--mcp-method", metavar="M", help="MCP messages of this JSON-RPC method (tools/call)"

@@ -10,4 +10,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Targets", "/console/targets"),
     NavItem("Subscriptions", "/console/subscriptions"),
     NavItem("Revisions", "/console/revisions"),
+    NavItem("Errors", "/console/errors"),
+    NavItem("Consumers", "/console/consumers"),
+    NavItem("AI spend", "/console/spend"),
 )

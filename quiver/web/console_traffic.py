@@ -15,7 +15,7 @@ from fastapi import Request
 
 from quiver.admin import analytics
 from quiver.web.charts import Bar, bar_chart, line_chart
-from quiver.web.errors import PageNotFound
+from quiver.web.console_scope import team_scope
 from quiver.web.identity import SignedIn
 from quiver.web.series import analytics_series
 
@@ -37,22 +37,17 @@ class Traffic:
 
 
 def traffic(request: Request, who: SignedIn, team: str) -> Traffic:
-    teams = [name for name, _ in who.team_roles()]
-    everything = who.everywhere is not None
-    chosen: str | None = team or None
-    if chosen is not None and chosen not in teams:
-        raise PageNotFound(f"There is no team {chosen!r}.")
-    if chosen is None and not everything:
-        chosen = teams[0] if teams else ""  # ("": a team with no calls)
-    answer = analytics.get_series(request, chosen, None, None, "minute", None, None)
+    scope = team_scope(who, team)
+    chosen = scope.team
+    answer = analytics.get_series(request, chosen, None, None, "minute", None, "json")
     top = analytics.get_top(request, chosen, "consumers", TOP_CONSUMERS, None, None)
     calls = sum(point["requests"] for point in answer["data"])
     errors = sum(point["errors"] for point in answer["data"])
     bars = [Bar(item["name"] or "(anonymous)", item["requests"]) for item in top["data"]]
     return Traffic(
         team=chosen,
-        teams=teams,
-        everything=everything,
+        teams=scope.teams,
+        everything=scope.everything,
         calls=calls,
         errors=errors,
         requests_chart=line_chart(

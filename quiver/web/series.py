@@ -1,4 +1,5 @@
-"""The analytics API's time series (``GET /analytics/requests``) as chart series.
+"""The analytics API's time series (``GET /analytics/requests``, and the AI spend's
+``GET /analytics/ai/spend``) as chart series.
 
 The API answers only the buckets that saw calls.  A chart needs every bucket of
 the range: one without calls had no requests, errors or bytes (0), but has no
@@ -24,9 +25,14 @@ FIELDS: dict[str, tuple[str, Unit]] = {
     "p50_ms": ("p50", "ms"),
     "p95_ms": ("p95", "ms"),
     "p99_ms": ("p99", "ms"),
+    "calls": ("AI calls", "count"),
+    "total_tokens": ("tokens", "count"),
+    "cost": ("cost", "usd"),
 }
 #: fields whose value in a bucket without calls is 0 (the others are missing)
-COUNTED = frozenset({"requests", "errors", "bytes_in", "bytes_out"})
+COUNTED = frozenset(
+    {"requests", "errors", "bytes_in", "bytes_out", "calls", "total_tokens", "cost"}
+)
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 

@@ -193,8 +193,26 @@ def test_csv_of_the_series_and_the_calls(
     assert len(calls) == 10 and set(calls[0]) >= {"request_id", "status", "latency_ms"}
 
 
+def test_a_status_range_lists_the_calls_between_its_codes(
+    admin: httpx.Client, mix: tuple[list[dict[str, Any]], int, int]
+) -> None:
+    items, _, _ = mix
+    wanted = {i["request_id"] for i in items if i["route"] == "users" and i["status"] >= 400}
+    seen: list[dict[str, Any]] = []
+    params: dict[str, str | int] = {"route": "users", "status": "400-599", "limit": 1000}
+    while True:
+        page = admin.get("/calls", params=params).json()
+        seen += page["data"]
+        if page["next"] is None:
+            break
+        params["cursor"] = page["next"]
+    assert sorted(call["request_id"] for call in seen) == sorted(wanted)
+    assert {call["status"] for call in seen} == {404, 500, 503}
+
+
 def test_bad_queries_are_problems(admin: httpx.Client, anonymous: httpx.Client) -> None:
-    for params in ({"status": "6xx"}, {"cursor": "garbage"}):
+    bad = ("6xx", "599-400", "400-", "400-600", "-404")
+    for params in (*({"status": status} for status in bad), {"cursor": "garbage"}):
         answer = admin.get("/calls", params=params)
         assert answer.status_code == 400
         assert answer.json()["type"] == "urn:quiver:problem:invalid-request"

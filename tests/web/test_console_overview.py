@@ -63,6 +63,7 @@ def test_a_team_member_sees_only_their_teams_calls(
     assert 'team <span class="mono">shop</span>' in home.text
     shops = [call for call in made if seen_by(call, "shop")]  # to its routes, or by its apps
     assert 0 < _requests_stat(home.text) == len(shops) < len(made)
+    assert '<a href="/console/errors?team=shop">See the recent errors</a>' in home.text
     assert client.get("/console?team=default").status_code == 404
 
 
