@@ -1,8 +1,8 @@
 """``/analytics/ai/*``: tokens and cost of the calls that went to models.
 
 Shaped like the call analytics (quiver.admin.analytics): the same token rules (a
-team-scoped token sees its team's spend only: on its routes and by its consumers), ranges (`from`, `to`),
-buckets and CSV.  Sums are read from the spend rollups and are exact.
+team-scoped token sees its team's spend only: on its routes and by its consumers),
+ranges (`from`, `to`), buckets and CSV.  Sums are read from the spend rollups and are exact.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from quiver.calls import Ingester
 from quiver.store import Store
 from quiver.store.teams import create_team
 from quiver.store.tokens import create_token
-from tests.calls.synthetic import records, with_spend, write_spools
+from tests.calls.synthetic import records, seen_by, with_spend, write_spools
 from tests.web.forms import PASSWORD, submit
 from tests.web.test_console_helpers import member, sign_in
 
@@ -48,9 +48,7 @@ def _operator(client: httpx.Client, store: Store) -> None:
 def _errors(made: list[dict[str, Any]], team: str | None = None) -> list[str]:
     """The request ids of the calls answered 4xx or 5xx, newest first."""
     failed = [
-        call
-        for call in made
-        if call["status"] >= 400 and (team is None or call["route"].startswith(f"{team}."))
+        call for call in made if call["status"] >= 400 and (team is None or seen_by(call, team))
     ]
     failed.sort(key=lambda call: call["time"], reverse=True)
     return [call["request_id"] for call in failed]
@@ -142,8 +140,8 @@ def test_a_team_member_sees_only_their_teams_calls(
     errors = client.get("/console/errors")
     assert errors.status_code == 200 and 'team <span class="mono">shop</span>' in errors.text
     assert _CALL_LINK.findall(errors.text) == _errors(logged, "shop")[:20]
-    shops = [call for call in logged if call["route"] == "shop.cart"]
-    others = [call for call in logged if call["route"] != "shop.cart"]
+    shops = [call for call in logged if seen_by(call, "shop")]
+    others = [call for call in logged if not seen_by(call, "shop")]
     assert client.get(f"/console/calls/{shops[0]['request_id']}").status_code == 200
     hidden = client.get(f"/console/calls/{others[0]['request_id']}")
     assert hidden.status_code == 404 and others[0]["path"] not in hidden.text
