@@ -217,7 +217,7 @@ def test_a_team_token_reads_nothing_of_another_team(
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as api:
         day = {"from": datetime.fromtimestamp(time.time() - 86_400, UTC).isoformat()}
-        reads = {
+        reads: dict[str, dict[str, str | int]] = {
             "/consumers": {},
             "/subscriptions": {},
             "/calls": {"limit": 1000},
