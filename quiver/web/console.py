@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from quiver.accounts.memberships import memberships_of
 from quiver.accounts.signin import AccountDisabled, Throttled, sign_in, sign_in_with_token
 from quiver.errors import AccountError
-from quiver.web import console_entities, console_revisions, console_subscriptions
+from quiver.web import console_entities, console_revisions, console_subscriptions, console_teams
 from quiver.web.console_nav import NAV
 from quiver.web.console_traffic import traffic
 from quiver.web.errors import PageRoute, Redirect
@@ -150,3 +150,4 @@ def _signin_page(
 router.include_router(console_entities.router)
 router.include_router(console_subscriptions.router)
 router.include_router(console_revisions.router)
+router.include_router(console_teams.router)

@@ -10,4 +10,5 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Targets", "/console/targets"),
     NavItem("Subscriptions", "/console/subscriptions"),
     NavItem("Revisions", "/console/revisions"),
+    NavItem("Teams", "/console/teams"),
 )
