@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from quiver.accounts.memberships import TeamRole
 from quiver.config.models import NAME_PATTERN
 from quiver.store import Revision
 from quiver.store.tokens import TokenInfo
@@ -169,6 +170,24 @@ class TeamDoc(BaseModel):
 class TeamPage(BaseModel):
     data: list[TeamDoc]
     next: str | None
+
+
+class MemberDoc(BaseModel):
+    email: str
+    name: str = Field(description="The member's display name (may be empty).")
+    role: TeamRole = Field(description="owner > admin > developer > viewer.")
+
+
+class MemberPage(BaseModel):
+    data: list[MemberDoc]
+    next: str | None
+
+
+class MemberRole(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: TeamRole = Field(
+        description="The member's role in the team: owner, admin, developer or viewer."
+    )
 
 
 class TokenDoc(BaseModel):

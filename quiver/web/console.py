@@ -23,6 +23,7 @@ from quiver.web import (
     console_errors,
     console_revisions,
     console_subscriptions,
+    console_teams,
     console_usage,
 )
 from quiver.web.console_nav import NAV
@@ -158,3 +159,4 @@ router.include_router(console_subscriptions.router)
 router.include_router(console_revisions.router)
 router.include_router(console_errors.router)
 router.include_router(console_usage.router)
+router.include_router(console_teams.router)

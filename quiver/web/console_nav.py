@@ -13,4 +13,5 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Errors", "/console/errors"),
     NavItem("Consumers", "/console/consumers"),
     NavItem("AI spend", "/console/spend"),
+    NavItem("Teams", "/console/teams"),
 )

@@ -33,7 +33,8 @@ def test_openapi_is_3_1_and_documents_problems(anonymous: httpx.Client) -> None:
         "/consumers", "/consumers/{name}", "/consumers/{name}/credentials",
         "/consumers/{name}/credentials/{credential}", "/plugins", "/plugins/{name}", "/config",
         "/config/diff", "/config/apply", "/revisions", "/revisions/{number}",
-        "/revisions/{number}/rollback", "/teams", "/teams/{name}", "/tokens", "/tokens/{name}",
+        "/revisions/{number}/rollback", "/teams", "/teams/{name}", "/teams/{name}/members",
+        "/teams/{name}/members/{email}", "/tokens", "/tokens/{name}",
         "/health",
     ):  # fmt: skip
         assert path in paths, path
