@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from quiver.admin.analytics import (
     _BUCKET_MS,
     _CSV,
+    Consumer,
     Format,
     From,
     Scope,
@@ -79,11 +80,12 @@ def get_spend(
     bucket: Literal["minute", "hour", "day"] = "hour",
     by: Annotated[SpendBy | None, Query(description="Split each bucket by this.")] = None,
     format: Format = None,
+    consumer: Consumer = None,
 ) -> Any:
     start_ms, end_ms = _series_range(start, to, bucket)
     with _store(request).engine.connect() as connection:
         first, last, points = spend_series(
-            connection, start_ms, end_ms, _BUCKET_MS[bucket], by, team
+            connection, start_ms, end_ms, _BUCKET_MS[bucket], by, team, consumer
         )
     data = [{"time": _iso(p.time_ms), "key": p.key, **p.spent.document()} for p in points]
     if _wants_csv(request, format):

@@ -57,6 +57,13 @@ Format = Annotated[
     Literal["json", "csv"] | None,
     Query(description="`csv` answers text/csv (so does `Accept: text/csv`)."),
 ]
+Consumer = Annotated[
+    str | None,
+    Query(
+        description="Only this consumer's calls, named as the call log names it "
+        "(`web.app` for app `app` of team `web`)."
+    ),
+]
 
 
 def scope(token: Annotated[TokenInfo, Depends(caller)], team: TeamQuery = None) -> str | None:
@@ -245,10 +252,11 @@ def get_series(
     bucket: Literal["minute", "hour", "day"] = "minute",
     by: Annotated[By | None, Query(description="Split each bucket by this.")] = None,
     format: Format = None,
+    consumer: Consumer = None,
 ) -> Any:
     start_ms, end_ms = _series_range(start, to, bucket)
     with _store(request).engine.connect() as connection:
-        found = series(connection, start_ms, end_ms, _BUCKET_MS[bucket], by, team)
+        found = series(connection, start_ms, end_ms, _BUCKET_MS[bucket], by, team, consumer)
     data = [{"time": _iso(p.time_ms), "key": p.key, **_stats(p.totals)} for p in found.points]
     if _wants_csv(request, format):
         return _csv(data, ["time", "key", *Stats.model_fields])

@@ -34,6 +34,7 @@ from quiver.admin.auth import has_valid_token
 from quiver.admin.declarations import Declarations, FileDeclarations, declarations_for
 from quiver.admin.docs import mount_docs
 from quiver.admin.events import publish_on_revisions
+from quiver.admin.gateway import Gateway
 from quiver.admin.openapi import install_openapi
 from quiver.admin.problems import install_handlers
 from quiver.admin.schemas import Health
@@ -48,12 +49,14 @@ def create_app(
     *,
     run_dir: Path | None = None,
     metrics_public: bool = False,
+    gateway: Gateway | None = None,
 ) -> FastAPI:
     """The admin API over ``store``; entities come from the store when
     ``declarations`` is None, or from a config file (read-only) when it is a
     :class:`FileDeclarations`.  Tokens and teams always live in ``store``.  With the
     node's ``run_dir``, ``GET /metrics`` serves its metrics (``metrics_public``:
-    without a token)."""
+    without a token).  ``gateway`` is where the gateway beside it is reached, if
+    known (the portal's "Try it" sends requests there)."""
     app = FastAPI(
         title="Quiver admin API",
         openapi_url="/openapi.json",
@@ -90,6 +93,7 @@ def create_app(
     ):
         app.include_router(module.api)
     app.state.run_dir = run_dir  # where the workers' metrics documents are, if known
+    app.state.gateway = gateway
     if run_dir is not None:
         app.include_router(metrics.router(run_dir, public=metrics_public))
     mount_docs(app)

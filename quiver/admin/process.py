@@ -25,6 +25,7 @@ from fastapi import FastAPI
 
 from quiver.admin.app import create_app
 from quiver.admin.declarations import FileDeclarations
+from quiver.admin.gateway import Gateway
 from quiver.admin.limit_events import LimitWatcher
 from quiver.admin.node_events import NodeWatcher
 from quiver.admin.periodic import Periodic
@@ -59,6 +60,8 @@ class AdminSettings:
     webhooks: DeliverySettings | None = field(default_factory=DeliverySettings)
     #: endpoints the config file declares, written to the store at start
     webhook_endpoints: tuple[WebhookEndpoint, ...] = ()
+    #: where the portal's "Try it" reaches the gateway; None: unknown (no Try it)
+    gateway: Gateway | None = None
 
 
 def check_settings(settings: AdminSettings) -> tuple[str, int]:
@@ -110,6 +113,7 @@ def run_admin(
             catalog,
             run_dir=Path(settings.run_dir) if settings.run_dir is not None else None,
             metrics_public=settings.metrics_public,
+            gateway=settings.gateway,
         )
         if pages is not None:
             pages(app, https=settings.tls_cert is not None)
@@ -214,6 +218,11 @@ class _Server(uvicorn.Server):
         if self._pages:
             base = f"{scheme}://{shown}:{port}"
             _log.info("developer portal at %s/portal, operator console at %s/console", base, base)
+            gateway = self._settings.gateway
+            if gateway is not None:
+                _log.info('the portal\'s "Try it" sends requests to the gateway at %s', gateway.url)
+            else:
+                _log.info("the portal's \"Try it\" is off: the gateway's address is not known")
         if self._settings.ready_fd is not None:
             os.write(self._settings.ready_fd, f"{port}\n".encode())
             os.close(self._settings.ready_fd)

@@ -11,7 +11,8 @@ rollups, minute buckets the per-minute ones; the range is widened to whole
 periods of the table read (top lists over more than 6 hours read whole hours).
 
 A team (``team`` not None) sees only its own calls: those of its routes, and those
-its consumers (apps) made to any team's routes.
+its consumers (apps) made to any team's routes.  A series may be narrowed to one
+consumer's calls (``consumer``, named as the call log names it).
 """
 
 from __future__ import annotations
@@ -127,6 +128,16 @@ def team_scope(table: Table, team: str | None) -> list[ColumnElement[bool]]:
     return [or_(table.c.route_id.in_(named(ROUTE)), table.c.consumer_id.in_(named(CONSUMER)))]
 
 
+def one_consumer(column: ColumnElement[int], consumer: str | None) -> list[ColumnElement[bool]]:
+    """The condition keeping the rows of ``consumer`` (none when it is None)."""
+    if consumer is None:
+        return []
+    named = select(call_names.c.id).where(
+        call_names.c.kind == CONSUMER, call_names.c.name == consumer
+    )
+    return [column == named.scalar_subquery()]
+
+
 def _few_raw(connection: Connection, start_ms: int, end_ms: int) -> bool:
     """Whether the range's raw rows are all there (retention deleted none of its
     calls: the rollups keep their counts) and few enough to read."""
@@ -148,15 +159,20 @@ def series(
     bucket_ms: int,
     by: By | None,
     team: str | None,
+    consumer: str | None = None,
 ) -> Series:
-    """Totals per bucket (and per ``by`` value) of the calls in [start, end)."""
+    """Totals per bucket (and per ``by`` value) of the calls in [start, end), of
+    ``consumer`` alone when it is given."""
     groups: dict[tuple[int, int | None], Totals] = {}
     if _few_raw(connection, start_ms, end_ms):
         source: Source = "calls"
         key_column = _raw_key(by)
         columns = ("time_ms", "status", "bytes_in", "bytes_out", "latency_us")
         query = select(key_column, *(calls.c[name] for name in columns)).where(
-            calls.c.time_ms >= start_ms, calls.c.time_ms < end_ms, *team_scope(calls, team)
+            calls.c.time_ms >= start_ms,
+            calls.c.time_ms < end_ms,
+            *team_scope(calls, team),
+            *one_consumer(calls.c.consumer_id, consumer),
         )
         for row in connection.execute(query):
             slot = row[1] - (row[1] - start_ms) % bucket_ms
@@ -176,6 +192,7 @@ def series(
                 table.c[period] >= first,
                 table.c[period] < end_ms // unit,
                 *team_scope(table, team),
+                *one_consumer(table.c.consumer_id, consumer),
             )
             .group_by(slot_column, key)
         )

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Table, func, literal, select
 
-from quiver.calls.queries import _lookup, team_scope
+from quiver.calls.queries import _lookup, one_consumer, team_scope
 from quiver.store.spendtables import (
     NANO,
     SPEND_SUMS,
@@ -76,9 +76,11 @@ def spend_series(
     bucket_ms: int,
     by: SpendBy | None,
     team: str | None,
+    consumer: str | None = None,
 ) -> tuple[int, int, list[SpendPoint]]:
-    """Sums per bucket (and per ``by`` value) of the AI calls in [start, end): the
-    range as widened to whole rollup periods, and the points."""
+    """Sums per bucket (and per ``by`` value) of the AI calls in [start, end) (of
+    ``consumer`` alone when it is given): the range as widened to whole rollup
+    periods, and the points."""
     table, period, unit = _table(bucket_ms)
     start_ms -= start_ms % unit
     end_ms += -end_ms % unit
@@ -87,7 +89,12 @@ def spend_series(
     key = table.c[f"{by}_id"] if by is not None else literal(0)
     query = (
         select(slot, key, *_sums(table))
-        .where(table.c[period] >= first, table.c[period] < end_ms // unit, *team_scope(table, team))
+        .where(
+            table.c[period] >= first,
+            table.c[period] < end_ms // unit,
+            *team_scope(table, team),
+            *one_consumer(table.c.consumer_id, consumer),
+        )
         .group_by(slot, key)
     )
     rows = connection.execute(query).all()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -511,6 +512,33 @@ class MetricsSettings(Strict):
     )
 
 
+class PortalSettings(Strict):
+    """The developer portal the admin API serves (docs/portal.md)."""
+
+    gateway_url: str | None = Field(
+        None,
+        description='Where the portal\'s "Try it" sends requests: the gateway as the admin '
+        "process reaches it, e.g. `https://api.example.com`. By default the proxy's "
+        "`listen` address (a plain one before one with TLS; its bound port when it says "
+        "port 0; a wildcard host reached on loopback).",
+    )
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _gateway_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                f"{value!r}: the gateway's URL takes no query, fragment or user; requests "
+                "add the path of the operation tried to it"
+            )
+        return value.rstrip("/")
+
+
 class Settings(Strict):
     """How the gateway process runs: read when it starts (a reload warns that changes
     take effect on restart only)."""
@@ -575,6 +603,11 @@ class Settings(Strict):
         None,
         description="W3C trace context on every request and OpenTelemetry spans for a "
         "sample, exported over OTLP; none when absent. See docs/observability.md.",
+    )
+    portal: PortalSettings = Field(
+        default_factory=PortalSettings,
+        description='The developer portal\'s settings: where its "Try it" reaches the '
+        "gateway. See docs/portal.md.",
     )
 
     @field_validator("listen", mode="before")

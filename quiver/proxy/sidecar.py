@@ -4,9 +4,12 @@ Store mode runs the admin API this way: never on a worker's event loop, started
 once the workers are up, started again with backoff when it dies (0.5 s doubling
 to 30 s; back to 0.5 s after a run of 10 s), stopped with the workers.  The child
 tells the port it listens on through a pipe (``b"PORT\\n"``), and the master logs
-where it is reached.  The master waits for signals itself (see
-:mod:`quiver.proxy.supervisor`), so this object never blocks: the master calls
-:meth:`SidecarProcess.tend` whenever it wakes, at most :meth:`timeout` seconds apart.
+where it is reached.  The child is told where the workers accept (the addresses the
+master reserved, their ports known even when the config says port 0): the admin API
+sends the developer portal's "Try it" requests there.  The master waits for signals
+itself (see :mod:`quiver.proxy.supervisor`), so this object never blocks: the master
+calls :meth:`SidecarProcess.tend` whenever it wakes, at most :meth:`timeout` seconds
+apart.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Set
+from collections.abc import Callable, Sequence, Set
 from typing import Protocol
+
+from quiver.proxy.server import BoundAddress
 
 log = logging.getLogger("quiver.supervisor")
 
@@ -32,9 +37,10 @@ class Sidecar(Protocol):
     def name(self) -> str:
         """What log lines call it (e.g. "admin API")."""
 
-    def run(self, ready_fd: int) -> None:
+    def run(self, ready_fd: int, proxy: Sequence[BoundAddress]) -> None:
         """Run in the child until SIGTERM; write ``b"PORT\\n"`` to ``ready_fd`` (then
-        close it) once it accepts connections on PORT."""
+        close it) once it accepts connections on PORT.  ``proxy``: the addresses the
+        workers accept on."""
 
     def url(self, port: int) -> str:
         """Where it is reached, once it reported ``port``."""
@@ -44,9 +50,15 @@ class SidecarProcess:
     """The child running ``sidecar``, as the master process sees it."""
 
     def __init__(
-        self, sidecar: Sidecar, *, unblock: Set[signal.Signals], in_child: Callable[[], None]
+        self,
+        sidecar: Sidecar,
+        *,
+        unblock: Set[signal.Signals],
+        in_child: Callable[[], None],
+        proxy: Sequence[BoundAddress] = (),
     ) -> None:
         self.sidecar = sidecar
+        self.proxy = tuple(proxy)  # where the workers accept, told to the child
         self.unblock = unblock  # the signals the master blocks, unblocked in the child
         self.in_child = in_child  # what the child does first (close the master's sockets)
         self.pid: int | None = None
@@ -106,7 +118,7 @@ class SidecarProcess:
                 self.in_child()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, self.unblock)
-                self.sidecar.run(ready_write)
+                self.sidecar.run(ready_write, self.proxy)
             except SystemExit as exc:
                 if exc.code not in (None, 0):
                     log.error("%s stopped: %s", self.sidecar.name, exc.code)

@@ -191,7 +191,7 @@ class Supervisor:
                 log.error("no worker became ready within %.0fs", _READY_TIMEOUT)
             if self.sidecar is not None:
                 self._sidecar = SidecarProcess(
-                    self.sidecar, unblock=_SIGNALS, in_child=self._close_reserved
+                    self.sidecar, unblock=_SIGNALS, in_child=self._close_reserved, proxy=announced
                 )
                 self._sidecar.start_soon()
             next_look = time.monotonic() + (interval or 0.0)

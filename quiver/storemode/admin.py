@@ -4,11 +4,14 @@ The master forks it once the workers are up, restarts it with backoff when it
 dies and stops it with the workers (quiver.proxy.supervisor.Sidecar).  The child
 imports the admin application only once forked: the master and the workers never
 load FastAPI.  It serves the developer portal and the operator console beside the
-API (quiver.web).
+API (quiver.web).  The portal's "Try it" sends requests to ``portal.gateway_url``,
+else to the address the master tells the child its workers accept on
+(quiver.admin.gateway).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from quiver.config.models import (
@@ -21,6 +24,7 @@ from quiver.config.models import (
 from quiver.config.webhooks import WebhookSettings
 from quiver.logconfig import tag_process
 from quiver.plugins.catalog import Catalog
+from quiver.proxy.server import BoundAddress
 from quiver.storemode.source import UNREACHABLE, reason
 from quiver.storemode.urls import shown
 
@@ -40,14 +44,17 @@ class AdminSidecar:
     run_dir: str | None = None
     metrics: MetricsSettings | None = None
     webhooks: WebhookSettings | None = None
+    #: ``portal.gateway_url``: where "Try it" reaches the gateway (None: where it listens)
+    gateway_url: str | None = None
 
     @property
     def name(self) -> str:
         return "admin API"
 
-    def run(self, ready_fd: int) -> None:
+    def run(self, ready_fd: int, proxy: Sequence[BoundAddress]) -> None:
         tag_process("admin")
         from quiver.admin import AdminSettings, run_admin
+        from quiver.admin.gateway import Listening, gateway_at
         from quiver.calls import CallLog
         from quiver.web.site import mount_pages
         from quiver.webhooks.sender import DeliverySettings
@@ -68,6 +75,10 @@ class AdminSidecar:
             metrics_public=(self.metrics or MetricsSettings()).public,
             webhooks=DeliverySettings.of(hooks),
             webhook_endpoints=tuple(hooks.endpoints),
+            gateway=gateway_at(
+                [Listening(address.host, address.port, address.tls) for address in proxy],
+                self.gateway_url,
+            ),
         )
         try:
             run_admin(settings, self.catalog, pages=mount_pages)

@@ -95,6 +95,7 @@ def serve_store(
                 run_dir=str(run_dir),
                 metrics=settings.metrics,
                 webhooks=settings.webhooks,
+                gateway_url=settings.portal.gateway_url,
             ),
             calls_dir=calls_dir,
             trial_after_handoff=True,
@@ -157,6 +158,7 @@ def admin_beside_file(
         run_dir=str(run_dir) if run_dir is not None else None,
         metrics=config.metrics,
         webhooks=config.webhooks,
+        gateway_url=config.portal.gateway_url,
     )
 
 

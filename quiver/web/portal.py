@@ -24,11 +24,13 @@ from quiver.web.pages import render, store_of
 from quiver.web.portal_apps import router as apps_router
 from quiver.web.portal_catalog import router as catalog_router
 from quiver.web.portal_common import NAV, declarations_of, working_team
+from quiver.web.portal_tryit import router as tryit_router
 from quiver.web.security import FORM_COOKIE, check_post, form_token, keep_form_token
 from quiver.web.signing import client_address, next_path, sign_out, start_session
 
 router = APIRouter(prefix="/portal", route_class=PageRoute, include_in_schema=False)
 router.include_router(catalog_router)  # /portal/apis
+router.include_router(tryit_router)  # /portal/apis/NAME/try
 router.include_router(apps_router)  # /portal/apps, /portal/subscriptions
 __all__ = ["NAV", "router"]
 

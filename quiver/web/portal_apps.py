@@ -7,6 +7,7 @@ and rotating its key are writes of the team's declaration through the admin API'
 SHA-256 (``key_hash``), so the key is on the page that answers the form and nowhere
 else, ever.  Rotating replaces the key: the old one stops working with the revision.
 Viewers see the apps, not the buttons, and a form they post anyway gets the 403 page.
+An app's page also shows its usage (quiver.web.portal_usage).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from quiver.web.identity import PortalUser, SignedIn
 from quiver.web.pages import render, store_of
 from quiver.web.paging import Page
 from quiver.web.portal_common import NAV, acting, declarations_of, require_developer, working_team
+from quiver.web.portal_usage import WINDOWS, Window, usage
 from quiver.web.security import check_post
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)  # (under /portal)
@@ -83,7 +85,9 @@ async def create_app(request: Request, who: PortalUser) -> Response:
 
 
 @router.get("/apps/{name}")
-def app_page(request: Request, who: PortalUser, name: str, team: str = "") -> Response:
+def app_page(
+    request: Request, who: PortalUser, name: str, team: str = "", window: Window = "24h"
+) -> Response:
     working, role = working_team(who, team or None)
     consumer = _app(request, working, name)
     subscriptions = [
@@ -103,6 +107,8 @@ def app_page(request: Request, who: PortalUser, name: str, team: str = "") -> Re
         keys=len((consumer.get("credentials") or {}).get(_KEY_AUTH) or []),
         subscriptions=subscriptions,
         can_change=allows(role, "developer"),
+        usage=usage(request, working, name, window),
+        windows=WINDOWS,
     )
 
 

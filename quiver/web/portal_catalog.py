@@ -1,6 +1,7 @@
 """The portal's catalog (``/portal/apis``): every team's published and deprecated
 APIs, searchable, with a page per API (its plans and its reference, rendered from
-its OpenAPI document) where a developer subscribes an app to a plan.
+its OpenAPI document) where a developer subscribes an app to a plan and tries its
+operations (quiver.web.portal_tryit).
 
 APIs are named by their team and name (``payments.orders``), as another team's
 consumers' subscriptions name them.  Drafts and retired APIs are never shown.
@@ -12,7 +13,7 @@ has, one live request per app and API) and its webhook events are the same.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -32,6 +33,9 @@ from quiver.web.paging import Page
 from quiver.web.portal_common import NAV, acting, declarations_of, require_developer, working_team
 from quiver.web.portal_openapi import Section, reference
 from quiver.web.security import check_post
+
+if TYPE_CHECKING:  # (the "Try it" form's module shows its answer on this page)
+    from quiver.web.portal_tryit import Tried
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)  # (under /portal)
 #: the states the catalog shows
@@ -115,9 +119,9 @@ def apis(request: Request, who: PortalUser, q: str = "", tag: str = "", page: in
 
 @router.get("/apis/{name}")
 async def api_page(request: Request, who: PortalUser, name: str, team: str = "") -> Response:
-    api, document = await run_in_threadpool(_listed, request, name)
-    sections, problem = await run_in_threadpool(_reference, document, api)
-    return _api_page(request, who, api, sections, problem, FormState(), team)
+    api, document = await run_in_threadpool(listed, request, name)
+    sections, problem = await run_in_threadpool(reference_of, document, api)
+    return show_api(request, who, api, sections, problem, FormState(), team)
 
 
 @router.post("/apis/{name}/subscribe")
@@ -126,7 +130,7 @@ async def subscribe(request: Request, who: PortalUser, name: str) -> Response:
     check_post(request, fields.get("csrf", ""), who.csrf)
     team, _ = working_team(who, fields.get("team"))
     require_developer(who, team)
-    api, document = await run_in_threadpool(_listed, request, name)
+    api, document = await run_in_threadpool(listed, request, name)
     state = FormState.of(fields, "app", "plan")
     if not fields.get("app"):
         state.errors["app"] = "Choose an app."
@@ -140,11 +144,11 @@ async def subscribe(request: Request, who: PortalUser, name: str) -> Response:
             state.message = _said(str(exc))
         else:
             raise Redirect(f"/portal/subscriptions?team={team}&requested={api.reference}")
-    sections, problem = await run_in_threadpool(_reference, document, api)
-    return _api_page(request, who, api, sections, problem, state, team, status=400)
+    sections, problem = await run_in_threadpool(reference_of, document, api)
+    return show_api(request, who, api, sections, problem, state, team, status=400)
 
 
-def _api_page(
+def show_api(
     request: Request,
     who: SignedIn,
     api: CatalogApi,
@@ -153,7 +157,10 @@ def _api_page(
     form: FormState,
     team: str,
     status: int = 200,
+    tried: Tried | None = None,
 ) -> Response:
+    """The API's page; ``form`` is the subscription form as shown, ``tried`` the
+    operation just tried and its answer."""
     apps: list[str] = []
     can_subscribe = False
     working = ""
@@ -181,11 +188,14 @@ def _api_page(
         apps=apps,
         can_subscribe=can_subscribe,
         team=working,
+        gateway=request.app.state.gateway,
+        tried=tried,
+        empty_form=FormState(),
         status=status,
     )
 
 
-def _listed(request: Request, reference: str) -> tuple[CatalogApi, dict[str, Any]]:
+def listed(request: Request, reference: str) -> tuple[CatalogApi, dict[str, Any]]:
     """The listed API named ``team.name`` and its team's declaration: the 404 page for
     one that does not exist, is a draft or is retired (told alike)."""
     team, dot, name = reference.partition(".")
@@ -193,13 +203,13 @@ def _listed(request: Request, reference: str) -> tuple[CatalogApi, dict[str, Any
     if dot and declarations.has_team(team):
         document = declarations.read(team).document
         for item in document.get("apis") or []:
-            listed = isinstance(item, dict) and item.get("state", "draft") in LISTED
-            if listed and item.get("name") == name:
+            shown = isinstance(item, dict) and item.get("state", "draft") in LISTED
+            if shown and item.get("name") == name:
                 return _entry(team, item), document
     raise PageNotFound(f"There is no API {reference!r} in the catalog.")
 
 
-def _reference(document: dict[str, Any], api: CatalogApi) -> tuple[list[Section], str | None]:
+def reference_of(document: dict[str, Any], api: CatalogApi) -> tuple[list[Section], str | None]:
     """The API's reference, or why there is none."""
     item = next(i for i in document.get("apis") or [] if i.get("name") == api.name)
     source = _source(document, item)

@@ -3,16 +3,20 @@ server: operations grouped by tag, each with its parameters and the fields of it
 request body, as rows of readable tables.  No script renders anything in the page.
 
 Only local references (``#/components/...``) are followed, and only so deep: a
-document that refers to itself still renders.
+document that refers to itself still renders.  An operation's request body carries
+its example, as text, for the "Try it" form to start from.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _DEPTH = 8
+_TEMPLATE_NAME = re.compile(r"\{([^{}/]+)\}")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,22 @@ class Operation:
     body: list[Field]
     body_type: str | None
     anchor: str
+    example: str = ""  # the request body's example, as text ("" when it has none)
+
+    @property
+    def path_names(self) -> list[str]:
+        """The parameters of its path template, in order (``{id}`` is ``id``)."""
+        return _TEMPLATE_NAME.findall(self.path)
+
+    def described(self, name: str) -> Field | None:
+        """The path parameter ``name`` as the document describes it, if it does."""
+        return next((p for p in self.parameters if p.where == "path" and p.name == name), None)
+
+    @property
+    def takes_body(self) -> bool:
+        """Whether "Try it" offers a body: the operation describes one, or its method
+        is one that carries one."""
+        return self.body_type is not None or self.method in ("POST", "PUT", "PATCH")
 
 
 @dataclass
@@ -90,7 +110,8 @@ def _operation(
             bool(item.get("required")) or item.get("in") == "path",
             str(item.get("description") or ""),
         )
-    body, body_type = _body(document, _resolved(document, op.get("requestBody") or {}))
+    request_body = _resolved(document, op.get("requestBody") or {})
+    body, body_type = _body(document, request_body)
     anchor = f"{method}-{path}".replace("/", "-").replace("{", "").replace("}", "")
     return Operation(
         method.upper(),
@@ -101,6 +122,7 @@ def _operation(
         body,
         body_type,
         anchor.strip("-").lower(),
+        _example(document, request_body, body_type),
     )
 
 
@@ -128,6 +150,27 @@ def _body(document: dict[str, Any], request_body: Any) -> tuple[list[Field], str
         for name, prop in properties.items()
     ]
     return fields, media
+
+
+def _example(document: dict[str, Any], request_body: Any, media: str | None) -> str:
+    """The body's ``example``, else its first ``examples`` value, else its schema's
+    example; JSON is written indented."""
+    if media is None:
+        return ""
+    content = _resolved(document, request_body["content"][media] or {})
+    found: Any = None
+    if isinstance(content, dict):
+        if "example" in content:
+            found = content["example"]
+        elif isinstance(content.get("examples"), dict) and content["examples"]:
+            first = _resolved(document, next(iter(content["examples"].values())))
+            found = first.get("value") if isinstance(first, dict) else None
+        else:
+            schema = _resolved(document, content.get("schema") or {})
+            found = schema.get("example") if isinstance(schema, dict) else None
+    if found is None or isinstance(found, str):
+        return found or ""
+    return json.dumps(found, indent=2, ensure_ascii=False)
 
 
 def _type_of(document: dict[str, Any], schema: Any, depth: int = 0) -> str:

@@ -77,6 +77,22 @@ def test_the_spend_series_reports_exact_tokens_and_cost(
         assert got[key]["cost"] == pytest.approx(sums["cost"], abs=1e-6)
 
 
+@pytest.mark.parametrize("consumer", ["alice", "shop.carol"])
+def test_the_spend_of_one_consumer_is_its_own(
+    admin: httpx.Client, spent: tuple[list[dict[str, Any]], int, int], consumer: str
+) -> None:
+    items, start, end = spent
+    answer = admin.get(
+        "/analytics/ai/spend",
+        params={"from": _iso(start), "to": _iso(end), "bucket": "hour", "consumer": consumer},
+    )
+    assert answer.status_code == 200, answer.text
+    expected = _sums(items, "consumer")[consumer]
+    points = answer.json()["data"]
+    assert sum(point["calls"] for point in points) == expected["calls"] > 0
+    assert sum(point["cost"] for point in points) == pytest.approx(expected["cost"], abs=1e-6)
+
+
 def test_minute_buckets_add_up_to_the_total(
     admin: httpx.Client, spent: tuple[list[dict[str, Any]], int, int]
 ) -> None:

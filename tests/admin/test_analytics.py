@@ -83,6 +83,32 @@ def test_the_series_reports_the_ingested_mix(
                 assert point[name] == LATENCY_BOUNDS_MS[index]
 
 
+@pytest.mark.parametrize("source", ["calls", "rollups"])
+@pytest.mark.parametrize("consumer", ["bob", "shop.carol", "nobody"])
+def test_the_series_of_one_consumer_counts_its_calls_alone(
+    admin: httpx.Client,
+    mix: tuple[list[dict[str, Any]], int, int],
+    source: str,
+    consumer: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items, start, end = mix
+    if source == "rollups":
+        monkeypatch.setattr(queries, "RAW_LIMIT", 0)
+    answer = admin.get(
+        "/analytics/requests",
+        params={"from": _iso(start), "to": _iso(end), "bucket": "hour", "consumer": consumer},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["source"] == source
+    own = [item for item in items if item["consumer"] == consumer]
+    assert sum(point["requests"] for point in body["data"]) == len(own)
+    assert sum(point["errors"] for point in body["data"]) == sum(
+        item["status"] >= 500 for item in own
+    )
+
+
 def test_status_classes_and_minutes_add_up(
     admin: httpx.Client, mix: tuple[list[dict[str, Any]], int, int]
 ) -> None:

@@ -307,3 +307,33 @@ def test_consistent_hash_needs_its_key() -> None:
         Config.model_validate(
             {"targets": [{"name": "b", "url": "http://127.0.0.1:9", "balance": "consistent_hash"}]}
         )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://api.example.com", "https://api.example.com"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("https://example.com/gateway/", "https://example.com/gateway"),
+    ],
+)
+def test_the_portal_gateway_url_accepts(url: str, expected: str) -> None:
+    assert Config.model_validate({"portal": {"gateway_url": url}}).portal.gateway_url == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("api.example.com", "expected an http:// or https:// URL with a host"),
+        ("ftp://api.example.com", "expected an http:// or https:// URL with a host"),
+        ("https://", "expected an http:// or https:// URL with a host"),
+        ("https://api.example.com/?x=1", "takes no query, fragment or user"),
+        ("https://user:pw@api.example.com", "takes no query, fragment or user"),
+    ],
+)
+def test_the_portal_gateway_url_rejects(url: str, expected: str) -> None:
+    assert_invalid(Config, {"portal": {"gateway_url": url}}, expected)
+
+
+def test_the_portal_has_no_gateway_url_by_default() -> None:
+    assert Config.model_validate({}).portal.gateway_url is None
