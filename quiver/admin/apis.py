@@ -4,9 +4,10 @@ The document is where the API's ``openapi`` says (the loader of ``mcp.openapi``,
 :class:`~quiver.config.mcp_routes.OpenAPISource`): inline, a file, an
 ``http(s)://`` URL, or ``target://NAME/path`` (fetched from the target's first
 node).  Without ``openapi`` it is the first route's target's ``/openapi.json``, or,
-for resources and prompt APIs, the document the gateway generates for them.  A
-gateway path is served by the gateway, not by this process (which does not know
-the gateway's address): 404 says where to get it.
+for resources and prompt APIs, the document the gateway generates for them, read
+from the gateway beside this process (``app.state.gateway``,
+:mod:`quiver.admin.gateway`); an admin process that knows no gateway answers 404,
+saying where the gateway serves it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from quiver.admin.auth import Reader
+from quiver.admin.gateway import Gateway
 from quiver.admin.problems import ApiProblem
 from quiver.admin.responses import problems
 from quiver.admin.writes import find, not_found
@@ -41,21 +43,22 @@ _MAX = 8 << 20
     responses=problems(),
     summary="The API's OpenAPI document",
 )
-def openapi_document(access: Reader, name: str) -> Any:
+def openapi_document(access: Reader, name: str, request: Request) -> Any:
     document = access.declarations.read(access.team).document
     found = find(document, "apis", name)
     if found is None:
         raise not_found("api", name, access.team)
-    source = _source(document, found[1])
+    source = openapi_source(document, found[1])
     if source is None:
         raise _none(f"the API {name!r} has no OpenAPI document")
     try:
-        return _load(document, source)
+        return load_openapi(document, source, request.app.state.gateway)
     except ValueError as error:
         raise _none(f"the API {name!r} has no usable OpenAPI document: {error}") from None
 
 
-def _source(document: dict[str, Any], item: dict[str, Any]) -> OpenAPISource | None:
+def openapi_source(document: dict[str, Any], item: dict[str, Any]) -> OpenAPISource | None:
+    """Where the OpenAPI document of the API ``item`` of ``document`` is, or None."""
     written = item.get("openapi")
     if written is not None:
         try:
@@ -78,19 +81,26 @@ def _source(document: dict[str, Any], item: dict[str, Any]) -> OpenAPISource | N
     return OpenAPISource(url=f"target://{target}/openapi.json") if target else None
 
 
-def _load(document: dict[str, Any], source: OpenAPISource) -> Any:
+def load_openapi(document: dict[str, Any], source: OpenAPISource, gateway: Gateway | None) -> Any:
+    """The document at ``source``; ValueError (or OSError) saying why there is none."""
     if source.document is not None:
         return source.document
     if source.file is not None:
         return read_openapi_file(source.file)
+    verify = True
     if source.path is not None:
-        raise ValueError(f"the gateway serves it: GET {source.path} there")
-    assert source.url is not None
-    url = source.url
-    if url.startswith("target://"):
-        url = _target_url(document, url)
+        if gateway is None:
+            raise ValueError(f"the gateway serves it: GET {source.path} there")
+        url, verify = gateway.url + source.path, gateway.verify
+    else:
+        assert source.url is not None
+        url = source.url
+        if url.startswith("target://"):
+            url = _target_url(document, url)
     try:
-        response = httpx.get(url, timeout=_TIMEOUT, headers={"Accept": "application/json"})
+        response = httpx.get(
+            url, timeout=_TIMEOUT, verify=verify, headers={"Accept": "application/json"}
+        )
     except httpx.HTTPError as error:
         raise ValueError(f"GET {url} failed: {error}") from None
     if response.status_code != 200 or len(response.content) > _MAX:

@@ -20,7 +20,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from quiver.accounts.memberships import allows
-from quiver.admin.apis import _load, _source
+from quiver.admin.apis import load_openapi, openapi_source
+from quiver.admin.gateway import Gateway
 from quiver.admin.problems import ApiProblem
 from quiver.admin.subscriptions import NewSubscription
 from quiver.admin.subscriptions import create as create_subscription
@@ -120,7 +121,7 @@ def apis(request: Request, who: PortalUser, q: str = "", tag: str = "", page: in
 @router.get("/apis/{name}")
 async def api_page(request: Request, who: PortalUser, name: str, team: str = "") -> Response:
     api, document = await run_in_threadpool(listed, request, name)
-    sections, problem = await run_in_threadpool(reference_of, document, api)
+    sections, problem = await run_in_threadpool(reference_of, request, document, api)
     return show_api(request, who, api, sections, problem, FormState(), team)
 
 
@@ -144,7 +145,7 @@ async def subscribe(request: Request, who: PortalUser, name: str) -> Response:
             state.message = _said(str(exc))
         else:
             raise Redirect(f"/portal/subscriptions?team={team}&requested={api.reference}")
-    sections, problem = await run_in_threadpool(reference_of, document, api)
+    sections, problem = await run_in_threadpool(reference_of, request, document, api)
     return show_api(request, who, api, sections, problem, state, team, status=400)
 
 
@@ -209,14 +210,18 @@ def listed(request: Request, reference: str) -> tuple[CatalogApi, dict[str, Any]
     raise PageNotFound(f"There is no API {reference!r} in the catalog.")
 
 
-def reference_of(document: dict[str, Any], api: CatalogApi) -> tuple[list[Section], str | None]:
-    """The API's reference, or why there is none."""
+def reference_of(
+    request: Request, document: dict[str, Any], api: CatalogApi
+) -> tuple[list[Section], str | None]:
+    """The API's reference, or why there is none (a document the gateway generates is
+    read from the gateway beside this process)."""
+    gateway: Gateway | None = request.app.state.gateway
     item = next(i for i in document.get("apis") or [] if i.get("name") == api.name)
-    source = _source(document, item)
+    source = openapi_source(document, item)
     if source is None:
         return [], "This API has no OpenAPI document yet."
     try:
-        sections = reference(_load(document, source))
+        sections = reference(load_openapi(document, source, gateway))
     except (ValueError, OSError) as exc:
         return [], f"Its OpenAPI document could not be read: {exc}"
     if not sections:

@@ -61,7 +61,7 @@ async def try_it(request: Request, who: PortalUser, name: str) -> Response:
     fields = await read_form(request)
     check_post(request, fields.get("csrf", ""), who.csrf)
     api, document = await run_in_threadpool(listed, request, name)
-    sections, problem = await run_in_threadpool(reference_of, document, api)
+    sections, problem = await run_in_threadpool(reference_of, request, document, api)
     operation = _operation(sections, fields.get("operation", ""))
     kept = [*_KEPT, *(path_field(name) for name in operation.path_names)]
     tried = Tried(operation.anchor, FormState.of(fields, *kept))

@@ -148,7 +148,7 @@ def test_each_step_publishes_its_webhook_event(
     assert data["consumer"] == "acme-app" and data["team"] == data["api_team"] == "default"
 
 
-def test_a_generated_document_is_left_to_the_gateway(admin: httpx.Client) -> None:
+def test_without_a_gateway_a_generated_document_is_left_to_it(admin: httpx.Client) -> None:
     document = {
         "resources": [{"name": "notes", "fields": {"text": {"type": "string"}}}],
         "apis": [{"name": "notes", "routes": ["resource-notes"]}],

@@ -253,6 +253,20 @@ def test_lifecycle_states_and_the_openapi_document_in_store_mode(
     assert missing.headers["content-type"] == "application/problem+json"
 
 
+def test_a_generated_document_is_read_from_the_gateway(node: Node) -> None:
+    node.apply(
+        {
+            "resources": [{"name": "notes", "fields": {"text": {"type": "string"}}}],
+            "apis": [{"name": "notes", "title": "Notes", "routes": ["resource-notes"]}],
+        }
+    )
+    served = node.gateway.get("/openapi/resources.json").json()
+    fetched = node.admin.get("/apis/notes/openapi.json")
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.json() == served
+    assert "/notes" in served["paths"]
+
+
 def team_document(upstream: str) -> dict[str, Any]:
     """The payments team's APIs: orders (published, approved by hand) and a draft."""
     body = document(upstream)
