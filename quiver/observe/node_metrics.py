@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from quiver.observe.metrics import Snapshot, add
 from quiver.system import process_alive
 
@@ -44,12 +46,22 @@ def worker_path(run_dir: Path, pid: int) -> Path:
 
 def write_document(path: Path, document: dict[str, Any]) -> None:
     """Replace ``path`` with ``document`` atomically (a reader sees the old or the new)."""
+    replace_file(path, encode_document(document), "metrics")
+
+
+def encode_document(document: dict[str, Any]) -> bytes:
+    """``document`` as the JSON the run directory's files hold."""
+    return orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS)
+
+
+def replace_file(path: Path, data: bytes, what: str) -> None:
+    """Replace ``path`` with ``data`` atomically; a failure is logged, naming ``what``."""
     temporary = path.with_name(path.name + ".tmp")
     try:
-        temporary.write_text(json.dumps(document))
+        temporary.write_bytes(data)
         temporary.replace(path)
     except OSError as exc:
-        log.warning("metrics not written to %s: %s", path, exc)
+        log.warning("%s not written to %s: %s", what, path, exc)
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -13,6 +13,11 @@ listen address under the system's temporary directory.
 A worker of a master process also writes its metrics document there in the same
 turn (``metrics-<pid>.json``, :mod:`quiver.observe.node_metrics`): its counters and
 its view of the nodes, for the admin API's ``GET /metrics``.
+
+The documents are made on the event loop (they read its state) but written to
+their files by a thread of their own: opening, writing and renaming a file may
+wait on the file system for milliseconds, which would hold every connection of the
+worker meanwhile.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import logging
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from quiver.observe.node_metrics import worker_path, write_document
+from quiver.observe.node_metrics import encode_document, replace_file, worker_path, write_document
 from quiver.proxy.lag import LoopLag
 from quiver.proxy.server import ProxyState
 from quiver.system import process_alive
@@ -132,6 +138,7 @@ class StatusWriter:
         self.path = run_dir / f"worker-{os.getpid()}.json"
         self.metrics_path = worker_path(run_dir, os.getpid()) if metrics else None
         self._handle: asyncio.TimerHandle | None = None
+        self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quiver-status")
 
     def start(self) -> None:
         try:
@@ -142,19 +149,25 @@ class StatusWriter:
         self._write()
 
     def stop(self) -> None:
+        """Stop writing: the last write finishes, then the status document goes."""
         if self._handle is not None:
             self._handle.cancel()
+        self._files.shutdown(wait=True)
         self.path.unlink(missing_ok=True)
 
     def _write(self) -> None:
-        temporary = self.path.with_suffix(".tmp")
-        try:
-            temporary.write_text(json.dumps(worker_status(self.state, self.lag)))
-            temporary.replace(self.path)
-        except OSError as exc:
-            log.warning("status not written to %s: %s", self.path, exc)
-        self.write_metrics()
+        status = encode_document(worker_status(self.state, self.lag))
+        metrics = None
+        if self.metrics_path is not None:
+            metrics = encode_document(worker_metrics(self.state))
+        self._files.submit(self._store, status, metrics)
         self._handle = self.state.loop.call_later(INTERVAL, self._write)
+
+    def _store(self, status: bytes, metrics: bytes | None) -> None:
+        """(In the writing thread.)"""
+        replace_file(self.path, status, "status")
+        if metrics is not None and self.metrics_path is not None:
+            replace_file(self.metrics_path, metrics, "metrics")
 
     def write_metrics(self) -> None:
         """Write the metrics document (once more after the worker stopped serving: its

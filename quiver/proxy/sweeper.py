@@ -17,7 +17,7 @@ import asyncio
 from typing import Protocol
 
 #: members whose deadlines one callback reads
-SLICE = 2000
+SLICE = 500
 
 
 class HasDeadline(Protocol):

@@ -12,165 +12,28 @@ every admin API read of a token scoped to ``alpha``: none may show what is beta'
 
 from __future__ import annotations
 
-import html
-import re
 import time
-from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
 
-from quiver.accounts.memberships import set_membership
-from quiver.accounts.users import create_user
-from quiver.calls import Ingester
 from quiver.store import Store
-from quiver.store.secrets import sha256_hash
-from quiver.store.teams import create_team
 from quiver.store.tokens import create_token
-from tests.calls.synthetic import records, with_spend, write_spools
-from tests.web.forms import PASSWORD, submit
-from tests.web.test_console_helpers import operator_client
-from tests.web.test_portal_pages import create_app, post, sign_up
-
-#: the most pages a crawl reads (the pages of a surface are far fewer)
-CRAWL_LIMIT = 400
-_LINK = re.compile(r'href="(/(?:portal|console)[^"#]*)"')
-
-
-def payments_document() -> dict[str, Any]:
-    return {
-        "targets": [{"name": "ledger", "url": "http://127.0.0.1:9"}],
-        "routes": [{"name": "orders", "paths": ["/orders"], "target": "ledger"}],
-        "apis": [
-            {
-                "name": "orders",
-                "title": "Orders API",
-                "routes": ["orders"],
-                "state": "published",
-                "plans": [{"name": "gold", "approval": "manual"}],
-            }
-        ],
-    }
-
-
-class Beta:
-    """What team beta has that nobody else may see."""
-
-    def __init__(self, key: str, request_ids: list[str]) -> None:
-        self.key = key
-        self.request_ids = request_ids
-        self.markers = [
-            "beta-secret-app",
-            "beta@example.com",
-            "beta-private-path",
-            "beta-only-model",
-            key,
-            sha256_hash(key),
-            *request_ids,
-        ]
-
-    def shown_in(self, text: str, asked: str = "") -> list[str]:
-        """The markers in ``text`` (but those the request ``asked`` named itself)."""
-        found = [marker for marker in self.markers if marker in text and marker not in asked]
-        if re.search(r"\bbeta\b", text):  # (the team's name)
-            found.append("beta")
-        return found
+from tests.web.two_teams import (
+    Beta,
+    console_sign_in,
+    crawl,
+    populate,
+    portal_sign_in,
+    with_team,
+)
 
 
 @pytest.fixture
 def beta(base_url: str, store: Store, tmp_path: Path) -> Beta:
-    """Teams payments (a published API), beta and alpha, each with an app that asked
-    for payments' plan and has calls and spend in the call log."""
-    with operator_client(base_url, store) as operator:
-        create_team(store, "payments")
-        applied = operator.post(
-            "/config/apply", params={"team": "payments"}, json={"document": payments_document()}
-        )
-        assert applied.status_code == 200, applied.text
-    with httpx.Client(base_url=base_url, timeout=30, headers={"Origin": base_url}) as client:
-        assert sign_up(client, "beta@example.com") == "beta"
-        key = create_app(client, "beta", "beta-secret-app")
-        _ask(client, "beta", "beta-secret-app")
-    create_team(store, "alpha")
-    dana = create_user(store, "dana@example.com", PASSWORD)
-    set_membership(store, dana.id, "alpha", "developer")
-    with httpx.Client(base_url=base_url, timeout=30, headers={"Origin": base_url}) as client:
-        _portal_sign_in(client, "dana@example.com")
-        create_app(client, "alpha", "alpha-app")
-        _ask(client, "alpha", "alpha-app")
-    ids = _log_calls(store, tmp_path)
-    return Beta(key, ids)
-
-
-def _ask(client: httpx.Client, team: str, app: str) -> None:
-    page = "/portal/apis/payments.orders"
-    asked = post(client, page, f"{page}/subscribe", team=team, app=app, plan="gold")
-    assert asked.status_code == 303, asked.text[:500]
-
-
-def _portal_sign_in(client: httpx.Client, email: str) -> None:
-    signed = submit(client, "/portal/signin", "/portal/signin", email=email, password=PASSWORD)
-    assert signed.status_code == 303, signed.text[:500]
-
-
-def _console_sign_in(client: httpx.Client, email: str) -> None:
-    signed = submit(client, "/console/signin", "/console/signin", email=email, password=PASSWORD)
-    assert signed.status_code == 303, signed.text[:500]
-
-
-def _log_calls(store: Store, tmp_path: Path) -> list[str]:
-    """Calls of both apps to payments' API, half of them to a model, some failed;
-    beta's request ids."""
-    now = int(time.time() * 1000)
-    made = with_spend(records(200, now - 1_800_000, 1_700_000))
-    beta_ids = []
-    for index, call in enumerate(made):
-        team = "beta" if index % 2 else "alpha"
-        call["route"] = "payments.orders"
-        call["target"] = "payments.ledger"
-        call["consumer"] = f"{team}.{team}-secret-app" if team == "beta" else "alpha.alpha-app"
-        call["request_id"] = f"req-{team}-{index:04d}"
-        call["path"] = f"/orders/{team}-private-path/{index}"
-        if "ai" in call:
-            call["ai"]["model"] = f"{team}-only-model"
-            call["ai"].pop("team", None)
-        if team == "beta":
-            beta_ids.append(call["request_id"])
-    write_spools(tmp_path / "calls", made, per_file=200)
-    assert Ingester(store.engine, tmp_path / "calls").run_once() == len(made)
-    return beta_ids
-
-
-def crawl(client: httpx.Client, start: str) -> dict[str, httpx.Response]:
-    """Every page reachable from ``start`` by following links of its surface."""
-    surface = start.split("/")[1]
-    seen: dict[str, httpx.Response] = {}
-    waiting = deque([start])
-    while waiting and len(seen) < CRAWL_LIMIT:
-        url = waiting.popleft()
-        if url in seen:
-            continue
-        answer = client.get(url)
-        seen[url] = answer
-        links = _LINK.findall(answer.text)
-        if answer.is_redirect:
-            links.append(answer.headers["location"])
-        for link in links:
-            link = html.unescape(link)
-            if link.split("/")[1].partition("?")[0] == surface and link not in seen:
-                waiting.append(link)
-    assert len(seen) < CRAWL_LIMIT, "the crawl did not end"
-    return seen
-
-
-def with_team(url: str, team: str) -> str:
-    parts = urlsplit(url)
-    query = [(name, value) for name, value in parse_qsl(parts.query) if name != "team"]
-    return f"{parts.path}?{urlencode([*query, ('team', team)])}"
+    return populate(base_url, store, tmp_path)
 
 
 @pytest.mark.parametrize("surface", ["portal", "console"])
@@ -179,9 +42,9 @@ def test_no_page_shows_another_teams_apps_keys_subscriptions_calls_or_spend(
 ) -> None:
     with httpx.Client(base_url=base_url, timeout=30, headers={"Origin": base_url}) as client:
         if surface == "portal":
-            _portal_sign_in(client, "dana@example.com")
+            portal_sign_in(client, "dana@example.com")
         else:
-            _console_sign_in(client, "dana@example.com")
+            console_sign_in(client, "dana@example.com")
         pages = crawl(client, f"/{surface}")
         assert len(pages) >= (5 if surface == "portal" else 8), sorted(pages)
         for url, answer in pages.items():
