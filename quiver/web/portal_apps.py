@@ -2,7 +2,7 @@
 (``/portal/subscriptions``).
 
 An app is a consumer of the developer's team with one ``key-auth`` key.  Creating it
-and rotating its key are writes of the team's declaration through the admin API's
+and rotating or revoking its key are writes of the team's declaration through the admin API's
 :func:`quiver.admin.writes.commit` (a revision each); the store keeps only the key's
 SHA-256 (``key_hash``), so the key is on the page that answers the form and nowhere
 else, ever.  Rotating replaces the key: the old one stops working with the revision.
@@ -104,7 +104,8 @@ def app_page(
         nav=NAV,
         team=working,
         app=consumer,
-        keys=len((consumer.get("credentials") or {}).get(_KEY_AUTH) or []),
+        keys=len(_keys(consumer)),
+        revoked=bool(request.query_params.get("revoked")),
         subscriptions=subscriptions,
         can_change=allows(role, "developer"),
         usage=usage(request, working, name, window),
@@ -118,7 +119,7 @@ async def rotate(request: Request, who: PortalUser, name: str) -> Response:
     check_post(request, fields.get("csrf", ""), who.csrf)
     team, _ = working_team(who, fields.get("team"))
     require_developer(who, team)
-    _app(request, team, name)
+    had_key = bool(_keys(_app(request, team, name)))
     key = new_key()
 
     def mutate(current: Current) -> object:
@@ -128,9 +129,35 @@ async def rotate(request: Request, who: PortalUser, name: str) -> Response:
         found[1].setdefault("credentials", {})[_KEY_AUTH] = [{"key": key}]
         return current.document
 
-    message = f"portal: rotate the key of app {name}"
+    verb = "rotate" if had_key else "create"
+    message = f"portal: {verb} the key of app {name}"
     await run_in_threadpool(commit, acting(request, who, team), mutate, message)
-    return _key_page(request, who, team, name, key, rotated=True)
+    return _key_page(request, who, team, name, key, rotated=True, replaced=had_key)
+
+
+@router.post("/apps/{name}/revoke")
+async def revoke(request: Request, who: PortalUser, name: str) -> Response:
+    """Take the app's key away: it stops working with the revision; the app stays,
+    with its subscriptions, until a new key is made ("Create key")."""
+    fields = await read_form(request)
+    check_post(request, fields.get("csrf", ""), who.csrf)
+    team, _ = working_team(who, fields.get("team"))
+    require_developer(who, team)
+    _app(request, team, name)
+
+    def mutate(current: Current) -> object:
+        found = find(current.document, "consumers", name)
+        if found is None:
+            raise PageNotFound(f"Team {team} has no app {name}.")
+        credentials = found[1].get("credentials") or {}
+        credentials.pop(_KEY_AUTH, None)
+        if not credentials:
+            found[1].pop("credentials", None)
+        return current.document
+
+    message = f"portal: revoke the key of app {name}"
+    await run_in_threadpool(commit, acting(request, who, team), mutate, message)
+    raise Redirect(f"/portal/apps/{name}?team={team}&revoked=1")
 
 
 @router.post("/apps/{name}/delete")
@@ -211,8 +238,20 @@ def _apps_page(
     )
 
 
+def _keys(consumer: dict[str, Any]) -> list[Any]:
+    """The app's ``key-auth`` keys (as stored: their hashes)."""
+    return list((consumer.get("credentials") or {}).get(_KEY_AUTH) or [])
+
+
 def _key_page(
-    request: Request, who: SignedIn, team: str, name: str, key: str, *, rotated: bool
+    request: Request,
+    who: SignedIn,
+    team: str,
+    name: str,
+    key: str,
+    *,
+    rotated: bool,
+    replaced: bool = False,
 ) -> Response:
     return render(
         request,
@@ -225,5 +264,6 @@ def _key_page(
         app=name,
         key=key,
         rotated=rotated,
+        replaced=replaced,
         status=200 if rotated else 201,
     )

@@ -267,6 +267,29 @@ def test_rotating_a_key_shows_a_new_one_once_and_revokes_the_old(
     assert made["credentials"]["key-auth"] == [{"key_hash": sha256_hash(new.group(1))}]
 
 
+def test_revoking_a_key_keeps_the_app_without_one_until_a_new_key_is_made(
+    store: Store, client: httpx.Client
+) -> None:
+    team = sign_up(client, "ada@example.com")
+    create_app(client, team, "my-shop")
+    page = f"/portal/apps/my-shop?team={team}"
+    revoked = post(client, page, "/portal/apps/my-shop/revoke", team=team)
+    assert revoked.status_code == 303
+    made = consumer(store, team, "my-shop")
+    assert made is not None and "credentials" not in made
+    shown = client.get(revoked.headers["location"]).text
+    assert "is revoked: it no longer works" in shown and "No key" in shown
+    assert ">Create key</button>" in shown and "Revoke key" not in shown
+    created = post(client, page, "/portal/apps/my-shop/rotate", team=team)
+    assert created.status_code == 200
+    key = re.search(r'id="api-key"[^>]*value="([^"]+)"', created.text)
+    assert key and "The old key no longer works" not in created.text
+    made = consumer(store, team, "my-shop")
+    assert made is not None
+    assert made["credentials"]["key-auth"] == [{"key_hash": sha256_hash(key.group(1))}]
+    assert "Revoke key" in client.get(page).text
+
+
 def test_deleting_an_app_removes_the_consumer(store: Store, client: httpx.Client) -> None:
     team = sign_up(client, "ada@example.com")
     create_app(client, team, "my-shop")

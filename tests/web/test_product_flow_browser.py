@@ -4,12 +4,15 @@ A team publishes an API whose plan needs approval.  A new developer signs up in 
 portal, creates an app (its key shown once), and requests the plan; ``curl`` with the
 key gets 401.  An operator, made with ``quiver admin user new``, signs in to the
 console and approves the request; the same ``curl`` then gets 200 from the target,
-and 429 past the plan's limit.  Every page on the way is saved as a screenshot.
+and 429 past the plan's limit.  The developer sees the calls on the app's page and
+revokes the key, which then gets 401.  Every page on the way is saved as a
+screenshot.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -162,6 +165,11 @@ def test_a_new_developer_gets_an_approved_key_that_works_until_the_plan_limit(
         status, body = gateway.curl("qk_not-a-key-anybody-was-given")
         assert status == 401, body
 
+        for page in fresh_page(browser, gateway.admin_url):
+            developer_revokes_the_key(page, gateway.admin_url, screenshots)
+        gateway.wait_served(gateway.newest_revision("dev"))
+        assert gateway.curl(key)[0] == 401
+
 
 def developer_signs_up_and_asks(page: Page, base: str, screenshots: Path) -> str:
     """Sign up, create an app, copy its key, request the Starter plan; the key."""
@@ -232,3 +240,19 @@ def developer_sees_it_approved(page: Page, base: str, key: str, screenshots: Pat
     expect(row).to_contain_text("approved")
     assert key not in page.content()
     shoot(page, screenshots, "flow-12-approved")
+
+
+def developer_revokes_the_key(page: Page, base: str, screenshots: Path) -> None:
+    page.goto(f"{base}/portal/signin")
+    page.get_by_label("Email").fill("dev@example.com")
+    page.get_by_label("Password").fill(DEVELOPER_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(f"{base}/portal")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Apps").click()
+    page.get_by_role("link", name="checkout").click()
+    expect(page.get_by_role("img", name=re.compile("Requests"))).to_be_visible()
+    shoot(page, screenshots, "flow-13-app-usage")
+    page.get_by_role("button", name="Revoke key").click()
+    expect(page.get_by_role("status")).to_contain_text("is revoked: it no longer works")
+    expect(page.get_by_role("button", name="Create key")).to_be_visible()
+    shoot(page, screenshots, "flow-14-key-revoked")

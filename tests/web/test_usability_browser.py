@@ -44,7 +44,8 @@ _AUDIT = """() => {
     if (!name) wrong.push('a button without a name: ' + what(button));
   }
   for (const link of document.querySelectorAll('a[href]')) {
-    if (!(link.getAttribute('aria-label') || text(link))) wrong.push('a link without a name: ' + what(link));
+    if (!(link.getAttribute('aria-label') || text(link)))
+      wrong.push('a link without a name: ' + what(link));
   }
   for (const table of document.querySelectorAll('table')) {
     const caption = table.querySelector('caption');
