@@ -192,7 +192,7 @@ def line_chart(
     for moment in moments:
         x = x_of(moment)
         parts.append(f'<line class="qc-axis" x1="{_n(x)}" x2="{_n(x)}" y1="{y1}" y2="{y1 + 4}"/>')
-        parts.append(_label(x, y1 + 16, time_label(moment, step), "middle", "qc-text"))
+        parts.append(_label(x, y1 + 16, time_label(moment, step), _anchor(x, x1), "qc-text"))
     parts.append(f'<line class="qc-axis" x1="{x0}" x2="{x1}" y1="{y1}" y2="{y1}"/>')
     for index, line in enumerate(series):
         parts.append(_polyline(line.points, index, x_of, y_of, line.name))
@@ -224,7 +224,7 @@ def bar_chart(
     for tick in ticks:
         x = x0 + tick / high * (x1 - x0)
         parts.append(f'<line class="qc-grid" x1="{_n(x)}" x2="{_n(x)}" y1="{top}" y2="{base}"/>')
-        parts.append(_label(x, base + 16, format_value(tick, unit), "middle", "qc-text"))
+        parts.append(_label(x, base + 16, format_value(tick, unit), _anchor(x, x1), "qc-text"))
     for index, bar in enumerate(bars):
         y = top + index * row
         size = max(bar.value, 0.0) / high * (x1 - x0)
@@ -394,6 +394,12 @@ def _legend(rows: list[list[tuple[int, str]]], x: float, y: float) -> list[str]:
             left += _legend_width(name)
     parts.append("</g>")
     return parts
+
+
+def _anchor(x: float, right: float) -> str:
+    """How an axis label at ``x`` sits on it: centred, but ending there near the
+    right edge ``right`` of the plot, where a centred label would be cut off."""
+    return "end" if x > right - 30 else "middle"
 
 
 def _label(x: float, y: float, text: str, anchor: str, css: str) -> str:

@@ -134,6 +134,13 @@ def test_a_line_chart_has_axes_a_legend_and_a_summary() -> None:
     assert [p.get("stroke-dasharray") for p in paths] == [None, "6 3", "2 3"]  # not colour alone
 
 
+def test_a_time_label_at_the_right_edge_ends_there_and_is_not_cut_off() -> None:
+    root = parsed(line_chart([Series("requests", minutes(1, 2, 3, 4))], title="Requests"))
+    anchors = {t.text: t.get("text-anchor") for t in root.iter(f"{SVG}text")}
+    assert anchors["21:03"] == "end"  # the last minute, at the right edge
+    assert anchors["21:01"] == "middle"
+
+
 def test_a_missing_point_is_a_gap_and_a_lone_point_a_dot() -> None:
     root = parsed(line_chart([Series("p95", minutes(10, 20, None, 30, None, 25, 26))], title="x"))
     [path] = root.iter(f"{SVG}path")
