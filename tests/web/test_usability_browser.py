@@ -1,7 +1,8 @@
 """Every page of the portal and the console, as Chromium renders it, for a developer
 and for a platform operator (who sees every form): each visible field has a visible
 label, each button and link a name, each table a caption, each chart a name; the
-pages load nothing from outside and run no script.
+pages load nothing from outside and run no script.  With the keyboard alone, Tab
+reaches every link, button and field on the page, and each shows that it has focus.
 
 The pages are those a crawl reaches from each surface's home page (tests.web.two_teams),
 one of each kind: the call pages of the console differ only in their request id.
@@ -67,6 +68,28 @@ _AUDIT = """() => {
 }"""
 
 
+#: marks each visible control of the page (``data-audit``) and returns how many
+_CONTROLS = """() => {
+  const shown = (el) => {
+    const box = el.getBoundingClientRect();
+    return box.width > 1 && box.height > 1 && getComputedStyle(el).visibility !== 'hidden';
+  };
+  const controls = [...document.querySelectorAll(
+    'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex="0"]'
+  )].filter((el) => !el.disabled && shown(el));
+  controls.forEach((el, index) => { el.dataset.audit = String(index); });
+  return controls.length;
+}"""
+#: the control that has focus now (its mark, or null), and whether its focus shows
+_FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return [null, true];
+  const style = getComputedStyle(el);
+  const ring = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+  return [el.dataset.audit ?? el.tagName, ring || style.boxShadow !== 'none'];
+}"""
+
+
 def kinds(urls: list[str]) -> list[str]:
     """One URL of each kind: the first of those that differ only in ids and numbers."""
     chosen: dict[str, str] = {}
@@ -81,10 +104,33 @@ def audit(page: Page, base: str, urls: list[str]) -> dict[str, list[str]]:
     for url in urls:
         answer = page.goto(base + url)
         assert answer is not None and answer.status in (200, 303), (url, answer and answer.status)
-        wrong: list[str] = page.evaluate(_AUDIT)
+        wrong: list[str] = page.evaluate(_AUDIT) + tab_through(page)
         if wrong:
             found[url] = wrong
     return found
+
+
+def tab_through(page: Page) -> list[str]:
+    """What the keyboard cannot do on the page: controls Tab never reaches, and
+    controls that do not show their focus."""
+    count: int = page.evaluate(_CONTROLS)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    reached: set[str] = set()
+    unseen: set[str] = set()
+    for _ in range(count + 5):  # (the skip link and the page itself come first)
+        page.keyboard.press("Tab")
+        mark, ring = page.evaluate(_FOCUSED)
+        if mark is None:
+            continue
+        if mark in reached:
+            break  # round the page once
+        reached.add(mark)
+        if not ring:
+            unseen.add(mark)
+    missed = {str(index) for index in range(count)} - reached
+    return [f"Tab does not reach control {mark}" for mark in sorted(missed)] + [
+        f"control {mark} does not show its focus" for mark in sorted(unseen)
+    ]
 
 
 @pytest.mark.parametrize(
