@@ -13,6 +13,7 @@ An app's page also shows its usage (quiver.web.portal_usage).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -115,23 +116,16 @@ def app_page(
 
 @router.post("/apps/{name}/rotate")
 async def rotate(request: Request, who: PortalUser, name: str) -> Response:
-    fields = await read_form(request)
-    check_post(request, fields.get("csrf", ""), who.csrf)
-    team, _ = working_team(who, fields.get("team"))
-    require_developer(who, team)
-    had_key = bool(_keys(_app(request, team, name)))
+    """A new key for the app (the old one, if any, stops working), shown once."""
+    team, app = await _posted_app(request, who, name)
+    had_key = bool(_keys(app))
     key = new_key()
 
-    def mutate(current: Current) -> object:
-        found = find(current.document, "consumers", name)
-        if found is None:
-            raise PageNotFound(f"Team {team} has no app {name}.")
-        found[1].setdefault("credentials", {})[_KEY_AUTH] = [{"key": key}]
-        return current.document
+    def change(consumers: list[dict[str, Any]], index: int) -> None:
+        consumers[index].setdefault("credentials", {})[_KEY_AUTH] = [{"key": key}]
 
     verb = "rotate" if had_key else "create"
-    message = f"portal: {verb} the key of app {name}"
-    await run_in_threadpool(commit, acting(request, who, team), mutate, message)
+    await _change_app(request, who, team, name, change, f"{verb} the key of app {name}")
     return _key_page(request, who, team, name, key, rotated=True, replaced=had_key)
 
 
@@ -139,44 +133,58 @@ async def rotate(request: Request, who: PortalUser, name: str) -> Response:
 async def revoke(request: Request, who: PortalUser, name: str) -> Response:
     """Take the app's key away: it stops working with the revision; the app stays,
     with its subscriptions, until a new key is made ("Create key")."""
-    fields = await read_form(request)
-    check_post(request, fields.get("csrf", ""), who.csrf)
-    team, _ = working_team(who, fields.get("team"))
-    require_developer(who, team)
-    _app(request, team, name)
+    team, _ = await _posted_app(request, who, name)
 
-    def mutate(current: Current) -> object:
-        found = find(current.document, "consumers", name)
-        if found is None:
-            raise PageNotFound(f"Team {team} has no app {name}.")
-        credentials = found[1].get("credentials") or {}
+    def change(consumers: list[dict[str, Any]], index: int) -> None:
+        credentials = consumers[index].get("credentials") or {}
         credentials.pop(_KEY_AUTH, None)
         if not credentials:
-            found[1].pop("credentials", None)
-        return current.document
+            consumers[index].pop("credentials", None)
 
-    message = f"portal: revoke the key of app {name}"
-    await run_in_threadpool(commit, acting(request, who, team), mutate, message)
+    await _change_app(request, who, team, name, change, f"revoke the key of app {name}")
     raise Redirect(f"/portal/apps/{name}?team={team}&revoked=1")
 
 
 @router.post("/apps/{name}/delete")
 async def delete(request: Request, who: PortalUser, name: str) -> Response:
+    team, _ = await _posted_app(request, who, name)
+
+    def change(consumers: list[dict[str, Any]], index: int) -> None:
+        del consumers[index]
+
+    await _change_app(request, who, team, name, change, f"delete app {name}")
+    raise Redirect(f"/portal/apps?team={team}&deleted={name}")
+
+
+async def _posted_app(request: Request, who: SignedIn, name: str) -> tuple[str, dict[str, Any]]:
+    """The team and the app that a developer's form is about (its CSRF token, the
+    person's role and the app checked)."""
     fields = await read_form(request)
     check_post(request, fields.get("csrf", ""), who.csrf)
     team, _ = working_team(who, fields.get("team"))
     require_developer(who, team)
-    _app(request, team, name)
+    return team, _app(request, team, name)
+
+
+async def _change_app(
+    request: Request,
+    who: SignedIn,
+    team: str,
+    name: str,
+    change: Callable[[list[dict[str, Any]], int], None],
+    what: str,
+) -> None:
+    """Apply ``change`` to the team's consumers (with the app's index) as one revision
+    saying ``what``; PageNotFound when the app went meanwhile."""
 
     def mutate(current: Current) -> object:
         found = find(current.document, "consumers", name)
-        if found is not None:
-            del current.document["consumers"][found[0]]
+        if found is None:
+            raise PageNotFound(f"Team {team} has no app {name}.")
+        change(current.document["consumers"], found[0])
         return current.document
 
-    message = f"portal: delete app {name}"
-    await run_in_threadpool(commit, acting(request, who, team), mutate, message)
-    raise Redirect(f"/portal/apps?team={team}&deleted={name}")
+    await run_in_threadpool(commit, acting(request, who, team), mutate, f"portal: {what}")
 
 
 @router.get("/subscriptions")

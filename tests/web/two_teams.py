@@ -9,7 +9,6 @@ import re
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
@@ -22,28 +21,12 @@ from quiver.store.secrets import sha256_hash
 from quiver.store.teams import create_team
 from tests.calls.synthetic import records, with_spend, write_spools
 from tests.web.forms import PASSWORD, submit
-from tests.web.test_console_helpers import operator_client
+from tests.web.test_console_helpers import operator_client, payments_document
 from tests.web.test_portal_pages import create_app, post, sign_up
 
 #: the most pages a crawl reads (the pages of a surface are far fewer)
 CRAWL_LIMIT = 400
 _LINK = re.compile(r'href="(/(?:portal|console)[^"#]*)"')
-
-
-def payments_document() -> dict[str, Any]:
-    return {
-        "targets": [{"name": "ledger", "url": "http://127.0.0.1:9"}],
-        "routes": [{"name": "orders", "paths": ["/orders"], "target": "ledger"}],
-        "apis": [
-            {
-                "name": "orders",
-                "title": "Orders API",
-                "routes": ["orders"],
-                "state": "published",
-                "plans": [{"name": "gold", "approval": "manual"}],
-            }
-        ],
-    }
 
 
 class Beta:
@@ -96,7 +79,7 @@ def populate(base_url: str, store: Store, tmp_path: Path) -> Beta:
 
 def _ask(client: httpx.Client, team: str, app: str) -> None:
     page = "/portal/apis/payments.orders"
-    asked = post(client, page, f"{page}/subscribe", team=team, app=app, plan="gold")
+    asked = post(client, page, f"{page}/subscribe", team=team, app=app, plan="free")
     assert asked.status_code == 303, asked.text[:500]
 
 
