@@ -144,14 +144,10 @@ async def add_member(request: Request, who: ConsoleUser, team: str) -> Response:
 
 @router.post("/teams/{team}/members/role")
 async def change_role(request: Request, who: ConsoleUser, team: str) -> Response:
-    fields = await read_form(request)
-    check_post(request, fields.get("csrf", ""), who.csrf)
-    await run_in_threadpool(require_role, who, team, "owner")
-    email = fields.get("email", "").strip().lower()
+    fields, email = await _owners_form(request, who, team)
     role = _role(fields.get("role", ""))
-    store = store_of(request)
     try:
-        await run_in_threadpool(_change, store, team, email, role)
+        await run_in_threadpool(_change, store_of(request), team, email, role)
     except LastOwner as exc:
         return await run_in_threadpool(_refused_in_row, request, who, team, email, exc)
     raise Redirect(_back(team, "changed", email))
@@ -159,18 +155,23 @@ async def change_role(request: Request, who: ConsoleUser, team: str) -> Response
 
 @router.post("/teams/{team}/members/remove")
 async def remove(request: Request, who: ConsoleUser, team: str) -> Response:
-    fields = await read_form(request)
-    check_post(request, fields.get("csrf", ""), who.csrf)
-    await run_in_threadpool(require_role, who, team, "owner")
-    email = fields.get("email", "").strip().lower()
-    store = store_of(request)
+    _, email = await _owners_form(request, who, team)
     try:
-        await run_in_threadpool(_change, store, team, email, None)
+        await run_in_threadpool(_change, store_of(request), team, email, None)
     except LastOwner as exc:
         return await run_in_threadpool(_refused_in_row, request, who, team, email, exc)
     if who.user is not None and who.user.email == email and who.everywhere is None:
         raise Redirect("/console/teams?" + urlencode({"done": "left", "team": team}))
     raise Redirect(_back(team, "removed", email))
+
+
+async def _owners_form(request: Request, who: SignedIn, team: str) -> tuple[dict[str, str], str]:
+    """A member's row form, from an owner of ``team`` (CSRF and role checked): its
+    fields, and the member's email."""
+    fields = await read_form(request)
+    check_post(request, fields.get("csrf", ""), who.csrf)
+    await run_in_threadpool(require_role, who, team, "owner")
+    return fields, fields.get("email", "").strip().lower()
 
 
 def _refused_in_row(
