@@ -39,9 +39,26 @@ class Conflict(PageError):
     title = "This was changed meanwhile"
 
 
+#: why a page cannot change what a config file declares
+READ_ONLY = (
+    "This gateway's config comes from a file ({detail}), so pages cannot change it. "
+    "Apps, keys, subscriptions and rollbacks are made in these pages when Quiver runs "
+    "in store mode (quiver serve without a config file); with a file, they are "
+    "written in the file."
+)
+
+
+def refusal(problem: ApiProblem) -> str:
+    """What the admin API's logic refused, as a sentence for a page."""
+    if problem.slug == "read-only":
+        return READ_ONLY.format(detail=problem.detail)
+    detail = problem.detail
+    return detail[:1].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
+
+
 def page_error(problem: ApiProblem) -> PageError:
     """The page that tells what the admin API's logic refused."""
-    message = problem.detail[:1].upper() + problem.detail[1:]
+    message = refusal(problem)
     if problem.status == 404:
         return PageNotFound(message)
     if problem.status == 403:

@@ -26,6 +26,7 @@ from quiver.admin.problems import ApiProblem
 from quiver.admin.writes import commit, find
 from quiver.store import Current
 from quiver.store import subscriptions as requests
+from quiver.web.console_access import page_error, refusal
 from quiver.web.errors import PageNotFound, PageRoute, Redirect
 from quiver.web.forms import FormState, read_form
 from quiver.web.identity import PortalUser, SignedIn
@@ -80,7 +81,7 @@ async def create_app(request: Request, who: PortalUser) -> Response:
         state.errors["name"] = f"Team {team} has an app called {name} already."
         return _apps_page(request, who, team, True, state, 1, status=400)
     except ApiProblem as exc:
-        state.message = str(exc)
+        state.message = refusal(exc)
         return _apps_page(request, who, team, True, state, 1, status=400)
     return _key_page(request, who, team, name, key, rotated=False)
 
@@ -184,7 +185,10 @@ async def _change_app(
         change(current.document["consumers"], found[0])
         return current.document
 
-    await run_in_threadpool(commit, acting(request, who, team), mutate, f"portal: {what}")
+    try:
+        await run_in_threadpool(commit, acting(request, who, team), mutate, f"portal: {what}")
+    except ApiProblem as exc:
+        raise page_error(exc) from None
 
 
 @router.get("/subscriptions")

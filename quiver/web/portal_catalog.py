@@ -26,6 +26,7 @@ from quiver.admin.problems import ApiProblem
 from quiver.admin.subscriptions import NewSubscription
 from quiver.admin.subscriptions import create as create_subscription
 from quiver.store.teams import list_teams
+from quiver.web.console_access import refusal
 from quiver.web.errors import PageNotFound, PageRoute, Redirect
 from quiver.web.forms import FormState, read_form
 from quiver.web.identity import PortalUser, SignedIn
@@ -142,7 +143,7 @@ async def subscribe(request: Request, who: PortalUser, name: str) -> Response:
         try:
             await run_in_threadpool(create_subscription, acting(request, who, team), body)
         except ApiProblem as exc:
-            state.message = _said(str(exc))
+            state.message = refusal(exc)
         else:
             raise Redirect(f"/portal/subscriptions?team={team}&requested={api.reference}")
     sections, problem = await run_in_threadpool(reference_of, request, document, api)
@@ -227,8 +228,3 @@ def reference_of(
     if not sections:
         return [], "Its OpenAPI document describes no operations."
     return sections, None
-
-
-def _said(detail: str) -> str:
-    """The admin API's refusal, as a sentence."""
-    return detail[:1].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
