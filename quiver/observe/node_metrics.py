@@ -98,8 +98,13 @@ class MasterMetrics:
         return self.run_dir / MASTER_FILE
 
     def begin(self, revision: int | None) -> None:
-        """Start from zero: the files a node that ended left behind are removed."""
+        """Start from zero: the files a node that ended left behind are removed (the
+        run directory is made when it is new)."""
         self.revision = revision
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning("metrics not written: cannot create %s: %s", self.run_dir, exc)
         for pid in _worker_pids(self.run_dir):
             if not process_alive(pid):
                 worker_path(self.run_dir, pid).unlink(missing_ok=True)
