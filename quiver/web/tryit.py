@@ -65,6 +65,8 @@ async def send(
     """``method target`` (a path and query) at the gateway; ``secret`` (the key) is
     masked in the answer.  TryFailed when no answer comes within the gateway's
     timeout."""
+    if not target.startswith("/"):  # (after the gateway's URL, anything else could name a host)
+        raise TryFailed("Try it sends only a path of the gateway.")
     url = gateway.url + target
     sent = [("User-Agent", USER_AGENT), *headers]
     started = time.monotonic()

@@ -1,11 +1,16 @@
 """A "Try it" answer as the page shows it: JSON indented, long bodies cut, bodies
-that are not text left out, and the key masked wherever the answer repeats it."""
+that are not text left out, and the key masked wherever the answer repeats it; and
+nothing but a path of the gateway is ever sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-from quiver.web.tryit import MASK, MAX_BODY, answer_of
+import pytest
+
+from quiver.admin.gateway import Gateway
+from quiver.web.tryit import MASK, MAX_BODY, TryFailed, answer_of, send
 
 KEY = "qk_" + "s" * 43
 JSON = [("Content-Type", "application/json")]
@@ -50,3 +55,10 @@ def test_text_in_its_charset_and_no_body() -> None:
 def test_json_that_is_not_json_stays_as_sent() -> None:
     answer = answer_of(500, JSON, b"upstream failed", 1.0, "")
     assert (answer.kind, answer.body) == ("text", "upstream failed")
+
+
+def test_only_a_path_of_the_gateway_is_ever_sent() -> None:
+    gateway = Gateway("http://127.0.0.1:9")
+    for target in ("@example.com/steal", "example.com/x", ""):
+        with pytest.raises(TryFailed, match="only a path"):
+            asyncio.run(send(gateway, "GET", target, [], None, secret="qk_secret"))
