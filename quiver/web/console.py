@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from quiver.accounts.memberships import memberships_of
-from quiver.accounts.signin import AccountDisabled, Throttled, sign_in, sign_in_with_token
+from quiver.accounts.signin import Throttled, sign_in_with_token
 from quiver.errors import AccountError
 from quiver.web import (
     console_entities,
@@ -33,8 +33,16 @@ from quiver.web.forms import FormState, read_form
 from quiver.web.identity import ConsoleUser, MaybeConsoleUser
 from quiver.web.pages import render, store_of
 from quiver.web.paging import Page
-from quiver.web.security import FORM_COOKIE, check_post, form_token, keep_form_token
-from quiver.web.signing import client_address, next_path, sign_out, start_session
+from quiver.web.security import FORM_COOKIE, check_post
+from quiver.web.signing import (
+    Refused,
+    anonymous_page,
+    client_address,
+    next_path,
+    password_sign_in,
+    sign_out,
+    start_session,
+)
 
 router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
 _NO_ACCESS = (
@@ -73,23 +81,10 @@ async def signin(request: Request) -> Response:
     fields = await read_form(request)
     check_post(request, fields.get("csrf", ""), request.cookies.get(FORM_COOKIE))
     state = FormState.of(fields, "email", "next")
-    if not fields.get("email", "").strip():
-        state.errors["email"] = "Enter your email address."
-    if not fields.get("password"):
-        state.errors["password"] = "Enter your password."
-    if state.errors:
-        return _signin_page(request, state, FormState(), 400)
+    user = await password_sign_in(request, fields, state)
+    if isinstance(user, Refused):
+        return _signin_page(request, state, FormState(), user.status, user.headers)
     store = store_of(request)
-    try:
-        user = await run_in_threadpool(
-            sign_in, store, fields["email"], fields["password"], client_address(request)
-        )
-    except Throttled as exc:
-        headers = {"Retry-After": str(exc.retry_after)}
-        return _signin_page(request, state.refuse(exc), FormState(), 429, headers)
-    except AccountError as exc:
-        status = 403 if isinstance(exc, AccountDisabled) else 400
-        return _signin_page(request, state.refuse(exc), FormState(), status)
     if not user.is_admin and not await run_in_threadpool(memberships_of, store, user.id):
         state.message = _NO_ACCESS
         return _signin_page(request, state, FormState(), 403)
@@ -134,24 +129,19 @@ def _signin_page(
     *,
     notice: bool = False,
 ) -> Response:
-    """The sign-in page's two forms, with the form token of the visitor's browser."""
-    token = form_token(request)
-    response = render(
+    """The sign-in page's two forms."""
+    return anonymous_page(
         request,
         "console",
         "console/signin.html",
         title="Sign in",
-        who=None,
         form=state,
         token_form=token_state,
         next=state.values.get("next") or token_state.values.get("next", ""),
-        form_token=token,
         notice=notice,
         status=status,
         headers=headers,
     )
-    keep_form_token(request, response, token, "console")
-    return response
 
 
 router.include_router(console_entities.router)

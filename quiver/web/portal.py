@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from quiver.accounts.passwords import check_password
-from quiver.accounts.signin import AccountDisabled, Throttled, sign_in, sign_up
+from quiver.accounts.signin import sign_up
 from quiver.accounts.users import normalize_email
 from quiver.errors import AccountError
 from quiver.web.errors import PageRoute, Redirect
@@ -25,8 +25,15 @@ from quiver.web.portal_apps import router as apps_router
 from quiver.web.portal_catalog import router as catalog_router
 from quiver.web.portal_common import NAV, declarations_of, working_team
 from quiver.web.portal_tryit import router as tryit_router
-from quiver.web.security import FORM_COOKIE, check_post, form_token, keep_form_token
-from quiver.web.signing import client_address, next_path, sign_out, start_session
+from quiver.web.security import FORM_COOKIE, check_post
+from quiver.web.signing import (
+    Refused,
+    anonymous_page,
+    next_path,
+    password_sign_in,
+    sign_out,
+    start_session,
+)
 
 router = APIRouter(prefix="/portal", route_class=PageRoute, include_in_schema=False)
 router.include_router(catalog_router)  # /portal/apis
@@ -106,28 +113,10 @@ async def signin(request: Request) -> Response:
     fields = await read_form(request)
     check_post(request, fields.get("csrf", ""), request.cookies.get(FORM_COOKIE))
     state = FormState.of(fields, "email", "next")
-    if not fields.get("email", "").strip():
-        state.errors["email"] = "Enter your email address."
-    if not fields.get("password"):
-        state.errors["password"] = "Enter your password."
-    if state.errors:
-        return _form_page(request, "portal/signin.html", "Sign in", state, status=400)
-    try:
-        user = await run_in_threadpool(
-            sign_in,
-            store_of(request),
-            fields["email"],
-            fields["password"],
-            client_address(request),
-        )
-    except Throttled as exc:
-        headers = {"Retry-After": str(exc.retry_after)}
-        refused = state.refuse(exc)
-        return _form_page(request, "portal/signin.html", "Sign in", refused, 429, headers)
-    except AccountError as exc:
-        status = 403 if isinstance(exc, AccountDisabled) else 400
+    user = await password_sign_in(request, fields, state)
+    if isinstance(user, Refused):
         return _form_page(
-            request, "portal/signin.html", "Sign in", state.refuse(exc), status=status
+            request, "portal/signin.html", "Sign in", state, user.status, user.headers
         )
     then = next_path("portal", fields.get("next"))
     return await run_in_threadpool(start_session, request, "portal", then, user_id=user.id)
@@ -148,19 +137,14 @@ def _form_page(
     *,
     notice: bool = False,
 ) -> Response:
-    """A sign-in or sign-up page, with the form token of the visitor's browser."""
-    token = form_token(request)
-    response = render(
+    """A sign-in or sign-up page."""
+    return anonymous_page(
         request,
         "portal",
         template,
         title=title,
-        who=None,
         form=state,
-        form_token=token,
         notice=notice,
         status=status,
         headers=headers,
     )
-    keep_form_token(request, response, token, "portal")
-    return response

@@ -9,16 +9,29 @@ another site.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from quiver.accounts.sessions import LIFETIME, Surface, create_session, end_session
-from quiver.web.forms import read_form
+from quiver.accounts.signin import AccountDisabled, Throttled, sign_in
+from quiver.accounts.users import User
+from quiver.errors import AccountError
+from quiver.web.forms import FormState, read_form
 from quiver.web.identity import signed_in
-from quiver.web.pages import store_of
-from quiver.web.security import FORM_COOKIE, SESSION_COOKIE, check_post, clear_cookie, set_cookie
+from quiver.web.pages import render, store_of
+from quiver.web.security import (
+    FORM_COOKIE,
+    SESSION_COOKIE,
+    check_post,
+    clear_cookie,
+    form_token,
+    keep_form_token,
+    set_cookie,
+)
 
 _LOCAL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
@@ -40,6 +53,71 @@ def client_address(request: Request) -> str | None:
     """Whom failed sign-ins are counted against: the peer (the admin API is served
     directly, not behind a proxy that would hide it)."""
     return request.client.host if request.client is not None else None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A sign-in refused (what was wrong is said on the form): the status to answer
+    with, and its headers."""
+
+    status: int
+    headers: dict[str, str] | None = None
+
+
+async def password_sign_in(
+    request: Request, fields: dict[str, str], state: FormState
+) -> User | Refused:
+    """The user of the posted ``email`` and ``password``; else why not, said on
+    ``state`` (next to a field, or above the form), and the status to answer."""
+    if not fields.get("email", "").strip():
+        state.errors["email"] = "Enter your email address."
+    if not fields.get("password"):
+        state.errors["password"] = "Enter your password."
+    if state.errors:
+        return Refused(400)
+    try:
+        user: User = await run_in_threadpool(
+            sign_in,
+            store_of(request),
+            fields["email"],
+            fields["password"],
+            client_address(request),
+        )
+    except Throttled as exc:
+        state.refuse(exc)
+        return Refused(429, {"Retry-After": str(exc.retry_after)})
+    except AccountError as exc:
+        state.refuse(exc)
+        return Refused(403 if isinstance(exc, AccountDisabled) else 400)
+    return user
+
+
+def anonymous_page(
+    request: Request,
+    surface: Surface,
+    template: str,
+    *,
+    title: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
+    """A page shown before sign-in (sign-in, sign-up): its forms carry the form token
+    of the visitor's browser, set in its cookie when new."""
+    token = form_token(request)
+    response = render(
+        request,
+        surface,
+        template,
+        title=title,
+        who=None,
+        form_token=token,
+        status=status,
+        headers=headers,
+        **context,
+    )
+    keep_form_token(request, response, token, surface)
+    return response
 
 
 def start_session(

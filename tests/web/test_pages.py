@@ -316,7 +316,7 @@ def test_a_page_that_fails_shows_the_fault_page_and_logs_its_request_id(
     def broken(*_: object) -> None:
         raise RuntimeError("the store fell over")
 
-    monkeypatch.setattr("quiver.web.portal.sign_in", broken)
+    monkeypatch.setattr("quiver.web.signing.sign_in", broken)
     failed = submit(client, "/portal/signin", "/portal/signin", email="a@b.co", password=PASSWORD)
     assert failed.status_code == 500 and failed.headers["content-type"].startswith("text/html")
     assert "Something went wrong" in failed.text and "fell over" not in failed.text
