@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 
 from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
+from quiver import __version__
 from quiver.web import console, portal
 from quiver.web.errors import install_error_pages
 from quiver.web.security import SecurityHeaders
@@ -43,7 +42,7 @@ class WebSite:
 
 def mount_pages(app: FastAPI, *, https: bool = False) -> None:
     """Serve the developer portal and the operator console from ``app``."""
-    app.state.web = WebSite(Templates(_version()), https)
+    app.state.web = WebSite(Templates(__version__), https)
     app.include_router(portal.router)
     app.include_router(console.router)
     app.mount(STATIC_PATH, _Assets(directory=str(STATIC_DIR)), name="web-static")
@@ -64,10 +63,3 @@ class _Assets(StaticFiles):
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Cache-Control"] = _STATIC_CACHE
         return response
-
-
-def _version() -> str:
-    try:
-        return package_version("quiver-gateway")
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree
-        return "0"
