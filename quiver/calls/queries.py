@@ -128,14 +128,13 @@ def team_scope(table: Table, team: str | None) -> list[ColumnElement[bool]]:
     return [or_(table.c.route_id.in_(named(ROUTE)), table.c.consumer_id.in_(named(CONSUMER)))]
 
 
-def one_consumer(column: ColumnElement[int], consumer: str | None) -> list[ColumnElement[bool]]:
-    """The condition keeping the rows of ``consumer`` (none when it is None)."""
-    if consumer is None:
+def named(column: ColumnElement[int], kind: int, name: str | None) -> list[ColumnElement[bool]]:
+    """The condition keeping the rows whose ``column`` is the id of the ``kind`` (a
+    route, a consumer...) called ``name`` (none when it is None)."""
+    if name is None:
         return []
-    named = select(call_names.c.id).where(
-        call_names.c.kind == CONSUMER, call_names.c.name == consumer
-    )
-    return [column == named.scalar_subquery()]
+    found = select(call_names.c.id).where(call_names.c.kind == kind, call_names.c.name == name)
+    return [column == found.scalar_subquery()]
 
 
 def _few_raw(connection: Connection, start_ms: int, end_ms: int) -> bool:
@@ -172,7 +171,7 @@ def series(
             calls.c.time_ms >= start_ms,
             calls.c.time_ms < end_ms,
             *team_scope(calls, team),
-            *one_consumer(calls.c.consumer_id, consumer),
+            *named(calls.c.consumer_id, CONSUMER, consumer),
         )
         for row in connection.execute(query):
             slot = row[1] - (row[1] - start_ms) % bucket_ms
@@ -192,7 +191,7 @@ def series(
                 table.c[period] >= first,
                 table.c[period] < end_ms // unit,
                 *team_scope(table, team),
-                *one_consumer(table.c.consumer_id, consumer),
+                *named(table.c.consumer_id, CONSUMER, consumer),
             )
             .group_by(slot_column, key)
         )
@@ -254,18 +253,11 @@ def list_calls(
     connection: Connection, where: CallFilter, limit: int, after: tuple[int, int] | None
 ) -> list[dict[str, Any]]:
     """Calls matching ``where``, newest first, after the (time_ms, id) ``after``."""
-    conditions: list[ColumnElement[bool]] = [*team_scope(calls, where.team)]
-    for kind, name, column in (
-        (ROUTE, where.route, calls.c.route_id),
-        (CONSUMER, where.consumer, calls.c.consumer_id),
-    ):
-        if name is not None:
-            conditions.append(
-                column
-                == select(call_names.c.id)
-                .where(call_names.c.kind == kind, call_names.c.name == name)
-                .scalar_subquery()
-            )
+    conditions: list[ColumnElement[bool]] = [
+        *team_scope(calls, where.team),
+        *named(calls.c.route_id, ROUTE, where.route),
+        *named(calls.c.consumer_id, CONSUMER, where.consumer),
+    ]
     if where.status is not None:
         conditions.append(calls.c.status.between(*where.status))
     if where.request_id is not None:

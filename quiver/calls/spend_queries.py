@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Table, func, literal, select
 
-from quiver.calls.queries import _lookup, one_consumer, team_scope
+from quiver.calls.queries import _lookup, named, team_scope
+from quiver.store.calltables import CONSUMER
 from quiver.store.spendtables import (
     NANO,
     SPEND_SUMS,
@@ -93,7 +94,7 @@ def spend_series(
             table.c[period] >= first,
             table.c[period] < end_ms // unit,
             *team_scope(table, team),
-            *one_consumer(table.c.consumer_id, consumer),
+            *named(table.c.consumer_id, CONSUMER, consumer),
         )
         .group_by(slot, key)
     )
