@@ -16,9 +16,7 @@ from fastapi import Request
 
 from quiver.admin.auth import Access
 from quiver.admin.declarations import Declarations
-from quiver.admin.problems import ApiProblem
 from quiver.store.tokens import TokenInfo
-from quiver.web.errors import NoAccess, PageError, PageNotFound
 from quiver.web.identity import SignedIn
 
 
@@ -32,40 +30,3 @@ def access_for(request: Request, who: SignedIn, team: str) -> Access:
     scope = None if who.operator else team
     token = TokenInfo(who.user.email, "admin", scope, datetime.now(UTC))
     return Access(token, team, declarations)
-
-
-class Conflict(PageError):
-    status = 409
-    title = "This was changed meanwhile"
-
-
-#: why a page cannot change what a config file declares
-READ_ONLY = (
-    "This gateway's config comes from a file ({detail}), so pages cannot change it. "
-    "Apps, keys, subscriptions and rollbacks are made in these pages when Quiver runs "
-    "in store mode (quiver serve without a config file); with a file, they are "
-    "written in the file."
-)
-
-
-def refusal(problem: ApiProblem) -> str:
-    """What the admin API's logic refused, as a sentence for a page."""
-    if problem.slug == "read-only":
-        return READ_ONLY.format(detail=problem.detail)
-    detail = problem.detail
-    return detail[:1].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
-
-
-def page_error(problem: ApiProblem) -> PageError:
-    """The page that tells what the admin API's logic refused."""
-    message = refusal(problem)
-    if problem.status == 404:
-        return PageNotFound(message)
-    if problem.status == 403:
-        return NoAccess(message)
-    if problem.status == 409:
-        return Conflict(message)
-    error = PageError(message)
-    error.status = problem.status if 400 <= problem.status < 600 else 500
-    error.title = "This could not be done"
-    return error

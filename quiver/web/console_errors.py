@@ -20,10 +20,9 @@ from fastapi.responses import Response
 
 from quiver.admin import analytics
 from quiver.admin.problems import ApiProblem
-from quiver.web.console_access import page_error
 from quiver.web.console_nav import NAV
 from quiver.web.console_scope import team_scope
-from quiver.web.errors import PageNotFound, PageRoute
+from quiver.web.errors import PageNotFound, PageRoute, page_error
 from quiver.web.identity import ConsoleUser, SignedIn
 from quiver.web.pages import render
 from quiver.web.paging import PAGE_SIZE

@@ -24,9 +24,9 @@ from quiver.admin.problems import ApiProblem
 from quiver.errors import StoreError
 from quiver.store import Revision, Store
 from quiver.store.diffing import Change
-from quiver.web.console_access import access_for, page_error
+from quiver.web.console_access import access_for
 from quiver.web.console_nav import NAV
-from quiver.web.errors import PageNotFound, PageRoute, Redirect
+from quiver.web.errors import PageNotFound, PageRoute, Redirect, page_error
 from quiver.web.forms import read_form
 from quiver.web.identity import ConsoleUser, SignedIn, require_role
 from quiver.web.pages import render, store_of

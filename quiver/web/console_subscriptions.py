@@ -20,9 +20,9 @@ from quiver.admin import subscriptions as admin_subscriptions
 from quiver.admin.problems import ApiProblem
 from quiver.store import subscriptions as requests
 from quiver.store.subscriptions import SubscriptionRequest
-from quiver.web.console_access import access_for, page_error
+from quiver.web.console_access import access_for
 from quiver.web.console_nav import NAV
-from quiver.web.errors import PageNotFound, PageRoute, Redirect
+from quiver.web.errors import PageNotFound, PageRoute, Redirect, page_error
 from quiver.web.forms import read_form
 from quiver.web.identity import ConsoleUser, SignedIn, require_role
 from quiver.web.pages import render, store_of

@@ -26,8 +26,7 @@ from quiver.admin.problems import ApiProblem
 from quiver.admin.writes import commit, find
 from quiver.store import Current
 from quiver.store import subscriptions as requests
-from quiver.web.console_access import page_error, refusal
-from quiver.web.errors import PageNotFound, PageRoute, Redirect
+from quiver.web.errors import PageNotFound, PageRoute, Redirect, page_error, refusal
 from quiver.web.forms import FormState, read_form
 from quiver.web.identity import PortalUser, SignedIn
 from quiver.web.pages import render, store_of

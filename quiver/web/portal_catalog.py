@@ -26,8 +26,7 @@ from quiver.admin.problems import ApiProblem
 from quiver.admin.subscriptions import NewSubscription
 from quiver.admin.subscriptions import create as create_subscription
 from quiver.store.teams import list_teams
-from quiver.web.console_access import refusal
-from quiver.web.errors import PageNotFound, PageRoute, Redirect
+from quiver.web.errors import PageNotFound, PageRoute, Redirect, refusal
 from quiver.web.forms import FormState, read_form
 from quiver.web.identity import PortalUser, SignedIn
 from quiver.web.pages import render, store_of
