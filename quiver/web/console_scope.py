@@ -13,20 +13,10 @@ exist, so that the page never shows its data nor tells that it exists::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Literal
 from urllib.parse import urlencode
 
 from quiver.web.errors import PageNotFound
 from quiver.web.identity import SignedIn
-
-Window = Literal["1h", "24h", "7d"]
-#: each window: how long it is, and how a page names it
-WINDOWS: dict[Window, tuple[timedelta, str]] = {
-    "1h": (timedelta(hours=1), "Last hour"),
-    "24h": (timedelta(hours=24), "Last 24 hours"),
-    "7d": (timedelta(days=7), "Last 7 days"),
-}
 
 
 @dataclass(frozen=True)
@@ -53,8 +43,3 @@ def team_scope(who: SignedIn, team: str) -> TeamScope:
     if chosen is None and not everything:
         chosen = teams[0] if teams else ""  # ("": a team with no calls)
     return TeamScope(chosen, teams, everything)
-
-
-def window_start(window: Window) -> datetime:
-    """When ``window`` began, counted back from now."""
-    return datetime.now(UTC) - WINDOWS[window][0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -20,12 +20,13 @@ from quiver.admin import ai_analytics, analytics
 from quiver.calls.spend_queries import SpendDimension
 from quiver.web.charts import Bar, Unit, bar_chart, line_chart
 from quiver.web.console_nav import NAV
-from quiver.web.console_scope import WINDOWS, Window, team_scope, window_start
+from quiver.web.console_scope import team_scope
 from quiver.web.errors import PageRoute
 from quiver.web.identity import ConsoleUser
 from quiver.web.pages import render
 from quiver.web.paging import Page
 from quiver.web.series import analytics_series
+from quiver.web.windows import WINDOWS, Window
 
 #: included in the console's router, under ``/console``
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -60,7 +61,7 @@ def consumers_page(
     request: Request, who: ConsoleUser, team: str = "", window: Window = "24h", page: int = 1
 ) -> Response:
     scope = team_scope(who, team)
-    start = window_start(window)
+    start = WINDOWS[window].start()
     found = analytics.get_top(request, scope.team, "consumers", MOST, start, None)["data"]
     chart = bars(
         found,
@@ -78,7 +79,7 @@ def consumers_page(
         nav=NAV,
         scope=scope,
         window=window,
-        windows={name: label for name, (_, label) in WINDOWS.items()},
+        windows={name: span.title for name, span in WINDOWS.items()},
         consumers=Page.of(found, page),
         chart=chart,
         query=scope.query(window=window),
@@ -96,8 +97,8 @@ def spend_page(
     models_page: int = 1,
 ) -> Response:
     scope = team_scope(who, team)
-    start = window_start(window)
-    bucket: Literal["minute", "hour"] = "minute" if window == "1h" else "hour"
+    start = WINDOWS[window].start()
+    bucket = WINDOWS[window].bucket
     spend = ai_analytics.get_spend(request, scope.team, start, None, bucket, None, "json")
     numbers = {"teams": teams_page, "keys": keys_page, "models": models_page}
     tables = []
@@ -119,7 +120,7 @@ def spend_page(
         nav=NAV,
         scope=scope,
         window=window,
-        windows={name: label for name, (_, label) in WINDOWS.items()},
+        windows={name: span.title for name, span in WINDOWS.items()},
         totals=totals(spend["data"]),
         cost_chart=line_chart(
             analytics_series(spend, ("cost",)),

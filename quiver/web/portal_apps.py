@@ -32,8 +32,9 @@ from quiver.web.identity import PortalUser, SignedIn
 from quiver.web.pages import render, store_of
 from quiver.web.paging import Page
 from quiver.web.portal_common import NAV, acting, declarations_of, require_developer, working_team
-from quiver.web.portal_usage import WINDOWS, Window, usage
+from quiver.web.portal_usage import usage
 from quiver.web.security import check_post
+from quiver.web.windows import WINDOWS, Window
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)  # (under /portal)
 _KEY_AUTH = "key-auth"

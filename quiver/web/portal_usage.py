@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import Request
 
@@ -23,23 +23,7 @@ from quiver.admin import ai_analytics, analytics
 from quiver.store.merged import qualified
 from quiver.web.charts import line_chart
 from quiver.web.series import BUCKET_SECONDS, analytics_series
-
-Window = Literal["1h", "24h", "7d"]
-
-
-@dataclass(frozen=True)
-class WindowSpan:
-    seconds: int
-    bucket: Literal["minute", "hour"]
-    label: str  # "the last hour"
-    short: str  # "1 hour", for the switch
-
-
-WINDOWS: dict[str, WindowSpan] = {
-    "1h": WindowSpan(3600, "minute", "the last hour", "1 hour"),
-    "24h": WindowSpan(86400, "hour", "the last 24 hours", "24 hours"),
-    "7d": WindowSpan(7 * 86400, "hour", "the last 7 days", "7 days"),
-}
+from quiver.web.windows import WINDOWS, Window, WindowSpan
 
 
 @dataclass(frozen=True)
