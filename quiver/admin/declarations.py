@@ -19,7 +19,8 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Connection
 
 from quiver.admin.problems import ApiProblem
-from quiver.config.loader import read_document, validate
+from quiver.config.document import read_document
+from quiver.config.loader import validate
 from quiver.config.models import Settings
 from quiver.config.plugin_set import PluginSet
 from quiver.config.sources import file_signature

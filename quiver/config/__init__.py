@@ -1,6 +1,32 @@
-"""The declarative config: models, loading and validation."""
+"""The declarative config: models, loading and validation.
 
-from quiver.config.effective import effective_pool, effective_timeouts
-from quiver.config.loader import load_config, load_config_text, validate
+The names below are loaded on first use: a module of the package that needs none of
+the gateway's models (:mod:`quiver.config.document`, read by ``quiver sync``) does not
+pay for importing them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quiver.config.effective import effective_pool, effective_timeouts
+    from quiver.config.loader import load_config, load_config_text, validate
 
 __all__ = ["effective_pool", "effective_timeouts", "load_config", "load_config_text", "validate"]
+
+_HOMES = {
+    "effective_pool": "quiver.config.effective",
+    "effective_timeouts": "quiver.config.effective",
+    "load_config": "quiver.config.loader",
+    "load_config_text": "quiver.config.loader",
+    "validate": "quiver.config.loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'quiver.config' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

@@ -23,42 +23,38 @@ them are raised together as one :class:`ConfigError`, sorted by line:
 :func:`validate` also takes data that did not come from a file (an admin API), and
 reports the same issues with the same messages, without line numbers.
 
-Mapping keys are always taken as the text written, so ``on:`` or ``200:`` are the
-keys ``"on"`` and ``"200"`` rather than YAML 1.1's boolean and integer.
+Reading the text and rewording pydantic's errors is :mod:`quiver.config.document`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-import json
 import os
 import re
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date
-from types import UnionType
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from quiver.config.ai import reference_issues as ai_reference_issues
 from quiver.config.apis import API_PLUGIN, COUNTER_PLUGIN
 from quiver.config.apis import reference_issues as api_reference_issues
 from quiver.config.consumers import Credential
-from quiver.config.envsubst import SubstitutionError, substitute
+from quiver.config.document import (
+    Path,
+    Report,
+    TreeReader,
+    add_validation_issues,
+    format_location,
+    plain,
+    read_text,
+    suggestion,
+    top_level_message,
+)
 from quiver.config.mcp_routes import OPENAPI_TARGET_TYPE as MCP_OPENAPI_TARGET_TYPE
 from quiver.config.models import Config, Settings
 from quiver.config.plugin_set import NoPlugins, PluginSet
-from quiver.errors import ConfigError, ConfigIssue
+from quiver.errors import ConfigError
 
-Path = tuple[str | int, ...]
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_STR_TAG = "tag:yaml.org,2002:str"
-_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
-_SIMPLE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HTTP_TARGET = "http"  # the proxy's own target type: forwards to the nodes
 
@@ -68,22 +64,8 @@ def load_config(path: str | os.PathLike[str], catalog: PluginSet | None = None) 
 
     ``catalog`` holds the plugins and target types the file may name (none without
     one but ``http``)."""
-    source, text = _read(path)
+    source, text = read_text(path)
     return load_config_text(text, source=source, catalog=catalog)
-
-
-def _read(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """The name and text of the file at ``path``; ConfigError when it cannot be read."""
-    source = os.fspath(path)
-    try:
-        with open(source, encoding="utf-8-sig") as file:
-            return source, file.read()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigError([ConfigIssue("", f"cannot read config file: {reason}", source)]) from exc
-    except UnicodeDecodeError as exc:
-        issue = ConfigIssue("", f"config file is not UTF-8 text: {exc}", source)
-        raise ConfigError([issue]) from exc
 
 
 def load_config_text(
@@ -94,57 +76,26 @@ def load_config_text(
     catalog: PluginSet | None = None,
 ) -> Config:
     """Like :func:`load_config` for text already read; ``env`` defaults to ``os.environ``."""
-    report = _Report(source)
-    reader = _TreeReader(report, os.environ if env is None else env)
+    report = Report(source)
+    reader = TreeReader(report, os.environ if env is None else env)
     data = reader.read_document(text)
     return _validated(report, data, catalog)
-
-
-@dataclass(frozen=True)
-class Document:
-    """A config file read as plain data (``${VAR}`` substituted), not yet validated:
-    what is sent to an admin API, whose issues ``line_of`` places back in the file."""
-
-    source: str
-    data: dict[str, object]
-    lines: dict[str, int]  # format_location(path) -> line
-
-    def line_of(self, location: str) -> int | None:
-        """The line of ``location`` (``routes[3].target``), or of what holds it."""
-        while True:
-            line = self.lines.get(location)
-            if line is not None or not location:
-                return line
-            cut = max(location.rfind("."), location.rfind("["))
-            location = location[: max(cut, 0)]
-
-
-def read_document(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Document:
-    """The file at ``path`` as plain data; ConfigError for what keeps it from being
-    read (syntax, an unset ``${VAR}``, duplicate keys), with lines."""
-    source, text = _read(path)
-    report = _Report(source)
-    data = _TreeReader(report, os.environ if env is None else env).read_document(text)
-    if report.issues:
-        raise ConfigError(report.sorted_issues())
-    lines = {format_location(where): line for where, line in report.lines.items()}
-    return Document(source, data, lines)
 
 
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
     """Only the :class:`Settings` of the config file at ``path`` (listen, workers, run
     directory, ...): problems elsewhere in the file, such as a ``${VAR}`` of a secret that
     is not set here, are not looked at."""
-    source, text = _read(path)
-    report = _Report(source)
-    data = _TreeReader(report, os.environ if env is None else env).read_document(text)
+    source, text = read_text(path)
+    report = Report(source)
+    data = TreeReader(report, os.environ if env is None else env).read_document(text)
     fields = list(Settings.model_fields)
     report.issues = [issue for issue in report.issues if _names_one_of(issue.location, fields)]
     settings = {key: value for key, value in data.items() if key in fields}
     try:
         result = Settings.model_validate(settings)
     except ValidationError as exc:
-        _add_validation_issues(report, exc, settings, skip=report.unreadable)
+        add_validation_issues(report, exc, settings, skip=report.unreadable, model=Config)
         raise ConfigError(report.sorted_issues()) from None
     if report.issues:
         raise ConfigError(report.sorted_issues())
@@ -156,8 +107,8 @@ def declares(path: str | os.PathLike[str]) -> set[str] | None:
     or parsed (loading it then says why).  ``quiver serve`` tells a bootstrap file
     (``store:`` and settings only) from a declaration by them."""
     try:
-        source, text = _read(path)
-        data = _TreeReader(_Report(source), {}).read_document(text)
+        source, text = read_text(path)
+        data = TreeReader(Report(source), {}).read_document(text)
     except ConfigError:
         return None
     return set(data)
@@ -181,15 +132,15 @@ def validate(
     declarations (a store's other teams) its consumers may subscribe to, by the
     name they use for them, with their plans' names.
     """
-    report = _Report(None)
+    report = Report(None)
     if not isinstance(data, Mapping):
-        report.add((), _top_level_message(data))
+        report.add((), top_level_message(data))
         raise ConfigError(report.sorted_issues())
     return _validated(report, dict(data), catalog, apis_elsewhere)
 
 
 def _validated(
-    report: _Report,
+    report: Report,
     data: dict[str, object],
     catalog: PluginSet | None,
     apis_elsewhere: Mapping[str, Sequence[str]] | None = None,
@@ -199,7 +150,7 @@ def _validated(
         config: Config | None = Config.model_validate(data)
     except ValidationError as exc:
         config = None
-        _add_validation_issues(report, exc, data, skip=report.unreadable)
+        add_validation_issues(report, exc, data, skip=report.unreadable, model=Config)
     _add_reference_issues(report, data, apis_elsewhere)
     _add_target_type_issues(report, data, plugins)
     _add_plugin_issues(report, data, plugins)
@@ -210,312 +161,6 @@ def _validated(
     if report.issues or config is None:
         raise ConfigError(report.sorted_issues())
     return _with_credentials(config, credentials)
-
-
-def _top_level_message(data: object) -> str:
-    return (
-        "the top level must be a mapping of keys such as 'listen', 'targets' and "
-        f"'routes', not {_kind(data)}"
-    )
-
-
-def format_location(path: Path) -> str:
-    """``("routes", 0, "target")`` as ``routes[0].target``."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif _SIMPLE_KEY.fullmatch(part):
-            text += f".{part}" if text else part
-        else:
-            text += f"[{part!r}]"
-    return text
-
-
-@dataclass
-class _Report:
-    """Issues found so far and the line of every value, to say where each one is."""
-
-    source: str | None
-    lines: dict[Path, int] = field(default_factory=dict)
-    issues: list[ConfigIssue] = field(default_factory=list)
-    #: paths whose value could not be read as written, already reported
-    unreadable: list[Path] = field(default_factory=list)
-
-    def line_of(self, path: Path) -> int | None:
-        """Line of the deepest part of ``path`` written in the file."""
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(path[:end])
-            if line is not None:
-                return line
-        return None
-
-    def add(self, path: Path, message: str, line: int | None = None) -> None:
-        line = line or self.line_of(path)
-        self.issues.append(ConfigIssue(format_location(path), message, self.source, line))
-
-    def add_found(self, path: Path, message: str) -> None:
-        """Add a problem a check found, unless the value was unreadable (said already)."""
-        if not any(path[: len(bad)] == bad for bad in self.unreadable):
-            self.add(path, message)
-
-    def sorted_issues(self) -> list[ConfigIssue]:
-        return sorted(self.issues, key=lambda issue: (issue.line is None, issue.line or 0))
-
-
-class _TreeReader:
-    """Turns a composed YAML node tree into plain data, noting lines and problems."""
-
-    def __init__(self, report: _Report, env: Mapping[str, str]) -> None:
-        self.report = report
-        self.env = env
-        self.json_numbers = False
-        self._constructor = yaml.SafeLoader("")
-        self._open: set[int] = set()  # nodes being read: an alias inside one is a cycle
-
-    def read_document(self, text: str) -> dict[str, object]:
-        """The top-level mapping of ``text``; raises ConfigError if there is none."""
-        self.json_numbers = _is_json(text)
-        if self.json_numbers:
-            # JSON allows tabs between tokens where YAML does not; valid JSON has no
-            # raw tab inside a string (RFC 8259 section 7), so replacing them is safe.
-            text = text.replace("\t", " ")
-        source = self.report.source or "<config>"
-        try:
-            root = _compose(text)
-        except yaml.MarkedYAMLError as exc:
-            raise ConfigError([_syntax_issue(exc, source)]) from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError([ConfigIssue("", f"cannot parse: {exc}", source)]) from exc
-        data = None if root is None else self.read(root, ())
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            self.report.add((), _top_level_message(data))
-            raise ConfigError(self.report.sorted_issues())
-        return data
-
-    def read(self, node: yaml.Node, path: Path) -> object:
-        self.report.lines.setdefault(path, node.start_mark.line + 1)
-        if id(node) in self._open:
-            self._unreadable(path, "an alias refers to a value that contains it")
-            return None
-        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
-            self._unreadable(path, f"unsupported YAML tag {node.tag!r}")
-            return None
-        self._open.add(id(node))
-        try:
-            if isinstance(node, yaml.MappingNode):
-                return self._mapping(node, path)
-            if isinstance(node, yaml.SequenceNode):
-                return [self.read(item, (*path, index)) for index, item in enumerate(node.value)]
-            if isinstance(node, yaml.ScalarNode):
-                return self._scalar(node, path)
-            return None
-        finally:
-            self._open.discard(id(node))
-
-    def _unreadable(self, path: Path, message: str) -> None:
-        self.report.add(path, message)
-        self.report.unreadable.append(path)
-
-    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, object]:
-        result: dict[str, object] = {}
-        merges: list[yaml.Node] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                is_list = isinstance(value_node, yaml.SequenceNode)
-                merges.extend(value_node.value if is_list else [value_node])
-                continue
-            if not isinstance(key_node, yaml.ScalarNode):
-                self.report.add(path, "a key must be a plain value, not a list or mapping")
-                continue
-            key: str = key_node.value
-            key_path = (*path, key)
-            if key in result:
-                message = (
-                    f"duplicate key '{key}' (first written on line {self.report.lines[key_path]})"
-                )
-                self.report.add(key_path, message, line=key_node.start_mark.line + 1)
-                continue
-            self.report.lines.setdefault(key_path, key_node.start_mark.line + 1)
-            result[key] = self.read(value_node, key_path)
-        # "<<: *defaults" fills in keys the mapping does not write itself
-        for merge_node in merges:
-            merged = self.read(merge_node, path)
-            if not isinstance(merged, dict):
-                self.report.add(path, "'<<' can only merge mappings")
-                continue
-            for key, value in merged.items():
-                result.setdefault(key, value)
-        return result
-
-    def _scalar(self, node: yaml.ScalarNode, path: Path) -> object:
-        if self.json_numbers and not node.style and node.tag == _STR_TAG:
-            # In valid JSON an unquoted word that YAML 1.1 leaves as text is a
-            # number with an exponent, such as 1e3.
-            return float(node.value)
-        try:
-            value = self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            self._unreadable(path, f"cannot read value: {getattr(exc, 'problem', exc)}")
-            return None
-        if isinstance(value, date):
-            # an unquoted timestamp stays the text written: a declaration is plain
-            # JSON data (the store keeps it so), and the models read the text
-            return node.value
-        if not isinstance(value, str):
-            return value
-        try:
-            return substitute(value, self.env)
-        except SubstitutionError as exc:
-            self._unreadable(path, str(exc))
-            return value
-
-
-def _compose(text: str) -> yaml.Node | None:
-    """The node tree of ``text``: by libyaml when PyYAML has it (several times faster
-    on large files), and by PyYAML's own parser when libyaml refuses the text, so a
-    problem is always described in the same words."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
-        with contextlib.suppress(yaml.YAMLError):
-            return yaml.compose(text, Loader=fast)
-    return yaml.compose(text, Loader=yaml.SafeLoader)
-
-
-def _is_json(text: str) -> bool:
-    if text.lstrip()[:1] not in ("{", "["):
-        return False
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _syntax_issue(exc: yaml.MarkedYAMLError, source: str) -> ConfigIssue:
-    mark = exc.problem_mark or exc.context_mark
-    line = None if mark is None else mark.line + 1
-    if exc.problem == "but found another document":
-        return ConfigIssue(
-            "", "a config file holds one YAML document; found a second", source, line
-        )
-    message = f"syntax error: {exc.problem or exc.context or 'invalid YAML'}"
-    if exc.problem and exc.context:
-        context_mark = exc.context_mark
-        if context_mark is not None and context_mark.line + 1 != line:
-            message += f" ({exc.context} that starts on line {context_mark.line + 1})"
-        else:
-            message += f" ({exc.context})"
-    return ConfigIssue("", message, source, line)
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    return f"the value {value!r}"
-
-
-# -- pydantic errors, reworded ---------------------------------------------------------
-
-
-def _add_validation_issues(
-    report: _Report,
-    exc: ValidationError,
-    data: dict[str, object],
-    skip: list[Path],
-    model: type[BaseModel] = Config,
-) -> None:
-    messages: dict[Path, list[str]] = {}
-    for error in exc.errors(include_url=False):
-        kind = error["type"]
-        path = _data_path(error["loc"], data, keep_last=kind == "missing")
-        if any(path[: len(bad)] == bad for bad in skip):
-            continue  # the reader already said why this value is wrong
-        if kind == "missing":
-            path, message = path[:-1], f"missing required key '{path[-1]}'"
-        elif kind == "extra_forbidden":
-            fields = _field_names(path[:-1], model)
-            message = f"unknown key '{path[-1]}'" + _suggestion(path[-1], fields)
-        else:
-            message = _plain(str(error["msg"]))
-        # the branches of a union fail separately at one place; say it once
-        known = messages.setdefault(path, [])
-        if message not in known:
-            known.append(message)
-    for path, texts in messages.items():
-        report.add(path, "; or ".join(texts))
-
-
-def _data_path(loc: tuple[int | str, ...], data: object, *, keep_last: bool) -> Path:
-    """The part of a pydantic ``loc`` that exists in the data.
-
-    Union branches add their type names to ``loc`` and some validators reshape
-    the value (a ``listen`` string becomes a list); such parts are dropped so the
-    location names what the user wrote.
-    """
-    path: list[str | int] = []
-    value = data
-    for index, part in enumerate(loc):
-        if _has_part(value, part):
-            value = value[part]  # type: ignore[index]
-        elif not (keep_last and index == len(loc) - 1):
-            continue
-        path.append(part)
-    return tuple(path)
-
-
-def _has_part(value: object, part: str | int) -> bool:
-    if isinstance(value, dict):
-        return part in value
-    return isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
-
-
-def _plain(message: str) -> str:
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            return message[len(prefix) :]
-    return message
-
-
-def _suggestion(word: str | int, choices: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.75)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _field_names(path: Path, model: type[BaseModel] = Config) -> list[str]:
-    """Field names of the model(s) that validate the mapping at ``path`` of ``model``."""
-    kinds = _members(model)
-    for part in path:
-        kinds = [child for kind in kinds for child in _members(_child_type(kind, part))]
-    return [name for kind in kinds if _is_model(kind) for name in kind.model_fields]
-
-
-def _child_type(kind: Any, part: str | int) -> Any:
-    origin = get_origin(kind)
-    if isinstance(part, int) and origin is list:
-        return get_args(kind)[0]
-    if isinstance(part, str) and origin is dict:
-        return get_args(kind)[1]
-    if isinstance(part, str) and _is_model(kind) and part in kind.model_fields:
-        return kind.model_fields[part].annotation
-    return None
-
-
-def _members(kind: Any) -> list[Any]:
-    origin = get_origin(kind)
-    if origin is Annotated:
-        return _members(get_args(kind)[0])
-    if origin is Union or origin is UnionType:
-        return [member for arg in get_args(kind) for member in _members(arg)]
-    return [kind]
-
-
-def _is_model(kind: Any) -> bool:
-    return isinstance(kind, type) and issubclass(kind, BaseModel)
 
 
 # -- references between entities, plugins and credentials --------------------------------
@@ -539,7 +184,7 @@ def _names(data: Mapping[str, object], section: str) -> list[tuple[int, str]]:
 
 
 def _add_reference_issues(
-    report: _Report,
+    report: Report,
     data: Mapping[str, object],
     apis_elsewhere: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
@@ -555,7 +200,7 @@ def _add_reference_issues(
                 message = f"unknown target '{target}' (defined targets: {defined})"
             else:
                 message = f"unknown target '{target}': no targets are defined"
-            message += _suggestion(target, targets)
+            message += suggestion(target, targets)
             report.add_found(("routes", index, "target"), message)
         rewrite, paths = route.get("rewrite"), _usable_paths(route.get("paths"))
         if isinstance(rewrite, str) and paths:
@@ -580,7 +225,7 @@ def _usable_paths(paths: object) -> list[str]:
     return list(paths)
 
 
-def _check_unique(report: _Report, section: str, noun: str, names: list[tuple[int, str]]) -> None:
+def _check_unique(report: Report, section: str, noun: str, names: list[tuple[int, str]]) -> None:
     first: dict[str, int] = {}
     for index, name in names:
         if name in first:
@@ -592,7 +237,7 @@ def _check_unique(report: _Report, section: str, noun: str, names: list[tuple[in
             first[name] = index
 
 
-def _add_target_type_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:
+def _add_target_type_issues(report: Report, data: Mapping[str, object], known: PluginSet) -> None:
     """Every target's ``type`` must exist and its ``options`` must validate against
     the type's model (``http`` is the proxy's own: the models check its targets)."""
     # (types the config compiles itself, such as "ai", are not offered to write)
@@ -609,7 +254,7 @@ def _add_target_type_issues(report: _Report, data: Mapping[str, object], known: 
         if kind is None:
             listed = ", ".join(f"'{known_type}'" for known_type in types)
             message = f"unknown target type '{name}' (known types: {listed})"
-            report.add_found((*where, "type"), message + _suggestion(name, types))
+            report.add_found((*where, "type"), message + suggestion(name, types))
             continue
         options = target.get("options", {})
         if isinstance(options, dict):
@@ -617,7 +262,7 @@ def _add_target_type_issues(report: _Report, data: Mapping[str, object], known: 
 
 
 def _add_mcp_issues(
-    report: _Report, config: Config, data: Mapping[str, object], known: PluginSet
+    report: Report, config: Config, data: Mapping[str, object], known: PluginSet
 ) -> None:
     """The targets routes' ``mcp`` keys compile into are checked by their type (an
     inline or file document is read now), their faults placed at the key."""
@@ -634,10 +279,10 @@ def _add_mcp_issues(
             kind.Options.model_validate(target.options)
         except ValidationError as exc:
             for error in exc.errors(include_url=False):
-                report.add_found(where, _plain(str(error["msg"])))
+                report.add_found(where, plain(str(error["msg"])))
 
 
-def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:
+def _add_plugin_issues(report: Report, data: Mapping[str, object], known: PluginSet) -> None:
     """Every plugin name must exist and its config must validate against its model."""
     consumers = [name for _, name in _names(data, "consumers")]
     levels: list[tuple[Path, object]] = [((), data.get("plugins"))]
@@ -650,7 +295,7 @@ def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: Plugi
             where: Path = (*prefix, "plugins", name)
             plugin = known.get(name) if name != API_PLUGIN else None
             if plugin is None:
-                message = f"unknown plugin '{name}'" + _suggestion(name, sorted(known.names()))
+                message = f"unknown plugin '{name}'" + suggestion(name, sorted(known.names()))
                 report.add_found(where, message + " (see: quiver plugins)")
                 continue
             if prefix[:1] == ("consumers",) and plugin.identifies_consumers:
@@ -661,7 +306,7 @@ def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: Plugi
             validated = _validated_part(report, where, plugin.Config, settings)
             anonymous = getattr(validated, "anonymous", None)
             if anonymous is not None and anonymous not in consumers:
-                message = f"unknown consumer '{anonymous}'" + _suggestion(anonymous, consumers)
+                message = f"unknown consumer '{anonymous}'" + suggestion(anonymous, consumers)
                 report.add_found((*where, "anonymous"), message)
             path_issues = getattr(validated, "path_issues", None)  # settings that need routes
             if path_issues is not None:
@@ -669,7 +314,7 @@ def _add_plugin_issues(report: _Report, data: Mapping[str, object], known: Plugi
                     report.add((*where, key), message)
 
 
-def _add_counter_issues(report: _Report, data: Mapping[str, object], known: PluginSet) -> None:
+def _add_counter_issues(report: Report, data: Mapping[str, object], known: PluginSet) -> None:
     """An API's ``counters`` are the store settings of the rate-limit plugin, which
     counts its plans: checked by that plugin's model."""
     plugin = known.get(COUNTER_PLUGIN)
@@ -712,9 +357,7 @@ def _paths_served(data: Mapping[str, object], prefix: Path, name: str) -> list[s
 Validated = dict[int, dict[str, list[Credential]]]
 
 
-def _checked_credentials(
-    report: _Report, data: Mapping[str, object], known: PluginSet
-) -> Validated:
+def _checked_credentials(report: Report, data: Mapping[str, object], known: PluginSet) -> Validated:
     """Each consumer's credentials validated by the model of the plugin they are filed
     under, by consumer index."""
     models = known.credential_models()
@@ -729,7 +372,7 @@ def _checked_credentials(
             where: Path = ("consumers", index, "credentials", name)
             model = models.get(name)
             if model is None:
-                report.add_found(where, f"unknown key '{name}'" + _suggestion(name, list(models)))
+                report.add_found(where, f"unknown key '{name}'" + suggestion(name, list(models)))
                 continue
             if not isinstance(items, list):
                 continue
@@ -755,7 +398,7 @@ def _checked_credentials(
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validated_part(report: _Report, where: Path, model: type[M], value: object) -> M | None:
+def _validated_part(report: Report, where: Path, model: type[M], value: object) -> M | None:
     """``value`` validated by ``model``, or None with its problems reported under ``where``."""
     try:
         return model.model_validate(value)
@@ -765,11 +408,11 @@ def _validated_part(report: _Report, where: Path, model: type[M], value: object)
             loc = tuple(error["loc"])
             if error["type"] == "extra_forbidden":
                 key = loc[-1]
-                message = f"unknown key '{key}'" + _suggestion(key, fields)
+                message = f"unknown key '{key}'" + suggestion(key, fields)
             elif error["type"] == "missing":
                 loc, message = loc[:-1], f"missing required key '{loc[-1]}'"
             else:
-                message = _plain(str(error["msg"]))
+                message = plain(str(error["msg"]))
             report.add_found((*where, *loc), message)
         return None
 
@@ -787,7 +430,7 @@ def _with_credentials(config: Config, validated: Validated) -> Config:
     return config.model_copy(update={"consumers": consumers})
 
 
-def _check_rewrite(report: _Report, path: Path, rewrite: str, paths: list[str]) -> None:
+def _check_rewrite(report: Report, path: Path, rewrite: str, paths: list[str]) -> None:
     captured = {route_path: captured_params(route_path) for route_path in paths}
     usable = set.intersection(*captured.values())
     for param in dict.fromkeys(_PARAM.findall(rewrite)):
@@ -809,14 +452,3 @@ def captured_params(path: str) -> set[str]:
     if path.startswith("~"):
         return set(re.compile(path[1:]).groupindex)
     return set(_PARAM.findall(path))
-
-
-def model_issues(
-    exc: ValidationError, document: Document, model: type[BaseModel]
-) -> list[ConfigIssue]:
-    """The errors of validating ``document.data`` against ``model``, a model other
-    than :class:`Config` (``quiver sync``'s sources file), worded and placed as
-    ``quiver check`` places its own."""
-    report = _Report(document.source)
-    _add_validation_issues(report, exc, document.data, skip=[], model=model)
-    return [replace(issue, line=document.line_of(issue.location)) for issue in report.issues]

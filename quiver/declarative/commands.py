@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from quiver.declarative import DEFAULT_ADMIN, TOKEN_VARIABLE
 
 if TYPE_CHECKING:  # the rest is imported when a command runs: `quiver --help` stays light
-    from quiver.config.loader import Document
+    from quiver.config.document import Document
     from quiver.declarative.client import AdminClient, AdminError
 
 #: ``quiver diff`` exit codes: same, different, could not tell
@@ -180,7 +180,7 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 
 def _declaration(path: str) -> Document:
-    from quiver.config.loader import read_document
+    from quiver.config.document import read_document
     from quiver.config.models import Settings
 
     document = read_document(path)

@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quiver.client import paginator_from_config
-from quiver.config.loader import model_issues, read_document
+from quiver.config.document import model_issues, read_document
 from quiver.errors import ConfigError, ConfigIssue
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -178,7 +178,15 @@ class SyncConfig(_Model):
         description="duckdb:///file.duckdb, postgresql://..., sqlite:///file.db, "
         "jsonl:///directory or parquet:///directory"
     )
-    batch_rows: int = Field(250_000, ge=1, description="rows committed together (with their state)")
+    batch_rows: int = Field(
+        1_000_000, ge=1, description="rows committed together (with their state), at most"
+    )
+    batch_bytes: int = Field(
+        32 * 2**20,
+        ge=1,
+        description="bytes of rows (as Arrow holds them) committed together, at most: "
+        "whichever of the two bounds is reached first ends a batch",
+    )
 
 
 def load_sync_config(path: str | os.PathLike[str]) -> SyncConfig:

@@ -130,6 +130,7 @@ class _Load:
         self.parts: dict[str, list[pa.Table]] = {}
         self.batch_keys: pa.Array | None = None
         self.rows = 0  # in ``parts``
+        self.bytes = 0  # of ``parts``
 
     async def run(self, state: State, *, fresh: bool) -> None:
         began = time.monotonic()
@@ -189,7 +190,7 @@ class _Load:
             # is done must hold its end too (a replace's swap), or a kill between the two
             # commits leaves it "done" and never swapped in
             last_of_resource = position is None and not state.parent
-            if self.rows >= self.runner.config.batch_rows and not last_of_resource:
+            if self._full() and not last_of_resource:
                 self._commit()
         return state
 
@@ -239,6 +240,13 @@ class _Load:
         self.tally.tables.add(table.removeprefix(STAGING))
         self.parts.setdefault(table, []).append(fitted)
         self.rows += fitted.num_rows
+        self.bytes += fitted.nbytes
+
+    def _full(self) -> bool:
+        """Big batches cost less per row (DuckDB compresses a row group once, not again
+        at each commit that adds to it); the bytes bound keeps wide rows in memory."""
+        config = self.runner.config
+        return self.rows >= config.batch_rows or self.bytes >= config.batch_bytes
 
     def _pending_children(self, records: pa.StructArray) -> None:
         for child in self.children:
@@ -281,7 +289,7 @@ class _Load:
             schema.tables.pop(table, None)
         for loaded, replaced in batch.swaps:
             schema.rename(loaded, replaced)
-        self.batch, self.parts, self.batch_keys, self.rows = Batch(), {}, None, 0
+        self.batch, self.parts, self.batch_keys, self.rows, self.bytes = Batch(), {}, None, 0, 0
 
     def _deletes(self, table: str, rows: pa.Table) -> pa.Table | None:
         if self.resource.write_mode != "merge" or table != self.table:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from quiver.config import validate
-from quiver.config.loader import read_document
+from quiver.config.document import read_document
 from quiver.errors import ConfigError
 from tests.support.catalog import built_in, load_config_text
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from quiver.config.loader import read_document
+from quiver.config.document import read_document
 from quiver.declarative.render import diff_lines
 from quiver.errors import ConfigError
 

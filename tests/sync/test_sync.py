@@ -317,3 +317,45 @@ batch_rows: 10
     ]
     assert done and all(batch.swaps for batch in done)
     assert rows(tmp_path / "out.duckdb", "SELECT count(*) FROM items") == [(50,)]
+
+
+@pytest.mark.parametrize(
+    ("bounds", "batches"),
+    [
+        ("batch_rows: 1000000\nbatch_bytes: 1", 5),  # every page fills the bytes bound
+        ("batch_rows: 20\nbatch_bytes: 1000000000", 3),  # pages of 10 records: 20, 20, 10
+        ("", 1),  # the defaults hold the 50 records in one batch
+    ],
+)
+def test_a_batch_ends_at_whichever_bound_it_reaches_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bounds: str, batches: int
+) -> None:
+    from quiver.sync.destinations.base import Batch
+    from quiver.sync.destinations.duckdb import DuckDBDestination
+
+    loaded: list[int] = []
+    commit = DuckDBDestination.commit
+
+    def recorded(self: DuckDBDestination, batch: Batch) -> None:
+        items = [write.rows.num_rows for write in batch.writes if write.table == "items"]
+        if items:
+            loaded.append(sum(items))
+        commit(self, batch)
+
+    monkeypatch.setattr(DuckDBDestination, "commit", recorded)
+    config = f"""\
+sources:
+  - name: shop
+    base_url: {{base}}
+    resources:
+      - name: items
+        path: /items
+        data_selector: data
+        paginator: {{{{type: page_number, base_page: 1, total_path: total_pages}}}}
+destination: duckdb:///{{database}}
+{bounds}
+"""
+    with serving(shop_pages) as (base, _):
+        assert sync(tmp_path, config.format(base=base, database=tmp_path / "out.duckdb")) == 0
+    assert len(loaded) == batches and sum(loaded) == 50
+    assert rows(tmp_path / "out.duckdb", "SELECT count(*) FROM items") == [(50,)]
