@@ -10,8 +10,9 @@ first use, so that ``quiver --help`` (which registers ``quiver admin``) stays li
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from quiver.lazy import loaded_on_use
 
 if TYPE_CHECKING:
     from quiver.admin.app import create_app
@@ -19,16 +20,12 @@ if TYPE_CHECKING:
     from quiver.admin.process import AdminSettings, run_admin
 
 __all__ = ["AdminSettings", "FileDeclarations", "create_app", "run_admin"]
-_HOMES = {
-    "create_app": "quiver.admin.app",
-    "FileDeclarations": "quiver.admin.declarations",
-    "AdminSettings": "quiver.admin.process",
-    "run_admin": "quiver.admin.process",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'quiver.admin' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__ = loaded_on_use(
+    __name__,
+    {
+        "create_app": "quiver.admin.app",
+        "FileDeclarations": "quiver.admin.declarations",
+        "AdminSettings": "quiver.admin.process",
+        "run_admin": "quiver.admin.process",
+    },
+)

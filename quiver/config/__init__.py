@@ -7,8 +7,9 @@ pay for importing them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from quiver.lazy import loaded_on_use
 
 if TYPE_CHECKING:
     from quiver.config.effective import effective_pool, effective_timeouts
@@ -16,17 +17,13 @@ if TYPE_CHECKING:
 
 __all__ = ["effective_pool", "effective_timeouts", "load_config", "load_config_text", "validate"]
 
-_HOMES = {
-    "effective_pool": "quiver.config.effective",
-    "effective_timeouts": "quiver.config.effective",
-    "load_config": "quiver.config.loader",
-    "load_config_text": "quiver.config.loader",
-    "validate": "quiver.config.loader",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'quiver.config' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__ = loaded_on_use(
+    __name__,
+    {
+        "effective_pool": "quiver.config.effective",
+        "effective_timeouts": "quiver.config.effective",
+        "load_config": "quiver.config.loader",
+        "load_config_text": "quiver.config.loader",
+        "validate": "quiver.config.loader",
+    },
+)
