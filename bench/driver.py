@@ -48,6 +48,16 @@ def quiver_command() -> tuple[str, ...]:
     return tuple(shlex.split(os.environ.get("QUIVER", "quiver")))
 
 
+def quiver_python(quiver: tuple[str, ...]) -> str:
+    """The interpreter beside the quiver command (its virtualenv's), else ours."""
+    found = shutil.which(quiver[0]) if quiver else None
+    if found:
+        beside = Path(found).parent / "python"
+        if beside.exists():
+            return str(beside)
+    return sys.executable
+
+
 def settings_record(s: Any) -> dict[str, Any]:
     """A driver's settings as the JSON records them."""
     return {k: getattr(s, k) for k in s.__dataclass_fields__ if k != "quiver"} | {

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import shlex
 import subprocess
 import sys
 import time
@@ -28,6 +28,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import driver
 from rig import BenchError, Processes, free_port, nginx_main_conf, say, wait_for_port
 
 PAGES = int(os.environ.get("PAGES", "1000"))
@@ -145,10 +146,7 @@ def compile_quiver() -> None:
     write it: with PYTHONDONTWRITEBYTECODE set (or an editable install never run), every
     measured run would compile them again (about 0.1 CPU-s), which no installed
     loader pays. dlt's modules were compiled when pip installed them."""
-    command = shutil.which(QUIVER)
-    if command is None:
-        raise BenchError(f"{QUIVER} not found")
-    interpreter = Path(command).read_text(errors="replace").splitlines()[0].removeprefix("#!")
+    interpreter = driver.quiver_python(tuple(shlex.split(QUIVER)))
     find = "import os, quiver; print(os.path.dirname(quiver.__file__))"
     package = subprocess.run(
         [interpreter, "-c", find], check=True, capture_output=True, text=True

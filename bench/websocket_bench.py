@@ -49,7 +49,6 @@ import importlib
 import json
 import os
 import resource
-import shutil
 import socket
 import statistics
 import subprocess
@@ -496,7 +495,7 @@ class Settings:
             max_message_size=os.environ.get("MAX_MESSAGE_SIZE", "1MiB"),
             connect_timeout=driver.env_float(PROG, "CONNECT_TIMEOUT", 10.0),
             concurrency=driver.env_int(PROG, "CONCURRENCY", 200),
-            ws_python=os.environ.get("WS_PYTHON", "") or default_ws_python(quiver),
+            ws_python=os.environ.get("WS_PYTHON", "") or driver.quiver_python(quiver),  # has uvloop
             load_cpu=driver.env_int(PROG, "LOAD_CPU", 0),
             proxy_cpu=driver.env_int(PROG, "PROXY_CPU", 1),
             start_timeout=driver.env_float(PROG, "START_TIMEOUT", 60.0),
@@ -514,16 +513,6 @@ class Settings:
                 "websocket bench: each client process needs CONNECTIONS/CLIENTS fds; raise CLIENTS"
             )
         return s
-
-
-def default_ws_python(quiver: tuple[str, ...]) -> str:
-    """The interpreter beside the quiver command (its virtualenv has uvloop), else ours."""
-    found = shutil.which(quiver[0]) if quiver else None
-    if found:
-        beside = Path(found).parent / "python"
-        if beside.exists():
-            return str(beside)
-    return sys.executable
 
 
 # --------------------------------------------------------------------------- proxies
