@@ -70,12 +70,21 @@ class Document:
             location = location[: max(cut, 0)]
 
 
+def parse(
+    text: str, source: str | None, env: Mapping[str, str] | None = None
+) -> tuple[Report, dict[str, object]]:
+    """The top-level mapping of ``text`` (``${VAR}`` taken from ``env``, by default
+    ``os.environ``) and the report of its lines and of what could not be read; raises
+    ConfigError when there is no mapping to read."""
+    report = Report(source)
+    return report, _TreeReader(report, os.environ if env is None else env).read_document(text)
+
+
 def read_document(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Document:
     """The file at ``path`` as plain data; ConfigError for what keeps it from being
     read (syntax, an unset ``${VAR}``, duplicate keys), with lines."""
     source, text = read_text(path)
-    report = Report(source)
-    data = TreeReader(report, os.environ if env is None else env).read_document(text)
+    report, data = parse(text, source, env)
     if report.issues:
         raise ConfigError(report.sorted_issues())
     lines = {format_location(where): line for where, line in report.lines.items()}
@@ -133,7 +142,7 @@ class Report:
         return sorted(self.issues, key=lambda issue: (issue.line is None, issue.line or 0))
 
 
-class TreeReader:
+class _TreeReader:
     """Turns a composed YAML node tree into plain data, noting lines and problems."""
 
     def __init__(self, report: Report, env: Mapping[str, str]) -> None:

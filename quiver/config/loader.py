@@ -42,9 +42,9 @@ from quiver.config.consumers import Credential
 from quiver.config.document import (
     Path,
     Report,
-    TreeReader,
     add_validation_issues,
     format_location,
+    parse,
     plain,
     read_text,
     suggestion,
@@ -76,9 +76,7 @@ def load_config_text(
     catalog: PluginSet | None = None,
 ) -> Config:
     """Like :func:`load_config` for text already read; ``env`` defaults to ``os.environ``."""
-    report = Report(source)
-    reader = TreeReader(report, os.environ if env is None else env)
-    data = reader.read_document(text)
+    report, data = parse(text, source, env)
     return _validated(report, data, catalog)
 
 
@@ -87,8 +85,7 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
     directory, ...): problems elsewhere in the file, such as a ``${VAR}`` of a secret that
     is not set here, are not looked at."""
     source, text = read_text(path)
-    report = Report(source)
-    data = TreeReader(report, os.environ if env is None else env).read_document(text)
+    report, data = parse(text, source, env)
     fields = list(Settings.model_fields)
     report.issues = [issue for issue in report.issues if _names_one_of(issue.location, fields)]
     settings = {key: value for key, value in data.items() if key in fields}
@@ -108,7 +105,7 @@ def declares(path: str | os.PathLike[str]) -> set[str] | None:
     (``store:`` and settings only) from a declaration by them."""
     try:
         source, text = read_text(path)
-        data = TreeReader(Report(source), {}).read_document(text)
+        _, data = parse(text, source, {})
     except ConfigError:
         return None
     return set(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from quiver.config.document import Report, TreeReader
+from quiver.config.document import parse
 from quiver.config.models import Settings
 
 ALICE_KEY = "alice-key-0123456789"
@@ -15,7 +15,7 @@ BOB_PASSWORD = "bob-password-in-clear"
 def read_yaml(text: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Plain data of a YAML config text, read as ``quiver`` reads files (keys stay
     text, ``${VAR}`` substituted), without its process settings."""
-    data = TreeReader(Report(None), env or {}).read_document(text)
+    _, data = parse(text, None, env or {})
     return {key: value for key, value in data.items() if key not in Settings.model_fields}
 
 
