@@ -82,19 +82,19 @@ class LocalCounters:
                 if verdict is not None:
                     return verdict
             key_digest = self._digests.get(key) or self._digest(key, 0)
-            held = table.lock()
+            table.lock()
             try:
                 offset, state = self._read(key_digest, window, now)
                 state, wait, left, reset = step(window, state, now, cost)
                 if wait == 0.0:
                     self._write(offset, key_digest, window, state)
             finally:
-                table.unlock(held)
+                table.unlock()
             # (tuple.__new__ skips the NamedTuples' Python-level __new__: this is hot)
             where = _new(Usage, (window.limit, left, reset))
             return _new(Verdict, (wait == 0.0, (where,), wait))
         digests = [self._digest(key, index) for index in range(len(windows))]
-        held = table.lock()
+        table.lock()
         try:
             read = [
                 self._read(key_digest, window, now)
@@ -111,7 +111,7 @@ class LocalCounters:
                 ):
                     self._write(offset, key_digest, window, taken[0])
         finally:
-            table.unlock(held)
+            table.unlock()
         if wait == 0.0:
             spent = tuple(
                 [
@@ -140,7 +140,7 @@ class LocalCounters:
         memory = self.memory
         seconds = window.seconds
         limit = window.limit
-        held = self.table.lock()
+        self.table.lock()
         try:
             found, expiry, start, count, previous = _RECORD.unpack_from(memory, offset)
             if found != key_digest or expiry <= now:
@@ -164,7 +164,7 @@ class LocalCounters:
                 memory, offset, key_digest, start + 2 * seconds, start, count, previous
             )
         finally:
-            self.table.unlock(held)
+            self.table.unlock()
         left = math.floor(limit - used + 1e-9)
         reset = start + seconds - now
         where = _new(Usage, (limit, left if left > 0 else 0, reset if reset > 0.0 else 0.0))
@@ -174,7 +174,7 @@ class LocalCounters:
         if not delta:
             return
         now = self.clock()
-        held = self.table.lock()
+        self.table.lock()
         try:
             for index, window in enumerate(windows):
                 key_digest = self._digest(key, index)
@@ -182,7 +182,7 @@ class LocalCounters:
                 state = step(window, state, now, 0)[0]
                 self._write(offset, key_digest, window, add(window, state, delta))
         finally:
-            self.table.unlock(held)
+            self.table.unlock()
 
     def close(self) -> None:
         self.table.close()

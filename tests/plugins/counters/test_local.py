@@ -186,4 +186,4 @@ def test_in_flight_counts_per_worker_and_clears_a_replaced_worker(tmp_path: Path
 def test_table_header_names_its_layout(tmp_path: Path) -> None:
     table = Table(tmp_path / "t", 48, 32)
     table.close()
-    assert (tmp_path / "t").read_bytes()[:8] == b"QVCT0001"
+    assert (tmp_path / "t").read_bytes()[:8] == b"QVCT0002"
