@@ -54,14 +54,16 @@ def key_digest(key: bytes) -> bytes:
 
 
 class ApiKeys:
-    """The consumers' API keys by digest, built once per config."""
+    """The consumers' API keys by digest, built once per config: each key's consumer
+    and the credential it names (``credential`` of the request, for ``by: credential``)."""
 
     __slots__ = ("by_digest",)
 
     def __init__(self, consumers: Consumers) -> None:
         self.by_digest = {
-            credential.digest(): consumer
+            digest: (consumer, b"key-auth:" + digest)
             for credential, consumer in consumers.credentials("key-auth", KeyAuthCredential)
+            for digest in (credential.digest(),)
         }
 
 
@@ -126,14 +128,14 @@ class KeyAuth(Plugin[KeyAuthConfig]):
         # in) and every field that holds one
         key = None
         rank = len(self.headers)
-        found: list[bytes] | None = None
+        found: list[tuple[bytes, bytes]] | None = None
         ranks, sizes = self.ranks, self.sizes
-        for field, value in request.headers:
-            if len(field) in sizes:
-                place = ranks.get(field.lower())
+        for field in request.headers:
+            if len(field[0]) in sizes:
+                place = ranks.get(field[0].lower())
                 if place is not None:
                     if place < rank:
-                        key, rank = value, place
+                        key, rank = field[1], place
                     if found is None:
                         found = [field]
                     else:
@@ -144,7 +146,7 @@ class KeyAuth(Plugin[KeyAuthConfig]):
         elif key is not None and self.hide:
             # every place a key may be, not only the one used: a second key is a secret too
             for field in found or ():
-                request.remove_header(field)
+                request.remove_field(field)
             if query:
                 for probe in self.query_probes:  # (a cheap look before splitting it)
                     if 37 in query or 43 in query or query.find(probe) >= 0:  # "%", "+"
@@ -158,11 +160,11 @@ class KeyAuth(Plugin[KeyAuthConfig]):
                     request.set_consumer(self.anonymous)
                 return
             raise Unauthorized("no API key in the request", headers=_CHALLENGE)
-        digest = key_digest(key)
-        consumer = self.keys.by_digest.get(digest)
-        if consumer is None:
+        known = self.keys.by_digest.get(key_digest(key))
+        if known is None:
             raise Unauthorized("invalid API key", headers=_CHALLENGE)
-        request.set_consumer(consumer, b"key-auth:" + digest)
+        consumer, credential = known
+        request.set_consumer(consumer, credential)
 
     def _from_query(self, request: PluginRequest) -> bytes | None:
         key, kept = take_param(request.query, self.query_names, hide=self.hide)

@@ -184,6 +184,16 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
                 if len(field) == size and field.lower() == lname:
                     del fields[index]
 
+    def remove_field(self, field: tuple[bytes, bytes]) -> None:
+        # ``forward`` holds the tuples of ``headers`` (RequestHead.finish): the lists
+        # remove them in C, by identity first; by name when one is not there
+        self._fields = None
+        try:
+            self.headers.remove(field)
+            self.forward.remove(field)
+        except ValueError:
+            self.remove_header(field[0])
+
     def set_query(self, query: bytes) -> None:
         self.query = query
         path = self.upstream_path.partition(b"?")[0]
@@ -198,6 +208,9 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
                 b"%s\r\n" % line for line in lines if not line.lower().startswith(start)
             )
         self.response_fields = added + b"%s: %s\r\n" % (name, value)
+
+    def add_response_fields(self, lines: bytes) -> None:
+        self.response_fields += lines
 
     def set_consumer(self, consumer: ConsumerRuntime, credential: bytes | None = None) -> None:
         # (X-Consumer-* from the client never reach `forward`: see SPECIAL_REQUEST_HEADERS)

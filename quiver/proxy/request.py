@@ -168,21 +168,23 @@ class RequestHead:
         kinds = names.kinds
         special = False  # any field besides Host that the proxy interprets
         dropped = False  # fields no one past this point may see
-        for name, value in headers:
+        # (``forward`` holds the very field tuples of ``headers``: see remove_field)
+        for field in headers:
+            name = field[0]
             kind = kinds.get(name)
             if kind is None:
                 kind = names.classify(name)
             if not kind:  # FORWARD
-                forward.append((name, value))
+                forward.append(field)
             elif kind == HOST:
                 if self.host_header is not None:
                     raise BadRequest("more than one Host header")
-                self.host_header = value
+                self.host_header = field[1]
             elif kind == SPECIAL:
-                self._special(name.lower(), value)
+                self._special(name.lower(), field[1])
                 special = True
             elif kind == UNDERSCORE and underscores:
-                forward.append((name, value))
+                forward.append(field)
             else:
                 dropped = True
         if max_size and sum(len(n) + len(v) + 4 for n, v in headers) > max_size:
@@ -191,7 +193,7 @@ class RequestHead:
         # the version is known without asking for it (which costs a string format).
         self.keep_alive = keep_alive = parser.should_keep_alive()
         if dropped:
-            self.headers = [(n, v) for n, v in headers if _kept(names.kind(n), underscores)]
+            self.headers = [f for f in headers if _kept(names.kind(f[0]), underscores)]
         if special:
             tokens = self.connection_tokens
             if self.upgrade is not None and b"upgrade" not in tokens:
@@ -202,10 +204,10 @@ class RequestHead:
                 # The fields the client's Connection names are hop-by-hop (RFC 9110
                 # §7.6.1): dropped as received, so that what the gateway adds later
                 # (identity fields, a plugin's) always goes on.
-                self.forward = [(n, v) for n, v in forward if n.lower() not in tokens]
+                self.forward = [f for f in forward if f[0].lower() not in tokens]
                 # gone for the gateway's own decisions too (retries read Idempotency-Key,
                 # plugins read credentials), and for what it rebuilds from them
-                self.headers = [(n, v) for n, v in self.headers if n.lower() not in tokens]
+                self.headers = [f for f in self.headers if f[0].lower() not in tokens]
                 if b"x-forwarded-for" in tokens:
                     self.xff = None
                 if b"x-request-id" in tokens:

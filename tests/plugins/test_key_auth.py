@@ -175,6 +175,18 @@ def test_hide_credentials_removes_every_configured_key_location(node: Upstream) 
     assert ALICE_KEY not in response.body.decode() and BOB_KEY not in response.body.decode()
 
 
+def test_keys_stay_hidden_when_the_client_names_hop_by_hop_fields(node: Upstream) -> None:
+    # Connection: x-trace makes the proxy drop that field and rebuild what it forwards
+    sent = {"apikey": ALICE_KEY, "X-API-Key": BOB_KEY, "Connection": "x-trace", "X-Trace": "1"}
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        response = client.request("GET", "/items", headers=sent)
+    assert response.status == 200
+    headers = upstream_headers(response)
+    assert headers["x-consumer-username"] == "alice"
+    assert "apikey" not in headers and "x-api-key" not in headers and "x-trace" not in headers
+    assert ALICE_KEY not in response.body.decode() and BOB_KEY not in response.body.decode()
+
+
 @pytest.mark.parametrize("headers", [{}, {"apikey": "not-a-real-key"}])
 def test_missing_or_unknown_keys_get_401_with_a_challenge(
     node: Upstream, headers: dict[str, str]

@@ -7,7 +7,6 @@ decides and writes every window of a key under the table's lock.
 
 from __future__ import annotations
 
-import math
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +16,10 @@ from quiver.plugins.counters import Usage, Verdict, Window
 from quiver.plugins.counters.algorithms import State, add, expires, fresh, step, usage
 from quiver.plugins.counters.table import Table, digest
 
-_RECORD = struct.Struct("<16sdddd")  # key digest, expiry, then the state
+# key digest, expiry, then the state; in the machine's byte order, so that the fast
+# path can read and write the numbers through views of the table as 8-byte words
+_RECORD = struct.Struct("=16sdddd")
+_HALVES = struct.Struct("=QQ")  # the digest as two words
 RECORD_SIZE = _RECORD.size
 DEFAULT_SLOTS = 1 << 17  # 131,072 keys and windows in 6 MiB
 _REMEMBERED = 4096  # digests and offsets kept per worker (keys repeat: consumers, addresses)
@@ -40,6 +42,11 @@ class LocalCounters:
         self.memory = self.table.memory
         self._digests: dict[bytes, bytes] = {}
         self._offsets: dict[bytes, int] = {}
+        #: where a key's record under a single window was last seen: its first word
+        #: and the two words of its digest (for ``_take_sliding``)
+        self._places: dict[bytes, tuple[int, int, int]] = {}
+        self._words = memoryview(self.memory).cast("Q")
+        self._reals = memoryview(self.memory).cast("d")
 
     def _digest(self, key: bytes, index: int) -> bytes:
         if index:
@@ -49,6 +56,7 @@ class LocalCounters:
             if len(self._digests) >= _REMEMBERED:
                 self._digests.clear()
                 self._offsets.clear()
+                self._places.clear()
             known = self._digests[key] = digest(key)
         return known
 
@@ -73,14 +81,18 @@ class LocalCounters:
         _RECORD.pack_into(self.memory, offset, key_digest, expires(window, state), *state)
 
     def take(self, key: bytes, windows: Sequence[Window], cost: int = 1) -> Verdict:
-        now = self.clock()
-        table = self.table
         if len(windows) == 1:  # the common case, without the lists
             window = windows[0]
             if window.algorithm == "sliding_window" and cost > 0:
-                verdict = self._take_sliding(key, window, now, cost)
-                if verdict is not None:
-                    return verdict
+                usual = self.take_sliding(key, window, cost)
+                if usual is not None:
+                    # (tuple.__new__ skips the NamedTuples' Python-level __new__: hot)
+                    where = _new(Usage, (window.limit, *usual))
+                    return _new(Verdict, (True, (where,), 0.0))
+        now = self.clock()
+        table = self.table
+        if len(windows) == 1:
+            window = windows[0]
             key_digest = self._digests.get(key) or self._digest(key, 0)
             table.lock()
             try:
@@ -88,9 +100,9 @@ class LocalCounters:
                 state, wait, left, reset = step(window, state, now, cost)
                 if wait == 0.0:
                     self._write(offset, key_digest, window, state)
+                    self._places[key] = (offset // 8, *_HALVES.unpack(key_digest))
             finally:
                 table.unlock()
-            # (tuple.__new__ skips the NamedTuples' Python-level __new__: this is hot)
             where = _new(Usage, (window.limit, left, reset))
             return _new(Verdict, (wait == 0.0, (where,), wait))
         digests = [self._digest(key, index) for index in range(len(windows))]
@@ -128,47 +140,39 @@ class LocalCounters:
             )
         return Verdict(wait == 0.0, spent, wait)
 
-    def _take_sliding(self, key: bytes, window: Window, now: float, cost: int) -> Verdict | None:
-        """``take`` under one sliding window, when its record is where this worker
-        last saw it and the units fit: the rule of ``algorithms.step`` for that case
-        alone, inline (every request of a rate-limited route comes here).  None
-        when the case is another one, for the general path to decide."""
-        key_digest = self._digests.get(key) or self._digest(key, 0)
-        offset = self._offsets.get(key_digest)
-        if offset is None:
+    def take_sliding(self, key: bytes, window: Window, cost: int = 1) -> tuple[int, float] | None:
+        """``take`` under one sliding window, in its usual case: the key's record is
+        where this worker last saw it, in the same window, and the units fit.  Only
+        the count changes, read and written as one word.  Gives the units left and
+        the seconds until the window ends; None for any other case, refusals
+        included, which ``take`` decides by the general rule (``algorithms.step``)."""
+        place = self._places.get(key)
+        if place is None:
             return None
-        memory = self.memory
+        word, high, low = place
+        reals = self._reals
+        words = self._words
+        now = self.clock()
         seconds = window.seconds
         limit = window.limit
         self.table.lock()
         try:
-            found, expiry, start, count, previous = _RECORD.unpack_from(memory, offset)
-            if found != key_digest or expiry <= now:
-                return None
+            if words[word] != high or words[word + 1] != low or reals[word + 2] <= now:
+                return None  # another key's record now, or expired
+            start = reals[word + 3]
             elapsed = now - start
-            if elapsed >= seconds:  # a later window: this one's count becomes the previous
-                current = math.floor(now / seconds) * seconds
-                if current - start < seconds * 1.5:
-                    start, count, previous = current, 0.0, count
-                else:
-                    start, count, previous = current, 0.0, 0.0
-                elapsed = now - start
-            if previous > 0.0 and elapsed < seconds:
-                used = count + previous * (1.0 - elapsed / seconds) + cost
-            else:
-                used = count + cost
+            if elapsed >= seconds:
+                return None  # a later window
+            count = reals[word + 4] + cost
+            previous = reals[word + 5]
+            used = count + previous * (1.0 - elapsed / seconds) if previous > 0.0 else count
             if used > limit:
                 return None
-            count += cost
-            _RECORD.pack_into(
-                memory, offset, key_digest, start + 2 * seconds, start, count, previous
-            )
+            reals[word + 4] = count
         finally:
             self.table.unlock()
-        left = math.floor(limit - used + 1e-9)
-        reset = start + seconds - now
-        where = _new(Usage, (limit, left if left > 0 else 0, reset if reset > 0.0 else 0.0))
-        return _new(Verdict, (True, (where,), 0.0))
+        left = int(limit - used + 1e-9)  # (floor: a negative one is shown as 0 anyway)
+        return (left if left > 0 else 0), start + seconds - now
 
     def settle(self, key: bytes, windows: Sequence[Window], delta: int) -> None:
         if not delta:
@@ -185,4 +189,6 @@ class LocalCounters:
             self.table.unlock()
 
     def close(self) -> None:
+        self._words.release()  # (views of the mapping keep it from closing)
+        self._reals.release()
         self.table.close()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from quiver.errors import TooManyRequests
 from quiver.plugins.base import PluginContext, PluginRequest
 from quiver.plugins.counters import Verdict, Window
+from quiver.plugins.counters.local import LocalCounters
 from quiver.plugins.rate_limit.config import RateLimitConfig
 from quiver.plugins.traffic.counted import Counted
 from quiver.plugins.traffic.headers import Reporter, policy_name
@@ -42,6 +45,26 @@ class RateLimit(Counted[RateLimitConfig]):
         self.counters = counters_for(config, context)
         self.trouble = StoreTrouble(self.name, config.on_store_error)
         self.headers = config.headers
+        #: the usual case, decided in place: one sliding window in the node's table
+        self.window = self.windows[0]
+        usual = (
+            isinstance(self.counters, LocalCounters)
+            and len(self.windows) == 1
+            and self.window.algorithm == "sliding_window"
+            and self.reporter.single
+        )
+        self.take_usual = self.counters.take_sliding if usual else None  # type: ignore[attr-defined]
+
+    def access(self, request: PluginRequest) -> Awaitable[None] | None:
+        key = self.key(request)
+        take_usual = self.take_usual
+        if take_usual is not None:
+            taken = take_usual(key, self.window)
+            if taken is not None:
+                if self.headers:
+                    request.add_response_fields(self.reporter.usual(*taken))
+                return None
+        return self.take(request, key)
 
     def decided(self, request: PluginRequest, verdict: Verdict) -> None:
         if not verdict.allowed:

@@ -55,8 +55,12 @@ class Counted(Plugin[C]):
     trouble: StoreTrouble
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
+        return self.take(request, self.key(request))
+
+    def take(self, request: PluginRequest, key: bytes) -> Awaitable[None] | None:
+        """Take one unit for ``key``, and say what the verdict means for ``request``."""
         try:
-            verdict = self.counters.take(self.key(request), self.windows)
+            verdict = self.counters.take(key, self.windows)
         except StoreUnavailable as exc:  # (a store backing off refuses at once)
             self.trouble.failed(exc)
             return None

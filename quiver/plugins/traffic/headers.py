@@ -52,20 +52,24 @@ class Reporter:
         self.legacy = legacy
         self.single = len(self.names) == 1 and not legacy
         self.first = self.names[0] + b";r="
+        #: both fields of a single policy, up to the units left
+        self.both = b"RateLimit-Policy: %s\r\nRateLimit: %s" % (self.policy, self.first)
 
     def add_to(
         self, request: PluginRequest, usage: Sequence[Usage], policy: bytes | None = None
     ) -> None:
         """Add the fields to the response ``request`` gets (``policy``: this moment's
         RateLimit-Policy value, when it is not always the same)."""
-        if self.single:  # the common case, in two formatting steps
+        if self.single and policy is None:  # the common case
             _, remaining, reset = usage[0]
-            request.add_response_field(b"RateLimit-Policy", policy or self.policy)
-            current = b"%s%d;t=%d" % (self.first, remaining, _seconds(reset))
-            request.add_response_field(b"RateLimit", current)
+            request.add_response_fields(self.usual(remaining, reset))
             return
         for name, value in self._fields(request, usage, None, policy):
             request.add_response_field(name, value)
+
+    def usual(self, remaining: int, reset: float) -> bytes:
+        """Both fields of a single policy whose value does not change, rendered."""
+        return self.both + b"%d;t=%d\r\n" % (remaining, _seconds(reset))
 
     def refusal(
         self,

@@ -187,3 +187,36 @@ def test_table_header_names_its_layout(tmp_path: Path) -> None:
     table = Table(tmp_path / "t", 48, 32)
     table.close()
     assert (tmp_path / "t").read_bytes()[:8] == b"QVCT0002"
+
+
+def test_the_usual_case_decides_as_the_general_rule_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the fast path for one sliding window (only the count changes, read as a word)
+    # against the general rule, over the same requests at the same moments
+    import random
+
+    rng = random.Random(7)
+    moments = sorted(START + rng.uniform(0, 400) for _ in range(600))
+    costs = [rng.choice([1, 1, 1, 2, 5]) for _ in moments]
+    window = Window(20, 60.0)
+    clock = Clock()
+    fast = LocalCounters(tmp_path / "fast.table", clock=clock)
+    general = LocalCounters(tmp_path / "general.table", clock=clock)
+    monkeypatch.setattr(general, "take_sliding", lambda *args: None)
+    usual = 0
+    take_sliding = fast.take_sliding
+
+    def counted(*args: object) -> object:
+        nonlocal usual
+        taken = take_sliding(*args)  # type: ignore[arg-type]
+        usual += taken is not None
+        return taken
+
+    monkeypatch.setattr(fast, "take_sliding", counted)
+    for moment, cost in zip(moments, costs, strict=True):
+        clock.now = moment
+        assert fast.take(b"k", [window], cost) == general.take(b"k", [window], cost)
+    assert usual > 50  # (the usual path decided many of them)
+    fast.close()
+    general.close()
