@@ -183,6 +183,13 @@ class PluginRequest(Protocol):
     def client_ip(self) -> bytes:
         """The address of the client connection."""
 
+    @property
+    def connection_memo(self) -> dict[str, Any]:
+        """What plugins remember between the requests of the client's connection
+        (key it by plugin name; gone when the connection closes).  A request may
+        come through another client's proxy on the same connection: never let what
+        one request left there decide for another without checking it."""
+
 
 class Plugin(Generic[C]):
     """Base class of plugins: set ``name``, ``priority`` and ``Config``; add phases."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from hmac import compare_digest
 
 from pydantic import Field, model_validator
 
@@ -15,6 +16,7 @@ from quiver.plugins.query import query_names, take_param
 
 _CHALLENGE = ((b"WWW-Authenticate", b'Key realm="quiver"'),)
 _KEY_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_MEMO = "key-auth"  # the connection's last valid key: (the key index, the key, what it names)
 
 
 class KeyAuthCredential(CredentialModel):
@@ -98,7 +100,10 @@ class KeyAuthConfig(PluginConfig):
 class KeyAuth(Plugin[KeyAuthConfig]):
     """Requests must carry the API key of a consumer (401 with a WWW-Authenticate
     challenge when it is missing or unknown). The consumer's name, custom id and
-    groups go upstream as X-Consumer-* headers; the key itself does not."""
+    groups go upstream as X-Consumer-* headers; the key itself does not. Keys are
+    looked up by their SHA-256; a connection that sends the key it sent before is
+    recognised without hashing it again (compared in constant time with that key,
+    which the worker keeps only while the connection is open)."""
 
     name = "key-auth"
     priority = 1250
@@ -160,9 +165,17 @@ class KeyAuth(Plugin[KeyAuthConfig]):
                     request.set_consumer(self.anonymous)
                 return
             raise Unauthorized("no API key in the request", headers=_CHALLENGE)
-        known = self.keys.by_digest.get(key_digest(key))
-        if known is None:
-            raise Unauthorized("invalid API key", headers=_CHALLENGE)
+        # a connection usually repeats its key: what it was is remembered for the
+        # connection, and a repeat (compared in constant time) skips the digest
+        memo = request.connection_memo
+        seen = memo.get(_MEMO)
+        if seen is not None and seen[0] is self.keys and compare_digest(seen[1], key):
+            known = seen[2]
+        else:
+            known = self.keys.by_digest.get(key_digest(key))
+            if known is None:
+                raise Unauthorized("invalid API key", headers=_CHALLENGE)
+            memo[_MEMO] = (self.keys, key, known)
         consumer, credential = known
         request.set_consumer(consumer, credential)
 

@@ -64,6 +64,7 @@ class ClientConnection(asyncio.Protocol):
         "head",
         "head_bytes",
         "lingering",
+        "memo",
         "parser",
         "parsing",
         "paused_at",
@@ -107,6 +108,8 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel: Tunnel | None = None
         self.tunnel_buffer: list[bytes] | None = None
         self.tunneled: Exchange | None = None  # the upgrade the tunnel came of
+        #: what plugins remember between the requests of this connection
+        self.memo: dict[str, Any] | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -132,6 +135,7 @@ class ClientConnection(asyncio.Protocol):
         server.connections.discard(self)
         server.sweeper.discard(self)
         self.transport = None
+        self.memo = None
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None

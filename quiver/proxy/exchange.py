@@ -255,6 +255,14 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     def client_ip(self) -> bytes:
         return self.client.peer
 
+    @property
+    def connection_memo(self) -> dict[str, Any]:
+        client = self.client
+        memo = client.memo
+        if memo is None:
+            memo = client.memo = {}
+        return memo
+
     def on_request_body(self, chunk: bytes) -> None:
         self.body_received += len(chunk)
         if self.capture is not None:

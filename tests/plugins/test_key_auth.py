@@ -187,6 +187,28 @@ def test_keys_stay_hidden_when_the_client_names_hop_by_hop_fields(node: Upstream
     assert ALICE_KEY not in response.body.decode() and BOB_KEY not in response.body.decode()
 
 
+def test_each_request_on_a_connection_is_identified_by_its_own_key(node: Upstream) -> None:
+    # a connection's last valid key is remembered: other keys on it are looked up anew
+    sent = [ALICE_KEY, ALICE_KEY, BOB_KEY, "not-a-real-key", ALICE_KEY[:-1], ALICE_KEY]
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        responses = [client.request("GET", "/", headers={"apikey": key}) for key in sent]
+    names = [
+        upstream_headers(r)["x-consumer-username"] if r.status == 200 else r.status
+        for r in responses
+    ]
+    assert names == ["alice", "alice", "bob", 401, 401, "alice"]
+
+
+def test_a_key_removed_by_a_reload_is_refused_on_an_open_connection(node: Upstream) -> None:
+    routes = [{"name": "r", "paths": ["/"], "target": "b", "plugins": {"key-auth": {}}}]
+    without_alice = make_config({"b": node.url}, routes, consumers=CONSUMERS[1:])
+    with proxy(node, {"key-auth": {}}) as running, Client(running.port) as client:
+        assert client.request("GET", "/", headers={"apikey": ALICE_KEY}).status == 200
+        assert running.server is not None
+        running.call(running.server.swap, without_alice)
+        assert client.request("GET", "/", headers={"apikey": ALICE_KEY}).status == 401
+
+
 @pytest.mark.parametrize("headers", [{}, {"apikey": "not-a-real-key"}])
 def test_missing_or_unknown_keys_get_401_with_a_challenge(
     node: Upstream, headers: dict[str, str]
