@@ -19,7 +19,6 @@ from quiver.plugins.counters.table import Table, digest
 # key digest, expiry, then the state; in the machine's byte order, so that the fast
 # path can read and write the numbers through views of the table as 8-byte words
 _RECORD = struct.Struct("=16sdddd")
-_HALVES = struct.Struct("=QQ")  # the digest as two words
 RECORD_SIZE = _RECORD.size
 DEFAULT_SLOTS = 1 << 17  # 131,072 keys and windows in 6 MiB
 _REMEMBERED = 4096  # digests and offsets kept per worker (keys repeat: consumers, addresses)
@@ -42,10 +41,10 @@ class LocalCounters:
         self.memory = self.table.memory
         self._digests: dict[bytes, bytes] = {}
         self._offsets: dict[bytes, int] = {}
-        #: where a key's record under a single window was last seen: its first word
-        #: and the two words of its digest (for ``_take_sliding``)
-        self._places: dict[bytes, tuple[int, int, int]] = {}
-        self._words = memoryview(self.memory).cast("Q")
+        #: where a key's record under a single window was last seen, and its digest
+        #: (for ``take_sliding``): its offset, and the offset of its first number as
+        #: an 8-byte word
+        self._places: dict[bytes, tuple[bytes, int, int]] = {}
         self._reals = memoryview(self.memory).cast("d")
 
     def _digest(self, key: bytes, index: int) -> bytes:
@@ -100,7 +99,7 @@ class LocalCounters:
                 state, wait, left, reset = step(window, state, now, cost)
                 if wait == 0.0:
                     self._write(offset, key_digest, window, state)
-                    self._places[key] = (offset // 8, *_HALVES.unpack(key_digest))
+                    self._places[key] = (key_digest, offset, offset // 8)
             finally:
                 table.unlock()
             where = _new(Usage, (window.limit, left, reset))
@@ -149,15 +148,14 @@ class LocalCounters:
         place = self._places.get(key)
         if place is None:
             return None
-        word, high, low = place
+        key_digest, offset, word = place
         reals = self._reals
-        words = self._words
         now = self.clock()
         seconds = window.seconds
         limit = window.limit
         self.table.lock()
         try:
-            if words[word] != high or words[word + 1] != low or reals[word + 2] <= now:
+            if self.memory[offset : offset + 16] != key_digest or reals[word + 2] <= now:
                 return None  # another key's record now, or expired
             start = reals[word + 3]
             elapsed = now - start
@@ -189,6 +187,5 @@ class LocalCounters:
             self.table.unlock()
 
     def close(self) -> None:
-        self._words.release()  # (views of the mapping keep it from closing)
-        self._reals.release()
+        self._reals.release()  # (a view of the mapping keeps it from closing)
         self.table.close()

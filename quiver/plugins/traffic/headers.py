@@ -68,8 +68,10 @@ class Reporter:
             request.add_response_field(name, value)
 
     def usual(self, remaining: int, reset: float) -> bytes:
-        """Both fields of a single policy whose value does not change, rendered."""
-        return self.both + b"%d;t=%d\r\n" % (remaining, _seconds(reset))
+        """Both fields of a single policy whose value does not change, rendered
+        (``reset``: the seconds until the window ends, above zero)."""
+        # (``reset`` is positive here: _seconds, inline)
+        return self.both + b"%d;t=%d\r\n" % (remaining, math.ceil(reset - 1e-9))
 
     def refusal(
         self,
