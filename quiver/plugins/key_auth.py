@@ -136,8 +136,9 @@ class KeyAuth(Plugin[KeyAuthConfig]):
         found: list[tuple[bytes, bytes]] | None = None
         ranks, sizes = self.ranks, self.sizes
         for field in request.headers:
-            if len(field[0]) in sizes:
-                place = ranks.get(field[0].lower())
+            name = field[0]
+            if len(name) in sizes:
+                place = ranks.get(name.lower())
                 if place is not None:
                     if place < rank:
                         key, rank = field[1], place

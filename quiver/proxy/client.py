@@ -109,7 +109,7 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel_buffer: list[bytes] | None = None
         self.tunneled: Exchange | None = None  # the upgrade the tunnel came of
         #: what plugins remember between the requests of this connection
-        self.memo: dict[str, Any] | None = None
+        self.memo: dict[str, Any] = {}
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -135,7 +135,7 @@ class ClientConnection(asyncio.Protocol):
         server.connections.discard(self)
         server.sweeper.discard(self)
         self.transport = None
-        self.memo = None
+        self.memo.clear()
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None

@@ -78,6 +78,8 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
         self.headers = []
         self.forward = []
         self.client = client
+        #: what plugins remember between the requests of the connection (PluginRequest)
+        self.connection_memo = client.memo
         # response bytes gathered while one upstream read is parsed, sent in one write
         self.out: list[bytes] = []
 
@@ -254,14 +256,6 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
     @property
     def client_ip(self) -> bytes:
         return self.client.peer
-
-    @property
-    def connection_memo(self) -> dict[str, Any]:
-        client = self.client
-        memo = client.memo
-        if memo is None:
-            memo = client.memo = {}
-        return memo
 
     def on_request_body(self, chunk: bytes) -> None:
         self.body_received += len(chunk)

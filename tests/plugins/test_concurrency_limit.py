@@ -166,11 +166,13 @@ def test_each_consumer_has_slots_of_its_own(holding: tuple[HoldingNode, Upstream
 
 
 def test_a_client_that_leaves_gives_its_slot_back() -> None:
+    arrived = threading.Event()
     gone = threading.Event()
 
     def hold_until_gone(conn: Conn) -> None:
         while (request := conn.read_request()) is not None:
             if request.path == "/hold":
+                arrived.set()
                 with contextlib.suppress(OSError):  # (a reset, or a close)
                     conn.sock.recv(1)
                 gone.set()  # the proxy let go of this connection
@@ -183,6 +185,9 @@ def test_a_client_that_leaves_gives_its_slot_back() -> None:
             leaving = Client(proxy.port)
             leaving.send(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
             until(lambda: count(proxy, stores, KEY) == 1)
+            # (the node has the request: a client leaving before it is sent leaves
+            # an unused connection in the pool, which the node would wait on)
+            assert arrived.wait(10)
             reset(leaving)
             assert gone.wait(10), "the proxy kept the node's connection"
             until(lambda: count(proxy, stores, KEY) == 0)
