@@ -113,7 +113,12 @@ def test_waiters_take_over_a_dead_holder_once(tmp_path: Path) -> None:
         lock.clock, lock.poll = clock, 0.01
     held_by_a_killed_process(path)
     locked: queue.Queue[Table] = queue.Queue()
-    threads = [threading.Thread(target=lambda t=t: (t.lock(), locked.put(t))) for t in tables]
+
+    def lock(table: Table) -> None:
+        table.lock()
+        locked.put(table)
+
+    threads = [threading.Thread(target=lock, args=(table,)) for table in tables]
     for thread in threads:
         thread.start()
     for clock in clocks:  # both wait (each has polled once)...
