@@ -114,11 +114,11 @@ def test_waiters_take_over_a_dead_holder_once(tmp_path: Path) -> None:
     held_by_a_killed_process(path)
     locked: queue.Queue[Table] = queue.Queue()
 
-    def lock(table: Table) -> None:
+    def take(table: Table) -> None:
         table.lock()
         locked.put(table)
 
-    threads = [threading.Thread(target=lock, args=(table,)) for table in tables]
+    threads = [threading.Thread(target=take, args=(table,)) for table in tables]
     for thread in threads:
         thread.start()
     for clock in clocks:  # both wait (each has polled once)...
