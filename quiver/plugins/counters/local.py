@@ -41,9 +41,8 @@ class LocalCounters:
         self.memory = self.table.memory
         self._digests: dict[bytes, bytes] = {}
         self._offsets: dict[bytes, int] = {}
-        #: where a key's record under a single window was last seen, and its digest
-        #: (for ``take_sliding``): its offset, and the offset of its first number as
-        #: an 8-byte word
+        #: where a key's record under a single window was last seen (for
+        #: ``take_sliding``): its digest, its offset, and that offset in 8-byte words
         self._places: dict[bytes, tuple[bytes, int, int]] = {}
         self._reals = memoryview(self.memory).cast("d")
 
@@ -88,22 +87,9 @@ class LocalCounters:
                     # (tuple.__new__ skips the NamedTuples' Python-level __new__: hot)
                     where = _new(Usage, (window.limit, *usual))
                     return _new(Verdict, (True, (where,), 0.0))
+            return self._take_one(key, window, cost)
         now = self.clock()
         table = self.table
-        if len(windows) == 1:
-            window = windows[0]
-            key_digest = self._digests.get(key) or self._digest(key, 0)
-            table.lock()
-            try:
-                offset, state = self._read(key_digest, window, now)
-                state, wait, left, reset = step(window, state, now, cost)
-                if wait == 0.0:
-                    self._write(offset, key_digest, window, state)
-                    self._places[key] = (key_digest, offset, offset // 8)
-            finally:
-                table.unlock()
-            where = _new(Usage, (window.limit, left, reset))
-            return _new(Verdict, (wait == 0.0, (where,), wait))
         digests = [self._digest(key, index) for index in range(len(windows))]
         table.lock()
         try:
@@ -138,6 +124,22 @@ class LocalCounters:
                 ]
             )
         return Verdict(wait == 0.0, spent, wait)
+
+    def _take_one(self, key: bytes, window: Window, cost: int) -> Verdict:
+        """``take`` under one window, by the general rule."""
+        now = self.clock()
+        key_digest = self._digests.get(key) or self._digest(key, 0)
+        self.table.lock()
+        try:
+            offset, state = self._read(key_digest, window, now)
+            state, wait, left, reset = step(window, state, now, cost)
+            if wait == 0.0:
+                self._write(offset, key_digest, window, state)
+                self._places[key] = (key_digest, offset, offset // 8)
+        finally:
+            self.table.unlock()
+        where = _new(Usage, (window.limit, left, reset))
+        return _new(Verdict, (wait == 0.0, (where,), wait))
 
     def take_sliding(self, key: bytes, window: Window, cost: int = 1) -> tuple[int, float] | None:
         """``take`` under one sliding window, in its usual case: the key's record is

@@ -38,6 +38,7 @@ log = logging.getLogger("quiver.counters")
 SEMAPHORE_OFFSET = 16  # in the table's header (after its magic and layout)
 SEMAPHORE_SIZE = 32  # sizeof(sem_t) on 64-bit glibc
 TAKE_OVERS_OFFSET = SEMAPHORE_OFFSET + SEMAPHORE_SIZE  # how many times it was taken over
+MADE_OFFSET = TAKE_OVERS_OFFSET + 8  # a byte: 1 once the semaphore is in place
 _COUNT = struct.Struct("<q")
 _SEMAPHORE_KIND = 1  # _multiprocessing's kinds: 0 a recursive mutex, 1 a semaphore
 

@@ -33,13 +33,12 @@ import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from quiver.plugins.counters.locks import FileLock, SemaphoreLock, semaphore_in
+from quiver.plugins.counters.locks import MADE_OFFSET, FileLock, SemaphoreLock, semaphore_in
 
 PROBES = 16
 _MAGIC = b"QVCT0002"
 _BEFORE_LOCKS = b"QVCT0001"  # the same records, locked with flock only: kept as they are
 _HEADER = struct.Struct("<8sII")  # magic, record size, slot count
-_SEMAPHORE_MADE = 56  # a header byte (after the take-over count): 1 once the semaphore is in place
 _HEADER_SIZE = 64
 _DIGEST = struct.Struct("<16sd")  # digest, expiry (Unix seconds) at the start of each record
 _EMPTY = bytes(16)
@@ -111,8 +110,8 @@ class Table:
         semaphore = None
         if made:
             semaphore = semaphore_in(memory, create=True)
-            memory[_SEMAPHORE_MADE] = 1 if semaphore is not None else 0
-        elif memory[_SEMAPHORE_MADE] == 1:
+            memory[MADE_OFFSET] = 1 if semaphore is not None else 0
+        elif memory[MADE_OFFSET] == 1:
             semaphore = semaphore_in(memory, create=False)
         if semaphore is None:
             return FileLock(fd)

@@ -47,13 +47,15 @@ class RateLimit(Counted[RateLimitConfig]):
         self.headers = config.headers
         #: the usual case, decided in place: one sliding window in the node's table
         self.window = self.windows[0]
-        usual = (
-            isinstance(self.counters, LocalCounters)
+        counters = self.counters
+        self.take_usual = (
+            counters.take_sliding
+            if isinstance(counters, LocalCounters)
             and len(self.windows) == 1
             and self.window.algorithm == "sliding_window"
             and self.reporter.single
+            else None
         )
-        self.take_usual = self.counters.take_sliding if usual else None  # type: ignore[attr-defined]
 
     def access(self, request: PluginRequest) -> Awaitable[None] | None:
         key = self.key(request)

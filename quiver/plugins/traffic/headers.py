@@ -69,9 +69,8 @@ class Reporter:
 
     def usual(self, remaining: int, reset: float) -> bytes:
         """Both fields of a single policy whose value does not change, rendered
-        (``reset``: the seconds until the window ends, above zero)."""
-        # (``reset`` is positive here: _seconds, inline)
-        return self.both + b"%d;t=%d\r\n" % (remaining, math.ceil(reset - 1e-9))
+        (``reset``: the seconds until the window ends)."""
+        return self.both + b"%d;t=%d\r\n" % (remaining, _seconds(reset))
 
     def refusal(
         self,
