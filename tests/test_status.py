@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import textwrap
 import time
@@ -102,3 +103,22 @@ def test_status_merges_every_worker(tmp_path: Path) -> None:
             table = run_quiver("status", "--run-dir", str(run_dir))
             assert "2 worker(s)" in table.stdout
             assert "2/2" in table.stdout  # up in both workers
+
+
+def test_a_worker_runs_one_thread_between_its_status_writes(tmp_path: Path) -> None:
+    # the documents' writer is a thread that ends with its write: the rest of the time
+    # the worker has a single thread (the kernel skips the shared file table's
+    # reference counting on each of its socket reads and writes)
+    run_dir = tmp_path / "run"
+    with Upstream(echo) as node:
+        config = two_node_config(tmp_path / "quiver.yaml", node.url, node.url)
+        with serving(config, "--run-dir", str(run_dir)) as proc:
+            [first] = wait_for_documents(run_dir, lambda docs: len(docs) == 1)
+            assert first["pid"] == proc.pid
+            wait_for_documents(run_dir, lambda docs: docs[0]["written_at"] > first["written_at"])
+            deadline = time.monotonic() + 10
+            threads = len(os.listdir(f"/proc/{proc.pid}/task"))
+            while threads > 1 and time.monotonic() < deadline:
+                time.sleep(0.01)  # (the polled condition: its write ends within the second)
+                threads = len(os.listdir(f"/proc/{proc.pid}/task"))
+            assert threads == 1

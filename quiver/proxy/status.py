@@ -15,9 +15,11 @@ turn (``metrics-<pid>.json``, :mod:`quiver.observe.node_metrics`): its counters 
 its view of the nodes, for the admin API's ``GET /metrics``.
 
 The documents are made on the event loop (they read its state) but written to
-their files by a thread of their own: opening, writing and renaming a file may
-wait on the file system for milliseconds, which would hold every connection of the
-worker meanwhile.
+their files by a thread started for that write alone: opening, writing and
+renaming a file may wait on the file system for milliseconds, which would hold
+every connection of the worker meanwhile.  The thread ends with its write: while
+a process has a single thread, the kernel skips the reference counting that a
+shared file table needs on every read and write of a socket.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +140,7 @@ class StatusWriter:
         self.path = run_dir / f"worker-{os.getpid()}.json"
         self.metrics_path = worker_path(run_dir, os.getpid()) if metrics else None
         self._handle: asyncio.TimerHandle | None = None
-        self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quiver-status")
+        self._writing: threading.Thread | None = None
 
     def start(self) -> None:
         try:
@@ -152,7 +154,8 @@ class StatusWriter:
         """Stop writing: the last write finishes, then the status document goes."""
         if self._handle is not None:
             self._handle.cancel()
-        self._files.shutdown(wait=True)
+        if self._writing is not None:
+            self._writing.join()
         self.path.unlink(missing_ok=True)
 
     def _write(self) -> None:
@@ -160,7 +163,14 @@ class StatusWriter:
         metrics = None
         if self.metrics_path is not None:
             metrics = encode_document(worker_metrics(self.state))
-        self._files.submit(self._store, status, metrics)
+        writing = self._writing
+        # a file system slower than a second: this turn's documents are skipped (the
+        # next turn's are newer), never queued behind the write still going on
+        if writing is None or not writing.is_alive():
+            self._writing = writing = threading.Thread(
+                target=self._store, args=(status, metrics), name="quiver-status", daemon=True
+            )
+            writing.start()
         self._handle = self.state.loop.call_later(INTERVAL, self._write)
 
     def _store(self, status: bytes, metrics: bytes | None) -> None:
