@@ -22,17 +22,12 @@ from quiver.admin.auth import caller, superuser
 from quiver.admin.problems import ApiProblem
 from quiver.admin.responses import problems
 from quiver.config.models import NAME_PATTERN
+from quiver.config.webhooks import EVENT_TYPE, RESERVED, SUBSCRIPTION, SigningSecret
 from quiver.store import Store
 from quiver.store.tokens import TokenInfo
 from quiver.webhooks import endpoints, queue
 
 api = APIRouter(tags=["webhooks"])
-EVENT_TYPE = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$"
-#: what an endpoint subscribes to: an event type, or a prefix ending in ``.*``
-SUBSCRIPTION = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*(\.\*)?$"
-#: the families of the events Quiver publishes itself: applications may not
-#: publish in them, so a receiver can trust that Quiver sent such an event
-RESERVED = ("config", "consumer", "credential", "node", "breaker", "quota", "budget", "webhook")
 #: how long the previous secret keeps signing after a rotation, by default
 ROTATION_GRACE_S = 24 * 3600
 Name = Annotated[str, Path(pattern=NAME_PATTERN, description="The endpoint's name.")]
@@ -76,7 +71,7 @@ class EndpointIn(BaseModel):
         default_factory=list,
         description="Event types sent to it (`consumer.*` for a family); empty: every type.",
     )
-    secret: str | None = Field(
+    secret: SigningSecret | None = Field(
         None, description="A `whsec_` secret to sign with; a new one is made when omitted."
     )
     description: str = Field("", description="What the endpoint is for.")
@@ -121,7 +116,9 @@ class Rotated(BaseModel):
 
 class RotateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    secret: str | None = Field(None, description="The new `whsec_` secret; made when omitted.")
+    secret: SigningSecret | None = Field(
+        None, description="The new `whsec_` secret; made when omitted."
+    )
     grace_s: int = Field(ROTATION_GRACE_S, ge=0, le=30 * 86400)
 
 

@@ -20,6 +20,15 @@ def parse_duration(value: object) -> object:
     return value
 
 
+def format_duration(seconds: float) -> str:
+    """``seconds`` in the largest unit :func:`parse_duration` reads it in (``"5d"``,
+    ``"1.5h"``, ``"40s"``), to three significant digits."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.3g}s"
+
+
 def parse_size(value: object) -> object:
     """``"64k"``, ``"10MB"``, ``"1GiB"`` or a number of bytes, to bytes (powers of 1024)."""
     if isinstance(value, str):

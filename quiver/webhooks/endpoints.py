@@ -25,11 +25,11 @@ def writing(engine: Engine) -> Engine:
 
 
 def live_secrets(secrets: list[dict[str, Any]], now_ms: int) -> list[str]:
-    return [
-        item["secret"]
-        for item in secrets
-        if item.get("expires_ms") is None or item["expires_ms"] > now_ms
-    ]
+    return [item["secret"] for item in secrets if _signs(item, now_ms)]
+
+
+def _signs(item: dict[str, Any], now_ms: int) -> bool:
+    return item.get("expires_ms") is None or item["expires_ms"] > now_ms
 
 
 class EndpointExists(Exception):
@@ -166,14 +166,18 @@ def rotate_secret(
         ).first()
         if row is None:
             raise UnknownEndpoint(f"there is no webhook endpoint {name!r}")
-        kept = [
-            {"secret": old, "expires_ms": now_ms + grace_ms}
-            for old in live_secrets(row.secrets, now_ms)
+        live = [item for item in row.secrets if _signs(item, now_ms)][:1]
+        kept = [{**item, "expires_ms": now_ms + grace_ms} for item in live]
+        # the config file's secret is remembered, signing or not: see declare_endpoints
+        kept += [
+            {**item, "expires_ms": min(item["expires_ms"] or now_ms, now_ms)}
+            for item in row.secrets
+            if item.get("declared") and item not in live
         ]
         connection.execute(
             update(webhook_endpoints)
             .where(webhook_endpoints.c.name == name)
-            .values(secrets=[{"secret": secret, "expires_ms": None}, *kept[:1]])
+            .values(secrets=[{"secret": secret, "expires_ms": None}, *kept])
         )
     return secret
 
@@ -181,7 +185,9 @@ def rotate_secret(
 def declare_endpoints(engine: Engine, declared: Sequence[Any], *, now_ms: int) -> None:
     """Write the config file's endpoints (``quiver.config.webhooks.WebhookEndpoint``)
     to the store: a new one is created, an existing one takes the file's url, event
-    types, ordering and secret (a changed secret replaces the old one at once)."""
+    types and ordering.  Its secret follows the file when the file's secret changed:
+    the store remembers the one the file declared, so a rotation through the admin
+    API stands across restarts for as long as the file says what it said."""
     e = webhook_endpoints
     with writing(engine).begin() as connection:
         for endpoint in declared:
@@ -190,12 +196,13 @@ def declare_endpoints(engine: Engine, declared: Sequence[Any], *, now_ms: int) -
                 "event_types": list(endpoint.event_types),
                 "ordered": endpoint.ordered,
             }
+            from_file = {"secret": endpoint.secret, "expires_ms": None, "declared": True}
             row = connection.execute(select(e.c.secrets).where(e.c.name == endpoint.name)).first()
             if row is None:
                 connection.execute(
                     insert(e).values(
                         name=endpoint.name,
-                        secrets=[{"secret": endpoint.secret, "expires_ms": None}],
+                        secrets=[from_file],
                         description="declared in the config file",
                         enabled=True,
                         created_ms=now_ms,
@@ -203,6 +210,16 @@ def declare_endpoints(engine: Engine, declared: Sequence[Any], *, now_ms: int) -
                     )
                 )
                 continue
-            if endpoint.secret not in live_secrets(row.secrets, now_ms):
-                values["secrets"] = [{"secret": endpoint.secret, "expires_ms": None}]
+            secrets = row.secrets
+            before = next((item["secret"] for item in secrets if item.get("declared")), None)
+            if before is None:  # made through the API, or before the store remembered
+                if endpoint.secret in live_secrets(secrets, now_ms):
+                    values["secrets"] = [
+                        {**item, "declared": True} if item["secret"] == endpoint.secret else item
+                        for item in secrets
+                    ]
+                else:
+                    values["secrets"] = [from_file]
+            elif before != endpoint.secret:  # the file changed: its secret, at once
+                values["secrets"] = [from_file]
             connection.execute(update(e).where(e.c.name == endpoint.name).values(**values))

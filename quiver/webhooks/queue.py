@@ -11,14 +11,29 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
+from quiver.config.units import format_duration
 from quiver.config.webhooks import DEFAULT_SCHEDULE
 from quiver.store.webhooktables import (
     webhook_attempts,
@@ -31,6 +46,24 @@ from quiver.webhooks.endpoints import UnknownEndpoint, live_secrets, writing
 State = Literal["pending", "delivered", "dead"]
 #: the event Quiver publishes when it disables an endpoint that kept failing
 ENDPOINT_DISABLED = "webhook.endpoint.disabled"
+
+
+#: set whenever this process publishes: the senders waiting for due deliveries
+#: look again (see :func:`listen`)
+_listeners: set[threading.Event] = set()
+
+
+def listen(event: threading.Event, *, stop: bool = False) -> None:
+    """Have ``event`` set whenever this process publishes (``stop``: no longer)."""
+    if stop:
+        _listeners.discard(event)
+    else:
+        _listeners.add(event)
+
+
+def _announce() -> None:
+    for event in list(_listeners):
+        event.set()
 
 
 class MessageExists(Exception):
@@ -78,12 +111,14 @@ def publish(
     )
     if isinstance(engine, Connection):
         _publish(engine, msg_id, event_type, payload, now_ms)
+        _announce()  # (the caller's transaction may not be committed yet: a look is cheap)
         return msg_id
     try:
         with writing(engine).begin() as connection:
             _publish(connection, msg_id, event_type, payload, now_ms)
     except IntegrityError:
         raise MessageExists(f"a message {msg_id!r} was published already") from None
+    _announce()
     return msg_id
 
 
@@ -115,36 +150,44 @@ def _publish(connection: Connection, msg_id: str, event_type: str, payload: str,
         connection.execute(insert(webhook_deliveries), rows)
 
 
-def claim(engine: Engine, *, now_ms: int, lease_ms: int, limit: int = 50) -> list[Claim]:
+def claim(
+    engine: Engine,
+    *,
+    now_ms: int,
+    lease_ms: int,
+    limit: int = 50,
+    per_endpoint: int | None = None,
+    held: Mapping[int, int] | None = None,
+) -> list[Claim]:
     """Take up to ``limit`` due deliveries for ``lease_ms``.  On PostgreSQL the rows
     are locked with SKIP LOCKED, so two senders never take the same one; SQLite's
     write transaction (BEGIN IMMEDIATE) lets one sender claim at a time.  An ordered
-    endpoint's delivery is due only when no older one of it is pending."""
+    endpoint's delivery is due only when no older one of it is pending.
+
+    ``per_endpoint``: at most that many deliveries of one endpoint, counting those the
+    caller ``held`` already (endpoint id → deliveries), so that a slow endpoint
+    cannot take every post a sender has in flight."""
     d, e, m = webhook_deliveries, webhook_endpoints, webhook_messages
-    older = webhook_deliveries.alias("older")
-    blocked = exists().where(
-        and_(
-            older.c.endpoint_id == d.c.endpoint_id, older.c.state == "pending", older.c.id < d.c.id
-        )
-    )
+    held = held or {}
+    full = [endpoint for endpoint, count in held.items() if per_endpoint and count >= per_endpoint]
     query = (
         select(d.c.id, d.c.attempts, e.c.id.label("endpoint_id"), e.c.name, e.c.url)
         .add_columns(e.c.secrets, m.c.msg_id, m.c.event_type, m.c.payload)
         .join(e, e.c.id == d.c.endpoint_id)
         .join(m, m.c.id == d.c.message_id)
         .where(
-            d.c.state == "pending",
+            *_sendable(full),
             d.c.next_attempt_ms <= now_ms,
             d.c.claimed_until_ms <= now_ms,
-            e.c.enabled.is_(True),
-            (e.c.ordered.is_(False)) | ~blocked,
         )
         .order_by(d.c.next_attempt_ms, d.c.id)
-        .limit(limit)
+        .limit(limit if per_endpoint is None else limit * per_endpoint)
         .with_for_update(skip_locked=True, of=d)
     )
     with writing(engine).begin() as connection:
         rows = connection.execute(query).all()
+        if per_endpoint is not None:
+            rows = _shared_out(list(rows), limit, per_endpoint, held)
         if rows:
             connection.execute(
                 update(d)
@@ -165,6 +208,56 @@ def claim(engine: Engine, *, now_ms: int, lease_ms: int, limit: int = 50) -> lis
         )
         for row in rows
     ]
+
+
+def _shared_out(
+    rows: list[Any], limit: int, per_endpoint: int, held: Mapping[int, int]
+) -> list[Any]:
+    """The first ``limit`` of ``rows`` (in due order) with no endpoint past
+    ``per_endpoint`` (the rest stay unclaimed, for the next look)."""
+    counts = dict(held)
+    kept = []
+    for row in rows:
+        count = counts.get(row.endpoint_id, 0)
+        if count < per_endpoint:
+            counts[row.endpoint_id] = count + 1
+            kept.append(row)
+            if len(kept) == limit:
+                break
+    return kept
+
+
+def _sendable(full: list[int]) -> tuple[ColumnElement[bool], ...]:
+    """The pending deliveries a sender may claim once due: of an enabled endpoint
+    not among ``full``, and for an ordered endpoint the oldest pending one only."""
+    d, e = webhook_deliveries, webhook_endpoints
+    older = webhook_deliveries.alias("older")
+    blocked = exists().where(
+        and_(
+            older.c.endpoint_id == d.c.endpoint_id, older.c.state == "pending", older.c.id < d.c.id
+        )
+    )
+    return (
+        d.c.state == "pending",
+        e.c.enabled.is_(True),
+        (e.c.ordered.is_(False)) | ~blocked,
+        e.c.id.not_in(full),
+    )
+
+
+def next_due_ms(engine: Engine, *, full: list[int] | None = None) -> int | None:
+    """When the soonest delivery a sender may claim falls due (epoch ms; a claimed
+    one when its lease ends), or None when none is pending.  ``full``: endpoints
+    the sender claims nothing more of for now."""
+    d, e = webhook_deliveries, webhook_endpoints
+    due = case(
+        (d.c.claimed_until_ms > d.c.next_attempt_ms, d.c.claimed_until_ms),
+        else_=d.c.next_attempt_ms,
+    )
+    query = select(func.min(due)).join(e, e.c.id == d.c.endpoint_id).where(*_sendable(full or []))
+    with engine.connect() as connection:
+        soonest = connection.execute(query).scalar()
+    return None if soonest is None else int(soonest)
 
 
 @dataclass(frozen=True)
@@ -252,7 +345,7 @@ def _note_failure(connection: Connection, job: Claim, now_ms: int, policy: Polic
         return
     if now_ms - row.failing_since_ms < policy.disable_after_s * 1000:
         return
-    reason = f"every attempt failed for {int((now_ms - row.failing_since_ms) / 3_600_000)} hours"
+    reason = f"every attempt failed for {format_duration((now_ms - row.failing_since_ms) / 1000)}"
     connection.execute(
         update(e).where(e.c.id == job.endpoint_id).values(enabled=False, disabled_reason=reason)
     )

@@ -104,9 +104,12 @@ def test_refusals(make_client: MakeClient) -> None:
     assert admin.post("/webhooks/endpoints", json=body).status_code == 201
     assert admin.post("/webhooks/endpoints", json=body).status_code == 409
     assert admin.post("/webhooks/events", json={"type": "A B", "data": {}}).status_code == 422
-    spoofed = admin.post("/webhooks/events", json={"type": "consumer.created", "data": {}})
-    assert spoofed.status_code == 422
-    assert "Quiver's own" in spoofed.json()["detail"]
+    for family in ("consumer", "subscription"):
+        spoofed = admin.post("/webhooks/events", json={"type": f"{family}.created", "data": {}})
+        assert spoofed.status_code == 422
+        assert "Quiver's own" in spoofed.json()["detail"]
+    short = {**body, "name": "short", "secret": "nope"}  # base64, but 3 bytes
+    assert admin.post("/webhooks/endpoints", json=short).status_code == 422
     event = {"type": "a.b", "data": {}, "id": "msg_once"}
     assert admin.post("/webhooks/events", json=event).status_code == 202
     again = admin.post("/webhooks/events", json=event)

@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from quiver.config.webhooks import WebhookSettings
 from quiver.store import open_store
+from quiver.store.webhooktables import webhook_endpoints
 from quiver.webhooks import endpoints, new_secret
 from tests.store_mode.helpers import admin_port
 from tests.support.process import serving, write_config
@@ -43,6 +45,10 @@ def test_valid_sections(section: dict[str, Any]) -> None:
         ({"endpoints": [{**ENDPOINT, "name": "no spaces"}]}, "name"),
         ({"endpoints": [{**ENDPOINT, "secrets": []}]}, "secrets"),
         ({"retries": 3}, "retries"),
+        ({"endpoints": [{**ENDPOINT, "event_types": ["*"]}]}, "pattern"),
+        ({"endpoints": [{**ENDPOINT, "event_types": ["Order.Created"]}]}, "pattern"),
+        ({"endpoints": [ENDPOINT, {**ENDPOINT, "url": "https://b.example/"}]}, "two endpoints"),
+        ({"timeout": 0}, "greater than 0"),
     ],
 )
 def test_invalid_sections(section: dict[str, Any], message: str) -> None:
@@ -105,3 +111,30 @@ routes:
             listed = httpx.get(f"{base}/webhooks/endpoints", headers=headers).json()["data"]
             assert SECRET not in str(listed)
         assert SECRET not in node.stderr
+
+
+def test_a_rotation_stands_across_restarts_until_the_file_changes(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "quiver.db"))
+    hour = 3_600_000
+    try:
+        declared = WebhookSettings.model_validate({"endpoints": [ENDPOINT]}).endpoints
+        endpoints.declare_endpoints(store.engine, declared, now_ms=0)
+        rotated = endpoints.rotate_secret(store.engine, "orders", now_ms=hour, grace_ms=hour)
+        again = endpoints.rotate_secret(store.engine, "orders", now_ms=3 * hour, grace_ms=hour)
+
+        def signing(now_ms: int) -> list[str]:
+            with store.engine.connect() as connection:
+                stored = connection.execute(select(webhook_endpoints.c.secrets)).scalar_one()
+            return endpoints.live_secrets(stored, now_ms)
+
+        assert signing(3 * hour) == [again, rotated]
+        # a restart with the same file: the rotations stand
+        endpoints.declare_endpoints(store.engine, declared, now_ms=5 * hour)
+        assert signing(5 * hour) == [again]
+        # the file's secret changed: it signs alone, at once
+        changed = {**ENDPOINT, "secret": new_secret()}
+        redeclared = WebhookSettings.model_validate({"endpoints": [changed]}).endpoints
+        endpoints.declare_endpoints(store.engine, redeclared, now_ms=6 * hour)
+        assert signing(6 * hour) == [changed["secret"]]
+    finally:
+        store.close()

@@ -190,7 +190,7 @@ def test_an_endpoint_failing_for_long_is_disabled_and_an_event_says_so(store: St
             sender.stop()
         endpoint = endpoints.get_endpoint(store.engine, "broken", clock.ms())
         assert not endpoint.enabled
-        assert endpoint.disabled_reason == "every attempt failed for 3 hours"
+        assert endpoint.disabled_reason == "every attempt failed for 3h"
         [event] = ops.received
         assert event.event["type"] == "webhook.endpoint.disabled"
         assert event.event["data"]["endpoint"] == "broken"
