@@ -22,9 +22,13 @@ the event once its blank line comes.  Lines end with CRLF, LF or CR; a UTF-8 BOM
 opening the stream is skipped (it stays in ``raw``); ``data`` lines of one event
 are joined with LF.  Every block that a blank line ends is handed out, also one
 with no ``data`` line (comments alone, a heartbeat): its ``data`` is None, and a
-browser would not dispatch it.  An event that grows past ``max_event`` bytes
-before its blank line raises :class:`EventTooLarge` (in a phase: the client is cut
-off, its response having begun).
+browser would not dispatch it.  An event of more than ``max_event`` bytes raises
+:class:`EventTooLarge`, whether it came whole or is still growing (in a phase: the
+client is cut off, its response having begun).  The ``raw`` of the events and
+:meth:`EventSplitter.rest` together are the stream, byte for byte; one thing moves
+between events: when a piece ends with the CR of an event's blank line, the event
+is handed out at once (a stream of CR line ends is not held back), and the LF that
+may follow it, pairing with that CR, opens the next event's ``raw``.
 """
 
 from __future__ import annotations
@@ -132,6 +136,7 @@ class EventSplitter:
             if buffer[pos] == _LF:
                 pos += 1
         events: list[SSEEvent] = []
+        limit = self.max_event
         start = 0  # where the raw bytes of the event being read begin
         find = buffer.find
         next_cr = find(b"\r", pos)
@@ -154,7 +159,10 @@ class EventSplitter:
             if end > pos:
                 self._line(buffer[pos:end])
             else:
-                events.append(self._dispatch(buffer[start:after]))
+                raw = buffer[start:after]
+                if limit is not None and len(raw) > limit:
+                    raise EventTooLarge(f"an event of the stream exceeds {limit} bytes")
+                events.append(self._dispatch(raw))
                 start = after
             pos = after
         if start:
@@ -162,7 +170,6 @@ class EventSplitter:
             pos -= start
         self._buffer = buffer
         self._pos = pos
-        limit = self.max_event
         if limit is not None and len(buffer) > limit:
             raise EventTooLarge(f"an event of the stream exceeds {limit} bytes")
         return events

@@ -120,6 +120,8 @@ def test_an_event_larger_than_the_limit_is_refused() -> None:
     splitter.feed(b"data: " + b"y" * 50)
     with pytest.raises(EventTooLarge):
         splitter.feed(b"y" * 20)
+    with pytest.raises(EventTooLarge):  # one that came whole, in one piece, too
+        EventSplitter(max_event=10).feed(b"data: 0123456789abc\n\n")
 
 
 def test_many_events_in_one_chunk() -> None:
