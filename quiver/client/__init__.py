@@ -37,6 +37,7 @@ from quiver.client.errors import (
     ServerProblem,
     ServerStatusError,
     TimeoutError,
+    TooManyRedirects,
     TransportError,
 )
 from quiver.client.events import ClientEvent, EventHook, logging_hook
@@ -88,6 +89,7 @@ __all__ = [
     "StaticAuth",
     "TimeoutError",
     "Timeouts",
+    "TooManyRedirects",
     "TransportError",
     "logging_hook",
     "paginator_from_config",

@@ -18,6 +18,7 @@
     │       ├── RateLimitedProblem           (also a RateLimited)
     │       └── ServerProblem                (also a ServerStatusError)
     ├── DecodingError                the body is not what was expected (e.g. not JSON)
+    ├── TooManyRedirects             redirects past the limit (a loop, most likely)
     ├── InvalidURL                   the URL cannot be requested (no scheme, unknown scheme)
     └── AuthError                    a token endpoint refused to issue a token
 
@@ -157,6 +158,16 @@ class ServerProblem(ServerStatusError, ProblemError):
 
 class DecodingError(QuiverClientError):
     """The body could not be decoded as asked."""
+
+
+class TooManyRedirects(QuiverClientError):
+    """The server kept redirecting (httpx follows 20 at most); ``url`` is the request's.
+
+    Not retryable: the same request would be sent round the same redirects."""
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class InvalidURL(QuiverClientError, ValueError):

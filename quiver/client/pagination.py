@@ -11,7 +11,7 @@ drive the same classes.  Built from a mapping like dlt's ``rest_api``::
 type            the next request                            stops when
 ==============  ==========================================  ================================
 page_number     ``page`` param + 1                          empty page, or past total pages
-offset          ``offset`` param + ``limit``                empty page, or past ``total``
+offset          ``offset`` + the records received           empty page, or past ``total``
 cursor          ``cursor_param`` = body at ``cursor_path``  the cursor is missing or empty
 link_header     the ``Link: <...>; rel="next"`` URL         no such link (RFC 8288)
 next_url        the URL in the body at ``next_url_path``    it is missing or null
@@ -19,9 +19,9 @@ single_page     none                                        at once
 auto            one of the above, chosen on the first page
 ==============  ==========================================  ================================
 
-``parallel(response)`` lists every remaining request at once when the first
-response tells how many there are (``total_pages``, ``total``), so a runner may
-fetch them concurrently; it is None when pages must be walked one by one.
+``parallel(response, records)`` lists every remaining request at once when the
+first response tells how many there are (``total_pages``, ``total``), so a runner
+may fetch them concurrently; it is None when pages must be walked one by one.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from quiver.client.events import ClientEvent, EventHook, logging_hook
 from quiver.client.models import RequestSpec, Response
@@ -46,7 +46,7 @@ class Paginator(Protocol):
         self, request: RequestSpec, response: Response, records: list[Any]
     ) -> RequestSpec | None: ...
 
-    def parallel(self, response: Response) -> list[RequestSpec] | None: ...
+    def parallel(self, response: Response, records: list[Any]) -> list[RequestSpec] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +113,31 @@ def _follow(request: RequestSpec, response: Response, url: Any) -> RequestSpec |
     return request.replace(url=urljoin(response.url, url), params={})
 
 
+def repeats(request: RequestSpec, following: RequestSpec, response: Response) -> bool:
+    """Whether ``following`` asks again for the page ``response`` answered ``request``
+    with: the same request, or an absolute URL that is where the page came from (a
+    first request is relative to the base URL, a next link is made absolute)."""
+    if following == request:
+        return True
+    if (following.method, following.json, following.content) != (
+        request.method,
+        request.json,
+        request.content,
+    ):
+        return False
+    if not urlsplit(following.url).scheme:
+        return False  # relative: the same as the request's URL or not, params differ
+    return _target(following.url, following.params) == _target(response.url, {})
+
+
+def _target(url: str, params: Mapping[str, Any]) -> tuple[str, str, str, list[tuple[str, str]]]:
+    """An absolute URL with ``params`` merged into its query, as compared."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update({name: str(value) for name, value in params.items()})
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", sorted(query.items())
+
+
 # -- the strategies ----------------------------------------------------------------------------
 
 
@@ -125,7 +150,7 @@ class _Walked:
     def first(self, request: RequestSpec) -> RequestSpec:
         return request
 
-    def parallel(self, response: Response) -> None:
+    def parallel(self, response: Response, records: list[Any]) -> None:
         return None
 
 
@@ -155,11 +180,14 @@ class PageNumber:
             return None
         return request.with_params(**{self.page_param: page})
 
-    def parallel(self, response: Response) -> list[RequestSpec] | None:
+    def parallel(self, response: Response, records: list[Any]) -> list[RequestSpec] | None:
+        return self.following(response.request, response)
+
+    def following(self, request: RequestSpec, response: Response) -> list[RequestSpec] | None:
+        """The requests of the pages after ``request``'s, if ``response`` tells the count."""
         last = self._last(response)
         if last == float("inf"):
             return None
-        request = response.request
         page = _param(request, self.page_param, self.base_page)
         return [request.with_params(**{self.page_param: n}) for n in range(page + 1, int(last) + 1)]
 
@@ -184,21 +212,23 @@ class Offset:
     def next(
         self, request: RequestSpec, response: Response, records: list[Any]
     ) -> RequestSpec | None:
-        # a page shorter than the limit does not end the walk: servers cap limits
-        offset = _param(request, self.offset_param, 0) + self.limit
+        # the step is what came, not the limit asked for: servers cap limits, and a
+        # page shorter than the limit does not end the walk either
+        offset = _param(request, self.offset_param, 0) + len(records)
         total = self._total(response)
         if not records or (total is not None and offset >= total):
             return None
         return request.with_params(**{self.offset_param: offset})
 
-    def parallel(self, response: Response) -> list[RequestSpec] | None:
+    def parallel(self, response: Response, records: list[Any]) -> list[RequestSpec] | None:
+        """The pages as long as the first one: what the server gives for the limit."""
         total = self._total(response)
-        if total is None:
+        if total is None or not records:
             return None
         request = response.request
-        start = _param(request, self.offset_param, 0) + self.limit
+        start = _param(request, self.offset_param, 0) + len(records)
         return [
-            request.with_params(**{self.offset_param: n}) for n in range(start, total, self.limit)
+            request.with_params(**{self.offset_param: n}) for n in range(start, total, len(records))
         ]
 
     def _total(self, response: Response) -> int | None:
@@ -264,11 +294,28 @@ CURSOR_PATHS = (
     "response_metadata.next_cursor",
 )
 PAGE_COUNT_PATHS = ("total_pages", "totalPages", "meta.total_pages", "pagination.total_pages")
+#: where a page says its own number (Spring's ``number`` and ``page.number`` count from 0)
+PAGE_NUMBER_PATHS = (
+    "page",
+    "current_page",
+    "currentPage",
+    "page_number",
+    "pageNumber",
+    "number",
+    "page.number",
+    "meta.page",
+    "meta.current_page",
+    "pagination.page",
+    "pagination.current_page",
+)
 TOTAL_PATHS = ("total", "count", "total_count", "meta.total", "pagination.total")
 
 
 def detect(response: Response) -> tuple[Paginator, str]:
-    """The paginator a first response calls for, and why it was chosen."""
+    """The paginator a first response calls for, and why it was chosen.
+
+    A page count asked without a page number leaves the first page's number to the
+    response: the one it reports, else unknown (``numbered`` says how to go on)."""
     link = next_link(response.headers.get("link", ""))
     if link is not None:
         return LinkHeader(), 'a Link header with rel="next"'
@@ -282,16 +329,39 @@ def detect(response: Response) -> tuple[Paginator, str]:
     for path in CURSOR_PATHS:
         if isinstance(lookup(body, path), str | int) and lookup(body, path) != "":
             return Cursor(cursor_path=path), f"a cursor at {path!r}"
-    request = response.request
     for path in PAGE_COUNT_PATHS:
         if _int(lookup(body, path)) is not None:
-            page = PageNumber(total_path=path, base_page=_param(request, "page", 1))
-            return page, f"a page count at {path!r}"
+            return _page_count(response.request, body, path)
     limit = _int(body.get("limit"))
     if "offset" in body and limit:
         total = next((p for p in TOTAL_PATHS if _int(lookup(body, p)) is not None), None)
         return Offset(limit=limit, total_path=total), "offset and limit in the body"
     return SinglePage(), "no pagination in the response"
+
+
+def _page_count(request: RequestSpec, body: Mapping[str, Any], path: str) -> tuple[PageNumber, str]:
+    reason = f"a page count at {path!r}"
+    asked = _int(request.params.get("page"))
+    if asked is not None:
+        return PageNumber(total_path=path, base_page=asked), reason
+    for at in PAGE_NUMBER_PATHS:
+        number = _int(lookup(body, at))
+        if number is not None:
+            return PageNumber(total_path=path, base_page=number), f"{reason}, page {number} first"
+    # page 1 is asked for after the first page, whether that was page 0 or page 1:
+    # the first page may come twice, but no page is skipped
+    unknown = "the first page's number is not in the response: pin base_page"
+    return PageNumber(total_path=path, base_page=1), f"{reason} ({unknown})"
+
+
+def numbered(request: RequestSpec, response: Response, chosen: Paginator) -> RequestSpec:
+    """The first request as ``chosen`` walks on from it: with the page number it had
+    (a page number unknown is taken as the one before ``base_page``)."""
+    if not isinstance(chosen, PageNumber) or chosen.page_param in request.params:
+        return request
+    reported = any(_int(lookup(_body(response), at)) is not None for at in PAGE_NUMBER_PATHS)
+    number = chosen.base_page if reported else chosen.base_page - 1
+    return request.with_params(**{chosen.page_param: number})
 
 
 class Auto:
@@ -307,10 +377,14 @@ class Auto:
     def next(
         self, request: RequestSpec, response: Response, records: list[Any]
     ) -> RequestSpec | None:
-        return self._choose(response).next(request, response, records)
+        chosen = self._choose(response)
+        return chosen.next(numbered(request, response, chosen), response, records)
 
-    def parallel(self, response: Response) -> list[RequestSpec] | None:
-        return self._choose(response).parallel(response)
+    def parallel(self, response: Response, records: list[Any]) -> list[RequestSpec] | None:
+        chosen = self._choose(response)
+        if isinstance(chosen, PageNumber):
+            return chosen.following(numbered(response.request, response, chosen), response)
+        return chosen.parallel(response, records)
 
     def _choose(self, response: Response) -> Paginator:
         if self.chosen is None:

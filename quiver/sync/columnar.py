@@ -46,7 +46,8 @@ def parse(content: bytes, selector: Selector) -> pa.StructArray:
 
 
 def _parse_mixed(content: bytes, selector: Selector) -> pa.StructArray:
-    records = [r for r in selector.records(orjson.loads(content)) if isinstance(r, dict)]
+    found = selector.records(orjson.loads(content), strict=True)
+    records = [r for r in found if isinstance(r, dict)]
     kinds: dict[str, set[type]] = {}
     for record in records:
         for key, value in record.items():
@@ -89,13 +90,13 @@ def shape(
     columns: dict[str, pa.Array] = dict(extra or {})
     lists: dict[str, pa.Array] = {}
     _columns(records, "", nested, columns, lists)
-    tables = {table: _table(columns)}
+    tables = {table: _table(columns, len(records))}
     for name, values in lists.items():
         child = f"{table}{SEPARATOR}{name}"
         if parent_id is None:
             tables[table] = tables[table].append_column(name, _json_text(values))
-            continue
-        tables.update(_child(values, child, nested, parent_id))
+        elif len(values.flatten()):  # empty lists: no rows, and no columns to guess
+            tables.update(_child(values, child, nested, parent_id))
     return tables
 
 
@@ -143,11 +144,15 @@ def _child(
         return shape(items, table, nested=nested, parent_id=None, extra=extra)
     if pa.types.is_list(items.type) or pa.types.is_large_list(items.type):
         items = _json_text(items)
-    return {table: _table({**extra, "value": items})}
+    return {table: _table({**extra, "value": items}, len(items))}
 
 
-def _table(columns: dict[str, pa.Array]) -> pa.Table:
-    return pa.table(columns) if columns else pa.table({})
+def _table(columns: dict[str, pa.Array], rows: int) -> pa.Table:
+    """The columns as a table; without any, a table of ``rows`` rows all the same
+    (records with lists only: their row number or parent's key is added after)."""
+    if columns:
+        return pa.table(columns)
+    return pa.table({"": pa.nulls(rows)}).drop_columns([""])
 
 
 def _json_text(values: pa.Array) -> pa.Array:
@@ -160,6 +165,13 @@ def _json_text(values: pa.Array) -> pa.Array:
 
 def row_ids(start: int, count: int) -> pa.Array:
     return pa.array(np.arange(start, start + count, dtype=np.int64))
+
+
+def require_key(records: pa.StructArray, key: Sequence[str]) -> None:
+    """A page's records (if it has any) have the primary key's columns, or this raises."""
+    for name in key:
+        if len(records) and records.type.get_field_index(name) < 0:
+            raise LookupError(f"a page has records without the primary key {name!r}")
 
 
 def last_of_each_key(records: pa.StructArray, key: Sequence[str]) -> pa.StructArray:

@@ -28,10 +28,10 @@ import os
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from quiver.client import paginator_from_config
-from quiver.config.document import model_issues, read_document
+from quiver.config.document import Document, model_issues, read_document
 from quiver.errors import ConfigError, ConfigIssue
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -187,6 +187,24 @@ class SyncConfig(_Model):
         description="bytes of rows (as Arrow holds them) committed together, at most: "
         "whichever of the two bounds is reached first ends a batch",
     )
+    _document: Document | None = PrivateAttr(None)  # the file it was read from
+
+    def issue(self, location: str, message: str) -> ConfigIssue:
+        """``message`` about the key at ``location`` (``sources[0].resources[1].path``),
+        with the file and line of that key when the config was read from a file."""
+        document = self._document
+        if document is None:
+            return ConfigIssue(location, message)
+        return ConfigIssue(location, message, document.source, document.line_of(location))
+
+
+class Unmatched(LookupError):
+    """A key of a resource (``data_selector``, ``incremental.cursor_path``) names
+    nothing in what the API answered: the run stops at the key, not at a symptom."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def load_sync_config(path: str | os.PathLike[str]) -> SyncConfig:
@@ -202,6 +220,7 @@ def load_sync_config(path: str | os.PathLike[str]) -> SyncConfig:
     ]
     if issues:
         raise ConfigError(issues)
+    config._document = document
     return config
 
 

@@ -8,10 +8,11 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from quiver.client import ClientEvent, RequestSpec, paginator_from_config
-from quiver.sync.columnar import parse, row_ids, shape
+from quiver.client import AsyncClient, ClientEvent, RequestSpec, paginator_from_config
+from quiver.sync.columnar import parse, require_key, row_ids, shape
 from quiver.sync.config import Resource, SyncConfig
 from quiver.sync.fetch import client_for
+from quiver.sync.runner import failure
 from quiver.sync.schema import Schema, type_name
 from quiver.sync.select import Selector
 
@@ -19,43 +20,45 @@ SHOWN = 3
 
 
 async def dry_run(config: SyncConfig, console: Console) -> None:
-    for source in config.sources:
+    """Each resource's first page shown; a failure ends the dry run as it ends a run:
+    a :class:`SyncError` naming the source and resource."""
+    for number, source in enumerate(config.sources):
         client = client_for(source)
         firsts: dict[str, list[object]] = {}
         try:
-            for resource in source.resources:
-                path = resource.path
-                if resource.parent is not None:
-                    name, resolve = resource.parent
-                    parents = firsts.get(resolve.resource) or [{}]
-                    value = parents[0].get(resolve.field) if isinstance(parents[0], dict) else None
-                    path = path.replace("{" + name + "}", str(value))
-                params = {
-                    k: v
-                    for k, v in resource.params.items()
-                    if isinstance(v, str | int | float | bool)
-                }
-                chosen: list[ClientEvent] = []
-                paginator = paginator_from_config(resource.paginator, chosen.append)
-                request = paginator.first(
-                    RequestSpec(resource.method, path, params, resource.headers)
-                )
-                response = await client.send(request)
-                paginator.parallel(response)  # ``auto`` decides on the first response
-                selector = Selector(resource.data_selector)
-                firsts[resource.name] = selector.records(response.json())
-                _show(
-                    console,
-                    source.name,
-                    resource,
-                    response.content,
-                    selector,
-                    firsts[resource.name],
-                )
-                for event in chosen:
-                    _show_paginator(console, event)
+            for index, resource in enumerate(source.resources):
+                try:
+                    await _first_page(client, source.name, resource, firsts, console)
+                except Exception as exc:  # the same fault boundary as the runner's
+                    raise failure(config, number, index, exc) from exc
         finally:
             await client.aclose()
+
+
+async def _first_page(
+    client: AsyncClient,
+    source: str,
+    resource: Resource,
+    firsts: dict[str, list[object]],
+    console: Console,
+) -> None:
+    path = resource.path
+    if resource.parent is not None:
+        name, resolve = resource.parent
+        parents = firsts.get(resolve.resource) or [{}]
+        value = parents[0].get(resolve.field) if isinstance(parents[0], dict) else None
+        path = path.replace("{" + name + "}", str(value))
+    params = {k: v for k, v in resource.params.items() if isinstance(v, str | int | float | bool)}
+    chosen: list[ClientEvent] = []
+    paginator = paginator_from_config(resource.paginator, chosen.append)
+    request = paginator.first(RequestSpec(resource.method, path, params, resource.headers))
+    response = await client.send(request)
+    selector = Selector(resource.data_selector)
+    firsts[resource.name] = selector.records(response.json())
+    paginator.parallel(response, firsts[resource.name])  # ``auto`` decides on it
+    _show(console, source, resource, response.content, selector, firsts[resource.name])
+    for event in chosen:
+        _show_paginator(console, event)
 
 
 def _show_paginator(console: Console, event: ClientEvent) -> None:
@@ -79,7 +82,9 @@ def _show(
         Syntax(orjson.dumps(records[:SHOWN], option=orjson.OPT_INDENT_2).decode(), "json")
     )
     arrays = parse(content, selector)
-    parent_id = arrays.field(resource.key[0]) if len(resource.key) == 1 else row_ids(0, len(arrays))
+    require_key(arrays, resource.key)
+    single = len(resource.key) == 1 and len(arrays)
+    parent_id = arrays.field(resource.key[0]) if single else row_ids(0, len(arrays))
     schema = Schema({})
     table = Table(title=f"tables of {resource.name}")
     for column in ("table", "column", "type"):

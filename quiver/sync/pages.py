@@ -20,6 +20,7 @@ from dataclasses import asdict
 from typing import Any, Protocol
 
 from quiver.client import Paginator, RequestSpec, Response
+from quiver.client.pagination import repeats
 from quiver.sync.select import Selector
 
 
@@ -53,7 +54,7 @@ async def walk(
     else:
         request = paginator.first(first)
         response = await client.send(request)
-        plan = paginator.parallel(response)
+        plan = paginator.parallel(response, selector.records(response.json()))
         if plan is not None:
             count, total = (resume["parallel"] if resume else 1), 1 + len(plan)
             if not resume:
@@ -64,7 +65,7 @@ async def walk(
             return
     while True:
         following = paginator.next(request, response, selector.records(response.json()))
-        if following == request:
+        if following is not None and repeats(request, following, response):
             # the client's pages() stops the same way: asking again would never end
             message = "%s names itself as the next page: the walk ends"
             logging.getLogger("quiver.sync").warning(message, response.url)

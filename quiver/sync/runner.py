@@ -15,6 +15,7 @@ ever without its children, whenever the run is killed.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,13 +29,22 @@ from rich.console import Console
 
 from quiver.client import AsyncClient, RequestSpec, paginator_from_config
 from quiver.errors import SyncError
-from quiver.sync.columnar import PARENT_ID, ROW_ID, last_of_each_key, parse, row_ids, shape
-from quiver.sync.config import Resource, Source, SyncConfig
+from quiver.sync.columnar import (
+    PARENT_ID,
+    ROW_ID,
+    last_of_each_key,
+    parse,
+    require_key,
+    row_ids,
+    shape,
+)
+from quiver.sync.config import Resource, Source, SyncConfig, Unmatched
+from quiver.sync.destinations import redacted
 from quiver.sync.destinations.base import Batch, Destination, Write
 from quiver.sync.fetch import client_for
 from quiver.sync.pages import walk
 from quiver.sync.progress import Progress, summary
-from quiver.sync.schema import Change, Schema
+from quiver.sync.schema import Change, Schema, normal, wider
 from quiver.sync.select import Selector
 from quiver.sync.state import State
 
@@ -73,22 +83,22 @@ class Runner:
         self.tallies: list[Tally] = []
 
     async def run(self) -> list[Tally]:
-        for source in self.config.sources:
+        for number, source in enumerate(self.config.sources):
             client = self.connect(source)
             try:
-                await self._source(source, client)
+                await self._source(number, source, client)
             finally:
                 await client.aclose()
         return self.tallies
 
-    async def _source(self, source: Source, client: AsyncClient) -> None:
+    async def _source(self, number: int, source: Source, client: AsyncClient) -> None:
         [run] = self.destination.states(source.name, "") or [State(source.name, "")]
         if run.status != "running":  # a new run: every resource is to load again
             begun = [run.advanced(status="running")]
             for resource in source.resources:
                 begun += [s.advanced(status="pending") for s in self._own(source, resource)]
             self.destination.commit(Batch(states=begun))
-        for resource in source.resources:
+        for index, resource in enumerate(source.resources):
             load = _Load(self, source, resource, client)
             [state] = self._own(source, resource) or [State(source.name, resource.name)]
             if state.status == "done":
@@ -96,7 +106,7 @@ class Runner:
             try:
                 await load.run(state, fresh=state.status != "running")
             except Exception as exc:  # the fault boundary: sources, drivers, data
-                raise SyncError(f"{source.name}.{resource.name}: {_reason(exc)}") from exc
+                raise failure(self.config, number, index, exc) from exc
             self.tallies.append(load.tally)
         self.destination.commit(Batch(states=[run.advanced(status="done")]))
 
@@ -128,7 +138,7 @@ class _Load:
         self.table = (STAGING if resource.write_mode == "replace" else "") + resource.table
         self.batch = Batch()
         self.parts: dict[str, list[pa.Table]] = {}
-        self.batch_keys: pa.Array | None = None
+        self.batch_keys: pa.Table | None = None  # of the merged records in the batch
         self.rows = 0  # in ``parts``
         self.bytes = 0  # of ``parts``
 
@@ -199,18 +209,13 @@ class _Load:
         key = resource.key
         if not len(records):
             return 0
-        for name in key:
-            if records.type.get_field_index(name) < 0:
-                raise LookupError(f"a page has records without the primary key {name!r}")
+        require_key(records, key)
         if key and resource.write_mode == "merge":
             records = last_of_each_key(records, key)
-            keys = pc.struct_field(records, key[0]) if len(key) == 1 else None
+            keys = pa.table({name: pc.struct_field(records, name) for name in key})
             if self._in_batch(keys):
                 self._commit()  # a record loaded twice in one batch: the later one wins
-            if keys is not None:
-                self.batch_keys = (
-                    keys if self.batch_keys is None else pa.concat_arrays([self.batch_keys, keys])
-                )
+            self.batch_keys = keys if self.batch_keys is None else _stacked(self.batch_keys, keys)
         count = len(records)
         first_row = self.resource_state.rows
         self.resource_state = self.resource_state.advanced(rows=first_row + count)
@@ -228,10 +233,13 @@ class _Load:
         self._pending_children(records)
         return count
 
-    def _in_batch(self, keys: pa.Array | None) -> bool:
-        if keys is None or self.batch_keys is None:
+    def _in_batch(self, keys: pa.Table) -> bool:
+        """Whether a key of ``keys`` (one record each) is in the batch already."""
+        if self.batch_keys is None:
             return False
-        return bool(pc.any(pc.is_in(keys, value_set=self.batch_keys)).as_py())
+        both = _stacked(self.batch_keys, keys)
+        distinct = both.group_by(both.column_names, use_threads=False).aggregate([])
+        return bool(distinct.num_rows < both.num_rows)
 
     def _add(self, table: str, rows: pa.Table) -> None:
         fitted, changes = self.runner.schema.fit(table, rows)
@@ -297,16 +305,23 @@ class _Load:
         return rows.select(list(self.resource.key))
 
     def _child_deletes(self) -> list[Write]:
-        """A merged record's list replaces the one loaded before, even when it is empty."""
+        """A merged record's list replaces the one loaded before, even when it is empty.
+
+        Its items name it by its key when the key is one column, else by its row
+        number: those are found through the parent rows the batch's keys match."""
         if self.batch_keys is None:
             return []
-        keys = pa.table({PARENT_ID: self.batch_keys})
+        keys, through = self.batch_keys, None
+        if keys.num_columns == 1:
+            keys = keys.rename_columns([PARENT_ID])
+        else:
+            through = self.table
         children = [
             t
             for t in self.runner.schema.tables
             if t.startswith(self.table + "__") and PARENT_ID in self.runner.schema.tables[t]
         ]
-        return [Write(table, pa.table({}), keys) for table in children]
+        return [Write(table, pa.table({}), keys, through) for table in children]
 
     def _finish(self) -> None:
         self.resource_state = self.resource_state.advanced(status="done", next=None)
@@ -345,8 +360,14 @@ class _Load:
             return cursor
         values: pa.Array = records
         for key in Selector(incremental.cursor_path).keys:
-            if not pa.types.is_struct(values.type) or values.type.get_field_index(key) < 0:
-                return cursor
+            there = [f.name for f in values.type] if pa.types.is_struct(values.type) else []
+            if key not in there:
+                # else the cursor never moves: every run loads all from initial_value
+                raise Unmatched(
+                    "incremental.cursor_path",
+                    f"incremental.cursor_path {incremental.cursor_path!r}: no record of a "
+                    f"page has {key!r} (they have {', '.join(map(repr, there)) or 'no fields'})",
+                )
             values = pc.struct_field(values, key)
         highest = _json_value(pc.max(values).as_py())
         if highest is None:
@@ -356,7 +377,20 @@ class _Load:
         return highest if _comparable(highest) > _comparable(cursor) else cursor
 
 
-def _reason(exc: Exception) -> str:
+def failure(config: SyncConfig, source: int, resource: int, exc: Exception) -> SyncError:
+    """What a resource's failure ends the run with: the source and resource named, the
+    destination's password hidden, a key of the resource that names nothing placed in
+    the sources file."""
+    where = config.sources[source]
+    named = where.resources[resource]
+    why = redacted(config.destination, reason(exc))
+    if isinstance(exc, Unmatched):
+        why = str(config.issue(f"sources[{source}].resources[{resource}].{exc.key}", why))
+    return SyncError(f"{where.name}.{named.name}: {why}")
+
+
+def reason(exc: Exception) -> str:
+    """The first line of an error's message: what a failed run prints of it."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -366,10 +400,11 @@ def sync(config: SyncConfig, console: Console, connect: Connect = client_for) ->
     ``connect`` makes each source's client."""
     from quiver.sync.destinations import open_destination
 
+    url = config.destination
     try:
-        destination = open_destination(config.destination)
+        destination = open_destination(url)
     except Exception as exc:
-        raise SyncError(f"destination {config.destination}: {_reason(exc)}") from exc
+        raise SyncError(f"destination {redacted(url)}: {redacted(url, reason(exc))}") from None
     try:
         with Progress(console) as progress:
             tallies = asyncio.run(Runner(config, destination, progress, connect).run())
@@ -377,6 +412,15 @@ def sync(config: SyncConfig, console: Console, connect: Connect = client_for) ->
         destination.close()
     summary(tallies, console)
     return tallies
+
+
+def _stacked(above: pa.Table, below: pa.Table) -> pa.Table:
+    """Two tables of keys as one, a column whose type differs between them widened."""
+    kinds = {
+        name: wider(normal(above.column(name).type), normal(below.column(name).type))
+        for name in above.column_names
+    }
+    return pa.concat_tables([_as_schema(above, kinds), _as_schema(below, kinds)])
 
 
 def _as_schema(rows: pa.Table, kinds: dict[str, pa.DataType]) -> pa.Table:
@@ -408,7 +452,9 @@ def _back(cursor: Any, lookback: float) -> Any:
     """``cursor`` less the lookback: seconds for a timestamp, units for a number."""
     if not lookback:
         return cursor
-    if isinstance(cursor, int | float):
+    if isinstance(cursor, int):  # an id stays an integer: rounded down, it asks for more
+        return math.floor(cursor - lookback)
+    if isinstance(cursor, float):
         return cursor - lookback
     moment = _comparable(cursor)
     if isinstance(moment, datetime):

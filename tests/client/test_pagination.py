@@ -35,7 +35,8 @@ def api(request: Request) -> Answer:
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     if parts.path == "/pages":
         page = int(query.get("page", "1"))
-        return json_answer({"data": ITEMS[(page - 1) * 10 : page * 10], "total_pages": 3})
+        body = {"data": ITEMS[(page - 1) * 10 : page * 10], "page": page, "total_pages": 3}
+        return json_answer(body)
     if parts.path == "/offset":
         offset, limit = int(query["offset"]), int(query["limit"])
         body = {"items": ITEMS[offset : offset + limit], "offset": offset, "limit": limit}
@@ -147,7 +148,7 @@ def test_each_paginator_walks_every_page_once(path: str, config: Any) -> None:
 @pytest.mark.parametrize(
     ("path", "chosen", "reason"),
     [
-        ("/pages", "page_number", "a page count at 'total_pages'"),
+        ("/pages", "page_number", "a page count at 'total_pages', page 1 first"),
         ("/offset", "offset", "offset and limit in the body"),
         ("/cursor", "cursor", "a cursor at 'meta.next_cursor'"),
         ("/link", "link_header", 'a Link header with rel="next"'),
@@ -184,7 +185,7 @@ def test_parallel_lists_every_remaining_page_from_the_first_response(
     async def main(url: str) -> list[Any]:
         async with AsyncClient(url) as client:
             first = await client.send(paginator.first(RequestSpec(url=path)))
-            rest = paginator.parallel(first)
+            rest = paginator.parallel(first, find_records(first.json()))
             assert rest is not None and len(rest) == 2
             answers = await asyncio.gather(*(client.send(spec) for spec in rest))
         return [r for response in (first, *answers) for r in find_records(response.json())]
@@ -199,7 +200,7 @@ def test_parallel_is_none_when_pages_must_be_walked(path: str) -> None:
     paginator = paginator_from_config("auto", on_event=events)
     with scripted(api) as server, Client(server.url) as client:
         first = client.send(paginator.first(RequestSpec(url=path)))
-    assert paginator.parallel(first) is None
+    assert paginator.parallel(first, find_records(first.json())) is None
     assert [e.name for e in events] == ["paginator"]
 
 
@@ -218,6 +219,73 @@ def test_a_page_naming_itself_as_the_next_one_ends_the_walk() -> None:
         scripted(lambda request: json_answer({"data": [1], "next": "/same"})) as server,
         Client(server.url, on_event=events) as client,
     ):
-        assert list(client.items("/same", "next_url")) == [1, 1]
-    assert len(server.requests) == 2
+        assert list(client.items("/same", "next_url")) == [1]
+    assert len(server.requests) == 1
     assert [e.level for e in events.named("paginator")] == [logging.WARNING]
+
+
+RECORDS = [{"id": n} for n in range(100)]
+
+
+def capped(request: Request) -> Answer:
+    """100 records, never more than 10 a page whatever ``limit`` asks for."""
+    query = {k: v[0] for k, v in parse_qs(urlsplit(request.path).query).items()}
+    offset, limit = int(query["offset"]), min(int(query["limit"]), 10)
+    return json_answer({"items": RECORDS[offset : offset + limit], "total": len(RECORDS)})
+
+
+def test_an_offset_walk_steps_by_what_a_capping_server_sends() -> None:
+    paginator = {"type": "offset", "limit": 25, "total_path": "total"}
+    with scripted(capped) as server, Client(server.url) as client:
+        assert list(client.items("/offset", paginator)) == RECORDS
+
+
+def test_offset_pages_planned_at_once_are_as_long_as_the_first() -> None:
+    paginator = paginator_from_config({"type": "offset", "limit": 25, "total_path": "total"})
+
+    async def main(url: str) -> list[Any]:
+        async with AsyncClient(url) as client:
+            first = await client.send(paginator.first(RequestSpec(url="/offset")))
+            rest = paginator.parallel(first, find_records(first.json()))
+            assert rest is not None and len(rest) == 9
+            answers = await asyncio.gather(*(client.send(spec) for spec in rest))
+        return [r for response in (first, *answers) for r in find_records(response.json())]
+
+    with scripted(capped) as server:
+        assert asyncio.run(main(server.url)) == RECORDS
+
+
+def from_page_0(*, reported: bool) -> Any:
+    """An API numbering its pages from 0, whose first page comes without ``page``."""
+
+    def respond(request: Request) -> Answer:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.path).query).items()}
+        page = int(query.get("page", "0"))
+        body: dict[str, Any] = {"data": RECORDS[page * 10 : page * 10 + 10], "total_pages": 10}
+        if reported:
+            body["page"] = page
+        return json_answer(body)
+
+    return respond
+
+
+def test_a_page_count_numbered_from_0_as_the_response_says_skips_no_page() -> None:
+    with scripted(from_page_0(reported=True)) as server, Client(server.url) as client:
+        assert list(client.items("/pages")) == RECORDS
+    assert len(server.requests) == 10
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_page_count_from_an_unknown_first_page_number_loses_no_page(parallel: bool) -> None:
+    events = Events()
+    with scripted(from_page_0(reported=False)) as server, Client(server.url) as client:
+        if parallel:
+            paginator = paginator_from_config("auto", on_event=events)
+            first = client.send(paginator.first(RequestSpec(url="/pages")))
+            rest = paginator.parallel(first, find_records(first.json())) or []
+            records = [r for p in (first, *map(client.send, rest)) for r in p.json()["data"]]
+        else:
+            records = list(client.items("/pages", paginator="auto"))
+    assert sorted(r["id"] for r in records) == list(range(100))  # none lost, none twice
+    [chosen] = events.named("paginator") if parallel else [None]
+    assert chosen is None or "pin base_page" in chosen.fields["reason"]

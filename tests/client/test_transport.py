@@ -21,9 +21,11 @@ from quiver.client import (
     AsyncClient,
     Client,
     NetworkError,
+    QuiverClientError,
     ReadTimeout,
     RetryPolicy,
     Timeouts,
+    TooManyRedirects,
 )
 from quiver.client.http11 import AsyncLeanTransport, SyncLeanTransport
 from tests.client.scripted import Events, Waits, json_answer, scripted
@@ -97,6 +99,23 @@ def test_a_redirect_is_followed_and_the_final_url_kept() -> None:
         response = api.get("/old")
     assert response.json() == {"at": "/new"}
     assert response.url.endswith("/new")
+
+
+def test_a_redirect_loop_raises_the_clients_own_error() -> None:
+    def looping(request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 302, [("Location", request.path)], b""
+
+    async def fetch(url: str) -> None:
+        async with AsyncClient(url) as api:
+            await api.get("/loop")
+
+    with scripted(looping) as server:
+        with Client(server.url) as api, pytest.raises(TooManyRedirects) as raised:
+            api.get("/loop")
+        assert isinstance(raised.value, QuiverClientError)
+        assert raised.value.url.endswith("/loop")
+        with pytest.raises(TooManyRedirects):
+            asyncio.run(fetch(server.url))
 
 
 def test_head_and_a_post_body_go_out_as_given() -> None:

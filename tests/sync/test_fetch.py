@@ -109,7 +109,8 @@ def test_without_a_paginator_a_page_count_is_detected_and_fetched_at_once(
     tmp_path: Path,
 ) -> None:
     def counted(path: str, query: dict[str, str]) -> Any:
-        return {"data": items(int(query.get("page", "1"))), "total_pages": PAGES}
+        page = int(query.get("page", "1"))
+        return {"data": items(page), "page": page, "total_pages": PAGES}
 
     database = tmp_path / "out.duckdb"
     with serving(counted) as (base, seen):

@@ -13,6 +13,7 @@ import pytest
 
 from tests.store.conftest import postgres_schema_url
 from tests.sync.pages import serving
+from tests.sync.test_merge import COMPOSITE, two_pages
 from tests.sync.test_sync import SHOP, shop_pages, sync
 
 
@@ -62,3 +63,19 @@ def test_postgresql_columns_widen_and_keep_nulls_apart_from_empty_text(
     with serving(pages) as (base, _):
         assert sync(tmp_path, text.format(base=base)) == 0
     assert rows(postgres, "SELECT id, n, note FROM t ORDER BY id") == [(1, 1.0, ""), (2, 2.5, None)]
+
+
+def test_postgresql_merges_on_a_key_of_two_columns_with_the_last_lists(
+    tmp_path: Path, postgres: str
+) -> None:
+    text = COMPOSITE.format(base="{base}", destination=postgres)
+    with serving(two_pages) as (base, _):
+        assert sync(tmp_path, text.replace("{base}", base)) == 0
+        assert sync(tmp_path, text.replace("{base}", base)) == 0
+    assert rows(postgres, "SELECT a, b, v FROM ck ORDER BY a") == [(1, "x", 2), (2, "x", 1)]
+    assert rows(
+        postgres,
+        "SELECT ck.a, t.value FROM ck__tags AS t "
+        "JOIN ck ON ck._quiver_row = t._parent_id ORDER BY ck.a, t._idx",
+    ) == [(1, "t9"), (2, "t3")]
+    assert rows(postgres, "SELECT count(*) FROM ck__tags") == [(2,)]

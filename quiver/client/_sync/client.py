@@ -42,6 +42,7 @@ from quiver.client.errors import (
     PoolTimeout,
     QuiverClientError,
     ReadTimeout,
+    TooManyRedirects,
     TransportError,
     status_error,
 )
@@ -49,7 +50,13 @@ from quiver.client.events import ClientEvent, EventHook, logging_hook
 from quiver.client.headers import Headers
 from quiver.client.http11 import SyncLeanTransport, head, origin_of, proxied_by_environment
 from quiver.client.models import RequestSpec, Response, Timeouts
-from quiver.client.pagination import Page, Paginator, find_records, paginator_from_config
+from quiver.client.pagination import (
+    Page,
+    Paginator,
+    find_records,
+    paginator_from_config,
+    repeats,
+)
 from quiver.client.ratelimit import RateLimiter, ServerQuotas
 from quiver.client.retry import RetryPolicy
 
@@ -241,7 +248,7 @@ class Client:
             records = find_records(response.json(), records_path)
             yield Page(response, records)
             following = walker.next(next_request, response, records)
-            if following == next_request:
+            if following is not None and repeats(next_request, following, response):
                 message = f"{response.url} names itself as the next page: the walk ends"
                 self._emit("paginator", logging.WARNING, message, url=response.url)
                 return
@@ -325,7 +332,7 @@ class Client:
         self._emit("request", logging.DEBUG, f"{raw.method} {url}", method=raw.method, url=url)
         try:
             answer = self._http.send(raw)
-        except (httpx.TransportError, httpx.DecodingError) as exc:
+        except httpx.RequestError as exc:
             raise _mapped(exc, raw.method, raw.url.host, url) from exc
         headers = Headers(answer.headers.multi_items())
         shown = _shown(answer.url, hidden)
@@ -488,9 +495,7 @@ def _added_params(spec: RequestSpec, authed: RequestSpec) -> tuple[str, ...]:
     return tuple(name for name in authed.params if name not in spec.params)
 
 
-def _mapped(
-    exc: httpx.TransportError | httpx.DecodingError, method: str, host: str, url: str
-) -> QuiverClientError:
+def _mapped(exc: httpx.RequestError, method: str, host: str, url: str) -> QuiverClientError:
     """httpx's exception as the client's own."""
     match exc:
         case httpx.ConnectTimeout():
@@ -505,6 +510,8 @@ def _mapped(
             return InvalidURL(f"{url!r}: {exc}")
         case httpx.DecodingError():
             return DecodingError(f"{method} {url}: {exc}")
+        case httpx.TooManyRedirects():
+            return TooManyRedirects(f"{method} {url}: {exc}", url=url)
     return NetworkError(f"{method} {url}: {exc!r}", url=url)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, unquote, urlsplit
+
 from quiver.sync.destinations.base import Destination
+
+HIDDEN = "***"
 
 
 def open_destination(url: str) -> Destination:
@@ -26,4 +30,17 @@ def open_destination(url: str) -> Destination:
         from quiver.sync.destinations.files import FileDestination
 
         return FileDestination(path, scheme)
-    raise ValueError(f"unknown destination {url!r}")
+    raise ValueError(f"unknown destination {redacted(url)!r}")
+
+
+def redacted(url: str, text: str | None = None) -> str:
+    """``text`` (by default ``url`` itself) with the password of ``url`` as ``***``:
+    what messages and logs may show of a destination (a driver's error may quote it)."""
+    parts = urlsplit(url)
+    secrets = [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
+    if parts.password:
+        secrets += [parts.password, unquote(parts.password)]
+    shown = url if text is None else text
+    for secret in sorted(secrets, key=len, reverse=True):
+        shown = shown.replace(secret, HIDDEN)
+    return shown

@@ -20,11 +20,16 @@ from quiver.sync.state import State
 @dataclass(frozen=True)
 class Write:
     """Rows for one table; with ``delete``, the rows matching those keys go first
-    (a merge: a record loaded again replaces the one loaded before, with its children)."""
+    (a merge: a record loaded again replaces the one loaded before, with its children).
+
+    With ``through``, ``delete`` holds keys of that parent table: the rows to go are
+    those whose ``_parent_id`` is the ``_quiver_row`` of a parent row matching them
+    (the list items of records whose primary key has several columns)."""
 
     table: str
     rows: pa.Table
     delete: pa.Table | None = None
+    through: str | None = None
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -54,14 +56,12 @@ class DuckDBDestination(SqlDestination):
         finally:
             self.connection.unregister("_quiver_rows")
 
-    def delete_matching(self, table: str, keys: pa.Table) -> None:
-        match = " AND ".join(f"k.{quote(c)} = t.{quote(c)}" for c in keys.column_names)
+    @contextmanager
+    def staged(self, keys: pa.Table, like: str) -> Iterator[str]:
+        """The Arrow table itself, registered: no copy."""
         self.connection.register("_quiver_keys", keys)
         try:
-            self.execute(
-                f"DELETE FROM {quote(table)} AS t WHERE EXISTS "
-                f"(SELECT 1 FROM _quiver_keys AS k WHERE {match})"
-            )
+            yield "_quiver_keys"
         finally:
             self.connection.unregister("_quiver_keys")
 

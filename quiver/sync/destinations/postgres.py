@@ -57,16 +57,6 @@ class PostgresDestination(SqlDestination):
         names = ", ".join(quote(name) for name in rows.column_names)
         self._copy(f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT csv)", rows)
 
-    def delete_matching(self, table: str, keys: pa.Table) -> None:
-        self.execute(
-            f"CREATE TEMP TABLE _quiver_keys ON COMMIT DROP AS "
-            f"SELECT {', '.join(quote(c) for c in keys.column_names)} FROM {quote(table)} LIMIT 0"
-        )
-        self.load("_quiver_keys", keys)
-        match = " AND ".join(f"k.{quote(c)} = t.{quote(c)}" for c in keys.column_names)
-        self.execute(f"DELETE FROM {quote(table)} AS t USING _quiver_keys AS k WHERE {match}")
-        self.execute("DROP TABLE _quiver_keys")
-
     def _copy(self, sql: str, rows: pa.Table) -> None:
         buffer = io.BytesIO()
         pcsv.write_csv(rows, buffer, write_options=_CSV)

@@ -8,11 +8,14 @@ bulk operation and how types are spelled.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
 
-from quiver.sync.destinations.base import Batch
+from quiver.sync.columnar import PARENT_ID, ROW_ID
+from quiver.sync.destinations.base import Batch, Write
 from quiver.sync.schema import TYPE_NAMES, TYPES, Change
 from quiver.sync.state import COLUMNS, SCHEMA_TABLE, STATE_TABLE, State
 
@@ -51,10 +54,15 @@ class SqlDestination(ABC):
         """Insert ``rows`` into ``table`` (by column name) in one bulk operation."""
         ...
 
-    @abstractmethod
-    def delete_matching(self, table: str, keys: pa.Table) -> None:
-        """Delete the rows of ``table`` whose key columns equal a row of ``keys``."""
-        ...
+    @contextmanager
+    def staged(self, keys: pa.Table, like: str) -> Iterator[str]:
+        """``keys`` as a table SQL can join, typed as the same columns of ``like``: a
+        temporary table of the batch's transaction (a failure rolls it back with it)."""
+        names = ", ".join(quote(c) for c in keys.column_names)
+        self.execute(f"CREATE TEMP TABLE _quiver_keys AS SELECT {names} FROM {quote(like)} LIMIT 0")
+        self.load("_quiver_keys", keys)
+        yield "_quiver_keys"
+        self.execute("DROP TABLE _quiver_keys")
 
     def begin(self) -> None:
         self.execute("BEGIN")
@@ -124,7 +132,7 @@ class SqlDestination(ABC):
         self._record(batch.changes)
         for write in batch.writes:
             if write.delete is not None and write.delete.num_rows:
-                self.delete_matching(write.table, write.delete)
+                self._delete(write)
             if write.rows.num_rows:
                 self.load(write.table, write.rows)
         for loaded, replaced in batch.swaps:
@@ -145,6 +153,24 @@ class SqlDestination(ABC):
                 f"INSERT INTO {STATE_TABLE} ({', '.join(COLUMNS)}) VALUES ({values})",
                 [s.row() for s in batch.states],
             )
+
+    def _delete(self, write: Write) -> None:
+        """The rows ``write.delete`` names, directly or ``through`` their parent rows."""
+        assert write.delete is not None
+        keys = write.delete
+        with self.staged(keys, write.through or write.table) as staged:
+            match = " AND ".join(f"k.{quote(c)} = t.{quote(c)}" for c in keys.column_names)
+            if write.through is None:
+                self.execute(
+                    f"DELETE FROM {quote(write.table)} AS t "
+                    f"WHERE EXISTS (SELECT 1 FROM {staged} AS k WHERE {match})"
+                )
+            else:
+                self.execute(
+                    f"DELETE FROM {quote(write.table)} WHERE {quote(PARENT_ID)} IN "
+                    f"(SELECT t.{quote(ROW_ID)} FROM {quote(write.through)} AS t "
+                    f"JOIN {staged} AS k ON {match})"
+                )
 
     def _create(self, table: str, columns: list[Change]) -> None:
         """A new table with the columns its first rows have (their types final, since

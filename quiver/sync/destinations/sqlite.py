@@ -50,13 +50,6 @@ class SQLiteDestination(SqlDestination):
             list(zip(*columns, strict=True)),
         )
 
-    def delete_matching(self, table: str, keys: pa.Table) -> None:
-        match = " AND ".join(f"{quote(c)} = ?" for c in keys.column_names)
-        columns = [_plain(column).to_pylist() for column in keys.columns]
-        self.executemany(
-            f"DELETE FROM {quote(table)} WHERE {match}", list(zip(*columns, strict=True))
-        )
-
     def widen(self, table: str, column: str, sql_type: str) -> None:
         """Nothing to alter: the widening is recorded, the column takes any value."""
 
