@@ -57,6 +57,8 @@ def test_valid_concurrency_limit_configs(settings: dict[str, Any]) -> None:
         ({"limit": 1, "queue_timeout": 2}, "queue_timeout applies with a queue"),
         ({"limit": 1, "queue": 1, "queue_timeout": 0}, "queue_timeout must be above 0"),
         ({"limit": 1, "status": 500}, "429 or 503"),
+        ({"limit": 1, "retry_after": 0}, "retry_after 0s: at least 1 second"),
+        ({"limit": 1, "retry_after": "500ms"}, "retry_after 0.5s: at least 1 second"),
         ({"limit": 1, "by": "user"}, "use consumer, credential"),
         ({"limit": 1, "store": "redis"}, "Extra inputs"),
     ],

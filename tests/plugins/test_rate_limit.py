@@ -58,7 +58,9 @@ def test_valid_rate_limit_configs(settings: dict[str, Any]) -> None:
         ({"limit": 10, "window": 60, "limits": [{"limit": 1, "window": 1}]}, "not both"),
         ({"limit": 0, "window": 60}, "greater than or equal to 1"),
         ({"limit": 10, "window": "500ms"}, "windows go from 1s to 1d"),
-        ({"limit": 10, "window": "2d"}, "windows go from 1s to 1d"),
+        ({"limit": 10, "window": "2d"}, "window 2d: windows go from 1s to 1d"),
+        ({"limit": 10, "window": 1.5}, "window 1.5: a window is a whole number of seconds"),
+        ({"limit": 10, "window": "2.5s"}, "window 2.5s: a window is a whole number of seconds"),
         ({"limit": 10, "window": 60, "burst": 5}, "token_bucket only"),
         ({"limits": [{"limit": 1, "window": 60}, {"limit": 5, "window": "1m"}]}, "same window"),
         ({"limit": 10, "window": 60, "by": "user"}, "use consumer, credential"),
@@ -126,10 +128,12 @@ def test_limit_per_consumer_refuses_with_problem_and_headers(node: Upstream, clo
     with proxy_for(config_text(node, plugins), clock) as proxy:
         allowed = [get(proxy, apikey=ALICE) for _ in range(3)]
         assert [r.status_code for r in allowed] == [200, 200, 200]
+        # t: when the next request fits once the ones left are used, the same on
+        # every response until time moves (with r=0, a refusal's Retry-After)
         assert [r.headers["RateLimit"] for r in allowed] == [
-            '"minute";r=2;t=30',
-            '"minute";r=1;t=30',
-            '"minute";r=0;t=30',
+            '"minute";r=2;t=50',
+            '"minute";r=1;t=50',
+            '"minute";r=0;t=50',
         ]
         assert allowed[0].headers["RateLimit-Policy"] == '"minute";q=3;w=60'
         assert "X-RateLimit-Limit" not in allowed[0].headers
@@ -172,7 +176,7 @@ def test_several_limits_count_all_or_nothing(node: Upstream, clock: Clock) -> No
     with proxy_for(config_text(node, plugins), clock) as proxy:
         first = get(proxy)
         assert first.headers["RateLimit-Policy"] == '"second";q=2;w=1, "hour";q=3;w=3600'
-        assert first.headers["RateLimit"] == '"second";r=1;t=1'  # the fewest left
+        assert first.headers["RateLimit"] == '"second";r=1;t=2'  # the fewest left
         assert first.headers["X-RateLimit-Remaining"] == "1"
         assert get(proxy).status_code == 200
         refused = get(proxy)  # over the per-second limit: not counted in the hour
@@ -182,10 +186,31 @@ def test_several_limits_count_all_or_nothing(node: Upstream, clock: Clock) -> No
         clock.now += 2
         third = get(proxy)
         assert third.status_code == 200
-        assert third.headers["RateLimit"] == '"hour";r=0;t=3598'  # the hour began at 0
+        # the hour began at 0: the 3 weigh 2 once 1/3 of the next hour has gone
+        assert third.headers["RateLimit"] == '"hour";r=0;t=4798'
         assert third.headers["X-RateLimit-Limit"] == "3"
         clock.now += 2
         assert get(proxy).status_code == 429  # now the hour is spent
+
+
+def test_with_every_window_spent_t_names_the_one_that_frees_last(
+    node: Upstream, clock: Clock
+) -> None:
+    plugins = """\
+      rate-limit:
+        by: ip
+        limits: [{limit: 1, window: 1s}, {limit: 1, window: 1m}]
+"""
+    with proxy_for(config_text(node, plugins), clock) as proxy:
+        first = get(proxy)
+        # both have r=0; the second frees after 2 s, the minute after 120 s
+        assert first.headers["RateLimit"] == '"minute";r=0;t=120'
+        refused = get(proxy)
+        assert refused.headers["Retry-After"] == "120"
+        clock.now += 119
+        assert get(proxy).status_code == 429
+        clock.now += 1
+        assert get(proxy).status_code == 200
 
 
 def test_token_bucket_allows_a_burst_then_the_rate(node: Upstream, clock: Clock) -> None:

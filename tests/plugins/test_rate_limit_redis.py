@@ -143,7 +143,7 @@ routes:
     with pytest.raises(ConfigError) as caught:
         load_config_text(text, "quiver.yaml")
     [issue] = caught.value.issues
-    assert issue.location == "routes[0].plugins.rate-limit.redis"
+    assert issue.location == "routes[0].plugins.rate-limit.redis.url"
     assert message in issue.message
     assert "hunter2" not in str(caught.value)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from quiver.config.base import Duration
+from quiver.config.base import Duration, key_error
 from quiver.plugins.base import PluginConfig
 from quiver.plugins.ip_restriction import CIDR
 from quiver.plugins.traffic.keys import By
@@ -58,7 +58,16 @@ class ConcurrencyLimitConfig(PluginConfig):
     @model_validator(mode="after")
     def _queue_settings(self) -> ConcurrencyLimitConfig:
         if "queue_timeout" in self.model_fields_set and not self.queue:
-            raise ValueError("queue_timeout applies with a queue; set queue: N")
+            message = "queue_timeout applies with a queue; set queue: N"
+            raise key_error(("queue_timeout",), message, self.queue_timeout)
         if self.queue and self.queue_timeout <= 0:
-            raise ValueError("queue_timeout must be above 0")
+            raise key_error(("queue_timeout",), "queue_timeout must be above 0", self.queue_timeout)
         return self
+
+    @field_validator("retry_after")
+    @classmethod
+    def _whole_second_at_least(cls, seconds: float) -> float:
+        if seconds < 1:
+            # (Retry-After is whole seconds; 0 would tell clients to retry at once)
+            raise ValueError(f"retry_after {seconds:g}s: at least 1 second")
+        return seconds

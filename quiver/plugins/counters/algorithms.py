@@ -24,9 +24,23 @@ State = tuple[float, float, float]
 Step = tuple[State, float, int, float]
 """(the state at ``now`` with ``cost`` taken when it fits, seconds until ``cost``
 fits (0: it did; inf: never), units left, seconds until the window resets), the
-last two after the take when it fits, as things stand when it does not."""
+last two after the take when it fits, as things stand when it does not.
+
+"Resets" means: the moment one more unit fits once the units left are taken, given
+no other traffic.  With none left, it is the wait of a request of cost 1 at ``now``
+(a refusal's Retry-After), so a client told ``r=0;t=...`` that waits ``t`` seconds
+is let through; with some left, a client that spends them now and then waits ``t``
+is too.  Every response says the same ``t`` until time moves on."""
 
 _INF = math.inf
+#: a sliding window lets ``cost`` through while ``used + cost <= limit * ROOM``, and
+#: its waits are the moments that holds: the billionth of slack puts a moment that
+#: falls on a whole second (Retry-After is whole seconds) a little before it, never
+#: a rounding error after it, so a client that waits as told is let through
+ROOM = 1.000000001
+# (waits are computed from the time elapsed in the window, not from Unix times:
+# ``start + x - now`` would lose what a double cannot hold beside 1.7e9, 2.4e-7 s)
+SOONEST = 1e-9  # the wait of a refusal that rounding would put at now (0: taken)
 
 
 def fresh(window: Window, now: float) -> State:
@@ -58,29 +72,49 @@ def _sliding(window: Window, state: State, now: float, cost: int) -> Step:
             start, count, previous = current, 0.0, 0.0
     # (a clock that stepped back keeps counting in the window it had reached)
     weight = 1.0 - (now - start) / seconds
-    used = count + previous * weight if weight > 0.0 else count
-    if used + cost <= limit:
+    share = previous if weight > 0.0 else 0.0  # (the previous window's, once it weighs)
+    used = count + share * weight
+    room = limit * ROOM
+    if used + cost <= room:
         count += cost
         used += cost
         wait = 0.0
     elif cost > limit:
         wait = _INF
-    elif count + cost <= limit and previous > 0.0:
-        # the previous window's share decays linearly: find when it is small enough
-        wait = start + seconds * (1.0 - (limit - count - cost) / previous) - now
-    elif count > 0.0:
-        # the next window, where this window's count becomes the decaying share
-        wait = start + seconds - now + seconds * (1.0 - (limit - cost) / count)
     else:
-        wait = start + seconds - now
+        wait = _sliding_wait(start, count, share, seconds, room, cost, now)
+        if wait < SOONEST:
+            wait = SOONEST
     left = math.floor(limit - used + 1e-9)
-    reset = start + seconds - now if used > 0.0 else 0.0
+    if left < 0:
+        left = 0
+    # the moment the next unit fits once the ones left are taken (take_sliding's too)
+    reset = _sliding_wait(start, count + left, share, seconds, room, 1, now)
     return (
         (start, count, previous),
         wait if wait > 0.0 else 0.0,
-        left if left > 0 else 0,
+        left,
         reset if reset > 0.0 else 0.0,
     )
+
+
+def _sliding_wait(
+    start: float, count: float, previous: float, seconds: float, room: float, cost: int, now: float
+) -> float:
+    """Seconds from ``now`` until ``cost`` more units fit in ``room`` (``limit * ROOM``;
+    ``cost`` <= ``limit``).
+
+    The weighted count only falls: linearly while the previous window's share decays,
+    then, in the next window, as this window's count decays in its turn; so the
+    moment is the root of one linear equation, whichever of the two it falls in."""
+    elapsed = now - start
+    if count + cost <= room and previous > 0.0:
+        # count + previous * (1 - (t - start) / seconds) + cost <= room
+        return seconds * (1.0 - (room - count - cost) / previous) - elapsed
+    if count > 0.0:
+        # next window: count * (1 - (t - start - seconds) / seconds) + cost <= room
+        return seconds - elapsed + seconds * (1.0 - (room - cost) / count)
+    return seconds - elapsed
 
 
 def _bucket(window: Window, state: State, now: float, cost: int) -> Step:
@@ -98,12 +132,11 @@ def _bucket(window: Window, state: State, now: float, cost: int) -> Step:
     else:
         wait = (cost - tokens) * seconds / limit
     left = math.floor(tokens + 1e-9)
-    return (
-        (tokens, counted, 0.0),
-        wait,
-        left if left > 0 else 0,
-        (capacity - tokens) * seconds / limit,
-    )
+    if left < 0:
+        left = 0
+    # the next token once the ones left are taken
+    reset = (1.0 - (tokens - left)) * seconds / limit
+    return (tokens, counted, 0.0), wait, left, reset if reset > 0.0 else 0.0
 
 
 def _fixed(window: Window, state: State, now: float, cost: int) -> Step:
@@ -120,7 +153,8 @@ def _fixed(window: Window, state: State, now: float, cost: int) -> Step:
     else:
         wait = ends - now if ends > now else 0.0
     left = math.floor(limit - count + 1e-9)
-    reset = ends - now if count > 0.0 and ends > now else 0.0
+    # once the units left are taken, the next one comes with the next period
+    reset = ends - now if ends > now else 0.0
     return (start, count, 0.0), wait, left if left > 0 else 0, reset
 
 

@@ -145,8 +145,10 @@ class LocalCounters:
         """``take`` under one sliding window, in its usual case: the key's record is
         where this worker last saw it, in the same window, and the units fit.  Only
         the count changes, read and written as one word.  Gives the units left and
-        the seconds until the window ends; None for any other case, refusals
-        included, which ``take`` decides by the general rule (``algorithms.step``)."""
+        the seconds until the window resets; None for any other case, refusals
+        included, which ``take`` decides by the general rule (``algorithms.step``).
+        The seconds are those of ``algorithms.step``: until one more unit fits once
+        the ones left are taken."""
         place = self._places.get(key)
         if place is None:
             return None
@@ -166,13 +168,20 @@ class LocalCounters:
             count = reals[word + 4] + cost
             previous = reals[word + 5]
             used = count + previous * (1.0 - elapsed / seconds) if previous > 0.0 else count
-            if used > limit:
+            room = limit * 1.000000001  # (algorithms.ROOM)
+            if used > room:
                 return None
             reals[word + 4] = count
         finally:
             self.table.unlock()
-        left = int(limit - used + 1e-9)  # (floor: a negative one is shown as 0 anyway)
-        return (left if left > 0 else 0), start + seconds - now
+        left = int(limit - used + 1e-9)  # (floor: limit - used > -1 here)
+        # when the next unit fits once these are taken: algorithms._sliding_wait
+        spent = count + left
+        if spent + 1 <= room and previous > 0.0:
+            reset = seconds * (1.0 - (room - spent - 1) / previous) - elapsed
+        else:
+            reset = seconds - elapsed + seconds * (1.0 - (room - 1) / spent)
+        return left, (reset if reset > 0.0 else 0.0)
 
     def settle(self, key: bytes, windows: Sequence[Window], delta: int) -> None:
         if not delta:

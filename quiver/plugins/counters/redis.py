@@ -38,7 +38,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from quiver.plugins.counters import StoreUnavailable, Verdict, Window
 from quiver.plugins.counters.algorithms import usage
 from quiver.plugins.counters.redis_script import SCRIPT, SETTLE, TAKE, decode, window_args
-from quiver.plugins.counters.redis_url import MASK, connect, masked, parse
+from quiver.plugins.counters.redis_url import MASK, connect, masked, parse, reason
 
 BACKOFF = 0.5  # seconds of failing fast after a failure
 MAX_BATCHES = 4  # pipelines in flight at once, each on its own connection
@@ -238,10 +238,10 @@ class RedisCounters:
 
     def _describe(self, exc: BaseException) -> str:
         """What went wrong, for a log line: never with a password in it."""
-        detail = str(exc)
-        if isinstance(exc, TimeoutError) and not detail:
-            detail = f"no answer within {self.timeout:g} s"
-        text = f"redis at {self.url}: {type(exc).__name__}" + (f": {detail}" if detail else "")
+        if isinstance(exc, TimeoutError) and not str(exc):
+            text = f"redis at {self.url}: TimeoutError: no answer within {self.timeout:g} s"
+        else:
+            text = f"redis at {self.url}: {reason(exc)}"
         for secret in self._secrets:
             text = text.replace(secret, MASK)
         return text

@@ -23,7 +23,7 @@ import struct
 from collections.abc import Sequence
 
 from quiver.plugins.counters import Window
-from quiver.plugins.counters.algorithms import State
+from quiver.plugins.counters.algorithms import ROOM, SOONEST, State
 
 EXPIRY_MARGIN_MS = 1000
 TAKE = b"t"
@@ -51,14 +51,21 @@ local function wait_for(algorithm, limit, seconds, capacity, finish, a, b, c)
     if b + cost <= capacity then return 0.0 end
     return math.max(finish - now, 0.0)
   end
-  local weight = 1.0 - (now - a) / seconds
-  if b + c * math.max(weight, 0.0) + cost <= limit then return 0.0 end
-  if b + cost <= limit and c > 0 then
-    return math.max(a + seconds * (1.0 - (limit - b - cost) / c) - now, 0.0)
+  local elapsed = now - a
+  local weight = 1.0 - elapsed / seconds
+  local share = c
+  if weight <= 0.0 then share = 0.0 end
+  local room = limit * ROOM
+  if b + share * weight + cost <= room then return 0.0 end
+  local wait
+  if b + cost <= room and share > 0.0 then
+    wait = seconds * (1.0 - (room - b - cost) / share) - elapsed
+  elseif b > 0.0 then
+    wait = seconds - elapsed + seconds * (1.0 - (room - cost) / b)
+  else
+    wait = seconds - elapsed
   end
-  local rest = a + seconds - now
-  if b <= 0 then return math.max(rest, 0.0) end
-  return math.max(rest + seconds * (1.0 - (limit - cost) / b), 0.0)
+  return math.max(wait, SOONEST)
 end
 
 for i = 1, n do
@@ -119,6 +126,7 @@ for i = 1, n do
 end
 return reply
 """.replace("EXPIRY_MARGIN_MS", str(EXPIRY_MARGIN_MS))
+SCRIPT = SCRIPT.replace("ROOM", repr(ROOM)).replace("SOONEST", repr(SOONEST))
 
 
 def window_args(windows: Sequence[Window], now: float) -> list[bytes | int | float]:

@@ -16,11 +16,13 @@ are those of the data nodes; Sentinels that want their own take
 ``?sentinel_username=...&sentinel_password=...``.  TLS forms accept
 ``?ssl_cert_reqs=none|optional|required`` and ``?ssl_ca_certs=/path/ca.pem``.
 
-A password never appears in a message: :func:`masked` is the URL to show.
+A password never appears in a message: :func:`masked` is the URL to show, and
+:func:`reason` says in one line what a client's exception means.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
@@ -164,6 +166,30 @@ def _node(text: str, default: int) -> tuple[str, int]:
     if not 0 < number < 65536:
         raise ValueError(f"port {number} is out of range")
     return host, number
+
+
+_ADDRESS = re.compile(r"\bhost=([^,)>]+).*?\bport=(\d+)")
+
+
+def reason(exc: BaseException) -> str:
+    """``exc`` in one line for a log: its class and message, where each redis-py
+    client named in it (a Sentinel that did not answer, in ``MasterNotFoundError``:
+    a repr of over a thousand characters) is shown as its address."""
+    text = str(exc)
+    parts = []
+    at = 0
+    while (begin := text.find("<redis.", at)) >= 0:
+        depth, end = 0, len(text) - 1
+        for index in range(begin, len(text)):  # to the ">" that closes this "<"
+            depth += {"<": 1, ">": -1}.get(text[index], 0)
+            if depth == 0:
+                end = index
+                break
+        found = _ADDRESS.search(text, begin, end)
+        parts += [text[at:begin], f"{found[1]}:{found[2]}" if found else "redis"]
+        at = end + 1
+    text = " ".join(("".join(parts) + text[at:]).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def connect(address: RedisAddress, timeout: float) -> tuple[Any, list[Any]]:

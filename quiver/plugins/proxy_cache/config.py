@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from quiver.config.base import Duration, Size
+from quiver.config.base import Duration, Size, key_error
 from quiver.http.fields import TOKEN
 from quiver.plugins.base import PluginConfig
+from quiver.plugins.counters.redis_url import masked
 from quiver.plugins.traffic.store import RedisSettings
 
 #: statuses a cache may give heuristic freshness (RFC 9110 §15.1)
@@ -122,12 +123,33 @@ class ProxyCacheConfig(PluginConfig):
                 raise ValueError(f"{status} cannot be stored (206, 304 and 1xx never are)")
         return statuses
 
+    # (each rule reads several keys; its error names the key to change, at its line)
     @model_validator(mode="after")
     def _backend(self) -> ProxyCacheConfig:
         if self.backend == "redis" and self.redis is None:
-            raise ValueError("backend 'redis' needs redis: {url: ...}")
+            raise key_error(("backend",), "backend 'redis' needs redis: {url: ...}", self.backend)
         if self.backend == "memory" and self.redis is not None:
-            raise ValueError("'redis' is set but backend is 'memory'; set backend: redis")
+            message = "'redis' is set but backend is 'memory'; set backend: redis"
+            raise key_error(("redis",), message, masked(self.redis.url))
         if self.redis is not None and "+cluster://" in self.redis.url:
-            raise ValueError("the cache needs one Redis (or a Sentinel's master), not a Cluster")
+            message = "the cache needs one Redis (or a Sentinel's master), not a Cluster"
+            raise key_error(("redis", "url"), message, masked(self.redis.url))
+        if self.backend == "memory" and self.max_entry_size > self.memory_size:
+            # an entry that size would be stored and evicted at once, every time
+            key = (
+                "memory_size" if "max_entry_size" not in self.model_fields_set else "max_entry_size"
+            )
+            message = (
+                f"max_entry_size {_size(self.max_entry_size)} is more than memory_size "
+                f"{_size(self.memory_size)}: entries that large could never be kept"
+            )
+            raise key_error((key,), message, getattr(self, key))
         return self
+
+
+def _size(count: int) -> str:
+    """A byte count as it is usually written: 2MiB, 64KiB, 1500 bytes."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count % size == 0:
+            return f"{count // size}{unit}"
+    return f"{count} bytes"

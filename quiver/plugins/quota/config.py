@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from quiver.config.base import key_error
 from quiver.config.units import parse_duration
 from quiver.plugins.quota.periods import CALENDAR, Calendar
 from quiver.plugins.traffic.counted import CountedConfig
@@ -57,7 +58,11 @@ class QuotaConfig(CountedConfig):
     @model_validator(mode="after")
     def _zone_for_calendar(self) -> QuotaConfig:
         if self.rolling is not None and "time_zone" in self.model_fields_set:
-            raise ValueError("time_zone applies to calendar periods (day, week, month) only")
+            message = (
+                f"time_zone {self.time_zone}: time zones apply to calendar periods "
+                "(day, week, month) only, not to a rolling period"
+            )
+            raise key_error(("time_zone",), message, self.time_zone)
         return self
 
     @property

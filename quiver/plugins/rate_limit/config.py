@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidatorFunctionWrapHandler, WrapValidator, model_validator
 
-from quiver.config.base import Duration, Strict
+from quiver.config.base import Duration, Strict, key_error
 from quiver.plugins.traffic.counted import CountedConfig
 
 MIN_WINDOW = 1.0
 MAX_WINDOW = 86400.0
 
 
+def _window(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
+    """A window of whole seconds from 1s to 1d; errors show it as written."""
+    seconds: float = handler(value)
+    written = value if isinstance(value, str) else f"{seconds:g}"
+    if not MIN_WINDOW <= seconds <= MAX_WINDOW:
+        raise ValueError(f"window {written}: windows go from 1s to 1d")
+    if seconds != int(seconds):
+        # (RateLimit-Policy's w is whole seconds: a client must be told the window)
+        raise ValueError(f"window {written}: a window is a whole number of seconds")
+    return seconds
+
+
+WindowSeconds = Annotated[Duration, WrapValidator(_window)]
+
+
 class LimitSpec(Strict):
     limit: int = Field(ge=1, description="Requests allowed per window.")
-    window: Duration = Field(
-        description="The window: seconds, or a duration such as 1s, 10m, 1h or 1d "
+    window: WindowSeconds = Field(
+        description="The window: whole seconds, or a duration such as 1s, 10m, 1h or 1d "
         "(from one second to one day)."
     )
     burst: int | None = Field(
@@ -31,8 +46,9 @@ class RateLimitConfig(CountedConfig):
     limit: int | None = Field(
         None, ge=1, description="Requests allowed per `window` (the short form of `limits`)."
     )
-    window: Duration | None = Field(
-        None, description="The window of `limit`: seconds, or a duration such as 1s, 1m, 1h, 1d."
+    window: WindowSeconds | None = Field(
+        None,
+        description="The window of `limit`: whole seconds, or a duration such as 1s, 1m, 1h, 1d.",
     )
     burst: int | None = Field(
         None, ge=1, description="token_bucket only: the bucket size of `limit` (default: limit)."
@@ -51,25 +67,34 @@ class RateLimitConfig(CountedConfig):
         "refilled at limit/window per second.",
     )
 
+    # (each rule reads several keys; its error names the key to change, at its line)
     @model_validator(mode="after")
     def _one_form(self) -> RateLimitConfig:
         short = self.limit is not None or self.window is not None
         if short and self.limits:
-            raise ValueError("give either limit and window, or limits, not both")
-        if short and (self.limit is None or self.window is None):
-            raise ValueError("limit and window go together")
+            raise key_error(
+                ("limits",), "give either limit and window, or limits, not both", self.limits
+            )
+        if self.limit is None and self.window is not None:
+            raise key_error(("window",), "limit and window go together", self.window)
+        if self.window is None and self.limit is not None:
+            raise key_error(("limit",), "limit and window go together", self.limit)
         if not short and not self.limits:
             raise ValueError("set limit and window, or limits")
         if self.burst is not None and self.limits:
-            raise ValueError("with limits, give burst in each limit")
-        for spec in self.specs():
-            if not MIN_WINDOW <= spec.window <= MAX_WINDOW:
-                raise ValueError(f"window {spec.window:g}s: windows go from 1s to 1d")
-            if spec.burst is not None and self.algorithm != "token_bucket":
-                raise ValueError("burst applies to algorithm token_bucket only")
-        windows = [spec.window for spec in self.specs()]
-        if len(set(windows)) != len(windows):
-            raise ValueError("two limits have the same window; keep the lower one")
+            raise key_error(("burst",), "with limits, give burst in each limit", self.burst)
+        token_bucket = self.algorithm == "token_bucket"
+        if self.burst is not None and not token_bucket:
+            raise key_error(("burst",), "burst applies to algorithm token_bucket only", self.burst)
+        seen: dict[float, int] = {}
+        for index, spec in enumerate(self.limits):
+            if spec.burst is not None and not token_bucket:
+                message = "burst applies to algorithm token_bucket only"
+                raise key_error(("limits", index, "burst"), message, spec.burst)
+            if spec.window in seen:
+                message = f"the same window as limits[{seen[spec.window]}]; keep the lower limit"
+                raise key_error(("limits", index, "window"), message, spec.window)
+            seen[spec.window] = index
         return self
 
     def specs(self) -> list[LimitSpec]:

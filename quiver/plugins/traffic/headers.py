@@ -5,7 +5,9 @@ optionally the older ``X-RateLimit-Limit`` / ``-Remaining`` / ``-Reset``.
 A policy is named after its window (``"minute"``, ``"hour"``, ``"90s"``) with its
 quota and window as parameters: ``RateLimit-Policy: "minute";q=100;w=60``.
 ``RateLimit`` carries the policy with the fewest units left, as the draft asks of a
-server with several windows: ``RateLimit: "minute";r=42;t=18``.
+server with several windows: ``RateLimit: "minute";r=42;t=18``.  ``t`` is when one
+more unit fits once the ``r`` left are used (``algorithms.Step``): with ``r=0``, the
+Retry-After a refusal would get, so a client that waits ``t`` is let through.
 
 Both fields are Lists, so when several traffic-control plugins apply to a request
 (``rate-limit`` and ``quota``), each adds its own field lines and a client reads
@@ -69,7 +71,7 @@ class Reporter:
 
     def usual(self, remaining: int, reset: float) -> bytes:
         """Both fields of a single policy whose value does not change, rendered
-        (``reset``: the seconds until the window ends)."""
+        (``reset``: the seconds until the window resets, see ``algorithms.Step``)."""
         return self.both + b"%d;t=%d\r\n" % (remaining, _seconds(reset))
 
     def refusal(
@@ -89,7 +91,10 @@ class Reporter:
         retry_after: float | None,
         policy: bytes | None,
     ) -> Fields:
-        lowest = min(range(len(usage)), key=lambda index: usage[index].remaining)
+        # the fewest left; of those, the latest reset (waiting it, none holds the client up)
+        lowest = min(
+            range(len(usage)), key=lambda index: (usage[index].remaining, -usage[index].reset)
+        )
         current = usage[lowest]
         # a refusal's reset is the moment Retry-After names (the draft asks them to agree)
         reset = _seconds(current.reset if retry_after is None else retry_after)

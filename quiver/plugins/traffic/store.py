@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from quiver.config.base import Duration, Strict
+from quiver.config.base import Duration, Strict, key_error
 from quiver.errors import LimitUnavailable
 from quiver.plugins.base import PluginConfig, PluginContext
 from quiver.plugins.counters import Counters, redis_url
@@ -50,13 +50,14 @@ class RedisSettings(Strict):
     )
     prefix: str = Field("quiver:", description="Prefix of every Redis key written.")
 
-    @model_validator(mode="after")
-    def _scheme(self) -> RedisSettings:
-        if not self.url.startswith(_REDIS_SCHEMES):
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str) -> str:
+        if not url.startswith(_REDIS_SCHEMES):
             schemes = ", ".join(scheme.removesuffix("//") for scheme in _REDIS_SCHEMES)
             raise ValueError(f"url must start with one of {schemes}")
-        redis_url.parse(self.url)  # the message shows the URL without its password
-        return self
+        redis_url.parse(url)  # the message shows the URL without its password
+        return url
 
 
 class StoreConfig(PluginConfig):
@@ -78,9 +79,10 @@ class StoreConfig(PluginConfig):
     @model_validator(mode="after")
     def _redis_given(self) -> StoreConfig:
         if self.store == "redis" and self.redis is None:
-            raise ValueError("store 'redis' needs redis: {url: ...}")
+            raise key_error(("store",), "store 'redis' needs redis: {url: ...}", self.store)
         if self.store == "local" and self.redis is not None:
-            raise ValueError("'redis' is set but store is 'local'; set store: redis")
+            message = "'redis' is set but store is 'local'; set store: redis"
+            raise key_error(("redis",), message, redis_url.masked(self.redis.url))
         return self
 
 

@@ -10,7 +10,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from quiver.plugins.counters.redis_url import RedisAddress, connect, masked, parse
+from quiver.plugins.counters.redis_url import RedisAddress, connect, masked, parse, reason
 
 SECRET = "s3cr%40t"  # percent-encoded "s3cr@t"
 
@@ -174,3 +174,25 @@ def test_each_form_gets_its_client_with_timeouts_and_no_retries(
     assert kwargs["socket_timeout"] == 0.25
     if connection_class is not UnixDomainSocketConnection:
         assert kwargs["socket_connect_timeout"] == 0.25
+
+
+def test_reason_names_sentinels_by_address_in_one_line() -> None:
+    """A Sentinel that cannot be asked for the master is named by redis-py as the repr
+    of its client (over a thousand characters): the reason shows its address."""
+    from redis.asyncio.sentinel import MasterNotFoundError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    sentinels = [Redis(host="127.0.0.1", port=port, password="s3cret") for port in (26379, 26380)]
+    failure = RedisConnectionError("Error 111 connecting to 127.0.0.1:26379.\nRefused.")
+    errors = ", ".join(f"{sentinel} - {failure!r}: {failure}" for sentinel in sentinels)
+    assert len(errors) > 500  # what redis-py's message holds
+    text = reason(MasterNotFoundError(f"No master found for 'quiver' : {errors}"))
+    assert text.startswith("MasterNotFoundError: No master found for 'quiver' : 127.0.0.1:26379 - ")
+    assert "127.0.0.1:26380 - " in text
+    assert "<redis" not in text and "\n" not in text and "s3cret" not in text
+    assert len(text) < 300
+
+
+def test_reason_of_a_plain_error_is_its_class_and_message() -> None:
+    assert reason(TimeoutError()) == "TimeoutError"
+    assert reason(OSError("no route to host")) == "OSError: no route to host"

@@ -39,6 +39,11 @@ def test_valid_configs(settings: dict[str, Any]) -> None:
         ({"backend": "redis", "redis": {"url": "redis+cluster://h:7000"}}, "not a Cluster"),
         ({"memory_size": 0}, "greater than 0"),
         ({"memory_size": "lots"}, "not a size"),
+        (
+            {"max_entry_size": "2MiB", "memory_size": "1MiB"},
+            "max_entry_size 2MiB is more than memory_size 1MiB: entries that large could never",
+        ),
+        ({"memory_size": "512k"}, "max_entry_size 1MiB is more than memory_size 512KiB"),
         ({"max_entry_size": -1}, "greater than 0"),
         ({"statuses": []}, "at least 1 item"),
         ({"statuses": [206]}, "206 cannot be stored"),

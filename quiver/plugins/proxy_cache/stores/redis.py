@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from quiver.plugins.counters.redis_url import connect, parse
+from quiver.plugins.counters.redis_url import connect, parse, reason
 from quiver.plugins.proxy_cache.entry import Stored, loads
 from quiver.plugins.proxy_cache.stores import Store, StoreUnavailable, matches
 
@@ -102,7 +102,7 @@ class RedisStore(Store):
             async with asyncio.timeout(self.timeout):
                 return await pending
         except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+            raise StoreUnavailable(reason(exc)) from exc
 
 
 def _glob(text: str) -> str:
