@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from quiver.admin.analytics import (
@@ -27,11 +27,12 @@ from quiver.admin.analytics import (
     _series_range,
     _store,
     _wants_csv,
+    readable_parameters,
 )
 from quiver.admin.responses import problems
 from quiver.calls.spend_queries import Order, SpendBy, SpendDimension, spend_series, spend_top
 
-api = APIRouter(tags=["analytics"])
+api = APIRouter(tags=["analytics"], dependencies=[Depends(readable_parameters)])
 
 
 class Spend(BaseModel):

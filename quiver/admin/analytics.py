@@ -2,8 +2,11 @@
 
 Any valid token reads them.  A team-scoped token sees only the calls of its
 team's routes (names qualified ``team.``), an unscoped one everything, or one
-team's with ``?team=``.  Series and call lists also answer CSV, with
-``?format=csv`` or ``Accept: text/csv``.  How ranges are read (raw rows or
+team's with ``?team=`` (404 for a team there is not, whatever the token).  A
+parameter that cannot be read (a NUL character, which no name holds and
+PostgreSQL cannot compare; a time out of the calendar's range) is a 422
+problem.  Series and call lists also answer CSV, with ``?format=csv`` or
+``Accept: text/csv``.  How ranges are read (raw rows or
 per-minute rollups) is in quiver.calls.queries.
 """
 
@@ -22,7 +25,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from quiver.admin.auth import TeamQuery, caller
+from quiver.admin.auth import TeamQuery, _declarations, caller, is_name
+from quiver.admin.declarations import Declarations
 from quiver.admin.problems import ApiProblem
 from quiver.admin.responses import problems
 from quiver.calls.queries import (
@@ -32,6 +36,7 @@ from quiver.calls.queries import (
     Totals,
     capture_of,
     list_calls,
+    newest_id,
     series,
     top,
 )
@@ -39,7 +44,18 @@ from quiver.calls.spend_queries import spend_of_call
 from quiver.store import Store
 from quiver.store.tokens import TokenInfo
 
-api = APIRouter(tags=["analytics"])
+
+def readable_parameters(request: Request) -> None:
+    """No query or path parameter holds a NUL character (no name does, and
+    PostgreSQL's text cannot)."""
+    for name, value in (*request.query_params.multi_items(), *request.path_params.items()):
+        if "\x00" in str(value):
+            raise ApiProblem(
+                422, "invalid-request", f"`{name}` holds a NUL character, which no value can"
+            )
+
+
+api = APIRouter(tags=["analytics"], dependencies=[Depends(readable_parameters)])
 _BUCKET_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 #: most buckets in a series: a minute series spans at most 6 hours (wider ones read
 #: too many rollup rows to answer quickly; hour buckets serve them)
@@ -66,12 +82,19 @@ Consumer = Annotated[
 ]
 
 
-def scope(token: Annotated[TokenInfo, Depends(caller)], team: TeamQuery = None) -> str | None:
-    """The team whose calls the caller sees, or None for all of them."""
+def scope(
+    token: Annotated[TokenInfo, Depends(caller)],
+    declarations: Annotated[Declarations, Depends(_declarations)],
+    team: TeamQuery = None,
+) -> str | None:
+    """The team whose calls the caller sees, or None for all of them; 404 for a team
+    there is not (or that a team-scoped token may not see)."""
     if token.team is not None:
         if team is not None and team != token.team:
             raise ApiProblem(404, "team-not-found", f"there is no team {team!r}")
         return token.team
+    if team is not None and not (is_name(team) and declarations.has_team(team)):
+        raise ApiProblem(404, "team-not-found", f"there is no team {team!r}")
     return team
 
 
@@ -166,7 +189,11 @@ class CallDetail(CallDoc):
 
 class CallPage(BaseModel):
     data: list[CallDoc]
-    next: str | None
+    next: str | None = Field(description="The next (older) page's `cursor`; null at the end.")
+    tail: str = Field(
+        description="Where the call log ends now: pass it as `after` for the calls "
+        "stored since (`quiver logs --follow` does)."
+    )
 
 
 def _store(request: Request) -> Store:
@@ -175,8 +202,8 @@ def _store(request: Request) -> Store:
 
 
 def _range(start: datetime | None, end: datetime | None) -> tuple[int, int]:
-    end_ms = _ms(end) if end is not None else int(time.time() * 1000)
-    start_ms = _ms(start) if start is not None else end_ms - 3_600_000
+    end_ms = _ms(end, "to") if end is not None else int(time.time() * 1000)
+    start_ms = _ms(start, "from") if start is not None else end_ms - 3_600_000
     if start_ms >= end_ms:
         raise ApiProblem(400, "invalid-request", "`from` must be before `to`")
     return start_ms, end_ms
@@ -197,9 +224,23 @@ def _series_range(
     return start_ms, end_ms
 
 
-def _ms(moment: datetime) -> int:
+#: the times a parameter may name: a day inside the calendar's ends, so that a range
+#: widened to whole days (and written back as times) stays on the calendar
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _ms(moment: datetime, name: str) -> int:
+    """``moment`` (UTC unless it says) in epoch milliseconds; 422 beyond the calendar's
+    range (``name``: the parameter)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    if not _EARLIEST <= moment <= _LATEST:
+        raise ApiProblem(
+            422,
+            "invalid-request",
+            f"`{name}` is out of range: times are between {_EARLIEST.date()} and {_LATEST.date()}",
+        )
     return int(moment.timestamp() * 1000)
 
 
@@ -320,30 +361,48 @@ def get_calls(
     to: To = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
+    after: Annotated[
+        str | None,
+        Query(
+            description="A page's `tail`: the calls stored since, in the order they were "
+            "stored (a call stored late, with an earlier time, too), at most `limit`; the "
+            "page's `tail` goes on from the last one."
+        ),
+    ] = None,
     format: Format = None,
 ) -> Any:
+    if after is not None and cursor is not None:
+        raise ApiProblem(422, "invalid-request", "`after` and `cursor` do not go together")
     where = CallFilter(
         route=route,
         consumer=consumer,
         status=_status(status),
         request_id=request_id,
-        start_ms=_ms(start) if start is not None else None,
-        end_ms=_ms(to) if to is not None else None,
+        start_ms=_ms(start, "from") if start is not None else None,
+        end_ms=_ms(to, "to") if to is not None else None,
         team=team,
         mcp_method=mcp_method,
         mcp_tool=mcp_tool,
         mcp_outcome=mcp_outcome,
     )
-    with _store(request).engine.connect() as connection:
-        rows = list_calls(connection, where, limit + 1, _decode(cursor))
     following = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        following = _encode(rows[-1]["time_ms"], rows[-1]["id"])
+    with _store(request).engine.connect() as connection:
+        last = newest_id(connection)  # (read first: later rows wait for the next tail)
+        if after is not None:
+            rows = list_calls(
+                connection, where, limit, None, stored_after=_stored(after), stored_through=last
+            )
+            if len(rows) == limit:  # more may follow: go on from the last one
+                last = rows[-1]["id"]
+        else:
+            rows = list_calls(connection, where, limit + 1, _decode(cursor), stored_through=last)
+            if len(rows) > limit:
+                rows = rows[:limit]
+                following = _encode(rows[-1]["time_ms"], rows[-1]["id"])
     data = [_call(row) for row in rows]
     if _wants_csv(request, format):
         return _csv(data, list(CallDoc.model_fields))
-    return {"data": data, "next": following}
+    return {"data": data, "next": following, "tail": _tail(last)}
 
 
 @api.get(
@@ -389,7 +448,7 @@ def _status(text: str | None) -> tuple[int, int] | None:
     if _code(first) and (not dash or (_code(last) and int(first) <= int(last))):
         return int(first), int(last or first)
     raise ApiProblem(
-        400,
+        422,
         "invalid-request",
         "`status` is a code (`404`), a class (`5xx`) or a range (`400-599`)",
     )
@@ -404,19 +463,38 @@ def _encode(time_ms: int, row_id: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _tail(row_id: int) -> str:
+    raw = json.dumps({"s": row_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _stored(tail: str) -> int:
+    """The row id a ``tail`` marks."""
+    data = _cursor_data(tail)
+    if not isinstance(data, dict) or type(data.get("s")) is not int:
+        raise ApiProblem(
+            422, "invalid-request", "`after` is not a tail this API gave out: pass a page's `tail`"
+        )
+    return int(data["s"])
+
+
+def _cursor_data(text: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+
+
 def _decode(cursor: str | None) -> tuple[int, int] | None:
     if cursor is None:
         return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
-        data = None
+    data = _cursor_data(cursor)
     if (
         not isinstance(data, dict)
         or type(data.get("t")) is not int
         or type(data.get("i")) is not int
     ):
         raise ApiProblem(
-            400, "invalid-request", "the cursor is not one this API gave out: pass a page's `next`"
+            422, "invalid-request", "the cursor is not one this API gave out: pass a page's `next`"
         )
     return data["t"], data["i"]

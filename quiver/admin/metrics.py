@@ -6,13 +6,18 @@ workers' counters up with those of the workers that ended, and renders them with
 ``prometheus_client`` through a collector of its own (no global registry, nothing
 counted in this process).  Every series is documented in docs/observability.md
 ("Metrics"); the labels are names from the config and small fixed sets only.
+
+A team-scoped token sees its team's series only: those labelled with its routes
+and targets (names qualified ``team.``, or unqualified for ``default``), never
+the node-wide ones (calls to models, dropped records, workers, reloads).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -28,6 +33,7 @@ from prometheus_client.registry import Collector
 
 from quiver.admin.auth import caller
 from quiver.admin.responses import problems
+from quiver.calls.names import team_of
 from quiver.observe.mcp_metrics import KEY_SEPARATOR as MCP_KEY_SEPARATOR
 from quiver.observe.metrics import (
     AI_KEY_SEPARATOR,
@@ -37,30 +43,29 @@ from quiver.observe.metrics import (
     TTFT_BUCKETS,
 )
 from quiver.observe.node_metrics import NodeMetrics, read_node
+from quiver.store.tokens import TokenInfo
 
 #: the ``le`` of each histogram bucket, in seconds (Prometheus' unit of time)
 _LE = (*(repr(bound / 1000) for bound in BUCKETS_MS), "+Inf")
 _BREAKER_STATES = ("closed", "open", "half_open")
+_MCP_PARTS = ("messages", "tool_calls", "durations")
 
 
 class NodeCollector(Collector):
-    """The metrics of the node whose workers write to ``run_dir``, read at each collect."""
+    """The metrics of the node whose workers write to ``run_dir``, read at each collect:
+    all of them, or those of ``team``'s routes and targets."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, team: str | None = None) -> None:
         self.run_dir = run_dir
+        self.team = team
 
     def collect(self) -> Iterator[Metric]:
         node = read_node(self.run_dir)
+        if self.team is not None:
+            yield from _team_families(_team_view(node, self.team))
+            return
         yield from _request_families(node.counters.get("routes") or {})
-        yield _histogram(
-            "quiver_upstream_duration_seconds",
-            "From the request sent to the node to the end of the exchange, by target.",
-            "target",
-            {
-                name: entry["upstream"]
-                for name, entry in (node.counters.get("targets") or {}).items()
-            },
-        )
+        yield _upstream_family(node)
         dropped = CounterMetricFamily(
             "quiver_log_dropped",
             "Records dropped because the queue of an output was full.",
@@ -74,6 +79,54 @@ class NodeCollector(Collector):
         yield from _websocket_families(node.counters.get("routes") or {}, node.workers)
         yield from _node_families(node.workers)
         yield from _process_families(node)
+
+
+def _team_families(node: NodeMetrics) -> Iterator[Metric]:
+    """The series of one team's routes and targets (``node`` holds only those)."""
+    yield from _request_families(node.counters.get("routes") or {})
+    yield _upstream_family(node)
+    yield from _mcp_families(node.counters.get("mcp") or {})
+    yield from _websocket_families(node.counters.get("routes") or {}, node.workers)
+    yield from _node_families(node.workers)
+
+
+def _team_view(node: NodeMetrics, team: str) -> NodeMetrics:
+    """What of ``node`` belongs to ``team``: its routes' and targets' counters and
+    gauges (an exchange no route matched is no team's)."""
+
+    def owned(name: str) -> bool:
+        return name != "" and team_of(name) == team
+
+    def keyed(counts: dict[str, Any]) -> dict[str, Any]:
+        """MCP counts, keyed by labels that begin with the route."""
+        return {
+            key: value for key, value in counts.items() if owned(key.split(MCP_KEY_SEPARATOR, 1)[0])
+        }
+
+    counters = node.counters
+    mcp = counters.get("mcp") or {}
+    kept = {
+        "routes": {k: v for k, v in (counters.get("routes") or {}).items() if owned(k)},
+        "targets": {k: v for k, v in (counters.get("targets") or {}).items() if owned(k)},
+        "mcp": {part: keyed(mcp.get(part) or {}) for part in _MCP_PARTS},
+    }
+    workers = [
+        {
+            "websockets": {k: v for k, v in (worker.get("websockets") or {}).items() if owned(k)},
+            "targets": {k: v for k, v in (worker.get("targets") or {}).items() if owned(k)},
+        }
+        for worker in node.workers
+    ]
+    return replace(node, counters=kept, workers=workers)
+
+
+def _upstream_family(node: NodeMetrics) -> HistogramMetricFamily:
+    return _histogram(
+        "quiver_upstream_duration_seconds",
+        "From the request sent to the node to the end of the exchange, by target.",
+        "target",
+        {name: entry["upstream"] for name, entry in (node.counters.get("targets") or {}).items()},
+    )
 
 
 def _request_families(routes: dict[str, Any]) -> Iterator[Metric]:
@@ -315,13 +368,33 @@ def _process_families(node: NodeMetrics) -> Iterator[Metric]:
         )
 
 
+async def _nobody() -> None:
+    """Public metrics: no token is asked for."""
+    return None
+
+
+#: who scrapes: a token's holder, or nobody in particular when the metrics are public
+_Caller = Annotated[TokenInfo, Depends(caller)]
+_Public = Annotated[None, Depends(_nobody)]
+
+
 def router(run_dir: Path, *, public: bool) -> APIRouter:
-    """``GET /metrics`` over the run directory ``run_dir``; with ``public``, no token."""
+    """``GET /metrics`` over the run directory ``run_dir``; with ``public``, no token
+    (and every series to anyone)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(run_dir))
     api = APIRouter(tags=["metrics"])
 
-    @api.get(
+    def render(request: Request, token: TokenInfo | None) -> Response:
+        chosen = registry
+        if token is not None and token.team is not None:
+            chosen = CollectorRegistry(auto_describe=False)
+            chosen.register(NodeCollector(run_dir, token.team))
+        # the text format 0.0.4, or OpenMetrics when the scraper prefers it (Accept)
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(chosen), headers={"Content-Type": content_type})
+
+    route = api.get(
         "/metrics",
         response_class=Response,
         responses={
@@ -331,12 +404,18 @@ def router(run_dir: Path, *, public: bool) -> APIRouter:
             },
             **(problems(401, 500) if not public else problems(500)),
         },
-        summary="Prometheus metrics of the node",
-        dependencies=[] if public else [Depends(caller)],
+        summary="Prometheus metrics of the node (a team-scoped token: its team's series)",
     )
-    def metrics(request: Request) -> Response:
-        # the text format 0.0.4, or OpenMetrics when the scraper prefers it (Accept)
-        encode, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encode(registry), headers={"Content-Type": content_type})
+    if public:
+
+        @route
+        def public_metrics(request: Request, nobody: _Public) -> Response:
+            return render(request, None)
+
+    else:
+
+        @route
+        def metrics(request: Request, token: _Caller) -> Response:
+            return render(request, token)
 
     return api

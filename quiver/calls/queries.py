@@ -7,8 +7,10 @@ at most that many index entries): their percentiles are then exact.  Otherwise
 they read the per-minute rollups, whose cost depends on the range's minutes and
 dimensions, never on the number of calls; percentiles are then the upper bound of
 the histogram bucket holding them.  Buckets of hours and days read the hourly
-rollups, minute buckets the per-minute ones; the range is widened to whole
-periods of the table read (top lists over more than 6 hours read whole hours).
+rollups, minute buckets the per-minute ones.  A series' buckets begin on the UTC
+calendar's minutes, hours or days whichever source it reads, its range widened
+to whole buckets; top lists read whole periods of the table they read (whole
+hours over more than 6 hours).
 
 A team (``team`` not None) sees only its own calls: those of its routes, and those
 its consumers (apps) made to any team's routes.  A series may be narrowed to one
@@ -27,6 +29,7 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
+    UnaryExpression,
     and_,
     func,
     literal,
@@ -151,6 +154,13 @@ def _few_raw(connection: Connection, start_ms: int, end_ms: int) -> bool:
     return connection.execute(select(func.count()).select_from(inner)).scalar_one() <= RAW_LIMIT
 
 
+def whole_buckets(start_ms: int, end_ms: int, bucket_ms: int) -> tuple[int, int]:
+    """[start, end) widened to whole buckets of ``bucket_ms`` (a minute, an hour, a
+    day): buckets begin on the UTC calendar's boundaries (epoch time is UTC's), so a
+    series' first and last buckets may begin before ``start`` and end after ``end``."""
+    return start_ms - start_ms % bucket_ms, end_ms + -end_ms % bucket_ms
+
+
 def series(
     connection: Connection,
     start_ms: int,
@@ -160,8 +170,10 @@ def series(
     team: str | None,
     consumer: str | None = None,
 ) -> Series:
-    """Totals per bucket (and per ``by`` value) of the calls in [start, end), of
-    ``consumer`` alone when it is given."""
+    """Totals per bucket (and per ``by`` value) of the calls in [start, end) widened to
+    whole buckets (:func:`whole_buckets`), of ``consumer`` alone when it is given.  Raw
+    rows and rollups see the same calls in the same buckets."""
+    start_ms, end_ms = whole_buckets(start_ms, end_ms, bucket_ms)
     groups: dict[tuple[int, int | None], Totals] = {}
     if _few_raw(connection, start_ms, end_ms):
         source: Source = "calls"
@@ -180,9 +192,7 @@ def series(
     else:
         source = "rollups"
         table, period, unit = _rollups(bucket_ms)
-        start_ms -= start_ms % unit
-        end_ms += -end_ms % unit
-        first = start_ms // unit
+        first = start_ms // unit  # (a bucket's periods: start_ms is a bucket's start)
         slot_column = (table.c[period] - first) // (bucket_ms // unit)
         key = _rollup_key(table, by)
         query = (
@@ -249,10 +259,25 @@ class CallFilter:
     mcp_outcome: str | None = None
 
 
+def newest_id(connection: Connection) -> int:
+    """The row id of the call stored last (0 when there is none).  Rows are stored by
+    one ingester per store, a batch per transaction, so ids grow in the order calls
+    are stored, whatever their times."""
+    return int(connection.execute(select(func.max(calls.c.id))).scalar() or 0)
+
+
 def list_calls(
-    connection: Connection, where: CallFilter, limit: int, after: tuple[int, int] | None
+    connection: Connection,
+    where: CallFilter,
+    limit: int,
+    after: tuple[int, int] | None,
+    *,
+    stored_after: int | None = None,
+    stored_through: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Calls matching ``where``, newest first, after the (time_ms, id) ``after``."""
+    """Calls matching ``where``, newest first, after the (time_ms, id) ``after``; or,
+    with ``stored_after`` (a row id), those stored after it, in the order they were
+    stored.  ``stored_through``: none stored after this row id."""
     conditions: list[ColumnElement[bool]] = [
         *team_scope(calls, where.team),
         *named(calls.c.route_id, ROUTE, where.route),
@@ -280,12 +305,13 @@ def list_calls(
                 and_(calls.c.time_ms == after[0], calls.c.id < after[1]),
             )
         )
-    query = (
-        select(calls)
-        .where(*conditions)
-        .order_by(calls.c.time_ms.desc(), calls.c.id.desc())
-        .limit(limit)
-    )
+    order: tuple[UnaryExpression[Any], ...] = (calls.c.time_ms.desc(), calls.c.id.desc())
+    if stored_through is not None:
+        conditions.append(calls.c.id <= stored_through)
+    if stored_after is not None:
+        conditions.append(calls.c.id > stored_after)
+        order = (calls.c.id.asc(),)
+    query = select(calls).where(*conditions).order_by(*order).limit(limit)
     rows = [dict(row._mapping) for row in connection.execute(query)]
     return _with_names(connection, rows)
 

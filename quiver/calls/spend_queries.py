@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, Table, func, literal, select
 
-from quiver.calls.queries import _lookup, named, team_scope
+from quiver.calls.queries import _lookup, named, team_scope, whole_buckets
 from quiver.store.calltables import CONSUMER
 from quiver.store.spendtables import (
     NANO,
@@ -80,11 +80,10 @@ def spend_series(
     consumer: str | None = None,
 ) -> tuple[int, int, list[SpendPoint]]:
     """Sums per bucket (and per ``by`` value) of the AI calls in [start, end) (of
-    ``consumer`` alone when it is given): the range as widened to whole rollup
-    periods, and the points."""
+    ``consumer`` alone when it is given): the range as widened to whole buckets (on
+    the UTC calendar's boundaries, see ``whole_buckets``), and the points."""
     table, period, unit = _table(bucket_ms)
-    start_ms -= start_ms % unit
-    end_ms += -end_ms % unit
+    start_ms, end_ms = whole_buckets(start_ms, end_ms, bucket_ms)
     first = start_ms // unit
     slot = (table.c[period] - first) // (bucket_ms // unit)
     key = table.c[f"{by}_id"] if by is not None else literal(0)

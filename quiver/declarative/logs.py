@@ -2,8 +2,10 @@
 
 Calls are asked newest first (``GET /calls``) and printed oldest first, so the
 newest call is the last line; ``--follow`` then asks every ``--interval`` seconds
-for calls since the newest one shown and prints the ones it has not printed yet
-(calls of the same millisecond are told apart by their request id).
+for every call stored since the last answer (``after`` its ``tail``), page after
+page, in the order they were stored: each call is printed once, however many
+came meanwhile, and so is a call stored late (by another worker's spool) with an
+earlier time than those shown.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ _COLUMNS = ("time", "status", "method", "path", "route", "consumer", "latency", 
 _WIDTHS = (12, 6, 7, 32, 20, 16, 10)
 #: the filters passed on to ``GET /calls`` as they are
 _FILTERS = ("route", "consumer", "status", "request_id", "mcp_method", "mcp_tool", "mcp_outcome")
+_PAGE = 1000  # most calls a request asks for (the API's bound)
 
 
 def add_logs_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,7 +62,8 @@ def run_logs(args: argparse.Namespace, client: AdminClient) -> int:
     from quiver.config.units import parse_duration
     from quiver.declarative.client import AdminError
 
-    params: dict[str, str | int] = {"limit": max(1, min(args.n, 1000))}
+    most = max(0, min(args.n, _PAGE))
+    params: dict[str, str | int] = {"limit": max(1, most)}
     for key in _FILTERS:
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
@@ -71,26 +75,31 @@ def run_logs(args: argparse.Namespace, client: AdminClient) -> int:
             return 2
         params["from"] = (datetime.now(UTC) - timedelta(seconds=age)).isoformat()
     try:
-        calls = list(reversed(client.calls(params)["data"]))
-        print(render(calls, header=True), flush=True)
-        shown = {call["request_id"] for call in calls}
-        while args.follow:
-            time.sleep(args.interval)  # (a polling period, not a synchronisation)
-            if calls:
-                params["from"] = calls[-1]["time"]
-            fresh = [
-                c for c in reversed(client.calls(params)["data"]) if c["request_id"] not in shown
-            ]
-            if fresh:
-                print(render(fresh, header=False), flush=True)
-                shown.update(call["request_id"] for call in fresh)
-                calls = fresh
+        page = client.calls(params)
+        print(render(list(reversed(page["data"][:most])), header=True), flush=True)
+        if args.follow:
+            tail = page["tail"]
+            params["limit"] = _PAGE
+            while True:
+                time.sleep(args.interval)  # (a polling period, not a synchronisation)
+                tail = _print_since(client, params, tail)
     except AdminError as error:
         print(f"quiver logs: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _print_since(client: AdminClient, params: dict[str, str | int], tail: str) -> str:
+    """Print every call stored after ``tail``, a page at a time; the new tail."""
+    while True:
+        page = client.calls({**params, "after": tail})
+        if page["data"]:
+            print(render(page["data"], header=False), flush=True)
+        tail = page["tail"]
+        if len(page["data"]) < _PAGE:
+            return tail
 
 
 def render(calls: list[dict[str, Any]], *, header: bool) -> str:

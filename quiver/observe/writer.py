@@ -5,17 +5,24 @@ append under the GIL, no lock); the writer thread takes what waits every
 ``FLUSH_EVERY`` seconds, or as soon as a batch's worth does, and hands it to each
 output (quiver.observe.outputs) a batch at a time.  Waking it for every few
 records would cost more than writing them: each wake is two context switches and
-a hand-over of the GIL on the worker's core.  A thread
-rather than the loop's idle time because a write may block (a slow disk, a full
-pipe on stdout, a syslog socket) and the loop must never wait for it; the
-formatting still takes the GIL, but it is the same work wherever it runs.  One
-thread and one queue however many outputs: a record is queued once.
+a hand-over of the GIL on the worker's core.  A thread rather than the loop's
+idle time because the outputs' work (formatting lines, counting) must stay off
+the loop; one thread and one queue however many outputs: a record is queued
+once, and the lines several outputs write are made once.
 
-When the queue is full the record is dropped and counted: requests never wait
-for their records.  A dropped record is lost to every output, so each output's
-section of the worker's status document (``quiver status``) shows the count, and
-a warning says it at most once a minute.  An output whose write fails loses that
-batch (counted as its ``failed``); the others still get it.
+No output's write waits for a destination that may block: the access log hands
+its lines to a thread of its own (quiver.observe.sink_thread), the spans go to
+their exporter's (quiver.observe.exporter), and the call spool appends to a
+regular file.  So a destination that falls behind fills only its own output's
+queue and loses only that output's lines (counted as its own ``dropped``); the
+request counters and the call log still get every record.
+
+When the shared queue is full (the writer thread itself falls behind) the record
+is dropped and counted: requests never wait for their records.  That loss is
+every output's, so each output's section of the worker's status document
+(``quiver status``) adds it to its own, and a warning says it at most once a
+minute.  An output whose write fails loses that batch (counted as its
+``failed``); the others still get it.
 """
 
 from __future__ import annotations
@@ -73,9 +80,10 @@ class RecordWriter:
         self.recording = keep is not _none
         self._clock = clock
         self.pending: deque[ExchangeRecord] = deque()
+        #: records the shared queue dropped (lost to every output)
         self.dropped = 0
-        #: records an output lost to its write errors, by output
-        self.failed = {output.name: 0 for output in self.outputs}
+        #: records an output lost to its write errors here, by output
+        self._failed = {output.name: 0 for output in self.outputs}
         self._warnings = SparseWarnings(log, clock)
         self._full = FullLines()
         self._periodic = [output for output in self.outputs if isinstance(output, Periodic)]
@@ -121,18 +129,33 @@ class RecordWriter:
         self._idle = False
         self._wake.set()
 
+    @property
+    def failed(self) -> dict[str, int]:
+        """What each output lost on its own, by output: its writes that failed, and
+        what the queue of its own (if it has one) dropped or failed to deliver.
+        Added to :attr:`dropped`, every record (or line, or span) it lost."""
+        lost = {}
+        for output in self.outputs:
+            own = output.status()
+            lost[output.name] = (
+                self._failed[output.name] + own.get("dropped", 0) + own.get("failed", 0)
+            )
+        return lost
+
     def status(self) -> dict[str, dict[str, Any]]:
-        """For the worker's status document: a section per output."""
+        """For the worker's status document: a section per output, its own queue's
+        counts (if it has one) added to the shared queue's."""
         queued = len(self.pending)
-        return {
-            output.name: {
-                **output.status(),
-                "queued": queued,
-                "dropped": self.dropped,
-                "failed": self.failed[output.name],
+        sections = {}
+        for output in self.outputs:
+            own = output.status()
+            sections[output.name] = {
+                **own,
+                "queued": queued + own.get("queued", 0),
+                "dropped": self.dropped + own.get("dropped", 0),
+                "failed": self._failed[output.name] + own.get("failed", 0),
             }
-            for output in self.outputs
-        }
+        return sections
 
     # -- life -------------------------------------------------------------------------
 
@@ -205,12 +228,12 @@ class RecordWriter:
         try:
             work()
         except Exception as exc:  # a full disk, a closed socket, a bad value
-            self.failed[output.name] += records
+            self._failed[output.name] += records
             self._warnings.warn(
                 output.name,
                 "%s not written (%d records lost so far): %s",
                 output.name.replace("_", " "),
-                self.failed[output.name],
+                self._failed[output.name],
                 exc,
             )
 
@@ -225,12 +248,19 @@ def writer_for(
     """A worker's writer for the outputs its settings ask for: the access log, the
     call spool in ``calls_dir`` (where the admin sidecar ingests them; None when no
     sidecar does), the request counters (``metrics``) and the spans of sampled
-    exchanges (``tracing``).  None when there is none: no records are made then."""
+    exchanges (``tracing``).  None when there is none: no records are made then.
+
+    The shared queue holds the most records any output's settings ask for, and at
+    least ``DEFAULT_QUEUE`` for the request counters and the spans, so that a small
+    ``access_log.queue`` (which bounds the access log's own queue of lines) never
+    makes them lose records."""
     outputs: list[RecordOutput] = []
     queues: list[int] = []
     if calls_dir is not None and call_log.enabled:
         outputs.append(CallSpool(calls_dir, max_size=call_log.spool_size))
         queues.append(call_log.queue)
+    if metrics is not None or tracing is not None:
+        queues.append(DEFAULT_QUEUE)
     if metrics is not None:
         outputs.append(metrics)
     keep = None

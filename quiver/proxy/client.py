@@ -563,13 +563,29 @@ class ClientConnection(asyncio.Protocol):
         bare = Exchange(self)
         bare.rid = self.server.new_request_id()
         bare.keep_alive = False
+        if self.server.recording:  # its record tells what was read of the request
+            self._head_read(bare)
         if self.current is None or self.current.finished:
             self.current = bare
-            self.respond_error(bare, error)
+            bare.fail(error)  # (answered, then recorded as any exchange that ends)
         else:
             # answer after the requests already in flight, then close
             self.pause_reading_for(PAUSE_PIPELINE)
             self.queue.append(_FailingExchange(bare, error))
+
+    def _head_read(self, bare: Exchange) -> None:
+        """Give ``bare``, the exchange of a refused request, what was read of its head:
+        the method and target once the request line is whole (the target only if it
+        is within limits.max_request_line), the fields read so far.  What the error
+        left unread stays empty."""
+        head = self.head
+        if head is None:  # (the request line itself was not understood)
+            return
+        bare.headers = head.headers
+        bare.method = head.method or _method_of(self.parser)
+        if len(self.url) <= self.server.snapshot.limits.max_request_line:
+            path, _, query = self.url.partition(b"?")
+            bare.raw_path, bare.query = path, query
 
     def _linger(self) -> None:
         transport = self.transport
@@ -610,6 +626,8 @@ class _FailingExchange(Exchange):
     def __init__(self, bare: Exchange, error: HTTPError) -> None:
         super().__init__(bare.client)
         self.rid = bare.rid
+        self.headers, self.method = bare.headers, bare.method
+        self.raw_path, self.query = bare.raw_path, bare.query
         self.request_done = True
         self.keep_alive = False
         self.error = error
@@ -632,6 +650,14 @@ def _error_answer(speaker: TargetType[Any], exchange: Exchange, error: HTTPError
         return error
     exchange.status = answer.status_code
     return answer
+
+
+def _method_of(parser: httptools.HttpRequestParser) -> bytes:
+    """The method of the request line ``parser`` read (b"" when it cannot say)."""
+    try:
+        return parser.get_method()
+    except httptools.HttpParserError:
+        return b""
 
 
 def _parser_message(exc: Exception) -> str:

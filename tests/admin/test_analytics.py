@@ -238,9 +238,10 @@ def test_a_status_range_lists_the_calls_between_its_codes(
 
 def test_bad_queries_are_problems(admin: httpx.Client, anonymous: httpx.Client) -> None:
     bad = ("6xx", "599-400", "400-", "400-600", "-404")
-    for params in (*({"status": status} for status in bad), {"cursor": "garbage"}):
+    malformed = ("abc", *bad)
+    for params in (*({"status": status} for status in malformed), {"cursor": "garbage"}):
         answer = admin.get("/calls", params=params)
-        assert answer.status_code == 400
+        assert answer.status_code == 422  # as every parameter that cannot be read
         assert answer.json()["type"] == "urn:quiver:problem:invalid-request"
     backwards = admin.get(
         "/analytics/requests", params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
@@ -253,3 +254,72 @@ def test_bad_queries_are_problems(admin: httpx.Client, anonymous: httpx.Client) 
     assert day_of_minutes.status_code == 400
     assert "at most 360 minutes" in day_of_minutes.json()["detail"]
     assert anonymous.get("/calls").status_code == 401
+
+
+def _at(text: str, count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` calls at the time ``text`` (ISO 8601, UTC)."""
+    moment = int(datetime.fromisoformat(text).timestamp() * 1000)
+    return records(count, moment, 1, seed=seed)
+
+
+@pytest.mark.parametrize("source", ["calls", "rollups"])
+@pytest.mark.parametrize(
+    ("bucket", "start", "end", "expected"),
+    [
+        (
+            "day",
+            "2026-12-06T12:00:00+00:00",
+            "2026-12-08T12:00:00+00:00",
+            {
+                "2026-12-06T00:00:00+00:00": 3,  # 03:10 (before `from`: the whole day) and 13:00
+                "2026-12-07T00:00:00+00:00": 4,
+                "2026-12-08T00:00:00+00:00": 2,
+            },
+        ),
+        (
+            "hour",
+            "2026-12-07T08:30:00+00:00",
+            "2026-12-07T10:15:00+00:00",
+            {"2026-12-07T09:00:00+00:00": 4},
+        ),
+        (
+            "minute",
+            "2026-12-07T09:19:30+00:00",
+            "2026-12-07T09:20:30+00:00",
+            {"2026-12-07T09:20:00+00:00": 4},
+        ),
+    ],
+)
+def test_buckets_begin_on_the_utc_calendar_whatever_the_source(
+    admin: httpx.Client,
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    bucket: str,
+    start: str,
+    end: str,
+    expected: dict[str, int],
+) -> None:
+    items = [
+        *_at("2026-12-06T03:10:00+00:00", 1, 1),
+        *_at("2026-12-06T13:00:00+00:00", 2, 2),
+        *_at("2026-12-07T09:20:00+00:00", 4, 3),
+        *_at("2026-12-08T11:00:00+00:00", 2, 4),
+    ]
+    for index, item in enumerate(items):
+        item["request_id"] = f"cal-{index}"
+    write_spools(tmp_path / "calls", items, per_file=100)
+    assert Ingester(store.engine, tmp_path / "calls").run_once() == len(items)
+    if source == "rollups":
+        monkeypatch.setattr(queries, "RAW_LIMIT", 0)
+    answer = admin.get("/analytics/requests", params={"from": start, "to": end, "bucket": bucket})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["source"] == source
+    got = {datetime.fromisoformat(p["time"]).isoformat(): p["requests"] for p in body["data"]}
+    assert got == expected
+    unit = {"minute": 60, "hour": 3600, "day": 86400}[bucket]
+    began = datetime.fromisoformat(start).timestamp()
+    widened = datetime.fromtimestamp(began - began % unit, UTC)
+    assert datetime.fromisoformat(body["from"]) == widened  # the first whole bucket

@@ -1,5 +1,5 @@
-"""How lines leave: sampled, dropped (and counted) when the writer falls behind,
-sent to syslog; requests never wait for their line."""
+"""How lines leave: sampled, dropped (and counted) when their destination falls
+behind, sent to syslog; requests never wait for their line."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ import pytest
 from quiver.config.access_log import AccessLog
 from quiver.config.models import CallLogSettings
 from quiver.observe.access_log import AccessLogOutput
-from quiver.observe.writer import RecordWriter, writer_for
-from quiver.proxy.status import worker_status
+from quiver.observe.call_spool import CallSpool
+from quiver.observe.metrics import MetricsOutput
+from quiver.observe.outputs import RecordOutput
+from quiver.observe.writer import DEFAULT_QUEUE, RecordWriter, writer_for
+from quiver.proxy.status import worker_metrics, worker_status
 from tests.observe.support import lines_of, wait_lines
 from tests.support.nodes import wait_until
 from tests.support.proxy import Client, RunningProxy, make_config
@@ -96,34 +99,53 @@ def test_sample_zero_logs_only_server_errors(tmp_path: Path, alone: bool) -> Non
         assert len(lines_of(path)) == 2
 
 
-def test_a_full_queue_drops_and_counts_and_requests_never_wait(
-    caplog: pytest.LogCaptureFixture,
+def test_a_destination_that_falls_behind_loses_only_its_own_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The access log's destination blocks (stdout to a pipe nobody reads): its own
+    queue fills and drops, counted as its own; requests never wait, and the request
+    counters and the call spool beside it still get every record."""
     sink = BlockedSink()
-    writer = access_log(AccessLog(to="stdout", queue=5), sink=sink)
+    counters = MetricsOutput()
+    calls = tmp_path / "calls"
+    outputs: list[RecordOutput] = [
+        AccessLogOutput(AccessLog(to="stdout", queue=5), sink=sink),
+        counters,
+        CallSpool(calls, max_size=10**6),
+    ]
+    writer = RecordWriter(outputs, queue=DEFAULT_QUEUE)
     with Upstream(by_path) as node, running(writer, node) as proxy, Client(proxy.port) as client:
         assert client.request("GET", "/first").status == 200
-        assert sink.entered.wait(10)  # the writer is stuck on the first line
+        assert sink.entered.wait(10)  # the access log's thread is stuck on the first line
         started = time.monotonic()
         statuses = [client.request("GET", f"/{i}").status for i in range(30)]
         elapsed = time.monotonic() - started
         assert statuses == [200] * 30
-        assert elapsed < 5  # answered while the writer stays blocked
-        wait_until(lambda: writer.dropped == 25, "25 lines dropped")
+        assert elapsed < 5  # answered while the destination stays blocked
+        wait_until(lambda: counters.counted == 31, "every request counted")
         server = proxy.server
         assert server is not None
         document = proxy.call(worker_status, server.state)
-        assert document["access_log"]["dropped"] == 25
-        assert document["access_log"]["queued"] == 5
+        assert (document["access_log"]["dropped"], document["access_log"]["queued"]) == (25, 5)
+        assert document["metrics"]["dropped"] == 0
+        assert document["call_log"]["dropped"] == 0
+        assert writer.dropped == 0
+        lost = proxy.call(worker_metrics, server.state)["counters"]["dropped"]
+        assert lost == {"access_log": 25, "metrics": 0, "call_log": 0}
         sink.release.set()
         output = writer.outputs[0]
         assert isinstance(output, AccessLogOutput)
         wait_until(lambda: output.written == 6, "the kept lines written")
     paths = [json.loads(line)["path"] for line in sink.lines]
     assert paths == ["/first", "/0", "/1", "/2", "/3", "/4"]
+    assert len(lines_of_spools(calls)) == 31
     warnings = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(warnings) == 1  # at most one a minute
     assert "access log queue full" in warnings[0].getMessage()
+
+
+def lines_of_spools(directory: Path) -> list[bytes]:
+    return [line for path in directory.glob("*.jsonl*") for line in path.read_bytes().splitlines()]
 
 
 @pytest.fixture
