@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
@@ -187,6 +188,12 @@ class SyncConfig(_Model):
         description="bytes of rows (as Arrow holds them) committed together, at most: "
         "whichever of the two bounds is reached first ends a batch",
     )
+    token_file: str | None = Field(
+        None,
+        description="the private file (mode 0600) each rotated OAuth2 refresh token is kept "
+        "in for the next run, relative to the sources file's directory; default "
+        "`<sources file>.tokens` beside the sources file",
+    )
     _document: Document | None = PrivateAttr(None)  # the file it was read from
 
     def issue(self, location: str, message: str) -> ConfigIssue:
@@ -196,6 +203,11 @@ class SyncConfig(_Model):
         if document is None:
             return ConfigIssue(location, message)
         return ConfigIssue(location, message, document.source, document.line_of(location))
+
+    def token_path(self) -> Path | None:
+        """Where rotated refresh tokens are kept (see :mod:`quiver.sync.tokens`); None
+        for a config not read from a file that names no ``token_file``."""
+        return _token_path(self.token_file, self._document.source if self._document else None)
 
 
 class Unmatched(LookupError):
@@ -216,7 +228,7 @@ def load_sync_config(path: str | os.PathLike[str]) -> SyncConfig:
         raise ConfigError(model_issues(exc, document, SyncConfig)) from None
     issues = [
         ConfigIssue(where, message, document.source, document.line_of(where))
-        for where, message in _cross_checks(config)
+        for where, message in _cross_checks(config) + _token_file_checks(config, document.source)
     ]
     if issues:
         raise ConfigError(issues)
@@ -252,6 +264,28 @@ def _cross_checks(config: SyncConfig) -> list[tuple[str, str]]:
             found += _parent_checks(resource, seen, where)
             seen.add(resource.name)
     return found
+
+
+def _token_path(token_file: str | None, sources_file: str | None) -> Path | None:
+    if token_file is not None:
+        base = Path(sources_file).parent if sources_file is not None else Path()
+        return base / Path(token_file).expanduser()
+    if sources_file is None:
+        return None
+    return Path(sources_file).with_name(Path(sources_file).name + ".tokens")
+
+
+def _token_file_checks(config: SyncConfig, sources_file: str) -> list[tuple[str, str]]:
+    path = _token_path(config.token_file, sources_file)
+    if config.token_file is None or path is None:  # (the default is beside the file)
+        return []
+    if path.is_dir():
+        return [("token_file", f"{path} is a directory; name a file in it")]
+    if not path.parent.is_dir():
+        return [("token_file", f"no directory {path.parent}")]
+    if path.exists() and path.samefile(sources_file):
+        return [("token_file", "the sources file itself; name another file")]
+    return []
 
 
 def _parent_checks(resource: Resource, seen: set[str], where: str) -> list[tuple[str, str]]:

@@ -15,15 +15,18 @@ from quiver.sync.fetch import client_for
 from quiver.sync.runner import failure
 from quiver.sync.schema import Schema, type_name
 from quiver.sync.select import Selector
+from quiver.sync.tokens import TokenFile
 
 SHOWN = 3
 
 
 async def dry_run(config: SyncConfig, console: Console) -> None:
     """Each resource's first page shown; a failure ends the dry run as it ends a run:
-    a :class:`SyncError` naming the source and resource."""
+    a :class:`SyncError` naming the source and resource. A refresh token rotated on
+    the way is kept, as a run keeps it: the endpoint has revoked the one before."""
+    tokens = TokenFile.open(config)
     for number, source in enumerate(config.sources):
-        client = client_for(source)
+        client = client_for(source, tokens)
         firsts: dict[str, list[object]] = {}
         try:
             for index, resource in enumerate(source.resources):

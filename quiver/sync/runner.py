@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -47,6 +46,7 @@ from quiver.sync.progress import Progress, summary
 from quiver.sync.schema import Change, Schema, normal, wider
 from quiver.sync.select import Selector
 from quiver.sync.state import State
+from quiver.sync.tokens import TokenFile
 
 STAGING = "_quiver_new__"
 
@@ -64,7 +64,11 @@ class Tally:
     changes: list[Change] = field(default_factory=list)
 
 
-Connect = Callable[[Source], AsyncClient]
+class Connect(Protocol):
+    """Makes a source's client (:func:`quiver.sync.fetch.client_for`), its rotated
+    refresh tokens kept in ``tokens``."""
+
+    def __call__(self, source: Source, tokens: TokenFile | None = None, /) -> AsyncClient: ...
 
 
 class Runner:
@@ -74,17 +78,19 @@ class Runner:
         destination: Destination,
         progress: Progress,
         connect: Connect = client_for,
+        tokens: TokenFile | None = None,
     ) -> None:
         self.config = config
         self.destination = destination
         self.progress = progress
         self.connect = connect
+        self.tokens = tokens
         self.schema = Schema(destination.schema())
         self.tallies: list[Tally] = []
 
     async def run(self) -> list[Tally]:
         for number, source in enumerate(self.config.sources):
-            client = self.connect(source)
+            client = self.connect(source, self.tokens)
             try:
                 await self._source(number, source, client)
             finally:
@@ -400,6 +406,7 @@ def sync(config: SyncConfig, console: Console, connect: Connect = client_for) ->
     ``connect`` makes each source's client."""
     from quiver.sync.destinations import open_destination
 
+    tokens = TokenFile.open(config)
     url = config.destination
     try:
         destination = open_destination(url)
@@ -407,7 +414,8 @@ def sync(config: SyncConfig, console: Console, connect: Connect = client_for) ->
         raise SyncError(f"destination {redacted(url)}: {redacted(url, reason(exc))}") from None
     try:
         with Progress(console) as progress:
-            tallies = asyncio.run(Runner(config, destination, progress, connect).run())
+            runner = Runner(config, destination, progress, connect, tokens)
+            tallies = asyncio.run(runner.run())
     finally:
         destination.close()
     summary(tallies, console)
