@@ -51,12 +51,25 @@ class TraceContext:
     """The trace of a sampled exchange: the ids and facts its spans are made of.
 
     The gateway's own span (``span_id``) is the child of the caller's (``parent_id``,
-    None for a new trace); the upstream call's span (``upstream_id``) is the child of
-    the gateway's, and the parent the node was told of.  ``scheme`` and ``host`` are
-    the request's (``host`` as sent, None without one).
+    None for a new trace); the span of the upstream call's current try
+    (``upstream_id``) is the child of the gateway's, and the parent the node was told
+    of.  ``scheme``, ``host``, ``query`` and ``version`` are the request's (``host``
+    as sent, None without one; ``query`` without its ``?``, empty without one).
     """
 
-    __slots__ = ("host", "parent_id", "scheme", "span_id", "state", "trace_id", "upstream_id")
+    __slots__ = (
+        "host",
+        "parent_id",
+        "query",
+        "route",
+        "scheme",
+        "span_id",
+        "state",
+        "trace_id",
+        "tries",
+        "upstream_id",
+        "version",
+    )
 
     def __init__(
         self,
@@ -66,6 +79,8 @@ class TraceContext:
         parent_id: bytes | None,
         scheme: bytes = b"http",
         host: bytes | None = None,
+        query: bytes = b"",
+        version: bytes = b"1.1",
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
@@ -73,7 +88,49 @@ class TraceContext:
         self.parent_id = parent_id
         self.scheme = scheme
         self.host = host
+        self.query = query
+        self.version = version
         self.state: bytes | None = None  # tracestate, as passed on (None: none)
+        #: the route's path pattern, the semantic conventions' ``http.route`` (None:
+        #: not routed, or the route has no single pattern that is not a regex)
+        self.route: str | None = None
+        #: the tries of the upstream call, in order, as the exchange ended (empty: no
+        #: node was asked)
+        self.tries: list[Try] = []
+
+
+class Try:
+    """One try of a sampled exchange's upstream call: what its span is made of.
+
+    ``start`` and ``end`` are seconds after the request head was read (``end`` None:
+    the try lasted until the exchange ended); ``url`` is the node's
+    (``http://host:port``), ``target`` the path and query it was sent.  ``error``
+    names how the try failed (``timeout``, ``connect_error``, ``503``, ...; None: it
+    did not); ``status`` is what the node answered (None: nothing, or the exchange's
+    status when the try is its last).
+    """
+
+    __slots__ = ("attempt", "end", "error", "span_id", "start", "status", "target", "url")
+
+    def __init__(
+        self,
+        attempt: int,
+        span_id: bytes,
+        url: str,
+        target: bytes,
+        start: float,
+        end: float | None = None,
+        error: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.attempt = attempt  # 1 for the first try
+        self.span_id = span_id  # the parent id the node was told of
+        self.url = url
+        self.target = target
+        self.start = start
+        self.end = end
+        self.error = error
+        self.status = status
 
 
 def parse_traceparent(value: bytes) -> Parent | None:

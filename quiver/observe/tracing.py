@@ -2,12 +2,15 @@
 
 The proxy gives a sampled exchange a :class:`~quiver.http.tracecontext.TraceContext`
 (:mod:`quiver.proxy.tracecontext`) and its record carries it.  This output makes
-two spans of such a record, on the writer thread: the gateway's (kind SERVER, the
-child of the caller's span when there is one) and, when a node was asked, the
-upstream call's (kind CLIENT, the child of the gateway's, under the id the node was
-told of).  Their times are the record's, their attributes those of the HTTP
-semantic conventions (https://opentelemetry.io/docs/specs/semconv/http/http-spans/)
-and a few of the gateway's own (``quiver.route``, ...).  Spans are made as
+the spans of such a record, on the writer thread: the gateway's (kind SERVER, the
+child of the caller's span when there is one) and one for each try of the upstream
+call (kind CLIENT, the children of the gateway's, each under the id its node was
+told of): the semantic conventions make each attempt of an HTTP client a span,
+failed or not.  Their times are the record's and its tries', their attributes
+those of the HTTP semantic conventions
+(https://opentelemetry.io/docs/specs/semconv/http/http-spans/) and a few of the
+gateway's own (``quiver.route``, ...), all made here rather than on the event
+loop, which keeps only what they are made of.  Spans are made as
 opentelemetry-proto messages, in place in the export request of their write
 (:mod:`quiver.observe.otlp`), and exported on a thread of their own
 (:mod:`quiver.observe.exporter`).
@@ -15,12 +18,13 @@ opentelemetry-proto messages, in place in the export request of their write
 
 from __future__ import annotations
 
+import re
 from binascii import a2b_hex
 from typing import Any
 
 from quiver import __version__
 from quiver.config.tracing import Tracing
-from quiver.http.tracecontext import TraceContext
+from quiver.http.tracecontext import TraceContext, Try
 from quiver.observe.exporter import SpanExporter
 from quiver.observe.otlp import (
     CLIENT,
@@ -39,6 +43,10 @@ _METHODS = frozenset(
     {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH"}
 )
 _CLIENT_CLOSED = 499  # the record's status when the client left: nothing was answered
+#: query parameters whose values the semantic conventions have redacted (``url.query``)
+_SECRETS = rb"AWSAccessKeyId|Signature|sig|X-Goog-Signature"
+_SECRET_PARAMS = re.compile(rb"(?:^|&)(?:" + _SECRETS + rb")=")
+_SECRET_VALUES = re.compile(rb"((?:^|&)(?:" + _SECRETS + rb")=)[^&]*")
 #: the record's names the spans carry as quiver.<name> when set
 _OWN = tuple(
     (name, "quiver." + name) for name in ("route", "target", "consumer", "answered_by", "cache")
@@ -81,8 +89,8 @@ class TracingOutput:
 
 
 def add_spans(spans: Spans, record: ExchangeRecord, trace: TraceContext) -> None:
-    """Add the gateway's span of ``record`` to ``spans``, and the upstream call's when
-    a node was asked."""
+    """Add the gateway's span of ``record`` to ``spans``, and a span for each try of
+    its upstream call."""
     trace_id = a2b_hex(trace.trace_id)
     own_id = a2b_hex(trace.span_id)
     state = trace.state.decode() if trace.state is not None else ""
@@ -105,14 +113,19 @@ def add_spans(spans: Spans, record: ExchangeRecord, trace: TraceContext) -> None
         end_time_unix_nano=end,
     )
     attributes = server.attributes
-    _request(attributes, method, known, status, failed)
-    path, _, query = record.path.partition(b"?")
+    _request(attributes, method, known)
+    _response(attributes, status, failed)
+    path, _, query = record.path.partition(b"?")  # (the query when the access log keeps it)
+    query = trace.query or query
     text(attributes, "url.path", path)
+    if query:
+        text(attributes, "url.query", _redacted(query))
     text(attributes, "url.scheme", trace.scheme)
+    if trace.route is not None:
+        attributes.add(key="http.route").value.string_value = trace.route
+    text(attributes, "network.protocol.version", trace.version)
     text(attributes, "client.address", record.client_ip)
     text(attributes, "quiver.request_id", record.request_id)
-    if query:
-        text(attributes, "url.query", query)
     if trace.host:
         _address(attributes, trace.host)
     if record.user_agent is not None:
@@ -123,38 +136,104 @@ def add_spans(spans: Spans, record: ExchangeRecord, trace: TraceContext) -> None
             attributes.add(key=key).value.string_value = value
     if failed:
         server.status.code = STATUS_ERROR
-    if record.node is None or record.upstream_ms is None:
-        return
+    if trace.tries:
+        for attempt in trace.tries:
+            _add_try(spans, attempt, trace_id, own_id, state, name, record, start, end)
+    elif record.node is not None and record.upstream_ms is not None:
+        # a record made without its tries: one span of the last, over upstream_ms
+        call = spans.add(
+            trace_id=trace_id,
+            span_id=a2b_hex(trace.upstream_id),
+            trace_state=state,
+            parent_span_id=own_id,
+            name=name,
+            kind=CLIENT,
+            start_time_unix_nano=end - int(record.upstream_ms * 1e6),
+            end_time_unix_nano=end,
+        )
+        attributes = call.attributes
+        _request(attributes, method, known)
+        _address(attributes, record.node.encode())
+        if record.retries:
+            number(attributes, "http.request.resend_count", record.retries)
+        if _response(attributes, status, status >= 400 and status != _CLIENT_CLOSED):
+            call.status.code = STATUS_ERROR
+
+
+def _add_try(
+    spans: Spans,
+    attempt: Try,
+    trace_id: bytes,
+    parent_id: bytes,
+    state: str,
+    name: str,
+    record: ExchangeRecord,
+    start: int,
+    end: int,
+) -> None:
+    """The span of one try of the upstream call (the child of the gateway's)."""
+    if attempt.end is not None:
+        end = start + int(attempt.end * 1e9)  # (else it lasted until the exchange ended)
     call = spans.add(
         trace_id=trace_id,
-        span_id=a2b_hex(trace.upstream_id),
+        span_id=a2b_hex(attempt.span_id),
         trace_state=state,
-        parent_span_id=own_id,
+        parent_span_id=parent_id,
         name=name,
         kind=CLIENT,
-        start_time_unix_nano=end - int(record.upstream_ms * 1e6),
+        start_time_unix_nano=start + int(attempt.start * 1e9),
         end_time_unix_nano=end,
     )
     attributes = call.attributes
-    _request(attributes, method, known, status, failed)
-    _address(attributes, record.node.encode())
-    if record.retries:
-        number(attributes, "http.request.resend_count", record.retries)
-    if failed:
+    method = record.method
+    _request(attributes, method, method in _METHODS)
+    authority = attempt.url.partition("://")[2]
+    _address(attributes, authority.encode())
+    path, mark, query = attempt.target.partition(b"?")
+    target = path + mark + _redacted(query) if mark else path
+    attributes.add(key="url.full").value.string_value = attempt.url + target.decode(
+        errors="replace"
+    )
+    text(attributes, "network.protocol.version", b"1.1")  # (what the gateway speaks to nodes)
+    if attempt.attempt > 1:
+        number(attributes, "http.request.resend_count", attempt.attempt - 1)
+    if attempt.error is not None:  # the try failed: its own status, if the node answered
+        if attempt.status is not None:
+            number(attributes, "http.response.status_code", attempt.status)
+        attributes.add(key="error.type").value.string_value = attempt.error
+        call.status.code = STATUS_ERROR
+        return
+    status = record.status  # the last try's response is what the client got
+    if _response(attributes, status, status >= 400 and status != _CLIENT_CLOSED):
         call.status.code = STATUS_ERROR
 
 
-def _request(attributes: Attributes, method: bytes, known: bool, status: int, failed: bool) -> None:
-    """The method, and what the gateway answered (nothing when the client left first)."""
+def _request(attributes: Attributes, method: bytes, known: bool) -> None:
+    """The method: ``_OTHER`` (with the original) for one the conventions do not name."""
     if known:
         text(attributes, "http.request.method", method)
     else:
         attributes.add(key="http.request.method").value.string_value = "_OTHER"
         text(attributes, "http.request.method_original", method)
+
+
+def _response(attributes: Attributes, status: int, failed: bool) -> bool:
+    """What was answered (nothing when the client left first), and ``failed``'s
+    ``error.type``; returns ``failed``.  A server span fails on a 5xx only, a client
+    span on a 4xx too (semantic conventions, "Status")."""
     if status != _CLIENT_CLOSED:
         number(attributes, "http.response.status_code", status)
     if failed:
         attributes.add(key="error.type").value.string_value = str(status)
+    return failed
+
+
+def _redacted(query: bytes) -> bytes:
+    """``query`` with the values of the keys that carry signatures and keys replaced
+    by ``REDACTED``, as the semantic conventions ask of ``url.query``."""
+    if not _SECRET_PARAMS.search(query):
+        return query
+    return _SECRET_VALUES.sub(rb"\1REDACTED", query)
 
 
 def _address(attributes: Attributes, authority: bytes) -> None:

@@ -20,8 +20,10 @@ from quiver.errors import HTTPError, PluginError, ServiceUnavailable, UpstreamRe
 from quiver.proxy.balancing.ewma import record_latency
 from quiver.proxy.flow import PAUSE_BUFFER
 from quiver.proxy.request import IDEMPOTENT_METHODS
+from quiver.proxy.tracecontext import try_failed
 
 if TYPE_CHECKING:
+    from quiver.http.tracecontext import TraceContext
     from quiver.proxy.client import ClientConnection
     from quiver.proxy.health import Outcome
     from quiver.proxy.snapshot import RouteRuntime
@@ -52,6 +54,9 @@ class Attempts:
     #: when the request went to the node (time.monotonic: the loop's clock counts
     #: milliseconds only), for the exchange's record
     upstream_at = 0.0
+    #: when a sampled exchange's try began to connect (time.monotonic; 0: it took a
+    #: pooled connection), for the try's span
+    connecting_at = 0.0
     #: this try's outcome went to the node's health and breaker (once per try: an
     #: admission by the breaker ends in exactly one outcome or release)
     reported = False
@@ -61,6 +66,7 @@ class Attempts:
     if TYPE_CHECKING:
         client: ClientConnection
         route: RouteRuntime | None
+        trace: TraceContext | None
         rid: bytes
         method: bytes
         began: float
@@ -121,6 +127,8 @@ class Attempts:
 
     async def _connect(self, node: Node) -> None:
         assert node.pool is not None
+        if self.trace is not None and not self.connecting_at:  # sampled: its try begins
+            self.connecting_at = monotonic()
         try:
             conn = await node.pool.connect()
         except HTTPError as exc:
@@ -196,6 +204,8 @@ class Attempts:
             # the breaker gets its admission back
             self._release_admission()
         elif target is not None:
+            if self.trace is not None:  # sampled: the failed try is a span of its own
+                try_failed(self, kind or type(error).__name__)  # type: ignore[arg-type]
             if self.node is not None and log.isEnabledFor(logging.WARNING):
                 self._log_failure(target.name, self.node, error)
             if target.guarded and not self.reported:
@@ -251,6 +261,8 @@ class Attempts:
             return False
         if not policy.budget.allow():
             return False
+        if self.trace is not None:  # sampled: the next try is a span of its own
+            self.client.server.tracing.retry(self, kind)  # type: ignore[union-attr,arg-type]
         self.attempt += 1
         self.avoid = self.node
         self.reported = False  # the next try is admitted and reported on its own

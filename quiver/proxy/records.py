@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from quiver.observe.record import ExchangeRecord
+from quiver.proxy.tracecontext import trace_ended
 
 if TYPE_CHECKING:
     from quiver.proxy.exchange import Exchange
@@ -61,6 +62,9 @@ def exchange_record(
     mcp = ctx.get("mcp") if ctx else None
     plan = ctx.get("plan") if ctx else None
     upstream = (now - sent) * 1000.0 if node is not None and sent else None
+    trace = x.trace
+    if trace is not None:  # sampled: what its spans need of the exchange's end
+        trace_ended(x)
     return ExchangeRecord(
         wall + began,  # time
         x.rid,  # request_id
@@ -83,7 +87,7 @@ def exchange_record(
         else None,
         x.get(b"user-agent"),
         x.capture,
-        x.trace,
+        trace,
         ai,
         mcp,
         x.tunnel_note,  # websocket

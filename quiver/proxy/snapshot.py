@@ -160,6 +160,7 @@ class RouteRuntime:
         "chain",
         "error_answers",
         "holds_body",
+        "http_route",
         "name",
         "preserve_host",
         "read_timeout",
@@ -172,6 +173,8 @@ class RouteRuntime:
 
     def __init__(self, route: Route, target: TargetRuntime, chain: Chain | None = None) -> None:
         self.name = route.name
+        #: its path pattern, for the spans' ``http.route`` (None: several, or a regex)
+        self.http_route = _http_route(route.paths)
         #: limits and drain of the route's WebSocket connections (None: plain tunnels)
         self.websocket = route.websocket
         #: the phases of the route's plugins, each in the order they run
@@ -440,6 +443,15 @@ def _in_process_target(
     runtime.responder = kind(options, context)
     runtime.answer_timeout = effective_timeouts(config, target).read
     return runtime
+
+
+def _http_route(paths: list[str]) -> str | None:
+    """The route's one path pattern as written (``=`` dropped), which the semantic
+    conventions' ``http.route`` is; None for a regex, or when there are several
+    (which one matched is not kept)."""
+    if len(paths) != 1 or paths[0].startswith("~"):
+        return None
+    return paths[0].removeprefix("=")
 
 
 def _redirects(route: Route, target: TargetRuntime) -> Redirects | None:

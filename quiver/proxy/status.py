@@ -230,12 +230,18 @@ def render(workers: list[dict[str, Any]]) -> str:
         for row in rows
     ]
     header = f"{len(workers)} worker(s)"
-    for output, shown in (("access_log", "access log"), ("call_log", "call log")):
+    for output, shown, done in (
+        ("access_log", "access log", "written"),
+        ("call_log", "call log", "written"),
+        ("tracing", "spans", "exported"),  # (each worker exports its own)
+    ):
         logs = [worker[output] for worker in workers if worker.get(output)]
         if logs:  # summed over the workers
-            header += ", {}: {} written, {} dropped, {} failed".format(
+            header += ", {}: {} {}, {} dropped, {} failed".format(
                 shown,
-                *(sum(log.get(key, 0) for log in logs) for key in ("written", "dropped", "failed")),
+                sum(log.get(done, 0) for log in logs),
+                done,
+                *(sum(log.get(key, 0) for log in logs) for key in ("dropped", "failed")),
             )
     return "\n".join([header, *(line.rstrip() for line in lines)])
 

@@ -14,6 +14,12 @@ request (one draw per sampled request, not one per request), trace ids are made 
 thousand at a time, and the parent the node is told of is one id per worker (no
 span is recorded under it: any non-zero id will do, §3.2.2.4).
 
+The tries of a sampled exchange's upstream call are noted for their spans: one
+that fails (:func:`try_failed`, on the way to its retry or error), a retry (which
+also tells the node of the new try's span: :meth:`Propagator.retry`), and the last
+one when the exchange ends (:func:`trace_ended`, as its record is made).  None of
+it runs for an exchange that is not sampled.
+
 Without the setting there is no propagator, the fields pass upstream like any
 other, and a request pays for none of this.
 """
@@ -34,6 +40,7 @@ from quiver.http.tracecontext import (
     TRACESTATE,
     Parent,
     TraceContext,
+    Try,
     bounded_tracestate,
     parse_traceparent,
     traceparent,
@@ -109,7 +116,14 @@ class Propagator:
         else:
             trace_id, parent_id, flags = parent.trace_id, parent.span_id, parent.flags | SAMPLED
         trace = TraceContext(
-            trace_id, ids[32:48], ids[48:], parent_id, exchange.client.scheme, exchange.host_header
+            trace_id,
+            ids[32:48],
+            ids[48:],
+            parent_id,
+            exchange.client.scheme,
+            exchange.host_header,
+            exchange.query,
+            exchange.version,
         )
         exchange.trace = trace
         if not exchange.began:  # (read already when every exchange is recorded)
@@ -117,6 +131,23 @@ class Propagator:
         exchange.forward.append((TRACEPARENT, traceparent(trace_id, trace.upstream_id, flags)))
         if parent is not None:
             trace.state = self._forward_state(exchange)
+
+    def retry(self, exchange: Exchange, kind: str) -> None:
+        """A sampled exchange's try failed with ``kind`` and is tried again: a try the
+        node answered (``kind`` its status) is noted now, one that failed otherwise
+        was already (:func:`try_failed`); the next try is a span of its own, its id
+        the parent the node is told of this time."""
+        trace = exchange.trace
+        assert trace is not None
+        if kind.isdigit():
+            _note_try(exchange, trace, kind, int(kind))
+        trace.upstream_id = span_id = b"%016x" % (self._bits(64) | 1)
+        forward = exchange.forward
+        for index, (name, value) in enumerate(forward):
+            if name == TRACEPARENT:  # 00-<trace id>-<parent id>-<flags>
+                forward[index] = (TRACEPARENT, value[:36] + span_id + value[52:])
+                break
+        exchange.connecting_at = 0.0
 
     def _forward_state(self, exchange: Exchange) -> bytes | None:
         """Pass the caller's tracestate on (bounded), with its valid traceparent."""
@@ -146,3 +177,65 @@ class Propagator:
         ids = b2a_hex(self._bits(128 * count).to_bytes(16 * count), b" ", 16)  # "id id ..."
         tail = self._unsampled_tail
         self.fresh = (b"00-" + ids.replace(b" ", tail + b" 00-") + tail).split(b" ")
+
+
+# -- the tries of a sampled exchange, noted for their spans (off the usual path) -------
+
+
+def try_failed(exchange: Exchange, kind: str) -> None:
+    """A try of a sampled exchange failed (to connect, or after it was sent):
+    ``kind`` names how (``connect_error``, ``timeout``, ...)."""
+    trace = exchange.trace
+    assert trace is not None
+    status = exchange.status if exchange.response_started else None
+    _note_try(exchange, trace, kind, status)
+
+
+def trace_ended(exchange: Exchange) -> None:
+    """A sampled exchange ended: its route's pattern and its last try (unless it
+    failed, noted then) go to its trace."""
+    trace = exchange.trace
+    assert trace is not None
+    route = exchange.route
+    trace.route = route.http_route if route is not None else None
+    tries = trace.tries
+    if exchange.node is not None and not (tries and tries[-1].attempt == exchange.attempt):
+        start = _try_start(exchange, tries)
+        if start is not None:
+            node = exchange.node
+            trace.tries.append(
+                Try(exchange.attempt, trace.upstream_id, node.url, exchange.upstream_path, start)
+            )
+
+
+def _note_try(exchange: Exchange, trace: TraceContext, kind: str, status: int | None) -> None:
+    node = exchange.node
+    start = _try_start(exchange, trace.tries)
+    if node is None or start is None:
+        return
+    end = monotonic() - exchange.began
+    trace.tries.append(
+        Try(
+            exchange.attempt,
+            trace.upstream_id,
+            node.url,
+            exchange.upstream_path,
+            start,
+            end,
+            kind,
+            status,
+        )
+    )
+
+
+def _try_start(exchange: Exchange, tries: list[Try]) -> float | None:
+    """When the exchange's current try began, in seconds after its head was read:
+    when it began to connect, else when it was sent on a pooled connection; None
+    when it has not begun (the client left while a retry waited, say)."""
+    if exchange.connecting_at:
+        return exchange.connecting_at - exchange.began
+    if exchange.upstream_at:
+        start = exchange.upstream_at - exchange.began
+        if not tries or start >= (tries[-1].end or 0.0):
+            return start
+    return None

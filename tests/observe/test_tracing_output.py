@@ -3,27 +3,21 @@ collector simulated in the test (it decodes what it is sent with the OTLP protob
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from quiver.config.access_log import AccessLog
 from quiver.config.models import CallLogSettings
 from quiver.config.tracing import Tracing
-from quiver.http.tracecontext import TraceContext
+from quiver.http.tracecontext import TraceContext, Try
 from quiver.observe.record import ExchangeRecord
 from quiver.observe.tracing import TracingOutput
 from quiver.observe.writer import writer_for
+from tests.observe.collector import Collector, attributes
 from tests.support.nodes import wait_until
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Upstream, echo
@@ -35,51 +29,6 @@ CALLER = b"00f067aa0ba902b7"
 GATEWAY = b"1111111111111111"
 CALL = b"2222222222222222"
 T0 = 1_800_000_000.25  # the record's time: when the head was read
-
-
-class Collector:
-    """An OTLP/HTTP endpoint on 127.0.0.1:0 keeping what it is sent."""
-
-    def __init__(self) -> None:
-        self.requests: list[ExportTraceServiceRequest] = []
-        self.headers: list[dict[str, str]] = []
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                collector.requests.append(request)
-                collector.headers.append(dict(self.headers))
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200 if self.path == "/v1/traces" else 404)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True)
-        self.thread.start()
-
-    @property
-    def spans(self) -> list[Span]:
-        return [
-            span
-            for request in self.requests
-            for resource in request.resource_spans
-            for scope in resource.scope_spans
-            for span in scope.spans
-        ]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @contextmanager
@@ -98,14 +47,6 @@ def collecting(
     finally:
         output.close()
         collector.close()
-
-
-def attributes(values: Iterable[KeyValue]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for item in values:
-        kind = item.value.WhichOneof("value")
-        found[item.key] = getattr(item.value, kind) if kind else None
-    return found
 
 
 def trace(parent: bytes | None = CALLER) -> TraceContext:
@@ -161,6 +102,7 @@ def test_a_sampled_exchange_is_a_server_span_and_a_client_span_over_otlp() -> No
         "http.request.method": "GET",
         "url.path": "/items/42",
         "url.scheme": "https",
+        "network.protocol.version": "1.1",
         "server.address": "api.example",
         "server.port": 8443,
         "client.address": "10.0.0.7",
@@ -270,6 +212,74 @@ def test_an_exchange_no_node_answered_is_one_span() -> None:
     assert any(
         attributes(s.attributes).get("quiver.answered_by") == "key-auth" for s in collector.spans
     )
+
+
+def test_each_try_is_a_client_span_with_its_outcome() -> None:
+    """The tries the proxy noted: a failed connect, a 503 tried again, then the one
+    whose response the client got (it lasts until the exchange ended)."""
+    context = trace()
+    node = "http://127.0.0.1:9001"
+    context.tries = [
+        Try(1, b"a" * 16, node, b"/v1/items/42?q=1", 0.001, 0.002, "connect_error"),
+        Try(2, b"b" * 16, node, b"/v1/items/42?q=1", 0.003, 0.004, "503", 503),
+        Try(3, CALL, node, b"/v1/items/42?q=1", 0.005),
+    ]
+    with collecting() as (output, collector):
+        output.write([record(context, retries=2)])
+        output.close()
+    server = next(s for s in collector.spans if s.kind == Span.SPAN_KIND_SERVER)
+    calls = [s for s in collector.spans if s.kind == Span.SPAN_KIND_CLIENT]
+    assert [s.span_id.hex() for s in calls] == ["a" * 16, "b" * 16, CALL.decode()]
+    assert {s.parent_span_id for s in calls} == {server.span_id}
+    start = int(T0 * 1e9)
+    assert [(s.start_time_unix_nano - start, s.end_time_unix_nano - start) for s in calls] == [
+        (1_000_000, 2_000_000),
+        (3_000_000, 4_000_000),
+        (5_000_000, 12_500_000),
+    ]
+    found = [attributes(s.attributes) for s in calls]
+    assert {f["url.full"] for f in found} == {"http://127.0.0.1:9001/v1/items/42?q=1"}
+    assert [f.get("http.request.resend_count") for f in found] == [None, 1, 2]
+    assert [f.get("error.type") for f in found] == ["connect_error", "503", None]
+    assert [f.get("http.response.status_code") for f in found] == [None, 503, 200]
+    assert [s.status.code for s in calls] == [Status.STATUS_CODE_ERROR] * 2 + [
+        Status.STATUS_CODE_UNSET
+    ]
+    assert found[0]["server.address"] == "127.0.0.1" and found[0]["server.port"] == 9001
+    assert found[0]["network.protocol.version"] == "1.1"
+    assert server.status.code == Status.STATUS_CODE_UNSET  # (the client got a 200)
+
+
+def test_a_4xx_fails_the_client_span_but_not_the_server_span() -> None:
+    """Semantic conventions, "Status": a server that answers a 4xx did its job."""
+    with collecting() as (output, collector):
+        output.write([record(trace(), status=404)])
+        output.close()
+    server = next(s for s in collector.spans if s.kind == Span.SPAN_KIND_SERVER)
+    call = next(s for s in collector.spans if s.kind == Span.SPAN_KIND_CLIENT)
+    assert server.status.code == Status.STATUS_CODE_UNSET
+    assert "error.type" not in attributes(server.attributes)
+    assert call.status.code == Status.STATUS_CODE_ERROR
+    assert attributes(call.attributes)["error.type"] == "404"
+
+
+def test_the_query_comes_from_the_trace_and_signatures_are_redacted() -> None:
+    context = trace()
+    context.query = b"q=1&Signature=s3cr3t&sig=abc&b=2"
+    context.route = "/items/{id}"
+    context.tries = [Try(1, CALL, "https://[::1]:9443", b"/items/42?X-Goog-Signature=x&q=1", 0.0)]
+    with collecting() as (output, collector):
+        output.write([record(context)])  # (the record's path has no query: not logged)
+        output.close()
+    server = next(s for s in collector.spans if s.kind == Span.SPAN_KIND_SERVER)
+    call = next(s for s in collector.spans if s.kind == Span.SPAN_KIND_CLIENT)
+    found = attributes(server.attributes)
+    assert found["url.path"] == "/items/42"
+    assert found["url.query"] == "q=1&Signature=REDACTED&sig=REDACTED&b=2"
+    assert found["http.route"] == "/items/{id}"
+    found = attributes(call.attributes)
+    assert found["url.full"] == "https://[::1]:9443/items/42?X-Goog-Signature=REDACTED&q=1"
+    assert (found["server.address"], found["server.port"]) == ("::1", 9443)
 
 
 def test_the_exports_carry_the_configured_headers() -> None:

@@ -137,6 +137,8 @@ class Head:
         self.tracestate: bytes | None = None
         self.forward: list[tuple[bytes, bytes]] = []
         self.host_header = b"api.example:8080"
+        self.query = b""
+        self.version = b"1.1"
         self.trace: TraceContext | None = None
         self.began = 0.0
         self.client = SimpleNamespace(scheme=b"https")
