@@ -5,8 +5,8 @@ team's routes (names qualified ``team.``), an unscoped one everything, or one
 team's with ``?team=`` (404 for a team there is not, whatever the token).  A
 parameter that cannot be read (a NUL character, which no name holds and
 PostgreSQL cannot compare; a time out of the calendar's range) is a 422
-problem.  Series and call lists also answer CSV, with ``?format=csv`` or
-``Accept: text/csv``.  How ranges are read (raw rows or
+problem.  Series, top lists and call lists also answer CSV, with ``?format=csv``
+or ``Accept: text/csv``.  How ranges are read (raw rows or
 per-minute rollups) is in quiver.calls.queries.
 """
 
@@ -39,6 +39,7 @@ from quiver.calls.queries import (
     newest_id,
     series,
     top,
+    top_causes,
 )
 from quiver.calls.spend_queries import spend_of_call
 from quiver.store import Store
@@ -130,7 +131,19 @@ class SeriesDoc(BaseModel):
 
 
 class TopItem(Stats):
-    name: str | None
+    name: str | None = Field(
+        description="The consumer, route or target (null: none, e.g. anonymous calls); "
+        "for `causes`, the status and who answered (`429 rate-limit`)."
+    )
+    status: int | None = Field(
+        None, description="`causes`: the status the calls ended with; null otherwise."
+    )
+    answered_by: str | None = Field(
+        None,
+        description="`causes`: who answered, the plugin that refused or answered "
+        "(`key-auth`), `gateway` (no route matched, or the upstream failed: 502, 503, "
+        "504), `target` (its own answer) or `client` (499: it left first); null otherwise.",
+    )
 
 
 class TopDoc(BaseModel):
@@ -169,6 +182,38 @@ class CallDoc(BaseModel):
         description="How an MCP message ended: `ok`, `error` (the tool answered isError), "
         "`refused` (a JSON-RPC error), `failed` (the upstream or the gateway failed); "
         "null for a notification.",
+    )
+    ws_messages_in: int | None = Field(
+        None,
+        description="A WebSocket connection (status 101): data messages from the client; "
+        "null for any other call, and when the route does not read frames.",
+    )
+    ws_messages_out: int | None = Field(
+        None,
+        description="A WebSocket connection: data messages from the node; null for any "
+        "other call, and when the route does not read frames.",
+    )
+    ws_bytes_in: int | None = Field(
+        None,
+        description="A WebSocket connection: bytes through the tunnel from the client, as on "
+        "the wire (frame headers included); null for any other call.",
+    )
+    ws_bytes_out: int | None = Field(
+        None,
+        description="A WebSocket connection: bytes through the tunnel to the client, as on "
+        "the wire; null for any other call.",
+    )
+    ws_close_code: int | None = Field(
+        None,
+        description="A WebSocket connection: the first close frame's code (1005: a close "
+        "frame without one, 1006: no close frame); null for any other call, and when the "
+        "route does not read frames.",
+    )
+    ws_closed_by: str | None = Field(
+        None,
+        description="A WebSocket connection: `client`, `target` or `gateway`, who sent the "
+        "first close frame (or, when frames "
+        "are not read, whose connection ended first); null for any other call.",
     )
 
 
@@ -314,21 +359,44 @@ def get_series(
 @api.get(
     "/analytics/top",
     response_model=TopDoc,
-    responses=problems(),
-    summary="The consumers, routes or targets with the most calls, or routes with the most errors",
+    responses={**_CSV, **problems()},
+    summary="The consumers, routes or targets with the most calls, the routes with the most "
+    "errors, or the causes of errors",
 )
 def get_top(
     request: Request,
     team: Scope,
-    dimension: Dimension = "routes",
+    dimension: Annotated[
+        Dimension,
+        Query(
+            description="`errors`: routes by their 5xx calls; `causes`: calls that ended in "
+            "an error (4xx, 5xx) by status and who answered, by their number."
+        ),
+    ] = "routes",
     n: Annotated[int, Query(ge=1, le=1000)] = 10,
     start: From = None,
     to: To = None,
-) -> dict[str, Any]:
+    format: Format = None,
+) -> Any:
     start_ms, end_ms = _range(start, to)
     with _store(request).engine.connect() as connection:
-        found = top(connection, start_ms, end_ms, dimension, n, team)
-    return {"dimension": dimension, "data": [{"name": name, **_stats(t)} for name, t in found]}
+        if dimension == "causes":
+            data = [
+                {
+                    "name": f"{cause.status} {cause.answered_by}",
+                    "status": cause.status,
+                    "answered_by": cause.answered_by,
+                    **_stats(cause.totals),
+                }
+                for cause in top_causes(connection, start_ms, end_ms, n, team)
+            ]
+        else:
+            found = top(connection, start_ms, end_ms, dimension, n, team)
+            data = [{"name": name, **_stats(totals)} for name, totals in found]
+    if _wants_csv(request, format):
+        named = ["name", "status", "answered_by"] if dimension == "causes" else ["name"]
+        return _csv(data, [*named, *Stats.model_fields])
+    return {"dimension": dimension, "data": data}
 
 
 @api.get(

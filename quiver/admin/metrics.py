@@ -157,12 +157,15 @@ def _request_families(routes: dict[str, Any]) -> Iterator[Metric]:
         for status, count in sorted(entry["cache"].items()):
             cache.add_metric([route, status], count)
     yield requests
-    yield _histogram(
+    duration = HistogramMetricFamily(
         "quiver_request_duration_seconds",
-        "From the request head read to the end of the exchange, by route.",
-        "route",
-        {route: entry["latency"] for route, entry in routes.items()},
+        "From the request head read to the end of the exchange, by route and status class.",
+        labels=["route", "status_class"],
     )
+    for route, entry in sorted(routes.items()):
+        for status_class, histogram in sorted((entry.get("latencies") or {}).items()):
+            _add_ms(duration, [route, status_class], histogram)
+    yield duration
     yield from (retries, rejections, cache)
 
 

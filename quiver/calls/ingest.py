@@ -5,7 +5,9 @@ SQLite store has a single writer of calls and no lock contention by design.  Eac
 batch is one transaction: the names it introduces, its call rows (one executemany),
 the spend rows of its calls to models (quiver.calls.spend), the rollup increments
 (one upsert per distinct minute x route x consumer x target x node x status class,
-summed in memory first) and the spool's new offset.  The
+summed in memory first), those of the calls that ended in an error (per minute x
+route x consumer x status x who answered: quiver.calls.causes) and the spool's new
+offset.  The
 spool protocol and why this loses and repeats nothing is in quiver.calls.spool.
 """
 
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, delete, select
 
-from quiver.calls import retention, spool
+from quiver.calls import causes, retention, spool
 from quiver.calls.names import Names
 from quiver.calls.records import Record, bucket, parse
 from quiver.calls.settings import CallLog
@@ -32,6 +34,8 @@ from quiver.store.calltables import (
     ROUTE,
     TARGET,
     USER_AGENT,
+    call_cause_rollups,
+    call_cause_rollups_hourly,
     call_rollups,
     call_rollups_hourly,
     call_spools,
@@ -42,7 +46,9 @@ if TYPE_CHECKING:  # (psycopg is installed with the postgres extra only)
     import psycopg
 
 _log = logging.getLogger("quiver.calls")
-_KEY = ("minute", "route_id", "consumer_id", "target_id", "node_id", "status_class")
+_KEY = ("route_id", "consumer_id", "target_id", "node_id", "status_class")
+#: the key of a cause rollup after its period
+_CAUSE_KEY = ("route_id", "consumer_id", "status", "answered_by")
 _SUMS = ("requests", "errors", "bytes_in", "bytes_out", "latency_sum_us", *BUCKETS)
 
 
@@ -155,7 +161,8 @@ class Ingester:
             return 0 if name is None else ids[(kind, name)]
 
         rows: list[tuple[Any, ...]] = []
-        rollups: dict[tuple[int, ...], list[int]] = {}
+        rollups: dict[tuple[Any, ...], list[int]] = {}
+        errors: dict[tuple[Any, ...], list[int]] = {}  # the cause rollups' increments
         for r in records:
             route_id = id_of(ROUTE, r.route)
             target_id = id_of(TARGET, r.target)
@@ -193,7 +200,7 @@ class Ingester:
                     r.ws_closed_by,
                 )
             )
-            key: tuple[int, ...] = (
+            key: tuple[Any, ...] = (
                 r.time_ms // 60_000,
                 route_id,
                 consumer_id,
@@ -201,24 +208,10 @@ class Ingester:
                 node_id,
                 min(max(r.status // 100, 1), 5),
             )
-            sums = rollups.get(key)
-            if sums is None:
-                sums = rollups[key] = [0] * len(_SUMS)
-            sums[0] += 1
-            sums[1] += is_error(r.status)
-            sums[2] += r.bytes_in
-            sums[3] += r.bytes_out
-            sums[4] += r.latency_us
-            sums[5 + bucket(r.latency_us)] += 1
-        hourly: dict[tuple[int, ...], list[int]] = {}
-        for key, sums in rollups.items():
-            hour_key = (key[0] // 60, *key[1:])
-            into = hourly.get(hour_key)
-            if into is None:
-                hourly[hour_key] = list(sums)
-            else:
-                for index, value in enumerate(sums):
-                    into[index] += value
+            _count(rollups, key, r)
+            if causes.is_cause(r.status):
+                who = causes.answered_by(r.status, r.route, r.answered_by)
+                _count(errors, (key[0], route_id, consumer_id, r.status, who), r)
         # straight to the driver: SQLAlchemy's per-row parameter handling cost more
         # than SQLite's inserts themselves
         if connection.dialect.name == "postgresql":
@@ -233,11 +226,13 @@ class Ingester:
                 f"SELECT max(id), {mark} FROM calls WHERE request_id = {mark}",
                 captured,
             )
-        for table, period, sums_of in (
-            (call_rollups, "minute", rollups),
-            (call_rollups_hourly, "hour", hourly),
+        for table, period, key_names, sums_of in (
+            (call_rollups, "minute", _KEY, rollups),
+            (call_rollups_hourly, "hour", _KEY, _hourly(rollups)),
+            (call_cause_rollups, "minute", _CAUSE_KEY, errors),
+            (call_cause_rollups_hourly, "hour", _CAUSE_KEY, _hourly(errors)),
         ):
-            prefix, suffix = _upsert(table.name, period)
+            prefix, suffix = _upsert(table.name, (period, *key_names))
             _write(connection, prefix, suffix, [(*key, *sums) for key, sums in sums_of.items()])
         insert_spend(connection, records, id_of, _write)
 
@@ -306,10 +301,36 @@ def _copy_calls(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
             copy.write_row(row)
 
 
-def _upsert(table: str, period: str) -> tuple[str, str]:
-    """INSERT ... ON CONFLICT (the rollup's key) DO UPDATE adding the new sums (the same
-    statement in SQLite and PostgreSQL; keys are distinct within a batch)."""
-    key = (period, *_KEY[1:])
+def _count(rollups: dict[tuple[Any, ...], list[int]], key: tuple[Any, ...], r: Record) -> None:
+    """Add the call ``r`` to the sums of ``key`` (a minute first) in ``rollups``."""
+    sums = rollups.get(key)
+    if sums is None:
+        sums = rollups[key] = [0] * len(_SUMS)
+    sums[0] += 1
+    sums[1] += is_error(r.status)
+    sums[2] += r.bytes_in
+    sums[3] += r.bytes_out
+    sums[4] += r.latency_us
+    sums[5 + bucket(r.latency_us)] += 1
+
+
+def _hourly(rollups: dict[tuple[Any, ...], list[int]]) -> dict[tuple[Any, ...], list[int]]:
+    """Per-minute sums (keys beginning with the minute) added up per hour."""
+    hourly: dict[tuple[Any, ...], list[int]] = {}
+    for key, sums in rollups.items():
+        hour_key = (key[0] // 60, *key[1:])
+        into = hourly.get(hour_key)
+        if into is None:
+            hourly[hour_key] = list(sums)
+        else:
+            for index, value in enumerate(sums):
+                into[index] += value
+    return hourly
+
+
+def _upsert(table: str, key: tuple[str, ...]) -> tuple[str, str]:
+    """INSERT ... ON CONFLICT (the rollup's ``key``) DO UPDATE adding the new sums (the
+    same statement in SQLite and PostgreSQL; keys are distinct within a batch)."""
     columns = ", ".join((*key, *_SUMS))
     updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _SUMS)
     return (

@@ -10,7 +10,8 @@ the histogram bucket holding them.  Buckets of hours and days read the hourly
 rollups, minute buckets the per-minute ones.  A series' buckets begin on the UTC
 calendar's minutes, hours or days whichever source it reads, its range widened
 to whole buckets; top lists read whole periods of the table they read (whole
-hours over more than 6 hours).
+hours over more than 6 hours).  Top error causes read the cause rollups (the calls
+that ended in an error, by status and who answered them) in the same way.
 
 A team (``team`` not None) sees only its own calls: those of its routes, and those
 its consumers (apps) made to any team's routes.  A series may be narrowed to one
@@ -47,6 +48,8 @@ from quiver.store.calltables import (
     ROUTE,
     TARGET,
     call_captures,
+    call_cause_rollups,
+    call_cause_rollups_hourly,
     call_names,
     call_rollups,
     call_rollups_hourly,
@@ -54,7 +57,7 @@ from quiver.store.calltables import (
 )
 
 By = Literal["route", "consumer", "target", "node", "status_class"]
-Dimension = Literal["consumers", "routes", "targets", "errors"]
+Dimension = Literal["consumers", "routes", "targets", "errors", "causes"]
 Source = Literal["calls", "rollups"]
 #: most raw rows a series or top list reads before it switches to the rollups
 RAW_LIMIT = 10_000
@@ -223,7 +226,8 @@ def top(
     n: int,
     team: str | None,
 ) -> list[tuple[str | None, Totals]]:
-    """The ``n`` names of ``dimension`` with the most calls (or errors) in the range."""
+    """The ``n`` names of ``dimension`` with the most calls (or errors) in the range
+    (``causes``: :func:`top_causes`)."""
     table, period, unit = _rollups(3_600_000 if end_ms - start_ms > _HOURLY_FROM_MS else 60_000)
     column = table.c[f"{_TOP[dimension]}_id"]
     order = func.sum(table.c.errors if dimension == "errors" else table.c.requests)
@@ -243,6 +247,42 @@ def top(
     rows = connection.execute(query).all()
     names = _names_of(connection, _TOP[dimension], {row[0] for row in rows})  # type: ignore[arg-type]
     return [(names.get(row[0]), _totals(row[1:])) for row in rows]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Calls that ended with one status, answered by one plugin (or the gateway, the
+    target, the client: quiver.calls.causes)."""
+
+    status: int
+    answered_by: str
+    totals: Totals
+
+
+def top_causes(
+    connection: Connection, start_ms: int, end_ms: int, n: int, team: str | None
+) -> list[Cause]:
+    """The ``n`` causes of errors with the most calls in the range, read from the cause
+    rollups over whole periods as :func:`top` reads its rollups."""
+    hourly = end_ms - start_ms > _HOURLY_FROM_MS
+    table, period, unit = (
+        (call_cause_rollups_hourly, "hour", 3_600_000)
+        if hourly
+        else (call_cause_rollups, "minute", 60_000)
+    )
+    status, answered_by = table.c.status, table.c.answered_by
+    query = (
+        select(status, answered_by, *_rollup_sums(table))
+        .where(
+            table.c[period] >= start_ms // unit,
+            table.c[period] < -(-end_ms // unit),
+            *team_scope(table, team),
+        )
+        .group_by(status, answered_by)
+        .order_by(func.sum(table.c.requests).desc(), status, answered_by)
+        .limit(n)
+    )
+    return [Cause(row[0], row[1], _totals(row[2:])) for row in connection.execute(query)]
 
 
 @dataclass(frozen=True)

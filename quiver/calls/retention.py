@@ -19,6 +19,8 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from quiver.calls.settings import CallLog
 from quiver.store.calltables import (
     call_captures,
+    call_cause_rollups,
+    call_cause_rollups_hourly,
     call_rollups,
     call_rollups_hourly,
     call_trims,
@@ -68,6 +70,8 @@ def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
     for column, per_ms, step in (
         (call_rollups.c.minute, 60_000, 60),  # an hour of minutes at a time
         (call_rollups_hourly.c.hour, 3_600_000, 24),  # a day of hours at a time
+        (call_cause_rollups.c.minute, 60_000, 60),
+        (call_cause_rollups_hourly.c.hour, 3_600_000, 24),
         (ai_spend_rollups.c.minute, 60_000, 60),
         (ai_spend_rollups_hourly.c.hour, 3_600_000, 24),
     ):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from quiver.declarative.client import AdminClient
 
-_COLUMNS = ("time", "status", "method", "path", "route", "consumer", "latency", "mcp")
+_COLUMNS = ("time", "status", "method", "path", "route", "consumer", "latency", "detail")
 _WIDTHS = (12, 6, 7, 32, 20, 16, 10)
 #: the filters passed on to ``GET /calls`` as they are
 _FILTERS = ("route", "consumer", "status", "request_id", "mcp_method", "mcp_tool", "mcp_outcome")
@@ -123,7 +123,7 @@ def _row(call: dict[str, Any]) -> list[str]:
         call["route"] or "-",
         call["consumer"] or "-",
         f"{call['latency_ms']:.1f} ms",
-        _mcp(call),
+        _websocket(call) if call["status"] == 101 else _mcp(call),
     ]
 
 
@@ -131,6 +131,27 @@ def _mcp(call: dict[str, Any]) -> str:
     """An MCP message's method, what it named and its outcome (empty for other calls)."""
     parts = (call.get("mcp_method"), call.get("mcp_tool"), call.get("mcp_outcome"))
     return " ".join(part for part in parts if part)
+
+
+def _websocket(call: dict[str, Any]) -> str:
+    """A WebSocket connection: ``ws msgs 3/3 bytes 120/98 close 1000 by client``, each
+    pair in (from the client), then out; messages and code only when frames were read."""
+    parts = ["ws"]
+    messages = (call.get("ws_messages_in"), call.get("ws_messages_out"))
+    if messages != (None, None):
+        parts.append("msgs " + "/".join(_count(n) for n in messages))
+    sizes = (call.get("ws_bytes_in"), call.get("ws_bytes_out"))
+    if sizes != (None, None):
+        parts.append("bytes " + "/".join(_count(n) for n in sizes))
+    if call.get("ws_close_code") is not None:
+        parts.append(f"close {call['ws_close_code']}")
+    if call.get("ws_closed_by"):
+        parts.append(f"by {call['ws_closed_by']}")
+    return " ".join(parts) if len(parts) > 1 else ""
+
+
+def _count(number: int | None) -> str:
+    return "-" if number is None else str(number)
 
 
 def _line(cells: list[str], widths: list[int]) -> str:

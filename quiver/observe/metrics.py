@@ -5,7 +5,9 @@ hands it each batch of :class:`~quiver.observe.record.ExchangeRecord` s, and it 
 them to a few counters by route and by target.  Nothing of it runs on the event
 loop while requests are served: the loop only queues the records, as it does for
 the access log.  Per record it costs a dictionary lookup or two, a ``bisect`` into
-fixed latency buckets and a few additions.
+fixed latency buckets and a few additions.  A route's latencies are one histogram
+per status class, and the histograms' counts are its requests by status class:
+the one addition counts both.
 
 Labels are names from the config (route, target, plugin) and small fixed sets
 (status class, cache status): never a path, a client or a consumer, so the number of
@@ -133,11 +135,12 @@ def _ai_key(ai: dict[str, Any]) -> str:
 
 
 class _RouteCounts:
-    __slots__ = ("cache", "latency", "rejections", "retries", "statuses", "websocket")
+    __slots__ = ("cache", "latencies", "rejections", "retries", "websocket")
 
     def __init__(self) -> None:
-        self.statuses = [0] * len(STATUS_CLASSES)
-        self.latency = _Histogram()
+        #: a latency histogram per status class (index: the status' first digit), made
+        #: when the class is first seen; its count is the class' number of exchanges
+        self.latencies: list[_Histogram | None] = [None] * len(STATUS_CLASSES)
         self.retries = 0
         self.rejections: dict[str, int] = {}  # by the plugin that refused
         self.cache: dict[str, int] = {}  # by cache status (HIT, MISS, ...)
@@ -159,11 +162,14 @@ class _RouteCounts:
             closes[str(code)] = closes.get(str(code), 0) + 1
 
     def snapshot(self) -> Snapshot:
+        latencies = {
+            STATUS_CLASSES[digit]: histogram
+            for digit, histogram in enumerate(self.latencies)
+            if histogram is not None
+        }
         return {
-            "status": {
-                STATUS_CLASSES[digit]: count for digit, count in enumerate(self.statuses) if count
-            },
-            "latency": self.latency.snapshot(),
+            "status": {name: sum(h.counts) for name, h in latencies.items()},
+            "latencies": {name: h.snapshot() for name, h in latencies.items()},
             "retries": self.retries,
             "rejections": dict(self.rejections),
             "cache": dict(self.cache),
@@ -209,9 +215,11 @@ class MetricsOutput:
                 if counts is None:
                     counts = routes[record.route] = _RouteCounts()
                 status = record.status
-                counts.statuses[status // 100 % 10] += 1
                 latency = record.latency_ms
-                histogram = counts.latency
+                digit = status // 100 % 10
+                histogram = counts.latencies[digit]
+                if histogram is None:
+                    histogram = counts.latencies[digit] = _Histogram()
                 histogram.counts[bisect_left(bounds, latency)] += 1
                 histogram.sum += latency
                 if record.retries:

@@ -16,6 +16,12 @@ and a fixed-bucket latency histogram (``LATENCY_BOUNDS_MS``), from which p50, p9
 and p99 are read to a bucket's precision.  The histogram is one column per bucket
 so that SQL sums it over any range.
 
+The cause rollups sum, with the same columns, the calls that ended in an error
+(status 400 and above) per minute (or hour), route, consumer, status and who
+answered (``answered_by``: the plugin that refused or answered, else ``gateway``,
+``target`` or ``client``, see quiver.calls.causes): what top error causes are read
+from, since the other rollups keep neither the status nor who answered.
+
 ``call_captures`` holds what routes that keep bodies (``routes[].call_log``) keep
 beyond the call: one JSON document per call, keyed by the call's id, and deleted
 with it.
@@ -135,6 +141,41 @@ def _rollups(name: str, period: str) -> Table:
 call_rollups = _rollups("call_rollups", "minute")
 #: the same sums per hour: ranges in hour or day buckets read 60 times fewer rows
 call_rollups_hourly = _rollups("call_rollups_hourly", "hour")
+
+
+def _cause_rollups(name: str, period: str) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column(period, BigInteger, nullable=False),  # epoch minutes or hours
+        Column("route_id", Integer, nullable=False),
+        Column("consumer_id", Integer, nullable=False),
+        Column("status", SmallInteger, nullable=False),
+        # who answered: a plugin's name, or gateway, target, client (quiver.calls.causes)
+        Column("answered_by", String, nullable=False),
+        Column("requests", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("bytes_in", BigInteger, nullable=False),
+        Column("bytes_out", BigInteger, nullable=False),
+        Column("latency_sum_us", BigInteger, nullable=False),
+        *(Column(bucket, BigInteger, nullable=False) for bucket in BUCKETS),
+        Index(
+            f"ux_{name}_key",
+            period,
+            "route_id",
+            "consumer_id",
+            "status",
+            "answered_by",
+            unique=True,
+        ),
+    )
+
+
+#: the calls that ended in an error (4xx, 5xx) per minute, by route, consumer, status
+#: and who answered: the causes of errors
+call_cause_rollups = _cause_rollups("call_cause_rollups", "minute")
+#: the same per hour
+call_cause_rollups_hourly = _cause_rollups("call_cause_rollups_hourly", "hour")
 
 call_captures = Table(
     "call_captures",

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from quiver.calls import Ingester, queries
+from quiver.calls.causes import answered_by
 from quiver.calls.records import bucket
 from quiver.store import Store
 from quiver.store.calltables import LATENCY_BOUNDS_MS
@@ -323,3 +324,123 @@ def test_buckets_begin_on_the_utc_calendar_whatever_the_source(
     began = datetime.fromisoformat(start).timestamp()
     widened = datetime.fromtimestamp(began - began % unit, UTC)
     assert datetime.fromisoformat(body["from"]) == widened  # the first whole bucket
+
+
+def _causes(items: list[dict[str, Any]]) -> Counter[str]:
+    """``"STATUS WHO"`` of each call of ``items`` that ended in an error."""
+    return Counter(
+        f"{item['status']} {answered_by(item['status'], item['route'], item['answered_by'])}"
+        for item in items
+        if item["status"] >= 400
+    )
+
+
+@pytest.fixture
+def refusals(store: Store, tmp_path: Path) -> tuple[list[dict[str, Any]], int, int]:
+    """Two hours of calls, some refused by plugins, some failed upstream."""
+    now = int(time.time() * 1000)
+    start = now - now % 60_000 - 2 * HOUR
+    items = records(2000, start, 2 * HOUR, seed=5)
+    for index, item in enumerate(items):
+        if index % 7 == 0:
+            item["status"], item["answered_by"] = 401, "key-auth"
+        elif index % 11 == 0:
+            item["status"], item["answered_by"] = 429, "rate-limit"
+        elif index % 13 == 0:
+            item["status"], item["route"], item["consumer"] = 404, None, None
+    write_spools(tmp_path / "calls", items, per_file=500)
+    assert Ingester(store.engine, tmp_path / "calls").run_once() == len(items)
+    return items, start, start + 2 * HOUR
+
+
+@pytest.mark.parametrize("hours", [2, 12])  # per-minute rollups, then hourly ones
+def test_top_error_causes_are_statuses_with_who_answered(
+    admin: httpx.Client, refusals: tuple[list[dict[str, Any]], int, int], hours: int
+) -> None:
+    items, start, end = refusals
+    answer = admin.get(
+        "/analytics/top",
+        params={"dimension": "causes", "n": 100, "from": _iso(end - hours * HOUR), "to": _iso(end)},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["dimension"] == "causes"
+    expected = _causes(items)
+    assert {row["name"]: row["requests"] for row in body["data"]} == expected
+    assert {"401 key-auth", "429 rate-limit", "404 gateway", "503 gateway", "500 target"} <= set(
+        expected
+    )
+    counts = [row["requests"] for row in body["data"]]
+    assert counts == sorted(counts, reverse=True)
+    first = body["data"][0]
+    assert (first["status"], first["answered_by"]) == (401, "key-auth")
+    assert first["errors"] == 0 and first["error_rate"] == 0.0
+    refused = [item for item in items if item["answered_by"] == "key-auth"]
+    assert first["bytes_in"] == sum(item["bytes_in"] for item in refused)
+    assert first["p50_ms"] is not None and first["p99_ms"] >= first["p50_ms"]
+    failed = next(row for row in body["data"] if row["name"] == "503 gateway")
+    assert failed["errors"] == failed["requests"]
+    two = admin.get(
+        "/analytics/top",
+        params={"dimension": "causes", "n": 2, "from": _iso(start), "to": _iso(end)},
+    ).json()["data"]
+    assert [row["name"] for row in two] == [row["name"] for row in body["data"][:2]]
+
+
+def test_top_error_causes_keep_to_the_range_and_the_team(
+    store: Store,
+    admin: httpx.Client,
+    make_client: MakeClient,
+    refusals: tuple[list[dict[str, Any]], int, int],
+) -> None:
+    items, start, _ = refusals
+    first_hour = admin.get(
+        "/analytics/top",
+        params={"dimension": "causes", "n": 100, "from": _iso(start), "to": _iso(start + HOUR)},
+    ).json()["data"]
+    early = [
+        i for i in items if datetime.fromisoformat(i["time"]).timestamp() < (start + HOUR) / 1000
+    ]
+    assert {row["name"]: row["requests"] for row in first_hour} == _causes(early)
+    create_team(store, "shop")
+    shop = make_client("viewer", team="shop")
+    answer = shop.get(
+        "/analytics/top", params={"dimension": "causes", "n": 100, "from": _iso(start)}
+    ).json()["data"]
+    mine = [item for item in items if seen_by(item, "shop")]
+    assert {row["name"]: row["requests"] for row in answer} == _causes(mine)
+    assert "404 gateway" not in {row["name"] for row in answer}  # no route, no consumer: no team's
+    assert (
+        shop.get("/analytics/top", params={"dimension": "causes", "team": "default"}).status_code
+        == 404
+    )
+
+
+@pytest.mark.parametrize("dimension", ["routes", "consumers", "errors", "causes"])
+def test_top_lists_answer_csv_when_asked(
+    admin: httpx.Client, refusals: tuple[list[dict[str, Any]], int, int], dimension: str
+) -> None:
+    _, start, end = refusals
+    params: dict[str, str | int] = {
+        "dimension": dimension,
+        "n": 100,
+        "from": _iso(start),
+        "to": _iso(end),
+    }
+    listed = admin.get("/analytics/top", params=params).json()["data"]
+    for query, headers in (({**params, "format": "csv"}, {}), (params, {"Accept": "text/csv"})):
+        answer = admin.get("/analytics/top", params=query, headers=headers)
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(answer.text)))
+        assert [row["name"] for row in rows] == [row["name"] or "" for row in listed]
+        assert [int(row["requests"]) for row in rows] == [row["requests"] for row in listed]
+        if dimension == "causes":
+            assert [int(row["status"]) for row in rows] == [row["status"] for row in listed]
+            assert [row["answered_by"] for row in rows] == [row["answered_by"] for row in listed]
+        else:
+            assert "status" not in rows[0]
+    json_anyway = admin.get(
+        "/analytics/top", params={**params, "format": "json"}, headers={"Accept": "text/csv"}
+    )
+    assert json_anyway.json()["data"] == listed

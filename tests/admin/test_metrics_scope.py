@@ -84,6 +84,11 @@ def test_a_team_token_sees_only_its_teams_routes_and_targets(
     assert _named(families) == {"shop.cart", "shop.backend"}
     assert ("2xx", "shop.cart") in families["quiver_requests"]
     assert ("5xx", "shop.cart") in families["quiver_requests"]
+    durations = families["quiver_request_duration_seconds"]
+    assert {labels for labels in durations if len(labels) == 2} == {  # _count and _sum
+        ("2xx", "shop.cart"),
+        ("5xx", "shop.cart"),
+    }
     assert families["quiver_websocket_connections"] == {("shop.cart",)}
     for node_wide in ("quiver_log_dropped", "quiver_workers", "quiver_reloads"):
         assert node_wide not in families

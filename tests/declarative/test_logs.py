@@ -36,7 +36,7 @@ def test_logs_prints_the_ingested_calls_newest_last(gateway: Gateway) -> None:
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split() == [
-        "time", "status", "method", "path", "route", "consumer", "latency", "mcp"
+        "time", "status", "method", "path", "route", "consumer", "latency", "detail"
     ]  # fmt: skip
     expected = sorted(
         (i for i in items if i["route"] == "orders" and i["status"] >= 500),

@@ -58,8 +58,8 @@ def test_the_mcp_column_shows_method_tool_and_outcome() -> None:
     mcp = {"mcp_method": "tools/call", "mcp_tool": "getNote", "mcp_outcome": "ok"}
     lines = render([CALL, {**CALL, **mcp}], header=True).splitlines()
     assert lines[0].split() == [
-        "time", "status", "method", "path", "route", "consumer", "latency", "mcp"
+        "time", "status", "method", "path", "route", "consumer", "latency", "detail"
     ]  # fmt: skip
     assert lines[1].endswith("4.5 ms")  # (nothing for a call that is not MCP)
     assert lines[2].endswith("4.5 ms     tools/call getNote ok")
-    assert lines[2].index("tools/call") == lines[0].index("mcp")
+    assert lines[2].index("tools/call") == lines[0].index("detail")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from quiver.admin.metrics import _request_families
 from quiver.config.models import MetricsSettings, Settings
 from quiver.observe.metrics import BUCKETS_MS, MetricsOutput, add, metrics_output
 from quiver.observe.node_metrics import MasterMetrics, read_node, worker_path, write_document
@@ -64,16 +65,43 @@ def test_counts_by_route_and_status_class_with_latency_buckets() -> None:
     routes = output.snapshot()["routes"]
     assert routes["items"]["status"] == {"2xx": 3, "5xx": 1}
     assert routes[""]["status"] == {"4xx": 1}  # no route matched
-    latency = routes["items"]["latency"]
+    latencies = routes["items"]["latencies"]
+    assert set(latencies) == {"2xx", "5xx"}
     # bounds are "less than or equal": 1.0 ms is in the 1 ms bucket
-    expected = [
-        a + b + c + d
-        for a, b, c, d in zip(bucket(0.3), bucket(1), bucket(7), bucket(40_000), strict=True)
-    ]
-    assert latency["buckets"] == expected
-    assert latency["buckets"][1] == 1 and latency["buckets"][-1] == 1
-    assert latency["sum"] == pytest.approx(0.3 + 1.0 + 7 + 40_000)
+    expected = [a + b + c for a, b, c in zip(bucket(0.3), bucket(1), bucket(40_000), strict=True)]
+    assert latencies["2xx"]["buckets"] == expected
+    assert latencies["2xx"]["buckets"][1] == 1 and latencies["2xx"]["buckets"][-1] == 1
+    assert latencies["2xx"]["sum"] == pytest.approx(0.3 + 1.0 + 40_000)
+    assert latencies["5xx"] == {"buckets": bucket(7), "sum": 7}
+    assert routes[""]["latencies"] == {"4xx": {"buckets": bucket(0.2), "sum": 0.2}}
     assert output.status() == {"counted": 5}
+
+
+def test_the_request_duration_is_labelled_by_route_and_status_class() -> None:
+    output = MetricsOutput()
+    output.write([record("items", 200, 0.3), record("items", 503, 7), record(None, 404, 0.2)])
+    two = MetricsOutput()
+    two.write([record("items", 201, 2), record("items", 101, 60_000)])
+    routes = add(add({}, output.snapshot()), two.snapshot())["routes"]
+    families = {family.name: family for family in _request_families(routes)}
+    counts = {
+        (sample.labels["route"], sample.labels["status_class"]): sample.value
+        for sample in families["quiver_request_duration_seconds"].samples
+        if sample.name == "quiver_request_duration_seconds_count"
+    }
+    assert counts == {("items", "1xx"): 1, ("items", "2xx"): 2, ("items", "5xx"): 1, ("", "4xx"): 1}
+    requests = {
+        (sample.labels["route"], sample.labels["status_class"]): sample.value
+        for sample in families["quiver_requests"].samples
+    }
+    assert requests == counts  # the histograms' counts are the request counters
+    sums = {
+        (sample.labels["route"], sample.labels["status_class"]): sample.value
+        for sample in families["quiver_request_duration_seconds"].samples
+        if sample.name == "quiver_request_duration_seconds_sum"
+    }
+    assert sums["items", "2xx"] == pytest.approx(0.0023)
+    assert sums["items", "1xx"] == pytest.approx(60.0)
 
 
 def test_retries_rejections_cache_and_upstream_latency() -> None:
@@ -117,7 +145,7 @@ def test_snapshots_add_up() -> None:
     two.write([record("a", 200, 1), record("a", 429, answered_by="quota")])
     total = add(add({}, one.snapshot()), two.snapshot())
     assert total["routes"]["a"]["status"] == {"2xx": 2, "4xx": 1}
-    assert total["routes"]["a"]["latency"]["buckets"][1] == 3
+    assert total["routes"]["a"]["latencies"]["2xx"]["buckets"][1] == 2
     assert total["routes"]["a"]["rejections"] == {"quota": 1}
     assert total["routes"]["b"]["status"] == {"5xx": 1}
     assert total["targets"]["t"]["upstream"]["buckets"] == bucket(1.0)

@@ -194,6 +194,7 @@ def test_metrics_add_up_over_the_workers_and_survive_a_killed_worker(
     assert before.by("quiver_requests_total", "route", "status_class") == expected
     assert {status for (_, status) in expected} >= {"2xx", "4xx", "5xx"}
     assert before.value("quiver_request_duration_seconds_count") == REQUESTS
+    assert before.by("quiver_request_duration_seconds_count", "route", "status_class") == expected
     for route in ("open", "keyed", "limited", "cached", "down", ""):
         sent = sum(count for (name, cls), count in expected.items() if name == route)
         assert before.value("quiver_request_duration_seconds_count", route=route) == sent
@@ -248,6 +249,7 @@ def test_metrics_add_up_over_the_workers_and_survive_a_killed_worker(
     after = counted()
     assert after.by("quiver_requests_total", "route", "status_class") == expected
     assert after.value("quiver_request_duration_seconds_count") == REQUESTS
+    assert after.by("quiver_request_duration_seconds_count", "route", "status_class") == expected
     assert after.by("quiver_rejections_total", "route", "plugin") == before.by(
         "quiver_rejections_total", "route", "plugin"
     )
