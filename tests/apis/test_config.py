@@ -131,7 +131,7 @@ def test_an_api_is_a_draft_by_default_and_deprecation_dates_read_as_utc() -> Non
         (
             [{"name": "a", "routes": ["orders"], "counters": {"store": "redis"}}],
             [],
-            ("apis[0].counters", "store 'redis' needs redis: {url: ...}"),
+            ("apis[0].counters.store", "store 'redis' needs redis: {url: ...}"),
         ),
         (
             [{"name": "a", "routes": ["orders"], "counters": {"limit": 5}}],

@@ -250,4 +250,4 @@ def test_the_pages_are_in_the_navigation_and_say_when_nothing_is_logged(
     assert "No errors" in client.get("/console/errors").text
     assert "No calls in this window" in client.get("/console/consumers").text
     assert "No AI calls in this window" in client.get("/console/spend").text
-    assert client.get("/console/errors?cursor=garbage").status_code == 400
+    assert client.get("/console/errors?cursor=garbage").status_code == 422
