@@ -95,7 +95,8 @@ class APIKeyAuth(StaticAuth):
 
 class _OAuth2:
     """A bearer token from a token endpoint (RFC 6749 §5), renewed ``skew`` seconds
-    before it expires and whenever the server refuses it."""
+    before it expires (half its lifetime before, for a token that lives less than
+    twice ``skew``) and whenever the server refuses it."""
 
     def __init__(
         self,
@@ -108,13 +109,13 @@ class _OAuth2:
         self.token_url, self.client_id, self.client_secret = token_url, client_id, client_secret
         self.scope, self.skew = scope, skew
         self.access_token: str | None = None
-        self.expires_at = float("inf")
+        self.renew_at = float("inf")
 
     def grant(self) -> dict[str, str]:
         raise NotImplementedError
 
     def token_request(self, now: float) -> RequestSpec | None:
-        if self.access_token is not None and now < self.expires_at - self.skew:
+        if self.access_token is not None and now < self.renew_at:
             return None
         form = self.grant()
         if self.scope:
@@ -144,7 +145,11 @@ class _OAuth2:
             )
         self.access_token = str(body["access_token"])
         expires_in = body.get("expires_in")
-        self.expires_at = now + float(expires_in) if expires_in is not None else float("inf")
+        if expires_in is None:
+            self.renew_at = float("inf")
+        else:  # (a short-lived token is still used for half its life, not refetched each time)
+            lifetime = float(expires_in)
+            self.renew_at = now + lifetime - min(self.skew, lifetime / 2)
         self.received(body)
 
     def received(self, body: dict[str, object]) -> None:

@@ -104,6 +104,20 @@ def test_client_credentials_fetch_one_token_and_renew_it_before_it_expires() -> 
     assert len(events.named("token")) == 2
 
 
+def test_a_short_lived_token_is_used_for_half_its_life() -> None:
+    tokens, waits = TokenServer(expires_in=20), Waits()  # shorter than twice the skew
+    with scripted(tokens) as server:
+        auth = ClientCredentials(f"{server.url}/token", "app", "pw")
+        with Client(server.url, auth=auth, clock=waits.clock) as client:
+            for _ in range(5):
+                assert client.get("/a").status == 200
+                waits.now += 1.9
+            assert len(tokens.grants) == 1
+            waits.now += 0.6  # ten seconds in: half its life
+            assert client.get("/b").status == 200
+    assert len(tokens.grants) == 2
+
+
 def test_a_refused_access_token_is_renewed_once_and_the_request_sent_again() -> None:
     tokens = TokenServer()
     with scripted(tokens) as server:

@@ -30,7 +30,7 @@ PAGES = 3
 
 @dataclass
 class Authority:
-    expires_in: int = 3600  # 30 or less: the client refreshes before every request
+    expires_in: int = 3600  # 0: the client refreshes before every request
     hold_at: int | None = None
     valid: dict[str, str] = field(default_factory=dict)  # family -> its refresh token
     family: dict[str, str] = field(default_factory=dict)  # refresh token -> family
