@@ -141,16 +141,8 @@ def add_spans(spans: Spans, record: ExchangeRecord, trace: TraceContext) -> None
             _add_try(spans, attempt, trace_id, own_id, state, name, record, start, end)
     elif record.node is not None and record.upstream_ms is not None:
         # a record made without its tries: one span of the last, over upstream_ms
-        call = spans.add(
-            trace_id=trace_id,
-            span_id=a2b_hex(trace.upstream_id),
-            trace_state=state,
-            parent_span_id=own_id,
-            name=name,
-            kind=CLIENT,
-            start_time_unix_nano=end - int(record.upstream_ms * 1e6),
-            end_time_unix_nano=end,
-        )
+        began = end - int(record.upstream_ms * 1e6)
+        call = _client_span(spans, trace_id, trace.upstream_id, state, own_id, name, began, end)
         attributes = call.attributes
         _request(attributes, method, known)
         _address(attributes, record.node.encode())
@@ -158,6 +150,29 @@ def add_spans(spans: Spans, record: ExchangeRecord, trace: TraceContext) -> None
             number(attributes, "http.request.resend_count", record.retries)
         if _response(attributes, status, status >= 400 and status != _CLIENT_CLOSED):
             call.status.code = STATUS_ERROR
+
+
+def _client_span(
+    spans: Spans,
+    trace_id: bytes,
+    span_id: bytes | str,
+    state: str,
+    parent_id: bytes,
+    name: str,
+    start: int,
+    end: int,
+) -> Any:
+    """A CLIENT span of the upstream call, from ``start`` to ``end`` (epoch ns)."""
+    return spans.add(
+        trace_id=trace_id,
+        span_id=a2b_hex(span_id),
+        trace_state=state,
+        parent_span_id=parent_id,
+        name=name,
+        kind=CLIENT,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+    )
 
 
 def _add_try(
@@ -174,16 +189,8 @@ def _add_try(
     """The span of one try of the upstream call (the child of the gateway's)."""
     if attempt.end is not None:
         end = start + int(attempt.end * 1e9)  # (else it lasted until the exchange ended)
-    call = spans.add(
-        trace_id=trace_id,
-        span_id=a2b_hex(attempt.span_id),
-        trace_state=state,
-        parent_span_id=parent_id,
-        name=name,
-        kind=CLIENT,
-        start_time_unix_nano=start + int(attempt.start * 1e9),
-        end_time_unix_nano=end,
-    )
+    began = start + int(attempt.start * 1e9)
+    call = _client_span(spans, trace_id, attempt.span_id, state, parent_id, name, began, end)
     attributes = call.attributes
     method = record.method
     _request(attributes, method, method in _METHODS)

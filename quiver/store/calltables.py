@@ -107,6 +107,19 @@ calls = Table(
 )
 
 
+def _sums() -> list[Column[int]]:
+    """The sums a rollup row keeps of its calls: counts, bytes, latency and its
+    histogram buckets."""
+    return [
+        Column("requests", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("bytes_in", BigInteger, nullable=False),
+        Column("bytes_out", BigInteger, nullable=False),
+        Column("latency_sum_us", BigInteger, nullable=False),
+        *(Column(bucket, BigInteger, nullable=False) for bucket in BUCKETS),
+    ]
+
+
 def _rollups(name: str, period: str) -> Table:
     return Table(
         name,
@@ -117,12 +130,7 @@ def _rollups(name: str, period: str) -> Table:
         Column("target_id", Integer, nullable=False),
         Column("node_id", Integer, nullable=False),
         Column("status_class", SmallInteger, nullable=False),
-        Column("requests", BigInteger, nullable=False),
-        Column("errors", BigInteger, nullable=False),
-        Column("bytes_in", BigInteger, nullable=False),
-        Column("bytes_out", BigInteger, nullable=False),
-        Column("latency_sum_us", BigInteger, nullable=False),
-        *(Column(bucket, BigInteger, nullable=False) for bucket in BUCKETS),
+        *_sums(),
         Index(
             f"ux_{name}_key",
             period,
@@ -153,12 +161,7 @@ def _cause_rollups(name: str, period: str) -> Table:
         Column("status", SmallInteger, nullable=False),
         # who answered: a plugin's name, or gateway, target, client (quiver.calls.causes)
         Column("answered_by", String, nullable=False),
-        Column("requests", BigInteger, nullable=False),
-        Column("errors", BigInteger, nullable=False),
-        Column("bytes_in", BigInteger, nullable=False),
-        Column("bytes_out", BigInteger, nullable=False),
-        Column("latency_sum_us", BigInteger, nullable=False),
-        *(Column(bucket, BigInteger, nullable=False) for bucket in BUCKETS),
+        *_sums(),
         Index(
             f"ux_{name}_key",
             period,
