@@ -36,6 +36,8 @@ def refuses_connections(port: int, within: float) -> bool:
         except (ConnectionRefusedError, ConnectionResetError):
             # refused, or reset when the attempt met the listener as it closed
             return True
+        except TimeoutError:
+            continue  # its SYN was dropped as the listener closed: look again
         time.sleep(0.02)
     return False
 
