@@ -32,6 +32,8 @@ that inserts its rows: a crash anywhere loses nothing and counts nothing twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, Index, Integer, SmallInteger, String, Table, Text
 
 from quiver.store.models import Base
@@ -120,57 +122,50 @@ def _sums() -> list[Column[int]]:
     ]
 
 
-def _rollups(name: str, period: str) -> Table:
+def _rollups(name: str, period: str, *keys: Column[Any], by_route: bool = True) -> Table:
+    """A table of sums per ``period`` (epoch minutes or hours) and ``keys``, one row
+    per distinct key; ``by_route``: an index for reading one route's rows."""
+    indexes = [Index(f"ux_{name}_key", period, *(key.name for key in keys), unique=True)]
+    if by_route:
+        indexes.append(Index(f"ix_{name}_route_{period}", "route_id", period))
     return Table(
         name,
         Base.metadata,
-        Column(period, BigInteger, nullable=False),  # epoch minutes or hours
+        Column(period, BigInteger, nullable=False),
+        *keys,
+        *_sums(),
+        *indexes,
+    )
+
+
+def _call_rollups(name: str, period: str) -> Table:
+    return _rollups(
+        name,
+        period,
         Column("route_id", Integer, nullable=False),
         Column("consumer_id", Integer, nullable=False),
         Column("target_id", Integer, nullable=False),
         Column("node_id", Integer, nullable=False),
         Column("status_class", SmallInteger, nullable=False),
-        *_sums(),
-        Index(
-            f"ux_{name}_key",
-            period,
-            "route_id",
-            "consumer_id",
-            "target_id",
-            "node_id",
-            "status_class",
-            unique=True,
-        ),
-        Index(f"ix_{name}_route_{period}", "route_id", period),
     )
 
 
 #: per minute; read for ranges in minute buckets
-call_rollups = _rollups("call_rollups", "minute")
+call_rollups = _call_rollups("call_rollups", "minute")
 #: the same sums per hour: ranges in hour or day buckets read 60 times fewer rows
-call_rollups_hourly = _rollups("call_rollups_hourly", "hour")
+call_rollups_hourly = _call_rollups("call_rollups_hourly", "hour")
 
 
 def _cause_rollups(name: str, period: str) -> Table:
-    return Table(
+    return _rollups(
         name,
-        Base.metadata,
-        Column(period, BigInteger, nullable=False),  # epoch minutes or hours
+        period,
         Column("route_id", Integer, nullable=False),
         Column("consumer_id", Integer, nullable=False),
         Column("status", SmallInteger, nullable=False),
         # who answered: a plugin's name, or gateway, target, client (quiver.calls.causes)
         Column("answered_by", String, nullable=False),
-        *_sums(),
-        Index(
-            f"ux_{name}_key",
-            period,
-            "route_id",
-            "consumer_id",
-            "status",
-            "answered_by",
-            unique=True,
-        ),
+        by_route=False,
     )
 
 
