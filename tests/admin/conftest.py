@@ -13,6 +13,7 @@ from quiver.store import Store, open_store
 from quiver.store.models import Role
 from quiver.store.tokens import create_token
 from tests.admin.server import serving
+from tests.store.conftest import postgres_schema_url
 from tests.support.browser import browser  # noqa: F401  (a fixture: /docs in Chromium)
 from tests.support.catalog import built_in
 
@@ -66,3 +67,22 @@ def admin(make_client: MakeClient) -> httpx.Client:
 def anonymous(base_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def pg_store_admin() -> Iterator[tuple[Store, httpx.Client]]:
+    """The admin API over a PostgreSQL store (a schema of its own) and an admin
+    client of it; skipped (failed under CI=true) when PostgreSQL is unreachable."""
+    for url in postgres_schema_url():
+        store = open_store(url, built_in())
+        try:
+            _, token = create_token(store, "root", "admin")
+            with (
+                serving(create_app(None, store, built_in())) as base,
+                httpx.Client(
+                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+                ) as client,
+            ):
+                yield store, client
+        finally:
+            store.close()

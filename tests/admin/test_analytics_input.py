@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from quiver.admin import create_app
 from quiver.calls import CallLog, Ingester
 from quiver.calls.records import parse
-from quiver.store import Store, open_store
+from quiver.store import Store
 from quiver.store.teams import create_team
-from quiver.store.tokens import create_token
 from tests.admin.conftest import MakeClient
 from tests.admin.problems import assert_problem
-from tests.admin.server import serving
 from tests.calls.synthetic import records
-from tests.store.conftest import postgres_schema_url
-from tests.support.catalog import built_in
 
 #: a NUL character in each parameter that names something, and in a call's id
 NUL = [
@@ -67,27 +60,10 @@ def test_unreadable_parameters_are_422_problems_on_sqlite(
     _all_problems(admin)
 
 
-@pytest.fixture
-def pg_admin() -> Iterator[tuple[Store, httpx.Client]]:
-    for url in postgres_schema_url():
-        store = open_store(url, built_in())
-        try:
-            _, token = create_token(store, "root", "admin")
-            with (
-                serving(create_app(None, store, built_in())) as base,
-                httpx.Client(
-                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
-                ) as client,
-            ):
-                yield store, client
-        finally:
-            store.close()
-
-
 def test_unreadable_parameters_are_422_problems_on_postgres(
-    pg_admin: tuple[Store, httpx.Client],
+    pg_store_admin: tuple[Store, httpx.Client],
 ) -> None:
-    store, client = pg_admin
+    store, client = pg_store_admin
     _with_calls(store)
     _all_problems(client)
 

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from quiver.admin import create_app
-from quiver.store import open_store
-from quiver.store.tokens import create_token
+from quiver.store import Store
 from tests.admin.problems import assert_problem
 from tests.admin.races import concurrent_replaces
-from tests.admin.server import serving
-from tests.store.conftest import postgres_schema_url
-from tests.support.catalog import built_in
 
 TARGET = {"name": "orders", "url": "http://127.0.0.1:9001"}
 
 
 @pytest.fixture
-def pg_admin() -> Iterator[httpx.Client]:
-    for url in postgres_schema_url():
-        store = open_store(url, built_in())
-        try:
-            _, token = create_token(store, "root", "admin")
-            with (
-                serving(create_app(None, store, built_in())) as base,
-                httpx.Client(
-                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
-                ) as client,
-            ):
-                yield client
-        finally:
-            store.close()
+def pg_admin(pg_store_admin: tuple[Store, httpx.Client]) -> httpx.Client:
+    return pg_store_admin[1]
 
 
 def test_entities_revisions_and_tokens_on_postgres(pg_admin: httpx.Client) -> None:
