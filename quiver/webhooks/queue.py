@@ -169,7 +169,7 @@ def claim(
     cannot take every post a sender has in flight."""
     d, e, m = webhook_deliveries, webhook_endpoints, webhook_messages
     held = held or {}
-    full = [endpoint for endpoint, count in held.items() if per_endpoint and count >= per_endpoint]
+    full = _full(per_endpoint, held)
     query = (
         select(d.c.id, d.c.attempts, e.c.id.label("endpoint_id"), e.c.name, e.c.url)
         .add_columns(e.c.secrets, m.c.msg_id, m.c.event_type, m.c.payload)
@@ -227,6 +227,13 @@ def _shared_out(
     return kept
 
 
+def _full(per_endpoint: int | None, held: Mapping[int, int]) -> list[int]:
+    """The endpoints that hold their share (``per_endpoint``) of the posts in flight."""
+    if per_endpoint is None:
+        return []
+    return [endpoint for endpoint, count in held.items() if count >= per_endpoint]
+
+
 def _sendable(full: list[int]) -> tuple[ColumnElement[bool], ...]:
     """The pending deliveries a sender may claim once due: of an enabled endpoint
     not among ``full``, and for an ordered endpoint the oldest pending one only."""
@@ -245,16 +252,19 @@ def _sendable(full: list[int]) -> tuple[ColumnElement[bool], ...]:
     )
 
 
-def next_due_ms(engine: Engine, *, full: list[int] | None = None) -> int | None:
+def next_due_ms(
+    engine: Engine, *, per_endpoint: int | None = None, held: Mapping[int, int] | None = None
+) -> int | None:
     """When the soonest delivery a sender may claim falls due (epoch ms; a claimed
-    one when its lease ends), or None when none is pending.  ``full``: endpoints
-    the sender claims nothing more of for now."""
+    one when its lease ends), or None when none is pending.  ``per_endpoint`` and
+    ``held`` as for :func:`claim`: endpoints at their share are left out."""
     d, e = webhook_deliveries, webhook_endpoints
     due = case(
         (d.c.claimed_until_ms > d.c.next_attempt_ms, d.c.claimed_until_ms),
         else_=d.c.next_attempt_ms,
     )
-    query = select(func.min(due)).join(e, e.c.id == d.c.endpoint_id).where(*_sendable(full or []))
+    full = _full(per_endpoint, held or {})
+    query = select(func.min(due)).join(e, e.c.id == d.c.endpoint_id).where(*_sendable(full))
     with engine.connect() as connection:
         soonest = connection.execute(query).scalar()
     return None if soonest is None else int(soonest)

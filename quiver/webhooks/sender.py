@@ -207,9 +207,7 @@ class Sender:
         most ``longest`` (what other processes publish is seen that late).  The
         endpoints at their share of the posts are left out: the end of one of their
         posts wakes the sender."""
-        share = self._settings.per_endpoint
-        full = [endpoint for endpoint, count in held.items() if count >= share]
-        due = next_due_ms(self._engine, full=full)
+        due = next_due_ms(self._engine, per_endpoint=self._settings.per_endpoint, held=held)
         if due is None:
             return longest
         seconds = (due - self._now_ms()) / 1000
