@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from quiver.plugins.counters import Usage, Verdict, Window
-from quiver.plugins.counters.algorithms import State, add, expires, fresh, step, usage
+from quiver.plugins.counters.algorithms import ROOM, State, add, expires, fresh, step, usage
 from quiver.plugins.counters.table import Table, digest
 
 # key digest, expiry, then the state; in the machine's byte order, so that the fast
@@ -168,14 +168,15 @@ class LocalCounters:
             count = reals[word + 4] + cost
             previous = reals[word + 5]
             used = count + previous * (1.0 - elapsed / seconds) if previous > 0.0 else count
-            room = limit * 1.000000001  # (algorithms.ROOM)
+            room = limit * ROOM
             if used > room:
                 return None
             reals[word + 4] = count
         finally:
             self.table.unlock()
         left = int(limit - used + 1e-9)  # (floor: limit - used > -1 here)
-        # when the next unit fits once these are taken: algorithms._sliding_wait
+        # when the next unit fits once these are taken: algorithms._sliding_wait, inline
+        # (a call would cost this path about 1,200 instructions, near 1% of a request)
         spent = count + left
         if spent + 1 <= room and previous > 0.0:
             reset = seconds * (1.0 - (room - spent - 1) / previous) - elapsed
