@@ -14,7 +14,10 @@ begins after it (:mod:`quiver.calls.queries`), so trimmed counts never show.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from quiver.calls.settings import CallLog
 from quiver.store.calltables import (
@@ -51,7 +54,7 @@ def enforce(engine: Engine, settings: CallLog, now_ms: int) -> int:
             break
     while True:  # by count
         with writing.begin() as connection:
-            low, high = connection.execute(select(func.min(calls.c.id), func.max(calls.c.id))).one()
+            low, high = connection.execute(_ends(calls.c.id)).one()
             if high is None or high - low < settings.max_rows:
                 break
             bound = min(high - settings.max_rows, low + chunk - 1)
@@ -103,13 +106,20 @@ def _spend(writing: Engine, settings: CallLog, cutoff: int) -> int:
             break
     while True:
         with writing.begin() as connection:
-            low, high = connection.execute(
-                select(func.min(ai_spend.c.id), func.max(ai_spend.c.id))
-            ).one()
+            low, high = connection.execute(_ends(ai_spend.c.id)).one()
             if high is None or high - low < settings.max_rows:
                 return deleted
             bound = min(high - settings.max_rows, low + chunk - 1)
             deleted += connection.execute(delete(ai_spend).where(ai_spend.c.id <= bound)).rowcount
+
+
+def _ends(column: ColumnElement[int]) -> Select[tuple[Any, Any]]:
+    """The lowest and the highest ``column``, each its own subquery: SQLite reads a
+    lone min() or max() off an index's end, but a min() beside a max() scans the
+    table (a million rows: 15 ms, after every batch)."""
+    return select(
+        select(func.min(column)).scalar_subquery(), select(func.max(column)).scalar_subquery()
+    )
 
 
 def _trimmed_through(connection: Connection, time_ms: int) -> None:
