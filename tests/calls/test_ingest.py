@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from quiver.calls import CallLog, Ingester
+from quiver.calls import CallLog, Ingester, retention
 from quiver.store import open_store
 from quiver.store.calltables import call_captures, call_rollups, call_spools, calls
 from tests.calls.synthetic import records, write_spools
@@ -162,7 +162,7 @@ def test_a_stale_offset_never_applies_to_a_new_file_of_the_same_name(
 _KILLED_INGEST = """
 import os, signal, sys
 from pathlib import Path
-from quiver.calls import CallLog, Ingester
+from quiver.calls import CallLog, Ingester, retention
 from quiver.store import open_store
 
 def die(where):
@@ -192,4 +192,54 @@ def test_a_process_killed_after_a_commit_loses_and_repeats_nothing(
         assert sorted(ids) == sorted(item["request_id"] for item in items)
         assert connection.execute(select(func.sum(call_rollups.c.requests))).scalar() == 1000
     assert list(spools.iterdir()) == []
+    store.close()
+
+
+def test_rows_of_every_shape_in_one_batch_keep_their_own_values(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Calls with and without a node, a cache status, a plugin that answered, an MCP
+    message or a tunnel, in one batch: each row has its own values and nulls."""
+    store = open_store(store_url)
+    now = _now_ms()
+    base = records(1, now - 1000, 1)[0]
+    items = [
+        {**base, "request_id": "plain"},
+        {**base, "request_id": "cached", "cache": "HIT", "upstream_ms": None, "node": None},
+        {**base, "request_id": "refused", "status": 429, "answered_by": "rate-limit"},
+        {**base, "request_id": "tool", "mcp": {"method": "tools/call", "tool": "search"}},
+        {**base, "request_id": "socket", "status": 101, "websocket": {"bytes_in": 7}},
+        {**base, "request_id": "plain-2", "client_ip": None},
+    ]
+    write_spools(tmp_path / "calls", items, per_file=10)
+    assert Ingester(store.engine, tmp_path / "calls").run_once() == len(items)
+    columns = (calls.c.cache, calls.c.upstream_us, calls.c.node_id, calls.c.answered_by)
+    more = (calls.c.mcp_tool, calls.c.ws_bytes_in, calls.c.ws_close_code, calls.c.client_ip)
+    with store.engine.connect() as connection:
+        rows = {
+            row[0]: tuple(row[1:])
+            for row in connection.execute(select(calls.c.request_id, *columns, *more))
+        }
+    node = rows["plain"][2]
+    assert node > 0
+    assert rows == {
+        "plain": (None, 1500, node, None, None, None, None, "127.0.0.1"),
+        "cached": ("HIT", None, 0, None, None, None, None, "127.0.0.1"),
+        "refused": (None, 1500, node, "rate-limit", None, None, None, "127.0.0.1"),
+        "tool": (None, 1500, node, None, "search", None, None, "127.0.0.1"),
+        "socket": (None, 1500, node, None, None, 7, None, "127.0.0.1"),
+        "plain-2": (None, 1500, node, None, None, None, None, None),
+    }
+    store.close()
+
+
+def test_the_bounds_of_the_rows_are_read_off_the_index_not_by_a_scan(tmp_path: Path) -> None:
+    """Retention reads the lowest and highest call id after every batch; SQLite must
+    not scan the whole table for them (as it does for min() beside max())."""
+    store = open_store(str(tmp_path / "calls.db"))
+    query = retention._ends(calls.c.id).compile(store.engine)
+    with store.engine.connect() as connection:
+        plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}").all()
+    steps = [str(step[-1]) for step in plan]
+    assert not any(step.startswith("SCAN calls") for step in steps), steps
     store.close()
