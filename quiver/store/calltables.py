@@ -34,7 +34,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, SmallInteger, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 from quiver.store.models import Base
 
@@ -105,7 +115,14 @@ calls = Table(
     Index("ix_calls_consumer_time", "consumer_id", "time_ms"),
     Index("ix_calls_status_time", "status", "time_ms"),
     Index("ix_calls_request_id", "request_id"),
-    Index("ix_calls_mcp_tool_time", "mcp_tool", "time_ms"),
+    # (MCP calls only: the others have no tool, and would cost an entry each)
+    Index(
+        "ix_calls_mcp_tool_time",
+        "mcp_tool",
+        "time_ms",
+        sqlite_where=text("mcp_tool IS NOT NULL"),
+        postgresql_where=text("mcp_tool IS NOT NULL"),
+    ),
 )
 
 
