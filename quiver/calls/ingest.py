@@ -181,8 +181,7 @@ class Ingester:
                     consumer_id,
                     node_id,
                     0 if r.user_agent is None else ids[(USER_AGENT, r.user_agent)],
-                    *r[7:19],  # method ... answered_by, as the record has them
-                    *r[21:],  # mcp_method ... ws_closed_by
+                    *_as_they_are(r),
                 )
             )
             status = r.status
@@ -273,6 +272,8 @@ def _write(connection: Connection, prefix: str, suffix: str, rows: list[tuple[An
     connection.exec_driver_sql(f"{prefix} VALUES ({marks}){suffix}", rows)
 
 
+#: the columns after the ids: the record's fields of the same names, as they are
+_as_they_are = itemgetter(*(Record._fields.index(name) for name in _CALL_COLUMNS[7:]))
 #: a call row's values, all None (what a row's shape is matched against)
 _NONES = (None,) * len(_CALL_COLUMNS)
 #: by a row's shape (which of its values are None): the INSERT of its other columns,

@@ -132,6 +132,8 @@ def parse(line: bytes) -> Record:
     client_ip = get("client_ip")
     cache = get("cache")
     answered_by = get("answered_by")
+    # (inline, as _optional_text and _micros would have them: empty text is None,
+    # milliseconds become whole microseconds, never below 0)
     return Record(
         request_id,
         _epoch_ms(time_text),
