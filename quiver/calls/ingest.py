@@ -298,6 +298,8 @@ def _insert_calls(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     for shape, same in shapes.items():
         statement = _SHAPES.get(shape)
         if statement is None:
+            if len(_SHAPES) >= 256:  # (a few in practice; never an unbounded cache)
+                _SHAPES.clear()
             kept = [i for i, missing in enumerate(shape) if not missing]
             names = ", ".join(_CALL_COLUMNS[i] for i in kept)
             sql = f"INSERT INTO calls ({names}) VALUES ({', '.join('?' * len(kept))})"
