@@ -205,8 +205,9 @@ class PhaseRunner:
         state = self.client.server
         if not self.logged and (self.chain.log or state.recording or self.trace is not None):
             self.logged = True
-            if not state.ended:
-                state.loop.call_soon(state.log_ended)
+            if not state.log_scheduled:
+                state.log_scheduled = True
+                state.loop.call_soon(state.log_turn)
             state.ended.append(self)
 
     def run_log(self) -> None:

@@ -72,6 +72,9 @@ class ProxyState:
         #: next request's plugins (so what a log phase gives back, e.g. a concurrency
         #: slot, is back before a client's next request on a keep-alive connection)
         self.ended: list[PhaseRunner] = []
+        #: a turn of the loop will run the log step (:meth:`log_turn` is scheduled):
+        #: one callback however many exchanges end before it runs
+        self.log_scheduled = False
         #: where ended exchanges' records go (None: no output wants them, and no
         #: record is made); fixed at start
         self.record_writer: RecordWriter | None = None
@@ -89,6 +92,12 @@ class ProxyState:
         self.record_writer = writer
         self.recording = writer is not None and writer.recording
         self.observing = writer is not None or self.tracing is not None
+
+    def log_turn(self) -> None:
+        """The log step the loop runs once exchanges ended (scheduled once until it
+        runs, even when a request's start ran the log step meanwhile)."""
+        self.log_scheduled = False
+        self.log_ended()
 
     def log_ended(self) -> None:
         """Run the log phases that are due, and hand their records to the writer."""

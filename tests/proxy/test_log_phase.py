@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from pydantic import Field
 
 from quiver.plugins.base import AccessResult, Plugin, PluginConfig, PluginRequest
+from quiver.proxy.phases import PhaseRunner
+from quiver.proxy.server import ProxyState
 from tests.support.catalog import built_in
 from tests.support.proxy import Client, RunningProxy, make_config
 from tests.support.upstream import Conn, Upstream, echo, json_response, silent_until_closed
@@ -182,3 +185,37 @@ def test_an_exchange_is_logged_before_the_next_request_on_its_connection_starts(
         firsts = [index for index, (path, _) in enumerate(ENDED.seen) if path == b"/first"]
     closed.close()
     assert all(logged > first for logged, first in zip(logged_before, firsts, strict=True))
+
+
+def test_exchanges_ending_in_one_turn_schedule_one_log_step() -> None:
+    """However many exchanges end before the loop turns, and even when a request's
+    start ran the log step meanwhile, one callback is scheduled; it logs what is left,
+    and the next exchange to end schedules the next one."""
+    scheduled: list[Any] = []
+    state = ProxyState.__new__(ProxyState)
+    state.loop = SimpleNamespace(call_soon=scheduled.append)  # type: ignore[assignment]
+    state.ended, state.log_scheduled = [], False
+    state.recording, state.record_writer = True, None
+    logged: list[int] = []
+
+    def ended(number: int) -> None:
+        runner = SimpleNamespace(
+            logged=False,
+            chain=SimpleNamespace(log=[]),
+            trace=None,
+            client=SimpleNamespace(server=state),
+            run_log=lambda: logged.append(number),
+        )
+        PhaseRunner._log_later(runner)  # type: ignore[arg-type]
+
+    ended(1)
+    ended(2)
+    state.log_ended()  # (a request starting on a connection runs it first)
+    ended(3)
+    assert logged == [1, 2]
+    assert len(scheduled) == 1
+    scheduled.pop()()
+    assert logged == [1, 2, 3]
+    assert not state.log_scheduled and state.ended == []
+    ended(4)
+    assert len(scheduled) == 1
