@@ -162,7 +162,7 @@ def test_a_stale_offset_never_applies_to_a_new_file_of_the_same_name(
 _KILLED_INGEST = """
 import os, signal, sys
 from pathlib import Path
-from quiver.calls import CallLog, Ingester, retention
+from quiver.calls import CallLog, Ingester
 from quiver.store import open_store
 
 def die(where):
