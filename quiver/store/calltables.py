@@ -73,6 +73,9 @@ call_names = Table(
     Index("ix_call_names_kind_name", "kind", "name", unique=True),
 )
 
+#: the calls an MCP tool index holds (the others have no tool)
+_HAS_TOOL = text("mcp_tool IS NOT NULL")
+
 calls = Table(
     "calls",
     Base.metadata,
@@ -120,8 +123,8 @@ calls = Table(
         "ix_calls_mcp_tool_time",
         "mcp_tool",
         "time_ms",
-        sqlite_where=text("mcp_tool IS NOT NULL"),
-        postgresql_where=text("mcp_tool IS NOT NULL"),
+        sqlite_where=_HAS_TOOL,
+        postgresql_where=_HAS_TOOL,
     ),
 )
 
