@@ -25,6 +25,7 @@ from typing import Any
 from quiver import __version__
 from quiver.config.tracing import Tracing
 from quiver.http.tracecontext import TraceContext, Try
+from quiver.observe.exporter import INTERVAL as EXPORT_INTERVAL
 from quiver.observe.exporter import SpanExporter
 from quiver.observe.otlp import (
     CLIENT,
@@ -57,6 +58,8 @@ class TracingOutput:
     """Exports the spans of sampled exchanges; ``write`` runs on the writer thread."""
 
     name = "tracing"
+    #: its records may wait for the writer as long as spans wait for their export
+    patience = EXPORT_INTERVAL
 
     def __init__(self, settings: Tracing) -> None:
         resource = [("service.name", settings.service_name), ("service.version", __version__)]

@@ -2,13 +2,14 @@
 
 The event loop only appends finished records to a bounded queue (a deque: one
 append under the GIL, no lock); the writer thread takes what waits every
-``FLUSH_EVERY`` seconds, or as soon as a batch's worth does, and hands it to each
-output (quiver.observe.outputs) a batch at a time.  Waking it for every few
-records would cost more than writing them: each wake is two context switches and
-a hand-over of the GIL on the worker's core.  A thread rather than the loop's
-idle time because the outputs' work (formatting lines, counting) must stay off
-the loop; one thread and one queue however many outputs: a record is queued
-once, and the lines several outputs write are made once.
+``FLUSH_EVERY`` seconds (or the longer ``patience`` of its outputs, when all have
+one: spans wait for their exporter's round anyway), or as soon as a batch's worth
+does, and hands it to each output (quiver.observe.outputs) a batch at a time.
+Waking it for every few records would cost more than writing them: each wake is
+two context switches and a hand-over of the GIL on the worker's core.  A thread
+rather than the loop's idle time because the outputs' work (formatting lines,
+counting) must stay off the loop; one thread and one queue however many outputs:
+a record is queued once, and the lines several outputs write are made once.
 
 No output's write waits for a destination that may block: the access log hands
 its lines to a thread of its own (quiver.observe.sink_thread), the spans go to
@@ -76,6 +77,12 @@ class RecordWriter:
         self.keep = keep
         #: records waiting that wake the writer before its next round
         self._wake_at = max(1, min(_BATCH, queue // 2))
+        #: seconds a record waits for the writer at most: what the most impatient
+        #: output allows (the spans alone may wait for their exporter's round)
+        self.flush_every = min(
+            (getattr(output, "patience", FLUSH_EVERY) for output in self.outputs),
+            default=FLUSH_EVERY,
+        )
         #: some output reads every exchange (not only the sampled traces)
         self.recording = keep is not _none
         self._clock = clock
@@ -197,7 +204,7 @@ class RecordWriter:
                         return
                     self._idle = True
                     if not pending and not self._reopen and not self._stopping:  # (no lost wake)
-                        wait = FLUSH_EVERY
+                        wait = self.flush_every
                         if interval is not None:
                             wait = min(wait, self._next_tick - self._clock())
                         self._wake.wait(wait)

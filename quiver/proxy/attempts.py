@@ -42,7 +42,7 @@ class Attempts:
     node: Node | None = None
     upstream: UpstreamConnection | None = None
     connect_task: asyncio.Task[None] | None = None
-    reused = False
+    reused = True  # the try's connection came from the pool (read once attached)
     attempt = 1  # tries so far, this one included
     started_at = 0.0  # loop time of the first try, for the retry deadline
     avoid: Node | None = None  # the node that just failed, not to be picked again
@@ -146,7 +146,8 @@ class Attempts:
         node = self.node
         assert route is not None and node is not None
         self.upstream = conn
-        self.reused = reused
+        if reused is not self.reused:  # (set only when it changes: most tries reuse one)
+            self.reused = reused
         node.in_flight += 1
         if self.began:  # (the exchange keeps a record: when it went to the node is in it)
             self.upstream_at = monotonic()

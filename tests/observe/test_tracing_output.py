@@ -14,9 +14,10 @@ from quiver.config.access_log import AccessLog
 from quiver.config.models import CallLogSettings
 from quiver.config.tracing import Tracing
 from quiver.http.tracecontext import TraceContext, Try
+from quiver.observe.exporter import INTERVAL as EXPORT_INTERVAL
 from quiver.observe.record import ExchangeRecord
 from quiver.observe.tracing import TracingOutput
-from quiver.observe.writer import writer_for
+from quiver.observe.writer import FLUSH_EVERY, writer_for
 from tests.observe.collector import Collector, attributes
 from tests.support.nodes import wait_until
 from tests.support.proxy import Client, RunningProxy, make_config
@@ -355,3 +356,13 @@ def test_records_go_to_tracing_alone_only_for_sampled_exchanges() -> None:
     assert beside is not None and beside.recording and beside.keep is None
     only_log = writer_for(sampled_log, CallLogSettings(), None)
     assert only_log is not None and only_log.recording and only_log.keep is not None
+
+
+def test_spans_alone_wait_for_the_writer_as_long_as_for_their_export() -> None:
+    """A writer with only the spans wakes once per export round; beside the access
+    log, its records wait no longer than the access log allows."""
+    tracing = Tracing.model_validate({"otlp": {"endpoint": "http://127.0.0.1:9/v1/traces"}})
+    alone = writer_for(None, CallLogSettings(), None, None, tracing)
+    assert alone is not None and alone.flush_every == EXPORT_INTERVAL == 1.0
+    beside = writer_for(AccessLog(to="stdout"), CallLogSettings(), None, None, tracing)
+    assert beside is not None and beside.flush_every == FLUSH_EVERY == 0.1
