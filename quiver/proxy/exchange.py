@@ -504,7 +504,7 @@ class Exchange(RequestHead, PhaseRunner, Attempts, InProcessAnswers):
 # room that is left (3.11 and later).  Under load, dozens of exchanges begin before
 # the first one has set all its attributes: the names set later no longer fit, every
 # exchange then keeps a dict of its own, and the interpreter's attribute caches take
-# their slower paths (about 6% of a traced request's CPU, 5% of an observed one's).
+# their slower paths (about 6% of the CPU of a request with plugins and records).
 # The first exchange of the process, made here, sets the names a usual request sets,
 # so that the table holds them before any request does.  Rarer names (those of a new
 # upstream connection, a retry, a body held for plugins, ...) go in a dict of the
