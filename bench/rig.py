@@ -257,6 +257,22 @@ def core_times(cpus: tuple[int, ...]) -> dict[int, tuple[int, int]]:
     return times
 
 
+def settle(cpu: int, *, below: float = 0.05, window: float = 1.5, timeout: float = 15.0) -> float:
+    """Wait until core ``cpu`` is nearly idle (busy under ``below`` of a ``window``),
+    at most ``timeout`` seconds, and return how long that took: what a round left
+    running (an admin sidecar ingesting the calls it spooled, a file a second) must
+    not share the core with the next round's configuration."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        before = core_times((cpu,))[cpu]
+        time.sleep(window)
+        after = core_times((cpu,))[cpu]
+        total = after[1] - before[1]
+        if total and (after[0] - before[0]) / total < below:
+            break
+    return time.monotonic() - start
+
+
 class CoreMeter:
     """Busy fraction of whole cores (all processes) between start() and stop()."""
 
@@ -601,7 +617,8 @@ def wrk_rounds(
 ) -> list[Throughput]:
     """An unmeasured warm-up of ``s.warmup`` seconds through each server, then
     ``s.rounds`` rounds of ``s.duration`` seconds, the servers alternated within each
-    round. ``measure(server, seconds, round)`` runs wrk; ``label`` names a row."""
+    round, each once the proxy core has settled (``settle``).  ``measure(server,
+    seconds, round)`` runs wrk; ``label`` names a row."""
     if s.warmup:
         for server in servers:
             warm = measure(server, s.warmup, 0)
@@ -610,6 +627,8 @@ def wrk_rounds(
     rows = []
     for rnd in range(1, s.rounds + 1):
         for server in servers:
+            if settle(s.proxy_cpu) >= 15:
+                say(f"  !! the proxy core was still busy 15 s before {server.label}'s round")
             t = measure(server, s.duration, rnd)
             rows.append(t)
             flag = f"  !! ERRORS {t.errors}" if t.errors else ""
