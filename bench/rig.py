@@ -257,11 +257,11 @@ def core_times(cpus: tuple[int, ...]) -> dict[int, tuple[int, int]]:
     return times
 
 
-def settle(cpu: int, *, below: float = 0.05, window: float = 1.5, timeout: float = 15.0) -> float:
+def settle(cpu: int, *, below: float = 0.05, window: float = 1.5, timeout: float = 15.0) -> bool:
     """Wait until core ``cpu`` is nearly idle (busy under ``below`` of a ``window``),
-    at most ``timeout`` seconds, and return how long that took: what a round left
-    running (an admin sidecar ingesting the calls it spooled, a file a second) must
-    not share the core with the next round's configuration."""
+    at most ``timeout`` seconds; False when it never was: what a round left running
+    (an admin sidecar ingesting the calls it spooled, a file a second) must not share
+    the core with the next round's configuration."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         before = core_times((cpu,))[cpu]
@@ -269,8 +269,8 @@ def settle(cpu: int, *, below: float = 0.05, window: float = 1.5, timeout: float
         after = core_times((cpu,))[cpu]
         total = after[1] - before[1]
         if total and (after[0] - before[0]) / total < below:
-            break
-    return time.monotonic() - start
+            return True
+    return False
 
 
 class CoreMeter:
@@ -627,7 +627,7 @@ def wrk_rounds(
     rows = []
     for rnd in range(1, s.rounds + 1):
         for server in servers:
-            if settle(s.proxy_cpu) >= 15:
+            if not settle(s.proxy_cpu):
                 say(f"  !! the proxy core was still busy 15 s before {server.label}'s round")
             t = measure(server, s.duration, rnd)
             rows.append(t)
