@@ -257,22 +257,6 @@ def core_times(cpus: tuple[int, ...]) -> dict[int, tuple[int, int]]:
     return times
 
 
-def settle(cpu: int, *, below: float = 0.05, window: float = 1.5, timeout: float = 15.0) -> bool:
-    """Wait until core ``cpu`` is nearly idle (busy under ``below`` of a ``window``),
-    at most ``timeout`` seconds; False when it never was: what a round left running
-    (an admin sidecar ingesting the calls it spooled, a file a second) must not share
-    the core with the next round's configuration."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        before = core_times((cpu,))[cpu]
-        time.sleep(window)
-        after = core_times((cpu,))[cpu]
-        total = after[1] - before[1]
-        if total and (after[0] - before[0]) / total < below:
-            return True
-    return False
-
-
 class CoreMeter:
     """Busy fraction of whole cores (all processes) between start() and stop()."""
 
@@ -288,6 +272,21 @@ class CoreMeter:
             c: round((after[c][0] - self.before[c][0]) / max(1, after[c][1] - self.before[c][1]), 3)
             for c in self.cpus
         }
+
+
+def settle(cpu: int, *, below: float = 0.05, window: float = 1.5, timeout: float = 15.0) -> bool:
+    """Wait until core ``cpu`` is nearly idle (busy under ``below`` of a ``window``),
+    at most ``timeout`` seconds; False when it never was: what a round left running
+    (an admin sidecar ingesting the calls it spooled, a file a second) must not share
+    the core with the next round's configuration."""
+    meter = CoreMeter((cpu,))
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        meter.start()
+        time.sleep(window)
+        if meter.stop()[cpu] < below:
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- servers
