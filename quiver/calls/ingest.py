@@ -279,6 +279,7 @@ _NONES = (None,) * len(_CALL_COLUMNS)
 #: by a row's shape (which of its values are None): the INSERT of its other columns,
 #: and what picks their values out of the row
 _SHAPES: dict[tuple[bool, ...], tuple[str, Callable[[tuple[Any, ...]], Any]]] = {}
+_MOST_SHAPES = 256  # statements kept (a few shapes occur in practice): never unbounded
 
 
 def _insert_calls(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -298,7 +299,7 @@ def _insert_calls(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     for shape, same in shapes.items():
         statement = _SHAPES.get(shape)
         if statement is None:
-            if len(_SHAPES) >= 256:  # (a few in practice; never an unbounded cache)
+            if len(_SHAPES) >= _MOST_SHAPES:
                 _SHAPES.clear()
             kept = [i for i, missing in enumerate(shape) if not missing]
             names = ", ".join(_CALL_COLUMNS[i] for i in kept)

@@ -19,7 +19,9 @@ from quiver.observe.record import ExchangeRecord
 
 class RecordOutput(Protocol):
     """One destination of records.  All but ``open`` and ``status`` run on the
-    writer thread; ``status`` is read from the event loop (plain counters)."""
+    writer thread; ``status`` is read from the event loop (plain counters).  An
+    output whose records may wait longer than the writer's usual round (the spans,
+    exported once a second) says how long, in seconds, as ``patience``."""
 
     #: "access_log", "call_log", ...: its key in the worker's status document
     name: str
