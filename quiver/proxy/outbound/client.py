@@ -204,16 +204,16 @@ class OutboundClient:
             if node is None:
                 break
             head = request_head(method, path, node, block)
-            remaining = None if deadline is None else max(0.0, deadline - self.loop.time())
             try:
                 return await send_to_node(
                     node,
                     method,
                     loop=self.loop,
                     head=head,
-                    timeout=remaining,
+                    timeout=timeout,
                     retry_stale=idempotent,
                     target=target,
+                    deadline=deadline,
                 )
             except HTTPError as exc:
                 # nothing reached the node: another one may take the request

@@ -65,13 +65,16 @@ class Response(WrittenWhole):
         loop: asyncio.AbstractEventLoop,
         timeout: float | None,
         target: TargetRuntime | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.node = node
         self.method = method
         self.head = head  # the request, body included
         self.loop = loop
-        self.timeout = timeout
-        self.deadline = loop.time() + timeout if timeout is not None else None
+        self.timeout = timeout  # as the caller gave it, for the error that names it
+        if deadline is None and timeout is not None:
+            deadline = loop.time() + timeout
+        self.deadline = deadline
         self.admission = Admission(node, loop, target)
         self.conn: UpstreamConnection | None = None
         self.reused = False

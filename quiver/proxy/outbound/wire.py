@@ -81,16 +81,20 @@ async def send_to_node(
     timeout: float | None = None,
     retry_stale: bool | None = None,
     target: TargetRuntime | None = None,
+    deadline: float | None = None,
 ) -> Response:
     """Send the request ``head`` to ``node`` over its pool; the response once its
     head is in.
+
+    The try ends at ``deadline`` (a loop time) when one is given, else ``timeout``
+    seconds from now; a timeout names ``timeout`` either way.
 
     A node of ``target`` must have been admitted by its breaker (``target.choose``):
     the try ends in one outcome or in the admission given back.  ``retry_stale``
     (by default: whether ``method`` is idempotent) allows sending the request again
     when a pooled connection turns out to have been closed by the node.
     """
-    response = Response(node, method.encode("ascii"), head, loop, timeout, target)
+    response = Response(node, method.encode("ascii"), head, loop, timeout, target, deadline)
     if retry_stale is None:
         retry_stale = response.method in IDEMPOTENT_METHODS
     pool = node.pool
