@@ -245,33 +245,39 @@ class CpuMeter:
         return used / CLK_TCK, len(pids)
 
 
-def core_times(cpus: tuple[int, ...]) -> dict[int, tuple[int, int]]:
-    """(busy, total) jiffies per core from /proc/stat, for spotting other load."""
+def core_times(cpus: tuple[int, ...]) -> dict[int, tuple[int, int, int]]:
+    """(busy, total, stolen) jiffies per core from /proc/stat, for spotting other load;
+    busy counts the time a hypervisor took from the core (steal) too."""
     times = {}
     for line in Path("/proc/stat").read_text().splitlines():
         name, *values = line.split()
         if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
             # user nice system idle iowait irq softirq steal (guest is inside user)
             v = [int(x) for x in values[:8]]
-            times[int(name[3:])] = (sum(v) - v[3] - v[4], sum(v))
+            times[int(name[3:])] = (sum(v) - v[3] - v[4], sum(v), v[7])
     return times
 
 
 class CoreMeter:
-    """Busy fraction of whole cores (all processes) between start() and stop()."""
+    """Busy fraction of whole cores (all processes) between start() and stop();
+    ``stolen`` then holds the fraction a hypervisor took from each (part of busy)."""
 
     def __init__(self, cpus: tuple[int, ...]) -> None:
         self.cpus = cpus
+        self.stolen: dict[int, float] = {}
 
     def start(self) -> None:
         self.before = core_times(self.cpus)
 
     def stop(self) -> dict[int, float]:
         after = core_times(self.cpus)
-        return {
-            c: round((after[c][0] - self.before[c][0]) / max(1, after[c][1] - self.before[c][1]), 3)
-            for c in self.cpus
-        }
+        busy, stolen = {}, {}
+        for c in self.cpus:
+            (b0, t0, s0), (b1, t1, s1) = self.before[c], after[c]
+            busy[c] = round((b1 - b0) / max(1, t1 - t0), 3)
+            stolen[c] = round((s1 - s0) / max(1, t1 - t0), 3)
+        self.stolen = stolen
+        return busy
 
 
 def settle(cpu: int, *, below: float = 0.05, window: float = 1.5, timeout: float = 15.0) -> bool:

@@ -522,6 +522,7 @@ class Run:
             time.sleep(max(0.0, measure_start + s.duration - time.monotonic()))
             cpu = meter.stop()[0] if meter is not None else 0.0
             proxy_core_busy = cores.stop()[s.proxy_cpu]
+            stolen = cores.stolen[s.proxy_cpu]
             thread.join(s.duration + 30)
             results = self.wait_files(clients, "result", 60)
             for client in clients:
@@ -546,13 +547,16 @@ class Run:
                 "send_late_p99_us": max((r["late_p99_us"] for r in results), default=0),
                 "send_late_max_us": max((r["late_max_us"] for r in results), default=0),
                 "proxy_cpu_s": round(cpu, 2),
-                # the proxy core's busy share that was not the proxy: other work
+                # the proxy core's busy share that was not the proxy: other processes,
+                # and the time the hypervisor ran something else on it (stolen)
                 "other_load_on_proxy_core": round(max(0.0, proxy_core_busy - cpu / s.duration), 3),
+                "stolen_from_proxy_core": stolen,
                 "http_requests": len(probe.get("times_ms", [])),
                 "http_errors": probe.get("errors", ["the probe did not finish"]),
                 "http_p50_ms": round(pct(probe.get("times_ms", []), 0.5), 2),
                 "http_p99_ms": round(pct(probe.get("times_ms", []), 0.99), 2),
                 "http_max_ms": round(max(probe.get("times_ms", []), default=0.0), 2),
+                "http_slowest": probe.get("slowest", []),
             }
         )
         return result
@@ -621,9 +625,11 @@ def problems(s: Settings, rows: list[dict[str, Any]]) -> tuple[list[str], list[s
                 f"{r['send_late_p99_us'] / 1000:.1f} ms behind schedule (core {s.load_cpu} busy)"
             )
         if r["other_load_on_proxy_core"] > 0.05:
+            stolen = r["stolen_from_proxy_core"]
             cautions.append(
-                f"{name}: other processes used {r['other_load_on_proxy_core']:.0%} of the proxy "
-                f"core (core {s.proxy_cpu}) while measuring"
+                f"{name}: other work took {r['other_load_on_proxy_core']:.0%} of the proxy "
+                f"core (core {s.proxy_cpu}) while measuring, {stolen:.0%} of it taken by the "
+                "hypervisor (steal)"
             )
         if r["setup"] != "direct" and r["http_max_ms"] >= 10:
             cautions.append(f"{name}: a plain GET took {r['http_max_ms']:.1f} ms (target < 10 ms)")
@@ -696,6 +702,7 @@ def main() -> int:
                     if setup != "direct"
                     else ""
                 )
+                + f"; proxy core stolen {row['stolen_from_proxy_core']:.1%}"
             )
     except BenchError as exc:
         say(f"\nwebsocket bench FAILED: {exc}")

@@ -95,17 +95,24 @@ def http_probe(port: int, count: int, start: float, seconds: float, out: dict[st
     (time.monotonic()); runs in a thread beside the driver's waiting."""
     real_time()  # this thread only
     times: list[float] = []
+    began: list[float] = []
     errors: list[str] = []
     for index in range(count):
         delay = start + seconds * index / count - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         try:
+            began.append(time.monotonic())
             times.append(http_get(port))
         except OSError as exc:
+            began.pop()
             errors.append(str(exc))
     out["times_ms"] = times
     out["errors"] = errors
+    # when the slowest began (time.monotonic(), CLOCK_MONOTONIC: `perf record -k
+    # CLOCK_MONOTONIC` stamps its events on the same clock)
+    slowest = sorted(zip(times, began, strict=True), reverse=True)[:5]
+    out["slowest"] = [{"began": round(t, 6), "ms": round(ms, 2)} for ms, t in slowest]
 
 
 def pct(values: list[int] | list[float], q: float) -> float:
