@@ -22,7 +22,7 @@ import ssl
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -278,6 +278,35 @@ class CoreMeter:
             stolen[c] = round((s1 - s0) / max(1, t1 - t0), 3)
         self.stolen = stolen
         return busy
+
+
+@contextlib.contextmanager
+def core_kept_clear(cpu: int) -> Iterator[list[str]]:
+    """Move every thread that may run on core ``cpu`` and elsewhere too off it, for
+    the ``with`` block, then give each its affinity back; yields the names of the
+    processes moved.  Threads bound to that one core (the kernel's per-core ones)
+    stay; threads the kernel or their owner will not move stay too.  A process that
+    a moved one starts meanwhile keeps the narrower affinity it inherited."""
+    moved: list[tuple[int, set[int]]] = []
+    names: set[str] = set()
+    for task in Path("/proc").glob("[0-9]*/task/[0-9]*"):
+        tid = int(task.name)
+        try:
+            allowed = os.sched_getaffinity(tid)
+            if cpu not in allowed or len(allowed) == 1:
+                continue
+            os.sched_setaffinity(tid, allowed - {cpu})
+        except OSError:  # gone, a kernel thread, or not ours to move
+            continue
+        moved.append((tid, allowed))
+        with contextlib.suppress(OSError):
+            names.add((task.parent.parent / "comm").read_text().strip())
+    try:
+        yield sorted(names)
+    finally:
+        for tid, allowed in moved:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, allowed)
 
 
 def settle(cpu: int, *, below: float = 0.05, window: float = 1.5, timeout: float = 15.0) -> bool:

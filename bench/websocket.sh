@@ -8,10 +8,11 @@
 #   CONNECTIONS=500 RATE=200 WARMUP=2 DURATION=5 bench/websocket.sh   # quick look
 #   SETUPS="direct quiver-frames" bench/websocket.sh         # frame-aware relaying only
 #   QUIVER=.venv/bin/quiver bench/websocket.sh               # a quiver that is not on PATH
+#   ISOLATE=1 bench/websocket.sh                             # the machine's other processes kept off the proxy core
 #
 # Settings (environment): SETUPS CONNECTIONS RATE MESSAGE_BYTES WARMUP DURATION
 # HTTP_REQUESTS CLIENTS SOURCES FD_LIMIT MAX_MESSAGE_SIZE CONNECT_TIMEOUT CONCURRENCY
-# WS_PYTHON QUIVER LOAD_CPU PROXY_CPU START_TIMEOUT KEEP_WORKDIR PYTHON.
+# WS_PYTHON QUIVER LOAD_CPU PROXY_CPU START_TIMEOUT ISOLATE KEEP_WORKDIR PYTHON.
 # See bench/README.md.
 set -euo pipefail
 

@@ -108,6 +108,7 @@ class Settings:
     load_cpu: int
     proxy_cpu: int
     start_timeout: float
+    isolate: bool  # move the machine's other processes off the proxy core meanwhile
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -134,6 +135,7 @@ class Settings:
             load_cpu=driver.env_int(PROG, "LOAD_CPU", 0),
             proxy_cpu=driver.env_int(PROG, "PROXY_CPU", 1),
             start_timeout=driver.env_float(PROG, "START_TIMEOUT", 60.0),
+            isolate=driver.env_int(PROG, "ISOLATE", 0) == 1,
         )
         if unknown := set(s.setups) - set(SETUPS):
             sys.exit(f"websocket bench: unknown SETUPS {sorted(unknown)}; known: {SETUPS}")
@@ -683,7 +685,12 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     os.sched_setaffinity(0, {s.load_cpu})  # the driver's GETs share the clients' core
+    kept_clear: list[str] | None = None
+    stack = contextlib.ExitStack()
     try:
+        if s.isolate:
+            kept_clear = stack.enter_context(rig.core_kept_clear(s.proxy_cpu))
+            say(f"core {s.proxy_cpu} kept clear of: {', '.join(kept_clear) or 'nothing'}")
         for setup in s.setups:
             if setup == "quiver-frames" and (why := frames_refused(s, args.workdir)):
                 say(f"{setup}: skipped: {why}")
@@ -709,6 +716,7 @@ def main() -> int:
         return 1
     finally:
         procs.stop_all()
+        stack.close()
     errors, cautions = problems(s, rows)
     text = table(s, rows, skipped)
     say("")
@@ -723,6 +731,8 @@ def main() -> int:
         "setups": rows,
         "skipped": skipped,
         "busy_before_run": idle,
+        # the processes moved off the proxy core for the run (ISOLATE=1), else None
+        "proxy_core_kept_clear": kept_clear,
         "errors": errors,
         "cautions": cautions,
     }
