@@ -27,6 +27,7 @@ other, and a request pays for none of this.
 from __future__ import annotations
 
 import math
+import os
 import random
 from binascii import b2a_hex
 from collections.abc import Callable
@@ -60,7 +61,9 @@ class Propagator:
     ``fresh`` holds the fields of the next new traces, up to the next one sampled;
     the worker takes the usual case, a new trace that is not sampled, from it
     without a call.  ``rng`` draws the sample (uniform in [0, 1)), ``bits`` the ids
-    (tests give their own; the random module reseeds in each forked worker).
+    of sampled traces and spans, ``randbytes`` those of the unsampled new traces made
+    ahead (tests give their own; the random module reseeds in each forked worker, and
+    ``os.urandom`` needs no seed).
     """
 
     def __init__(
@@ -69,11 +72,13 @@ class Propagator:
         *,
         rng: Callable[[], float] = random.random,
         bits: Callable[[int], int] = random.getrandbits,
+        randbytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.sample = settings.sample
         self.respect_parent = settings.respect_parent
         self._rng = rng
         self._bits = bits
+        self._randbytes = randbytes
         self._log_unsampled = math.log1p(-self.sample) if 0.0 < self.sample < 1.0 else 0.0
         #: ``-<parent id>-00``: how the upstream field of every unsampled new trace ends
         self._unsampled_tail = b"-%016x-00" % (bits(64) | 1)
@@ -171,10 +176,11 @@ class Propagator:
 
     def _refill(self) -> None:
         """Make the upstream fields of the next unsampled new traces at once: one
-        draw, and C loops rather than Python per field."""
+        draw of bytes (no detour through an integer), and C loops rather than Python
+        per field."""
         count = int(min(self._ahead, _BULK))
         self._ahead -= count
-        ids = b2a_hex(self._bits(128 * count).to_bytes(16 * count), b" ", 16)  # "id id ..."
+        ids = b2a_hex(self._randbytes(16 * count), b" ", 16)  # "id id ..."
         tail = self._unsampled_tail
         self.fresh = (b"00-" + ids.replace(b" ", tail + b" 00-") + tail).split(b" ")
 

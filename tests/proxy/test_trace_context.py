@@ -209,3 +209,20 @@ def test_new_unsampled_traces_have_ids_of_their_own() -> None:
     propagator = Propagator(Tracing(sample=0))
     values = [begin(propagator).forward[0][1] for _ in range(3000)]  # (past one bulk)
     assert len({value[3:35] for value in values}) == 3000
+
+
+def test_unsampled_new_traces_take_their_ids_from_the_bytes_drawn() -> None:
+    drawn: list[int] = []
+
+    def randbytes(n: int) -> bytes:
+        drawn.append(n)
+        return bytes(i % 251 for i in range(n))
+
+    propagator = Propagator(Tracing(sample=0), bits=lambda k: (1 << k) - 1, randbytes=randbytes)
+    values = [begin(propagator).forward[0][1] for _ in range(1025)]
+    assert drawn == [16 * 1024, 16 * 1024]  # a thousand at a time
+    tail = b"-ffffffffffffffff-00"  # the worker's one parent id (bits), not sampled
+    taken = bytes(i % 251 for i in range(16 * 1024))
+    assert values[0] == b"00-" + taken[-16:].hex().encode() + tail  # (taken from the end)
+    assert values[1023] == b"00-" + taken[:16].hex().encode() + tail
+    assert values[1024] == values[0]  # (the next thousand drew the same bytes here)
