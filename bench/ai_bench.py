@@ -58,6 +58,7 @@ from rig import (
     Server,
     Throughput,
     free_port,
+    percentile,
     run_wrk,
     say,
     start_nginx,
@@ -428,11 +429,6 @@ def run_client(run: Run, target: Target, stream: bool, rnd: int) -> Latency:
     )
 
 
-def _pct(values: list[int], q: float) -> float:
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))]) if ordered else 0.0
-
-
 # --------------------------------------------------------------------------- run
 
 
@@ -557,7 +553,7 @@ wrk.headers["Authorization"] = {json.dumps("Bearer " + key)}
                         )
                     say(
                         f"  round {rnd} {kind:6} {name:8} p50 {lat.p50_us / 1000:8.3f} ms  "
-                        f"p99 {_pct(lat.total_us, 0.99) / 1000:8.3f} ms  "
+                        f"p99 {percentile(lat.total_us, 0.99) / 1000:8.3f} ms  "
                         f"{len(lat.total_us):>5} requests{flag}"
                     )
                     if lat.errors:
@@ -606,8 +602,8 @@ def summarize(run: Run) -> dict[str, Any]:
             rows[name] = {
                 "requests": len(total),
                 "p50_ms": round(statistics.median(total) / 1000, 4) if total else None,
-                "p90_ms": round(_pct(total, 0.90) / 1000, 4),
-                "p99_ms": round(_pct(total, 0.99) / 1000, 4),
+                "p90_ms": round(percentile(total, 0.90) / 1000, 4),
+                "p99_ms": round(percentile(total, 0.99) / 1000, 4),
                 "ttfb_p50_ms": round(statistics.median(ttfb) / 1000, 4) if ttfb else None,
                 "p50_ms_by_round": [round(lat.p50_us / 1000, 4) for lat in mine],
             }

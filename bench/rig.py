@@ -245,6 +245,12 @@ class CpuMeter:
         return used / CLK_TCK, len(pids)
 
 
+def percentile(values: Iterable[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0.5, 0.99) of ``values``; 0.0 for none."""
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))]) if ordered else 0.0
+
+
 def core_times(cpus: tuple[int, ...]) -> dict[int, tuple[int, int, int]]:
     """(busy, total, stolen) jiffies per core from /proc/stat, for spotting other load;
     busy counts the time a hypervisor took from the core (steal) too."""

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import driver
 import rig
-from rig import BenchError, CpuMeter, Processes, free_port, say
+from rig import BenchError, CpuMeter, Processes, free_port, percentile, say
 
 PROG = "sse"
 KEY = "bench-sse-key-0001"
@@ -221,13 +221,6 @@ def quiver_config(port: int, node: int, streams: int) -> dict[str, Any]:
             }
         ],
     }
-
-
-def percentile(values: list[int], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 def describe(streams: list[Stream]) -> dict[str, Any]:

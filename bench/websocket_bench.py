@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import driver
 import rig
-from rig import BenchError, CoreMeter, CpuMeter, Processes, free_port, say
+from rig import BenchError, CoreMeter, CpuMeter, Processes, free_port, percentile, say
 from websocket_load import (
     KEY,
     ClientPlan,
@@ -74,7 +74,6 @@ from websocket_probes import (
     Snapshot,
     http_get,
     http_probe,
-    pct,
     per_connection_kb,
     real_time,
     sockets_open,
@@ -542,8 +541,8 @@ class Run:
                 "bad_echoes": sum(r["bad_echoes"] for r in results),
                 "closed_early": sum(r["closed_early"] for r in results),
                 "rate_msg_s": round(sent / s.duration, 1),
-                "rtt_p50_us": pct(latencies, 0.5),
-                "rtt_p99_us": pct(latencies, 0.99),
+                "rtt_p50_us": percentile(latencies, 0.5),
+                "rtt_p99_us": percentile(latencies, 0.99),
                 "rtt_max_us": float(max(latencies, default=0)),
                 "rtt_mean_us": round(statistics.fmean(latencies), 1) if latencies else 0.0,
                 "send_late_p99_us": max((r["late_p99_us"] for r in results), default=0),
@@ -555,8 +554,8 @@ class Run:
                 "stolen_from_proxy_core": stolen,
                 "http_requests": len(probe.get("times_ms", [])),
                 "http_errors": probe.get("errors", ["the probe did not finish"]),
-                "http_p50_ms": round(pct(probe.get("times_ms", []), 0.5), 2),
-                "http_p99_ms": round(pct(probe.get("times_ms", []), 0.99), 2),
+                "http_p50_ms": round(percentile(probe.get("times_ms", []), 0.5), 2),
+                "http_p99_ms": round(percentile(probe.get("times_ms", []), 0.99), 2),
                 "http_max_ms": round(max(probe.get("times_ms", []), default=0.0), 2),
                 "http_slowest": probe.get("slowest", []),
             }

@@ -113,10 +113,3 @@ def http_probe(port: int, count: int, start: float, seconds: float, out: dict[st
     # CLOCK_MONOTONIC` stamps its events on the same clock)
     slowest = sorted(zip(times, began, strict=True), reverse=True)[:5]
     out["slowest"] = [{"began": round(t, 6), "ms": round(ms, 2)} for ms, t in slowest]
-
-
-def pct(values: list[int] | list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
