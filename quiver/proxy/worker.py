@@ -130,7 +130,7 @@ async def _serve(
     writer = server.state.record_writer
     # SIGUSR1: reopen the access log file (after logrotate moved it); ignored without one
     loop.add_signal_handler(signal.SIGUSR1, writer.reopen if writer is not None else _ignore_usr1)
-    lag = LoopLag(loop)
+    lag = LoopLag(loop, serving=lambda: bool(server.state.connections))
     status = None
     if options.run_dir is not None:
         # a master process keeps the metrics of its workers (quiver.observe.node_metrics)

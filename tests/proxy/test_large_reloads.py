@@ -110,7 +110,7 @@ def test_a_compile_given_up_leaves_the_live_snapshot_alone(node: Upstream) -> No
 
 def reload_in(proxy: RunningProxy, reloader: Reloader) -> tuple[bool, float]:
     """Run one reload on the proxy's loop: (whether it went through, longest stall)."""
-    lag = LoopLag(proxy.loop, interval=0.005)
+    lag = LoopLag(proxy.loop, serving=lambda: True, interval=0.005)
 
     async def reload() -> tuple[bool, float]:
         lag.start()
