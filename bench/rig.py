@@ -245,6 +245,25 @@ class CpuMeter:
         return used / CLK_TCK, len(pids)
 
 
+def work_left(meter: CpuMeter, *, idle: float = 0.02, quiet: float = 1.5) -> float:
+    """CPU seconds ``meter``'s processes spend from now until they have been idle
+    (busy under ``idle``) for ``quiet`` seconds, at most 30 s: the work a round of
+    load left them, which is the round's cost too.  ``quiet`` outlasts a turn of
+    the work that waits for its next round (spools are handed over and ingested
+    once a second)."""
+    window = 0.25
+    meter.start()
+    deadline = time.monotonic() + 30.0
+    readings = [0.0]
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        readings.append(meter.stop()[0])
+        recent = readings[-1 - round(quiet / window) :]
+        if len(recent) > quiet / window and recent[-1] - recent[0] < idle * quiet:
+            break
+    return readings[-1]
+
+
 def percentile(values: Iterable[float], q: float) -> float:
     """The nearest-rank ``q`` quantile (0.5, 0.99) of ``values``; 0.0 for none."""
     ordered = sorted(values)
@@ -319,7 +338,11 @@ def settle(cpu: int, *, below: float = 0.05, window: float = 1.5, timeout: float
     """Wait until core ``cpu`` is nearly idle (busy under ``below`` of a ``window``),
     at most ``timeout`` seconds; False when it never was: what a round left running
     (an admin sidecar ingesting the calls it spooled, a file a second) must not share
-    the core with the next round's configuration."""
+    the core with the next round's configuration.  What the rounds before wrote
+    (access logs, spools, a store's WAL) is written back to disk first (``sync``):
+    the kernel would otherwise do it during a later round, whose process its
+    interrupts would be charged to."""
+    os.sync()
     meter = CoreMeter((cpu,))
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -553,9 +576,12 @@ class Throughput:
     requests: int
     seconds: float
     rps: float
-    proxy_cpu_s: float
+    proxy_cpu_s: float  # while wrk ran, and what the round left it to do after (below)
     req_per_cpu_s: float
-    proxy_core_busy: float  # proxy CPU seconds / wall seconds
+    #: CPU seconds the proxy's processes spent after wrk ended, finishing the round's
+    #: work (an admin sidecar ingesting the calls spooled in the round's last seconds)
+    proxy_cpu_after_s: float
+    proxy_core_busy: float  # proxy CPU seconds while wrk ran / wall seconds
     load_core_busy: float  # (backend + wrk) CPU seconds / wall seconds
     proxy_processes: int
     errors: dict[str, int]
@@ -604,8 +630,10 @@ def run_wrk(
     code, wrk_cpu = procs.wait_rusage(proc, seconds + 60)
     wall = time.monotonic() - t0
     busy = cores.stop()
-    cpu, nprocs = proxy_cpu.stop()
+    during, nprocs = proxy_cpu.stop()
     bcpu = backend_cpu.stop()[0] if backend_cpu is not None else 0.0
+    after = work_left(proxy_cpu)
+    cpu = during + after
     r = wrk_result(out, code, f"wrk against {target.url}")
     errors = {
         k: r[k]
@@ -629,13 +657,14 @@ def run_wrk(
         rps=round(r["requests"] / secs, 1),
         proxy_cpu_s=round(cpu, 2),
         req_per_cpu_s=round(r["requests"] / cpu, 1) if cpu > 0 else 0.0,
-        proxy_core_busy=round(cpu / wall, 3),
+        proxy_cpu_after_s=round(after, 2),
+        proxy_core_busy=round(during / wall, 3),
         load_core_busy=round((bcpu + wrk_cpu) / wall, 3),
         proxy_processes=nprocs,
         errors=errors,
         latency_p50_us=r["latency_p50_us"],
         latency_p99_us=r["latency_p99_us"],
-        other_load_on_proxy_core=round(max(0.0, busy[s.proxy_cpu] - cpu / wall), 3),
+        other_load_on_proxy_core=round(max(0.0, busy[s.proxy_cpu] - during / wall), 3),
     )
 
 
