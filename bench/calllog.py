@@ -9,13 +9,19 @@
    are built as in production) is queried through the admin API's handlers
    (FastAPI's TestClient, no network), each query 5 times; the median is reported.
    The goal is < 200 ms for every query.
+3. With --floor N: SQLite's own cost of a call row, the least any ingester of an
+   indexed call log pays.  N rows made before the clock starts (request ids as a
+   worker numbers them, times in arrival order) go straight to the driver
+   (``executemany``, 1,000 rows a transaction, WAL) into the store's ``calls``
+   table: with its indexes, with the request id's alone, and with none.
 
-Run: .venv/bin/python bench/calllog.py [--rows 1000000] [--postgres URL]
+Run: .venv/bin/python bench/calllog.py [--rows 1000000] [--postgres URL] [--floor 300000]
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -28,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quiver.admin import create_app
 from quiver.calls import CallLog, Ingester
+from quiver.calls.ingest import _CALL_COLUMNS
 from quiver.store import open_store
 from quiver.store.tokens import create_token
 from tests.calls.synthetic import fill, records, write_spools
@@ -103,6 +110,41 @@ def queries(url: str) -> list[tuple[str, float]]:
     return results
 
 
+def insert_floor(directory: Path, count: int) -> list[tuple[str, float]]:
+    """CPU microseconds a row of SQLite's own work, by the indexes kept: the rows
+    are prepared first, so no parsing, names or rollups are in it."""
+    columns = _CALL_COLUMNS[:19]
+    insert = f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    now = int(time.time() * 1000)
+    usual = ("GET", "/items/42", 200, 0, 56, 1500, 1200, 300, "127.0.0.1", 0, None, None)
+    rows = [
+        (f"{0x5EED:020x}{n:012x}", now + n // 10, 1 + n % 5, 1, 1 + n % 50, 1, 1, *usual)
+        for n in range(count)
+    ]
+    others = ["ix_calls_time", "ix_calls_route_time", "ix_calls_consumer_time"]
+    others.append("ix_calls_status_time")
+    results = []
+    for label, dropped in (
+        ("the store's indexes", []),
+        ("the request id's index only", others),
+        ("no index", [*others, "ix_calls_request_id"]),
+    ):
+        path = directory / f"floor-{len(dropped)}.db"
+        open_store(f"sqlite:///{path}").close()  # (the schema, as migrations make it)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA synchronous = FULL")  # (as the store sets it)
+        for name in dropped:
+            db.execute(f"DROP INDEX {name}")
+        cpu = time.process_time()
+        for start in range(0, count, 1000):
+            db.execute("BEGIN")
+            db.executemany(insert, rows[start : start + 1000])
+            db.execute("COMMIT")
+        results.append((label, (time.process_time() - cpu) / count * 1e6))
+        db.close()
+    return results
+
+
 def datetime_of(text: str) -> float:
     from datetime import datetime
 
@@ -115,9 +157,14 @@ def main() -> None:
     parser.add_argument("--ingest", type=int, default=100_000)
     parser.add_argument("--postgres", default=None)
     parser.add_argument("--ingest-only", action="store_true", help="skip the queries")
+    parser.add_argument("--floor", type=int, default=0, help="rows: SQLite's own cost alone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
+        if args.floor:
+            for label, micros in insert_floor(root, args.floor):
+                print(f"SQLite alone, {label}: {micros:.2f} µs of CPU a row ({args.floor:,})")
+            return
         rate, micros = ingest(str(root / "ingest.db"), args.ingest, root / "spools")
         print(f"ingest SQLite: {rate:,.0f} rows/s, {micros:.1f} µs of CPU a row ({args.ingest:,})")
         if args.postgres:

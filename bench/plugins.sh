@@ -6,9 +6,10 @@
 #   DURATION=5 ROUNDS=1 bench/plugins.sh            # quick look
 #   CONFIGS="plain key_auth" bench/plugins.sh       # some configurations only
 #   QUIVER=.venv/bin/quiver bench/plugins.sh        # a quiver that is not on PATH
+#   ISOLATE=1 bench/plugins.sh                      # the machine's other threads kept off the proxy core
 #
 # Settings (environment): CONFIGS QUIVER DURATION ROUNDS CONNECTIONS WARMUP CONSUMERS
-# LOAD_CPU PROXY_CPU START_TIMEOUT KEEP_WORKDIR PYTHON. See bench/README.md.
+# LOAD_CPU PROXY_CPU START_TIMEOUT ISOLATE KEEP_WORKDIR PYTHON. See bench/README.md.
 #
 # Every nginx it runs has its own config, pid file, logs and temp dirs in a scratch
 # directory; the system nginx service is never started, stopped or reconfigured.

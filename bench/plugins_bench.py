@@ -23,6 +23,7 @@ Standard library only; servers, CPU meters and wrk come from ``rig``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -77,6 +78,7 @@ class Settings:
     load_cpu: int
     proxy_cpu: int
     start_timeout: float
+    isolate: bool  # move the machine's other threads off the proxy core for the rounds
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -96,6 +98,7 @@ class Settings:
             load_cpu=_env_int("LOAD_CPU", 0),
             proxy_cpu=_env_int("PROXY_CPU", 1),
             start_timeout=driver.env_float("plugins", "START_TIMEOUT", 30.0),
+            isolate=_env_int("ISOLATE", 0) == 1,
         )
         if s.duration < 1 or s.rounds < 1:
             sys.exit("plugins bench: DURATION and ROUNDS must be at least 1")
@@ -411,6 +414,8 @@ class Run:
     cautions: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     collector: str = ""  # the OTLP/HTTP endpoint traced configurations export to
+    #: the processes moved off the proxy core for the rounds (ISOLATE=1), else None
+    kept_clear: list[str] | None = None
 
     def start(self, config: Config) -> Server:
         """The proxy of ``config`` on the proxy core, its scratch dir holding the wrk
@@ -478,7 +483,11 @@ class Run:
             f"throughput: wrk -t1 -c{s.connections}, {s.rounds} rounds x {s.duration} s, "
             "configurations alternated"
         )
-        self.throughput = rig.wrk_rounds(s, servers, self.measure, lambda t: f"{t.proxy:14}")
+        with contextlib.ExitStack() as stack:
+            if s.isolate:
+                self.kept_clear = stack.enter_context(rig.core_kept_clear(s.proxy_cpu))
+                say(f"  proxy core kept clear of: {', '.join(self.kept_clear) or 'nothing'}")
+            self.throughput = rig.wrk_rounds(s, servers, self.measure, lambda t: f"{t.proxy:14}")
         self.errors += rig.round_errors(self.throughput, lambda t: t.proxy)
         self.cautions += rig.round_cautions(self.throughput, lambda t: t.proxy)
         for server in servers:
@@ -692,6 +701,7 @@ def main() -> int:
         "summary": summary,
         "throughput": [vars(t) for t in run.throughput],
         "busy_before_run": idle,
+        "proxy_core_kept_clear": run.kept_clear,
         "cautions": run.cautions,
         "errors": run.errors,
     }
