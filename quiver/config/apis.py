@@ -208,7 +208,8 @@ def reference_issues(
         name = api.get("name")
         if isinstance(name, str):  # (a duplicate name is the loader's to tell)
             apis.setdefault(name, api)
-        for position, route in enumerate(api.get("routes") or []):
+        listed = api.get("routes")
+        for position, route in enumerate(listed if isinstance(listed, list) else ()):
             if not isinstance(route, str):
                 continue
             where: Path = ("apis", index, "routes", position)

@@ -88,6 +88,17 @@ def test_an_api_is_a_draft_by_default_and_deprecation_dates_read_as_utc() -> Non
                 "unknown route 'nope' (declared routes: 'orders', 'orders-admin')",
             ),
         ),
+        # routes of another shape: the models' error only, not one per character
+        (
+            [{"name": "a", "routes": 17279057084}],
+            [],
+            ("apis[0].routes", "Input should be a valid list"),
+        ),
+        (
+            [{"name": "a", "routes": "orders"}],
+            [],
+            ("apis[0].routes", "Input should be a valid list"),
+        ),
         (
             [{"name": "a", "routes": ["orders"]}, {"name": "b", "routes": ["orders"]}],
             [],
