@@ -348,7 +348,12 @@ def _check_audience(route: Any, oauth: McpOAuth) -> None:
     its audiences: a token issued for it is refused by any other audience (RFC 7519
     §4.1.3), and a tool call presents it to the route again."""
     jwt = route.plugins.get("jwt")
-    if jwt is not None and oauth.resource not in (jwt.get("audiences") or []):
+    if jwt is None:
+        return
+    audiences = jwt.get("audiences") or []
+    if not isinstance(audiences, list):
+        return  # (another shape: the plugin's own check names it)
+    if oauth.resource not in audiences:
         raise ValueError(
             f"route {route.name!r}: plugins.jwt.audiences must include mcp.oauth.resource "
             f"({oauth.resource!r}): MCP clients' tokens are issued for it, and each tool "

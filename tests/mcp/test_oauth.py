@@ -107,3 +107,20 @@ routes:
     with pytest.raises(ConfigError) as caught:
         load_config_text(text)
     assert "plugins.jwt.audiences must include mcp.oauth.resource" in str(caught.value)
+
+
+@pytest.mark.parametrize("audiences", ["5", "'https://api.example.com/mc'", "{a: 1}"])
+def test_audiences_of_another_shape_get_the_plugins_error_alone(audiences: str) -> None:
+    text = f"""
+targets: [{{name: api, url: "http://127.0.0.1:9"}}]
+routes:
+  - name: secure
+    paths: [/secure]
+    target: api
+    plugins: {{jwt: {{algorithms: [HS256], audiences: {audiences}}}}}
+    mcp: {{oauth: {{resource: {RESOURCE}, authorization_servers: [https://login.example.com]}}}}
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text)
+    assert "routes[0].plugins.jwt.audiences: Input should be a valid list" in str(caught.value)
+    assert "must include" not in str(caught.value)
