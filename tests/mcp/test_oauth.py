@@ -94,33 +94,30 @@ def test_only_tokens_for_this_resource_are_taken(proxy: RunningProxy) -> None:
     assert answer.status_code == 401
 
 
-def test_a_route_whose_jwt_would_refuse_the_resource_tokens_is_a_config_error() -> None:
+def refused_mcp_route(jwt: str) -> str:
+    """The error of a config with one MCP route behind OAuth whose ``jwt`` plugin is
+    configured with ``jwt`` (YAML flow text)."""
     text = f"""
 targets: [{{name: api, url: "http://127.0.0.1:9"}}]
 routes:
   - name: secure
     paths: [/secure]
     target: api
-    plugins: {{jwt: {{algorithms: [HS256]}}}}
+    plugins: {{jwt: {jwt}}}
     mcp: {{oauth: {{resource: {RESOURCE}, authorization_servers: [https://login.example.com]}}}}
 """
     with pytest.raises(ConfigError) as caught:
         load_config_text(text)
-    assert "plugins.jwt.audiences must include mcp.oauth.resource" in str(caught.value)
+    return str(caught.value)
+
+
+def test_a_route_whose_jwt_would_refuse_the_resource_tokens_is_a_config_error() -> None:
+    error = refused_mcp_route("{algorithms: [HS256]}")
+    assert "plugins.jwt.audiences must include mcp.oauth.resource" in error
 
 
 @pytest.mark.parametrize("audiences", ["5", "'https://api.example.com/mc'", "{a: 1}"])
 def test_audiences_of_another_shape_get_the_plugins_error_alone(audiences: str) -> None:
-    text = f"""
-targets: [{{name: api, url: "http://127.0.0.1:9"}}]
-routes:
-  - name: secure
-    paths: [/secure]
-    target: api
-    plugins: {{jwt: {{algorithms: [HS256], audiences: {audiences}}}}}
-    mcp: {{oauth: {{resource: {RESOURCE}, authorization_servers: [https://login.example.com]}}}}
-"""
-    with pytest.raises(ConfigError) as caught:
-        load_config_text(text)
-    assert "routes[0].plugins.jwt.audiences: Input should be a valid list" in str(caught.value)
-    assert "must include" not in str(caught.value)
+    error = refused_mcp_route(f"{{algorithms: [HS256], audiences: {audiences}}}")
+    assert "routes[0].plugins.jwt.audiences: Input should be a valid list" in error
+    assert "must include" not in error
