@@ -252,14 +252,14 @@ def work_left(meter: CpuMeter, *, idle: float = 0.02, quiet: float = 1.5) -> flo
     the work that waits for its next round (spools are handed over and ingested
     once a second)."""
     window = 0.25
+    windows = round(quiet / window)  # (the readings a quiet stretch spans, less one)
     meter.start()
     deadline = time.monotonic() + 30.0
     readings = [0.0]
     while time.monotonic() < deadline:
         time.sleep(window)
         readings.append(meter.stop()[0])
-        recent = readings[-1 - round(quiet / window) :]
-        if len(recent) > quiet / window and recent[-1] - recent[0] < idle * quiet:
+        if len(readings) > windows and readings[-1] - readings[-1 - windows] < idle * quiet:
             break
     return readings[-1]
 
