@@ -247,11 +247,9 @@ class Supervisor:
             try:
                 tag_worker(index)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                # SIGHUP and SIGUSR1 stay blocked (pending) until the worker can
-                # handle them (SIGUSR1's default action would end it)
-                signal.pthread_sigmask(
-                    signal.SIG_UNBLOCK, _SIGNALS - {signal.SIGHUP, signal.SIGUSR1}
-                )
+                # the others stay blocked (pending) until the worker handles them: a
+                # SIGTERM while it starts then drains it, SIGUSR1 does not end it
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 sockets = [
                     (spec, listen_socket(address, reuse_port=True))
                     for spec, address in self._addresses

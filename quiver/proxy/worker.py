@@ -101,6 +101,8 @@ async def _serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # a SIGTERM or SIGINT that arrived while forking was held back (see the supervisor)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     if options.instance is None and options.run_dir is not None:
         remove_in_flight_tables(options.run_dir)  # left by gateways that are gone
     stores = Stores(options.run_dir, worker=options.worker, instance=options.instance)

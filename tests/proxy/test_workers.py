@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -127,6 +128,44 @@ def test_worker_that_exits_on_its_own_is_replaced(config: Path) -> None:
         [exited] = proxy.wait_for(WORKER_EXITED)
         assert int(exited.group(1)) == first
         assert "exit code 0" in exited.string
+        started_workers(proxy, 3)
+        fresh_request(proxy)
+
+
+# Runs ``quiver serve`` with the first worker sending itself SIGTERM the moment it is
+# forked, before it has set up anything: the earliest a signal can reach it.
+SIGTERM_AT_FORK = """
+import os, signal, sys
+from pathlib import Path
+import quiver.proxy.supervisor as supervisor
+from quiver.cli import main
+
+first = Path(sys.argv[1])
+serve = supervisor.run_worker
+
+def run_worker(*args, **kwargs):
+    if not first.exists():
+        first.touch()
+        os.kill(os.getpid(), signal.SIGTERM)
+    serve(*args, **kwargs)
+
+supervisor.run_worker = run_worker
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_worker_stopped_while_it_starts_still_drains_and_exits_cleanly(
+    config: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "first-worker-stopped"
+    command = [sys.executable, "-c", SIGTERM_AT_FORK, str(marker)]
+    args = ["serve", "-c", str(config), "--workers", "2"]
+    with QuiverProcess(args, command=[*command, *args]) as proxy:
+        proxy.wait_listening()
+        [exited] = proxy.wait_for(WORKER_EXITED)
+        assert "exit code 0" in exited.string, proxy.stderr
+        drained = re.compile(rf"\[{exited.group(1)} worker \d\] [\w.]+: stopping: draining")
+        assert drained.search(proxy.stderr), proxy.stderr
         started_workers(proxy, 3)
         fresh_request(proxy)
 
