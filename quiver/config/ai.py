@@ -29,6 +29,7 @@ from pydantic import Field, field_validator, model_validator
 from quiver.config.ai_accounting import AccountingSettings
 from quiver.config.ai_prompt import AIPrompt
 from quiver.config.base import Duration, Strict
+from quiver.config.document import mappings, named
 from quiver.config.upstream import NAME_PATTERN, Pool, Timeouts, check_target_url
 
 ProviderType = Literal[
@@ -255,8 +256,8 @@ def reference_issues(data: Mapping[str, object]) -> list[tuple[Where, str]]:
     issues: list[tuple[Where, str]] = []
     ai = data.get("ai")
     section = ai if isinstance(ai, dict) else {}
-    providers = _named(section.get("providers"))
-    models = _named(section.get("models"))
+    providers = named(section.get("providers"))
+    models = named(section.get("models"))
     for kind, items in (("provider", providers), ("model", models)):
         seen: set[str] = set()
         for index, name in items:
@@ -265,8 +266,8 @@ def reference_issues(data: Mapping[str, object]) -> list[tuple[Where, str]]:
             seen.add(name)
     provider_names = [name for _, name in providers]
     model_names = [name for _, name in models]
-    for index, model in _mappings(section.get("models")):
-        for position, deployment in _mappings(model.get("deployments")):
+    for index, model in mappings(section.get("models")):
+        for position, deployment in mappings(model.get("deployments")):
             provider = deployment.get("provider")
             if isinstance(provider, str) and provider not in provider_names:
                 where: Where = ("ai", "models", index, "deployments", position, "provider")
@@ -276,8 +277,8 @@ def reference_issues(data: Mapping[str, object]) -> list[tuple[Where, str]]:
             if isinstance(fallback, str) and fallback not in model_names:
                 where = ("ai", "models", index, "fallbacks", position)
                 issues.append((where, _unknown("model", fallback, model_names)))
-    targets = {name for _, name in _named(data.get("targets"))}
-    for index, route in _mappings(data.get("routes")):
+    targets = {name for _, name in named(data.get("targets"))}
+    for index, route in mappings(data.get("routes")):
         if not isinstance(route.get("ai"), dict):
             continue
         if not isinstance(ai, dict):
@@ -301,17 +302,6 @@ def reference_issues(data: Mapping[str, object]) -> list[tuple[Where, str]]:
             where = ("ai", "providers", index, "name")
             issues.append((where, f"a target named '{PROVIDER_TARGET_PREFIX}{name}' is taken"))
     return issues
-
-
-def _mappings(items: object) -> list[tuple[int, dict[str, Any]]]:
-    if not isinstance(items, list):
-        return []
-    return [(index, item) for index, item in enumerate(items) if isinstance(item, dict)]
-
-
-def _named(items: object) -> list[tuple[int, str]]:
-    named = [(index, item.get("name")) for index, item in _mappings(items)]
-    return [(index, name) for index, name in named if isinstance(name, str)]
 
 
 def _unknown(noun: str, name: str, known: list[str]) -> str:

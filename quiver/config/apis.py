@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from quiver.config.base import Duration, Strict
+from quiver.config.document import mappings
 from quiver.config.mcp_routes import MCP_PREFIX, OpenAPISource
 from quiver.config.resources import RESOURCE_PREFIX
 from quiver.config.units import parse_duration
@@ -204,7 +205,7 @@ def reference_issues(
     routes = _route_names(data)
     apis: dict[str, dict[str, Any]] = {}
     owner: dict[str, str] = {}
-    for index, api in _mappings(data.get("apis")):
+    for index, api in mappings(data.get("apis")):
         name = api.get("name")
         if isinstance(name, str):  # (a duplicate name is the loader's to tell)
             apis.setdefault(name, api)
@@ -219,15 +220,15 @@ def reference_issues(
                 yield where, f"route '{route}' is in API '{owner[route]}' already"
             else:
                 owner[route] = str(name)
-    for index, consumer in _mappings(data.get("consumers")):
-        for position, subscription in _mappings(consumer.get("subscriptions")):
+    for index, consumer in mappings(data.get("consumers")):
+        for position, subscription in mappings(consumer.get("subscriptions")):
             where = ("consumers", index, "subscriptions", position)
             api_name, plan = subscription.get("api"), subscription.get("plan")
             if not isinstance(api_name, str):
                 continue
             declared = apis.get(api_name)
             if declared is not None:
-                plans = [p.get("name") for _, p in _mappings(declared.get("plans"))]
+                plans = [p.get("name") for _, p in mappings(declared.get("plans"))]
             elif api_name in elsewhere:
                 plans = list(elsewhere[api_name])
             else:
@@ -239,8 +240,8 @@ def reference_issues(
 
 
 def _route_names(data: Mapping[str, Any]) -> set[str]:
-    names = {str(route.get("name")) for _, route in _mappings(data.get("routes"))}
-    for _, resource in _mappings(data.get("resources")):
+    names = {str(route.get("name")) for _, route in mappings(data.get("routes"))}
+    for _, resource in mappings(data.get("resources")):
         names.add(f"{RESOURCE_PREFIX}{resource.get('name')}")
     if data.get("resources"):
         names.add(f"{RESOURCE_PREFIX}openapi")
@@ -251,9 +252,3 @@ def _known(noun: str, names: list[str]) -> str:
     if not names:
         return f": no {noun} are declared"
     return " (declared " + noun + ": " + ", ".join(f"'{name}'" for name in names) + ")"
-
-
-def _mappings(items: object) -> list[tuple[int, dict[str, Any]]]:
-    if not isinstance(items, list):
-        return []
-    return [(index, item) for index, item in enumerate(items) if isinstance(item, dict)]

@@ -298,6 +298,23 @@ def _kind(value: object) -> str:
     return f"the value {value!r}"
 
 
+# -- the plain data, read before the models ------------------------------------------
+
+
+def mappings(items: object) -> list[tuple[int, dict[str, Any]]]:
+    """The mappings in ``items``, each with its index, when ``items`` is a list; none
+    when it is of another shape (that is the models' to report)."""
+    if not isinstance(items, list):
+        return []
+    return [(index, item) for index, item in enumerate(items) if isinstance(item, dict)]
+
+
+def named(items: object) -> list[tuple[int, str]]:
+    """The names of the mappings in ``items`` (those written as text), with their index."""
+    names = [(index, item.get("name")) for index, item in mappings(items)]
+    return [(index, name) for index, name in names if isinstance(name, str)]
+
+
 # -- pydantic errors, reworded ---------------------------------------------------------
 
 

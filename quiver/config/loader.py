@@ -44,6 +44,8 @@ from quiver.config.document import (
     Report,
     add_validation_issues,
     format_location,
+    mappings,
+    named,
     parse,
     plain,
     read_text,
@@ -167,29 +169,16 @@ def _validated(
 # values of the shape it needs; a value of another shape is the models' to report.
 
 
-def _items(data: Mapping[str, object], section: str) -> list[tuple[int, dict[str, object]]]:
-    """The mappings of the list ``data[section]``, with their index."""
-    items = data.get(section)
-    if not isinstance(items, list):
-        return []
-    return [(index, item) for index, item in enumerate(items) if isinstance(item, dict)]
-
-
-def _names(data: Mapping[str, object], section: str) -> list[tuple[int, str]]:
-    named = [(index, item.get("name")) for index, item in _items(data, section)]
-    return [(index, name) for index, name in named if isinstance(name, str)]
-
-
 def _add_reference_issues(
     report: Report,
     data: Mapping[str, object],
     apis_elsewhere: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
-    _check_unique(report, "targets", "target", _names(data, "targets"))
-    _check_unique(report, "routes", "route", _names(data, "routes"))
-    _check_unique(report, "consumers", "consumer", _names(data, "consumers"))
-    targets = list(dict.fromkeys(name for _, name in _names(data, "targets")))
-    for index, route in _items(data, "routes"):
+    _check_unique(report, "targets", "target", named(data.get("targets")))
+    _check_unique(report, "routes", "route", named(data.get("routes")))
+    _check_unique(report, "consumers", "consumer", named(data.get("consumers")))
+    targets = list(dict.fromkeys(name for _, name in named(data.get("targets"))))
+    for index, route in mappings(data.get("routes")):
         target = route.get("target")
         if isinstance(target, str) and target not in targets:
             if targets:
@@ -204,7 +193,7 @@ def _add_reference_issues(
             _check_rewrite(report, ("routes", index, "rewrite"), rewrite, paths)
     for where, message in ai_reference_issues(data):
         report.add_found(where, message)
-    _check_unique(report, "apis", "API", _names(data, "apis"))
+    _check_unique(report, "apis", "API", named(data.get("apis")))
     for where, message in api_reference_issues(data, apis_elsewhere):
         report.add_found(where, message)
 
@@ -242,7 +231,7 @@ def _add_target_type_issues(report: Report, data: Mapping[str, object], known: P
         n for n in known.target_type_names() if getattr(known.target_type(n), "listed", True)
     ]
     types = [_HTTP_TARGET, *sorted(offered)]
-    for index, target in _items(data, "targets"):
+    for index, target in mappings(data.get("targets")):
         name = target.get("type", _HTTP_TARGET)
         if not isinstance(name, str) or name == _HTTP_TARGET:
             continue
@@ -266,7 +255,7 @@ def _add_mcp_issues(
     kind = known.target_type(MCP_OPENAPI_TARGET_TYPE)
     if kind is None:
         return
-    routes = {name: index for index, name in _names(data, "routes")}
+    routes = {name: index for index, name in named(data.get("routes"))}
     for target in config.targets:
         if target.type != MCP_OPENAPI_TARGET_TYPE:
             continue
@@ -281,10 +270,10 @@ def _add_mcp_issues(
 
 def _add_plugin_issues(report: Report, data: Mapping[str, object], known: PluginSet) -> None:
     """Every plugin name must exist and its config must validate against its model."""
-    consumers = [name for _, name in _names(data, "consumers")]
+    consumers = [name for _, name in named(data.get("consumers"))]
     levels: list[tuple[Path, object]] = [((), data.get("plugins"))]
     for section in ("targets", "routes", "consumers"):
-        levels += [((section, i), item.get("plugins")) for i, item in _items(data, section)]
+        levels += [((section, i), item.get("plugins")) for i, item in mappings(data.get(section))]
     for prefix, plugins in levels:
         if not isinstance(plugins, dict):
             continue
@@ -317,7 +306,7 @@ def _add_counter_issues(report: Report, data: Mapping[str, object], known: Plugi
     plugin = known.get(COUNTER_PLUGIN)
     if plugin is None:
         return
-    for index, api in _items(data, "apis"):
+    for index, api in mappings(data.get("apis")):
         counters = api.get("counters")
         if isinstance(counters, dict) and counters:
             settings = {"limit": 1, "window": 1, **counters}
@@ -336,15 +325,15 @@ def _paths_served(data: Mapping[str, object], prefix: Path, name: str) -> list[s
         paths = route.get("paths")
         return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
 
-    routes = [route for _, route in _items(data, "routes")]
+    routes = [route for _, route in mappings(data.get("routes"))]
     if prefix[:1] == ("routes",):
-        return paths_of(dict(_items(data, "routes"))[int(prefix[1])])
+        return paths_of(dict(mappings(data.get("routes")))[int(prefix[1])])
     if prefix[:1] == ("consumers",):
         return []
-    targets = [target for _, target in _items(data, "targets")]
+    targets = [target for _, target in mappings(data.get("targets"))]
     on_target = {t.get("name") for t in targets if name in plugins_of(t)}
     if prefix[:1] == ("targets",):
-        target = dict(_items(data, "targets"))[int(prefix[1])].get("name")
+        target = dict(mappings(data.get("targets")))[int(prefix[1])].get("name")
         routes = [r for r in routes if r.get("target") == target]
     else:
         routes = [r for r in routes if r.get("target") not in on_target]
@@ -360,7 +349,7 @@ def _checked_credentials(report: Report, data: Mapping[str, object], known: Plug
     models = known.credential_models()
     validated: Validated = {}
     owners: dict[tuple[str, Hashable], tuple[int, str]] = {}  # identity -> first consumer
-    for index, consumer in _items(data, "consumers"):
+    for index, consumer in mappings(data.get("consumers")):
         credentials = consumer.get("credentials")
         if not isinstance(credentials, dict):
             continue
