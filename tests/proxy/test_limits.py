@@ -326,11 +326,13 @@ def test_body_held_back_by_a_slow_node_is_not_timed_out(
     start_proxy: StartProxy, start_upstream: StartUpstream
 ) -> None:
     def slow_reader(conn: Conn) -> None:
-        time.sleep(1.0)  # a node that takes its time before reading the body
+        time.sleep(2.5)  # a node that takes its time before reading the body
         echo(conn)
 
     upstream = start_upstream(slow_reader)
-    proxy = limited(start_proxy, upstream, body_timeout=0.3, min_body_rate=1 << 20)
+    # (the node holds the body back more than twice body_timeout; body_timeout itself
+    # leaves a loaded machine room to schedule the client between two of its sends)
+    proxy = limited(start_proxy, upstream, body_timeout=1.0, min_body_rate=1 << 20)
     size = 32 << 20  # more than the socket buffers hold, so the proxy stops reading
     with Client(proxy.port, timeout=10) as client:
         response = client.request("POST", "/upload", body=b"x" * size)
