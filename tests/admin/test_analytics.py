@@ -24,16 +24,24 @@ from tests.admin.conftest import MakeClient
 from tests.calls.synthetic import records, seen_by, write_spools
 
 HOUR = 3_600_000
+DAY = 24 * HOUR
 
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
+def _two_hours_before_today() -> int:
+    """The start of the two hours before today's UTC midnight: past, well inside the
+    retention, and all in one UTC day, so that a day bucket holds each key once
+    whatever the hour the tests run at."""
+    now = int(time.time() * 1000)
+    return now - now % DAY - 2 * HOUR
+
+
 @pytest.fixture
 def mix(store: Store, tmp_path: Path) -> tuple[list[dict[str, Any]], int, int]:
-    now = int(time.time() * 1000)
-    start = now - now % 60_000 - 2 * HOUR
+    start = _two_hours_before_today()
     items = records(10_000, start, 2 * HOUR)
     write_spools(tmp_path / "calls", items, per_file=2500)
     assert Ingester(store.engine, tmp_path / "calls").run_once() == 10_000
@@ -311,7 +319,11 @@ def test_buckets_begin_on_the_utc_calendar_whatever_the_source(
     for index, item in enumerate(items):
         item["request_id"] = f"cal-{index}"
     write_spools(tmp_path / "calls", items, per_file=100)
-    assert Ingester(store.engine, tmp_path / "calls").run_once() == len(items)
+    # ingested on the last day of the calls: a later date would have retention take
+    # the first ones
+    ingested_on = datetime(2026, 12, 8, 12, tzinfo=UTC).timestamp()
+    ingester = Ingester(store.engine, tmp_path / "calls", clock=lambda: ingested_on)
+    assert ingester.run_once() == len(items)
     if source == "rollups":
         monkeypatch.setattr(queries, "RAW_LIMIT", 0)
     answer = admin.get("/analytics/requests", params={"from": start, "to": end, "bucket": bucket})
@@ -338,8 +350,7 @@ def _causes(items: list[dict[str, Any]]) -> Counter[str]:
 @pytest.fixture
 def refusals(store: Store, tmp_path: Path) -> tuple[list[dict[str, Any]], int, int]:
     """Two hours of calls, some refused by plugins, some failed upstream."""
-    now = int(time.time() * 1000)
-    start = now - now % 60_000 - 2 * HOUR
+    start = _two_hours_before_today()
     items = records(2000, start, 2 * HOUR, seed=5)
     for index, item in enumerate(items):
         if index % 7 == 0:
