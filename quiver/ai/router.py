@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import random
 from collections.abc import Awaitable, Callable
+from time import monotonic
 from typing import TypeVar
 
 from quiver.ai.errors import AIError, ContextWindowExceeded, ModelNotFound
@@ -149,12 +150,11 @@ class Router:
                 deployment = order[attempt % len(order)]
                 retry_at = again.get(id(deployment))
                 if retry_at is not None:
-                    loop = loop or asyncio.get_running_loop()
-                    wait = retry_at - loop.time()
+                    wait = retry_at - monotonic()
                     if wait > 0:
                         if wait > config.max_retry_wait:
                             break  # (it asked for a longer pause than we wait: fall back)
-                        await asyncio.sleep(wait)
+                        await _pause_until(retry_at)
                         if waited is not None:
                             waited(wait)
                 deployment.in_flight += 1
@@ -171,11 +171,19 @@ class Router:
                     now = loop.time()
                     pause = exc.retry_after if exc.retry_after is not None else config.cooldown
                     deployment.cooldown_until = now + pause
-                    again[id(deployment)] = now + (exc.retry_after or 0.0)
+                    again[id(deployment)] = monotonic() + (exc.retry_after or 0.0)
                 finally:
                     deployment.in_flight -= 1
         assert last is not None
         raise last
+
+
+async def _pause_until(moment: float) -> None:
+    """Sleep until ``moment`` (``time.monotonic()``) has passed, never less: the
+    loop's timers count whole milliseconds and can end a pause a fraction of one
+    early, and a Retry-After is the least a provider asked to be left alone."""
+    while (left := moment - monotonic()) > 0:
+        await asyncio.sleep(max(left, 0.001))
 
 
 def deployment_key(model: Model, deployment: Deployment) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
+import uvloop
 
 from quiver.ai.errors import (
     AIError,
@@ -116,6 +118,29 @@ def test_a_refusal_is_answered_at_once() -> None:
     r = router(routing="least-busy", fallbacks=["backup"])
     with pytest.raises(ProviderRejected):
         run(r, {"x": ProviderRejected("bad request", status=400)})
+
+
+def test_a_retry_after_is_waited_for_in_full_on_the_gateways_loop() -> None:
+    # uvloop's timers count whole milliseconds: a plain sleep can end a fraction of
+    # one early, which a provider's Retry-After does not allow
+    r = router(routing="least-busy", retries=1)
+    r.models["m"].deployments = r.models["m"].deployments[:1]
+    pause = 0.0137  # (not a whole number of milliseconds)
+    calls: list[float] = []  # every other one is refused with the pause
+
+    async def call(model: Model, deployment: Deployment) -> str:
+        calls.append(time.monotonic())
+        if len(calls) % 2:
+            raise ProviderRateLimited("busy", retry_after=pause)
+        return deployment.model
+
+    async def main() -> None:
+        for _ in range(60):
+            await r.run(r.models["m"], call)
+
+    uvloop.run(main())
+    gaps = [again - refused for refused, again in zip(calls[::2], calls[1::2], strict=True)]
+    assert len(gaps) == 60 and min(gaps) >= pause
 
 
 def test_a_long_retry_after_is_not_waited_for() -> None:
