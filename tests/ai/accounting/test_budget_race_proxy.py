@@ -94,6 +94,15 @@ def race(ports: list[int]) -> tuple[dict[str, list[tuple[int, int]]], float]:
     return {"alice": results[1::2], "bob": results[0::2]}, elapsed
 
 
+def race_told(nodes: list[QuiverProcess]) -> tuple[dict[str, list[tuple[int, int]]], float]:
+    """:func:`race` through ``nodes``; a connection that fails names what they logged."""
+    try:
+        return race([node.port for node in nodes])
+    except httpx.TransportError as exc:
+        logged = "\n".join(node.stderr[-4000:] for node in nodes)
+        raise AssertionError(f"{exc!r} from a gateway; they logged:\n{logged}") from exc
+
+
 def check(results: dict[str, list[tuple[int, int]]], elapsed: float) -> None:
     alice = sum(tokens for _, tokens in results["alice"])
     bob = sum(tokens for _, tokens in results["bob"])
@@ -114,7 +123,7 @@ def provider() -> Iterator[Upstream]:
 def test_local_counters_across_two_workers(tmp_path: Path, provider: Upstream) -> None:
     path = write_config(tmp_path, config(provider.url, "{backend: local}", workers=2))
     with serving(path, "--run-dir", str(tmp_path / "run")) as node:
-        results, elapsed = race([node.port])
+        results, elapsed = race_told([node])
         check(results, elapsed)
 
 
@@ -130,7 +139,7 @@ def test_redis_counters_across_two_nodes(tmp_path: Path, provider: Upstream) -> 
                 home.mkdir()
                 path = write_config(home, config(provider.url, counters, workers=1))
                 nodes.append(stack.enter_context(serving(path, "--run-dir", str(home / "run"))))
-            results, elapsed = race([node.port for node in nodes])
+            results, elapsed = race_told(nodes)
             check(results, elapsed)
     finally:
         delete_prefixed(url, prefix)
