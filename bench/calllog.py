@@ -122,7 +122,7 @@ _BY_TIME = (
 def insert_floor(directory: Path, count: int) -> list[tuple[str, float]]:
     """CPU microseconds a row of SQLite's own work, by the indexes kept: the rows
     are prepared first, so no parsing, names or rollups are in it."""
-    columns = _CALL_COLUMNS[:19]
+    columns = _CALL_COLUMNS[: _CALL_COLUMNS.index("mcp_method")]  # (no MCP or WebSocket ones)
     insert = f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     now = int(time.time() * 1000)
     usual = ("GET", "/items/42", 200, 0, 56, 1500, 1200, 300, "127.0.0.1", 0, None, None)
